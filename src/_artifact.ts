@@ -1,0 +1,172 @@
+/**
+ * What the runtime keeps for a compiled module: the original bytes, their
+ * parsed description, and the modules prepared (limits clamped, later
+ * instrumented) for each set of limits plugins asked for.
+ *
+ * @module
+ */
+
+import type { CompiledModule, ModuleItem } from "./compiled_module.ts";
+import { CompilationError, OutOfMemoryError, ResourceLimitError } from "./errors.ts";
+import type { ResourceLimits } from "./resource_limits.ts";
+import type { Signature } from "./_signature.ts";
+import { BinaryFormatError } from "./instrument/_bytes.ts";
+import { clampLimits } from "./instrument/_limits.ts";
+import {
+  describeExports,
+  describeImports,
+  listMemories,
+  type ModuleInfo,
+  parseModule,
+} from "./instrument/_module.ts";
+
+/** A module compiled for one set of limits. */
+export interface PreparedModule {
+  readonly module: WebAssembly.Module;
+  readonly bytes: Uint8Array;
+}
+
+/** Everything derived from one binary module, shared by every plugin made from it. */
+export interface ModuleArtifact {
+  readonly bytes: Uint8Array;
+  readonly hash: string;
+  readonly info: ModuleInfo;
+  readonly imports: readonly ModuleItem[];
+  readonly exports: readonly ModuleItem[];
+  /** Signatures of exported functions, by export name. */
+  readonly signatures: ReadonlyMap<string, Signature>;
+  /** Whether the module exports a memory the host can read (see `findExportedMemory`). */
+  readonly memoryExports: readonly string[];
+  /** Prepared modules by limits key. */
+  readonly prepared: Map<string, Promise<PreparedModule>>;
+}
+
+const artifacts = new WeakMap<CompiledModule, ModuleArtifact>();
+
+/** Associates a public {@linkcode CompiledModule} with its artifact. */
+export function registerArtifact(compiled: CompiledModule, artifact: ModuleArtifact): void {
+  artifacts.set(compiled, artifact);
+}
+
+/**
+ * Returns the artifact of a module compiled by a runtime.
+ *
+ * @throws {TypeError} If `compiled` did not come from `compile`/`compileWat`.
+ */
+export function artifactOf(compiled: CompiledModule): ModuleArtifact {
+  const artifact = typeof compiled === "object" && compiled !== null
+    ? artifacts.get(compiled)
+    : undefined;
+  if (artifact === undefined) {
+    throw new TypeError(
+      "Cannot create a plugin: expected a CompiledModule returned by runtime.compile() or compileWat()",
+    );
+  }
+  return artifact;
+}
+
+/**
+ * Parses and validates a binary module.
+ *
+ * @throws {CompilationError} With the engine's message and the byte offset.
+ */
+export async function buildArtifact(bytes: Uint8Array, hash: string): Promise<ModuleArtifact> {
+  let info: ModuleInfo;
+  try {
+    info = parseModule(bytes);
+  } catch (err) {
+    if (!(err instanceof BinaryFormatError)) throw err;
+    // The engine's message is the authoritative one when it also rejects the module.
+    await compileOrThrow(bytes);
+    throw new CompilationError(`Cannot compile module: ${err.message}`, {
+      cause: err,
+      offset: err.offset,
+    });
+  }
+  if (!WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>)) await compileOrThrow(bytes);
+  const exports = describeExports(info);
+  const signatures = new Map<string, Signature>();
+  for (const item of exports) {
+    if (item.kind === "function") {
+      signatures.set(item.name, { params: item.params ?? [], results: item.results ?? [] });
+    }
+  }
+  const memoryExports = listMemories(info).flatMap((memory) => memory.exportNames);
+  return {
+    bytes,
+    hash,
+    info,
+    imports: deepFreeze(describeImports(info)),
+    exports: deepFreeze(exports),
+    signatures,
+    memoryExports,
+    prepared: new Map(),
+  };
+}
+
+/**
+ * Returns the module compiled for `limits`: memory and table maximums clamped
+ * so that growth beyond the limits fails inside wasm.
+ *
+ * @throws {OutOfMemoryError} If a declared minimum memory exceeds `maxMemoryPages`.
+ * @throws {ResourceLimitError} If a declared minimum table exceeds `maxTableElements`.
+ */
+export function prepareModule(
+  artifact: ModuleArtifact,
+  limits: Readonly<ResourceLimits>,
+): Promise<PreparedModule> {
+  const key = `${limits.maxMemoryPages}/${limits.maxTableElements}`;
+  let prepared = artifact.prepared.get(key);
+  if (prepared === undefined) {
+    prepared = compilePrepared(artifact, limits);
+    artifact.prepared.set(key, prepared);
+    prepared.catch(() => artifact.prepared.delete(key));
+  }
+  return prepared;
+}
+
+async function compilePrepared(
+  artifact: ModuleArtifact,
+  limits: Readonly<ResourceLimits>,
+): Promise<PreparedModule> {
+  const clamped = clampLimits(artifact.bytes, limits);
+  const violation = clamped.violations[0];
+  if (violation !== undefined) {
+    const what = `${
+      violation.imported ? "Imported" : "Declared"
+    } ${violation.kind} ${violation.index}`;
+    if (violation.kind === "memory") {
+      throw new OutOfMemoryError(
+        `${what} needs at least ${violation.declaredMinimum} pages, above the limit maxMemoryPages = ${violation.limit}`,
+      );
+    }
+    throw new ResourceLimitError(
+      "maxTableElements",
+      `${what} needs at least ${violation.declaredMinimum} elements, above the limit maxTableElements = ${violation.limit}`,
+    );
+  }
+  const module = await compileOrThrow(clamped.bytes);
+  return { module, bytes: clamped.bytes };
+}
+
+async function compileOrThrow(bytes: Uint8Array): Promise<WebAssembly.Module> {
+  try {
+    return await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    const at = /@\+(\d+)/.exec(message);
+    const detail = message.replace(/^WebAssembly\.compile\(\): /, "");
+    throw new CompilationError(`Cannot compile module: ${detail}`, {
+      cause: err,
+      ...(at === null ? {} : { offset: Number(at[1]) }),
+    });
+  }
+}
+
+function deepFreeze<T extends object[]>(items: T): T {
+  for (const item of items) {
+    for (const value of Object.values(item)) if (Array.isArray(value)) Object.freeze(value);
+    Object.freeze(item);
+  }
+  return Object.freeze(items);
+}

@@ -1,0 +1,35 @@
+/**
+ * The one narrow interface between a {@linkcode WasmPlugin} and where its
+ * instance lives. The inline backend implements it on the host thread; the
+ * worker backend implements it across a thread boundary.
+ *
+ * @module
+ */
+
+/** Per-call budgets, already resolved from the plugin's limits and the call options. */
+export interface CallBudget {
+  readonly timeoutMs: number;
+  readonly fuel: number | null;
+  readonly signal: AbortSignal | undefined;
+}
+
+/** A live plugin instance. */
+export interface PluginBackend {
+  /**
+   * Calls an exported function with checked arguments and returns its raw JS
+   * result (`undefined`, one value, or an array for multi-value). Synchronous
+   * backends return the value itself, so the fast path allocates no promise.
+   * Failures are thrown (or rejected) as `WasmError`s.
+   */
+  invoke(name: string, args: readonly unknown[], budget: CallBudget): unknown;
+  /** Fuel used by the last `invoke`, 0 when fuel is not metered. */
+  readonly lastFuelUsed: number;
+  /** Size of the host-accessible memory in bytes, 0 without one. */
+  memoryBytes(): number;
+  /** Copies `length` bytes out of memory at `offset`. */
+  readMemory(offset: number, length: number): Uint8Array | Promise<Uint8Array>;
+  /** Copies `data` into memory at `offset`. */
+  writeMemory(offset: number, data: Uint8Array): void | Promise<void>;
+  /** Releases the instance (and its thread). */
+  close(): Promise<void>;
+}

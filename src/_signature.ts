@@ -1,0 +1,121 @@
+/**
+ * Checks JS arguments against a wasm function signature before a call, and
+ * results after it.
+ *
+ * @module
+ */
+
+import { TypeMismatchError } from "./errors.ts";
+import { describeValue } from "./_format.ts";
+
+/** A function's parameter and result types, as strings like `"i32"`. */
+export interface Signature {
+  readonly params: readonly string[];
+  readonly results: readonly string[];
+}
+
+const I64_MIN = -(2n ** 63n);
+const U64_MAX = 2n ** 64n - 1n;
+
+/**
+ * Validates and converts `args` for a call of `name`; returns the values to
+ * pass to the export (i64 numbers become bigints).
+ *
+ * @throws {TypeMismatchError} Naming the first argument that does not fit.
+ */
+export function checkArguments(
+  name: string,
+  signature: Signature,
+  args: readonly unknown[],
+): unknown[] {
+  if (!Array.isArray(args)) {
+    throw new TypeMismatchError(
+      `Cannot call "${name}": expected an array of arguments, received ${describeValue(args)}`,
+    );
+  }
+  const { params } = signature;
+  if (args.length !== params.length) {
+    throw new TypeMismatchError(
+      `Cannot call "${name}": expected ${params.length} argument${
+        params.length === 1 ? "" : "s"
+      }, received ${args.length}`,
+    );
+  }
+  let converted: unknown[] | undefined;
+  for (let i = 0; i < params.length; i++) {
+    const type = params[i]!;
+    const value = args[i];
+    const result = convertArgument(type, value);
+    if (result === INVALID) {
+      throw new TypeMismatchError(
+        `Cannot call "${name}": parameter ${i} expects ${expectation(type)}, received ${
+          describeValue(value)
+        }`,
+      );
+    }
+    if (result !== value) {
+      converted ??= args.slice();
+      converted[i] = result;
+    }
+  }
+  return converted ?? (args as unknown[]);
+}
+
+const INVALID = Symbol("invalid");
+
+function convertArgument(type: string, value: unknown): unknown {
+  switch (type) {
+    case "i32":
+      return typeof value === "number" && Number.isInteger(value) && value >= -0x8000_0000 &&
+          value <= 0xffff_ffff
+        ? value
+        : INVALID;
+    case "i64":
+      if (typeof value === "bigint") return value >= I64_MIN && value <= U64_MAX ? value : INVALID;
+      return typeof value === "number" && Number.isSafeInteger(value) ? BigInt(value) : INVALID;
+    case "f32":
+    case "f64":
+      return typeof value === "number" ? value : INVALID;
+    case "v128":
+      return INVALID;
+    case "funcref":
+      return value === null || typeof value === "function" ? value : INVALID;
+    default:
+      return value;
+  }
+}
+
+function expectation(type: string): string {
+  switch (type) {
+    case "i32":
+      return "an i32 (an integer from -2^31 to 2^32-1)";
+    case "i64":
+      return "an i64 (a bigint, or a safe integer)";
+    case "f32":
+    case "f64":
+      return `an ${type} (a number)`;
+    case "v128":
+      return "a v128, which cannot be passed from JavaScript";
+    default:
+      return `a ${type}`;
+  }
+}
+
+/**
+ * Checks that a function returns exactly the types a typed call expects.
+ *
+ * @throws {TypeMismatchError} Naming the expected and actual results.
+ */
+export function checkResults(
+  name: string,
+  signature: Signature,
+  expected: readonly string[],
+): void {
+  const { results } = signature;
+  if (results.length === expected.length && results.every((t, i) => t === expected[i])) return;
+  throw new TypeMismatchError(
+    `Cannot call "${name}" as returning (${expected.join(", ")}): it returns (${
+      results.join(", ")
+    })`,
+  );
+}

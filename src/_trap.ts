@@ -1,0 +1,28 @@
+/**
+ * Turns what a wasm call throws into a typed {@linkcode WasmError}.
+ *
+ * @module
+ */
+
+import { CallDepthExceededError, TrapError, WasmError } from "./errors.ts";
+
+const WasmException = (WebAssembly as unknown as { Exception?: abstract new () => object })
+  .Exception;
+
+/** Maps an engine exception from a wasm call to the matching `WasmError`. */
+export function classifyCallError(err: unknown, maxCallDepth: number): WasmError {
+  if (err instanceof WasmError) return err;
+  if (err instanceof RangeError && /call stack size/i.test(err.message)) {
+    return new CallDepthExceededError(maxCallDepth, {
+      cause: err,
+      message:
+        `Call depth exceeded: the engine's stack overflowed (limit maxCallDepth = ${maxCallDepth})`,
+    });
+  }
+  if (err instanceof WebAssembly.RuntimeError) return new TrapError(err.message, { cause: err });
+  if (WasmException !== undefined && err instanceof WasmException) {
+    return new TrapError("uncaught wasm exception", { cause: err });
+  }
+  const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  return new TrapError(message, { cause: err });
+}

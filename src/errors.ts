@@ -1,0 +1,550 @@
+/**
+ * The error hierarchy of wasmplug. Every runtime failure is a {@linkcode WasmError}
+ * subclass with a string `kind`, so callers can `switch (err.kind)` the way the
+ * Rust API matches `WasmError`. Bad arguments are `TypeError`/`RangeError`.
+ *
+ * @module
+ */
+
+/** The `kind` of every {@linkcode WasmError} subclass. */
+export type WasmErrorKind =
+  | "compilation"
+  | "instantiation"
+  | "invalid_function"
+  | "import_not_found"
+  | "type_mismatch"
+  | "timeout"
+  | "out_of_memory"
+  | "fuel_exhausted"
+  | "call_depth_exceeded"
+  | "memory_out_of_bounds"
+  | "trap"
+  | "resource_limit"
+  | "capability_denied"
+  | "host_function"
+  | "plugin_state"
+  | "plugin_not_found"
+  | "worker_crashed";
+
+/**
+ * Base class of all wasmplug runtime errors.
+ *
+ * @example Handle errors by kind
+ * ```ts
+ * import { WasmError, WasmRuntime } from "@wasmplug/wasmplug";
+ *
+ * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+ * await using plugin = await runtime.createPluginFromWat("(module)");
+ * try {
+ *   await plugin.callI32("missing", []);
+ * } catch (err) {
+ *   if (!(err instanceof WasmError)) throw err;
+ *   switch (err.kind) {
+ *     case "invalid_function":
+ *       break; // expected: the module exports nothing
+ *     default:
+ *       throw err;
+ *   }
+ * }
+ * ```
+ */
+export abstract class WasmError extends Error {
+  /** Discriminates the subclass, e.g. `"trap"` or `"timeout"`. */
+  abstract readonly kind: WasmErrorKind;
+}
+
+/**
+ * The bytes or text are not a valid WebAssembly module.
+ *
+ * @example
+ * ```ts
+ * import { CompilationError } from "@wasmplug/wasmplug";
+ * const err = new CompilationError("Unexpected token", { line: 1, column: 9 });
+ * console.log(err.kind, err.line); // compilation 1
+ * ```
+ */
+export class CompilationError extends WasmError {
+  readonly kind = "compilation" as const;
+  /** Byte offset of the failure in a binary module, when known. */
+  readonly offset: number | undefined;
+  /** 1-based line of the failure in WAT source, when known. */
+  readonly line: number | undefined;
+  /** 1-based column of the failure in WAT source, when known. */
+  readonly column: number | undefined;
+
+  /**
+   * Creates the error.
+   *
+   * @param message What is wrong with the module.
+   * @param options Where it is wrong, and the underlying cause.
+   */
+  constructor(
+    message: string,
+    options: ErrorOptions & { offset?: number; line?: number; column?: number } = {},
+  ) {
+    super(message, options);
+    this.name = "CompilationError";
+    this.offset = options.offset;
+    this.line = options.line;
+    this.column = options.column;
+  }
+}
+
+/**
+ * A valid module could not be instantiated (a start function trapped, a
+ * segment did not fit, a provided import had the wrong type).
+ *
+ * @example
+ * ```ts
+ * import { InstantiationError } from "@wasmplug/wasmplug";
+ * console.log(new InstantiationError("Start function trapped").kind); // instantiation
+ * ```
+ */
+export class InstantiationError extends WasmError {
+  readonly kind = "instantiation" as const;
+
+  /**
+   * Creates the error.
+   *
+   * @param message Why instantiation failed.
+   * @param options The underlying cause.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "InstantiationError";
+  }
+}
+
+/**
+ * The module has no exported function of that name.
+ *
+ * @example
+ * ```ts
+ * import { InvalidFunctionError } from "@wasmplug/wasmplug";
+ * console.log(new InvalidFunctionError("nope").functionName); // nope
+ * ```
+ */
+export class InvalidFunctionError extends WasmError {
+  readonly kind = "invalid_function" as const;
+  /** The name that was asked for. */
+  readonly functionName: string;
+
+  /**
+   * Creates the error.
+   *
+   * @param functionName The missing export.
+   * @param options A more specific message and the cause.
+   */
+  constructor(functionName: string, options: ErrorOptions & { message?: string } = {}) {
+    super(
+      options.message ?? `Function not found: "${functionName}" is not an exported function`,
+      options,
+    );
+    this.name = "InvalidFunctionError";
+    this.functionName = functionName;
+  }
+}
+
+/**
+ * The module imports something that neither the linker, the built-in host
+ * functions nor WASI provide.
+ *
+ * @example
+ * ```ts
+ * import { ImportNotFoundError } from "@wasmplug/wasmplug";
+ * const err = new ImportNotFoundError("env", "missing");
+ * console.log(err.module, err.importName); // env missing
+ * ```
+ */
+export class ImportNotFoundError extends WasmError {
+  readonly kind = "import_not_found" as const;
+  /** Import module name. */
+  readonly module: string;
+  /** Import field name. */
+  readonly importName: string;
+
+  /**
+   * Creates the error.
+   *
+   * @param module The import's module.
+   * @param name The import's name.
+   * @param options The cause.
+   */
+  constructor(module: string, name: string, options?: ErrorOptions) {
+    super(
+      `Import not found: "${module}"."${name}" is not provided by the linker or the host`,
+      options,
+    );
+    this.name = "ImportNotFoundError";
+    this.module = module;
+    this.importName = name;
+  }
+}
+
+/**
+ * Arguments or results do not match the function's signature.
+ *
+ * @example
+ * ```ts
+ * import { TypeMismatchError } from "@wasmplug/wasmplug";
+ * console.log(new TypeMismatchError("expected i32").kind); // type_mismatch
+ * ```
+ */
+export class TypeMismatchError extends WasmError {
+  readonly kind = "type_mismatch" as const;
+
+  /**
+   * Creates the error.
+   *
+   * @param message Which value did not match which type.
+   * @param options The cause.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "TypeMismatchError";
+  }
+}
+
+/**
+ * A call ran longer than its wall-clock budget.
+ *
+ * @example
+ * ```ts
+ * import { TimeoutError } from "@wasmplug/wasmplug";
+ * console.log(new TimeoutError(1000).timeoutMs); // 1000
+ * ```
+ */
+export class TimeoutError extends WasmError {
+  readonly kind = "timeout" as const;
+  /** The budget that was exceeded, in milliseconds. */
+  readonly timeoutMs: number;
+
+  /**
+   * Creates the error.
+   *
+   * @param timeoutMs The exceeded budget.
+   * @param options The cause.
+   */
+  constructor(timeoutMs: number, options?: ErrorOptions) {
+    super(`Plugin execution timed out after ${timeoutMs} ms`, options);
+    this.name = "TimeoutError";
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/**
+ * A memory is larger than the plugin's limit allows, or could not be allocated.
+ *
+ * @example
+ * ```ts
+ * import { OutOfMemoryError } from "@wasmplug/wasmplug";
+ * console.log(new OutOfMemoryError("Memory 0 needs 20 pages").kind); // out_of_memory
+ * ```
+ */
+export class OutOfMemoryError extends WasmError {
+  readonly kind = "out_of_memory" as const;
+
+  /**
+   * Creates the error.
+   *
+   * @param message What needed how much memory.
+   * @param options The cause.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "OutOfMemoryError";
+  }
+}
+
+/**
+ * A call used up its fuel (instruction) budget.
+ *
+ * @example
+ * ```ts
+ * import { FuelExhaustedError } from "@wasmplug/wasmplug";
+ * console.log(new FuelExhaustedError(1000).fuelLimit); // 1000
+ * ```
+ */
+export class FuelExhaustedError extends WasmError {
+  readonly kind = "fuel_exhausted" as const;
+  /** The budget that ran out. */
+  readonly fuelLimit: number;
+
+  /**
+   * Creates the error.
+   *
+   * @param fuelLimit The exhausted budget.
+   * @param options The cause.
+   */
+  constructor(fuelLimit: number, options?: ErrorOptions) {
+    super(`Plugin ran out of fuel: the budget of ${fuelLimit} units is exhausted`, options);
+    this.name = "FuelExhaustedError";
+    this.fuelLimit = fuelLimit;
+  }
+}
+
+/**
+ * A call nested deeper than the plugin's call-depth limit (or overflowed the stack).
+ *
+ * @example
+ * ```ts
+ * import { CallDepthExceededError } from "@wasmplug/wasmplug";
+ * console.log(new CallDepthExceededError(100).maxCallDepth); // 100
+ * ```
+ */
+export class CallDepthExceededError extends WasmError {
+  readonly kind = "call_depth_exceeded" as const;
+  /** The limit that was exceeded. */
+  readonly maxCallDepth: number;
+
+  /**
+   * Creates the error.
+   *
+   * @param maxCallDepth The exceeded limit.
+   * @param options A more specific message and the cause.
+   */
+  constructor(maxCallDepth: number, options: ErrorOptions & { message?: string } = {}) {
+    super(options.message ?? `Call depth exceeded the limit of ${maxCallDepth}`, options);
+    this.name = "CallDepthExceededError";
+    this.maxCallDepth = maxCallDepth;
+  }
+}
+
+/**
+ * A host-side access to plugin memory fell outside it.
+ *
+ * @example
+ * ```ts
+ * import { MemoryOutOfBoundsError } from "@wasmplug/wasmplug";
+ * const err = new MemoryOutOfBoundsError(65536, 4, 65536);
+ * console.log(err.offset, err.size); // 65536 4
+ * ```
+ */
+export class MemoryOutOfBoundsError extends WasmError {
+  readonly kind = "memory_out_of_bounds" as const;
+  /** Start of the access. */
+  readonly offset: number;
+  /** Length of the access. */
+  readonly size: number;
+
+  /**
+   * Creates the error.
+   *
+   * @param offset Start of the access.
+   * @param size Length of the access.
+   * @param memoryBytes Size of the memory, for the message.
+   * @param options A more specific message and the cause.
+   */
+  constructor(
+    offset: number,
+    size: number,
+    memoryBytes: number,
+    options: ErrorOptions & { message?: string } = {},
+  ) {
+    super(
+      options.message ??
+        `Memory access out of bounds: ${size} bytes at offset ${offset} exceed the memory of ${memoryBytes} bytes`,
+      options,
+    );
+    this.name = "MemoryOutOfBoundsError";
+    this.offset = offset;
+    this.size = size;
+  }
+}
+
+/**
+ * The guest trapped: `unreachable`, division by zero, an out-of-bounds access
+ * inside wasm, an indirect call type mismatch…
+ *
+ * @example
+ * ```ts
+ * import { TrapError } from "@wasmplug/wasmplug";
+ * console.log(new TrapError("unreachable").trap); // unreachable
+ * ```
+ */
+export class TrapError extends WasmError {
+  readonly kind = "trap" as const;
+  /** The engine's trap message, e.g. `"divide by zero"`. */
+  readonly trap: string;
+
+  /**
+   * Creates the error.
+   *
+   * @param trap The engine's trap message.
+   * @param options The cause (the engine's `RuntimeError`).
+   */
+  constructor(trap: string, options?: ErrorOptions) {
+    super(`Plugin trapped: ${trap}`, options);
+    this.name = "TrapError";
+    this.trap = trap;
+  }
+}
+
+/**
+ * A resource limit other than memory, time, fuel or depth was hit
+ * (`maxInstances`, `maxTableElements`).
+ *
+ * @example
+ * ```ts
+ * import { ResourceLimitError } from "@wasmplug/wasmplug";
+ * console.log(new ResourceLimitError("maxInstances", "Too many").limit); // maxInstances
+ * ```
+ */
+export class ResourceLimitError extends WasmError {
+  readonly kind = "resource_limit" as const;
+  /** Name of the `ResourceLimits` field that was hit. */
+  readonly limit: string;
+
+  /**
+   * Creates the error.
+   *
+   * @param limit The `ResourceLimits` field.
+   * @param message What exceeded it.
+   * @param options The cause.
+   */
+  constructor(limit: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ResourceLimitError";
+    this.limit = limit;
+  }
+}
+
+/**
+ * The plugin called a host function its capabilities do not grant.
+ *
+ * @example
+ * ```ts
+ * import { CapabilityDeniedError } from "@wasmplug/wasmplug";
+ * console.log(new CapabilityDeniedError("read_config", "env.host_get_config").capability);
+ * ```
+ */
+export class CapabilityDeniedError extends WasmError {
+  readonly kind = "capability_denied" as const;
+  /** The missing capability. */
+  readonly capability: string;
+
+  /**
+   * Creates the error.
+   *
+   * @param capability The missing capability.
+   * @param what What the plugin tried to use.
+   * @param options The cause.
+   */
+  constructor(capability: string, what: string, options?: ErrorOptions) {
+    super(`Capability denied: ${what} needs the "${capability}" capability`, options);
+    this.name = "CapabilityDeniedError";
+    this.capability = capability;
+  }
+}
+
+/**
+ * A host function threw; the original exception is the `cause`.
+ *
+ * @example
+ * ```ts
+ * import { HostFunctionError } from "@wasmplug/wasmplug";
+ * const err = new HostFunctionError("env", "log", { cause: new Error("boom") });
+ * console.log(err.module, err.functionName); // env log
+ * ```
+ */
+export class HostFunctionError extends WasmError {
+  readonly kind = "host_function" as const;
+  /** Import module of the host function. */
+  readonly module: string;
+  /** Import name of the host function. */
+  readonly functionName: string;
+
+  /**
+   * Creates the error.
+   *
+   * @param module The host function's module.
+   * @param name The host function's name.
+   * @param options The host's exception as `cause`.
+   */
+  constructor(module: string, name: string, options?: ErrorOptions) {
+    const reason = options?.cause instanceof Error ? `: ${options.cause.message}` : "";
+    super(`Host function "${module}"."${name}" failed${reason}`, options);
+    this.name = "HostFunctionError";
+    this.module = module;
+    this.functionName = name;
+  }
+}
+
+/**
+ * The plugin is in a state that does not allow the operation (e.g. stopped).
+ *
+ * @example
+ * ```ts
+ * import { PluginStateError } from "@wasmplug/wasmplug";
+ * console.log(new PluginStateError("stopped", "Cannot call").state); // stopped
+ * ```
+ */
+export class PluginStateError extends WasmError {
+  readonly kind = "plugin_state" as const;
+  /** The plugin's state at the time. */
+  readonly state: string;
+
+  /**
+   * Creates the error.
+   *
+   * @param state The plugin's state.
+   * @param action What was attempted, e.g. `Cannot call "add"`.
+   * @param options The cause.
+   */
+  constructor(state: string, action: string, options?: ErrorOptions) {
+    super(`${action}: the plugin is ${state}`, options);
+    this.name = "PluginStateError";
+    this.state = state;
+  }
+}
+
+/**
+ * No plugin with that id is loaded in the manager.
+ *
+ * @example
+ * ```ts
+ * import { PluginNotFoundError } from "@wasmplug/wasmplug";
+ * console.log(new PluginNotFoundError("p-1").id); // p-1
+ * ```
+ */
+export class PluginNotFoundError extends WasmError {
+  readonly kind = "plugin_not_found" as const;
+  /** The unknown id. */
+  readonly id: string;
+
+  /**
+   * Creates the error.
+   *
+   * @param id The unknown id.
+   * @param options The cause.
+   */
+  constructor(id: string, options?: ErrorOptions) {
+    super(`Plugin not found: no loaded plugin has the id "${id}"`, options);
+    this.name = "PluginNotFoundError";
+    this.id = id;
+  }
+}
+
+/**
+ * The worker that hosted the plugin died unexpectedly.
+ *
+ * @example
+ * ```ts
+ * import { WorkerCrashedError } from "@wasmplug/wasmplug";
+ * console.log(new WorkerCrashedError("Worker exited").kind); // worker_crashed
+ * ```
+ */
+export class WorkerCrashedError extends WasmError {
+  readonly kind = "worker_crashed" as const;
+
+  /**
+   * Creates the error.
+   *
+   * @param message What happened to the worker.
+   * @param options The cause.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "WorkerCrashedError";
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * Bounds-checked access to a plugin's linear memory from the host.
+ *
+ * @module
+ */
+
+import { MemoryOutOfBoundsError } from "../errors.ts";
+
+const lenientUtf8 = new TextDecoder();
+
+/**
+ * Picks the memory that the host reads and writes: the export named
+ * `memory`, else the module's only exported memory.
+ */
+export function findExportedMemory(
+  exports: WebAssembly.Exports,
+): WebAssembly.Memory | undefined {
+  const named = exports.memory;
+  if (named instanceof WebAssembly.Memory) return named;
+  let only: WebAssembly.Memory | undefined;
+  for (const value of Object.values(exports)) {
+    if (!(value instanceof WebAssembly.Memory)) continue;
+    if (only !== undefined) return undefined;
+    only = value;
+  }
+  return only;
+}
+
+/** A view of a plugin's memory that never reads or writes outside it. */
+export class GuestMemory {
+  #memory: WebAssembly.Memory | undefined;
+
+  /** Attaches the instance's memory (after instantiation). */
+  attach(memory: WebAssembly.Memory | undefined): void {
+    this.#memory = memory;
+  }
+
+  /** Current size in bytes, 0 without a memory. */
+  get byteLength(): number {
+    return this.#memory?.buffer.byteLength ?? 0;
+  }
+
+  /** Returns a live view of `[offset, offset + length)` after checking bounds. */
+  view(offset: number, length: number): Uint8Array {
+    const memory = this.#memory;
+    if (memory === undefined) {
+      throw new MemoryOutOfBoundsError(offset, length, 0, {
+        message:
+          'The plugin has no memory the host can access: export one named "memory" (or exactly one memory)',
+      });
+    }
+    const buffer = memory.buffer;
+    if (
+      !Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 ||
+      offset + length > buffer.byteLength
+    ) {
+      throw new MemoryOutOfBoundsError(offset, length, buffer.byteLength);
+    }
+    return new Uint8Array(buffer, offset, length);
+  }
+
+  /** Copies bytes out of memory. */
+  read(offset: number, length: number): Uint8Array {
+    return this.view(offset, length).slice();
+  }
+
+  /** Copies bytes into memory. */
+  write(offset: number, data: Uint8Array): void {
+    this.view(offset, data.length).set(data);
+  }
+
+  /** Decodes UTF-8 (invalid sequences become U+FFFD). */
+  readString(offset: number, length: number): string {
+    return lenientUtf8.decode(this.view(offset, length));
+  }
+
+  /**
+   * Writes `data` at `[offset, offset + capacity)` when it fits, and returns
+   * its full length either way (the `out_ptr, out_cap` convention of the ABI).
+   */
+  writeResult(offset: number, capacity: number, data: Uint8Array): number {
+    const view = this.view(offset, capacity);
+    if (data.length <= capacity) view.set(data);
+    return data.length;
+  }
+}
+
+/** Reads a wasm i32 pointer or length as the unsigned offset it stands for. */
+export function unsigned(value: number): number {
+  return value >>> 0;
+}

@@ -1,0 +1,744 @@
+/**
+ * Section-level parsing of WebAssembly binaries.
+ *
+ * {@linkcode parseModule} walks every section and decodes the declarations a
+ * sandbox needs (types, imports, functions, tables, memories, globals, tags,
+ * exports, start), and records the byte ranges of everything else (element and
+ * data segments, function bodies, custom sections) without decoding
+ * instructions, so that a rewriter can splice sections in place.
+ *
+ * @module
+ */
+
+import { BinaryFormatError, ByteReader } from "./_bytes.ts";
+import { skipConstExpr } from "./_const_expr.ts";
+import {
+  hex,
+  readMutability,
+  readRefType,
+  readValueType,
+  readValueTypes,
+  skipFieldType,
+} from "./_value_type.ts";
+
+/** Section ids of the WebAssembly binary format. */
+export const SectionId = {
+  Custom: 0,
+  Type: 1,
+  Import: 2,
+  Function: 3,
+  Table: 4,
+  Memory: 5,
+  Global: 6,
+  Export: 7,
+  Start: 8,
+  Element: 9,
+  Code: 10,
+  Data: 11,
+  DataCount: 12,
+  Tag: 13,
+} as const;
+
+/** A half-open range `[start, end)` of absolute byte offsets in the module. */
+export interface ByteRange {
+  /** Offset of the first byte. */
+  readonly start: number;
+  /** Offset just past the last byte. */
+  readonly end: number;
+}
+
+/** Where a section lies in the module. */
+export interface SectionInfo extends ByteRange {
+  /** Section id, 0 (custom) to 13 (tag). */
+  readonly id: number;
+  /** Offset of the section's contents, just after its size. `start` is the id byte. */
+  readonly payloadStart: number;
+}
+
+/** A custom section: its name and where its contents lie. */
+export interface CustomSection extends SectionInfo {
+  /** The section's name. */
+  readonly name: string;
+  /** Offset of the contents that follow the name. */
+  readonly contentStart: number;
+}
+
+/** A function type: `(param ...) (result ...)`. */
+export interface FuncType {
+  /** Discriminates function types from GC aggregate types. */
+  readonly kind: "func";
+  /** Parameter types, e.g. `["i32", "externref"]`. */
+  readonly params: readonly string[];
+  /** Result types. */
+  readonly results: readonly string[];
+}
+
+/** A GC struct or array type, recorded without its fields. */
+export interface AggregateType {
+  /** Which aggregate this is. */
+  readonly kind: "struct" | "array";
+}
+
+/** An entry of the type index space. */
+export type TypeEntry = FuncType | AggregateType;
+
+/** The limits of a memory or table, with the memory-type flags that share their encoding. */
+export interface Limits extends ByteRange {
+  /** The flags byte: bit 0 has-max, bit 1 shared, bit 2 64-bit addresses, bit 3 custom page size. */
+  readonly flags: number;
+  /** Declared minimum (pages or elements); a `bigint` when `address` is `"i64"`. */
+  readonly min: number | bigint;
+  /** Declared maximum, or `null`; a `bigint` when `address` is `"i64"`. */
+  readonly max: number | bigint | null;
+  /** Whether the memory is shared between threads. */
+  readonly shared: boolean;
+  /** Address type: `"i64"` for memory64/table64. */
+  readonly address: "i32" | "i64";
+  /** Log2 of the page size in bytes when a custom page size is declared, else `null` (64 KiB). */
+  readonly pageSizeLog2: number | null;
+}
+
+/** The type of a table. */
+export interface TableType {
+  /** Element type, e.g. `"funcref"`. */
+  readonly refType: string;
+  /** Size limits, in elements. */
+  readonly limits: Limits;
+}
+
+/** The type of a global. */
+export interface GlobalType {
+  /** Value type, e.g. `"i32"`. */
+  readonly valueType: string;
+  /** Whether the global is mutable. */
+  readonly mutable: boolean;
+}
+
+/** Kinds of imports and exports. */
+export type ExternKind = "function" | "table" | "memory" | "global" | "tag";
+
+/** Fields every import has. */
+export interface ImportBase {
+  /** Module name. */
+  readonly module: string;
+  /** Field name. */
+  readonly name: string;
+  /** Offset of the import entry. */
+  readonly offset: number;
+}
+
+/** An imported function. */
+export interface FunctionImport extends ImportBase {
+  /** The import's kind. */
+  readonly kind: "function";
+  /** Index of its function type. */
+  readonly typeIndex: number;
+}
+
+/** An imported table. */
+export interface TableImport extends ImportBase {
+  /** The import's kind. */
+  readonly kind: "table";
+  /** The table type it requires. */
+  readonly type: TableType;
+}
+
+/** An imported memory. */
+export interface MemoryImport extends ImportBase {
+  /** The import's kind. */
+  readonly kind: "memory";
+  /** The memory type it requires. */
+  readonly limits: Limits;
+}
+
+/** An imported global. */
+export interface GlobalImport extends ImportBase {
+  /** The import's kind. */
+  readonly kind: "global";
+  /** The global type it requires. */
+  readonly type: GlobalType;
+}
+
+/** An imported exception tag. */
+export interface TagImport extends ImportBase {
+  /** The import's kind. */
+  readonly kind: "tag";
+  /** Index of the tag's function type. */
+  readonly typeIndex: number;
+}
+
+/** An entry of the import section. */
+export type ImportEntry = FunctionImport | TableImport | MemoryImport | GlobalImport | TagImport;
+
+/** An entry of the export section. */
+export interface ExportEntry {
+  /** Export name. */
+  readonly name: string;
+  /** What is exported. */
+  readonly kind: ExternKind;
+  /** Index in the kind's index space (imports first, then definitions). */
+  readonly index: number;
+  /** Offset of the export entry. */
+  readonly offset: number;
+}
+
+/** A table defined by the module. */
+export interface TableEntry {
+  /** The table's type. */
+  readonly type: TableType;
+  /** The initializer expression (including `end`), or `null` when elements start as null. */
+  readonly init: ByteRange | null;
+}
+
+/** A global defined by the module. */
+export interface GlobalEntry {
+  /** The global's type. */
+  readonly type: GlobalType;
+  /** The initializer expression, including its `end` opcode. */
+  readonly init: ByteRange;
+}
+
+/** A function body of the code section. */
+export interface CodeBody extends ByteRange {
+  /** Offset of the body, just after its size; `start` is the size. */
+  readonly bodyStart: number;
+}
+
+/** What {@linkcode parseModule} learned about a module. */
+export interface ModuleInfo {
+  /** Every section, custom ones included, in module order. */
+  readonly sections: readonly SectionInfo[];
+  /** Custom sections, in module order. */
+  readonly customSections: readonly CustomSection[];
+  /** The type index space. */
+  readonly types: readonly TypeEntry[];
+  /** Imports, in order. */
+  readonly imports: readonly ImportEntry[];
+  /** Type index of each defined function. */
+  readonly functions: readonly number[];
+  /** Defined tables. */
+  readonly tables: readonly TableEntry[];
+  /** Defined memories. */
+  readonly memories: readonly Limits[];
+  /** Defined globals. */
+  readonly globals: readonly GlobalEntry[];
+  /** Type index of each defined tag. */
+  readonly tags: readonly number[];
+  /** Exports, in order. */
+  readonly exports: readonly ExportEntry[];
+  /** The start function's index, or `null`. */
+  readonly start: number | null;
+  /** The data count section's value, or `null` when absent. */
+  readonly dataCount: number | null;
+  /** Function bodies, one per defined function. */
+  readonly code: readonly CodeBody[];
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] extends readonly (infer U)[] ? U[] : T[K] };
+type ModuleBuilder = Mutable<ModuleInfo>;
+type SectionDecoder = (reader: ByteReader, module: ModuleBuilder, section: SectionInfo) => void;
+
+const MAGIC = [0x00, 0x61, 0x73, 0x6d];
+const VERSION = [0x01, 0x00, 0x00, 0x00];
+const HEADER_SIZE = 8;
+const LAST_SECTION_ID = SectionId.Tag;
+const EXTERN_KINDS: readonly ExternKind[] = ["function", "table", "memory", "global", "tag"];
+
+/**
+ * Parses the sections of a WebAssembly binary module without decoding code.
+ *
+ * @throws {BinaryFormatError} When the binary is malformed.
+ */
+export function parseModule(bytes: Uint8Array): ModuleInfo {
+  const reader = new ByteReader(bytes);
+  readHeader(reader);
+  const module = emptyModule();
+  let previous: SectionInfo | undefined;
+  while (!reader.done) {
+    const section = readSectionHeader(reader);
+    if (section.id !== SectionId.Custom) {
+      checkSectionOrder(previous, section);
+      previous = section;
+    }
+    module.sections.push(section);
+    decodeSection(bytes, section, module);
+    reader.pos = section.end;
+  }
+  checkFunctionBodies(module, bytes.length);
+  return module;
+}
+
+function emptyModule(): ModuleBuilder {
+  return {
+    sections: [],
+    customSections: [],
+    types: [],
+    imports: [],
+    functions: [],
+    tables: [],
+    memories: [],
+    globals: [],
+    tags: [],
+    exports: [],
+    start: null,
+    dataCount: null,
+    code: [],
+  };
+}
+
+function readHeader(reader: ByteReader): void {
+  if (!MAGIC.every((byte, i) => reader.bytes[i] === byte)) {
+    reader.fail("Expected magic \\0asm", 0);
+  }
+  if (!VERSION.every((byte, i) => reader.bytes[4 + i] === byte)) {
+    const found = Array.from(reader.bytes.subarray(4, HEADER_SIZE), hex).join(" ");
+    reader.fail(`Expected version 01 00 00 00, found ${found || "end of input"}`, 4);
+  }
+  reader.pos = HEADER_SIZE;
+}
+
+function readSectionHeader(reader: ByteReader): SectionInfo {
+  const start = reader.pos;
+  const id = reader.u8();
+  if (id > LAST_SECTION_ID) reader.fail(`Unknown section id ${id}`, start);
+  const size = reader.u32();
+  const payloadStart = reader.pos;
+  const remaining = reader.end - payloadStart;
+  if (size > remaining) {
+    reader.fail(`Section ${id} declares ${size} bytes but ${remaining} remain`, start + 1);
+  }
+  return { id, start, payloadStart, end: payloadStart + size };
+}
+
+/** Non-custom section ids in the order the binary format requires. */
+const SECTION_ORDER: readonly number[] = [
+  SectionId.Type,
+  SectionId.Import,
+  SectionId.Function,
+  SectionId.Table,
+  SectionId.Memory,
+  SectionId.Tag,
+  SectionId.Global,
+  SectionId.Export,
+  SectionId.Start,
+  SectionId.Element,
+  SectionId.DataCount,
+  SectionId.Code,
+  SectionId.Data,
+];
+
+function checkSectionOrder(previous: SectionInfo | undefined, section: SectionInfo): void {
+  if (previous === undefined) return;
+  if (previous.id === section.id) {
+    throw new BinaryFormatError(`Duplicate section id ${section.id}`, section.start);
+  }
+  if (SECTION_ORDER.indexOf(section.id) < SECTION_ORDER.indexOf(previous.id)) {
+    throw new BinaryFormatError(
+      `Expected section ${section.id} before section ${previous.id}`,
+      section.start,
+    );
+  }
+}
+
+function decodeSection(bytes: Uint8Array, section: SectionInfo, module: ModuleBuilder): void {
+  const reader = new ByteReader(bytes, { start: section.payloadStart, end: section.end });
+  SECTION_DECODERS[section.id]!(reader, module, section);
+  if (!reader.done) {
+    const used = reader.pos - section.payloadStart;
+    const declared = section.end - section.payloadStart;
+    reader.fail(`Section ${section.id} declares ${declared} bytes but its contents take ${used}`);
+  }
+}
+
+const SECTION_DECODERS: readonly SectionDecoder[] = [
+  readCustomSection,
+  readTypeSection,
+  readImportSection,
+  readFunctionSection,
+  readTableSection,
+  readMemorySection,
+  readGlobalSection,
+  readExportSection,
+  readStartSection,
+  skipSegments,
+  readCodeSection,
+  skipSegments,
+  readDataCountSection,
+  readTagSection,
+];
+
+function readTypeSection(reader: ByteReader, module: ModuleBuilder): void {
+  readVector(reader, () => readRecursiveTypes(reader, module.types));
+}
+
+function readImportSection(reader: ByteReader, module: ModuleBuilder): void {
+  readVector(reader, () => module.imports.push(readImport(reader, module.types)));
+}
+
+function readFunctionSection(reader: ByteReader, module: ModuleBuilder): void {
+  readVector(reader, () => module.functions.push(readFuncTypeIndex(reader, module.types)));
+}
+
+function readTableSection(reader: ByteReader, module: ModuleBuilder): void {
+  readVector(reader, () => module.tables.push(readTable(reader)));
+}
+
+function readMemorySection(reader: ByteReader, module: ModuleBuilder): void {
+  readVector(reader, () => module.memories.push(readLimits(reader, "memory")));
+}
+
+function readGlobalSection(reader: ByteReader, module: ModuleBuilder): void {
+  readVector(reader, () => module.globals.push(readGlobal(reader)));
+}
+
+function readExportSection(reader: ByteReader, module: ModuleBuilder): void {
+  readVector(reader, () => module.exports.push(readExport(reader, module)));
+}
+
+function readStartSection(reader: ByteReader, module: ModuleBuilder): void {
+  module.start = reader.u32();
+}
+
+function readCodeSection(reader: ByteReader, module: ModuleBuilder): void {
+  readVector(reader, () => module.code.push(readCodeBody(reader)));
+}
+
+function readDataCountSection(reader: ByteReader, module: ModuleBuilder): void {
+  module.dataCount = reader.u32();
+}
+
+function readTagSection(reader: ByteReader, module: ModuleBuilder): void {
+  readVector(reader, () => module.tags.push(readTagType(reader, module.types)));
+}
+
+function readVector(reader: ByteReader, readEntry: () => unknown): void {
+  const count = reader.u32();
+  for (let i = 0; i < count; i++) readEntry();
+}
+
+function readCustomSection(reader: ByteReader, module: ModuleBuilder, section: SectionInfo): void {
+  const name = reader.name();
+  module.customSections.push({ ...section, name, contentStart: reader.pos });
+  reader.pos = reader.end;
+}
+
+/** Element and data segments are kept as opaque byte ranges. */
+function skipSegments(reader: ByteReader): void {
+  reader.pos = reader.end;
+}
+
+const REC = 0x4e;
+const SUB = 0x50;
+const SUB_FINAL = 0x4f;
+const FUNC = 0x60;
+const STRUCT = 0x5f;
+const ARRAY = 0x5e;
+
+function readRecursiveTypes(reader: ByteReader, types: TypeEntry[]): void {
+  if (reader.bytes[reader.pos] !== REC) {
+    types.push(readSubType(reader));
+    return;
+  }
+  reader.pos++;
+  readVector(reader, () => types.push(readSubType(reader)));
+}
+
+function readSubType(reader: ByteReader): TypeEntry {
+  const code = reader.bytes[reader.pos];
+  if (code === SUB || code === SUB_FINAL) {
+    reader.pos++;
+    readVector(reader, () => reader.u32());
+  }
+  return readCompositeType(reader);
+}
+
+function readCompositeType(reader: ByteReader): TypeEntry {
+  const start = reader.pos;
+  const form = reader.u8();
+  switch (form) {
+    case FUNC:
+      return { kind: "func", params: readValueTypes(reader), results: readValueTypes(reader) };
+    case STRUCT:
+      readVector(reader, () => skipFieldType(reader));
+      return { kind: "struct" };
+    case ARRAY:
+      skipFieldType(reader);
+      return { kind: "array" };
+    default:
+      return reader.fail(`Unknown type form 0x${hex(form)}`, start);
+  }
+}
+
+function readImport(reader: ByteReader, types: readonly TypeEntry[]): ImportEntry {
+  const offset = reader.pos;
+  const module = reader.name();
+  const name = reader.name();
+  const kindOffset = reader.pos;
+  const kind = reader.u8();
+  const base = { module, name, offset };
+  switch (kind) {
+    case 0:
+      return { ...base, kind: "function", typeIndex: readFuncTypeIndex(reader, types) };
+    case 1:
+      return { ...base, kind: "table", type: readTableType(reader) };
+    case 2:
+      return { ...base, kind: "memory", limits: readLimits(reader, "memory") };
+    case 3:
+      return { ...base, kind: "global", type: readGlobalType(reader) };
+    case 4:
+      return { ...base, kind: "tag", typeIndex: readTagType(reader, types) };
+    default:
+      return reader.fail(`Unknown import kind 0x${hex(kind)}`, kindOffset);
+  }
+}
+
+const HAS_MAX = 0x01;
+const SHARED = 0x02;
+const ADDRESS_64 = 0x04;
+const CUSTOM_PAGE_SIZE = 0x08;
+const ALLOWED_FLAGS = { memory: 0x0f, table: HAS_MAX | ADDRESS_64 } as const;
+
+function readLimits(reader: ByteReader, of: "memory" | "table"): Limits {
+  const start = reader.pos;
+  const flags = reader.u8();
+  if ((flags & ~ALLOWED_FLAGS[of]) !== 0) {
+    reader.fail(`Unknown ${of} limits flags 0x${hex(flags)}`, start);
+  }
+  const address = (flags & ADDRESS_64) !== 0 ? "i64" : "i32";
+  const readBound = address === "i64" ? () => reader.u64() : () => reader.u32();
+  const min = readBound();
+  const max = (flags & HAS_MAX) !== 0 ? readBound() : null;
+  const pageSizeLog2 = (flags & CUSTOM_PAGE_SIZE) !== 0 ? reader.u32() : null;
+  const shared = (flags & SHARED) !== 0;
+  return { flags, min, max, shared, address, pageSizeLog2, start, end: reader.pos };
+}
+
+function readTableType(reader: ByteReader): TableType {
+  const refType = readRefType(reader);
+  return { refType, limits: readLimits(reader, "table") };
+}
+
+const TABLE_WITH_INIT = 0x40;
+
+function readTable(reader: ByteReader): TableEntry {
+  if (reader.bytes[reader.pos] !== TABLE_WITH_INIT) {
+    return { type: readTableType(reader), init: null };
+  }
+  reader.pos++;
+  const reserved = reader.u8();
+  if (reserved !== 0) {
+    reader.fail(`Expected 0x00 after 0x40, found 0x${hex(reserved)}`, reader.pos - 1);
+  }
+  const type = readTableType(reader);
+  return { type, init: readConstExprRange(reader) };
+}
+
+function readGlobalType(reader: ByteReader): GlobalType {
+  const valueType = readValueType(reader);
+  return { valueType, mutable: readMutability(reader) };
+}
+
+function readGlobal(reader: ByteReader): GlobalEntry {
+  const type = readGlobalType(reader);
+  return { type, init: readConstExprRange(reader) };
+}
+
+function readConstExprRange(reader: ByteReader): ByteRange {
+  const start = reader.pos;
+  skipConstExpr(reader);
+  return { start, end: reader.pos };
+}
+
+function readTagType(reader: ByteReader, types: readonly TypeEntry[]): number {
+  const attribute = reader.u8();
+  if (attribute !== 0) {
+    reader.fail(`Expected tag attribute 0x00, found 0x${hex(attribute)}`, reader.pos - 1);
+  }
+  return readFuncTypeIndex(reader, types);
+}
+
+/** Reads a type index that must name a function type; the type section always comes first. */
+function readFuncTypeIndex(reader: ByteReader, types: readonly TypeEntry[]): number {
+  const start = reader.pos;
+  const index = reader.u32();
+  const type = types[index];
+  if (type?.kind === "func") return index;
+  const found = type === undefined ? `only ${types.length} types exist` : `it is a ${type.kind}`;
+  return reader.fail(`Expected type ${index} to be a function type, but ${found}`, start);
+}
+
+function readExport(reader: ByteReader, module: ModuleInfo): ExportEntry {
+  const offset = reader.pos;
+  const name = reader.name();
+  const kindOffset = reader.pos;
+  const code = reader.u8();
+  const kind = EXTERN_KINDS[code] ?? reader.fail(`Unknown export kind 0x${hex(code)}`, kindOffset);
+  const indexOffset = reader.pos;
+  const index = reader.u32();
+  // Every definition section precedes the export section, so the index space is complete.
+  const count = countImports(module, kind) + countDefinitions(module, kind);
+  if (index >= count) {
+    reader.fail(`Export "${name}" refers to ${kind} ${index} but only ${count} exist`, indexOffset);
+  }
+  return { name, kind, index, offset };
+}
+
+function readCodeBody(reader: ByteReader): CodeBody {
+  const start = reader.pos;
+  const size = reader.u32();
+  const bodyStart = reader.pos;
+  reader.take(size);
+  return { start, bodyStart, end: reader.pos };
+}
+
+function findSection(info: ModuleInfo, id: number): SectionInfo | undefined {
+  return info.sections.find((section) => section.id === id);
+}
+
+function checkFunctionBodies(module: ModuleInfo, moduleEnd: number): void {
+  if (module.functions.length === module.code.length) return;
+  const at = findSection(module, SectionId.Code)?.start ?? moduleEnd;
+  throw new BinaryFormatError(
+    `Function section declares ${module.functions.length} functions but the code section has ${module.code.length} bodies`,
+    at,
+  );
+}
+
+/** Counts the imports of one kind: definitions of that kind are indexed after them. */
+export function countImports(info: ModuleInfo, kind: ExternKind): number {
+  let count = 0;
+  for (const entry of info.imports) if (entry.kind === kind) count++;
+  return count;
+}
+
+function countDefinitions(info: ModuleInfo, kind: ExternKind): number {
+  switch (kind) {
+    case "function":
+      return info.functions.length;
+    case "table":
+      return info.tables.length;
+    case "memory":
+      return info.memories.length;
+    case "global":
+      return info.globals.length;
+    case "tag":
+      return info.tags.length;
+  }
+}
+
+/** An import or export as shown to users; `params`/`results` only for functions. */
+export interface ExternDescription {
+  /** Module name (imports only). */
+  module?: string;
+  /** Field or export name. */
+  name: string;
+  /** What is imported or exported. */
+  kind: ExternKind;
+  /** Parameter types of a function. */
+  params?: string[];
+  /** Result types of a function. */
+  results?: string[];
+}
+
+/** Describes every import, with function signatures. */
+export function describeImports(info: ModuleInfo): ExternDescription[] {
+  return info.imports.map((entry) => {
+    const description: ExternDescription = {
+      module: entry.module,
+      name: entry.name,
+      kind: entry.kind,
+    };
+    if (entry.kind === "function") addSignature(description, funcType(info, entry.typeIndex));
+    return description;
+  });
+}
+
+/** Describes every export, with function signatures resolved through the function index space. */
+export function describeExports(info: ModuleInfo): ExternDescription[] {
+  const functionTypes = functionTypeIndices(info);
+  return info.exports.map((entry) => {
+    const description: ExternDescription = { name: entry.name, kind: entry.kind };
+    if (entry.kind === "function") {
+      addSignature(description, funcType(info, functionTypes[entry.index]!));
+    }
+    return description;
+  });
+}
+
+/** Type indices of the whole function index space: imported functions first, then defined ones. */
+export function functionTypeIndices(info: ModuleInfo): number[] {
+  const indices: number[] = [];
+  for (const entry of info.imports) if (entry.kind === "function") indices.push(entry.typeIndex);
+  return indices.concat(info.functions);
+}
+
+function funcType(info: ModuleInfo, typeIndex: number): FuncType {
+  // parseModule checked that every function's type index names a function type.
+  return info.types[typeIndex] as FuncType;
+}
+
+function addSignature(description: ExternDescription, type: FuncType): void {
+  description.params = [...type.params];
+  description.results = [...type.results];
+}
+
+/** A memory or table of the module's index space. */
+export interface StorageDescriptor {
+  /** Index in the memory or table index space. */
+  readonly index: number;
+  /** The import that provides it, or `null` when the module defines it. */
+  readonly import: { readonly module: string; readonly name: string } | null;
+  /** Names it is exported under. */
+  readonly exportNames: readonly string[];
+  /** Its limits (and for memories, sharing, address type and page size). */
+  readonly limits: Limits;
+}
+
+/** A table of the module's index space. */
+export interface TableDescriptor extends StorageDescriptor {
+  /** Element type, e.g. `"funcref"`. */
+  readonly refType: string;
+}
+
+/** Lists every memory, imported ones first, then defined ones. */
+export function listMemories(info: ModuleInfo): StorageDescriptor[] {
+  const memories: StorageDescriptor[] = [];
+  for (const entry of info.imports) {
+    if (entry.kind !== "memory") continue;
+    const index = memories.length;
+    memories.push(describeStorage(info, "memory", index, entry.limits, entry));
+  }
+  for (const limits of info.memories) {
+    memories.push(describeStorage(info, "memory", memories.length, limits, null));
+  }
+  return memories;
+}
+
+/** Lists every table, imported ones first, then defined ones. */
+export function listTables(info: ModuleInfo): TableDescriptor[] {
+  const tables: TableDescriptor[] = [];
+  for (const entry of info.imports) {
+    if (entry.kind !== "table") continue;
+    const storage = describeStorage(info, "table", tables.length, entry.type.limits, entry);
+    tables.push({ ...storage, refType: entry.type.refType });
+  }
+  for (const { type } of info.tables) {
+    const storage = describeStorage(info, "table", tables.length, type.limits, null);
+    tables.push({ ...storage, refType: type.refType });
+  }
+  return tables;
+}
+
+function describeStorage(
+  info: ModuleInfo,
+  kind: "memory" | "table",
+  index: number,
+  limits: Limits,
+  imported: ImportEntry | null,
+): StorageDescriptor {
+  const exportNames = info.exports
+    .filter((entry) => entry.kind === kind && entry.index === index)
+    .map((entry) => entry.name);
+  const source = imported === null ? null : { module: imported.module, name: imported.name };
+  return { index, import: source, exportNames, limits };
+}

@@ -1,0 +1,68 @@
+/**
+ * Configuration of one plugin.
+ *
+ * @module
+ */
+
+import type { Capability } from "./capability.ts";
+import type { ResourceLimits } from "./resource_limits.ts";
+import type { PluginMessage } from "./host/plugin_message.ts";
+import type { Isolation } from "./runtime_config.ts";
+
+/**
+ * Options of `runtime.createPlugin(compiled, config)`.
+ *
+ * @example
+ * ```ts
+ * import { Capability, WasmRuntime } from "@wasmplug/wasmplug";
+ * import type { WasmPluginConfig } from "@wasmplug/wasmplug";
+ *
+ * const config: WasmPluginConfig = {
+ *   name: "secure-plugin",
+ *   capabilities: [Capability.ReadConfig, Capability.WriteState, Capability.CallHostFunction],
+ *   config: { greeting: "hello" },
+ *   resourceLimits: { maxFuel: null },
+ * };
+ * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+ * await using plugin = await runtime.createPluginFromWat("(module)", config);
+ * console.log(plugin.name); // secure-plugin
+ * ```
+ */
+export interface WasmPluginConfig {
+  /**
+   * A human-readable name, used in logs and events.
+   *
+   * @default {the compiled module's name}
+   */
+  name?: string;
+  /**
+   * A unique id; generated when absent.
+   *
+   * @default {a random UUID}
+   */
+  id?: string;
+  /**
+   * What the plugin may ask of the host; everything else is denied.
+   *
+   * @default {[]}
+   */
+  capabilities?: Capability[];
+  /** Overrides of the runtime's limits for this plugin. */
+  resourceLimits?: Partial<ResourceLimits>;
+  /** The values `host_get_config` reads. */
+  config?: Record<string, string>;
+  /** With `Capability.NetworkAccess`: the hosts the plugin may reach. */
+  allowedHosts?: string[];
+  /** With `Capability.FileSystem`: the paths the plugin may read and write. */
+  allowedPaths?: { read?: string[]; write?: string[] };
+  /** WASI arguments, environment and preopened directories. */
+  wasi?: { args?: string[]; env?: Record<string, string>; preopens?: Record<string, string> };
+  /** Receives what the plugin sends with `host_send_message` (needs `Capability.SendMessage`). */
+  onMessage?: (message: PluginMessage) => void;
+  /**
+   * Where this plugin runs.
+   *
+   * @default {the runtime's isolation}
+   */
+  isolation?: Isolation;
+}

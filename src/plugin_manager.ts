@@ -1,0 +1,684 @@
+/**
+ * Many plugins, one place to load, observe, account for and unload them.
+ *
+ * @module
+ */
+
+import type { CallOptions } from "./call_options.ts";
+import type { Capability } from "./capability.ts";
+import type { CompiledModule } from "./compiled_module.ts";
+import { PluginNotFoundError } from "./errors.ts";
+import { EventSubscription } from "./event_subscription.ts";
+import { describeValue } from "./_format.ts";
+import type { PluginMessage } from "./host/plugin_message.ts";
+import type { WasmPluginConfig } from "./plugin_config.ts";
+import { PluginEvent, type PluginEventDetails, type PluginEventType } from "./plugin_event.ts";
+import type { PluginMetrics } from "./plugin_metrics.ts";
+import type { PluginState } from "./plugin_state.ts";
+import { observePlugin, type WasmPlugin } from "./wasm_plugin.ts";
+import type { WasmRuntime } from "./wasm_runtime.ts";
+
+/**
+ * A reference to a plugin loaded in a {@linkcode PluginManager}.
+ *
+ * @example
+ * ```ts
+ * import type { PluginHandle } from "@wasmplug/wasmplug";
+ * const handle: PluginHandle = { id: "plugin-1" };
+ * ```
+ */
+export interface PluginHandle {
+  /** The plugin's id, unique in its manager. */
+  readonly id: string;
+}
+
+/**
+ * What `manager.getInfo()` returns.
+ *
+ * @example
+ * ```ts
+ * import type { PluginInfo } from "@wasmplug/wasmplug";
+ * function show(info: PluginInfo): string {
+ *   return `${info.name}: ${info.state}, ${info.metrics.callCount} calls`;
+ * }
+ * ```
+ */
+export interface PluginInfo {
+  /** The plugin's id. */
+  readonly id: string;
+  /** The plugin's name. */
+  readonly name: string;
+  /** Its lifecycle state. */
+  readonly state: PluginState;
+  /** The capabilities granted to it. */
+  readonly capabilities: readonly Capability[];
+  /** Its metrics. */
+  readonly metrics: PluginMetrics;
+}
+
+/**
+ * What `manager.stats()` returns.
+ *
+ * @example
+ * ```ts
+ * import type { ManagerStats } from "@wasmplug/wasmplug";
+ * const empty: ManagerStats = {
+ *   totalLoaded: 0, totalUnloaded: 0, activePlugins: 0,
+ *   totalCalls: 0, failedCalls: 0, totalExecutionTimeMs: 0,
+ * };
+ * ```
+ */
+export interface ManagerStats {
+  /** Plugins loaded since the manager was created. */
+  readonly totalLoaded: number;
+  /** Plugins unloaded since the manager was created. */
+  readonly totalUnloaded: number;
+  /** Plugins loaded now. */
+  readonly activePlugins: number;
+  /** Calls made through the manager or on its plugins. */
+  readonly totalCalls: number;
+  /** Calls that failed. */
+  readonly failedCalls: number;
+  /** Time spent in calls, in milliseconds. */
+  readonly totalExecutionTimeMs: number;
+}
+
+/**
+ * Options of `manager.subscribe()`.
+ *
+ * @example
+ * ```ts
+ * import type { SubscribeOptions } from "@wasmplug/wasmplug";
+ * const options: SubscribeOptions = { bufferSize: 64 };
+ * ```
+ */
+export interface SubscribeOptions {
+  /**
+   * How many unread events to keep before dropping the oldest.
+   *
+   * @default {1024}
+   */
+  bufferSize?: number;
+}
+
+interface Entry {
+  readonly plugin: WasmPlugin;
+  readonly handle: PluginHandle;
+}
+
+/**
+ * Hosts many plugins at once, like MoFA's `WasmPluginManager`: load them from
+ * bytes, WAT or files, call them by handle, watch their events, account for
+ * them, and unload them.
+ *
+ * It is an `EventTarget` dispatching {@linkcode PluginEvent}s (`loaded`,
+ * `initialized`, `state_changed`, `executed`, `unloaded`, `error`, `message`);
+ * `subscribe()` gives the same events as an async iterator.
+ *
+ * @example The guide's manager walkthrough
+ * ```ts
+ * import { PluginManager, WasmRuntime } from "@wasmplug/wasmplug";
+ *
+ * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+ * await using manager = new PluginManager(runtime);
+ * const greet = await manager.loadWat('(module (func (export "greet_len") (result i32) i32.const 13))');
+ * await manager.initialize(greet);
+ * console.log(`Greeting length: ${await manager.callI32(greet, "greet_len", [])}`); // Greeting length: 13
+ * console.log(manager.stats().activePlugins); // 1
+ * await manager.unloadAll();
+ * ```
+ */
+export class PluginManager extends EventTarget implements AsyncDisposable {
+  /** The runtime that compiles and instantiates this manager's plugins. */
+  readonly runtime: WasmRuntime;
+
+  readonly #plugins = new Map<string, Entry>();
+  readonly #subscriptions = new Set<EventSubscription>();
+  #nextId = 1;
+  #totalLoaded = 0;
+  #totalUnloaded = 0;
+  #totalCalls = 0;
+  #failedCalls = 0;
+  #totalExecutionTimeMs = 0;
+  #closed = false;
+
+  /**
+   * Creates a manager on top of a runtime (which keeps its own limits,
+   * cache and tools).
+   *
+   * @param runtime The runtime to create plugins with.
+   */
+  constructor(runtime: WasmRuntime) {
+    super();
+    if (typeof runtime?.createPlugin !== "function") {
+      throw new TypeError(
+        `Cannot create a manager: expected a WasmRuntime, received ${describeValue(runtime)}`,
+      );
+    }
+    this.runtime = runtime;
+  }
+
+  /**
+   * Compiles and loads a binary module.
+   *
+   * @example
+   * ```ts ignore
+   * const handle = await manager.load(await Deno.readFile("my_plugin.wasm"), { name: "mine" });
+   * ```
+   *
+   * @throws {TypeError} If `config.id` is already loaded.
+   */
+  async load(bytes: Uint8Array | ArrayBuffer, config?: WasmPluginConfig): Promise<PluginHandle> {
+    const compiled = await this.runtime.compile(config?.name ?? "plugin", bytes);
+    return await this.#add(compiled, config);
+  }
+
+  /**
+   * Compiles and loads a WAT module.
+   *
+   * @example
+   * ```ts
+   * import { PluginManager, WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * await using manager = new PluginManager(runtime);
+   * const handle = await manager.loadWat("(module)", { id: "empty" });
+   * console.log(handle.id); // empty
+   * ```
+   */
+  async loadWat(wat: string, config?: WasmPluginConfig): Promise<PluginHandle> {
+    const compiled = await this.runtime.compileWat(config?.name ?? "plugin", wat);
+    return await this.#add(compiled, config);
+  }
+
+  /**
+   * Loads a `.wasm` (or `.wat`) file from a path or URL, read with the
+   * caller's permissions.
+   *
+   * @example
+   * ```ts ignore
+   * const handle = await manager.loadFile(new URL("./plugins/math.wasm", import.meta.url));
+   * ```
+   */
+  async loadFile(path: string | URL, config?: WasmPluginConfig): Promise<PluginHandle> {
+    const bytes = await readModuleFile(path);
+    const name = config?.name ?? String(path).split(/[\\/]/).pop()!.replace(/\.(wasm|wat)$/, "");
+    const named = { ...config, name };
+    if (String(path).endsWith(".wat")) {
+      return await this.loadWat(new TextDecoder().decode(bytes), named);
+    }
+    return await this.load(bytes, named);
+  }
+
+  /**
+   * Loads an already compiled module.
+   *
+   * @example
+   * ```ts
+   * import { PluginManager, WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * await using manager = new PluginManager(runtime);
+   * const compiled = await runtime.compileWat("m", "(module)");
+   * const [a, b] = [await manager.loadCompiled(compiled), await manager.loadCompiled(compiled)];
+   * console.log(a.id !== b.id); // true
+   * ```
+   */
+  loadCompiled(compiled: CompiledModule, config?: WasmPluginConfig): Promise<PluginHandle> {
+    return this.#add(compiled, config);
+  }
+
+  async #add(
+    compiled: CompiledModule,
+    config: WasmPluginConfig | undefined,
+  ): Promise<PluginHandle> {
+    if (this.#closed) throw new TypeError("Cannot load a plugin: the manager is closed");
+    let id = config?.id;
+    if (id !== undefined && this.#plugins.has(id)) {
+      throw new TypeError(`Cannot load plugin "${id}": a plugin with that id is already loaded`);
+    }
+    while (id === undefined || this.#plugins.has(id)) id = `plugin-${this.#nextId++}`;
+    const userOnMessage = config?.onMessage;
+    const pluginId = id;
+    const plugin = await this.runtime.createPlugin(compiled, {
+      ...config,
+      id: pluginId,
+      onMessage: (message: PluginMessage) => {
+        this.#emit("message", pluginId, message);
+        userOnMessage?.(message);
+      },
+    });
+    if (this.#plugins.has(pluginId)) {
+      // Another load with the same id finished first while this one was instantiating.
+      await plugin.stop();
+      throw new TypeError(
+        `Cannot load plugin "${pluginId}": a plugin with that id is already loaded`,
+      );
+    }
+    const handle: PluginHandle = Object.freeze({ id: pluginId });
+    this.#plugins.set(pluginId, { plugin, handle });
+    this.#totalLoaded++;
+    observePlugin(plugin, {
+      stateChanged: (from, to) => this.#emit("state_changed", pluginId, { from, to }),
+      executed: (fn, durationMs, error) => this.#recordCall(pluginId, fn, durationMs, error),
+    });
+    this.#emit("loaded", pluginId, { name: plugin.name });
+    return handle;
+  }
+
+  #recordCall(pluginId: string, fn: string, durationMs: number, error: unknown): void {
+    this.#totalCalls++;
+    this.#totalExecutionTimeMs += durationMs;
+    const success = error === undefined;
+    if (!success) this.#failedCalls++;
+    if (this.#hasListeners) {
+      this.#emit("executed", pluginId, {
+        function: fn,
+        durationMs,
+        success,
+        ...(success ? {} : { error: error instanceof Error ? error.message : String(error) }),
+      });
+      if (!success) this.#emit("error", pluginId, { error, function: fn });
+    }
+  }
+
+  /**
+   * Returns the plugin behind a handle, for the calls the manager does not wrap.
+   *
+   * @example
+   * ```ts
+   * import { PluginManager, WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * await using manager = new PluginManager(runtime);
+   * const handle = await manager.loadWat("(module)", { name: "empty" });
+   * console.log(manager.get(handle).name); // empty
+   * ```
+   *
+   * @throws {PluginNotFoundError} If the handle is unknown or unloaded.
+   */
+  get(handle: PluginHandle): WasmPlugin {
+    const id = typeof handle === "object" && handle !== null ? handle.id : undefined;
+    const entry = typeof id === "string" ? this.#plugins.get(id) : undefined;
+    if (entry === undefined) throw new PluginNotFoundError(String(id ?? handle));
+    return entry.plugin;
+  }
+
+  /**
+   * Runs a plugin's initializers.
+   *
+   * @example
+   * ```ts
+   * import { PluginManager, WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * await using manager = new PluginManager(runtime);
+   * const handle = await manager.loadWat("(module)");
+   * await manager.initialize(handle);
+   * ```
+   */
+  async initialize(handle: PluginHandle): Promise<void> {
+    const plugin = this.get(handle);
+    try {
+      await plugin.initialize();
+    } catch (error) {
+      this.#emit("error", plugin.id, { error, function: "initialize" });
+      throw error;
+    }
+    this.#emit("initialized", plugin.id, { name: plugin.name });
+  }
+
+  /**
+   * `plugin.callI32()` by handle.
+   *
+   * @example
+   * ```ts ignore
+   * const len = await manager.callI32(handle, "greet_len", []);
+   * ```
+   */
+  callI32(
+    handle: PluginHandle,
+    fn: string,
+    args?: readonly number[],
+    options?: CallOptions,
+  ): Promise<number> {
+    return this.get(handle).callI32(fn, args, options);
+  }
+
+  /**
+   * `plugin.callI64()` by handle.
+   *
+   * @example
+   * ```ts ignore
+   * const big = await manager.callI64(handle, "f", [1n]);
+   * ```
+   */
+  callI64(
+    handle: PluginHandle,
+    fn: string,
+    args?: readonly (bigint | number)[],
+    options?: CallOptions,
+  ): Promise<bigint> {
+    return this.get(handle).callI64(fn, args, options);
+  }
+
+  /**
+   * `plugin.callF64()` by handle.
+   *
+   * @example
+   * ```ts ignore
+   * const x = await manager.callF64(handle, "sqrt", [2]);
+   * ```
+   */
+  callF64(
+    handle: PluginHandle,
+    fn: string,
+    args?: readonly number[],
+    options?: CallOptions,
+  ): Promise<number> {
+    return this.get(handle).callF64(fn, args, options);
+  }
+
+  /**
+   * `plugin.callVoid()` by handle.
+   *
+   * @example
+   * ```ts ignore
+   * await manager.callVoid(handle, "reset", []);
+   * ```
+   */
+  callVoid(
+    handle: PluginHandle,
+    fn: string,
+    args?: readonly unknown[],
+    options?: CallOptions,
+  ): Promise<void> {
+    return this.get(handle).callVoid(fn, args, options);
+  }
+
+  /**
+   * `plugin.call()` (all results) by handle.
+   *
+   * @example
+   * ```ts ignore
+   * const [q, r] = await manager.call(handle, "divmod", [7, 2]);
+   * ```
+   */
+  call(
+    handle: PluginHandle,
+    fn: string,
+    args?: readonly unknown[],
+    options?: CallOptions,
+  ): Promise<unknown[]> {
+    return this.get(handle).call(fn, args, options);
+  }
+
+  /**
+   * `plugin.callBytes()` by handle.
+   *
+   * @example
+   * ```ts ignore
+   * const out = await manager.callBytes(handle, "transform", new Uint8Array([1, 2]));
+   * ```
+   */
+  callBytes(
+    handle: PluginHandle,
+    fn: string,
+    input: Uint8Array,
+    options?: CallOptions,
+  ): Promise<Uint8Array> {
+    return this.get(handle).callBytes(fn, input, options);
+  }
+
+  /**
+   * `plugin.callJson()` by handle.
+   *
+   * @example
+   * ```ts ignore
+   * const reply = await manager.callJson(handle, "handle", { ping: true });
+   * ```
+   */
+  callJson(
+    handle: PluginHandle,
+    fn: string,
+    value: unknown,
+    options?: CallOptions,
+  ): Promise<unknown> {
+    return this.get(handle).callJson(fn, value, options);
+  }
+
+  /**
+   * Stops a plugin (after its running call) and forgets it.
+   *
+   * @example
+   * ```ts
+   * import { PluginManager, WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * await using manager = new PluginManager(runtime);
+   * const handle = await manager.loadWat("(module)");
+   * await manager.unload(handle);
+   * console.log(manager.listPlugins().length); // 0
+   * ```
+   *
+   * @throws {PluginNotFoundError} If the handle is unknown or already unloaded.
+   */
+  async unload(handle: PluginHandle): Promise<void> {
+    const plugin = this.get(handle);
+    this.#plugins.delete(plugin.id);
+    try {
+      await plugin.stop();
+    } finally {
+      this.#totalUnloaded++;
+      this.#emit("unloaded", plugin.id, { name: plugin.name });
+    }
+  }
+
+  /**
+   * Unloads every plugin.
+   *
+   * @example
+   * ```ts
+   * import { PluginManager, WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * await using manager = new PluginManager(runtime);
+   * await manager.loadWat("(module)");
+   * await manager.unloadAll();
+   * console.log(manager.stats().totalUnloaded); // 1
+   * ```
+   */
+  async unloadAll(): Promise<void> {
+    const results = await Promise.allSettled(
+      [...this.#plugins.values()].map(({ handle }) => this.unload(handle)),
+    );
+    const failure = results.find((result) => result.status === "rejected");
+    if (failure !== undefined) throw (failure as PromiseRejectedResult).reason;
+  }
+
+  /**
+   * Handles of the loaded plugins, in load order.
+   *
+   * @example
+   * ```ts
+   * import { PluginManager, WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * await using manager = new PluginManager(runtime);
+   * await manager.loadWat("(module)", { id: "a" });
+   * console.log(manager.listPlugins().map((h) => h.id)); // [ "a" ]
+   * ```
+   */
+  listPlugins(): PluginHandle[] {
+    return [...this.#plugins.values()].map((entry) => entry.handle);
+  }
+
+  /**
+   * Id, name, state, capabilities and metrics of a plugin.
+   *
+   * @example
+   * ```ts
+   * import { PluginManager, WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * await using manager = new PluginManager(runtime);
+   * const handle = await manager.loadWat("(module)");
+   * console.log((await manager.getInfo(handle)).state); // created
+   * ```
+   *
+   * @throws {PluginNotFoundError} If the handle is unknown or unloaded.
+   */
+  async getInfo(handle: PluginHandle): Promise<PluginInfo> {
+    const plugin = this.get(handle);
+    return {
+      id: plugin.id,
+      name: plugin.name,
+      state: plugin.state,
+      capabilities: plugin.capabilities,
+      metrics: await plugin.metrics(),
+    };
+  }
+
+  /**
+   * Totals across every plugin this manager has loaded.
+   *
+   * @example
+   * ```ts
+   * import { PluginManager, WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * await using manager = new PluginManager(runtime);
+   * console.log(manager.stats().totalCalls); // 0
+   * ```
+   */
+  stats(): ManagerStats {
+    return {
+      totalLoaded: this.#totalLoaded,
+      totalUnloaded: this.#totalUnloaded,
+      activePlugins: this.#plugins.size,
+      totalCalls: this.#totalCalls,
+      failedCalls: this.#failedCalls,
+      totalExecutionTimeMs: this.#totalExecutionTimeMs,
+    };
+  }
+
+  /**
+   * Handles of the loaded plugins that were granted a capability.
+   *
+   * @example
+   * ```ts
+   * import { Capability, PluginManager, WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * await using manager = new PluginManager(runtime);
+   * await manager.loadWat("(module)", { id: "tools", capabilities: [Capability.CallTool] });
+   * console.log(manager.pluginsWithCapability(Capability.CallTool)); // [ { id: "tools" } ]
+   * ```
+   */
+  pluginsWithCapability(capability: Capability): PluginHandle[] {
+    return [...this.#plugins.values()]
+      .filter((entry) => entry.plugin.capabilities.includes(capability))
+      .map((entry) => entry.handle);
+  }
+
+  /**
+   * The manager's events as an async iterator with a bounded buffer.
+   *
+   * @example
+   * ```ts
+   * import { PluginManager, WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * const manager = new PluginManager(runtime);
+   * const seen: string[] = [];
+   * const reading = (async () => {
+   *   for await (const event of manager.subscribe()) seen.push(event.type);
+   * })();
+   * await manager.loadWat("(module)");
+   * await manager.close();
+   * await reading;
+   * console.log(seen); // [ "loaded", "state_changed", "unloaded" ]
+   * ```
+   */
+  subscribe(options: SubscribeOptions = {}): EventSubscription {
+    const subscription = new EventSubscription(options.bufferSize ?? 1024, () => {
+      this.#subscriptions.delete(subscription);
+    });
+    if (this.#closed) subscription.end();
+    else this.#subscriptions.add(subscription);
+    return subscription;
+  }
+
+  get #hasListeners(): boolean {
+    return this.#subscriptions.size > 0 || this.#listenerCount > 0;
+  }
+
+  #listenerCount = 0;
+
+  /**
+   * Adds a listener (typed for {@linkcode PluginEvent}s).
+   *
+   * @example
+   * ```ts
+   * import { PluginManager, WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * await using manager = new PluginManager(runtime);
+   * manager.addEventListener("loaded", (event) => console.log(`loaded ${event.pluginId}`));
+   * await manager.loadWat("(module)", { id: "demo" }); // prints: loaded demo
+   * ```
+   */
+  override addEventListener<T extends PluginEventType>(
+    type: T,
+    listener: ((event: PluginEvent<T>) => void) | EventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void {
+    if (listener !== null) this.#listenerCount++;
+    super.addEventListener(type, listener as EventListener | null, options);
+  }
+
+  #emit<T extends PluginEventType>(type: T, pluginId: string, detail: PluginEventDetails[T]): void {
+    if (!this.#hasListeners) return;
+    const event = new PluginEvent(type, pluginId, detail);
+    for (const subscription of this.#subscriptions) subscription.push(event);
+    this.dispatchEvent(event);
+  }
+
+  /**
+   * Unloads every plugin and ends every subscription. Idempotent.
+   *
+   * @example
+   * ```ts
+   * import { PluginManager, WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * const manager = new PluginManager(runtime);
+   * await manager.close();
+   * ```
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      await this.unloadAll();
+    } finally {
+      for (const subscription of [...this.#subscriptions]) subscription.end();
+    }
+  }
+
+  /** Closes the manager; `await using manager = …` calls this. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/**
+ * The MoFA name of {@linkcode PluginManager}.
+ *
+ * @example
+ * ```ts
+ * import { WasmPluginManager, WasmRuntime } from "@wasmplug/wasmplug";
+ * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+ * await using manager = new WasmPluginManager(runtime);
+ * ```
+ */
+export const WasmPluginManager: typeof PluginManager = PluginManager;
+
+async function readModuleFile(path: string | URL): Promise<Uint8Array> {
+  if (path instanceof URL && (path.protocol === "http:" || path.protocol === "https:")) {
+    const response = await fetch(path);
+    if (!response.ok) {
+      await response.body?.cancel();
+      throw new TypeError(`Cannot load ${path}: the server answered ${response.status}`);
+    }
+    return new Uint8Array(await response.arrayBuffer());
+  }
+  return await Deno.readFile(path);
+}

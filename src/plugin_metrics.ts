@@ -1,0 +1,42 @@
+/**
+ * Per-plugin execution metrics.
+ *
+ * @module
+ */
+
+/**
+ * A snapshot of one plugin's metrics, updated on every call, success or failure.
+ *
+ * @example
+ * ```ts
+ * import { WasmRuntime } from "@wasmplug/wasmplug";
+ *
+ * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+ * await using plugin = await runtime.createPluginFromWat(
+ *   '(module (func (export "one") (result i32) i32.const 1))',
+ * );
+ * await plugin.callI32("one", []);
+ * const metrics = await plugin.metrics();
+ * console.log(metrics.callCount, metrics.successCount); // 1 1
+ * ```
+ */
+export interface PluginMetrics {
+  /** Calls made, successful or not. */
+  readonly callCount: number;
+  /** Calls that returned a result. */
+  readonly successCount: number;
+  /** Calls that failed (trap, limit, bad argument…). */
+  readonly failureCount: number;
+  /** `totalExecutionTimeNs / callCount`, or 0 before the first call. */
+  readonly avgExecutionTimeNs: number;
+  /** Wall-clock time spent in calls, in nanoseconds (microsecond resolution). */
+  readonly totalExecutionTimeNs: number;
+  /** Fuel used by all calls (0 while fuel metering is off). */
+  readonly fuelConsumed: number;
+  /** Largest linear-memory size seen, in bytes. */
+  readonly peakMemoryBytes: number;
+  /** Linear-memory size after the last call, in bytes. */
+  readonly currentMemoryBytes: number;
+  /** When the last call ended, or `null` before the first call. */
+  readonly lastExecution: Date | null;
+}

@@ -1,0 +1,771 @@
+/**
+ * A running plugin: one instance of a compiled module with its own memory,
+ * limits, capabilities and metrics.
+ *
+ * @module
+ */
+
+import type { CallBudget, PluginBackend } from "./_backend.ts";
+import type { CallOptions } from "./call_options.ts";
+import type { Capability } from "./capability.ts";
+import {
+  InvalidFunctionError,
+  PluginStateError,
+  TypeMismatchError,
+  type WasmError,
+} from "./errors.ts";
+import { MetricsRecorder } from "./_metrics_recorder.ts";
+import type { PluginMetrics } from "./plugin_metrics.ts";
+import type { PluginState } from "./plugin_state.ts";
+import type { ResourceLimits } from "./resource_limits.ts";
+import { checkArguments, type Signature } from "./_signature.ts";
+import { describeValue } from "./_format.ts";
+
+/** Receives a plugin's state changes and calls (used by the manager). */
+export interface PluginObserver {
+  stateChanged(from: PluginState, to: PluginState): void;
+  executed(fn: string, durationMs: number, error: unknown): void;
+}
+
+/** Everything a plugin is made of; built by the runtime. */
+export interface PluginInit {
+  readonly id: string;
+  readonly name: string;
+  readonly capabilities: readonly Capability[];
+  readonly limits: Readonly<ResourceLimits>;
+  readonly backend: PluginBackend;
+  readonly signatures: ReadonlyMap<string, Signature>;
+  readonly onClose: () => void;
+}
+
+const NO_RESULTS: readonly string[] = [];
+const I32: readonly string[] = ["i32"];
+const I64: readonly string[] = ["i64"];
+const F32: readonly string[] = ["f32"];
+const F64: readonly string[] = ["f64"];
+
+const CALLABLE_STATES: ReadonlySet<PluginState> = new Set(["created", "ready"]);
+
+const utf8 = new TextEncoder();
+const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
+
+let construct: (init: PluginInit) => WasmPlugin;
+let setObserver: (plugin: WasmPlugin, observer: PluginObserver) => void;
+
+/**
+ * A plugin instance. Create one with `runtime.createPlugin()` (or
+ * `createPluginFromWat`/`createPluginWithLinker`); release it with `stop()` or
+ * `await using`.
+ *
+ * Calls to one plugin run one at a time, in order; a failed call leaves the
+ * plugin usable for the next one.
+ *
+ * @example The guide's math plugin
+ * ```ts
+ * import { WasmRuntime } from "@wasmplug/wasmplug";
+ *
+ * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+ * await using plugin = await runtime.createPluginFromWat(`
+ *   (module
+ *     (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))
+ * `, { name: "math-plugin" });
+ * await plugin.initialize();
+ * console.log(`10 + 5 = ${await plugin.callI32("add", [10, 5])}`); // 10 + 5 = 15
+ * ```
+ */
+export class WasmPlugin implements AsyncDisposable {
+  /** Unique id of this plugin. */
+  readonly id: string;
+  /** Human-readable name. */
+  readonly name: string;
+  /** The capabilities granted to this plugin. */
+  readonly capabilities: readonly Capability[];
+  /** The limits in force for this plugin (runtime limits with the plugin's overrides). */
+  readonly limits: Readonly<ResourceLimits>;
+
+  readonly #backend: PluginBackend;
+  readonly #signatures: ReadonlyMap<string, Signature>;
+  readonly #metrics = new MetricsRecorder();
+  readonly #defaultBudget: CallBudget;
+  readonly #onClose: () => void;
+  #state: PluginState = "created";
+  /** The state to return to after a call. */
+  #restState: PluginState = "created";
+  /** Callers waiting for the running call to end. */
+  #waiting: (() => void)[] = [];
+  #stopping: Promise<void> | undefined;
+  #observer: PluginObserver | undefined;
+
+  static {
+    construct = (init) => new WasmPlugin(init);
+    setObserver = (plugin, observer) => {
+      plugin.#observer = observer;
+    };
+  }
+
+  private constructor(init: PluginInit) {
+    this.id = init.id;
+    this.name = init.name;
+    this.capabilities = Object.freeze([...init.capabilities]);
+    this.limits = init.limits;
+    this.#backend = init.backend;
+    this.#signatures = init.signatures;
+    this.#onClose = init.onClose;
+    this.#defaultBudget = Object.freeze({
+      timeoutMs: init.limits.maxExecutionTimeMs,
+      fuel: init.limits.maxFuel,
+      signal: undefined,
+    });
+    this.#metrics.observeMemory(init.backend.memoryBytes());
+  }
+
+  /** The current lifecycle state. */
+  get state(): PluginState {
+    return this.#state;
+  }
+
+  #setState(to: PluginState): void {
+    const from = this.#state;
+    if (from === to) return;
+    this.#state = to;
+    this.#observer?.stateChanged(from, to);
+  }
+
+  /**
+   * Runs the module's initializers: `_initialize` (WASI reactors) when
+   * exported, then `init` when exported. The plugin is `ready` afterwards, or
+   * in `error` state if an initializer failed.
+   *
+   * @example
+   * ```ts
+   * import { WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * await using plugin = await runtime.createPluginFromWat("(module (func (export \"init\")))");
+   * await plugin.initialize();
+   * console.log(plugin.state); // ready
+   * ```
+   *
+   * @throws {PluginStateError} Unless the plugin is `created`.
+   * @throws {WasmError} Whatever an initializer failed with.
+   */
+  async initialize(): Promise<void> {
+    if (this.#state === "ready") return;
+    if (this.#state !== "created") {
+      throw new PluginStateError(this.#state, `Cannot initialize plugin "${this.name}"`);
+    }
+    this.#setState("initializing");
+    try {
+      for (const initializer of ["_initialize", "init"]) {
+        const signature = this.#signatures.get(initializer);
+        if (signature === undefined || signature.params.length > 0) continue;
+        const result = this.#backend.invoke(initializer, [], this.#defaultBudget);
+        if (result instanceof Promise) await result;
+      }
+    } catch (err) {
+      this.#setState("error");
+      throw err;
+    }
+    this.#restState = "ready";
+    this.#setState("ready");
+  }
+
+  /**
+   * Calls an export that returns one i32.
+   *
+   * @example
+   * ```ts
+   * import { WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * await using plugin = await runtime.createPluginFromWat(
+   *   '(module (func (export "mul") (param i32 i32) (result i32) local.get 0 local.get 1 i32.mul))',
+   * );
+   * console.log(await plugin.callI32("mul", [6, 7])); // 42
+   * ```
+   *
+   * @param name The export.
+   * @param args One argument per parameter, checked against the signature.
+   * @param options Abort signal, time and fuel budgets.
+   * @throws {InvalidFunctionError} If no such function is exported.
+   * @throws {TypeMismatchError} If the arguments or the result type do not match.
+   * @throws {TrapError} If the guest trapped.
+   */
+  async callI32(
+    name: string,
+    args: readonly number[] = [],
+    options?: CallOptions,
+  ): Promise<number> {
+    return (await this.#call(name, args, options, I32)) as number;
+  }
+
+  /**
+   * Calls an export that returns one i64, as a `bigint`.
+   *
+   * @example
+   * ```ts
+   * import { WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * await using plugin = await runtime.createPluginFromWat(
+   *   '(module (func (export "twice") (param i64) (result i64) local.get 0 i64.const 2 i64.mul))',
+   * );
+   * console.log(await plugin.callI64("twice", [2n ** 40n])); // 2199023255552n
+   * ```
+   */
+  async callI64(
+    name: string,
+    args: readonly (bigint | number)[] = [],
+    options?: CallOptions,
+  ): Promise<bigint> {
+    return (await this.#call(name, args, options, I64)) as bigint;
+  }
+
+  /**
+   * Calls an export that returns one f32.
+   *
+   * @example
+   * ```ts
+   * import { WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * await using plugin = await runtime.createPluginFromWat(
+   *   '(module (func (export "half") (param f32) (result f32) local.get 0 f32.const 0.5 f32.mul))',
+   * );
+   * console.log(await plugin.callF32("half", [3])); // 1.5
+   * ```
+   */
+  async callF32(
+    name: string,
+    args: readonly number[] = [],
+    options?: CallOptions,
+  ): Promise<number> {
+    return (await this.#call(name, args, options, F32)) as number;
+  }
+
+  /**
+   * Calls an export that returns one f64.
+   *
+   * @example
+   * ```ts
+   * import { WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * await using plugin = await runtime.createPluginFromWat(
+   *   '(module (func (export "sqrt") (param f64) (result f64) local.get 0 f64.sqrt))',
+   * );
+   * console.log(await plugin.callF64("sqrt", [2])); // 1.4142135623730951
+   * ```
+   */
+  async callF64(
+    name: string,
+    args: readonly number[] = [],
+    options?: CallOptions,
+  ): Promise<number> {
+    return (await this.#call(name, args, options, F64)) as number;
+  }
+
+  /**
+   * Calls an export that returns nothing.
+   *
+   * @example
+   * ```ts
+   * import { WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * await using plugin = await runtime.createPluginFromWat(
+   *   '(module (memory (export "memory") 1) (func (export "write_byte") (param i32 i32) local.get 0 local.get 1 i32.store8))',
+   * );
+   * await plugin.callVoid("write_byte", [0, 42]);
+   * console.log((await plugin.readMemory(0, 1))[0]); // 42
+   * ```
+   */
+  async callVoid(
+    name: string,
+    args: readonly unknown[] = [],
+    options?: CallOptions,
+  ): Promise<void> {
+    await this.#call(name, args, options, NO_RESULTS);
+  }
+
+  /**
+   * Calls any export and returns all its results as an array (multi-value).
+   *
+   * @example
+   * ```ts
+   * import { WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * await using plugin = await runtime.createPluginFromWat(
+   *   '(module (func (export "swap") (param i32 i64) (result i64 i32) local.get 1 local.get 0))',
+   * );
+   * console.log(await plugin.call("swap", [1, 2n])); // [ 2n, 1 ]
+   * ```
+   */
+  async call(
+    name: string,
+    args: readonly unknown[] = [],
+    options?: CallOptions,
+  ): Promise<unknown[]> {
+    const result = await this.#call(name, args, options, null);
+    const count = this.#signatures.get(name)!.results.length;
+    if (count === 0) return [];
+    if (count === 1) return [result];
+    return [...(result as unknown[])];
+  }
+
+  /**
+   * Copies `input` into the plugin's memory (through its exported `alloc` or
+   * `malloc`), calls `fn(ptr, len) -> i32` and returns that i32; the buffer is
+   * freed with `dealloc`/`free` when exported.
+   *
+   * @example The guide's `process_data(ptr, len)`
+   * ```ts
+   * import { WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * await using plugin = await runtime.createPluginFromWat(`(module
+   *   (memory (export "memory") 1)
+   *   (global $next (mut i32) (i32.const 1024))
+   *   (func (export "alloc") (param $n i32) (result i32)
+   *     (global.get $next) (global.set $next (i32.add (global.get $next) (local.get $n))))
+   *   (func (export "process_data") (param i32 i32) (result i32) local.get 1))`);
+   * console.log(await plugin.callWithBytes("process_data", new Uint8Array([1, 2, 3]))); // 3
+   * ```
+   */
+  async callWithBytes(fn: string, input: Uint8Array, options?: CallOptions): Promise<number> {
+    return await this.#bytesCall(fn, input, options, false) as number;
+  }
+
+  /**
+   * Copies `input` in as {@linkcode callWithBytes} does, calls
+   * `fn(ptr, len) -> i64` whose result packs `(out_ptr << 32) | out_len`, and
+   * returns a copy of that output (freed in the guest when it exports `dealloc`).
+   *
+   * @example An echo plugin
+   * ```ts
+   * import { WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * await using plugin = await runtime.createPluginFromWat(`(module
+   *   (memory (export "memory") 1)
+   *   (func (export "alloc") (param i32) (result i32) i32.const 1024)
+   *   (func (export "echo") (param i32 i32) (result i64)
+   *     (i64.or (i64.shl (i64.extend_i32_u (local.get 0)) (i64.const 32))
+   *             (i64.extend_i32_u (local.get 1)))))`);
+   * console.log(await plugin.callBytes("echo", new Uint8Array([7, 8]))); // Uint8Array(2) [ 7, 8 ]
+   * ```
+   */
+  async callBytes(fn: string, input: Uint8Array, options?: CallOptions): Promise<Uint8Array> {
+    return await this.#bytesCall(fn, input, options, true) as Uint8Array;
+  }
+
+  /**
+   * {@linkcode callBytes} with JSON-encoded UTF-8 on both sides.
+   *
+   * @example
+   * ```ts ignore
+   * const reply = await plugin.callJson("handle", { question: "size?" });
+   * ```
+   *
+   * @throws {TypeMismatchError} If `value` cannot be serialized or the output is not UTF-8 JSON.
+   */
+  async callJson(fn: string, value: unknown, options?: CallOptions): Promise<unknown> {
+    let text: string | undefined;
+    try {
+      text = JSON.stringify(value);
+    } catch (cause) {
+      throw new TypeMismatchError(`Cannot call "${fn}": the argument is not JSON-serializable`, {
+        cause,
+      });
+    }
+    if (text === undefined) {
+      throw new TypeMismatchError(
+        `Cannot call "${fn}": expected a JSON-serializable argument, received ${
+          describeValue(value)
+        }`,
+      );
+    }
+    const output = await this.callBytes(fn, utf8.encode(text), options);
+    try {
+      return JSON.parse(utf8Decoder.decode(output));
+    } catch (cause) {
+      throw new TypeMismatchError(
+        `"${fn}" returned ${output.length} bytes that are not UTF-8 JSON`,
+        {
+          cause,
+        },
+      );
+    }
+  }
+
+  /**
+   * Copies bytes out of the plugin's memory (the export named `memory`, else
+   * its only exported memory).
+   *
+   * @example
+   * ```ts
+   * import { WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * await using plugin = await runtime.createPluginFromWat('(module (memory (export "memory") 1) (data (i32.const 8) "hi"))');
+   * console.log(new TextDecoder().decode(await plugin.readMemory(8, 2))); // hi
+   * ```
+   *
+   * @throws {MemoryOutOfBoundsError} If the range is outside memory, or there is no memory.
+   */
+  async readMemory(offset: number, length: number): Promise<Uint8Array> {
+    this.#assertUsable("read the memory of");
+    return await this.#backend.readMemory(offset, length);
+  }
+
+  /**
+   * Copies bytes into the plugin's memory.
+   *
+   * @example
+   * ```ts
+   * import { WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * await using plugin = await runtime.createPluginFromWat('(module (memory (export "memory") 1))');
+   * await plugin.writeMemory(0, new Uint8Array([1, 2, 3]));
+   * ```
+   *
+   * @throws {MemoryOutOfBoundsError} If the range is outside memory, or there is no memory.
+   */
+  async writeMemory(offset: number, data: Uint8Array): Promise<void> {
+    this.#assertUsable("write the memory of");
+    if (!(data instanceof Uint8Array)) {
+      throw new TypeError(
+        `Cannot write memory: expected a Uint8Array, received ${describeValue(data)}`,
+      );
+    }
+    await this.#backend.writeMemory(offset, data);
+  }
+
+  /**
+   * A snapshot of this plugin's metrics.
+   *
+   * @example
+   * ```ts
+   * import { WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * await using plugin = await runtime.createPluginFromWat("(module)");
+   * console.log((await plugin.metrics()).callCount); // 0
+   * ```
+   */
+  metrics(): Promise<PluginMetrics> {
+    return Promise.resolve(this.#metrics.snapshot());
+  }
+
+  /**
+   * Stops accepting calls until {@linkcode resume}; waits for the running call.
+   *
+   * @example
+   * ```ts
+   * import { WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * await using plugin = await runtime.createPluginFromWat("(module)");
+   * await plugin.pause();
+   * console.log(plugin.state); // paused
+   * plugin.resume();
+   * ```
+   */
+  async pause(): Promise<void> {
+    this.#assertUsable("pause");
+    while (this.#state === "running") await new Promise<void>((r) => this.#waiting.push(r));
+    if (this.#state === "paused") return;
+    this.#assertUsable("pause");
+    this.#setState("paused");
+  }
+
+  /**
+   * Accepts calls again after {@linkcode pause}.
+   *
+   * @example
+   * ```ts
+   * import { WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * await using plugin = await runtime.createPluginFromWat("(module)");
+   * await plugin.pause();
+   * plugin.resume();
+   * console.log(plugin.state); // created
+   * ```
+   */
+  resume(): void {
+    if (this.#state !== "paused") {
+      throw new PluginStateError(this.#state, `Cannot resume plugin "${this.name}"`);
+    }
+    this.#setState(this.#restState);
+    this.#wakeNext();
+  }
+
+  /**
+   * Waits for the running call, then releases the instance. Idempotent.
+   *
+   * @example
+   * ```ts
+   * import { WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * const plugin = await runtime.createPluginFromWat("(module)");
+   * await plugin.stop();
+   * console.log(plugin.state); // stopped
+   * ```
+   */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<void> {
+    while (this.#state === "running") await new Promise<void>((r) => this.#waiting.push(r));
+    this.#setState("stopped");
+    for (const wake of this.#waiting.splice(0)) wake();
+    try {
+      await this.#backend.close();
+    } finally {
+      this.#onClose();
+    }
+  }
+
+  /** Stops the plugin; `await using plugin = …` calls this. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+
+  #assertUsable(action: string): void {
+    if (this.#state === "stopped" || this.#state === "error" || this.#stopping !== undefined) {
+      throw new PluginStateError(
+        this.#stopping !== undefined && this.#state !== "stopped" ? "stopping" : this.#state,
+        `Cannot ${action} plugin "${this.name}"`,
+      );
+    }
+  }
+
+  /** Resolves when this caller may run: the plugin is idle and not paused. */
+  async #acquire(name: string): Promise<void> {
+    while (!CALLABLE_STATES.has(this.#state)) {
+      if (this.#state !== "running") {
+        throw new PluginStateError(this.#state, `Cannot call "${name}" on plugin "${this.name}"`);
+      }
+      await new Promise<void>((r) => this.#waiting.push(r));
+    }
+  }
+
+  #wakeNext(): void {
+    this.#waiting.shift()?.();
+  }
+
+  #budget(options: CallOptions | undefined): CallBudget {
+    if (options === undefined) return this.#defaultBudget;
+    const { signal, timeoutMs, fuel } = options;
+    if (timeoutMs !== undefined && !(typeof timeoutMs === "number" && timeoutMs > 0)) {
+      throw new RangeError(
+        `Cannot call with 'timeoutMs' = ${timeoutMs}: it must be a positive number`,
+      );
+    }
+    if (fuel !== undefined && !(Number.isSafeInteger(fuel) && fuel > 0)) {
+      throw new RangeError(`Cannot call with 'fuel' = ${fuel}: it must be a positive integer`);
+    }
+    return {
+      timeoutMs: Math.min(timeoutMs ?? Infinity, this.limits.maxExecutionTimeMs),
+      fuel: fuel ?? this.limits.maxFuel,
+      signal,
+    };
+  }
+
+  /**
+   * The call path: state check, signature check, invoke, metrics. Returns the
+   * raw result synchronously when the backend does, so an inline call costs
+   * one promise (the caller's `async`).
+   */
+  #call(
+    name: string,
+    args: readonly unknown[],
+    options: CallOptions | undefined,
+    expected: readonly string[] | null,
+  ): unknown {
+    if (!CALLABLE_STATES.has(this.#state) || this.#stopping !== undefined) {
+      return this.#acquireThenCall(name, args, options, expected);
+    }
+    const start = performance.now();
+    let converted: unknown[];
+    let budget: CallBudget;
+    try {
+      const signature = this.#signatures.get(name);
+      if (signature === undefined) throw new InvalidFunctionError(name);
+      if (expected !== null && !sameTypes(signature.results, expected)) {
+        throw mismatch(name, signature, expected);
+      }
+      converted = checkArguments(name, signature, args);
+      budget = this.#budget(options);
+    } catch (err) {
+      this.#finish(name, start, err);
+      throw err;
+    }
+    this.#restState = this.#state;
+    this.#state = "running";
+    this.#observer?.stateChanged(this.#restState, "running");
+    let result: unknown;
+    try {
+      result = this.#backend.invoke(name, converted, budget);
+    } catch (err) {
+      this.#finish(name, start, err);
+      throw err;
+    }
+    if (result instanceof Promise) {
+      return result.then(
+        (value) => {
+          this.#finish(name, start, undefined);
+          return value;
+        },
+        (err) => {
+          this.#finish(name, start, err);
+          throw err;
+        },
+      );
+    }
+    this.#finish(name, start, undefined);
+    return result;
+  }
+
+  async #acquireThenCall(
+    name: string,
+    args: readonly unknown[],
+    options: CallOptions | undefined,
+    expected: readonly string[] | null,
+  ): Promise<unknown> {
+    if (this.#stopping !== undefined) this.#assertUsable(`call "${name}" on`);
+    await this.#acquire(name);
+    return await this.#call(name, args, options, expected);
+  }
+
+  #finish(name: string, start: number, error: unknown): void {
+    const end = performance.now();
+    this.#metrics.record(
+      start,
+      end,
+      error === undefined,
+      this.#backend.memoryBytes(),
+      this.#backend.lastFuelUsed,
+    );
+    if (this.#state === "running") {
+      this.#state = this.#restState;
+      this.#observer?.stateChanged("running", this.#restState);
+    }
+    this.#observer?.executed(name, end - start, error);
+    if (this.#waiting.length > 0) this.#wakeNext();
+  }
+
+  /** Runs a bytes-ABI call: allocate, copy in, call, copy out, free. */
+  async #bytesCall(
+    fn: string,
+    input: Uint8Array,
+    options: CallOptions | undefined,
+    packedOutput: boolean,
+  ): Promise<number | Uint8Array> {
+    if (!(input instanceof Uint8Array)) {
+      throw new TypeMismatchError(
+        `Cannot call "${fn}": expected a Uint8Array, received ${describeValue(input)}`,
+      );
+    }
+    await this.#acquire(fn);
+    const start = performance.now();
+    this.#restState = this.#state;
+    this.#setState("running");
+    try {
+      const result = await this.#runBytesCall(fn, input, this.#budget(options), packedOutput);
+      this.#finish(fn, start, undefined);
+      return result;
+    } catch (err) {
+      this.#finish(fn, start, err);
+      throw err;
+    }
+  }
+
+  async #runBytesCall(
+    fn: string,
+    input: Uint8Array,
+    budget: CallBudget,
+    packedOutput: boolean,
+  ): Promise<number | Uint8Array> {
+    const signature = this.#signatures.get(fn);
+    if (signature === undefined) throw new InvalidFunctionError(fn);
+    const expected = packedOutput ? I64 : I32;
+    if (!sameTypes(signature.params, ["i32", "i32"]) || !sameTypes(signature.results, expected)) {
+      throw new TypeMismatchError(
+        `Cannot call "${fn}" with bytes: expected (i32 ptr, i32 len) -> ${expected[0]}, found (${
+          signature.params.join(", ")
+        }) -> (${signature.results.join(", ")})`,
+      );
+    }
+    const invoke = async (name: string, args: unknown[]): Promise<unknown> => {
+      const value = this.#backend.invoke(name, args, budget);
+      return value instanceof Promise ? await value : value;
+    };
+    const alloc = this.#allocator(fn);
+    const inPtr = input.length === 0 ? 0 : (await invoke(alloc, [input.length]) as number) >>> 0;
+    await this.#backend.writeMemory(inPtr, input);
+    const raw = await invoke(fn, [inPtr, input.length]);
+    await this.#free(invoke, inPtr, input.length);
+    if (!packedOutput) return raw as number;
+    const packed = BigInt.asUintN(64, raw as bigint);
+    const outPtr = Number(packed >> 32n);
+    const outLen = Number(packed & 0xffff_ffffn);
+    const output = await this.#backend.readMemory(outPtr, outLen);
+    await this.#free(invoke, outPtr, outLen);
+    return output;
+  }
+
+  #allocator(fn: string): string {
+    for (const name of ["alloc", "malloc"]) {
+      const signature = this.#signatures.get(name);
+      if (
+        signature !== undefined && sameTypes(signature.params, I32) &&
+        sameTypes(signature.results, I32)
+      ) {
+        return name;
+      }
+    }
+    throw new InvalidFunctionError("alloc", {
+      message:
+        `Cannot pass bytes to "${fn}": the plugin exports no allocator "alloc(size: i32) -> i32" (or "malloc")`,
+    });
+  }
+
+  async #free(
+    invoke: (name: string, args: unknown[]) => Promise<unknown>,
+    ptr: number,
+    length: number,
+  ): Promise<void> {
+    if (length === 0 && ptr === 0) return;
+    const dealloc = this.#signatures.get("dealloc");
+    if (dealloc !== undefined && sameTypes(dealloc.params, ["i32", "i32"])) {
+      await invoke("dealloc", [ptr | 0, length | 0]);
+      return;
+    }
+    const free = this.#signatures.get("free");
+    if (free !== undefined && sameTypes(free.params, I32)) await invoke("free", [ptr | 0]);
+  }
+}
+
+function sameTypes(actual: readonly string[], expected: readonly string[]): boolean {
+  if (actual.length !== expected.length) return false;
+  for (let i = 0; i < actual.length; i++) if (actual[i] !== expected[i]) return false;
+  return true;
+}
+
+function mismatch(name: string, signature: Signature, expected: readonly string[]): WasmError {
+  return new TypeMismatchError(
+    `Cannot call "${name}" as returning (${expected.join(", ")}): it returns (${
+      signature.results.join(", ")
+    })`,
+  );
+}
+
+/**
+ * Creates a plugin around a backend. Internal: used by `WasmRuntime`.
+ *
+ * @internal
+ */
+export function createWasmPlugin(init: PluginInit): WasmPlugin {
+  return construct(init);
+}
+
+/**
+ * Attaches the manager's observer to a plugin. Internal.
+ *
+ * @internal
+ */
+export function observePlugin(plugin: WasmPlugin, observer: PluginObserver): void {
+  setObserver(plugin, observer);
+}

@@ -1,0 +1,505 @@
+/**
+ * The runtime: compiles modules (with a content-keyed cache), creates
+ * plugins under resource limits, and owns the host tools.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import {
+  artifactOf,
+  buildArtifact,
+  type ModuleArtifact,
+  prepareModule,
+  registerArtifact,
+} from "./_artifact.ts";
+import type { CacheStats } from "./cache_stats.ts";
+import { parseCapabilities } from "./capability.ts";
+import type { CompiledModule } from "./compiled_module.ts";
+import { PluginStateError, ResourceLimitError } from "./errors.ts";
+import { describeValue } from "./_format.ts";
+import type { ToolFunction } from "./host/tool_function.ts";
+import { createInlineBackend } from "./_inline_backend.ts";
+import { Linker } from "./linker.ts";
+import { LruCache } from "./_lru_cache.ts";
+import type { WasmPluginConfig } from "./plugin_config.ts";
+import { DEFAULT_LIMITS, resolveLimits, type ResourceLimits } from "./resource_limits.ts";
+import type { Isolation, RuntimeConfig } from "./runtime_config.ts";
+import { sha256Hex } from "./_sha256.ts";
+import { createWasmPlugin, type WasmPlugin } from "./wasm_plugin.ts";
+import { watToBinary } from "./_wat.ts";
+import { readCachedBinary, writeCachedBinary } from "./_wat_disk_cache.ts";
+
+const logger = getLogger(["wasmplug", "runtime"]);
+
+const DEFAULT_CACHE_ENTRIES = 128;
+
+/** The execution settings a runtime resolved from its config. */
+export interface ResolvedExecution {
+  /** Whether modules get a fuel counter. */
+  readonly fuelMetering: boolean;
+  /** Whether modules get deadline checks. */
+  readonly epochInterruption: boolean;
+  /** Where plugins run by default. */
+  readonly isolation: Isolation;
+}
+
+/**
+ * The WebAssembly plugin runtime, like MoFA's `WasmRuntime`: compile once,
+ * instantiate many sandboxed plugins, each with enforced limits.
+ *
+ * @example The guide's walkthrough
+ * ```ts
+ * import { WasmRuntime } from "@wasmplug/wasmplug";
+ *
+ * await using runtime = new WasmRuntime({
+ *   execution: { fuelMetering: false, epochInterruption: false, isolation: "inline" },
+ * });
+ * const compiled = await runtime.compileWat("math-module", `
+ *   (module
+ *     (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))
+ * `);
+ * console.log(`Compiled module: ${compiled.name}`);
+ * await using plugin = await runtime.createPlugin(compiled, {
+ *   name: "math-plugin",
+ *   resourceLimits: { maxFuel: null },
+ * });
+ * await plugin.initialize();
+ * console.log(`10 + 5 = ${await plugin.callI32("add", [10, 5])}`); // 10 + 5 = 15
+ * ```
+ */
+export class WasmRuntime implements AsyncDisposable {
+  /** The limits every plugin starts from. */
+  readonly limits: Readonly<ResourceLimits>;
+  /** The execution settings in force. */
+  readonly execution: ResolvedExecution;
+
+  readonly #cache: LruCache<string, ModuleArtifact>;
+  readonly #cacheDir: string | undefined;
+  readonly #tools = new Map<string, ToolFunction>();
+  readonly #plugins = new Set<WasmPlugin>();
+  #reserved = 0;
+  #closed = false;
+
+  /**
+   * Creates a runtime.
+   *
+   * @param config Execution settings, limits and cache; every field is optional.
+   * @throws {TypeError} If a setting has the wrong type.
+   * @throws {RangeError} If a limit or cache size is out of range.
+   */
+  constructor(config: RuntimeConfig = {}) {
+    if (typeof config !== "object" || config === null) {
+      throw new TypeError(
+        `Cannot create a runtime: expected a config object, received ${describeValue(config)}`,
+      );
+    }
+    this.execution = resolveExecution(config.execution);
+    this.limits = resolveLimits(DEFAULT_LIMITS, config.resourceLimits);
+    const cache = config.cache ?? true;
+    if (typeof cache === "boolean") {
+      this.#cache = new LruCache(cache ? DEFAULT_CACHE_ENTRIES : 0);
+    } else if (typeof cache === "object" && cache !== null) {
+      const maxEntries = cache.maxEntries ?? DEFAULT_CACHE_ENTRIES;
+      if (!Number.isInteger(maxEntries) || maxEntries < 0) {
+        throw new RangeError(
+          `Cannot use 'cache.maxEntries' = ${maxEntries}: it must be a non-negative integer`,
+        );
+      }
+      if (cache.dir !== undefined && typeof cache.dir !== "string") {
+        throw new TypeError(
+          `Cannot use 'cache.dir': expected a string, received ${describeValue(cache.dir)}`,
+        );
+      }
+      this.#cache = new LruCache(maxEntries);
+      this.#cacheDir = cache.dir;
+    } else {
+      throw new TypeError(
+        `Cannot use 'cache': expected a boolean or an object, received ${describeValue(cache)}`,
+      );
+    }
+  }
+
+  /**
+   * Compiles and validates a binary module. Identical bytes are compiled once
+   * (the cache is keyed by their SHA-256, not by name).
+   *
+   * @example
+   * ```ts
+   * import { WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * const bytes = new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+   * const compiled = await runtime.compile("empty", bytes);
+   * console.log(compiled.sizeBytes, compiled.hash.length); // 8 64
+   * ```
+   *
+   * @param name A name for messages and metrics.
+   * @param bytes The binary module.
+   * @throws {CompilationError} If the bytes are not a valid module, with the byte offset.
+   */
+  async compile(name: string, bytes: Uint8Array | ArrayBuffer): Promise<CompiledModule> {
+    this.#assertOpen("compile a module");
+    assertName(name);
+    let view: Uint8Array;
+    if (bytes instanceof Uint8Array) view = bytes;
+    else if (bytes instanceof ArrayBuffer) view = new Uint8Array(bytes);
+    else {
+      throw new TypeError(
+        `Cannot compile "${name}": expected a Uint8Array or an ArrayBuffer, received ${
+          describeValue(bytes)
+        }`,
+      );
+    }
+    const start = performance.now();
+    return await this.#compileBinary(name, view.slice(), start);
+  }
+
+  /**
+   * Compiles WebAssembly text (through wabt, loaded on first use).
+   *
+   * @example
+   * ```ts
+   * import { WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * const compiled = await runtime.compileWat("math-module", '(module (func (export "f")))');
+   * console.log(compiled.exports); // [ { name: "f", kind: "function", params: [], results: [] } ]
+   * ```
+   *
+   * @param name A name for messages and metrics.
+   * @param text The WAT source.
+   * @throws {CompilationError} With wabt's message, line and column.
+   */
+  async compileWat(name: string, text: string): Promise<CompiledModule> {
+    this.#assertOpen("compile a module");
+    assertName(name);
+    if (typeof text !== "string") {
+      throw new TypeError(
+        `Cannot compile "${name}": expected WAT text, received ${describeValue(text)}`,
+      );
+    }
+    const start = performance.now();
+    let bytes: Uint8Array | undefined;
+    let key: string | undefined;
+    if (this.#cacheDir !== undefined) {
+      key = await sha256Hex(text);
+      bytes = await readCachedBinary(this.#cacheDir, key);
+    }
+    if (bytes === undefined) {
+      bytes = await watToBinary(name, text);
+      if (this.#cacheDir !== undefined) await writeCachedBinary(this.#cacheDir, key!, bytes);
+    }
+    return await this.#compileBinary(name, bytes, start);
+  }
+
+  async #compileBinary(name: string, bytes: Uint8Array, start: number): Promise<CompiledModule> {
+    const hash = await sha256Hex(bytes);
+    let artifact = this.#cache.get(hash);
+    if (artifact === undefined) {
+      artifact = await buildArtifact(bytes, hash);
+      // Compile for the runtime's own limits now, so the common case instantiates at once.
+      await prepareModule(artifact, this.limits).catch(() => {});
+      this.#cache.set(hash, artifact);
+    }
+    const compiled: CompiledModule = Object.freeze({
+      name,
+      sizeBytes: bytes.length,
+      compileTimeMs: performance.now() - start,
+      hash,
+      imports: artifact.imports,
+      exports: artifact.exports,
+    });
+    registerArtifact(compiled, artifact);
+    logger.debug("Compiled {name} ({sizeBytes} bytes) in {compileTimeMs} ms", { ...compiled });
+    return compiled;
+  }
+
+  /**
+   * Instantiates a compiled module as a plugin.
+   *
+   * @example
+   * ```ts
+   * import { WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * const compiled = await runtime.compileWat("m", '(module (func (export "one") (result i32) i32.const 1))');
+   * await using plugin = await runtime.createPlugin(compiled, { name: "one" });
+   * console.log(await plugin.callI32("one")); // 1
+   * ```
+   *
+   * @param compiled A module from {@linkcode compile} or {@linkcode compileWat}.
+   * @param config Name, capabilities, limits and host data of the plugin.
+   * @throws {ResourceLimitError} If `maxInstances` plugins are alive, or a table is too large.
+   * @throws {OutOfMemoryError} If a declared memory is larger than `maxMemoryPages`.
+   * @throws {ImportNotFoundError} If an import is not provided.
+   * @throws {InstantiationError} If the start function traps or a segment does not fit.
+   */
+  createPlugin(compiled: CompiledModule, config?: WasmPluginConfig): Promise<WasmPlugin> {
+    return this.#createPlugin(compiled, config, undefined);
+  }
+
+  /**
+   * Instantiates a compiled module with host functions from a {@linkcode Linker}.
+   *
+   * @example
+   * ```ts
+   * import { Capability, WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * const linker = runtime.createLinker().funcWrap("env", "twice", (x: number) => 2 * x);
+   * const compiled = await runtime.compileWat("m", `(module
+   *   (import "env" "twice" (func $twice (param i32) (result i32)))
+   *   (func (export "quad") (param i32) (result i32) (call $twice (call $twice (local.get 0)))))`);
+   * await using plugin = await runtime.createPluginWithLinker(compiled, {
+   *   capabilities: [Capability.CallHostFunction],
+   * }, linker);
+   * console.log(await plugin.callI32("quad", [3])); // 12
+   * ```
+   */
+  createPluginWithLinker(
+    compiled: CompiledModule,
+    config: WasmPluginConfig | undefined,
+    linker: Linker,
+  ): Promise<WasmPlugin> {
+    if (!(linker instanceof Linker)) {
+      throw new TypeError(
+        `Cannot link a plugin: expected a Linker, received ${describeValue(linker)}`,
+      );
+    }
+    return this.#createPlugin(compiled, config, linker);
+  }
+
+  /**
+   * Compiles WAT and instantiates it in one step.
+   *
+   * @example
+   * ```ts
+   * import { WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * await using plugin = await runtime.createPluginFromWat("(module)", { name: "p2" });
+   * console.log(plugin.name); // p2
+   * ```
+   */
+  async createPluginFromWat(wat: string, config?: WasmPluginConfig): Promise<WasmPlugin> {
+    const compiled = await this.compileWat(config?.name ?? "plugin", wat);
+    return await this.createPlugin(compiled, config);
+  }
+
+  /**
+   * A new, empty linker for {@linkcode createPluginWithLinker}.
+   *
+   * @example
+   * ```ts
+   * import { WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * const linker = runtime.createLinker();
+   * linker.funcWrap("env", "log", (msg: number) => console.log(`Plugin log: ${msg}`));
+   * ```
+   */
+  createLinker(): Linker {
+    return new Linker();
+  }
+
+  /**
+   * Registers a host tool that plugins with `Capability.CallTool` call through
+   * `host_call_tool` (JSON in, JSON out). Async tools suspend the guest, not the host.
+   *
+   * @example
+   * ```ts
+   * import { WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * runtime.registerTool("add", (args) => {
+   *   const { a, b } = args as { a: number; b: number };
+   *   return a + b;
+   * });
+   * ```
+   */
+  registerTool(name: string, fn: ToolFunction): void {
+    if (typeof name !== "string" || name === "") {
+      throw new TypeError(
+        `Cannot register a tool: expected a non-empty name, received ${describeValue(name)}`,
+      );
+    }
+    if (typeof fn !== "function") {
+      throw new TypeError(
+        `Cannot register tool "${name}": expected a function, received ${describeValue(fn)}`,
+      );
+    }
+    this.#tools.set(name, fn);
+  }
+
+  /**
+   * Counters of the compiled-module cache.
+   *
+   * @example
+   * ```ts
+   * import { WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * console.log(runtime.cacheStats().entries); // 0
+   * ```
+   */
+  cacheStats(): CacheStats {
+    return this.#cache.stats();
+  }
+
+  /** Live plugins of this runtime. */
+  get pluginCount(): number {
+    return this.#plugins.size;
+  }
+
+  /**
+   * Stops every plugin and releases the cache. Idempotent.
+   *
+   * @example
+   * ```ts
+   * import { WasmRuntime } from "@wasmplug/wasmplug";
+   * const runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * await runtime.close();
+   * ```
+   */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.allSettled([...this.#plugins].map((plugin) => plugin.stop()));
+    this.#cache.clear();
+  }
+
+  /** Closes the runtime; `await using runtime = …` calls this. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #assertOpen(action: string): void {
+    if (this.#closed) throw new PluginStateError("closed", `Cannot ${action}: the runtime`);
+  }
+
+  async #createPlugin(
+    compiled: CompiledModule,
+    config: WasmPluginConfig | undefined,
+    linker: Linker | undefined,
+  ): Promise<WasmPlugin> {
+    this.#assertOpen("create a plugin");
+    const artifact = artifactOf(compiled);
+    const settings = checkPluginConfig(config ?? {});
+    const limits = resolveLimits(this.limits, settings.resourceLimits);
+    const isolation = settings.isolation ?? this.execution.isolation;
+    if (isolation !== "inline") {
+      throw new TypeError(
+        'Cannot create a plugin with isolation "worker": worker isolation is not available in this version of wasmplug; use isolation "inline" for trusted code',
+      );
+    }
+    if (this.#plugins.size + this.#reserved >= this.limits.maxInstances) {
+      throw new ResourceLimitError(
+        "maxInstances",
+        `Cannot create plugin "${
+          settings.name ?? compiled.name
+        }": ${this.limits.maxInstances} instances are alive, the limit maxInstances`,
+      );
+    }
+    this.#reserved++;
+    try {
+      const prepared = await prepareModule(artifact, limits);
+      const capabilities = parseCapabilities(settings.capabilities);
+      const id = settings.id ?? crypto.randomUUID();
+      const name = settings.name ?? compiled.name;
+      const backend = await createInlineBackend({
+        artifact,
+        prepared,
+        linker,
+        maxCallDepth: limits.maxCallDepth,
+        env: {
+          pluginId: id,
+          pluginName: name,
+          capabilities,
+          config: new Map(Object.entries(settings.config ?? {})),
+          storage: new Map(),
+          tools: this.#tools,
+          allowedHosts: settings.allowedHosts ?? [],
+          onMessage: settings.onMessage,
+        },
+      });
+      const plugin = createWasmPlugin({
+        id,
+        name,
+        capabilities: [...capabilities],
+        limits,
+        backend,
+        signatures: artifact.signatures,
+        onClose: () => this.#plugins.delete(plugin),
+      });
+      this.#plugins.add(plugin);
+      return plugin;
+    } finally {
+      this.#reserved--;
+    }
+  }
+}
+
+function resolveExecution(execution: RuntimeConfig["execution"]): ResolvedExecution {
+  const { fuelMetering = true, epochInterruption = true, isolation = "inline" } = execution ?? {};
+  for (
+    const [key, value] of [["fuelMetering", fuelMetering], [
+      "epochInterruption",
+      epochInterruption,
+    ]] as const
+  ) {
+    if (typeof value !== "boolean") {
+      throw new TypeError(
+        `Cannot use 'execution.${key}': expected a boolean, received ${describeValue(value)}`,
+      );
+    }
+  }
+  checkIsolation(isolation, "execution.isolation");
+  return Object.freeze({ fuelMetering, epochInterruption, isolation });
+}
+
+function checkIsolation(isolation: unknown, key: string): void {
+  if (isolation !== "inline" && isolation !== "worker") {
+    throw new TypeError(
+      `Cannot use '${key}': expected "worker" or "inline", received ${describeValue(isolation)}`,
+    );
+  }
+}
+
+function assertName(name: unknown): void {
+  if (typeof name !== "string") {
+    throw new TypeError(
+      `Cannot compile a module: expected a string name, received ${describeValue(name)}`,
+    );
+  }
+}
+
+function checkPluginConfig(config: WasmPluginConfig): WasmPluginConfig {
+  if (typeof config !== "object" || config === null) {
+    throw new TypeError(
+      `Cannot create a plugin: expected a config object, received ${describeValue(config)}`,
+    );
+  }
+  for (const key of ["name", "id"] as const) {
+    const value = config[key];
+    if (value !== undefined && (typeof value !== "string" || value === "")) {
+      throw new TypeError(
+        `Cannot use '${key}' = ${describeValue(value)}: expected a non-empty string`,
+      );
+    }
+  }
+  if (config.config !== undefined) {
+    if (typeof config.config !== "object" || config.config === null) {
+      throw new TypeError(
+        `Cannot use 'config': expected an object of strings, received ${
+          describeValue(config.config)
+        }`,
+      );
+    }
+    for (const [key, value] of Object.entries(config.config)) {
+      if (typeof value !== "string") {
+        throw new TypeError(
+          `Cannot use 'config.${key}': expected a string, received ${describeValue(value)}`,
+        );
+      }
+    }
+  }
+  if (config.isolation !== undefined) checkIsolation(config.isolation, "isolation");
+  if (config.onMessage !== undefined && typeof config.onMessage !== "function") {
+    throw new TypeError(
+      `Cannot use 'onMessage': expected a function, received ${describeValue(config.onMessage)}`,
+    );
+  }
+  return config;
+}
