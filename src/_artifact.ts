@@ -12,6 +12,7 @@ import type { ResourceLimits } from "./resource_limits.ts";
 import type { Signature } from "./_signature.ts";
 import { BinaryFormatError } from "./instrument/_bytes.ts";
 import { clampLimits } from "./instrument/_limits.ts";
+import { type DeadlineMode, instrument, type InstrumentMetadata } from "./instrument/instrument.ts";
 import {
   describeExports,
   describeImports,
@@ -24,6 +25,15 @@ import {
 export interface PreparedModule {
   readonly module: WebAssembly.Module;
   readonly bytes: Uint8Array;
+  /** What the instrumenter added, or `null` when no pass was applied. */
+  readonly instrumentation: InstrumentMetadata | null;
+}
+
+/** Which instrumentation passes a prepared module gets. */
+export interface Instrumentation {
+  readonly fuel: boolean;
+  readonly callDepth: boolean;
+  readonly deadline: DeadlineMode | false;
 }
 
 /** Everything derived from one binary module, shared by every plugin made from it. */
@@ -77,7 +87,7 @@ export async function buildArtifact(bytes: Uint8Array, hash: string): Promise<Mo
   } catch (err) {
     if (!(err instanceof BinaryFormatError)) throw err;
     // The engine's message is the authoritative one when it also rejects the module.
-    await compileOrThrow(bytes);
+    await compileOrThrow(bytes, err.offset);
     throw new CompilationError(`Cannot compile module: ${err.message}`, {
       cause: err,
       offset: err.offset,
@@ -106,7 +116,8 @@ export async function buildArtifact(bytes: Uint8Array, hash: string): Promise<Mo
 
 /**
  * Returns the module compiled for `limits`: memory and table maximums clamped
- * so that growth beyond the limits fails inside wasm.
+ * so that growth beyond the limits fails inside wasm, and instrumented with
+ * the fuel, call-depth and deadline passes that `passes` asks for.
  *
  * @throws {OutOfMemoryError} If a declared minimum memory exceeds `maxMemoryPages`.
  * @throws {ResourceLimitError} If a declared minimum table exceeds `maxTableElements`.
@@ -114,11 +125,18 @@ export async function buildArtifact(bytes: Uint8Array, hash: string): Promise<Mo
 export function prepareModule(
   artifact: ModuleArtifact,
   limits: Readonly<ResourceLimits>,
+  passes: Instrumentation,
 ): Promise<PreparedModule> {
-  const key = `${limits.maxMemoryPages}/${limits.maxTableElements}`;
+  const key = [
+    limits.maxMemoryPages,
+    limits.maxTableElements,
+    passes.fuel,
+    passes.callDepth,
+    passes.deadline,
+  ].join("/");
   let prepared = artifact.prepared.get(key);
   if (prepared === undefined) {
-    prepared = compilePrepared(artifact, limits);
+    prepared = compilePrepared(artifact, limits, passes);
     artifact.prepared.set(key, prepared);
     prepared.catch(() => artifact.prepared.delete(key));
   }
@@ -128,6 +146,7 @@ export function prepareModule(
 async function compilePrepared(
   artifact: ModuleArtifact,
   limits: Readonly<ResourceLimits>,
+  passes: Instrumentation,
 ): Promise<PreparedModule> {
   const clamped = clampLimits(artifact.bytes, limits);
   const violation = clamped.violations[0];
@@ -145,11 +164,35 @@ async function compilePrepared(
       `${what} needs at least ${violation.declaredMinimum} elements, above the limit maxTableElements = ${violation.limit}`,
     );
   }
-  const module = await compileOrThrow(clamped.bytes);
-  return { module, bytes: clamped.bytes };
+  if (!passes.fuel && !passes.callDepth && passes.deadline === false) {
+    const module = await compileOrThrow(clamped.bytes);
+    return { module, bytes: clamped.bytes, instrumentation: null };
+  }
+  let result;
+  try {
+    result = instrument(clamped.bytes, {
+      fuel: passes.fuel,
+      callDepth: passes.callDepth,
+      deadline: passes.deadline,
+      validate: false,
+    });
+  } catch (err) {
+    if (err instanceof BinaryFormatError) {
+      throw new CompilationError(`Cannot instrument the module: ${err.message}`, {
+        cause: err,
+        offset: err.offset,
+      });
+    }
+    if (err instanceof TypeError) throw new CompilationError(err.message, { cause: err });
+    throw err;
+  }
+  const { bytes, ...instrumentation } = result;
+  const module = await compileOrThrow(bytes);
+  return { module, bytes, instrumentation };
 }
 
-async function compileOrThrow(bytes: Uint8Array): Promise<WebAssembly.Module> {
+/** Compiles with the engine; `offset` is the failure's position when the engine gives none. */
+async function compileOrThrow(bytes: Uint8Array, offset?: number): Promise<WebAssembly.Module> {
   try {
     return await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
   } catch (err) {
@@ -158,7 +201,7 @@ async function compileOrThrow(bytes: Uint8Array): Promise<WebAssembly.Module> {
     const detail = message.replace(/^WebAssembly\.compile\(\): /, "");
     throw new CompilationError(`Cannot compile module: ${detail}`, {
       cause: err,
-      ...(at === null ? {} : { offset: Number(at[1]) }),
+      ...(at !== null ? { offset: Number(at[1]) } : offset !== undefined ? { offset } : {}),
     });
   }
 }

@@ -19,9 +19,11 @@ export interface PluginBackend {
    * Calls an exported function with checked arguments and returns its raw JS
    * result (`undefined`, one value, or an array for multi-value). Synchronous
    * backends return the value itself, so the fast path allocates no promise.
-   * Failures are thrown (or rejected) as `WasmError`s.
+   * Failures are thrown (or rejected) as `WasmError`s. `startMs` is the
+   * caller's `performance.now()` at the start of the call; the deadline counts
+   * from it.
    */
-  invoke(name: string, args: readonly unknown[], budget: CallBudget): unknown;
+  invoke(name: string, args: readonly unknown[], budget: CallBudget, startMs: number): unknown;
   /** Fuel used by the last `invoke`, 0 when fuel is not metered. */
   readonly lastFuelUsed: number;
   /** Size of the host-accessible memory in bytes, 0 without one. */

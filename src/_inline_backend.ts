@@ -9,12 +9,15 @@ import type { ModuleArtifact, PreparedModule } from "./_artifact.ts";
 import type { CallBudget, PluginBackend } from "./_backend.ts";
 import { Capability } from "./capability.ts";
 import {
+  CallDepthExceededError,
   CapabilityDeniedError,
+  FuelExhaustedError,
   ImportNotFoundError,
   InstantiationError,
   TimeoutError,
   type WasmError,
 } from "./errors.ts";
+import { InstanceLimits, TrapReason } from "./instrument/instrument.ts";
 import {
   createBuiltin,
   type ErrorSlot,
@@ -35,7 +38,12 @@ export interface InlineBackendOptions {
   readonly env: HostEnvironment;
   readonly linker: Linker | undefined;
   readonly maxCallDepth: number;
+  /** Budgets of the deferred start function (the plugin's own limits). */
+  readonly startBudget: CallBudget;
 }
+
+/** Fuel budget of calls when fuel is metered but `maxFuel` is `null`. */
+const UNMETERED_FUEL = 2 ** 53 - 1;
 
 type Callable = (...args: unknown[]) => unknown;
 
@@ -61,13 +69,19 @@ class InlineBackend implements PluginBackend {
   /** True when the module imports an async host function, so exports are JSPI-wrapped. */
   #async = false;
   #cancellation: Cancellation | undefined;
+  /** Host side of the instrumentation, `null` for an uninstrumented module. */
+  #limits: InstanceLimits | null = null;
+  /** Budgets of the running call, to name the limit that stopped it. */
+  #budget: CallBudget | undefined;
+  #fuelBudget = 0;
+  #lastFuelUsed = 0;
 
   constructor(options: InlineBackendOptions) {
     this.#options = options;
   }
 
   get lastFuelUsed(): number {
-    return 0;
+    return this.#lastFuelUsed;
   }
 
   async instantiate(): Promise<void> {
@@ -82,6 +96,41 @@ class InlineBackend implements PluginBackend {
     }
     this.#exports = instance.exports;
     this.#memory.attach(findExportedMemory(instance.exports));
+    const instrumentation = this.#options.prepared.instrumentation;
+    if (instrumentation === null) return;
+    this.#limits = new InstanceLimits(instance, instrumentation);
+    if (instrumentation.startFunction === null) return;
+    // The module's start function, deferred by the instrumenter, runs under the plugin's limits.
+    try {
+      this.#begin(this.#options.startBudget, performance.now());
+      this.#limits.runStart();
+      this.#end();
+    } catch (err) {
+      const cause = this.#failure(err) as WasmError;
+      throw new InstantiationError(`The start function failed: ${cause.message}`, { cause });
+    }
+  }
+
+  /** Arms the instrumentation for one top-level call. */
+  #begin(budget: CallBudget, startMs: number): void {
+    this.#budget = budget;
+    const limits = this.#limits;
+    if (limits === null) return;
+    this.#fuelBudget = budget.fuel ?? UNMETERED_FUEL;
+    limits.prepare({
+      fuel: this.#fuelBudget,
+      maxCallDepth: this.#options.maxCallDepth,
+      deadline: startMs + budget.timeoutMs,
+      now: startMs,
+    });
+  }
+
+  /** Reads what the call consumed. */
+  #end(): void {
+    const limits = this.#limits;
+    if (limits === null || this.#options.prepared.instrumentation?.fuelGlobal == null) return;
+    const remaining = Number(limits.fuelRemaining);
+    this.#lastFuelUsed = remaining < 0 ? this.#fuelBudget : this.#fuelBudget - remaining;
   }
 
   #buildImports(): WebAssembly.Imports {
@@ -139,17 +188,20 @@ class InlineBackend implements PluginBackend {
     return fn;
   }
 
-  invoke(name: string, args: readonly unknown[], budget: CallBudget): unknown {
+  invoke(name: string, args: readonly unknown[], budget: CallBudget, startMs: number): unknown {
     const fn = this.#function(name);
     if (fn === undefined) throw new TypeError(`Export "${name}" is not a function`);
     budget.signal?.throwIfAborted();
     this.#slot.error = undefined;
+    this.#begin(budget, startMs);
     if (this.#async) return this.#invokeAsync(fn, args, budget);
     let result: unknown;
     try {
       result = fn(...args);
     } catch (err) {
       throw this.#failure(err);
+    } finally {
+      this.#end();
     }
     if (this.#slot.error !== undefined) throw this.#failure(undefined);
     return result;
@@ -171,6 +223,7 @@ class InlineBackend implements PluginBackend {
     } catch (err) {
       throw this.#failure(err);
     } finally {
+      this.#end();
       clearTimeout(timer);
       budget.signal?.removeEventListener("abort", onAbort);
       this.#cancellation = undefined;
@@ -183,8 +236,26 @@ class InlineBackend implements PluginBackend {
     const recorded = this.#slot.error;
     this.#slot.error = undefined;
     if (recorded !== undefined) return recorded;
+    const limit = this.#limitThatStopped(err);
+    if (limit !== undefined) return limit;
     if (err instanceof DOMException && err.name === "AbortError") return err;
     return classifyCallError(err, this.#options.maxCallDepth);
+  }
+
+  /** The error for a trap raised by the instrumentation, if that is what `err` is. */
+  #limitThatStopped(err: unknown): WasmError | undefined {
+    if (this.#limits === null || !(err instanceof WebAssembly.RuntimeError)) return undefined;
+    const budget = this.#budget;
+    switch (this.#limits.trapReason) {
+      case TrapReason.Fuel:
+        return new FuelExhaustedError(budget?.fuel ?? UNMETERED_FUEL, { cause: err });
+      case TrapReason.CallDepth:
+        return new CallDepthExceededError(this.#options.maxCallDepth, { cause: err });
+      case TrapReason.Deadline:
+        return new TimeoutError(budget?.timeoutMs ?? Infinity, { cause: err });
+      default:
+        return undefined;
+    }
   }
 
   memoryBytes(): number {

@@ -489,10 +489,10 @@ export class PluginStateError extends WasmError {
    *
    * @param state The plugin's state.
    * @param action What was attempted, e.g. `Cannot call "add"`.
-   * @param options The cause.
+   * @param options A more specific message and the cause.
    */
-  constructor(state: string, action: string, options?: ErrorOptions) {
-    super(`${action}: the plugin is ${state}`, options);
+  constructor(state: string, action: string, options: ErrorOptions & { message?: string } = {}) {
+    super(options.message ?? `${action}: the plugin is ${state}`, options);
     this.name = "PluginStateError";
     this.state = state;
   }

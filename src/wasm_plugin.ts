@@ -158,7 +158,12 @@ export class WasmPlugin implements AsyncDisposable {
       for (const initializer of ["_initialize", "init"]) {
         const signature = this.#signatures.get(initializer);
         if (signature === undefined || signature.params.length > 0) continue;
-        const result = this.#backend.invoke(initializer, [], this.#defaultBudget);
+        const result = this.#backend.invoke(
+          initializer,
+          [],
+          this.#defaultBudget,
+          performance.now(),
+        );
         if (result instanceof Promise) await result;
       }
     } catch (err) {
@@ -462,9 +467,14 @@ export class WasmPlugin implements AsyncDisposable {
    */
   async pause(): Promise<void> {
     this.#assertUsable("pause");
-    while (this.#state === "running") await new Promise<void>((r) => this.#waiting.push(r));
+    const woken = await this.#idle();
     if (this.#state === "paused") return;
-    this.#assertUsable("pause");
+    try {
+      this.#assertUsable("pause");
+    } catch (err) {
+      this.#handOn(woken);
+      throw err;
+    }
     this.#setState("paused");
   }
 
@@ -531,14 +541,31 @@ export class WasmPlugin implements AsyncDisposable {
     }
   }
 
-  /** Resolves when this caller may run: the plugin is idle and not paused. */
+  /** Resolves when this caller may run: the plugin is idle, not paused and not stopping. */
   async #acquire(name: string): Promise<void> {
-    while (!CALLABLE_STATES.has(this.#state)) {
-      if (this.#state !== "running") {
-        throw new PluginStateError(this.#state, `Cannot call "${name}" on plugin "${this.name}"`);
-      }
+    const woken = await this.#idle();
+    if (CALLABLE_STATES.has(this.#state) && this.#stopping === undefined) return;
+    this.#handOn(woken);
+    this.#assertUsable(`call "${name}" on`);
+    throw new PluginStateError(this.#state, `Cannot call "${name}" on plugin "${this.name}"`);
+  }
+
+  /** Waits until no call is running; true when this caller waited and so was handed the turn. */
+  async #idle(): Promise<boolean> {
+    let woken = false;
+    while (this.#state === "running") {
       await new Promise<void>((r) => this.#waiting.push(r));
+      woken = true;
     }
+    return woken;
+  }
+
+  /**
+   * Passes the turn a woken caller will not use to the next waiter (a pending
+   * `stop()` among them), unless the plugin is paused: `resume()` does it then.
+   */
+  #handOn(woken: boolean): void {
+    if (woken && this.#state !== "paused") this.#wakeNext();
   }
 
   #wakeNext(): void {
@@ -597,7 +624,7 @@ export class WasmPlugin implements AsyncDisposable {
     this.#observer?.stateChanged(this.#restState, "running");
     let result: unknown;
     try {
-      result = this.#backend.invoke(name, converted, budget);
+      result = this.#backend.invoke(name, converted, budget, start);
     } catch (err) {
       this.#finish(name, start, err);
       throw err;
@@ -663,7 +690,7 @@ export class WasmPlugin implements AsyncDisposable {
     this.#restState = this.#state;
     this.#setState("running");
     try {
-      const result = await this.#runBytesCall(fn, input, this.#budget(options), packedOutput);
+      const result = await this.#runBytesCall(fn, input, this.#budget(options), packedOutput, start);
       this.#finish(fn, start, undefined);
       return result;
     } catch (err) {
@@ -677,6 +704,7 @@ export class WasmPlugin implements AsyncDisposable {
     input: Uint8Array,
     budget: CallBudget,
     packedOutput: boolean,
+    start: number,
   ): Promise<number | Uint8Array> {
     const signature = this.#signatures.get(fn);
     if (signature === undefined) throw new InvalidFunctionError(fn);
@@ -689,20 +717,29 @@ export class WasmPlugin implements AsyncDisposable {
       );
     }
     const invoke = async (name: string, args: unknown[]): Promise<unknown> => {
-      const value = this.#backend.invoke(name, args, budget);
+      // Every step of the exchange counts against the same deadline.
+      const value = this.#backend.invoke(name, args, budget, start);
       return value instanceof Promise ? await value : value;
     };
     const alloc = this.#allocator(fn);
     const inPtr = input.length === 0 ? 0 : (await invoke(alloc, [input.length]) as number) >>> 0;
     await this.#backend.writeMemory(inPtr, input);
     const raw = await invoke(fn, [inPtr, input.length]);
-    await this.#free(invoke, inPtr, input.length);
-    if (!packedOutput) return raw as number;
+    if (!packedOutput) {
+      await this.#free(invoke, inPtr, input.length);
+      return raw as number;
+    }
     const packed = BigInt.asUintN(64, raw as bigint);
     const outPtr = Number(packed >> 32n);
     const outLen = Number(packed & 0xffff_ffffn);
-    const output = await this.#backend.readMemory(outPtr, outLen);
-    await this.#free(invoke, outPtr, outLen);
+    // Copy the output out before freeing: the guest may return its input buffer.
+    let output: Uint8Array;
+    try {
+      output = await this.#backend.readMemory(outPtr, outLen);
+    } finally {
+      await this.#free(invoke, inPtr, input.length);
+    }
+    if (outPtr !== inPtr) await this.#free(invoke, outPtr, outLen);
     return output;
   }
 

@@ -9,6 +9,7 @@ import { getLogger } from "@logtape/logtape";
 import {
   artifactOf,
   buildArtifact,
+  type Instrumentation,
   type ModuleArtifact,
   prepareModule,
   registerArtifact,
@@ -197,7 +198,7 @@ export class WasmRuntime implements AsyncDisposable {
     if (artifact === undefined) {
       artifact = await buildArtifact(bytes, hash);
       // Compile for the runtime's own limits now, so the common case instantiates at once.
-      await prepareModule(artifact, this.limits).catch(() => {});
+      await prepareModule(artifact, this.limits, this.#passes(this.limits)).catch(() => {});
       this.#cache.set(hash, artifact);
     }
     const compiled: CompiledModule = Object.freeze({
@@ -259,8 +260,8 @@ export class WasmRuntime implements AsyncDisposable {
     linker: Linker,
   ): Promise<WasmPlugin> {
     if (!(linker instanceof Linker)) {
-      throw new TypeError(
-        `Cannot link a plugin: expected a Linker, received ${describeValue(linker)}`,
+      return Promise.reject(
+        new TypeError(`Cannot link a plugin: expected a Linker, received ${describeValue(linker)}`),
       );
     }
     return this.#createPlugin(compiled, config, linker);
@@ -365,8 +366,23 @@ export class WasmRuntime implements AsyncDisposable {
     return this.close();
   }
 
+  /** The instrumentation passes that enforce `limits` in inline isolation. */
+  #passes(limits: Readonly<ResourceLimits>): Instrumentation {
+    return {
+      fuel: this.execution.fuelMetering,
+      callDepth: Number.isFinite(limits.maxCallDepth),
+      deadline: this.execution.epochInterruption && Number.isFinite(limits.maxExecutionTimeMs)
+        ? "clock"
+        : false,
+    };
+  }
+
   #assertOpen(action: string): void {
-    if (this.#closed) throw new PluginStateError("closed", `Cannot ${action}: the runtime`);
+    if (this.#closed) {
+      throw new PluginStateError("closed", `Cannot ${action}`, {
+        message: `Cannot ${action}: the runtime is closed`,
+      });
+    }
   }
 
   async #createPlugin(
@@ -394,7 +410,7 @@ export class WasmRuntime implements AsyncDisposable {
     }
     this.#reserved++;
     try {
-      const prepared = await prepareModule(artifact, limits);
+      const prepared = await prepareModule(artifact, limits, this.#passes(limits));
       const capabilities = parseCapabilities(settings.capabilities);
       const id = settings.id ?? crypto.randomUUID();
       const name = settings.name ?? compiled.name;
@@ -403,6 +419,11 @@ export class WasmRuntime implements AsyncDisposable {
         prepared,
         linker,
         maxCallDepth: limits.maxCallDepth,
+        startBudget: {
+          timeoutMs: limits.maxExecutionTimeMs,
+          fuel: limits.maxFuel,
+          signal: undefined,
+        },
         env: {
           pluginId: id,
           pluginName: name,

@@ -18,8 +18,9 @@ export function findExportedMemory(
   const named = exports.memory;
   if (named instanceof WebAssembly.Memory) return named;
   let only: WebAssembly.Memory | undefined;
-  for (const value of Object.values(exports)) {
-    if (!(value instanceof WebAssembly.Memory)) continue;
+  for (const [name, value] of Object.entries(exports)) {
+    // The instrumenter's own exports are not the plugin's.
+    if (!(value instanceof WebAssembly.Memory) || name.startsWith("__wasmplug_")) continue;
     if (only !== undefined) return undefined;
     only = value;
   }

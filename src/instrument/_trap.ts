@@ -1,0 +1,44 @@
+/**
+ * How instrumented code stops a call that exceeded a limit: it records the
+ * reason in an exported `i32` global, then executes `unreachable`. A trap is
+ * not catchable by the guest's exception handlers, and the host tells it apart
+ * from the guest's own traps by reading the global afterwards.
+ *
+ * @module
+ */
+
+import type { CodeWriter } from "./_code.ts";
+
+/** Values of the trap-reason global after a call. */
+export const TrapReason = {
+  /** No limit tripped; a trap, if any, is the guest's own. */
+  None: 0,
+  /** The fuel budget ran out. */
+  Fuel: 1,
+  /** The call depth limit was exceeded. */
+  CallDepth: 2,
+  /** The deadline passed (or the host raised the interrupt flag). */
+  Deadline: 3,
+} as const;
+
+/** One of the {@linkcode TrapReason} values. */
+export type TrapReason = typeof TrapReason[keyof typeof TrapReason];
+
+/**
+ * Writes `if <record reason> unreachable end`, consuming the `i32` condition
+ * on the stack.
+ *
+ * @param out Where to write.
+ * @param reason The {@linkcode TrapReason} to record.
+ * @param trapGlobal Index of the trap-reason global.
+ */
+export function emitTrapIf(out: CodeWriter, reason: number, trapGlobal: number): void {
+  out.u8(0x04); // if
+  out.u8(0x40); // []
+  out.u8(0x41); // i32.const
+  out.u8(reason);
+  out.u8(0x24); // global.set
+  out.u32(trapGlobal);
+  out.u8(0x00); // unreachable
+  out.u8(0x0b); // end
+}

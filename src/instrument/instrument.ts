@@ -1,0 +1,560 @@
+/**
+ * Bytecode instrumentation that makes resource limits enforceable on V8, which
+ * has no fuel or epoch API: {@linkcode instrument} rewrites a module so that it
+ * meters fuel, bounds its call depth and checks a deadline, keeping every
+ * limit in an exported global the host writes before each call. No function,
+ * global, table or memory index of the original module changes, so element
+ * segments, exports and the `name` section stay valid as they are.
+ *
+ * {@linkcode InstanceLimits} is the host side: it sets budgets on an instance
+ * of the instrumented module, reads what was consumed and says which limit
+ * (if any) stopped a trapped call.
+ *
+ * @example Meter a call
+ * ```ts ignore
+ * const result = instrument(bytes, { fuel: true, callDepth: { max: 500 }, deadline: "clock" });
+ * const instance = new WebAssembly.Instance(new WebAssembly.Module(result.bytes), imports);
+ * const limits = new InstanceLimits(instance, result);
+ * limits.prepare({ fuel: 1_000_000n, maxCallDepth: 500, deadline: performance.now() + 50 });
+ * limits.runStart();
+ * try {
+ *   (instance.exports.run as () => void)();
+ * } catch (error) {
+ *   if (limits.trapReason === TrapReason.Fuel) throw new Error("Out of fuel", { cause: error });
+ *   throw error;
+ * }
+ * const consumed = 1_000_000n - limits.fuelRemaining;
+ * ```
+ *
+ * @module
+ */
+
+import { ByteReader } from "./_bytes.ts";
+import { CodeWriter } from "./_code.ts";
+import { type ModuleInfo, parseModule, type SectionInfo } from "./_module.ts";
+import { type BodyPlan, rewriteBody } from "./_rewrite.ts";
+import { DEADLINE_HOOKS_EXPORT, DEADLINE_MEMORY_EXPORT } from "./_deadline.ts";
+import { TrapReason } from "./_trap.ts";
+
+export { TrapReason };
+export { DEADLINE_HOOKS_EXPORT, DEADLINE_MEMORY_EXPORT };
+
+/** Prefix of every export the instrumenter adds; input modules may not use it. */
+export const RESERVED_EXPORT_PREFIX = "__wasmplug_";
+/** Export name of the trap-reason `i32` global (see {@linkcode TrapReason}). */
+export const TRAP_GLOBAL_EXPORT = "__wasmplug_trap";
+/** Export name of the remaining-fuel `i64` global. */
+export const FUEL_GLOBAL_EXPORT = "__wasmplug_fuel";
+/** Export name of the remaining-call-depth `i32` global. */
+export const DEPTH_GLOBAL_EXPORT = "__wasmplug_depth";
+/** Export name of the deadline countdown `i32` global (`"clock"` mode). */
+export const TICKS_GLOBAL_EXPORT = "__wasmplug_ticks";
+/** Export name of the deadline check interval `i32` global (`"clock"` mode). */
+export const INTERVAL_GLOBAL_EXPORT = "__wasmplug_interval";
+/** Export name under which the module's start function is deferred. */
+export const START_EXPORT = "__wasmplug_start";
+
+/** Ways of checking a deadline; see `_deadline.ts`. */
+export type DeadlineMode = "shared-flag" | "clock";
+
+/** Options of {@linkcode instrument}. */
+export interface InstrumentOptions {
+  /**
+   * Meter fuel: each original instruction costs one unit, charged per
+   * straight-line segment on entry (loops pay per iteration). The fuel
+   * global starts at `initial` (default `0n`: nothing runs until the host
+   * sets a budget).
+   *
+   * @default {false}
+   */
+  fuel?: boolean | {
+    /** Initial value of the fuel global, what code run before the host sets a budget may use. */
+    initial?: bigint;
+  };
+  /**
+   * Bound the number of live wasm frames of the module. `max` is the initial
+   * value of the depth global; the host may write another limit before each call.
+   *
+   * @default {false}
+   */
+  callDepth?: boolean | { max?: number };
+  /**
+   * Check a deadline at function entries and loop headers: `"shared-flag"`
+   * reads a flag another thread can raise, `"clock"` periodically calls a host
+   * hook on the same thread.
+   *
+   * @default {false}
+   */
+  deadline?: DeadlineMode | false;
+  /**
+   * Validate the input with `WebAssembly.validate` (after checking its
+   * structure) and throw V8's `CompileError` when it is invalid. Turn off only
+   * for modules known to be valid.
+   *
+   * @default {true}
+   */
+  validate?: boolean;
+}
+
+/** What the host needs to drive an instrumented module; structured-cloneable. */
+export interface InstrumentMetadata {
+  /** Export name of the trap-reason global, or `null` when no pass is on. */
+  readonly trapGlobal: string | null;
+  /** Export name of the remaining-fuel `i64` global, or `null` without fuel. */
+  readonly fuelGlobal: string | null;
+  /** Export name of the remaining-depth `i32` global, or `null` without the depth pass. */
+  readonly depthGlobal: string | null;
+  /** The deadline mode and its exports, or `null` without the deadline pass. */
+  readonly deadline:
+    | null
+    | {
+      readonly mode: "shared-flag";
+      /** Export name of the one-page shared memory whose `i32` at byte 0 is the interrupt flag. */
+      readonly memory: string;
+    }
+    | {
+      readonly mode: "clock";
+      /** Export name of the table whose slot 0 must hold the `[] -> [i32]` hook. */
+      readonly table: string;
+      /** Export name of the countdown global. */
+      readonly ticksGlobal: string;
+      /** Export name of the interval global. */
+      readonly intervalGlobal: string;
+    };
+  /**
+   * Export name of the module's start function when it had one: instrumented
+   * modules do not run it on instantiation, so the host can set budgets first
+   * and must call it before anything else.
+   */
+  readonly startFunction: string | null;
+}
+
+/** The instrumented module and how to drive it. */
+export interface InstrumentResult extends InstrumentMetadata {
+  /** The instrumented module (a copy of the input when no pass is on). */
+  readonly bytes: Uint8Array<ArrayBuffer>;
+}
+
+/** Initial value of the clock-mode interval, in checks between hook calls. */
+const INITIAL_INTERVAL = 1000;
+
+const Section = {
+  Custom: 0,
+  Type: 1,
+  Table: 4,
+  Memory: 5,
+  Global: 6,
+  Export: 7,
+  Start: 8,
+  Code: 10,
+} as const;
+
+/** Position of each section id in the required order (the tag section sits before globals). */
+const SECTION_RANK: readonly number[] = [0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 12, 13, 11, 6];
+
+/**
+ * Rewrites a module so that fuel, call depth and a deadline are enforced.
+ *
+ * @example Count instructions
+ * ```ts ignore
+ * const { bytes: metered, fuelGlobal } = instrument(bytes, { fuel: true });
+ * ```
+ *
+ * @param bytes A WebAssembly binary module.
+ * @param options Which passes to apply.
+ * @returns The new module and the names of what it exports for the host.
+ * @throws {BinaryFormatError} When the module is malformed.
+ * @throws {WebAssembly.CompileError} When the module is well-formed but invalid.
+ * @throws {TypeError} When the module exports a name starting with `__wasmplug_`.
+ * @throws {RangeError} When an option is out of range.
+ */
+export function instrument(bytes: Uint8Array, options: InstrumentOptions = {}): InstrumentResult {
+  const { fuel = false, callDepth = false, deadline = false, validate = true } = options;
+  const maxDepth = typeof callDepth === "object" ? callDepth.max ?? 1000 : 1000;
+  if (!Number.isInteger(maxDepth) || maxDepth < 0 || maxDepth > 0x7fffffff) {
+    throw new RangeError(
+      `Cannot instrument as 'callDepth.max' must be an integer from 0 to 2^31-1: current value is ${maxDepth}`,
+    );
+  }
+  if (deadline !== false && deadline !== "shared-flag" && deadline !== "clock") {
+    throw new RangeError(
+      `Cannot instrument as 'deadline' must be "shared-flag", "clock" or false: current value is ${
+        String(deadline)
+      }`,
+    );
+  }
+  const initialFuel = typeof fuel === "object" ? fuel.initial ?? 0n : 0n;
+  if (initialFuel < 0n || initialFuel >= 1n << 63n) {
+    throw new RangeError(
+      `Cannot instrument as 'fuel.initial' must be from 0 to 2^63-1: current value is ${initialFuel}`,
+    );
+  }
+  const depthOn = callDepth !== false;
+  const info = parseModule(bytes);
+  for (const entry of info.exports) {
+    if (entry.name.startsWith(RESERVED_EXPORT_PREFIX)) {
+      throw new TypeError(
+        `Cannot instrument the module: its export "${entry.name}" uses the reserved prefix "${RESERVED_EXPORT_PREFIX}"`,
+      );
+    }
+  }
+  if (fuel === false && !depthOn && deadline === false) {
+    return {
+      bytes: bytes.slice(),
+      trapGlobal: null,
+      fuelGlobal: null,
+      depthGlobal: null,
+      deadline: null,
+      startFunction: null,
+    };
+  }
+  const result = new Assembler(bytes, info).run(
+    fuel === false ? null : initialFuel,
+    depthOn ? maxDepth : -1,
+    deadline,
+  );
+  // Appended locals, globals, tables and types could make dangling references
+  // of an invalid module valid, so invalid modules are refused rather than rewritten.
+  const source = bytes as Uint8Array<ArrayBuffer>;
+  if (validate && !WebAssembly.validate(source)) {
+    new WebAssembly.Module(source);
+    throw new WebAssembly.CompileError("WebAssembly.Module(): Invalid module");
+  }
+  return result;
+}
+
+class Assembler {
+  readonly #bytes: Uint8Array;
+  readonly #info: ModuleInfo;
+  readonly #counts = { function: 0, table: 0, memory: 0, global: 0, tag: 0 };
+  /** Whether the start section is replaced by an export. */
+  #deferStart = false;
+  /** Entries appended to vector sections, by section id. */
+  readonly #added = new Map<number, { count: number; out: CodeWriter }>();
+
+  constructor(bytes: Uint8Array, info: ModuleInfo) {
+    this.#bytes = bytes;
+    this.#info = info;
+    for (const entry of info.imports) this.#counts[entry.kind]++;
+  }
+
+  #append(section: number): CodeWriter {
+    let entry = this.#added.get(section);
+    if (entry === undefined) {
+      entry = { count: 0, out: new CodeWriter(64) };
+      this.#added.set(section, entry);
+    }
+    entry.count++;
+    return entry.out;
+  }
+
+  #global(valueType: number, init: number | bigint): number {
+    const out = this.#append(Section.Global);
+    out.u8(valueType);
+    out.u8(0x01); // mutable
+    if (typeof init === "bigint") {
+      out.u8(0x42);
+      out.s64(init);
+    } else {
+      out.u8(0x41);
+      out.s32(init);
+    }
+    out.u8(0x0b);
+    return this.#counts.global + this.#info.globals.length +
+      this.#added.get(Section.Global)!.count -
+      1;
+  }
+
+  #export(name: string, kind: number, index: number): string {
+    const out = this.#append(Section.Export);
+    const encoded = new TextEncoder().encode(name);
+    out.u32(encoded.length);
+    out.bytes(encoded);
+    out.u8(kind);
+    out.u32(index);
+    return name;
+  }
+
+  /** Whether `index` names a `[] -> []` function; else the start section is kept and V8 rejects it. */
+  #startIsValid(index: number): boolean {
+    const info = this.#info;
+    let typeIndex: number | undefined;
+    if (index < this.#counts.function) {
+      typeIndex = info.imports.filter((entry) => entry.kind === "function")[index]?.typeIndex;
+    } else {
+      typeIndex = info.functions[index - this.#counts.function];
+    }
+    const type = typeIndex === undefined ? undefined : info.types[typeIndex];
+    return type?.kind === "func" && type.params.length === 0 && type.results.length === 0;
+  }
+
+  run(fuel: bigint | null, maxDepth: number, deadline: DeadlineMode | false): InstrumentResult {
+    const info = this.#info;
+    const trapGlobal = this.#global(0x7f, 0);
+    this.#export(TRAP_GLOBAL_EXPORT, 3, trapGlobal);
+    let plan: BodyPlan = { fuel: null, depth: null, deadline: null };
+    let fuelGlobal: string | null = null;
+    let depthGlobal: string | null = null;
+    let deadlineMeta: InstrumentMetadata["deadline"] = null;
+    if (fuel !== null) {
+      const index = this.#global(0x7e, fuel);
+      fuelGlobal = this.#export(FUEL_GLOBAL_EXPORT, 3, index);
+      plan = { ...plan, fuel: { fuelGlobal: index, trapGlobal } };
+    }
+    if (maxDepth >= 0) {
+      const index = this.#global(0x7f, maxDepth);
+      depthGlobal = this.#export(DEPTH_GLOBAL_EXPORT, 3, index);
+      plan = { ...plan, depth: { depthGlobal: index, trapGlobal } };
+    }
+    if (deadline === "shared-flag") {
+      const memory = this.#counts.memory + info.memories.length;
+      const out = this.#append(Section.Memory);
+      out.u8(0x03); // shared, with maximum
+      out.u8(0x01);
+      out.u8(0x01);
+      this.#export(DEADLINE_MEMORY_EXPORT, 2, memory);
+      plan = { ...plan, deadline: { mode: "shared-flag", memory, trapGlobal } };
+      deadlineMeta = { mode: "shared-flag", memory: DEADLINE_MEMORY_EXPORT };
+    } else if (deadline === "clock") {
+      const ticksGlobal = this.#global(0x7f, INITIAL_INTERVAL);
+      const intervalGlobal = this.#global(0x7f, INITIAL_INTERVAL);
+      const table = this.#counts.table + info.tables.length;
+      const tableOut = this.#append(Section.Table);
+      tableOut.u8(0x70); // funcref
+      tableOut.u8(0x01);
+      tableOut.u8(0x01);
+      tableOut.u8(0x01);
+      const hookType = info.types.length;
+      const typeOut = this.#append(Section.Type);
+      typeOut.bytes(HOOK_TYPE);
+      this.#export(DEADLINE_HOOKS_EXPORT, 1, table);
+      this.#export(TICKS_GLOBAL_EXPORT, 3, ticksGlobal);
+      this.#export(INTERVAL_GLOBAL_EXPORT, 3, intervalGlobal);
+      plan = {
+        ...plan,
+        deadline: { mode: "clock", ticksGlobal, intervalGlobal, table, hookType, trapGlobal },
+      };
+      deadlineMeta = {
+        mode: "clock",
+        table: DEADLINE_HOOKS_EXPORT,
+        ticksGlobal: TICKS_GLOBAL_EXPORT,
+        intervalGlobal: INTERVAL_GLOBAL_EXPORT,
+      };
+    }
+    let startFunction: string | null = null;
+    if (info.start !== null && this.#startIsValid(info.start)) {
+      startFunction = this.#export(START_EXPORT, 0, info.start);
+      this.#deferStart = true;
+    }
+    return {
+      bytes: this.#assemble(plan),
+      trapGlobal: TRAP_GLOBAL_EXPORT,
+      fuelGlobal,
+      depthGlobal,
+      deadline: deadlineMeta,
+      startFunction,
+    };
+  }
+
+  #assemble(plan: BodyPlan): Uint8Array<ArrayBuffer> {
+    const bytes = this.#bytes;
+    const out = new CodeWriter(bytes.length + (bytes.length >>> 1) + 256);
+    out.copy(bytes, 0, 8);
+    const pending = [...this.#added.keys()]
+      .filter((id) => !this.#info.sections.some((s) => s.id === id))
+      .sort((a, b) => SECTION_RANK[a]! - SECTION_RANK[b]!);
+    const flushBefore = (rank: number): void => {
+      while (pending.length > 0 && SECTION_RANK[pending[0]!]! < rank) {
+        const id = pending.shift()!;
+        this.#writeSection(out, id, this.#vectorPayload(id, null));
+      }
+    };
+    for (const section of this.#info.sections) {
+      if (section.id === Section.Custom) {
+        out.copy(bytes, section.start, section.end);
+        continue;
+      }
+      flushBefore(SECTION_RANK[section.id]!);
+      if (section.id === Section.Start && this.#deferStart) continue;
+      if (section.id === Section.Code) {
+        this.#writeSection(out, section.id, this.#codePayload(section, plan));
+      } else if (this.#added.has(section.id)) {
+        this.#writeSection(out, section.id, this.#vectorPayload(section.id, section));
+      } else {
+        out.copy(bytes, section.start, section.end);
+      }
+    }
+    flushBefore(Infinity);
+    return out.finish();
+  }
+
+  #writeSection(out: CodeWriter, id: number, payload: CodeWriter): void {
+    out.u8(id);
+    out.u32(payload.length);
+    out.copy(payload.buf, 0, payload.length);
+  }
+
+  #vectorPayload(id: number, section: SectionInfo | null): CodeWriter {
+    const added = this.#added.get(id)!;
+    const out = new CodeWriter(64 + (section === null ? 0 : section.end - section.start));
+    if (section === null) {
+      out.u32(added.count);
+    } else {
+      const reader = new ByteReader(this.#bytes, { start: section.payloadStart, end: section.end });
+      out.u32(reader.u32() + added.count);
+      out.copy(this.#bytes, reader.pos, section.end);
+    }
+    out.copy(added.out.buf, 0, added.out.length);
+    return out;
+  }
+
+  #codePayload(section: SectionInfo, plan: BodyPlan): CodeWriter {
+    const info = this.#info;
+    const bytes = this.#bytes;
+    const size = section.end - section.payloadStart;
+    const out = new CodeWriter(size + (size >>> 1) + 64);
+    const body = new CodeWriter(4096);
+    out.u32(info.code.length);
+    const paramCounts = info.types.map((type) => type.kind === "func" ? type.params.length : 0);
+    for (let i = 0; i < info.code.length; i++) {
+      const code = info.code[i]!;
+      body.length = 0;
+      rewriteBody(bytes, code.bodyStart, code.end, paramCounts[info.functions[i]!]!, plan, body);
+      out.u32(body.length);
+      out.copy(body.buf, 0, body.length);
+    }
+    return out;
+  }
+}
+
+/** `(func (result i32))` as a type section entry. */
+const HOOK_TYPE = new Uint8Array([0x60, 0x00, 0x01, 0x7f]);
+
+/** `(module (import "h" "f" (func (result i32))) (export "f" (func 0)))` */
+// deno-fmt-ignore
+const HOOK_MODULE_BYTES = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+  0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7f,
+  0x02, 0x07, 0x01, 0x01, 0x68, 0x01, 0x66, 0x00, 0x00,
+  0x07, 0x05, 0x01, 0x01, 0x66, 0x00, 0x00,
+]);
+
+let hookModule: WebAssembly.Module | undefined;
+
+/**
+ * Wraps a JS function as a wasm function of type `[] -> [i32]`, which can be
+ * stored in the `"clock"` mode hook table.
+ *
+ * @param check Returns `true` when the deadline passed.
+ */
+export function createDeadlineHook(check: () => boolean): () => number {
+  hookModule ??= new WebAssembly.Module(HOOK_MODULE_BYTES);
+  const f = (): number => (check() ? 1 : 0);
+  return new WebAssembly.Instance(hookModule, { h: { f } }).exports.f as () => number;
+}
+
+/** Budgets for one top-level call, see {@linkcode InstanceLimits.prepare}. */
+export interface CallBudget {
+  /** Fuel units the call may consume. Ignored without the fuel pass. */
+  fuel?: bigint | number;
+  /** Maximum number of live wasm frames. Ignored without the depth pass. */
+  maxCallDepth?: number;
+  /** `performance.now()` value after which the call stops (`"clock"` mode). */
+  deadline?: number;
+  /** The current `performance.now()`, when the caller has just read it. */
+  now?: number;
+}
+
+/** Host-side control of one instance of an instrumented module. */
+export class InstanceLimits {
+  readonly #trap: WebAssembly.Global | null;
+  readonly #fuel: WebAssembly.Global | null;
+  readonly #depth: WebAssembly.Global | null;
+  readonly #ticks: WebAssembly.Global | null;
+  readonly #interval: WebAssembly.Global | null;
+  readonly #flag: Int32Array | null;
+  readonly #start: (() => void) | null;
+  #deadline = Infinity;
+  #lastCheck = 0;
+
+  /**
+   * Binds to an instance; in `"clock"` mode also installs the deadline hook.
+   *
+   * @param instance An instance of {@linkcode InstrumentResult.bytes}.
+   * @param metadata What {@linkcode instrument} returned (or its metadata fields).
+   */
+  constructor(instance: WebAssembly.Instance, metadata: InstrumentMetadata) {
+    const exports = instance.exports;
+    const global = (name: string | null): WebAssembly.Global | null =>
+      name === null ? null : exports[name] as WebAssembly.Global;
+    this.#trap = global(metadata.trapGlobal);
+    this.#fuel = global(metadata.fuelGlobal);
+    this.#depth = global(metadata.depthGlobal);
+    const deadline = metadata.deadline;
+    this.#ticks = deadline?.mode === "clock" ? global(deadline.ticksGlobal) : null;
+    this.#interval = deadline?.mode === "clock" ? global(deadline.intervalGlobal) : null;
+    this.#flag = deadline?.mode === "shared-flag"
+      ? new Int32Array((exports[deadline.memory] as WebAssembly.Memory).buffer, 0, 1)
+      : null;
+    if (deadline?.mode === "clock") {
+      const table = exports[deadline.table] as WebAssembly.Table;
+      table.set(0, createDeadlineHook(() => this.#checkClock()));
+    }
+    const start = metadata.startFunction === null ? undefined : exports[metadata.startFunction];
+    this.#start = typeof start === "function" ? start as () => void : null;
+  }
+
+  #checkClock(): boolean {
+    const now = performance.now();
+    // Aim for a hook call about every millisecond, whatever the loop's speed.
+    const interval = this.#interval!;
+    const elapsed = now - this.#lastCheck;
+    this.#lastCheck = now;
+    const current = interval.value as number;
+    if (elapsed < 0.5 && current < 0x4000000) interval.value = current * 2;
+    else if (elapsed > 2 && current > 1) interval.value = current >> 1;
+    return now >= this.#deadline;
+  }
+
+  /** The shared buffer holding the interrupt flag (`"shared-flag"` mode), else `null`. */
+  get interruptBuffer(): SharedArrayBuffer | null {
+    return this.#flag === null ? null : this.#flag.buffer as SharedArrayBuffer;
+  }
+
+  /**
+   * Resets the instrumentation state and sets the budgets of the next
+   * top-level call. Call it before every call: a trapped call leaves the state
+   * dirty.
+   */
+  prepare(budget: CallBudget = {}): void {
+    if (this.#trap !== null) this.#trap.value = 0;
+    if (this.#fuel !== null) this.#fuel.value = BigInt(budget.fuel ?? 0);
+    if (this.#depth !== null) this.#depth.value = budget.maxCallDepth ?? 1000;
+    if (this.#flag !== null) Atomics.store(this.#flag, 0, 0);
+    this.#deadline = budget.deadline ?? Infinity;
+    this.#lastCheck = budget.now ?? performance.now();
+    if (this.#ticks !== null) this.#ticks.value = this.#interval!.value;
+  }
+
+  /** Makes the running (or next) call stop at its next deadline check. */
+  interrupt(): void {
+    if (this.#flag !== null) Atomics.store(this.#flag, 0, 1);
+    this.#deadline = -Infinity;
+    if (this.#ticks !== null) this.#ticks.value = 1;
+  }
+
+  /** Runs the module's deferred start function, if it had one. */
+  runStart(): void {
+    this.#start?.();
+  }
+
+  /** Fuel left after the last call (negative once exhausted), `0n` without fuel. */
+  get fuelRemaining(): bigint {
+    return this.#fuel === null ? 0n : this.#fuel.value as bigint;
+  }
+
+  /** Which limit stopped the last call, {@linkcode TrapReason.None} if none did. */
+  get trapReason(): TrapReason {
+    return (this.#trap === null ? 0 : this.#trap.value) as TrapReason;
+  }
+}

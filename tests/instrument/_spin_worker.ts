@@ -1,0 +1,23 @@
+// Runs an instrumented module's "spin" export in a worker, so that the test's
+// main thread can raise the shared interrupt flag while it runs.
+import { InstanceLimits, type InstrumentResult } from "../../src/instrument/instrument.ts";
+
+interface WorkerScope {
+  onmessage: ((event: MessageEvent<InstrumentResult>) => void) | null;
+  postMessage(message: unknown): void;
+}
+
+const scope = self as unknown as WorkerScope;
+scope.onmessage = (event) => {
+  const result = event.data;
+  const instance = new WebAssembly.Instance(new WebAssembly.Module(result.bytes));
+  const limits = new InstanceLimits(instance, result);
+  limits.prepare({});
+  scope.postMessage({ type: "ready", buffer: limits.interruptBuffer });
+  try {
+    (instance.exports.spin as () => void)();
+    scope.postMessage({ type: "done", error: null, reason: limits.trapReason });
+  } catch (error) {
+    scope.postMessage({ type: "done", error: (error as Error).name, reason: limits.trapReason });
+  }
+};
