@@ -301,6 +301,17 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
     return entry.plugin;
   }
 
+  /** Runs `use` on the plugin behind `handle`; an unknown handle rejects, it never throws. */
+  #with<T>(handle: PluginHandle, use: (plugin: WasmPlugin) => Promise<T>): Promise<T> {
+    let plugin: WasmPlugin;
+    try {
+      plugin = this.get(handle);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return use(plugin);
+  }
+
   /**
    * Runs a plugin's initializers.
    *
@@ -338,7 +349,7 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
     args?: readonly number[],
     options?: CallOptions,
   ): Promise<number> {
-    return this.get(handle).callI32(fn, args, options);
+    return this.#with(handle, (plugin) => plugin.callI32(fn, args, options));
   }
 
   /**
@@ -355,7 +366,7 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
     args?: readonly (bigint | number)[],
     options?: CallOptions,
   ): Promise<bigint> {
-    return this.get(handle).callI64(fn, args, options);
+    return this.#with(handle, (plugin) => plugin.callI64(fn, args, options));
   }
 
   /**
@@ -372,7 +383,7 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
     args?: readonly number[],
     options?: CallOptions,
   ): Promise<number> {
-    return this.get(handle).callF64(fn, args, options);
+    return this.#with(handle, (plugin) => plugin.callF64(fn, args, options));
   }
 
   /**
@@ -389,7 +400,7 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
     args?: readonly unknown[],
     options?: CallOptions,
   ): Promise<void> {
-    return this.get(handle).callVoid(fn, args, options);
+    return this.#with(handle, (plugin) => plugin.callVoid(fn, args, options));
   }
 
   /**
@@ -406,7 +417,7 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
     args?: readonly unknown[],
     options?: CallOptions,
   ): Promise<unknown[]> {
-    return this.get(handle).call(fn, args, options);
+    return this.#with(handle, (plugin) => plugin.call(fn, args, options));
   }
 
   /**
@@ -423,7 +434,7 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
     input: Uint8Array,
     options?: CallOptions,
   ): Promise<Uint8Array> {
-    return this.get(handle).callBytes(fn, input, options);
+    return this.#with(handle, (plugin) => plugin.callBytes(fn, input, options));
   }
 
   /**
@@ -440,7 +451,7 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
     value: unknown,
     options?: CallOptions,
   ): Promise<unknown> {
-    return this.get(handle).callJson(fn, value, options);
+    return this.#with(handle, (plugin) => plugin.callJson(fn, value, options));
   }
 
   /**

@@ -690,7 +690,13 @@ export class WasmPlugin implements AsyncDisposable {
     this.#restState = this.#state;
     this.#setState("running");
     try {
-      const result = await this.#runBytesCall(fn, input, this.#budget(options), packedOutput, start);
+      const result = await this.#runBytesCall(
+        fn,
+        input,
+        this.#budget(options),
+        packedOutput,
+        start,
+      );
       this.#finish(fn, start, undefined);
       return result;
     } catch (err) {

@@ -21,6 +21,11 @@ import { PluginStateError, ResourceLimitError } from "./errors.ts";
 import { describeValue } from "./_format.ts";
 import type { ToolFunction } from "./host/tool_function.ts";
 import { createInlineBackend } from "./_inline_backend.ts";
+import { planImports } from "./_import_plan.ts";
+import { createHostServices, type HostEnvironment } from "./host/_services.ts";
+import { createWorkerBackend } from "./worker/_worker_backend.ts";
+import { workerPermissions } from "./worker/_permissions.ts";
+import { detectWorkerOptions } from "./worker/_worker_options.ts";
 import { Linker } from "./linker.ts";
 import { LruCache } from "./_lru_cache.ts";
 import type { WasmPluginConfig } from "./plugin_config.ts";
@@ -198,7 +203,12 @@ export class WasmRuntime implements AsyncDisposable {
     if (artifact === undefined) {
       artifact = await buildArtifact(bytes, hash);
       // Compile for the runtime's own limits now, so the common case instantiates at once.
-      await prepareModule(artifact, this.limits, this.#passes(this.limits)).catch(() => {});
+      await prepareModule(
+        artifact,
+        this.limits,
+        this.#passes(this.limits, this.execution.isolation),
+      )
+        .catch(() => {});
       this.#cache.set(hash, artifact);
     }
     const compiled: CompiledModule = Object.freeze({
@@ -366,14 +376,21 @@ export class WasmRuntime implements AsyncDisposable {
     return this.close();
   }
 
-  /** The instrumentation passes that enforce `limits` in inline isolation. */
-  #passes(limits: Readonly<ResourceLimits>): Instrumentation {
+  /**
+   * The instrumentation passes that enforce `limits`. Inline plugins check a
+   * clock; worker plugins check a flag the host raises from its thread, and
+   * always get it, since it is how a timeout stops a worker without killing it.
+   */
+  #passes(limits: Readonly<ResourceLimits>, isolation: Isolation): Instrumentation {
+    const deadline = isolation === "worker"
+      ? "shared-flag"
+      : this.execution.epochInterruption && Number.isFinite(limits.maxExecutionTimeMs)
+      ? "clock"
+      : false;
     return {
       fuel: this.execution.fuelMetering,
       callDepth: Number.isFinite(limits.maxCallDepth),
-      deadline: this.execution.epochInterruption && Number.isFinite(limits.maxExecutionTimeMs)
-        ? "clock"
-        : false,
+      deadline,
     };
   }
 
@@ -395,11 +412,8 @@ export class WasmRuntime implements AsyncDisposable {
     const settings = checkPluginConfig(config ?? {});
     const limits = resolveLimits(this.limits, settings.resourceLimits);
     const isolation = settings.isolation ?? this.execution.isolation;
-    if (isolation !== "inline") {
-      throw new TypeError(
-        'Cannot create a plugin with isolation "worker": worker isolation is not available in this version of wasmplug; use isolation "inline" for trusted code',
-      );
-    }
+    if (isolation === "worker") assertWorkerOptions();
+    const { plan, linkerFunctions } = planImports(artifact.info.imports, linker);
     if (this.#plugins.size + this.#reserved >= this.limits.maxInstances) {
       throw new ResourceLimitError(
         "maxInstances",
@@ -410,31 +424,52 @@ export class WasmRuntime implements AsyncDisposable {
     }
     this.#reserved++;
     try {
-      const prepared = await prepareModule(artifact, limits, this.#passes(limits));
+      const prepared = await prepareModule(artifact, limits, this.#passes(limits, isolation));
       const capabilities = parseCapabilities(settings.capabilities);
       const id = settings.id ?? crypto.randomUUID();
       const name = settings.name ?? compiled.name;
-      const backend = await createInlineBackend({
-        artifact,
-        prepared,
-        linker,
-        maxCallDepth: limits.maxCallDepth,
-        startBudget: {
-          timeoutMs: limits.maxExecutionTimeMs,
-          fuel: limits.maxFuel,
-          signal: undefined,
-        },
-        env: {
-          pluginId: id,
+      const env: HostEnvironment = {
+        pluginId: id,
+        pluginName: name,
+        capabilities,
+        config: new Map(Object.entries(settings.config ?? {})),
+        storage: new Map(),
+        tools: this.#tools,
+        allowedHosts: settings.allowedHosts ?? [],
+        onMessage: settings.onMessage,
+      };
+      const startBudget = {
+        timeoutMs: limits.maxExecutionTimeMs,
+        fuel: limits.maxFuel,
+        signal: undefined,
+      };
+      const backend = isolation === "inline"
+        ? await createInlineBackend({
+          prepared,
+          imports: plan,
+          linkerFunctions,
+          env,
+          maxCallDepth: limits.maxCallDepth,
+          startBudget,
+        })
+        : await createWorkerBackend({
           pluginName: name,
+          module: prepared.module,
+          instrumentation: prepared.instrumentation,
+          imports: plan,
+          linkerFunctions,
+          services: createHostServices(env),
           capabilities,
-          config: new Map(Object.entries(settings.config ?? {})),
-          storage: new Map(),
-          tools: this.#tools,
-          allowedHosts: settings.allowedHosts ?? [],
-          onMessage: settings.onMessage,
-        },
-      });
+          allowedHosts: env.allowedHosts,
+          permissions: workerPermissions({
+            capabilities,
+            allowedHosts: settings.allowedHosts,
+            allowedPaths: settings.allowedPaths,
+            preopens: settings.wasi?.preopens,
+          }),
+          maxCallDepth: limits.maxCallDepth,
+          startBudget,
+        });
       const plugin = createWasmPlugin({
         id,
         name,
@@ -467,7 +502,19 @@ function resolveExecution(execution: RuntimeConfig["execution"]): ResolvedExecut
     }
   }
   checkIsolation(isolation, "execution.isolation");
+  if (isolation === "worker") assertWorkerOptions();
   return Object.freeze({ fuelMetering, epochInterruption, isolation });
+}
+
+/**
+ * Fails, naming the flag, when worker isolation cannot be sandboxed: without
+ * `--unstable-worker-options`, Deno would end the process at the first worker.
+ */
+function assertWorkerOptions(): void {
+  if (detectWorkerOptions() !== "disabled") return;
+  throw new TypeError(
+    'Cannot use isolation "worker": Deno needs the --unstable-worker-options flag (or "unstable": ["worker-options"] in deno.json) to restrict a plugin worker\'s permissions; run with it, or use isolation "inline" for trusted code',
+  );
 }
 
 function checkIsolation(isolation: unknown, key: string): void {

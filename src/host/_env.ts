@@ -5,25 +5,18 @@
  * @module
  */
 
-import { getLogger, type Logger } from "@logtape/logtape";
 import { Capability } from "../capability.ts";
 import { CapabilityDeniedError, HostFunctionError, WasmError } from "../errors.ts";
-import type { PluginMessage } from "./plugin_message.ts";
-import type { ToolFunction } from "./tool_function.ts";
+import type { HostServices } from "./_services.ts";
 import { type GuestMemory, unsigned } from "./_guest_memory.ts";
 
-/** What the built-in host functions of one plugin work with. */
-export interface HostEnvironment {
-  readonly pluginId: string;
-  readonly pluginName: string;
+/** Where the built-ins of one plugin run: its memory, its grants, its host. */
+export interface BuiltinSite {
+  readonly memory: GuestMemory;
+  readonly services: HostServices;
   readonly capabilities: ReadonlySet<string>;
-  /** `host_get_config`/`host_set_config` read and write this map. */
-  readonly config: Map<string, string>;
-  /** `host_storage_get`/`host_storage_set` read and write this map. */
-  readonly storage: Map<string, Uint8Array>;
-  readonly tools: ReadonlyMap<string, ToolFunction>;
   readonly allowedHosts: readonly string[];
-  readonly onMessage: ((message: PluginMessage) => void) | undefined;
+  readonly slot: ErrorSlot;
 }
 
 /**
@@ -32,6 +25,11 @@ export interface HostEnvironment {
  */
 export interface ErrorSlot {
   error: WasmError | undefined;
+  /**
+   * Aborted when the running call is cancelled (timeout, abort signal), so
+   * that host work it waits on (a sleep) ends with it.
+   */
+  signal?: AbortSignal | undefined;
 }
 
 type Imported = (...args: number[]) => unknown;
@@ -46,10 +44,7 @@ interface BuiltinSpec {
   readonly make: (ctx: BuiltinContext) => Imported;
 }
 
-interface BuiltinContext {
-  readonly env: HostEnvironment;
-  readonly memory: GuestMemory;
-  readonly logger: Logger;
+interface BuiltinContext extends BuiltinSite {
   /** The last computed result per function, for a retry with a bigger buffer. */
   readonly retry: Map<string, { key: string; data: Uint8Array }>;
 }
@@ -80,23 +75,19 @@ async function answerWithRetry(
   return ctx.memory.writeResult(ptr, cap, data);
 }
 
-const LOG_LEVELS = ["debug", "info", "warning", "error"] as const;
-
 const BUILTINS: Record<string, BuiltinSpec> = {
   host_log: {
     capability: undefined,
     async: false,
     make: (ctx) => (level, ptr, len) => {
-      const text = ctx.memory.readString(unsigned(ptr), unsigned(len));
-      const name = LOG_LEVELS[Math.min(Math.max(level, 0), 3)]!;
-      ctx.logger[name]("{message}", { message: text, pluginId: ctx.env.pluginId });
+      ctx.services.log(level, ctx.memory.readString(unsigned(ptr), unsigned(len)));
     },
   },
   host_get_config: {
     capability: Capability.ReadConfig,
     async: false,
     make: (ctx) => (keyPtr, keyLen, outPtr, outCap) => {
-      const value = ctx.env.config.get(readKey(ctx, keyPtr, keyLen));
+      const value = ctx.services.getConfig(readKey(ctx, keyPtr, keyLen));
       if (value === undefined) return -1;
       return ctx.memory.writeResult(unsigned(outPtr), unsigned(outCap), encoder.encode(value));
     },
@@ -106,7 +97,7 @@ const BUILTINS: Record<string, BuiltinSpec> = {
     async: false,
     make: (ctx) => (keyPtr, keyLen, valPtr, valLen) => {
       const key = readKey(ctx, keyPtr, keyLen);
-      ctx.env.config.set(key, ctx.memory.readString(unsigned(valPtr), unsigned(valLen)));
+      ctx.services.setConfig(key, ctx.memory.readString(unsigned(valPtr), unsigned(valLen)));
       return 0;
     },
   },
@@ -114,7 +105,7 @@ const BUILTINS: Record<string, BuiltinSpec> = {
     capability: Capability.ReadState,
     async: false,
     make: (ctx) => (keyPtr, keyLen, outPtr, outCap) => {
-      const value = ctx.env.storage.get(readKey(ctx, keyPtr, keyLen));
+      const value = ctx.services.storageGet(readKey(ctx, keyPtr, keyLen));
       if (value === undefined) return -1;
       return ctx.memory.writeResult(unsigned(outPtr), unsigned(outCap), value);
     },
@@ -124,7 +115,7 @@ const BUILTINS: Record<string, BuiltinSpec> = {
     async: false,
     make: (ctx) => (keyPtr, keyLen, valPtr, valLen) => {
       const key = readKey(ctx, keyPtr, keyLen);
-      ctx.env.storage.set(key, ctx.memory.read(unsigned(valPtr), unsigned(valLen)));
+      ctx.services.storageSet(key, ctx.memory.read(unsigned(valPtr), unsigned(valLen)));
       return 0;
     },
   },
@@ -134,7 +125,7 @@ const BUILTINS: Record<string, BuiltinSpec> = {
     make: (ctx) => (toPtr, toLen, msgPtr, msgLen) => {
       const to = readKey(ctx, toPtr, toLen);
       const data = ctx.memory.read(unsigned(msgPtr), unsigned(msgLen));
-      ctx.env.onMessage?.({ from: ctx.env.pluginId, to, data });
+      ctx.services.sendMessage(to, data);
       return 0;
     },
   },
@@ -150,11 +141,8 @@ const BUILTINS: Record<string, BuiltinSpec> = {
         `${name}\u0000${argsText}`,
         [outPtr, outCap],
         async () => {
-          const tool = ctx.env.tools.get(name);
-          if (tool === undefined) return undefined;
-          const result = await tool(JSON.parse(argsText));
-          const json = JSON.stringify(result ?? null);
-          return encoder.encode(json);
+          const json = await ctx.services.callTool(name, argsText, ctx.slot.signal);
+          return json === undefined ? undefined : encoder.encode(json);
         },
       );
     },
@@ -165,7 +153,7 @@ const BUILTINS: Record<string, BuiltinSpec> = {
     make: (ctx) => (reqPtr, reqLen, outPtr, outCap) => {
       const requestText = ctx.memory.readString(unsigned(reqPtr), unsigned(reqLen));
       return answerWithRetry(ctx, "host_http_fetch", requestText, [outPtr, outCap], async () => {
-        const response = await fetchForPlugin(ctx.env, JSON.parse(requestText));
+        const response = await fetchForPlugin(ctx.allowedHosts, JSON.parse(requestText));
         return encoder.encode(JSON.stringify(response));
       });
     },
@@ -178,8 +166,7 @@ const BUILTINS: Record<string, BuiltinSpec> = {
   host_sleep_ms: {
     capability: Capability.Timer,
     async: true,
-    make: () => (ms) =>
-      new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, Math.min(ms, 2 ** 31 - 1)))),
+    make: (ctx) => (ms) => sleep(Math.max(0, Math.min(ms, 2 ** 31 - 1)), ctx.slot.signal),
   },
   host_random_bytes: {
     capability: Capability.Random,
@@ -194,6 +181,22 @@ const BUILTINS: Record<string, BuiltinSpec> = {
   },
 };
 
+/** Resolves after `ms`, or rejects with the signal's reason (clearing the timer) when it aborts. */
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
 interface FetchRequest {
   method?: string;
   url: string;
@@ -202,14 +205,14 @@ interface FetchRequest {
 }
 
 async function fetchForPlugin(
-  env: HostEnvironment,
+  allowedHosts: readonly string[],
   request: FetchRequest,
 ): Promise<{ status: number; headers: Record<string, string>; body: string }> {
   if (typeof request?.url !== "string") {
     throw new TypeError('The request must be a JSON object with a string "url"');
   }
   const url = new URL(request.url);
-  if (!env.allowedHosts.includes(url.host) && !env.allowedHosts.includes(url.hostname)) {
+  if (!allowedHosts.includes(url.host) && !allowedHosts.includes(url.hostname)) {
     throw new CapabilityDeniedError(
       Capability.NetworkAccess,
       `Fetching ${url.origin} (not in allowedHosts)`,
@@ -241,23 +244,12 @@ export function isAsyncBuiltin(name: string): boolean {
  * Creates the built-in `env.<name>` for one plugin, wrapped with its
  * capability check and error mapping. Async built-ins return a promise.
  */
-export function createBuiltin(
-  name: string,
-  env: HostEnvironment,
-  memory: GuestMemory,
-  slot: ErrorSlot,
-): HostCallable {
+export function createBuiltin(name: string, site: BuiltinSite): HostCallable {
   const spec = BUILTINS[name];
   if (spec === undefined) throw new RangeError(`Unknown built-in host function "${name}"`);
-  const ctx: BuiltinContext = {
-    env,
-    memory,
-    logger: getLogger(["wasmplug", "plugin", env.pluginName]),
-    retry: new Map(),
-  };
-  const fn = spec.make(ctx);
-  const denied = spec.capability !== undefined && !env.capabilities.has(spec.capability);
-  return guardHostFunction("env", name, slot, (...args) => {
+  const fn = spec.make({ ...site, retry: new Map() });
+  const denied = spec.capability !== undefined && !site.capabilities.has(spec.capability);
+  return guardHostFunction("env", name, site.slot, (...args) => {
     if (denied) {
       throw new CapabilityDeniedError(spec.capability!, `Calling "env"."${name}"`);
     }

@@ -1,0 +1,44 @@
+/**
+ * Decides, before anything is instantiated, who provides each import of a
+ * module: the application's linker or a built-in host function. Anything
+ * else is an {@linkcode ImportNotFoundError} at load time.
+ *
+ * @module
+ */
+
+import { ImportNotFoundError } from "./errors.ts";
+import { type HostCallable, isBuiltin } from "./host/_env.ts";
+import type { ImportPlan } from "./_instance.ts";
+import type { ImportEntry } from "./instrument/_module.ts";
+import type { Linker } from "./linker.ts";
+
+/** The plan, and the linker functions its `index` fields point at. */
+export interface PlannedImports {
+  readonly plan: ImportPlan[];
+  readonly linkerFunctions: HostCallable[];
+}
+
+/**
+ * Plans how every import is provided.
+ *
+ * @throws {ImportNotFoundError} For an import nobody provides.
+ */
+export function planImports(
+  imports: readonly ImportEntry[],
+  linker: Linker | undefined,
+): PlannedImports {
+  const plan: ImportPlan[] = [];
+  const linkerFunctions: HostCallable[] = [];
+  for (const { module, name, kind } of imports) {
+    const linked = kind === "function" ? linker?.get(module, name) : undefined;
+    if (linked !== undefined) {
+      plan.push({ module, name, kind: "linker", index: linkerFunctions.length });
+      linkerFunctions.push(linked as HostCallable);
+    } else if (module === "env" && kind === "function" && isBuiltin(name)) {
+      plan.push({ module, name, kind: "builtin", index: -1 });
+    } else {
+      throw new ImportNotFoundError(module, name);
+    }
+  }
+  return { plan, linkerFunctions };
+}

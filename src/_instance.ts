@@ -1,0 +1,317 @@
+/**
+ * One instance of a plugin's module with everything around it: imports
+ * (linker functions and built-in host functions, capability-gated), the
+ * instrumentation's budgets, JSPI for async host functions, and the mapping
+ * of what a call throws to typed errors. It runs wherever the plugin runs:
+ * on the host thread (inline isolation) or in the plugin's worker.
+ *
+ * @module
+ */
+
+import type { CallBudget, PluginBackend } from "./_backend.ts";
+import { Capability } from "./capability.ts";
+import {
+  CallDepthExceededError,
+  CapabilityDeniedError,
+  FuelExhaustedError,
+  InstantiationError,
+  TimeoutError,
+  type WasmError,
+} from "./errors.ts";
+import { InstanceLimits, type InstrumentMetadata, TrapReason } from "./instrument/instrument.ts";
+import {
+  createBuiltin,
+  type ErrorSlot,
+  guardHostFunction,
+  type HostCallable,
+  isAsyncBuiltin,
+} from "./host/_env.ts";
+import type { HostServices } from "./host/_services.ts";
+import { findExportedMemory, GuestMemory } from "./host/_guest_memory.ts";
+import { hasJspi, promising, suspending } from "./_jspi.ts";
+import { classifyCallError } from "./_trap.ts";
+
+/** How one import of the module is provided. */
+export interface ImportPlan {
+  readonly module: string;
+  readonly name: string;
+  /** A function of the application's linker, or a built-in host function of `env`. */
+  readonly kind: "linker" | "builtin";
+  /** Index among the linker functions (`kind: "linker"`). */
+  readonly index: number;
+}
+
+/** What an instance is made from. */
+export interface InstanceOptions {
+  readonly module: WebAssembly.Module;
+  readonly instrumentation: InstrumentMetadata | null;
+  readonly imports: readonly ImportPlan[];
+  /** The linker function behind an import plan's `index`. */
+  readonly linkerFunction: (index: number) => HostCallable;
+  readonly services: HostServices;
+  readonly capabilities: ReadonlySet<string>;
+  readonly allowedHosts: readonly string[];
+  readonly maxCallDepth: number;
+  /** Budgets of the deferred start function (the plugin's own limits). */
+  readonly startBudget: CallBudget;
+  readonly pluginName: string;
+}
+
+/** Fuel budget of calls when fuel is metered but `maxFuel` is `null`. */
+const UNMETERED_FUEL = 2 ** 53 - 1;
+
+type Callable = (...args: unknown[]) => unknown;
+
+/** Cancels the async host functions a suspended guest is waiting on. */
+interface Cancellation {
+  promise: Promise<never>;
+  reject: (reason: unknown) => void;
+}
+
+/** A live instance; it is also the inline isolation's {@linkcode PluginBackend}. */
+export class PluginInstance implements PluginBackend {
+  readonly #options: InstanceOptions;
+  readonly #slot: ErrorSlot = { error: undefined };
+  /** The memory the host reads and writes. */
+  readonly memory: GuestMemory = new GuestMemory();
+  readonly #functions = new Map<string, Callable>();
+  #exports: WebAssembly.Exports = {};
+  /** True when the module imports an async host function, so exports are JSPI-wrapped. */
+  #async = false;
+  #cancellation: Cancellation | undefined;
+  /** Host side of the instrumentation, `null` for an uninstrumented module. */
+  #limits: InstanceLimits | null = null;
+  /** Budgets of the running call, to name the limit that stopped it. */
+  #budget: CallBudget | undefined;
+  #fuelBudget = 0;
+  #lastFuelUsed = 0;
+
+  private constructor(options: InstanceOptions) {
+    this.#options = options;
+  }
+
+  /**
+   * Instantiates the module and runs its (deferred) start function.
+   *
+   * @throws {InstantiationError} If instantiation or the start function fails.
+   */
+  static async create(options: InstanceOptions): Promise<PluginInstance> {
+    const instance = new PluginInstance(options);
+    await instance.#instantiate();
+    return instance;
+  }
+
+  /** The interrupt flag's buffer of a module instrumented in `"shared-flag"` mode. */
+  get interruptBuffer(): SharedArrayBuffer | null {
+    return this.#limits?.interruptBuffer ?? null;
+  }
+
+  get lastFuelUsed(): number {
+    return this.#lastFuelUsed;
+  }
+
+  async #instantiate(): Promise<void> {
+    const imports = this.#buildImports();
+    let instance: WebAssembly.Instance;
+    try {
+      instance = await WebAssembly.instantiate(this.#options.module, imports);
+    } catch (err) {
+      const cause = this.#slot.error ?? classifyCallError(err, this.#options.maxCallDepth);
+      this.#slot.error = undefined;
+      throw new InstantiationError(`Cannot instantiate the module: ${cause.message}`, { cause });
+    }
+    this.#exports = instance.exports;
+    this.memory.attach(findExportedMemory(instance.exports));
+    const instrumentation = this.#options.instrumentation;
+    if (instrumentation === null) return;
+    this.#limits = new InstanceLimits(instance, instrumentation);
+    if (instrumentation.startFunction === null) return;
+    // The module's start function, deferred by the instrumenter, runs under the plugin's limits.
+    try {
+      this.#begin(this.#options.startBudget, performance.now());
+      this.#limits.runStart();
+      this.#end();
+    } catch (err) {
+      const cause = this.#failure(err) as WasmError;
+      throw new InstantiationError(`The start function failed: ${cause.message}`, { cause });
+    }
+  }
+
+  /** Arms the instrumentation for one top-level call. */
+  #begin(budget: CallBudget, startMs: number): void {
+    this.#budget = budget;
+    const limits = this.#limits;
+    if (limits === null) return;
+    this.#fuelBudget = budget.fuel ?? UNMETERED_FUEL;
+    limits.prepare({
+      fuel: this.#fuelBudget,
+      maxCallDepth: this.#options.maxCallDepth,
+      deadline: startMs + budget.timeoutMs,
+      now: startMs,
+    });
+  }
+
+  /** Reads what the call consumed. */
+  #end(): void {
+    const limits = this.#limits;
+    if (limits === null || !this.#options.instrumentation?.fuelGlobal) return;
+    const remaining = Number(limits.fuelRemaining);
+    this.#lastFuelUsed = remaining < 0 ? this.#fuelBudget : this.#fuelBudget - remaining;
+  }
+
+  #buildImports(): WebAssembly.Imports {
+    const imports: Record<string, Record<string, WebAssembly.ImportValue>> = {};
+    for (const plan of this.#options.imports) {
+      const value = plan.kind === "linker"
+        ? this.#linkerFunction(plan.module, plan.name, this.#options.linkerFunction(plan.index))
+        : this.#builtin(plan.name);
+      (imports[plan.module] ??= {})[plan.name] = value as WebAssembly.ImportValue;
+    }
+    return imports;
+  }
+
+  #linkerFunction(module: string, name: string, fn: Callable): Callable {
+    const allowed = this.#options.capabilities.has(Capability.CallHostFunction);
+    return guardHostFunction(module, name, this.#slot, (...args) => {
+      if (!allowed) {
+        throw new CapabilityDeniedError(
+          Capability.CallHostFunction,
+          `Calling linker function "${module}"."${name}"`,
+        );
+      }
+      return fn(...args);
+    });
+  }
+
+  #builtin(name: string): unknown {
+    const { services, capabilities, allowedHosts } = this.#options;
+    const fn = createBuiltin(name, {
+      memory: this.memory,
+      services,
+      capabilities,
+      allowedHosts,
+      slot: this.#slot,
+    });
+    if (!isAsyncBuiltin(name) || !hasJspi) return fn;
+    this.#async = true;
+    const cancellable = (...args: unknown[]): unknown => {
+      const result = fn(...args);
+      const cancellation = this.#cancellation;
+      if (!(result instanceof Promise) || cancellation === undefined) return result;
+      return Promise.race([result, cancellation.promise]);
+    };
+    return suspending(cancellable);
+  }
+
+  #function(name: string): Callable | undefined {
+    let fn = this.#functions.get(name);
+    if (fn === undefined) {
+      const value = this.#exports[name];
+      if (typeof value !== "function") return undefined;
+      fn = (this.#async ? promising(value) : value) as Callable;
+      this.#functions.set(name, fn);
+    }
+    return fn;
+  }
+
+  invoke(name: string, args: readonly unknown[], budget: CallBudget, startMs: number): unknown {
+    const fn = this.#function(name);
+    if (fn === undefined) throw new TypeError(`Export "${name}" is not a function`);
+    budget.signal?.throwIfAborted();
+    this.#slot.error = undefined;
+    this.#begin(budget, startMs);
+    if (this.#async) return this.#invokeAsync(fn, args, budget);
+    let result: unknown;
+    try {
+      result = fn(...args);
+    } catch (err) {
+      throw this.#failure(err);
+    } finally {
+      this.#end();
+    }
+    if (this.#slot.error !== undefined) throw this.#failure(undefined);
+    return result;
+  }
+
+  async #invokeAsync(fn: Callable, args: readonly unknown[], budget: CallBudget): Promise<unknown> {
+    // Cancelling rejects what the guest waits on, and aborts the host work behind it.
+    const controller = new AbortController();
+    let reject!: (reason: unknown) => void;
+    const promise = new Promise<never>((_, r) => {
+      reject = (reason) => {
+        r(reason);
+        controller.abort(reason);
+      };
+    });
+    promise.catch(() => {});
+    this.#cancellation = { promise, reject };
+    this.#slot.signal = controller.signal;
+    const timer = Number.isFinite(budget.timeoutMs)
+      ? setTimeout(() => reject(new TimeoutError(budget.timeoutMs)), budget.timeoutMs)
+      : undefined;
+    const onAbort = (): void => reject(budget.signal!.reason);
+    budget.signal?.addEventListener("abort", onAbort, { once: true });
+    let result: unknown;
+    try {
+      result = await fn(...args);
+    } catch (err) {
+      const failure = this.#failure(err);
+      // An aborted call rejects with the signal's reason, whatever the guest made of it.
+      throw budget.signal?.aborted ? budget.signal.reason : failure;
+    } finally {
+      this.#end();
+      clearTimeout(timer);
+      budget.signal?.removeEventListener("abort", onAbort);
+      this.#cancellation = undefined;
+      this.#slot.signal = undefined;
+    }
+    if (this.#slot.error !== undefined) throw this.#failure(undefined);
+    return result;
+  }
+
+  #failure(err: unknown): unknown {
+    const recorded = this.#slot.error;
+    this.#slot.error = undefined;
+    if (recorded !== undefined) return recorded;
+    const limit = this.#limitThatStopped(err);
+    if (limit !== undefined) return limit;
+    if (err instanceof DOMException && err.name === "AbortError") return err;
+    return classifyCallError(err, this.#options.maxCallDepth);
+  }
+
+  /** The error for a trap raised by the instrumentation, if that is what `err` is. */
+  #limitThatStopped(err: unknown): WasmError | undefined {
+    if (this.#limits === null || !(err instanceof WebAssembly.RuntimeError)) return undefined;
+    const budget = this.#budget;
+    switch (this.#limits.trapReason) {
+      case TrapReason.Fuel:
+        return new FuelExhaustedError(budget?.fuel ?? UNMETERED_FUEL, { cause: err });
+      case TrapReason.CallDepth:
+        return new CallDepthExceededError(this.#options.maxCallDepth, { cause: err });
+      case TrapReason.Deadline:
+        return new TimeoutError(budget?.timeoutMs ?? Infinity, { cause: err });
+      default:
+        return undefined;
+    }
+  }
+
+  memoryBytes(): number {
+    return this.memory.byteLength;
+  }
+
+  readMemory(offset: number, length: number): Uint8Array {
+    return this.memory.read(offset, length);
+  }
+
+  writeMemory(offset: number, data: Uint8Array): void {
+    this.memory.write(offset, data);
+  }
+
+  close(): Promise<void> {
+    this.#cancellation?.reject(new TimeoutError(0));
+    this.#functions.clear();
+    this.#exports = {};
+    this.memory.attach(undefined);
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,41 @@
+/**
+ * The Deno permissions of a plugin's worker, derived from its capabilities:
+ * nothing by default; `NetworkAccess` grants `net` for `allowedHosts`;
+ * `FileSystem` grants `read`/`write` for `allowedPaths` (and WASI preopens).
+ * Nothing else, ever.
+ *
+ * @module
+ */
+
+import { Capability } from "../capability.ts";
+
+/** The parts of a plugin config that decide its worker's permissions. */
+export interface PermissionSource {
+  readonly capabilities: ReadonlySet<string>;
+  readonly allowedHosts?: readonly string[] | undefined;
+  readonly allowedPaths?:
+    | { readonly read?: readonly string[]; readonly write?: readonly string[] }
+    | undefined;
+  readonly preopens?: Readonly<Record<string, string>> | undefined;
+}
+
+function listOrNone(items: readonly string[]): string[] | false {
+  return items.length === 0 ? false : [...new Set(items)];
+}
+
+/** Builds the worker's permission set. */
+export function workerPermissions(source: PermissionSource): Deno.PermissionOptionsObject {
+  const network = source.capabilities.has(Capability.NetworkAccess);
+  const files = source.capabilities.has(Capability.FileSystem);
+  const preopened = Object.values(source.preopens ?? {});
+  return {
+    env: false,
+    ffi: false,
+    import: false,
+    net: network ? listOrNone(source.allowedHosts ?? []) : false,
+    read: files ? listOrNone([...(source.allowedPaths?.read ?? []), ...preopened]) : false,
+    run: false,
+    sys: false,
+    write: files ? listOrNone([...(source.allowedPaths?.write ?? []), ...preopened]) : false,
+  };
+}

@@ -1,0 +1,82 @@
+import assert from "node:assert/strict";
+import { Capability, parseCapabilities } from "../mod.ts";
+import { assertRejectsWith, assertThrowsWith, inlineRuntime } from "./_helpers.ts";
+
+Deno.test("Capability names every grantable capability", { permissions: "none" }, async (t) => {
+  await t.step("values match the table of API.md", () => {
+    assert.deepEqual({ ...Capability }, {
+      ReadConfig: "read_config",
+      WriteConfig: "write_config",
+      WriteState: "write_state",
+      ReadState: "read_state",
+      SendMessage: "send_message",
+      CallTool: "call_tool",
+      CallHostFunction: "call_host_function",
+      NetworkAccess: "network",
+      FileSystem: "filesystem",
+      Timer: "timer",
+      Random: "random",
+      Wasi: "wasi",
+    });
+  });
+  await t.step("the enum object is frozen", () => {
+    assert.ok(Object.isFrozen(Capability));
+  });
+});
+
+Deno.test("parseCapabilities() checks a config's capability list", {
+  permissions: "none",
+}, async (t) => {
+  await t.step("undefined grants nothing", () => {
+    assert.equal(parseCapabilities(undefined).size, 0);
+  });
+  await t.step("a list becomes a set, duplicates collapse", () => {
+    const granted = parseCapabilities([Capability.Timer, "random", Capability.Timer]);
+    assert.deepEqual([...granted], ["timer", "random"]);
+  });
+  await t.step("an unknown name is a TypeError listing the known ones", () => {
+    const error = assertThrowsWith(
+      () => parseCapabilities(["network", "teleport"] as unknown as Capability[]),
+      TypeError,
+    );
+    assert.match(
+      error.message,
+      /Cannot grant capability "teleport": expected one of read_config, /,
+    );
+  });
+  await t.step("a non-array is a TypeError", () => {
+    assertThrowsWith(
+      () => parseCapabilities("timer" as unknown as Capability[]),
+      TypeError,
+      { message: "Cannot grant capabilities: expected an array of capability names" },
+    );
+  });
+});
+
+Deno.test("WasmPlugin.capabilities reflects what the config granted", {
+  permissions: "none",
+}, async (t) => {
+  await using runtime = inlineRuntime();
+
+  await t.step("granted capabilities are listed, frozen", async () => {
+    await using plugin = await runtime.createPluginFromWat("(module)", {
+      capabilities: [Capability.ReadConfig, Capability.CallTool],
+    });
+    assert.deepEqual(plugin.capabilities, ["read_config", "call_tool"]);
+    assert.ok(Object.isFrozen(plugin.capabilities));
+  });
+  await t.step("nothing is granted by default", async () => {
+    await using plugin = await runtime.createPluginFromWat("(module)");
+    assert.deepEqual(plugin.capabilities, []);
+  });
+  await t.step("an unknown capability in the config rejects the plugin", async () => {
+    await assertRejectsWith(
+      () =>
+        runtime.createPluginFromWat("(module)", {
+          capabilities: ["root"] as unknown as Capability[],
+        }),
+      TypeError,
+    );
+    assert.equal(runtime.pluginCount, 0);
+  });
+});

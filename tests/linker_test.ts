@@ -1,0 +1,244 @@
+import assert from "node:assert/strict";
+import {
+  Capability,
+  CapabilityDeniedError,
+  type HostFunction,
+  HostFunctionError,
+  ImportNotFoundError,
+  InstantiationError,
+  Linker,
+  ResourceLimitError,
+  TrapError,
+} from "../mod.ts";
+import { assertRejectsWith, assertThrowsWith, inlineRuntime } from "./_helpers.ts";
+
+const GRANTED = { capabilities: [Capability.CallHostFunction] };
+
+/** Calls `env.twice` on i32, `env.scale` on f64 and `env.wide` on i64. */
+const TYPED_WAT = `(module
+  (import "env" "twice" (func $twice (param i32) (result i32)))
+  (import "env" "scale" (func $scale (param f64 f64) (result f64)))
+  (import "math" "wide" (func $wide (param i64) (result i64)))
+  (func (export "quad") (param i32) (result i32) (call $twice (call $twice (local.get 0))))
+  (func (export "scale") (param f64 f64) (result f64) (call $scale (local.get 0) (local.get 1)))
+  (func (export "wide") (param i64) (result i64) (call $wide (local.get 0))))`;
+
+/** `env.fail` called from `run`, and from `guarded` inside a catch-all the guest thinks is safe. */
+const FAILING_WAT = `(module
+  (import "env" "fail" (func $fail))
+  (func (export "run") (call $fail))
+  (func (export "guarded") (result i32)
+    (try (do (call $fail)) (catch_all))
+    (i32.const 7)))`;
+
+function typedLinker(linker: Linker): Linker {
+  return linker
+    .funcWrap("env", "twice", (x: number) => 2 * x)
+    .funcWrap("env", "scale", (x: number, by: number) => x * by)
+    .funcWrap("math", "wide", (x: bigint) => x << 32n);
+}
+
+Deno.test("Linker.funcWrap() defines host functions", { permissions: "none" }, async (t) => {
+  await t.step("definitions are listed, found, and replaced by a later one", () => {
+    const first: HostFunction = () => 1;
+    const second: HostFunction = () => 2;
+    const linker = new Linker().funcWrap("env", "f", first).funcWrap("env", "g", first);
+    assert.deepEqual(linker.definitions(), [["env", "f"], ["env", "g"]]);
+    assert.equal(linker.get("env", "f"), first);
+    linker.funcWrap("env", "f", second);
+    assert.equal(linker.get("env", "f"), second);
+    assert.equal(linker.get("other", "f"), undefined);
+    assert.equal(linker.definitions().length, 2);
+  });
+
+  await t.step("a name that is not a string is a TypeError", () => {
+    assertThrowsWith(
+      () => new Linker().funcWrap("env", 1 as unknown as string, () => 0),
+      TypeError,
+      {
+        message: "Cannot define a host function: module and name must be strings",
+      },
+    );
+  });
+
+  await t.step("something other than a function is a TypeError", () => {
+    assertThrowsWith(
+      () => new Linker().funcWrap("env", "log", "print" as unknown as HostFunction),
+      TypeError,
+      { message: 'Cannot define host function "env"."log": expected a function, received string' },
+    );
+  });
+});
+
+Deno.test("WasmRuntime.createPluginWithLinker() calls linker functions", {
+  permissions: "none",
+}, async (t) => {
+  await using runtime = inlineRuntime();
+  const compiled = await runtime.compileWat("typed", TYPED_WAT);
+  const linker = typedLinker(runtime.createLinker());
+
+  await t.step("arguments and results keep their wasm types", async () => {
+    await using plugin = await runtime.createPluginWithLinker(compiled, GRANTED, linker);
+    assert.equal(await plugin.callI32("quad", [3]), 12);
+    assert.equal(await plugin.callF64("scale", [1.5, 3]), 4.5);
+    assert.equal(await plugin.callI64("wide", [3n]), 3n << 32n);
+  });
+
+  await t.step("one linker serves several plugins", async () => {
+    await using a = await runtime.createPluginWithLinker(compiled, GRANTED, linker);
+    await using b = await runtime.createPluginWithLinker(compiled, GRANTED, linker);
+    assert.deepEqual([await a.callI32("quad", [1]), await b.callI32("quad", [2])], [4, 8]);
+  });
+
+  await t.step("without CallHostFunction the plugin loads but the call is denied", async () => {
+    await using plugin = await runtime.createPluginWithLinker(compiled, {}, linker);
+    const error = await assertRejectsWith(
+      () => plugin.callI32("quad", [3]),
+      CapabilityDeniedError,
+      {
+        kind: "capability_denied",
+        capability: "call_host_function",
+      },
+    );
+    assert.match(error.message, /linker function "env"\."twice" needs the "call_host_function"/);
+  });
+
+  await t.step("a linker function overrides a built-in of the same name", async () => {
+    const logged: number[] = [];
+    const overriding = runtime.createLinker().funcWrap(
+      "env",
+      "host_log",
+      (level: number) => void logged.push(level),
+    );
+    const logWat = `(module (import "env" "host_log" (func $log (param i32 i32 i32)))
+      (func (export "run") (call $log (i32.const 2) (i32.const 0) (i32.const 0))))`;
+    await using plugin = await runtime.createPluginWithLinker(
+      await runtime.compileWat("log", logWat),
+      GRANTED,
+      overriding,
+    );
+    await plugin.callVoid("run");
+    assert.deepEqual(logged, [2]);
+  });
+});
+
+Deno.test("Linker functions that throw fail the call with HostFunctionError", {
+  permissions: "none",
+}, async (t) => {
+  await using runtime = inlineRuntime();
+  const compiled = await runtime.compileWat("failing", FAILING_WAT);
+  const cause = new Error("disk on fire");
+  let thrown: unknown = cause;
+  const linker = runtime.createLinker().funcWrap("env", "fail", () => {
+    throw thrown;
+  });
+  await using plugin = await runtime.createPluginWithLinker(compiled, GRANTED, linker);
+
+  await t.step("the host's exception is the cause", async () => {
+    await assertRejectsWith(() => plugin.callVoid("run"), HostFunctionError, {
+      kind: "host_function",
+      module: "env",
+      functionName: "fail",
+      cause,
+      message: 'Host function "env"."fail" failed: disk on fire',
+    });
+  });
+
+  await t.step("a guest that catches the exception cannot swallow it", async () => {
+    await assertRejectsWith(() => plugin.callI32("guarded"), HostFunctionError, { cause });
+  });
+
+  await t.step("a WasmError thrown by the host reaches the caller as it is", async () => {
+    thrown = new ResourceLimitError("quota", "Quota exceeded");
+    await assertRejectsWith(() => plugin.callVoid("run"), ResourceLimitError, {
+      limit: "quota",
+      message: "Quota exceeded",
+    });
+  });
+
+  await t.step("the failures are counted", async () => {
+    const metrics = await plugin.metrics();
+    assert.equal(metrics.failureCount, 3);
+    assert.equal(metrics.successCount, 0);
+  });
+});
+
+Deno.test("WasmRuntime reports imports it cannot provide", {
+  permissions: "none",
+}, async (t) => {
+  await using runtime = inlineRuntime();
+  const cases: [string, string, string, string][] = [
+    ["an unknown env function", '(import "env" "missing" (func))', "env", "missing"],
+    ["an unknown module", '(import "vendor" "hook" (func (param i32)))', "vendor", "hook"],
+    ["a memory import", '(import "env" "memory" (memory 1))', "env", "memory"],
+    ["a global import", '(import "env" "base" (global i32))', "env", "base"],
+  ];
+  for (const [what, decl, module, importName] of cases) {
+    await t.step(`${what} is an ImportNotFoundError`, async () => {
+      const compiled = await runtime.compileWat("imports", `(module ${decl})`);
+      assert.equal(compiled.imports[0]?.module, module);
+      const error = await assertRejectsWith(
+        () => runtime.createPluginWithLinker(compiled, GRANTED, runtime.createLinker()),
+        ImportNotFoundError,
+        { kind: "import_not_found", module, importName },
+      );
+      assert.equal(
+        error.message,
+        `Import not found: "${module}"."${importName}" is not provided by the linker or the host`,
+      );
+      assert.equal(runtime.pluginCount, 0);
+    });
+  }
+  await t.step("without a linker, too", async () => {
+    await assertRejectsWith(
+      () => runtime.createPluginFromWat('(module (import "env" "log" (func (param i32))))'),
+      ImportNotFoundError,
+      { module: "env", importName: "log" },
+    );
+  });
+});
+
+Deno.test("A start function that fails makes an InstantiationError", {
+  permissions: "none",
+}, async (t) => {
+  await using runtime = inlineRuntime();
+
+  await t.step("a trap in the start function", async () => {
+    const error = await assertRejectsWith(
+      () => runtime.createPluginFromWat("(module (func $start unreachable) (start $start))"),
+      InstantiationError,
+      { kind: "instantiation" },
+    );
+    assert.ok(error.cause instanceof TrapError);
+    assert.match(error.message, /Plugin trapped: unreachable/);
+  });
+
+  await t.step("a linker function that throws during start", async () => {
+    const compiled = await runtime.compileWat(
+      "start",
+      '(module (import "env" "fail" (func $fail)) (start $fail))',
+    );
+    const linker = runtime.createLinker().funcWrap("env", "fail", () => {
+      throw new Error("not now");
+    });
+    const error = await assertRejectsWith(
+      () => runtime.createPluginWithLinker(compiled, GRANTED, linker),
+      InstantiationError,
+    );
+    assert.ok(error.cause instanceof HostFunctionError);
+    assert.equal(runtime.pluginCount, 0);
+  });
+
+  await t.step("a capability denied during start", async () => {
+    const compiled = await runtime.compileWat(
+      "start",
+      '(module (import "env" "hook" (func $hook)) (start $hook))',
+    );
+    const linker = runtime.createLinker().funcWrap("env", "hook", () => {});
+    const error = await assertRejectsWith(
+      () => runtime.createPluginWithLinker(compiled, {}, linker),
+      InstantiationError,
+    );
+    assert.ok(error.cause instanceof CapabilityDeniedError);
+  });
+});

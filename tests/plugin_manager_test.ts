@@ -1,0 +1,481 @@
+import assert from "node:assert/strict";
+import {
+  Capability,
+  PluginEvent,
+  type PluginEventType,
+  type PluginHandle,
+  PluginManager,
+  PluginNotFoundError,
+  TrapError,
+  WasmPluginManager,
+  type WasmRuntime,
+} from "../mod.ts";
+import {
+  assertRejectsWith,
+  assertThrowsWith,
+  bytesOf,
+  inlineRuntime,
+  putString,
+} from "./_helpers.ts";
+import { answerBinary } from "./fixtures/binary.ts";
+import { BYTES_WAT, CALLS_WAT, hostFunctionsWat } from "./fixtures/wat.ts";
+
+const INIT_TRAPS_WAT = '(module (func (export "init") unreachable))';
+
+/** Records every event the manager dispatches, as `type pluginId`. */
+function recordEvents(manager: PluginManager): PluginEvent[] {
+  const events: PluginEvent[] = [];
+  const types: PluginEventType[] = [
+    "loaded",
+    "initialized",
+    "state_changed",
+    "executed",
+    "unloaded",
+    "error",
+    "message",
+  ];
+  for (const type of types) manager.addEventListener(type, (event) => void events.push(event));
+  return events;
+}
+
+function summary(events: readonly PluginEvent[]): string[] {
+  return events.map((event) => `${event.type} ${event.pluginId}`);
+}
+
+Deno.test("new PluginManager() wraps a runtime", { permissions: "none" }, async (t) => {
+  await t.step("the runtime is kept", async () => {
+    await using runtime = inlineRuntime();
+    await using manager = new PluginManager(runtime);
+    assert.equal(manager.runtime, runtime);
+    assert.ok(manager instanceof EventTarget);
+  });
+  await t.step("WasmPluginManager is the same class", () => {
+    assert.equal(WasmPluginManager, PluginManager);
+  });
+  await t.step("something other than a runtime is a TypeError", () => {
+    assertThrowsWith(() => new PluginManager({} as WasmRuntime), TypeError, {
+      message: "Cannot create a manager: expected a WasmRuntime, received object",
+    });
+  });
+});
+
+Deno.test("PluginManager loads plugins from WAT, bytes, compiled modules and files", {
+  permissions: { read: ["examples"] },
+}, async (t) => {
+  await using runtime = inlineRuntime();
+  await using manager = new PluginManager(runtime);
+
+  await t.step("loadWat() returns a handle with a generated id", async () => {
+    const handle = await manager.loadWat(CALLS_WAT);
+    assert.deepEqual(handle, { id: "plugin-1" });
+    assert.ok(Object.isFrozen(handle));
+    assert.equal(manager.get(handle).name, "plugin");
+  });
+
+  await t.step("load() takes a binary and a config", async () => {
+    const handle = await manager.load(answerBinary(), { id: "answer", name: "answerer" });
+    assert.equal(handle.id, "answer");
+    assert.equal(manager.get(handle).name, "answerer");
+    assert.equal(await manager.callI32(handle, "answer"), 42);
+  });
+
+  await t.step("loadCompiled() shares one compiled module", async () => {
+    const compiled = await runtime.compileWat("calls", CALLS_WAT);
+    const a = await manager.loadCompiled(compiled);
+    const b = await manager.loadCompiled(compiled, { name: "b" });
+    assert.notEqual(a.id, b.id);
+    assert.deepEqual([manager.get(a).name, manager.get(b).name], ["calls", "b"]);
+  });
+
+  await t.step("loadFile() reads .wat files and names the plugin after the file", async () => {
+    const handle = await manager.loadFile("examples/wat/math.wat");
+    assert.equal(manager.get(handle).name, "math");
+    assert.equal(await manager.callI32(handle, "factorial", [5]), 120);
+    const url = new URL("../examples/wat/greet.wat", import.meta.url);
+    const greet = await manager.loadFile(url, { name: "greeter" });
+    assert.equal(manager.get(greet).name, "greeter");
+  });
+
+  await t.step("a file that does not exist rejects with Deno's NotFound", async () => {
+    await assertRejectsWith(() => manager.loadFile("examples/wat/nope.wasm"), Deno.errors.NotFound);
+  });
+
+  await t.step("a duplicate id is a TypeError and leaves the first plugin alone", async () => {
+    const before = runtime.pluginCount;
+    await assertRejectsWith(() => manager.loadWat(CALLS_WAT, { id: "answer" }), TypeError, {
+      message: 'Cannot load plugin "answer": a plugin with that id is already loaded',
+    });
+    assert.equal(runtime.pluginCount, before);
+    assert.equal(await manager.callI32({ id: "answer" }, "answer"), 42);
+  });
+
+  await t.step("concurrent loads with one id keep one plugin", async () => {
+    const before = runtime.pluginCount;
+    const results = await Promise.allSettled([
+      manager.loadWat(CALLS_WAT, { id: "twin" }),
+      manager.loadWat(CALLS_WAT, { id: "twin" }),
+    ]);
+    assert.deepEqual(results.map((r) => r.status).sort(), ["fulfilled", "rejected"]);
+    assert.equal(runtime.pluginCount, before + 1);
+  });
+
+  await t.step("generated ids skip ids that are taken", async () => {
+    await using other = new PluginManager(runtime);
+    assert.equal((await other.loadWat(CALLS_WAT, { id: "plugin-1" })).id, "plugin-1");
+    assert.equal((await other.loadWat(CALLS_WAT)).id, "plugin-2");
+  });
+});
+
+Deno.test("PluginManager.loadFile() fetches http URLs", {
+  permissions: { net: ["127.0.0.1"], read: ["examples"] },
+}, async (t) => {
+  const wat = await Deno.readTextFile("examples/wat/greet.wat");
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    (request) =>
+      new URL(request.url).pathname === "/greet.wat"
+        ? new Response(wat)
+        : new Response("no", { status: 404 }),
+  );
+  await using runtime = inlineRuntime();
+  await using manager = new PluginManager(runtime);
+  const base = `http://127.0.0.1:${server.addr.port}`;
+
+  await t.step("a served .wat file loads", async () => {
+    const handle = await manager.loadFile(new URL(`${base}/greet.wat`));
+    assert.equal(manager.get(handle).name, "greet");
+    assert.equal(await manager.callI32(handle, "greet_len"), 13);
+  });
+
+  await t.step("an error status is a TypeError", async () => {
+    await assertRejectsWith(() => manager.loadFile(new URL(`${base}/missing.wasm`)), TypeError, {
+      message: `Cannot load ${base}/missing.wasm: the server answered 404`,
+    });
+  });
+});
+
+Deno.test("PluginManager calls plugins by handle", { permissions: "none" }, async (t) => {
+  await using runtime = inlineRuntime();
+  await using manager = new PluginManager(runtime);
+  const calls = await manager.loadWat(CALLS_WAT, { name: "calls" });
+  const bytes = await manager.loadWat(BYTES_WAT, { name: "bytes" });
+
+  await t.step("initialize()", async () => {
+    await manager.initialize(calls);
+    assert.equal(manager.get(calls).state, "ready");
+  });
+  await t.step("callI32(), callI64(), callF64(), callVoid(), call()", async () => {
+    assert.equal(await manager.callI32(calls, "add", [10, 5]), 15);
+    assert.equal(await manager.callI64(calls, "add_i64", [1n, 2]), 3n);
+    assert.equal(await manager.callF64(calls, "sqrt", [9]), 3);
+    assert.equal(await manager.callVoid(calls, "store", [0, 1]), undefined);
+    assert.deepEqual(await manager.call(calls, "divmod", [7, 2]), [3, 1]);
+  });
+  await t.step("callBytes() and callJson()", async () => {
+    assert.deepEqual(await manager.callBytes(bytes, "reverse", bytesOf("ab")), bytesOf("ba"));
+    assert.deepEqual(await manager.callJson(bytes, "echo", { ok: 1 }), { ok: 1 });
+  });
+  await t.step("options reach the plugin", async () => {
+    const reason = new Error("stop");
+    await assert.rejects(
+      manager.callI32(calls, "add", [1, 2], { signal: AbortSignal.abort(reason) }),
+      (err) => err === reason,
+    );
+  });
+  await t.step("get() returns the plugin itself", () => {
+    assert.equal(manager.get(calls).name, "calls");
+  });
+});
+
+Deno.test("PluginManager rejects handles it does not know", {
+  permissions: "none",
+}, async (t) => {
+  await using runtime = inlineRuntime();
+  await using manager = new PluginManager(runtime);
+  const handle = await manager.loadWat(CALLS_WAT, { id: "gone" });
+  await manager.unload(handle);
+
+  const misuses: [string, PluginHandle, string][] = [
+    ["an unloaded handle", handle, "gone"],
+    ["a made-up handle", { id: "nobody" }, "nobody"],
+    ["a handle without an id", {} as PluginHandle, "[object Object]"],
+    ["null", null as unknown as PluginHandle, "null"],
+  ];
+  const uses: [string, (h: PluginHandle) => Promise<unknown>][] = [
+    ["initialize", (h) => manager.initialize(h)],
+    ["callI32", (h) => manager.callI32(h, "add", [1, 2])],
+    ["callI64", (h) => manager.callI64(h, "add_i64", [1n, 2n])],
+    ["callF64", (h) => manager.callF64(h, "sqrt", [1])],
+    ["callVoid", (h) => manager.callVoid(h, "nothing")],
+    ["call", (h) => manager.call(h, "nothing")],
+    ["callBytes", (h) => manager.callBytes(h, "echo", new Uint8Array())],
+    ["callJson", (h) => manager.callJson(h, "echo", {})],
+    ["getInfo", (h) => manager.getInfo(h)],
+    ["unload", (h) => manager.unload(h)],
+  ];
+  for (const [what, badHandle, id] of misuses) {
+    await t.step(`${what}: every method rejects with PluginNotFoundError`, async () => {
+      for (const [, use] of uses) {
+        await assertRejectsWith(() => use(badHandle), PluginNotFoundError, {
+          kind: "plugin_not_found",
+          id,
+        });
+      }
+      assertThrowsWith(() => manager.get(badHandle), PluginNotFoundError, { id });
+    });
+  }
+});
+
+Deno.test("PluginManager reports plugins, info and stats", { permissions: "none" }, async (t) => {
+  await using runtime = inlineRuntime();
+  await using manager = new PluginManager(runtime);
+  const a = await manager.loadWat(CALLS_WAT, {
+    id: "a",
+    name: "alpha",
+    capabilities: [Capability.CallTool, Capability.Timer],
+  });
+  const b = await manager.loadWat(CALLS_WAT, { id: "b", capabilities: [Capability.Timer] });
+
+  await t.step("listPlugins() in load order", () => {
+    assert.deepEqual(manager.listPlugins(), [a, b]);
+  });
+
+  await t.step("pluginsWithCapability()", () => {
+    assert.deepEqual(manager.pluginsWithCapability(Capability.Timer), [a, b]);
+    assert.deepEqual(manager.pluginsWithCapability(Capability.CallTool), [a]);
+    assert.deepEqual(manager.pluginsWithCapability(Capability.Random), []);
+  });
+
+  await t.step("getInfo()", async () => {
+    await manager.callI32(a, "add", [1, 1]);
+    const info = await manager.getInfo(a);
+    assert.deepEqual(
+      { ...info, metrics: undefined },
+      {
+        id: "a",
+        name: "alpha",
+        state: "created",
+        capabilities: ["call_tool", "timer"],
+        metrics: undefined,
+      },
+    );
+    assert.equal(info.metrics.callCount, 1);
+  });
+
+  await t.step("stats() counts calls made through the manager and on the plugins", async () => {
+    await manager.get(b).callI32("add", [1, 1]);
+    await assert.rejects(manager.callI32(b, "missing"));
+    const stats = manager.stats();
+    assert.deepEqual({ ...stats, totalExecutionTimeMs: 0 }, {
+      totalLoaded: 2,
+      totalUnloaded: 0,
+      activePlugins: 2,
+      totalCalls: 3,
+      failedCalls: 1,
+      totalExecutionTimeMs: 0,
+    });
+    assert.ok(stats.totalExecutionTimeMs >= 0);
+  });
+
+  await t.step("unload() and unloadAll()", async () => {
+    await manager.unload(a);
+    assert.deepEqual(manager.listPlugins(), [b]);
+    await manager.unloadAll();
+    assert.deepEqual(manager.listPlugins(), []);
+    assert.equal(runtime.pluginCount, 0);
+    assert.deepEqual(
+      [manager.stats().totalLoaded, manager.stats().totalUnloaded, manager.stats().activePlugins],
+      [2, 2, 0],
+    );
+  });
+});
+
+Deno.test("PluginManager dispatches an event for each step", {
+  permissions: "none",
+}, async (t) => {
+  await using runtime = inlineRuntime();
+  const manager = new PluginManager(runtime);
+  const events = recordEvents(manager);
+
+  await t.step("loaded, then state_changed around initialize and each call", async () => {
+    const handle = await manager.loadWat(CALLS_WAT, { id: "p", name: "calls" });
+    await manager.initialize(handle);
+    await manager.callI32(handle, "add", [1, 2]);
+    assert.deepEqual(summary(events), [
+      "loaded p",
+      "state_changed p",
+      "state_changed p",
+      "initialized p",
+      "state_changed p",
+      "state_changed p",
+      "executed p",
+    ]);
+    assert.deepEqual(events[0]?.detail, { name: "calls" });
+    assert.deepEqual(events.filter((e) => e.type === "state_changed").map((e) => e.detail), [
+      { from: "created", to: "initializing" },
+      { from: "initializing", to: "ready" },
+      { from: "ready", to: "running" },
+      { from: "running", to: "ready" },
+    ]);
+    const executed = events.at(-1) as PluginEvent<"executed">;
+    assert.equal(executed.detail.function, "add");
+    assert.equal(executed.detail.success, true);
+    assert.ok(executed.detail.durationMs >= 0);
+    assert.ok(executed instanceof PluginEvent);
+    assert.ok(executed.time <= Date.now());
+  });
+
+  await t.step("a failed call is executed (unsuccessful), then error", async () => {
+    events.length = 0;
+    await assert.rejects(manager.callI32({ id: "p" }, "add", [1]));
+    assert.deepEqual(summary(events), [
+      "executed p",
+      "error p",
+    ]);
+    const [executed, error] = events as [PluginEvent<"executed">, PluginEvent<"error">];
+    assert.equal(executed.detail.success, false);
+    assert.match(String(executed.detail.error), /expected 2 arguments, received 1/);
+    assert.equal(error.detail.function, "add");
+  });
+
+  await t.step("an init that traps is an error event", async () => {
+    events.length = 0;
+    const handle = await manager.loadWat(INIT_TRAPS_WAT, { id: "bad" });
+    await assertRejectsWith(() => manager.initialize(handle), TrapError);
+    assert.deepEqual(summary(events), [
+      "loaded bad",
+      "state_changed bad",
+      "state_changed bad",
+      "error bad",
+    ]);
+    const error = events.at(-1) as PluginEvent<"error">;
+    assert.equal(error.detail.function, "initialize");
+    assert.ok(error.detail.error instanceof TrapError);
+    assert.equal((await manager.getInfo(handle)).state, "error");
+  });
+
+  await t.step("a message sent by a plugin", async () => {
+    events.length = 0;
+    const received: string[] = [];
+    const handle = await manager.loadWat(hostFunctionsWat("host_send_message"), {
+      id: "sender",
+      capabilities: [Capability.SendMessage],
+      onMessage: (message) => void received.push(message.to),
+    });
+    const plugin = manager.get(handle);
+    const [to, toLen] = await putString(plugin, 0, "ops");
+    const [msg, msgLen] = await putString(plugin, 16, "hi");
+    await plugin.callI32("host_send_message", [to, toLen, msg, msgLen]);
+    const message = events.find((e) => e.type === "message") as PluginEvent<"message">;
+    assert.equal(message.pluginId, "sender");
+    assert.deepEqual({ ...message.detail }, {
+      from: "sender",
+      to: "ops",
+      data: bytesOf("hi"),
+    });
+    assert.deepEqual(received, ["ops"]);
+  });
+
+  await t.step("unloaded, for each plugin on close()", async () => {
+    events.length = 0;
+    await manager.close();
+    assert.deepEqual(
+      summary(events.filter((e) => e.type === "unloaded")).sort(),
+      ["unloaded bad", "unloaded p", "unloaded sender"],
+    );
+    await manager.close();
+    await assertRejectsWith(() => manager.loadWat(CALLS_WAT), TypeError, {
+      message: "Cannot load a plugin: the manager is closed",
+    });
+  });
+});
+
+Deno.test("PluginManager.subscribe() streams events through a bounded buffer", {
+  permissions: "none",
+}, async (t) => {
+  await using runtime = inlineRuntime();
+  await using manager = new PluginManager(runtime);
+
+  await t.step("a reader sees the events in order; the loop ends on close", async () => {
+    await using local = inlineRuntime();
+    const other = new PluginManager(local);
+    const seen: string[] = [];
+    const reading = (async () => {
+      for await (const event of other.subscribe()) seen.push(event.type);
+    })();
+    const handle = await other.loadWat(CALLS_WAT);
+    await other.callI32(handle, "add", [1, 2]);
+    await other.close();
+    await reading;
+    assert.deepEqual(seen, [
+      "loaded",
+      "state_changed",
+      "state_changed",
+      "executed",
+      "state_changed",
+      "unloaded",
+    ]);
+    assert.equal((await other.subscribe().next()).done, true);
+  });
+
+  await t.step(
+    "a subscriber that never reads loses the oldest events, plugins never wait",
+    async () => {
+      const events = manager.subscribe({ bufferSize: 4 });
+      const handle = await manager.loadWat(CALLS_WAT);
+      for (let i = 0; i < 50; i++) await manager.callI32(handle, "add", [i, 1]);
+      // loaded + 50 × (running, ready, executed) = 151 events.
+      assert.equal(events.pending, 4);
+      assert.equal(events.dropped, 147);
+      const first = await events.next();
+      assert.equal(first.value?.type, "executed");
+      assert.equal((first.value as PluginEvent<"executed">).detail.success, true);
+      await events.return();
+      assert.equal(events.pending, 0);
+      assert.equal((await events.next()).done, true);
+    },
+  );
+
+  await t.step("two reads at once are a TypeError", async () => {
+    const events = manager.subscribe();
+    const pending = events.next();
+    await assertRejectsWith(() => events.next(), TypeError, {
+      message: "Cannot read a subscription twice at the same time",
+    });
+    await events.return();
+    assert.equal((await pending).done, true);
+  });
+
+  await t.step("a buffer size below 1 is a RangeError", () => {
+    assertThrowsWith(() => manager.subscribe({ bufferSize: 0 }), RangeError, {
+      message: "Cannot subscribe with 'bufferSize' = 0: it must be a positive integer",
+    });
+  });
+});
+
+Deno.test("PluginManager runs 100 plugins through load, call and unload", {
+  permissions: "none",
+}, async () => {
+  await using runtime = inlineRuntime({ resourceLimits: { maxInstances: 100 } });
+  await using manager = new PluginManager(runtime);
+  const compiled = await runtime.compileWat("calls", CALLS_WAT);
+  const handles = await Promise.all(
+    Array.from({ length: 100 }, (_, i) => manager.loadCompiled(compiled, { id: `p${i}` })),
+  );
+  assert.equal(runtime.pluginCount, 100);
+  await assert.rejects(manager.loadCompiled(compiled), /maxInstances/);
+  const sums = await Promise.all(handles.map((h, i) => manager.callI32(h, "add", [i, 1])));
+  assert.deepEqual(sums, Array.from({ length: 100 }, (_, i) => i + 1));
+  await manager.unloadAll();
+  assert.deepEqual(manager.stats(), {
+    ...manager.stats(),
+    totalLoaded: 100,
+    totalUnloaded: 100,
+    activePlugins: 0,
+    totalCalls: 100,
+    failedCalls: 0,
+  });
+  assert.equal(runtime.pluginCount, 0);
+  await using again = await runtime.createPlugin(compiled);
+  assert.equal(await again.callI32("add", [2, 2]), 4);
+});

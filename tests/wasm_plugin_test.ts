@@ -1,0 +1,691 @@
+import assert from "node:assert/strict";
+import {
+  CallDepthExceededError,
+  Capability,
+  InvalidFunctionError,
+  MemoryOutOfBoundsError,
+  PluginStateError,
+  TrapError,
+  TypeMismatchError,
+  type WasmPlugin,
+} from "../mod.ts";
+import {
+  assertRejectsWith,
+  assertThrowsWith,
+  bytesOf,
+  delay,
+  inlineRuntime,
+  loadPlugin,
+  putString,
+  textOf,
+} from "./_helpers.ts";
+import {
+  BYTES_WAT,
+  CALLS_WAT,
+  growableWat,
+  hostFunctionsWat,
+  LIFECYCLE_WAT,
+  NO_ALLOCATOR_WAT,
+  TRAPS_WAT,
+} from "./fixtures/wat.ts";
+import { twoMemoriesBinary } from "./fixtures/binary.ts";
+
+const PAGE = 65_536;
+
+Deno.test("WasmPlugin typed calls return the export's results", {
+  permissions: "none",
+}, async (t) => {
+  await using loaded = await loadPlugin(CALLS_WAT);
+  const { plugin } = loaded;
+
+  await t.step("callI32() returns a number", async () => {
+    assert.equal(await plugin.callI32("add", [10, 5]), 15);
+    assert.equal(await plugin.callI32("add", [0x7fff_ffff, 1]), -0x8000_0000);
+  });
+
+  await t.step("callI32() accepts the unsigned range and returns it signed", async () => {
+    assert.equal(await plugin.callI32("echo_i32", [0xffff_ffff]), -1);
+    assert.equal(await plugin.callI32("echo_i32", [-0x8000_0000]), -0x8000_0000);
+  });
+
+  await t.step("callI64() takes bigints and safe integers, returns a bigint", async () => {
+    assert.equal(await plugin.callI64("add_i64", [2n ** 40n, 1]), 2n ** 40n + 1n);
+    assert.equal(await plugin.callI64("add_i64", [Number.MAX_SAFE_INTEGER, 1n]), 2n ** 53n);
+    assert.equal(await plugin.callI64("echo_i64", [-(2n ** 63n)]), -(2n ** 63n));
+    assert.equal(await plugin.callI64("echo_i64", [2n ** 64n - 1n]), -1n);
+  });
+
+  await t.step("callF32() rounds to single precision", async () => {
+    assert.equal(await plugin.callF32("half", [3]), 1.5);
+    assert.equal(await plugin.callF32("half", [0.1]), Math.fround(Math.fround(0.1) * 0.5));
+  });
+
+  await t.step("callF64()", async () => {
+    assert.equal(await plugin.callF64("sqrt", [2]), Math.SQRT2);
+    assert.equal(await plugin.callF64("pi"), Math.PI);
+    assert.ok(Number.isNaN(await plugin.callF64("sqrt", [-1])));
+  });
+
+  await t.step("callVoid() returns undefined", async () => {
+    assert.equal(await plugin.callVoid("nothing"), undefined);
+    await plugin.callVoid("store", [0, 42]);
+    assert.deepEqual(await plugin.readMemory(0, 1), new Uint8Array([42]));
+  });
+
+  await t.step("call() returns every result (multi-value)", async () => {
+    assert.deepEqual(await plugin.call("swap", [1, 2n]), [2n, 1]);
+    assert.deepEqual(await plugin.call("divmod", [17, 5]), [3, 2]);
+    assert.deepEqual(await plugin.call("add", [1, 2]), [3]);
+    assert.deepEqual(await plugin.call("nothing"), []);
+  });
+});
+
+Deno.test("WasmPlugin calls check arguments against the signature", {
+  permissions: "none",
+}, async (t) => {
+  await using loaded = await loadPlugin(CALLS_WAT);
+  const { plugin } = loaded;
+
+  await t.step("a wrong argument count is a TypeMismatchError", async () => {
+    await assertRejectsWith(() => plugin.callI32("add", [1]), TypeMismatchError, {
+      kind: "type_mismatch",
+      message: 'Cannot call "add": expected 2 arguments, received 1',
+    });
+    await assertRejectsWith(() => plugin.callI32("echo_i32", [1, 2]), TypeMismatchError, {
+      message: 'Cannot call "echo_i32": expected 1 argument, received 2',
+    });
+  });
+
+  const wrong: [string, string, unknown[], RegExp][] = [
+    ["a string for an i32", "add", [1, "2"], /parameter 1 expects an i32 .*received string "2"/],
+    ["2^32 for an i32", "add", [2 ** 32, 0], /parameter 0 expects an i32 .*number 4294967296/],
+    ["-2^31 - 1 for an i32", "add", [0, -(2 ** 31) - 1], /parameter 1 expects an i32/],
+    ["a fraction for an i32", "add", [1.5, 0], /parameter 0 expects an i32 .*number 1\.5/],
+    ["NaN for an i32", "echo_i32", [NaN], /parameter 0 expects an i32 .*number NaN/],
+    ["a bigint for an i32", "echo_i32", [1n], /parameter 0 expects an i32 .*bigint 1n/],
+    ["an unsafe number for an i64", "echo_i64", [2 ** 53], /parameter 0 expects an i64/],
+    ["2^64 for an i64", "echo_i64", [2n ** 64n], /parameter 0 expects an i64/],
+    ["a fraction for an i64", "echo_i64", [0.5], /a bigint, or a safe integer/],
+    ["a string for an f64", "sqrt", ["4"], /parameter 0 expects an f64 \(a number\)/],
+    ["a bigint for an f32", "half", [1n], /parameter 0 expects an f32/],
+  ];
+  for (const [what, fn, args, message] of wrong) {
+    await t.step(`${what} is a TypeMismatchError naming the parameter`, async () => {
+      const error = await assertRejectsWith(() => plugin.call(fn, args), TypeMismatchError);
+      assert.match(error.message, message);
+    });
+  }
+
+  await t.step("arguments that are not an array are a TypeMismatchError", async () => {
+    await assertRejectsWith(
+      () => plugin.callI32("add", "1, 2" as unknown as number[]),
+      TypeMismatchError,
+      { message: 'Cannot call "add": expected an array of arguments, received string "1, 2"' },
+    );
+  });
+
+  await t.step("a missing export is an InvalidFunctionError", async () => {
+    await assertRejectsWith(() => plugin.callI32("subtract", [1, 2]), InvalidFunctionError, {
+      kind: "invalid_function",
+      functionName: "subtract",
+      message: 'Function not found: "subtract" is not an exported function',
+    });
+  });
+
+  await t.step("an export that is not a function is an InvalidFunctionError", async () => {
+    await assertRejectsWith(() => plugin.callI32("answer"), InvalidFunctionError, {
+      functionName: "answer",
+    });
+    await assertRejectsWith(() => plugin.call("memory"), InvalidFunctionError);
+  });
+
+  const mismatched: [string, (p: WasmPlugin) => Promise<unknown>, string][] = [
+    [
+      "callI32() on an f64 export",
+      (p) => p.callI32("pi"),
+      'Cannot call "pi" as returning (i32): it returns (f64)',
+    ],
+    [
+      "callI64() on an i32 export",
+      (p) => p.callI64("echo_i32", [1]),
+      'Cannot call "echo_i32" as returning (i64): it returns (i32)',
+    ],
+    [
+      "callF32() on an f64 export",
+      (p) => p.callF32("sqrt", [1]),
+      'Cannot call "sqrt" as returning (f32): it returns (f64)',
+    ],
+    [
+      "callF64() on multi-value",
+      (p) => p.callF64("divmod", [1, 1]),
+      'Cannot call "divmod" as returning (f64): it returns (i32, i32)',
+    ],
+    [
+      "callVoid() on an i32 export",
+      (p) => p.callVoid("add", [1, 2]),
+      'Cannot call "add" as returning (): it returns (i32)',
+    ],
+  ];
+  for (const [what, run, message] of mismatched) {
+    await t.step(`${what} is a TypeMismatchError`, async () => {
+      await assertRejectsWith(() => run(plugin), TypeMismatchError, { message });
+    });
+  }
+});
+
+Deno.test("WasmPlugin call options are validated", { permissions: "none" }, async (t) => {
+  await using loaded = await loadPlugin(CALLS_WAT);
+  const { plugin } = loaded;
+
+  await t.step("a non-positive timeoutMs is a RangeError", async () => {
+    await assertRejectsWith(() => plugin.callI32("add", [1, 2], { timeoutMs: 0 }), RangeError, {
+      message: "Cannot call with 'timeoutMs' = 0: it must be a positive number",
+    });
+  });
+  await t.step("a fractional fuel is a RangeError", async () => {
+    await assertRejectsWith(() => plugin.callI32("add", [1, 2], { fuel: 1.5 }), RangeError, {
+      message: "Cannot call with 'fuel' = 1.5: it must be a positive integer",
+    });
+  });
+  await t.step("valid budgets are accepted", async () => {
+    const signal = new AbortController().signal;
+    assert.equal(await plugin.callI32("add", [1, 2], { signal, timeoutMs: 100, fuel: 1000 }), 3);
+  });
+  await t.step("an aborted signal rejects with its reason", async () => {
+    const reason = new Error("cancelled by the caller");
+    await assert.rejects(
+      plugin.callI32("add", [1, 2], { signal: AbortSignal.abort(reason) }),
+      (err) => err === reason,
+    );
+    assert.equal(await plugin.callI32("add", [1, 2]), 3);
+  });
+});
+
+Deno.test("WasmPlugin turns traps into typed errors and stays usable", {
+  permissions: "none",
+}, async (t) => {
+  await using loaded = await loadPlugin(TRAPS_WAT);
+  const { plugin } = loaded;
+
+  const traps: [string, string, number[], string][] = [
+    ["unreachable", "unreachable", [], "unreachable"],
+    ["integer divide by zero", "divide", [1, 0], "divide by zero"],
+    ["integer overflow", "divide", [-(2 ** 31), -1], "divide result unrepresentable"],
+    ["out-of-bounds memory access", "load", [PAGE - 2], "memory access out of bounds"],
+  ];
+  for (const [what, fn, args, trap] of traps) {
+    await t.step(`${what} is a TrapError`, async () => {
+      const error = await assertRejectsWith(() => plugin.call(fn, args), TrapError, {
+        kind: "trap",
+        trap,
+        message: `Plugin trapped: ${trap}`,
+      });
+      assert.ok(error.cause instanceof WebAssembly.RuntimeError);
+    });
+  }
+
+  await t.step("recursion past maxCallDepth is a CallDepthExceededError", async () => {
+    await using deep = await loadPlugin(TRAPS_WAT, { resourceLimits: { maxCallDepth: 50 } });
+    await assertRejectsWith(() => deep.plugin.callI32("recurse", [0]), CallDepthExceededError, {
+      kind: "call_depth_exceeded",
+      maxCallDepth: 50,
+      message: "Call depth exceeded the limit of 50",
+    });
+  });
+
+  await t.step("the engine's stack overflow is a CallDepthExceededError too", async () => {
+    await using unbounded = await loadPlugin(TRAPS_WAT, {
+      resourceLimits: { maxCallDepth: Infinity },
+    });
+    const error = await assertRejectsWith(
+      () => unbounded.plugin.callI32("recurse", [0]),
+      CallDepthExceededError,
+      { maxCallDepth: Infinity },
+    );
+    assert.ok(error.cause instanceof RangeError);
+    assert.match(error.message, /the engine's stack overflowed/);
+  });
+
+  await t.step("the next call succeeds", async () => {
+    assert.equal(await plugin.callI32("divide", [10, 2]), 5);
+    assert.equal(plugin.state, "created");
+  });
+});
+
+Deno.test("WasmPlugin.readMemory() and writeMemory() are bounds-checked", {
+  permissions: "none",
+}, async (t) => {
+  await using loaded = await loadPlugin(growableWat());
+  const { plugin } = loaded;
+
+  await t.step("bytes written are read back", async () => {
+    await plugin.writeMemory(100, new Uint8Array([1, 2, 3]));
+    assert.deepEqual(await plugin.readMemory(99, 5), new Uint8Array([0, 1, 2, 3, 0]));
+    assert.deepEqual(await plugin.readMemory(PAGE, 0), new Uint8Array());
+  });
+
+  await t.step("the result is a copy", async () => {
+    const bytes = await plugin.readMemory(100, 1);
+    bytes[0] = 99;
+    assert.deepEqual(await plugin.readMemory(100, 1), new Uint8Array([1]));
+  });
+
+  const outside: [string, number, number][] = [
+    ["past the end", PAGE - 1, 2],
+    ["at the end", PAGE, 1],
+    ["a negative offset", -1, 1],
+    ["a negative length", 0, -1],
+    ["a fractional offset", 0.5, 1],
+    ["a huge length", 0, 2 ** 53],
+  ];
+  for (const [what, offset, length] of outside) {
+    await t.step(`reading ${what} is a MemoryOutOfBoundsError`, async () => {
+      await assertRejectsWith(() => plugin.readMemory(offset, length), MemoryOutOfBoundsError, {
+        kind: "memory_out_of_bounds",
+        offset,
+        size: length,
+      });
+    });
+  }
+
+  await t.step("writing past the end is a MemoryOutOfBoundsError and writes nothing", async () => {
+    const error = await assertRejectsWith(
+      () => plugin.writeMemory(PAGE - 1, new Uint8Array([7, 7])),
+      MemoryOutOfBoundsError,
+      { offset: PAGE - 1, size: 2 },
+    );
+    assert.match(error.message, /2 bytes at offset 65535 exceed the memory of 65536 bytes/);
+    assert.deepEqual(await plugin.readMemory(PAGE - 1, 1), new Uint8Array([0]));
+  });
+
+  await t.step("writing something else than a Uint8Array is a TypeError", async () => {
+    await assertRejectsWith(
+      () => plugin.writeMemory(0, [1, 2] as unknown as Uint8Array),
+      TypeError,
+      {
+        message: "Cannot write memory: expected a Uint8Array, received an array",
+      },
+    );
+  });
+
+  await t.step("memory grown by the guest is visible", async () => {
+    assert.equal(await plugin.callI32("grow", [1]), 1);
+    await plugin.writeMemory(PAGE, new Uint8Array([5]));
+    assert.deepEqual(await plugin.readMemory(PAGE, 1), new Uint8Array([5]));
+  });
+});
+
+Deno.test("WasmPlugin finds the memory the host can access", {
+  permissions: "none",
+}, async (t) => {
+  const noMemory = /The plugin has no memory the host can access: export one named "memory"/;
+
+  await t.step("the only exported memory is used whatever its name", async () => {
+    await using loaded = await loadPlugin(
+      '(module (memory (export "f") 1) (data (i32.const 8) "hi"))',
+    );
+    assert.equal(textOf(await loaded.plugin.readMemory(8, 2)), "hi");
+  });
+
+  await t.step('among several memories, the one named "memory" is used', async () => {
+    await using runtime = inlineRuntime();
+    const compiled = await runtime.compile("two", twoMemoriesBinary("other", "memory", "yes"));
+    await using plugin = await runtime.createPlugin(compiled);
+    assert.equal(textOf(await plugin.readMemory(0, 3)), "yes");
+  });
+
+  await t.step('several memories, none named "memory", is an error', async () => {
+    await using runtime = inlineRuntime();
+    const compiled = await runtime.compile("two", twoMemoriesBinary("a", "b"));
+    await using plugin = await runtime.createPlugin(compiled);
+    const error = await assertRejectsWith(() => plugin.readMemory(0, 1), MemoryOutOfBoundsError);
+    assert.match(error.message, noMemory);
+  });
+
+  await t.step("a module without memory has none to read or write", async () => {
+    await using loaded = await loadPlugin("(module (memory 1))");
+    const error = await assertRejectsWith(
+      () => loaded.plugin.writeMemory(0, new Uint8Array([1])),
+      MemoryOutOfBoundsError,
+      { offset: 0, size: 1 },
+    );
+    assert.match(error.message, noMemory);
+    assert.equal((await loaded.plugin.metrics()).currentMemoryBytes, 0);
+  });
+});
+
+Deno.test("WasmPlugin bytes calls follow the ABI", { permissions: "none" }, async (t) => {
+  await using loaded = await loadPlugin(BYTES_WAT);
+  const { plugin } = loaded;
+  const freed = (): Promise<number> => plugin.callI32("freed");
+
+  await t.step("callWithBytes() passes (ptr, len) and returns the i32, then frees", async () => {
+    assert.equal(await plugin.callWithBytes("sum", new Uint8Array([1, 2, 3, 250])), 256);
+    assert.equal(await freed(), 1);
+  });
+
+  await t.step("callWithBytes() with no bytes allocates nothing", async () => {
+    assert.equal(await plugin.callWithBytes("sum", new Uint8Array()), 0);
+    assert.equal(await freed(), 1);
+  });
+
+  await t.step("callBytes() copies the packed (ptr, len) output out, frees both", async () => {
+    assert.deepEqual(
+      await plugin.callBytes("reverse", new Uint8Array([1, 2, 3])),
+      new Uint8Array([3, 2, 1]),
+    );
+    assert.equal(await freed(), 3);
+  });
+
+  await t.step("an output that is the input buffer is freed once", async () => {
+    assert.deepEqual(await plugin.callBytes("echo", bytesOf("hello")), bytesOf("hello"));
+    assert.equal(await freed(), 4);
+  });
+
+  await t.step("callJson() is JSON on both sides", async () => {
+    const value = { question: "size?", sizes: [1, 2.5, null], nested: { ok: true } };
+    assert.deepEqual(await plugin.callJson("echo", value), value);
+  });
+
+  await t.step("an output outside memory is a MemoryOutOfBoundsError", async () => {
+    await assertRejectsWith(
+      () => plugin.callBytes("out_of_bounds", new Uint8Array([1])),
+      MemoryOutOfBoundsError,
+      { offset: 65530, size: 100 },
+    );
+  });
+
+  await t.step("output that is not JSON is a TypeMismatchError", async () => {
+    const error = await assertRejectsWith(() => plugin.callJson("garbage", {}), TypeMismatchError, {
+      message: '"garbage" returned 4 bytes that are not UTF-8 JSON',
+    });
+    assert.ok(error.cause instanceof Error);
+  });
+
+  await t.step("a value JSON cannot encode is a TypeMismatchError", async () => {
+    await assertRejectsWith(() => plugin.callJson("echo", undefined), TypeMismatchError, {
+      message: 'Cannot call "echo": expected a JSON-serializable argument, received undefined',
+    });
+    const error = await assertRejectsWith(
+      () => plugin.callJson("echo", { n: 1n }),
+      TypeMismatchError,
+    );
+    assert.ok(error.cause instanceof TypeError);
+  });
+
+  await t.step("input that is not a Uint8Array is a TypeMismatchError", async () => {
+    await assertRejectsWith(
+      () => plugin.callBytes("echo", "hello" as unknown as Uint8Array),
+      TypeMismatchError,
+      { message: 'Cannot call "echo": expected a Uint8Array, received string "hello"' },
+    );
+  });
+
+  await t.step("a function of another shape is a TypeMismatchError", async () => {
+    await assertRejectsWith(
+      () => plugin.callBytes("one_param", new Uint8Array(1)),
+      TypeMismatchError,
+      {
+        message:
+          'Cannot call "one_param" with bytes: expected (i32 ptr, i32 len) -> i64, found (i32) -> (i32)',
+      },
+    );
+    await assertRejectsWith(
+      () => plugin.callWithBytes("echo", new Uint8Array(1)),
+      TypeMismatchError,
+    );
+  });
+
+  await t.step("a missing function is an InvalidFunctionError", async () => {
+    await assertRejectsWith(
+      () => plugin.callBytes("nope", new Uint8Array(1)),
+      InvalidFunctionError,
+      {
+        functionName: "nope",
+      },
+    );
+  });
+
+  await t.step("the plugin is ready for the next call after each failure", async () => {
+    assert.equal(await plugin.callWithBytes("sum", new Uint8Array([4, 5])), 9);
+  });
+
+  await t.step("malloc and free(ptr) serve when alloc and dealloc are absent", async () => {
+    const wat = BYTES_WAT.replace('"alloc"', '"malloc"').replace(
+      '(func (export "dealloc") (param i32 i32)',
+      '(func (export "free") (param i32)',
+    );
+    await using other = await loadPlugin(wat);
+    assert.deepEqual(await other.plugin.callBytes("reverse", bytesOf("ab")), bytesOf("ba"));
+    assert.equal(await other.plugin.callI32("freed"), 2);
+  });
+
+  await t.step("a plugin without an allocator is an InvalidFunctionError", async () => {
+    await using other = await loadPlugin(NO_ALLOCATOR_WAT);
+    const error = await assertRejectsWith(
+      () => other.plugin.callWithBytes("len", new Uint8Array([1])),
+      InvalidFunctionError,
+      { functionName: "alloc" },
+    );
+    assert.match(error.message, /exports no allocator "alloc\(size: i32\) -> i32" \(or "malloc"\)/);
+  });
+});
+
+Deno.test("WasmPlugin.metrics() counts calls, failures and memory", {
+  permissions: "none",
+}, async (t) => {
+  await using loaded = await loadPlugin(growableWat());
+  const { plugin } = loaded;
+
+  await t.step("before any call", async () => {
+    assert.deepEqual(await plugin.metrics(), {
+      callCount: 0,
+      successCount: 0,
+      failureCount: 0,
+      avgExecutionTimeNs: 0,
+      totalExecutionTimeNs: 0,
+      fuelConsumed: 0,
+      peakMemoryBytes: PAGE,
+      currentMemoryBytes: PAGE,
+      lastExecution: null,
+    });
+  });
+
+  await t.step("after successes and failures", async () => {
+    const before = Date.now();
+    assert.equal(await plugin.callI32("size"), 1);
+    assert.equal(await plugin.callI32("grow", [2]), 1);
+    await assert.rejects(plugin.callI32("missing"));
+    await assert.rejects(plugin.callI32("grow", ["x" as unknown as number]));
+    const metrics = await plugin.metrics();
+    assert.equal(metrics.callCount, 4);
+    assert.equal(metrics.successCount, 2);
+    assert.equal(metrics.failureCount, 2);
+    assert.equal(metrics.avgExecutionTimeNs, Math.round(metrics.totalExecutionTimeNs / 4));
+    assert.ok(metrics.lastExecution instanceof Date);
+    assert.ok(metrics.lastExecution.getTime() >= before - 1);
+    assert.ok(metrics.lastExecution.getTime() <= Date.now() + 1);
+    assert.equal(metrics.currentMemoryBytes, 3 * PAGE);
+    assert.equal(metrics.peakMemoryBytes, 3 * PAGE);
+  });
+
+  await t.step("a snapshot does not change afterwards", async () => {
+    const snapshot = await plugin.metrics();
+    await plugin.callI32("size");
+    assert.equal(snapshot.callCount, 4);
+    assert.ok(Object.isFrozen(snapshot));
+    assert.equal((await plugin.metrics()).callCount, 5);
+  });
+});
+
+Deno.test("WasmPlugin moves through its lifecycle states", {
+  permissions: "none",
+}, async (t) => {
+  await using runtime = inlineRuntime();
+  const compiled = await runtime.compileWat("lifecycle", LIFECYCLE_WAT);
+  const seen: [step: number, state: string][] = [];
+  const linker = runtime.createLinker().funcWrap("env", "probe", (step: number) => {
+    seen.push([step, plugin.state]);
+  });
+  const plugin = await runtime.createPluginWithLinker(compiled, {
+    capabilities: [Capability.CallHostFunction],
+  }, linker);
+
+  await t.step("created -> initializing (_initialize, then init) -> ready", async () => {
+    assert.equal(plugin.state, "created");
+    await plugin.initialize();
+    assert.deepEqual(seen, [[1, "initializing"], [2, "initializing"]]);
+    assert.equal(plugin.state, "ready");
+  });
+
+  await t.step("initializing again is a no-op", async () => {
+    await plugin.initialize();
+    assert.equal(seen.length, 2);
+  });
+
+  await t.step("ready -> running -> ready around a call", async () => {
+    await plugin.callVoid("work");
+    assert.deepEqual(seen[2], [3, "running"]);
+    assert.equal(plugin.state, "ready");
+  });
+
+  await t.step("paused plugins refuse calls until resumed", async () => {
+    await plugin.pause();
+    assert.equal(plugin.state, "paused");
+    await plugin.pause();
+    await assertRejectsWith(() => plugin.callVoid("work"), PluginStateError, {
+      state: "paused",
+      message: 'Cannot call "work" on plugin "lifecycle": the plugin is paused',
+    });
+    await assertRejectsWith(() => plugin.initialize(), PluginStateError, { state: "paused" });
+    plugin.resume();
+    assert.equal(plugin.state, "ready");
+    await plugin.callVoid("work");
+  });
+
+  await t.step("resume() without pause() is a PluginStateError", () => {
+    assertThrowsWith(() => plugin.resume(), PluginStateError, { state: "ready" });
+  });
+
+  await t.step("-> stopped, after which everything is refused", async () => {
+    await plugin.stop();
+    assert.equal(plugin.state, "stopped");
+    await plugin.stop();
+    const refused = { state: "stopped", kind: "plugin_state" };
+    await assertRejectsWith(() => plugin.callVoid("work"), PluginStateError, {
+      ...refused,
+      message: 'Cannot call "work" on plugin "lifecycle": the plugin is stopped',
+    });
+    await assertRejectsWith(
+      () => plugin.callBytes("work", new Uint8Array()),
+      PluginStateError,
+      refused,
+    );
+    await assertRejectsWith(() => plugin.readMemory(0, 1), PluginStateError, refused);
+    await assertRejectsWith(() => plugin.initialize(), PluginStateError, refused);
+    await assertRejectsWith(() => plugin.pause(), PluginStateError, refused);
+    assert.equal(runtime.pluginCount, 0);
+  });
+});
+
+Deno.test("WasmPlugin.initialize() runs only the initializers that exist", {
+  permissions: "none",
+}, async (t) => {
+  await using runtime = inlineRuntime();
+
+  await t.step("init alone runs", async () => {
+    await using plugin = await runtime.createPluginFromWat(`(module
+      (global $ran (mut i32) (i32.const 0))
+      (func (export "init") (global.set $ran (i32.const 1)))
+      (func (export "ran") (result i32) (global.get $ran)))`);
+    await plugin.initialize();
+    assert.equal(await plugin.callI32("ran"), 1);
+  });
+
+  await t.step("a module without initializers becomes ready", async () => {
+    await using plugin = await runtime.createPluginFromWat("(module)");
+    await plugin.initialize();
+    assert.equal(plugin.state, "ready");
+  });
+
+  await t.step("an init that traps leaves the plugin in error", async () => {
+    await using plugin = await runtime.createPluginFromWat(
+      '(module (func (export "init") unreachable) (func (export "f")))',
+    );
+    await assertRejectsWith(() => plugin.initialize(), TrapError, { trap: "unreachable" });
+    assert.equal(plugin.state, "error");
+    await assertRejectsWith(() => plugin.callVoid("f"), PluginStateError, { state: "error" });
+    await assertRejectsWith(() => plugin.initialize(), PluginStateError, { state: "error" });
+    await plugin.stop();
+    assert.equal(plugin.state, "stopped");
+  });
+});
+
+Deno.test("WasmPlugin runs overlapping calls one at a time", {
+  permissions: "none",
+}, async (t) => {
+  await using loaded = await loadPlugin(hostFunctionsWat("host_call_tool"), {
+    capabilities: [Capability.CallTool],
+  });
+  const { runtime, plugin } = loaded;
+  const log: string[] = [];
+  runtime.registerTool("slow", async (args) => {
+    const { tag } = args as { tag: string };
+    log.push(`start ${tag}`);
+    await delay(20);
+    log.push(`end ${tag}`);
+    return tag.repeat(3);
+  });
+  const [name, nameLen] = await putString(plugin, 0, "slow");
+  /** Writes `{ tag }` at `at`; the call writes its answer at `at + 512`. */
+  const prepare = async (tag: string, at: number): Promise<() => Promise<number>> => {
+    const [args, argsLen] = await putString(plugin, at, JSON.stringify({ tag }));
+    return () => plugin.callI32("host_call_tool", [name, nameLen, args, argsLen, at + 512, 64]);
+  };
+
+  await t.step("the second call waits and gets its own result", async () => {
+    const [callA, callB] = [await prepare("a", 100), await prepare("bb", 200)];
+    const first = callA();
+    assert.equal(plugin.state, "running");
+    const second = callB();
+    assert.deepEqual(await Promise.all([first, second]), [5, 8]);
+    assert.deepEqual(log, ["start a", "end a", "start bb", "end bb"]);
+    assert.equal(textOf(await plugin.readMemory(612, 5)), '"aaa"');
+    assert.equal(textOf(await plugin.readMemory(712, 8)), '"bbbbbb"');
+    assert.equal(plugin.state, "created");
+  });
+
+  await t.step("pause() waits for the running call", async () => {
+    log.length = 0;
+    const call = (await prepare("c", 300))();
+    await plugin.pause();
+    assert.deepEqual(log, ["start c", "end c"]);
+    assert.equal(plugin.state, "paused");
+    assert.equal(await call, 5);
+    plugin.resume();
+  });
+
+  await t.step("a pause() queued behind a running call yields to stop()", async () => {
+    await using other = await loadPlugin(hostFunctionsWat("host_sleep_ms"), {
+      capabilities: [Capability.Timer],
+    });
+    const running = other.plugin.callVoid("host_sleep_ms", [20]);
+    const paused = other.plugin.pause();
+    const stopped = other.plugin.stop();
+    await running;
+    await assertRejectsWith(() => paused, PluginStateError, { state: "stopping" });
+    await stopped;
+    assert.equal(other.plugin.state, "stopped");
+  });
+
+  await t.step("stop() waits for the running call; queued calls are refused", async () => {
+    const callD = await prepare("d", 400);
+    const running = callD();
+    const queued = callD();
+    const stopped = plugin.stop();
+    assert.equal(await running, 5);
+    await assertRejectsWith(() => queued, PluginStateError, { state: "stopping" });
+    await stopped;
+    assert.equal(plugin.state, "stopped");
+  });
+});

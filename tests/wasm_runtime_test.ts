@@ -1,0 +1,419 @@
+import assert from "node:assert/strict";
+import {
+  CompilationError,
+  type CompiledModule,
+  Linker,
+  PluginStateError,
+  type RuntimeConfig,
+  type ToolFunction,
+  type WasmPluginConfig,
+  WasmRuntime,
+} from "../mod.ts";
+import { assertRejectsWith, assertThrowsWith, inlineRuntime } from "./_helpers.ts";
+import { answerBinary, HEADER } from "./fixtures/binary.ts";
+import { CALLS_WAT } from "./fixtures/wat.ts";
+
+const ANSWER_WAT = '(module (func (export "answer") (result i32) i32.const 42))';
+
+async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+Deno.test("new WasmRuntime() resolves and validates its config", {
+  permissions: "none",
+}, async (t) => {
+  await t.step("defaults", async () => {
+    await using runtime = new WasmRuntime();
+    assert.deepEqual({ ...runtime.execution }, {
+      fuelMetering: true,
+      epochInterruption: true,
+      isolation: "inline",
+    });
+    assert.equal(runtime.limits.maxMemoryPages, 256);
+    assert.deepEqual(runtime.cacheStats(), { hits: 0, misses: 0, entries: 0, hitRate: 0 });
+    assert.equal(runtime.pluginCount, 0);
+  });
+
+  await t.step("given settings and limits are kept", async () => {
+    await using runtime = new WasmRuntime({
+      execution: { fuelMetering: false, epochInterruption: false, isolation: "inline" },
+      resourceLimits: { maxMemoryPages: 16, maxExecutionTimeMs: 1000 },
+    });
+    assert.equal(runtime.execution.fuelMetering, false);
+    assert.equal(runtime.limits.maxMemoryPages, 16);
+    assert.equal(runtime.limits.maxExecutionTimeMs, 1000);
+    assert.equal(runtime.limits.maxInstances, 10);
+  });
+
+  const bad: [string, unknown, typeof TypeError | typeof RangeError, RegExp][] = [
+    ["a non-object config", 42, TypeError, /expected a config object, received number 42/],
+    [
+      "a non-boolean fuelMetering",
+      { execution: { fuelMetering: "yes" } },
+      TypeError,
+      /'execution\.fuelMetering': expected a boolean, received string "yes"/,
+    ],
+    [
+      "an unknown isolation",
+      { execution: { isolation: "thread" } },
+      TypeError,
+      /'execution\.isolation': expected "worker" or "inline", received string "thread"/,
+    ],
+    ["a cache of the wrong type", { cache: "yes" }, TypeError, /'cache': expected a boolean/],
+    ["a negative cache size", { cache: { maxEntries: -1 } }, RangeError, /'cache\.maxEntries'/],
+    ["a fractional cache size", { cache: { maxEntries: 1.5 } }, RangeError, /non-negative/],
+    ["a non-string cache dir", { cache: { dir: 5 } }, TypeError, /'cache\.dir': expected a string/],
+    ["a limit out of range", { resourceLimits: { maxCallDepth: 0 } }, RangeError, /maxCallDepth/],
+  ];
+  for (const [what, config, type, message] of bad) {
+    await t.step(`${type.name} for ${what}`, () => {
+      const error = assertThrowsWith(() => new WasmRuntime(config as RuntimeConfig), type);
+      assert.match(error.message, message);
+    });
+  }
+});
+
+Deno.test("WasmRuntime.compile() validates binary modules", {
+  permissions: "none",
+}, async (t) => {
+  await using runtime = inlineRuntime();
+
+  await t.step("the smallest module compiles, from a Uint8Array or an ArrayBuffer", async () => {
+    const bytes = new Uint8Array(HEADER);
+    const compiled = await runtime.compile("empty", bytes);
+    assert.equal(compiled.name, "empty");
+    assert.equal(compiled.sizeBytes, 8);
+    assert.equal(compiled.hash, await sha256Hex(bytes));
+    assert.deepEqual(compiled.imports, []);
+    assert.deepEqual(compiled.exports, []);
+    assert.equal((await runtime.compile("again", bytes.buffer)).hash, compiled.hash);
+  });
+
+  await t.step("the input is copied: changing it afterwards changes nothing", async () => {
+    const bytes = answerBinary();
+    const compiled = await runtime.compile("answer", bytes);
+    bytes.fill(0);
+    await using plugin = await runtime.createPlugin(compiled);
+    assert.equal(await plugin.callI32("answer"), 42);
+    assert.equal(compiled.hash, await sha256Hex(answerBinary()));
+  });
+
+  const malformed: [string, number[], number][] = [
+    ["a wrong magic number", [0x01, 0x02, 0x03, 0x04, 0x01, 0x00, 0x00, 0x00], 0],
+    ["a wrong version", [0x00, 0x61, 0x73, 0x6d, 0x02, 0x00, 0x00, 0x00], 4],
+    ["a truncated header", [0x00, 0x61, 0x73], 0],
+    ["a section past the end", [...HEADER, 0x0a, 0x02], 8],
+    ["a truncated section", [...HEADER, 0x01, 0x05, 0x01], 8],
+    ["an unknown section id", [...HEADER, 0x20, 0x00], 10],
+    // type () -> i32, one function, whose body is just `end`: nothing on the stack.
+    [
+      "a function body that does not validate",
+      [...HEADER, 1, 5, 1, 0x60, 0, 1, 0x7f, 3, 2, 1, 0, 0x0a, 4, 1, 2, 0, 0x0b],
+      24,
+    ],
+    ["empty input", [], 0],
+  ];
+  for (const [what, bytes, offset] of malformed) {
+    await t.step(`${what} is a CompilationError at offset ${offset}`, async () => {
+      const error = await assertRejectsWith(
+        () => runtime.compile("bad", new Uint8Array(bytes)),
+        CompilationError,
+        { kind: "compilation", offset, line: undefined },
+      );
+      assert.match(error.message, /^Cannot compile module: /);
+      assert.ok(error.cause instanceof Error);
+    });
+  }
+
+  await t.step("a non-binary argument is a TypeError", async () => {
+    await assertRejectsWith(
+      () => runtime.compile("text", "(module)" as unknown as Uint8Array),
+      TypeError,
+      {
+        message:
+          'Cannot compile "text": expected a Uint8Array or an ArrayBuffer, received string "(module)"',
+      },
+    );
+    await assertRejectsWith(
+      () => runtime.compile(7 as unknown as string, new Uint8Array(HEADER)),
+      TypeError,
+    );
+  });
+});
+
+Deno.test("WasmRuntime.compileWat() compiles WebAssembly text", {
+  permissions: "none",
+}, async (t) => {
+  await using runtime = inlineRuntime();
+
+  await t.step("describes exports and imports with their signatures", async () => {
+    const compiled = await runtime.compileWat(
+      "described",
+      `(module
+        (import "env" "log" (func (param i32)))
+        (memory (export "mem") 1)
+        (func (export "swap") (param i32 i64) (result i64 i32) local.get 1 local.get 0))`,
+    );
+    assert.deepEqual(compiled.imports, [
+      { module: "env", name: "log", kind: "function", params: ["i32"], results: [] },
+    ]);
+    assert.deepEqual(compiled.exports, [
+      { name: "mem", kind: "memory" },
+      { name: "swap", kind: "function", params: ["i32", "i64"], results: ["i64", "i32"] },
+    ]);
+    assert.ok(Object.isFrozen(compiled));
+    assert.ok(Object.isFrozen(compiled.exports));
+    assert.match(compiled.hash, /^[0-9a-f]{64}$/);
+    assert.ok(compiled.compileTimeMs >= 0);
+  });
+
+  await t.step("a syntax error is a CompilationError with line and column", async () => {
+    const error = await assertRejectsWith(
+      () =>
+        runtime.compileWat("typo", '(module\n  (func (export "f") (result i32)\n    i32.konst 1))'),
+      CompilationError,
+      { line: 3, column: 5, offset: undefined },
+    );
+    assert.match(error.message, /^Cannot compile WAT "typo" at line 3, column 5: .*i32\.konst/);
+  });
+
+  await t.step("a validation error is a CompilationError with line and column", async () => {
+    const error = await assertRejectsWith(
+      () => runtime.compileWat("types", '(module (func (export "f") (result i32) i64.const 1))'),
+      CompilationError,
+      { line: 1 },
+    );
+    assert.match(error.message, /type mismatch/);
+  });
+
+  await t.step("text that is not a string is a TypeError", async () => {
+    await assertRejectsWith(
+      () => runtime.compileWat("bytes", new Uint8Array(HEADER) as unknown as string),
+      TypeError,
+      { message: 'Cannot compile "bytes": expected WAT text, received object' },
+    );
+  });
+});
+
+Deno.test("WasmRuntime caches compiled modules by content", {
+  permissions: "none",
+}, async (t) => {
+  await t.step("the same content under another name is a hit", async () => {
+    await using runtime = inlineRuntime();
+    const a = await runtime.compileWat("a", CALLS_WAT);
+    const b = await runtime.compileWat("b", CALLS_WAT);
+    assert.equal(a.hash, b.hash);
+    assert.deepEqual([a.name, b.name], ["a", "b"]);
+    assert.deepEqual(runtime.cacheStats(), { hits: 1, misses: 1, entries: 1, hitRate: 0.5 });
+    await runtime.compileWat("c", CALLS_WAT);
+    assert.equal(runtime.cacheStats().hitRate, 2 / 3);
+  });
+
+  await t.step("cache: false compiles every time and keeps nothing", async () => {
+    await using runtime = inlineRuntime({ cache: false });
+    await runtime.compileWat("a", CALLS_WAT);
+    await runtime.compileWat("b", CALLS_WAT);
+    assert.deepEqual(runtime.cacheStats(), { hits: 0, misses: 2, entries: 0, hitRate: 0 });
+  });
+
+  await t.step("maxEntries evicts the least recently used module", async () => {
+    await using runtime = inlineRuntime({ cache: { maxEntries: 2 } });
+    const module = (n: number): string => `(module (func (export "f${n}")))`;
+    for (const n of [1, 2, 1, 3]) await runtime.compileWat(`m${n}`, module(n));
+    // 1 was used after 2, so 2 went when 3 came in.
+    assert.deepEqual(runtime.cacheStats(), { hits: 1, misses: 3, entries: 2, hitRate: 0.25 });
+    await runtime.compileWat("m1", module(1));
+    assert.equal(runtime.cacheStats().hits, 2);
+    await runtime.compileWat("m2", module(2));
+    assert.equal(runtime.cacheStats().misses, 4);
+  });
+
+  await t.step("a module evicted from the cache still makes plugins", async () => {
+    await using runtime = inlineRuntime({ cache: { maxEntries: 1 } });
+    const compiled = await runtime.compileWat("answer", ANSWER_WAT);
+    await runtime.compileWat("other", "(module)");
+    await using plugin = await runtime.createPlugin(compiled);
+    assert.equal(await plugin.callI32("answer"), 42);
+  });
+});
+
+Deno.test("WasmRuntime cache.dir keeps WAT binaries across runtimes", {
+  permissions: { read: true, write: true },
+}, async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "wasmplug-cache-" });
+  try {
+    const otherWat = '(module (func (export "other") (result i32) i32.const 7))';
+    await t.step("the first runtime writes <sha-256 of the text>.wasm", async () => {
+      await using runtime = inlineRuntime({ cache: { dir } });
+      const compiled = await runtime.compileWat("answer", ANSWER_WAT);
+      await runtime.compileWat("other", otherWat);
+      const textKey = await sha256Hex(new TextEncoder().encode(ANSWER_WAT));
+      const stored = await Deno.readFile(`${dir}/${textKey}.wasm`);
+      assert.equal(await sha256Hex(stored), compiled.hash);
+    });
+
+    await t.step("a second runtime reads it instead of compiling the text", async () => {
+      // Put the other module's binary under the first text's key: if the second
+      // runtime compiled the text itself, it would export "answer".
+      const [answerKey, otherKey] = await Promise.all(
+        [ANSWER_WAT, otherWat].map((text) => sha256Hex(new TextEncoder().encode(text))),
+      );
+      await Deno.copyFile(`${dir}/${otherKey}.wasm`, `${dir}/${answerKey}.wasm`);
+      await using runtime = inlineRuntime({ cache: { dir } });
+      const compiled = await runtime.compileWat("answer", ANSWER_WAT);
+      assert.deepEqual(compiled.exports.map((e) => e.name), ["other"]);
+    });
+
+    await t.step("a cache dir that cannot be written does not fail compilation", async () => {
+      await using runtime = inlineRuntime({ cache: { dir: `${dir}/not-a-dir.wasm/sub` } });
+      await Deno.writeFile(`${dir}/not-a-dir.wasm`, new Uint8Array());
+      const compiled = await runtime.compileWat("answer", ANSWER_WAT);
+      assert.deepEqual(compiled.exports.map((e) => e.name), ["answer"]);
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("WasmRuntime.createPlugin() instantiates compiled modules", {
+  permissions: "none",
+}, async (t) => {
+  await using runtime = inlineRuntime();
+  const compiled = await runtime.compileWat("calls", CALLS_WAT);
+
+  await t.step("names and ids default to the module name and a UUID", async () => {
+    await using plugin = await runtime.createPlugin(compiled);
+    assert.equal(plugin.name, "calls");
+    assert.match(plugin.id, /^[0-9a-f-]{36}$/);
+    assert.equal(plugin.state, "created");
+    assert.equal(runtime.pluginCount, 1);
+  });
+
+  await t.step("given names, ids and limits are used", async () => {
+    await using plugin = await runtime.createPlugin(compiled, {
+      name: "math",
+      id: "math-1",
+      resourceLimits: { maxCallDepth: 50 },
+    });
+    assert.deepEqual([plugin.name, plugin.id, plugin.limits.maxCallDepth], ["math", "math-1", 50]);
+    assert.equal(plugin.limits.maxMemoryPages, runtime.limits.maxMemoryPages);
+  });
+
+  await t.step("createPluginFromWat() compiles and instantiates in one step", async () => {
+    await using plugin = await runtime.createPluginFromWat(ANSWER_WAT, { name: "p2" });
+    assert.equal(plugin.name, "p2");
+    assert.equal(await plugin.callI32("answer"), 42);
+  });
+
+  await t.step("a forged CompiledModule is a TypeError", async () => {
+    const forged: CompiledModule = { ...compiled };
+    await assertRejectsWith(() => runtime.createPlugin(forged), TypeError, {
+      message:
+        "Cannot create a plugin: expected a CompiledModule returned by runtime.compile() or compileWat()",
+    });
+    await assertRejectsWith(
+      () => runtime.createPlugin(null as unknown as CompiledModule),
+      TypeError,
+    );
+  });
+
+  const badConfigs: [string, unknown, RegExp][] = [
+    ["a non-object config", "math", /expected a config object, received string "math"/],
+    ["an empty name", { name: "" }, /'name' = string "": expected a non-empty string/],
+    ["a numeric id", { id: 7 }, /'id' = number 7/],
+    [
+      "a config map with a number",
+      { config: { retries: 3 } },
+      /'config\.retries': expected a string/,
+    ],
+    ["a non-object config map", { config: "a=b" }, /'config': expected an object of strings/],
+    ["an unknown isolation", { isolation: "vm" }, /'isolation': expected "worker" or "inline"/],
+    ["a non-function onMessage", { onMessage: "log" }, /'onMessage': expected a function/],
+  ];
+  for (const [what, config, message] of badConfigs) {
+    await t.step(`${what} is a TypeError`, async () => {
+      const error = await assertRejectsWith(
+        () => runtime.createPlugin(compiled, config as WasmPluginConfig),
+        TypeError,
+      );
+      assert.match(error.message, message);
+      assert.equal(runtime.pluginCount, 0);
+    });
+  }
+});
+
+Deno.test("WasmRuntime.createPluginWithLinker() links host functions", {
+  permissions: "none",
+}, async (t) => {
+  await using runtime = inlineRuntime();
+  const compiled = await runtime.compileWat("calls", CALLS_WAT);
+
+  await t.step("createLinker() returns a new, empty Linker each time", () => {
+    const linker = runtime.createLinker();
+    assert.ok(linker instanceof Linker);
+    assert.notEqual(linker, runtime.createLinker());
+    assert.deepEqual(linker.definitions(), []);
+  });
+
+  await t.step("something other than a Linker is rejected, not thrown", async () => {
+    await assertRejectsWith(
+      () => runtime.createPluginWithLinker(compiled, {}, {} as Linker),
+      TypeError,
+      { message: "Cannot link a plugin: expected a Linker, received object" },
+    );
+  });
+});
+
+Deno.test("WasmRuntime.registerTool() validates its arguments", {
+  permissions: "none",
+}, async (t) => {
+  await using runtime = inlineRuntime();
+  await t.step("a name and a function are accepted", () => {
+    runtime.registerTool("add", () => 0);
+  });
+  await t.step("an empty name is a TypeError", () => {
+    assertThrowsWith(() => runtime.registerTool("", () => 0), TypeError, {
+      message: 'Cannot register a tool: expected a non-empty name, received string ""',
+    });
+  });
+  await t.step("a non-function is a TypeError", () => {
+    assertThrowsWith(() => runtime.registerTool("add", 42 as unknown as ToolFunction), TypeError, {
+      message: 'Cannot register tool "add": expected a function, received number 42',
+    });
+  });
+});
+
+Deno.test("WasmRuntime.close() stops every plugin", { permissions: "none" }, async (t) => {
+  const runtime = inlineRuntime();
+  const compiled = await runtime.compileWat("calls", CALLS_WAT);
+  const plugins = [await runtime.createPlugin(compiled), await runtime.createPlugin(compiled)];
+  await runtime.close();
+
+  await t.step("plugins are stopped and released", async () => {
+    assert.deepEqual(plugins.map((p) => p.state), ["stopped", "stopped"]);
+    assert.equal(runtime.pluginCount, 0);
+    await assertRejectsWith(() => plugins[0]!.callI32("add", [1, 2]), PluginStateError, {
+      state: "stopped",
+    });
+  });
+
+  await t.step("the cache is emptied", () => {
+    assert.equal(runtime.cacheStats().entries, 0);
+  });
+
+  await t.step("a closed runtime neither compiles nor creates plugins", async () => {
+    await assertRejectsWith(() => runtime.compileWat("m", "(module)"), PluginStateError, {
+      state: "closed",
+      message: "Cannot compile a module: the runtime is closed",
+    });
+    await assertRejectsWith(() => runtime.createPlugin(compiled), PluginStateError, {
+      message: "Cannot create a plugin: the runtime is closed",
+    });
+  });
+
+  await t.step("closing again is a no-op", async () => {
+    await runtime.close();
+    await runtime[Symbol.asyncDispose]();
+  });
+});
