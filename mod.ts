@@ -43,3 +43,4 @@ export { type ResolvedExecution, WasmRuntime } from "./src/wasm_runtime.ts";
 export * from "./src/plugin_event.ts";
 export * from "./src/event_subscription.ts";
 export * from "./src/plugin_manager.ts";
+export * from "./src/plugin_manifest.ts";

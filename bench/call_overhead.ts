@@ -1,52 +1,18 @@
 /**
  * Inline call overhead: `plugin.callI32("add")` beside a raw
  * `instance.exports.add()` call, an awaited async wrapper of that raw call,
- * and the clock reads that metrics need, all measured in the same run.
- *
- * The variants are interleaved round by round and reported as medians, since
- * the machine is shared and noisy.
+ * and the clock reads that metrics need; and the manager's overhead per call
+ * over calling the plugin directly. All measured in the same run.
  *
  * @module
  */
 
-import { WasmRuntime } from "../mod.ts";
+import { PluginManager, WasmRuntime } from "../mod.ts";
 import { artifactOf } from "../src/_artifact.ts";
+import { type Figure, interleave, median } from "./_measure.ts";
 
 const ADD_WAT =
   '(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))';
-
-/** One measured figure: nanoseconds per operation over the rounds. */
-export interface Figure {
-  name: string;
-  medianNs: number;
-  minNs: number;
-  maxNs: number;
-}
-
-function summarize(name: string, samples: number[]): Figure {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return {
-    name,
-    medianNs: sorted[Math.floor(sorted.length / 2)]!,
-    minNs: sorted[0]!,
-    maxNs: sorted[sorted.length - 1]!,
-  };
-}
-
-async function timeAsync(
-  iterations: number,
-  body: (i: number) => Promise<unknown>,
-): Promise<number> {
-  const start = performance.now();
-  for (let i = 0; i < iterations; i++) await body(i);
-  return ((performance.now() - start) * 1e6) / iterations;
-}
-
-function timeSync(iterations: number, body: (i: number) => unknown): number {
-  const start = performance.now();
-  for (let i = 0; i < iterations; i++) body(i);
-  return ((performance.now() - start) * 1e6) / iterations;
-}
 
 /** Runs the comparison and returns its figures and ratios. */
 export async function benchCallOverhead(
@@ -55,8 +21,13 @@ export async function benchCallOverhead(
   const { rounds = 30, iterations = 20_000 } = options;
   await using runtime = new WasmRuntime({
     execution: { isolation: "inline", fuelMetering: false, epochInterruption: false },
+    resourceLimits: { maxCallDepth: Infinity },
   });
+  await using metered = new WasmRuntime({ execution: { isolation: "inline" } });
   await using plugin = await runtime.createPluginFromWat(ADD_WAT, { name: "add" });
+  await using meteredPlugin = await metered.createPluginFromWat(ADD_WAT, { name: "add" });
+  await using manager = new PluginManager(runtime);
+  const handle = await manager.loadWat(ADD_WAT, { name: "managed" });
   const compiled = await runtime.compileWat("add", ADD_WAT);
   const { instance } = await WebAssembly.instantiate(
     artifactOf(compiled).bytes as Uint8Array<ArrayBuffer>,
@@ -65,35 +36,60 @@ export async function benchCallOverhead(
   // deno-lint-ignore require-await
   const wrapped = async (a: number, b: number): Promise<number> => add(a, b);
 
-  const samples: Record<string, number[]> = {
-    raw: [],
-    awaitedRaw: [],
-    performanceNow: [],
-    dateNow: [],
-    callI32: [],
-  };
   let sink = 0;
-  for (let round = 0; round < rounds; round++) {
-    samples.raw!.push(timeSync(iterations * 10, (i) => (sink += add(i, 1))));
-    samples.awaitedRaw!.push(
-      await timeAsync(iterations, async (i) => (sink += await wrapped(i, 1))),
-    );
-    samples.performanceNow!.push(timeSync(iterations, () => (sink += performance.now())));
-    samples.dateNow!.push(timeSync(iterations, () => (sink += Date.now())));
-    samples.callI32!.push(
-      await timeAsync(iterations, async (i) => (sink += await plugin.callI32("add", [i, 1]))),
-    );
-  }
+  const figures = await interleave({
+    raw: {
+      iterations: iterations * 10,
+      run: (n) => {
+        for (let i = 0; i < n; i++) sink += add(i, 1);
+      },
+    },
+    awaitedRaw: {
+      iterations,
+      run: async (n) => {
+        for (let i = 0; i < n; i++) sink += await wrapped(i, 1);
+      },
+    },
+    performanceNow: {
+      iterations,
+      run: (n) => {
+        for (let i = 0; i < n; i++) sink += performance.now();
+      },
+    },
+    dateNow: {
+      iterations,
+      run: (n) => {
+        for (let i = 0; i < n; i++) sink += Date.now();
+      },
+    },
+    callI32: {
+      iterations,
+      run: async (n) => {
+        for (let i = 0; i < n; i++) sink += await plugin.callI32("add", [i, 1]);
+      },
+    },
+    callI32Metered: {
+      iterations,
+      run: async (n) => {
+        for (let i = 0; i < n; i++) sink += await meteredPlugin.callI32("add", [i, 1]);
+      },
+    },
+    managerCallI32: {
+      iterations,
+      run: async (n) => {
+        for (let i = 0; i < n; i++) sink += await manager.callI32(handle, "add", [i, 1]);
+      },
+    },
+  }, rounds);
   if (sink === 0.5) console.log(sink); // keeps the loops from being optimized away
-  const figures = Object.entries(samples).map(([name, values]) => summarize(name, values));
-  const median = (name: string): number => figures.find((f) => f.name === name)!.medianNs;
-  const floor = median("awaitedRaw") + 2 * median("performanceNow");
+  const floor = median(figures, "awaitedRaw") + 2 * median(figures, "performanceNow");
   return {
     figures,
     ratios: {
-      callI32VsAwaitedRawPlusClocks: median("callI32") / floor,
-      callI32VsRaw: median("callI32") / median("raw"),
-      awaitedRawVsRaw: median("awaitedRaw") / median("raw"),
+      callI32VsAwaitedRawPlusClocks: median(figures, "callI32") / floor,
+      callI32VsRaw: median(figures, "callI32") / median(figures, "raw"),
+      meteredVsUnmetered: median(figures, "callI32Metered") / median(figures, "callI32"),
+      managerVsDirect: median(figures, "managerCallI32") / median(figures, "callI32"),
     },
   };
 }

@@ -6,8 +6,31 @@
  */
 
 import { benchCallOverhead } from "./call_overhead.ts";
+import type { Figure } from "./_measure.ts";
+import { benchWorkerCalls } from "./worker_calls.ts";
+
+function table(title: string, figures: Figure[], ratios: Record<string, number>): void {
+  console.log(`\n## ${title}\n`);
+  console.log("| figure | median ns/op | min | max |");
+  console.log("|---|---:|---:|---:|");
+  for (const f of figures) {
+    console.log(
+      `| ${f.name} | ${f.medianNs.toFixed(1)} | ${f.minNs.toFixed(1)} | ${f.maxNs.toFixed(1)} |`,
+    );
+  }
+  for (const [name, ratio] of Object.entries(ratios)) {
+    console.log(`- ${name}: ${ratio.toFixed(2)}x`);
+  }
+}
 
 const callOverhead = await benchCallOverhead();
+table("Inline call overhead", callOverhead.figures, callOverhead.ratios);
+const workerCalls = await benchWorkerCalls();
+table("Worker isolation", workerCalls.figures, workerCalls.ratios);
+console.log(
+  `- RSS per idle worker plugin: ${(workerCalls.rssPerIdleWorkerPluginBytes / 1e6).toFixed(1)} MB`,
+);
+
 const results = {
   date: new Date().toISOString(),
   machine: {
@@ -18,19 +41,9 @@ const results = {
     cpus: navigator.hardwareConcurrency,
   },
   callOverhead,
+  workerCalls,
 };
 await Deno.writeTextFile(
   new URL("./results.json", import.meta.url),
   JSON.stringify(results, null, 2) + "\n",
 );
-
-console.log("| figure | median ns/op | min | max |");
-console.log("|---|---:|---:|---:|");
-for (const f of callOverhead.figures) {
-  console.log(
-    `| ${f.name} | ${f.medianNs.toFixed(1)} | ${f.minNs.toFixed(1)} | ${f.maxNs.toFixed(1)} |`,
-  );
-}
-for (const [name, ratio] of Object.entries(callOverhead.ratios)) {
-  console.log(`${name}: ${ratio.toFixed(2)}x`);
-}

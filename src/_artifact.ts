@@ -13,7 +13,9 @@ import type { Signature } from "./_signature.ts";
 import { BinaryFormatError } from "./instrument/_bytes.ts";
 import { clampLimits } from "./instrument/_limits.ts";
 import { type DeadlineMode, instrument, type InstrumentMetadata } from "./instrument/instrument.ts";
+import { decodeManifestSection, MANIFEST_SECTION, type PluginManifest } from "./plugin_manifest.ts";
 import {
+  type CustomSection,
   describeExports,
   describeImports,
   listMemories,
@@ -47,6 +49,8 @@ export interface ModuleArtifact {
   readonly signatures: ReadonlyMap<string, Signature>;
   /** Whether the module exports a memory the host can read (see `findExportedMemory`). */
   readonly memoryExports: readonly string[];
+  /** The manifest embedded in a `wasmplug.manifest` section, if any. */
+  readonly manifest: PluginManifest | null;
   /** Prepared modules by limits key. */
   readonly prepared: Map<string, Promise<PreparedModule>>;
 }
@@ -110,8 +114,19 @@ export async function buildArtifact(bytes: Uint8Array, hash: string): Promise<Mo
     exports: deepFreeze(exports),
     signatures,
     memoryExports,
+    manifest: embeddedManifest(bytes, info),
     prepared: new Map(),
   };
+}
+
+function embeddedManifest(bytes: Uint8Array, info: ModuleInfo): PluginManifest | null {
+  const sections = info.customSections.filter((section) => section.name === MANIFEST_SECTION);
+  if (sections.length === 0) return null;
+  if (sections.length > 1) {
+    throw new CompilationError(`The module has ${sections.length} "${MANIFEST_SECTION}" sections`);
+  }
+  const [section] = sections as [CustomSection];
+  return decodeManifestSection(bytes.subarray(section.contentStart, section.end));
 }
 
 /**

@@ -4,6 +4,8 @@
  * @module
  */
 
+import type { PluginManifest } from "./plugin_manifest.ts";
+
 /**
  * The kind of an import or export, as in `WebAssembly.Module.exports()`.
  *
@@ -66,4 +68,6 @@ export interface CompiledModule {
   readonly imports: readonly ModuleItem[];
   /** What the module exports. */
   readonly exports: readonly ModuleItem[];
+  /** The manifest embedded in its `wasmplug.manifest` custom section, or `null`. */
+  readonly manifest: PluginManifest | null;
 }

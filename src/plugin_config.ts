@@ -7,6 +7,7 @@
 import type { Capability } from "./capability.ts";
 import type { ResourceLimits } from "./resource_limits.ts";
 import type { PluginMessage } from "./host/plugin_message.ts";
+import type { PluginManifest } from "./plugin_manifest.ts";
 import type { Isolation } from "./runtime_config.ts";
 
 /**
@@ -57,6 +58,11 @@ export interface WasmPluginConfig {
   allowedPaths?: { read?: string[]; write?: string[] };
   /** WASI arguments, environment and preopened directories. */
   wasi?: { args?: string[]; env?: Record<string, string>; preopens?: Record<string, string> };
+  /**
+   * The plugin's manifest, when it does not embed one (a `wasmplug.manifest`
+   * custom section); it is checked against this config at load.
+   */
+  manifest?: PluginManifest;
   /** Receives what the plugin sends with `host_send_message` (needs `Capability.SendMessage`). */
   onMessage?: (message: PluginMessage) => void;
   /**

@@ -257,7 +257,10 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
     this.#plugins.set(pluginId, { plugin, handle });
     this.#totalLoaded++;
     observePlugin(plugin, {
-      stateChanged: (from, to) => this.#emit("state_changed", pluginId, { from, to }),
+      stateChanged: (from, to) => {
+        // Two state changes per call: allocate nothing unless someone listens.
+        if (this.#hasListeners) this.#emit("state_changed", pluginId, { from, to });
+      },
       executed: (fn, durationMs, error) => this.#recordCall(pluginId, fn, durationMs, error),
     });
     this.#emit("loaded", pluginId, { name: plugin.name });
@@ -303,13 +306,15 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
 
   /** Runs `use` on the plugin behind `handle`; an unknown handle rejects, it never throws. */
   #with<T>(handle: PluginHandle, use: (plugin: WasmPlugin) => Promise<T>): Promise<T> {
-    let plugin: WasmPlugin;
+    // The hot path of every managed call: one map lookup, no try/catch.
+    const entry = typeof handle?.id === "string" ? this.#plugins.get(handle.id) : undefined;
+    if (entry !== undefined) return use(entry.plugin);
     try {
-      plugin = this.get(handle);
+      this.get(handle);
     } catch (err) {
       return Promise.reject(err);
     }
-    return use(plugin);
+    return use(this.get(handle));
   }
 
   /**

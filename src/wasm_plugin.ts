@@ -15,6 +15,7 @@ import {
   type WasmError,
 } from "./errors.ts";
 import { MetricsRecorder } from "./_metrics_recorder.ts";
+import type { PluginManifest } from "./plugin_manifest.ts";
 import type { PluginMetrics } from "./plugin_metrics.ts";
 import type { PluginState } from "./plugin_state.ts";
 import type { ResourceLimits } from "./resource_limits.ts";
@@ -35,6 +36,7 @@ export interface PluginInit {
   readonly limits: Readonly<ResourceLimits>;
   readonly backend: PluginBackend;
   readonly signatures: ReadonlyMap<string, Signature>;
+  readonly manifest: PluginManifest | null;
   readonly onClose: () => void;
 }
 
@@ -82,6 +84,8 @@ export class WasmPlugin implements AsyncDisposable {
   readonly capabilities: readonly Capability[];
   /** The limits in force for this plugin (runtime limits with the plugin's overrides). */
   readonly limits: Readonly<ResourceLimits>;
+  /** The plugin's manifest (embedded or from the config), or `null`. */
+  readonly manifest: PluginManifest | null;
 
   readonly #backend: PluginBackend;
   readonly #signatures: ReadonlyMap<string, Signature>;
@@ -108,6 +112,7 @@ export class WasmPlugin implements AsyncDisposable {
     this.name = init.name;
     this.capabilities = Object.freeze([...init.capabilities]);
     this.limits = init.limits;
+    this.manifest = init.manifest;
     this.#backend = init.backend;
     this.#signatures = init.signatures;
     this.#onClose = init.onClose;

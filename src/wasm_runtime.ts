@@ -17,7 +17,13 @@ import {
 import type { CacheStats } from "./cache_stats.ts";
 import { parseCapabilities } from "./capability.ts";
 import type { CompiledModule } from "./compiled_module.ts";
-import { PluginStateError, ResourceLimitError } from "./errors.ts";
+import {
+  CapabilityDeniedError,
+  InvalidFunctionError,
+  PluginStateError,
+  ResourceLimitError,
+} from "./errors.ts";
+import { parseManifest, type PluginManifest } from "./plugin_manifest.ts";
 import { describeValue } from "./_format.ts";
 import type { ToolFunction } from "./host/tool_function.ts";
 import { createInlineBackend } from "./_inline_backend.ts";
@@ -218,6 +224,7 @@ export class WasmRuntime implements AsyncDisposable {
       hash,
       imports: artifact.imports,
       exports: artifact.exports,
+      manifest: artifact.manifest,
     });
     registerArtifact(compiled, artifact);
     logger.debug("Compiled {name} ({sizeBytes} bytes) in {compileTimeMs} ms", { ...compiled });
@@ -410,7 +417,11 @@ export class WasmRuntime implements AsyncDisposable {
     this.#assertOpen("create a plugin");
     const artifact = artifactOf(compiled);
     const settings = checkPluginConfig(config ?? {});
-    const limits = resolveLimits(this.limits, settings.resourceLimits);
+    const manifest = settings.manifest === undefined
+      ? artifact.manifest
+      : parseManifest(settings.manifest, "the config's manifest");
+    let limits = resolveLimits(this.limits, settings.resourceLimits);
+    if (manifest !== null) limits = checkManifest(manifest, artifact, settings, limits);
     const isolation = settings.isolation ?? this.execution.isolation;
     if (isolation === "worker") assertWorkerOptions();
     const { plan, linkerFunctions } = planImports(artifact.info.imports, linker);
@@ -427,7 +438,7 @@ export class WasmRuntime implements AsyncDisposable {
       const prepared = await prepareModule(artifact, limits, this.#passes(limits, isolation));
       const capabilities = parseCapabilities(settings.capabilities);
       const id = settings.id ?? crypto.randomUUID();
-      const name = settings.name ?? compiled.name;
+      const name = settings.name ?? manifest?.name ?? compiled.name;
       const env: HostEnvironment = {
         pluginId: id,
         pluginName: name,
@@ -477,6 +488,7 @@ export class WasmRuntime implements AsyncDisposable {
         limits,
         backend,
         signatures: artifact.signatures,
+        manifest,
         onClose: () => this.#plugins.delete(plugin),
       });
       this.#plugins.add(plugin);
@@ -504,6 +516,44 @@ function resolveExecution(execution: RuntimeConfig["execution"]): ResolvedExecut
   checkIsolation(isolation, "execution.isolation");
   if (isolation === "worker") assertWorkerOptions();
   return Object.freeze({ fuelMetering, epochInterruption, isolation });
+}
+
+/**
+ * Checks a manifest against the module and the config, and returns the
+ * limits with the manifest's (narrower) requests applied.
+ */
+function checkManifest(
+  manifest: PluginManifest,
+  artifact: ModuleArtifact,
+  settings: WasmPluginConfig,
+  limits: Readonly<ResourceLimits>,
+): Readonly<ResourceLimits> {
+  const what = `plugin "${manifest.name}"`;
+  for (const name of manifest.exports ?? []) {
+    if (!artifact.signatures.has(name)) {
+      throw new InvalidFunctionError(name, {
+        message: `The manifest of ${what} promises the export "${name}", which the module lacks`,
+      });
+    }
+  }
+  const granted = new Set(settings.capabilities ?? []);
+  for (const capability of manifest.capabilities ?? []) {
+    if (!granted.has(capability)) {
+      throw new CapabilityDeniedError(capability, `The manifest of ${what}`);
+    }
+  }
+  const asked = resolveLimits(limits, manifest.limits);
+  for (const key of Object.keys(manifest.limits ?? {}) as (keyof ResourceLimits)[]) {
+    const want = asked[key] ?? Infinity;
+    const have = limits[key] ?? Infinity;
+    if (want > have) {
+      throw new ResourceLimitError(
+        key,
+        `The manifest of ${what} asks for ${key} = ${want}, above the host's ${have}`,
+      );
+    }
+  }
+  return asked;
 }
 
 /**

@@ -1,0 +1,143 @@
+/**
+ * Plugin manifests: what a plugin says about itself — name, version, the
+ * capabilities it needs, the exports it promises, the limits it asks for.
+ *
+ * A manifest ships inside the module as a custom section named
+ * `wasmplug.manifest` (UTF-8 JSON), or beside it in the plugin config.
+ *
+ * @module
+ */
+
+import { Capability } from "./capability.ts";
+import { CompilationError } from "./errors.ts";
+import type { ResourceLimits } from "./resource_limits.ts";
+
+/** Name of the custom section that carries a manifest. */
+export const MANIFEST_SECTION = "wasmplug.manifest";
+
+/**
+ * A plugin's description of itself, checked when it is loaded: the exports it
+ * promises must exist, the capabilities it requests must all be granted, and
+ * the limits it asks for must fit within the host's.
+ *
+ * @example A manifest given beside the module
+ * ```ts
+ * import { Capability, WasmRuntime } from "@wasmplug/wasmplug";
+ * import type { PluginManifest } from "@wasmplug/wasmplug";
+ *
+ * const manifest: PluginManifest = {
+ *   name: "greeter",
+ *   version: "1.0.0",
+ *   capabilities: [Capability.ReadConfig],
+ *   exports: ["greet_len"],
+ * };
+ * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+ * await using plugin = await runtime.createPluginFromWat(
+ *   '(module (func (export "greet_len") (result i32) i32.const 13))',
+ *   { manifest, capabilities: [Capability.ReadConfig] },
+ * );
+ * console.log(plugin.manifest?.version); // 1.0.0
+ * ```
+ */
+export interface PluginManifest {
+  /** The plugin's name; the plugin's default name when the config gives none. */
+  readonly name: string;
+  /** The plugin's version, e.g. semver. */
+  readonly version?: string;
+  /** One line about what it does. */
+  readonly description?: string;
+  /** Capabilities it needs; each must be granted by the config. */
+  readonly capabilities?: readonly Capability[];
+  /** Functions it promises to export. */
+  readonly exports?: readonly string[];
+  /** Limits it asks for; each must be at most the host's, and they then apply. */
+  readonly limits?: Partial<ResourceLimits>;
+}
+
+const decoder = new TextDecoder("utf-8", { fatal: true });
+const KNOWN_CAPABILITIES: ReadonlySet<string> = new Set(Object.values(Capability));
+const MANIFEST_KEYS = new Set([
+  "name",
+  "version",
+  "description",
+  "capabilities",
+  "exports",
+  "limits",
+]);
+
+/**
+ * Checks that a value is a well-formed manifest.
+ *
+ * @example
+ * ```ts
+ * import { parseManifest } from "@wasmplug/wasmplug";
+ * const manifest = parseManifest({ name: "greeter", exports: ["greet_len"] });
+ * console.log(manifest.exports); // [ "greet_len" ]
+ * ```
+ *
+ * @param value The parsed JSON (or an object literal).
+ * @param source Where it came from, for messages.
+ * @returns The same manifest, frozen.
+ * @throws {TypeError} Naming the first field that is wrong.
+ */
+export function parseManifest(value: unknown, source = "the manifest"): PluginManifest {
+  const fail = (message: string): never => {
+    throw new TypeError(`Cannot use ${source}: ${message}`);
+  };
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return fail("expected a JSON object");
+  }
+  const record = value as Record<string, unknown>;
+  for (const key of Object.keys(record)) {
+    if (!MANIFEST_KEYS.has(key)) fail(`unknown field '${key}'`);
+  }
+  if (typeof record.name !== "string" || record.name === "") {
+    fail("'name' must be a non-empty string");
+  }
+  for (const key of ["version", "description"]) {
+    if (record[key] !== undefined && typeof record[key] !== "string") {
+      fail(`'${key}' must be a string`);
+    }
+  }
+  const strings = (key: string): void => {
+    const list = record[key];
+    if (list === undefined) return;
+    if (!Array.isArray(list) || list.some((item) => typeof item !== "string")) {
+      fail(`'${key}' must be an array of strings`);
+    }
+  };
+  strings("capabilities");
+  strings("exports");
+  for (const capability of (record.capabilities ?? []) as string[]) {
+    if (!KNOWN_CAPABILITIES.has(capability)) {
+      fail(`unknown capability ${JSON.stringify(capability)}`);
+    }
+  }
+  if (
+    record.limits !== undefined &&
+    (typeof record.limits !== "object" || record.limits === null || Array.isArray(record.limits))
+  ) {
+    fail("'limits' must be an object");
+  }
+  return Object.freeze({ ...record }) as unknown as PluginManifest;
+}
+
+/**
+ * Reads the manifest embedded in a module's `wasmplug.manifest` section.
+ *
+ * @param content The section's contents.
+ * @throws {CompilationError} If the section is not UTF-8 JSON or not a valid manifest.
+ */
+export function decodeManifestSection(content: Uint8Array): PluginManifest {
+  try {
+    return parseManifest(
+      JSON.parse(decoder.decode(content)),
+      `the module's "${MANIFEST_SECTION}" section`,
+    );
+  } catch (cause) {
+    throw new CompilationError(
+      `Cannot read the module's "${MANIFEST_SECTION}" section: ${(cause as Error).message}`,
+      { cause },
+    );
+  }
+}
