@@ -1,0 +1,126 @@
+import assert from "node:assert/strict";
+import {
+  Capability,
+  CapabilityDeniedError,
+  CompilationError,
+  InvalidFunctionError,
+  parseManifest,
+  PluginManager,
+  type PluginManifest,
+  ResourceLimitError,
+} from "../mod.ts";
+import { assertRejectsWith, inlineRuntime } from "./_helpers.ts";
+
+const GREETER = '(func (export "greet_len") (result i32) i32.const 13)';
+
+/** A module that embeds `manifest` (raw JSON text) in a `wasmplug.manifest` section. */
+function withManifest(json: string): string {
+  const escaped = json.replaceAll("\\", "\\\\").replaceAll('"', '\\"');
+  return `(module ${GREETER} (@custom "wasmplug.manifest" "${escaped}"))`;
+}
+
+const MANIFEST: PluginManifest = {
+  name: "greeter",
+  version: "1.2.0",
+  description: "Says hello",
+  capabilities: [Capability.ReadConfig],
+  exports: ["greet_len"],
+  limits: { maxMemoryPages: 4 },
+};
+
+Deno.test("parseManifest() checks every field", async (t) => {
+  await t.step("a complete manifest is accepted and frozen", () => {
+    const manifest = parseManifest(MANIFEST);
+    assert.deepEqual(manifest, MANIFEST);
+    assert.ok(Object.isFrozen(manifest));
+  });
+  const bad: [string, unknown, RegExp][] = [
+    ["not an object", [], /expected a JSON object/],
+    ["no name", { version: "1" }, /'name' must be a non-empty string/],
+    ["an unknown field", { name: "a", color: "red" }, /unknown field 'color'/],
+    ["a version that is not a string", { name: "a", version: 1 }, /'version' must be a string/],
+    ["exports that are not strings", { name: "a", exports: [1] }, /'exports' must be an array/],
+    ["an unknown capability", { name: "a", capabilities: ["root"] }, /unknown capability "root"/],
+    ["limits that are not an object", { name: "a", limits: 3 }, /'limits' must be an object/],
+  ];
+  for (const [what, value, message] of bad) {
+    await t.step(`${what} is a TypeError`, () => {
+      assert.throws(() => parseManifest(value), (err: unknown) => {
+        assert.ok(err instanceof TypeError);
+        assert.match(err.message, message);
+        return true;
+      });
+    });
+  }
+});
+
+Deno.test("A manifest embedded in a wasmplug.manifest section", async (t) => {
+  await using runtime = inlineRuntime();
+  const compiled = await runtime.compileWat("greeter", withManifest(JSON.stringify(MANIFEST)));
+
+  await t.step("is read at compile time", () => {
+    assert.deepEqual(compiled.manifest, MANIFEST);
+  });
+
+  await t.step("names the plugin and narrows its limits when the grants match", async () => {
+    await using plugin = await runtime.createPlugin(compiled, {
+      capabilities: [Capability.ReadConfig],
+    });
+    assert.equal(plugin.name, "greeter");
+    assert.equal(plugin.limits.maxMemoryPages, 4);
+    assert.equal(plugin.manifest?.version, "1.2.0");
+    assert.equal(await plugin.callI32("greet_len"), 13);
+  });
+
+  await t.step("fails to load when a requested capability is not granted", async () => {
+    const error = await assertRejectsWith(
+      () => runtime.createPlugin(compiled),
+      CapabilityDeniedError,
+    );
+    assert.equal(error.capability, Capability.ReadConfig);
+    assert.equal(runtime.pluginCount, 0);
+  });
+
+  await t.step("a malformed section fails compilation", async () => {
+    const error = await assertRejectsWith(
+      () => runtime.compileWat("broken", withManifest("{not json")),
+      CompilationError,
+    );
+    assert.match(error.message, /wasmplug\.manifest/);
+  });
+});
+
+Deno.test("A manifest given in the config", async (t) => {
+  await using runtime = inlineRuntime({ resourceLimits: { maxMemoryPages: 8 } });
+  const compiled = await runtime.compileWat("plain", `(module ${GREETER})`);
+
+  await t.step("a promised export that is missing is an InvalidFunctionError", async () => {
+    const error = await assertRejectsWith(
+      () => runtime.createPlugin(compiled, { manifest: { name: "liar", exports: ["greet", "x"] } }),
+      InvalidFunctionError,
+    );
+    assert.equal(error.functionName, "greet");
+  });
+
+  await t.step("limits above the host's are a ResourceLimitError", async () => {
+    const error = await assertRejectsWith(
+      () =>
+        runtime.createPlugin(compiled, {
+          manifest: { name: "greedy", limits: { maxMemoryPages: 16 } },
+        }),
+      ResourceLimitError,
+    );
+    assert.equal(error.limit, "maxMemoryPages");
+  });
+
+  await t.step("a manager loads nothing when the manifest does not fit", async () => {
+    await using manager = new PluginManager(runtime);
+    await assertRejectsWith(
+      () => manager.loadWat(`(module ${GREETER})`, { manifest: { name: "x", exports: ["nope"] } }),
+      InvalidFunctionError,
+    );
+    assert.deepEqual(manager.listPlugins(), []);
+    assert.equal(manager.stats().totalLoaded, 0);
+    assert.equal(runtime.pluginCount, 0);
+  });
+});
