@@ -37,6 +37,7 @@ export * from "./src/compiled_module.ts";
 export * from "./src/cache_stats.ts";
 export * from "./src/linker.ts";
 export * from "./src/host/plugin_message.ts";
+export * from "./src/host/plugin_log_entry.ts";
 export * from "./src/host/tool_function.ts";
 export { WasmPlugin } from "./src/wasm_plugin.ts";
 export { type ResolvedExecution, WasmRuntime } from "./src/wasm_runtime.ts";

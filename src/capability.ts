@@ -20,7 +20,20 @@
  * });
  * ```
  */
-export const Capability = Object.freeze(
+export const Capability: {
+  readonly ReadConfig: "read_config";
+  readonly WriteConfig: "write_config";
+  readonly WriteState: "write_state";
+  readonly ReadState: "read_state";
+  readonly SendMessage: "send_message";
+  readonly CallTool: "call_tool";
+  readonly CallHostFunction: "call_host_function";
+  readonly NetworkAccess: "network";
+  readonly FileSystem: "filesystem";
+  readonly Timer: "timer";
+  readonly Random: "random";
+  readonly Wasi: "wasi";
+} = Object.freeze(
   {
     /** `env.host_get_config`. */
     ReadConfig: "read_config",

@@ -64,7 +64,8 @@ export abstract class WasmError extends Error {
  * ```
  */
 export class CompilationError extends WasmError {
-  readonly kind = "compilation" as const;
+  /** Always `"compilation"`. */
+  readonly kind: "compilation" = "compilation";
   /** Byte offset of the failure in a binary module, when known. */
   readonly offset: number | undefined;
   /** 1-based line of the failure in WAT source, when known. */
@@ -101,7 +102,8 @@ export class CompilationError extends WasmError {
  * ```
  */
 export class InstantiationError extends WasmError {
-  readonly kind = "instantiation" as const;
+  /** Always `"instantiation"`. */
+  readonly kind: "instantiation" = "instantiation";
 
   /**
    * Creates the error.
@@ -125,7 +127,8 @@ export class InstantiationError extends WasmError {
  * ```
  */
 export class InvalidFunctionError extends WasmError {
-  readonly kind = "invalid_function" as const;
+  /** Always `"invalid_function"`. */
+  readonly kind: "invalid_function" = "invalid_function";
   /** The name that was asked for. */
   readonly functionName: string;
 
@@ -157,7 +160,8 @@ export class InvalidFunctionError extends WasmError {
  * ```
  */
 export class ImportNotFoundError extends WasmError {
-  readonly kind = "import_not_found" as const;
+  /** Always `"import_not_found"`. */
+  readonly kind: "import_not_found" = "import_not_found";
   /** Import module name. */
   readonly module: string;
   /** Import field name. */
@@ -191,7 +195,8 @@ export class ImportNotFoundError extends WasmError {
  * ```
  */
 export class TypeMismatchError extends WasmError {
-  readonly kind = "type_mismatch" as const;
+  /** Always `"type_mismatch"`. */
+  readonly kind: "type_mismatch" = "type_mismatch";
 
   /**
    * Creates the error.
@@ -215,7 +220,8 @@ export class TypeMismatchError extends WasmError {
  * ```
  */
 export class TimeoutError extends WasmError {
-  readonly kind = "timeout" as const;
+  /** Always `"timeout"`. */
+  readonly kind: "timeout" = "timeout";
   /** The budget that was exceeded, in milliseconds. */
   readonly timeoutMs: number;
 
@@ -242,7 +248,8 @@ export class TimeoutError extends WasmError {
  * ```
  */
 export class OutOfMemoryError extends WasmError {
-  readonly kind = "out_of_memory" as const;
+  /** Always `"out_of_memory"`. */
+  readonly kind: "out_of_memory" = "out_of_memory";
 
   /**
    * Creates the error.
@@ -266,7 +273,8 @@ export class OutOfMemoryError extends WasmError {
  * ```
  */
 export class FuelExhaustedError extends WasmError {
-  readonly kind = "fuel_exhausted" as const;
+  /** Always `"fuel_exhausted"`. */
+  readonly kind: "fuel_exhausted" = "fuel_exhausted";
   /** The budget that ran out. */
   readonly fuelLimit: number;
 
@@ -293,7 +301,8 @@ export class FuelExhaustedError extends WasmError {
  * ```
  */
 export class CallDepthExceededError extends WasmError {
-  readonly kind = "call_depth_exceeded" as const;
+  /** Always `"call_depth_exceeded"`. */
+  readonly kind: "call_depth_exceeded" = "call_depth_exceeded";
   /** The limit that was exceeded. */
   readonly maxCallDepth: number;
 
@@ -321,7 +330,8 @@ export class CallDepthExceededError extends WasmError {
  * ```
  */
 export class MemoryOutOfBoundsError extends WasmError {
-  readonly kind = "memory_out_of_bounds" as const;
+  /** Always `"memory_out_of_bounds"`. */
+  readonly kind: "memory_out_of_bounds" = "memory_out_of_bounds";
   /** Start of the access. */
   readonly offset: number;
   /** Length of the access. */
@@ -363,7 +373,8 @@ export class MemoryOutOfBoundsError extends WasmError {
  * ```
  */
 export class TrapError extends WasmError {
-  readonly kind = "trap" as const;
+  /** Always `"trap"`. */
+  readonly kind: "trap" = "trap";
   /** The engine's trap message, e.g. `"divide by zero"`. */
   readonly trap: string;
 
@@ -391,7 +402,8 @@ export class TrapError extends WasmError {
  * ```
  */
 export class ResourceLimitError extends WasmError {
-  readonly kind = "resource_limit" as const;
+  /** Always `"resource_limit"`. */
+  readonly kind: "resource_limit" = "resource_limit";
   /** Name of the `ResourceLimits` field that was hit. */
   readonly limit: string;
 
@@ -419,7 +431,8 @@ export class ResourceLimitError extends WasmError {
  * ```
  */
 export class CapabilityDeniedError extends WasmError {
-  readonly kind = "capability_denied" as const;
+  /** Always `"capability_denied"`. */
+  readonly kind: "capability_denied" = "capability_denied";
   /** The missing capability. */
   readonly capability: string;
 
@@ -448,7 +461,8 @@ export class CapabilityDeniedError extends WasmError {
  * ```
  */
 export class HostFunctionError extends WasmError {
-  readonly kind = "host_function" as const;
+  /** Always `"host_function"`. */
+  readonly kind: "host_function" = "host_function";
   /** Import module of the host function. */
   readonly module: string;
   /** Import name of the host function. */
@@ -480,7 +494,8 @@ export class HostFunctionError extends WasmError {
  * ```
  */
 export class PluginStateError extends WasmError {
-  readonly kind = "plugin_state" as const;
+  /** Always `"plugin_state"`. */
+  readonly kind: "plugin_state" = "plugin_state";
   /** The plugin's state at the time. */
   readonly state: string;
 
@@ -508,7 +523,8 @@ export class PluginStateError extends WasmError {
  * ```
  */
 export class PluginNotFoundError extends WasmError {
-  readonly kind = "plugin_not_found" as const;
+  /** Always `"plugin_not_found"`. */
+  readonly kind: "plugin_not_found" = "plugin_not_found";
   /** The unknown id. */
   readonly id: string;
 
@@ -535,7 +551,8 @@ export class PluginNotFoundError extends WasmError {
  * ```
  */
 export class WorkerCrashedError extends WasmError {
-  readonly kind = "worker_crashed" as const;
+  /** Always `"worker_crashed"`. */
+  readonly kind: "worker_crashed" = "worker_crashed";
 
   /**
    * Creates the error.

@@ -6,6 +6,7 @@
 
 import type { Capability } from "./capability.ts";
 import type { ResourceLimits } from "./resource_limits.ts";
+import type { PluginLogEntry } from "./host/plugin_log_entry.ts";
 import type { PluginMessage } from "./host/plugin_message.ts";
 import type { PluginManifest } from "./plugin_manifest.ts";
 import type { Isolation } from "./runtime_config.ts";
@@ -65,6 +66,8 @@ export interface WasmPluginConfig {
   manifest?: PluginManifest;
   /** Receives what the plugin sends with `host_send_message` (needs `Capability.SendMessage`). */
   onMessage?: (message: PluginMessage) => void;
+  /** Receives what the plugin logs with `host_log`, besides LogTape. */
+  onLog?: (entry: PluginLogEntry) => void;
   /**
    * Where this plugin runs.
    *

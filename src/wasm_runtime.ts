@@ -448,6 +448,7 @@ export class WasmRuntime implements AsyncDisposable {
         tools: this.#tools,
         allowedHosts: settings.allowedHosts ?? [],
         onMessage: settings.onMessage,
+        onLog: settings.onLog,
       };
       const startBudget = {
         timeoutMs: limits.maxExecutionTimeMs,
@@ -614,6 +615,11 @@ function checkPluginConfig(config: WasmPluginConfig): WasmPluginConfig {
     }
   }
   if (config.isolation !== undefined) checkIsolation(config.isolation, "isolation");
+  if (config.onLog !== undefined && typeof config.onLog !== "function") {
+    throw new TypeError(
+      `Cannot use 'onLog': expected a function, received ${describeValue(config.onLog)}`,
+    );
+  }
   if (config.onMessage !== undefined && typeof config.onMessage !== "function") {
     throw new TypeError(
       `Cannot use 'onMessage': expected a function, received ${describeValue(config.onMessage)}`,

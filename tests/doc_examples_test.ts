@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 
 const root = new URL("../", import.meta.url);
 const moduleUrl = new URL("mod.ts", root).href;
+const testingUrl = new URL("testing.ts", root).href;
 
 interface CodeBlock {
   readonly source: string;
@@ -35,7 +36,7 @@ function extractBlocks(source: string, text: string, prefix: RegExp): CodeBlock[
 }
 
 async function publicModules(): Promise<string[]> {
-  const files = ["mod.ts"];
+  const files = ["mod.ts", "testing.ts"];
   async function walk(dir: string): Promise<void> {
     for await (const entry of Deno.readDir(new URL(dir, root))) {
       const path = `${dir}/${entry.name}`;
@@ -62,7 +63,9 @@ function format(args: unknown[]): string {
 
 /** Imports a block as a module, collecting what it logs. */
 async function run(block: CodeBlock): Promise<string[]> {
-  const code = block.code.replaceAll('"@wasmplug/wasmplug"', JSON.stringify(moduleUrl));
+  const code = block.code
+    .replaceAll('"@wasmplug/wasmplug/testing"', JSON.stringify(testingUrl))
+    .replaceAll('"@wasmplug/wasmplug"', JSON.stringify(moduleUrl));
   const printed: string[] = [];
   const original = console.log;
   console.log = (...args: unknown[]) => printed.push(format(args));

@@ -10,6 +10,7 @@
 import { getLogger, type Logger } from "@logtape/logtape";
 import { Capability } from "../capability.ts";
 import { CapabilityDeniedError } from "../errors.ts";
+import type { PluginLogEntry } from "./plugin_log_entry.ts";
 import type { PluginMessage } from "./plugin_message.ts";
 import type { ToolFunction } from "./tool_function.ts";
 
@@ -25,6 +26,7 @@ export interface HostEnvironment {
   readonly tools: ReadonlyMap<string, ToolFunction>;
   readonly allowedHosts: readonly string[];
   readonly onMessage: ((message: PluginMessage) => void) | undefined;
+  readonly onLog: ((entry: PluginLogEntry) => void) | undefined;
 }
 
 /** The stateful operations of the built-in host functions. */
@@ -57,6 +59,7 @@ export function createHostServices(env: HostEnvironment): HostServices {
     log(level, text): void {
       const name = LOG_LEVELS[Math.min(Math.max(level | 0, 0), 3)]!;
       logger[name]("{message}", { message: text, pluginId: env.pluginId });
+      env.onLog?.({ pluginId: env.pluginId, level: name, message: text });
     },
     getConfig(key): string | undefined {
       require(Capability.ReadConfig, 'Calling "env"."host_get_config"');
