@@ -23,20 +23,27 @@ import { configure, getConsoleSink } from "@logtape/logtape";
 import { parseArgs } from "node:util";
 import denoJson from "./deno.json" with { type: "json" };
 import {
-  type Capability,
+  Capability,
   type CompiledModule,
+  type Isolation,
+  type ModuleItem,
   parseCapabilities,
   type ResourceLimits,
   WasmError,
   WasmRuntime,
 } from "./mod.ts";
+import { artifactOf } from "./src/_artifact.ts";
+import { builtinCapability } from "./src/host/_env.ts";
+import { listMemories, listTables } from "./src/instrument/_module.ts";
 
 const USAGE = `wasmplug ${denoJson.version} — run WebAssembly plugins in a sandbox
 
 Usage:
   wasmplug inspect <file.wasm|file.wat> [--json]
   wasmplug call <file> <function> [args…] [--cap <name>]… [--max-fuel <n>] [--timeout <ms>]
-                [--max-memory-pages <n>] [--max-call-depth <n>] [--isolation inline] [--json] [--metrics]
+                [--max-memory-pages <n>] [--max-call-depth <n>] [--isolation worker|inline]
+                [--json] [--metrics]
+  wasmplug bench <file> <function> [args…] [--iterations <n>] [--isolation worker|inline] [--json]
   wasmplug --help | --version
 
 Options:
@@ -93,6 +100,7 @@ export async function runCli(args: string[], io: CliIo = CONSOLE_IO): Promise<nu
         "max-memory-pages": { type: "string" },
         "max-call-depth": { type: "string" },
         isolation: { type: "string" },
+        iterations: { type: "string" },
       },
     });
     debug = values.debug ?? false;
@@ -115,6 +123,13 @@ export async function runCli(args: string[], io: CliIo = CONSOLE_IO): Promise<nu
           throw new UsageError("call needs a file and a function name");
         }
         return await call(file, fn, callArgs, values, io);
+      }
+      case "bench": {
+        const [fn, ...benchArgs] = rest;
+        if (file === undefined || fn === undefined) {
+          throw new UsageError("bench needs a file and a function name");
+        }
+        return await bench(file, fn, benchArgs, values, io);
       }
       default:
         throw new UsageError(`unknown command "${command}"`);
@@ -147,35 +162,106 @@ async function compileFile(runtime: WasmRuntime, file: string): Promise<Compiled
   return await runtime.compile(name, await Deno.readFile(file));
 }
 
+/** The capability an import needs, as `inspect` reports it. */
+function importCapability(module: string | undefined, name: string): string {
+  if (module === "wasi_snapshot_preview1") return Capability.Wasi;
+  if (module === "env") {
+    const capability = builtinCapability(name);
+    if (capability !== undefined) return capability ?? "(none)";
+  }
+  return Capability.CallHostFunction;
+}
+
+function describeLimits(
+  limits: { min: number | bigint; max: number | bigint | null; shared: boolean },
+): string {
+  return `min ${limits.min}, max ${limits.max ?? "none"}${limits.shared ? ", shared" : ""}`;
+}
+
 async function inspect(file: string, json: boolean, io: CliIo): Promise<number> {
   await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
   const compiled = await compileFile(runtime, file);
+  const { info } = artifactOf(compiled);
   const report = {
     name: compiled.name,
     sizeBytes: compiled.sizeBytes,
     sha256: compiled.hash,
-    imports: compiled.imports,
+    imports: compiled.imports.map((item) => ({
+      ...item,
+      capability: item.kind === "function" ? importCapability(item.module, item.name) : undefined,
+    })),
     exports: compiled.exports,
+    memories: listMemories(info).map(({ index, import: from, exportNames, limits }) => ({
+      index,
+      imported: from !== null,
+      exportNames,
+      limits: describeLimits(limits),
+    })),
+    tables: listTables(info).map(({ index, import: from, exportNames, limits, refType }) => ({
+      index,
+      imported: from !== null,
+      exportNames,
+      refType,
+      limits: describeLimits(limits),
+    })),
+    customSections: info.customSections.map((section) => ({
+      name: section.name,
+      sizeBytes: section.end - section.contentStart,
+    })),
+    manifest: compiled.manifest,
+    capabilitiesNeeded: [
+      ...new Set(
+        compiled.imports.filter((item) => item.kind === "function")
+          .map((item) => importCapability(item.module, item.name))
+          .filter((capability) => capability !== "(none)"),
+      ),
+    ],
   };
   if (json) {
-    io.stdout(JSON.stringify(report, null, 2));
+    io.stdout(JSON.stringify(report, bigintReplacer, 2));
     return 0;
   }
   io.stdout(`${report.name}: ${report.sizeBytes} bytes, sha256 ${report.sha256}`);
   io.stdout(`imports (${report.imports.length}):`);
-  for (const item of report.imports) io.stdout(`  ${item.module}.${item.name}: ${signature(item)}`);
+  for (const item of report.imports) {
+    const needs = item.capability === undefined ? "" : `  [${item.capability}]`;
+    io.stdout(`  ${item.module}.${item.name}: ${signature(item)}${needs}`);
+  }
   io.stdout(`exports (${report.exports.length}):`);
   for (const item of report.exports) io.stdout(`  ${item.name}: ${signature(item)}`);
+  for (const memory of report.memories) {
+    const names = memory.exportNames.length > 0
+      ? ` exported as ${memory.exportNames.join(", ")}`
+      : "";
+    io.stdout(
+      `memory ${memory.index}${
+        memory.imported ? " (imported)" : ""
+      }: ${memory.limits} pages${names}`,
+    );
+  }
+  for (const table of report.tables) {
+    io.stdout(
+      `table ${table.index}${
+        table.imported ? " (imported)" : ""
+      }: ${table.refType}, ${table.limits}`,
+    );
+  }
+  for (const section of report.customSections) {
+    io.stdout(`custom section "${section.name}": ${section.sizeBytes} bytes`);
+  }
+  if (report.manifest !== null) io.stdout(`manifest: ${JSON.stringify(report.manifest)}`);
+  io.stdout(`capabilities needed: ${report.capabilitiesNeeded.join(", ") || "none"}`);
   return 0;
 }
 
-function signature(item: CompiledModule["exports"][number]): string {
+function signature(item: ModuleItem): string {
   if (item.kind !== "function") return item.kind;
   return `func (${item.params?.join(", ")}) -> (${item.results?.join(", ")})`;
 }
 
 interface CallFlags {
   json?: boolean;
+  iterations?: string;
   metrics?: boolean;
   cap?: string[];
   "max-fuel"?: string;
@@ -202,9 +288,7 @@ async function call(
   flags: CallFlags,
   io: CliIo,
 ): Promise<number> {
-  if (flags.isolation !== undefined && flags.isolation !== "inline") {
-    throw new UsageError(`--isolation ${flags.isolation} is not available; use --isolation inline`);
-  }
+  const isolation = isolationFlag(flags);
   let capabilities: Capability[];
   try {
     capabilities = [...parseCapabilities((flags.cap ?? []) as Capability[])];
@@ -221,7 +305,7 @@ async function call(
   if (pages !== undefined) Object.assign(limits, { maxMemoryPages: pages });
   if (depth !== undefined) Object.assign(limits, { maxCallDepth: depth });
 
-  await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+  await using runtime = new WasmRuntime({ execution: { isolation } });
   const compiled = await compileFile(runtime, file);
   const exported = compiled.exports.find((item) => item.name === fn && item.kind === "function");
   const params = exported?.params ?? [];
@@ -243,6 +327,88 @@ async function call(
     }
   }
   return 0;
+}
+
+function isolationFlag(flags: CallFlags): Isolation {
+  const isolation = flags.isolation ?? "inline";
+  if (isolation !== "inline" && isolation !== "worker") {
+    throw new UsageError(`--isolation must be "worker" or "inline", received "${isolation}"`);
+  }
+  return isolation;
+}
+
+async function bench(
+  file: string,
+  fn: string,
+  rawArgs: string[],
+  flags: CallFlags,
+  io: CliIo,
+): Promise<number> {
+  const iterations = integerFlag(flags, "iterations") ?? 10_000;
+  const isolation = isolationFlag(flags);
+  await using runtime = new WasmRuntime({ execution: { isolation } });
+  const compiled = await compileFile(runtime, file);
+  const params = compiled.exports.find((item) => item.name === fn)?.params ?? [];
+  const args = rawArgs.map((raw, i) => parseArgument(raw, params[i]));
+  await using plugin = await runtime.createPlugin(compiled, { name: compiled.name });
+  await plugin.initialize();
+  const progress = progressBar(iterations);
+  const samples = new Float64Array(iterations);
+  for (let i = 0; i < iterations; i++) {
+    const start = performance.now();
+    await plugin.call(fn, args);
+    samples[i] = performance.now() - start;
+    progress.update(i + 1);
+  }
+  progress.done();
+  samples.sort();
+  const at = (q: number): number =>
+    samples[Math.min(iterations - 1, Math.floor(q * iterations))]! * 1000;
+  const total = samples.reduce((sum, value) => sum + value, 0);
+  const summary = {
+    function: fn,
+    isolation,
+    iterations,
+    meanUs: (total / iterations) * 1000,
+    p50Us: at(0.5),
+    p99Us: at(0.99),
+    minUs: samples[0]! * 1000,
+    maxUs: samples[iterations - 1]! * 1000,
+    callsPerSecond: iterations / (total / 1000),
+  };
+  if (flags.json) {
+    io.stdout(JSON.stringify(summary, null, 2));
+    return 0;
+  }
+  io.stdout(`| ${fn} (${isolation}) | µs per call |`);
+  io.stdout("|---|---:|");
+  for (const key of ["meanUs", "p50Us", "p99Us", "minUs", "maxUs"] as const) {
+    io.stdout(`| ${key.replace("Us", "")} | ${summary[key].toFixed(2)} |`);
+  }
+  io.stdout(`${Math.round(summary.callsPerSecond)} calls/s over ${iterations} calls`);
+  return 0;
+}
+
+/** A progress bar on stderr, drawn only when stderr is a terminal. */
+function progressBar(total: number): { update(done: number): void; done(): void } {
+  const tty = Deno.stderr.isTerminal();
+  const encoder = new TextEncoder();
+  let last = -1;
+  const draw = (done: number): void => {
+    const percent = Math.floor((done / total) * 100);
+    if (!tty || percent === last) return;
+    last = percent;
+    const filled = Math.round(percent / 5);
+    Deno.stderr.writeSync(
+      encoder.encode(`\r[${"#".repeat(filled)}${" ".repeat(20 - filled)}] ${percent}%`),
+    );
+  };
+  return {
+    update: draw,
+    done: () => {
+      if (tty) Deno.stderr.writeSync(encoder.encode("\r\x1b[K"));
+    },
+  };
 }
 
 function parseArgument(raw: string, type: string | undefined): unknown {

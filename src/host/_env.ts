@@ -235,6 +235,12 @@ export function isBuiltin(name: string): boolean {
   return Object.hasOwn(BUILTINS, name);
 }
 
+/** The capability a built-in needs, `null` for none, `undefined` when `name` is no built-in. */
+export function builtinCapability(name: string): string | null | undefined {
+  if (!Object.hasOwn(BUILTINS, name)) return undefined;
+  return BUILTINS[name]!.capability ?? null;
+}
+
 /** True when the built-in may wait on a promise and so needs JSPI. */
 export function isAsyncBuiltin(name: string): boolean {
   return BUILTINS[name]?.async === true;
