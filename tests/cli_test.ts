@@ -35,7 +35,7 @@ function cliTest(name: string, cases: Record<string, Case>): void {
 }
 
 cliTest("--help, --version and bad usage", {
-  "--help prints the usage": { args: ["--help"], code: 0, stdout: /Usage:\n  wasmplug inspect/ },
+  "--help prints the usage": { args: ["--help"], code: 0, stdout: /Usage:\n {2}wasmplug inspect/ },
   "-h is --help": { args: ["-h"], code: 0, stdout: /wasmplug call <file> <function>/ },
   "--version prints the version": {
     args: ["--version"],
@@ -65,7 +65,7 @@ cliTest("inspect", {
     args: ["inspect", "examples/wat/secure.wat"],
     code: 0,
     stdout:
-      /secure: 275 bytes, sha256 [0-9a-f]{64}\n[\s\S]*env\.host_get_config: func \(i32, i32, i32, i32\) -> \(i32\)  \[read_config\][\s\S]*memory 0: min 1, max none pages exported as memory\ncapabilities needed: read_config, write_state, network\n$/,
+      /secure: 275 bytes, sha256 [0-9a-f]{64}\n[\s\S]*env\.host_get_config: func \(i32, i32, i32, i32\) -> \(i32\) {2}\[read_config\][\s\S]*memory 0: min 1, max none pages exported as memory\ncapabilities needed: read_config, write_state, network\n$/,
     noStderr: true,
   },
   "--json prints a machine-readable report": {
