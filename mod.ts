@@ -45,3 +45,5 @@ export * from "./src/plugin_event.ts";
 export * from "./src/event_subscription.ts";
 export * from "./src/plugin_manager.ts";
 export * from "./src/plugin_manifest.ts";
+export * from "./src/wasi/wasi_preview1.ts";
+export * from "./src/wasi/wasi_exit.ts";

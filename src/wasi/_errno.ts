@@ -1,0 +1,95 @@
+/**
+ * WASI preview 1 error numbers, the internal exception that carries one out
+ * of a system call, and the translation of Deno's file system errors.
+ *
+ * @module
+ */
+
+// deno-fmt-ignore
+const NAMES = [
+  "SUCCESS", "2BIG", "ACCES", "ADDRINUSE", "ADDRNOTAVAIL", "AFNOSUPPORT", "AGAIN", "ALREADY",
+  "BADF", "BADMSG", "BUSY", "CANCELED", "CHILD", "CONNABORTED", "CONNREFUSED", "CONNRESET",
+  "DEADLK", "DESTADDRREQ", "DOM", "DQUOT", "EXIST", "FAULT", "FBIG", "HOSTUNREACH", "IDRM",
+  "ILSEQ", "INPROGRESS", "INTR", "INVAL", "IO", "ISCONN", "ISDIR", "LOOP", "MFILE", "MLINK",
+  "MSGSIZE", "MULTIHOP", "NAMETOOLONG", "NETDOWN", "NETRESET", "NETUNREACH", "NFILE", "NOBUFS",
+  "NODEV", "NOENT", "NOEXEC", "NOLCK", "NOLINK", "NOMEM", "NOMSG", "NOPROTOOPT", "NOSPC",
+  "NOSYS", "NOTCONN", "NOTDIR", "NOTEMPTY", "NOTRECOVERABLE", "NOTSOCK", "NOTSUP", "NOTTY",
+  "NXIO", "OVERFLOW", "OWNERDEAD", "PERM", "PIPE", "PROTO", "PROTONOSUPPORT", "PROTOTYPE",
+  "RANGE", "ROFS", "SPIPE", "SRCH", "STALE", "TIMEDOUT", "TXTBSY", "XDEV", "NOTCAPABLE",
+] as const;
+
+/** The errno values this implementation returns, by their WASI names. */
+export const Errno = {
+  SUCCESS: 0,
+  ACCES: 2,
+  BADF: 8,
+  BUSY: 10,
+  EXIST: 20,
+  FAULT: 21,
+  ILSEQ: 25,
+  INVAL: 28,
+  IO: 29,
+  ISDIR: 31,
+  LOOP: 32,
+  MFILE: 33,
+  NAMETOOLONG: 37,
+  NOENT: 44,
+  NOSYS: 52,
+  NOTDIR: 54,
+  NOTSUP: 58,
+  OVERFLOW: 61,
+  SPIPE: 70,
+  NOTCAPABLE: 76,
+} as const;
+
+/** Host (POSIX) error codes as Deno reports them in `err.code`, to WASI errno. */
+const BY_CODE: ReadonlyMap<string, number> = new Map([
+  ...NAMES.map((name, errno) => [`E${name}`, errno] as const),
+  ["EWOULDBLOCK", 6],
+  ["EOPNOTSUPP", 58],
+]);
+
+/**
+ * Thrown inside a system call to return `errno` to the guest; the import
+ * wrapper catches it, so it never leaves the WASI module.
+ */
+export class ErrnoError extends Error {
+  /** The WASI errno to return. */
+  readonly errno: number;
+
+  /** Creates the error. */
+  constructor(errno: number) {
+    super(`WASI errno ${NAMES[errno] ?? errno}`);
+    this.name = "ErrnoError";
+    this.errno = errno;
+  }
+}
+
+/** Ends the current system call with `errno`. */
+export function fail(errno: number): never {
+  throw new ErrnoError(errno);
+}
+
+/**
+ * The errno for an exception raised inside a system call, or `undefined`
+ * when it is not a file system error and must propagate (a `proc_exit`, a
+ * denied capability, a failure of the host's own hooks).
+ */
+export function errnoOf(err: unknown): number | undefined {
+  if (err instanceof ErrnoError) return err.errno;
+  // Deno's permission check: the path is outside what the worker may touch.
+  if (err instanceof Deno.errors.NotCapable) return Errno.NOTCAPABLE;
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === "string") return BY_CODE.get(code) ?? Errno.IO;
+    if (err instanceof Deno.errors.NotFound) return Errno.NOENT;
+    if (err instanceof Deno.errors.PermissionDenied) return Errno.ACCES;
+    if (err instanceof Deno.errors.AlreadyExists) return Errno.EXIST;
+    if (err instanceof Deno.errors.NotADirectory) return Errno.NOTDIR;
+    if (err instanceof Deno.errors.IsADirectory) return Errno.ISDIR;
+    if (err instanceof Deno.errors.FilesystemLoop) return Errno.LOOP;
+    if (err instanceof Deno.errors.BadResource) return Errno.BADF;
+    if (err instanceof Deno.errors.NotSupported) return Errno.NOTSUP;
+  }
+  return undefined;
+}

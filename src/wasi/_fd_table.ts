@@ -1,0 +1,130 @@
+/**
+ * The guest's file descriptors: stdio, the preopened directories, and what
+ * the guest opened with `path_open`.
+ *
+ * @module
+ */
+
+import { Errno, fail } from "./_errno.ts";
+
+/** A host directory the guest may use, under the name it sees. */
+export interface Preopen {
+  /** The name the guest sees, e.g. `"/data"`. */
+  readonly guestPath: string;
+  /** The host path as configured, without a trailing separator; every file operation goes through it. */
+  readonly host: string;
+  /** Its canonical path (`Deno.realPathSync`), the root that nothing may resolve outside of. */
+  readonly real: string;
+}
+
+/** stdin, stdout or stderr. */
+export interface StdioDescriptor {
+  readonly kind: "stdin" | "stdout" | "stderr";
+  /** `fdflags`, kept for `fd_fdstat_get`. */
+  flags: number;
+}
+
+/** A regular file (or device) opened by `path_open`. */
+export interface FileDescriptor {
+  readonly kind: "file";
+  readonly file: Deno.FsFile;
+  /** Whether the guest asked for `fd_read` / `fd_write`. */
+  readonly readable: boolean;
+  readonly writable: boolean;
+  /** `fdflags`; `APPEND` is applied by seeking to the end before each write. */
+  flags: number;
+}
+
+/** A directory: a preopen, or one opened under a preopen. */
+export interface DirectoryDescriptor {
+  readonly kind: "directory";
+  readonly preopen: Preopen;
+  /** Canonical path components relative to the preopen's root. */
+  readonly rel: readonly string[];
+  /** Whether `fd_prestat_get` reports it (the descriptors given at start). */
+  readonly isPreopen: boolean;
+  flags: number;
+  /** The listing `fd_readdir` pages through, taken when it starts at cookie 0. */
+  listing?: DirectoryEntry[];
+}
+
+/** One entry of a directory listing. */
+export interface DirectoryEntry {
+  readonly name: Uint8Array;
+  readonly ino: bigint;
+  readonly type: number;
+}
+
+/** Any descriptor. */
+export type Descriptor = StdioDescriptor | FileDescriptor | DirectoryDescriptor;
+
+/** The path of a preopen or of a directory under one, for Deno's file system calls. */
+export function hostPath(preopen: Preopen, rel: readonly string[]): string {
+  if (rel.length === 0) return preopen.host;
+  return `${preopen.host === "/" ? "" : preopen.host}/${rel.join("/")}`;
+}
+
+/** Maps descriptor numbers to descriptors, and owns the host files. */
+export class FdTable {
+  readonly #fds = new Map<number, Descriptor>();
+  readonly #max: number;
+
+  /** Allows at most `max` open descriptors. */
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  /** The descriptor `fd`, or `EBADF`. */
+  get(fd: number): Descriptor {
+    return this.#fds.get(fd) ?? fail(Errno.BADF);
+  }
+
+  /** The file `fd`: `EISDIR` for a directory, `EBADF` for stdio or nothing. */
+  file(fd: number): FileDescriptor {
+    const entry = this.get(fd);
+    if (entry.kind === "directory") fail(Errno.ISDIR);
+    if (entry.kind !== "file") fail(Errno.BADF);
+    return entry;
+  }
+
+  /** The directory `fd`: `ENOTDIR` for anything else. */
+  directory(fd: number): DirectoryDescriptor {
+    const entry = this.get(fd);
+    if (entry.kind !== "directory") fail(Errno.NOTDIR);
+    return entry;
+  }
+
+  /** Adds `entry` under the lowest free number and returns it; `EMFILE` when full. */
+  add(entry: Descriptor): number {
+    if (this.#fds.size >= this.#max) fail(Errno.MFILE);
+    let fd = 0;
+    while (this.#fds.has(fd)) fd++;
+    this.#fds.set(fd, entry);
+    return fd;
+  }
+
+  /** Closes `fd`. */
+  close(fd: number): void {
+    const entry = this.get(fd);
+    this.#fds.delete(fd);
+    if (entry.kind === "file") entry.file.close();
+  }
+
+  /** Moves `from` to `to`, closing what `to` was. */
+  renumber(from: number, to: number): void {
+    const entry = this.get(from);
+    this.get(to);
+    if (from === to) return;
+    this.close(to);
+    this.#fds.delete(from);
+    this.#fds.set(to, entry);
+  }
+
+  /** Closes every host file; the table is empty afterwards. */
+  closeAll(): void {
+    for (const entry of this.#fds.values()) {
+      if (entry.kind === "file") entry.file.close();
+    }
+    this.#fds.clear();
+  }
+}

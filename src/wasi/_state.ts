@@ -1,0 +1,40 @@
+/**
+ * What the system calls of one WASI instance share.
+ *
+ * @module
+ */
+
+import type { FdTable } from "./_fd_table.ts";
+import type { Guest } from "./_guest.ts";
+import type { CapturedOutput } from "./_output.ts";
+
+/** The state of one WASI instance. */
+export interface WasiState {
+  /** A bounds-checked view of the guest's memory, fresh for each call. */
+  guest(): Guest;
+  readonly fds: FdTable;
+  /** `argv` strings, UTF-8 with their terminating NUL. */
+  readonly args: readonly Uint8Array[];
+  /** `KEY=value` strings, UTF-8 with their terminating NUL. */
+  readonly env: readonly Uint8Array[];
+  readonly stdin: Uint8Array;
+  /** How much of `stdin` the guest has read. */
+  stdinOffset: number;
+  readonly stdout: CapturedOutput;
+  readonly stderr: CapturedOutput;
+  /** Whether `random_get` is granted. */
+  readonly random: boolean;
+  /** Blocks the thread for `ms` milliseconds (`poll_oneoff`). */
+  readonly sleep: (ms: number) => void;
+  /** `performance.now()` when the instance was created, the zero of the CPU-time clocks. */
+  readonly createdAt: number;
+  /** Set by `proc_exit`. */
+  exitCode: number | undefined;
+}
+
+/**
+ * A system call with its arguments already converted (see `SIGNATURES`); it
+ * returns an errno, or throws an `ErrnoError`.
+ */
+// deno-lint-ignore no-explicit-any
+export type Handler = (...args: any[]) => number;

@@ -1,0 +1,385 @@
+/**
+ * WASI preview 1 (`wasi_snapshot_preview1`) for plugins compiled by real
+ * toolchains (wasi-libc, Rust's `wasm32-wasi`): arguments, environment,
+ * clocks, randomness, captured stdio, and files confined to preopened
+ * directories.
+ *
+ * @module
+ */
+
+import { PREVIEW1_FUNCTIONS, SIGNATURES } from "./_abi.ts";
+import { Errno, errnoOf } from "./_errno.ts";
+import { FdTable, type Preopen } from "./_fd_table.ts";
+import { fileSystemCalls } from "./_fs_calls.ts";
+import { encode, Guest } from "./_guest.ts";
+import { CapturedOutput } from "./_output.ts";
+import { processCalls } from "./_process_calls.ts";
+import type { Handler, WasiState } from "./_state.ts";
+import { WasiExit } from "./wasi_exit.ts";
+
+/** Options of {@linkcode WasiPreview1}. */
+export interface WasiOptions {
+  /**
+   * The program's `argv`, program name first.
+   *
+   * @default {[]}
+   */
+  args?: readonly string[];
+  /**
+   * The program's environment; nothing of the host's is passed through.
+   *
+   * @default {{}}
+   */
+  env?: Readonly<Record<string, string>>;
+  /**
+   * Directories the program may use, as guest path to host path, e.g.
+   * `{ "/data": "./plugin-data" }`. Exposed only with `fileSystem`.
+   *
+   * @default {{}}
+   */
+  preopens?: Readonly<Record<string, string>>;
+  /**
+   * What the program reads from fd 0; it sees the end of the file after it.
+   *
+   * @default {new Uint8Array()}
+   */
+  stdin?: Uint8Array;
+  /**
+   * Whether `Capability.FileSystem` is granted. Without it the preopens are
+   * not exposed, so every path function fails (wasi-libc reports
+   * `ENOTCAPABLE`) and no host file is touched.
+   *
+   * @default {false}
+   */
+  fileSystem?: boolean;
+  /**
+   * Whether `Capability.Random` is granted. Without it `random_get` throws
+   * `CapabilityDeniedError`, which ends the call.
+   *
+   * @default {false}
+   */
+  random?: boolean;
+  /**
+   * How many bytes of stdout, and of stderr, are kept. Writes beyond are
+   * reported to the program as written and dropped.
+   *
+   * @default {1048576}
+   */
+  maxOutputBytes?: number;
+  /**
+   * How many descriptors may be open at once, stdio and preopens included.
+   *
+   * @default {1024}
+   */
+  maxOpenFiles?: number;
+  /**
+   * Blocks the thread for `ms` milliseconds when the program sleeps
+   * (`poll_oneoff` on clocks). A runner with deadlines should pass one that
+   * stops at the call's deadline and throws: nothing else interrupts it
+   * (in Deno 2.9.6, `Worker.terminate()` does not wake an `Atomics.wait`).
+   *
+   * @default {An `Atomics.wait` of `ms`}
+   */
+  sleep?: (ms: number) => void;
+}
+
+/** A function of the `wasi_snapshot_preview1` import object. */
+export type WasiFunction = (...args: (number | bigint)[]) => number;
+
+const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024;
+const DEFAULT_MAX_OPEN_FILES = 1024;
+
+/** Blocks the current thread for `ms` milliseconds. */
+function blockingSleep(ms: number): void {
+  if (ms > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** Converts raw wasm arguments to what a handler expects (see `SIGNATURES`). */
+function convert(signature: string, raw: readonly (number | bigint)[]): (number | bigint)[] {
+  const args: (number | bigint)[] = [];
+  for (let i = 0; i < signature.length; i++) {
+    const value = raw[i] ?? 0;
+    const big = typeof value === "bigint" ? value : BigInt(Math.trunc(Number(value)) || 0);
+    switch (signature[i]) {
+      case "u":
+        args.push(Number(BigInt.asUintN(32, big)));
+        break;
+      case "U":
+        args.push(BigInt.asUintN(64, big));
+        break;
+      default:
+        args.push(BigInt.asIntN(64, big));
+    }
+  }
+  return args;
+}
+
+/** Wraps a handler: converts its arguments and turns file system failures into errno. */
+function wrap(signature: string, handler: Handler): WasiFunction {
+  return (...raw) => {
+    try {
+      return handler(...convert(signature, raw));
+    } catch (err) {
+      const errno = errnoOf(err);
+      if (errno === undefined) throw err;
+      return errno;
+    }
+  };
+}
+
+/** Returns `ENOSYS`: the function is not supported. */
+function unsupported(): number {
+  return Errno.NOSYS;
+}
+
+/** The memory the host reads: the export named `memory`, else the only exported memory. */
+function exportedMemory(exports: WebAssembly.Exports): WebAssembly.Memory | undefined {
+  if (exports.memory instanceof WebAssembly.Memory) return exports.memory;
+  const memories = Object.values(exports).filter((v) => v instanceof WebAssembly.Memory);
+  return memories.length === 1 ? memories[0] as WebAssembly.Memory : undefined;
+}
+
+/**
+ * One WASI preview 1 instance: the `wasi_snapshot_preview1` imports of one
+ * WebAssembly instance, its descriptors, and its captured output.
+ *
+ * Nothing of the host leaks in: the program sees only `args`, `env`,
+ * `stdin` and, with `fileSystem`, the preopened directories, through
+ * Deno's synchronous file system calls. A path that leads outside its
+ * preopen, by `..` or by a symlink, fails with `ENOTCAPABLE`.
+ *
+ * Failures are returned to the program as errno, never thrown: functions
+ * outside what is supported return `ENOSYS` (52), and a pointer or length
+ * outside the guest's memory returns `EFAULT` (21) before anything is read,
+ * written or done, as wasmtime does. A guest bug is the guest's to handle,
+ * and the host is safe either way: no access ever leaves the memory. Only
+ * `proc_exit` ({@linkcode WasiExit}) and a denied `random_get`
+ * (`CapabilityDeniedError`) unwind the call.
+ *
+ * Unsupported: sockets (`sock_*`), `path_symlink` (a link the program
+ * made could later mislead the host), `path_link`, `proc_raise`,
+ * `fd_fdstat_set_rights`; `poll_oneoff` never blocks on descriptors (stdio
+ * and files are always ready).
+ *
+ * @example Run a WASI command and read what it printed
+ * ```ts
+ * import { WasiPreview1 } from "@wasmplug/wasmplug";
+ *
+ * // A command whose `_start` writes "hi\n" to stdout and calls proc_exit(3).
+ * const bytes = Uint8Array.from(
+ *   atob(
+ *     "AGFzbQEAAAABEANgBH9/f38Bf2ABfwBgAAACRgIWd2FzaV9zbmFwc2hvdF9wcmV2aWV3MQhmZF93cml0ZQAAFndhc2lf" +
+ *       "c25hcHNob3RfcHJldmlldzEJcHJvY19leGl0AAEDAgECBQMBAAEHEwIGbWVtb3J5AgAGX3N0YXJ0AAIKEwERAEEB" +
+ *       "QQBBAUEIEAAaQQMQAQsLFgIAQQALCBAAAAADAAAAAEEQCwNoaQo=",
+ *   ),
+ *   (c) => c.charCodeAt(0),
+ * );
+ * using wasi = new WasiPreview1({ args: ["hello"] });
+ * const { instance } = await WebAssembly.instantiate(bytes, {
+ *   wasi_snapshot_preview1: wasi.imports(),
+ * });
+ * console.log(wasi.start(instance)); // 3
+ * console.log(new TextDecoder().decode(wasi.stdout).trim()); // hi
+ * ```
+ */
+export class WasiPreview1 implements Disposable {
+  readonly #state: WasiState;
+  #memory: (() => WebAssembly.Memory | undefined) | undefined;
+
+  /**
+   * Creates the instance and opens the preopened directories.
+   *
+   * @param options Arguments, environment, stdin, preopens and what is granted.
+   * @throws {TypeError} If an argument or variable contains a NUL byte, a
+   *   variable's name contains `=`, or a preopen is not a directory.
+   * @throws {RangeError} If `maxOutputBytes` or `maxOpenFiles` is not a
+   *   non-negative integer.
+   */
+  constructor(options: WasiOptions = {}) {
+    const {
+      args = [],
+      env = {},
+      preopens = {},
+      stdin = new Uint8Array(),
+      fileSystem = false,
+      random = false,
+      maxOutputBytes = DEFAULT_MAX_OUTPUT_BYTES,
+      maxOpenFiles = DEFAULT_MAX_OPEN_FILES,
+      sleep = blockingSleep,
+    } = options;
+    if (!Number.isSafeInteger(maxOutputBytes) || maxOutputBytes < 0) {
+      throw new RangeError(
+        `Cannot create WASI as 'maxOutputBytes' must be a non-negative integer: current value is ${maxOutputBytes}`,
+      );
+    }
+    if (!Number.isSafeInteger(maxOpenFiles) || maxOpenFiles < 3) {
+      throw new RangeError(
+        `Cannot create WASI as 'maxOpenFiles' must be an integer of at least 3: current value is ${maxOpenFiles}`,
+      );
+    }
+    for (const arg of args) {
+      if (arg.includes("\0")) {
+        throw new TypeError(`Cannot pass WASI argument ${JSON.stringify(arg)}: it contains NUL`);
+      }
+    }
+    for (const [name, value] of Object.entries(env)) {
+      if (name.includes("=") || `${name}${value}`.includes("\0")) {
+        throw new TypeError(
+          `Cannot pass WASI variable ${
+            JSON.stringify(name)
+          }: expected a name without "=" and no NUL`,
+        );
+      }
+    }
+    const fds = new FdTable(maxOpenFiles);
+    fds.add({ kind: "stdin", flags: 0 });
+    fds.add({ kind: "stdout", flags: 0 });
+    fds.add({ kind: "stderr", flags: 0 });
+    if (fileSystem) {
+      for (const [guestPath, host] of Object.entries(preopens)) {
+        fds.add({
+          kind: "directory",
+          preopen: openPreopen(guestPath, host),
+          rel: [],
+          isPreopen: true,
+          flags: 0,
+        });
+      }
+    }
+    this.#state = {
+      guest: () => new Guest(this.#memory?.()),
+      fds,
+      args: args.map((arg) => encode(`${arg}\0`)),
+      env: Object.entries(env).map(([name, value]) => encode(`${name}=${value}\0`)),
+      stdin,
+      stdinOffset: 0,
+      stdout: new CapturedOutput(maxOutputBytes),
+      stderr: new CapturedOutput(maxOutputBytes),
+      random,
+      sleep,
+      createdAt: performance.now(),
+      exitCode: undefined,
+    };
+  }
+
+  /**
+   * The `wasi_snapshot_preview1` import object: every function of preview
+   * 1, those not supported returning `ENOSYS`.
+   *
+   * @param memory Returns the guest's memory at each call. When omitted,
+   *   {@linkcode start} and {@linkcode initialize} use the instance's
+   *   exported memory.
+   */
+  imports(memory?: () => WebAssembly.Memory | undefined): Record<string, WasiFunction> {
+    if (memory !== undefined) this.#memory = memory;
+    const handlers: Record<string, Handler> = {
+      ...processCalls(this.#state),
+      ...fileSystemCalls(this.#state),
+    };
+    const imports: Record<string, WasiFunction> = {};
+    for (const name of PREVIEW1_FUNCTIONS) {
+      const signature = SIGNATURES[name];
+      const handler = handlers[name];
+      imports[name] = signature !== undefined && handler !== undefined
+        ? wrap(signature, handler)
+        : unsupported;
+    }
+    return imports;
+  }
+
+  /**
+   * Runs a command: calls its `_start` export and returns its exit code
+   * (0 when `_start` returns, the code given to `proc_exit` otherwise).
+   * Afterwards the files the program left open are closed.
+   *
+   * @param instance An instance created with {@linkcode imports}.
+   * @returns The exit code.
+   * @throws {TypeError} If the instance exports no `_start` function.
+   */
+  start(instance: WebAssembly.Instance): number {
+    const start = instance.exports._start;
+    if (typeof start !== "function") {
+      throw new TypeError(
+        'Cannot start the WASI program: expected a "_start" export, found none (a reactor is initialized with initialize())',
+      );
+    }
+    this.#attach(instance);
+    try {
+      start();
+      this.#state.exitCode = 0;
+    } catch (err) {
+      if (!(err instanceof WasiExit)) throw err;
+    } finally {
+      this.close();
+    }
+    return this.#state.exitCode ?? 0;
+  }
+
+  /**
+   * Initializes a reactor: calls its `_initialize` export, if any, after
+   * which its other exports may be called.
+   *
+   * @param instance An instance created with {@linkcode imports}.
+   */
+  initialize(instance: WebAssembly.Instance): void {
+    this.#attach(instance);
+    const initialize = instance.exports._initialize;
+    if (typeof initialize === "function") initialize();
+  }
+
+  /** What the program wrote to stdout (at most `maxOutputBytes`). */
+  get stdout(): Uint8Array {
+    return this.#state.stdout.bytes();
+  }
+
+  /** What the program wrote to stderr (at most `maxOutputBytes`). */
+  get stderr(): Uint8Array {
+    return this.#state.stderr.bytes();
+  }
+
+  /** Whether stdout or stderr went past `maxOutputBytes` and lost bytes. */
+  get outputTruncated(): boolean {
+    return this.#state.stdout.truncated || this.#state.stderr.truncated;
+  }
+
+  /** The exit code, once the program exited (`start` returned or `proc_exit` was called). */
+  get exitCode(): number | undefined {
+    return this.#state.exitCode;
+  }
+
+  /** Closes the host files the program left open; its descriptors are gone afterwards. */
+  close(): void {
+    this.#state.fds.closeAll();
+  }
+
+  /** Same as {@linkcode close}, for `using`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** Uses the instance's exported memory unless {@linkcode imports} was given one. */
+  #attach(instance: WebAssembly.Instance): void {
+    if (this.#memory !== undefined) return;
+    const memory = exportedMemory(instance.exports);
+    this.#memory = () => memory;
+  }
+}
+
+/** Resolves a preopen's host directory. */
+function openPreopen(guestPath: string, host: string): Preopen {
+  let real: string;
+  try {
+    real = Deno.realPathSync(host);
+    if (!Deno.statSync(host).isDirectory) throw new Deno.errors.NotADirectory(host);
+  } catch (err) {
+    throw new TypeError(
+      `Cannot preopen ${JSON.stringify(guestPath)}: expected a directory at ${
+        JSON.stringify(host)
+      }`,
+      { cause: err },
+    );
+  }
+  // Trailing separators would double up when paths are joined.
+  const trimmed = host.replace(/[\\/]+$/, "");
+  return { guestPath, host: trimmed === "" ? "/" : trimmed, real };
+}
