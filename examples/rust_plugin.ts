@@ -23,6 +23,11 @@ export async function main(print: Print = console.log): Promise<void> {
   print(`add(2, 3) = ${await plugin.callI32("add", [2, 3])}`);
   const input = new TextEncoder().encode("Hello, World!");
   print(`process_data("Hello, World!") = ${await plugin.callWithBytes("process_data", input)}`);
+  print(
+    `handle({ greeting: "hi" }) = ${
+      JSON.stringify(await plugin.callJson("handle", { greeting: "hi" }))
+    }`,
+  );
 }
 
 if (import.meta.main) await main();
