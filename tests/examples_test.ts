@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
 import { main as capabilities } from "../examples/capabilities.ts";
+import { main as cPlugin } from "../examples/c_plugin.ts";
+import { main as cWasi } from "../examples/c_wasi.ts";
+import { main as rustPlugin } from "../examples/rust_plugin.ts";
 import { main as errorHandling } from "../examples/error_handling.ts";
 import { main as globalsCounter } from "../examples/globals_counter.ts";
 import { main as indirectCalls } from "../examples/indirect_calls.ts";
@@ -104,6 +107,25 @@ const EXAMPLES: [string, Example, (string | RegExp)[]][] = [
     /^ {2}executed plugin-2 \{"function":"mul",.*"success":true\}$/,
     '  unloaded plugin-1 {"name":"greeter"}',
     '  unloaded plugin-2 {"name":"math"}',
+  ]],
+  ["rust_plugin", rustPlugin, [
+    /^Compiled my_plugin: \d+ bytes$/,
+    "add(2, 3) = 5",
+    'process_data("Hello, World!") = 13',
+    'handle({ greeting: "hi" }) = {"ok":true,"bytes":17,"echo":{"greeting":"hi"}}',
+  ]],
+  ["c_plugin", cPlugin, [
+    'process_data("Hello, World!") = 0x1f9e046a (Adler-32)',
+    "  [info] transform: upper-cased the input",
+    'transform("Hello, World!") = C says: HELLO, WORLD!',
+  ]],
+  ["c_wasi", cWasi, [
+    "HELLO FROM THE HOST",
+    "lines: 2",
+    "greeting: Hello from the preopened /data directory!",
+    /^probe \/data\/\.\.\/secret\.txt: denied/,
+    /^probe \/etc\/hostname: denied/,
+    "exit code: 3",
   ]],
 ];
 
