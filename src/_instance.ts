@@ -55,6 +55,16 @@ export interface InstanceOptions {
   /** Budgets of the deferred start function (the plugin's own limits). */
   readonly startBudget: CallBudget;
   readonly pluginName: string;
+  /**
+   * Leave the deferred start function to {@linkcode PluginInstance.start}
+   * (a worker runs it as a call, so the host can serve and interrupt it).
+   */
+  readonly startLater?: boolean;
+  /**
+   * Asked as each call begins: true when it must stop at once (its host asked
+   * before the call had reset the instrumentation's interrupt flag).
+   */
+  readonly stopRequested?: () => boolean;
 }
 
 /** Fuel budget of calls when fuel is metered but `maxFuel` is `null`. */
@@ -71,7 +81,7 @@ interface Cancellation {
 /** A live instance; it is also the inline isolation's {@linkcode PluginBackend}. */
 export class PluginInstance implements PluginBackend {
   readonly #options: InstanceOptions;
-  readonly #slot: ErrorSlot = { error: undefined };
+  readonly #slot: ErrorSlot = { error: undefined, generation: 0 };
   /** The memory the host reads and writes. */
   readonly memory: GuestMemory = new GuestMemory();
   readonly #functions = new Map<string, Callable>();
@@ -125,15 +135,34 @@ export class PluginInstance implements PluginBackend {
     const instrumentation = this.#options.instrumentation;
     if (instrumentation === null) return;
     this.#limits = new InstanceLimits(instance, instrumentation);
-    if (instrumentation.startFunction === null) return;
-    // The module's start function, deferred by the instrumenter, runs under the plugin's limits.
+    if (!this.#options.startLater) this.start(this.#options.startBudget, performance.now());
+  }
+
+  /** True when the module has a start function that {@linkcode start} still has to run. */
+  get hasStart(): boolean {
+    const start = this.#options.instrumentation?.startFunction;
+    return this.#limits !== null && start !== null && start !== undefined;
+  }
+
+  /**
+   * Runs the module's start function, deferred by the instrumenter, under
+   * `budget` (the plugin's own limits).
+   *
+   * @throws {InstantiationError} If it fails, with the typed error as the cause.
+   */
+  start(budget: CallBudget, startMs: number): void {
+    if (!this.hasStart) return;
     try {
-      this.#begin(this.#options.startBudget, performance.now());
-      this.#limits.runStart();
-      this.#end();
+      this.#slot.error = undefined;
+      this.#slot.generation++;
+      this.#begin(budget, startMs);
+      this.#limits!.runStart();
+      if (this.#slot.error !== undefined) throw this.#slot.error;
     } catch (err) {
       const cause = this.#failure(err) as WasmError;
       throw new InstantiationError(`The start function failed: ${cause.message}`, { cause });
+    } finally {
+      this.#end();
     }
   }
 
@@ -149,6 +178,7 @@ export class PluginInstance implements PluginBackend {
       deadline: startMs + budget.timeoutMs,
       now: startMs,
     });
+    if (this.#options.stopRequested?.() === true) limits.interrupt();
   }
 
   /** Reads what the call consumed. */
@@ -219,6 +249,7 @@ export class PluginInstance implements PluginBackend {
     if (fn === undefined) throw new TypeError(`Export "${name}" is not a function`);
     budget.signal?.throwIfAborted();
     this.#slot.error = undefined;
+    this.#slot.generation++;
     this.#begin(budget, startMs);
     if (this.#async) return this.#invokeAsync(fn, args, budget);
     let result: unknown;
@@ -264,6 +295,8 @@ export class PluginInstance implements PluginBackend {
       budget.signal?.removeEventListener("abort", onAbort);
       this.#cancellation = undefined;
       this.#slot.signal = undefined;
+      // What the cancelled host functions still do belongs to no call.
+      this.#slot.generation++;
     }
     if (this.#slot.error !== undefined) throw this.#failure(undefined);
     return result;
@@ -293,6 +326,15 @@ export class PluginInstance implements PluginBackend {
       default:
         return undefined;
     }
+  }
+
+  /**
+   * Ends the running call if the guest is suspended in an async host
+   * function: what it waits on rejects with `reason`. A guest running wasm
+   * code is stopped by the instrumentation's interrupt flag instead.
+   */
+  cancel(reason: unknown): void {
+    this.#cancellation?.reject(reason);
   }
 
   memoryBytes(): number {

@@ -1,16 +1,36 @@
 /**
- * Helpers shared by the runtime tests: an inline runtime, a plugin loaded
- * from WAT with its runtime, and assertions on typed errors.
+ * Helpers shared by the runtime tests: runtimes of either isolation, a
+ * plugin loaded from WAT with its runtime, tests that run once per
+ * isolation, and assertions on typed errors.
  *
  * @module
  */
 
 import assert from "node:assert/strict";
-import { type RuntimeConfig, type WasmPlugin, type WasmPluginConfig, WasmRuntime } from "../mod.ts";
+import {
+  type Isolation,
+  type RuntimeConfig,
+  type WasmPlugin,
+  type WasmPluginConfig,
+  WasmRuntime,
+} from "../mod.ts";
 
-/** A runtime whose plugins run inline (the only isolation available today). */
+/** Both isolations, in the order the shared tests run them. */
+export const ISOLATIONS: readonly Isolation[] = ["inline", "worker"];
+
+/** A runtime whose plugins run in `isolation` unless the config says otherwise. */
+export function isolatedRuntime(isolation: Isolation, config: RuntimeConfig = {}): WasmRuntime {
+  return new WasmRuntime({ ...config, execution: { isolation, ...config.execution } });
+}
+
+/** A runtime whose plugins run inline. */
 export function inlineRuntime(config: RuntimeConfig = {}): WasmRuntime {
-  return new WasmRuntime({ ...config, execution: { isolation: "inline", ...config.execution } });
+  return isolatedRuntime("inline", config);
+}
+
+/** A runtime whose plugins run in workers. */
+export function workerRuntime(config: RuntimeConfig = {}): WasmRuntime {
+  return isolatedRuntime("worker", config);
 }
 
 /** A plugin and the runtime that owns it; disposing it closes the runtime. */
@@ -20,8 +40,8 @@ export interface LoadedPlugin extends AsyncDisposable {
 }
 
 /**
- * Compiles `wat` in a fresh inline runtime and creates one plugin from it.
- * Use it with `await using`.
+ * Compiles `wat` in a fresh runtime (inline unless `runtimeConfig` says
+ * otherwise) and creates one plugin from it. Use it with `await using`.
  */
 export async function loadPlugin(
   wat: string,
@@ -35,6 +55,70 @@ export async function loadPlugin(
   } catch (err) {
     await runtime.close();
     throw err;
+  }
+}
+
+/** What a test that runs once per isolation makes its runtimes and plugins with. */
+export interface IsolationKit {
+  readonly isolation: Isolation;
+  /** A runtime of this isolation. */
+  createRuntime(config?: RuntimeConfig): WasmRuntime;
+  /** {@linkcode loadPlugin} in a runtime of this isolation. */
+  loadPlugin(
+    wat: string,
+    config?: WasmPluginConfig,
+    runtimeConfig?: RuntimeConfig,
+  ): Promise<LoadedPlugin>;
+}
+
+/** The kit of one isolation. */
+export function isolationKit(isolation: Isolation): IsolationKit {
+  return {
+    isolation,
+    createRuntime: (config) => isolatedRuntime(isolation, config),
+    loadPlugin: (wat, config, runtimeConfig = {}) =>
+      loadPlugin(wat, config, {
+        ...runtimeConfig,
+        execution: { isolation, ...runtimeConfig.execution },
+      }),
+  };
+}
+
+/**
+ * The sources a plugin worker is loaded from: Deno checks the host's read
+ * permission for the worker's module graph (and `deno test` type-checks it).
+ */
+export const WORKER_SOURCES: string = new URL("../src/", import.meta.url).pathname;
+
+/** `permissions` widened by what spawning plugin workers needs (reading their sources). */
+export function allowingWorkers(permissions: Deno.PermissionOptions): Deno.PermissionOptions {
+  if (permissions === "inherit") return permissions;
+  const object = permissions === "none" ? {} : permissions;
+  const read = object.read ?? false;
+  if (read === true || read === "inherit") return object;
+  return { ...object, read: [...(read === false ? [] : read), WORKER_SOURCES] };
+}
+
+/** Options of {@linkcode testEachIsolation}. */
+export interface IsolationTestOptions {
+  /** The permissions of the inline run; the worker run adds what workers need. */
+  readonly permissions: Deno.PermissionOptions;
+}
+
+/**
+ * Registers one `Deno.test` per isolation, named `<name> (<isolation>)`,
+ * whose body gets the {@linkcode IsolationKit} of its isolation.
+ */
+export function testEachIsolation(
+  name: string,
+  options: IsolationTestOptions,
+  fn: (t: Deno.TestContext, kit: IsolationKit) => Promise<void>,
+): void {
+  for (const isolation of ISOLATIONS) {
+    const permissions = isolation === "worker"
+      ? allowingWorkers(options.permissions)
+      : options.permissions;
+    Deno.test(`${name} (${isolation})`, { permissions }, (t) => fn(t, isolationKit(isolation)));
   }
 }
 

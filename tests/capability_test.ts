@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Capability, parseCapabilities } from "../mod.ts";
-import { assertRejectsWith, assertThrowsWith, inlineRuntime } from "./_helpers.ts";
+import { assertRejectsWith, assertThrowsWith, testEachIsolation } from "./_helpers.ts";
 
 Deno.test("Capability names every grantable capability", { permissions: "none" }, async (t) => {
   await t.step("values match the table of API.md", () => {
@@ -53,10 +53,10 @@ Deno.test("parseCapabilities() checks a config's capability list", {
   });
 });
 
-Deno.test("WasmPlugin.capabilities reflects what the config granted", {
+testEachIsolation("WasmPlugin.capabilities reflects what the config granted", {
   permissions: "none",
-}, async (t) => {
-  await using runtime = inlineRuntime();
+}, async (t, { createRuntime }) => {
+  await using runtime = createRuntime();
 
   await t.step("granted capabilities are listed, frozen", async () => {
     await using plugin = await runtime.createPluginFromWat("(module)", {

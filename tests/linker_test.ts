@@ -10,7 +10,7 @@ import {
   ResourceLimitError,
   TrapError,
 } from "../mod.ts";
-import { assertRejectsWith, assertThrowsWith, inlineRuntime } from "./_helpers.ts";
+import { assertRejectsWith, assertThrowsWith, testEachIsolation } from "./_helpers.ts";
 
 const GRANTED = { capabilities: [Capability.CallHostFunction] };
 
@@ -70,10 +70,10 @@ Deno.test("Linker.funcWrap() defines host functions", { permissions: "none" }, a
   });
 });
 
-Deno.test("WasmRuntime.createPluginWithLinker() calls linker functions", {
+testEachIsolation("WasmRuntime.createPluginWithLinker() calls linker functions", {
   permissions: "none",
-}, async (t) => {
-  await using runtime = inlineRuntime();
+}, async (t, { createRuntime }) => {
+  await using runtime = createRuntime();
   const compiled = await runtime.compileWat("typed", TYPED_WAT);
   const linker = typedLinker(runtime.createLinker());
 
@@ -82,6 +82,19 @@ Deno.test("WasmRuntime.createPluginWithLinker() calls linker functions", {
     assert.equal(await plugin.callI32("quad", [3]), 12);
     assert.equal(await plugin.callF64("scale", [1.5, 3]), 4.5);
     assert.equal(await plugin.callI64("wide", [3n]), 3n << 32n);
+  });
+
+  await t.step("a linker function returns several results as an array", async () => {
+    const pairWat = `(module (import "env" "pair" (func $pair (param i32) (result i32 i64)))
+      (func (export "pair") (param i32) (result i32 i64) (call $pair (local.get 0))))`;
+    const pairLinker = runtime.createLinker()
+      .funcWrap("env", "pair", (x: number) => [x + 1, BigInt(x) << 40n]);
+    await using plugin = await runtime.createPluginWithLinker(
+      await runtime.compileWat("pair", pairWat),
+      GRANTED,
+      pairLinker,
+    );
+    assert.deepEqual(await plugin.call("pair", [2]), [3, 2n << 40n]);
   });
 
   await t.step("one linker serves several plugins", async () => {
@@ -122,10 +135,10 @@ Deno.test("WasmRuntime.createPluginWithLinker() calls linker functions", {
   });
 });
 
-Deno.test("Linker functions that throw fail the call with HostFunctionError", {
+testEachIsolation("Linker functions that throw fail the call with HostFunctionError", {
   permissions: "none",
-}, async (t) => {
-  await using runtime = inlineRuntime();
+}, async (t, { createRuntime }) => {
+  await using runtime = createRuntime();
   const compiled = await runtime.compileWat("failing", FAILING_WAT);
   const cause = new Error("disk on fire");
   let thrown: unknown = cause;
@@ -144,6 +157,15 @@ Deno.test("Linker functions that throw fail the call with HostFunctionError", {
     });
   });
 
+  await t.step("the cause is the very object the host threw, whatever its class", async () => {
+    class QuotaError extends Error {}
+    const own = new QuotaError("over quota");
+    thrown = own;
+    const error = await assertRejectsWith(() => plugin.callVoid("run"), HostFunctionError);
+    assert.equal(error.cause, own);
+    thrown = cause;
+  });
+
   await t.step("a guest that catches the exception cannot swallow it", async () => {
     await assertRejectsWith(() => plugin.callI32("guarded"), HostFunctionError, { cause });
   });
@@ -158,15 +180,15 @@ Deno.test("Linker functions that throw fail the call with HostFunctionError", {
 
   await t.step("the failures are counted", async () => {
     const metrics = await plugin.metrics();
-    assert.equal(metrics.failureCount, 3);
+    assert.equal(metrics.failureCount, 4);
     assert.equal(metrics.successCount, 0);
   });
 });
 
-Deno.test("WasmRuntime reports imports it cannot provide", {
+testEachIsolation("WasmRuntime reports imports it cannot provide", {
   permissions: "none",
-}, async (t) => {
-  await using runtime = inlineRuntime();
+}, async (t, { createRuntime }) => {
+  await using runtime = createRuntime();
   const cases: [string, string, string, string][] = [
     ["an unknown env function", '(import "env" "missing" (func))', "env", "missing"],
     ["an unknown module", '(import "vendor" "hook" (func (param i32)))', "vendor", "hook"],
@@ -198,10 +220,10 @@ Deno.test("WasmRuntime reports imports it cannot provide", {
   });
 });
 
-Deno.test("A start function that fails makes an InstantiationError", {
+testEachIsolation("A start function that fails makes an InstantiationError", {
   permissions: "none",
-}, async (t) => {
-  await using runtime = inlineRuntime();
+}, async (t, { createRuntime }) => {
+  await using runtime = createRuntime();
 
   await t.step("a trap in the start function", async () => {
     const error = await assertRejectsWith(

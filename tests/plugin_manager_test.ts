@@ -16,6 +16,7 @@ import {
   bytesOf,
   inlineRuntime,
   putString,
+  testEachIsolation,
 } from "./_helpers.ts";
 import { answerBinary } from "./fixtures/binary.ts";
 import { BYTES_WAT, CALLS_WAT, hostFunctionsWat } from "./fixtures/wat.ts";
@@ -59,10 +60,10 @@ Deno.test("new PluginManager() wraps a runtime", { permissions: "none" }, async 
   });
 });
 
-Deno.test("PluginManager loads plugins from WAT, bytes, compiled modules and files", {
+testEachIsolation("PluginManager loads plugins from WAT, bytes, compiled modules and files", {
   permissions: { read: ["examples"] },
-}, async (t) => {
-  await using runtime = inlineRuntime();
+}, async (t, { createRuntime }) => {
+  await using runtime = createRuntime();
   await using manager = new PluginManager(runtime);
 
   await t.step("loadWat() returns a handle with a generated id", async () => {
@@ -126,9 +127,9 @@ Deno.test("PluginManager loads plugins from WAT, bytes, compiled modules and fil
   });
 });
 
-Deno.test("PluginManager.loadFile() fetches http URLs", {
+testEachIsolation("PluginManager.loadFile() fetches http URLs", {
   permissions: { net: ["127.0.0.1"], read: ["examples"] },
-}, async (t) => {
+}, async (t, { createRuntime }) => {
   const wat = await Deno.readTextFile("examples/wat/greet.wat");
   await using server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
@@ -137,7 +138,7 @@ Deno.test("PluginManager.loadFile() fetches http URLs", {
         ? new Response(wat)
         : new Response("no", { status: 404 }),
   );
-  await using runtime = inlineRuntime();
+  await using runtime = createRuntime();
   await using manager = new PluginManager(runtime);
   const base = `http://127.0.0.1:${server.addr.port}`;
 
@@ -154,43 +155,47 @@ Deno.test("PluginManager.loadFile() fetches http URLs", {
   });
 });
 
-Deno.test("PluginManager calls plugins by handle", { permissions: "none" }, async (t) => {
-  await using runtime = inlineRuntime();
-  await using manager = new PluginManager(runtime);
-  const calls = await manager.loadWat(CALLS_WAT, { name: "calls" });
-  const bytes = await manager.loadWat(BYTES_WAT, { name: "bytes" });
+testEachIsolation(
+  "PluginManager calls plugins by handle",
+  { permissions: "none" },
+  async (t, { createRuntime }) => {
+    await using runtime = createRuntime();
+    await using manager = new PluginManager(runtime);
+    const calls = await manager.loadWat(CALLS_WAT, { name: "calls" });
+    const bytes = await manager.loadWat(BYTES_WAT, { name: "bytes" });
 
-  await t.step("initialize()", async () => {
-    await manager.initialize(calls);
-    assert.equal(manager.get(calls).state, "ready");
-  });
-  await t.step("callI32(), callI64(), callF64(), callVoid(), call()", async () => {
-    assert.equal(await manager.callI32(calls, "add", [10, 5]), 15);
-    assert.equal(await manager.callI64(calls, "add_i64", [1n, 2]), 3n);
-    assert.equal(await manager.callF64(calls, "sqrt", [9]), 3);
-    assert.equal(await manager.callVoid(calls, "store", [0, 1]), undefined);
-    assert.deepEqual(await manager.call(calls, "divmod", [7, 2]), [3, 1]);
-  });
-  await t.step("callBytes() and callJson()", async () => {
-    assert.deepEqual(await manager.callBytes(bytes, "reverse", bytesOf("ab")), bytesOf("ba"));
-    assert.deepEqual(await manager.callJson(bytes, "echo", { ok: 1 }), { ok: 1 });
-  });
-  await t.step("options reach the plugin", async () => {
-    const reason = new Error("stop");
-    await assert.rejects(
-      manager.callI32(calls, "add", [1, 2], { signal: AbortSignal.abort(reason) }),
-      (err) => err === reason,
-    );
-  });
-  await t.step("get() returns the plugin itself", () => {
-    assert.equal(manager.get(calls).name, "calls");
-  });
-});
+    await t.step("initialize()", async () => {
+      await manager.initialize(calls);
+      assert.equal(manager.get(calls).state, "ready");
+    });
+    await t.step("callI32(), callI64(), callF64(), callVoid(), call()", async () => {
+      assert.equal(await manager.callI32(calls, "add", [10, 5]), 15);
+      assert.equal(await manager.callI64(calls, "add_i64", [1n, 2]), 3n);
+      assert.equal(await manager.callF64(calls, "sqrt", [9]), 3);
+      assert.equal(await manager.callVoid(calls, "store", [0, 1]), undefined);
+      assert.deepEqual(await manager.call(calls, "divmod", [7, 2]), [3, 1]);
+    });
+    await t.step("callBytes() and callJson()", async () => {
+      assert.deepEqual(await manager.callBytes(bytes, "reverse", bytesOf("ab")), bytesOf("ba"));
+      assert.deepEqual(await manager.callJson(bytes, "echo", { ok: 1 }), { ok: 1 });
+    });
+    await t.step("options reach the plugin", async () => {
+      const reason = new Error("stop");
+      await assert.rejects(
+        manager.callI32(calls, "add", [1, 2], { signal: AbortSignal.abort(reason) }),
+        (err) => err === reason,
+      );
+    });
+    await t.step("get() returns the plugin itself", () => {
+      assert.equal(manager.get(calls).name, "calls");
+    });
+  },
+);
 
-Deno.test("PluginManager rejects handles it does not know", {
+testEachIsolation("PluginManager rejects handles it does not know", {
   permissions: "none",
-}, async (t) => {
-  await using runtime = inlineRuntime();
+}, async (t, { createRuntime }) => {
+  await using runtime = createRuntime();
   await using manager = new PluginManager(runtime);
   const handle = await manager.loadWat(CALLS_WAT, { id: "gone" });
   await manager.unload(handle);
@@ -226,74 +231,78 @@ Deno.test("PluginManager rejects handles it does not know", {
   }
 });
 
-Deno.test("PluginManager reports plugins, info and stats", { permissions: "none" }, async (t) => {
-  await using runtime = inlineRuntime();
-  await using manager = new PluginManager(runtime);
-  const a = await manager.loadWat(CALLS_WAT, {
-    id: "a",
-    name: "alpha",
-    capabilities: [Capability.CallTool, Capability.Timer],
-  });
-  const b = await manager.loadWat(CALLS_WAT, { id: "b", capabilities: [Capability.Timer] });
-
-  await t.step("listPlugins() in load order", () => {
-    assert.deepEqual(manager.listPlugins(), [a, b]);
-  });
-
-  await t.step("pluginsWithCapability()", () => {
-    assert.deepEqual(manager.pluginsWithCapability(Capability.Timer), [a, b]);
-    assert.deepEqual(manager.pluginsWithCapability(Capability.CallTool), [a]);
-    assert.deepEqual(manager.pluginsWithCapability(Capability.Random), []);
-  });
-
-  await t.step("getInfo()", async () => {
-    await manager.callI32(a, "add", [1, 1]);
-    const info = await manager.getInfo(a);
-    assert.deepEqual(
-      { ...info, metrics: undefined },
-      {
-        id: "a",
-        name: "alpha",
-        state: "created",
-        capabilities: ["call_tool", "timer"],
-        metrics: undefined,
-      },
-    );
-    assert.equal(info.metrics.callCount, 1);
-  });
-
-  await t.step("stats() counts calls made through the manager and on the plugins", async () => {
-    await manager.get(b).callI32("add", [1, 1]);
-    await assert.rejects(manager.callI32(b, "missing"));
-    const stats = manager.stats();
-    assert.deepEqual({ ...stats, totalExecutionTimeMs: 0 }, {
-      totalLoaded: 2,
-      totalUnloaded: 0,
-      activePlugins: 2,
-      totalCalls: 3,
-      failedCalls: 1,
-      totalExecutionTimeMs: 0,
+testEachIsolation(
+  "PluginManager reports plugins, info and stats",
+  { permissions: "none" },
+  async (t, { createRuntime }) => {
+    await using runtime = createRuntime();
+    await using manager = new PluginManager(runtime);
+    const a = await manager.loadWat(CALLS_WAT, {
+      id: "a",
+      name: "alpha",
+      capabilities: [Capability.CallTool, Capability.Timer],
     });
-    assert.ok(stats.totalExecutionTimeMs >= 0);
-  });
+    const b = await manager.loadWat(CALLS_WAT, { id: "b", capabilities: [Capability.Timer] });
 
-  await t.step("unload() and unloadAll()", async () => {
-    await manager.unload(a);
-    assert.deepEqual(manager.listPlugins(), [b]);
-    await manager.unloadAll();
-    assert.deepEqual(manager.listPlugins(), []);
-    assert.equal(runtime.pluginCount, 0);
-    assert.deepEqual(
-      [manager.stats().totalLoaded, manager.stats().totalUnloaded, manager.stats().activePlugins],
-      [2, 2, 0],
-    );
-  });
-});
+    await t.step("listPlugins() in load order", () => {
+      assert.deepEqual(manager.listPlugins(), [a, b]);
+    });
 
-Deno.test("PluginManager dispatches an event for each step", {
+    await t.step("pluginsWithCapability()", () => {
+      assert.deepEqual(manager.pluginsWithCapability(Capability.Timer), [a, b]);
+      assert.deepEqual(manager.pluginsWithCapability(Capability.CallTool), [a]);
+      assert.deepEqual(manager.pluginsWithCapability(Capability.Random), []);
+    });
+
+    await t.step("getInfo()", async () => {
+      await manager.callI32(a, "add", [1, 1]);
+      const info = await manager.getInfo(a);
+      assert.deepEqual(
+        { ...info, metrics: undefined },
+        {
+          id: "a",
+          name: "alpha",
+          state: "created",
+          capabilities: ["call_tool", "timer"],
+          metrics: undefined,
+        },
+      );
+      assert.equal(info.metrics.callCount, 1);
+    });
+
+    await t.step("stats() counts calls made through the manager and on the plugins", async () => {
+      await manager.get(b).callI32("add", [1, 1]);
+      await assert.rejects(manager.callI32(b, "missing"));
+      const stats = manager.stats();
+      assert.deepEqual({ ...stats, totalExecutionTimeMs: 0 }, {
+        totalLoaded: 2,
+        totalUnloaded: 0,
+        activePlugins: 2,
+        totalCalls: 3,
+        failedCalls: 1,
+        totalExecutionTimeMs: 0,
+      });
+      assert.ok(stats.totalExecutionTimeMs >= 0);
+    });
+
+    await t.step("unload() and unloadAll()", async () => {
+      await manager.unload(a);
+      assert.deepEqual(manager.listPlugins(), [b]);
+      await manager.unloadAll();
+      assert.deepEqual(manager.listPlugins(), []);
+      assert.equal(runtime.pluginCount, 0);
+      assert.deepEqual(
+        [manager.stats().totalLoaded, manager.stats().totalUnloaded, manager.stats().activePlugins],
+        [2, 2, 0],
+      );
+    });
+  },
+);
+
+testEachIsolation("PluginManager dispatches an event for each step", {
   permissions: "none",
-}, async (t) => {
-  await using runtime = inlineRuntime();
+}, async (t, { createRuntime }) => {
+  await using runtime = createRuntime();
   const manager = new PluginManager(runtime);
   const events = recordEvents(manager);
 
@@ -390,14 +399,14 @@ Deno.test("PluginManager dispatches an event for each step", {
   });
 });
 
-Deno.test("PluginManager.subscribe() streams events through a bounded buffer", {
+testEachIsolation("PluginManager.subscribe() streams events through a bounded buffer", {
   permissions: "none",
-}, async (t) => {
-  await using runtime = inlineRuntime();
+}, async (t, { createRuntime }) => {
+  await using runtime = createRuntime();
   await using manager = new PluginManager(runtime);
 
   await t.step("a reader sees the events in order; the loop ends on close", async () => {
-    await using local = inlineRuntime();
+    await using local = createRuntime();
     const other = new PluginManager(local);
     const seen: string[] = [];
     const reading = (async () => {
@@ -453,10 +462,10 @@ Deno.test("PluginManager.subscribe() streams events through a bounded buffer", {
   });
 });
 
-Deno.test("PluginManager runs 100 plugins through load, call and unload", {
+testEachIsolation("PluginManager runs 100 plugins through load, call and unload", {
   permissions: "none",
-}, async () => {
-  await using runtime = inlineRuntime({ resourceLimits: { maxInstances: 100 } });
+}, async (_t, { createRuntime }) => {
+  await using runtime = createRuntime({ resourceLimits: { maxInstances: 100 } });
   await using manager = new PluginManager(runtime);
   const compiled = await runtime.compileWat("calls", CALLS_WAT);
   const handles = await Promise.all(

@@ -10,7 +10,12 @@ import {
   TimeoutError,
   UNLIMITED_LIMITS,
 } from "../mod.ts";
-import { assertRejectsWith, assertThrowsWith, inlineRuntime, loadPlugin } from "./_helpers.ts";
+import {
+  assertRejectsWith,
+  assertThrowsWith,
+  inlineRuntime,
+  testEachIsolation,
+} from "./_helpers.ts";
 import { CALLS_WAT, growableWat, LOOPS_WAT } from "./fixtures/wat.ts";
 
 const PAGE = 65_536;
@@ -142,10 +147,10 @@ Deno.test("resolveLimits() rejects limits out of range with clear messages", {
   });
 });
 
-Deno.test("ResourceLimits.maxInstances bounds the live plugins of a runtime", {
+testEachIsolation("ResourceLimits.maxInstances bounds the live plugins of a runtime", {
   permissions: "none",
-}, async (t) => {
-  await using runtime = inlineRuntime({ resourceLimits: { maxInstances: 2 } });
+}, async (t, { createRuntime }) => {
+  await using runtime = createRuntime({ resourceLimits: { maxInstances: 2 } });
   const compiled = await runtime.compileWat("calls", CALLS_WAT);
   const first = await runtime.createPlugin(compiled);
   await using _second = await runtime.createPlugin(compiled);
@@ -180,13 +185,13 @@ Deno.test("ResourceLimits.maxInstances bounds the live plugins of a runtime", {
   });
 });
 
-Deno.test("ResourceLimits.maxMemoryPages is enforced on load and on growth", {
+testEachIsolation("ResourceLimits.maxMemoryPages is enforced on load and on growth", {
   permissions: "none",
-}, async (t) => {
+}, async (t, { createRuntime, loadPlugin }) => {
   await t.step(
     "a declared minimum over the limit fails to load with OutOfMemoryError",
     async () => {
-      await using runtime = inlineRuntime({ resourceLimits: { maxMemoryPages: 4 } });
+      await using runtime = createRuntime({ resourceLimits: { maxMemoryPages: 4 } });
       const error = await assertRejectsWith(
         () => runtime.createPluginFromWat(growableWat({ min: 5 })),
         OutOfMemoryError,
@@ -230,11 +235,11 @@ Deno.test("ResourceLimits.maxMemoryPages is enforced on load and on growth", {
   });
 });
 
-Deno.test("ResourceLimits.maxTableElements is enforced on load and on growth", {
+testEachIsolation("ResourceLimits.maxTableElements is enforced on load and on growth", {
   permissions: "none",
-}, async (t) => {
+}, async (t, { createRuntime, loadPlugin }) => {
   await t.step("a declared minimum over the limit is a ResourceLimitError", async () => {
-    await using runtime = inlineRuntime({ resourceLimits: { maxTableElements: 10 } });
+    await using runtime = createRuntime({ resourceLimits: { maxTableElements: 10 } });
     const error = await assertRejectsWith(
       () => runtime.createPluginFromWat(growableWat({ tableMin: 11 })),
       ResourceLimitError,
@@ -253,9 +258,9 @@ Deno.test("ResourceLimits.maxTableElements is enforced on load and on growth", {
   });
 });
 
-Deno.test("ResourceLimits.maxFuel and maxExecutionTimeMs stop running guest code", {
+testEachIsolation("ResourceLimits.maxFuel and maxExecutionTimeMs stop running guest code", {
   permissions: "none",
-}, async (t) => {
+}, async (t, { loadPlugin }) => {
   await t.step("a loop that outlives its fuel is a FuelExhaustedError", async () => {
     await using loaded = await loadPlugin(LOOPS_WAT, { resourceLimits: { maxFuel: 10_000 } });
     const { plugin } = loaded;

@@ -14,9 +14,8 @@ import {
   assertThrowsWith,
   bytesOf,
   delay,
-  inlineRuntime,
-  loadPlugin,
   putString,
+  testEachIsolation,
   textOf,
 } from "./_helpers.ts";
 import {
@@ -32,9 +31,9 @@ import { twoMemoriesBinary } from "./fixtures/binary.ts";
 
 const PAGE = 65_536;
 
-Deno.test("WasmPlugin typed calls return the export's results", {
+testEachIsolation("WasmPlugin typed calls return the export's results", {
   permissions: "none",
-}, async (t) => {
+}, async (t, { loadPlugin }) => {
   await using loaded = await loadPlugin(CALLS_WAT);
   const { plugin } = loaded;
 
@@ -80,9 +79,9 @@ Deno.test("WasmPlugin typed calls return the export's results", {
   });
 });
 
-Deno.test("WasmPlugin calls check arguments against the signature", {
+testEachIsolation("WasmPlugin calls check arguments against the signature", {
   permissions: "none",
-}, async (t) => {
+}, async (t, { loadPlugin }) => {
   await using loaded = await loadPlugin(CALLS_WAT);
   const { plugin } = loaded;
 
@@ -173,37 +172,41 @@ Deno.test("WasmPlugin calls check arguments against the signature", {
   }
 });
 
-Deno.test("WasmPlugin call options are validated", { permissions: "none" }, async (t) => {
-  await using loaded = await loadPlugin(CALLS_WAT);
-  const { plugin } = loaded;
+testEachIsolation(
+  "WasmPlugin call options are validated",
+  { permissions: "none" },
+  async (t, { loadPlugin }) => {
+    await using loaded = await loadPlugin(CALLS_WAT);
+    const { plugin } = loaded;
 
-  await t.step("a non-positive timeoutMs is a RangeError", async () => {
-    await assertRejectsWith(() => plugin.callI32("add", [1, 2], { timeoutMs: 0 }), RangeError, {
-      message: "Cannot call with 'timeoutMs' = 0: it must be a positive number",
+    await t.step("a non-positive timeoutMs is a RangeError", async () => {
+      await assertRejectsWith(() => plugin.callI32("add", [1, 2], { timeoutMs: 0 }), RangeError, {
+        message: "Cannot call with 'timeoutMs' = 0: it must be a positive number",
+      });
     });
-  });
-  await t.step("a fractional fuel is a RangeError", async () => {
-    await assertRejectsWith(() => plugin.callI32("add", [1, 2], { fuel: 1.5 }), RangeError, {
-      message: "Cannot call with 'fuel' = 1.5: it must be a positive integer",
+    await t.step("a fractional fuel is a RangeError", async () => {
+      await assertRejectsWith(() => plugin.callI32("add", [1, 2], { fuel: 1.5 }), RangeError, {
+        message: "Cannot call with 'fuel' = 1.5: it must be a positive integer",
+      });
     });
-  });
-  await t.step("valid budgets are accepted", async () => {
-    const signal = new AbortController().signal;
-    assert.equal(await plugin.callI32("add", [1, 2], { signal, timeoutMs: 100, fuel: 1000 }), 3);
-  });
-  await t.step("an aborted signal rejects with its reason", async () => {
-    const reason = new Error("cancelled by the caller");
-    await assert.rejects(
-      plugin.callI32("add", [1, 2], { signal: AbortSignal.abort(reason) }),
-      (err) => err === reason,
-    );
-    assert.equal(await plugin.callI32("add", [1, 2]), 3);
-  });
-});
+    await t.step("valid budgets are accepted", async () => {
+      const signal = new AbortController().signal;
+      assert.equal(await plugin.callI32("add", [1, 2], { signal, timeoutMs: 100, fuel: 1000 }), 3);
+    });
+    await t.step("an aborted signal rejects with its reason", async () => {
+      const reason = new Error("cancelled by the caller");
+      await assert.rejects(
+        plugin.callI32("add", [1, 2], { signal: AbortSignal.abort(reason) }),
+        (err) => err === reason,
+      );
+      assert.equal(await plugin.callI32("add", [1, 2]), 3);
+    });
+  },
+);
 
-Deno.test("WasmPlugin turns traps into typed errors and stays usable", {
+testEachIsolation("WasmPlugin turns traps into typed errors and stays usable", {
   permissions: "none",
-}, async (t) => {
+}, async (t, { loadPlugin }) => {
   await using loaded = await loadPlugin(TRAPS_WAT);
   const { plugin } = loaded;
 
@@ -252,9 +255,9 @@ Deno.test("WasmPlugin turns traps into typed errors and stays usable", {
   });
 });
 
-Deno.test("WasmPlugin.readMemory() and writeMemory() are bounds-checked", {
+testEachIsolation("WasmPlugin.readMemory() and writeMemory() are bounds-checked", {
   permissions: "none",
-}, async (t) => {
+}, async (t, { loadPlugin }) => {
   await using loaded = await loadPlugin(growableWat());
   const { plugin } = loaded;
 
@@ -315,9 +318,9 @@ Deno.test("WasmPlugin.readMemory() and writeMemory() are bounds-checked", {
   });
 });
 
-Deno.test("WasmPlugin finds the memory the host can access", {
+testEachIsolation("WasmPlugin finds the memory the host can access", {
   permissions: "none",
-}, async (t) => {
+}, async (t, { createRuntime, loadPlugin }) => {
   const noMemory = /The plugin has no memory the host can access: export one named "memory"/;
 
   await t.step("the only exported memory is used whatever its name", async () => {
@@ -328,14 +331,14 @@ Deno.test("WasmPlugin finds the memory the host can access", {
   });
 
   await t.step('among several memories, the one named "memory" is used', async () => {
-    await using runtime = inlineRuntime();
+    await using runtime = createRuntime();
     const compiled = await runtime.compile("two", twoMemoriesBinary("other", "memory", "yes"));
     await using plugin = await runtime.createPlugin(compiled);
     assert.equal(textOf(await plugin.readMemory(0, 3)), "yes");
   });
 
   await t.step('several memories, none named "memory", is an error', async () => {
-    await using runtime = inlineRuntime();
+    await using runtime = createRuntime();
     const compiled = await runtime.compile("two", twoMemoriesBinary("a", "b"));
     await using plugin = await runtime.createPlugin(compiled);
     const error = await assertRejectsWith(() => plugin.readMemory(0, 1), MemoryOutOfBoundsError);
@@ -354,126 +357,137 @@ Deno.test("WasmPlugin finds the memory the host can access", {
   });
 });
 
-Deno.test("WasmPlugin bytes calls follow the ABI", { permissions: "none" }, async (t) => {
-  await using loaded = await loadPlugin(BYTES_WAT);
-  const { plugin } = loaded;
-  const freed = (): Promise<number> => plugin.callI32("freed");
+testEachIsolation(
+  "WasmPlugin bytes calls follow the ABI",
+  { permissions: "none" },
+  async (t, { loadPlugin }) => {
+    await using loaded = await loadPlugin(BYTES_WAT);
+    const { plugin } = loaded;
+    const freed = (): Promise<number> => plugin.callI32("freed");
 
-  await t.step("callWithBytes() passes (ptr, len) and returns the i32, then frees", async () => {
-    assert.equal(await plugin.callWithBytes("sum", new Uint8Array([1, 2, 3, 250])), 256);
-    assert.equal(await freed(), 1);
-  });
-
-  await t.step("callWithBytes() with no bytes allocates nothing", async () => {
-    assert.equal(await plugin.callWithBytes("sum", new Uint8Array()), 0);
-    assert.equal(await freed(), 1);
-  });
-
-  await t.step("callBytes() copies the packed (ptr, len) output out, frees both", async () => {
-    assert.deepEqual(
-      await plugin.callBytes("reverse", new Uint8Array([1, 2, 3])),
-      new Uint8Array([3, 2, 1]),
-    );
-    assert.equal(await freed(), 3);
-  });
-
-  await t.step("an output that is the input buffer is freed once", async () => {
-    assert.deepEqual(await plugin.callBytes("echo", bytesOf("hello")), bytesOf("hello"));
-    assert.equal(await freed(), 4);
-  });
-
-  await t.step("callJson() is JSON on both sides", async () => {
-    const value = { question: "size?", sizes: [1, 2.5, null], nested: { ok: true } };
-    assert.deepEqual(await plugin.callJson("echo", value), value);
-  });
-
-  await t.step("an output outside memory is a MemoryOutOfBoundsError", async () => {
-    await assertRejectsWith(
-      () => plugin.callBytes("out_of_bounds", new Uint8Array([1])),
-      MemoryOutOfBoundsError,
-      { offset: 65530, size: 100 },
-    );
-  });
-
-  await t.step("output that is not JSON is a TypeMismatchError", async () => {
-    const error = await assertRejectsWith(() => plugin.callJson("garbage", {}), TypeMismatchError, {
-      message: '"garbage" returned 4 bytes that are not UTF-8 JSON',
+    await t.step("callWithBytes() passes (ptr, len) and returns the i32, then frees", async () => {
+      assert.equal(await plugin.callWithBytes("sum", new Uint8Array([1, 2, 3, 250])), 256);
+      assert.equal(await freed(), 1);
     });
-    assert.ok(error.cause instanceof Error);
-  });
 
-  await t.step("a value JSON cannot encode is a TypeMismatchError", async () => {
-    await assertRejectsWith(() => plugin.callJson("echo", undefined), TypeMismatchError, {
-      message: 'Cannot call "echo": expected a JSON-serializable argument, received undefined',
+    await t.step("callWithBytes() with no bytes allocates nothing", async () => {
+      assert.equal(await plugin.callWithBytes("sum", new Uint8Array()), 0);
+      assert.equal(await freed(), 1);
     });
-    const error = await assertRejectsWith(
-      () => plugin.callJson("echo", { n: 1n }),
-      TypeMismatchError,
-    );
-    assert.ok(error.cause instanceof TypeError);
-  });
 
-  await t.step("input that is not a Uint8Array is a TypeMismatchError", async () => {
-    await assertRejectsWith(
-      () => plugin.callBytes("echo", "hello" as unknown as Uint8Array),
-      TypeMismatchError,
-      { message: 'Cannot call "echo": expected a Uint8Array, received string "hello"' },
-    );
-  });
+    await t.step("callBytes() copies the packed (ptr, len) output out, frees both", async () => {
+      assert.deepEqual(
+        await plugin.callBytes("reverse", new Uint8Array([1, 2, 3])),
+        new Uint8Array([3, 2, 1]),
+      );
+      assert.equal(await freed(), 3);
+    });
 
-  await t.step("a function of another shape is a TypeMismatchError", async () => {
-    await assertRejectsWith(
-      () => plugin.callBytes("one_param", new Uint8Array(1)),
-      TypeMismatchError,
-      {
-        message:
-          'Cannot call "one_param" with bytes: expected (i32 ptr, i32 len) -> i64, found (i32) -> (i32)',
-      },
-    );
-    await assertRejectsWith(
-      () => plugin.callWithBytes("echo", new Uint8Array(1)),
-      TypeMismatchError,
-    );
-  });
+    await t.step("an output that is the input buffer is freed once", async () => {
+      assert.deepEqual(await plugin.callBytes("echo", bytesOf("hello")), bytesOf("hello"));
+      assert.equal(await freed(), 4);
+    });
 
-  await t.step("a missing function is an InvalidFunctionError", async () => {
-    await assertRejectsWith(
-      () => plugin.callBytes("nope", new Uint8Array(1)),
-      InvalidFunctionError,
-      {
-        functionName: "nope",
-      },
-    );
-  });
+    await t.step("callJson() is JSON on both sides", async () => {
+      const value = { question: "size?", sizes: [1, 2.5, null], nested: { ok: true } };
+      assert.deepEqual(await plugin.callJson("echo", value), value);
+    });
 
-  await t.step("the plugin is ready for the next call after each failure", async () => {
-    assert.equal(await plugin.callWithBytes("sum", new Uint8Array([4, 5])), 9);
-  });
+    await t.step("an output outside memory is a MemoryOutOfBoundsError", async () => {
+      await assertRejectsWith(
+        () => plugin.callBytes("out_of_bounds", new Uint8Array([1])),
+        MemoryOutOfBoundsError,
+        { offset: 65530, size: 100 },
+      );
+    });
 
-  await t.step("malloc and free(ptr) serve when alloc and dealloc are absent", async () => {
-    const wat = BYTES_WAT.replace('"alloc"', '"malloc"').replace(
-      '(func (export "dealloc") (param i32 i32)',
-      '(func (export "free") (param i32)',
-    );
-    await using other = await loadPlugin(wat);
-    assert.deepEqual(await other.plugin.callBytes("reverse", bytesOf("ab")), bytesOf("ba"));
-    assert.equal(await other.plugin.callI32("freed"), 2);
-  });
+    await t.step("output that is not JSON is a TypeMismatchError", async () => {
+      const error = await assertRejectsWith(
+        () => plugin.callJson("garbage", {}),
+        TypeMismatchError,
+        {
+          message: '"garbage" returned 4 bytes that are not UTF-8 JSON',
+        },
+      );
+      assert.ok(error.cause instanceof Error);
+    });
 
-  await t.step("a plugin without an allocator is an InvalidFunctionError", async () => {
-    await using other = await loadPlugin(NO_ALLOCATOR_WAT);
-    const error = await assertRejectsWith(
-      () => other.plugin.callWithBytes("len", new Uint8Array([1])),
-      InvalidFunctionError,
-      { functionName: "alloc" },
-    );
-    assert.match(error.message, /exports no allocator "alloc\(size: i32\) -> i32" \(or "malloc"\)/);
-  });
-});
+    await t.step("a value JSON cannot encode is a TypeMismatchError", async () => {
+      await assertRejectsWith(() => plugin.callJson("echo", undefined), TypeMismatchError, {
+        message: 'Cannot call "echo": expected a JSON-serializable argument, received undefined',
+      });
+      const error = await assertRejectsWith(
+        () => plugin.callJson("echo", { n: 1n }),
+        TypeMismatchError,
+      );
+      assert.ok(error.cause instanceof TypeError);
+    });
 
-Deno.test("WasmPlugin.metrics() counts calls, failures and memory", {
+    await t.step("input that is not a Uint8Array is a TypeMismatchError", async () => {
+      await assertRejectsWith(
+        () => plugin.callBytes("echo", "hello" as unknown as Uint8Array),
+        TypeMismatchError,
+        { message: 'Cannot call "echo": expected a Uint8Array, received string "hello"' },
+      );
+    });
+
+    await t.step("a function of another shape is a TypeMismatchError", async () => {
+      await assertRejectsWith(
+        () => plugin.callBytes("one_param", new Uint8Array(1)),
+        TypeMismatchError,
+        {
+          message:
+            'Cannot call "one_param" with bytes: expected (i32 ptr, i32 len) -> i64, found (i32) -> (i32)',
+        },
+      );
+      await assertRejectsWith(
+        () => plugin.callWithBytes("echo", new Uint8Array(1)),
+        TypeMismatchError,
+      );
+    });
+
+    await t.step("a missing function is an InvalidFunctionError", async () => {
+      await assertRejectsWith(
+        () => plugin.callBytes("nope", new Uint8Array(1)),
+        InvalidFunctionError,
+        {
+          functionName: "nope",
+        },
+      );
+    });
+
+    await t.step("the plugin is ready for the next call after each failure", async () => {
+      assert.equal(await plugin.callWithBytes("sum", new Uint8Array([4, 5])), 9);
+    });
+
+    await t.step("malloc and free(ptr) serve when alloc and dealloc are absent", async () => {
+      const wat = BYTES_WAT.replace('"alloc"', '"malloc"').replace(
+        '(func (export "dealloc") (param i32 i32)',
+        '(func (export "free") (param i32)',
+      );
+      await using other = await loadPlugin(wat);
+      assert.deepEqual(await other.plugin.callBytes("reverse", bytesOf("ab")), bytesOf("ba"));
+      assert.equal(await other.plugin.callI32("freed"), 2);
+    });
+
+    await t.step("a plugin without an allocator is an InvalidFunctionError", async () => {
+      await using other = await loadPlugin(NO_ALLOCATOR_WAT);
+      const error = await assertRejectsWith(
+        () => other.plugin.callWithBytes("len", new Uint8Array([1])),
+        InvalidFunctionError,
+        { functionName: "alloc" },
+      );
+      assert.match(
+        error.message,
+        /exports no allocator "alloc\(size: i32\) -> i32" \(or "malloc"\)/,
+      );
+    });
+  },
+);
+
+testEachIsolation("WasmPlugin.metrics() counts calls, failures and memory", {
   permissions: "none",
-}, async (t) => {
+}, async (t, { loadPlugin }) => {
   await using loaded = await loadPlugin(growableWat());
   const { plugin } = loaded;
 
@@ -518,10 +532,10 @@ Deno.test("WasmPlugin.metrics() counts calls, failures and memory", {
   });
 });
 
-Deno.test("WasmPlugin moves through its lifecycle states", {
+testEachIsolation("WasmPlugin moves through its lifecycle states", {
   permissions: "none",
-}, async (t) => {
-  await using runtime = inlineRuntime();
+}, async (t, { createRuntime }) => {
+  await using runtime = createRuntime();
   const compiled = await runtime.compileWat("lifecycle", LIFECYCLE_WAT);
   const seen: [step: number, state: string][] = [];
   const linker = runtime.createLinker().funcWrap("env", "probe", (step: number) => {
@@ -588,10 +602,10 @@ Deno.test("WasmPlugin moves through its lifecycle states", {
   });
 });
 
-Deno.test("WasmPlugin.initialize() runs only the initializers that exist", {
+testEachIsolation("WasmPlugin.initialize() runs only the initializers that exist", {
   permissions: "none",
-}, async (t) => {
-  await using runtime = inlineRuntime();
+}, async (t, { createRuntime }) => {
+  await using runtime = createRuntime();
 
   await t.step("init alone runs", async () => {
     await using plugin = await runtime.createPluginFromWat(`(module
@@ -621,9 +635,9 @@ Deno.test("WasmPlugin.initialize() runs only the initializers that exist", {
   });
 });
 
-Deno.test("WasmPlugin runs overlapping calls one at a time", {
+testEachIsolation("WasmPlugin runs overlapping calls one at a time", {
   permissions: "none",
-}, async (t) => {
+}, async (t, { loadPlugin }) => {
   await using loaded = await loadPlugin(hostFunctionsWat("host_call_tool"), {
     capabilities: [Capability.CallTool],
   });

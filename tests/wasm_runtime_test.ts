@@ -9,7 +9,12 @@ import {
   type WasmPluginConfig,
   WasmRuntime,
 } from "../mod.ts";
-import { assertRejectsWith, assertThrowsWith, inlineRuntime } from "./_helpers.ts";
+import {
+  assertRejectsWith,
+  assertThrowsWith,
+  inlineRuntime,
+  testEachIsolation,
+} from "./_helpers.ts";
 import { answerBinary, HEADER } from "./fixtures/binary.ts";
 import { CALLS_WAT } from "./fixtures/wat.ts";
 
@@ -74,10 +79,10 @@ Deno.test("new WasmRuntime() resolves and validates its config", {
   }
 });
 
-Deno.test("WasmRuntime.compile() validates binary modules", {
+testEachIsolation("WasmRuntime.compile() validates binary modules", {
   permissions: "none",
-}, async (t) => {
-  await using runtime = inlineRuntime();
+}, async (t, { createRuntime }) => {
+  await using runtime = createRuntime();
 
   await t.step("the smallest module compiles, from a Uint8Array or an ArrayBuffer", async () => {
     const bytes = new Uint8Array(HEADER);
@@ -196,11 +201,11 @@ Deno.test("WasmRuntime.compileWat() compiles WebAssembly text", {
   });
 });
 
-Deno.test("WasmRuntime caches compiled modules by content", {
+testEachIsolation("WasmRuntime caches compiled modules by content", {
   permissions: "none",
-}, async (t) => {
+}, async (t, { createRuntime }) => {
   await t.step("the same content under another name is a hit", async () => {
-    await using runtime = inlineRuntime();
+    await using runtime = createRuntime();
     const a = await runtime.compileWat("a", CALLS_WAT);
     const b = await runtime.compileWat("b", CALLS_WAT);
     assert.equal(a.hash, b.hash);
@@ -211,14 +216,14 @@ Deno.test("WasmRuntime caches compiled modules by content", {
   });
 
   await t.step("cache: false compiles every time and keeps nothing", async () => {
-    await using runtime = inlineRuntime({ cache: false });
+    await using runtime = createRuntime({ cache: false });
     await runtime.compileWat("a", CALLS_WAT);
     await runtime.compileWat("b", CALLS_WAT);
     assert.deepEqual(runtime.cacheStats(), { hits: 0, misses: 2, entries: 0, hitRate: 0 });
   });
 
   await t.step("maxEntries evicts the least recently used module", async () => {
-    await using runtime = inlineRuntime({ cache: { maxEntries: 2 } });
+    await using runtime = createRuntime({ cache: { maxEntries: 2 } });
     const module = (n: number): string => `(module (func (export "f${n}")))`;
     for (const n of [1, 2, 1, 3]) await runtime.compileWat(`m${n}`, module(n));
     // 1 was used after 2, so 2 went when 3 came in.
@@ -230,7 +235,7 @@ Deno.test("WasmRuntime caches compiled modules by content", {
   });
 
   await t.step("a module evicted from the cache still makes plugins", async () => {
-    await using runtime = inlineRuntime({ cache: { maxEntries: 1 } });
+    await using runtime = createRuntime({ cache: { maxEntries: 1 } });
     const compiled = await runtime.compileWat("answer", ANSWER_WAT);
     await runtime.compileWat("other", "(module)");
     await using plugin = await runtime.createPlugin(compiled);
@@ -276,10 +281,10 @@ Deno.test("WasmRuntime cache.dir keeps WAT binaries across runtimes", {
   }
 });
 
-Deno.test("WasmRuntime.createPlugin() instantiates compiled modules", {
+testEachIsolation("WasmRuntime.createPlugin() instantiates compiled modules", {
   permissions: "none",
-}, async (t) => {
-  await using runtime = inlineRuntime();
+}, async (t, { createRuntime }) => {
+  await using runtime = createRuntime();
   const compiled = await runtime.compileWat("calls", CALLS_WAT);
 
   await t.step("names and ids default to the module name and a UUID", async () => {
@@ -343,10 +348,10 @@ Deno.test("WasmRuntime.createPlugin() instantiates compiled modules", {
   }
 });
 
-Deno.test("WasmRuntime.createPluginWithLinker() links host functions", {
+testEachIsolation("WasmRuntime.createPluginWithLinker() links host functions", {
   permissions: "none",
-}, async (t) => {
-  await using runtime = inlineRuntime();
+}, async (t, { createRuntime }) => {
+  await using runtime = createRuntime();
   const compiled = await runtime.compileWat("calls", CALLS_WAT);
 
   await t.step("createLinker() returns a new, empty Linker each time", () => {
@@ -384,36 +389,40 @@ Deno.test("WasmRuntime.registerTool() validates its arguments", {
   });
 });
 
-Deno.test("WasmRuntime.close() stops every plugin", { permissions: "none" }, async (t) => {
-  const runtime = inlineRuntime();
-  const compiled = await runtime.compileWat("calls", CALLS_WAT);
-  const plugins = [await runtime.createPlugin(compiled), await runtime.createPlugin(compiled)];
-  await runtime.close();
-
-  await t.step("plugins are stopped and released", async () => {
-    assert.deepEqual(plugins.map((p) => p.state), ["stopped", "stopped"]);
-    assert.equal(runtime.pluginCount, 0);
-    await assertRejectsWith(() => plugins[0]!.callI32("add", [1, 2]), PluginStateError, {
-      state: "stopped",
-    });
-  });
-
-  await t.step("the cache is emptied", () => {
-    assert.equal(runtime.cacheStats().entries, 0);
-  });
-
-  await t.step("a closed runtime neither compiles nor creates plugins", async () => {
-    await assertRejectsWith(() => runtime.compileWat("m", "(module)"), PluginStateError, {
-      state: "closed",
-      message: "Cannot compile a module: the runtime is closed",
-    });
-    await assertRejectsWith(() => runtime.createPlugin(compiled), PluginStateError, {
-      message: "Cannot create a plugin: the runtime is closed",
-    });
-  });
-
-  await t.step("closing again is a no-op", async () => {
+testEachIsolation(
+  "WasmRuntime.close() stops every plugin",
+  { permissions: "none" },
+  async (t, { createRuntime }) => {
+    const runtime = createRuntime();
+    const compiled = await runtime.compileWat("calls", CALLS_WAT);
+    const plugins = [await runtime.createPlugin(compiled), await runtime.createPlugin(compiled)];
     await runtime.close();
-    await runtime[Symbol.asyncDispose]();
-  });
-});
+
+    await t.step("plugins are stopped and released", async () => {
+      assert.deepEqual(plugins.map((p) => p.state), ["stopped", "stopped"]);
+      assert.equal(runtime.pluginCount, 0);
+      await assertRejectsWith(() => plugins[0]!.callI32("add", [1, 2]), PluginStateError, {
+        state: "stopped",
+      });
+    });
+
+    await t.step("the cache is emptied", () => {
+      assert.equal(runtime.cacheStats().entries, 0);
+    });
+
+    await t.step("a closed runtime neither compiles nor creates plugins", async () => {
+      await assertRejectsWith(() => runtime.compileWat("m", "(module)"), PluginStateError, {
+        state: "closed",
+        message: "Cannot compile a module: the runtime is closed",
+      });
+      await assertRejectsWith(() => runtime.createPlugin(compiled), PluginStateError, {
+        message: "Cannot create a plugin: the runtime is closed",
+      });
+    });
+
+    await t.step("closing again is a no-op", async () => {
+      await runtime.close();
+      await runtime[Symbol.asyncDispose]();
+    });
+  },
+);

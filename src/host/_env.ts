@@ -26,6 +26,12 @@ export interface BuiltinSite {
 export interface ErrorSlot {
   error: WasmError | undefined;
   /**
+   * Changes whenever a call begins or ends, so that an async host function
+   * settling after its call ended (cut short by a timeout) cannot fail a later
+   * call.
+   */
+  generation: number;
+  /**
    * Aborted when the running call is cancelled (timeout, abort signal), so
    * that host work it waits on (a sleep) ends with it.
    */
@@ -153,7 +159,8 @@ const BUILTINS: Record<string, BuiltinSpec> = {
     make: (ctx) => (reqPtr, reqLen, outPtr, outCap) => {
       const requestText = ctx.memory.readString(unsigned(reqPtr), unsigned(reqLen));
       return answerWithRetry(ctx, "host_http_fetch", requestText, [outPtr, outCap], async () => {
-        const response = await fetchForPlugin(ctx.allowedHosts, JSON.parse(requestText));
+        const request = JSON.parse(requestText);
+        const response = await fetchForPlugin(ctx.allowedHosts, request, ctx.slot.signal);
         return encoder.encode(JSON.stringify(response));
       });
     },
@@ -204,30 +211,62 @@ interface FetchRequest {
   body?: string;
 }
 
-async function fetchForPlugin(
-  allowedHosts: readonly string[],
-  request: FetchRequest,
-): Promise<{ status: number; headers: Record<string, string>; body: string }> {
-  if (typeof request?.url !== "string") {
-    throw new TypeError('The request must be a JSON object with a string "url"');
-  }
-  const url = new URL(request.url);
+/** Redirects followed before the answer is the redirect itself, as `fetch()` does. */
+const MAX_REDIRECTS = 20;
+
+/** The statuses `fetch()` follows. */
+const REDIRECTS: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
+
+function assertAllowedHost(allowedHosts: readonly string[], url: URL): void {
   if (!allowedHosts.includes(url.host) && !allowedHosts.includes(url.hostname)) {
     throw new CapabilityDeniedError(
       Capability.NetworkAccess,
       `Fetching ${url.origin} (not in allowedHosts)`,
     );
   }
-  const response = await fetch(url, {
-    method: request.method ?? "GET",
-    headers: request.headers ?? {},
-    ...(request.body === undefined ? {} : { body: request.body }),
-  });
-  return {
-    status: response.status,
-    headers: Object.fromEntries(response.headers),
-    body: await response.text(),
-  };
+}
+
+/**
+ * Fetches for a plugin, following redirects by hand so that every hop is
+ * checked against `allowedHosts` (an allowed host must not redirect the
+ * plugin anywhere else).
+ */
+async function fetchForPlugin(
+  allowedHosts: readonly string[],
+  request: FetchRequest,
+  signal: AbortSignal | undefined,
+): Promise<{ status: number; headers: Record<string, string>; body: string }> {
+  if (typeof request?.url !== "string") {
+    throw new TypeError('The request must be a JSON object with a string "url"');
+  }
+  let url = new URL(request.url);
+  let method = request.method ?? "GET";
+  let body = request.body;
+  for (let redirects = 0;; redirects++) {
+    assertAllowedHost(allowedHosts, url);
+    const response = await fetch(url, {
+      method,
+      headers: request.headers ?? {},
+      redirect: "manual",
+      ...(body === undefined ? {} : { body }),
+      ...(signal === undefined ? {} : { signal }),
+    });
+    const location = response.headers.get("location");
+    if (REDIRECTS.has(response.status) && location !== null && redirects < MAX_REDIRECTS) {
+      await response.body?.cancel();
+      url = new URL(location, url);
+      if (response.status === 303 || (response.status <= 302 && method === "POST")) {
+        method = "GET";
+        body = undefined;
+      }
+      continue;
+    }
+    return {
+      status: response.status,
+      headers: Object.fromEntries(response.headers),
+      body: await response.text(),
+    };
+  }
 }
 
 /** True when `env.<name>` is one of the built-in host functions. */
@@ -273,19 +312,20 @@ export function guardHostFunction(
   slot: ErrorSlot,
   fn: HostCallable,
 ): HostCallable {
-  const fail = (err: unknown): never => {
+  const fail = (err: unknown, generation: number): never => {
     const error = err instanceof WasmError
       ? err
       : new HostFunctionError(module, name, { cause: err });
-    slot.error ??= error;
+    if (slot.generation === generation) slot.error ??= error;
     throw error;
   };
   return (...args) => {
+    const generation = slot.generation;
     try {
       const result = fn(...args);
-      return result instanceof Promise ? result.catch(fail) : result;
+      return result instanceof Promise ? result.catch((err) => fail(err, generation)) : result;
     } catch (err) {
-      return fail(err);
+      return fail(err, generation);
     }
   };
 }

@@ -25,6 +25,8 @@ const TO_WORKER = 0;
 const TO_HOST = 1;
 /** Index of the word the host sets when it ends the channel. */
 const CLOSED = 2;
+/** Index of the word the host sets when it wants the running call stopped. */
+const STOP = 3;
 
 /** Thrown in the worker when the host ended the channel: the worker must return to its event loop. */
 export class ChannelClosed extends Error {
@@ -82,44 +84,82 @@ abstract class ChannelEnd {
     }
   }
 
-  protected take(counter: number): WireMessage {
+  protected take(counter: number, views = false): WireMessage {
     this.seen = Atomics.load(this.control, counter);
-    return readMessage(this.data);
+    return readMessage(this.data, views);
   }
 }
 
 /** The worker's end: it blocks its own thread while it waits. */
 export class WorkerChannel extends ChannelEnd {
+  /** The host's answer a suspended guest waits for, see {@linkcode settle}. */
+  #awaited: Promise<unknown> | undefined;
+
   /** Sends a message to the host. */
   post(op: number, values: readonly WireValue[]): void {
     this.send(TO_HOST, op, values);
   }
 
   /**
-   * Blocks until the host sends a message, and returns it.
+   * Blocks until the host sends a message, and returns it. With `views`,
+   * its bytes are views into the channel, valid until the next `post()`.
    *
    * @throws {ChannelClosed} When the host ended the channel. A terminated
    * worker only ends once its code returns to the event loop, so this must
    * propagate out of every loop.
    */
-  receive(): WireMessage {
+  receive(views = false): WireMessage {
     if (!this.spin(TO_WORKER)) {
       while (Atomics.load(this.control, TO_WORKER) === this.seen) {
         Atomics.wait(this.control, TO_WORKER, this.seen);
       }
     }
     if (Atomics.load(this.control, CLOSED) !== 0) throw new ChannelClosed();
-    return this.take(TO_WORKER);
+    return this.take(TO_WORKER, views);
   }
 
   /** Waits for the host's next message without blocking the thread (for suspended guests). */
-  async receiveAsync(): Promise<WireMessage> {
+  receiveAsync(): Promise<WireMessage> {
+    const received = this.#receiveAsync();
+    const done = (): void => {
+      if (this.#awaited === received) this.#awaited = undefined;
+    };
+    this.#awaited = received;
+    received.then(done, done);
+    return received;
+  }
+
+  async #receiveAsync(): Promise<WireMessage> {
     while (Atomics.load(this.control, TO_WORKER) === this.seen) {
       const result = Atomics.waitAsync(this.control, TO_WORKER, this.seen);
       if (result.async) await result.value;
     }
     if (Atomics.load(this.control, CLOSED) !== 0) throw new ChannelClosed();
     return this.take(TO_WORKER);
+  }
+
+  /**
+   * True when the host wants the running call stopped. The interrupt flag
+   * says it too, but the flag is reset as a call begins: a stop the host
+   * asked for just before must be raised again.
+   */
+  get stopRequested(): boolean {
+    return Atomics.load(this.control, STOP) !== 0;
+  }
+
+  /** True while a `receiveAsync()` is pending. */
+  get awaiting(): boolean {
+    return this.#awaited !== undefined;
+  }
+
+  /**
+   * Resolves once no `receiveAsync()` is pending. A guest whose call was
+   * cancelled stops waiting for a host function's answer, but the host
+   * still sends it: the worker must take it before it answers the call, or
+   * the two messages would cross.
+   */
+  async settle(): Promise<void> {
+    while (this.#awaited !== undefined) await this.#awaited.catch(() => {});
   }
 }
 
@@ -130,6 +170,17 @@ export class HostChannel extends ChannelEnd {
   /** Sends a message to the worker. */
   post(op: number, values: readonly WireValue[]): void {
     this.send(TO_WORKER, op, values);
+  }
+
+  /** Sends a call (or the start function) to the worker, which has not been asked to stop. */
+  postCall(op: number, values: readonly WireValue[]): void {
+    Atomics.store(this.control, STOP, 0);
+    this.send(TO_WORKER, op, values);
+  }
+
+  /** Asks the worker to stop the running call (see `WorkerChannel.stopRequested`). */
+  requestStop(): void {
+    Atomics.store(this.control, STOP, 1);
   }
 
   /**

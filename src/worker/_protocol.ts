@@ -17,15 +17,19 @@ export const ToWorker = {
   ReadMemory: 2,
   /** offset, bytes */
   WriteMemory: 3,
-  /** the result value of a linker or service call */
+  /** the result of a linker or service call */
   Return: 4,
   /** an encoded error thrown by a linker or service call */
   Throw: 5,
+  /** fuel (number | null), timeoutMs: run the module's deferred start function */
+  Start: 6,
+  /** the results of a linker function with several (an array) */
+  ReturnMany: 7,
 } as const;
 
 /** Worker → host opcodes. */
 export const ToHost = {
-  /** fuelUsed, memoryBytes, ...results */
+  /** fuelUsed, memoryBytes, ...results (of a call or the start function) */
   Result: 10,
   /** encoded error, fuelUsed, memoryBytes */
   Failure: 11,
@@ -46,8 +50,6 @@ export interface WorkerSetup {
   readonly capabilities: readonly string[];
   readonly allowedHosts: readonly string[];
   readonly maxCallDepth: number;
-  readonly startFuel: number | null;
-  readonly startTimeoutMs: number;
   readonly channel: ChannelBuffers;
 }
 
@@ -57,5 +59,7 @@ export type WorkerReady =
     readonly ok: true;
     readonly memoryBytes: number;
     readonly interrupt: SharedArrayBuffer | null;
+    /** Whether the host must send `Start` to run the module's start function. */
+    readonly hasStart: boolean;
   }
   | { readonly ok: false; readonly error: string };

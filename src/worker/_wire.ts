@@ -103,8 +103,12 @@ export function writeMessage(wire: WireBuffer, op: number, values: readonly Wire
   return at;
 }
 
-/** Reads the message at the start of `buffer`; bytes are copied out. */
-export function readMessage(wire: WireBuffer): WireMessage {
+/**
+ * Reads the message at the start of `buffer`. Bytes are copied out, unless
+ * `views` asks for views into the buffer, valid only until the next message
+ * is written (for bytes that are consumed at once).
+ */
+export function readMessage(wire: WireBuffer, views = false): WireMessage {
   const { view, bytes } = wire;
   const op = view.getUint8(0);
   const count = view.getUint32(1, true);
@@ -128,9 +132,13 @@ export function readMessage(wire: WireBuffer): WireMessage {
         break;
       default: {
         const length = view.getUint32(at + 1, true);
-        // slice() copies into an ordinary (unshared) buffer, which TextDecoder accepts.
-        const raw = bytes.slice(at + 5, at + 5 + length);
-        values[i] = tag === TAG_STRING ? decoder.decode(raw) : raw;
+        if (views && tag === TAG_BYTES) {
+          values[i] = bytes.subarray(at + 5, at + 5 + length);
+        } else {
+          // slice() copies into an ordinary (unshared) buffer, which TextDecoder accepts.
+          const raw = bytes.slice(at + 5, at + 5 + length);
+          values[i] = tag === TAG_STRING ? decoder.decode(raw) : raw;
+        }
         at += 5 + length;
       }
     }

@@ -2,14 +2,15 @@
  * The worker backend: the plugin's instance lives in its own Deno Worker
  * whose permissions come from the plugin's capabilities. Calls, host
  * functions and memory access go over a SharedArrayBuffer channel; timeouts
- * first raise the instrumented code's interrupt flag, then terminate and
- * respawn the worker.
+ * first raise the instrumented code's interrupt flag (and answer a host
+ * function the guest waits on with the reason), then terminate and respawn
+ * the worker.
  *
  * @module
  */
 
 import type { CallBudget, PluginBackend } from "../_backend.ts";
-import { TimeoutError, WorkerCrashedError } from "../errors.ts";
+import { InstantiationError, TimeoutError, WorkerCrashedError } from "../errors.ts";
 import type { HostCallable } from "../host/_env.ts";
 import type { HostServices, ServiceName } from "../host/_services.ts";
 import type { ImportPlan } from "../_instance.ts";
@@ -35,12 +36,19 @@ export interface WorkerBackendOptions {
   readonly allowedHosts: readonly string[];
   readonly permissions: Deno.PermissionOptionsObject;
   readonly maxCallDepth: number;
+  /** Budgets of the module's start function (the plugin's own limits). */
   readonly startBudget: CallBudget;
 }
 
-const WORKER_URL = new URL("./_worker_main.ts", import.meta.url);
+/**
+ * The script every plugin worker runs. Internal: tests point it at a wrapper
+ * to make workers misbehave (crash, hang) in ways a guest cannot.
+ */
+export const workerScript: { url: URL } = {
+  url: new URL("./_worker_main.ts", import.meta.url),
+};
 
-/** Spawns the plugin's worker and instantiates the module in it. */
+/** Spawns the plugin's worker, instantiates the module in it and runs its start function. */
 export async function createWorkerBackend(options: WorkerBackendOptions): Promise<PluginBackend> {
   const backend = new WorkerBackend(options);
   await backend.spawn();
@@ -54,12 +62,28 @@ interface LiveWorker {
   crashed: WorkerCrashedError | undefined;
 }
 
+/** A host function that returned a promise the guest is waiting on. */
+interface PendingHostCall {
+  answered: boolean;
+}
+
+/** Why a running call is being stopped, and until when the guest may take to stop. */
+interface Stopping {
+  readonly reason: unknown;
+  readonly graceEnd: number;
+}
+
 class WorkerBackend implements PluginBackend {
   readonly #options: WorkerBackendOptions;
   #live: LiveWorker | undefined;
   #memoryBytes = 0;
   #lastFuelUsed = 0;
   #closed = false;
+  /** True while an exchange (a call or a memory access) owns the channel. */
+  #busy = false;
+  #waiting: (() => void)[] = [];
+  /** What host functions threw during the current exchange; the worker refers to them by index. */
+  #hostErrors: unknown[] = [];
 
   constructor(options: WorkerBackendOptions) {
     this.#options = options;
@@ -73,14 +97,10 @@ class WorkerBackend implements PluginBackend {
     return this.#memoryBytes;
   }
 
-  /** Starts a worker and waits until its instance exists. */
+  /** Starts a worker, waits until its instance exists, and runs the start function. */
   async spawn(): Promise<LiveWorker> {
     const options = this.#options;
-    const worker = new Worker(WORKER_URL, {
-      type: "module",
-      name: `wasmplug:${options.pluginName}`,
-      deno: { permissions: options.permissions },
-    } as WorkerOptions);
+    const worker = newWorker(options);
     const buffers = createChannelBuffers();
     const channel = new HostChannel(buffers);
     const setup: WorkerSetup = {
@@ -91,13 +111,11 @@ class WorkerBackend implements PluginBackend {
       capabilities: [...options.capabilities],
       allowedHosts: options.allowedHosts,
       maxCallDepth: options.maxCallDepth,
-      startFuel: options.startBudget.fuel,
-      startTimeoutMs: options.startBudget.timeoutMs,
       channel: buffers,
     };
     let ready: WorkerReady;
     try {
-      ready = await this.#startup(worker, setup);
+      ready = await startup(worker, setup);
     } catch (err) {
       worker.terminate();
       throw err;
@@ -118,41 +136,59 @@ class WorkerBackend implements PluginBackend {
       channel.close();
     };
     this.#memoryBytes = ready.memoryBytes;
+    if (ready.hasStart) {
+      const budget = options.startBudget;
+      this.#hostErrors = [];
+      channel.postCall(ToWorker.Start, [budget.fuel, budget.timeoutMs]);
+      try {
+        this.#settle(await this.#converse(live, budget, performance.now()));
+      } catch (err) {
+        this.#discard(live);
+        throw err;
+      }
+    }
     this.#live = live;
     return live;
   }
 
-  /** Posts the setup and waits for the worker's answer (or its death, or the start timeout). */
-  #startup(worker: Worker, setup: WorkerSetup): Promise<WorkerReady> {
-    return new Promise((resolve, reject) => {
-      const timeoutMs = setup.startTimeoutMs;
-      const timer = Number.isFinite(timeoutMs)
-        ? setTimeout(() => reject(new TimeoutError(timeoutMs)), timeoutMs + GRACE_MS)
-        : undefined;
-      worker.onmessage = (event: MessageEvent<WorkerReady>) => {
-        clearTimeout(timer);
-        worker.onmessage = null;
-        resolve(event.data);
-      };
-      worker.onerror = (event) => {
-        event.preventDefault();
-        clearTimeout(timer);
-        reject(new WorkerCrashedError(`The plugin's worker failed to start: ${event.message}`));
-      };
-      worker.postMessage(setup);
-    });
-  }
-
-  async #worker(): Promise<LiveWorker> {
+  /** The current worker, or a new one when there is none or it crashed. */
+  #worker(): LiveWorker | Promise<LiveWorker> {
     if (this.#closed) throw new WorkerCrashedError("The plugin's worker is closed");
-    return this.#live ?? await this.spawn();
+    const live = this.#live;
+    if (live !== undefined && live.crashed === undefined) return live;
+    if (live !== undefined) this.#discard(live);
+    return this.spawn();
   }
 
-  /** Ends the current worker; the next call starts a fresh one. */
+  /** Ends a worker; the next exchange starts a fresh one. */
   #discard(live: LiveWorker): void {
     live.worker.terminate();
     live.channel.close();
     if (this.#live === live) this.#live = undefined;
+  }
+
+  /**
+   * Takes the channel for one exchange and returns the worker to talk to.
+   * Calls are queued by the plugin, but memory access may overlap them: it
+   * waits here. Whoever opens must `#release()`, even when this fails.
+   */
+  #open(): LiveWorker | Promise<LiveWorker> {
+    if (this.#busy) {
+      return new Promise<void>((resolve) => this.#waiting.push(resolve)).then(() => this.#ready());
+    }
+    this.#busy = true;
+    return this.#ready();
+  }
+
+  #ready(): LiveWorker | Promise<LiveWorker> {
+    if (this.#hostErrors.length > 0) this.#hostErrors = [];
+    return this.#worker();
+  }
+
+  #release(): void {
+    const next = this.#waiting.shift();
+    if (next === undefined) this.#busy = false;
+    else next();
   }
 
   async invoke(
@@ -162,20 +198,39 @@ class WorkerBackend implements PluginBackend {
     startMs: number,
   ): Promise<unknown> {
     budget.signal?.throwIfAborted();
-    const live = await this.#worker();
-    live.channel.post(ToWorker.Call, [
-      name,
-      budget.fuel,
-      budget.timeoutMs,
-      ...(args as WireValue[]),
-    ]);
-    const reply = await this.#converse(live, budget, startMs);
+    try {
+      let live = this.#open();
+      if (live instanceof Promise) live = await live;
+      budget.signal?.throwIfAborted();
+      live.channel.postCall(ToWorker.Call, [
+        name,
+        budget.fuel,
+        budget.timeoutMs,
+        ...(args as WireValue[]),
+      ]);
+      const results = this.#settle(await this.#converse(live, budget, startMs));
+      if (results.length === 0) return undefined;
+      return results.length === 1 ? results[0] : results;
+    } finally {
+      this.#release();
+    }
+  }
+
+  /** Records what the call used, and returns its results or throws its error. */
+  #settle(reply: WireMessage): unknown[] {
+    if (reply.op === ToHost.Failure) {
+      this.#lastFuelUsed = reply.values[1] as number;
+      this.#memoryBytes = reply.values[2] as number;
+      throw this.#decode(reply.values[0] as string);
+    }
     const [fuelUsed, memoryBytes, ...results] = reply.values as [number, number, ...unknown[]];
     this.#lastFuelUsed = fuelUsed;
     this.#memoryBytes = memoryBytes;
-    if (reply.op === ToHost.Failure) throw decodeError(reply.values[0] as string);
-    if (results.length === 0) return undefined;
-    return results.length === 1 ? results[0] : results;
+    return results;
+  }
+
+  #decode(text: string): unknown {
+    return decodeError(text, (ref) => this.#hostErrors[ref]);
   }
 
   /**
@@ -184,46 +239,50 @@ class WorkerBackend implements PluginBackend {
    */
   async #converse(live: LiveWorker, budget: CallBudget, startMs: number): Promise<WireMessage> {
     const deadline = startMs + budget.timeoutMs;
-    let stopping: unknown;
-    let graceEnd = Infinity;
-    const onAbort = (): void => {
-      stopping ??= budget.signal!.reason;
-      graceEnd = performance.now() + GRACE_MS;
+    let stopping: Stopping | undefined;
+    let pending: PendingHostCall | undefined;
+    const stop = (reason: unknown): void => {
+      if (stopping !== undefined) return;
+      stopping = { reason, graceEnd: performance.now() + GRACE_MS };
       this.#interrupt(live);
+      // A guest waiting on a host function cannot see the flag: answer it with the reason.
+      if (pending !== undefined && !pending.answered) {
+        pending.answered = true;
+        this.#throwToGuest(live, reason);
+      }
     };
+    const onAbort = (): void => stop(budget.signal!.reason);
     budget.signal?.addEventListener("abort", onAbort, { once: true });
+    if (budget.signal?.aborted) onAbort();
     try {
       while (true) {
-        const wait = Math.min(deadline, graceEnd) - performance.now();
-        const message = await live.channel.receive(Math.max(0, wait));
+        const until = stopping === undefined ? deadline : stopping.graceEnd;
+        const message = await live.channel.receive(Math.max(0, until - performance.now()));
         if (message === undefined) {
           if (live.crashed !== undefined) {
             this.#discard(live);
-            throw stopping ?? live.crashed;
+            throw stopping?.reason ?? live.crashed;
           }
           if (stopping === undefined) {
-            stopping = new TimeoutError(budget.timeoutMs);
-            graceEnd = performance.now() + GRACE_MS;
-            this.#interrupt(live);
-            continue;
-          }
-          if (performance.now() >= graceEnd) {
-            // The guest did not stop (blocked in a host call, or not instrumented): kill it.
+            stop(new TimeoutError(budget.timeoutMs));
+          } else if (performance.now() >= stopping.graceEnd) {
+            // The guest did not stop (a long instruction, a stuck host call): kill the worker.
             this.#discard(live);
-            throw stopping;
+            throw stopping.reason;
           }
           continue;
         }
         if (message.op === ToHost.LinkerCall || message.op === ToHost.ServiceCall) {
-          await this.#serveHostCall(live, message, () => stopping);
+          pending = stopping === undefined ? this.#serveHostCall(live, message) : undefined;
+          // A call being stopped runs no more host functions.
+          if (stopping !== undefined) this.#throwToGuest(live, stopping.reason);
           continue;
         }
+        // Whatever the guest made of the interrupt, the call ends with the reason it was raised.
         if (message.op === ToHost.Failure && stopping !== undefined) {
           this.#lastFuelUsed = message.values[1] as number;
           this.#memoryBytes = message.values[2] as number;
-          const error = decodeError(message.values[0] as string);
-          // The interrupt the host raised shows up as a deadline trap: report why it was raised.
-          if (error instanceof TimeoutError) throw stopping;
+          throw stopping.reason;
         }
         return message;
       }
@@ -233,19 +292,35 @@ class WorkerBackend implements PluginBackend {
   }
 
   #interrupt(live: LiveWorker): void {
+    live.channel.requestStop();
     if (live.interrupt === null) return;
     Atomics.store(live.interrupt, 0, 1);
     Atomics.notify(live.interrupt, 0);
   }
 
-  /** Runs a linker function or a host service for the guest, and answers it. */
-  async #serveHostCall(
-    live: LiveWorker,
-    message: WireMessage,
-    stopping: () => unknown,
-  ): Promise<void> {
+  /** Answers the guest's host call with an error (kept here, so the host gets it back as is). */
+  #throwToGuest(live: LiveWorker, err: unknown): void {
+    const ref = this.#hostErrors.push(err) - 1;
+    live.channel.post(ToWorker.Throw, [encodeError(err, ref)]);
+  }
+
+  #returnToGuest(live: LiveWorker, value: unknown): void {
     try {
-      let value: unknown;
+      if (Array.isArray(value)) live.channel.post(ToWorker.ReturnMany, value.map(wireValue));
+      else live.channel.post(ToWorker.Return, [wireValue(value)]);
+    } catch (err) {
+      // Too large for the channel: the guest still needs an answer.
+      this.#throwToGuest(live, err);
+    }
+  }
+
+  /**
+   * Runs a linker function or a host service for the guest and answers it;
+   * returns what to cancel when the answer is a promise still pending.
+   */
+  #serveHostCall(live: LiveWorker, message: WireMessage): PendingHostCall | undefined {
+    let value: unknown;
+    try {
       if (message.op === ToHost.LinkerCall) {
         const [index, ...args] = message.values as [number, ...unknown[]];
         const fn = this.#options.linkerFunctions[index];
@@ -257,25 +332,45 @@ class WorkerBackend implements PluginBackend {
         if (typeof service !== "function") throw new RangeError(`No host service "${name}"`);
         value = service.apply(this.#options.services, args);
       }
-      if (value instanceof Promise) value = await value;
-      const reason = stopping();
-      if (reason !== undefined) throw reason;
-      live.channel.post(ToWorker.Return, [value as WireValue]);
     } catch (err) {
-      live.channel.post(ToWorker.Throw, [encodeError(err)]);
+      this.#throwToGuest(live, err);
+      return undefined;
     }
+    if (!(value instanceof Promise)) {
+      this.#returnToGuest(live, value);
+      return undefined;
+    }
+    const pending: PendingHostCall = { answered: false };
+    value.then(
+      (result) => {
+        if (pending.answered) return;
+        pending.answered = true;
+        this.#returnToGuest(live, result);
+      },
+      (err) => {
+        if (pending.answered) return;
+        pending.answered = true;
+        this.#throwToGuest(live, err);
+      },
+    );
+    return pending;
   }
 
   async #memoryRequest(op: number, values: WireValue[]): Promise<WireMessage> {
-    const live = await this.#worker();
-    live.channel.post(op, values);
-    const reply = await live.channel.receive();
-    if (reply === undefined) {
-      this.#discard(live);
-      throw live.crashed ?? new WorkerCrashedError("The plugin's worker stopped answering");
+    try {
+      let live = this.#open();
+      if (live instanceof Promise) live = await live;
+      live.channel.post(op, values);
+      const reply = await live.channel.receive();
+      if (reply === undefined) {
+        this.#discard(live);
+        throw live.crashed ?? new WorkerCrashedError("The plugin's worker stopped answering");
+      }
+      if (reply.op === ToHost.Failure) throw this.#decode(reply.values[0] as string);
+      return reply;
+    } finally {
+      this.#release();
     }
-    if (reply.op === ToHost.Failure) throw decodeError(reply.values[0] as string);
-    return reply;
   }
 
   async readMemory(offset: number, length: number): Promise<Uint8Array> {
@@ -291,5 +386,57 @@ class WorkerBackend implements PluginBackend {
     this.#closed = true;
     if (this.#live !== undefined) this.#discard(this.#live);
     return Promise.resolve();
+  }
+}
+
+/** Creates the worker of a plugin with the Deno permissions of its capabilities. */
+function newWorker(options: WorkerBackendOptions): Worker {
+  try {
+    return new Worker(workerScript.url, {
+      type: "module",
+      name: `wasmplug:${options.pluginName}`,
+      deno: { permissions: options.permissions },
+    } as WorkerOptions);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotCapable)) throw err;
+    const granted = Object.entries(options.permissions)
+      .filter(([, value]) => value !== false)
+      .map(([name, value]) => `${name}: ${Array.isArray(value) ? value.join(", ") : value}`);
+    throw new InstantiationError(
+      `Cannot start the worker of plugin "${options.pluginName}": its capabilities grant Deno permissions the host does not have (${
+        granted.join("; ")
+      }), and a worker cannot have more than its host`,
+      { cause: err },
+    );
+  }
+}
+
+/** Posts the setup and waits for the worker's answer (or its death). */
+function startup(worker: Worker, setup: WorkerSetup): Promise<WorkerReady> {
+  return new Promise((resolve, reject) => {
+    worker.onmessage = (event: MessageEvent<WorkerReady>) => {
+      worker.onmessage = null;
+      resolve(event.data);
+    };
+    worker.onerror = (event) => {
+      event.preventDefault();
+      reject(new WorkerCrashedError(`The plugin's worker failed to start: ${event.message}`));
+    };
+    worker.postMessage(setup);
+  });
+}
+
+/** A host function's result as it crosses the channel (the engine converts it further). */
+function wireValue(value: unknown): WireValue {
+  switch (typeof value) {
+    case "number":
+    case "bigint":
+    case "string":
+    case "undefined":
+      return value;
+    case "boolean":
+      return Number(value);
+    default:
+      return value === null || value instanceof Uint8Array ? value : Number(value);
   }
 }

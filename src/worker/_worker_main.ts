@@ -9,6 +9,7 @@
 /// <reference lib="deno.worker" />
 
 import type { CallBudget } from "../_backend.ts";
+import { TimeoutError } from "../errors.ts";
 import type { HostCallable } from "../host/_env.ts";
 import type { HostServices, ServiceName } from "../host/_services.ts";
 import { PluginInstance } from "../_instance.ts";
@@ -18,17 +19,22 @@ import { ToHost, ToWorker, type WorkerReady, type WorkerSetup } from "./_protoco
 import type { WireMessage, WireValue } from "./_wire.ts";
 
 /** Turns the host's answer to a linker or service call into a value or an exception. */
-function answer(message: WireMessage): WireValue {
-  if (message.op === ToWorker.Throw) throw decodeError(message.values[0] as string);
-  if (message.op !== ToWorker.Return) {
-    throw new Error(`Unexpected message ${message.op} while waiting for a host function`);
+function answer(message: WireMessage): unknown {
+  switch (message.op) {
+    case ToWorker.Return:
+      return message.values[0];
+    case ToWorker.ReturnMany:
+      return message.values;
+    case ToWorker.Throw:
+      throw decodeError(message.values[0] as string);
+    default:
+      throw new Error(`Unexpected message ${message.op} while waiting for a host function`);
   }
-  return message.values[0];
 }
 
 /** Host services reached over the channel; the guest waits for each answer. */
 function proxyServices(channel: WorkerChannel): HostServices {
-  const call = (name: ServiceName, ...args: WireValue[]): WireValue => {
+  const call = (name: ServiceName, ...args: WireValue[]): unknown => {
     channel.post(ToHost.ServiceCall, [name, ...args]);
     return answer(channel.receive());
   };
@@ -59,58 +65,93 @@ function resultValues(result: unknown): WireValue[] {
   return [result as WireValue];
 }
 
+type Reply = [op: number, values: WireValue[]];
+
+function callResult(instance: PluginInstance, result: unknown): Reply {
+  return [
+    ToHost.Result,
+    [instance.lastFuelUsed, instance.memory.byteLength, ...resultValues(result)],
+  ];
+}
+
+function failure(instance: PluginInstance, err: unknown): Reply {
+  return [ToHost.Failure, [encodeError(err), instance.lastFuelUsed, instance.memory.byteLength]];
+}
+
+/** Runs one request of the host and returns the reply (synchronously when it can). */
+function handle(instance: PluginInstance, { op, values }: WireMessage): Reply | Promise<Reply> {
+  switch (op) {
+    case ToWorker.Call: {
+      const [name, fuel, timeoutMs, ...args] = values as [
+        string,
+        number | null,
+        number,
+        ...unknown[],
+      ];
+      const budget: CallBudget = { fuel, timeoutMs, signal: undefined };
+      const result = instance.invoke(name, args, budget, performance.now());
+      return result instanceof Promise
+        ? result.then((value) => callResult(instance, value))
+        : callResult(instance, result);
+    }
+    case ToWorker.Start: {
+      const [fuel, timeoutMs] = values as [number | null, number];
+      instance.start({ fuel, timeoutMs, signal: undefined }, performance.now());
+      return [ToHost.Result, [instance.lastFuelUsed, instance.memory.byteLength]];
+    }
+    case ToWorker.ReadMemory: {
+      const [offset, length] = values as [number, number];
+      return [ToHost.Done, [instance.memory.view(offset, length)]];
+    }
+    case ToWorker.WriteMemory: {
+      const [offset, bytes] = values as [number, Uint8Array];
+      instance.memory.write(offset, bytes);
+      return [ToHost.Done, []];
+    }
+    default:
+      throw new Error(`Unexpected message ${op} from the host`);
+  }
+}
+
 /** Serves the host's requests until it closes the channel. */
 async function serve(channel: WorkerChannel, instance: PluginInstance): Promise<void> {
   while (true) {
     let message: WireMessage;
     try {
-      message = channel.receive();
+      // Only WriteMemory carries bytes, and it copies them into memory before it answers.
+      message = channel.receive(true);
     } catch (err) {
       if (err instanceof ChannelClosed) return;
       throw err;
     }
-    const { op, values } = message;
+    let reply: Reply;
     try {
-      switch (op) {
-        case ToWorker.Call: {
-          const [name, fuel, timeoutMs, ...args] = values as [
-            string,
-            number | null,
-            number,
-            ...unknown[],
-          ];
-          const budget: CallBudget = { fuel, timeoutMs, signal: undefined };
-          let result = instance.invoke(name, args, budget, performance.now());
-          if (result instanceof Promise) result = await result;
-          channel.post(ToHost.Result, [
-            instance.lastFuelUsed,
-            instance.memory.byteLength,
-            ...resultValues(result),
-          ]);
-          break;
-        }
-        case ToWorker.ReadMemory: {
-          const [offset, length] = values as [number, number];
-          channel.post(ToHost.Done, [instance.memory.view(offset, length)]);
-          break;
-        }
-        case ToWorker.WriteMemory: {
-          const [offset, bytes] = values as [number, Uint8Array];
-          instance.memory.write(offset, bytes);
-          channel.post(ToHost.Done, []);
-          break;
-        }
-        default:
-          throw new Error(`Unexpected message ${op} from the host`);
-      }
+      const handled = handle(instance, message);
+      reply = handled instanceof Promise ? await handled : handled;
     } catch (err) {
       if (err instanceof ChannelClosed) return;
-      channel.post(ToHost.Failure, [
-        encodeError(err),
-        instance.lastFuelUsed,
-        instance.memory.byteLength,
-      ]);
+      reply = failure(instance, err);
     }
+    if (channel.awaiting) await channel.settle();
+    try {
+      channel.post(...reply);
+    } catch (err) {
+      // Too large for the channel: the host still needs an answer.
+      channel.post(...failure(instance, err));
+    }
+  }
+}
+
+/**
+ * Cancels what a suspended guest waits on (a sleep, a fetch) when the host
+ * raises the interrupt flag; running wasm code checks the flag itself.
+ */
+async function watchInterrupts(flag: Int32Array, instance: PluginInstance): Promise<void> {
+  while (true) {
+    const value = Atomics.load(flag, 0);
+    if (value !== 0) instance.cancel(new TimeoutError(0));
+    const waited = Atomics.waitAsync(flag, 0, value);
+    if (waited.async) await waited.value;
   }
 }
 
@@ -129,19 +170,24 @@ self.onmessage = async (event: MessageEvent<WorkerSetup>) => {
       capabilities: new Set(setup.capabilities),
       allowedHosts: setup.allowedHosts,
       maxCallDepth: setup.maxCallDepth,
-      startBudget: { fuel: setup.startFuel, timeoutMs: setup.startTimeoutMs, signal: undefined },
+      startBudget: { fuel: null, timeoutMs: Infinity, signal: undefined },
+      startLater: true,
+      stopRequested: () => channel.stopRequested,
       pluginName: setup.pluginName,
     });
   } catch (err) {
     self.postMessage({ ok: false, error: encodeError(err) } satisfies WorkerReady);
     return;
   }
+  const interrupt = instance.interruptBuffer;
   self.postMessage(
     {
       ok: true,
       memoryBytes: instance.memory.byteLength,
-      interrupt: instance.interruptBuffer,
+      interrupt,
+      hasStart: instance.hasStart,
     } satisfies WorkerReady,
   );
+  if (interrupt !== null) void watchInterrupts(new Int32Array(interrupt, 0, 1), instance);
   await serve(channel, instance);
 };

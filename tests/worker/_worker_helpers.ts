@@ -1,0 +1,45 @@
+/**
+ * Helpers of the worker-only tests: the faulty worker entry, and the
+ * permissions a test needs to spawn it.
+ *
+ * @module
+ */
+
+import type { WasmPlugin } from "../../mod.ts";
+import { workerScript } from "../../src/worker/_worker_backend.ts";
+import { putString, textOf, WORKER_SOURCES } from "../_helpers.ts";
+
+/** The folder of the faulty worker entry (which the host must be able to read). */
+export const FIXTURES: string = new URL("./fixtures/", import.meta.url).pathname;
+
+/** Read permission for the worker entry, the real one and the faulty one. */
+export const READ_WORKERS: string[] = [WORKER_SOURCES, FIXTURES];
+
+/**
+ * Makes the plugin workers created until disposal run
+ * `fixtures/faulty_worker.ts`. Use it with `using`.
+ */
+export function faultyWorkers(): Disposable {
+  const previous = workerScript.url;
+  workerScript.url = new URL("./fixtures/faulty_worker.ts", import.meta.url);
+  return {
+    [Symbol.dispose]() {
+      workerScript.url = previous;
+    },
+  };
+}
+
+/** Where {@linkcode httpFetch} writes the response, and how much room it has. */
+const OUT = 1024;
+const OUT_CAP = 16_384;
+
+/**
+ * GETs `url` through `env.host_http_fetch` of a plugin made from
+ * `hostFunctionsWat("host_http_fetch")`, and returns the response's body.
+ */
+export async function httpFetch(plugin: WasmPlugin, url: string): Promise<string> {
+  const [ptr, len] = await putString(plugin, 0, JSON.stringify({ url }));
+  const length = await plugin.callI32("host_http_fetch", [ptr, len, OUT, OUT_CAP]);
+  const response = JSON.parse(textOf(await plugin.readMemory(OUT, length)));
+  return response.body;
+}

@@ -1,0 +1,160 @@
+import assert from "node:assert/strict";
+import {
+  Capability,
+  CapabilityDeniedError,
+  HostFunctionError,
+  InstantiationError,
+} from "../../mod.ts";
+import { workerPermissions } from "../../src/worker/_permissions.ts";
+import { assertRejectsWith, workerRuntime } from "../_helpers.ts";
+import { hostFunctionsWat } from "../fixtures/wat.ts";
+import { faultyWorkers, httpFetch, READ_WORKERS } from "./_worker_helpers.ts";
+
+const FETCH_WAT = hostFunctionsWat("host_http_fetch");
+
+Deno.test("A worker's Deno permissions come from its plugin's capabilities", {
+  permissions: "none",
+}, async (t) => {
+  const none = {
+    env: false,
+    ffi: false,
+    import: false,
+    net: false,
+    read: false,
+    run: false,
+    sys: false,
+    write: false,
+  };
+
+  await t.step("nothing is granted by default, whatever the config lists", () => {
+    assert.deepEqual(
+      workerPermissions({
+        capabilities: new Set([Capability.Timer, Capability.CallTool, Capability.Wasi]),
+        allowedHosts: ["example.com"],
+        allowedPaths: { read: ["/etc"], write: ["/tmp"] },
+      }),
+      none,
+    );
+  });
+
+  await t.step("NetworkAccess grants net for allowedHosts, and only them", () => {
+    const permissions = workerPermissions({
+      capabilities: new Set([Capability.NetworkAccess]),
+      allowedHosts: ["example.com", "127.0.0.1:8080", "example.com"],
+    });
+    assert.deepEqual(permissions, { ...none, net: ["example.com", "127.0.0.1:8080"] });
+  });
+
+  await t.step("NetworkAccess without allowedHosts grants no net at all", () => {
+    const permissions = workerPermissions({ capabilities: new Set([Capability.NetworkAccess]) });
+    assert.equal(permissions.net, false);
+  });
+
+  await t.step("FileSystem grants read/write for allowedPaths and WASI preopens", () => {
+    const permissions = workerPermissions({
+      capabilities: new Set([Capability.FileSystem]),
+      allowedPaths: { read: ["/data"] },
+      preopens: { "/sandbox": "/srv/sandbox" },
+    });
+    assert.deepEqual(permissions, {
+      ...none,
+      read: ["/data", "/srv/sandbox"],
+      write: ["/srv/sandbox"],
+    });
+  });
+});
+
+Deno.test("A worker plugin reaches the network only as its capabilities allow", {
+  permissions: { net: ["127.0.0.1"], read: READ_WORKERS },
+}, async (t) => {
+  const hits: string[] = [];
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    (request) => {
+      const path = new URL(request.url).pathname;
+      hits.push(path);
+      return new Response(`served ${path}`);
+    },
+  );
+  const host = `127.0.0.1:${server.addr.port}`;
+  // A port nothing listens on: granting it grants nothing else.
+  const otherHost = `127.0.0.1:${server.addr.port === 1 ? 2 : 1}`;
+  await using runtime = workerRuntime();
+  const compiled = await runtime.compileWat("fetch", FETCH_WAT);
+
+  await t.step("without NetworkAccess, a host in allowedHosts is still denied", async () => {
+    await using plugin = await runtime.createPlugin(compiled, { allowedHosts: [host] });
+    await assertRejectsWith(
+      () => httpFetch(plugin, `http://${host}/no-capability`),
+      CapabilityDeniedError,
+      { capability: "network" },
+    );
+    assert.deepEqual(hits, []);
+  });
+
+  await t.step("with NetworkAccess, the allowed host:port answers", async () => {
+    await using plugin = await runtime.createPlugin(compiled, {
+      capabilities: [Capability.NetworkAccess],
+      allowedHosts: [host],
+    });
+    assert.equal(await httpFetch(plugin, `http://${host}/allowed`), "served /allowed");
+    assert.deepEqual(hits, ["/allowed"]);
+  });
+
+  await t.step("with NetworkAccess for another host, the gate denies this one", async () => {
+    await using plugin = await runtime.createPlugin(compiled, {
+      capabilities: [Capability.NetworkAccess],
+      allowedHosts: [otherHost],
+    });
+    await assertRejectsWith(
+      () => httpFetch(plugin, `http://${host}/other-host`),
+      CapabilityDeniedError,
+      { capability: "network" },
+    );
+    assert.deepEqual(hits, ["/allowed"]);
+  });
+
+  await t.step("past the gate, the worker's Deno permissions deny it too", async () => {
+    using _faulty = faultyWorkers();
+    // The faulty worker sends a request the gate allowed (to otherHost) to the server's port.
+    const bypass = `http://${otherHost}/port/${server.addr.port}/bypass`;
+    await using denied = await runtime.createPlugin(compiled, {
+      capabilities: [Capability.NetworkAccess],
+      allowedHosts: [otherHost],
+    });
+    const error = await assertRejectsWith(() => httpFetch(denied, bypass), HostFunctionError, {
+      functionName: "host_http_fetch",
+    });
+    assert.ok(error.cause instanceof Deno.errors.NotCapable, `cause: ${error.cause}`);
+    assert.deepEqual(hits, ["/allowed"]);
+
+    // The same request from a worker whose permissions include the server gets through.
+    await using granted = await runtime.createPlugin(compiled, {
+      capabilities: [Capability.NetworkAccess],
+      allowedHosts: [otherHost, host],
+    });
+    assert.equal(await httpFetch(granted, bypass), "served /bypass");
+    assert.deepEqual(hits, ["/allowed", "/bypass"]);
+  });
+});
+
+Deno.test("A plugin cannot be granted Deno permissions its host lacks", {
+  permissions: { net: ["127.0.0.1"], read: READ_WORKERS },
+}, async () => {
+  await using runtime = workerRuntime();
+  const error = await assertRejectsWith(
+    () =>
+      runtime.createPluginFromWat(FETCH_WAT, {
+        name: "greedy",
+        capabilities: [Capability.NetworkAccess],
+        allowedHosts: ["example.com"],
+      }),
+    InstantiationError,
+  );
+  assert.match(
+    error.message,
+    /Cannot start the worker of plugin "greedy": its capabilities grant Deno permissions the host does not have \(net: example\.com\)/,
+  );
+  assert.ok(error.cause instanceof Deno.errors.NotCapable);
+  assert.equal(runtime.pluginCount, 0);
+});
