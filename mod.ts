@@ -31,6 +31,7 @@ export * from "./src/capability.ts";
 export * from "./src/runtime_config.ts";
 export * from "./src/plugin_config.ts";
 export * from "./src/call_options.ts";
+export * from "./src/command_run.ts";
 export * from "./src/plugin_metrics.ts";
 export * from "./src/plugin_state.ts";
 export * from "./src/compiled_module.ts";

@@ -1,10 +1,12 @@
 /**
  * Measures what the instrumenter costs: run-time overhead of instrumented
  * code on three compute workloads, and instrumenting throughput on a large
- * synthesized module. Variants are interleaved and medians compared, since
- * the machine is noisy.
+ * synthesized module and on the 10 MB+ module clang built for the tests
+ * (`tests/fixtures/large/large.wasm`). Variants are interleaved round by
+ * round and medians compared, since the machine is noisy.
  *
- * Run with `deno run --allow-read bench/instrument_bench.ts [--rounds N]`.
+ * Run with `deno run --allow-read bench/instrument_bench.ts [--rounds N]`
+ * (default 15 rounds after 3 warm-up rounds).
  *
  * @module
  */
@@ -91,7 +93,16 @@ function median(values: number[]): number {
   return sorted[sorted.length >> 1]!;
 }
 
-function overhead(rounds: number): void {
+/** Median time of each variant on one workload, and its ratio to plain. */
+export interface OverheadRow {
+  readonly workload: string;
+  readonly rounds: number;
+  readonly medianMs: Record<string, number>;
+  readonly ratio: Record<string, number>;
+}
+
+/** Runs every workload under every variant, interleaved, `rounds` times. */
+export function overhead(rounds: number): OverheadRow[] {
   const source = wat(WORKLOADS);
   const runners = Object.entries(VARIANTS).map(([name, options]) => {
     const result = options === null ? null : instrument(source, options);
@@ -99,10 +110,11 @@ function overhead(rounds: number): void {
     const limits = result === null ? null : new InstanceLimits(instance, result);
     return { name, instance, limits };
   });
+  const rows: OverheadRow[] = [];
   for (const { name, fn, arg } of CASES) {
     const times = new Map<string, number[]>(runners.map((r) => [r.name, []]));
     let expected: unknown = undefined;
-    for (let round = -2; round < rounds; round++) {
+    for (let round = -3; round < rounds; round++) {
       for (const runner of runners) {
         runner.limits?.prepare({ fuel: 1n << 62n, maxCallDepth: 100_000 });
         const f = runner.instance.exports[fn] as (n: number) => number;
@@ -116,14 +128,16 @@ function overhead(rounds: number): void {
         if (round >= 0) times.get(runner.name)!.push(elapsed); // negative rounds warm up
       }
     }
+    const medianMs: Record<string, number> = {};
+    const ratio: Record<string, number> = {};
     const base = median(times.get("plain")!);
-    const cells = runners.map((r) => {
-      const m = median(times.get(r.name)!);
-      return `${r.name} ${m.toFixed(1)} ms (${(m / base).toFixed(2)}x)`;
-    });
-    // deno-lint-ignore no-console
-    console.log(`${name.padEnd(18)} ${cells.join(" | ")}`);
+    for (const r of runners) {
+      medianMs[r.name] = median(times.get(r.name)!);
+      ratio[r.name] = medianMs[r.name]! / base;
+    }
+    rows.push({ workload: name, rounds, medianMs, ratio });
   }
+  return rows;
 }
 
 function synthesize(functions: number): Uint8Array<ArrayBuffer> {
@@ -145,27 +159,69 @@ function synthesize(functions: number): Uint8Array<ArrayBuffer> {
   return wat(parts.join("\n"));
 }
 
-function throughput(rounds: number): void {
-  const module = synthesize(12_000);
-  const mb = module.length / 1e6;
-  for (const validate of [false, true]) {
-    const times: number[] = [];
-    for (let i = 0; i < rounds + 1; i++) {
-      const started = performance.now();
-      instrument(module, { fuel: true, callDepth: true, deadline: "clock", validate });
-      if (i > 0) times.push(performance.now() - started);
+/** Instrumenting speed on one module. */
+export interface ThroughputRow {
+  readonly module: string;
+  readonly megabytes: number;
+  readonly validate: boolean;
+  readonly medianMs: number;
+  readonly megabytesPerSecond: number;
+}
+
+const LARGE_FIXTURE = new URL("../tests/fixtures/large/large.wasm", import.meta.url);
+
+/** Times `instrument()` with all passes on the synthesized and the clang-built module. */
+export function throughput(rounds: number): ThroughputRow[] {
+  const modules: [string, Uint8Array][] = [["synthesized (12 000 functions)", synthesize(12_000)]];
+  try {
+    modules.push(["clang-built (tests/fixtures/large)", Deno.readFileSync(LARGE_FIXTURE)]);
+  } catch {
+    // The fixture is optional here.
+  }
+  const rows: ThroughputRow[] = [];
+  for (const [name, module] of modules) {
+    const megabytes = module.length / 1e6;
+    for (const validate of [false, true]) {
+      const times: number[] = [];
+      for (let i = 0; i < rounds + 1; i++) {
+        const started = performance.now();
+        instrument(module, { fuel: true, callDepth: true, deadline: "clock", validate });
+        if (i > 0) times.push(performance.now() - started);
+      }
+      const medianMs = median(times);
+      rows.push({
+        module: name,
+        megabytes,
+        validate,
+        medianMs,
+        megabytesPerSecond: megabytes / (medianMs / 1000),
+      });
     }
-    const m = median(times);
-    // deno-lint-ignore no-console
-    console.log(
-      `instrument ${mb.toFixed(2)} MB, all passes, validate: ${validate}: ${m.toFixed(1)} ms = ${
-        (mb / (m / 1000)).toFixed(0)
-      } MB/s`,
+  }
+  return rows;
+}
+
+if (import.meta.main) {
+  const roundsAt = Deno.args.indexOf("--rounds");
+  const rounds = roundsAt >= 0 ? Number(Deno.args[roundsAt + 1]) : 15;
+  // deno-lint-ignore no-console
+  const log = console.log;
+  const names = Object.keys(VARIANTS);
+  log(`Run-time overhead, median of ${rounds} interleaved rounds (ratio to plain):\n`);
+  log(`| workload | plain ms | ${names.slice(1).join(" | ")} |`);
+  log(`|---|---:|${names.slice(1).map(() => "---:").join("|")}|`);
+  for (const row of overhead(rounds)) {
+    const cells = names.slice(1).map((n) => `${row.ratio[n]!.toFixed(2)}x`);
+    log(`| ${row.workload} | ${row.medianMs.plain!.toFixed(1)} | ${cells.join(" | ")} |`);
+  }
+  log(`\nInstrumenting throughput, all passes, median of ${rounds} runs:\n`);
+  log("| module | MB | validate | ms | MB/s |");
+  log("|---|---:|---|---:|---:|");
+  for (const row of throughput(rounds)) {
+    log(
+      `| ${row.module} | ${row.megabytes.toFixed(2)} | ${row.validate} | ${
+        row.medianMs.toFixed(1)
+      } | ${row.megabytesPerSecond.toFixed(0)} |`,
     );
   }
 }
-
-const roundsAt = Deno.args.indexOf("--rounds");
-const rounds = roundsAt >= 0 ? Number(Deno.args[roundsAt + 1]) : 7;
-overhead(rounds);
-throughput(rounds);

@@ -1,15 +1,15 @@
 /**
  * A WASI command compiled from C with wasi-libc (`c_wasi/main.c`, built by
- * `c_wasi/build.sh`): it upper-cases its stdin, prints a file from the
- * directory preopened as `/data`, fails to read past that directory or to
- * use the network, and exits with code 3.
+ * `c_wasi/build.sh`), run with `plugin.run()`: it upper-cases its stdin,
+ * prints a file from the directory preopened as `/data`, fails to read past
+ * that directory or to use the network, and exits with code 3.
  *
  *     deno run --allow-read=examples examples/c_wasi.ts
  *
  * @module
  */
 
-import { WasiPreview1 } from "../src/wasi/wasi_preview1.ts";
+import { Capability, WasmRuntime } from "../mod.ts";
 import type { Print } from "./_wat.ts";
 
 /** A file URL as a path Deno's file system calls take. */
@@ -20,19 +20,21 @@ function pathOf(url: URL): string {
 
 /** Runs the example. */
 export async function main(print: Print = console.log): Promise<void> {
+  await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
   const bytes = await Deno.readFile(new URL("./c_wasi/c_wasi.wasm", import.meta.url));
-  using wasi = new WasiPreview1({
-    args: ["c_wasi", "--from", "deno"],
-    env: { PROBE_PATHS: "/data/../secret.txt:/etc/hostname" },
+  const compiled = await runtime.compile("c_wasi", bytes);
+  await using command = await runtime.createPlugin(compiled, {
+    capabilities: [Capability.Wasi, Capability.FileSystem],
+    wasi: {
+      args: ["--from", "deno"],
+      env: { PROBE_PATHS: "/data/../secret.txt:/etc/hostname" },
+      preopens: { "/data": pathOf(new URL("./c_wasi/data", import.meta.url)) },
+    },
+  });
+  const { exitCode, stdout } = await command.run({
     stdin: new TextEncoder().encode("hello from the host\nsecond line\n"),
-    preopens: { "/data": pathOf(new URL("./c_wasi/data", import.meta.url)) },
-    fileSystem: true,
   });
-  const { instance } = await WebAssembly.instantiate(bytes, {
-    wasi_snapshot_preview1: wasi.imports(),
-  });
-  const exitCode = wasi.start(instance);
-  for (const line of new TextDecoder().decode(wasi.stdout).trimEnd().split("\n")) print(line);
+  for (const line of new TextDecoder().decode(stdout).trimEnd().split("\n")) print(line);
   print(`exit code: ${exitCode}`);
 }
 

@@ -6,6 +6,8 @@
  * @module
  */
 
+import type { CommandResult } from "./_instance.ts";
+
 /** Per-call budgets, already resolved from the plugin's limits and the call options. */
 export interface CallBudget {
   readonly timeoutMs: number;
@@ -26,6 +28,11 @@ export interface PluginBackend {
   invoke(name: string, args: readonly unknown[], budget: CallBudget, startMs: number): unknown;
   /** Fuel used by the last `invoke`, 0 when fuel is not metered. */
   readonly lastFuelUsed: number;
+  /**
+   * Runs the module as a WASI command in a fresh instance: `_start` with
+   * `stdin`, returning the exit code and the captured output.
+   */
+  runCommand(stdin: Uint8Array, budget: CallBudget, startMs: number): Promise<CommandResult>;
   /** Size of the host-accessible memory in bytes, 0 without one. */
   memoryBytes(): number;
   /** Copies `length` bytes out of memory at `offset`. */

@@ -11,6 +11,11 @@ import { type HostCallable, isBuiltin } from "./host/_env.ts";
 import type { ImportPlan } from "./_instance.ts";
 import type { ImportEntry } from "./instrument/_module.ts";
 import type { Linker } from "./linker.ts";
+import { PREVIEW1_FUNCTIONS } from "./wasi/_abi.ts";
+
+function isWasiFunction(name: string): boolean {
+  return (PREVIEW1_FUNCTIONS as readonly string[]).includes(name);
+}
 
 /** The plan, and the linker functions its `index` fields point at. */
 export interface PlannedImports {
@@ -36,6 +41,8 @@ export function planImports(
       linkerFunctions.push(linked as HostCallable);
     } else if (module === "env" && kind === "function" && isBuiltin(name)) {
       plan.push({ module, name, kind: "builtin", index: -1 });
+    } else if (module === "wasi_snapshot_preview1" && kind === "function" && isWasiFunction(name)) {
+      plan.push({ module, name, kind: "wasi", index: -1 });
     } else {
       throw new ImportNotFoundError(module, name);
     }

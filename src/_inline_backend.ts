@@ -8,7 +8,7 @@
 import type { PreparedModule } from "./_artifact.ts";
 import type { CallBudget, PluginBackend } from "./_backend.ts";
 import { createHostServices, type HostEnvironment } from "./host/_services.ts";
-import { type ImportPlan, PluginInstance } from "./_instance.ts";
+import { type ImportPlan, PluginInstance, type WasiSettings } from "./_instance.ts";
 import type { HostCallable } from "./host/_env.ts";
 
 /** What an inline plugin is made from. */
@@ -19,11 +19,12 @@ export interface InlineBackendOptions {
   readonly env: HostEnvironment;
   readonly maxCallDepth: number;
   readonly startBudget: CallBudget;
+  readonly wasi: WasiSettings | undefined;
 }
 
 /** Instantiates the module on the host thread. */
 export function createInlineBackend(options: InlineBackendOptions): Promise<PluginBackend> {
-  const { prepared, imports, linkerFunctions, env, maxCallDepth, startBudget } = options;
+  const { prepared, imports, linkerFunctions, env, maxCallDepth, startBudget, wasi } = options;
   return PluginInstance.create({
     module: prepared.module,
     instrumentation: prepared.instrumentation,
@@ -35,5 +36,6 @@ export function createInlineBackend(options: InlineBackendOptions): Promise<Plug
     maxCallDepth,
     startBudget,
     pluginName: env.pluginName,
+    wasi,
   });
 }

@@ -16,6 +16,7 @@ import {
   FuelExhaustedError,
   InstantiationError,
   TimeoutError,
+  TrapError,
   type WasmError,
 } from "./errors.ts";
 import { InstanceLimits, type InstrumentMetadata, TrapReason } from "./instrument/instrument.ts";
@@ -30,13 +31,15 @@ import type { HostServices } from "./host/_services.ts";
 import { findExportedMemory, GuestMemory } from "./host/_guest_memory.ts";
 import { hasJspi, promising, suspending } from "./_jspi.ts";
 import { classifyCallError } from "./_trap.ts";
+import { WasiExit } from "./wasi/wasi_exit.ts";
+import { WasiPreview1 } from "./wasi/wasi_preview1.ts";
 
 /** How one import of the module is provided. */
 export interface ImportPlan {
   readonly module: string;
   readonly name: string;
-  /** A function of the application's linker, or a built-in host function of `env`. */
-  readonly kind: "linker" | "builtin";
+  /** A function of the application's linker, a built-in host function of `env`, or WASI. */
+  readonly kind: "linker" | "builtin" | "wasi";
   /** Index among the linker functions (`kind: "linker"`). */
   readonly index: number;
 }
@@ -60,11 +63,30 @@ export interface InstanceOptions {
    * (a worker runs it as a call, so the host can serve and interrupt it).
    */
   readonly startLater?: boolean;
+  /** WASI arguments, environment and preopens (for modules that import WASI). */
+  readonly wasi?: WasiSettings | undefined;
+  /** What a WASI command reads from standard input (a run's own instance). */
+  readonly stdin?: Uint8Array | undefined;
   /**
    * Asked as each call begins: true when it must stop at once (its host asked
    * before the call had reset the instrumentation's interrupt flag).
    */
   readonly stopRequested?: () => boolean;
+}
+
+/** The serializable WASI part of a plugin config. */
+export interface WasiSettings {
+  readonly args?: readonly string[] | undefined;
+  readonly env?: Readonly<Record<string, string>> | undefined;
+  readonly preopens?: Readonly<Record<string, string>> | undefined;
+}
+
+/** What a WASI command did (see `RunResult`). */
+export interface CommandResult {
+  readonly exitCode: number;
+  readonly stdout: Uint8Array;
+  readonly stderr: Uint8Array;
+  readonly outputTruncated: boolean;
 }
 
 /** Fuel budget of calls when fuel is metered but `maxFuel` is `null`. */
@@ -95,6 +117,9 @@ export class PluginInstance implements PluginBackend {
   #budget: CallBudget | undefined;
   #fuelBudget = 0;
   #lastFuelUsed = 0;
+  /** The WASI host of a module that imports `wasi_snapshot_preview1`. */
+  #wasi: WasiPreview1 | undefined;
+  #rawMemory: WebAssembly.Memory | undefined;
 
   private constructor(options: InstanceOptions) {
     this.#options = options;
@@ -131,7 +156,8 @@ export class PluginInstance implements PluginBackend {
       throw new InstantiationError(`Cannot instantiate the module: ${cause.message}`, { cause });
     }
     this.#exports = instance.exports;
-    this.memory.attach(findExportedMemory(instance.exports));
+    this.#rawMemory = findExportedMemory(instance.exports);
+    this.memory.attach(this.#rawMemory);
     const instrumentation = this.#options.instrumentation;
     if (instrumentation === null) return;
     this.#limits = new InstanceLimits(instance, instrumentation);
@@ -194,10 +220,68 @@ export class PluginInstance implements PluginBackend {
     for (const plan of this.#options.imports) {
       const value = plan.kind === "linker"
         ? this.#linkerFunction(plan.module, plan.name, this.#options.linkerFunction(plan.index))
+        : plan.kind === "wasi"
+        ? this.#wasiFunction(plan.name)
         : this.#builtin(plan.name);
       (imports[plan.module] ??= {})[plan.name] = value as WebAssembly.ImportValue;
     }
     return imports;
+  }
+
+  /** A WASI function, denied without `Capability.Wasi`. */
+  #wasiFunction(name: string): unknown {
+    const { capabilities, wasi, stdin, pluginName } = this.#options;
+    if (!capabilities.has(Capability.Wasi)) {
+      return guardHostFunction("wasi_snapshot_preview1", name, this.#slot, () => {
+        throw new CapabilityDeniedError(
+          Capability.Wasi,
+          `Calling "wasi_snapshot_preview1"."${name}"`,
+        );
+      });
+    }
+    this.#wasi ??= new WasiPreview1({
+      args: [pluginName, ...(wasi?.args ?? [])],
+      env: wasi?.env ?? {},
+      preopens: wasi?.preopens ?? {},
+      ...(stdin === undefined ? {} : { stdin }),
+      fileSystem: capabilities.has(Capability.FileSystem),
+      random: capabilities.has(Capability.Random),
+    });
+    const fn = this.#wasi.imports(() => this.#rawMemory)[name];
+    if (fn === undefined) throw new RangeError(`No WASI function "${name}"`);
+    return fn;
+  }
+
+  /**
+   * Runs the module as a WASI command in a fresh instance (its own memory,
+   * stdin and output): calls `_start` under `budget`; `proc_exit` ends it
+   * with an exit code, not an error.
+   *
+   * @throws {WasmError} If it traps, or hits a limit.
+   */
+  async runCommand(stdin: Uint8Array, budget: CallBudget, startMs: number): Promise<CommandResult> {
+    const command = await PluginInstance.create({ ...this.#options, stdin, startLater: false });
+    try {
+      let exitCode = 0;
+      try {
+        const result = command.invoke("_start", [], budget, startMs);
+        if (result instanceof Promise) await result;
+      } catch (err) {
+        if (!(err instanceof WasiExit)) throw err;
+        exitCode = err.code;
+      }
+      this.#lastFuelUsed = command.lastFuelUsed;
+      const wasi = command.#wasi;
+      return {
+        exitCode,
+        stdout: wasi?.stdout ?? new Uint8Array(),
+        stderr: wasi?.stderr ?? new Uint8Array(),
+        outputTruncated: wasi?.outputTruncated ?? false,
+      };
+    } finally {
+      command.#wasi?.close();
+      await command.close();
+    }
   }
 
   #linkerFunction(module: string, name: string, fn: Callable): Callable {
@@ -308,6 +392,13 @@ export class PluginInstance implements PluginBackend {
     if (recorded !== undefined) return recorded;
     const limit = this.#limitThatStopped(err);
     if (limit !== undefined) return limit;
+    // proc_exit: a command run turns it into an exit code; any other call reports it.
+    if (err instanceof WasiExit) {
+      if (this.#options.stdin !== undefined) return err;
+      return new TrapError(`The plugin called proc_exit(${err.code}) outside plugin.run()`, {
+        cause: err,
+      });
+    }
     if (err instanceof DOMException && err.name === "AbortError") return err;
     return classifyCallError(err, this.#options.maxCallDepth);
   }
@@ -351,6 +442,7 @@ export class PluginInstance implements PluginBackend {
 
   close(): Promise<void> {
     this.#cancellation?.reject(new TimeoutError(0));
+    this.#wasi?.close();
     this.#functions.clear();
     this.#exports = {};
     this.memory.attach(undefined);

@@ -16,6 +16,7 @@ import {
 } from "./errors.ts";
 import { MetricsRecorder } from "./_metrics_recorder.ts";
 import type { PluginManifest } from "./plugin_manifest.ts";
+import type { RunOptions, RunResult } from "./command_run.ts";
 import type { PluginMetrics } from "./plugin_metrics.ts";
 import type { PluginState } from "./plugin_state.ts";
 import type { ResourceLimits } from "./resource_limits.ts";
@@ -397,6 +398,47 @@ export class WasmPlugin implements AsyncDisposable {
           cause,
         },
       );
+    }
+  }
+
+  /**
+   * Runs the module as a WASI command: `_start` in a fresh instance of the
+   * module, with `stdin`, under the call's budgets. The command's
+   * `proc_exit` code is the result, not an error. Needs `Capability.Wasi`.
+   *
+   * @example
+   * ```ts ignore
+   * const { exitCode, stdout } = await plugin.run({ stdin: new TextEncoder().encode("hi\n") });
+   * ```
+   *
+   * @throws {InvalidFunctionError} If the module exports no `_start` (it is not a command).
+   * @throws {WasmError} If the command traps or hits a limit.
+   */
+  async run(options: RunOptions = {}): Promise<RunResult> {
+    const { stdin = new Uint8Array(), ...callOptions } = options;
+    if (!(stdin instanceof Uint8Array)) {
+      throw new TypeError(
+        `Cannot run the command: 'stdin' must be a Uint8Array, received ${describeValue(stdin)}`,
+      );
+    }
+    const start = this.#signatures.get("_start");
+    if (start === undefined) {
+      throw new InvalidFunctionError("_start", {
+        message:
+          `Cannot run plugin "${this.name}": it exports no "_start", so it is not a WASI command`,
+      });
+    }
+    await this.#acquire("_start");
+    const startMs = performance.now();
+    this.#restState = this.#state;
+    this.#setState("running");
+    try {
+      const result = await this.#backend.runCommand(stdin, this.#budget(callOptions), startMs);
+      this.#finish("_start", startMs, undefined);
+      return result;
+    } catch (err) {
+      this.#finish("_start", startMs, err);
+      throw err;
     }
   }
 

@@ -463,6 +463,7 @@ export class WasmRuntime implements AsyncDisposable {
           env,
           maxCallDepth: limits.maxCallDepth,
           startBudget,
+          wasi: settings.wasi,
         })
         : await createWorkerBackend({
           pluginName: name,
@@ -481,6 +482,7 @@ export class WasmRuntime implements AsyncDisposable {
           }),
           maxCallDepth: limits.maxCallDepth,
           startBudget,
+          wasi: settings.wasi,
         });
       const plugin = createWasmPlugin({
         id,

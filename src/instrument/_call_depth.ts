@@ -1,12 +1,25 @@
 /**
- * The call-depth pass: bounds how many wasm frames of the module can be live.
+ * The call-depth pass: bounds how many frames of recursive functions can be
+ * live.
  *
- * An exported mutable `i32` global holds the remaining depth. Each function
- * reads it on entry, subtracts one into a local of its own and traps with
- * {@linkcode TrapReason.CallDepth} when the result is negative. Before every
- * call the function stores its local back into the global, so the callee
- * starts from the caller's depth; before a tail call it stores its local plus
- * one, because the callee replaces its frame.
+ * What is counted: the frames of functions that can take part in recursion,
+ * those on a cycle of the call graph of `_call_graph.ts` (which sends every
+ * call through an import, a table or a reference to any function the outside
+ * can reach). Other functions cannot recurse, so between two counted frames
+ * at most one chain of distinct uncounted functions can be live, and they
+ * cost nothing: the limit bounds every unbounded recursion, including
+ * recursion through `call_indirect`, `call_ref` or the host, while a
+ * non-recursive helper called in a hot loop pays nothing.
+ *
+ * An exported mutable `i32` global holds the remaining depth. A counted
+ * function reads it on entry, subtracts one into a local of its own and traps
+ * with {@linkcode TrapReason.CallDepth} when the result is negative. Before
+ * every call that can reach counted code it stores its local back into the
+ * global, so the callee starts from the caller's depth; before a tail call it
+ * stores its local plus one, because the callee replaces its frame. An
+ * uncounted function that can reach counted code keeps the value it found on
+ * entry in its local and stores it back before such calls, since a counted
+ * callee leaves the global lowered when it returns.
  *
  * Nothing runs on function exit, which keeps every exit path correct without
  * rewriting it: `return`, branches to the function label, tail calls, and
@@ -19,19 +32,17 @@
  * @module
  */
 
-import type { CodeWriter } from "./_code.ts";
-import { emitTrapIf, TrapReason } from "./_trap.ts";
+import { type CodeWriter, emitGlobalToLocal, emitLocalToGlobal } from "./_code.ts";
+import { emitTrapIf, TrapReason, type TrapSlots } from "./_trap.ts";
 
 /** Where the depth check keeps its state. */
-export interface DepthSlots {
+export interface DepthSlots extends TrapSlots {
   /** Index of the remaining-depth `i32` global. */
   readonly depthGlobal: number;
-  /** Index of the trap-reason global. */
-  readonly trapGlobal: number;
 }
 
 /**
- * Writes the function-entry check.
+ * Writes the entry check of a counted function.
  *
  * @param out Where to write.
  * @param slots The globals the check uses.
@@ -48,19 +59,21 @@ export function emitDepthEntry(out: CodeWriter, slots: DepthSlots, local: number
   out.u8(0x41); // i32.const 0
   out.u8(0x00);
   out.u8(0x48); // i32.lt_s
-  emitTrapIf(out, TrapReason.CallDepth, slots.trapGlobal);
+  emitTrapIf(out, TrapReason.CallDepth, slots);
 }
 
-/** Writes the store that precedes a call. */
-export function emitDepthBeforeCall(out: CodeWriter, slots: DepthSlots, local: number): void {
-  out.u8(0x20); // local.get
-  out.u32(local);
-  out.u8(0x24); // global.set depth
-  out.u32(slots.depthGlobal);
+/** Writes the entry of an uncounted function that calls counted code: it keeps the depth it was given. */
+export function emitDepthKeep(out: CodeWriter, slots: DepthSlots, local: number): void {
+  emitGlobalToLocal(out, slots.depthGlobal, local);
 }
 
-/** Writes the store that precedes a tail call. */
-export function emitDepthBeforeTailCall(out: CodeWriter, slots: DepthSlots, local: number): void {
+/** Writes the store that precedes a call (and a tail call of an uncounted function). */
+export function emitDepthStore(out: CodeWriter, slots: DepthSlots, local: number): void {
+  emitLocalToGlobal(out, local, slots.depthGlobal);
+}
+
+/** Writes the store that precedes a tail call of a counted function. */
+export function emitDepthTailStore(out: CodeWriter, slots: DepthSlots, local: number): void {
   out.u8(0x20); // local.get
   out.u32(local);
   out.u8(0x41); // i32.const 1

@@ -455,6 +455,11 @@ export class Nesting {
     return this.#kinds[this.depth - 1]!;
   }
 
+  /** Kind of the frame at index `d` (0 is the function), also just after it closed. */
+  kindAt(d: number): number {
+    return this.#kinds[d]!;
+  }
+
   /** Opens a block of `kind`. */
   push(kind: number): void {
     if (this.depth === this.#kinds.length) {
@@ -510,4 +515,20 @@ export class Nesting {
       reader.fail("Expected the function body to end after its final end", reader.pos);
     }
   }
+}
+
+/** Writes `global.get global; local.set local`. */
+export function emitGlobalToLocal(out: CodeWriter, global: number, local: number): void {
+  out.u8(0x23); // global.get
+  out.u32(global);
+  out.u8(0x21); // local.set
+  out.u32(local);
+}
+
+/** Writes `local.get local; global.set global`. */
+export function emitLocalToGlobal(out: CodeWriter, local: number, global: number): void {
+  out.u8(0x20); // local.get
+  out.u32(local);
+  out.u8(0x24); // global.set
+  out.u32(global);
 }

@@ -1,7 +1,19 @@
 /**
- * The deadline pass: a cheap check at every loop header and at the entry of
- * every function that calls (leaf functions without loops run in bounded
- * time), so that no path through the code runs unboundedly long without one.
+ * The deadline pass: checks of a flag or a clock placed so that no path
+ * through the code runs for long without one.
+ *
+ * With the fuel pass on, the checks ride on fuel (see `_fuel.ts`): they run
+ * in the slow path of a charge once per slice of the budget, and the code
+ * itself carries none. Without fuel, a check goes at every loop header and
+ * before calls that can lead into recursion (per the call graph of
+ * `_call_graph.ts`: calls through imports, tables or references, and calls to
+ * functions that are recursive or whose static work bound exceeds
+ * `BOUNDED_WORK` instructions), at most one per straight run of
+ * code. Every unbounded execution repeats a loop or recurses, so it passes a
+ * check at least once per iteration or per recursive call; between two checks
+ * only a bounded amount of code can run (for a call tree that unwinds,
+ * bounded per frame), even through chains of non-recursive calls, which the
+ * work bound keeps from multiplying.
  *
  * Two modes:
  *
@@ -10,14 +22,14 @@
  *   {@linkcode DEADLINE_MEMORY_EXPORT}). Its buffer is a `SharedArrayBuffer`,
  *   so another thread (the host watching a worker) can raise the flag with
  *   `Atomics.store`. Appending a memory renumbers nothing.
- * - `"clock"`: for a guest running on the host's own thread. A countdown
- *   global is decremented at each check; when it reaches zero it is reloaded
- *   from the interval global and the host's hook is called through slot 0 of
- *   an appended one-element `funcref` table (exported as
- *   {@linkcode DEADLINE_HOOKS_EXPORT}, type `[] -> [i32]`). The hook returns
- *   non-zero when the deadline passed; while the slot is empty the check
- *   passes. Using a table rather than a function import keeps every function
- *   index unchanged.
+ * - `"clock"`: for a guest running on the host's own thread. The host's hook
+ *   is called through slot 0 of an appended one-element `funcref` table
+ *   (exported as {@linkcode DEADLINE_HOOKS_EXPORT}, type `[] -> [i32]`) and
+ *   returns non-zero when the deadline passed; while the slot is empty the
+ *   check passes. Using a table rather than a function import keeps every
+ *   function index unchanged. Without fuel, a countdown global is decremented
+ *   at each check and the hook called when it reaches zero, the countdown
+ *   then being reloaded from the interval global.
  *
  * Either way the check traps with {@linkcode TrapReason.Deadline}; a trap,
  * unlike an exception thrown by the hook, cannot be caught by the guest.
@@ -25,16 +37,16 @@
  * @module
  */
 
-import type { CodeWriter } from "./_code.ts";
-import { emitTrapIf, TrapReason } from "./_trap.ts";
+import { type CodeWriter, emitGlobalToLocal, emitLocalToGlobal } from "./_code.ts";
+import { emitTrapIf, TrapReason, type TrapSlots } from "./_trap.ts";
 
 /** Export name of the interrupt-flag memory in `"shared-flag"` mode. */
 export const DEADLINE_MEMORY_EXPORT = "__wasmplug_interrupt";
 /** Export name of the hook table in `"clock"` mode. */
 export const DEADLINE_HOOKS_EXPORT = "__wasmplug_hooks";
 
-/** Where the deadline check finds its state. */
-export type DeadlineSlots =
+/** Where the check of the fuel refill function finds its state. */
+export type DeadlinePollSlots =
   | {
     readonly mode: "shared-flag";
     /** Index of the appended shared memory. */
@@ -44,10 +56,6 @@ export type DeadlineSlots =
   }
   | {
     readonly mode: "clock";
-    /** Index of the countdown `i32` global. */
-    readonly ticksGlobal: number;
-    /** Index of the `i32` global the countdown is reloaded from. */
-    readonly intervalGlobal: number;
     /** Index of the hook table. */
     readonly table: number;
     /** Index of the `[] -> [i32]` function type. */
@@ -56,49 +64,56 @@ export type DeadlineSlots =
     readonly trapGlobal: number;
   };
 
+/** Where the deadline check finds its state. */
+export type DeadlineSlots =
+  | (TrapSlots & {
+    readonly mode: "shared-flag";
+    /** Index of the appended shared memory. */
+    readonly memory: number;
+  })
+  | {
+    readonly mode: "clock";
+    /** Index of the countdown `i32` global. */
+    readonly ticksGlobal: number;
+    /** Index of the appended `[] -> []` function that reloads the countdown and calls the hook. */
+    readonly tick: number;
+  };
+
 /**
- * Writes one deadline check.
+ * Writes a check without a countdown: it reads the flag, or calls the hook
+ * (used by the fuel refill function, which runs once per slice).
  *
  * @param out Where to write.
  * @param slots The mode and its indices.
- * @param temp Index of an `i32` scratch local (used in `"clock"` mode).
  */
-export function emitDeadlineCheck(out: CodeWriter, slots: DeadlineSlots, temp: number): void {
+export function emitDeadlinePoll(out: CodeWriter, slots: DeadlinePollSlots): void {
   if (slots.mode === "shared-flag") {
-    out.u8(0x41); // i32.const 0
-    out.u8(0x00);
-    out.u8(0xfe); // i32.atomic.load
-    out.u8(0x10);
-    if (slots.memory === 0) {
-      out.u8(0x02); // align 4
-    } else {
-      out.u8(0x42); // align 4, explicit memory index
-      out.u32(slots.memory);
-    }
-    out.u8(0x00); // offset 0
-    emitTrapIf(out, TrapReason.Deadline, slots.trapGlobal);
+    emitFlagCheck(out, slots.memory, slots);
     return;
   }
-  out.u8(0x23); // global.get ticks
-  out.u32(slots.ticksGlobal);
-  out.u8(0x41); // i32.const 1
-  out.u8(0x01);
-  out.u8(0x6b); // i32.sub
-  out.u8(0x22); // local.tee temp
-  out.u32(temp);
-  out.u8(0x24); // global.set ticks
-  out.u32(slots.ticksGlobal);
-  out.u8(0x20); // local.get temp
-  out.u32(temp);
+  emitHookCall(out, slots);
+}
+
+function emitFlagCheck(out: CodeWriter, memory: number, slots: TrapSlots): void {
   out.u8(0x41); // i32.const 0
   out.u8(0x00);
-  out.u8(0x4c); // i32.le_s
-  out.u8(0x04); // if
-  out.u8(0x40);
-  out.u8(0x23); // global.get interval
-  out.u32(slots.intervalGlobal);
-  out.u8(0x24); // global.set ticks
-  out.u32(slots.ticksGlobal);
+  out.u8(0xfe); // i32.atomic.load
+  out.u8(0x10);
+  if (memory === 0) {
+    out.u8(0x02); // align 4
+  } else {
+    out.u8(0x42); // align 4, explicit memory index
+    out.u32(memory);
+  }
+  out.u8(0x00); // offset 0
+  emitTrapIf(out, TrapReason.Deadline, slots);
+}
+
+/** Writes `block (br_if 0 (ref.is_null (table.get 0))) (call the hook) (trap if it returned 1) end`. */
+function emitHookCall(
+  out: CodeWriter,
+  slots: { readonly table: number; readonly hookType: number; readonly trapGlobal: number },
+): void {
   out.u8(0x02); // block: skip the call while no hook is installed
   out.u8(0x40);
   out.u8(0x41); // i32.const 0
@@ -113,7 +128,120 @@ export function emitDeadlineCheck(out: CodeWriter, slots: DeadlineSlots, temp: n
   out.u8(0x11); // call_indirect hookType table
   out.u32(slots.hookType);
   out.u32(slots.table);
-  emitTrapIf(out, TrapReason.Deadline, slots.trapGlobal);
+  emitTrapIf(out, TrapReason.Deadline, slots);
   out.u8(0x0b); // end block
+}
+
+/**
+ * Writes the body (no locals, size excluded) of the `[] -> []` tick function
+ * of `"clock"` mode without fuel, which the checks call when the countdown
+ * reaches zero: it reloads the countdown from the interval global and calls
+ * the hook.
+ *
+ * @param out Where to write.
+ * @param slots The hook's indices.
+ * @param ticksGlobal Index of the countdown `i32` global.
+ * @param intervalGlobal Index of the `i32` global the countdown is reloaded from.
+ */
+export function emitTickBody(
+  out: CodeWriter,
+  slots: DeadlinePollSlots & { readonly mode: "clock" },
+  ticksGlobal: number,
+  intervalGlobal: number,
+): void {
+  out.u8(0x00); // no locals
+  out.u8(0x23); // global.get interval
+  out.u32(intervalGlobal);
+  out.u8(0x24); // global.set ticks
+  out.u32(ticksGlobal);
+  emitHookCall(out, slots);
+  out.u8(0x0b); // end
+}
+
+/**
+ * Writes a `"clock"` check that counts down a local copy of the countdown
+ * global, for functions with loops (which load and store the copy where they
+ * load and store a cached fuel global, see `_fuel.ts`).
+ *
+ * @param out Where to write.
+ * @param slots The clock mode's indices.
+ * @param local Index of the `i32` local caching the countdown.
+ */
+export function emitCachedClockCheck(
+  out: CodeWriter,
+  slots: DeadlineSlots & { readonly mode: "clock" },
+  local: number,
+): void {
+  out.u8(0x20); // local.get ticks
+  out.u32(local);
+  out.u8(0x41); // i32.const 1
+  out.u8(0x01);
+  out.u8(0x6b); // i32.sub
+  out.u8(0x22); // local.tee ticks
+  out.u32(local);
+  emitTickWhenDue(out, slots, local);
+}
+
+/**
+ * Writes `if countdown <= 0: call tick` for the countdown on the stack, and
+ * reloads `reload` (a local caching the countdown), if given, after the call.
+ */
+function emitTickWhenDue(
+  out: CodeWriter,
+  slots: DeadlineSlots & { readonly mode: "clock" },
+  reload: number | null,
+): void {
+  out.u8(0x41); // i32.const 0
+  out.u8(0x00);
+  out.u8(0x4c); // i32.le_s
+  out.u8(0x04); // if
+  out.u8(0x40);
+  out.u8(0x10); // call tick
+  out.u32(slots.tick);
+  if (reload !== null) emitTicksLoad(out, slots, reload);
   out.u8(0x0b); // end if
+}
+
+/** Writes `local = countdown global` (`"clock"` mode). */
+export function emitTicksLoad(
+  out: CodeWriter,
+  slots: DeadlineSlots & { readonly mode: "clock" },
+  local: number,
+): void {
+  emitGlobalToLocal(out, slots.ticksGlobal, local);
+}
+
+/** Writes `countdown global = local` (`"clock"` mode). */
+export function emitTicksFlush(
+  out: CodeWriter,
+  slots: DeadlineSlots & { readonly mode: "clock" },
+  local: number,
+): void {
+  emitLocalToGlobal(out, local, slots.ticksGlobal);
+}
+
+/**
+ * Writes one deadline check.
+ *
+ * @param out Where to write.
+ * @param slots The mode and its indices.
+ * @param temp Index of an `i32` scratch local (used in `"clock"` mode).
+ */
+export function emitDeadlineCheck(out: CodeWriter, slots: DeadlineSlots, temp: number): void {
+  if (slots.mode === "shared-flag") {
+    emitFlagCheck(out, slots.memory, slots);
+    return;
+  }
+  out.u8(0x23); // global.get ticks
+  out.u32(slots.ticksGlobal);
+  out.u8(0x41); // i32.const 1
+  out.u8(0x01);
+  out.u8(0x6b); // i32.sub
+  out.u8(0x22); // local.tee temp
+  out.u32(temp);
+  out.u8(0x24); // global.set ticks
+  out.u32(slots.ticksGlobal);
+  out.u8(0x20); // local.get temp
+  out.u32(temp);
+  emitTickWhenDue(out, slots, null);
 }

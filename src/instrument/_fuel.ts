@@ -1,54 +1,68 @@
 /**
  * The fuel pass: deterministic instruction metering.
  *
- * Cost model: every original instruction costs 1 unit (control instructions
- * included; the instrumentation's own code is free). Code is split into
- * metered segments, each a straight run of instructions with a single entry:
- * a segment starts at the function entry, at a loop header, at the start of an
- * `if` arm or `else` arm, after the `end` of a `block`/`if`/`try`/`try_table`
- * (a branch target), after a legacy `catch`/`catch_all`/`delegate`, and after
- * a conditional branch (`br_if`, `br_on_null`, `br_on_non_null`, `br_on_cast`,
- * `br_on_cast_fail`). It ends at the next such point or at an unconditional
- * transfer (`br`, `br_table`, `return`, `unreachable`, `throw`, `throw_ref`,
- * `rethrow`, tail calls). A segment's whole cost is charged on entry, before
- * any of its instructions runs, so a loop pays for its body on every
- * iteration, and a call that traps or throws midway has still paid for the
- * rest of its segment. Code after an unconditional transfer that no branch
- * can reach is not metered. Calls do not end a segment; a callee meters
- * itself, and host functions are not metered.
+ * Cost model: every original instruction costs one unit, except `block`,
+ * `loop`, `else`, `end`, `try`, `try_table`, `catch`, `catch_all` and
+ * `delegate`, which only delimit code and cost nothing (the instrumentation's
+ * own code is free too). Charges are taken ahead: each charge pays, before any
+ * of it runs, for code that is sure to run once the charge has run (the
+ * records of `_scan.ts`): a straight run of code up to the next conditional
+ * branch, plus the code after every construct inside it that cannot branch
+ * out, plus the part both arms of an `if`/`else` share. So a call that returns
+ * normally consumes exactly one unit per instruction it executed, whatever the
+ * shape of its code; a loop pays for its body on every iteration; and a call
+ * runs out of fuel at the first charge its budget cannot cover, which may be
+ * a little before the instruction that would have overdrawn it. A call that
+ * traps, or that an exception leaves early, has paid for what its charges
+ * covered. Code no branch can reach is not metered. A callee meters itself;
+ * host functions are not metered.
  *
  * The remaining budget lives in an exported mutable `i64` global: the host
  * writes the budget before a call and reads what is left after it. When a
- * charge would make it negative, the global is left negative, the trap-reason
- * global is set to {@linkcode TrapReason.Fuel} and the call traps.
+ * charge makes it negative, the charge's slow path runs: without a deadline
+ * it records {@linkcode TrapReason.Fuel} and traps, leaving the global
+ * negative. With a deadline, deadline checks ride on fuel instead of being
+ * spread through the code: the global holds only a slice of the budget, the
+ * rest waits in a second `i64` global (the reserve), and the slow path is an
+ * appended function that traps when the reserve cannot cover the overdraft,
+ * checks the deadline, and moves the next slice (at most the interval global)
+ * from the reserve. Since every loop iteration and every call charges at
+ * least one unit, no code runs for long between two slow paths.
  *
  * @module
  */
 
-import type { CodeWriter } from "./_code.ts";
-import { emitTrapIf, TrapReason } from "./_trap.ts";
+import { type CodeWriter, emitGlobalToLocal, emitLocalToGlobal } from "./_code.ts";
+import { emitTrapIf, TrapReason, type TrapSlots } from "./_trap.ts";
 
 /** Where the fuel charge keeps its state. */
-export interface FuelSlots {
-  /** Index of the remaining-fuel `i64` global. */
+export interface FuelSlots extends TrapSlots {
+  /** Index of the remaining-fuel `i64` global (the current slice when a reserve is used). */
   readonly fuelGlobal: number;
-  /** Index of the trap-reason global. */
-  readonly trapGlobal: number;
+  /** Index of the refill function when fuel is sliced, else `null` (exhaustion traps at once). */
+  readonly refill: number | null;
 }
 
 /**
- * Writes a charge whose cost is patched later with {@linkcode settleFuelCharge}.
+ * Writes a charge of `cost` units.
  *
  * @param out Where to write.
  * @param slots The globals the charge uses.
  * @param temp Index of an `i64` scratch local of the function.
- * @returns The position of the cost slot.
+ * @param cost The units to charge.
+ * @returns The position of the cost immediate.
  */
-export function emitFuelCharge(out: CodeWriter, slots: FuelSlots, temp: number): number {
+export function emitFuelCharge(
+  out: CodeWriter,
+  slots: FuelSlots,
+  temp: number,
+  cost: number,
+): number {
   out.u8(0x23); // global.get fuel
   out.u32(slots.fuelGlobal);
   out.u8(0x42); // i64.const cost
-  const at = out.slot5();
+  const at = out.length;
+  out.s32(cost);
   out.u8(0x7d); // i64.sub
   out.u8(0x22); // local.tee temp
   out.u32(temp);
@@ -59,11 +73,154 @@ export function emitFuelCharge(out: CodeWriter, slots: FuelSlots, temp: number):
   out.u8(0x42); // i64.const 0
   out.u8(0x00);
   out.u8(0x53); // i64.lt_s
-  emitTrapIf(out, TrapReason.Fuel, slots.trapGlobal);
+  if (slots.refill === null) {
+    emitTrapIf(out, TrapReason.Fuel, slots);
+  } else {
+    out.u8(0x04); // if
+    out.u8(0x40);
+    out.u8(0x10); // call refill
+    out.u32(slots.refill);
+    out.u8(0x0b); // end
+  }
   return at;
 }
 
-/** Stores a segment's cost into the charge written at `at`. */
-export function settleFuelCharge(out: CodeWriter, at: number, cost: number): void {
-  out.patch5(at, cost);
+/**
+ * Writes a charge of `cost` units against the function's cached copy of the
+ * fuel global (see {@linkcode emitFuelLoad}).
+ *
+ * @param out Where to write.
+ * @param slots The globals the charge uses.
+ * @param local Index of the `i64` local caching the fuel global.
+ * @param cost The units to charge.
+ * @returns The position of the cost immediate.
+ */
+export function emitCachedFuelCharge(
+  out: CodeWriter,
+  slots: FuelSlots,
+  local: number,
+  cost: number,
+): number {
+  out.u8(0x20); // local.get fuel
+  out.u32(local);
+  out.u8(0x42); // i64.const cost
+  const at = out.length;
+  out.s32(cost);
+  out.u8(0x7d); // i64.sub
+  out.u8(0x22); // local.tee fuel
+  out.u32(local);
+  out.u8(0x42); // i64.const 0
+  out.u8(0x00);
+  out.u8(0x53); // i64.lt_s
+  out.u8(0x04); // if
+  out.u8(0x40);
+  emitFuelFlush(out, slots, local);
+  if (slots.refill === null) {
+    out.u8(0x41); // i32.const reason
+    out.u8(TrapReason.Fuel);
+    out.u8(0x24); // global.set trap
+    out.u32(slots.trapGlobal);
+    out.u8(0x00); // unreachable
+  } else {
+    out.u8(0x10); // call refill
+    out.u32(slots.refill);
+    emitFuelLoad(out, slots, local);
+  }
+  out.u8(0x0b); // end
+  return at;
+}
+
+/**
+ * Writes `local = fuel global`. Functions with loops keep the fuel in a local,
+ * which is much cheaper to charge in a loop than a global: they load it on
+ * entry and after each call, and store it back before each call and wherever
+ * they may return (see {@linkcode emitFuelFlush}); functions that handle
+ * exceptions do not, so that a catch never sees a stale copy.
+ */
+export function emitFuelLoad(out: CodeWriter, slots: FuelSlots, local: number): void {
+  emitGlobalToLocal(out, slots.fuelGlobal, local);
+}
+
+/** Writes `fuel global = local`. */
+export function emitFuelFlush(out: CodeWriter, slots: FuelSlots, local: number): void {
+  emitLocalToGlobal(out, local, slots.fuelGlobal);
+}
+
+/** Where the refill function keeps its state. */
+export interface RefillSlots {
+  /** Index of the fuel (current slice) `i64` global. */
+  readonly fuelGlobal: number;
+  /** Index of the reserve `i64` global. */
+  readonly reserveGlobal: number;
+  /** Index of the `i64` global holding the largest slice. */
+  readonly intervalGlobal: number;
+  /** Index of the trap-reason global. */
+  readonly trapGlobal: number;
+}
+
+/**
+ * Writes the body (locals included, size excluded) of the `[] -> []` refill
+ * function, called when a charge overdraws the slice.
+ *
+ * @param out Where to write.
+ * @param slots The globals it uses.
+ * @param checkDeadline Writes code that traps when the deadline passed.
+ */
+export function emitRefillBody(
+  out: CodeWriter,
+  slots: RefillSlots,
+  checkDeadline: (out: CodeWriter) => void,
+): void {
+  const total = 0;
+  out.u8(1); // one local group: i64 total
+  out.u8(1);
+  out.u8(0x7e);
+  out.u8(0x23); // total = reserve + fuel
+  out.u32(slots.reserveGlobal);
+  out.u8(0x23);
+  out.u32(slots.fuelGlobal);
+  out.u8(0x7c); // i64.add
+  out.u8(0x22);
+  out.u32(total);
+  out.u8(0x42); // i64.const 0
+  out.u8(0x00);
+  out.u8(0x53); // i64.lt_s
+  out.u8(0x04); // if: exhausted, leave the overdraft in fuel and trap
+  out.u8(0x40);
+  out.u8(0x20);
+  out.u32(total);
+  out.u8(0x24);
+  out.u32(slots.fuelGlobal);
+  out.u8(0x42);
+  out.u8(0x00);
+  out.u8(0x24);
+  out.u32(slots.reserveGlobal);
+  out.u8(0x41); // i32.const reason
+  out.u8(TrapReason.Fuel);
+  out.u8(0x24);
+  out.u32(slots.trapGlobal);
+  out.u8(0x00); // unreachable
+  out.u8(0x0b);
+  checkDeadline(out);
+  // fuel = min(total, interval); reserve = total - fuel
+  out.u8(0x20);
+  out.u32(total);
+  out.u8(0x23);
+  out.u32(slots.intervalGlobal);
+  out.u8(0x20);
+  out.u32(total);
+  out.u8(0x23);
+  out.u32(slots.intervalGlobal);
+  out.u8(0x53); // i64.lt_s
+  out.u8(0x1b); // select
+  out.u8(0x24);
+  out.u32(slots.fuelGlobal);
+  out.u8(0x20);
+  out.u32(total);
+  out.u8(0x23);
+  out.u32(slots.fuelGlobal);
+  out.u8(0x7d); // i64.sub
+  out.u8(0x24);
+  out.u32(slots.reserveGlobal);
+  out.u8(0x0b); // end
 }

@@ -1,22 +1,36 @@
 /**
- * The single-pass body rewriter that applies the enabled passes to one
- * function body: it streams instructions from a {@linkcode CodeReader}, copies
- * untouched runs of bytes verbatim, and splices in the fuel charges, depth
- * bookkeeping and deadline checks at the points each pass asks for.
+ * The second pass over code: it writes each function body with the enabled
+ * passes applied, copying the input verbatim between the events the scan
+ * (`_scan.ts`) recorded and splicing in, at each one, the fuel charge, the
+ * depth bookkeeping or the deadline check the event calls for.
  *
  * @module
  */
 
-import { CodeReader, CodeWriter, Nesting } from "./_code.ts";
-import { Ctl } from "./_opcodes.ts";
-import { emitFuelCharge, type FuelSlots, settleFuelCharge } from "./_fuel.ts";
+import { CodeReader, CodeWriter } from "./_code.ts";
+import {
+  emitCachedFuelCharge,
+  emitFuelCharge,
+  emitFuelFlush,
+  emitFuelLoad,
+  type FuelSlots,
+} from "./_fuel.ts";
 import {
   type DepthSlots,
-  emitDepthBeforeCall,
-  emitDepthBeforeTailCall,
   emitDepthEntry,
+  emitDepthKeep,
+  emitDepthStore,
+  emitDepthTailStore,
 } from "./_call_depth.ts";
-import { type DeadlineSlots, emitDeadlineCheck } from "./_deadline.ts";
+import {
+  type DeadlineSlots,
+  emitCachedClockCheck,
+  emitDeadlineCheck,
+  emitTicksFlush,
+  emitTicksLoad,
+} from "./_deadline.ts";
+import { DepthRole } from "./_call_graph.ts";
+import { BodyFlags, Event, type ScanResult } from "./_scan.ts";
 
 /** The passes to apply, with the module-level indices they use. */
 export interface BodyPlan {
@@ -24,8 +38,18 @@ export interface BodyPlan {
   readonly fuel: FuelSlots | null;
   /** Call-depth limiting, or `null` when off. */
   readonly depth: DepthSlots | null;
-  /** Deadline checks, or `null` when off. */
+  /** Deadline checks in code, or `null` when off or when they ride on fuel. */
   readonly deadline: DeadlineSlots | null;
+}
+
+/** What the call graph decided, by defined function index. */
+export interface CallRoles {
+  /** Number of imported functions (defined function `f` has index `imported + f`). */
+  readonly imported: number;
+  /** `DepthRole` of each defined function. */
+  readonly depthRole: Uint8Array;
+  /** Whether calls to each defined function need no deadline check. */
+  readonly bounded: Uint8Array;
 }
 
 const I32 = 0x7f;
@@ -33,18 +57,36 @@ const I64 = 0x7e;
 
 /** The byte sequences a body needs, which depend only on the first new local's index. */
 interface Snippets {
-  readonly entry: Uint8Array;
-  readonly entryCheck: Uint8Array;
-  readonly loopCheck: Uint8Array;
-  readonly beforeCall: Uint8Array;
-  readonly beforeTailCall: Uint8Array;
-  /** The fuel charge up to its cost slot, and after it. */
+  /** The depth entry check with its trap inline (in functions with loops), or called. */
+  readonly depthEntryInline: Uint8Array;
+  readonly depthEntry: Uint8Array;
+  readonly depthKeep: Uint8Array;
+  readonly depthStore: Uint8Array;
+  readonly depthTailStore: Uint8Array;
+  readonly check: Uint8Array;
+  readonly checkInline: Uint8Array;
+  /** Checks, loads and stores of a function that caches the clock countdown. */
+  readonly cachedCheck: Uint8Array;
+  readonly ticksLoad: Uint8Array;
+  readonly ticksFlush: Uint8Array;
+  /** The fuel charge up to its cost immediate, and after it. */
   readonly chargeHead: Uint8Array;
   readonly chargeTail: Uint8Array;
+  /** The same against a local copy of the fuel global, and the copy's load and store. */
+  readonly cachedHead: Uint8Array;
+  readonly cachedTail: Uint8Array;
+  readonly fuelLoad: Uint8Array;
+  readonly fuelFlush: Uint8Array;
+}
+
+function split(write: (out: CodeWriter) => number): [Uint8Array, Uint8Array] {
+  scratch.length = 0;
+  const at = write(scratch);
+  const whole = scratch.finish();
+  return [whole.slice(0, at), whole.slice(at + 1)]; // the cost 0 takes one byte
 }
 
 const scratch = new CodeWriter(256);
-const nesting = new Nesting();
 let cachedPlan: BodyPlan | null = null;
 const cache = new Map<number, Snippets>();
 
@@ -66,50 +108,65 @@ function snippets(plan: BodyPlan, firstNew: number): Snippets {
   const fuelTemp = fuel === null ? -1 : next++;
   const depthLocal = depth === null ? -1 : next++;
   const clockTemp = deadline?.mode === "clock" ? next++ : -1;
-  let chargeHead = new Uint8Array(0);
-  let chargeTail = new Uint8Array(0);
-  if (fuel !== null) {
-    const whole = snippet((out) => emitFuelCharge(out, fuel, fuelTemp));
-    scratch.length = 0;
-    const at = emitFuelCharge(scratch, fuel, fuelTemp);
-    chargeHead = whole.slice(0, at);
-    chargeTail = whole.slice(at + 5);
-  }
+  const none = new Uint8Array(0);
+  const [chargeHead, chargeTail] = fuel === null
+    ? [none, none]
+    : split((out) => emitFuelCharge(out, fuel, fuelTemp, 0));
+  const [cachedHead, cachedTail] = fuel === null
+    ? [none, none]
+    : split((out) => emitCachedFuelCharge(out, fuel, fuelTemp, 0));
   found = {
-    entry: snippet((out) => depth !== null && emitDepthEntry(out, depth, depthLocal)),
-    entryCheck: snippet((out) => deadline !== null && emitDeadlineCheck(out, deadline, clockTemp)),
-    loopCheck: snippet((out) => deadline !== null && emitDeadlineCheck(out, deadline, clockTemp)),
-    beforeCall: snippet((out) => depth !== null && emitDepthBeforeCall(out, depth, depthLocal)),
-    beforeTailCall: snippet((out) =>
-      depth !== null && emitDepthBeforeTailCall(out, depth, depthLocal)
+    depthEntry: snippet((out) => depth !== null && emitDepthEntry(out, depth, depthLocal)),
+    depthEntryInline: snippet((out) =>
+      depth !== null && emitDepthEntry(out, { ...depth, trapFunction: null }, depthLocal)
+    ),
+    depthKeep: snippet((out) => depth !== null && emitDepthKeep(out, depth, depthLocal)),
+    depthStore: snippet((out) => depth !== null && emitDepthStore(out, depth, depthLocal)),
+    depthTailStore: snippet((out) => depth !== null && emitDepthTailStore(out, depth, depthLocal)),
+    check: snippet((out) => deadline !== null && emitDeadlineCheck(out, deadline, clockTemp)),
+    checkInline: snippet((out) =>
+      deadline !== null &&
+      emitDeadlineCheck(
+        out,
+        deadline.mode === "shared-flag" ? { ...deadline, trapFunction: null } : deadline,
+        clockTemp,
+      )
+    ),
+    cachedCheck: snippet((out) =>
+      deadline?.mode === "clock" && emitCachedClockCheck(out, deadline, clockTemp)
+    ),
+    ticksLoad: snippet((out) =>
+      deadline?.mode === "clock" && emitTicksLoad(out, deadline, clockTemp)
+    ),
+    ticksFlush: snippet((out) =>
+      deadline?.mode === "clock" && emitTicksFlush(out, deadline, clockTemp)
     ),
     chargeHead,
     chargeTail,
+    cachedHead,
+    cachedTail,
+    fuelLoad: snippet((out) => fuel !== null && emitFuelLoad(out, fuel, fuelTemp)),
+    fuelFlush: snippet((out) => fuel !== null && emitFuelFlush(out, fuel, fuelTemp)),
   };
   cache.set(firstNew, found);
   return found;
 }
 
-/** Writes a fuel charge from its snippets; returns the cost slot's position. */
-function charge(out: CodeWriter, s: Snippets): number {
-  out.bytes(s.chargeHead);
-  const at = out.slot5();
-  out.bytes(s.chargeTail);
-  return at;
-}
-
 /**
- * Rewrites the body `bytes[start, end)` of a function with `paramCount`
- * parameters, appending the result (without its size prefix) to `out`.
+ * Writes the instrumented version of body `f` (its bytes `bytes[start, end)`,
+ * `paramCount` parameters) to `out`, without its size prefix.
  *
- * @throws {BinaryFormatError} When the body is malformed.
+ * @param f The defined function's index (among defined functions).
  */
 export function rewriteBody(
   bytes: Uint8Array,
   start: number,
   end: number,
+  f: number,
   paramCount: number,
   plan: BodyPlan,
+  scan: ScanResult,
+  roles: CallRoles | null,
   out: CodeWriter,
 ): void {
   const { fuel, depth, deadline } = plan;
@@ -137,74 +194,67 @@ export function rewriteBody(
     out.u8(I32);
   }
 
-  out.bytes(s.entry);
-  // A function that calls nothing and has no loop runs in bounded time, so its
-  // entry check is dropped once the body turns out to be such a leaf.
-  const entryCheckStart = out.length;
-  out.bytes(s.entryCheck);
-  const entryCheckEnd = out.length;
-  let calls = false;
-  // Fuel segment state: the open segment's cost slot (-1 when the code is unreachable).
-  let slot = fuel === null ? -1 : charge(out, s);
-  let cost = 0;
+  // Functions with loops count down a local copy of the fuel (or clock) global.
+  const cached = scan.flags[f] === BodyFlags.Loop && (fuel !== null || deadline?.mode === "clock");
+  const chargeHead = cached ? s.cachedHead : s.chargeHead;
+  const chargeTail = cached ? s.cachedTail : s.chargeTail;
+  // Functions with loops trap inline, which V8 compiles to cold code; others
+  // call a trap function, which keeps them small enough for V8 to inline.
+  const withLoop = scan.flags[f]! & BodyFlags.Loop;
+  const check = cached ? s.cachedCheck : withLoop ? s.checkInline : s.check;
+  const load = fuel !== null ? s.fuelLoad : s.ticksLoad;
+  const flush = fuel !== null ? s.fuelFlush : s.ticksFlush;
+  const role = depth === null || roles === null ? DepthRole.None : roles.depthRole[f]!;
+  if (role === DepthRole.Count) out.bytes(withLoop ? s.depthEntryInline : s.depthEntry);
+  else if (role === DepthRole.Keep) out.bytes(s.depthKeep);
+  const tailStore = role === DepthRole.Count ? s.depthTailStore : s.depthStore;
+  if (cached) out.bytes(load);
 
-  nesting.reset();
-  while (true) {
-    const ctl = reader.next();
-    cost++;
-    if (ctl === Ctl.None) continue;
-    if (ctl === Ctl.Call) {
-      calls = true;
-      if (depth !== null) {
-        out.copy(bytes, copied, reader.start);
-        copied = reader.start;
-        out.bytes(s.beforeCall);
+  const { pos, kind, arg, run, cost } = scan;
+  const imported = roles?.imported ?? 0;
+  let checkedRun = -1;
+  for (let e = scan.eventStart[f]!, last = scan.eventStart[f + 1]!; e < last; e++) {
+    const at = pos[e]!;
+    if (at > copied) {
+      out.copy(bytes, copied, at);
+      copied = at;
+    }
+    switch (kind[e]) {
+      case Event.Charge: {
+        const units = cost[arg[e]!]!;
+        if (units === 0) break;
+        out.bytes(chargeHead);
+        out.s32(units);
+        out.bytes(chargeTail);
+        break;
       }
-      continue;
-    }
-    if (ctl === Ctl.TailCall) calls = true;
-    if (ctl === Ctl.TailCall && depth !== null) {
-      out.copy(bytes, copied, reader.start);
-      copied = reader.start;
-      out.bytes(s.beforeTailCall);
-    }
-    const last = nesting.step(reader, ctl);
-    if (last) break;
-    // Whether a new metered segment starts after this instruction.
-    let opens: boolean;
-    switch (ctl) {
-      case Ctl.Block:
-      case Ctl.Try:
-        continue;
-      case Ctl.End:
-        // After a loop's end only its own fall-through arrives: same segment.
-        if (nesting.endedLoop) continue;
-        opens = true;
+      case Event.Call:
+      case Event.TailCall: {
+        const callee = arg[e]! - imported;
+        const known = arg[e]! >= 0 && callee >= 0 && roles !== null &&
+          callee < roles.depthRole.length;
+        if (
+          deadline !== null && run[e] !== checkedRun && !(known && roles.bounded[callee] === 1)
+        ) {
+          out.bytes(check);
+          checkedRun = run[e]!;
+        }
+        if (role !== DepthRole.None && !(known && roles.depthRole[callee] === DepthRole.None)) {
+          out.bytes(kind[e] === Event.Call ? s.depthStore : tailStore);
+        }
+        if (cached) out.bytes(flush);
         break;
-      case Ctl.Jump:
-      case Ctl.TailCall:
-        opens = false;
+      }
+      case Event.Exit:
+        if (cached) out.bytes(flush);
         break;
-      default: // Loop, If, Else, Catch, Delegate, Branch
-        opens = true;
-    }
-    if (fuel === null && ctl !== Ctl.Loop) continue;
-    out.copy(bytes, copied, reader.pos);
-    copied = reader.pos;
-    if (slot >= 0) settleFuelCharge(out, slot, cost);
-    slot = -1;
-    if (ctl === Ctl.Loop) out.bytes(s.loopCheck);
-    if (opens && fuel !== null) {
-      slot = charge(out, s);
-      cost = 0;
+      case Event.Resume:
+        if (cached) out.bytes(load);
+        break;
+      case Event.Loop:
+        if (deadline !== null) out.bytes(check);
+        break;
     }
   }
-  nesting.finish(reader);
-  if (slot >= 0) settleFuelCharge(out, slot, cost);
   out.copy(bytes, copied, end);
-  if (!calls && entryCheckEnd > entryCheckStart) {
-    // Every fuel slot is settled, so later code can move.
-    out.buf.copyWithin(entryCheckStart, entryCheckEnd, out.length);
-    out.length -= entryCheckEnd - entryCheckStart;
-  }
 }

@@ -25,16 +25,50 @@ export const TrapReason = {
 export type TrapReason = typeof TrapReason[keyof typeof TrapReason];
 
 /**
+ * Where a check finds the trap-reason global and, optionally, the function
+ * that traps for it.
+ */
+export interface TrapSlots {
+  /** Index of the trap-reason global. */
+  readonly trapGlobal: number;
+  /**
+   * Index of an appended `[] -> []` function that records the reason and traps
+   * (see {@linkcode emitTrapBody}), or `null` to do that inline.
+   */
+  readonly trapFunction?: number | null;
+}
+
+/**
  * Writes `if <record reason> unreachable end`, consuming the `i32` condition
- * on the stack.
+ * on the stack; or `if call <trap function> end`, which is smaller: V8 inlines
+ * small functions, recursive ones included, only while their code stays small.
  *
  * @param out Where to write.
  * @param reason The {@linkcode TrapReason} to record.
- * @param trapGlobal Index of the trap-reason global.
+ * @param slots The trap-reason global, and the trap function if there is one.
  */
-export function emitTrapIf(out: CodeWriter, reason: number, trapGlobal: number): void {
+export function emitTrapIf(out: CodeWriter, reason: number, slots: TrapSlots): void {
   out.u8(0x04); // if
   out.u8(0x40); // []
+  if (slots.trapFunction !== undefined && slots.trapFunction !== null) {
+    out.u8(0x10); // call
+    out.u32(slots.trapFunction);
+  } else {
+    out.u8(0x41); // i32.const
+    out.u8(reason);
+    out.u8(0x24); // global.set
+    out.u32(slots.trapGlobal);
+    out.u8(0x00); // unreachable
+  }
+  out.u8(0x0b); // end
+}
+
+/**
+ * Writes the body (no locals, size excluded) of a `[] -> []` function that
+ * records `reason` and traps.
+ */
+export function emitTrapBody(out: CodeWriter, reason: number, trapGlobal: number): void {
+  out.u8(0x00); // no locals
   out.u8(0x41); // i32.const
   out.u8(reason);
   out.u8(0x24); // global.set

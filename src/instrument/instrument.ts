@@ -3,8 +3,16 @@
  * has no fuel or epoch API: {@linkcode instrument} rewrites a module so that it
  * meters fuel, bounds its call depth and checks a deadline, keeping every
  * limit in an exported global the host writes before each call. No function,
- * global, table or memory index of the original module changes, so element
- * segments, exports and the `name` section stay valid as they are.
+ * global, table or memory index of the original module changes (globals,
+ * a memory, a table and a few small functions are appended), so element
+ * segments, exports and the `name` section stay valid as they are; code
+ * metadata custom sections, whose offsets rewriting moves, are dropped.
+ *
+ * Code is read twice and never recursively: `_scan.ts` decodes each body once,
+ * assigning fuel costs and recording where code goes in; `_call_graph.ts`
+ * finds the functions that can recurse; `_rewrite.ts` then copies each body
+ * with the passes' code spliced in (`_fuel.ts`, `_call_depth.ts`,
+ * `_deadline.ts`).
  *
  * {@linkcode InstanceLimits} is the host side: it sets budgets on an instance
  * of the instrumented module, reads what was consumed and says which limit
@@ -30,11 +38,20 @@
  */
 
 import { ByteReader } from "./_bytes.ts";
-import { CodeWriter } from "./_code.ts";
+import { CodeReader, CodeWriter } from "./_code.ts";
 import { type ModuleInfo, parseModule, type SectionInfo } from "./_module.ts";
-import { type BodyPlan, rewriteBody } from "./_rewrite.ts";
-import { DEADLINE_HOOKS_EXPORT, DEADLINE_MEMORY_EXPORT } from "./_deadline.ts";
-import { TrapReason } from "./_trap.ts";
+import { type BodyPlan, type CallRoles, rewriteBody } from "./_rewrite.ts";
+import { BodyScanner, ScanResult } from "./_scan.ts";
+import { analyzeCalls } from "./_call_graph.ts";
+import { emitRefillBody } from "./_fuel.ts";
+import {
+  DEADLINE_HOOKS_EXPORT,
+  DEADLINE_MEMORY_EXPORT,
+  type DeadlinePollSlots,
+  emitDeadlinePoll,
+  emitTickBody,
+} from "./_deadline.ts";
+import { emitTrapBody, TrapReason } from "./_trap.ts";
 
 export { TrapReason };
 export { DEADLINE_HOOKS_EXPORT, DEADLINE_MEMORY_EXPORT };
@@ -43,13 +60,19 @@ export { DEADLINE_HOOKS_EXPORT, DEADLINE_MEMORY_EXPORT };
 export const RESERVED_EXPORT_PREFIX = "__wasmplug_";
 /** Export name of the trap-reason `i32` global (see {@linkcode TrapReason}). */
 export const TRAP_GLOBAL_EXPORT = "__wasmplug_trap";
-/** Export name of the remaining-fuel `i64` global. */
+/** Export name of the remaining-fuel `i64` global (the current slice when fuel is sliced). */
 export const FUEL_GLOBAL_EXPORT = "__wasmplug_fuel";
+/** Export name of the fuel reserve `i64` global (fuel and a deadline both on). */
+export const FUEL_RESERVE_GLOBAL_EXPORT = "__wasmplug_fuel_reserve";
 /** Export name of the remaining-call-depth `i32` global. */
 export const DEPTH_GLOBAL_EXPORT = "__wasmplug_depth";
 /** Export name of the deadline countdown `i32` global (`"clock"` mode). */
 export const TICKS_GLOBAL_EXPORT = "__wasmplug_ticks";
-/** Export name of the deadline check interval `i32` global (`"clock"` mode). */
+/**
+ * Export name of the deadline interval global: an `i32` count of checks
+ * between hook calls (`"clock"` mode without fuel), or the `i64` largest fuel
+ * slice (fuel and a deadline both on).
+ */
 export const INTERVAL_GLOBAL_EXPORT = "__wasmplug_interval";
 /** Export name under which the module's start function is deferred. */
 export const START_EXPORT = "__wasmplug_start";
@@ -60,10 +83,12 @@ export type DeadlineMode = "shared-flag" | "clock";
 /** Options of {@linkcode instrument}. */
 export interface InstrumentOptions {
   /**
-   * Meter fuel: each original instruction costs one unit, charged per
-   * straight-line segment on entry (loops pay per iteration). The fuel
-   * global starts at `initial` (default `0n`: nothing runs until the host
-   * sets a budget).
+   * Meter fuel: each original instruction costs one unit, except the markers
+   * `block`, `loop`, `else`, `end`, `try`, `try_table`, `catch`, `catch_all`
+   * and `delegate`; charges are taken ahead for code sure to run (see
+   * `_fuel.ts`), so a call that returns consumes exactly what it executed. The
+   * budget starts at `initial` (default `0n`: nothing runs until the host sets
+   * a budget).
    *
    * @default {false}
    */
@@ -72,16 +97,19 @@ export interface InstrumentOptions {
     initial?: bigint;
   };
   /**
-   * Bound the number of live wasm frames of the module. `max` is the initial
-   * value of the depth global; the host may write another limit before each call.
+   * Bound the number of live frames of the module's recursive functions (those
+   * on a cycle of the call graph, calls through imports, tables and references
+   * included; see `_call_depth.ts`). `max` is the initial value of the depth
+   * global; the host may write another limit before each call.
    *
    * @default {false}
    */
   callDepth?: boolean | { max?: number };
   /**
-   * Check a deadline at function entries and loop headers: `"shared-flag"`
-   * reads a flag another thread can raise, `"clock"` periodically calls a host
-   * hook on the same thread.
+   * Check a deadline: `"shared-flag"` reads a flag another thread can raise,
+   * `"clock"` periodically calls a host hook on the same thread. With fuel on,
+   * the checks run once per slice of fuel; without, at loop headers and before
+   * calls that can recurse (see `_deadline.ts`).
    *
    * @default {false}
    */
@@ -111,15 +139,15 @@ export interface InstrumentMetadata {
       readonly mode: "shared-flag";
       /** Export name of the one-page shared memory whose `i32` at byte 0 is the interrupt flag. */
       readonly memory: string;
+      /** How often the flag is read. */
+      readonly pacing: DeadlinePacing;
     }
     | {
       readonly mode: "clock";
       /** Export name of the table whose slot 0 must hold the `[] -> [i32]` hook. */
       readonly table: string;
-      /** Export name of the countdown global. */
-      readonly ticksGlobal: string;
-      /** Export name of the interval global. */
-      readonly intervalGlobal: string;
+      /** How often the hook is called. */
+      readonly pacing: DeadlinePacing;
     };
   /**
    * Export name of the module's start function when it had one: instrumented
@@ -129,6 +157,29 @@ export interface InstrumentMetadata {
   readonly startFunction: string | null;
 }
 
+/**
+ * How often deadline checks consult the flag or the hook: `null` at every
+ * check; `"checks"` once every `interval` checks (an `i32` countdown);
+ * `"fuel"` once per slice of at most `interval` fuel units, the rest of the
+ * budget waiting in the reserve (`i64` globals).
+ */
+export type DeadlinePacing =
+  | null
+  | {
+    readonly by: "checks";
+    /** Export name of the countdown global. */
+    readonly ticksGlobal: string;
+    /** Export name of the interval global. */
+    readonly intervalGlobal: string;
+  }
+  | {
+    readonly by: "fuel";
+    /** Export name of the reserve global. */
+    readonly reserveGlobal: string;
+    /** Export name of the interval global. */
+    readonly intervalGlobal: string;
+  };
+
 /** The instrumented module and how to drive it. */
 export interface InstrumentResult extends InstrumentMetadata {
   /** The instrumented module (a copy of the input when no pass is on). */
@@ -137,10 +188,15 @@ export interface InstrumentResult extends InstrumentMetadata {
 
 /** Initial value of the clock-mode interval, in checks between hook calls. */
 const INITIAL_INTERVAL = 1000;
+/** Initial (and, in `"shared-flag"` mode, fixed) largest fuel slice. */
+const INITIAL_SLICE = 1n << 16n;
+/** Largest fuel slice the clock hook grows the interval to. */
+const MAX_SLICE = 1n << 40n;
 
 const Section = {
   Custom: 0,
   Type: 1,
+  Function: 3,
   Table: 4,
   Memory: 5,
   Global: 6,
@@ -148,6 +204,9 @@ const Section = {
   Start: 8,
   Code: 10,
 } as const;
+
+/** Names of custom sections holding code metadata, which rewritten code invalidates. */
+const CODE_METADATA_PREFIX = "metadata.code.";
 
 /** Position of each section id in the required order (the tag section sits before globals). */
 const SECTION_RANK: readonly number[] = [0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 12, 13, 11, 6];
@@ -229,6 +288,8 @@ class Assembler {
   readonly #counts = { function: 0, table: 0, memory: 0, global: 0, tag: 0 };
   /** Whether the start section is replaced by an export. */
   #deferStart = false;
+  /** Bodies of the appended `[] -> []` functions (fuel refill, clock tick). */
+  readonly #bodies: Uint8Array[] = [];
   /** Entries appended to vector sections, by section id. */
   readonly #added = new Map<number, { count: number; out: CodeWriter }>();
 
@@ -288,24 +349,55 @@ class Assembler {
     return type?.kind === "func" && type.params.length === 0 && type.results.length === 0;
   }
 
+  /** Appends a `[] -> []` function with `body` (locals included); returns its index. */
+  #appendFunction(body: Uint8Array): number {
+    this.#appendedType ??= this.#type(VOID_TYPE);
+    this.#append(Section.Function).u32(this.#appendedType);
+    this.#bodies.push(body);
+    return this.#counts.function + this.#info.functions.length + this.#bodies.length - 1;
+  }
+
+  #appendedType: number | undefined;
+
+  #trapFunction(reason: number, trapGlobal: number): number {
+    const body = new CodeWriter(16);
+    emitTrapBody(body, reason, trapGlobal);
+    return this.#appendFunction(body.finish());
+  }
+
+  #type(entry: Uint8Array): number {
+    const before = this.#added.get(Section.Type)?.count ?? 0;
+    this.#append(Section.Type).bytes(entry);
+    return this.#info.types.length + before;
+  }
+
   run(fuel: bigint | null, maxDepth: number, deadline: DeadlineMode | false): InstrumentResult {
     const info = this.#info;
     const trapGlobal = this.#global(0x7f, 0);
     this.#export(TRAP_GLOBAL_EXPORT, 3, trapGlobal);
-    let plan: BodyPlan = { fuel: null, depth: null, deadline: null };
+    // Deadline checks ride on fuel when both are on.
+    // Appended functions need a code section, which a module without functions lacks.
+    const hasCode = info.code.length > 0;
+    const sliced = fuel !== null && deadline !== false && hasCode;
     let fuelGlobal: string | null = null;
+    let fuelIndex = -1;
     let depthGlobal: string | null = null;
-    let deadlineMeta: InstrumentMetadata["deadline"] = null;
+    let depth: BodyPlan["depth"] = null;
+    let fuelTrap: number | null = null;
     if (fuel !== null) {
-      const index = this.#global(0x7e, fuel);
-      fuelGlobal = this.#export(FUEL_GLOBAL_EXPORT, 3, index);
-      plan = { ...plan, fuel: { fuelGlobal: index, trapGlobal } };
+      fuelIndex = this.#global(0x7e, sliced ? 0n : fuel);
+      fuelGlobal = this.#export(FUEL_GLOBAL_EXPORT, 3, fuelIndex);
+      if (!sliced && hasCode) fuelTrap = this.#trapFunction(TrapReason.Fuel, trapGlobal);
     }
     if (maxDepth >= 0) {
       const index = this.#global(0x7f, maxDepth);
       depthGlobal = this.#export(DEPTH_GLOBAL_EXPORT, 3, index);
-      plan = { ...plan, depth: { depthGlobal: index, trapGlobal } };
+      const trapFunction = hasCode ? this.#trapFunction(TrapReason.CallDepth, trapGlobal) : null;
+      depth = { depthGlobal: index, trapGlobal, trapFunction };
     }
+    let poll: DeadlinePollSlots | null = null;
+    let deadlineMeta: InstrumentMetadata["deadline"] = null;
+    let checks: BodyPlan["deadline"] = null;
     if (deadline === "shared-flag") {
       const memory = this.#counts.memory + info.memories.length;
       const out = this.#append(Section.Memory);
@@ -313,39 +405,69 @@ class Assembler {
       out.u8(0x01);
       out.u8(0x01);
       this.#export(DEADLINE_MEMORY_EXPORT, 2, memory);
-      plan = { ...plan, deadline: { mode: "shared-flag", memory, trapGlobal } };
-      deadlineMeta = { mode: "shared-flag", memory: DEADLINE_MEMORY_EXPORT };
+      poll = { mode: "shared-flag", memory, trapGlobal };
+      if (!sliced && hasCode) {
+        const trapFunction = this.#trapFunction(TrapReason.Deadline, trapGlobal);
+        checks = { ...poll, trapFunction };
+      }
+      deadlineMeta = { mode: "shared-flag", memory: DEADLINE_MEMORY_EXPORT, pacing: null };
     } else if (deadline === "clock") {
-      const ticksGlobal = this.#global(0x7f, INITIAL_INTERVAL);
-      const intervalGlobal = this.#global(0x7f, INITIAL_INTERVAL);
       const table = this.#counts.table + info.tables.length;
       const tableOut = this.#append(Section.Table);
       tableOut.u8(0x70); // funcref
       tableOut.u8(0x01);
       tableOut.u8(0x01);
       tableOut.u8(0x01);
-      const hookType = info.types.length;
-      const typeOut = this.#append(Section.Type);
-      typeOut.bytes(HOOK_TYPE);
+      const hookType = this.#type(HOOK_TYPE);
       this.#export(DEADLINE_HOOKS_EXPORT, 1, table);
-      this.#export(TICKS_GLOBAL_EXPORT, 3, ticksGlobal);
+      poll = { mode: "clock", table, hookType, trapGlobal };
+      let pacing: DeadlinePacing = null;
+      if (!sliced && hasCode) {
+        const ticksGlobal = this.#global(0x7f, INITIAL_INTERVAL);
+        const intervalGlobal = this.#global(0x7f, INITIAL_INTERVAL);
+        this.#export(TICKS_GLOBAL_EXPORT, 3, ticksGlobal);
+        this.#export(INTERVAL_GLOBAL_EXPORT, 3, intervalGlobal);
+        const body = new CodeWriter(64);
+        emitTickBody(body, poll, ticksGlobal, intervalGlobal);
+        const tick = this.#appendFunction(body.finish());
+        checks = { mode: "clock", ticksGlobal, tick };
+        pacing = {
+          by: "checks",
+          ticksGlobal: TICKS_GLOBAL_EXPORT,
+          intervalGlobal: INTERVAL_GLOBAL_EXPORT,
+        };
+      }
+      deadlineMeta = { mode: "clock", table: DEADLINE_HOOKS_EXPORT, pacing };
+    }
+    let refill: number | null = null;
+    if (sliced) {
+      const reserveGlobal = this.#global(0x7e, fuel);
+      const intervalGlobal = this.#global(0x7e, INITIAL_SLICE);
+      this.#export(FUEL_RESERVE_GLOBAL_EXPORT, 3, reserveGlobal);
       this.#export(INTERVAL_GLOBAL_EXPORT, 3, intervalGlobal);
-      plan = {
-        ...plan,
-        deadline: { mode: "clock", ticksGlobal, intervalGlobal, table, hookType, trapGlobal },
-      };
-      deadlineMeta = {
-        mode: "clock",
-        table: DEADLINE_HOOKS_EXPORT,
-        ticksGlobal: TICKS_GLOBAL_EXPORT,
+      const slots = { fuelGlobal: fuelIndex, reserveGlobal, intervalGlobal, trapGlobal };
+      const body = new CodeWriter(128);
+      emitRefillBody(body, slots, (out) => emitDeadlinePoll(out, poll!));
+      refill = this.#appendFunction(body.finish());
+      const pacing: DeadlinePacing = {
+        by: "fuel",
+        reserveGlobal: FUEL_RESERVE_GLOBAL_EXPORT,
         intervalGlobal: INTERVAL_GLOBAL_EXPORT,
       };
+      deadlineMeta = { ...deadlineMeta!, pacing };
     }
     let startFunction: string | null = null;
     if (info.start !== null && this.#startIsValid(info.start)) {
       startFunction = this.#export(START_EXPORT, 0, info.start);
       this.#deferStart = true;
     }
+    const plan: BodyPlan = {
+      fuel: fuel === null
+        ? null
+        : { fuelGlobal: fuelIndex, trapGlobal, trapFunction: fuelTrap, refill },
+      depth,
+      deadline: checks,
+    };
     return {
       bytes: this.#assemble(plan),
       trapGlobal: TRAP_GLOBAL_EXPORT,
@@ -369,9 +491,15 @@ class Assembler {
         this.#writeSection(out, id, this.#vectorPayload(id, null));
       }
     };
+    const stale = new Set(
+      this.#info.customSections.filter((s) => s.name.startsWith(CODE_METADATA_PREFIX))
+        .map((s) => s.start),
+    );
     for (const section of this.#info.sections) {
       if (section.id === Section.Custom) {
-        out.copy(bytes, section.start, section.end);
+        // Code metadata (branch hints and the like) locate instructions by
+        // offsets that rewriting moves; the tool conventions say to drop it.
+        if (!stale.has(section.start)) out.copy(bytes, section.start, section.end);
         continue;
       }
       flushBefore(SECTION_RANK[section.id]!);
@@ -411,17 +539,39 @@ class Assembler {
   #codePayload(section: SectionInfo, plan: BodyPlan): CodeWriter {
     const info = this.#info;
     const bytes = this.#bytes;
+    // Pass 1: decode every body once, recording where code goes in.
+    const scan = new ScanResult();
+    const scanner = new BodyScanner({
+      fuel: plan.fuel !== null,
+      loops: plan.deadline !== null,
+      exits: plan.fuel !== null || plan.deadline?.mode === "clock",
+    }, scan);
+    for (const code of info.code) {
+      const reader = new CodeReader(bytes, code.bodyStart, code.end);
+      reader.readLocals();
+      scanner.scan(reader);
+    }
+    let roles: CallRoles | null = null;
+    if (plan.depth !== null || plan.deadline !== null) {
+      roles = { imported: this.#counts.function, ...analyzeCalls(bytes, info, scan) };
+    }
+    // Pass 2: copy each body with the code spliced in.
     const size = section.end - section.payloadStart;
     const out = new CodeWriter(size + (size >>> 1) + 64);
     const body = new CodeWriter(4096);
-    out.u32(info.code.length);
+    out.u32(info.code.length + this.#bodies.length);
     const paramCounts = info.types.map((type) => type.kind === "func" ? type.params.length : 0);
     for (let i = 0; i < info.code.length; i++) {
       const code = info.code[i]!;
       body.length = 0;
-      rewriteBody(bytes, code.bodyStart, code.end, paramCounts[info.functions[i]!]!, plan, body);
+      const params = paramCounts[info.functions[i]!]!;
+      rewriteBody(bytes, code.bodyStart, code.end, i, params, plan, scan, roles, body);
       out.u32(body.length);
       out.copy(body.buf, 0, body.length);
+    }
+    for (const appended of this.#bodies) {
+      out.u32(appended.length);
+      out.bytes(appended);
     }
     return out;
   }
@@ -429,6 +579,8 @@ class Assembler {
 
 /** `(func (result i32))` as a type section entry. */
 const HOOK_TYPE = new Uint8Array([0x60, 0x00, 0x01, 0x7f]);
+/** `(func)` as a type section entry. */
+const VOID_TYPE = new Uint8Array([0x60, 0x00, 0x00]);
 
 /** `(module (import "h" "f" (func (result i32))) (export "f" (func 0)))` */
 // deno-fmt-ignore
@@ -469,6 +621,7 @@ export interface CallBudget {
 export class InstanceLimits {
   readonly #trap: WebAssembly.Global | null;
   readonly #fuel: WebAssembly.Global | null;
+  readonly #reserve: WebAssembly.Global | null;
   readonly #depth: WebAssembly.Global | null;
   readonly #ticks: WebAssembly.Global | null;
   readonly #interval: WebAssembly.Global | null;
@@ -485,14 +638,16 @@ export class InstanceLimits {
    */
   constructor(instance: WebAssembly.Instance, metadata: InstrumentMetadata) {
     const exports = instance.exports;
-    const global = (name: string | null): WebAssembly.Global | null =>
-      name === null ? null : exports[name] as WebAssembly.Global;
+    const global = (name: string | null | undefined): WebAssembly.Global | null =>
+      name === null || name === undefined ? null : exports[name] as WebAssembly.Global;
     this.#trap = global(metadata.trapGlobal);
     this.#fuel = global(metadata.fuelGlobal);
     this.#depth = global(metadata.depthGlobal);
     const deadline = metadata.deadline;
-    this.#ticks = deadline?.mode === "clock" ? global(deadline.ticksGlobal) : null;
-    this.#interval = deadline?.mode === "clock" ? global(deadline.intervalGlobal) : null;
+    const pacing = deadline?.pacing ?? null;
+    this.#ticks = pacing?.by === "checks" ? global(pacing.ticksGlobal) : null;
+    this.#reserve = pacing?.by === "fuel" ? global(pacing.reserveGlobal) : null;
+    this.#interval = global(pacing?.intervalGlobal);
     this.#flag = deadline?.mode === "shared-flag"
       ? new Int32Array((exports[deadline.memory] as WebAssembly.Memory).buffer, 0, 1)
       : null;
@@ -507,12 +662,19 @@ export class InstanceLimits {
   #checkClock(): boolean {
     const now = performance.now();
     // Aim for a hook call about every millisecond, whatever the loop's speed.
-    const interval = this.#interval!;
     const elapsed = now - this.#lastCheck;
     this.#lastCheck = now;
-    const current = interval.value as number;
-    if (elapsed < 0.5 && current < 0x4000000) interval.value = current * 2;
-    else if (elapsed > 2 && current > 1) interval.value = current >> 1;
+    const interval = this.#interval;
+    if (interval !== null) {
+      const current = interval.value as number | bigint;
+      if (typeof current === "bigint") {
+        if (elapsed < 0.5 && current < MAX_SLICE) interval.value = current * 2n;
+        else if (elapsed > 2 && current > 1n) interval.value = current >> 1n;
+      } else {
+        if (elapsed < 0.5 && current < 0x4000000) interval.value = current * 2;
+        else if (elapsed > 2 && current > 1) interval.value = current >> 1;
+      }
+    }
     return now >= this.#deadline;
   }
 
@@ -528,7 +690,17 @@ export class InstanceLimits {
    */
   prepare(budget: CallBudget = {}): void {
     if (this.#trap !== null) this.#trap.value = 0;
-    if (this.#fuel !== null) this.#fuel.value = BigInt(budget.fuel ?? 0);
+    if (this.#fuel !== null) {
+      const total = BigInt(budget.fuel ?? 0);
+      if (this.#reserve === null) {
+        this.#fuel.value = total;
+      } else {
+        const interval = this.#interval!.value as bigint;
+        const slice = total < interval ? total : interval;
+        this.#fuel.value = slice;
+        this.#reserve.value = total - slice;
+      }
+    }
     if (this.#depth !== null) this.#depth.value = budget.maxCallDepth ?? 1000;
     if (this.#flag !== null) Atomics.store(this.#flag, 0, 0);
     this.#deadline = budget.deadline ?? Infinity;
@@ -541,6 +713,14 @@ export class InstanceLimits {
     if (this.#flag !== null) Atomics.store(this.#flag, 0, 1);
     this.#deadline = -Infinity;
     if (this.#ticks !== null) this.#ticks.value = 1;
+    if (this.#reserve !== null) {
+      // Send the next charge to the slow path, which checks the deadline.
+      const slice = this.#fuel!.value as bigint;
+      if (slice > 0n) {
+        this.#reserve.value = (this.#reserve.value as bigint) + slice;
+        this.#fuel!.value = 0n;
+      }
+    }
   }
 
   /** Runs the module's deferred start function, if it had one. */
@@ -550,7 +730,9 @@ export class InstanceLimits {
 
   /** Fuel left after the last call (negative once exhausted), `0n` without fuel. */
   get fuelRemaining(): bigint {
-    return this.#fuel === null ? 0n : this.#fuel.value as bigint;
+    if (this.#fuel === null) return 0n;
+    const slice = this.#fuel.value as bigint;
+    return this.#reserve === null ? slice : slice + (this.#reserve.value as bigint);
   }
 
   /** Which limit stopped the last call, {@linkcode TrapReason.None} if none did. */

@@ -1,7 +1,8 @@
 /**
  * The Deno permissions of a plugin's worker, derived from its capabilities:
  * nothing by default; `NetworkAccess` grants `net` for `allowedHosts`;
- * `FileSystem` grants `read`/`write` for `allowedPaths` (and WASI preopens).
+ * `FileSystem` grants `read` for `allowedPaths.read` and the WASI preopens,
+ * and `write` for `allowedPaths.write`.
  * Nothing else, ever.
  *
  * @module
@@ -36,6 +37,7 @@ export function workerPermissions(source: PermissionSource): Deno.PermissionOpti
     read: files ? listOrNone([...(source.allowedPaths?.read ?? []), ...preopened]) : false,
     run: false,
     sys: false,
-    write: files ? listOrNone([...(source.allowedPaths?.write ?? []), ...preopened]) : false,
+    // Preopens are readable; writing needs the path in allowedPaths.write too.
+    write: files ? listOrNone([...(source.allowedPaths?.write ?? [])]) : false,
   };
 }

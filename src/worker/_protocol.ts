@@ -6,7 +6,7 @@
  */
 
 import type { InstrumentMetadata } from "../instrument/instrument.ts";
-import type { ImportPlan } from "../_instance.ts";
+import type { ImportPlan, WasiSettings } from "../_instance.ts";
 import type { ChannelBuffers } from "./_channel.ts";
 
 /** Host → worker opcodes. */
@@ -25,6 +25,8 @@ export const ToWorker = {
   Start: 6,
   /** the results of a linker function with several (an array) */
   ReturnMany: 7,
+  /** stdin, fuel (number | null), timeoutMs: run the module as a WASI command */
+  Run: 8,
 } as const;
 
 /** Worker → host opcodes. */
@@ -50,6 +52,7 @@ export interface WorkerSetup {
   readonly capabilities: readonly string[];
   readonly allowedHosts: readonly string[];
   readonly maxCallDepth: number;
+  readonly wasi: WasiSettings | undefined;
   readonly channel: ChannelBuffers;
 }
 

@@ -13,7 +13,7 @@ import type { CallBudget, PluginBackend } from "../_backend.ts";
 import { InstantiationError, TimeoutError, WorkerCrashedError } from "../errors.ts";
 import type { HostCallable } from "../host/_env.ts";
 import type { HostServices, ServiceName } from "../host/_services.ts";
-import type { ImportPlan } from "../_instance.ts";
+import type { CommandResult, ImportPlan, WasiSettings } from "../_instance.ts";
 import { createChannelBuffers, HostChannel } from "./_channel.ts";
 import { decodeError, encodeError } from "./_error_codec.ts";
 import { ToHost, ToWorker, type WorkerReady, type WorkerSetup } from "./_protocol.ts";
@@ -38,6 +38,7 @@ export interface WorkerBackendOptions {
   readonly maxCallDepth: number;
   /** Budgets of the module's start function (the plugin's own limits). */
   readonly startBudget: CallBudget;
+  readonly wasi: WasiSettings | undefined;
 }
 
 /**
@@ -111,6 +112,7 @@ class WorkerBackend implements PluginBackend {
       capabilities: [...options.capabilities],
       allowedHosts: options.allowedHosts,
       maxCallDepth: options.maxCallDepth,
+      wasi: options.wasi,
       channel: buffers,
     };
     let ready: WorkerReady;
@@ -211,6 +213,22 @@ class WorkerBackend implements PluginBackend {
       const results = this.#settle(await this.#converse(live, budget, startMs));
       if (results.length === 0) return undefined;
       return results.length === 1 ? results[0] : results;
+    } finally {
+      this.#release();
+    }
+  }
+
+  async runCommand(stdin: Uint8Array, budget: CallBudget, startMs: number): Promise<CommandResult> {
+    budget.signal?.throwIfAborted();
+    try {
+      let live = this.#open();
+      if (live instanceof Promise) live = await live;
+      budget.signal?.throwIfAborted();
+      live.channel.postCall(ToWorker.Run, [stdin, budget.fuel, budget.timeoutMs]);
+      const [exitCode, stdout, stderr, truncated] = this.#settle(
+        await this.#converse(live, budget, startMs),
+      ) as [number, Uint8Array, Uint8Array, number];
+      return { exitCode, stdout, stderr, outputTruncated: truncated === 1 };
     } finally {
       this.#release();
     }

@@ -99,6 +99,18 @@ function handle(instance: PluginInstance, { op, values }: WireMessage): Reply | 
       instance.start({ fuel, timeoutMs, signal: undefined }, performance.now());
       return [ToHost.Result, [instance.lastFuelUsed, instance.memory.byteLength]];
     }
+    case ToWorker.Run: {
+      const [stdin, fuel, timeoutMs] = values as [Uint8Array, number | null, number];
+      return instance.runCommand(stdin, { fuel, timeoutMs, signal: undefined }, performance.now())
+        .then(({ exitCode, stdout, stderr, outputTruncated }) => [ToHost.Result, [
+          instance.lastFuelUsed,
+          instance.memory.byteLength,
+          exitCode,
+          stdout,
+          stderr,
+          outputTruncated ? 1 : 0,
+        ]]);
+    }
     case ToWorker.ReadMemory: {
       const [offset, length] = values as [number, number];
       return [ToHost.Done, [instance.memory.view(offset, length)]];
@@ -174,6 +186,7 @@ self.onmessage = async (event: MessageEvent<WorkerSetup>) => {
       startLater: true,
       stopRequested: () => channel.stopRequested,
       pluginName: setup.pluginName,
+      wasi: setup.wasi,
     });
   } catch (err) {
     self.postMessage({ ok: false, error: encodeError(err) } satisfies WorkerReady);

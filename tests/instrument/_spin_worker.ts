@@ -12,7 +12,7 @@ scope.onmessage = (event) => {
   const result = event.data;
   const instance = new WebAssembly.Instance(new WebAssembly.Module(result.bytes));
   const limits = new InstanceLimits(instance, result);
-  limits.prepare({});
+  limits.prepare({ fuel: 1n << 60n });
   scope.postMessage({ type: "ready", buffer: limits.interruptBuffer });
   try {
     (instance.exports.spin as () => void)();

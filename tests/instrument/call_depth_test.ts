@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
-import { TrapReason } from "../../src/instrument/instrument.ts";
-import { load } from "./_host.ts";
+import { instrument, TrapReason } from "../../src/instrument/instrument.ts";
+import { countOps, load, LOOP_HELPER } from "./_host.ts";
+import { wat } from "./_wat.ts";
 
 const PROGRAM = `(module
   (import "host" "reenter" (func $reenter (param i32) (result i32)))
@@ -80,6 +81,62 @@ Deno.test("call-depth pass keeps every exit path balanced", async (t) => {
     // via_host (1) -> host -> down(n) (n + 1)
     assert.equal(p.call("via_host", [98], { maxCallDepth: 100 }), 98);
     assert.throws(() => p.call("via_host", [99], { maxCallDepth: 100 }), WebAssembly.RuntimeError);
+    assert.equal(p.limits.trapReason, TrapReason.CallDepth);
+  });
+});
+
+const SHAPES = `(module
+  (type $t (func (param i64) (result i64)))
+  (table 1 funcref) (elem (i32.const 0) $fac_indirect)
+  ${LOOP_HELPER}
+  (func $down (param i32) (result i32)
+    local.get 0 i32.eqz if (return (i32.const 0)) end
+    local.get 0 i32.const 1 i32.sub call $down i32.const 1 i32.add)
+  (func (export "down_many") (param $times i32) (param $n i32) (result i32) (local $acc i32)
+    (loop $l
+      (local.set $acc (i32.add (local.get $acc) (call $down (local.get $n))))
+      (br_if $l (local.tee $times (i32.sub (local.get $times) (i32.const 1)))))
+    local.get $acc)
+  (func $fac_indirect (export "fac_indirect") (param i64) (result i64)
+    local.get 0 i64.eqz
+    if (result i64) i64.const 1
+    else
+      local.get 0
+      (call_indirect (type $t) (i64.sub (local.get 0) (i64.const 1)) (i32.const 0))
+      i64.mul
+    end)
+  (func $even (param i32) (result i32)
+    local.get 0 i32.eqz if (result i32) i32.const 1 else local.get 0 i32.const 1 i32.sub call $odd end)
+  (func $odd (param i32) (result i32)
+    local.get 0 i32.eqz if (result i32) i32.const 0 else local.get 0 i32.const 1 i32.sub call $even end)
+  (func (export "even") (param i32) (result i32) local.get 0 call $even))`;
+
+Deno.test("call-depth pass counts only functions that can recurse", async (t) => {
+  const p = load(SHAPES, { callDepth: true });
+
+  await t.step("non-recursive calls take no depth", () => {
+    assert.equal(p.call("loop_helper", [1000], { maxCallDepth: 0 }), 1000);
+    const { bytes } = instrument(wat(SHAPES), { callDepth: true });
+    assert.equal(countOps(bytes, 0, 0x23), 0); // helper: no global.get
+    assert.equal(countOps(bytes, 1, 0x24), 0); // loop_helper: no global.set
+  });
+
+  await t.step("an uncounted caller gives every recursive call the same depth", () => {
+    // down(n) takes n + 1 frames, however often it is called in a row.
+    assert.equal(p.call("down_many", [1000, 49], { maxCallDepth: 50 }), 49_000);
+    assert.throws(() => p.call("down_many", [2, 50], { maxCallDepth: 50 }));
+    assert.equal(p.limits.trapReason, TrapReason.CallDepth);
+  });
+
+  await t.step("recursion through a table is counted", () => {
+    assert.equal(p.call("fac_indirect", [10n], { maxCallDepth: 100 }), 3628800n);
+    assert.throws(() => p.call("fac_indirect", [200n], { maxCallDepth: 100 }));
+    assert.equal(p.limits.trapReason, TrapReason.CallDepth);
+  });
+
+  await t.step("mutual recursion of unexported functions is counted", () => {
+    assert.equal(p.call("even", [98], { maxCallDepth: 100 }), 1);
+    assert.throws(() => p.call("even", [100], { maxCallDepth: 100 }));
     assert.equal(p.limits.trapReason, TrapReason.CallDepth);
   });
 });

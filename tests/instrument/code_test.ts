@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { BinaryFormatError } from "../../src/instrument/_bytes.ts";
 import { decodeBody, encodeBody } from "../../src/instrument/_code.ts";
 import { parseModule } from "../../src/instrument/_module.ts";
-import { instrument } from "../../src/instrument/instrument.ts";
+import { InstanceLimits, instrument } from "../../src/instrument/instrument.ts";
 
 const SPEC_DIR = new URL("../../../shared/spec-testsuite/", import.meta.url);
 
@@ -163,7 +163,97 @@ Deno.test("instrument() handles extreme modules without deep host recursion", as
     const result = instrument(bytes, options);
     assert.ok(WebAssembly.validate(result.bytes));
   });
+
+  await t.step("a chain of 100,000 calls and 5,000 nested blocks run as before", () => {
+    const bytes = callChain(100_000, 5_000);
+    const plain = new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports;
+    const result = instrument(bytes, options);
+    const instance = new WebAssembly.Instance(new WebAssembly.Module(result.bytes));
+    const limits = new InstanceLimits(instance, result);
+    for (const [name, arg] of [["f0", 0], ["f0", 50], ["f99990", 9], ["nest", 2], ["nest", 4999]]) {
+      const expected = (plain[name as string] as (n: number) => number)(arg as number);
+      limits.prepare({ fuel: 1n << 40n, maxCallDepth: 10 });
+      const actual = (instance.exports[name as string] as (n: number) => number)(arg as number);
+      assert.equal(actual, expected, `${name}(${arg})`);
+    }
+  });
 });
+
+/**
+ * A module of `count` functions where `f<i>(x)` is `x == 0 ? i : f<i+1>(x - 1)`
+ * (all exported), and `nest(k)`, which branches out of the `k`-th of `depth`
+ * nested blocks and returns how many blocks it left.
+ */
+function callChain(count: number, depth: number): Uint8Array<ArrayBuffer> {
+  const bodies: number[] = [];
+  const exports: number[] = [];
+  const name = (text: string): number[] => [...leb(text.length), ...new TextEncoder().encode(text)];
+  for (let i = 0; i < count; i++) {
+    const body = i === count - 1 ? [0x00, 0x41, ...sleb(i), 0x0b] : [
+      0x00,
+      0x20,
+      0x00,
+      0x45,
+      0x04,
+      0x7f,
+      0x41,
+      ...sleb(i),
+      0x05, // x == 0 ? i :
+      0x20,
+      0x00,
+      0x41,
+      0x01,
+      0x6b,
+      0x10,
+      ...leb(i + 1),
+      0x0b,
+      0x0b, // f<i+1>(x - 1)
+    ]; // deno-fmt-ignore
+    bodies.push(...leb(body.length), ...body);
+    exports.push(...name(`f${i}`), 0x00, ...leb(i));
+  }
+  // nest: block^depth (local.get 0, br_table 0 1 … depth-1) end^depth, counting ends passed.
+  const nest = [0x01, 0x01, 0x7f]; // one i32 local: the count
+  for (let i = 0; i < depth; i++) nest.push(0x02, 0x40);
+  nest.push(0x20, 0x00, 0x0e, ...leb(depth - 1));
+  for (let i = 0; i < depth; i++) nest.push(...leb(i));
+  for (let i = 0; i < depth; i++) {
+    nest.push(0x0b, 0x20, 0x01, 0x41, 0x01, 0x6a, 0x21, 0x01); // end; count += 1
+  }
+  nest.push(0x20, 0x01, 0x0b);
+  bodies.push(...leb(nest.length), ...nest);
+  exports.push(...name("nest"), 0x00, ...leb(count));
+  const types = [0x01, 0x60, 0x01, 0x7f, 0x01, 0x7f];
+  const functions = [...leb(count + 1), ...Array(count + 1).fill(0)];
+  const section = (id: number, items: number, payload: number[]): number[] => {
+    const content = [...leb(items), ...payload];
+    return [id, ...leb(content.length), ...content];
+  };
+  return new Uint8Array([
+    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
+    0x01,
+    ...leb(types.length),
+    ...types,
+    0x03,
+    ...leb(functions.length),
+    ...functions,
+    ...section(0x07, count + 1, exports),
+    ...section(0x0a, count + 1, bodies),
+  ]); // deno-fmt-ignore
+}
+
+function sleb(value: number): number[] {
+  const out: number[] = [];
+  while (true) {
+    const byte = value & 0x7f;
+    value >>= 7;
+    if ((value === 0 && (byte & 0x40) === 0) || (value === -1 && (byte & 0x40) !== 0)) {
+      out.push(byte);
+      return out;
+    }
+    out.push(byte | 0x80);
+  }
+}
 
 /** A module whose only function nests `depth` empty blocks. */
 function nestedBlocks(depth: number): Uint8Array<ArrayBuffer> {

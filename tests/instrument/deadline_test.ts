@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { instrument, TrapReason } from "../../src/instrument/instrument.ts";
-import { load } from "./_host.ts";
+import { instrument, type InstrumentOptions, TrapReason } from "../../src/instrument/instrument.ts";
+import { countOps, load, LOOP_HELPER } from "./_host.ts";
 import { wat } from "./_wat.ts";
 
 const PROGRAM = `(module
@@ -40,7 +40,7 @@ Deno.test("deadline pass in clock mode stops a call on the host thread", async (
     assert.equal(plugin.limits.trapReason, TrapReason.Deadline);
   });
 
-  await t.step("recursion without loops is checked at function entry", () => {
+  await t.step("recursion without loops is checked before its recursive calls", () => {
     assert.throws(
       () => plugin.call("fib", [45], { deadline: performance.now() + 50 }),
       WebAssembly.RuntimeError,
@@ -82,26 +82,88 @@ Deno.test("deadline pass in shared-flag mode reads the interrupt flag", async (t
   });
 });
 
-Deno.test("deadline pass in shared-flag mode stops a guest running in a worker", async () => {
-  const result = instrument(wat(PROGRAM), { deadline: "shared-flag" });
-  const worker = new Worker(new URL("./_spin_worker.ts", import.meta.url), { type: "module" });
-  try {
-    const done = new Promise<{ error: string | null; reason: number }>((resolve, reject) => {
-      worker.onerror = (event) => reject(event.error ?? new Error(event.message));
-      worker.onmessage = (event) => {
-        const message = event.data;
-        if (message.type === "ready") {
-          const flag = new Int32Array(message.buffer as SharedArrayBuffer);
-          setTimeout(() => Atomics.store(flag, 0, 1), 50);
-        } else {
-          resolve(message);
-        }
-      };
+Deno.test("deadline pass in shared-flag mode stops a guest running in a worker", async (t) => {
+  const variants: [string, InstrumentOptions][] = [
+    ["checks in code", { deadline: "shared-flag" }],
+    ["checks riding on fuel", { fuel: true, callDepth: true, deadline: "shared-flag" }],
+  ];
+  for (const [name, options] of variants) {
+    await t.step(name, async () => {
+      const result = instrument(wat(PROGRAM), options);
+      const worker = new Worker(new URL("./_spin_worker.ts", import.meta.url), { type: "module" });
+      try {
+        const done = new Promise<{ error: string | null; reason: number }>((resolve, reject) => {
+          worker.onerror = (event) => reject(event.error ?? new Error(event.message));
+          worker.onmessage = (event) => {
+            const message = event.data;
+            if (message.type === "ready") {
+              const flag = new Int32Array(message.buffer as SharedArrayBuffer);
+              setTimeout(() => Atomics.store(flag, 0, 1), 50);
+            } else {
+              resolve(message);
+            }
+          };
+        });
+        worker.postMessage(result);
+        const outcome = await done;
+        assert.deepEqual(outcome, {
+          type: "done",
+          error: "RuntimeError",
+          reason: TrapReason.Deadline,
+        });
+      } finally {
+        worker.terminate();
+      }
     });
-    worker.postMessage(result);
-    const outcome = await done;
-    assert.deepEqual(outcome, { type: "done", error: "RuntimeError", reason: TrapReason.Deadline });
-  } finally {
-    worker.terminate();
   }
+});
+
+/** f0 calls f1 twice, f1 calls f2 twice, …: 2^40 calls, none recursive, no loop. */
+function exponentialChain(levels: number): string {
+  const funcs = [`(func $f${levels} (param i32) (result i32) local.get 0 i32.const 1 i32.add)`];
+  for (let i = levels - 1; i >= 0; i--) {
+    funcs.push(`(func $f${i} (export "f${i}") (param i32) (result i32)
+      local.get 0 call $f${i + 1} call $f${i + 1})`);
+  }
+  return `(module ${funcs.join("\n")})`;
+}
+
+const SHAPES = `(module
+  ${LOOP_HELPER}
+  (func $forever (export "forever") (param i32) (result i32)
+    local.get 0 i32.const 1 i32.add return_call $forever))`;
+
+Deno.test("deadline pass without fuel checks loops and calls that can run long", async (t) => {
+  await t.step("calls of small non-recursive functions go unchecked", () => {
+    const { bytes } = instrument(wat(SHAPES), { deadline: "shared-flag" });
+    const atomicLoad = (0xfe << 24 | 0x10) >>> 0;
+    assert.equal(countOps(bytes, 0, atomicLoad), 0);
+    assert.equal(countOps(bytes, 1, atomicLoad), 1); // the loop header
+    assert.equal(countOps(bytes, 2, atomicLoad), 1); // the recursive tail call
+  });
+
+  await t.step("endless tail recursion stops", () => {
+    const plugin = load(SHAPES, { deadline: "clock" });
+    assert.throws(
+      () => plugin.call("forever", [0], { deadline: performance.now() + 50 }),
+      WebAssembly.RuntimeError,
+    );
+    assert.equal(plugin.limits.trapReason, TrapReason.Deadline);
+  });
+
+  await t.step("an exponential tree of non-recursive calls stops", () => {
+    for (const mode of ["clock", "shared-flag"] as const) {
+      const plugin = load(exponentialChain(40), { deadline: mode });
+      const started = performance.now();
+      if (mode === "shared-flag") {
+        plugin.limits.prepare({});
+        plugin.limits.interrupt();
+        assert.throws(() => (plugin.instance.exports.f0 as (n: number) => number)(0));
+      } else {
+        assert.throws(() => plugin.call("f0", [0], { deadline: performance.now() + 50 }));
+      }
+      assert.equal(plugin.limits.trapReason, TrapReason.Deadline, mode);
+      assert.ok(performance.now() - started < 2000);
+    }
+  });
 });

@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
-import { TrapReason } from "../../src/instrument/instrument.ts";
-import { load } from "./_host.ts";
+import {
+  InstanceLimits,
+  instrument,
+  type InstrumentOptions,
+  TrapReason,
+} from "../../src/instrument/instrument.ts";
+import { countOps, load } from "./_host.ts";
+import { random, randomProgram } from "./_random_program.ts";
+import { wat } from "./_wat.ts";
 
 const PROGRAM = `(module
   (func $nop)
@@ -20,6 +27,9 @@ const PROGRAM = `(module
       local.get 0 br_if $out
       i32.const 7 return)
     i32.const 8)
+  (func (export "after_if") (param i32) (result i32)
+    local.get 0 if nop end
+    local.get 0 i32.const 1 i32.add)
   (func $fib (export "fib") (param i32) (result i32)
     local.get 0 i32.const 2 i32.lt_u
     if (result i32) local.get 0
@@ -31,8 +41,9 @@ const PROGRAM = `(module
   (func (export "spin") (loop br 0)))`;
 
 const BUDGET = 1_000_000n;
+const I64_SUB = 0x7d;
 
-Deno.test("fuel pass charges one unit per instruction, per segment on entry", async (t) => {
+Deno.test("fuel pass charges one unit per executed instruction", async (t) => {
   const plugin = load(PROGRAM, { fuel: true });
   const consumed = (name: string, args: unknown[] = []): bigint => {
     plugin.call(name, args, { fuel: BUDGET });
@@ -40,33 +51,101 @@ Deno.test("fuel pass charges one unit per instruction, per segment on entry", as
     return BUDGET - plugin.limits.fuelRemaining;
   };
 
-  await t.step("an empty function costs its end", () => {
-    assert.equal(consumed("empty"), 1n);
-  });
-
-  await t.step("a call costs the caller's and the callee's instructions", () => {
-    assert.equal(consumed("call_nop"), 3n);
+  await t.step("block, loop, else and end are free", () => {
+    assert.equal(consumed("empty"), 0n);
+    assert.equal(consumed("call_nop"), 1n);
   });
 
   await t.step("a loop pays for its body on every iteration", () => {
-    // loop (1) + 9 per iteration + end, local.get, end (3)
-    assert.equal(consumed("sum", [1]), 13n);
-    assert.equal(consumed("sum", [10]), 94n);
-    assert.equal(consumed("sum", [1000]), 9004n);
+    // 9 per iteration, then local.get.
+    assert.equal(consumed("sum", [1]), 10n);
+    assert.equal(consumed("sum", [10]), 91n);
+    assert.equal(consumed("sum", [1000]), 9001n);
   });
 
   await t.step("each arm of an if costs what it contains", () => {
-    assert.equal(consumed("choose", [1]), 7n);
-    assert.equal(consumed("choose", [0]), 5n);
+    assert.equal(consumed("choose", [1]), 5n);
+    assert.equal(consumed("choose", [0]), 3n);
+    assert.equal(consumed("after_if", [1]), 6n);
+    assert.equal(consumed("after_if", [0]), 5n);
   });
 
   await t.step("code after a return is not charged", () => {
-    // block, local.get, br_if (3) + i32.const, return (2)
-    assert.equal(consumed("early", [0]), 5n);
-    // block, local.get, br_if (3) + i32.const, end (2): a block's end belongs
-    // to its fall-through path, a branch lands after it.
-    assert.equal(consumed("early", [1]), 5n);
+    // local.get, br_if, i32.const, return
+    assert.equal(consumed("early", [0]), 4n);
+    // local.get, br_if, i32.const
+    assert.equal(consumed("early", [1]), 3n);
   });
+});
+
+Deno.test("fuel pass takes few charges", async (t) => {
+  const { bytes } = instrument(wat(PROGRAM), { fuel: true });
+  // Defined functions: nop, empty, call_nop, sum, choose, early, after_if, fib, spin.
+  const charges = (index: number): number => countOps(bytes, index, I64_SUB);
+
+  await t.step("a function that does nothing charges nothing", () => {
+    assert.equal(charges(0), 0);
+    assert.equal(charges(1), 0);
+  });
+
+  await t.step("the arm an if/else's arms share is charged before the if", () => {
+    // Entry (local.get, if, and the else arm's i32.const), then the then arm's excess.
+    assert.equal(charges(4), 2);
+    // fib: the then arm (local.get) is paid before the if.
+    assert.equal(charges(7), 2);
+  });
+
+  await t.step("code after a construct nothing branches out of joins the charge before it", () => {
+    assert.equal(charges(6), 2); // entry and the then arm
+    assert.equal(charges(3), 2); // entry (with local.get after the loop) and the loop header
+  });
+
+  await t.step("a branch out of a construct keeps its continuation separate", () => {
+    assert.equal(charges(5), 3); // entry, after br_if, after the block
+  });
+});
+
+Deno.test("fuel pass is exact on random programs, however fuel is sliced", async (t) => {
+  const modes: [string, InstrumentOptions][] = [
+    ["fuel", { fuel: true }],
+    ["fuel, depth, clock deadline", { fuel: true, callDepth: true, deadline: "clock" }],
+    ["fuel, shared-flag deadline", { fuel: true, deadline: "shared-flag" }],
+  ];
+  const next = random(0xf0e1);
+  const programs = Array.from({ length: 60 }, () => randomProgram(next, 4));
+  for (const [name, options] of modes) {
+    await t.step(name, () => {
+      for (const [i, program] of programs.entries()) {
+        const counting = new WebAssembly.Instance(new WebAssembly.Module(wat(program.counting)));
+        const result = instrument(wat(program.plain), options);
+        const instance = new WebAssembly.Instance(new WebAssembly.Module(result.bytes));
+        const limits = new InstanceLimits(instance, result);
+        const interval = instance.exports.__wasmplug_interval as WebAssembly.Global | undefined;
+        const count = counting.exports.count as WebAssembly.Global;
+        for (const arg of [0, 3]) {
+          count.value = 0n;
+          const expected = (counting.exports.f0 as (a: number, b: number) => number)(arg, 2);
+          const executed = count.value as bigint;
+          // Tiny slices make the refill path run on almost every charge.
+          if (interval !== undefined) interval.value = BigInt(1 + (i % 5));
+          for (const budget of [executed + 100n, executed, executed - 1n]) {
+            if (budget < 0n) continue;
+            limits.prepare({ fuel: budget, maxCallDepth: 1000 });
+            const call = (): unknown =>
+              (instance.exports.f0 as (a: number, b: number) => number)(arg, 2);
+            const where = `program ${i}, f0(${arg}, 2), budget ${budget} of ${executed}`;
+            if (budget < executed) {
+              assert.throws(call, WebAssembly.RuntimeError, where);
+              assert.equal(limits.trapReason, TrapReason.Fuel, where);
+              continue;
+            }
+            assert.equal(call(), expected, where);
+            assert.equal(budget - limits.fuelRemaining, executed, where);
+          }
+        }
+      }
+    });
+  }
 });
 
 Deno.test("fuel pass is deterministic across calls and instances", () => {
@@ -92,9 +171,9 @@ Deno.test("fuel pass stops a call that runs out, distinguishably", async (t) => 
   });
 
   await t.step("a budget one unit short stops the call", () => {
-    assert.throws(() => plugin.call("sum", [10], { fuel: 93n }), WebAssembly.RuntimeError);
+    assert.throws(() => plugin.call("sum", [10], { fuel: 90n }), WebAssembly.RuntimeError);
     assert.equal(plugin.limits.trapReason, TrapReason.Fuel);
-    assert.equal(plugin.call("sum", [10], { fuel: 94n }), 55);
+    assert.equal(plugin.call("sum", [10], { fuel: 91n }), 55);
     assert.equal(plugin.limits.fuelRemaining, 0n);
   });
 
@@ -104,11 +183,81 @@ Deno.test("fuel pass stops a call that runs out, distinguishably", async (t) => 
     assert.equal(trapping.limits.trapReason, TrapReason.None);
   });
 
-  await t.step("the fuel global starts at the initial value", () => {
+  await t.step("the budget starts at the initial value", () => {
     const fresh = load(PROGRAM, { fuel: { initial: 5n } });
     assert.equal(fresh.limits.fuelRemaining, 5n);
+    const sliced = load(PROGRAM, { fuel: { initial: 5n }, deadline: "clock" });
+    assert.equal(sliced.limits.fuelRemaining, 5n);
     const empty = load(PROGRAM, { fuel: true });
     assert.equal(empty.limits.fuelRemaining, 0n);
+  });
+});
+
+Deno.test("fuel pass with a deadline checks it once per slice of fuel", async (t) => {
+  const LOOP = `(module
+    (import "host" "poke" (func $poke))
+    (func (export "spin") (loop br 0))
+    (func (export "poke_then_spin") call $poke (loop br 0))
+    (func (export "count") (param $n i32) (result i32)
+      (loop $l (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))
+      local.get $n))`;
+
+  await t.step("the code itself carries no deadline check", () => {
+    const { bytes } = instrument(wat(LOOP), { fuel: true, deadline: "shared-flag" });
+    const atomicLoad = (0xfe << 24 | 0x10) >>> 0;
+    assert.equal(countOps(bytes, 0, atomicLoad), 0);
+    const withoutFuel = instrument(wat(LOOP), { deadline: "shared-flag" }).bytes;
+    assert.equal(countOps(withoutFuel, 0, atomicLoad), 1);
+  });
+
+  await t.step("a clock deadline stops an infinite loop", () => {
+    const plugin = load(LOOP, { fuel: true, deadline: "clock" }, { host: { poke() {} } });
+    const started = performance.now();
+    assert.throws(
+      () => plugin.call("spin", [], { fuel: 1n << 60n, deadline: performance.now() + 50 }),
+      WebAssembly.RuntimeError,
+    );
+    const elapsed = performance.now() - started;
+    assert.equal(plugin.limits.trapReason, TrapReason.Deadline);
+    assert.ok(elapsed >= 50 && elapsed < 2000, `stopped after ${elapsed} ms`);
+    assert.ok(plugin.limits.fuelRemaining > 0n);
+  });
+
+  await t.step("past the deadline, fuel running out still reports fuel", () => {
+    const plugin = load(LOOP, { fuel: true, deadline: "clock" }, { host: { poke() {} } });
+    // More than one slice (2^16 units): the first refill sees the deadline.
+    assert.throws(
+      () => plugin.call("spin", [], { fuel: 100_000n, deadline: -Infinity }),
+      WebAssembly.RuntimeError,
+    );
+    assert.equal(plugin.limits.trapReason, TrapReason.Deadline);
+    // Less than one slice: the first refill finds nothing left.
+    assert.throws(
+      () => plugin.call("spin", [], { fuel: 1000n, deadline: -Infinity }),
+      WebAssembly.RuntimeError,
+    );
+    assert.equal(plugin.limits.trapReason, TrapReason.Fuel);
+    assert.ok(plugin.limits.fuelRemaining < 0n);
+  });
+
+  await t.step("interrupt() from a host function stops the call at the next charge", () => {
+    let self: ReturnType<typeof load> | undefined = undefined;
+    const poke = (): void => self!.limits.interrupt();
+    self = load(LOOP, { fuel: true, deadline: "clock" }, { host: { poke } });
+    assert.throws(() => self.call("poke_then_spin", [], { fuel: 1n << 60n }));
+    assert.equal(self.limits.trapReason, TrapReason.Deadline);
+    const flagged = load(LOOP, { fuel: true, deadline: "shared-flag" }, {
+      host: { poke: () => flagged.limits.interrupt() },
+    });
+    assert.throws(() => flagged.call("poke_then_spin", [], { fuel: 1n << 60n }));
+    assert.equal(flagged.limits.trapReason, TrapReason.Deadline);
+  });
+
+  await t.step("the reserve counts towards the fuel remaining", () => {
+    const plugin = load(LOOP, { fuel: true, deadline: "shared-flag" }, { host: { poke() {} } });
+    // 5 units per iteration, then local.get: far more than one slice.
+    assert.equal(plugin.call("count", [1_000_000], { fuel: 10_000_000n }), 0);
+    assert.equal(plugin.limits.fuelRemaining, 10_000_000n - 5_000_001n);
   });
 });
 

@@ -106,3 +106,27 @@ Deno.test("instrument() keeps every index and non-code section intact", () => {
     assert.equal(limits.trapReason, TrapReason.None);
   }
 });
+
+Deno.test("instrument() drops code metadata, whose offsets no longer hold", () => {
+  const bytes = wat(`(module (func (export "f") (param i32) (result i32)
+    local.get 0 if (result i32) i32.const 1 else i32.const 2 end))`);
+  const info = parseModule(bytes);
+  const code = info.sections.find((s) => s.id === 10)!;
+  const section = (name: string, payload: number[]): number[] => {
+    const encoded = [...new TextEncoder().encode(name)];
+    const content = [encoded.length, ...encoded, ...payload];
+    return [0, content.length, ...content];
+  };
+  // A hint that the `if` (2 bytes into the body) is unlikely, and an unrelated section.
+  const hinted = new Uint8Array([
+    ...bytes.subarray(0, code.start),
+    ...section("metadata.code.branch_hint", [1, 0, 1, 3, 1, 0]),
+    ...section("kept", [1, 2, 3]),
+    ...bytes.subarray(code.start),
+  ]);
+  assert.ok(WebAssembly.validate(hinted));
+  const names = (from: Uint8Array): string[] => parseModule(from).customSections.map((s) => s.name);
+  assert.deepEqual(names(hinted), ["metadata.code.branch_hint", "kept"]);
+  assert.deepEqual(names(instrument(hinted, { fuel: true }).bytes), ["kept"]);
+  assert.deepEqual(names(instrument(hinted).bytes), ["metadata.code.branch_hint", "kept"]);
+});

@@ -1,26 +1,60 @@
 import assert from "node:assert/strict";
+import type { InstrumentOptions } from "../../src/instrument/instrument.ts";
 import { compareFile, specAvailable, specNames, totals } from "./conformance.ts";
 
-Deno.test({
-  name: "instrumented modules pass the spec testsuite exactly like the originals",
-  ignore: !specAvailable(),
-  async fn(): Promise<void> {
-    const comparisons = [];
-    for (const name of specNames()) comparisons.push(await compareFile(name));
-    const mismatches = comparisons.flatMap((c) =>
+async function mismatches(options?: InstrumentOptions): Promise<{
+  mismatches: string[];
+  plain: ReturnType<typeof totals>;
+  instrumented: ReturnType<typeof totals>;
+}> {
+  const comparisons = [];
+  for (const name of specNames()) comparisons.push(await compareFile(name, options));
+  return {
+    mismatches: comparisons.flatMap((c) =>
       c.mismatches.map(({ plain, instrumented }) =>
         `${c.name}:${plain.line} ${plain.type} plain ${plain.status}, instrumented ${instrumented.status} ${
           instrumented.detail ?? ""
         }`
       )
-    );
-    assert.deepEqual(mismatches, []);
-    const plain = totals(comparisons.map((c) => c.plain));
-    const instrumented = totals(comparisons.map((c) => c.instrumented));
-    assert.deepEqual(instrumented, plain);
-    // Every runnable command passes; what is skipped is text-format modules and
-    // limits beyond V8's implementation.
-    assert.equal(plain.failed, 0);
-    assert.ok(plain.passed > 60_000, `only ${plain.passed} commands passed`);
+    ),
+    plain: totals(comparisons.map((c) => c.plain)),
+    instrumented: totals(comparisons.map((c) => c.instrumented)),
+  };
+}
+
+Deno.test({
+  name: "instrumented modules pass the spec testsuite exactly like the originals",
+  ignore: !specAvailable(),
+  async fn(t): Promise<void> {
+    await t.step("fuel, call depth and a clock deadline", async () => {
+      const { mismatches: differ, plain, instrumented } = await mismatches();
+      assert.deepEqual(differ, []);
+      assert.deepEqual(instrumented, plain);
+      // Every runnable command passes; what is skipped is text-format modules and
+      // limits beyond V8's implementation.
+      assert.equal(plain.failed, 0);
+      assert.ok(plain.passed > 60_000, `only ${plain.passed} commands passed`);
+    });
+
+    // The other ways the passes combine: deadline checks riding on sliced fuel
+    // read from a shared flag, and deadline checks placed in code.
+    const others: [string, InstrumentOptions][] = [
+      ["fuel, call depth and a shared-flag deadline", {
+        fuel: { initial: 1n << 60n },
+        callDepth: { max: 1000 },
+        deadline: "shared-flag",
+      }],
+      ["call depth and a clock deadline without fuel", {
+        callDepth: { max: 1000 },
+        deadline: "clock",
+      }],
+    ];
+    for (const [name, options] of others) {
+      await t.step(name, async () => {
+        const { mismatches: differ, plain, instrumented } = await mismatches(options);
+        assert.deepEqual(differ, []);
+        assert.deepEqual(instrumented, plain);
+      });
+    }
   },
 });

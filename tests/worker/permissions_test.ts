@@ -50,17 +50,27 @@ Deno.test("A worker's Deno permissions come from its plugin's capabilities", {
     assert.equal(permissions.net, false);
   });
 
-  await t.step("FileSystem grants read/write for allowedPaths and WASI preopens", () => {
+  await t.step(
+    "FileSystem grants read for allowedPaths and preopens, write for allowedPaths.write",
+    () => {
+      const permissions = workerPermissions({
+        capabilities: new Set([Capability.FileSystem]),
+        allowedPaths: { read: ["/data"], write: ["/srv/sandbox/out"] },
+        preopens: { "/sandbox": "/srv/sandbox" },
+      });
+      assert.deepEqual(permissions, {
+        ...none,
+        read: ["/data", "/srv/sandbox"],
+        write: ["/srv/sandbox/out"],
+      });
+    },
+  );
+  await t.step("a preopen alone is not writable", () => {
     const permissions = workerPermissions({
       capabilities: new Set([Capability.FileSystem]),
-      allowedPaths: { read: ["/data"] },
       preopens: { "/sandbox": "/srv/sandbox" },
     });
-    assert.deepEqual(permissions, {
-      ...none,
-      read: ["/data", "/srv/sandbox"],
-      write: ["/srv/sandbox"],
-    });
+    assert.deepEqual(permissions, { ...none, read: ["/srv/sandbox"], write: false });
   });
 });
 

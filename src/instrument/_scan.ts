@@ -1,0 +1,473 @@
+/**
+ * The first of the instrumenter's two passes over code: it decodes each
+ * function body once and records, as a list of events at byte offsets of the
+ * input, every place where the second pass (`_rewrite.ts`) splices code in:
+ * fuel charges with their final costs, calls with their callees, and loop
+ * headers. The rewrite then copies the input between events without decoding
+ * it again, and the call graph (`_call_graph.ts`) is built from the call events
+ * before any body is written.
+ *
+ * The scan is also where the fuel cost model of `_fuel.ts` is applied. Code is
+ * cut into *records*, each a set of instructions that surely all run once the
+ * record's charge has run (unless a trap or an exception cuts the run short):
+ *
+ * - A record starts at the function entry, at each loop header, at each arm
+ *   of an `if` and each legacy `catch`, after each conditional branch, and
+ *   after the `end` of a construct that something inside branches out of.
+ * - The code after the `end` of a construct that nothing inside branches out
+ *   of (no `br` to an enclosing label, `return`, tail call or `throw`) joins
+ *   the record that was open when the construct began: whoever enters the
+ *   construct leaves it at its `end`.
+ * - When an `if` has an `else`, the smaller of its two arms' first records is
+ *   moved into the record before the `if`, and each arm's charge keeps only its
+ *   excess over it, so the cheaper arm usually charges nothing.
+ *
+ * A charge therefore never pays for an instruction that a call returning
+ * normally would not run, and the fuel consumed is exact for such a call.
+ * Nesting is tracked with explicit stacks, never recursion.
+ *
+ * @module
+ */
+
+import type { CodeReader } from "./_code.ts";
+import { Frame, Nesting } from "./_code.ts";
+import { Ctl } from "./_opcodes.ts";
+
+/** Kinds of scan events. */
+export const Event = {
+  /** A fuel charge; `arg` is the record whose cost it charges. */
+  Charge: 0,
+  /** A call; `arg` is the callee's function index, or -1 when indirect. */
+  Call: 1,
+  /** A tail call; `arg` as for {@linkcode Event.Call}. */
+  TailCall: 2,
+  /** A loop header (just after the `loop` instruction). */
+  Loop: 3,
+  /** Control leaves the function, or may (a branch to its label, a throw, a trap). */
+  Exit: 4,
+  /** A call just returned. */
+  Resume: 5,
+} as const;
+
+/** Per-function facts of a scan. */
+export const BodyFlags = {
+  /** The body has a loop. */
+  Loop: 1,
+  /** The body handles exceptions (`try` or `try_table`). */
+  Try: 2,
+} as const;
+
+/** Marks unreachable code where a record index would be. */
+const DEAD = -1;
+/** Larger than any frame index. */
+const NO_TARGET = 0x7fffffff;
+
+/** Frame flags. */
+const TARGETED = 1;
+const HAS_ELSE = 2;
+const THEN_LIVE = 4;
+const ARM_LIVE = 8;
+
+const OP_TRY_TABLE = 0x1f;
+const OP_BR_TABLE = 0x0e;
+const OP_BR = 0x0c;
+const OP_RETURN = 0x0f;
+const OP_UNREACHABLE = 0x00;
+const OP_CALL = 0x10;
+const OP_RETURN_CALL = 0x12;
+const OP_REF_FUNC = 0xd2;
+const OP_GC_PREFIX = 0xfb;
+
+/** Which events a scan records. */
+export interface ScanOptions {
+  /** Record fuel charges. */
+  readonly fuel: boolean;
+  /** Record loop headers. */
+  readonly loops: boolean;
+  /** Record exits and returns from calls (where a cached global is stored and loaded). */
+  readonly exits: boolean;
+}
+
+/**
+ * The events of every scanned body, in growable typed arrays shared by all
+ * bodies of a module, plus what the call graph needs per function.
+ */
+export class ScanResult {
+  /** Absolute input offset of each event. */
+  pos: Int32Array = new Int32Array(1024);
+  /** {@linkcode Event} kind of each event. */
+  kind: Uint8Array = new Uint8Array(1024);
+  /** Record index (charges) or callee (calls) of each event. */
+  arg: Int32Array = new Int32Array(1024);
+  /** Straight-line run each call event is in: calls in one run have no control flow between them. */
+  run: Int32Array = new Int32Array(1024);
+  /** Number of events. */
+  events = 0;
+  /** Final fuel cost of each record. */
+  cost: Int32Array = new Int32Array(1024);
+  /** Number of records. */
+  records = 0;
+  /** First event of each scanned body; `eventStart[i + 1]` ends body `i`. */
+  readonly eventStart: number[] = [0];
+  /** Number of instructions of each scanned body. */
+  readonly size: number[] = [];
+  /** {@linkcode BodyFlags} of each scanned body. */
+  readonly flags: number[] = [];
+  /** Function indices that `ref.func` instructions in code take. */
+  readonly refFuncs: number[] = [];
+
+  /** Appends an event. */
+  push(kind: number, pos: number, arg: number, run: number): void {
+    const i = this.events;
+    if (i === this.pos.length) this.#growEvents();
+    this.pos[i] = pos;
+    this.kind[i] = kind;
+    this.arg[i] = arg;
+    this.run[i] = run;
+    this.events = i + 1;
+  }
+
+  /** Adds a record of cost zero; returns its index. */
+  record(): number {
+    const i = this.records;
+    if (i === this.cost.length) {
+      const next = new Int32Array(i * 2);
+      next.set(this.cost);
+      this.cost = next;
+    }
+    this.cost[i] = 0;
+    this.records = i + 1;
+    return i;
+  }
+
+  #growEvents(): void {
+    const size = this.pos.length * 2;
+    const pos = new Int32Array(size);
+    pos.set(this.pos);
+    this.pos = pos;
+    const kind = new Uint8Array(size);
+    kind.set(this.kind);
+    this.kind = kind;
+    const arg = new Int32Array(size);
+    arg.set(this.arg);
+    this.arg = arg;
+    const run = new Int32Array(size);
+    run.set(this.run);
+    this.run = run;
+  }
+}
+
+/** Reads an unsigned LEB128 at `at` (already bounds-checked by the reader); sets {@linkcode lebEnd}. */
+function lebAt(bytes: Uint8Array, at: number): number {
+  let result = 0;
+  let shift = 0;
+  while (true) {
+    const byte = bytes[at++]!;
+    if (shift < 28) result |= (byte & 0x7f) << shift;
+    else result += (byte & 0x7f) * 2 ** shift;
+    shift += 7;
+    if ((byte & 0x80) === 0 || shift > 35) break;
+  }
+  lebEnd = at;
+  return result >>> 0;
+}
+
+let lebEnd = 0;
+
+/** Scans function bodies into a {@linkcode ScanResult}; reusable across bodies. */
+export class BodyScanner {
+  readonly #options: ScanOptions;
+  readonly #out: ScanResult;
+  readonly #nesting = new Nesting();
+  /** Per open frame, by nesting depth: the record open when the frame began. */
+  #parent = new Int32Array(64);
+  /** Lowest frame index something inside the frame branches to. */
+  #minTarget = new Int32Array(64);
+  #flags = new Uint8Array(64);
+  /** First record of each `if`'s then arm and else arm. */
+  #thenRecord = new Int32Array(64);
+  #elseRecord = new Int32Array(64);
+  #cur = DEAD;
+  #run = 0;
+  #bodyFlags = 0;
+
+  /**
+   * @param options Which events to record.
+   * @param out Where to record them.
+   */
+  constructor(options: ScanOptions, out: ScanResult) {
+    this.#options = options;
+    this.#out = out;
+  }
+
+  /**
+   * Scans one body, whose locals the reader has already passed.
+   *
+   * @throws {BinaryFormatError} When the body is malformed.
+   */
+  scan(reader: CodeReader): void {
+    const out = this.#out;
+    const bytes = reader.bytes;
+    const nesting = this.#nesting;
+    nesting.reset();
+    this.#open(0, DEAD);
+    this.#cur = this.#newRecord(reader.pos);
+    this.#bodyFlags = 0;
+    const exits = this.#options.exits;
+    let size = 0;
+    while (true) {
+      const ctl = reader.next();
+      size++;
+      if (ctl === Ctl.None) {
+        if (this.#cur !== DEAD) out.cost[this.#cur]!++;
+        if (reader.op === OP_REF_FUNC) out.refFuncs.push(lebAt(bytes, reader.start + 1));
+        continue;
+      }
+      if (ctl === Ctl.Call) {
+        if (this.#cur !== DEAD) {
+          out.cost[this.#cur]!++;
+          const callee = reader.op === OP_CALL ? lebAt(bytes, reader.start + 1) : -1;
+          out.push(Event.Call, reader.start, callee, this.#run);
+          if (exits) out.push(Event.Resume, reader.pos, 0, this.#run);
+        }
+        continue;
+      }
+      this.#run++;
+      if (this.#step(reader, ctl)) break;
+    }
+    nesting.finish(reader);
+    out.size.push(size);
+    out.flags.push(this.#bodyFlags);
+    out.eventStart.push(out.events);
+  }
+
+  /** Handles a control instruction; returns whether it ended the function. */
+  #step(reader: CodeReader, ctl: number): boolean {
+    const out = this.#out;
+    const nesting = this.#nesting;
+    const live = this.#cur !== DEAD;
+    switch (ctl) {
+      case Ctl.Block:
+      case Ctl.Try: {
+        const cur = this.#cur;
+        if (ctl === Ctl.Try || reader.op === OP_TRY_TABLE) this.#bodyFlags |= BodyFlags.Try;
+        nesting.step(reader, ctl);
+        const d = nesting.depth - 1;
+        this.#open(d, cur);
+        if (reader.op === OP_TRY_TABLE && live) this.#catchTargets(reader, d);
+        return false;
+      }
+      case Ctl.Loop: {
+        this.#bodyFlags |= BodyFlags.Loop;
+        nesting.step(reader, ctl);
+        this.#open(nesting.depth - 1, this.#cur);
+        if (live) {
+          if (this.#options.loops) out.push(Event.Loop, reader.pos, 0, this.#run);
+          this.#cur = this.#newRecord(reader.pos);
+        }
+        return false;
+      }
+      case Ctl.If: {
+        if (live) out.cost[this.#cur]!++;
+        nesting.step(reader, ctl);
+        const d = nesting.depth - 1;
+        this.#open(d, this.#cur);
+        if (live) this.#cur = this.#thenRecord[d] = this.#newRecord(reader.pos);
+        return false;
+      }
+      case Ctl.Else: {
+        nesting.step(reader, ctl);
+        const d = nesting.depth - 1;
+        this.#flags[d]! |= HAS_ELSE | (live ? THEN_LIVE : 0);
+        this.#cur = this.#parent[d] === DEAD
+          ? DEAD
+          : (this.#elseRecord[d] = this.#newRecord(reader.pos));
+        return false;
+      }
+      case Ctl.Catch: {
+        nesting.step(reader, ctl);
+        const d = nesting.depth - 1;
+        if (live) this.#flags[d]! |= ARM_LIVE;
+        this.#cur = this.#parent[d] === DEAD ? DEAD : this.#newRecord(reader.pos);
+        return false;
+      }
+      case Ctl.End:
+      case Ctl.Delegate: {
+        if (nesting.step(reader, ctl)) {
+          if (live && this.#options.exits) out.push(Event.Exit, reader.start, 0, this.#run);
+          return true;
+        }
+        this.#close(nesting.depth, reader.pos);
+        return false;
+      }
+      case Ctl.Branch: {
+        if (!live) return false;
+        out.cost[this.#cur]!++;
+        const t = this.#branchLabel(reader);
+        if (t <= 0) this.#exit(reader);
+        this.#target(t);
+        this.#cur = this.#newRecord(reader.pos);
+        return false;
+      }
+      case Ctl.Jump: {
+        if (!live) return false;
+        out.cost[this.#cur]!++;
+        if (this.#jumpTargets(reader)) this.#exit(reader);
+        this.#cur = DEAD;
+        return false;
+      }
+      case Ctl.TailCall: {
+        if (!live) return false;
+        out.cost[this.#cur]!++;
+        const callee = reader.op === OP_RETURN_CALL ? lebAt(reader.bytes, reader.start + 1) : -1;
+        out.push(Event.TailCall, reader.start, callee, this.#run);
+        this.#target(0);
+        this.#cur = DEAD;
+        return false;
+      }
+    }
+    return false;
+  }
+
+  /** Notes that the instruction just read may leave the function. */
+  #exit(reader: CodeReader): void {
+    if (this.#options.exits) this.#out.push(Event.Exit, reader.start, 0, this.#run);
+  }
+
+  #newRecord(pos: number): number {
+    const record = this.#out.record();
+    if (this.#options.fuel) this.#out.push(Event.Charge, pos, record, this.#run);
+    return record;
+  }
+
+  #open(d: number, parent: number): void {
+    if (d >= this.#parent.length) this.#grow();
+    this.#parent[d] = parent;
+    this.#minTarget[d] = NO_TARGET;
+    this.#flags[d] = 0;
+    this.#thenRecord[d] = DEAD;
+    this.#elseRecord[d] = DEAD;
+  }
+
+  /** Closes frame `d` at its `end`, which ends at `pos`. */
+  #close(d: number, pos: number): void {
+    const cost = this.#out.cost;
+    const parent = this.#parent[d]!;
+    const flags = this.#flags[d]!;
+    const kind = this.#nesting.kindAt(d);
+    let reachable = this.#cur !== DEAD || (kind !== Frame.Loop && (flags & TARGETED) !== 0);
+    if (kind === Frame.If) {
+      if ((flags & HAS_ELSE) === 0) {
+        reachable ||= parent !== DEAD;
+      } else {
+        reachable ||= (flags & THEN_LIVE) !== 0;
+        const thenRecord = this.#thenRecord[d]!;
+        const elseRecord = this.#elseRecord[d]!;
+        if (parent !== DEAD && thenRecord !== DEAD && elseRecord !== DEAD) {
+          const shared = Math.min(cost[thenRecord]!, cost[elseRecord]!);
+          cost[parent]! += shared;
+          cost[thenRecord]! -= shared;
+          cost[elseRecord]! -= shared;
+        }
+      }
+    } else if (kind === Frame.Try) {
+      reachable ||= (flags & ARM_LIVE) !== 0;
+    }
+    const minTarget = this.#minTarget[d]!;
+    if (minTarget < this.#minTarget[d - 1]!) this.#minTarget[d - 1] = minTarget;
+    if (!reachable) this.#cur = DEAD;
+    else if (minTarget >= d && parent !== DEAD) this.#cur = parent;
+    else this.#cur = this.#newRecord(pos);
+  }
+
+  /** Notes a branch from the innermost frame to frame `t` (by index). */
+  #target(t: number): void {
+    const top = this.#nesting.depth - 1;
+    if (t < 0) t = 0;
+    if (t < this.#minTarget[top]!) this.#minTarget[top] = t;
+    this.#flags[t]! |= TARGETED;
+  }
+
+  /** Frame index of relative label `label` from the innermost frame. */
+  #frameOf(label: number): number {
+    return this.#nesting.depth - 1 - label;
+  }
+
+  #branchLabel(reader: CodeReader): number {
+    const bytes = reader.bytes;
+    if (bytes[reader.start] === OP_GC_PREFIX) {
+      // br_on_cast(_fail): prefix, sub-opcode, flags byte, label, two heap types.
+      lebAt(bytes, reader.start + 1);
+      return this.#frameOf(lebAt(bytes, lebEnd + 1));
+    }
+    return this.#frameOf(lebAt(bytes, reader.start + 1));
+  }
+
+  /** Notes the targets of an unconditional transfer; returns whether it may leave the function. */
+  #jumpTargets(reader: CodeReader): boolean {
+    const bytes = reader.bytes;
+    switch (reader.op) {
+      case OP_BR: {
+        const t = this.#frameOf(lebAt(bytes, reader.start + 1));
+        this.#target(t);
+        return t <= 0;
+      }
+      case OP_BR_TABLE: {
+        const count = lebAt(bytes, reader.start + 1);
+        let at = lebEnd;
+        let leaves = false;
+        for (let i = 0; i <= count; i++) {
+          const t = this.#frameOf(lebAt(bytes, at));
+          at = lebEnd;
+          if (t <= 0) leaves = true;
+          this.#target(t);
+        }
+        return leaves;
+      }
+      case OP_UNREACHABLE:
+        return true;
+      case OP_RETURN:
+      default:
+        // return, and throw/rethrow/throw_ref, which may be caught anywhere up.
+        this.#target(0);
+        return true;
+    }
+  }
+
+  /** Notes the labels of a `try_table`'s catch clauses, relative to outside it. */
+  #catchTargets(reader: CodeReader, d: number): void {
+    const bytes = reader.bytes;
+    let at = reader.start + 1;
+    // Block type: 0x40, a one-byte value type, a reference type with a heap type, or an s33.
+    const first = bytes[at]!;
+    if (first === 0x63 || first === 0x64) at = (lebAt(bytes, at + 1), lebEnd);
+    else if ((first & 0x80) !== 0) at = (lebAt(bytes, at), lebEnd);
+    else at++;
+    const count = lebAt(bytes, at);
+    at = lebEnd;
+    for (let i = 0; i < count; i++) {
+      const kind = bytes[at++]!;
+      if (kind < 2) at = (lebAt(bytes, at), lebEnd); // tag index
+      const label = lebAt(bytes, at);
+      at = lebEnd;
+      let t = d - 1 - label;
+      if (t < 0) t = 0;
+      if (t < this.#minTarget[d]!) this.#minTarget[d] = t;
+      this.#flags[t]! |= TARGETED;
+    }
+  }
+
+  #grow(): void {
+    const size = this.#parent.length * 2;
+    const grow = <T extends Int32Array | Uint8Array>(from: T, make: (n: number) => T): T => {
+      const next = make(size);
+      next.set(from);
+      return next;
+    };
+    this.#parent = grow(this.#parent, (n) => new Int32Array(n));
+    this.#minTarget = grow(this.#minTarget, (n) => new Int32Array(n));
+    this.#flags = grow(this.#flags, (n) => new Uint8Array(n));
+    this.#thenRecord = grow(this.#thenRecord, (n) => new Int32Array(n));
+    this.#elseRecord = grow(this.#elseRecord, (n) => new Int32Array(n));
+  }
+}
