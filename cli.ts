@@ -43,6 +43,7 @@ Usage:
   wasmplug call <file> <function> [args…] [--cap <name>]… [--max-fuel <n>] [--timeout <ms>]
                 [--max-memory-pages <n>] [--max-call-depth <n>] [--isolation worker|inline]
                 [--json] [--metrics]
+  wasmplug run <file> [--dir <host>[:<guest>]]… [--env K=V]… [-- args…]
   wasmplug bench <file> <function> [args…] [--iterations <n>] [--isolation worker|inline] [--json]
   wasmplug --help | --version
 
@@ -60,11 +61,21 @@ export interface CliIo {
   stdout: (line: string) => void;
   /** Standard error, one line per call. */
   stderr: (line: string) => void;
+  /** Raw bytes to standard output (a WASI command's output). */
+  writeStdout: (bytes: Uint8Array) => void;
+  /** Raw bytes to standard error. */
+  writeStderr: (bytes: Uint8Array) => void;
+}
+
+function writeAll(file: { writeSync(p: Uint8Array): number }, bytes: Uint8Array): void {
+  for (let at = 0; at < bytes.length;) at += file.writeSync(bytes.subarray(at));
 }
 
 const CONSOLE_IO: CliIo = {
   stdout: (line) => console.log(line),
   stderr: (line) => console.error(line),
+  writeStdout: (bytes) => writeAll(Deno.stdout, bytes),
+  writeStderr: (bytes) => writeAll(Deno.stderr, bytes),
 };
 
 /**
@@ -101,6 +112,8 @@ export async function runCli(args: string[], io: CliIo = CONSOLE_IO): Promise<nu
         "max-call-depth": { type: "string" },
         isolation: { type: "string" },
         iterations: { type: "string" },
+        dir: { type: "string", multiple: true },
+        env: { type: "string", multiple: true },
       },
     });
     debug = values.debug ?? false;
@@ -124,6 +137,9 @@ export async function runCli(args: string[], io: CliIo = CONSOLE_IO): Promise<nu
         }
         return await call(file, fn, callArgs, values, io);
       }
+      case "run":
+        if (file === undefined) throw new UsageError("run needs a file");
+        return await run(file, rest, values, io);
       case "bench": {
         const [fn, ...benchArgs] = rest;
         if (file === undefined || fn === undefined) {
@@ -260,6 +276,8 @@ function signature(item: ModuleItem): string {
 }
 
 interface CallFlags {
+  dir?: string[];
+  env?: string[];
   json?: boolean;
   iterations?: string;
   metrics?: boolean;
@@ -327,6 +345,47 @@ async function call(
     }
   }
   return 0;
+}
+
+/**
+ * Runs a WASI command: stdin passes through, its stdout and stderr are
+ * written out, and its exit code becomes the CLI's.
+ */
+async function run(file: string, args: string[], flags: CallFlags, io: CliIo): Promise<number> {
+  const isolation = isolationFlag(flags);
+  const preopens: Record<string, string> = {};
+  for (const spec of flags.dir ?? []) {
+    const [host = "", guest = host] = spec.split(":");
+    if (host === "" || guest === "") {
+      throw new UsageError(`--dir must be <host>[:<guest>], received "${spec}"`);
+    }
+    preopens[guest] = host;
+  }
+  const env: Record<string, string> = {};
+  for (const pair of flags.env ?? []) {
+    const at = pair.indexOf("=");
+    if (at < 1) throw new UsageError(`--env must be KEY=VALUE, received "${pair}"`);
+    env[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  const capabilities: Capability[] = [Capability.Wasi, Capability.Random, Capability.Timer];
+  if (flags.dir !== undefined) capabilities.push(Capability.FileSystem);
+  await using runtime = new WasmRuntime({ execution: { isolation } });
+  const compiled = await compileFile(runtime, file);
+  await using command = await runtime.createPlugin(compiled, {
+    name: compiled.name,
+    capabilities,
+    wasi: { args, env, preopens },
+    allowedPaths: { read: Object.values(preopens), write: Object.values(preopens) },
+  });
+  const stdin = Deno.stdin.isTerminal() ? new Uint8Array() : await readAll(Deno.stdin.readable);
+  const result = await command.run({ stdin });
+  io.writeStdout(result.stdout);
+  io.writeStderr(result.stderr);
+  return result.exitCode;
+}
+
+async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
+  return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
 function isolationFlag(flags: CallFlags): Isolation {

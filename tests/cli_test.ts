@@ -171,6 +171,41 @@ cliTest("call", {
   },
 });
 
+cliTest("run", {
+  "runs a WASI command: args, env, a preopened directory, its exit code": {
+    args: [
+      "run",
+      "examples/c_wasi/c_wasi.wasm",
+      "--dir",
+      "examples/c_wasi/data:/data",
+      "--env",
+      "PROBE_PATHS=/data/../secret.txt",
+      "--",
+      "a",
+      "b",
+    ],
+    code: 3,
+    stdout:
+      /^lines: 0\nargs: a b\ngreeting: Hello from the preopened \/data directory!\nprobe \/data\/\.\.\/secret\.txt: denied/,
+  },
+  "without --dir the command cannot read its data": {
+    args: ["run", "examples/c_wasi/c_wasi.wasm"],
+    code: 1,
+    stderr: /\/data\/greeting\.txt/,
+  },
+  "a module that is not a command is a plugin error": {
+    args: ["run", "examples/wat/math.wat"],
+    code: 1,
+    stderr: /^error: invalid_function: .*no "_start"/,
+  },
+  "a malformed --env is bad usage": {
+    args: ["run", "examples/c_wasi/c_wasi.wasm", "--env", "NOVALUE"],
+    code: 2,
+    stderr: /--env must be KEY=VALUE/,
+  },
+  "run without a file is bad usage": { args: ["run"], code: 2, stderr: /run needs a file/ },
+});
+
 cliTest("bench", {
   "prints a summary table": {
     args: ["bench", "examples/wat/math.wat", "add", "1", "2", "--iterations", "200"],
