@@ -40,7 +40,7 @@ export * from "./src/linker.ts";
 export * from "./src/host/plugin_message.ts";
 export * from "./src/host/plugin_log_entry.ts";
 export * from "./src/host/tool_function.ts";
-export { WasmPlugin } from "./src/wasm_plugin.ts";
+export { type StopOptions, WasmPlugin } from "./src/wasm_plugin.ts";
 export { type ResolvedExecution, WasmRuntime } from "./src/wasm_runtime.ts";
 export * from "./src/plugin_event.ts";
 export * from "./src/event_subscription.ts";

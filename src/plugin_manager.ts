@@ -15,7 +15,7 @@ import type { WasmPluginConfig } from "./plugin_config.ts";
 import { PluginEvent, type PluginEventDetails, type PluginEventType } from "./plugin_event.ts";
 import type { PluginMetrics } from "./plugin_metrics.ts";
 import type { PluginState } from "./plugin_state.ts";
-import { observePlugin, type WasmPlugin } from "./wasm_plugin.ts";
+import { observePlugin, type StopOptions, type WasmPlugin } from "./wasm_plugin.ts";
 import type { WasmRuntime } from "./wasm_runtime.ts";
 
 /**
@@ -460,7 +460,8 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
   }
 
   /**
-   * Stops a plugin (after its running call) and forgets it.
+   * Stops a plugin and forgets it: after its running call, or ending that call
+   * with `{ abort: true }`.
    *
    * @example
    * ```ts
@@ -474,11 +475,11 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
    *
    * @throws {PluginNotFoundError} If the handle is unknown or already unloaded.
    */
-  async unload(handle: PluginHandle): Promise<void> {
+  async unload(handle: PluginHandle, options: StopOptions = {}): Promise<void> {
     const plugin = this.get(handle);
     this.#plugins.delete(plugin.id);
     try {
-      await plugin.stop();
+      await plugin.stop(options);
     } finally {
       this.#totalUnloaded++;
       this.#emit("unloaded", plugin.id, { name: plugin.name });
@@ -498,9 +499,9 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
    * console.log(manager.stats().totalUnloaded); // 1
    * ```
    */
-  async unloadAll(): Promise<void> {
+  async unloadAll(options: StopOptions = {}): Promise<void> {
     const results = await Promise.allSettled(
-      [...this.#plugins.values()].map(({ handle }) => this.unload(handle)),
+      [...this.#plugins.values()].map(({ handle }) => this.unload(handle, options)),
     );
     const failure = results.find((result) => result.status === "rejected");
     if (failure !== undefined) throw (failure as PromiseRejectedResult).reason;

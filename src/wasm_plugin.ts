@@ -23,6 +23,25 @@ import type { ResourceLimits } from "./resource_limits.ts";
 import { checkArguments, type Signature } from "./_signature.ts";
 import { describeValue } from "./_format.ts";
 
+/**
+ * Options of `plugin.stop()` and `manager.unload()`.
+ *
+ * @example
+ * ```ts
+ * import type { StopOptions } from "@wasmplug/wasmplug";
+ * const now: StopOptions = { abort: true };
+ * ```
+ */
+export interface StopOptions {
+  /**
+   * End the running call (it rejects with a `PluginStateError`) instead of
+   * waiting for it.
+   *
+   * @default {false}
+   */
+  abort?: boolean;
+}
+
 /** Receives a plugin's state changes and calls (used by the manager). */
 export interface PluginObserver {
   stateChanged(from: PluginState, to: PluginState): void;
@@ -92,6 +111,8 @@ export class WasmPlugin implements AsyncDisposable {
   readonly #signatures: ReadonlyMap<string, Signature>;
   readonly #metrics = new MetricsRecorder();
   readonly #defaultBudget: CallBudget;
+  /** Aborted by `stop({ abort: true })`: ends the running call. */
+  readonly #abort = new AbortController();
   readonly #onClose: () => void;
   #state: PluginState = "created";
   /** The state to return to after a call. */
@@ -120,7 +141,7 @@ export class WasmPlugin implements AsyncDisposable {
     this.#defaultBudget = Object.freeze({
       timeoutMs: init.limits.maxExecutionTimeMs,
       fuel: init.limits.maxFuel,
-      signal: undefined,
+      signal: this.#abort.signal,
     });
     this.#metrics.observeMemory(init.backend.memoryBytes());
   }
@@ -558,7 +579,14 @@ export class WasmPlugin implements AsyncDisposable {
    * console.log(plugin.state); // stopped
    * ```
    */
-  stop(): Promise<void> {
+  stop(options: StopOptions = {}): Promise<void> {
+    if (options.abort === true && this.#state === "running" && !this.#abort.signal.aborted) {
+      this.#abort.abort(
+        new PluginStateError("stopping", `The call to plugin "${this.name}" was aborted`, {
+          message: `The call to plugin "${this.name}" was aborted: the plugin is being stopped`,
+        }),
+      );
+    }
     this.#stopping ??= this.#stop();
     return this.#stopping;
   }
@@ -630,10 +658,14 @@ export class WasmPlugin implements AsyncDisposable {
     if (fuel !== undefined && !(Number.isSafeInteger(fuel) && fuel > 0)) {
       throw new RangeError(`Cannot call with 'fuel' = ${fuel}: it must be a positive integer`);
     }
+    const { maxFuel, maxExecutionTimeMs } = this.limits;
     return {
-      timeoutMs: Math.min(timeoutMs ?? Infinity, this.limits.maxExecutionTimeMs),
-      fuel: fuel ?? this.limits.maxFuel,
-      signal,
+      timeoutMs: Math.min(timeoutMs ?? Infinity, maxExecutionTimeMs),
+      // A call may narrow the plugin's budgets, never widen them.
+      fuel: fuel === undefined ? maxFuel : maxFuel === null ? fuel : Math.min(fuel, maxFuel),
+      signal: signal === undefined
+        ? this.#abort.signal
+        : AbortSignal.any([signal, this.#abort.signal]),
     };
   }
 
