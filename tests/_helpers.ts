@@ -7,6 +7,7 @@
  */
 
 import assert from "node:assert/strict";
+import { configure, type LogRecord, reset } from "@logtape/logtape";
 import {
   type Isolation,
   type RuntimeConfig,
@@ -222,4 +223,25 @@ export async function runDeno(args: readonly string[]): Promise<DenoOutput> {
     stdin: "null",
   }).output();
   return { code, stdout: textOf(stdout), stderr: textOf(stderr) };
+}
+
+/** Plugin log records captured through LogTape; disposing it resets LogTape. */
+export interface CapturedLogs extends AsyncDisposable {
+  readonly records: LogRecord[];
+}
+
+/**
+ * Routes the `["wasmplug", "plugin"]` LogTape category into memory for the
+ * length of a test (`await using logs = await capturePluginLogs()`).
+ */
+export async function capturePluginLogs(): Promise<CapturedLogs> {
+  const records: LogRecord[] = [];
+  await configure({
+    sinks: { memory: (record) => void records.push(record) },
+    loggers: [
+      { category: ["wasmplug", "plugin"], sinks: ["memory"], lowestLevel: "debug" },
+      { category: ["logtape", "meta"], sinks: [], lowestLevel: "warning" },
+    ],
+  });
+  return { records, [Symbol.asyncDispose]: () => reset() };
 }

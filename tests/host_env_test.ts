@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
 import {
   Capability,
   CapabilityDeniedError,
@@ -13,6 +12,7 @@ import {
 import {
   assertRejectsWith,
   bytesOf,
+  capturePluginLogs,
   delay,
   DENO,
   type IsolationKit,
@@ -129,50 +129,40 @@ testEachIsolation("Built-in host functions are gated by capabilities", {
 testEachIsolation("env.host_log writes to the plugin's logger category", {
   permissions: "none",
 }, async (t, { loadPlugin }) => {
-  const records: LogRecord[] = [];
-  await configure({
-    sinks: { memory: (record) => void records.push(record) },
-    loggers: [
-      { category: ["wasmplug", "plugin"], sinks: ["memory"], lowestLevel: "debug" },
-      { category: ["logtape", "meta"], sinks: [], lowestLevel: "warning" },
-    ],
+  await using logs = await capturePluginLogs();
+  const { records } = logs;
+  await using loaded = await loadHostPlugin(loadPlugin, { name: "chatty", id: "chatty-1" });
+  const { plugin } = loaded;
+  const [ptr, len] = await putString(plugin, KEY, "héllo");
+
+  await t.step("levels 0..3 map to debug, info, warning, error", async () => {
+    for (const level of [0, 1, 2, 3, 7, -1]) await plugin.callVoid("host_log", [level, ptr, len]);
+    assert.deepEqual(records.map((r) => r.level), [
+      "debug",
+      "info",
+      "warning",
+      "error",
+      "error",
+      "debug",
+    ]);
   });
-  try {
-    await using loaded = await loadHostPlugin(loadPlugin, { name: "chatty", id: "chatty-1" });
-    const { plugin } = loaded;
-    const [ptr, len] = await putString(plugin, KEY, "héllo");
 
-    await t.step("levels 0..3 map to debug, info, warning, error", async () => {
-      for (const level of [0, 1, 2, 3, 7, -1]) await plugin.callVoid("host_log", [level, ptr, len]);
-      assert.deepEqual(records.map((r) => r.level), [
-        "debug",
-        "info",
-        "warning",
-        "error",
-        "error",
-        "debug",
-      ]);
-    });
+  await t.step("the record names the plugin and carries the UTF-8 text", () => {
+    const [record] = records;
+    assert.deepEqual(record?.category, ["wasmplug", "plugin", "chatty"]);
+    assert.deepEqual(record?.properties, { message: "héllo", pluginId: "chatty-1" });
+  });
 
-    await t.step("the record names the plugin and carries the UTF-8 text", () => {
-      const [record] = records;
-      assert.deepEqual(record?.category, ["wasmplug", "plugin", "chatty"]);
-      assert.deepEqual(record?.properties, { message: "héllo", pluginId: "chatty-1" });
-    });
-
-    await t.step("a message outside memory is a MemoryOutOfBoundsError", async () => {
-      await assertRejectsWith(
-        () => plugin.callVoid("host_log", [1, 65_530, 10]),
-        MemoryOutOfBoundsError,
-        {
-          offset: 65_530,
-          size: 10,
-        },
-      );
-    });
-  } finally {
-    await reset();
-  }
+  await t.step("a message outside memory is a MemoryOutOfBoundsError", async () => {
+    await assertRejectsWith(
+      () => plugin.callVoid("host_log", [1, 65_530, 10]),
+      MemoryOutOfBoundsError,
+      {
+        offset: 65_530,
+        size: 10,
+      },
+    );
+  });
 });
 
 testEachIsolation("env.host_get_config and host_set_config read and write the config map", {

@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { Capability, CapabilityDeniedError, type WasmPlugin, type WasmRuntime } from "../../mod.ts";
 import { main } from "../../examples/c_plugin.ts";
-import { inlineRuntime, testEachIsolation } from "../_helpers.ts";
+import { capturePluginLogs, inlineRuntime, testEachIsolation } from "../_helpers.ts";
 
 const wasm = await Deno.readFile(new URL("../../examples/c_plugin/plugin.wasm", import.meta.url));
 const utf8 = new TextEncoder();
@@ -87,28 +86,18 @@ testEachIsolation(
 );
 
 Deno.test("C plugin: host_log reaches the plugin's logger", async () => {
-  const records: LogRecord[] = [];
-  await configure({
-    sinks: { memory: (record) => void records.push(record) },
-    loggers: [
-      { category: ["wasmplug", "plugin"], sinks: ["memory"], lowestLevel: "debug" },
-      { category: ["logtape", "meta"], sinks: [], lowestLevel: "warning" },
-    ],
-  });
-  try {
-    await using runtime = inlineRuntime();
-    await using plugin = await load(runtime, {});
-    await plugin.callWithBytes("process_data", utf8.encode("x"));
-    await plugin.callBytes("transform", utf8.encode("x"));
-    assert.deepEqual(records.map((r) => [r.level, r.properties.message]), [
-      ["debug", "process_data: computed the Adler-32 checksum"],
-      ["warning", 'transform: no "prefix" in the config'],
-      ["info", "transform: upper-cased the input"],
-    ]);
-    assert.deepEqual(records[0]?.category, ["wasmplug", "plugin", "c_plugin"]);
-  } finally {
-    await reset();
-  }
+  await using logs = await capturePluginLogs();
+  const { records } = logs;
+  await using runtime = inlineRuntime();
+  await using plugin = await load(runtime, {});
+  await plugin.callWithBytes("process_data", utf8.encode("x"));
+  await plugin.callBytes("transform", utf8.encode("x"));
+  assert.deepEqual(records.map((r) => [r.level, r.properties.message]), [
+    ["debug", "process_data: computed the Adler-32 checksum"],
+    ["warning", 'transform: no "prefix" in the config'],
+    ["info", "transform: upper-cased the input"],
+  ]);
+  assert.deepEqual(records[0]?.category, ["wasmplug", "plugin", "c_plugin"]);
 });
 
 Deno.test("examples/c_plugin.ts prints what the plugin computed and logged", async () => {

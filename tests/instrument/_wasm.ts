@@ -36,6 +36,48 @@ export function wat(source: string): Uint8Array<ArrayBuffer> {
 /** The 8-byte module header: magic and version 1. */
 export const HEADER: readonly number[] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
 
+/** A type section with one `() -> ()` type and a function section declaring one function of it. */
+export const ONE_VOID_FUNCTION: readonly number[] = [
+  0x01,
+  0x04,
+  0x01,
+  0x60,
+  0x00,
+  0x00, // type section: [() -> ()]
+  0x03,
+  0x02,
+  0x01,
+  0x00, // function section: [type 0]
+];
+
+/** Unsigned LEB128 bytes of a 32-bit value. */
+export function leb(value: number): number[] {
+  const out: number[] = [];
+  let rest = value >>> 0;
+  do {
+    let byte = rest & 0x7f;
+    rest >>>= 7;
+    if (rest !== 0) byte |= 0x80;
+    out.push(byte);
+  } while (rest !== 0);
+  return out;
+}
+
+/** Signed LEB128 bytes of a 32-bit value. */
+export function sleb(value: number): number[] {
+  const out: number[] = [];
+  let rest = value | 0;
+  while (true) {
+    const byte = rest & 0x7f;
+    rest >>= 7;
+    if ((rest === 0 && (byte & 0x40) === 0) || (rest === -1 && (byte & 0x40) !== 0)) {
+      out.push(byte);
+      return out;
+    }
+    out.push(byte | 0x80);
+  }
+}
+
 /** A section to assemble: its id and its payload (without the size). */
 export type RawSection = readonly [id: number, payload: ArrayLike<number>];
 

@@ -3,6 +3,7 @@ import { BinaryFormatError } from "../../src/instrument/_bytes.ts";
 import { decodeBody, encodeBody } from "../../src/instrument/_code.ts";
 import { parseModule } from "../../src/instrument/_module.ts";
 import { InstanceLimits, instrument } from "../../src/instrument/instrument.ts";
+import { HEADER, leb, ONE_VOID_FUNCTION, sleb } from "./_wasm.ts";
 
 const SPEC_DIR = new URL("../../../shared/spec-testsuite/", import.meta.url);
 
@@ -65,24 +66,8 @@ function withBody(body: number[], declaredSize = body.length): Uint8Array<ArrayB
   const entry = [declaredSize, ...body];
   const code = [0x0a, entry.length + 1, 0x01, ...entry];
   return new Uint8Array([
-    0x00,
-    0x61,
-    0x73,
-    0x6d,
-    0x01,
-    0x00,
-    0x00,
-    0x00,
-    0x01,
-    0x04,
-    0x01,
-    0x60,
-    0x00,
-    0x00,
-    0x03,
-    0x02,
-    0x01,
-    0x00,
+    ...HEADER,
+    ...ONE_VOID_FUNCTION,
     ...code,
   ]); // deno-fmt-ignore
 }
@@ -139,14 +124,7 @@ Deno.test("instrument() handles extreme modules without deep host recursion", as
     const funcSection = [...leb(count), ...Array(count).fill(0)];
     const codeEntries = [...leb(count), ...Array(count).fill([0x03, 0x00, 0x01, 0x0b]).flat()];
     const bytes = new Uint8Array([
-      0x00,
-      0x61,
-      0x73,
-      0x6d,
-      0x01,
-      0x00,
-      0x00,
-      0x00,
+      ...HEADER,
       0x01,
       0x04,
       0x01,
@@ -242,56 +220,16 @@ function callChain(count: number, depth: number): Uint8Array<ArrayBuffer> {
   ]); // deno-fmt-ignore
 }
 
-function sleb(value: number): number[] {
-  const out: number[] = [];
-  while (true) {
-    const byte = value & 0x7f;
-    value >>= 7;
-    if ((value === 0 && (byte & 0x40) === 0) || (value === -1 && (byte & 0x40) !== 0)) {
-      out.push(byte);
-      return out;
-    }
-    out.push(byte | 0x80);
-  }
-}
-
 /** A module whose only function nests `depth` empty blocks. */
 function nestedBlocks(depth: number): Uint8Array<ArrayBuffer> {
   const body = [0x00, ...Array(depth).fill([0x02, 0x40]).flat(), ...Array(depth + 1).fill(0x0b)];
   const entry = [...leb(body.length), ...body];
   return new Uint8Array([
-    0x00,
-    0x61,
-    0x73,
-    0x6d,
-    0x01,
-    0x00,
-    0x00,
-    0x00,
-    0x01,
-    0x04,
-    0x01,
-    0x60,
-    0x00,
-    0x00,
-    0x03,
-    0x02,
-    0x01,
-    0x00,
+    ...HEADER,
+    ...ONE_VOID_FUNCTION,
     0x0a,
     ...leb(entry.length + 1),
     0x01,
     ...entry,
   ]); // deno-fmt-ignore
-}
-
-function leb(value: number): number[] {
-  const out: number[] = [];
-  do {
-    let byte = value & 0x7f;
-    value >>>= 7;
-    if (value !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (value !== 0);
-  return out;
 }

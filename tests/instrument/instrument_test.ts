@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { InstanceLimits, instrument, TrapReason } from "../../src/instrument/instrument.ts";
 import { parseModule } from "../../src/instrument/_module.ts";
 import { wat } from "./_wat.ts";
+import { HEADER, ONE_VOID_FUNCTION } from "./_wasm.ts";
 
 const ALL = { fuel: { initial: 1n << 40n }, callDepth: true, deadline: "clock" } as const;
 
@@ -25,24 +26,8 @@ Deno.test("instrument() validates its arguments", async (t) => {
   await t.step("invalid modules are refused with V8's CompileError", () => {
     // Valid structure, but local 0 does not exist (an appended local would make it valid).
     const invalid = new Uint8Array([
-      0x00,
-      0x61,
-      0x73,
-      0x6d,
-      0x01,
-      0x00,
-      0x00,
-      0x00,
-      0x01,
-      0x04,
-      0x01,
-      0x60,
-      0x00,
-      0x00,
-      0x03,
-      0x02,
-      0x01,
-      0x00,
+      ...HEADER,
+      ...ONE_VOID_FUNCTION,
       0x0a,
       0x07,
       0x01,

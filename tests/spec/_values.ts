@@ -173,30 +173,6 @@ function matchesMemory(view: DataView, at: number, expected: SpecValue): boolean
   }
 }
 
-function leb(value: number): number[] {
-  const out: number[] = [];
-  do {
-    let byte = value & 0x7f;
-    value >>>= 7;
-    if (value !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (value !== 0);
-  return out;
-}
-
-function sleb(value: number): number[] {
-  const out: number[] = [];
-  while (true) {
-    const byte = value & 0x7f;
-    value >>= 7;
-    if ((value === 0 && (byte & 0x40) === 0) || (value === -1 && (byte & 0x40) !== 0)) {
-      out.push(byte);
-      return out;
-    }
-    out.push(byte | 0x80);
-  }
-}
-
 const RESULTS_AT = 2048;
 const LOAD: Readonly<Record<string, number[]>> = {
   i32: [0x28, 2],
@@ -226,6 +202,7 @@ function funcType(params: readonly string[], results: readonly string[]): number
 }
 
 /** Builds `(module (import "t" "f" <sig>) (memory 1) (func (export "call") ...))`. */
+import { HEADER, leb, sleb } from "../instrument/_wasm.ts";
 function wrapperBytes(
   params: readonly string[],
   results: readonly string[],
@@ -252,14 +229,7 @@ function wrapperBytes(
   body.push(0x0b);
   const name = (s: string): number[] => [s.length, ...[...s].map((c) => c.charCodeAt(0))];
   return new Uint8Array([
-    0x00,
-    0x61,
-    0x73,
-    0x6d,
-    0x01,
-    0x00,
-    0x00,
-    0x00,
+    ...HEADER,
     ...section(1, [2, ...funcType(params, results), ...funcType(refParams, refResults)]),
     ...section(2, [1, ...name("t"), ...name("f"), 0x00, 0x00]),
     ...section(3, [1, 1]),
