@@ -31,7 +31,11 @@ export interface PreparedModule {
   readonly instrumentation: InstrumentMetadata | null;
 }
 
-/** Which instrumentation passes a prepared module gets. */
+/**
+ * Which instrumentation passes a prepared module gets. A `"shared-flag"`
+ * deadline is what worker plugins get, and only they: such modules also
+ * export their state, so an idle worker can hand it over and be parked.
+ */
 export interface Instrumentation {
   readonly fuel: boolean;
   readonly callDepth: boolean;
@@ -189,6 +193,7 @@ async function compilePrepared(
       fuel: passes.fuel,
       callDepth: passes.callDepth,
       deadline: passes.deadline,
+      exportState: passes.deadline === "shared-flag",
       validate: false,
     });
   } catch (err) {

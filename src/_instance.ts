@@ -33,6 +33,7 @@ import { hasJspi, promising, suspending } from "./_jspi.ts";
 import { classifyCallError } from "./_trap.ts";
 import { WasiExit } from "./wasi/wasi_exit.ts";
 import { WasiPreview1 } from "./wasi/wasi_preview1.ts";
+import { wasiStates } from "./wasi/_state.ts";
 
 /** How one import of the module is provided. */
 export interface ImportPlan {
@@ -89,6 +90,16 @@ export interface CommandResult {
   readonly outputTruncated: boolean;
 }
 
+/**
+ * What an instance of an instrumented module hands over when its worker is
+ * parked: the bytes of its defined memories and the values of its mutable
+ * globals, in the order of `InstrumentMetadata.state`.
+ */
+export interface ParkedState {
+  readonly memories: readonly Uint8Array[];
+  readonly globals: readonly (number | bigint)[];
+}
+
 /** Fuel budget of calls when fuel is metered but `maxFuel` is `null`. */
 const UNMETERED_FUEL = 2 ** 53 - 1;
 
@@ -119,6 +130,8 @@ export class PluginInstance implements PluginBackend {
   #lastFuelUsed = 0;
   /** The WASI host of a module that imports `wasi_snapshot_preview1`. */
   #wasi: WasiPreview1 | undefined;
+  /** How many changes the WASI descriptor table had once set up. */
+  #wasiChanges = 0;
   #rawMemory: WebAssembly.Memory | undefined;
 
   private constructor(options: InstanceOptions) {
@@ -247,6 +260,7 @@ export class PluginInstance implements PluginBackend {
       fileSystem: capabilities.has(Capability.FileSystem),
       random: capabilities.has(Capability.Random),
     });
+    this.#wasiChanges = wasiStates.get(this.#wasi)!.fds.changes;
     const fn = this.#wasi.imports(() => this.#rawMemory)[name];
     if (fn === undefined) throw new RangeError(`No WASI function "${name}"`);
     return fn;
@@ -426,6 +440,50 @@ export class PluginInstance implements PluginBackend {
    */
   cancel(reason: unknown): void {
     this.#cancellation?.reject(reason);
+  }
+
+  /**
+   * Copies out the state a new instance of the module needs to carry on
+   * where this one is (see {@linkcode restoreState}), or says why the
+   * memories and globals are not all of it.
+   */
+  captureState(): ParkedState | string {
+    const state = this.#options.instrumentation?.state ?? null;
+    if (state === null) return "the module does not export its state";
+    if (state.incomplete !== null) return state.incomplete;
+    const wasi = this.#wasi === undefined ? undefined : wasiStates.get(this.#wasi);
+    if (wasi !== undefined && (wasi.fds.changes !== this.#wasiChanges || wasi.stdinOffset !== 0)) {
+      return "its WASI descriptors changed";
+    }
+    const exports = this.#exports;
+    return {
+      memories: state.memories.map(({ name }) =>
+        new Uint8Array((exports[name] as WebAssembly.Memory).buffer).slice()
+      ),
+      globals: state.globals.map((name) => (exports[name] as WebAssembly.Global).value),
+    };
+  }
+
+  /**
+   * Takes over the state {@linkcode captureState} copied from another
+   * instance of the same module, in place of running the start function.
+   */
+  restoreState(parked: ParkedState): void {
+    const state = this.#options.instrumentation?.state;
+    if (state === null || state === undefined || state.incomplete !== null) {
+      throw new TypeError("Cannot restore the state of a module that does not export it");
+    }
+    const exports = this.#exports;
+    state.memories.forEach(({ name, pageSize, memory64 }, i) => {
+      const memory = exports[name] as WebAssembly.Memory;
+      const bytes = parked.memories[i]!;
+      const delta = (bytes.length - memory.buffer.byteLength) / pageSize;
+      if (delta > 0) memory.grow((memory64 ? BigInt(delta) : delta) as number);
+      new Uint8Array(memory.buffer).set(bytes);
+    });
+    state.globals.forEach((name, i) => {
+      (exports[name] as WebAssembly.Global).value = parked.globals[i];
+    });
   }
 
   memoryBytes(): number {

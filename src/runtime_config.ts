@@ -101,4 +101,23 @@ export interface RuntimeConfig {
    * @default {true}
    */
   cache?: boolean | CacheOptions;
+  /**
+   * How long a worker plugin may go without a call or memory access before
+   * its worker is parked, in milliseconds: its memory and mutable globals
+   * are handed to the host and the worker is terminated, so a script that
+   * never closes its plugins can still exit. The next call starts a new
+   * worker that carries on from that state (the module's start function
+   * does not run again). `Infinity` never parks.
+   *
+   * A plugin whose state is more than its memory and globals is never
+   * parked, and only `close()` ends its worker: a module that imports a
+   * memory, table or global; that exports a table; whose code changes a
+   * table or drops a segment (`table.set`, `table.grow`, `table.fill`,
+   * `table.copy`, `table.init`, `elem.drop`, `data.drop`); that has GC
+   * types or a mutable global of a reference or vector type; or whose WASI
+   * descriptors changed (a file opened, closed or renumbered).
+   *
+   * @default {2000}
+   */
+  idleTimeoutMs?: number;
 }

@@ -45,6 +45,8 @@ import { readCachedBinary, writeCachedBinary } from "./_wat_disk_cache.ts";
 const logger = getLogger(["wasmplug", "runtime"]);
 
 const DEFAULT_CACHE_ENTRIES = 128;
+/** How long a worker plugin may idle before it is parked (see `RuntimeConfig.idleTimeoutMs`). */
+const DEFAULT_IDLE_TIMEOUT_MS = 2000;
 
 /** The execution settings a runtime resolved from its config. */
 export interface ResolvedExecution {
@@ -88,6 +90,7 @@ export class WasmRuntime implements AsyncDisposable {
 
   readonly #cache: LruCache<string, ModuleArtifact>;
   readonly #cacheDir: string | undefined;
+  readonly #idleTimeoutMs: number;
   readonly #tools = new Map<string, ToolFunction>();
   readonly #plugins = new Set<WasmPlugin>();
   #reserved = 0;
@@ -108,6 +111,18 @@ export class WasmRuntime implements AsyncDisposable {
     }
     this.execution = resolveExecution(config.execution);
     this.limits = resolveLimits(DEFAULT_LIMITS, config.resourceLimits);
+    const idleTimeoutMs = config.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    if (typeof idleTimeoutMs !== "number") {
+      throw new TypeError(
+        `Cannot use 'idleTimeoutMs': expected a number, received ${describeValue(idleTimeoutMs)}`,
+      );
+    }
+    if (!(idleTimeoutMs >= 0)) {
+      throw new RangeError(
+        `Cannot use 'idleTimeoutMs' = ${idleTimeoutMs}: it must be a non-negative number of milliseconds or Infinity`,
+      );
+    }
+    this.#idleTimeoutMs = idleTimeoutMs;
     const cache = config.cache ?? true;
     if (typeof cache === "boolean") {
       this.#cache = new LruCache(cache ? DEFAULT_CACHE_ENTRIES : 0);
@@ -483,6 +498,7 @@ export class WasmRuntime implements AsyncDisposable {
           maxCallDepth: limits.maxCallDepth,
           startBudget,
           wasi: settings.wasi,
+          idleTimeoutMs: this.#idleTimeoutMs,
         });
       const plugin = createWasmPlugin({
         id,

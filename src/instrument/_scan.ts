@@ -77,6 +77,17 @@ const OP_CALL = 0x10;
 const OP_RETURN_CALL = 0x12;
 const OP_REF_FUNC = 0xd2;
 const OP_GC_PREFIX = 0xfb;
+const OP_TABLE_SET = 0x26;
+const MISC_PREFIX = 0xfc;
+/** `0xfc`-prefixed instructions that change tables or drop segments, by sub-opcode. */
+const STATE_CHANGING_MISC: Readonly<Record<number, string>> = {
+  9: "data.drop",
+  12: "table.init",
+  13: "elem.drop",
+  14: "table.copy",
+  15: "table.grow",
+  17: "table.fill",
+};
 
 /** Which events a scan records. */
 export interface ScanOptions {
@@ -115,6 +126,12 @@ export class ScanResult {
   readonly flags: number[] = [];
   /** Function indices that `ref.func` instructions in code take. */
   readonly refFuncs: number[] = [];
+  /**
+   * The first instruction found that changes state a worker cannot hand
+   * over when it parks (a table's contents, a segment's dropped flag), or
+   * `null`.
+   */
+  stateChange: string | null = null;
 
   /** Appends an event. */
   push(kind: number, pos: number, arg: number, run: number): void {
@@ -220,7 +237,9 @@ export class BodyScanner {
       size++;
       if (ctl === Ctl.None) {
         if (this.#cur !== DEAD) out.cost[this.#cur]!++;
-        if (reader.op === OP_REF_FUNC) out.refFuncs.push(lebAt(bytes, reader.start + 1));
+        const op = reader.op;
+        if (op === OP_REF_FUNC) out.refFuncs.push(lebAt(bytes, reader.start + 1));
+        else if (op === OP_TABLE_SET || op >>> 24 === MISC_PREFIX) this.#noteStateChange(op);
         continue;
       }
       if (ctl === Ctl.Call) {
@@ -327,6 +346,12 @@ export class BodyScanner {
       }
     }
     return false;
+  }
+
+  #noteStateChange(op: number): void {
+    if (this.#out.stateChange !== null) return;
+    const name = op === OP_TABLE_SET ? "table.set" : STATE_CHANGING_MISC[op & 0xffffff];
+    if (name !== undefined) this.#out.stateChange = name;
   }
 
   /** Notes that the instruction just read may leave the function. */

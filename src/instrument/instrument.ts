@@ -76,6 +76,10 @@ export const TICKS_GLOBAL_EXPORT = "__wasmplug_ticks";
 export const INTERVAL_GLOBAL_EXPORT = "__wasmplug_interval";
 /** Export name under which the module's start function is deferred. */
 export const START_EXPORT = "__wasmplug_start";
+/** Prefix of the export names of defined memories (`exportState`), followed by the memory index. */
+export const MEMORY_STATE_EXPORT_PREFIX = "__wasmplug_memory_";
+/** Prefix of the export names of mutable globals (`exportState`), followed by the global index. */
+export const GLOBAL_STATE_EXPORT_PREFIX = "__wasmplug_global_";
 
 /** Ways of checking a deadline; see `_deadline.ts`. */
 export type DeadlineMode = "shared-flag" | "clock";
@@ -114,6 +118,16 @@ export interface InstrumentOptions {
    * @default {false}
    */
   deadline?: DeadlineMode | false;
+  /**
+   * Export every defined memory and every mutable global of the original
+   * module (as `__wasmplug_memory_<index>` and `__wasmplug_global_<index>`),
+   * so a host can copy an instance's state out and into a new instance, and
+   * say in {@linkcode InstrumentMetadata.state} whether that state is all
+   * there is.
+   *
+   * @default {false}
+   */
+  exportState?: boolean;
   /**
    * Validate the input with `WebAssembly.validate` (after checking its
    * structure) and throw V8's `CompileError` when it is invalid. Turn off only
@@ -155,6 +169,36 @@ export interface InstrumentMetadata {
    * and must call it before anything else.
    */
   readonly startFunction: string | null;
+  /** What holds the instance's state, or `null` without `exportState`. */
+  readonly state: StateExports | null;
+}
+
+/**
+ * Where an instance's state is, so that it can be copied into a new instance
+ * of the same module (see {@linkcode InstrumentOptions.exportState}).
+ */
+export interface StateExports {
+  /**
+   * Why the memories and globals are not the whole state, or `null` when
+   * they are: the module imports a memory, table or global, has GC types or
+   * mutable globals of a reference or vector type, exports a table, or has
+   * code that changes a table or drops a segment.
+   */
+  readonly incomplete: string | null;
+  /** The defined memories (empty when `incomplete`). */
+  readonly memories: readonly MemoryStateExport[];
+  /** Export names of the mutable globals of a number type (empty when `incomplete`). */
+  readonly globals: readonly string[];
+}
+
+/** A defined memory as {@linkcode StateExports} lists it. */
+export interface MemoryStateExport {
+  /** Its export name. */
+  readonly name: string;
+  /** Its page size in bytes, what `WebAssembly.Memory.grow` counts in. */
+  readonly pageSize: number;
+  /** Whether it is a 64-bit memory, whose `grow` takes a bigint. */
+  readonly memory64: boolean;
 }
 
 /**
@@ -228,7 +272,13 @@ const SECTION_RANK: readonly number[] = [0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 12, 13, 
  * @throws {RangeError} When an option is out of range.
  */
 export function instrument(bytes: Uint8Array, options: InstrumentOptions = {}): InstrumentResult {
-  const { fuel = false, callDepth = false, deadline = false, validate = true } = options;
+  const {
+    fuel = false,
+    callDepth = false,
+    deadline = false,
+    exportState = false,
+    validate = true,
+  } = options;
   const maxDepth = typeof callDepth === "object" ? callDepth.max ?? 1000 : 1000;
   if (!Number.isInteger(maxDepth) || maxDepth < 0 || maxDepth > 0x7fffffff) {
     throw new RangeError(
@@ -257,7 +307,7 @@ export function instrument(bytes: Uint8Array, options: InstrumentOptions = {}): 
       );
     }
   }
-  if (fuel === false && !depthOn && deadline === false) {
+  if (fuel === false && !depthOn && deadline === false && !exportState) {
     return {
       bytes: bytes.slice(),
       trapGlobal: null,
@@ -265,12 +315,14 @@ export function instrument(bytes: Uint8Array, options: InstrumentOptions = {}): 
       depthGlobal: null,
       deadline: null,
       startFunction: null,
+      state: null,
     };
   }
   const result = new Assembler(bytes, info).run(
     fuel === false ? null : initialFuel,
     depthOn ? maxDepth : -1,
     deadline,
+    exportState,
   );
   // Appended locals, globals, tables and types could make dangling references
   // of an invalid module valid, so invalid modules are refused rather than rewritten.
@@ -371,8 +423,15 @@ class Assembler {
     return this.#info.types.length + before;
   }
 
-  run(fuel: bigint | null, maxDepth: number, deadline: DeadlineMode | false): InstrumentResult {
+  run(
+    fuel: bigint | null,
+    maxDepth: number,
+    deadline: DeadlineMode | false,
+    exportState: boolean,
+  ): InstrumentResult {
     const info = this.#info;
+    // Before anything is appended: the indices are those of the original module.
+    const state = exportState ? this.#exportState() : null;
     const trapGlobal = this.#global(0x7f, 0);
     this.#export(TRAP_GLOBAL_EXPORT, 3, trapGlobal);
     // Deadline checks ride on fuel when both are on.
@@ -468,15 +527,56 @@ class Assembler {
       depth,
       deadline: checks,
     };
+    const assembled = this.#assemble(plan);
+    const stateChange = this.#scan?.stateChange ?? null;
     return {
-      bytes: this.#assemble(plan),
+      bytes: assembled,
       trapGlobal: TRAP_GLOBAL_EXPORT,
       fuelGlobal,
       depthGlobal,
       deadline: deadlineMeta,
       startFunction,
+      state: state !== null && state.incomplete === null && stateChange !== null
+        ? { incomplete: `its code runs ${stateChange}`, memories: [], globals: [] }
+        : state,
     };
   }
+
+  /** Exports the defined memories and mutable globals, or says why they are not the whole state. */
+  #exportState(): StateExports {
+    const info = this.#info;
+    const incomplete = (reason: string): StateExports => ({
+      incomplete: reason,
+      memories: [],
+      globals: [],
+    });
+    const imported = info.imports.find((entry) =>
+      entry.kind === "memory" || entry.kind === "table" || entry.kind === "global"
+    );
+    if (imported !== undefined) {
+      return incomplete(`it imports a ${imported.kind} ("${imported.module}"."${imported.name}")`);
+    }
+    if (info.types.some((type) => type.kind !== "func")) return incomplete("it has GC types");
+    const table = info.exports.find((entry) => entry.kind === "table");
+    if (table !== undefined) return incomplete(`it exports a table ("${table.name}")`);
+    const mutable: number[] = [];
+    for (const [i, global] of info.globals.entries()) {
+      if (!global.type.mutable) continue;
+      if (!NUMBER_TYPES.has(global.type.valueType)) {
+        return incomplete(`its global ${i} is a mutable ${global.type.valueType}`);
+      }
+      mutable.push(i);
+    }
+    const memories = info.memories.map((limits, i): MemoryStateExport => ({
+      name: this.#export(`${MEMORY_STATE_EXPORT_PREFIX}${i}`, 2, i),
+      pageSize: 2 ** (limits.pageSizeLog2 ?? 16),
+      memory64: limits.address === "i64",
+    }));
+    const globals = mutable.map((i) => this.#export(`${GLOBAL_STATE_EXPORT_PREFIX}${i}`, 3, i));
+    return { incomplete: null, memories, globals };
+  }
+
+  #scan: ScanResult | undefined;
 
   #assemble(plan: BodyPlan): Uint8Array<ArrayBuffer> {
     const bytes = this.#bytes;
@@ -541,6 +641,7 @@ class Assembler {
     const bytes = this.#bytes;
     // Pass 1: decode every body once, recording where code goes in.
     const scan = new ScanResult();
+    this.#scan = scan;
     const scanner = new BodyScanner({
       fuel: plan.fuel !== null,
       loops: plan.deadline !== null,
@@ -576,6 +677,9 @@ class Assembler {
     return out;
   }
 }
+
+/** Value types a JS host can read from a global and write back (NaN payloads aside). */
+const NUMBER_TYPES: ReadonlySet<string> = new Set(["i32", "i64", "f32", "f64"]);
 
 /** `(func (result i32))` as a type section entry. */
 const HOOK_TYPE = new Uint8Array([0x60, 0x00, 0x01, 0x7f]);

@@ -68,6 +68,8 @@ export function hostPath(preopen: Preopen, rel: readonly string[]): string {
 export class FdTable {
   readonly #fds = new Map<number, Descriptor>();
   readonly #max: number;
+  /** How many times descriptors were added, closed, moved or given new flags. */
+  changes = 0;
 
   /** Allows at most `max` open descriptors. */
   constructor(max: number) {
@@ -100,6 +102,7 @@ export class FdTable {
     let fd = 0;
     while (this.#fds.has(fd)) fd++;
     this.#fds.set(fd, entry);
+    this.changes++;
     return fd;
   }
 
@@ -107,6 +110,7 @@ export class FdTable {
   close(fd: number): void {
     const entry = this.get(fd);
     this.#fds.delete(fd);
+    this.changes++;
     if (entry.kind === "file") entry.file.close();
   }
 
@@ -118,6 +122,7 @@ export class FdTable {
     this.close(to);
     this.#fds.delete(from);
     this.#fds.set(to, entry);
+    this.changes++;
   }
 
   /** Closes every host file; the table is empty afterwards. */

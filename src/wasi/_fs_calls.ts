@@ -341,6 +341,7 @@ export function fileSystemCalls(state: WasiState): Record<string, Handler> {
       const entry = fds.get(fd);
       if (flags > 0x1f) fail(Errno.INVAL);
       entry.flags = flags;
+      fds.changes++;
       return Errno.SUCCESS;
     },
 

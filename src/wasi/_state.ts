@@ -33,6 +33,12 @@ export interface WasiState {
 }
 
 /**
+ * The state of each {@linkcode WasiPreview1}, for the library's own use
+ * (a parked plugin worker must know whether its WASI state changed).
+ */
+export const wasiStates: WeakMap<object, WasiState> = new WeakMap();
+
+/**
  * A system call with its arguments already converted (see `SIGNATURES`); it
  * returns an errno, or throws an `ErrnoError`.
  */

@@ -14,7 +14,7 @@ import { fileSystemCalls } from "./_fs_calls.ts";
 import { encode, Guest } from "./_guest.ts";
 import { CapturedOutput } from "./_output.ts";
 import { processCalls } from "./_process_calls.ts";
-import type { Handler, WasiState } from "./_state.ts";
+import { type Handler, type WasiState, wasiStates } from "./_state.ts";
 import { WasiExit } from "./wasi_exit.ts";
 
 /** Options of {@linkcode WasiPreview1}. */
@@ -260,6 +260,7 @@ export class WasiPreview1 implements Disposable {
       createdAt: performance.now(),
       exitCode: undefined,
     };
+    wasiStates.set(this, this.#state);
   }
 
   /**

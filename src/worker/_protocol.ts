@@ -6,7 +6,7 @@
  */
 
 import type { InstrumentMetadata } from "../instrument/instrument.ts";
-import type { ImportPlan, WasiSettings } from "../_instance.ts";
+import type { ImportPlan, ParkedState, WasiSettings } from "../_instance.ts";
 import type { ChannelBuffers } from "./_channel.ts";
 
 /** Host → worker opcodes. */
@@ -27,6 +27,8 @@ export const ToWorker = {
   ReturnMany: 7,
   /** stdin, fuel (number | null), timeoutMs: run the module as a WASI command */
   Run: 8,
+  /** hand over the instance's state, so the worker can be terminated (see `ParkedState`) */
+  Park: 9,
 } as const;
 
 /** Worker → host opcodes. */
@@ -39,7 +41,11 @@ export const ToHost = {
   LinkerCall: 12,
   /** service name, ...args */
   ServiceCall: 13,
-  /** bytes (read memory), or nothing (write memory) */
+  /**
+   * bytes (read memory), nothing (write memory), or for `Park`: `null`, the
+   * number of memories, each memory's bytes, each global's value; or why
+   * the state cannot be handed over (a string)
+   */
   Done: 14,
 } as const;
 
@@ -54,6 +60,8 @@ export interface WorkerSetup {
   readonly maxCallDepth: number;
   readonly wasi: WasiSettings | undefined;
   readonly channel: ChannelBuffers;
+  /** The state of a parked worker to take over instead of running the start function. */
+  readonly restore: ParkedState | null;
 }
 
 /** What a worker posts back once its instance exists (or failed to). */

@@ -6,6 +6,11 @@
  * function the guest waits on with the reason), then terminate and respawn
  * the worker.
  *
+ * A live worker keeps the host process alive and cannot be unref'd, so a
+ * worker idle for `idleTimeoutMs` is parked: its instance hands its memories
+ * and mutable globals to the host and the worker is terminated; the next
+ * exchange spawns a worker that takes that state over before it serves.
+ *
  * @module
  */
 
@@ -13,7 +18,7 @@ import type { CallBudget, PluginBackend } from "../_backend.ts";
 import { InstantiationError, TimeoutError, WorkerCrashedError } from "../errors.ts";
 import type { HostCallable } from "../host/_env.ts";
 import type { HostServices, ServiceName } from "../host/_services.ts";
-import type { CommandResult, ImportPlan, WasiSettings } from "../_instance.ts";
+import type { CommandResult, ImportPlan, ParkedState, WasiSettings } from "../_instance.ts";
 import { createChannelBuffers, HostChannel } from "./_channel.ts";
 import { decodeError, encodeError } from "./_error_codec.ts";
 import { ToHost, ToWorker, type WorkerReady, type WorkerSetup } from "./_protocol.ts";
@@ -39,7 +44,18 @@ export interface WorkerBackendOptions {
   /** Budgets of the module's start function (the plugin's own limits). */
   readonly startBudget: CallBudget;
   readonly wasi: WasiSettings | undefined;
+  /**
+   * How long the worker may sit with no exchange before it is parked;
+   * `Infinity` never parks it.
+   */
+  readonly idleTimeoutMs: number;
 }
+
+/** Counts of worker lifecycle events of every plugin, for tests. */
+export const workerEvents: { spawned: number; parked: number } = { spawned: 0, parked: 0 };
+
+/** Largest delay `setTimeout` takes as is (a larger one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * The script every plugin worker runs. Internal: tests point it at a wrapper
@@ -85,9 +101,17 @@ class WorkerBackend implements PluginBackend {
   #waiting: (() => void)[] = [];
   /** What host functions threw during the current exchange; the worker refers to them by index. */
   #hostErrors: unknown[] = [];
+  /** Whether idle workers are parked: the state can be handed over and a timeout is set. */
+  #parkable: boolean;
+  /** The state of the parked instance, until a worker takes it over. */
+  #parked: ParkedState | null = null;
+  #idleTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(options: WorkerBackendOptions) {
     this.#options = options;
+    const state = options.instrumentation?.state ?? null;
+    this.#parkable = Number.isFinite(options.idleTimeoutMs) && state !== null &&
+      state.incomplete === null;
   }
 
   get lastFuelUsed(): number {
@@ -98,9 +122,13 @@ class WorkerBackend implements PluginBackend {
     return this.#memoryBytes;
   }
 
-  /** Starts a worker, waits until its instance exists, and runs the start function. */
+  /**
+   * Starts a worker, waits until its instance exists, and runs the start
+   * function, or has the instance take over the parked state.
+   */
   async spawn(): Promise<LiveWorker> {
     const options = this.#options;
+    const restore = this.#parked;
     const worker = newWorker(options);
     const buffers = createChannelBuffers();
     const channel = new HostChannel(buffers);
@@ -114,6 +142,7 @@ class WorkerBackend implements PluginBackend {
       maxCallDepth: options.maxCallDepth,
       wasi: options.wasi,
       channel: buffers,
+      restore,
     };
     let ready: WorkerReady;
     try {
@@ -150,10 +179,14 @@ class WorkerBackend implements PluginBackend {
       }
     }
     this.#live = live;
+    this.#parked = null;
+    workerEvents.spawned++;
+    // Inside an exchange, its end arms the timer.
+    if (!this.#busy) this.#armIdleTimer();
     return live;
   }
 
-  /** The current worker, or a new one when there is none or it crashed. */
+  /** The current worker, or a new one when there is none (parked) or it crashed. */
   #worker(): LiveWorker | Promise<LiveWorker> {
     if (this.#closed) throw new WorkerCrashedError("The plugin's worker is closed");
     const live = this.#live;
@@ -175,6 +208,8 @@ class WorkerBackend implements PluginBackend {
    * waits here. Whoever opens must `#release()`, even when this fails.
    */
   #open(): LiveWorker | Promise<LiveWorker> {
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
     if (this.#busy) {
       return new Promise<void>((resolve) => this.#waiting.push(resolve)).then(() => this.#ready());
     }
@@ -189,8 +224,55 @@ class WorkerBackend implements PluginBackend {
 
   #release(): void {
     const next = this.#waiting.shift();
-    if (next === undefined) this.#busy = false;
-    else next();
+    if (next !== undefined) return next();
+    this.#busy = false;
+    this.#armIdleTimer();
+  }
+
+  /** Parks the worker if nothing uses it for `idleTimeoutMs`. */
+  #armIdleTimer(): void {
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
+    if (!this.#parkable || this.#closed || this.#live === undefined) return;
+    const delay = Math.min(this.#options.idleTimeoutMs, MAX_TIMER_MS);
+    const timer = setTimeout(() => void this.#park(), delay);
+    // The timer exists so the process can exit: it must not keep it alive itself.
+    Deno.unrefTimer(timer);
+    this.#idleTimer = timer;
+  }
+
+  /**
+   * Takes the instance's state and terminates the worker. A worker whose
+   * state turns out not to be all in its memories and globals (its WASI
+   * descriptors changed) is kept, and never parked again.
+   */
+  async #park(): Promise<void> {
+    this.#idleTimer = undefined;
+    const live = this.#live;
+    if (this.#busy || this.#closed || live === undefined || live.crashed !== undefined) return;
+    this.#busy = true;
+    try {
+      live.channel.post(ToWorker.Park, []);
+      const reply = await live.channel.receive();
+      if (reply === undefined) {
+        // Closed or crashed meanwhile: the next exchange starts afresh, as after any crash.
+        if (this.#live === live) this.#discard(live);
+        return;
+      }
+      const [refusal, count, ...rest] = reply.values as [string | null, number, ...unknown[]];
+      if (reply.op !== ToHost.Done || refusal !== null) {
+        this.#parkable = false;
+        return;
+      }
+      this.#parked = {
+        memories: rest.slice(0, count) as Uint8Array[],
+        globals: rest.slice(count) as (number | bigint)[],
+      };
+      this.#discard(live);
+      workerEvents.parked++;
+    } finally {
+      this.#release();
+    }
   }
 
   async invoke(
@@ -402,6 +484,8 @@ class WorkerBackend implements PluginBackend {
 
   close(): Promise<void> {
     this.#closed = true;
+    clearTimeout(this.#idleTimer);
+    this.#parked = null;
     if (this.#live !== undefined) this.#discard(this.#live);
     return Promise.resolve();
   }

@@ -115,6 +115,11 @@ function handle(instance: PluginInstance, { op, values }: WireMessage): Reply | 
       const [offset, length] = values as [number, number];
       return [ToHost.Done, [instance.memory.view(offset, length)]];
     }
+    case ToWorker.Park: {
+      const state = instance.captureState();
+      if (typeof state === "string") return [ToHost.Done, [state]];
+      return [ToHost.Done, [null, state.memories.length, ...state.memories, ...state.globals]];
+    }
     case ToWorker.WriteMemory: {
       const [offset, bytes] = values as [number, Uint8Array];
       instance.memory.write(offset, bytes);
@@ -188,6 +193,7 @@ self.onmessage = async (event: MessageEvent<WorkerSetup>) => {
       pluginName: setup.pluginName,
       wasi: setup.wasi,
     });
+    if (setup.restore !== null) instance.restoreState(setup.restore);
   } catch (err) {
     self.postMessage({ ok: false, error: encodeError(err) } satisfies WorkerReady);
     return;
@@ -198,7 +204,8 @@ self.onmessage = async (event: MessageEvent<WorkerSetup>) => {
       ok: true,
       memoryBytes: instance.memory.byteLength,
       interrupt,
-      hasStart: instance.hasStart,
+      // A restored instance carries on from its state; its start function ran long ago.
+      hasStart: setup.restore === null && instance.hasStart,
     } satisfies WorkerReady,
   );
   if (interrupt !== null) void watchInterrupts(new Int32Array(interrupt, 0, 1), instance);

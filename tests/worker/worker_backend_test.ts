@@ -122,7 +122,10 @@ Deno.test("A worker plugin stuck in `loop br 0` times out and its worker lives o
     const start = performance.now();
     await assert.rejects(call, /at once/);
     const elapsed = performance.now() - start;
-    assert.equal(await plugin.callI32("entered"), 4);
+    // The same worker: its count survived (whether the guest got as far as
+    // counting this call before the stop is a race, and either is right).
+    const entered = await plugin.callI32("entered");
+    assert.ok(entered === 3 || entered === 4, `entered = ${entered}`);
     // Far below the 100 ms grace period: the stop word stopped it, not a kill.
     assert.ok(elapsed < 90, `stopped after ${elapsed} ms`);
     assert.equal((await plugin.metrics()).failureCount, 4);

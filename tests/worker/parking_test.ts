@@ -1,0 +1,227 @@
+import assert from "node:assert/strict";
+import type { WasmPlugin } from "../../mod.ts";
+import { workerEvents } from "../../src/worker/_worker_backend.ts";
+import { instrument } from "../../src/instrument/instrument.ts";
+import { watToBinary } from "../../src/_wat.ts";
+import { bytesOf, delay, DENO, textOf, WORKER_SOURCES, workerRuntime } from "../_helpers.ts";
+import { READ_WORKERS } from "./_worker_helpers.ts";
+
+/** The idle timeout of these tests' runtimes. */
+const IDLE_MS = 50;
+
+/**
+ * `increment` counts in a global no export shows; the start function
+ * counts its runs in `$starts`; `grow` grows memory by one page; the data
+ * segment puts "seed" at 16.
+ */
+const COUNTER_WAT = `(module
+  (memory (export "memory") 1 4)
+  (data (i32.const 16) "seed")
+  (global $count (mut i32) (i32.const 0))
+  (global $starts (mut i64) (i64.const 0))
+  (global $scale (mut f64) (f64.const 0.5))
+  (func $start (global.set $starts (i64.add (global.get $starts) (i64.const 1))))
+  (start $start)
+  (func (export "increment") (result i32)
+    (global.set $count (i32.add (global.get $count) (i32.const 1)))
+    (global.get $count))
+  (func (export "starts") (result i64) (global.get $starts))
+  (func (export "scale") (result f64)
+    (global.set $scale (f64.mul (global.get $scale) (f64.const 3)))
+    (global.get $scale))
+  (func (export "grow") (result i32) (memory.grow (i32.const 1))))`;
+
+/** Waits until some worker was parked since `before` (at most 2 s); returns whether one was. */
+async function parkedSince(before: number): Promise<boolean> {
+  for (let waited = 0; waited < 2000; waited += 10) {
+    if (workerEvents.parked > before) return true;
+    await delay(10);
+  }
+  return false;
+}
+
+async function counterPlugin(idleTimeoutMs = IDLE_MS): Promise<WasmPlugin & AsyncDisposable> {
+  const runtime = workerRuntime({ idleTimeoutMs });
+  const plugin = await runtime.createPluginFromWat(COUNTER_WAT);
+  return Object.assign(plugin, {
+    async [Symbol.asyncDispose]() {
+      await runtime.close();
+    },
+  });
+}
+
+Deno.test("An idle worker plugin is parked and carries on from its state", {
+  permissions: { read: READ_WORKERS },
+}, async (t) => {
+  await t.step("a counter in a global keeps counting", async () => {
+    await using plugin = await counterPlugin();
+    assert.equal(await plugin.callI32("increment", []), 1);
+    assert.equal(await plugin.callI32("increment", []), 2);
+    const parked = workerEvents.parked;
+    const spawned = workerEvents.spawned;
+    assert.ok(await parkedSince(parked), "the worker was not parked");
+    assert.equal(await plugin.callI32("increment", []), 3);
+    assert.equal(workerEvents.spawned, spawned + 1, "no new worker served the call");
+    assert.equal(await plugin.callI64("starts", []), 1n, "the start function ran again");
+  });
+
+  await t.step("floats keep their value", async () => {
+    await using plugin = await counterPlugin();
+    assert.equal(await plugin.callF64("scale", []), 1.5);
+    assert.ok(await parkedSince(workerEvents.parked));
+    assert.equal(await plugin.callF64("scale", []), 4.5);
+  });
+
+  await t.step("memory keeps its contents and its size", async () => {
+    await using plugin = await counterPlugin();
+    assert.equal(await plugin.callI32("grow", []), 1);
+    await plugin.writeMemory(16, bytesOf("kept"));
+    await plugin.writeMemory(65_536 + 100, bytesOf("grown"));
+    assert.ok(await parkedSince(workerEvents.parked));
+    assert.equal(textOf(await plugin.readMemory(16, 4)), "kept");
+    assert.equal(textOf(await plugin.readMemory(65_536 + 100, 5)), "grown");
+    // Grown once more from two pages, not from the declared one.
+    assert.equal(await plugin.callI32("grow", []), 2);
+    assert.equal((await plugin.metrics()).currentMemoryBytes, 3 * 65_536);
+  });
+
+  await t.step("it is parked again after each idle spell", async () => {
+    await using plugin = await counterPlugin();
+    for (let expected = 1; expected <= 3; expected++) {
+      const parked = workerEvents.parked;
+      assert.equal(await plugin.callI32("increment", []), expected);
+      assert.ok(await parkedSince(parked));
+    }
+  });
+
+  await t.step("a plugin never called is parked too", async () => {
+    const parked = workerEvents.parked;
+    await using plugin = await counterPlugin();
+    assert.ok(await parkedSince(parked));
+    assert.equal(await plugin.callI32("increment", []), 1);
+    assert.equal(await plugin.callI64("starts", []), 1n);
+  });
+});
+
+Deno.test("A busy or never-idle worker plugin is not parked", {
+  permissions: { read: READ_WORKERS },
+}, async (t) => {
+  await t.step("idleTimeoutMs: Infinity never parks", async () => {
+    const parked = workerEvents.parked;
+    await using plugin = await counterPlugin(Infinity);
+    assert.equal(await plugin.callI32("increment", []), 1);
+    await delay(200);
+    assert.equal(workerEvents.parked, parked);
+  });
+
+  await t.step("calls closer together than the timeout keep the worker", async () => {
+    await using plugin = await counterPlugin(300);
+    const parked = workerEvents.parked;
+    for (let i = 1; i <= 5; i++) {
+      assert.equal(await plugin.callI32("increment", []), i);
+      await delay(50);
+    }
+    assert.equal(workerEvents.parked, parked);
+  });
+});
+
+/** Modules whose state is more than their memories and globals, and why. */
+const UNCAPTURABLE: readonly [string, string, RegExp][] = [
+  [
+    "a table changed at run time",
+    `(module (table 2 funcref) (elem declare func $f)
+      (global $count (mut i32) (i32.const 0))
+      (func $f)
+      (func (export "increment") (result i32)
+        (table.set (i32.const 1) (ref.func $f))
+        (global.set $count (i32.add (global.get $count) (i32.const 1)))
+        (global.get $count)))`,
+    /table\.set/,
+  ],
+  [
+    "an exported table",
+    `(module (table (export "t") 1 funcref)
+      (global $count (mut i32) (i32.const 0))
+      (func (export "increment") (result i32)
+        (global.set $count (i32.add (global.get $count) (i32.const 1)))
+        (global.get $count)))`,
+    /exports a table/,
+  ],
+  [
+    "a mutable reference global",
+    `(module (global $r (mut externref) (ref.null extern))
+      (global $count (mut i32) (i32.const 0))
+      (func (export "increment") (result i32)
+        (global.set $count (i32.add (global.get $count) (i32.const 1)))
+        (global.get $count)))`,
+    /global 0 is a mutable externref/,
+  ],
+];
+
+Deno.test("A worker plugin whose state cannot be handed over is never parked", {
+  permissions: { read: READ_WORKERS },
+}, async (t) => {
+  for (const [what, wat, reason] of UNCAPTURABLE) {
+    await t.step(what, async () => {
+      const { state } = instrument(await watToBinary(what, wat), { exportState: true });
+      assert.match(state?.incomplete ?? "", reason);
+      await using runtime = workerRuntime({ idleTimeoutMs: IDLE_MS });
+      const plugin = await runtime.createPluginFromWat(wat);
+      const parked = workerEvents.parked;
+      const spawned = workerEvents.spawned;
+      assert.equal(await plugin.callI32("increment", []), 1);
+      await delay(IDLE_MS * 4);
+      assert.equal(await plugin.callI32("increment", []), 2);
+      assert.equal(workerEvents.parked, parked);
+      assert.equal(workerEvents.spawned, spawned);
+    });
+  }
+});
+
+Deno.test("instrument() with exportState exports memories and mutable globals", async () => {
+  const bytes = await watToBinary("counter", COUNTER_WAT);
+  const { bytes: out, state } = instrument(bytes, { exportState: true });
+  assert.deepEqual(state, {
+    incomplete: null,
+    memories: [{ name: "__wasmplug_memory_0", pageSize: 65_536, memory64: false }],
+    globals: ["__wasmplug_global_0", "__wasmplug_global_1", "__wasmplug_global_2"],
+  });
+  const names = WebAssembly.Module.exports(new WebAssembly.Module(out)).map((e) => e.name);
+  assert.ok(names.includes("__wasmplug_global_2"));
+  assert.equal(instrument(bytes, { fuel: true }).state, null);
+});
+
+Deno.test("new WasmRuntime() rejects a bad idleTimeoutMs", () => {
+  for (const value of [-1, NaN]) {
+    assert.throws(() => workerRuntime({ idleTimeoutMs: value }), RangeError);
+  }
+  assert.throws(
+    () => workerRuntime({ idleTimeoutMs: "5" as unknown as number }),
+    TypeError,
+  );
+});
+
+Deno.test("A script that never closes its worker plugin exits once the worker is idle", {
+  permissions: { run: [DENO] },
+}, async () => {
+  const idleMs = 200;
+  const start = performance.now();
+  // Killed after 20 s: without parking, the idle worker keeps the script alive forever.
+  const { code, stdout, stderr } = await new Deno.Command(DENO, {
+    args: [
+      "run",
+      "--no-check",
+      "--unstable-worker-options",
+      `--allow-read=${WORKER_SOURCES}`,
+      "tests/worker/fixtures/never_closed.ts",
+      String(idleMs),
+    ],
+    cwd: new URL("../..", import.meta.url),
+    stdin: "null",
+    signal: AbortSignal.timeout(20_000),
+  }).output();
+  assert.equal(code, 0, textOf(stderr));
+  assert.equal(textOf(stdout), "1 2");
+  const elapsed = performance.now() - start;
+  assert.ok(elapsed < idleMs + 10_000, `the process took ${elapsed.toFixed(0)} ms to exit`);
+});
