@@ -41,10 +41,12 @@ export interface ExecutionConfig {
    */
   epochInterruption?: boolean;
   /**
-   * Where plugins run. Worker isolation is not available yet in this version;
-   * `"inline"` runs trusted code on the host thread.
+   * Where plugins run: `"worker"` gives each plugin its own Deno Worker with
+   * the Deno permissions of its capabilities (needs Deno's
+   * `--unstable-worker-options`); `"inline"` runs trusted code on the host
+   * thread.
    *
-   * @default {"inline"}
+   * @default {"worker"}
    */
   isolation?: Isolation;
 }

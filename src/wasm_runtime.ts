@@ -519,7 +519,7 @@ export class WasmRuntime implements AsyncDisposable {
 }
 
 function resolveExecution(execution: RuntimeConfig["execution"]): ResolvedExecution {
-  const { fuelMetering = true, epochInterruption = true, isolation = "inline" } = execution ?? {};
+  const { fuelMetering = true, epochInterruption = true, isolation = "worker" } = execution ?? {};
   for (
     const [key, value] of [["fuelMetering", fuelMetering], [
       "epochInterruption",

@@ -33,7 +33,7 @@ Deno.test("new WasmRuntime() resolves and validates its config", {
     assert.deepEqual({ ...runtime.execution }, {
       fuelMetering: true,
       epochInterruption: true,
-      isolation: "inline",
+      isolation: "worker",
     });
     assert.equal(runtime.limits.maxMemoryPages, 256);
     assert.deepEqual(runtime.cacheStats(), { hits: 0, misses: 0, entries: 0, hitRate: 0 });
