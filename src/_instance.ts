@@ -19,7 +19,9 @@ import {
   TrapError,
   type WasmError,
 } from "./errors.ts";
-import { InstanceLimits, type InstrumentMetadata, TrapReason } from "./instrument/instrument.ts";
+import { InstanceLimits } from "./instrument/_instance_limits.ts";
+import type { InstrumentMetadata } from "./instrument/instrument.ts";
+import { TrapReason } from "./instrument/_trap.ts";
 import {
   createBuiltin,
   type ErrorSlot,

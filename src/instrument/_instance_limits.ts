@@ -1,0 +1,173 @@
+/**
+ * The host side of an instrumented instance: sets the budgets before each
+ * call, reads what was consumed and which limit stopped it, raises the
+ * interrupt flag. Kept apart from the rewriter so that a plugin's worker
+ * loads only this.
+ *
+ * @module
+ */
+
+import { TrapReason } from "./_trap.ts";
+import type { InstrumentMetadata } from "./instrument.ts";
+
+/** Largest fuel slice the clock hook grows the interval to. */
+const MAX_SLICE = 1n << 40n;
+
+/** `(module (import "h" "f" (func (result i32))) (export "f" (func 0)))` */
+// deno-fmt-ignore
+const HOOK_MODULE_BYTES = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+  0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7f,
+  0x02, 0x07, 0x01, 0x01, 0x68, 0x01, 0x66, 0x00, 0x00,
+  0x07, 0x05, 0x01, 0x01, 0x66, 0x00, 0x00,
+]);
+
+let hookModule: WebAssembly.Module | undefined;
+
+/**
+ * Wraps a JS function as a wasm function of type `[] -> [i32]`, which can be
+ * stored in the `"clock"` mode hook table.
+ *
+ * @param check Returns `true` when the deadline passed.
+ */
+export function createDeadlineHook(check: () => boolean): () => number {
+  hookModule ??= new WebAssembly.Module(HOOK_MODULE_BYTES);
+  const f = (): number => (check() ? 1 : 0);
+  return new WebAssembly.Instance(hookModule, { h: { f } }).exports.f as () => number;
+}
+
+/** Budgets for one top-level call, see {@linkcode InstanceLimits.prepare}. */
+export interface CallBudget {
+  /** Fuel units the call may consume. Ignored without the fuel pass. */
+  fuel?: bigint | number;
+  /** Maximum number of live wasm frames. Ignored without the depth pass. */
+  maxCallDepth?: number;
+  /** `performance.now()` value after which the call stops (`"clock"` mode). */
+  deadline?: number;
+  /** The current `performance.now()`, when the caller has just read it. */
+  now?: number;
+}
+
+/** Host-side control of one instance of an instrumented module. */
+export class InstanceLimits {
+  readonly #trap: WebAssembly.Global | null;
+  readonly #fuel: WebAssembly.Global | null;
+  readonly #reserve: WebAssembly.Global | null;
+  readonly #depth: WebAssembly.Global | null;
+  readonly #ticks: WebAssembly.Global | null;
+  readonly #interval: WebAssembly.Global | null;
+  readonly #flag: Int32Array | null;
+  readonly #start: (() => void) | null;
+  #deadline = Infinity;
+  #lastCheck = 0;
+
+  /**
+   * Binds to an instance; in `"clock"` mode also installs the deadline hook.
+   *
+   * @param instance An instance of {@linkcode InstrumentResult.bytes}.
+   * @param metadata What {@linkcode instrument} returned (or its metadata fields).
+   */
+  constructor(instance: WebAssembly.Instance, metadata: InstrumentMetadata) {
+    const exports = instance.exports;
+    const global = (name: string | null | undefined): WebAssembly.Global | null =>
+      name === null || name === undefined ? null : exports[name] as WebAssembly.Global;
+    this.#trap = global(metadata.trapGlobal);
+    this.#fuel = global(metadata.fuelGlobal);
+    this.#depth = global(metadata.depthGlobal);
+    const deadline = metadata.deadline;
+    const pacing = deadline?.pacing ?? null;
+    this.#ticks = pacing?.by === "checks" ? global(pacing.ticksGlobal) : null;
+    this.#reserve = pacing?.by === "fuel" ? global(pacing.reserveGlobal) : null;
+    this.#interval = global(pacing?.intervalGlobal);
+    this.#flag = deadline?.mode === "shared-flag"
+      ? new Int32Array((exports[deadline.memory] as WebAssembly.Memory).buffer, 0, 1)
+      : null;
+    if (deadline?.mode === "clock") {
+      const table = exports[deadline.table] as WebAssembly.Table;
+      table.set(0, createDeadlineHook(() => this.#checkClock()));
+    }
+    const start = metadata.startFunction === null ? undefined : exports[metadata.startFunction];
+    this.#start = typeof start === "function" ? start as () => void : null;
+  }
+
+  #checkClock(): boolean {
+    const now = performance.now();
+    // Aim for a hook call about every millisecond, whatever the loop's speed.
+    const elapsed = now - this.#lastCheck;
+    this.#lastCheck = now;
+    const interval = this.#interval;
+    if (interval !== null) {
+      const current = interval.value as number | bigint;
+      if (typeof current === "bigint") {
+        if (elapsed < 0.5 && current < MAX_SLICE) interval.value = current * 2n;
+        else if (elapsed > 2 && current > 1n) interval.value = current >> 1n;
+      } else {
+        if (elapsed < 0.5 && current < 0x4000000) interval.value = current * 2;
+        else if (elapsed > 2 && current > 1) interval.value = current >> 1;
+      }
+    }
+    return now >= this.#deadline;
+  }
+
+  /** The shared buffer holding the interrupt flag (`"shared-flag"` mode), else `null`. */
+  get interruptBuffer(): SharedArrayBuffer | null {
+    return this.#flag === null ? null : this.#flag.buffer as SharedArrayBuffer;
+  }
+
+  /**
+   * Resets the instrumentation state and sets the budgets of the next
+   * top-level call. Call it before every call: a trapped call leaves the state
+   * dirty.
+   */
+  prepare(budget: CallBudget = {}): void {
+    if (this.#trap !== null) this.#trap.value = 0;
+    if (this.#fuel !== null) {
+      const total = BigInt(budget.fuel ?? 0);
+      if (this.#reserve === null) {
+        this.#fuel.value = total;
+      } else {
+        const interval = this.#interval!.value as bigint;
+        const slice = total < interval ? total : interval;
+        this.#fuel.value = slice;
+        this.#reserve.value = total - slice;
+      }
+    }
+    if (this.#depth !== null) this.#depth.value = budget.maxCallDepth ?? 1000;
+    if (this.#flag !== null) Atomics.store(this.#flag, 0, 0);
+    this.#deadline = budget.deadline ?? Infinity;
+    this.#lastCheck = budget.now ?? performance.now();
+    if (this.#ticks !== null) this.#ticks.value = this.#interval!.value;
+  }
+
+  /** Makes the running (or next) call stop at its next deadline check. */
+  interrupt(): void {
+    if (this.#flag !== null) Atomics.store(this.#flag, 0, 1);
+    this.#deadline = -Infinity;
+    if (this.#ticks !== null) this.#ticks.value = 1;
+    if (this.#reserve !== null) {
+      // Send the next charge to the slow path, which checks the deadline.
+      const slice = this.#fuel!.value as bigint;
+      if (slice > 0n) {
+        this.#reserve.value = (this.#reserve.value as bigint) + slice;
+        this.#fuel!.value = 0n;
+      }
+    }
+  }
+
+  /** Runs the module's deferred start function, if it had one. */
+  runStart(): void {
+    this.#start?.();
+  }
+
+  /** Fuel left after the last call (negative once exhausted), `0n` without fuel. */
+  get fuelRemaining(): bigint {
+    if (this.#fuel === null) return 0n;
+    const slice = this.#fuel.value as bigint;
+    return this.#reserve === null ? slice : slice + (this.#reserve.value as bigint);
+  }
+
+  /** Which limit stopped the last call, {@linkcode TrapReason.None} if none did. */
+  get trapReason(): TrapReason {
+    return (this.#trap === null ? 0 : this.#trap.value) as TrapReason;
+  }
+}
