@@ -76,13 +76,13 @@ export async function benchWorkerCalls(
   try {
     const figures = await interleave({
       postMessageRoundTrip: {
-        iterations: 2_000,
+        iterations: 5_000,
         run: async (n) => {
           for (let i = 0; i < n; i++) sink += await roundTrip(bare, i);
         },
       },
       workerCallI32: {
-        iterations: 2_000,
+        iterations: 20_000,
         run: async (n) => {
           for (let i = 0; i < n; i++) sink += await plugin.callI32("add", [i, 1]);
         },

@@ -106,6 +106,8 @@ class WorkerBackend implements PluginBackend {
   /** The state of the parked instance, until a worker takes it over. */
   #parked: ParkedState | null = null;
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
+  /** When the last exchange ended (`performance.now()`). */
+  #lastUse = 0;
 
   constructor(options: WorkerBackendOptions) {
     this.#options = options;
@@ -208,8 +210,6 @@ class WorkerBackend implements PluginBackend {
    * waits here. Whoever opens must `#release()`, even when this fails.
    */
   #open(): LiveWorker | Promise<LiveWorker> {
-    clearTimeout(this.#idleTimer);
-    this.#idleTimer = undefined;
     if (this.#busy) {
       return new Promise<void>((resolve) => this.#waiting.push(resolve)).then(() => this.#ready());
     }
@@ -229,13 +229,27 @@ class WorkerBackend implements PluginBackend {
     this.#armIdleTimer();
   }
 
-  /** Parks the worker if nothing uses it for `idleTimeoutMs`. */
+  /**
+   * Parks the worker if nothing uses it for `idleTimeoutMs`. One timer serves
+   * many calls: each only records when it ended, and the timer, when it fires
+   * early, waits out the rest (a timer per call would cost more than the call).
+   */
   #armIdleTimer(): void {
-    clearTimeout(this.#idleTimer);
-    this.#idleTimer = undefined;
+    this.#lastUse = performance.now();
+    if (this.#idleTimer !== undefined) return;
     if (!this.#parkable || this.#closed || this.#live === undefined) return;
-    const delay = Math.min(this.#options.idleTimeoutMs, MAX_TIMER_MS);
-    const timer = setTimeout(() => void this.#park(), delay);
+    this.#startIdleTimer(Math.min(this.#options.idleTimeoutMs, MAX_TIMER_MS));
+  }
+
+  #startIdleTimer(delay: number): void {
+    const timer = setTimeout(() => {
+      this.#idleTimer = undefined;
+      if (this.#busy) return; // the exchange in progress re-arms it when it ends
+      const idleFor = performance.now() - this.#lastUse;
+      const timeout = Math.min(this.#options.idleTimeoutMs, MAX_TIMER_MS);
+      if (idleFor < timeout) this.#startIdleTimer(timeout - idleFor);
+      else void this.#park();
+    }, delay);
     // The timer exists so the process can exit: it must not keep it alive itself.
     Deno.unrefTimer(timer);
     this.#idleTimer = timer;
@@ -247,7 +261,6 @@ class WorkerBackend implements PluginBackend {
    * descriptors changed) is kept, and never parked again.
    */
   async #park(): Promise<void> {
-    this.#idleTimer = undefined;
     const live = this.#live;
     if (this.#busy || this.#closed || live === undefined || live.crashed !== undefined) return;
     this.#busy = true;
