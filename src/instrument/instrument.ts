@@ -39,7 +39,7 @@
 
 import { ByteReader } from "./_bytes.ts";
 import { CodeReader, CodeWriter } from "./_code.ts";
-import { type ModuleInfo, parseModule, type SectionInfo } from "./_module.ts";
+import { type ModuleInfo, parseModule, SectionId, type SectionInfo } from "./_module.ts";
 import { type BodyPlan, type CallRoles, rewriteBody } from "./_rewrite.ts";
 import { BodyScanner, ScanResult } from "./_scan.ts";
 import { analyzeCalls } from "./_call_graph.ts";
@@ -235,17 +235,8 @@ const INITIAL_INTERVAL = 1000;
 /** Initial (and, in `"shared-flag"` mode, fixed) largest fuel slice. */
 const INITIAL_SLICE = 1n << 16n;
 
-const Section = {
-  Custom: 0,
-  Type: 1,
-  Function: 3,
-  Table: 4,
-  Memory: 5,
-  Global: 6,
-  Export: 7,
-  Start: 8,
-  Code: 10,
-} as const;
+/** Section ids, as the parser names them. */
+const Section = SectionId;
 
 /** Names of custom sections holding code metadata, which rewritten code invalidates. */
 const CODE_METADATA_PREFIX = "metadata.code.";
