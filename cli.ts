@@ -55,7 +55,21 @@ Options:
 /** A failure of the command line itself (exit code 2). */
 class UsageError extends Error {}
 
-/** Where the CLI writes; tests pass collectors. */
+/**
+ * Where the CLI writes; tests pass collectors.
+ *
+ * @example
+ * ```ts ignore
+ * import { runCli } from "@wasmplug/wasmplug/cli";
+ * const lines: string[] = [];
+ * const code = await runCli(["--version"], {
+ *   stdout: (line) => lines.push(line),
+ *   stderr: (line) => lines.push(line),
+ *   writeStdout: () => {},
+ *   writeStderr: () => {},
+ * });
+ * ```
+ */
 export interface CliIo {
   /** Standard output, one line per call. */
   stdout: (line: string) => void;

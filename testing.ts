@@ -167,6 +167,12 @@ export class FakeHost {
    * @param name The tool name the plugin calls.
    * @param result The canned answer.
    * @returns The host, for chaining.
+   *
+   * @example
+   * ```ts
+   * import { FakeHost } from "@wasmplug/wasmplug/testing";
+   * const host = new FakeHost().answerTool("weather", { sunny: true });
+   * ```
    */
   answerTool(name: string, result: unknown): this {
     this.#answers.set(name, result);
@@ -177,6 +183,14 @@ export class FakeHost {
    * Registers the canned tools with a runtime.
    *
    * @param runtime The runtime the plugin is created in.
+   *
+   * @example
+   * ```ts
+   * import { FakeHost } from "@wasmplug/wasmplug/testing";
+   * import { WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * new FakeHost().answerTool("weather", { sunny: true }).install(runtime);
+   * ```
    */
   install(runtime: WasmRuntime): void {
     for (const [name, result] of this.#answers) {
@@ -191,6 +205,13 @@ export class FakeHost {
    * Returns `config` with this host's hooks and the capabilities they need.
    *
    * @param config The plugin's own config.
+   *
+   * @example
+   * ```ts
+   * import { FakeHost } from "@wasmplug/wasmplug/testing";
+   * const config = new FakeHost().configure({ name: "p" });
+   * console.log(config.capabilities); // [ "send_message" ]
+   * ```
    */
   configure(config: WasmPluginConfig): WasmPluginConfig {
     const capabilities = new Set(config.capabilities ?? []);

@@ -6,7 +6,15 @@
  * @module
  */
 
-/** The `kind` of every {@linkcode WasmError} subclass. */
+/**
+ * The `kind` of every {@linkcode WasmError} subclass.
+ *
+ * @example
+ * ```ts
+ * import type { WasmErrorKind } from "@wasmplug/wasmplug";
+ * const retryable: WasmErrorKind[] = ["timeout", "worker_crashed"];
+ * ```
+ */
 export type WasmErrorKind =
   | "compilation"
   | "instantiation"

@@ -50,12 +50,32 @@ export class EventSubscription implements AsyncIterableIterator<PluginEvent> {
     this.#onEnd = onEnd;
   }
 
-  /** Events dropped because the buffer was full. */
+  /**
+   * Events dropped because the buffer was full.
+   *
+   * @example
+   * ```ts
+   * import { EventSubscription, PluginEvent } from "@wasmplug/wasmplug";
+   * const events = new EventSubscription(2, () => {});
+   * for (const id of ["a", "b", "c"]) events.push(new PluginEvent("loaded", id, { name: id }));
+   * console.log(events.dropped); // 1
+   * ```
+   */
   get dropped(): number {
     return this.#dropped;
   }
 
-  /** Events buffered and not yet read. */
+  /**
+   * Events buffered and not yet read.
+   *
+   * @example
+   * ```ts
+   * import { EventSubscription, PluginEvent } from "@wasmplug/wasmplug";
+   * const events = new EventSubscription(2, () => {});
+   * events.push(new PluginEvent("loaded", "a", { name: "a" }));
+   * console.log(events.pending); // 1
+   * ```
+   */
   get pending(): number {
     return this.#buffer.length;
   }
@@ -64,6 +84,13 @@ export class EventSubscription implements AsyncIterableIterator<PluginEvent> {
    * Delivers an event: to a waiting reader, else into the buffer.
    *
    * @param event The event.
+   *
+   * @example
+   * ```ts
+   * import { EventSubscription, PluginEvent } from "@wasmplug/wasmplug";
+   * const events = new EventSubscription(2, () => {});
+   * events.push(new PluginEvent("loaded", "a", { name: "a" }));
+   * ```
    */
   push(event: PluginEvent): void {
     if (this.#ended) return;
@@ -80,7 +107,17 @@ export class EventSubscription implements AsyncIterableIterator<PluginEvent> {
     this.#buffer.push(event);
   }
 
-  /** The next event, waiting for one if none is buffered. */
+  /**
+   * The next event, waiting for one if none is buffered.
+   *
+   * @example
+   * ```ts
+   * import { EventSubscription, PluginEvent } from "@wasmplug/wasmplug";
+   * const events = new EventSubscription(2, () => {});
+   * events.push(new PluginEvent("loaded", "a", { name: "a" }));
+   * console.log((await events.next()).value?.pluginId); // a
+   * ```
+   */
   next(): Promise<IteratorResult<PluginEvent>> {
     const event = this.#buffer.shift();
     if (event !== undefined) return Promise.resolve({ value: event, done: false });
@@ -91,14 +128,35 @@ export class EventSubscription implements AsyncIterableIterator<PluginEvent> {
     return new Promise((resolve) => (this.#waiter = resolve));
   }
 
-  /** Ends the subscription (unread events are discarded). */
+  /**
+   * Ends the subscription (unread events are discarded).
+   *
+   * @example
+   * ```ts
+   * import { EventSubscription, PluginEvent } from "@wasmplug/wasmplug";
+   * const events = new EventSubscription(2, () => {});
+   * await events.return();
+   * console.log((await events.next()).done); // true
+   * ```
+   */
   return(): Promise<IteratorResult<PluginEvent>> {
     this.end();
     this.#buffer.length = 0;
     return Promise.resolve({ value: undefined, done: true });
   }
 
-  /** Ends the subscription after the buffered events are read. */
+  /**
+   * Ends the subscription after the buffered events are read.
+   *
+   * @example
+   * ```ts
+   * import { EventSubscription, PluginEvent } from "@wasmplug/wasmplug";
+   * const events = new EventSubscription(2, () => {});
+   * events.push(new PluginEvent("loaded", "a", { name: "a" }));
+   * events.end();
+   * console.log((await events.next()).value?.pluginId); // a
+   * ```
+   */
   end(): void {
     if (this.#ended) return;
     this.#ended = true;
@@ -108,7 +166,17 @@ export class EventSubscription implements AsyncIterableIterator<PluginEvent> {
     waiter?.({ value: undefined, done: true });
   }
 
-  /** The subscription itself. */
+  /**
+   * The subscription itself.
+   *
+   * @example
+   * ```ts
+   * import { EventSubscription, PluginEvent } from "@wasmplug/wasmplug";
+   * const events = new EventSubscription(2, () => {});
+   * events.end();
+   * for await (const event of events) console.log(event.type);
+   * ```
+   */
   [Symbol.asyncIterator](): this {
     return this;
   }

@@ -55,6 +55,12 @@ export class Linker {
    * @param fn The function.
    * @returns The linker, for chaining.
    * @throws {TypeError} If a name is not a string or `fn` is not a function.
+   *
+   * @example
+   * ```ts
+   * import { Linker } from "@wasmplug/wasmplug";
+   * const linker = new Linker().funcWrap("env", "now", () => Date.now());
+   * ```
    */
   funcWrap(module: string, name: string, fn: HostFunction): this {
     if (typeof module !== "string" || typeof name !== "string") {
@@ -74,12 +80,27 @@ export class Linker {
    *
    * @param module The import module name.
    * @param name The import name.
+   *
+   * @example
+   * ```ts
+   * import { Linker } from "@wasmplug/wasmplug";
+   * const linker = new Linker().funcWrap("env", "twice", (x: number) => 2 * x);
+   * console.log(typeof linker.get("env", "twice")); // function
+   * ```
    */
   get(module: string, name: string): HostFunction | undefined {
     return this.#functions.get(`${module}\u0000${name}`)?.fn;
   }
 
-  /** Every definition, as `[module, name]` pairs. */
+  /**
+   * Every definition, as `[module, name]` pairs.
+   *
+   * @example
+   * ```ts
+   * import { Linker } from "@wasmplug/wasmplug";
+   * console.log(new Linker().funcWrap("env", "log", () => {}).definitions()); // [ [ "env", "log" ] ]
+   * ```
+   */
   definitions(): [module: string, name: string][] {
     return [...this.#functions.values()].map(({ module, name }) => [module, name]);
   }

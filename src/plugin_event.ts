@@ -81,7 +81,15 @@ export class PluginEvent<T extends PluginEventType = PluginEventType> extends Ev
     this.time = Date.now();
   }
 
-  /** The event's name, typed. */
+  /**
+   * The event's name, typed.
+   *
+   * @example
+   * ```ts
+   * import { PluginEvent } from "@wasmplug/wasmplug";
+   * console.log(new PluginEvent("unloaded", "p-1", { name: "p" }).type); // unloaded
+   * ```
+   */
   override get type(): T {
     return super.type as T;
   }

@@ -670,7 +670,18 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
     }
   }
 
-  /** Closes the manager; `await using manager = …` calls this. */
+  /**
+   * Closes the manager; `await using manager = …` calls this.
+   *
+   * @example
+   * ```ts
+   * import { PluginManager, WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * {
+   *   await using manager = new PluginManager(runtime);
+   * } // every plugin unloaded here
+   * ```
+   */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }

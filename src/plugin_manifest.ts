@@ -12,7 +12,15 @@ import { Capability } from "./capability.ts";
 import { CompilationError } from "./errors.ts";
 import type { ResourceLimits } from "./resource_limits.ts";
 
-/** Name of the custom section that carries a manifest. */
+/**
+ * Name of the custom section that carries a manifest.
+ *
+ * @example
+ * ```ts
+ * import { MANIFEST_SECTION } from "@wasmplug/wasmplug";
+ * console.log(MANIFEST_SECTION); // wasmplug.manifest
+ * ```
+ */
 export const MANIFEST_SECTION = "wasmplug.manifest";
 
 /**
@@ -127,6 +135,13 @@ export function parseManifest(value: unknown, source = "the manifest"): PluginMa
  *
  * @param content The section's contents.
  * @throws {CompilationError} If the section is not UTF-8 JSON or not a valid manifest.
+ *
+ * @example
+ * ```ts
+ * import { decodeManifestSection } from "@wasmplug/wasmplug";
+ * const manifest = decodeManifestSection(new TextEncoder().encode('{"name":"greeter"}'));
+ * console.log(manifest.name); // greeter
+ * ```
  */
 export function decodeManifestSection(content: Uint8Array): PluginManifest {
   try {

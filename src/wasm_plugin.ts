@@ -146,7 +146,17 @@ export class WasmPlugin implements AsyncDisposable {
     this.#metrics.observeMemory(init.backend.memoryBytes());
   }
 
-  /** The current lifecycle state. */
+  /**
+   * The current lifecycle state.
+   *
+   * @example
+   * ```ts
+   * import { WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * await using plugin = await runtime.createPluginFromWat("(module)");
+   * console.log(plugin.state); // created
+   * ```
+   */
   get state(): PluginState {
     return this.#state;
   }
@@ -602,7 +612,18 @@ export class WasmPlugin implements AsyncDisposable {
     }
   }
 
-  /** Stops the plugin; `await using plugin = …` calls this. */
+  /**
+   * Stops the plugin; `await using plugin = …` calls this.
+   *
+   * @example
+   * ```ts
+   * import { WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * {
+   *   await using plugin = await runtime.createPluginFromWat("(module)");
+   * } // stopped here
+   * ```
+   */
   [Symbol.asyncDispose](): Promise<void> {
     return this.stop();
   }

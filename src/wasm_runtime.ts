@@ -48,7 +48,16 @@ const DEFAULT_CACHE_ENTRIES = 128;
 /** How long a worker plugin may idle before it is parked (see `RuntimeConfig.idleTimeoutMs`). */
 const DEFAULT_IDLE_TIMEOUT_MS = 2000;
 
-/** The execution settings a runtime resolved from its config. */
+/**
+ * The execution settings a runtime resolved from its config.
+ *
+ * @example
+ * ```ts
+ * import { WasmRuntime } from "@wasmplug/wasmplug";
+ * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+ * console.log(runtime.execution.isolation); // inline
+ * ```
+ */
 export interface ResolvedExecution {
   /** Whether modules get a fuel counter. */
   readonly fuelMetering: boolean;
@@ -372,7 +381,17 @@ export class WasmRuntime implements AsyncDisposable {
     return this.#cache.stats();
   }
 
-  /** Live plugins of this runtime. */
+  /**
+   * Live plugins of this runtime.
+   *
+   * @example
+   * ```ts
+   * import { WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * await using plugin = await runtime.createPluginFromWat("(module)");
+   * console.log(runtime.pluginCount); // 1
+   * ```
+   */
   get pluginCount(): number {
     return this.#plugins.size;
   }
@@ -393,7 +412,17 @@ export class WasmRuntime implements AsyncDisposable {
     this.#cache.clear();
   }
 
-  /** Closes the runtime; `await using runtime = …` calls this. */
+  /**
+   * Closes the runtime; `await using runtime = …` calls this.
+   *
+   * @example
+   * ```ts
+   * import { WasmRuntime } from "@wasmplug/wasmplug";
+   * {
+   *   await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * } // closed here
+   * ```
+   */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }

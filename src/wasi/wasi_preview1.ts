@@ -17,7 +17,15 @@ import { processCalls } from "./_process_calls.ts";
 import { type Handler, type WasiState, wasiStates } from "./_state.ts";
 import { WasiExit } from "./wasi_exit.ts";
 
-/** Options of {@linkcode WasiPreview1}. */
+/**
+ * Options of {@linkcode WasiPreview1}.
+ *
+ * @example
+ * ```ts
+ * import { WasiPreview1 } from "@wasmplug/wasmplug";
+ * const wasi = new WasiPreview1({ args: ["tool", "--help"], env: { LANG: "C" } });
+ * ```
+ */
 export interface WasiOptions {
   /**
    * The program's `argv`, program name first.
@@ -83,7 +91,15 @@ export interface WasiOptions {
   sleep?: (ms: number) => void;
 }
 
-/** A function of the `wasi_snapshot_preview1` import object. */
+/**
+ * A function of the `wasi_snapshot_preview1` import object.
+ *
+ * @example
+ * ```ts
+ * import type { WasiFunction } from "@wasmplug/wasmplug";
+ * const noop: WasiFunction = () => 0;
+ * ```
+ */
 export type WasiFunction = (...args: (number | bigint)[]) => number;
 
 const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024;
@@ -270,6 +286,13 @@ export class WasiPreview1 implements Disposable {
    * @param memory Returns the guest's memory at each call. When omitted,
    *   {@linkcode start} and {@linkcode initialize} use the instance's
    *   exported memory.
+   *
+   * @example
+   * ```ts
+   * import { WasiPreview1 } from "@wasmplug/wasmplug";
+   * const imports = new WasiPreview1().imports();
+   * console.log(typeof imports.fd_write); // function
+   * ```
    */
   imports(memory?: () => WebAssembly.Memory | undefined): Record<string, WasiFunction> {
     if (memory !== undefined) this.#memory = memory;
@@ -296,6 +319,17 @@ export class WasiPreview1 implements Disposable {
    * @param instance An instance created with {@linkcode imports}.
    * @returns The exit code.
    * @throws {TypeError} If the instance exports no `_start` function.
+   *
+   * @example
+   * ```ts
+   * import { WasiPreview1 } from "@wasmplug/wasmplug";
+   * const wasi = new WasiPreview1();
+   * const { instance } = await WebAssembly.instantiate(
+   *   new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 4, 1, 96, 0, 0, 3, 2, 1, 0, 7, 10, 1, 6, 95, 115, 116, 97, 114, 116, 0, 0, 10, 4, 1, 2, 0, 11]),
+   *   { wasi_snapshot_preview1: wasi.imports() },
+   * );
+   * console.log(wasi.start(instance)); // 0
+   * ```
    */
   start(instance: WebAssembly.Instance): number {
     const start = instance.exports._start;
@@ -321,6 +355,17 @@ export class WasiPreview1 implements Disposable {
    * which its other exports may be called.
    *
    * @param instance An instance created with {@linkcode imports}.
+   *
+   * @example
+   * ```ts
+   * import { WasiPreview1 } from "@wasmplug/wasmplug";
+   * const wasi = new WasiPreview1();
+   * const { instance } = await WebAssembly.instantiate(
+   *   new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0]),
+   *   { wasi_snapshot_preview1: wasi.imports() },
+   * );
+   * wasi.initialize(instance); // no _initialize export: nothing to do
+   * ```
    */
   initialize(instance: WebAssembly.Instance): void {
     this.#attach(instance);
@@ -328,32 +373,82 @@ export class WasiPreview1 implements Disposable {
     if (typeof initialize === "function") initialize();
   }
 
-  /** What the program wrote to stdout (at most `maxOutputBytes`). */
+  /**
+   * What the program wrote to stdout (at most `maxOutputBytes`).
+   *
+   * @example
+   * ```ts
+   * import { WasiPreview1 } from "@wasmplug/wasmplug";
+   * console.log(new WasiPreview1().stdout.length); // 0
+   * ```
+   */
   get stdout(): Uint8Array {
     return this.#state.stdout.bytes();
   }
 
-  /** What the program wrote to stderr (at most `maxOutputBytes`). */
+  /**
+   * What the program wrote to stderr (at most `maxOutputBytes`).
+   *
+   * @example
+   * ```ts
+   * import { WasiPreview1 } from "@wasmplug/wasmplug";
+   * console.log(new WasiPreview1().stderr.length); // 0
+   * ```
+   */
   get stderr(): Uint8Array {
     return this.#state.stderr.bytes();
   }
 
-  /** Whether stdout or stderr went past `maxOutputBytes` and lost bytes. */
+  /**
+   * Whether stdout or stderr went past `maxOutputBytes` and lost bytes.
+   *
+   * @example
+   * ```ts
+   * import { WasiPreview1 } from "@wasmplug/wasmplug";
+   * console.log(new WasiPreview1().outputTruncated); // false
+   * ```
+   */
   get outputTruncated(): boolean {
     return this.#state.stdout.truncated || this.#state.stderr.truncated;
   }
 
-  /** The exit code, once the program exited (`start` returned or `proc_exit` was called). */
+  /**
+   * The exit code, once the program exited (`start` returned or `proc_exit` was called).
+   *
+   * @example
+   * ```ts
+   * import { WasiPreview1 } from "@wasmplug/wasmplug";
+   * console.log(new WasiPreview1().exitCode); // undefined
+   * ```
+   */
   get exitCode(): number | undefined {
     return this.#state.exitCode;
   }
 
-  /** Closes the host files the program left open; its descriptors are gone afterwards. */
+  /**
+   * Closes the host files the program left open; its descriptors are gone afterwards.
+   *
+   * @example
+   * ```ts
+   * import { WasiPreview1 } from "@wasmplug/wasmplug";
+   * new WasiPreview1().close();
+   * ```
+   */
   close(): void {
     this.#state.fds.closeAll();
   }
 
-  /** Same as {@linkcode close}, for `using`. */
+  /**
+   * Same as {@linkcode close}, for `using`.
+   *
+   * @example
+   * ```ts
+   * import { WasiPreview1 } from "@wasmplug/wasmplug";
+   * {
+   *   using wasi = new WasiPreview1();
+   * } // closed here
+   * ```
+   */
   [Symbol.dispose](): void {
     this.close();
   }
