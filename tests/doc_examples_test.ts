@@ -68,13 +68,22 @@ async function run(block: CodeBlock): Promise<string[]> {
     .replaceAll('"@wasmplug/wasmplug"', JSON.stringify(moduleUrl));
   const printed: string[] = [];
   const original = console.log;
+  const originalTest = Deno.test;
+  // An example that is a test registers it: run its body here instead.
+  const tests: ((t: Deno.TestContext) => unknown)[] = [];
+  const register = (_name: string, fn: (t: Deno.TestContext) => unknown): void => {
+    tests.push(fn);
+  };
+  Object.defineProperty(Deno, "test", { value: register, configurable: true, writable: true });
   console.log = (...args: unknown[]) => printed.push(format(args));
   try {
     const bytes = new TextEncoder().encode(code);
     const base64 = btoa(String.fromCharCode(...bytes));
     await import(`data:application/typescript;base64,${base64}`);
+    for (const fn of tests) await fn({} as Deno.TestContext);
   } finally {
     console.log = original;
+    Object.defineProperty(Deno, "test", { value: originalTest, configurable: true, writable: true });
   }
   return printed;
 }
