@@ -145,7 +145,7 @@ Deno.test("A worker plugin waiting on a host call that never ends times out", {
       return new Promise(() => {});
     });
     const elapsed = await timeOut(() => plugin.callVoid("wait"), 100);
-    assert.ok(elapsed < 1000, `timed out after ${elapsed} ms`);
+    assert.ok(elapsed < 5000, `timed out after ${elapsed} ms`);
     assert.equal(waits, 1);
     // The host answered the guest with the timeout: its worker and state live on.
     assert.equal(await plugin.callI32("entered"), 1);
@@ -164,7 +164,7 @@ Deno.test("A worker plugin waiting on a host call that never ends times out", {
       { capabilities: [Capability.CallTool] },
     );
     const elapsed = await timeOut(() => plugin.callI32("call"), 100);
-    assert.ok(elapsed < 1000, `timed out after ${elapsed} ms`);
+    assert.ok(elapsed < 5000, `timed out after ${elapsed} ms`);
     assert.equal(await plugin.callI32("ok"), 7);
   });
 
@@ -181,7 +181,7 @@ Deno.test("A worker plugin waiting on a host call that never ends times out", {
   await t.step("host_sleep_ms, cut short by the timeout or a signal", async () => {
     await using plugin = await create(() => {});
     const elapsed = await timeOut(() => plugin.callVoid("sleep", [60_000]), 100);
-    assert.ok(elapsed < 1000, `timed out after ${elapsed} ms`);
+    assert.ok(elapsed < 5000, `timed out after ${elapsed} ms`);
     const reason = new Error("woken up");
     await assert.rejects(
       plugin.callVoid("sleep", [60_000], { signal: AbortSignal.timeout(20), timeoutMs: 60_000 }),
@@ -214,7 +214,7 @@ Deno.test("A worker that does not stop within the grace period is replaced", {
   await plugin.callVoid("wait");
   // The worker's thread spins in JavaScript: neither the flag nor an answer reaches it.
   const elapsed = await timeOut(() => httpFetch(plugin, "http://127.0.0.1:1/stuck"), 100);
-  assert.ok(elapsed < 1000, `timed out after ${elapsed} ms`);
+  assert.ok(elapsed < 5000, `timed out after ${elapsed} ms`);
   // A fresh worker from the cached module: the state starts over.
   assert.equal(await plugin.callI32("entered"), 0);
   await plugin.callVoid("wait");
