@@ -18,6 +18,14 @@ interface Results {
   machine: { deno: string; v8: string; os: string; arch: string; cpus: number };
   callOverhead: Group;
   workerCalls: Group & { rssPerIdleWorkerPluginBytes: number };
+  peers: Group & {
+    extismVersion: string;
+    timeouts: Record<
+      string,
+      | { limitMs: number; medianTimeToErrorMs: number; usableAfterwards: boolean; error: string }
+      | string
+    >;
+  };
 }
 
 const DESCRIPTIONS: Record<string, string> = {
@@ -34,6 +42,16 @@ const DESCRIPTIONS: Record<string, string> = {
   workerHostCall: "host (linker) function called from a worker guest",
   bareSpawnAndInstantiate: "spawn a bare Worker and instantiate the module by hand",
   createWorkerPlugin: "create (and stop) a worker plugin, module compiled",
+  wasmplugInlineCall:
+    'wasmplug inline `callI32("count")` (100-iteration loop), default instrumentation',
+  wasmplugInlineCallUnmetered: "the same, unmetered (no fuel, deadline or depth checks)",
+  extismInProcessCall: 'Extism in-process `call("count")`',
+  wasmplugWorkerCall: 'wasmplug worker-isolated `callI32("count")`',
+  extismWorkerCall: 'Extism `runInWorker` `call("count")`',
+  wasmplugCreateInline: "wasmplug: create (and stop) an inline plugin, module compiled",
+  extismCreateInProcess: "Extism: create (and close) an in-process plugin, module compiled",
+  wasmplugCreateWorker: "wasmplug: create (and stop) a worker plugin, module compiled",
+  extismCreateWorker: "Extism: create (and close) a `runInWorker` plugin, module compiled",
 };
 
 function format(ns: number): string {
@@ -74,6 +92,19 @@ export function renderReport(results: Results): string {
     `- RSS per idle worker plugin: ${
       (results.workerCalls.rssPerIdleWorkerPluginBytes / 1e6).toFixed(1)
     } MB`,
+    "",
+    `**Side by side with Extism ${results.peers.extismVersion}** (ratios are wasmplug ÷ Extism; below 1 means wasmplug is faster)`,
+    "",
+    table(results.peers),
+    ...Object.entries(results.peers.timeouts).map(([name, t]) =>
+      typeof t === "string"
+        ? `- timeout, ${name}: ${t}`
+        : `- timeout, ${name}: ${
+          t.medianTimeToErrorMs.toFixed(0)
+        } ms to error at a ${t.limitMs} ms limit, ${
+          t.usableAfterwards ? "usable afterwards" : "plugin lost"
+        }`
+    ),
   ].join("\n");
 }
 

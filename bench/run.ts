@@ -8,6 +8,7 @@
 import { benchCallOverhead } from "./call_overhead.ts";
 import type { Figure } from "./_measure.ts";
 import { benchWorkerCalls } from "./worker_calls.ts";
+import { benchExtism } from "./peers/extism.ts";
 
 function table(title: string, figures: Figure[], ratios: Record<string, number>): void {
   console.log(`\n## ${title}\n`);
@@ -31,6 +32,18 @@ console.log(
   `- RSS per idle worker plugin: ${(workerCalls.rssPerIdleWorkerPluginBytes / 1e6).toFixed(1)} MB`,
 );
 
+const peers = await benchExtism();
+table(`Side by side with Extism ${peers.extismVersion}`, peers.figures, peers.ratios);
+for (const [name, t] of Object.entries(peers.timeouts)) {
+  console.log(
+    `- timeout ${name}: ${
+      typeof t === "string"
+        ? t
+        : `${t.medianTimeToErrorMs.toFixed(1)} ms, usable afterwards: ${t.usableAfterwards}`
+    }`,
+  );
+}
+
 const results = {
   date: new Date().toISOString(),
   machine: {
@@ -42,6 +55,7 @@ const results = {
   },
   callOverhead,
   workerCalls,
+  peers,
 };
 await Deno.writeTextFile(
   new URL("./results.json", import.meta.url),
