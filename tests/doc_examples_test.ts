@@ -83,7 +83,11 @@ async function run(block: CodeBlock): Promise<string[]> {
     for (const fn of tests) await fn({} as Deno.TestContext);
   } finally {
     console.log = original;
-    Object.defineProperty(Deno, "test", { value: originalTest, configurable: true, writable: true });
+    Object.defineProperty(Deno, "test", {
+      value: originalTest,
+      configurable: true,
+      writable: true,
+    });
   }
   return printed;
 }
