@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { testEachIsolation } from "../_helpers.ts";
+import { assertTrapKind, withPlugin } from "../../testing.ts";
 
 const wasm = await Deno.readFile(
   new URL("../../examples/rust_plugin/my_plugin.wasm", import.meta.url),
@@ -37,6 +38,19 @@ testEachIsolation(
         assert.equal(reply.bytes, 200_011);
       }
       assert.equal((await plugin.metrics()).currentMemoryBytes, before);
+    });
+  },
+);
+
+Deno.test(
+  "Rust plugin: testing helpers load the binary and name its failures",
+  READ_WASM,
+  async () => {
+    // The package's own testing helpers, as a plugin author would use them.
+    await withPlugin(wasm, { name: "my_plugin" }, async (plugin) => {
+      assert.equal(await plugin.callI32("add", [40, 2]), 42);
+      await assertTrapKind(plugin.callI32("add", [1]), "type_mismatch");
+      await assertTrapKind(plugin.callJson("missing", {}), "invalid_function");
     });
   },
 );
