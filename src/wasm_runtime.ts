@@ -662,6 +662,11 @@ function checkPluginConfig(config: WasmPluginConfig): WasmPluginConfig {
     }
   }
   if (config.isolation !== undefined) checkIsolation(config.isolation, "isolation");
+  if (config.resourceLimits?.maxInstances !== undefined) {
+    throw new TypeError(
+      "Cannot use 'resourceLimits.maxInstances' in a plugin config: it limits a runtime's plugins, so it belongs in the runtime's config",
+    );
+  }
   if (config.onLog !== undefined && typeof config.onLog !== "function") {
     throw new TypeError(
       `Cannot use 'onLog': expected a function, received ${describeValue(config.onLog)}`,

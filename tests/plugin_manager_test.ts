@@ -203,7 +203,7 @@ testEachIsolation("PluginManager rejects handles it does not know", {
   const misuses: [string, PluginHandle, string][] = [
     ["an unloaded handle", handle, "gone"],
     ["a made-up handle", { id: "nobody" }, "nobody"],
-    ["a handle without an id", {} as PluginHandle, "[object Object]"],
+    ["a handle without an id", {} as PluginHandle, "object"],
     ["null", null as unknown as PluginHandle, "null"],
   ];
   const uses: [string, (h: PluginHandle) => Promise<unknown>][] = [

@@ -426,3 +426,16 @@ testEachIsolation(
     });
   },
 );
+
+Deno.test("WasmRuntime.createPlugin() refuses maxInstances in a plugin's limits", {
+  permissions: "none",
+}, async () => {
+  await using runtime = inlineRuntime();
+  const compiled = await runtime.compileWat("empty", "(module)");
+  const error = await assertRejectsWith(
+    () => runtime.createPlugin(compiled, { resourceLimits: { maxInstances: 3 } }),
+    TypeError,
+  );
+  assert.match(error.message, /'resourceLimits\.maxInstances' in a plugin config/);
+  assert.equal(runtime.pluginCount, 0);
+});

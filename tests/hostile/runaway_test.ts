@@ -1,0 +1,127 @@
+/**
+ * Hostile plugins that never stop on their own: infinite loops and
+ * unbounded (mutual) recursion. Each call ends in its documented error
+ * within its limit, and the same plugin answers the next call.
+ */
+import assert from "node:assert/strict";
+import { CallDepthExceededError, FuelExhaustedError, TimeoutError } from "../../mod.ts";
+import { assertRejectsWith, testEachIsolation } from "../_helpers.ts";
+
+/** Generous upper bound for any single hostile call, in milliseconds. */
+const BOUND_MS = 2_000;
+
+const LOOP_WAT = `(module
+  (func (export "spin") (loop $forever (br $forever)))
+  (func (export "spin_with_work") (local $i i32)
+    (loop $forever
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $forever)))
+  (func (export "ok") (result i32) i32.const 1))`;
+
+const RECURSION_WAT = `(module
+  (type $t (func (param i32) (result i32)))
+  (table 2 funcref)
+  (elem (i32.const 0) $ping $pong)
+  (func $recurse (export "recurse") (param i32) (result i32)
+    (i32.add (i32.const 1) (call $recurse (local.get 0))))
+  (func $ping (type $t)
+    (i32.add (i32.const 1) (call_indirect (type $t) (local.get 0) (i32.const 1))))
+  (func $pong (type $t)
+    (i32.add (i32.const 1) (call_indirect (type $t) (local.get 0) (i32.const 0))))
+  (func (export "ping_pong") (param i32) (result i32)
+    (call_indirect (type $t) (local.get 0) (i32.const 0)))
+  (func (export "ok") (result i32) i32.const 1))`;
+
+/** Runs `fn` and asserts it settled within {@linkcode BOUND_MS}. */
+async function within<T>(fn: () => Promise<T>): Promise<T> {
+  const start = performance.now();
+  try {
+    return await fn();
+  } finally {
+    const elapsed = performance.now() - start;
+    assert.ok(elapsed < BOUND_MS, `took ${elapsed.toFixed(0)} ms, expected under ${BOUND_MS} ms`);
+  }
+}
+
+testEachIsolation("Hostile: an infinite loop is stopped by the deadline or the fuel", {
+  permissions: "none",
+}, async (t, { loadPlugin }) => {
+  await t.step("without fuel, `loop br 0` ends in a TimeoutError", async () => {
+    await using loaded = await loadPlugin(LOOP_WAT, {
+      resourceLimits: { maxFuel: null, maxExecutionTimeMs: 50 },
+    });
+    const { plugin } = loaded;
+    for (const fn of ["spin", "spin_with_work"]) {
+      await within(() =>
+        assertRejectsWith(() => plugin.callVoid(fn), TimeoutError, {
+          kind: "timeout",
+          timeoutMs: 50,
+        })
+      );
+      assert.equal(await plugin.callI32("ok"), 1);
+    }
+  });
+
+  await t.step("with fuel, `loop br 0` ends in a FuelExhaustedError", async () => {
+    await using loaded = await loadPlugin(LOOP_WAT, {
+      resourceLimits: { maxFuel: 50_000, maxExecutionTimeMs: 10_000 },
+    });
+    const { plugin } = loaded;
+    for (const fn of ["spin", "spin_with_work"]) {
+      await within(() =>
+        assertRejectsWith(() => plugin.callVoid(fn), FuelExhaustedError, {
+          kind: "fuel_exhausted",
+          fuelLimit: 50_000,
+        })
+      );
+      assert.equal(await plugin.callI32("ok"), 1);
+    }
+  });
+
+  await t.step("a plugin that spun twice still answers repeatedly", async () => {
+    await using loaded = await loadPlugin(LOOP_WAT, {
+      resourceLimits: { maxFuel: null, maxExecutionTimeMs: 30 },
+    });
+    const { plugin } = loaded;
+    await assertRejectsWith(() => plugin.callVoid("spin"), TimeoutError);
+    await assertRejectsWith(() => plugin.callVoid("spin"), TimeoutError);
+    for (let i = 0; i < 3; i++) assert.equal(await plugin.callI32("ok"), 1);
+    assert.equal((await plugin.metrics()).failureCount, 2);
+  });
+});
+
+testEachIsolation("Hostile: unbounded recursion ends in a CallDepthExceededError", {
+  permissions: "none",
+}, async (t, { loadPlugin }) => {
+  for (const fn of ["recurse", "ping_pong"]) {
+    const what = fn === "recurse" ? "direct recursion" : "mutual recursion through call_indirect";
+
+    await t.step(`${what} past maxCallDepth`, async () => {
+      await using loaded = await loadPlugin(RECURSION_WAT, {
+        resourceLimits: { maxCallDepth: 40 },
+      });
+      const { plugin } = loaded;
+      await within(() =>
+        assertRejectsWith(() => plugin.callI32(fn, [0]), CallDepthExceededError, {
+          kind: "call_depth_exceeded",
+          maxCallDepth: 40,
+        })
+      );
+      assert.equal(await plugin.callI32("ok"), 1);
+    });
+
+    await t.step(`${what} until the engine's stack overflows`, async () => {
+      await using loaded = await loadPlugin(RECURSION_WAT, {
+        resourceLimits: { maxCallDepth: Infinity },
+      });
+      const { plugin } = loaded;
+      await within(() =>
+        assertRejectsWith(() => plugin.callI32(fn, [0]), CallDepthExceededError, {
+          kind: "call_depth_exceeded",
+          maxCallDepth: Infinity,
+        })
+      );
+      assert.equal(await plugin.callI32("ok"), 1);
+    });
+  }
+});
