@@ -300,7 +300,9 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
   get(handle: PluginHandle): WasmPlugin {
     const id = typeof handle === "object" && handle !== null ? handle.id : undefined;
     const entry = typeof id === "string" ? this.#plugins.get(id) : undefined;
-    if (entry === undefined) throw new PluginNotFoundError(typeof id === "string" ? id : describeValue(handle));
+    if (entry === undefined) {
+      throw new PluginNotFoundError(typeof id === "string" ? id : describeValue(handle));
+    }
     return entry.plugin;
   }
 
