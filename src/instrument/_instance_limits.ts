@@ -7,7 +7,7 @@
  * @module
  */
 
-import { TrapReason } from "./_trap.ts";
+import type { TrapReason } from "./_trap.ts";
 import type { InstrumentMetadata } from "./instrument.ts";
 
 /** Largest fuel slice the clock hook grows the interval to. */

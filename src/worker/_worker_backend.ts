@@ -177,7 +177,11 @@ class WorkerBackend implements PluginBackend {
         this.#settle(await this.#converse(live, budget, performance.now()));
       } catch (err) {
         this.#discard(live);
-        throw err;
+        // Stopped by the host (deadline, abort, a stuck worker): report it as
+        // inline does, as a failed instantiation caused by that stop.
+        if (err instanceof InstantiationError) throw err;
+        const message = err instanceof Error ? err.message : String(err);
+        throw new InstantiationError(`The start function failed: ${message}`, { cause: err });
       }
     }
     this.#live = live;

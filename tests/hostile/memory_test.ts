@@ -5,7 +5,12 @@
  * anything behind, and the same plugin (or runtime) answers the next call.
  */
 import assert from "node:assert/strict";
-import { CompilationError, InstantiationError, OutOfMemoryError, ResourceLimitError } from "../../mod.ts";
+import {
+  CompilationError,
+  InstantiationError,
+  OutOfMemoryError,
+  ResourceLimitError,
+} from "../../mod.ts";
 import { assertRejectsWith, testEachIsolation } from "../_helpers.ts";
 
 const PAGE = 65_536;
@@ -145,18 +150,21 @@ testEachIsolation("Hostile: a module that cannot fit fails to load and leaves no
     }
   });
 
-  await t.step("an element segment past the end of the table is an InstantiationError", async () => {
-    await assertRejectsWith(
-      () =>
-        runtime.createPluginFromWat(
-          `(module (table 1 funcref) (func $f) (elem (i32.const 5) $f)
+  await t.step(
+    "an element segment past the end of the table is an InstantiationError",
+    async () => {
+      await assertRejectsWith(
+        () =>
+          runtime.createPluginFromWat(
+            `(module (table 1 funcref) (func $f) (elem (i32.const 5) $f)
             (func (export "ok") (result i32) i32.const 1))`,
-        ),
-      InstantiationError,
-      { kind: "instantiation" },
-    );
-    await assertUnharmed();
-  });
+          ),
+        InstantiationError,
+        { kind: "instantiation" },
+      );
+      await assertUnharmed();
+    },
+  );
 
   await survivor.stop();
   assert.equal(runtime.pluginCount, 0);

@@ -1,0 +1,172 @@
+/**
+ * Hostile guests that reach for what they were not given: every gated host
+ * function without its capability, imports nobody provides, and a flood of
+ * `host_log` calls. Each ends in its documented error and the same plugin
+ * answers the next call.
+ */
+import assert from "node:assert/strict";
+import {
+  Capability,
+  CapabilityDeniedError,
+  ImportNotFoundError,
+  InstantiationError,
+  type PluginLogEntry,
+} from "../../mod.ts";
+import { assertRejectsWith, testEachIsolation } from "../_helpers.ts";
+import { HOST_FUNCTIONS, type HostFunctionName, hostFunctionsWat } from "../fixtures/wat.ts";
+
+const OK = `(func (export "ok") (result i32) i32.const 1)`;
+
+/** The capability each gated built-in needs, and arguments that would otherwise be valid. */
+const GATED: readonly [HostFunctionName, Capability, number[]][] = [
+  ["host_get_config", Capability.ReadConfig, [0, 1, 64, 16]],
+  ["host_set_config", Capability.WriteConfig, [0, 1, 0, 1]],
+  ["host_storage_get", Capability.ReadState, [0, 1, 64, 16]],
+  ["host_storage_set", Capability.WriteState, [0, 1, 0, 1]],
+  ["host_send_message", Capability.SendMessage, [0, 1, 0, 1]],
+  ["host_call_tool", Capability.CallTool, [0, 1, 0, 2, 64, 16]],
+  ["host_http_fetch", Capability.NetworkAccess, [0, 2, 64, 16]],
+  ["host_now_ms", Capability.Timer, []],
+  ["host_sleep_ms", Capability.Timer, [60_000]],
+  ["host_random_bytes", Capability.Random, [0, 16]],
+];
+
+/** Every built-in, re-exported, plus `ok`. */
+function allHostFunctionsWat(): string {
+  const names = Object.keys(HOST_FUNCTIONS) as HostFunctionName[];
+  return hostFunctionsWat(...names).replace(/\)$/, `\n  ${OK})`);
+}
+
+testEachIsolation("Hostile: gated host functions without their capability", {
+  permissions: "none",
+}, async (t, { createRuntime, loadPlugin }) => {
+  await t.step("with no capabilities, every gated call is denied", async () => {
+    await using loaded = await loadPlugin(allHostFunctionsWat());
+    const { plugin } = loaded;
+    for (const [fn, capability, args] of GATED) {
+      await assertRejectsWith(() => plugin.call(fn, args), CapabilityDeniedError, {
+        kind: "capability_denied",
+        capability,
+      });
+      assert.equal(await plugin.callI32("ok"), 1);
+    }
+    const metrics = await plugin.metrics();
+    assert.equal(metrics.failureCount, GATED.length);
+  });
+
+  await t.step("with every other capability, each gated call is still denied", async () => {
+    for (const [fn, capability, args] of GATED) {
+      const others = Object.values(Capability).filter((c) => c !== capability);
+      await using loaded = await loadPlugin(allHostFunctionsWat(), { capabilities: others });
+      await assertRejectsWith(() => loaded.plugin.call(fn, args), CapabilityDeniedError, {
+        capability,
+      });
+      assert.equal(await loaded.plugin.callI32("ok"), 1);
+    }
+  });
+
+  await t.step("a denied call in a loop is denied on the first attempt", async () => {
+    await using loaded = await loadPlugin(
+      `(module
+        (import "env" "host_random_bytes" (func $rnd (param i32 i32) (result i32)))
+        (memory 1)
+        (func (export "hammer") (loop $l (drop (call $rnd (i32.const 0) (i32.const 8))) (br $l)))
+        ${OK})`,
+      { resourceLimits: { maxExecutionTimeMs: 2_000 } },
+    );
+    await assertRejectsWith(() => loaded.plugin.callVoid("hammer"), CapabilityDeniedError, {
+      capability: Capability.Random,
+    });
+    assert.equal(await loaded.plugin.callI32("ok"), 1);
+  });
+
+  await t.step("a denied call from the start function fails the load", async () => {
+    await using runtime = createRuntime();
+    const error = await assertRejectsWith(
+      () =>
+        runtime.createPluginFromWat(
+          `(module
+            (import "env" "host_now_ms" (func $now (result i64)))
+            (func $start (drop (call $now))) (start $start) ${OK})`,
+        ),
+      InstantiationError,
+      { kind: "instantiation" },
+    );
+    assert.ok(error.cause instanceof CapabilityDeniedError, `cause: ${error.cause}`);
+    assert.equal(runtime.pluginCount, 0);
+  });
+});
+
+testEachIsolation("Hostile: a plugin importing something unknown fails to load", {
+  permissions: "none",
+}, async (t, { createRuntime }) => {
+  await using runtime = createRuntime();
+  await using survivor = await runtime.createPluginFromWat(`(module ${OK})`);
+  const cases: readonly [string, string, string, string][] = [
+    [
+      "an unknown env function",
+      `(import "env" "host_exec" (func (param i32 i32)))`,
+      "env",
+      "host_exec",
+    ],
+    [
+      "a built-in with the wrong module",
+      `(import "wasi_snapshot_preview1" "host_log" (func (param i32 i32 i32)))`,
+      "wasi_snapshot_preview1",
+      "host_log",
+    ],
+    [
+      "a Deno-looking module",
+      `(import "Deno" "readFile" (func (param i32 i32) (result i32)))`,
+      "Deno",
+      "readFile",
+    ],
+    ["a host memory", `(import "env" "memory" (memory 1))`, "env", "memory"],
+    ["a host table", `(import "env" "table" (table 1 funcref))`, "env", "table"],
+    ["a host global", `(import "env" "secret" (global i32))`, "env", "secret"],
+  ];
+  for (const [what, decl, module, importName] of cases) {
+    await t.step(`${what}: ImportNotFoundError`, async () => {
+      await assertRejectsWith(
+        () => runtime.createPluginFromWat(`(module ${decl} ${OK})`),
+        ImportNotFoundError,
+        { kind: "import_not_found", module, importName },
+      );
+      assert.equal(runtime.pluginCount, 1);
+      assert.equal(await survivor.callI32("ok"), 1);
+    });
+  }
+});
+
+testEachIsolation("Hostile: a host_log flood finishes without blocking the host", {
+  permissions: "none",
+}, async (t, { loadPlugin }) => {
+  const entries: PluginLogEntry[] = [];
+  await using loaded = await loadPlugin(
+    `(module
+      (import "env" "host_log" (func $log (param i32 i32 i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 0) "spam")
+      (func (export "flood") (param $n i32)
+        (block $done
+          (loop $l
+            (br_if $done (i32.eqz (local.get $n)))
+            (call $log (i32.const 1) (i32.const 0) (i32.const 4))
+            (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+            (br $l))))
+      ${OK})`,
+    { onLog: (entry) => void entries.push(entry) },
+  );
+  const { plugin } = loaded;
+
+  await t.step("10 000 log calls in one call settle within 2 s", async () => {
+    const start = performance.now();
+    await plugin.callVoid("flood", [10_000]);
+    assert.ok(performance.now() - start < 2_000);
+    assert.equal(await plugin.callI32("ok"), 1);
+    // GAP (issue 9): host_log has no rate limit or drop counter yet, so every
+    // record reaches onLog; once it is rate-limited, assert the cap and the count here.
+    assert.ok(entries.length > 0 && entries.length <= 10_000, `${entries.length} entries`);
+    assert.equal(entries[0]?.message, "spam");
+  });
+});
