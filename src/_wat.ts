@@ -29,7 +29,7 @@ function loadWabt(): Promise<Wabt> {
 }
 
 /** Every proposal wabt knows, so WAT may use any feature V8 accepts. */
-const FEATURES = {
+export const WAT_FEATURES: Readonly<Record<string, boolean>> = {
   exceptions: true,
   mutable_globals: true,
   sat_float_to_int: true,
@@ -47,7 +47,8 @@ const FEATURES = {
   extended_const: true,
   relaxed_simd: true,
   multi_memory: true,
-} as const;
+  gc: true,
+};
 
 /**
  * Compiles WebAssembly text to a binary module.
@@ -61,7 +62,7 @@ export async function watToBinary(name: string, text: string): Promise<Uint8Arra
   const wabt = await loadWabt();
   let module: WabtModule | undefined;
   try {
-    module = wabt.parseWat(`${name}.wat`, text, FEATURES);
+    module = wabt.parseWat(`${name}.wat`, text, WAT_FEATURES);
     module.resolveNames();
     module.validate();
     return module.toBinary({}).buffer.slice();

@@ -6,34 +6,16 @@
  */
 
 import initWabt from "wabt";
+import { WAT_FEATURES } from "../../src/_wat.ts";
 
 const wabt = await initWabt();
-
-const FEATURES = {
-  exceptions: true,
-  mutable_globals: true,
-  sat_float_to_int: true,
-  sign_extension: true,
-  simd: true,
-  threads: true,
-  function_references: true,
-  multi_value: true,
-  tail_call: true,
-  bulk_memory: true,
-  reference_types: true,
-  gc: true,
-  memory64: true,
-  multi_memory: true,
-  extended_const: true,
-  relaxed_simd: true,
-};
 
 /** Compiles a module in text format to a binary (with a `name` section when `debugNames`). */
 export function wat(
   source: string,
   options: { debugNames?: boolean } = {},
 ): Uint8Array<ArrayBuffer> {
-  const parsed = wabt.parseWat("test.wat", source, FEATURES);
+  const parsed = wabt.parseWat("test.wat", source, { ...WAT_FEATURES });
   try {
     if (options.debugNames) parsed.generateNames();
     parsed.resolveNames();
