@@ -53,9 +53,47 @@ interface BuiltinSpec {
 interface BuiltinContext extends BuiltinSite {
   /** The last computed result per function, for a retry with a bigger buffer. */
   readonly retry: Map<string, { key: string; data: Uint8Array }>;
+  /** `host_log`'s token bucket: what a plugin may still log, and what it lost. */
+  readonly logBudget: { tokens: number; refilledAt: number; dropped: number };
+}
+
+/** Records a plugin may log at once (the bucket's size). */
+export const LOG_BURST = 1000;
+/** Records per millisecond the bucket refills with (1000 per second). */
+const LOG_REFILL_PER_MS = 1;
+
+/**
+ * Spends one record of `host_log`'s budget; false when the plugin is over
+ * it. A flood costs the host nothing beyond this check (in a worker, not even
+ * a round trip), and the first record after a drop says how many were lost.
+ */
+function admitLog(ctx: BuiltinContext): boolean {
+  const budget = ctx.logBudget;
+  const now = performance.now();
+  budget.tokens = Math.min(
+    LOG_BURST,
+    budget.tokens + (now - budget.refilledAt) * LOG_REFILL_PER_MS,
+  );
+  budget.refilledAt = now;
+  if (budget.tokens < 1) {
+    budget.dropped++;
+    return false;
+  }
+  budget.tokens--;
+  if (budget.dropped > 0) {
+    ctx.services.log(2, `${budget.dropped} log records dropped: over the rate limit`);
+    budget.dropped = 0;
+  }
+  return true;
 }
 
 const encoder = new TextEncoder();
+const lenientDecoder = new TextDecoder();
+
+/** UTF-8 text of a guest's bytes, invalid sequences as U+FFFD. */
+function decodeLenient(bytes: Uint8Array): string {
+  return lenientDecoder.decode(bytes);
+}
 
 function readKey(ctx: BuiltinContext, ptr: number, len: number): string {
   return ctx.memory.readString(unsigned(ptr), unsigned(len));
@@ -86,7 +124,9 @@ const BUILTINS: Record<string, BuiltinSpec> = {
     capability: undefined,
     async: false,
     make: (ctx) => (level, ptr, len) => {
-      ctx.services.log(level, ctx.memory.readString(unsigned(ptr), unsigned(len)));
+      // Bounds are checked even for a record the rate limit drops.
+      const text = ctx.memory.view(unsigned(ptr), unsigned(len));
+      if (admitLog(ctx)) ctx.services.log(level, decodeLenient(text));
     },
   },
   host_get_config: {
@@ -292,7 +332,11 @@ export function isAsyncBuiltin(name: string): boolean {
 export function createBuiltin(name: string, site: BuiltinSite): HostCallable {
   const spec = BUILTINS[name];
   if (spec === undefined) throw new RangeError(`Unknown built-in host function "${name}"`);
-  const fn = spec.make({ ...site, retry: new Map() });
+  const fn = spec.make({
+    ...site,
+    retry: new Map(),
+    logBudget: { tokens: LOG_BURST, refilledAt: performance.now(), dropped: 0 },
+  });
   const denied = spec.capability !== undefined && !site.capabilities.has(spec.capability);
   return guardHostFunction("env", name, site.slot, (...args) => {
     if (denied) {
