@@ -17,6 +17,7 @@ import {
   type InstrumentOptions,
 } from "../src/instrument/instrument.ts";
 import { wat } from "../tests/instrument/_wat.ts";
+import { FIB_FUNC } from "../tests/fixtures/fib.ts";
 
 const WORKLOADS = `(module
   (memory (export "memory") 32)
@@ -30,14 +31,7 @@ const WORKLOADS = `(module
       local.get $i i32.const 1 i32.add local.tee $i
       local.get $n i32.lt_u br_if $l)
     local.get $h)
-  (func $fib (export "fib") (param i32) (result i32)
-    local.get 0 i32.const 2 i32.lt_u
-    if (result i32) local.get 0
-    else
-      local.get 0 i32.const 1 i32.sub call $fib
-      local.get 0 i32.const 2 i32.sub call $fib
-      i32.add
-    end)
+  ${FIB_FUNC}
   ;; Fills n i32s with an LCG sequence, then quicksorts them in place.
   (func (export "sort") (param $n i32) (result i32) (local $i i32) (local $x i32)
     i32.const 12345 local.set $x

@@ -2,20 +2,14 @@ import assert from "node:assert/strict";
 import { instrument, type InstrumentOptions, TrapReason } from "../../src/instrument/instrument.ts";
 import { countOps, load, LOOP_HELPER } from "./_host.ts";
 import { wat } from "./_wat.ts";
+import { FIB_FUNC } from "../fixtures/fib.ts";
 
 const PROGRAM = `(module
   (memory (export "memory") 1)
   (func (export "spin") (loop br 0))
   (func (export "spin_caught")
     (block (try_table (catch_all 0) (loop br 0))))
-  (func $fib (export "fib") (param i32) (result i32)
-    local.get 0 i32.const 2 i32.lt_u
-    if (result i32) local.get 0
-    else
-      local.get 0 i32.const 1 i32.sub call $fib
-      local.get 0 i32.const 2 i32.sub call $fib
-      i32.add
-    end)
+  ${FIB_FUNC}
   (func (export "store") (param i32 i32) local.get 0 local.get 1 i32.store))`;
 
 Deno.test("deadline pass in clock mode stops a call on the host thread", async (t) => {

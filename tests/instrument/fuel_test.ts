@@ -8,6 +8,7 @@ import {
 import { countOps, load } from "./_host.ts";
 import { random, randomProgram } from "./_random_program.ts";
 import { wat } from "./_wat.ts";
+import { FIB_FUNC } from "../fixtures/fib.ts";
 
 const PROGRAM = `(module
   (func $nop)
@@ -30,14 +31,7 @@ const PROGRAM = `(module
   (func (export "after_if") (param i32) (result i32)
     local.get 0 if nop end
     local.get 0 i32.const 1 i32.add)
-  (func $fib (export "fib") (param i32) (result i32)
-    local.get 0 i32.const 2 i32.lt_u
-    if (result i32) local.get 0
-    else
-      local.get 0 i32.const 1 i32.sub call $fib
-      local.get 0 i32.const 2 i32.sub call $fib
-      i32.add
-    end)
+  ${FIB_FUNC}
   (func (export "spin") (loop br 0)))`;
 
 const BUDGET = 1_000_000n;
