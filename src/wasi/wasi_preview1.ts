@@ -16,6 +16,7 @@ import { CapturedOutput } from "./_output.ts";
 import { processCalls } from "./_process_calls.ts";
 import { type Handler, type WasiState, wasiStates } from "./_state.ts";
 import { WasiExit } from "./wasi_exit.ts";
+import { findExportedMemory } from "../host/_guest_memory.ts";
 
 /**
  * Options of {@linkcode WasiPreview1}.
@@ -146,13 +147,6 @@ function wrap(signature: string, handler: Handler): WasiFunction {
 /** Returns `ENOSYS`: the function is not supported. */
 function unsupported(): number {
   return Errno.NOSYS;
-}
-
-/** The memory the host reads: the export named `memory`, else the only exported memory. */
-function exportedMemory(exports: WebAssembly.Exports): WebAssembly.Memory | undefined {
-  if (exports.memory instanceof WebAssembly.Memory) return exports.memory;
-  const memories = Object.values(exports).filter((v) => v instanceof WebAssembly.Memory);
-  return memories.length === 1 ? memories[0] as WebAssembly.Memory : undefined;
 }
 
 /**
@@ -456,7 +450,7 @@ export class WasiPreview1 implements Disposable {
   /** Uses the instance's exported memory unless {@linkcode imports} was given one. */
   #attach(instance: WebAssembly.Instance): void {
     if (this.#memory !== undefined) return;
-    const memory = exportedMemory(instance.exports);
+    const memory = findExportedMemory(instance.exports);
     this.#memory = () => memory;
   }
 }
