@@ -100,22 +100,3 @@ function expectation(type: string): string {
       return `a ${type}`;
   }
 }
-
-/**
- * Checks that a function returns exactly the types a typed call expects.
- *
- * @throws {TypeMismatchError} Naming the expected and actual results.
- */
-export function checkResults(
-  name: string,
-  signature: Signature,
-  expected: readonly string[],
-): void {
-  const { results } = signature;
-  if (results.length === expected.length && results.every((t, i) => t === expected[i])) return;
-  throw new TypeMismatchError(
-    `Cannot call "${name}" as returning (${expected.join(", ")}): it returns (${
-      results.join(", ")
-    })`,
-  );
-}
