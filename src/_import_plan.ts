@@ -9,7 +9,8 @@
 import { ImportNotFoundError } from "./errors.ts";
 import { type HostCallable, isBuiltin } from "./host/_env.ts";
 import type { ImportPlan } from "./_instance.ts";
-import type { ImportEntry } from "./instrument/_module.ts";
+import type { ImportEntry, TypeEntry } from "./instrument/_module.ts";
+import { checkedLinkerFunction } from "./_host_result.ts";
 import type { Linker } from "./linker.ts";
 import { PREVIEW1_FUNCTIONS } from "./wasi/_abi.ts";
 
@@ -24,21 +25,26 @@ export interface PlannedImports {
 }
 
 /**
- * Plans how every import is provided.
+ * Plans how every import is provided. Linker functions are wrapped so that
+ * their results are checked against the import's type (`types` is the
+ * module's type section).
  *
  * @throws {ImportNotFoundError} For an import nobody provides.
  */
 export function planImports(
   imports: readonly ImportEntry[],
+  types: readonly TypeEntry[],
   linker: Linker | undefined,
 ): PlannedImports {
   const plan: ImportPlan[] = [];
   const linkerFunctions: HostCallable[] = [];
-  for (const { module, name, kind } of imports) {
+  for (const entry of imports) {
+    const { module, name, kind } = entry;
     const linked = kind === "function" ? linker?.get(module, name) : undefined;
-    if (linked !== undefined) {
+    const type = kind === "function" ? types[entry.typeIndex] : undefined;
+    if (linked !== undefined && type?.kind === "func") {
       plan.push({ module, name, kind: "linker", index: linkerFunctions.length });
-      linkerFunctions.push(linked as HostCallable);
+      linkerFunctions.push(checkedLinkerFunction(linked as HostCallable, type));
     } else if (module === "env" && kind === "function" && isBuiltin(name)) {
       plan.push({ module, name, kind: "builtin", index: -1 });
     } else if (module === "wasi_snapshot_preview1" && kind === "function" && isWasiFunction(name)) {

@@ -9,6 +9,7 @@
  */
 
 import type { CallBudget, PluginBackend } from "./_backend.ts";
+import { isThenable } from "./_host_result.ts";
 import { Capability } from "./capability.ts";
 import {
   CallDepthExceededError,
@@ -309,7 +310,16 @@ export class PluginInstance implements PluginBackend {
           `Calling linker function "${module}"."${name}"`,
         );
       }
-      return fn(...args);
+      const result = fn(...args);
+      // Only a worker's host waits for a linker function's promise (see _worker_backend.ts);
+      // here the engine would read it as a number (0) and nobody would see it settle.
+      if (isThenable(result)) {
+        Promise.resolve(result).catch(() => {});
+        throw new TypeError(
+          'It returned a promise, which only isolation "worker" waits for: an inline linker function must return its result',
+        );
+      }
+      return result;
     });
   }
 

@@ -10,7 +10,7 @@
 
 import { Capability } from "./capability.ts";
 import { CompilationError } from "./errors.ts";
-import type { ResourceLimits } from "./resource_limits.ts";
+import { DEFAULT_LIMITS, resolveLimits, type ResourceLimits } from "./resource_limits.ts";
 
 /**
  * Name of the custom section that carries a manifest.
@@ -121,11 +121,19 @@ export function parseManifest(value: unknown, source = "the manifest"): PluginMa
       fail(`unknown capability ${JSON.stringify(capability)}`);
     }
   }
-  if (
-    record.limits !== undefined &&
-    (typeof record.limits !== "object" || record.limits === null || Array.isArray(record.limits))
-  ) {
-    fail("'limits' must be an object");
+  if (record.limits !== undefined) {
+    if (
+      typeof record.limits !== "object" || record.limits === null || Array.isArray(record.limits)
+    ) {
+      fail("'limits' must be an object");
+    }
+    // An embedded manifest is the guest's: its limits are checked here, where a bad one
+    // fails the compilation, not at load.
+    try {
+      resolveLimits(DEFAULT_LIMITS, record.limits as Partial<ResourceLimits>);
+    } catch (error) {
+      fail(`'limits' are invalid: ${(error as Error).message}`);
+    }
   }
   return Object.freeze({ ...record }) as unknown as PluginManifest;
 }

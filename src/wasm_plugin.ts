@@ -14,6 +14,7 @@ import {
   TypeMismatchError,
   type WasmError,
 } from "./errors.ts";
+import { isInHostCallOf } from "./_host_call_scope.ts";
 import { MetricsRecorder } from "./_metrics_recorder.ts";
 import type { PluginManifest } from "./plugin_manifest.ts";
 import type { RunOptions, RunResult } from "./command_run.ts";
@@ -57,6 +58,8 @@ export interface PluginInit {
   readonly backend: PluginBackend;
   readonly signatures: ReadonlyMap<string, Signature>;
   readonly manifest: PluginManifest | null;
+  /** Who the plugin's host calls are made for: see `_host_call_scope.ts`. */
+  readonly hostScope: object;
   readonly onClose: () => void;
 }
 
@@ -108,6 +111,7 @@ export class WasmPlugin implements AsyncDisposable {
   readonly manifest: PluginManifest | null;
 
   readonly #backend: PluginBackend;
+  readonly #hostScope: object;
   readonly #signatures: ReadonlyMap<string, Signature>;
   readonly #metrics = new MetricsRecorder();
   readonly #defaultBudget: CallBudget;
@@ -136,6 +140,7 @@ export class WasmPlugin implements AsyncDisposable {
     this.limits = init.limits;
     this.manifest = init.manifest;
     this.#backend = init.backend;
+    this.#hostScope = init.hostScope;
     this.#signatures = init.signatures;
     this.#onClose = init.onClose;
     this.#defaultBudget = Object.freeze({
@@ -459,10 +464,8 @@ export class WasmPlugin implements AsyncDisposable {
           `Cannot run plugin "${this.name}": it exports no "_start", so it is not a WASI command`,
       });
     }
-    await this.#acquire("_start");
+    await this.#acquire("_start", true);
     const startMs = performance.now();
-    this.#restState = this.#state;
-    this.#setState("running");
     try {
       const result = await this.#backend.runCommand(stdin, this.#budget(callOptions), startMs);
       this.#finish("_start", startMs, undefined);
@@ -486,9 +489,12 @@ export class WasmPlugin implements AsyncDisposable {
    * ```
    *
    * @throws {MemoryOutOfBoundsError} If the range is outside memory, or there is no memory.
+   * @throws {TypeError} If the offset or length is not a number.
    */
   async readMemory(offset: number, length: number): Promise<Uint8Array> {
     this.#assertUsable("read the memory of");
+    checkNumber("read memory", "offset", offset);
+    checkNumber("read memory", "length", length);
     return await this.#backend.readMemory(offset, length);
   }
 
@@ -504,9 +510,11 @@ export class WasmPlugin implements AsyncDisposable {
    * ```
    *
    * @throws {MemoryOutOfBoundsError} If the range is outside memory, or there is no memory.
+   * @throws {TypeError} If the offset is not a number or `data` is not a `Uint8Array`.
    */
   async writeMemory(offset: number, data: Uint8Array): Promise<void> {
     this.#assertUsable("write the memory of");
+    checkNumber("write memory", "offset", offset);
     if (!(data instanceof Uint8Array)) {
       throw new TypeError(
         `Cannot write memory: expected a Uint8Array, received ${describeValue(data)}`,
@@ -545,7 +553,13 @@ export class WasmPlugin implements AsyncDisposable {
    */
   async pause(): Promise<void> {
     this.#assertUsable("pause");
-    const woken = await this.#idle();
+    // Waited for here, not in a helper: the state is checked and set in one turn, so no
+    // caller can take the plugin between the wait and the pause.
+    let woken = false;
+    while (this.#state === "running") {
+      await new Promise<void>((r) => this.#waiting.push(r));
+      woken = true;
+    }
     if (this.#state === "paused") return;
     try {
       this.#assertUsable("pause");
@@ -637,23 +651,34 @@ export class WasmPlugin implements AsyncDisposable {
     }
   }
 
-  /** Resolves when this caller may run: the plugin is idle, not paused and not stopping. */
-  async #acquire(name: string): Promise<void> {
-    const woken = await this.#idle();
-    if (CALLABLE_STATES.has(this.#state) && this.#stopping === undefined) return;
-    this.#handOn(woken);
-    this.#assertUsable(`call "${name}" on`);
-    throw new PluginStateError(this.#state, `Cannot call "${name}" on plugin "${this.name}"`);
-  }
-
-  /** Waits until no call is running; true when this caller waited and so was handed the turn. */
-  async #idle(): Promise<boolean> {
+  /**
+   * Resolves when this caller may run: the plugin is idle, not paused and not
+   * stopping. With `take`, the plugin is marked running before this returns:
+   * checked and taken in one step, since another caller may take the plugin
+   * in the turns it takes an `await` of this method to resume.
+   */
+  async #acquire(name: string, take: boolean): Promise<void> {
     let woken = false;
     while (this.#state === "running") {
+      if (isInHostCallOf(this.#hostScope)) {
+        throw new PluginStateError("running", `Cannot call "${name}" on plugin "${this.name}"`, {
+          message:
+            `Cannot call "${name}" on plugin "${this.name}" from one of its own host functions: the plugin is waiting for that host function to return`,
+        });
+      }
       await new Promise<void>((r) => this.#waiting.push(r));
       woken = true;
     }
-    return woken;
+    if (CALLABLE_STATES.has(this.#state) && this.#stopping === undefined) {
+      if (take) {
+        this.#restState = this.#state;
+        this.#setState("running");
+      }
+      return;
+    }
+    this.#handOn(woken);
+    this.#assertUsable(`call "${name}" on`);
+    throw new PluginStateError(this.#state, `Cannot call "${name}" on plugin "${this.name}"`);
   }
 
   /**
@@ -752,7 +777,7 @@ export class WasmPlugin implements AsyncDisposable {
     expected: readonly string[] | null,
   ): Promise<unknown> {
     if (this.#stopping !== undefined) this.#assertUsable(`call "${name}" on`);
-    await this.#acquire(name);
+    await this.#acquire(name, false);
     return await this.#call(name, args, options, expected);
   }
 
@@ -785,10 +810,8 @@ export class WasmPlugin implements AsyncDisposable {
         `Cannot call "${fn}": expected a Uint8Array, received ${describeValue(input)}`,
       );
     }
-    await this.#acquire(fn);
+    await this.#acquire(fn, true);
     const start = performance.now();
-    this.#restState = this.#state;
-    this.#setState("running");
     try {
       const result = await this.#runBytesCall(
         fn,
@@ -878,6 +901,19 @@ export class WasmPlugin implements AsyncDisposable {
     }
     const free = this.#signatures.get("free");
     if (free !== undefined && sameTypes(free.params, I32)) await invoke("free", [ptr | 0]);
+  }
+}
+
+/**
+ * Rejects an offset or length that is not a number: a number out of range is
+ * the backend's `MemoryOutOfBoundsError`, but other values cannot even cross
+ * to a worker.
+ */
+function checkNumber(action: string, what: string, value: unknown): void {
+  if (typeof value !== "number") {
+    throw new TypeError(
+      `Cannot ${action}: expected the ${what} to be a number, received ${describeValue(value)}`,
+    );
   }
 }
 

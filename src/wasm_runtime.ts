@@ -468,7 +468,11 @@ export class WasmRuntime implements AsyncDisposable {
     if (manifest !== null) limits = checkManifest(manifest, artifact, settings, limits);
     const isolation = settings.isolation ?? this.execution.isolation;
     if (isolation === "worker") assertWorkerOptions();
-    const { plan, linkerFunctions } = planImports(artifact.info.imports, linker);
+    const { plan, linkerFunctions } = planImports(
+      artifact.info.imports,
+      artifact.info.types,
+      linker,
+    );
     if (this.#plugins.size + this.#reserved >= this.limits.maxInstances) {
       throw new ResourceLimitError(
         "maxInstances",
@@ -516,6 +520,7 @@ export class WasmRuntime implements AsyncDisposable {
           imports: plan,
           linkerFunctions,
           services: createHostServices(env),
+          hostScope: env,
           capabilities,
           allowedHosts: env.allowedHosts,
           permissions: workerPermissions({
@@ -537,6 +542,7 @@ export class WasmRuntime implements AsyncDisposable {
         backend,
         signatures: artifact.signatures,
         manifest,
+        hostScope: env,
         onClose: () => this.#plugins.delete(plugin),
       });
       this.#plugins.add(plugin);

@@ -679,6 +679,23 @@ testEachIsolation("WasmPlugin runs overlapping calls one at a time", {
     plugin.resume();
   });
 
+  await t.step(
+    "a call issued as the running call settles finds the queued pause() in place",
+    async () => {
+      log.length = 0;
+      const callE = await prepare("e", 300);
+      const running = callE();
+      const paused = plugin.pause();
+      // Issued the moment the running call settles, before the pause has had its turn.
+      const late = running.then(() => callE());
+      await paused;
+      assert.equal(plugin.state, "paused");
+      assert.deepEqual(log, ["start e", "end e"]);
+      await assertRejectsWith(() => late, PluginStateError, { state: "paused" });
+      plugin.resume();
+    },
+  );
+
   await t.step("a pause() queued behind a running call yields to stop()", async () => {
     await using other = await loadPlugin(hostFunctionsWat("host_sleep_ms"), {
       capabilities: [Capability.Timer],

@@ -258,6 +258,14 @@ const MAX_REDIRECTS = 20;
 const REDIRECTS: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
 
 function assertAllowedHost(allowedHosts: readonly string[], url: URL): void {
+  // `fetch()` also reads file:, data: and blob: URLs, some of which have a host too
+  // (file://127.0.0.1/etc/passwd): only the network is the network.
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new CapabilityDeniedError(
+      Capability.NetworkAccess,
+      `Fetching a ${url.protocol} URL (only http: and https: reach allowedHosts)`,
+    );
+  }
   if (!allowedHosts.includes(url.host) && !allowedHosts.includes(url.hostname)) {
     throw new CapabilityDeniedError(
       Capability.NetworkAccess,

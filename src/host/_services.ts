@@ -11,6 +11,7 @@ import { getLogger, type Logger } from "@logtape/logtape";
 import { Capability } from "../capability.ts";
 import { CapabilityDeniedError } from "../errors.ts";
 import type { PluginLogEntry } from "./plugin_log_entry.ts";
+import { runInHostCall } from "../_host_call_scope.ts";
 import type { PluginMessage } from "./plugin_message.ts";
 import type { ToolFunction } from "./tool_function.ts";
 
@@ -86,8 +87,13 @@ export function createHostServices(env: HostEnvironment): HostServices {
       const tool = env.tools.get(name);
       if (tool === undefined) return undefined;
       signal?.throwIfAborted();
-      const result = await tool(JSON.parse(argsJson));
-      return JSON.stringify(result ?? null);
+      const result = await runInHostCall(env, tool, JSON.parse(argsJson));
+      const json = JSON.stringify(result ?? null);
+      // A function or a symbol has no JSON: say so, instead of answering "no such tool".
+      if (json === undefined) {
+        throw new TypeError(`Tool "${name}" returned a ${typeof result}, which has no JSON form`);
+      }
+      return json;
     },
   };
 }

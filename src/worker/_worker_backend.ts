@@ -15,7 +15,15 @@
  */
 
 import type { CallBudget, PluginBackend } from "../_backend.ts";
-import { InstantiationError, TimeoutError, WorkerCrashedError } from "../errors.ts";
+import { isInHostCallOf, runInHostCall } from "../_host_call_scope.ts";
+import {
+  InstantiationError,
+  PluginStateError,
+  TimeoutError,
+  TypeMismatchError,
+  WorkerCrashedError,
+} from "../errors.ts";
+import { describeValue } from "../_format.ts";
 import type { HostCallable } from "../host/_env.ts";
 import type { HostServices, ServiceName } from "../host/_services.ts";
 import type { CommandResult, ImportPlan, ParkedState, WasiSettings } from "../_instance.ts";
@@ -37,6 +45,8 @@ export interface WorkerBackendOptions {
   /** Linker functions by import index (the plan's `index`). */
   readonly linkerFunctions: readonly HostCallable[];
   readonly services: HostServices;
+  /** Who the host calls are made for (the plugin's host environment): see `_host_call_scope.ts`. */
+  readonly hostScope: object;
   readonly capabilities: ReadonlySet<string>;
   readonly allowedHosts: readonly string[];
   readonly permissions: Deno.PermissionOptionsObject;
@@ -299,6 +309,7 @@ class WorkerBackend implements PluginBackend {
     startMs: number,
   ): Promise<unknown> {
     budget.signal?.throwIfAborted();
+    checkCrossing(name, args);
     try {
       let live = this.#open();
       if (live instanceof Promise) live = await live;
@@ -442,7 +453,7 @@ class WorkerBackend implements PluginBackend {
         const [index, ...args] = message.values as [number, ...unknown[]];
         const fn = this.#options.linkerFunctions[index];
         if (fn === undefined) throw new RangeError(`No linker function ${index}`);
-        value = fn(...args);
+        value = runInHostCall(this.#options.hostScope, fn, ...args);
       } else {
         const [name, ...args] = message.values as [ServiceName, ...unknown[]];
         const service = this.#options.services[name] as (...a: unknown[]) => unknown;
@@ -491,12 +502,27 @@ class WorkerBackend implements PluginBackend {
   }
 
   async readMemory(offset: number, length: number): Promise<Uint8Array> {
+    this.#assertNotReentrant("read the memory of");
     const reply = await this.#memoryRequest(ToWorker.ReadMemory, [offset, length]);
     return reply.values[0] as Uint8Array;
   }
 
   async writeMemory(offset: number, data: Uint8Array): Promise<void> {
+    this.#assertNotReentrant("write the memory of");
     await this.#memoryRequest(ToWorker.WriteMemory, [offset, data]);
+  }
+
+  /**
+   * The worker cannot serve memory while its guest waits for a host call:
+   * from inside that host call, a memory request would wait for itself.
+   */
+  #assertNotReentrant(action: string): void {
+    if (isInHostCallOf(this.#options.hostScope)) {
+      throw new PluginStateError("running", `Cannot ${action} the plugin`, {
+        message:
+          `Cannot ${action} plugin "${this.#options.pluginName}" from one of its own host functions in worker isolation: its worker is waiting for that host function to return`,
+      });
+    }
   }
 
   close(): Promise<void> {
@@ -505,6 +531,28 @@ class WorkerBackend implements PluginBackend {
     this.#parked = null;
     if (this.#live !== undefined) this.#discard(this.#live);
     return Promise.resolve();
+  }
+}
+
+/**
+ * Rejects arguments that cannot cross the channel (see `WireValue`): an
+ * object or function passed to a reference parameter would arrive as
+ * something else, or overflow the message.
+ */
+function checkCrossing(name: string, args: readonly unknown[]): void {
+  for (const arg of args) {
+    const type = typeof arg;
+    if (
+      arg === null || type === "undefined" || type === "number" || type === "bigint" ||
+      type === "string"
+    ) {
+      continue;
+    }
+    throw new TypeMismatchError(
+      `Cannot call "${name}" in worker isolation with ${
+        describeValue(arg)
+      }: only numbers, bigints, strings and null cross to the plugin's worker`,
+    );
   }
 }
 

@@ -6,9 +6,7 @@
 import assert from "node:assert/strict";
 import { CallDepthExceededError, FuelExhaustedError, TimeoutError } from "../../mod.ts";
 import { assertRejectsWith, testEachIsolation } from "../_helpers.ts";
-
-/** Generous upper bound for any single hostile call, in milliseconds. */
-const BOUND_MS = 2_000;
+import { within } from "./_within.ts";
 
 const LOOP_WAT = `(module
   (func (export "spin") (loop $forever (br $forever)))
@@ -31,17 +29,6 @@ const RECURSION_WAT = `(module
   (func (export "ping_pong") (param i32) (result i32)
     (call_indirect (type $t) (local.get 0) (i32.const 0)))
   (func (export "ok") (result i32) i32.const 1))`;
-
-/** Runs `fn` and asserts it settled within {@linkcode BOUND_MS}. */
-async function within<T>(fn: () => Promise<T>): Promise<T> {
-  const start = performance.now();
-  try {
-    return await fn();
-  } finally {
-    const elapsed = performance.now() - start;
-    assert.ok(elapsed < BOUND_MS, `took ${elapsed.toFixed(0)} ms, expected under ${BOUND_MS} ms`);
-  }
-}
 
 testEachIsolation("Hostile: an infinite loop is stopped by the deadline or the fuel", {
   permissions: "none",

@@ -1,17 +1,14 @@
 /**
- * Fuzzing of the instrumenter and of the runtime that uses it, shared by the
- * CI property test (`fuzz_test.ts`) and the long run of `deno task fuzz`
- * (`fuzz.ts`). Every case is reproducible from the seed and its index.
+ * Fuzzing of the instrumenter, shared by the CI property test
+ * (`fuzz_test.ts`) and the long run of `deno task fuzz`
+ * (`tests/fuzz/fuzz.ts`, which also fuzzes the public API). Every case is
+ * reproducible from the seed and its index.
  *
- * - {@linkcode fuzzInstrumenter} feeds `instrument()` mutated binaries (of
- *   hand-written seeds, spec testsuite modules and generated programs) and
- *   generated programs as they are: it must return a module V8 validates, or
- *   reject an invalid input with a `BinaryFormatError` or V8's `CompileError`,
- *   and a generated program must compute the same instrumented as plain.
- * - {@linkcode fuzzRuntime} feeds mutated WebAssembly text and mutated
- *   binaries to the public API in inline isolation: compiling, instantiating
- *   and calling every exported function must each end in a result or a
- *   `WasmError`.
+ * {@linkcode fuzzInstrumenter} feeds `instrument()` mutated binaries (of
+ * hand-written seeds, spec testsuite modules and generated programs) and
+ * generated programs as they are: it must return a module V8 validates, or
+ * reject an invalid input with a `BinaryFormatError` or V8's `CompileError`,
+ * and a generated program must compute the same instrumented as plain.
  *
  * @module
  */
@@ -22,40 +19,10 @@ import {
   instrument,
   type InstrumentOptions,
 } from "../../src/instrument/instrument.ts";
-import { WasmError, WasmRuntime } from "../../mod.ts";
+import { mutateBytes } from "../fuzz/_mutate.ts";
+import type { FuzzSettings } from "../fuzz/_settings.ts";
 import { random, randomProgram } from "./_random_program.ts";
 import { wat } from "./_wat.ts";
-
-/** How many cases, from which seed. */
-export interface FuzzSettings {
-  /** Number of cases. */
-  readonly cases: number;
-  /** Seed of the case generator. */
-  readonly seed: number;
-}
-
-/**
- * Reads `WASMPLUG_FUZZ_CASES` and `WASMPLUG_FUZZ_SEED` when the environment
- * may be read, else uses the defaults.
- */
-export function fuzzSettings(defaults: FuzzSettings): FuzzSettings {
-  const read = (name: string): number | undefined => {
-    if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
-      return undefined;
-    }
-    const text = Deno.env.get(name);
-    if (text === undefined || text === "") return undefined;
-    const value = Number(text);
-    if (!Number.isSafeInteger(value) || value < 0) {
-      throw new RangeError(`${name} must be a non-negative integer: current value is ${text}`);
-    }
-    return value;
-  };
-  return {
-    cases: read("WASMPLUG_FUZZ_CASES") ?? defaults.cases,
-    seed: read("WASMPLUG_FUZZ_SEED") ?? defaults.seed,
-  };
-}
 
 /** What happened to the cases of {@linkcode fuzzInstrumenter}. */
 export interface InstrumenterTally {
@@ -114,7 +81,11 @@ const SEEDS = [
 /** Names of spec testsuite modules added to the corpus when the suite is present. */
 const SPEC_SEEDS = ["br_table", "simd_lane", "try_table", "memory64", "call_ref", "atomic"];
 
-function corpus(next: () => number): Uint8Array[] {
+/**
+ * The instrumenter's corpus: the hand-written seeds, the spec testsuite's
+ * modules when the suite is present, and four generated programs.
+ */
+export function instrumenterCorpus(next: () => number): Uint8Array[] {
   const modules: Uint8Array[] = [];
   for (const source of SEEDS) {
     try {
@@ -135,25 +106,6 @@ function corpus(next: () => number): Uint8Array[] {
   return modules;
 }
 
-/** Applies one to three random byte-level mutations. */
-export function mutateBytes(bytes: Uint8Array, next: () => number): Uint8Array {
-  const out = Array.from(bytes);
-  const rounds = 1 + Math.floor(next() * 3);
-  for (let r = 0; r < rounds && out.length > 8; r++) {
-    const at = 8 + Math.floor(next() * (out.length - 8));
-    const roll = next();
-    if (roll < 0.3) out[at] = Math.floor(next() * 256);
-    else if (roll < 0.6) out[at] = out[at]! ^ (1 << Math.floor(next() * 8));
-    else if (roll < 0.7) out.splice(at, 0, Math.floor(next() * 256));
-    else if (roll < 0.78) out.splice(at, 1 + Math.floor(next() * 4));
-    else if (roll < 0.84) out.splice(at, 0, 0x80, 0x80, 0x80, 0x80, 0x80); // oversized LEB128
-    else if (roll < 0.9) out[at] = out[at]! | 0x80; // a LEB128 that runs on
-    else if (roll < 0.95) out.splice(at, 0, ...out.slice(at, at + 1 + Math.floor(next() * 16)));
-    else out.length = at;
-  }
-  return new Uint8Array(out);
-}
-
 const OPTIONS: InstrumentOptions[] = [
   { fuel: true, callDepth: true, deadline: "clock" },
   { fuel: true, callDepth: true, deadline: "shared-flag", validate: false },
@@ -172,7 +124,7 @@ export function fuzzInstrumenter(
   onProgress?: (done: number, tally: InstrumenterTally) => void,
 ): InstrumenterTally {
   const next = random(settings.seed);
-  const modules = corpus(next);
+  const modules = instrumenterCorpus(next);
   const tally: InstrumenterTally = { rewritten: 0, malformed: 0, invalid: 0, compared: 0 };
   for (let i = 0; i < settings.cases; i++) {
     const options = OPTIONS[i % OPTIONS.length]!;
@@ -238,215 +190,4 @@ function compareGenerated(next: () => number, options: InstrumentOptions, where:
       throw new Error(`${where}: f0(${arg}) is ${actual} instrumented, ${expected} plain`);
     }
   }
-}
-
-/** What happened to the cases of {@linkcode fuzzRuntime}. */
-export interface RuntimeTally {
-  /** Sources or binaries that did not compile (`CompilationError`s and the like). */
-  rejected: number;
-  /** Modules that compiled but could not become a plugin. */
-  notInstantiated: number;
-  /** Calls that returned. */
-  returned: number;
-  /** Calls that failed with a `WasmError`, by its `kind`. */
-  failed: Record<string, number>;
-}
-
-/** WAT seeds for the runtime: plugin-shaped modules with every kind of limit to hit. */
-const WAT_SEEDS = [
-  `(module
-    (memory (export "memory") 1 4)
-    (func $fac (export "fac") (param i64) (result i64)
-      local.get 0 i64.eqz if (result i64) i64.const 1
-      else local.get 0 local.get 0 i64.const 1 i64.sub call $fac i64.mul end)
-    (func (export "sum") (param $n i32) (result i32) (local $acc i32)
-      (loop $l
-        (local.set $acc (i32.add (local.get $acc) (local.get $n)))
-        (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))
-      local.get $acc)
-    (func (export "spin") (loop br 0))
-    (func (export "grow") (param i32) (result i32) local.get 0 memory.grow)
-    (func (export "store") (param i32 i32) local.get 0 local.get 1 i32.store)
-    (func (export "div") (param i32 i32) (result i32) local.get 0 local.get 1 i32.div_s))`,
-  `(module
-    (type $t (func (param i32) (result i32)))
-    (table 4 funcref) (elem (i32.const 0) $a $b)
-    (global $g (mut i32) (i32.const 0))
-    (func $a (param i32) (result i32) local.get 0 i32.const 1 i32.add)
-    (func $b (param i32) (result i32) local.get 0 i32.const 0 call_indirect (type $t))
-    (func (export "indirect") (param i32) (result i32)
-      local.get 0 local.get 0 i32.const 1 i32.and call_indirect (type $t))
-    (func (export "count") (result i32)
-      global.get $g i32.const 1 i32.add global.set $g global.get $g)
-    (func $r (export "recurse") (param i32) (result i32) local.get 0 call $r))`,
-];
-
-/** Instructions that keep the text well-formed where an instruction stood. */
-const INSTRUCTIONS = [
-  "unreachable",
-  "nop",
-  "drop",
-  "br 0",
-  "br 1",
-  "br_if 0",
-  "return",
-  "call 0",
-  "call 1",
-  "i32.const 0",
-  "i32.const -1",
-  "i64.const 9223372036854775807",
-  "local.get 0",
-  "local.tee 0",
-  "memory.grow",
-  "memory.size",
-  "i32.load offset=65532",
-  "i32.add",
-  "i32.div_u",
-  "i64.mul",
-  "select",
-  "global.get 0",
-];
-
-/** Anything at all, for mutations that break the syntax. */
-const JUNK = [
-  "(",
-  ")",
-  "end",
-  "block",
-  "loop",
-  "if",
-  "else",
-  "0",
-  "4294967296",
-  "$fac",
-  "(param i32)",
-];
-
-const NUMBERS = ["0", "1", "-1", "2", "65536", "2147483647", "4294967295", "100000"];
-
-/** Applies one or two token-level mutations to WebAssembly text, mostly keeping it well-formed. */
-export function mutateText(text: string, next: () => number): string {
-  const tokens = text.split(/(\s+|[()])/).filter((t) => t.trim() !== "");
-  const pick = <T>(list: readonly T[]): T => list[Math.floor(next() * list.length)]!;
-  const instructions: number[] = [];
-  const numbers: number[] = [];
-  for (let i = 0; i < tokens.length; i++) {
-    if (
-      /^[a-z]+[0-9]*\.[a-z_0-9]+$|^(nop|drop|select|return|unreachable|br|br_if|call)$/.test(
-        tokens[i]!,
-      )
-    ) {
-      instructions.push(i);
-    } else if (/^-?[0-9]+$/.test(tokens[i]!)) {
-      numbers.push(i);
-    }
-  }
-  const rounds = 1 + Math.floor(next() * 2);
-  for (let r = 0; r < rounds; r++) {
-    const roll = next();
-    if (roll < 0.35 && instructions.length > 0) {
-      tokens[pick(instructions)] = pick(INSTRUCTIONS);
-    } else if (roll < 0.6 && instructions.length > 0) {
-      const at = pick(instructions);
-      tokens[at] = `${pick(INSTRUCTIONS)} ${tokens[at]}`;
-    } else if (roll < 0.8 && numbers.length > 0) {
-      tokens[pick(numbers)] = pick(NUMBERS);
-    } else if (roll < 0.9) {
-      tokens.splice(Math.floor(next() * tokens.length), 1);
-    } else if (roll < 0.97) {
-      tokens.splice(Math.floor(next() * tokens.length), 0, pick(JUNK));
-    } else {
-      tokens.length = Math.max(1, Math.floor(next() * tokens.length));
-    }
-  }
-  return tokens.join(" ").replaceAll("( ", "(").replaceAll(" )", ")");
-}
-
-/** Arguments for a function type: zeros, or a few interesting values. */
-function argumentsFor(params: readonly string[], next: () => number): unknown[] {
-  return params.map((type) => {
-    const pick = [0, 1, 7, -1, 100_000][Math.floor(next() * 5)]!;
-    if (type === "i64") return BigInt(pick);
-    if (type === "i32" || type === "f32" || type === "f64") return pick;
-    return null;
-  });
-}
-
-/**
- * Runs `settings.cases` cases through `new WasmRuntime({ execution: { isolation: "inline" } })`.
- *
- * @throws {Error} Naming the case when an outcome is neither a result nor a `WasmError`.
- */
-export async function fuzzRuntime(
-  settings: FuzzSettings,
-  onProgress?: (done: number, tally: RuntimeTally) => void,
-): Promise<RuntimeTally> {
-  const next = random(settings.seed ^ 0x5a5a5a5a);
-  const binaries = corpus(next);
-  const tally: RuntimeTally = { rejected: 0, notInstantiated: 0, returned: 0, failed: {} };
-  await using runtime = new WasmRuntime({
-    execution: { isolation: "inline" },
-    resourceLimits: {
-      maxExecutionTimeMs: 200,
-      maxFuel: 2_000_000,
-      maxCallDepth: 200,
-      maxMemoryPages: 8,
-      maxInstances: 4,
-    },
-    cache: false,
-  });
-  const expectWasmError = (error: unknown, what: string): void => {
-    if (!(error instanceof WasmError)) {
-      throw new Error(`${what} threw something other than a WasmError`, { cause: error });
-    }
-  };
-  for (let i = 0; i < settings.cases; i++) {
-    if (onProgress !== undefined && i > 0 && i % 500 === 0) onProgress(i, tally);
-    const where = `case ${i} (seed ${settings.seed})`;
-    let compiled;
-    try {
-      if (i % 4 === 3) {
-        const base = binaries[Math.floor(next() * binaries.length)]!;
-        compiled = await runtime.compile(`fuzz${i}`, mutateBytes(base, next));
-      } else if (i % 4 === 0) {
-        // A generated program, which runs more often than not.
-        const text = randomProgram(next, 3).plain;
-        compiled = await runtime.compileWat(
-          `fuzz${i}`,
-          next() < 0.5 ? text : mutateText(text, next),
-        );
-      } else {
-        const base = WAT_SEEDS[Math.floor(next() * WAT_SEEDS.length)]!;
-        compiled = await runtime.compileWat(`fuzz${i}`, mutateText(base, next));
-      }
-    } catch (error) {
-      expectWasmError(error, `${where}: compiling`);
-      tally.rejected++;
-      continue;
-    }
-    let plugin;
-    try {
-      plugin = await runtime.createPlugin(compiled, { name: `fuzz${i}` });
-    } catch (error) {
-      expectWasmError(error, `${where}: creating the plugin`);
-      tally.notInstantiated++;
-      continue;
-    }
-    try {
-      for (const item of compiled.exports) {
-        if (item.kind !== "function") continue;
-        try {
-          await plugin.call(item.name, argumentsFor(item.params ?? [], next));
-          tally.returned++;
-        } catch (error) {
-          expectWasmError(error, `${where}: calling "${item.name}"`);
-          const kind = (error as WasmError).kind;
-          tally.failed[kind] = (tally.failed[kind] ?? 0) + 1;
-        }
-      }
-    } finally {
-      await plugin.stop();
-    }
-  }
-  return tally;
 }

@@ -1,0 +1,94 @@
+/**
+ * Checks what an application's linker function returns against the wasm
+ * type of its import, so that a value wasm would convert without a word
+ * (`"abc"` or `undefined` read as 0 for an i32, `3.7` as 3) fails the call
+ * instead, as a `HostFunctionError` caused by a `TypeError`.
+ *
+ * @module
+ */
+
+import { describeValue } from "./_format.ts";
+import type { HostCallable } from "./host/_env.ts";
+import type { FuncType } from "./instrument/_module.ts";
+
+const I32_MIN = -(2 ** 31);
+const I32_END = 2 ** 32;
+const I64_MIN = -(2n ** 63n);
+const I64_END = 2n ** 64n;
+
+/**
+ * Why `value` cannot be a wasm value of `type`, or `null` when it can.
+ * i32 takes an integer in [-2^31, 2^32) (signed or unsigned) or a boolean,
+ * i64 a bigint in [-2^63, 2^64), f32/f64 any number; reference and vector
+ * types are left to the engine.
+ */
+function mismatch(type: string, value: unknown): string | null {
+  switch (type) {
+    case "i32":
+      if (typeof value === "boolean") return null;
+      return typeof value === "number" && Number.isInteger(value) && value >= I32_MIN &&
+          value < I32_END
+        ? null
+        : "an integer in [-2^31, 2^32)";
+    case "i64":
+      return typeof value === "bigint" && value >= I64_MIN && value < I64_END
+        ? null
+        : "a bigint in [-2^63, 2^64)";
+    case "f32":
+    case "f64":
+      return typeof value === "number" ? null : "a number";
+    default:
+      return null;
+  }
+}
+
+function checkResult(results: readonly string[], value: unknown): unknown {
+  if (results.length === 0) return value;
+  if (results.length === 1) {
+    const expected = mismatch(results[0]!, value);
+    if (expected !== null) {
+      throw new TypeError(
+        `It returned ${describeValue(value)} for its ${results[0]} result, which needs ${expected}`,
+      );
+    }
+    return value;
+  }
+  if (!Array.isArray(value) || value.length !== results.length) {
+    throw new TypeError(
+      `It returned ${
+        Array.isArray(value) ? `an array of ${value.length}` : describeValue(value)
+      } for its ${results.length} results (${
+        results.join(", ")
+      }), which need an array of ${results.length} values`,
+    );
+  }
+  results.forEach((type, i) => {
+    const expected = mismatch(type, value[i]);
+    if (expected !== null) {
+      throw new TypeError(
+        `It returned ${describeValue(value[i])} for result ${i} (${type}), which needs ${expected}`,
+      );
+    }
+  });
+  return value;
+}
+
+/** True for a promise or any other object with a `then` method. */
+export function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === "object" || typeof value === "function") && value !== null &&
+    typeof (value as { then?: unknown }).then === "function";
+}
+
+/**
+ * Wraps a linker function so that its result (or the value its promise
+ * resolves to) is checked against `type`; a mismatch is a `TypeError`, which
+ * the caller's host-function guard turns into a `HostFunctionError`.
+ */
+export function checkedLinkerFunction(fn: HostCallable, type: FuncType): HostCallable {
+  const { results } = type;
+  return (...args) => {
+    const value = fn(...args);
+    if (isThenable(value)) return Promise.resolve(value).then((v) => checkResult(results, v));
+    return checkResult(results, value);
+  };
+}
