@@ -35,6 +35,7 @@ import { detectWorkerOptions } from "./worker/_worker_options.ts";
 import { Linker } from "./linker.ts";
 import { LruCache } from "./_lru_cache.ts";
 import type { WasmPluginConfig } from "./plugin_config.ts";
+import { checkIsolation, checkPluginConfig } from "./_plugin_config_check.ts";
 import { DEFAULT_LIMITS, resolveLimits, type ResourceLimits } from "./resource_limits.ts";
 import type { Isolation, RuntimeConfig } from "./runtime_config.ts";
 import { sha256Hex } from "./_sha256.ts";
@@ -621,67 +622,10 @@ function assertWorkerOptions(): void {
   );
 }
 
-function checkIsolation(isolation: unknown, key: string): void {
-  if (isolation !== "inline" && isolation !== "worker") {
-    throw new TypeError(
-      `Cannot use '${key}': expected "worker" or "inline", received ${describeValue(isolation)}`,
-    );
-  }
-}
-
 function assertName(name: unknown): void {
   if (typeof name !== "string") {
     throw new TypeError(
       `Cannot compile a module: expected a string name, received ${describeValue(name)}`,
     );
   }
-}
-
-function checkPluginConfig(config: WasmPluginConfig): WasmPluginConfig {
-  if (typeof config !== "object" || config === null) {
-    throw new TypeError(
-      `Cannot create a plugin: expected a config object, received ${describeValue(config)}`,
-    );
-  }
-  for (const key of ["name", "id"] as const) {
-    const value = config[key];
-    if (value !== undefined && (typeof value !== "string" || value === "")) {
-      throw new TypeError(
-        `Cannot use '${key}' = ${describeValue(value)}: expected a non-empty string`,
-      );
-    }
-  }
-  if (config.config !== undefined) {
-    if (typeof config.config !== "object" || config.config === null) {
-      throw new TypeError(
-        `Cannot use 'config': expected an object of strings, received ${
-          describeValue(config.config)
-        }`,
-      );
-    }
-    for (const [key, value] of Object.entries(config.config)) {
-      if (typeof value !== "string") {
-        throw new TypeError(
-          `Cannot use 'config.${key}': expected a string, received ${describeValue(value)}`,
-        );
-      }
-    }
-  }
-  if (config.isolation !== undefined) checkIsolation(config.isolation, "isolation");
-  if (config.resourceLimits?.maxInstances !== undefined) {
-    throw new TypeError(
-      "Cannot use 'resourceLimits.maxInstances' in a plugin config: it limits a runtime's plugins, so it belongs in the runtime's config",
-    );
-  }
-  if (config.onLog !== undefined && typeof config.onLog !== "function") {
-    throw new TypeError(
-      `Cannot use 'onLog': expected a function, received ${describeValue(config.onLog)}`,
-    );
-  }
-  if (config.onMessage !== undefined && typeof config.onMessage !== "function") {
-    throw new TypeError(
-      `Cannot use 'onMessage': expected a function, received ${describeValue(config.onMessage)}`,
-    );
-  }
-  return config;
 }

@@ -325,8 +325,9 @@ testEachIsolation("WasmRuntime.createPlugin() instantiates compiled modules", {
 
   const badConfigs: [string, unknown, RegExp][] = [
     ["a non-object config", "math", /expected a config object, received string "math"/],
-    ["an empty name", { name: "" }, /'name' = string "": expected a non-empty string/],
-    ["a numeric id", { id: 7 }, /'id' = number 7/],
+    ["an empty name", { name: "" }, /'name': expected a non-empty string, received string ""/],
+    ["a name with NUL", { name: "a\0b" }, /'name': expected a string without NUL/],
+    ["a numeric id", { id: 7 }, /'id': expected a non-empty string, received number 7/],
     [
       "a config map with a number",
       { config: { retries: 3 } },
@@ -335,6 +336,16 @@ testEachIsolation("WasmRuntime.createPlugin() instantiates compiled modules", {
     ["a non-object config map", { config: "a=b" }, /'config': expected an object of strings/],
     ["an unknown isolation", { isolation: "vm" }, /'isolation': expected "worker" or "inline"/],
     ["a non-function onMessage", { onMessage: "log" }, /'onMessage': expected a function/],
+    ["a non-object resourceLimits", { resourceLimits: 5 }, /'resourceLimits': expected an object/],
+    ["allowedHosts that are not a list", { allowedHosts: 5 }, /'allowedHosts': expected an array/],
+    ["an empty allowed host", { allowedHosts: [""] }, /'allowedHosts\[0\]': expected a non-empty/],
+    ["allowedPaths that are a list", { allowedPaths: ["/"] }, /'allowedPaths': expected an object/],
+    ["allowed read paths of numbers", { allowedPaths: { read: [1] } }, /'allowedPaths\.read\[0\]'/],
+    ["a non-object wasi", { wasi: 5 }, /'wasi': expected an object/],
+    ["a WASI argument with NUL", { wasi: { args: ["a\0"] } }, /'wasi\.args\[0\]'/],
+    ["a WASI variable name with =", { wasi: { env: { "A=B": "c" } } }, /'wasi\.env\.A=B'/],
+    ["a WASI preopen to a number", { wasi: { preopens: { "/x": 5 } } }, /'wasi\.preopens\.\/x'/],
+    ["a WASI preopen to nowhere", { wasi: { preopens: { "/x": "" } } }, /'wasi\.preopens\.\/x'/],
   ];
   for (const [what, config, message] of badConfigs) {
     await t.step(`${what} is a TypeError`, async () => {

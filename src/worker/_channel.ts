@@ -39,6 +39,11 @@ export class ChannelClosed extends Error {
 /** How long a waiting side spins before it sleeps, in milliseconds. */
 const SPIN_MS = 0.05;
 
+/** Answers the host thread is sleeping on, over every channel. */
+let hostReceives = 0;
+/** The host spins only while fewer answers than this are outstanding: one per core. */
+const SPIN_BELOW = navigator.hardwareConcurrency;
+
 /** Initial and maximum sizes of the data buffer. */
 const DATA_INITIAL_BYTES = 64 * 1024;
 const DATA_MAX_BYTES = 1024 * 1024 * 1024 + 64 * 1024;
@@ -73,6 +78,11 @@ abstract class ChannelEnd {
     writeMessage(this.data, op, values);
     Atomics.add(this.control, counter, 1);
     Atomics.notify(this.control, counter);
+  }
+
+  /** Whether the other side's counter moved. */
+  protected ready(counter: number): boolean {
+    return Atomics.load(this.control, counter) !== this.seen;
   }
 
   /** Spins until the other side's counter moves, for at most {@linkcode SPIN_MS}. */
@@ -188,18 +198,28 @@ export class HostChannel extends ChannelEnd {
    * (`undefined` then).
    */
   async receive(timeoutMs: number = Infinity): Promise<WireMessage | undefined> {
-    if (this.spin(TO_HOST)) return this.take(TO_HOST);
+    // Spin only when this is the one answer the host waits for: with more in
+    // flight, the host thread has other answers to take, and spinning would
+    // keep it from them (and take a core from the workers that send them).
+    if (hostReceives < SPIN_BELOW ? this.spin(TO_HOST) : this.ready(TO_HOST)) {
+      return this.take(TO_HOST);
+    }
     const deadline = performance.now() + timeoutMs;
-    while (Atomics.load(this.control, TO_HOST) === this.seen) {
-      const left = deadline - performance.now();
-      if (left <= 0 || this.#closed) return undefined;
-      const result = Atomics.waitAsync(
-        this.control,
-        TO_HOST,
-        this.seen,
-        Number.isFinite(left) ? left : undefined,
-      );
-      if (result.async) await result.value;
+    hostReceives++;
+    try {
+      while (Atomics.load(this.control, TO_HOST) === this.seen) {
+        const left = deadline - performance.now();
+        if (left <= 0 || this.#closed) return undefined;
+        const result = Atomics.waitAsync(
+          this.control,
+          TO_HOST,
+          this.seen,
+          Number.isFinite(left) ? left : undefined,
+        );
+        if (result.async) await result.value;
+      }
+    } finally {
+      hostReceives--;
     }
     return this.take(TO_HOST);
   }

@@ -1,0 +1,115 @@
+/**
+ * Checks a {@linkcode WasmPluginConfig} before anything is created: every
+ * field of the wrong shape is a `TypeError` naming it, so that a bad config
+ * never surfaces later as a message of Deno's permission parser, a worker's
+ * startup failure, or a setting silently ignored.
+ *
+ * @module
+ */
+
+import { describeValue } from "./_format.ts";
+import type { WasmPluginConfig } from "./plugin_config.ts";
+
+/** Throws a `TypeError` about `key` unless `value` is `"worker"` or `"inline"`. */
+export function checkIsolation(isolation: unknown, key: string): void {
+  if (isolation !== "inline" && isolation !== "worker") {
+    throw new TypeError(
+      `Cannot use '${key}': expected "worker" or "inline", received ${describeValue(isolation)}`,
+    );
+  }
+}
+
+function fail(key: string, expected: string, value: unknown): never {
+  throw new TypeError(
+    `Cannot use '${key}': expected ${expected}, received ${describeValue(value)}`,
+  );
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function checkString(key: string, value: unknown, { nul = true } = {}): void {
+  if (typeof value !== "string" || value === "") fail(key, "a non-empty string", value);
+  if (!nul && value.includes("\0")) fail(key, "a string without NUL", value);
+}
+
+function checkStrings(key: string, value: unknown): void {
+  if (!Array.isArray(value)) fail(key, "an array of strings", value);
+  value.forEach((item, i) => checkString(`${key}[${i}]`, item, { nul: false }));
+}
+
+function checkStringRecord(
+  key: string,
+  value: unknown,
+  { emptyValues = true } = {},
+): void {
+  if (!isRecord(value)) fail(key, "an object of strings", value);
+  for (const [name, item] of Object.entries(value)) {
+    if (typeof item !== "string") fail(`${key}.${name}`, "a string", item);
+    if (!emptyValues) checkString(`${key}.${name}`, item, { nul: false });
+  }
+}
+
+function checkWasi(wasi: unknown): void {
+  if (!isRecord(wasi)) fail("wasi", "an object", wasi);
+  const { args, env, preopens } = wasi;
+  if (args !== undefined) {
+    if (!Array.isArray(args)) fail("wasi.args", "an array of strings", args);
+    args.forEach((arg, i) => {
+      if (typeof arg !== "string" || arg.includes("\0")) {
+        fail(`wasi.args[${i}]`, "a string without NUL", arg);
+      }
+    });
+  }
+  if (env !== undefined) {
+    checkStringRecord("wasi.env", env);
+    for (const [name, value] of Object.entries(env as Record<string, string>)) {
+      if (name === "" || name.includes("=") || name.includes("\0") || value.includes("\0")) {
+        fail(`wasi.env.${name}`, "a name without '=' or NUL and a value without NUL", value);
+      }
+    }
+  }
+  if (preopens !== undefined) checkStringRecord("wasi.preopens", preopens, { emptyValues: false });
+}
+
+/**
+ * Returns `config` when every field has its documented shape.
+ *
+ * @throws {TypeError} Naming the first field that does not.
+ */
+export function checkPluginConfig(config: WasmPluginConfig): WasmPluginConfig {
+  if (!isRecord(config)) {
+    throw new TypeError(
+      `Cannot create a plugin: expected a config object, received ${describeValue(config)}`,
+    );
+  }
+  for (const key of ["name", "id"] as const) {
+    if (config[key] !== undefined) checkString(key, config[key], { nul: false });
+  }
+  if (config.config !== undefined) checkStringRecord("config", config.config);
+  if (config.isolation !== undefined) checkIsolation(config.isolation, "isolation");
+  if (config.resourceLimits !== undefined && !isRecord(config.resourceLimits)) {
+    fail("resourceLimits", "an object", config.resourceLimits);
+  }
+  if (config.resourceLimits?.maxInstances !== undefined) {
+    throw new TypeError(
+      "Cannot use 'resourceLimits.maxInstances' in a plugin config: it limits a runtime's plugins, so it belongs in the runtime's config",
+    );
+  }
+  if (config.allowedHosts !== undefined) checkStrings("allowedHosts", config.allowedHosts);
+  if (config.allowedPaths !== undefined) {
+    const paths: unknown = config.allowedPaths;
+    if (!isRecord(paths)) fail("allowedPaths", "an object { read?, write? }", paths);
+    for (const access of ["read", "write"] as const) {
+      if (paths[access] !== undefined) checkStrings(`allowedPaths.${access}`, paths[access]);
+    }
+  }
+  if (config.wasi !== undefined) checkWasi(config.wasi);
+  for (const key of ["onLog", "onMessage"] as const) {
+    if (config[key] !== undefined && typeof config[key] !== "function") {
+      fail(key, "a function", config[key]);
+    }
+  }
+  return config;
+}
