@@ -68,11 +68,14 @@ export const workerEvents: { spawned: number; parked: number } = { spawned: 0, p
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
- * The script every plugin worker runs. Internal: tests point it at a wrapper
- * to make workers misbehave (crash, hang) in ways a guest cannot.
+ * The script every plugin worker runs, and how long it may take to load and
+ * report ready (its module graph may come over the network). Internal: tests
+ * point it at a wrapper to make workers misbehave (crash, hang) in ways a
+ * guest cannot.
  */
-export const workerScript: { url: URL } = {
+export const workerScript: { url: URL; bootTimeoutMs: number } = {
   url: new URL("./_worker_main.ts", import.meta.url),
+  bootTimeoutMs: 30_000,
 };
 
 /** Spawns the plugin's worker, instantiates the module in it and runs its start function. */
@@ -581,11 +584,20 @@ function newWorker(options: WorkerBackendOptions): Worker {
 /** Posts the setup and waits for the worker's answer (or its death). */
 function startup(worker: Worker, setup: WorkerSetup): Promise<WorkerReady> {
   return new Promise((resolve, reject) => {
+    const { bootTimeoutMs } = workerScript;
+    const timer = setTimeout(() => {
+      worker.onmessage = null;
+      reject(
+        new WorkerCrashedError(`The plugin's worker did not start within ${bootTimeoutMs} ms`),
+      );
+    }, Math.min(bootTimeoutMs, MAX_TIMER_MS));
     worker.onmessage = (event: MessageEvent<WorkerReady>) => {
+      clearTimeout(timer);
       worker.onmessage = null;
       resolve(event.data);
     };
     worker.onerror = (event) => {
+      clearTimeout(timer);
       event.preventDefault();
       reject(new WorkerCrashedError(`The plugin's worker failed to start: ${event.message}`));
     };

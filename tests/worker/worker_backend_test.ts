@@ -9,6 +9,7 @@ import {
 } from "../../mod.ts";
 import { assertRejectsWith, putString, workerRuntime } from "../_helpers.ts";
 import { faultyWorkers, httpFetch, READ_WORKERS } from "./_worker_helpers.ts";
+import { workerScript } from "../../src/worker/_worker_backend.ts";
 
 /**
  * `spin` counts its calls in `$entered`, then loops forever (`loop br 0`);
@@ -396,4 +397,32 @@ Deno.test("Host calls carry more than the channel's initial 64 KiB", {
   assert.equal(await plugin.callI32("set", [key, keyLen, 16, value.length]), 0);
   assert.equal(await plugin.callI32("get", [key, keyLen, 250_000, value.length]), value.length);
   assert.deepEqual(await plugin.readMemory(250_000, value.length), value);
+});
+
+Deno.test("A worker that never reports ready fails createPlugin after the boot timeout", {
+  permissions: { read: READ_WORKERS },
+}, async () => {
+  const previous = { ...workerScript };
+  workerScript.url = new URL("./fixtures/silent_worker.ts", import.meta.url);
+  workerScript.bootTimeoutMs = 200;
+  await using runtime = workerRuntime();
+  try {
+    const start = performance.now();
+    const error = await assertRejectsWith(
+      () => runtime.createPluginFromWat('(module (func (export "one") (result i32) i32.const 1))'),
+      WorkerCrashedError,
+      { kind: "worker_crashed" },
+    );
+    const elapsed = performance.now() - start;
+    assert.match(error.message, /did not start within 200 ms/);
+    assert.ok(elapsed >= 190 && elapsed < 5_000, `failed after ${elapsed.toFixed(0)} ms`);
+    assert.equal(runtime.pluginCount, 0);
+  } finally {
+    Object.assign(workerScript, previous);
+  }
+  // The runtime is fine: the next plugin gets a real worker.
+  await using plugin = await runtime.createPluginFromWat(
+    '(module (func (export "one") (result i32) i32.const 1))',
+  );
+  assert.equal(await plugin.callI32("one"), 1);
 });
