@@ -4,7 +4,7 @@
  * @module
  */
 
-import { CallDepthExceededError, TrapError, WasmError } from "./errors.ts";
+import { CallDepthExceededError, TrapError, TypeMismatchError, WasmError } from "./errors.ts";
 
 const WasmException = (WebAssembly as unknown as { Exception?: abstract new () => object })
   .Exception;
@@ -20,6 +20,12 @@ export function classifyCallError(err: unknown, maxCallDepth: number): WasmError
     });
   }
   if (err instanceof WebAssembly.RuntimeError) return new TrapError(err.message, { cause: err });
+  // A JS value the engine cannot convert at the boundary (e.g. a plain function for a funcref).
+  if (err instanceof TypeError && /type incompatibility when transforming/.test(err.message)) {
+    return new TypeMismatchError(`A value crossing into wasm has the wrong type: ${err.message}`, {
+      cause: err,
+    });
+  }
   if (WasmException !== undefined && err instanceof WasmException) {
     return new TrapError("uncaught wasm exception", { cause: err });
   }

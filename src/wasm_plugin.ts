@@ -604,6 +604,15 @@ export class WasmPlugin implements AsyncDisposable {
    * ```
    */
   stop(options: StopOptions = {}): Promise<void> {
+    if (typeof options !== "object" || options === null) {
+      return Promise.reject(
+        new TypeError(
+          `Cannot stop plugin "${this.name}": expected options { abort? }, received ${
+            describeValue(options)
+          }`,
+        ),
+      );
+    }
     if (options.abort === true && this.#state === "running" && !this.#abort.signal.aborted) {
       this.#abort.abort(
         new PluginStateError("stopping", `The call to plugin "${this.name}" was aborted`, {
@@ -695,7 +704,19 @@ export class WasmPlugin implements AsyncDisposable {
 
   #budget(options: CallOptions | undefined): CallBudget {
     if (options === undefined) return this.#defaultBudget;
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError(
+        `Cannot call with options ${
+          describeValue(options)
+        }: expected an object { signal?, timeoutMs?, fuel? }`,
+      );
+    }
     const { signal, timeoutMs, fuel } = options;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      throw new TypeError(
+        `Cannot call with 'signal' = ${describeValue(signal)}: expected an AbortSignal`,
+      );
+    }
     if (timeoutMs !== undefined && !(typeof timeoutMs === "number" && timeoutMs > 0)) {
       throw new RangeError(
         `Cannot call with 'timeoutMs' = ${timeoutMs}: it must be a positive number`,
@@ -733,6 +754,7 @@ export class WasmPlugin implements AsyncDisposable {
     let converted: unknown[];
     let budget: CallBudget;
     try {
+      checkExportName(name);
       const signature = this.#signatures.get(name);
       if (signature === undefined) throw new InvalidFunctionError(name);
       if (expected !== null && !sameTypes(signature.results, expected)) {
@@ -805,6 +827,7 @@ export class WasmPlugin implements AsyncDisposable {
     options: CallOptions | undefined,
     packedOutput: boolean,
   ): Promise<number | Uint8Array> {
+    checkExportName(fn);
     if (!(input instanceof Uint8Array)) {
       throw new TypeMismatchError(
         `Cannot call "${fn}": expected a Uint8Array, received ${describeValue(input)}`,
@@ -909,6 +932,14 @@ export class WasmPlugin implements AsyncDisposable {
  * the backend's `MemoryOutOfBoundsError`, but other values cannot even cross
  * to a worker.
  */
+function checkExportName(name: unknown): void {
+  if (typeof name !== "string") {
+    throw new TypeError(
+      `Cannot call an export named by ${describeValue(name)}: export names are strings`,
+    );
+  }
+}
+
 function checkNumber(action: string, what: string, value: unknown): void {
   if (typeof value !== "number") {
     throw new TypeError(

@@ -105,16 +105,12 @@ testEachIsolation(
       assert.deepEqual(await plugin.call("ext", ["text"]), ["text"]);
       assert.deepEqual(await plugin.call("is_null", [null]), [1]);
     });
-    await t.step(
-      "a function for a funcref parameter: a TrapError inline, a TypeMismatchError in a worker",
-      async () => {
-        const error = await assertRejectsWith(() => plugin.call("func", [() => 1]), Error);
-        assert.equal(
-          (error as TypeMismatchError).kind,
-          isolation === "inline" ? "trap" : "type_mismatch",
-        );
-      },
-    );
+    await t.step("a function for a funcref parameter: TypeMismatchError", async () => {
+      // Inline it was a TrapError carrying the engine's TypeError.
+      await assertRejectsWith(() => plugin.call("func", [() => 1]), TypeMismatchError, {
+        kind: "type_mismatch",
+      });
+    });
   },
 );
 
@@ -140,5 +136,36 @@ Deno.test("A module whose embedded manifest asks for invalid limits fails to com
     const compiled = await runtime.compileWat("calls", CALLS_WAT);
     const manifest = { name: "m", limits: { maxDuel: 1 } as never };
     await assertRejectsWith(() => runtime.createPlugin(compiled, { manifest }), TypeError);
+  });
+});
+
+testEachIsolation("Arguments outside their TypeScript type are TypeErrors with our own message", {
+  permissions: "none",
+}, async (t, { loadPlugin }) => {
+  // Before: the engine's "Cannot convert a Symbol value to a string", "Cannot
+  // destructure property 'signal'…", options of the wrong type ignored, and a
+  // synchronous throw from stop(null).
+  await using loaded = await loadPlugin(CALLS_WAT);
+  const { plugin } = loaded;
+  const cases: [string, () => Promise<unknown>, RegExp][] = [
+    ["a symbol as the export name", () => plugin.call(Symbol("f") as never), /export names/],
+    ["null call options", () => plugin.call("add", [1, 2], null as never), /options null/],
+    ["a number as call options", () => plugin.call("add", [1, 2], 5 as never), /options number 5/],
+    [
+      "a signal that is not one",
+      () => plugin.call("add", [1, 2], { signal: {} as never }),
+      /signal/,
+    ],
+    ["a number as bytes-call name", () => plugin.callBytes(7 as never, bytesOf("")), /export/],
+    ["null stop options", () => plugin.stop(null as never), /expected options/],
+  ];
+  for (const [what, run, message] of cases) {
+    await t.step(`${what}: a rejected TypeError`, async () => {
+      const error = await assertRejectsWith(run, TypeError);
+      assert.match(error.message, message);
+    });
+  }
+  await t.step("the plugin answers the next call", async () => {
+    assert.equal(await plugin.callI32("add", [1, 2]), 3);
   });
 });
