@@ -315,7 +315,12 @@ class WorkerBackend implements PluginBackend {
     checkCrossing(name, args);
     try {
       let live = this.#open();
-      if (live instanceof Promise) live = await live;
+      if (live instanceof Promise) {
+        live = await live;
+        // The deadline is the guest's: a worker respawned for this call (parked,
+        // or replaced after a crash) starts the clock when it is ready.
+        startMs = performance.now();
+      }
       budget.signal?.throwIfAborted();
       live.channel.postCall(ToWorker.Call, [
         name,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { WasmPlugin } from "../../mod.ts";
-import { workerEvents } from "../../src/worker/_worker_backend.ts";
+import { workerEvents, workerScript } from "../../src/worker/_worker_backend.ts";
 import { instrument } from "../../src/instrument/instrument.ts";
 import { watToBinary } from "../../src/_wat.ts";
 import { bytesOf, delay, DENO, textOf, WORKER_SOURCES, workerRuntime } from "../_helpers.ts";
@@ -11,8 +11,8 @@ const IDLE_MS = 50;
 
 /**
  * `increment` counts in a global no export shows; the start function
- * counts its runs in `$starts`; `grow` grows memory by one page; the data
- * segment puts "seed" at 16.
+ * counts its runs in `$starts`; `grow` grows memory by one page; `busy`
+ * loops n times; the data segment puts "seed" at 16.
  */
 const COUNTER_WAT = `(module
   (memory (export "memory") 1 4)
@@ -29,7 +29,9 @@ const COUNTER_WAT = `(module
   (func (export "scale") (result f64)
     (global.set $scale (f64.mul (global.get $scale) (f64.const 3)))
     (global.get $scale))
-  (func (export "grow") (result i32) (memory.grow (i32.const 1))))`;
+  (func (export "grow") (result i32) (memory.grow (i32.const 1)))
+  (func (export "busy") (param $n i32)
+    (loop $l (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))))`;
 
 /** Waits until some worker was parked since `before` (at most 2 s); returns whether one was. */
 async function parkedSince(before: number): Promise<boolean> {
@@ -224,4 +226,27 @@ Deno.test("A script that never closes its worker plugin exits once the worker is
   assert.equal(textOf(stdout), "1 2");
   const elapsed = performance.now() - start;
   assert.ok(elapsed < idleMs + 10_000, `the process took ${elapsed.toFixed(0)} ms to exit`);
+});
+
+/** How much later than usual `fixtures/slow_worker.ts` starts. */
+const SLOW_BOOT_MS = 300;
+
+Deno.test("A call's deadline starts when its respawned worker is ready", {
+  permissions: { read: READ_WORKERS },
+}, async () => {
+  const previous = workerScript.url;
+  workerScript.url = new URL("./fixtures/slow_worker.ts", import.meta.url);
+  try {
+    await using plugin = await counterPlugin();
+    assert.equal(await plugin.callI32("increment", []), 1);
+    assert.ok(await parkedSince(workerEvents.parked), "the worker was not parked");
+    // The respawn alone (300 ms) takes longer than the call may: only the guest's run counts.
+    const start = performance.now();
+    await plugin.callVoid("busy", [10_000_000], { timeoutMs: 250 });
+    assert.ok(performance.now() - start >= SLOW_BOOT_MS, "the worker did not start slowly");
+    assert.equal(await plugin.callI32("increment", []), 2);
+    assert.equal((await plugin.metrics()).failureCount, 0);
+  } finally {
+    workerScript.url = previous;
+  }
 });
