@@ -25,10 +25,13 @@ import type { InstrumentMetadata } from "./instrument/instrument.ts";
 import { TrapReason } from "./instrument/_trap.ts";
 import {
   createBuiltin,
+  createLogBudget,
   type ErrorSlot,
   guardHostFunction,
   type HostCallable,
   isAsyncBuiltin,
+  type LogBudget,
+  reportDroppedLogs,
 } from "./host/_env.ts";
 import type { HostServices } from "./host/_services.ts";
 import { findExportedMemory, GuestMemory } from "./host/_guest_memory.ts";
@@ -118,6 +121,7 @@ interface Cancellation {
 export class PluginInstance implements PluginBackend {
   readonly #options: InstanceOptions;
   readonly #slot: ErrorSlot = { error: undefined, generation: 0 };
+  readonly #logBudget: LogBudget = createLogBudget();
   /** The memory the host reads and writes. */
   readonly memory: GuestMemory = new GuestMemory();
   readonly #functions = new Map<string, Callable>();
@@ -225,6 +229,7 @@ export class PluginInstance implements PluginBackend {
 
   /** Reads what the call consumed. */
   #end(): void {
+    reportDroppedLogs(this.#logBudget, this.#options.services);
     const limits = this.#limits;
     if (limits === null || !this.#options.instrumentation?.fuelGlobal) return;
     const remaining = Number(limits.fuelRemaining);
@@ -331,6 +336,7 @@ export class PluginInstance implements PluginBackend {
       capabilities,
       allowedHosts,
       slot: this.#slot,
+      logBudget: this.#logBudget,
     });
     if (!isAsyncBuiltin(name) || !hasJspi) return fn;
     this.#async = true;

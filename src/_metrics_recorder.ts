@@ -35,8 +35,8 @@ export class MetricsRecorder {
     if (memoryBytes > this.peakMemoryBytes) this.peakMemoryBytes = memoryBytes;
   }
 
-  /** A frozen snapshot. */
-  snapshot(): PluginMetrics {
+  /** A frozen snapshot; `droppedLogRecords` is counted by the host services. */
+  snapshot(droppedLogRecords = 0): PluginMetrics {
     const totalNs = Math.round(this.totalExecutionTimeMs * 1e6);
     return Object.freeze({
       callCount: this.callCount,
@@ -48,6 +48,7 @@ export class MetricsRecorder {
       peakMemoryBytes: this.peakMemoryBytes,
       currentMemoryBytes: this.currentMemoryBytes,
       lastExecution: this.callCount === 0 ? null : new Date(Math.round(this.lastExecutionMs)),
+      droppedLogRecords,
     });
   }
 }

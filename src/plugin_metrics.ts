@@ -39,4 +39,9 @@ export interface PluginMetrics {
   readonly currentMemoryBytes: number;
   /** When the last call ended, or `null` before the first call. */
   readonly lastExecution: Date | null;
+  /**
+   * `host_log` records dropped over the rate limit (a burst of 1 000, then
+   * 1 000 a second), over the plugin's life.
+   */
+  readonly droppedLogRecords: number;
 }

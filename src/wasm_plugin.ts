@@ -60,6 +60,8 @@ export interface PluginInit {
   readonly manifest: PluginManifest | null;
   /** Who the plugin's host calls are made for: see `_host_call_scope.ts`. */
   readonly hostScope: object;
+  /** What `host_log`'s rate limit dropped (kept by the host services). */
+  readonly logStats: { readonly droppedRecords: number };
   readonly onClose: () => void;
 }
 
@@ -112,6 +114,7 @@ export class WasmPlugin implements AsyncDisposable {
 
   readonly #backend: PluginBackend;
   readonly #hostScope: object;
+  readonly #logStats: { readonly droppedRecords: number };
   readonly #signatures: ReadonlyMap<string, Signature>;
   readonly #metrics = new MetricsRecorder();
   readonly #defaultBudget: CallBudget;
@@ -141,6 +144,7 @@ export class WasmPlugin implements AsyncDisposable {
     this.manifest = init.manifest;
     this.#backend = init.backend;
     this.#hostScope = init.hostScope;
+    this.#logStats = init.logStats;
     this.#signatures = init.signatures;
     this.#onClose = init.onClose;
     this.#defaultBudget = Object.freeze({
@@ -535,7 +539,7 @@ export class WasmPlugin implements AsyncDisposable {
    * ```
    */
   metrics(): Promise<PluginMetrics> {
-    return Promise.resolve(this.#metrics.snapshot());
+    return Promise.resolve(this.#metrics.snapshot(this.#logStats.droppedRecords));
   }
 
   /**

@@ -498,6 +498,7 @@ export class WasmRuntime implements AsyncDisposable {
         allowedHosts: settings.allowedHosts ?? [],
         onMessage: settings.onMessage,
         onLog: settings.onLog,
+        logStats: { droppedRecords: 0 },
       };
       const startBudget = {
         timeoutMs: limits.maxExecutionTimeMs,
@@ -544,6 +545,7 @@ export class WasmRuntime implements AsyncDisposable {
         signatures: artifact.signatures,
         manifest,
         hostScope: env,
+        logStats: env.logStats,
         onClose: () => this.#plugins.delete(plugin),
       });
       this.#plugins.add(plugin);

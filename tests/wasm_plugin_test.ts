@@ -502,6 +502,7 @@ testEachIsolation("WasmPlugin.metrics() counts calls, failures and memory", {
       peakMemoryBytes: PAGE,
       currentMemoryBytes: PAGE,
       lastExecution: null,
+      droppedLogRecords: 0,
     });
   });
 

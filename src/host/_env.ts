@@ -14,6 +14,8 @@ import { type GuestMemory, unsigned } from "./_guest_memory.ts";
 export interface BuiltinSite {
   readonly memory: GuestMemory;
   readonly services: HostServices;
+  /** `host_log`'s budget, one per instance. */
+  readonly logBudget: LogBudget;
   readonly capabilities: ReadonlySet<string>;
   readonly allowedHosts: readonly string[];
   readonly slot: ErrorSlot;
@@ -53,8 +55,35 @@ interface BuiltinSpec {
 interface BuiltinContext extends BuiltinSite {
   /** The last computed result per function, for a retry with a bigger buffer. */
   readonly retry: Map<string, { key: string; data: Uint8Array }>;
-  /** `host_log`'s token bucket: what a plugin may still log, and what it lost. */
-  readonly logBudget: { tokens: number; refilledAt: number; dropped: number };
+}
+
+/** `host_log`'s token bucket: what a plugin may still log, and what it lost since the last report. */
+export interface LogBudget {
+  tokens: number;
+  refilledAt: number;
+  dropped: number;
+}
+
+/** A full bucket. */
+export function createLogBudget(): LogBudget {
+  return { tokens: LOG_BURST, refilledAt: performance.now(), dropped: 0 };
+}
+
+/**
+ * Tells the host how many records were dropped since the last report (the
+ * instance does at the end of every call, and `host_log` before the next
+ * record it admits). A report that fails (the call is being stopped, the
+ * worker is ending) keeps its count for the next one.
+ */
+export function reportDroppedLogs(budget: LogBudget, services: HostServices): void {
+  const count = budget.dropped;
+  if (count === 0) return;
+  budget.dropped = 0;
+  try {
+    services.logsDropped(count);
+  } catch {
+    budget.dropped += count;
+  }
 }
 
 /** Records a plugin may log at once (the bucket's size). */
@@ -80,10 +109,7 @@ function admitLog(ctx: BuiltinContext): boolean {
     return false;
   }
   budget.tokens--;
-  if (budget.dropped > 0) {
-    ctx.services.log(2, `${budget.dropped} log records dropped: over the rate limit`);
-    budget.dropped = 0;
-  }
+  reportDroppedLogs(budget, ctx.services);
   return true;
 }
 
@@ -340,11 +366,7 @@ export function isAsyncBuiltin(name: string): boolean {
 export function createBuiltin(name: string, site: BuiltinSite): HostCallable {
   const spec = BUILTINS[name];
   if (spec === undefined) throw new RangeError(`Unknown built-in host function "${name}"`);
-  const fn = spec.make({
-    ...site,
-    retry: new Map(),
-    logBudget: { tokens: LOG_BURST, refilledAt: performance.now(), dropped: 0 },
-  });
+  const fn = spec.make({ ...site, retry: new Map() });
   const denied = spec.capability !== undefined && !site.capabilities.has(spec.capability);
   return guardHostFunction("env", name, site.slot, (...args) => {
     if (denied) {

@@ -28,11 +28,15 @@ export interface HostEnvironment {
   readonly allowedHosts: readonly string[];
   readonly onMessage: ((message: PluginMessage) => void) | undefined;
   readonly onLog: ((entry: PluginLogEntry) => void) | undefined;
+  /** What `host_log`'s rate limit dropped, over the plugin's life. */
+  readonly logStats: { droppedRecords: number };
 }
 
 /** The stateful operations of the built-in host functions. */
 export interface HostServices {
   log(level: number, text: string): void;
+  /** `count` records were dropped over `host_log`'s rate limit: logs a warning and counts them. */
+  logsDropped(count: number): void;
   getConfig(key: string): string | undefined;
   setConfig(key: string, value: string): void;
   storageGet(key: string): Uint8Array | undefined;
@@ -61,6 +65,12 @@ export function createHostServices(env: HostEnvironment): HostServices {
       const name = LOG_LEVELS[Math.min(Math.max(level | 0, 0), 3)]!;
       logger[name]("{message}", { message: text, pluginId: env.pluginId });
       env.onLog?.({ pluginId: env.pluginId, level: name, message: text });
+    },
+    logsDropped(count): void {
+      // From a worker, this is a number the worker sent: count only what makes sense.
+      if (!Number.isSafeInteger(count) || count <= 0) return;
+      env.logStats.droppedRecords += count;
+      this.log(2, `${count} log records dropped: over the rate limit`);
     },
     getConfig(key): string | undefined {
       require(Capability.ReadConfig, 'Calling "env"."host_get_config"');

@@ -40,6 +40,7 @@ function proxyServices(channel: WorkerChannel): HostServices {
   };
   return {
     log: (level, text) => void call("log", level, text),
+    logsDropped: (count) => void call("logsDropped", count),
     getConfig: (key) => (call("getConfig", key) ?? undefined) as string | undefined,
     setConfig: (key, value) => void call("setConfig", key, value),
     storageGet: (key) => (call("storageGet", key) ?? undefined) as Uint8Array | undefined,

@@ -173,6 +173,11 @@ testEachIsolation("Hostile: a host_log flood finishes without blocking the host"
       `${admitted} records in ${elapsed} ms`,
     );
     assert.equal(entries[0]?.message, "spam");
+    // What did not get through is counted by the time the call returns.
+    const metrics = await plugin.metrics();
+    assert.equal(metrics.droppedLogRecords, 10_000 - admitted);
+    // The last notice came at the end of the call, with what was dropped since the one before.
+    assert.match(entries.at(-1)?.message ?? "", /^\d+ log records dropped: over the rate limit$/);
   });
 
   await t.step("every record is either delivered or counted as dropped", async () => {
@@ -187,6 +192,7 @@ testEachIsolation("Hostile: a host_log flood finishes without blocking the host"
       .reduce((sum, count) => sum + count, 0);
     assert.ok(notices.length > 0);
     assert.equal(delivered + dropped, 10_001);
+    assert.equal((await plugin.metrics()).droppedLogRecords, dropped);
     assert.equal(entries.at(-1)?.message, "spam");
   });
 });
