@@ -10,11 +10,23 @@ import assert from "node:assert/strict";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
 import {
   type Isolation,
+  type PluginEventType,
   type RuntimeConfig,
   type WasmPlugin,
   type WasmPluginConfig,
   WasmRuntime,
 } from "../mod.ts";
+
+/** Every type of event a `PluginManager` dispatches. */
+export const PLUGIN_EVENT_TYPES: readonly PluginEventType[] = [
+  "loaded",
+  "initialized",
+  "state_changed",
+  "executed",
+  "unloaded",
+  "error",
+  "message",
+];
 
 /** Both isolations, in the order the shared tests run them. */
 export const ISOLATIONS: readonly Isolation[] = ["inline", "worker"];

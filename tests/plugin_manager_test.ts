@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import {
   Capability,
   PluginEvent,
-  type PluginEventType,
   type PluginHandle,
   PluginManager,
   PluginNotFoundError,
@@ -15,6 +14,7 @@ import {
   assertThrowsWith,
   bytesOf,
   inlineRuntime,
+  PLUGIN_EVENT_TYPES,
   putString,
   testEachIsolation,
 } from "./_helpers.ts";
@@ -26,16 +26,9 @@ const INIT_TRAPS_WAT = '(module (func (export "init") unreachable))';
 /** Records every event the manager dispatches, as `type pluginId`. */
 function recordEvents(manager: PluginManager): PluginEvent[] {
   const events: PluginEvent[] = [];
-  const types: PluginEventType[] = [
-    "loaded",
-    "initialized",
-    "state_changed",
-    "executed",
-    "unloaded",
-    "error",
-    "message",
-  ];
-  for (const type of types) manager.addEventListener(type, (event) => void events.push(event));
+  for (const type of PLUGIN_EVENT_TYPES) {
+    manager.addEventListener(type, (event) => void events.push(event));
+  }
   return events;
 }
 

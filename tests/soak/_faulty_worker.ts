@@ -16,7 +16,7 @@
 /// <reference lib="deno.worker" />
 
 import "../../src/worker/_worker_main.ts";
-import { CRASH_SLEEP_MS, STUCK_SLEEP_MS } from "./_soak_plugin.ts";
+import { CRASH_SLEEP_MS, STUCK_SLEEP_MS } from "./_fault_sleeps.ts";
 
 type SetTimeout = (handler: () => void, ms?: number, ...args: unknown[]) => number;
 

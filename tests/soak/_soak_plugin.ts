@@ -8,6 +8,8 @@
  * @module
  */
 
+import { PACK_FUNC_WAT, REVERSE_FUNC_WAT } from "../fixtures/wat.ts";
+
 /** Which imports a soak plugin has, and so which call path it takes. */
 export type Flavor = "sync" | "async";
 
@@ -20,17 +22,7 @@ export const TOOL_NAME = "mix";
 /** Where `lie` claims its output is: far past the end of the one-page memory. */
 export const LIE_POINTER = 0xffff_0000;
 
-/**
- * Sleeping exactly this long crashes the plugin's worker when it runs the
- * soak's worker entry (`_faulty_worker.ts`); elsewhere it is a long sleep.
- */
-export const CRASH_SLEEP_MS = 1_000_003;
-
-/**
- * Sleeping exactly this long makes the soak's worker entry spin for 10 s,
- * deaf to interrupts, so the host has to terminate it.
- */
-export const STUCK_SLEEP_MS = 1_000_033;
+export { CRASH_SLEEP_MS, STUCK_SLEEP_MS } from "./_fault_sleeps.ts";
 
 /** Returns the WAT of a soak plugin of `flavor`. */
 export function soakWat(flavor: Flavor): string {
@@ -65,27 +57,11 @@ export function soakWat(flavor: Flavor): string {
     (local.set $at (global.get $next))
     (global.set $next (i32.add (local.get $at) (local.get $n)))
     (local.get $at))
-  (func $pack (param i32 i32) (result i64)
-    (i64.or
-      (i64.shl (i64.extend_i32_u (local.get 0)) (i64.const 32))
-      (i64.extend_i32_u (local.get 1))))
+  ${PACK_FUNC_WAT}
   (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1)))
   (func (export "div") (param i32 i32) (result i32) (i32.div_s (local.get 0) (local.get 1)))
   ;; The input reversed, in a new buffer.
-  (func (export "reverse") (param $ptr i32) (param $len i32) (result i64)
-    (local $out i32) (local $i i32)
-    (local.set $out (call $alloc (local.get $len)))
-    (block $done
-      (loop $next
-        (br_if $done (i32.ge_u (local.get $i) (local.get $len)))
-        (i32.store8
-          (i32.add (local.get $out) (local.get $i))
-          (i32.load8_u (i32.sub
-            (i32.add (local.get $ptr) (local.get $len))
-            (i32.add (local.get $i) (i32.const 1)))))
-        (local.set $i (i32.add (local.get $i) (i32.const 1)))
-        (br $next)))
-    (call $pack (local.get $out) (local.get $len)))
+  ${REVERSE_FUNC_WAT}
   ;; The input itself (callJson round-trips its argument).
   (func (export "echo") (param i32 i32) (result i64) (call $pack (local.get 0) (local.get 1)))
   ;; The plugin's "${ID_KEY}" config value, read through the host.

@@ -18,13 +18,13 @@ import {
   type CompiledModule,
   type Isolation,
   type ManagerStats,
-  type PluginEventType,
   type PluginHandle,
   PluginManager,
   type WasmPluginConfig,
   WasmRuntime,
 } from "../../mod.ts";
 import { workerScript } from "../../src/worker/_worker_backend.ts";
+import { PLUGIN_EVENT_TYPES } from "../_helpers.ts";
 import { type Action, FAULT_ACTIONS, NORMAL_ACTIONS, type Target } from "./_actions.ts";
 import { CallLedger, type CallRecord } from "./_ledger.ts";
 import { ListenerProbe } from "./_listener_probe.ts";
@@ -205,15 +205,6 @@ const CLOSE_MS = 10_000;
 /** How many lost calls a report lists. */
 const LOST_LISTED = 20;
 const MB = 1024 * 1024;
-const EVENT_TYPES: readonly PluginEventType[] = [
-  "loaded",
-  "initialized",
-  "state_changed",
-  "executed",
-  "unloaded",
-  "error",
-  "message",
-];
 
 /** One loaded plugin and what its callers need to know about it. */
 interface Slot {
@@ -358,7 +349,7 @@ class Soak {
       this.#events++;
       if (event.type === "executed") this.#executedEvents++;
     };
-    for (const type of EVENT_TYPES) manager.addEventListener(type, onEvent);
+    for (const type of PLUGIN_EVENT_TYPES) manager.addEventListener(type, onEvent);
     const subscription = manager.subscribe({ bufferSize: 4096 });
     const reading = (async () => {
       for await (const _ of subscription) this.#subscriptionRead++;
@@ -394,7 +385,7 @@ class Soak {
         })(),
         performance.now() + CLOSE_MS,
       );
-      for (const type of EVENT_TYPES) manager.removeEventListener(type, onEvent);
+      for (const type of PLUGIN_EVENT_TYPES) manager.removeEventListener(type, onEvent);
       this.#stats = manager.stats();
       this.#dropped = subscription.dropped;
       this.#pluginsAtEnd = runtime.pluginCount;
