@@ -618,10 +618,17 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
   }
 
   get #hasListeners(): boolean {
-    return this.#subscriptions.size > 0 || this.#listenerCount > 0;
+    return this.#subscriptions.size > 0 || this.#listeners.size > 0 || this.#selfRemoving > 0;
   }
 
-  #listenerCount = 0;
+  /** The listeners added and not removed, as `EventTarget` identifies them (type, capture). */
+  readonly #listeners = new Set<string>();
+  /**
+   * Listeners added with `once` or a `signal`: they leave without
+   * `removeEventListener`, so they are only counted, never uncounted (events
+   * are then made for nobody, which costs time, not correctness).
+   */
+  #selfRemoving = 0;
 
   /**
    * Adds a listener (typed for {@linkcode PluginEvent}s).
@@ -640,8 +647,40 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
     listener: ((event: PluginEvent<T>) => void) | EventListenerObject | null,
     options?: boolean | AddEventListenerOptions,
   ): void {
-    if (listener !== null) this.#listenerCount++;
+    if (listener !== null) {
+      const { capture, once, signal } = typeof options === "object"
+        ? options
+        : { capture: options, once: false, signal: undefined };
+      if (once === true || signal !== undefined) this.#selfRemoving++;
+      else this.#listeners.add(listenerKey(type, listener, capture));
+    }
     super.addEventListener(type, listener as EventListener | null, options);
+  }
+
+  /**
+   * Removes a listener added with {@linkcode addEventListener}.
+   *
+   * @example
+   * ```ts
+   * import { PluginManager, WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * await using manager = new PluginManager(runtime);
+   * const onLoaded = () => console.log("loaded");
+   * manager.addEventListener("loaded", onLoaded);
+   * manager.removeEventListener("loaded", onLoaded);
+   * await manager.loadWat("(module)"); // prints nothing
+   * ```
+   */
+  override removeEventListener<T extends PluginEventType>(
+    type: T,
+    listener: ((event: PluginEvent<T>) => void) | EventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void {
+    if (listener !== null) {
+      const capture = typeof options === "object" ? options.capture : options;
+      this.#listeners.delete(listenerKey(type, listener, capture));
+    }
+    super.removeEventListener(type, listener as EventListener | null, options);
   }
 
   #emit<T extends PluginEventType>(type: T, pluginId: string, detail: PluginEventDetails[T]): void {
@@ -711,4 +750,14 @@ async function readModuleFile(path: string | URL): Promise<Uint8Array> {
     return new Uint8Array(await response.arrayBuffer());
   }
   return await Deno.readFile(path);
+}
+
+const listenerIds = new WeakMap<object, number>();
+let nextListenerId = 0;
+
+/** What `EventTarget` tells listeners apart by: the type, the listener and the capture flag. */
+function listenerKey(type: string, listener: object, capture: boolean | undefined): string {
+  let id = listenerIds.get(listener);
+  if (id === undefined) listenerIds.set(listener, id = nextListenerId++);
+  return `${type} ${id} ${capture === true}`;
 }

@@ -481,3 +481,22 @@ testEachIsolation("PluginManager runs 100 plugins through load, call and unload"
   await using again = await runtime.createPlugin(compiled);
   assert.equal(await again.callI32("add", [2, 2]), 4);
 });
+
+Deno.test("PluginManager listeners can be removed, and once-listeners run once", {
+  permissions: "none",
+}, async () => {
+  await using runtime = inlineRuntime();
+  await using manager = new PluginManager(runtime);
+  const seen: string[] = [];
+  const onLoaded = (event: PluginEvent<"loaded">): void => void seen.push(`kept ${event.pluginId}`);
+  const onRemoved = (): void => void seen.push("removed");
+  manager.addEventListener("loaded", onLoaded);
+  manager.addEventListener("loaded", onRemoved);
+  manager.addEventListener("loaded", () => void seen.push("once"), { once: true });
+  manager.removeEventListener("loaded", onRemoved);
+  await manager.loadWat("(module)", { id: "a" });
+  await manager.loadWat("(module)", { id: "b" });
+  manager.removeEventListener("loaded", onLoaded);
+  await manager.loadWat("(module)", { id: "c" });
+  assert.deepEqual(seen, ["kept a", "once", "kept b"]);
+});
