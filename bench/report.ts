@@ -38,6 +38,7 @@ const DESCRIPTIONS: Record<string, string> = {
   managerCallI32: '`manager.callI32(handle, "add")`, unmetered',
   postMessageRoundTrip: "postMessage round trip to a bare worker doing the same wasm call",
   workerCallI32: 'worker-isolated `plugin.callI32("add")`',
+  crowdCallI32: "the same, 50 worker plugins × 4 callers at once (wall time per call)",
   inlineHostCall: "host (linker) function called from an inline guest",
   workerHostCall: "host (linker) function called from a worker guest",
   bareSpawnAndInstantiate: "spawn a bare Worker and instantiate the module by hand",

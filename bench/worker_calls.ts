@@ -3,7 +3,8 @@
  * round trip to a bare worker doing the same wasm call; a host function
  * called from a worker guest beside the same call inline; plugin creation
  * beside spawning a bare worker and instantiating by hand; RSS per idle
- * worker plugin. Interleaved, medians.
+ * worker plugin; and 50 worker plugins called by 4 callers each at once, per
+ * call, beside one plugin called by one caller. Interleaved, medians.
  *
  * @module
  */
@@ -25,6 +26,9 @@ const HOST_LOOP_WAT = `(module
       (br $next)))
     (local.get $sum)))`;
 const BARE_WORKER = new URL("./_bare_worker.ts", import.meta.url);
+/** Plugins called at once in the crowd figure, and callers per plugin. */
+const CROWD_PLUGINS = 50;
+const CROWD_CALLERS = 4;
 
 async function spawnBare(module: WebAssembly.Module): Promise<Worker> {
   const worker = new Worker(
@@ -52,9 +56,11 @@ export async function benchWorkerCalls(
   { figures: Figure[]; ratios: Record<string, number>; rssPerIdleWorkerPluginBytes: number }
 > {
   const { rounds = 15 } = options;
+  // Never parked: a respawn in the middle of a round is not what is measured.
   await using runtime = new WasmRuntime({
     execution: { isolation: "worker" },
     resourceLimits: { maxInstances: 100 },
+    idleTimeoutMs: Infinity,
   });
   await using inline = new WasmRuntime({ execution: { isolation: "inline" } });
   const compiled = await runtime.compileWat("add", ADD_WAT);
@@ -72,6 +78,9 @@ export async function benchWorkerCalls(
     grant,
     linker,
   );
+  const crowd = await Promise.all(
+    Array.from({ length: CROWD_PLUGINS }, () => runtime.createPlugin(compiled)),
+  );
   let sink = 0;
   try {
     const figures = await interleave({
@@ -85,6 +94,20 @@ export async function benchWorkerCalls(
         iterations: 20_000,
         run: async (n) => {
           for (let i = 0; i < n; i++) sink += await plugin.callI32("add", [i, 1]);
+        },
+      },
+      crowdCallI32: {
+        iterations: 20_000,
+        run: async (n) => {
+          // n calls in all, spread over CROWD_CALLERS callers of each plugin.
+          const perCaller = Math.ceil(n / (CROWD_PLUGINS * CROWD_CALLERS));
+          await Promise.all(
+            crowd.flatMap((member) =>
+              Array.from({ length: CROWD_CALLERS }, async () => {
+                for (let i = 0; i < perCaller; i++) sink += await member.callI32("add", [i, 1]);
+              })
+            ),
+          );
         },
       },
       inlineHostCall: {
@@ -121,6 +144,8 @@ export async function benchWorkerCalls(
           median(figures, "workerCallI32"),
         workerHostCallVsInline: median(figures, "workerHostCall") /
           median(figures, "inlineHostCall"),
+        crowdVsSingleWorkerCallI32: median(figures, "crowdCallI32") /
+          median(figures, "workerCallI32"),
         createWorkerPluginVsBareSpawn: median(figures, "createWorkerPlugin") /
           median(figures, "bareSpawnAndInstantiate"),
       },
@@ -128,6 +153,7 @@ export async function benchWorkerCalls(
     };
   } finally {
     bare.terminate();
+    await Promise.all(crowd.map((member) => member.stop()));
   }
 }
 
