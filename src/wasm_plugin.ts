@@ -180,7 +180,8 @@ export class WasmPlugin implements AsyncDisposable {
   /**
    * Runs the module's initializers: `_initialize` (WASI reactors) when
    * exported, then `init` when exported. The plugin is `ready` afterwards, or
-   * in `error` state if an initializer failed.
+   * in `error` state if an initializer failed. Calls made meanwhile wait for
+   * it, then run (or fail with a `PluginStateError` if it failed).
    *
    * @example
    * ```ts
@@ -214,10 +215,13 @@ export class WasmPlugin implements AsyncDisposable {
       }
     } catch (err) {
       this.#setState("error");
+      // Calls that waited for the initialization now fail with the state.
+      this.#wakeNext();
       throw err;
     }
     this.#restState = "ready";
     this.#setState("ready");
+    this.#wakeNext();
   }
 
   /**
@@ -672,7 +676,8 @@ export class WasmPlugin implements AsyncDisposable {
    */
   async #acquire(name: string, take: boolean): Promise<void> {
     let woken = false;
-    while (this.#state === "running") {
+    // Calls made while the plugin runs a call or initializes wait their turn.
+    while (this.#state === "running" || this.#state === "initializing") {
       if (isInHostCallOf(this.#hostScope)) {
         throw new PluginStateError("running", `Cannot call "${name}" on plugin "${this.name}"`, {
           message:

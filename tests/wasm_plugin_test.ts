@@ -721,3 +721,42 @@ testEachIsolation("WasmPlugin runs overlapping calls one at a time", {
     assert.equal(plugin.state, "stopped");
   });
 });
+
+testEachIsolation("Calls made while a plugin initializes wait for it", {
+  permissions: "none",
+}, async (t, { createRuntime }) => {
+  await using runtime = createRuntime();
+  runtime.registerTool("slow", () => delay(30).then(() => 1));
+  const wat = (initTraps: boolean) =>
+    `(module
+      (import "env" "host_call_tool" (func $tool (param i32 i32 i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 0) "slow{}")
+      (global $ready (mut i32) (i32.const 0))
+      (func (export "init")
+        (drop (call $tool (i32.const 0) (i32.const 4) (i32.const 4) (i32.const 2) (i32.const 64) (i32.const 8)))
+        ${initTraps ? "unreachable" : ""}
+        (global.set $ready (i32.const 1)))
+      (func (export "ready") (result i32) (global.get $ready)))`;
+  const config = { capabilities: [Capability.CallTool] };
+
+  await t.step("they run after it, and see what it set up", async () => {
+    await using plugin = await runtime.createPluginFromWat(wat(false), config);
+    const initializing = plugin.initialize();
+    assert.equal(plugin.state, "initializing");
+    const calls = [plugin.callI32("ready"), plugin.callI32("ready")];
+    await initializing;
+    assert.deepEqual(await Promise.all(calls), [1, 1]);
+    assert.equal(plugin.state, "ready");
+  });
+
+  await t.step("when it fails, they fail with the plugin's error state", async () => {
+    await using plugin = await runtime.createPluginFromWat(wat(true), config);
+    const initializing = plugin.initialize();
+    const calls = [plugin.callI32("ready"), plugin.callI32("ready")];
+    await assertRejectsWith(() => initializing, TrapError);
+    for (const call of calls) {
+      await assertRejectsWith(() => call, PluginStateError, { state: "error" });
+    }
+  });
+});
