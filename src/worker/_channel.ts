@@ -52,13 +52,26 @@ const DATA_MAX_BYTES = 1024 * 1024 * 1024 + 64 * 1024;
 export interface ChannelBuffers {
   readonly control: SharedArrayBuffer;
   readonly data: SharedArrayBuffer;
+  /** How many workers are spinning right now, shared by every channel of the process. */
+  readonly spinners: SharedArrayBuffer;
 }
+
+/** The process's count of spinning workers (see {@linkcode ChannelBuffers.spinners}). */
+const SPINNERS = new SharedArrayBuffer(4);
+
+/**
+ * Workers that may spin at once: one core is left to the host, the others
+ * to workers; a worker beyond that sleeps at once, so that spinning workers
+ * never take the cores that busy ones (and the host) need.
+ */
+const WORKER_SPINNERS = Math.max(1, navigator.hardwareConcurrency - 1);
 
 /** Allocates the buffers of a new channel. */
 export function createChannelBuffers(): ChannelBuffers {
   return {
     control: new SharedArrayBuffer(16),
     data: new SharedArrayBuffer(DATA_INITIAL_BYTES, { maxByteLength: DATA_MAX_BYTES }),
+    spinners: SPINNERS,
   };
 }
 
@@ -104,6 +117,22 @@ abstract class ChannelEnd {
 export class WorkerChannel extends ChannelEnd {
   /** The host's answer a suspended guest waits for, see {@linkcode settle}. */
   #awaited: Promise<unknown> | undefined;
+  readonly #spinners: Int32Array;
+
+  constructor(buffers: ChannelBuffers) {
+    super(buffers);
+    this.#spinners = new Int32Array(buffers.spinners);
+  }
+
+  /** Spins for the host's message unless enough other workers already do. */
+  #spinIfFree(): boolean {
+    const spinners = this.#spinners;
+    try {
+      return Atomics.add(spinners, 0, 1) < WORKER_SPINNERS && this.spin(TO_WORKER);
+    } finally {
+      Atomics.sub(spinners, 0, 1);
+    }
+  }
 
   /** Sends a message to the host. */
   post(op: number, values: readonly WireValue[]): void {
@@ -119,7 +148,7 @@ export class WorkerChannel extends ChannelEnd {
    * propagate out of every loop.
    */
   receive(views = false): WireMessage {
-    if (!this.spin(TO_WORKER)) {
+    if (!this.#spinIfFree()) {
       while (Atomics.load(this.control, TO_WORKER) === this.seen) {
         Atomics.wait(this.control, TO_WORKER, this.seen);
       }
