@@ -12,6 +12,7 @@
  */
 
 import { AsyncLocalStorage } from "node:async_hooks";
+import { PluginStateError } from "./errors.ts";
 
 interface Scope {
   readonly owner: object;
@@ -27,6 +28,19 @@ export function runInHostCall<A extends unknown[], R>(
   ...args: A
 ): R {
   return scopes.run({ owner, outer: scopes.getStore() }, fn, ...args);
+}
+
+/**
+ * Throws a `PluginStateError` when the current code runs inside a host call
+ * of `owner`: `action` (e.g. `Cannot call "f" on plugin "p"`) would wait for
+ * `waiter`, which waits for that host call.
+ */
+export function assertNotInHostCallOf(owner: object, action: string, waiter: string): void {
+  if (!isInHostCallOf(owner)) return;
+  throw new PluginStateError("running", action, {
+    message:
+      `${action} from one of its own host functions: ${waiter} is waiting for that host function to return`,
+  });
 }
 
 /** True when the current code runs inside a host call of `owner`, at any depth. */

@@ -14,7 +14,7 @@ import {
   TypeMismatchError,
   type WasmError,
 } from "./errors.ts";
-import { isInHostCallOf } from "./_host_call_scope.ts";
+import { assertNotInHostCallOf } from "./_host_call_scope.ts";
 import { MetricsRecorder } from "./_metrics_recorder.ts";
 import type { PluginManifest } from "./plugin_manifest.ts";
 import type { RunOptions, RunResult } from "./command_run.ts";
@@ -678,12 +678,11 @@ export class WasmPlugin implements AsyncDisposable {
     let woken = false;
     // Calls made while the plugin runs a call or initializes wait their turn.
     while (this.#state === "running" || this.#state === "initializing") {
-      if (isInHostCallOf(this.#hostScope)) {
-        throw new PluginStateError("running", `Cannot call "${name}" on plugin "${this.name}"`, {
-          message:
-            `Cannot call "${name}" on plugin "${this.name}" from one of its own host functions: the plugin is waiting for that host function to return`,
-        });
-      }
+      assertNotInHostCallOf(
+        this.#hostScope,
+        `Cannot call "${name}" on plugin "${this.name}"`,
+        "the plugin",
+      );
       await new Promise<void>((r) => this.#waiting.push(r));
       woken = true;
     }

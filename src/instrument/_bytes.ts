@@ -214,6 +214,20 @@ export class ByteReader {
   }
 }
 
+/** Emits the bytes of the minimal signed LEB128 encoding of a 64-bit value. */
+export function encodeS64(value: bigint, emit: (byte: number) => void): void {
+  let v = BigInt.asIntN(64, value);
+  while (true) {
+    const byte = Number(v & 0x7fn);
+    v >>= 7n;
+    if ((v === 0n && (byte & 0x40) === 0) || (v === -1n && (byte & 0x40) !== 0)) {
+      emit(byte);
+      return;
+    }
+    emit(byte | 0x80);
+  }
+}
+
 /** A growable byte buffer that encodes WebAssembly binary primitives. */
 export class ByteWriter {
   #buf: Uint8Array;
@@ -281,16 +295,8 @@ export class ByteWriter {
 
   /** Writes a signed LEB128 integer (up to 64 bits). */
   s64(value: bigint): this {
-    let v = BigInt.asIntN(64, value);
-    while (true) {
-      const byte = Number(v & 0x7fn);
-      v >>= 7n;
-      if ((v === 0n && (byte & 0x40) === 0) || (v === -1n && (byte & 0x40) !== 0)) {
-        this.u8(byte);
-        return this;
-      }
-      this.u8(byte | 0x80);
-    }
+    encodeS64(value, (byte) => this.u8(byte));
+    return this;
   }
 
   /** Writes an unsigned LEB128 integer (up to 64 bits). */

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { BinaryFormatError } from "./_bytes.ts";
+import { BinaryFormatError, encodeS64 } from "./_bytes.ts";
 import {
   ATOMIC_IMM,
   Ctl,
@@ -308,16 +308,7 @@ export class CodeWriter {
 
   /** Writes a signed LEB128 of a 64-bit value (minimal encoding). */
   s64(value: bigint): void {
-    let v = BigInt.asIntN(64, value);
-    while (true) {
-      const byte = Number(v & 0x7fn);
-      v >>= 7n;
-      if ((v === 0n && (byte & 0x40) === 0) || (v === -1n && (byte & 0x40) !== 0)) {
-        this.u8(byte);
-        return;
-      }
-      this.u8(byte | 0x80);
-    }
+    encodeS64(value, (byte) => this.u8(byte));
   }
 
   /** Writes `src[from, to)`. */

@@ -15,10 +15,9 @@
  */
 
 import type { CallBudget, PluginBackend } from "../_backend.ts";
-import { isInHostCallOf, runInHostCall } from "../_host_call_scope.ts";
+import { assertNotInHostCallOf, runInHostCall } from "../_host_call_scope.ts";
 import {
   InstantiationError,
-  PluginStateError,
   TimeoutError,
   TypeMismatchError,
   WorkerCrashedError,
@@ -525,12 +524,8 @@ class WorkerBackend implements PluginBackend {
    * from inside that host call, a memory request would wait for itself.
    */
   #assertNotReentrant(action: string): void {
-    if (isInHostCallOf(this.#options.hostScope)) {
-      throw new PluginStateError("running", `Cannot ${action} the plugin`, {
-        message:
-          `Cannot ${action} plugin "${this.#options.pluginName}" from one of its own host functions in worker isolation: its worker is waiting for that host function to return`,
-      });
-    }
+    const { hostScope, pluginName } = this.#options;
+    assertNotInHostCallOf(hostScope, `Cannot ${action} plugin "${pluginName}"`, "its worker");
   }
 
   close(): Promise<void> {
