@@ -11,13 +11,22 @@ import { CompilationError, OutOfMemoryError, ResourceLimitError } from "./errors
 import type { ResourceLimits } from "./resource_limits.ts";
 import type { Signature } from "./_signature.ts";
 import { BinaryFormatError } from "./instrument/_bytes.ts";
-import { clampLimits } from "./instrument/_limits.ts";
-import { type DeadlineMode, instrument, type InstrumentMetadata } from "./instrument/instrument.ts";
+import { clampLimits, type ClampResult } from "./instrument/_limits.ts";
+import { enforceTotals } from "./instrument/_totals.ts";
+import {
+  type DeadlineMode,
+  instrument,
+  type InstrumentMetadata,
+  type InstrumentResult,
+  RESERVED_EXPORT_PREFIX,
+} from "./instrument/instrument.ts";
 import { decodeManifestSection, MANIFEST_SECTION, type PluginManifest } from "./plugin_manifest.ts";
+import { assertNoGcHeap } from "./_module_features.ts";
 import {
   type CustomSection,
   describeExports,
   describeImports,
+  indexSpaceSizes,
   listMemories,
   type ModuleInfo,
   parseModule,
@@ -101,6 +110,8 @@ export async function buildArtifact(bytes: Uint8Array, hash: string): Promise<Mo
       offset: err.offset,
     });
   }
+  // Before the engine sees it: instantiating a GC module can end the process (see the check).
+  assertNoGcHeap(bytes);
   if (!WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>)) await compileOrThrow(bytes);
   const exports = describeExports(info);
   const signatures = new Map<string, Signature>();
@@ -135,11 +146,13 @@ function embeddedManifest(bytes: Uint8Array, info: ModuleInfo): PluginManifest |
 
 /**
  * Returns the module compiled for `limits`: memory and table maximums clamped
- * so that growth beyond the limits fails inside wasm, and instrumented with
- * the fuel, call-depth and deadline passes that `passes` asks for.
+ * so that growth beyond the limits fails inside wasm, growth bounded by the
+ * total over all memories and all tables, and instrumented with the fuel,
+ * call-depth and deadline passes that `passes` asks for.
  *
- * @throws {OutOfMemoryError} If a declared minimum memory exceeds `maxMemoryPages`.
- * @throws {ResourceLimitError} If a declared minimum table exceeds `maxTableElements`.
+ * @throws {OutOfMemoryError} If the declared minimum memories exceed `maxMemoryPages`.
+ * @throws {ResourceLimitError} If the declared minimum tables exceed `maxTableElements`.
+ * @throws {CompilationError} If the module exports a name the runtime reserves.
  */
 export function prepareModule(
   artifact: ModuleArtifact,
@@ -167,8 +180,34 @@ async function compilePrepared(
   limits: Readonly<ResourceLimits>,
   passes: Instrumentation,
 ): Promise<PreparedModule> {
-  const clamped = clampLimits(artifact.bytes, limits);
-  const violation = clamped.violations[0];
+  const { info } = artifact;
+  // The runtime reads exports of that prefix (the memory total), instrumented or not.
+  const reserved = info.exports.find((entry) => entry.name.startsWith(RESERVED_EXPORT_PREFIX));
+  if (reserved !== undefined) {
+    throw new CompilationError(
+      `Cannot prepare the module: its export "${reserved.name}" uses the reserved prefix "${RESERVED_EXPORT_PREFIX}"`,
+    );
+  }
+  const clamped = clampLimits(artifact.bytes, limits, { info });
+  throwIfTooLarge(clamped);
+  let bytes: Uint8Array<ArrayBuffer> = clamped.bytes;
+  let instrumentation: InstrumentMetadata | null = null;
+  if (passes.fuel || passes.callDepth || passes.deadline !== false) {
+    ({ bytes, ...instrumentation } = instrumentOrThrow(bytes, passes));
+  }
+  // After instrumenting, so the instrumenter's code and budgets stay as they are; its own
+  // memory and table come after the plugin's and are not counted.
+  const sizes = indexSpaceSizes(info);
+  if (sizes.memory > 1 || sizes.table > 1) {
+    bytes = enforceTotals(bytes, limits, { memories: sizes.memory, tables: sizes.table }).bytes;
+  }
+  const module = await compileOrThrow(bytes);
+  return { module, bytes, instrumentation };
+}
+
+/** Throws the error of the first memory or table, or sum of them, that cannot fit. */
+function throwIfTooLarge({ violations, totals }: ClampResult): void {
+  const violation = violations[0];
   if (violation !== undefined) {
     const what = `${
       violation.imported ? "Imported" : "Declared"
@@ -183,13 +222,22 @@ async function compilePrepared(
       `${what} needs at least ${violation.declaredMinimum} elements, above the limit maxTableElements = ${violation.limit}`,
     );
   }
-  if (!passes.fuel && !passes.callDepth && passes.deadline === false) {
-    const module = await compileOrThrow(clamped.bytes);
-    return { module, bytes: clamped.bytes, instrumentation: null };
+  const total = totals[0];
+  if (total === undefined) return;
+  if (total.kind === "memory") {
+    throw new OutOfMemoryError(
+      `The ${total.count} memories need at least ${total.declaredMinimum} pages together, above the limit maxMemoryPages = ${total.limit}`,
+    );
   }
-  let result;
+  throw new ResourceLimitError(
+    "maxTableElements",
+    `The ${total.count} tables need at least ${total.declaredMinimum} elements together, above the limit maxTableElements = ${total.limit}`,
+  );
+}
+
+function instrumentOrThrow(bytes: Uint8Array, passes: Instrumentation): InstrumentResult {
   try {
-    result = instrument(clamped.bytes, {
+    return instrument(bytes, {
       fuel: passes.fuel,
       callDepth: passes.callDepth,
       deadline: passes.deadline,
@@ -206,9 +254,6 @@ async function compilePrepared(
     if (err instanceof TypeError) throw new CompilationError(err.message, { cause: err });
     throw err;
   }
-  const { bytes, ...instrumentation } = result;
-  const module = await compileOrThrow(bytes);
-  return { module, bytes, instrumentation };
 }
 
 /** Compiles with the engine; `offset` is the failure's position when the engine gives none. */

@@ -23,6 +23,7 @@ import {
 import { InstanceLimits } from "./instrument/_instance_limits.ts";
 import type { InstrumentMetadata } from "./instrument/instrument.ts";
 import { TrapReason } from "./instrument/_trap.ts";
+import { MEMORY_BYTES_EXPORT } from "./instrument/_totals.ts";
 import {
   createBuiltin,
   createLogBudget,
@@ -129,10 +130,20 @@ export class PluginInstance implements PluginBackend {
   /** True when the module imports an async host function, so exports are JSPI-wrapped. */
   #async = false;
   #cancellation: Cancellation | undefined;
+  /**
+   * Why the running call was cancelled: from then on every host function
+   * throws this at once, and the call ends with it whatever the guest makes
+   * of it (a guest that catches the cancellation cannot carry on).
+   */
+  #cancelled: { readonly reason: unknown } | undefined;
+  /** Errors earlier calls already ended with: a guest that stashed one cannot replay it. */
+  readonly #reported = new WeakSet<object>();
   /** Host side of the instrumentation, `null` for an uninstrumented module. */
   #limits: InstanceLimits | null = null;
   /** Budgets of the running call, to name the limit that stopped it. */
   #budget: CallBudget | undefined;
+  /** `performance.now()` past which the running call must end (WASI's long calls check it). */
+  #deadline = Infinity;
   #fuelBudget = 0;
   #lastFuelUsed = 0;
   /** The WASI host of a module that imports `wasi_snapshot_preview1`. */
@@ -215,6 +226,7 @@ export class PluginInstance implements PluginBackend {
   /** Arms the instrumentation for one top-level call. */
   #begin(budget: CallBudget, startMs: number): void {
     this.#budget = budget;
+    this.#deadline = startMs + budget.timeoutMs;
     const limits = this.#limits;
     if (limits === null) return;
     this.#fuelBudget = budget.fuel ?? UNMETERED_FUEL;
@@ -238,15 +250,28 @@ export class PluginInstance implements PluginBackend {
 
   #buildImports(): WebAssembly.Imports {
     const imports: Record<string, Record<string, WebAssembly.ImportValue>> = {};
+    // Only a guest suspended in an async host function can be cancelled mid-call.
+    const cancellable = hasJspi &&
+      this.#options.imports.some((plan) => plan.kind === "builtin" && isAsyncBuiltin(plan.name));
     for (const plan of this.#options.imports) {
       const value = plan.kind === "linker"
         ? this.#linkerFunction(plan.module, plan.name, this.#options.linkerFunction(plan.index))
         : plan.kind === "wasi"
         ? this.#wasiFunction(plan.name)
         : this.#builtin(plan.name);
-      (imports[plan.module] ??= {})[plan.name] = value as WebAssembly.ImportValue;
+      (imports[plan.module] ??= {})[plan.name] = (cancellable && typeof value === "function"
+        ? this.#refusedOnceCancelled(value as Callable)
+        : value) as WebAssembly.ImportValue;
     }
     return imports;
+  }
+
+  /** `fn`, except that it throws the cancellation's reason once the call is cancelled. */
+  #refusedOnceCancelled(fn: Callable): Callable {
+    return (...args) => {
+      if (this.#cancelled !== undefined) throw this.#cancelled.reason;
+      return fn(...args);
+    };
   }
 
   /** A WASI function, denied without `Capability.Wasi`. */
@@ -267,11 +292,22 @@ export class PluginInstance implements PluginBackend {
       ...(stdin === undefined ? {} : { stdin }),
       fileSystem: capabilities.has(Capability.FileSystem),
       random: capabilities.has(Capability.Random),
+      checkpoint: () => this.#checkWasiDeadline(),
     });
     this.#wasiChanges = wasiStates.get(this.#wasi)!.fds.changes;
     const fn = this.#wasi.imports(() => this.#rawMemory)[name];
     if (fn === undefined) throw new RangeError(`No WASI function "${name}"`);
     return fn;
+  }
+
+  /**
+   * Ends a WASI system call (a sleep, a large write) once the call's
+   * deadline passed or its host asked it to stop: WASI checks between slices
+   * of its work, since the instrumentation's checks do not run meanwhile.
+   */
+  #checkWasiDeadline(): void {
+    if (performance.now() < this.#deadline && this.#options.stopRequested?.() !== true) return;
+    throw new TimeoutError(this.#budget?.timeoutMs ?? 0);
   }
 
   /**
@@ -282,17 +318,31 @@ export class PluginInstance implements PluginBackend {
    * @throws {WasmError} If it traps, or hits a limit.
    */
   async runCommand(stdin: Uint8Array, budget: CallBudget, startMs: number): Promise<CommandResult> {
-    const command = await PluginInstance.create({ ...this.#options, stdin, startLater: false });
+    this.#lastFuelUsed = 0;
+    // The command's start function and `_start` share the call's one budget.
+    const command = await PluginInstance.create({ ...this.#options, stdin, startLater: true });
     try {
       let exitCode = 0;
       try {
-        const result = command.invoke("_start", [], budget, startMs);
+        command.start(budget, startMs);
+      } finally {
+        this.#lastFuelUsed = command.lastFuelUsed;
+      }
+      command.#lastFuelUsed = 0;
+      try {
+        const fuel = budget.fuel === null ? null : budget.fuel - this.#lastFuelUsed;
+        const result = command.invoke("_start", [], { ...budget, fuel }, startMs);
         if (result instanceof Promise) await result;
       } catch (err) {
+        if (err instanceof FuelExhaustedError && budget.fuel !== null) {
+          // Name the call's whole budget, not what the start function left of it.
+          throw new FuelExhaustedError(budget.fuel, { cause: err.cause });
+        }
         if (!(err instanceof WasiExit)) throw err;
         exitCode = err.code;
+      } finally {
+        this.#lastFuelUsed += command.lastFuelUsed;
       }
-      this.#lastFuelUsed = command.lastFuelUsed;
       const wasi = command.#wasi;
       return {
         exitCode,
@@ -341,6 +391,7 @@ export class PluginInstance implements PluginBackend {
     if (!isAsyncBuiltin(name) || !hasJspi) return fn;
     this.#async = true;
     const cancellable = (...args: unknown[]): unknown => {
+      if (this.#cancelled !== undefined) return Promise.reject(this.#cancelled.reason);
       const result = fn(...args);
       const cancellation = this.#cancellation;
       if (!(result instanceof Promise) || cancellation === undefined) return result;
@@ -361,11 +412,13 @@ export class PluginInstance implements PluginBackend {
   }
 
   invoke(name: string, args: readonly unknown[], budget: CallBudget, startMs: number): unknown {
+    this.#lastFuelUsed = 0;
     const fn = this.#function(name);
     if (fn === undefined) throw new TypeError(`Export "${name}" is not a function`);
     budget.signal?.throwIfAborted();
     this.#slot.error = undefined;
     this.#slot.generation++;
+    this.#cancelled = undefined;
     this.#begin(budget, startMs);
     if (this.#async) return this.#invokeAsync(fn, args, budget);
     let result: unknown;
@@ -386,6 +439,11 @@ export class PluginInstance implements PluginBackend {
     let reject!: (reason: unknown) => void;
     const promise = new Promise<never>((_, r) => {
       reject = (reason) => {
+        if (this.#cancelled === undefined) {
+          this.#cancelled = { reason };
+          // A guest that catches the cancellation stops at its next deadline check.
+          this.#limits?.interrupt();
+        }
         r(reason);
         controller.abort(reason);
       };
@@ -401,10 +459,12 @@ export class PluginInstance implements PluginBackend {
     let result: unknown;
     try {
       result = await fn(...args);
+      // A cancelled call ends with its reason, even if the guest caught it and returned.
+      if (this.#cancelled !== undefined) throw this.#cancelled.reason;
     } catch (err) {
-      const failure = this.#failure(err);
+      const failure = this.#cancelled === undefined ? this.#failure(err) : this.#cancelled.reason;
       // An aborted call rejects with the signal's reason, whatever the guest made of it.
-      throw budget.signal?.aborted ? budget.signal.reason : failure;
+      throw this.#reportedAs(budget.signal?.aborted ? budget.signal.reason : failure);
     } finally {
       this.#end();
       clearTimeout(timer);
@@ -421,7 +481,21 @@ export class PluginInstance implements PluginBackend {
   #failure(err: unknown): unknown {
     const recorded = this.#slot.error;
     this.#slot.error = undefined;
-    if (recorded !== undefined) return recorded;
+    if (recorded !== undefined) return this.#reportedAs(recorded);
+    return this.#reportedAs(this.#classify(err));
+  }
+
+  /** Remembers an error a call ends with, so that no later call can end with it again. */
+  #reportedAs(error: unknown): unknown {
+    if (typeof error === "object" && error !== null) this.#reported.add(error);
+    return error;
+  }
+
+  #classify(err: unknown): unknown {
+    if (typeof err === "object" && err !== null && this.#reported.has(err)) {
+      // A guest kept an exception from an earlier call (catch_all_ref) and threw it again.
+      return new TrapError("The plugin rethrew an exception of an earlier call", { cause: err });
+    }
     const limit = this.#limitThatStopped(err);
     if (limit !== undefined) return limit;
     // proc_exit: a command run turns it into an exit code; any other call reports it.
@@ -504,7 +578,10 @@ export class PluginInstance implements PluginBackend {
     });
   }
 
+  /** Bytes of all the plugin's memories (summed by the module when it has several). */
   memoryBytes(): number {
+    const total = this.#exports[MEMORY_BYTES_EXPORT];
+    if (typeof total === "function") return Number((total as () => bigint)());
     return this.memory.byteLength;
   }
 

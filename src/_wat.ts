@@ -9,7 +9,7 @@ import { CompilationError } from "./errors.ts";
 /** The part of wabt's API that is used here. */
 interface WabtModule {
   resolveNames(): void;
-  validate(): void;
+  validate(features: Record<string, boolean>): void;
   toBinary(options: Record<string, never>): { buffer: Uint8Array };
   destroy(): void;
 }
@@ -51,6 +51,17 @@ export const WAT_FEATURES: Readonly<Record<string, boolean>> = {
 };
 
 /**
+ * The features wabt's validator checks with (it refuses shared memories and a
+ * second memory unless told): not `function_references` and `gc`, with which
+ * its typing rejects valid code (`ref.func` where a `funcref` is expected).
+ */
+export const VALIDATE_FEATURES: Readonly<Record<string, boolean>> = {
+  ...WAT_FEATURES,
+  function_references: false,
+  gc: false,
+};
+
+/**
  * Compiles WebAssembly text to a binary module.
  *
  * @param name A file name for error messages.
@@ -64,7 +75,7 @@ export async function watToBinary(name: string, text: string): Promise<Uint8Arra
   try {
     module = wabt.parseWat(`${name}.wat`, text, WAT_FEATURES);
     module.resolveNames();
-    module.validate();
+    module.validate(VALIDATE_FEATURES);
     return module.toBinary({}).buffer.slice();
   } catch (err) {
     throw watError(name, err);

@@ -23,13 +23,17 @@ export interface CallOptions {
   /** Aborts the call: it rejects with the signal's reason. */
   signal?: AbortSignal;
   /**
-   * Wall-clock budget of this call, in milliseconds.
+   * Wall-clock budget of this call, in milliseconds: at most the plugin's
+   * `maxExecutionTimeMs` (a larger value is a `RangeError`). A bytes, JSON or
+   * `run` call spends it on all of its steps.
    *
    * @default {the plugin's maxExecutionTimeMs}
    */
   timeoutMs?: number;
   /**
-   * Fuel budget of this call.
+   * Fuel budget of this call: at most the plugin's `maxFuel` (a larger value
+   * is a `RangeError`). A bytes, JSON or `run` call spends it on all of its
+   * steps (`alloc`, the function, `dealloc`).
    *
    * @default {the plugin's maxFuel}
    */

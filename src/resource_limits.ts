@@ -1,6 +1,7 @@
 /**
- * Resource limits: how much memory, table space, time, fuel and call depth a
- * plugin may use, and how many plugins a runtime may host at once.
+ * Resource limits: how much memory, table space, time, fuel, call depth and
+ * host-side storage a plugin may use, and how many plugins a runtime may host
+ * at once.
  *
  * @module
  */
@@ -62,6 +63,17 @@ export interface ResourceLimits {
    * @default {1000}
    */
   readonly maxCallDepth: number;
+  /**
+   * Bytes the host may hold for one plugin on its behalf: the keys and values
+   * of its `host_storage_set` records and of the config entries it wrote with
+   * `host_set_config` (UTF-8 lengths), plus 64 bytes of bookkeeping per
+   * record. A write beyond it fails the call with a `ResourceLimitError`
+   * (`limit: "maxStorageBytes"`) and leaves the stored state as it was;
+   * replacing a key gives back the old record's size first.
+   *
+   * @default {16_777_216}
+   */
+  readonly maxStorageBytes: number;
 }
 
 /**
@@ -80,6 +92,7 @@ export const DEFAULT_LIMITS: Readonly<ResourceLimits> = Object.freeze({
   maxExecutionTimeMs: 30_000,
   maxFuel: 100_000_000,
   maxCallDepth: 1000,
+  maxStorageBytes: 16 * 1024 * 1024,
 });
 
 /**
@@ -101,6 +114,7 @@ export const RESTRICTIVE_LIMITS: Readonly<ResourceLimits> = Object.freeze({
   maxExecutionTimeMs: 5_000,
   maxFuel: 10_000_000,
   maxCallDepth: 100,
+  maxStorageBytes: 1024 * 1024,
 });
 
 /**
@@ -119,6 +133,7 @@ export const UNLIMITED_LIMITS: Readonly<ResourceLimits> = Object.freeze({
   maxExecutionTimeMs: Infinity,
   maxFuel: null,
   maxCallDepth: Infinity,
+  maxStorageBytes: Infinity,
 });
 
 const LIMIT_NAMES = [
@@ -128,6 +143,7 @@ const LIMIT_NAMES = [
   "maxExecutionTimeMs",
   "maxFuel",
   "maxCallDepth",
+  "maxStorageBytes",
 ] as const satisfies readonly (keyof ResourceLimits)[];
 
 /** Upper bounds of the limits that cannot be infinite. */

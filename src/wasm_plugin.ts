@@ -9,6 +9,7 @@ import type { CallBudget, PluginBackend } from "./_backend.ts";
 import type { CallOptions } from "./call_options.ts";
 import type { Capability } from "./capability.ts";
 import {
+  FuelExhaustedError,
   InvalidFunctionError,
   PluginStateError,
   TypeMismatchError,
@@ -215,8 +216,12 @@ export class WasmPlugin implements AsyncDisposable {
       }
     } catch (err) {
       this.#setState("error");
-      // Calls that waited for the initialization now fail with the state.
+      // Calls that waited for the initialization now fail with the state (and a pending
+      // stop() goes on).
       this.#wakeNext();
+      if (this.#stopping !== undefined && this.#abort.signal.aborted) {
+        throw this.#abort.signal.reason;
+      }
       throw err;
     }
     this.#restState = "ready";
@@ -621,7 +626,8 @@ export class WasmPlugin implements AsyncDisposable {
         ),
       );
     }
-    if (options.abort === true && this.#state === "running" && !this.#abort.signal.aborted) {
+    const busy = this.#state === "running" || this.#state === "initializing";
+    if (options.abort === true && busy && !this.#abort.signal.aborted) {
       this.#abort.abort(
         new PluginStateError("stopping", `The call to plugin "${this.name}" was aborted`, {
           message: `The call to plugin "${this.name}" was aborted: the plugin is being stopped`,
@@ -633,7 +639,10 @@ export class WasmPlugin implements AsyncDisposable {
   }
 
   async #stop(): Promise<void> {
-    while (this.#state === "running") await new Promise<void>((r) => this.#waiting.push(r));
+    // A running call or initializer ends first (stop({ abort: true }) ends it sooner).
+    while (this.#state === "running" || this.#state === "initializing") {
+      await new Promise<void>((r) => this.#waiting.push(r));
+    }
     this.#setState("stopped");
     for (const wake of this.#waiting.splice(0)) wake();
     try {
@@ -734,10 +743,20 @@ export class WasmPlugin implements AsyncDisposable {
       throw new RangeError(`Cannot call with 'fuel' = ${fuel}: it must be a positive integer`);
     }
     const { maxFuel, maxExecutionTimeMs } = this.limits;
+    // A call may narrow the plugin's budgets, never widen them, and never silently.
+    if (timeoutMs !== undefined && timeoutMs > maxExecutionTimeMs) {
+      throw new RangeError(
+        `Cannot call with 'timeoutMs' = ${timeoutMs}: it is above the plugin's maxExecutionTimeMs of ${maxExecutionTimeMs}`,
+      );
+    }
+    if (fuel !== undefined && maxFuel !== null && fuel > maxFuel) {
+      throw new RangeError(
+        `Cannot call with 'fuel' = ${fuel}: it is above the plugin's maxFuel of ${maxFuel}`,
+      );
+    }
     return {
-      timeoutMs: Math.min(timeoutMs ?? Infinity, maxExecutionTimeMs),
-      // A call may narrow the plugin's budgets, never widen them.
-      fuel: fuel === undefined ? maxFuel : maxFuel === null ? fuel : Math.min(fuel, maxFuel),
+      timeoutMs: timeoutMs ?? maxExecutionTimeMs,
+      fuel: fuel ?? maxFuel,
       signal: signal === undefined
         ? this.#abort.signal
         : AbortSignal.any([signal, this.#abort.signal]),
@@ -768,6 +787,7 @@ export class WasmPlugin implements AsyncDisposable {
       if (expected !== null && !sameTypes(signature.results, expected)) {
         throw mismatch(name, signature, expected);
       }
+      checkResultsLeave(name, signature);
       converted = checkArguments(name, signature, args);
       budget = this.#budget(options);
     } catch (err) {
@@ -811,15 +831,14 @@ export class WasmPlugin implements AsyncDisposable {
     return await this.#call(name, args, options, expected);
   }
 
-  #finish(name: string, start: number, error: unknown): void {
+  #finish(
+    name: string,
+    start: number,
+    error: unknown,
+    fuelUsed: number = this.#backend.lastFuelUsed,
+  ): void {
     const end = performance.now();
-    this.#metrics.record(
-      start,
-      end,
-      error === undefined,
-      this.#backend.memoryBytes(),
-      this.#backend.lastFuelUsed,
-    );
+    this.#metrics.record(start, end, error === undefined, this.#backend.memoryBytes(), fuelUsed);
     if (this.#state === "running") {
       this.#state = this.#restState;
       this.#observer?.stateChanged("running", this.#restState);
@@ -843,6 +862,7 @@ export class WasmPlugin implements AsyncDisposable {
     }
     await this.#acquire(fn, true);
     const start = performance.now();
+    const meter = { fuelUsed: 0 };
     try {
       const result = await this.#runBytesCall(
         fn,
@@ -850,11 +870,12 @@ export class WasmPlugin implements AsyncDisposable {
         this.#budget(options),
         packedOutput,
         start,
+        meter,
       );
-      this.#finish(fn, start, undefined);
+      this.#finish(fn, start, undefined, meter.fuelUsed);
       return result;
     } catch (err) {
-      this.#finish(fn, start, err);
+      this.#finish(fn, start, err, meter.fuelUsed);
       throw err;
     }
   }
@@ -865,6 +886,7 @@ export class WasmPlugin implements AsyncDisposable {
     budget: CallBudget,
     packedOutput: boolean,
     start: number,
+    meter: { fuelUsed: number },
   ): Promise<number | Uint8Array> {
     const signature = this.#signatures.get(fn);
     if (signature === undefined) throw new InvalidFunctionError(fn);
@@ -876,10 +898,23 @@ export class WasmPlugin implements AsyncDisposable {
         }) -> (${signature.results.join(", ")})`,
       );
     }
+    // Every step of the exchange (alloc, the function, dealloc) draws on the
+    // call's one fuel budget and counts against its one deadline.
     const invoke = async (name: string, args: unknown[]): Promise<unknown> => {
-      // Every step of the exchange counts against the same deadline.
-      const value = this.#backend.invoke(name, args, budget, start);
-      return value instanceof Promise ? await value : value;
+      const fuelLeft = budget.fuel === null ? null : budget.fuel - meter.fuelUsed;
+      if (fuelLeft !== null && fuelLeft <= 0) throw new FuelExhaustedError(budget.fuel!);
+      const step = fuelLeft === budget.fuel ? budget : { ...budget, fuel: fuelLeft };
+      try {
+        const value = this.#backend.invoke(name, args, step, start);
+        return value instanceof Promise ? await value : value;
+      } catch (err) {
+        if (err instanceof FuelExhaustedError && step !== budget) {
+          throw new FuelExhaustedError(budget.fuel!, { cause: err.cause });
+        }
+        throw err;
+      } finally {
+        meter.fuelUsed += this.#backend.lastFuelUsed;
+      }
     };
     const alloc = this.#allocator(fn);
     const inPtr = input.length === 0 ? 0 : (await invoke(alloc, [input.length]) as number) >>> 0;
@@ -952,6 +987,23 @@ function checkNumber(action: string, what: string, value: unknown): void {
   if (typeof value !== "number") {
     throw new TypeError(
       `Cannot ${action}: expected the ${what} to be a number, received ${describeValue(value)}`,
+    );
+  }
+}
+
+/** Result types a call may hand the host: numbers, and the host's own references. */
+const LEAVING_TYPES: ReadonlySet<string> = new Set(["i32", "i64", "f32", "f64", "externref"]);
+
+/**
+ * Refuses, before the call runs, an export that would hand the host one of
+ * the guest's references: a function reference would let the host run guest
+ * code outside any call's budget (and cannot cross a worker's channel).
+ */
+function checkResultsLeave(name: string, signature: Signature): void {
+  const kept = signature.results.find((type) => !LEAVING_TYPES.has(type));
+  if (kept !== undefined) {
+    throw new TypeMismatchError(
+      `Cannot call "${name}": it returns a ${kept}, which cannot leave the plugin`,
     );
   }
 }

@@ -103,6 +103,8 @@ export class WasmRuntime implements AsyncDisposable {
   readonly #idleTimeoutMs: number;
   readonly #tools = new Map<string, ToolFunction>();
   readonly #plugins = new Set<WasmPlugin>();
+  /** Plugins being created, each with what `close()` aborts their start function with. */
+  readonly #creations = new Map<AbortController, Promise<unknown>>();
   #reserved = 0;
   #closed = false;
 
@@ -409,7 +411,18 @@ export class WasmRuntime implements AsyncDisposable {
    */
   async close(): Promise<void> {
     this.#closed = true;
-    await Promise.allSettled([...this.#plugins].map((plugin) => plugin.stop()));
+    const creations = [...this.#creations];
+    for (const [controller] of creations) {
+      controller.abort(
+        new PluginStateError("closed", "Cannot create a plugin", {
+          message: "Cannot create a plugin: the runtime was closed while it started",
+        }),
+      );
+    }
+    await Promise.allSettled([
+      ...creations.map(([, creation]) => creation),
+      ...[...this.#plugins].map((plugin) => plugin.stop()),
+    ]);
     this.#cache.clear();
   }
 
@@ -460,6 +473,23 @@ export class WasmRuntime implements AsyncDisposable {
     linker: Linker | undefined,
   ): Promise<WasmPlugin> {
     this.#assertOpen("create a plugin");
+    // close() ends a start function still running, and waits for the creation to settle.
+    const controller = new AbortController();
+    const creation = this.#create(compiled, config, linker, controller.signal);
+    this.#creations.set(controller, creation);
+    try {
+      return await creation;
+    } finally {
+      this.#creations.delete(controller);
+    }
+  }
+
+  async #create(
+    compiled: CompiledModule,
+    config: WasmPluginConfig | undefined,
+    linker: Linker | undefined,
+    signal: AbortSignal,
+  ): Promise<WasmPlugin> {
     const artifact = artifactOf(compiled);
     const settings = checkPluginConfig(config ?? {});
     const manifest = settings.manifest === undefined
@@ -499,11 +529,12 @@ export class WasmRuntime implements AsyncDisposable {
         onMessage: settings.onMessage,
         onLog: settings.onLog,
         logStats: { droppedRecords: 0 },
+        maxStorageBytes: limits.maxStorageBytes,
       };
       const startBudget = {
         timeoutMs: limits.maxExecutionTimeMs,
         fuel: limits.maxFuel,
-        signal: undefined,
+        signal,
       };
       const backend = isolation === "inline"
         ? await createInlineBackend({
@@ -536,6 +567,10 @@ export class WasmRuntime implements AsyncDisposable {
           wasi: settings.wasi,
           idleTimeoutMs: this.#idleTimeoutMs,
         });
+      if (this.#closed) {
+        await backend.close();
+        this.#assertOpen("create a plugin");
+      }
       const plugin = createWasmPlugin({
         id,
         name,

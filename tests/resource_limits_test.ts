@@ -38,6 +38,7 @@ Deno.test("ResourceLimits presets have the documented values", {
       maxExecutionTimeMs: 30_000,
       maxFuel: 100_000_000,
       maxCallDepth: 1000,
+      maxStorageBytes: 16 * 1024 * 1024,
     });
   });
   await t.step("RESTRICTIVE_LIMITS", () => {
@@ -48,6 +49,7 @@ Deno.test("ResourceLimits presets have the documented values", {
       maxExecutionTimeMs: 5_000,
       maxFuel: 10_000_000,
       maxCallDepth: 100,
+      maxStorageBytes: 1024 * 1024,
     });
   });
   await t.step("UNLIMITED_LIMITS leaves fuel unmetered", () => {
@@ -299,14 +301,24 @@ testEachIsolation("ResourceLimits.maxFuel and maxExecutionTimeMs stop running gu
     assert.equal(await loaded.plugin.callI32("count", [3]), 3);
   });
 
-  await t.step("a call cannot give itself more time than maxExecutionTimeMs", async () => {
+  await t.step("a call cannot give itself more time or fuel than its plugin's limit", async () => {
     await using loaded = await loadPlugin(LOOPS_WAT, {
-      resourceLimits: { maxFuel: null, maxExecutionTimeMs: 20 },
+      resourceLimits: { maxFuel: 10_000, maxExecutionTimeMs: 20 },
     });
     await assertRejectsWith(
       () => loaded.plugin.callVoid("spin", [], { timeoutMs: 60_000 }),
-      TimeoutError,
-      { timeoutMs: 20 },
+      RangeError,
+      {
+        message:
+          "Cannot call with 'timeoutMs' = 60000: it is above the plugin's maxExecutionTimeMs of 20",
+      },
     );
+    await assertRejectsWith(
+      () => loaded.plugin.callBytes("spin", new Uint8Array(), { fuel: 10_001 }),
+      RangeError,
+      { message: "Cannot call with 'fuel' = 10001: it is above the plugin's maxFuel of 10000" },
+    );
+    // At the limit is fine.
+    assert.equal(await loaded.plugin.callI32("count", [3], { timeoutMs: 20, fuel: 10_000 }), 3);
   });
 });

@@ -7,8 +7,15 @@
 
 import { Capability } from "../capability.ts";
 import { CapabilityDeniedError, HostFunctionError, WasmError } from "../errors.ts";
-import type { HostServices } from "./_services.ts";
+import {
+  assertPayloadSize,
+  decodeLogRecord,
+  type HostServices,
+  MAX_HOST_CALL_BYTES,
+  MAX_MESSAGE_BYTES,
+} from "./_services.ts";
 import { type GuestMemory, unsigned } from "./_guest_memory.ts";
+import { assertDenoPermission } from "./_deno_permission.ts";
 
 /** Where the built-ins of one plugin run: its memory, its grants, its host. */
 export interface BuiltinSite {
@@ -114,12 +121,6 @@ function admitLog(ctx: BuiltinContext): boolean {
 }
 
 const encoder = new TextEncoder();
-const lenientDecoder = new TextDecoder();
-
-/** UTF-8 text of a guest's bytes, invalid sequences as U+FFFD. */
-function decodeLenient(bytes: Uint8Array): string {
-  return lenientDecoder.decode(bytes);
-}
 
 function readKey(ctx: BuiltinContext, ptr: number, len: number): string {
   return ctx.memory.readString(unsigned(ptr), unsigned(len));
@@ -152,7 +153,7 @@ const BUILTINS: Record<string, BuiltinSpec> = {
     make: (ctx) => (level, ptr, len) => {
       // Bounds are checked even for a record the rate limit drops.
       const text = ctx.memory.view(unsigned(ptr), unsigned(len));
-      if (admitLog(ctx)) ctx.services.log(level, decodeLenient(text));
+      if (admitLog(ctx)) ctx.services.log(level, decodeLogRecord(text));
     },
   },
   host_get_config: {
@@ -195,6 +196,9 @@ const BUILTINS: Record<string, BuiltinSpec> = {
     capability: Capability.SendMessage,
     async: false,
     make: (ctx) => (toPtr, toLen, msgPtr, msgLen) => {
+      // Checked before anything is copied; the host checks again.
+      const size = unsigned(toLen) + unsigned(msgLen);
+      assertPayloadSize("The message", size, MAX_MESSAGE_BYTES, "MAX_MESSAGE_BYTES");
       const to = readKey(ctx, toPtr, toLen);
       const data = ctx.memory.read(unsigned(msgPtr), unsigned(msgLen));
       ctx.services.sendMessage(to, data);
@@ -205,6 +209,8 @@ const BUILTINS: Record<string, BuiltinSpec> = {
     capability: Capability.CallTool,
     async: true,
     make: (ctx) => (namePtr, nameLen, argsPtr, argsLen, outPtr, outCap) => {
+      const size = unsigned(nameLen) + unsigned(argsLen);
+      assertPayloadSize("The tool call", size, MAX_HOST_CALL_BYTES, "MAX_HOST_CALL_BYTES");
       const name = readKey(ctx, namePtr, nameLen);
       const argsText = ctx.memory.readString(unsigned(argsPtr), unsigned(argsLen));
       return answerWithRetry(
@@ -223,6 +229,8 @@ const BUILTINS: Record<string, BuiltinSpec> = {
     capability: Capability.NetworkAccess,
     async: true,
     make: (ctx) => (reqPtr, reqLen, outPtr, outCap) => {
+      const size = unsigned(reqLen);
+      assertPayloadSize("The fetch request", size, MAX_HOST_CALL_BYTES, "MAX_HOST_CALL_BYTES");
       const requestText = ctx.memory.readString(unsigned(reqPtr), unsigned(reqLen));
       return answerWithRetry(ctx, "host_http_fetch", requestText, [outPtr, outCap], async () => {
         const request = JSON.parse(requestText);
@@ -318,6 +326,11 @@ async function fetchForPlugin(
   let body = request.body;
   for (let redirects = 0;; redirects++) {
     assertAllowedHost(allowedHosts, url);
+    // Where Deno would ask the operator (a terminal, no --allow-net), refuse instead.
+    assertDenoPermission(
+      { name: "net", host: url.host },
+      `Fetching ${url.origin} (the process or worker has no Deno net permission for it)`,
+    );
     const response = await fetch(url, {
       method,
       headers: request.headers ?? {},
@@ -338,9 +351,31 @@ async function fetchForPlugin(
     return {
       status: response.status,
       headers: Object.fromEntries(response.headers),
-      body: await response.text(),
+      body: await readBoundedText(response),
     };
   }
+}
+
+/** The body of a response, failing past {@linkcode MAX_HOST_CALL_BYTES} bytes. */
+async function readBoundedText(response: Response): Promise<string> {
+  if (response.body === null) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of response.body) {
+    size += chunk.length;
+    if (size > MAX_HOST_CALL_BYTES) {
+      // Leaving the loop early cancels the stream.
+      assertPayloadSize("The response body", size, MAX_HOST_CALL_BYTES, "MAX_HOST_CALL_BYTES");
+    }
+    chunks.push(chunk);
+  }
+  const body = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, at);
+    at += chunk.length;
+  }
+  return new TextDecoder().decode(body);
 }
 
 /** True when `env.<name>` is one of the built-in host functions. */

@@ -9,7 +9,7 @@
 
 import { getLogger, type Logger } from "@logtape/logtape";
 import { Capability } from "../capability.ts";
-import { CapabilityDeniedError } from "../errors.ts";
+import { CapabilityDeniedError, ResourceLimitError } from "../errors.ts";
 import type { PluginLogEntry } from "./plugin_log_entry.ts";
 import { runInHostCall } from "../_host_call_scope.ts";
 import type { PluginMessage } from "./plugin_message.ts";
@@ -30,7 +30,28 @@ export interface HostEnvironment {
   readonly onLog: ((entry: PluginLogEntry) => void) | undefined;
   /** What `host_log`'s rate limit dropped, over the plugin's life. */
   readonly logStats: { droppedRecords: number };
+  /** The plugin's `maxStorageBytes`: what storage and guest-written config may hold. */
+  readonly maxStorageBytes: number;
 }
+
+/**
+ * Bytes of one `host_log` record that reach the logger; the rest of a longer
+ * record is dropped, and the record says how much.
+ */
+export const MAX_LOG_RECORD_BYTES = 16 * 1024;
+
+/** Bytes of one `host_send_message` payload; a larger one fails the call. */
+export const MAX_MESSAGE_BYTES = 64 * 1024;
+
+/**
+ * Bytes a guest may hand the host in one `host_call_tool` arguments text or
+ * `host_http_fetch` request, and bytes of a fetched response body the host
+ * reads; more fails the call.
+ */
+export const MAX_HOST_CALL_BYTES = 16 * 1024 * 1024;
+
+/** What each stored record (storage or guest-written config) costs beyond its key and value. */
+export const STORAGE_RECORD_OVERHEAD = 64;
 
 /** The stateful operations of the built-in host functions. */
 export interface HostServices {
@@ -51,6 +72,55 @@ export type ServiceName = keyof HostServices;
 
 const LOG_LEVELS = ["debug", "info", "warning", "error"] as const;
 
+const encoder = new TextEncoder();
+const lenientDecoder = new TextDecoder();
+
+/** UTF-8 length of a string, without encoding it. */
+function utf8Length(text: string): number {
+  let length = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    // Two bytes from U+0080, three from U+0800; a surrogate pair is two units of four bytes.
+    if (code >= 0x80) length += code >= 0x800 && (code < 0xd800 || code > 0xdfff) ? 2 : 1;
+  }
+  return length;
+}
+
+/** Room a truncated record's note of what was dropped may take beyond the bound. */
+const LOG_NOTE_ROOM = 64;
+
+/**
+ * A guest's log record as the host logs it: its first
+ * {@linkcode MAX_LOG_RECORD_BYTES} bytes decoded as UTF-8, and a note of how
+ * many more were dropped.
+ */
+export function decodeLogRecord(bytes: Uint8Array): string {
+  if (bytes.length <= MAX_LOG_RECORD_BYTES) return lenientDecoder.decode(bytes);
+  const kept = lenientDecoder.decode(bytes.subarray(0, MAX_LOG_RECORD_BYTES));
+  return `${kept}… (${bytes.length - MAX_LOG_RECORD_BYTES} more bytes dropped)`;
+}
+
+/** {@linkcode decodeLogRecord} again on the host side, whatever a worker sends. */
+function boundLogRecord(text: string): string {
+  if (text.length <= (MAX_LOG_RECORD_BYTES + LOG_NOTE_ROOM) / 3) return text;
+  const bytes = encoder.encode(text);
+  return bytes.length <= MAX_LOG_RECORD_BYTES + LOG_NOTE_ROOM ? text : decodeLogRecord(bytes);
+}
+
+/** A key short enough for an error message. */
+function preview(key: string): string {
+  return key.length <= 64 ? key : `${key.slice(0, 64)}…`;
+}
+
+/**
+ * Fails with a `RangeError` (the host function's `HostFunctionError` says
+ * which) when a payload a guest hands the host is larger than `max`.
+ */
+export function assertPayloadSize(what: string, size: number, max: number, bound: string): void {
+  if (size <= max) return;
+  throw new RangeError(`${what} is ${size} bytes, above the bound ${bound} = ${max}`);
+}
+
 /**
  * The services of one plugin, on the host thread. Each checks the
  * capability again, so a compromised worker cannot skip the gate.
@@ -60,9 +130,11 @@ export function createHostServices(env: HostEnvironment): HostServices {
   const require = (capability: string, what: string): void => {
     if (!env.capabilities.has(capability)) throw new CapabilityDeniedError(capability, what);
   };
+  const held = createStorageBudget(env);
   return {
     log(level, text): void {
       const name = LOG_LEVELS[Math.min(Math.max(level | 0, 0), 3)]!;
+      text = boundLogRecord(String(text));
       logger[name]("{message}", { message: text, pluginId: env.pluginId });
       env.onLog?.({ pluginId: env.pluginId, level: name, message: text });
     },
@@ -78,6 +150,7 @@ export function createHostServices(env: HostEnvironment): HostServices {
     },
     setConfig(key, value): void {
       require(Capability.WriteConfig, 'Calling "env"."host_set_config"');
+      held.charge(`config "${preview(key)}"`, "config", key, utf8Length(key) + utf8Length(value));
       env.config.set(key, value);
     },
     storageGet(key): Uint8Array | undefined {
@@ -86,16 +159,29 @@ export function createHostServices(env: HostEnvironment): HostServices {
     },
     storageSet(key, value): void {
       require(Capability.WriteState, 'Calling "env"."host_storage_set"');
+      held.charge(`storage key "${preview(key)}"`, "storage", key, utf8Length(key) + value.length);
       env.storage.set(key, value.slice());
     },
     sendMessage(to, data): void {
       require(Capability.SendMessage, 'Calling "env"."host_send_message"');
+      assertPayloadSize(
+        'A message sent with "env"."host_send_message"',
+        data.length + utf8Length(to),
+        MAX_MESSAGE_BYTES,
+        "MAX_MESSAGE_BYTES",
+      );
       env.onMessage?.({ from: env.pluginId, to, data });
     },
     async callTool(name, argsJson, signal): Promise<string | undefined> {
       require(Capability.CallTool, 'Calling "env"."host_call_tool"');
       const tool = env.tools.get(name);
       if (tool === undefined) return undefined;
+      assertPayloadSize(
+        `The arguments of tool "${preview(name)}"`,
+        utf8Length(argsJson),
+        MAX_HOST_CALL_BYTES,
+        "MAX_HOST_CALL_BYTES",
+      );
       signal?.throwIfAborted();
       const result = await runInHostCall(env, tool, JSON.parse(argsJson));
       const json = JSON.stringify(result ?? null);
@@ -104,6 +190,40 @@ export function createHostServices(env: HostEnvironment): HostServices {
         throw new TypeError(`Tool "${name}" returned a ${typeof result}, which has no JSON form`);
       }
       return json;
+    },
+  };
+}
+
+/** The bytes a plugin's storage and guest-written config hold, against `maxStorageBytes`. */
+interface StorageBudget {
+  /**
+   * Accounts a write of `size` bytes to `key` of `map` (its old record given
+   * back first), or fails, changing nothing, when it would not fit.
+   */
+  charge(what: string, map: "storage" | "config", key: string, size: number): void;
+}
+
+function createStorageBudget(env: HostEnvironment): StorageBudget {
+  // Config the host gave is the host's; only what the guest wrote counts.
+  const charged = { storage: new Map<string, number>(), config: new Map<string, number>() };
+  let used = 0;
+  for (const [key, value] of env.storage) {
+    const size = utf8Length(key) + value.length + STORAGE_RECORD_OVERHEAD;
+    charged.storage.set(key, size);
+    used += size;
+  }
+  return {
+    charge(what, map, key, size): void {
+      const record = size + STORAGE_RECORD_OVERHEAD;
+      const after = used - (charged[map].get(key) ?? 0) + record;
+      if (after > env.maxStorageBytes) {
+        throw new ResourceLimitError(
+          "maxStorageBytes",
+          `Cannot store ${what}: the plugin's storage and config would hold ${after} bytes, above the limit maxStorageBytes = ${env.maxStorageBytes}`,
+        );
+      }
+      used = after;
+      charged[map].set(key, record);
     },
   };
 }

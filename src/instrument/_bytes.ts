@@ -28,6 +28,8 @@ export class BinaryFormatError extends Error {
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 const utf8Encoder = new TextEncoder();
+/** Names up to this many bytes are decoded without `TextDecoder` when they are ASCII. */
+const SHORT_NAME = 32;
 
 /** A cursor over a byte array that decodes WebAssembly binary primitives. */
 export class ByteReader {
@@ -205,6 +207,20 @@ export class ByteReader {
   name(): string {
     const len = this.u32();
     const start = this.pos;
+    if (len <= SHORT_NAME && start + len <= this.end) {
+      // Decoding short ASCII names by hand avoids a view and a TextDecoder call per name.
+      const bytes = this.bytes;
+      let text = "";
+      for (let i = start; i < start + len; i++) {
+        const byte = bytes[i]!;
+        if (byte >= 0x80) break;
+        text += String.fromCharCode(byte);
+      }
+      if (text.length === len) {
+        this.pos = start + len;
+        return text;
+      }
+    }
     const raw = this.take(len);
     try {
       return utf8.decode(raw);

@@ -13,7 +13,10 @@
  * check at least once per iteration or per recursive call; between two checks
  * only a bounded amount of code can run (for a call tree that unwinds,
  * bounded per frame), even through chains of non-recursive calls, which the
- * work bound keeps from multiplying.
+ * work bound keeps from multiplying. Two kinds of instructions run long on
+ * their own and carry checks of their own in every mode: bulk instructions
+ * (`memory.fill` and the like, see `_bulk.ts`) and atomic waits (see
+ * `_atomic_wait.ts`).
  *
  * Two modes:
  *

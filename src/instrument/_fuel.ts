@@ -17,6 +17,18 @@
  * covered. Code no branch can reach is not metered. A callee meters itself;
  * host functions are not metered.
  *
+ * Bulk instructions, whose work grows with their length operand, also pay
+ * for that length when they run: `memory.fill`, `memory.copy` and
+ * `memory.init` one more unit per {@linkcode BULK_BYTES_PER_UNIT} bytes
+ * (rounded down), `table.fill`, `table.copy` and `table.init` one more unit
+ * per element (at most 2^32 extra units per instruction either way, see
+ * `_bulk.ts`). The extra charge is taken just before the instruction, so one
+ * that traps out of bounds has paid for its length too. `memory.grow` and
+ * `table.grow` cost one unit: what all the grows of an instance can do
+ * together is bounded by the memory's and the table's maximum, and charging a
+ * failing `table.grow` for the length it asked for would make it run out of
+ * fuel where it must return -1.
+ *
  * The remaining budget lives in an exported mutable `i64` global: the host
  * writes the budget before a call and reads what is left after it. When a
  * charge makes it negative, the charge's slow path runs: without a deadline
@@ -27,13 +39,24 @@
  * appended function that traps when the reserve cannot cover the overdraft,
  * checks the deadline, and moves the next slice (at most the interval global)
  * from the reserve. Since every loop iteration and every call charges at
- * least one unit, no code runs for long between two slow paths.
+ * least one unit, and a bulk instruction at least its length, no code runs for
+ * long between two slow paths.
+ *
+ * Functions with loops charge a local copy of the global, which is cheaper in
+ * a loop, but write every new value through to the global as well: whatever
+ * stops the call (a trap of the guest's own included), the global holds what
+ * the charges taken so far covered.
  *
  * @module
  */
 
-import { type CodeWriter, emitGlobalToLocal, emitLocalToGlobal } from "./_code.ts";
+import { type CodeWriter, emitGlobalToLocal } from "./_code.ts";
 import { emitTrapIf, TrapReason, type TrapSlots } from "./_trap.ts";
+
+/** Bytes a bulk memory instruction may fill, copy or initialize per unit of fuel. */
+export const BULK_BYTES_PER_UNIT = 64;
+/** Table elements a bulk table instruction may fill, copy or initialize per unit of fuel. */
+export const BULK_ELEMENTS_PER_UNIT = 1;
 
 /** Where the fuel charge keeps its state. */
 export interface FuelSlots extends TrapSlots {
@@ -87,7 +110,7 @@ export function emitFuelCharge(
 
 /**
  * Writes a charge of `cost` units against the function's cached copy of the
- * fuel global (see {@linkcode emitFuelLoad}).
+ * fuel global (see {@linkcode emitFuelLoad}), storing the new value in both.
  *
  * @param out Where to write.
  * @param slots The globals the charge uses.
@@ -109,12 +132,15 @@ export function emitCachedFuelCharge(
   out.u8(0x7d); // i64.sub
   out.u8(0x22); // local.tee fuel
   out.u32(local);
+  out.u8(0x24); // global.set fuel: a trap anywhere leaves the global exact
+  out.u32(slots.fuelGlobal);
+  out.u8(0x20); // local.get fuel
+  out.u32(local);
   out.u8(0x42); // i64.const 0
   out.u8(0x00);
   out.u8(0x53); // i64.lt_s
   out.u8(0x04); // if
   out.u8(0x40);
-  emitFuelFlush(out, slots, local);
   if (slots.refill === null) {
     out.u8(0x41); // i32.const reason
     out.u8(TrapReason.Fuel);
@@ -131,19 +157,15 @@ export function emitCachedFuelCharge(
 }
 
 /**
- * Writes `local = fuel global`. Functions with loops keep the fuel in a local,
- * which is much cheaper to charge in a loop than a global: they load it on
- * entry and after each call, and store it back before each call and wherever
- * they may return (see {@linkcode emitFuelFlush}); functions that handle
- * exceptions do not, so that a catch never sees a stale copy.
+ * Writes `local = fuel global`. Functions with loops keep a copy of the fuel
+ * in a local, which is much cheaper to read in a loop than a global: they load
+ * it on entry and after each call (which may have charged the global), and
+ * their charges store each new value in both (see
+ * {@linkcode emitCachedFuelCharge}); functions that handle exceptions do not,
+ * so that a catch never sees a stale copy.
  */
 export function emitFuelLoad(out: CodeWriter, slots: FuelSlots, local: number): void {
   emitGlobalToLocal(out, slots.fuelGlobal, local);
-}
-
-/** Writes `fuel global = local`. */
-export function emitFuelFlush(out: CodeWriter, slots: FuelSlots, local: number): void {
-  emitLocalToGlobal(out, local, slots.fuelGlobal);
 }
 
 /** Where the refill function keeps its state. */

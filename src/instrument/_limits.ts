@@ -14,6 +14,7 @@ import {
   type Limits,
   listMemories,
   listTables,
+  type ModuleInfo,
   parseModule,
   type SectionInfo,
   type StorageDescriptor,
@@ -41,6 +42,21 @@ export interface LimitViolation {
   limit: number;
 }
 
+/**
+ * Memories (or tables) each within the limit whose declared minimums add up
+ * to more than it: the limits bound a plugin's total, not each memory.
+ */
+export interface TotalViolation {
+  /** Whether the memories or the tables are too large together. */
+  kind: "memory" | "table";
+  /** How many memories or tables the module has. */
+  count: number;
+  /** The sum of their declared minimums: 64 KiB pages (rounded up) for memories, elements for tables. */
+  declaredMinimum: bigint;
+  /** The limit the sum exceeds. */
+  limit: number;
+}
+
 /** What {@linkcode clampLimits} did. */
 export interface ClampResult {
   /** The rewritten module; the input itself when nothing changed and it is not shared memory. */
@@ -49,16 +65,27 @@ export interface ClampResult {
   changed: boolean;
   /** Memories and tables whose minimum exceeds the limit. */
   violations: LimitViolation[];
+  /** Kinds of storage, of more than one memory or table, whose minimums add up to more than the limit. */
+  totals: TotalViolation[];
 }
 
+/** Options of {@linkcode clampLimits}. */
+export interface ClampOptions {
+  /** The module as `parseModule` already described it, to spare parsing it again. */
+  info?: ModuleInfo;
+}
+
+/** Limits to re-encode with a new maximum. */
 interface Edit {
-  readonly start: number;
-  readonly end: number;
-  readonly replacement: Uint8Array;
+  readonly limits: Limits;
+  readonly maximum: bigint;
 }
 
 const WASM_PAGE_SIZE = 65536n;
 const MAX_TABLE_ELEMENTS = 2n ** 32n - 1n;
+const MAX_TABLE64_ELEMENTS = 2n ** 64n - 1n;
+const ADDRESS_SPACE_32 = 2n ** 32n;
+const ADDRESS_SPACE_64 = 2n ** 64n;
 
 /**
  * Rewrites every memory and table maximum to `min(declared maximum, limit)`,
@@ -68,25 +95,51 @@ const MAX_TABLE_ELEMENTS = 2n ** 32n - 1n;
  * maximum, a shared memory without maximum) are left alone so that validation
  * still rejects them.
  *
+ * Also reports the kinds of storage whose declared minimums exceed the limit
+ * only together: memories are summed in bytes, tables in elements.
+ *
  * @throws {RangeError} When a limit is not a non-negative integer or `Infinity`.
  * @throws {BinaryFormatError} When the module is malformed.
  */
-export function clampLimits(bytes: Uint8Array, limits: StorageLimits): ClampResult {
+export function clampLimits(
+  bytes: Uint8Array,
+  limits: StorageLimits,
+  options: ClampOptions = {},
+): ClampResult {
   checkLimit("maxMemoryPages", limits.maxMemoryPages);
   checkLimit("maxTableElements", limits.maxTableElements);
-  const info = parseModule(bytes);
+  const info = options.info ?? parseModule(bytes);
   const edits: Edit[] = [];
   const violations: LimitViolation[] = [];
-  for (const memory of listMemories(info)) {
+  const totals: TotalViolation[] = [];
+  const memories = listMemories(info);
+  for (const memory of memories) {
     const cap = memoryCap(memory.limits, limits.maxMemoryPages);
     clampStorage("memory", memory, cap, { edits, violations });
   }
-  for (const table of listTables(info)) {
-    const cap = tableCap(limits.maxTableElements);
-    clampStorage("table", table, cap, { edits, violations });
+  if (memories.length > 1 && limits.maxMemoryPages !== Infinity) {
+    let sum = 0n;
+    for (const { limits } of memories) sum += BigInt(limits.min) * pageSize(limits);
+    const pages = (sum + WASM_PAGE_SIZE - 1n) / WASM_PAGE_SIZE;
+    if (pages > BigInt(limits.maxMemoryPages)) {
+      const count = memories.length;
+      totals.push({ kind: "memory", count, declaredMinimum: pages, limit: limits.maxMemoryPages });
+    }
   }
-  if (edits.length === 0) return { bytes: unshared(bytes), changed: false, violations };
-  return { bytes: rewriteSections(bytes, info.sections, edits), changed: true, violations };
+  const tables = listTables(info);
+  const cap = tableCap(limits.maxTableElements);
+  for (const table of tables) clampStorage("table", table, cap, { edits, violations });
+  if (tables.length > 1 && limits.maxTableElements !== Infinity) {
+    let sum = 0n;
+    for (const { limits } of tables) sum += BigInt(limits.min);
+    if (sum > BigInt(limits.maxTableElements)) {
+      const count = tables.length;
+      totals.push({ kind: "table", count, declaredMinimum: sum, limit: limits.maxTableElements });
+    }
+  }
+  if (edits.length === 0) return { bytes: unshared(bytes), changed: false, violations, totals };
+  const rewritten = rewriteSections(bytes, info.sections, edits);
+  return { bytes: rewritten, changed: true, violations, totals };
 }
 
 function checkLimit(name: string, value: number): void {
@@ -98,7 +151,7 @@ function checkLimit(name: string, value: number): void {
 
 /** The largest maximum the spec allows for a memory, in its own page units. */
 function memorySpecMaximum(limits: Limits): bigint {
-  const addressSpace = limits.address === "i64" ? 2n ** 64n : 2n ** 32n;
+  const addressSpace = limits.address === "i64" ? ADDRESS_SPACE_64 : ADDRESS_SPACE_32;
   const units = addressSpace / pageSize(limits);
   return units < addressSpace ? units : addressSpace - 1n;
 }
@@ -121,7 +174,7 @@ function tableCap(maxTableElements: number): bigint | null {
 
 function specMaximum(kind: "memory" | "table", limits: Limits): bigint {
   if (kind === "memory") return memorySpecMaximum(limits);
-  return limits.address === "i64" ? 2n ** 64n - 1n : MAX_TABLE_ELEMENTS;
+  return limits.address === "i64" ? MAX_TABLE64_ELEMENTS : MAX_TABLE_ELEMENTS;
 }
 
 function clampStorage(
@@ -144,11 +197,7 @@ function clampStorage(
   }
   const maximum = clampedMaximum(limits, cap, specMaximum(kind, limits));
   if (maximum === null) return;
-  out.edits.push({
-    start: limits.start,
-    end: limits.end,
-    replacement: encodeLimits(limits, maximum),
-  });
+  out.edits.push({ limits, maximum });
 }
 
 /** The maximum to write, or `null` to keep the declared limits as they are. */
@@ -161,49 +210,62 @@ function clampedMaximum(limits: Limits, cap: bigint, specMax: bigint): bigint | 
 
 const HAS_MAX = 0x01;
 
-function encodeLimits(limits: Limits, maximum: bigint): Uint8Array {
-  const writer = new ByteWriter(24);
+function encodeLimits(writer: ByteWriter, limits: Limits, maximum: bigint): void {
   writer.u8(limits.flags | HAS_MAX);
   if (limits.address === "i64") writer.u64(BigInt(limits.min)).u64(maximum);
   else writer.u32(Number(limits.min)).u32(Number(maximum));
   if (limits.pageSizeLog2 !== null) writer.u32(limits.pageSizeLog2);
-  return writer.finish();
 }
 
-/** Copies `bytes`, re-encoding each section that contains an edit with its new size. */
+/**
+ * Copies `bytes`, re-encoding each section that contains an edit with its new
+ * size. Edits and sections are both in module order, so one merged walk
+ * visits each once.
+ */
 function rewriteSections(
   bytes: Uint8Array,
   sections: readonly SectionInfo[],
   edits: readonly Edit[],
 ): Uint8Array<ArrayBuffer> {
-  const sorted = [...edits].sort((a, b) => a.start - b.start);
+  const sorted = [...edits].sort((a, b) => a.limits.start - b.limits.start);
   const out = new ByteWriter(bytes.length + 16 * edits.length);
   let copied = 0;
+  let next = 0;
   for (const section of sections) {
-    const inside = sorted.filter((edit) =>
-      edit.start >= section.payloadStart && edit.end <= section.end
-    );
-    if (inside.length === 0) continue;
-    const payload = spliceEdits(bytes, section, inside);
+    if (next >= sorted.length) break;
+    if (sorted[next]!.limits.start >= section.end) continue;
+    let last = next;
+    while (last < sorted.length && sorted[last]!.limits.end <= section.end) last++;
+    const payload = spliceEdits(bytes, section, sorted, next, last);
     out.bytes(bytes.subarray(copied, section.start));
     out.u8(section.id).u32(payload.length).bytes(payload);
     copied = section.end;
+    next = last;
   }
   return out.bytes(bytes.subarray(copied)).finish();
 }
 
-function spliceEdits(bytes: Uint8Array, range: SectionInfo, edits: readonly Edit[]): Uint8Array {
-  const out = new ByteWriter(range.end - range.payloadStart + 16 * edits.length);
+/** Re-encodes the payload of `range` with `edits[from, to)` applied. */
+function spliceEdits(
+  bytes: Uint8Array,
+  range: SectionInfo,
+  edits: readonly Edit[],
+  from: number,
+  to: number,
+): Uint8Array {
+  const out = new ByteWriter(range.end - range.payloadStart + 16 * (to - from));
   let copied = range.payloadStart;
-  for (const edit of edits) {
-    out.bytes(bytes.subarray(copied, edit.start)).bytes(edit.replacement);
-    copied = edit.end;
+  for (let i = from; i < to; i++) {
+    const { limits, maximum } = edits[i]!;
+    out.bytes(bytes.subarray(copied, limits.start));
+    encodeLimits(out, limits, maximum);
+    copied = limits.end;
   }
   return out.bytes(bytes.subarray(copied, range.end)).finish();
 }
 
 /** Returns `bytes` itself when an `ArrayBuffer` backs it, else a copy, as WebAssembly APIs require. */
-function unshared(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+export function unshared(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
   return bytes.buffer instanceof ArrayBuffer ? bytes as Uint8Array<ArrayBuffer> : bytes.slice();
 }
 

@@ -102,6 +102,8 @@ export interface Limits extends ByteRange {
 export interface TableType {
   /** Element type, e.g. `"funcref"`. */
   readonly refType: string;
+  /** Where the element type's encoding lies (it ends where `limits` starts). */
+  readonly refTypeStart: number;
   /** Size limits, in elements. */
   readonly limits: Limits;
 }
@@ -236,7 +238,7 @@ export interface ModuleInfo {
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] extends readonly (infer U)[] ? U[] : T[K] };
 type ModuleBuilder = Mutable<ModuleInfo>;
-type SectionDecoder = (reader: ByteReader, module: ModuleBuilder, section: SectionInfo) => void;
+type SectionDecoder = (reader: ByteReader, module: ModuleBuilder) => void;
 
 const MAGIC = [0x00, 0x61, 0x73, 0x6d];
 const VERSION = [0x01, 0x00, 0x00, 0x00];
@@ -256,12 +258,15 @@ export function parseModule(bytes: Uint8Array): ModuleInfo {
   let previous: SectionInfo | undefined;
   while (!reader.done) {
     const section = readSectionHeader(reader);
-    if (section.id !== SectionId.Custom) {
+    if ("name" in section) {
+      module.customSections.push(section);
+      module.sections.push(section);
+    } else {
       checkSectionOrder(previous, section);
       previous = section;
+      module.sections.push(section);
+      decodeSection(bytes, section, module);
     }
-    module.sections.push(section);
-    decodeSection(bytes, section, module);
     reader.pos = section.end;
   }
   checkFunctionBodies(module, bytes.length);
@@ -297,7 +302,8 @@ function readHeader(reader: ByteReader): void {
   reader.pos = HEADER_SIZE;
 }
 
-function readSectionHeader(reader: ByteReader): SectionInfo {
+/** Reads a section's header, and the name of a custom section (custom sections are not decoded further). */
+function readSectionHeader(reader: ByteReader): SectionInfo | CustomSection {
   const start = reader.pos;
   const id = reader.u8();
   if (id > LAST_SECTION_ID) reader.fail(`Unknown section id ${id}`, start);
@@ -307,7 +313,14 @@ function readSectionHeader(reader: ByteReader): SectionInfo {
   if (size > remaining) {
     reader.fail(`Section ${id} declares ${size} bytes but ${remaining} remain`, start + 1);
   }
-  return { id, start, payloadStart, end: payloadStart + size };
+  const end = payloadStart + size;
+  if (id !== SectionId.Custom) return { id, start, payloadStart, end };
+  // Modules may hold many tiny custom sections: the name is read in place, without a reader of its own.
+  const name = reader.name();
+  if (reader.pos > end) {
+    reader.fail(`Custom section name takes ${reader.pos - payloadStart} bytes of ${size}`, start);
+  }
+  return { id, start, payloadStart, end, name, contentStart: reader.pos };
 }
 
 /** Non-custom section ids in the order the binary format requires. */
@@ -342,7 +355,7 @@ function checkSectionOrder(previous: SectionInfo | undefined, section: SectionIn
 
 function decodeSection(bytes: Uint8Array, section: SectionInfo, module: ModuleBuilder): void {
   const reader = new ByteReader(bytes, { start: section.payloadStart, end: section.end });
-  SECTION_DECODERS[section.id]!(reader, module, section);
+  SECTION_DECODERS[section.id]!(reader, module);
   if (!reader.done) {
     const used = reader.pos - section.payloadStart;
     const declared = section.end - section.payloadStart;
@@ -351,7 +364,7 @@ function decodeSection(bytes: Uint8Array, section: SectionInfo, module: ModuleBu
 }
 
 const SECTION_DECODERS: readonly SectionDecoder[] = [
-  readCustomSection,
+  skipSegments, // custom sections are read with their header
   readTypeSection,
   readImportSection,
   readFunctionSection,
@@ -392,7 +405,9 @@ function readGlobalSection(reader: ByteReader, module: ModuleBuilder): void {
 }
 
 function readExportSection(reader: ByteReader, module: ModuleBuilder): void {
-  readVector(reader, () => module.exports.push(readExport(reader, module)));
+  // Every definition section precedes the export section, so the index spaces are complete.
+  const sizes = indexSpaceSizes(module);
+  readVector(reader, () => module.exports.push(readExport(reader, sizes)));
 }
 
 function readStartSection(reader: ByteReader, module: ModuleBuilder): void {
@@ -414,12 +429,6 @@ function readTagSection(reader: ByteReader, module: ModuleBuilder): void {
 function readVector(reader: ByteReader, readEntry: () => unknown): void {
   const count = reader.u32();
   for (let i = 0; i < count; i++) readEntry();
-}
-
-function readCustomSection(reader: ByteReader, module: ModuleBuilder, section: SectionInfo): void {
-  const name = reader.name();
-  module.customSections.push({ ...section, name, contentStart: reader.pos });
-  reader.pos = reader.end;
 }
 
 /** Element and data segments are kept as opaque byte ranges. */
@@ -505,17 +514,18 @@ function readLimits(reader: ByteReader, of: "memory" | "table"): Limits {
     reader.fail(`Unknown ${of} limits flags 0x${hex(flags)}`, start);
   }
   const address = (flags & ADDRESS_64) !== 0 ? "i64" : "i32";
-  const readBound = address === "i64" ? () => reader.u64() : () => reader.u32();
-  const min = readBound();
-  const max = (flags & HAS_MAX) !== 0 ? readBound() : null;
+  const wide = address === "i64";
+  const min = wide ? reader.u64() : reader.u32();
+  const max = (flags & HAS_MAX) === 0 ? null : wide ? reader.u64() : reader.u32();
   const pageSizeLog2 = (flags & CUSTOM_PAGE_SIZE) !== 0 ? reader.u32() : null;
   const shared = (flags & SHARED) !== 0;
   return { flags, min, max, shared, address, pageSizeLog2, start, end: reader.pos };
 }
 
 function readTableType(reader: ByteReader): TableType {
+  const refTypeStart = reader.pos;
   const refType = readRefType(reader);
-  return { refType, limits: readLimits(reader, "table") };
+  return { refType, refTypeStart, limits: readLimits(reader, "table") };
 }
 
 const TABLE_WITH_INIT = 0x40;
@@ -567,7 +577,10 @@ function readFuncTypeIndex(reader: ByteReader, types: readonly TypeEntry[]): num
   return reader.fail(`Expected type ${index} to be a function type, but ${found}`, start);
 }
 
-function readExport(reader: ByteReader, module: ModuleInfo): ExportEntry {
+function readExport(
+  reader: ByteReader,
+  sizes: Readonly<Record<ExternKind, number>>,
+): ExportEntry {
   const offset = reader.pos;
   const name = reader.name();
   const kindOffset = reader.pos;
@@ -575,8 +588,7 @@ function readExport(reader: ByteReader, module: ModuleInfo): ExportEntry {
   const kind = EXTERN_KINDS[code] ?? reader.fail(`Unknown export kind 0x${hex(code)}`, kindOffset);
   const indexOffset = reader.pos;
   const index = reader.u32();
-  // Every definition section precedes the export section, so the index space is complete.
-  const count = countImports(module, kind) + countDefinitions(module, kind);
+  const count = sizes[kind];
   if (index >= count) {
     reader.fail(`Export "${name}" refers to ${kind} ${index} but only ${count} exist`, indexOffset);
   }
@@ -611,19 +623,17 @@ export function countImports(info: ModuleInfo, kind: ExternKind): number {
   return count;
 }
 
-function countDefinitions(info: ModuleInfo, kind: ExternKind): number {
-  switch (kind) {
-    case "function":
-      return info.functions.length;
-    case "table":
-      return info.tables.length;
-    case "memory":
-      return info.memories.length;
-    case "global":
-      return info.globals.length;
-    case "tag":
-      return info.tags.length;
-  }
+/** The size of each index space: imports of that kind, then definitions. */
+export function indexSpaceSizes(info: ModuleInfo): Record<ExternKind, number> {
+  const sizes = {
+    function: info.functions.length,
+    table: info.tables.length,
+    memory: info.memories.length,
+    global: info.globals.length,
+    tag: info.tags.length,
+  };
+  for (const entry of info.imports) sizes[entry.kind]++;
+  return sizes;
 }
 
 /** An import or export as shown to users; `params`/`results` only for functions. */
@@ -702,43 +712,54 @@ export interface TableDescriptor extends StorageDescriptor {
 
 /** Lists every memory, imported ones first, then defined ones. */
 export function listMemories(info: ModuleInfo): StorageDescriptor[] {
+  const names = exportNamesByIndex(info, "memory");
   const memories: StorageDescriptor[] = [];
   for (const entry of info.imports) {
     if (entry.kind !== "memory") continue;
-    const index = memories.length;
-    memories.push(describeStorage(info, "memory", index, entry.limits, entry));
+    memories.push(describeStorage(names, memories.length, entry.limits, entry));
   }
   for (const limits of info.memories) {
-    memories.push(describeStorage(info, "memory", memories.length, limits, null));
+    memories.push(describeStorage(names, memories.length, limits, null));
   }
   return memories;
 }
 
 /** Lists every table, imported ones first, then defined ones. */
 export function listTables(info: ModuleInfo): TableDescriptor[] {
+  const names = exportNamesByIndex(info, "table");
   const tables: TableDescriptor[] = [];
   for (const entry of info.imports) {
     if (entry.kind !== "table") continue;
-    const storage = describeStorage(info, "table", tables.length, entry.type.limits, entry);
+    const storage = describeStorage(names, tables.length, entry.type.limits, entry);
     tables.push({ ...storage, refType: entry.type.refType });
   }
   for (const { type } of info.tables) {
-    const storage = describeStorage(info, "table", tables.length, type.limits, null);
+    const storage = describeStorage(names, tables.length, type.limits, null);
     tables.push({ ...storage, refType: type.refType });
   }
   return tables;
 }
 
+/** Export names of each index of one kind, in one pass over the exports. */
+function exportNamesByIndex(info: ModuleInfo, kind: ExternKind): Map<number, string[]> {
+  const names = new Map<number, string[]>();
+  for (const entry of info.exports) {
+    if (entry.kind !== kind) continue;
+    const list = names.get(entry.index);
+    if (list === undefined) names.set(entry.index, [entry.name]);
+    else list.push(entry.name);
+  }
+  return names;
+}
+
+const NO_NAMES: readonly string[] = Object.freeze([]);
+
 function describeStorage(
-  info: ModuleInfo,
-  kind: "memory" | "table",
+  names: ReadonlyMap<number, readonly string[]>,
   index: number,
   limits: Limits,
   imported: ImportEntry | null,
 ): StorageDescriptor {
-  const exportNames = info.exports
-    .filter((entry) => entry.kind === kind && entry.index === index)
-    .map((entry) => entry.name);
   const source = imported === null ? null : { module: imported.module, name: imported.name };
-  return { index, import: source, exportNames, limits };
+  return { index, import: source, exportNames: names.get(index) ?? NO_NAMES, limits };
 }

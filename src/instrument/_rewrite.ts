@@ -2,19 +2,15 @@
  * The second pass over code: it writes each function body with the enabled
  * passes applied, copying the input verbatim between the events the scan
  * (`_scan.ts`) recorded and splicing in, at each one, the fuel charge, the
- * depth bookkeeping or the deadline check the event calls for.
+ * depth bookkeeping or the deadline check the event calls for, the call of a
+ * bulk instruction's gate (`_bulk.ts`), or the call that replaces an atomic
+ * wait (`_atomic_wait.ts`).
  *
  * @module
  */
 
 import { CodeReader, CodeWriter } from "./_code.ts";
-import {
-  emitCachedFuelCharge,
-  emitFuelCharge,
-  emitFuelFlush,
-  emitFuelLoad,
-  type FuelSlots,
-} from "./_fuel.ts";
+import { emitCachedFuelCharge, emitFuelCharge, emitFuelLoad, type FuelSlots } from "./_fuel.ts";
 import {
   type DepthSlots,
   emitDepthEntry,
@@ -40,6 +36,10 @@ export interface BodyPlan {
   readonly depth: DepthSlots | null;
   /** Deadline checks in code, or `null` when off or when they ride on fuel. */
   readonly deadline: DeadlineSlots | null;
+  /** The gate function of each `BulkKind` the scan recorded (see `_bulk.ts`). */
+  readonly bulkGates: readonly number[];
+  /** The function replacing each of the scan's distinct atomic waits (see `_atomic_wait.ts`). */
+  readonly waitFunctions: readonly number[];
 }
 
 /** What the call graph decided, by defined function index. */
@@ -72,11 +72,10 @@ interface Snippets {
   /** The fuel charge up to its cost immediate, and after it. */
   readonly chargeHead: Uint8Array;
   readonly chargeTail: Uint8Array;
-  /** The same against a local copy of the fuel global, and the copy's load and store. */
+  /** The same against a local copy of the fuel global (which it writes through), and the copy's load. */
   readonly cachedHead: Uint8Array;
   readonly cachedTail: Uint8Array;
   readonly fuelLoad: Uint8Array;
-  readonly fuelFlush: Uint8Array;
 }
 
 function split(write: (out: CodeWriter) => number): [Uint8Array, Uint8Array] {
@@ -146,7 +145,6 @@ function snippets(plan: BodyPlan, firstNew: number): Snippets {
     cachedHead,
     cachedTail,
     fuelLoad: snippet((out) => fuel !== null && emitFuelLoad(out, fuel, fuelTemp)),
-    fuelFlush: snippet((out) => fuel !== null && emitFuelFlush(out, fuel, fuelTemp)),
   };
   cache.set(firstNew, found);
   return found;
@@ -203,7 +201,8 @@ export function rewriteBody(
   const withLoop = scan.flags[f]! & BodyFlags.Loop;
   const check = cached ? s.cachedCheck : withLoop ? s.checkInline : s.check;
   const load = fuel !== null ? s.fuelLoad : s.ticksLoad;
-  const flush = fuel !== null ? s.fuelFlush : s.ticksFlush;
+  // Charges write the cached fuel through to its global; the countdown is stored back.
+  const flush = cached && fuel === null ? s.ticksFlush : null;
   const role = depth === null || roles === null ? DepthRole.None : roles.depthRole[f]!;
   if (role === DepthRole.Count) out.bytes(withLoop ? s.depthEntryInline : s.depthEntry);
   else if (role === DepthRole.Keep) out.bytes(s.depthKeep);
@@ -242,11 +241,11 @@ export function rewriteBody(
         if (role !== DepthRole.None && !(known && roles.depthRole[callee] === DepthRole.None)) {
           out.bytes(kind[e] === Event.Call ? s.depthStore : tailStore);
         }
-        if (cached) out.bytes(flush);
+        if (flush !== null) out.bytes(flush);
         break;
       }
       case Event.Exit:
-        if (cached) out.bytes(flush);
+        if (flush !== null) out.bytes(flush);
         break;
       case Event.Resume:
         if (cached) out.bytes(load);
@@ -254,6 +253,20 @@ export function rewriteBody(
       case Event.Loop:
         if (deadline !== null) out.bytes(check);
         break;
+      case Event.Bulk:
+        // The gate charges the fuel global or counts the countdown global down.
+        if (flush !== null) out.bytes(flush);
+        out.u8(0x10); // call gate
+        out.u32(plan.bulkGates[arg[e]!]!);
+        if (cached) out.bytes(load);
+        break;
+      case Event.Wait: {
+        const site = scan.waitSites[arg[e]!]!;
+        out.u8(0x10); // call the wait's replacement instead of the wait
+        out.u32(plan.waitFunctions[site.wait]!);
+        copied = site.end;
+        break;
+      }
     }
   }
   out.copy(bytes, copied, end);

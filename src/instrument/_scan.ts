@@ -32,6 +32,8 @@
 import type { CodeReader } from "./_code.ts";
 import { Frame, Nesting } from "./_code.ts";
 import { Ctl } from "./_opcodes.ts";
+import { BulkKind } from "./_bulk.ts";
+import type { WaitInstruction } from "./_atomic_wait.ts";
 
 /** Kinds of scan events. */
 export const Event = {
@@ -47,6 +49,10 @@ export const Event = {
   Exit: 4,
   /** A call just returned. */
   Resume: 5,
+  /** A bulk memory or table instruction; `arg` is its {@linkcode BulkKind}. */
+  Bulk: 6,
+  /** An atomic wait; `arg` indexes {@linkcode ScanResult.waitSites}. */
+  Wait: 7,
 } as const;
 
 /** Per-function facts of a scan. */
@@ -79,6 +85,7 @@ const OP_REF_FUNC = 0xd2;
 const OP_GC_PREFIX = 0xfb;
 const OP_TABLE_SET = 0x26;
 const MISC_PREFIX = 0xfc;
+const ATOMIC_PREFIX = 0xfe;
 /** `0xfc`-prefixed instructions that change tables or drop segments, by sub-opcode. */
 const STATE_CHANGING_MISC: Readonly<Record<number, string>> = {
   9: "data.drop",
@@ -97,6 +104,18 @@ export interface ScanOptions {
   readonly loops: boolean;
   /** Record exits and returns from calls (where a cached global is stored and loaded). */
   readonly exits: boolean;
+  /** Record bulk instructions, knowing which memories and tables are 64-bit; `null` not to. */
+  readonly bulk: AddressTypes | null;
+  /** Record atomic waits. */
+  readonly waits: boolean;
+}
+
+/** Which memories and tables have 64-bit addresses, by index. */
+export interface AddressTypes {
+  /** Per memory, whether it is a 64-bit memory. */
+  readonly memory64: readonly boolean[];
+  /** Per table, whether it is a 64-bit table. */
+  readonly table64: readonly boolean[];
 }
 
 /**
@@ -132,6 +151,28 @@ export class ScanResult {
    * `null`.
    */
   stateChange: string | null = null;
+  /** Distinct atomic wait instructions (opcode and memory argument) of the code. */
+  readonly waits: WaitInstruction[] = [];
+  /** Per wait event: the index of its instruction in {@linkcode ScanResult.waits}, and where it ends. */
+  readonly waitSites: { readonly wait: number; readonly end: number }[] = [];
+  /** Bit `1 << kind` for each {@linkcode BulkKind} recorded. */
+  bulkKinds = 0;
+  readonly #waitKeys = new Map<string, number>();
+
+  /** Notes a wait instruction whose memory argument is `bytes[memarg, end)`; returns its site. */
+  addWait(bytes: Uint8Array, memarg: number, end: number, op: number): number {
+    const key = `${op}:${bytes.subarray(memarg, end).join(",")}`;
+    let wait = this.#waitKeys.get(key);
+    if (wait === undefined) {
+      const flags = lebAt(bytes, memarg);
+      const memory = (flags & 0x40) === 0 ? 0 : lebAt(bytes, lebEnd);
+      wait = this.waits.length;
+      this.waits.push({ op, memory, memarg: bytes.slice(memarg, end) });
+      this.#waitKeys.set(key, wait);
+    }
+    this.waitSites.push({ wait, end });
+    return this.waitSites.length - 1;
+  }
 
   /** Appends an event. */
   push(kind: number, pos: number, arg: number, run: number): void {
@@ -239,7 +280,13 @@ export class BodyScanner {
         if (this.#cur !== DEAD) out.cost[this.#cur]!++;
         const op = reader.op;
         if (op === OP_REF_FUNC) out.refFuncs.push(lebAt(bytes, reader.start + 1));
-        else if (op === OP_TABLE_SET || op >>> 24 === MISC_PREFIX) this.#noteStateChange(op);
+        else if (op === OP_TABLE_SET) this.#noteStateChange(op);
+        else if (op >>> 24 === MISC_PREFIX) {
+          this.#noteStateChange(op);
+          if (this.#options.bulk !== null && this.#cur !== DEAD) this.#noteBulk(reader);
+        } else if (op >>> 24 === ATOMIC_PREFIX && this.#options.waits && this.#cur !== DEAD) {
+          this.#noteWait(reader);
+        }
         continue;
       }
       if (ctl === Ctl.Call) {
@@ -346,6 +393,53 @@ export class BodyScanner {
       }
     }
     return false;
+  }
+
+  /** Records a bulk instruction (the one just read, if it is one) with the kind of its length. */
+  #noteBulk(reader: CodeReader): void {
+    const bytes = reader.bytes;
+    const sub = lebAt(bytes, reader.start + 1);
+    const { memory64, table64 } = this.#options.bulk!;
+    let kind: number;
+    switch (sub) {
+      case 8: // memory.init data memory: an i32 length
+        kind = BulkKind.Memory32;
+        break;
+      case 10: { // memory.copy dst src: 64-bit when both are
+        const dst = memory64[lebAt(bytes, lebEnd)] === true;
+        kind = dst && memory64[lebAt(bytes, lebEnd)] === true
+          ? BulkKind.Memory64
+          : BulkKind.Memory32;
+        break;
+      }
+      case 11: // memory.fill memory
+        kind = memory64[lebAt(bytes, lebEnd)] === true ? BulkKind.Memory64 : BulkKind.Memory32;
+        break;
+      case 12: // table.init elem table: an i32 length
+        kind = BulkKind.Table32;
+        break;
+      case 14: { // table.copy dst src
+        const dst = table64[lebAt(bytes, lebEnd)] === true;
+        kind = dst && table64[lebAt(bytes, lebEnd)] === true ? BulkKind.Table64 : BulkKind.Table32;
+        break;
+      }
+      case 17: // table.fill table
+        kind = table64[lebAt(bytes, lebEnd)] === true ? BulkKind.Table64 : BulkKind.Table32;
+        break;
+      default:
+        return;
+    }
+    this.#out.bulkKinds |= 1 << kind;
+    this.#out.push(Event.Bulk, reader.start, kind, this.#run);
+  }
+
+  /** Records an atomic wait, if the instruction just read is one. */
+  #noteWait(reader: CodeReader): void {
+    const bytes = reader.bytes;
+    const sub = lebAt(bytes, reader.start + 1);
+    if (sub !== 1 && sub !== 2) return;
+    const site = this.#out.addWait(bytes, lebEnd, reader.pos, sub);
+    this.#out.push(Event.Wait, reader.start, site, this.#run);
   }
 
   #noteStateChange(op: number): void {

@@ -12,7 +12,8 @@
  * assigning fuel costs and recording where code goes in; `_call_graph.ts`
  * finds the functions that can recurse; `_rewrite.ts` then copies each body
  * with the passes' code spliced in (`_fuel.ts`, `_call_depth.ts`,
- * `_deadline.ts`).
+ * `_deadline.ts`), calls of appended functions before bulk instructions
+ * (`_bulk.ts`) and in place of atomic waits (`_atomic_wait.ts`).
  *
  * {@linkcode InstanceLimits} is the host side: it sets budgets on an instance
  * of the instrumented module, reads what was consumed and says which limit
@@ -39,9 +40,18 @@
 
 import { ByteReader } from "./_bytes.ts";
 import { CodeReader, CodeWriter } from "./_code.ts";
-import { type ModuleInfo, parseModule, SectionId, type SectionInfo } from "./_module.ts";
+import {
+  listMemories,
+  listTables,
+  type ModuleInfo,
+  parseModule,
+  SectionId,
+  type SectionInfo,
+} from "./_module.ts";
 import { type BodyPlan, type CallRoles, rewriteBody } from "./_rewrite.ts";
-import { BodyScanner, ScanResult } from "./_scan.ts";
+import { type AddressTypes, BodyScanner, type ScanOptions, ScanResult } from "./_scan.ts";
+import { BULK_KINDS, type BulkGateSlots, bulkGateType, emitBulkGateBody } from "./_bulk.ts";
+import { emitWaitBody, waitFunctionType } from "./_atomic_wait.ts";
 import { analyzeCalls } from "./_call_graph.ts";
 import { emitRefillBody } from "./_fuel.ts";
 import {
@@ -89,8 +99,11 @@ export interface InstrumentOptions {
   /**
    * Meter fuel: each original instruction costs one unit, except the markers
    * `block`, `loop`, `else`, `end`, `try`, `try_table`, `catch`, `catch_all`
-   * and `delegate`; charges are taken ahead for code sure to run (see
-   * `_fuel.ts`), so a call that returns consumes exactly what it executed. The
+   * and `delegate`, and bulk instructions (`memory.fill`, `table.copy`, ...)
+   * also pay for their length: a unit per 64 bytes or per table element.
+   * Charges are taken ahead for code sure to run (see `_fuel.ts`), so a call
+   * that returns consumes exactly what it executed, and one that traps what
+   * its charges covered. The
    * budget starts at `initial` (default `0n`: nothing runs until the host sets
    * a budget).
    *
@@ -113,7 +126,16 @@ export interface InstrumentOptions {
    * Check a deadline: `"shared-flag"` reads a flag another thread can raise,
    * `"clock"` periodically calls a host hook on the same thread. With fuel on,
    * the checks run once per slice of fuel; without, at loop headers and before
-   * calls that can recurse (see `_deadline.ts`).
+   * calls that can recurse (see `_deadline.ts`). Either way a check also runs
+   * before large bulk instructions (`memory.fill` and the like, see
+   * `_bulk.ts`), and atomic waits (`memory.atomic.wait32`/`wait64`) sleep in
+   * slices of at most 10 ms with a check between them (see
+   * `_atomic_wait.ts`).
+   *
+   * Without a deadline, atomic waits are left as they are: a wait sleeps for
+   * as long as its timeout says, forever when it is negative, and a worker
+   * sleeping in one does not end even when terminated. Bulk instructions still
+   * pay for their length with fuel on.
    *
    * @default {false}
    */
@@ -390,15 +412,26 @@ class Assembler {
     return type?.kind === "func" && type.params.length === 0 && type.results.length === 0;
   }
 
-  /** Appends a `[] -> []` function with `body` (locals included); returns its index. */
-  #appendFunction(body: Uint8Array): number {
-    this.#appendedType ??= this.#type(VOID_TYPE);
-    this.#append(Section.Function).u32(this.#appendedType);
+  /** Appends a function with `body` (locals included), of type `[] -> []` by default; returns its index. */
+  #appendFunction(body: Uint8Array, type: Uint8Array = VOID_TYPE): number {
+    this.#append(Section.Function).u32(this.#typeOnce(type));
     this.#bodies.push(body);
     return this.#counts.function + this.#info.functions.length + this.#bodies.length - 1;
   }
 
-  #appendedType: number | undefined;
+  /** Appended function types, by their encoding. */
+  readonly #appendedTypes = new Map<string, number>();
+
+  /** Appends type `entry` unless an equal one was appended; returns its index. */
+  #typeOnce(entry: Uint8Array): number {
+    const key = entry.join(",");
+    let index = this.#appendedTypes.get(key);
+    if (index === undefined) {
+      index = this.#type(entry);
+      this.#appendedTypes.set(key, index);
+    }
+    return index;
+  }
 
   #trapFunction(reason: number, trapGlobal: number): number {
     const body = new CodeWriter(16);
@@ -427,6 +460,16 @@ class Assembler {
     // Appended functions need a code section, which a module without functions lacks.
     const hasCode = info.code.length > 0;
     const sliced = fuel !== null && deadline !== false && hasCode;
+    // Pass 1 over code, before anything is appended: what it finds decides what is.
+    const checksInCode = deadline !== false && !sliced && hasCode;
+    const addressTypes = fuel !== null || deadline !== false ? this.#addressTypes() : null;
+    const scan = this.#scanCode({
+      fuel: fuel !== null,
+      loops: checksInCode,
+      exits: fuel !== null || (checksInCode && deadline === "clock"),
+      bulk: addressTypes,
+      waits: deadline !== false,
+    });
     let fuelGlobal: string | null = null;
     let fuelIndex = -1;
     let depthGlobal: string | null = null;
@@ -504,18 +547,26 @@ class Assembler {
       };
       deadlineMeta = { ...deadlineMeta!, pacing };
     }
+    const fuelSlots = fuel === null
+      ? null
+      : { fuelGlobal: fuelIndex, trapGlobal, trapFunction: fuelTrap, refill };
+    const bulkGates = this.#bulkGates(scan, {
+      fuel: fuelSlots,
+      poll: sliced || deadline === "shared-flag" ? poll : null,
+      countdown: checks?.mode === "clock" ? checks : null,
+    });
+    const waitFunctions = poll === null ? [] : scan.waits.map((wait) => {
+      const body = new CodeWriter(96);
+      emitWaitBody(body, wait, poll!);
+      const memory64 = addressTypes?.memory64[wait.memory] === true;
+      return this.#appendFunction(body.finish(), waitFunctionType(wait, memory64));
+    });
     let startFunction: string | null = null;
     if (info.start !== null && this.#startIsValid(info.start)) {
       startFunction = this.#export(START_EXPORT, 0, info.start);
       this.#deferStart = true;
     }
-    const plan: BodyPlan = {
-      fuel: fuel === null
-        ? null
-        : { fuelGlobal: fuelIndex, trapGlobal, trapFunction: fuelTrap, refill },
-      depth,
-      deadline: checks,
-    };
+    const plan: BodyPlan = { fuel: fuelSlots, depth, deadline: checks, bulkGates, waitFunctions };
     const assembled = this.#assemble(plan);
     const stateChange = this.#scan?.stateChange ?? null;
     return {
@@ -566,6 +617,40 @@ class Assembler {
   }
 
   #scan: ScanResult | undefined;
+  /** Decodes every body once, recording where code goes in. */
+  #scanCode(options: ScanOptions): ScanResult {
+    const scan = new ScanResult();
+    this.#scan = scan;
+    const scanner = new BodyScanner(options, scan);
+    for (const code of this.#info.code) {
+      const reader = new CodeReader(this.#bytes, code.bodyStart, code.end);
+      reader.readLocals();
+      scanner.scan(reader);
+    }
+    return scan;
+  }
+
+  #addressTypes(): AddressTypes {
+    return {
+      memory64: listMemories(this.#info).map((memory) => memory.limits.address === "i64"),
+      table64: listTables(this.#info).map((table) => table.limits.address === "i64"),
+    };
+  }
+
+  /** Appends the gate of each kind of bulk instruction the code has; returns their indices. */
+  #bulkGates(scan: ScanResult, slots: BulkGateSlots): number[] {
+    const gates: number[] = [];
+    for (let kind = 0; kind < BULK_KINDS; kind++) {
+      if ((scan.bulkKinds & (1 << kind)) === 0) {
+        gates.push(-1);
+        continue;
+      }
+      const body = new CodeWriter(128);
+      emitBulkGateBody(body, kind, slots);
+      gates.push(this.#appendFunction(body.finish(), bulkGateType(kind)));
+    }
+    return gates;
+  }
 
   #assemble(plan: BodyPlan): Uint8Array<ArrayBuffer> {
     const bytes = this.#bytes;
@@ -628,19 +713,7 @@ class Assembler {
   #codePayload(section: SectionInfo, plan: BodyPlan): CodeWriter {
     const info = this.#info;
     const bytes = this.#bytes;
-    // Pass 1: decode every body once, recording where code goes in.
-    const scan = new ScanResult();
-    this.#scan = scan;
-    const scanner = new BodyScanner({
-      fuel: plan.fuel !== null,
-      loops: plan.deadline !== null,
-      exits: plan.fuel !== null || plan.deadline?.mode === "clock",
-    }, scan);
-    for (const code of info.code) {
-      const reader = new CodeReader(bytes, code.bodyStart, code.end);
-      reader.readLocals();
-      scanner.scan(reader);
-    }
+    const scan = this.#scan!;
     let roles: CallRoles | null = null;
     if (plan.depth !== null || plan.deadline !== null) {
       roles = { imported: this.#counts.function, ...analyzeCalls(bytes, info, scan) };

@@ -28,6 +28,8 @@ export interface StdioDescriptor {
 export interface FileDescriptor {
   readonly kind: "file";
   readonly file: Deno.FsFile;
+  /** The host path it was opened by, for Deno permission queries. */
+  readonly host: string;
   /** Whether the guest asked for `fd_read` / `fd_write`. */
   readonly readable: boolean;
   readonly writable: boolean;

@@ -26,8 +26,21 @@ import {
   hostPath,
 } from "./_fd_table.ts";
 import { encode, type Guest, type Span } from "./_guest.ts";
-import { type Resolved, resolvePath } from "./_path.ts";
+import {
+  assertMovable,
+  confirmNamed,
+  confirmOpened,
+  permit,
+  type Resolved,
+  resolvePath,
+} from "./_path.ts";
 import type { Handler, WasiState } from "./_state.ts";
+
+/** The most bytes one host read or write moves between checkpoints. */
+const IO_CHUNK = 1024 * 1024;
+
+/** How many directory entries a listing reads between checkpoints. */
+const LIST_SLICE = 256;
 
 const SEEK_MODES: Readonly<Record<number, Deno.SeekMode>> = {
   [Whence.SET]: Deno.SeekMode.Start,
@@ -98,28 +111,53 @@ function newTimes(
   ];
 }
 
-/** Reads into `spans` until one is not filled (a short read or the end of the file). */
-function readSpans(file: Deno.FsFile, guest: Guest, spans: readonly Span[]): number {
+/**
+ * Reads into `spans` until one is not filled (a short read or the end of
+ * the file), at most {@linkcode IO_CHUNK} bytes at a time with a checkpoint
+ * before each.
+ */
+function readSpans(
+  file: Deno.FsFile,
+  guest: Guest,
+  spans: readonly Span[],
+  checkpoint: () => void,
+): number {
   let total = 0;
   for (const span of spans) {
-    if (span.len === 0) continue;
-    const chunk = new Uint8Array(span.len);
-    const n = file.readSync(chunk) ?? 0;
-    guest.write(span.ptr, chunk.subarray(0, n));
-    total += n;
-    if (n < span.len) break;
+    for (let at = 0; at < span.len;) {
+      checkpoint();
+      const chunk = new Uint8Array(Math.min(IO_CHUNK, span.len - at));
+      const n = file.readSync(chunk) ?? 0;
+      guest.write(span.ptr + at, chunk.subarray(0, n));
+      total += n;
+      at += n;
+      if (n < chunk.length) return total;
+    }
   }
   return total;
 }
 
-/** Writes every byte of `spans` to `file`. */
-function writeSpans(file: Deno.FsFile, guest: Guest, spans: readonly Span[]): number {
+/**
+ * Writes every byte of `spans` to `file`, at most {@linkcode IO_CHUNK}
+ * bytes at a time with a checkpoint before each: a guest that writes
+ * gigabytes is stopped at its deadline, not when it is done.
+ */
+function writeSpans(
+  file: Deno.FsFile,
+  guest: Guest,
+  spans: readonly Span[],
+  checkpoint: () => void,
+): number {
   let total = 0;
   for (const span of spans) {
-    // A copy: Deno's write takes no view of (possibly shared) wasm memory.
-    const data = guest.bytes(span.ptr, span.len).slice();
-    for (let at = 0; at < data.length;) at += file.writeSync(data.subarray(at));
-    total += data.length;
+    for (let at = 0; at < span.len;) {
+      checkpoint();
+      // A copy: Deno's write takes no view of (possibly shared) wasm memory.
+      const data = guest.bytes(span.ptr + at, Math.min(IO_CHUNK, span.len - at)).slice();
+      for (let done = 0; done < data.length;) done += file.writeSync(data.subarray(done));
+      total += data.length;
+      at += data.length;
+    }
   }
   return total;
 }
@@ -136,7 +174,7 @@ function atOffset(file: Deno.FsFile, offset: bigint, io: () => number): number {
 }
 
 /** The entries of a directory for `fd_readdir`, `.` and `..` first, the rest sorted by name. */
-function listDirectory(dir: DirectoryDescriptor): DirectoryEntry[] {
+function listDirectory(dir: DirectoryDescriptor, checkpoint: () => void): DirectoryEntry[] {
   const self = resolvePath(dir, ".", true);
   // At a preopen's root, `..` is the root itself, as in a chroot.
   const parentRel = self.rel.length > 0 ? self.rel.slice(0, -1) : self.rel;
@@ -145,8 +183,16 @@ function listDirectory(dir: DirectoryDescriptor): DirectoryEntry[] {
     { name: encode("."), ino: BigInt(self.info?.ino ?? 0), type: Filetype.DIRECTORY },
     { name: encode(".."), ino: BigInt(parent.ino ?? 0), type: Filetype.DIRECTORY },
   ];
-  const names = [...Deno.readDirSync(self.host)].map((entry) => entry.name).sort();
-  for (const name of names) {
+  const names: string[] = [];
+  for (const entry of Deno.readDirSync(self.host)) {
+    if (names.length % LIST_SLICE === 0) checkpoint();
+    names.push(entry.name);
+  }
+  // What was listed is what the confined path names (see `_path.ts`).
+  confirmNamed(self);
+  names.sort();
+  for (const [i, name] of names.entries()) {
+    if (i % LIST_SLICE === 0) checkpoint();
     let info: Deno.FileInfo;
     try {
       info = Deno.lstatSync(`${self.host}/${name}`);
@@ -156,6 +202,7 @@ function listDirectory(dir: DirectoryDescriptor): DirectoryEntry[] {
     }
     entries.push({ name: encode(name), ino: BigInt(info.ino ?? 0), type: filetypeOf(info) });
   }
+  confirmNamed(self);
   return entries;
 }
 
@@ -192,9 +239,32 @@ function readableFile(state: WasiState, fd: number): FileDescriptor {
   return entry;
 }
 
+/**
+ * Opens what `target` names for reading, checks it is that file (see
+ * `confirmOpened`), and passes the handle and its stat to `use`.
+ */
+function withVerifiedHandle<T>(
+  target: Resolved,
+  use: (file: Deno.FsFile, info: Deno.FileInfo) => T,
+): T {
+  const file = Deno.openSync(target.host, { read: true });
+  try {
+    const info = file.statSync();
+    confirmOpened(target, info);
+    return use(file, info);
+  } finally {
+    file.close();
+  }
+}
+
+/** Fails with `ENOTSUP` unless `info` is a regular file or a directory (a FIFO would block). */
+function assertOpenable(info: Deno.FileInfo): void {
+  if (!info.isFile && !info.isDirectory) fail(Errno.NOTSUP);
+}
+
 /** The system calls on descriptors and paths. */
 export function fileSystemCalls(state: WasiState): Record<string, Handler> {
-  const { fds } = state;
+  const { fds, checkpoint } = state;
 
   /** The guest path at `ptr` resolved against the directory `fd`. */
   function resolveAt(fd: number, flags: number, ptr: number, len: number): Resolved {
@@ -210,15 +280,19 @@ export function fileSystemCalls(state: WasiState): Record<string, Handler> {
       const entry = fds.get(fd);
       let written = 0;
       if (entry.kind === "stdout" || entry.kind === "stderr") {
+        // Kept up to `maxOutputBytes`; the rest costs only the checkpoints.
         const output = entry.kind === "stdout" ? state.stdout : state.stderr;
         for (const span of spans) {
-          output.write(guest.bytes(span.ptr, span.len));
+          for (let at = 0; at < span.len; at += IO_CHUNK) {
+            checkpoint();
+            output.write(guest.bytes(span.ptr + at, Math.min(IO_CHUNK, span.len - at)));
+          }
           written += span.len;
         }
       } else {
         const file = writableFile(state, fd);
         if (file.flags & FdFlags.APPEND) file.file.seekSync(0, Deno.SeekMode.End);
-        written = writeSpans(file.file, guest, spans);
+        written = writeSpans(file.file, guest, spans, checkpoint);
         if (file.flags & (FdFlags.SYNC | FdFlags.DSYNC)) file.file.syncDataSync();
       }
       guest.setU32(nwrittenPtr, written);
@@ -240,7 +314,7 @@ export function fileSystemCalls(state: WasiState): Record<string, Handler> {
           if (chunk.length < span.len) break;
         }
       } else {
-        read = readSpans(readableFile(state, fd).file, guest, spans);
+        read = readSpans(readableFile(state, fd).file, guest, spans, checkpoint);
       }
       guest.setU32(nreadPtr, read);
       return Errno.SUCCESS;
@@ -251,7 +325,10 @@ export function fileSystemCalls(state: WasiState): Record<string, Handler> {
       const spans = guest.iovecs(iovs, iovsLen);
       guest.check(nreadPtr, 4);
       const { file } = readableFile(state, fd);
-      guest.setU32(nreadPtr, atOffset(file, offset, () => readSpans(file, guest, spans)));
+      guest.setU32(
+        nreadPtr,
+        atOffset(file, offset, () => readSpans(file, guest, spans, checkpoint)),
+      );
       return Errno.SUCCESS;
     },
 
@@ -266,7 +343,10 @@ export function fileSystemCalls(state: WasiState): Record<string, Handler> {
       const spans = guest.iovecs(iovs, iovsLen);
       guest.check(nwrittenPtr, 4);
       const { file } = writableFile(state, fd);
-      guest.setU32(nwrittenPtr, atOffset(file, offset, () => writeSpans(file, guest, spans)));
+      guest.setU32(
+        nwrittenPtr,
+        atOffset(file, offset, () => writeSpans(file, guest, spans, checkpoint)),
+      );
       return Errno.SUCCESS;
     },
 
@@ -351,7 +431,11 @@ export function fileSystemCalls(state: WasiState): Record<string, Handler> {
       const entry = fds.get(fd);
       let info: Deno.FileInfo | undefined;
       if (entry.kind === "file") info = entry.file.statSync();
-      if (entry.kind === "directory") info = resolvePath(entry, ".", true).info;
+      if (entry.kind === "directory") {
+        const self = resolvePath(entry, ".", true);
+        confirmNamed(self);
+        info = self.info;
+      }
       writeFilestat(guest, ptr, info);
       return Errno.SUCCESS;
     },
@@ -366,10 +450,16 @@ export function fileSystemCalls(state: WasiState): Record<string, Handler> {
     fd_filestat_set_times(fd: number, atim: bigint, mtim: bigint, flags: number): number {
       const entry = fds.get(fd);
       if (entry.kind === "file") {
+        // A read-only preopen's files keep their times too.
+        permit("write", entry.host);
         entry.file.utimeSync(...newTimes(entry.file.statSync(), atim, mtim, flags));
       } else if (entry.kind === "directory") {
-        const { host, info } = resolvePath(entry, ".", true);
-        Deno.utimeSync(host, ...newTimes(info!, atim, mtim, flags));
+        const self = resolvePath(entry, ".", true);
+        permit("write", self.host);
+        withVerifiedHandle(
+          self,
+          (file, info) => file.utimeSync(...newTimes(info, atim, mtim, flags)),
+        );
       } else {
         fail(Errno.BADF);
       }
@@ -408,7 +498,7 @@ export function fileSystemCalls(state: WasiState): Record<string, Handler> {
       guest.check(buf, bufLen);
       guest.check(bufUsedPtr, 4);
       const dir = fds.directory(fd);
-      if (cookie === 0n || dir.listing === undefined) dir.listing = listDirectory(dir);
+      if (cookie === 0n || dir.listing === undefined) dir.listing = listDirectory(dir, checkpoint);
       const out = guest.bytes(buf, bufLen);
       let used = 0;
       for (let i = Number(cookie); i < dir.listing.length && used < bufLen; i++) {
@@ -453,6 +543,7 @@ export function fileSystemCalls(state: WasiState): Record<string, Handler> {
       if (oflags & OFlags.DIRECTORY && info !== undefined && !info.isDirectory) {
         fail(Errno.NOTDIR);
       }
+      if (info !== undefined) assertOpenable(info);
       let opened: number;
       if (info?.isDirectory || oflags & OFlags.DIRECTORY) {
         if (info === undefined) fail(Errno.NOENT);
@@ -466,15 +557,35 @@ export function fileSystemCalls(state: WasiState): Record<string, Handler> {
         });
       } else {
         const readable = (rightsBase & Rights.FD_READ) !== 0n || !writable;
+        const write = writable || create || truncate;
+        // A read-only preopen refuses here, before Deno is asked (no prompt).
+        if (write) permit("write", target.host);
         const file = Deno.openSync(target.host, {
           read: readable,
-          write: writable || create || truncate,
+          write,
           create,
           createNew: create && (oflags & OFlags.EXCL) !== 0,
-          truncate,
         });
         try {
-          opened = fds.add({ kind: "file", file, readable, writable, flags: fdflags });
+          // The file opened must be the one the confined path names, before
+          // anything is done to it or through it (see `_path.ts`).
+          const handle = file.statSync();
+          confirmOpened(target, handle);
+          assertOpenable(handle);
+          if (truncate) file.truncateSync(0);
+        } catch (err) {
+          file.close();
+          throw err;
+        }
+        try {
+          opened = fds.add({
+            kind: "file",
+            file,
+            host: target.host,
+            readable,
+            writable,
+            flags: fdflags,
+          });
         } catch (err) {
           file.close();
           throw err;
@@ -493,8 +604,10 @@ export function fileSystemCalls(state: WasiState): Record<string, Handler> {
     ): number {
       const guest = state.guest();
       guest.check(ptr, Size.FILESTAT);
-      const { info } = resolveAt(fd, flags, pathPtr, pathLen);
-      writeFilestat(guest, ptr, info ?? fail(Errno.NOENT));
+      const target = resolveAt(fd, flags, pathPtr, pathLen);
+      const info = target.info ?? fail(Errno.NOENT);
+      confirmNamed(target);
+      writeFilestat(guest, ptr, info);
       return Errno.SUCCESS;
     },
 
@@ -507,17 +620,24 @@ export function fileSystemCalls(state: WasiState): Record<string, Handler> {
       mtim: bigint,
       fstFlags: number,
     ): number {
-      const { host, info } = resolveAt(fd, flags, pathPtr, pathLen);
+      const target = resolveAt(fd, flags, pathPtr, pathLen);
+      const { info } = target;
       if (info === undefined) fail(Errno.NOENT);
       // Deno's utime follows symlinks, which would reach past the link.
       if (info.isSymlink) fail(Errno.NOTSUP);
-      Deno.utimeSync(host, ...newTimes(info, atim, mtim, fstFlags));
+      assertOpenable(info);
+      permit("write", target.host);
+      // Through a handle checked to be the confined file, not by path.
+      withVerifiedHandle(target, (file, now) => {
+        file.utimeSync(...newTimes(now, atim, mtim, fstFlags));
+      });
       return Errno.SUCCESS;
     },
 
     path_create_directory(fd: number, pathPtr: number, pathLen: number): number {
       const { host, info } = resolveAt(fd, 0, pathPtr, pathLen);
       if (info !== undefined) fail(Errno.EXIST);
+      permit("write", host);
       Deno.mkdirSync(host);
       return Errno.SUCCESS;
     },
@@ -526,6 +646,7 @@ export function fileSystemCalls(state: WasiState): Record<string, Handler> {
       const { host, info } = resolveAt(fd, 0, pathPtr, pathLen);
       if (info === undefined) fail(Errno.NOENT);
       if (info.isDirectory) fail(Errno.ISDIR);
+      permit("write", host);
       Deno.removeSync(host);
       return Errno.SUCCESS;
     },
@@ -535,6 +656,7 @@ export function fileSystemCalls(state: WasiState): Record<string, Handler> {
       if (info === undefined) fail(Errno.NOENT);
       if (!info.isDirectory) fail(Errno.NOTDIR);
       if (rel.length === 0) fail(Errno.BUSY);
+      permit("write", host);
       Deno.removeSync(host);
       return Errno.SUCCESS;
     },
@@ -551,6 +673,10 @@ export function fileSystemCalls(state: WasiState): Record<string, Handler> {
       if (from.info === undefined) fail(Errno.NOENT);
       const to = resolveAt(newFd, 0, newPtr, newLen);
       if (from.rel.length === 0 || to.rel.length === 0) fail(Errno.BUSY);
+      permit("write", from.host);
+      permit("write", to.host);
+      // Symlinks and special files never move (see `_path.ts`).
+      assertMovable(from.host, from.info, checkpoint);
       Deno.renameSync(from.host, to.host);
       return Errno.SUCCESS;
     },
@@ -566,10 +692,12 @@ export function fileSystemCalls(state: WasiState): Record<string, Handler> {
       const guest = state.guest();
       guest.check(buf, bufLen);
       guest.check(bufUsedPtr, 4);
-      const { host, info } = resolveAt(fd, 0, pathPtr, pathLen);
-      if (info === undefined) fail(Errno.NOENT);
-      if (!info.isSymlink) fail(Errno.INVAL);
-      const target = encode(Deno.readLinkSync(host)).subarray(0, bufLen);
+      const link = resolveAt(fd, 0, pathPtr, pathLen);
+      if (link.info === undefined) fail(Errno.NOENT);
+      if (!link.info.isSymlink) fail(Errno.INVAL);
+      const text = Deno.readLinkSync(link.host);
+      confirmNamed(link);
+      const target = encode(text).subarray(0, bufLen);
       guest.write(buf, target);
       guest.setU32(bufUsedPtr, target.length);
       return Errno.SUCCESS;

@@ -8,6 +8,15 @@
 
 import { Errno, fail } from "./_errno.ts";
 
+/**
+ * The most iovecs one call takes (Linux takes 1024): more is `EINVAL`, so a
+ * guest cannot make the host build arrays as large as its memory.
+ */
+const MAX_IOVECS = 65_536;
+
+/** The most bytes one call's iovecs may add up to: the result is a u32. */
+const MAX_IO_BYTES = 0xffff_ffff;
+
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 const utf8 = new TextEncoder();
 
@@ -110,16 +119,22 @@ export class Guest {
 
   /**
    * Reads an array of `count` iovecs at `ptr` and checks that each buffer
-   * is inside memory, so that an I/O call fails before it starts.
+   * is inside memory, so that an I/O call fails before it starts: `EFAULT`
+   * outside memory, `EINVAL` for more than 65 536 iovecs or more than
+   * 4 GiB in all (what was moved could not be reported).
    */
   iovecs(ptr: number, count: number): Span[] {
     this.check(ptr, count * 8);
+    if (count > MAX_IOVECS) fail(Errno.INVAL);
     const spans: Span[] = [];
+    let total = 0;
     for (let i = 0; i < count; i++) {
       const span = { ptr: this.u32(ptr + i * 8), len: this.u32(ptr + i * 8 + 4) };
       this.check(span.ptr, span.len);
+      total += span.len;
       spans.push(span);
     }
+    if (total > MAX_IO_BYTES) fail(Errno.INVAL);
     return spans;
   }
 }

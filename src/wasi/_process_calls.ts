@@ -159,6 +159,7 @@ export function processCalls(state: WasiState): Record<string, Handler> {
       const guest = state.guest();
       guest.check(buf, len);
       for (let at = 0; at < len; at += RANDOM_CHUNK) {
+        if (at % (16 * RANDOM_CHUNK) === 0) state.checkpoint();
         // A fresh array: getRandomValues may refuse a view of shared memory.
         guest.write(
           buf + at,
@@ -181,7 +182,10 @@ export function processCalls(state: WasiState): Record<string, Handler> {
       const clocks = subscriptions.filter((s) => s.type === EventType.CLOCK && s.error === 0);
       let fired = subscriptions.filter((s) => !clocks.includes(s) || s.dueInNs <= 0n);
       if (fired.length === 0) {
-        // Only clocks, none due yet: sleep until the first one is.
+        // Only clocks, none due yet: sleep until the first one is. The sleep
+        // checks the checkpoint at least every 10 ms, so a sleep past the
+        // call's deadline ends the call there (with the runner's timeout
+        // error), not when the clock fires.
         const first = clocks.reduce((a, b) => (b.dueInNs < a.dueInNs ? b : a));
         state.sleep(Number(first.dueInNs) / 1e6);
         fired = clocks.filter((s) => s.dueInNs <= first.dueInNs);

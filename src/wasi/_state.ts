@@ -24,8 +24,18 @@ export interface WasiState {
   readonly stderr: CapturedOutput;
   /** Whether `random_get` is granted. */
   readonly random: boolean;
-  /** Blocks the thread for `ms` milliseconds (`poll_oneoff`). */
+  /**
+   * Blocks the thread for `ms` milliseconds (`poll_oneoff`), calling
+   * {@linkcode checkpoint} at least every 10 ms, so it throws once the call
+   * must end.
+   */
   readonly sleep: (ms: number) => void;
+  /**
+   * Throws when the running call must end (its deadline passed, its host
+   * asked it to stop). Long system calls call it between slices of their
+   * work: every wait, every mebibyte moved, every few hundred entries.
+   */
+  readonly checkpoint: () => void;
   /** `performance.now()` when the instance was created, the zero of the CPU-time clocks. */
   readonly createdAt: number;
   /** Set by `proc_exit`. */

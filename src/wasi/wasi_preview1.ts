@@ -83,13 +83,26 @@ export interface WasiOptions {
   maxOpenFiles?: number;
   /**
    * Blocks the thread for `ms` milliseconds when the program sleeps
-   * (`poll_oneoff` on clocks). A runner with deadlines should pass one that
-   * stops at the call's deadline and throws: nothing else interrupts it
-   * (in Deno 2.9.6, `Worker.terminate()` does not wake an `Atomics.wait`).
+   * (`poll_oneoff` on clocks). {@linkcode checkpoint} is called before and
+   * after; a custom sleep that may last long must stop by itself when the
+   * call has to end (in Deno 2.9.6, `Worker.terminate()` does not wake an
+   * `Atomics.wait`).
    *
-   * @default {An `Atomics.wait` of `ms`}
+   * @default {`Atomics.wait` in slices of at most 10 ms, calling `checkpoint` between them}
    */
   sleep?: (ms: number) => void;
+  /**
+   * Says whether the running call may go on: it throws (e.g. a timeout
+   * error once the call's deadline passed) to end it, and the exception
+   * propagates out of the guest's call. Every system call that may take long
+   * calls it between slices of its work: at least every 10 ms of a sleep,
+   * every mebibyte read or written, every few hundred directory entries. A
+   * runner with deadlines must pass one, or a guest can hold the thread as
+   * long as it likes (a `poll_oneoff` of years, writes of gigabytes).
+   *
+   * @default {A function that never throws}
+   */
+  checkpoint?: () => void;
 }
 
 /**
@@ -106,10 +119,25 @@ export type WasiFunction = (...args: (number | bigint)[]) => number;
 const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024;
 const DEFAULT_MAX_OPEN_FILES = 1024;
 
-/** Blocks the current thread for `ms` milliseconds. */
-function blockingSleep(ms: number): void {
-  if (ms > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+/** The longest a sleep blocks the thread without calling the checkpoint. */
+const SLEEP_SLICE_MS = 10;
+
+/** A sleep that blocks the thread in slices, calling `checkpoint` before each. */
+function slicedSleep(checkpoint: () => void): (ms: number) => void {
+  const cell = new Int32Array(new SharedArrayBuffer(4));
+  return (ms) => {
+    const end = performance.now() + ms;
+    while (true) {
+      checkpoint();
+      const left = end - performance.now();
+      if (!(left > 0)) return;
+      Atomics.wait(cell, 0, 0, Math.min(left, SLEEP_SLICE_MS));
+    }
+  };
 }
+
+/** A checkpoint that lets every call go on. */
+function neverStop(): void {}
 
 /** Converts raw wasm arguments to what a handler expects (see `SIGNATURES`). */
 function convert(signature: string, raw: readonly (number | bigint)[]): (number | bigint)[] {
@@ -169,7 +197,15 @@ function unsupported(): number {
  * Unsupported: sockets (`sock_*`), `path_symlink` (a link the program
  * made could later mislead the host), `path_link`, `proc_raise`,
  * `fd_fdstat_set_rights`; `poll_oneoff` never blocks on descriptors (stdio
- * and files are always ready).
+ * and files are always ready). `path_rename` moves only regular files and
+ * directories holding nothing else (`ENOTCAPABLE` otherwise), so no program
+ * can move a symlink into another's path; `path_open` opens only regular
+ * files and directories (`ENOTSUP`: a FIFO would block the thread). Before
+ * each file system call Deno's permission is queried, and anything but
+ * `"granted"` fails with `EACCES`: a preopen without write permission is
+ * read-only, and no permission prompt can come from the program. Long
+ * calls (sleeps, large reads and writes, listings) call the `checkpoint`
+ * option between slices of their work.
  *
  * @example Run a WASI command and read what it printed
  * ```ts
@@ -215,8 +251,13 @@ export class WasiPreview1 implements Disposable {
       random = false,
       maxOutputBytes = DEFAULT_MAX_OUTPUT_BYTES,
       maxOpenFiles = DEFAULT_MAX_OPEN_FILES,
-      sleep = blockingSleep,
+      checkpoint = neverStop,
     } = options;
+    const sleep = options.sleep === undefined ? slicedSleep(checkpoint) : (ms: number) => {
+      checkpoint();
+      options.sleep!(ms);
+      checkpoint();
+    };
     if (!Number.isSafeInteger(maxOutputBytes) || maxOutputBytes < 0) {
       throw new RangeError(
         `Cannot create WASI as 'maxOutputBytes' must be a non-negative integer: current value is ${maxOutputBytes}`,
@@ -267,6 +308,7 @@ export class WasiPreview1 implements Disposable {
       stderr: new CapturedOutput(maxOutputBytes),
       random,
       sleep,
+      checkpoint,
       createdAt: performance.now(),
       exitCode: undefined,
     };

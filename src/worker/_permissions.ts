@@ -5,6 +5,13 @@
  * and `write` for `allowedPaths.write`.
  * Nothing else, ever.
  *
+ * Not granting is all Deno 2.9 lets a parent do: `false`, `"none"` and `[]`
+ * all leave a worker's permission in the state `"prompt"` (there is no
+ * `"denied"` for workers, and a worker inherits the process's prompting, so on
+ * a terminal a check of an ungranted permission would ask the operator).
+ * wasmplug's host functions therefore query before they use a permission and
+ * refuse what is not granted (`src/host/_deno_permission.ts`).
+ *
  * @module
  */
 

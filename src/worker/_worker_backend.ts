@@ -310,6 +310,8 @@ class WorkerBackend implements PluginBackend {
     budget: CallBudget,
     startMs: number,
   ): Promise<unknown> {
+    // A call that never reaches the worker, or whose worker is killed, used no fuel we can read.
+    this.#lastFuelUsed = 0;
     budget.signal?.throwIfAborted();
     checkCrossing(name, args);
     try {
@@ -336,6 +338,7 @@ class WorkerBackend implements PluginBackend {
   }
 
   async runCommand(stdin: Uint8Array, budget: CallBudget, startMs: number): Promise<CommandResult> {
+    this.#lastFuelUsed = 0;
     budget.signal?.throwIfAborted();
     try {
       let live = this.#open();
@@ -413,11 +416,19 @@ class WorkerBackend implements PluginBackend {
           if (stopping !== undefined) this.#throwToGuest(live, stopping.reason);
           continue;
         }
-        // Whatever the guest made of the interrupt, the call ends with the reason it was raised.
-        if (message.op === ToHost.Failure && stopping !== undefined) {
-          this.#lastFuelUsed = message.values[1] as number;
-          this.#memoryBytes = message.values[2] as number;
-          throw stopping.reason;
+        // Whatever the guest made of the interrupt (it may have caught the cancellation and
+        // returned), the call ends with the reason it was raised.
+        if (stopping !== undefined) {
+          if (message.op === ToHost.Failure) {
+            this.#lastFuelUsed = message.values[1] as number;
+            this.#memoryBytes = message.values[2] as number;
+            throw stopping.reason;
+          }
+          if (message.op === ToHost.Result) {
+            this.#lastFuelUsed = message.values[0] as number;
+            this.#memoryBytes = message.values[1] as number;
+            throw stopping.reason;
+          }
         }
         return message;
       }

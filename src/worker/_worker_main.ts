@@ -71,12 +71,12 @@ type Reply = [op: number, values: WireValue[]];
 function callResult(instance: PluginInstance, result: unknown): Reply {
   return [
     ToHost.Result,
-    [instance.lastFuelUsed, instance.memory.byteLength, ...resultValues(result)],
+    [instance.lastFuelUsed, instance.memoryBytes(), ...resultValues(result)],
   ];
 }
 
 function failure(instance: PluginInstance, err: unknown): Reply {
-  return [ToHost.Failure, [encodeError(err), instance.lastFuelUsed, instance.memory.byteLength]];
+  return [ToHost.Failure, [encodeError(err), instance.lastFuelUsed, instance.memoryBytes()]];
 }
 
 /** Runs one request of the host and returns the reply (synchronously when it can). */
@@ -98,14 +98,14 @@ function handle(instance: PluginInstance, { op, values }: WireMessage): Reply | 
     case ToWorker.Start: {
       const [fuel, timeoutMs] = values as [number | null, number];
       instance.start({ fuel, timeoutMs, signal: undefined }, performance.now());
-      return [ToHost.Result, [instance.lastFuelUsed, instance.memory.byteLength]];
+      return [ToHost.Result, [instance.lastFuelUsed, instance.memoryBytes()]];
     }
     case ToWorker.Run: {
       const [stdin, fuel, timeoutMs] = values as [Uint8Array, number | null, number];
       return instance.runCommand(stdin, { fuel, timeoutMs, signal: undefined }, performance.now())
         .then(({ exitCode, stdout, stderr, outputTruncated }) => [ToHost.Result, [
           instance.lastFuelUsed,
-          instance.memory.byteLength,
+          instance.memoryBytes(),
           exitCode,
           stdout,
           stderr,
@@ -203,7 +203,7 @@ self.onmessage = async (event: MessageEvent<WorkerSetup>) => {
   self.postMessage(
     {
       ok: true,
-      memoryBytes: instance.memory.byteLength,
+      memoryBytes: instance.memoryBytes(),
       interrupt,
       // A restored instance carries on from its state; its start function ran long ago.
       hasStart: setup.restore === null && instance.hasStart,

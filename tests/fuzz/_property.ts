@@ -17,7 +17,9 @@
  *   README's Resource limits section) is that bad arguments throw these. What
  *   the guest controls, and what fits the parameter's type but not the wasm
  *   signature (an argument list of the wrong length or types, a missing
- *   export), must end in a `WasmError`, never a `TypeError`.
+ *   export), must end in a `WasmError`, never a `TypeError`;
+ * - a `RangeError` for call options whose `fuel` or `timeoutMs` is above the
+ *   plugin's own limit (API.md, "Per-call budgets": never clamped silently).
  *
  * Anything else is a violation: another exception, a promise-returning API
  * that throws synchronously, an unhandled rejection, or a case that does not
@@ -66,6 +68,9 @@ export function show(value: unknown): string {
   }
 }
 
+/** The message of a per-call budget above the plugin's limit. */
+const ABOVE_LIMIT = /^Cannot call with '(fuel|timeoutMs)' = .*: it is above the plugin's max/;
+
 /** The label of an allowed failure, or `undefined` when `error` violates the property. */
 function failureLabel(operation: Operation, error: unknown): string | undefined {
   if (error instanceof WasmError) {
@@ -76,6 +81,7 @@ function failureLabel(operation: Operation, error: unknown): string | undefined 
   if (operation.jsInvalid && (error instanceof TypeError || error instanceof RangeError)) {
     return error.name;
   }
+  if (error instanceof RangeError && ABOVE_LIMIT.test(error.message)) return "above_limit";
   return undefined;
 }
 

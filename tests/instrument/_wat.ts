@@ -6,7 +6,7 @@
  */
 
 import initWabt from "wabt";
-import { WAT_FEATURES } from "../../src/_wat.ts";
+import { VALIDATE_FEATURES, WAT_FEATURES } from "../../src/_wat.ts";
 
 const wabt = await initWabt();
 
@@ -19,7 +19,8 @@ export function wat(
   try {
     if (options.debugNames) parsed.generateNames();
     parsed.resolveNames();
-    parsed.validate();
+    // wabt's types omit validate()'s features, without which it refuses shared memories.
+    (parsed as unknown as { validate(features: object): void }).validate({ ...VALIDATE_FEATURES });
     return parsed.toBinary({ write_debug_names: options.debugNames ?? false }).buffer.slice();
   } finally {
     parsed.destroy();

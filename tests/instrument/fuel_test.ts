@@ -273,3 +273,44 @@ Deno.test("fuel pass meters a deferred start function with the host's budget", (
   plugin.limits.runStart();
   assert.equal((plugin.instance.exports.g as WebAssembly.Global).value, 100);
 });
+
+Deno.test("fuel pass leaves exactly what was charged when the guest traps", async (t) => {
+  // Each loop caches the fuel in a local; the trap comes after 8 units per
+  // iteration and 3 more, the trapping instruction last of its charge.
+  const TRAPS = `(module
+    (memory 1)
+    (func (export "divide") (param $n i32) (result i32) (local $i i32)
+      (loop $l
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br_if $l (i32.lt_u (local.get $i) (local.get $n))))
+      (i32.div_u (i32.const 1) (i32.const 0)))
+    (func (export "load") (param $n i32) (result i32) (local $i i32)
+      (loop $l
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br_if $l (i32.lt_u (local.get $i) (local.get $n))))
+      (i32.load (i32.const 65536)))
+    (func $callee (param i32) (result i32) (i32.rem_s (local.get 0) (i32.const 0)))
+    (func (export "in_callee") (param $n i32) (result i32) (local $i i32)
+      (loop $l
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br_if $l (i32.lt_u (local.get $i) (local.get $n))))
+      (call $callee (i32.const 1))))`;
+  const modes: [string, InstrumentOptions][] = [
+    ["fuel", { fuel: true }],
+    ["fuel and a clock deadline", { fuel: true, callDepth: true, deadline: "clock" }],
+    ["fuel and a shared-flag deadline", { fuel: true, deadline: "shared-flag" }],
+  ];
+  for (const [name, options] of modes) {
+    await t.step(name, () => {
+      const plugin = load(TRAPS, options);
+      for (const n of [1, 1000, 1_000_000]) {
+        // in_callee: local.get, call in the caller, local.get, i32.const, i32.rem_s in the callee.
+        for (const [fn, extra] of [["divide", 3n], ["load", 2n], ["in_callee", 5n]] as const) {
+          assert.throws(() => plugin.call(fn, [n], { fuel: 1n << 40n }), WebAssembly.RuntimeError);
+          assert.equal(plugin.limits.trapReason, TrapReason.None);
+          assert.equal((1n << 40n) - plugin.limits.fuelRemaining, 8n * BigInt(n) + extra, fn);
+        }
+      }
+    });
+  }
+});

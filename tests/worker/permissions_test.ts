@@ -8,7 +8,7 @@ import {
 import { workerPermissions } from "../../src/worker/_permissions.ts";
 import { assertRejectsWith, workerRuntime } from "../_helpers.ts";
 import { hostFunctionsWat } from "../fixtures/wat.ts";
-import { faultyWorkers, httpFetch, READ_WORKERS } from "./_worker_helpers.ts";
+import { faultyWorkers, FIXTURES, httpFetch, READ_WORKERS } from "./_worker_helpers.ts";
 
 const FETCH_WAT = hostFunctionsWat("host_http_fetch");
 
@@ -167,4 +167,64 @@ Deno.test("A plugin cannot be granted Deno permissions its host lacks", {
   );
   assert.ok(error.cause instanceof Deno.errors.NotCapable);
   assert.equal(runtime.pluginCount, 0);
+});
+
+/** Every Deno permission name. */
+const PERMISSION_NAMES = ["read", "write", "net", "env", "run", "ffi", "sys", "import"] as const;
+
+/** What a real worker spawned with `permissions` reports (see `fixtures/permission_states.ts`). */
+async function queryInWorker(
+  permissions: Deno.PermissionOptionsObject,
+  descriptors: Deno.PermissionDescriptor[] = [],
+): Promise<{ states: Record<string, string>; described: string[] }> {
+  const worker = new Worker(new URL("./fixtures/permission_states.ts", import.meta.url), {
+    type: "module",
+    deno: { permissions },
+  });
+  try {
+    const reply = new Promise<{ states: Record<string, string>; described: string[] }>(
+      (resolve, reject) => {
+        worker.onmessage = (event) => resolve(event.data);
+        worker.onerror = (event) => {
+          event.preventDefault();
+          reject(new Error(event.message));
+        };
+      },
+    );
+    worker.postMessage(descriptors);
+    return await reply;
+  } finally {
+    worker.terminate();
+  }
+}
+
+Deno.test("A worker is granted no Deno permission its plugin's capabilities do not give", {
+  permissions: { read: [FIXTURES], net: ["127.0.0.1"] },
+}, async (t) => {
+  // Deno 2.9 has no way to make a worker's permission "denied": `false`, "none" and `[]` all
+  // leave it at "prompt", and the worker inherits the process's prompting. What never happens
+  // is a grant; that no wasmplug code then makes Deno prompt is host_volume_test.ts's matter.
+  await t.step("every capability, no allowedHosts or allowedPaths: nothing granted", async () => {
+    const { states } = await queryInWorker(
+      workerPermissions({ capabilities: new Set(Object.values(Capability)) }),
+    );
+    for (const name of PERMISSION_NAMES) {
+      assert.notEqual(states[name], "granted", `${name}: ${states[name]}`);
+      assert.ok(["prompt", "denied"].includes(states[name]!), `${name}: ${states[name]}`);
+    }
+  });
+
+  await t.step("NetworkAccess: net for allowedHosts only", async () => {
+    const { states, described } = await queryInWorker(
+      workerPermissions({
+        capabilities: new Set([Capability.NetworkAccess]),
+        allowedHosts: ["127.0.0.1"],
+      }),
+      [{ name: "net", host: "127.0.0.1:8080" }, { name: "net", host: "example.com" }],
+    );
+    assert.deepEqual(described, ["granted", "prompt"]);
+    for (const name of PERMISSION_NAMES) {
+      assert.notEqual(states[name], "granted", `${name}: ${states[name]}`);
+    }
+  });
 });

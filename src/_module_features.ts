@@ -1,0 +1,161 @@
+/**
+ * Module features wasmplug refuses to load because no limit could bound
+ * them: today, the WebAssembly GC heap.
+ *
+ * `maxMemoryPages` bounds linear memory, but objects a module allocates on the
+ * GC heap live in V8's own heap, which nothing bounds per plugin: one global
+ * initialised with `array.new_default` of 400 MiB, or arrays allocated in a
+ * loop, end the whole host process with a fatal out-of-memory error before any
+ * fuel or deadline check can run. So every module that defines a type other
+ * than a function type — a `struct` or `array` (inside a `rec` group or a
+ * `sub` type or not), and any composite type wasmplug does not know (a
+ * continuation, a `shared` type) — fails to compile with a
+ * `CompilationError`. Function types stay allowed, including in `rec` groups
+ * and with declared supertypes (typed function references allocate nothing).
+ *
+ * What allocates without a defined type, and why it stays allowed:
+ *
+ * - `struct.new*`, `array.new*` (`_default`, `_fixed`, `_data`, `_elem`)
+ *   name their type: without a struct or array type they do not validate.
+ * - `ref.i31` makes an unboxed small integer: no allocation.
+ * - `any.convert_extern`/`extern.convert_any` convert a reference the module
+ *   already holds; the only `externref`s a guest gets come from the host.
+ * - Exceptions (`throw`) allocate a package of the tag's parameters (at most
+ *   1000 values); a guest keeps one only in an `exnref` global or table
+ *   slot, so what it can hold is bounded by the module's globals and
+ *   `maxTableElements`.
+ * - `ref.func` makes at most one reference per function.
+ * - JS string builtins (`wasm:js-string`) need a compile option wasmplug does
+ *   not pass; without it those imports are ordinary imports that only a
+ *   `Linker` (the host's own code) could satisfy. The `stringref` proposal's
+ *   types and section are not WebAssembly that wasmplug (or V8 by default)
+ *   reads.
+ *
+ * @module
+ */
+
+import { CompilationError } from "./errors.ts";
+
+const TYPE_SECTION = 1;
+const REC = 0x4e;
+const SUB = 0x50;
+const SUB_FINAL = 0x4f;
+const FUNC = 0x60;
+const REF = 0x64;
+const REF_NULL = 0x63;
+
+/** Names of the composite type forms, for the error message. */
+const FORMS: Readonly<Record<number, string>> = {
+  0x5f: "struct",
+  0x5e: "array",
+  0x5d: "continuation",
+  0x65: "shared",
+};
+
+/** A type definition that would let a module allocate on the GC heap. */
+export interface GcTypeDefinition {
+  /** Its index in the type index space. */
+  readonly index: number;
+  /** Its form: `"struct"`, `"array"`, or a description of an unknown form. */
+  readonly form: string;
+  /** Byte offset of its form code in the module. */
+  readonly offset: number;
+}
+
+/** Thrown by the scanner on bytes it cannot read; the caller's parser reports those. */
+class Malformed extends Error {}
+
+/** A minimal cursor: only what reading the type section needs. */
+class Cursor {
+  pos: number;
+  constructor(readonly bytes: Uint8Array, pos: number, readonly end: number) {
+    this.pos = pos;
+  }
+
+  u8(): number {
+    if (this.pos >= this.end) throw new Malformed();
+    return this.bytes[this.pos++]!;
+  }
+
+  /** Unsigned LEB128 (also skips a signed one: only the length matters). */
+  leb(): number {
+    let result = 0;
+    for (let shift = 0; shift < 35; shift += 7) {
+      const byte = this.u8();
+      result += (byte & 0x7f) * 2 ** shift;
+      if ((byte & 0x80) === 0) return result;
+    }
+    throw new Malformed();
+  }
+}
+
+/**
+ * Finds the first type definition of `bytes` that is not a function type,
+ * reading only the section headers and the type section. Returns `undefined`
+ * when there is none, or when the bytes are too malformed to tell (the
+ * module's parser rejects those anyway).
+ */
+export function findGcTypeDefinition(bytes: Uint8Array): GcTypeDefinition | undefined {
+  try {
+    const cursor = new Cursor(bytes, 8, bytes.length);
+    while (cursor.pos < cursor.end) {
+      const id = cursor.u8();
+      const size = cursor.leb();
+      const end = cursor.pos + size;
+      if (end > bytes.length) return undefined;
+      if (id === TYPE_SECTION) return scanTypes(new Cursor(bytes, cursor.pos, end));
+      cursor.pos = end;
+    }
+  } catch (err) {
+    if (err instanceof Malformed) return undefined;
+    throw err;
+  }
+  return undefined;
+}
+
+function scanTypes(cursor: Cursor): GcTypeDefinition | undefined {
+  let index = 0;
+  for (let groups = cursor.leb(); groups > 0; groups--) {
+    let count = 1;
+    if (cursor.bytes[cursor.pos] === REC) {
+      cursor.pos++;
+      count = cursor.leb();
+    }
+    for (; count > 0; count--, index++) {
+      const code = cursor.bytes[cursor.pos];
+      if (code === SUB || code === SUB_FINAL) {
+        cursor.pos++;
+        for (let supers = cursor.leb(); supers > 0; supers--) cursor.leb();
+      }
+      const offset = cursor.pos;
+      const form = cursor.u8();
+      if (form !== FUNC) {
+        return { index, form: FORMS[form] ?? `0x${form.toString(16)}`, offset };
+      }
+      for (let lists = 0; lists < 2; lists++) {
+        for (let types = cursor.leb(); types > 0; types--) skipValueType(cursor);
+      }
+    }
+  }
+  return undefined;
+}
+
+function skipValueType(cursor: Cursor): void {
+  const code = cursor.u8();
+  // Numeric, vector and abstract reference types are one byte; `ref`/`ref null` add a heap type.
+  if (code === REF || code === REF_NULL) cursor.leb();
+}
+
+/**
+ * Refuses a module that can allocate on the GC heap (see the module doc).
+ *
+ * @throws {CompilationError} Naming the first such type and its offset.
+ */
+export function assertNoGcHeap(bytes: Uint8Array): void {
+  const found = findGcTypeDefinition(bytes);
+  if (found === undefined) return;
+  throw new CompilationError(
+    `Cannot compile module: type ${found.index} is a GC ${found.form} type, and wasmplug refuses WebAssembly GC types because no limit bounds the GC heap (maxMemoryPages bounds linear memory only)`,
+    { offset: found.offset },
+  );
+}

@@ -1,0 +1,84 @@
+/**
+ * Hostile bulk instructions: `memory.fill` and the like do work in
+ * proportion to their length operand, so one instruction can run for
+ * milliseconds. A loop of them still ends at the deadline, with fuel metering
+ * on or off, in both isolations; and each pays fuel for its length, the same
+ * in both.
+ */
+import assert from "node:assert/strict";
+import { FuelExhaustedError, TimeoutError } from "../../mod.ts";
+import { assertRejectsWith, testEachIsolation } from "../_helpers.ts";
+import { within } from "./_within.ts";
+
+/** `fills(n)` fills all 16 MiB of memory `n` times; `fill(n)` fills `n` bytes once. */
+const FILL_WAT = `(module
+  (memory (export "memory") 256 256)
+  (table 10000 funcref)
+  (func (export "fills") (param $n i32)
+    (loop $l
+      (memory.fill (i32.const 0) (i32.const 1) (i32.const 16777216))
+      (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1))))))
+  (func (export "fill") (param $n i32)
+    (memory.fill (i32.const 0) (i32.const 1) (local.get $n)))
+  (func (export "table_fill") (param $n i32)
+    (table.fill (i32.const 0) (ref.null func) (local.get $n)))
+  (func (export "ok") (result i32) i32.const 1))`;
+
+const LIMIT_MS = 200;
+/** How far past its limit a call may end (generous: the machines running tests share cores). */
+const MARGIN_MS = 400;
+
+testEachIsolation("Hostile: a loop of 16 MiB fills ends at its deadline", {
+  permissions: "none",
+}, async (t, { loadPlugin }) => {
+  for (const fuelMetering of [false, true]) {
+    await t.step(`with fuel metering ${fuelMetering ? "on" : "off"}`, async () => {
+      await using loaded = await loadPlugin(FILL_WAT, {
+        resourceLimits: { maxFuel: null, maxExecutionTimeMs: LIMIT_MS },
+      }, { execution: { fuelMetering } });
+      const { plugin } = loaded;
+      for (let i = 0; i < 2; i++) {
+        const start = performance.now();
+        await within(() =>
+          assertRejectsWith(() => plugin.callVoid("fills", [1_000_000]), TimeoutError, {
+            kind: "timeout",
+            timeoutMs: LIMIT_MS,
+          })
+        );
+        const elapsed = performance.now() - start;
+        assert.ok(elapsed < LIMIT_MS + MARGIN_MS, `ended after ${elapsed.toFixed(0)} ms`);
+        assert.equal(await plugin.callI32("ok"), 1);
+      }
+    });
+  }
+});
+
+testEachIsolation("Hostile: bulk instructions pay fuel for their length", {
+  permissions: "none",
+}, async (t, { loadPlugin }) => {
+  await t.step("one 16 MiB fill exhausts a budget of 100 000 units", async () => {
+    await using loaded = await loadPlugin(FILL_WAT, { resourceLimits: { maxFuel: 100_000 } });
+    const { plugin } = loaded;
+    await within(() =>
+      assertRejectsWith(() => plugin.callVoid("fill", [16 * 1024 * 1024]), FuelExhaustedError, {
+        kind: "fuel_exhausted",
+        fuelLimit: 100_000,
+      })
+    );
+    assert.equal(await plugin.callI32("ok"), 1);
+  });
+
+  await t.step("a fill costs a unit per 64 bytes, a table fill a unit per element", async () => {
+    await using loaded = await loadPlugin(FILL_WAT);
+    const { plugin } = loaded;
+    const cost = async (fn: string, n: number): Promise<number> => {
+      const before = (await plugin.metrics()).fuelConsumed;
+      await plugin.callVoid(fn, [n]);
+      return (await plugin.metrics()).fuelConsumed - before;
+    };
+    // local.get/i32.const, then the instruction and its length.
+    assert.equal(await cost("fill", 64 * 1000), 4 + 1000);
+    assert.equal(await cost("fill", 63), 4);
+    assert.equal(await cost("table_fill", 5000), 4 + 5000);
+  });
+});
