@@ -151,6 +151,8 @@ export class PluginInstance implements PluginBackend {
   /** How many changes the WASI descriptor table had once set up. */
   #wasiChanges = 0;
   #rawMemory: WebAssembly.Memory | undefined;
+  /** The module's sum of all its memories' bytes, when it has several (see `_totals.ts`). */
+  #memoryTotal: (() => bigint) | null = null;
 
   private constructor(options: InstanceOptions) {
     this.#options = options;
@@ -188,6 +190,8 @@ export class PluginInstance implements PluginBackend {
     }
     this.#exports = instance.exports;
     this.#rawMemory = findExportedMemory(instance.exports);
+    const total = instance.exports[MEMORY_BYTES_EXPORT];
+    this.#memoryTotal = typeof total === "function" ? total as () => bigint : null;
     this.memory.attach(this.#rawMemory);
     const instrumentation = this.#options.instrumentation;
     if (instrumentation === null) return;
@@ -580,9 +584,8 @@ export class PluginInstance implements PluginBackend {
 
   /** Bytes of all the plugin's memories (summed by the module when it has several). */
   memoryBytes(): number {
-    const total = this.#exports[MEMORY_BYTES_EXPORT];
-    if (typeof total === "function") return Number((total as () => bigint)());
-    return this.memory.byteLength;
+    const total = this.#memoryTotal;
+    return total === null ? this.memory.byteLength : Number(total());
   }
 
   readMemory(offset: number, length: number): Uint8Array {

@@ -26,14 +26,17 @@ import { describeValue } from "./_format.ts";
  */
 export interface ResourceLimits {
   /**
-   * Maximum size of each linear memory, in 64 KiB pages. A module whose
-   * declared minimum is larger fails to load; `memory.grow` beyond returns -1.
+   * Maximum size of the plugin's linear memory, in 64 KiB pages: the sum
+   * over all its memories. A module whose declared minimums add up to more
+   * fails to load; `memory.grow` beyond returns -1.
    *
    * @default {256}
    */
   readonly maxMemoryPages: number;
   /**
-   * Maximum number of elements of each table; `table.grow` beyond returns -1.
+   * Maximum number of table elements of the plugin: the sum over all its
+   * tables. A module whose declared minimums add up to more fails to load;
+   * `table.grow` beyond returns -1.
    *
    * @default {10_000}
    */

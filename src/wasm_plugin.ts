@@ -784,10 +784,8 @@ export class WasmPlugin implements AsyncDisposable {
       checkExportName(name);
       const signature = this.#signatures.get(name);
       if (signature === undefined) throw new InvalidFunctionError(name);
-      if (expected !== null && !sameTypes(signature.results, expected)) {
-        throw mismatch(name, signature, expected);
-      }
-      checkResultsLeave(name, signature);
+      if (expected === null) checkResultsLeave(name, signature);
+      else if (!sameTypes(signature.results, expected)) throw mismatch(name, signature, expected);
       converted = checkArguments(name, signature, args);
       budget = this.#budget(options);
     } catch (err) {

@@ -76,6 +76,22 @@ export const DIRECTORY_RIGHTS: bigint = Rights.ALL &
   ~(Rights.FD_READ | Rights.FD_WRITE | Rights.FD_SEEK | Rights.FD_TELL | Rights.FD_ALLOCATE |
     Rights.FD_FILESTAT_SET_SIZE | Rights.FD_ADVISE | Rights.FD_DATASYNC);
 
+/**
+ * Rights that change files: what a directory the host does not let the
+ * plugin write (a read-only preopen) does not report, for itself or for what
+ * is opened under it.
+ */
+export const WRITE_RIGHTS: bigint = Rights.FD_WRITE | Rights.FD_ALLOCATE | Rights.FD_DATASYNC |
+  Rights.FD_SYNC | Rights.FD_FILESTAT_SET_SIZE | Rights.FD_FILESTAT_SET_TIMES |
+  // path_create_directory, path_create_file, path_link_source, path_link_target,
+  (0xfn << 9n) |
+  // path_rename_source, path_rename_target,
+  (0x3n << 16n) |
+  // path_filestat_set_size, path_filestat_set_times,
+  (0x3n << 19n) |
+  // path_symlink, path_remove_directory, path_unlink_file.
+  (0x7n << 24n);
+
 /** Byte sizes of the structs the system calls read or write. */
 export const Size = {
   IOVEC: 8,

@@ -16,6 +16,7 @@ import {
   Rights,
   Size,
   Whence,
+  WRITE_RIGHTS,
 } from "./_abi.ts";
 import { Errno, fail } from "./_errno.ts";
 import {
@@ -214,8 +215,14 @@ function describe(entry: Descriptor): [number, bigint, bigint] {
     case "stdout":
     case "stderr":
       return [Filetype.CHARACTER_DEVICE, STDOUT_RIGHTS, 0n];
-    case "directory":
-      return [Filetype.DIRECTORY, DIRECTORY_RIGHTS, Rights.ALL];
+    case "directory": {
+      // A directory the host does not let the plugin write reports no right to change files.
+      const writable = Deno.permissions.querySync({ name: "write", path: entry.preopen.host })
+        .state === "granted";
+      return writable
+        ? [Filetype.DIRECTORY, DIRECTORY_RIGHTS, Rights.ALL]
+        : [Filetype.DIRECTORY, DIRECTORY_RIGHTS & ~WRITE_RIGHTS, Rights.ALL & ~WRITE_RIGHTS];
+    }
     case "file": {
       let rights = FILE_RIGHTS;
       if (!entry.readable) rights &= ~Rights.FD_READ;

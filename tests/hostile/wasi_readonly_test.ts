@@ -22,6 +22,7 @@ export const READONLY_WAT = `(module
     (func $times (param i32 i32 i32 i32 i64 i64 i32) (result i32)))
   (import "wasi_snapshot_preview1" "fd_filestat_set_times"
     (func $ftimes (param i32 i64 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_fdstat_get" (func $fdstat (param i32 i32) (result i32)))
   (memory (export "memory") 1)
   (data (i32.const 100) "new.txt")
   (data (i32.const 200) "file.txt")
@@ -53,6 +54,11 @@ export const READONLY_WAT = `(module
     (local.set $err (call $open_file (i32.const 200) (i32.const 8) (i32.const 0) (i64.const 2)))
     (if (local.get $err) (then (return (i32.add (i32.const 1000) (local.get $err)))))
     (call $ftimes (i32.load (i32.const 16)) (i64.const 0) (i64.const 0) (i32.const 10)))
+  ;; The preopen's base and inheriting rights, after its errno (0).
+  (func (export "preopen_rights") (result i32 i64 i64)
+    (call $fdstat (i32.const 3) (i32.const 600))
+    (i64.load (i32.const 608))
+    (i64.load (i32.const 616)))
   (func (export "read") (result i32)
     (call $open_file (i32.const 200) (i32.const 8) (i32.const 0) (i64.const 2))))`;
 
@@ -99,6 +105,21 @@ testEachIsolation("Hostile WASI: a read-only preopen refuses every change with E
       unchanged();
     });
   }
+  await t.step("fd_fdstat_get reports no right to change files", async () => {
+    const [errno, base, inheriting] = await plugin.call("preopen_rights", []) as [
+      number,
+      bigint,
+      bigint,
+    ];
+    assert.equal(errno, 0);
+    const PATH_OPEN = 1n << 13n;
+    const PATH_CREATE_FILE = 1n << 10n;
+    const PATH_UNLINK_FILE = 1n << 26n;
+    const FD_WRITE = 1n << 6n;
+    assert.equal(base & PATH_OPEN, PATH_OPEN);
+    assert.equal(base & (PATH_CREATE_FILE | PATH_UNLINK_FILE), 0n);
+    assert.equal(inheriting & (FD_WRITE | PATH_CREATE_FILE), 0n);
+  });
   await t.step("reading still works", async () => {
     assert.equal(await plugin.callI32("read"), 0);
   });
