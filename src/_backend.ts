@@ -15,6 +15,23 @@ export interface CallBudget {
   readonly signal: AbortSignal | undefined;
 }
 
+/**
+ * A bytes-ABI call (see ABI.md), run whole where the instance lives: `alloc`,
+ * copy the input in, the function, copy the output out, free, under one
+ * budget. Plain data, so it crosses to a worker as one request.
+ */
+export interface BytesCall {
+  /** The export taking `(ptr, len)`. */
+  readonly fn: string;
+  readonly input: Uint8Array;
+  /** `true`: `fn` returns a packed `(ptr << 32) | len` i64 and the output is copied out; `false`: its i32. */
+  readonly packedOutput: boolean;
+  /** The allocator export, `alloc` or `malloc`. */
+  readonly alloc: string;
+  /** The export that frees a buffer: `dealloc(ptr, len)`, `free(ptr)`, or none. */
+  readonly free: "dealloc" | "free" | null;
+}
+
 /** A live plugin instance. */
 export interface PluginBackend {
   /**
@@ -26,7 +43,12 @@ export interface PluginBackend {
    * from it.
    */
   invoke(name: string, args: readonly unknown[], budget: CallBudget, startMs: number): unknown;
-  /** Fuel used by the last `invoke`, 0 when fuel is not metered. */
+  /**
+   * Runs a bytes-ABI call whole, in one exchange with one fuel budget and one
+   * deadline for all of its steps; resolves to the i32 result or the output.
+   */
+  invokeBytes(call: BytesCall, budget: CallBudget, startMs: number): Promise<number | Uint8Array>;
+  /** Fuel used by the last `invoke`, `invokeBytes` or `runCommand`, 0 when fuel is not metered. */
   readonly lastFuelUsed: number;
   /**
    * Runs the module as a WASI command in a fresh instance: `_start` with

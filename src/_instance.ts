@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { CallBudget, PluginBackend } from "./_backend.ts";
+import type { BytesCall, CallBudget, PluginBackend } from "./_backend.ts";
 import { isThenable } from "./_host_result.ts";
 import { Capability } from "./capability.ts";
 import {
@@ -424,7 +424,7 @@ export class PluginInstance implements PluginBackend {
     this.#slot.generation++;
     this.#cancelled = undefined;
     this.#begin(budget, startMs);
-    if (this.#async) return this.#invokeAsync(fn, args, budget);
+    if (this.#async) return this.#runCancellable(budget, () => fn(...args));
     let result: unknown;
     try {
       result = fn(...args);
@@ -437,7 +437,78 @@ export class PluginInstance implements PluginBackend {
     return result;
   }
 
-  async #invokeAsync(fn: Callable, args: readonly unknown[], budget: CallBudget): Promise<unknown> {
+  invokeBytes(
+    call: BytesCall,
+    budget: CallBudget,
+    startMs: number,
+  ): Promise<number | Uint8Array> {
+    this.#lastFuelUsed = 0;
+    const fn = this.#function(call.fn);
+    const alloc = this.#function(call.alloc);
+    const free = call.free === null ? undefined : this.#function(call.free);
+    if (fn === undefined || alloc === undefined || (call.free !== null && free === undefined)) {
+      return Promise.reject(new TypeError(`Exports of a bytes call to "${call.fn}" are missing`));
+    }
+    if (budget.signal?.aborted) return Promise.reject(budget.signal.reason);
+    this.#slot.error = undefined;
+    this.#slot.generation++;
+    this.#cancelled = undefined;
+    // One budget for every step: the instrumentation is armed once, and each
+    // step draws on what the previous ones left.
+    this.#begin(budget, startMs);
+    const steps = bytesExchange(call, this.memory, { fn, alloc, free });
+    if (this.#async) {
+      return this.#runCancellable(budget, () => this.#driveAsync(steps)) as Promise<
+        number | Uint8Array
+      >;
+    }
+    try {
+      return Promise.resolve(this.#drive(steps));
+    } catch (err) {
+      return Promise.reject(this.#failure(err));
+    } finally {
+      this.#end();
+    }
+  }
+
+  /** Runs the steps of a synchronous module's exchange. */
+  #drive<T>(steps: Generator<Step, T, unknown>): T {
+    let next = steps.next();
+    while (!next.done) {
+      const [f, args] = next.value;
+      let value: unknown;
+      try {
+        value = f(...args);
+        // A host function's error ends the call even when the guest caught it.
+        if (this.#slot.error !== undefined) throw this.#slot.error;
+      } catch (err) {
+        next = steps.throw(err);
+        continue;
+      }
+      next = steps.next(value);
+    }
+    return next.value;
+  }
+
+  /** Runs the steps of an exchange whose exports return promises (JSPI). */
+  async #driveAsync<T>(steps: Generator<Step, T, unknown>): Promise<T> {
+    let next = steps.next();
+    while (!next.done) {
+      const [f, args] = next.value;
+      let value: unknown;
+      try {
+        value = await f(...args);
+        if (this.#slot.error !== undefined) throw this.#slot.error;
+      } catch (err) {
+        next = steps.throw(err);
+        continue;
+      }
+      next = steps.next(value);
+    }
+    return next.value;
+  }
+
+  async #runCancellable(budget: CallBudget, body: () => unknown): Promise<unknown> {
     // Cancelling rejects what the guest waits on, and aborts the host work behind it.
     const controller = new AbortController();
     let reject!: (reason: unknown) => void;
@@ -455,14 +526,17 @@ export class PluginInstance implements PluginBackend {
     promise.catch(() => {});
     this.#cancellation = { promise, reject };
     this.#slot.signal = controller.signal;
-    const timer = Number.isFinite(budget.timeoutMs)
-      ? setTimeout(() => reject(new TimeoutError(budget.timeoutMs)), budget.timeoutMs)
+    const timer = Number.isFinite(this.#deadline)
+      ? setTimeout(
+        () => reject(new TimeoutError(budget.timeoutMs)),
+        Math.max(0, this.#deadline - performance.now()),
+      )
       : undefined;
     const onAbort = (): void => reject(budget.signal!.reason);
     budget.signal?.addEventListener("abort", onAbort, { once: true });
     let result: unknown;
     try {
-      result = await fn(...args);
+      result = await body();
       // A cancelled call ends with its reason, even if the guest caught it and returned.
       if (this.#cancelled !== undefined) throw this.#cancelled.reason;
     } catch (err) {
@@ -604,4 +678,44 @@ export class PluginInstance implements PluginBackend {
     this.memory.attach(undefined);
     return Promise.resolve();
   }
+}
+
+/** One call of an export in a multi-step exchange: the function and its arguments. */
+type Step = [Callable, unknown[]];
+
+/**
+ * The steps of a bytes-ABI call (see {@linkcode BytesCall}), as a generator
+ * that yields each export call and receives its result, so one description
+ * serves synchronous modules and JSPI-wrapped ones alike.
+ */
+function* bytesExchange(
+  call: BytesCall,
+  memory: GuestMemory,
+  exports: { fn: Callable; alloc: Callable; free: Callable | undefined },
+): Generator<Step, number | Uint8Array, unknown> {
+  const { fn, alloc, free } = exports;
+  const release = function* (ptr: number, length: number): Generator<Step, void, unknown> {
+    if (free === undefined || (length === 0 && ptr === 0)) return;
+    yield call.free === "dealloc" ? [free, [ptr | 0, length | 0]] : [free, [ptr | 0]];
+  };
+  const { input } = call;
+  const inPtr = input.length === 0 ? 0 : ((yield [alloc, [input.length]]) as number) >>> 0;
+  memory.write(inPtr, input);
+  const raw = yield [fn, [inPtr, input.length]];
+  if (!call.packedOutput) {
+    yield* release(inPtr, input.length);
+    return raw as number;
+  }
+  const packed = BigInt.asUintN(64, raw as bigint);
+  const outPtr = Number(packed >> 32n);
+  const outLen = Number(packed & 0xffff_ffffn);
+  // Copy the output out before freeing: the guest may return its input buffer.
+  let output: Uint8Array;
+  try {
+    output = memory.read(outPtr, outLen);
+  } finally {
+    yield* release(inPtr, input.length);
+  }
+  if (outPtr !== inPtr) yield* release(outPtr, outLen);
+  return output;
 }

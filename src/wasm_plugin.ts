@@ -5,11 +5,10 @@
  * @module
  */
 
-import type { CallBudget, PluginBackend } from "./_backend.ts";
+import type { BytesCall, CallBudget, PluginBackend } from "./_backend.ts";
 import type { CallOptions } from "./call_options.ts";
 import type { Capability } from "./capability.ts";
 import {
-  FuelExhaustedError,
   InvalidFunctionError,
   PluginStateError,
   TypeMismatchError,
@@ -845,7 +844,7 @@ export class WasmPlugin implements AsyncDisposable {
     if (this.#waiting.length > 0) this.#wakeNext();
   }
 
-  /** Runs a bytes-ABI call: allocate, copy in, call, copy out, free. */
+  /** Runs a bytes-ABI call: allocate, copy in, call, copy out, free, where the instance lives. */
   async #bytesCall(
     fn: string,
     input: Uint8Array,
@@ -860,32 +859,20 @@ export class WasmPlugin implements AsyncDisposable {
     }
     await this.#acquire(fn, true);
     const start = performance.now();
-    const meter = { fuelUsed: 0 };
     try {
-      const result = await this.#runBytesCall(
-        fn,
-        input,
-        this.#budget(options),
-        packedOutput,
-        start,
-        meter,
-      );
-      this.#finish(fn, start, undefined, meter.fuelUsed);
+      const budget = this.#budget(options);
+      const call = this.#bytesCallOf(fn, input, packedOutput);
+      const result = await this.#backend.invokeBytes(call, budget, start);
+      this.#finish(fn, start, undefined);
       return result;
     } catch (err) {
-      this.#finish(fn, start, err, meter.fuelUsed);
+      this.#finish(fn, start, err);
       throw err;
     }
   }
 
-  async #runBytesCall(
-    fn: string,
-    input: Uint8Array,
-    budget: CallBudget,
-    packedOutput: boolean,
-    start: number,
-    meter: { fuelUsed: number },
-  ): Promise<number | Uint8Array> {
+  /** Checks `fn`'s signature and finds the allocator and the free function of a bytes call. */
+  #bytesCallOf(fn: string, input: Uint8Array, packedOutput: boolean): BytesCall {
     const signature = this.#signatures.get(fn);
     if (signature === undefined) throw new InvalidFunctionError(fn);
     const expected = packedOutput ? I64 : I32;
@@ -896,44 +883,7 @@ export class WasmPlugin implements AsyncDisposable {
         }) -> (${signature.results.join(", ")})`,
       );
     }
-    // Every step of the exchange (alloc, the function, dealloc) draws on the
-    // call's one fuel budget and counts against its one deadline.
-    const invoke = async (name: string, args: unknown[]): Promise<unknown> => {
-      const fuelLeft = budget.fuel === null ? null : budget.fuel - meter.fuelUsed;
-      if (fuelLeft !== null && fuelLeft <= 0) throw new FuelExhaustedError(budget.fuel!);
-      const step = fuelLeft === budget.fuel ? budget : { ...budget, fuel: fuelLeft };
-      try {
-        const value = this.#backend.invoke(name, args, step, start);
-        return value instanceof Promise ? await value : value;
-      } catch (err) {
-        if (err instanceof FuelExhaustedError && step !== budget) {
-          throw new FuelExhaustedError(budget.fuel!, { cause: err.cause });
-        }
-        throw err;
-      } finally {
-        meter.fuelUsed += this.#backend.lastFuelUsed;
-      }
-    };
-    const alloc = this.#allocator(fn);
-    const inPtr = input.length === 0 ? 0 : (await invoke(alloc, [input.length]) as number) >>> 0;
-    await this.#backend.writeMemory(inPtr, input);
-    const raw = await invoke(fn, [inPtr, input.length]);
-    if (!packedOutput) {
-      await this.#free(invoke, inPtr, input.length);
-      return raw as number;
-    }
-    const packed = BigInt.asUintN(64, raw as bigint);
-    const outPtr = Number(packed >> 32n);
-    const outLen = Number(packed & 0xffff_ffffn);
-    // Copy the output out before freeing: the guest may return its input buffer.
-    let output: Uint8Array;
-    try {
-      output = await this.#backend.readMemory(outPtr, outLen);
-    } finally {
-      await this.#free(invoke, inPtr, input.length);
-    }
-    if (outPtr !== inPtr) await this.#free(invoke, outPtr, outLen);
-    return output;
+    return { fn, input, packedOutput, alloc: this.#allocator(fn), free: this.#freeFunction() };
   }
 
   #allocator(fn: string): string {
@@ -952,19 +902,13 @@ export class WasmPlugin implements AsyncDisposable {
     });
   }
 
-  async #free(
-    invoke: (name: string, args: unknown[]) => Promise<unknown>,
-    ptr: number,
-    length: number,
-  ): Promise<void> {
-    if (length === 0 && ptr === 0) return;
+  /** The export that frees a bytes-call buffer: `dealloc(ptr, len)`, else `free(ptr)`, else none. */
+  #freeFunction(): "dealloc" | "free" | null {
     const dealloc = this.#signatures.get("dealloc");
-    if (dealloc !== undefined && sameTypes(dealloc.params, ["i32", "i32"])) {
-      await invoke("dealloc", [ptr | 0, length | 0]);
-      return;
-    }
+    if (dealloc !== undefined && sameTypes(dealloc.params, ["i32", "i32"])) return "dealloc";
     const free = this.#signatures.get("free");
-    if (free !== undefined && sameTypes(free.params, I32)) await invoke("free", [ptr | 0]);
+    if (free !== undefined && sameTypes(free.params, I32)) return "free";
+    return null;
   }
 }
 

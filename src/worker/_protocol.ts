@@ -29,6 +29,8 @@ export const ToWorker = {
   Run: 8,
   /** hand over the instance's state, so the worker can be terminated (see `ParkedState`) */
   Park: 9,
+  /** fn, fuel (number | null), timeoutMs, packedOutput (0 | 1), alloc, free (string | null), input: a whole bytes-ABI call */
+  Bytes: 15,
 } as const;
 
 /** Worker → host opcodes. */

@@ -14,7 +14,7 @@
  * @module
  */
 
-import type { CallBudget, PluginBackend } from "../_backend.ts";
+import type { BytesCall, CallBudget, PluginBackend } from "../_backend.ts";
 import { assertNotInHostCallOf, runInHostCall } from "../_host_call_scope.ts";
 import {
   InstantiationError,
@@ -332,6 +332,37 @@ class WorkerBackend implements PluginBackend {
       const results = this.#settle(await this.#converse(live, budget, startMs));
       if (results.length === 0) return undefined;
       return results.length === 1 ? results[0] : results;
+    } finally {
+      this.#release();
+    }
+  }
+
+  async invokeBytes(
+    call: BytesCall,
+    budget: CallBudget,
+    startMs: number,
+  ): Promise<number | Uint8Array> {
+    this.#lastFuelUsed = 0;
+    budget.signal?.throwIfAborted();
+    try {
+      let live = this.#open();
+      if (live instanceof Promise) {
+        live = await live;
+        startMs = performance.now();
+      }
+      budget.signal?.throwIfAborted();
+      // The whole exchange is one request: one round trip, one budget.
+      live.channel.postCall(ToWorker.Bytes, [
+        call.fn,
+        budget.fuel,
+        budget.timeoutMs,
+        call.packedOutput ? 1 : 0,
+        call.alloc,
+        call.free,
+        call.input,
+      ]);
+      const [result] = this.#settle(await this.#converse(live, budget, startMs));
+      return result as number | Uint8Array;
     } finally {
       this.#release();
     }

@@ -95,6 +95,20 @@ function handle(instance: PluginInstance, { op, values }: WireMessage): Reply | 
         ? result.then((value) => callResult(instance, value))
         : callResult(instance, result);
     }
+    case ToWorker.Bytes: {
+      const [fn, fuel, timeoutMs, packedOutput, alloc, free, input] = values as [
+        string,
+        number | null,
+        number,
+        number,
+        string,
+        "dealloc" | "free" | null,
+        Uint8Array,
+      ];
+      const call = { fn, input, packedOutput: packedOutput === 1, alloc, free };
+      return instance.invokeBytes(call, { fuel, timeoutMs, signal: undefined }, performance.now())
+        .then((value) => callResult(instance, value));
+    }
     case ToWorker.Start: {
       const [fuel, timeoutMs] = values as [number | null, number];
       instance.start({ fuel, timeoutMs, signal: undefined }, performance.now());
