@@ -425,6 +425,24 @@ testEachIsolation("env.host_http_fetch reaches only allowedHosts", {
     assert.equal(response.headers["x-plugin"], "yes");
   });
 
+  await t.step('a GET or HEAD with an empty "body" is sent with none', async () => {
+    await using loaded = await loadHostPlugin(loadPlugin, {
+      capabilities: [Capability.NetworkAccess],
+      allowedHosts: [host],
+    });
+    for (const method of ["GET", "HEAD"]) {
+      const { result, text } = await ask(
+        loaded.plugin,
+        "host_http_fetch",
+        request("/echo", { method, body: "" }),
+      );
+      assert.ok(result > 0, text);
+      const response = JSON.parse(text!);
+      assert.equal(response.status, 201);
+      assert.equal(response.body, method === "GET" ? "GET /echo " : "");
+    }
+  });
+
   await t.step("a host not in allowedHosts is a CapabilityDeniedError", async () => {
     // Another port: a worker cannot be allowed more than the test's own net permission.
     await using loaded = await loadHostPlugin(loadPlugin, {

@@ -323,7 +323,8 @@ async function fetchForPlugin(
   }
   let url = new URL(request.url);
   let method = request.method ?? "GET";
-  let body = request.body;
+  // An empty body is no body: a guest that serialises "none" as "" may still GET or HEAD.
+  let body = request.body === "" ? undefined : request.body;
   for (let redirects = 0;; redirects++) {
     assertAllowedHost(allowedHosts, url);
     // Where Deno would ask the operator (a terminal, no --allow-net), refuse instead.
