@@ -23,6 +23,7 @@
 
 import {
   Capability,
+  type Linker,
   type PluginLogEntry,
   type PluginMessage,
   type RuntimeConfig,
@@ -52,6 +53,12 @@ export interface WithPluginOptions {
   runtime?: RuntimeConfig;
   /** A fake host whose hooks, tools and grants the plugin gets. */
   host?: FakeHost;
+  /**
+   * The application's host functions the plugin may import (from any
+   * runtime's `createLinker()`); the plugin also needs
+   * `Capability.CallHostFunction` to call them.
+   */
+  linker?: Linker;
 }
 
 /**
@@ -92,7 +99,10 @@ export async function withPlugin<T>(
   const compiled = typeof source === "string"
     ? await runtime.compileWat(config.name ?? "plugin", source)
     : await runtime.compile(config.name ?? "plugin", source);
-  await using plugin = await runtime.createPlugin(compiled, pluginConfig);
+  const linker = options.linker;
+  await using plugin = linker === undefined
+    ? await runtime.createPlugin(compiled, pluginConfig)
+    : await runtime.createPluginWithLinker(compiled, pluginConfig, linker);
   return await fn(plugin, runtime);
 }
 

@@ -9,6 +9,23 @@
 
 import { describeValue } from "./_format.ts";
 import type { WasmPluginConfig } from "./plugin_config.ts";
+import { assertKnownKeys } from "./_known_keys.ts";
+
+/** The keys of a `WasmPluginConfig`. */
+const PLUGIN_CONFIG_KEYS = [
+  "name",
+  "id",
+  "capabilities",
+  "resourceLimits",
+  "config",
+  "allowedHosts",
+  "allowedPaths",
+  "wasi",
+  "manifest",
+  "onMessage",
+  "onLog",
+  "isolation",
+];
 
 /** Throws a `TypeError` about `key` unless `value` is `"worker"` or `"inline"`. */
 export function checkIsolation(isolation: unknown, key: string): void {
@@ -53,6 +70,7 @@ function checkStringRecord(
 
 function checkWasi(wasi: unknown): void {
   if (!isRecord(wasi)) fail("wasi", "an object", wasi);
+  assertKnownKeys("'wasi'", wasi, ["args", "env", "preopens"]);
   const { args, env, preopens } = wasi;
   if (args !== undefined) {
     if (!Array.isArray(args)) fail("wasi.args", "an array of strings", args);
@@ -84,6 +102,7 @@ export function checkPluginConfig(config: WasmPluginConfig): WasmPluginConfig {
       `Cannot create a plugin: expected a config object, received ${describeValue(config)}`,
     );
   }
+  assertKnownKeys("the plugin config", config, PLUGIN_CONFIG_KEYS);
   for (const key of ["name", "id"] as const) {
     if (config[key] !== undefined) checkString(key, config[key], { nul: false });
   }
@@ -101,6 +120,7 @@ export function checkPluginConfig(config: WasmPluginConfig): WasmPluginConfig {
   if (config.allowedPaths !== undefined) {
     const paths: unknown = config.allowedPaths;
     if (!isRecord(paths)) fail("allowedPaths", "an object { read?, write? }", paths);
+    assertKnownKeys("'allowedPaths'", paths, ["read", "write"]);
     for (const access of ["read", "write"] as const) {
       if (paths[access] !== undefined) checkStrings(`allowedPaths.${access}`, paths[access]);
     }

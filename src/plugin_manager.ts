@@ -17,6 +17,8 @@ import type { PluginMetrics } from "./plugin_metrics.ts";
 import type { PluginState } from "./plugin_state.ts";
 import { observePlugin, type StopOptions, type WasmPlugin } from "./wasm_plugin.ts";
 import type { WasmRuntime } from "./wasm_runtime.ts";
+import type { Linker } from "./linker.ts";
+import type { RunOptions, RunResult } from "./command_run.ts";
 
 /**
  * A reference to a plugin loaded in a {@linkcode PluginManager}.
@@ -107,6 +109,30 @@ interface Entry {
 }
 
 /**
+ * Options of {@linkcode PluginManager.load} and its siblings.
+ *
+ * @example
+ * ```ts
+ * import { type LoadOptions, PluginManager, WasmRuntime } from "@wasmplug/wasmplug";
+ * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+ * const linker = runtime.createLinker();
+ * linker.funcWrap("env", "twice", (x: number) => x * 2);
+ * const options: LoadOptions = { linker };
+ * await using manager = new PluginManager(runtime);
+ * const handle = await manager.loadWat(
+ *   '(module (import "env" "twice" (func $t (param i32) (result i32))) (func (export "f") (result i32) (call $t (i32.const 21))))',
+ *   { capabilities: ["call_host_function"] },
+ *   options,
+ * );
+ * console.log(await manager.callI32(handle, "f")); // 42
+ * ```
+ */
+export interface LoadOptions {
+  /** The application's host functions the plugin may import (`runtime.createLinker()`). */
+  linker?: Linker;
+}
+
+/**
  * Hosts many plugins at once, like MoFA's `WasmPluginManager`: load them from
  * bytes, WAT or files, call them by handle, watch their events, account for
  * them, and unload them.
@@ -168,9 +194,15 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
    *
    * @throws {TypeError} If `config.id` is already loaded.
    */
-  async load(bytes: Uint8Array | ArrayBuffer, config?: WasmPluginConfig): Promise<PluginHandle> {
-    const compiled = await this.runtime.compile(config?.name ?? "plugin", bytes);
-    return await this.#add(compiled, config);
+  async load(
+    source: Uint8Array | ArrayBuffer | CompiledModule,
+    config?: WasmPluginConfig,
+    options?: LoadOptions,
+  ): Promise<PluginHandle> {
+    const compiled = source instanceof Uint8Array || source instanceof ArrayBuffer
+      ? await this.runtime.compile(config?.name ?? "plugin", source)
+      : source;
+    return await this.#add(compiled, config, options);
   }
 
   /**
@@ -185,9 +217,13 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
    * console.log(handle.id); // empty
    * ```
    */
-  async loadWat(wat: string, config?: WasmPluginConfig): Promise<PluginHandle> {
+  async loadWat(
+    wat: string,
+    config?: WasmPluginConfig,
+    options?: LoadOptions,
+  ): Promise<PluginHandle> {
     const compiled = await this.runtime.compileWat(config?.name ?? "plugin", wat);
-    return await this.#add(compiled, config);
+    return await this.#add(compiled, config, options);
   }
 
   /**
@@ -199,14 +235,18 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
    * const handle = await manager.loadFile(new URL("./plugins/math.wasm", import.meta.url));
    * ```
    */
-  async loadFile(path: string | URL, config?: WasmPluginConfig): Promise<PluginHandle> {
+  async loadFile(
+    path: string | URL,
+    config?: WasmPluginConfig,
+    options?: LoadOptions,
+  ): Promise<PluginHandle> {
     const bytes = await readModuleFile(path);
     const name = config?.name ?? String(path).split(/[\\/]/).pop()!.replace(/\.(wasm|wat)$/, "");
     const named = { ...config, name };
     if (String(path).endsWith(".wat")) {
-      return await this.loadWat(new TextDecoder().decode(bytes), named);
+      return await this.loadWat(new TextDecoder().decode(bytes), named, options);
     }
-    return await this.load(bytes, named);
+    return await this.load(bytes, named, options);
   }
 
   /**
@@ -222,13 +262,18 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
    * console.log(a.id !== b.id); // true
    * ```
    */
-  loadCompiled(compiled: CompiledModule, config?: WasmPluginConfig): Promise<PluginHandle> {
-    return this.#add(compiled, config);
+  loadCompiled(
+    compiled: CompiledModule,
+    config?: WasmPluginConfig,
+    options?: LoadOptions,
+  ): Promise<PluginHandle> {
+    return this.#add(compiled, config, options);
   }
 
   async #add(
     compiled: CompiledModule,
     config: WasmPluginConfig | undefined,
+    options: LoadOptions | undefined,
   ): Promise<PluginHandle> {
     if (this.#closed) throw new TypeError("Cannot load a plugin: the manager is closed");
     let id = config?.id;
@@ -238,14 +283,18 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
     while (id === undefined || this.#plugins.has(id)) id = `plugin-${this.#nextId++}`;
     const userOnMessage = config?.onMessage;
     const pluginId = id;
-    const plugin = await this.runtime.createPlugin(compiled, {
+    const managedConfig = {
       ...config,
       id: pluginId,
       onMessage: (message: PluginMessage) => {
         this.#emit("message", pluginId, message);
         userOnMessage?.(message);
       },
-    });
+    };
+    const linker = options?.linker;
+    const plugin = linker === undefined
+      ? await this.runtime.createPlugin(compiled, managedConfig)
+      : await this.runtime.createPluginWithLinker(compiled, managedConfig, linker);
     if (this.#plugins.has(pluginId)) {
       // Another load with the same id finished first while this one was instantiating.
       await plugin.stop();
@@ -394,6 +443,23 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
   }
 
   /**
+   * `plugin.callF32()` by handle.
+   *
+   * @example
+   * ```ts ignore
+   * const half = await manager.callF32(handle, "half", [3]);
+   * ```
+   */
+  callF32(
+    handle: PluginHandle,
+    fn: string,
+    args?: readonly number[],
+    options?: CallOptions,
+  ): Promise<number> {
+    return this.#with(handle, (plugin) => plugin.callF32(fn, args, options));
+  }
+
+  /**
    * `plugin.callVoid()` by handle.
    *
    * @example
@@ -442,6 +508,35 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
     options?: CallOptions,
   ): Promise<Uint8Array> {
     return this.#with(handle, (plugin) => plugin.callBytes(fn, input, options));
+  }
+
+  /**
+   * `plugin.callWithBytes()` by handle.
+   *
+   * @example
+   * ```ts ignore
+   * const n = await manager.callWithBytes(handle, "process_data", new Uint8Array([1, 2, 3]));
+   * ```
+   */
+  callWithBytes(
+    handle: PluginHandle,
+    fn: string,
+    input: Uint8Array,
+    options?: CallOptions,
+  ): Promise<number> {
+    return this.#with(handle, (plugin) => plugin.callWithBytes(fn, input, options));
+  }
+
+  /**
+   * `plugin.run()` (a WASI command) by handle.
+   *
+   * @example
+   * ```ts ignore
+   * const { exitCode, stdout } = await manager.run(handle, { stdin: new Uint8Array() });
+   * ```
+   */
+  run(handle: PluginHandle, options?: RunOptions): Promise<RunResult> {
+    return this.#with(handle, (plugin) => plugin.run(options));
   }
 
   /**

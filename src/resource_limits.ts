@@ -7,6 +7,7 @@
  */
 
 import { describeValue } from "./_format.ts";
+import { assertKnownKeys } from "./_known_keys.ts";
 
 /**
  * Limits enforced on every plugin. None of them is advisory.
@@ -181,15 +182,7 @@ export function resolveLimits(
       `Cannot apply resource limits: expected an object, received ${describeValue(overrides)}`,
     );
   }
-  for (const key of Object.keys(overrides)) {
-    if (!(LIMIT_NAMES as readonly string[]).includes(key)) {
-      throw new TypeError(
-        `Cannot apply resource limits: unknown limit '${key}' (expected one of ${
-          LIMIT_NAMES.join(", ")
-        })`,
-      );
-    }
-  }
+  assertKnownKeys("resource limits", overrides, LIMIT_NAMES);
   const merged: Record<string, number | null> = { ...base };
   for (const name of LIMIT_NAMES) {
     const value = overrides[name];

@@ -23,6 +23,7 @@ import type { PluginState } from "./plugin_state.ts";
 import type { ResourceLimits } from "./resource_limits.ts";
 import { checkArguments, type Signature } from "./_signature.ts";
 import { describeValue } from "./_format.ts";
+import { assertKnownKeys } from "./_known_keys.ts";
 
 /**
  * Options of `plugin.stop()` and `manager.unload()`.
@@ -727,6 +728,7 @@ export class WasmPlugin implements AsyncDisposable {
         }: expected an object { signal?, timeoutMs?, fuel? }`,
       );
     }
+    assertKnownKeys("the call options", options, CALL_OPTION_KEYS);
     const { signal, timeoutMs, fuel } = options;
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
       throw new TypeError(
@@ -932,6 +934,9 @@ function checkNumber(action: string, what: string, value: unknown): void {
     );
   }
 }
+
+/** The keys of `CallOptions`. */
+const CALL_OPTION_KEYS = ["signal", "timeoutMs", "fuel"];
 
 /** Result types a call may hand the host: numbers, and the host's own references. */
 const LEAVING_TYPES: ReadonlySet<string> = new Set(["i32", "i64", "f32", "f64", "externref"]);

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   Capability,
+  ImportNotFoundError,
   PluginEvent,
   type PluginHandle,
   PluginManager,
@@ -499,4 +500,57 @@ Deno.test("PluginManager listeners can be removed, and once-listeners run once",
   manager.removeEventListener("loaded", onLoaded);
   await manager.loadWat("(module)", { id: "c" });
   assert.deepEqual(seen, ["kept a", "once", "kept b"]);
+});
+
+/** A plugin importing the application's own host function `env.twice`. */
+const LINKED_WAT = `(module
+  (import "env" "twice" (func $twice (param i32) (result i32)))
+  (func (export "f") (param i32) (result i32) (call $twice (local.get 0))))`;
+
+testEachIsolation("PluginManager links the application's host functions", {
+  permissions: "none",
+}, async (t, { createRuntime }) => {
+  await using runtime = createRuntime();
+  await using manager = new PluginManager(runtime);
+  const linker = runtime.createLinker();
+  linker.funcWrap("env", "twice", (x: number) => x * 2);
+  const config = { capabilities: [Capability.CallHostFunction] };
+
+  await t.step(
+    "loadWat, load of bytes or a compiled module, and loadCompiled take a linker",
+    async () => {
+      const compiled = await runtime.compileWat("linked", LINKED_WAT);
+      const handles = [
+        await manager.loadWat(LINKED_WAT, config, { linker }),
+        await manager.load(compiled, config, { linker }),
+        await manager.loadCompiled(compiled, config, { linker }),
+      ];
+      for (const handle of handles) assert.equal(await manager.callI32(handle, "f", [21]), 42);
+    },
+  );
+
+  await t.step("without one, the import is an ImportNotFoundError", async () => {
+    await assertRejectsWith(() => manager.loadWat(LINKED_WAT, config), ImportNotFoundError, {
+      kind: "import_not_found",
+    });
+  });
+});
+
+testEachIsolation("PluginManager offers every call of WasmPlugin by handle", {
+  permissions: "none",
+}, async (_t, { createRuntime }) => {
+  await using runtime = createRuntime();
+  await using manager = new PluginManager(runtime);
+  const calls = await manager.loadWat(CALLS_WAT);
+  assert.equal(await manager.callF32(calls, "half", [3]), 1.5);
+  const bytes = await manager.loadWat(BYTES_WAT);
+  assert.equal(await manager.callWithBytes(bytes, "sum", new Uint8Array([1, 2, 3])), 6);
+  const command = await manager.loadWat(
+    `(module
+      (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+      (memory (export "memory") 1)
+      (func (export "_start") (call $exit (i32.const 3))))`,
+    { capabilities: [Capability.Wasi] },
+  );
+  assert.equal((await manager.run(command)).exitCode, 3);
 });

@@ -77,3 +77,19 @@ Deno.test("FakeHost records logs and messages and answers tools", async () => {
   assert.equal(reply, '{"found":true}');
   assert.equal(length, reply.length);
 });
+
+Deno.test("withPlugin() links the application's host functions", async () => {
+  const { WasmRuntime, Capability } = await import("../mod.ts");
+  await using other = new WasmRuntime({ execution: { isolation: "inline" } });
+  const linker = other.createLinker();
+  linker.funcWrap("env", "twice", (x: number) => x * 2);
+  const result = await withPlugin(
+    `(module
+      (import "env" "twice" (func $twice (param i32) (result i32)))
+      (func (export "f") (result i32) (call $twice (i32.const 21))))`,
+    { capabilities: [Capability.CallHostFunction] },
+    (plugin) => plugin.callI32("f"),
+    { linker },
+  );
+  assert.equal(result, 42);
+});

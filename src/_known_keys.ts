@@ -1,0 +1,67 @@
+/**
+ * Unknown keys in an options object are a `TypeError` that names the key and,
+ * when one is close, the key that was probably meant: a typo such as
+ * `resourceLimit` must not silently do nothing.
+ *
+ * @module
+ */
+
+/**
+ * Throws a `TypeError` for the first own key of `object` that is not in
+ * `known`.
+ *
+ * @param what What the object is, for the message (e.g. `"the plugin config"`).
+ * @param object The options object (already known to be an object).
+ * @param known Every key it may have.
+ * @throws {TypeError} Naming the unknown key, and the nearest known one when close.
+ */
+export function assertKnownKeys(
+  what: string,
+  object: object,
+  known: readonly string[],
+): void {
+  for (const key of Object.keys(object)) {
+    if (known.includes(key)) continue;
+    const nearest = nearestKey(key, known);
+    throw new TypeError(
+      `Cannot use ${what}: unknown key '${key}'${
+        nearest === undefined ? "" : ` (did you mean '${nearest}'?)`
+      }; expected one of ${known.join(", ")}`,
+    );
+  }
+}
+
+/** The known key closest to `key`, if it is close enough to be a typo of it. */
+function nearestKey(key: string, known: readonly string[]): string | undefined {
+  const lower = key.toLowerCase();
+  // A key cut short: `maxMemory` → `maxMemoryPages`.
+  const extended = lower.length >= 3
+    ? known.find((candidate) => candidate.toLowerCase().startsWith(lower))
+    : undefined;
+  if (extended !== undefined) return extended;
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of known) {
+    const distance = editDistance(lower, candidate.toLowerCase());
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  // Up to two edits in five, at least one: `resourceLimit` → `resourceLimits`, `maxEntry` → `maxEntries`.
+  return bestDistance <= Math.max(1, Math.ceil(key.length * 0.4)) ? best : undefined;
+}
+
+/** Levenshtein distance of two short strings. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current.push(Math.min(previous[j]! + 1, current[j - 1]! + 1, substitution));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}
