@@ -17,18 +17,68 @@ export interface Figure {
 /** A variant: runs `iterations` operations and returns nothing. */
 export type Variant = (iterations: number) => Promise<void> | void;
 
+/** Variants by figure name, each with the operations it runs per round. */
+export type Variants = Record<string, { run: Variant; iterations: number }>;
+
+/**
+ * Variants measured in one condition: `enter` sets the condition up before
+ * them, every round, and what it returns is disposed of after them (e.g.
+ * busy cores started and stopped around the phase).
+ */
+export interface Phase {
+  /** Sets the condition up; default: nothing to set up. */
+  enter?: () => Promise<AsyncDisposable | void>;
+  variants: Variants;
+}
+
+/** Options of {@linkcode interleave} and {@linkcode interleavePhases}. */
+export interface InterleaveOptions {
+  /** Rounds run first and not counted (JIT, caches, lazy buffers). @default {1} */
+  warmupRounds?: number;
+  /** Called after each counted round with its number (from 1), e.g. to show progress. */
+  onRound?: (round: number) => void;
+}
+
 /** Runs every variant once per round, in turn, and summarizes ns/op. */
-export async function interleave(
-  variants: Record<string, { run: Variant; iterations: number }>,
+export function interleave(
+  variants: Variants,
   rounds: number,
+  options?: InterleaveOptions,
 ): Promise<Figure[]> {
+  return interleavePhases([{ variants }], rounds, options);
+}
+
+/**
+ * Runs every phase once per round, in turn, and in each phase every variant
+ * once, in turn; summarizes ns/op of each variant over the counted rounds.
+ */
+export async function interleavePhases(
+  phases: readonly Phase[],
+  rounds: number,
+  options: InterleaveOptions = {},
+): Promise<Figure[]> {
+  const { warmupRounds = 1, onRound } = options;
+  if (!Number.isInteger(rounds) || rounds < 1) {
+    throw new RangeError(
+      `Cannot measure as 'rounds' must be a positive integer: current value is ${rounds}`,
+    );
+  }
   const samples: Record<string, number[]> = {};
-  for (let round = 0; round < rounds; round++) {
-    for (const [name, { run, iterations }] of Object.entries(variants)) {
-      const start = performance.now();
-      await run(iterations);
-      (samples[name] ??= []).push(((performance.now() - start) * 1e6) / iterations);
+  for (let round = -warmupRounds; round < rounds; round++) {
+    for (const phase of phases) {
+      const condition = await phase.enter?.();
+      try {
+        for (const [name, { run, iterations }] of Object.entries(phase.variants)) {
+          const start = performance.now();
+          await run(iterations);
+          const ns = ((performance.now() - start) * 1e6) / iterations;
+          if (round >= 0) (samples[name] ??= []).push(ns);
+        }
+      } finally {
+        await condition?.[Symbol.asyncDispose]();
+      }
     }
+    if (round >= 0) onRound?.(round + 1);
   }
   return Object.entries(samples).map(([name, values]) => summarize(name, values));
 }

@@ -7,6 +7,7 @@
  */
 
 import type { Figure } from "./_measure.ts";
+import { formatTarget, type GoalResult } from "./_goals.ts";
 
 interface Group {
   figures: Figure[];
@@ -17,7 +18,9 @@ interface Results {
   date: string;
   machine: { deno: string; v8: string; os: string; arch: string; cpus: number };
   callOverhead: Group;
-  workerCalls: Group & { rssPerIdleWorkerPluginBytes: number };
+  rounds?: Record<string, number>;
+  workerCalls: Group & { rssPerIdleWorkerPluginBytes: number; busyCores?: number };
+  instrumentation?: Group;
   peers: Group & {
     extismVersion: string;
     timeouts: Record<
@@ -26,6 +29,7 @@ interface Results {
       | string
     >;
   };
+  goals?: GoalResult[];
 }
 
 const DESCRIPTIONS: Record<string, string> = {
@@ -36,9 +40,16 @@ const DESCRIPTIONS: Record<string, string> = {
   callI32: 'inline `plugin.callI32("add")`, unmetered',
   callI32Metered: "the same with fuel, depth and deadline instrumentation",
   managerCallI32: '`manager.callI32(handle, "add")`, unmetered',
-  postMessageRoundTrip: "postMessage round trip to a bare worker doing the same wasm call",
-  workerCallI32: 'worker-isolated `plugin.callI32("add")`',
-  crowdCallI32: "the same, 50 worker plugins × 4 callers at once (wall time per call)",
+  postMessageRoundTrip: "quiet: postMessage round trip to a bare worker doing the same wasm call",
+  workerCallI32: 'quiet: worker-isolated `plugin.callI32("add")`',
+  workerCallBytes16: 'quiet: worker-isolated `plugin.callBytes("echo")`, 16 B in and out',
+  workerCallBytes1MiB: "quiet: the same, 1 MiB in and out",
+  busyPostMessageRoundTrip: "busy: postMessage round trip to the bare worker",
+  busyWorkerCallI32: 'busy: worker-isolated `plugin.callI32("add")`',
+  crowdCallI32:
+    'crowd: `callI32("add")`, 50 worker plugins × 4 callers at once (wall time per call)',
+  crowdPostMessageRoundTrip:
+    "crowd: postMessage round trips, 50 bare workers × 4 callers at once (wall time per call)",
   inlineHostCall: "host (linker) function called from an inline guest",
   workerHostCall: "host (linker) function called from a worker guest",
   bareSpawnAndInstantiate: "spawn a bare Worker and instantiate the module by hand",
@@ -53,6 +64,15 @@ const DESCRIPTIONS: Record<string, string> = {
   extismCreateInProcess: "Extism: create (and close) an in-process plugin, module compiled",
   wasmplugCreateWorker: "wasmplug: create (and stop) a worker plugin, module compiled",
   extismCreateWorker: "Extism: create (and close) a `runInWorker` plugin, module compiled",
+  fibPlain: "recursive `fib(30)` in WAT, plain",
+  fibInstrumented: "the same, instrumented (fuel, depth, clock deadline: inline plugins)",
+  fibInstrumentedSharedFlag: "the same, instrumented (fuel, depth, shared-flag deadline: workers)",
+  qsortPlain: "C `qsort` of 20 000 ints with a comparator callback (wasi-libc), plain",
+  qsortInstrumented: "the same, instrumented (clock deadline)",
+  qsortInstrumentedSharedFlag: "the same, instrumented (shared-flag deadline)",
+  loopPlain: "loop without calls (FNV-1a over 2 MB), plain",
+  loopInstrumented: "the same, instrumented (clock deadline)",
+  loopInstrumentedSharedFlag: "the same, instrumented (shared-flag deadline)",
 };
 
 function format(ns: number): string {
@@ -74,6 +94,29 @@ function table(group: Group): string {
     .join("\n");
 }
 
+function goalTable(goals: readonly GoalResult[]): string {
+  const rows = goals.map((goal) =>
+    `| ${goal.description} | ${formatTarget(goal)} | ${
+      goal.value === null ? "–" : `${goal.value.toFixed(2)}x`
+    } | ${goal.met === null ? "not measured" : goal.met ? "met" : "**not met**"} |`
+  );
+  return [
+    "| goal (ratio of medians) | target | measured | status |",
+    "|---|---:|---:|---|",
+    ...rows,
+  ]
+    .join("\n");
+}
+
+function roundsText(rounds: Record<string, number> | undefined): string {
+  if (rounds === undefined) return "medians of interleaved rounds";
+  const counts = Object.values(rounds);
+  const [least, most] = [Math.min(...counts), Math.max(...counts)];
+  return `median, min and max of ${
+    least === most ? least : `${least} to ${most}`
+  } interleaved rounds per figure (after a warm-up round)`;
+}
+
 /** Renders the performance section's generated part. */
 export function renderReport(results: Results): string {
   const { machine } = results;
@@ -81,19 +124,30 @@ export function renderReport(results: Results): string {
     `Measured ${
       results.date.slice(0, 10)
     } on ${machine.os}/${machine.arch}, ${machine.cpus} cores, ` +
-    `Deno ${machine.deno} (V8 ${machine.v8}); medians of interleaved rounds.`,
+    `Deno ${machine.deno} (V8 ${machine.v8}); ${roundsText(results.rounds)}.`,
     "",
+    ...(results.goals === undefined ? [] : ["**Goals**", "", goalTable(results.goals), ""]),
     "**Inline calls**",
     "",
     table(results.callOverhead),
     "",
-    "**Worker isolation**",
+    `**Worker isolation** (quiet: nothing else runs; busy: ${
+      results.workerCalls.busyCores === undefined
+        ? "all cores but one"
+        : `${results.workerCalls.busyCores} of ${machine.cpus} cores`
+    } spinning in child processes; crowd: many callers at once)`,
     "",
     table(results.workerCalls),
     `- RSS per idle worker plugin: ${
       (results.workerCalls.rssPerIdleWorkerPluginBytes / 1e6).toFixed(1)
     } MB`,
     "",
+    ...(results.instrumentation === undefined ? [] : [
+      "**Instrumentation overhead** (one export call on a `WebAssembly.Instance`, plain bytes beside instrumented bytes)",
+      "",
+      table(results.instrumentation),
+      "",
+    ]),
     `**Side by side with Extism ${results.peers.extismVersion}** (ratios are wasmplug ÷ Extism; below 1 means wasmplug is faster)`,
     "",
     table(results.peers),
@@ -109,7 +163,32 @@ export function renderReport(results: Results): string {
   ].join("\n");
 }
 
-if (import.meta.main) {
+/**
+ * Formats markdown as `deno fmt` does with the project's settings, so that
+ * `deno fmt --check` passes on the README without a manual step.
+ */
+async function formatMarkdown(text: string): Promise<string> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["fmt", "--ext=md", "-"],
+    cwd: new URL("..", import.meta.url),
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(text));
+  await writer.close();
+  const { success, stdout } = await child.output();
+  if (!success) throw new Error("deno fmt failed on the generated README tables");
+  return new TextDecoder().decode(stdout);
+}
+
+/**
+ * Rewrites the README's generated part from `bench/results.json`; what
+ * `deno task bench` does after measuring, and `deno task bench:report` alone.
+ * Needs `--allow-run` to format the tables with `deno fmt`.
+ */
+export async function updateReadme(): Promise<void> {
   const results = JSON.parse(
     await Deno.readTextFile(new URL("./results.json", import.meta.url)),
   ) as Results;
@@ -120,9 +199,10 @@ if (import.meta.main) {
   const from = readme.indexOf(start);
   const to = readme.indexOf(end);
   if (from < 0 || to < from) throw new Error(`README.md lacks the ${start} … ${end} markers`);
-  const updated = `${readme.slice(0, from + start.length)}\n${renderReport(results)}\n${
-    readme.slice(to)
-  }`;
+  const report = await formatMarkdown(renderReport(results));
+  const updated = `${readme.slice(0, from + start.length)}\n\n${report}\n${readme.slice(to)}`;
   await Deno.writeTextFile(readmeUrl, updated);
   console.log("README.md performance tables updated from bench/results.json");
 }
+
+if (import.meta.main) await updateReadme();

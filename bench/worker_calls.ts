@@ -1,20 +1,36 @@
 /**
- * Worker isolation: a worker-isolated `callI32` beside a plain postMessage
- * round trip to a bare worker doing the same wasm call; a host function
- * called from a worker guest beside the same call inline; plugin creation
- * beside spawning a bare worker and instantiating by hand; RSS per idle
- * worker plugin; and 50 worker plugins called by 4 callers each at once, per
- * call, beside one plugin called by one caller. Interleaved, medians.
+ * Worker isolation, side by side in one run, interleaved round by round in
+ * three conditions:
+ * - quiet: nothing else runs. A worker-isolated `callI32` beside a plain
+ *   postMessage round trip to a bare worker doing the same wasm call;
+ *   `callBytes` of 16 B and of 1 MiB beside that `callI32`; a host function
+ *   called from a worker guest beside the same call inline; plugin creation
+ *   beside spawning a bare worker and instantiating by hand;
+ * - busy: child processes spin on all cores but one (`_load.ts`), started
+ *   before the phase and stopped after it, every round. The same `callI32`
+ *   and postMessage round trip;
+ * - crowd: 50 worker plugins called by 4 callers each at once, wall time per
+ *   call, beside 50 bare workers with 4 callers each over postMessage (and,
+ *   in the ratios, beside one plugin called by one caller).
+ *
+ * Then RSS per idle worker plugin. Medians, min and max over the rounds.
  *
  * @module
  */
 
 import { Capability, WasmRuntime } from "../mod.ts";
 import { artifactOf } from "../src/_artifact.ts";
-import { type Figure, interleave, median } from "./_measure.ts";
+import { startBusyCores } from "./_load.ts";
+import { type Figure, interleavePhases, median } from "./_measure.ts";
 
-const ADD_WAT =
-  '(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))';
+/** `add` for the calls, `alloc` and `echo` for `callBytes` (up to 1 MiB at 1024). */
+const CALLS_WAT = `(module
+  (memory (export "memory") 20)
+  (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add)
+  (func (export "alloc") (param i32) (result i32) i32.const 1024)
+  (func (export "echo") (param i32 i32) (result i64)
+    (i64.or (i64.shl (i64.extend_i32_u (local.get 0)) (i64.const 32))
+      (i64.extend_i32_u (local.get 1)))))`;
 const HOST_LOOP_WAT = `(module
   (import "env" "tick" (func $tick (param i32) (result i32)))
   (func (export "run") (param $n i32) (result i32)
@@ -26,9 +42,19 @@ const HOST_LOOP_WAT = `(module
       (br $next)))
     (local.get $sum)))`;
 const BARE_WORKER = new URL("./_bare_worker.ts", import.meta.url);
-/** Plugins called at once in the crowd figure, and callers per plugin. */
-const CROWD_PLUGINS = 50;
-const CROWD_CALLERS = 4;
+/** Plugins called at once in the crowd figures, and callers per plugin. */
+export const CROWD_PLUGINS = 50;
+/** Callers per plugin (or bare worker) in the crowd figures. */
+export const CROWD_CALLERS = 4;
+
+/** What {@linkcode benchWorkerCalls} measures. */
+export interface WorkerCalls {
+  figures: Figure[];
+  ratios: Record<string, number>;
+  rssPerIdleWorkerPluginBytes: number;
+  /** How many processes spun in the busy phase. */
+  busyCores: number;
+}
 
 async function spawnBare(module: WebAssembly.Module): Promise<Worker> {
   const worker = new Worker(
@@ -42,33 +68,55 @@ async function spawnBare(module: WebAssembly.Module): Promise<Worker> {
   return worker;
 }
 
-function roundTrip(worker: Worker, value: number): Promise<number> {
-  return new Promise((resolve) => {
-    worker.onmessage = (event) => resolve(event.data as number);
-    worker.postMessage(value);
-  });
+/** Calls a bare worker over postMessage; several calls may be outstanding (it answers in order). */
+function bareCaller(worker: Worker): (value: number) => Promise<number> {
+  const waiting: ((value: number) => void)[] = [];
+  let head = 0;
+  worker.onmessage = (event) => {
+    const resolve = waiting[head++]!;
+    if (head === waiting.length) {
+      waiting.length = 0;
+      head = 0;
+    }
+    resolve(event.data as number);
+  };
+  return (value) =>
+    new Promise((resolve) => {
+      waiting.push(resolve);
+      worker.postMessage(value);
+    });
+}
+
+/** `n` calls in all, spread evenly over the callers, all running at once. */
+async function crowdRun(
+  callers: readonly ((value: number) => Promise<number>)[],
+  n: number,
+): Promise<number> {
+  const perCaller = Math.ceil(n / callers.length);
+  let sum = 0;
+  await Promise.all(callers.map(async (call) => {
+    for (let i = 0; i < perCaller; i++) sum += await call(i);
+  }));
+  return sum;
 }
 
 /** Runs the worker comparisons. */
-export async function benchWorkerCalls(
-  options: { rounds?: number } = {},
-): Promise<
-  { figures: Figure[]; ratios: Record<string, number>; rssPerIdleWorkerPluginBytes: number }
-> {
-  const { rounds = 15 } = options;
+export async function benchWorkerCalls(options: { rounds?: number } = {}): Promise<WorkerCalls> {
+  const { rounds = 21 } = options;
   // Never parked: a respawn in the middle of a round is not what is measured.
   await using runtime = new WasmRuntime({
     execution: { isolation: "worker" },
-    resourceLimits: { maxInstances: 100 },
+    resourceLimits: { maxInstances: 200, maxMemoryPages: 32 },
     idleTimeoutMs: Infinity,
   });
   await using inline = new WasmRuntime({ execution: { isolation: "inline" } });
-  const compiled = await runtime.compileWat("add", ADD_WAT);
+  const compiled = await runtime.compileWat("calls", CALLS_WAT);
   const bareModule = await WebAssembly.compile(
     artifactOf(compiled).bytes as Uint8Array<ArrayBuffer>,
   );
-  await using plugin = await runtime.createPlugin(compiled, { name: "add" });
-  const bare = await spawnBare(bareModule);
+  await using plugin = await runtime.createPlugin(compiled, { name: "calls" });
+  const bareWorker = await spawnBare(bareModule);
+  const bare = bareCaller(bareWorker);
   const linker = runtime.createLinker().funcWrap("env", "tick", (n: number) => n & 1);
   const hostLoop = await runtime.compileWat("host-loop", HOST_LOOP_WAT);
   const grant = { capabilities: [Capability.CallHostFunction] };
@@ -81,78 +129,130 @@ export async function benchWorkerCalls(
   const crowd = await Promise.all(
     Array.from({ length: CROWD_PLUGINS }, () => runtime.createPlugin(compiled)),
   );
+  const crowdBareWorkers = await Promise.all(
+    Array.from({ length: CROWD_PLUGINS }, () => spawnBare(bareModule)),
+  );
+  const crowdPluginCallers = crowd.flatMap((member) =>
+    Array.from(
+      { length: CROWD_CALLERS },
+      () => (value: number) => member.callI32("add", [value, 1]),
+    )
+  );
+  const crowdBareCallers = crowdBareWorkers.flatMap((worker) => {
+    const call = bareCaller(worker);
+    return Array.from({ length: CROWD_CALLERS }, () => call);
+  });
+  const small = new Uint8Array(16).fill(7);
+  const large = new Uint8Array(1 << 20).fill(7);
+  for (const input of [small, large]) {
+    const output = await plugin.callBytes("echo", input);
+    if (output.length !== input.length) {
+      throw new Error(`echo returned ${output.length} bytes, not ${input.length}`);
+    }
+  }
   let sink = 0;
+  let busyCores = 0;
+  const serial = (call: (value: number) => Promise<number>) => async (n: number) => {
+    for (let i = 0; i < n; i++) sink += await call(i);
+  };
+  const callI32 = serial((value) => plugin.callI32("add", [value, 1]));
   try {
-    const figures = await interleave({
-      postMessageRoundTrip: {
-        iterations: 5_000,
-        run: async (n) => {
-          for (let i = 0; i < n; i++) sink += await roundTrip(bare, i);
+    const figures = await interleavePhases(
+      [
+        {
+          variants: {
+            postMessageRoundTrip: { iterations: 2_000, run: serial(bare) },
+            workerCallI32: { iterations: 5_000, run: callI32 },
+            workerCallBytes16: {
+              iterations: 5_000,
+              run: async (n) => {
+                for (let i = 0; i < n; i++) sink += (await plugin.callBytes("echo", small)).length;
+              },
+            },
+            workerCallBytes1MiB: {
+              iterations: 50,
+              run: async (n) => {
+                for (let i = 0; i < n; i++) sink += (await plugin.callBytes("echo", large)).length;
+              },
+            },
+            inlineHostCall: {
+              iterations: 20_000,
+              run: async (n) => {
+                sink += await inlineHost.callI32("run", [n]);
+              },
+            },
+            workerHostCall: {
+              iterations: 20_000,
+              run: async (n) => {
+                sink += await workerHost.callI32("run", [n]);
+              },
+            },
+            bareSpawnAndInstantiate: {
+              iterations: 5,
+              run: async (n) => {
+                for (let i = 0; i < n; i++) (await spawnBare(bareModule)).terminate();
+              },
+            },
+            createWorkerPlugin: {
+              iterations: 5,
+              run: async (n) => {
+                for (let i = 0; i < n; i++) await (await runtime.createPlugin(compiled)).stop();
+              },
+            },
+          },
         },
-      },
-      workerCallI32: {
-        iterations: 20_000,
-        run: async (n) => {
-          for (let i = 0; i < n; i++) sink += await plugin.callI32("add", [i, 1]);
+        {
+          enter: async () => {
+            const load = await startBusyCores();
+            busyCores = load.count;
+            return load;
+          },
+          variants: {
+            busyPostMessageRoundTrip: { iterations: 1_000, run: serial(bare) },
+            busyWorkerCallI32: { iterations: 2_000, run: callI32 },
+          },
         },
-      },
-      crowdCallI32: {
-        iterations: 20_000,
-        run: async (n) => {
-          // n calls in all, spread over CROWD_CALLERS callers of each plugin.
-          const perCaller = Math.ceil(n / (CROWD_PLUGINS * CROWD_CALLERS));
-          await Promise.all(
-            crowd.flatMap((member) =>
-              Array.from({ length: CROWD_CALLERS }, async () => {
-                for (let i = 0; i < perCaller; i++) sink += await member.callI32("add", [i, 1]);
-              })
-            ),
-          );
+        {
+          variants: {
+            crowdCallI32: {
+              iterations: 10_000,
+              run: async (n) => {
+                sink += await crowdRun(crowdPluginCallers, n);
+              },
+            },
+            crowdPostMessageRoundTrip: {
+              iterations: 10_000,
+              run: async (n) => {
+                sink += await crowdRun(crowdBareCallers, n);
+              },
+            },
+          },
         },
-      },
-      inlineHostCall: {
-        iterations: 20_000,
-        run: async (n) => {
-          sink += await inlineHost.callI32("run", [n]);
-        },
-      },
-      workerHostCall: {
-        iterations: 20_000,
-        run: async (n) => {
-          sink += await workerHost.callI32("run", [n]);
-        },
-      },
-      bareSpawnAndInstantiate: {
-        iterations: 5,
-        run: async (n) => {
-          for (let i = 0; i < n; i++) (await spawnBare(bareModule)).terminate();
-        },
-      },
-      createWorkerPlugin: {
-        iterations: 5,
-        run: async (n) => {
-          for (let i = 0; i < n; i++) await (await runtime.createPlugin(compiled)).stop();
-        },
-      },
-    }, rounds);
+      ],
+      rounds,
+      { onRound: (round) => console.error(`worker calls: round ${round}/${rounds}`) },
+    );
     if (sink === 0.5) console.log(sink);
     const rssPerIdleWorkerPluginBytes = await rssPerIdlePlugin(runtime, compiled);
+    const ratio = (a: string, b: string): number => median(figures, a) / median(figures, b);
     return {
       figures,
       ratios: {
-        postMessageVsWorkerCallI32: median(figures, "postMessageRoundTrip") /
-          median(figures, "workerCallI32"),
-        workerHostCallVsInline: median(figures, "workerHostCall") /
-          median(figures, "inlineHostCall"),
-        crowdVsSingleWorkerCallI32: median(figures, "crowdCallI32") /
-          median(figures, "workerCallI32"),
-        createWorkerPluginVsBareSpawn: median(figures, "createWorkerPlugin") /
-          median(figures, "bareSpawnAndInstantiate"),
+        postMessageVsWorkerCallI32: ratio("postMessageRoundTrip", "workerCallI32"),
+        busyWorkerCallI32VsPostMessage: ratio("busyWorkerCallI32", "busyPostMessageRoundTrip"),
+        crowdVsSingleWorkerCallI32: ratio("crowdCallI32", "workerCallI32"),
+        crowdVsSinglePostMessage: ratio("crowdPostMessageRoundTrip", "postMessageRoundTrip"),
+        callBytes16VsCallI32: ratio("workerCallBytes16", "workerCallI32"),
+        callBytes1MiBVsCallI32: ratio("workerCallBytes1MiB", "workerCallI32"),
+        workerHostCallVsInline: ratio("workerHostCall", "inlineHostCall"),
+        createWorkerPluginVsBareSpawn: ratio("createWorkerPlugin", "bareSpawnAndInstantiate"),
       },
       rssPerIdleWorkerPluginBytes,
+      busyCores,
     };
   } finally {
-    bare.terminate();
+    bareWorker.terminate();
+    for (const worker of crowdBareWorkers) worker.terminate();
     await Promise.all(crowd.map((member) => member.stop()));
   }
 }

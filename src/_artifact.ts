@@ -11,8 +11,9 @@ import { CompilationError, OutOfMemoryError, ResourceLimitError } from "./errors
 import type { ResourceLimits } from "./resource_limits.ts";
 import type { Signature } from "./_signature.ts";
 import { BinaryFormatError } from "./instrument/_bytes.ts";
+import { EngineLimitError } from "./instrument/_engine_limits.ts";
 import { clampLimits, type ClampResult } from "./instrument/_limits.ts";
-import { enforceTotals } from "./instrument/_totals.ts";
+import { enforceTotals, type TotalsOptions } from "./instrument/_totals.ts";
 import {
   type DeadlineMode,
   instrument,
@@ -66,6 +67,22 @@ export interface ModuleArtifact {
   readonly manifest: PluginManifest | null;
   /** Prepared modules by limits key. */
   readonly prepared: Map<string, Promise<PreparedModule>>;
+  /**
+   * Settles once the engine has validated `bytes`, rejecting with the
+   * {@linkcode CompilationError} when it refused them. Prepared modules are
+   * compiled only after it: an invalid module could turn valid instrumented.
+   */
+  readonly validated: Promise<void>;
+}
+
+/** Options of {@linkcode buildArtifact}. */
+export interface BuildOptions {
+  /**
+   * Work to start on the artifact while the engine validates the module on
+   * its own threads, typically preparing it for the runtime's limits; its
+   * failure is ignored here (using the prepared module reports it again).
+   */
+  alongside?: (artifact: ModuleArtifact) => Promise<unknown>;
 }
 
 const artifacts = new WeakMap<CompiledModule, ModuleArtifact>();
@@ -97,22 +114,51 @@ export function artifactOf(compiled: CompiledModule): ModuleArtifact {
  *
  * @throws {CompilationError} With the engine's message and the byte offset.
  */
-export async function buildArtifact(bytes: Uint8Array, hash: string): Promise<ModuleArtifact> {
+export async function buildArtifact(
+  bytes: Uint8Array,
+  hash: string,
+  options: BuildOptions = {},
+): Promise<ModuleArtifact> {
+  const pacer = new Pacer();
+  const verdict = engineVerdict(bytes);
   let info: ModuleInfo;
   try {
     info = parseModule(bytes);
   } catch (err) {
     if (!(err instanceof BinaryFormatError)) throw err;
     // The engine's message is the authoritative one when it also rejects the module.
-    await compileOrThrow(bytes, err.offset);
+    const refused = await verdict;
+    if (refused !== null) throw compilationError(refused.error, err.offset);
     throw new CompilationError(`Cannot compile module: ${err.message}`, {
       cause: err,
       offset: err.offset,
     });
   }
-  // Before the engine sees it: instantiating a GC module can end the process (see the check).
-  assertNoGcHeap(bytes);
-  if (!WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>)) await compileOrThrow(bytes);
+  await pacer.pause();
+  assertNoGcHeap(bytes, info);
+  const validated = verdict.then((refused) => {
+    if (refused !== null) throw compilationError(refused.error);
+  });
+  validated.catch(() => {}); // awaited below, and by every compile of a prepared module
+  let artifact: ModuleArtifact;
+  try {
+    artifact = describeArtifact(bytes, { hash, info, validated });
+  } catch (err) {
+    // The engine's verdict comes first, as when the module was validated before being described.
+    await validated;
+    throw err;
+  }
+  const alongside = options.alongside?.(artifact);
+  const [validation] = await Promise.allSettled([validated, alongside]);
+  if (validation.status === "rejected") throw validation.reason;
+  return artifact;
+}
+
+/** The artifact's description of a parsed module (its exports, imports, manifest). */
+function describeArtifact(
+  bytes: Uint8Array,
+  { hash, info, validated }: { hash: string; info: ModuleInfo; validated: Promise<void> },
+): ModuleArtifact {
   const exports = describeExports(info);
   const signatures = new Map<string, Signature>();
   for (const item of exports) {
@@ -131,6 +177,7 @@ export async function buildArtifact(bytes: Uint8Array, hash: string): Promise<Mo
     memoryExports,
     manifest: embeddedManifest(bytes, info),
     prepared: new Map(),
+    validated,
   };
 }
 
@@ -188,19 +235,31 @@ async function compilePrepared(
       `Cannot prepare the module: its export "${reserved.name}" uses the reserved prefix "${RESERVED_EXPORT_PREFIX}"`,
     );
   }
+  const pacer = new Pacer();
   const clamped = clampLimits(artifact.bytes, limits, { info });
   throwIfTooLarge(clamped);
+  // Each pass reads the module as the one before left it, described without parsing it again.
   let bytes: Uint8Array<ArrayBuffer> = clamped.bytes;
+  let described: ModuleInfo | undefined = clamped.info;
   let instrumentation: InstrumentMetadata | null = null;
   if (passes.fuel || passes.callDepth || passes.deadline !== false) {
-    ({ bytes, ...instrumentation } = instrumentOrThrow(bytes, passes));
+    await pacer.pause();
+    ({ bytes, ...instrumentation } = instrumentOrThrow(bytes, described, passes));
+    described = undefined;
   }
   // After instrumenting, so the instrumenter's code and budgets stay as they are; its own
   // memory and table come after the plugin's and are not counted.
   const sizes = indexSpaceSizes(info);
   if (sizes.memory > 1 || sizes.table > 1) {
-    bytes = enforceTotals(bytes, limits, { memories: sizes.memory, tables: sizes.table }).bytes;
+    await pacer.pause();
+    bytes = totalsOrThrow(bytes, limits, {
+      memories: sizes.memory,
+      tables: sizes.table,
+      ...(described === undefined ? {} : { info: described }),
+    });
   }
+  await artifact.validated;
+  await pacer.pause();
   const module = await compileOrThrow(bytes);
   return { module, bytes, instrumentation };
 }
@@ -235,7 +294,11 @@ function throwIfTooLarge({ violations, totals }: ClampResult): void {
   );
 }
 
-function instrumentOrThrow(bytes: Uint8Array, passes: Instrumentation): InstrumentResult {
+function instrumentOrThrow(
+  bytes: Uint8Array,
+  info: ModuleInfo,
+  passes: Instrumentation,
+): InstrumentResult {
   try {
     return instrument(bytes, {
       fuel: passes.fuel,
@@ -243,6 +306,7 @@ function instrumentOrThrow(bytes: Uint8Array, passes: Instrumentation): Instrume
       deadline: passes.deadline,
       exportState: passes.deadline === "shared-flag",
       validate: false,
+      info,
     });
   } catch (err) {
     if (err instanceof BinaryFormatError) {
@@ -251,24 +315,83 @@ function instrumentOrThrow(bytes: Uint8Array, passes: Instrumentation): Instrume
         offset: err.offset,
       });
     }
-    if (err instanceof TypeError) throw new CompilationError(err.message, { cause: err });
+    if (err instanceof TypeError || err instanceof EngineLimitError) {
+      throw new CompilationError(err.message, { cause: err });
+    }
     throw err;
   }
 }
 
-/** Compiles with the engine; `offset` is the failure's position when the engine gives none. */
-async function compileOrThrow(bytes: Uint8Array, offset?: number): Promise<WebAssembly.Module> {
+function totalsOrThrow(
+  bytes: Uint8Array,
+  limits: Readonly<ResourceLimits>,
+  options: TotalsOptions,
+): Uint8Array<ArrayBuffer> {
+  try {
+    return enforceTotals(bytes, limits, options).bytes;
+  } catch (err) {
+    if (err instanceof EngineLimitError) throw new CompilationError(err.message, { cause: err });
+    throw err;
+  }
+}
+
+/** A synchronous stretch longer than this ends with a pause for the event loop. */
+const PAUSE_AFTER_MS = 8;
+
+/**
+ * Keeps the host's event loop running while a large module is compiled:
+ * between two phases, it yields a macrotask when the phases since the last
+ * pause took longer than {@linkcode PAUSE_AFTER_MS}, and never for a small module.
+ */
+class Pacer {
+  #since = performance.now();
+
+  /** Yields to the event loop when the stretch since the last pause was long. */
+  async pause(): Promise<void> {
+    if (performance.now() - this.#since < PAUSE_AFTER_MS) return;
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    this.#since = performance.now();
+  }
+}
+
+/** Modules up to this size are validated on this thread: it takes the engine a few milliseconds. */
+const VALIDATE_IN_PLACE_BYTES = 1 << 20;
+
+/**
+ * Whether the engine accepts `bytes`: `null`, or the error it compiles them
+ * with. A large module is validated by compiling it, which the engine does on
+ * its own threads while this one reads the module, since `WebAssembly.validate`
+ * would hold this thread (a third of a second for a million types); a small
+ * one is validated in place, quicker than the threads' hand-offs. Compiling
+ * is safe for any module: instantiating a GC module is what
+ * {@linkcode assertNoGcHeap} prevents.
+ */
+function engineVerdict(bytes: Uint8Array): Promise<{ error: unknown } | null> {
+  const source = bytes as Uint8Array<ArrayBuffer>;
+  if (bytes.length <= VALIDATE_IN_PLACE_BYTES && WebAssembly.validate(source)) {
+    return Promise.resolve(null);
+  }
+  return WebAssembly.compile(source).then(() => null, (error: unknown) => ({ error }));
+}
+
+/** Compiles with the engine. */
+async function compileOrThrow(bytes: Uint8Array): Promise<WebAssembly.Module> {
   try {
     return await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    const at = /@\+(\d+)/.exec(message);
-    const detail = message.replace(/^WebAssembly\.compile\(\): /, "");
-    throw new CompilationError(`Cannot compile module: ${detail}`, {
-      cause: err,
-      ...(at !== null ? { offset: Number(at[1]) } : offset !== undefined ? { offset } : {}),
-    });
+    throw compilationError(err);
   }
+}
+
+/** The engine's compile error; `offset` is the failure's position when the engine gives none. */
+function compilationError(err: unknown, offset?: number): CompilationError {
+  const message = err instanceof Error ? err.message : String(err);
+  const at = /@\+(\d+)/.exec(message);
+  const detail = message.replace(/^WebAssembly\.compile\(\): /, "");
+  return new CompilationError(`Cannot compile module: ${detail}`, {
+    cause: err,
+    ...(at !== null ? { offset: Number(at[1]) } : offset !== undefined ? { offset } : {}),
+  });
 }
 
 function deepFreeze<T extends object[]>(items: T): T {

@@ -25,6 +25,7 @@ import {
 } from "./errors.ts";
 import { parseManifest, type PluginManifest } from "./plugin_manifest.ts";
 import { describeValue } from "./_format.ts";
+import { assertKnownKeys } from "./_known_keys.ts";
 import type { ToolFunction } from "./host/tool_function.ts";
 import { createInlineBackend } from "./_inline_backend.ts";
 import { planImports } from "./_import_plan.ts";
@@ -121,6 +122,7 @@ export class WasmRuntime implements AsyncDisposable {
         `Cannot create a runtime: expected a config object, received ${describeValue(config)}`,
       );
     }
+    assertKnownKeys("the runtime config", config, RUNTIME_CONFIG_KEYS);
     this.execution = resolveExecution(config.execution);
     this.limits = resolveLimits(DEFAULT_LIMITS, config.resourceLimits);
     const idleTimeoutMs = config.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
@@ -139,6 +141,7 @@ export class WasmRuntime implements AsyncDisposable {
     if (typeof cache === "boolean") {
       this.#cache = new LruCache(cache ? DEFAULT_CACHE_ENTRIES : 0);
     } else if (typeof cache === "object" && cache !== null) {
+      assertKnownKeys("'cache'", cache, ["maxEntries", "dir"]);
       const maxEntries = cache.maxEntries ?? DEFAULT_CACHE_ENTRIES;
       if (!Number.isInteger(maxEntries) || maxEntries < 0) {
         throw new RangeError(
@@ -234,14 +237,11 @@ export class WasmRuntime implements AsyncDisposable {
     const hash = await sha256Hex(bytes);
     let artifact = this.#cache.get(hash);
     if (artifact === undefined) {
-      artifact = await buildArtifact(bytes, hash);
-      // Compile for the runtime's own limits now, so the common case instantiates at once.
-      await prepareModule(
-        artifact,
-        this.limits,
-        this.#passes(this.limits, this.execution.isolation),
-      )
-        .catch(() => {});
+      const passes = this.#passes(this.limits, this.execution.isolation);
+      artifact = await buildArtifact(bytes, hash, {
+        // Prepared for the runtime's own limits now, so the common case instantiates at once.
+        alongside: (artifact) => prepareModule(artifact, this.limits, passes),
+      });
       this.#cache.set(hash, artifact);
     }
     const compiled: CompiledModule = Object.freeze({
@@ -591,7 +591,13 @@ export class WasmRuntime implements AsyncDisposable {
   }
 }
 
+/** The keys of a `RuntimeConfig`. */
+const RUNTIME_CONFIG_KEYS = ["execution", "resourceLimits", "cache", "idleTimeoutMs"];
+
 function resolveExecution(execution: RuntimeConfig["execution"]): ResolvedExecution {
+  if (typeof execution === "object" && execution !== null) {
+    assertKnownKeys("'execution'", execution, ["fuelMetering", "epochInterruption", "isolation"]);
+  }
   const { fuelMetering = true, epochInterruption = true, isolation = "worker" } = execution ?? {};
   for (
     const [key, value] of [["fuelMetering", fuelMetering], [

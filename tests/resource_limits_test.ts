@@ -111,7 +111,10 @@ const TYPE_ERRORS: readonly [unknown, RegExp][] = [
   [{ maxMemoryPages: NaN }, /'maxMemoryPages'.*expected a number, received number NaN/],
   [{ maxCallDepth: null }, /'maxCallDepth'.*expected a number, received null/],
   [{ maxFuel: "lots" }, /'maxFuel'.*expected a number or null/],
-  [{ maxMemory: 16 }, /unknown key 'maxMemory' \(did you mean 'maxMemoryPages'\?\); expected one of maxMemoryPages, /],
+  [
+    { maxMemory: 16 },
+    /unknown key 'maxMemory' \(did you mean 'maxMemoryPages'\?\); expected one of maxMemoryPages, /,
+  ],
   [42, /expected an object, received number 42/],
   [null, /expected an object, received null/],
 ];

@@ -7,8 +7,12 @@
  * @module
  */
 
+import { FUEL_LEFT_EXPORT, PREPARE_EXPORT } from "./_prepare.ts";
 import type { TrapReason } from "./_trap.ts";
 import type { InstrumentMetadata } from "./instrument.ts";
+
+/** Largest budget the prepare function takes exactly (as an `f64`). */
+const MAX_EXACT = 2 ** 53;
 
 /** Largest fuel slice the clock hook grows the interval to. */
 const MAX_SLICE = 1n << 40n;
@@ -58,6 +62,11 @@ export class InstanceLimits {
   readonly #interval: WebAssembly.Global | null;
   readonly #flag: Int32Array | null;
   readonly #start: (() => void) | null;
+  /** The module's prepare and fuel-left functions (see `_prepare.ts`), when it has them. */
+  readonly #prepare: ((fuel: number, depth: number) => void) | null;
+  readonly #fuelLeft: (() => number) | null;
+  /** Whether the fuel may be too large for the fuel-left function to return exactly (until a small budget is set). */
+  #wide = true;
   #deadline = Infinity;
   #lastCheck = 0;
 
@@ -88,6 +97,12 @@ export class InstanceLimits {
     }
     const start = metadata.startFunction === null ? undefined : exports[metadata.startFunction];
     this.#start = typeof start === "function" ? start as () => void : null;
+    const prepare = exports[PREPARE_EXPORT];
+    this.#prepare = typeof prepare === "function"
+      ? prepare as (fuel: number, depth: number) => void
+      : null;
+    const fuelLeft = exports[FUEL_LEFT_EXPORT];
+    this.#fuelLeft = typeof fuelLeft === "function" ? fuelLeft as () => number : null;
   }
 
   #checkClock(): boolean {
@@ -120,6 +135,18 @@ export class InstanceLimits {
    * dirty.
    */
   prepare(budget: CallBudget = {}): void {
+    this.#deadline = budget.deadline ?? Infinity;
+    this.#lastCheck = budget.now ?? performance.now();
+    const fuel = budget.fuel ?? 0;
+    const exact = typeof fuel === "number"
+      ? Number.isInteger(fuel) && Math.abs(fuel) <= MAX_EXACT
+      : fuel >= -MAX_EXACT && fuel <= MAX_EXACT;
+    this.#wide = !exact;
+    if (exact && this.#prepare !== null) {
+      // One wasm call sets every global, without BigInt conversions.
+      this.#prepare(Number(fuel), budget.maxCallDepth ?? 1000);
+      return;
+    }
     if (this.#trap !== null) this.#trap.value = 0;
     if (this.#fuel !== null) {
       const total = BigInt(budget.fuel ?? 0);
@@ -134,8 +161,6 @@ export class InstanceLimits {
     }
     if (this.#depth !== null) this.#depth.value = budget.maxCallDepth ?? 1000;
     if (this.#flag !== null) Atomics.store(this.#flag, 0, 0);
-    this.#deadline = budget.deadline ?? Infinity;
-    this.#lastCheck = budget.now ?? performance.now();
     if (this.#ticks !== null) this.#ticks.value = this.#interval!.value;
   }
 
@@ -162,6 +187,7 @@ export class InstanceLimits {
   /** Fuel left after the last call (negative once exhausted), `0n` without fuel. */
   get fuelRemaining(): bigint {
     if (this.#fuel === null) return 0n;
+    if (!this.#wide && this.#fuelLeft !== null) return BigInt(this.#fuelLeft());
     const slice = this.#fuel.value as bigint;
     return this.#reserve === null ? slice : slice + (this.#reserve.value as bigint);
   }

@@ -11,6 +11,12 @@
 
 import { ByteWriter } from "./_bytes.ts";
 import {
+  type ByteRange,
+  type CodeBody,
+  type CustomSection,
+  type ExportEntry,
+  type GlobalEntry,
+  type ImportEntry,
   type Limits,
   listMemories,
   listTables,
@@ -18,6 +24,8 @@ import {
   parseModule,
   type SectionInfo,
   type StorageDescriptor,
+  type TableEntry,
+  type TableType,
 } from "./_module.ts";
 
 /** The limits to clamp to; `Infinity` leaves that kind of storage alone. */
@@ -67,6 +75,12 @@ export interface ClampResult {
   violations: LimitViolation[];
   /** Kinds of storage, of more than one memory or table, whose minimums add up to more than the limit. */
   totals: TotalViolation[];
+  /**
+   * `bytes` as `parseModule` describes them: the input's description when
+   * nothing changed, else a copy with the new limits and offsets, so that
+   * the passes after this one need not parse the module again.
+   */
+  info: ModuleInfo;
 }
 
 /** Options of {@linkcode clampLimits}. */
@@ -137,9 +151,12 @@ export function clampLimits(
       totals.push({ kind: "table", count, declaredMinimum: sum, limit: limits.maxTableElements });
     }
   }
-  if (edits.length === 0) return { bytes: unshared(bytes), changed: false, violations, totals };
-  const rewritten = rewriteSections(bytes, info.sections, edits);
-  return { bytes: rewritten, changed: true, violations, totals };
+  if (edits.length === 0) {
+    return { bytes: unshared(bytes), changed: false, violations, totals, info };
+  }
+  const changes: Change[] = [];
+  const rewritten = rewriteSections(bytes, info.sections, edits, changes);
+  return { bytes: rewritten, changed: true, violations, totals, info: moveInfo(info, changes) };
 }
 
 function checkLimit(name: string, value: number): void {
@@ -218,14 +235,27 @@ function encodeLimits(writer: ByteWriter, limits: Limits, maximum: bigint): void
 }
 
 /**
+ * A range of the input replaced in the output: a section's size, or limits
+ * (then with what they now read).
+ */
+interface Change extends ByteRange {
+  /** How many bytes replace the range. */
+  readonly length: number;
+  /** The limits as re-encoded, when the range held limits. */
+  readonly limits: Limits | null;
+}
+
+/**
  * Copies `bytes`, re-encoding each section that contains an edit with its new
- * size. Edits and sections are both in module order, so one merged walk
- * visits each once.
+ * size, and records each range it replaced in `changes`, in module order.
+ * Edits and sections are both in module order, so one merged walk visits
+ * each once.
  */
 function rewriteSections(
   bytes: Uint8Array,
   sections: readonly SectionInfo[],
   edits: readonly Edit[],
+  changes: Change[],
 ): Uint8Array<ArrayBuffer> {
   const sorted = [...edits].sort((a, b) => a.limits.start - b.limits.start);
   const out = new ByteWriter(bytes.length + 16 * edits.length);
@@ -236,32 +266,157 @@ function rewriteSections(
     if (sorted[next]!.limits.start >= section.end) continue;
     let last = next;
     while (last < sorted.length && sorted[last]!.limits.end <= section.end) last++;
-    const payload = spliceEdits(bytes, section, sorted, next, last);
+    const sizeAt = changes.length;
+    const payload = spliceEdits(bytes, section, sorted.slice(next, last), changes);
     out.bytes(bytes.subarray(copied, section.start));
-    out.u8(section.id).u32(payload.length).bytes(payload);
+    out.u8(section.id);
+    const sizeStart = out.length;
+    out.u32(payload.length).bytes(payload);
+    const size = { start: section.start + 1, end: section.payloadStart, limits: null };
+    changes.splice(sizeAt, 0, { ...size, length: out.length - payload.length - sizeStart });
     copied = section.end;
     next = last;
   }
   return out.bytes(bytes.subarray(copied)).finish();
 }
 
-/** Re-encodes the payload of `range` with `edits[from, to)` applied. */
+/** Re-encodes the payload of `range` with `edits` applied, recording each in `changes`. */
 function spliceEdits(
   bytes: Uint8Array,
   range: SectionInfo,
   edits: readonly Edit[],
-  from: number,
-  to: number,
+  changes: Change[],
 ): Uint8Array {
-  const out = new ByteWriter(range.end - range.payloadStart + 16 * (to - from));
+  const out = new ByteWriter(range.end - range.payloadStart + 16 * edits.length);
   let copied = range.payloadStart;
-  for (let i = from; i < to; i++) {
-    const { limits, maximum } = edits[i]!;
+  for (const { limits, maximum } of edits) {
     out.bytes(bytes.subarray(copied, limits.start));
+    const at = out.length;
     encodeLimits(out, limits, maximum);
+    const max = limits.address === "i64" ? maximum : Number(maximum);
+    const clamped = { ...limits, flags: limits.flags | HAS_MAX, max };
+    changes.push({
+      start: limits.start,
+      end: limits.end,
+      length: out.length - at,
+      limits: clamped,
+    });
     copied = limits.end;
   }
   return out.bytes(bytes.subarray(copied, range.end)).finish();
+}
+
+/**
+ * Describes the rewritten module from the input's description: what
+ * `changes` replaced reads as re-encoded, and every offset moves by what the
+ * changes before it added. Types and index lists carry no offset and are shared.
+ */
+function moveInfo(info: ModuleInfo, changes: readonly Change[]): ModuleInfo {
+  // ends[i] is where change i ended in the input; shifts[i] what changes 0..i added.
+  const ends = changes.map((change) => change.end);
+  const shifts: number[] = [];
+  let shift = 0;
+  for (const change of changes) shifts.push(shift += change.length - (change.end - change.start));
+  const byOriginal = new Map<number, Change>();
+  for (const change of changes) if (change.limits !== null) byOriginal.set(change.start, change);
+
+  const lastEnd = ends[ends.length - 1]!;
+  /** Where offset `at` of the input is in the output: after every change that ends at or before it. */
+  function move(at: number): number {
+    // Most offsets (code, data, custom sections) lie after the last change.
+    if (at >= lastEnd) return at + shift;
+    let low = 0;
+    let high = ends.length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if (ends[mid]! <= at) low = mid + 1;
+      else high = mid;
+    }
+    return low === 0 ? at : at + shifts[low - 1]!;
+  }
+  function moveRange<T extends ByteRange>(range: T): T {
+    const start = move(range.start);
+    const end = move(range.end);
+    return start === range.start && end === range.end ? range : { ...range, start, end };
+  }
+  function moveLimits(limits: Limits): Limits {
+    const change = byOriginal.get(limits.start);
+    if (change === undefined) return moveRange(limits);
+    const start = move(limits.start);
+    return { ...change.limits!, start, end: start + change.length };
+  }
+  function moveTableType(type: TableType): TableType {
+    const limits = moveLimits(type.limits);
+    const refTypeStart = move(type.refTypeStart);
+    if (limits === type.limits && refTypeStart === type.refTypeStart) return type;
+    return { ...type, refTypeStart, limits };
+  }
+  function moveSection(section: SectionInfo): SectionInfo {
+    const { id, start, payloadStart, end } = section;
+    const moved = { id, start: move(start), payloadStart: move(payloadStart), end: move(end) };
+    const same = moved.start === start && moved.payloadStart === payloadStart && moved.end === end;
+    return same ? section : moved;
+  }
+  function moveCustom(section: CustomSection): CustomSection {
+    // Custom sections hold no change: they move as a whole.
+    const { id, start, payloadStart, end, name, contentStart } = section;
+    const by = move(start) - start;
+    if (by === 0) return section;
+    return {
+      id,
+      start: start + by,
+      payloadStart: payloadStart + by,
+      end: end + by,
+      name,
+      contentStart: contentStart + by,
+    };
+  }
+  function moveImport(entry: ImportEntry): ImportEntry {
+    const offset = move(entry.offset);
+    switch (entry.kind) {
+      case "table":
+        return { ...entry, offset, type: moveTableType(entry.type) };
+      case "memory":
+        return { ...entry, offset, limits: moveLimits(entry.limits) };
+      default:
+        return offset === entry.offset ? entry : { ...entry, offset };
+    }
+  }
+  // parseModule lists each custom section in both, in module order.
+  const sections: SectionInfo[] = [];
+  const customSections: CustomSection[] = [];
+  for (const section of info.sections) {
+    if ("name" in section) {
+      const moved = moveCustom(section as CustomSection);
+      customSections.push(moved);
+      sections.push(moved);
+    } else {
+      sections.push(moveSection(section));
+    }
+  }
+  return {
+    ...info,
+    sections,
+    customSections,
+    imports: info.imports.map(moveImport),
+    tables: info.tables.map((table): TableEntry => ({
+      type: moveTableType(table.type),
+      init: table.init === null ? null : moveRange(table.init),
+    })),
+    memories: info.memories.map(moveLimits),
+    globals: info.globals.map((global): GlobalEntry => ({
+      ...global,
+      init: moveRange(global.init),
+    })),
+    exports: info.exports.map((entry): ExportEntry => {
+      const offset = move(entry.offset);
+      return offset === entry.offset ? entry : { ...entry, offset };
+    }),
+    code: info.code.map((body): CodeBody => {
+      const moved = moveRange(body);
+      return moved === body ? body : { ...moved, bodyStart: move(body.bodyStart) };
+    }),
+  };
 }
 
 /** Returns `bytes` itself when an `ArrayBuffer` backs it, else a copy, as WebAssembly APIs require. */

@@ -12,6 +12,7 @@
 
 import { BinaryFormatError, ByteReader } from "./_bytes.ts";
 import { skipConstExpr } from "./_const_expr.ts";
+import { type EngineLimit, overLimit } from "./_engine_limits.ts";
 import {
   hex,
   readMutability,
@@ -79,7 +80,10 @@ export interface AggregateType {
   readonly kind: "struct" | "array";
 }
 
-/** An entry of the type index space. */
+/**
+ * An entry of the type index space. Entries are frozen, and function types
+ * encoded alike share one entry.
+ */
 export type TypeEntry = FuncType | AggregateType;
 
 /** The limits of a memory or table, with the memory-type flags that share their encoding. */
@@ -253,6 +257,8 @@ const EXTERN_KINDS: readonly ExternKind[] = ["function", "table", "memory", "glo
  */
 export function parseModule(bytes: Uint8Array): ModuleInfo {
   const reader = new ByteReader(bytes);
+  const tooLarge = overLimit("moduleSize", bytes.length);
+  if (tooLarge !== null) reader.fail(tooLarge, 0);
   readHeader(reader);
   const module = emptyModule();
   let previous: SectionInfo | undefined;
@@ -364,7 +370,7 @@ function decodeSection(bytes: Uint8Array, section: SectionInfo, module: ModuleBu
 }
 
 const SECTION_DECODERS: readonly SectionDecoder[] = [
-  skipSegments, // custom sections are read with their header
+  skipCustomSection, // custom sections are read with their header
   readTypeSection,
   readImportSection,
   readFunctionSection,
@@ -373,41 +379,63 @@ const SECTION_DECODERS: readonly SectionDecoder[] = [
   readGlobalSection,
   readExportSection,
   readStartSection,
-  skipSegments,
+  (reader) => skipSegments(reader, "elementSegments"),
   readCodeSection,
-  skipSegments,
+  (reader) => skipSegments(reader, "dataSegments"),
   readDataCountSection,
   readTagSection,
 ];
 
 function readTypeSection(reader: ByteReader, module: ModuleBuilder): void {
-  readVector(reader, () => readRecursiveTypes(reader, module.types));
+  const { bytes, end } = reader;
+  const interned = new Map<number, FuncType>();
+  const count = readCount(reader, "types");
+  // Sized up front (each entry takes two bytes or more): filling beats growing a million-entry array.
+  const types: TypeEntry[] = new Array(Math.min(count, (end - reader.pos) >>> 1));
+  let length = 0;
+  for (let i = 0; i < count; i++) {
+    // The common entry, a short function type seen before, takes no call and no allocation.
+    const start = reader.pos;
+    if (start < end && bytes[start] === FUNC) {
+      const key = shortTypeKey(bytes, start + 1, end);
+      const known = key === -1 ? undefined : interned.get(key);
+      if (known !== undefined) {
+        types[length++] = known;
+        reader.pos = start + 3 + known.params.length + known.results.length;
+        continue;
+      }
+    }
+    length = readRecursiveTypes(reader, { types, length }, interned);
+  }
+  types.length = length;
+  module.types = types;
 }
 
 function readImportSection(reader: ByteReader, module: ModuleBuilder): void {
-  readVector(reader, () => module.imports.push(readImport(reader, module.types)));
+  readVector(reader, "imports", () => module.imports.push(readImport(reader, module.types)));
 }
 
 function readFunctionSection(reader: ByteReader, module: ModuleBuilder): void {
-  readVector(reader, () => module.functions.push(readFuncTypeIndex(reader, module.types)));
+  const { functions, types } = module;
+  readVector(reader, "functions", () => functions.push(readFuncTypeIndex(reader, types)));
 }
 
 function readTableSection(reader: ByteReader, module: ModuleBuilder): void {
-  readVector(reader, () => module.tables.push(readTable(reader)));
+  readVector(reader, "tables", () => module.tables.push(readTable(reader)));
 }
 
 function readMemorySection(reader: ByteReader, module: ModuleBuilder): void {
-  readVector(reader, () => module.memories.push(readLimits(reader, "memory")));
+  readVector(reader, "memories", () => module.memories.push(readLimits(reader, "memory")));
 }
 
 function readGlobalSection(reader: ByteReader, module: ModuleBuilder): void {
-  readVector(reader, () => module.globals.push(readGlobal(reader)));
+  readVector(reader, "globals", () => module.globals.push(readGlobal(reader)));
 }
 
 function readExportSection(reader: ByteReader, module: ModuleBuilder): void {
   // Every definition section precedes the export section, so the index spaces are complete.
   const sizes = indexSpaceSizes(module);
-  readVector(reader, () => module.exports.push(readExport(reader, sizes)));
+  readVector(reader, "exports", () => module.exports.push(readExport(reader, sizes)));
 }
 
 function readStartSection(reader: ByteReader, module: ModuleBuilder): void {
@@ -415,7 +443,8 @@ function readStartSection(reader: ByteReader, module: ModuleBuilder): void {
 }
 
 function readCodeSection(reader: ByteReader, module: ModuleBuilder): void {
-  readVector(reader, () => module.code.push(readCodeBody(reader)));
+  // More bodies than the engine allows functions cannot match the function section.
+  readVector(reader, "functions", () => module.code.push(readCodeBody(reader)));
 }
 
 function readDataCountSection(reader: ByteReader, module: ModuleBuilder): void {
@@ -423,16 +452,30 @@ function readDataCountSection(reader: ByteReader, module: ModuleBuilder): void {
 }
 
 function readTagSection(reader: ByteReader, module: ModuleBuilder): void {
-  readVector(reader, () => module.tags.push(readTagType(reader, module.types)));
+  readVector(reader, "tags", () => module.tags.push(readTagType(reader, module.types)));
 }
 
-function readVector(reader: ByteReader, readEntry: () => unknown): void {
+/** Reads a vector's count, failing before any entry is read when it exceeds the engine's limit. */
+function readCount(reader: ByteReader, limit: EngineLimit): number {
+  const start = reader.pos;
   const count = reader.u32();
+  const over = overLimit(limit, count);
+  if (over !== null) reader.fail(over, start);
+  return count;
+}
+
+function readVector(reader: ByteReader, limit: EngineLimit, readEntry: () => unknown): void {
+  const count = readCount(reader, limit);
   for (let i = 0; i < count; i++) readEntry();
 }
 
-/** Element and data segments are kept as opaque byte ranges. */
-function skipSegments(reader: ByteReader): void {
+function skipCustomSection(reader: ByteReader): void {
+  reader.pos = reader.end;
+}
+
+/** Element and data segments are kept as opaque byte ranges; only their count is checked. */
+function skipSegments(reader: ByteReader, limit: EngineLimit): void {
+  if (!reader.done) readCount(reader, limit);
   reader.pos = reader.end;
 }
 
@@ -443,39 +486,109 @@ const FUNC = 0x60;
 const STRUCT = 0x5f;
 const ARRAY = 0x5e;
 
-function readRecursiveTypes(reader: ByteReader, types: TypeEntry[]): void {
-  if (reader.bytes[reader.pos] !== REC) {
-    types.push(readSubType(reader));
-    return;
+/** Reads an entry of the type section into `types` from `length` on; returns the new length. */
+function readRecursiveTypes(
+  reader: ByteReader,
+  { types, length }: { types: TypeEntry[]; length: number },
+  interned: Map<number, FuncType>,
+): number {
+  const start = reader.pos;
+  if (reader.bytes[start] !== REC) {
+    types[length] = readSubType(reader, interned);
+    return length + 1;
   }
   reader.pos++;
-  readVector(reader, () => types.push(readSubType(reader)));
+  const count = readCount(reader, "types");
+  for (let i = 0; i < count; i++) types[length++] = readSubType(reader, interned);
+  // A group holds many types: the index space, not only the section's count, is limited.
+  const over = overLimit("types", length);
+  if (over !== null) reader.fail(over, start);
+  return length;
 }
 
-function readSubType(reader: ByteReader): TypeEntry {
+function readSubType(reader: ByteReader, interned: Map<number, FuncType>): TypeEntry {
   const code = reader.bytes[reader.pos];
   if (code === SUB || code === SUB_FINAL) {
     reader.pos++;
-    readVector(reader, () => reader.u32());
+    const count = reader.u32();
+    for (let i = 0; i < count; i++) reader.u32();
   }
-  return readCompositeType(reader);
+  if (reader.pos < reader.end && reader.bytes[reader.pos] === FUNC) {
+    reader.pos++;
+    return readFuncType(reader, interned);
+  }
+  return readAggregateType(reader);
 }
 
-function readCompositeType(reader: ByteReader): TypeEntry {
+const STRUCT_TYPE: AggregateType = Object.freeze({ kind: "struct" });
+const ARRAY_TYPE: AggregateType = Object.freeze({ kind: "array" });
+
+function readAggregateType(reader: ByteReader): AggregateType {
   const start = reader.pos;
   const form = reader.u8();
   switch (form) {
-    case FUNC:
-      return { kind: "func", params: readValueTypes(reader), results: readValueTypes(reader) };
-    case STRUCT:
-      readVector(reader, () => skipFieldType(reader));
-      return { kind: "struct" };
+    case STRUCT: {
+      const count = readCount(reader, "structFields");
+      for (let i = 0; i < count; i++) skipFieldType(reader);
+      return STRUCT_TYPE;
+    }
     case ARRAY:
       skipFieldType(reader);
-      return { kind: "array" };
+      return ARRAY_TYPE;
     default:
       return reader.fail(`Unknown type form 0x${hex(form)}`, start);
   }
+}
+
+/**
+ * Reads a function type after its `0x60`. Modules repeat a few short types
+ * many times, so a type of at most {@linkcode SHORT_TYPE} bytes is decoded
+ * once per module and shared: a module of a million types costs a million
+ * array slots, not a million objects.
+ */
+function readFuncType(reader: ByteReader, interned: Map<number, FuncType>): FuncType {
+  const start = reader.pos;
+  const key = shortTypeKey(reader.bytes, start, reader.end);
+  const known = key === -1 ? undefined : interned.get(key);
+  if (known !== undefined) {
+    reader.pos = start + 2 + known.params.length + known.results.length;
+    return known;
+  }
+  const params = Object.freeze(readValueTypes(reader, "params"));
+  const results = Object.freeze(readValueTypes(reader, "results"));
+  const type: FuncType = Object.freeze({ kind: "func", params, results });
+  // Shared only when each count and type took one byte, as the key assumes.
+  if (key !== -1 && reader.pos - start === 2 + params.length + results.length) {
+    interned.set(key, type);
+  }
+  return type;
+}
+
+/** Function types of at most this many bytes after `0x60` are shared. */
+const SHORT_TYPE = 6;
+
+/**
+ * A number that identifies the encoding of a short function type, or -1
+ * when it is longer than {@linkcode SHORT_TYPE} bytes or has a byte of 0x80
+ * or more. Its bytes, seven bits apiece, are the key: the encoding says
+ * where it ends, so no two encodings share one. The bytes are not validated:
+ * only the key of bytes that decoded successfully is ever stored.
+ */
+function shortTypeKey(bytes: Uint8Array, start: number, end: number): number {
+  const params = bytes[start];
+  if (params === undefined || params >= 0x80) return -1;
+  const resultsAt = start + 1 + params;
+  const results = bytes[resultsAt];
+  if (results === undefined || results >= 0x80) return -1;
+  const length = resultsAt + 1 + results - start;
+  if (length > SHORT_TYPE || start + length > end) return -1;
+  let key = 0;
+  for (let i = length - 1; i >= 0; i--) {
+    const byte = bytes[start + i]!;
+    if (byte >= 0x80) return -1;
+    key = key * 0x80 + byte;
+  }
+  return key;
 }
 
 function readImport(reader: ByteReader, types: readonly TypeEntry[]): ImportEntry {
@@ -598,6 +711,8 @@ function readExport(
 function readCodeBody(reader: ByteReader): CodeBody {
   const start = reader.pos;
   const size = reader.u32();
+  const over = overLimit("functionSize", size);
+  if (over !== null) reader.fail(over, start);
   const bodyStart = reader.pos;
   reader.take(size);
   return { start, bodyStart, end: reader.pos };

@@ -21,6 +21,7 @@
  */
 
 import { CodeReader, CodeWriter } from "./_code.ts";
+import { checkAppended } from "./_engine_limits.ts";
 import { type StorageLimits, unshared } from "./_limits.ts";
 import {
   type ExternKind,
@@ -91,6 +92,7 @@ interface Grown {
  * @param limits The totals; `Infinity` leaves that kind of storage unlimited.
  * @param options Which memories and tables count.
  * @throws {TypeError} When the module already exports {@linkcode MEMORY_BYTES_EXPORT}.
+ * @throws {EngineLimitError} When what it adds would take the module past an engine limit.
  * @throws {BinaryFormatError} When the module is malformed.
  */
 export function enforceTotals(
@@ -321,6 +323,10 @@ class TotalsAssembler {
         });
       }
     }
+    checkAppended(this.#info, {
+      sections: this.#added,
+      action: "Cannot limit the module's totals",
+    });
     return { bytes: this.#assemble(sites), memoryBytesExport };
   }
 

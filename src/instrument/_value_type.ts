@@ -7,6 +7,7 @@
  */
 
 import type { ByteReader } from "./_bytes.ts";
+import { overLimit } from "./_engine_limits.ts";
 
 const NUMERIC_TYPES: Readonly<Record<number, string>> = {
   0x7f: "i32",
@@ -89,9 +90,12 @@ export function readValueType(reader: ByteReader): string {
   return type ?? reader.fail(`Unknown value type 0x${hex(code)}`, start);
 }
 
-/** Reads a vector of value types. */
-export function readValueTypes(reader: ByteReader): string[] {
+/** Reads a vector of value types: a function type's parameters or results, up to the engine's limit. */
+export function readValueTypes(reader: ByteReader, limit: "params" | "results"): string[] {
+  const start = reader.pos;
   const count = reader.u32();
+  const over = overLimit(limit, count);
+  if (over !== null) reader.fail(over, start);
   const types: string[] = [];
   for (let i = 0; i < count; i++) types.push(readValueType(reader));
   return types;

@@ -40,7 +40,9 @@
 
 import { ByteReader } from "./_bytes.ts";
 import { CodeReader, CodeWriter } from "./_code.ts";
+import { checkAddition, checkAppended, EngineLimitError } from "./_engine_limits.ts";
 import {
+  type FuncType,
   listMemories,
   listTables,
   type ModuleInfo,
@@ -62,8 +64,17 @@ import {
   emitTickBody,
 } from "./_deadline.ts";
 import { emitTrapBody, TrapReason } from "./_trap.ts";
+import {
+  emitFuelLeftBody,
+  emitPrepareBody,
+  FUEL_LEFT_EXPORT,
+  FUEL_LEFT_TYPE,
+  PREPARE_EXPORT,
+  PREPARE_TYPE,
+  type PrepareSlots,
+} from "./_prepare.ts";
 
-export { TrapReason };
+export { EngineLimitError, TrapReason };
 export { DEADLINE_HOOKS_EXPORT, DEADLINE_MEMORY_EXPORT };
 
 /** Prefix of every export the instrumenter adds; input modules may not use it. */
@@ -158,6 +169,11 @@ export interface InstrumentOptions {
    * @default {true}
    */
   validate?: boolean;
+  /**
+   * The module as `parseModule` already described it, to spare parsing it
+   * again; it must describe `bytes` exactly.
+   */
+  info?: ModuleInfo;
 }
 
 /** What the host needs to drive an instrumented module; structured-cloneable. */
@@ -280,6 +296,7 @@ const SECTION_RANK: readonly number[] = [0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 12, 13, 
  * @throws {BinaryFormatError} When the module is malformed.
  * @throws {WebAssembly.CompileError} When the module is well-formed but invalid.
  * @throws {TypeError} When the module exports a name starting with `__wasmplug_`.
+ * @throws {EngineLimitError} When what the passes add would take the module past an engine limit.
  * @throws {RangeError} When an option is out of range.
  */
 export function instrument(bytes: Uint8Array, options: InstrumentOptions = {}): InstrumentResult {
@@ -310,7 +327,7 @@ export function instrument(bytes: Uint8Array, options: InstrumentOptions = {}): 
     );
   }
   const depthOn = callDepth !== false;
-  const info = parseModule(bytes);
+  const info = options.info ?? parseModule(bytes);
   for (const entry of info.exports) {
     if (entry.name.startsWith(RESERVED_EXPORT_PREFIX)) {
       throw new TypeError(
@@ -433,6 +450,17 @@ class Assembler {
     return index;
   }
 
+  /** Appends and exports the host's prepare and fuel-left functions (see `_prepare.ts`). */
+  #appendHostFunctions(slots: PrepareSlots): void {
+    const prepare = new CodeWriter(64);
+    emitPrepareBody(prepare, slots);
+    this.#export(PREPARE_EXPORT, 0, this.#appendFunction(prepare.finish(), PREPARE_TYPE));
+    if (slots.fuelGlobal < 0) return;
+    const left = new CodeWriter(16);
+    emitFuelLeftBody(left, slots.fuelGlobal, slots.reserveGlobal);
+    this.#export(FUEL_LEFT_EXPORT, 0, this.#appendFunction(left.finish(), FUEL_LEFT_TYPE));
+  }
+
   #trapFunction(reason: number, trapGlobal: number): number {
     const body = new CodeWriter(16);
     emitTrapBody(body, reason, trapGlobal);
@@ -463,13 +491,16 @@ class Assembler {
     // Pass 1 over code, before anything is appended: what it finds decides what is.
     const checksInCode = deadline !== false && !sliced && hasCode;
     const addressTypes = fuel !== null || deadline !== false ? this.#addressTypes() : null;
+    // Each body gets a fuel local, a depth local and a clock countdown local, as the passes need.
+    const addedLocals = (fuel !== null ? 1 : 0) + (maxDepth >= 0 ? 1 : 0) +
+      (checksInCode && deadline === "clock" ? 1 : 0);
     const scan = this.#scanCode({
       fuel: fuel !== null,
       loops: checksInCode,
       exits: fuel !== null || (checksInCode && deadline === "clock"),
       bulk: addressTypes,
       waits: deadline !== false,
-    });
+    }, addedLocals);
     let fuelGlobal: string | null = null;
     let fuelIndex = -1;
     let depthGlobal: string | null = null;
@@ -486,6 +517,8 @@ class Assembler {
       const trapFunction = hasCode ? this.#trapFunction(TrapReason.CallDepth, trapGlobal) : null;
       depth = { depthGlobal: index, trapGlobal, trapFunction };
     }
+    // What the host's prepare function sets beyond the trap, fuel and depth globals.
+    const armed = { ticksGlobal: -1, ticksIntervalGlobal: -1, reserveGlobal: -1, sliceGlobal: -1 };
     let poll: DeadlinePollSlots | null = null;
     let deadlineMeta: InstrumentMetadata["deadline"] = null;
     let checks: BodyPlan["deadline"] = null;
@@ -521,6 +554,8 @@ class Assembler {
         const body = new CodeWriter(64);
         emitTickBody(body, poll, ticksGlobal, intervalGlobal);
         const tick = this.#appendFunction(body.finish());
+        armed.ticksGlobal = ticksGlobal;
+        armed.ticksIntervalGlobal = intervalGlobal;
         checks = { mode: "clock", ticksGlobal, tick };
         pacing = {
           by: "checks",
@@ -537,6 +572,8 @@ class Assembler {
       this.#export(FUEL_RESERVE_GLOBAL_EXPORT, 3, reserveGlobal);
       this.#export(INTERVAL_GLOBAL_EXPORT, 3, intervalGlobal);
       const slots = { fuelGlobal: fuelIndex, reserveGlobal, intervalGlobal, trapGlobal };
+      armed.reserveGlobal = reserveGlobal;
+      armed.sliceGlobal = intervalGlobal;
       const body = new CodeWriter(128);
       emitRefillBody(body, slots, (out) => emitDeadlinePoll(out, poll!));
       refill = this.#appendFunction(body.finish());
@@ -561,12 +598,25 @@ class Assembler {
       const memory64 = addressTypes?.memory64[wait.memory] === true;
       return this.#appendFunction(body.finish(), waitFunctionType(wait, memory64));
     });
+    if (hasCode) {
+      const depthIndex = depth?.depthGlobal ?? -1;
+      const flagMemory = poll?.mode === "shared-flag" ? poll.memory : -1;
+      this.#appendHostFunctions({
+        trapGlobal,
+        fuelGlobal: fuelIndex,
+        depthGlobal: depthIndex,
+        flagMemory,
+        ...armed,
+      });
+    }
     let startFunction: string | null = null;
     if (info.start !== null && this.#startIsValid(info.start)) {
       startFunction = this.#export(START_EXPORT, 0, info.start);
       this.#deferStart = true;
     }
     const plan: BodyPlan = { fuel: fuelSlots, depth, deadline: checks, bulkGates, waitFunctions };
+    // Before the work of assembling it: the additions must keep the module within the engine's limits.
+    checkAppended(info, { sections: this.#added, action: INSTRUMENT_FAILURE });
     const assembled = this.#assemble(plan);
     const stateChange = this.#scan?.stateChange ?? null;
     return {
@@ -617,14 +667,26 @@ class Assembler {
   }
 
   #scan: ScanResult | undefined;
-  /** Decodes every body once, recording where code goes in. */
-  #scanCode(options: ScanOptions): ScanResult {
+  /** Decodes every body once, recording where code goes in; checks `addedLocals` fit in each. */
+  #scanCode(options: ScanOptions, addedLocals: number): ScanResult {
     const scan = new ScanResult();
     this.#scan = scan;
     const scanner = new BodyScanner(options, scan);
-    for (const code of this.#info.code) {
-      const reader = new CodeReader(this.#bytes, code.bodyStart, code.end);
-      reader.readLocals();
+    const { code, functions, types } = this.#info;
+    for (let i = 0; i < code.length; i++) {
+      const body = code[i]!;
+      const reader = new CodeReader(this.#bytes, body.bodyStart, body.end);
+      const locals = reader.readLocals();
+      if (addedLocals > 0) {
+        // parseModule checked that every function's type index names a function type.
+        const params = (types[functions[i]!] as FuncType).params.length;
+        checkAddition("locals", {
+          count: params + locals,
+          added: addedLocals,
+          action: INSTRUMENT_FAILURE,
+          subject: `function ${this.#counts.function + i}`,
+        });
+      }
       scanner.scan(reader);
     }
     return scan;
@@ -723,11 +785,11 @@ class Assembler {
     const out = new CodeWriter(size + (size >>> 1) + 64);
     const body = new CodeWriter(4096);
     out.u32(info.code.length + this.#bodies.length);
-    const paramCounts = info.types.map((type) => type.kind === "func" ? type.params.length : 0);
     for (let i = 0; i < info.code.length; i++) {
       const code = info.code[i]!;
       body.length = 0;
-      const params = paramCounts[info.functions[i]!]!;
+      // parseModule checked that every function's type index names a function type.
+      const params = (info.types[info.functions[i]!] as FuncType).params.length;
       rewriteBody(bytes, code.bodyStart, code.end, i, params, plan, scan, roles, body);
       out.u32(body.length);
       out.copy(body.buf, 0, body.length);
@@ -739,6 +801,9 @@ class Assembler {
     return out;
   }
 }
+
+/** How an {@linkcode EngineLimitError} of the instrumenter starts. */
+const INSTRUMENT_FAILURE = "Cannot instrument the module";
 
 /** Value types a JS host can read from a global and write back (NaN payloads aside). */
 const NUMBER_TYPES: ReadonlySet<string> = new Set(["i32", "i64", "f32", "f64"]);

@@ -11,15 +11,16 @@ import { artifactOf } from "../../src/_artifact.ts";
 import { testEachIsolation } from "../_helpers.ts";
 
 /**
- * About `scale` MB: 10 000 function imports, 40 000 tables, 10 000 table
- * exports and 260 000 custom sections per unit of `scale`; `salt` makes the
+ * About `scale` MB: 10 000 function imports, 20 000 tables, 10 000 table
+ * exports and 270 000 custom sections per unit of `scale` (within the
+ * engine's limits up to `scale` 4); `salt` makes the
  * bytes (and so the cache key) differ.
  */
 function pathologicalModule(scale: number, salt: number): Uint8Array {
   const imports = 10_000 * scale;
-  const tables = 40_000 * scale;
+  const tables = 20_000 * scale;
   const exports = 10_000 * scale;
-  const customs = 260_000 * scale;
+  const customs = 270_000 * scale;
   const out = new ByteWriter(scale << 20);
   out.bytes(new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]));
   section(out, 1, (s) => s.u32(1).bytes(new Uint8Array([0x60, 0, 0]))); // () -> ()
@@ -81,13 +82,14 @@ testEachIsolation("Hostile: compiling a crafted module takes time linear in its 
   await compileTime(1); // warms up the code paths
   const oneMb = await bestTime(1, 3);
 
-  await t.step("a 1 MB module compiles well within 2 s", () => {
-    assert.ok(oneMb < 2_000, `took ${oneMb.toFixed(0)} ms`);
+  await t.step("a 1 MB module compiles well within 3 s", () => {
+    assert.ok(oneMb < 3_000, `took ${oneMb.toFixed(0)} ms`);
   });
 
-  await t.step("twice the size takes about twice the time", async () => {
-    const twoMb = await bestTime(2, 3);
-    const ratio = twoMb / oneMb;
-    assert.ok(ratio < 3, `1 MB: ${oneMb.toFixed(0)} ms, 2 MB: ${twoMb.toFixed(0)} ms`);
+  await t.step("four times the size takes about four times the time", async () => {
+    // Linear gives about 4, quadratic about 16: the bound leaves room for a noisy machine.
+    const fourMb = await bestTime(4, 2);
+    const ratio = fourMb / oneMb;
+    assert.ok(ratio < 8, `1 MB: ${oneMb.toFixed(0)} ms, 4 MB: ${fourMb.toFixed(0)} ms`);
   });
 });

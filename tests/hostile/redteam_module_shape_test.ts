@@ -193,22 +193,56 @@ redteamTest("Red team: modules shaped to hurt the loader", {}, async (t, { creat
   });
 });
 
-// BREAK: a 3 MB module of 999 999 empty function types (`60 00 00` each) takes ~1.6 s to compile
-// and stalls the host's event loop ~1.3 s (RSS +400 MB); wasmplug's own reader/instrumenter is
-// ~1.2 s of it, synchronously (README: "about 70 MB/s" — here 2.5 MB/s). With 1 000 000 types the
-// instrumenter adds one and V8 then rejects it, after the same stall. Fix (src/instrument/
-// _module.ts / _bytes.ts): check each vector count against the engine's limits before reading
-// (types 1 000 000, functions 1 000 000, imports/exports 100 000, …) and fail at once with a
-// CompilationError; make the per-type path allocation-free (no object/array per empty type), and
-// yield to the event loop between sections of large modules.
-redteamTest("Red team: a module of a million function types", {
-  ignore: ["inline", "worker"],
-}, async (_t, { createRuntime }) => {
-  const bytes = wasm(section(1, vec(Array.from({ length: 999_999 }, () => [0x60, 0x00, 0x00]))));
-  const result = await load(createRuntime, bytes);
-  assertBounded("999 999 types", result, 1_000);
-  assert.ok(result.lag < 300, `the event loop stalled ${result.lag.toFixed(0)} ms`);
-});
+// A 3 MB module of 999 999 empty function types (`60 00 00` each) once took ~1.6 s to compile
+// and stalled the event loop ~1.3 s: wasmplug read it three times, an object and two arrays per
+// type, synchronously. The parser now shares one entry among types encoded alike, reads a module
+// once per prepared variant, checks each count against the engine's limits before reading on,
+// and yields between phases while the engine validates on its own threads.
+redteamTest(
+  "Red team: a module of a million function types",
+  {},
+  async (t, { createRuntime, isolation }) => {
+    await t.step(
+      "999 999 types load in bounded time, the event loop never stalled long",
+      async () => {
+        const bytes = wasm(section(1, repeatedTypes(999_999)));
+        const result = await load(createRuntime, bytes);
+        // About 0.5-1 s on a quiet 2-core machine (V8 compiles the 3 MB twice); generous for a
+        // loaded one. The event loop is what must stay free.
+        assertBounded("999 999 types", result, 4_000);
+        assert.ok(result.lag < 500, `the event loop stalled ${result.lag.toFixed(0)} ms`);
+      },
+    );
+    await t.step("1 000 001 types fail at once, before a type is read", async () => {
+      const bytes = wasm(section(1, new Uint8Array(uleb(1_000_001))));
+      const { load: o } = await load(createRuntime, bytes);
+      assert.ok(!o.ok && o.error instanceof CompilationError, describe(o));
+      assert.match(o.error.message, /exceeds internal limit of 1000000/);
+      assert.ok(o.ms < 200, describe(o));
+    });
+    await t.step("1 000 000 types: a limit pass that needs one more fails, named", async () => {
+      const result = await load(createRuntime, wasm(section(1, repeatedTypes(1_000_000))));
+      assertBounded("1 000 000 types", result);
+      const o = result.load;
+      if (isolation === "inline") {
+        // The clock deadline's hook has a type of its own; a worker's shared flag needs none.
+        assert.ok(!o.ok && o.error instanceof CompilationError, describe(o));
+        assert.match(o.error.message, /needs 1 more, above the engine's limit of 1000000/);
+      } else {
+        assert.ok(o.ok, describe(o));
+      }
+    });
+  },
+);
+
+/** `count` function types `() -> ()`, as a type section payload. */
+function repeatedTypes(count: number): Uint8Array {
+  const prefix = uleb(count);
+  const payload = new Uint8Array(prefix.length + 3 * count);
+  payload.set(prefix);
+  for (let at = prefix.length; at < payload.length; at += 3) payload[at] = 0x60;
+  return payload;
+}
 
 redteamTest("Red team: the instrumenter's reserved names", {}, async (t, { createRuntime }) => {
   await using runtime = createRuntime();

@@ -89,3 +89,12 @@ export function assemble(...sections: RawSection[]): Uint8Array<ArrayBuffer> {
   }
   return new Uint8Array(writer.finish());
 }
+
+/** A type section payload of `count` function types `() -> ()` (three bytes each). */
+export function voidTypes(count: number): Uint8Array {
+  const prefix = leb(count);
+  const payload = new Uint8Array(prefix.length + 3 * count);
+  payload.set(prefix);
+  for (let at = prefix.length; at < payload.length; at += 3) payload[at] = 0x60;
+  return payload;
+}

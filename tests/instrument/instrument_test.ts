@@ -1,8 +1,13 @@
 import assert from "node:assert/strict";
-import { InstanceLimits, instrument, TrapReason } from "../../src/instrument/instrument.ts";
-import { parseModule } from "../../src/instrument/_module.ts";
+import {
+  EngineLimitError,
+  InstanceLimits,
+  instrument,
+  TrapReason,
+} from "../../src/instrument/instrument.ts";
+import { parseModule, SectionId } from "../../src/instrument/_module.ts";
 import { wat } from "./_wat.ts";
-import { HEADER, ONE_VOID_FUNCTION } from "./_wasm.ts";
+import { assemble, HEADER, leb, ONE_VOID_FUNCTION, voidTypes } from "./_wasm.ts";
 
 const ALL = { fuel: { initial: 1n << 40n }, callDepth: true, deadline: "clock" } as const;
 
@@ -46,6 +51,54 @@ Deno.test("instrument() validates its arguments", async (t) => {
     assert.deepEqual(result.bytes, bytes);
     assert.equal(result.trapGlobal, null);
   });
+});
+
+Deno.test("instrument() refuses to take a module past the engine's limits", async (t) => {
+  await t.step("a type more than a million", () => {
+    const bytes = assemble([SectionId.Type, voidTypes(1_000_000)]);
+    // The clock deadline's hook needs a type of its own.
+    assert.throws(() => instrument(bytes, { deadline: "clock" }), (error: unknown) => {
+      assert.ok(error instanceof EngineLimitError);
+      assert.equal(error.limit, "types");
+      assert.match(
+        error.message,
+        /Cannot instrument the module: it has 1000000 types and needs 1 more, above the engine's limit of 1000000/,
+      );
+      return true;
+    });
+    // The shared-flag deadline adds no type to a module without code.
+    assert.ok(WebAssembly.validate(instrument(bytes, { deadline: "shared-flag" }).bytes));
+  });
+  await t.step("locals past 50 000 in a function", () => {
+    const body = (locals: number): number[] => {
+      const inner = [0x01, ...leb(locals), 0x7f, 0x0b];
+      return [0x01, ...leb(inner.length), ...inner];
+    };
+    const module = (locals: number): Uint8Array =>
+      assemble(
+        [SectionId.Type, [0x01, 0x60, 0x01, 0x7f, 0x00]],
+        [SectionId.Function, [0x01, 0x00]],
+        [
+          SectionId.Code,
+          body(locals),
+        ],
+      );
+    // One parameter and 49 997 locals leave room for the fuel and depth locals.
+    assert.ok(WebAssembly.validate(instrument(module(49_997), ALL).bytes));
+    assert.throws(
+      () => instrument(module(49_998), ALL),
+      /function 0 has 49999 locals and needs 2 more, above the engine's limit of 50000/,
+    );
+    // A module already past the limit is the engine's to refuse.
+    assert.throws(() => instrument(module(50_000), ALL), WebAssembly.CompileError);
+  });
+});
+
+Deno.test("instrument() reads the module from its description when given one", () => {
+  const bytes = wat(`(module (memory 1) (func (export "f") (result i32)
+    (loop (br_if 0 (i32.const 0))) (memory.grow (i32.const 1))))`);
+  const described = instrument(bytes, { ...ALL, info: parseModule(bytes) });
+  assert.deepEqual(described, instrument(bytes, ALL));
 });
 
 Deno.test("instrument() keeps every index and non-code section intact", () => {

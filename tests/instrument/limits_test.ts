@@ -239,6 +239,40 @@ Deno.test("clampLimits() handles memory64, multi-memory and shared memories", as
   });
 });
 
+Deno.test("clampLimits() describes the module it returns as parseModule() would", async (t) => {
+  const source = `(module
+    (import "env" "memory" (memory 1))
+    (import "env" "table" (table 1 funcref))
+    (import "env" "f" (func $f))
+    (table 2 funcref)
+    (table i64 1 funcref)
+    (memory i64 1)
+    (memory 2 200)
+    (global $g (mut i32) (i32.const 0))
+    (func (export "grow") (param i32) (result i32) (memory.grow 1 (local.get 0)))
+    (func $h (call $f))
+    (elem (table 1) (i32.const 0) func $h)
+    (data (memory 2) (i32.const 0) "abc"))`;
+  const custom = new ByteWriter().name("after").bytes(new Uint8Array([1, 2, 3])).finish();
+  const bytes = new ByteWriter().bytes(wat(source)).u8(0).u32(custom.length).bytes(custom).finish();
+  const info = parseModule(bytes);
+  for (
+    const [name, limits] of [
+      ["clamping every memory and table", { maxMemoryPages: 4, maxTableElements: 5 }],
+      ["clamping past the 127 LEB boundary", { maxMemoryPages: 300, maxTableElements: 100_000 }],
+      ["changing nothing", UNLIMITED],
+    ] as const
+  ) {
+    await t.step(name, () => {
+      const result = clampLimits(bytes, limits, { info });
+      assert.deepEqual(result.info, parseModule(result.bytes));
+      if (!result.changed) assert.equal(result.info, info);
+      // Types carry no offset: the description shares them.
+      assert.equal(result.info.types, info.types);
+    });
+  }
+});
+
 Deno.test("clampLimits() leaves invalid declarations for validation to reject", async (t) => {
   await t.step("a shared memory without maximum", () => {
     const bytes = assemble([SectionId.Memory, [0x01, 0x02, 0x01]]);

@@ -10,7 +10,7 @@ import {
   parseModule,
   SectionId,
 } from "../../src/instrument/_module.ts";
-import { assemble, HEADER, wat } from "./_wasm.ts";
+import { assemble, HEADER, leb, voidTypes, wat } from "./_wasm.ts";
 
 /** Asserts that parsing fails with a BinaryFormatError whose message and offset match. */
 function assertMalformed(bytes: Uint8Array, message: RegExp, offset: number): void {
@@ -431,6 +431,85 @@ Deno.test("parseModule() rejects malformed binaries with the failing offset", as
     const exportBytes = assemble([SectionId.Export, [0x01, 0x01, 0x66, 0x07, 0x00]]);
     assertMalformed(exportBytes, /Unknown export kind 0x07/, 13);
   });
+});
+
+Deno.test("parseModule() refuses a count past the engine's limit before reading on", async (t) => {
+  const counts: [string, number, number, number][] = [
+    ["types", SectionId.Type, 1_000_000, 10],
+    ["imports", SectionId.Import, 1_000_000, 10],
+    ["functions", SectionId.Function, 1_000_000, 10],
+    ["tables", SectionId.Table, 100_000, 10],
+    ["memories", SectionId.Memory, 100_000, 10],
+    ["globals", SectionId.Global, 1_000_000, 10],
+    ["exports", SectionId.Export, 1_000_000, 10],
+    ["element segments", SectionId.Element, 10_000_000, 10],
+    ["functions", SectionId.Code, 1_000_000, 10],
+    ["data segments", SectionId.Data, 100_000, 10],
+    ["tags", SectionId.Tag, 1_000_000, 10],
+  ];
+  for (const [what, id, limit, offset] of counts) {
+    await t.step(`section ${id}: ${limit + 1} ${what}`, () => {
+      // Only the count: entries would take megabytes, and the count alone must be refused.
+      const expected = new RegExp(
+        `Expected at most ${limit} ${what}, the engine's limit, found ${limit + 1}`,
+      );
+      assertMalformed(assemble([id, leb(limit + 1)]), expected, offset);
+      assert.ok(WebAssembly.validate(assemble([id, leb(limit + 1)])) === false);
+    });
+  }
+  await t.step("a count at the limit reads on", () => {
+    assertMalformed(assemble([SectionId.Type, leb(1_000_000)]), /Unexpected end of input/, 13);
+  });
+  await t.step("a rec group, and the types of all groups together", () => {
+    const group = assemble([SectionId.Type, [0x01, 0x4e, ...leb(1_000_001)]]);
+    assertMalformed(group, /Expected at most 1000000 types/, 12);
+    // The millionth entry becomes a group of two: one type too many in all.
+    const payload = voidTypes(1_000_000);
+    const group2 = [0x4e, 0x02, ...FUNC_VOID, ...FUNC_VOID];
+    const withGroup = new Uint8Array(payload.length - FUNC_VOID.length + group2.length);
+    withGroup.set(payload.subarray(0, payload.length - FUNC_VOID.length));
+    withGroup.set(group2, payload.length - FUNC_VOID.length);
+    const bytes = assemble([SectionId.Type, withGroup]);
+    const expected = /Expected at most 1000000 types, the engine's limit, found 1000001/;
+    assertMalformed(bytes, expected, bytes.length - group2.length);
+  });
+  await t.step("parameters, results and struct fields", () => {
+    const params = assemble([SectionId.Type, [0x01, 0x60, ...leb(1001)]]);
+    assertMalformed(params, /Expected at most 1000 parameters, the engine's limit, found 1001/, 12);
+    const results = assemble([SectionId.Type, [0x01, 0x60, 0x00, ...leb(1001)]]);
+    assertMalformed(results, /Expected at most 1000 results, the engine's limit, found 1001/, 13);
+    const fields = assemble([SectionId.Type, [0x01, 0x5f, ...leb(10_001)]]);
+    assertMalformed(fields, /Expected at most 10000 struct fields/, 12);
+  });
+  await t.step("a function body", () => {
+    const bytes = assemble(
+      [SectionId.Type, [0x01, ...FUNC_VOID]],
+      [SectionId.Function, [0x01, 0x00]],
+      [SectionId.Code, [0x01, ...leb(7_654_322)]],
+    );
+    assertMalformed(bytes, /Expected at most 7654321 bytes of code, the engine's limit/, 21);
+  });
+});
+
+Deno.test("parseModule() shares one frozen entry among function types encoded alike", () => {
+  const i32ToVoid = [0x60, 0x01, 0x7f, 0x00];
+  const refToVoid = [0x60, 0x01, 0x63, 0x00, 0x00]; // (param (ref null 0))
+  const payload = [0x05, ...FUNC_VOID, ...i32ToVoid, ...FUNC_VOID, ...refToVoid, ...i32ToVoid];
+  const { types } = parseModule(assemble([SectionId.Type, payload]));
+  assert.deepEqual(types, [
+    { kind: "func", params: [], results: [] },
+    { kind: "func", params: ["i32"], results: [] },
+    { kind: "func", params: [], results: [] },
+    { kind: "func", params: ["(ref null 0)"], results: [] },
+    { kind: "func", params: ["i32"], results: [] },
+  ]);
+  assert.equal(types[0], types[2]);
+  assert.equal(types[1], types[4]);
+  assert.ok(types.every((type) => Object.isFrozen(type)));
+  assert.ok(types.every((type) => type.kind !== "func" || Object.isFrozen(type.params)));
+  const million = parseModule(assemble([SectionId.Type, voidTypes(999_999)])).types;
+  assert.equal(million.length, 999_999);
+  assert.equal(new Set(million).size, 1);
 });
 
 Deno.test("parseModule() fails only with BinaryFormatError on damaged input", async (t) => {

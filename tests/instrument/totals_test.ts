@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { enforceTotals, MEMORY_BYTES_EXPORT } from "../../src/instrument/_totals.ts";
 import { clampLimits } from "../../src/instrument/_limits.ts";
-import { instrument } from "../../src/instrument/instrument.ts";
+import { EngineLimitError, instrument } from "../../src/instrument/instrument.ts";
 import { InstanceLimits } from "../../src/instrument/_instance_limits.ts";
 import { parseModule } from "../../src/instrument/_module.ts";
-import { assemble, wat } from "./_wasm.ts";
+import { assemble, voidTypes, wat } from "./_wasm.ts";
 
 type Grow = (delta: number | bigint) => number | bigint;
 type TableGrow = (delta: number) => number;
@@ -162,5 +162,21 @@ Deno.test("enforceTotals() refuses a module that already exports its function", 
   assert.throws(
     () => enforceTotals(source, { maxMemoryPages: 8, maxTableElements: 0 }),
     TypeError,
+  );
+});
+
+Deno.test("enforceTotals() refuses to take a module past the engine's limits", () => {
+  // A million types and two memories: the export it adds needs a type of its own.
+  const bytes = assemble([1, voidTypes(1_000_000)], [5, [2, 0x00, 1, 0x00, 2]]);
+  assert.throws(
+    () => enforceTotals(bytes, { maxMemoryPages: 8, maxTableElements: 0 }),
+    (error: unknown) => {
+      assert.ok(error instanceof EngineLimitError);
+      assert.match(
+        error.message,
+        /Cannot limit the module's totals: it has 1000000 types and needs 1 more/,
+      );
+      return true;
+    },
   );
 });
