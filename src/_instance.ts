@@ -456,14 +456,14 @@ export class PluginInstance implements PluginBackend {
     // One budget for every step: the instrumentation is armed once, and each
     // step draws on what the previous ones left.
     this.#begin(budget, startMs);
-    const steps = bytesExchange(call, this.memory, { fn, alloc, free });
+    const exports: BytesExports = { fn, alloc, free };
     if (this.#async) {
-      return this.#runCancellable(budget, () => this.#driveAsync(steps)) as Promise<
+      return this.#runCancellable(budget, () => this.#exchangeAsync(call, exports)) as Promise<
         number | Uint8Array
       >;
     }
     try {
-      return Promise.resolve(this.#drive(steps));
+      return Promise.resolve(this.#exchange(call, exports));
     } catch (err) {
       return Promise.reject(this.#failure(err));
     } finally {
@@ -471,41 +471,69 @@ export class PluginInstance implements PluginBackend {
     }
   }
 
-  /** Runs the steps of a synchronous module's exchange. */
-  #drive<T>(steps: Generator<Step, T, unknown>): T {
-    let next = steps.next();
-    while (!next.done) {
-      const [f, args] = next.value;
-      let value: unknown;
-      try {
-        value = f(...args);
-        // A host function's error ends the call even when the guest caught it.
-        if (this.#slot.error !== undefined) throw this.#slot.error;
-      } catch (err) {
-        next = steps.throw(err);
-        continue;
-      }
-      next = steps.next(value);
-    }
-    return next.value;
+  /** One export call of an exchange; a host function's error ends it even if the guest caught it. */
+  #step(f: Callable, ...args: unknown[]): unknown {
+    const value = f(...args);
+    if (this.#slot.error !== undefined) throw this.#slot.error;
+    return value;
   }
 
-  /** Runs the steps of an exchange whose exports return promises (JSPI). */
-  async #driveAsync<T>(steps: Generator<Step, T, unknown>): Promise<T> {
-    let next = steps.next();
-    while (!next.done) {
-      const [f, args] = next.value;
-      let value: unknown;
-      try {
-        value = await f(...args);
-        if (this.#slot.error !== undefined) throw this.#slot.error;
-      } catch (err) {
-        next = steps.throw(err);
-        continue;
-      }
-      next = steps.next(value);
+  /**
+   * The steps of a bytes call (see {@linkcode BytesCall}) for a synchronous
+   * module; {@linkcode #exchangeAsync} is the same for a JSPI-wrapped one.
+   */
+  #exchange(call: BytesCall, { fn, alloc, free }: BytesExports): number | Uint8Array {
+    const { input } = call;
+    const inPtr = input.length === 0 ? 0 : (this.#step(alloc, input.length) as number) >>> 0;
+    this.memory.write(inPtr, input);
+    const raw = this.#step(fn, inPtr, input.length);
+    if (!call.packedOutput) {
+      this.#release(call, free, inPtr, input.length);
+      return raw as number;
     }
-    return next.value;
+    const [outPtr, outLen] = unpackOutput(raw as bigint);
+    // Copy the output out before freeing: the guest may return its input buffer.
+    let output: Uint8Array;
+    try {
+      output = this.memory.read(outPtr, outLen);
+    } finally {
+      this.#release(call, free, inPtr, input.length);
+    }
+    if (outPtr !== inPtr) this.#release(call, free, outPtr, outLen);
+    return output;
+  }
+
+  async #exchangeAsync(
+    call: BytesCall,
+    { fn, alloc, free }: BytesExports,
+  ): Promise<number | Uint8Array> {
+    const { input } = call;
+    const inPtr = input.length === 0 ? 0 : (await this.#step(alloc, input.length) as number) >>> 0;
+    this.memory.write(inPtr, input);
+    const raw = await this.#step(fn, inPtr, input.length);
+    // A host function that settled during the awaits may have failed the call.
+    if (this.#slot.error !== undefined) throw this.#slot.error;
+    if (!call.packedOutput) {
+      await this.#release(call, free, inPtr, input.length);
+      return raw as number;
+    }
+    const [outPtr, outLen] = unpackOutput(raw as bigint);
+    let output: Uint8Array;
+    try {
+      output = this.memory.read(outPtr, outLen);
+    } finally {
+      await this.#release(call, free, inPtr, input.length);
+    }
+    if (outPtr !== inPtr) await this.#release(call, free, outPtr, outLen);
+    return output;
+  }
+
+  /** Frees a buffer of a bytes call with the module's `dealloc(ptr, len)` or `free(ptr)`, if any. */
+  #release(call: BytesCall, free: Callable | undefined, ptr: number, length: number): unknown {
+    if (free === undefined || (length === 0 && ptr === 0)) return undefined;
+    return call.free === "dealloc"
+      ? this.#step(free, ptr | 0, length | 0)
+      : this.#step(free, ptr | 0);
   }
 
   async #runCancellable(budget: CallBudget, body: () => unknown): Promise<unknown> {
@@ -680,42 +708,15 @@ export class PluginInstance implements PluginBackend {
   }
 }
 
-/** One call of an export in a multi-step exchange: the function and its arguments. */
-type Step = [Callable, unknown[]];
+/** The exports a bytes call uses. */
+interface BytesExports {
+  readonly fn: Callable;
+  readonly alloc: Callable;
+  readonly free: Callable | undefined;
+}
 
-/**
- * The steps of a bytes-ABI call (see {@linkcode BytesCall}), as a generator
- * that yields each export call and receives its result, so one description
- * serves synchronous modules and JSPI-wrapped ones alike.
- */
-function* bytesExchange(
-  call: BytesCall,
-  memory: GuestMemory,
-  exports: { fn: Callable; alloc: Callable; free: Callable | undefined },
-): Generator<Step, number | Uint8Array, unknown> {
-  const { fn, alloc, free } = exports;
-  const release = function* (ptr: number, length: number): Generator<Step, void, unknown> {
-    if (free === undefined || (length === 0 && ptr === 0)) return;
-    yield call.free === "dealloc" ? [free, [ptr | 0, length | 0]] : [free, [ptr | 0]];
-  };
-  const { input } = call;
-  const inPtr = input.length === 0 ? 0 : ((yield [alloc, [input.length]]) as number) >>> 0;
-  memory.write(inPtr, input);
-  const raw = yield [fn, [inPtr, input.length]];
-  if (!call.packedOutput) {
-    yield* release(inPtr, input.length);
-    return raw as number;
-  }
-  const packed = BigInt.asUintN(64, raw as bigint);
-  const outPtr = Number(packed >> 32n);
-  const outLen = Number(packed & 0xffff_ffffn);
-  // Copy the output out before freeing: the guest may return its input buffer.
-  let output: Uint8Array;
-  try {
-    output = memory.read(outPtr, outLen);
-  } finally {
-    yield* release(inPtr, input.length);
-  }
-  if (outPtr !== inPtr) yield* release(outPtr, outLen);
-  return output;
+/** The output pointer and length a bytes-ABI function packs into its i64 result. */
+function unpackOutput(raw: bigint): [number, number] {
+  const packed = BigInt.asUintN(64, raw);
+  return [Number(packed >> 32n), Number(packed & 0xffff_ffffn)];
 }

@@ -6,7 +6,13 @@
  * both isolations.
  */
 import assert from "node:assert/strict";
-import { FuelExhaustedError, TimeoutError, TrapError, type WasmPlugin } from "../../mod.ts";
+import {
+  Capability,
+  FuelExhaustedError,
+  TimeoutError,
+  TrapError,
+  type WasmPlugin,
+} from "../../mod.ts";
 import {
   allowingWorkers,
   assertRejectsWith,
@@ -219,4 +225,42 @@ Deno.test("Hostile: a trapped call's fuel is the same in both isolations", {
     ]);
   }
   assert.deepEqual(figures[0], figures[1]);
+});
+
+/** A bytes function that sleeps in an async host function (JSPI) before it answers. */
+const SLEEPING_BYTES_WAT = `(module
+  (import "env" "host_sleep_ms" (func $sleep (param i32)))
+  (memory (export "memory") 1)
+  (global $freed (mut i32) (i32.const 0))
+  (func (export "alloc") (param i32) (result i32) (call $sleep (i32.const 1)) (i32.const 1024))
+  (func (export "dealloc") (param i32 i32)
+    (global.set $freed (i32.add (global.get $freed) (i32.const 1))))
+  (func (export "freed") (result i32) (global.get $freed))
+  (func (export "echo") (param i32 i32) (result i64)
+    (call $sleep (i32.const 1))
+    (i64.or (i64.shl (i64.extend_i32_u (local.get 0)) (i64.const 32))
+      (i64.extend_i32_u (local.get 1)))))`;
+
+testEachIsolation("Hostile: a bytes call whose steps suspend is still one call", {
+  permissions: "none",
+}, async (_t, { loadPlugin }) => {
+  await using loaded = await loadPlugin(SLEEPING_BYTES_WAT, {
+    capabilities: [Capability.Timer],
+    resourceLimits: { maxFuel: 1_000_000 },
+  });
+  const { plugin } = loaded;
+  assert.deepEqual(await plugin.callBytes("echo", bytesOf("hey")), bytesOf("hey"));
+  assert.equal(await plugin.callI32("freed"), 1);
+  const echo = await fuelOf(plugin, () => plugin.callI64("echo", [1024, 3]));
+  const alloc = await fuelOf(plugin, () => plugin.callI32("alloc", [3]));
+  const dealloc = await fuelOf(plugin, () => plugin.callVoid("dealloc", [1024, 3]));
+  assert.equal(
+    await fuelOf(plugin, () => plugin.callBytes("echo", bytesOf("hey"))),
+    alloc + echo + dealloc,
+  );
+  await assertRejectsWith(
+    () => plugin.callBytes("echo", bytesOf("hey"), { fuel: echo }),
+    FuelExhaustedError,
+    { fuelLimit: echo },
+  );
 });
