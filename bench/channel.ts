@@ -21,6 +21,7 @@ import { WasmRuntime } from "../mod.ts";
 import { artifactOf } from "../src/_artifact.ts";
 import { createChannelBuffers, HostChannel, WorkerChannel } from "../src/worker/_channel.ts";
 import type { ChannelBuffers } from "../src/worker/_channel.ts";
+import { bareCaller } from "./_bare_caller.ts";
 import { startBusyCores } from "./_load.ts";
 import { type Figure, summarize } from "./_measure.ts";
 
@@ -63,25 +64,6 @@ async function spawnBare(module: WebAssembly.Module): Promise<Worker> {
     worker.postMessage(module);
   });
   return worker;
-}
-
-/** A bare worker that takes several outstanding requests (it answers in order). */
-function bareCaller(worker: Worker): (value: number) => Promise<number> {
-  const waiting: ((value: number) => void)[] = [];
-  let head = 0;
-  worker.onmessage = (event) => {
-    const resolve = waiting[head++]!;
-    if (head === waiting.length) {
-      waiting.length = 0;
-      head = 0;
-    }
-    resolve(event.data as number);
-  };
-  return (value) =>
-    new Promise((resolve) => {
-      waiting.push(resolve);
-      worker.postMessage(value);
-    });
 }
 
 async function spawnRawChannel(): Promise<{ channel: HostChannel; worker: Worker }> {

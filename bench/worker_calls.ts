@@ -22,6 +22,7 @@ import { Capability, WasmRuntime } from "../mod.ts";
 import { artifactOf } from "../src/_artifact.ts";
 import { startBusyCores } from "./_load.ts";
 import { type Figure, interleavePhases, median } from "./_measure.ts";
+import { bareCaller } from "./_bare_caller.ts";
 
 /** `add` for the calls, `alloc` and `echo` for `callBytes` (up to 1 MiB at 1024). */
 const CALLS_WAT = `(module
@@ -66,25 +67,6 @@ async function spawnBare(module: WebAssembly.Module): Promise<Worker> {
     worker.postMessage(module);
   });
   return worker;
-}
-
-/** Calls a bare worker over postMessage; several calls may be outstanding (it answers in order). */
-function bareCaller(worker: Worker): (value: number) => Promise<number> {
-  const waiting: ((value: number) => void)[] = [];
-  let head = 0;
-  worker.onmessage = (event) => {
-    const resolve = waiting[head++]!;
-    if (head === waiting.length) {
-      waiting.length = 0;
-      head = 0;
-    }
-    resolve(event.data as number);
-  };
-  return (value) =>
-    new Promise((resolve) => {
-      waiting.push(resolve);
-      worker.postMessage(value);
-    });
 }
 
 /** `n` calls in all, spread evenly over the callers, all running at once. */

@@ -310,10 +310,60 @@ class WorkerBackend implements PluginBackend {
     budget: CallBudget,
     startMs: number,
   ): Promise<unknown> {
+    checkCrossing(name, args);
+    const values = [name, budget.fuel, budget.timeoutMs, ...(args as WireValue[])];
+    const results = await this.#request(ToWorker.Call, values, budget, startMs);
+    if (results.length === 0) return undefined;
+    return results.length === 1 ? results[0] : results;
+  }
+
+  async invokeBytes(
+    call: BytesCall,
+    budget: CallBudget,
+    startMs: number,
+  ): Promise<number | Uint8Array> {
+    // The whole exchange is one request: one round trip, one budget.
+    const [result] = await this.#request(
+      ToWorker.Bytes,
+      [
+        call.fn,
+        budget.fuel,
+        budget.timeoutMs,
+        call.packedOutput ? 1 : 0,
+        call.alloc,
+        call.free,
+        call.input,
+      ],
+      budget,
+      startMs,
+    );
+    return result as number | Uint8Array;
+  }
+
+  async runCommand(stdin: Uint8Array, budget: CallBudget, startMs: number): Promise<CommandResult> {
+    const values = [stdin, budget.fuel, budget.timeoutMs];
+    const [exitCode, stdout, stderr, truncated] = await this.#request(
+      ToWorker.Run,
+      values,
+      budget,
+      startMs,
+    ) as [number, Uint8Array, Uint8Array, number];
+    return { exitCode, stdout, stderr, outputTruncated: truncated === 1 };
+  }
+
+  /**
+   * Sends one call (`op` with `values`) to the worker, serves its host calls
+   * until it answers, and returns the results, under `budget`.
+   */
+  async #request(
+    op: number,
+    values: WireValue[],
+    budget: CallBudget,
+    startMs: number,
+  ): Promise<unknown[]> {
     // A call that never reaches the worker, or whose worker is killed, used no fuel we can read.
     this.#lastFuelUsed = 0;
     budget.signal?.throwIfAborted();
-    checkCrossing(name, args);
     try {
       let live = this.#open();
       if (live instanceof Promise) {
@@ -323,63 +373,8 @@ class WorkerBackend implements PluginBackend {
         startMs = performance.now();
       }
       budget.signal?.throwIfAborted();
-      live.channel.postCall(ToWorker.Call, [
-        name,
-        budget.fuel,
-        budget.timeoutMs,
-        ...(args as WireValue[]),
-      ]);
-      const results = this.#settle(await this.#converse(live, budget, startMs));
-      if (results.length === 0) return undefined;
-      return results.length === 1 ? results[0] : results;
-    } finally {
-      this.#release();
-    }
-  }
-
-  async invokeBytes(
-    call: BytesCall,
-    budget: CallBudget,
-    startMs: number,
-  ): Promise<number | Uint8Array> {
-    this.#lastFuelUsed = 0;
-    budget.signal?.throwIfAborted();
-    try {
-      let live = this.#open();
-      if (live instanceof Promise) {
-        live = await live;
-        startMs = performance.now();
-      }
-      budget.signal?.throwIfAborted();
-      // The whole exchange is one request: one round trip, one budget.
-      live.channel.postCall(ToWorker.Bytes, [
-        call.fn,
-        budget.fuel,
-        budget.timeoutMs,
-        call.packedOutput ? 1 : 0,
-        call.alloc,
-        call.free,
-        call.input,
-      ]);
-      const [result] = this.#settle(await this.#converse(live, budget, startMs));
-      return result as number | Uint8Array;
-    } finally {
-      this.#release();
-    }
-  }
-
-  async runCommand(stdin: Uint8Array, budget: CallBudget, startMs: number): Promise<CommandResult> {
-    this.#lastFuelUsed = 0;
-    budget.signal?.throwIfAborted();
-    try {
-      let live = this.#open();
-      if (live instanceof Promise) live = await live;
-      budget.signal?.throwIfAborted();
-      live.channel.postCall(ToWorker.Run, [stdin, budget.fuel, budget.timeoutMs]);
-      const [exitCode, stdout, stderr, truncated] = this.#settle(
-        await this.#converse(live, budget, startMs),
-      ) as [number, Uint8Array, Uint8Array, number];
-      return { exitCode, stdout, stderr, outputTruncated: truncated === 1 };
+      live.channel.postCall(op, values);
+      return this.#settle(await this.#converse(live, budget, startMs));
     } finally {
       this.#release();
     }

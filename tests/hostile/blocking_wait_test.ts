@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { TimeoutError } from "../../mod.ts";
 import { assertRejectsWith, testEachIsolation } from "../_helpers.ts";
 import { within } from "./_within.ts";
+import { settleThreads, threads } from "./_threads.ts";
 
 /**
  * `wait32(ms)` and `wait64(ms)` wait on a value that stays equal, `ms`
@@ -30,26 +31,6 @@ const WAIT_WAT = `(module
   (func (export "ok") (result i32) i32.const 1))`;
 
 const LIMIT_MS = 100;
-
-/**
- * How many threads this process has. Deno asks for `--allow-all` to read
- * `/proc/self`, so another process lists them.
- */
-async function threads(): Promise<number> {
-  const { stdout } = await new Deno.Command("ls", { args: [`/proc/${Deno.pid}/task`] }).output();
-  return new TextDecoder().decode(stdout).trim().split(/\s+/).length;
-}
-
-/** Waits until the process has at most `count` threads (workers end asynchronously). */
-async function settleThreads(count: number): Promise<number> {
-  const end = performance.now() + 3_000;
-  let now = await threads();
-  while (now > count && performance.now() < end) {
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    now = await threads();
-  }
-  return now;
-}
 
 testEachIsolation("Hostile: an atomic wait without timeout ends at the deadline", {
   permissions: { run: ["ls"] },

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { Capability, TimeoutError } from "../../mod.ts";
 import { assertRejectsWith, testEachIsolation } from "../_helpers.ts";
 import { within } from "./_within.ts";
+import { settleThreads, threads } from "./_threads.ts";
 
 /**
  * `sleep(ms)` waits on one monotonic clock subscription of `ms`
@@ -27,26 +28,6 @@ export const SLEEP_WAT = `(module
   (func (export "ok") (result i32) i32.const 1))`;
 
 const HOUR_MS = 3_600_000;
-
-/**
- * How many threads this process has. Deno asks for `--allow-all` to read
- * `/proc/self`, so another process lists them.
- */
-async function threads(): Promise<number> {
-  const { stdout } = await new Deno.Command("ls", { args: [`/proc/${Deno.pid}/task`] }).output();
-  return new TextDecoder().decode(stdout).trim().split(/\s+/).length;
-}
-
-/** Waits until the process has at most `count` threads (workers end asynchronously). */
-async function settleThreads(count: number): Promise<number> {
-  const end = performance.now() + 3_000;
-  let now = await threads();
-  while (now > count && performance.now() < end) {
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    now = await threads();
-  }
-  return now;
-}
 
 testEachIsolation("Hostile WASI: a poll_oneoff sleep past the deadline ends at the deadline", {
   permissions: { run: ["ls"] },
