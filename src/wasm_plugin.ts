@@ -859,7 +859,13 @@ export class WasmPlugin implements AsyncDisposable {
         `Cannot call "${fn}": expected a Uint8Array, received ${describeValue(input)}`,
       );
     }
-    await this.#acquire(fn, true);
+    if (CALLABLE_STATES.has(this.#state) && this.#stopping === undefined) {
+      // Idle: take the plugin at once, as #call does, without a turn of the event loop.
+      this.#restState = this.#state;
+      this.#setState("running");
+    } else {
+      await this.#acquire(fn, true);
+    }
     const start = performance.now();
     try {
       const budget = this.#budget(options);
