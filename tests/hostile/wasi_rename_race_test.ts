@@ -87,19 +87,33 @@ const FILES = {
   resourceLimits: { maxExecutionTimeMs: 20_000 },
 };
 
-Deno.test("Hostile WASI: a plugin cannot move a symlink under another plugin's path", {
-  permissions: { read: true, write: [shared] },
-}, async () => {
+for (const victimIsolation of ["worker", "inline"] as const) {
+  Deno.test(
+    `Hostile WASI: a plugin cannot move a symlink under another plugin's path (victim ${victimIsolation})`,
+    {
+      permissions: { read: true, write: [shared] },
+    },
+    () => race(victimIsolation),
+  );
+}
+
+/** An attacker in a worker races a victim in `victimIsolation` (inline: on the host thread). */
+async function race(victimIsolation: "worker" | "inline"): Promise<void> {
   await using runtime = workerRuntime();
-  const victim = await runtime.createPluginFromWat(VICTIM_WAT, FILES);
+  const victim = await runtime.createPluginFromWat(VICTIM_WAT, {
+    ...FILES,
+    isolation: victimIsolation,
+  });
   const attacker = await runtime.createPluginFromWat(ATTACKER_WAT, FILES);
-  const [outside, swapped] = await Promise.all([
-    victim.callI32("probe", [5_000]),
-    attacker.callI32("swap", [5_000]),
-  ]);
+  // The attacker's worker starts first: an inline victim then runs on the host thread while the
+  // worker swaps (an inline call runs to its end before callI32 returns).
+  const swapping = attacker.callI32("swap", [5_000]);
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  const outside = await victim.callI32("probe", [5_000]);
+  const swapped = await swapping;
   assert.equal(swapped, -ENOTCAPABLE, "every rename of the link was refused");
   assert.equal(outside, 0, "reads outside the preopen");
   assert.ok(await victim.callI32("inside") > 0);
   assert.ok(Deno.lstatSync(`${shared}/link`).isSymlink);
   assert.ok(Deno.lstatSync(`${shared}/d`).isDirectory);
-});
+}
