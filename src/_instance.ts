@@ -20,10 +20,9 @@ import {
   TrapError,
   type WasmError,
 } from "./errors.ts";
-import { InstanceLimits } from "./instrument/_instance_limits.ts";
+import { InstanceLimits, MEMORY_BYTES_EXPORT } from "./instrument/_instance_limits.ts";
 import type { InstrumentMetadata } from "./instrument/instrument.ts";
 import { TrapReason } from "./instrument/_trap.ts";
-import { MEMORY_BYTES_EXPORT } from "./instrument/_totals.ts";
 import {
   createBuiltin,
   createLogBudget,

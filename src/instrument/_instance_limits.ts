@@ -8,6 +8,12 @@
  */
 
 import { FUEL_LEFT_EXPORT, PREPARE_EXPORT } from "./_prepare.ts";
+
+/**
+ * Export name of the `[] -> [i64]` function returning the bytes of all the
+ * plugin's memories (added by `_totals.ts` to modules with several).
+ */
+export const MEMORY_BYTES_EXPORT = "__wasmplug_total_memory_bytes";
 import type { TrapReason } from "./_trap.ts";
 import type { InstrumentMetadata } from "./instrument.ts";
 

@@ -33,9 +33,9 @@ import {
   type SectionInfo,
   type TableType,
 } from "./_module.ts";
+import { MEMORY_BYTES_EXPORT } from "./_instance_limits.ts";
 
-/** Export name of the `[] -> [i64]` function returning the bytes of all the plugin's memories. */
-export const MEMORY_BYTES_EXPORT = "__wasmplug_total_memory_bytes";
+export { MEMORY_BYTES_EXPORT };
 
 /** Options of {@linkcode enforceTotals}. */
 export interface TotalsOptions {
