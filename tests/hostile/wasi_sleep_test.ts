@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { Capability, TimeoutError } from "../../mod.ts";
 import { assertRejectsWith, testEachIsolation } from "../_helpers.ts";
 import { within } from "./_within.ts";
-import { settleThreads, threads } from "./_threads.ts";
+import { runToExit, settleThreads, threads } from "./_threads.ts";
 
 /**
  * `sleep(ms)` waits on one monotonic clock subscription of `ms`
@@ -97,23 +97,5 @@ Deno.test("Hostile WASI: a process whose worker plugin sleeps forever exits afte
     await runtime.close();
     console.log(await call);
   `;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["eval", "--unstable-worker-options", "--no-prompt", script],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const exited = await Promise.race([
-    child.output(),
-    new Promise<undefined>((resolve) => timer = setTimeout(() => resolve(undefined), 15_000)),
-  ]);
-  clearTimeout(timer);
-  if (exited === undefined) {
-    child.kill("SIGKILL");
-    await child.output();
-    assert.fail("the process did not exit within 15 s of close()");
-  }
-  const stderr = new TextDecoder().decode(exited.stderr);
-  assert.equal(exited.code, 0, stderr);
-  assert.equal(new TextDecoder().decode(exited.stdout).trim(), "TimeoutError");
+  assert.equal(await runToExit(script), "TimeoutError");
 });
