@@ -19,23 +19,14 @@ import { InstanceLimits, instrument, type InstrumentResult } from "../src/instru
 import type { DeadlineMode } from "../src/instrument/instrument.ts";
 import { DEFAULT_LIMITS } from "../mod.ts";
 import { wat } from "../tests/instrument/_wat.ts";
-import { FIB_FUNC } from "../tests/fixtures/fib.ts";
+import { FIB_FUNC, HASH_FUNC } from "../tests/fixtures/fib.ts";
 import { type Figure, interleave, median } from "./_measure.ts";
 
 const FIB_WAT = `(module ${FIB_FUNC})`;
 
 const LOOP_WAT = `(module
   (memory (export "memory") 1)
-  ;; FNV-1a over a 64 KiB buffer, n bytes in total.
-  (func (export "hash") (param $n i32) (result i32) (local $h i32) (local $i i32)
-    i32.const 0x811c9dc5 local.set $h
-    (loop $l
-      local.get $h
-      local.get $i i32.const 0xffff i32.and i32.load8_u
-      i32.xor i32.const 16777619 i32.mul local.set $h
-      local.get $i i32.const 1 i32.add local.tee $i
-      local.get $n i32.lt_u br_if $l)
-    local.get $h))`;
+  ${HASH_FUNC})`;
 
 const QSORT_WASM = new URL("./fixtures/qsort.wasm", import.meta.url);
 

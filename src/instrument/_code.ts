@@ -523,3 +523,17 @@ export function emitLocalToGlobal(out: CodeWriter, local: number, global: number
   out.u8(0x24); // global.set
   out.u32(global);
 }
+
+/** Entries a pass appends to a module, per section id: how many, and their bytes. */
+export type AppendedSections = Map<number, { count: number; out: CodeWriter }>;
+
+/** Counts one more entry appended to `section` and returns the writer to write it with. */
+export function appendEntry(added: AppendedSections, section: number): CodeWriter {
+  let entry = added.get(section);
+  if (entry === undefined) {
+    entry = { count: 0, out: new CodeWriter(64) };
+    added.set(section, entry);
+  }
+  entry.count++;
+  return entry.out;
+}

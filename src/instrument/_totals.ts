@@ -20,7 +20,7 @@
  * @module
  */
 
-import { CodeReader, CodeWriter } from "./_code.ts";
+import { type AppendedSections, appendEntry, CodeReader, CodeWriter } from "./_code.ts";
 import { checkAppended } from "./_engine_limits.ts";
 import { type StorageLimits, unshared } from "./_limits.ts";
 import {
@@ -278,7 +278,7 @@ class TotalsAssembler {
   readonly #info: ModuleInfo;
   readonly #sizes: Readonly<Record<ExternKind, number>>;
   /** Entries appended to vector sections, by section id. */
-  readonly #added = new Map<number, { count: number; out: CodeWriter }>();
+  readonly #added: AppendedSections = new Map();
   /** Appended type entries by their encoding, to reuse identical ones. */
   readonly #types = new Map<string, number>();
   readonly #bodies: Uint8Array[] = [];
@@ -331,13 +331,7 @@ class TotalsAssembler {
   }
 
   #append(section: number): CodeWriter {
-    let entry = this.#added.get(section);
-    if (entry === undefined) {
-      entry = { count: 0, out: new CodeWriter(64) };
-      this.#added.set(section, entry);
-    }
-    entry.count++;
-    return entry.out;
+    return appendEntry(this.#added, section);
   }
 
   /** Appends a mutable `i64` global holding -1, "not summed yet"; returns its index. */

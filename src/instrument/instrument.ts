@@ -39,7 +39,7 @@
  */
 
 import { ByteReader } from "./_bytes.ts";
-import { CodeReader, CodeWriter } from "./_code.ts";
+import { type AppendedSections, appendEntry, CodeReader, CodeWriter } from "./_code.ts";
 import { checkAddition, checkAppended, EngineLimitError } from "./_engine_limits.ts";
 import {
   type FuncType,
@@ -371,7 +371,7 @@ class Assembler {
   /** Bodies of the appended `[] -> []` functions (fuel refill, clock tick). */
   readonly #bodies: Uint8Array[] = [];
   /** Entries appended to vector sections, by section id. */
-  readonly #added = new Map<number, { count: number; out: CodeWriter }>();
+  readonly #added: AppendedSections = new Map();
 
   constructor(bytes: Uint8Array, info: ModuleInfo) {
     this.#bytes = bytes;
@@ -380,13 +380,7 @@ class Assembler {
   }
 
   #append(section: number): CodeWriter {
-    let entry = this.#added.get(section);
-    if (entry === undefined) {
-      entry = { count: 0, out: new CodeWriter(64) };
-      this.#added.set(section, entry);
-    }
-    entry.count++;
-    return entry.out;
+    return appendEntry(this.#added, section);
   }
 
   #global(valueType: number, init: number | bigint): number {
