@@ -1,14 +1,30 @@
 /**
- * The wasmplug command line: inspect a module, or call one of its functions
- * under limits and capabilities.
+ * The wasmplug command line: inspect a module, call one of its functions
+ * under limits and capabilities (with numbers, bytes or JSON), run a WASI
+ * command, or time repeated calls.
  *
  * ```sh
- * deno run --allow-read jsr:@wasmplug/wasmplug/cli inspect plugin.wasm
- * deno run --allow-read jsr:@wasmplug/wasmplug/cli call math.wat add 10 5 --metrics
+ * alias wasmplug='deno run --unstable-worker-options --allow-read=. jsr:@wasmplug/wasmplug/cli'
+ * wasmplug inspect plugin.wasm
+ * wasmplug call math.wat sub -3 4 --worker-permissions narrow
+ * wasmplug call plugin.wasm handle --json --input '{"n": 1}' --worker-permissions narrow
+ * wasmplug help call
  * ```
  *
- * Exit codes: 0 success, 1 plugin error (its kind and message on stderr),
- * 2 bad usage (a one-line error and the usage on stderr).
+ * Plugins run in worker isolation unless `--isolation inline` is given, as
+ * in the library. Each worker then gets only its capabilities' Deno
+ * permissions when Deno runs with `--unstable-worker-options` and wasmplug
+ * can tell (from a readable `deno.json` that enables it, or
+ * `--worker-permissions narrow`); otherwise workers share the CLI's
+ * permissions, and plugins that need some (`run --dir`) are refused.
+ * `wasmplug help <command>` (or `wasmplug <command> --help`) lists a
+ * command's options with their defaults.
+ *
+ * Exit codes:
+ * - 0: success; for `run`, the guest's own exit code instead;
+ * - 1: plugin error: `error: <kind>: <message>` on stderr, with the stack
+ *   trace only under `--debug`;
+ * - 2: bad usage: a one-line error and the command's usage on stderr.
  *
  * @example Run the CLI from code
  * ```ts ignore
@@ -19,15 +35,18 @@
  * @module
  */
 
-import { configure, getConsoleSink } from "@logtape/logtape";
-import { parseArgs } from "node:util";
+import { configure, defaultTextFormatter, type LogRecord } from "@logtape/logtape";
 import denoJson from "./deno.json" with { type: "json" };
 import {
   Capability,
   type CompiledModule,
+  DEFAULT_DASHBOARD_PORT,
+  DEFAULT_LIMITS,
+  type ExecutionConfig,
   type Isolation,
   type ModuleItem,
   parseCapabilities,
+  PluginManager,
   type ResourceLimits,
   WasmError,
   WasmRuntime,
@@ -36,27 +55,9 @@ import { artifactOf } from "./src/_artifact.ts";
 import { builtinCapability } from "./src/host/_env.ts";
 import { listMemories, listTables } from "./src/instrument/_module.ts";
 
-const USAGE = `wasmplug ${denoJson.version} — run WebAssembly plugins in a sandbox
-
-Usage:
-  wasmplug inspect <file.wasm|file.wat> [--json]
-  wasmplug call <file> <function> [args…] [--cap <name>]… [--max-fuel <n>] [--timeout <ms>]
-                [--max-memory-pages <n>] [--max-call-depth <n>] [--isolation worker|inline]
-                [--json] [--metrics]
-  wasmplug run <file> [--dir <host>[:<guest>]]… [--env K=V]… [-- args…]
-  wasmplug bench <file> <function> [args…] [--iterations <n>] [--isolation worker|inline] [--json]
-  wasmplug --help | --version
-
-Options:
-  -h, --help     Show this help
-  -V, --version  Show the version
-  --debug        Print stack traces of errors`;
-
-/** A failure of the command line itself (exit code 2). */
-class UsageError extends Error {}
-
 /**
- * Where the CLI writes; tests pass collectors.
+ * Where the CLI writes, and where it reads standard input from; tests pass
+ * collectors.
  *
  * @example
  * ```ts ignore
@@ -67,6 +68,7 @@ class UsageError extends Error {}
  *   stderr: (line) => lines.push(line),
  *   writeStdout: () => {},
  *   writeStderr: () => {},
+ *   readStdin: () => Promise.resolve(new Uint8Array()),
  * });
  * ```
  */
@@ -75,14 +77,25 @@ export interface CliIo {
   stdout: (line: string) => void;
   /** Standard error, one line per call. */
   stderr: (line: string) => void;
-  /** Raw bytes to standard output (a WASI command's output). */
+  /** Raw bytes to standard output (a WASI command's output, a bytes-ABI call's output). */
   writeStdout: (bytes: Uint8Array) => void;
   /** Raw bytes to standard error. */
   writeStderr: (bytes: Uint8Array) => void;
+  /**
+   * Standard input, read to its end (a WASI command's stdin, `--input-file -`).
+   *
+   * @default {Deno's standard input; nothing when it is a terminal}
+   */
+  readStdin?: () => Promise<Uint8Array>;
 }
 
 function writeAll(file: { writeSync(p: Uint8Array): number }, bytes: Uint8Array): void {
   for (let at = 0; at < bytes.length;) at += file.writeSync(bytes.subarray(at));
+}
+
+async function readDenoStdin(): Promise<Uint8Array> {
+  if (Deno.stdin.isTerminal()) return new Uint8Array();
+  return new Uint8Array(await new Response(Deno.stdin.readable).arrayBuffer());
 }
 
 const CONSOLE_IO: CliIo = {
@@ -90,7 +103,437 @@ const CONSOLE_IO: CliIo = {
   stderr: (line) => console.error(line),
   writeStdout: (bytes) => writeAll(Deno.stdout, bytes),
   writeStderr: (bytes) => writeAll(Deno.stderr, bytes),
+  readStdin: readDenoStdin,
 };
+
+/** A failure of the command line itself (exit code 2). */
+class UsageError extends Error {}
+
+/** What to print after an error, on a line of its own: how the user may fix it. */
+const HINTS = new WeakMap<Error, string>();
+
+// ---------------------------------------------------------------------------
+// Commands and their options: the help is generated from these tables.
+
+/** One `--option` of a command. */
+interface OptionSpec {
+  /** The long name, without the dashes. */
+  readonly name: string;
+  /** The one-letter alias, without the dash. */
+  readonly short?: string;
+  /** The placeholder of its value (`<n>`); a flag without value when absent. */
+  readonly value?: string;
+  /** Whether it may be given more than once. */
+  readonly multiple?: boolean;
+  readonly description: string;
+  /** The default, as the help shows it. */
+  readonly default?: string;
+}
+
+/** What a command receives: its positional arguments and its options. */
+interface ParsedArgs {
+  readonly positionals: readonly string[];
+  /** Every value of each option given (an empty list for a flag). */
+  readonly options: ReadonlyMap<string, readonly string[]>;
+}
+
+/** One command of the CLI. */
+interface CommandSpec {
+  readonly name: string;
+  /** Its positional arguments, as the usage shows them. */
+  readonly arguments: string;
+  /** One line for the command list. */
+  readonly summary: string;
+  /** Other forms of the usage line, after the first. */
+  readonly forms?: readonly string[];
+  /** Paragraphs between the usage and the options. */
+  readonly notes?: readonly string[];
+  readonly options: readonly OptionSpec[];
+  readonly execute: (args: ParsedArgs, io: CliIo) => Promise<number>;
+}
+
+const COMMON_OPTIONS: readonly OptionSpec[] = [
+  { name: "help", short: "h", description: "Show this help" },
+  { name: "debug", description: "Print the stack trace of an error" },
+];
+
+const ISOLATION_OPTION: OptionSpec = {
+  name: "isolation",
+  value: "<worker|inline>",
+  description: "worker: the plugin in its own Deno Worker; inline: on the CLI's thread, " +
+    "for trusted code only",
+  default: "worker",
+};
+
+const WORKER_PERMISSIONS_OPTION: OptionSpec = {
+  name: "worker-permissions",
+  value: "<narrow|inherit>",
+  description: "narrow: each plugin worker gets only its capabilities' Deno permissions (needs " +
+    "Deno's --unstable-worker-options); inherit: workers share the CLI's permissions, and " +
+    "plugins needing any (run --dir) are refused",
+  default: "narrow when wasmplug sees Deno's flag on the command line or in a readable " +
+    "deno.json, else inherit",
+};
+
+const LIMIT_OPTIONS: readonly OptionSpec[] = [
+  {
+    name: "max-fuel",
+    value: "<n>",
+    description: "Instruction budget of the call",
+    default: String(DEFAULT_LIMITS.maxFuel),
+  },
+  {
+    name: "timeout",
+    value: "<ms>",
+    description: "Wall-clock limit of the call, in milliseconds",
+    default: String(DEFAULT_LIMITS.maxExecutionTimeMs),
+  },
+  {
+    name: "max-memory-pages",
+    value: "<n>",
+    description: "64 KiB pages the plugin's memories may hold in total",
+    default: String(DEFAULT_LIMITS.maxMemoryPages),
+  },
+  {
+    name: "max-call-depth",
+    value: "<n>",
+    description: "Nesting depth of wasm calls",
+    default: String(DEFAULT_LIMITS.maxCallDepth),
+  },
+];
+
+const INSPECT: CommandSpec = {
+  name: "inspect",
+  arguments: "<file.wasm|file.wat>",
+  summary: "List a module's imports, exports, memories, tables and the capabilities it needs",
+  notes: ["Compiles the module and runs none of its code. Deno permissions: read the file."],
+  options: [{ name: "json", description: "Print the report as JSON" }],
+  execute: inspect,
+};
+
+const CALL: CommandSpec = {
+  name: "call",
+  arguments: "<file> <function> [args…]",
+  summary: "Call an export with numbers, bytes or JSON, under limits and capabilities",
+  forms: ["call <file> <function> (--input <text> | --input-file <path>) [--json]"],
+  notes: [
+    "Numeric arguments take the type of the export's parameters: i64 ones are exact integers, " +
+    "and negative numbers are arguments, not options (call math.wat sub -3 4). The results " +
+    "are printed on one line, separated by spaces.",
+    "With --input or --input-file, the function is called through the bytes ABI " +
+    "(fn(ptr, len) -> i64 packed (out_ptr << 32) | out_len; the module exports alloc) and " +
+    "its output bytes are written to stdout as they are. --json makes both sides JSON.",
+    "Deno permissions: read the file (and --input-file). In worker isolation, Deno's " +
+    "--unstable-worker-options (or a deno.json enabling it) lets each worker have none of " +
+    "them: see --worker-permissions.",
+  ],
+  options: [
+    {
+      name: "input",
+      value: "<text>",
+      description: "Call through the bytes ABI with this UTF-8 text as the input",
+    },
+    {
+      name: "input-file",
+      value: "<path>",
+      description: 'Call through the bytes ABI with this file\'s bytes ("-" reads stdin)',
+    },
+    {
+      name: "json",
+      description: "Without an input, print { results, metrics? } as JSON; with one, parse the " +
+        "input as JSON, call through callJson and print its output as JSON",
+    },
+    {
+      name: "cap",
+      value: "<name>",
+      multiple: true,
+      description: `Grant a capability (repeatable): ${Object.values(Capability).join(", ")}`,
+      default: "none",
+    },
+    {
+      name: "config",
+      value: "<key=value>",
+      multiple: true,
+      description: "Set an entry of the plugin's config, which host_get_config reads " +
+        "(repeatable); the plugin reads it only with --cap read_config",
+    },
+    ...LIMIT_OPTIONS,
+    ISOLATION_OPTION,
+    WORKER_PERMISSIONS_OPTION,
+    {
+      name: "metrics",
+      description: "Print the plugin's metrics after the result (on stderr with an input)",
+    },
+  ],
+  execute: call,
+};
+
+const RUN: CommandSpec = {
+  name: "run",
+  arguments: "<file> [args…] [-- args…]",
+  summary:
+    "Run a WASI command: stdin, stdout and stderr pass through, and its exit code is the CLI's",
+  notes: [
+    "Grants the command wasi, random and timer; --dir also grants filesystem, limited to the " +
+    "given directories: its worker may read them (and write the :rw ones), nothing else. " +
+    "Arguments for the guest that start with a dash go after --.",
+    "Deno permissions: read the file; --allow-read of each --dir (and --allow-write of each " +
+    ":rw one). In worker isolation, a --dir needs Deno's --unstable-worker-options (or a " +
+    "deno.json enabling it), seen by wasmplug: see --worker-permissions.",
+  ],
+  options: [
+    {
+      name: "dir",
+      value: "<host>[:<guest>][:rw]",
+      multiple: true,
+      description: "Preopen a host directory as <guest> (the same path when absent), " +
+        "read-only, or read-write with :rw (repeatable)",
+    },
+    {
+      name: "env",
+      value: "<key=value>",
+      multiple: true,
+      description: "Set an environment variable of the guest (repeatable)",
+    },
+    ...LIMIT_OPTIONS,
+    ISOLATION_OPTION,
+    WORKER_PERMISSIONS_OPTION,
+  ],
+  execute: run,
+};
+
+const BENCH: CommandSpec = {
+  name: "bench",
+  arguments: "<file> <function> [args…]",
+  summary: "Time repeated calls of an export and print their latency percentiles",
+  notes: ["Deno permissions: as for call."],
+  options: [
+    {
+      name: "iterations",
+      value: "<n>",
+      description: "Number of calls to time",
+      default: "10000",
+    },
+    ISOLATION_OPTION,
+    WORKER_PERMISSIONS_OPTION,
+    { name: "json", description: "Print the summary as JSON" },
+  ],
+  execute: bench,
+};
+
+const SERVE: CommandSpec = {
+  name: "serve",
+  arguments: "<file>…",
+  summary: "Load plugins and serve their live dashboard, Prometheus metrics and events",
+  notes: [
+    "Loads every file as a plugin of one manager and serves, until Ctrl-C (SIGINT) or SIGTERM: " +
+    "/ the live dashboard, /events its Server-Sent Events, /metrics the Prometheus text " +
+    "format, /api/plugins JSON. Prints the URL on stdout once listening.",
+    "Deno permissions: read the files, --allow-net for the address (127.0.0.1 by default).",
+  ],
+  options: [
+    {
+      name: "port",
+      value: "<n>",
+      description: "The TCP port; 0 picks a free one",
+      default: String(DEFAULT_DASHBOARD_PORT),
+    },
+    {
+      name: "hostname",
+      value: "<address>",
+      description: "The address to listen on",
+      default: "127.0.0.1",
+    },
+    {
+      name: "cap",
+      value: "<name>",
+      multiple: true,
+      description: "Grant a capability to every plugin (repeatable)",
+      default: "none",
+    },
+    ...LIMIT_OPTIONS,
+    ISOLATION_OPTION,
+    WORKER_PERMISSIONS_OPTION,
+  ],
+  execute: serve,
+};
+
+const HELP: CommandSpec = {
+  name: "help",
+  arguments: "[command]",
+  summary: "Show the usage of the CLI, or of one command with its options and defaults",
+  options: [],
+  execute: help,
+};
+
+/** Every command, in the order the usage lists them. */
+const COMMANDS: readonly CommandSpec[] = [INSPECT, CALL, RUN, BENCH, SERVE, HELP];
+
+const EXIT_CODES = "Exit codes: 0 success (run: the guest's exit code), 1 plugin error, " +
+  "2 bad usage.";
+
+/** The usage of the whole CLI. */
+function usage(): string {
+  const width = Math.max(...COMMANDS.map((command) => command.name.length + 2));
+  const lines = [
+    `wasmplug ${denoJson.version} — run WebAssembly plugins in a sandbox`,
+    "",
+    "Usage:",
+    ...COMMANDS.map((command) => `  wasmplug ${command.name} ${command.arguments} [options]`),
+    "  wasmplug --help | --version",
+    "",
+    "Commands:",
+    ...COMMANDS.map((command) => `  ${command.name.padEnd(width)}${command.summary}`),
+    "",
+    "Options:",
+    "  -h, --help     Show this help; after a command, the command's help",
+    "  -V, --version  Show the version",
+    "  --debug        Print the stack trace of an error",
+    "",
+    EXIT_CODES,
+    'Run "wasmplug help <command>" for the options of a command.',
+  ];
+  return lines.join("\n");
+}
+
+/** The usage lines of one command, for a usage error. */
+function shortUsage(command: CommandSpec): string {
+  return [
+    `Usage: wasmplug ${command.name} ${command.arguments} [options]`,
+    ...(command.forms ?? []).map((form) => `       wasmplug ${form} [options]`),
+    `Run "wasmplug help ${command.name}" for its options.`,
+  ].join("\n");
+}
+
+/** The usage of one command, with every option and its default. */
+function commandUsage(command: CommandSpec): string {
+  const options = [...command.options, ...COMMON_OPTIONS];
+  const left = options.map((option) => {
+    const names = option.short === undefined
+      ? `--${option.name}`
+      : `-${option.short}, --${option.name}`;
+    return option.value === undefined ? names : `${names} ${option.value}`;
+  });
+  const width = Math.max(...left.map((text) => text.length)) + 2;
+  const lines = [
+    ...shortUsage(command).split("\n").slice(0, -1),
+    "",
+    `${command.summary}.`,
+  ];
+  for (const note of command.notes ?? []) lines.push("", ...wrap(note, 100));
+  lines.push("", "Options:");
+  options.forEach((option, i) => {
+    // A no-break space keeps "(default:" on the line of its value.
+    const text = option.default === undefined
+      ? option.description
+      : `${option.description} (default:\u00a0${option.default})`;
+    const [first = "", ...more] = wrap(text, 100 - width - 2).map((line) =>
+      line.replaceAll("\u00a0", " ")
+    );
+    lines.push(`  ${left[i]!.padEnd(width)}${first}`);
+    for (const line of more) lines.push(`  ${" ".repeat(width)}${line}`);
+  });
+  lines.push("", EXIT_CODES);
+  return lines.join("\n");
+}
+
+/** Splits `text` into lines of at most `width` characters, at spaces. */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(" ")) {
+    if (line !== "" && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line === "" ? word : `${line} ${word}`;
+    }
+  }
+  lines.push(line);
+  return lines;
+}
+
+// ---------------------------------------------------------------------------
+// Parsing the command line.
+
+/** A negative number is an argument, not an option: `-3`, `-1.5`, `-.5`, `-Infinity`. */
+const NEGATIVE_NUMBER = /^-(?:\d|\.\d|Infinity$)/;
+
+function looksLikeOption(arg: string): boolean {
+  return arg.startsWith("-") && arg !== "-" && !NEGATIVE_NUMBER.test(arg);
+}
+
+/** Whether `args` ask for help before any `--`. */
+function asksForHelp(args: readonly string[]): boolean {
+  const end = args.indexOf("--");
+  return (end === -1 ? args : args.slice(0, end)).some((arg) => arg === "--help" || arg === "-h");
+}
+
+/**
+ * Splits a command's arguments into positionals and options: `--name value`,
+ * `--name=value`, flags, `-h`; everything after `--` is positional.
+ */
+function parseCommandArgs(command: CommandSpec, args: readonly string[]): ParsedArgs {
+  const specs = [...command.options, ...COMMON_OPTIONS];
+  const positionals: string[] = [];
+  const options = new Map<string, string[]>();
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === "--") {
+      positionals.push(...args.slice(i + 1));
+      break;
+    }
+    if (!looksLikeOption(arg)) {
+      positionals.push(arg);
+      continue;
+    }
+    const equals = arg.indexOf("=");
+    const name = arg.startsWith("--") ? arg.slice(2, equals === -1 ? undefined : equals) : arg;
+    const spec = specs.find((option) =>
+      arg.startsWith("--") ? option.name === name : `-${option.short}` === name
+    );
+    if (spec === undefined) {
+      throw new UsageError(
+        `unknown option "${arg.startsWith("--") ? `--${name}` : arg}" for ${command.name}`,
+      );
+    }
+    if (spec.value === undefined) {
+      if (equals !== -1) throw new UsageError(`--${spec.name} takes no value`);
+      options.set(spec.name, []);
+      continue;
+    }
+    let value: string;
+    if (equals !== -1) {
+      value = arg.slice(equals + 1);
+    } else {
+      const next = args[i + 1];
+      if (next === undefined || looksLikeOption(next)) {
+        throw new UsageError(
+          `--${spec.name} needs a value ${spec.value} (write --${spec.name}=<value> for one that starts with "-")`,
+        );
+      }
+      value = next;
+      i++;
+    }
+    options.set(spec.name, spec.multiple ? [...(options.get(spec.name) ?? []), value] : [value]);
+  }
+  return { positionals, options };
+}
+
+function flag(args: ParsedArgs, name: string): boolean {
+  return args.options.has(name);
+}
+
+function option(args: ParsedArgs, name: string): string | undefined {
+  return args.options.get(name)?.at(-1);
+}
+
+function list(args: ParsedArgs, name: string): readonly string[] {
+  return args.options.get(name) ?? [];
+}
+
+// ---------------------------------------------------------------------------
+// Running the CLI.
 
 /**
  * Runs the CLI with `args` (without the program name) and returns the exit code.
@@ -102,95 +545,210 @@ const CONSOLE_IO: CliIo = {
  * ```
  *
  * @param args The command-line arguments.
- * @param io Where to write output.
- * @returns The process exit code.
+ * @param io Where to write output and read input.
+ * @returns The process exit code: 0 success (for `run`, the guest's exit code), 1 plugin error, 2 bad usage.
  */
-export async function runCli(args: string[], io: CliIo = CONSOLE_IO): Promise<number> {
-  let debug = args.includes("--debug");
+export async function runCli(args: readonly string[], io: CliIo = CONSOLE_IO): Promise<number> {
+  const end = args.indexOf("--");
+  const debug = (end === -1 ? args : args.slice(0, end)).includes("--debug");
+  let command: CommandSpec | undefined;
   try {
-    const { values, positionals } = parseArgs({
-      args,
-      allowPositionals: true,
-      allowNegative: true,
-      strict: true,
-      options: {
-        help: { type: "boolean", short: "h" },
-        version: { type: "boolean", short: "V" },
-        debug: { type: "boolean" },
-        json: { type: "boolean" },
-        metrics: { type: "boolean" },
-        cap: { type: "string", multiple: true },
-        "max-fuel": { type: "string" },
-        timeout: { type: "string" },
-        "max-memory-pages": { type: "string" },
-        "max-call-depth": { type: "string" },
-        isolation: { type: "string" },
-        iterations: { type: "string" },
-        dir: { type: "string", multiple: true },
-        env: { type: "string", multiple: true },
-      },
-    });
-    debug = values.debug ?? false;
-    if (values.version) {
-      io.stdout(`wasmplug ${denoJson.version}`);
+    let at = 0;
+    for (; at < args.length && looksLikeOption(args[at]!); at++) {
+      const arg = args[at]!;
+      if (arg === "--help" || arg === "-h") {
+        io.stdout(usage());
+        return 0;
+      }
+      if (arg === "--version" || arg === "-V") {
+        io.stdout(`wasmplug ${denoJson.version}`);
+        return 0;
+      }
+      if (arg !== "--debug") throw new UsageError(`unknown option "${arg}"`);
+    }
+    const name = args[at];
+    if (name === undefined) throw new UsageError("no command given");
+    command = COMMANDS.find((candidate) => candidate.name === name);
+    if (command === undefined) throw new UsageError(`unknown command "${name}"`);
+    const rest = args.slice(at + 1);
+    if (asksForHelp(rest)) {
+      io.stdout(commandUsage(command));
       return 0;
     }
-    const [command, file, ...rest] = positionals;
-    if (values.help || command === undefined) {
-      io.stdout(USAGE);
-      return values.help ? 0 : 2;
-    }
-    switch (command) {
-      case "inspect":
-        if (file === undefined) throw new UsageError("inspect needs a file");
-        return await inspect(file, values.json ?? false, io);
-      case "call": {
-        const [fn, ...callArgs] = rest;
-        if (file === undefined || fn === undefined) {
-          throw new UsageError("call needs a file and a function name");
-        }
-        return await call(file, fn, callArgs, values, io);
-      }
-      case "run":
-        if (file === undefined) throw new UsageError("run needs a file");
-        return await run(file, rest, values, io);
-      case "bench": {
-        const [fn, ...benchArgs] = rest;
-        if (file === undefined || fn === undefined) {
-          throw new UsageError("bench needs a file and a function name");
-        }
-        return await bench(file, fn, benchArgs, values, io);
-      }
-      default:
-        throw new UsageError(`unknown command "${command}"`);
-    }
+    return await command.execute(parseCommandArgs(command, rest), io);
   } catch (err) {
-    if (err instanceof UsageError || isParseArgsError(err)) {
-      io.stderr(`error: ${(err as Error).message}`);
-      io.stderr(USAGE);
-      return 2;
-    }
-    if (err instanceof WasmError) {
-      io.stderr(`error: ${err.kind}: ${err.message}`);
-      if (debug) io.stderr(err.stack ?? "");
-      return 1;
-    }
-    io.stderr(`error: ${err instanceof Error ? err.message : String(err)}`);
-    if (debug && err instanceof Error) io.stderr(err.stack ?? "");
-    return 1;
+    return report(err, { io, debug, command });
   }
 }
 
-function isParseArgsError(err: unknown): boolean {
-  return err instanceof TypeError && "code" in err &&
-    String((err as { code: unknown }).code).startsWith("ERR_PARSE_ARGS");
+/** Writes an error to stderr and returns its exit code. */
+function report(
+  err: unknown,
+  { io, debug, command }: { io: CliIo; debug: boolean; command: CommandSpec | undefined },
+): number {
+  if (err instanceof UsageError) {
+    io.stderr(`error: ${err.message}`);
+    io.stderr(command === undefined || command === HELP ? usage() : shortUsage(command));
+    return 2;
+  }
+  const message = err instanceof WasmError
+    ? `${err.kind}: ${err.message}`
+    : err instanceof Error
+    ? err.message
+    : String(err);
+  io.stderr(`error: ${message}`);
+  const hint = err instanceof Error ? HINTS.get(err) : undefined;
+  if (hint !== undefined) io.stderr(`hint: ${hint}`);
+  if (debug && err instanceof Error) io.stderr(err.stack ?? "");
+  return 1;
 }
+
+function help(args: ParsedArgs, io: CliIo): Promise<number> {
+  const [name, extra] = args.positionals;
+  if (extra !== undefined) throw new UsageError("help takes at most one command");
+  const command = COMMANDS.find((candidate) => candidate.name === name);
+  if (name !== undefined && command === undefined) {
+    throw new UsageError(`unknown command "${name}"`);
+  }
+  io.stdout(command === undefined ? usage() : commandUsage(command));
+  return Promise.resolve(0);
+}
+
+// ---------------------------------------------------------------------------
+// Shared by the commands.
 
 async function compileFile(runtime: WasmRuntime, file: string): Promise<CompiledModule> {
   const name = file.split(/[\\/]/).pop()!.replace(/\.(wasm|wat)$/, "");
   if (file.endsWith(".wat")) return await runtime.compileWat(name, await Deno.readTextFile(file));
   return await runtime.compile(name, await Deno.readFile(file));
 }
+
+function positiveInteger(args: ParsedArgs, name: string): number | undefined {
+  const raw = option(args, name);
+  if (raw === undefined) return undefined;
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < 1) {
+    throw new UsageError(`--${name} must be a positive integer, received "${raw}"`);
+  }
+  return value;
+}
+
+function isolationOf(args: ParsedArgs): Isolation {
+  const isolation = option(args, "isolation") ?? "worker";
+  if (isolation !== "inline" && isolation !== "worker") {
+    throw new UsageError(`--isolation must be "worker" or "inline", received "${isolation}"`);
+  }
+  return isolation;
+}
+
+/** The runtime's `execution` options from `--isolation` and `--worker-permissions`. */
+function executionOf(args: ParsedArgs): ExecutionConfig & { isolation: Isolation } {
+  const isolation = isolationOf(args);
+  const mode = option(args, "worker-permissions");
+  if (mode === undefined) return { isolation };
+  if (mode !== "narrow" && mode !== "inherit") {
+    throw new UsageError(
+      `--worker-permissions must be "narrow" or "inherit", received "${mode}"`,
+    );
+  }
+  return { isolation, workerPermissions: mode };
+}
+
+/** A runtime for `execution`; options this process cannot honour are bad usage. */
+function openRuntime(execution: ExecutionConfig): WasmRuntime {
+  try {
+    return new WasmRuntime({ execution });
+  } catch (err) {
+    // `--worker-permissions narrow` where wasmplug knows the flag is off.
+    if (err instanceof TypeError) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
+/**
+ * Rethrows an error of `runtime.createPlugin()`; one refusing a worker the
+ * runtime cannot narrow gets a hint on how to tell the CLI that Deno has the flag.
+ */
+function hintWorkerPermissions(err: unknown): never {
+  if (
+    err instanceof WasmError && err.kind === "instantiation" &&
+    err.message.includes("--unstable-worker-options")
+  ) {
+    HINTS.set(
+      err,
+      "when Deno runs with --unstable-worker-options, add --worker-permissions narrow " +
+        "(wasmplug sees the flag only when it may read the command line or deno.json)",
+    );
+  }
+  throw err;
+}
+
+/** The capabilities of `--cap`; an unknown one is bad usage. */
+function capabilitiesOf(args: ParsedArgs): Capability[] {
+  try {
+    return [...parseCapabilities(list(args, "cap") as Capability[])];
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+function limitsOf(args: ParsedArgs): Partial<ResourceLimits> {
+  const limits: { -readonly [K in keyof ResourceLimits]?: ResourceLimits[K] } = {};
+  const fuel = positiveInteger(args, "max-fuel");
+  const timeout = positiveInteger(args, "timeout");
+  const pages = positiveInteger(args, "max-memory-pages");
+  const depth = positiveInteger(args, "max-call-depth");
+  if (fuel !== undefined) limits.maxFuel = fuel;
+  if (timeout !== undefined) limits.maxExecutionTimeMs = timeout;
+  if (pages !== undefined) limits.maxMemoryPages = pages;
+  if (depth !== undefined) limits.maxCallDepth = depth;
+  return limits;
+}
+
+/** `KEY=VALUE` pairs as a record; `what` names the option in errors. */
+function keyValues(pairs: readonly string[], what: string): Record<string, string> {
+  const entries = new Map<string, string>();
+  for (const pair of pairs) {
+    const at = pair.indexOf("=");
+    if (at < 1) throw new UsageError(`${what} must be KEY=VALUE, received "${pair}"`);
+    entries.set(pair.slice(0, at), pair.slice(at + 1));
+  }
+  // Own properties for every key, `__proto__` included.
+  return Object.fromEntries(entries);
+}
+
+/** Parses the arguments of a call after the types of the export's parameters. */
+function argumentsFor(
+  compiled: CompiledModule,
+  fn: string,
+  raw: readonly string[],
+): unknown[] {
+  const exported = compiled.exports.find((item) => item.name === fn && item.kind === "function");
+  const params = exported?.params ?? [];
+  return raw.map((text, i) => parseArgument(text, params[i]));
+}
+
+function parseArgument(raw: string, type: string | undefined): unknown {
+  if (type === "i64") {
+    try {
+      return BigInt(raw);
+    } catch {
+      throw new UsageError(`argument "${raw}" is not an integer`);
+    }
+  }
+  const value = Number(raw);
+  if (raw.trim() === "" || Number.isNaN(value)) {
+    throw new UsageError(`argument "${raw}" is not a number`);
+  }
+  return value;
+}
+
+function bigintReplacer(_key: string, value: unknown): unknown {
+  return typeof value === "bigint" ? value.toString() : value;
+}
+
+// ---------------------------------------------------------------------------
+// inspect
 
 /** The capability an import needs, as `inspect` reports it. */
 function importCapability(module: string | undefined, name: string): string {
@@ -208,7 +766,11 @@ function describeLimits(
   return `min ${limits.min}, max ${limits.max ?? "none"}${limits.shared ? ", shared" : ""}`;
 }
 
-async function inspect(file: string, json: boolean, io: CliIo): Promise<number> {
+async function inspect(args: ParsedArgs, io: CliIo): Promise<number> {
+  const [file, extra] = args.positionals;
+  if (file === undefined) throw new UsageError("inspect needs a file");
+  if (extra !== undefined) throw new UsageError(`inspect takes one file, received "${extra}" too`);
+  // Nothing runs: the runtime only compiles, so it needs no worker.
   await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
   const compiled = await compileFile(runtime, file);
   const { info } = artifactOf(compiled);
@@ -247,7 +809,7 @@ async function inspect(file: string, json: boolean, io: CliIo): Promise<number> 
       ),
     ],
   };
-  if (json) {
+  if (flag(args, "json")) {
     io.stdout(JSON.stringify(report, bigintReplacer, 2));
     return 0;
   }
@@ -263,18 +825,12 @@ async function inspect(file: string, json: boolean, io: CliIo): Promise<number> 
     const names = memory.exportNames.length > 0
       ? ` exported as ${memory.exportNames.join(", ")}`
       : "";
-    io.stdout(
-      `memory ${memory.index}${
-        memory.imported ? " (imported)" : ""
-      }: ${memory.limits} pages${names}`,
-    );
+    const imported = memory.imported ? " (imported)" : "";
+    io.stdout(`memory ${memory.index}${imported}: ${memory.limits} pages${names}`);
   }
   for (const table of report.tables) {
-    io.stdout(
-      `table ${table.index}${
-        table.imported ? " (imported)" : ""
-      }: ${table.refType}, ${table.limits}`,
-    );
+    const imported = table.imported ? " (imported)" : "";
+    io.stdout(`table ${table.index}${imported}: ${table.refType}, ${table.limits}`);
   }
   for (const section of report.customSections) {
     io.stdout(`custom section "${section.name}": ${section.sizeBytes} bytes`);
@@ -289,147 +845,185 @@ function signature(item: ModuleItem): string {
   return `func (${item.params?.join(", ")}) -> (${item.results?.join(", ")})`;
 }
 
-interface CallFlags {
-  dir?: string[];
-  env?: string[];
-  json?: boolean;
-  iterations?: string;
-  metrics?: boolean;
-  cap?: string[];
-  "max-fuel"?: string;
-  timeout?: string;
-  "max-memory-pages"?: string;
-  "max-call-depth"?: string;
-  isolation?: string;
+// ---------------------------------------------------------------------------
+// call
+
+/** The input of a bytes-ABI call, from `--input` or `--input-file`. */
+interface CallInput {
+  readonly bytes: Uint8Array;
+  /** How the input was given, for error messages. */
+  readonly source: string;
 }
 
-function integerFlag(flags: CallFlags, name: keyof CallFlags): number | undefined {
-  const raw = flags[name];
-  if (raw === undefined) return undefined;
-  const value = Number(raw);
-  if (typeof raw !== "string" || !Number.isSafeInteger(value) || value < 1) {
-    throw new UsageError(`--${name} must be a positive integer, received "${raw}"`);
+async function inputOf(args: ParsedArgs, io: CliIo): Promise<CallInput | undefined> {
+  const text = option(args, "input");
+  const path = option(args, "input-file");
+  if (text !== undefined && path !== undefined) {
+    throw new UsageError("give either --input or --input-file, not both");
   }
-  return value;
+  if (text !== undefined) return { bytes: new TextEncoder().encode(text), source: "--input" };
+  if (path === undefined) return undefined;
+  const bytes = path === "-" ? await (io.readStdin ?? readDenoStdin)() : await Deno.readFile(path);
+  return { bytes, source: path === "-" ? "stdin" : path };
 }
 
-async function call(
-  file: string,
-  fn: string,
-  rawArgs: string[],
-  flags: CallFlags,
-  io: CliIo,
-): Promise<number> {
-  const isolation = isolationFlag(flags);
-  let capabilities: Capability[];
+/** The input parsed as JSON; invalid JSON is bad usage. */
+function jsonInput({ bytes, source }: CallInput): unknown {
   try {
-    capabilities = [...parseCapabilities((flags.cap ?? []) as Capability[])];
+    return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    const reason = err instanceof SyntaxError ? err.message : "it is not UTF-8";
+    throw new UsageError(`${source} is not valid JSON: ${reason.replaceAll("\n", " ")}`);
   }
-  const limits: Partial<ResourceLimits> = {};
-  const fuel = integerFlag(flags, "max-fuel");
-  const timeout = integerFlag(flags, "timeout");
-  const pages = integerFlag(flags, "max-memory-pages");
-  const depth = integerFlag(flags, "max-call-depth");
-  if (fuel !== undefined) Object.assign(limits, { maxFuel: fuel });
-  if (timeout !== undefined) Object.assign(limits, { maxExecutionTimeMs: timeout });
-  if (pages !== undefined) Object.assign(limits, { maxMemoryPages: pages });
-  if (depth !== undefined) Object.assign(limits, { maxCallDepth: depth });
+}
 
-  await using runtime = new WasmRuntime({ execution: { isolation } });
+async function call(args: ParsedArgs, io: CliIo): Promise<number> {
+  const [file, fn, ...rawArgs] = args.positionals;
+  if (file === undefined || fn === undefined) {
+    throw new UsageError("call needs a file and a function name");
+  }
+  const input = await inputOf(args, io);
+  if (input !== undefined && rawArgs.length > 0) {
+    throw new UsageError(
+      `call takes either numeric arguments or an input, received both ("${rawArgs[0]}")`,
+    );
+  }
+  const json = flag(args, "json");
+  const value = input !== undefined && json ? jsonInput(input) : undefined;
+  const capabilities = capabilitiesOf(args);
+  const config = keyValues(list(args, "config"), "--config");
+  const resourceLimits = limitsOf(args);
+
+  await using runtime = openRuntime(executionOf(args));
   const compiled = await compileFile(runtime, file);
-  const exported = compiled.exports.find((item) => item.name === fn && item.kind === "function");
-  const params = exported?.params ?? [];
-  const args = rawArgs.map((raw, i) => parseArgument(raw, params[i]));
-  await using plugin = await runtime.createPlugin(compiled, {
-    name: compiled.name,
-    capabilities,
-    resourceLimits: limits,
-  });
-  await plugin.initialize();
-  const results = await plugin.call(fn, args);
-  const metrics = flags.metrics ? await plugin.metrics() : undefined;
-  if (flags.json) {
-    io.stdout(JSON.stringify({ results, ...(metrics ? { metrics } : {}) }, bigintReplacer, 2));
-  } else {
-    io.stdout(results.map((value) => String(value)).join(" "));
-    if (metrics) {
-      for (const [key, value] of Object.entries(metrics)) io.stdout(`${key}: ${String(value)}`);
+  const callArgs = argumentsFor(compiled, fn, rawArgs);
+  if (Object.keys(config).length > 0 && !capabilities.includes(Capability.ReadConfig)) {
+    const reads = compiled.imports.some((item) =>
+      item.module === "env" && item.name === "host_get_config"
+    );
+    if (reads) {
+      io.stderr(
+        "hint: the plugin reads --config through host_get_config, which needs --cap read_config",
+      );
     }
   }
+  await using plugin = await runtime
+    .createPlugin(compiled, { name: compiled.name, capabilities, resourceLimits, config })
+    .catch(hintWorkerPermissions);
+  await plugin.initialize();
+  if (input === undefined) {
+    const results = await plugin.call(fn, callArgs);
+    const metrics = flag(args, "metrics") ? await plugin.metrics() : undefined;
+    if (json) {
+      io.stdout(JSON.stringify({ results, ...(metrics ? { metrics } : {}) }, bigintReplacer, 2));
+      return 0;
+    }
+    io.stdout(results.map((result) => String(result)).join(" "));
+    if (metrics) printMetrics(metrics, io.stdout);
+    return 0;
+  }
+  if (json) {
+    io.stdout(JSON.stringify(await plugin.callJson(fn, value), null, 2));
+  } else {
+    io.writeStdout(await plugin.callBytes(fn, input.bytes));
+  }
+  // Stdout holds the plugin's output alone.
+  if (flag(args, "metrics")) printMetrics(await plugin.metrics(), io.stderr);
   return 0;
+}
+
+function printMetrics(metrics: object, print: (line: string) => void): void {
+  for (const [key, value] of Object.entries(metrics)) print(`${key}: ${String(value)}`);
+}
+
+// ---------------------------------------------------------------------------
+// run
+
+/** A `--dir` option: the host directory, where the guest sees it, and whether it may write. */
+interface Preopen {
+  readonly host: string;
+  readonly guest: string;
+  readonly writable: boolean;
+}
+
+function parseDir(spec: string): Preopen {
+  const parts = spec.split(":");
+  const mode = parts.length > 1 && (parts.at(-1) === "ro" || parts.at(-1) === "rw")
+    ? parts.pop()
+    : "ro";
+  const [host = "", guest = host, extra] = parts;
+  if (host === "" || guest === "" || extra !== undefined) {
+    throw new UsageError(`--dir must be <host>[:<guest>][:rw], received "${spec}"`);
+  }
+  return { host, guest, writable: mode === "rw" };
 }
 
 /**
  * Runs a WASI command: stdin passes through, its stdout and stderr are
  * written out, and its exit code becomes the CLI's.
  */
-async function run(file: string, args: string[], flags: CallFlags, io: CliIo): Promise<number> {
-  const isolation = isolationFlag(flags);
-  const preopens: Record<string, string> = {};
-  for (const spec of flags.dir ?? []) {
-    const [host = "", guest = host] = spec.split(":");
-    if (host === "" || guest === "") {
-      throw new UsageError(`--dir must be <host>[:<guest>], received "${spec}"`);
-    }
-    preopens[guest] = host;
-  }
-  const env: Record<string, string> = {};
-  for (const pair of flags.env ?? []) {
-    const at = pair.indexOf("=");
-    if (at < 1) throw new UsageError(`--env must be KEY=VALUE, received "${pair}"`);
-    env[pair.slice(0, at)] = pair.slice(at + 1);
-  }
+async function run(args: ParsedArgs, io: CliIo): Promise<number> {
+  const [file, ...guestArgs] = args.positionals;
+  if (file === undefined) throw new UsageError("run needs a file");
+  const dirs = list(args, "dir").map(parseDir);
+  const env = keyValues(list(args, "env"), "--env");
+  const resourceLimits = limitsOf(args);
   const capabilities: Capability[] = [Capability.Wasi, Capability.Random, Capability.Timer];
-  if (flags.dir !== undefined) capabilities.push(Capability.FileSystem);
-  await using runtime = new WasmRuntime({ execution: { isolation } });
+  if (dirs.length > 0) capabilities.push(Capability.FileSystem);
+  const execution = executionOf(args);
+  const readOnly = dirs.find((dir) => !dir.writable);
+  if (execution.isolation === "inline" && readOnly !== undefined) {
+    throw new UsageError(
+      `--dir ${readOnly.host} is read-only, which only worker isolation enforces (an inline ` +
+        "plugin has the CLI's own Deno permissions): add :rw, or use worker isolation",
+    );
+  }
+  await using runtime = openRuntime(execution);
   const compiled = await compileFile(runtime, file);
   await using command = await runtime.createPlugin(compiled, {
     name: compiled.name,
     capabilities,
-    wasi: { args, env, preopens },
-    allowedPaths: { read: Object.values(preopens), write: Object.values(preopens) },
-  });
-  const stdin = Deno.stdin.isTerminal() ? new Uint8Array() : await readAll(Deno.stdin.readable);
+    resourceLimits,
+    wasi: {
+      args: guestArgs,
+      env,
+      preopens: Object.fromEntries(dirs.map((dir) => [dir.guest, dir.host])),
+    },
+    // In worker isolation, exactly these become the worker's Deno permissions.
+    allowedPaths: {
+      read: dirs.map((dir) => dir.host),
+      write: dirs.filter((dir) => dir.writable).map((dir) => dir.host),
+    },
+  }).catch(hintWorkerPermissions);
+  const stdin = await (io.readStdin ?? readDenoStdin)();
   const result = await command.run({ stdin });
   io.writeStdout(result.stdout);
   io.writeStderr(result.stderr);
   return result.exitCode;
 }
 
-async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
-  return new Uint8Array(await new Response(stream).arrayBuffer());
-}
+// ---------------------------------------------------------------------------
+// bench
 
-function isolationFlag(flags: CallFlags): Isolation {
-  const isolation = flags.isolation ?? "inline";
-  if (isolation !== "inline" && isolation !== "worker") {
-    throw new UsageError(`--isolation must be "worker" or "inline", received "${isolation}"`);
+async function bench(args: ParsedArgs, io: CliIo): Promise<number> {
+  const [file, fn, ...rawArgs] = args.positionals;
+  if (file === undefined || fn === undefined) {
+    throw new UsageError("bench needs a file and a function name");
   }
-  return isolation;
-}
-
-async function bench(
-  file: string,
-  fn: string,
-  rawArgs: string[],
-  flags: CallFlags,
-  io: CliIo,
-): Promise<number> {
-  const iterations = integerFlag(flags, "iterations") ?? 10_000;
-  const isolation = isolationFlag(flags);
-  await using runtime = new WasmRuntime({ execution: { isolation } });
+  const iterations = positiveInteger(args, "iterations") ?? 10_000;
+  const execution = executionOf(args);
+  const isolation = execution.isolation;
+  await using runtime = openRuntime(execution);
   const compiled = await compileFile(runtime, file);
-  const params = compiled.exports.find((item) => item.name === fn)?.params ?? [];
-  const args = rawArgs.map((raw, i) => parseArgument(raw, params[i]));
-  await using plugin = await runtime.createPlugin(compiled, { name: compiled.name });
+  const callArgs = argumentsFor(compiled, fn, rawArgs);
+  await using plugin = await runtime.createPlugin(compiled, { name: compiled.name })
+    .catch(hintWorkerPermissions);
   await plugin.initialize();
   const progress = progressBar(iterations);
   const samples = new Float64Array(iterations);
   for (let i = 0; i < iterations; i++) {
     const start = performance.now();
-    await plugin.call(fn, args);
+    await plugin.call(fn, callArgs);
     samples[i] = performance.now() - start;
     progress.update(i + 1);
   }
@@ -449,7 +1043,7 @@ async function bench(
     maxUs: samples[iterations - 1]! * 1000,
     callsPerSecond: iterations / (total / 1000),
   };
-  if (flags.json) {
+  if (flag(args, "json")) {
     io.stdout(JSON.stringify(summary, null, 2));
     return 0;
   }
@@ -484,32 +1078,54 @@ function progressBar(total: number): { update(done: number): void; done(): void 
   };
 }
 
-function parseArgument(raw: string, type: string | undefined): unknown {
-  if (type === "i64") {
-    try {
-      return BigInt(raw);
-    } catch {
-      throw new UsageError(`argument "${raw}" is not an integer`);
-    }
-  }
-  const value = Number(raw);
-  if (raw.trim() === "" || Number.isNaN(value)) {
-    throw new UsageError(`argument "${raw}" is not a number`);
-  }
-  return value;
-}
-
-function bigintReplacer(_key: string, value: unknown): unknown {
-  return typeof value === "bigint" ? value.toString() : value;
+/** Log records go to stderr: stdout holds results and a plugin's output alone. */
+function stderrSink(record: LogRecord): void {
+  writeAll(Deno.stderr, new TextEncoder().encode(defaultTextFormatter(record)));
 }
 
 if (import.meta.main) {
   await configure({
-    sinks: { console: getConsoleSink() },
+    sinks: { stderr: stderrSink },
     loggers: [
-      { category: ["wasmplug"], lowestLevel: "info", sinks: ["console"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["console"] },
+      { category: ["wasmplug"], lowestLevel: "info", sinks: ["stderr"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["stderr"] },
     ],
   });
   Deno.exit(await runCli(Deno.args));
+}
+
+// ---------------------------------------------------------------------------
+// serve
+
+async function serve(args: ParsedArgs, io: CliIo): Promise<number> {
+  const files = args.positionals;
+  if (files.length === 0) throw new UsageError("serve needs at least one file");
+  const rawPort = option(args, "port") ?? String(DEFAULT_DASHBOARD_PORT);
+  const port = Number(rawPort);
+  if (!/^\d+$/.test(rawPort) || port > 65_535) {
+    throw new UsageError(`--port must be an integer from 0 to 65535, received "${rawPort}"`);
+  }
+  const hostname = option(args, "hostname") ?? "127.0.0.1";
+  const capabilities = capabilitiesOf(args);
+  const resourceLimits = limitsOf(args);
+
+  await using runtime = openRuntime(executionOf(args));
+  await using manager = new PluginManager(runtime);
+  for (const file of files) {
+    const compiled = await compileFile(runtime, file);
+    await manager.load(compiled, { name: compiled.name, capabilities, resourceLimits })
+      .catch(hintWorkerPermissions);
+  }
+  const stop = new AbortController();
+  const onSignal = (): void => stop.abort();
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  for (const signal of signals) Deno.addSignalListener(signal, onSignal);
+  try {
+    await using server = manager.serve({ port, hostname, signal: stop.signal });
+    io.stdout(`Serving the dashboard of ${files.length} plugin(s) at ${server.url}`);
+    await server.finished;
+  } finally {
+    for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
+  }
+  return 0;
 }

@@ -6,7 +6,7 @@
  */
 
 /** The result groups of `bench/results.json` that have ratios. */
-export type GroupName = "callOverhead" | "workerCalls" | "instrumentation" | "peers";
+export type GroupName = "callOverhead" | "workerCalls" | "instrumentation" | "peers" | "otel";
 
 /** A bound on one ratio of one group. */
 export interface Goal {
@@ -62,6 +62,13 @@ export const GOALS: readonly Goal[] = [
     ratio: "inlineCallVsExtism",
     bound: "atMost",
     target: 1,
+  },
+  {
+    description: "inline `callI32`, OpenTelemetry API loaded, no provider ÷ its check off",
+    group: "otel",
+    ratio: "otelNoProviderVsOff",
+    bound: "atMost",
+    target: 1.05,
   },
   ...(["", "SharedFlag"] as const).flatMap((mode): Goal[] => {
     const deadline = mode === "" ? "clock deadline" : "shared-flag deadline";

@@ -21,6 +21,7 @@ interface Results {
   rounds?: Record<string, number>;
   workerCalls: Group & { rssPerIdleWorkerPluginBytes: number; busyCores?: number };
   instrumentation?: Group;
+  otel?: Group;
   peers: Group & {
     extismVersion: string;
     timeouts: Record<
@@ -73,6 +74,10 @@ const DESCRIPTIONS: Record<string, string> = {
   loopPlain: "loop without calls (FNV-1a over 2 MB), plain",
   loopInstrumented: "the same, instrumented (clock deadline)",
   loopInstrumentedSharedFlag: "the same, instrumented (shared-flag deadline)",
+  callI32OtelNoProvider:
+    'inline `plugin.callI32("add")`, unmetered, OpenTelemetry API loaded, no provider',
+  callI32OtelOff: "the same with the OpenTelemetry check switched off",
+  callI32OtelSdk: "the same with an SDK tracer and meter provider (spans and metrics, no exporter)",
 };
 
 function format(ns: number): string {
@@ -146,6 +151,12 @@ export function renderReport(results: Results): string {
       "**Instrumentation overhead** (one export call on a `WebAssembly.Instance`, plain bytes beside instrumented bytes)",
       "",
       table(results.instrumentation),
+      "",
+    ]),
+    ...(results.otel === undefined ? [] : [
+      "**OpenTelemetry** (what a call pays without a provider, and with one)",
+      "",
+      table(results.otel),
       "",
     ]),
     `**Side by side with Extism ${results.peers.extismVersion}** (ratios are wasmplug ÷ Extism; below 1 means wasmplug is faster)`,

@@ -7,7 +7,7 @@
  * - `--rounds N`: interleaved rounds of every group (after one warm-up round).
  *   Default: each group's own (30 for inline calls, 21 for worker calls and
  *   instrumentation, 15 for Extism).
- * - `--only callOverhead,workerCalls,instrumentation,peers`: measure only these
+ * - `--only callOverhead,workerCalls,instrumentation,peers,otel`: measure only these
  *   groups; the others keep their figures from the last `results.json`.
  *
  * Needs `--allow-run` (busy cores, `_load.ts`), read, and write to `bench/`
@@ -22,15 +22,23 @@ import type { Figure } from "./_measure.ts";
 import { benchInstrumentation } from "./instrumentation.ts";
 import { benchWorkerCalls } from "./worker_calls.ts";
 import { benchExtism } from "./peers/extism.ts";
+import { benchOtel } from "./otel.ts";
 import { evaluateGoals, formatTarget, type GroupName } from "./_goals.ts";
 import { updateReadme } from "./report.ts";
 
-const GROUPS: readonly GroupName[] = ["callOverhead", "workerCalls", "instrumentation", "peers"];
+const GROUPS: readonly GroupName[] = [
+  "callOverhead",
+  "workerCalls",
+  "instrumentation",
+  "peers",
+  "otel",
+];
 const DEFAULT_ROUNDS: Record<GroupName, number> = {
   callOverhead: 30,
   workerCalls: 21,
   instrumentation: 21,
   peers: 15,
+  otel: 30,
 };
 
 const { values: flags } = parseArgs({
@@ -118,6 +126,13 @@ if (selected("peers")) {
   }
   groups.peers = peers;
   rounds.peers = roundsOf("peers");
+}
+
+if (selected("otel")) {
+  const otel = await benchOtel({ rounds: roundsOf("otel") });
+  table("OpenTelemetry overhead (inline calls)", otel.figures, otel.ratios);
+  groups.otel = otel;
+  rounds.otel = roundsOf("otel");
 }
 
 const merged = { ...previous, ...groups } as Parameters<typeof evaluateGoals>[0];

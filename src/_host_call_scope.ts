@@ -43,6 +43,11 @@ export function assertNotInHostCallOf(owner: object, action: string, waiter: str
   });
 }
 
+/** The owner of the innermost host call the current code runs inside of, if any. */
+export function currentHostCallOwner(): object | undefined {
+  return scopes.getStore()?.owner;
+}
+
 /** True when the current code runs inside a host call of `owner`, at any depth. */
 export function isInHostCallOf(owner: object): boolean {
   for (let scope = scopes.getStore(); scope !== undefined; scope = scope.outer) {

@@ -11,6 +11,7 @@ import { type HostCallable, isBuiltin } from "./host/_env.ts";
 import type { ImportPlan } from "./_instance.ts";
 import type { ImportEntry, TypeEntry } from "./instrument/_module.ts";
 import { checkedLinkerFunction } from "./_host_result.ts";
+import { timedHostFunction } from "./observe/_host_call_timing.ts";
 import type { Linker } from "./linker.ts";
 import { PREVIEW1_FUNCTIONS } from "./wasi/_abi.ts";
 
@@ -44,7 +45,8 @@ export function planImports(
     const type = kind === "function" ? types[entry.typeIndex] : undefined;
     if (linked !== undefined && type?.kind === "func") {
       plan.push({ module, name, kind: "linker", index: linkerFunctions.length });
-      linkerFunctions.push(checkedLinkerFunction(linked as HostCallable, type));
+      const checked = checkedLinkerFunction(linked as HostCallable, type);
+      linkerFunctions.push(timedHostFunction(`${module}.${name}`, checked));
     } else if (module === "env" && kind === "function" && isBuiltin(name)) {
       plan.push({ module, name, kind: "builtin", index: -1 });
     } else if (module === "wasi_snapshot_preview1" && kind === "function" && isWasiFunction(name)) {

@@ -15,6 +15,7 @@ import {
   CallDepthExceededError,
   CapabilityDeniedError,
   FuelExhaustedError,
+  GuestError,
   InstantiationError,
   TimeoutError,
   TrapError,
@@ -228,6 +229,7 @@ export class PluginInstance implements PluginBackend {
 
   /** Arms the instrumentation for one top-level call. */
   #begin(budget: CallBudget, startMs: number): void {
+    this.#slot.guestError = undefined;
     this.#budget = budget;
     this.#deadline = startMs + budget.timeoutMs;
     const limits = this.#limits;
@@ -423,7 +425,13 @@ export class PluginInstance implements PluginBackend {
     this.#slot.generation++;
     this.#cancelled = undefined;
     this.#begin(budget, startMs);
-    if (this.#async) return this.#runCancellable(budget, () => fn(...args));
+    if (this.#async) {
+      return this.#runCancellable(budget, async () => {
+        const result = await fn(...args);
+        this.#checkGuestError(name);
+        return result;
+      });
+    }
     let result: unknown;
     try {
       result = fn(...args);
@@ -433,7 +441,19 @@ export class PluginInstance implements PluginBackend {
       this.#end();
     }
     if (this.#slot.error !== undefined) throw this.#failure(undefined);
+    this.#checkGuestError(name);
     return result;
+  }
+
+  /**
+   * Ends a call whose guest reported a failure with `host_set_error`, once
+   * its function returned (and, for a bytes call, its buffers were freed).
+   */
+  #checkGuestError(fn: string): void {
+    const message = this.#slot.guestError;
+    if (message === undefined) return;
+    this.#slot.guestError = undefined;
+    throw new GuestError(fn, message);
   }
 
   invokeBytes(
@@ -473,7 +493,12 @@ export class PluginInstance implements PluginBackend {
   /** One export call of an exchange; a host function's error ends it even if the guest caught it. */
   #step(f: Callable, ...args: unknown[]): unknown {
     const value = f(...args);
-    if (this.#slot.error !== undefined) throw this.#slot.error;
+    if (this.#slot.error !== undefined) {
+      // A JSPI-wrapped export whose host function failed before it suspended
+      // answers a rejected promise: the recorded error is the one that counts.
+      if (value instanceof Promise) value.catch(() => {});
+      throw this.#slot.error;
+    }
     return value;
   }
 
@@ -488,6 +513,7 @@ export class PluginInstance implements PluginBackend {
     const raw = this.#step(fn, inPtr, input.length);
     if (!call.packedOutput) {
       this.#release(call, free, inPtr, input.length);
+      this.#checkGuestError(call.fn);
       return raw as number;
     }
     const [outPtr, outLen] = unpackOutput(raw as bigint);
@@ -499,6 +525,7 @@ export class PluginInstance implements PluginBackend {
       this.#release(call, free, inPtr, input.length);
     }
     if (outPtr !== inPtr) this.#release(call, free, outPtr, outLen);
+    this.#checkGuestError(call.fn);
     return output;
   }
 
@@ -514,6 +541,7 @@ export class PluginInstance implements PluginBackend {
     if (this.#slot.error !== undefined) throw this.#slot.error;
     if (!call.packedOutput) {
       await this.#release(call, free, inPtr, input.length);
+      this.#checkGuestError(call.fn);
       return raw as number;
     }
     const [outPtr, outLen] = unpackOutput(raw as bigint);
@@ -524,6 +552,7 @@ export class PluginInstance implements PluginBackend {
       await this.#release(call, free, inPtr, input.length);
     }
     if (outPtr !== inPtr) await this.#release(call, free, outPtr, outLen);
+    this.#checkGuestError(call.fn);
     return output;
   }
 

@@ -1,9 +1,12 @@
 /**
- * Accumulates a plugin's metrics on the call path, cheaply.
+ * Accumulates a plugin's metrics on the call path, cheaply, and hands each
+ * call to OpenTelemetry when a provider is registered.
  *
  * @module
  */
 
+import { LatencyHistogram } from "./observe/_latency_histogram.ts";
+import { type CallTelemetryIdentity, exportCall, telemetryActive } from "./observe/_otel.ts";
 import type { PluginMetrics } from "./plugin_metrics.ts";
 
 /** Mutable counters behind {@linkcode PluginMetrics} snapshots. */
@@ -16,17 +19,48 @@ export class MetricsRecorder {
   peakMemoryBytes = 0;
   currentMemoryBytes = 0;
   lastExecutionMs = 0;
+  /** Fuel used by the last call (0 while fuel metering is off). */
+  lastFuelUsed = 0;
+  /** Durations of every call, in nanoseconds. */
+  readonly latency: LatencyHistogram = new LatencyHistogram();
+  readonly #identity: CallTelemetryIdentity;
 
-  /** Records one call between two `performance.now()` readings. */
-  record(startMs: number, endMs: number, ok: boolean, memoryBytes: number, fuel: number): void {
+  /**
+   * Creates the recorder of one plugin.
+   *
+   * @param owner The plugin, for {@linkcode metricsRecorderOf}.
+   * @param identity How the plugin's telemetry names it.
+   */
+  constructor(owner: object, identity: CallTelemetryIdentity) {
+    this.#identity = identity;
+    recorders.set(owner, this);
+  }
+
+  /**
+   * Records one call of `fn` between two `performance.now()` readings;
+   * `error` is `undefined` when it succeeded.
+   */
+  record(
+    fn: string,
+    startMs: number,
+    endMs: number,
+    error: unknown,
+    memoryBytes: number,
+    fuel: number,
+  ): void {
     const elapsedMs = endMs - startMs;
     this.callCount++;
-    if (ok) this.successCount++;
+    if (error === undefined) this.successCount++;
     else this.failureCount++;
     this.totalExecutionTimeMs += elapsedMs;
+    this.latency.record(elapsedMs * 1e6);
     this.fuelConsumed += fuel;
+    this.lastFuelUsed = fuel;
     this.observeMemory(memoryBytes);
     this.lastExecutionMs = performance.timeOrigin + endMs;
+    if (telemetryActive()) {
+      exportCall(this.#identity, { fn, startMs, endMs, error, fuel, memoryBytes });
+    }
   }
 
   /** Records the current memory size outside a call (e.g. after instantiation). */
@@ -44,6 +78,9 @@ export class MetricsRecorder {
       failureCount: this.failureCount,
       avgExecutionTimeNs: this.callCount === 0 ? 0 : Math.round(totalNs / this.callCount),
       totalExecutionTimeNs: totalNs,
+      p50ExecutionTimeNs: Math.round(this.latency.percentile(0.5)),
+      p99ExecutionTimeNs: Math.round(this.latency.percentile(0.99)),
+      maxExecutionTimeNs: Math.round(this.latency.maxNs),
       fuelConsumed: this.fuelConsumed,
       peakMemoryBytes: this.peakMemoryBytes,
       currentMemoryBytes: this.currentMemoryBytes,
@@ -51,4 +88,29 @@ export class MetricsRecorder {
       droppedLogRecords,
     });
   }
+}
+
+const recorders = new WeakMap<object, MetricsRecorder>();
+
+/**
+ * The recorder behind a plugin's metrics (for the manager's anomaly
+ * detection and the dashboard), or `undefined` for an object that is no
+ * plugin. Internal: not part of the public API.
+ */
+export function metricsRecorderOf(plugin: object): MetricsRecorder | undefined {
+  return recorders.get(plugin);
+}
+
+/**
+ * The histogram of a plugin's call durations in nanoseconds (the source of
+ * `p50ExecutionTimeNs`, `p99ExecutionTimeNs` and Prometheus buckets).
+ *
+ * @throws {TypeError} If `plugin` is not a plugin.
+ */
+export function latencyHistogramOf(plugin: object): LatencyHistogram {
+  const recorder = recorders.get(plugin);
+  if (recorder === undefined) {
+    throw new TypeError("Cannot read the latency histogram: expected a WasmPlugin");
+  }
+  return recorder.latency;
 }

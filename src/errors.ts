@@ -32,7 +32,8 @@ export type WasmErrorKind =
   | "host_function"
   | "plugin_state"
   | "plugin_not_found"
-  | "worker_crashed";
+  | "worker_crashed"
+  | "guest";
 
 /**
  * Base class of all wasmplug runtime errors.
@@ -571,5 +572,41 @@ export class WorkerCrashedError extends WasmError {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "WorkerCrashedError";
+  }
+}
+
+/**
+ * A plugin function reported that it failed, with a message of its own
+ * (`env.host_set_error`, which the guest SDKs call when a plugin function
+ * returns an error). The call ends with this error once the function has
+ * returned and the host has freed the call's buffers; the plugin stays usable.
+ *
+ * @example
+ * ```ts
+ * import { GuestError } from "@wasmplug/wasmplug";
+ * const err = new GuestError("greet", 'missing "name"');
+ * console.log(err.kind, err.functionName, err.message); // guest greet missing "name"
+ * ```
+ */
+export class GuestError extends WasmError {
+  /** Always `"guest"`. */
+  readonly kind: "guest" = "guest";
+  /** The export that reported the failure. */
+  readonly functionName: string;
+
+  /**
+   * Creates the error.
+   *
+   * @param functionName The export that failed.
+   * @param message The guest's message, as the guest wrote it (UTF-8, at most 16 KiB).
+   * @param options The cause.
+   */
+  constructor(functionName: string, message: string, options?: ErrorOptions) {
+    super(
+      message === "" ? `Plugin function "${functionName}" failed without a message` : message,
+      options,
+    );
+    this.name = "GuestError";
+    this.functionName = functionName;
   }
 }

@@ -5,6 +5,7 @@
  */
 
 import type { PluginMessage } from "./host/plugin_message.ts";
+import type { AnomalyDetail } from "./observe/anomaly.ts";
 import type { PluginState } from "./plugin_state.ts";
 
 /**
@@ -36,6 +37,8 @@ export interface PluginEventDetails {
   error: { readonly error: unknown; readonly function?: string };
   /** A plugin sent a message with `host_send_message`. */
   message: PluginMessage;
+  /** A plugin's calls departed from its learned baseline (see `AnomalyOptions`). */
+  anomaly: AnomalyDetail;
 }
 
 /**

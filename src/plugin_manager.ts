@@ -8,7 +8,8 @@ import type { CallOptions } from "./call_options.ts";
 import type { Capability } from "./capability.ts";
 import type { CompiledModule } from "./compiled_module.ts";
 import { PluginNotFoundError } from "./errors.ts";
-import { EventSubscription } from "./event_subscription.ts";
+import { EventQueue } from "./_event_queue.ts";
+import type { EventSubscription } from "./event_subscription.ts";
 import { describeValue } from "./_format.ts";
 import type { PluginMessage } from "./host/plugin_message.ts";
 import type { WasmPluginConfig } from "./plugin_config.ts";
@@ -19,6 +20,16 @@ import { observePlugin, type StopOptions, type WasmPlugin } from "./wasm_plugin.
 import type { WasmRuntime } from "./wasm_runtime.ts";
 import type { Linker } from "./linker.ts";
 import type { RunOptions, RunResult } from "./command_run.ts";
+import {
+  AnomalyDetector,
+  type AnomalySettings,
+  resolveAnomalySettings,
+} from "./observe/_anomaly_detector.ts";
+import type { AnomalyDetail, PluginManagerOptions } from "./observe/anomaly.ts";
+import { metricsRecorderOf } from "./_metrics_recorder.ts";
+import { startDashboardServer } from "./observe/_dashboard_server.ts";
+import { latencyHistogramOf } from "./_metrics_recorder.ts";
+import type { DashboardServer, ServeOptions } from "./observe/dashboard_server.ts";
 
 /**
  * A reference to a plugin loaded in a {@linkcode PluginManager}.
@@ -138,8 +149,13 @@ export interface LoadOptions {
  * them, and unload them.
  *
  * It is an `EventTarget` dispatching {@linkcode PluginEvent}s (`loaded`,
- * `initialized`, `state_changed`, `executed`, `unloaded`, `error`, `message`);
- * `subscribe()` gives the same events as an async iterator.
+ * `initialized`, `state_changed`, `executed`, `unloaded`, `error`, `message`,
+ * `anomaly`); `subscribe()` gives the same events as an async iterator.
+ *
+ * It learns each plugin's normal duration, fuel, memory growth and error
+ * rate, and emits an `anomaly` event when calls depart from them; see
+ * {@linkcode AnomalyOptions} to tune it or act on it, `{ anomaly: false }` to
+ * turn it off.
  *
  * @example The guide's manager walkthrough
  * ```ts
@@ -159,7 +175,7 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
   readonly runtime: WasmRuntime;
 
   readonly #plugins = new Map<string, Entry>();
-  readonly #subscriptions = new Set<EventSubscription>();
+  readonly #subscriptions = new Set<EventQueue>();
   #nextId = 1;
   #totalLoaded = 0;
   #totalUnloaded = 0;
@@ -167,14 +183,22 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
   #failedCalls = 0;
   #totalExecutionTimeMs = 0;
   #closed = false;
+  /** `null` when anomaly detection is off. */
+  readonly #anomaly: AnomalySettings | null;
+  readonly #servers = new Set<DashboardServer>();
 
   /**
    * Creates a manager on top of a runtime (which keeps its own limits,
    * cache and tools).
    *
    * @param runtime The runtime to create plugins with.
+   * @param options Anomaly detection: on by default, `{ anomaly: false }`
+   *   turns it off, `{ anomaly: { threshold, warmupCalls, actions } }` tunes it
+   *   (see {@linkcode AnomalyOptions}).
+   * @throws {TypeError} For an unknown option key or a value of the wrong type.
+   * @throws {RangeError} For an anomaly setting out of range.
    */
-  constructor(runtime: WasmRuntime) {
+  constructor(runtime: WasmRuntime, options?: PluginManagerOptions) {
     super();
     if (typeof runtime?.createPlugin !== "function") {
       throw new TypeError(
@@ -182,6 +206,7 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
       );
     }
     this.runtime = runtime;
+    this.#anomaly = resolveAnomalySettings(options);
   }
 
   /**
@@ -305,12 +330,27 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
     const handle: PluginHandle = Object.freeze({ id: pluginId });
     this.#plugins.set(pluginId, { plugin, handle });
     this.#totalLoaded++;
+    const recorder = metricsRecorderOf(plugin)!;
+    const detector = this.#anomaly === null
+      ? null
+      : new AnomalyDetector(this.#anomaly, recorder.currentMemoryBytes);
     observePlugin(plugin, {
       stateChanged: (from, to) => {
         // Two state changes per call: allocate nothing unless someone listens.
         if (this.#hasListeners) this.#emit("state_changed", pluginId, { from, to });
       },
-      executed: (fn, durationMs, error) => this.#recordCall(pluginId, fn, durationMs, error),
+      executed: (fn, durationMs, error) => {
+        this.#recordCall(pluginId, fn, durationMs, error);
+        if (detector === null) return;
+        const found = detector.observe(
+          fn,
+          durationMs,
+          error === undefined,
+          recorder.lastFuelUsed,
+          recorder.currentMemoryBytes,
+        );
+        if (found !== null) this.#reportAnomalies(plugin, detector, found);
+      },
     });
     this.#emit("loaded", pluginId, { name: plugin.name });
     return handle;
@@ -329,6 +369,25 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
         ...(success ? {} : { error: error instanceof Error ? error.message : String(error) }),
       });
       if (!success) this.#emit("error", pluginId, { error, function: fn });
+    }
+  }
+
+  /** Emits what a plugin's anomaly detector found, and pauses or unloads it as configured. */
+  #reportAnomalies(
+    plugin: WasmPlugin,
+    detector: AnomalyDetector,
+    found: readonly AnomalyDetail[],
+  ): void {
+    for (const detail of found) this.#emit("anomaly", plugin.id, detail);
+    const { pauseAfter, unloadAfter } = this.#anomaly!;
+    const failed = (action: string) => (err: unknown): void => {
+      this.#emit("error", plugin.id, { error: err, function: action });
+    };
+    if (detector.count >= unloadAfter) {
+      if (this.#plugins.get(plugin.id)?.plugin !== plugin) return;
+      this.unload({ id: plugin.id }).catch(failed("unload"));
+    } else if (detector.count >= pauseAfter && plugin.state !== "paused") {
+      plugin.pause().catch(failed("pause"));
     }
   }
 
@@ -704,12 +763,44 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
    * ```
    */
   subscribe(options: SubscribeOptions = {}): EventSubscription {
-    const subscription = new EventSubscription(options.bufferSize ?? 1024, () => {
+    const subscription = new EventQueue(options.bufferSize ?? 1024, () => {
       this.#subscriptions.delete(subscription);
     });
     if (this.#closed) subscription.end();
     else this.#subscriptions.add(subscription);
     return subscription;
+  }
+
+  /**
+   * Serves a live dashboard of this manager's plugins over HTTP: `/` (the
+   * page), `/events` (Server-Sent Events), `/metrics` (Prometheus) and
+   * `/api/plugins` (JSON). It listens on `127.0.0.1:8787` unless told
+   * otherwise, and stops on `close()`, on the signal, or when the manager
+   * closes.
+   *
+   * @example Serve on any free port
+   * ```ts
+   * import { PluginManager, WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * await using manager = new PluginManager(runtime);
+   * await using server = manager.serve({ port: 0 });
+   * const plugins = await (await fetch(new URL("/api/plugins", server.url))).json();
+   * console.log(server.url.hostname, plugins); // 127.0.0.1 []
+   * ```
+   *
+   * @param options Port, hostname and signal.
+   * @returns The running server: its `url`, `close()` and `finished`.
+   * @throws {TypeError} If the manager is closed, or on an unknown or mistyped option.
+   * @throws {RangeError} If `port` is not an integer from 0 to 65535.
+   */
+  serve(options?: ServeOptions): DashboardServer {
+    if (this.#closed) throw new TypeError("Cannot serve the dashboard: the manager is closed");
+    const server: DashboardServer = startDashboardServer(this, options, {
+      durations: (handle) => latencyHistogramOf(this.get(handle)),
+      onClose: () => this.#servers.delete(server),
+    });
+    this.#servers.add(server);
+    return server;
   }
 
   get #hasListeners(): boolean {
@@ -800,6 +891,7 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
     if (this.#closed) return;
     this.#closed = true;
     try {
+      await Promise.allSettled([...this.#servers].map((server) => server.close()));
       await this.unloadAll();
     } finally {
       for (const subscription of [...this.#subscriptions]) subscription.end();
@@ -834,6 +926,8 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
  * ```
  */
 export const WasmPluginManager: typeof PluginManager = PluginManager;
+/** The MoFA name of {@linkcode PluginManager}, as a type. */
+export type WasmPluginManager = PluginManager;
 
 async function readModuleFile(path: string | URL): Promise<Uint8Array> {
   if (path instanceof URL && (path.protocol === "http:" || path.protocol === "https:")) {

@@ -31,6 +31,15 @@ export interface PluginMetrics {
   readonly avgExecutionTimeNs: number;
   /** Wall-clock time spent in calls, in nanoseconds (microsecond resolution). */
   readonly totalExecutionTimeNs: number;
+  /**
+   * Median call duration in nanoseconds, within 1 % (from a fixed-size
+   * log-bucket histogram of every call), or 0 before the first call.
+   */
+  readonly p50ExecutionTimeNs: number;
+  /** 99th-percentile call duration in nanoseconds, within 1 %, or 0 before the first call. */
+  readonly p99ExecutionTimeNs: number;
+  /** Longest call, in nanoseconds, or 0 before the first call. */
+  readonly maxExecutionTimeNs: number;
   /** Fuel used by all calls (0 while fuel metering is off). */
   readonly fuelConsumed: number;
   /** Largest linear-memory size seen, in bytes. */

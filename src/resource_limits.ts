@@ -56,7 +56,9 @@ export interface ResourceLimits {
   readonly maxExecutionTimeMs: number;
   /**
    * Instruction budget of one call (see the README's cost model); `null`
-   * leaves calls unmetered.
+   * sets no budget. Fuel is counted (and `metrics().fuelConsumed` grows)
+   * whenever `execution.fuelMetering` is on, whatever this limit; with
+   * metering off this limit is `null` and a number here is a `RangeError`.
    *
    * @default {100_000_000}
    */

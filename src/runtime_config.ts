@@ -28,27 +28,63 @@ export type Isolation = "worker" | "inline";
  */
 export interface ExecutionConfig {
   /**
-   * Instrument modules with a fuel counter so `maxFuel` is enforced.
+   * Instrument modules with a fuel counter so `maxFuel` is enforced and
+   * `metrics().fuelConsumed` counts. With `false`, nothing is counted, the
+   * effective `maxFuel` is `null`, and a numeric `maxFuel` (in the runtime's
+   * or a plugin's `resourceLimits`) or a per-call `fuel` is a `RangeError`.
    *
    * @default {true}
    */
   fuelMetering?: boolean;
   /**
    * Instrument loop headers and function entries with a deadline check so
-   * `maxExecutionTimeMs` stops running code.
+   * `maxExecutionTimeMs` stops running code. Worker plugins always get the
+   * check (a timeout raises their interrupt flag). With `false`, an inline
+   * plugin's deadline still ends host calls, waits and WASI I/O, but a pure
+   * wasm loop runs until it returns.
    *
    * @default {true}
    */
   epochInterruption?: boolean;
   /**
-   * Where plugins run: `"worker"` gives each plugin its own Deno Worker with
-   * the Deno permissions of its capabilities (needs Deno's
-   * `--unstable-worker-options`); `"inline"` runs trusted code on the host
-   * thread.
+   * Where plugins run: `"worker"` gives each plugin its own Deno Worker
+   * (with the Deno permissions of its capabilities, see
+   * `workerPermissions`); `"inline"` runs trusted code on the host thread.
    *
    * @default {"worker"}
    */
   isolation?: Isolation;
+  /**
+   * Whether each plugin worker gets Deno permissions of its own.
+   *
+   * - `"narrow"`: exactly the permissions of its capabilities (`FileSystem`:
+   *   its `allowedPaths` and preopens; `NetworkAccess`: its `allowedHosts`),
+   *   everything else denied. Needs Deno's `--unstable-worker-options` flag
+   *   (or `"unstable": ["worker-options"]` in deno.json); a runtime asked for
+   *   `"narrow"` in a process known to lack the flag throws a `TypeError`
+   *   (where the flag cannot be detected, Deno ends the process with exit
+   *   code 70 at the first worker).
+   * - `"inherit"`: workers share the host's permissions (all Deno 2.9 allows
+   *   without the flag). A plugin whose capabilities need none still runs in
+   *   its own worker, and wasmplug logs a warning once per process (category
+   *   `["wasmplug", "worker"]`); creating one whose capabilities need Deno
+   *   permissions in its worker fails with an `InstantiationError` naming
+   *   the flag.
+   *
+   * The flag is detected from the command line (readable with
+   * `--allow-all`) and the `unstable` list of the deno.json in use (where
+   * it can be read).
+   *
+   * @example Narrow worker permissions, with the flag on
+   * ```ts ignore
+   * // deno run --unstable-worker-options main.ts
+   * import { WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { workerPermissions: "narrow" } });
+   * ```
+   *
+   * @default {"narrow" when the flag is known to be on, else "inherit"}
+   */
+  workerPermissions?: "narrow" | "inherit";
 }
 
 /**

@@ -21,6 +21,7 @@ import type { RunOptions, RunResult } from "./command_run.ts";
 import type { PluginMetrics } from "./plugin_metrics.ts";
 import type { PluginState } from "./plugin_state.ts";
 import type { ResourceLimits } from "./resource_limits.ts";
+import type { Isolation } from "./runtime_config.ts";
 import { checkArguments, type Signature } from "./_signature.ts";
 import { describeValue } from "./_format.ts";
 import { assertKnownKeys } from "./_known_keys.ts";
@@ -56,6 +57,10 @@ export interface PluginInit {
   readonly name: string;
   readonly capabilities: readonly Capability[];
   readonly limits: Readonly<ResourceLimits>;
+  /** Whether the module counts fuel (`execution.fuelMetering`). */
+  readonly fuelMetered: boolean;
+  /** Where the instance runs, for telemetry. */
+  readonly isolation: Isolation;
   readonly backend: PluginBackend;
   readonly signatures: ReadonlyMap<string, Signature>;
   readonly manifest: PluginManifest | null;
@@ -115,9 +120,10 @@ export class WasmPlugin implements AsyncDisposable {
 
   readonly #backend: PluginBackend;
   readonly #hostScope: object;
+  readonly #fuelMetered: boolean;
   readonly #logStats: { readonly droppedRecords: number };
   readonly #signatures: ReadonlyMap<string, Signature>;
-  readonly #metrics = new MetricsRecorder();
+  readonly #metrics: MetricsRecorder;
   readonly #defaultBudget: CallBudget;
   /** Aborted by `stop({ abort: true })`: ends the running call. */
   readonly #abort = new AbortController();
@@ -142,6 +148,7 @@ export class WasmPlugin implements AsyncDisposable {
     this.name = init.name;
     this.capabilities = Object.freeze([...init.capabilities]);
     this.limits = init.limits;
+    this.#fuelMetered = init.fuelMetered;
     this.manifest = init.manifest;
     this.#backend = init.backend;
     this.#hostScope = init.hostScope;
@@ -152,6 +159,13 @@ export class WasmPlugin implements AsyncDisposable {
       timeoutMs: init.limits.maxExecutionTimeMs,
       fuel: init.limits.maxFuel,
       signal: this.#abort.signal,
+    });
+    this.#metrics = new MetricsRecorder(this, {
+      id: init.id,
+      name: init.name,
+      isolation: init.isolation,
+      fuelMetered: init.fuelMetered,
+      hostScope: init.hostScope,
     });
     this.#metrics.observeMemory(init.backend.memoryBytes());
   }
@@ -750,6 +764,11 @@ export class WasmPlugin implements AsyncDisposable {
         `Cannot call with 'timeoutMs' = ${timeoutMs}: it is above the plugin's maxExecutionTimeMs of ${maxExecutionTimeMs}`,
       );
     }
+    if (fuel !== undefined && !this.#fuelMetered) {
+      throw new RangeError(
+        `Cannot call with 'fuel' = ${fuel}: the runtime does not meter fuel (execution.fuelMetering is false)`,
+      );
+    }
     if (fuel !== undefined && maxFuel !== null && fuel > maxFuel) {
       throw new RangeError(
         `Cannot call with 'fuel' = ${fuel}: it is above the plugin's maxFuel of ${maxFuel}`,
@@ -837,7 +856,7 @@ export class WasmPlugin implements AsyncDisposable {
     fuelUsed: number = this.#backend.lastFuelUsed,
   ): void {
     const end = performance.now();
-    this.#metrics.record(start, end, error === undefined, this.#backend.memoryBytes(), fuelUsed);
+    this.#metrics.record(name, start, end, error, this.#backend.memoryBytes(), fuelUsed);
     if (this.#state === "running") {
       this.#state = this.#restState;
       this.#observer?.stateChanged("running", this.#restState);

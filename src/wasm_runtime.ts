@@ -31,8 +31,7 @@ import { createInlineBackend } from "./_inline_backend.ts";
 import { planImports } from "./_import_plan.ts";
 import { createHostServices, type HostEnvironment } from "./host/_services.ts";
 import { createWorkerBackend } from "./worker/_worker_backend.ts";
-import { workerPermissions } from "./worker/_permissions.ts";
-import { detectWorkerOptions } from "./worker/_worker_options.ts";
+import { permissionsOfWorker, resolveWorkerPermissions } from "./worker/_permission_mode.ts";
 import { Linker } from "./linker.ts";
 import { LruCache } from "./_lru_cache.ts";
 import type { WasmPluginConfig } from "./plugin_config.ts";
@@ -67,6 +66,11 @@ export interface ResolvedExecution {
   readonly epochInterruption: boolean;
   /** Where plugins run by default. */
   readonly isolation: Isolation;
+  /**
+   * Whether plugin workers get Deno permissions of their own (`"narrow"`)
+   * or share the host's (`"inherit"`): see `ExecutionConfig.workerPermissions`.
+   */
+  readonly workerPermissions: "narrow" | "inherit";
 }
 
 /**
@@ -124,7 +128,11 @@ export class WasmRuntime implements AsyncDisposable {
     }
     assertKnownKeys("the runtime config", config, RUNTIME_CONFIG_KEYS);
     this.execution = resolveExecution(config.execution);
-    this.limits = resolveLimits(DEFAULT_LIMITS, config.resourceLimits);
+    assertFuelMetered(this.execution, config.resourceLimits, "the runtime config's resourceLimits");
+    this.limits = resolveLimits(
+      this.execution.fuelMetering ? DEFAULT_LIMITS : { ...DEFAULT_LIMITS, maxFuel: null },
+      config.resourceLimits,
+    );
     const idleTimeoutMs = config.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     if (typeof idleTimeoutMs !== "number") {
       throw new TypeError(
@@ -495,10 +503,18 @@ export class WasmRuntime implements AsyncDisposable {
     const manifest = settings.manifest === undefined
       ? artifact.manifest
       : parseManifest(settings.manifest, "the config's manifest");
+    assertFuelMetered(
+      this.execution,
+      settings.resourceLimits,
+      "the plugin config's resourceLimits",
+    );
     let limits = resolveLimits(this.limits, settings.resourceLimits);
     if (manifest !== null) limits = checkManifest(manifest, artifact, settings, limits);
+    // A manifest may ask for a fuel budget; with metering off there is none to narrow.
+    if (!this.execution.fuelMetering && limits.maxFuel !== null) {
+      limits = Object.freeze({ ...limits, maxFuel: null });
+    }
     const isolation = settings.isolation ?? this.execution.isolation;
-    if (isolation === "worker") assertWorkerOptions();
     const { plan, linkerFunctions } = planImports(
       artifact.info.imports,
       artifact.info.types,
@@ -556,12 +572,12 @@ export class WasmRuntime implements AsyncDisposable {
           hostScope: env,
           capabilities,
           allowedHosts: env.allowedHosts,
-          permissions: workerPermissions({
+          permissions: permissionsOfWorker(this.execution.workerPermissions, {
             capabilities,
             allowedHosts: settings.allowedHosts,
             allowedPaths: settings.allowedPaths,
             preopens: settings.wasi?.preopens,
-          }),
+          }, name),
           maxCallDepth: limits.maxCallDepth,
           startBudget,
           wasi: settings.wasi,
@@ -576,6 +592,8 @@ export class WasmRuntime implements AsyncDisposable {
         name,
         capabilities: [...capabilities],
         limits,
+        fuelMetered: this.execution.fuelMetering,
+        isolation,
         backend,
         signatures: artifact.signatures,
         manifest,
@@ -596,7 +614,12 @@ const RUNTIME_CONFIG_KEYS = ["execution", "resourceLimits", "cache", "idleTimeou
 
 function resolveExecution(execution: RuntimeConfig["execution"]): ResolvedExecution {
   if (typeof execution === "object" && execution !== null) {
-    assertKnownKeys("'execution'", execution, ["fuelMetering", "epochInterruption", "isolation"]);
+    assertKnownKeys("'execution'", execution, [
+      "fuelMetering",
+      "epochInterruption",
+      "isolation",
+      "workerPermissions",
+    ]);
   }
   const { fuelMetering = true, epochInterruption = true, isolation = "worker" } = execution ?? {};
   for (
@@ -612,8 +635,27 @@ function resolveExecution(execution: RuntimeConfig["execution"]): ResolvedExecut
     }
   }
   checkIsolation(isolation, "execution.isolation");
-  if (isolation === "worker") assertWorkerOptions();
-  return Object.freeze({ fuelMetering, epochInterruption, isolation });
+  const workerPermissions = resolveWorkerPermissions(execution?.workerPermissions);
+  return Object.freeze({ fuelMetering, epochInterruption, isolation, workerPermissions });
+}
+
+/**
+ * Refuses a fuel limit that could not be enforced: with
+ * `execution.fuelMetering: false` modules count no fuel, so a number for
+ * `maxFuel` would be a limit in name only.
+ */
+function assertFuelMetered(
+  execution: ResolvedExecution,
+  limits: Partial<ResourceLimits> | undefined,
+  where: string,
+): void {
+  const maxFuel = typeof limits === "object" && limits !== null ? limits.maxFuel : undefined;
+  if (execution.fuelMetering || maxFuel === undefined || maxFuel === null) return;
+  throw new RangeError(
+    `Cannot use 'maxFuel' = ${
+      typeof maxFuel === "number" ? maxFuel : describeValue(maxFuel)
+    } in ${where}: execution.fuelMetering is false, so no fuel is counted and the limit could not be enforced; set maxFuel to null or turn fuelMetering on`,
+  );
 }
 
 /**
@@ -652,17 +694,6 @@ function checkManifest(
     }
   }
   return asked;
-}
-
-/**
- * Fails, naming the flag, when worker isolation cannot be sandboxed: without
- * `--unstable-worker-options`, Deno would end the process at the first worker.
- */
-function assertWorkerOptions(): void {
-  if (detectWorkerOptions() !== "disabled") return;
-  throw new TypeError(
-    'Cannot use isolation "worker": Deno needs the --unstable-worker-options flag (or "unstable": ["worker-options"] in deno.json) to restrict a plugin worker\'s permissions; run with it, or use isolation "inline" for trusted code',
-  );
 }
 
 function assertName(name: unknown): void {

@@ -26,6 +26,7 @@ export const PLUGIN_EVENT_TYPES: readonly PluginEventType[] = [
   "unloaded",
   "error",
   "message",
+  "anomaly",
 ];
 
 /** Both isolations, in the order the shared tests run them. */
@@ -116,7 +117,21 @@ export function allowingWorkers(permissions: Deno.PermissionOptions): Deno.Permi
 export interface IsolationTestOptions {
   /** The permissions of the inline run; the worker run adds what workers need. */
   readonly permissions: Deno.PermissionOptions;
+  /** Long runs go to `deno task test:slow` (their names start with {@linkcode SLOW}). */
+  readonly slow?: boolean;
 }
+
+/**
+ * The name prefix of tests that run in `deno task test:slow` instead of the
+ * default suite (long soaks, fuzzing, hundreds of workers, timing ratios).
+ */
+export const SLOW = "slow: ";
+
+/**
+ * Whether this run is `deno task test:slow` (`WASMPLUG_TESTS=slow`): the slow
+ * tests are `ignore`d otherwise, so the default suite lists them as ignored.
+ */
+export const RUN_SLOW: boolean = Deno.env.get("WASMPLUG_TESTS") === "slow";
 
 /**
  * Registers one `Deno.test` per isolation, named `<name> (<isolation>)`,
@@ -131,7 +146,12 @@ export function testEachIsolation(
     const permissions = isolation === "worker"
       ? allowingWorkers(options.permissions)
       : options.permissions;
-    Deno.test(`${name} (${isolation})`, { permissions }, (t) => fn(t, isolationKit(isolation)));
+    const slow = options.slow === true;
+    Deno.test(
+      `${slow ? SLOW : ""}${name} (${isolation})`,
+      { permissions, ignore: slow && !RUN_SLOW },
+      (t) => fn(t, isolationKit(isolation)),
+    );
   }
 }
 

@@ -1,227 +1,263 @@
+/**
+ * `wasmplug` as a user runs it: a real `deno run cli.ts` with the narrowest
+ * Deno flags the README shows for each command, in each isolation, and the
+ * process's exit codes. The commands' behaviour case by case is tested in
+ * this process, in `tests/cli/`.
+ */
 import assert from "node:assert/strict";
-import { runDeno } from "./_helpers.ts";
+import { denoCli, ROOT, shown } from "./cli/_cli.ts";
+import { DENO } from "./_helpers.ts";
 
-const CLI = ["run", "--unstable-worker-options", "--allow-read", "cli.ts"];
-const PERMISSIONS: Deno.PermissionOptionsObject = { run: [Deno.execPath()], read: true };
+/** The test spawns Deno, which reads the repository; it makes a scratch folder for `run --dir`. */
+const PERMISSIONS: Deno.PermissionOptionsObject = { run: [DENO], read: true, write: true };
 
-interface Case {
-  readonly args: readonly string[];
-  readonly code: number;
-  readonly stdout?: RegExp;
-  readonly stderr?: RegExp;
-  readonly noStderr?: boolean;
+/**
+ * What the README's commands run with, from the repository: reading `deno.json` lets wasmplug
+ * see its `"unstable": ["worker-options"]`, so each plugin worker gets only its capabilities'
+ * permissions.
+ */
+const README_FLAGS = ["--allow-read=examples,deno.json"];
+
+/** The README's example call: `sub -3 4` is -7. */
+const SUB = ["call", "examples/wat/math.wat", "sub", "-3", "4"];
+
+/** A scratch copy of `c_wasi`'s data folder; disposing it removes it. */
+async function dataFolder(): Promise<AsyncDisposable & { path: string }> {
+  const path = await Deno.realPath(await Deno.makeTempDir({ prefix: "wasmplug-cli-" }));
+  await Deno.copyFile(
+    new URL("examples/c_wasi/data/greeting.txt", ROOT),
+    `${path}/greeting.txt`,
+  );
+  return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
 }
 
-function cliTest(name: string, cases: Record<string, Case>): void {
-  Deno.test({
-    name: `wasmplug ${name}`,
-    permissions: PERMISSIONS,
-    async fn(t) {
-      for (const [what, expected] of Object.entries(cases)) {
-        await t.step(what, async () => {
-          const { code, stdout, stderr } = await runDeno([...CLI, ...expected.args]);
-          const output = `stdout:\n${stdout}\nstderr:\n${stderr}`;
-          assert.equal(code, expected.code, output);
-          if (expected.stdout) assert.match(stdout, expected.stdout, output);
-          if (expected.stderr) assert.match(stderr, expected.stderr, output);
-          if (expected.noStderr) assert.equal(stderr, "", output);
-          if (!expected.args.includes("--debug")) {
-            assert.doesNotMatch(stderr, /^\s+at /m, "no stack trace without --debug");
-          }
-        });
-      }
-    },
-  });
+/** This repository's `deno.json` without `"unstable": ["worker-options"]`; disposing it removes it. */
+async function configWithoutFlag(): Promise<AsyncDisposable & { path: string }> {
+  const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT)));
+  const path = await Deno.makeTempFile({ prefix: "wasmplug-cli-", suffix: ".json" });
+  // Its imports are all npm: specifiers, the same from any folder.
+  await Deno.writeTextFile(path, JSON.stringify({ imports: config.imports }));
+  return { path, [Symbol.asyncDispose]: () => Deno.remove(path) };
 }
 
-cliTest("--help, --version and bad usage", {
-  "--help prints the usage": { args: ["--help"], code: 0, stdout: /Usage:\n {2}wasmplug inspect/ },
-  "-h is --help": { args: ["-h"], code: 0, stdout: /wasmplug call <file> <function>/ },
-  "--version prints the version": {
-    args: ["--version"],
-    code: 0,
-    stdout: /^wasmplug \d+\.\d+\.\d+\n$/,
-  },
-  "no command is bad usage": { args: [], code: 2, stdout: /Usage:/ },
-  "an unknown command is bad usage": {
-    args: ["frobnicate"],
-    code: 2,
-    stderr: /^error: unknown command "frobnicate"\n[\s\S]*Usage:/,
-  },
-  "an unknown flag is bad usage": {
-    args: ["inspect", "x.wat", "--bogus"],
-    code: 2,
-    stderr: /error: .*--bogus/,
-  },
-  "inspect without a file is bad usage": {
-    args: ["inspect"],
-    code: 2,
-    stderr: /inspect needs a file/,
+Deno.test({
+  name: "wasmplug exits 1 on a plugin error, 2 on bad usage, and with the guest's code for run",
+  permissions: PERMISSIONS,
+  async fn(t) {
+    await t.step("1: a plugin error, its kind and message, no stack", async () => {
+      const output = await denoCli(README_FLAGS, [
+        "call",
+        "examples/wat/math.wat",
+        "nope",
+      ]);
+      assert.equal(output.code, 1, shown(output));
+      assert.match(output.stderr, /^error: invalid_function: Function not found: "nope"[^\n]*\n$/);
+    });
+
+    await t.step("2: bad usage", async () => {
+      const output = await denoCli(README_FLAGS, ["call", "examples/wat/math.wat"]);
+      assert.equal(output.code, 2, shown(output));
+      assert.match(output.stderr, /^error: call needs a file and a function name\nUsage:/);
+    });
+
+    await t.step("run: the guest's exit code", async () => {
+      const output = await denoCli(README_FLAGS, [
+        "run",
+        "examples/c_wasi/c_wasi.wasm",
+        "--dir",
+        "examples/c_wasi/data:/data",
+      ]);
+      assert.equal(output.code, 3, shown(output));
+    });
   },
 });
 
-cliTest("inspect", {
-  "lists imports with their capabilities, exports, memories and what it needs": {
-    args: ["inspect", "examples/wat/secure.wat"],
-    code: 0,
-    stdout:
-      /secure: 275 bytes, sha256 [0-9a-f]{64}\n[\s\S]*env\.host_get_config: func \(i32, i32, i32, i32\) -> \(i32\) {2}\[read_config\][\s\S]*memory 0: min 1, max none pages exported as memory\ncapabilities needed: read_config, write_state, network\n$/,
-    noStderr: true,
-  },
-  "--json prints a machine-readable report": {
-    args: ["inspect", "examples/rust_plugin/my_plugin.wasm", "--json"],
-    code: 0,
-    stdout: /"name": "my_plugin"[\s\S]*"name": "process_data",\s*"kind": "function"/,
-  },
-  "a file that is not wasm is a compilation error": {
-    args: ["inspect", "tests/fixtures/garbage.wasm"],
-    code: 1,
-    stderr: /^error: compilation: Cannot compile module: .*\n$/,
-  },
-  "a missing file is an error, not a crash": {
-    args: ["inspect", "tests/fixtures/nope.wasm"],
-    code: 1,
-    stderr: /^error: .*No such file/,
+Deno.test({
+  name: "wasmplug in worker isolation, the default: with the README's flags, and with fewer",
+  permissions: PERMISSIONS,
+  async fn(t) {
+    await t.step("inspect needs only to read the file", async () => {
+      const output = await denoCli(["--allow-read=examples"], ["inspect", "examples/wat/math.wat"]);
+      assert.equal(output.code, 0, shown(output));
+      assert.match(output.stdout, /^exports \(4\):$/m);
+    });
+
+    await t.step("call: numbers, negative ones too", async () => {
+      const output = await denoCli(README_FLAGS, [
+        ...SUB,
+      ]);
+      assert.equal(output.code, 0, shown(output));
+      assert.equal(output.stdout, "-7\n");
+      assert.equal(output.stderr, "", "narrow worker permissions: no warning");
+    });
+
+    await t.step("call --input with --config, through the bytes ABI", async () => {
+      const output = await denoCli(README_FLAGS, [
+        "call",
+        "examples/c_plugin/plugin.wasm",
+        "transform",
+        "--input",
+        "hello",
+        "--cap",
+        "read_config",
+        "--config",
+        "prefix=C says: ",
+      ]);
+      assert.equal(output.code, 0, shown(output));
+      assert.equal(output.stdout, "C says: HELLO");
+    });
+
+    await t.step("call --json --input from stdin", async () => {
+      const output = await denoCli(README_FLAGS, [
+        "call",
+        "examples/rust_plugin/my_plugin.wasm",
+        "handle",
+        "--json",
+        "--input-file",
+        "-",
+      ], { stdin: '{"greeting":"hi"}' });
+      assert.equal(output.code, 0, shown(output));
+      assert.deepEqual(JSON.parse(output.stdout), {
+        ok: true,
+        bytes: 17,
+        echo: { greeting: "hi" },
+      });
+    });
+
+    await t.step(
+      "run --dir: the worker reads the folder, and writes it only with :rw",
+      async () => {
+        await using data = await dataFolder();
+        const report = `${data.path}/report.txt`;
+        const args = (mode: string) => [
+          "run",
+          "examples/c_wasi/c_wasi.wasm",
+          "--dir",
+          `${data.path}:/data${mode}`,
+          "--env",
+          "REPORT_PATH=/data/report.txt",
+          "--",
+          "one",
+        ];
+        // The CLI itself may write the folder; its worker may not, unless :rw says so.
+        const flags = [
+          `--allow-read=examples,deno.json,${data.path}`,
+          `--allow-write=${data.path}`,
+        ];
+        const readOnly = await denoCli(flags, args(""), { stdin: "a\nb\n" });
+        assert.equal(readOnly.code, 3, shown(readOnly));
+        assert.match(readOnly.stdout, /^A\nB\nlines: 2\nargs: one\ngreeting: Hello from/);
+        assert.match(
+          readOnly.stdout,
+          /^report \/data\/report\.txt: failed \(Permission denied\)$/m,
+        );
+        const readWrite = await denoCli(flags, args(":rw"), { stdin: "a\nb\n" });
+        assert.equal(readWrite.code, 3, shown(readWrite));
+        assert.equal(await Deno.readTextFile(report), "lines: 2\n");
+      },
+    );
+
+    await t.step("run --dir …:rw without --allow-write is refused, not escalated", async () => {
+      await using data = await dataFolder();
+      const output = await denoCli([`--allow-read=examples,deno.json,${data.path}`], [
+        "run",
+        "examples/c_wasi/c_wasi.wasm",
+        "--dir",
+        `${data.path}:/data:rw`,
+      ]);
+      assert.equal(output.code, 1, shown(output));
+      assert.match(output.stderr, /^error: instantiation: .*permissions the host does not have/);
+    });
+
+    await t.step(
+      "without reading deno.json: workers share the CLI's permissions, and say so",
+      async () => {
+        const output = await denoCli(["--allow-read=examples"], [
+          ...SUB,
+        ]);
+        assert.equal(output.code, 0, shown(output));
+        assert.equal(output.stdout, "-7\n");
+        assert.match(output.stderr, /--unstable-worker-options/);
+        const dir = await denoCli(["--allow-read=examples"], [
+          "run",
+          "examples/c_wasi/c_wasi.wasm",
+          "--dir",
+          "examples/c_wasi/data:/data",
+        ]);
+        assert.equal(dir.code, 1, shown(dir));
+        assert.match(
+          dir.stderr,
+          /\nhint: when Deno runs with --unstable-worker-options, add --worker-permissions narrow/,
+        );
+        const told = await denoCli(["--allow-read=examples"], [
+          "run",
+          "examples/c_wasi/c_wasi.wasm",
+          "--dir",
+          "examples/c_wasi/data:/data",
+          "--worker-permissions",
+          "narrow",
+        ]);
+        assert.equal(told.code, 3, shown(told));
+      },
+    );
+
+    await t.step("without the flag at all: workers share the CLI's permissions", async () => {
+      await using config = await configWithoutFlag();
+      // With -A, wasmplug reads Deno's command line, so it knows the flag is off.
+      const flags = ["-A", `--config=${config.path}`];
+      const output = await denoCli(flags, SUB);
+      assert.equal(output.code, 0, shown(output));
+      assert.equal(output.stdout, "-7\n");
+      assert.match(output.stderr, /--unstable-worker-options/);
+      const narrow = await denoCli(flags, [
+        ...SUB,
+        "--worker-permissions",
+        "narrow",
+      ]);
+      assert.equal(narrow.code, 2, shown(narrow));
+      assert.match(narrow.stderr, /^error: .*"narrow".*--unstable-worker-options/);
+    });
+
+    await t.step("without reading the file, nothing runs", async () => {
+      const output = await denoCli([], SUB);
+      assert.equal(output.code, 1, shown(output));
+      assert.match(output.stderr, /^error: Requires read access to "examples\/wat\/math\.wat"/);
+    });
   },
 });
 
-cliTest("call", {
-  "prints the result": {
-    args: ["call", "examples/wat/math.wat", "add", "10", "5"],
-    code: 0,
-    stdout: /^15\n$/,
-  },
-  "--metrics prints the metrics too": {
-    args: ["call", "examples/wat/math.wat", "factorial", "5", "--metrics"],
-    code: 0,
-    stdout: /^120\ncallCount: 1\nsuccessCount: 1\n/,
-  },
-  "--json prints results and metrics as JSON": {
-    args: ["call", "examples/wat/math.wat", "mul", "6", "7", "--json", "--metrics"],
-    code: 0,
-    stdout: /"results": \[\s*42\s*\][\s\S]*"callCount": 1/,
-  },
-  "--isolation worker runs it in a worker": {
-    args: ["call", "examples/wat/math.wat", "factorial", "10", "--isolation", "worker"],
-    code: 0,
-    stdout: /^3628800\n$/,
-  },
-  "a missing function is a plugin error": {
-    args: ["call", "examples/wat/math.wat", "divide", "1", "2"],
-    code: 1,
-    stderr: /^error: invalid_function: Function not found: "divide"/,
-  },
-  "a wrong argument count is a plugin error": {
-    args: ["call", "examples/wat/math.wat", "add", "1"],
-    code: 1,
-    stderr: /^error: type_mismatch: Cannot call "add": expected 2 arguments, received 1\n$/,
-  },
-  "an argument that is not a number is bad usage": {
-    args: ["call", "examples/wat/math.wat", "add", "1", "two"],
-    code: 2,
-    stderr: /argument "two" is not a number/,
-  },
-  "--max-call-depth stops deep recursion": {
-    args: ["call", "examples/wat/math.wat", "factorial", "200", "--max-call-depth", "100"],
-    code: 1,
-    stderr: /^error: call_depth_exceeded: /,
-  },
-  "--max-fuel stops a loop": {
-    args: ["call", "tests/fixtures/spin.wat", "spin", "--max-fuel", "100000"],
-    code: 1,
-    stderr: /^error: fuel_exhausted: /,
-  },
-  "--timeout stops a loop": {
-    args: [
-      "call",
-      "tests/fixtures/spin.wat",
-      "spin",
-      "--timeout",
-      "100",
-      "--max-fuel",
-      "1000000000000",
-    ],
-    code: 1,
-    stderr: /^error: timeout: Plugin execution timed out after 100 ms\n$/,
-  },
-  "--debug adds the stack": {
-    args: ["call", "examples/wat/math.wat", "nope", "--debug"],
-    code: 1,
-    stderr: /^error: invalid_function: [\s\S]*InvalidFunctionError[\s\S]*\n\s+at /,
-  },
-  "an unknown capability is bad usage": {
-    args: ["call", "examples/wat/math.wat", "add", "1", "2", "--cap", "root"],
-    code: 2,
-    stderr: /Cannot grant capability "root"/,
-  },
-  "a limit that is not a positive integer is bad usage": {
-    args: ["call", "examples/wat/math.wat", "add", "1", "2", "--max-fuel", "0"],
-    code: 2,
-    stderr: /--max-fuel must be a positive integer/,
-  },
-  "an unknown isolation is bad usage": {
-    args: ["call", "examples/wat/math.wat", "add", "1", "2", "--isolation", "vm"],
-    code: 2,
-    stderr: /--isolation must be "worker" or "inline"/,
-  },
-  "call without a function is bad usage": {
-    args: ["call", "examples/wat/math.wat"],
-    code: 2,
-    stderr: /call needs a file and a function name/,
-  },
-});
+Deno.test({
+  name: "wasmplug with the README's flags: inline isolation",
+  permissions: PERMISSIONS,
+  async fn(t) {
+    await t.step("call needs only to read the file", async () => {
+      const output = await denoCli(["--allow-read=examples"], [
+        ...SUB,
+        "--isolation",
+        "inline",
+      ]);
+      assert.equal(output.code, 0, shown(output));
+      assert.equal(output.stdout, "-7\n");
+      assert.equal(output.stderr, "");
+    });
 
-cliTest("run", {
-  "runs a WASI command: args, env, a preopened directory, its exit code": {
-    args: [
-      "run",
-      "examples/c_wasi/c_wasi.wasm",
-      "--dir",
-      "examples/c_wasi/data:/data",
-      "--env",
-      "PROBE_PATHS=/data/../secret.txt",
-      "--",
-      "a",
-      "b",
-    ],
-    code: 3,
-    stdout:
-      /^lines: 0\nargs: a b\ngreeting: Hello from the preopened \/data directory!\nprobe \/data\/\.\.\/secret\.txt: denied/,
-  },
-  "without --dir the command cannot read its data": {
-    args: ["run", "examples/c_wasi/c_wasi.wasm"],
-    code: 1,
-    stderr: /\/data\/greeting\.txt/,
-  },
-  "a module that is not a command is a plugin error": {
-    args: ["run", "examples/wat/math.wat"],
-    code: 1,
-    stderr: /^error: invalid_function: .*no "_start"/,
-  },
-  "a malformed --env is bad usage": {
-    args: ["run", "examples/c_wasi/c_wasi.wasm", "--env", "NOVALUE"],
-    code: 2,
-    stderr: /--env must be KEY=VALUE/,
-  },
-  "run without a file is bad usage": { args: ["run"], code: 2, stderr: /run needs a file/ },
-});
-
-cliTest("bench", {
-  "prints a summary table": {
-    args: ["bench", "examples/wat/math.wat", "add", "1", "2", "--iterations", "200"],
-    code: 0,
-    stdout:
-      /\| add \(inline\) \| µs per call \|[\s\S]*\| p99 \| [\d.]+ \|[\s\S]*calls\/s over 200 calls/,
-    noStderr: true,
-  },
-  "--json prints the summary as JSON": {
-    args: ["bench", "examples/wat/math.wat", "add", "1", "2", "--iterations", "100", "--json"],
-    code: 0,
-    stdout: /"iterations": 100[\s\S]*"p50Us"/,
-  },
-  "--iterations must be a positive integer": {
-    args: ["bench", "examples/wat/math.wat", "add", "--iterations", "0"],
-    code: 2,
-    stderr: /--iterations must be a positive integer/,
+    await t.step("run --dir …:rw: the plugin has the CLI's permissions", async () => {
+      await using data = await dataFolder();
+      const output = await denoCli(
+        [`--allow-read=examples,${data.path}`, `--allow-write=${data.path}`],
+        [
+          "run",
+          "examples/c_wasi/c_wasi.wasm",
+          "--dir",
+          `${data.path}:/data:rw`,
+          "--env",
+          "REPORT_PATH=/data/report.txt",
+          "--isolation",
+          "inline",
+        ],
+      );
+      assert.equal(output.code, 3, shown(output));
+      assert.equal(await Deno.readTextFile(`${data.path}/report.txt`), "lines: 0\n");
+    });
   },
 });

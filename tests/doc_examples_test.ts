@@ -107,7 +107,7 @@ async function collectBlocks(): Promise<CodeBlock[]> {
 
 Deno.test({
   name: "Documentation examples run and print what their comments say",
-  permissions: { read: true },
+  permissions: { read: true, net: ["127.0.0.1"] },
   async fn(t) {
     const blocks = await collectBlocks();
     assert.ok(blocks.length > 50, `expected many examples, found ${blocks.length}`);

@@ -458,6 +458,7 @@ testEachIsolation("PluginManager.subscribe() streams events through a bounded bu
 
 testEachIsolation("PluginManager runs 100 plugins through load, call and unload", {
   permissions: "none",
+  slow: true,
 }, async (_t, { createRuntime }) => {
   await using runtime = createRuntime({ resourceLimits: { maxInstances: 100 } });
   await using manager = new PluginManager(runtime);

@@ -498,6 +498,9 @@ testEachIsolation("WasmPlugin.metrics() counts calls, failures and memory", {
       failureCount: 0,
       avgExecutionTimeNs: 0,
       totalExecutionTimeNs: 0,
+      p50ExecutionTimeNs: 0,
+      p99ExecutionTimeNs: 0,
+      maxExecutionTimeNs: 0,
       fuelConsumed: 0,
       peakMemoryBytes: PAGE,
       currentMemoryBytes: PAGE,
@@ -517,6 +520,10 @@ testEachIsolation("WasmPlugin.metrics() counts calls, failures and memory", {
     assert.equal(metrics.successCount, 2);
     assert.equal(metrics.failureCount, 2);
     assert.equal(metrics.avgExecutionTimeNs, Math.round(metrics.totalExecutionTimeNs / 4));
+    assert.ok(metrics.p50ExecutionTimeNs > 0, `p50 ${metrics.p50ExecutionTimeNs}`);
+    assert.ok(metrics.p50ExecutionTimeNs <= metrics.p99ExecutionTimeNs);
+    assert.ok(metrics.p99ExecutionTimeNs <= metrics.maxExecutionTimeNs);
+    assert.ok(metrics.maxExecutionTimeNs <= metrics.totalExecutionTimeNs);
     assert.ok(metrics.lastExecution instanceof Date);
     assert.ok(metrics.lastExecution.getTime() >= before - 1);
     assert.ok(metrics.lastExecution.getTime() <= Date.now() + 1);

@@ -17,6 +17,7 @@ import {
 } from "./_helpers.ts";
 import { answerBinary, HEADER } from "./fixtures/binary.ts";
 import { CALLS_WAT } from "./fixtures/wat.ts";
+import { workerOptionsOfProcess } from "../src/worker/_worker_options.ts";
 
 const ANSWER_WAT = '(module (func (export "answer") (result i32) i32.const 42))';
 
@@ -34,6 +35,8 @@ Deno.test("new WasmRuntime() resolves and validates its config", {
       fuelMetering: true,
       epochInterruption: true,
       isolation: "worker",
+      // Narrow when this process is known to run with --unstable-worker-options.
+      workerPermissions: workerOptionsOfProcess() === "enabled" ? "narrow" : "inherit",
     });
     assert.equal(runtime.limits.maxMemoryPages, 256);
     assert.deepEqual(runtime.cacheStats(), { hits: 0, misses: 0, entries: 0, hitRate: 0 });

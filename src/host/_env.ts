@@ -45,6 +45,12 @@ export interface ErrorSlot {
    * that host work it waits on (a sleep) ends with it.
    */
   signal?: AbortSignal | undefined;
+  /**
+   * What the running call's guest reported with `host_set_error` (the last
+   * message wins); the instance clears it as each call begins and, once the
+   * call's function has returned, ends the call with a `GuestError`.
+   */
+  guestError?: string | undefined;
 }
 
 type Imported = (...args: number[]) => unknown;
@@ -121,6 +127,24 @@ function admitLog(ctx: BuiltinContext): boolean {
 }
 
 const encoder = new TextEncoder();
+const lenientDecoder = new TextDecoder();
+
+/**
+ * Bytes of a `host_set_error` message the caller gets (as many as a log
+ * record); the rest of a longer message is dropped, and the message says how
+ * much.
+ */
+export const MAX_GUEST_ERROR_BYTES = 16 * 1024;
+
+/**
+ * A guest's error message: its first {@linkcode MAX_GUEST_ERROR_BYTES} bytes
+ * decoded as UTF-8, and a note of how many more were dropped.
+ */
+function decodeGuestError(bytes: Uint8Array): string {
+  if (bytes.length <= MAX_GUEST_ERROR_BYTES) return lenientDecoder.decode(bytes);
+  const kept = lenientDecoder.decode(bytes.subarray(0, MAX_GUEST_ERROR_BYTES));
+  return `${kept}… (${bytes.length - MAX_GUEST_ERROR_BYTES} more bytes dropped)`;
+}
 
 function readKey(ctx: BuiltinContext, ptr: number, len: number): string {
   return ctx.memory.readString(unsigned(ptr), unsigned(len));
@@ -154,6 +178,14 @@ const BUILTINS: Record<string, BuiltinSpec> = {
       // Bounds are checked even for a record the rate limit drops.
       const text = ctx.memory.view(unsigned(ptr), unsigned(len));
       if (admitLog(ctx)) ctx.services.log(level, decodeLogRecord(text));
+    },
+  },
+  host_set_error: {
+    capability: undefined,
+    async: false,
+    make: (ctx) => (ptr, len) => {
+      // Decoded now: the guest may free or reuse the message before it returns.
+      ctx.slot.guestError = decodeGuestError(ctx.memory.view(unsigned(ptr), unsigned(len)));
     },
   },
   host_get_config: {

@@ -12,6 +12,7 @@ import { Capability } from "../capability.ts";
 import { CapabilityDeniedError, ResourceLimitError } from "../errors.ts";
 import type { PluginLogEntry } from "./plugin_log_entry.ts";
 import { runInHostCall } from "../_host_call_scope.ts";
+import { hostCallEnded, hostCallStarted } from "../observe/_host_call_timing.ts";
 import type { PluginMessage } from "./plugin_message.ts";
 import type { ToolFunction } from "./tool_function.ts";
 
@@ -183,7 +184,9 @@ export function createHostServices(env: HostEnvironment): HostServices {
         "MAX_HOST_CALL_BYTES",
       );
       signal?.throwIfAborted();
+      const startMs = hostCallStarted();
       const result = await runInHostCall(env, tool, JSON.parse(argsJson));
+      if (startMs >= 0) hostCallEnded(env, `tool ${name}`, startMs);
       const json = JSON.stringify(result ?? null);
       // A function or a symbol has no JSON: say so, instead of answering "no such tool".
       if (json === undefined) {

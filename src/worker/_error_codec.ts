@@ -13,6 +13,7 @@ import {
   CapabilityDeniedError,
   CompilationError,
   FuelExhaustedError,
+  GuestError,
   HostFunctionError,
   ImportNotFoundError,
   InstantiationError,
@@ -215,6 +216,8 @@ function build(flat: FlatError, f: Fields, options: ErrorOptions): Error {
       return new PluginNotFoundError(f.id, options);
     case "worker_crashed":
       return new WorkerCrashedError(flat.message, options);
+    case "guest":
+      return new GuestError(f.functionName, flat.message, options);
     default:
       return plainError(flat.name, flat.message, options);
   }

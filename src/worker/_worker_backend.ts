@@ -1,6 +1,7 @@
 /**
  * The worker backend: the plugin's instance lives in its own Deno Worker
- * whose permissions come from the plugin's capabilities. Calls, host
+ * whose permissions come from the plugin's capabilities (or are the host's:
+ * see `_permission_mode.ts`), started from the bundled worker entry. Calls, host
  * functions and memory access go over a SharedArrayBuffer channel; timeouts
  * first raise the instrumented code's interrupt flag (and answer a host
  * function the guest waits on with the reason), then terminate and respawn
@@ -26,6 +27,7 @@ import { describeValue } from "../_format.ts";
 import type { HostCallable } from "../host/_env.ts";
 import type { HostServices, ServiceName } from "../host/_services.ts";
 import type { CommandResult, ImportPlan, ParkedState, WasiSettings } from "../_instance.ts";
+import { bundledWorkerUrl } from "./_worker_bundle.ts";
 import { createChannelBuffers, HostChannel } from "./_channel.ts";
 import { decodeError, encodeError } from "./_error_codec.ts";
 import { ToHost, ToWorker, type WorkerReady, type WorkerSetup } from "./_protocol.ts";
@@ -48,7 +50,11 @@ export interface WorkerBackendOptions {
   readonly hostScope: object;
   readonly capabilities: ReadonlySet<string>;
   readonly allowedHosts: readonly string[];
-  readonly permissions: Deno.PermissionOptionsObject;
+  /**
+   * The worker's own Deno permissions; `null` starts it without (it shares
+   * the host's: see `_permission_mode.ts`).
+   */
+  readonly permissions: Deno.PermissionOptionsObject | null;
   readonly maxCallDepth: number;
   /** Budgets of the module's start function (the plugin's own limits). */
   readonly startBudget: CallBudget;
@@ -66,14 +72,23 @@ export const workerEvents: { spawned: number; parked: number } = { spawned: 0, p
 /** Largest delay `setTimeout` takes as is (a larger one fires at once). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/** The script tests set in place of the bundled worker entry. */
+let scriptOverride: URL | undefined;
+
 /**
  * The script every plugin worker runs, and how long it may take to load and
- * report ready (its module graph may come over the network). Internal: tests
- * point it at a wrapper to make workers misbehave (crash, hang) in ways a
- * guest cannot.
+ * report ready. By default the bundled entry (`_worker_bundle.ts`), which
+ * loads nothing more. Internal: tests point it at a wrapper to make workers
+ * misbehave (crash, hang) in ways a guest cannot; such a wrapper loads its
+ * module graph, which takes read (or import) permission.
  */
 export const workerScript: { url: URL; bootTimeoutMs: number } = {
-  url: new URL("./_worker_main.ts", import.meta.url),
+  get url(): URL {
+    return scriptOverride ?? bundledWorkerUrl();
+  },
+  set url(url: URL) {
+    scriptOverride = url;
+  },
   bootTimeoutMs: 30_000,
 };
 
@@ -596,17 +611,22 @@ function checkCrossing(name: string, args: readonly unknown[]): void {
   }
 }
 
-/** Creates the worker of a plugin with the Deno permissions of its capabilities. */
+/**
+ * Creates the worker of a plugin with the Deno permissions of its
+ * capabilities. Without them (`null`), no `deno` option at all: without
+ * `--unstable-worker-options`, Deno ends the process when it sees one.
+ */
 function newWorker(options: WorkerBackendOptions): Worker {
+  const { permissions } = options;
   try {
     return new Worker(workerScript.url, {
       type: "module",
       name: `wasmplug:${options.pluginName}`,
-      deno: { permissions: options.permissions },
+      ...(permissions === null ? {} : { deno: { permissions } }),
     } as WorkerOptions);
   } catch (err) {
-    if (!(err instanceof Deno.errors.NotCapable)) throw err;
-    const granted = Object.entries(options.permissions)
+    if (!(err instanceof Deno.errors.NotCapable) || permissions === null) throw err;
+    const granted = Object.entries(permissions)
       .filter(([, value]) => value !== false)
       .map(([name, value]) => `${name}: ${Array.isArray(value) ? value.join(", ") : value}`);
     throw new InstantiationError(

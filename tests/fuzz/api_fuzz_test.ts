@@ -24,7 +24,7 @@
 import assert from "node:assert/strict";
 import type { Isolation } from "../../mod.ts";
 import { workerEvents } from "../../src/worker/_worker_backend.ts";
-import { allowingWorkers } from "../_helpers.ts";
+import { allowingWorkers, RUN_SLOW, SLOW } from "../_helpers.ts";
 import { fuzzApi } from "./_api_fuzz.ts";
 import { CORPUS_DIRECTORIES } from "./_corpus.ts";
 import { FUZZ_ENV, fuzzSettings } from "./_settings.ts";
@@ -91,9 +91,12 @@ const permissions: Deno.PermissionOptionsObject = {
 for (const isolation of ["inline", "worker"] as const) {
   const cases = isolation === "inline" ? settings.cases : Math.round(settings.cases / 3);
   Deno.test(
-    `The API on mutated modules and hostile arguments (${isolation}): every outcome is a result or a documented error, and the host lives on`,
+    `${
+      isolation === "worker" ? SLOW : ""
+    }The API on mutated modules and hostile arguments (${isolation}): every outcome is a result or a documented error, and the host lives on`,
     {
       permissions: isolation === "worker" ? allowingWorkers(permissions) : permissions,
+      ignore: isolation === "worker" && !RUN_SLOW,
     },
     async () => {
       const spawned = workerEvents.spawned;

@@ -55,6 +55,7 @@ function section(out: ByteWriter, id: number, write: (payload: ByteWriter) => vo
 
 testEachIsolation("Hostile: compiling a crafted module takes time linear in its size", {
   permissions: "none",
+  slow: true,
 }, async (t, { createRuntime }) => {
   let salt = 0;
 

@@ -117,6 +117,7 @@ async function assertUnharmed(runtime: WasmRuntime): Promise<void> {
 // (a plugin of a 40 MiB segment costs about four times that while it loads).
 testEachIsolation("Hostile: a 40 MiB data segment", {
   permissions: "none",
+  slow: true,
 }, async (t, { createRuntime }) => {
   const limited = (): WasmRuntime => createRuntime({ resourceLimits: { maxMemoryPages: 16 } });
 

@@ -6,6 +6,7 @@ import {
   TrapReason,
 } from "../../src/instrument/instrument.ts";
 import { parseModule } from "../../src/instrument/_module.ts";
+import { RUN_SLOW, SLOW } from "../_helpers.ts";
 
 /** Built by `tests/fixtures/large/generate.ts` with clang from generated C. */
 const FIXTURE = new URL("../fixtures/large/large.wasm", import.meta.url);
@@ -48,8 +49,8 @@ function exercise(
 }
 
 Deno.test({
-  name: "instrument() handles a 10 MB+ module built by clang, which then runs the same",
-  ignore: bytes === null,
+  name: `${SLOW}instrument() handles a 10 MB+ module built by clang, which then runs the same`,
+  ignore: !RUN_SLOW || bytes === null,
   async fn(t): Promise<void> {
     const source = bytes!;
     assert.ok(source.length > 10_000_000, `the fixture has ${source.length} bytes`);

@@ -5,7 +5,7 @@
  * of fault must have been injected. `deno task soak` runs the long one.
  */
 import assert from "node:assert/strict";
-import { allowingWorkers } from "../_helpers.ts";
+import { allowingWorkers, RUN_SLOW, SLOW } from "../_helpers.ts";
 import { FAULT_ACTIONS } from "./_actions.ts";
 import { formatText } from "./_report.ts";
 import type { Flavor } from "./_soak_plugin.ts";
@@ -48,16 +48,16 @@ const SHORT: SoakOptions = {
 };
 
 Deno.test(
-  "A short soak of worker plugins under injected faults loses no call and leaves nothing behind",
-  { permissions: allowingWorkers({ read: [SOAK_DIR] }) },
+  `${SLOW}A short soak of worker plugins under injected faults loses no call and leaves nothing behind`,
+  { permissions: allowingWorkers({ read: [SOAK_DIR] }), ignore: !RUN_SLOW },
   async (t) => {
     await assertSoak(t, await runSoak({ ...SHORT, isolation: "worker", durationMs: 5_000 }));
   },
 );
 
 Deno.test(
-  "A short soak of inline plugins under injected faults loses no call and leaves nothing behind",
-  { permissions: "none" },
+  `${SLOW}A short soak of inline plugins under injected faults loses no call and leaves nothing behind`,
+  { permissions: "none", ignore: !RUN_SLOW },
   async (t) => {
     await assertSoak(t, await runSoak({ ...SHORT, isolation: "inline", durationMs: 2_000 }));
   },

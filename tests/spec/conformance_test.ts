@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { InstrumentOptions } from "../../src/instrument/instrument.ts";
 import { compareFile, specAvailable, specNames, totals } from "./conformance.ts";
+import { RUN_SLOW, SLOW } from "../_helpers.ts";
 
 async function mismatches(options?: InstrumentOptions): Promise<{
   mismatches: string[];
@@ -23,8 +24,8 @@ async function mismatches(options?: InstrumentOptions): Promise<{
 }
 
 Deno.test({
-  name: "instrumented modules pass the spec testsuite exactly like the originals",
-  ignore: !specAvailable(),
+  name: `${SLOW}instrumented modules pass the spec testsuite exactly like the originals`,
+  ignore: !RUN_SLOW || !specAvailable(),
   async fn(t): Promise<void> {
     await t.step("fuel, call depth and a clock deadline", async () => {
       const { mismatches: differ, plain, instrumented } = await mismatches();

@@ -1,32 +1,37 @@
 import assert from "node:assert/strict";
-import { DENO, textOf, WORKER_SOURCES } from "../_helpers.ts";
+import { DENO, RUN_SLOW, SLOW, textOf, WORKER_SOURCES } from "../_helpers.ts";
 
 /** How many plugins the loop creates and stops. */
 const COUNT = 500;
 
-Deno.test(`Creating and stopping ${COUNT} worker plugins leaves no worker and little memory`, {
-  permissions: { run: [DENO] },
-}, async () => {
-  // In a process of its own: it exits only if no worker is left (a live worker keeps a
-  // process alive, and Deno's test sanitizers do not see workers).
-  const { code, stdout, stderr } = await new Deno.Command(DENO, {
-    args: [
-      "run",
-      "--no-check",
-      "--unstable-worker-options",
-      `--allow-read=${WORKER_SOURCES}`,
-      "tests/worker/fixtures/create_and_stop.ts",
-      String(COUNT),
-    ],
-    cwd: new URL("../..", import.meta.url),
-    stdin: "null",
-    signal: AbortSignal.timeout(60_000),
-  }).output();
-  assert.equal(code, 0, textOf(stderr));
-  const { count, before, after, plugins } = JSON.parse(textOf(stdout));
-  assert.equal(count, COUNT);
-  assert.equal(plugins, 0);
-  // An idle worker costs several MB: leaking even a tenth of them would show.
-  const growth = (after - before) / 2 ** 20;
-  assert.ok(growth < 100, `RSS grew by ${growth.toFixed(1)} MiB`);
-});
+Deno.test(
+  `${SLOW}Creating and stopping ${COUNT} worker plugins leaves no worker and little memory`,
+  {
+    permissions: { run: [DENO] },
+    ignore: !RUN_SLOW,
+  },
+  async () => {
+    // In a process of its own: it exits only if no worker is left (a live worker keeps a
+    // process alive, and Deno's test sanitizers do not see workers).
+    const { code, stdout, stderr } = await new Deno.Command(DENO, {
+      args: [
+        "run",
+        "--no-check",
+        "--unstable-worker-options",
+        `--allow-read=${WORKER_SOURCES}`,
+        "tests/worker/fixtures/create_and_stop.ts",
+        String(COUNT),
+      ],
+      cwd: new URL("../..", import.meta.url),
+      stdin: "null",
+      signal: AbortSignal.timeout(60_000),
+    }).output();
+    assert.equal(code, 0, textOf(stderr));
+    const { count, before, after, plugins } = JSON.parse(textOf(stdout));
+    assert.equal(count, COUNT);
+    assert.equal(plugins, 0);
+    // An idle worker costs several MB: leaking even a tenth of them would show.
+    const growth = (after - before) / 2 ** 20;
+    assert.ok(growth < 100, `RSS grew by ${growth.toFixed(1)} MiB`);
+  },
+);

@@ -33,27 +33,37 @@ const TYPES: Record<string, string> = {
 
 Deno.test("Worker isolation works when wasmplug is imported from an http URL", {
   permissions: { net: ["127.0.0.1"], read: [ROOT.pathname], run: [DENO] },
-}, async () => {
+}, async (t) => {
   await using server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
     servePackage,
   );
   const origin = `127.0.0.1:${server.addr.port}`;
-  // A program with no permission but to import from the server: no read, no net.
-  const { code, stdout, stderr } = await new Deno.Command(DENO, {
-    args: [
-      "run",
-      "--unstable-worker-options",
-      `--allow-import=${origin}`,
-      `http://${origin}/tests/worker/fixtures/remote_main.ts`,
-    ],
-    cwd: ROOT,
-    stdin: "null",
-    signal: AbortSignal.timeout(30_000),
-  }).output();
-  assert.equal(code, 0, textOf(stderr));
-  assert.deepEqual(JSON.parse(textOf(stdout)), {
-    answer: 42,
-    entry: `http://${origin}/src/worker/_worker_main.ts`,
+  const main = `http://${origin}/tests/worker/fixtures/remote_main.ts`;
+
+  /** Runs `main` with no permission but to import from the server: no read, no net. */
+  async function runRemote(args: string[]): Promise<unknown> {
+    const { code, stdout, stderr } = await new Deno.Command(DENO, {
+      args: ["run", ...args],
+      cwd: ROOT,
+      stdin: "null",
+      signal: AbortSignal.timeout(30_000),
+    }).output();
+    assert.equal(code, 0, textOf(stderr));
+    return JSON.parse(textOf(stdout));
+  }
+
+  // The worker starts from the bundled entry, a blob: URL: it fetches nothing more.
+  await t.step("with no flag, the worker shares the host's (few) permissions", async () => {
+    assert.deepEqual(await runRemote([`--allow-import=${origin}`, main]), {
+      answer: 42,
+      mode: "inherit",
+      entry: "blob:",
+    });
+  });
+
+  await t.step("with the flag, the worker gets permissions of its own", async () => {
+    const args = ["--unstable-worker-options", `--allow-import=${origin}`, main, "narrow"];
+    assert.deepEqual(await runRemote(args), { answer: 42, mode: "narrow", entry: "blob:" });
   });
 });

@@ -1,0 +1,79 @@
+/**
+ * What OpenTelemetry costs an inline call: `plugin.callI32("add")` with the
+ * OpenTelemetry API loaded and no provider registered (the check every call
+ * makes), beside the same call with that check switched off, and, for
+ * scale, with an SDK tracer and meter provider registered (spans and metrics
+ * made, exported nowhere). Interleaved rounds, medians.
+ *
+ * @module
+ */
+
+import { metrics, trace } from "@opentelemetry/api";
+import { TracerProvider } from "@opentelemetry/sdk-trace";
+import { MeterProvider } from "@opentelemetry/sdk-metrics";
+import { WasmRuntime } from "../mod.ts";
+import { setTelemetryEnabled } from "../src/observe/_otel.ts";
+import { type Figure, interleave, median } from "./_measure.ts";
+
+const ADD_WAT =
+  '(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))';
+
+/** Runs the comparison and returns its figures and ratios. */
+export async function benchOtel(
+  options: { rounds?: number; iterations?: number } = {},
+): Promise<{ figures: Figure[]; ratios: Record<string, number> }> {
+  const { rounds = 30, iterations = 20_000 } = options;
+  await using runtime = new WasmRuntime({
+    execution: { isolation: "inline", fuelMetering: false, epochInterruption: false },
+    resourceLimits: { maxCallDepth: Infinity },
+  });
+  await using plugin = await runtime.createPluginFromWat(ADD_WAT, { name: "add" });
+  const tracerProvider = new TracerProvider();
+  const meterProvider = new MeterProvider();
+
+  let sink = 0;
+  const calls = async (n: number): Promise<void> => {
+    for (let i = 0; i < n; i++) sink += await plugin.callI32("add", [i, 1]);
+  };
+  try {
+    const figures = await interleave({
+      callI32OtelNoProvider: { iterations, run: calls },
+      callI32OtelOff: {
+        iterations,
+        run: async (n) => {
+          setTelemetryEnabled(false);
+          try {
+            await calls(n);
+          } finally {
+            setTelemetryEnabled(true);
+          }
+        },
+      },
+      callI32OtelSdk: {
+        iterations,
+        run: async (n) => {
+          trace.setGlobalTracerProvider(tracerProvider);
+          metrics.setGlobalMeterProvider(meterProvider);
+          try {
+            await calls(n);
+          } finally {
+            trace.disable();
+            metrics.disable();
+          }
+        },
+      },
+    }, rounds);
+    if (sink === 0.5) console.log(sink); // keeps the loops from being optimized away
+    return {
+      figures,
+      ratios: {
+        otelNoProviderVsOff: median(figures, "callI32OtelNoProvider") /
+          median(figures, "callI32OtelOff"),
+        otelSdkVsOff: median(figures, "callI32OtelSdk") / median(figures, "callI32OtelOff"),
+      },
+    };
+  } finally {
+    await tracerProvider.shutdown();
+    await meterProvider.shutdown();
+  }
+}

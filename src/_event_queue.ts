@@ -1,0 +1,110 @@
+/**
+ * The queue behind a manager's {@linkcode EventSubscription}: bounded,
+ * never blocking the producer. Internal: only the manager pushes.
+ *
+ * @module
+ */
+
+import type { EventSubscription } from "./event_subscription.ts";
+import type { PluginEvent } from "./plugin_event.ts";
+
+/** A subscription's buffer and reader; the manager pushes, the subscriber reads. */
+export class EventQueue implements EventSubscription {
+  readonly #buffer: PluginEvent[] = [];
+  readonly #bufferSize: number;
+  readonly #onEnd: () => void;
+  #waiter: ((result: IteratorResult<PluginEvent>) => void) | undefined;
+  #ended = false;
+  #dropped = 0;
+
+  /**
+   * Creates a subscription; managers do this in `subscribe()`.
+   *
+   * @param bufferSize How many unread events to keep.
+   * @param onEnd Called once when the subscription ends.
+   */
+  constructor(bufferSize: number, onEnd: () => void) {
+    if (!Number.isInteger(bufferSize) || bufferSize < 1) {
+      throw new RangeError(
+        `Cannot subscribe with 'bufferSize' = ${bufferSize}: it must be a positive integer`,
+      );
+    }
+    this.#bufferSize = bufferSize;
+    this.#onEnd = onEnd;
+  }
+
+  /**
+   * Events dropped because the buffer was full.
+   */
+  get dropped(): number {
+    return this.#dropped;
+  }
+
+  /**
+   * Events buffered and not yet read.
+   */
+  get pending(): number {
+    return this.#buffer.length;
+  }
+
+  /**
+   * Delivers an event: to a waiting reader, else into the buffer.
+   *
+   * @param event The event.
+   */
+  push(event: PluginEvent): void {
+    if (this.#ended) return;
+    const waiter = this.#waiter;
+    if (waiter !== undefined) {
+      this.#waiter = undefined;
+      waiter({ value: event, done: false });
+      return;
+    }
+    if (this.#buffer.length >= this.#bufferSize) {
+      this.#buffer.shift();
+      this.#dropped++;
+    }
+    this.#buffer.push(event);
+  }
+
+  /**
+   * The next event, waiting for one if none is buffered.
+   */
+  next(): Promise<IteratorResult<PluginEvent>> {
+    const event = this.#buffer.shift();
+    if (event !== undefined) return Promise.resolve({ value: event, done: false });
+    if (this.#ended) return Promise.resolve({ value: undefined, done: true });
+    if (this.#waiter !== undefined) {
+      return Promise.reject(new TypeError("Cannot read a subscription twice at the same time"));
+    }
+    return new Promise((resolve) => (this.#waiter = resolve));
+  }
+
+  /**
+   * Ends the subscription (unread events are discarded).
+   */
+  return(): Promise<IteratorResult<PluginEvent>> {
+    this.end();
+    this.#buffer.length = 0;
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  /**
+   * Ends the subscription after the buffered events are read.
+   */
+  end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#onEnd();
+    const waiter = this.#waiter;
+    this.#waiter = undefined;
+    waiter?.({ value: undefined, done: true });
+  }
+
+  /**
+   * The subscription itself.
+   */
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+}

@@ -1,0 +1,283 @@
+/**
+ * The HTTP server behind `manager.serve()`: routes, security headers, and
+ * the life cycle (signal, `close()`, the manager closing).
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { describeValue } from "../_format.ts";
+import { assertKnownKeys } from "../_known_keys.ts";
+import type { EventSubscription } from "../event_subscription.ts";
+import type { PluginHandle, PluginInfo, SubscribeOptions } from "../plugin_manager.ts";
+import { dashboardPage } from "./_dashboard_page.ts";
+import { type EventStream, eventStream } from "./_dashboard_events.ts";
+import {
+  type DurationHistogram,
+  PROMETHEUS_CONTENT_TYPE,
+  type PrometheusPlugin,
+  renderPrometheus,
+} from "./_prometheus.ts";
+import {
+  type DashboardServer,
+  DEFAULT_DASHBOARD_PORT,
+  type ServeOptions,
+} from "./dashboard_server.ts";
+
+const logger = getLogger(["wasmplug", "dashboard"]);
+
+const SERVE_OPTION_KEYS = ["port", "hostname", "signal"] as const;
+/** Events a slow `/events` client may fall behind by before the oldest are dropped. */
+const EVENT_BUFFER_SIZE = 256;
+const DEFAULT_HEARTBEAT_MS = 15_000;
+/** Open `/events` streams at most: each one serializes every event while it lasts. */
+const MAX_EVENT_STREAMS = 32;
+
+/** What the server needs from a manager. */
+export interface DashboardSource {
+  listPlugins(): PluginHandle[];
+  getInfo(handle: PluginHandle): Promise<PluginInfo>;
+  subscribe(options?: SubscribeOptions): EventSubscription;
+}
+
+/** Hooks the manager (and tests) give the server. */
+export interface DashboardInternals {
+  /** A plugin's latency histogram, for the Prometheus buckets. */
+  readonly durations?: (handle: PluginHandle) => DurationHistogram | undefined;
+  /** How often `/events` sends a heartbeat comment. */
+  readonly heartbeatMs?: number;
+  /** How many `/events` streams may be open at once. */
+  readonly maxEventStreams?: number;
+  /** Called once when the server has stopped. */
+  readonly onClose?: () => void;
+}
+
+/**
+ * Starts serving `source`'s dashboard.
+ *
+ * @throws {TypeError} On an unknown option or an option of the wrong type.
+ * @throws {RangeError} If `port` is not an integer from 0 to 65535.
+ */
+export function startDashboardServer(
+  source: DashboardSource,
+  options: ServeOptions | undefined,
+  internals: DashboardInternals = {},
+): DashboardServer {
+  const { port, hostname, signal } = checkOptions(options);
+  signal?.throwIfAborted();
+  const streams = new Set<EventStream>();
+  const loopback = isLoopback(hostname);
+  if (!loopback) {
+    logger.warn(
+      "The dashboard listens on {hostname}, beyond this machine; it has no authentication",
+      { hostname },
+    );
+  }
+
+  async function handle(request: Request): Promise<Response> {
+    if (loopback && !isLoopback(hostOf(request))) {
+      return text(403, "Forbidden: this dashboard answers only requests for a loopback host\n");
+    }
+    if (request.method !== "GET" && request.method !== "HEAD") {
+      return text(405, "Method not allowed\n", { allow: "GET, HEAD" });
+    }
+    const head = request.method === "HEAD";
+    const path = new URL(request.url).pathname;
+    switch (path) {
+      case "/":
+        return page();
+      case "/events":
+        return head ? new Response(null, { headers: eventHeaders() }) : events();
+      case "/metrics":
+        return respond(renderPrometheus(await prometheusPlugins()), PROMETHEUS_CONTENT_TYPE);
+      case "/api/plugins":
+        return respond(JSON.stringify(await pluginInfos()), "application/json; charset=utf-8");
+      default:
+        return text(404, "Not found\n");
+    }
+  }
+
+  function events(): Response {
+    if (streams.size >= (internals.maxEventStreams ?? MAX_EVENT_STREAMS)) {
+      return text(503, "Too many event streams are open\n", { "retry-after": "5" });
+    }
+    const subscription = source.subscribe({ bufferSize: EVENT_BUFFER_SIZE });
+    const stream = eventStream(subscription, {
+      heartbeatMs: internals.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
+      onEnd: () => streams.delete(stream),
+    });
+    streams.add(stream);
+    return new Response(stream.body, { headers: eventHeaders() });
+  }
+
+  async function pluginInfos(): Promise<PluginInfo[]> {
+    const handles = source.listPlugins();
+    // A plugin unloaded meanwhile is simply left out.
+    const infos = await Promise.allSettled(handles.map((h) => source.getInfo(h)));
+    return infos.flatMap((info) => info.status === "fulfilled" ? [info.value] : []);
+  }
+
+  async function prometheusPlugins(): Promise<PrometheusPlugin[]> {
+    const infos = await pluginInfos();
+    return infos.map((info) => {
+      let durations: DurationHistogram | undefined;
+      try {
+        durations = internals.durations?.({ id: info.id });
+      } catch {
+        durations = undefined;
+      }
+      return { id: info.id, name: info.name, metrics: info.metrics, durations };
+    });
+  }
+
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    server = Deno.serve({
+      port,
+      hostname,
+      onListen: () => {},
+      onError: (error) => {
+        logger.error("The dashboard failed to answer a request: {error}", { error });
+        return text(500, "Internal server error\n");
+      },
+    }, handle);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.AddrInUse)) throw error;
+    throw new Deno.errors.AddrInUse(
+      `Cannot serve the dashboard on ${hostname}:${port}: the address is in use` +
+        (port === 0 ? "" : " (port 0 picks any free port)"),
+      { cause: error },
+    );
+  }
+
+  let closing: Promise<void> | undefined;
+  function close(): Promise<void> {
+    closing ??= (async () => {
+      signal?.removeEventListener("abort", onAbort);
+      for (const stream of [...streams]) stream.close();
+      await server.shutdown();
+      internals.onClose?.();
+    })();
+    return closing;
+  }
+  function onAbort(): void {
+    void close();
+  }
+  signal?.addEventListener("abort", onAbort, { once: true });
+
+  const url = new URL(`http://${formatHost(server.addr.hostname)}:${server.addr.port}/`);
+  logger.info("Dashboard at {url}", { url: url.href });
+  return {
+    url,
+    finished: server.finished,
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+function checkOptions(
+  options: ServeOptions | undefined,
+): { port: number; hostname: string; signal: AbortSignal | undefined } {
+  if (options === undefined) options = {};
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+    throw new TypeError(
+      `Cannot serve the dashboard: expected an options object, received ${describeValue(options)}`,
+    );
+  }
+  assertKnownKeys("the serve options", options, SERVE_OPTION_KEYS);
+  const { port = DEFAULT_DASHBOARD_PORT, hostname = "127.0.0.1", signal } = options;
+  if (typeof port !== "number") {
+    throw new TypeError(
+      `Cannot serve the dashboard as 'port' must be a number: current value is ${
+        describeValue(port)
+      }`,
+    );
+  }
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new RangeError(
+      `Cannot serve the dashboard as 'port' must be an integer from 0 to 65535: current value is ${port}`,
+    );
+  }
+  if (typeof hostname !== "string" || hostname === "") {
+    throw new TypeError(
+      `Cannot serve the dashboard as 'hostname' must be a non-empty string: current value is ${
+        describeValue(hostname)
+      }`,
+    );
+  }
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new TypeError(
+      `Cannot serve the dashboard as 'signal' must be an AbortSignal: current value is ${
+        describeValue(signal)
+      }`,
+    );
+  }
+  return { port, hostname, signal };
+}
+
+/** The host name a request was addressed to, from its `Host` header. */
+function hostOf(request: Request): string {
+  const host = request.headers.get("host") ?? "";
+  try {
+    return new URL(`http://${host}/`).hostname;
+  } catch {
+    return "";
+  }
+}
+
+function isLoopback(hostname: string): boolean {
+  const name = hostname.toLowerCase().replace(/^\[(.*)\]$/, "$1").replace(/\.$/, "");
+  return name === "localhost" || name.endsWith(".localhost") || name === "::1" ||
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name);
+}
+
+function formatHost(hostname: string): string {
+  return hostname.includes(":") ? `[${hostname}]` : hostname;
+}
+
+/** Headers on every response: no sniffing, no caching, no framing, no referrer. */
+function baseHeaders(contentType: string): Headers {
+  return new Headers({
+    "content-type": contentType,
+    "cache-control": "no-store",
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "cross-origin-resource-policy": "same-origin",
+  });
+}
+
+function respond(body: string, contentType: string): Response {
+  return new Response(body, { headers: baseHeaders(contentType) });
+}
+
+function text(status: number, body: string, extra: Record<string, string> = {}): Response {
+  const headers = baseHeaders("text/plain; charset=utf-8");
+  for (const [name, value] of Object.entries(extra)) headers.set(name, value);
+  return new Response(body, { status, headers });
+}
+
+function eventHeaders(): Headers {
+  const headers = baseHeaders("text/event-stream; charset=utf-8");
+  headers.set("x-accel-buffering", "no");
+  return headers;
+}
+
+function page(): Response {
+  const nonce = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
+  const headers = baseHeaders("text/html; charset=utf-8");
+  headers.set(
+    "content-security-policy",
+    [
+      "default-src 'none'",
+      `script-src 'nonce-${nonce}'`,
+      `style-src 'nonce-${nonce}'`,
+      "connect-src 'self'",
+      "img-src data:",
+      "base-uri 'none'",
+      "form-action 'none'",
+      "frame-ancestors 'none'",
+    ].join("; "),
+  );
+  return new Response(dashboardPage(nonce), { headers });
+}

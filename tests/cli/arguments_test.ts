@@ -1,0 +1,119 @@
+import assert from "node:assert/strict";
+import { cli, shown } from "./_cli.ts";
+
+const NUMBERS = "tests/cli/fixtures/numbers.wat";
+const PERMISSIONS: Deno.PermissionOptions = { read: true };
+
+Deno.test({
+  name: "wasmplug call: negative numbers are arguments, typed by the export's parameters",
+  permissions: PERMISSIONS,
+  async fn(t) {
+    for (
+      const [what, args, expected] of [
+        ["the README's i32 example", ["examples/wat/math.wat", "sub", "-3", "4"], "-7"],
+        ["both negative", [NUMBERS, "sub_i32", "-3", "-4"], "1"],
+        ["f32", [NUMBERS, "sub_f32", "-1.5", "0.25"], "-1.75"],
+        ["f64, with a leading dot", [NUMBERS, "sub_f64", "-1.5", "-.25"], "-1.25"],
+        ["f64 exponent", [NUMBERS, "sub_f64", "-1e300", "1e300"], "-2e+300"],
+        ["f64 infinity", [NUMBERS, "sub_f64", "-Infinity", "1"], "-Infinity"],
+        // Beyond 2^53: exact only if parsed as a bigint, not through a double.
+        ["i64, exactly", [NUMBERS, "sub_i64", "-9007199254740993", "2"], "-9007199254740995"],
+        [
+          "multi-value results",
+          [NUMBERS, "swap", "-9007199254740993", "-0.5"],
+          "-0.5 -9007199254740993",
+        ],
+      ] as const
+    ) {
+      await t.step(what, async () => {
+        const output = await cli(["call", ...args, "--isolation", "inline"]);
+        assert.equal(output.code, 0, shown(output));
+        assert.equal(output.stdout, `${expected}\n`);
+        assert.equal(output.stderr, "");
+      });
+    }
+
+    await t.step("--json keeps an i64 exact, as a string", async () => {
+      const output = await cli([
+        "call",
+        NUMBERS,
+        "swap",
+        "-9007199254740993",
+        "-0.5",
+        "--json",
+        "--isolation",
+        "inline",
+      ]);
+      assert.equal(output.code, 0, shown(output));
+      assert.deepEqual(JSON.parse(output.stdout), { results: [-0.5, "-9007199254740993"] });
+    });
+
+    await t.step("after --, everything is an argument", async () => {
+      const output = await cli([
+        "call",
+        "--isolation",
+        "inline",
+        "--",
+        NUMBERS,
+        "sub_i32",
+        "-3",
+        "4",
+      ]);
+      assert.equal(output.code, 0, shown(output));
+      assert.equal(output.stdout, "-7\n");
+    });
+  },
+});
+
+Deno.test({
+  name: "wasmplug call: arguments that are not numbers are bad usage",
+  permissions: PERMISSIONS,
+  async fn(t) {
+    for (
+      const [what, args, error] of [
+        ["a word", ["examples/wat/math.wat", "add", "1", "two"], /argument "two" is not a number/],
+        [
+          "a fraction for an i64",
+          [NUMBERS, "sub_i64", "-1.5", "1"],
+          /argument "-1.5" is not an integer/,
+        ],
+        [
+          "an option that looks like a number but is not one",
+          [NUMBERS, "sub_i32", "-x", "1"],
+          /unknown option "-x"/,
+        ],
+        [
+          "a negative limit",
+          ["examples/wat/math.wat", "add", "1", "2", "--timeout", "-5"],
+          /--timeout must be a positive integer, received "-5"/,
+        ],
+      ] as const
+    ) {
+      await t.step(what, async () => {
+        const output = await cli(["call", ...args, "--isolation", "inline"]);
+        assert.equal(output.code, 2, shown(output));
+        assert.match(output.stderr, error, shown(output));
+      });
+    }
+  },
+});
+
+Deno.test({
+  name: "wasmplug run: arguments after -- reach the guest, dashes and all",
+  permissions: PERMISSIONS,
+  async fn() {
+    const output = await cli([
+      "run",
+      "examples/c_wasi/c_wasi.wasm",
+      "--dir",
+      "examples/c_wasi/data:/data",
+      "plain",
+      "-7",
+      "--",
+      "--help",
+      "-x",
+    ]);
+    assert.equal(output.code, 3, shown(output));
+    assert.match(output.stdout, /^args: plain -7 --help -x$/m);
+  },
+});

@@ -1,0 +1,233 @@
+import assert from "node:assert/strict";
+import { cli, shown } from "./_cli.ts";
+
+interface Case {
+  readonly args: readonly string[];
+  readonly code: number;
+  readonly stdout?: RegExp;
+  readonly stderr?: RegExp;
+  readonly noStderr?: boolean;
+}
+
+/** One test of `wasmplug <command>`, a step per case, run in this process. */
+function cliTest(name: string, cases: Record<string, Case>): void {
+  Deno.test({
+    name: `wasmplug ${name}`,
+    permissions: { read: true },
+    async fn(t) {
+      for (const [what, expected] of Object.entries(cases)) {
+        await t.step(what, async () => {
+          const output = await cli(expected.args);
+          assert.equal(output.code, expected.code, shown(output));
+          if (expected.stdout) assert.match(output.stdout, expected.stdout, shown(output));
+          if (expected.stderr) assert.match(output.stderr, expected.stderr, shown(output));
+          if (expected.noStderr) assert.equal(output.stderr, "", shown(output));
+          if (!expected.args.includes("--debug")) {
+            assert.doesNotMatch(output.stderr, /^\s+at /m, "no stack trace without --debug");
+          }
+        });
+      }
+    },
+  });
+}
+
+cliTest("inspect", {
+  "lists imports with their capabilities, exports, memories and what it needs": {
+    args: ["inspect", "examples/wat/secure.wat"],
+    code: 0,
+    stdout:
+      /secure: 275 bytes, sha256 [0-9a-f]{64}\n[\s\S]*env\.host_get_config: func \(i32, i32, i32, i32\) -> \(i32\) {2}\[read_config\][\s\S]*memory 0: min 1, max none pages exported as memory\ncapabilities needed: read_config, write_state, network\n$/,
+    noStderr: true,
+  },
+  "lists tables": {
+    args: ["inspect", "examples/rust_plugin/my_plugin.wasm"],
+    code: 0,
+    stdout: /^table 0: funcref, min 1, max 1$/m,
+  },
+  "--json prints a machine-readable report": {
+    args: ["inspect", "examples/rust_plugin/my_plugin.wasm", "--json"],
+    code: 0,
+    stdout: /"name": "my_plugin"[\s\S]*"name": "process_data",\s*"kind": "function"/,
+  },
+  "a file that is not wasm is a compilation error": {
+    args: ["inspect", "tests/fixtures/garbage.wasm"],
+    code: 1,
+    stderr: /^error: compilation: Cannot compile module: .*\n$/,
+  },
+  "a missing file is an error, not a crash": {
+    args: ["inspect", "tests/fixtures/nope.wasm"],
+    code: 1,
+    stderr: /^error: .*No such file/,
+  },
+  "a second file is bad usage": {
+    args: ["inspect", "examples/wat/math.wat", "examples/wat/secure.wat"],
+    code: 2,
+    stderr: /^error: inspect takes one file, received "examples\/wat\/secure\.wat" too\n/,
+  },
+});
+
+cliTest("call", {
+  "prints the result": {
+    args: ["call", "examples/wat/math.wat", "add", "10", "5"],
+    code: 0,
+    stdout: /^15\n$/,
+    noStderr: true,
+  },
+  "--metrics prints the metrics too": {
+    args: ["call", "examples/wat/math.wat", "factorial", "5", "--metrics"],
+    code: 0,
+    stdout: /^120\ncallCount: 1\nsuccessCount: 1\n/,
+  },
+  "--json prints results and metrics as JSON": {
+    args: ["call", "examples/wat/math.wat", "mul", "6", "7", "--json", "--metrics"],
+    code: 0,
+    stdout: /"results": \[\s*42\s*\][\s\S]*"callCount": 1/,
+  },
+  "--isolation inline runs it on this thread": {
+    args: ["call", "examples/wat/math.wat", "factorial", "10", "--isolation", "inline"],
+    code: 0,
+    stdout: /^3628800\n$/,
+  },
+  "a missing function is a plugin error": {
+    args: ["call", "examples/wat/math.wat", "divide", "1", "2"],
+    code: 1,
+    stderr: /^error: invalid_function: Function not found: "divide"/,
+  },
+  "a wrong argument count is a plugin error": {
+    args: ["call", "examples/wat/math.wat", "add", "1"],
+    code: 1,
+    stderr: /^error: type_mismatch: Cannot call "add": expected 2 arguments, received 1\n$/,
+  },
+  "--max-call-depth stops deep recursion": {
+    args: ["call", "examples/wat/math.wat", "factorial", "200", "--max-call-depth", "100"],
+    code: 1,
+    stderr: /^error: call_depth_exceeded: /,
+  },
+  "--max-fuel stops a loop": {
+    args: ["call", "tests/fixtures/spin.wat", "spin", "--max-fuel", "100000"],
+    code: 1,
+    stderr: /^error: fuel_exhausted: /,
+  },
+  "--timeout stops a loop": {
+    args: [
+      "call",
+      "tests/fixtures/spin.wat",
+      "spin",
+      "--timeout",
+      "100",
+      "--max-fuel",
+      "1000000000000",
+    ],
+    code: 1,
+    stderr: /^error: timeout: Plugin execution timed out after 100 ms\n$/,
+  },
+  "--max-memory-pages below the module's minimum refuses it": {
+    args: [
+      "call",
+      "examples/rust_plugin/my_plugin.wasm",
+      "add",
+      "1",
+      "2",
+      "--max-memory-pages",
+      "16",
+    ],
+    code: 1,
+    stderr: /^error: out_of_memory: .*17 pages/,
+  },
+  "--debug adds the stack": {
+    args: ["call", "examples/wat/math.wat", "nope", "--debug"],
+    code: 1,
+    stderr: /^error: invalid_function: [\s\S]*InvalidFunctionError[\s\S]*\n\s+at /,
+  },
+  "--debug may come first": {
+    args: ["--debug", "call", "examples/wat/math.wat", "nope"],
+    code: 1,
+    stderr: /\n\s+at /,
+  },
+  "an unknown capability is bad usage": {
+    args: ["call", "examples/wat/math.wat", "add", "1", "2", "--cap", "root"],
+    code: 2,
+    stderr: /Cannot grant capability "root"/,
+  },
+  "a limit that is not a positive integer is bad usage": {
+    args: ["call", "examples/wat/math.wat", "add", "1", "2", "--max-fuel", "0"],
+    code: 2,
+    stderr: /--max-fuel must be a positive integer/,
+  },
+  "a limit that is not a whole number is bad usage": {
+    args: ["call", "examples/wat/math.wat", "add", "1", "2", "--timeout", "1e3"],
+    code: 2,
+    stderr: /--timeout must be a positive integer, received "1e3"/,
+  },
+});
+
+cliTest("run", {
+  "runs a WASI command: args, env, a preopened directory, its exit code": {
+    args: [
+      "run",
+      "examples/c_wasi/c_wasi.wasm",
+      "--dir",
+      "examples/c_wasi/data:/data",
+      "--env",
+      "PROBE_PATHS=/data/../secret.txt",
+      "--",
+      "a",
+      "b",
+    ],
+    code: 3,
+    stdout:
+      /^lines: 0\nargs: a b\ngreeting: Hello from the preopened \/data directory!\nprobe \/data\/\.\.\/secret\.txt: denied/,
+  },
+  "without --dir the command cannot read its data": {
+    args: ["run", "examples/c_wasi/c_wasi.wasm"],
+    code: 1,
+    stderr: /\/data\/greeting\.txt/,
+  },
+  "--max-fuel limits the command": {
+    args: [
+      "run",
+      "examples/c_wasi/c_wasi.wasm",
+      "--dir",
+      "examples/c_wasi/data:/data",
+      "--max-fuel",
+      "1000",
+    ],
+    code: 1,
+    stderr: /^error: fuel_exhausted: /,
+  },
+  "a module that is not a command is a plugin error": {
+    args: ["run", "examples/wat/math.wat"],
+    code: 1,
+    stderr: /^error: invalid_function: .*no "_start"/,
+  },
+  "a malformed --env is bad usage": {
+    args: ["run", "examples/c_wasi/c_wasi.wasm", "--env", "NOVALUE"],
+    code: 2,
+    stderr: /--env must be KEY=VALUE/,
+  },
+  "a malformed --dir is bad usage": {
+    args: ["run", "examples/c_wasi/c_wasi.wasm", "--dir", "a:b:c"],
+    code: 2,
+    stderr: /--dir must be <host>\[:<guest>\]\[:rw\], received "a:b:c"/,
+  },
+});
+
+cliTest("bench", {
+  "prints a summary table": {
+    args: ["bench", "examples/wat/math.wat", "add", "1", "2", "--iterations", "200"],
+    code: 0,
+    stdout:
+      /\| add \(worker\) \| µs per call \|[\s\S]*\| p99 \| [\d.]+ \|[\s\S]*calls\/s over 200 calls/,
+    noStderr: true,
+  },
+  "--json prints the summary as JSON": {
+    args: ["bench", "examples/wat/math.wat", "sub", "1", "-2", "--iterations", "100", "--json"],
+    code: 0,
+    stdout: /"iterations": 100[\s\S]*"p50Us"/,
+  },
+  "--iterations must be a positive integer": {
+    args: ["bench", "examples/wat/math.wat", "add", "--iterations", "0"],
+    code: 2,
+    stderr: /--iterations must be a positive integer/,
+  },
+});

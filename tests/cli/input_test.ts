@@ -1,0 +1,148 @@
+import assert from "node:assert/strict";
+import { cli, shown } from "./_cli.ts";
+
+const BYTES = "tests/cli/fixtures/bytes.wat";
+const RUST = "examples/rust_plugin/my_plugin.wasm";
+const PERMISSIONS: Deno.PermissionOptions = { read: true };
+
+Deno.test({
+  name: "wasmplug call --input: the bytes ABI, output written as it is",
+  permissions: PERMISSIONS,
+  async fn(t) {
+    await t.step(
+      "--input is UTF-8 text, the output goes to stdout with nothing added",
+      async () => {
+        const output = await cli(["call", BYTES, "reverse", "--input", "hello, wörld"]);
+        assert.equal(output.code, 0, shown(output));
+        // Reversed byte by byte: the ö's two UTF-8 bytes swap places.
+        const expected = new TextEncoder().encode("hello, wörld").reverse();
+        assert.deepEqual(output.stdoutBytes, expected);
+        assert.equal(output.stderr, "");
+      },
+    );
+
+    await t.step("--input-file passes any bytes, and they come back unchanged", async () => {
+      const bytes = new Uint8Array([0, 255, 128, 10, 13, 0]);
+      const path = "examples/c_wasi/c_wasi.wasm";
+      const file = await Deno.readFile(path);
+      const output = await cli(["call", BYTES, "echo", "--input-file", path]);
+      assert.equal(output.code, 0, shown(output));
+      assert.deepEqual(output.stdoutBytes, file);
+      const viaStdin = await cli(["call", BYTES, "echo", "--input-file", "-"], { stdin: bytes });
+      assert.equal(viaStdin.code, 0, shown(viaStdin));
+      assert.deepEqual(viaStdin.stdoutBytes, bytes);
+    });
+
+    await t.step("an empty input is an input", async () => {
+      const output = await cli(["call", BYTES, "echo", "--input", ""]);
+      assert.equal(output.code, 0, shown(output));
+      assert.equal(output.stdoutBytes.length, 0);
+    });
+
+    await t.step("a value that starts with a dash is written with =", async () => {
+      const output = await cli(["call", BYTES, "reverse", "--input=-x-"]);
+      assert.equal(output.code, 0, shown(output));
+      assert.equal(output.stdout, "-x-");
+      const ambiguous = await cli(["call", BYTES, "reverse", "--input", "-x"]);
+      assert.equal(ambiguous.code, 2, shown(ambiguous));
+      assert.match(ambiguous.stderr, /--input needs a value <text> \(write --input=<value>/);
+    });
+
+    await t.step("--metrics goes to stderr, so stdout is the output alone", async () => {
+      const output = await cli(["call", BYTES, "reverse", "--input", "ab", "--metrics"]);
+      assert.equal(output.code, 0, shown(output));
+      assert.equal(output.stdout, "ba");
+      assert.match(output.stderr, /^callCount: 1\nsuccessCount: 1\n/);
+    });
+
+    await t.step("a function that is not bytes-shaped is a plugin error", async () => {
+      const output = await cli(["call", "examples/wat/math.wat", "add", "--input", "x"]);
+      assert.equal(output.code, 1, shown(output));
+      assert.match(output.stderr, /^error: [a-z_]+: /);
+    });
+  },
+});
+
+Deno.test({
+  name: "wasmplug call --json --input: JSON in, callJson, JSON out",
+  permissions: PERMISSIONS,
+  async fn(t) {
+    await t.step("the input is parsed and the output printed as JSON", async () => {
+      const output = await cli(["call", RUST, "handle", "--json", "--input", '{"greeting": "hi"}']);
+      assert.equal(output.code, 0, shown(output));
+      // The plugin echoes the JSON text it received, which callJson encoded compactly.
+      assert.deepEqual(JSON.parse(output.stdout), {
+        ok: true,
+        bytes: '{"greeting":"hi"}'.length,
+        echo: { greeting: "hi" },
+      });
+    });
+
+    await t.step("from a file or stdin", async () => {
+      const output = await cli(["call", BYTES, "echo", "--json", "--input-file", "-"], {
+        stdin: "[1, -2.5, null]",
+      });
+      assert.equal(output.code, 0, shown(output));
+      assert.deepEqual(JSON.parse(output.stdout), [1, -2.5, null]);
+      const file = await cli(["call", BYTES, "echo", "--json", "--input-file", "deno.json"]);
+      assert.equal(file.code, 0, shown(file));
+      assert.deepEqual(
+        JSON.parse(file.stdout),
+        JSON.parse(await Deno.readTextFile("deno.json")),
+      );
+    });
+
+    await t.step("invalid JSON is bad usage, on one line, before the module loads", async () => {
+      const output = await cli(["call", "missing.wasm", "f", "--json", "--input", "{nope"]);
+      assert.equal(output.code, 2, shown(output));
+      assert.match(
+        output.stderr,
+        /^error: --input is not valid JSON: [^\n]+\nUsage: wasmplug call/,
+      );
+      const stdin = await cli(["call", "missing.wasm", "f", "--json", "--input-file", "-"], {
+        stdin: new Uint8Array([0xff, 0xfe]),
+      });
+      assert.equal(stdin.code, 2, shown(stdin));
+      assert.match(stdin.stderr, /^error: stdin is not valid JSON: it is not UTF-8\n/);
+    });
+
+    await t.step("output that is not JSON is a plugin error", async () => {
+      const output = await cli(["call", BYTES, "reverse", "--json", "--input", '{"a":1}']);
+      assert.equal(output.code, 1, shown(output));
+      assert.match(output.stderr, /^error: [a-z_]+: .*JSON/);
+    });
+  },
+});
+
+Deno.test({
+  name: "wasmplug call: --input and its neighbours are checked",
+  permissions: PERMISSIONS,
+  async fn(t) {
+    for (
+      const [what, args, error] of [
+        [
+          "both --input and --input-file",
+          ["--input", "a", "--input-file", "b"],
+          /give either --input or --input-file, not both/,
+        ],
+        [
+          "an input and numeric arguments",
+          ["7", "--input", "a"],
+          /call takes either numeric arguments or an input, received both \("7"\)/,
+        ],
+      ] as const
+    ) {
+      await t.step(what, async () => {
+        const output = await cli(["call", BYTES, "echo", ...args]);
+        assert.equal(output.code, 2, shown(output));
+        assert.match(output.stderr, error);
+      });
+    }
+
+    await t.step("a missing --input-file is an error naming it", async () => {
+      const output = await cli(["call", BYTES, "echo", "--input-file", "tests/cli/nope.bin"]);
+      assert.equal(output.code, 1, shown(output));
+      assert.match(output.stderr, /^error: .*tests\/cli\/nope\.bin/);
+    });
+  },
+});
