@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { denoCli, ROOT, shown } from "./cli/_cli.ts";
-import { DENO } from "./_helpers.ts";
+import { DENO, RUN_SLOW, SLOW } from "./_helpers.ts";
 
 /** The test spawns Deno, which reads the repository; it makes a scratch folder for `run --dir`. */
 const PERMISSIONS: Deno.PermissionOptionsObject = { run: [DENO], read: true, write: true };
@@ -73,7 +73,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "wasmplug in worker isolation, the default: with the README's flags, and with fewer",
+  name: `${SLOW}wasmplug in worker isolation, the default: with the README's flags, and with fewer`,
+  ignore: !RUN_SLOW,
   permissions: PERMISSIONS,
   async fn(t) {
     await t.step("inspect needs only to read the file", async () => {

@@ -6,17 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { Capability, FuelExhaustedError, RESTRICTIVE_LIMITS, TimeoutError } from "../mod.ts";
+import { LOOPS_WAT as LOOP_WAT } from "./fixtures/wat.ts";
 import { assertRejectsWith, inlineRuntime, isolatedRuntime, ISOLATIONS } from "./_helpers.ts";
-
-const LOOP_WAT = `(module
-  (func (export "loop") (param $n i32) (result i32)
-    (local $i i32)
-    (block $done
-      (loop $again
-        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
-        (local.set $i (i32.add (local.get $i) (i32.const 1)))
-        (br $again)))
-    (local.get $i)))`;
 
 const UNMETERED = { fuelMetering: false } as const;
 
@@ -56,9 +47,9 @@ for (const isolation of ISOLATIONS) {
       resourceLimits: { maxFuel: null },
     });
     assert.equal(plugin.limits.maxFuel, null);
-    assert.equal(await plugin.callI32("loop", [1000]), 1000);
+    assert.equal(await plugin.callI32("count", [1000]), 1000);
     assert.equal((await plugin.metrics()).fuelConsumed, 0);
-    await assert.rejects(plugin.callI32("loop", [10], { fuel: 5 }), {
+    await assert.rejects(plugin.callI32("count", [10], { fuel: 5 }), {
       name: "RangeError",
       message: /'fuel' = 5: the runtime does not meter fuel/,
     });
@@ -68,12 +59,12 @@ for (const isolation of ISOLATIONS) {
     await using runtime = isolatedRuntime(isolation, { resourceLimits: { maxFuel: null } });
     await using plugin = await runtime.createPluginFromWat(LOOP_WAT);
     assert.equal(plugin.limits.maxFuel, null);
-    assert.equal(await plugin.callI32("loop", [1000]), 1000);
+    assert.equal(await plugin.callI32("count", [1000]), 1000);
     const counted = (await plugin.metrics()).fuelConsumed;
     assert.ok(counted > 1000, `expected the loop's fuel to be counted, got ${counted}`);
     // A call may still set its own budget under an unlimited plugin limit.
     await assertRejectsWith(
-      () => plugin.callI32("loop", [1_000_000], { fuel: 500 }),
+      () => plugin.callI32("count", [1_000_000], { fuel: 500 }),
       FuelExhaustedError,
       { fuelLimit: 500 },
     );

@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import { RUN_SLOW, SLOW } from "./_helpers.ts";
 
 const root = fileURLToPath(new URL("../", import.meta.url));
 const readme = await Deno.readTextFile(`${root}README.md`);
@@ -132,7 +133,9 @@ async function scratchCheckout(): Promise<string> {
   return `${copy}/`;
 }
 
-Deno.test("README: every shell command runs as written", async (t) => {
+Deno.test(`${SLOW}README: every shell command runs as written`, {
+  ignore: !RUN_SLOW,
+}, async (t) => {
   const blocks = shellBlocks(readme);
   assert.ok(blocks.length >= 3, "the README has its set-up blocks");
   for (const block of blocks) {

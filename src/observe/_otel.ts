@@ -65,15 +65,47 @@ export function setTelemetryEnabled(on: boolean): void {
 }
 
 /**
+ * The API's global registry, followed without a global lookup per call: read
+ * once now, and when it does not exist yet, an accessor in its place learns
+ * when the API (or Deno's built-in telemetry) creates or replaces it.
+ */
+let registry: ApiGlobal | undefined = followRegistry();
+let callsWithoutRegistry = 0;
+
+function followRegistry(): ApiGlobal | undefined {
+  const global = globalThis as { [API_GLOBAL]?: ApiGlobal };
+  const current = global[API_GLOBAL];
+  const descriptor = Object.getOwnPropertyDescriptor(globalThis, API_GLOBAL);
+  if (descriptor !== undefined && descriptor.configurable !== true) return current;
+  let value = current;
+  Object.defineProperty(globalThis, API_GLOBAL, {
+    configurable: true,
+    enumerable: false,
+    get: () => value,
+    set: (next: ApiGlobal | undefined) => {
+      value = next;
+      registry = next;
+    },
+  });
+  return current;
+}
+
+/**
  * True when a tracer or meter provider is registered with the OpenTelemetry
- * API: one property read on the fast path (no provider).
+ * API. Without a registry this is one read of a module variable; with one,
+ * two property reads compared by identity.
  */
 export function telemetryActive(): boolean {
   if (!enabled) return false;
-  const registry = (globalThis as { [API_GLOBAL]?: ApiGlobal })[API_GLOBAL];
-  if (registry === undefined) return false;
-  if (registry !== seenGlobal || registry.trace !== seenTrace || registry.metrics !== seenMetrics) {
-    refresh(registry);
+  let current = registry;
+  if (current === undefined) {
+    // Someone may have redefined the global over the accessor: look again now and then.
+    if ((++callsWithoutRegistry & 1023) !== 0) return false;
+    current = registry = (globalThis as { [API_GLOBAL]?: ApiGlobal })[API_GLOBAL];
+    if (current === undefined) return false;
+  }
+  if (current !== seenGlobal || current.trace !== seenTrace || current.metrics !== seenMetrics) {
+    refresh(current);
   }
   return instruments !== null;
 }

@@ -7,7 +7,14 @@
  */
 
 import { type Isolation, WasmError } from "../../mod.ts";
-import { allowingWorkers, type IsolationKit, isolationKit, ISOLATIONS } from "../_helpers.ts";
+import {
+  allowingWorkers,
+  type IsolationKit,
+  isolationKit,
+  ISOLATIONS,
+  RUN_SLOW,
+  SLOW,
+} from "../_helpers.ts";
 
 /** Options of {@linkcode redteamTest}. */
 export interface RedteamOptions {
@@ -15,6 +22,8 @@ export interface RedteamOptions {
   readonly ignore?: readonly Isolation[];
   /** Only these isolations (both by default). */
   readonly only?: readonly Isolation[];
+  /** A long run, for `deno task test:slow` (see {@linkcode SLOW}). */
+  readonly slow?: boolean;
 }
 
 /** Registers `<name> (<isolation>)` for each isolation, with no permissions but the worker's sources. */
@@ -24,9 +33,10 @@ export function redteamTest(
   fn: (t: Deno.TestContext, kit: IsolationKit) => Promise<void>,
 ): void {
   for (const isolation of options.only ?? ISOLATIONS) {
+    const slow = options.slow === true;
     Deno.test({
-      name: `${name} (${isolation})`,
-      ignore: options.ignore?.includes(isolation) ?? false,
+      name: `${slow ? SLOW : ""}${name} (${isolation})`,
+      ignore: (options.ignore?.includes(isolation) ?? false) || (slow && !RUN_SLOW),
       permissions: isolation === "worker" ? allowingWorkers("none") : "none",
       fn: (t) => fn(t, isolationKit(isolation)),
     });

@@ -181,17 +181,24 @@ const SHAPES: Record<string, () => Uint8Array> = {
     ),
 };
 
-redteamTest("Red team: modules shaped to hurt the loader", {}, async (t, { createRuntime }) => {
-  for (const [label, make] of Object.entries(SHAPES)) {
-    await t.step(label, async () => {
-      assertBounded(label, await load(createRuntime, make()));
+redteamTest(
+  "Red team: modules shaped to hurt the loader",
+  { slow: true },
+  async (t, { createRuntime }) => {
+    for (const [label, make] of Object.entries(SHAPES)) {
+      await t.step(label, async () => {
+        assertBounded(label, await load(createRuntime, make()));
+      });
+    }
+    await t.step("the segment at 4 GiB - 1 fails as an InstantiationError", async () => {
+      const { load: o } = await load(
+        createRuntime,
+        SHAPES["an active data segment at 4 GiB - 1"]!(),
+      );
+      assert.ok(!o.ok && o.error instanceof InstantiationError, describe(o));
     });
-  }
-  await t.step("the segment at 4 GiB - 1 fails as an InstantiationError", async () => {
-    const { load: o } = await load(createRuntime, SHAPES["an active data segment at 4 GiB - 1"]!());
-    assert.ok(!o.ok && o.error instanceof InstantiationError, describe(o));
-  });
-});
+  },
+);
 
 // A 3 MB module of 999 999 empty function types (`60 00 00` each) once took ~1.6 s to compile
 // and stalled the event loop ~1.3 s: wasmplug read it three times, an object and two arrays per
@@ -200,7 +207,7 @@ redteamTest("Red team: modules shaped to hurt the loader", {}, async (t, { creat
 // and yields between phases while the engine validates on its own threads.
 redteamTest(
   "Red team: a module of a million function types",
-  {},
+  { slow: true },
   async (t, { createRuntime, isolation }) => {
     await t.step(
       "999 999 types load in bounded time, the event loop never stalled long",

@@ -14,7 +14,7 @@ import {
   TrapError,
   type WasmRuntime,
 } from "../../mod.ts";
-import { inlineRuntime } from "../_helpers.ts";
+import { inlineRuntime, RUN_SLOW, SLOW } from "../_helpers.ts";
 import { eventStream, serializeEvent } from "../../src/observe/_dashboard_events.ts";
 import { startDashboardServer } from "../../src/observe/_dashboard_server.ts";
 import { Chromium, findChromium } from "../../scripts/_chromium.ts";
@@ -459,8 +459,8 @@ if (chromium === undefined) {
 }
 
 Deno.test({
-  name: "In headless Chromium the page shows a plugin's row, names as text, and an anomaly",
-  ignore: chromium === undefined,
+  name: `${SLOW}In headless Chromium the page shows a plugin's row, names as text, and an anomaly`,
+  ignore: !RUN_SLOW || chromium === undefined,
   async fn() {
     await using env = managerWithPlugins({ anomaly: { warmupCalls: 20 } });
     const { manager } = env;

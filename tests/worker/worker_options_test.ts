@@ -5,7 +5,7 @@ import {
   detectWorkerOptions,
   parseJsonc,
 } from "../../src/worker/_worker_options.ts";
-import { DENO, runDeno } from "../_helpers.ts";
+import { DENO, RUN_SLOW, runDeno, SLOW } from "../_helpers.ts";
 
 const FLAG = "--unstable-worker-options";
 const ENABLING = '{ "unstable": ["worker-options"] }';
@@ -207,7 +207,8 @@ async function plainConfig(): Promise<{ path: string } & AsyncDisposable> {
   return { path, [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }) };
 }
 
-Deno.test("A process's worker permission mode follows the flag Deno runs with", {
+Deno.test(`${SLOW}A process's worker permission mode follows the flag Deno runs with`, {
+  ignore: !RUN_SLOW,
   permissions: { run: [DENO], read: true, write: true },
 }, async (t) => {
   // Without the repository's deno.json, which enables worker options; its imports still apply.

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { DENO, type DenoOutput, textOf } from "../_helpers.ts";
+import { DENO, type DenoOutput, RUN_SLOW, SLOW, textOf } from "../_helpers.ts";
 
 async function sha256Hex(text: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
@@ -121,7 +121,8 @@ Deno.test("deno test with no flag runs withPlugin() in worker isolation", {
   assert.match(stdout, /ok \| 2 passed \| 0 failed/);
 });
 
-Deno.test("With the flag on, each worker gets only its capabilities' Deno permissions", {
+Deno.test(`${SLOW}With the flag on, each worker gets only its capabilities' Deno permissions`, {
+  ignore: !RUN_SLOW,
   permissions: { run: [DENO], read: true, write: true },
 }, async (t) => {
   /** The host may write anywhere; the plugin's worker only where `allowedPaths.write` says. */
