@@ -131,7 +131,9 @@ export const SLOW = "slow: ";
  * Whether this run is `deno task test:slow` (`WASMPLUG_TESTS=slow`): the slow
  * tests are `ignore`d otherwise, so the default suite lists them as ignored.
  */
-export const RUN_SLOW: boolean = Deno.env.get("WASMPLUG_TESTS") === "slow";
+export const RUN_SLOW: boolean =
+  Deno.permissions.querySync({ name: "env", variable: "WASMPLUG_TESTS" }).state === "granted" &&
+  Deno.env.get("WASMPLUG_TESTS") === "slow";
 
 /**
  * Registers one `Deno.test` per isolation, named `<name> (<isolation>)`,

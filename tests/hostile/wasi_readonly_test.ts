@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { Capability } from "../../mod.ts";
-import { testEachIsolation } from "../_helpers.ts";
+import { RUN_SLOW, SLOW, testEachIsolation } from "../_helpers.ts";
 
 const EACCES = 2;
 
@@ -125,7 +125,8 @@ testEachIsolation("Hostile WASI: a read-only preopen refuses every change with E
   });
 });
 
-Deno.test("Hostile WASI: a read-only preopen never makes Deno prompt on a terminal", {
+Deno.test(`${SLOW}Hostile WASI: a read-only preopen never makes Deno prompt on a terminal`, {
+  ignore: !RUN_SLOW,
   permissions: { run: ["script"], read: true, write: true },
 }, async () => {
   const mod = new URL("../../mod.ts", import.meta.url).href;

@@ -4,6 +4,7 @@ import { decodeBody, encodeBody } from "../../src/instrument/_code.ts";
 import { parseModule } from "../../src/instrument/_module.ts";
 import { InstanceLimits, instrument } from "../../src/instrument/instrument.ts";
 import { HEADER, leb, ONE_VOID_FUNCTION, sleb } from "./_wasm.ts";
+import { RUN_SLOW, SLOW } from "../_helpers.ts";
 
 const SPEC_DIR = new URL("../../../shared/spec-testsuite/", import.meta.url);
 
@@ -105,7 +106,9 @@ Deno.test("instrument() rejects malformed bodies with BinaryFormatError", async 
   await t.step("else outside if", () => rejects(withBody([0x00, 0x05, 0x0b]), /else/));
 });
 
-Deno.test("instrument() handles extreme modules without deep host recursion", async (t) => {
+Deno.test(`${SLOW}instrument() handles extreme modules without deep host recursion`, {
+  ignore: !RUN_SLOW,
+}, async (t) => {
   const options = { fuel: true, callDepth: true, deadline: "clock" } as const;
 
   await t.step("10,000 nested blocks", () => {
