@@ -8,8 +8,11 @@
 import type { EventSubscription } from "./event_subscription.ts";
 import type { PluginEvent } from "./plugin_event.ts";
 
-/** A subscription's buffer and reader; the manager pushes, the subscriber reads. */
-export class EventQueue implements EventSubscription {
+/**
+ * A subscription's buffer: the manager pushes into it and hands out its
+ * {@linkcode EventQueue.subscription}, which can only read.
+ */
+export class EventQueue {
   readonly #buffer: PluginEvent[] = [];
   readonly #bufferSize: number;
   readonly #onEnd: () => void;
@@ -31,7 +34,11 @@ export class EventQueue implements EventSubscription {
     }
     this.#bufferSize = bufferSize;
     this.#onEnd = onEnd;
+    this.subscription = new SubscriptionReader(this);
   }
+
+  /** The reading side, what `manager.subscribe()` returns. */
+  readonly subscription: EventSubscription;
 
   /**
    * Events dropped because the buffer was full.
@@ -100,11 +107,37 @@ export class EventQueue implements EventSubscription {
     this.#waiter = undefined;
     waiter?.({ value: undefined, done: true });
   }
+}
 
-  /**
-   * The subscription itself.
-   */
-  [Symbol.asyncIterator](): this {
+/** The reading side of an {@linkcode EventQueue}: no way to push. */
+class SubscriptionReader implements EventSubscription {
+  readonly #queue: EventQueue;
+
+  constructor(queue: EventQueue) {
+    this.#queue = queue;
+  }
+
+  get dropped(): number {
+    return this.#queue.dropped;
+  }
+
+  get pending(): number {
+    return this.#queue.pending;
+  }
+
+  next(): Promise<IteratorResult<PluginEvent>> {
+    return this.#queue.next();
+  }
+
+  return(): Promise<IteratorResult<PluginEvent>> {
+    return this.#queue.return();
+  }
+
+  end(): void {
+    this.#queue.end();
+  }
+
+  [Symbol.asyncIterator](): EventSubscription {
     return this;
   }
 }

@@ -768,7 +768,7 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
     });
     if (this.#closed) subscription.end();
     else this.#subscriptions.add(subscription);
-    return subscription;
+    return subscription.subscription;
   }
 
   /**
