@@ -9,20 +9,15 @@
 
 import { PluginManager, WasmRuntime } from "../mod.ts";
 import { artifactOf } from "../src/_artifact.ts";
+import { ADD_WAT, bareInlineRuntime } from "./_add_plugin.ts";
 import { type Figure, interleave, median } from "./_measure.ts";
-
-const ADD_WAT =
-  '(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))';
 
 /** Runs the comparison and returns its figures and ratios. */
 export async function benchCallOverhead(
   options: { rounds?: number; iterations?: number } = {},
 ): Promise<{ figures: Figure[]; ratios: Record<string, number> }> {
   const { rounds = 30, iterations = 20_000 } = options;
-  await using runtime = new WasmRuntime({
-    execution: { isolation: "inline", fuelMetering: false, epochInterruption: false },
-    resourceLimits: { maxCallDepth: Infinity },
-  });
+  await using runtime = bareInlineRuntime();
   await using metered = new WasmRuntime({ execution: { isolation: "inline" } });
   await using plugin = await runtime.createPluginFromWat(ADD_WAT, { name: "add" });
   await using meteredPlugin = await metered.createPluginFromWat(ADD_WAT, { name: "add" });

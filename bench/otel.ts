@@ -11,22 +11,16 @@
 import { metrics, trace } from "@opentelemetry/api";
 import { TracerProvider } from "@opentelemetry/sdk-trace";
 import { MeterProvider } from "@opentelemetry/sdk-metrics";
-import { WasmRuntime } from "../mod.ts";
 import { setTelemetryEnabled } from "../src/observe/_otel.ts";
+import { ADD_WAT, bareInlineRuntime } from "./_add_plugin.ts";
 import { type Figure, interleave, median } from "./_measure.ts";
-
-const ADD_WAT =
-  '(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))';
 
 /** Runs the comparison and returns its figures and ratios. */
 export async function benchOtel(
   options: { rounds?: number; iterations?: number } = {},
 ): Promise<{ figures: Figure[]; ratios: Record<string, number> }> {
   const { rounds = 30, iterations = 20_000 } = options;
-  await using runtime = new WasmRuntime({
-    execution: { isolation: "inline", fuelMetering: false, epochInterruption: false },
-    resourceLimits: { maxCallDepth: Infinity },
-  });
+  await using runtime = bareInlineRuntime();
   await using plugin = await runtime.createPluginFromWat(ADD_WAT, { name: "add" });
   const tracerProvider = new TracerProvider();
   const meterProvider = new MeterProvider();
