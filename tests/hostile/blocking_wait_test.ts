@@ -32,8 +32,10 @@ const WAIT_WAT = `(module
 
 const LIMIT_MS = 100;
 
+// Slow: it counts the process's threads, which the parallel default suite shares.
 testEachIsolation("Hostile: an atomic wait without timeout ends at the deadline", {
   permissions: { run: ["ls"] },
+  slow: true,
 }, async (t, { loadPlugin }) => {
   // One plugin first, so threads the process keeps once it ran one are counted.
   await (await loadPlugin(WAIT_WAT))[Symbol.asyncDispose]();

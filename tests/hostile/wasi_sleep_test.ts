@@ -29,8 +29,10 @@ export const SLEEP_WAT = `(module
 
 const HOUR_MS = 3_600_000;
 
+// Slow: it counts the process's threads, which the parallel default suite shares.
 testEachIsolation("Hostile WASI: a poll_oneoff sleep past the deadline ends at the deadline", {
   permissions: { run: ["ls"] },
+  slow: true,
 }, async (t, { loadPlugin }) => {
   // One plugin first, so threads the process keeps once it ran one are counted.
   await (await loadPlugin(SLEEP_WAT, { capabilities: [Capability.Wasi] }))[Symbol.asyncDispose]();
