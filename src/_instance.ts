@@ -121,7 +121,7 @@ interface Cancellation {
 /** A live instance; it is also the inline isolation's {@linkcode PluginBackend}. */
 export class PluginInstance implements PluginBackend {
   readonly #options: InstanceOptions;
-  readonly #slot: ErrorSlot = { error: undefined, generation: 0 };
+  readonly #slot: ErrorSlot = { error: undefined, generation: 0, guestError: undefined };
   readonly #logBudget: LogBudget = createLogBudget();
   /** The memory the host reads and writes. */
   readonly memory: GuestMemory = new GuestMemory();

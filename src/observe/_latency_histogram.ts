@@ -2,9 +2,11 @@
  * A fixed-size, log-bucketed latency histogram: constant memory per plugin,
  * O(1) allocation-free `record`, percentiles within 1 % relative error.
  *
- * Buckets grow geometrically by `γ = (1 + α) / (1 - α)` with `α = 0.01`
- * (the DDSketch layout): bucket `i` holds the values in `(γ^(i-1), γ^i]` and
- * reports `2γ^i / (γ + 1)`, which is within `α` of every value it holds.
+ * Each power of two is split into 64 equal sub-buckets (the HdrHistogram
+ * layout), found from the bits of the value's float64 encoding: its exponent
+ * and the top six bits of its mantissa, with no logarithm on the call path.
+ * A bucket `[lower, lower * (1 + 1/64))` reports its midpoint, which is
+ * within 1/128 (0.8 %) of every value it holds.
  *
  * @module
  */
@@ -12,28 +14,43 @@
 /** Relative accuracy of {@linkcode LatencyHistogram.percentile}. */
 export const LATENCY_RELATIVE_ACCURACY = 0.01;
 
-const GAMMA = (1 + LATENCY_RELATIVE_ACCURACY) / (1 - LATENCY_RELATIVE_ACCURACY);
-const INV_LOG_GAMMA = 1 / Math.log(GAMMA);
-/** Values below 1 ns land in a zero bucket that reports 0. */
+/** Sub-buckets per power of two: `2 ** SUB_BITS`. */
+const SUB_BITS = 6;
+const SUB_BUCKETS = 1 << SUB_BITS;
+/** Values up to 1 ns land in a bucket that reports 1 ns. */
 const MIN_TRACKED_NS = 1;
-/** 2^44 ns ≈ 4.9 h; larger values share the last bucket (`maxNs` stays exact). */
-const MAX_TRACKED_NS = 2 ** 44;
-/** Buckets 1…BUCKETS-1 cover `(1, MAX_TRACKED_NS]`; bucket 0 holds `(0, 1]`. */
-const BUCKETS = Math.ceil(Math.log(MAX_TRACKED_NS) * INV_LOG_GAMMA) + 1;
+/** Powers of two tracked above 1 ns: up to 2^44 ns ≈ 4.9 h (`maxNs` stays exact beyond). */
+const OCTAVES = 44;
+const MAX_TRACKED_NS = 2 ** OCTAVES;
+/** Bucket 0 holds `(0, 1]`; buckets 1… the sub-buckets of each octave; the last, the rest. */
+const BUCKETS = 1 + OCTAVES * SUB_BUCKETS + 1;
+
+/** A float64 and its two 32-bit halves (little-endian: `[1]` holds sign, exponent, top mantissa). */
+const scratch = new Float64Array(1);
+const scratchWords = new Uint32Array(scratch.buffer);
 
 function bucketOf(valueNs: number): number {
   if (valueNs <= MIN_TRACKED_NS) return 0;
   if (valueNs >= MAX_TRACKED_NS) return BUCKETS - 1;
-  return Math.ceil(Math.log(valueNs) * INV_LOG_GAMMA);
+  scratch[0] = valueNs;
+  const high = scratchWords[1]!;
+  const exponent = (high >>> 20) - 1023;
+  const sub = (high >>> (20 - SUB_BITS)) & (SUB_BUCKETS - 1);
+  return 1 + exponent * SUB_BUCKETS + sub;
 }
 
 function representativeOf(bucket: number): number {
-  return (2 * GAMMA ** bucket) / (GAMMA + 1);
+  if (bucket === 0) return MIN_TRACKED_NS;
+  if (bucket === BUCKETS - 1) return MAX_TRACKED_NS;
+  const index = bucket - 1;
+  const exponent = Math.floor(index / SUB_BUCKETS);
+  const sub = index % SUB_BUCKETS;
+  return 2 ** exponent * (1 + (sub + 0.5) / SUB_BUCKETS);
 }
 
 /**
  * Durations of a plugin's calls in nanoseconds, as a log-bucket histogram of
- * about 1 500 counters (12 KiB), whatever the number of calls.
+ * 2 818 counters (22 KiB), whatever the number of calls.
  *
  * Negative values are clamped to 0 and `NaN` is ignored, so a bad clock
  * reading never throws on the call path.
@@ -102,7 +119,7 @@ export class LatencyHistogram {
     for (let i = 0; i < BUCKETS; i++) {
       seen += counts[i]!;
       if (seen >= rank) {
-        const value = i === 0 ? MIN_TRACKED_NS : representativeOf(i);
+        const value = representativeOf(i);
         return Math.min(this.#maxNs, Math.max(this.#minNs, value));
       }
     }
