@@ -40,20 +40,15 @@ import denoJson from "./deno.json" with { type: "json" };
 import {
   Capability,
   type CompiledModule,
-  DEFAULT_DASHBOARD_PORT,
   DEFAULT_LIMITS,
   type ExecutionConfig,
   type Isolation,
   type ModuleItem,
-  parseCapabilities,
   PluginManager,
   type ResourceLimits,
   WasmError,
   WasmRuntime,
 } from "./mod.ts";
-import { artifactOf } from "./src/_artifact.ts";
-import { builtinCapability } from "./src/host/_env.ts";
-import { listMemories, listTables } from "./src/instrument/_module.ts";
 
 /**
  * Where the CLI writes, and where it reads standard input from; tests pass
@@ -321,6 +316,9 @@ const BENCH: CommandSpec = {
   execute: bench,
 };
 
+/** The port `serve` listens on without `--port`: the dashboard's own default. */
+const DEFAULT_PORT = 8787;
+
 const SERVE: CommandSpec = {
   name: "serve",
   arguments: "<file>…",
@@ -336,7 +334,7 @@ const SERVE: CommandSpec = {
       name: "port",
       value: "<n>",
       description: "The TCP port; 0 picks a free one",
-      default: String(DEFAULT_DASHBOARD_PORT),
+      default: String(DEFAULT_PORT),
     },
     {
       name: "hostname",
@@ -683,13 +681,21 @@ function hintWorkerPermissions(err: unknown): never {
   throw err;
 }
 
-/** The capabilities of `--cap`; an unknown one is bad usage. */
+const CAPABILITIES: readonly string[] = Object.values(Capability);
+
+/** The capabilities of `--cap`, each once; an unknown one is bad usage. */
 function capabilitiesOf(args: ParsedArgs): Capability[] {
-  try {
-    return [...parseCapabilities(list(args, "cap") as Capability[])];
-  } catch (err) {
-    throw new UsageError((err as Error).message);
+  const names = list(args, "cap");
+  for (const name of names) {
+    if (!CAPABILITIES.includes(name)) {
+      throw new UsageError(
+        `Cannot grant capability ${JSON.stringify(name)}: expected one of ${
+          CAPABILITIES.join(", ")
+        }`,
+      );
+    }
   }
+  return [...new Set(names as Capability[])];
 }
 
 function limitsOf(args: ParsedArgs): Partial<ResourceLimits> {
@@ -750,18 +756,13 @@ function bigintReplacer(_key: string, value: unknown): unknown {
 // ---------------------------------------------------------------------------
 // inspect
 
-/** The capability an import needs, as `inspect` reports it. */
-function importCapability(module: string | undefined, name: string): string {
-  if (module === "wasi_snapshot_preview1") return Capability.Wasi;
-  if (module === "env") {
-    const capability = builtinCapability(name);
-    if (capability !== undefined) return capability ?? "(none)";
-  }
-  return Capability.CallHostFunction;
+/** The capability a function import needs, as `inspect` reports it; `undefined` for others. */
+function importCapability(item: ModuleItem): string | undefined {
+  return item.capability === undefined ? undefined : item.capability ?? "(none)";
 }
 
 function describeLimits(
-  limits: { min: number | bigint; max: number | bigint | null; shared: boolean },
+  limits: { min: number; max: number | null; shared: boolean },
 ): string {
   return `min ${limits.min}, max ${limits.max ?? "none"}${limits.shared ? ", shared" : ""}`;
 }
@@ -773,39 +774,30 @@ async function inspect(args: ParsedArgs, io: CliIo): Promise<number> {
   // Nothing runs: the runtime only compiles, so it needs no worker.
   await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
   const compiled = await compileFile(runtime, file);
-  const { info } = artifactOf(compiled);
   const report = {
     name: compiled.name,
     sizeBytes: compiled.sizeBytes,
     sha256: compiled.hash,
-    imports: compiled.imports.map((item) => ({
-      ...item,
-      capability: item.kind === "function" ? importCapability(item.module, item.name) : undefined,
-    })),
+    imports: compiled.imports.map((item) => ({ ...item, capability: importCapability(item) })),
     exports: compiled.exports,
-    memories: listMemories(info).map(({ index, import: from, exportNames, limits }) => ({
-      index,
-      imported: from !== null,
-      exportNames,
-      limits: describeLimits(limits),
+    memories: compiled.memories.map((memory) => ({
+      index: memory.index,
+      imported: memory.imported,
+      exportNames: memory.exportNames,
+      limits: describeLimits({ min: memory.minPages, max: memory.maxPages, shared: memory.shared }),
     })),
-    tables: listTables(info).map(({ index, import: from, exportNames, limits, refType }) => ({
-      index,
-      imported: from !== null,
-      exportNames,
-      refType,
-      limits: describeLimits(limits),
+    tables: compiled.tables.map((table) => ({
+      index: table.index,
+      imported: table.imported,
+      exportNames: table.exportNames,
+      refType: table.elementType,
+      limits: describeLimits({ min: table.minElements, max: table.maxElements, shared: false }),
     })),
-    customSections: info.customSections.map((section) => ({
-      name: section.name,
-      sizeBytes: section.end - section.contentStart,
-    })),
+    customSections: compiled.customSections,
     manifest: compiled.manifest,
     capabilitiesNeeded: [
       ...new Set(
-        compiled.imports.filter((item) => item.kind === "function")
-          .map((item) => importCapability(item.module, item.name))
-          .filter((capability) => capability !== "(none)"),
+        compiled.imports.flatMap((item) => item.capability ?? []),
       ),
     ],
   };
@@ -840,7 +832,7 @@ async function inspect(args: ParsedArgs, io: CliIo): Promise<number> {
   return 0;
 }
 
-function signature(item: ModuleItem): string {
+function signature(item: Pick<ModuleItem, "kind" | "params" | "results">): string {
   if (item.kind !== "function") return item.kind;
   return `func (${item.params?.join(", ")}) -> (${item.results?.join(", ")})`;
 }
@@ -1100,7 +1092,7 @@ if (import.meta.main) {
 async function serve(args: ParsedArgs, io: CliIo): Promise<number> {
   const files = args.positionals;
   if (files.length === 0) throw new UsageError("serve needs at least one file");
-  const rawPort = option(args, "port") ?? String(DEFAULT_DASHBOARD_PORT);
+  const rawPort = option(args, "port") ?? String(DEFAULT_PORT);
   const port = Number(rawPort);
   if (!/^\d+$/.test(rawPort) || port > 65_535) {
     throw new UsageError(`--port must be an integer from 0 to 65535, received "${rawPort}"`);

@@ -45,7 +45,7 @@ export { type ResolvedExecution, WasmRuntime } from "./src/wasm_runtime.ts";
 export * from "./src/plugin_event.ts";
 export * from "./src/event_subscription.ts";
 export * from "./src/plugin_manager.ts";
-export * from "./src/observe/dashboard_server.ts";
+export type { DashboardServer, ServeOptions } from "./src/observe/dashboard_server.ts";
 export * from "./src/observe/anomaly.ts";
 export * from "./src/plugin_manifest.ts";
 export * from "./src/wasi/wasi_preview1.ts";

@@ -132,7 +132,10 @@ export async function benchInstrumentation(
 }
 
 if (import.meta.main) {
-  const { figures, ratios } = await benchInstrumentation();
+  // deno run --allow-read bench/instrumentation.ts [--rounds N]
+  const at = Deno.args.indexOf("--rounds");
+  const rounds = at >= 0 ? Number(Deno.args[at + 1]) : undefined;
+  const { figures, ratios } = await benchInstrumentation(rounds === undefined ? {} : { rounds });
   for (const f of figures) {
     console.log(
       `${f.name}: ${(f.medianNs / 1e6).toFixed(2)} ms (${(f.minNs / 1e6).toFixed(2)}–${

@@ -6,7 +6,18 @@
  * @module
  */
 
-import type { CompiledModule, ModuleItem } from "./compiled_module.ts";
+import type {
+  CompiledModule,
+  ModuleCustomSection,
+  ModuleItem,
+  ModuleMemory,
+  ModuleTable,
+} from "./compiled_module.ts";
+// Evaluating the class grants the access that createCompiledModule and artifactOf use.
+import "./compiled_module.ts";
+import { compiledModuleAccess, type CompiledModuleInit } from "./_compiled_module_access.ts";
+import { Capability } from "./capability.ts";
+import { builtinCapability } from "./host/_env.ts";
 import { CompilationError, OutOfMemoryError, ResourceLimitError } from "./errors.ts";
 import type { ResourceLimits } from "./resource_limits.ts";
 import type { Signature } from "./_signature.ts";
@@ -21,14 +32,17 @@ import {
   type InstrumentResult,
   RESERVED_EXPORT_PREFIX,
 } from "./instrument/instrument.ts";
-import { decodeManifestSection, MANIFEST_SECTION, type PluginManifest } from "./plugin_manifest.ts";
+import { decodeManifestSection, MANIFEST_SECTION } from "./_plugin_manifest.ts";
+import type { PluginManifest } from "./plugin_manifest.ts";
 import { assertNoGcHeap } from "./_module_features.ts";
 import {
   type CustomSection,
   describeExports,
   describeImports,
   indexSpaceSizes,
+  type Limits,
   listMemories,
+  listTables,
   type ModuleInfo,
   parseModule,
 } from "./instrument/_module.ts";
@@ -65,6 +79,12 @@ export interface ModuleArtifact {
   readonly memoryExports: readonly string[];
   /** The manifest embedded in a `wasmplug.manifest` section, if any. */
   readonly manifest: PluginManifest | null;
+  /** Memories as declared, imported ones first. */
+  readonly memories: readonly ModuleMemory[];
+  /** Tables as declared, imported ones first. */
+  readonly tables: readonly ModuleTable[];
+  /** Custom sections, in module order. */
+  readonly customSections: readonly ModuleCustomSection[];
   /** Prepared modules by limits key. */
   readonly prepared: Map<string, Promise<PreparedModule>>;
   /**
@@ -85,28 +105,35 @@ export interface BuildOptions {
   alongside?: (artifact: ModuleArtifact) => Promise<unknown>;
 }
 
-const artifacts = new WeakMap<CompiledModule, ModuleArtifact>();
-
-/** Associates a public {@linkcode CompiledModule} with its artifact. */
-export function registerArtifact(compiled: CompiledModule, artifact: ModuleArtifact): void {
-  artifacts.set(compiled, artifact);
+/** Creates the public {@linkcode CompiledModule} that holds `artifact`. */
+export function createCompiledModule(
+  artifact: ModuleArtifact,
+  init: CompiledModuleInit,
+): CompiledModule {
+  return compiledModuleAccess().create(artifact, init);
 }
 
 /**
  * Returns the artifact of a module compiled by a runtime.
  *
- * @throws {TypeError} If `compiled` did not come from `compile`/`compileWat`.
+ * @throws {TypeError} If `compiled` did not come from `compile`/`compileWat`,
+ *   naming the mistake when it is a copy of one.
  */
 export function artifactOf(compiled: CompiledModule): ModuleArtifact {
   const artifact = typeof compiled === "object" && compiled !== null
-    ? artifacts.get(compiled)
+    ? compiledModuleAccess().artifactOf(compiled)
     : undefined;
-  if (artifact === undefined) {
+  if (artifact !== undefined) return artifact;
+  const expected =
+    "Cannot create a plugin: expected a CompiledModule returned by runtime.compile() or compileWat()";
+  if (typeof compiled === "object" && compiled !== null && typeof compiled.hash === "string") {
     throw new TypeError(
-      "Cannot create a plugin: expected a CompiledModule returned by runtime.compile() or compileWat()",
+      `${expected}, received a copy of one (module "${String(compiled.name)}"): ` +
+        "a copy such as { ...compiled } or structuredClone(compiled) has no compiled code, " +
+        "pass the CompiledModule itself",
     );
   }
-  return artifact;
+  throw new TypeError(expected);
 }
 
 /**
@@ -166,19 +193,67 @@ function describeArtifact(
       signatures.set(item.name, { params: item.params ?? [], results: item.results ?? [] });
     }
   }
-  const memoryExports = listMemories(info).flatMap((memory) => memory.exportNames);
+  const memories = listMemories(info);
+  const memoryExports = memories.flatMap((memory) => memory.exportNames);
+  const imports: ModuleItem[] = describeImports(info).map((item) =>
+    item.kind === "function"
+      ? { ...item, capability: importCapability(item.module, item.name) }
+      : item
+  );
   return {
     bytes,
     hash,
     info,
-    imports: deepFreeze(describeImports(info)),
+    imports: deepFreeze(imports),
     exports: deepFreeze(exports),
     signatures,
     memoryExports,
     manifest: embeddedManifest(bytes, info),
+    memories: deepFreeze(memories.map(({ index, import: from, exportNames, limits }) => ({
+      index,
+      imported: from !== null,
+      exportNames,
+      minPages: Number(limits.min),
+      maxPages: maximumOf(limits),
+      shared: limits.shared,
+      memory64: limits.address === "i64",
+    }))),
+    tables: deepFreeze(
+      listTables(info).map(({ index, import: from, exportNames, limits, refType }) => ({
+        index,
+        imported: from !== null,
+        exportNames,
+        elementType: refType,
+        minElements: Number(limits.min),
+        maxElements: maximumOf(limits),
+        table64: limits.address === "i64",
+      })),
+    ),
+    customSections: deepFreeze(info.customSections.map((section) => ({
+      name: section.name,
+      sizeBytes: section.end - section.contentStart,
+    }))),
     prepared: new Map(),
     validated,
   };
+}
+
+/**
+ * The capability a call through a function import needs when the runtime
+ * provides it; see {@linkcode ModuleItem.capability}.
+ */
+function importCapability(module: string | undefined, name: string): Capability | null {
+  if (module === "wasi_snapshot_preview1") return Capability.Wasi;
+  if (module === "env") {
+    const capability = builtinCapability(name);
+    if (capability !== undefined) return capability as Capability | null;
+  }
+  return Capability.CallHostFunction;
+}
+
+/** A declared maximum as a number (a 64-bit table's may round), or `null`. */
+function maximumOf(limits: Limits): number | null {
+  return limits.max === null ? null : Number(limits.max);
 }
 
 function embeddedManifest(bytes: Uint8Array, info: ModuleInfo): PluginManifest | null {
@@ -277,8 +352,8 @@ function throwIfTooLarge({ violations, totals }: ClampResult): void {
       );
     }
     throw new ResourceLimitError(
-      "maxTableElements",
       `${what} needs at least ${violation.declaredMinimum} elements, above the limit maxTableElements = ${violation.limit}`,
+      { limit: "maxTableElements" },
     );
   }
   const total = totals[0];
@@ -289,8 +364,8 @@ function throwIfTooLarge({ violations, totals }: ClampResult): void {
     );
   }
   throw new ResourceLimitError(
-    "maxTableElements",
     `The ${total.count} tables need at least ${total.declaredMinimum} elements together, above the limit maxTableElements = ${total.limit}`,
+    { limit: "maxTableElements" },
   );
 }
 

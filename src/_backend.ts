@@ -45,9 +45,14 @@ export interface PluginBackend {
   invoke(name: string, args: readonly unknown[], budget: CallBudget, startMs: number): unknown;
   /**
    * Runs a bytes-ABI call whole, in one exchange with one fuel budget and one
-   * deadline for all of its steps; resolves to the i32 result or the output.
+   * deadline for all of its steps; returns (or resolves to) the i32 result or
+   * the output, synchronously when the backend can, like `invoke`.
    */
-  invokeBytes(call: BytesCall, budget: CallBudget, startMs: number): Promise<number | Uint8Array>;
+  invokeBytes(
+    call: BytesCall,
+    budget: CallBudget,
+    startMs: number,
+  ): number | Uint8Array | Promise<number | Uint8Array>;
   /** Fuel used by the last `invoke`, `invokeBytes` or `runCommand`, 0 when fuel is not metered. */
   readonly lastFuelUsed: number;
   /**

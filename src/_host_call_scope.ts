@@ -37,10 +37,10 @@ export function runInHostCall<A extends unknown[], R>(
  */
 export function assertNotInHostCallOf(owner: object, action: string, waiter: string): void {
   if (!isInHostCallOf(owner)) return;
-  throw new PluginStateError("running", action, {
-    message:
-      `${action} from one of its own host functions: ${waiter} is waiting for that host function to return`,
-  });
+  throw new PluginStateError(
+    `${action} from one of its own host functions: ${waiter} is waiting for that host function to return`,
+    { state: "running" },
+  );
 }
 
 /** The owner of the innermost host call the current code runs inside of, if any. */

@@ -52,7 +52,7 @@ export function planImports(
     } else if (module === "wasi_snapshot_preview1" && kind === "function" && isWasiFunction(name)) {
       plan.push({ module, name, kind: "wasi", index: -1 });
     } else {
-      throw new ImportNotFoundError(module, name);
+      throw new ImportNotFoundError(undefined, { module, importName: name });
     }
   }
   return { plan, linkerFunctions };

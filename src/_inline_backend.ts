@@ -5,37 +5,23 @@
  * @module
  */
 
-import type { PreparedModule } from "./_artifact.ts";
-import type { CallBudget, PluginBackend } from "./_backend.ts";
-import { createHostServices, type HostEnvironment } from "./host/_services.ts";
-import { type ImportPlan, PluginInstance, type WasiSettings } from "./_instance.ts";
-import type { HostCallable } from "./host/_env.ts";
+import type { PluginBackend } from "./_backend.ts";
+import { createHostServices } from "./host/_services.ts";
+import { PluginInstance } from "./_instance.ts";
+import { type BackendParts, startBudgetOf } from "./_instance_spec.ts";
 
-/** What an inline plugin is made from. */
-export interface InlineBackendOptions {
-  readonly prepared: PreparedModule;
-  readonly imports: readonly ImportPlan[];
-  readonly linkerFunctions: readonly HostCallable[];
-  readonly env: HostEnvironment;
-  readonly maxCallDepth: number;
-  readonly startBudget: CallBudget;
-  readonly wasi: WasiSettings | undefined;
-}
-
-/** Instantiates the module on the host thread. */
-export function createInlineBackend(options: InlineBackendOptions): Promise<PluginBackend> {
-  const { prepared, imports, linkerFunctions, env, maxCallDepth, startBudget, wasi } = options;
-  return PluginInstance.create({
-    module: prepared.module,
-    instrumentation: prepared.instrumentation,
-    imports,
+/**
+ * Instantiates the module on the host thread, bound to the host's own
+ * functions, and runs its start function.
+ *
+ * @throws {InstantiationError} If instantiation or the start function fails.
+ */
+export async function createInlineBackend({ spec, host }: BackendParts): Promise<PluginBackend> {
+  const { linkerFunctions } = host;
+  const instance = await PluginInstance.create(spec, {
     linkerFunction: (index) => linkerFunctions[index]!,
-    services: createHostServices(env),
-    capabilities: env.capabilities,
-    allowedHosts: env.allowedHosts,
-    maxCallDepth,
-    startBudget,
-    pluginName: env.pluginName,
-    wasi,
+    services: createHostServices(host.env),
   });
+  instance.start(startBudgetOf(spec, host), performance.now());
+  return instance;
 }

@@ -22,19 +22,17 @@ import {
   type WasmError,
 } from "./errors.ts";
 import { InstanceLimits, MEMORY_BYTES_EXPORT } from "./instrument/_instance_limits.ts";
-import type { InstrumentMetadata } from "./instrument/instrument.ts";
 import { TrapReason } from "./instrument/_trap.ts";
 import {
   createBuiltin,
   createLogBudget,
   type ErrorSlot,
   guardHostFunction,
-  type HostCallable,
   isAsyncBuiltin,
   type LogBudget,
   reportDroppedLogs,
 } from "./host/_env.ts";
-import type { HostServices } from "./host/_services.ts";
+import type { InstanceBindings, InstanceSpec } from "./_instance_spec.ts";
 import { findExportedMemory, GuestMemory } from "./host/_guest_memory.ts";
 import { hasJspi, promising, suspending } from "./_jspi.ts";
 import { classifyCallError } from "./_trap.ts";
@@ -50,36 +48,6 @@ export interface ImportPlan {
   readonly kind: "linker" | "builtin" | "wasi";
   /** Index among the linker functions (`kind: "linker"`). */
   readonly index: number;
-}
-
-/** What an instance is made from. */
-export interface InstanceOptions {
-  readonly module: WebAssembly.Module;
-  readonly instrumentation: InstrumentMetadata | null;
-  readonly imports: readonly ImportPlan[];
-  /** The linker function behind an import plan's `index`. */
-  readonly linkerFunction: (index: number) => HostCallable;
-  readonly services: HostServices;
-  readonly capabilities: ReadonlySet<string>;
-  readonly allowedHosts: readonly string[];
-  readonly maxCallDepth: number;
-  /** Budgets of the deferred start function (the plugin's own limits). */
-  readonly startBudget: CallBudget;
-  readonly pluginName: string;
-  /**
-   * Leave the deferred start function to {@linkcode PluginInstance.start}
-   * (a worker runs it as a call, so the host can serve and interrupt it).
-   */
-  readonly startLater?: boolean;
-  /** WASI arguments, environment and preopens (for modules that import WASI). */
-  readonly wasi?: WasiSettings | undefined;
-  /** What a WASI command reads from standard input (a run's own instance). */
-  readonly stdin?: Uint8Array | undefined;
-  /**
-   * Asked as each call begins: true when it must stop at once (its host asked
-   * before the call had reset the instrumentation's interrupt flag).
-   */
-  readonly stopRequested?: () => boolean;
 }
 
 /** The serializable WASI part of a plugin config. */
@@ -120,11 +88,22 @@ interface Cancellation {
 
 /** A live instance; it is also the inline isolation's {@linkcode PluginBackend}. */
 export class PluginInstance implements PluginBackend {
-  readonly #options: InstanceOptions;
+  readonly #spec: InstanceSpec;
+  readonly #bindings: InstanceBindings;
+  /** The spec's capabilities, for lookups. */
+  readonly #capabilities: ReadonlySet<string>;
+  /** What a WASI command reads from standard input: set only on a run's own instance. */
+  readonly #stdin: Uint8Array | undefined;
   readonly #slot: ErrorSlot = { error: undefined, generation: 0, guestError: undefined };
   readonly #logBudget: LogBudget = createLogBudget();
   /** The memory the host reads and writes. */
   readonly memory: GuestMemory = new GuestMemory();
+  /**
+   * Where a bytes call's output is copied when the caller copies it on at
+   * once (a worker into its channel), reused from call to call: a fresh
+   * buffer costs ≈ 0.4 µs in Deno. `undefined`: every output is fresh.
+   */
+  #outputScratch: Uint8Array | undefined;
   readonly #functions = new Map<string, Callable>();
   #exports: WebAssembly.Exports = {};
   /** True when the module imports an async host function, so exports are JSPI-wrapped. */
@@ -154,18 +133,26 @@ export class PluginInstance implements PluginBackend {
   /** The module's sum of all its memories' bytes, when it has several (see `_totals.ts`). */
   #memoryTotal: (() => bigint) | null = null;
 
-  private constructor(options: InstanceOptions) {
-    this.#options = options;
+  private constructor(spec: InstanceSpec, bindings: InstanceBindings, stdin?: Uint8Array) {
+    this.#spec = spec;
+    this.#bindings = bindings;
+    this.#capabilities = new Set(spec.capabilities);
+    this.#stdin = stdin;
   }
 
   /**
-   * Instantiates the module and runs its (deferred) start function.
+   * Instantiates the module, and takes over the spec's `restore` state if it
+   * has one. The (deferred) start function of a fresh instance is left to
+   * {@linkcode start}, so its host can run it as a call it can serve and
+   * interrupt.
    *
-   * @throws {InstantiationError} If instantiation or the start function fails.
+   * @throws {InstantiationError} If instantiation fails.
+   * @throws {TypeError} If there is a state to restore and the module does not export its state.
    */
-  static async create(options: InstanceOptions): Promise<PluginInstance> {
-    const instance = new PluginInstance(options);
+  static async create(spec: InstanceSpec, bindings: InstanceBindings): Promise<PluginInstance> {
+    const instance = new PluginInstance(spec, bindings);
     await instance.#instantiate();
+    if (spec.restore !== null) instance.restoreState(spec.restore);
     return instance;
   }
 
@@ -182,9 +169,9 @@ export class PluginInstance implements PluginBackend {
     const imports = this.#buildImports();
     let instance: WebAssembly.Instance;
     try {
-      instance = await WebAssembly.instantiate(this.#options.module, imports);
+      instance = await WebAssembly.instantiate(this.#spec.module, imports);
     } catch (err) {
-      const cause = this.#slot.error ?? classifyCallError(err, this.#options.maxCallDepth);
+      const cause = this.#slot.error ?? classifyCallError(err, this.#spec.maxCallDepth);
       this.#slot.error = undefined;
       throw new InstantiationError(`Cannot instantiate the module: ${cause.message}`, { cause });
     }
@@ -193,16 +180,20 @@ export class PluginInstance implements PluginBackend {
     const total = instance.exports[MEMORY_BYTES_EXPORT];
     this.#memoryTotal = typeof total === "function" ? total as () => bigint : null;
     this.memory.attach(this.#rawMemory);
-    const instrumentation = this.#options.instrumentation;
+    const instrumentation = this.#spec.instrumentation;
     if (instrumentation === null) return;
     this.#limits = new InstanceLimits(instance, instrumentation);
-    if (!this.#options.startLater) this.start(this.#options.startBudget, performance.now());
   }
 
-  /** True when the module has a start function that {@linkcode start} still has to run. */
+  /**
+   * True when the module has a deferred start function for {@linkcode start}
+   * to run. A restored instance has none: it carries on from its state, and
+   * its start function ran long ago.
+   */
   get hasStart(): boolean {
-    const start = this.#options.instrumentation?.startFunction;
-    return this.#limits !== null && start !== null && start !== undefined;
+    const start = this.#spec.instrumentation?.startFunction;
+    return this.#limits !== null && start !== null && start !== undefined &&
+      this.#spec.restore === null;
   }
 
   /**
@@ -237,18 +228,18 @@ export class PluginInstance implements PluginBackend {
     this.#fuelBudget = budget.fuel ?? UNMETERED_FUEL;
     limits.prepare({
       fuel: this.#fuelBudget,
-      maxCallDepth: this.#options.maxCallDepth,
+      maxCallDepth: this.#spec.maxCallDepth,
       deadline: startMs + budget.timeoutMs,
       now: startMs,
     });
-    if (this.#options.stopRequested?.() === true) limits.interrupt();
+    if (this.#bindings.stopRequested?.() === true) limits.interrupt();
   }
 
   /** Reads what the call consumed. */
   #end(): void {
-    reportDroppedLogs(this.#logBudget, this.#options.services);
+    reportDroppedLogs(this.#logBudget, this.#bindings.services);
     const limits = this.#limits;
-    if (limits === null || !this.#options.instrumentation?.fuelGlobal) return;
+    if (limits === null || !this.#spec.instrumentation?.fuelGlobal) return;
     const remaining = Number(limits.fuelRemaining);
     this.#lastFuelUsed = remaining < 0 ? this.#fuelBudget : this.#fuelBudget - remaining;
   }
@@ -257,10 +248,10 @@ export class PluginInstance implements PluginBackend {
     const imports: Record<string, Record<string, WebAssembly.ImportValue>> = {};
     // Only a guest suspended in an async host function can be cancelled mid-call.
     const cancellable = hasJspi &&
-      this.#options.imports.some((plan) => plan.kind === "builtin" && isAsyncBuiltin(plan.name));
-    for (const plan of this.#options.imports) {
+      this.#spec.imports.some((plan) => plan.kind === "builtin" && isAsyncBuiltin(plan.name));
+    for (const plan of this.#spec.imports) {
       const value = plan.kind === "linker"
-        ? this.#linkerFunction(plan.module, plan.name, this.#options.linkerFunction(plan.index))
+        ? this.#linkerFunction(plan.module, plan.name, this.#bindings.linkerFunction(plan.index))
         : plan.kind === "wasi"
         ? this.#wasiFunction(plan.name)
         : this.#builtin(plan.name);
@@ -281,12 +272,14 @@ export class PluginInstance implements PluginBackend {
 
   /** A WASI function, denied without `Capability.Wasi`. */
   #wasiFunction(name: string): unknown {
-    const { capabilities, wasi, stdin, pluginName } = this.#options;
+    const { wasi, pluginName } = this.#spec;
+    const capabilities = this.#capabilities;
+    const stdin = this.#stdin;
     if (!capabilities.has(Capability.Wasi)) {
       return guardHostFunction("wasi_snapshot_preview1", name, this.#slot, () => {
         throw new CapabilityDeniedError(
-          Capability.Wasi,
-          `Calling "wasi_snapshot_preview1"."${name}"`,
+          `Capability denied: Calling "wasi_snapshot_preview1"."${name}" needs the "${Capability.Wasi}" capability`,
+          { capability: Capability.Wasi },
         );
       });
     }
@@ -311,8 +304,8 @@ export class PluginInstance implements PluginBackend {
    * of its work, since the instrumentation's checks do not run meanwhile.
    */
   #checkWasiDeadline(): void {
-    if (performance.now() < this.#deadline && this.#options.stopRequested?.() !== true) return;
-    throw new TimeoutError(this.#budget?.timeoutMs ?? 0);
+    if (performance.now() < this.#deadline && this.#bindings.stopRequested?.() !== true) return;
+    throw new TimeoutError(undefined, { timeoutMs: this.#budget?.timeoutMs ?? 0 });
   }
 
   /**
@@ -325,7 +318,9 @@ export class PluginInstance implements PluginBackend {
   async runCommand(stdin: Uint8Array, budget: CallBudget, startMs: number): Promise<CommandResult> {
     this.#lastFuelUsed = 0;
     // The command's start function and `_start` share the call's one budget.
-    const command = await PluginInstance.create({ ...this.#options, stdin, startLater: true });
+    // A fresh instance, even of a restored plugin: a command starts from the module's own state.
+    const command = new PluginInstance({ ...this.#spec, restore: null }, this.#bindings, stdin);
+    await command.#instantiate();
     try {
       let exitCode = 0;
       try {
@@ -341,7 +336,7 @@ export class PluginInstance implements PluginBackend {
       } catch (err) {
         if (err instanceof FuelExhaustedError && budget.fuel !== null) {
           // Name the call's whole budget, not what the start function left of it.
-          throw new FuelExhaustedError(budget.fuel, { cause: err.cause });
+          throw new FuelExhaustedError(undefined, { fuelLimit: budget.fuel, cause: err.cause });
         }
         if (!(err instanceof WasiExit)) throw err;
         exitCode = err.code;
@@ -362,12 +357,12 @@ export class PluginInstance implements PluginBackend {
   }
 
   #linkerFunction(module: string, name: string, fn: Callable): Callable {
-    const allowed = this.#options.capabilities.has(Capability.CallHostFunction);
+    const allowed = this.#capabilities.has(Capability.CallHostFunction);
     return guardHostFunction(module, name, this.#slot, (...args) => {
       if (!allowed) {
         throw new CapabilityDeniedError(
-          Capability.CallHostFunction,
-          `Calling linker function "${module}"."${name}"`,
+          `Capability denied: Calling linker function "${module}"."${name}" needs the "${Capability.CallHostFunction}" capability`,
+          { capability: Capability.CallHostFunction },
         );
       }
       const result = fn(...args);
@@ -384,12 +379,11 @@ export class PluginInstance implements PluginBackend {
   }
 
   #builtin(name: string): unknown {
-    const { services, capabilities, allowedHosts } = this.#options;
     const fn = createBuiltin(name, {
       memory: this.memory,
-      services,
-      capabilities,
-      allowedHosts,
+      services: this.#bindings.services,
+      capabilities: this.#capabilities,
+      allowedHosts: this.#spec.allowedHosts,
       slot: this.#slot,
       logBudget: this.#logBudget,
     });
@@ -453,14 +447,14 @@ export class PluginInstance implements PluginBackend {
     const message = this.#slot.guestError;
     if (message === undefined) return;
     this.#slot.guestError = undefined;
-    throw new GuestError(fn, message);
+    throw new GuestError(message, { functionName: fn });
   }
 
   invokeBytes(
     call: BytesCall,
     budget: CallBudget,
     startMs: number,
-  ): Promise<number | Uint8Array> {
+  ): number | Uint8Array | Promise<number | Uint8Array> {
     this.#lastFuelUsed = 0;
     const fn = this.#function(call.fn);
     const alloc = this.#function(call.alloc);
@@ -482,9 +476,9 @@ export class PluginInstance implements PluginBackend {
       >;
     }
     try {
-      return Promise.resolve(this.#exchange(call, exports));
+      return this.#exchange(call, exports);
     } catch (err) {
-      return Promise.reject(this.#failure(err));
+      throw this.#failure(err);
     } finally {
       this.#end();
     }
@@ -520,7 +514,7 @@ export class PluginInstance implements PluginBackend {
     // Copy the output out before freeing: the guest may return its input buffer.
     let output: Uint8Array;
     try {
-      output = this.memory.read(outPtr, outLen);
+      output = this.#readOutput(outPtr, outLen);
     } finally {
       this.#release(call, free, inPtr, input.length);
     }
@@ -547,13 +541,32 @@ export class PluginInstance implements PluginBackend {
     const [outPtr, outLen] = unpackOutput(raw as bigint);
     let output: Uint8Array;
     try {
-      output = this.memory.read(outPtr, outLen);
+      output = this.#readOutput(outPtr, outLen);
     } finally {
       await this.#release(call, free, inPtr, input.length);
     }
     if (outPtr !== inPtr) await this.#release(call, free, outPtr, outLen);
     this.#checkGuestError(call.fn);
     return output;
+  }
+
+  /**
+   * Has bytes calls return their output in a buffer reused by the next one
+   * (valid until then), for a caller that copies it on at once.
+   */
+  reuseOutputBuffer(): void {
+    this.#outputScratch ??= new Uint8Array(0);
+  }
+
+  #readOutput(ptr: number, length: number): Uint8Array {
+    const scratch = this.#outputScratch;
+    if (scratch === undefined) return this.memory.read(ptr, length);
+    const view = this.memory.view(ptr, length);
+    const target = length <= scratch.length
+      ? scratch
+      : (this.#outputScratch = new Uint8Array(Math.max(length, 2 * scratch.length, 256)));
+    target.set(view);
+    return target.subarray(0, length);
   }
 
   /** Frees a buffer of a bytes call with the module's `dealloc(ptr, len)` or `free(ptr)`, if any. */
@@ -584,7 +597,7 @@ export class PluginInstance implements PluginBackend {
     this.#slot.signal = controller.signal;
     const timer = Number.isFinite(this.#deadline)
       ? setTimeout(
-        () => reject(new TimeoutError(budget.timeoutMs)),
+        () => reject(new TimeoutError(undefined, { timeoutMs: budget.timeoutMs })),
         Math.max(0, this.#deadline - performance.now()),
       )
       : undefined;
@@ -628,19 +641,23 @@ export class PluginInstance implements PluginBackend {
   #classify(err: unknown): unknown {
     if (typeof err === "object" && err !== null && this.#reported.has(err)) {
       // A guest kept an exception from an earlier call (catch_all_ref) and threw it again.
-      return new TrapError("The plugin rethrew an exception of an earlier call", { cause: err });
+      return new TrapError(undefined, {
+        trap: "The plugin rethrew an exception of an earlier call",
+        cause: err,
+      });
     }
     const limit = this.#limitThatStopped(err);
     if (limit !== undefined) return limit;
     // proc_exit: a command run turns it into an exit code; any other call reports it.
     if (err instanceof WasiExit) {
-      if (this.#options.stdin !== undefined) return err;
-      return new TrapError(`The plugin called proc_exit(${err.code}) outside plugin.run()`, {
+      if (this.#stdin !== undefined) return err;
+      return new TrapError(undefined, {
+        trap: `The plugin called proc_exit(${err.code}) outside plugin.run()`,
         cause: err,
       });
     }
     if (err instanceof DOMException && err.name === "AbortError") return err;
-    return classifyCallError(err, this.#options.maxCallDepth);
+    return classifyCallError(err, this.#spec.maxCallDepth);
   }
 
   /** The error for a trap raised by the instrumentation, if that is what `err` is. */
@@ -649,11 +666,20 @@ export class PluginInstance implements PluginBackend {
     const budget = this.#budget;
     switch (this.#limits.trapReason) {
       case TrapReason.Fuel:
-        return new FuelExhaustedError(budget?.fuel ?? UNMETERED_FUEL, { cause: err });
+        return new FuelExhaustedError(undefined, {
+          fuelLimit: budget?.fuel ?? UNMETERED_FUEL,
+          cause: err,
+        });
       case TrapReason.CallDepth:
-        return new CallDepthExceededError(this.#options.maxCallDepth, { cause: err });
+        return new CallDepthExceededError(undefined, {
+          maxCallDepth: this.#spec.maxCallDepth,
+          cause: err,
+        });
       case TrapReason.Deadline:
-        return new TimeoutError(budget?.timeoutMs ?? Infinity, { cause: err });
+        return new TimeoutError(undefined, {
+          timeoutMs: budget?.timeoutMs ?? Infinity,
+          cause: err,
+        });
       default:
         return undefined;
     }
@@ -674,7 +700,7 @@ export class PluginInstance implements PluginBackend {
    * memories and globals are not all of it.
    */
   captureState(): ParkedState | string {
-    const state = this.#options.instrumentation?.state ?? null;
+    const state = this.#spec.instrumentation?.state ?? null;
     if (state === null) return "the module does not export its state";
     if (state.incomplete !== null) return state.incomplete;
     const wasi = this.#wasi === undefined ? undefined : wasiStates.get(this.#wasi);
@@ -695,7 +721,7 @@ export class PluginInstance implements PluginBackend {
    * instance of the same module, in place of running the start function.
    */
   restoreState(parked: ParkedState): void {
-    const state = this.#options.instrumentation?.state;
+    const state = this.#spec.instrumentation?.state;
     if (state === null || state === undefined || state.incomplete !== null) {
       throw new TypeError("Cannot restore the state of a module that does not export it");
     }
@@ -727,7 +753,7 @@ export class PluginInstance implements PluginBackend {
   }
 
   close(): Promise<void> {
-    this.#cancellation?.reject(new TimeoutError(0));
+    this.#cancellation?.reject(new TimeoutError(undefined, { timeoutMs: 0 }));
     this.#wasi?.close();
     this.#functions.clear();
     this.#exports = {};
@@ -745,6 +771,11 @@ interface BytesExports {
 
 /** The output pointer and length a bytes-ABI function packs into its i64 result. */
 function unpackOutput(raw: bigint): [number, number] {
-  const packed = BigInt.asUintN(64, raw);
-  return [Number(packed >> 32n), Number(packed & 0xffff_ffffn)];
+  // Through a typed array: no BigInt arithmetic, which allocates.
+  packedWord[0] = raw;
+  return [packedHalves[LITTLE_ENDIAN ? 1 : 0]!, packedHalves[LITTLE_ENDIAN ? 0 : 1]!];
 }
+
+const packedWord = new BigInt64Array(1);
+const packedHalves = new Uint32Array(packedWord.buffer);
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;

@@ -7,8 +7,9 @@
  */
 
 /**
- * Throws a `TypeError` for the first own key of `object` that is not in
- * `known`.
+ * Throws a `TypeError` for the first own string key of `object` that is not
+ * in `known`. Symbol keys are not looked at: a runtime config keeps its
+ * internal options under one (see `_internal_options.ts`).
  *
  * @param what What the object is, for the message (e.g. `"the plugin config"`).
  * @param object The options object (already known to be an object).

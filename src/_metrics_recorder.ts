@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { AnomalyDetector } from "./observe/_anomaly_detector.ts";
 import { LatencyHistogram } from "./observe/_latency_histogram.ts";
 import { type CallTelemetryIdentity, exportCall, telemetryActive } from "./observe/_otel.ts";
 import type { PluginMetrics } from "./plugin_metrics.ts";
@@ -23,6 +24,11 @@ export class MetricsRecorder {
   lastFuelUsed = 0;
   /** Durations of every call, in nanoseconds. */
   readonly latency: LatencyHistogram = new LatencyHistogram();
+  /**
+   * What learns the plugin's calls for the manager watching it for anomalies
+   * (the plugin feeds it after each call), or `null`.
+   */
+  detector: AnomalyDetector | null = null;
   readonly #identity: CallTelemetryIdentity;
 
   /**

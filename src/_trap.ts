@@ -13,13 +13,14 @@ const WasmException = (WebAssembly as unknown as { Exception?: abstract new () =
 export function classifyCallError(err: unknown, maxCallDepth: number): WasmError {
   if (err instanceof WasmError) return err;
   if (err instanceof RangeError && /call stack size/i.test(err.message)) {
-    return new CallDepthExceededError(maxCallDepth, {
-      cause: err,
-      message:
-        `Call depth exceeded: the engine's stack overflowed (limit maxCallDepth = ${maxCallDepth})`,
-    });
+    return new CallDepthExceededError(
+      `Call depth exceeded: the engine's stack overflowed (limit maxCallDepth = ${maxCallDepth})`,
+      { maxCallDepth, cause: err },
+    );
   }
-  if (err instanceof WebAssembly.RuntimeError) return new TrapError(err.message, { cause: err });
+  if (err instanceof WebAssembly.RuntimeError) {
+    return new TrapError(undefined, { trap: err.message, cause: err });
+  }
   // A JS value the engine cannot convert at the boundary (e.g. a plain function for a funcref).
   if (err instanceof TypeError && /type incompatibility when transforming/.test(err.message)) {
     return new TypeMismatchError(`A value crossing into wasm has the wrong type: ${err.message}`, {
@@ -27,8 +28,8 @@ export function classifyCallError(err: unknown, maxCallDepth: number): WasmError
     });
   }
   if (WasmException !== undefined && err instanceof WasmException) {
-    return new TrapError("uncaught wasm exception", { cause: err });
+    return new TrapError(undefined, { trap: "uncaught wasm exception", cause: err });
   }
   const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-  return new TrapError(message, { cause: err });
+  return new TrapError(undefined, { trap: message, cause: err });
 }

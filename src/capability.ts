@@ -73,37 +73,3 @@ export const Capability: {
  * ```
  */
 export type Capability = typeof Capability[keyof typeof Capability];
-
-const ALL_CAPABILITIES: ReadonlySet<string> = new Set(Object.values(Capability));
-
-/**
- * Checks a list of capabilities from a config and returns it as a set.
- *
- * @example
- * ```ts
- * import { Capability, parseCapabilities } from "@wasmplug/wasmplug";
- * console.log(parseCapabilities([Capability.Timer]).has("timer")); // true
- * ```
- *
- * @param capabilities The list, or `undefined` for none.
- * @returns The granted set.
- * @throws {TypeError} If the list is not an array or names an unknown capability.
- */
-export function parseCapabilities(
-  capabilities: readonly Capability[] | undefined,
-): ReadonlySet<Capability> {
-  if (capabilities === undefined) return new Set();
-  if (!Array.isArray(capabilities)) {
-    throw new TypeError("Cannot grant capabilities: expected an array of capability names");
-  }
-  for (const capability of capabilities) {
-    if (!ALL_CAPABILITIES.has(capability)) {
-      throw new TypeError(
-        `Cannot grant capability ${JSON.stringify(capability)}: expected one of ${
-          [...ALL_CAPABILITIES].join(", ")
-        }`,
-      );
-    }
-  }
-  return new Set(capabilities);
-}

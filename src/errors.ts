@@ -3,6 +3,11 @@
  * subclass with a string `kind`, so callers can `switch (err.kind)` the way the
  * Rust API matches `WasmError`. Bad arguments are `TypeError`/`RangeError`.
  *
+ * Every subclass is built the same way, `new XError(message, options)`: the
+ * options are the standard `ErrorOptions` (`cause`) plus the class's context
+ * fields, which become readonly properties. When `message` is `undefined`
+ * the class writes one from its fields.
+ *
  * @module
  */
 
@@ -85,14 +90,14 @@ export class CompilationError extends WasmError {
   /**
    * Creates the error.
    *
-   * @param message What is wrong with the module.
+   * @param message What is wrong with the module; by default that it is not valid WebAssembly.
    * @param options Where it is wrong, and the underlying cause.
    */
   constructor(
-    message: string,
+    message?: string,
     options: ErrorOptions & { offset?: number; line?: number; column?: number } = {},
   ) {
-    super(message, options);
+    super(message ?? "The module is not valid WebAssembly", options);
     this.name = "CompilationError";
     this.offset = options.offset;
     this.line = options.line;
@@ -120,8 +125,8 @@ export class InstantiationError extends WasmError {
    * @param message Why instantiation failed.
    * @param options The underlying cause.
    */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
+  constructor(message?: string, options?: ErrorOptions) {
+    super(message ?? "The module could not be instantiated", options);
     this.name = "InstantiationError";
   }
 }
@@ -132,7 +137,9 @@ export class InstantiationError extends WasmError {
  * @example
  * ```ts
  * import { InvalidFunctionError } from "@wasmplug/wasmplug";
- * console.log(new InvalidFunctionError("nope").functionName); // nope
+ * const err = new InvalidFunctionError(undefined, { functionName: "nope" });
+ * console.log(err.functionName); // nope
+ * console.log(err.message); // Function not found: "nope" is not an exported function
  * ```
  */
 export class InvalidFunctionError extends WasmError {
@@ -144,16 +151,16 @@ export class InvalidFunctionError extends WasmError {
   /**
    * Creates the error.
    *
-   * @param functionName The missing export.
-   * @param options A more specific message and the cause.
+   * @param message A more specific message; by default one naming the function.
+   * @param options The missing export, and the cause.
    */
-  constructor(functionName: string, options: ErrorOptions & { message?: string } = {}) {
+  constructor(message: string | undefined, options: ErrorOptions & { functionName: string }) {
     super(
-      options.message ?? `Function not found: "${functionName}" is not an exported function`,
+      message ?? `Function not found: "${options.functionName}" is not an exported function`,
       options,
     );
     this.name = "InvalidFunctionError";
-    this.functionName = functionName;
+    this.functionName = options.functionName;
   }
 }
 
@@ -164,7 +171,7 @@ export class InvalidFunctionError extends WasmError {
  * @example
  * ```ts
  * import { ImportNotFoundError } from "@wasmplug/wasmplug";
- * const err = new ImportNotFoundError("env", "missing");
+ * const err = new ImportNotFoundError(undefined, { module: "env", importName: "missing" });
  * console.log(err.module, err.importName); // env missing
  * ```
  */
@@ -179,18 +186,21 @@ export class ImportNotFoundError extends WasmError {
   /**
    * Creates the error.
    *
-   * @param module The import's module.
-   * @param name The import's name.
-   * @param options The cause.
+   * @param message A more specific message; by default one naming the import.
+   * @param options The import's module and name, and the cause.
    */
-  constructor(module: string, name: string, options?: ErrorOptions) {
+  constructor(
+    message: string | undefined,
+    options: ErrorOptions & { module: string; importName: string },
+  ) {
     super(
-      `Import not found: "${module}"."${name}" is not provided by the linker or the host`,
+      message ??
+        `Import not found: "${options.module}"."${options.importName}" is not provided by the linker or the host`,
       options,
     );
     this.name = "ImportNotFoundError";
-    this.module = module;
-    this.importName = name;
+    this.module = options.module;
+    this.importName = options.importName;
   }
 }
 
@@ -213,8 +223,8 @@ export class TypeMismatchError extends WasmError {
    * @param message Which value did not match which type.
    * @param options The cause.
    */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
+  constructor(message?: string, options?: ErrorOptions) {
+    super(message ?? "A value does not match the function's signature", options);
     this.name = "TypeMismatchError";
   }
 }
@@ -225,7 +235,9 @@ export class TypeMismatchError extends WasmError {
  * @example
  * ```ts
  * import { TimeoutError } from "@wasmplug/wasmplug";
- * console.log(new TimeoutError(1000).timeoutMs); // 1000
+ * const err = new TimeoutError(undefined, { timeoutMs: 1000 });
+ * console.log(err.timeoutMs); // 1000
+ * console.log(err.message); // Plugin execution timed out after 1000 ms
  * ```
  */
 export class TimeoutError extends WasmError {
@@ -237,13 +249,13 @@ export class TimeoutError extends WasmError {
   /**
    * Creates the error.
    *
-   * @param timeoutMs The exceeded budget.
-   * @param options The cause.
+   * @param message A more specific message; by default one naming the budget.
+   * @param options The exceeded budget, and the cause.
    */
-  constructor(timeoutMs: number, options?: ErrorOptions) {
-    super(`Plugin execution timed out after ${timeoutMs} ms`, options);
+  constructor(message: string | undefined, options: ErrorOptions & { timeoutMs: number }) {
+    super(message ?? `Plugin execution timed out after ${options.timeoutMs} ms`, options);
     this.name = "TimeoutError";
-    this.timeoutMs = timeoutMs;
+    this.timeoutMs = options.timeoutMs;
   }
 }
 
@@ -266,8 +278,8 @@ export class OutOfMemoryError extends WasmError {
    * @param message What needed how much memory.
    * @param options The cause.
    */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
+  constructor(message?: string, options?: ErrorOptions) {
+    super(message ?? "The plugin ran out of memory", options);
     this.name = "OutOfMemoryError";
   }
 }
@@ -278,7 +290,7 @@ export class OutOfMemoryError extends WasmError {
  * @example
  * ```ts
  * import { FuelExhaustedError } from "@wasmplug/wasmplug";
- * console.log(new FuelExhaustedError(1000).fuelLimit); // 1000
+ * console.log(new FuelExhaustedError(undefined, { fuelLimit: 1000 }).fuelLimit); // 1000
  * ```
  */
 export class FuelExhaustedError extends WasmError {
@@ -290,13 +302,17 @@ export class FuelExhaustedError extends WasmError {
   /**
    * Creates the error.
    *
-   * @param fuelLimit The exhausted budget.
-   * @param options The cause.
+   * @param message A more specific message; by default one naming the budget.
+   * @param options The exhausted budget, and the cause.
    */
-  constructor(fuelLimit: number, options?: ErrorOptions) {
-    super(`Plugin ran out of fuel: the budget of ${fuelLimit} units is exhausted`, options);
+  constructor(message: string | undefined, options: ErrorOptions & { fuelLimit: number }) {
+    super(
+      message ??
+        `Plugin ran out of fuel: the budget of ${options.fuelLimit} units is exhausted`,
+      options,
+    );
     this.name = "FuelExhaustedError";
-    this.fuelLimit = fuelLimit;
+    this.fuelLimit = options.fuelLimit;
   }
 }
 
@@ -306,7 +322,8 @@ export class FuelExhaustedError extends WasmError {
  * @example
  * ```ts
  * import { CallDepthExceededError } from "@wasmplug/wasmplug";
- * console.log(new CallDepthExceededError(100).maxCallDepth); // 100
+ * const err = new CallDepthExceededError(undefined, { maxCallDepth: 100 });
+ * console.log(err.maxCallDepth); // 100
  * ```
  */
 export class CallDepthExceededError extends WasmError {
@@ -318,13 +335,13 @@ export class CallDepthExceededError extends WasmError {
   /**
    * Creates the error.
    *
-   * @param maxCallDepth The exceeded limit.
-   * @param options A more specific message and the cause.
+   * @param message A more specific message; by default one naming the limit.
+   * @param options The exceeded limit, and the cause.
    */
-  constructor(maxCallDepth: number, options: ErrorOptions & { message?: string } = {}) {
-    super(options.message ?? `Call depth exceeded the limit of ${maxCallDepth}`, options);
+  constructor(message: string | undefined, options: ErrorOptions & { maxCallDepth: number }) {
+    super(message ?? `Call depth exceeded the limit of ${options.maxCallDepth}`, options);
     this.name = "CallDepthExceededError";
-    this.maxCallDepth = maxCallDepth;
+    this.maxCallDepth = options.maxCallDepth;
   }
 }
 
@@ -334,8 +351,9 @@ export class CallDepthExceededError extends WasmError {
  * @example
  * ```ts
  * import { MemoryOutOfBoundsError } from "@wasmplug/wasmplug";
- * const err = new MemoryOutOfBoundsError(65536, 4, 65536);
+ * const err = new MemoryOutOfBoundsError(undefined, { offset: 65536, size: 4 });
  * console.log(err.offset, err.size); // 65536 4
+ * console.log(err.message); // Memory access out of bounds: 4 bytes at offset 65536
  * ```
  */
 export class MemoryOutOfBoundsError extends WasmError {
@@ -349,25 +367,21 @@ export class MemoryOutOfBoundsError extends WasmError {
   /**
    * Creates the error.
    *
-   * @param offset Start of the access.
-   * @param size Length of the access.
-   * @param memoryBytes Size of the memory, for the message.
-   * @param options A more specific message and the cause.
+   * @param message A more specific message; by default one naming the access.
+   * @param options Start and length of the access, and the cause.
    */
   constructor(
-    offset: number,
-    size: number,
-    memoryBytes: number,
-    options: ErrorOptions & { message?: string } = {},
+    message: string | undefined,
+    options: ErrorOptions & { offset: number; size: number },
   ) {
     super(
-      options.message ??
-        `Memory access out of bounds: ${size} bytes at offset ${offset} exceed the memory of ${memoryBytes} bytes`,
+      message ??
+        `Memory access out of bounds: ${options.size} bytes at offset ${options.offset}`,
       options,
     );
     this.name = "MemoryOutOfBoundsError";
-    this.offset = offset;
-    this.size = size;
+    this.offset = options.offset;
+    this.size = options.size;
   }
 }
 
@@ -378,7 +392,9 @@ export class MemoryOutOfBoundsError extends WasmError {
  * @example
  * ```ts
  * import { TrapError } from "@wasmplug/wasmplug";
- * console.log(new TrapError("unreachable").trap); // unreachable
+ * const err = new TrapError(undefined, { trap: "unreachable" });
+ * console.log(err.trap); // unreachable
+ * console.log(err.message); // Plugin trapped: unreachable
  * ```
  */
 export class TrapError extends WasmError {
@@ -390,24 +406,25 @@ export class TrapError extends WasmError {
   /**
    * Creates the error.
    *
-   * @param trap The engine's trap message.
-   * @param options The cause (the engine's `RuntimeError`).
+   * @param message A more specific message; by default `Plugin trapped: <trap>`.
+   * @param options The engine's trap message, and the cause (the engine's `RuntimeError`).
    */
-  constructor(trap: string, options?: ErrorOptions) {
-    super(`Plugin trapped: ${trap}`, options);
+  constructor(message: string | undefined, options: ErrorOptions & { trap: string }) {
+    super(message ?? `Plugin trapped: ${options.trap}`, options);
     this.name = "TrapError";
-    this.trap = trap;
+    this.trap = options.trap;
   }
 }
 
 /**
  * A resource limit other than memory, time, fuel or depth was hit
- * (`maxInstances`, `maxTableElements`).
+ * (`maxInstances`, `maxTableElements`, `maxStorageBytes`).
  *
  * @example
  * ```ts
  * import { ResourceLimitError } from "@wasmplug/wasmplug";
- * console.log(new ResourceLimitError("maxInstances", "Too many").limit); // maxInstances
+ * const err = new ResourceLimitError("Too many plugins", { limit: "maxInstances" });
+ * console.log(err.limit); // maxInstances
  * ```
  */
 export class ResourceLimitError extends WasmError {
@@ -419,14 +436,13 @@ export class ResourceLimitError extends WasmError {
   /**
    * Creates the error.
    *
-   * @param limit The `ResourceLimits` field.
-   * @param message What exceeded it.
-   * @param options The cause.
+   * @param message What exceeded the limit; by default one naming the limit.
+   * @param options The `ResourceLimits` field, and the cause.
    */
-  constructor(limit: string, message: string, options?: ErrorOptions) {
-    super(message, options);
+  constructor(message: string | undefined, options: ErrorOptions & { limit: string }) {
+    super(message ?? `The resource limit ${options.limit} was exceeded`, options);
     this.name = "ResourceLimitError";
-    this.limit = limit;
+    this.limit = options.limit;
   }
 }
 
@@ -436,7 +452,9 @@ export class ResourceLimitError extends WasmError {
  * @example
  * ```ts
  * import { CapabilityDeniedError } from "@wasmplug/wasmplug";
- * console.log(new CapabilityDeniedError("read_config", "env.host_get_config").capability);
+ * const err = new CapabilityDeniedError(undefined, { capability: "read_config" });
+ * console.log(err.capability); // read_config
+ * console.log(err.message); // Capability denied: the plugin needs the "read_config" capability
  * ```
  */
 export class CapabilityDeniedError extends WasmError {
@@ -448,14 +466,16 @@ export class CapabilityDeniedError extends WasmError {
   /**
    * Creates the error.
    *
-   * @param capability The missing capability.
-   * @param what What the plugin tried to use.
-   * @param options The cause.
+   * @param message What needed the capability; by default one naming the capability.
+   * @param options The missing capability, and the cause.
    */
-  constructor(capability: string, what: string, options?: ErrorOptions) {
-    super(`Capability denied: ${what} needs the "${capability}" capability`, options);
+  constructor(message: string | undefined, options: ErrorOptions & { capability: string }) {
+    super(
+      message ?? `Capability denied: the plugin needs the "${options.capability}" capability`,
+      options,
+    );
     this.name = "CapabilityDeniedError";
-    this.capability = capability;
+    this.capability = options.capability;
   }
 }
 
@@ -465,8 +485,13 @@ export class CapabilityDeniedError extends WasmError {
  * @example
  * ```ts
  * import { HostFunctionError } from "@wasmplug/wasmplug";
- * const err = new HostFunctionError("env", "log", { cause: new Error("boom") });
+ * const err = new HostFunctionError(undefined, {
+ *   module: "env",
+ *   functionName: "log",
+ *   cause: new Error("boom"),
+ * });
  * console.log(err.module, err.functionName); // env log
+ * console.log(err.message); // Host function "env"."log" failed: boom
  * ```
  */
 export class HostFunctionError extends WasmError {
@@ -480,16 +505,21 @@ export class HostFunctionError extends WasmError {
   /**
    * Creates the error.
    *
-   * @param module The host function's module.
-   * @param name The host function's name.
-   * @param options The host's exception as `cause`.
+   * @param message A more specific message; by default one naming the function and the cause's message.
+   * @param options The host function's module and name, and the host's exception as `cause`.
    */
-  constructor(module: string, name: string, options?: ErrorOptions) {
-    const reason = options?.cause instanceof Error ? `: ${options.cause.message}` : "";
-    super(`Host function "${module}"."${name}" failed${reason}`, options);
+  constructor(
+    message: string | undefined,
+    options: ErrorOptions & { module: string; functionName: string },
+  ) {
+    const reason = options.cause instanceof Error ? `: ${options.cause.message}` : "";
+    super(
+      message ?? `Host function "${options.module}"."${options.functionName}" failed${reason}`,
+      options,
+    );
     this.name = "HostFunctionError";
-    this.module = module;
-    this.functionName = name;
+    this.module = options.module;
+    this.functionName = options.functionName;
   }
 }
 
@@ -499,7 +529,10 @@ export class HostFunctionError extends WasmError {
  * @example
  * ```ts
  * import { PluginStateError } from "@wasmplug/wasmplug";
- * console.log(new PluginStateError("stopped", "Cannot call").state); // stopped
+ * const err = new PluginStateError('Cannot call "add": the plugin is stopped', {
+ *   state: "stopped",
+ * });
+ * console.log(err.state); // stopped
  * ```
  */
 export class PluginStateError extends WasmError {
@@ -511,14 +544,13 @@ export class PluginStateError extends WasmError {
   /**
    * Creates the error.
    *
-   * @param state The plugin's state.
-   * @param action What was attempted, e.g. `Cannot call "add"`.
-   * @param options A more specific message and the cause.
+   * @param message What was attempted in which state; by default one naming the state.
+   * @param options The plugin's state, and the cause.
    */
-  constructor(state: string, action: string, options: ErrorOptions & { message?: string } = {}) {
-    super(options.message ?? `${action}: the plugin is ${state}`, options);
+  constructor(message: string | undefined, options: ErrorOptions & { state: string }) {
+    super(message ?? `The plugin is ${options.state}`, options);
     this.name = "PluginStateError";
-    this.state = state;
+    this.state = options.state;
   }
 }
 
@@ -528,7 +560,7 @@ export class PluginStateError extends WasmError {
  * @example
  * ```ts
  * import { PluginNotFoundError } from "@wasmplug/wasmplug";
- * console.log(new PluginNotFoundError("p-1").id); // p-1
+ * console.log(new PluginNotFoundError(undefined, { id: "p-1" }).id); // p-1
  * ```
  */
 export class PluginNotFoundError extends WasmError {
@@ -540,13 +572,13 @@ export class PluginNotFoundError extends WasmError {
   /**
    * Creates the error.
    *
-   * @param id The unknown id.
-   * @param options The cause.
+   * @param message A more specific message; by default one naming the id.
+   * @param options The unknown id, and the cause.
    */
-  constructor(id: string, options?: ErrorOptions) {
-    super(`Plugin not found: no loaded plugin has the id "${id}"`, options);
+  constructor(message: string | undefined, options: ErrorOptions & { id: string }) {
+    super(message ?? `Plugin not found: no loaded plugin has the id "${options.id}"`, options);
     this.name = "PluginNotFoundError";
-    this.id = id;
+    this.id = options.id;
   }
 }
 
@@ -569,8 +601,8 @@ export class WorkerCrashedError extends WasmError {
    * @param message What happened to the worker.
    * @param options The cause.
    */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
+  constructor(message?: string, options?: ErrorOptions) {
+    super(message ?? "The plugin's worker crashed", options);
     this.name = "WorkerCrashedError";
   }
 }
@@ -584,7 +616,7 @@ export class WorkerCrashedError extends WasmError {
  * @example
  * ```ts
  * import { GuestError } from "@wasmplug/wasmplug";
- * const err = new GuestError("greet", 'missing "name"');
+ * const err = new GuestError('missing "name"', { functionName: "greet" });
  * console.log(err.kind, err.functionName, err.message); // guest greet missing "name"
  * ```
  */
@@ -597,16 +629,16 @@ export class GuestError extends WasmError {
   /**
    * Creates the error.
    *
-   * @param functionName The export that failed.
-   * @param message The guest's message, as the guest wrote it (UTF-8, at most 16 KiB).
-   * @param options The cause.
+   * @param message The guest's message, as the guest wrote it (UTF-8, at most 16 KiB);
+   * an empty one is treated as none.
+   * @param options The export that failed, and the cause.
    */
-  constructor(functionName: string, message: string, options?: ErrorOptions) {
+  constructor(message: string | undefined, options: ErrorOptions & { functionName: string }) {
     super(
-      message === "" ? `Plugin function "${functionName}" failed without a message` : message,
+      message || `Plugin function "${options.functionName}" failed without a message`,
       options,
     );
     this.name = "GuestError";
-    this.functionName = functionName;
+    this.functionName = options.functionName;
   }
 }

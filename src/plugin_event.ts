@@ -1,5 +1,5 @@
 /**
- * The events a {@linkcode PluginManager} dispatches.
+ * The events a {@linkcode PluginManager} dispatches, and a {@linkcode WasmPlugin} about itself.
  *
  * @module
  */
@@ -53,7 +53,8 @@ export interface PluginEventDetails {
 export type PluginEventType = keyof PluginEventDetails;
 
 /**
- * An event about one plugin, dispatched by a {@linkcode PluginManager}.
+ * An event about one plugin, dispatched by a {@linkcode PluginManager}, or by the
+ * {@linkcode WasmPlugin} itself (`state_changed`, `executed`, `error`, `anomaly`).
  *
  * @example
  * ```ts

@@ -16,7 +16,7 @@ import type { WasmPluginConfig } from "./plugin_config.ts";
 import { PluginEvent, type PluginEventDetails, type PluginEventType } from "./plugin_event.ts";
 import type { PluginMetrics } from "./plugin_metrics.ts";
 import type { PluginState } from "./plugin_state.ts";
-import { observePlugin, type StopOptions, type WasmPlugin } from "./wasm_plugin.ts";
+import type { StopOptions, WasmPlugin } from "./wasm_plugin.ts";
 import type { WasmRuntime } from "./wasm_runtime.ts";
 import type { Linker } from "./linker.ts";
 import type { RunOptions, RunResult } from "./command_run.ts";
@@ -26,9 +26,13 @@ import {
   resolveAnomalySettings,
 } from "./observe/_anomaly_detector.ts";
 import type { AnomalyDetail, PluginManagerOptions } from "./observe/anomaly.ts";
-import { metricsRecorderOf } from "./_metrics_recorder.ts";
+import {
+  latencyHistogramOf,
+  type MetricsRecorder,
+  metricsRecorderOf,
+} from "./_metrics_recorder.ts";
 import { startDashboardServer } from "./observe/_dashboard_server.ts";
-import { latencyHistogramOf } from "./_metrics_recorder.ts";
+import { ListenerCount } from "./_listener_count.ts";
 import type { DashboardServer, ServeOptions } from "./observe/dashboard_server.ts";
 
 /**
@@ -117,7 +121,14 @@ export interface SubscribeOptions {
 interface Entry {
   readonly plugin: WasmPlugin;
   readonly handle: PluginHandle;
+  readonly recorder: MetricsRecorder;
+  /** The manager's `anomaly` listener on the plugin, `null` when detection is off. */
+  readonly onAnomaly: ((event: Event) => void) | null;
 }
+
+/** The plugin events the manager re-emits as its own while someone listens for them. */
+const FORWARDED_TYPES = ["state_changed", "executed", "error"] as const;
+type ForwardedType = typeof FORWARDED_TYPES[number];
 
 /**
  * Options of {@linkcode PluginManager.load} and its siblings.
@@ -175,13 +186,19 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
   readonly runtime: WasmRuntime;
 
   readonly #plugins = new Map<string, Entry>();
+  /** Plugins unloaded and not yet stopped: their last events and calls still count. */
+  readonly #unloading = new Set<Entry>();
   readonly #subscriptions = new Set<EventQueue>();
+  readonly #listeners = new ListenerCount();
+  /** The per-call events the manager listens to on its plugins: those someone listens for. */
+  #forwarded: readonly ForwardedType[] = [];
   #nextId = 1;
   #totalLoaded = 0;
   #totalUnloaded = 0;
-  #totalCalls = 0;
-  #failedCalls = 0;
-  #totalExecutionTimeMs = 0;
+  /** Calls, failures and time of the plugins already unloaded (the others' are in their metrics). */
+  #unloadedCalls = 0;
+  #unloadedFailures = 0;
+  #unloadedTimeMs = 0;
   #closed = false;
   /** `null` when anomaly detection is off. */
   readonly #anomaly: AnomalySettings | null;
@@ -328,57 +345,34 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
       );
     }
     const handle: PluginHandle = Object.freeze({ id: pluginId });
-    this.#plugins.set(pluginId, { plugin, handle });
-    this.#totalLoaded++;
     const recorder = metricsRecorderOf(plugin)!;
-    const detector = this.#anomaly === null
-      ? null
-      : new AnomalyDetector(this.#anomaly, recorder.currentMemoryBytes);
-    observePlugin(plugin, {
-      stateChanged: (from, to) => {
-        // Two state changes per call: allocate nothing unless someone listens.
-        if (this.#hasListeners) this.#emit("state_changed", pluginId, { from, to });
-      },
-      executed: (fn, durationMs, error) => {
-        this.#recordCall(pluginId, fn, durationMs, error);
-        if (detector === null) return;
-        const found = detector.observe(
-          fn,
-          durationMs,
-          error === undefined,
-          recorder.lastFuelUsed,
-          recorder.currentMemoryBytes,
-        );
-        if (found !== null) this.#reportAnomalies(plugin, detector, found);
-      },
-    });
+    const onAnomaly = this.#anomaly === null ? null : this.#watchAnomalies(plugin, recorder);
+    if (onAnomaly !== null) plugin.addEventListener("anomaly", onAnomaly);
+    this.#forward(plugin, this.#forwarded, true);
+    this.#plugins.set(pluginId, { plugin, handle, recorder, onAnomaly });
+    this.#totalLoaded++;
     this.#emit("loaded", pluginId, { name: plugin.name });
     return handle;
   }
 
-  #recordCall(pluginId: string, fn: string, durationMs: number, error: unknown): void {
-    this.#totalCalls++;
-    this.#totalExecutionTimeMs += durationMs;
-    const success = error === undefined;
-    if (!success) this.#failedCalls++;
-    if (this.#hasListeners) {
-      this.#emit("executed", pluginId, {
-        function: fn,
-        durationMs,
-        success,
-        ...(success ? {} : { error: error instanceof Error ? error.message : String(error) }),
-      });
-      if (!success) this.#emit("error", pluginId, { error, function: fn });
-    }
+  /**
+   * Gives the plugin an anomaly detector (it feeds it every call) and returns
+   * the listener of the anomalies it finds: re-emitted, then acted on.
+   */
+  #watchAnomalies(plugin: WasmPlugin, recorder: MetricsRecorder): (event: Event) => void {
+    const detector = new AnomalyDetector(this.#anomaly!, recorder.currentMemoryBytes);
+    recorder.detector = detector;
+    let reported = 0;
+    return (event) => {
+      if (!(event instanceof PluginEvent)) return;
+      this.#emit("anomaly", plugin.id, event.detail as AnomalyDetail);
+      // A call's anomalies are emitted together, and counted before: act after the last one.
+      if (++reported >= detector.count) this.#actOnAnomalies(plugin, detector);
+    };
   }
 
-  /** Emits what a plugin's anomaly detector found, and pauses or unloads it as configured. */
-  #reportAnomalies(
-    plugin: WasmPlugin,
-    detector: AnomalyDetector,
-    found: readonly AnomalyDetail[],
-  ): void {
-    for (const detail of found) this.#emit("anomaly", plugin.id, detail);
+  /** Pauses or unloads a plugin whose anomalies reached the configured counts. */
+  #actOnAnomalies(plugin: WasmPlugin, detector: AnomalyDetector): void {
     const { pauseAfter, unloadAfter } = this.#anomaly!;
     const failed = (action: string) => (err: unknown): void => {
       this.#emit("error", plugin.id, { error: err, function: action });
@@ -406,12 +400,18 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
    * @throws {PluginNotFoundError} If the handle is unknown or unloaded.
    */
   get(handle: PluginHandle): WasmPlugin {
+    return this.#entry(handle).plugin;
+  }
+
+  #entry(handle: PluginHandle): Entry {
     const id = typeof handle === "object" && handle !== null ? handle.id : undefined;
     const entry = typeof id === "string" ? this.#plugins.get(id) : undefined;
     if (entry === undefined) {
-      throw new PluginNotFoundError(typeof id === "string" ? id : describeValue(handle));
+      throw new PluginNotFoundError(undefined, {
+        id: typeof id === "string" ? id : describeValue(handle),
+      });
     }
-    return entry.plugin;
+    return entry;
   }
 
   /** Runs `use` on the plugin behind `handle`; an unknown handle rejects, it never throws. */
@@ -632,11 +632,19 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
    * @throws {PluginNotFoundError} If the handle is unknown or already unloaded.
    */
   async unload(handle: PluginHandle, options: StopOptions = {}): Promise<void> {
-    const plugin = this.get(handle);
+    const entry = this.#entry(handle);
+    const { plugin, recorder, onAnomaly } = entry;
     this.#plugins.delete(plugin.id);
+    this.#unloading.add(entry);
     try {
       await plugin.stop(options);
     } finally {
+      this.#unloading.delete(entry);
+      this.#forward(plugin, this.#forwarded, false);
+      if (onAnomaly !== null) plugin.removeEventListener("anomaly", onAnomaly);
+      this.#unloadedCalls += recorder.callCount;
+      this.#unloadedFailures += recorder.failureCount;
+      this.#unloadedTimeMs += recorder.totalExecutionTimeMs;
       this.#totalUnloaded++;
       this.#emit("unloaded", plugin.id, { name: plugin.name });
     }
@@ -716,13 +724,21 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
    * ```
    */
   stats(): ManagerStats {
+    let totalCalls = this.#unloadedCalls;
+    let failedCalls = this.#unloadedFailures;
+    let totalExecutionTimeMs = this.#unloadedTimeMs;
+    for (const { recorder } of [...this.#plugins.values(), ...this.#unloading]) {
+      totalCalls += recorder.callCount;
+      failedCalls += recorder.failureCount;
+      totalExecutionTimeMs += recorder.totalExecutionTimeMs;
+    }
     return {
       totalLoaded: this.#totalLoaded,
       totalUnloaded: this.#totalUnloaded,
       activePlugins: this.#plugins.size,
-      totalCalls: this.#totalCalls,
-      failedCalls: this.#failedCalls,
-      totalExecutionTimeMs: this.#totalExecutionTimeMs,
+      totalCalls,
+      failedCalls,
+      totalExecutionTimeMs,
     };
   }
 
@@ -765,9 +781,11 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
   subscribe(options: SubscribeOptions = {}): EventSubscription {
     const subscription = new EventQueue(options.bufferSize ?? 1024, () => {
       this.#subscriptions.delete(subscription);
+      this.#syncForwarding();
     });
     if (this.#closed) subscription.end();
     else this.#subscriptions.add(subscription);
+    this.#syncForwarding();
     return subscription.subscription;
   }
 
@@ -804,17 +822,46 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
   }
 
   get #hasListeners(): boolean {
-    return this.#subscriptions.size > 0 || this.#listeners.size > 0 || this.#selfRemoving > 0;
+    return this.#subscriptions.size > 0 || this.#listeners.any;
   }
 
-  /** The listeners added and not removed, as `EventTarget` identifies them (type, capture). */
-  readonly #listeners = new Set<string>();
   /**
-   * Listeners added with `once` or a `signal`: they leave without
-   * `removeEventListener`, so they are only counted, never uncounted (events
-   * are then made for nobody, which costs time, not correctness).
+   * Listens to the plugins' per-call events of the types someone listens for
+   * (a subscription takes them all), and only those: a plugin makes them only
+   * for a listener.
    */
-  #selfRemoving = 0;
+  #syncForwarding(): void {
+    const subscribed = this.#subscriptions.size > 0;
+    const wanted = FORWARDED_TYPES.filter((type) => subscribed || this.#listeners.has(type));
+    const added = wanted.filter((type) => !this.#forwarded.includes(type));
+    const removed = this.#forwarded.filter((type) => !wanted.includes(type));
+    if (added.length === 0 && removed.length === 0) return;
+    this.#forwarded = wanted;
+    for (const { plugin } of [...this.#plugins.values(), ...this.#unloading]) {
+      this.#forward(plugin, removed, false);
+      this.#forward(plugin, added, true);
+    }
+  }
+
+  /** Starts or stops re-emitting a plugin's events of `types`. */
+  #forward(plugin: WasmPlugin, types: readonly ForwardedType[], on: boolean): void {
+    for (const type of types) {
+      if (on) plugin.addEventListener(type, this.#reEmit);
+      else plugin.removeEventListener(type, this.#reEmit);
+    }
+  }
+
+  /**
+   * Re-emits a plugin's event: subscriptions take the plugin's own, listeners
+   * of the manager get one of the manager's.
+   */
+  readonly #reEmit = (event: Event): void => {
+    if (!(event instanceof PluginEvent)) return;
+    for (const subscription of this.#subscriptions) subscription.push(event);
+    if (this.#listeners.has(event.type)) {
+      this.dispatchEvent(new PluginEvent(event.type, event.pluginId, event.detail));
+    }
+  };
 
   /**
    * Adds a listener (typed for {@linkcode PluginEvent}s).
@@ -833,13 +880,8 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
     listener: ((event: PluginEvent<T>) => void) | EventListenerObject | null,
     options?: boolean | AddEventListenerOptions,
   ): void {
-    if (listener !== null) {
-      const { capture, once, signal } = typeof options === "object"
-        ? options
-        : { capture: options, once: false, signal: undefined };
-      if (once === true || signal !== undefined) this.#selfRemoving++;
-      else this.#listeners.add(listenerKey(type, listener, capture));
-    }
+    this.#listeners.add(type, listener, options);
+    this.#syncForwarding();
     super.addEventListener(type, listener as EventListener | null, options);
   }
 
@@ -862,10 +904,8 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
     listener: ((event: PluginEvent<T>) => void) | EventListenerObject | null,
     options?: boolean | EventListenerOptions,
   ): void {
-    if (listener !== null) {
-      const capture = typeof options === "object" ? options.capture : options;
-      this.#listeners.delete(listenerKey(type, listener, capture));
-    }
+    this.#listeners.remove(type, listener, options);
+    this.#syncForwarding();
     super.removeEventListener(type, listener as EventListener | null, options);
   }
 
@@ -939,14 +979,4 @@ async function readModuleFile(path: string | URL): Promise<Uint8Array> {
     return new Uint8Array(await response.arrayBuffer());
   }
   return await Deno.readFile(path);
-}
-
-const listenerIds = new WeakMap<object, number>();
-let nextListenerId = 0;
-
-/** What `EventTarget` tells listeners apart by: the type, the listener and the capture flag. */
-function listenerKey(type: string, listener: object, capture: boolean | undefined): string {
-  let id = listenerIds.get(listener);
-  if (id === undefined) listenerIds.set(listener, id = nextListenerId++);
-  return `${type} ${id} ${capture === true}`;
 }

@@ -25,6 +25,8 @@ import type { Isolation } from "./runtime_config.ts";
 import { checkArguments, type Signature } from "./_signature.ts";
 import { describeValue } from "./_format.ts";
 import { assertKnownKeys } from "./_known_keys.ts";
+import { ListenerCount } from "./_listener_count.ts";
+import { PluginEvent, type PluginEventDetails, type PluginEventType } from "./plugin_event.ts";
 
 /**
  * Options of `plugin.stop()` and `manager.unload()`.
@@ -43,12 +45,6 @@ export interface StopOptions {
    * @default {false}
    */
   abort?: boolean;
-}
-
-/** Receives a plugin's state changes and calls (used by the manager). */
-export interface PluginObserver {
-  stateChanged(from: PluginState, to: PluginState): void;
-  executed(fn: string, durationMs: number, error: unknown): void;
 }
 
 /** Everything a plugin is made of; built by the runtime. */
@@ -83,7 +79,6 @@ const utf8 = new TextEncoder();
 const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
 
 let construct: (init: PluginInit) => WasmPlugin;
-let setObserver: (plugin: WasmPlugin, observer: PluginObserver) => void;
 
 /**
  * A plugin instance. Create one with `runtime.createPlugin()` (or
@@ -92,6 +87,11 @@ let setObserver: (plugin: WasmPlugin, observer: PluginObserver) => void;
  *
  * Calls to one plugin run one at a time, in order; a failed call leaves the
  * plugin usable for the next one.
+ *
+ * It is an `EventTarget` dispatching {@linkcode PluginEvent}s about itself:
+ * `state_changed`, `executed` after each call, `error` after a failed one,
+ * and `anomaly` when a `PluginManager` watches its calls. They are
+ * only made while someone listens.
  *
  * @example The guide's math plugin
  * ```ts
@@ -106,7 +106,7 @@ let setObserver: (plugin: WasmPlugin, observer: PluginObserver) => void;
  * console.log(`10 + 5 = ${await plugin.callI32("add", [10, 5])}`); // 10 + 5 = 15
  * ```
  */
-export class WasmPlugin implements AsyncDisposable {
+export class WasmPlugin extends EventTarget implements AsyncDisposable {
   /** Unique id of this plugin. */
   readonly id: string;
   /** Human-readable name. */
@@ -134,16 +134,18 @@ export class WasmPlugin implements AsyncDisposable {
   /** Callers waiting for the running call to end. */
   #waiting: (() => void)[] = [];
   #stopping: Promise<void> | undefined;
-  #observer: PluginObserver | undefined;
+  readonly #listeners = new ListenerCount();
+  /** Whether `state_changed` events are listened to (two per call). */
+  #statesListened = false;
+  /** Whether `executed` or `error` events are listened to. */
+  #callsListened = false;
 
   static {
     construct = (init) => new WasmPlugin(init);
-    setObserver = (plugin, observer) => {
-      plugin.#observer = observer;
-    };
   }
 
   private constructor(init: PluginInit) {
+    super();
     this.id = init.id;
     this.name = init.name;
     this.capabilities = Object.freeze([...init.capabilities]);
@@ -189,7 +191,91 @@ export class WasmPlugin implements AsyncDisposable {
     const from = this.#state;
     if (from === to) return;
     this.#state = to;
-    this.#observer?.stateChanged(from, to);
+    if (this.#statesListened) this.#emit("state_changed", { from, to });
+  }
+
+  /**
+   * Adds a listener of this plugin's events (typed for {@linkcode PluginEvent}s).
+   *
+   * @example Log every call
+   * ```ts
+   * import { WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * await using plugin = await runtime.createPluginFromWat('(module (func (export "f")))');
+   * plugin.addEventListener("executed", (event) => {
+   *   console.log(event.detail.function, event.detail.success); // f true
+   * });
+   * await plugin.callVoid("f");
+   * ```
+   */
+  override addEventListener<T extends PluginEventType>(
+    type: T,
+    listener: ((event: PluginEvent<T>) => void) | EventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void {
+    this.#listeners.add(type, listener, options);
+    this.#listenersChanged();
+    super.addEventListener(type, listener as EventListener | null, options);
+  }
+
+  /**
+   * Removes a listener added with {@linkcode addEventListener}.
+   *
+   * @example
+   * ```ts
+   * import { WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+   * await using plugin = await runtime.createPluginFromWat('(module (func (export "f")))');
+   * const onCall = () => console.log("called");
+   * plugin.addEventListener("executed", onCall);
+   * plugin.removeEventListener("executed", onCall);
+   * await plugin.callVoid("f"); // prints nothing
+   * ```
+   */
+  override removeEventListener<T extends PluginEventType>(
+    type: T,
+    listener: ((event: PluginEvent<T>) => void) | EventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void {
+    this.#listeners.remove(type, listener, options);
+    this.#listenersChanged();
+    super.removeEventListener(type, listener as EventListener | null, options);
+  }
+
+  #listenersChanged(): void {
+    this.#statesListened = this.#listeners.has("state_changed");
+    this.#callsListened = this.#listeners.has("executed") || this.#listeners.has("error");
+  }
+
+  #emit<T extends PluginEventType>(type: T, detail: PluginEventDetails[T]): void {
+    this.dispatchEvent(new PluginEvent(type, this.id, detail));
+  }
+
+  /** The events of a call that ended: `executed`, then `error` if it failed. */
+  #emitCall(fn: string, durationMs: number, error: unknown): void {
+    const success = error === undefined;
+    if (this.#listeners.has("executed")) {
+      this.#emit("executed", {
+        function: fn,
+        durationMs,
+        success,
+        ...(success ? {} : { error: error instanceof Error ? error.message : String(error) }),
+      });
+    }
+    if (!success && this.#listeners.has("error")) this.#emit("error", { error, function: fn });
+  }
+
+  /** Feeds the call to the anomaly detector a manager set, and emits what it found. */
+  #detectAnomalies(fn: string, durationMs: number, error: unknown): void {
+    const found = this.#metrics.detector!.observe(
+      fn,
+      durationMs,
+      error === undefined,
+      this.#metrics.lastFuelUsed,
+      this.#metrics.currentMemoryBytes,
+    );
+    if (found === null) return;
+    for (const detail of found) this.#emit("anomaly", detail);
   }
 
   /**
@@ -213,7 +299,10 @@ export class WasmPlugin implements AsyncDisposable {
   async initialize(): Promise<void> {
     if (this.#state === "ready") return;
     if (this.#state !== "created") {
-      throw new PluginStateError(this.#state, `Cannot initialize plugin "${this.name}"`);
+      throw new PluginStateError(
+        `Cannot initialize plugin "${this.name}": the plugin is ${this.#state}`,
+        { state: this.#state },
+      );
     }
     this.#setState("initializing");
     try {
@@ -486,10 +575,10 @@ export class WasmPlugin implements AsyncDisposable {
     }
     const start = this.#signatures.get("_start");
     if (start === undefined) {
-      throw new InvalidFunctionError("_start", {
-        message:
-          `Cannot run plugin "${this.name}": it exports no "_start", so it is not a WASI command`,
-      });
+      throw new InvalidFunctionError(
+        `Cannot run plugin "${this.name}": it exports no "_start", so it is not a WASI command`,
+        { functionName: "_start" },
+      );
     }
     await this.#acquire("_start", true);
     const startMs = performance.now();
@@ -612,7 +701,10 @@ export class WasmPlugin implements AsyncDisposable {
    */
   resume(): void {
     if (this.#state !== "paused") {
-      throw new PluginStateError(this.#state, `Cannot resume plugin "${this.name}"`);
+      throw new PluginStateError(
+        `Cannot resume plugin "${this.name}": the plugin is ${this.#state}`,
+        { state: this.#state },
+      );
     }
     this.#setState(this.#restState);
     this.#wakeNext();
@@ -643,9 +735,10 @@ export class WasmPlugin implements AsyncDisposable {
     const busy = this.#state === "running" || this.#state === "initializing";
     if (options.abort === true && busy && !this.#abort.signal.aborted) {
       this.#abort.abort(
-        new PluginStateError("stopping", `The call to plugin "${this.name}" was aborted`, {
-          message: `The call to plugin "${this.name}" was aborted: the plugin is being stopped`,
-        }),
+        new PluginStateError(
+          `The call to plugin "${this.name}" was aborted: the plugin is being stopped`,
+          { state: "stopping" },
+        ),
       );
     }
     this.#stopping ??= this.#stop();
@@ -684,10 +777,12 @@ export class WasmPlugin implements AsyncDisposable {
 
   #assertUsable(action: string): void {
     if (this.#state === "stopped" || this.#state === "error" || this.#stopping !== undefined) {
-      throw new PluginStateError(
-        this.#stopping !== undefined && this.#state !== "stopped" ? "stopping" : this.#state,
-        `Cannot ${action} plugin "${this.name}"`,
-      );
+      const state = this.#stopping !== undefined && this.#state !== "stopped"
+        ? "stopping"
+        : this.#state;
+      throw new PluginStateError(`Cannot ${action} plugin "${this.name}": the plugin is ${state}`, {
+        state,
+      });
     }
   }
 
@@ -718,7 +813,10 @@ export class WasmPlugin implements AsyncDisposable {
     }
     this.#handOn(woken);
     this.#assertUsable(`call "${name}" on`);
-    throw new PluginStateError(this.#state, `Cannot call "${name}" on plugin "${this.name}"`);
+    throw new PluginStateError(
+      `Cannot call "${name}" on plugin "${this.name}": the plugin is ${this.#state}`,
+      { state: this.#state },
+    );
   }
 
   /**
@@ -803,7 +901,9 @@ export class WasmPlugin implements AsyncDisposable {
     try {
       checkExportName(name);
       const signature = this.#signatures.get(name);
-      if (signature === undefined) throw new InvalidFunctionError(name);
+      if (signature === undefined) {
+        throw new InvalidFunctionError(undefined, { functionName: name });
+      }
       if (expected === null) checkResultsLeave(name, signature);
       else if (!sameTypes(signature.results, expected)) throw mismatch(name, signature, expected);
       converted = checkArguments(name, signature, args);
@@ -814,7 +914,7 @@ export class WasmPlugin implements AsyncDisposable {
     }
     this.#restState = this.#state;
     this.#state = "running";
-    this.#observer?.stateChanged(this.#restState, "running");
+    if (this.#statesListened) this.#emit("state_changed", { from: this.#restState, to: "running" });
     let result: unknown;
     try {
       result = this.#backend.invoke(name, converted, budget, start);
@@ -859,49 +959,88 @@ export class WasmPlugin implements AsyncDisposable {
     this.#metrics.record(name, start, end, error, this.#backend.memoryBytes(), fuelUsed);
     if (this.#state === "running") {
       this.#state = this.#restState;
-      this.#observer?.stateChanged("running", this.#restState);
+      if (this.#statesListened) {
+        this.#emit("state_changed", { from: "running", to: this.#restState });
+      }
     }
-    this.#observer?.executed(name, end - start, error);
+    if (this.#callsListened) this.#emitCall(name, end - start, error);
+    if (this.#metrics.detector !== null) this.#detectAnomalies(name, end - start, error);
     if (this.#waiting.length > 0) this.#wakeNext();
   }
 
-  /** Runs a bytes-ABI call: allocate, copy in, call, copy out, free, where the instance lives. */
-  async #bytesCall(
+  /**
+   * Runs a bytes-ABI call: allocate, copy in, call, copy out, free, where the
+   * instance lives. Like {@linkcode #call}, returns the result synchronously
+   * when the backend does.
+   */
+  #bytesCall(
     fn: string,
     input: Uint8Array,
     options: CallOptions | undefined,
     packedOutput: boolean,
-  ): Promise<number | Uint8Array> {
+  ): number | Uint8Array | Promise<number | Uint8Array> {
     checkExportName(fn);
     if (!(input instanceof Uint8Array)) {
       throw new TypeMismatchError(
         `Cannot call "${fn}": expected a Uint8Array, received ${describeValue(input)}`,
       );
     }
-    if (CALLABLE_STATES.has(this.#state) && this.#stopping === undefined) {
-      // Idle: take the plugin at once, as #call does, without a turn of the event loop.
-      this.#restState = this.#state;
-      this.#setState("running");
-    } else {
-      await this.#acquire(fn, true);
+    if (!CALLABLE_STATES.has(this.#state) || this.#stopping !== undefined) {
+      return this.#acquireThenBytesCall(fn, input, options, packedOutput);
     }
+    // Idle: take the plugin at once, as #call does, without a turn of the event loop.
+    this.#restState = this.#state;
+    this.#setState("running");
+    return this.#runBytesCall(fn, input, options, packedOutput);
+  }
+
+  async #acquireThenBytesCall(
+    fn: string,
+    input: Uint8Array,
+    options: CallOptions | undefined,
+    packedOutput: boolean,
+  ): Promise<number | Uint8Array> {
+    await this.#acquire(fn, true);
+    return await this.#runBytesCall(fn, input, options, packedOutput);
+  }
+
+  /** The part of {@linkcode #bytesCall} that runs once the plugin is taken. */
+  #runBytesCall(
+    fn: string,
+    input: Uint8Array,
+    options: CallOptions | undefined,
+    packedOutput: boolean,
+  ): number | Uint8Array | Promise<number | Uint8Array> {
     const start = performance.now();
+    let result: number | Uint8Array | Promise<number | Uint8Array>;
     try {
       const budget = this.#budget(options);
       const call = this.#bytesCallOf(fn, input, packedOutput);
-      const result = await this.#backend.invokeBytes(call, budget, start);
-      this.#finish(fn, start, undefined);
-      return result;
+      result = this.#backend.invokeBytes(call, budget, start);
     } catch (err) {
       this.#finish(fn, start, err);
       throw err;
     }
+    if (result instanceof Promise) {
+      return result.then(
+        (value) => {
+          this.#finish(fn, start, undefined);
+          return value;
+        },
+        (err) => {
+          this.#finish(fn, start, err);
+          throw err;
+        },
+      );
+    }
+    this.#finish(fn, start, undefined);
+    return result;
   }
 
   /** Checks `fn`'s signature and finds the allocator and the free function of a bytes call. */
   #bytesCallOf(fn: string, input: Uint8Array, packedOutput: boolean): BytesCall {
     const signature = this.#signatures.get(fn);
-    if (signature === undefined) throw new InvalidFunctionError(fn);
+    if (signature === undefined) throw new InvalidFunctionError(undefined, { functionName: fn });
     const expected = packedOutput ? I64 : I32;
     if (!sameTypes(signature.params, ["i32", "i32"]) || !sameTypes(signature.results, expected)) {
       throw new TypeMismatchError(
@@ -923,10 +1062,10 @@ export class WasmPlugin implements AsyncDisposable {
         return name;
       }
     }
-    throw new InvalidFunctionError("alloc", {
-      message:
-        `Cannot pass bytes to "${fn}": the plugin exports no allocator "alloc(size: i32) -> i32" (or "malloc")`,
-    });
+    throw new InvalidFunctionError(
+      `Cannot pass bytes to "${fn}": the plugin exports no allocator "alloc(size: i32) -> i32" (or "malloc")`,
+      { functionName: "alloc" },
+    );
   }
 
   /** The export that frees a bytes-call buffer: `dealloc(ptr, len)`, else `free(ptr)`, else none. */
@@ -1001,13 +1140,4 @@ function mismatch(name: string, signature: Signature, expected: readonly string[
  */
 export function createWasmPlugin(init: PluginInit): WasmPlugin {
   return construct(init);
-}
-
-/**
- * Attaches the manager's observer to a plugin. Internal.
- *
- * @internal
- */
-export function observePlugin(plugin: WasmPlugin, observer: PluginObserver): void {
-  setObserver(plugin, observer);
 }

@@ -9,13 +9,16 @@ import { getLogger } from "@logtape/logtape";
 import {
   artifactOf,
   buildArtifact,
+  createCompiledModule,
   type Instrumentation,
   type ModuleArtifact,
+  type PreparedModule,
   prepareModule,
-  registerArtifact,
 } from "./_artifact.ts";
+import type { PluginBackend } from "./_backend.ts";
 import type { CacheStats } from "./cache_stats.ts";
-import { parseCapabilities } from "./capability.ts";
+import type { Capability } from "./capability.ts";
+import { parseCapabilities } from "./_capability_grants.ts";
 import type { CompiledModule } from "./compiled_module.ts";
 import {
   CapabilityDeniedError,
@@ -23,20 +26,24 @@ import {
   PluginStateError,
   ResourceLimitError,
 } from "./errors.ts";
-import { parseManifest, type PluginManifest } from "./plugin_manifest.ts";
+import type { PluginManifest } from "./plugin_manifest.ts";
+import { parseManifest } from "./_plugin_manifest.ts";
 import { describeValue } from "./_format.ts";
 import { assertKnownKeys } from "./_known_keys.ts";
+import { type InternalOptions, internalOptionsOf } from "./_internal_options.ts";
 import type { ToolFunction } from "./host/tool_function.ts";
 import { createInlineBackend } from "./_inline_backend.ts";
-import { planImports } from "./_import_plan.ts";
-import { createHostServices, type HostEnvironment } from "./host/_services.ts";
+import { planImports, type PlannedImports } from "./_import_plan.ts";
+import type { HostEnvironment } from "./host/_services.ts";
+import { type BackendParts, describeInstance, type PluginHostSide } from "./_instance_spec.ts";
 import { createWorkerBackend } from "./worker/_worker_backend.ts";
 import { permissionsOfWorker, resolveWorkerPermissions } from "./worker/_permission_mode.ts";
 import { Linker } from "./linker.ts";
 import { LruCache } from "./_lru_cache.ts";
 import type { WasmPluginConfig } from "./plugin_config.ts";
 import { checkIsolation, checkPluginConfig } from "./_plugin_config_check.ts";
-import { DEFAULT_LIMITS, resolveLimits, type ResourceLimits } from "./resource_limits.ts";
+import { DEFAULT_LIMITS, type ResourceLimits } from "./resource_limits.ts";
+import { resolveLimits } from "./_limit_overrides.ts";
 import type { Isolation, RuntimeConfig } from "./runtime_config.ts";
 import { sha256Hex } from "./_sha256.ts";
 import { createWasmPlugin, type WasmPlugin } from "./wasm_plugin.ts";
@@ -106,6 +113,8 @@ export class WasmRuntime implements AsyncDisposable {
   readonly #cache: LruCache<string, ModuleArtifact>;
   readonly #cacheDir: string | undefined;
   readonly #idleTimeoutMs: number;
+  /** Options for wasmplug's own tests (see `_internal_options.ts`). */
+  readonly #internal: InternalOptions;
   readonly #tools = new Map<string, ToolFunction>();
   readonly #plugins = new Set<WasmPlugin>();
   /** Plugins being created, each with what `close()` aborts their start function with. */
@@ -145,6 +154,7 @@ export class WasmRuntime implements AsyncDisposable {
       );
     }
     this.#idleTimeoutMs = idleTimeoutMs;
+    this.#internal = internalOptionsOf(config);
     const cache = config.cache ?? true;
     if (typeof cache === "boolean") {
       this.#cache = new LruCache(cache ? DEFAULT_CACHE_ENTRIES : 0);
@@ -252,16 +262,10 @@ export class WasmRuntime implements AsyncDisposable {
       });
       this.#cache.set(hash, artifact);
     }
-    const compiled: CompiledModule = Object.freeze({
+    const compiled = createCompiledModule(artifact, {
       name,
-      sizeBytes: bytes.length,
       compileTimeMs: performance.now() - start,
-      hash,
-      imports: artifact.imports,
-      exports: artifact.exports,
-      manifest: artifact.manifest,
     });
-    registerArtifact(compiled, artifact);
     logger.debug("Compiled {name} ({sizeBytes} bytes) in {compileTimeMs} ms", { ...compiled });
     return compiled;
   }
@@ -422,8 +426,8 @@ export class WasmRuntime implements AsyncDisposable {
     const creations = [...this.#creations];
     for (const [controller] of creations) {
       controller.abort(
-        new PluginStateError("closed", "Cannot create a plugin", {
-          message: "Cannot create a plugin: the runtime was closed while it started",
+        new PluginStateError("Cannot create a plugin: the runtime was closed while it started", {
+          state: "closed",
         }),
       );
     }
@@ -469,9 +473,7 @@ export class WasmRuntime implements AsyncDisposable {
 
   #assertOpen(action: string): void {
     if (this.#closed) {
-      throw new PluginStateError("closed", `Cannot ${action}`, {
-        message: `Cannot ${action}: the runtime is closed`,
-      });
+      throw new PluginStateError(`Cannot ${action}: the runtime is closed`, { state: "closed" });
     }
   }
 
@@ -492,12 +494,47 @@ export class WasmRuntime implements AsyncDisposable {
     }
   }
 
+  /**
+   * Creates a plugin: its config resolved and checked against the module
+   * (`#planPlugin`), an instance reserved, its module prepared for its
+   * limits, its instance described and its host side built, its backend
+   * started where its isolation says, and the plugin registered.
+   */
   async #create(
     compiled: CompiledModule,
     config: WasmPluginConfig | undefined,
     linker: Linker | undefined,
     signal: AbortSignal,
   ): Promise<WasmPlugin> {
+    const plan = this.#planPlugin(compiled, config, linker);
+    const { artifact, settings, manifest, limits, isolation } = plan;
+    this.#reserveInstance(settings.name ?? compiled.name);
+    try {
+      const prepared = await prepareModule(artifact, limits, this.#passes(limits, isolation));
+      const identity: PluginIdentity = {
+        id: settings.id ?? crypto.randomUUID(),
+        name: settings.name ?? manifest?.name ?? compiled.name,
+        capabilities: parseCapabilities(settings.capabilities),
+      };
+      const parts = this.#backendParts(plan, { prepared, identity, signal });
+      const backend = await this.#startBackend(plan, parts);
+      return this.#register(plan, { ...identity, backend, env: parts.host.env });
+    } finally {
+      this.#reserved--;
+    }
+  }
+
+  /**
+   * Everything about a new plugin that can be checked before anything is
+   * reserved or started: its config, its manifest, its limits (the
+   * runtime's, narrowed by the config and the manifest), its isolation and
+   * who provides each of its imports.
+   */
+  #planPlugin(
+    compiled: CompiledModule,
+    config: WasmPluginConfig | undefined,
+    linker: Linker | undefined,
+  ): PluginPlan {
     const artifact = artifactOf(compiled);
     const settings = checkPluginConfig(config ?? {});
     const manifest = settings.manifest === undefined
@@ -515,98 +552,130 @@ export class WasmRuntime implements AsyncDisposable {
       limits = Object.freeze({ ...limits, maxFuel: null });
     }
     const isolation = settings.isolation ?? this.execution.isolation;
-    const { plan, linkerFunctions } = planImports(
-      artifact.info.imports,
-      artifact.info.types,
-      linker,
-    );
+    const imports = planImports(artifact.info.imports, artifact.info.types, linker);
+    return { artifact, settings, manifest, limits, isolation, imports };
+  }
+
+  /** Counts a plugin being created against `maxInstances`; the caller releases it. */
+  #reserveInstance(name: string): void {
     if (this.#plugins.size + this.#reserved >= this.limits.maxInstances) {
       throw new ResourceLimitError(
-        "maxInstances",
-        `Cannot create plugin "${
-          settings.name ?? compiled.name
-        }": ${this.limits.maxInstances} instances are alive, the limit maxInstances`,
+        `Cannot create plugin "${name}": ${this.limits.maxInstances} instances are alive, the limit maxInstances`,
+        { limit: "maxInstances" },
       );
     }
     this.#reserved++;
-    try {
-      const prepared = await prepareModule(artifact, limits, this.#passes(limits, isolation));
-      const capabilities = parseCapabilities(settings.capabilities);
-      const id = settings.id ?? crypto.randomUUID();
-      const name = settings.name ?? manifest?.name ?? compiled.name;
-      const env: HostEnvironment = {
-        pluginId: id,
-        pluginName: name,
-        capabilities,
-        config: new Map(Object.entries(settings.config ?? {})),
-        storage: new Map(),
-        tools: this.#tools,
-        allowedHosts: settings.allowedHosts ?? [],
-        onMessage: settings.onMessage,
-        onLog: settings.onLog,
-        logStats: { droppedRecords: 0 },
-        maxStorageBytes: limits.maxStorageBytes,
-      };
-      const startBudget = {
-        timeoutMs: limits.maxExecutionTimeMs,
-        fuel: limits.maxFuel,
-        signal,
-      };
-      const backend = isolation === "inline"
-        ? await createInlineBackend({
-          prepared,
-          imports: plan,
-          linkerFunctions,
-          env,
-          maxCallDepth: limits.maxCallDepth,
-          startBudget,
-          wasi: settings.wasi,
-        })
-        : await createWorkerBackend({
-          pluginName: name,
-          module: prepared.module,
-          instrumentation: prepared.instrumentation,
-          imports: plan,
-          linkerFunctions,
-          services: createHostServices(env),
-          hostScope: env,
-          capabilities,
-          allowedHosts: env.allowedHosts,
-          permissions: permissionsOfWorker(this.execution.workerPermissions, {
-            capabilities,
-            allowedHosts: settings.allowedHosts,
-            allowedPaths: settings.allowedPaths,
-            preopens: settings.wasi?.preopens,
-          }, name),
-          maxCallDepth: limits.maxCallDepth,
-          startBudget,
-          wasi: settings.wasi,
-          idleTimeoutMs: this.#idleTimeoutMs,
-        });
-      if (this.#closed) {
-        await backend.close();
-        this.#assertOpen("create a plugin");
-      }
-      const plugin = createWasmPlugin({
-        id,
-        name,
-        capabilities: [...capabilities],
-        limits,
-        fuelMetered: this.execution.fuelMetering,
-        isolation,
-        backend,
-        signatures: artifact.signatures,
-        manifest,
-        hostScope: env,
-        logStats: env.logStats,
-        onClose: () => this.#plugins.delete(plugin),
-      });
-      this.#plugins.add(plugin);
-      return plugin;
-    } finally {
-      this.#reserved--;
-    }
   }
+
+  /**
+   * The plugin's instance as plain data (what a worker is sent), and its
+   * host side, which stays on this thread: linker functions, the state
+   * behind its built-in host functions, and what aborts its start function.
+   */
+  #backendParts(
+    plan: PluginPlan,
+    { prepared, identity, signal }: {
+      readonly prepared: PreparedModule;
+      readonly identity: PluginIdentity;
+      readonly signal: AbortSignal;
+    },
+  ): BackendParts {
+    const { settings, limits } = plan;
+    const env: HostEnvironment = {
+      pluginId: identity.id,
+      pluginName: identity.name,
+      capabilities: identity.capabilities,
+      config: new Map(Object.entries(settings.config ?? {})),
+      storage: new Map(),
+      tools: this.#tools,
+      allowedHosts: settings.allowedHosts ?? [],
+      onMessage: settings.onMessage,
+      onLog: settings.onLog,
+      logStats: { droppedRecords: 0 },
+      maxStorageBytes: limits.maxStorageBytes,
+    };
+    const spec = describeInstance({
+      prepared,
+      imports: plan.imports.plan,
+      pluginName: identity.name,
+      capabilities: identity.capabilities,
+      allowedHosts: env.allowedHosts,
+      limits,
+      wasi: settings.wasi,
+      idleTimeoutMs: this.#idleTimeoutMs,
+    });
+    const { linkerFunctions } = plan.imports;
+    const host: PluginHostSide = { linkerFunctions, env, startSignal: signal };
+    return { spec, host };
+  }
+
+  /**
+   * Starts the plugin's instance where its isolation says: on this thread,
+   * or in a worker with the Deno permissions its capabilities need. A
+   * runtime closed meanwhile closes it again and fails.
+   */
+  async #startBackend(plan: PluginPlan, parts: BackendParts): Promise<PluginBackend> {
+    const { settings } = plan;
+    const backend = plan.isolation === "inline"
+      ? await createInlineBackend(parts)
+      : await createWorkerBackend({
+        ...parts,
+        permissions: permissionsOfWorker(this.execution.workerPermissions, {
+          capabilities: parts.host.env.capabilities,
+          allowedHosts: settings.allowedHosts,
+          allowedPaths: settings.allowedPaths,
+          preopens: settings.wasi?.preopens,
+        }, parts.spec.pluginName),
+        internal: this.#internal,
+      });
+    if (this.#closed) {
+      await backend.close();
+      this.#assertOpen("create a plugin");
+    }
+    return backend;
+  }
+
+  /** Wraps a started backend as a plugin this runtime counts and closes. */
+  #register(
+    plan: PluginPlan,
+    parts: PluginIdentity & { readonly backend: PluginBackend; readonly env: HostEnvironment },
+  ): WasmPlugin {
+    const plugin = createWasmPlugin({
+      id: parts.id,
+      name: parts.name,
+      capabilities: [...parts.capabilities],
+      limits: plan.limits,
+      fuelMetered: this.execution.fuelMetering,
+      isolation: plan.isolation,
+      backend: parts.backend,
+      signatures: plan.artifact.signatures,
+      manifest: plan.manifest,
+      hostScope: parts.env,
+      logStats: parts.env.logStats,
+      onClose: () => this.#plugins.delete(plugin),
+    });
+    this.#plugins.add(plugin);
+    return plugin;
+  }
+}
+
+/** A plugin's config checked against its module: what a plugin is created from. */
+interface PluginPlan {
+  readonly artifact: ModuleArtifact;
+  /** The config, checked. */
+  readonly settings: WasmPluginConfig;
+  /** The config's manifest, or else the module's. */
+  readonly manifest: PluginManifest | null;
+  readonly limits: Readonly<ResourceLimits>;
+  readonly isolation: Isolation;
+  readonly imports: PlannedImports;
+}
+
+/** Who a new plugin is. */
+interface PluginIdentity {
+  readonly id: string;
+  readonly name: string;
+  readonly capabilities: ReadonlySet<Capability>;
 }
 
 /** The keys of a `RuntimeConfig`. */
@@ -671,15 +740,19 @@ function checkManifest(
   const what = `plugin "${manifest.name}"`;
   for (const name of manifest.exports ?? []) {
     if (!artifact.signatures.has(name)) {
-      throw new InvalidFunctionError(name, {
-        message: `The manifest of ${what} promises the export "${name}", which the module lacks`,
-      });
+      throw new InvalidFunctionError(
+        `The manifest of ${what} promises the export "${name}", which the module lacks`,
+        { functionName: name },
+      );
     }
   }
   const granted = new Set(settings.capabilities ?? []);
   for (const capability of manifest.capabilities ?? []) {
     if (!granted.has(capability)) {
-      throw new CapabilityDeniedError(capability, `The manifest of ${what}`);
+      throw new CapabilityDeniedError(
+        `Capability denied: The manifest of ${what} needs the "${capability}" capability`,
+        { capability },
+      );
     }
   }
   const asked = resolveLimits(limits, manifest.limits);
@@ -688,8 +761,8 @@ function checkManifest(
     const have = limits[key] ?? Infinity;
     if (want > have) {
       throw new ResourceLimitError(
-        key,
         `The manifest of ${what} asks for ${key} = ${want}, above the host's ${have}`,
+        { limit: key },
       );
     }
   }

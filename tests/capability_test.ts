@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { Capability, parseCapabilities } from "../mod.ts";
+import { Capability } from "../mod.ts";
+import { parseCapabilities } from "../src/_capability_grants.ts";
 import { assertRejectsWith, assertThrowsWith, testEachIsolation } from "./_helpers.ts";
 
 Deno.test("Capability names every grantable capability", { permissions: "none" }, async (t) => {

@@ -4,6 +4,7 @@ import {
   CapabilityDeniedError,
   CompilationError,
   FuelExhaustedError,
+  GuestError,
   HostFunctionError,
   ImportNotFoundError,
   InstantiationError,
@@ -48,14 +49,14 @@ const CASES: readonly Case[] = [
     message: "Start function trapped",
   },
   {
-    error: new InvalidFunctionError("nope"),
+    error: new InvalidFunctionError(undefined, { functionName: "nope" }),
     kind: "invalid_function",
     name: "InvalidFunctionError",
     fields: { functionName: "nope" },
     message: 'Function not found: "nope" is not an exported function',
   },
   {
-    error: new ImportNotFoundError("env", "missing"),
+    error: new ImportNotFoundError(undefined, { module: "env", importName: "missing" }),
     kind: "import_not_found",
     name: "ImportNotFoundError",
     fields: { module: "env", importName: "missing" },
@@ -69,7 +70,7 @@ const CASES: readonly Case[] = [
     message: "expected i32",
   },
   {
-    error: new TimeoutError(1000),
+    error: new TimeoutError(undefined, { timeoutMs: 1000 }),
     kind: "timeout",
     name: "TimeoutError",
     fields: { timeoutMs: 1000 },
@@ -83,65 +84,63 @@ const CASES: readonly Case[] = [
     message: "Memory 0 needs 20 pages",
   },
   {
-    error: new FuelExhaustedError(500),
+    error: new FuelExhaustedError(undefined, { fuelLimit: 500 }),
     kind: "fuel_exhausted",
     name: "FuelExhaustedError",
     fields: { fuelLimit: 500 },
     message: /500 units/,
   },
   {
-    error: new CallDepthExceededError(100),
+    error: new CallDepthExceededError(undefined, { maxCallDepth: 100 }),
     kind: "call_depth_exceeded",
     name: "CallDepthExceededError",
     fields: { maxCallDepth: 100 },
     message: "Call depth exceeded the limit of 100",
   },
   {
-    error: new MemoryOutOfBoundsError(65536, 4, 65536),
+    error: new MemoryOutOfBoundsError(undefined, { offset: 65536, size: 4 }),
     kind: "memory_out_of_bounds",
     name: "MemoryOutOfBoundsError",
     fields: { offset: 65536, size: 4 },
-    message:
-      "Memory access out of bounds: 4 bytes at offset 65536 exceed the memory of 65536 bytes",
+    message: "Memory access out of bounds: 4 bytes at offset 65536",
   },
   {
-    error: new TrapError("unreachable"),
+    error: new TrapError(undefined, { trap: "unreachable" }),
     kind: "trap",
     name: "TrapError",
     fields: { trap: "unreachable" },
     message: "Plugin trapped: unreachable",
   },
   {
-    error: new ResourceLimitError("maxInstances", "Too many plugins"),
+    error: new ResourceLimitError("Too many plugins", { limit: "maxInstances" }),
     kind: "resource_limit",
     name: "ResourceLimitError",
     fields: { limit: "maxInstances" },
     message: "Too many plugins",
   },
   {
-    error: new CapabilityDeniedError("read_config", 'Calling "env"."host_get_config"'),
+    error: new CapabilityDeniedError(undefined, { capability: "read_config" }),
     kind: "capability_denied",
     name: "CapabilityDeniedError",
     fields: { capability: "read_config" },
-    message:
-      'Capability denied: Calling "env"."host_get_config" needs the "read_config" capability',
+    message: 'Capability denied: the plugin needs the "read_config" capability',
   },
   {
-    error: new HostFunctionError("env", "log", { cause }),
+    error: new HostFunctionError(undefined, { module: "env", functionName: "log", cause }),
     kind: "host_function",
     name: "HostFunctionError",
     fields: { module: "env", functionName: "log", cause },
     message: 'Host function "env"."log" failed: boom',
   },
   {
-    error: new PluginStateError("stopped", 'Cannot call "add"'),
+    error: new PluginStateError(undefined, { state: "stopped" }),
     kind: "plugin_state",
     name: "PluginStateError",
     fields: { state: "stopped" },
-    message: 'Cannot call "add": the plugin is stopped',
+    message: "The plugin is stopped",
   },
   {
-    error: new PluginNotFoundError("p-1"),
+    error: new PluginNotFoundError(undefined, { id: "p-1" }),
     kind: "plugin_not_found",
     name: "PluginNotFoundError",
     fields: { id: "p-1" },
@@ -153,6 +152,13 @@ const CASES: readonly Case[] = [
     name: "WorkerCrashedError",
     fields: {},
     message: "Worker exited",
+  },
+  {
+    error: new GuestError('missing "name"', { functionName: "greet" }),
+    kind: "guest",
+    name: "GuestError",
+    fields: { functionName: "greet" },
+    message: 'missing "name"',
   },
 ];
 
@@ -176,7 +182,7 @@ Deno.test("WasmError subclasses carry a kind and their context", {
 
   await t.step("every kind belongs to exactly one class", () => {
     const kinds = CASES.map((c) => c.kind);
-    assert.equal(new Set(kinds).size, 17);
+    assert.equal(new Set(kinds).size, 18);
   });
 
   await t.step("a switch on kind narrows like a Rust match", () => {
@@ -190,19 +196,24 @@ Deno.test("WasmError subclasses carry a kind and their context", {
           return err.kind;
       }
     };
-    assert.equal(describe(new TimeoutError(5)), "timed out");
-    assert.equal(describe(new InvalidFunctionError("f")), "no f");
-    assert.equal(describe(new TrapError("unreachable")), "trap");
+    assert.equal(describe(new TimeoutError(undefined, { timeoutMs: 5 })), "timed out");
+    assert.equal(describe(new InvalidFunctionError(undefined, { functionName: "f" })), "no f");
+    assert.equal(describe(new TrapError(undefined, { trap: "unreachable" })), "trap");
   });
 });
 
-Deno.test("WasmError constructors accept a more specific message and a cause", {
+Deno.test("WasmError constructors take a message, then their fields and a cause", {
   permissions: "none",
 }, async (t) => {
   await t.step("the cause is kept as Error.cause", () => {
-    assert.equal(new TrapError("unreachable", { cause }).cause, cause);
+    assert.equal(new TrapError(undefined, { trap: "unreachable", cause }).cause, cause);
     assert.equal(new CompilationError("bad", { cause }).cause, cause);
-    assert.equal(new TimeoutError(10, { cause }).cause, cause);
+    assert.equal(new TimeoutError(undefined, { timeoutMs: 10, cause }).cause, cause);
+  });
+
+  await t.step("without a cause there is no cause property", () => {
+    assert.equal("cause" in new TrapError(undefined, { trap: "unreachable" }), false);
+    assert.equal("cause" in new WorkerCrashedError(), false);
   });
 
   await t.step("CompilationError keeps a byte offset for binary modules", () => {
@@ -212,19 +223,47 @@ Deno.test("WasmError constructors accept a more specific message and a cause", {
     assert.equal(error.column, undefined);
   });
 
-  await t.step("InvalidFunctionError, CallDepthExceededError and MemoryOutOfBoundsError", () => {
-    assert.equal(
-      new InvalidFunctionError("alloc", { message: "No allocator" }).message,
-      "No allocator",
-    );
-    assert.equal(new CallDepthExceededError(5, { message: "Too deep" }).message, "Too deep");
-    const oob = new MemoryOutOfBoundsError(1, 2, 0, { message: "No memory" });
+  await t.step("a message replaces the one the class writes from its fields", () => {
+    const missing = new InvalidFunctionError("No allocator", { functionName: "alloc" });
+    assert.deepEqual([missing.message, missing.functionName], ["No allocator", "alloc"]);
+    const deep = new CallDepthExceededError("Too deep", { maxCallDepth: 5 });
+    assert.deepEqual([deep.message, deep.maxCallDepth], ["Too deep", 5]);
+    const oob = new MemoryOutOfBoundsError("No memory", { offset: 1, size: 2 });
     assert.equal(oob.message, "No memory");
     assert.deepEqual([oob.offset, oob.size], [1, 2]);
+    const trap = new TrapError("Plugin trapped twice", { trap: "unreachable" });
+    assert.deepEqual([trap.message, trap.trap], ["Plugin trapped twice", "unreachable"]);
+  });
+
+  await t.step("classes without required fields have a default message", () => {
+    const messages = [
+      new CompilationError(),
+      new InstantiationError(),
+      new TypeMismatchError(),
+      new OutOfMemoryError(),
+      new WorkerCrashedError(),
+    ].map((error) => error.message);
+    assert.deepEqual(messages, [
+      "The module is not valid WebAssembly",
+      "The module could not be instantiated",
+      "A value does not match the function's signature",
+      "The plugin ran out of memory",
+      "The plugin's worker crashed",
+    ]);
+  });
+
+  await t.step("a GuestError without a message says that the guest gave none", () => {
+    const expected = 'Plugin function "greet" failed without a message';
+    assert.equal(new GuestError("", { functionName: "greet" }).message, expected);
+    assert.equal(new GuestError(undefined, { functionName: "greet" }).message, expected);
   });
 
   await t.step("HostFunctionError does not invent a reason for a non-Error cause", () => {
-    const error = new HostFunctionError("env", "f", { cause: "text" });
+    const error = new HostFunctionError(undefined, {
+      module: "env",
+      functionName: "f",
+      cause: "text",
+    });
     assert.equal(error.message, 'Host function "env"."f" failed');
     assert.equal(error.cause, "text");
   });

@@ -171,7 +171,7 @@ testEachIsolation("Linker functions that throw fail the call with HostFunctionEr
   });
 
   await t.step("a WasmError thrown by the host reaches the caller as it is", async () => {
-    thrown = new ResourceLimitError("quota", "Quota exceeded");
+    thrown = new ResourceLimitError("Quota exceeded", { limit: "quota" });
     await assertRejectsWith(() => plugin.callVoid("run"), ResourceLimitError, {
       limit: "quota",
       message: "Quota exceeded",

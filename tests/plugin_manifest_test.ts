@@ -4,11 +4,11 @@ import {
   CapabilityDeniedError,
   CompilationError,
   InvalidFunctionError,
-  parseManifest,
   PluginManager,
   type PluginManifest,
   ResourceLimitError,
 } from "../mod.ts";
+import { parseManifest } from "../src/_plugin_manifest.ts";
 import { assertRejectsWith, inlineRuntime } from "./_helpers.ts";
 
 const GREETER = '(func (export "greet_len") (result i32) i32.const 13)';

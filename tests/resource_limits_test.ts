@@ -3,13 +3,13 @@ import {
   DEFAULT_LIMITS,
   FuelExhaustedError,
   OutOfMemoryError,
-  resolveLimits,
   ResourceLimitError,
   type ResourceLimits,
   RESTRICTIVE_LIMITS,
   TimeoutError,
   UNLIMITED_LIMITS,
 } from "../mod.ts";
+import { resolveLimits } from "../src/_limit_overrides.ts";
 import {
   assertRejectsWith,
   assertThrowsWith,

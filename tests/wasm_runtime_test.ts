@@ -164,7 +164,14 @@ Deno.test("WasmRuntime.compileWat() compiles WebAssembly text", {
         (func (export "swap") (param i32 i64) (result i64 i32) local.get 1 local.get 0))`,
     );
     assert.deepEqual(compiled.imports, [
-      { module: "env", name: "log", kind: "function", params: ["i32"], results: [] },
+      {
+        module: "env",
+        name: "log",
+        kind: "function",
+        params: ["i32"],
+        results: [],
+        capability: "call_host_function",
+      },
     ]);
     assert.deepEqual(compiled.exports, [
       { name: "mem", kind: "memory" },
@@ -315,10 +322,10 @@ testEachIsolation("WasmRuntime.createPlugin() instantiates compiled modules", {
   });
 
   await t.step("a forged CompiledModule is a TypeError", async () => {
-    const forged: CompiledModule = { ...compiled };
+    const forged = { ...compiled } as unknown as CompiledModule;
     await assertRejectsWith(() => runtime.createPlugin(forged), TypeError, {
       message:
-        "Cannot create a plugin: expected a CompiledModule returned by runtime.compile() or compileWat()",
+        'Cannot create a plugin: expected a CompiledModule returned by runtime.compile() or compileWat(), received a copy of one (module "calls"): a copy such as { ...compiled } or structuredClone(compiled) has no compiled code, pass the CompiledModule itself',
     });
     await assertRejectsWith(
       () => runtime.createPlugin(null as unknown as CompiledModule),

@@ -328,14 +328,14 @@ function assertAllowedHost(allowedHosts: readonly string[], url: URL): void {
   // (file://127.0.0.1/etc/passwd): only the network is the network.
   if (url.protocol !== "http:" && url.protocol !== "https:") {
     throw new CapabilityDeniedError(
-      Capability.NetworkAccess,
-      `Fetching a ${url.protocol} URL (only http: and https: reach allowedHosts)`,
+      `Capability denied: Fetching a ${url.protocol} URL (only http: and https: reach allowedHosts) needs the "${Capability.NetworkAccess}" capability`,
+      { capability: Capability.NetworkAccess },
     );
   }
   if (!allowedHosts.includes(url.host) && !allowedHosts.includes(url.hostname)) {
     throw new CapabilityDeniedError(
-      Capability.NetworkAccess,
-      `Fetching ${url.origin} (not in allowedHosts)`,
+      `Capability denied: Fetching ${url.origin} (not in allowedHosts) needs the "${Capability.NetworkAccess}" capability`,
+      { capability: Capability.NetworkAccess },
     );
   }
 }
@@ -438,7 +438,10 @@ export function createBuiltin(name: string, site: BuiltinSite): HostCallable {
   const denied = spec.capability !== undefined && !site.capabilities.has(spec.capability);
   return guardHostFunction("env", name, site.slot, (...args) => {
     if (denied) {
-      throw new CapabilityDeniedError(spec.capability!, `Calling "env"."${name}"`);
+      throw new CapabilityDeniedError(
+        `Capability denied: Calling "env"."${name}" needs the "${spec.capability}" capability`,
+        { capability: spec.capability! },
+      );
     }
     return fn(...(args as number[]));
   });
@@ -457,7 +460,7 @@ export function guardHostFunction(
   const fail = (err: unknown, generation: number): never => {
     const error = err instanceof WasmError
       ? err
-      : new HostFunctionError(module, name, { cause: err });
+      : new HostFunctionError(undefined, { module, functionName: name, cause: err });
     if (slot.generation === generation) slot.error ??= error;
     throw error;
   };

@@ -45,17 +45,20 @@ export class GuestMemory {
   view(offset: number, length: number): Uint8Array {
     const memory = this.#memory;
     if (memory === undefined) {
-      throw new MemoryOutOfBoundsError(offset, length, 0, {
-        message:
-          'The plugin has no memory the host can access: export one named "memory" (or exactly one memory)',
-      });
+      throw new MemoryOutOfBoundsError(
+        'The plugin has no memory the host can access: export one named "memory" (or exactly one memory)',
+        { offset, size: length },
+      );
     }
     const buffer = memory.buffer;
     if (
       !Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 ||
       offset + length > buffer.byteLength
     ) {
-      throw new MemoryOutOfBoundsError(offset, length, buffer.byteLength);
+      throw new MemoryOutOfBoundsError(
+        `Memory access out of bounds: ${length} bytes at offset ${offset} exceed the memory of ${buffer.byteLength} bytes`,
+        { offset, size: length },
+      );
     }
     return new Uint8Array(buffer, offset, length);
   }

@@ -129,7 +129,12 @@ export function assertPayloadSize(what: string, size: number, max: number, bound
 export function createHostServices(env: HostEnvironment): HostServices {
   const logger: Logger = getLogger(["wasmplug", "plugin", env.pluginName]);
   const require = (capability: string, what: string): void => {
-    if (!env.capabilities.has(capability)) throw new CapabilityDeniedError(capability, what);
+    if (!env.capabilities.has(capability)) {
+      throw new CapabilityDeniedError(
+        `Capability denied: ${what} needs the "${capability}" capability`,
+        { capability },
+      );
+    }
   };
   const held = createStorageBudget(env);
   return {
@@ -221,8 +226,8 @@ function createStorageBudget(env: HostEnvironment): StorageBudget {
       const after = used - (charged[map].get(key) ?? 0) + record;
       if (after > env.maxStorageBytes) {
         throw new ResourceLimitError(
-          "maxStorageBytes",
           `Cannot store ${what}: the plugin's storage and config would hold ${after} bytes, above the limit maxStorageBytes = ${env.maxStorageBytes}`,
+          { limit: "maxStorageBytes" },
         );
       }
       used = after;

@@ -29,6 +29,12 @@
  * write the limit into the global before each top-level call, since a trap
  * leaves it at whatever the deepest frame stored.
  *
+ * With fuel on, functions called directly pass their depth in a parameter
+ * instead (see `_internal_calls.ts`): the caller checks that one more counted
+ * frame fits and passes the callee its depth already taken, and only calls of
+ * imports, tables, references and functions without a variant go through the
+ * global, as above.
+ *
  * @module
  */
 

@@ -3,14 +3,21 @@
  * scan: the depth pass counts only their frames, and the deadline pass checks
  * only before calls that can lead into them.
  *
- * The graph has a node per defined function and one *unknown* node standing
- * for everything the module cannot see: an edge goes to it from every call to
- * an imported function (the host may call back in), `call_indirect`,
- * `call_ref` and their tail-call forms; edges go from it to every function the
- * outside can reach (exported, the start function, in an element segment, or
- * taken by `ref.func`). A function is *recursive* when it lies on a cycle of
- * that graph (strongly connected components, found iteratively so that deep
- * call chains cannot overflow the host stack).
+ * The graph has a node per defined function and two nodes for calls whose
+ * callee the module cannot name. The *host* node stands for every imported
+ * function: an edge goes to it from every call to an import (the host may
+ * call back in), and from it to every function the outside can reach
+ * (exported, the start function, in an element segment, or taken by
+ * `ref.func`). The *indirect* node stands for the callee of `call_indirect`,
+ * `call_ref` and their tail-call forms: edges go from it to every function a
+ * reference can name. When nothing from outside can hand the module a
+ * reference (it imports nothing but memories, exports no table, tag or
+ * reference global, and no exported function takes a reference), those are
+ * only the functions the module itself takes references to (element segments
+ * and `ref.func`); otherwise, every function the outside can reach. A
+ * function is *recursive* when it lies on a cycle of that graph (strongly
+ * connected components, found iteratively so that deep call chains cannot
+ * overflow the host stack). Tail calls in unreachable code add no edge.
  *
  * @module
  */
@@ -59,39 +66,60 @@ const OP_REF_FUNC = 0xd2;
 export function analyzeCalls(bytes: Uint8Array, info: ModuleInfo, scan: ScanResult): CallAnalysis {
   const imported = info.imports.reduce((n, entry) => n + (entry.kind === "function" ? 1 : 0), 0);
   const n = info.code.length;
-  const unknown = n;
-  const outside = escapingFunctions(bytes, info, scan, imported);
+  const host = n;
+  const indirect = n + 1;
+  const marks = referencedFunctions(bytes, info, scan, imported);
+  const outside: number[] = [];
+  const referenced: number[] = [];
+  for (let f = 0; f < n; f++) {
+    if (marks[f] !== 0) outside.push(f);
+    if ((marks[f]! & REFERENCED) !== 0) referenced.push(f);
+  }
+  const indirectTargets = isSealed(info, imported) ? referenced : outside;
 
-  // Adjacency in compressed rows; node `unknown` last.
-  const offsets = new Int32Array(n + 2);
-  const { kind, arg, eventStart } = { kind: scan.kind, arg: scan.arg, eventStart: scan.eventStart };
+  // Adjacency in compressed rows; nodes `host` and `indirect` last.
+  const offsets = new Int32Array(n + 3);
+  const { kind, arg, rec, eventStart } = scan;
+  const isEdge = (e: number): boolean =>
+    kind[e] === Event.Call || (kind[e] === Event.TailCall && rec[e] !== -1);
   for (let f = 0; f < n; f++) {
     let edges = 0;
     for (let e = eventStart[f]!; e < eventStart[f + 1]!; e++) {
-      if (kind[e] === Event.Call || kind[e] === Event.TailCall) edges++;
+      if (isEdge(e)) edges++;
     }
     offsets[f + 1] = offsets[f]! + edges;
   }
-  offsets[n + 1] = offsets[n]! + outside.length;
-  const targets = new Int32Array(offsets[n + 1]!);
+  offsets[host + 1] = offsets[host]! + outside.length;
+  offsets[indirect + 1] = offsets[indirect]! + indirectTargets.length;
+  const targets = new Int32Array(offsets[n + 2]!);
   for (let f = 0; f < n; f++) {
     let at = offsets[f]!;
     for (let e = eventStart[f]!; e < eventStart[f + 1]!; e++) {
-      if (kind[e] !== Event.Call && kind[e] !== Event.TailCall) continue;
+      if (!isEdge(e)) continue;
       const callee = arg[e]! - imported;
-      targets[at++] = arg[e]! < 0 || callee < 0 || callee >= n ? unknown : callee;
+      targets[at++] = arg[e]! < 0 ? indirect : callee < 0 || callee >= n ? host : callee;
     }
   }
-  targets.set(outside, offsets[n]!);
+  targets.set(outside, offsets[host]!);
+  targets.set(indirectTargets, offsets[indirect]!);
 
-  const { component, order, cyclic } = components(n + 1, offsets, targets);
+  const { component, order, cyclic } = components(n + 2, offsets, targets);
 
   const depthRole = new Uint8Array(n);
   const bounded = new Uint8Array(n);
   const work = new Float64Array(n);
+  // Whether a call through the indirect node can reach counted code.
+  let indirectReaches = false;
   // Components come out callees first, so every callee is decided before its callers.
   for (const f of order) {
-    if (f === unknown) continue;
+    if (f === host) continue;
+    if (f === indirect) {
+      indirectReaches = cyclic[component[f]!] === 1;
+      for (let at = offsets[f]!; at < offsets[f + 1]!; at++) {
+        if (depthRole[targets[at]!] !== DepthRole.None) indirectReaches = true;
+      }
+      continue;
+    }
     if (cyclic[component[f]!]) {
       depthRole[f] = DepthRole.Count;
       continue;
@@ -101,8 +129,8 @@ export function analyzeCalls(bytes: Uint8Array, info: ModuleInfo, scan: ScanResu
     let isBounded = true;
     for (let at = offsets[f]!; at < offsets[f + 1]!; at++) {
       const callee = targets[at]!;
-      if (callee === unknown) {
-        role = DepthRole.Keep;
+      if (callee === host || callee === indirect) {
+        if (callee === host || indirectReaches) role = DepthRole.Keep;
         isBounded = false;
         continue;
       }
@@ -115,6 +143,36 @@ export function analyzeCalls(bytes: Uint8Array, info: ModuleInfo, scan: ScanResu
     bounded[f] = isBounded && sum <= BOUNDED_WORK ? 1 : 0;
   }
   return { depthRole, bounded };
+}
+
+/** Value types that cannot hold a reference. */
+const NUMBER_TYPES: ReadonlySet<string> = new Set(["i32", "i64", "f32", "f64", "v128"]);
+
+/**
+ * Whether nothing from outside can hand the module a function reference: it
+ * imports nothing but memories, and exports no table, no tag, no global of a
+ * reference type and no function taking a reference.
+ */
+function isSealed(info: ModuleInfo, imported: number): boolean {
+  if (info.imports.some((entry) => entry.kind !== "memory")) return false;
+  for (const entry of info.exports) {
+    switch (entry.kind) {
+      case "table":
+      case "tag":
+        return false;
+      case "global": {
+        const type = info.globals[entry.index]?.type.valueType;
+        if (type === undefined || !NUMBER_TYPES.has(type)) return false;
+        break;
+      }
+      case "function": {
+        const type = info.types[info.functions[entry.index - imported] ?? -1];
+        if (type?.kind !== "func" || !type.params.every((p) => NUMBER_TYPES.has(p))) return false;
+        break;
+      }
+    }
+  }
+  return true;
 }
 
 /**
@@ -188,41 +246,47 @@ function components(
   return { component, order, cyclic: Uint8Array.from(cyclicList) };
 }
 
+/** Marks of {@linkcode referencedFunctions}. */
+const EXPORTED = 1;
+const REFERENCED = 2;
+
 /**
- * Defined functions the outside can call (as indices among defined functions):
- * exported ones, the start function, and those named by element segments or
- * `ref.func` anywhere. When the element section cannot be read, every function.
+ * Per defined function, whether the outside can call it by its export or as
+ * the start function ({@linkcode EXPORTED}), and whether the module takes a
+ * reference to it, in an element segment or with `ref.func`
+ * ({@linkcode REFERENCED}). When the element section cannot be read, every
+ * function is referenced.
  */
-function escapingFunctions(
+function referencedFunctions(
   bytes: Uint8Array,
   info: ModuleInfo,
   scan: ScanResult,
   imported: number,
-): Int32Array {
+): Uint8Array {
   const n = info.code.length;
   const marks = new Uint8Array(n);
-  const mark = (index: number): void => {
+  const mark = (index: number, how = REFERENCED): void => {
     const f = index - imported;
-    if (f >= 0 && f < n) marks[f] = 1;
+    if (f >= 0 && f < n) marks[f]! |= how;
   };
-  for (const entry of info.exports) if (entry.kind === "function") mark(entry.index);
-  if (info.start !== null) mark(info.start);
+  for (const entry of info.exports) if (entry.kind === "function") mark(entry.index, EXPORTED);
+  if (info.start !== null) mark(info.start, EXPORTED);
   for (const index of scan.refFuncs) mark(index);
-  for (const global of info.globals) constExprRefs(bytes, global.init.start, global.init.end, mark);
+  for (const global of info.globals) {
+    constExprRefs(bytes, global.init.start, global.init.end, (i) => mark(i));
+  }
   for (const table of info.tables) {
-    if (table.init !== null) constExprRefs(bytes, table.init.start, table.init.end, mark);
+    if (table.init !== null) constExprRefs(bytes, table.init.start, table.init.end, (i) => mark(i));
   }
   const section = info.sections.find((s) => s.id === SECTION_ELEMENT);
   if (section !== undefined) {
     try {
-      elementRefs(bytes, section.payloadStart, section.end, mark);
+      elementRefs(bytes, section.payloadStart, section.end, (i) => mark(i));
     } catch {
-      marks.fill(1);
+      marks.fill(EXPORTED | REFERENCED);
     }
   }
-  const list: number[] = [];
-  for (let f = 0; f < n; f++) if (marks[f] === 1) list.push(f);
-  return Int32Array.from(list);
+  return marks;
 }
 
 /** Calls `mark` with the function index of every `ref.func` in a constant expression. */

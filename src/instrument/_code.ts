@@ -256,6 +256,11 @@ export class CodeWriter {
   buf: Uint8Array<ArrayBuffer>;
   /** Number of bytes written. */
   length = 0;
+  /**
+   * Where to note the offsets of the `if`s {@linkcode CodeWriter.unlikelyIf}
+   * writes (for a branch hint section), or `null` not to.
+   */
+  hints: number[] | null = null;
 
   /** Creates an empty writer. */
   constructor(capacity = 1024) {
@@ -271,6 +276,13 @@ export class CodeWriter {
     const next = new Uint8Array(size);
     next.set(this.buf.subarray(0, this.length));
     this.buf = next;
+  }
+
+  /** Writes `if` of type `[] -> []` whose condition is rarely true, noting where it is. */
+  unlikelyIf(): void {
+    this.hints?.push(this.length);
+    this.u8(0x04);
+    this.u8(0x40);
   }
 
   /** Writes one byte. */

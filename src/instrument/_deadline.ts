@@ -197,8 +197,7 @@ function emitTickWhenDue(
   out.u8(0x41); // i32.const 0
   out.u8(0x00);
   out.u8(0x4c); // i32.le_s
-  out.u8(0x04); // if
-  out.u8(0x40);
+  out.unlikelyIf();
   out.u8(0x10); // call tick
   out.u32(slots.tick);
   if (reload !== null) emitTicksLoad(out, slots, reload);

@@ -14,8 +14,13 @@
  * runs out of fuel at the first charge its budget cannot cover, which may be
  * a little before the instruction that would have overdrawn it. A call that
  * traps, or that an exception leaves early, has paid for what its charges
- * covered. Code no branch can reach is not metered. A callee meters itself;
- * host functions are not metered.
+ * covered. Code no branch can reach is not metered. A callee meters itself,
+ * except that the record a direct call is in also pays for the callee's
+ * entry record, which is sure to run once the call is made (with the fuel
+ * pass on, see `_internal_calls.ts`; a callee entered from the host, through
+ * a table or a reference pays for it itself): a call that traps before the
+ * call it was about to make has paid for that callee's entry too. Host
+ * functions are not metered.
  *
  * Bulk instructions, whose work grows with their length operand, also pay
  * for that length when they run: `memory.fill`, `memory.copy` and
@@ -42,10 +47,13 @@
  * least one unit, and a bulk instruction at least its length, no code runs for
  * long between two slow paths.
  *
- * Functions with loops charge a local copy of the global, which is cheaper in
- * a loop, but write every new value through to the global as well: whatever
- * stops the call (a trap of the guest's own included), the global holds what
- * the charges taken so far covered.
+ * Functions keep the fuel in a local, which is much cheaper than a global
+ * (the variants of `_internal_calls.ts` get it in a parameter from their
+ * caller; the others that have loops load it on entry), but write every new
+ * value through to the global as well: whatever stops the call (a trap of
+ * the guest's own included), the global holds what the charges taken so far
+ * covered. The `if` of every slow path is marked unlikely in a branch hint
+ * section (see `CodeWriter.unlikelyIf`), which V8 lays out of the way.
  *
  * @module
  */
@@ -99,8 +107,7 @@ export function emitFuelCharge(
   if (slots.refill === null) {
     emitTrapIf(out, TrapReason.Fuel, slots);
   } else {
-    out.u8(0x04); // if
-    out.u8(0x40);
+    out.unlikelyIf();
     out.u8(0x10); // call refill
     out.u32(slots.refill);
     out.u8(0x0b); // end
@@ -139,8 +146,7 @@ export function emitCachedFuelCharge(
   out.u8(0x42); // i64.const 0
   out.u8(0x00);
   out.u8(0x53); // i64.lt_s
-  out.u8(0x04); // if
-  out.u8(0x40);
+  out.unlikelyIf();
   if (slots.refill === null) {
     out.u8(0x41); // i32.const reason
     out.u8(TrapReason.Fuel);

@@ -27,6 +27,7 @@ import {
 } from "./_deadline.ts";
 import { DepthRole } from "./_call_graph.ts";
 import { BodyFlags, Event, type ScanResult } from "./_scan.ts";
+import type { InternalCallPlan } from "./_internal_calls.ts";
 
 /** The passes to apply, with the module-level indices they use. */
 export interface BodyPlan {
@@ -40,6 +41,12 @@ export interface BodyPlan {
   readonly bulkGates: readonly number[];
   /** The function replacing each of the scan's distinct atomic waits (see `_atomic_wait.ts`). */
   readonly waitFunctions: readonly number[];
+  /** The internal calling convention's variants, or `null` (see `_internal_calls.ts`). */
+  readonly internal: InternalCallPlan | null;
+  /** The `[i32] -> [i64]` slow path of variants' charges that also check the depth, or -1. */
+  readonly chargeSlowPath: number;
+  /** The `[] -> [i64]` slow path of variants' charges, or -1. */
+  readonly fuelSlowPath: number;
 }
 
 /** What the call graph decided, by defined function index. */
@@ -80,19 +87,35 @@ interface Snippets {
 
 function split(write: (out: CodeWriter) => number): [Uint8Array, Uint8Array] {
   scratch.length = 0;
+  scratch.hints = [];
   const at = write(scratch);
   const whole = scratch.finish();
-  return [whole.slice(0, at), whole.slice(at + 1)]; // the cost 0 takes one byte
+  const tail = whole.slice(at + 1); // the cost 0 takes one byte
+  // The unlikely `if` of a charge comes after its cost.
+  if (scratch.hints.length > 0) snippetHints.set(tail, scratch.hints.map((h) => h - at - 1));
+  return [whole.slice(0, at), tail];
 }
 
 const scratch = new CodeWriter(256);
 let cachedPlan: BodyPlan | null = null;
 const cache = new Map<number, Snippets>();
+/** Offsets of the unlikely `if`s in snippets (see `CodeWriter.unlikelyIf`). */
+const snippetHints = new WeakMap<Uint8Array, readonly number[]>();
 
 function snippet(write: (out: CodeWriter) => void): Uint8Array {
   scratch.length = 0;
+  scratch.hints = [];
   write(scratch);
-  return scratch.finish();
+  const bytes = scratch.finish();
+  if (scratch.hints.length > 0) snippetHints.set(bytes, scratch.hints);
+  return bytes;
+}
+
+/** Writes a snippet, noting its unlikely `if`s in `out`'s hints. */
+function put(out: CodeWriter, bytes: Uint8Array): void {
+  const hints = out.hints === null ? undefined : snippetHints.get(bytes);
+  if (hints !== undefined) { for (const h of hints) out.hints!.push(out.length + h); }
+  out.bytes(bytes);
 }
 
 function snippets(plan: BodyPlan, firstNew: number): Snippets {
@@ -204,15 +227,17 @@ export function rewriteBody(
   // Charges write the cached fuel through to its global; the countdown is stored back.
   const flush = cached && fuel === null ? s.ticksFlush : null;
   const role = depth === null || roles === null ? DepthRole.None : roles.depthRole[f]!;
-  if (role === DepthRole.Count) out.bytes(withLoop ? s.depthEntryInline : s.depthEntry);
-  else if (role === DepthRole.Keep) out.bytes(s.depthKeep);
+  if (role === DepthRole.Count) put(out, withLoop ? s.depthEntryInline : s.depthEntry);
+  else if (role === DepthRole.Keep) put(out, s.depthKeep);
   const tailStore = role === DepthRole.Count ? s.depthTailStore : s.depthStore;
-  if (cached) out.bytes(load);
+  if (cached) put(out, load);
 
   const { pos, kind, arg, run, cost } = scan;
   const imported = roles?.imported ?? 0;
   let checkedRun = -1;
   for (let e = scan.eventStart[f]!, last = scan.eventStart[f + 1]!; e < last; e++) {
+    // Accesses of locals that variants move are copied as they are here.
+    if (kind[e] === Event.Local) continue;
     const at = pos[e]!;
     if (at > copied) {
       out.copy(bytes, copied, at);
@@ -222,43 +247,45 @@ export function rewriteBody(
       case Event.Charge: {
         const units = cost[arg[e]!]!;
         if (units === 0) break;
-        out.bytes(chargeHead);
+        put(out, chargeHead);
         out.s32(units);
-        out.bytes(chargeTail);
+        put(out, chargeTail);
         break;
       }
       case Event.Call:
       case Event.TailCall: {
+        // Unreachable tail calls are recorded for variants only.
+        if (scan.rec[e] === -1 && kind[e] === Event.TailCall) break;
         const callee = arg[e]! - imported;
         const known = arg[e]! >= 0 && callee >= 0 && roles !== null &&
           callee < roles.depthRole.length;
         if (
           deadline !== null && run[e] !== checkedRun && !(known && roles.bounded[callee] === 1)
         ) {
-          out.bytes(check);
+          put(out, check);
           checkedRun = run[e]!;
         }
         if (role !== DepthRole.None && !(known && roles.depthRole[callee] === DepthRole.None)) {
-          out.bytes(kind[e] === Event.Call ? s.depthStore : tailStore);
+          put(out, kind[e] === Event.Call ? s.depthStore : tailStore);
         }
-        if (flush !== null) out.bytes(flush);
+        if (flush !== null) put(out, flush);
         break;
       }
       case Event.Exit:
-        if (flush !== null) out.bytes(flush);
+        if (flush !== null) put(out, flush);
         break;
       case Event.Resume:
-        if (cached) out.bytes(load);
+        if (cached) put(out, load);
         break;
       case Event.Loop:
-        if (deadline !== null) out.bytes(check);
+        if (deadline !== null) put(out, check);
         break;
       case Event.Bulk:
         // The gate charges the fuel global or counts the countdown global down.
-        if (flush !== null) out.bytes(flush);
+        if (flush !== null) put(out, flush);
         out.u8(0x10); // call gate
         out.u32(plan.bulkGates[arg[e]!]!);
-        if (cached) out.bytes(load);
+        if (cached) put(out, load);
         break;
       case Event.Wait: {
         const site = scan.waitSites[arg[e]!]!;

@@ -53,6 +53,17 @@ export const Event = {
   Bulk: 6,
   /** An atomic wait; `arg` indexes {@linkcode ScanResult.waitSites}. */
   Wait: 7,
+  /**
+   * A `return`, reachable or not (recorded with {@linkcode ScanOptions.returns}),
+   * where a body returning one more value pushes it.
+   */
+  Return: 8,
+  /**
+   * A `local.get`, `local.set` or `local.tee` of one of the first declared
+   * locals, reachable or not (see {@linkcode ScanOptions.movedLocals}); `arg`
+   * is the local's position among the declared locals.
+   */
+  Local: 9,
 } as const;
 
 /** Per-function facts of a scan. */
@@ -82,6 +93,8 @@ const OP_UNREACHABLE = 0x00;
 const OP_CALL = 0x10;
 const OP_RETURN_CALL = 0x12;
 const OP_REF_FUNC = 0xd2;
+const OP_LOCAL_GET = 0x20;
+const OP_LOCAL_TEE = 0x22;
 const OP_GC_PREFIX = 0xfb;
 const OP_TABLE_SET = 0x26;
 const MISC_PREFIX = 0xfc;
@@ -96,6 +109,28 @@ const STATE_CHANGING_MISC: Readonly<Record<number, string>> = {
   17: "table.fill",
 };
 
+/**
+ * Per one-byte opcode, 1 when the instruction has no effect beyond its
+ * operands and results: it cannot trap, write memory, a table or a global,
+ * call or branch (locals, `global.get`, constants, `drop`, `select`, and the
+ * numeric instructions but for integer division and float truncation).
+ */
+const EFFECT_FREE = (() => {
+  const table = new Uint8Array(256);
+  const set = (from: number, to: number): void => {
+    table.fill(1, from, to + 1);
+  };
+  set(0x01, 0x01); // nop
+  set(0x1a, 0x1c); // drop, select, select t
+  set(0x20, 0x23); // local.get/set/tee, global.get
+  set(0x41, 0xc4); // constants, comparisons, arithmetic, conversions
+  for (const op of [0x6d, 0x6e, 0x6f, 0x70, 0x7f, 0x80, 0x81, 0x82]) table[op] = 0; // div, rem
+  table.fill(0, 0xa8, 0xab + 1); // i32.trunc_f32/f64
+  table.fill(0, 0xae, 0xb1 + 1); // i64.trunc_f32/f64
+  set(0xd0, 0xd3); // ref.null, ref.is_null, ref.func, ref.eq
+  return table;
+})();
+
 /** Which events a scan records. */
 export interface ScanOptions {
   /** Record fuel charges. */
@@ -108,6 +143,16 @@ export interface ScanOptions {
   readonly bulk: AddressTypes | null;
   /** Record atomic waits. */
   readonly waits: boolean;
+  /**
+   * Record every `return` and every tail call, unreachable ones included
+   * (whose record is -1), which a body given another signature rewrites too.
+   */
+  readonly returns?: boolean;
+  /**
+   * Record every access to the first this many declared locals, which a body
+   * given more parameters moves (see `_internal_body.ts`).
+   */
+  readonly movedLocals?: number;
 }
 
 /** Which memories and tables have 64-bit addresses, by index. */
@@ -131,6 +176,13 @@ export class ScanResult {
   arg: Int32Array = new Int32Array(1024);
   /** Straight-line run each call event is in: calls in one run have no control flow between them. */
   run: Int32Array = new Int32Array(1024);
+  /** Record each call and tail call is in (-1 when unreachable); unset for other events. */
+  rec: Int32Array = new Int32Array(1024);
+  /**
+   * 1 for a call or tail call that only instructions without effects (no
+   * trap, store, call or control) separate from the start of its record.
+   */
+  pure: Uint8Array = new Uint8Array(1024);
   /** Number of events. */
   events = 0;
   /** Final fuel cost of each record. */
@@ -174,14 +226,16 @@ export class ScanResult {
     return this.waitSites.length - 1;
   }
 
-  /** Appends an event. */
-  push(kind: number, pos: number, arg: number, run: number): void {
+  /** Appends an event; `rec` and `pure` describe a call. */
+  push(kind: number, pos: number, arg: number, run: number, rec = -1, pure = false): void {
     const i = this.events;
     if (i === this.pos.length) this.#growEvents();
     this.pos[i] = pos;
     this.kind[i] = kind;
     this.arg[i] = arg;
     this.run[i] = run;
+    this.rec[i] = rec;
+    this.pure[i] = pure ? 1 : 0;
     this.events = i + 1;
   }
 
@@ -212,6 +266,12 @@ export class ScanResult {
     const run = new Int32Array(size);
     run.set(this.run);
     this.run = run;
+    const rec = new Int32Array(size);
+    rec.set(this.rec);
+    this.rec = rec;
+    const pure = new Uint8Array(size);
+    pure.set(this.pure);
+    this.pure = pure;
   }
 }
 
@@ -248,6 +308,8 @@ export class BodyScanner {
   #cur = DEAD;
   #run = 0;
   #bodyFlags = 0;
+  /** Whether only instructions without effects ran since the current record started. */
+  #pure = false;
 
   /**
    * @param options Which events to record.
@@ -261,9 +323,11 @@ export class BodyScanner {
   /**
    * Scans one body, whose locals the reader has already passed.
    *
+   * @param reader At the body's first instruction.
+   * @param params The function's number of parameters (for {@linkcode ScanOptions.movedLocals}).
    * @throws {BinaryFormatError} When the body is malformed.
    */
-  scan(reader: CodeReader): void {
+  scan(reader: CodeReader, params = 0): void {
     const out = this.#out;
     const bytes = reader.bytes;
     const nesting = this.#nesting;
@@ -272,6 +336,7 @@ export class BodyScanner {
     this.#cur = this.#newRecord(reader.pos);
     this.#bodyFlags = 0;
     const exits = this.#options.exits;
+    const moved = this.#options.movedLocals ?? 0;
     let size = 0;
     while (true) {
       const ctl = reader.next();
@@ -279,6 +344,11 @@ export class BodyScanner {
       if (ctl === Ctl.None) {
         if (this.#cur !== DEAD) out.cost[this.#cur]!++;
         const op = reader.op;
+        if (op >= 0x100 || EFFECT_FREE[op] === 0) this.#pure = false;
+        else if (op >= OP_LOCAL_GET && op <= OP_LOCAL_TEE && moved > 0) {
+          const local = lebAt(bytes, reader.start + 1) - params;
+          if (local >= 0 && local < moved) out.push(Event.Local, reader.start, local, this.#run);
+        }
         if (op === OP_REF_FUNC) out.refFuncs.push(lebAt(bytes, reader.start + 1));
         else if (op === OP_TABLE_SET) this.#noteStateChange(op);
         else if (op >>> 24 === MISC_PREFIX) {
@@ -293,12 +363,14 @@ export class BodyScanner {
         if (this.#cur !== DEAD) {
           out.cost[this.#cur]!++;
           const callee = reader.op === OP_CALL ? lebAt(bytes, reader.start + 1) : -1;
-          out.push(Event.Call, reader.start, callee, this.#run);
+          out.push(Event.Call, reader.start, callee, this.#run, this.#cur, this.#pure);
           if (exits) out.push(Event.Resume, reader.pos, 0, this.#run);
         }
+        this.#pure = false;
         continue;
       }
       this.#run++;
+      this.#pure = false;
       if (this.#step(reader, ctl)) break;
     }
     nesting.finish(reader);
@@ -376,6 +448,9 @@ export class BodyScanner {
         return false;
       }
       case Ctl.Jump: {
+        if (reader.op === OP_RETURN && this.#options.returns === true) {
+          out.push(Event.Return, reader.start, 0, this.#run);
+        }
         if (!live) return false;
         out.cost[this.#cur]!++;
         if (this.#jumpTargets(reader)) this.#exit(reader);
@@ -383,10 +458,15 @@ export class BodyScanner {
         return false;
       }
       case Ctl.TailCall: {
-        if (!live) return false;
-        out.cost[this.#cur]!++;
         const callee = reader.op === OP_RETURN_CALL ? lebAt(reader.bytes, reader.start + 1) : -1;
-        out.push(Event.TailCall, reader.start, callee, this.#run);
+        if (!live) {
+          if (this.#options.returns === true) {
+            out.push(Event.TailCall, reader.start, callee, this.#run, DEAD);
+          }
+          return false;
+        }
+        out.cost[this.#cur]!++;
+        out.push(Event.TailCall, reader.start, callee, this.#run, this.#cur, this.#pure);
         this.#target(0);
         this.#cur = DEAD;
         return false;
@@ -454,6 +534,7 @@ export class BodyScanner {
   }
 
   #newRecord(pos: number): number {
+    this.#pure = true;
     const record = this.#out.record();
     if (this.#options.fuel) this.#out.push(Event.Charge, pos, record, this.#run);
     return record;

@@ -48,8 +48,7 @@ export interface TrapSlots {
  * @param slots The trap-reason global, and the trap function if there is one.
  */
 export function emitTrapIf(out: CodeWriter, reason: number, slots: TrapSlots): void {
-  out.u8(0x04); // if
-  out.u8(0x40); // []
+  out.unlikelyIf();
   if (slots.trapFunction !== undefined && slots.trapFunction !== null) {
     out.u8(0x10); // call
     out.u32(slots.trapFunction);

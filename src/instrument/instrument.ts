@@ -4,16 +4,21 @@
  * meters fuel, bounds its call depth and checks a deadline, keeping every
  * limit in an exported global the host writes before each call. No function,
  * global, table or memory index of the original module changes (globals,
- * a memory, a table and a few small functions are appended), so element
- * segments, exports and the `name` section stay valid as they are; code
- * metadata custom sections, whose offsets rewriting moves, are dropped.
+ * a memory, a table and functions are appended), so element segments,
+ * exports and the `name` section stay valid as they are; code metadata
+ * custom sections, whose offsets rewriting moves, are dropped, and a branch
+ * hint section marks the slow paths of the passes unlikely.
  *
  * Code is read twice and never recursively: `_scan.ts` decodes each body once,
  * assigning fuel costs and recording where code goes in; `_call_graph.ts`
  * finds the functions that can recurse; `_rewrite.ts` then copies each body
  * with the passes' code spliced in (`_fuel.ts`, `_call_depth.ts`,
  * `_deadline.ts`), calls of appended functions before bulk instructions
- * (`_bulk.ts`) and in place of atomic waits (`_atomic_wait.ts`).
+ * (`_bulk.ts`) and in place of atomic waits (`_atomic_wait.ts`). With fuel
+ * on, most functions become a wrapper at their index and an appended variant
+ * that takes the fuel and the depth in parameters, which direct calls pass in
+ * registers (`_internal_calls.ts`, `_internal_body.ts`); the `name` section
+ * names the variants too (`_names.ts`).
  *
  * {@linkcode InstanceLimits} is the host side: it sets budgets on an instance
  * of the instrumented module, reads what was consumed and says which limit
@@ -55,6 +60,16 @@ import { type AddressTypes, BodyScanner, type ScanOptions, ScanResult } from "./
 import { BULK_KINDS, type BulkGateSlots, bulkGateType, emitBulkGateBody } from "./_bulk.ts";
 import { emitWaitBody, waitFunctionType } from "./_atomic_wait.ts";
 import { analyzeCalls } from "./_call_graph.ts";
+import { planInternalCalls } from "./_internal_calls.ts";
+import { withVariantNames } from "./_names.ts";
+import {
+  CHARGE_SLOW_PATH_TYPE,
+  emitChargeSlowPathBody,
+  emitFuelSlowPathBody,
+  emitWrapperBody,
+  FUEL_SLOW_PATH_TYPE,
+  rewriteInternalBody,
+} from "./_internal_body.ts";
 import { emitRefillBody } from "./_fuel.ts";
 import {
   DEADLINE_HOOKS_EXPORT,
@@ -112,9 +127,10 @@ export interface InstrumentOptions {
    * `block`, `loop`, `else`, `end`, `try`, `try_table`, `catch`, `catch_all`
    * and `delegate`, and bulk instructions (`memory.fill`, `table.copy`, ...)
    * also pay for their length: a unit per 64 bytes or per table element.
-   * Charges are taken ahead for code sure to run (see `_fuel.ts`), so a call
-   * that returns consumes exactly what it executed, and one that traps what
-   * its charges covered. The
+   * Charges are taken ahead for code sure to run (see `_fuel.ts`; a direct
+   * call's charge covers the start of the function it calls), so a call that
+   * returns consumes exactly what it executed, and one that traps what its
+   * charges covered. The
    * budget starts at `initial` (default `0n`: nothing runs until the host sets
    * a budget).
    *
@@ -278,6 +294,8 @@ const Section = SectionId;
 
 /** Names of custom sections holding code metadata, which rewritten code invalidates. */
 const CODE_METADATA_PREFIX = "metadata.code.";
+/** Name of the custom section of branch hints. */
+const BRANCH_HINT_SECTION = "metadata.code.branch_hint";
 
 /** Position of each section id in the required order (the tag section sits before globals). */
 const SECTION_RANK: readonly number[] = [0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 12, 13, 11, 6];
@@ -494,6 +512,8 @@ class Assembler {
       exits: fuel !== null || (checksInCode && deadline === "clock"),
       bulk: addressTypes,
       waits: deadline !== false,
+      returns: fuel !== null,
+      movedLocals: fuel === null ? 0 : maxDepth >= 0 ? 2 : 1,
     }, addedLocals);
     let fuelGlobal: string | null = null;
     let fuelIndex = -1;
@@ -608,7 +628,48 @@ class Assembler {
       startFunction = this.#export(START_EXPORT, 0, info.start);
       this.#deferStart = true;
     }
-    const plan: BodyPlan = { fuel: fuelSlots, depth, deadline: checks, bulkGates, waitFunctions };
+    // The slow path of the variants' charges that also check the depth (see `_internal_body.ts`).
+    let chargeSlowPath = -1;
+    let fuelSlowPath = -1;
+    if (fuelSlots !== null && hasCode) {
+      const body = new CodeWriter(32);
+      emitFuelSlowPathBody(body, fuelSlots);
+      fuelSlowPath = this.#appendFunction(body.finish(), FUEL_SLOW_PATH_TYPE);
+    }
+    if (fuelSlots !== null && depth !== null && hasCode) {
+      const body = new CodeWriter(32);
+      emitChargeSlowPathBody(body, fuelSlots, depth);
+      chargeSlowPath = this.#appendFunction(body.finish(), CHARGE_SLOW_PATH_TYPE);
+    }
+    let roles: CallRoles | null = null;
+    if (depth !== null || checks !== null) {
+      roles = { imported: this.#counts.function, ...analyzeCalls(this.#bytes, info, scan) };
+    }
+    // Last of the appended functions: the variants of the internal calling convention.
+    const internal = fuel === null || !hasCode ? null : planInternalCalls(this.#bytes, info, scan, {
+      imported: this.#counts.function,
+      firstIndex: this.#counts.function + info.functions.length + this.#bodies.length,
+      depth: depth !== null,
+      depthRole: roles?.depthRole ?? null,
+      type: (entry) => this.#typeOnce(entry),
+      typesAppended: this.#added.get(Section.Type)?.count ?? 0,
+    });
+    if (internal !== null) {
+      for (const type of internal.variantType) {
+        if (type >= 0) this.#append(Section.Function).u32(type);
+      }
+    }
+    this.#roles = roles;
+    const plan: BodyPlan = {
+      fuel: fuelSlots,
+      depth,
+      deadline: checks,
+      bulkGates,
+      waitFunctions,
+      internal,
+      chargeSlowPath,
+      fuelSlowPath,
+    };
     // Before the work of assembling it: the additions must keep the module within the engine's limits.
     checkAppended(info, { sections: this.#added, action: INSTRUMENT_FAILURE });
     const assembled = this.#assemble(plan);
@@ -671,9 +732,9 @@ class Assembler {
       const body = code[i]!;
       const reader = new CodeReader(this.#bytes, body.bodyStart, body.end);
       const locals = reader.readLocals();
+      // parseModule checked that every function's type index names a function type.
+      const params = (types[functions[i]!] as FuncType).params.length;
       if (addedLocals > 0) {
-        // parseModule checked that every function's type index names a function type.
-        const params = (types[functions[i]!] as FuncType).params.length;
         checkAddition("locals", {
           count: params + locals,
           added: addedLocals,
@@ -681,7 +742,7 @@ class Assembler {
           subject: `function ${this.#counts.function + i}`,
         });
       }
-      scanner.scan(reader);
+      scanner.scan(reader, params);
     }
     return scan;
   }
@@ -721,6 +782,18 @@ class Assembler {
         this.#writeSection(out, id, this.#vectorPayload(id, null));
       }
     };
+    // Variants take the names of their functions.
+    const names = new Map<number, Uint8Array>();
+    const internal = plan.internal;
+    if (internal !== null) {
+      const imported = this.#counts.function;
+      const variantOf = (f: number): number => internal.internal[f - imported] ?? -1;
+      for (const section of this.#info.customSections) {
+        if (section.name !== "name") continue;
+        const named = withVariantNames(bytes, section, variantOf);
+        if (named !== null) names.set(section.start, named);
+      }
+    }
     const stale = new Set(
       this.#info.customSections.filter((s) => s.name.startsWith(CODE_METADATA_PREFIX))
         .map((s) => s.start),
@@ -729,13 +802,23 @@ class Assembler {
       if (section.id === Section.Custom) {
         // Code metadata (branch hints and the like) locate instructions by
         // offsets that rewriting moves; the tool conventions say to drop it.
-        if (!stale.has(section.start)) out.copy(bytes, section.start, section.end);
+        if (stale.has(section.start)) continue;
+        const named = names.get(section.start);
+        if (named !== undefined) {
+          out.bytes(named);
+          continue;
+        }
+        out.copy(bytes, section.start, section.end);
         continue;
       }
       flushBefore(SECTION_RANK[section.id]!);
       if (section.id === Section.Start && this.#deferStart) continue;
       if (section.id === Section.Code) {
-        this.#writeSection(out, section.id, this.#codePayload(section, plan));
+        const hints: [number, number[]][] = [];
+        const payload = this.#codePayload(section, plan, hints);
+        // Code metadata goes before the code section.
+        if (hints.length > 0) this.#writeBranchHints(out, hints);
+        this.#writeSection(out, section.id, payload);
       } else if (this.#added.has(section.id)) {
         this.#writeSection(out, section.id, this.#vectorPayload(section.id, section));
       } else {
@@ -744,6 +827,30 @@ class Assembler {
     }
     flushBefore(Infinity);
     return out.finish();
+  }
+
+  /**
+   * Writes a `metadata.code.branch_hint` custom section saying that the
+   * `if`s at `hints` (function index, offsets in its body) are unlikely to be
+   * taken, so that V8 lays their code (the slow paths of the passes) out of
+   * the way.
+   */
+  #writeBranchHints(out: CodeWriter, hints: readonly [number, number[]][]): void {
+    const payload = new CodeWriter(64 + hints.length * 8);
+    const name = new TextEncoder().encode(BRANCH_HINT_SECTION);
+    payload.u32(name.length);
+    payload.bytes(name);
+    payload.u32(hints.length);
+    for (const [f, offsets] of hints) {
+      payload.u32(f);
+      payload.u32(offsets.length);
+      for (const offset of offsets) {
+        payload.u32(offset);
+        payload.u8(1); // the hint's size
+        payload.u8(0); // unlikely
+      }
+    }
+    this.#writeSection(out, Section.Custom, payload);
   }
 
   #writeSection(out: CodeWriter, id: number, payload: CodeWriter): void {
@@ -766,31 +873,73 @@ class Assembler {
     return out;
   }
 
-  #codePayload(section: SectionInfo, plan: BodyPlan): CodeWriter {
+  /** What the call graph decided, when a pass needs it. */
+  #roles: CallRoles | null = null;
+
+  /** Writes the code section's payload; adds the branch hints of each body to `hints`. */
+  #codePayload(
+    section: SectionInfo,
+    plan: BodyPlan,
+    hints: [number, number[]][],
+  ): CodeWriter {
     const info = this.#info;
     const bytes = this.#bytes;
     const scan = this.#scan!;
-    let roles: CallRoles | null = null;
-    if (plan.depth !== null || plan.deadline !== null) {
-      roles = { imported: this.#counts.function, ...analyzeCalls(bytes, info, scan) };
-    }
+    const roles = this.#roles;
+    const internal = plan.internal;
     // Pass 2: copy each body with the code spliced in.
     const size = section.end - section.payloadStart;
     const out = new CodeWriter(size + (size >>> 1) + 64);
     const body = new CodeWriter(4096);
-    out.u32(info.code.length + this.#bodies.length);
+    out.u32(info.code.length + this.#bodies.length + (internal?.count ?? 0));
+    // parseModule checked that every function's type index names a function type.
+    const paramCount = (i: number): number =>
+      (info.types[info.functions[i]!] as FuncType).params.length;
+    const imported = this.#counts.function;
+    const hinted = (f: number): void => {
+      if (body.hints!.length === 0) return;
+      hints.push([f, body.hints!.slice()]);
+      body.hints!.length = 0;
+    };
+    body.hints = [];
     for (let i = 0; i < info.code.length; i++) {
       const code = info.code[i]!;
       body.length = 0;
-      // parseModule checked that every function's type index names a function type.
-      const params = (info.types[info.functions[i]!] as FuncType).params.length;
-      rewriteBody(bytes, code.bodyStart, code.end, i, params, plan, scan, roles, body);
+      if (internal !== null && internal.internal[i]! >= 0) {
+        emitWrapperBody(body, i, paramCount(i), plan, roles, internal);
+      } else {
+        rewriteBody(bytes, code.bodyStart, code.end, i, paramCount(i), plan, scan, roles, body);
+      }
+      hinted(imported + i);
       out.u32(body.length);
       out.copy(body.buf, 0, body.length);
     }
     for (const appended of this.#bodies) {
       out.u32(appended.length);
       out.bytes(appended);
+    }
+    if (internal !== null) {
+      for (let i = 0; i < info.code.length; i++) {
+        if (internal.internal[i]! < 0) continue;
+        const code = info.code[i]!;
+        body.length = 0;
+        rewriteInternalBody(
+          bytes,
+          code.bodyStart,
+          code.end,
+          i,
+          paramCount(i),
+          plan,
+          scan,
+          roles,
+          internal,
+          imported,
+          body,
+        );
+        hinted(internal.internal[i]!);
+        out.u32(body.length);
+        out.copy(body.buf, 0, body.length);
+      }
     }
     return out;
   }

@@ -65,96 +65,25 @@ export function startDashboardServer(
 ): DashboardServer {
   const { port, hostname, signal } = checkOptions(options);
   signal?.throwIfAborted();
-  const streams = new Set<EventStream>();
-  const loopback = isLoopback(hostname);
-  if (!loopback) {
+  const routes: Routes = {
+    source,
+    internals,
+    streams: new Set(),
+    loopback: isLoopback(hostname),
+  };
+  if (!routes.loopback) {
     logger.warn(
       "The dashboard listens on {hostname}, beyond this machine; it has no authentication",
       { hostname },
     );
   }
-
-  async function handle(request: Request): Promise<Response> {
-    if (loopback && !isLoopback(hostOf(request))) {
-      return text(403, "Forbidden: this dashboard answers only requests for a loopback host\n");
-    }
-    if (request.method !== "GET" && request.method !== "HEAD") {
-      return text(405, "Method not allowed\n", { allow: "GET, HEAD" });
-    }
-    const head = request.method === "HEAD";
-    const path = new URL(request.url).pathname;
-    switch (path) {
-      case "/":
-        return page();
-      case "/events":
-        return head ? new Response(null, { headers: eventHeaders() }) : events();
-      case "/metrics":
-        return respond(renderPrometheus(await prometheusPlugins()), PROMETHEUS_CONTENT_TYPE);
-      case "/api/plugins":
-        return respond(JSON.stringify(await pluginInfos()), "application/json; charset=utf-8");
-      default:
-        return text(404, "Not found\n");
-    }
-  }
-
-  function events(): Response {
-    if (streams.size >= (internals.maxEventStreams ?? MAX_EVENT_STREAMS)) {
-      return text(503, "Too many event streams are open\n", { "retry-after": "5" });
-    }
-    const subscription = source.subscribe({ bufferSize: EVENT_BUFFER_SIZE });
-    const stream = eventStream(subscription, {
-      heartbeatMs: internals.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
-      onEnd: () => streams.delete(stream),
-    });
-    streams.add(stream);
-    return new Response(stream.body, { headers: eventHeaders() });
-  }
-
-  async function pluginInfos(): Promise<PluginInfo[]> {
-    const handles = source.listPlugins();
-    // A plugin unloaded meanwhile is simply left out.
-    const infos = await Promise.allSettled(handles.map((h) => source.getInfo(h)));
-    return infos.flatMap((info) => info.status === "fulfilled" ? [info.value] : []);
-  }
-
-  async function prometheusPlugins(): Promise<PrometheusPlugin[]> {
-    const infos = await pluginInfos();
-    return infos.map((info) => {
-      let durations: DurationHistogram | undefined;
-      try {
-        durations = internals.durations?.({ id: info.id });
-      } catch {
-        durations = undefined;
-      }
-      return { id: info.id, name: info.name, metrics: info.metrics, durations };
-    });
-  }
-
-  let server: Deno.HttpServer<Deno.NetAddr>;
-  try {
-    server = Deno.serve({
-      port,
-      hostname,
-      onListen: () => {},
-      onError: (error) => {
-        logger.error("The dashboard failed to answer a request: {error}", { error });
-        return text(500, "Internal server error\n");
-      },
-    }, handle);
-  } catch (error) {
-    if (!(error instanceof Deno.errors.AddrInUse)) throw error;
-    throw new Deno.errors.AddrInUse(
-      `Cannot serve the dashboard on ${hostname}:${port}: the address is in use` +
-        (port === 0 ? "" : " (port 0 picks any free port)"),
-      { cause: error },
-    );
-  }
+  const server = listen(port, hostname, (request) => route(routes, request));
 
   let closing: Promise<void> | undefined;
   function close(): Promise<void> {
     closing ??= (async () => {
       signal?.removeEventListener("abort", onAbort);
-      for (const stream of [...streams]) stream.close();
+      for (const stream of [...routes.streams]) stream.close();
       await server.shutdown();
       internals.onClose?.();
     })();
@@ -173,6 +102,105 @@ export function startDashboardServer(
     close,
     [Symbol.asyncDispose]: close,
   };
+}
+
+/** What the routes of one server share. */
+interface Routes {
+  readonly source: DashboardSource;
+  readonly internals: DashboardInternals;
+  /** The `/events` streams open now. */
+  readonly streams: Set<EventStream>;
+  /** Whether the server listens on a loopback address (and answers only requests for one). */
+  readonly loopback: boolean;
+}
+
+/** Starts `Deno.serve`; an address in use fails with a message that says which. */
+function listen(
+  port: number,
+  hostname: string,
+  handler: (request: Request) => Promise<Response>,
+): Deno.HttpServer<Deno.NetAddr> {
+  try {
+    return Deno.serve({
+      port,
+      hostname,
+      onListen: () => {},
+      onError: (error) => {
+        logger.error("The dashboard failed to answer a request: {error}", { error });
+        return text(500, "Internal server error\n");
+      },
+    }, handler);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.AddrInUse)) throw error;
+    throw new Deno.errors.AddrInUse(
+      `Cannot serve the dashboard on ${hostname}:${port}: the address is in use` +
+        (port === 0 ? "" : " (port 0 picks any free port)"),
+      { cause: error },
+    );
+  }
+}
+
+/** Answers one request. */
+async function route(routes: Routes, request: Request): Promise<Response> {
+  if (routes.loopback && !isLoopback(hostOf(request))) {
+    return text(403, "Forbidden: this dashboard answers only requests for a loopback host\n");
+  }
+  if (request.method !== "GET" && request.method !== "HEAD") {
+    return text(405, "Method not allowed\n", { allow: "GET, HEAD" });
+  }
+  const head = request.method === "HEAD";
+  const path = new URL(request.url).pathname;
+  switch (path) {
+    case "/":
+      return page();
+    case "/events":
+      return head ? new Response(null, { headers: eventHeaders() }) : events(routes);
+    case "/metrics":
+      return respond(renderPrometheus(await prometheusPlugins(routes)), PROMETHEUS_CONTENT_TYPE);
+    case "/api/plugins":
+      return respond(
+        JSON.stringify(await pluginInfos(routes.source)),
+        "application/json; charset=utf-8",
+      );
+    default:
+      return text(404, "Not found\n");
+  }
+}
+
+/** `/events`: a Server-Sent Events stream of the manager's events, while there is room for one. */
+function events(routes: Routes): Response {
+  const { source, internals, streams } = routes;
+  if (streams.size >= (internals.maxEventStreams ?? MAX_EVENT_STREAMS)) {
+    return text(503, "Too many event streams are open\n", { "retry-after": "5" });
+  }
+  const subscription = source.subscribe({ bufferSize: EVENT_BUFFER_SIZE });
+  const stream = eventStream(subscription, {
+    heartbeatMs: internals.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
+    onEnd: () => streams.delete(stream),
+  });
+  streams.add(stream);
+  return new Response(stream.body, { headers: eventHeaders() });
+}
+
+/** The info of every plugin; one unloaded meanwhile is simply left out. */
+async function pluginInfos(source: DashboardSource): Promise<PluginInfo[]> {
+  const handles = source.listPlugins();
+  const infos = await Promise.allSettled(handles.map((h) => source.getInfo(h)));
+  return infos.flatMap((info) => info.status === "fulfilled" ? [info.value] : []);
+}
+
+/** What `/metrics` shows of each plugin: its info, and its latency histogram if there is one. */
+async function prometheusPlugins(routes: Routes): Promise<PrometheusPlugin[]> {
+  const infos = await pluginInfos(routes.source);
+  return infos.map((info) => {
+    let durations: DurationHistogram | undefined;
+    try {
+      durations = routes.internals.durations?.({ id: info.id });
+    } catch {
+      durations = undefined;
+    }
+    return { id: info.id, name: info.name, metrics: info.metrics, durations };
+  });
 }
 
 function checkOptions(

@@ -7,13 +7,8 @@
  */
 
 /**
- * The port `manager.serve()` listens on when `port` is not given.
- *
- * @example
- * ```ts
- * import { DEFAULT_DASHBOARD_PORT } from "@wasmplug/wasmplug";
- * console.log(DEFAULT_DASHBOARD_PORT); // 8787
- * ```
+ * The port `manager.serve()` listens on when `port` is not given. Not
+ * exported from `mod.ts`: {@linkcode ServeOptions.port} documents it.
  */
 export const DEFAULT_DASHBOARD_PORT = 8787;
 

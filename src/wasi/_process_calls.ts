@@ -11,7 +11,7 @@ import { ClockId, EventType, Size, SUBCLOCK_ABSTIME } from "./_abi.ts";
 import { Errno, ErrnoError, fail } from "./_errno.ts";
 import type { Descriptor } from "./_fd_table.ts";
 import type { Guest } from "./_guest.ts";
-import type { Handler, WasiState } from "./_state.ts";
+import type { SystemCall, WasiState } from "./_state.ts";
 import { WasiExit } from "./wasi_exit.ts";
 
 /** What every clock reports as its resolution: 1 µs. */
@@ -66,150 +66,164 @@ interface Subscription {
   readonly flags: number;
 }
 
-/** The system calls on the process and its environment. */
-export function processCalls(state: WasiState): Record<string, Handler> {
-  /** The current time of a clock in nanoseconds; `EINVAL` for an unknown clock. */
-  function now(id: number): bigint {
-    switch (id) {
-      case ClockId.REALTIME:
-        return BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e3)) * 1_000n;
-      case ClockId.MONOTONIC:
-        return BigInt(Math.round(performance.now() * 1e6));
-      case ClockId.PROCESS_CPUTIME:
-      case ClockId.THREAD_CPUTIME:
-        // No CPU-time clock in Deno: the time since the instance was created.
-        return BigInt(Math.round((performance.now() - state.createdAt) * 1e6));
-      default:
-        return fail(Errno.INVAL);
-    }
+/** The current time of a clock in nanoseconds; `EINVAL` for an unknown clock. */
+function now(state: WasiState, id: number): bigint {
+  switch (id) {
+    case ClockId.REALTIME:
+      return BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e3)) * 1_000n;
+    case ClockId.MONOTONIC:
+      return BigInt(Math.round(performance.now() * 1e6));
+    case ClockId.PROCESS_CPUTIME:
+    case ClockId.THREAD_CPUTIME:
+      // No CPU-time clock in Deno: the time since the instance was created.
+      return BigInt(Math.round((performance.now() - state.createdAt) * 1e6));
+    default:
+      return fail(Errno.INVAL);
   }
+}
 
-  /** Reads the subscription at `ptr`. */
-  function subscription(guest: Guest, ptr: number): Subscription {
-    const userdata = guest.u64(ptr);
-    const type = guest.u8(ptr + 8);
-    const ready = { userdata, type, dueInNs: 0n, error: Errno.SUCCESS, nbytes: 0n, flags: 0 };
-    if (type === EventType.CLOCK) {
-      const timeout = guest.u64(ptr + 24);
-      const absolute = (guest.u16(ptr + 40) & SUBCLOCK_ABSTIME) !== 0;
-      try {
-        const current = now(guest.u32(ptr + 16));
-        return { ...ready, dueInNs: absolute ? timeout - current : timeout };
-      } catch (err) {
-        if (!(err instanceof ErrnoError)) throw err;
-        return { ...ready, error: err.errno };
-      }
-    }
-    if (type !== EventType.FD_READ && type !== EventType.FD_WRITE) {
-      return { ...ready, error: Errno.INVAL };
-    }
-    // Stdio and regular files never block, so fd subscriptions are ready at once.
-    let entry: Descriptor | undefined;
+/** Reads the subscription at `ptr`. */
+function subscription(state: WasiState, guest: Guest, ptr: number): Subscription {
+  const userdata = guest.u64(ptr);
+  const type = guest.u8(ptr + 8);
+  const ready = { userdata, type, dueInNs: 0n, error: Errno.SUCCESS, nbytes: 0n, flags: 0 };
+  if (type === EventType.CLOCK) {
+    const timeout = guest.u64(ptr + 24);
+    const absolute = (guest.u16(ptr + 40) & SUBCLOCK_ABSTIME) !== 0;
     try {
-      entry = state.fds.get(guest.u32(ptr + 16));
+      const current = now(state, guest.u32(ptr + 16));
+      return { ...ready, dueInNs: absolute ? timeout - current : timeout };
     } catch (err) {
       if (!(err instanceof ErrnoError)) throw err;
+      return { ...ready, error: err.errno };
     }
-    if (entry === undefined || entry.kind === "directory") return { ...ready, error: Errno.BADF };
-    if (type === EventType.FD_READ && entry.kind === "stdin") {
-      const left = state.stdin.length - state.stdinOffset;
-      return { ...ready, nbytes: BigInt(left), flags: left === 0 ? HANGUP : 0 };
-    }
-    return ready;
   }
-
-  return {
-    args_get(argv: number, buf: number): number {
-      writeStrings(state.guest(), state.args, argv, buf);
-      return Errno.SUCCESS;
-    },
-
-    args_sizes_get(countPtr: number, sizePtr: number): number {
-      writeSizes(state.guest(), state.args, countPtr, sizePtr);
-      return Errno.SUCCESS;
-    },
-
-    environ_get(environ: number, buf: number): number {
-      writeStrings(state.guest(), state.env, environ, buf);
-      return Errno.SUCCESS;
-    },
-
-    environ_sizes_get(countPtr: number, sizePtr: number): number {
-      writeSizes(state.guest(), state.env, countPtr, sizePtr);
-      return Errno.SUCCESS;
-    },
-
-    clock_res_get(id: number, ptr: number): number {
-      const guest = state.guest();
-      guest.check(ptr, 8);
-      now(id);
-      guest.setU64(ptr, RESOLUTION_NS);
-      return Errno.SUCCESS;
-    },
-
-    clock_time_get(id: number, _precision: bigint, ptr: number): number {
-      const guest = state.guest();
-      guest.check(ptr, 8);
-      guest.setU64(ptr, now(id));
-      return Errno.SUCCESS;
-    },
-
-    random_get(buf: number, len: number): number {
-      if (!state.random) throw new CapabilityDeniedError(Capability.Random, "WASI random_get");
-      const guest = state.guest();
-      guest.check(buf, len);
-      for (let at = 0; at < len; at += RANDOM_CHUNK) {
-        if (at % (16 * RANDOM_CHUNK) === 0) state.checkpoint();
-        // A fresh array: getRandomValues may refuse a view of shared memory.
-        guest.write(
-          buf + at,
-          crypto.getRandomValues(new Uint8Array(Math.min(RANDOM_CHUNK, len - at))),
-        );
-      }
-      return Errno.SUCCESS;
-    },
-
-    poll_oneoff(input: number, output: number, count: number, neventsPtr: number): number {
-      if (count === 0) fail(Errno.INVAL);
-      const guest = state.guest();
-      guest.check(input, count * Size.SUBSCRIPTION);
-      guest.check(output, count * Size.EVENT);
-      guest.check(neventsPtr, 4);
-      const subscriptions: Subscription[] = [];
-      for (let i = 0; i < count; i++) {
-        subscriptions.push(subscription(guest, input + i * Size.SUBSCRIPTION));
-      }
-      const clocks = subscriptions.filter((s) => s.type === EventType.CLOCK && s.error === 0);
-      let fired = subscriptions.filter((s) => !clocks.includes(s) || s.dueInNs <= 0n);
-      if (fired.length === 0) {
-        // Only clocks, none due yet: sleep until the first one is. The sleep
-        // checks the checkpoint at least every 10 ms, so a sleep past the
-        // call's deadline ends the call there (with the runner's timeout
-        // error), not when the clock fires.
-        const first = clocks.reduce((a, b) => (b.dueInNs < a.dueInNs ? b : a));
-        state.sleep(Number(first.dueInNs) / 1e6);
-        fired = clocks.filter((s) => s.dueInNs <= first.dueInNs);
-      }
-      guest.bytes(output, fired.length * Size.EVENT).fill(0);
-      fired.forEach((s, i) => {
-        const at = output + i * Size.EVENT;
-        guest.setU64(at, s.userdata);
-        guest.setU16(at + 8, s.error);
-        guest.setU8(at + 10, s.type);
-        guest.setU64(at + 16, s.nbytes);
-        guest.setU16(at + 24, s.flags);
-      });
-      guest.setU32(neventsPtr, fired.length);
-      return Errno.SUCCESS;
-    },
-
-    sched_yield(): number {
-      return Errno.SUCCESS;
-    },
-
-    proc_exit(code: number): number {
-      state.exitCode = code;
-      throw new WasiExit(code);
-    },
-  };
+  if (type !== EventType.FD_READ && type !== EventType.FD_WRITE) {
+    return { ...ready, error: Errno.INVAL };
+  }
+  // Stdio and regular files never block, so fd subscriptions are ready at once.
+  let entry: Descriptor | undefined;
+  try {
+    entry = state.fds.get(guest.u32(ptr + 16));
+  } catch (err) {
+    if (!(err instanceof ErrnoError)) throw err;
+  }
+  if (entry === undefined || entry.kind === "directory") return { ...ready, error: Errno.BADF };
+  if (type === EventType.FD_READ && entry.kind === "stdin") {
+    const left = state.stdin.length - state.stdinOffset;
+    return { ...ready, nbytes: BigInt(left), flags: left === 0 ? HANGUP : 0 };
+  }
+  return ready;
 }
+
+/**
+ * The subscriptions that fire: every one that is not a clock or is already
+ * due; when there are only clocks and none is due, sleeps until the first
+ * one is. The sleep checks the checkpoint at least every 10 ms, so a sleep
+ * past the call's deadline ends the call there (with the runner's timeout
+ * error), not when the clock fires.
+ */
+function fire(state: WasiState, subscriptions: readonly Subscription[]): Subscription[] {
+  const clocks = subscriptions.filter((s) => s.type === EventType.CLOCK && s.error === 0);
+  const fired = subscriptions.filter((s) => !clocks.includes(s) || s.dueInNs <= 0n);
+  if (fired.length > 0) return fired;
+  const first = clocks.reduce((a, b) => (b.dueInNs < a.dueInNs ? b : a));
+  state.sleep(Number(first.dueInNs) / 1e6);
+  return clocks.filter((s) => s.dueInNs <= first.dueInNs);
+}
+
+/** Writes the `event`s of `fired` at `output`. */
+function writeEvents(guest: Guest, output: number, fired: readonly Subscription[]): void {
+  guest.bytes(output, fired.length * Size.EVENT).fill(0);
+  fired.forEach((s, i) => {
+    const at = output + i * Size.EVENT;
+    guest.setU64(at, s.userdata);
+    guest.setU16(at + 8, s.error);
+    guest.setU8(at + 10, s.type);
+    guest.setU64(at + 16, s.nbytes);
+    guest.setU16(at + 24, s.flags);
+  });
+}
+
+/** The system calls on the process and its environment, by their WASI names. */
+export const PROCESS_CALLS: Readonly<Record<string, SystemCall>> = {
+  args_get(state, argv: number, buf: number): number {
+    writeStrings(state.guest(), state.args, argv, buf);
+    return Errno.SUCCESS;
+  },
+
+  args_sizes_get(state, countPtr: number, sizePtr: number): number {
+    writeSizes(state.guest(), state.args, countPtr, sizePtr);
+    return Errno.SUCCESS;
+  },
+
+  environ_get(state, environ: number, buf: number): number {
+    writeStrings(state.guest(), state.env, environ, buf);
+    return Errno.SUCCESS;
+  },
+
+  environ_sizes_get(state, countPtr: number, sizePtr: number): number {
+    writeSizes(state.guest(), state.env, countPtr, sizePtr);
+    return Errno.SUCCESS;
+  },
+
+  clock_res_get(state, id: number, ptr: number): number {
+    const guest = state.guest();
+    guest.check(ptr, 8);
+    now(state, id);
+    guest.setU64(ptr, RESOLUTION_NS);
+    return Errno.SUCCESS;
+  },
+
+  clock_time_get(state, id: number, _precision: bigint, ptr: number): number {
+    const guest = state.guest();
+    guest.check(ptr, 8);
+    guest.setU64(ptr, now(state, id));
+    return Errno.SUCCESS;
+  },
+
+  random_get(state, buf: number, len: number): number {
+    if (!state.random) {
+      throw new CapabilityDeniedError(
+        `Capability denied: WASI random_get needs the "${Capability.Random}" capability`,
+        { capability: Capability.Random },
+      );
+    }
+    const guest = state.guest();
+    guest.check(buf, len);
+    for (let at = 0; at < len; at += RANDOM_CHUNK) {
+      if (at % (16 * RANDOM_CHUNK) === 0) state.checkpoint();
+      // A fresh array: getRandomValues may refuse a view of shared memory.
+      guest.write(
+        buf + at,
+        crypto.getRandomValues(new Uint8Array(Math.min(RANDOM_CHUNK, len - at))),
+      );
+    }
+    return Errno.SUCCESS;
+  },
+
+  poll_oneoff(state, input: number, output: number, count: number, neventsPtr: number): number {
+    if (count === 0) fail(Errno.INVAL);
+    const guest = state.guest();
+    guest.check(input, count * Size.SUBSCRIPTION);
+    guest.check(output, count * Size.EVENT);
+    guest.check(neventsPtr, 4);
+    const subscriptions: Subscription[] = [];
+    for (let i = 0; i < count; i++) {
+      subscriptions.push(subscription(state, guest, input + i * Size.SUBSCRIPTION));
+    }
+    const fired = fire(state, subscriptions);
+    writeEvents(guest, output, fired);
+    guest.setU32(neventsPtr, fired.length);
+    return Errno.SUCCESS;
+  },
+
+  sched_yield(): number {
+    return Errno.SUCCESS;
+  },
+
+  proc_exit(state, code: number): number {
+    state.exitCode = code;
+    throw new WasiExit(code);
+  },
+};

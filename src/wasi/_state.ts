@@ -49,8 +49,9 @@ export interface WasiState {
 export const wasiStates: WeakMap<object, WasiState> = new WeakMap();
 
 /**
- * A system call with its arguments already converted (see `SIGNATURES`); it
- * returns an errno, or throws an `ErrnoError`.
+ * A system call of one WASI instance, `state`, with its arguments already
+ * converted (see `SIGNATURES`); it returns an errno, or throws an
+ * `ErrnoError`.
  */
 // deno-lint-ignore no-explicit-any
-export type Handler = (...args: any[]) => number;
+export type SystemCall = (state: WasiState, ...args: any[]) => number;

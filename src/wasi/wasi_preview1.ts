@@ -9,12 +9,13 @@
 
 import { PREVIEW1_FUNCTIONS, SIGNATURES } from "./_abi.ts";
 import { Errno, errnoOf } from "./_errno.ts";
+import { FD_CALLS } from "./_fd_calls.ts";
 import { FdTable, type Preopen } from "./_fd_table.ts";
-import { fileSystemCalls } from "./_fs_calls.ts";
 import { encode, Guest } from "./_guest.ts";
 import { CapturedOutput } from "./_output.ts";
-import { processCalls } from "./_process_calls.ts";
-import { type Handler, type WasiState, wasiStates } from "./_state.ts";
+import { PATH_CALLS } from "./_path_calls.ts";
+import { PROCESS_CALLS } from "./_process_calls.ts";
+import { type SystemCall, type WasiState, wasiStates } from "./_state.ts";
 import { WasiExit } from "./wasi_exit.ts";
 import { findExportedMemory } from "../host/_guest_memory.ts";
 
@@ -159,11 +160,21 @@ function convert(signature: string, raw: readonly (number | bigint)[]): (number 
   return args;
 }
 
-/** Wraps a handler: converts its arguments and turns file system failures into errno. */
-function wrap(signature: string, handler: Handler): WasiFunction {
+/** Every supported system call, by its WASI name. */
+const SYSTEM_CALLS: Readonly<Record<string, SystemCall>> = {
+  ...PROCESS_CALLS,
+  ...FD_CALLS,
+  ...PATH_CALLS,
+};
+
+/**
+ * Binds a system call to its instance's state: converts its arguments and
+ * turns file system failures into errno.
+ */
+function bind(signature: string, call: SystemCall, state: WasiState): WasiFunction {
   return (...raw) => {
     try {
-      return handler(...convert(signature, raw));
+      return call(state, ...convert(signature, raw));
     } catch (err) {
       const errno = errnoOf(err);
       if (errno === undefined) throw err;
@@ -253,53 +264,15 @@ export class WasiPreview1 implements Disposable {
       maxOpenFiles = DEFAULT_MAX_OPEN_FILES,
       checkpoint = neverStop,
     } = options;
+    assertWasiOptions({ args, env, maxOutputBytes, maxOpenFiles });
     const sleep = options.sleep === undefined ? slicedSleep(checkpoint) : (ms: number) => {
       checkpoint();
       options.sleep!(ms);
       checkpoint();
     };
-    if (!Number.isSafeInteger(maxOutputBytes) || maxOutputBytes < 0) {
-      throw new RangeError(
-        `Cannot create WASI as 'maxOutputBytes' must be a non-negative integer: current value is ${maxOutputBytes}`,
-      );
-    }
-    if (!Number.isSafeInteger(maxOpenFiles) || maxOpenFiles < 3) {
-      throw new RangeError(
-        `Cannot create WASI as 'maxOpenFiles' must be an integer of at least 3: current value is ${maxOpenFiles}`,
-      );
-    }
-    for (const arg of args) {
-      if (arg.includes("\0")) {
-        throw new TypeError(`Cannot pass WASI argument ${JSON.stringify(arg)}: it contains NUL`);
-      }
-    }
-    for (const [name, value] of Object.entries(env)) {
-      if (name.includes("=") || `${name}${value}`.includes("\0")) {
-        throw new TypeError(
-          `Cannot pass WASI variable ${
-            JSON.stringify(name)
-          }: expected a name without "=" and no NUL`,
-        );
-      }
-    }
-    const fds = new FdTable(maxOpenFiles);
-    fds.add({ kind: "stdin", flags: 0 });
-    fds.add({ kind: "stdout", flags: 0 });
-    fds.add({ kind: "stderr", flags: 0 });
-    if (fileSystem) {
-      for (const [guestPath, host] of Object.entries(preopens)) {
-        fds.add({
-          kind: "directory",
-          preopen: openPreopen(guestPath, host),
-          rel: [],
-          isPreopen: true,
-          flags: 0,
-        });
-      }
-    }
     this.#state = {
       guest: () => new Guest(this.#memory?.()),
-      fds,
+      fds: openDescriptors(maxOpenFiles, fileSystem ? preopens : {}),
       args: args.map((arg) => encode(`${arg}\0`)),
       env: Object.entries(env).map(([name, value]) => encode(`${name}=${value}\0`)),
       stdin,
@@ -332,16 +305,12 @@ export class WasiPreview1 implements Disposable {
    */
   imports(memory?: () => WebAssembly.Memory | undefined): Record<string, WasiFunction> {
     if (memory !== undefined) this.#memory = memory;
-    const handlers: Record<string, Handler> = {
-      ...processCalls(this.#state),
-      ...fileSystemCalls(this.#state),
-    };
     const imports: Record<string, WasiFunction> = {};
     for (const name of PREVIEW1_FUNCTIONS) {
       const signature = SIGNATURES[name];
-      const handler = handlers[name];
-      imports[name] = signature !== undefined && handler !== undefined
-        ? wrap(signature, handler)
+      const call = SYSTEM_CALLS[name];
+      imports[name] = signature !== undefined && call !== undefined
+        ? bind(signature, call, this.#state)
         : unsupported;
     }
     return imports;
@@ -495,6 +464,59 @@ export class WasiPreview1 implements Disposable {
     const memory = findExportedMemory(instance.exports);
     this.#memory = () => memory;
   }
+}
+
+/** Checks the options that {@linkcode WasiPreview1}'s constructor documents as throwing. */
+function assertWasiOptions(options: {
+  readonly args: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  readonly maxOutputBytes: number;
+  readonly maxOpenFiles: number;
+}): void {
+  const { args, env, maxOutputBytes, maxOpenFiles } = options;
+  if (!Number.isSafeInteger(maxOutputBytes) || maxOutputBytes < 0) {
+    throw new RangeError(
+      `Cannot create WASI as 'maxOutputBytes' must be a non-negative integer: current value is ${maxOutputBytes}`,
+    );
+  }
+  if (!Number.isSafeInteger(maxOpenFiles) || maxOpenFiles < 3) {
+    throw new RangeError(
+      `Cannot create WASI as 'maxOpenFiles' must be an integer of at least 3: current value is ${maxOpenFiles}`,
+    );
+  }
+  for (const arg of args) {
+    if (arg.includes("\0")) {
+      throw new TypeError(`Cannot pass WASI argument ${JSON.stringify(arg)}: it contains NUL`);
+    }
+  }
+  for (const [name, value] of Object.entries(env)) {
+    if (name.includes("=") || `${name}${value}`.includes("\0")) {
+      throw new TypeError(
+        `Cannot pass WASI variable ${JSON.stringify(name)}: expected a name without "=" and no NUL`,
+      );
+    }
+  }
+}
+
+/** The descriptors a program starts with: stdio as 0 to 2, then `preopens`. */
+function openDescriptors(
+  maxOpenFiles: number,
+  preopens: Readonly<Record<string, string>>,
+): FdTable {
+  const fds = new FdTable(maxOpenFiles);
+  fds.add({ kind: "stdin", flags: 0 });
+  fds.add({ kind: "stdout", flags: 0 });
+  fds.add({ kind: "stderr", flags: 0 });
+  for (const [guestPath, host] of Object.entries(preopens)) {
+    fds.add({
+      kind: "directory",
+      preopen: openPreopen(guestPath, host),
+      rel: [],
+      isPreopen: true,
+      flags: 0,
+    });
+  }
+  return fds;
 }
 
 /** Resolves a preopen's host directory. */

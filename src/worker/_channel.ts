@@ -4,8 +4,12 @@
  * both sides take turns writing (strict request/response).
  *
  * A waiting side first spins briefly (about 10 µs, adaptively: see
- * {@linkcode ChannelEnd}), then sleeps in `Atomics.wait` (worker) or awaits
- * `Atomics.waitAsync` (host), so an idle side never burns a core.
+ * {@linkcode ChannelEnd}), then sleeps, so an idle side never burns a core:
+ * a worker in `Atomics.wait` on its channel, the host on the process's one
+ * {@linkcode Doorbell}, which every worker rings after answering a sleeping
+ * host. One host wake-up then serves every channel that answered meanwhile
+ * (a crowd of busy plugins costs one wake-up per batch, not one per call),
+ * and a side only calls `Atomics.notify` when the other one sleeps.
  *
  * @module
  */
@@ -31,6 +35,22 @@ const STOP = 3;
 const HOST_SPINNING = 4;
 /** Index of the word set while the worker spins for the host's message. */
 const WORKER_SPINNING = 5;
+/** Index of the word set while the host sleeps on the doorbell for this channel. */
+const HOST_SLEEPING = 6;
+/** Index of the word set while the worker sleeps for the host's message. */
+const WORKER_SLEEPING = 7;
+
+/** Index in the doorbell of the counter workers bump to wake the host. */
+const RING = 0;
+/** Index in the doorbell of the number of requests in flight over all channels. */
+const IN_FLIGHT = 1;
+
+/**
+ * The cores a spinning side may count on. A spin only pays while every
+ * thread that runs or spins has a core: the host, the workers computing an
+ * answer (the requests in flight) and the spinning side itself.
+ */
+const CORES = Math.max(1, navigator.hardwareConcurrency ?? 1);
 
 /** Thrown in the worker when the host ended the channel: the worker must return to its event loop. */
 export class ChannelClosed extends Error {
@@ -42,14 +62,55 @@ export class ChannelClosed extends Error {
 
 /**
  * How many times a waiting side polls the other side's counter before it
- * sleeps: about 10 µs on the machines measured (≈ 150 polls per µs). Counted
- * in polls, not by the clock: `performance.now()` costs ≈ 0.2 µs here.
- * Longer spins lose under contention, where the spinning side holds the
- * core the other side needs to answer.
+ * sleeps, while the other side is awake: about 10 µs on the machines
+ * measured (≈ 150 polls per µs). Counted in polls, not by the clock:
+ * `performance.now()` costs ≈ 0.2 µs here. Longer spins lose under
+ * contention, where the spinning side holds the core the other side needs
+ * to answer.
  */
 const SPIN_POLLS = 1500;
-/** The most waits a side skips spinning for after spins that failed in a row. */
-const MAX_SPIN_SKIP = 256;
+/**
+ * The polls of a probe: a spin long enough (about 40 µs) to outlast the
+ * wake-up of a sleeping peer (10–35 µs on an idle vCPU), after which both
+ * sides are awake and short spins succeed again. Without it, two sides that
+ * both fell asleep stay that way: each short spin ends before the other
+ * side wakes.
+ */
+const PROBE_POLLS = 6000;
+/** The most waits a side skips spinning for after short spins that failed in a row. */
+const MAX_SPIN_SKIP = 16;
+/** The most waits a side skips probing for after probes that failed in a row. */
+const MAX_PROBE_SKIP = 64;
+
+/**
+ * Exponential back-off of one kind of spin: each failure in a row doubles
+ * the number of waits that skip it (up to a maximum), a success resets it.
+ */
+class SpinBackoff {
+  readonly #max: number;
+  #left = 0;
+  #skipped = 0;
+
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  /** Whether this wait skips the spin (and counts it). */
+  skip(): boolean {
+    if (this.#left === 0) return false;
+    this.#left--;
+    return true;
+  }
+
+  succeeded(): void {
+    this.#left = this.#skipped = 0;
+  }
+
+  failed(): void {
+    this.#skipped = this.#skipped === 0 ? 1 : Math.min(this.#max, this.#skipped * 2);
+    this.#left = this.#skipped;
+  }
+}
 
 /** Largest delay `setTimeout` takes as is (a larger one fires at once). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -62,77 +123,184 @@ const DATA_MAX_BYTES = 1024 * 1024 * 1024 + 64 * 1024;
 export interface ChannelBuffers {
   readonly control: SharedArrayBuffer;
   readonly data: SharedArrayBuffer;
+  /** The host's {@linkcode Doorbell}, shared by every channel of the process. */
+  readonly doorbell: SharedArrayBuffer;
 }
 
 /** Allocates the buffers of a new channel. */
 export function createChannelBuffers(): ChannelBuffers {
   return {
-    control: new SharedArrayBuffer(24),
+    control: new SharedArrayBuffer(32),
     data: new SharedArrayBuffer(DATA_INITIAL_BYTES, { maxByteLength: DATA_MAX_BYTES }),
+    doorbell: Doorbell.shared().buffer,
   };
+}
+
+/**
+ * Where the host thread sleeps while channels wait for their workers: one
+ * word in shared memory for the whole process. A worker that answers a
+ * sleeping host bumps it and notifies; the host, woken once, takes the
+ * answer of every sleeping channel whose worker answered. At most one
+ * `Atomics.waitAsync` is pending at a time, only while some channel sleeps.
+ */
+class Doorbell {
+  static #shared: Doorbell | undefined;
+
+  /** The process's doorbell (host side). */
+  static shared(): Doorbell {
+    return Doorbell.#shared ??= new Doorbell();
+  }
+
+  readonly buffer = new SharedArrayBuffer(8);
+  readonly #word = new Int32Array(this.buffer);
+  readonly #sleepers = new Set<HostChannel>();
+  #watching = false;
+  #inFlight = 0;
+
+  /** The number of requests sent and not yet answered, over all channels. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** Counts a request sent (`+1`) or answered (`-1`); workers read the count. */
+  count(change: 1 | -1): void {
+    Atomics.store(this.#word, IN_FLIGHT, this.#inFlight += change);
+  }
+
+  /** Has `channel` woken (see `HostChannel.wake`) when its worker rings. */
+  add(channel: HostChannel): void {
+    this.#sleepers.add(channel);
+    if (!this.#watching) void this.#watch();
+  }
+
+  delete(channel: HostChannel): void {
+    this.#sleepers.delete(channel);
+  }
+
+  async #watch(): Promise<void> {
+    this.#watching = true;
+    try {
+      while (this.#sleepers.size > 0) {
+        const rung = Atomics.load(this.#word, RING);
+        // A channel that woke leaves the set (deleting while iterating a Set is safe).
+        for (const channel of this.#sleepers) channel.wakeIfAnswered();
+        if (this.#sleepers.size === 0) break;
+        const waited = Atomics.waitAsync(this.#word, RING, rung);
+        if (waited.async) await waited.value;
+      }
+    } finally {
+      this.#watching = false;
+    }
+  }
 }
 
 /**
  * One side of a channel.
  *
- * A waiting side spins briefly before it sleeps, adaptively: a spin that
- * fails makes this side sleep at once for the next 1, 2, 4 … 256 waits (a
- * peer that answers slowly, or a crowd of channels, costs no CPU), and one
- * that succeeds resets that. While the other side spins, this side spins
- * too, skipping or not: the other side is on a core and about to answer
- * (that is how a pair that slept gets back to answering within
- * microseconds). Each channel decides alone: no count shared between
- * channels, which would let busy channels starve quiet ones.
+ * A waiting side spins before it sleeps when that can pay off:
+ * - never while more requests are in flight than there are cores for the
+ *   threads that would spin (a crowd of calls): then the one doorbell
+ *   batches the host's wake-ups instead;
+ * - a short spin while the other side is awake, skipped after failures (a
+ *   peer that answers slowly costs no CPU);
+ * - a longer one while the other side spins, or waited for the message this
+ *   side sent last: it is on a core and about to answer, or to send the
+ *   next request, though it may first spend ≈ 10 µs in the kernel waking
+ *   this side;
+ * - a probe (a longer spin too) now and then while the other side sleeps,
+ *   which gets a pair that fell asleep back to answering within
+ *   microseconds.
+ *
+ * Each kind backs off on its own after failures; an answer that only came
+ * after a short spin's length counts as one (the other side waited for a
+ * core: on a busy machine, this one), so on a busy machine the sides soon
+ * sleep instead, which costs less there.
+ *
+ * Each channel decides alone: no count shared between channels, which would
+ * let busy channels starve quiet ones.
  */
 abstract class ChannelEnd {
   protected readonly control: Int32Array;
   protected readonly data: WireBuffer;
   /** Last counter value seen from the other side. */
   protected seen = 0;
-  /** Waits still to sleep through without spinning. */
-  #skipLeft = 0;
-  /** Waits skipped after the last failed spin (doubles with each failure in a row). */
-  #skipped = 0;
-  /** The control words saying that this side, and the other, spin. */
+  readonly #spins = new SpinBackoff(MAX_SPIN_SKIP);
+  /** Spins for the answer of a peer that is on a core (it spins, or waited for this side). */
+  readonly #followers = new SpinBackoff(MAX_SPIN_SKIP);
+  /** Whether the other side was spinning for the last message this side sent. */
+  #peerWaited = false;
+  readonly #probes = new SpinBackoff(MAX_PROBE_SKIP);
+  /** The control words saying that this side, and the other, spin; and that the other sleeps. */
   readonly #spinning: number;
   readonly #peerSpinning: number;
+  readonly #peerSleeping: number;
 
-  constructor(buffers: ChannelBuffers, spinning: number, peerSpinning: number) {
+  constructor(
+    buffers: ChannelBuffers,
+    spinning: number,
+    peerSpinning: number,
+    peerSleeping: number,
+  ) {
     this.control = new Int32Array(buffers.control);
     this.data = wireBuffer(buffers.data);
     this.#spinning = spinning;
     this.#peerSpinning = peerSpinning;
+    this.#peerSleeping = peerSleeping;
   }
 
-  protected send(counter: number, op: number, values: readonly WireValue[]): void {
+  protected send(
+    counter: number,
+    sleeping: number,
+    op: number,
+    values: readonly WireValue[],
+  ): boolean {
     writeMessage(this.data, op, values);
     Atomics.add(this.control, counter, 1);
-    Atomics.notify(this.control, counter);
+    // A peer that was spinning for this message is on a core: its answer is close.
+    this.#peerWaited = Atomics.load(this.control, this.#peerSpinning) !== 0;
+    return Atomics.load(this.control, sleeping) !== 0;
   }
 
   /**
-   * Whether the other side's counter moved, after spinning for it (unless
-   * recent spins failed).
+   * Whether the other side's counter moved, after spinning for it when that
+   * can pay off (see {@linkcode ChannelEnd}); `crowded`: never spin.
    */
-  protected arrived(counter: number): boolean {
+  protected arrived(counter: number, crowded: boolean): boolean {
+    const control = this.control;
+    // This side attends from here on by spinning, or sleeps.
+    Atomics.store(control, this.#spinning, 0);
+    if (!crowded) {
+      if (Atomics.load(control, this.#peerSleeping) !== 0) {
+        if (!this.#probes.skip()) return this.#spin(counter, PROBE_POLLS, this.#probes);
+      } else if (this.#peerWaited || Atomics.load(control, this.#peerSpinning) !== 0) {
+        if (!this.#followers.skip()) return this.#spin(counter, PROBE_POLLS, this.#followers);
+      } else if (!this.#spins.skip()) {
+        return this.#spin(counter, SPIN_POLLS, this.#spins);
+      }
+    }
+    return Atomics.load(control, counter) !== this.seen;
+  }
+
+  /**
+   * Spins up to `polls` times for the counter to move. Only an answer within
+   * a short spin counts as a success for `backoff`: a later one means the
+   * other side had to wait for a core (this one, when the machine is busy),
+   * and sleeping would have cost less.
+   */
+  #spin(counter: number, polls: number, backoff: SpinBackoff): boolean {
     const control = this.control;
     const seen = this.seen;
-    if (this.#skipLeft > 0 && Atomics.load(control, this.#peerSpinning) === 0) {
-      // Sleeping waits count whether or not the message is there already.
-      this.#skipLeft--;
-      return Atomics.load(control, counter) !== seen;
-    }
     Atomics.store(control, this.#spinning, 1);
-    for (let i = 0; i < SPIN_POLLS; i++) {
+    for (let i = 0; i < polls; i++) {
       if (Atomics.load(control, counter) !== seen) {
         Atomics.store(control, this.#spinning, 0);
-        this.#skipped = this.#skipLeft = 0;
+        if (i < SPIN_POLLS) backoff.succeeded();
+        else backoff.failed();
         return true;
       }
     }
     Atomics.store(control, this.#spinning, 0);
-    this.#skipped = this.#skipped === 0 ? 1 : Math.min(MAX_SPIN_SKIP, this.#skipped * 2);
-    this.#skipLeft = this.#skipped;
+    backoff.failed();
     return false;
   }
 
@@ -146,13 +314,18 @@ abstract class ChannelEnd {
 export class WorkerChannel extends ChannelEnd {
   /** The host's answer a suspended guest waits for, see {@linkcode settle}. */
   #awaited: Promise<unknown> | undefined;
+  readonly #doorbell: Int32Array;
 
   constructor(buffers: ChannelBuffers) {
-    super(buffers, WORKER_SPINNING, HOST_SPINNING);
+    super(buffers, WORKER_SPINNING, HOST_SPINNING, HOST_SLEEPING);
+    this.#doorbell = new Int32Array(buffers.doorbell);
   }
-  /** Sends a message to the host. */
+  /** Sends a message to the host, and rings its doorbell when it sleeps. */
   post(op: number, values: readonly WireValue[]): void {
-    this.send(TO_HOST, op, values);
+    if (this.send(TO_HOST, HOST_SLEEPING, op, values)) {
+      Atomics.add(this.#doorbell, RING, 1);
+      Atomics.notify(this.#doorbell, RING);
+    }
   }
 
   /**
@@ -164,10 +337,14 @@ export class WorkerChannel extends ChannelEnd {
    * propagate out of every loop.
    */
   receive(views = false): WireMessage {
-    if (!this.arrived(TO_WORKER)) {
-      while (Atomics.load(this.control, TO_WORKER) === this.seen) {
-        Atomics.wait(this.control, TO_WORKER, this.seen);
+    // Its own answer may still count as in flight: the host has not taken it yet.
+    if (!this.arrived(TO_WORKER, Atomics.load(this.#doorbell, IN_FLIGHT) >= CORES)) {
+      const control = this.control;
+      Atomics.store(control, WORKER_SLEEPING, 1);
+      while (Atomics.load(control, TO_WORKER) === this.seen) {
+        Atomics.wait(control, TO_WORKER, this.seen);
       }
+      Atomics.store(control, WORKER_SLEEPING, 0);
     }
     if (Atomics.load(this.control, CLOSED) !== 0) throw new ChannelClosed();
     return this.take(TO_WORKER, views);
@@ -185,9 +362,15 @@ export class WorkerChannel extends ChannelEnd {
   }
 
   async #receiveAsync(): Promise<WireMessage> {
-    while (Atomics.load(this.control, TO_WORKER) === this.seen) {
-      const result = Atomics.waitAsync(this.control, TO_WORKER, this.seen);
-      if (result.async) await result.value;
+    const control = this.control;
+    Atomics.store(control, WORKER_SLEEPING, 1);
+    try {
+      while (Atomics.load(control, TO_WORKER) === this.seen) {
+        const result = Atomics.waitAsync(control, TO_WORKER, this.seen);
+        if (result.async) await result.value;
+      }
+    } finally {
+      Atomics.store(control, WORKER_SLEEPING, 0);
     }
     if (Atomics.load(this.control, CLOSED) !== 0) throw new ChannelClosed();
     return this.take(TO_WORKER);
@@ -221,10 +404,9 @@ export class WorkerChannel extends ChannelEnd {
 /** The host's end: it awaits, so the host's event loop keeps running. */
 export class HostChannel extends ChannelEnd {
   #closed = false;
-
-  constructor(buffers: ChannelBuffers) {
-    super(buffers, HOST_SPINNING, WORKER_SPINNING);
-  }
+  readonly #doorbell = Doorbell.shared();
+  /** Resolves the sleeping `receive()`, if one sleeps. */
+  #wake: ((message: WireMessage | undefined) => void) | undefined;
   /**
    * When the sleeping `receive()` gives up (`performance.now()` time), or
    * `Infinity` when none sleeps or it waits for good.
@@ -234,15 +416,45 @@ export class HostChannel extends ChannelEnd {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
 
+  constructor(buffers: ChannelBuffers) {
+    super(buffers, HOST_SPINNING, WORKER_SPINNING, WORKER_SLEEPING);
+  }
+
+  /** Whether a message sent to the worker waits for its answer (counted in the doorbell). */
+  #waiting = false;
+
   /** Sends a message to the worker. */
   post(op: number, values: readonly WireValue[]): void {
-    this.send(TO_WORKER, op, values);
+    if (this.send(TO_WORKER, WORKER_SLEEPING, op, values)) {
+      // Waking a thread takes this one ≈ 10 µs in the kernel, in which the worker
+      // may answer: it must know that the host attends (see ChannelEnd.arrived).
+      Atomics.store(this.control, HOST_SPINNING, 1);
+      Atomics.notify(this.control, TO_WORKER);
+    }
+    if (!this.#waiting) {
+      this.#waiting = true;
+      this.#doorbell.count(1);
+    }
+  }
+
+  /** Takes the worker's message, which answers the last one sent. */
+  #takeAnswer(): WireMessage {
+    if (this.#waiting) {
+      this.#waiting = false;
+      this.#doorbell.count(-1);
+    }
+    return this.take(TO_HOST);
+  }
+
+  /** Whether more requests are in flight than the host and their workers have cores for. */
+  #crowded(): boolean {
+    return this.#doorbell.inFlight >= CORES;
   }
 
   /** Sends a call (or the start function) to the worker, which has not been asked to stop. */
   postCall(op: number, values: readonly WireValue[]): void {
     Atomics.store(this.control, STOP, 0);
-    this.send(TO_WORKER, op, values);
+    this.post(op, values);
   }
 
   /** Asks the worker to stop the running call (see `WorkerChannel.stopRequested`). */
@@ -251,32 +463,52 @@ export class HostChannel extends ChannelEnd {
   }
 
   /**
+   * The worker's next message if it arrives while this side spins (see
+   * {@linkcode ChannelEnd}), else `undefined` at once: never sleeps.
+   */
+  poll(): WireMessage | undefined {
+    return this.arrived(TO_HOST, this.#crowded()) ? this.#takeAnswer() : undefined;
+  }
+
+  /**
    * Waits for the worker's next message, or until `timeoutMs` passes
    * (`undefined` then), or the channel is closed (`undefined` too).
    */
   receive(timeoutMs: number = Infinity): Promise<WireMessage | undefined> {
-    if (this.arrived(TO_HOST)) return Promise.resolve(this.take(TO_HOST));
-    return this.#sleep(timeoutMs);
+    if (this.arrived(TO_HOST, this.#crowded())) return Promise.resolve(this.#takeAnswer());
+    if (this.#closed || !(timeoutMs > 0)) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      this.#wake = resolve;
+      Atomics.store(this.control, HOST_SLEEPING, 1);
+      // The worker may have answered before it could see the flag.
+      if (this.wakeIfAnswered()) return;
+      this.#doorbell.add(this);
+      // No timeout is passed to waitAsync: each would queue a timer task in the
+      // engine that outlives the wait (for the whole timeout). One timer per
+      // channel serves every wait instead (see #wakeAt).
+      if (timeoutMs !== Infinity) this.#wakeAt(performance.now() + timeoutMs);
+    });
   }
 
-  async #sleep(timeoutMs: number): Promise<WireMessage | undefined> {
-    const control = this.control;
-    // No timeout is passed to waitAsync: each would queue a timer task in the
-    // engine that outlives the wait (for the whole timeout). One timer per
-    // channel serves every wait instead (see #wakeAt).
-    const until = timeoutMs === Infinity ? Infinity : performance.now() + timeoutMs;
-    if (this.#closed || !(until > performance.now())) return undefined;
-    if (until !== Infinity) this.#wakeAt(until);
-    try {
-      while (Atomics.load(control, TO_HOST) === this.seen) {
-        if (this.#closed || performance.now() >= until) return undefined;
-        const result = Atomics.waitAsync(control, TO_HOST, this.seen);
-        if (result.async) await result.value;
-      }
-    } finally {
-      this.#sleepUntil = Infinity;
-    }
-    return this.take(TO_HOST);
+  /**
+   * Wakes the sleeping `receive()` with the worker's message if it is there
+   * (the doorbell asks after a ring). Returns whether it woke.
+   */
+  wakeIfAnswered(): boolean {
+    if (Atomics.load(this.control, TO_HOST) === this.seen) return false;
+    this.#wakeWith(this.#takeAnswer());
+    return true;
+  }
+
+  /** Ends the sleep of `receive()`, if one sleeps, with `message`. */
+  #wakeWith(message: WireMessage | undefined): void {
+    const wake = this.#wake;
+    if (wake === undefined) return;
+    this.#wake = undefined;
+    this.#sleepUntil = Infinity;
+    Atomics.store(this.control, HOST_SLEEPING, 0);
+    this.#doorbell.delete(this);
+    wake(message);
   }
 
   /**
@@ -302,8 +534,8 @@ export class HostChannel extends ChannelEnd {
       this.#timerAt = Infinity;
       const until = this.#sleepUntil;
       if (until === Infinity) return;
-      if (performance.now() >= until) Atomics.notify(this.control, TO_HOST);
-      else this.#startTimer(until);
+      if (performance.now() < until) return this.#startTimer(until);
+      if (!this.wakeIfAnswered()) this.#wakeWith(undefined);
     }, Math.min(delay, MAX_TIMER_MS));
     // A call in flight keeps the process alive through its worker; the timer must not.
     Deno.unrefTimer(timer);
@@ -317,9 +549,13 @@ export class HostChannel extends ChannelEnd {
    */
   close(): void {
     this.#closed = true;
+    if (this.#waiting) {
+      this.#waiting = false;
+      this.#doorbell.count(-1);
+    }
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    Atomics.notify(this.control, TO_HOST);
+    this.#wakeWith(undefined);
     Atomics.store(this.control, CLOSED, 1);
     Atomics.add(this.control, TO_WORKER, 1);
     Atomics.notify(this.control, TO_WORKER);

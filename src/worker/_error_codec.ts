@@ -1,8 +1,11 @@
 /**
  * Carries errors across the worker boundary: an error is flattened to JSON
- * (kind or name, message, context fields, cause) on one side and revived as
- * the same class on the other. An error the host threw into the worker (from
- * a linker function or a host service) travels as a reference, so the host
+ * (kind or name, message, context fields, stack, cause) on one side and
+ * revived as the same class on the other. A `WasmError`'s context fields are
+ * its own enumerable properties, and every class takes them back as
+ * `new XError(message, { ...fields, cause })`, so {@linkcode ERROR_CLASSES}
+ * is the only list to keep. An error the host threw into the worker (from a
+ * linker function or a host service) travels as a reference, so the host
  * gets its own object back, whatever its class.
  *
  * @module
@@ -27,8 +30,42 @@ import {
   TrapError,
   TypeMismatchError,
   WasmError,
+  type WasmErrorKind,
   WorkerCrashedError,
 } from "../errors.ts";
+
+/** The class of each kind: its instances have that `kind`. */
+type ErrorClasses = {
+  readonly [K in WasmErrorKind]: new (...args: never[]) => WasmError & { readonly kind: K };
+};
+
+/** How every `WasmError` class is called: a message, then its fields and cause. */
+type WasmErrorConstructor = new (
+  message: string,
+  options: ErrorOptions & Record<string, unknown>,
+) => WasmError;
+
+/** Every `WasmError` class by its `kind`. */
+export const ERROR_CLASSES: ErrorClasses = {
+  compilation: CompilationError,
+  instantiation: InstantiationError,
+  invalid_function: InvalidFunctionError,
+  import_not_found: ImportNotFoundError,
+  type_mismatch: TypeMismatchError,
+  timeout: TimeoutError,
+  out_of_memory: OutOfMemoryError,
+  fuel_exhausted: FuelExhaustedError,
+  call_depth_exceeded: CallDepthExceededError,
+  memory_out_of_bounds: MemoryOutOfBoundsError,
+  trap: TrapError,
+  resource_limit: ResourceLimitError,
+  capability_denied: CapabilityDeniedError,
+  host_function: HostFunctionError,
+  plugin_state: PluginStateError,
+  plugin_not_found: PluginNotFoundError,
+  worker_crashed: WorkerCrashedError,
+  guest: GuestError,
+};
 
 /** The JSON form of an error. */
 interface FlatError {
@@ -36,51 +73,26 @@ interface FlatError {
   kind: string;
   message: string;
   name?: string;
-  fields?: Partial<Fields>;
+  /** A `WasmError`'s context fields. */
+  fields?: Record<string, Field>;
+  /** Where it was thrown, on the side that threw it. */
+  stack?: string;
   cause?: FlatError;
   /** The host's own error object behind this one (see {@linkcode encodeError}). */
   ref?: number;
 }
 
-const FIELDS = [
-  "offset",
-  "line",
-  "column",
-  "functionName",
-  "module",
-  "importName",
-  "timeoutMs",
-  "fuelLimit",
-  "maxCallDepth",
-  "size",
-  "trap",
-  "limit",
-  "capability",
-  "state",
-  "id",
-] as const;
+/** What a context field can hold. */
+type Field = string | number | boolean | null;
 
-/** The context fields of the error classes, as the host revives them. */
-interface Fields {
-  offset: number;
-  line: number;
-  column: number;
-  functionName: string;
-  module: string;
-  importName: string;
-  timeoutMs: number;
-  fuelLimit: number;
-  maxCallDepth: number;
-  size: number;
-  trap: string;
-  limit: string;
-  capability: string;
-  state: string;
-  id: string;
-}
+/** Own enumerable properties every error has that are not context fields. */
+const NOT_FIELDS: ReadonlySet<string> = new Set(["kind", "name", "message", "stack", "cause"]);
 
 /** How deep a chain of causes is carried. */
 const MAX_CAUSES = 8;
+
+/** Marks where a revived error's own stack ends and the other side's begins. */
+const STACK_SEPARATOR = "\n    --- thrown on the other side of the worker boundary ---";
 
 /** Host references of revived errors, so they travel back as references. */
 const refs = new WeakMap<object, number>();
@@ -98,20 +110,31 @@ function reviveNumbers(_key: string, value: unknown): unknown {
   return value;
 }
 
+/** The context fields of a `WasmError`: its own enumerable properties that JSON can carry. */
+function fieldsOf(err: WasmError): Record<string, Field> {
+  const fields: Record<string, Field> = {};
+  for (const [key, value] of Object.entries(err)) {
+    if (NOT_FIELDS.has(key)) continue;
+    if (
+      typeof value === "string" || typeof value === "number" || typeof value === "boolean" ||
+      value === null
+    ) {
+      fields[key] = value;
+    }
+  }
+  return fields;
+}
+
 function flatten(err: unknown, depth: number): FlatError {
   const ref = typeof err === "object" && err !== null ? refs.get(err) : undefined;
   let flat: FlatError;
   if (err instanceof WasmError) {
-    const fields: Record<string, unknown> = {};
-    for (const key of FIELDS) {
-      const value = (err as unknown as Record<string, unknown>)[key];
-      if (value !== undefined) fields[key] = value;
-    }
-    flat = { kind: err.kind, message: err.message, fields };
+    flat = { kind: err.kind, name: err.name, message: err.message, fields: fieldsOf(err) };
   } else {
     const error = err instanceof Error ? err : new Error(String(err));
     flat = { kind: "error", name: error.name, message: error.message };
   }
+  if (err instanceof Error && typeof err.stack === "string") flat.stack = err.stack;
   if (ref !== undefined) flat.ref = ref;
   const cause = err instanceof Error ? err.cause : undefined;
   if (cause !== undefined && depth < MAX_CAUSES) flat.cause = flatten(cause, depth + 1);
@@ -149,13 +172,21 @@ function plainError(name: string | undefined, message: string, options: ErrorOpt
     case "TimeoutError":
       return new DOMException(message, name);
   }
-  const denoError = name === undefined
+  const denoError = name === undefined || !Object.hasOwn(Deno.errors, name)
     ? undefined
     : (Deno.errors as unknown as Record<string, ErrorConstructor | undefined>)[name];
   if (typeof denoError === "function") return new denoError(message, options);
   const error = new Error(message, options);
   if (name !== undefined) error.name = name;
   return error;
+}
+
+function build(flat: FlatError, options: ErrorOptions): Error {
+  if (Object.hasOwn(ERROR_CLASSES, flat.kind)) {
+    const ErrorClass = ERROR_CLASSES[flat.kind as WasmErrorKind] as WasmErrorConstructor;
+    return new ErrorClass(flat.message, { ...flat.fields, ...options });
+  }
+  return plainError(flat.name, flat.message, options);
 }
 
 function revive(flat: FlatError, resolve: ((ref: number) => unknown) | undefined): unknown {
@@ -166,61 +197,24 @@ function revive(flat: FlatError, resolve: ((ref: number) => unknown) | undefined
   const options: ErrorOptions = flat.cause === undefined
     ? {}
     : { cause: revive(flat.cause, resolve) };
-  const f = (flat.fields ?? {}) as Fields;
-  const error = build(flat, f, options);
-  // Constructors compose their own messages; keep the one the other side made.
-  if (error.message !== flat.message) {
-    Object.defineProperty(error, "message", {
-      value: flat.message,
-      writable: true,
-      configurable: true,
-    });
-  }
+  const error = build(flat, options);
+  if (flat.stack !== undefined) appendStack(error, flat.stack);
   if (flat.ref !== undefined) refs.set(error, flat.ref);
   return error;
 }
 
-function build(flat: FlatError, f: Fields, options: ErrorOptions): Error {
-  switch (flat.kind) {
-    case "compilation":
-      return new CompilationError(flat.message, { ...options, ...f });
-    case "instantiation":
-      return new InstantiationError(flat.message, options);
-    case "invalid_function":
-      return new InvalidFunctionError(f.functionName, options);
-    case "import_not_found":
-      return new ImportNotFoundError(f.module, f.importName, options);
-    case "type_mismatch":
-      return new TypeMismatchError(flat.message, options);
-    case "timeout":
-      return new TimeoutError(f.timeoutMs, options);
-    case "out_of_memory":
-      return new OutOfMemoryError(flat.message, options);
-    case "fuel_exhausted":
-      return new FuelExhaustedError(f.fuelLimit, options);
-    case "call_depth_exceeded":
-      return new CallDepthExceededError(f.maxCallDepth, options);
-    case "memory_out_of_bounds":
-      return new MemoryOutOfBoundsError(f.offset, f.size, 0, options);
-    case "trap":
-      return new TrapError(f.trap, options);
-    case "resource_limit":
-      return new ResourceLimitError(f.limit, flat.message, options);
-    case "capability_denied":
-      return new CapabilityDeniedError(f.capability, "", options);
-    case "host_function":
-      return new HostFunctionError(f.module, f.functionName, options);
-    case "plugin_state":
-      return new PluginStateError(f.state, "", options);
-    case "plugin_not_found":
-      return new PluginNotFoundError(f.id, options);
-    case "worker_crashed":
-      return new WorkerCrashedError(flat.message, options);
-    case "guest":
-      return new GuestError(f.functionName, flat.message, options);
-    default:
-      return plainError(flat.name, flat.message, options);
-  }
+/**
+ * Adds the frames of the side that threw an error to the stack of its
+ * revived copy, whose own frames show where this side received it.
+ */
+function appendStack(error: Error, stack: string): void {
+  const frames = stack.split("\n").filter((line) => /^\s+at /.test(line));
+  if (frames.length === 0 || typeof error.stack !== "string") return;
+  Object.defineProperty(error, "stack", {
+    value: `${error.stack}${STACK_SEPARATOR}\n${frames.join("\n")}`,
+    writable: true,
+    configurable: true,
+  });
 }
 
 /**

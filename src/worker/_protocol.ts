@@ -5,8 +5,7 @@
  * @module
  */
 
-import type { InstrumentMetadata } from "../instrument/instrument.ts";
-import type { ImportPlan, ParkedState, WasiSettings } from "../_instance.ts";
+import type { InstanceSpec } from "../_instance_spec.ts";
 import type { ChannelBuffers } from "./_channel.ts";
 
 /** Host → worker opcodes. */
@@ -53,17 +52,13 @@ export const ToHost = {
 
 /** What the host posts to a new worker. */
 export interface WorkerSetup {
-  readonly module: WebAssembly.Module;
-  readonly instrumentation: InstrumentMetadata | null;
-  readonly imports: readonly ImportPlan[];
-  readonly pluginName: string;
-  readonly capabilities: readonly string[];
-  readonly allowedHosts: readonly string[];
-  readonly maxCallDepth: number;
-  readonly wasi: WasiSettings | undefined;
+  /**
+   * The instance to create, as is; its `restore` is the state of the parked
+   * worker this one takes over, if any, in place of running the start function.
+   */
+  readonly spec: InstanceSpec;
+  /** The buffers of the channel everything after setup goes over. */
   readonly channel: ChannelBuffers;
-  /** The state of a parked worker to take over instead of running the start function. */
-  readonly restore: ParkedState | null;
 }
 
 /** What a worker posts back once its instance exists (or failed to). */

@@ -24,73 +24,52 @@ import {
   WorkerCrashedError,
 } from "../errors.ts";
 import { describeValue } from "../_format.ts";
-import type { HostCallable } from "../host/_env.ts";
-import type { HostServices, ServiceName } from "../host/_services.ts";
-import type { CommandResult, ImportPlan, ParkedState, WasiSettings } from "../_instance.ts";
+import type { InternalOptions } from "../_internal_options.ts";
+import { createHostServices, type HostServices, type ServiceName } from "../host/_services.ts";
+import type { CommandResult, ParkedState } from "../_instance.ts";
+import {
+  type BackendParts,
+  type InstanceSpec,
+  type PluginHostSide,
+  startBudgetOf,
+} from "../_instance_spec.ts";
 import { bundledWorkerUrl } from "./_worker_bundle.ts";
 import { createChannelBuffers, HostChannel } from "./_channel.ts";
 import { decodeError, encodeError } from "./_error_codec.ts";
 import { ToHost, ToWorker, type WorkerReady, type WorkerSetup } from "./_protocol.ts";
 import type { WireMessage, WireValue } from "./_wire.ts";
-import type { InstrumentMetadata } from "../instrument/instrument.ts";
 
 /** How long a guest may take to stop after its interrupt flag is raised. */
 const GRACE_MS = 100;
 
-/** Everything needed to (re)start a plugin's worker. */
-export interface WorkerBackendOptions {
-  readonly pluginName: string;
-  readonly module: WebAssembly.Module;
-  readonly instrumentation: InstrumentMetadata | null;
-  readonly imports: readonly ImportPlan[];
-  /** Linker functions by import index (the plan's `index`). */
-  readonly linkerFunctions: readonly HostCallable[];
-  readonly services: HostServices;
-  /** Who the host calls are made for (the plugin's host environment): see `_host_call_scope.ts`. */
-  readonly hostScope: object;
-  readonly capabilities: ReadonlySet<string>;
-  readonly allowedHosts: readonly string[];
+/**
+ * Everything needed to (re)start a plugin's worker: the instance's spec (what
+ * is posted to each worker), the plugin's host side (what serves the
+ * worker's host calls), and the worker's permissions.
+ */
+export interface WorkerBackendOptions extends BackendParts {
   /**
    * The worker's own Deno permissions; `null` starts it without (it shares
    * the host's: see `_permission_mode.ts`).
    */
   readonly permissions: Deno.PermissionOptionsObject | null;
-  readonly maxCallDepth: number;
-  /** Budgets of the module's start function (the plugin's own limits). */
-  readonly startBudget: CallBudget;
-  readonly wasi: WasiSettings | undefined;
-  /**
-   * How long the worker may sit with no exchange before it is parked;
-   * `Infinity` never parks it.
-   */
-  readonly idleTimeoutMs: number;
+  /** The runtime's internal options: the worker script, its boot timeout, an event hook. */
+  readonly internal: InternalOptions;
 }
-
-/** Counts of worker lifecycle events of every plugin, for tests. */
-export const workerEvents: { spawned: number; parked: number } = { spawned: 0, parked: 0 };
 
 /** Largest delay `setTimeout` takes as is (a larger one fires at once). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** The script tests set in place of the bundled worker entry. */
-let scriptOverride: URL | undefined;
+/** How long a worker may take to load and report ready, unless the internal options say. */
+const BOOT_TIMEOUT_MS = 30_000;
 
 /**
- * The script every plugin worker runs, and how long it may take to load and
- * report ready. By default the bundled entry (`_worker_bundle.ts`), which
- * loads nothing more. Internal: tests point it at a wrapper to make workers
- * misbehave (crash, hang) in ways a guest cannot; such a wrapper loads its
- * module graph, which takes read (or import) permission.
+ * The script a plugin's worker runs: the bundled entry (`_worker_bundle.ts`),
+ * which loads nothing more, unless the runtime's internal options name another.
  */
-export const workerScript: { url: URL; bootTimeoutMs: number } = {
-  get url(): URL {
-    return scriptOverride ?? bundledWorkerUrl();
-  },
-  set url(url: URL) {
-    scriptOverride = url;
-  },
-  bootTimeoutMs: 30_000,
-};
+export function workerScriptOf(internal: InternalOptions): URL {
+  return internal.workerUrl ?? bundledWorkerUrl();
+}
 
 /** Spawns the plugin's worker, instantiates the module in it and runs its start function. */
 export async function createWorkerBackend(options: WorkerBackendOptions): Promise<PluginBackend> {
@@ -117,8 +96,19 @@ interface Stopping {
   readonly graceEnd: number;
 }
 
+/** A call's results as the backend contract returns them: none, one value, or an array. */
+function rawResult(results: unknown[]): unknown {
+  if (results.length === 0) return undefined;
+  return results.length === 1 ? results[0] : results;
+}
+
 class WorkerBackend implements PluginBackend {
-  readonly #options: WorkerBackendOptions;
+  readonly #spec: InstanceSpec;
+  readonly #host: PluginHostSide;
+  readonly #permissions: Deno.PermissionOptionsObject | null;
+  readonly #internal: InternalOptions;
+  /** What the worker's built-in host functions call (on this thread). */
+  readonly #services: HostServices;
   #live: LiveWorker | undefined;
   #memoryBytes = 0;
   #lastFuelUsed = 0;
@@ -136,10 +126,14 @@ class WorkerBackend implements PluginBackend {
   /** When the last exchange ended (`performance.now()`). */
   #lastUse = 0;
 
-  constructor(options: WorkerBackendOptions) {
-    this.#options = options;
-    const state = options.instrumentation?.state ?? null;
-    this.#parkable = Number.isFinite(options.idleTimeoutMs) && state !== null &&
+  constructor({ spec, host, permissions, internal }: WorkerBackendOptions) {
+    this.#spec = spec;
+    this.#host = host;
+    this.#permissions = permissions;
+    this.#internal = internal;
+    this.#services = createHostServices(host.env);
+    const state = spec.instrumentation?.state ?? null;
+    this.#parkable = Number.isFinite(spec.idleTimeoutMs) && state !== null &&
       state.incomplete === null;
   }
 
@@ -156,26 +150,20 @@ class WorkerBackend implements PluginBackend {
    * function, or has the instance take over the parked state.
    */
   async spawn(): Promise<LiveWorker> {
-    const options = this.#options;
     const restore = this.#parked;
-    const worker = newWorker(options);
+    const spec = restore === null ? this.#spec : { ...this.#spec, restore };
+    const script = workerScriptOf(this.#internal);
+    const worker = newWorker(script, {
+      pluginName: spec.pluginName,
+      permissions: this.#permissions,
+    });
     const buffers = createChannelBuffers();
     const channel = new HostChannel(buffers);
-    const setup: WorkerSetup = {
-      module: options.module,
-      instrumentation: options.instrumentation,
-      imports: options.imports,
-      pluginName: options.pluginName,
-      capabilities: [...options.capabilities],
-      allowedHosts: options.allowedHosts,
-      maxCallDepth: options.maxCallDepth,
-      wasi: options.wasi,
-      channel: buffers,
-      restore,
-    };
+    const setup: WorkerSetup = { spec, channel: buffers };
     let ready: WorkerReady;
     try {
-      ready = await startup(worker, setup);
+      const bootTimeoutMs = this.#internal.workerBootTimeoutMs ?? BOOT_TIMEOUT_MS;
+      ready = await startup(worker, setup, { bootTimeoutMs });
     } catch (err) {
       worker.terminate();
       throw err;
@@ -197,7 +185,7 @@ class WorkerBackend implements PluginBackend {
     };
     this.#memoryBytes = ready.memoryBytes;
     if (ready.hasStart) {
-      const budget = options.startBudget;
+      const budget = startBudgetOf(spec, this.#host);
       this.#hostErrors = [];
       channel.postCall(ToWorker.Start, [budget.fuel, budget.timeoutMs]);
       try {
@@ -213,7 +201,7 @@ class WorkerBackend implements PluginBackend {
     }
     this.#live = live;
     this.#parked = null;
-    workerEvents.spawned++;
+    this.#internal.onWorkerEvent?.("spawned", script);
     // Inside an exchange, its end arms the timer.
     if (!this.#busy) this.#armIdleTimer();
     return live;
@@ -269,7 +257,7 @@ class WorkerBackend implements PluginBackend {
     this.#lastUse = performance.now();
     if (this.#idleTimer !== undefined) return;
     if (!this.#parkable || this.#closed || this.#live === undefined) return;
-    this.#startIdleTimer(Math.min(this.#options.idleTimeoutMs, MAX_TIMER_MS));
+    this.#startIdleTimer(Math.min(this.#spec.idleTimeoutMs, MAX_TIMER_MS));
   }
 
   #startIdleTimer(delay: number): void {
@@ -277,7 +265,7 @@ class WorkerBackend implements PluginBackend {
       this.#idleTimer = undefined;
       if (this.#busy) return; // the exchange in progress re-arms it when it ends
       const idleFor = performance.now() - this.#lastUse;
-      const timeout = Math.min(this.#options.idleTimeoutMs, MAX_TIMER_MS);
+      const timeout = Math.min(this.#spec.idleTimeoutMs, MAX_TIMER_MS);
       if (idleFor < timeout) this.#startIdleTimer(timeout - idleFor);
       else void this.#park();
     }, delay);
@@ -313,32 +301,31 @@ class WorkerBackend implements PluginBackend {
         globals: rest.slice(count) as (number | bigint)[],
       };
       this.#discard(live);
-      workerEvents.parked++;
+      this.#internal.onWorkerEvent?.("parked", workerScriptOf(this.#internal));
     } finally {
       this.#release();
     }
   }
 
-  async invoke(
+  invoke(
     name: string,
     args: readonly unknown[],
     budget: CallBudget,
     startMs: number,
-  ): Promise<unknown> {
+  ): unknown {
     checkCrossing(name, args);
     const values = [name, budget.fuel, budget.timeoutMs, ...(args as WireValue[])];
-    const results = await this.#request(ToWorker.Call, values, budget, startMs);
-    if (results.length === 0) return undefined;
-    return results.length === 1 ? results[0] : results;
+    const results = this.#request(ToWorker.Call, values, budget, startMs);
+    return results instanceof Promise ? results.then(rawResult) : rawResult(results);
   }
 
-  async invokeBytes(
+  invokeBytes(
     call: BytesCall,
     budget: CallBudget,
     startMs: number,
-  ): Promise<number | Uint8Array> {
+  ): number | Uint8Array | Promise<number | Uint8Array> {
     // The whole exchange is one request: one round trip, one budget.
-    const [result] = await this.#request(
+    const results = this.#request(
       ToWorker.Bytes,
       [
         call.fn,
@@ -352,7 +339,9 @@ class WorkerBackend implements PluginBackend {
       budget,
       startMs,
     );
-    return result as number | Uint8Array;
+    return results instanceof Promise
+      ? results.then((values) => values[0] as number | Uint8Array)
+      : results[0] as number | Uint8Array;
   }
 
   async runCommand(stdin: Uint8Array, budget: CallBudget, startMs: number): Promise<CommandResult> {
@@ -369,14 +358,63 @@ class WorkerBackend implements PluginBackend {
   /**
    * Sends one call (`op` with `values`) to the worker, serves its host calls
    * until it answers, and returns the results, under `budget`.
+   *
+   * The fast path is synchronous: when the worker is live and idle, and it
+   * answers while the host spins for it (a short call with no host
+   * function), the results come back with no promise, listener or timer.
    */
-  async #request(
+  #request(
+    op: number,
+    values: WireValue[],
+    budget: CallBudget,
+    startMs: number,
+  ): unknown[] | Promise<unknown[]> {
+    const live = this.#live;
+    if (this.#busy || live === undefined || live.crashed !== undefined || this.#closed) {
+      return this.#requestLater(op, values, budget, startMs);
+    }
+    // A call that never reaches the worker, or whose worker is killed, used no fuel we can read.
+    this.#lastFuelUsed = 0;
+    budget.signal?.throwIfAborted();
+    this.#busy = true;
+    let answered = true;
+    try {
+      if (this.#hostErrors.length > 0) this.#hostErrors = [];
+      live.channel.postCall(op, values);
+      const reply = live.channel.poll();
+      if (
+        reply === undefined || reply.op === ToHost.LinkerCall || reply.op === ToHost.ServiceCall
+      ) {
+        answered = false;
+        return this.#conclude(live, budget, startMs, reply);
+      }
+      return this.#settle(reply);
+    } finally {
+      if (answered) this.#release();
+    }
+  }
+
+  /** The rest of a call the worker did not answer at once: it owns the channel until it ends. */
+  async #conclude(
+    live: LiveWorker,
+    budget: CallBudget,
+    startMs: number,
+    first: WireMessage | undefined,
+  ): Promise<unknown[]> {
+    try {
+      return this.#settle(await this.#converse(live, budget, startMs, first));
+    } finally {
+      this.#release();
+    }
+  }
+
+  /** {@linkcode #request} when the channel is taken, or the worker must be (re)started first. */
+  async #requestLater(
     op: number,
     values: WireValue[],
     budget: CallBudget,
     startMs: number,
   ): Promise<unknown[]> {
-    // A call that never reaches the worker, or whose worker is killed, used no fuel we can read.
     this.#lastFuelUsed = 0;
     budget.signal?.throwIfAborted();
     try {
@@ -416,7 +454,12 @@ class WorkerBackend implements PluginBackend {
    * Waits for the worker's answer, serving its host-function calls meanwhile,
    * and enforces the call's deadline and abort signal.
    */
-  async #converse(live: LiveWorker, budget: CallBudget, startMs: number): Promise<WireMessage> {
+  async #converse(
+    live: LiveWorker,
+    budget: CallBudget,
+    startMs: number,
+    first?: WireMessage,
+  ): Promise<WireMessage> {
     const deadline = startMs + budget.timeoutMs;
     let stopping: Stopping | undefined;
     let pending: PendingHostCall | undefined;
@@ -436,14 +479,15 @@ class WorkerBackend implements PluginBackend {
     try {
       while (true) {
         const until = stopping === undefined ? deadline : stopping.graceEnd;
-        const message = await live.channel.receive(Math.max(0, until - performance.now()));
+        const message = first ?? await live.channel.receive(Math.max(0, until - performance.now()));
+        first = undefined;
         if (message === undefined) {
           if (live.crashed !== undefined) {
             this.#discard(live);
             throw stopping?.reason ?? live.crashed;
           }
           if (stopping === undefined) {
-            stop(new TimeoutError(budget.timeoutMs));
+            stop(new TimeoutError(undefined, { timeoutMs: budget.timeoutMs }));
           } else if (performance.now() >= stopping.graceEnd) {
             // The guest did not stop (a long instruction, a stuck host call): kill the worker.
             this.#discard(live);
@@ -510,14 +554,14 @@ class WorkerBackend implements PluginBackend {
     try {
       if (message.op === ToHost.LinkerCall) {
         const [index, ...args] = message.values as [number, ...unknown[]];
-        const fn = this.#options.linkerFunctions[index];
+        const fn = this.#host.linkerFunctions[index];
         if (fn === undefined) throw new RangeError(`No linker function ${index}`);
-        value = runInHostCall(this.#options.hostScope, fn, ...args);
+        value = runInHostCall(this.#host.env, fn, ...args);
       } else {
         const [name, ...args] = message.values as [ServiceName, ...unknown[]];
-        const service = this.#options.services[name] as (...a: unknown[]) => unknown;
+        const service = this.#services[name] as (...a: unknown[]) => unknown;
         if (typeof service !== "function") throw new RangeError(`No host service "${name}"`);
-        value = service.apply(this.#options.services, args);
+        value = service.apply(this.#services, args);
       }
     } catch (err) {
       this.#throwToGuest(live, err);
@@ -576,8 +620,8 @@ class WorkerBackend implements PluginBackend {
    * from inside that host call, a memory request would wait for itself.
    */
   #assertNotReentrant(action: string): void {
-    const { hostScope, pluginName } = this.#options;
-    assertNotInHostCallOf(hostScope, `Cannot ${action} plugin "${pluginName}"`, "its worker");
+    const message = `Cannot ${action} plugin "${this.#spec.pluginName}"`;
+    assertNotInHostCallOf(this.#host.env, message, "its worker");
   }
 
   close(): Promise<void> {
@@ -616,12 +660,17 @@ function checkCrossing(name: string, args: readonly unknown[]): void {
  * capabilities. Without them (`null`), no `deno` option at all: without
  * `--unstable-worker-options`, Deno ends the process when it sees one.
  */
-function newWorker(options: WorkerBackendOptions): Worker {
-  const { permissions } = options;
+function newWorker(
+  script: URL,
+  { pluginName, permissions }: {
+    pluginName: string;
+    permissions: Deno.PermissionOptionsObject | null;
+  },
+): Worker {
   try {
-    return new Worker(workerScript.url, {
+    return new Worker(script, {
       type: "module",
-      name: `wasmplug:${options.pluginName}`,
+      name: `wasmplug:${pluginName}`,
       ...(permissions === null ? {} : { deno: { permissions } }),
     } as WorkerOptions);
   } catch (err) {
@@ -630,7 +679,7 @@ function newWorker(options: WorkerBackendOptions): Worker {
       .filter(([, value]) => value !== false)
       .map(([name, value]) => `${name}: ${Array.isArray(value) ? value.join(", ") : value}`);
     throw new InstantiationError(
-      `Cannot start the worker of plugin "${options.pluginName}": its capabilities grant Deno permissions the host does not have (${
+      `Cannot start the worker of plugin "${pluginName}": its capabilities grant Deno permissions the host does not have (${
         granted.join("; ")
       }), and a worker cannot have more than its host`,
       { cause: err },
@@ -638,10 +687,13 @@ function newWorker(options: WorkerBackendOptions): Worker {
   }
 }
 
-/** Posts the setup and waits for the worker's answer (or its death). */
-function startup(worker: Worker, setup: WorkerSetup): Promise<WorkerReady> {
+/** Posts the setup and waits for the worker's answer (or its death), at most `bootTimeoutMs`. */
+function startup(
+  worker: Worker,
+  setup: WorkerSetup,
+  { bootTimeoutMs }: { bootTimeoutMs: number },
+): Promise<WorkerReady> {
   return new Promise((resolve, reject) => {
-    const { bootTimeoutMs } = workerScript;
     const timer = setTimeout(() => {
       worker.onmessage = null;
       reject(

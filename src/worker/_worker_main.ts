@@ -106,8 +106,14 @@ function handle(instance: PluginInstance, { op, values }: WireMessage): Reply | 
         Uint8Array,
       ];
       const call = { fn, input, packedOutput: packedOutput === 1, alloc, free };
-      return instance.invokeBytes(call, { fuel, timeoutMs, signal: undefined }, performance.now())
-        .then((value) => callResult(instance, value));
+      const result = instance.invokeBytes(
+        call,
+        { fuel, timeoutMs, signal: undefined },
+        performance.now(),
+      );
+      return result instanceof Promise
+        ? result.then((value) => callResult(instance, value))
+        : callResult(instance, result);
     }
     case ToWorker.Start: {
       const [fuel, timeoutMs] = values as [number | null, number];
@@ -181,7 +187,7 @@ async function serve(channel: WorkerChannel, instance: PluginInstance): Promise<
 async function watchInterrupts(flag: Int32Array, instance: PluginInstance): Promise<void> {
   while (true) {
     const value = Atomics.load(flag, 0);
-    if (value !== 0) instance.cancel(new TimeoutError(0));
+    if (value !== 0) instance.cancel(new TimeoutError(undefined, { timeoutMs: 0 }));
     const waited = Atomics.waitAsync(flag, 0, value);
     if (waited.async) await waited.value;
   }
@@ -189,26 +195,18 @@ async function watchInterrupts(flag: Int32Array, instance: PluginInstance): Prom
 
 self.onmessage = async (event: MessageEvent<WorkerSetup>) => {
   self.onmessage = null;
-  const setup = event.data;
-  const channel = new WorkerChannel(setup.channel);
+  const { spec, channel: buffers } = event.data;
+  const channel = new WorkerChannel(buffers);
   let instance: PluginInstance;
   try {
-    instance = await PluginInstance.create({
-      module: setup.module,
-      instrumentation: setup.instrumentation,
-      imports: setup.imports,
+    // The host runs the start function as a call (`Start`), so it can serve and interrupt it.
+    instance = await PluginInstance.create(spec, {
       linkerFunction: (index) => linkerProxy(channel, index),
       services: proxyServices(channel),
-      capabilities: new Set(setup.capabilities),
-      allowedHosts: setup.allowedHosts,
-      maxCallDepth: setup.maxCallDepth,
-      startBudget: { fuel: null, timeoutMs: Infinity, signal: undefined },
-      startLater: true,
       stopRequested: () => channel.stopRequested,
-      pluginName: setup.pluginName,
-      wasi: setup.wasi,
     });
-    if (setup.restore !== null) instance.restoreState(setup.restore);
+    // The channel copies each bytes call's output on at once.
+    instance.reuseOutputBuffer();
   } catch (err) {
     self.postMessage({ ok: false, error: encodeError(err) } satisfies WorkerReady);
     return;
@@ -219,8 +217,7 @@ self.onmessage = async (event: MessageEvent<WorkerSetup>) => {
       ok: true,
       memoryBytes: instance.memoryBytes(),
       interrupt,
-      // A restored instance carries on from its state; its start function ran long ago.
-      hasStart: setup.restore === null && instance.hasStart,
+      hasStart: instance.hasStart,
     } satisfies WorkerReady,
   );
   if (interrupt !== null) void watchInterrupts(new Int32Array(interrupt, 0, 1), instance);

@@ -39,6 +39,35 @@ cliTest("inspect", {
       /secure: 275 bytes, sha256 [0-9a-f]{64}\n[\s\S]*env\.host_get_config: func \(i32, i32, i32, i32\) -> \(i32\) {2}\[read_config\][\s\S]*memory 0: min 1, max none pages exported as memory\ncapabilities needed: read_config, write_state, network\n$/,
     noStderr: true,
   },
+  "imported, shared and 64-bit memories, imported tables and custom sections": {
+    args: ["inspect", "tests/cli/fixtures/layout.wat"],
+    code: 0,
+    stdout: new RegExp(
+      [
+        String.raw`  env\.host_log: func \(i32, i32, i32\) -> \(\)  \[\(none\)\]`,
+        String.raw`  env\.host_now_ms: func \(\) -> \(i64\)  \[timer\]`,
+        String.raw`  env\.double: func \(i32\) -> \(i32\)  \[call_host_function\]`,
+        String
+          .raw`  wasi_snapshot_preview1\.fd_write: func \(i32, i32, i32, i32\) -> \(i32\)  \[wasi\]`,
+        String.raw`  env\.shared: memory`,
+        String.raw`  env\.refs: table`,
+        String.raw`exports \(3\):[^]*`,
+        String.raw`memory 0 \(imported\): min 1, max 2, shared pages`,
+        String.raw`memory 1: min 1, max 4 pages exported as memory, heap`,
+        String.raw`table 0 \(imported\): externref, min 2, max none`,
+        String.raw`table 1: funcref, min 3, max 10`,
+        String.raw`custom section "notes": 5 bytes`,
+        String.raw`capabilities needed: timer, call_host_function, wasi\n$`,
+      ].join("\n"),
+    ),
+    noStderr: true,
+  },
+  "--json reports memories, tables and custom sections": {
+    args: ["inspect", "tests/cli/fixtures/layout.wat", "--json"],
+    code: 0,
+    stdout:
+      /"exportNames": \[\s*"memory",\s*"heap"\s*\],\s*"limits": "min 1, max 4"\s*\}[^]*"refType": "externref",\s*"limits": "min 2, max none"[^]*"customSections": \[\s*\{\s*"name": "notes",\s*"sizeBytes": 5\s*\}\s*\]/,
+  },
   "lists tables": {
     args: ["inspect", "examples/rust_plugin/my_plugin.wasm"],
     code: 0,

@@ -29,6 +29,7 @@
  */
 
 import { type Isolation, PluginManager, type RuntimeConfig, WasmRuntime } from "../../mod.ts";
+import { type InternalOptions, withInternalOptions } from "../../src/_internal_options.ts";
 import { random } from "../instrument/_random_program.ts";
 import { CALLS_WAT } from "../fixtures/wat.ts";
 import { ALL_HOST_FUNCTIONS_WAT, corpus, readRepositoryFile } from "./_corpus.ts";
@@ -47,6 +48,8 @@ export interface ApiFuzzOptions {
   readonly caseTimeoutMs?: number;
   /** Called every 100 cases. */
   readonly onProgress?: (done: number, tally: Tally) => void;
+  /** Told when a worker of the run's runtime is spawned or parked. */
+  readonly onWorkerEvent?: InternalOptions["onWorkerEvent"];
 }
 
 /**
@@ -116,16 +119,21 @@ async function runtimeCase(run: Run, where: string): Promise<void> {
 }
 
 /** Creates the shared state of a run: runtime, manager, pool, corpus. */
-async function startRun(settings: FuzzSettings, isolation: Isolation, tally: Tally): Promise<Run> {
+async function startRun(
+  settings: FuzzSettings,
+  options: ApiFuzzOptions,
+  tally: Tally,
+): Promise<Run> {
+  const { isolation, onWorkerEvent } = options;
   const next = random(settings.seed ^ (isolation === "worker" ? 0x3c3c3c3c : 0x5a5a5a5a));
   const { texts, binaries } = corpus(next);
-  const runtime = new WasmRuntime({
+  const runtime = new WasmRuntime(withInternalOptions({
     execution: { isolation },
     resourceLimits: LIMITS,
     cache: { maxEntries: 32 },
     // Long-lived worker plugins get parked between cases, and their state restored.
     idleTimeoutMs: 200,
-  });
+  }, onWorkerEvent === undefined ? {} : { onWorkerEvent }));
   for (const [name, fn] of Object.entries(TOOLS)) runtime.registerTool(name, fn);
   const manager = new PluginManager(runtime);
   // Events are only built for listeners: have one, so that every call builds them.
@@ -180,7 +188,7 @@ export async function fuzzApi(settings: FuzzSettings, options: ApiFuzzOptions): 
   const { isolation, caseTimeoutMs = 10_000, onProgress } = options;
   const tally = new Tally();
   using watch = new UncaughtWatch();
-  const run = await startRun(settings, isolation, tally);
+  const run = await startRun(settings, options, tally);
   try {
     for (let index = 0; index < settings.cases; index++) {
       const where = `case ${index} (seed ${settings.seed}, ${isolation})`;

@@ -180,7 +180,7 @@ function linkerResult(results: readonly string[], next: Next): () => unknown {
       new TypeError("linker type"),
       "a string",
       undefined,
-      new TrapError("fake"),
+      new TrapError(undefined, { trap: "fake" }),
     ],
     next,
   );

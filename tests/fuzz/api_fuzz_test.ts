@@ -23,7 +23,6 @@
  */
 import assert from "node:assert/strict";
 import type { Isolation } from "../../mod.ts";
-import { workerEvents } from "../../src/worker/_worker_backend.ts";
 import { allowingWorkers, RUN_SLOW, SLOW } from "../_helpers.ts";
 import { fuzzApi } from "./_api_fuzz.ts";
 import { CORPUS_DIRECTORIES } from "./_corpus.ts";
@@ -97,12 +96,16 @@ for (const isolation of ["inline", "worker"] as const) {
       ignore: !RUN_SLOW,
     },
     async () => {
-      const spawned = workerEvents.spawned;
-      const tally = await fuzzApi({ cases, seed: settings.seed }, { isolation });
+      let workers = 0;
+      const tally = await fuzzApi({ cases, seed: settings.seed }, {
+        isolation,
+        onWorkerEvent: (event) => {
+          if (event === "spawned") workers++;
+        },
+      });
       if (settings.cases < DEFAULT_CASES) return;
       assert.deepEqual(tally.missing(expected(isolation)), [], tally.toString());
       if (isolation === "worker") {
-        const workers = workerEvents.spawned - spawned;
         assert.ok(workers > 100, `only ${workers} workers were spawned`);
       }
     },

@@ -25,7 +25,8 @@ Deno.test("settle() lets results, WasmErrors and the caller's abort reason throu
     assert.deepEqual(settled, { ok: true, value: 5, label: "returned" });
   });
   await t.step("a WasmError is labelled with its kind", async () => {
-    const settled = await settle(operation(() => Promise.reject(new TrapError("boom"))), "case 0");
+    const trap = new TrapError(undefined, { trap: "boom" });
+    const settled = await settle(operation(() => Promise.reject(trap)), "case 0");
     assert.equal(settled.label, "trap");
   });
   await t.step("the reason of the signal the call was given is labelled aborted", async () => {

@@ -184,7 +184,8 @@ for (const { kind, wat } of MODULES) {
 }
 
 Deno.test("A GuestError crosses the worker boundary with its message and function", () => {
-  const error = decodeError(encodeError(new GuestError("greet", 'missing "name"')));
+  const sent = new GuestError('missing "name"', { functionName: "greet" });
+  const error = decodeError(encodeError(sent));
   assert.ok(error instanceof GuestError);
   assert.equal(error.kind, "guest");
   assert.equal(error.functionName, "greet");

@@ -17,8 +17,14 @@
  * Each probe ends in its documented error, and the next call works.
  */
 import assert from "node:assert/strict";
-import { Capability, CapabilityDeniedError, TimeoutError, type WasmPlugin } from "../../mod.ts";
-import { workerScript } from "../../src/worker/_worker_backend.ts";
+import {
+  Capability,
+  CapabilityDeniedError,
+  type RuntimeConfig,
+  TimeoutError,
+  type WasmPlugin,
+} from "../../mod.ts";
+import { withInternalOptions } from "../../src/_internal_options.ts";
 import {
   assertRejectsWith,
   bytesOf,
@@ -278,18 +284,11 @@ testEachIsolation("Hostile: a guest sees nothing of the host's environment", {
   }
 });
 
-/**
- * Makes the plugin workers created until disposal run
- * `fixtures/probing_worker.ts`. Use it with `using`.
- */
-function probingWorkers(): Disposable {
-  const previous = workerScript.url;
-  workerScript.url = new URL("./fixtures/probing_worker.ts", import.meta.url);
-  return {
-    [Symbol.dispose]() {
-      workerScript.url = previous;
-    },
-  };
+/** `config` whose plugin workers run `fixtures/probing_worker.ts`. */
+function probingWorkers(config: RuntimeConfig): RuntimeConfig {
+  return withInternalOptions(config, {
+    workerUrl: new URL("./fixtures/probing_worker.ts", import.meta.url),
+  });
 }
 
 Deno.test(
@@ -305,13 +304,14 @@ Deno.test(
     },
   },
   async (t) => {
-    using _probing = probingWorkers();
     await using allowed = recorder();
     await using forbidden = recorder();
     await using dir = await sandbox();
     const { root } = dir;
     Deno.env.set(SECRET_VAR, "hunter2");
-    await using runtime = workerRuntime({ resourceLimits: { maxExecutionTimeMs: 200 } });
+    await using runtime = workerRuntime(
+      probingWorkers({ resourceLimits: { maxExecutionTimeMs: 200 } }),
+    );
     await using plugin = await runtime.createPluginFromWat(HOST_WAT, {
       capabilities: EVERY_CAPABILITY,
       allowedHosts: [allowed.host],

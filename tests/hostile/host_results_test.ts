@@ -126,7 +126,9 @@ testEachIsolation("Hostile: a linker function that throws anything is a HostFunc
   }
 
   await t.step("it throws a WasmError: the caller gets that error as it is", async () => {
-    const thrown = new CapabilityDeniedError(Capability.NetworkAccess, "Reaching the database");
+    const thrown = new CapabilityDeniedError("Reaching the database is not allowed", {
+      capability: Capability.NetworkAccess,
+    });
     host.behave = throwing(thrown);
     const error = await assertRejectsWith(() => plugin.callI32("int"), CapabilityDeniedError, {
       capability: Capability.NetworkAccess,
@@ -257,7 +259,9 @@ testEachIsolation("Hostile: a host tool that throws or answers something that is
   }
 
   await t.step("it rejects with a WasmError: the caller gets that error as it is", async () => {
-    const thrown = new CapabilityDeniedError(Capability.NetworkAccess, "Reaching the database");
+    const thrown = new CapabilityDeniedError("Reaching the database is not allowed", {
+      capability: Capability.NetworkAccess,
+    });
     host.behave = () => Promise.reject(thrown);
     await assertRejectsWith(() => callTool(plugin), CapabilityDeniedError, {
       message: thrown.message,

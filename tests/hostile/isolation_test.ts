@@ -766,8 +766,7 @@ Deno.test("A spinning worker plugin does not hold up 200 concurrent calls to ano
 Deno.test("A worker crashed, aborted or stopped mid-spin spares another's calls in flight", {
   permissions: { read: READ_WORKERS, net: ["127.0.0.1"] },
 }, async (t) => {
-  using _faulty = faultyWorkers();
-  await using runtime = workerRuntime(LIMITS);
+  await using runtime = workerRuntime(faultyWorkers(LIMITS));
   const logs = logWatch();
   const { a, b } = await twoTenants(runtime, {
     capabilities: [Capability.NetworkAccess],

@@ -8,11 +8,11 @@ import assert from "node:assert/strict";
 import {
   Capability,
   DEFAULT_LIMITS,
-  resolveLimits,
   ResourceLimitError,
   RESTRICTIVE_LIMITS,
   UNLIMITED_LIMITS,
 } from "../../mod.ts";
+import { resolveLimits } from "../../src/_limit_overrides.ts";
 import { assertRejectsWith, putString, testEachIsolation } from "../_helpers.ts";
 import { within } from "./_within.ts";
 

@@ -13,7 +13,7 @@ import {
 } from "../../src/instrument/instrument.ts";
 import { wat } from "./_wat.ts";
 import { decodeBody } from "../../src/instrument/_code.ts";
-import { parseModule } from "../../src/instrument/_module.ts";
+import { type FuncType, parseModule } from "../../src/instrument/_module.ts";
 
 /** An instance of an instrumented module with its limits. */
 export interface Instrumented {
@@ -46,12 +46,47 @@ export function load(
 
 /**
  * Counts the instructions with opcode `op` (a byte, or `prefix << 24 | sub`)
- * in the body of defined function `index` of `bytes`.
+ * in the code of defined function `index` of `bytes`: its body, and its
+ * variant's body when the internal calling convention split it into a
+ * wrapper and a variant (see `src/instrument/_internal_calls.ts`).
  */
 export function countOps(bytes: Uint8Array, index: number, op: number): number {
-  const code = parseModule(bytes).code[index]!;
-  return decodeBody(bytes, code.bodyStart, code.end).instructions.filter((i) => i.op === op)
-    .length;
+  const info = parseModule(bytes);
+  const imported = info.imports.filter((entry) => entry.kind === "function").length;
+  const count = (f: number): number => {
+    const code = info.code[f]!;
+    return decodeBody(bytes, code.bodyStart, code.end).instructions.filter((i) => i.op === op)
+      .length;
+  };
+  const variant = variantOf(bytes, index);
+  return count(index) + (variant === null ? 0 : count(variant - imported));
+}
+
+/**
+ * The index of the variant that the body of defined function `index` wraps
+ * (it ends with `call variant`, `drop`, `end`, and the variant returns one
+ * more value, the fuel), or `null` when it is not a wrapper.
+ */
+export function variantOf(bytes: Uint8Array, index: number): number | null {
+  const info = parseModule(bytes);
+  const code = info.code[index]!;
+  const { instructions } = decodeBody(bytes, code.bodyStart, code.end);
+  const [call, drop] = instructions.slice(-3);
+  if (call?.op !== 0x10 || drop?.op !== 0x1a) return null;
+  let callee = 0;
+  for (let at = call.start + 1, shift = 0; at < call.end; at++, shift += 7) {
+    callee += (bytes[at]! & 0x7f) * 2 ** shift;
+  }
+  const imported = info.imports.filter((entry) => entry.kind === "function").length;
+  const type = (f: number): FuncType => info.types[info.functions[f - imported]!] as FuncType;
+  // Variants are appended after every function of the original module.
+  if (callee - imported <= index || callee - imported >= info.code.length) return null;
+  const own = type(imported + index);
+  const wrapped = type(callee);
+  const isVariant = wrapped.results.length === own.results.length + 1 &&
+    wrapped.results.at(-1) === "i64" && wrapped.params.slice(0, own.params.length).join() ===
+      own.params.join();
+  return isVariant ? callee : null;
 }
 
 /**

@@ -7,6 +7,7 @@ import {
 } from "../../src/instrument/instrument.ts";
 import { parseModule, SectionId } from "../../src/instrument/_module.ts";
 import { wat } from "./_wat.ts";
+import { variantOf } from "./_host.ts";
 import { assemble, HEADER, leb, ONE_VOID_FUNCTION, voidTypes } from "./_wasm.ts";
 
 const ALL = { fuel: { initial: 1n << 40n }, callDepth: true, deadline: "clock" } as const;
@@ -127,9 +128,22 @@ Deno.test("instrument() keeps every index and non-code section intact", () => {
         offset: after.exports[before.exports.indexOf(e)]!.offset,
       })),
     );
+    // The name section and the instrumenter's own branch hints aside (see below).
     const custom = (info: typeof before, from: Uint8Array): Uint8Array[] =>
-      info.customSections.map((s) => from.subarray(s.start, s.end));
+      info.customSections.filter((s) => s.name !== "metadata.code.branch_hint" && s.name !== "name")
+        .map((s) => from.subarray(s.start, s.end));
     assert.deepEqual(custom(after, result.bytes), custom(before, bytes));
+    // Every function keeps its name, and the variant of a split function takes it too.
+    const named = functionNames(result.bytes);
+    const original = functionNames(bytes);
+    assert.ok(original.size > 0);
+    for (const [f, name] of original) {
+      assert.equal(named.get(f), name);
+      if (f === 0) continue; // the imported function
+      const variant = variantOf(result.bytes, f - 1);
+      if (variant !== null) assert.equal(named.get(variant), name);
+    }
+    assert.ok(named.size > original.size, "some function has a variant");
     const memory = new WebAssembly.Memory({ initial: 1 });
     const imports = { env: { mem: memory, g: 1, f: () => 10 } };
     const instance = new WebAssembly.Instance(new WebAssembly.Module(result.bytes), imports);
@@ -165,6 +179,112 @@ Deno.test("instrument() drops code metadata, whose offsets no longer hold", () =
   assert.ok(WebAssembly.validate(hinted));
   const names = (from: Uint8Array): string[] => parseModule(from).customSections.map((s) => s.name);
   assert.deepEqual(names(hinted), ["metadata.code.branch_hint", "kept"]);
-  assert.deepEqual(names(instrument(hinted, { fuel: true }).bytes), ["kept"]);
+  // The rewritten code gets hints of its own, before the code section: its
+  // slow paths (here the fuel charge's) are unlikely.
+  const rewritten = instrument(hinted, { fuel: true }).bytes;
+  assert.deepEqual(names(rewritten), ["kept", "metadata.code.branch_hint"]);
+  const hints = branchHints(rewritten);
+  assert.ok(hints.length > 0);
+  assert.notDeepEqual(hints, [[0, [3]]], "the input's hint is gone");
   assert.deepEqual(names(instrument(hinted).bytes), ["metadata.code.branch_hint", "kept"]);
 });
+
+Deno.test("instrument() hints that the passes' slow paths are unlikely", () => {
+  const bytes = wat(`(module
+    (func $fib (export "fib") (param i32) (result i32)
+      local.get 0 i32.const 2 i32.lt_u
+      if (result i32) local.get 0
+      else
+        (i32.add (call $fib (i32.sub (local.get 0) (i32.const 1)))
+          (call $fib (i32.sub (local.get 0) (i32.const 2))))
+      end)
+    (func (export "spin") (param $n i32)
+      (loop $l (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))))`);
+  for (
+    const options of [
+      ALL,
+      { fuel: true },
+      { callDepth: true },
+      { deadline: "clock" },
+      { deadline: "shared-flag", callDepth: true },
+    ] as const
+  ) {
+    const result = instrument(bytes, options).bytes;
+    const info = parseModule(result);
+    const hints = branchHints(result);
+    const name = Object.keys(options).join("+");
+    assert.ok(hints.length > 0, name);
+    let previous = -1;
+    for (const [f, offsets] of hints) {
+      assert.ok(f > previous, "functions in increasing order");
+      previous = f;
+      const body = info.code[f]!; // no imported functions
+      for (const offset of offsets) {
+        // Each hint names an `if [] -> []` whose then arm is the slow path.
+        assert.equal(result[body.bodyStart + offset], 0x04, `${name}: function ${f}`);
+        assert.equal(result[body.bodyStart + offset + 1], 0x40);
+      }
+    }
+    assert.ok(WebAssembly.validate(result));
+  }
+});
+
+/** The function names of a module's name section, by function index. */
+function functionNames(bytes: Uint8Array): Map<number, string> {
+  const section = parseModule(bytes).customSections.find((s) => s.name === "name")!;
+  let at = section.contentStart;
+  const u32 = (): number => {
+    let value = 0;
+    for (let shift = 0;; shift += 7) {
+      const byte = bytes[at++]!;
+      value += (byte & 0x7f) * 2 ** shift;
+      if (byte < 0x80) return value;
+    }
+  };
+  const names = new Map<number, string>();
+  while (at < section.end) {
+    const id = bytes[at++]!;
+    const size = u32();
+    const end = at + size;
+    if (id === 1) {
+      for (let count = u32(); count > 0; count--) {
+        const f = u32();
+        const length = u32();
+        names.set(f, new TextDecoder().decode(bytes.subarray(at, at + length)));
+        at += length;
+      }
+    }
+    at = end;
+  }
+  return names;
+}
+
+/** The function index and offsets of every hint of a module's branch hint section. */
+function branchHints(bytes: Uint8Array): [number, number[]][] {
+  const section = parseModule(bytes).customSections.find((s) =>
+    s.name === "metadata.code.branch_hint"
+  );
+  if (section === undefined) return [];
+  let at = section.contentStart;
+  const u32 = (): number => {
+    let value = 0;
+    for (let shift = 0;; shift += 7) {
+      const byte = bytes[at++]!;
+      value += (byte & 0x7f) * 2 ** shift;
+      if (byte < 0x80) return value;
+    }
+  };
+  const functions: [number, number[]][] = [];
+  for (let count = u32(); count > 0; count--) {
+    const f = u32();
+    const offsets: number[] = [];
+    for (let hints = u32(); hints > 0; hints--) {
+      offsets.push(u32());
+      assert.equal(u32(), 1, "a hint's size is 1");
+      assert.equal(bytes[at++], 0, "unlikely");
+    }
+    functions.push([f, offsets]);
+  }
+  assert.equal(at, section.end);
+  return functions;
+}

@@ -278,7 +278,7 @@ Deno.test("An event stream tells a slow client how many events it missed", async
 
 Deno.test("serializeEvent() writes errors, bytes and bigints as JSON", async (t) => {
   await t.step("an error becomes { name, kind, message }", () => {
-    const error = new TrapError("unreachable");
+    const error = new TrapError(undefined, { trap: "unreachable" });
     const json = JSON.parse(
       serializeEvent(new PluginEvent("error", "p-1", { error, function: "f" })),
     );

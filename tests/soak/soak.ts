@@ -23,7 +23,7 @@ import {
   type WasmPluginConfig,
   WasmRuntime,
 } from "../../mod.ts";
-import { workerScript } from "../../src/worker/_worker_backend.ts";
+import { withInternalOptions } from "../../src/_internal_options.ts";
 import { PLUGIN_EVENT_TYPES } from "../_helpers.ts";
 import { type Action, FAULT_ACTIONS, NORMAL_ACTIONS, type Target } from "./_actions.ts";
 import { CallLedger, type CallRecord } from "./_ledger.ts";
@@ -312,17 +312,10 @@ class Soak {
   }
 
   async run(): Promise<SoakReport> {
-    const { isolation } = this.#settings;
     using timers = TimerProbe.install();
     using workers = WorkerProbe.install();
     using listeners = ListenerProbe.install();
-    const previousScript = workerScript.url;
-    if (isolation === "worker") workerScript.url = new URL("./_faulty_worker.ts", import.meta.url);
-    try {
-      return await this.#runWith(timers, workers, listeners);
-    } finally {
-      workerScript.url = previousScript;
-    }
+    return await this.#runWith(timers, workers, listeners);
   }
 
   async #runWith(
@@ -331,14 +324,14 @@ class Soak {
     listeners: ListenerProbe,
   ): Promise<SoakReport> {
     const settings = this.#settings;
-    const runtime = new WasmRuntime({
+    const runtime = new WasmRuntime(withInternalOptions({
       execution: { isolation: settings.isolation },
       resourceLimits: {
         maxInstances: settings.plugins,
         maxExecutionTimeMs: PLUGIN_TIMEOUT_MS,
         maxFuel: null,
       },
-    });
+    }, { workerUrl: new URL("./_faulty_worker.ts", import.meta.url) }));
     runtime.registerTool(TOOL_NAME, async (args) => {
       await new Promise((resolve) => setTimeout(resolve, 0));
       const { a, b } = args as { a: number; b: number };

@@ -5,8 +5,8 @@
  * @module
  */
 
-import type { WasmPlugin } from "../../mod.ts";
-import { workerScript } from "../../src/worker/_worker_backend.ts";
+import type { RuntimeConfig, WasmPlugin } from "../../mod.ts";
+import { withInternalOptions } from "../../src/_internal_options.ts";
 import { putString, textOf, WORKER_SOURCES } from "../_helpers.ts";
 
 /** The folder of the faulty worker entry (which the host must be able to read). */
@@ -15,18 +15,11 @@ export const FIXTURES: string = new URL("./fixtures/", import.meta.url).pathname
 /** Read permission for the worker entry, the real one and the faulty one. */
 export const READ_WORKERS: string[] = [WORKER_SOURCES, FIXTURES];
 
-/**
- * Makes the plugin workers created until disposal run
- * `fixtures/faulty_worker.ts`. Use it with `using`.
- */
-export function faultyWorkers(): Disposable {
-  const previous = workerScript.url;
-  workerScript.url = new URL("./fixtures/faulty_worker.ts", import.meta.url);
-  return {
-    [Symbol.dispose]() {
-      workerScript.url = previous;
-    },
-  };
+/** `config` whose plugin workers run `fixtures/faulty_worker.ts`. */
+export function faultyWorkers(config: RuntimeConfig = {}): RuntimeConfig {
+  return withInternalOptions(config, {
+    workerUrl: new URL("./fixtures/faulty_worker.ts", import.meta.url),
+  });
 }
 
 /** Where {@linkcode httpFetch} writes the response, and how much room it has. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import type { WasmPlugin } from "../../mod.ts";
-import { workerEvents, workerScript } from "../../src/worker/_worker_backend.ts";
+import type { RuntimeConfig, WasmPlugin, WasmRuntime } from "../../mod.ts";
+import { withInternalOptions } from "../../src/_internal_options.ts";
 import { instrument } from "../../src/instrument/instrument.ts";
 import { watToBinary } from "../../src/_wat.ts";
 import { bytesOf, delay, DENO, textOf, WORKER_SOURCES, workerRuntime } from "../_helpers.ts";
@@ -33,6 +33,17 @@ const COUNTER_WAT = `(module
   (func (export "busy") (param $n i32)
     (loop $l (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))))`;
 
+/** How many workers the runtimes of these tests spawned and parked. */
+const workerEvents = { spawned: 0, parked: 0 };
+
+/** A worker runtime that counts its workers in {@linkcode workerEvents}, running `workerUrl` if given. */
+function countingRuntime(config: RuntimeConfig, workerUrl?: URL): WasmRuntime {
+  return workerRuntime(withInternalOptions(config, {
+    onWorkerEvent: (event) => workerEvents[event]++,
+    ...(workerUrl === undefined ? {} : { workerUrl }),
+  }));
+}
+
 /** Waits until some worker was parked since `before` (at most 2 s); returns whether one was. */
 async function parkedSince(before: number): Promise<boolean> {
   for (let waited = 0; waited < 2000; waited += 10) {
@@ -42,8 +53,11 @@ async function parkedSince(before: number): Promise<boolean> {
   return false;
 }
 
-async function counterPlugin(idleTimeoutMs = IDLE_MS): Promise<WasmPlugin & AsyncDisposable> {
-  const runtime = workerRuntime({ idleTimeoutMs });
+async function counterPlugin(
+  idleTimeoutMs = IDLE_MS,
+  workerUrl?: URL,
+): Promise<WasmPlugin & AsyncDisposable> {
+  const runtime = countingRuntime({ idleTimeoutMs }, workerUrl);
   const plugin = await runtime.createPluginFromWat(COUNTER_WAT);
   return Object.assign(plugin, {
     async [Symbol.asyncDispose]() {
@@ -167,7 +181,7 @@ Deno.test("A worker plugin whose state cannot be handed over is never parked", {
     await t.step(what, async () => {
       const { state } = instrument(await watToBinary(what, wat), { exportState: true });
       assert.match(state?.incomplete ?? "", reason);
-      await using runtime = workerRuntime({ idleTimeoutMs: IDLE_MS });
+      await using runtime = countingRuntime({ idleTimeoutMs: IDLE_MS });
       const plugin = await runtime.createPluginFromWat(wat);
       const parked = workerEvents.parked;
       const spawned = workerEvents.spawned;
@@ -234,19 +248,14 @@ const SLOW_BOOT_MS = 300;
 Deno.test("A call's deadline starts when its respawned worker is ready", {
   permissions: { read: READ_WORKERS },
 }, async () => {
-  const previous = workerScript.url;
-  workerScript.url = new URL("./fixtures/slow_worker.ts", import.meta.url);
-  try {
-    await using plugin = await counterPlugin();
-    assert.equal(await plugin.callI32("increment", []), 1);
-    assert.ok(await parkedSince(workerEvents.parked), "the worker was not parked");
-    // The respawn alone (300 ms) takes longer than the call may: only the guest's run counts.
-    const start = performance.now();
-    await plugin.callVoid("busy", [10_000_000], { timeoutMs: 250 });
-    assert.ok(performance.now() - start >= SLOW_BOOT_MS, "the worker did not start slowly");
-    assert.equal(await plugin.callI32("increment", []), 2);
-    assert.equal((await plugin.metrics()).failureCount, 0);
-  } finally {
-    workerScript.url = previous;
-  }
+  const slowWorker = new URL("./fixtures/slow_worker.ts", import.meta.url);
+  await using plugin = await counterPlugin(IDLE_MS, slowWorker);
+  assert.equal(await plugin.callI32("increment", []), 1);
+  assert.ok(await parkedSince(workerEvents.parked), "the worker was not parked");
+  // The respawn alone (300 ms) takes longer than the call may: only the guest's run counts.
+  const start = performance.now();
+  await plugin.callVoid("busy", [10_000_000], { timeoutMs: 250 });
+  assert.ok(performance.now() - start >= SLOW_BOOT_MS, "the worker did not start slowly");
+  assert.equal(await plugin.callI32("increment", []), 2);
+  assert.equal((await plugin.metrics()).failureCount, 0);
 });

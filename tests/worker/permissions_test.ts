@@ -125,10 +125,10 @@ Deno.test("A worker plugin reaches the network only as its capabilities allow", 
   });
 
   await t.step("past the gate, the worker's Deno permissions deny it too", async () => {
-    using _faulty = faultyWorkers();
+    await using faulty = workerRuntime(faultyWorkers());
     // The faulty worker sends a request the gate allowed (to otherHost) to the server's port.
     const bypass = `http://${otherHost}/port/${server.addr.port}/bypass`;
-    await using denied = await runtime.createPlugin(compiled, {
+    await using denied = await faulty.createPlugin(compiled, {
       capabilities: [Capability.NetworkAccess],
       allowedHosts: [otherHost],
     });
@@ -139,7 +139,7 @@ Deno.test("A worker plugin reaches the network only as its capabilities allow", 
     assert.deepEqual(hits, ["/allowed"]);
 
     // The same request from a worker whose permissions include the server gets through.
-    await using granted = await runtime.createPlugin(compiled, {
+    await using granted = await faulty.createPlugin(compiled, {
       capabilities: [Capability.NetworkAccess],
       allowedHosts: [otherHost, host],
     });

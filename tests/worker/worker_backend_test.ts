@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   Capability,
   type CompiledModule,
+  type RuntimeConfig,
   TimeoutError,
   type WasmPlugin,
   type WasmRuntime,
@@ -9,7 +10,7 @@ import {
 } from "../../mod.ts";
 import { assertRejectsWith, putString, workerRuntime } from "../_helpers.ts";
 import { faultyWorkers, httpFetch, READ_WORKERS } from "./_worker_helpers.ts";
-import { workerScript } from "../../src/worker/_worker_backend.ts";
+import { withInternalOptions } from "../../src/_internal_options.ts";
 
 /**
  * `spin` counts its calls in `$entered`, then loops forever (`loop br 0`);
@@ -34,8 +35,8 @@ const STUCK_WAT = `(module
   (func (export "entered") (result i32) (global.get $entered)))`;
 
 /** A worker runtime whose calls time out after 100 ms, without fuel metering in the way. */
-function impatientRuntime(): WasmRuntime {
-  return workerRuntime({ resourceLimits: { maxExecutionTimeMs: 100, maxFuel: null } });
+function impatientRuntime(config: RuntimeConfig = {}): WasmRuntime {
+  return workerRuntime({ ...config, resourceLimits: { maxExecutionTimeMs: 100, maxFuel: null } });
 }
 
 /** Gives the linker function `env.wait` behind `STUCK_WAT`'s `wait`. */
@@ -208,8 +209,7 @@ Deno.test("A worker plugin waiting on a host call that never ends times out", {
 Deno.test("A worker that does not stop within the grace period is replaced", {
   permissions: { read: READ_WORKERS, net: ["127.0.0.1"] },
 }, async () => {
-  using _faulty = faultyWorkers();
-  await using runtime = impatientRuntime();
+  await using runtime = impatientRuntime(faultyWorkers());
   const { create } = await stuckPlugins(runtime);
   await using plugin = await create(() => {}, { network: true });
   await plugin.callVoid("wait");
@@ -226,8 +226,7 @@ Deno.test("A worker that does not stop within the grace period is replaced", {
 Deno.test("A worker that crashes fails the call in flight with WorkerCrashedError", {
   permissions: { read: READ_WORKERS, net: ["127.0.0.1"] },
 }, async (t) => {
-  using _faulty = faultyWorkers();
-  await using runtime = workerRuntime();
+  await using runtime = workerRuntime(faultyWorkers());
   const { create } = await stuckPlugins(runtime);
   await using plugin = await create(() => {}, { network: true });
 
@@ -402,10 +401,12 @@ Deno.test("Host calls carry more than the channel's initial 64 KiB", {
 Deno.test("A worker that never reports ready fails createPlugin after the boot timeout", {
   permissions: { read: READ_WORKERS },
 }, async () => {
-  const previous = { ...workerScript };
-  workerScript.url = new URL("./fixtures/silent_worker.ts", import.meta.url);
-  workerScript.bootTimeoutMs = 200;
-  await using runtime = workerRuntime();
+  // Read at each spawn: the test puts the real worker back by deleting them.
+  const internal: { workerUrl?: URL; workerBootTimeoutMs?: number } = {
+    workerUrl: new URL("./fixtures/silent_worker.ts", import.meta.url),
+    workerBootTimeoutMs: 200,
+  };
+  await using runtime = workerRuntime(withInternalOptions({}, internal));
   try {
     const start = performance.now();
     const error = await assertRejectsWith(
@@ -418,7 +419,8 @@ Deno.test("A worker that never reports ready fails createPlugin after the boot t
     assert.ok(elapsed >= 190 && elapsed < 5_000, `failed after ${elapsed.toFixed(0)} ms`);
     assert.equal(runtime.pluginCount, 0);
   } finally {
-    Object.assign(workerScript, previous);
+    delete internal.workerUrl;
+    delete internal.workerBootTimeoutMs;
   }
   // The runtime is fine: the next plugin gets a real worker.
   await using plugin = await runtime.createPluginFromWat(

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { WORKER_SOURCE } from "../../src/worker/_worker_bundle.generated.ts";
-import { workerScript } from "../../src/worker/_worker_backend.ts";
+import { workerScriptOf } from "../../src/worker/_worker_backend.ts";
 import { DENO, runDeno } from "../_helpers.ts";
 
 Deno.test("The bundled worker entry is up to date with its sources", {
@@ -31,19 +31,15 @@ Deno.test("The bundled worker entry holds wasmplug's own code and nothing else",
   assert.deepEqual(imports.filter((specifier) => !specifier!.startsWith("node:")), []);
 });
 
-Deno.test("Workers start from a blob: URL unless a test points them elsewhere", {
+Deno.test("Workers start from a blob: URL unless a runtime's internal options name a script", {
   permissions: "none",
 }, () => {
-  const bundled = workerScript.url;
+  const bundled = workerScriptOf({});
   assert.equal(bundled.protocol, "blob:");
   // Made once per process.
-  assert.equal(workerScript.url.href, bundled.href);
+  assert.equal(workerScriptOf({}).href, bundled.href);
   const wrapper = new URL("./fixtures/slow_worker.ts", import.meta.url);
-  workerScript.url = wrapper;
-  try {
-    assert.equal(workerScript.url.href, wrapper.href);
-  } finally {
-    workerScript.url = bundled;
-  }
-  assert.equal(workerScript.url.href, bundled.href);
+  assert.equal(workerScriptOf({ workerUrl: wrapper }).href, wrapper.href);
+  // An option of one runtime, not a setting of the process.
+  assert.equal(workerScriptOf({}).href, bundled.href);
 });

@@ -1,0 +1,142 @@
+/**
+ * What one instance of a plugin's module is made from, in two parts:
+ *
+ * - the {@linkcode InstanceSpec}: plain data that describes the instance
+ *   (module, import plan, capabilities, limits…). The runtime builds it once
+ *   per plugin; a worker plugin posts it to its worker as is.
+ * - the host side, which cannot be cloned: {@linkcode PluginHostSide}, what
+ *   the host thread keeps for the plugin (linker functions, host
+ *   environment), and {@linkcode InstanceBindings}, what the instance's
+ *   imports call where it runs (on the host thread those functions
+ *   themselves, in a worker proxies over the channel).
+ *
+ * @module
+ */
+
+import type { PreparedModule } from "./_artifact.ts";
+import type { CallBudget } from "./_backend.ts";
+import type { ImportPlan, ParkedState, WasiSettings } from "./_instance.ts";
+import type { HostCallable } from "./host/_env.ts";
+import type { HostEnvironment, HostServices } from "./host/_services.ts";
+import type { InstrumentMetadata } from "./instrument/instrument.ts";
+import type { ResourceLimits } from "./resource_limits.ts";
+
+/** The budgets of a module's start function, without the abort signal (which cannot be cloned). */
+export type StartBudget = Pick<CallBudget, "fuel" | "timeoutMs">;
+
+/**
+ * Everything that describes one instance of a plugin's module and can be
+ * cloned: `structuredClone(spec)` (or posting it to a worker) gives a spec
+ * of the same instance.
+ */
+export interface InstanceSpec {
+  /** The plugin's module, prepared (clamped and instrumented) for its limits. */
+  readonly module: WebAssembly.Module;
+  /** What the instrumenter added to the module, or `null` when no pass was applied. */
+  readonly instrumentation: InstrumentMetadata | null;
+  /** Who provides each import of the module, in the module's order. */
+  readonly imports: readonly ImportPlan[];
+  /** The plugin's name: in messages, the worker's name, and WASI's `argv[0]`. */
+  readonly pluginName: string;
+  /** The capabilities the plugin was granted (`Capability` values). */
+  readonly capabilities: readonly string[];
+  /** The hosts `host_http_fetch` may reach (`PluginConfig.allowedHosts`). */
+  readonly allowedHosts: readonly string[];
+  /** The plugin's `maxCallDepth`: how deep guest calls may nest. */
+  readonly maxCallDepth: number;
+  /** WASI arguments, environment and preopens, for a module that imports WASI. */
+  readonly wasi: WasiSettings | undefined;
+  /** Budgets of the module's start function: the plugin's own limits. */
+  readonly startBudget: StartBudget;
+  /**
+   * How long a worker plugin's worker may sit with no exchange before it is
+   * parked; `Infinity` never parks it. Inline plugins are never parked.
+   */
+  readonly idleTimeoutMs: number;
+  /**
+   * The state of a parked instance to take over in place of running the
+   * start function, or `null` for a fresh instance.
+   */
+  readonly restore: ParkedState | null;
+}
+
+/**
+ * What a new instance's imports and checks call where it runs: the host's
+ * functions themselves on the host thread, proxies over the channel in a
+ * worker.
+ */
+export interface InstanceBindings {
+  /** The linker function behind an import plan's `index`. */
+  readonly linkerFunction: (index: number) => HostCallable;
+  /** The state behind the built-in host functions (config, storage, tools, logs, messages). */
+  readonly services: HostServices;
+  /**
+   * Asked as each call begins: true when it must stop at once (its host asked
+   * before the call had reset the instrumentation's interrupt flag).
+   */
+  readonly stopRequested?: () => boolean;
+}
+
+/** What the host thread keeps for a plugin, beside its spec: none of it can be cloned. */
+export interface PluginHostSide {
+  /** Linker functions by import index (the plan's `index`). */
+  readonly linkerFunctions: readonly HostCallable[];
+  /**
+   * The plugin's host environment: the state behind its built-in host
+   * functions, and who its host calls are made for (see `_host_call_scope.ts`).
+   */
+  readonly env: HostEnvironment;
+  /** Aborts the start function (the runtime closing while the plugin starts). */
+  readonly startSignal: AbortSignal | undefined;
+}
+
+/** What a backend is made from: the instance's spec and the plugin's host side. */
+export interface BackendParts {
+  /** The instance, as plain data. */
+  readonly spec: InstanceSpec;
+  /** What stays on the host thread. */
+  readonly host: PluginHostSide;
+}
+
+/** What {@linkcode describeInstance} builds a spec from. */
+export interface InstanceDescription {
+  /** The module prepared for the plugin's limits. */
+  readonly prepared: PreparedModule;
+  /** Who provides each import (see `_import_plan.ts`). */
+  readonly imports: readonly ImportPlan[];
+  /** The plugin's name. */
+  readonly pluginName: string;
+  /** The capabilities granted. */
+  readonly capabilities: Iterable<string>;
+  /** The hosts `host_http_fetch` may reach. */
+  readonly allowedHosts: readonly string[];
+  /** The plugin's resolved limits. */
+  readonly limits: Readonly<ResourceLimits>;
+  /** The plugin config's WASI settings. */
+  readonly wasi: WasiSettings | undefined;
+  /** The runtime's `idleTimeoutMs`. */
+  readonly idleTimeoutMs: number;
+}
+
+/** The spec of a fresh instance (nothing to restore). */
+export function describeInstance(description: InstanceDescription): InstanceSpec {
+  const { prepared, limits } = description;
+  return {
+    module: prepared.module,
+    instrumentation: prepared.instrumentation,
+    imports: description.imports,
+    pluginName: description.pluginName,
+    capabilities: [...description.capabilities],
+    allowedHosts: description.allowedHosts,
+    maxCallDepth: limits.maxCallDepth,
+    wasi: description.wasi,
+    startBudget: { fuel: limits.maxFuel, timeoutMs: limits.maxExecutionTimeMs },
+    idleTimeoutMs: description.idleTimeoutMs,
+    restore: null,
+  };
+}
+
+/** The budget a spec's start function runs under, with the host's abort signal. */
+export function startBudgetOf(spec: InstanceSpec, host: PluginHostSide): CallBudget {
+  return { ...spec.startBudget, signal: host.startSignal };
+}

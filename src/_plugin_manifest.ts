@@ -1,0 +1,118 @@
+/**
+ * Reading and checking plugin manifests, from a config or from a module's
+ * `wasmplug.manifest` custom section.
+ *
+ * @module
+ */
+
+import { Capability } from "./capability.ts";
+import { CompilationError } from "./errors.ts";
+import { resolveLimits } from "./_limit_overrides.ts";
+import type { PluginManifest } from "./plugin_manifest.ts";
+import { DEFAULT_LIMITS, type ResourceLimits } from "./resource_limits.ts";
+
+/** Name of the custom section that carries a manifest. */
+export const MANIFEST_SECTION = "wasmplug.manifest";
+
+const decoder = new TextDecoder("utf-8", { fatal: true });
+const KNOWN_CAPABILITIES: ReadonlySet<string> = new Set(Object.values(Capability));
+const MANIFEST_KEYS = new Set([
+  "name",
+  "version",
+  "description",
+  "capabilities",
+  "exports",
+  "limits",
+]);
+
+/**
+ * Checks that a value is a well-formed manifest.
+ *
+ * @example
+ * ```ts
+ * import { parseManifest } from "./_plugin_manifest.ts";
+ * const manifest = parseManifest({ name: "greeter", exports: ["greet_len"] });
+ * console.log(manifest.exports); // [ "greet_len" ]
+ * ```
+ *
+ * @param value The parsed JSON (or an object literal).
+ * @param source Where it came from, for messages.
+ * @returns The same manifest, frozen.
+ * @throws {TypeError} Naming the first field that is wrong.
+ */
+export function parseManifest(value: unknown, source = "the manifest"): PluginManifest {
+  const fail = (message: string): never => {
+    throw new TypeError(`Cannot use ${source}: ${message}`);
+  };
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return fail("expected a JSON object");
+  }
+  const record = value as Record<string, unknown>;
+  for (const key of Object.keys(record)) {
+    if (!MANIFEST_KEYS.has(key)) fail(`unknown field '${key}'`);
+  }
+  if (typeof record.name !== "string" || record.name === "") {
+    fail("'name' must be a non-empty string");
+  }
+  for (const key of ["version", "description"]) {
+    if (record[key] !== undefined && typeof record[key] !== "string") {
+      fail(`'${key}' must be a string`);
+    }
+  }
+  const strings = (key: string): void => {
+    const list = record[key];
+    if (list === undefined) return;
+    if (!Array.isArray(list) || list.some((item) => typeof item !== "string")) {
+      fail(`'${key}' must be an array of strings`);
+    }
+  };
+  strings("capabilities");
+  strings("exports");
+  for (const capability of (record.capabilities ?? []) as string[]) {
+    if (!KNOWN_CAPABILITIES.has(capability)) {
+      fail(`unknown capability ${JSON.stringify(capability)}`);
+    }
+  }
+  if (record.limits !== undefined) {
+    if (
+      typeof record.limits !== "object" || record.limits === null || Array.isArray(record.limits)
+    ) {
+      fail("'limits' must be an object");
+    }
+    // An embedded manifest is the guest's: its limits are checked here, where a bad one
+    // fails the compilation, not at load.
+    try {
+      resolveLimits(DEFAULT_LIMITS, record.limits as Partial<ResourceLimits>);
+    } catch (error) {
+      fail(`'limits' are invalid: ${(error as Error).message}`);
+    }
+  }
+  return Object.freeze({ ...record }) as unknown as PluginManifest;
+}
+
+/**
+ * Reads the manifest embedded in a module's `wasmplug.manifest` section.
+ *
+ * @param content The section's contents.
+ * @throws {CompilationError} If the section is not UTF-8 JSON or not a valid manifest.
+ *
+ * @example
+ * ```ts
+ * import { decodeManifestSection } from "./_plugin_manifest.ts";
+ * const manifest = decodeManifestSection(new TextEncoder().encode('{"name":"greeter"}'));
+ * console.log(manifest.name); // greeter
+ * ```
+ */
+export function decodeManifestSection(content: Uint8Array): PluginManifest {
+  try {
+    return parseManifest(
+      JSON.parse(decoder.decode(content)),
+      `the module's "${MANIFEST_SECTION}" section`,
+    );
+  } catch (cause) {
+    throw new CompilationError(
+      `Cannot read the module's "${MANIFEST_SECTION}" section: ${(cause as Error).message}`,
+      { cause },
+    );
+  }
+}

@@ -1,0 +1,508 @@
+/**
+ * Writes the two functions the internal calling convention makes of an
+ * eligible function (see `_internal_calls.ts`): the wrapper at its original
+ * index and the variant holding its instrumented body.
+ *
+ * The variant's body is the original one with the passes applied, as
+ * `_rewrite.ts` would, except that:
+ *
+ * - the new parameters (the fuel, then the depth) take the indices of the
+ *   first one or two locals the body declares, which move to the end (the
+ *   scan recorded every access to them);
+ * - the body is wrapped in a block of the function's results, so that every
+ *   branch to the function's label leaves the block, after which the fuel is
+ *   pushed as the last result; each `return` pushes it first;
+ * - charges take from the fuel parameter and write through to the global;
+ *   calls to other variants pass the fuel and the depth and take the fuel
+ *   back, calls to anything else store the depth (when the callee can reach
+ *   counted code) and reload the fuel from the global afterwards.
+ *
+ * @module
+ */
+
+import { CodeReader, type CodeWriter, emitGlobalToLocal, emitLocalToGlobal } from "./_code.ts";
+import { type DepthSlots, emitDepthEntry } from "./_call_depth.ts";
+import { emitCachedFuelCharge, type FuelSlots } from "./_fuel.ts";
+import { DepthRole } from "./_call_graph.ts";
+import { BodyFlags, Event, type ScanResult } from "./_scan.ts";
+import { emitTrapIf, TrapReason } from "./_trap.ts";
+import type { BodyPlan, CallRoles } from "./_rewrite.ts";
+import type { InternalCallPlan } from "./_internal_calls.ts";
+
+/**
+ * Writes the wrapper of defined function `f` (locals included, size
+ * excluded): the depth check of a counted function and the charge of its
+ * entry record, against the globals, then the call of its variant.
+ */
+export function emitWrapperBody(
+  out: CodeWriter,
+  f: number,
+  paramCount: number,
+  plan: BodyPlan,
+  roles: CallRoles | null,
+  internal: InternalCallPlan,
+): void {
+  const fuel = plan.fuel!;
+  const depth = plan.depth;
+  const role = depth === null || roles === null ? DepthRole.None : roles.depthRole[f]!;
+  const entryCost = internal.entryCost[f]!;
+  const temp = paramCount;
+  const depthLocal = paramCount + (entryCost > 0 ? 1 : 0);
+  const groups = (entryCost > 0 ? 1 : 0) + (role === DepthRole.Count ? 1 : 0);
+  out.u32(groups);
+  if (entryCost > 0) {
+    out.u8(1);
+    out.u8(0x7e);
+  }
+  if (role === DepthRole.Count) {
+    out.u8(1);
+    out.u8(0x7f);
+    emitDepthEntry(out, depth!, depthLocal);
+  }
+  if (entryCost > 0) {
+    emitGlobalToLocal(out, fuel.fuelGlobal, temp);
+    emitCachedFuelCharge(out, fuel, temp, entryCost);
+  }
+  for (let i = 0; i < paramCount; i++) {
+    out.u8(0x20); // local.get
+    out.u32(i);
+  }
+  if (entryCost > 0) {
+    out.u8(0x20); // local.get fuel, as charged
+    out.u32(temp);
+  } else {
+    out.u8(0x23); // global.get fuel
+    out.u32(fuel.fuelGlobal);
+  }
+  if (internal.depth) {
+    if (role === DepthRole.Count) {
+      out.u8(0x20); // local.get depth
+      out.u32(depthLocal);
+    } else if (role === DepthRole.Keep) {
+      out.u8(0x23); // global.get depth
+      out.u32(depth!.depthGlobal);
+    } else {
+      out.u8(0x41); // i32.const 0: the callee touches no depth
+      out.u8(0x00);
+    }
+  }
+  out.u8(0x10); // call the variant
+  out.u32(internal.internal[f]!);
+  out.u8(0x1a); // drop the fuel, which the global holds too
+  out.u8(0x0b); // end
+}
+
+/**
+ * Writes the variant of defined function `f`, whose body is
+ * `bytes[start, end)` (locals included), to `out` without its size prefix;
+ * `imported` is the number of imported functions.
+ */
+export function rewriteInternalBody(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  f: number,
+  paramCount: number,
+  plan: BodyPlan,
+  scan: ScanResult,
+  roles: CallRoles | null,
+  internal: InternalCallPlan,
+  imported: number,
+  out: CodeWriter,
+): void {
+  const fuel = plan.fuel!;
+  const depth = internal.depth ? plan.depth! : null;
+  const fuelLocal = paramCount;
+  const depthLocal = paramCount + 1;
+  const added = depth === null ? 1 : 2;
+  const moved = writeLocals(bytes, start, end, added, out);
+  let copied = moved.codeStart;
+  // The first declared locals, whose indices the new parameters take, go last.
+  const movedBase = paramCount + added + moved.declared - moved.count;
+  out.u8(0x02); // block [] -> [results]
+  out.bytes(internal.blockType[f]!);
+
+  const withLoop = (scan.flags[f]! & BodyFlags.Loop) !== 0;
+  // Functions with loops trap inline (cold code for V8), others call the trap function.
+  const depthSlots = depth === null ? null : withLoop ? inlineTraps(depth) : depth;
+  const role = depth === null || roles === null ? DepthRole.None : roles.depthRole[f]!;
+  const { pos, kind, arg, rec } = scan;
+  const entryRecord = internal.entryRecord[f]!;
+  const last = scan.eventStart[f + 1]!;
+  for (let e = scan.eventStart[f]!; e < last; e++) {
+    const at = pos[e]!;
+    if (at > copied) {
+      out.copy(bytes, copied, at);
+      copied = at;
+    }
+    switch (kind[e]) {
+      case Event.Local:
+        out.u8(bytes[at]!); // local.get, local.set or local.tee
+        out.u32(movedBase + arg[e]!);
+        copied = instructionEnd(bytes, at);
+        break;
+      case Event.Charge: {
+        const record = arg[e]!;
+        let units = internal.cost[record]!;
+        if (record === entryRecord) units -= internal.entryCost[f]!;
+        if (internal.depthAtCharge[record] === 1) {
+          emitChargeAndDepthCheck(
+            out,
+            fuel,
+            fuelLocal,
+            units,
+            depthLocal,
+            depthSlots!,
+            plan.chargeSlowPath,
+          );
+        } else if (units > 0) {
+          emitCharge(out, fuel, fuelLocal, units, plan.fuelSlowPath);
+        }
+        break;
+      }
+      case Event.Call: {
+        const callee = arg[e]! - imported;
+        const variant = arg[e]! >= 0 && callee >= 0 ? internal.internal[callee] ?? -1 : -1;
+        if (variant >= 0) {
+          // The call event is always followed by its resume event, at the call's end.
+          const calleeRole = depth === null ? DepthRole.None : roles!.depthRole[callee]!;
+          const checked = internal.depthAtCharge[rec[e]!] === 1;
+          emitVariantCall(
+            out,
+            fuelLocal,
+            depthLocal,
+            depthSlots,
+            role,
+            calleeRole,
+            variant,
+            false,
+            checked,
+          );
+          out.u8(0x21); // local.set fuel: the callee's fuel left
+          out.u32(fuelLocal);
+          e++;
+          copied = pos[e]!;
+          break;
+        }
+        const known = arg[e]! >= 0 && callee >= 0 && roles !== null &&
+          callee < roles.depthRole.length;
+        if (
+          depth !== null && role !== DepthRole.None &&
+          !(known && roles.depthRole[callee] === DepthRole.None)
+        ) {
+          emitLocalToGlobal(out, depthLocal, depth.depthGlobal);
+        }
+        break;
+      }
+      case Event.TailCall: {
+        // Only tail calls of variants are left in an eligible function.
+        const callee = arg[e]! - imported;
+        const calleeRole = depth === null ? DepthRole.None : roles!.depthRole[callee]!;
+        const checked = rec[e] === -1 || internal.depthAtCharge[rec[e]!] === 1;
+        emitVariantCall(
+          out,
+          fuelLocal,
+          depthLocal,
+          depthSlots,
+          role,
+          calleeRole,
+          internal.internal[callee]!,
+          true,
+          checked,
+        );
+        copied = instructionEnd(bytes, at);
+        break;
+      }
+      case Event.Resume:
+        emitGlobalToLocal(out, fuel.fuelGlobal, fuelLocal);
+        break;
+      case Event.Return:
+        out.u8(0x20); // local.get fuel, the last result
+        out.u32(fuelLocal);
+        break;
+      case Event.Bulk:
+        out.u8(0x10); // call gate, which charges the global
+        out.u32(plan.bulkGates[arg[e]!]!);
+        emitGlobalToLocal(out, fuel.fuelGlobal, fuelLocal);
+        break;
+      case Event.Wait: {
+        const site = scan.waitSites[arg[e]!]!;
+        out.u8(0x10); // call the wait's replacement instead of the wait
+        out.u32(plan.waitFunctions[site.wait]!);
+        copied = site.end;
+        break;
+      }
+    }
+  }
+  // The body's final `end` closes the block; the fuel follows its results.
+  out.copy(bytes, copied, end);
+  out.u8(0x20);
+  out.u32(fuelLocal);
+  out.u8(0x0b);
+}
+
+/**
+ * Writes a charge of `units` against the fuel parameter, written through to
+ * the global, whose slow path is one call (of `slowPath`, `[] -> [fuel]`).
+ */
+function emitCharge(
+  out: CodeWriter,
+  slots: FuelSlots,
+  local: number,
+  units: number,
+  slowPath: number,
+): void {
+  out.u8(0x20); // local.get fuel
+  out.u32(local);
+  out.u8(0x42); // i64.const units
+  if (units <= 0x7fffffff) out.s32(units);
+  else out.s64(BigInt(units)); // folded entry costs can exceed 32 bits
+  out.u8(0x7d); // i64.sub
+  out.u8(0x22); // local.tee fuel
+  out.u32(local);
+  out.u8(0x24); // global.set fuel: a trap anywhere leaves the global exact
+  out.u32(slots.fuelGlobal);
+  out.u8(0x20); // local.get fuel
+  out.u32(local);
+  out.u8(0x42); // i64.const 0
+  out.u8(0x00);
+  out.u8(0x53); // i64.lt_s
+  out.unlikelyIf();
+  out.u8(0x10); // call the slow path
+  out.u32(slowPath);
+  out.u8(0x21); // local.set fuel
+  out.u32(local);
+  out.u8(0x0b); // end
+}
+
+/** `(func (result i64))` as a type section entry. */
+export const FUEL_SLOW_PATH_TYPE: Uint8Array = new Uint8Array([0x60, 0x00, 0x01, 0x7e]);
+
+/**
+ * Writes the body (locals included, size excluded) of the slow path of a
+ * variant's charge, `[] -> [fuel]`: it refills the slice (or runs out of fuel)
+ * and returns the fuel global.
+ */
+export function emitFuelSlowPathBody(out: CodeWriter, fuel: FuelSlots): void {
+  out.u8(0x00); // no locals
+  if (fuel.refill === null) {
+    out.u8(0x41); // i32.const reason
+    out.u8(TrapReason.Fuel);
+    out.u8(0x24); // global.set trap
+    out.u32(fuel.trapGlobal);
+    out.u8(0x00); // unreachable
+  } else {
+    out.u8(0x10); // call refill
+    out.u32(fuel.refill);
+    out.u8(0x23); // global.get fuel
+    out.u32(fuel.fuelGlobal);
+  }
+  out.u8(0x0b); // end
+}
+
+/** `(func (param i32) (result i64))` as a type section entry. */
+export const CHARGE_SLOW_PATH_TYPE: Uint8Array = new Uint8Array([0x60, 0x01, 0x7f, 0x01, 0x7e]);
+
+/**
+ * Writes the body (locals included, size excluded) of the slow path of a
+ * charge that also checks the depth, `[depth] -> [fuel]`: it refills (or runs
+ * out of) fuel when the charge overdrew it, then traps when no depth is left,
+ * and returns the fuel global. One call keeps the variants small, which V8
+ * inlines into each other.
+ */
+export function emitChargeSlowPathBody(
+  out: CodeWriter,
+  fuel: FuelSlots,
+  depth: NonNullable<BodyPlan["depth"]>,
+): void {
+  out.u8(0x00); // no locals
+  out.u8(0x23); // global.get fuel
+  out.u32(fuel.fuelGlobal);
+  out.u8(0x42); // i64.const 0
+  out.u8(0x00);
+  out.u8(0x53); // i64.lt_s
+  if (fuel.refill === null) {
+    emitTrapIf(out, TrapReason.Fuel, fuel);
+  } else {
+    out.u8(0x04); // if
+    out.u8(0x40);
+    out.u8(0x10); // call refill
+    out.u32(fuel.refill);
+    out.u8(0x0b); // end
+  }
+  emitDepthLeft(out, 0);
+  emitTrapIf(out, TrapReason.CallDepth, depth);
+  out.u8(0x23); // global.get fuel
+  out.u32(fuel.fuelGlobal);
+  out.u8(0x0b); // end
+}
+
+/**
+ * Writes a charge of `units` (maybe none) that also checks that the depth
+ * allows one more counted frame, with one branch for both, whose slow path
+ * is one call.
+ */
+function emitChargeAndDepthCheck(
+  out: CodeWriter,
+  slots: FuelSlots,
+  fuelLocal: number,
+  units: number,
+  depthLocal: number,
+  depth: NonNullable<BodyPlan["depth"]>,
+  slowPath: number,
+): void {
+  if (units <= 0) {
+    emitDepthLeft(out, depthLocal);
+    emitTrapIf(out, TrapReason.CallDepth, depth);
+    return;
+  }
+  out.u8(0x20); // local.get fuel
+  out.u32(fuelLocal);
+  out.u8(0x42); // i64.const units
+  if (units <= 0x7fffffff) out.s32(units);
+  else out.s64(BigInt(units));
+  out.u8(0x7d); // i64.sub
+  out.u8(0x22); // local.tee fuel
+  out.u32(fuelLocal);
+  out.u8(0x24); // global.set fuel
+  out.u32(slots.fuelGlobal);
+  out.u8(0x20); // local.get fuel
+  out.u32(fuelLocal);
+  out.u8(0x20); // local.get depth
+  out.u32(depthLocal);
+  out.u8(0x41); // i32.const 1
+  out.u8(0x01);
+  out.u8(0x6b); // i32.sub: negative when no depth is left
+  out.u8(0xac); // i64.extend_i32_s
+  out.u8(0x84); // i64.or: negative when either is
+  out.u8(0x42); // i64.const 0
+  out.u8(0x00);
+  out.u8(0x53); // i64.lt_s
+  out.unlikelyIf();
+  out.u8(0x20); // local.get depth
+  out.u32(depthLocal);
+  out.u8(0x10); // call the slow path
+  out.u32(slowPath);
+  out.u8(0x21); // local.set fuel
+  out.u32(fuelLocal);
+  out.u8(0x0b); // end
+}
+
+/** Writes `depth < 1`: no depth left for a counted callee. */
+function emitDepthLeft(out: CodeWriter, depthLocal: number): void {
+  out.u8(0x20); // local.get depth
+  out.u32(depthLocal);
+  out.u8(0x41); // i32.const 1
+  out.u8(0x01);
+  out.u8(0x48); // i32.lt_s
+}
+
+/**
+ * Writes a call of a variant, its arguments already on the stack: checks the
+ * depth when the callee is counted (unless `checked`), pushes the fuel and
+ * the callee's depth.
+ */
+function emitVariantCall(
+  out: CodeWriter,
+  fuelLocal: number,
+  depthLocal: number,
+  depth: BodyPlan["depth"],
+  role: number,
+  calleeRole: number,
+  variant: number,
+  tail: boolean,
+  checked: boolean,
+): void {
+  // The callee's depth: the caller's (one more when a counted caller's frame
+  // is replaced), one less when the callee is counted.
+  let delta = tail && role === DepthRole.Count ? 1 : 0;
+  if (depth !== null && calleeRole === DepthRole.Count) {
+    if (delta === 0 && !checked) {
+      emitDepthLeft(out, depthLocal);
+      emitTrapIf(out, TrapReason.CallDepth, depth);
+    }
+    delta--;
+  }
+  out.u8(0x20); // local.get fuel
+  out.u32(fuelLocal);
+  if (depth !== null) {
+    out.u8(0x20); // local.get depth
+    out.u32(depthLocal);
+    if (delta !== 0) {
+      out.u8(0x41); // i32.const ±1
+      out.u8(0x01);
+      out.u8(delta > 0 ? 0x6a : 0x6b); // i32.add / i32.sub
+    }
+  }
+  out.u8(tail ? 0x12 : 0x10); // return_call / call
+  out.u32(variant);
+}
+
+/** End of the instruction at `at` whose only immediate is one LEB128 (`return_call`, `local.get`...). */
+function instructionEnd(bytes: Uint8Array, at: number): number {
+  let p = at + 1;
+  while ((bytes[p++]! & 0x80) !== 0);
+  return p;
+}
+
+const inlined = new WeakMap<DepthSlots, DepthSlots>();
+
+/** `slots` with its traps inline, made once per plan. */
+function inlineTraps(slots: DepthSlots): DepthSlots {
+  let found = inlined.get(slots);
+  if (found === undefined) {
+    found = { ...slots, trapFunction: null };
+    inlined.set(slots, found);
+  }
+  return found;
+}
+
+/**
+ * Writes the locals vector of a variant: the body's declared locals but the
+ * first `added`, which go last since the new parameters take their indices.
+ *
+ * @returns Where the body's code starts, how many locals it declares and how many moved.
+ */
+function writeLocals(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  added: number,
+  out: CodeWriter,
+): { codeStart: number; declared: number; count: number } {
+  const reader = new CodeReader(bytes, start, end);
+  const groups = reader.u32();
+  const counts: number[] = [];
+  const types: [number, number][] = [];
+  let declared = 0;
+  for (let i = 0; i < groups; i++) {
+    const count = reader.u32();
+    const type = reader.pos;
+    reader.skipValueType();
+    counts.push(count);
+    types.push([type, reader.pos]);
+    declared += count;
+  }
+  const count = Math.min(added, declared);
+  const movedTypes: [number, number][] = [];
+  let skip = count;
+  let kept = 0;
+  for (let i = 0; i < groups; i++) {
+    const take = Math.min(skip, counts[i]!);
+    for (let j = 0; j < take; j++) movedTypes.push(types[i]!);
+    skip -= take;
+    counts[i]! -= take;
+    if (counts[i]! > 0) kept++;
+  }
+  out.u32(kept + movedTypes.length);
+  for (let i = 0; i < groups; i++) {
+    if (counts[i] === 0) continue;
+    out.u32(counts[i]!);
+    out.copy(bytes, types[i]![0], types[i]![1]);
+  }
+  for (const [from, to] of movedTypes) {
+    out.u8(1);
+    out.copy(bytes, from, to);
+  }
+  return { codeStart: reader.pos, declared, count };
+}

@@ -1,0 +1,77 @@
+/**
+ * What `fd_readdir` pages through: a directory's entries, taken once, and
+ * their `dirent` records.
+ *
+ * @module
+ */
+
+import { Filetype, Size } from "./_abi.ts";
+import { type DirectoryDescriptor, type DirectoryEntry, hostPath } from "./_fd_table.ts";
+import { filetypeOf } from "./_filestat.ts";
+import { encode, type Guest, type Span } from "./_guest.ts";
+import { confirmNamed, resolvePath } from "./_path.ts";
+
+/** How many directory entries a listing reads between checkpoints. */
+const LIST_SLICE = 256;
+
+/** The entries of a directory for `fd_readdir`, `.` and `..` first, the rest sorted by name. */
+export function listDirectory(dir: DirectoryDescriptor, checkpoint: () => void): DirectoryEntry[] {
+  const self = resolvePath(dir, ".", true);
+  // At a preopen's root, `..` is the root itself, as in a chroot.
+  const parentRel = self.rel.length > 0 ? self.rel.slice(0, -1) : self.rel;
+  const parent = Deno.statSync(hostPath(self.preopen, parentRel));
+  const entries: DirectoryEntry[] = [
+    { name: encode("."), ino: BigInt(self.info?.ino ?? 0), type: Filetype.DIRECTORY },
+    { name: encode(".."), ino: BigInt(parent.ino ?? 0), type: Filetype.DIRECTORY },
+  ];
+  const names: string[] = [];
+  for (const entry of Deno.readDirSync(self.host)) {
+    if (names.length % LIST_SLICE === 0) checkpoint();
+    names.push(entry.name);
+  }
+  // What was listed is what the confined path names (see `_path.ts`).
+  confirmNamed(self);
+  names.sort();
+  for (const [i, name] of names.entries()) {
+    if (i % LIST_SLICE === 0) checkpoint();
+    let info: Deno.FileInfo;
+    try {
+      info = Deno.lstatSync(`${self.host}/${name}`);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) continue; // removed while listing
+      throw err;
+    }
+    entries.push({ name: encode(name), ino: BigInt(info.ino ?? 0), type: filetypeOf(info) });
+  }
+  confirmNamed(self);
+  return entries;
+}
+
+/**
+ * Writes the `dirent` records of `listing`, from the entry `cookie` on, into
+ * `buf`, and returns how many bytes were used. The last record may be cut
+ * short: that tells the guest its buffer was too small.
+ */
+export function writeDirents(
+  guest: Guest,
+  buf: Span,
+  page: { readonly listing: readonly DirectoryEntry[]; readonly cookie: bigint },
+): number {
+  const { listing, cookie } = page;
+  const out = guest.bytes(buf.ptr, buf.len);
+  let used = 0;
+  for (let i = Number(cookie); i < listing.length && used < buf.len; i++) {
+    const entry = listing[i]!;
+    const record = new Uint8Array(Size.DIRENT + entry.name.length);
+    const view = new DataView(record.buffer);
+    view.setBigUint64(0, BigInt(i + 1), true);
+    view.setBigUint64(8, entry.ino, true);
+    view.setUint32(16, entry.name.length, true);
+    view.setUint8(20, entry.type);
+    record.set(entry.name, Size.DIRENT);
+    const kept = record.subarray(0, buf.len - used);
+    out.set(kept, used);
+    used += kept.length;
+  }
+  return used;
+}

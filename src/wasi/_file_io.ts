@@ -1,0 +1,106 @@
+/**
+ * Moving bytes between the guest's iovecs and stdio or host files, in
+ * chunks with a checkpoint before each: a guest that reads or writes
+ * gigabytes is stopped at its deadline, not when it is done.
+ *
+ * @module
+ */
+
+import type { Guest, Span } from "./_guest.ts";
+import type { CapturedOutput } from "./_output.ts";
+import type { WasiState } from "./_state.ts";
+
+/** The most bytes one host read or write moves between checkpoints. */
+const IO_CHUNK = 1024 * 1024;
+
+/**
+ * Reads into `spans` until one is not filled (a short read or the end of
+ * the file), at most {@linkcode IO_CHUNK} bytes at a time.
+ */
+export function readSpans(
+  file: Deno.FsFile,
+  guest: Guest,
+  spans: readonly Span[],
+  checkpoint: () => void,
+): number {
+  let total = 0;
+  for (const span of spans) {
+    for (let at = 0; at < span.len;) {
+      checkpoint();
+      const chunk = new Uint8Array(Math.min(IO_CHUNK, span.len - at));
+      const n = file.readSync(chunk) ?? 0;
+      guest.write(span.ptr + at, chunk.subarray(0, n));
+      total += n;
+      at += n;
+      if (n < chunk.length) return total;
+    }
+  }
+  return total;
+}
+
+/** Writes every byte of `spans` to `file`, at most {@linkcode IO_CHUNK} bytes at a time. */
+export function writeSpans(
+  file: Deno.FsFile,
+  guest: Guest,
+  spans: readonly Span[],
+  checkpoint: () => void,
+): number {
+  let total = 0;
+  for (const span of spans) {
+    for (let at = 0; at < span.len;) {
+      checkpoint();
+      // A copy: Deno's write takes no view of (possibly shared) wasm memory.
+      const data = guest.bytes(span.ptr + at, Math.min(IO_CHUNK, span.len - at)).slice();
+      for (let done = 0; done < data.length;) done += file.writeSync(data.subarray(done));
+      total += data.length;
+      at += data.length;
+    }
+  }
+  return total;
+}
+
+/** Runs `io` at `offset` and puts the file position back (`fd_pread`, `fd_pwrite`). */
+export function atOffset(file: Deno.FsFile, offset: bigint, io: () => number): number {
+  const saved = file.seekSync(0, Deno.SeekMode.Current);
+  file.seekSync(offset, Deno.SeekMode.Start);
+  try {
+    return io();
+  } finally {
+    file.seekSync(saved, Deno.SeekMode.Start);
+  }
+}
+
+/**
+ * Writes `spans` to captured stdout or stderr: kept up to its
+ * `maxOutputBytes`, the rest costs only the checkpoints. Returns the bytes
+ * the guest is told were written (all of them).
+ */
+export function writeOutput(
+  output: CapturedOutput,
+  guest: Guest,
+  spans: readonly Span[],
+  checkpoint: () => void,
+): number {
+  let written = 0;
+  for (const span of spans) {
+    for (let at = 0; at < span.len; at += IO_CHUNK) {
+      checkpoint();
+      output.write(guest.bytes(span.ptr + at, Math.min(IO_CHUNK, span.len - at)));
+    }
+    written += span.len;
+  }
+  return written;
+}
+
+/** Reads from the instance's stdin into `spans`, until one is not filled. */
+export function readStdin(state: WasiState, guest: Guest, spans: readonly Span[]): number {
+  let read = 0;
+  for (const span of spans) {
+    const chunk = state.stdin.subarray(state.stdinOffset, state.stdinOffset + span.len);
+    guest.write(span.ptr, chunk);
+    state.stdinOffset += chunk.length;
+    read += chunk.length;
+    if (chunk.length < span.len) break;
+  }
+  return read;
+}

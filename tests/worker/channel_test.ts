@@ -1,0 +1,137 @@
+/**
+ * The call channel between the host and a worker: the wire format, and the
+ * wake-ups (spin, sleep, the process's one doorbell) with real threads.
+ */
+
+import assert from "node:assert/strict";
+import {
+  type ChannelBuffers,
+  createChannelBuffers,
+  HostChannel,
+} from "../../src/worker/_channel.ts";
+import { readMessage, wireBuffer, type WireValue, writeMessage } from "../../src/worker/_wire.ts";
+
+const ECHO = new URL("./fixtures/echo_channel.ts", import.meta.url);
+
+/** A worker answering on its own channel (see `fixtures/echo_channel.ts`). */
+async function echoWorker(): Promise<{ channel: HostChannel } & AsyncDisposable> {
+  const buffers: ChannelBuffers = createChannelBuffers();
+  const worker = new Worker(ECHO, { type: "module" });
+  await new Promise((resolve, reject) => {
+    worker.onmessage = resolve;
+    worker.onerror = reject;
+    worker.postMessage(buffers);
+  });
+  const channel = new HostChannel(buffers);
+  return {
+    channel,
+    [Symbol.asyncDispose]() {
+      channel.close();
+      worker.terminate();
+      return Promise.resolve();
+    },
+  };
+}
+
+Deno.test("the wire carries every kind of value, and long or non-ASCII text", () => {
+  const wire = wireBuffer(new SharedArrayBuffer(64, { maxByteLength: 1 << 20 }));
+  const values: WireValue[] = [
+    0,
+    -1.5,
+    Number.NaN,
+    2n ** 63n - 1n,
+    -(2n ** 63n),
+    null,
+    undefined,
+    "",
+    "add",
+    "héllo wörld ✓",
+    "\u0000\u007f",
+    "x".repeat(65),
+    "é".repeat(40),
+    new Uint8Array([1, 2, 3]),
+    new Uint8Array(0),
+  ];
+  writeMessage(wire, 7, values);
+  const message = readMessage(wire);
+  assert.equal(message.op, 7);
+  assert.deepEqual(message.values, values);
+});
+
+Deno.test("the wire grows its buffer, and a reader with older views sees the growth", () => {
+  const buffer = new SharedArrayBuffer(64, { maxByteLength: 1 << 22 });
+  const writer = wireBuffer(buffer);
+  const reader = wireBuffer(buffer);
+  writeMessage(writer, 1, ["small"]);
+  assert.deepEqual(readMessage(reader).values, ["small"]);
+  const big = new Uint8Array(1 << 20).map((_, i) => i % 251);
+  writeMessage(writer, 2, [big, "after"]);
+  assert.ok(buffer.byteLength >= big.length);
+  const message = readMessage(reader);
+  assert.deepEqual(message.values, [big, "after"]);
+  // Views into the buffer are only asked for when the bytes are consumed at once.
+  const views = readMessage(reader, true);
+  assert.equal((views.values[0] as Uint8Array).buffer, buffer);
+});
+
+Deno.test("the wire refuses a message above the buffer's maximum with a RangeError", () => {
+  const wire = wireBuffer(new SharedArrayBuffer(64, { maxByteLength: 1024 }));
+  assert.throws(
+    () => writeMessage(wire, 1, [new Uint8Array(2048)]),
+    (err: unknown) => err instanceof RangeError && /limit is 1024/.test(err.message),
+  );
+  // The next message is written whole.
+  writeMessage(wire, 3, ["next", 1]);
+  assert.deepEqual(readMessage(wire).values, ["next", 1]);
+});
+
+Deno.test("a channel answers many round trips in order", async () => {
+  await using echo = await echoWorker();
+  for (let i = 0; i < 2_000; i++) {
+    echo.channel.post(10, [0, i, `call ${i}`]);
+    const reply = echo.channel.poll() ?? await echo.channel.receive();
+    assert.deepEqual(reply, { op: 11, values: [0, i, `call ${i}`] });
+  }
+});
+
+Deno.test("a sleeping receive wakes when the worker answers late, and times out when it does not", async () => {
+  await using echo = await echoWorker();
+  echo.channel.post(1, [30]);
+  assert.equal(echo.channel.poll(), undefined);
+  assert.deepEqual(await echo.channel.receive(), { op: 2, values: [30] });
+
+  echo.channel.post(1, [2_000]);
+  const started = performance.now();
+  assert.equal(await echo.channel.receive(20), undefined);
+  assert.ok(performance.now() - started < 1_500, "the timeout ended the wait, not the answer");
+  // The late answer is still taken by the next receive.
+  assert.deepEqual(await echo.channel.receive(), { op: 2, values: [2_000] });
+});
+
+Deno.test("closing a channel ends a sleeping receive with undefined", async () => {
+  await using echo = await echoWorker();
+  echo.channel.post(1, [5_000]);
+  const pending = echo.channel.receive();
+  setTimeout(() => echo.channel.close(), 20);
+  assert.equal(await pending, undefined);
+  assert.equal(await echo.channel.receive(), undefined);
+});
+
+Deno.test("one doorbell wakes the host for every channel that answered", async () => {
+  const workers = await Promise.all(Array.from({ length: 6 }, () => echoWorker()));
+  try {
+    for (let round = 0; round < 20; round++) {
+      // All sleep at once (the workers take a moment), and all wake.
+      const replies = await Promise.all(workers.map(({ channel }, i) => {
+        channel.post(1, [1, round, i]);
+        return channel.receive(10_000);
+      }));
+      assert.deepEqual(
+        replies,
+        workers.map((_, i) => ({ op: 2, values: [1, round, i] })),
+      );
+    }
+  } finally {
+    await Promise.all(workers.map((echo) => echo[Symbol.asyncDispose]()));
+  }
+});
