@@ -110,7 +110,7 @@ export function createCompiledModule(
   artifact: ModuleArtifact,
   init: CompiledModuleInit,
 ): CompiledModule {
-  return compiledModuleAccess().create(artifact, init);
+  return compiledModuleAccess().create(artifact, init) as CompiledModule;
 }
 
 /**
@@ -121,7 +121,7 @@ export function createCompiledModule(
  */
 export function artifactOf(compiled: CompiledModule): ModuleArtifact {
   const artifact = typeof compiled === "object" && compiled !== null
-    ? compiledModuleAccess().artifactOf(compiled)
+    ? compiledModuleAccess().artifactOf(compiled) as ModuleArtifact | undefined
     : undefined;
   if (artifact !== undefined) return artifact;
   const expected =

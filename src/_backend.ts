@@ -6,7 +6,13 @@
  * @module
  */
 
-import type { CommandResult } from "./_instance.ts";
+/** What a WASI command did (see `RunResult`). */
+export interface CommandResult {
+  readonly exitCode: number;
+  readonly stdout: Uint8Array;
+  readonly stderr: Uint8Array;
+  readonly outputTruncated: boolean;
+}
 
 /** Per-call budgets, already resolved from the plugin's limits and the call options. */
 export interface CallBudget {

@@ -7,9 +7,6 @@
  * @module
  */
 
-import type { ModuleArtifact } from "./_artifact.ts";
-import type { CompiledModule } from "./compiled_module.ts";
-
 /** What a compiled module adds to its artifact. */
 export interface CompiledModuleInit {
   /** The name given at compilation. */
@@ -18,12 +15,16 @@ export interface CompiledModuleInit {
   readonly compileTimeMs: number;
 }
 
-/** The privileged operations on compiled modules. */
+/**
+ * The privileged operations on compiled modules. Typed loosely (`object`),
+ * so that this file imports neither the class nor the artifact and no import
+ * cycle forms; `_artifact.ts` restores the types.
+ */
 export interface CompiledModuleAccess {
-  /** Creates a compiled module holding `artifact`. */
-  create(artifact: ModuleArtifact, init: CompiledModuleInit): CompiledModule;
+  /** Creates a compiled module holding `artifact` (a `ModuleArtifact`). */
+  create(artifact: object, init: CompiledModuleInit): object;
   /** The artifact of `value`, or `undefined` when `value` is no compiled module. */
-  artifactOf(value: object): ModuleArtifact | undefined;
+  artifactOf(value: object): object | undefined;
 }
 
 let granted: CompiledModuleAccess | undefined;

@@ -8,7 +8,7 @@
 
 import { ImportNotFoundError } from "./errors.ts";
 import { type HostCallable, isBuiltin } from "./host/_env.ts";
-import type { ImportPlan } from "./_instance.ts";
+import type { ImportPlan } from "./_instance_spec.ts";
 import type { ImportEntry, TypeEntry } from "./instrument/_module.ts";
 import { checkedLinkerFunction } from "./_host_result.ts";
 import { timedHostFunction } from "./observe/_host_call_timing.ts";

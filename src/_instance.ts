@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { BytesCall, CallBudget, PluginBackend } from "./_backend.ts";
+import type { BytesCall, CallBudget, CommandResult, PluginBackend } from "./_backend.ts";
 import { isThenable } from "./_host_result.ts";
 import { Capability } from "./capability.ts";
 import {
@@ -32,48 +32,19 @@ import {
   type LogBudget,
   reportDroppedLogs,
 } from "./host/_env.ts";
-import type { InstanceBindings, InstanceSpec } from "./_instance_spec.ts";
+import type {
+  ImportPlan,
+  InstanceBindings,
+  InstanceSpec,
+  ParkedState,
+  WasiSettings,
+} from "./_instance_spec.ts";
 import { findExportedMemory, GuestMemory } from "./host/_guest_memory.ts";
 import { hasJspi, promising, suspending } from "./_jspi.ts";
 import { classifyCallError } from "./_trap.ts";
 import { WasiExit } from "./wasi/wasi_exit.ts";
 import { WasiPreview1 } from "./wasi/wasi_preview1.ts";
 import { wasiStates } from "./wasi/_state.ts";
-
-/** How one import of the module is provided. */
-export interface ImportPlan {
-  readonly module: string;
-  readonly name: string;
-  /** A function of the application's linker, a built-in host function of `env`, or WASI. */
-  readonly kind: "linker" | "builtin" | "wasi";
-  /** Index among the linker functions (`kind: "linker"`). */
-  readonly index: number;
-}
-
-/** The serializable WASI part of a plugin config. */
-export interface WasiSettings {
-  readonly args?: readonly string[] | undefined;
-  readonly env?: Readonly<Record<string, string>> | undefined;
-  readonly preopens?: Readonly<Record<string, string>> | undefined;
-}
-
-/** What a WASI command did (see `RunResult`). */
-export interface CommandResult {
-  readonly exitCode: number;
-  readonly stdout: Uint8Array;
-  readonly stderr: Uint8Array;
-  readonly outputTruncated: boolean;
-}
-
-/**
- * What an instance of an instrumented module hands over when its worker is
- * parked: the bytes of its defined memories and the values of its mutable
- * globals, in the order of `InstrumentMetadata.state`.
- */
-export interface ParkedState {
-  readonly memories: readonly Uint8Array[];
-  readonly globals: readonly (number | bigint)[];
-}
 
 /** Fuel budget of calls when fuel is metered but `maxFuel` is `null`. */
 const UNMETERED_FUEL = 2 ** 53 - 1;

@@ -15,11 +15,37 @@
 
 import type { PreparedModule } from "./_artifact.ts";
 import type { CallBudget } from "./_backend.ts";
-import type { ImportPlan, ParkedState, WasiSettings } from "./_instance.ts";
 import type { HostCallable } from "./host/_env.ts";
 import type { HostEnvironment, HostServices } from "./host/_services.ts";
 import type { InstrumentMetadata } from "./instrument/instrument.ts";
 import type { ResourceLimits } from "./resource_limits.ts";
+
+/** How one import of the module is provided. */
+export interface ImportPlan {
+  readonly module: string;
+  readonly name: string;
+  /** A function of the application's linker, a built-in host function of `env`, or WASI. */
+  readonly kind: "linker" | "builtin" | "wasi";
+  /** Index among the linker functions (`kind: "linker"`). */
+  readonly index: number;
+}
+
+/** The serializable WASI part of a plugin config. */
+export interface WasiSettings {
+  readonly args?: readonly string[] | undefined;
+  readonly env?: Readonly<Record<string, string>> | undefined;
+  readonly preopens?: Readonly<Record<string, string>> | undefined;
+}
+
+/**
+ * What an instance of an instrumented module hands over when its worker is
+ * parked: the bytes of its defined memories and the values of its mutable
+ * globals, in the order of `InstrumentMetadata.state`.
+ */
+export interface ParkedState {
+  readonly memories: readonly Uint8Array[];
+  readonly globals: readonly (number | bigint)[];
+}
 
 /** The budgets of a module's start function, without the abort signal (which cannot be cloned). */
 export type StartBudget = Pick<CallBudget, "fuel" | "timeoutMs">;

@@ -6,7 +6,6 @@
  * @module
  */
 
-import type { ModuleArtifact } from "./_artifact.ts";
 import { grantCompiledModuleAccess } from "./_compiled_module_access.ts";
 import type { Capability } from "./capability.ts";
 import type { PluginManifest } from "./plugin_manifest.ts";
@@ -149,6 +148,21 @@ export interface ModuleCustomSection {
 }
 
 /** Set while the runtime constructs a compiled module: nothing else may. */
+/**
+ * What a compiled module copies from the runtime's artifact of it (a
+ * `ModuleArtifact` of `_artifact.ts`, which imports this file).
+ */
+interface ArtifactFacts {
+  readonly bytes: Uint8Array;
+  readonly hash: string;
+  readonly imports: readonly ModuleItem[];
+  readonly exports: readonly ModuleItem[];
+  readonly manifest: PluginManifest | null;
+  readonly memories: readonly ModuleMemory[];
+  readonly tables: readonly ModuleTable[];
+  readonly customSections: readonly ModuleCustomSection[];
+}
+
 let constructing = false;
 
 /**
@@ -211,9 +225,9 @@ export class CompiledModule {
   readonly tables: readonly ModuleTable[];
   /** Its custom sections, in module order. */
   readonly customSections: readonly ModuleCustomSection[];
-  readonly #artifact: ModuleArtifact;
+  readonly #artifact: ArtifactFacts;
 
-  private constructor(artifact: ModuleArtifact, name: string, compileTimeMs: number) {
+  private constructor(artifact: ArtifactFacts, name: string, compileTimeMs: number) {
     if (!constructing) {
       throw new TypeError(
         "Cannot construct a CompiledModule: use runtime.compile() or runtime.compileWat()",
@@ -238,7 +252,7 @@ export class CompiledModule {
       create: (artifact, { name, compileTimeMs }) => {
         constructing = true;
         try {
-          return new CompiledModule(artifact, name, compileTimeMs);
+          return new CompiledModule(artifact as ArtifactFacts, name, compileTimeMs);
         } finally {
           constructing = false;
         }

@@ -14,8 +14,6 @@ import { describeValue } from "./_format.ts";
 import type { PluginMessage } from "./host/plugin_message.ts";
 import type { WasmPluginConfig } from "./plugin_config.ts";
 import { PluginEvent, type PluginEventDetails, type PluginEventType } from "./plugin_event.ts";
-import type { PluginMetrics } from "./plugin_metrics.ts";
-import type { PluginState } from "./plugin_state.ts";
 import type { StopOptions, WasmPlugin } from "./wasm_plugin.ts";
 import type { WasmRuntime } from "./wasm_runtime.ts";
 import type { Linker } from "./linker.ts";
@@ -33,90 +31,20 @@ import {
 } from "./_metrics_recorder.ts";
 import { startDashboardServer } from "./observe/_dashboard_server.ts";
 import { ListenerCount } from "./_listener_count.ts";
+import type {
+  ManagerStats,
+  PluginHandle,
+  PluginInfo,
+  SubscribeOptions,
+} from "./plugin_manager_types.ts";
 import type { DashboardServer, ServeOptions } from "./observe/dashboard_server.ts";
 
-/**
- * A reference to a plugin loaded in a {@linkcode PluginManager}.
- *
- * @example
- * ```ts
- * import type { PluginHandle } from "@wasmplug/wasmplug";
- * const handle: PluginHandle = { id: "plugin-1" };
- * ```
- */
-export interface PluginHandle {
-  /** The plugin's id, unique in its manager. */
-  readonly id: string;
-}
-
-/**
- * What `manager.getInfo()` returns.
- *
- * @example
- * ```ts
- * import type { PluginInfo } from "@wasmplug/wasmplug";
- * function show(info: PluginInfo): string {
- *   return `${info.name}: ${info.state}, ${info.metrics.callCount} calls`;
- * }
- * ```
- */
-export interface PluginInfo {
-  /** The plugin's id. */
-  readonly id: string;
-  /** The plugin's name. */
-  readonly name: string;
-  /** Its lifecycle state. */
-  readonly state: PluginState;
-  /** The capabilities granted to it. */
-  readonly capabilities: readonly Capability[];
-  /** Its metrics. */
-  readonly metrics: PluginMetrics;
-}
-
-/**
- * What `manager.stats()` returns.
- *
- * @example
- * ```ts
- * import type { ManagerStats } from "@wasmplug/wasmplug";
- * const empty: ManagerStats = {
- *   totalLoaded: 0, totalUnloaded: 0, activePlugins: 0,
- *   totalCalls: 0, failedCalls: 0, totalExecutionTimeMs: 0,
- * };
- * ```
- */
-export interface ManagerStats {
-  /** Plugins loaded since the manager was created. */
-  readonly totalLoaded: number;
-  /** Plugins unloaded since the manager was created. */
-  readonly totalUnloaded: number;
-  /** Plugins loaded now. */
-  readonly activePlugins: number;
-  /** Calls made through the manager or on its plugins. */
-  readonly totalCalls: number;
-  /** Calls that failed. */
-  readonly failedCalls: number;
-  /** Time spent in calls, in milliseconds. */
-  readonly totalExecutionTimeMs: number;
-}
-
-/**
- * Options of `manager.subscribe()`.
- *
- * @example
- * ```ts
- * import type { SubscribeOptions } from "@wasmplug/wasmplug";
- * const options: SubscribeOptions = { bufferSize: 64 };
- * ```
- */
-export interface SubscribeOptions {
-  /**
-   * How many unread events to keep before dropping the oldest.
-   *
-   * @default {1024}
-   */
-  bufferSize?: number;
-}
+export type {
+  ManagerStats,
+  PluginHandle,
+  PluginInfo,
+  SubscribeOptions,
+} from "./plugin_manager_types.ts";
 
 interface Entry {
   readonly plugin: WasmPlugin;

@@ -9,8 +9,6 @@
  * @module
  */
 
-import type { ModuleInfo } from "./_module.ts";
-
 /** Counts and sizes V8 accepts at most; each was checked against the engine by experiment. */
 export const ENGINE_LIMITS = {
   /** Bytes of a module. */
@@ -118,13 +116,23 @@ export interface Appended {
   readonly action: string;
 }
 
+/** The vector sections of a module whose lengths {@linkcode checkAppended} counts (a `ModuleInfo`). */
+export interface ModuleCounts {
+  readonly types: { readonly length: number };
+  readonly functions: { readonly length: number };
+  readonly tables: { readonly length: number };
+  readonly memories: { readonly length: number };
+  readonly globals: { readonly length: number };
+  readonly exports: { readonly length: number };
+}
+
 /**
  * Checks what a pass appended to the vector sections of `info`'s module,
  * before it does the work of assembling the new module.
  *
  * @throws {EngineLimitError} At the first count the additions take past the engine's limit.
  */
-export function checkAppended(info: ModuleInfo, appended: Appended): void {
+export function checkAppended(info: ModuleCounts, appended: Appended): void {
   // The vector sections passes append to, by section id: types, functions, tables, memories,
   // globals and exports.
   const counts: readonly [number, EngineLimit, number][] = [

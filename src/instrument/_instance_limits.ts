@@ -15,7 +15,7 @@ import { FUEL_LEFT_EXPORT, PREPARE_EXPORT } from "./_prepare.ts";
  */
 export const MEMORY_BYTES_EXPORT = "__wasmplug_total_memory_bytes";
 import type { TrapReason } from "./_trap.ts";
-import type { InstrumentMetadata } from "./instrument.ts";
+import type { InstrumentMetadata } from "./_metadata.ts";
 
 /** Largest budget the prepare function takes exactly (as an `f64`). */
 const MAX_EXACT = 2 ** 53;

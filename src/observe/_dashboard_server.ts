@@ -9,7 +9,7 @@ import { getLogger } from "@logtape/logtape";
 import { describeValue } from "../_format.ts";
 import { assertKnownKeys } from "../_known_keys.ts";
 import type { EventSubscription } from "../event_subscription.ts";
-import type { PluginHandle, PluginInfo, SubscribeOptions } from "../plugin_manager.ts";
+import type { PluginHandle, PluginInfo, SubscribeOptions } from "../plugin_manager_types.ts";
 import { dashboardPage } from "./_dashboard_page.ts";
 import { type EventStream, eventStream } from "./_dashboard_events.ts";
 import {

@@ -15,7 +15,7 @@
  * @module
  */
 
-import type { BytesCall, CallBudget, PluginBackend } from "../_backend.ts";
+import type { BytesCall, CallBudget, CommandResult, PluginBackend } from "../_backend.ts";
 import { assertNotInHostCallOf, runInHostCall } from "../_host_call_scope.ts";
 import {
   InstantiationError,
@@ -26,7 +26,7 @@ import {
 import { describeValue } from "../_format.ts";
 import type { InternalOptions } from "../_internal_options.ts";
 import { createHostServices, type HostServices, type ServiceName } from "../host/_services.ts";
-import type { CommandResult, ParkedState } from "../_instance.ts";
+import type { ParkedState } from "../_instance_spec.ts";
 import {
   type BackendParts,
   type InstanceSpec,
