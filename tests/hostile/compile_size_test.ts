@@ -88,9 +88,11 @@ testEachIsolation("Hostile: compiling a crafted module takes time linear in its 
   });
 
   await t.step("four times the size takes about four times the time", async () => {
-    // Linear gives about 4, quadratic about 16: the bound leaves room for a noisy machine.
-    const fourMb = await bestTime(4, 2);
+    // Linear gives about 4, quadratic about 16. On the 2-core VM, with the garbage collector's
+    // work growing with the heap the earlier compiles left, linear code measured 2.3 to 8.3
+    // (2026-12-03): the bound sits between that and quadratic.
+    const fourMb = await bestTime(4, 3);
     const ratio = fourMb / oneMb;
-    assert.ok(ratio < 8, `1 MB: ${oneMb.toFixed(0)} ms, 4 MB: ${fourMb.toFixed(0)} ms`);
+    assert.ok(ratio < 11, `1 MB: ${oneMb.toFixed(0)} ms, 4 MB: ${fourMb.toFixed(0)} ms`);
   });
 });
