@@ -32,13 +32,7 @@ import {
   type LogBudget,
   reportDroppedLogs,
 } from "./host/_env.ts";
-import type {
-  ImportPlan,
-  InstanceBindings,
-  InstanceSpec,
-  ParkedState,
-  WasiSettings,
-} from "./_instance_spec.ts";
+import type { InstanceBindings, InstanceSpec, ParkedState } from "./_instance_spec.ts";
 import { findExportedMemory, GuestMemory } from "./host/_guest_memory.ts";
 import { hasJspi, promising, suspending } from "./_jspi.ts";
 import { classifyCallError } from "./_trap.ts";
