@@ -922,18 +922,7 @@ export class WasmPlugin extends EventTarget implements AsyncDisposable {
       this.#finish(name, start, err);
       throw err;
     }
-    if (result instanceof Promise) {
-      return result.then(
-        (value) => {
-          this.#finish(name, start, undefined);
-          return value;
-        },
-        (err) => {
-          this.#finish(name, start, err);
-          throw err;
-        },
-      );
-    }
+    if (result instanceof Promise) return this.#finishWhenSettled(name, start, result);
     this.#finish(name, start, undefined);
     return result;
   }
@@ -1021,20 +1010,23 @@ export class WasmPlugin extends EventTarget implements AsyncDisposable {
       this.#finish(fn, start, err);
       throw err;
     }
-    if (result instanceof Promise) {
-      return result.then(
-        (value) => {
-          this.#finish(fn, start, undefined);
-          return value;
-        },
-        (err) => {
-          this.#finish(fn, start, err);
-          throw err;
-        },
-      );
-    }
+    if (result instanceof Promise) return this.#finishWhenSettled(fn, start, result);
     this.#finish(fn, start, undefined);
     return result;
+  }
+
+  /** Records a call once its backend's promise settles (metrics, state, the next waiting call). */
+  #finishWhenSettled<T>(name: string, start: number, result: Promise<T>): Promise<T> {
+    return result.then(
+      (value) => {
+        this.#finish(name, start, undefined);
+        return value;
+      },
+      (err) => {
+        this.#finish(name, start, err);
+        throw err;
+      },
+    );
   }
 
   /** Checks `fn`'s signature and finds the allocator and the free function of a bytes call. */
