@@ -34,7 +34,7 @@ export * from "./src/call_options.ts";
 export * from "./src/command_run.ts";
 export * from "./src/plugin_metrics.ts";
 export * from "./src/plugin_state.ts";
-export * from "./src/compiled_module.ts";
+export * from "./src/compile/compiled_module.ts";
 export * from "./src/cache_stats.ts";
 export * from "./src/linker.ts";
 export * from "./src/host/plugin_message.ts";

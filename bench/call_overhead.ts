@@ -8,7 +8,7 @@
  */
 
 import { PluginManager, WasmRuntime } from "../mod.ts";
-import { artifactOf } from "../src/_artifact.ts";
+import { artifactOf } from "../src/compile/_artifact.ts";
 import { ADD_WAT, bareInlineRuntime } from "./_add_plugin.ts";
 import { type Figure, interleave, median } from "./_measure.ts";
 

@@ -18,7 +18,7 @@
 /// <reference lib="deno.worker" />
 
 import { WasmRuntime } from "../mod.ts";
-import { artifactOf } from "../src/_artifact.ts";
+import { artifactOf } from "../src/compile/_artifact.ts";
 import { createChannelBuffers, HostChannel, WorkerChannel } from "../src/worker/_channel.ts";
 import type { ChannelBuffers } from "../src/worker/_channel.ts";
 import { bareCaller } from "./_bare_caller.ts";

@@ -53,7 +53,7 @@ const MODES: Record<string, DeadlineMode> = {
 function instantiate(workload: Workload, mode: DeadlineMode | null): (n: number) => number {
   let result: InstrumentResult | null = null;
   if (mode !== null) {
-    // The passes and options `src/_artifact.ts` asks for with default limits.
+    // The passes and options `src/compile/_artifact.ts` asks for with default limits.
     result = instrument(workload.bytes, {
       fuel: true,
       callDepth: true,

@@ -19,7 +19,7 @@
  */
 
 import { Capability, WasmRuntime } from "../mod.ts";
-import { artifactOf } from "../src/_artifact.ts";
+import { artifactOf } from "../src/compile/_artifact.ts";
 import { startBusyCores } from "./_load.ts";
 import { type Figure, interleavePhases, median } from "./_measure.ts";
 import { bareCaller } from "./_bare_caller.ts";

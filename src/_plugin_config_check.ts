@@ -7,9 +7,9 @@
  * @module
  */
 
-import { describeValue } from "./_format.ts";
+import { describeValue } from "./common/mod.ts";
 import type { WasmPluginConfig } from "./plugin_config.ts";
-import { assertKnownKeys } from "./_known_keys.ts";
+import { assertKnownKeys } from "./common/mod.ts";
 
 /** The keys of a `WasmPluginConfig`. */
 const PLUGIN_CONFIG_KEYS = [

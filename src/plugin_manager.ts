@@ -6,11 +6,11 @@
 
 import type { CallOptions } from "./call_options.ts";
 import type { Capability } from "./capability.ts";
-import type { CompiledModule } from "./compiled_module.ts";
+import type { CompiledModule } from "./compile/compiled_module.ts";
 import { PluginNotFoundError } from "./errors.ts";
 import { EventQueue } from "./_event_queue.ts";
 import type { EventSubscription } from "./event_subscription.ts";
-import { describeValue } from "./_format.ts";
+import { describeValue } from "./common/mod.ts";
 import type { PluginMessage } from "./host/plugin_message.ts";
 import type { WasmPluginConfig } from "./plugin_config.ts";
 import { PluginEvent, type PluginEventDetails, type PluginEventType } from "./plugin_event.ts";
@@ -18,18 +18,10 @@ import type { StopOptions, WasmPlugin } from "./wasm_plugin.ts";
 import type { WasmRuntime } from "./wasm_runtime.ts";
 import type { Linker } from "./linker.ts";
 import type { RunOptions, RunResult } from "./command_run.ts";
-import {
-  AnomalyDetector,
-  type AnomalySettings,
-  resolveAnomalySettings,
-} from "./observe/_anomaly_detector.ts";
+import { AnomalyDetector, type AnomalySettings, resolveAnomalySettings } from "./observe/mod.ts";
 import type { AnomalyDetail, PluginManagerOptions } from "./observe/anomaly.ts";
-import {
-  latencyHistogramOf,
-  type MetricsRecorder,
-  metricsRecorderOf,
-} from "./_metrics_recorder.ts";
-import { startDashboardServer } from "./observe/_dashboard_server.ts";
+import { latencyHistogramOf, type MetricsRecorder, metricsRecorderOf } from "./observe/mod.ts";
+import { startDashboardServer } from "./observe/mod.ts";
 import { ListenerCount } from "./_listener_count.ts";
 import type {
   ManagerStats,

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { BytesCall, CallBudget, PluginBackend } from "./_backend.ts";
+import type { BytesCall, CallBudget, PluginBackend } from "./backend/mod.ts";
 import type { CallOptions } from "./call_options.ts";
 import type { Capability } from "./capability.ts";
 import {
@@ -14,17 +14,17 @@ import {
   TypeMismatchError,
   type WasmError,
 } from "./errors.ts";
-import { assertNotInHostCallOf } from "./_host_call_scope.ts";
-import { MetricsRecorder } from "./_metrics_recorder.ts";
+import { assertNotInHostCallOf } from "./host/mod.ts";
+import { MetricsRecorder } from "./observe/mod.ts";
 import type { PluginManifest } from "./plugin_manifest.ts";
 import type { RunOptions, RunResult } from "./command_run.ts";
 import type { PluginMetrics } from "./plugin_metrics.ts";
 import type { PluginState } from "./plugin_state.ts";
 import type { ResourceLimits } from "./resource_limits.ts";
 import type { Isolation } from "./runtime_config.ts";
-import { checkArguments, type Signature } from "./_signature.ts";
-import { describeValue } from "./_format.ts";
-import { assertKnownKeys } from "./_known_keys.ts";
+import { checkArguments, type Signature } from "./compile/mod.ts";
+import { describeValue } from "./common/mod.ts";
+import { assertKnownKeys } from "./common/mod.ts";
 import { ListenerCount } from "./_listener_count.ts";
 import { PluginEvent, type PluginEventDetails, type PluginEventType } from "./plugin_event.ts";
 

@@ -14,12 +14,12 @@ import {
   type ModuleArtifact,
   type PreparedModule,
   prepareModule,
-} from "./_artifact.ts";
-import type { PluginBackend } from "./_backend.ts";
+} from "./compile/mod.ts";
+import type { PluginBackend } from "./backend/mod.ts";
 import type { CacheStats } from "./cache_stats.ts";
 import type { Capability } from "./capability.ts";
 import { parseCapabilities } from "./_capability_grants.ts";
-import type { CompiledModule } from "./compiled_module.ts";
+import type { CompiledModule } from "./compile/compiled_module.ts";
 import {
   CapabilityDeniedError,
   InvalidFunctionError,
@@ -27,28 +27,28 @@ import {
   ResourceLimitError,
 } from "./errors.ts";
 import type { PluginManifest } from "./plugin_manifest.ts";
-import { parseManifest } from "./_plugin_manifest.ts";
-import { describeValue } from "./_format.ts";
-import { assertKnownKeys } from "./_known_keys.ts";
-import { type InternalOptions, internalOptionsOf } from "./_internal_options.ts";
+import { parseManifest } from "./compile/mod.ts";
+import { describeValue } from "./common/mod.ts";
+import { assertKnownKeys } from "./common/mod.ts";
+import { type InternalOptions, internalOptionsOf } from "./backend/mod.ts";
 import type { ToolFunction } from "./host/tool_function.ts";
-import { createInlineBackend } from "./_inline_backend.ts";
-import { planImports, type PlannedImports } from "./_import_plan.ts";
-import type { HostEnvironment } from "./host/_services.ts";
-import { type BackendParts, describeInstance, type PluginHostSide } from "./_instance_spec.ts";
-import { createWorkerBackend } from "./worker/_worker_backend.ts";
-import { permissionsOfWorker, resolveWorkerPermissions } from "./worker/_permission_mode.ts";
+import { createInlineBackend } from "./backend/mod.ts";
+import { planImports, type PlannedImports } from "./backend/mod.ts";
+import type { HostEnvironment } from "./host/mod.ts";
+import { type BackendParts, describeInstance, type PluginHostSide } from "./backend/mod.ts";
+import { createWorkerBackend } from "./worker/mod.ts";
+import { permissionsOfWorker, resolveWorkerPermissions } from "./worker/mod.ts";
 import { Linker } from "./linker.ts";
-import { LruCache } from "./_lru_cache.ts";
+import { LruCache } from "./compile/mod.ts";
 import type { WasmPluginConfig } from "./plugin_config.ts";
 import { checkIsolation, checkPluginConfig } from "./_plugin_config_check.ts";
 import { DEFAULT_LIMITS, type ResourceLimits } from "./resource_limits.ts";
-import { resolveLimits } from "./_limit_overrides.ts";
+import { resolveLimits } from "./compile/mod.ts";
 import type { Isolation, RuntimeConfig } from "./runtime_config.ts";
-import { sha256Hex } from "./_sha256.ts";
+import { sha256Hex } from "./compile/mod.ts";
 import { createWasmPlugin, type WasmPlugin } from "./wasm_plugin.ts";
-import { watToBinary } from "./_wat.ts";
-import { readCachedBinary, writeCachedBinary } from "./_wat_disk_cache.ts";
+import { watToBinary } from "./compile/mod.ts";
+import { readCachedBinary, writeCachedBinary } from "./compile/mod.ts";
 
 const logger = getLogger(["wasmplug", "runtime"]);
 

@@ -1,6 +1,8 @@
 /**
  * The module graph of the library, as `deno info --json` reports it: no
- * import cycles, type-only ones included.
+ * import cycles, type-only ones included, and folders as modules: a file
+ * whose name starts with `_` is imported only from its own folder, so every
+ * folder under `src/` is reached through its `mod.ts` or its public files.
  */
 
 import assert from "node:assert/strict";
@@ -80,3 +82,47 @@ for (const entry of ["mod.ts", "cli.ts", "testing.ts", "src/worker/_worker_main.
     assert.equal(cycle, undefined, `import cycle: ${cycle?.join(" → ")}`);
   });
 }
+
+/** The imports in `graph` that reach another folder's `_` file, as `from → to`. */
+function crossFolderInternalImports(graph: Map<string, Set<string>>): string[] {
+  const folder = (path: string) => path.slice(0, path.lastIndexOf("/") + 1);
+  const isInternal = (path: string) => path.slice(path.lastIndexOf("/") + 1).startsWith("_");
+  const found: string[] = [];
+  for (const [from, imports] of graph) {
+    for (const to of imports) {
+      if (isInternal(to) && folder(to) !== folder(from)) found.push(`${from} → ${to}`);
+    }
+  }
+  return found;
+}
+
+Deno.test("crossFolderInternalImports() reports only another folder's _ files", () => {
+  const graph = new Map([
+    ["src/a.ts", new Set(["src/_b.ts", "src/host/mod.ts", "src/host/_env.ts"])],
+    ["src/host/mod.ts", new Set(["src/host/_env.ts", "src/errors.ts", "src/_format.ts"])],
+  ]);
+  assert.deepEqual(crossFolderInternalImports(graph), [
+    "src/a.ts → src/host/_env.ts",
+    "src/host/mod.ts → src/_format.ts",
+  ]);
+});
+
+for (const entry of ["mod.ts", "cli.ts", "testing.ts", "src/worker/_worker_main.ts"]) {
+  Deno.test(`${entry} reaches other folders' internal files only through their mod.ts`, async () => {
+    const graph = await importGraph(entry);
+    assert.deepEqual(crossFolderInternalImports(graph), []);
+  });
+}
+
+Deno.test("every folder under src/ has an entry module", async () => {
+  const missing: string[] = [];
+  for await (const item of Deno.readDir(new URL("src/", ROOT))) {
+    if (!item.isDirectory) continue;
+    try {
+      await Deno.stat(new URL(`src/${item.name}/mod.ts`, ROOT));
+    } catch {
+      missing.push(`src/${item.name}/mod.ts`);
+    }
+  }
+  assert.deepEqual(missing, []);
+});

@@ -9,15 +9,15 @@
 
 import assert from "node:assert/strict";
 import { Capability, Linker, WasmRuntime } from "../mod.ts";
-import { artifactOf, prepareModule } from "../src/_artifact.ts";
-import type { CallBudget } from "../src/_backend.ts";
-import { planImports } from "../src/_import_plan.ts";
-import { PluginInstance } from "../src/_instance.ts";
+import { artifactOf, prepareModule } from "../src/compile/_artifact.ts";
+import type { CallBudget } from "../src/backend/_backend.ts";
+import { planImports } from "../src/backend/_import_plan.ts";
+import { PluginInstance } from "../src/backend/_instance.ts";
 import {
   describeInstance,
   type InstanceBindings,
   type InstanceSpec,
-} from "../src/_instance_spec.ts";
+} from "../src/backend/_instance_spec.ts";
 import { createHostServices } from "../src/host/_services.ts";
 import { DEFAULT_LIMITS } from "../src/resource_limits.ts";
 

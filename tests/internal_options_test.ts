@@ -4,8 +4,8 @@ import {
   internalOptions,
   internalOptionsOf,
   withInternalOptions,
-} from "../src/_internal_options.ts";
-import { assertKnownKeys } from "../src/_known_keys.ts";
+} from "../src/backend/_internal_options.ts";
+import { assertKnownKeys } from "../src/common/_known_keys.ts";
 
 Deno.test("Internal options ride under a symbol key the config checks ignore", {
   permissions: "none",

@@ -8,7 +8,7 @@ import {
   type PluginManifest,
   ResourceLimitError,
 } from "../mod.ts";
-import { parseManifest } from "../src/_plugin_manifest.ts";
+import { parseManifest } from "../src/compile/_plugin_manifest.ts";
 import { assertRejectsWith, inlineRuntime } from "./_helpers.ts";
 
 const GREETER = '(func (export "greet_len") (result i32) i32.const 13)';

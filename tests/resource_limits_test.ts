@@ -9,7 +9,7 @@ import {
   TimeoutError,
   UNLIMITED_LIMITS,
 } from "../mod.ts";
-import { resolveLimits } from "../src/_limit_overrides.ts";
+import { resolveLimits } from "../src/compile/_limit_overrides.ts";
 import {
   assertRejectsWith,
   assertThrowsWith,

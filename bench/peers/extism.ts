@@ -28,7 +28,7 @@
 
 import createExtismPlugin from "npm:@extism/extism@2.0.0-rc13";
 import { WasmRuntime } from "../../mod.ts";
-import { artifactOf } from "../../src/_artifact.ts";
+import { artifactOf } from "../../src/compile/_artifact.ts";
 import { type Figure, interleave, median } from "../_measure.ts";
 
 /** The pinned Extism version (keep in step with the import above). */

@@ -11,8 +11,8 @@ import { getLogger, type Logger } from "@logtape/logtape";
 import { Capability } from "../capability.ts";
 import { CapabilityDeniedError, ResourceLimitError } from "../errors.ts";
 import type { PluginLogEntry } from "./plugin_log_entry.ts";
-import { runInHostCall } from "../_host_call_scope.ts";
-import { hostCallEnded, hostCallStarted } from "../observe/_host_call_timing.ts";
+import { runInHostCall } from "./_host_call_scope.ts";
+import { hostCallEnded, hostCallStarted } from "./_host_call_timing.ts";
 import type { PluginMessage } from "./plugin_message.ts";
 import type { ToolFunction } from "./tool_function.ts";
 

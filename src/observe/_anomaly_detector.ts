@@ -24,8 +24,8 @@
  * @module
  */
 
-import { assertKnownKeys } from "../_known_keys.ts";
-import { describeValue } from "../_format.ts";
+import { assertKnownKeys } from "../common/mod.ts";
+import { describeValue } from "../common/mod.ts";
 import type {
   AnomalyDetail,
   AnomalyMetric,

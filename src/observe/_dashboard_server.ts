@@ -6,8 +6,8 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { describeValue } from "../_format.ts";
-import { assertKnownKeys } from "../_known_keys.ts";
+import { describeValue } from "../common/mod.ts";
+import { assertKnownKeys } from "../common/mod.ts";
 import type { EventSubscription } from "../event_subscription.ts";
 import type { PluginHandle, PluginInfo, SubscribeOptions } from "../plugin_manager_types.ts";
 import { dashboardPage } from "./_dashboard_page.ts";

@@ -27,7 +27,7 @@ import {
   type Tracer,
 } from "@opentelemetry/api";
 import { getLogger } from "@logtape/logtape";
-import { type PendingHostCall, setTracingCheck, takeHostCalls } from "./_host_call_timing.ts";
+import { type PendingHostCall, setTracingCheck, takeHostCalls } from "../host/mod.ts";
 
 /** Where `@opentelemetry/api` 1.x (and Deno's built-in telemetry) registers providers. */
 const API_GLOBAL = Symbol.for("opentelemetry.js.api.1");

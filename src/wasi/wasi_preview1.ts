@@ -17,7 +17,7 @@ import { PATH_CALLS } from "./_path_calls.ts";
 import { PROCESS_CALLS } from "./_process_calls.ts";
 import { type SystemCall, type WasiState, wasiStates } from "./_state.ts";
 import { WasiExit } from "./wasi_exit.ts";
-import { findExportedMemory } from "../host/_guest_memory.ts";
+import { findExportedMemory } from "../host/mod.ts";
 
 /**
  * Options of {@linkcode WasiPreview1}.

@@ -21,7 +21,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { InstantiationError } from "../errors.ts";
-import { describeValue } from "../_format.ts";
+import { describeValue } from "../common/mod.ts";
 import { type PermissionSource, workerPermissions } from "./_permissions.ts";
 import { workerOptionsOfProcess, type WorkerOptionsState } from "./_worker_options.ts";
 

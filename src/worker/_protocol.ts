@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { InstanceSpec } from "../_instance_spec.ts";
+import type { InstanceSpec } from "../backend/mod.ts";
 import type { ChannelBuffers } from "./_channel.ts";
 
 /** Host → worker opcodes. */

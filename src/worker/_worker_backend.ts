@@ -15,24 +15,24 @@
  * @module
  */
 
-import type { BytesCall, CallBudget, CommandResult, PluginBackend } from "../_backend.ts";
-import { assertNotInHostCallOf, runInHostCall } from "../_host_call_scope.ts";
+import type { BytesCall, CallBudget, CommandResult, PluginBackend } from "../backend/mod.ts";
+import { assertNotInHostCallOf, runInHostCall } from "../host/mod.ts";
 import {
   InstantiationError,
   TimeoutError,
   TypeMismatchError,
   WorkerCrashedError,
 } from "../errors.ts";
-import { describeValue } from "../_format.ts";
-import type { InternalOptions } from "../_internal_options.ts";
-import { createHostServices, type HostServices, type ServiceName } from "../host/_services.ts";
-import type { ParkedState } from "../_instance_spec.ts";
+import { describeValue } from "../common/mod.ts";
+import type { InternalOptions } from "../backend/mod.ts";
+import { createHostServices, type HostServices, type ServiceName } from "../host/mod.ts";
+import type { ParkedState } from "../backend/mod.ts";
 import {
   type BackendParts,
   type InstanceSpec,
   type PluginHostSide,
   startBudgetOf,
-} from "../_instance_spec.ts";
+} from "../backend/mod.ts";
 import { bundledWorkerUrl } from "./_worker_bundle.ts";
 import { createChannelBuffers, HostChannel } from "./_channel.ts";
 import { decodeError, encodeError } from "./_error_codec.ts";

@@ -8,11 +8,11 @@
 
 /// <reference lib="deno.worker" />
 
-import type { CallBudget } from "../_backend.ts";
+import type { CallBudget } from "../backend/mod.ts";
 import { TimeoutError } from "../errors.ts";
-import type { HostCallable } from "../host/_env.ts";
-import type { HostServices, ServiceName } from "../host/_services.ts";
-import { PluginInstance } from "../_instance.ts";
+import type { HostCallable } from "../host/mod.ts";
+import type { HostServices, ServiceName } from "../host/mod.ts";
+import { PluginInstance } from "../backend/mod.ts";
 import { ChannelClosed, WorkerChannel } from "./_channel.ts";
 import { decodeError, encodeError } from "./_error_codec.ts";
 import { ToHost, ToWorker, type WorkerReady, type WorkerSetup } from "./_protocol.ts";

@@ -29,7 +29,7 @@
  */
 
 import { type Isolation, PluginManager, type RuntimeConfig, WasmRuntime } from "../../mod.ts";
-import { type InternalOptions, withInternalOptions } from "../../src/_internal_options.ts";
+import { type InternalOptions, withInternalOptions } from "../../src/backend/_internal_options.ts";
 import { random } from "../instrument/_random_program.ts";
 import { CALLS_WAT } from "../fixtures/wat.ts";
 import { ALL_HOST_FUNCTIONS_WAT, corpus, readRepositoryFile } from "./_corpus.ts";

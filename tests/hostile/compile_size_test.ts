@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { ByteWriter } from "../../src/instrument/_bytes.ts";
-import { artifactOf } from "../../src/_artifact.ts";
+import { artifactOf } from "../../src/compile/_artifact.ts";
 import { testEachIsolation } from "../_helpers.ts";
 
 /**

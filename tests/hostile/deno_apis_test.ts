@@ -24,7 +24,7 @@ import {
   TimeoutError,
   type WasmPlugin,
 } from "../../mod.ts";
-import { withInternalOptions } from "../../src/_internal_options.ts";
+import { withInternalOptions } from "../../src/backend/_internal_options.ts";
 import {
   assertRejectsWith,
   bytesOf,

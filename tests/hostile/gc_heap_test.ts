@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { CompilationError } from "../../mod.ts";
-import { findGcTypeDefinition } from "../../src/_module_features.ts";
+import { findGcTypeDefinition } from "../../src/compile/_module_features.ts";
 import { assertRejectsWith, runDeno, testEachIsolation, WORKER_SOURCES } from "../_helpers.ts";
 import {
   arrayGlobalsModule,

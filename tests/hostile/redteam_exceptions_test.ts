@@ -162,7 +162,7 @@ const SWALLOW_TOOL_WAT = `(module
   (func (export "ok") (result i32) (i32.const 7)))`;
 
 // BREAK: the cancellation of an async built-in (host_call_tool, host_http_fetch) rejects the
-// guest's suspended call through `Promise.race` in `PluginInstance.#builtin` (src/_instance.ts),
+// guest's suspended call through `Promise.race` in `PluginInstance.#builtin` (src/backend/_instance.ts),
 // outside the ErrorSlot; a guest that catches it returns normally and the call *succeeds* after
 // its deadline (42 after 200 ms). In a worker, `#converse` (src/worker/_worker_backend.ts) returns
 // any non-Failure reply even while `stopping` is set. Fix: record the cancellation reason (slot /
@@ -267,11 +267,11 @@ redteamTest(
   },
 );
 
-// BREAK: `classifyCallError` (src/_trap.ts) passes any `WasmError` that comes out of wasm through
+// BREAK: `classifyCallError` (src/backend/_trap.ts) passes any `WasmError` that comes out of wasm through
 // as it is, so a guest that stashed a caught exception (catch_all_ref) rethrows it in a later
 // call: that call fails with a `CapabilityDeniedError` (or `HostFunctionError`, or a
 // `TimeoutError` caught from a cancellation) that nothing in it raised — the host is told a
-// capability was denied, or a limit hit, that was not. Fix (src/_instance.ts `#failure`): an error
+// capability was denied, or a limit hit, that was not. Fix (src/backend/_instance.ts `#failure`): an error
 // that is not this call's (not in the slot, not this call's cancellation reason) is a
 // `TrapError("uncaught wasm exception …")`; e.g. keep a WeakSet of errors already reported.
 redteamTest(

@@ -102,13 +102,13 @@ redteamTest(
 );
 
 // BREAK (worker): a guest that catches the cancellation of its host call and calls the host
-// again keeps running after the cancel (src/_instance.ts: nothing stops new host calls once the
+// again keeps running after the cancel (src/backend/_instance.ts: nothing stops new host calls once the
 // call is cancelled). In a worker the second request crosses the host's Throw on the channel:
 // the timed-out call *resolves* with `undefined` (callI32!) and the plugin's next call fails with
 // the previous call's TimeoutError — the channel is out of step. Also (inline):
 // `stop({ abort: true })` waits until the call's own deadline (10 s here) because the guest keeps
 // re-suspending on an already rejected cancellation, and each round starts the host tool again.
-// Fix (src/_instance.ts): on `cancel()`/the inline cancellation, remember the reason, raise
+// Fix (src/backend/_instance.ts): on `cancel()`/the inline cancellation, remember the reason, raise
 // `InstanceLimits.interrupt()` so running code traps at its next check, and make every
 // guarded host function (linker, built-in, WASI) throw that reason at once without calling the
 // host; `#invokeAsync` throws it when the guest returns. In src/worker/_worker_main.ts the

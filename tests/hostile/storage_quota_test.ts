@@ -12,7 +12,7 @@ import {
   RESTRICTIVE_LIMITS,
   UNLIMITED_LIMITS,
 } from "../../mod.ts";
-import { resolveLimits } from "../../src/_limit_overrides.ts";
+import { resolveLimits } from "../../src/compile/_limit_overrides.ts";
 import { assertRejectsWith, putString, testEachIsolation } from "../_helpers.ts";
 import { within } from "./_within.ts";
 

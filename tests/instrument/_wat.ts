@@ -6,7 +6,7 @@
  */
 
 import initWabt from "wabt";
-import { VALIDATE_FEATURES, WAT_FEATURES } from "../../src/_wat.ts";
+import { VALIDATE_FEATURES, WAT_FEATURES } from "../../src/compile/_wat.ts";
 
 const wabt = await initWabt();
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { PluginManager } from "../../mod.ts";
 import { isolatedRuntime, ISOLATIONS, WORKER_SOURCES } from "../_helpers.ts";
-import { latencyHistogramOf } from "../../src/_metrics_recorder.ts";
+import { latencyHistogramOf } from "../../src/observe/_metrics_recorder.ts";
 
 const LOOP_WAT = `
   (module

@@ -23,7 +23,7 @@ import {
   type WasmPluginConfig,
   WasmRuntime,
 } from "../../mod.ts";
-import { withInternalOptions } from "../../src/_internal_options.ts";
+import { withInternalOptions } from "../../src/backend/_internal_options.ts";
 import { PLUGIN_EVENT_TYPES } from "../_helpers.ts";
 import { type Action, FAULT_ACTIONS, NORMAL_ACTIONS, type Target } from "./_actions.ts";
 import { CallLedger, type CallRecord } from "./_ledger.ts";

@@ -6,7 +6,7 @@
  */
 
 import type { RuntimeConfig, WasmPlugin } from "../../mod.ts";
-import { withInternalOptions } from "../../src/_internal_options.ts";
+import { withInternalOptions } from "../../src/backend/_internal_options.ts";
 import { putString, textOf, WORKER_SOURCES } from "../_helpers.ts";
 
 /** The folder of the faulty worker entry (which the host must be able to read). */

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import type { RuntimeConfig, WasmPlugin, WasmRuntime } from "../../mod.ts";
-import { withInternalOptions } from "../../src/_internal_options.ts";
+import { withInternalOptions } from "../../src/backend/_internal_options.ts";
 import { instrument } from "../../src/instrument/instrument.ts";
-import { watToBinary } from "../../src/_wat.ts";
+import { watToBinary } from "../../src/compile/_wat.ts";
 import { bytesOf, delay, DENO, textOf, WORKER_SOURCES, workerRuntime } from "../_helpers.ts";
 import { READ_WORKERS } from "./_worker_helpers.ts";
 

@@ -10,7 +10,7 @@ import {
 } from "../../mod.ts";
 import { assertRejectsWith, putString, workerRuntime } from "../_helpers.ts";
 import { faultyWorkers, httpFetch, READ_WORKERS } from "./_worker_helpers.ts";
-import { withInternalOptions } from "../../src/_internal_options.ts";
+import { withInternalOptions } from "../../src/backend/_internal_options.ts";
 
 /**
  * `spin` counts its calls in `$entered`, then loops forever (`loop br 0`);

@@ -6,7 +6,7 @@
  */
 
 import type { PluginBackend } from "./_backend.ts";
-import { createHostServices } from "./host/_services.ts";
+import { createHostServices } from "../host/mod.ts";
 import { PluginInstance } from "./_instance.ts";
 import { type BackendParts, startBudgetOf } from "./_instance_spec.ts";
 

@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { RuntimeConfig } from "./runtime_config.ts";
+import type { RuntimeConfig } from "../runtime_config.ts";
 
 /** The key of the internal options in a runtime config. */
 export const internalOptions: unique symbol = Symbol("wasmplug.internalOptions");

@@ -34,8 +34,8 @@
  * @module
  */
 
-import { CompilationError } from "./errors.ts";
-import type { ModuleInfo } from "./instrument/_module.ts";
+import { CompilationError } from "../errors.ts";
+import type { ModuleInfo } from "../instrument/mod.ts";
 
 const TYPE_SECTION = 1;
 const REC = 0x4e;

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { CompilationError } from "./errors.ts";
+import { CompilationError } from "../errors.ts";
 
 /** The part of wabt's API that is used here. */
 interface WabtModule {

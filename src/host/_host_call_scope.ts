@@ -12,7 +12,7 @@
  */
 
 import { AsyncLocalStorage } from "node:async_hooks";
-import { PluginStateError } from "./errors.ts";
+import { PluginStateError } from "../errors.ts";
 
 interface Scope {
   readonly owner: object;

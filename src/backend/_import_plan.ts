@@ -6,14 +6,14 @@
  * @module
  */
 
-import { ImportNotFoundError } from "./errors.ts";
-import { type HostCallable, isBuiltin } from "./host/_env.ts";
+import { ImportNotFoundError } from "../errors.ts";
+import { type HostCallable, isBuiltin } from "../host/mod.ts";
 import type { ImportPlan } from "./_instance_spec.ts";
-import type { ImportEntry, TypeEntry } from "./instrument/_module.ts";
+import type { ImportEntry, TypeEntry } from "../instrument/mod.ts";
 import { checkedLinkerFunction } from "./_host_result.ts";
-import { timedHostFunction } from "./observe/_host_call_timing.ts";
-import type { Linker } from "./linker.ts";
-import { PREVIEW1_FUNCTIONS } from "./wasi/_abi.ts";
+import { timedHostFunction } from "../host/mod.ts";
+import type { Linker } from "../linker.ts";
+import { PREVIEW1_FUNCTIONS } from "../wasi/mod.ts";
 
 function isWasiFunction(name: string): boolean {
   return (PREVIEW1_FUNCTIONS as readonly string[]).includes(name);

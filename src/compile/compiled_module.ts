@@ -7,8 +7,8 @@
  */
 
 import { grantCompiledModuleAccess } from "./_compiled_module_access.ts";
-import type { Capability } from "./capability.ts";
-import type { PluginManifest } from "./plugin_manifest.ts";
+import type { Capability } from "../capability.ts";
+import type { PluginManifest } from "../plugin_manifest.ts";
 
 /**
  * The kind of an import or export, as in `WebAssembly.Module.exports()`.

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { currentHostCallOwner } from "../_host_call_scope.ts";
+import { currentHostCallOwner } from "./_host_call_scope.ts";
 
 /** Host calls at least this long become events of the call's span. */
 export const SLOW_HOST_CALL_MS = 1;

@@ -5,9 +5,9 @@
  * @module
  */
 
-import { describeValue } from "./_format.ts";
-import { assertKnownKeys } from "./_known_keys.ts";
-import type { ResourceLimits } from "./resource_limits.ts";
+import { describeValue } from "../common/mod.ts";
+import { assertKnownKeys } from "../common/mod.ts";
+import type { ResourceLimits } from "../resource_limits.ts";
 
 const LIMIT_NAMES = [
   "maxMemoryPages",

@@ -10,7 +10,7 @@
 
 import type { BytesCall, CallBudget, CommandResult, PluginBackend } from "./_backend.ts";
 import { isThenable } from "./_host_result.ts";
-import { Capability } from "./capability.ts";
+import { Capability } from "../capability.ts";
 import {
   CallDepthExceededError,
   CapabilityDeniedError,
@@ -20,9 +20,9 @@ import {
   TimeoutError,
   TrapError,
   type WasmError,
-} from "./errors.ts";
-import { InstanceLimits, MEMORY_BYTES_EXPORT } from "./instrument/_instance_limits.ts";
-import { TrapReason } from "./instrument/_trap.ts";
+} from "../errors.ts";
+import { InstanceLimits, MEMORY_BYTES_EXPORT } from "../instrument/mod.ts";
+import { TrapReason } from "../instrument/mod.ts";
 import {
   createBuiltin,
   createLogBudget,
@@ -31,14 +31,14 @@ import {
   isAsyncBuiltin,
   type LogBudget,
   reportDroppedLogs,
-} from "./host/_env.ts";
+} from "../host/mod.ts";
 import type { InstanceBindings, InstanceSpec, ParkedState } from "./_instance_spec.ts";
-import { findExportedMemory, GuestMemory } from "./host/_guest_memory.ts";
+import { findExportedMemory, GuestMemory } from "../host/mod.ts";
 import { hasJspi, promising, suspending } from "./_jspi.ts";
 import { classifyCallError } from "./_trap.ts";
-import { WasiExit } from "./wasi/wasi_exit.ts";
-import { WasiPreview1 } from "./wasi/wasi_preview1.ts";
-import { wasiStates } from "./wasi/_state.ts";
+import { WasiExit } from "../wasi/wasi_exit.ts";
+import { WasiPreview1 } from "../wasi/wasi_preview1.ts";
+import { wasiStates } from "../wasi/mod.ts";
 
 /** Fuel budget of calls when fuel is metered but `maxFuel` is `null`. */
 const UNMETERED_FUEL = 2 ** 53 - 1;

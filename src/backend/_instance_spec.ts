@@ -13,12 +13,12 @@
  * @module
  */
 
-import type { PreparedModule } from "./_artifact.ts";
+import type { PreparedModule } from "../compile/mod.ts";
 import type { CallBudget } from "./_backend.ts";
-import type { HostCallable } from "./host/_env.ts";
-import type { HostEnvironment, HostServices } from "./host/_services.ts";
-import type { InstrumentMetadata } from "./instrument/instrument.ts";
-import type { ResourceLimits } from "./resource_limits.ts";
+import type { HostCallable } from "../host/mod.ts";
+import type { HostEnvironment, HostServices } from "../host/mod.ts";
+import type { InstrumentMetadata } from "../instrument/mod.ts";
+import type { ResourceLimits } from "../resource_limits.ts";
 
 /** How one import of the module is provided. */
 export interface ImportPlan {

@@ -5,8 +5,8 @@
  * @module
  */
 
-import { TypeMismatchError } from "./errors.ts";
-import { describeValue } from "./_format.ts";
+import { TypeMismatchError } from "../errors.ts";
+import { describeValue } from "../common/mod.ts";
 
 /** A function's parameter and result types, as strings like `"i32"`. */
 export interface Signature {

@@ -7,9 +7,9 @@
  * @module
  */
 
-import { describeValue } from "./_format.ts";
-import type { HostCallable } from "./host/_env.ts";
-import type { FuncType } from "./instrument/_module.ts";
+import { describeValue } from "../common/mod.ts";
+import type { HostCallable } from "../host/mod.ts";
+import type { FuncType } from "../instrument/mod.ts";
 
 const I32_MIN = -(2 ** 31);
 const I32_END = 2 ** 32;

@@ -5,11 +5,11 @@
  * @module
  */
 
-import { Capability } from "./capability.ts";
-import { CompilationError } from "./errors.ts";
+import { Capability } from "../capability.ts";
+import { CompilationError } from "../errors.ts";
 import { resolveLimits } from "./_limit_overrides.ts";
-import type { PluginManifest } from "./plugin_manifest.ts";
-import { DEFAULT_LIMITS, type ResourceLimits } from "./resource_limits.ts";
+import type { PluginManifest } from "../plugin_manifest.ts";
+import { DEFAULT_LIMITS, type ResourceLimits } from "../resource_limits.ts";
 
 /** Name of the custom section that carries a manifest. */
 export const MANIFEST_SECTION = "wasmplug.manifest";

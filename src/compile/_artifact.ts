@@ -16,24 +16,24 @@ import type {
 // Evaluating the class grants the access that createCompiledModule and artifactOf use.
 import "./compiled_module.ts";
 import { compiledModuleAccess, type CompiledModuleInit } from "./_compiled_module_access.ts";
-import { Capability } from "./capability.ts";
-import { builtinCapability } from "./host/_env.ts";
-import { CompilationError, OutOfMemoryError, ResourceLimitError } from "./errors.ts";
-import type { ResourceLimits } from "./resource_limits.ts";
+import { Capability } from "../capability.ts";
+import { builtinCapability } from "../host/mod.ts";
+import { CompilationError, OutOfMemoryError, ResourceLimitError } from "../errors.ts";
+import type { ResourceLimits } from "../resource_limits.ts";
 import type { Signature } from "./_signature.ts";
-import { BinaryFormatError } from "./instrument/_bytes.ts";
-import { EngineLimitError } from "./instrument/_engine_limits.ts";
-import { clampLimits, type ClampResult } from "./instrument/_limits.ts";
-import { enforceTotals, type TotalsOptions } from "./instrument/_totals.ts";
+import { BinaryFormatError } from "../instrument/mod.ts";
+import { EngineLimitError } from "../instrument/mod.ts";
+import { clampLimits, type ClampResult } from "../instrument/mod.ts";
+import { enforceTotals, type TotalsOptions } from "../instrument/mod.ts";
 import {
   type DeadlineMode,
   instrument,
   type InstrumentMetadata,
   type InstrumentResult,
   RESERVED_EXPORT_PREFIX,
-} from "./instrument/instrument.ts";
+} from "../instrument/mod.ts";
 import { decodeManifestSection, MANIFEST_SECTION } from "./_plugin_manifest.ts";
-import type { PluginManifest } from "./plugin_manifest.ts";
+import type { PluginManifest } from "../plugin_manifest.ts";
 import { assertNoGcHeap } from "./_module_features.ts";
 import {
   type CustomSection,
@@ -45,7 +45,7 @@ import {
   listTables,
   type ModuleInfo,
   parseModule,
-} from "./instrument/_module.ts";
+} from "../instrument/mod.ts";
 
 /** A module compiled for one set of limits. */
 export interface PreparedModule {

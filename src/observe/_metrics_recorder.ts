@@ -5,10 +5,10 @@
  * @module
  */
 
-import type { AnomalyDetector } from "./observe/_anomaly_detector.ts";
-import { LatencyHistogram } from "./observe/_latency_histogram.ts";
-import { type CallTelemetryIdentity, exportCall, telemetryActive } from "./observe/_otel.ts";
-import type { PluginMetrics } from "./plugin_metrics.ts";
+import type { AnomalyDetector } from "./_anomaly_detector.ts";
+import { LatencyHistogram } from "./_latency_histogram.ts";
+import { type CallTelemetryIdentity, exportCall, telemetryActive } from "./_otel.ts";
+import type { PluginMetrics } from "../plugin_metrics.ts";
 
 /** Mutable counters behind {@linkcode PluginMetrics} snapshots. */
 export class MetricsRecorder {

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { CallDepthExceededError, TrapError, TypeMismatchError, WasmError } from "./errors.ts";
+import { CallDepthExceededError, TrapError, TypeMismatchError, WasmError } from "../errors.ts";
 
 const WasmException = (WebAssembly as unknown as { Exception?: abstract new () => object })
   .Exception;

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { CacheStats } from "./cache_stats.ts";
+import type { CacheStats } from "../cache_stats.ts";
 
 /** A bounded map that evicts the least recently used entry first. */
 export class LruCache<K, V> {

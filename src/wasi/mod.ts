@@ -1,0 +1,12 @@
+/**
+ * Entry module of `src/wasi/`: other folders reach its internal (`_`) files only
+ * through it.
+ *
+ * WASI preview 1 for plugins that ask for it: the function table a module
+ * may import and the per-instance state those functions share.
+ *
+ * @module
+ */
+
+export { PREVIEW1_FUNCTIONS } from "./_abi.ts";
+export { wasiStates } from "./_state.ts";
