@@ -147,7 +147,6 @@ export interface ModuleCustomSection {
   readonly sizeBytes: number;
 }
 
-/** Set while the runtime constructs a compiled module: nothing else may. */
 /**
  * What a compiled module copies from the runtime's artifact of it (a
  * `ModuleArtifact` of `_artifact.ts`, which imports this file).
@@ -163,6 +162,7 @@ interface ArtifactFacts {
   readonly customSections: readonly ModuleCustomSection[];
 }
 
+/** Set while the runtime constructs a compiled module: nothing else may. */
 let constructing = false;
 
 /**

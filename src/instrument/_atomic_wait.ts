@@ -72,7 +72,6 @@ export function emitWaitBody(
   wait: WaitInstruction,
   poll: DeadlinePollSlots,
 ): void {
-  const [address, expected, timeout, slice, result, later] = [0, 1, 2, 3, 4, 5];
   out.u8(2); // locals: i64 slice; i32 result, later
   out.u8(1);
   out.u8(0x7e);
@@ -80,6 +79,25 @@ export function emitWaitBody(
   out.u8(0x7f);
   out.u8(0x03); // loop
   out.u8(0x40);
+  emitWaitSlice(out, wait);
+  emitTimeoutLeft(out);
+  emitDeadlinePoll(out, poll);
+  out.u8(0x41); // later = 1
+  out.u8(0x01);
+  out.u8(0x21);
+  out.u32(later);
+  out.u8(0x0c); // br to the loop
+  out.u8(0x00);
+  out.u8(0x0b); // end loop
+  out.u8(0x00); // unreachable
+  out.u8(0x0b); // end
+}
+
+/** Locals of the wait's replacement: its parameters, then the slice, the wait's result and whether a slice timed out. */
+const [address, expected, timeout, slice, result, later] = [0, 1, 2, 3, 4, 5];
+
+/** Writes a wait of at most one slice, returning unless it timed out (0 once a slice did). */
+function emitWaitSlice(out: CodeWriter, wait: WaitInstruction): void {
   out.u8(0x20); // local.get address
   out.u32(address);
   out.u8(0x20); // local.get expected
@@ -116,6 +134,10 @@ export function emitWaitBody(
   out.u8(0x1b); // select
   out.u8(0x0f); // return
   out.u8(0x0b);
+}
+
+/** Writes: a finite timeout counts the slice down, and the wait returns 2 (timed out) when none is left. */
+function emitTimeoutLeft(out: CodeWriter): void {
   out.u8(0x20); // if timeout >= 0 (finite)
   out.u32(timeout);
   out.u8(0x42);
@@ -140,14 +162,4 @@ export function emitWaitBody(
   out.u8(0x0f); // return
   out.u8(0x0b);
   out.u8(0x0b);
-  emitDeadlinePoll(out, poll);
-  out.u8(0x41); // later = 1
-  out.u8(0x01);
-  out.u8(0x21);
-  out.u32(later);
-  out.u8(0x0c); // br to the loop
-  out.u8(0x00);
-  out.u8(0x0b); // end loop
-  out.u8(0x00); // unreachable
-  out.u8(0x0b); // end
 }

@@ -25,7 +25,7 @@
 import type { CodeWriter } from "./_code.ts";
 import { type DeadlinePollSlots, emitDeadlinePoll } from "./_deadline.ts";
 import { BULK_BYTES_PER_UNIT, BULK_ELEMENTS_PER_UNIT, type FuelSlots } from "./_fuel.ts";
-import { TrapReason } from "./_trap.ts";
+import { emitTrap, TrapReason } from "./_trap.ts";
 
 /** Kinds of bulk instructions, by what their length counts and its type. */
 export const BulkKind = {
@@ -129,11 +129,7 @@ export function emitBulkGateBody(out: CodeWriter, kind: number, slots: BulkGateS
     out.u8(0x04); // if overdrawn
     out.u8(0x40);
     if (fuel.refill === null) {
-      out.u8(0x41); // i32.const reason
-      out.u8(TrapReason.Fuel);
-      out.u8(0x24); // global.set trap
-      out.u32(fuel.trapGlobal);
-      out.u8(0x00); // unreachable
+      emitTrap(out, TrapReason.Fuel, fuel.trapGlobal);
     } else {
       out.u8(0x10); // call refill, which checks the deadline
       out.u32(fuel.refill);

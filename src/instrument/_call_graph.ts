@@ -66,8 +66,6 @@ const OP_REF_FUNC = 0xd2;
 export function analyzeCalls(bytes: Uint8Array, info: ModuleInfo, scan: ScanResult): CallAnalysis {
   const imported = info.imports.reduce((n, entry) => n + (entry.kind === "function" ? 1 : 0), 0);
   const n = info.code.length;
-  const host = n;
-  const indirect = n + 1;
   const marks = referencedFunctions(bytes, info, scan, imported);
   const outside: number[] = [];
   const referenced: number[] = [];
@@ -76,8 +74,25 @@ export function analyzeCalls(bytes: Uint8Array, info: ModuleInfo, scan: ScanResu
     if ((marks[f]! & REFERENCED) !== 0) referenced.push(f);
   }
   const indirectTargets = isSealed(info, imported) ? referenced : outside;
+  const { offsets, targets } = callEdges(n, scan, imported, outside, indirectTargets);
+  return decideRoles(scan, offsets, targets);
+}
 
-  // Adjacency in compressed rows; nodes `host` and `indirect` last.
+/**
+ * The call graph in compressed rows over the `n` defined functions and, last,
+ * the nodes `host` (which calls the functions in `outside`) and `indirect`
+ * (which calls `indirectTargets`), standing for imports and for calls
+ * through tables and references.
+ */
+function callEdges(
+  n: number,
+  scan: ScanResult,
+  imported: number,
+  outside: readonly number[],
+  indirectTargets: readonly number[],
+): { offsets: Int32Array; targets: Int32Array } {
+  const host = n;
+  const indirect = n + 1;
   const offsets = new Int32Array(n + 3);
   const { kind, arg, rec, eventStart } = scan;
   const isEdge = (e: number): boolean =>
@@ -102,7 +117,14 @@ export function analyzeCalls(bytes: Uint8Array, info: ModuleInfo, scan: ScanResu
   }
   targets.set(outside, offsets[host]!);
   targets.set(indirectTargets, offsets[indirect]!);
+  return { offsets, targets };
+}
 
+/** Decides each defined function's depth role and whether it is bounded, callees first. */
+function decideRoles(scan: ScanResult, offsets: Int32Array, targets: Int32Array): CallAnalysis {
+  const n = offsets.length - 3;
+  const host = n;
+  const indirect = n + 1;
   const { component, order, cyclic } = components(n + 2, offsets, targets);
 
   const depthRole = new Uint8Array(n);

@@ -59,7 +59,7 @@
  */
 
 import { type CodeWriter, emitGlobalToLocal } from "./_code.ts";
-import { emitTrapIf, TrapReason, type TrapSlots } from "./_trap.ts";
+import { emitTrap, emitTrapIf, TrapReason, type TrapSlots } from "./_trap.ts";
 
 /** Bytes a bulk memory instruction may fill, copy or initialize per unit of fuel. */
 export const BULK_BYTES_PER_UNIT = 64;
@@ -89,21 +89,8 @@ export function emitFuelCharge(
   temp: number,
   cost: number,
 ): number {
-  out.u8(0x23); // global.get fuel
-  out.u32(slots.fuelGlobal);
-  out.u8(0x42); // i64.const cost
-  const at = out.length;
-  out.s32(cost);
-  out.u8(0x7d); // i64.sub
-  out.u8(0x22); // local.tee temp
-  out.u32(temp);
-  out.u8(0x24); // global.set fuel
-  out.u32(slots.fuelGlobal);
-  out.u8(0x20); // local.get temp
-  out.u32(temp);
-  out.u8(0x42); // i64.const 0
-  out.u8(0x00);
-  out.u8(0x53); // i64.lt_s
+  const at = emitFuelSubtract(out, slots.fuelGlobal, temp, cost, false);
+  emitOverdrawn(out, temp);
   if (slots.refill === null) {
     emitTrapIf(out, TrapReason.Fuel, slots);
   } else {
@@ -131,28 +118,11 @@ export function emitCachedFuelCharge(
   local: number,
   cost: number,
 ): number {
-  out.u8(0x20); // local.get fuel
-  out.u32(local);
-  out.u8(0x42); // i64.const cost
-  const at = out.length;
-  out.s32(cost);
-  out.u8(0x7d); // i64.sub
-  out.u8(0x22); // local.tee fuel
-  out.u32(local);
-  out.u8(0x24); // global.set fuel: a trap anywhere leaves the global exact
-  out.u32(slots.fuelGlobal);
-  out.u8(0x20); // local.get fuel
-  out.u32(local);
-  out.u8(0x42); // i64.const 0
-  out.u8(0x00);
-  out.u8(0x53); // i64.lt_s
+  const at = emitFuelSubtract(out, slots.fuelGlobal, local, cost, true);
+  emitOverdrawn(out, local);
   out.unlikelyIf();
   if (slots.refill === null) {
-    out.u8(0x41); // i32.const reason
-    out.u8(TrapReason.Fuel);
-    out.u8(0x24); // global.set trap
-    out.u32(slots.trapGlobal);
-    out.u8(0x00); // unreachable
+    emitTrap(out, TrapReason.Fuel, slots.trapGlobal);
   } else {
     out.u8(0x10); // call refill
     out.u32(slots.refill);
@@ -160,6 +130,48 @@ export function emitCachedFuelCharge(
   }
   out.u8(0x0b); // end
   return at;
+}
+
+/**
+ * Writes `local = fuel - cost`, storing the new value in global `fuelGlobal`
+ * too (a trap anywhere leaves the global exact), where `fuel` is the global
+ * or, when `cached`, the local itself (which holds a copy of the global).
+ *
+ * @returns The position of the cost immediate.
+ */
+export function emitFuelSubtract(
+  out: CodeWriter,
+  fuelGlobal: number,
+  local: number,
+  cost: number,
+  cached: boolean,
+): number {
+  if (cached) {
+    out.u8(0x20); // local.get fuel
+    out.u32(local);
+  } else {
+    out.u8(0x23); // global.get fuel
+    out.u32(fuelGlobal);
+  }
+  out.u8(0x42); // i64.const cost
+  const at = out.length;
+  if (cost <= 0x7fffffff) out.s32(cost);
+  else out.s64(BigInt(cost)); // folded entry costs can exceed 32 bits
+  out.u8(0x7d); // i64.sub
+  out.u8(0x22); // local.tee
+  out.u32(local);
+  out.u8(0x24); // global.set fuel
+  out.u32(fuelGlobal);
+  return at;
+}
+
+/** Writes `local < 0`: the charge just taken overdrew the fuel. */
+export function emitOverdrawn(out: CodeWriter, local: number): void {
+  out.u8(0x20); // local.get fuel
+  out.u32(local);
+  out.u8(0x42); // i64.const 0
+  out.u8(0x00);
+  out.u8(0x53); // i64.lt_s
 }
 
 /**
@@ -223,11 +235,7 @@ export function emitRefillBody(
   out.u8(0x00);
   out.u8(0x24);
   out.u32(slots.reserveGlobal);
-  out.u8(0x41); // i32.const reason
-  out.u8(TrapReason.Fuel);
-  out.u8(0x24);
-  out.u32(slots.trapGlobal);
-  out.u8(0x00); // unreachable
+  emitTrap(out, TrapReason.Fuel, slots.trapGlobal);
   out.u8(0x0b);
   checkDeadline(out);
   // fuel = min(total, interval); reserve = total - fuel

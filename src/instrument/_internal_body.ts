@@ -22,11 +22,11 @@
 
 import { CodeReader, type CodeWriter, emitGlobalToLocal, emitLocalToGlobal } from "./_code.ts";
 import { type DepthSlots, emitDepthEntry } from "./_call_depth.ts";
-import { emitCachedFuelCharge, type FuelSlots } from "./_fuel.ts";
+import { emitCachedFuelCharge, emitFuelSubtract, emitOverdrawn, type FuelSlots } from "./_fuel.ts";
 import { DepthRole } from "./_call_graph.ts";
 import { BodyFlags, Event, type ScanResult } from "./_scan.ts";
-import { emitTrapIf, TrapReason } from "./_trap.ts";
-import type { BodyPlan, CallRoles } from "./_rewrite.ts";
+import { emitTrap, emitTrapIf, TrapReason } from "./_trap.ts";
+import { type BodyPlan, type CallRoles, emitGateCall, emitWaitCall } from "./_rewrite.ts";
 import type { InternalCallPlan } from "./_internal_calls.ts";
 
 /**
@@ -112,24 +112,32 @@ export function rewriteInternalBody(
 ): void {
   const fuel = plan.fuel!;
   const depth = internal.depth ? plan.depth! : null;
-  const fuelLocal = paramCount;
-  const depthLocal = paramCount + 1;
   const added = depth === null ? 1 : 2;
   const moved = writeLocals(bytes, start, end, added, out);
-  let copied = moved.codeStart;
   // The first declared locals, whose indices the new parameters take, go last.
   const movedBase = paramCount + added + moved.declared - moved.count;
   out.u8(0x02); // block [] -> [results]
   out.bytes(internal.blockType[f]!);
-
   const withLoop = (scan.flags[f]! & BodyFlags.Loop) !== 0;
-  // Functions with loops trap inline (cold code for V8), others call the trap function.
-  const depthSlots = depth === null ? null : withLoop ? inlineTraps(depth) : depth;
-  const role = depth === null || roles === null ? DepthRole.None : roles.depthRole[f]!;
+  const body: VariantBody = {
+    out,
+    plan,
+    internal,
+    roles,
+    imported,
+    f,
+    fuelLocal: paramCount,
+    depthLocal: paramCount + 1,
+    depth,
+    // Functions with loops trap inline (cold code for V8), others call the trap function.
+    depthSlots: depth === null ? null : withLoop ? inlineTraps(depth) : depth,
+    role: depth === null || roles === null ? DepthRole.None : roles.depthRole[f]!,
+  };
+  const fuelLocal = paramCount;
   const { pos, kind, arg, rec } = scan;
-  const entryRecord = internal.entryRecord[f]!;
-  const last = scan.eventStart[f + 1]!;
-  for (let e = scan.eventStart[f]!; e < last; e++) {
+  let copied = moved.codeStart;
+  // Kept as one loop with a flat switch: it runs once per event of every variant.
+  for (let e = scan.eventStart[f]!, last = scan.eventStart[f + 1]!; e < last; e++) {
     const at = pos[e]!;
     if (at > copied) {
       out.copy(bytes, copied, at);
@@ -141,78 +149,18 @@ export function rewriteInternalBody(
         out.u32(movedBase + arg[e]!);
         copied = instructionEnd(bytes, at);
         break;
-      case Event.Charge: {
-        const record = arg[e]!;
-        let units = internal.cost[record]!;
-        if (record === entryRecord) units -= internal.entryCost[f]!;
-        if (internal.depthAtCharge[record] === 1) {
-          emitChargeAndDepthCheck(
-            out,
-            fuel,
-            fuelLocal,
-            units,
-            depthLocal,
-            depthSlots!,
-            plan.chargeSlowPath,
-          );
-        } else if (units > 0) {
-          emitCharge(out, fuel, fuelLocal, units, plan.fuelSlowPath);
-        }
+      case Event.Charge:
+        emitVariantCharge(body, arg[e]!);
         break;
-      }
-      case Event.Call: {
-        const callee = arg[e]! - imported;
-        const variant = arg[e]! >= 0 && callee >= 0 ? internal.internal[callee] ?? -1 : -1;
-        if (variant >= 0) {
-          // The call event is always followed by its resume event, at the call's end.
-          const calleeRole = depth === null ? DepthRole.None : roles!.depthRole[callee]!;
-          const checked = internal.depthAtCharge[rec[e]!] === 1;
-          emitVariantCall(
-            out,
-            fuelLocal,
-            depthLocal,
-            depthSlots,
-            role,
-            calleeRole,
-            variant,
-            false,
-            checked,
-          );
-          out.u8(0x21); // local.set fuel: the callee's fuel left
-          out.u32(fuelLocal);
-          e++;
-          copied = pos[e]!;
-          break;
-        }
-        const known = arg[e]! >= 0 && callee >= 0 && roles !== null &&
-          callee < roles.depthRole.length;
-        if (
-          depth !== null && role !== DepthRole.None &&
-          !(known && roles.depthRole[callee] === DepthRole.None)
-        ) {
-          emitLocalToGlobal(out, depthLocal, depth.depthGlobal);
-        }
+      case Event.Call:
+        // A variant's call event is always followed by its resume event, at the call's end.
+        if (emitCall(body, arg[e]!, rec[e]!)) copied = pos[++e]!;
         break;
-      }
-      case Event.TailCall: {
+      case Event.TailCall:
         // Only tail calls of variants are left in an eligible function.
-        const callee = arg[e]! - imported;
-        const calleeRole = depth === null ? DepthRole.None : roles!.depthRole[callee]!;
-        const checked = rec[e] === -1 || internal.depthAtCharge[rec[e]!] === 1;
-        emitVariantCall(
-          out,
-          fuelLocal,
-          depthLocal,
-          depthSlots,
-          role,
-          calleeRole,
-          internal.internal[callee]!,
-          true,
-          checked,
-        );
+        emitTailCall(body, arg[e]!, rec[e]!);
         copied = instructionEnd(bytes, at);
         break;
-      }
       case Event.Resume:
         emitGlobalToLocal(out, fuel.fuelGlobal, fuelLocal);
         break;
@@ -221,17 +169,12 @@ export function rewriteInternalBody(
         out.u32(fuelLocal);
         break;
       case Event.Bulk:
-        out.u8(0x10); // call gate, which charges the global
-        out.u32(plan.bulkGates[arg[e]!]!);
+        emitGateCall(out, plan, arg[e]!); // the gate charges the global
         emitGlobalToLocal(out, fuel.fuelGlobal, fuelLocal);
         break;
-      case Event.Wait: {
-        const site = scan.waitSites[arg[e]!]!;
-        out.u8(0x10); // call the wait's replacement instead of the wait
-        out.u32(plan.waitFunctions[site.wait]!);
-        copied = site.end;
+      case Event.Wait:
+        copied = emitWaitCall(out, plan, scan, arg[e]!);
         break;
-      }
     }
   }
   // The body's final `end` closes the block; the fuel follows its results.
@@ -239,6 +182,81 @@ export function rewriteInternalBody(
   out.u8(0x20);
   out.u32(fuelLocal);
   out.u8(0x0b);
+}
+
+/** What the events of one variant's body need, made once per body. */
+interface VariantBody {
+  readonly out: CodeWriter;
+  readonly plan: BodyPlan;
+  readonly internal: InternalCallPlan;
+  readonly roles: CallRoles | null;
+  /** Number of imported functions. */
+  readonly imported: number;
+  /** The defined function's index. */
+  readonly f: number;
+  readonly fuelLocal: number;
+  readonly depthLocal: number;
+  /** The depth pass, when variants take the depth, else `null`. */
+  readonly depth: DepthSlots | null;
+  /** The same, with its traps inline in functions with loops. */
+  readonly depthSlots: DepthSlots | null;
+  /** The function's `DepthRole`. */
+  readonly role: number;
+}
+
+/** Writes the charge of `record`, less the entry cost its callers pay, checking the depth too when planned. */
+function emitVariantCharge(body: VariantBody, record: number): void {
+  const { out, plan, internal, f } = body;
+  let units = internal.cost[record]!;
+  if (record === internal.entryRecord[f]!) units -= internal.entryCost[f]!;
+  if (internal.depthAtCharge[record] === 1) {
+    const { fuelLocal, depthLocal } = body;
+    emitChargeAndDepthCheck(
+      out,
+      plan.fuel!,
+      fuelLocal,
+      units,
+      depthLocal,
+      body.depthSlots!,
+      plan.chargeSlowPath,
+    );
+  } else if (units > 0) {
+    emitCharge(out, plan.fuel!, body.fuelLocal, units, plan.fuelSlowPath);
+  }
+}
+
+/**
+ * Writes what a direct or indirect call of `target` (-1 when indirect) made
+ * in record `record` needs: the call of the variant, its arguments passed,
+ * when there is one (returns `true`: the call itself is not copied), else
+ * the store of the depth when the callee may need it.
+ */
+function emitCall(body: VariantBody, target: number, record: number): boolean {
+  const { out, internal, roles, depth } = body;
+  const callee = target - body.imported;
+  const variant = target >= 0 && callee >= 0 ? internal.internal[callee] ?? -1 : -1;
+  if (variant >= 0) {
+    const checked = internal.depthAtCharge[record] === 1;
+    emitVariantCall(body, callee, variant, false, checked);
+    out.u8(0x21); // local.set fuel: the callee's fuel left
+    out.u32(body.fuelLocal);
+    return true;
+  }
+  const known = target >= 0 && callee >= 0 && roles !== null && callee < roles.depthRole.length;
+  if (
+    depth !== null && body.role !== DepthRole.None &&
+    !(known && roles.depthRole[callee] === DepthRole.None)
+  ) {
+    emitLocalToGlobal(out, body.depthLocal, depth.depthGlobal);
+  }
+  return false;
+}
+
+/** Writes the tail call of the variant of function `target`, made in `record` (-1 when unreachable). */
+function emitTailCall(body: VariantBody, target: number, record: number): void {
+  const callee = target - body.imported;
+  const checked = record === -1 || body.internal.depthAtCharge[record] === 1;
+  emitVariantCall(body, callee, body.internal.internal[callee]!, true, checked);
 }
 
 /**
@@ -252,21 +270,8 @@ function emitCharge(
   units: number,
   slowPath: number,
 ): void {
-  out.u8(0x20); // local.get fuel
-  out.u32(local);
-  out.u8(0x42); // i64.const units
-  if (units <= 0x7fffffff) out.s32(units);
-  else out.s64(BigInt(units)); // folded entry costs can exceed 32 bits
-  out.u8(0x7d); // i64.sub
-  out.u8(0x22); // local.tee fuel
-  out.u32(local);
-  out.u8(0x24); // global.set fuel: a trap anywhere leaves the global exact
-  out.u32(slots.fuelGlobal);
-  out.u8(0x20); // local.get fuel
-  out.u32(local);
-  out.u8(0x42); // i64.const 0
-  out.u8(0x00);
-  out.u8(0x53); // i64.lt_s
+  emitFuelSubtract(out, slots.fuelGlobal, local, units, true);
+  emitOverdrawn(out, local);
   out.unlikelyIf();
   out.u8(0x10); // call the slow path
   out.u32(slowPath);
@@ -286,11 +291,7 @@ export const FUEL_SLOW_PATH_TYPE: Uint8Array = new Uint8Array([0x60, 0x00, 0x01,
 export function emitFuelSlowPathBody(out: CodeWriter, fuel: FuelSlots): void {
   out.u8(0x00); // no locals
   if (fuel.refill === null) {
-    out.u8(0x41); // i32.const reason
-    out.u8(TrapReason.Fuel);
-    out.u8(0x24); // global.set trap
-    out.u32(fuel.trapGlobal);
-    out.u8(0x00); // unreachable
+    emitTrap(out, TrapReason.Fuel, fuel.trapGlobal);
   } else {
     out.u8(0x10); // call refill
     out.u32(fuel.refill);
@@ -356,16 +357,7 @@ function emitChargeAndDepthCheck(
     emitTrapIf(out, TrapReason.CallDepth, depth);
     return;
   }
-  out.u8(0x20); // local.get fuel
-  out.u32(fuelLocal);
-  out.u8(0x42); // i64.const units
-  if (units <= 0x7fffffff) out.s32(units);
-  else out.s64(BigInt(units));
-  out.u8(0x7d); // i64.sub
-  out.u8(0x22); // local.tee fuel
-  out.u32(fuelLocal);
-  out.u8(0x24); // global.set fuel
-  out.u32(slots.fuelGlobal);
+  emitFuelSubtract(out, slots.fuelGlobal, fuelLocal, units, true);
   out.u8(0x20); // local.get fuel
   out.u32(fuelLocal);
   out.u8(0x20); // local.get depth
@@ -403,16 +395,15 @@ function emitDepthLeft(out: CodeWriter, depthLocal: number): void {
  * the callee's depth.
  */
 function emitVariantCall(
-  out: CodeWriter,
-  fuelLocal: number,
-  depthLocal: number,
-  depth: BodyPlan["depth"],
-  role: number,
-  calleeRole: number,
+  body: VariantBody,
+  callee: number,
   variant: number,
   tail: boolean,
   checked: boolean,
 ): void {
+  const { out, fuelLocal, depthLocal, role } = body;
+  const depth = body.depthSlots;
+  const calleeRole = depth === null ? DepthRole.None : body.roles!.depthRole[callee]!;
   // The callee's depth: the caller's (one more when a counted caller's frame
   // is replaced), one less when the callee is counted.
   let delta = tail && role === DepthRole.Count ? 1 : 0;

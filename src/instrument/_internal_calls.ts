@@ -108,8 +108,43 @@ export function planInternalCalls(
   if (encodings === null) return null;
   const n = info.code.length;
   const { imported, depth } = context;
-  const added = depth ? 2 : 1;
-  const { kind, arg, rec, eventStart } = scan;
+  const eligible = findEligible(info, scan, encodings, imported, depth ? 2 : 1);
+  let count = 0;
+  for (let f = 0; f < n; f++) count += eligible[f]!;
+  if (count === 0 || context.firstIndex + count > ENGINE_LIMITS.functions) return null;
+  // At most a variant type and a block type per function type.
+  if (info.types.length + context.typesAppended + 2 * encodings.length > ENGINE_LIMITS.types) {
+    return null;
+  }
+  const { internal, variantType, blockType } = assignVariants(info, eligible, encodings, context);
+  const { cost, entryRecord, entryCost } = foldEntryCosts(scan, eligible, imported);
+  const depthRole = context.depthRole;
+  const depthAtCharge = depth && depthRole !== null
+    ? depthChecksAtCharge(scan, eligible, imported, depthRole)
+    : new Uint8Array(scan.records);
+  return {
+    internal,
+    variantType,
+    blockType,
+    cost,
+    entryRecord,
+    entryCost,
+    depth,
+    depthAtCharge,
+    count,
+  };
+}
+
+/** Per defined function, 1 when it is eligible for a variant (see the module doc); `added` new parameters. */
+function findEligible(
+  info: ModuleInfo,
+  scan: ScanResult,
+  encodings: readonly (FuncTypeEncoding | null)[],
+  imported: number,
+  added: number,
+): Uint8Array {
+  const n = info.code.length;
+  const { kind, arg, eventStart } = scan;
   const eligible = new Uint8Array(n);
   // Tail calls between defined functions, callee to caller, for the fixpoint below.
   const tailCallers: number[][] = [];
@@ -140,14 +175,17 @@ export function planInternalCalls(
       }
     }
   }
-  let count = 0;
-  for (let f = 0; f < n; f++) count += eligible[f]!;
-  if (count === 0 || context.firstIndex + count > ENGINE_LIMITS.functions) return null;
-  // At most a variant type and a block type per function type.
-  if (info.types.length + context.typesAppended + 2 * encodings.length > ENGINE_LIMITS.types) {
-    return null;
-  }
+  return eligible;
+}
 
+/** Gives each eligible function its variant's index, and appends the variant and block types. */
+function assignVariants(
+  info: ModuleInfo,
+  eligible: Uint8Array,
+  encodings: readonly (FuncTypeEncoding | null)[],
+  context: PlanContext,
+): Pick<InternalCallPlan, "internal" | "variantType" | "blockType"> {
+  const n = info.code.length;
   const internal = new Int32Array(n).fill(-1);
   const variantType = new Int32Array(n).fill(-1);
   const blockType: (Uint8Array | null)[] = new Array(n).fill(null);
@@ -161,7 +199,7 @@ export function planInternalCalls(
     if (types === undefined) {
       const encoding = encodings[typeIndex]!;
       types = {
-        variant: context.type(variantTypeEntry(encoding, depth)),
+        variant: context.type(variantTypeEntry(encoding, context.depth)),
         block: blockTypeOf(encoding, context.type),
       };
       variantTypes.set(typeIndex, types);
@@ -169,7 +207,20 @@ export function planInternalCalls(
     variantType[f] = types.variant;
     blockType[f] = types.block;
   }
+  return { internal, variantType, blockType };
+}
 
+/**
+ * Finds each function's entry record and its cost, and adds it to the
+ * records that make a direct call of the function between variants.
+ */
+function foldEntryCosts(
+  scan: ScanResult,
+  eligible: Uint8Array,
+  imported: number,
+): Pick<InternalCallPlan, "cost" | "entryRecord" | "entryCost"> {
+  const n = eligible.length;
+  const { kind, arg, rec, eventStart } = scan;
   const cost = new Float64Array(scan.records);
   for (let r = 0; r < scan.records; r++) cost[r] = scan.cost[r]!;
   const entryRecord = new Int32Array(n).fill(-1);
@@ -192,38 +243,36 @@ export function planInternalCalls(
       }
     }
   }
-  // Records whose charge can check the depth for the calls of counted variants in them.
+  return { cost, entryRecord, entryCost };
+}
+
+/** Per record, 1 when its charge can check the depth for the calls of counted variants in it. */
+function depthChecksAtCharge(
+  scan: ScanResult,
+  eligible: Uint8Array,
+  imported: number,
+  depthRole: Uint8Array,
+): Uint8Array {
+  const n = eligible.length;
+  const { kind, arg, rec, eventStart } = scan;
   const depthAtCharge = new Uint8Array(scan.records);
-  const depthRole = context.depthRole;
-  if (depth && depthRole !== null) {
-    const decided = new Uint8Array(scan.records);
-    for (let f = 0; f < n; f++) {
-      if (eligible[f] === 0) continue;
-      for (let e = eventStart[f]!; e < eventStart[f + 1]!; e++) {
-        if ((kind[e] !== Event.Call && kind[e] !== Event.TailCall) || rec[e] === -1) continue;
-        const callee = arg[e]! - imported;
-        if (arg[e]! < 0 || callee < 0 || callee >= n || eligible[callee] === 0) continue;
-        if (depthRole[callee] !== DepthRole.Count) continue;
-        // A counted function's tail call of a counted function needs no depth.
-        if (kind[e] === Event.TailCall && depthRole[f] === DepthRole.Count) continue;
-        const r = rec[e]!;
-        if (decided[r] === 1) continue;
-        decided[r] = 1;
-        depthAtCharge[r] = scan.pure[e]!;
-      }
+  const decided = new Uint8Array(scan.records);
+  for (let f = 0; f < n; f++) {
+    if (eligible[f] === 0) continue;
+    for (let e = eventStart[f]!; e < eventStart[f + 1]!; e++) {
+      if ((kind[e] !== Event.Call && kind[e] !== Event.TailCall) || rec[e] === -1) continue;
+      const callee = arg[e]! - imported;
+      if (arg[e]! < 0 || callee < 0 || callee >= n || eligible[callee] === 0) continue;
+      if (depthRole[callee] !== DepthRole.Count) continue;
+      // A counted function's tail call of a counted function needs no depth.
+      if (kind[e] === Event.TailCall && depthRole[f] === DepthRole.Count) continue;
+      const r = rec[e]!;
+      if (decided[r] === 1) continue;
+      decided[r] = 1;
+      depthAtCharge[r] = scan.pure[e]!;
     }
   }
-  return {
-    internal,
-    variantType,
-    blockType,
-    cost,
-    entryRecord,
-    entryCost,
-    depth,
-    depthAtCharge,
-    count,
-  };
+  return depthAtCharge;
 }
 
 /** A function type's parameters and results as encoded (value types after their counts). */

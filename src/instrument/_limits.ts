@@ -312,19 +312,74 @@ function spliceEdits(
  * changes before it added. Types and index lists carry no offset and are shared.
  */
 function moveInfo(info: ModuleInfo, changes: readonly Change[]): ModuleInfo {
-  // ends[i] is where change i ended in the input; shifts[i] what changes 0..i added.
-  const ends = changes.map((change) => change.end);
-  const shifts: number[] = [];
-  let shift = 0;
-  for (const change of changes) shifts.push(shift += change.length - (change.end - change.start));
-  const byOriginal = new Map<number, Change>();
-  for (const change of changes) if (change.limits !== null) byOriginal.set(change.start, change);
+  const mover = new OffsetMover(changes);
+  // parseModule lists each custom section in both, in module order.
+  const sections: SectionInfo[] = [];
+  const customSections: CustomSection[] = [];
+  for (const section of info.sections) {
+    if ("name" in section) {
+      const moved = mover.custom(section as CustomSection);
+      customSections.push(moved);
+      sections.push(moved);
+    } else {
+      sections.push(mover.section(section));
+    }
+  }
+  return {
+    ...info,
+    sections,
+    customSections,
+    imports: info.imports.map((entry) => mover.importEntry(entry)),
+    tables: info.tables.map((table): TableEntry => ({
+      type: mover.tableType(table.type),
+      init: table.init === null ? null : mover.range(table.init),
+    })),
+    memories: info.memories.map((limits) => mover.limits(limits)),
+    globals: info.globals.map((global): GlobalEntry => ({
+      ...global,
+      init: mover.range(global.init),
+    })),
+    exports: info.exports.map((entry): ExportEntry => {
+      const offset = mover.move(entry.offset);
+      return offset === entry.offset ? entry : { ...entry, offset };
+    }),
+    code: info.code.map((body): CodeBody => {
+      const moved = mover.range(body);
+      return moved === body ? body : { ...moved, bodyStart: mover.move(body.bodyStart) };
+    }),
+  };
+}
 
-  const lastEnd = ends[ends.length - 1]!;
+/**
+ * Moves the offsets of the input's description to the rewritten module's;
+ * each method returns what it is given when nothing moved.
+ */
+class OffsetMover {
+  /** `ends[i]` is where change `i` ended in the input. */
+  readonly #ends: number[];
+  /** `shifts[i]` is what changes `0..i` added. */
+  readonly #shifts: number[] = [];
+  /** What all the changes added. */
+  readonly #shift: number;
+  readonly #byOriginal = new Map<number, Change>();
+
+  constructor(changes: readonly Change[]) {
+    this.#ends = changes.map((change) => change.end);
+    let shift = 0;
+    for (const change of changes) {
+      this.#shifts.push(shift += change.length - (change.end - change.start));
+    }
+    this.#shift = shift;
+    for (const change of changes) {
+      if (change.limits !== null) this.#byOriginal.set(change.start, change);
+    }
+  }
+
   /** Where offset `at` of the input is in the output: after every change that ends at or before it. */
-  function move(at: number): number {
+  move(at: number): number {
+    const ends = this.#ends;
     // Most offsets (code, data, custom sections) lie after the last change.
-    if (at >= lastEnd) return at + shift;
+    if (at >= ends[ends.length - 1]!) return at + this.#shift;
     let low = 0;
     let high = ends.length;
     while (low < high) {
@@ -332,35 +387,46 @@ function moveInfo(info: ModuleInfo, changes: readonly Change[]): ModuleInfo {
       if (ends[mid]! <= at) low = mid + 1;
       else high = mid;
     }
-    return low === 0 ? at : at + shifts[low - 1]!;
+    return low === 0 ? at : at + this.#shifts[low - 1]!;
   }
-  function moveRange<T extends ByteRange>(range: T): T {
-    const start = move(range.start);
-    const end = move(range.end);
+
+  range<T extends ByteRange>(range: T): T {
+    const start = this.move(range.start);
+    const end = this.move(range.end);
     return start === range.start && end === range.end ? range : { ...range, start, end };
   }
-  function moveLimits(limits: Limits): Limits {
-    const change = byOriginal.get(limits.start);
-    if (change === undefined) return moveRange(limits);
-    const start = move(limits.start);
+
+  /** Limits a change replaced read as re-encoded; others just move. */
+  limits(limits: Limits): Limits {
+    const change = this.#byOriginal.get(limits.start);
+    if (change === undefined) return this.range(limits);
+    const start = this.move(limits.start);
     return { ...change.limits!, start, end: start + change.length };
   }
-  function moveTableType(type: TableType): TableType {
-    const limits = moveLimits(type.limits);
-    const refTypeStart = move(type.refTypeStart);
+
+  tableType(type: TableType): TableType {
+    const limits = this.limits(type.limits);
+    const refTypeStart = this.move(type.refTypeStart);
     if (limits === type.limits && refTypeStart === type.refTypeStart) return type;
     return { ...type, refTypeStart, limits };
   }
-  function moveSection(section: SectionInfo): SectionInfo {
+
+  section(section: SectionInfo): SectionInfo {
     const { id, start, payloadStart, end } = section;
-    const moved = { id, start: move(start), payloadStart: move(payloadStart), end: move(end) };
+    const moved = {
+      id,
+      start: this.move(start),
+      payloadStart: this.move(payloadStart),
+      end: this.move(end),
+    };
     const same = moved.start === start && moved.payloadStart === payloadStart && moved.end === end;
     return same ? section : moved;
   }
-  function moveCustom(section: CustomSection): CustomSection {
+
+  custom(section: CustomSection): CustomSection {
     // Custom sections hold no change: they move as a whole.
     const { id, start, payloadStart, end, name, contentStart } = section;
-    const by = move(start) - start;
+    const by = this.move(start) - start;
     if (by === 0) return section;
     return {
       id,
@@ -371,52 +437,18 @@ function moveInfo(info: ModuleInfo, changes: readonly Change[]): ModuleInfo {
       contentStart: contentStart + by,
     };
   }
-  function moveImport(entry: ImportEntry): ImportEntry {
-    const offset = move(entry.offset);
+
+  importEntry(entry: ImportEntry): ImportEntry {
+    const offset = this.move(entry.offset);
     switch (entry.kind) {
       case "table":
-        return { ...entry, offset, type: moveTableType(entry.type) };
+        return { ...entry, offset, type: this.tableType(entry.type) };
       case "memory":
-        return { ...entry, offset, limits: moveLimits(entry.limits) };
+        return { ...entry, offset, limits: this.limits(entry.limits) };
       default:
         return offset === entry.offset ? entry : { ...entry, offset };
     }
   }
-  // parseModule lists each custom section in both, in module order.
-  const sections: SectionInfo[] = [];
-  const customSections: CustomSection[] = [];
-  for (const section of info.sections) {
-    if ("name" in section) {
-      const moved = moveCustom(section as CustomSection);
-      customSections.push(moved);
-      sections.push(moved);
-    } else {
-      sections.push(moveSection(section));
-    }
-  }
-  return {
-    ...info,
-    sections,
-    customSections,
-    imports: info.imports.map(moveImport),
-    tables: info.tables.map((table): TableEntry => ({
-      type: moveTableType(table.type),
-      init: table.init === null ? null : moveRange(table.init),
-    })),
-    memories: info.memories.map(moveLimits),
-    globals: info.globals.map((global): GlobalEntry => ({
-      ...global,
-      init: moveRange(global.init),
-    })),
-    exports: info.exports.map((entry): ExportEntry => {
-      const offset = move(entry.offset);
-      return offset === entry.offset ? entry : { ...entry, offset };
-    }),
-    code: info.code.map((body): CodeBody => {
-      const moved = moveRange(body);
-      return moved === body ? body : { ...moved, bodyStart: move(body.bodyStart) };
-    }),
-  };
 }
 
 /** Returns `bytes` itself when an `ArrayBuffer` backs it, else a copy, as WebAssembly APIs require. */

@@ -190,51 +190,24 @@ export function rewriteBody(
   roles: CallRoles | null,
   out: CodeWriter,
 ): void {
-  const { fuel, depth, deadline } = plan;
-  const reader = new CodeReader(bytes, start, end);
-  const groups = reader.u32();
-  const groupsStart = reader.pos;
-  let declared = 0;
-  for (let i = 0; i < groups; i++) {
-    declared += reader.u32();
-    reader.skipValueType();
-  }
-  let copied = reader.pos;
-
+  const { declared, codeStart } = writeAddedLocals(bytes, start, end, plan, out);
   // New locals go after every existing one, so no local is renumbered.
   const s = snippets(plan, paramCount + declared);
-  const i32Count = (depth !== null ? 1 : 0) + (deadline?.mode === "clock" ? 1 : 0);
-  out.u32(groups + (fuel === null ? 0 : 1) + (i32Count === 0 ? 0 : 1));
-  out.copy(bytes, groupsStart, copied);
-  if (fuel !== null) {
-    out.u8(1);
-    out.u8(I64);
-  }
-  if (i32Count !== 0) {
-    out.u8(i32Count);
-    out.u8(I32);
-  }
-
-  // Functions with loops count down a local copy of the fuel (or clock) global.
-  const cached = scan.flags[f] === BodyFlags.Loop && (fuel !== null || deadline?.mode === "clock");
-  const chargeHead = cached ? s.cachedHead : s.chargeHead;
-  const chargeTail = cached ? s.cachedTail : s.chargeTail;
-  // Functions with loops trap inline, which V8 compiles to cold code; others
-  // call a trap function, which keeps them small enough for V8 to inline.
+  const deadline = plan.deadline;
+  const role = plan.depth === null || roles === null ? DepthRole.None : roles.depthRole[f]!;
+  const { cached, chargeHead, chargeTail, check, load, flush } = pick(s, plan, scan.flags[f]!);
+  // The entry's depth check traps inline in functions with loops, as checks do (see `pick`).
   const withLoop = scan.flags[f]! & BodyFlags.Loop;
-  const check = cached ? s.cachedCheck : withLoop ? s.checkInline : s.check;
-  const load = fuel !== null ? s.fuelLoad : s.ticksLoad;
-  // Charges write the cached fuel through to its global; the countdown is stored back.
-  const flush = cached && fuel === null ? s.ticksFlush : null;
-  const role = depth === null || roles === null ? DepthRole.None : roles.depthRole[f]!;
   if (role === DepthRole.Count) put(out, withLoop ? s.depthEntryInline : s.depthEntry);
   else if (role === DepthRole.Keep) put(out, s.depthKeep);
   const tailStore = role === DepthRole.Count ? s.depthTailStore : s.depthStore;
   if (cached) put(out, load);
 
+  let copied = codeStart;
   const { pos, kind, arg, run, cost } = scan;
   const imported = roles?.imported ?? 0;
   let checkedRun = -1;
+  // Kept as one loop with a flat switch: it runs once per event of every body.
   for (let e = scan.eventStart[f]!, last = scan.eventStart[f + 1]!; e < last; e++) {
     // Accesses of locals that variants move are copied as they are here.
     if (kind[e] === Event.Local) continue;
@@ -283,18 +256,104 @@ export function rewriteBody(
       case Event.Bulk:
         // The gate charges the fuel global or counts the countdown global down.
         if (flush !== null) put(out, flush);
-        out.u8(0x10); // call gate
-        out.u32(plan.bulkGates[arg[e]!]!);
+        emitGateCall(out, plan, arg[e]!);
         if (cached) put(out, load);
         break;
-      case Event.Wait: {
-        const site = scan.waitSites[arg[e]!]!;
-        out.u8(0x10); // call the wait's replacement instead of the wait
-        out.u32(plan.waitFunctions[site.wait]!);
-        copied = site.end;
+      case Event.Wait:
+        copied = emitWaitCall(out, plan, scan, arg[e]!);
         break;
-      }
     }
   }
   out.copy(bytes, copied, end);
+}
+
+/** Writes the call of the gate of bulk instructions of kind `kind`, before one. */
+export function emitGateCall(out: CodeWriter, plan: BodyPlan, kind: number): void {
+  out.u8(0x10); // call gate
+  out.u32(plan.bulkGates[kind]!);
+}
+
+/**
+ * Writes the call replacing the atomic wait at the scan's wait site `site`;
+ * returns where the wait instruction ends in the input, which the call replaces.
+ */
+export function emitWaitCall(
+  out: CodeWriter,
+  plan: BodyPlan,
+  scan: ScanResult,
+  site: number,
+): number {
+  const { wait, end } = scan.waitSites[site]!;
+  out.u8(0x10); // call the wait's replacement instead of the wait
+  out.u32(plan.waitFunctions[wait]!);
+  return end;
+}
+
+/** The snippets a body's events write, as chosen for its kind of body. */
+interface Picked {
+  /** Whether the function counts down a local copy of the fuel (or clock) global. */
+  readonly cached: boolean;
+  readonly chargeHead: Uint8Array;
+  readonly chargeTail: Uint8Array;
+  readonly check: Uint8Array;
+  /** Loads the local copy (on entry and after calls). */
+  readonly load: Uint8Array;
+  /** Stores the local countdown back before calls and exits, or `null`. */
+  readonly flush: Uint8Array | null;
+}
+
+/** Picks the snippets of a body with `flags` (its `BodyFlags`). */
+function pick(s: Snippets, plan: BodyPlan, flags: number): Picked {
+  const { fuel, deadline } = plan;
+  // Functions with loops count down a local copy of the fuel (or clock) global.
+  const cached = flags === BodyFlags.Loop && (fuel !== null || deadline?.mode === "clock");
+  // Functions with loops trap inline, which V8 compiles to cold code; others
+  // call a trap function, which keeps them small enough for V8 to inline.
+  const withLoop = flags & BodyFlags.Loop;
+  return {
+    cached,
+    chargeHead: cached ? s.cachedHead : s.chargeHead,
+    chargeTail: cached ? s.cachedTail : s.chargeTail,
+    check: cached ? s.cachedCheck : withLoop ? s.checkInline : s.check,
+    load: fuel !== null ? s.fuelLoad : s.ticksLoad,
+    // Charges write the cached fuel through to its global; the countdown is stored back.
+    flush: cached && fuel === null ? s.ticksFlush : null,
+  };
+}
+
+/**
+ * Copies the locals vector of the body `bytes[start, end)` with the passes'
+ * locals added after every existing one: the fuel's `i64`, then the depth's
+ * and the clock countdown's `i32`s.
+ *
+ * @returns How many locals the body declares and where its code starts.
+ */
+function writeAddedLocals(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  plan: BodyPlan,
+  out: CodeWriter,
+): { declared: number; codeStart: number } {
+  const { fuel, depth, deadline } = plan;
+  const reader = new CodeReader(bytes, start, end);
+  const groups = reader.u32();
+  const groupsStart = reader.pos;
+  let declared = 0;
+  for (let i = 0; i < groups; i++) {
+    declared += reader.u32();
+    reader.skipValueType();
+  }
+  const i32Count = (depth !== null ? 1 : 0) + (deadline?.mode === "clock" ? 1 : 0);
+  out.u32(groups + (fuel === null ? 0 : 1) + (i32Count === 0 ? 0 : 1));
+  out.copy(bytes, groupsStart, reader.pos);
+  if (fuel !== null) {
+    out.u8(1);
+    out.u8(I64);
+  }
+  if (i32Count !== 0) {
+    out.u8(i32Count);
+    out.u8(I32);
+  }
+  return { declared, codeStart: reader.pos };
 }

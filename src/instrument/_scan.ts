@@ -379,7 +379,10 @@ export class BodyScanner {
     out.eventStart.push(out.events);
   }
 
-  /** Handles a control instruction; returns whether it ended the function. */
+  /**
+   * Handles a control instruction; returns whether it ended the function.
+   * Kept whole: one flat switch over the control kinds, run for every control instruction.
+   */
   #step(reader: CodeReader, ctl: number): boolean {
     const out = this.#out;
     const nesting = this.#nesting;

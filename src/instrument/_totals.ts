@@ -569,7 +569,20 @@ function emitGrow(out: CodeWriter, { kind, target, sum }: GrowPlan): void {
   out.u8(I64);
   out.u8(1);
   out.u8(address);
-  // Sum on first use.
+  emitLoadTotal(out, sum, total);
+  emitRefused(out, target, sum, delta, total);
+  out.u8(IF);
+  out.u8(address);
+  out.u8(address === I64 ? I64_CONST : I32_CONST);
+  out.u8(0x7f); // -1
+  out.u8(ELSE);
+  emitGrowAndCount(out, { kind, target, sum }, delta, result);
+  out.u8(END); // if
+  out.u8(END); // function
+}
+
+/** Writes `local total = the total`, summing every memory or table on first use. */
+function emitLoadTotal(out: CodeWriter, sum: GrowPlan["sum"], total: number): void {
   out.u8(GLOBAL_GET);
   out.u32(sum.total);
   out.u8(I64_CONST);
@@ -586,7 +599,16 @@ function emitGrow(out: CodeWriter, { kind, target, sum }: GrowPlan): void {
   out.u32(sum.total);
   out.u8(LOCAL_SET);
   out.u32(total);
-  // total > limit
+}
+
+/** Writes whether the grow is refused: `total > limit | delta > (limit - total) >> shift`. */
+function emitRefused(
+  out: CodeWriter,
+  target: Grown,
+  sum: GrowPlan["sum"],
+  delta: number,
+  total: number,
+): void {
   out.u8(LOCAL_GET);
   out.u32(total);
   out.u8(I64_CONST);
@@ -602,11 +624,16 @@ function emitGrow(out: CodeWriter, { kind, target, sum }: GrowPlan): void {
   emitShift(out, I64_SHR_U, target.shift);
   out.u8(I64_GT_U);
   out.u8(I32_OR);
-  out.u8(IF);
-  out.u8(address);
-  out.u8(address === I64 ? I64_CONST : I32_CONST);
-  out.u8(0x7f); // -1
-  out.u8(ELSE);
+}
+
+/** Writes the grow itself and, when it succeeded, adds what it grew to the total; leaves its result. */
+function emitGrowAndCount(
+  out: CodeWriter,
+  { kind, target, sum }: GrowPlan,
+  delta: number,
+  result: number,
+): void {
+  const address = target.address === "i64" ? I64 : I32;
   if (kind === "table") {
     out.u8(LOCAL_GET);
     out.u32(0);
@@ -638,8 +665,6 @@ function emitGrow(out: CodeWriter, { kind, target, sum }: GrowPlan): void {
   out.u8(END);
   out.u8(LOCAL_GET);
   out.u32(result);
-  out.u8(END); // if
-  out.u8(END); // function
 }
 
 /** Pushes the delta parameter as an unsigned `i64`. */

@@ -53,13 +53,18 @@ export function emitTrapIf(out: CodeWriter, reason: number, slots: TrapSlots): v
     out.u8(0x10); // call
     out.u32(slots.trapFunction);
   } else {
-    out.u8(0x41); // i32.const
-    out.u8(reason);
-    out.u8(0x24); // global.set
-    out.u32(slots.trapGlobal);
-    out.u8(0x00); // unreachable
+    emitTrap(out, reason, slots.trapGlobal);
   }
   out.u8(0x0b); // end
+}
+
+/** Writes, inline, code that records `reason` in global `trapGlobal` and traps. */
+export function emitTrap(out: CodeWriter, reason: number, trapGlobal: number): void {
+  out.u8(0x41); // i32.const
+  out.u8(reason);
+  out.u8(0x24); // global.set
+  out.u32(trapGlobal);
+  out.u8(0x00); // unreachable
 }
 
 /**
@@ -68,10 +73,6 @@ export function emitTrapIf(out: CodeWriter, reason: number, slots: TrapSlots): v
  */
 export function emitTrapBody(out: CodeWriter, reason: number, trapGlobal: number): void {
   out.u8(0x00); // no locals
-  out.u8(0x41); // i32.const
-  out.u8(reason);
-  out.u8(0x24); // global.set
-  out.u32(trapGlobal);
-  out.u8(0x00); // unreachable
+  emitTrap(out, reason, trapGlobal);
   out.u8(0x0b); // end
 }

@@ -60,7 +60,7 @@ import { type AddressTypes, BodyScanner, type ScanOptions, ScanResult } from "./
 import { BULK_KINDS, type BulkGateSlots, bulkGateType, emitBulkGateBody } from "./_bulk.ts";
 import { emitWaitBody, waitFunctionType } from "./_atomic_wait.ts";
 import { analyzeCalls } from "./_call_graph.ts";
-import { planInternalCalls } from "./_internal_calls.ts";
+import { type InternalCallPlan, planInternalCalls } from "./_internal_calls.ts";
 import { withVariantNames } from "./_names.ts";
 import {
   CHARGE_SLOW_PATH_TYPE,
@@ -311,7 +311,7 @@ class Assembler {
   readonly #info: ModuleInfo;
   readonly #counts = { function: 0, table: 0, memory: 0, global: 0, tag: 0 };
   /** Whether the start section is replaced by an export. */
-  #deferStart = false;
+  #startDeferred = false;
   /** Bodies of the appended `[] -> []` functions (fuel refill, clock tick). */
   readonly #bodies: Uint8Array[] = [];
   /** Entries appended to vector sections, by section id. */
@@ -388,21 +388,28 @@ class Assembler {
     return index;
   }
 
+  /**
+   * Appends a function whose body (locals included) `write` writes, in a
+   * writer of `size` bytes to start with; returns its index.
+   */
+  #appendBody(size: number, write: (out: CodeWriter) => void, type?: Uint8Array): number {
+    const body = new CodeWriter(size);
+    write(body);
+    return this.#appendFunction(body.finish(), type);
+  }
+
   /** Appends and exports the host's prepare and fuel-left functions (see `_prepare.ts`). */
   #appendHostFunctions(slots: PrepareSlots): void {
-    const prepare = new CodeWriter(64);
-    emitPrepareBody(prepare, slots);
-    this.#export(PREPARE_EXPORT, 0, this.#appendFunction(prepare.finish(), PREPARE_TYPE));
+    const prepare = this.#appendBody(64, (out) => emitPrepareBody(out, slots), PREPARE_TYPE);
+    this.#export(PREPARE_EXPORT, 0, prepare);
     if (slots.fuelGlobal < 0) return;
-    const left = new CodeWriter(16);
-    emitFuelLeftBody(left, slots.fuelGlobal, slots.reserveGlobal);
-    this.#export(FUEL_LEFT_EXPORT, 0, this.#appendFunction(left.finish(), FUEL_LEFT_TYPE));
+    const { fuelGlobal, reserveGlobal } = slots;
+    const left = (out: CodeWriter) => emitFuelLeftBody(out, fuelGlobal, reserveGlobal);
+    this.#export(FUEL_LEFT_EXPORT, 0, this.#appendBody(16, left, FUEL_LEFT_TYPE));
   }
 
   #trapFunction(reason: number, trapGlobal: number): number {
-    const body = new CodeWriter(16);
-    emitTrapBody(body, reason, trapGlobal);
-    return this.#appendFunction(body.finish());
+    return this.#appendBody(16, (out) => emitTrapBody(out, reason, trapGlobal));
   }
 
   #type(entry: Uint8Array): number {
@@ -429,94 +436,31 @@ class Assembler {
     // Pass 1 over code, before anything is appended: what it finds decides what is.
     const checksInCode = deadline !== false && !sliced && hasCode;
     const addressTypes = fuel !== null || deadline !== false ? this.#addressTypes() : null;
-    // Each body gets a fuel local, a depth local and a clock countdown local, as the passes need.
-    const addedLocals = (fuel !== null ? 1 : 0) + (maxDepth >= 0 ? 1 : 0) +
-      (checksInCode && deadline === "clock" ? 1 : 0);
-    const scan = this.#scanCode({
-      fuel: fuel !== null,
-      loops: checksInCode,
-      exits: fuel !== null || (checksInCode && deadline === "clock"),
-      bulk: addressTypes,
-      waits: deadline !== false,
-      returns: fuel !== null,
-      movedLocals: fuel === null ? 0 : maxDepth >= 0 ? 2 : 1,
-    }, addedLocals);
-    let fuelGlobal: string | null = null;
-    let fuelIndex = -1;
-    let depthGlobal: string | null = null;
-    let depth: BodyPlan["depth"] = null;
-    let fuelTrap: number | null = null;
-    if (fuel !== null) {
-      fuelIndex = this.#global(0x7e, sliced ? 0n : fuel);
-      fuelGlobal = this.#export(FUEL_GLOBAL_EXPORT, 3, fuelIndex);
-      if (!sliced && hasCode) fuelTrap = this.#trapFunction(TrapReason.Fuel, trapGlobal);
-    }
-    if (maxDepth >= 0) {
-      const index = this.#global(0x7f, maxDepth);
-      depthGlobal = this.#export(DEPTH_GLOBAL_EXPORT, 3, index);
-      const trapFunction = hasCode ? this.#trapFunction(TrapReason.CallDepth, trapGlobal) : null;
-      depth = { depthGlobal: index, trapGlobal, trapFunction };
-    }
+    const scan = this.#scanForPasses(
+      fuel !== null,
+      maxDepth >= 0,
+      deadline,
+      checksInCode,
+      addressTypes,
+    );
+    const fuelIndex = fuel === null ? -1 : this.#global(0x7e, sliced ? 0n : fuel);
+    const fuelGlobal = fuel === null ? null : this.#export(FUEL_GLOBAL_EXPORT, 3, fuelIndex);
+    const fuelTrap = fuel !== null && !sliced && hasCode
+      ? this.#trapFunction(TrapReason.Fuel, trapGlobal)
+      : null;
+    const depth = maxDepth < 0 ? null : this.#addDepth(maxDepth, trapGlobal, hasCode);
     // What the host's prepare function sets beyond the trap, fuel and depth globals.
     const armed = { ticksGlobal: -1, ticksIntervalGlobal: -1, reserveGlobal: -1, sliceGlobal: -1 };
-    let poll: DeadlinePollSlots | null = null;
-    let deadlineMeta: InstrumentMetadata["deadline"] = null;
-    let checks: BodyPlan["deadline"] = null;
-    if (deadline === "shared-flag") {
-      const memory = this.#counts.memory + info.memories.length;
-      const out = this.#append(Section.Memory);
-      out.u8(0x03); // shared, with maximum
-      out.u8(0x01);
-      out.u8(0x01);
-      this.#export(DEADLINE_MEMORY_EXPORT, 2, memory);
-      poll = { mode: "shared-flag", memory, trapGlobal };
-      if (!sliced && hasCode) {
-        const trapFunction = this.#trapFunction(TrapReason.Deadline, trapGlobal);
-        checks = { ...poll, trapFunction };
-      }
-      deadlineMeta = { mode: "shared-flag", memory: DEADLINE_MEMORY_EXPORT, pacing: null };
-    } else if (deadline === "clock") {
-      const table = this.#counts.table + info.tables.length;
-      const tableOut = this.#append(Section.Table);
-      tableOut.u8(0x70); // funcref
-      tableOut.u8(0x01);
-      tableOut.u8(0x01);
-      tableOut.u8(0x01);
-      const hookType = this.#type(HOOK_TYPE);
-      this.#export(DEADLINE_HOOKS_EXPORT, 1, table);
-      poll = { mode: "clock", table, hookType, trapGlobal };
-      let pacing: DeadlinePacing = null;
-      if (!sliced && hasCode) {
-        const ticksGlobal = this.#global(0x7f, INITIAL_INTERVAL);
-        const intervalGlobal = this.#global(0x7f, INITIAL_INTERVAL);
-        this.#export(TICKS_GLOBAL_EXPORT, 3, ticksGlobal);
-        this.#export(INTERVAL_GLOBAL_EXPORT, 3, intervalGlobal);
-        const body = new CodeWriter(64);
-        emitTickBody(body, poll, ticksGlobal, intervalGlobal);
-        const tick = this.#appendFunction(body.finish());
-        armed.ticksGlobal = ticksGlobal;
-        armed.ticksIntervalGlobal = intervalGlobal;
-        checks = { mode: "clock", ticksGlobal, tick };
-        pacing = {
-          by: "checks",
-          ticksGlobal: TICKS_GLOBAL_EXPORT,
-          intervalGlobal: INTERVAL_GLOBAL_EXPORT,
-        };
-      }
-      deadlineMeta = { mode: "clock", table: DEADLINE_HOOKS_EXPORT, pacing };
-    }
+    const setup = deadline === "shared-flag"
+      ? this.#addSharedFlag(trapGlobal, checksInCode)
+      : deadline === "clock"
+      ? this.#addClock(trapGlobal, checksInCode, armed)
+      : null;
+    const poll = setup?.poll ?? null;
     let refill: number | null = null;
+    let deadlineMeta = setup?.meta ?? null;
     if (sliced) {
-      const reserveGlobal = this.#global(0x7e, fuel);
-      const intervalGlobal = this.#global(0x7e, INITIAL_SLICE);
-      this.#export(FUEL_RESERVE_GLOBAL_EXPORT, 3, reserveGlobal);
-      this.#export(INTERVAL_GLOBAL_EXPORT, 3, intervalGlobal);
-      const slots = { fuelGlobal: fuelIndex, reserveGlobal, intervalGlobal, trapGlobal };
-      armed.reserveGlobal = reserveGlobal;
-      armed.sliceGlobal = intervalGlobal;
-      const body = new CodeWriter(128);
-      emitRefillBody(body, slots, (out) => emitDeadlinePoll(out, poll!));
-      refill = this.#appendFunction(body.finish());
+      refill = this.#addFuelSlices(fuel, fuelIndex, trapGlobal, poll!, armed);
       const pacing: DeadlinePacing = {
         by: "fuel",
         reserveGlobal: FUEL_RESERVE_GLOBAL_EXPORT,
@@ -524,70 +468,172 @@ class Assembler {
       };
       deadlineMeta = { ...deadlineMeta!, pacing };
     }
-    const fuelSlots = fuel === null
-      ? null
-      : { fuelGlobal: fuelIndex, trapGlobal, trapFunction: fuelTrap, refill };
+    const plan = this.#appendHelpers(scan, addressTypes, {
+      fuel: fuel === null
+        ? null
+        : { fuelGlobal: fuelIndex, trapGlobal, trapFunction: fuelTrap, refill },
+      depth: depth?.slots ?? null,
+      checks: setup?.inCode ?? null,
+      poll,
+      pollInGates: sliced || deadline === "shared-flag",
+      trapGlobal,
+      armed,
+    });
+    const startFunction = this.#deferStart();
+    // Before the work of assembling it: the additions must keep the module within the engine's limits.
+    checkAppended(info, { sections: this.#added, action: INSTRUMENT_FAILURE });
+    const stateChange = this.#scan?.stateChange ?? null;
+    return {
+      bytes: this.#assemble(plan),
+      trapGlobal: TRAP_GLOBAL_EXPORT,
+      fuelGlobal,
+      depthGlobal: depth?.name ?? null,
+      deadline: deadlineMeta,
+      startFunction,
+      state: state !== null && state.incomplete === null && stateChange !== null
+        ? { incomplete: `its code runs ${stateChange}`, memories: [], globals: [] }
+        : state,
+    };
+  }
+
+  /** Appends and exports the depth global and, with code, the depth's trap function. */
+  #addDepth(maxDepth: number, trapGlobal: number, hasCode: boolean): DepthSetup {
+    const index = this.#global(0x7f, maxDepth);
+    const name = this.#export(DEPTH_GLOBAL_EXPORT, 3, index);
+    const trapFunction = hasCode ? this.#trapFunction(TrapReason.CallDepth, trapGlobal) : null;
+    return { name, slots: { depthGlobal: index, trapGlobal, trapFunction } };
+  }
+
+  /** Appends and exports the flag's shared memory, and the trap function of checks in code. */
+  #addSharedFlag(trapGlobal: number, checksInCode: boolean): DeadlineSetup {
+    const memory = this.#counts.memory + this.#info.memories.length;
+    const out = this.#append(Section.Memory);
+    out.u8(0x03); // shared, with maximum
+    out.u8(0x01);
+    out.u8(0x01);
+    this.#export(DEADLINE_MEMORY_EXPORT, 2, memory);
+    const poll: DeadlinePollSlots = { mode: "shared-flag", memory, trapGlobal };
+    const inCode = checksInCode
+      ? { ...poll, trapFunction: this.#trapFunction(TrapReason.Deadline, trapGlobal) }
+      : null;
+    return {
+      poll,
+      inCode,
+      meta: { mode: "shared-flag", memory: DEADLINE_MEMORY_EXPORT, pacing: null },
+    };
+  }
+
+  /**
+   * Appends and exports the hook table and, for checks in code, the
+   * countdown globals (noted in `armed`) and the tick function.
+   */
+  #addClock(trapGlobal: number, checksInCode: boolean, armed: ArmedGlobals): DeadlineSetup {
+    const table = this.#counts.table + this.#info.tables.length;
+    const tableOut = this.#append(Section.Table);
+    tableOut.u8(0x70); // funcref
+    tableOut.u8(0x01);
+    tableOut.u8(0x01);
+    tableOut.u8(0x01);
+    const hookType = this.#type(HOOK_TYPE);
+    this.#export(DEADLINE_HOOKS_EXPORT, 1, table);
+    const poll: DeadlinePollSlots = { mode: "clock", table, hookType, trapGlobal };
+    if (!checksInCode) {
+      return {
+        poll,
+        inCode: null,
+        meta: { mode: "clock", table: DEADLINE_HOOKS_EXPORT, pacing: null },
+      };
+    }
+    const ticksGlobal = this.#global(0x7f, INITIAL_INTERVAL);
+    const intervalGlobal = this.#global(0x7f, INITIAL_INTERVAL);
+    this.#export(TICKS_GLOBAL_EXPORT, 3, ticksGlobal);
+    this.#export(INTERVAL_GLOBAL_EXPORT, 3, intervalGlobal);
+    const tick = this.#appendBody(
+      64,
+      (out) => emitTickBody(out, poll, ticksGlobal, intervalGlobal),
+    );
+    armed.ticksGlobal = ticksGlobal;
+    armed.ticksIntervalGlobal = intervalGlobal;
+    const pacing: DeadlinePacing = {
+      by: "checks",
+      ticksGlobal: TICKS_GLOBAL_EXPORT,
+      intervalGlobal: INTERVAL_GLOBAL_EXPORT,
+    };
+    const meta = { mode: "clock", table: DEADLINE_HOOKS_EXPORT, pacing } as const;
+    return { poll, inCode: { mode: "clock", ticksGlobal, tick }, meta };
+  }
+
+  /**
+   * Appends and exports the fuel reserve and largest slice globals (noted in
+   * `armed`) and the refill function, which checks the deadline; returns the
+   * refill's index.
+   */
+  #addFuelSlices(
+    fuel: bigint,
+    fuelGlobal: number,
+    trapGlobal: number,
+    poll: DeadlinePollSlots,
+    armed: ArmedGlobals,
+  ): number {
+    const reserveGlobal = this.#global(0x7e, fuel);
+    const intervalGlobal = this.#global(0x7e, INITIAL_SLICE);
+    this.#export(FUEL_RESERVE_GLOBAL_EXPORT, 3, reserveGlobal);
+    this.#export(INTERVAL_GLOBAL_EXPORT, 3, intervalGlobal);
+    armed.reserveGlobal = reserveGlobal;
+    armed.sliceGlobal = intervalGlobal;
+    const slots = { fuelGlobal, reserveGlobal, intervalGlobal, trapGlobal };
+    return this.#appendBody(128, (out) => {
+      emitRefillBody(out, slots, (check) => emitDeadlinePoll(check, poll));
+    });
+  }
+
+  /**
+   * Appends the functions the rewritten code calls (bulk gates, replacements
+   * of atomic waits, slow paths, internal variants) and the host's; returns
+   * the plan of the rewrite.
+   */
+  #appendHelpers(scan: ScanResult, addressTypes: AddressTypes | null, passes: Passes): BodyPlan {
+    const { fuel, depth, checks, poll } = passes;
+    const hasCode = this.#info.code.length > 0;
     const bulkGates = this.#bulkGates(scan, {
-      fuel: fuelSlots,
-      poll: sliced || deadline === "shared-flag" ? poll : null,
+      fuel,
+      poll: passes.pollInGates ? poll : null,
       countdown: checks?.mode === "clock" ? checks : null,
     });
     const waitFunctions = poll === null ? [] : scan.waits.map((wait) => {
-      const body = new CodeWriter(96);
-      emitWaitBody(body, wait, poll!);
       const memory64 = addressTypes?.memory64[wait.memory] === true;
-      return this.#appendFunction(body.finish(), waitFunctionType(wait, memory64));
+      const type = waitFunctionType(wait, memory64);
+      return this.#appendBody(96, (out) => emitWaitBody(out, wait, poll), type);
     });
     if (hasCode) {
-      const depthIndex = depth?.depthGlobal ?? -1;
-      const flagMemory = poll?.mode === "shared-flag" ? poll.memory : -1;
       this.#appendHostFunctions({
-        trapGlobal,
-        fuelGlobal: fuelIndex,
-        depthGlobal: depthIndex,
-        flagMemory,
-        ...armed,
+        trapGlobal: passes.trapGlobal,
+        fuelGlobal: fuel?.fuelGlobal ?? -1,
+        depthGlobal: depth?.depthGlobal ?? -1,
+        flagMemory: poll?.mode === "shared-flag" ? poll.memory : -1,
+        ...passes.armed,
       });
     }
-    let startFunction: string | null = null;
-    if (info.start !== null && this.#startIsValid(info.start)) {
-      startFunction = this.#export(START_EXPORT, 0, info.start);
-      this.#deferStart = true;
-    }
-    // The slow path of the variants' charges that also check the depth (see `_internal_body.ts`).
-    let chargeSlowPath = -1;
+    // The slow paths of the variants' charges (see `_internal_body.ts`).
     let fuelSlowPath = -1;
-    if (fuelSlots !== null && hasCode) {
-      const body = new CodeWriter(32);
-      emitFuelSlowPathBody(body, fuelSlots);
-      fuelSlowPath = this.#appendFunction(body.finish(), FUEL_SLOW_PATH_TYPE);
-    }
-    if (fuelSlots !== null && depth !== null && hasCode) {
-      const body = new CodeWriter(32);
-      emitChargeSlowPathBody(body, fuelSlots, depth);
-      chargeSlowPath = this.#appendFunction(body.finish(), CHARGE_SLOW_PATH_TYPE);
-    }
-    let roles: CallRoles | null = null;
-    if (depth !== null || checks !== null) {
-      roles = { imported: this.#counts.function, ...analyzeCalls(this.#bytes, info, scan) };
-    }
-    // Last of the appended functions: the variants of the internal calling convention.
-    const internal = fuel === null || !hasCode ? null : planInternalCalls(this.#bytes, info, scan, {
-      imported: this.#counts.function,
-      firstIndex: this.#counts.function + info.functions.length + this.#bodies.length,
-      depth: depth !== null,
-      depthRole: roles?.depthRole ?? null,
-      type: (entry) => this.#typeOnce(entry),
-      typesAppended: this.#added.get(Section.Type)?.count ?? 0,
-    });
-    if (internal !== null) {
-      for (const type of internal.variantType) {
-        if (type >= 0) this.#append(Section.Function).u32(type);
+    let chargeSlowPath = -1;
+    if (fuel !== null && hasCode) {
+      const slowPath = (out: CodeWriter) => emitFuelSlowPathBody(out, fuel);
+      fuelSlowPath = this.#appendBody(32, slowPath, FUEL_SLOW_PATH_TYPE);
+      if (depth !== null) {
+        const withDepth = (out: CodeWriter) => emitChargeSlowPathBody(out, fuel, depth);
+        chargeSlowPath = this.#appendBody(32, withDepth, CHARGE_SLOW_PATH_TYPE);
       }
     }
-    this.#roles = roles;
-    const plan: BodyPlan = {
-      fuel: fuelSlots,
+    if (depth !== null || checks !== null) {
+      this.#roles = {
+        imported: this.#counts.function,
+        ...analyzeCalls(this.#bytes, this.#info, scan),
+      };
+    }
+    const internal = fuel === null || !hasCode ? null : this.#appendVariants(scan, depth !== null);
+    return {
+      fuel,
       depth,
       deadline: checks,
       bulkGates,
@@ -596,21 +642,33 @@ class Assembler {
       chargeSlowPath,
       fuelSlowPath,
     };
-    // Before the work of assembling it: the additions must keep the module within the engine's limits.
-    checkAppended(info, { sections: this.#added, action: INSTRUMENT_FAILURE });
-    const assembled = this.#assemble(plan);
-    const stateChange = this.#scan?.stateChange ?? null;
-    return {
-      bytes: assembled,
-      trapGlobal: TRAP_GLOBAL_EXPORT,
-      fuelGlobal,
-      depthGlobal,
-      deadline: deadlineMeta,
-      startFunction,
-      state: state !== null && state.incomplete === null && stateChange !== null
-        ? { incomplete: `its code runs ${stateChange}`, memories: [], globals: [] }
-        : state,
-    };
+  }
+
+  /** Last of the appended functions: the variants of the internal calling convention. */
+  #appendVariants(scan: ScanResult, depth: boolean): InternalCallPlan | null {
+    const info = this.#info;
+    const internal = planInternalCalls(this.#bytes, info, scan, {
+      imported: this.#counts.function,
+      firstIndex: this.#counts.function + info.functions.length + this.#bodies.length,
+      depth,
+      depthRole: this.#roles?.depthRole ?? null,
+      type: (entry) => this.#typeOnce(entry),
+      typesAppended: this.#added.get(Section.Type)?.count ?? 0,
+    });
+    if (internal !== null) {
+      for (const type of internal.variantType) {
+        if (type >= 0) this.#append(Section.Function).u32(type);
+      }
+    }
+    return internal;
+  }
+
+  /** Exports a valid start function to run after the host prepared the instance; returns the name. */
+  #deferStart(): string | null {
+    const start = this.#info.start;
+    if (start === null || !this.#startIsValid(start)) return null;
+    this.#startDeferred = true;
+    return this.#export(START_EXPORT, 0, start);
   }
 
   /** Exports the defined memories and mutable globals, or says why they are not the whole state. */
@@ -645,6 +703,28 @@ class Assembler {
     }));
     const globals = mutable.map((i) => this.#export(`${GLOBAL_STATE_EXPORT_PREFIX}${i}`, 3, i));
     return { incomplete: null, memories, globals };
+  }
+
+  /** Pass 1 over code, recording what the passes need (`checksInCode`: deadline checks not riding on fuel). */
+  #scanForPasses(
+    fuel: boolean,
+    depth: boolean,
+    deadline: DeadlineMode | false,
+    checksInCode: boolean,
+    addressTypes: AddressTypes | null,
+  ): ScanResult {
+    const countdown = checksInCode && deadline === "clock";
+    // Each body gets a fuel local, a depth local and a clock countdown local, as the passes need.
+    const addedLocals = (fuel ? 1 : 0) + (depth ? 1 : 0) + (countdown ? 1 : 0);
+    return this.#scanCode({
+      fuel,
+      loops: checksInCode,
+      exits: fuel || countdown,
+      bulk: addressTypes,
+      waits: deadline !== false,
+      returns: fuel,
+      movedLocals: !fuel ? 0 : depth ? 2 : 1,
+    }, addedLocals);
   }
 
   #scan: ScanResult | undefined;
@@ -688,9 +768,8 @@ class Assembler {
         gates.push(-1);
         continue;
       }
-      const body = new CodeWriter(128);
-      emitBulkGateBody(body, kind, slots);
-      gates.push(this.#appendFunction(body.finish(), bulkGateType(kind)));
+      const gate = (out: CodeWriter) => emitBulkGateBody(out, kind, slots);
+      gates.push(this.#appendBody(128, gate, bulkGateType(kind)));
     }
     return gates;
   }
@@ -738,7 +817,7 @@ class Assembler {
         continue;
       }
       flushBefore(SECTION_RANK[section.id]!);
-      if (section.id === Section.Start && this.#deferStart) continue;
+      if (section.id === Section.Start && this.#startDeferred) continue;
       if (section.id === Section.Code) {
         const hints: [number, number[]][] = [];
         const payload = this.#codePayload(section, plan, hints);
@@ -869,6 +948,38 @@ class Assembler {
     }
     return out;
   }
+}
+
+/** The depth pass's global, as exported and as the rewrite uses it. */
+interface DepthSetup {
+  readonly name: string;
+  readonly slots: NonNullable<BodyPlan["depth"]>;
+}
+
+/** A deadline mode's check, the checks in code (`null` when they ride on fuel) and its metadata. */
+interface DeadlineSetup {
+  readonly poll: DeadlinePollSlots;
+  readonly inCode: BodyPlan["deadline"];
+  readonly meta: NonNullable<InstrumentMetadata["deadline"]>;
+}
+
+/** The globals of the deadline's pacing the host's prepare function sets, -1 when absent. */
+type ArmedGlobals = Pick<
+  { -readonly [K in keyof PrepareSlots]: PrepareSlots[K] },
+  "ticksGlobal" | "ticksIntervalGlobal" | "reserveGlobal" | "sliceGlobal"
+>;
+
+/** What {@linkcode Assembler.run} appended for the passes, which the helpers it appends next use. */
+interface Passes {
+  readonly fuel: BodyPlan["fuel"];
+  readonly depth: BodyPlan["depth"];
+  readonly checks: BodyPlan["deadline"];
+  readonly poll: DeadlinePollSlots | null;
+  /** Whether bulk gates poll the deadline (else the clock countdown, if any, paces them). */
+  readonly pollInGates: boolean;
+  readonly trapGlobal: number;
+  /** The pacing globals the host's prepare function sets. */
+  readonly armed: ArmedGlobals;
 }
 
 /** How an {@linkcode EngineLimitError} of the instrumenter starts. */

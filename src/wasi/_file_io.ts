@@ -14,6 +14,30 @@ import type { WasiState } from "./_state.ts";
 const IO_CHUNK = 1024 * 1024;
 
 /**
+ * Walks `spans` in pieces of at most {@linkcode IO_CHUNK} bytes, calling
+ * `checkpoint` and then `move` on each. `move` returns how many bytes it
+ * moved; fewer than asked (a short read) ends the walk. Returns the total.
+ */
+function inChunks(
+  spans: readonly Span[],
+  checkpoint: () => void,
+  move: (ptr: number, len: number) => number,
+): number {
+  let total = 0;
+  for (const span of spans) {
+    for (let at = 0; at < span.len;) {
+      checkpoint();
+      const len = Math.min(IO_CHUNK, span.len - at);
+      const n = move(span.ptr + at, len);
+      total += n;
+      at += n;
+      if (n < len) return total;
+    }
+  }
+  return total;
+}
+
+/**
  * Reads into `spans` until one is not filled (a short read or the end of
  * the file), at most {@linkcode IO_CHUNK} bytes at a time.
  */
@@ -23,19 +47,12 @@ export function readSpans(
   spans: readonly Span[],
   checkpoint: () => void,
 ): number {
-  let total = 0;
-  for (const span of spans) {
-    for (let at = 0; at < span.len;) {
-      checkpoint();
-      const chunk = new Uint8Array(Math.min(IO_CHUNK, span.len - at));
-      const n = file.readSync(chunk) ?? 0;
-      guest.write(span.ptr + at, chunk.subarray(0, n));
-      total += n;
-      at += n;
-      if (n < chunk.length) return total;
-    }
-  }
-  return total;
+  return inChunks(spans, checkpoint, (ptr, len) => {
+    const chunk = new Uint8Array(len);
+    const n = file.readSync(chunk) ?? 0;
+    guest.write(ptr, chunk.subarray(0, n));
+    return n;
+  });
 }
 
 /** Writes every byte of `spans` to `file`, at most {@linkcode IO_CHUNK} bytes at a time. */
@@ -45,18 +62,12 @@ export function writeSpans(
   spans: readonly Span[],
   checkpoint: () => void,
 ): number {
-  let total = 0;
-  for (const span of spans) {
-    for (let at = 0; at < span.len;) {
-      checkpoint();
-      // A copy: Deno's write takes no view of (possibly shared) wasm memory.
-      const data = guest.bytes(span.ptr + at, Math.min(IO_CHUNK, span.len - at)).slice();
-      for (let done = 0; done < data.length;) done += file.writeSync(data.subarray(done));
-      total += data.length;
-      at += data.length;
-    }
-  }
-  return total;
+  return inChunks(spans, checkpoint, (ptr, len) => {
+    // A copy: Deno's write takes no view of (possibly shared) wasm memory.
+    const data = guest.bytes(ptr, len).slice();
+    for (let done = 0; done < data.length;) done += file.writeSync(data.subarray(done));
+    return data.length;
+  });
 }
 
 /** Runs `io` at `offset` and puts the file position back (`fd_pread`, `fd_pwrite`). */
@@ -81,15 +92,10 @@ export function writeOutput(
   spans: readonly Span[],
   checkpoint: () => void,
 ): number {
-  let written = 0;
-  for (const span of spans) {
-    for (let at = 0; at < span.len; at += IO_CHUNK) {
-      checkpoint();
-      output.write(guest.bytes(span.ptr + at, Math.min(IO_CHUNK, span.len - at)));
-    }
-    written += span.len;
-  }
-  return written;
+  return inChunks(spans, checkpoint, (ptr, len) => {
+    output.write(guest.bytes(ptr, len));
+    return len;
+  });
 }
 
 /** Reads from the instance's stdin into `spans`, until one is not filled. */
