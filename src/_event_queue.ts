@@ -8,12 +8,20 @@
 import type { EventSubscription } from "./event_subscription.ts";
 import type { PluginEvent } from "./plugin_event.ts";
 
+/** How many taken events the buffer may keep a slot for before it is compacted. */
+const COMPACT_AFTER = 1024;
+
 /**
  * A subscription's buffer: the manager pushes into it and hands out its
  * {@linkcode EventQueue.subscription}, which can only read.
  */
 export class EventQueue {
-  readonly #buffer: PluginEvent[] = [];
+  /**
+   * The unread events are `#buffer[#head]` onwards: taking one moves `#head`
+   * instead of shifting the array, which costs a copy of it once it is large.
+   */
+  readonly #buffer: (PluginEvent | undefined)[] = [];
+  #head = 0;
   readonly #bufferSize: number;
   readonly #onEnd: () => void;
   #waiter: ((result: IteratorResult<PluginEvent>) => void) | undefined;
@@ -51,7 +59,7 @@ export class EventQueue {
    * Events buffered and not yet read.
    */
   get pending(): number {
-    return this.#buffer.length;
+    return this.#buffer.length - this.#head;
   }
 
   /**
@@ -67,18 +75,35 @@ export class EventQueue {
       waiter({ value: event, done: false });
       return;
     }
-    if (this.#buffer.length >= this.#bufferSize) {
-      this.#buffer.shift();
+    if (this.pending >= this.#bufferSize) {
+      this.#take();
       this.#dropped++;
     }
     this.#buffer.push(event);
+  }
+
+  /** The oldest unread event, taken out of the buffer. */
+  #take(): PluginEvent | undefined {
+    const buffer = this.#buffer;
+    if (this.#head === buffer.length) return undefined;
+    const event = buffer[this.#head];
+    buffer[this.#head++] = undefined;
+    if (this.#head === buffer.length) {
+      buffer.length = 0;
+      this.#head = 0;
+    } else if (this.#head >= COMPACT_AFTER && this.#head * 2 >= buffer.length) {
+      // Copies at most as many events as were taken since the last time.
+      buffer.splice(0, this.#head);
+      this.#head = 0;
+    }
+    return event;
   }
 
   /**
    * The next event, waiting for one if none is buffered.
    */
   next(): Promise<IteratorResult<PluginEvent>> {
-    const event = this.#buffer.shift();
+    const event = this.#take();
     if (event !== undefined) return Promise.resolve({ value: event, done: false });
     if (this.#ended) return Promise.resolve({ value: undefined, done: true });
     if (this.#waiter !== undefined) {
@@ -93,6 +118,7 @@ export class EventQueue {
   return(): Promise<IteratorResult<PluginEvent>> {
     this.end();
     this.#buffer.length = 0;
+    this.#head = 0;
     return Promise.resolve({ value: undefined, done: true });
   }
 

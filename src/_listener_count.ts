@@ -2,10 +2,126 @@
  * Which event types an `EventTarget` has listeners for, so that events made
  * on the call path (two state changes and a call, per call) are only made
  * when someone listens: building and dispatching an `Event` costs more than
- * an inline call. Used by `WasmPlugin` and `PluginManager`.
+ * an inline call. `WasmPlugin` and `PluginManager` extend
+ * {@linkcode CountedEventTarget}.
  *
  * @module
  */
+
+/**
+ * Takes the events of the types it was set for from a
+ * {@linkcode CountedEventTarget}, as type and detail: no `Event` is built or
+ * dispatched for it. A manager forwards its plugins' events this way, building
+ * one event (its own) instead of two.
+ */
+export type EventTap<Details extends object> = (
+  type: keyof Details & string,
+  detail: Details[keyof Details],
+  target: CountedEventTarget<Details>,
+) => void;
+
+const NO_TYPES: ReadonlySet<never> = new Set();
+
+let setTap: <Details extends object>(
+  target: CountedEventTarget<Details>,
+  tap: EventTap<Details> | null,
+  types: ReadonlySet<string>,
+) => void;
+
+/**
+ * An `EventTarget` that counts its listeners by type (see
+ * {@linkcode ListenerCount}), so that it makes the events of a type only when
+ * someone takes them: a listener, or the one tap set with
+ * {@linkcode tapEvents}. `Details` maps each event type to its payload.
+ *
+ * Subclasses override `addEventListener` and `removeEventListener` only to
+ * type and document them (calling these), and cache what their hot path asks
+ * in the `listenersChanged` callback, called after every change of the
+ * listeners or the tap.
+ *
+ * @internal
+ */
+export class CountedEventTarget<Details extends object> extends EventTarget {
+  readonly #listeners = new ListenerCount();
+  readonly #listenersChanged: (target: CountedEventTarget<Details>) => void;
+  #tap: EventTap<Details> | null = null;
+  #tapped: ReadonlySet<string> = NO_TYPES;
+
+  static {
+    setTap = (target, tap, types) => {
+      target.#tap = tap;
+      target.#tapped = tap === null ? NO_TYPES : types;
+      target.#listenersChanged(target);
+    };
+  }
+
+  /**
+   * @param listenersChanged Called with the target after a listener was
+   *   counted or uncounted, or the tap changed.
+   */
+  constructor(listenersChanged: (target: CountedEventTarget<Details>) => void) {
+    super();
+    this.#listenersChanged = listenersChanged;
+  }
+
+  /** Whether any listener is counted (the tap aside). */
+  protected get listened(): boolean {
+    return this.#listeners.any;
+  }
+
+  /** Whether a listener of `type` is counted (the tap aside). */
+  protected listens(type: keyof Details & string): boolean {
+    return this.#listeners.has(type);
+  }
+
+  /** Whether a listener or the tap takes events of `type`: whether to make them at all. */
+  protected wants(type: keyof Details & string): boolean {
+    return this.#tapped.has(type) || this.#listeners.has(type);
+  }
+
+  /** Hands an event to the tap, if it takes `type`. */
+  protected toTap<K extends keyof Details & string>(type: K, detail: Details[K]): void {
+    if (this.#tapped.has(type)) this.#tap!(type, detail, this);
+  }
+
+  /** Adds a listener, counted. */
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void {
+    this.#listeners.add(type, listener, options);
+    this.#listenersChanged(this);
+    super.addEventListener(type, listener, options);
+  }
+
+  /** Removes a listener, uncounted. */
+  override removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void {
+    this.#listeners.remove(type, listener, options);
+    this.#listenersChanged(this);
+    super.removeEventListener(type, listener, options);
+  }
+}
+
+/**
+ * Sets the tap of `target`: `tap` takes its events of `types` from now on
+ * (and `null` removes it). A target has one tap: setting one replaces the last.
+ *
+ * @param target The target whose events to take.
+ * @param tap What takes them, or `null` for nothing.
+ * @param types The types it takes.
+ */
+export function tapEvents<Details extends object>(
+  target: CountedEventTarget<Details>,
+  tap: EventTap<Details> | null,
+  types: ReadonlySet<keyof Details & string> = NO_TYPES,
+): void {
+  setTap(target, tap, types);
+}
 
 /**
  * Counts the listeners of an `EventTarget` by type, the way it tells them

@@ -22,7 +22,7 @@ import { AnomalyDetector, type AnomalySettings, resolveAnomalySettings } from ".
 import type { AnomalyDetail, PluginManagerOptions } from "./observe/anomaly.ts";
 import { latencyHistogramOf, type MetricsRecorder, metricsRecorderOf } from "./observe/mod.ts";
 import { startDashboardServer } from "./observe/mod.ts";
-import { ListenerCount } from "./_listener_count.ts";
+import { CountedEventTarget, type EventTap, tapEvents } from "./_listener_count.ts";
 import type {
   ManagerStats,
   PluginHandle,
@@ -49,6 +49,7 @@ interface Entry {
 /** The plugin events the manager re-emits as its own while someone listens for them. */
 const FORWARDED_TYPES = ["state_changed", "executed", "error"] as const;
 type ForwardedType = typeof FORWARDED_TYPES[number];
+const NOT_FORWARDED: ReadonlySet<ForwardedType> = new Set();
 
 /**
  * Options of {@linkcode PluginManager.load} and its siblings.
@@ -101,7 +102,8 @@ export interface LoadOptions {
  * await manager.unloadAll();
  * ```
  */
-export class PluginManager extends EventTarget implements AsyncDisposable {
+export class PluginManager extends CountedEventTarget<PluginEventDetails>
+  implements AsyncDisposable {
   /** The runtime that compiles and instantiates this manager's plugins. */
   readonly runtime: WasmRuntime;
 
@@ -109,9 +111,8 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
   /** Plugins unloaded and not yet stopped: their last events and calls still count. */
   readonly #unloading = new Set<Entry>();
   readonly #subscriptions = new Set<EventQueue>();
-  readonly #listeners = new ListenerCount();
-  /** The per-call events the manager listens to on its plugins: those someone listens for. */
-  #forwarded: readonly ForwardedType[] = [];
+  /** The per-call events the manager takes from its plugins: those someone listens for. */
+  #forwarded: ReadonlySet<ForwardedType> = NOT_FORWARDED;
   #nextId = 1;
   #totalLoaded = 0;
   #totalUnloaded = 0;
@@ -136,7 +137,7 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
    * @throws {RangeError} For an anomaly setting out of range.
    */
   constructor(runtime: WasmRuntime, options?: PluginManagerOptions) {
-    super();
+    super((target) => (target as PluginManager).#syncForwarding());
     if (typeof runtime?.createPlugin !== "function") {
       throw new TypeError(
         `Cannot create a manager: expected a WasmRuntime, received ${describeValue(runtime)}`,
@@ -268,7 +269,7 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
     const recorder = metricsRecorderOf(plugin)!;
     const onAnomaly = this.#anomaly === null ? null : this.#watchAnomalies(plugin, recorder);
     if (onAnomaly !== null) plugin.addEventListener("anomaly", onAnomaly);
-    this.#forward(plugin, this.#forwarded, true);
+    tapEvents(plugin, this.#reEmit, this.#forwarded);
     this.#plugins.set(pluginId, { plugin, handle, recorder, onAnomaly });
     this.#totalLoaded++;
     this.#emit("loaded", pluginId, { name: plugin.name });
@@ -560,7 +561,7 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
       await plugin.stop(options);
     } finally {
       this.#unloading.delete(entry);
-      this.#forward(plugin, this.#forwarded, false);
+      tapEvents(plugin, null);
       if (onAnomaly !== null) plugin.removeEventListener("anomaly", onAnomaly);
       this.#unloadedCalls += recorder.callCount;
       this.#unloadedFailures += recorder.failureCount;
@@ -742,45 +743,35 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
   }
 
   get #hasListeners(): boolean {
-    return this.#subscriptions.size > 0 || this.#listeners.any;
+    return this.#subscriptions.size > 0 || this.listened;
   }
 
   /**
-   * Listens to the plugins' per-call events of the types someone listens for
-   * (a subscription takes them all), and only those: a plugin makes them only
-   * for a listener.
+   * Takes the plugins' per-call events of the types someone listens for (a
+   * subscription takes them all), and only those: a plugin makes them only
+   * for someone.
    */
   #syncForwarding(): void {
     const subscribed = this.#subscriptions.size > 0;
-    const wanted = FORWARDED_TYPES.filter((type) => subscribed || this.#listeners.has(type));
-    const added = wanted.filter((type) => !this.#forwarded.includes(type));
-    const removed = this.#forwarded.filter((type) => !wanted.includes(type));
-    if (added.length === 0 && removed.length === 0) return;
-    this.#forwarded = wanted;
+    const wanted = FORWARDED_TYPES.filter((type) => subscribed || this.listens(type));
+    if (
+      wanted.length === this.#forwarded.size && wanted.every((type) => this.#forwarded.has(type))
+    ) return;
+    this.#forwarded = new Set(wanted);
     for (const { plugin } of [...this.#plugins.values(), ...this.#unloading]) {
-      this.#forward(plugin, removed, false);
-      this.#forward(plugin, added, true);
-    }
-  }
-
-  /** Starts or stops re-emitting a plugin's events of `types`. */
-  #forward(plugin: WasmPlugin, types: readonly ForwardedType[], on: boolean): void {
-    for (const type of types) {
-      if (on) plugin.addEventListener(type, this.#reEmit);
-      else plugin.removeEventListener(type, this.#reEmit);
+      tapEvents(plugin, this.#reEmit, this.#forwarded);
     }
   }
 
   /**
-   * Re-emits a plugin's event: subscriptions take the plugin's own, listeners
-   * of the manager get one of the manager's.
+   * Re-emits a plugin's event as the manager's: one event, taken as type and
+   * detail from the plugin (which builds none for it), pushed to the
+   * subscriptions and dispatched to the listeners of its type.
    */
-  readonly #reEmit = (event: Event): void => {
-    if (!(event instanceof PluginEvent)) return;
+  readonly #reEmit: EventTap<PluginEventDetails> = (type, detail, plugin) => {
+    const event = new PluginEvent(type, (plugin as WasmPlugin).id, detail);
     for (const subscription of this.#subscriptions) subscription.push(event);
-    if (this.#listeners.has(event.type)) {
-      this.dispatchEvent(new PluginEvent(event.type, event.pluginId, event.detail));
-    }
+    if (this.listens(type)) this.dispatchEvent(event);
   };
 
   /**
@@ -800,8 +791,6 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
     listener: ((event: PluginEvent<T>) => void) | EventListenerObject | null,
     options?: boolean | AddEventListenerOptions,
   ): void {
-    this.#listeners.add(type, listener, options);
-    this.#syncForwarding();
     super.addEventListener(type, listener as EventListener | null, options);
   }
 
@@ -824,8 +813,6 @@ export class PluginManager extends EventTarget implements AsyncDisposable {
     listener: ((event: PluginEvent<T>) => void) | EventListenerObject | null,
     options?: boolean | EventListenerOptions,
   ): void {
-    this.#listeners.remove(type, listener, options);
-    this.#syncForwarding();
     super.removeEventListener(type, listener as EventListener | null, options);
   }
 

@@ -5,7 +5,13 @@
  * @module
  */
 
-import type { BytesCall, CallBudget, PluginBackend } from "./backend/mod.ts";
+import {
+  type BytesCall,
+  type CallBudget,
+  type PluginBackend,
+  type PluginBudget,
+  resolveCallBudget,
+} from "./backend/mod.ts";
 import type { CallOptions } from "./call_options.ts";
 import type { Capability } from "./capability.ts";
 import {
@@ -23,9 +29,8 @@ import type { PluginState } from "./plugin_state.ts";
 import type { ResourceLimits } from "./resource_limits.ts";
 import type { Isolation } from "./runtime_config.ts";
 import { checkArguments, type Signature } from "./compile/mod.ts";
-import { describeValue } from "./common/mod.ts";
-import { assertKnownKeys } from "./common/mod.ts";
-import { ListenerCount } from "./_listener_count.ts";
+import { CallQueue, describeValue } from "./common/mod.ts";
+import { CountedEventTarget } from "./_listener_count.ts";
 import { PluginEvent, type PluginEventDetails, type PluginEventType } from "./plugin_event.ts";
 
 /**
@@ -106,7 +111,7 @@ let construct: (init: PluginInit) => WasmPlugin;
  * console.log(`10 + 5 = ${await plugin.callI32("add", [10, 5])}`); // 10 + 5 = 15
  * ```
  */
-export class WasmPlugin extends EventTarget implements AsyncDisposable {
+export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implements AsyncDisposable {
   /** Unique id of this plugin. */
   readonly id: string;
   /** Human-readable name. */
@@ -120,21 +125,25 @@ export class WasmPlugin extends EventTarget implements AsyncDisposable {
 
   readonly #backend: PluginBackend;
   readonly #hostScope: object;
-  readonly #fuelMetered: boolean;
   readonly #logStats: { readonly droppedRecords: number };
   readonly #signatures: ReadonlyMap<string, Signature>;
   readonly #metrics: MetricsRecorder;
-  readonly #defaultBudget: CallBudget;
+  /** The budget of a call without options, and the most a call may ask for. */
+  readonly #budget: PluginBudget;
   /** Aborted by `stop({ abort: true })`: ends the running call. */
   readonly #abort = new AbortController();
   readonly #onClose: () => void;
   #state: PluginState = "created";
   /** The state to return to after a call. */
   #restState: PluginState = "created";
-  /** Callers waiting for the running call to end. */
-  #waiting: (() => void)[] = [];
+  /**
+   * One caller at a time: the running call, the initializer or a pause holds
+   * the turn; callers made meanwhile wait for it, first come first served.
+   */
+  readonly #queue = new CallQueue();
+  /** The turn held by the running call or by a pause, for `#release()`. */
+  #turn: Disposable | undefined;
   #stopping: Promise<void> | undefined;
-  readonly #listeners = new ListenerCount();
   /** Whether `state_changed` events are listened to (two per call). */
   #statesListened = false;
   /** Whether `executed` or `error` events are listened to. */
@@ -145,23 +154,25 @@ export class WasmPlugin extends EventTarget implements AsyncDisposable {
   }
 
   private constructor(init: PluginInit) {
-    super();
+    super((target) => (target as WasmPlugin).#listenersChanged());
     this.id = init.id;
     this.name = init.name;
     this.capabilities = Object.freeze([...init.capabilities]);
     this.limits = init.limits;
-    this.#fuelMetered = init.fuelMetered;
     this.manifest = init.manifest;
     this.#backend = init.backend;
     this.#hostScope = init.hostScope;
     this.#logStats = init.logStats;
     this.#signatures = init.signatures;
     this.#onClose = init.onClose;
-    this.#defaultBudget = Object.freeze({
-      timeoutMs: init.limits.maxExecutionTimeMs,
-      fuel: init.limits.maxFuel,
-      signal: this.#abort.signal,
-    });
+    this.#budget = {
+      budget: Object.freeze({
+        timeoutMs: init.limits.maxExecutionTimeMs,
+        fuel: init.limits.maxFuel,
+        signal: this.#abort.signal,
+      }),
+      fuelMetered: init.fuelMetered,
+    };
     this.#metrics = new MetricsRecorder(this, {
       id: init.id,
       name: init.name,
@@ -213,8 +224,6 @@ export class WasmPlugin extends EventTarget implements AsyncDisposable {
     listener: ((event: PluginEvent<T>) => void) | EventListenerObject | null,
     options?: boolean | AddEventListenerOptions,
   ): void {
-    this.#listeners.add(type, listener, options);
-    this.#listenersChanged();
     super.addEventListener(type, listener as EventListener | null, options);
   }
 
@@ -237,24 +246,24 @@ export class WasmPlugin extends EventTarget implements AsyncDisposable {
     listener: ((event: PluginEvent<T>) => void) | EventListenerObject | null,
     options?: boolean | EventListenerOptions,
   ): void {
-    this.#listeners.remove(type, listener, options);
-    this.#listenersChanged();
     super.removeEventListener(type, listener as EventListener | null, options);
   }
 
   #listenersChanged(): void {
-    this.#statesListened = this.#listeners.has("state_changed");
-    this.#callsListened = this.#listeners.has("executed") || this.#listeners.has("error");
+    this.#statesListened = this.wants("state_changed");
+    this.#callsListened = this.wants("executed") || this.wants("error");
   }
 
+  /** Hands an event to the tap (a manager's) if it takes it, then to the listeners. */
   #emit<T extends PluginEventType>(type: T, detail: PluginEventDetails[T]): void {
-    this.dispatchEvent(new PluginEvent(type, this.id, detail));
+    this.toTap(type, detail);
+    if (this.listens(type)) this.dispatchEvent(new PluginEvent(type, this.id, detail));
   }
 
   /** The events of a call that ended: `executed`, then `error` if it failed. */
   #emitCall(fn: string, durationMs: number, error: unknown): void {
     const success = error === undefined;
-    if (this.#listeners.has("executed")) {
+    if (this.wants("executed")) {
       this.#emit("executed", {
         function: fn,
         durationMs,
@@ -262,7 +271,7 @@ export class WasmPlugin extends EventTarget implements AsyncDisposable {
         ...(success ? {} : { error: error instanceof Error ? error.message : String(error) }),
       });
     }
-    if (!success && this.#listeners.has("error")) this.#emit("error", { error, function: fn });
+    if (!success && this.wants("error")) this.#emit("error", { error, function: fn });
   }
 
   /** Feeds the call to the anomaly detector a manager set, and emits what it found. */
@@ -297,13 +306,11 @@ export class WasmPlugin extends EventTarget implements AsyncDisposable {
    * @throws {WasmError} Whatever an initializer failed with.
    */
   async initialize(): Promise<void> {
-    if (this.#state === "ready") return;
-    if (this.#state !== "created") {
-      throw new PluginStateError(
-        `Cannot initialize plugin "${this.name}": the plugin is ${this.#state}`,
-        { state: this.#state },
-      );
-    }
+    if (!this.#needsInitializing()) return;
+    const taken = this.#queue.take();
+    // Taken at once when idle; else a call handed the turn before runs first.
+    using _turn = taken instanceof Promise ? await taken : taken;
+    if (!this.#needsInitializing()) return;
     this.#setState("initializing");
     try {
       for (const initializer of ["_initialize", "init"]) {
@@ -312,16 +319,15 @@ export class WasmPlugin extends EventTarget implements AsyncDisposable {
         const result = this.#backend.invoke(
           initializer,
           [],
-          this.#defaultBudget,
+          this.#budget.budget,
           performance.now(),
         );
         if (result instanceof Promise) await result;
       }
     } catch (err) {
+      // Calls that waited for the initialization fail with the state as the turn passes
+      // down the line (and a pending stop() goes on).
       this.#setState("error");
-      // Calls that waited for the initialization now fail with the state (and a pending
-      // stop() goes on).
-      this.#wakeNext();
       if (this.#stopping !== undefined && this.#abort.signal.aborted) {
         throw this.#abort.signal.reason;
       }
@@ -329,7 +335,18 @@ export class WasmPlugin extends EventTarget implements AsyncDisposable {
     }
     this.#restState = "ready";
     this.#setState("ready");
-    this.#wakeNext();
+  }
+
+  /** False when the plugin is ready already; throws unless it is `created`. */
+  #needsInitializing(): boolean {
+    if (this.#state === "ready") return false;
+    if (this.#state !== "created") {
+      throw new PluginStateError(
+        `Cannot initialize plugin "${this.name}": the plugin is ${this.#state}`,
+        { state: this.#state },
+      );
+    }
+    return true;
   }
 
   /**
@@ -580,10 +597,11 @@ export class WasmPlugin extends EventTarget implements AsyncDisposable {
         { functionName: "_start" },
       );
     }
-    await this.#acquire("_start", true);
+    this.#hold("_start", await this.#waitTurn("_start"), true);
     const startMs = performance.now();
     try {
-      const result = await this.#backend.runCommand(stdin, this.#budget(callOptions), startMs);
+      const budget = resolveCallBudget(callOptions, this.#budget);
+      const result = await this.#backend.runCommand(stdin, budget, startMs);
       this.#finish("_start", startMs, undefined);
       return result;
     } catch (err) {
@@ -669,20 +687,18 @@ export class WasmPlugin extends EventTarget implements AsyncDisposable {
    */
   async pause(): Promise<void> {
     this.#assertUsable("pause");
-    // Waited for here, not in a helper: the state is checked and set in one turn, so no
-    // caller can take the plugin between the wait and the pause.
-    let woken = false;
-    while (this.#state === "running") {
-      await new Promise<void>((r) => this.#waiting.push(r));
-      woken = true;
-    }
     if (this.#state === "paused") return;
+    // The pause takes its turn after the running call and the callers already waiting, and
+    // holds it until resume(): callers still waiting then stay in line.
+    const taken = this.#queue.take();
+    const turn = taken instanceof Promise ? await taken : taken;
     try {
       this.#assertUsable("pause");
     } catch (err) {
-      this.#handOn(woken);
+      turn[Symbol.dispose]();
       throw err;
     }
+    this.#turn = turn;
     this.#setState("paused");
   }
 
@@ -707,7 +723,7 @@ export class WasmPlugin extends EventTarget implements AsyncDisposable {
       );
     }
     this.#setState(this.#restState);
-    this.#wakeNext();
+    this.#release();
   }
 
   /**
@@ -746,12 +762,15 @@ export class WasmPlugin extends EventTarget implements AsyncDisposable {
   }
 
   async #stop(): Promise<void> {
-    // A running call or initializer ends first (stop({ abort: true }) ends it sooner).
-    while (this.#state === "running" || this.#state === "initializing") {
-      await new Promise<void>((r) => this.#waiting.push(r));
-    }
+    // A running call or initializer ends first (stop({ abort: true }) ends it sooner), and
+    // the callers waiting before this stop() are refused in turn.
+    const turn = this.#state === "running" || this.#state === "initializing"
+      ? await this.#queue.take()
+      : undefined;
     this.#setState("stopped");
-    for (const wake of this.#waiting.splice(0)) wake();
+    // The callers still in line (behind it, or behind a pause) are refused at once.
+    this.#queue.wakeAll();
+    turn?.[Symbol.dispose]();
     try {
       await this.#backend.close();
     } finally {
@@ -787,98 +806,69 @@ export class WasmPlugin extends EventTarget implements AsyncDisposable {
   }
 
   /**
-   * Resolves when this caller may run: the plugin is idle, not paused and not
-   * stopping. With `take`, the plugin is marked running before this returns:
-   * checked and taken in one step, since another caller may take the plugin
-   * in the turns it takes an `await` of this method to resume.
+   * Takes the plugin's turn at once if it is idle and nobody was handed the
+   * turn before: the fast path of every call, with no promise.
    */
-  async #acquire(name: string, take: boolean): Promise<void> {
-    let woken = false;
-    // Calls made while the plugin runs a call or initializes wait their turn.
-    while (this.#state === "running" || this.#state === "initializing") {
+  #takeIfIdle(): boolean {
+    if (!CALLABLE_STATES.has(this.#state) || this.#stopping !== undefined) return false;
+    const turn = this.#queue.tryTake();
+    if (turn === undefined) return false;
+    this.#turn = turn;
+    return true;
+  }
+
+  /**
+   * The turn of a caller the fast path could not serve: it waits behind the
+   * running call (or initializer) and the callers already waiting. Refused
+   * at once: a host function calling back into its own plugin (it would
+   * wait for itself), and any call to a plugin that is paused, stopping,
+   * stopped or failed.
+   */
+  #waitTurn(name: string): Disposable | Promise<Disposable> {
+    if (this.#state === "running" || this.#state === "initializing") {
       assertNotInHostCallOf(
         this.#hostScope,
         `Cannot call "${name}" on plugin "${this.name}"`,
         "the plugin",
       );
-      await new Promise<void>((r) => this.#waiting.push(r));
-      woken = true;
+    } else if (!CALLABLE_STATES.has(this.#state) || this.#stopping !== undefined) {
+      this.#refuse(name);
     }
-    if (CALLABLE_STATES.has(this.#state) && this.#stopping === undefined) {
-      if (take) {
-        this.#restState = this.#state;
-        this.#setState("running");
-      }
-      return;
+    return this.#queue.take();
+  }
+
+  /**
+   * Keeps the turn {@linkcode #waitTurn} gave if the plugin can still serve
+   * `name` (else passes it on and throws why); with `take`, marks the plugin
+   * running. Call it in the same turn of the event loop as the call it
+   * admits, so nothing changes the state in between.
+   */
+  #hold(name: string, turn: Disposable, take: boolean): void {
+    if (!CALLABLE_STATES.has(this.#state) || this.#stopping !== undefined) {
+      turn[Symbol.dispose]();
+      this.#refuse(name);
     }
-    this.#handOn(woken);
+    this.#turn = turn;
+    if (take) {
+      this.#restState = this.#state;
+      this.#setState("running");
+    }
+  }
+
+  /** Hands the turn the running call or the pause held to the next caller in line. */
+  #release(): void {
+    const turn = this.#turn;
+    this.#turn = undefined;
+    turn?.[Symbol.dispose]();
+  }
+
+  /** Throws why `name` cannot run: the plugin is paused, stopping, stopped or failed. */
+  #refuse(name: string): never {
     this.#assertUsable(`call "${name}" on`);
     throw new PluginStateError(
       `Cannot call "${name}" on plugin "${this.name}": the plugin is ${this.#state}`,
       { state: this.#state },
     );
-  }
-
-  /**
-   * Passes the turn a woken caller will not use to the next waiter (a pending
-   * `stop()` among them), unless the plugin is paused: `resume()` does it then.
-   */
-  #handOn(woken: boolean): void {
-    if (woken && this.#state !== "paused") this.#wakeNext();
-  }
-
-  #wakeNext(): void {
-    this.#waiting.shift()?.();
-  }
-
-  #budget(options: CallOptions | undefined): CallBudget {
-    if (options === undefined) return this.#defaultBudget;
-    if (typeof options !== "object" || options === null) {
-      throw new TypeError(
-        `Cannot call with options ${
-          describeValue(options)
-        }: expected an object { signal?, timeoutMs?, fuel? }`,
-      );
-    }
-    assertKnownKeys("the call options", options, CALL_OPTION_KEYS);
-    const { signal, timeoutMs, fuel } = options;
-    if (signal !== undefined && !(signal instanceof AbortSignal)) {
-      throw new TypeError(
-        `Cannot call with 'signal' = ${describeValue(signal)}: expected an AbortSignal`,
-      );
-    }
-    if (timeoutMs !== undefined && !(typeof timeoutMs === "number" && timeoutMs > 0)) {
-      throw new RangeError(
-        `Cannot call with 'timeoutMs' = ${timeoutMs}: it must be a positive number`,
-      );
-    }
-    if (fuel !== undefined && !(Number.isSafeInteger(fuel) && fuel > 0)) {
-      throw new RangeError(`Cannot call with 'fuel' = ${fuel}: it must be a positive integer`);
-    }
-    const { maxFuel, maxExecutionTimeMs } = this.limits;
-    // A call may narrow the plugin's budgets, never widen them, and never silently.
-    if (timeoutMs !== undefined && timeoutMs > maxExecutionTimeMs) {
-      throw new RangeError(
-        `Cannot call with 'timeoutMs' = ${timeoutMs}: it is above the plugin's maxExecutionTimeMs of ${maxExecutionTimeMs}`,
-      );
-    }
-    if (fuel !== undefined && !this.#fuelMetered) {
-      throw new RangeError(
-        `Cannot call with 'fuel' = ${fuel}: the runtime does not meter fuel (execution.fuelMetering is false)`,
-      );
-    }
-    if (fuel !== undefined && maxFuel !== null && fuel > maxFuel) {
-      throw new RangeError(
-        `Cannot call with 'fuel' = ${fuel}: it is above the plugin's maxFuel of ${maxFuel}`,
-      );
-    }
-    return {
-      timeoutMs: timeoutMs ?? maxExecutionTimeMs,
-      fuel: fuel ?? maxFuel,
-      signal: signal === undefined
-        ? this.#abort.signal
-        : AbortSignal.any([signal, this.#abort.signal]),
-    };
   }
 
   /**
@@ -892,9 +882,17 @@ export class WasmPlugin extends EventTarget implements AsyncDisposable {
     options: CallOptions | undefined,
     expected: readonly string[] | null,
   ): unknown {
-    if (!CALLABLE_STATES.has(this.#state) || this.#stopping !== undefined) {
-      return this.#acquireThenCall(name, args, options, expected);
-    }
+    if (!this.#takeIfIdle()) return this.#acquireThenCall(name, args, options, expected);
+    return this.#runCall(name, args, options, expected);
+  }
+
+  /** The part of {@linkcode #call} that runs once the caller holds the turn. */
+  #runCall(
+    name: string,
+    args: readonly unknown[],
+    options: CallOptions | undefined,
+    expected: readonly string[] | null,
+  ): unknown {
     const start = performance.now();
     let converted: unknown[];
     let budget: CallBudget;
@@ -907,7 +905,7 @@ export class WasmPlugin extends EventTarget implements AsyncDisposable {
       if (expected === null) checkResultsLeave(name, signature);
       else if (!sameTypes(signature.results, expected)) throw mismatch(name, signature, expected);
       converted = checkArguments(name, signature, args);
-      budget = this.#budget(options);
+      budget = resolveCallBudget(options, this.#budget);
     } catch (err) {
       this.#finish(name, start, err);
       throw err;
@@ -934,8 +932,8 @@ export class WasmPlugin extends EventTarget implements AsyncDisposable {
     expected: readonly string[] | null,
   ): Promise<unknown> {
     if (this.#stopping !== undefined) this.#assertUsable(`call "${name}" on`);
-    await this.#acquire(name, false);
-    return await this.#call(name, args, options, expected);
+    this.#hold(name, await this.#waitTurn(name), false);
+    return await this.#runCall(name, args, options, expected);
   }
 
   #finish(
@@ -946,15 +944,15 @@ export class WasmPlugin extends EventTarget implements AsyncDisposable {
   ): void {
     const end = performance.now();
     this.#metrics.record(name, start, end, error, this.#backend.memoryBytes(), fuelUsed);
-    if (this.#state === "running") {
-      this.#state = this.#restState;
-      if (this.#statesListened) {
-        this.#emit("state_changed", { from: "running", to: this.#restState });
-      }
+    const ran = this.#state === "running";
+    if (ran) this.#state = this.#restState;
+    // The next caller's turn before the events: a listener's call queues behind it.
+    this.#release();
+    if (ran && this.#statesListened) {
+      this.#emit("state_changed", { from: "running", to: this.#restState });
     }
     if (this.#callsListened) this.#emitCall(name, end - start, error);
     if (this.#metrics.detector !== null) this.#detectAnomalies(name, end - start, error);
-    if (this.#waiting.length > 0) this.#wakeNext();
   }
 
   /**
@@ -974,10 +972,8 @@ export class WasmPlugin extends EventTarget implements AsyncDisposable {
         `Cannot call "${fn}": expected a Uint8Array, received ${describeValue(input)}`,
       );
     }
-    if (!CALLABLE_STATES.has(this.#state) || this.#stopping !== undefined) {
-      return this.#acquireThenBytesCall(fn, input, options, packedOutput);
-    }
     // Idle: take the plugin at once, as #call does, without a turn of the event loop.
+    if (!this.#takeIfIdle()) return this.#acquireThenBytesCall(fn, input, options, packedOutput);
     this.#restState = this.#state;
     this.#setState("running");
     return this.#runBytesCall(fn, input, options, packedOutput);
@@ -989,7 +985,7 @@ export class WasmPlugin extends EventTarget implements AsyncDisposable {
     options: CallOptions | undefined,
     packedOutput: boolean,
   ): Promise<number | Uint8Array> {
-    await this.#acquire(fn, true);
+    this.#hold(fn, await this.#waitTurn(fn), true);
     return await this.#runBytesCall(fn, input, options, packedOutput);
   }
 
@@ -1003,7 +999,7 @@ export class WasmPlugin extends EventTarget implements AsyncDisposable {
     const start = performance.now();
     let result: number | Uint8Array | Promise<number | Uint8Array>;
     try {
-      const budget = this.#budget(options);
+      const budget = resolveCallBudget(options, this.#budget);
       const call = this.#bytesCallOf(fn, input, packedOutput);
       result = this.#backend.invokeBytes(call, budget, start);
     } catch (err) {
@@ -1090,9 +1086,6 @@ function checkNumber(action: string, what: string, value: unknown): void {
     );
   }
 }
-
-/** The keys of `CallOptions`. */
-const CALL_OPTION_KEYS = ["signal", "timeoutMs", "fuel"];
 
 /** Result types a call may hand the host: numbers, and the host's own references. */
 const LEAVING_TYPES: ReadonlySet<string> = new Set(["i32", "i64", "f32", "f64", "externref"]);

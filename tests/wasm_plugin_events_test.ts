@@ -24,8 +24,8 @@ function recordPlugin(plugin: WasmPlugin): string[] {
   return seen;
 }
 
-/** Counts the events a plugin dispatches, listened to or not, until disposal. */
-function countDispatches(plugin: WasmPlugin): { readonly count: number } & Disposable {
+/** Counts the events a plugin or manager dispatches, listened to or not, until disposal. */
+function countDispatches(plugin: EventTarget): { readonly count: number } & Disposable {
   const dispatch = plugin.dispatchEvent;
   const counter = {
     count: 0,
@@ -118,57 +118,94 @@ Deno.test("WasmPlugin makes events only while someone listens", {
   });
 });
 
-Deno.test("PluginManager listens to its plugins' calls only while someone listens to it", {
+Deno.test("PluginManager takes its plugins' call events only while someone listens to it", {
   permissions: "none",
 }, async (t) => {
   await using runtime = inlineRuntime();
   await using manager = new PluginManager(runtime, { anomaly: false });
   const handle = await manager.loadWat(CALLS_WAT, { id: "p" });
   const plugin = manager.get(handle);
-  using dispatched = countDispatches(plugin);
+  // The plugin hands its events to the manager as type and detail: it
+  // dispatches none for it, and the manager dispatches one of its own.
+  using pluginDispatched = countDispatches(plugin);
+  using managerDispatched = countDispatches(manager);
 
-  await t.step("no listener: the plugin makes no event, the stats still count", async () => {
+  await t.step("no listener: no event is made, the stats still count", async () => {
     await manager.callI32(handle, "add", [1, 2]);
     await plugin.callI32("add", [1, 2]);
-    assert.equal(dispatched.count, 0);
+    assert.equal(pluginDispatched.count + managerDispatched.count, 0);
     assert.equal(manager.stats().totalCalls, 2);
   });
 
-  await t.step("an executed listener: the plugin makes that event, and it reaches it", async () => {
-    const seen: string[] = [];
-    const onEvent = (event: PluginEvent): void => void seen.push(`${event.type} ${event.pluginId}`);
+  await t.step("an executed listener: one event per call, the manager's", async () => {
+    const seen: PluginEvent[] = [];
+    const onEvent = (event: PluginEvent): void => void seen.push(event);
     manager.addEventListener("executed", onEvent);
     await manager.callI32(handle, "add", [1, 2]);
-    assert.equal(dispatched.count, 1);
-    assert.deepEqual(seen, ["executed p"]);
+    assert.equal(managerDispatched.count, 1);
+    assert.deepEqual(seen.map((event) => `${event.type} ${event.pluginId}`), ["executed p"]);
+    assert.equal(seen[0]!.target, manager);
+    assert.deepEqual({ ...seen[0]!.detail, durationMs: 0 }, {
+      function: "add",
+      durationMs: 0,
+      success: true,
+    });
     manager.addEventListener("state_changed", onEvent);
     await manager.callI32(handle, "add", [1, 2]);
-    assert.equal(dispatched.count, 4);
-    assert.deepEqual(seen.slice(1), ["state_changed p", "state_changed p", "executed p"]);
+    assert.equal(managerDispatched.count, 4);
+    assert.deepEqual(
+      seen.slice(1).map((event) => `${event.type} ${event.pluginId}`),
+      ["state_changed p", "state_changed p", "executed p"],
+    );
     manager.removeEventListener("executed", onEvent);
     manager.removeEventListener("state_changed", onEvent);
     await manager.callI32(handle, "add", [1, 2]);
-    assert.equal(dispatched.count, 4);
+    assert.equal(managerDispatched.count, 4);
+    assert.equal(pluginDispatched.count, 0);
+  });
+
+  await t.step("listeners on the plugin and on the manager: each gets its own event", async () => {
+    const onPlugin: PluginEvent[] = [];
+    const onManager: PluginEvent[] = [];
+    const onPluginEvent = (event: PluginEvent): void => void onPlugin.push(event);
+    const onManagerEvent = (event: PluginEvent): void => void onManager.push(event);
+    plugin.addEventListener("executed", onPluginEvent);
+    manager.addEventListener("executed", onManagerEvent);
+    await manager.callI32(handle, "add", [1, 2]);
+    plugin.removeEventListener("executed", onPluginEvent);
+    manager.removeEventListener("executed", onManagerEvent);
+    assert.equal(pluginDispatched.count, 1);
+    assert.equal(managerDispatched.count, 5);
+    assert.equal(onPlugin[0]!.target, plugin);
+    assert.equal(onManager[0]!.target, manager);
+    assert.equal(onPlugin[0]!.detail, onManager[0]!.detail);
   });
 
   await t.step("a subscription: every per-call event, until it ends", async () => {
     const subscription = manager.subscribe();
     await manager.callI32(handle, "add", [1, 2]);
-    assert.equal(dispatched.count, 7);
+    assert.equal(subscription.pending, 3);
+    const types: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const { value } = await subscription.next();
+      types.push(`${value!.type} ${value!.pluginId}`);
+    }
+    assert.deepEqual(types, ["state_changed p", "state_changed p", "executed p"]);
     await subscription.return();
     await manager.callI32(handle, "add", [1, 2]);
-    assert.equal(dispatched.count, 7);
-    assert.equal(manager.stats().totalCalls, 7);
+    assert.equal(pluginDispatched.count, 1);
+    assert.equal(managerDispatched.count, 5, "with no listener, the manager dispatches nothing");
+    assert.equal(manager.stats().totalCalls, 8);
   });
 
-  await t.step("unloaded, the plugin is no longer listened to", async () => {
+  await t.step("unloaded, the plugin's last state change still reaches the manager", async () => {
     const seen: string[] = [];
-    manager.addEventListener("executed", (event) => void seen.push(event.pluginId));
+    manager.addEventListener("state_changed", (event) => {
+      seen.push(`${event.pluginId} ${event.detail.from} -> ${event.detail.to}`);
+    });
     await manager.unload(handle);
-    plugin.dispatchEvent(
-      new PluginEvent("executed", "p", { function: "add", durationMs: 0, success: true }),
-    );
-    assert.deepEqual(seen, []);
-    assert.deepEqual(manager.stats().totalCalls, 7, "its calls still count");
+    assert.deepEqual(seen, ["p created -> stopped"]);
+    assert.equal(pluginDispatched.count, 1);
+    assert.equal(manager.stats().totalCalls, 8, "its calls still count");
   });
 });

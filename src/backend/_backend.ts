@@ -6,19 +6,17 @@
  * @module
  */
 
+import type { CallBudget } from "./_call_budget.ts";
+
+/** Per-call budgets, re-exported from `_call_budget.ts` where they are resolved and watched. */
+export type { CallBudget };
+
 /** What a WASI command did (see `RunResult`). */
 export interface CommandResult {
   readonly exitCode: number;
   readonly stdout: Uint8Array;
   readonly stderr: Uint8Array;
   readonly outputTruncated: boolean;
-}
-
-/** Per-call budgets, already resolved from the plugin's limits and the call options. */
-export interface CallBudget {
-  readonly timeoutMs: number;
-  readonly fuel: number | null;
-  readonly signal: AbortSignal | undefined;
 }
 
 /**

@@ -8,7 +8,8 @@
  * @module
  */
 
-import type { BytesCall, CallBudget, CommandResult, PluginBackend } from "./_backend.ts";
+import type { BytesCall, CommandResult, PluginBackend } from "./_backend.ts";
+import { type CallBudget, CallWatch } from "./_call_budget.ts";
 import { isThenable } from "./_host_result.ts";
 import { Capability } from "../capability.ts";
 import {
@@ -560,14 +561,7 @@ export class PluginInstance implements PluginBackend {
     promise.catch(() => {});
     this.#cancellation = { promise, reject };
     this.#slot.signal = controller.signal;
-    const timer = Number.isFinite(this.#deadline)
-      ? setTimeout(
-        () => reject(new TimeoutError(undefined, { timeoutMs: budget.timeoutMs })),
-        Math.max(0, this.#deadline - performance.now()),
-      )
-      : undefined;
-    const onAbort = (): void => reject(budget.signal!.reason);
-    budget.signal?.addEventListener("abort", onAbort, { once: true });
+    const watch = new CallWatch(budget, { deadline: this.#deadline, onStop: reject });
     let result: unknown;
     try {
       result = await body();
@@ -579,8 +573,7 @@ export class PluginInstance implements PluginBackend {
       throw this.#reportedAs(budget.signal?.aborted ? budget.signal.reason : failure);
     } finally {
       this.#end();
-      clearTimeout(timer);
-      budget.signal?.removeEventListener("abort", onAbort);
+      watch[Symbol.dispose]();
       this.#cancellation = undefined;
       this.#slot.signal = undefined;
       // What the cancelled host functions still do belongs to no call.

@@ -14,7 +14,7 @@
  */
 
 import type { PreparedModule } from "../compile/mod.ts";
-import type { CallBudget } from "./_backend.ts";
+import type { CallBudget } from "./_call_budget.ts";
 import type { HostCallable } from "../host/mod.ts";
 import type { HostEnvironment, HostServices } from "../host/mod.ts";
 import type { InstrumentMetadata } from "../instrument/mod.ts";

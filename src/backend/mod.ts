@@ -10,11 +10,15 @@
  * instance in a Deno Worker. An `InstanceSpec` (`_instance_spec.ts`) is the
  * one serializable description of an instance both build from; the import
  * plan (`_import_plan.ts`) wires host functions, WASI and linked imports.
+ * A call's budget (`_call_budget.ts`) is resolved once, by the plugin, and
+ * watched where the call waits.
  *
  * @module
  */
 
-export type { BytesCall, CallBudget, CommandResult, PluginBackend } from "./_backend.ts";
+export type { BytesCall, CommandResult, PluginBackend } from "./_backend.ts";
+export { CallWatch, resolveCallBudget } from "./_call_budget.ts";
+export type { CallBudget, CallWatchOptions, PluginBudget } from "./_call_budget.ts";
 export { planImports } from "./_import_plan.ts";
 export type { PlannedImports } from "./_import_plan.ts";
 export { createInlineBackend } from "./_inline_backend.ts";

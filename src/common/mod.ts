@@ -3,10 +3,13 @@
  * through it.
  *
  * Small helpers every folder shares: describing a value in an error
- * message and checking an options object for unknown keys.
+ * message, checking an options object for unknown keys, and the FIFO turn
+ * calls wait for.
  *
  * @module
  */
 
+export { CallQueue } from "./_call_queue.ts";
+export type { CallQueueOptions } from "./_call_queue.ts";
 export { describeValue } from "./_format.ts";
 export { assertKnownKeys } from "./_known_keys.ts";

@@ -17,14 +17,9 @@
 
 import type { BytesCall, CallBudget, CommandResult, PluginBackend } from "../backend/mod.ts";
 import { assertNotInHostCallOf, runInHostCall } from "../host/mod.ts";
-import {
-  InstantiationError,
-  TimeoutError,
-  TypeMismatchError,
-  WorkerCrashedError,
-} from "../errors.ts";
-import { describeValue } from "../common/mod.ts";
-import type { InternalOptions } from "../backend/mod.ts";
+import { InstantiationError, TypeMismatchError, WorkerCrashedError } from "../errors.ts";
+import { CallQueue, describeValue } from "../common/mod.ts";
+import { CallWatch, type InternalOptions } from "../backend/mod.ts";
 import { createHostServices, type HostServices, type ServiceName } from "../host/mod.ts";
 import type { ParkedState } from "../backend/mod.ts";
 import {
@@ -113,9 +108,11 @@ class WorkerBackend implements PluginBackend {
   #memoryBytes = 0;
   #lastFuelUsed = 0;
   #closed = false;
-  /** True while an exchange (a call or a memory access) owns the channel. */
-  #busy = false;
-  #waiting: (() => void)[] = [];
+  /**
+   * The channel's turn: an exchange (a call, a memory access, parking) holds
+   * it; when it is free again, the idle timer is armed.
+   */
+  readonly #queue = new CallQueue({ onFree: () => this.#armIdleTimer() });
   /** What host functions threw during the current exchange; the worker refers to them by index. */
   #hostErrors: unknown[] = [];
   /** Whether idle workers are parked: the state can be handed over and a timeout is set. */
@@ -203,7 +200,7 @@ class WorkerBackend implements PluginBackend {
     this.#parked = null;
     this.#internal.onWorkerEvent?.("spawned", script);
     // Inside an exchange, its end arms the timer.
-    if (!this.#busy) this.#armIdleTimer();
+    if (!this.#queue.busy) this.#armIdleTimer();
     return live;
   }
 
@@ -224,28 +221,13 @@ class WorkerBackend implements PluginBackend {
   }
 
   /**
-   * Takes the channel for one exchange and returns the worker to talk to.
+   * The worker to talk to, for an exchange that holds the channel's turn.
    * Calls are queued by the plugin, but memory access may overlap them: it
-   * waits here. Whoever opens must `#release()`, even when this fails.
+   * waits for the turn (`#queue`) first.
    */
-  #open(): LiveWorker | Promise<LiveWorker> {
-    if (this.#busy) {
-      return new Promise<void>((resolve) => this.#waiting.push(resolve)).then(() => this.#ready());
-    }
-    this.#busy = true;
-    return this.#ready();
-  }
-
   #ready(): LiveWorker | Promise<LiveWorker> {
     if (this.#hostErrors.length > 0) this.#hostErrors = [];
     return this.#worker();
-  }
-
-  #release(): void {
-    const next = this.#waiting.shift();
-    if (next !== undefined) return next();
-    this.#busy = false;
-    this.#armIdleTimer();
   }
 
   /**
@@ -263,7 +245,7 @@ class WorkerBackend implements PluginBackend {
   #startIdleTimer(delay: number): void {
     const timer = setTimeout(() => {
       this.#idleTimer = undefined;
-      if (this.#busy) return; // the exchange in progress re-arms it when it ends
+      if (this.#queue.busy) return; // the exchange in progress re-arms it when it ends
       const idleFor = performance.now() - this.#lastUse;
       const timeout = Math.min(this.#spec.idleTimeoutMs, MAX_TIMER_MS);
       if (idleFor < timeout) this.#startIdleTimer(timeout - idleFor);
@@ -281,30 +263,27 @@ class WorkerBackend implements PluginBackend {
    */
   async #park(): Promise<void> {
     const live = this.#live;
-    if (this.#busy || this.#closed || live === undefined || live.crashed !== undefined) return;
-    this.#busy = true;
-    try {
-      live.channel.post(ToWorker.Park, []);
-      const reply = await live.channel.receive();
-      if (reply === undefined) {
-        // Closed or crashed meanwhile: the next exchange starts afresh, as after any crash.
-        if (this.#live === live) this.#discard(live);
-        return;
-      }
-      const [refusal, count, ...rest] = reply.values as [string | null, number, ...unknown[]];
-      if (reply.op !== ToHost.Done || refusal !== null) {
-        this.#parkable = false;
-        return;
-      }
-      this.#parked = {
-        memories: rest.slice(0, count) as Uint8Array[],
-        globals: rest.slice(count) as (number | bigint)[],
-      };
-      this.#discard(live);
-      this.#internal.onWorkerEvent?.("parked", workerScriptOf(this.#internal));
-    } finally {
-      this.#release();
+    if (this.#closed || live === undefined || live.crashed !== undefined) return;
+    using turn = this.#queue.tryTake();
+    if (turn === undefined) return;
+    live.channel.post(ToWorker.Park, []);
+    const reply = await live.channel.receive();
+    if (reply === undefined) {
+      // Closed or crashed meanwhile: the next exchange starts afresh, as after any crash.
+      if (this.#live === live) this.#discard(live);
+      return;
     }
+    const [refusal, count, ...rest] = reply.values as [string | null, number, ...unknown[]];
+    if (reply.op !== ToHost.Done || refusal !== null) {
+      this.#parkable = false;
+      return;
+    }
+    this.#parked = {
+      memories: rest.slice(0, count) as Uint8Array[],
+      globals: rest.slice(count) as (number | bigint)[],
+    };
+    this.#discard(live);
+    this.#internal.onWorkerEvent?.("parked", workerScriptOf(this.#internal));
   }
 
   invoke(
@@ -370,14 +349,14 @@ class WorkerBackend implements PluginBackend {
     startMs: number,
   ): unknown[] | Promise<unknown[]> {
     const live = this.#live;
-    if (this.#busy || live === undefined || live.crashed !== undefined || this.#closed) {
+    if (this.#queue.busy || live === undefined || live.crashed !== undefined || this.#closed) {
       return this.#requestLater(op, values, budget, startMs);
     }
     // A call that never reaches the worker, or whose worker is killed, used no fuel we can read.
     this.#lastFuelUsed = 0;
     budget.signal?.throwIfAborted();
-    this.#busy = true;
-    let answered = true;
+    const turn = this.#queue.tryTake()!;
+    let handedOn = false;
     try {
       if (this.#hostErrors.length > 0) this.#hostErrors = [];
       live.channel.postCall(op, values);
@@ -385,27 +364,25 @@ class WorkerBackend implements PluginBackend {
       if (
         reply === undefined || reply.op === ToHost.LinkerCall || reply.op === ToHost.ServiceCall
       ) {
-        answered = false;
-        return this.#conclude(live, budget, startMs, reply);
+        handedOn = true;
+        return this.#conclude(live, budget, startMs, reply, turn);
       }
       return this.#settle(reply);
     } finally {
-      if (answered) this.#release();
+      if (!handedOn) turn[Symbol.dispose]();
     }
   }
 
-  /** The rest of a call the worker did not answer at once: it owns the channel until it ends. */
+  /** The rest of a call the worker did not answer at once: it holds the channel's turn until it ends. */
   async #conclude(
     live: LiveWorker,
     budget: CallBudget,
     startMs: number,
     first: WireMessage | undefined,
+    turn: Disposable,
   ): Promise<unknown[]> {
-    try {
-      return this.#settle(await this.#converse(live, budget, startMs, first));
-    } finally {
-      this.#release();
-    }
+    using _turn = turn;
+    return this.#settle(await this.#converse(live, budget, startMs, first));
   }
 
   /** {@linkcode #request} when the channel is taken, or the worker must be (re)started first. */
@@ -417,20 +394,16 @@ class WorkerBackend implements PluginBackend {
   ): Promise<unknown[]> {
     this.#lastFuelUsed = 0;
     budget.signal?.throwIfAborted();
-    try {
-      let live = this.#open();
-      if (live instanceof Promise) {
-        live = await live;
-        // The deadline is the guest's: a worker respawned for this call (parked,
-        // or replaced after a crash) starts the clock when it is ready.
-        startMs = performance.now();
-      }
-      budget.signal?.throwIfAborted();
-      live.channel.postCall(op, values);
-      return this.#settle(await this.#converse(live, budget, startMs));
-    } finally {
-      this.#release();
-    }
+    const taken = this.#queue.take();
+    using _turn = taken instanceof Promise ? await taken : taken;
+    const ready = this.#ready();
+    const live = ready instanceof Promise ? await ready : ready;
+    // The deadline is the guest's: a call that waited for the channel, or for a worker
+    // respawned for it (parked, or replaced after a crash), starts the clock when it is ready.
+    if (taken instanceof Promise || ready instanceof Promise) startMs = performance.now();
+    budget.signal?.throwIfAborted();
+    live.channel.postCall(op, values);
+    return this.#settle(await this.#converse(live, budget, startMs));
   }
 
   /** Records what the call used, and returns its results or throws its error. */
@@ -460,25 +433,25 @@ class WorkerBackend implements PluginBackend {
     startMs: number,
     first?: WireMessage,
   ): Promise<WireMessage> {
-    const deadline = startMs + budget.timeoutMs;
     let stopping: Stopping | undefined;
     let pending: PendingHostCall | undefined;
-    const stop = (reason: unknown): void => {
-      if (stopping !== undefined) return;
-      stopping = { reason, graceEnd: performance.now() + GRACE_MS };
-      this.#interrupt(live);
-      // A guest waiting on a host function cannot see the flag: answer it with the reason.
-      if (pending !== undefined && !pending.answered) {
-        pending.answered = true;
-        this.#throwToGuest(live, reason);
-      }
-    };
-    const onAbort = (): void => stop(budget.signal!.reason);
-    budget.signal?.addEventListener("abort", onAbort, { once: true });
-    if (budget.signal?.aborted) onAbort();
+    // The wait for the worker's answer times out at the deadline: no timer needed.
+    const watch = new CallWatch(budget, {
+      deadline: startMs + budget.timeoutMs,
+      timer: false,
+      onStop: (reason) => {
+        stopping = { reason, graceEnd: performance.now() + GRACE_MS };
+        this.#interrupt(live);
+        // A guest waiting on a host function cannot see the flag: answer it with the reason.
+        if (pending !== undefined && !pending.answered) {
+          pending.answered = true;
+          this.#throwToGuest(live, reason);
+        }
+      },
+    });
     try {
       while (true) {
-        const until = stopping === undefined ? deadline : stopping.graceEnd;
+        const until = stopping === undefined ? watch.deadline : stopping.graceEnd;
         const message = first ?? await live.channel.receive(Math.max(0, until - performance.now()));
         first = undefined;
         if (message === undefined) {
@@ -487,7 +460,7 @@ class WorkerBackend implements PluginBackend {
             throw stopping?.reason ?? live.crashed;
           }
           if (stopping === undefined) {
-            stop(new TimeoutError(undefined, { timeoutMs: budget.timeoutMs }));
+            watch.expire();
           } else if (performance.now() >= stopping.graceEnd) {
             // The guest did not stop (a long instruction, a stuck host call): kill the worker.
             this.#discard(live);
@@ -518,7 +491,7 @@ class WorkerBackend implements PluginBackend {
         return message;
       }
     } finally {
-      budget.signal?.removeEventListener("abort", onAbort);
+      watch[Symbol.dispose]();
     }
   }
 
@@ -587,21 +560,20 @@ class WorkerBackend implements PluginBackend {
     return pending;
   }
 
+  /** A memory access: it waits for the channel's turn, since it may overlap a call. */
   async #memoryRequest(op: number, values: WireValue[]): Promise<WireMessage> {
-    try {
-      let live = this.#open();
-      if (live instanceof Promise) live = await live;
-      live.channel.post(op, values);
-      const reply = await live.channel.receive();
-      if (reply === undefined) {
-        this.#discard(live);
-        throw live.crashed ?? new WorkerCrashedError("The plugin's worker stopped answering");
-      }
-      if (reply.op === ToHost.Failure) throw this.#decode(reply.values[0] as string);
-      return reply;
-    } finally {
-      this.#release();
+    const taken = this.#queue.take();
+    using _turn = taken instanceof Promise ? await taken : taken;
+    const ready = this.#ready();
+    const live = ready instanceof Promise ? await ready : ready;
+    live.channel.post(op, values);
+    const reply = await live.channel.receive();
+    if (reply === undefined) {
+      this.#discard(live);
+      throw live.crashed ?? new WorkerCrashedError("The plugin's worker stopped answering");
     }
+    if (reply.op === ToHost.Failure) throw this.#decode(reply.values[0] as string);
+    return reply;
   }
 
   async readMemory(offset: number, length: number): Promise<Uint8Array> {

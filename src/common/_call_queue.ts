@@ -1,0 +1,98 @@
+/**
+ * One caller at a time, the others in line: the turn a plugin's calls take
+ * (see `WasmPlugin`), and the one a worker's channel gives each exchange
+ * (see `_worker_backend.ts`).
+ *
+ * A binary semaphore with a FIFO line, shaped for a hot path: a free queue
+ * hands its turn over synchronously, and the turn is one object per queue,
+ * reused, so taking and releasing it allocates nothing. A promise is made
+ * only for a caller that has to wait.
+ *
+ * @module
+ */
+
+/** The turn {@linkcode CallQueue.wakeAll} gives: it holds nothing, and releasing it does nothing. */
+const NO_TURN: Disposable = Object.freeze({ [Symbol.dispose](): void {} });
+
+/** What {@linkcode CallQueue} is made with. */
+export interface CallQueueOptions {
+  /**
+   * Called when a turn is released and nobody waits for it: the queue is
+   * free (a worker's backend arms its idle timer then).
+   */
+  readonly onFree?: () => void;
+}
+
+/**
+ * A FIFO line for one turn. {@linkcode take} gives the turn at once when it
+ * is free, else a promise of it, given in the order the callers asked;
+ * releasing the turn (`using`, or `turn[Symbol.dispose]()`) hands it to the
+ * next caller in line directly, so no one arriving meanwhile can take it
+ * first. Release a turn once.
+ *
+ * @example Run one job at a time
+ * ```ts ignore
+ * const queue = new CallQueue();
+ * async function job(name: string): Promise<void> {
+ *   const taken = queue.take();
+ *   using _turn = taken instanceof Promise ? await taken : taken;
+ *   await work(name); // no other job runs meanwhile
+ * } // the next job's turn
+ * ```
+ */
+export class CallQueue {
+  /** Whether a caller holds the turn (it stays taken as it passes down the line). */
+  #held = false;
+  /** The callers waiting, first first. */
+  #waiting: ((turn: Disposable) => void)[] = [];
+  readonly #turn: Disposable;
+  readonly #onFree: (() => void) | undefined;
+
+  constructor(options: CallQueueOptions = {}) {
+    this.#onFree = options.onFree;
+    this.#turn = Object.freeze({ [Symbol.dispose]: () => this.#release() });
+  }
+
+  /** Whether a caller holds the turn: a {@linkcode take} now would wait. */
+  get busy(): boolean {
+    return this.#held;
+  }
+
+  /** How many callers wait for the turn. */
+  get waiting(): number {
+    return this.#waiting.length;
+  }
+
+  /** The turn if it is free, else `undefined` (and nothing waits). */
+  tryTake(): Disposable | undefined {
+    if (this.#held) return undefined;
+    this.#held = true;
+    return this.#turn;
+  }
+
+  /** The turn itself if it is free, else a promise of it, kept after the callers already waiting. */
+  take(): Disposable | Promise<Disposable> {
+    if (!this.#held) {
+      this.#held = true;
+      return this.#turn;
+    }
+    return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+
+  /**
+   * Ends every wait at once, each with a turn that holds nothing: for
+   * shutting down, when the callers in line are to find out that they may
+   * not run. The turn itself stays with its holder.
+   */
+  wakeAll(): void {
+    for (const wake of this.#waiting.splice(0)) wake(NO_TURN);
+  }
+
+  #release(): void {
+    if (!this.#held) return;
+    const next = this.#waiting.shift();
+    if (next !== undefined) return next(this.#turn);
+    this.#held = false;
+    this.#onFree?.();
+  }
+}
