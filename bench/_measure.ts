@@ -1,5 +1,6 @@
 /**
- * Side-by-side measurement: variants run interleaved, round by round, and are
+ * Side-by-side measurement: variants run interleaved, round by round (in an
+ * order rotated each round), and are
  * reported as medians over the rounds (these machines are shared and noisy,
  * and cross-thread wake-ups come in slow and fast phases).
  *
@@ -68,7 +69,8 @@ export async function interleavePhases(
     for (const phase of phases) {
       const condition = await phase.enter?.();
       try {
-        for (const [name, { run, iterations }] of Object.entries(phase.variants)) {
+        for (const [name, { run, iterations }] of rotated(phase.variants, round)) {
+          collectGarbage?.();
           const start = performance.now();
           await run(iterations);
           const ns = ((performance.now() - start) * 1e6) / iterations;
@@ -81,6 +83,25 @@ export async function interleavePhases(
     if (round >= 0) onRound?.(round + 1);
   }
   return Object.entries(samples).map(([name, values]) => summarize(name, values));
+}
+
+/**
+ * V8's full collection when the bench runs with `--v8-flags=--expose-gc`
+ * (`deno task bench` does): run before each variant, so that the garbage a
+ * variant leaves (e.g. 200 plugins created and stopped) is collected on its
+ * own time, not during the next variant's few milliseconds.
+ */
+const collectGarbage = (globalThis as { gc?: () => void }).gc;
+
+/**
+ * The variants in the order of round `round`: rotated by one each round, so
+ * no variant always runs first, or always right after the same other one
+ * (e.g. after one that starts workers, whose threads still run for a while).
+ */
+function rotated(variants: Variants, round: number): [string, Variants[string]][] {
+  const entries = Object.entries(variants);
+  const shift = ((round % entries.length) + entries.length) % entries.length;
+  return [...entries.slice(shift), ...entries.slice(0, shift)];
 }
 
 /** Median, min and max of samples. */

@@ -192,12 +192,7 @@ export class PluginInstance implements PluginBackend {
     const limits = this.#limits;
     if (limits === null) return;
     this.#fuelBudget = budget.fuel ?? UNMETERED_FUEL;
-    limits.prepare({
-      fuel: this.#fuelBudget,
-      maxCallDepth: this.#spec.maxCallDepth,
-      deadline: startMs + budget.timeoutMs,
-      now: startMs,
-    });
+    limits.prepareCall(this.#fuelBudget, this.#spec.maxCallDepth, this.#deadline, startMs);
     if (this.#bindings.stopRequested?.() === true) limits.interrupt();
   }
 
@@ -206,7 +201,7 @@ export class PluginInstance implements PluginBackend {
     reportDroppedLogs(this.#logBudget, this.#bindings.services);
     const limits = this.#limits;
     if (limits === null || !this.#spec.instrumentation?.fuelGlobal) return;
-    const remaining = Number(limits.fuelRemaining);
+    const remaining = limits.fuelLeft;
     this.#lastFuelUsed = remaining < 0 ? this.#fuelBudget : this.#fuelBudget - remaining;
   }
 

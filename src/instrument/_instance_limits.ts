@@ -153,6 +153,32 @@ export class InstanceLimits {
       this.#prepare(Number(fuel), budget.maxCallDepth ?? 1000);
       return;
     }
+    this.#setGlobals(budget);
+  }
+
+  /**
+   * {@linkcode prepare} for the call path: the same budgets as numbers, so a
+   * call makes no budget object and, while the fuel fits an `f64` exactly, no
+   * BigInt.
+   *
+   * @param fuel Fuel units the call may consume (an integer).
+   * @param maxCallDepth Maximum number of live wasm frames.
+   * @param deadline `performance.now()` value after which the call stops.
+   * @param now The current `performance.now()`.
+   */
+  prepareCall(fuel: number, maxCallDepth: number, deadline: number, now: number): void {
+    if (this.#prepare === null || !(Number.isInteger(fuel) && Math.abs(fuel) <= MAX_EXACT)) {
+      this.prepare({ fuel: BigInt(fuel), maxCallDepth, deadline, now });
+      return;
+    }
+    this.#deadline = deadline;
+    this.#lastCheck = now;
+    this.#wide = false;
+    this.#prepare(fuel, maxCallDepth);
+  }
+
+  /** Sets each global of the budgets by itself (a module without the prepare function, or a wide budget). */
+  #setGlobals(budget: CallBudget): void {
     if (this.#trap !== null) this.#trap.value = 0;
     if (this.#fuel !== null) {
       const total = BigInt(budget.fuel ?? 0);
@@ -188,6 +214,16 @@ export class InstanceLimits {
   /** Runs the module's deferred start function, if it had one. */
   runStart(): void {
     this.#start?.();
+  }
+
+  /**
+   * {@linkcode fuelRemaining} as a number, for the call path: no BigInt
+   * while the budget fits an `f64` exactly.
+   */
+  get fuelLeft(): number {
+    if (this.#fuel === null) return 0;
+    if (!this.#wide && this.#fuelLeft !== null) return this.#fuelLeft();
+    return Number(this.fuelRemaining);
   }
 
   /** Fuel left after the last call (negative once exhausted), `0n` without fuel. */

@@ -314,3 +314,29 @@ Deno.test("fuel pass leaves exactly what was charged when the guest traps", asyn
     });
   }
 });
+
+Deno.test("prepareCall() and fuelLeft are prepare() and fuelRemaining in numbers", async (t) => {
+  const plugin = load(PROGRAM, { fuel: true });
+  const sum = plugin.instance.exports.sum as (n: number) => number;
+
+  await t.step("a budget an f64 holds exactly: the same fuel, as a number", () => {
+    plugin.limits.prepareCall(1000, 1000, Infinity, performance.now());
+    assert.equal(sum(10), 55);
+    assert.equal(plugin.limits.fuelLeft, 1000 - 91);
+    assert.equal(plugin.limits.fuelRemaining, 909n);
+  });
+
+  await t.step("a budget too large for an f64 takes the BigInt path", () => {
+    plugin.limits.prepareCall(2 ** 60, 1000, Infinity, performance.now());
+    assert.equal(sum(10), 55);
+    assert.equal(plugin.limits.fuelRemaining, 2n ** 60n - 91n);
+    assert.equal(plugin.limits.fuelLeft, Number(2n ** 60n - 91n));
+  });
+
+  await t.step("an exhausted budget reads negative or zero, never more", () => {
+    plugin.limits.prepareCall(50, 1000, Infinity, performance.now());
+    assert.throws(() => sum(10), WebAssembly.RuntimeError);
+    assert.equal(plugin.limits.trapReason, TrapReason.Fuel);
+    assert.ok(plugin.limits.fuelLeft <= 0);
+  });
+});
