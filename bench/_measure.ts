@@ -38,6 +38,14 @@ export interface InterleaveOptions {
   warmupRounds?: number;
   /** Called after each counted round with its number (from 1), e.g. to show progress. */
   onRound?: (round: number) => void;
+  /**
+   * Collect the garbage and let V8's background sweeping finish before each
+   * variant (needs `--v8-flags=--expose-gc`, which `deno task bench` passes):
+   * for groups where one variant leaves much garbage (creating plugins) and
+   * the others run for a few milliseconds. Off for the worker channel, whose
+   * wake-up policy would be reset by the pause. @default {false}
+   */
+  settle?: boolean;
 }
 
 /** Runs every variant once per round, in turn, and summarizes ns/op. */
@@ -58,7 +66,7 @@ export async function interleavePhases(
   rounds: number,
   options: InterleaveOptions = {},
 ): Promise<Figure[]> {
-  const { warmupRounds = 1, onRound } = options;
+  const { warmupRounds = 1, onRound, settle: settleFirst = false } = options;
   if (!Number.isInteger(rounds) || rounds < 1) {
     throw new RangeError(
       `Cannot measure as 'rounds' must be a positive integer: current value is ${rounds}`,
@@ -70,7 +78,7 @@ export async function interleavePhases(
       const condition = await phase.enter?.();
       try {
         for (const [name, { run, iterations }] of rotated(phase.variants, round)) {
-          collectGarbage?.();
+          if (settleFirst) await settle();
           const start = performance.now();
           await run(iterations);
           const ns = ((performance.now() - start) * 1e6) / iterations;
@@ -92,6 +100,20 @@ export async function interleavePhases(
  * own time, not during the next variant's few milliseconds.
  */
 const collectGarbage = (globalThis as { gc?: () => void }).gc;
+
+/**
+ * Collects the garbage (when it can), then waits a few milliseconds for V8's
+ * background sweeping to finish, so that it neither runs on the other core
+ * nor on the main thread during the next variant.
+ */
+async function settle(): Promise<void> {
+  if (collectGarbage === undefined) return;
+  collectGarbage();
+  await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+}
+
+/** How long {@linkcode settle} waits after a collection. */
+const SETTLE_MS = 15;
 
 /**
  * The variants in the order of round `round`: rotated by one each round, so

@@ -32,50 +32,54 @@ export async function benchCallOverhead(
   const wrapped = async (a: number, b: number): Promise<number> => add(a, b);
 
   let sink = 0;
-  const figures = await interleave({
-    raw: {
-      iterations: iterations * 10,
-      run: (n) => {
-        for (let i = 0; i < n; i++) sink += add(i, 1);
+  const figures = await interleave(
+    {
+      raw: {
+        iterations: iterations * 10,
+        run: (n) => {
+          for (let i = 0; i < n; i++) sink += add(i, 1);
+        },
+      },
+      awaitedRaw: {
+        iterations,
+        run: async (n) => {
+          for (let i = 0; i < n; i++) sink += await wrapped(i, 1);
+        },
+      },
+      performanceNow: {
+        iterations,
+        run: (n) => {
+          for (let i = 0; i < n; i++) sink += performance.now();
+        },
+      },
+      dateNow: {
+        iterations,
+        run: (n) => {
+          for (let i = 0; i < n; i++) sink += Date.now();
+        },
+      },
+      callI32: {
+        iterations,
+        run: async (n) => {
+          for (let i = 0; i < n; i++) sink += await plugin.callI32("add", [i, 1]);
+        },
+      },
+      callI32Metered: {
+        iterations,
+        run: async (n) => {
+          for (let i = 0; i < n; i++) sink += await meteredPlugin.callI32("add", [i, 1]);
+        },
+      },
+      managerCallI32: {
+        iterations,
+        run: async (n) => {
+          for (let i = 0; i < n; i++) sink += await manager.callI32(handle, "add", [i, 1]);
+        },
       },
     },
-    awaitedRaw: {
-      iterations,
-      run: async (n) => {
-        for (let i = 0; i < n; i++) sink += await wrapped(i, 1);
-      },
-    },
-    performanceNow: {
-      iterations,
-      run: (n) => {
-        for (let i = 0; i < n; i++) sink += performance.now();
-      },
-    },
-    dateNow: {
-      iterations,
-      run: (n) => {
-        for (let i = 0; i < n; i++) sink += Date.now();
-      },
-    },
-    callI32: {
-      iterations,
-      run: async (n) => {
-        for (let i = 0; i < n; i++) sink += await plugin.callI32("add", [i, 1]);
-      },
-    },
-    callI32Metered: {
-      iterations,
-      run: async (n) => {
-        for (let i = 0; i < n; i++) sink += await meteredPlugin.callI32("add", [i, 1]);
-      },
-    },
-    managerCallI32: {
-      iterations,
-      run: async (n) => {
-        for (let i = 0; i < n; i++) sink += await manager.callI32(handle, "add", [i, 1]);
-      },
-    },
-  }, rounds);
+    rounds,
+    { settle: true },
+  );
   if (sink === 0.5) console.log(sink); // keeps the loops from being optimized away
   const floor = median(figures, "awaitedRaw") + 2 * median(figures, "performanceNow");
   return {

@@ -43,26 +43,34 @@ export async function benchOtel(
     };
     // First with no provider ever registered, as a host without OpenTelemetry runs:
     // registering and disabling an SDK leaves the API's registry behind in a slower shape.
-    const quiet = await interleave({
-      callI32OtelNoProvider: { iterations, run: calls },
-      callI32OtelOff: off,
-    }, rounds);
-    const withSdk = await interleave({
-      callI32OtelSdk: {
-        iterations,
-        run: async (n) => {
-          trace.setGlobalTracerProvider(tracerProvider);
-          metrics.setGlobalMeterProvider(meterProvider);
-          try {
-            await calls(n);
-          } finally {
-            trace.disable();
-            metrics.disable();
-          }
-        },
+    const quiet = await interleave(
+      {
+        callI32OtelNoProvider: { iterations, run: calls },
+        callI32OtelOff: off,
       },
-      callI32OtelOffBesideSdk: off,
-    }, rounds);
+      rounds,
+      { settle: true },
+    );
+    const withSdk = await interleave(
+      {
+        callI32OtelSdk: {
+          iterations,
+          run: async (n) => {
+            trace.setGlobalTracerProvider(tracerProvider);
+            metrics.setGlobalMeterProvider(meterProvider);
+            try {
+              await calls(n);
+            } finally {
+              trace.disable();
+              metrics.disable();
+            }
+          },
+        },
+        callI32OtelOffBesideSdk: off,
+      },
+      rounds,
+      { settle: true },
+    );
     const figures = [...quiet, ...withSdk];
     if (sink === 0.5) console.log(sink); // keeps the loops from being optimized away
     return {

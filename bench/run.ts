@@ -26,12 +26,17 @@ import { benchOtel } from "./otel.ts";
 import { evaluateGoals, formatTarget, type GroupName } from "./_goals.ts";
 import { updateReadme } from "./report.ts";
 
+/**
+ * The groups, in the order they run. `peers` runs last: its timeout trials
+ * leave Extism's timed-out worker threads spinning (they keep a core busy
+ * after `close()`, measured 2026-12-04), which would slow every group after it.
+ */
 const GROUPS: readonly GroupName[] = [
   "callOverhead",
   "workerCalls",
   "instrumentation",
-  "peers",
   "otel",
+  "peers",
 ];
 const DEFAULT_ROUNDS: Record<GroupName, number> = {
   callOverhead: 30,
@@ -112,6 +117,12 @@ if (selected("instrumentation")) {
   groups.instrumentation = instrumentation;
   rounds.instrumentation = roundsOf("instrumentation");
 }
+if (selected("otel")) {
+  const otel = await benchOtel({ rounds: roundsOf("otel") });
+  table("OpenTelemetry overhead (inline calls)", otel.figures, otel.ratios);
+  groups.otel = otel;
+  rounds.otel = roundsOf("otel");
+}
 if (selected("peers")) {
   const peers = await benchExtism({ rounds: roundsOf("peers") });
   table(`Side by side with Extism ${peers.extismVersion}`, peers.figures, peers.ratios);
@@ -126,13 +137,6 @@ if (selected("peers")) {
   }
   groups.peers = peers;
   rounds.peers = roundsOf("peers");
-}
-
-if (selected("otel")) {
-  const otel = await benchOtel({ rounds: roundsOf("otel") });
-  table("OpenTelemetry overhead (inline calls)", otel.figures, otel.ratios);
-  groups.otel = otel;
-  rounds.otel = roundsOf("otel");
 }
 
 const merged = { ...previous, ...groups } as Parameters<typeof evaluateGoals>[0];

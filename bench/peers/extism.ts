@@ -173,69 +173,73 @@ export async function benchExtism(
 
   let sink = 0;
   try {
-    const figures = await interleave({
-      wasmplugInlineCall: {
-        iterations: 20_000,
-        run: async (n) => {
-          for (let i = 0; i < n; i++) sink += await inlinePlugin.callI32("count");
+    const figures = await interleave(
+      {
+        wasmplugInlineCall: {
+          iterations: 20_000,
+          run: async (n) => {
+            for (let i = 0; i < n; i++) sink += await inlinePlugin.callI32("count");
+          },
+        },
+        wasmplugInlineCallUnmetered: {
+          iterations: 20_000,
+          run: async (n) => {
+            for (let i = 0; i < n; i++) sink += await unmeteredPlugin.callI32("count");
+          },
+        },
+        extismInProcessCall: {
+          iterations: 20_000,
+          run: async (n) => {
+            for (let i = 0; i < n; i++) if ((await extismInline.call("count")) !== null) sink++;
+          },
+        },
+        wasmplugWorkerCall: {
+          iterations: 2_000,
+          run: async (n) => {
+            for (let i = 0; i < n; i++) sink += await workerPlugin.callI32("count");
+          },
+        },
+        extismWorkerCall: {
+          iterations: 2_000,
+          run: async (n) => {
+            for (let i = 0; i < n; i++) if ((await extismWorker.call("count")) !== null) sink++;
+          },
+        },
+        wasmplugCreateInline: {
+          iterations: 200,
+          run: async (n) => {
+            for (let i = 0; i < n; i++) await (await inline.createPlugin(compiled)).stop();
+          },
+        },
+        extismCreateInProcess: {
+          iterations: 200,
+          run: async (n) => {
+            for (let i = 0; i < n; i++) {
+              await (await createExtismPlugin({ wasm: [{ module }] }, { useWasi: false })).close();
+            }
+          },
+        },
+        wasmplugCreateWorker: {
+          iterations: 5,
+          run: async (n) => {
+            for (let i = 0; i < n; i++) await (await worker.createPlugin(compiledWorker)).stop();
+          },
+        },
+        extismCreateWorker: {
+          iterations: 5,
+          run: async (n) => {
+            for (let i = 0; i < n; i++) {
+              await (await createExtismPlugin({ wasm: [{ module }] }, {
+                useWasi: false,
+                ...extismWorkerOptions(),
+              })).close();
+            }
+          },
         },
       },
-      wasmplugInlineCallUnmetered: {
-        iterations: 20_000,
-        run: async (n) => {
-          for (let i = 0; i < n; i++) sink += await unmeteredPlugin.callI32("count");
-        },
-      },
-      extismInProcessCall: {
-        iterations: 20_000,
-        run: async (n) => {
-          for (let i = 0; i < n; i++) if ((await extismInline.call("count")) !== null) sink++;
-        },
-      },
-      wasmplugWorkerCall: {
-        iterations: 2_000,
-        run: async (n) => {
-          for (let i = 0; i < n; i++) sink += await workerPlugin.callI32("count");
-        },
-      },
-      extismWorkerCall: {
-        iterations: 2_000,
-        run: async (n) => {
-          for (let i = 0; i < n; i++) if ((await extismWorker.call("count")) !== null) sink++;
-        },
-      },
-      wasmplugCreateInline: {
-        iterations: 200,
-        run: async (n) => {
-          for (let i = 0; i < n; i++) await (await inline.createPlugin(compiled)).stop();
-        },
-      },
-      extismCreateInProcess: {
-        iterations: 200,
-        run: async (n) => {
-          for (let i = 0; i < n; i++) {
-            await (await createExtismPlugin({ wasm: [{ module }] }, { useWasi: false })).close();
-          }
-        },
-      },
-      wasmplugCreateWorker: {
-        iterations: 5,
-        run: async (n) => {
-          for (let i = 0; i < n; i++) await (await worker.createPlugin(compiledWorker)).stop();
-        },
-      },
-      extismCreateWorker: {
-        iterations: 5,
-        run: async (n) => {
-          for (let i = 0; i < n; i++) {
-            await (await createExtismPlugin({ wasm: [{ module }] }, {
-              useWasi: false,
-              ...extismWorkerOptions(),
-            })).close();
-          }
-        },
-      },
-    }, rounds);
+      rounds,
+      { settle: true },
+    );
     if (sink === 0.5) console.log(sink); // keeps the loops observable
 
     const timeouts = await measureTimeouts(timeoutMs, trials);

@@ -50,13 +50,17 @@ function representativeOf(bucket: number): number {
 
 /**
  * Durations of a plugin's calls in nanoseconds, as a log-bucket histogram of
- * 2 818 counters (22 KiB), whatever the number of calls.
+ * 2 818 counters (22 KiB), whatever the number of calls. The counters are
+ * allocated at the first non-zero duration: a plugin created and stopped
+ * without a call costs nothing here (creating and dropping many plugins
+ * would otherwise pile up 22 KiB buffers outside the JS heap until a full
+ * collection, each creation slower than the last).
  *
  * Negative values are clamped to 0 and `NaN` is ignored, so a bad clock
  * reading never throws on the call path.
  */
 export class LatencyHistogram {
-  readonly #counts = new Float64Array(BUCKETS);
+  #counts: Float64Array | null = null;
   #zeroCount = 0;
   #count = 0;
   #sumNs = 0;
@@ -76,7 +80,7 @@ export class LatencyHistogram {
     if (valueNs < this.#minNs) this.#minNs = valueNs;
     if (valueNs > this.#maxNs) this.#maxNs = valueNs;
     if (valueNs === 0) this.#zeroCount++;
-    else this.#counts[bucketOf(valueNs)]!++;
+    else (this.#counts ??= new Float64Array(BUCKETS))[bucketOf(valueNs)]!++;
   }
 
   /** How many values were recorded. */
@@ -116,6 +120,7 @@ export class LatencyHistogram {
     let seen = this.#zeroCount;
     if (seen >= rank) return 0;
     const counts = this.#counts;
+    if (counts === null) return this.#maxNs;
     for (let i = 0; i < BUCKETS; i++) {
       seen += counts[i]!;
       if (seen >= rank) {
@@ -136,7 +141,7 @@ export class LatencyHistogram {
     const prefix = new Float64Array(BUCKETS);
     let running = this.#zeroCount;
     for (let i = 0; i < BUCKETS; i++) {
-      running += this.#counts[i]!;
+      running += this.#counts?.[i] ?? 0;
       prefix[i] = running;
     }
     return upperBoundsNs.map((bound) => {
@@ -149,7 +154,7 @@ export class LatencyHistogram {
 
   /** Forgets every recorded value. */
   reset(): void {
-    this.#counts.fill(0);
+    this.#counts?.fill(0);
     this.#zeroCount = 0;
     this.#count = 0;
     this.#sumNs = 0;
@@ -160,7 +165,10 @@ export class LatencyHistogram {
   /** Adds every value recorded by `other` (e.g. a worker's histogram) to this one. */
   merge(other: LatencyHistogram): void {
     if (other.#count === 0) return;
-    for (let i = 0; i < BUCKETS; i++) this.#counts[i]! += other.#counts[i]!;
+    if (other.#counts !== null) {
+      const counts = this.#counts ??= new Float64Array(BUCKETS);
+      for (let i = 0; i < BUCKETS; i++) counts[i]! += other.#counts[i]!;
+    }
     this.#zeroCount += other.#zeroCount;
     this.#count += other.#count;
     this.#sumNs += other.#sumNs;
