@@ -18,8 +18,13 @@ export interface Figure {
 /** A variant: runs `iterations` operations and returns nothing. */
 export type Variant = (iterations: number) => Promise<void> | void;
 
-/** Variants by figure name, each with the operations it runs per round. */
-export type Variants = Record<string, { run: Variant; iterations: number }>;
+/**
+ * Variants by figure name, each with the operations it runs per round, and
+ * optionally operations it runs first, untimed (`warmup`): for figures meant
+ * as a steady state, e.g. a worker channel's round trip, whose first calls
+ * after another variant (a crowd, workers spawned) still pay for that one.
+ */
+export type Variants = Record<string, { run: Variant; iterations: number; warmup?: number }>;
 
 /**
  * Variants measured in one condition: `enter` sets the condition up before
@@ -77,8 +82,9 @@ export async function interleavePhases(
     for (const phase of phases) {
       const condition = await phase.enter?.();
       try {
-        for (const [name, { run, iterations }] of rotated(phase.variants, round)) {
+        for (const [name, { run, iterations, warmup = 0 }] of rotated(phase.variants, round)) {
           if (settleFirst) await settle();
+          if (warmup > 0) await run(warmup);
           const start = performance.now();
           await run(iterations);
           const ns = ((performance.now() - start) * 1e6) / iterations;

@@ -43,6 +43,13 @@ const HOST_LOOP_WAT = `(module
       (br $next)))
     (local.get $sum)))`;
 const BARE_WORKER = new URL("./_bare_worker.ts", import.meta.url);
+/**
+ * Untimed round trips before each timed run of a round-trip figure: the
+ * figures are steady states, and a channel's first ≈ 1000 calls after the
+ * crowd phase or spawned workers still pay for those (both sides of each
+ * comparison get the same warm-up).
+ */
+const WARMUP = 1_000;
 /** Plugins called at once in the crowd figures, and callers per plugin. */
 export const CROWD_PLUGINS = 50;
 /** Callers per plugin (or bare worker) in the crowd figures. */
@@ -143,10 +150,11 @@ export async function benchWorkerCalls(options: { rounds?: number } = {}): Promi
       [
         {
           variants: {
-            postMessageRoundTrip: { iterations: 2_000, run: serial(bare) },
-            workerCallI32: { iterations: 5_000, run: callI32 },
+            postMessageRoundTrip: { iterations: 2_000, warmup: WARMUP, run: serial(bare) },
+            workerCallI32: { iterations: 5_000, warmup: WARMUP, run: callI32 },
             workerCallBytes16: {
               iterations: 5_000,
+              warmup: WARMUP,
               run: async (n) => {
                 for (let i = 0; i < n; i++) sink += (await plugin.callBytes("echo", small)).length;
               },
@@ -190,8 +198,8 @@ export async function benchWorkerCalls(options: { rounds?: number } = {}): Promi
             return load;
           },
           variants: {
-            busyPostMessageRoundTrip: { iterations: 1_000, run: serial(bare) },
-            busyWorkerCallI32: { iterations: 2_000, run: callI32 },
+            busyPostMessageRoundTrip: { iterations: 1_000, warmup: WARMUP, run: serial(bare) },
+            busyWorkerCallI32: { iterations: 2_000, warmup: WARMUP, run: callI32 },
           },
         },
         {
