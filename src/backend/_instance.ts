@@ -22,8 +22,7 @@ import {
   TrapError,
   type WasmError,
 } from "../errors.ts";
-import { InstanceLimits, MEMORY_BYTES_EXPORT } from "../instrument/mod.ts";
-import { TrapReason } from "../instrument/mod.ts";
+import { InstanceLimits, MEMORY_BYTES_EXPORT, TrapReason } from "../metering/mod.ts";
 import {
   createBuiltin,
   createLogBudget,

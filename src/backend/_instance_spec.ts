@@ -17,7 +17,7 @@ import type { PreparedModule } from "../compile/mod.ts";
 import type { CallBudget } from "./_call_budget.ts";
 import type { HostCallable } from "../host/mod.ts";
 import type { HostEnvironment, HostServices } from "../host/mod.ts";
-import type { InstrumentMetadata } from "../instrument/mod.ts";
+import type { InstrumentMetadata } from "../metering/mod.ts";
 import type { ResourceLimits } from "../resource_limits.ts";
 
 /** How one import of the module is provided. */

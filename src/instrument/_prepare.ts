@@ -21,11 +21,9 @@
  */
 
 import type { CodeWriter } from "./_code.ts";
+import { FUEL_LEFT_EXPORT, PREPARE_EXPORT } from "../metering/mod.ts";
 
-/** Export name of the `[f64 i32] -> []` function that arms a call. */
-export const PREPARE_EXPORT = "__wasmplug_prepare";
-/** Export name of the `[] -> [f64]` function that returns the fuel left. */
-export const FUEL_LEFT_EXPORT = "__wasmplug_fuel_left";
+export { FUEL_LEFT_EXPORT, PREPARE_EXPORT };
 
 /** `(func (param f64 i32))` as a type section entry. */
 export const PREPARE_TYPE: Uint8Array = new Uint8Array([0x60, 0x02, 0x7c, 0x7f, 0x00]);

@@ -33,7 +33,7 @@ import {
   type SectionInfo,
   type TableType,
 } from "./_module.ts";
-import { MEMORY_BYTES_EXPORT } from "./_instance_limits.ts";
+import { MEMORY_BYTES_EXPORT } from "../metering/mod.ts";
 
 export { MEMORY_BYTES_EXPORT };
 

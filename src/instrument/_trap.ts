@@ -8,21 +8,9 @@
  */
 
 import type { CodeWriter } from "./_code.ts";
+import { TrapReason } from "../metering/mod.ts";
 
-/** Values of the trap-reason global after a call. */
-export const TrapReason = {
-  /** No limit tripped; a trap, if any, is the guest's own. */
-  None: 0,
-  /** The fuel budget ran out. */
-  Fuel: 1,
-  /** The call depth limit was exceeded. */
-  CallDepth: 2,
-  /** The deadline passed (or the host raised the interrupt flag). */
-  Deadline: 3,
-} as const;
-
-/** One of the {@linkcode TrapReason} values. */
-export type TrapReason = typeof TrapReason[keyof typeof TrapReason];
+export { TrapReason };
 
 /**
  * Where a check finds the trap-reason global and, optionally, the function

@@ -93,13 +93,13 @@ import type {
   InstrumentMetadata,
   MemoryStateExport,
   StateExports,
-} from "./_metadata.ts";
+} from "../metering/mod.ts";
 export type {
   DeadlinePacing,
   InstrumentMetadata,
   MemoryStateExport,
   StateExports,
-} from "./_metadata.ts";
+} from "../metering/mod.ts";
 
 export { EngineLimitError, TrapReason };
 export { DEADLINE_HOOKS_EXPORT, DEADLINE_MEMORY_EXPORT };
@@ -993,4 +993,4 @@ const HOOK_TYPE = new Uint8Array([0x60, 0x00, 0x01, 0x7f]);
 /** `(func)` as a type section entry. */
 const VOID_TYPE = new Uint8Array([0x60, 0x00, 0x00]);
 
-export { type CallBudget, createDeadlineHook, InstanceLimits } from "./_instance_limits.ts";
+export { type CallBudget, createDeadlineHook, InstanceLimits } from "../metering/mod.ts";

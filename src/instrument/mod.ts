@@ -11,7 +11,6 @@
 
 export { BinaryFormatError } from "./_bytes.ts";
 export { EngineLimitError } from "./_engine_limits.ts";
-export { InstanceLimits, MEMORY_BYTES_EXPORT } from "./_instance_limits.ts";
 export { clampLimits } from "./_limits.ts";
 export type { ClampResult } from "./_limits.ts";
 export {
@@ -32,6 +31,5 @@ export type {
 } from "./_module.ts";
 export { enforceTotals } from "./_totals.ts";
 export type { TotalsOptions } from "./_totals.ts";
-export { TrapReason } from "./_trap.ts";
 export { instrument, RESERVED_EXPORT_PREFIX } from "./instrument.ts";
 export type { DeadlineMode, InstrumentMetadata, InstrumentResult } from "./instrument.ts";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { enforceTotals, MEMORY_BYTES_EXPORT } from "../../src/instrument/_totals.ts";
 import { clampLimits } from "../../src/instrument/_limits.ts";
 import { EngineLimitError, instrument } from "../../src/instrument/instrument.ts";
-import { InstanceLimits } from "../../src/instrument/_instance_limits.ts";
+import { InstanceLimits } from "../../src/metering/_instance_limits.ts";
 import { parseModule } from "../../src/instrument/_module.ts";
 import { assemble, voidTypes, wat } from "./_wasm.ts";
 

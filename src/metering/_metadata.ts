@@ -1,7 +1,7 @@
 /**
  * What the host needs to drive an instrumented module (the exports the
- * instrumenter added), apart from `instrument.ts` so that the instance side
- * (`_instance_limits.ts`) can read it without importing the instrumenter.
+ * instrumenter added), as `instrument()` returns it and `InstanceLimits`
+ * reads it.
  *
  * @module
  */

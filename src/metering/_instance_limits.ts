@@ -7,14 +7,7 @@
  * @module
  */
 
-import { FUEL_LEFT_EXPORT, PREPARE_EXPORT } from "./_prepare.ts";
-
-/**
- * Export name of the `[] -> [i64]` function returning the bytes of all the
- * plugin's memories (added by `_totals.ts` to modules with several).
- */
-export const MEMORY_BYTES_EXPORT = "__wasmplug_total_memory_bytes";
-import type { TrapReason } from "./_trap.ts";
+import { FUEL_LEFT_EXPORT, PREPARE_EXPORT, type TrapReason } from "./_contract.ts";
 import type { InstrumentMetadata } from "./_metadata.ts";
 
 /** Largest budget the prepare function takes exactly (as an `f64`). */

@@ -1,0 +1,33 @@
+/**
+ * The names and codes instrumented code and the host agree on: the exports
+ * the instrumenter adds for the host to call, and the reasons its checks
+ * record before they trap. The instrumenter writes them into modules; the
+ * host (`InstanceLimits`) reads them, without loading the instrumenter.
+ *
+ * @module
+ */
+
+/** Export name of the `[f64 i32] -> []` function that arms a call. */
+export const PREPARE_EXPORT = "__wasmplug_prepare";
+/** Export name of the `[] -> [f64]` function that returns the fuel left. */
+export const FUEL_LEFT_EXPORT = "__wasmplug_fuel_left";
+/**
+ * Export name of the `[] -> [i64]` function returning the bytes of all the
+ * plugin's memories (added by the totals pass to modules with several).
+ */
+export const MEMORY_BYTES_EXPORT = "__wasmplug_total_memory_bytes";
+
+/** Values of the trap-reason global after a call. */
+export const TrapReason = {
+  /** No limit tripped; a trap, if any, is the guest's own. */
+  None: 0,
+  /** The fuel budget ran out. */
+  Fuel: 1,
+  /** The call depth limit was exceeded. */
+  CallDepth: 2,
+  /** The deadline passed (or the host raised the interrupt flag). */
+  Deadline: 3,
+} as const;
+
+/** One of the {@linkcode TrapReason} values. */
+export type TrapReason = typeof TrapReason[keyof typeof TrapReason];
