@@ -18,12 +18,20 @@ export interface Goal {
   /** `"atLeast"`: the ratio must be ≥ target; `"atMost"`: ≤ target. */
   readonly bound: "atLeast" | "atMost";
   readonly target: number;
+  /**
+   * The key in the same group of the ratio a floor reaches in the same run
+   * (a bare design with none of wasmplug's work): when the floor misses the
+   * target too, no design of that kind meets it on this machine.
+   */
+  readonly floorRatio?: string;
 }
 
 /** A goal with the ratio measured, `null` when its group was not measured. */
 export interface GoalResult extends Goal {
   readonly value: number | null;
   readonly met: boolean | null;
+  /** The floor's ratio, when the goal has one and it was measured. */
+  readonly floor: number | null;
 }
 
 /** Every goal, in the order the report lists them. */
@@ -34,6 +42,7 @@ export const GOALS: readonly Goal[] = [
     ratio: "postMessageVsWorkerCallI32",
     bound: "atLeast",
     target: 20,
+    floorRatio: "postMessageVsMinimalSab",
   },
   {
     description: "busy: worker `callI32` ÷ postMessage round trip",
@@ -41,6 +50,7 @@ export const GOALS: readonly Goal[] = [
     ratio: "busyWorkerCallI32VsPostMessage",
     bound: "atMost",
     target: 0.5,
+    floorRatio: "busyMinimalSabVsPostMessage",
   },
   {
     description: "crowd: worker `callI32`, 50 plugins × 4 callers ÷ one caller",
@@ -62,6 +72,7 @@ export const GOALS: readonly Goal[] = [
     ratio: "inlineCallVsExtism",
     bound: "atMost",
     target: 1,
+    floorRatio: "clockFloorVsExtism",
   },
   {
     description: "inline `callI32`, OpenTelemetry API loaded, no provider ÷ its check off",
@@ -103,13 +114,15 @@ export function evaluateGoals(
   groups: Partial<Record<GroupName, { ratios: Record<string, number> }>>,
 ): GoalResult[] {
   return GOALS.map((goal) => {
-    const value = groups[goal.group]?.ratios[goal.ratio] ?? null;
+    const ratios = groups[goal.group]?.ratios;
+    const value = ratios?.[goal.ratio] ?? null;
+    const floor = goal.floorRatio === undefined ? null : ratios?.[goal.floorRatio] ?? null;
     const met = value === null
       ? null
       : goal.bound === "atLeast"
       ? value >= goal.target
       : value <= goal.target;
-    return { ...goal, value, met };
+    return { ...goal, value, met, floor };
   });
 }
 

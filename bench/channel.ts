@@ -15,13 +15,10 @@
  * @module
  */
 
-/// <reference lib="deno.worker" />
-
 import { WasmRuntime } from "../mod.ts";
 import { artifactOf } from "../src/compile/_artifact.ts";
-import { createChannelBuffers, HostChannel, WorkerChannel } from "../src/worker/_channel.ts";
-import type { ChannelBuffers } from "../src/worker/_channel.ts";
 import { bareCaller } from "./_bare_caller.ts";
+import { spawnBareChannel } from "./_floor_workers.ts";
 import { startBusyCores } from "./_load.ts";
 import { type Figure, summarize } from "./_measure.ts";
 
@@ -35,23 +32,7 @@ const IDLE_MS = 3_000;
 /** Every bare worker, terminated at the end (a live worker keeps the process alive). */
 const bareWorkers: Worker[] = [];
 
-// This module is also the bare channel's worker: it answers `a + b` at once.
-if (typeof WorkerGlobalScope !== "undefined" && self instanceof WorkerGlobalScope) {
-  self.onmessage = (event: MessageEvent<ChannelBuffers>) => {
-    const channel = new WorkerChannel(event.data);
-    self.postMessage("ready");
-    try {
-      while (true) {
-        const { values } = channel.receive();
-        channel.post(10, [(values[0] as number) + (values[1] as number)]);
-      }
-    } catch {
-      // ChannelClosed: the host is done.
-    }
-  };
-} else {
-  await main();
-}
+await main();
 
 async function spawnBare(module: WebAssembly.Module): Promise<Worker> {
   const worker = new Worker(
@@ -64,16 +45,6 @@ async function spawnBare(module: WebAssembly.Module): Promise<Worker> {
     worker.postMessage(module);
   });
   return worker;
-}
-
-async function spawnRawChannel(): Promise<{ channel: HostChannel; worker: Worker }> {
-  const worker = new Worker(import.meta.url, { type: "module" });
-  const buffers = createChannelBuffers();
-  await new Promise((resolve) => {
-    worker.onmessage = resolve;
-    worker.postMessage(buffers);
-  });
-  return { channel: new HostChannel(buffers), worker };
 }
 
 /** Runs `perCaller` calls on each of `callers` callers at once. */
@@ -102,11 +73,8 @@ async function main(): Promise<void> {
   );
   const plugin = await runtime.createPlugin(compiled, { name: "add" });
   const bare = bareCaller(await spawnBare(bareModule));
-  const raw = await spawnRawChannel();
-  const rawCall = async (value: number): Promise<number> => {
-    raw.channel.post(1, [value, 1]);
-    return (await raw.channel.receive())!.values[0] as number;
-  };
+  await using raw = await spawnBareChannel();
+  const rawCall = (value: number): Promise<number> => raw.call(value);
   const crowd = await Promise.all(
     Array.from({ length: CROWD_PLUGINS }, () => runtime.createPlugin(compiled)),
   );
@@ -178,8 +146,6 @@ async function main(): Promise<void> {
   };
   const med = (name: string): number => figures.get(name)!.medianNs;
 
-  raw.channel.close();
-  raw.worker.terminate();
   for (const worker of bareWorkers) worker.terminate();
   await Promise.all(crowd.map((member) => member.stop()));
   const idle = await idleCpu(runtime, compiled);

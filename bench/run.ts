@@ -145,7 +145,8 @@ console.log("\n## Goals\n");
 for (const goal of goals) {
   const value = goal.value === null ? "not measured" : `${goal.value.toFixed(2)}x`;
   const status = goal.met === null ? "" : goal.met ? "met" : "NOT MET";
-  console.log(`- ${goal.description}: ${value} (goal ${formatTarget(goal)}) ${status}`);
+  const floor = goal.floor === null ? "" : `, floor ${goal.floor.toFixed(2)}x`;
+  console.log(`- ${goal.description}: ${value} (goal ${formatTarget(goal)}${floor}) ${status}`);
 }
 console.log(`\nMeasured in ${((performance.now() - started) / 1000).toFixed(0)} s`);
 

@@ -2,13 +2,15 @@
  * Worker isolation, side by side in one run, interleaved round by round in
  * three conditions:
  * - quiet: nothing else runs. A worker-isolated `callI32` beside a plain
- *   postMessage round trip to a bare worker doing the same wasm call;
+ *   postMessage round trip to a bare worker doing the same wasm call, and
+ *   beside the floors of `_floor_workers.ts` (the least a shared-memory
+ *   round trip costs here, and wasmplug's bare channel);
  *   `callBytes` of 16 B and of 1 MiB beside that `callI32`; a host function
  *   called from a worker guest beside the same call inline; plugin creation
  *   beside spawning a bare worker and instantiating by hand;
  * - busy: child processes spin on all cores but one (`_load.ts`), started
- *   before the phase and stopped after it, every round. The same `callI32`
- *   and postMessage round trip;
+ *   before the phase and stopped after it, every round. The same `callI32`,
+ *   postMessage round trip and floors;
  * - crowd: 50 worker plugins called by 4 callers each at once, wall time per
  *   call, beside 50 bare workers with 4 callers each over postMessage (and,
  *   in the ratios, beside one plugin called by one caller).
@@ -23,6 +25,7 @@ import { artifactOf } from "../src/compile/_artifact.ts";
 import { startBusyCores } from "./_load.ts";
 import { type Figure, interleavePhases, median } from "./_measure.ts";
 import { bareCaller } from "./_bare_caller.ts";
+import { spawnBareChannel, spawnMinimalSab } from "./_floor_workers.ts";
 
 /** `add` for the calls, `alloc` and `echo` for `callBytes` (up to 1 MiB at 1024). */
 const CALLS_WAT = `(module
@@ -106,6 +109,8 @@ export async function benchWorkerCalls(options: { rounds?: number } = {}): Promi
   await using plugin = await runtime.createPlugin(compiled, { name: "calls" });
   const bareWorker = await spawnBare(bareModule);
   const bare = bareCaller(bareWorker);
+  await using minimalSab = await spawnMinimalSab(bareModule);
+  await using bareChannel = await spawnBareChannel();
   const linker = runtime.createLinker().funcWrap("env", "tick", (n: number) => n & 1);
   const hostLoop = await runtime.compileWat("host-loop", HOST_LOOP_WAT);
   const grant = { capabilities: [Capability.CallHostFunction] };
@@ -152,6 +157,16 @@ export async function benchWorkerCalls(options: { rounds?: number } = {}): Promi
           variants: {
             postMessageRoundTrip: { iterations: 2_000, warmup: WARMUP, run: serial(bare) },
             workerCallI32: { iterations: 5_000, warmup: WARMUP, run: callI32 },
+            minimalSabRoundTrip: {
+              iterations: 5_000,
+              warmup: WARMUP,
+              run: serial((value) => minimalSab.call(value)),
+            },
+            bareChannelRoundTrip: {
+              iterations: 5_000,
+              warmup: WARMUP,
+              run: serial((value) => bareChannel.call(value)),
+            },
             workerCallBytes16: {
               iterations: 5_000,
               warmup: WARMUP,
@@ -200,6 +215,11 @@ export async function benchWorkerCalls(options: { rounds?: number } = {}): Promi
           variants: {
             busyPostMessageRoundTrip: { iterations: 1_000, warmup: WARMUP, run: serial(bare) },
             busyWorkerCallI32: { iterations: 2_000, warmup: WARMUP, run: callI32 },
+            busyMinimalSabRoundTrip: {
+              iterations: 2_000,
+              warmup: WARMUP,
+              run: serial((value) => minimalSab.call(value)),
+            },
           },
         },
         {
@@ -229,6 +249,10 @@ export async function benchWorkerCalls(options: { rounds?: number } = {}): Promi
       figures,
       ratios: {
         postMessageVsWorkerCallI32: ratio("postMessageRoundTrip", "workerCallI32"),
+        postMessageVsMinimalSab: ratio("postMessageRoundTrip", "minimalSabRoundTrip"),
+        postMessageVsBareChannel: ratio("postMessageRoundTrip", "bareChannelRoundTrip"),
+        workerCallI32VsBareChannel: ratio("workerCallI32", "bareChannelRoundTrip"),
+        busyMinimalSabVsPostMessage: ratio("busyMinimalSabRoundTrip", "busyPostMessageRoundTrip"),
         busyWorkerCallI32VsPostMessage: ratio("busyWorkerCallI32", "busyPostMessageRoundTrip"),
         crowdVsSingleWorkerCallI32: ratio("crowdCallI32", "workerCallI32"),
         crowdVsSinglePostMessage: ratio("crowdPostMessageRoundTrip", "postMessageRoundTrip"),

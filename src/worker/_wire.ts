@@ -3,6 +3,11 @@
  * worker: an opcode and a list of tagged values (numbers, bigints, strings,
  * bytes, null, undefined), written into a growable SharedArrayBuffer.
  *
+ * Messages are compact (an int32 takes 5 bytes, `null` 1) because a call's
+ * request and answer should fit in the cache line that also holds the
+ * channel's counters: on the machines measured, every further 64-byte line
+ * the two threads hand each other costs ≈ 0.25 µs a round trip.
+ *
  * @module
  */
 
@@ -21,6 +26,12 @@ const TAG_NULL = 2;
 const TAG_UNDEFINED = 3;
 const TAG_STRING = 4;
 const TAG_BYTES = 5;
+const TAG_INT32 = 6;
+
+/** Whether `value` travels as a 4-byte integer (-0 does not: it would come back as 0). */
+function isInt32(value: number): boolean {
+  return (value | 0) === value && !Object.is(value, -0);
+}
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -46,12 +57,15 @@ function encodeString(value: string): Uint8Array {
  */
 export class WireBuffer {
   readonly buffer: SharedArrayBuffer;
+  /** The byte offset messages start at (the bytes before it are the channel's). */
+  readonly start: number;
   #length = -1;
   #view!: DataView;
   #bytes!: Uint8Array;
 
-  constructor(buffer: SharedArrayBuffer) {
+  constructor(buffer: SharedArrayBuffer, start = 0) {
     this.buffer = buffer;
+    this.start = start;
     this.refresh();
   }
 
@@ -78,9 +92,12 @@ export class WireBuffer {
   }
 }
 
-/** Wraps a (growable) shared buffer for {@linkcode writeMessage} and {@linkcode readMessage}. */
-export function wireBuffer(buffer: SharedArrayBuffer): WireBuffer {
-  return new WireBuffer(buffer);
+/**
+ * Wraps a (growable) shared buffer for {@linkcode writeMessage} and
+ * {@linkcode readMessage}; messages start at byte `start`.
+ */
+export function wireBuffer(buffer: SharedArrayBuffer, start = 0): WireBuffer {
+  return new WireBuffer(buffer, start);
 }
 
 /** Strings this short are decoded by hand when they are ASCII (`TextDecoder` costs ≈ 1.5 µs a call). */
@@ -102,26 +119,37 @@ function decodeString(bytes: Uint8Array, at: number, length: number): string {
   return decoder.decode(bytes.slice(at, at + length));
 }
 
+/** The largest message (with the bytes before its start) written to private memory first. */
+const STAGE_BYTES = 256;
+const stageBytes = new Uint8Array(STAGE_BYTES);
+const stageView = new DataView(stageBytes.buffer);
+
 /** The encoded strings of the message being written, by value index. */
 const encoded: Uint8Array[] = [];
 
 /**
- * Writes `op` and `values` at the start of `buffer` (growing it when needed)
- * and returns the number of bytes written.
+ * Writes `op` and `values` at the buffer's message start (growing it when
+ * needed) and returns the offset of the message's end.
  *
  * @throws {RangeError} If the message does not fit in the buffer's maximum size.
  */
 export function writeMessage(wire: WireBuffer, op: number, values: readonly WireValue[]): number {
   const count = values.length;
-  let size = 5 + 9 * count;
+  let size = wire.start + 5;
   for (let i = 0; i < count; i++) {
     const value = values[i];
-    if (typeof value === "string") {
+    if (typeof value === "number") {
+      size += isInt32(value) ? 5 : 9;
+    } else if (typeof value === "bigint") {
+      size += 9;
+    } else if (value === null || value === undefined) {
+      size += 1;
+    } else if (typeof value === "string") {
       const raw = encodeString(value);
       encoded[i] = raw;
-      size += raw.length - 4;
-    } else if (value instanceof Uint8Array) {
-      size += value.length - 4;
+      size += 5 + raw.length;
+    } else {
+      size += 5 + value.length;
     }
   }
   const { buffer } = wire;
@@ -134,23 +162,35 @@ export function writeMessage(wire: WireBuffer, op: number, values: readonly Wire
     }
     buffer.grow(Math.min(buffer.maxByteLength, Math.max(size, buffer.byteLength * 2)));
   }
-  const { view, bytes } = wire.refresh();
-  view.setUint8(0, op);
-  view.setUint32(1, count, true);
-  let at = 5;
+  wire.refresh();
+  // A short message is written in private memory and copied in one go: the other side
+  // polls the first line, and each store of its own would take that line back.
+  const staged = size <= STAGE_BYTES;
+  const view = staged ? stageView : wire.view;
+  const bytes = staged ? stageBytes : wire.bytes;
+  let at = wire.start;
+  view.setUint8(at, op);
+  view.setUint32(at + 1, count, true);
+  at += 5;
   for (let i = 0; i < count; i++) {
     const value = values[i];
     if (typeof value === "number") {
-      view.setUint8(at, TAG_NUMBER);
-      view.setFloat64(at + 1, value, true);
-      at += 9;
+      if (isInt32(value)) {
+        view.setUint8(at, TAG_INT32);
+        view.setInt32(at + 1, value, true);
+        at += 5;
+      } else {
+        view.setUint8(at, TAG_NUMBER);
+        view.setFloat64(at + 1, value, true);
+        at += 9;
+      }
     } else if (typeof value === "bigint") {
       view.setUint8(at, TAG_BIGINT);
       view.setBigInt64(at + 1, BigInt.asIntN(64, value), true);
       at += 9;
     } else if (value === null || value === undefined) {
       view.setUint8(at, value === null ? TAG_NULL : TAG_UNDEFINED);
-      at += 9;
+      at += 1;
     } else {
       const raw = typeof value === "string" ? encoded[i]! : value;
       view.setUint8(at, typeof value === "string" ? TAG_STRING : TAG_BYTES);
@@ -165,23 +205,29 @@ export function writeMessage(wire: WireBuffer, op: number, values: readonly Wire
     }
   }
   encoded.length = 0;
+  if (staged) wire.bytes.set(stageBytes.subarray(wire.start, at), wire.start);
   return at;
 }
 
 /**
- * Reads the message at the start of `buffer`. Bytes are copied out, unless
+ * Reads the message at the buffer's message start. Bytes are copied out, unless
  * `views` asks for views into the buffer, valid only until the next message
  * is written (for bytes that are consumed at once).
  */
 export function readMessage(wire: WireBuffer, views = false): WireMessage {
   const { view, bytes } = wire.refresh();
-  const op = view.getUint8(0);
-  const count = view.getUint32(1, true);
+  let at = wire.start;
+  const op = view.getUint8(at);
+  const count = view.getUint32(at + 1, true);
   const values: WireValue[] = new Array(count);
-  let at = 5;
+  at += 5;
   for (let i = 0; i < count; i++) {
     const tag = view.getUint8(at);
     switch (tag) {
+      case TAG_INT32:
+        values[i] = view.getInt32(at + 1, true);
+        at += 5;
+        break;
       case TAG_NUMBER:
         values[i] = view.getFloat64(at + 1, true);
         at += 9;
@@ -193,7 +239,7 @@ export function readMessage(wire: WireBuffer, views = false): WireMessage {
       case TAG_NULL:
       case TAG_UNDEFINED:
         values[i] = tag === TAG_NULL ? null : undefined;
-        at += 9;
+        at += 1;
         break;
       default: {
         const length = view.getUint32(at + 1, true);

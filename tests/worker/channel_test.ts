@@ -37,8 +37,14 @@ Deno.test("the wire carries every kind of value, and long or non-ASCII text", ()
   const wire = wireBuffer(new SharedArrayBuffer(64, { maxByteLength: 1 << 20 }));
   const values: WireValue[] = [
     0,
+    -0,
     -1.5,
+    2 ** 31 - 1,
+    -(2 ** 31),
+    2 ** 31,
+    2 ** 53,
     Number.NaN,
+    -Infinity,
     2n ** 63n - 1n,
     -(2n ** 63n),
     null,
@@ -56,6 +62,19 @@ Deno.test("the wire carries every kind of value, and long or non-ASCII text", ()
   const message = readMessage(wire);
   assert.equal(message.op, 7);
   assert.deepEqual(message.values, values);
+});
+
+Deno.test("the wire writes after the channel's own words, and a call's request and answer fit in one cache line", () => {
+  const buffer = new SharedArrayBuffer(256, { maxByteLength: 1 << 20 });
+  const words = new Int32Array(buffer, 0, 4).fill(-1);
+  const wire = wireBuffer(buffer, 16);
+  // A call of add(i, 1) with a fuel and a time budget, and its answer (fuel used, memory, result).
+  const request: WireValue[] = ["add", 10_000_000, 30_000, 123_456, 1];
+  assert.ok(writeMessage(wire, 1, request) <= 64);
+  assert.deepEqual(readMessage(wire), { op: 1, values: request });
+  assert.ok(writeMessage(wire, 2, [1_234, 20 * 65_536, 123_457]) <= 64);
+  assert.deepEqual(readMessage(wire).values, [1_234, 20 * 65_536, 123_457]);
+  assert.deepEqual([...words], [-1, -1, -1, -1]);
 });
 
 Deno.test("the wire grows its buffer, and a reader with older views sees the growth", () => {
