@@ -43,6 +43,8 @@ let setTap: <Details extends object>(
  */
 export class CountedEventTarget<Details extends object> extends EventTarget {
   readonly #listeners = new ListenerCount();
+  /** The listeners added with `once` or a `signal`, which leave by themselves, by key. */
+  readonly #leaving = new Map<string, LeavingListener>();
   readonly #listenersChanged: (target: CountedEventTarget<Details>) => void;
   #tap: EventTap<Details> | null = null;
   #tapped: ReadonlySet<string> = NO_TYPES;
@@ -84,15 +86,45 @@ export class CountedEventTarget<Details extends object> extends EventTarget {
     if (this.#tapped.has(type)) this.#tap!(type, detail, this);
   }
 
-  /** Adds a listener, counted. */
+  /**
+   * Adds a listener, counted. One added with `once` or a `signal` is
+   * uncounted when it fires or the signal aborts.
+   */
   override addEventListener(
     type: string,
     listener: EventListenerOrEventListenerObject | null,
     options?: boolean | AddEventListenerOptions,
   ): void {
-    this.#listeners.add(type, listener, options);
+    const { capture, once, signal } = typeof options === "object"
+      ? options
+      : { capture: options, once: false, signal: undefined };
+    // Neither is added by EventTarget: a null listener, or one whose signal has aborted.
+    if (listener === null || signal?.aborted === true) {
+      return super.addEventListener(type, listener, options);
+    }
+    const key = listenerKey(type, listener, capture);
+    // Added already, EventTarget ignores it (its first options stay).
+    if (!this.#listeners.add(type, key)) return;
     this.#listenersChanged(this);
-    super.addEventListener(type, listener, options);
+    if (once !== true && signal === undefined) {
+      return super.addEventListener(type, listener, options);
+    }
+    const leave = (): void => {
+      if (this.#leaving.get(key) !== leaving) return;
+      this.#leaving.delete(key);
+      signal?.removeEventListener("abort", leave);
+      this.#listeners.remove(type, key);
+      this.#listenersChanged(this);
+    };
+    const added: EventListenerOrEventListenerObject = once !== true ? listener : (event) => {
+      leave();
+      if (typeof listener === "function") listener.call(this, event);
+      else listener.handleEvent(event);
+    };
+    const leaving: LeavingListener = { added, leave };
+    this.#leaving.set(key, leaving);
+    signal?.addEventListener("abort", leave, { once: true });
+    super.addEventListener(type, added, options);
   }
 
   /** Removes a listener, uncounted. */
@@ -101,10 +133,28 @@ export class CountedEventTarget<Details extends object> extends EventTarget {
     listener: EventListenerOrEventListenerObject | null,
     options?: boolean | EventListenerOptions,
   ): void {
-    this.#listeners.remove(type, listener, options);
-    this.#listenersChanged(this);
+    if (listener === null) return super.removeEventListener(type, listener, options);
+    const key = listenerKey(
+      type,
+      listener,
+      typeof options === "object" ? options.capture : options,
+    );
+    const leaving = this.#leaving.get(key);
+    if (leaving !== undefined) {
+      leaving.leave();
+      return super.removeEventListener(type, leaving.added, options);
+    }
+    if (this.#listeners.remove(type, key)) this.#listenersChanged(this);
     super.removeEventListener(type, listener, options);
   }
+}
+
+/** A listener added with `once` or a `signal`: what was given to EventTarget, and its uncounting. */
+interface LeavingListener {
+  /** The listener itself, or for `once` a wrapper that uncounts it first. */
+  readonly added: EventListenerOrEventListenerObject;
+  /** Uncounts it (once; later calls do nothing). */
+  readonly leave: () => void;
 }
 
 /**
@@ -124,13 +174,11 @@ export function tapEvents<Details extends object>(
 }
 
 /**
- * Counts the listeners of an `EventTarget` by type, the way it tells them
- * apart (type, listener, capture). Listeners added with `once` or a `signal`
- * leave without `removeEventListener`: they are counted and never uncounted,
- * so events may then be made for nobody, which costs time, not correctness.
+ * Counts the listeners of an `EventTarget` by type, each known by the key
+ * {@linkcode listenerKey} gives it (how `EventTarget` tells listeners apart).
  */
 export class ListenerCount {
-  /** The listeners added and not removed, as `EventTarget` identifies them. */
+  /** The listeners added and not removed. */
   readonly #keys = new Set<string>();
   readonly #byType = new Map<string, number>();
   #total = 0;
@@ -145,34 +193,19 @@ export class ListenerCount {
     return (this.#byType.get(type) ?? 0) > 0;
   }
 
-  /** Counts a listener `addEventListener` is given. */
-  add(
-    type: string,
-    listener: object | null,
-    options: boolean | AddEventListenerOptions | undefined,
-  ): void {
-    if (listener === null) return;
-    const { capture, once, signal } = typeof options === "object"
-      ? options
-      : { capture: options, once: false, signal: undefined };
-    if (once !== true && signal === undefined) {
-      const key = listenerKey(type, listener, capture);
-      // Added twice, it is still one listener.
-      if (this.#keys.has(key)) return;
-      this.#keys.add(key);
-    }
+  /** Counts the listener of `type` known by `key`; false if it is counted already. */
+  add(type: string, key: string): boolean {
+    if (this.#keys.has(key)) return false;
+    this.#keys.add(key);
     this.#count(type, 1);
+    return true;
   }
 
-  /** Uncounts a listener `removeEventListener` is given. */
-  remove(
-    type: string,
-    listener: object | null,
-    options: boolean | EventListenerOptions | undefined,
-  ): void {
-    if (listener === null) return;
-    const capture = typeof options === "object" ? options.capture : options;
-    if (this.#keys.delete(listenerKey(type, listener, capture))) this.#count(type, -1);
+  /** Uncounts the listener of `type` known by `key`; false if it was not counted. */
+  remove(type: string, key: string): boolean {
+    if (!this.#keys.delete(key)) return false;
+    this.#count(type, -1);
+    return true;
   }
 
   #count(type: string, delta: number): void {
@@ -185,7 +218,7 @@ const listenerIds = new WeakMap<object, number>();
 let nextListenerId = 0;
 
 /** What `EventTarget` tells listeners apart by: the type, the listener and the capture flag. */
-function listenerKey(type: string, listener: object, capture: boolean | undefined): string {
+export function listenerKey(type: string, listener: object, capture: boolean | undefined): string {
   let id = listenerIds.get(listener);
   if (id === undefined) listenerIds.set(listener, id = nextListenerId++);
   return `${type} ${id} ${capture === true}`;

@@ -3,21 +3,22 @@ import {
   CountedEventTarget,
   type EventTap,
   ListenerCount,
+  listenerKey,
   tapEvents,
 } from "../src/_listener_count.ts";
 
-Deno.test("ListenerCount counts listeners by type as EventTarget tells them apart", async (t) => {
+Deno.test("ListenerCount counts listeners by type, each once, by the key EventTarget tells them apart by", async (t) => {
   const onEvent = (): void => {};
   const handler = { handleEvent(): void {} };
 
   await t.step("added once or twice, a listener is one; removed, it is gone", () => {
     const count = new ListenerCount();
     assert.equal(count.any, false);
-    count.add("executed", onEvent, undefined);
-    count.add("executed", onEvent, false);
+    assert.equal(count.add("executed", listenerKey("executed", onEvent, undefined)), true);
+    assert.equal(count.add("executed", listenerKey("executed", onEvent, false)), false);
     assert.ok(count.has("executed"));
     assert.equal(count.has("state_changed"), false);
-    count.remove("executed", onEvent, undefined);
+    assert.equal(count.remove("executed", listenerKey("executed", onEvent, undefined)), true);
     assert.equal(count.has("executed"), false);
     assert.equal(count.any, false);
   });
@@ -26,32 +27,17 @@ Deno.test("ListenerCount counts listeners by type as EventTarget tells them apar
     "the capture flag makes another listener; removing an unknown one does nothing",
     () => {
       const count = new ListenerCount();
-      count.add("executed", handler, { capture: true });
-      count.add("executed", handler, false);
-      count.remove("executed", handler, { capture: true });
+      count.add("executed", listenerKey("executed", handler, true));
+      count.add("executed", listenerKey("executed", handler, false));
+      count.remove("executed", listenerKey("executed", handler, true));
       assert.ok(count.has("executed"));
-      count.remove("executed", onEvent, undefined);
-      count.remove("error", handler, false);
+      assert.equal(count.remove("executed", listenerKey("executed", onEvent, undefined)), false);
+      assert.equal(count.remove("error", listenerKey("error", handler, false)), false);
       assert.ok(count.has("executed"));
-      count.remove("executed", handler, undefined);
+      count.remove("executed", listenerKey("executed", handler, undefined));
       assert.equal(count.any, false);
     },
   );
-
-  await t.step("once and signal listeners leave on their own: they stay counted", () => {
-    const count = new ListenerCount();
-    count.add("loaded", onEvent, { once: true });
-    count.add("unloaded", onEvent, { signal: new AbortController().signal });
-    count.remove("loaded", onEvent, undefined);
-    count.remove("unloaded", onEvent, undefined);
-    assert.ok(count.has("loaded") && count.has("unloaded"));
-  });
-
-  await t.step("a null listener is no listener", () => {
-    const count = new ListenerCount();
-    count.add("executed", null, undefined);
-    assert.equal(count.any, false);
-  });
 });
 
 interface Details {
@@ -122,5 +108,85 @@ Deno.test("CountedEventTarget counts its listeners and takes one tap", async (t)
     assert.equal(target.wanted("pong"), false);
     target.emit("pong", { n: 5 });
     assert.deepEqual(tapped, ["ping 1", "pong 4"]);
+  });
+});
+
+Deno.test("CountedEventTarget uncounts once and signal listeners when they leave by themselves", async (t) => {
+  await t.step("a once listener is uncounted as it fires, and runs once with the event", () => {
+    const target = new Target();
+    const seen: unknown[] = [];
+    target.addEventListener("ping", function (this: unknown, event) {
+      seen.push([this === target, (event as CustomEvent).detail.n]);
+    }, { once: true });
+    assert.ok(target.wanted("ping"));
+    target.emit("ping", { n: 1 });
+    assert.equal(target.wanted("ping"), false);
+    assert.equal(target.anyListener, false);
+    target.emit("ping", { n: 2 });
+    assert.deepEqual(seen, [[true, 1]]);
+  });
+
+  await t.step("a once handler object is called through handleEvent", () => {
+    const target = new Target();
+    const seen: number[] = [];
+    const handler = { handleEvent: (event: Event) => seen.push((event as CustomEvent).detail.n) };
+    target.addEventListener("pong", handler, { once: true });
+    target.emit("pong", { n: 7 });
+    target.emit("pong", { n: 8 });
+    assert.deepEqual(seen, [7]);
+    assert.equal(target.wanted("pong"), false);
+  });
+
+  await t.step("removing a once listener before it fires removes and uncounts it", () => {
+    const target = new Target();
+    let calls = 0;
+    const onPing = (): void => void calls++;
+    target.addEventListener("ping", onPing, { once: true });
+    target.removeEventListener("ping", onPing);
+    assert.equal(target.wanted("ping"), false);
+    target.emit("ping", { n: 1 });
+    assert.equal(calls, 0);
+    // Added again, it counts afresh, and fires.
+    target.addEventListener("ping", onPing, { once: true });
+    assert.ok(target.wanted("ping"));
+    target.emit("ping", { n: 2 });
+    assert.equal(calls, 1);
+  });
+
+  await t.step("a signal's abort removes and uncounts its listener", () => {
+    const target = new Target();
+    const controller = new AbortController();
+    let calls = 0;
+    target.addEventListener("ping", () => void calls++, { signal: controller.signal });
+    target.emit("ping", { n: 1 });
+    assert.ok(target.wanted("ping"));
+    controller.abort();
+    assert.equal(target.wanted("ping"), false);
+    target.emit("ping", { n: 2 });
+    assert.equal(calls, 1);
+  });
+
+  await t.step("an aborted signal adds nothing; a listener added twice stays one", () => {
+    const target = new Target();
+    const onPing = (): void => {};
+    target.addEventListener("ping", onPing, { signal: AbortSignal.abort() });
+    assert.equal(target.wanted("ping"), false);
+    target.addEventListener("ping", onPing);
+    target.addEventListener("ping", onPing, { once: true });
+    target.removeEventListener("ping", onPing);
+    assert.equal(target.wanted("ping"), false);
+  });
+
+  await t.step("a listener removed by hand no longer waits on its signal", () => {
+    const target = new Target();
+    const controller = new AbortController();
+    const onPing = (): void => {};
+    target.addEventListener("ping", onPing, { signal: controller.signal });
+    target.removeEventListener("ping", onPing);
+    const changes = target.changes;
+    target.addEventListener("ping", onPing);
+    controller.abort();
+    assert.ok(target.wanted("ping"), "the old signal does not uncount the new listener");
+    assert.equal(target.changes, changes + 1);
   });
 });
