@@ -110,6 +110,7 @@ class SpinBackoff {
   readonly #max: number;
   #left = 0;
   #skipped = 0;
+  #strikes = 0;
 
   constructor(max: number) {
     this.#max = max;
@@ -123,10 +124,13 @@ class SpinBackoff {
   }
 
   succeeded(): void {
-    this.#left = this.#skipped = 0;
+    this.#left = this.#skipped = this.#strikes = 0;
   }
 
   failed(): void {
+    // One failure after a success costs nothing: a pause (a collection, an interrupt)
+    // must not make the sides sleep, since every wake-up may land both on one core.
+    if (this.#strikes++ === 0) return;
     this.#skipped = this.#skipped === 0 ? 1 : Math.min(this.#max, this.#skipped * 2);
     this.#left = this.#skipped;
   }
