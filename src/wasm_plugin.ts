@@ -1037,11 +1037,17 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
         }) -> (${signature.results.join(", ")})`,
       );
     }
-    return { fn, input, packedOutput, alloc: this.#allocator(fn), free: this.#freeFunction() };
+    const alloc = this.#alloc ??= this.#allocator(fn);
+    const free = this.#free === undefined ? (this.#free = this.#freeFunction()) : this.#free;
+    return { fn, input, packedOutput, alloc, free };
   }
 
-  #allocator(fn: string): string {
-    for (const name of ["alloc", "malloc"]) {
+  /** The allocator and the free function of bytes calls, found once (exports do not change). */
+  #alloc: "alloc" | "malloc" | undefined;
+  #free: "dealloc" | "free" | null | undefined;
+
+  #allocator(fn: string): "alloc" | "malloc" {
+    for (const name of ["alloc", "malloc"] as const) {
       const signature = this.#signatures.get(name);
       if (
         signature !== undefined && sameTypes(signature.params, I32) &&

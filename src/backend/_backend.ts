@@ -30,8 +30,8 @@ export interface BytesCall {
   readonly input: Uint8Array;
   /** `true`: `fn` returns a packed `(ptr << 32) | len` i64 and the output is copied out; `false`: its i32. */
   readonly packedOutput: boolean;
-  /** The allocator export, `alloc` or `malloc`. */
-  readonly alloc: string;
+  /** The allocator export. */
+  readonly alloc: "alloc" | "malloc";
   /** The export that frees a buffer: `dealloc(ptr, len)`, `free(ptr)`, or none. */
   readonly free: "dealloc" | "free" | null;
 }

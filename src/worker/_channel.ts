@@ -1,8 +1,8 @@
 /**
  * The call channel between the host and one plugin's worker: one growable
  * data buffer that both sides take turns writing (strict request/response),
- * which starts with the two sequence counters (and the closed and stop
- * words), and a small buffer of flags.
+ * which starts with the two sequence counters (and the host's stop and closed
+ * signals), and a small buffer of flags.
  *
  * Laid out by cache line, since every 64-byte line the two threads hand each
  * other costs ≈ 0.25 µs a round trip on the machines measured: the counters
@@ -35,15 +35,18 @@ import {
 const TO_WORKER = 0;
 /** Index of the worker-to-host counter in the data buffer's words. */
 const TO_HOST = 1;
-/** Index of the word the host sets when it ends the channel, in the data buffer's words. */
-const CLOSED = 2;
 /**
- * Index in the data buffer's words of the word the host sets when it wants
- * the running call stopped (the worker reads it as each call begins).
+ * Index in the data buffer's words of the host's signals: {@linkcode STOP}
+ * and {@linkcode CLOSED} bits, set and cleared atomically (the worker reads
+ * them as each call begins and after each wait).
  */
-const STOP = 3;
-/** The words before the messages in the data buffer. */
-const COUNTER_WORDS = 4;
+const SIGNALS = 2;
+/** The signal bit the host sets when it wants the running call stopped. */
+const STOP = 1;
+/** The signal bit the host sets when it ends the channel. */
+const CLOSED = 2;
+/** The words before the messages in the data buffer (three: a call's request fits the line). */
+const COUNTER_WORDS = 3;
 
 /** Index in `control` of the word set while the host spins for the worker's message. */
 const HOST_SPINNING = 0;
@@ -379,7 +382,7 @@ export class WorkerChannel extends ChannelEnd {
       }
       Atomics.store(this.control, WORKER_SLEEPING, 0);
     }
-    if (Atomics.load(this.counters, CLOSED) !== 0) throw new ChannelClosed();
+    if ((Atomics.load(this.counters, SIGNALS) & CLOSED) !== 0) throw new ChannelClosed();
     return this.take(TO_WORKER, views);
   }
 
@@ -405,7 +408,7 @@ export class WorkerChannel extends ChannelEnd {
     } finally {
       Atomics.store(this.control, WORKER_SLEEPING, 0);
     }
-    if (Atomics.load(this.counters, CLOSED) !== 0) throw new ChannelClosed();
+    if ((Atomics.load(this.counters, SIGNALS) & CLOSED) !== 0) throw new ChannelClosed();
     return this.take(TO_WORKER);
   }
 
@@ -415,7 +418,7 @@ export class WorkerChannel extends ChannelEnd {
    * asked for just before must be raised again.
    */
   get stopRequested(): boolean {
-    return Atomics.load(this.counters, STOP) !== 0;
+    return (Atomics.load(this.counters, SIGNALS) & STOP) !== 0;
   }
 
   /** True while a `receiveAsync()` is pending. */
@@ -487,13 +490,13 @@ export class HostChannel extends ChannelEnd {
   /** Sends a call (or the start function) to the worker, which has not been asked to stop. */
   postCall(op: number, values: readonly WireValue[]): void {
     // Written only when set (rarely): a fenced write here would stall the call.
-    if (this.counters[STOP] !== 0) Atomics.store(this.counters, STOP, 0);
+    if ((this.counters[SIGNALS]! & STOP) !== 0) Atomics.and(this.counters, SIGNALS, ~STOP);
     this.post(op, values);
   }
 
   /** Asks the worker to stop the running call (see `WorkerChannel.stopRequested`). */
   requestStop(): void {
-    Atomics.store(this.counters, STOP, 1);
+    Atomics.or(this.counters, SIGNALS, STOP);
   }
 
   /**
@@ -590,7 +593,7 @@ export class HostChannel extends ChannelEnd {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#wakeWith(undefined);
-    Atomics.store(this.counters, CLOSED, 1);
+    Atomics.or(this.counters, SIGNALS, CLOSED);
     Atomics.add(this.counters, TO_WORKER, 1);
     Atomics.notify(this.counters, TO_WORKER);
   }

@@ -28,9 +28,36 @@ export const ToWorker = {
   Run: 8,
   /** hand over the instance's state, so the worker can be terminated (see `ParkedState`) */
   Park: 9,
-  /** fn, fuel (number | null), timeoutMs, packedOutput (0 | 1), alloc, free (string | null), input: a whole bytes-ABI call */
+  /** fn, fuel (number | null), timeoutMs, shape (see `bytesShape`), input: a whole bytes-ABI call */
   Bytes: 15,
 } as const;
+
+/** A bytes call's exports and output kind, as the `ToWorker.Bytes` request carries them. */
+export interface BytesShape {
+  readonly packedOutput: boolean;
+  readonly alloc: "alloc" | "malloc";
+  readonly free: "dealloc" | "free" | null;
+}
+
+const FREES = [null, "dealloc", "free"] as const;
+
+/**
+ * Packs a bytes call's shape into one small integer (bit 0: packed output,
+ * bit 1: `malloc`, bits 2–3: no free, `dealloc` or `free`), so the request
+ * carries no names and fits the channel's first cache line.
+ */
+export function packBytesShape({ packedOutput, alloc, free }: BytesShape): number {
+  return (packedOutput ? 1 : 0) | (alloc === "malloc" ? 2 : 0) | (FREES.indexOf(free) << 2);
+}
+
+/** The inverse of {@linkcode packBytesShape}. */
+export function unpackBytesShape(shape: number): BytesShape {
+  return {
+    packedOutput: (shape & 1) !== 0,
+    alloc: (shape & 2) !== 0 ? "malloc" : "alloc",
+    free: FREES[(shape >> 2) & 3] ?? null,
+  };
+}
 
 /** Worker → host opcodes. */
 export const ToHost = {

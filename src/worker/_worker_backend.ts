@@ -31,7 +31,13 @@ import {
 import { bundledWorkerUrl } from "./_worker_bundle.ts";
 import { createChannelBuffers, HostChannel } from "./_channel.ts";
 import { decodeError, encodeError } from "./_error_codec.ts";
-import { ToHost, ToWorker, type WorkerReady, type WorkerSetup } from "./_protocol.ts";
+import {
+  packBytesShape,
+  ToHost,
+  ToWorker,
+  type WorkerReady,
+  type WorkerSetup,
+} from "./_protocol.ts";
 import type { WireMessage, WireValue } from "./_wire.ts";
 
 /** How long a guest may take to stop after its interrupt flag is raised. */
@@ -306,15 +312,7 @@ class WorkerBackend implements PluginBackend {
     // The whole exchange is one request: one round trip, one budget.
     const results = this.#request(
       ToWorker.Bytes,
-      [
-        call.fn,
-        budget.fuel,
-        budget.timeoutMs,
-        call.packedOutput ? 1 : 0,
-        call.alloc,
-        call.free,
-        call.input,
-      ],
+      [call.fn, budget.fuel, budget.timeoutMs, packBytesShape(call), call.input],
       budget,
       startMs,
     );

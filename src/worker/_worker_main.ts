@@ -15,7 +15,13 @@ import type { HostServices, ServiceName } from "../host/mod.ts";
 import { PluginInstance } from "../backend/mod.ts";
 import { ChannelClosed, WorkerChannel } from "./_channel.ts";
 import { decodeError, encodeError } from "./_error_codec.ts";
-import { ToHost, ToWorker, type WorkerReady, type WorkerSetup } from "./_protocol.ts";
+import {
+  ToHost,
+  ToWorker,
+  unpackBytesShape,
+  type WorkerReady,
+  type WorkerSetup,
+} from "./_protocol.ts";
 import type { WireMessage, WireValue } from "./_wire.ts";
 
 /** Turns the host's answer to a linker or service call into a value or an exception. */
@@ -96,16 +102,14 @@ function handle(instance: PluginInstance, { op, values }: WireMessage): Reply | 
         : callResult(instance, result);
     }
     case ToWorker.Bytes: {
-      const [fn, fuel, timeoutMs, packedOutput, alloc, free, input] = values as [
+      const [fn, fuel, timeoutMs, shape, input] = values as [
         string,
         number | null,
         number,
         number,
-        string,
-        "dealloc" | "free" | null,
         Uint8Array,
       ];
-      const call = { fn, input, packedOutput: packedOutput === 1, alloc, free };
+      const call = { fn, input, ...unpackBytesShape(shape) };
       const result = instance.invokeBytes(
         call,
         { fuel, timeoutMs, signal: undefined },

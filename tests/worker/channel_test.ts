@@ -9,6 +9,7 @@ import {
   createChannelBuffers,
   HostChannel,
 } from "../../src/worker/_channel.ts";
+import { packBytesShape, unpackBytesShape } from "../../src/worker/_protocol.ts";
 import { readMessage, wireBuffer, type WireValue, writeMessage } from "../../src/worker/_wire.ts";
 
 const ECHO = new URL("./fixtures/echo_channel.ts", import.meta.url);
@@ -66,15 +67,21 @@ Deno.test("the wire carries every kind of value, and long or non-ASCII text", ()
 
 Deno.test("the wire writes after the channel's own words, and a call's request and answer fit in one cache line", () => {
   const buffer = new SharedArrayBuffer(256, { maxByteLength: 1 << 20 });
-  const words = new Int32Array(buffer, 0, 4).fill(-1);
-  const wire = wireBuffer(buffer, 16);
+  const words = new Int32Array(buffer, 0, 3).fill(-1);
+  const wire = wireBuffer(buffer, 12);
   // A call of add(i, 1) with a fuel and a time budget, and its answer (fuel used, memory, result).
   const request: WireValue[] = ["add", 10_000_000, 30_000, 123_456, 1];
   assert.ok(writeMessage(wire, 1, request) <= 64);
   assert.deepEqual(readMessage(wire), { op: 1, values: request });
   assert.ok(writeMessage(wire, 2, [1_234, 20 * 65_536, 123_457]) <= 64);
   assert.deepEqual(readMessage(wire).values, [1_234, 20 * 65_536, 123_457]);
-  assert.deepEqual([...words], [-1, -1, -1, -1]);
+  // A bytes call of 16 B: name, budgets, shape and input; its answer: fuel, memory, output.
+  const input = new Uint8Array(16).fill(7);
+  const bytesRequest: WireValue[] = ["echo", 10_000_000, 30_000, 5, input];
+  assert.ok(writeMessage(wire, 15, bytesRequest) <= 64);
+  assert.deepEqual(readMessage(wire).values, bytesRequest);
+  assert.ok(writeMessage(wire, 10, [2_345, 20 * 65_536, input]) <= 64);
+  assert.deepEqual([...words], [-1, -1, -1]);
 });
 
 Deno.test("the wire grows its buffer, and a reader with older views sees the growth", () => {
@@ -152,5 +159,18 @@ Deno.test("one doorbell wakes the host for every channel that answered", async (
     }
   } finally {
     await Promise.all(workers.map((echo) => echo[Symbol.asyncDispose]()));
+  }
+});
+
+Deno.test("a bytes call's shape packs into one integer and back, for every allocator and free", () => {
+  for (const packedOutput of [false, true]) {
+    for (const alloc of ["alloc", "malloc"] as const) {
+      for (const free of [null, "dealloc", "free"] as const) {
+        const shape = { packedOutput, alloc, free };
+        const packed = packBytesShape(shape);
+        assert.ok(Number.isInteger(packed) && packed >= 0 && packed < 16);
+        assert.deepEqual(unpackBytesShape(packed), shape);
+      }
+    }
   }
 });
