@@ -65,6 +65,7 @@ export const GOALS: readonly Goal[] = [
     ratio: "callBytes16VsCallI32",
     bound: "atMost",
     target: 1.3,
+    floorRatio: "callBytes16FloorVsCallI32",
   },
   {
     description: 'inline `callI32("count")`, default limits ÷ Extism in-process `call("count")`',

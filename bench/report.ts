@@ -45,6 +45,8 @@ const DESCRIPTIONS: Record<string, string> = {
   workerCallI32: 'quiet: worker-isolated `plugin.callI32("add")`',
   workerCallBytes16: 'quiet: worker-isolated `plugin.callBytes("echo")`, 16 B in and out',
   workerCallBytes1MiB: "quiet: the same, 1 MiB in and out",
+  ownedCopy16:
+    "a new 16-byte `Uint8Array` filled from another (the caller's own copy a bytes call returns)",
   minimalSabRoundTrip:
     "quiet floor: the least a shared-memory round trip costs here (bare worker, one 64-byte block, spin then sleep)",
   bareChannelRoundTrip: "quiet floor: wasmplug's channel alone, a worker that answers at once",
