@@ -62,10 +62,16 @@ export class WireBuffer {
   #length = -1;
   #view!: DataView;
   #bytes!: Uint8Array;
+  /** The buffer's first cache line from `start` on, and the same bytes of the stage: copied whole. */
+  readonly head: Uint8Array;
+  readonly stageHead: Uint8Array;
 
   constructor(buffer: SharedArrayBuffer, start = 0) {
     this.buffer = buffer;
     this.start = start;
+    const headEnd = Math.max(start, Math.min(HEAD_BYTES, buffer.byteLength));
+    this.head = new Uint8Array(buffer, start, headEnd - start);
+    this.stageHead = stageBytes.subarray(start, headEnd);
     this.refresh();
   }
 
@@ -119,9 +125,15 @@ function decodeString(bytes: Uint8Array, at: number, length: number): string {
   return decoder.decode(bytes.slice(at, at + length));
 }
 
-/** The largest message (with the bytes before its start) written to private memory first. */
-const STAGE_BYTES = 256;
-const stageBytes = new Uint8Array(STAGE_BYTES);
+/**
+ * The buffer's first cache line: a message that ends in it is written to
+ * private memory first and copied in with one `set` of the line's bytes
+ * after `start` (through views made once), since each store of its own
+ * would take the line back from the other side, which polls it. Longer
+ * messages are written in place.
+ */
+const HEAD_BYTES = 64;
+const stageBytes = new Uint8Array(HEAD_BYTES);
 const stageView = new DataView(stageBytes.buffer);
 
 /** The encoded strings of the message being written, by value index. */
@@ -163,9 +175,8 @@ export function writeMessage(wire: WireBuffer, op: number, values: readonly Wire
     buffer.grow(Math.min(buffer.maxByteLength, Math.max(size, buffer.byteLength * 2)));
   }
   wire.refresh();
-  // A short message is written in private memory and copied in one go: the other side
-  // polls the first line, and each store of its own would take that line back.
-  const staged = size <= STAGE_BYTES;
+  // A message ending in the first line is staged (see HEAD_BYTES).
+  const staged = size <= wire.start + wire.head.length;
   const view = staged ? stageView : wire.view;
   const bytes = staged ? stageBytes : wire.bytes;
   let at = wire.start;
@@ -205,7 +216,7 @@ export function writeMessage(wire: WireBuffer, op: number, values: readonly Wire
     }
   }
   encoded.length = 0;
-  if (staged) wire.bytes.set(stageBytes.subarray(wire.start, at), wire.start);
+  if (staged) wire.head.set(wire.stageHead);
   return at;
 }
 
