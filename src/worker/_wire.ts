@@ -174,9 +174,10 @@ export function writeMessage(wire: WireBuffer, op: number, values: readonly Wire
     }
     buffer.grow(Math.min(buffer.maxByteLength, Math.max(size, buffer.byteLength * 2)));
   }
-  wire.refresh();
   // A message ending in the first line is staged (see HEAD_BYTES).
   const staged = size <= wire.start + wire.head.length;
+  // In place, the views must cover the message (this side or the other may have grown it).
+  if (!staged && size > wire.bytes.length) wire.refresh();
   const view = staged ? stageView : wire.view;
   const bytes = staged ? stageBytes : wire.bytes;
   let at = wire.start;
@@ -226,13 +227,16 @@ export function writeMessage(wire: WireBuffer, op: number, values: readonly Wire
  * is written (for bytes that are consumed at once).
  */
 export function readMessage(wire: WireBuffer, views = false): WireMessage {
-  const { view, bytes } = wire.refresh();
+  // The views are remade only when the message reaches past them: reading a growable
+  // buffer's length on each message cost ≈ 0.07 µs a side here.
+  let { view, bytes } = wire;
   let at = wire.start;
   const op = view.getUint8(at);
   const count = view.getUint32(at + 1, true);
   const values: WireValue[] = new Array(count);
   at += 5;
   for (let i = 0; i < count; i++) {
+    if (at + 9 > bytes.length) ({ view, bytes } = wire.refresh());
     const tag = view.getUint8(at);
     switch (tag) {
       case TAG_INT32:
@@ -254,6 +258,7 @@ export function readMessage(wire: WireBuffer, views = false): WireMessage {
         break;
       default: {
         const length = view.getUint32(at + 1, true);
+        if (at + 5 + length > bytes.length) ({ view, bytes } = wire.refresh());
         if (views && tag === TAG_BYTES) {
           values[i] = bytes.subarray(at + 5, at + 5 + length);
         } else if (tag === TAG_STRING) {
