@@ -10,7 +10,7 @@ import type { ChannelBuffers } from "./_channel.ts";
 
 /** Host → worker opcodes. */
 export const ToWorker = {
-  /** name, fuel (number | null), timeoutMs, ...args */
+  /** ...args, name, fuel (number | null), timeoutMs (last, so the worker pops them off in place) */
   Call: 1,
   /** offset, length */
   ReadMemory: 2,
@@ -61,7 +61,7 @@ export function unpackBytesShape(shape: number): BytesShape {
 
 /** Worker → host opcodes. */
 export const ToHost = {
-  /** fuelUsed, memoryBytes, ...results (of a call or the start function) */
+  /** ...results (of a call, the start function or a command), fuelUsed, memoryBytes */
   Result: 10,
   /** encoded error, fuelUsed, memoryBytes */
   Failure: 11,

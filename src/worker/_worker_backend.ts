@@ -299,7 +299,7 @@ class WorkerBackend implements PluginBackend {
     startMs: number,
   ): unknown {
     checkCrossing(name, args);
-    const values = [name, budget.fuel, budget.timeoutMs, ...(args as WireValue[])];
+    const values: WireValue[] = [...(args as WireValue[]), name, budget.fuel, budget.timeoutMs];
     const results = this.#request(ToWorker.Call, values, budget, startMs);
     return results instanceof Promise ? results.then(rawResult) : rawResult(results);
   }
@@ -404,17 +404,22 @@ class WorkerBackend implements PluginBackend {
     return this.#settle(await this.#converse(live, budget, startMs));
   }
 
-  /** Records what the call used, and returns its results or throws its error. */
+  /**
+   * Records what the call used (the reply's last two values) and returns its
+   * results (the rest, in place) or throws its error.
+   */
   #settle(reply: WireMessage): unknown[] {
-    if (reply.op === ToHost.Failure) {
-      this.#lastFuelUsed = reply.values[1] as number;
-      this.#memoryBytes = reply.values[2] as number;
-      throw this.#decode(reply.values[0] as string);
-    }
-    const [fuelUsed, memoryBytes, ...results] = reply.values as [number, number, ...unknown[]];
-    this.#lastFuelUsed = fuelUsed;
-    this.#memoryBytes = memoryBytes;
-    return results;
+    const values = this.#readUsage(reply);
+    if (reply.op === ToHost.Failure) throw this.#decode(values[0] as string);
+    return values;
+  }
+
+  /** Takes the fuel used and the memory size off the end of a `Result` or `Failure` reply. */
+  #readUsage(reply: WireMessage): WireValue[] {
+    const values = reply.values;
+    this.#memoryBytes = values.pop() as number;
+    this.#lastFuelUsed = values.pop() as number;
+    return values;
   }
 
   #decode(text: string): unknown {
@@ -475,14 +480,8 @@ class WorkerBackend implements PluginBackend {
         // Whatever the guest made of the interrupt (it may have caught the cancellation and
         // returned), the call ends with the reason it was raised.
         if (stopping !== undefined) {
-          if (message.op === ToHost.Failure) {
-            this.#lastFuelUsed = message.values[1] as number;
-            this.#memoryBytes = message.values[2] as number;
-            throw stopping.reason;
-          }
-          if (message.op === ToHost.Result) {
-            this.#lastFuelUsed = message.values[0] as number;
-            this.#memoryBytes = message.values[1] as number;
+          if (message.op === ToHost.Failure || message.op === ToHost.Result) {
+            this.#readUsage(message);
             throw stopping.reason;
           }
         }

@@ -66,19 +66,19 @@ function linkerProxy(channel: WorkerChannel, index: number): HostCallable {
   };
 }
 
+/** The results of a call as a new array (the reply appends to it). */
 function resultValues(result: unknown): WireValue[] {
   if (result === undefined) return [];
-  if (Array.isArray(result)) return result as WireValue[];
+  if (Array.isArray(result)) return [...result] as WireValue[];
   return [result as WireValue];
 }
 
 type Reply = [op: number, values: WireValue[]];
 
 function callResult(instance: PluginInstance, result: unknown): Reply {
-  return [
-    ToHost.Result,
-    [instance.lastFuelUsed, instance.memoryBytes(), ...resultValues(result)],
-  ];
+  const values = resultValues(result);
+  values.push(instance.lastFuelUsed, instance.memoryBytes());
+  return [ToHost.Result, values];
 }
 
 function failure(instance: PluginInstance, err: unknown): Reply {
@@ -89,14 +89,12 @@ function failure(instance: PluginInstance, err: unknown): Reply {
 function handle(instance: PluginInstance, { op, values }: WireMessage): Reply | Promise<Reply> {
   switch (op) {
     case ToWorker.Call: {
-      const [name, fuel, timeoutMs, ...args] = values as [
-        string,
-        number | null,
-        number,
-        ...unknown[],
-      ];
+      // The budgets and the name come last: popped off, what is left are the arguments.
+      const timeoutMs = values.pop() as number;
+      const fuel = values.pop() as number | null;
+      const name = values.pop() as string;
       const budget: CallBudget = { fuel, timeoutMs, signal: undefined };
-      const result = instance.invoke(name, args, budget, performance.now());
+      const result = instance.invoke(name, values, budget, performance.now());
       return result instanceof Promise
         ? result.then((value) => callResult(instance, value))
         : callResult(instance, result);
@@ -128,12 +126,12 @@ function handle(instance: PluginInstance, { op, values }: WireMessage): Reply | 
       const [stdin, fuel, timeoutMs] = values as [Uint8Array, number | null, number];
       return instance.runCommand(stdin, { fuel, timeoutMs, signal: undefined }, performance.now())
         .then(({ exitCode, stdout, stderr, outputTruncated }) => [ToHost.Result, [
-          instance.lastFuelUsed,
-          instance.memoryBytes(),
           exitCode,
           stdout,
           stderr,
           outputTruncated ? 1 : 0,
+          instance.lastFuelUsed,
+          instance.memoryBytes(),
         ]]);
     }
     case ToWorker.ReadMemory: {
