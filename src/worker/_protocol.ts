@@ -10,7 +10,12 @@ import type { ChannelBuffers } from "./_channel.ts";
 
 /** Host → worker opcodes. */
 export const ToWorker = {
-  /** ...args, name, fuel (number | null), timeoutMs (last, so the worker pops them off in place) */
+  /**
+   * ...args, export, fuel (number | null), timeoutMs (last, so the worker
+   * pops them off in place). The export travels as its index in
+   * `WebAssembly.Module.exports()` of the plugin's module (see
+   * {@linkcode exportIndex}), or as its name when it has none.
+   */
   Call: 1,
   /** offset, length */
   ReadMemory: 2,
@@ -28,9 +33,24 @@ export const ToWorker = {
   Run: 8,
   /** hand over the instance's state, so the worker can be terminated (see `ParkedState`) */
   Park: 9,
-  /** fn, fuel (number | null), timeoutMs, shape (see `bytesShape`), input: a whole bytes-ABI call */
+  /** export (as for `Call`), fuel (number | null), timeoutMs, shape (see `packBytesShape`), input */
   Bytes: 15,
 } as const;
+
+/**
+ * The index of each export of `module` in `WebAssembly.Module.exports()`:
+ * both sides have the same module, so a request can name its export with a
+ * small integer (a request's size then does not grow with the name's, and
+ * the worker decodes no string).
+ */
+export function exportIndex(module: WebAssembly.Module): Map<string, number> {
+  return new Map(WebAssembly.Module.exports(module).map(({ name }, index) => [name, index]));
+}
+
+/** The export a request names: by index (see {@linkcode exportIndex}) or by name. */
+export function exportName(names: readonly string[], sent: unknown): string {
+  return typeof sent === "number" ? names[sent] ?? "" : String(sent);
+}
 
 /** A bytes call's exports and output kind, as the `ToWorker.Bytes` request carries them. */
 export interface BytesShape {

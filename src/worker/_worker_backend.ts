@@ -32,6 +32,7 @@ import { bundledWorkerUrl } from "./_worker_bundle.ts";
 import { createChannelBuffers, HostChannel } from "./_channel.ts";
 import { decodeError, encodeError } from "./_error_codec.ts";
 import {
+  exportIndex,
   packBytesShape,
   ToHost,
   ToWorker,
@@ -105,6 +106,8 @@ function rawResult(results: unknown[]): unknown {
 
 class WorkerBackend implements PluginBackend {
   readonly #spec: InstanceSpec;
+  /** Each export's index, which requests send instead of its name (see `exportIndex`). */
+  readonly #exports: Map<string, number>;
   readonly #host: PluginHostSide;
   readonly #permissions: Deno.PermissionOptionsObject | null;
   readonly #internal: InternalOptions;
@@ -131,6 +134,7 @@ class WorkerBackend implements PluginBackend {
 
   constructor({ spec, host, permissions, internal }: WorkerBackendOptions) {
     this.#spec = spec;
+    this.#exports = exportIndex(spec.module);
     this.#host = host;
     this.#permissions = permissions;
     this.#internal = internal;
@@ -299,7 +303,12 @@ class WorkerBackend implements PluginBackend {
     startMs: number,
   ): unknown {
     checkCrossing(name, args);
-    const values: WireValue[] = [...(args as WireValue[]), name, budget.fuel, budget.timeoutMs];
+    const values: WireValue[] = [
+      ...(args as WireValue[]),
+      this.#exports.get(name) ?? name,
+      budget.fuel,
+      budget.timeoutMs,
+    ];
     const results = this.#request(ToWorker.Call, values, budget, startMs);
     return results instanceof Promise ? results.then(rawResult) : rawResult(results);
   }
@@ -312,7 +321,13 @@ class WorkerBackend implements PluginBackend {
     // The whole exchange is one request: one round trip, one budget.
     const results = this.#request(
       ToWorker.Bytes,
-      [call.fn, budget.fuel, budget.timeoutMs, packBytesShape(call), call.input],
+      [
+        this.#exports.get(call.fn) ?? call.fn,
+        budget.fuel,
+        budget.timeoutMs,
+        packBytesShape(call),
+        call.input,
+      ],
       budget,
       startMs,
     );

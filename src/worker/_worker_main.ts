@@ -16,6 +16,7 @@ import { PluginInstance } from "../backend/mod.ts";
 import { ChannelClosed, WorkerChannel } from "./_channel.ts";
 import { decodeError, encodeError } from "./_error_codec.ts";
 import {
+  exportName,
   ToHost,
   ToWorker,
   unpackBytesShape,
@@ -85,14 +86,22 @@ function failure(instance: PluginInstance, err: unknown): Reply {
   return [ToHost.Failure, [encodeError(err), instance.lastFuelUsed, instance.memoryBytes()]];
 }
 
-/** Runs one request of the host and returns the reply (synchronously when it can). */
-function handle(instance: PluginInstance, { op, values }: WireMessage): Reply | Promise<Reply> {
+/**
+ * Runs one request of the host and returns the reply (synchronously when it
+ * can). `exports` are the module's export names, in the order requests
+ * index them.
+ */
+function handle(
+  instance: PluginInstance,
+  exports: readonly string[],
+  { op, values }: WireMessage,
+): Reply | Promise<Reply> {
   switch (op) {
     case ToWorker.Call: {
-      // The budgets and the name come last: popped off, what is left are the arguments.
+      // The budgets and the export come last: popped off, what is left are the arguments.
       const timeoutMs = values.pop() as number;
       const fuel = values.pop() as number | null;
-      const name = values.pop() as string;
+      const name = exportName(exports, values.pop());
       const budget: CallBudget = { fuel, timeoutMs, signal: undefined };
       const result = instance.invoke(name, values, budget, performance.now());
       return result instanceof Promise
@@ -100,14 +109,14 @@ function handle(instance: PluginInstance, { op, values }: WireMessage): Reply | 
         : callResult(instance, result);
     }
     case ToWorker.Bytes: {
-      const [fn, fuel, timeoutMs, shape, input] = values as [
-        string,
+      const [sent, fuel, timeoutMs, shape, input] = values as [
+        number | string,
         number | null,
         number,
         number,
         Uint8Array,
       ];
-      const call = { fn, input, ...unpackBytesShape(shape) };
+      const call = { fn: exportName(exports, sent), input, ...unpackBytesShape(shape) };
       const result = instance.invokeBytes(
         call,
         { fuel, timeoutMs, signal: undefined },
@@ -154,7 +163,11 @@ function handle(instance: PluginInstance, { op, values }: WireMessage): Reply | 
 }
 
 /** Serves the host's requests until it closes the channel. */
-async function serve(channel: WorkerChannel, instance: PluginInstance): Promise<void> {
+async function serve(
+  channel: WorkerChannel,
+  instance: PluginInstance,
+  exports: readonly string[],
+): Promise<void> {
   while (true) {
     let message: WireMessage;
     try {
@@ -166,7 +179,7 @@ async function serve(channel: WorkerChannel, instance: PluginInstance): Promise<
     }
     let reply: Reply;
     try {
-      const handled = handle(instance, message);
+      const handled = handle(instance, exports, message);
       reply = handled instanceof Promise ? await handled : handled;
     } catch (err) {
       if (err instanceof ChannelClosed) return;
@@ -223,5 +236,5 @@ self.onmessage = async (event: MessageEvent<WorkerSetup>) => {
     } satisfies WorkerReady,
   );
   if (interrupt !== null) void watchInterrupts(new Int32Array(interrupt, 0, 1), instance);
-  await serve(channel, instance);
+  await serve(channel, instance, WebAssembly.Module.exports(spec.module).map(({ name }) => name));
 };

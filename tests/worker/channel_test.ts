@@ -9,7 +9,12 @@ import {
   createChannelBuffers,
   HostChannel,
 } from "../../src/worker/_channel.ts";
-import { packBytesShape, unpackBytesShape } from "../../src/worker/_protocol.ts";
+import {
+  exportIndex,
+  exportName,
+  packBytesShape,
+  unpackBytesShape,
+} from "../../src/worker/_protocol.ts";
 import { readMessage, wireBuffer, type WireValue, writeMessage } from "../../src/worker/_wire.ts";
 
 const ECHO = new URL("./fixtures/echo_channel.ts", import.meta.url);
@@ -173,4 +178,72 @@ Deno.test("a bytes call's shape packs into one integer and back, for every alloc
       }
     }
   }
+});
+
+Deno.test("a request names its export by its index in the module's exports, or by name", () => {
+  // (module (memory (export "memory") 1) (func (export "f")) (func (export "g")))
+  const module = new WebAssembly.Module(
+    new Uint8Array([
+      0,
+      97,
+      115,
+      109,
+      1,
+      0,
+      0,
+      0,
+      1,
+      4,
+      1,
+      96,
+      0,
+      0,
+      3,
+      3,
+      2,
+      0,
+      0,
+      5,
+      3,
+      1,
+      0,
+      1,
+      7,
+      18,
+      3,
+      6,
+      109,
+      101,
+      109,
+      111,
+      114,
+      121,
+      2,
+      0,
+      1,
+      102,
+      0,
+      0,
+      1,
+      103,
+      0,
+      1,
+      10,
+      7,
+      2,
+      2,
+      0,
+      11,
+      2,
+      0,
+      11,
+    ]),
+  );
+
+  const index = exportIndex(module);
+  assert.deepEqual([...index], [["memory", 0], ["f", 1], ["g", 2]]);
+  const names = WebAssembly.Module.exports(module).map(({ name }) => name);
+  assert.equal(exportName(names, index.get("g")), "g");
+  assert.equal(exportName(names, "not-indexed"), "not-indexed");
+  assert.equal(exportName(names, 7), "");
 });
