@@ -382,8 +382,13 @@ export class WorkerChannel extends ChannelEnd {
       }
       Atomics.store(this.control, WORKER_SLEEPING, 0);
     }
-    if ((Atomics.load(this.counters, SIGNALS) & CLOSED) !== 0) throw new ChannelClosed();
+    this.#throwIfClosed();
     return this.take(TO_WORKER, views);
+  }
+
+  /** Throws {@linkcode ChannelClosed} once the host has ended the channel. */
+  #throwIfClosed(): void {
+    if ((Atomics.load(this.counters, SIGNALS) & CLOSED) !== 0) throw new ChannelClosed();
   }
 
   /** Waits for the host's next message without blocking the thread (for suspended guests). */
@@ -408,7 +413,7 @@ export class WorkerChannel extends ChannelEnd {
     } finally {
       Atomics.store(this.control, WORKER_SLEEPING, 0);
     }
-    if ((Atomics.load(this.counters, SIGNALS) & CLOSED) !== 0) throw new ChannelClosed();
+    this.#throwIfClosed();
     return this.take(TO_WORKER);
   }
 

@@ -47,9 +47,18 @@ export function exportIndex(module: WebAssembly.Module): Map<string, number> {
   return new Map(WebAssembly.Module.exports(module).map(({ name }, index) => [name, index]));
 }
 
-/** The export a request names: by index (see {@linkcode exportIndex}) or by name. */
+/**
+ * The export a request names: by index (see {@linkcode exportIndex}) or by name.
+ *
+ * @throws {RangeError} If the index is not one of the module's exports.
+ */
 export function exportName(names: readonly string[], sent: unknown): string {
-  return typeof sent === "number" ? names[sent] ?? "" : String(sent);
+  if (typeof sent !== "number") return String(sent);
+  const name = names[sent];
+  if (name === undefined) {
+    throw new RangeError(`The module has no export at index ${sent} (it has ${names.length})`);
+  }
+  return name;
 }
 
 /** A bytes call's exports and output kind, as the `ToWorker.Bytes` request carries them. */

@@ -62,8 +62,15 @@ export class WireBuffer {
   #length = -1;
   #view!: DataView;
   #bytes!: Uint8Array;
-  /** The buffer's first cache line from `start` on, and the same bytes of the stage: copied whole. */
+  /** The buffer's first cache line from `start` on (see {@linkcode HEAD_BYTES}). */
   readonly head: Uint8Array;
+  /**
+   * Where a message that ends in the first line is written first: this
+   * buffer's own (so no bytes of one channel's messages reach another's),
+   * with views of all of it and of the part `head` copies.
+   */
+  readonly stage: DataView;
+  readonly stageBytes: Uint8Array;
   readonly stageHead: Uint8Array;
 
   constructor(buffer: SharedArrayBuffer, start = 0) {
@@ -71,7 +78,9 @@ export class WireBuffer {
     this.start = start;
     const headEnd = Math.max(start, Math.min(HEAD_BYTES, buffer.byteLength));
     this.head = new Uint8Array(buffer, start, headEnd - start);
-    this.stageHead = stageBytes.subarray(start, headEnd);
+    this.stageBytes = new Uint8Array(HEAD_BYTES);
+    this.stage = new DataView(this.stageBytes.buffer);
+    this.stageHead = this.stageBytes.subarray(start, headEnd);
     this.refresh();
   }
 
@@ -133,8 +142,6 @@ function decodeString(bytes: Uint8Array, at: number, length: number): string {
  * messages are written in place.
  */
 const HEAD_BYTES = 64;
-const stageBytes = new Uint8Array(HEAD_BYTES);
-const stageView = new DataView(stageBytes.buffer);
 
 /** The encoded strings of the message being written, by value index. */
 const encoded: Uint8Array[] = [];
@@ -178,8 +185,8 @@ export function writeMessage(wire: WireBuffer, op: number, values: readonly Wire
   const staged = size <= wire.start + wire.head.length;
   // In place, the views must cover the message (this side or the other may have grown it).
   if (!staged && size > wire.bytes.length) wire.refresh();
-  const view = staged ? stageView : wire.view;
-  const bytes = staged ? stageBytes : wire.bytes;
+  const view = staged ? wire.stage : wire.view;
+  const bytes = staged ? wire.stageBytes : wire.bytes;
   let at = wire.start;
   view.setUint8(at, op);
   view.setUint32(at + 1, count, true);

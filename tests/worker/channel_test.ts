@@ -89,6 +89,15 @@ Deno.test("the wire writes after the channel's own words, and a call's request a
   assert.deepEqual([...words], [-1, -1, -1]);
 });
 
+Deno.test("a short message copies no bytes of another channel's messages into its buffer", () => {
+  const first = new SharedArrayBuffer(256, { maxByteLength: 1 << 20 });
+  const second = new SharedArrayBuffer(256, { maxByteLength: 1 << 20 });
+  writeMessage(wireBuffer(first, 12), 1, ["x".repeat(40)]);
+  const end = writeMessage(wireBuffer(second, 12), 1, [7]);
+  assert.ok(new Uint8Array(first).includes(120), "the first channel holds its message");
+  assert.ok(!new Uint8Array(second, end, 64 - end).includes(120));
+});
+
 Deno.test("the wire grows its buffer, and a reader with older views sees the growth", () => {
   const buffer = new SharedArrayBuffer(64, { maxByteLength: 1 << 22 });
   const writer = wireBuffer(buffer);
@@ -245,5 +254,5 @@ Deno.test("a request names its export by its index in the module's exports, or b
   const names = WebAssembly.Module.exports(module).map(({ name }) => name);
   assert.equal(exportName(names, index.get("g")), "g");
   assert.equal(exportName(names, "not-indexed"), "not-indexed");
-  assert.equal(exportName(names, 7), "");
+  assert.throws(() => exportName(names, 7), RangeError);
 });
