@@ -369,12 +369,16 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * @throws {TypeMismatchError} If the arguments or the result type do not match.
    * @throws {TrapError} If the guest trapped.
    */
-  async callI32(
+  callI32(
     name: string,
     args: readonly number[] = [],
     options?: CallOptions,
   ): Promise<number> {
-    return (await this.#call(name, args, options, I32)) as number;
+    try {
+      return promised(this.#call(name, args, options, I32)) as Promise<number>;
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /**
@@ -390,12 +394,16 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * console.log(await plugin.callI64("twice", [2n ** 40n])); // 2199023255552n
    * ```
    */
-  async callI64(
+  callI64(
     name: string,
     args: readonly (bigint | number)[] = [],
     options?: CallOptions,
   ): Promise<bigint> {
-    return (await this.#call(name, args, options, I64)) as bigint;
+    try {
+      return promised(this.#call(name, args, options, I64)) as Promise<bigint>;
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /**
@@ -411,12 +419,16 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * console.log(await plugin.callF32("half", [3])); // 1.5
    * ```
    */
-  async callF32(
+  callF32(
     name: string,
     args: readonly number[] = [],
     options?: CallOptions,
   ): Promise<number> {
-    return (await this.#call(name, args, options, F32)) as number;
+    try {
+      return promised(this.#call(name, args, options, F32)) as Promise<number>;
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /**
@@ -432,12 +444,16 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * console.log(await plugin.callF64("sqrt", [2])); // 1.4142135623730951
    * ```
    */
-  async callF64(
+  callF64(
     name: string,
     args: readonly number[] = [],
     options?: CallOptions,
   ): Promise<number> {
-    return (await this.#call(name, args, options, F64)) as number;
+    try {
+      return promised(this.#call(name, args, options, F64)) as Promise<number>;
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /**
@@ -454,12 +470,16 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * console.log((await plugin.readMemory(0, 1))[0]); // 42
    * ```
    */
-  async callVoid(
+  callVoid(
     name: string,
     args: readonly unknown[] = [],
     options?: CallOptions,
   ): Promise<void> {
-    await this.#call(name, args, options, NO_RESULTS);
+    try {
+      return promised(this.#call(name, args, options, NO_RESULTS)) as Promise<void>;
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /**
@@ -505,8 +525,12 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * console.log(await plugin.callWithBytes("process_data", new Uint8Array([1, 2, 3]))); // 3
    * ```
    */
-  async callWithBytes(fn: string, input: Uint8Array, options?: CallOptions): Promise<number> {
-    return await this.#bytesCall(fn, input, options, false) as number;
+  callWithBytes(fn: string, input: Uint8Array, options?: CallOptions): Promise<number> {
+    try {
+      return promised(this.#bytesCall(fn, input, options, false)) as Promise<number>;
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /**
@@ -527,8 +551,12 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * console.log(await plugin.callBytes("echo", new Uint8Array([7, 8]))); // Uint8Array(2) [ 7, 8 ]
    * ```
    */
-  async callBytes(fn: string, input: Uint8Array, options?: CallOptions): Promise<Uint8Array> {
-    return await this.#bytesCall(fn, input, options, true) as Uint8Array;
+  callBytes(fn: string, input: Uint8Array, options?: CallOptions): Promise<Uint8Array> {
+    try {
+      return promised(this.#bytesCall(fn, input, options, true)) as Promise<Uint8Array>;
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /**
@@ -1083,6 +1111,16 @@ function checkExportName(name: unknown): void {
       `Cannot call an export named by ${describeValue(name)}: export names are strings`,
     );
   }
+}
+
+/**
+ * A call's result as the promise its public method returns: the backend's
+ * own promise, or one already resolved for a synchronous result. (An `async`
+ * method awaiting a plain value costs an extra turn of the microtask queue
+ * on every call.)
+ */
+function promised(value: unknown): Promise<unknown> {
+  return value instanceof Promise ? value : Promise.resolve(value);
 }
 
 function checkNumber(action: string, what: string, value: unknown): void {

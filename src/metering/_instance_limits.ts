@@ -68,6 +68,7 @@ export class InstanceLimits {
   #wide = true;
   #deadline = Infinity;
   #lastCheck = 0;
+  readonly #readsClock: boolean;
 
   /**
    * Binds to an instance; in `"clock"` mode also installs the deadline hook.
@@ -90,6 +91,7 @@ export class InstanceLimits {
     this.#flag = deadline?.mode === "shared-flag"
       ? new Int32Array((exports[deadline.memory] as WebAssembly.Memory).buffer, 0, 1)
       : null;
+    this.#readsClock = deadline?.mode === "clock";
     if (deadline?.mode === "clock") {
       const table = exports[deadline.table] as WebAssembly.Table;
       table.set(0, createDeadlineHook(() => this.#checkClock()));
@@ -121,6 +123,14 @@ export class InstanceLimits {
       }
     }
     return now >= this.#deadline;
+  }
+
+  /**
+   * Whether the module checks a deadline against the clock (`"clock"`
+   * mode), so its calls need the deadline and the current time up front.
+   */
+  get readsClock(): boolean {
+    return this.#readsClock;
   }
 
   /** The shared buffer holding the interrupt flag (`"shared-flag"` mode), else `null`. */

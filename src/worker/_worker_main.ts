@@ -12,7 +12,7 @@ import type { CallBudget } from "../backend/mod.ts";
 import { TimeoutError } from "../errors.ts";
 import type { HostCallable } from "../host/mod.ts";
 import type { HostServices, ServiceName } from "../host/mod.ts";
-import { PluginInstance } from "../backend/mod.ts";
+import { PluginInstance, START_NOT_READ } from "../backend/mod.ts";
 import { ChannelClosed, WorkerChannel } from "./_channel.ts";
 import { decodeError, encodeError } from "./_error_codec.ts";
 import {
@@ -103,7 +103,8 @@ function handle(
       const fuel = values.pop() as number | null;
       const name = exportName(exports, values.pop());
       const budget: CallBudget = { fuel, timeoutMs, signal: undefined };
-      const result = instance.invoke(name, values, budget, performance.now());
+      // The host enforces the deadline: the worker reads the clock only if something needs it.
+      const result = instance.invoke(name, values, budget, START_NOT_READ);
       return result instanceof Promise
         ? result.then((value) => callResult(instance, value))
         : callResult(instance, result);
@@ -120,7 +121,7 @@ function handle(
       const result = instance.invokeBytes(
         call,
         { fuel, timeoutMs, signal: undefined },
-        performance.now(),
+        START_NOT_READ,
       );
       return result instanceof Promise
         ? result.then((value) => callResult(instance, value))
