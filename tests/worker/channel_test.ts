@@ -5,6 +5,7 @@
 
 import assert from "node:assert/strict";
 import {
+  CHANNEL_HEADER_BYTES,
   type ChannelBuffers,
   createChannelBuffers,
   HostChannel,
@@ -70,30 +71,31 @@ Deno.test("the wire carries every kind of value, and long or non-ASCII text", ()
   assert.deepEqual(message.values, values);
 });
 
-Deno.test("the wire writes after the channel's own words, and a call's request and answer fit in one cache line", () => {
+Deno.test("the wire writes after the channel's header, and a call's request and answer fit in one cache line", () => {
   const buffer = new SharedArrayBuffer(256, { maxByteLength: 1 << 20 });
-  const words = new Int32Array(buffer, 0, 3).fill(-1);
-  const wire = wireBuffer(buffer, 12);
-  // A call of add(i, 1) with a fuel and a time budget, and its answer (fuel used, memory, result).
-  const request: WireValue[] = ["add", 10_000_000, 30_000, 123_456, 1];
+  const header = new Uint8Array(buffer, 0, CHANNEL_HEADER_BYTES).fill(0xff);
+  const wire = wireBuffer(buffer, CHANNEL_HEADER_BYTES);
+  // A call of add(i, 1) (export 3) with a fuel and a time budget, and its answer (result, fuel
+  // used, memory).
+  const request: WireValue[] = [123_456, 1, 3, 10_000_000, 30_000];
   assert.ok(writeMessage(wire, 1, request) <= 64);
   assert.deepEqual(readMessage(wire), { op: 1, values: request });
-  assert.ok(writeMessage(wire, 2, [1_234, 20 * 65_536, 123_457]) <= 64);
-  assert.deepEqual(readMessage(wire).values, [1_234, 20 * 65_536, 123_457]);
-  // A bytes call of 16 B: name, budgets, shape and input; its answer: fuel, memory, output.
+  assert.ok(writeMessage(wire, 2, [123_457, 1_234, 20 * 65_536]) <= 64);
+  assert.deepEqual(readMessage(wire).values, [123_457, 1_234, 20 * 65_536]);
+  // A bytes call of 16 B: export, budgets, shape and input; its answer: output, fuel, memory.
   const input = new Uint8Array(16).fill(7);
-  const bytesRequest: WireValue[] = ["echo", 10_000_000, 30_000, 5, input];
+  const bytesRequest: WireValue[] = [3, 10_000_000, 30_000, 5, input];
   assert.ok(writeMessage(wire, 15, bytesRequest) <= 64);
   assert.deepEqual(readMessage(wire).values, bytesRequest);
-  assert.ok(writeMessage(wire, 10, [2_345, 20 * 65_536, input]) <= 64);
-  assert.deepEqual([...words], [-1, -1, -1]);
+  assert.ok(writeMessage(wire, 10, [input, 2_345, 20 * 65_536]) <= 64);
+  assert.ok(header.every((byte) => byte === 0xff));
 });
 
 Deno.test("a short message copies no bytes of another channel's messages into its buffer", () => {
   const first = new SharedArrayBuffer(256, { maxByteLength: 1 << 20 });
   const second = new SharedArrayBuffer(256, { maxByteLength: 1 << 20 });
-  writeMessage(wireBuffer(first, 12), 1, ["x".repeat(40)]);
-  const end = writeMessage(wireBuffer(second, 12), 1, [7]);
+  writeMessage(wireBuffer(first, CHANNEL_HEADER_BYTES), 1, ["x".repeat(40)]);
+  const end = writeMessage(wireBuffer(second, CHANNEL_HEADER_BYTES), 1, [7]);
   assert.ok(new Uint8Array(first).includes(120), "the first channel holds its message");
   assert.ok(!new Uint8Array(second, end, 64 - end).includes(120));
 });
