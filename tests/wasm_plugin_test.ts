@@ -383,9 +383,24 @@ testEachIsolation(
       assert.equal(await freed(), 3);
     });
 
+    await t.step("each output of a run of same-length calls is a buffer of its own", async () => {
+      const outputs: Uint8Array[] = [];
+      for (let i = 0; i < 5; i++) {
+        outputs.push(await plugin.callBytes("reverse", bytesOf(`ab${i}`)));
+      }
+      outputs[0]!.fill(0);
+      outputs.forEach((output, i) => {
+        if (i > 0) assert.deepEqual(output, bytesOf(`${i}ba`));
+        assert.equal(output.byteOffset, 0);
+        assert.equal(output.buffer.byteLength, 3);
+      });
+      assert.equal(new Set(outputs.map((output) => output.buffer)).size, 5);
+      assert.equal(await freed(), 13);
+    });
+
     await t.step("an output that is the input buffer is freed once", async () => {
       assert.deepEqual(await plugin.callBytes("echo", bytesOf("hello")), bytesOf("hello"));
-      assert.equal(await freed(), 4);
+      assert.equal(await freed(), 14);
     });
 
     await t.step("callJson() is JSON on both sides", async () => {

@@ -455,7 +455,19 @@ export class HostChannel extends ChannelEnd {
       this.#waiting = false;
       this.#doorbell.count(-1);
     }
-    return this.take(TO_HOST);
+    const message = this.take(TO_HOST);
+    // A spare the answer did not use is not kept past it (it may be large).
+    if (this.data.spare !== undefined) this.data.spare = undefined;
+    return message;
+  }
+
+  /**
+   * Makes, while the worker works, the buffer that the answer's bytes value
+   * of `length` bytes is copied into (if it has one of that length): call it
+   * right after posting a request whose output length is expected.
+   */
+  prepareOutput(length: number): void {
+    this.data.spare = new Uint8Array(length);
   }
 
   /** Whether more requests are in flight than the host and their workers have cores for. */

@@ -116,6 +116,13 @@ class WorkerBackend implements PluginBackend {
   #live: LiveWorker | undefined;
   #memoryBytes = 0;
   #lastFuelUsed = 0;
+  /**
+   * The output length of the last bytes call with a packed output, and
+   * whether the one before had the same: then the next one is expected to,
+   * and its buffer is made while the worker works (see `prepareOutput`).
+   */
+  #outputLength = -1;
+  #outputSteady = false;
   #closed = false;
   /**
    * The channel's turn: an exchange (a call, a memory access, parking) holds
@@ -330,10 +337,21 @@ class WorkerBackend implements PluginBackend {
       ],
       budget,
       startMs,
+      call.packedOutput && this.#outputSteady ? this.#outputLength : 0,
     );
     return results instanceof Promise
-      ? results.then((values) => values[0] as number | Uint8Array)
-      : results[0] as number | Uint8Array;
+      ? results.then((values) => this.#bytesResult(values))
+      : this.#bytesResult(results);
+  }
+
+  /** The result of a bytes call, noting its output's length for the next one. */
+  #bytesResult(values: unknown[]): number | Uint8Array {
+    const result = values[0] as number | Uint8Array;
+    if (typeof result !== "number") {
+      this.#outputSteady = result.length === this.#outputLength;
+      this.#outputLength = result.length;
+    }
+    return result;
   }
 
   async runCommand(stdin: Uint8Array, budget: CallBudget, startMs: number): Promise<CommandResult> {
@@ -354,16 +372,19 @@ class WorkerBackend implements PluginBackend {
    * The fast path is synchronous: when the worker is live and idle, and it
    * answers while the host spins for it (a short call with no host
    * function), the results come back with no promise, listener or timer.
+   * `outputLength` > 0: the answer is expected to carry an output of that
+   * length, whose buffer is made while the worker works.
    */
   #request(
     op: number,
     values: WireValue[],
     budget: CallBudget,
     startMs: number,
+    outputLength = 0,
   ): unknown[] | Promise<unknown[]> {
     const live = this.#live;
     if (this.#queue.busy || live === undefined || live.crashed !== undefined || this.#closed) {
-      return this.#requestLater(op, values, budget, startMs);
+      return this.#requestLater(op, values, budget, startMs, outputLength);
     }
     // A call that never reaches the worker, or whose worker is killed, used no fuel we can read.
     this.#lastFuelUsed = 0;
@@ -373,6 +394,7 @@ class WorkerBackend implements PluginBackend {
     try {
       if (this.#hostErrors.length > 0) this.#hostErrors = [];
       live.channel.postCall(op, values);
+      if (outputLength > 0) live.channel.prepareOutput(outputLength);
       const reply = live.channel.poll();
       if (
         reply === undefined || reply.op === ToHost.LinkerCall || reply.op === ToHost.ServiceCall
@@ -404,6 +426,7 @@ class WorkerBackend implements PluginBackend {
     values: WireValue[],
     budget: CallBudget,
     startMs: number,
+    outputLength: number,
   ): Promise<unknown[]> {
     this.#lastFuelUsed = 0;
     budget.signal?.throwIfAborted();
@@ -416,6 +439,7 @@ class WorkerBackend implements PluginBackend {
     if (taken instanceof Promise || ready instanceof Promise) startMs = performance.now();
     budget.signal?.throwIfAborted();
     live.channel.postCall(op, values);
+    if (outputLength > 0) live.channel.prepareOutput(outputLength);
     return this.#settle(await this.#converse(live, budget, startMs));
   }
 

@@ -116,6 +116,25 @@ Deno.test("the wire grows its buffer, and a reader with older views sees the gro
   assert.equal((views.values[0] as Uint8Array).buffer, buffer);
 });
 
+Deno.test("the wire copies bytes into the spare buffer only if it has their length, once", () => {
+  const buffer = new SharedArrayBuffer(256, { maxByteLength: 1 << 20 });
+  const writer = wireBuffer(buffer);
+  const reader = wireBuffer(buffer);
+  const spare = new Uint8Array(3);
+  reader.spare = spare;
+  writeMessage(writer, 1, [new Uint8Array([1, 2]), "abc"]);
+  const other = readMessage(reader).values[0] as Uint8Array;
+  assert.notEqual(other, spare, "a value of another length is a buffer of its own");
+  assert.equal(reader.spare, spare, "the spare waits for a value of its length");
+  writeMessage(writer, 2, [new Uint8Array([4, 5, 6]), new Uint8Array([7, 8, 9])]);
+  const [first, second] = readMessage(reader).values as Uint8Array[];
+  assert.equal(first, spare);
+  assert.deepEqual(spare, new Uint8Array([4, 5, 6]));
+  assert.notEqual(second!.buffer, spare.buffer, "the spare is used once");
+  assert.deepEqual(second, new Uint8Array([7, 8, 9]));
+  assert.equal(reader.spare, undefined);
+});
+
 Deno.test("the wire refuses a message above the buffer's maximum with a RangeError", () => {
   const wire = wireBuffer(new SharedArrayBuffer(64, { maxByteLength: 1024 }));
   assert.throws(
