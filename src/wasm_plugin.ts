@@ -74,6 +74,8 @@ export interface PluginInit {
 
 const NO_RESULTS: readonly string[] = [];
 const I32: readonly string[] = ["i32"];
+/** The parameters of a bytes-ABI export, and of `dealloc`: a pointer and a length. */
+const PTR_LEN: readonly string[] = ["i32", "i32"];
 const I64: readonly string[] = ["i64"];
 const F32: readonly string[] = ["f32"];
 const F64: readonly string[] = ["f64"];
@@ -1058,7 +1060,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     const signature = this.#signatures.get(fn);
     if (signature === undefined) throw new InvalidFunctionError(undefined, { functionName: fn });
     const expected = packedOutput ? I64 : I32;
-    if (!sameTypes(signature.params, ["i32", "i32"]) || !sameTypes(signature.results, expected)) {
+    if (!sameTypes(signature.params, PTR_LEN) || !sameTypes(signature.results, expected)) {
       throw new TypeMismatchError(
         `Cannot call "${fn}" with bytes: expected (i32 ptr, i32 len) -> ${expected[0]}, found (${
           signature.params.join(", ")
@@ -1093,7 +1095,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
   /** The export that frees a bytes-call buffer: `dealloc(ptr, len)`, else `free(ptr)`, else none. */
   #freeFunction(): "dealloc" | "free" | null {
     const dealloc = this.#signatures.get("dealloc");
-    if (dealloc !== undefined && sameTypes(dealloc.params, ["i32", "i32"])) return "dealloc";
+    if (dealloc !== undefined && sameTypes(dealloc.params, PTR_LEN)) return "dealloc";
     const free = this.#signatures.get("free");
     if (free !== undefined && sameTypes(free.params, I32)) return "free";
     return null;

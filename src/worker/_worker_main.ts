@@ -117,7 +117,8 @@ function handle(
         number,
         Uint8Array,
       ];
-      const call = { fn: exportName(exports, sent), input, ...unpackBytesShape(shape) };
+      const { packedOutput, alloc, free } = unpackBytesShape(shape);
+      const call = { fn: exportName(exports, sent), input, packedOutput, alloc, free };
       const result = instance.invokeBytes(
         call,
         { fuel, timeoutMs, signal: undefined },
