@@ -67,19 +67,16 @@ function linkerProxy(channel: WorkerChannel, index: number): HostCallable {
   };
 }
 
-/** The results of a call as a new array (the reply appends to it). */
-function resultValues(result: unknown): WireValue[] {
-  if (result === undefined) return [];
-  if (Array.isArray(result)) return [...result] as WireValue[];
-  return [result as WireValue];
-}
-
 type Reply = [op: number, values: WireValue[]];
 
+/** The reply to a call: its results, then the fuel it used and the memory's size. */
 function callResult(instance: PluginInstance, result: unknown): Reply {
-  const values = resultValues(result);
-  values.push(instance.lastFuelUsed, instance.memoryBytes());
-  return [ToHost.Result, values];
+  const fuel = instance.lastFuelUsed;
+  const memory = instance.memoryBytes();
+  // One array literal for the usual single result (an array grown later is copied).
+  if (result === undefined) return [ToHost.Result, [fuel, memory]];
+  if (!Array.isArray(result)) return [ToHost.Result, [result as WireValue, fuel, memory]];
+  return [ToHost.Result, [...result as WireValue[], fuel, memory]];
 }
 
 function failure(instance: PluginInstance, err: unknown): Reply {
@@ -189,7 +186,7 @@ async function serve(
     }
     if (channel.awaiting) await channel.settle();
     try {
-      channel.post(...reply);
+      channel.post(reply[0], reply[1]);
     } catch (err) {
       // Too large for the channel: the host still needs an answer.
       channel.post(...failure(instance, err));
