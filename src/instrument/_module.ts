@@ -731,13 +731,6 @@ function checkFunctionBodies(module: ModuleInfo, moduleEnd: number): void {
   );
 }
 
-/** Counts the imports of one kind: definitions of that kind are indexed after them. */
-export function countImports(info: ModuleInfo, kind: ExternKind): number {
-  let count = 0;
-  for (const entry of info.imports) if (entry.kind === kind) count++;
-  return count;
-}
-
 /** The size of each index space: imports of that kind, then definitions. */
 export function indexSpaceSizes(info: ModuleInfo): Record<ExternKind, number> {
   const sizes = {

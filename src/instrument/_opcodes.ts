@@ -214,14 +214,6 @@ export const ATOMIC_IMM: Uint8Array = table(0x4f);
   set(t, 0x10, 0x4e, Imm.MemArg); // loads, stores, read-modify-write
 }
 
-/** Sub-opcode tables by prefix byte. */
-export const PREFIX_IMM: Readonly<Record<number, Uint8Array>> = {
-  [Prefix.Gc]: GC_IMM,
-  [Prefix.Misc]: MISC_IMM,
-  [Prefix.Simd]: SIMD_IMM,
-  [Prefix.Atomic]: ATOMIC_IMM,
-};
-
 /** Control role of a prefixed instruction (only GC casts branch). */
 export function prefixedCtl(prefix: number, sub: number): number {
   return prefix === Prefix.Gc && (sub === 24 || sub === 25) ? Ctl.Branch : Ctl.None;
