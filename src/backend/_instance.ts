@@ -548,11 +548,10 @@ export class PluginInstance implements PluginBackend {
   #readOutput(ptr: number, length: number): Uint8Array {
     const scratch = this.#outputScratch;
     if (scratch === undefined) return this.memory.read(ptr, length);
-    const view = this.memory.view(ptr, length);
     const target = length <= scratch.length
       ? scratch
       : (this.#outputScratch = new Uint8Array(Math.max(length, 2 * scratch.length, 256)));
-    target.set(view);
+    this.memory.copyOut(ptr, length, target);
     return target.subarray(0, length);
   }
 

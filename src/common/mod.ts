@@ -3,13 +3,14 @@
  * through it.
  *
  * Small helpers every folder shares: describing a value in an error
- * message, checking an options object for unknown keys, and the FIFO turn
- * calls wait for.
+ * message, checking an options object for unknown keys, the FIFO turn
+ * calls wait for, and copying a few bytes without a view.
  *
  * @module
  */
 
 export { CallQueue } from "./_call_queue.ts";
 export type { CallQueueOptions } from "./_call_queue.ts";
+export { copyBytes } from "./_copy_bytes.ts";
 export { describeValue } from "./_format.ts";
 export { assertKnownKeys } from "./_known_keys.ts";

@@ -4,6 +4,7 @@
  * @module
  */
 
+import { copyBytes } from "../common/mod.ts";
 import { MemoryOutOfBoundsError } from "../errors.ts";
 
 const lenientUtf8 = new TextDecoder();
@@ -30,10 +31,18 @@ export function findExportedMemory(
 /** A view of a plugin's memory that never reads or writes outside it. */
 export class GuestMemory {
   #memory: WebAssembly.Memory | undefined;
+  /**
+   * All of the memory's bytes as of the last look, or `null` without a
+   * memory. A memory that grows detaches its old buffer (this view's length
+   * becomes 0), or for a shared memory leaves it shorter: an access past
+   * its end looks at the memory again.
+   */
+  #all: Uint8Array | null = null;
 
   /** Attaches the instance's memory (after instantiation). */
   attach(memory: WebAssembly.Memory | undefined): void {
     this.#memory = memory;
+    this.#all = memory === undefined ? null : new Uint8Array(memory.buffer);
   }
 
   /** Current size in bytes, 0 without a memory. */
@@ -70,7 +79,28 @@ export class GuestMemory {
 
   /** Copies bytes into memory. */
   write(offset: number, data: Uint8Array): void {
-    this.view(offset, data.length).set(data);
+    copyBytes(this.#checked(offset, data.length), offset, data, 0, data.length);
+  }
+
+  /** Copies `[offset, offset + length)` into `target` from its start (which must be long enough). */
+  copyOut(offset: number, length: number, target: Uint8Array): void {
+    copyBytes(target, 0, this.#checked(offset, length), offset, length);
+  }
+
+  /**
+   * All of the memory's bytes once `[offset, offset + length)` is checked
+   * to lie inside: no view is made for the access (see `copyBytes`).
+   */
+  #checked(offset: number, length: number): Uint8Array {
+    const all = this.#all;
+    if (
+      all !== null && Number.isSafeInteger(offset) && Number.isSafeInteger(length) &&
+      offset >= 0 && length >= 0 && offset + length <= all.length
+    ) {
+      return all;
+    }
+    this.view(offset, length); // Throws why, unless the memory grew since the last look.
+    return this.#all = new Uint8Array(this.#memory!.buffer);
   }
 
   /** Decodes UTF-8 (invalid sequences become U+FFFD). */

@@ -11,6 +11,8 @@
  * @module
  */
 
+import { copyBytes } from "../common/mod.ts";
+
 /** A value that crosses the channel. */
 export type WireValue = number | bigint | string | Uint8Array | null | undefined;
 
@@ -280,7 +282,7 @@ export function readMessage(wire: WireBuffer, views = false): WireMessage {
         } else if (tag === TAG_BYTES && wire.spare?.length === length) {
           const spare = wire.spare;
           wire.spare = undefined;
-          spare.set(bytes.subarray(at + 5, at + 5 + length));
+          copyBytes(spare, 0, bytes, at + 5, length);
           values[i] = spare;
         } else {
           values[i] = bytes.slice(at + 5, at + 5 + length);
