@@ -78,6 +78,8 @@ export class PluginInstance implements PluginBackend {
    * buffer costs ≈ 0.4 µs in Deno. `undefined`: every output is fresh.
    */
   #outputScratch: Uint8Array | undefined;
+  /** The last output's view of the scratch, reused for an output of the same length. */
+  #outputView: Uint8Array = new Uint8Array(0);
   readonly #functions = new Map<string, Callable>();
   #exports: WebAssembly.Exports = {};
   /** True when the module imports an async host function, so exports are JSPI-wrapped. */
@@ -552,7 +554,10 @@ export class PluginInstance implements PluginBackend {
       ? scratch
       : (this.#outputScratch = new Uint8Array(Math.max(length, 2 * scratch.length, 256)));
     this.memory.copyOut(ptr, length, target);
-    return target.subarray(0, length);
+    // A view costs ≈ 25 ns: a run of outputs of one length shares one.
+    const last = this.#outputView;
+    if (last.length === length && last.buffer === target.buffer) return last;
+    return this.#outputView = target.subarray(0, length);
   }
 
   /** Frees a buffer of a bytes call with the module's `dealloc(ptr, len)` or `free(ptr)`, if any. */
