@@ -149,3 +149,17 @@ export function median(figures: readonly Figure[], name: string): number {
   if (figure === undefined) throw new RangeError(`No figure named ${name}`);
   return figure.medianNs;
 }
+
+/**
+ * CPU time of the whole process (every thread), in µs: `Deno.cpuUsage()`
+ * where the runtime has it, else `/proc/self/stat` (in clock ticks of 10 ms).
+ */
+export function processCpuUs(): number {
+  const { cpuUsage } = Deno as { cpuUsage?: () => { user: number; system: number } };
+  if (cpuUsage !== undefined) {
+    const { user, system } = cpuUsage();
+    return user + system;
+  }
+  const fields = Deno.readTextFileSync("/proc/self/stat").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+}

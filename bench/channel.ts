@@ -20,7 +20,7 @@ import { artifactOf } from "../src/compile/_artifact.ts";
 import { bareCaller } from "./_bare_caller.ts";
 import { spawnBareChannel } from "./_floor_workers.ts";
 import { startBusyCores } from "./_load.ts";
-import { type Figure, summarize } from "./_measure.ts";
+import { type Figure, processCpuUs, summarize } from "./_measure.ts";
 
 const ADD_WAT =
   '(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))';
@@ -190,25 +190,11 @@ async function idleCpu(
   await Promise.all(plugins.map((p) => p.callI32("add", [1, 2])));
   // Workers go on compiling in the background for a while after they start.
   await new Promise((resolve) => setTimeout(resolve, 2_000));
-  const before = cpuUs();
+  const before = processCpuUs();
   const start = performance.now();
   await new Promise((resolve) => setTimeout(resolve, IDLE_MS));
-  const after = cpuUs();
+  const after = processCpuUs();
   const wallUs = (performance.now() - start) * 1e3;
   await Promise.all(plugins.map((p) => p.stop()));
   return (after - before) / wallUs;
-}
-
-/**
- * CPU time of the whole process (every thread), in µs: `Deno.cpuUsage()`
- * where the runtime has it, else `/proc/self/stat` (in clock ticks of 10 ms).
- */
-function cpuUs(): number {
-  const { cpuUsage } = Deno as { cpuUsage?: () => { user: number; system: number } };
-  if (cpuUsage !== undefined) {
-    const { user, system } = cpuUsage();
-    return user + system;
-  }
-  const fields = Deno.readTextFileSync("/proc/self/stat").split(") ")[1]!.split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10_000;
 }
