@@ -49,13 +49,25 @@ const WAT = `(module
     (i64.or (i64.shl (i64.extend_i32_u (local.get 0)) (i64.const 32))
       (i64.extend_i32_u (local.get 1)))))`;
 
-/** The plugins of one checkout: default limits, inline and worker. */
+/** Worker plugins of the crowd path, and callers of each (as the bench's crowd). */
+const CROWD = { plugins: 50, callers: 4 };
+
+/** The plugins of one checkout: default limits, inline and worker, and a crowd of workers. */
 async function pluginsOf(mod: Module) {
   const inline = new mod.WasmRuntime({ execution: { isolation: "inline" } });
-  const worker = new mod.WasmRuntime({ execution: { isolation: "worker" } });
+  const worker = new mod.WasmRuntime({
+    execution: { isolation: "worker" },
+    resourceLimits: { maxInstances: CROWD.plugins + 10 },
+  });
+  const compiled = await worker.compileWat("crowd", WAT);
   return {
     inline: await inline.createPluginFromWat(WAT),
     worker: await worker.createPluginFromWat(WAT),
+    crowd: only === "" || "worker crowd".includes(only)
+      ? await Promise.all(
+        Array.from({ length: CROWD.plugins }, () => worker.createPlugin(compiled)),
+      )
+      : [],
     close: async () => {
       await inline.close();
       await worker.close();
@@ -99,6 +111,19 @@ const paths: Record<string, { iterations: number; run: (p: Plugins, n: number) =
       iterations: 2_000,
       run: async (p, n) => {
         for (let i = 0; i < n; i++) sink += await p.worker.callI32("add", [i, 1]);
+      },
+    },
+    "worker crowd 50 × 4, per call": {
+      iterations: 10_000,
+      run: async (p, n) => {
+        const perCaller = Math.ceil(n / (CROWD.plugins * CROWD.callers));
+        await Promise.all(
+          p.crowd.flatMap((plugin) =>
+            Array.from({ length: CROWD.callers }, async () => {
+              for (let i = 0; i < perCaller; i++) sink += await plugin.callI32("add", [i, 1]);
+            })
+          ),
+        );
       },
     },
     "worker callBytes 16 B": {
