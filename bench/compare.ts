@@ -51,6 +51,7 @@ const WAT = `(module
 
 /** Worker plugins of the crowd path, and callers of each (as the bench's crowd). */
 const CROWD = { plugins: 50, callers: 4 };
+const CROWD_PATH = "worker crowd 50 × 4, per call";
 
 /** The plugins of one checkout: default limits, inline and worker, and a crowd of workers. */
 async function pluginsOf(mod: Module) {
@@ -63,7 +64,7 @@ async function pluginsOf(mod: Module) {
   return {
     inline: await inline.createPluginFromWat(WAT),
     worker: await worker.createPluginFromWat(WAT),
-    crowd: only === "" || "worker crowd".includes(only)
+    crowd: CROWD_PATH.includes(only)
       ? await Promise.all(
         Array.from({ length: CROWD.plugins }, () => worker.createPlugin(compiled)),
       )
@@ -113,7 +114,7 @@ const paths: Record<string, { iterations: number; run: (p: Plugins, n: number) =
         for (let i = 0; i < n; i++) sink += await p.worker.callI32("add", [i, 1]);
       },
     },
-    "worker crowd 50 × 4, per call": {
+    [CROWD_PATH]: {
       iterations: 10_000,
       run: async (p, n) => {
         const perCaller = Math.ceil(n / (CROWD.plugins * CROWD.callers));
