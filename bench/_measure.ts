@@ -163,3 +163,8 @@ export function processCpuUs(): number {
   const fields = Deno.readTextFileSync("/proc/self/stat").split(") ")[1]!.split(" ");
   return (Number(fields[11]) + Number(fields[12])) * 10_000;
 }
+
+/** The median of raw samples (the upper one of an even count, as {@linkcode summarize}). */
+export function medianOf(values: readonly number[]): number {
+  return values.toSorted((a, b) => a - b)[values.length >> 1]!;
+}

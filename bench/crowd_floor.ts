@@ -21,7 +21,7 @@
 
 import { WasmRuntime } from "../mod.ts";
 import { artifactOf } from "../src/compile/_artifact.ts";
-import { processCpuUs } from "./_measure.ts";
+import { medianOf, processCpuUs } from "./_measure.ts";
 import * as words from "./_ring.ts";
 
 const ADD_WAT =
@@ -121,10 +121,6 @@ async function crowd(callers: readonly ((value: number) => Promise<number>)[]): 
   return sum;
 }
 
-function median(values: readonly number[]): number {
-  return values.toSorted((a, b) => a - b)[values.length >> 1]!;
-}
-
 const rounds = Number(Deno.args[0] ?? 11);
 await using runtime = new WasmRuntime({
   execution: { isolation: "worker" },
@@ -181,6 +177,8 @@ console.log(
 console.log("| variant | wall µs | process CPU µs |");
 console.log("|---|---:|---:|");
 for (const name of names) {
-  console.log(`| ${name} | ${median(wall[name]!).toFixed(2)} | ${median(cpu[name]!).toFixed(2)} |`);
+  console.log(
+    `| ${name} | ${medianOf(wall[name]!).toFixed(2)} | ${medianOf(cpu[name]!).toFixed(2)} |`,
+  );
 }
 if (sink === 0.5) console.log(sink);

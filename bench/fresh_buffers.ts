@@ -12,6 +12,8 @@
  * @module
  */
 
+import { medianOf } from "./_measure.ts";
+
 const SETTINGS = {
   "default": [],
   "--no-concurrent-array-buffer-sweeping": ["--v8-flags=--no-concurrent-array-buffer-sweeping"],
@@ -46,11 +48,6 @@ async function child(flags: readonly string[]): Promise<{ tight: number; between
   return JSON.parse(new TextDecoder().decode(stdout));
 }
 
-function median(values: number[]): number {
-  const sorted = values.toSorted((a, b) => a - b);
-  return sorted[sorted.length >> 1]!;
-}
-
 if (Deno.args[0] === "--child") {
   measure();
 } else {
@@ -69,6 +66,6 @@ if (Deno.args[0] === "--child") {
   console.log("| setting | tight loop | between other work |");
   console.log("|---|---:|---:|");
   for (const [name, { tight, between }] of results) {
-    console.log(`| ${name} | ${median(tight).toFixed(0)} | ${median(between).toFixed(0)} |`);
+    console.log(`| ${name} | ${medianOf(tight).toFixed(0)} | ${medianOf(between).toFixed(0)} |`);
   }
 }

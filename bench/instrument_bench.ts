@@ -17,6 +17,7 @@ import {
   type InstrumentOptions,
 } from "../src/instrument/instrument.ts";
 import { wat } from "../tests/instrument/_wat.ts";
+import { medianOf } from "./_measure.ts";
 import { FIB_FUNC, HASH_FUNC } from "../tests/fixtures/fib.ts";
 
 const WORKLOADS = `(module
@@ -73,11 +74,6 @@ const VARIANTS: Record<string, InstrumentOptions | null> = {
   "deadline (shared-flag)": { deadline: "shared-flag" },
 };
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[sorted.length >> 1]!;
-}
-
 /** Median time of each variant on one workload, and its ratio to plain. */
 export interface OverheadRow {
   readonly workload: string;
@@ -115,9 +111,9 @@ export function overhead(rounds: number): OverheadRow[] {
     }
     const medianMs: Record<string, number> = {};
     const ratio: Record<string, number> = {};
-    const base = median(times.get("plain")!);
+    const base = medianOf(times.get("plain")!);
     for (const r of runners) {
-      medianMs[r.name] = median(times.get(r.name)!);
+      medianMs[r.name] = medianOf(times.get(r.name)!);
       ratio[r.name] = medianMs[r.name]! / base;
     }
     rows.push({ workload: name, rounds, medianMs, ratio });
@@ -173,7 +169,7 @@ export function throughput(rounds: number): ThroughputRow[] {
         instrument(module, { fuel: true, callDepth: true, deadline: "clock", validate });
         if (i > 0) times.push(performance.now() - started);
       }
-      const medianMs = median(times);
+      const medianMs = medianOf(times);
       rows.push({
         module: name,
         megabytes,

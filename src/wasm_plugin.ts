@@ -376,11 +376,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     args: readonly number[] = [],
     options?: CallOptions,
   ): Promise<number> {
-    try {
-      return promised(this.#call(name, args, options, I32)) as Promise<number>;
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    return this.#promisedCall(name, args, options, I32) as Promise<number>;
   }
 
   /**
@@ -401,11 +397,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     args: readonly (bigint | number)[] = [],
     options?: CallOptions,
   ): Promise<bigint> {
-    try {
-      return promised(this.#call(name, args, options, I64)) as Promise<bigint>;
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    return this.#promisedCall(name, args, options, I64) as Promise<bigint>;
   }
 
   /**
@@ -426,11 +418,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     args: readonly number[] = [],
     options?: CallOptions,
   ): Promise<number> {
-    try {
-      return promised(this.#call(name, args, options, F32)) as Promise<number>;
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    return this.#promisedCall(name, args, options, F32) as Promise<number>;
   }
 
   /**
@@ -451,11 +439,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     args: readonly number[] = [],
     options?: CallOptions,
   ): Promise<number> {
-    try {
-      return promised(this.#call(name, args, options, F64)) as Promise<number>;
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    return this.#promisedCall(name, args, options, F64) as Promise<number>;
   }
 
   /**
@@ -477,11 +461,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     args: readonly unknown[] = [],
     options?: CallOptions,
   ): Promise<void> {
-    try {
-      return promised(this.#call(name, args, options, NO_RESULTS)) as Promise<void>;
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    return this.#promisedCall(name, args, options, NO_RESULTS) as Promise<void>;
   }
 
   /**
@@ -528,11 +508,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * ```
    */
   callWithBytes(fn: string, input: Uint8Array, options?: CallOptions): Promise<number> {
-    try {
-      return promised(this.#bytesCall(fn, input, options, false)) as Promise<number>;
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    return this.#promisedBytesCall(fn, input, options, false) as Promise<number>;
   }
 
   /**
@@ -554,11 +530,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * ```
    */
   callBytes(fn: string, input: Uint8Array, options?: CallOptions): Promise<Uint8Array> {
-    try {
-      return promised(this.#bytesCall(fn, input, options, true)) as Promise<Uint8Array>;
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    return this.#promisedBytesCall(fn, input, options, true) as Promise<Uint8Array>;
   }
 
   /**
@@ -916,6 +888,38 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     return this.#runCall(name, args, options, expected);
   }
 
+  /**
+   * {@linkcode #call} as the promise a public method returns: a synchronous
+   * result or throw becomes a settled promise. (An `async` method awaiting a
+   * plain value costs an extra turn of the microtask queue on every call.)
+   */
+  #promisedCall(
+    name: string,
+    args: readonly unknown[],
+    options: CallOptions | undefined,
+    expected: readonly string[] | null,
+  ): Promise<unknown> {
+    try {
+      return promised(this.#call(name, args, options, expected));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** {@linkcode #bytesCall} as a promise, as {@linkcode #promisedCall}. */
+  #promisedBytesCall(
+    fn: string,
+    input: Uint8Array,
+    options: CallOptions | undefined,
+    packedOutput: boolean,
+  ): Promise<unknown> {
+    try {
+      return promised(this.#bytesCall(fn, input, options, packedOutput));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
   /** The part of {@linkcode #call} that runs once the caller holds the turn. */
   #runCall(
     name: string,
@@ -1115,12 +1119,7 @@ function checkExportName(name: unknown): void {
   }
 }
 
-/**
- * A call's result as the promise its public method returns: the backend's
- * own promise, or one already resolved for a synchronous result. (An `async`
- * method awaiting a plain value costs an extra turn of the microtask queue
- * on every call.)
- */
+/** A call's result as a promise: the backend's own, or one resolved with a synchronous result. */
 function promised(value: unknown): Promise<unknown> {
   return value instanceof Promise ? value : Promise.resolve(value);
 }

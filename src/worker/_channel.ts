@@ -461,25 +461,22 @@ export class HostChannel extends ChannelEnd {
     return message;
   }
 
-  /**
-   * Makes, while the worker works, the buffer that the answer's bytes value
-   * of `length` bytes is copied into (if it has one of that length): call it
-   * right after posting a request whose output length is expected.
-   */
-  prepareOutput(length: number): void {
-    this.data.spare = new Uint8Array(length);
-  }
-
   /** Whether more requests are in flight than the host and their workers have cores for. */
   #crowded(): boolean {
     return this.#doorbell.inFlight >= CORES;
   }
 
-  /** Sends a call (or the start function) to the worker, which has not been asked to stop. */
-  postCall(op: number, values: readonly WireValue[]): void {
+  /**
+   * Sends a call (or the start function) to the worker, which has not been
+   * asked to stop. `outputLength` > 0: the answer is expected to carry bytes
+   * of that length, and their buffer is made now, while the worker works
+   * (the wire copies them into it if the length matches).
+   */
+  postCall(op: number, values: readonly WireValue[], outputLength = 0): void {
     // Written only when set (rarely): a fenced write here would stall the call.
     if ((this.counters[SIGNALS]! & STOP) !== 0) Atomics.and(this.counters, SIGNALS, ~STOP);
     this.post(op, values);
+    if (outputLength > 0) this.data.spare = new Uint8Array(outputLength);
   }
 
   /** Asks the worker to stop the running call (see `WorkerChannel.stopRequested`). */

@@ -99,6 +99,15 @@ interface Stopping {
 }
 
 /** A call's results as the backend contract returns them: none, one value, or an array. */
+/**
+ * The largest output whose buffer is made before the answer comes (see
+ * `#outputSteady`). The length comes from the plugin, and a call may then
+ * fail: beyond this, a plugin that returned two large outputs could have the
+ * host make a large buffer for nothing on every call after, while the copy
+ * of such an output costs far more than making its buffer anyway.
+ */
+const MAX_PREPARED_OUTPUT = 64 * 1024;
+
 function rawResult(results: unknown[]): unknown {
   if (results.length === 0) return undefined;
   return results.length === 1 ? results[0] : results;
@@ -119,7 +128,7 @@ class WorkerBackend implements PluginBackend {
   /**
    * The output length of the last bytes call with a packed output, and
    * whether the one before had the same: then the next one is expected to,
-   * and its buffer is made while the worker works (see `prepareOutput`).
+   * and its buffer is made while the worker works (see `HostChannel.postCall`).
    */
   #outputLength = -1;
   #outputSteady = false;
@@ -337,7 +346,9 @@ class WorkerBackend implements PluginBackend {
       ],
       budget,
       startMs,
-      call.packedOutput && this.#outputSteady ? this.#outputLength : 0,
+      call.packedOutput && this.#outputSteady && this.#outputLength <= MAX_PREPARED_OUTPUT
+        ? this.#outputLength
+        : 0,
     );
     return results instanceof Promise
       ? results.then((values) => this.#bytesResult(values))
@@ -393,8 +404,7 @@ class WorkerBackend implements PluginBackend {
     let handedOn = false;
     try {
       if (this.#hostErrors.length > 0) this.#hostErrors = [];
-      live.channel.postCall(op, values);
-      if (outputLength > 0) live.channel.prepareOutput(outputLength);
+      live.channel.postCall(op, values, outputLength);
       const reply = live.channel.poll();
       if (
         reply === undefined || reply.op === ToHost.LinkerCall || reply.op === ToHost.ServiceCall
@@ -438,8 +448,7 @@ class WorkerBackend implements PluginBackend {
     // respawned for it (parked, or replaced after a crash), starts the clock when it is ready.
     if (taken instanceof Promise || ready instanceof Promise) startMs = performance.now();
     budget.signal?.throwIfAborted();
-    live.channel.postCall(op, values);
-    if (outputLength > 0) live.channel.prepareOutput(outputLength);
+    live.channel.postCall(op, values, outputLength);
     return this.#settle(await this.#converse(live, budget, startMs));
   }
 
