@@ -6,6 +6,7 @@
  */
 
 import {
+  type AheadCall,
   type BytesCall,
   type CallBudget,
   type PluginBackend,
@@ -31,6 +32,7 @@ import type { Isolation } from "./runtime_config.ts";
 import { checkArguments, type Signature } from "./compile/mod.ts";
 import { CallQueue, describeValue } from "./common/mod.ts";
 import { CountedEventTarget } from "./_listener_count.ts";
+import { postWaitingAhead, retractWaitingAhead, WaitingCall } from "./_waiting_call.ts";
 import { PluginEvent, type PluginEventDetails, type PluginEventType } from "./plugin_event.ts";
 
 /**
@@ -759,7 +761,11 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
         ),
       );
     }
-    this.#stopping ??= this.#stop();
+    if (this.#stopping === undefined) {
+      // Calls posted ahead are taken back: the calls waiting are refused, as ever.
+      retractWaitingAhead(this.#queue.waitingTags());
+      this.#stopping = this.#stop();
+    }
     return this.#stopping;
   }
 
@@ -826,7 +832,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * wait for itself), and any call to a plugin that is paused, stopping,
    * stopped or failed.
    */
-  #waitTurn(name: string): Disposable | Promise<Disposable> {
+  #waitTurn(name: string, waiting?: WaitingCall): Disposable | Promise<Disposable> {
     if (this.#state === "running" || this.#state === "initializing") {
       assertNotInHostCallOf(
         this.#hostScope,
@@ -836,7 +842,9 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     } else if (!CALLABLE_STATES.has(this.#state) || this.#stopping !== undefined) {
       this.#refuse(name);
     }
-    return this.#queue.take();
+    const taken = this.#queue.take(waiting);
+    if (waiting !== undefined && taken instanceof Promise) this.#postAhead();
+    return taken;
   }
 
   /**
@@ -845,8 +853,12 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * running. Call it in the same turn of the event loop as the call it
    * admits, so nothing changes the state in between.
    */
-  #hold(name: string, turn: Disposable, take: boolean): void {
-    if (!CALLABLE_STATES.has(this.#state) || this.#stopping !== undefined) {
+  #hold(name: string, turn: Disposable, take: boolean, ahead?: AheadCall): void {
+    // A call posted ahead is refused only if it can be taken back: one its worker began runs.
+    if (
+      (!CALLABLE_STATES.has(this.#state) || this.#stopping !== undefined) &&
+      (ahead === undefined || ahead.retract())
+    ) {
       turn[Symbol.dispose]();
       this.#refuse(name);
     }
@@ -931,15 +943,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     let converted: unknown[];
     let budget: CallBudget;
     try {
-      checkExportName(name);
-      const signature = this.#signatures.get(name);
-      if (signature === undefined) {
-        throw new InvalidFunctionError(undefined, { functionName: name });
-      }
-      if (expected === null) checkResultsLeave(name, signature);
-      else if (!sameTypes(signature.results, expected)) throw mismatch(name, signature, expected);
-      converted = checkArguments(name, signature, args);
-      budget = resolveCallBudget(options, this.#budget);
+      [converted, budget] = this.#checkCall(name, args, options, expected);
     } catch (err) {
       this.#finish(name, start, err);
       throw err;
@@ -954,9 +958,29 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
       this.#finish(name, start, err);
       throw err;
     }
-    if (result instanceof Promise) return this.#finishWhenSettled(name, start, result);
+    if (result instanceof Promise) {
+      this.#postAhead();
+      return this.#finishWhenSettled(name, start, result);
+    }
     this.#finish(name, start, undefined);
     return result;
+  }
+
+  /** Checks a call and returns its converted arguments and its budget. */
+  #checkCall(
+    name: string,
+    args: readonly unknown[],
+    options: CallOptions | undefined,
+    expected: readonly string[] | null,
+  ): [unknown[], CallBudget] {
+    checkExportName(name);
+    const signature = this.#signatures.get(name);
+    if (signature === undefined) {
+      throw new InvalidFunctionError(undefined, { functionName: name });
+    }
+    if (expected === null) checkResultsLeave(name, signature);
+    else if (!sameTypes(signature.results, expected)) throw mismatch(name, signature, expected);
+    return [checkArguments(name, signature, args), resolveCallBudget(options, this.#budget)];
   }
 
   async #acquireThenCall(
@@ -966,8 +990,37 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     expected: readonly string[] | null,
   ): Promise<unknown> {
     if (this.#stopping !== undefined) this.#assertUsable(`call "${name}" on`);
-    this.#hold(name, await this.#waitTurn(name), false);
+    const waiting = this.#backend.invokeAhead === undefined ? undefined : new WaitingCall(() => {
+      try {
+        const [converted, budget] = this.#checkCall(name, args, options, expected);
+        return this.#backend.invokeAhead!(name, converted, budget);
+      } catch {
+        return null; // it fails the same way at its turn
+      }
+    });
+    const turn = await this.#waitTurn(name, waiting);
+    const ahead = waiting?.ahead;
+    this.#hold(name, turn, ahead !== undefined, ahead);
+    if (ahead !== undefined) return await this.#runPosted(name, ahead);
     return await this.#runCall(name, args, options, expected);
+  }
+
+  /**
+   * Posts the calls waiting in line ahead of their turn, as far as the
+   * backend takes them (see `_waiting_call.ts`): while a call runs, and
+   * unless the plugin is stopping.
+   */
+  #postAhead(): void {
+    if (this.#state !== "running" || this.#stopping !== undefined) return;
+    const line = this.#queue.waitingTags();
+    if (line.length > 0) postWaitingAhead(line);
+  }
+
+  /** Runs a call posted ahead, now that its turn came and the plugin is marked running. */
+  #runPosted(name: string, ahead: AheadCall): Promise<unknown> {
+    this.#postAhead();
+    const start = performance.now();
+    return this.#finishWhenSettled(name, start, ahead.run(start));
   }
 
   #finish(
@@ -1019,7 +1072,23 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     options: CallOptions | undefined,
     packedOutput: boolean,
   ): Promise<number | Uint8Array> {
-    this.#hold(fn, await this.#waitTurn(fn), true);
+    const waiting = this.#backend.invokeBytesAhead === undefined
+      ? undefined
+      : new WaitingCall(() => {
+        try {
+          const budget = resolveCallBudget(options, this.#budget);
+          return this.#backend.invokeBytesAhead!(
+            this.#bytesCallOf(fn, input, packedOutput),
+            budget,
+          );
+        } catch {
+          return null; // it fails the same way at its turn
+        }
+      });
+    const turn = await this.#waitTurn(fn, waiting);
+    const ahead = waiting?.ahead;
+    this.#hold(fn, turn, true, ahead);
+    if (ahead !== undefined) return await this.#runPosted(fn, ahead) as number | Uint8Array;
     return await this.#runBytesCall(fn, input, options, packedOutput);
   }
 
@@ -1040,7 +1109,10 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
       this.#finish(fn, start, err);
       throw err;
     }
-    if (result instanceof Promise) return this.#finishWhenSettled(fn, start, result);
+    if (result instanceof Promise) {
+      this.#postAhead();
+      return this.#finishWhenSettled(fn, start, result);
+    }
     this.#finish(fn, start, undefined);
     return result;
   }

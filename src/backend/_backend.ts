@@ -57,6 +57,18 @@ export interface PluginBackend {
     budget: CallBudget,
     startMs: number,
   ): number | Uint8Array | Promise<number | Uint8Array>;
+  /**
+   * Posts a call to run as soon as the calls already posted end, before its
+   * turn comes, when the backend can (a worker with a free channel, while a
+   * call is in flight): a crowd of callers then keeps the worker busy
+   * without a round trip between calls. `undefined` when it cannot: call
+   * `invoke` when the turn comes, as usual. The caller must end every call
+   * posted ahead with {@linkcode AheadCall.run} or a successful
+   * {@linkcode AheadCall.retract}, in the order posted.
+   */
+  invokeAhead?(name: string, args: readonly unknown[], budget: CallBudget): AheadCall | undefined;
+  /** {@linkcode invokeAhead} for a bytes-ABI call (see `invokeBytes`). */
+  invokeBytesAhead?(call: BytesCall, budget: CallBudget): AheadCall | undefined;
   /** Fuel used by the last `invoke`, `invokeBytes` or `runCommand`, 0 when fuel is not metered. */
   readonly lastFuelUsed: number;
   /**
@@ -72,4 +84,20 @@ export interface PluginBackend {
   writeMemory(offset: number, data: Uint8Array): void | Promise<void>;
   /** Releases the instance (and its thread). */
   close(): Promise<void>;
+}
+
+/** A call posted ahead of its turn (see {@linkcode PluginBackend.invokeAhead}). */
+export interface AheadCall {
+  /**
+   * Runs the call once its turn has come (the calls posted before it ended):
+   * the backend may have begun it already. Returns what `invoke` (or
+   * `invokeBytes`) would have; the deadline counts from `startMs`, or from
+   * when the call began if that was earlier.
+   */
+  run(startMs: number): Promise<unknown>;
+  /**
+   * Takes the call back unless it began: returns whether it did (the call
+   * never runs then, and `run` must not be called).
+   */
+  retract(): boolean;
 }

@@ -16,7 +16,7 @@
  * @module
  */
 
-export type { BytesCall, CommandResult, PluginBackend } from "./_backend.ts";
+export type { AheadCall, BytesCall, CommandResult, PluginBackend } from "./_backend.ts";
 export { CallWatch, resolveCallBudget } from "./_call_budget.ts";
 export type { CallBudget, CallWatchOptions, PluginBudget } from "./_call_budget.ts";
 export { planImports } from "./_import_plan.ts";

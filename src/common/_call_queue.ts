@@ -43,8 +43,10 @@ export interface CallQueueOptions {
 export class CallQueue {
   /** Whether a caller holds the turn (it stays taken as it passes down the line). */
   #held = false;
-  /** The callers waiting, first first. */
+  /** How the callers waiting are woken, first first. */
   #waiting: ((turn: Disposable) => void)[] = [];
+  /** What the callers waiting said of themselves (see {@linkcode take}), in the same order. */
+  #tags: unknown[] = [];
   readonly #turn: Disposable;
   readonly #onFree: (() => void) | undefined;
 
@@ -70,13 +72,27 @@ export class CallQueue {
     return this.#turn;
   }
 
-  /** The turn itself if it is free, else a promise of it, kept after the callers already waiting. */
-  take(): Disposable | Promise<Disposable> {
+  /**
+   * The turn itself if it is free, else a promise of it, kept after the
+   * callers already waiting. `tag`: what the caller says of itself while it
+   * waits (see {@linkcode waitingTags}).
+   */
+  take(tag?: unknown): Disposable | Promise<Disposable> {
     if (!this.#held) {
       this.#held = true;
       return this.#turn;
     }
+    this.#tags.push(tag);
     return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+
+  /**
+   * The tags of the callers waiting, first first (`undefined` for those
+   * that gave none): a plugin looks along its line for calls it can start
+   * early.
+   */
+  waitingTags(): readonly unknown[] {
+    return this.#tags;
   }
 
   /**
@@ -85,13 +101,17 @@ export class CallQueue {
    * not run. The turn itself stays with its holder.
    */
   wakeAll(): void {
+    this.#tags = [];
     for (const wake of this.#waiting.splice(0)) wake(NO_TURN);
   }
 
   #release(): void {
     if (!this.#held) return;
     const next = this.#waiting.shift();
-    if (next !== undefined) return next(this.#turn);
+    if (next !== undefined) {
+      this.#tags.shift();
+      return next(this.#turn);
+    }
     this.#held = false;
     this.#onFree?.();
   }

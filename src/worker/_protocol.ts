@@ -113,8 +113,12 @@ export interface WorkerSetup {
    * worker this one takes over, if any, in place of running the start function.
    */
   readonly spec: InstanceSpec;
-  /** The buffers of the channel everything after setup goes over. */
-  readonly channel: ChannelBuffers;
+  /**
+   * The buffers of the channels everything after setup goes over: the host
+   * posts each request to the one after the last one's, in turn, so it can
+   * post a call ahead while the worker runs the one before.
+   */
+  readonly channels: readonly ChannelBuffers[];
 }
 
 /** What a worker posts back once its instance exists (or failed to). */

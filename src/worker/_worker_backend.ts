@@ -15,7 +15,13 @@
  * @module
  */
 
-import type { BytesCall, CallBudget, CommandResult, PluginBackend } from "../backend/mod.ts";
+import type {
+  AheadCall,
+  BytesCall,
+  CallBudget,
+  CommandResult,
+  PluginBackend,
+} from "../backend/mod.ts";
 import { assertNotInHostCallOf, runInHostCall } from "../host/mod.ts";
 import { InstantiationError, TypeMismatchError, WorkerCrashedError } from "../errors.ts";
 import { CallQueue, describeValue } from "../common/mod.ts";
@@ -29,7 +35,7 @@ import {
   startBudgetOf,
 } from "../backend/mod.ts";
 import { bundledWorkerUrl } from "./_worker_bundle.ts";
-import { createChannelBuffers, HostChannel } from "./_channel.ts";
+import { ChannelWaits, createChannelBuffers, HostChannel } from "./_channel.ts";
 import { decodeError, encodeError } from "./_error_codec.ts";
 import {
   exportIndex,
@@ -80,11 +86,35 @@ export async function createWorkerBackend(options: WorkerBackendOptions): Promis
   return backend;
 }
 
+/**
+ * How many channels a worker has: requests go to them in turn, so up to
+ * this many calls are in flight at once (one running, the others posted
+ * ahead of their turn: see `invokeAhead`).
+ */
+const LANES = 4;
+
 interface LiveWorker {
   readonly worker: Worker;
-  readonly channel: HostChannel;
+  /** The channels, which requests take in turn. */
+  readonly channels: readonly HostChannel[];
+  /** The index of the channel the next request goes to. */
+  next: number;
   readonly interrupt: Int32Array | null;
   crashed: WorkerCrashedError | undefined;
+}
+
+/** A call posted to a worker ahead of its turn (see `WorkerBackend.invokeAhead`). */
+interface Flight {
+  readonly live: LiveWorker;
+  /** The channel it was posted to, and that channel's index. */
+  readonly channel: HostChannel;
+  readonly lane: number;
+  readonly op: number;
+  readonly values: WireValue[];
+  readonly outputLength: number;
+  readonly budget: CallBudget;
+  /** Taken back before the worker began it: it is posted again when it runs. */
+  retracted: boolean;
 }
 
 /** A host function that returned a promise the guest is waiting on. */
@@ -128,7 +158,7 @@ class WorkerBackend implements PluginBackend {
   /**
    * The output length of the last bytes call with a packed output, and
    * whether the one before had the same: then the next one is expected to,
-   * and its buffer is made while the worker works (see `HostChannel.postCall`).
+   * and its buffer is made while the worker works (see `HostChannel.postRequest`).
    */
   #outputLength = -1;
   #outputSteady = false;
@@ -147,6 +177,15 @@ class WorkerBackend implements PluginBackend {
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
   /** When the last exchange ended (`performance.now()`). */
   #lastUse = 0;
+  /**
+   * Whether a call holds the channel's turn: it runs, or calls posted ahead
+   * of their turn wait to (see {@linkcode invokeAhead}).
+   */
+  #callInFlight = false;
+  /** The calls posted ahead of their turn, first first. */
+  readonly #ahead: Flight[] = [];
+  /** The channel's turn while calls posted ahead wait for theirs, and no call runs. */
+  #aheadTurn: Disposable | undefined;
 
   constructor({ spec, host, permissions, internal }: WorkerBackendOptions) {
     this.#spec = spec;
@@ -180,9 +219,10 @@ class WorkerBackend implements PluginBackend {
       pluginName: spec.pluginName,
       permissions: this.#permissions,
     });
-    const buffers = createChannelBuffers();
-    const channel = new HostChannel(buffers);
-    const setup: WorkerSetup = { spec, channel: buffers };
+    const buffers = Array.from({ length: LANES }, () => createChannelBuffers());
+    const waits = new ChannelWaits();
+    const channels = buffers.map((each) => new HostChannel(each, waits));
+    const setup: WorkerSetup = { spec, channels: buffers };
     let ready: WorkerReady;
     try {
       const bootTimeoutMs = this.#internal.workerBootTimeoutMs ?? BOOT_TIMEOUT_MS;
@@ -197,22 +237,23 @@ class WorkerBackend implements PluginBackend {
     }
     const live: LiveWorker = {
       worker,
-      channel,
+      channels,
+      next: 0,
       interrupt: ready.interrupt === null ? null : new Int32Array(ready.interrupt, 0, 1),
       crashed: undefined,
     };
     worker.onerror = (event) => {
       event.preventDefault();
       live.crashed = new WorkerCrashedError(`The plugin's worker crashed: ${event.message}`);
-      channel.close();
+      for (const channel of channels) channel.close();
     };
     this.#memoryBytes = ready.memoryBytes;
     if (ready.hasStart) {
       const budget = startBudgetOf(spec, this.#host);
       this.#hostErrors = [];
-      channel.postCall(ToWorker.Start, [budget.fuel, budget.timeoutMs]);
+      const channel = this.#postTo(live, ToWorker.Start, [budget.fuel, budget.timeoutMs]);
       try {
-        this.#settle(await this.#converse(live, budget, performance.now()));
+        this.#settle(await this.#converse(live, channel, budget, performance.now()));
       } catch (err) {
         this.#discard(live);
         // Stopped by the host (deadline, abort, a stuck worker): report it as
@@ -242,8 +283,25 @@ class WorkerBackend implements PluginBackend {
   /** Ends a worker; the next exchange starts a fresh one. */
   #discard(live: LiveWorker): void {
     live.worker.terminate();
-    live.channel.close();
+    for (const channel of live.channels) channel.close();
     if (this.#live === live) this.#live = undefined;
+  }
+
+  /**
+   * Posts a request to the worker's next channel in turn (the one it will
+   * take its next request from) and returns that channel.
+   */
+  #postTo(
+    live: LiveWorker,
+    op: number,
+    values: WireValue[],
+    outputLength = 0,
+    ahead = false,
+  ): HostChannel {
+    const channel = live.channels[live.next]!;
+    live.next = (live.next + 1) % live.channels.length;
+    channel.postRequest(op, values, outputLength, ahead);
+    return channel;
   }
 
   /**
@@ -292,8 +350,7 @@ class WorkerBackend implements PluginBackend {
     if (this.#closed || live === undefined || live.crashed !== undefined) return;
     using turn = this.#queue.tryTake();
     if (turn === undefined) return;
-    live.channel.post(ToWorker.Park, []);
-    const reply = await live.channel.receive();
+    const reply = await this.#postTo(live, ToWorker.Park, []).receive();
     if (reply === undefined) {
       // Closed or crashed meanwhile: the next exchange starts afresh, as after any crash.
       if (this.#live === live) this.#discard(live);
@@ -318,15 +375,29 @@ class WorkerBackend implements PluginBackend {
     budget: CallBudget,
     startMs: number,
   ): unknown {
+    const values = this.#callValues(name, args, budget);
+    const results = this.#request(ToWorker.Call, values, budget, startMs);
+    return results instanceof Promise ? results.then(rawResult) : rawResult(results);
+  }
+
+  invokeAhead(name: string, args: readonly unknown[], budget: CallBudget): AheadCall | undefined {
+    if (!this.#canPostAhead()) return undefined;
+    const flight = this.#postAhead(ToWorker.Call, this.#callValues(name, args, budget), budget, 0);
+    return {
+      run: (startMs) => this.#runAhead(flight, startMs).then(rawResult),
+      retract: () => this.#retractAhead(flight),
+    };
+  }
+
+  /** A `Call` request's values: the arguments, the export, the budget. */
+  #callValues(name: string, args: readonly unknown[], budget: CallBudget): WireValue[] {
     checkCrossing(name, args);
-    const values: WireValue[] = [
+    return [
       ...(args as WireValue[]),
       this.#exports.get(name) ?? name,
       budget.fuel,
       budget.timeoutMs,
     ];
-    const results = this.#request(ToWorker.Call, values, budget, startMs);
-    return results instanceof Promise ? results.then(rawResult) : rawResult(results);
   }
 
   invokeBytes(
@@ -337,22 +408,43 @@ class WorkerBackend implements PluginBackend {
     // The whole exchange is one request: one round trip, one budget.
     const results = this.#request(
       ToWorker.Bytes,
-      [
-        this.#exports.get(call.fn) ?? call.fn,
-        budget.fuel,
-        budget.timeoutMs,
-        packBytesShape(call),
-        call.input,
-      ],
+      this.#bytesValues(call, budget),
       budget,
       startMs,
-      call.packedOutput && this.#outputSteady && this.#outputLength <= MAX_PREPARED_OUTPUT
-        ? this.#outputLength
-        : 0,
+      this.#expectedOutput(call),
     );
     return results instanceof Promise
       ? results.then((values) => this.#bytesResult(values))
       : this.#bytesResult(results);
+  }
+
+  invokeBytesAhead(call: BytesCall, budget: CallBudget): AheadCall | undefined {
+    if (!this.#canPostAhead()) return undefined;
+    const values = this.#bytesValues(call, budget);
+    const flight = this.#postAhead(ToWorker.Bytes, values, budget, this.#expectedOutput(call));
+    return {
+      run: (startMs) =>
+        this.#runAhead(flight, startMs).then((results) => this.#bytesResult(results)),
+      retract: () => this.#retractAhead(flight),
+    };
+  }
+
+  /** A `Bytes` request's values. */
+  #bytesValues(call: BytesCall, budget: CallBudget): WireValue[] {
+    return [
+      this.#exports.get(call.fn) ?? call.fn,
+      budget.fuel,
+      budget.timeoutMs,
+      packBytesShape(call),
+      call.input,
+    ];
+  }
+
+  /** The output length whose buffer is made ahead for `call`, 0 for none (see `postRequest`). */
+  #expectedOutput(call: BytesCall): number {
+    return call.packedOutput && this.#outputSteady && this.#outputLength <= MAX_PREPARED_OUTPUT
+      ? this.#outputLength
+      : 0;
   }
 
   /** The result of a bytes call, noting its output's length for the next one. */
@@ -404,13 +496,13 @@ class WorkerBackend implements PluginBackend {
     let handedOn = false;
     try {
       if (this.#hostErrors.length > 0) this.#hostErrors = [];
-      live.channel.postCall(op, values, outputLength);
-      const reply = live.channel.poll();
+      const channel = this.#postTo(live, op, values, outputLength);
+      const reply = channel.poll();
       if (
         reply === undefined || reply.op === ToHost.LinkerCall || reply.op === ToHost.ServiceCall
       ) {
         handedOn = true;
-        return this.#conclude(live, budget, startMs, reply, turn);
+        return this.#conclude(live, channel, budget, startMs, reply, turn);
       }
       return this.#settle(reply);
     } finally {
@@ -421,13 +513,18 @@ class WorkerBackend implements PluginBackend {
   /** The rest of a call the worker did not answer at once: it holds the channel's turn until it ends. */
   async #conclude(
     live: LiveWorker,
+    channel: HostChannel,
     budget: CallBudget,
     startMs: number,
     first: WireMessage | undefined,
     turn: Disposable,
   ): Promise<unknown[]> {
-    using _turn = turn;
-    return this.#settle(await this.#converse(live, budget, startMs, first));
+    this.#callInFlight = true;
+    try {
+      return this.#settle(await this.#converse(live, channel, budget, startMs, first));
+    } finally {
+      this.#handOn(turn);
+    }
   }
 
   /** {@linkcode #request} when the channel is taken, or the worker must be (re)started first. */
@@ -441,15 +538,131 @@ class WorkerBackend implements PluginBackend {
     this.#lastFuelUsed = 0;
     budget.signal?.throwIfAborted();
     const taken = this.#queue.take();
-    using _turn = taken instanceof Promise ? await taken : taken;
-    const ready = this.#ready();
-    const live = ready instanceof Promise ? await ready : ready;
-    // The deadline is the guest's: a call that waited for the channel, or for a worker
-    // respawned for it (parked, or replaced after a crash), starts the clock when it is ready.
-    if (taken instanceof Promise || ready instanceof Promise) startMs = performance.now();
-    budget.signal?.throwIfAborted();
-    live.channel.postCall(op, values, outputLength);
-    return this.#settle(await this.#converse(live, budget, startMs));
+    const turn = taken instanceof Promise ? await taken : taken;
+    this.#callInFlight = true;
+    try {
+      const ready = this.#ready();
+      const live = ready instanceof Promise ? await ready : ready;
+      // The deadline is the guest's: a call that waited for the channel, or for a worker
+      // respawned for it (parked, or replaced after a crash), starts the clock when it is ready.
+      if (taken instanceof Promise || ready instanceof Promise) startMs = performance.now();
+      budget.signal?.throwIfAborted();
+      const channel = this.#postTo(live, op, values, outputLength);
+      return this.#settle(await this.#converse(live, channel, budget, startMs));
+    } finally {
+      this.#handOn(turn);
+    }
+  }
+
+  /**
+   * Whether a call can be posted ahead now: a call holds the channel's turn
+   * (it runs, or calls posted ahead wait to), nothing else waits for the
+   * turn (a memory access is not overtaken), a channel is free, and no call
+   * posted ahead was taken back (they are posted again in order first).
+   */
+  #canPostAhead(): boolean {
+    const live = this.#live;
+    return this.#callInFlight && this.#queue.waiting === 0 && live !== undefined &&
+      live.crashed === undefined && !this.#closed && this.#ahead.length < LANES - 1 &&
+      (this.#ahead.length === 0 || !this.#ahead[this.#ahead.length - 1]!.retracted);
+  }
+
+  /** Posts a call ahead of its turn (see {@linkcode #canPostAhead}). */
+  #postAhead(op: number, values: WireValue[], budget: CallBudget, outputLength: number): Flight {
+    const live = this.#live!;
+    const lane = live.next;
+    const channel = this.#postTo(live, op, values, outputLength, true);
+    const flight = { live, channel, lane, op, values, outputLength, budget, retracted: false };
+    this.#ahead.push(flight);
+    return flight;
+  }
+
+  /**
+   * Runs the call posted ahead first, now that the calls before it ended: it
+   * takes over the channel's turn they held for it.
+   */
+  async #runAhead(flight: Flight, startMs: number): Promise<unknown[]> {
+    const turn = this.#aheadTurn;
+    if (this.#ahead[0] !== flight || turn === undefined) {
+      throw new Error("A call posted ahead ran out of turn");
+    }
+    this.#ahead.shift();
+    this.#aheadTurn = undefined;
+    this.#callInFlight = true;
+    try {
+      this.#lastFuelUsed = 0;
+      if (this.#hostErrors.length > 0) this.#hostErrors = [];
+      let live = flight.live;
+      let channel = flight.channel;
+      if (!flight.retracted && (live !== this.#live || live.crashed !== undefined)) {
+        // Its worker died or was ended: a call it took dies with it, one it did not moves on.
+        if (!channel.retract()) {
+          throw live.crashed ?? new WorkerCrashedError("The plugin's worker stopped answering");
+        }
+        flight.retracted = true;
+      }
+      if (flight.retracted) {
+        const ready = this.#ready();
+        live = ready instanceof Promise ? await ready : ready;
+        if (ready instanceof Promise) startMs = performance.now();
+        flight.budget.signal?.throwIfAborted();
+        channel = this.#postTo(live, flight.op, flight.values, flight.outputLength);
+      } else {
+        // The worker may have begun it before its turn came: the deadline counts from then.
+        const began = channel.startedAt();
+        if (began < startMs) startMs = began;
+      }
+      return this.#settle(await this.#converse(live, channel, flight.budget, startMs));
+    } finally {
+      this.#handOn(turn);
+    }
+  }
+
+  /**
+   * Takes `flight` back, and every call posted after it first (the worker
+   * takes them in order: once it took one, it took all before it). Returns
+   * whether `flight` will not run; those after it stay in line, to be
+   * posted again when they run.
+   */
+  #retractAhead(flight: Flight): boolean {
+    const index = this.#ahead.indexOf(flight);
+    if (index === -1 || !this.#retractFrom(index)) return false;
+    this.#ahead.splice(index, 1);
+    if (this.#ahead.length === 0 && this.#aheadTurn !== undefined) {
+      const turn = this.#aheadTurn;
+      this.#aheadTurn = undefined;
+      this.#handOn(turn);
+    }
+    return true;
+  }
+
+  /**
+   * Takes back the calls posted ahead from `index` on, last first; the next
+   * request then goes to the first one's channel again. Returns whether all
+   * of them were taken back.
+   */
+  #retractFrom(index: number): boolean {
+    for (let i = this.#ahead.length - 1; i >= index; i--) {
+      const flight = this.#ahead[i]!;
+      if (flight.retracted) continue;
+      if (!flight.channel.retract()) return false;
+      flight.retracted = true;
+      flight.live.next = flight.lane;
+    }
+    return true;
+  }
+
+  /**
+   * Ends a call's hold on the channel's turn: the calls posted ahead keep it
+   * until the first of them runs; without any, it is free.
+   */
+  #handOn(turn: Disposable): void {
+    if (this.#ahead.length > 0) {
+      this.#aheadTurn = turn;
+      return;
+    }
+    this.#callInFlight = false;
+    turn[Symbol.dispose]();
   }
 
   /**
@@ -475,11 +688,12 @@ class WorkerBackend implements PluginBackend {
   }
 
   /**
-   * Waits for the worker's answer, serving its host-function calls meanwhile,
-   * and enforces the call's deadline and abort signal.
+   * Waits for the worker's answer on `channel`, serving its host-function
+   * calls meanwhile, and enforces the call's deadline and abort signal.
    */
   async #converse(
     live: LiveWorker,
+    channel: HostChannel,
     budget: CallBudget,
     startMs: number,
     first?: WireMessage,
@@ -492,18 +706,20 @@ class WorkerBackend implements PluginBackend {
       timer: false,
       onStop: (reason) => {
         stopping = { reason, graceEnd: performance.now() + GRACE_MS };
-        this.#interrupt(live);
+        // Calls posted ahead are taken back first, so the stop cannot reach one of them;
+        // one the worker took means this call ended: its answer is there.
+        if (live !== this.#live || this.#retractFrom(0)) this.#interrupt(live, channel);
         // A guest waiting on a host function cannot see the flag: answer it with the reason.
         if (pending !== undefined && !pending.answered) {
           pending.answered = true;
-          this.#throwToGuest(live, reason);
+          this.#throwToGuest(channel, reason);
         }
       },
     });
     try {
       while (true) {
         const until = stopping === undefined ? watch.deadline : stopping.graceEnd;
-        const message = first ?? await live.channel.receive(Math.max(0, until - performance.now()));
+        const message = first ?? await channel.receive(Math.max(0, until - performance.now()));
         first = undefined;
         if (message === undefined) {
           if (live.crashed !== undefined) {
@@ -520,9 +736,9 @@ class WorkerBackend implements PluginBackend {
           continue;
         }
         if (message.op === ToHost.LinkerCall || message.op === ToHost.ServiceCall) {
-          pending = stopping === undefined ? this.#serveHostCall(live, message) : undefined;
+          pending = stopping === undefined ? this.#serveHostCall(channel, message) : undefined;
           // A call being stopped runs no more host functions.
-          if (stopping !== undefined) this.#throwToGuest(live, stopping.reason);
+          if (stopping !== undefined) this.#throwToGuest(channel, stopping.reason);
           continue;
         }
         // Whatever the guest made of the interrupt (it may have caught the cancellation and
@@ -540,26 +756,26 @@ class WorkerBackend implements PluginBackend {
     }
   }
 
-  #interrupt(live: LiveWorker): void {
-    live.channel.requestStop();
+  #interrupt(live: LiveWorker, channel: HostChannel): void {
+    channel.requestStop();
     if (live.interrupt === null) return;
     Atomics.store(live.interrupt, 0, 1);
     Atomics.notify(live.interrupt, 0);
   }
 
   /** Answers the guest's host call with an error (kept here, so the host gets it back as is). */
-  #throwToGuest(live: LiveWorker, err: unknown): void {
+  #throwToGuest(channel: HostChannel, err: unknown): void {
     const ref = this.#hostErrors.push(err) - 1;
-    live.channel.post(ToWorker.Throw, [encodeError(err, ref)]);
+    channel.post(ToWorker.Throw, [encodeError(err, ref)]);
   }
 
-  #returnToGuest(live: LiveWorker, value: unknown): void {
+  #returnToGuest(channel: HostChannel, value: unknown): void {
     try {
-      if (Array.isArray(value)) live.channel.post(ToWorker.ReturnMany, value.map(wireValue));
-      else live.channel.post(ToWorker.Return, [wireValue(value)]);
+      if (Array.isArray(value)) channel.post(ToWorker.ReturnMany, value.map(wireValue));
+      else channel.post(ToWorker.Return, [wireValue(value)]);
     } catch (err) {
       // Too large for the channel: the guest still needs an answer.
-      this.#throwToGuest(live, err);
+      this.#throwToGuest(channel, err);
     }
   }
 
@@ -567,7 +783,7 @@ class WorkerBackend implements PluginBackend {
    * Runs a linker function or a host service for the guest and answers it;
    * returns what to cancel when the answer is a promise still pending.
    */
-  #serveHostCall(live: LiveWorker, message: WireMessage): PendingHostCall | undefined {
+  #serveHostCall(channel: HostChannel, message: WireMessage): PendingHostCall | undefined {
     let value: unknown;
     try {
       if (message.op === ToHost.LinkerCall) {
@@ -582,11 +798,11 @@ class WorkerBackend implements PluginBackend {
         value = service.apply(this.#services, args);
       }
     } catch (err) {
-      this.#throwToGuest(live, err);
+      this.#throwToGuest(channel, err);
       return undefined;
     }
     if (!(value instanceof Promise)) {
-      this.#returnToGuest(live, value);
+      this.#returnToGuest(channel, value);
       return undefined;
     }
     const pending: PendingHostCall = { answered: false };
@@ -594,12 +810,12 @@ class WorkerBackend implements PluginBackend {
       (result) => {
         if (pending.answered) return;
         pending.answered = true;
-        this.#returnToGuest(live, result);
+        this.#returnToGuest(channel, result);
       },
       (err) => {
         if (pending.answered) return;
         pending.answered = true;
-        this.#throwToGuest(live, err);
+        this.#throwToGuest(channel, err);
       },
     );
     return pending;
@@ -611,8 +827,7 @@ class WorkerBackend implements PluginBackend {
     using _turn = taken instanceof Promise ? await taken : taken;
     const ready = this.#ready();
     const live = ready instanceof Promise ? await ready : ready;
-    live.channel.post(op, values);
-    const reply = await live.channel.receive();
+    const reply = await this.#postTo(live, op, values).receive();
     if (reply === undefined) {
       this.#discard(live);
       throw live.crashed ?? new WorkerCrashedError("The plugin's worker stopped answering");

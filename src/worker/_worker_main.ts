@@ -13,7 +13,7 @@ import { TimeoutError } from "../errors.ts";
 import type { HostCallable } from "../host/mod.ts";
 import type { HostServices, ServiceName } from "../host/mod.ts";
 import { PluginInstance, START_NOT_READ } from "../backend/mod.ts";
-import { ChannelClosed, WorkerChannel } from "./_channel.ts";
+import { ChannelClosed, ChannelWaits, WorkerChannel } from "./_channel.ts";
 import { decodeError, encodeError } from "./_error_codec.ts";
 import {
   exportName,
@@ -39,9 +39,19 @@ function answer(message: WireMessage): unknown {
   }
 }
 
+/**
+ * The channel of the request being served: the host posts requests to its
+ * channels in turn (see `_worker_backend.ts`), and a request's host calls go
+ * over the channel it came on.
+ */
+interface Lane {
+  channel: WorkerChannel;
+}
+
 /** Host services reached over the channel; the guest waits for each answer. */
-function proxyServices(channel: WorkerChannel): HostServices {
+function proxyServices(lane: Lane): HostServices {
   const call = (name: ServiceName, ...args: WireValue[]): unknown => {
+    const channel = lane.channel;
     channel.post(ToHost.ServiceCall, [name, ...args]);
     return answer(channel.receive());
   };
@@ -54,14 +64,16 @@ function proxyServices(channel: WorkerChannel): HostServices {
     storageSet: (key, value) => void call("storageSet", key, value),
     sendMessage: (to, data) => void call("sendMessage", to, data),
     async callTool(name, argsJson): Promise<string | undefined> {
+      const channel = lane.channel;
       channel.post(ToHost.ServiceCall, ["callTool", name, argsJson]);
       return (answer(await channel.receiveAsync()) ?? undefined) as string | undefined;
     },
   };
 }
 
-function linkerProxy(channel: WorkerChannel, index: number): HostCallable {
+function linkerProxy(lane: Lane, index: number): HostCallable {
   return (...args) => {
+    const channel = lane.channel;
     channel.post(ToHost.LinkerCall, [index, ...(args as WireValue[])]);
     return answer(channel.receive());
   };
@@ -161,17 +173,23 @@ function handle(
   }
 }
 
-/** Serves the host's requests until it closes the channel. */
+/**
+ * Serves the host's requests until it closes the channels: each request on
+ * the channel after the last one's, in turn (the host may post one ahead
+ * while this worker runs the one before).
+ */
 async function serve(
-  channel: WorkerChannel,
+  channels: readonly WorkerChannel[],
+  lane: Lane,
   instance: PluginInstance,
   exports: readonly string[],
 ): Promise<void> {
-  while (true) {
+  for (let next = 0;; next = (next + 1) % channels.length) {
+    const channel = lane.channel = channels[next]!;
     let message: WireMessage;
     try {
       // Only WriteMemory carries bytes, and it copies them into memory before it answers.
-      message = channel.receive(true);
+      message = channel.receiveRequest(true);
     } catch (err) {
       if (err instanceof ChannelClosed) return;
       throw err;
@@ -209,15 +227,17 @@ async function watchInterrupts(flag: Int32Array, instance: PluginInstance): Prom
 
 self.onmessage = async (event: MessageEvent<WorkerSetup>) => {
   self.onmessage = null;
-  const { spec, channel: buffers } = event.data;
-  const channel = new WorkerChannel(buffers);
+  const { spec, channels: buffers } = event.data;
+  const waits = new ChannelWaits();
+  const channels = buffers.map((each) => new WorkerChannel(each, waits));
+  const lane: Lane = { channel: channels[0]! };
   let instance: PluginInstance;
   try {
     // The host runs the start function as a call (`Start`), so it can serve and interrupt it.
     instance = await PluginInstance.create(spec, {
-      linkerFunction: (index) => linkerProxy(channel, index),
-      services: proxyServices(channel),
-      stopRequested: () => channel.stopRequested,
+      linkerFunction: (index) => linkerProxy(lane, index),
+      services: proxyServices(lane),
+      stopRequested: () => lane.channel.stopRequested,
     });
     // The channel copies each bytes call's output on at once.
     instance.reuseOutputBuffer();
@@ -235,5 +255,10 @@ self.onmessage = async (event: MessageEvent<WorkerSetup>) => {
     } satisfies WorkerReady,
   );
   if (interrupt !== null) void watchInterrupts(new Int32Array(interrupt, 0, 1), instance);
-  await serve(channel, instance, WebAssembly.Module.exports(spec.module).map(({ name }) => name));
+  await serve(
+    channels,
+    lane,
+    instance,
+    WebAssembly.Module.exports(spec.module).map(({ name }) => name),
+  );
 };

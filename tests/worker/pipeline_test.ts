@@ -1,0 +1,193 @@
+/**
+ * Calls posted ahead: while a worker plugin's call runs, the calls waiting
+ * behind it are posted to its worker already, which goes from one to the
+ * next without a round trip to the host. Each still takes its turn on the
+ * host: results, host functions, deadlines, stops and fuel come as if the
+ * calls had run one by one.
+ */
+
+import assert from "node:assert/strict";
+import { Capability, PluginStateError, TimeoutError, type WasmPlugin } from "../../mod.ts";
+import { assertRejectsWith, workerRuntime } from "../_helpers.ts";
+import { READ_WORKERS } from "./_worker_helpers.ts";
+
+/**
+ * `count(n)` loops n times; `noted(x)` tells the host `x` and returns 2x;
+ * `forever` never returns; `echo` returns its input (bytes ABI).
+ */
+const LINE_WAT = `(module
+  (import "env" "note" (func $note (param i32)))
+  (memory (export "memory") 1)
+  (global $next (mut i32) (i32.const 1024))
+  (func (export "count") (param $n i32) (result i32) (local $i i32)
+    (loop $again
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $again (i32.lt_u (local.get $i) (local.get $n))))
+    (local.get $i))
+  (func (export "noted") (param $x i32) (result i32)
+    (call $note (local.get $x))
+    (i32.mul (local.get $x) (i32.const 2)))
+  (func (export "forever") (loop $again (br $again)))
+  (func (export "alloc") (param $n i32) (result i32) (local $at i32)
+    (local.set $at (global.get $next))
+    (global.set $next (i32.add (global.get $next) (local.get $n)))
+    (local.get $at))
+  (func (export "echo") (param $ptr i32) (param $len i32) (result i64)
+    (i64.or
+      (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32))
+      (i64.extend_i32_u (local.get $len)))))`;
+
+/** Long enough that the calls made after it wait behind it. */
+const SLOW = 20_000_000;
+
+/** A worker plugin of `LINE_WAT` whose `env.note` pushes to `notes`. */
+async function linePlugin(
+  notes: number[] = [],
+  limits: { maxExecutionTimeMs?: number } = {},
+): Promise<{ plugin: WasmPlugin } & AsyncDisposable> {
+  const runtime = workerRuntime({
+    resourceLimits: { maxFuel: 10_000_000_000, maxExecutionTimeMs: 30_000, ...limits },
+  });
+  const plugin = await runtime.createPluginWithLinker(
+    await runtime.compileWat("line", LINE_WAT),
+    { name: "line", capabilities: [Capability.CallHostFunction] },
+    runtime.createLinker().funcWrap("env", "note", (x: number) => void notes.push(x)),
+  );
+  return { plugin, [Symbol.asyncDispose]: () => runtime.close() };
+}
+
+Deno.test("Calls waiting behind a running call run in order, each with its own result", {
+  permissions: { read: READ_WORKERS },
+}, async () => {
+  await using line = await linePlugin();
+  const counts = [SLOW, 1, 2, 3, 5, 8, 13, 21];
+  const results = await Promise.all(counts.map((n) => line.plugin.callI32("count", [n])));
+  assert.deepEqual(results, counts);
+  assert.equal((await line.plugin.metrics()).callCount, counts.length);
+});
+
+Deno.test("Calls posted ahead use the fuel they use one by one", {
+  permissions: { read: READ_WORKERS },
+}, async () => {
+  const counts = [SLOW, 10, 100, 1000, 7, 0];
+  await using together = await linePlugin();
+  await Promise.all(counts.map((n) => together.plugin.callI32("count", [n])));
+  await using alone = await linePlugin();
+  for (const n of counts) await alone.plugin.callI32("count", [n]);
+  assert.equal(
+    (await together.plugin.metrics()).fuelConsumed,
+    (await alone.plugin.metrics()).fuelConsumed,
+  );
+  assert.ok((await alone.plugin.metrics()).fuelConsumed > 0);
+});
+
+Deno.test("Host functions of calls posted ahead run in call order", {
+  permissions: { read: READ_WORKERS },
+}, async () => {
+  const notes: number[] = [];
+  await using line = await linePlugin(notes);
+  const slow = line.plugin.callI32("count", [SLOW]);
+  const noted = [1, 2, 3, 4, 5, 6].map((x) => line.plugin.callI32("noted", [x]));
+  assert.equal(await slow, SLOW);
+  assert.deepEqual(await Promise.all(noted), [2, 4, 6, 8, 10, 12]);
+  assert.deepEqual(notes, [1, 2, 3, 4, 5, 6]);
+});
+
+Deno.test("Bytes calls posted ahead each get their own output", {
+  permissions: { read: READ_WORKERS },
+}, async () => {
+  await using line = await linePlugin();
+  const slow = line.plugin.callI32("count", [SLOW]);
+  const inputs = [1, 2, 3, 4, 5].map((x) => new Uint8Array(x * 3).fill(x));
+  const outputs = await Promise.all(inputs.map((input) => line.plugin.callBytes("echo", input)));
+  assert.equal(await slow, SLOW);
+  assert.deepEqual(outputs, inputs);
+});
+
+Deno.test("A call posted ahead times out on its own deadline, and the calls behind it run", {
+  permissions: { read: READ_WORKERS },
+}, async () => {
+  await using line = await linePlugin();
+  const slow = line.plugin.callI32("count", [SLOW]);
+  const stuck = line.plugin.callVoid("forever", [], { timeoutMs: 100 });
+  const after = [line.plugin.callI32("count", [4]), line.plugin.callI32("noted", [5])];
+  assert.equal(await slow, SLOW);
+  await assertRejectsWith(() => stuck, TimeoutError);
+  assert.deepEqual(await Promise.all(after), [4, 10]);
+});
+
+Deno.test(
+  "A running call that times out takes back the calls posted behind it, which run after it",
+  {
+    permissions: { read: READ_WORKERS },
+  },
+  async () => {
+    const notes: number[] = [];
+    await using line = await linePlugin(notes, { maxExecutionTimeMs: 100 });
+    const stuck = line.plugin.callVoid("forever", []);
+    const after = [1, 2, 3].map((x) => line.plugin.callI32("noted", [x]));
+    await assertRejectsWith(() => stuck, TimeoutError);
+    assert.deepEqual(await Promise.all(after), [2, 4, 6]);
+    assert.deepEqual(notes, [1, 2, 3]);
+  },
+);
+
+Deno.test("stop() lets the running call end and refuses the calls posted behind it", {
+  permissions: { read: READ_WORKERS },
+}, async () => {
+  const notes: number[] = [];
+  await using line = await linePlugin(notes);
+  const slow = line.plugin.callI32("count", [SLOW]);
+  const waiting = [1, 2, 3].map((x) => line.plugin.callI32("noted", [x]));
+  const stopped = line.plugin.stop();
+  assert.equal(await slow, SLOW);
+  for (const call of waiting) await assertRejectsWith(() => call, PluginStateError);
+  await stopped;
+  assert.deepEqual(notes, []);
+  assert.equal(line.plugin.state, "stopped");
+});
+
+Deno.test("stop({ abort: true }) ends the running call and refuses the calls posted behind it", {
+  permissions: { read: READ_WORKERS },
+}, async () => {
+  const notes: number[] = [];
+  await using line = await linePlugin(notes);
+  const stuck = line.plugin.callVoid("forever", []);
+  const waiting = [1, 2].map((x) => line.plugin.callI32("noted", [x]));
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  const stopped = line.plugin.stop({ abort: true });
+  await assertRejectsWith(() => stuck, PluginStateError);
+  for (const call of waiting) await assertRejectsWith(() => call, PluginStateError);
+  await stopped;
+  assert.deepEqual(notes, []);
+});
+
+Deno.test("A call posted ahead whose signal aborts while it waits ends with the reason", {
+  permissions: { read: READ_WORKERS },
+}, async () => {
+  const notes: number[] = [];
+  await using line = await linePlugin(notes);
+  const controller = new AbortController();
+  const slow = line.plugin.callI32("count", [SLOW]);
+  const aborted = line.plugin.callI32("noted", [9], { signal: controller.signal });
+  const after = line.plugin.callI32("noted", [10]);
+  controller.abort(new Error("not wanted any more"));
+  assert.equal(await slow, SLOW);
+  await assert.rejects(aborted, { message: "not wanted any more" });
+  assert.equal(await after, 20);
+  assert.deepEqual(notes, [10]);
+});
+
+Deno.test("Memory access is not overtaken by calls made after it", {
+  permissions: { read: READ_WORKERS },
+}, async () => {
+  await using line = await linePlugin();
+  const slow = line.plugin.callI32("count", [SLOW]);
+  // The echo's input goes where the read looks (its first allocation is at 1024).
+  const read = line.plugin.readMemory(1024, 1);
+  const echoed = line.plugin.callBytes("echo", new Uint8Array([2]));
+  assert.equal(await slow, SLOW);
+  assert.deepEqual(await read, new Uint8Array([0]));
+  assert.deepEqual(await echoed, new Uint8Array([2]));
+  assert.deepEqual(await line.plugin.readMemory(1024, 1), new Uint8Array([2]));
+});
