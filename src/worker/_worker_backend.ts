@@ -113,6 +113,8 @@ interface Flight {
   readonly values: WireValue[];
   readonly outputLength: number;
   readonly budget: CallBudget;
+  /** When it was posted (`performance.now()`): the worker cannot have begun it before. */
+  readonly postedAt: number;
   /** Taken back before the worker began it: it is posted again when it runs. */
   retracted: boolean;
 }
@@ -137,6 +139,25 @@ interface Stopping {
  * of such an output costs far more than making its buffer anyway.
  */
 const MAX_PREPARED_OUTPUT = 64 * 1024;
+
+/**
+ * The most bytes (inputs, text, the last output) a call posted ahead may
+ * carry. A channel grows to the largest message it carries and stays so:
+ * beyond this, a crowd of large calls would grow every channel of the
+ * worker, while one channel serves them one by one as well (their copies
+ * cost far more than the round trip saved).
+ */
+const MAX_AHEAD_BYTES = 16 * 1024;
+
+/** Whether a request's values are small enough to post ahead (see {@linkcode MAX_AHEAD_BYTES}). */
+function fitsAhead(values: readonly WireValue[]): boolean {
+  let bytes = 0;
+  for (const value of values) {
+    if (value instanceof Uint8Array) bytes += value.length;
+    else if (typeof value === "string") bytes += value.length * 3;
+  }
+  return bytes <= MAX_AHEAD_BYTES;
+}
 
 function rawResult(results: unknown[]): unknown {
   if (results.length === 0) return undefined;
@@ -382,7 +403,9 @@ class WorkerBackend implements PluginBackend {
 
   invokeAhead(name: string, args: readonly unknown[], budget: CallBudget): AheadCall | undefined {
     if (!this.#canPostAhead()) return undefined;
-    const flight = this.#postAhead(ToWorker.Call, this.#callValues(name, args, budget), budget, 0);
+    const values = this.#callValues(name, args, budget);
+    if (!fitsAhead(values)) return undefined;
+    const flight = this.#postAhead(ToWorker.Call, values, budget, 0);
     return {
       run: (startMs) => this.#runAhead(flight, startMs).then(rawResult),
       retract: () => this.#retractAhead(flight),
@@ -419,8 +442,10 @@ class WorkerBackend implements PluginBackend {
   }
 
   invokeBytesAhead(call: BytesCall, budget: CallBudget): AheadCall | undefined {
-    if (!this.#canPostAhead()) return undefined;
+    // A large output would grow the channel it comes back on for good: such calls wait.
+    if (!this.#canPostAhead() || this.#outputLength > MAX_AHEAD_BYTES) return undefined;
     const values = this.#bytesValues(call, budget);
+    if (!fitsAhead(values)) return undefined;
     const flight = this.#postAhead(ToWorker.Bytes, values, budget, this.#expectedOutput(call));
     return {
       run: (startMs) =>
@@ -572,7 +597,18 @@ class WorkerBackend implements PluginBackend {
     const live = this.#live!;
     const lane = live.next;
     const channel = this.#postTo(live, op, values, outputLength, true);
-    const flight = { live, channel, lane, op, values, outputLength, budget, retracted: false };
+    const postedAt = performance.now();
+    const flight = {
+      live,
+      channel,
+      lane,
+      op,
+      values,
+      outputLength,
+      budget,
+      postedAt,
+      retracted: false,
+    };
     this.#ahead.push(flight);
     return flight;
   }
@@ -609,8 +645,10 @@ class WorkerBackend implements PluginBackend {
         channel = this.#postTo(live, flight.op, flight.values, flight.outputLength);
       } else {
         // The worker may have begun it before its turn came: the deadline counts from then.
+        // (Its clock is converted through the two time origins: a wall clock stepped in
+        // between cannot move the start before the call was posted.)
         const began = channel.startedAt();
-        if (began < startMs) startMs = began;
+        if (began < startMs) startMs = Math.max(began, flight.postedAt);
       }
       return this.#settle(await this.#converse(live, channel, flight.budget, startMs));
     } finally {

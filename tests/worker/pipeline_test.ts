@@ -104,6 +104,18 @@ Deno.test("Bytes calls posted ahead each get their own output", {
   assert.deepEqual(outputs, inputs);
 });
 
+Deno.test("Large and small bytes calls waiting together come back whole and in order", {
+  permissions: { read: READ_WORKERS },
+}, async () => {
+  await using line = await linePlugin();
+  const slow = line.plugin.callI32("count", [SLOW]);
+  // Large calls are not posted ahead (they would grow every channel): they wait their turn.
+  const inputs = [64, 20_000, 16, 30_000, 8].map((n, i) => new Uint8Array(n).fill(i + 1));
+  const outputs = await Promise.all(inputs.map((input) => line.plugin.callBytes("echo", input)));
+  assert.equal(await slow, SLOW);
+  assert.deepEqual(outputs, inputs);
+});
+
 Deno.test("A call posted ahead times out on its own deadline, and the calls behind it run", {
   permissions: { read: READ_WORKERS },
 }, async () => {
