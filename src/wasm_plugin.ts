@@ -1017,10 +1017,19 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
   }
 
   /** Runs a call posted ahead, now that its turn came and the plugin is marked running. */
-  #runPosted(name: string, ahead: AheadCall): Promise<unknown> {
+  #runPosted(name: string, ahead: AheadCall): unknown {
     this.#postAhead();
     const start = performance.now();
-    return this.#finishWhenSettled(name, start, ahead.run(start));
+    let result: unknown;
+    try {
+      result = ahead.run(start);
+    } catch (err) {
+      this.#finish(name, start, err);
+      throw err;
+    }
+    if (result instanceof Promise) return this.#finishWhenSettled(name, start, result);
+    this.#finish(name, start, undefined);
+    return result;
   }
 
   #finish(
@@ -1088,7 +1097,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     const turn = await this.#waitTurn(fn, waiting);
     const ahead = waiting?.ahead;
     this.#hold(fn, turn, true, ahead);
-    if (ahead !== undefined) return await this.#runPosted(fn, ahead) as number | Uint8Array;
+    if (ahead !== undefined) return await (this.#runPosted(fn, ahead) as number | Uint8Array);
     return await this.#runBytesCall(fn, input, options, packedOutput);
   }
 

@@ -91,10 +91,11 @@ export interface AheadCall {
   /**
    * Runs the call once its turn has come (the calls posted before it ended):
    * the backend may have begun it already. Returns what `invoke` (or
-   * `invokeBytes`) would have; the deadline counts from `startMs`, or from
-   * when the call began if that was earlier.
+   * `invokeBytes`) would have, synchronously when the call had ended
+   * already; the deadline counts from `startMs`, or from when the call
+   * began if that was earlier.
    */
-  run(startMs: number): Promise<unknown>;
+  run(startMs: number): unknown;
   /**
    * Takes the call back unless it began: returns whether it did (the call
    * never runs then, and `run` must not be called).

@@ -190,12 +190,10 @@ export interface ChannelBuffers {
   readonly doorbell: SharedArrayBuffer;
   /**
    * One float: when the worker took a request that was waiting for it (see
-   * `WorkerChannel.receiveRequest`), on the host's clock; written on a line
-   * of its own, and only then.
+   * `WorkerChannel.receiveRequest`), on the worker's clock; written on a
+   * line of its own, and only then.
    */
   readonly started: SharedArrayBuffer;
-  /** The host's `performance.timeOrigin`: the worker's clock differs by the gap between the two. */
-  readonly hostTimeOrigin: number;
 }
 
 /** Allocates the buffers of a new channel. */
@@ -205,7 +203,6 @@ export function createChannelBuffers(): ChannelBuffers {
     doorbell: Doorbell.shared().buffer,
     // A line of its own: the worker writes it while the host posts to its neighbours.
     started: new SharedArrayBuffer(64),
-    hostTimeOrigin: performance.timeOrigin,
   };
 }
 
@@ -379,15 +376,12 @@ export class WorkerChannel extends ChannelEnd {
   #awaited: Promise<unknown> | undefined;
   readonly #doorbell: Int32Array;
   readonly #started: Float64Array;
-  /** What to add to this thread's `performance.now()` for the host's. */
-  readonly #clockGap: number;
 
   /** `waits`: shared by the channels of one worker, see {@linkcode ChannelWaits}. */
   constructor(buffers: ChannelBuffers, waits: ChannelWaits = new ChannelWaits()) {
     super(buffers, HOST_SLEEPING, waits);
     this.#doorbell = new Int32Array(buffers.doorbell);
     this.#started = new Float64Array(buffers.started);
-    this.#clockGap = performance.timeOrigin - buffers.hostTimeOrigin;
   }
   /** Sends a message to the host, and rings its doorbell when it sleeps. */
   post(op: number, values: readonly WireValue[]): void {
@@ -423,7 +417,7 @@ export class WorkerChannel extends ChannelEnd {
   receiveRequest(views = false): WireMessage {
     let waiting = Atomics.load(this.counters, TO_WORKER) !== this.seen;
     while (true) {
-      if (waiting) this.#started[0] = performance.now() + this.#clockGap;
+      if (waiting) this.#started[0] = performance.now();
       else this.#await();
       this.#throwIfClosed();
       const seen = Atomics.load(this.counters, TO_WORKER);
@@ -604,10 +598,10 @@ export class HostChannel extends ChannelEnd {
   }
 
   /**
-   * When the worker began the request posted last, on this thread's clock,
-   * if it was posted `ahead` and waiting when the worker came to it; `NaN`
-   * otherwise (then it began after the host posted it), or while the worker
-   * has not begun it.
+   * When the worker began the request posted last, on the worker's clock
+   * (`performance.now()` there), if it was posted `ahead` and waiting when
+   * the worker came to it; `NaN` otherwise (then it began after the host
+   * posted it), or while the worker has not begun it.
    */
   startedAt(): number {
     return Atomics.load(this.flags, CLAIM) === CLAIMED ? this.#started[0]! : NaN;

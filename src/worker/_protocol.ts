@@ -129,5 +129,11 @@ export type WorkerReady =
     readonly interrupt: SharedArrayBuffer | null;
     /** Whether the host must send `Start` to run the module's start function. */
     readonly hasStart: boolean;
+    /**
+     * The worker's `performance.now()` as it posts this: the host's clock
+     * minus it, taken as this arrives, converts the worker's times to the
+     * host's (late by the message's way at most).
+     */
+    readonly now: number;
   }
   | { readonly ok: false; readonly error: string };

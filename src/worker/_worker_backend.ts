@@ -99,6 +99,8 @@ interface LiveWorker {
   readonly channels: readonly HostChannel[];
   /** The index of the channel the next request goes to. */
   next: number;
+  /** What to add to a time on the worker's clock for the host's (see `WorkerReady.now`). */
+  readonly clockOffset: number;
   readonly interrupt: Int32Array | null;
   crashed: WorkerCrashedError | undefined;
 }
@@ -113,8 +115,6 @@ interface Flight {
   readonly values: WireValue[];
   readonly outputLength: number;
   readonly budget: CallBudget;
-  /** When it was posted (`performance.now()`): the worker cannot have begun it before. */
-  readonly postedAt: number;
   /** Taken back before the worker began it: it is posted again when it runs. */
   retracted: boolean;
 }
@@ -260,6 +260,7 @@ class WorkerBackend implements PluginBackend {
       worker,
       channels,
       next: 0,
+      clockOffset: performance.now() - ready.now,
       interrupt: ready.interrupt === null ? null : new Int32Array(ready.interrupt, 0, 1),
       crashed: undefined,
     };
@@ -407,7 +408,10 @@ class WorkerBackend implements PluginBackend {
     if (!fitsAhead(values)) return undefined;
     const flight = this.#postAhead(ToWorker.Call, values, budget, 0);
     return {
-      run: (startMs) => this.#runAhead(flight, startMs).then(rawResult),
+      run: (startMs) => {
+        const results = this.#runAhead(flight, startMs);
+        return results instanceof Promise ? results.then(rawResult) : rawResult(results);
+      },
       retract: () => this.#retractAhead(flight),
     };
   }
@@ -448,8 +452,12 @@ class WorkerBackend implements PluginBackend {
     if (!fitsAhead(values)) return undefined;
     const flight = this.#postAhead(ToWorker.Bytes, values, budget, this.#expectedOutput(call));
     return {
-      run: (startMs) =>
-        this.#runAhead(flight, startMs).then((results) => this.#bytesResult(results)),
+      run: (startMs) => {
+        const results = this.#runAhead(flight, startMs);
+        return results instanceof Promise
+          ? results.then((values) => this.#bytesResult(values))
+          : this.#bytesResult(results);
+      },
       retract: () => this.#retractAhead(flight),
     };
   }
@@ -597,60 +605,72 @@ class WorkerBackend implements PluginBackend {
     const live = this.#live!;
     const lane = live.next;
     const channel = this.#postTo(live, op, values, outputLength, true);
-    const postedAt = performance.now();
-    const flight = {
-      live,
-      channel,
-      lane,
-      op,
-      values,
-      outputLength,
-      budget,
-      postedAt,
-      retracted: false,
-    };
+    const flight = { live, channel, lane, op, values, outputLength, budget, retracted: false };
     this.#ahead.push(flight);
     return flight;
   }
 
   /**
    * Runs the call posted ahead first, now that the calls before it ended: it
-   * takes over the channel's turn they held for it.
+   * takes over the channel's turn they held for it. Like `#request`, it
+   * returns the results at once when the worker answered already (then
+   * there is nothing to watch), else their promise.
    */
-  async #runAhead(flight: Flight, startMs: number): Promise<unknown[]> {
+  #runAhead(flight: Flight, startMs: number): unknown[] | Promise<unknown[]> {
     const turn = this.#aheadTurn;
     if (this.#ahead[0] !== flight || turn === undefined) {
       throw new Error("A call posted ahead ran out of turn");
     }
     this.#ahead.shift();
     this.#aheadTurn = undefined;
+    this.#lastFuelUsed = 0;
+    if (this.#hostErrors.length > 0) this.#hostErrors = [];
+    const { live, channel, budget } = flight;
+    if (flight.retracted || live !== this.#live || live.crashed !== undefined) {
+      return this.#runAheadAgain(flight, startMs, turn);
+    }
+    let handedOn = false;
+    try {
+      const reply = channel.poll();
+      if (
+        reply !== undefined && reply.op !== ToHost.LinkerCall && reply.op !== ToHost.ServiceCall
+      ) {
+        // An abort while it waited ends it with the reason, however it ended.
+        if (budget.signal?.aborted) {
+          this.#readUsage(reply);
+          throw budget.signal.reason;
+        }
+        return this.#settle(reply);
+      }
+      // The worker may have begun it before its turn came: the deadline counts from then.
+      const began = channel.startedAt() + live.clockOffset;
+      if (began < startMs) startMs = began;
+      handedOn = true;
+      return this.#conclude(live, channel, budget, startMs, reply, turn);
+    } finally {
+      if (!handedOn) this.#handOn(turn);
+    }
+  }
+
+  /**
+   * {@linkcode #runAhead} for a call taken back (or whose worker died before
+   * it began it): it is posted again, to a new worker if need be.
+   */
+  async #runAheadAgain(flight: Flight, startMs: number, turn: Disposable): Promise<unknown[]> {
     this.#callInFlight = true;
     try {
-      this.#lastFuelUsed = 0;
-      if (this.#hostErrors.length > 0) this.#hostErrors = [];
-      let live = flight.live;
-      let channel = flight.channel;
-      if (!flight.retracted && (live !== this.#live || live.crashed !== undefined)) {
-        // Its worker died or was ended: a call it took dies with it, one it did not moves on.
-        if (!channel.retract()) {
-          throw live.crashed ?? new WorkerCrashedError("The plugin's worker stopped answering");
-        }
-        flight.retracted = true;
+      const { live, channel, budget } = flight;
+      // Its worker died or was ended: a call it took dies with it, one it did not moves on.
+      if (!flight.retracted && !channel.retract()) {
+        throw live.crashed ?? new WorkerCrashedError("The plugin's worker stopped answering");
       }
-      if (flight.retracted) {
-        const ready = this.#ready();
-        live = ready instanceof Promise ? await ready : ready;
-        if (ready instanceof Promise) startMs = performance.now();
-        flight.budget.signal?.throwIfAborted();
-        channel = this.#postTo(live, flight.op, flight.values, flight.outputLength);
-      } else {
-        // The worker may have begun it before its turn came: the deadline counts from then.
-        // (Its clock is converted through the two time origins: a wall clock stepped in
-        // between cannot move the start before the call was posted.)
-        const began = channel.startedAt();
-        if (began < startMs) startMs = Math.max(began, flight.postedAt);
-      }
-      return this.#settle(await this.#converse(live, channel, flight.budget, startMs));
+      flight.retracted = true;
+      const ready = this.#ready();
+      const current = ready instanceof Promise ? await ready : ready;
+      if (ready instanceof Promise) startMs = performance.now();
+      budget.signal?.throwIfAborted();
+      const posted = this.#postTo(current, flight.op, flight.values, flight.outputLength);
+      return this.#settle(await this.#converse(current, posted, budget, startMs));
     } finally {
       this.#handOn(turn);
     }

@@ -252,6 +252,7 @@ self.onmessage = async (event: MessageEvent<WorkerSetup>) => {
       memoryBytes: instance.memoryBytes(),
       interrupt,
       hasStart: instance.hasStart,
+      now: performance.now(),
     } satisfies WorkerReady,
   );
   if (interrupt !== null) void watchInterrupts(new Int32Array(interrupt, 0, 1), instance);
