@@ -943,7 +943,8 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     let converted: unknown[];
     let budget: CallBudget;
     try {
-      [converted, budget] = this.#checkCall(name, args, options, expected);
+      converted = this.#checkedArguments(name, args, expected);
+      budget = resolveCallBudget(options, this.#budget);
     } catch (err) {
       this.#finish(name, start, err);
       throw err;
@@ -966,13 +967,12 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     return result;
   }
 
-  /** Checks a call and returns its converted arguments and its budget. */
-  #checkCall(
+  /** Checks a call's export, results and arguments, and returns the arguments converted. */
+  #checkedArguments(
     name: string,
     args: readonly unknown[],
-    options: CallOptions | undefined,
     expected: readonly string[] | null,
-  ): [unknown[], CallBudget] {
+  ): unknown[] {
     checkExportName(name);
     const signature = this.#signatures.get(name);
     if (signature === undefined) {
@@ -980,7 +980,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     }
     if (expected === null) checkResultsLeave(name, signature);
     else if (!sameTypes(signature.results, expected)) throw mismatch(name, signature, expected);
-    return [checkArguments(name, signature, args), resolveCallBudget(options, this.#budget)];
+    return checkArguments(name, signature, args);
   }
 
   async #acquireThenCall(
@@ -992,8 +992,12 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     if (this.#stopping !== undefined) this.#assertUsable(`call "${name}" on`);
     const waiting = this.#backend.invokeAhead === undefined ? undefined : new WaitingCall(() => {
       try {
-        const [converted, budget] = this.#checkCall(name, args, options, expected);
-        return this.#backend.invokeAhead!(name, converted, budget);
+        const converted = this.#checkedArguments(name, args, expected);
+        return this.#backend.invokeAhead!(
+          name,
+          converted,
+          resolveCallBudget(options, this.#budget),
+        );
       } catch {
         return null; // it fails the same way at its turn
       }
