@@ -10,7 +10,11 @@
  *   request at a time (the next caller's request is posted as the answer is
  *   taken), as wasmplug's channel does;
  * - `pipelined`: the same workers sent up to 8 requests at once, which each
- *   answers in turn before it sleeps.
+ *   answers in turn before it sleeps;
+ * - `wasmplug's channel`: 50 workers on wasmplug's own channels (four each,
+ *   `_lane_worker.ts`), driven by a minimal host that posts up to four
+ *   requests ahead as a worker plugin's backend does, with none of the
+ *   plugin's or the backend's other work: what the channel alone costs.
  *
  * Every side sleeps at once when it has nothing to do (no spinning: a crowd
  * has no core to spin on). The host sleeps on one bell that every worker
@@ -21,6 +25,7 @@
 
 import { WasmRuntime } from "../mod.ts";
 import { artifactOf } from "../src/compile/_artifact.ts";
+import { ChannelWaits, createChannelBuffers, HostChannel } from "../src/worker/_channel.ts";
 import { medianOf, processCpuUs } from "./_measure.ts";
 import * as words from "./_ring.ts";
 
@@ -112,6 +117,73 @@ async function watch(): Promise<void> {
   watching = false;
 }
 
+/** One worker on wasmplug's channels (`_lane_worker.ts`), and its requests in flight. */
+interface LaneWorker {
+  readonly worker: Worker;
+  readonly channels: HostChannel[];
+  next: number;
+  /** The channel and resolver of each request in flight, first first. */
+  readonly inFlight: { channel: HostChannel; resolve: (value: number) => void }[];
+  /** Requests waiting for a free channel. */
+  readonly waiting: { value: number; resolve: (value: number) => void }[];
+  pumping: boolean;
+}
+
+/** A plugin worker's channels, as `WorkerBackend` makes them. */
+const LANES = 4;
+const laneWorkers: LaneWorker[] = [];
+
+async function spawnLaneWorker(): Promise<LaneWorker> {
+  const buffers = Array.from({ length: LANES }, () => createChannelBuffers());
+  const waits = new ChannelWaits();
+  const worker = new Worker(new URL("./_lane_worker.ts", import.meta.url), { type: "module" });
+  await new Promise((resolve) => {
+    worker.onmessage = resolve;
+    worker.postMessage(buffers);
+  });
+  const channels = buffers.map((each) => new HostChannel(each, waits));
+  const lanes: LaneWorker = {
+    worker,
+    channels,
+    next: 0,
+    inFlight: [],
+    waiting: [],
+    pumping: false,
+  };
+  laneWorkers.push(lanes);
+  return lanes;
+}
+
+/** Posts a request to the next channel, ahead when another is in flight. */
+function postLane(lanes: LaneWorker, value: number, resolve: (value: number) => void): void {
+  const channel = lanes.channels[lanes.next]!;
+  lanes.next = (lanes.next + 1) % LANES;
+  channel.postRequest(1, [value, 1], 0, lanes.inFlight.length > 0);
+  lanes.inFlight.push({ channel, resolve });
+  if (!lanes.pumping) void pumpLanes(lanes);
+}
+
+/** Takes the answers in order, each on its request's channel. */
+async function pumpLanes(lanes: LaneWorker): Promise<void> {
+  lanes.pumping = true;
+  while (lanes.inFlight.length > 0) {
+    const first = lanes.inFlight[0]!;
+    const answer = first.channel.poll() ?? await first.channel.receive();
+    lanes.inFlight.shift();
+    first.resolve(answer!.values[0] as number);
+    const next = lanes.waiting.shift();
+    if (next !== undefined) postLane(lanes, next.value, next.resolve);
+  }
+  lanes.pumping = false;
+}
+
+function laneCall(lanes: LaneWorker, value: number): Promise<number> {
+  return new Promise((resolve) => {
+    if (lanes.inFlight.length < LANES) postLane(lanes, value, resolve);
+    else lanes.waiting.push({ value, resolve });
+  });
+}
+
 /** `CALLS` calls spread over `callers`, all at once. */
 async function crowd(callers: readonly ((value: number) => Promise<number>)[]): Promise<number> {
   let sum = 0;
@@ -138,12 +210,17 @@ const variants: Record<string, ((value: number) => Promise<number>)[]> = {
   "wasmplug": plugins.flatMap((plugin) => callersOf((value) => plugin.callI32("add", [value, 1]))),
   "one in flight": [],
   "pipelined": [],
+  "wasmplug's channel": [],
 };
 for (const [name, depth] of [["one in flight", 1], ["pipelined", words.RING_SLOTS]] as const) {
   for (let i = 0; i < WORKERS; i++) {
     const ring = await spawnRingWorker(module, depth);
     variants[name]!.push(...callersOf((value) => ringCall(ring, value)));
   }
+}
+for (let i = 0; i < WORKERS; i++) {
+  const lanes = await spawnLaneWorker();
+  variants["wasmplug's channel"]!.push(...callersOf((value) => laneCall(lanes, value)));
 }
 
 const wall: Record<string, number[]> = {};
@@ -168,6 +245,10 @@ for (const ring of ringWorkers) {
   Atomics.add(ring.block, words.RING_SENT, 1);
   Atomics.notify(ring.block, words.RING_SENT);
   ring.worker.terminate();
+}
+for (const lanes of laneWorkers) {
+  for (const channel of lanes.channels) channel.close();
+  lanes.worker.terminate();
 }
 await Promise.all(plugins.map((plugin) => plugin.stop()));
 
