@@ -245,6 +245,15 @@ Deno.test("A worker that crashes fails the call in flight with WorkerCrashedErro
     assert.equal(await plugin.callI32("entered"), 1);
   });
 
+  await t.step("calls posted ahead of the crashing call run in a new worker", async () => {
+    const request = JSON.stringify({ url: "http://127.0.0.1:1/crash" });
+    const [ptr, len] = await putString(plugin, 0, request);
+    const crash = plugin.callI32("host_http_fetch", [ptr, len, 1024, 16_384]);
+    const after = [plugin.callI32("entered"), plugin.callI32("entered")];
+    await assertRejectsWith(() => crash, WorkerCrashedError, { kind: "worker_crashed" });
+    assert.deepEqual(await Promise.all(after), [0, 0]);
+  });
+
   await t.step("memory access after a crash also gets a new worker", async () => {
     await assert.rejects(httpFetch(plugin, "http://127.0.0.1:1/crash"), WorkerCrashedError);
     await plugin.writeMemory(0, new Uint8Array([1, 2, 3]));
