@@ -854,10 +854,12 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * admits, so nothing changes the state in between.
    */
   #hold(name: string, turn: Disposable, take: boolean, ahead?: AheadCall): void {
-    // A call posted ahead is refused only if it can be taken back: one its worker began runs.
+    // A call posted ahead is refused only if it can be taken back: one its worker began runs,
+    // unless the plugin stopped already (stop() found it idle between two calls: its worker
+    // is ended, and the call's result with it).
     if (
       (!CALLABLE_STATES.has(this.#state) || this.#stopping !== undefined) &&
-      (ahead === undefined || ahead.retract())
+      (ahead === undefined || this.#state === "stopped" || ahead.retract())
     ) {
       turn[Symbol.dispose]();
       this.#refuse(name);

@@ -590,14 +590,21 @@ class WorkerBackend implements PluginBackend {
   /**
    * Whether a call can be posted ahead now: a call holds the channel's turn
    * (it runs, or calls posted ahead wait to), nothing else waits for the
-   * turn (a memory access is not overtaken), a channel is free, and no call
-   * posted ahead was taken back (they are posted again in order first).
+   * turn (a memory access is not overtaken), a channel is free, and every
+   * call posted ahead still waits on this worker: none was taken back, and
+   * none was posted to a worker since ended (those are posted again, in
+   * order, when they run; one posted now would overtake them).
    */
   #canPostAhead(): boolean {
     const live = this.#live;
-    return this.#callInFlight && this.#queue.waiting === 0 && live !== undefined &&
-      live.crashed === undefined && !this.#closed && this.#ahead.length < LANES - 1 &&
-      (this.#ahead.length === 0 || !this.#ahead[this.#ahead.length - 1]!.retracted);
+    if (
+      !this.#callInFlight || this.#queue.waiting > 0 || live === undefined ||
+      live.crashed !== undefined || this.#closed || this.#ahead.length >= LANES - 1
+    ) {
+      return false;
+    }
+    const last = this.#ahead[this.#ahead.length - 1];
+    return last === undefined || (last.live === live && !last.retracted);
   }
 
   /** Posts a call ahead of its turn (see {@linkcode #canPostAhead}). */

@@ -150,10 +150,12 @@ Deno.test("stop() lets the running call end and refuses the calls posted behind 
   const notes: number[] = [];
   await using line = await linePlugin(notes);
   const slow = line.plugin.callI32("count", [SLOW]);
-  const waiting = [1, 2, 3].map((x) => line.plugin.callI32("noted", [x]));
+  const refused = [1, 2, 3].map((x) =>
+    assertRejectsWith(() => line.plugin.callI32("noted", [x]), PluginStateError)
+  );
   const stopped = line.plugin.stop();
   assert.equal(await slow, SLOW);
-  for (const call of waiting) await assertRejectsWith(() => call, PluginStateError);
+  await Promise.all(refused);
   await stopped;
   assert.deepEqual(notes, []);
   assert.equal(line.plugin.state, "stopped");
@@ -165,11 +167,13 @@ Deno.test("stop({ abort: true }) ends the running call and refuses the calls pos
   const notes: number[] = [];
   await using line = await linePlugin(notes);
   const stuck = line.plugin.callVoid("forever", []);
-  const waiting = [1, 2].map((x) => line.plugin.callI32("noted", [x]));
+  const refused = [1, 2].map((x) =>
+    assertRejectsWith(() => line.plugin.callI32("noted", [x]), PluginStateError)
+  );
   await new Promise((resolve) => setTimeout(resolve, 20));
   const stopped = line.plugin.stop({ abort: true });
   await assertRejectsWith(() => stuck, PluginStateError);
-  for (const call of waiting) await assertRejectsWith(() => call, PluginStateError);
+  await Promise.all(refused);
   await stopped;
   assert.deepEqual(notes, []);
 });
@@ -181,11 +185,14 @@ Deno.test("A call posted ahead whose signal aborts while it waits ends with the 
   await using line = await linePlugin(notes);
   const controller = new AbortController();
   const slow = line.plugin.callI32("count", [SLOW]);
-  const aborted = line.plugin.callI32("noted", [9], { signal: controller.signal });
+  const aborted = assert.rejects(
+    line.plugin.callI32("noted", [9], { signal: controller.signal }),
+    { message: "not wanted any more" },
+  );
   const after = line.plugin.callI32("noted", [10]);
   controller.abort(new Error("not wanted any more"));
   assert.equal(await slow, SLOW);
-  await assert.rejects(aborted, { message: "not wanted any more" });
+  await aborted;
   assert.equal(await after, 20);
   assert.deepEqual(notes, [10]);
 });
@@ -202,4 +209,25 @@ Deno.test("Memory access is not overtaken by calls made after it", {
   assert.deepEqual(await read, new Uint8Array([0]));
   assert.deepEqual(await echoed, new Uint8Array([2]));
   assert.deepEqual(await line.plugin.readMemory(1024, 1), new Uint8Array([2]));
+});
+
+Deno.test("stop() from a listener between two calls refuses the calls posted behind", {
+  permissions: { read: READ_WORKERS },
+}, async () => {
+  const notes: number[] = [];
+  await using line = await linePlugin(notes);
+  let stopped: Promise<void> | undefined;
+  // The first call's end: the plugin is idle for a moment, the calls behind it are posted.
+  line.plugin.addEventListener("executed", () => stopped ??= line.plugin.stop(), { once: true });
+  const slow = line.plugin.callI32("count", [SLOW]);
+  const refused = [1, 2, 3].map((x) =>
+    assertRejectsWith(() => line.plugin.callI32("noted", [x]), PluginStateError)
+  );
+  const started = performance.now();
+  assert.equal(await slow, SLOW);
+  await Promise.all(refused);
+  await stopped;
+  assert.equal(line.plugin.state, "stopped");
+  // Refused at once, not after a deadline or a grace period.
+  assert.ok(performance.now() - started < 5_000);
 });
