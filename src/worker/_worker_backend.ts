@@ -791,6 +791,10 @@ class WorkerBackend implements PluginBackend {
             this.#discard(live);
             throw stopping?.reason ?? live.crashed;
           }
+          // Ended by close(): no answer can come any more.
+          if (this.#closed) {
+            throw stopping?.reason ?? new WorkerCrashedError("The plugin's worker is closed");
+          }
           if (stopping === undefined) {
             watch.expire();
           } else if (performance.now() >= stopping.graceEnd) {
