@@ -114,6 +114,16 @@ const paths: Record<string, { iterations: number; run: (p: Plugins, n: number) =
         for (let i = 0; i < n; i++) sink += await p.worker.callI32("add", [i, 1]);
       },
     },
+    "worker callI32 add, 4 callers at once, per call": {
+      iterations: 4_000,
+      run: async (p, n) => {
+        await Promise.all(
+          Array.from({ length: 4 }, async () => {
+            for (let i = 0; i < n / 4; i++) sink += await p.worker.callI32("add", [i, 1]);
+          }),
+        );
+      },
+    },
     [CROWD_PATH]: {
       iterations: 10_000,
       run: async (p, n) => {

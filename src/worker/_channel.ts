@@ -572,7 +572,10 @@ export class HostChannel extends ChannelEnd {
    * carry bytes of that length, and their buffer is made now, while the
    * worker works (the wire copies them into it if the length matches).
    * `ahead`: the worker may be running another request; {@linkcode startedAt}
-   * then tells when it began this one.
+   * then tells when it began this one. Such a request does not count in the
+   * doorbell's requests in flight until it is the worker's current one
+   * ({@linkcode awaitAnswer}): the count stands for threads that need a
+   * core, and a worker's requests posted ahead run on its one thread.
    */
   postRequest(op: number, values: readonly WireValue[], outputLength = 0, ahead = false): void {
     // Written only when set (rarely): a fenced write here would stall the call.
@@ -582,8 +585,16 @@ export class HostChannel extends ChannelEnd {
     if (this.send(TO_WORKER, op, values, ahead ? POSTED : FIRM)) {
       Atomics.notify(this.counters, TO_WORKER);
     }
-    this.#countWaiting();
+    if (!ahead) this.#countWaiting();
     if (outputLength > 0) this.data.spare = new Uint8Array(outputLength);
+  }
+
+  /**
+   * Counts the request posted ahead on this channel in the doorbell's
+   * requests in flight: it is the one the host now waits for.
+   */
+  awaitAnswer(): void {
+    this.#countWaiting();
   }
 
   /**
