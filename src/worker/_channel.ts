@@ -80,18 +80,26 @@ export const CHANNEL_HEADER_BYTES = 16;
 /** Index in the doorbell of the counter workers bump to wake the host. */
 const RING = 0;
 /**
- * Index in the doorbell of the word that says more requests are in flight,
- * over all channels, than there are {@linkcode CORES} (written only when
- * that changes: a write takes the line from the workers that read it).
+ * Index in the doorbell of the word that says {@linkcode CROWD_AT} or more
+ * requests are in flight, over all channels (written only when that
+ * changes: a write takes the line from the workers that read it).
  */
 const CROWDED = 1;
 
-/**
- * The cores a spinning side may count on. A spin only pays while every
- * thread that runs or spins has a core: the host, the workers computing an
- * answer (the requests in flight) and the spinning side itself.
- */
+/** The machine's cores. */
 const CORES = Math.max(1, navigator.hardwareConcurrency ?? 1);
+/**
+ * How many requests in flight (over all channels, each a busy worker) make
+ * a crowd, in which nobody spins: the one doorbell batches the host's
+ * wake-ups instead. Spins are short and back off on their own when they
+ * fail, and a wake-up costs 10–35 µs here, so they pay with more busy
+ * threads than cores: with the crowd at one request per core, two to four
+ * plugins called at once on 2 cores took 16–21 µs a call, every call
+ * asleep; at four per core, 1.7–6.5 µs for two plugins and 3.8–14.6 µs for
+ * four, while 50 plugins × 4 callers measured the same within noise
+ * (three runs of a sweep each).
+ */
+const CROWD_AT = CORES * 4;
 
 /** Thrown in the worker when the host ended the channel: the worker must return to its event loop. */
 export class ChannelClosed extends Error {
@@ -235,7 +243,7 @@ class Doorbell {
 
   /** Counts a request sent (`+1`) or answered (`-1`); workers read whether that is a crowd. */
   count(change: 1 | -1): void {
-    const crowded = (this.#inFlight += change) >= CORES ? 1 : 0;
+    const crowded = (this.#inFlight += change) >= CROWD_AT ? 1 : 0;
     if (crowded !== this.#crowded) Atomics.store(this.#word, CROWDED, this.#crowded = crowded);
   }
 
@@ -270,9 +278,8 @@ class Doorbell {
  * One side of a channel.
  *
  * A waiting side spins before it sleeps when that can pay off:
- * - never while more requests are in flight than there are cores for the
- *   threads that would spin (a crowd of calls): then the one doorbell
- *   batches the host's wake-ups instead;
+ * - never in a crowd of calls ({@linkcode CROWD_AT} requests in flight):
+ *   then the one doorbell batches the host's wake-ups instead;
  * - a longer spin while the other side was awake as this side sent its
  *   message: in strict request/response it was waiting for that message, so
  *   it is on a core and about to answer (or to send the next request);
@@ -559,9 +566,9 @@ export class HostChannel extends ChannelEnd {
     return message;
   }
 
-  /** Whether more requests are in flight than the host and their workers have cores for. */
+  /** Whether the requests in flight make a crowd (see {@linkcode CROWD_AT}). */
   #crowded(): boolean {
-    return this.#doorbell.inFlight >= CORES;
+    return this.#doorbell.inFlight >= CROWD_AT;
   }
 
   /**
