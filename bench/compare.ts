@@ -64,6 +64,8 @@ async function pluginsOf(mod: Module) {
   return {
     inline: await inline.createPluginFromWat(WAT),
     worker: await worker.createPluginFromWat(WAT),
+    /** A second worker plugin, for two plugins called at once. */
+    other: await worker.createPluginFromWat(WAT),
     crowd: CROWD_PATH.includes(only)
       ? await Promise.all(
         Array.from({ length: CROWD.plugins }, () => worker.createPlugin(compiled)),
@@ -112,6 +114,16 @@ const paths: Record<string, { iterations: number; run: (p: Plugins, n: number) =
       iterations: 2_000,
       run: async (p, n) => {
         for (let i = 0; i < n; i++) sink += await p.worker.callI32("add", [i, 1]);
+      },
+    },
+    "worker callI32 add, 2 plugins with a caller each, per call": {
+      iterations: 4_000,
+      run: async (p, n) => {
+        await Promise.all(
+          [p.worker, p.other].map(async (plugin) => {
+            for (let i = 0; i < n / 2; i++) sink += await plugin.callI32("add", [i, 1]);
+          }),
+        );
       },
     },
     "worker callI32 add, 4 callers at once, per call": {
