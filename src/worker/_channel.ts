@@ -89,15 +89,15 @@ const CROWDED = 1;
 /** The machine's cores. */
 const CORES = Math.max(1, navigator.hardwareConcurrency ?? 1);
 /**
- * How many requests in flight (over all channels, each a busy worker) make
- * a crowd, in which nobody spins: the one doorbell batches the host's
- * wake-ups instead. Spins are short and back off on their own when they
- * fail, and a wake-up costs 10–35 µs here, so they pay with more busy
- * threads than cores: with the crowd at one request per core, two to four
- * plugins called at once on 2 cores took 16–21 µs a call, every call
- * asleep; at four per core, 1.7–6.5 µs for two plugins and 3.8–14.6 µs for
- * four, while 50 plugins × 4 callers measured the same within noise
- * (three runs of a sweep each).
+ * How many busy workers (requests in flight, each worker counted once:
+ * see `ChannelWaits.waiting`) make a crowd, in which nobody spins: the one
+ * doorbell batches the host's wake-ups instead. Spins are short and back
+ * off on their own when they fail, and a wake-up costs 10–35 µs here, so
+ * they pay with more busy threads than cores. With the crowd at one per
+ * core, two to four plugins called at once on 2 cores took 19–21 µs a
+ * call, every call asleep; at four per core, 2.1–8.3 µs (two plugins, one
+ * caller each) and 2.0–5.5 µs (four), while 50 plugins × 4 callers took
+ * 13.0–14.2 against 11.7–13.1 µs (three runs of a sweep each).
  */
 const CROWD_AT = CORES * 4;
 
@@ -181,6 +181,11 @@ export class ChannelWaits {
   peerWaited = false;
   /** The flags of the channel this side sent its last message on. */
   lastSent: Int8Array | undefined;
+  /**
+   * (Host side.) How many of the channels wait for an answer: while any
+   * does, the worker counts once in the doorbell's requests in flight.
+   */
+  waiting = 0;
 }
 
 /** Largest delay `setTimeout` takes as is (a larger one fires at once). */
@@ -305,7 +310,7 @@ abstract class ChannelEnd {
   protected readonly data: WireBuffer;
   /** Last counter value seen from the other side. */
   protected seen = 0;
-  readonly #waits: ChannelWaits;
+  protected readonly waits: ChannelWaits;
   /** The flag saying that the other side sleeps. */
   readonly #peerSleeping: number;
 
@@ -314,7 +319,7 @@ abstract class ChannelEnd {
     this.counters = new Int32Array(buffers.data, 0, COUNTER_WORDS);
     this.data = wireBuffer(buffers.data, CHANNEL_HEADER_BYTES);
     this.#peerSleeping = peerSleeping;
-    this.#waits = waits;
+    this.waits = waits;
   }
 
   /**
@@ -327,8 +332,8 @@ abstract class ChannelEnd {
     if (claim !== -1) this.flags[CLAIM] = claim;
     Atomics.add(this.counters, counter, 1);
     const peerSleeps = Atomics.load(this.flags, this.#peerSleeping) !== 0;
-    this.#waits.peerWaited = !peerSleeps;
-    this.#waits.lastSent = this.flags;
+    this.waits.peerWaited = !peerSleeps;
+    this.waits.lastSent = this.flags;
     return peerSleeps;
   }
 
@@ -339,7 +344,7 @@ abstract class ChannelEnd {
   protected arrived(counter: number, crowded: boolean): boolean {
     if (!crowded) {
       // The other side sleeps, if at all, on the channel this side sent on last.
-      const waits = this.#waits;
+      const waits = this.waits;
       if (Atomics.load(waits.lastSent ?? this.flags, this.#peerSleeping) !== 0) {
         if (!waits.probes.skip()) return this.#spin(counter, PROBE_POLLS, waits.probes);
       } else if (waits.peerWaited) {
@@ -541,11 +546,16 @@ export class HostChannel extends ChannelEnd {
     this.#countWaiting();
   }
 
-  /** Counts the message sent as waiting for its answer in the doorbell (once). */
+  /**
+   * Counts the message sent as waiting for its answer (once); the worker
+   * counts in the doorbell while any of its channels waits: the count
+   * stands for threads that need a core, and a worker has one, whatever
+   * it was posted ahead.
+   */
   #countWaiting(): void {
     if (!this.#waiting) {
       this.#waiting = true;
-      this.#doorbell.count(1);
+      if (this.waits.waiting++ === 0) this.#doorbell.count(1);
     }
   }
 
@@ -553,7 +563,7 @@ export class HostChannel extends ChannelEnd {
   #countAnswered(): void {
     if (this.#waiting) {
       this.#waiting = false;
-      this.#doorbell.count(-1);
+      if (--this.waits.waiting === 0) this.#doorbell.count(-1);
     }
   }
 
@@ -579,10 +589,7 @@ export class HostChannel extends ChannelEnd {
    * carry bytes of that length, and their buffer is made now, while the
    * worker works (the wire copies them into it if the length matches).
    * `ahead`: the worker may be running another request; {@linkcode startedAt}
-   * then tells when it began this one. Such a request does not count in the
-   * doorbell's requests in flight until it is the worker's current one
-   * ({@linkcode awaitAnswer}): the count stands for threads that need a
-   * core, and a worker's requests posted ahead run on its one thread.
+   * then tells when it began this one.
    */
   postRequest(op: number, values: readonly WireValue[], outputLength = 0, ahead = false): void {
     // Written only when set (rarely): a fenced write here would stall the call.
@@ -592,16 +599,8 @@ export class HostChannel extends ChannelEnd {
     if (this.send(TO_WORKER, op, values, ahead ? POSTED : FIRM)) {
       Atomics.notify(this.counters, TO_WORKER);
     }
-    if (!ahead) this.#countWaiting();
-    if (outputLength > 0) this.data.spare = new Uint8Array(outputLength);
-  }
-
-  /**
-   * Counts the request posted ahead on this channel in the doorbell's
-   * requests in flight: it is the one the host now waits for.
-   */
-  awaitAnswer(): void {
     this.#countWaiting();
+    if (outputLength > 0) this.data.spare = new Uint8Array(outputLength);
   }
 
   /**

@@ -638,7 +638,6 @@ class WorkerBackend implements PluginBackend {
     }
     let handedOn = false;
     try {
-      channel.awaitAnswer();
       const reply = channel.poll();
       if (
         reply !== undefined && reply.op !== ToHost.LinkerCall && reply.op !== ToHost.ServiceCall
