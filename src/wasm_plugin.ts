@@ -961,6 +961,15 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
       this.#finish(name, start, err);
       throw err;
     }
+    return this.#finishCall(name, start, result);
+  }
+
+  /**
+   * A started call's result as its caller gets it: recorded now, or when
+   * its promise settles (meanwhile the calls waiting behind it are posted
+   * ahead, see {@linkcode #postAhead}).
+   */
+  #finishCall<T>(name: string, start: number, result: T | Promise<T>): T | Promise<T> {
     if (result instanceof Promise) {
       this.#postAhead();
       return this.#finishWhenSettled(name, start, result);
@@ -1024,6 +1033,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
 
   /** Runs a call posted ahead, now that its turn came and the plugin is marked running. */
   #runPosted(name: string, ahead: AheadCall): unknown {
+    // Its turn frees a channel: the next calls in line may be posted now.
     this.#postAhead();
     const start = performance.now();
     let result: unknown;
@@ -1033,9 +1043,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
       this.#finish(name, start, err);
       throw err;
     }
-    if (result instanceof Promise) return this.#finishWhenSettled(name, start, result);
-    this.#finish(name, start, undefined);
-    return result;
+    return this.#finishCall(name, start, result);
   }
 
   #finish(
@@ -1124,12 +1132,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
       this.#finish(fn, start, err);
       throw err;
     }
-    if (result instanceof Promise) {
-      this.#postAhead();
-      return this.#finishWhenSettled(fn, start, result);
-    }
-    this.#finish(fn, start, undefined);
-    return result;
+    return this.#finishCall(fn, start, result);
   }
 
   /** Records a call once its backend's promise settles (metrics, state, the next waiting call). */
