@@ -25,7 +25,7 @@
 
 import { WasmRuntime } from "../mod.ts";
 import { artifactOf } from "../src/compile/_artifact.ts";
-import { ChannelWaits, createChannelBuffers, HostChannel } from "../src/worker/_channel.ts";
+import { ChannelWaits, createLaneBuffers, HostChannel } from "../src/worker/_channel.ts";
 import { medianOf, processCpuUs } from "./_measure.ts";
 import * as words from "./_ring.ts";
 
@@ -134,7 +134,7 @@ const LANES = 4;
 const laneWorkers: LaneWorker[] = [];
 
 async function spawnLaneWorker(): Promise<LaneWorker> {
-  const buffers = Array.from({ length: LANES }, () => createChannelBuffers());
+  const buffers = createLaneBuffers(LANES);
   const waits = new ChannelWaits();
   const worker = new Worker(new URL("./_lane_worker.ts", import.meta.url), { type: "module" });
   await new Promise((resolve) => {

@@ -1,8 +1,14 @@
 /**
- * The call channel between the host and one plugin's worker: one growable
- * data buffer that both sides take turns writing (strict request/response).
- * It starts with a 16-byte header: the two sequence counters, the host's
- * stop and closed signals, and one flag per side saying that it sleeps.
+ * The call channel between the host and one plugin's worker: one data
+ * buffer that both sides take turns writing (strict request/response). It
+ * starts with a 16-byte header: the two sequence counters, the host's stop
+ * and closed signals, one flag per side saying that it sleeps, and the
+ * claim of a request posted ahead.
+ *
+ * A worker has several channels (see `_worker_backend.ts`), of a fixed
+ * 64 KiB each. A longer message goes through the worker's one growable bulk
+ * buffer instead, which its channels share (see {@linkcode ChannelBuffers.bulk}):
+ * it grows to the largest message, once per worker, not once per channel.
  *
  * Laid out by cache line, since every 64-byte line the two threads hand each
  * other costs up to ≈ 0.25 µs a round trip on the machines measured: the
@@ -191,14 +197,39 @@ export class ChannelWaits {
 /** Largest delay `setTimeout` takes as is (a larger one fires at once). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** Initial and maximum sizes of the data buffer. */
-const DATA_INITIAL_BYTES = 64 * 1024;
-const DATA_MAX_BYTES = 1024 * 1024 * 1024 + 64 * 1024;
+/** Size of a channel's data buffer: a longer message goes through the bulk buffer. */
+const DATA_BYTES = 64 * 1024;
+/** Initial and maximum sizes of the bulk buffer. */
+const BULK_INITIAL_BYTES = 64 * 1024;
+const BULK_MAX_BYTES = 1024 * 1024 * 1024 + 64 * 1024;
+/** The bulk buffer's header: one word saying who holds it (see {@linkcode BULK_FREE}). */
+const BULK_HEADER_BYTES = 16;
+/** The bulk buffer holds no message anyone still reads. */
+const BULK_FREE = 0;
+/** The bulk buffer holds the host's message (the worker frees it as it next posts). */
+const BULK_HOST = 1;
+/** The bulk buffer holds the worker's message (the host frees it as it takes it). */
+const BULK_WORKER = 2;
+/** The host ended the channels. */
+const BULK_CLOSED = 3;
+/**
+ * The op of the message a channel carries in place of one too long for it,
+ * which is in the bulk buffer (no protocol op is this large).
+ */
+const IN_BULK = 255;
 
 /** The shared buffers of a channel; posted to the worker at setup. */
 export interface ChannelBuffers {
   /** The header (see {@linkcode CHANNEL_HEADER_BYTES}), then the messages. */
   readonly data: SharedArrayBuffer;
+  /**
+   * Where a message too long for `data` goes, with a 16-byte header saying
+   * who holds it: shared by the channels of one worker, which carry one
+   * conversation at a time, so it holds one message at a time. A worker
+   * that has one to put there while the host has not taken the one before
+   * (the answer of a call before, posted ahead) waits for it.
+   */
+  readonly bulk: SharedArrayBuffer;
   /** The host's {@linkcode Doorbell}, shared by every channel of the process. */
   readonly doorbell: SharedArrayBuffer;
   /**
@@ -209,14 +240,27 @@ export interface ChannelBuffers {
   readonly started: SharedArrayBuffer;
 }
 
-/** Allocates the buffers of a new channel. */
-export function createChannelBuffers(): ChannelBuffers {
+/** Allocates the buffers of a new channel; `bulk`: the bulk buffer of the worker's other channels. */
+export function createChannelBuffers(bulk: SharedArrayBuffer = newBulkBuffer()): ChannelBuffers {
   return {
-    data: new SharedArrayBuffer(DATA_INITIAL_BYTES, { maxByteLength: DATA_MAX_BYTES }),
+    // Growable only to be page-aligned (a plain one of this size comes from the allocator),
+    // so the header and a call's message share one cache line.
+    data: new SharedArrayBuffer(DATA_BYTES, { maxByteLength: DATA_BYTES }),
+    bulk,
     doorbell: Doorbell.shared().buffer,
     // A line of its own: the worker writes it while the host posts to its neighbours.
     started: new SharedArrayBuffer(64),
   };
+}
+
+/** Allocates the buffers of `count` channels to one worker, sharing one bulk buffer. */
+export function createLaneBuffers(count: number): ChannelBuffers[] {
+  const bulk = newBulkBuffer();
+  return Array.from({ length: count }, () => createChannelBuffers(bulk));
+}
+
+function newBulkBuffer(): SharedArrayBuffer {
+  return new SharedArrayBuffer(BULK_INITIAL_BYTES, { maxByteLength: BULK_MAX_BYTES });
 }
 
 /**
@@ -308,6 +352,9 @@ abstract class ChannelEnd {
   /** The header's counters and signals, in the messages' first cache line. */
   protected readonly counters: Int32Array;
   protected readonly data: WireBuffer;
+  /** The worker's bulk buffer (see {@linkcode ChannelBuffers.bulk}), and its holder word. */
+  protected readonly bulk: WireBuffer;
+  protected readonly bulkHolder: Int32Array;
   /** Last counter value seen from the other side. */
   protected seen = 0;
   protected readonly waits: ChannelWaits;
@@ -318,6 +365,8 @@ abstract class ChannelEnd {
     this.flags = new Int8Array(buffers.data, FLAGS_OFFSET, CHANNEL_HEADER_BYTES - FLAGS_OFFSET);
     this.counters = new Int32Array(buffers.data, 0, COUNTER_WORDS);
     this.data = wireBuffer(buffers.data, CHANNEL_HEADER_BYTES);
+    this.bulk = wireBuffer(buffers.bulk, BULK_HEADER_BYTES);
+    this.bulkHolder = new Int32Array(buffers.bulk, 0, 1);
     this.#peerSleeping = peerSleeping;
     this.waits = waits;
   }
@@ -328,7 +377,17 @@ abstract class ChannelEnd {
    * (see {@linkcode CLAIM}); the counter publishes it with the message.
    */
   protected send(counter: number, op: number, values: readonly WireValue[], claim = -1): boolean {
-    writeMessage(this.data, op, values);
+    if (writeMessage(this.data, op, values, true) === -1) {
+      this.holdBulk();
+      try {
+        writeMessage(this.bulk, op, values);
+      } catch (err) {
+        // Too long for the bulk buffer too: it stays free for the next message.
+        Atomics.store(this.bulkHolder, 0, BULK_FREE);
+        throw err;
+      }
+      writeMessage(this.data, IN_BULK, []);
+    }
     if (claim !== -1) this.flags[CLAIM] = claim;
     Atomics.add(this.counters, counter, 1);
     const peerSleeps = Atomics.load(this.flags, this.#peerSleeping) !== 0;
@@ -378,8 +437,15 @@ abstract class ChannelEnd {
 
   protected take(counter: number, views = false): WireMessage {
     this.seen = Atomics.load(this.counters, counter);
-    return readMessage(this.data, views);
+    const message = readMessage(this.data, views);
+    return message.op === IN_BULK ? this.takeFromBulk(views) : message;
   }
+
+  /** Makes the bulk buffer this side's, to write a message there. */
+  protected abstract holdBulk(): void;
+
+  /** Reads the other side's message from the bulk buffer (see {@linkcode take}). */
+  protected abstract takeFromBulk(views: boolean): WireMessage;
 }
 
 /** The worker's end: it blocks its own thread while it waits. */
@@ -395,8 +461,18 @@ export class WorkerChannel extends ChannelEnd {
     this.#doorbell = new Int32Array(buffers.doorbell);
     this.#started = new Float64Array(buffers.started);
   }
+  /**
+   * Whether this side read the host's message from the bulk buffer, maybe
+   * as views: the buffer is the host's until this side next posts.
+   */
+  #readBulk = false;
+
   /** Sends a message to the host, and rings its doorbell when it sleeps. */
   post(op: number, values: readonly WireValue[]): void {
+    if (this.#readBulk) {
+      this.#readBulk = false;
+      Atomics.store(this.bulkHolder, 0, BULK_FREE);
+    }
     if (this.send(TO_HOST, op, values)) {
       Atomics.add(this.#doorbell, RING, 1);
       Atomics.notify(this.#doorbell, RING);
@@ -456,6 +532,30 @@ export class WorkerChannel extends ChannelEnd {
       Atomics.wait(counters, TO_WORKER, this.seen);
     }
     Atomics.store(this.flags, WORKER_SLEEPING, 0);
+  }
+
+  /**
+   * Waits until the host took this side's last message in the bulk buffer
+   * (the answer of a call before: the host takes it in its turn), then
+   * holds it.
+   *
+   * @throws {ChannelClosed} When the host ended the channels meanwhile.
+   */
+  protected holdBulk(): void {
+    const holder = this.bulkHolder;
+    while (true) {
+      const held = Atomics.compareExchange(holder, 0, BULK_FREE, BULK_WORKER);
+      if (held === BULK_FREE) return;
+      if (held === BULK_CLOSED) throw new ChannelClosed();
+      Atomics.wait(holder, 0, held);
+    }
+  }
+
+  protected takeFromBulk(views: boolean): WireMessage {
+    const message = readMessage(this.bulk, views);
+    if (views) this.#readBulk = true;
+    else Atomics.store(this.bulkHolder, 0, BULK_FREE);
+    return message;
   }
 
   /** Throws {@linkcode ChannelClosed} once the host has ended the channel. */
@@ -573,6 +673,29 @@ export class HostChannel extends ChannelEnd {
     const message = this.take(TO_HOST);
     // A spare the answer did not use is not kept past it (it may be large).
     if (this.data.spare !== undefined) this.data.spare = undefined;
+    return message;
+  }
+
+  /**
+   * Holds the bulk buffer, which is free whenever the host writes: it does
+   * so only in a conversation (or with none in flight), after taking every
+   * answer before.
+   */
+  protected holdBulk(): void {
+    if (Atomics.compareExchange(this.bulkHolder, 0, BULK_FREE, BULK_HOST) !== BULK_FREE) {
+      throw new Error("A plugin worker's bulk buffer was not free for the host's message");
+    }
+  }
+
+  /** Copies the worker's message out of the bulk buffer and frees it; wakes a worker waiting for it. */
+  protected takeFromBulk(): WireMessage {
+    const bulk = this.bulk;
+    bulk.spare = this.data.spare;
+    this.data.spare = undefined;
+    const message = readMessage(bulk);
+    bulk.spare = undefined;
+    Atomics.store(this.bulkHolder, 0, BULK_FREE);
+    Atomics.notify(this.bulkHolder, 0);
     return message;
   }
 
@@ -723,5 +846,8 @@ export class HostChannel extends ChannelEnd {
     Atomics.or(this.counters, SIGNALS, CLOSED);
     Atomics.add(this.counters, TO_WORKER, 1);
     Atomics.notify(this.counters, TO_WORKER);
+    // A worker may wait for the bulk buffer instead.
+    Atomics.store(this.bulkHolder, 0, BULK_CLOSED);
+    Atomics.notify(this.bulkHolder, 0);
   }
 }

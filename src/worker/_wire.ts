@@ -157,11 +157,18 @@ const encoded: Uint8Array[] = [];
 
 /**
  * Writes `op` and `values` at the buffer's message start (growing it when
- * needed) and returns the offset of the message's end.
+ * needed) and returns the offset of the message's end; with `orNot`, writes
+ * nothing and returns -1 if the message does not fit in the buffer's
+ * maximum size.
  *
  * @throws {RangeError} If the message does not fit in the buffer's maximum size.
  */
-export function writeMessage(wire: WireBuffer, op: number, values: readonly WireValue[]): number {
+export function writeMessage(
+  wire: WireBuffer,
+  op: number,
+  values: readonly WireValue[],
+  orNot = false,
+): number {
   const count = values.length;
   let size = wire.start + 5;
   for (let i = 0; i < count; i++) {
@@ -184,6 +191,7 @@ export function writeMessage(wire: WireBuffer, op: number, values: readonly Wire
   if (size > wire.bytes.length && size > buffer.byteLength) {
     if (size > buffer.maxByteLength) {
       encoded.length = 0;
+      if (orNot) return -1;
       throw new RangeError(
         `Cannot send ${size} bytes to or from a plugin worker: the limit is ${buffer.maxByteLength}`,
       );

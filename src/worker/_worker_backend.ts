@@ -35,7 +35,7 @@ import {
   startBudgetOf,
 } from "../backend/mod.ts";
 import { bundledWorkerUrl } from "./_worker_bundle.ts";
-import { ChannelWaits, createChannelBuffers, HostChannel } from "./_channel.ts";
+import { ChannelWaits, createLaneBuffers, HostChannel } from "./_channel.ts";
 import { decodeError, encodeError } from "./_error_codec.ts";
 import {
   exportIndex,
@@ -142,10 +142,11 @@ const MAX_PREPARED_OUTPUT = 64 * 1024;
 
 /**
  * The most bytes (inputs, text, the last output) a call posted ahead may
- * carry. A channel grows to the largest message it carries and stays so:
- * beyond this, a crowd of large calls would grow every channel of the
- * worker, while one channel serves them one by one as well (their copies
- * cost far more than the round trip saved).
+ * carry. Its request must fit in its channel: the worker's bulk buffer
+ * carries the messages of one conversation at a time (see
+ * `ChannelBuffers.bulk`). And large calls gain nothing from it: their
+ * copies cost far more than the round trip saved, and a worker waits for
+ * the bulk buffer while the host has not taken the long answer before.
  */
 const MAX_AHEAD_BYTES = 16 * 1024;
 
@@ -240,7 +241,7 @@ class WorkerBackend implements PluginBackend {
       pluginName: spec.pluginName,
       permissions: this.#permissions,
     });
-    const buffers = Array.from({ length: LANES }, () => createChannelBuffers());
+    const buffers = createLaneBuffers(LANES);
     const waits = new ChannelWaits();
     const channels = buffers.map((each) => new HostChannel(each, waits));
     const setup: WorkerSetup = { spec, channels: buffers };
@@ -446,7 +447,7 @@ class WorkerBackend implements PluginBackend {
   }
 
   invokeBytesAhead(call: BytesCall, budget: CallBudget): AheadCall | undefined {
-    // A large output would grow the channel it comes back on for good: such calls wait.
+    // A call whose output is expected large gains nothing from it (see MAX_AHEAD_BYTES).
     if (!this.#canPostAhead() || this.#outputLength > MAX_AHEAD_BYTES) return undefined;
     const values = this.#bytesValues(call, budget);
     if (!fitsAhead(values)) return undefined;

@@ -8,6 +8,7 @@ import {
   CHANNEL_HEADER_BYTES,
   type ChannelBuffers,
   createChannelBuffers,
+  createLaneBuffers,
   HostChannel,
 } from "../../src/worker/_channel.ts";
 import {
@@ -20,9 +21,16 @@ import { readMessage, wireBuffer, type WireValue, writeMessage } from "../../src
 
 const ECHO = new URL("./fixtures/echo_channel.ts", import.meta.url);
 
-/** A worker answering on its own channel (see `fixtures/echo_channel.ts`). */
-async function echoWorker(): Promise<{ channel: HostChannel } & AsyncDisposable> {
-  const buffers: ChannelBuffers = createChannelBuffers();
+/**
+ * A worker answering on its own channel (see `fixtures/echo_channel.ts`);
+ * `bulkBytes`: the most its bulk buffer may grow to.
+ */
+async function echoWorker(
+  { bulkBytes }: { bulkBytes?: number } = {},
+): Promise<{ channel: HostChannel; buffers: ChannelBuffers } & AsyncDisposable> {
+  const buffers: ChannelBuffers = createChannelBuffers(
+    bulkBytes === undefined ? undefined : new SharedArrayBuffer(1024, { maxByteLength: bulkBytes }),
+  );
   const worker = new Worker(ECHO, { type: "module" });
   await new Promise((resolve, reject) => {
     worker.onmessage = resolve;
@@ -32,6 +40,7 @@ async function echoWorker(): Promise<{ channel: HostChannel } & AsyncDisposable>
   const channel = new HostChannel(buffers);
   return {
     channel,
+    buffers,
     [Symbol.asyncDispose]() {
       channel.close();
       worker.terminate();
@@ -152,6 +161,39 @@ Deno.test("a channel answers many round trips in order", async () => {
     echo.channel.post(10, [0, i, `call ${i}`]);
     const reply = echo.channel.poll() ?? await echo.channel.receive();
     assert.deepEqual(reply, { op: 11, values: [0, i, `call ${i}`] });
+  }
+});
+
+Deno.test("a message too long for its channel goes both ways through the bulk buffer, which alone grows", async () => {
+  await using echo = await echoWorker();
+  const channelBytes = echo.buffers.data.byteLength;
+  for (const length of [channelBytes, 1 << 20, 16, 3 << 20, channelBytes - 64]) {
+    const bytes = Uint8Array.from({ length }, (_, i) => (i * 13 + length) & 0xff);
+    echo.channel.post(1, [0, bytes, "after"]);
+    const reply = echo.channel.poll() ?? await echo.channel.receive();
+    assert.deepEqual(reply, { op: 2, values: [0, bytes, "after"] });
+  }
+  assert.equal(echo.buffers.data.byteLength, channelBytes);
+  assert.ok(echo.buffers.bulk.byteLength >= 3 << 20);
+});
+
+Deno.test("a message too long for the bulk buffer is a RangeError, and the next one goes through", async () => {
+  await using echo = await echoWorker({ bulkBytes: 256 * 1024 });
+  assert.throws(
+    () => echo.channel.post(1, [0, new Uint8Array(300 * 1024)]),
+    (err: unknown) => err instanceof RangeError && /limit is 262144/.test(err.message),
+  );
+  const bytes = new Uint8Array(200 * 1024).fill(7);
+  echo.channel.post(1, [0, bytes]);
+  assert.deepEqual(await echo.channel.receive(10_000), { op: 2, values: [0, bytes] });
+});
+
+Deno.test("the channels of one worker share one bulk buffer", () => {
+  const [first, ...others] = createLaneBuffers(4);
+  assert.equal(others.length, 3);
+  for (const buffers of others) {
+    assert.equal(buffers.bulk, first!.bulk);
+    assert.notEqual(buffers.data, first!.data);
   }
 });
 

@@ -116,6 +116,42 @@ Deno.test("Large and small bytes calls waiting together come back whole and in o
   assert.deepEqual(outputs, inputs);
 });
 
+/** `spread`: its output is `input[1] * 4096` bytes, each `input[0]` (bytes ABI). */
+const SPREAD_WAT = `(module
+  (memory (export "memory") 32)
+  (func (export "alloc") (param $n i32) (result i32) (i32.const 1024))
+  (func (export "dealloc") (param i32 i32))
+  (func (export "count") (param $n i32) (result i32) (local $i i32)
+    (loop $again
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $again (i32.lt_u (local.get $i) (local.get $n))))
+    (local.get $i))
+  (func (export "spread") (param $ptr i32) (param $len i32) (result i64) (local $out i32)
+    (local.set $out (i32.mul (i32.load8_u offset=1 (local.get $ptr)) (i32.const 4096)))
+    (memory.fill (i32.const 4096) (i32.load8_u (local.get $ptr)) (local.get $out))
+    (i64.or (i64.const 0x100000000000) (i64.extend_i32_u (local.get $out)))))`;
+
+Deno.test(
+  "Calls posted ahead whose outputs are too long for a channel come back whole and in order",
+  {
+    permissions: { read: READ_WORKERS },
+  },
+  async () => {
+    await using runtime = workerRuntime({ resourceLimits: { maxFuel: 10_000_000_000 } });
+    const plugin = await runtime.createPluginFromWat(SPREAD_WAT);
+    const spread = (fill: number, pages: number) =>
+      plugin.callBytes("spread", new Uint8Array([fill, pages]));
+    assert.deepEqual(await spread(9, 0), new Uint8Array(0));
+    // Posted ahead behind the slow call: the worker answers the 16-page call while the host has
+    // not taken the 25-page answer before it, so it waits for the bulk buffer that holds it.
+    const slow = plugin.callI32("count", [SLOW]);
+    const sizes = [25, 0, 16, 1, 30];
+    const outputs = await Promise.all(sizes.map((pages, i) => spread(i + 1, pages)));
+    assert.equal(await slow, SLOW);
+    assert.deepEqual(outputs, sizes.map((pages, i) => new Uint8Array(pages * 4096).fill(i + 1)));
+  },
+);
+
 Deno.test("A call posted ahead times out on its own deadline, and the calls behind it run", {
   permissions: { read: READ_WORKERS },
 }, async () => {
