@@ -60,6 +60,14 @@ interface Cancellation {
   reject: (reason: unknown) => void;
 }
 
+/**
+ * The longest output kept in the output scratch (see
+ * `PluginInstance.reuseOutputBuffer`): a longer one is copied into a fresh
+ * buffer, which costs little beside its copy, so that a worker does not
+ * hold its largest output for good.
+ */
+const MAX_SCRATCH_BYTES = 1024 * 1024;
+
 /** A live instance; it is also the inline isolation's {@linkcode PluginBackend}. */
 export class PluginInstance implements PluginBackend {
   readonly #spec: InstanceSpec;
@@ -549,10 +557,10 @@ export class PluginInstance implements PluginBackend {
 
   #readOutput(ptr: number, length: number): Uint8Array {
     const scratch = this.#outputScratch;
-    if (scratch === undefined) return this.memory.read(ptr, length);
-    const target = length <= scratch.length
-      ? scratch
-      : (this.#outputScratch = new Uint8Array(Math.max(length, 2 * scratch.length, 256)));
+    if (scratch === undefined || length > MAX_SCRATCH_BYTES) return this.memory.read(ptr, length);
+    const target = length <= scratch.length ? scratch : (this.#outputScratch = new Uint8Array(
+      Math.max(length, Math.min(MAX_SCRATCH_BYTES, 2 * scratch.length), 256),
+    ));
     this.memory.copyOut(ptr, length, target);
     // A view costs ≈ 25 ns: a run of outputs of one length shares one.
     const last = this.#outputView;
