@@ -116,6 +116,17 @@ Deno.test("Large and small bytes calls waiting together come back whole and in o
   assert.deepEqual(outputs, inputs);
 });
 
+/**
+ * Keeps the host thread busy for `ms`, as a host busy elsewhere does: the
+ * worker runs the calls posted to it meanwhile, and none of their answers
+ * is taken.
+ */
+function keepHostBusy(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until) Atomics.load(HOST_BUSY, 0);
+}
+const HOST_BUSY = new Int32Array(1);
+
 /** `spread`: its output is `input[1] * 4096` bytes, each `input[0]` (bytes ABI). */
 const SPREAD_WAT = `(module
   (memory (export "memory") 32)
@@ -142,15 +153,72 @@ Deno.test(
     const spread = (fill: number, pages: number) =>
       plugin.callBytes("spread", new Uint8Array([fill, pages]));
     assert.deepEqual(await spread(9, 0), new Uint8Array(0));
-    // Posted ahead behind the slow call: the worker answers the 16-page call while the host has
-    // not taken the 25-page answer before it, so it waits for the bulk buffer that holds it.
+    // Posted ahead behind the slow call: the worker answers the 16-page call while the host,
+    // busy, has not taken the 25-page answer before it, so it waits for the bulk buffer.
     const slow = plugin.callI32("count", [SLOW]);
     const sizes = [25, 0, 16, 1, 30];
-    const outputs = await Promise.all(sizes.map((pages, i) => spread(i + 1, pages)));
+    const pending = sizes.map((pages, i) => spread(i + 1, pages));
+    keepHostBusy(200);
+    const outputs = await Promise.all(pending);
     assert.equal(await slow, SLOW);
     assert.deepEqual(outputs, sizes.map((pages, i) => new Uint8Array(pages * 4096).fill(i + 1)));
   },
 );
+
+/**
+ * `spread` as in `SPREAD_WAT`; `shout(length)` sends `length` bytes, each
+ * `length & 255`, to "a" with `host_send_message` and returns its status.
+ */
+const SHOUT_WAT = `(module
+  (import "env" "host_send_message" (func $send (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 32)
+  (data (i32.const 0) "a")
+  (func (export "alloc") (param $n i32) (result i32) (i32.const 1024))
+  (func (export "dealloc") (param i32 i32))
+  (func (export "count") (param $n i32) (result i32) (local $i i32)
+    (loop $again
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $again (i32.lt_u (local.get $i) (local.get $n))))
+    (local.get $i))
+  (func (export "spread") (param $ptr i32) (param $len i32) (result i64) (local $out i32)
+    (local.set $out (i32.mul (i32.load8_u offset=1 (local.get $ptr)) (i32.const 4096)))
+    (memory.fill (i32.const 4096) (i32.load8_u (local.get $ptr)) (local.get $out))
+    (i64.or (i64.const 0x100000000000) (i64.extend_i32_u (local.get $out))))
+  (func (export "shout") (param $length i32) (result i32)
+    (memory.fill (i32.const 65536) (local.get $length) (local.get $length))
+    (call $send (i32.const 0) (i32.const 1) (i32.const 65536) (local.get $length))))`;
+
+Deno.test("A host call too long for a channel, posted ahead behind a long answer, waits for it", {
+  permissions: { read: READ_WORKERS },
+}, async () => {
+  await using runtime = workerRuntime({ resourceLimits: { maxFuel: 10_000_000_000 } });
+  const messages: Uint8Array[] = [];
+  const plugin = await runtime.createPlugin(await runtime.compileWat("shout", SHOUT_WAT), {
+    capabilities: [Capability.SendMessage],
+    onMessage: ({ data }) => void messages.push(data),
+  });
+  assert.equal(await plugin.callI32("shout", [0]), 0);
+  // The longest message a plugin may send (with its recipient, 64 KiB) is too long for a
+  // channel once its call's other values are added: it goes through the bulk buffer.
+  const longest = 65_535;
+  const slow = plugin.callI32("count", [SLOW]);
+  const results = [
+    plugin.callBytes("spread", new Uint8Array([1, 25])),
+    plugin.callI32("shout", [longest]),
+    plugin.callBytes("spread", new Uint8Array([3, 16])),
+    plugin.callI32("shout", [300]),
+  ];
+  keepHostBusy(200);
+  assert.equal(await slow, SLOW);
+  const [first, shouted, third, small] = await Promise.all(results);
+  assert.deepEqual(first, new Uint8Array(25 * 4096).fill(1));
+  assert.deepEqual(third, new Uint8Array(16 * 4096).fill(3));
+  assert.deepEqual([shouted, small], [0, 0]);
+  assert.deepEqual(messages.slice(1), [
+    new Uint8Array(longest).fill(longest & 255),
+    new Uint8Array(300).fill(300 & 255),
+  ]);
+});
 
 Deno.test("A call posted ahead times out on its own deadline, and the calls behind it run", {
   permissions: { read: READ_WORKERS },
