@@ -127,8 +127,11 @@ function keepHostBusy(ms: number): void {
 }
 const HOST_BUSY = new Int32Array(1);
 
-/** `spread`: its output is `input[1] * 4096` bytes, each `input[0]` (bytes ABI). */
-const SPREAD_WAT = `(module
+/**
+ * What the two modules below share: `count(n)` loops n times; `spread`'s
+ * output is `input[1] * 4096` bytes, each `input[0]` (bytes ABI).
+ */
+const SPREAD_FUNCTIONS = `
   (memory (export "memory") 32)
   (func (export "alloc") (param $n i32) (result i32) (i32.const 1024))
   (func (export "dealloc") (param i32 i32))
@@ -140,7 +143,10 @@ const SPREAD_WAT = `(module
   (func (export "spread") (param $ptr i32) (param $len i32) (result i64) (local $out i32)
     (local.set $out (i32.mul (i32.load8_u offset=1 (local.get $ptr)) (i32.const 4096)))
     (memory.fill (i32.const 4096) (i32.load8_u (local.get $ptr)) (local.get $out))
-    (i64.or (i64.const 0x100000000000) (i64.extend_i32_u (local.get $out)))))`;
+    (i64.or (i64.const 0x100000000000) (i64.extend_i32_u (local.get $out))))`;
+
+/** `count` and `spread` (see {@linkcode SPREAD_FUNCTIONS}). */
+const SPREAD_WAT = `(module ${SPREAD_FUNCTIONS})`;
 
 Deno.test(
   "Calls posted ahead whose outputs are too long for a channel come back whole and in order",
@@ -166,24 +172,14 @@ Deno.test(
 );
 
 /**
- * `spread` as in `SPREAD_WAT`; `shout(length)` sends `length` bytes, each
- * `length & 255`, to "a" with `host_send_message` and returns its status.
+ * `count` and `spread` (see {@linkcode SPREAD_FUNCTIONS}); `shout(length)`
+ * sends `length` bytes, each `length & 255`, to "a" with `host_send_message`
+ * and returns its status.
  */
 const SHOUT_WAT = `(module
   (import "env" "host_send_message" (func $send (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 32)
+  ${SPREAD_FUNCTIONS}
   (data (i32.const 0) "a")
-  (func (export "alloc") (param $n i32) (result i32) (i32.const 1024))
-  (func (export "dealloc") (param i32 i32))
-  (func (export "count") (param $n i32) (result i32) (local $i i32)
-    (loop $again
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br_if $again (i32.lt_u (local.get $i) (local.get $n))))
-    (local.get $i))
-  (func (export "spread") (param $ptr i32) (param $len i32) (result i64) (local $out i32)
-    (local.set $out (i32.mul (i32.load8_u offset=1 (local.get $ptr)) (i32.const 4096)))
-    (memory.fill (i32.const 4096) (i32.load8_u (local.get $ptr)) (local.get $out))
-    (i64.or (i64.const 0x100000000000) (i64.extend_i32_u (local.get $out))))
   (func (export "shout") (param $length i32) (result i32)
     (memory.fill (i32.const 65536) (local.get $length) (local.get $length))
     (call $send (i32.const 0) (i32.const 1) (i32.const 65536) (local.get $length))))`;
