@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import { Capability, type Isolation, WasmError, type WasmPlugin } from "../mod.ts";
 import { isolatedRuntime, ISOLATIONS } from "./_helpers.ts";
 import { READ_WORKERS } from "./worker/_worker_helpers.ts";
+import { COUNT_FUNCTION } from "./fixtures/wat.ts";
 
 /**
  * `count(n)` loops n times; `noted(x)` returns twice what `env.note(x)`
@@ -21,11 +22,7 @@ import { READ_WORKERS } from "./worker/_worker_helpers.ts";
 const MIX_WAT = `(module
   (import "env" "note" (func $note (param i32) (result i32)))
   (memory (export "memory") 2)
-  (func (export "count") (param $n i32) (result i32) (local $i i32)
-    (loop $again
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br_if $again (i32.lt_u (local.get $i) (local.get $n))))
-    (local.get $i))
+  ${COUNT_FUNCTION}
   (func (export "noted") (param $x i32) (result i32)
     (i32.mul (call $note (local.get $x)) (i32.const 2)))
   (func (export "forever") (loop $again (br $again)))

@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { Capability, PluginStateError, TimeoutError, type WasmPlugin } from "../../mod.ts";
 import { assertRejectsWith, workerRuntime } from "../_helpers.ts";
 import { READ_WORKERS } from "./_worker_helpers.ts";
+import { COUNT_FUNCTION } from "../fixtures/wat.ts";
 
 /**
  * `count(n)` loops n times; `noted(x)` tells the host `x` and returns 2x;
@@ -19,11 +20,7 @@ const LINE_WAT = `(module
   (import "env" "note" (func $note (param i32)))
   (memory (export "memory") 1)
   (global $next (mut i32) (i32.const 1024))
-  (func (export "count") (param $n i32) (result i32) (local $i i32)
-    (loop $again
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br_if $again (i32.lt_u (local.get $i) (local.get $n))))
-    (local.get $i))
+  ${COUNT_FUNCTION}
   (func (export "noted") (param $x i32) (result i32)
     (call $note (local.get $x))
     (i32.mul (local.get $x) (i32.const 2)))
@@ -135,11 +132,7 @@ const SPREAD_FUNCTIONS = `
   (memory (export "memory") 32)
   (func (export "alloc") (param $n i32) (result i32) (i32.const 1024))
   (func (export "dealloc") (param i32 i32))
-  (func (export "count") (param $n i32) (result i32) (local $i i32)
-    (loop $again
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br_if $again (i32.lt_u (local.get $i) (local.get $n))))
-    (local.get $i))
+  ${COUNT_FUNCTION}
   (func (export "spread") (param $ptr i32) (param $len i32) (result i64) (local $out i32)
     (local.set $out (i32.mul (i32.load8_u offset=1 (local.get $ptr)) (i32.const 4096)))
     (memory.fill (i32.const 4096) (i32.load8_u (local.get $ptr)) (local.get $out))
