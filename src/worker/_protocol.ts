@@ -135,5 +135,7 @@ export type WorkerReady =
      * host's (late by the message's way at most).
      */
     readonly now: number;
+    /** The worker's `performance.timeOrigin`: with the host's, the exact offset of the two clocks. */
+    readonly timeOrigin: number;
   }
   | { readonly ok: false; readonly error: string };

@@ -253,6 +253,7 @@ self.onmessage = async (event: MessageEvent<WorkerSetup>) => {
       interrupt,
       hasStart: instance.hasStart,
       now: performance.now(),
+      timeOrigin: performance.timeOrigin,
     } satisfies WorkerReady,
   );
   if (interrupt !== null) void watchInterrupts(new Int32Array(interrupt, 0, 1), instance);
