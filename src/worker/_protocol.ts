@@ -131,8 +131,8 @@ export type WorkerReady =
     readonly hasStart: boolean;
     /**
      * The worker's `performance.now()` as it posts this: the host's clock
-     * minus it, taken as this arrives, converts the worker's times to the
-     * host's (late by the message's way at most).
+     * minus it, taken as this arrives, bounds the offset of the two clocks
+     * from above (late by the message's way); see `clockOffsetOf`.
      */
     readonly now: number;
     /** The worker's `performance.timeOrigin`: with the host's, the exact offset of the two clocks. */

@@ -1021,12 +1021,15 @@ function startup(
  * difference of the two clocks' origins, which is exact, unless it is not
  * within a second below what the ready message's own time gives (that one
  * is late by the message's way: about 0.4 ms on an idle machine, more on a
- * busy one).
+ * busy one). The origins come from the wall clock: one above that bound
+ * means it stepped forward between the two starts, one far below it that
+ * it stepped back; the message's bound is used then.
  *
  * @example
  * ```ts ignore
- * // A worker started 5 ms after the host whose ready message took 0.4 ms:
- * const ready = { ok: true, now: 20, timeOrigin: performance.timeOrigin + 5 } as const;
+ * // A worker whose clock started 5 ms after the host's, and whose ready message took 0.4 ms:
+ * const now = performance.now() - 5 - 0.4;
+ * const ready = { ok: true, now, timeOrigin: performance.timeOrigin + 5 } as const;
  * clockOffsetOf({ ...ready, memoryBytes: 0, interrupt: null, hasStart: false }); // 5
  * ```
  */
