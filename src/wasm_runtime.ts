@@ -454,20 +454,23 @@ export class WasmRuntime implements AsyncDisposable {
   }
 
   /**
-   * The instrumentation passes that enforce `limits`. Inline plugins check a
-   * clock; worker plugins check a flag the host raises from its thread, and
-   * always get it, since it is how a timeout stops a worker without killing it.
+   * The instrumentation passes that enforce `limits`. Both isolations check
+   * the clock from a hook the guest calls about once a millisecond. Worker
+   * plugins always get it, since it is how a timeout stops a worker without
+   * killing it: their hook also stops the call when the host asks, and
+   * checks the deadline on the worker's own clock, so that the limit holds
+   * while the host's thread is held up. Their modules export their state, so
+   * that an idle worker can hand it over and be parked.
    */
   #passes(limits: Readonly<ResourceLimits>, isolation: Isolation): Instrumentation {
-    const deadline = isolation === "worker"
-      ? "shared-flag"
-      : this.execution.epochInterruption && Number.isFinite(limits.maxExecutionTimeMs)
-      ? "clock"
-      : false;
+    const worker = isolation === "worker";
+    const clocked = worker ||
+      (this.execution.epochInterruption && Number.isFinite(limits.maxExecutionTimeMs));
     return {
       fuel: this.execution.fuelMetering,
       callDepth: Number.isFinite(limits.maxCallDepth),
-      deadline,
+      deadline: clocked ? "clock" : false,
+      exportState: worker,
     };
   }
 

@@ -56,7 +56,8 @@ async function counter(): Promise<{ spec: InstanceSpec; bindings: InstanceBindin
   const prepared = await prepareModule(artifact, DEFAULT_LIMITS, {
     fuel: true,
     callDepth: true,
-    deadline: "shared-flag",
+    deadline: "clock",
+    exportState: true,
   });
   const capabilities = new Set([Capability.CallHostFunction, Capability.Wasi]);
   const spec = describeInstance({

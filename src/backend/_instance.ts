@@ -42,10 +42,11 @@ import { wasiStates } from "../wasi/mod.ts";
 
 /**
  * The `startMs` of a call whose caller did not read the clock: the instance
- * reads it only if something needs the deadline (a `"clock"`-mode check up
- * front; WASI or an async call's watch when they first look). A worker does
- * this: its host enforces the deadline, and a clock read costs ≈ 0.1 µs on
- * every call's path.
+ * reads it only when something first needs the deadline (the clock hook,
+ * WASI, an async call's watch), and the deadline counts from then, a little
+ * later than the call's start. A worker does this: its host enforces the
+ * exact deadline, the worker's own check only backs it up while the host's
+ * thread is held up, and a clock read costs ≈ 0.1 µs on every call's path.
  */
 export const START_NOT_READ = NaN;
 
@@ -144,11 +145,6 @@ export class PluginInstance implements PluginBackend {
     return instance;
   }
 
-  /** The interrupt flag's buffer of a module instrumented in `"shared-flag"` mode. */
-  get interruptBuffer(): SharedArrayBuffer | null {
-    return this.#limits?.interruptBuffer ?? null;
-  }
-
   get lastFuelUsed(): number {
     return this.#lastFuelUsed;
   }
@@ -170,7 +166,11 @@ export class PluginInstance implements PluginBackend {
     this.memory.attach(this.#rawMemory);
     const instrumentation = this.#spec.instrumentation;
     if (instrumentation === null) return;
-    this.#limits = new InstanceLimits(instance, instrumentation);
+    const { stopRequested } = this.#bindings;
+    this.#limits = new InstanceLimits(instance, instrumentation, {
+      ...(stopRequested === undefined ? {} : { stopRequested }),
+      deadlineAt: (now) => this.#currentDeadline(now),
+    });
   }
 
   /**
@@ -211,7 +211,6 @@ export class PluginInstance implements PluginBackend {
     this.#slot.guestError = undefined;
     this.#budget = budget;
     const limits = this.#limits;
-    if (Number.isNaN(startMs) && limits?.readsClock === true) startMs = performance.now();
     this.#deadline = startMs + budget.timeoutMs;
     if (limits === null) return;
     this.#fuelBudget = budget.fuel ?? UNMETERED_FUEL;
@@ -298,9 +297,9 @@ export class PluginInstance implements PluginBackend {
    * with {@linkcode START_NOT_READ}: a little later than the call's start.
    * (The host that left the clock unread enforces the exact deadline.)
    */
-  #currentDeadline(): number {
+  #currentDeadline(now?: number): number {
     if (Number.isNaN(this.#deadline)) {
-      this.#deadline = performance.now() + (this.#budget?.timeoutMs ?? Infinity);
+      this.#deadline = (now ?? performance.now()) + (this.#budget?.timeoutMs ?? Infinity);
     }
     return this.#deadline;
   }

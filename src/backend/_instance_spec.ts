@@ -97,8 +97,8 @@ export interface InstanceBindings {
   /** The state behind the built-in host functions (config, storage, tools, logs, messages). */
   readonly services: HostServices;
   /**
-   * Asked as each call begins: true when it must stop at once (its host asked
-   * before the call had reset the instrumentation's interrupt flag).
+   * Whether the host, on another thread, asked the running call to stop:
+   * asked as each call begins and at each of the clock hook's checks.
    */
   readonly stopRequested?: () => boolean;
 }

@@ -55,15 +55,16 @@ export interface PreparedModule {
   readonly instrumentation: InstrumentMetadata | null;
 }
 
-/**
- * Which instrumentation passes a prepared module gets. A `"shared-flag"`
- * deadline is what worker plugins get, and only they: such modules also
- * export their state, so an idle worker can hand it over and be parked.
- */
+/** Which instrumentation passes a prepared module gets. */
 export interface Instrumentation {
   readonly fuel: boolean;
   readonly callDepth: boolean;
   readonly deadline: DeadlineMode | false;
+  /**
+   * Whether the module exports its state, so that an idle worker can hand it
+   * over and be parked (worker plugins).
+   */
+  readonly exportState?: boolean;
 }
 
 /** Everything derived from one binary module, shared by every plugin made from it. */
@@ -287,6 +288,7 @@ export function prepareModule(
     passes.fuel,
     passes.callDepth,
     passes.deadline,
+    passes.exportState === true,
   ].join("/");
   let prepared = artifact.prepared.get(key);
   if (prepared === undefined) {
@@ -379,7 +381,7 @@ function instrumentOrThrow(
       fuel: passes.fuel,
       callDepth: passes.callDepth,
       deadline: passes.deadline,
-      exportState: passes.deadline === "shared-flag",
+      exportState: passes.exportState === true,
       validate: false,
       info,
     });

@@ -51,6 +51,21 @@ export interface CallBudget {
   now?: number;
 }
 
+/** What an {@linkcode InstanceLimits} asks its host while a call runs (`"clock"` mode). */
+export interface InstanceLimitsOptions {
+  /**
+   * Whether another thread asked the running call to stop: the clock hook
+   * asks it at each of its calls and stops the call if so.
+   */
+  stopRequested?: () => boolean;
+  /**
+   * The running call's deadline, for a call armed with a `NaN` deadline (its
+   * host left the clock unread): the clock hook asks it once, at its first
+   * call, with the current time.
+   */
+  deadlineAt?: (now: number) => number;
+}
+
 /** Host-side control of one instance of an instrumented module. */
 export class InstanceLimits {
   readonly #trap: WebAssembly.Global | null;
@@ -68,15 +83,21 @@ export class InstanceLimits {
   #wide = true;
   #deadline = Infinity;
   #lastCheck = 0;
-  readonly #readsClock: boolean;
+  readonly #stopRequested: (() => boolean) | null;
+  readonly #deadlineAt: ((now: number) => number) | null;
 
   /**
    * Binds to an instance; in `"clock"` mode also installs the deadline hook.
    *
    * @param instance An instance of {@linkcode InstrumentResult.bytes}.
    * @param metadata What {@linkcode instrument} returned (or its metadata fields).
+   * @param options What the clock hook asks while a call runs.
    */
-  constructor(instance: WebAssembly.Instance, metadata: InstrumentMetadata) {
+  constructor(
+    instance: WebAssembly.Instance,
+    metadata: InstrumentMetadata,
+    options: InstanceLimitsOptions = {},
+  ) {
     const exports = instance.exports;
     const global = (name: string | null | undefined): WebAssembly.Global | null =>
       name === null || name === undefined ? null : exports[name] as WebAssembly.Global;
@@ -91,7 +112,8 @@ export class InstanceLimits {
     this.#flag = deadline?.mode === "shared-flag"
       ? new Int32Array((exports[deadline.memory] as WebAssembly.Memory).buffer, 0, 1)
       : null;
-    this.#readsClock = deadline?.mode === "clock";
+    this.#stopRequested = options.stopRequested ?? null;
+    this.#deadlineAt = options.deadlineAt ?? null;
     if (deadline?.mode === "clock") {
       const table = exports[deadline.table] as WebAssembly.Table;
       table.set(0, createDeadlineHook(() => this.#checkClock()));
@@ -108,7 +130,8 @@ export class InstanceLimits {
 
   #checkClock(): boolean {
     const now = performance.now();
-    // Aim for a hook call about every millisecond, whatever the loop's speed.
+    // Aim for a hook call about every millisecond, whatever the loop's speed
+    // (a call armed without the time does not adapt at its first hook call).
     const elapsed = now - this.#lastCheck;
     this.#lastCheck = now;
     const interval = this.#interval;
@@ -122,15 +145,9 @@ export class InstanceLimits {
         else if (elapsed > 2 && current > 1) interval.value = current >> 1;
       }
     }
-    return now >= this.#deadline;
-  }
-
-  /**
-   * Whether the module checks a deadline against the clock (`"clock"`
-   * mode), so its calls need the deadline and the current time up front.
-   */
-  get readsClock(): boolean {
-    return this.#readsClock;
+    let deadline = this.#deadline;
+    if (Number.isNaN(deadline)) deadline = this.#deadline = this.#deadlineAt?.(now) ?? Infinity;
+    return now >= deadline || this.#stopRequested?.() === true;
   }
 
   /** The shared buffer holding the interrupt flag (`"shared-flag"` mode), else `null`. */
@@ -166,8 +183,9 @@ export class InstanceLimits {
    *
    * @param fuel Fuel units the call may consume (an integer).
    * @param maxCallDepth Maximum number of live wasm frames.
-   * @param deadline `performance.now()` value after which the call stops.
-   * @param now The current `performance.now()`.
+   * @param deadline `performance.now()` value after which the call stops,
+   * or `NaN` to leave it to {@linkcode InstanceLimitsOptions.deadlineAt}.
+   * @param now The current `performance.now()`, or `NaN` when not read.
    */
   prepareCall(fuel: number, maxCallDepth: number, deadline: number, now: number): void {
     if (this.#prepare === null || !(Number.isInteger(fuel) && Math.abs(fuel) <= MAX_EXACT)) {

@@ -13,7 +13,7 @@
 
 export { FUEL_LEFT_EXPORT, MEMORY_BYTES_EXPORT, PREPARE_EXPORT, TrapReason } from "./_contract.ts";
 export { createDeadlineHook, InstanceLimits } from "./_instance_limits.ts";
-export type { CallBudget } from "./_instance_limits.ts";
+export type { CallBudget, InstanceLimitsOptions } from "./_instance_limits.ts";
 export type {
   DeadlinePacing,
   InstrumentMetadata,

@@ -126,7 +126,11 @@ export type WorkerReady =
   | {
     readonly ok: true;
     readonly memoryBytes: number;
-    readonly interrupt: SharedArrayBuffer | null;
+    /**
+     * A flag the host raises, and notifies, to cancel what a suspended guest
+     * waits on; running wasm code stops at its next clock check instead.
+     */
+    readonly interrupt: SharedArrayBuffer;
     /** Whether the host must send `Start` to run the module's start function. */
     readonly hasStart: boolean;
     /**

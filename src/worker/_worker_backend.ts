@@ -3,9 +3,12 @@
  * whose permissions come from the plugin's capabilities (or are the host's:
  * see `_permission_mode.ts`), started from the bundled worker entry. Calls, host
  * functions and memory access go over a SharedArrayBuffer channel; timeouts
- * first raise the instrumented code's interrupt flag (and answer a host
- * function the guest waits on with the reason), then terminate and respawn
- * the worker.
+ * first ask the call's channel to stop, which the instrumented code's clock
+ * hook checks, and raise the interrupt flag that cancels what a suspended
+ * guest waits on (and answer a host function the guest waits on with the
+ * reason), then terminate and respawn the worker. The worker's clock hook
+ * also checks the deadline itself, so a call stops on time while the host's
+ * thread is held up.
  *
  * A live worker keeps the host process alive and cannot be unref'd, so a
  * worker idle for `idleTimeoutMs` is parked: its instance hands its memories
@@ -101,7 +104,7 @@ interface LiveWorker {
   next: number;
   /** What to add to a time on the worker's clock for the host's (see `WorkerReady.now`). */
   readonly clockOffset: number;
-  readonly interrupt: Int32Array | null;
+  readonly interrupt: Int32Array;
   crashed: WorkerCrashedError | undefined;
 }
 
@@ -262,7 +265,7 @@ class WorkerBackend implements PluginBackend {
       channels,
       next: 0,
       clockOffset: clockOffsetOf(ready),
-      interrupt: ready.interrupt === null ? null : new Int32Array(ready.interrupt, 0, 1),
+      interrupt: new Int32Array(ready.interrupt, 0, 1),
       crashed: undefined,
     };
     worker.onerror = (event) => {
@@ -828,7 +831,6 @@ class WorkerBackend implements PluginBackend {
 
   #interrupt(live: LiveWorker, channel: HostChannel): void {
     channel.requestStop();
-    if (live.interrupt === null) return;
     Atomics.store(live.interrupt, 0, 1);
     Atomics.notify(live.interrupt, 0);
   }
@@ -1030,7 +1032,7 @@ function startup(
  * // A worker whose clock started 5 ms after the host's, and whose ready message took 0.4 ms:
  * const now = performance.now() - 5 - 0.4;
  * const ready = { ok: true, now, timeOrigin: performance.timeOrigin + 5 } as const;
- * clockOffsetOf({ ...ready, memoryBytes: 0, interrupt: null, hasStart: false }); // 5
+ * clockOffsetOf({ ...ready, memoryBytes: 0, interrupt: new SharedArrayBuffer(4), hasStart: false }); // 5
  * ```
  */
 export function clockOffsetOf(ready: WorkerReady & { ok: true }): number {

@@ -113,6 +113,7 @@ function handle(
       const name = exportName(exports, values.pop());
       const budget: CallBudget = { fuel, timeoutMs, signal: undefined };
       // The host enforces the deadline: the worker reads the clock only if something needs it.
+      // Its own check, from the guest's first clock check on, holds while the host is held up.
       const result = instance.invoke(name, values, budget, START_NOT_READ);
       return result instanceof Promise
         ? result.then((value) => callResult(instance, value))
@@ -214,14 +215,20 @@ async function serve(
 
 /**
  * Cancels what a suspended guest waits on (a sleep, a fetch) when the host
- * raises the interrupt flag; running wasm code checks the flag itself.
+ * raises the interrupt flag; running wasm code stops at its next clock check,
+ * which asks the channel whether the host wants it to.
  */
-async function watchInterrupts(flag: Int32Array, instance: PluginInstance): Promise<void> {
+async function watchInterrupts(
+  flag: Int32Array,
+  lane: Lane,
+  instance: PluginInstance,
+): Promise<void> {
   while (true) {
-    const value = Atomics.load(flag, 0);
-    if (value !== 0) instance.cancel(new TimeoutError(undefined, { timeoutMs: 0 }));
-    const waited = Atomics.waitAsync(flag, 0, value);
+    const waited = Atomics.waitAsync(flag, 0, 0);
     if (waited.async) await waited.value;
+    Atomics.store(flag, 0, 0);
+    // The host asks for the stop on the call's channel before it raises the flag.
+    if (lane.channel.stopRequested) instance.cancel(new TimeoutError(undefined, { timeoutMs: 0 }));
   }
 }
 
@@ -245,7 +252,7 @@ self.onmessage = async (event: MessageEvent<WorkerSetup>) => {
     self.postMessage({ ok: false, error: encodeError(err) } satisfies WorkerReady);
     return;
   }
-  const interrupt = instance.interruptBuffer;
+  const interrupt = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT);
   self.postMessage(
     {
       ok: true,
@@ -256,7 +263,7 @@ self.onmessage = async (event: MessageEvent<WorkerSetup>) => {
       timeOrigin: performance.timeOrigin,
     } satisfies WorkerReady,
   );
-  if (interrupt !== null) void watchInterrupts(new Int32Array(interrupt, 0, 1), instance);
+  void watchInterrupts(new Int32Array(interrupt), lane, instance);
   await serve(
     channels,
     lane,

@@ -13,7 +13,7 @@ function readyMessage(originMs: number, lateMs: number): WorkerReady & { ok: tru
   return {
     ok: true,
     memoryBytes: 0,
-    interrupt: null,
+    interrupt: new SharedArrayBuffer(4),
     hasStart: false,
     now: sentAt - originMs,
     timeOrigin: performance.timeOrigin + originMs,

@@ -1,0 +1,85 @@
+/**
+ * A worker plugin's time limit holds while the host's thread is held up (a
+ * long synchronous task, a worker start under load): the worker checks its
+ * call's deadline on its own clock, so the guest stops on time, and the call
+ * ends in a `TimeoutError`, even though the host's timer cannot fire.
+ */
+import assert from "node:assert/strict";
+import { TimeoutError } from "../../mod.ts";
+import { allowingWorkers, assertRejectsWith, delay, loadPlugin } from "../_helpers.ts";
+
+/** `count(n)` counts to `n` in memory, so what a stopped call did is left to read. */
+const COUNTER_WAT = `(module
+  (memory (export "memory") 1)
+  (func (export "count") (param $n i32) (result i32)
+    (i32.store (i32.const 0) (i32.const 0))
+    (loop $more
+      (i32.store (i32.const 0) (i32.add (i32.load (i32.const 0)) (i32.const 1)))
+      (br_if $more (i32.ne (i32.load (i32.const 0)) (local.get $n))))
+    (i32.load (i32.const 0))))`;
+
+const TIMEOUT_MS = 50;
+/** How long the host's thread is held up right after the calls are sent. */
+const HELD_MS = 800;
+
+/** Keeps the host's thread busy for `ms`: no timer fires, no message is taken meanwhile. */
+function holdHostThread(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    // busy
+  }
+}
+
+Deno.test("Hostile: a worker plugin's deadline holds while the host's thread is held up", {
+  permissions: allowingWorkers("none"),
+}, async (t) => {
+  await using loaded = await loadPlugin(COUNTER_WAT, {
+    resourceLimits: { maxFuel: null, maxExecutionTimeMs: 10_000 },
+  }, { execution: { isolation: "worker" } });
+  const { plugin } = loaded;
+
+  // Iterations of `count` per millisecond; the fastest of a few tries, so a slow moment only
+  // makes the guests below run longer.
+  let perMs = 0;
+  for (let round = 0; round < 3; round++) {
+    const start = performance.now();
+    await plugin.callI32("count", [20_000_000]);
+    perMs = Math.max(perMs, 20_000_000 / (performance.now() - start));
+  }
+  /** Iterations that take the guest about `ms` at its fastest. */
+  const iterationsFor = (ms: number) => Math.min(2 ** 31 - 1, Math.round(perMs * ms));
+
+  await t.step("a call whose guest needs 8x its timeout ends in a TimeoutError", async () => {
+    const call = plugin.callI32("count", [iterationsFor(8 * TIMEOUT_MS)], {
+      timeoutMs: TIMEOUT_MS,
+    });
+    await delay(5);
+    holdHostThread(HELD_MS);
+    await assertRejectsWith(() => call, TimeoutError, { kind: "timeout", timeoutMs: TIMEOUT_MS });
+    assert.equal(await plugin.callI32("count", [3]), 3);
+  });
+
+  await t.step("so do calls posted ahead behind it", async () => {
+    const n = iterationsFor(8 * TIMEOUT_MS);
+    const calls = [0, 1, 2].map(() => plugin.callI32("count", [n], { timeoutMs: TIMEOUT_MS }));
+    await delay(5);
+    holdHostThread(HELD_MS);
+    for (const call of calls) {
+      await assertRejectsWith(() => call, TimeoutError, { kind: "timeout", timeoutMs: TIMEOUT_MS });
+    }
+    assert.equal(await plugin.callI32("count", [3]), 3);
+  });
+
+  await t.step("the guest stops near its deadline, not when the host comes back", async () => {
+    const call = plugin.callI32("count", [-1], { timeoutMs: TIMEOUT_MS });
+    await delay(5);
+    holdHostThread(HELD_MS);
+    await assertRejectsWith(() => call, TimeoutError, { kind: "timeout" });
+    const counted = new DataView((await plugin.readMemory(0, 4)).buffer).getUint32(0, true);
+    // Stopped at its deadline it counted for about 50 ms; running until the host came back,
+    // for about 800 ms.
+    const bound = iterationsFor(4 * TIMEOUT_MS);
+    assert.ok(counted < bound, `counted ${counted}, expected under ${bound}`);
+    assert.ok(counted > 0, "the guest ran");
+  });
+});
