@@ -11,12 +11,17 @@ import { allowingWorkers, assertRejectsWith, delay, loadPlugin } from "../_helpe
 /** `count(n)` counts to `n` in memory, so what a stopped call did is left to read. */
 const COUNTER_WAT = `(module
   (memory (export "memory") 1)
-  (func (export "count") (param $n i32) (result i32)
+  (func $count (export "count") (param $n i32) (result i32)
     (i32.store (i32.const 0) (i32.const 0))
     (loop $more
       (i32.store (i32.const 0) (i32.add (i32.load (i32.const 0)) (i32.const 1)))
       (br_if $more (i32.ne (i32.load (i32.const 0)) (local.get $n))))
-    (i32.load (i32.const 0))))`;
+    (i32.load (i32.const 0)))
+  ;; The bytes ABI: a bytes call that counts for ever.
+  (func (export "alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "count_bytes") (param i32 i32) (result i64)
+    (drop (call $count (i32.const -1)))
+    (i64.const 0)))`;
 
 const TIMEOUT_MS = 50;
 /** How long the host's thread is held up right after the calls are sent. */
@@ -70,16 +75,28 @@ Deno.test("Hostile: a worker plugin's deadline holds while the host's thread is 
     assert.equal(await plugin.callI32("count", [3]), 3);
   });
 
-  await t.step("the guest stops near its deadline, not when the host comes back", async () => {
-    const call = plugin.callI32("count", [-1], { timeoutMs: TIMEOUT_MS });
+  // Stopped at its deadline a guest counts for about 50 ms; running until the host comes back,
+  // for about 800 ms.
+  const bound = iterationsFor(4 * TIMEOUT_MS);
+
+  /** Runs `call` with the host's thread held up, and checks how long its guest counted. */
+  async function assertStoppedNearDeadline(call: () => Promise<unknown>): Promise<void> {
+    const running = call();
     await delay(5);
     holdHostThread(HELD_MS);
-    await assertRejectsWith(() => call, TimeoutError, { kind: "timeout" });
+    await assertRejectsWith(() => running, TimeoutError, { kind: "timeout" });
     const counted = new DataView((await plugin.readMemory(0, 4)).buffer).getUint32(0, true);
-    // Stopped at its deadline it counted for about 50 ms; running until the host came back,
-    // for about 800 ms.
-    const bound = iterationsFor(4 * TIMEOUT_MS);
     assert.ok(counted < bound, `counted ${counted}, expected under ${bound}`);
     assert.ok(counted > 0, "the guest ran");
+  }
+
+  await t.step("the guest stops near its deadline, not when the host comes back", async () => {
+    await assertStoppedNearDeadline(() => plugin.callI32("count", [-1], { timeoutMs: TIMEOUT_MS }));
+  });
+
+  await t.step("so does a bytes call's", async () => {
+    await assertStoppedNearDeadline(() =>
+      plugin.callBytes("count_bytes", new Uint8Array(16), { timeoutMs: TIMEOUT_MS })
+    );
   });
 });
