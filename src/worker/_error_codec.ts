@@ -134,13 +134,22 @@ function flattenShallow(err: unknown): FlatError {
   return { kind: "error", name: error.name, message: error.message };
 }
 
+/**
+ * The error with its chain of causes. Only the last error of the chain
+ * carries its stack: it is where the failure began (a wasm trap's frames are
+ * the guest's), the errors wrapping it were made by wasmplug's own code, and
+ * reading a stack formats it, which costs tens of microseconds each.
+ */
 function flatten(err: unknown, depth: number): FlatError {
   const ref = typeof err === "object" && err !== null ? refs.get(err) : undefined;
   const flat = flattenShallow(err);
-  if (err instanceof Error && typeof err.stack === "string") flat.stack = err.stack;
   if (ref !== undefined) flat.ref = ref;
   const cause = err instanceof Error ? err.cause : undefined;
-  if (cause !== undefined && depth < MAX_CAUSES) flat.cause = flatten(cause, depth + 1);
+  if (cause !== undefined && depth < MAX_CAUSES) {
+    flat.cause = flatten(cause, depth + 1);
+  } else if (err instanceof Error && typeof err.stack === "string") {
+    flat.stack = err.stack;
+  }
   return flat;
 }
 
@@ -209,14 +218,31 @@ function revive(flat: FlatError, resolve: ((ref: number) => unknown) | undefined
 
 /**
  * Adds the frames of the side that threw an error to the stack of its
- * revived copy, whose own frames show where this side received it.
+ * revived copy, whose own frames show where this side received it. Both are
+ * joined when the stack is first read: formatting this side's frames costs
+ * tens of microseconds, and most errors' stacks are never read.
  */
 function appendStack(error: Error, stack: string): void {
-  const frames = stack.split("\n").filter((line) => /^\s+at /.test(line));
-  if (frames.length === 0 || typeof error.stack !== "string") return;
+  const own = Object.getOwnPropertyDescriptor(error, "stack");
+  if (own === undefined) return;
+  let joined: unknown;
+  let read = false;
   Object.defineProperty(error, "stack", {
-    value: `${error.stack}${STACK_SEPARATOR}\n${frames.join("\n")}`,
-    writable: true,
+    get(): unknown {
+      if (read) return joined;
+      read = true;
+      const base: unknown = own.get === undefined ? own.value : own.get.call(error);
+      const frames = stack.split("\n").filter((line) => /^\s+at /.test(line));
+      joined = typeof base === "string" && frames.length > 0
+        ? `${base}${STACK_SEPARATOR}\n${frames.join("\n")}`
+        : base;
+      return joined;
+    },
+    set(value: unknown): void {
+      read = true;
+      joined = value;
+    },
+    enumerable: own.enumerable ?? false,
     configurable: true,
   });
 }

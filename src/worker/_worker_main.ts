@@ -15,6 +15,7 @@ import type { HostServices, ServiceName } from "../host/mod.ts";
 import { PluginInstance, START_NOT_READ } from "../backend/mod.ts";
 import { ChannelClosed, ChannelWaits, WorkerChannel } from "./_channel.ts";
 import { decodeError, encodeError } from "./_error_codec.ts";
+import { installWorkerStackTraces } from "./_stack_trace.ts";
 import {
   exportName,
   ToHost,
@@ -231,6 +232,8 @@ async function watchInterrupts(
     if (lane.channel.stopRequested) instance.cancel(new TimeoutError(undefined, { timeoutMs: 0 }));
   }
 }
+
+installWorkerStackTraces();
 
 self.onmessage = async (event: MessageEvent<WorkerSetup>) => {
   self.onmessage = null;

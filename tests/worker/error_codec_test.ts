@@ -167,6 +167,36 @@ Deno.test("Errors cross the worker boundary as the same classes", {
     );
   });
 
+  await t.step("stacks are formatted only where they are read", () => {
+    // Formatting a stack costs tens of microseconds, and every failed worker call sends one.
+    let formatted = 0;
+    const saved = (Error as { prepareStackTrace?: unknown }).prepareStackTrace;
+    (Error as { prepareStackTrace?: unknown }).prepareStackTrace = (error: Error) => {
+      formatted++;
+      return `${error}\n    at formatted (file:///count.ts:${formatted}:1)`;
+    };
+    try {
+      const trap = new TrapError(undefined, {
+        trap: "unreachable",
+        cause: new WebAssembly.RuntimeError("unreachable"),
+      });
+      const flat = JSON.parse(encodeError(trap));
+      assert.equal(formatted, 1, "only the last error of the chain carries its stack");
+      assert.equal(flat.stack, undefined);
+      assert.match(flat.cause.stack, /^RuntimeError: unreachable/);
+
+      const back = decodeError(JSON.stringify(flat)) as TrapError;
+      assert.equal(formatted, 1, "a revived error's stack waits until it is read");
+      const stack = String((back.cause as Error).stack);
+      assert.equal(formatted, 2);
+      assert.match(stack, /thrown on the other side of the worker boundary ---\n {4}at formatted/);
+      (back.cause as Error).stack = "replaced";
+      assert.equal((back.cause as Error).stack, "replaced");
+    } finally {
+      (Error as { prepareStackTrace?: unknown }).prepareStackTrace = saved;
+    }
+  });
+
   await t.step("an error of the host comes back as the host's own object", () => {
     class QuotaError extends Error {}
     const thrown = new QuotaError("over quota");
