@@ -116,6 +116,13 @@ const paths: Record<string, { iterations: number; run: (p: Plugins, n: number) =
         for (let i = 0; i < n; i++) sink += await p.worker.callI32("add", [i, 1]);
       },
     },
+    // A guest of about 20 µs: longer than a short spin, so it shows what a wait costs.
+    "worker callI32 fib(20)": {
+      iterations: 1_000,
+      run: async (p, n) => {
+        for (let i = 0; i < n; i++) sink += await p.worker.callI32("fib", [20]);
+      },
+    },
     "worker callI32 add, 2 plugins with a caller each, per call": {
       iterations: 4_000,
       run: async (p, n) => {

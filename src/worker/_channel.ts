@@ -185,6 +185,11 @@ export class ChannelWaits {
   readonly probes = new SpinBackoff(MAX_PROBE_SKIP);
   /** Whether the other side was awake, waiting, as this side sent its last message. */
   peerWaited = false;
+  /**
+   * (Host side.) Whether the last answer came late to a spin that followed
+   * a working peer, and waits for {@linkcode judgeLateAnswer}.
+   */
+  lateAnswer = false;
   /** The flags of the channel this side sent its last message on. */
   lastSent: Int8Array | undefined;
   /**
@@ -192,6 +197,18 @@ export class ChannelWaits {
    * does, the worker counts once in the doorbell's requests in flight.
    */
   waiting = 0;
+
+  /**
+   * Judges a late answer (see {@linkcode lateAnswer}), if one waits: a
+   * success for the follower spins if the peer `worked` through the wait
+   * (the call ran long enough to explain it), else a failure.
+   */
+  judgeLateAnswer(worked: boolean): void {
+    if (!this.lateAnswer) return;
+    this.lateAnswer = false;
+    if (worked) this.followers.succeeded();
+    else this.followers.failed();
+  }
 }
 
 /** Largest delay `setTimeout` takes as is (a larger one fires at once). */
@@ -407,7 +424,10 @@ abstract class ChannelEnd {
       if (Atomics.load(waits.lastSent ?? this.flags, this.#peerSleeping) !== 0) {
         if (!waits.probes.skip()) return this.#spin(counter, PROBE_POLLS, waits.probes);
       } else if (waits.peerWaited) {
-        if (!waits.followers.skip()) return this.#spin(counter, PROBE_POLLS, waits.followers);
+        // The peer took the message at once: an answer after a short spin is its work's length.
+        if (!waits.followers.skip()) {
+          return this.#spin(counter, PROBE_POLLS, waits.followers, this.lateAnswerPays());
+        }
       } else if (!waits.spins.skip()) {
         return this.#spin(counter, SPIN_POLLS, waits.spins);
       }
@@ -416,22 +436,36 @@ abstract class ChannelEnd {
   }
 
   /**
-   * Spins up to `polls` times for the counter to move. Only an answer within
-   * a short spin counts as a success for `backoff`: a later one means the
-   * other side had to wait for a core (this one, when the machine is busy),
-   * and sleeping would have cost less.
+   * Spins up to `polls` times for the counter to move. An answer within a
+   * short spin counts as a success for `backoff`. A later one means either
+   * that the other side had to wait for a core (this one, when the machine
+   * is busy), and sleeping would have cost less, or that it was working all
+   * along: with `lateMayCount`, its judgement waits for what the answer says
+   * of the work done (see {@linkcode ChannelWaits.judgeLateAnswer}); else it
+   * is a failure.
    */
-  #spin(counter: number, polls: number, backoff: SpinBackoff): boolean {
+  #spin(counter: number, polls: number, backoff: SpinBackoff, lateMayCount = false): boolean {
     const counters = this.counters;
     const seen = this.seen;
+    this.waits.judgeLateAnswer(false);
     for (let i = 0; i < polls; i++) {
       if (Atomics.load(counters, counter) !== seen) {
         if (i < SPIN_POLLS) backoff.succeeded();
+        else if (lateMayCount) this.waits.lateAnswer = true;
         else backoff.failed();
         return true;
       }
     }
     backoff.failed();
+    return false;
+  }
+
+  /**
+   * Whether an answer that came after a short spin, within a long one, from
+   * a peer that took the message at once (it was working all along), still
+   * pays for spinning next time.
+   */
+  protected lateAnswerPays(): boolean {
     return false;
   }
 
@@ -702,6 +736,18 @@ export class HostChannel extends ChannelEnd {
   /** Whether the requests in flight make a crowd (see {@linkcode CROWD_AT}). */
   #crowded(): boolean {
     return this.#doorbell.inFlight >= CROWD_AT;
+  }
+
+  /**
+   * With this worker's request the only one in flight, an answer that came
+   * within a long spin may still pay for spinning: if the worker was busy
+   * with the call (10-40 µs of guest code), a sleep would have cost two
+   * wake-ups (the host's, then the worker's for the next request, 30-35 µs
+   * here). The caller judges it from the call's fuel. With other workers'
+   * requests in flight, the spin would keep their answers waiting.
+   */
+  protected override lateAnswerPays(): boolean {
+    return this.#doorbell.inFlight <= 1;
   }
 
   /**

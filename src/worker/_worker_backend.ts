@@ -54,6 +54,13 @@ import type { WireMessage, WireValue } from "./_wire.ts";
 const GRACE_MS = 100;
 
 /**
+ * Fuel of a call whose answer, late to the host's spin, came late because
+ * the guest worked (some 5-10 µs of guest code), not because the worker
+ * waited for a core: spinning for the next answer pays then.
+ */
+const LATE_ANSWER_FUEL = 10_000;
+
+/**
  * Everything needed to (re)start a plugin's worker: the instance's spec (what
  * is posted to each worker), the plugin's host side (what serves the
  * worker's host calls), and the worker's permissions.
@@ -102,6 +109,8 @@ interface LiveWorker {
   readonly channels: readonly HostChannel[];
   /** The index of the channel the next request goes to. */
   next: number;
+  /** How the host waits on the channels, which they share. */
+  readonly waits: ChannelWaits;
   /** What to add to a time on the worker's clock for the host's (see `WorkerReady.now`). */
   readonly clockOffset: number;
   readonly interrupt: Int32Array;
@@ -264,6 +273,7 @@ class WorkerBackend implements PluginBackend {
       worker,
       channels,
       next: 0,
+      waits,
       clockOffset: clockOffsetOf(ready),
       interrupt: new Int32Array(ready.interrupt, 0, 1),
       crashed: undefined,
@@ -748,7 +758,9 @@ class WorkerBackend implements PluginBackend {
   #readUsage(reply: WireMessage): WireValue[] {
     const values = reply.values;
     this.#memoryBytes = values.pop() as number;
-    this.#lastFuelUsed = values.pop() as number;
+    const fuel = this.#lastFuelUsed = values.pop() as number;
+    // An answer that came late to the host's spin is worth spinning for if the guest worked.
+    this.#live?.waits.judgeLateAnswer(fuel >= LATE_ANSWER_FUEL);
     return values;
   }
 

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import {
   CHANNEL_HEADER_BYTES,
   type ChannelBuffers,
+  ChannelWaits,
   createChannelBuffers,
   createLaneBuffers,
   HostChannel,
@@ -237,6 +238,26 @@ Deno.test("one doorbell wakes the host for every channel that answered", async (
   } finally {
     await Promise.all(workers.map((echo) => echo[Symbol.asyncDispose]()));
   }
+});
+
+Deno.test("an answer late to the host's spin is judged by the work the call did", () => {
+  const waits = new ChannelWaits();
+  // Two late answers of calls that did little: the worker waited for a core, so the host
+  // skips its next spin and sleeps (one failure alone is forgiven).
+  for (let i = 0; i < 2; i++) {
+    waits.lateAnswer = true;
+    waits.judgeLateAnswer(false);
+  }
+  assert.equal(waits.lateAnswer, false);
+  assert.equal(waits.followers.skip(), true);
+  assert.equal(waits.followers.skip(), false);
+  // A late answer of a call that worked (a 20 µs guest) is worth the spin: none is skipped.
+  waits.lateAnswer = true;
+  waits.judgeLateAnswer(true);
+  assert.equal(waits.followers.skip(), false);
+  for (let i = 0; i < 2; i++) waits.followers.failed();
+  waits.judgeLateAnswer(true);
+  assert.equal(waits.followers.skip(), true, "without a late answer waiting, nothing is judged");
 });
 
 Deno.test("a bytes call's shape packs into one integer and back, for every allocator and free", () => {
