@@ -57,6 +57,9 @@ const DESCRIPTIONS: Record<string, string> = {
     'crowd: `callI32("add")`, 50 worker plugins × 4 callers at once (wall time per call)',
   crowdPostMessageRoundTrip:
     "crowd: postMessage round trips, 50 bare workers × 4 callers at once (wall time per call)",
+  workerCallWork:
+    'quiet: worker-isolated `plugin.callI32("count", [30000])` (15-20 µs of guest code)',
+  inlineCallWork: "the same call inline",
   inlineHostCall: "host (linker) function called from an inline guest",
   workerHostCall: "host (linker) function called from a worker guest",
   bareSpawnAndInstantiate: "spawn a bare Worker and instantiate the module by hand",

@@ -5,7 +5,8 @@
  *   postMessage round trip to a bare worker doing the same wasm call, and
  *   beside the floors of `_floor_workers.ts` (the least a shared-memory
  *   round trip costs here, and wasmplug's bare channel);
- *   `callBytes` of 16 B and of 1 MiB beside that `callI32`; a host function
+ *   `callBytes` of 16 B and of 1 MiB beside that `callI32`; a call whose
+ *   guest works for 15-20 µs beside the same inline; a host function
  *   called from a worker guest beside the same call inline; plugin creation
  *   beside spawning a bare worker and instantiating by hand;
  * - busy: child processes spin on all cores but one (`_load.ts`), started
@@ -27,10 +28,19 @@ import { type Figure, interleavePhases, median } from "./_measure.ts";
 import { bareCaller } from "./_bare_caller.ts";
 import { spawnBareChannel, spawnMinimalSab } from "./_floor_workers.ts";
 
-/** `add` for the calls, `alloc` and `echo` for `callBytes` (up to 1 MiB at 1024). */
+/**
+ * `add` for the calls, `count` for calls whose guest works for a while,
+ * `alloc` and `echo` for `callBytes` (up to 1 MiB at 1024).
+ */
 const CALLS_WAT = `(module
   (memory (export "memory") 20)
   (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add)
+  (func (export "count") (param $n i32) (result i32) (local $i i32)
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $next)))
+    (local.get $i))
   (func (export "alloc") (param i32) (result i32) i32.const 1024)
   (func (export "echo") (param i32 i32) (result i64)
     (i64.or (i64.shl (i64.extend_i32_u (local.get 0)) (i64.const 32))
@@ -53,6 +63,11 @@ const BARE_WORKER = new URL("./_bare_worker.ts", import.meta.url);
  * comparison get the same warm-up).
  */
 const WARMUP = 1_000;
+/**
+ * Iterations of `count` in the working-call figures: about 15-20 µs of guest
+ * code here, longer than a short spin of the channel.
+ */
+const WORK_ITERATIONS = 30_000;
 /** Plugins called at once in the crowd figures, and callers per plugin. */
 export const CROWD_PLUGINS = 50;
 /** Callers per plugin (or bare worker) in the crowd figures. */
@@ -107,6 +122,7 @@ export async function benchWorkerCalls(options: { rounds?: number } = {}): Promi
     artifactOf(compiled).bytes as Uint8Array<ArrayBuffer>,
   );
   await using plugin = await runtime.createPlugin(compiled, { name: "calls" });
+  await using inlinePlugin = await inline.createPluginFromWat(CALLS_WAT, { name: "calls" });
   const bareWorker = await spawnBare(bareModule);
   const bare = bareCaller(bareWorker);
   await using minimalSab = await spawnMinimalSab(bareModule);
@@ -166,6 +182,15 @@ export async function benchWorkerCalls(options: { rounds?: number } = {}): Promi
               iterations: 5_000,
               warmup: WARMUP,
               run: serial((value) => bareChannel.call(value)),
+            },
+            workerCallWork: {
+              iterations: 1_000,
+              warmup: WARMUP,
+              run: serial(() => plugin.callI32("count", [WORK_ITERATIONS])),
+            },
+            inlineCallWork: {
+              iterations: 1_000,
+              run: serial(() => inlinePlugin.callI32("count", [WORK_ITERATIONS])),
             },
             workerCallBytes16: {
               iterations: 5_000,
@@ -280,6 +305,7 @@ export async function benchWorkerCalls(options: { rounds?: number } = {}): Promi
           median(figures, "workerCallI32"),
         callBytes1MiBVsCallI32: ratio("workerCallBytes1MiB", "workerCallI32"),
         workerHostCallVsInline: ratio("workerHostCall", "inlineHostCall"),
+        workerCallWorkVsInline: ratio("workerCallWork", "inlineCallWork"),
         createWorkerPluginVsBareSpawn: ratio("createWorkerPlugin", "bareSpawnAndInstantiate"),
       },
       rssPerIdleWorkerPluginBytes,
