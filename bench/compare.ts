@@ -42,6 +42,7 @@ const WAT = `(module
       (then (local.get $n))
       (else (i32.add (call $fib (i32.sub (local.get $n) (i32.const 1)))
                      (call $fib (i32.sub (local.get $n) (i32.const 2)))))))
+  (func (export "trap") (result i32) unreachable)
   (func (export "alloc") (param $n i32) (result i32)
     (global.set $next (i32.const 1024)) (global.get $next))
   (func (export "dealloc") (param i32 i32))
@@ -121,6 +122,19 @@ const paths: Record<string, { iterations: number; run: (p: Plugins, n: number) =
       iterations: 1_000,
       run: async (p, n) => {
         for (let i = 0; i < n; i++) sink += await p.worker.callI32("fib", [20]);
+      },
+    },
+    // A call that traps: its error is made and sent across, and the host makes its own.
+    "worker callI32 trap": {
+      iterations: 1_000,
+      run: async (p, n) => {
+        for (let i = 0; i < n; i++) {
+          try {
+            await p.worker.callI32("trap");
+          } catch {
+            sink++;
+          }
+        }
       },
     },
     "worker callI32 add, 2 plugins with a caller each, per call": {

@@ -132,6 +132,13 @@ const SPIN_POLLS = 1500;
  * side wakes.
  */
 const PROBE_POLLS = 6000;
+/**
+ * The polls of the worker's wait for the request after a failed call (about
+ * 100 µs): the host wakes, if it slept, and makes the failure's error before
+ * it sends the next request, which takes longer than a probe. Without it,
+ * both sides slept on every call of a run of failing calls.
+ */
+const AFTER_FAILURE_POLLS = 15_000;
 /** The most waits a side skips spinning for after short spins that failed in a row. */
 const MAX_SPIN_SKIP = 16;
 /** The most waits a side skips probing for after probes that failed in a row. */
@@ -185,6 +192,8 @@ export class ChannelWaits {
   readonly probes = new SpinBackoff(MAX_PROBE_SKIP);
   /** Whether the other side was awake, waiting, as this side sent its last message. */
   peerWaited = false;
+  /** (Worker side.) Whether the last answer was a failure (see `WorkerChannel.postFailure`). */
+  answeredFailure = false;
   /**
    * (Host side.) Whether the last answer came late to a spin that followed
    * a working peer, and waits for {@linkcode judgeLateAnswer}.
@@ -469,6 +478,16 @@ abstract class ChannelEnd {
     return false;
   }
 
+  /** Spins up to `polls` times for the counter to move, whatever the spins' back-off says. */
+  protected spinFor(counter: number, polls: number): boolean {
+    const counters = this.counters;
+    const seen = this.seen;
+    for (let i = 0; i < polls; i++) {
+      if (Atomics.load(counters, counter) !== seen) return true;
+    }
+    return false;
+  }
+
   protected take(counter: number, views = false): WireMessage {
     this.seen = Atomics.load(this.counters, counter);
     const message = readMessage(this.data, views);
@@ -500,6 +519,16 @@ export class WorkerChannel extends ChannelEnd {
    * as views: the buffer is the host's until this side next posts.
    */
   #readBulk = false;
+
+  /**
+   * {@linkcode post} for the answer of a failed call: the host takes longer
+   * to send the next request (it makes the error first), so this side's
+   * next wait spins longer before it sleeps.
+   */
+  postFailure(op: number, values: readonly WireValue[]): void {
+    this.post(op, values);
+    this.waits.answeredFailure = true;
+  }
 
   /** Sends a message to the host, and rings its doorbell when it sleeps. */
   post(op: number, values: readonly WireValue[]): void {
@@ -559,7 +588,12 @@ export class WorkerChannel extends ChannelEnd {
   /** Returns once the host's counter moved: after a spin, or asleep. */
   #await(): void {
     // Its own answer may still count as in flight: the host has not taken it yet.
-    if (this.arrived(TO_WORKER, Atomics.load(this.#doorbell, CROWDED) !== 0)) return;
+    const crowded = Atomics.load(this.#doorbell, CROWDED) !== 0;
+    if (this.waits.answeredFailure) {
+      this.waits.answeredFailure = false;
+      if (!crowded && this.spinFor(TO_WORKER, AFTER_FAILURE_POLLS)) return;
+    }
+    if (this.arrived(TO_WORKER, crowded)) return;
     const counters = this.counters;
     Atomics.store(this.flags, WORKER_SLEEPING, 1);
     while (Atomics.load(counters, TO_WORKER) === this.seen) {

@@ -759,8 +759,9 @@ class WorkerBackend implements PluginBackend {
     const values = reply.values;
     this.#memoryBytes = values.pop() as number;
     const fuel = this.#lastFuelUsed = values.pop() as number;
-    // An answer that came late to the host's spin is worth spinning for if the guest worked.
-    this.#live?.waits.judgeLateAnswer(fuel >= LATE_ANSWER_FUEL);
+    // An answer that came late to the host's spin is worth spinning for if the worker worked:
+    // the guest ran long enough, or the call failed (its error takes a while to make and send).
+    this.#live?.waits.judgeLateAnswer(fuel >= LATE_ANSWER_FUEL || reply.op === ToHost.Failure);
     return values;
   }
 

@@ -206,10 +206,11 @@ async function serve(
     }
     if (channel.awaiting) await channel.settle();
     try {
-      channel.post(reply[0], reply[1]);
+      if (reply[0] === ToHost.Failure) channel.postFailure(reply[0], reply[1]);
+      else channel.post(reply[0], reply[1]);
     } catch (err) {
       // Too large for the channel: the host still needs an answer.
-      channel.post(...failure(instance, err));
+      channel.postFailure(...failure(instance, err));
     }
   }
 }
