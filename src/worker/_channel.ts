@@ -190,6 +190,8 @@ export class ChannelWaits {
   readonly followers = new SpinBackoff(MAX_SPIN_SKIP);
   /** Probes of a sleeping peer. */
   readonly probes = new SpinBackoff(MAX_PROBE_SKIP);
+  /** (Worker side.) The long spins after a failure (see `WorkerChannel.postFailure`). */
+  readonly afterFailure = new SpinBackoff(MAX_PROBE_SKIP);
   /** Whether the other side was awake, waiting, as this side sent its last message. */
   peerWaited = false;
   /** (Worker side.) Whether the last answer was a failure (see `WorkerChannel.postFailure`). */
@@ -589,9 +591,17 @@ export class WorkerChannel extends ChannelEnd {
   #await(): void {
     // Its own answer may still count as in flight: the host has not taken it yet.
     const crowded = Atomics.load(this.#doorbell, CROWDED) !== 0;
-    if (this.waits.answeredFailure) {
-      this.waits.answeredFailure = false;
-      if (!crowded && this.spinFor(TO_WORKER, AFTER_FAILURE_POLLS)) return;
+    const waits = this.waits;
+    if (waits.answeredFailure) {
+      waits.answeredFailure = false;
+      // On a busy machine the host may need this core to get there: the spin backs off then.
+      if (!crowded && !waits.afterFailure.skip()) {
+        if (this.spinFor(TO_WORKER, AFTER_FAILURE_POLLS)) {
+          waits.afterFailure.succeeded();
+          return;
+        }
+        waits.afterFailure.failed();
+      }
     }
     if (this.arrived(TO_WORKER, crowded)) return;
     const counters = this.counters;
