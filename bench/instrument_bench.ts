@@ -67,11 +67,9 @@ const CASES: { name: string; fn: string; arg: number }[] = [
 const VARIANTS: Record<string, InstrumentOptions | null> = {
   plain: null,
   "all (clock)": { fuel: true, callDepth: true, deadline: "clock" },
-  "all (shared-flag)": { fuel: true, callDepth: true, deadline: "shared-flag" },
   "fuel only": { fuel: true },
   "depth only": { callDepth: true },
   "deadline (clock)": { deadline: "clock" },
-  "deadline (shared-flag)": { deadline: "shared-flag" },
 };
 
 /** Median time of each variant on one workload, and its ratio to plain. */

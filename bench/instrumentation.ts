@@ -8,10 +8,8 @@
  * Workloads: two call-heavy ones, a recursive `fib` in WAT and wasi-libc's
  * `qsort` calling a C comparator through a function pointer
  * (`bench/fixtures/qsort.c`, built by `bench/fixtures/build.sh`), and a loop
- * without calls (FNV-1a over a 64 KiB buffer). Each is instrumented with the
- * deadline plugins of both isolations get (`"clock"`) and the instrumenter's
- * other mode (`"shared-flag"`, a flag another thread raises). Interleaved
- * round by round, medians.
+ * without calls (FNV-1a over a 64 KiB buffer). Each is instrumented as
+ * plugins of both isolations are. Interleaved round by round, medians.
  *
  * @module
  */
@@ -44,10 +42,9 @@ interface Workload {
   readonly iterations: number;
 }
 
-/** The instrumented variants: the deadline mode of plugins, and the instrumenter's other one. */
+/** The instrumented variants, by the deadline mode they get. */
 const MODES: Record<string, DeadlineMode> = {
   Instrumented: "clock",
-  InstrumentedSharedFlag: "shared-flag",
 };
 
 /** One instance of a workload's bytes, plain or instrumented, ready to call. */
@@ -60,7 +57,7 @@ function instantiate(workload: Workload, mode: DeadlineMode | null): (n: number)
       callDepth: true,
       deadline: mode,
       // A worker plugin's module also exports its state, which changes no code.
-      exportState: mode === "clock",
+      exportState: true,
       validate: false,
     });
   }

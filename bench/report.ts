@@ -78,13 +78,10 @@ const DESCRIPTIONS: Record<string, string> = {
   extismCreateWorker: "Extism: create (and close) a `runInWorker` plugin, module compiled",
   fibPlain: "recursive `fib(30)` in WAT, plain",
   fibInstrumented: "the same, instrumented (fuel, depth, clock deadline: plugins)",
-  fibInstrumentedSharedFlag: "the same, instrumented (fuel, depth, shared-flag deadline)",
   qsortPlain: "C `qsort` of 20 000 ints with a comparator callback (wasi-libc), plain",
   qsortInstrumented: "the same, instrumented (clock deadline)",
-  qsortInstrumentedSharedFlag: "the same, instrumented (shared-flag deadline)",
   loopPlain: "loop without calls (FNV-1a over 2 MB), plain",
   loopInstrumented: "the same, instrumented (clock deadline)",
-  loopInstrumentedSharedFlag: "the same, instrumented (shared-flag deadline)",
   callI32OtelNoProvider:
     'inline `plugin.callI32("add")`, unmetered, OpenTelemetry API loaded, no provider',
   callI32OtelOff: "the same with the OpenTelemetry check switched off",

@@ -39,7 +39,7 @@ export interface ExecutionConfig {
   /**
    * Instrument loop headers and function entries with a deadline check so
    * `maxExecutionTimeMs` stops running code. Worker plugins always get the
-   * check (a timeout raises their interrupt flag). With `false`, an inline
+   * check (it is how a timeout stops a guest without killing its worker). With `false`, an inline
    * plugin's deadline still ends host calls, waits and WASI I/O, but a pure
    * wasm loop runs until it returns.
    *

@@ -678,7 +678,7 @@ export class PluginInstance implements PluginBackend {
   /**
    * Ends the running call if the guest is suspended in an async host
    * function: what it waits on rejects with `reason`. A guest running wasm
-   * code is stopped by the instrumentation's interrupt flag instead.
+   * code is stopped by the instrumentation's deadline check instead.
    */
   cancel(reason: unknown): void {
     this.#cancellation?.reject(reason);

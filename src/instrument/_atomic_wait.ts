@@ -11,7 +11,7 @@
  * one per distinct instruction (sub-opcode and memory argument). It waits in
  * slices of at most {@linkcode WAIT_SLICE_NS} with the very same instruction,
  * so that unaligned, out-of-bounds and unshared-memory waits trap as before,
- * and checks the deadline (the flag, or the clock hook) between slices. Its
+ * and checks the deadline (the clock hook) between slices. Its
  * result is the instruction's: 1 when the value differs at the start, 2 once
  * slices have waited out the guest's own timeout, 0 when a slice is
  * notified. A later slice that finds the value changed (a notifier that

@@ -13,11 +13,9 @@
  * - charges the length's fuel (see the cost model of `_fuel.ts`), trapping or
  *   refilling the slice exactly as an ordinary charge does;
  * - checks the deadline before a large instruction (one of at least
- *   {@linkcode BULK_CHECK_UNITS} units): with a `"shared-flag"` deadline it
- *   reads the flag before every bulk instruction (an atomic load is cheap),
- *   with a `"clock"` one it calls the hook before large ones, and without fuel
- *   it counts smaller ones down the clock countdown by their units, so that
- *   the hook's pacing follows the work done.
+ *   {@linkcode BULK_CHECK_UNITS} units): it calls the hook before large
+ *   ones, and without fuel it counts smaller ones down the clock countdown by
+ *   their units, so that the hook's pacing follows the work done.
  *
  * @module
  */
@@ -55,7 +53,7 @@ const MAX_UNITS = 1n << 32n;
 export interface BulkGateSlots {
   /** The fuel globals, or `null` without fuel. */
   readonly fuel: FuelSlots | null;
-  /** The deadline check of the fuel refill (`"shared-flag"`, or `"clock"` with fuel), or `null`. */
+  /** The deadline check of the fuel refill (a deadline with fuel), or `null`. */
   readonly poll: DeadlinePollSlots | null;
   /** The clock countdown (`"clock"` without fuel), or `null`. */
   readonly countdown: {
@@ -146,10 +144,6 @@ export function emitBulkGateBody(out: CodeWriter, kind: number, slots: BulkGateS
 /** Writes the gate's deadline check, for the units in local `units`. */
 function emitDeadlineGate(out: CodeWriter, units: number, slots: BulkGateSlots): void {
   const { poll, countdown } = slots;
-  if (poll?.mode === "shared-flag") {
-    emitDeadlinePoll(out, poll);
-    return;
-  }
   if (poll === null && countdown === null) return;
   emitLarge(out, units);
   out.u8(0x04); // if large

@@ -1,6 +1,6 @@
 /**
- * The deadline pass: checks of a flag or a clock placed so that no path
- * through the code runs for long without one.
+ * The deadline pass: checks of a clock placed so that no path through the
+ * code runs for long without one.
  *
  * With the fuel pass on, the checks ride on fuel (see `_fuel.ts`): they run
  * in the slow path of a charge once per slice of the budget, and the code
@@ -14,102 +14,63 @@
  * only a bounded amount of code can run (for a call tree that unwinds,
  * bounded per frame), even through chains of non-recursive calls, which the
  * work bound keeps from multiplying. Two kinds of instructions run long on
- * their own and carry checks of their own in every mode: bulk instructions
+ * their own and carry checks of their own: bulk instructions
  * (`memory.fill` and the like, see `_bulk.ts`) and atomic waits (see
  * `_atomic_wait.ts`).
  *
- * Two modes:
+ * The one mode, `"clock"`: the host's hook is called through slot 0 of an
+ * appended one-element `funcref` table (exported as
+ * {@linkcode DEADLINE_HOOKS_EXPORT}, type `[] -> [i32]`) and returns non-zero
+ * when the call must stop: its deadline passed on the clock of the thread the
+ * guest runs on, or another thread (the host of a worker) asked it to stop.
+ * While the slot is empty the check passes. Using a table rather than a
+ * function import keeps every function index unchanged. Without fuel, a
+ * countdown global is decremented at each check and the hook called when it
+ * reaches zero, the countdown then being reloaded from the interval global.
+ * The host paces the hook to about once a millisecond (see
+ * `InstanceLimits`).
  *
- * - `"shared-flag"`: the check is an `i32.atomic.load` of byte offset 0 of a
- *   memory appended to the module (`(memory 1 1 shared)`, exported as
- *   {@linkcode DEADLINE_MEMORY_EXPORT}). Its buffer is a `SharedArrayBuffer`,
- *   so another thread (the host watching a worker) can raise the flag with
- *   `Atomics.store`. Appending a memory renumbers nothing.
- * - `"clock"`: for a guest running on the host's own thread. The host's hook
- *   is called through slot 0 of an appended one-element `funcref` table
- *   (exported as {@linkcode DEADLINE_HOOKS_EXPORT}, type `[] -> [i32]`) and
- *   returns non-zero when the deadline passed; while the slot is empty the
- *   check passes. Using a table rather than a function import keeps every
- *   function index unchanged. Without fuel, a countdown global is decremented
- *   at each check and the hook called when it reaches zero, the countdown
- *   then being reloaded from the interval global.
- *
- * Either way the check traps with {@linkcode TrapReason.Deadline}; a trap,
- * unlike an exception thrown by the hook, cannot be caught by the guest.
+ * The check traps with {@linkcode TrapReason.Deadline}; a trap, unlike an
+ * exception thrown by the hook, cannot be caught by the guest.
  *
  * @module
  */
 
 import { type CodeWriter, emitGlobalToLocal, emitLocalToGlobal } from "./_code.ts";
-import { emitTrapIf, TrapReason, type TrapSlots } from "./_trap.ts";
+import { emitTrapIf, TrapReason } from "./_trap.ts";
 
-/** Export name of the interrupt-flag memory in `"shared-flag"` mode. */
-export const DEADLINE_MEMORY_EXPORT = "__wasmplug_interrupt";
 /** Export name of the hook table in `"clock"` mode. */
 export const DEADLINE_HOOKS_EXPORT = "__wasmplug_hooks";
 
 /** Where the check of the fuel refill function finds its state. */
-export type DeadlinePollSlots =
-  | {
-    readonly mode: "shared-flag";
-    /** Index of the appended shared memory. */
-    readonly memory: number;
-    /** Index of the trap-reason global. */
-    readonly trapGlobal: number;
-  }
-  | {
-    readonly mode: "clock";
-    /** Index of the hook table. */
-    readonly table: number;
-    /** Index of the `[] -> [i32]` function type. */
-    readonly hookType: number;
-    /** Index of the trap-reason global. */
-    readonly trapGlobal: number;
-  };
-
-/** Where the deadline check finds its state. */
-export type DeadlineSlots =
-  | (TrapSlots & {
-    readonly mode: "shared-flag";
-    /** Index of the appended shared memory. */
-    readonly memory: number;
-  })
-  | {
-    readonly mode: "clock";
-    /** Index of the countdown `i32` global. */
-    readonly ticksGlobal: number;
-    /** Index of the appended `[] -> []` function that reloads the countdown and calls the hook. */
-    readonly tick: number;
-  };
-
-/**
- * Writes a check without a countdown: it reads the flag, or calls the hook
- * (used by the fuel refill function, which runs once per slice).
- *
- * @param out Where to write.
- * @param slots The mode and its indices.
- */
-export function emitDeadlinePoll(out: CodeWriter, slots: DeadlinePollSlots): void {
-  if (slots.mode === "shared-flag") {
-    emitFlagCheck(out, slots.memory, slots);
-    return;
-  }
-  emitHookCall(out, slots);
+export interface DeadlinePollSlots {
+  readonly mode: "clock";
+  /** Index of the hook table. */
+  readonly table: number;
+  /** Index of the `[] -> [i32]` function type. */
+  readonly hookType: number;
+  /** Index of the trap-reason global. */
+  readonly trapGlobal: number;
 }
 
-function emitFlagCheck(out: CodeWriter, memory: number, slots: TrapSlots): void {
-  out.u8(0x41); // i32.const 0
-  out.u8(0x00);
-  out.u8(0xfe); // i32.atomic.load
-  out.u8(0x10);
-  if (memory === 0) {
-    out.u8(0x02); // align 4
-  } else {
-    out.u8(0x42); // align 4, explicit memory index
-    out.u32(memory);
-  }
-  out.u8(0x00); // offset 0
-  emitTrapIf(out, TrapReason.Deadline, slots);
+/** Where the deadline check finds its state. */
+export interface DeadlineSlots {
+  readonly mode: "clock";
+  /** Index of the countdown `i32` global. */
+  readonly ticksGlobal: number;
+  /** Index of the appended `[] -> []` function that reloads the countdown and calls the hook. */
+  readonly tick: number;
+}
+
+/**
+ * Writes a check without a countdown: it calls the hook (used by the fuel
+ * refill function, which runs once per slice).
+ *
+ * @param out Where to write.
+ * @param slots The hook's indices.
+ */
+export function emitDeadlinePoll(out: CodeWriter, slots: DeadlinePollSlots): void {
+  emitHookCall(out, slots);
 }
 
 /** Writes `block (br_if 0 (ref.is_null (table.get 0))) (call the hook) (trap if it returned 1) end`. */
@@ -148,7 +109,7 @@ function emitHookCall(
  */
 export function emitTickBody(
   out: CodeWriter,
-  slots: DeadlinePollSlots & { readonly mode: "clock" },
+  slots: DeadlinePollSlots,
   ticksGlobal: number,
   intervalGlobal: number,
 ): void {
@@ -172,7 +133,7 @@ export function emitTickBody(
  */
 export function emitCachedClockCheck(
   out: CodeWriter,
-  slots: DeadlineSlots & { readonly mode: "clock" },
+  slots: DeadlineSlots,
   local: number,
 ): void {
   out.u8(0x20); // local.get ticks
@@ -191,7 +152,7 @@ export function emitCachedClockCheck(
  */
 function emitTickWhenDue(
   out: CodeWriter,
-  slots: DeadlineSlots & { readonly mode: "clock" },
+  slots: DeadlineSlots,
   reload: number | null,
 ): void {
   out.u8(0x41); // i32.const 0
@@ -207,7 +168,7 @@ function emitTickWhenDue(
 /** Writes `local = countdown global` (`"clock"` mode). */
 export function emitTicksLoad(
   out: CodeWriter,
-  slots: DeadlineSlots & { readonly mode: "clock" },
+  slots: DeadlineSlots,
   local: number,
 ): void {
   emitGlobalToLocal(out, slots.ticksGlobal, local);
@@ -216,7 +177,7 @@ export function emitTicksLoad(
 /** Writes `countdown global = local` (`"clock"` mode). */
 export function emitTicksFlush(
   out: CodeWriter,
-  slots: DeadlineSlots & { readonly mode: "clock" },
+  slots: DeadlineSlots,
   local: number,
 ): void {
   emitLocalToGlobal(out, local, slots.ticksGlobal);
@@ -226,14 +187,10 @@ export function emitTicksFlush(
  * Writes one deadline check.
  *
  * @param out Where to write.
- * @param slots The mode and its indices.
- * @param temp Index of an `i32` scratch local (used in `"clock"` mode).
+ * @param slots The countdown's indices.
+ * @param temp Index of an `i32` scratch local.
  */
 export function emitDeadlineCheck(out: CodeWriter, slots: DeadlineSlots, temp: number): void {
-  if (slots.mode === "shared-flag") {
-    emitFlagCheck(out, slots.memory, slots);
-    return;
-  }
   out.u8(0x23); // global.get ticks
   out.u32(slots.ticksGlobal);
   out.u8(0x41); // i32.const 1

@@ -9,7 +9,7 @@
  *   integer of magnitude at most 2^53 (exact in an `f64`), and the depth
  *   limit; it clears the trap reason, sets the fuel global (in a sliced
  *   budget, the first slice, the rest going to the reserve), the depth global,
- *   the clock countdown and the interrupt flag, as the passes need.
+ *   and the clock countdown, as the passes need.
  * - {@linkcode FUEL_LEFT_EXPORT} `(result f64)` returns the fuel left, slice
  *   and reserve together: negative once exhausted, exact whenever the budget
  *   was at most 2^53.
@@ -46,8 +46,6 @@ export interface PrepareSlots {
   readonly ticksGlobal: number;
   /** Index of the `i32` global the countdown starts from, or -1. */
   readonly ticksIntervalGlobal: number;
-  /** Index of the shared memory holding the interrupt flag, or -1. */
-  readonly flagMemory: number;
 }
 
 /**
@@ -110,21 +108,6 @@ export function emitPrepareBody(out: CodeWriter, slots: PrepareSlots): void {
     out.u32(slots.ticksIntervalGlobal);
     out.u8(0x24);
     out.u32(slots.ticksGlobal);
-  }
-  if (slots.flagMemory >= 0) {
-    out.u8(0x41); // i32.atomic.store (flag at byte 0) 0
-    out.u8(0x00);
-    out.u8(0x41);
-    out.u8(0x00);
-    out.u8(0xfe);
-    out.u8(0x17);
-    if (slots.flagMemory === 0) {
-      out.u8(0x02); // align 4
-    } else {
-      out.u8(0x42); // align 4, explicit memory index
-      out.u32(slots.flagMemory);
-    }
-    out.u8(0x00); // offset 0
   }
   out.u8(0x0b); // end
 }

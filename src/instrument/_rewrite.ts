@@ -71,7 +71,6 @@ interface Snippets {
   readonly depthStore: Uint8Array;
   readonly depthTailStore: Uint8Array;
   readonly check: Uint8Array;
-  readonly checkInline: Uint8Array;
   /** Checks, loads and stores of a function that caches the clock countdown. */
   readonly cachedCheck: Uint8Array;
   readonly ticksLoad: Uint8Array;
@@ -129,7 +128,7 @@ function snippets(plan: BodyPlan, firstNew: number): Snippets {
   let next = firstNew;
   const fuelTemp = fuel === null ? -1 : next++;
   const depthLocal = depth === null ? -1 : next++;
-  const clockTemp = deadline?.mode === "clock" ? next++ : -1;
+  const clockTemp = deadline !== null ? next++ : -1;
   const none = new Uint8Array(0);
   const [chargeHead, chargeTail] = fuel === null
     ? [none, none]
@@ -146,23 +145,11 @@ function snippets(plan: BodyPlan, firstNew: number): Snippets {
     depthStore: snippet((out) => depth !== null && emitDepthStore(out, depth, depthLocal)),
     depthTailStore: snippet((out) => depth !== null && emitDepthTailStore(out, depth, depthLocal)),
     check: snippet((out) => deadline !== null && emitDeadlineCheck(out, deadline, clockTemp)),
-    checkInline: snippet((out) =>
-      deadline !== null &&
-      emitDeadlineCheck(
-        out,
-        deadline.mode === "shared-flag" ? { ...deadline, trapFunction: null } : deadline,
-        clockTemp,
-      )
-    ),
     cachedCheck: snippet((out) =>
-      deadline?.mode === "clock" && emitCachedClockCheck(out, deadline, clockTemp)
+      deadline !== null && emitCachedClockCheck(out, deadline, clockTemp)
     ),
-    ticksLoad: snippet((out) =>
-      deadline?.mode === "clock" && emitTicksLoad(out, deadline, clockTemp)
-    ),
-    ticksFlush: snippet((out) =>
-      deadline?.mode === "clock" && emitTicksFlush(out, deadline, clockTemp)
-    ),
+    ticksLoad: snippet((out) => deadline !== null && emitTicksLoad(out, deadline, clockTemp)),
+    ticksFlush: snippet((out) => deadline !== null && emitTicksFlush(out, deadline, clockTemp)),
     chargeHead,
     chargeTail,
     cachedHead,
@@ -306,15 +293,12 @@ interface Picked {
 function pick(s: Snippets, plan: BodyPlan, flags: number): Picked {
   const { fuel, deadline } = plan;
   // Functions with loops count down a local copy of the fuel (or clock) global.
-  const cached = flags === BodyFlags.Loop && (fuel !== null || deadline?.mode === "clock");
-  // Functions with loops trap inline, which V8 compiles to cold code; others
-  // call a trap function, which keeps them small enough for V8 to inline.
-  const withLoop = flags & BodyFlags.Loop;
+  const cached = flags === BodyFlags.Loop && (fuel !== null || deadline !== null);
   return {
     cached,
     chargeHead: cached ? s.cachedHead : s.chargeHead,
     chargeTail: cached ? s.cachedTail : s.chargeTail,
-    check: cached ? s.cachedCheck : withLoop ? s.checkInline : s.check,
+    check: cached ? s.cachedCheck : s.check,
     load: fuel !== null ? s.fuelLoad : s.ticksLoad,
     // Charges write the cached fuel through to its global; the countdown is stored back.
     flush: cached && fuel === null ? s.ticksFlush : null,
@@ -344,7 +328,7 @@ function writeAddedLocals(
     declared += reader.u32();
     reader.skipValueType();
   }
-  const i32Count = (depth !== null ? 1 : 0) + (deadline?.mode === "clock" ? 1 : 0);
+  const i32Count = (depth !== null ? 1 : 0) + (deadline !== null ? 1 : 0);
   out.u32(groups + (fuel === null ? 0 : 1) + (i32Count === 0 ? 0 : 1));
   out.copy(bytes, groupsStart, reader.pos);
   if (fuel !== null) {

@@ -73,7 +73,6 @@ import {
 import { emitRefillBody } from "./_fuel.ts";
 import {
   DEADLINE_HOOKS_EXPORT,
-  DEADLINE_MEMORY_EXPORT,
   type DeadlinePollSlots,
   emitDeadlinePoll,
   emitTickBody,
@@ -102,7 +101,7 @@ export type {
 } from "../metering/mod.ts";
 
 export { EngineLimitError, TrapReason };
-export { DEADLINE_HOOKS_EXPORT, DEADLINE_MEMORY_EXPORT };
+export { DEADLINE_HOOKS_EXPORT };
 
 /** Prefix of every export the instrumenter adds; input modules may not use it. */
 export const RESERVED_EXPORT_PREFIX = "__wasmplug_";
@@ -129,8 +128,8 @@ export const MEMORY_STATE_EXPORT_PREFIX = "__wasmplug_memory_";
 /** Prefix of the export names of mutable globals (`exportState`), followed by the global index. */
 export const GLOBAL_STATE_EXPORT_PREFIX = "__wasmplug_global_";
 
-/** Ways of checking a deadline; see `_deadline.ts`. */
-export type DeadlineMode = "shared-flag" | "clock";
+/** How a deadline is checked; see `_deadline.ts`. */
+export type DeadlineMode = "clock";
 
 /** Options of {@linkcode instrument}. */
 export interface InstrumentOptions {
@@ -162,8 +161,8 @@ export interface InstrumentOptions {
    */
   callDepth?: boolean | { max?: number };
   /**
-   * Check a deadline: `"shared-flag"` reads a flag another thread can raise,
-   * `"clock"` periodically calls a host hook on the same thread. With fuel on,
+   * Check a deadline: `"clock"` periodically calls a host hook, which says
+   * whether the call must stop (see `InstanceLimits`). With fuel on,
    * the checks run once per slice of fuel; without, at loop headers and before
    * calls that can recurse (see `_deadline.ts`). Either way a check also runs
    * before large bulk instructions (`memory.fill` and the like, see
@@ -212,7 +211,7 @@ export interface InstrumentResult extends InstrumentMetadata {
 
 /** Initial value of the clock-mode interval, in checks between hook calls. */
 const INITIAL_INTERVAL = 1000;
-/** Initial (and, in `"shared-flag"` mode, fixed) largest fuel slice. */
+/** Initial largest fuel slice. */
 const INITIAL_SLICE = 1n << 16n;
 
 /** Section ids, as the parser names them. */
@@ -257,9 +256,9 @@ export function instrument(bytes: Uint8Array, options: InstrumentOptions = {}): 
       `Cannot instrument as 'callDepth.max' must be an integer from 0 to 2^31-1: current value is ${maxDepth}`,
     );
   }
-  if (deadline !== false && deadline !== "shared-flag" && deadline !== "clock") {
+  if (deadline !== false && deadline !== "clock") {
     throw new RangeError(
-      `Cannot instrument as 'deadline' must be "shared-flag", "clock" or false: current value is ${
+      `Cannot instrument as 'deadline' must be "clock" or false: current value is ${
         String(deadline)
       }`,
     );
@@ -451,11 +450,7 @@ class Assembler {
     const depth = maxDepth < 0 ? null : this.#addDepth(maxDepth, trapGlobal, hasCode);
     // What the host's prepare function sets beyond the trap, fuel and depth globals.
     const armed = { ticksGlobal: -1, ticksIntervalGlobal: -1, reserveGlobal: -1, sliceGlobal: -1 };
-    const setup = deadline === "shared-flag"
-      ? this.#addSharedFlag(trapGlobal, checksInCode)
-      : deadline === "clock"
-      ? this.#addClock(trapGlobal, checksInCode, armed)
-      : null;
+    const setup = deadline === "clock" ? this.#addClock(trapGlobal, checksInCode, armed) : null;
     const poll = setup?.poll ?? null;
     let refill: number | null = null;
     let deadlineMeta = setup?.meta ?? null;
@@ -475,7 +470,7 @@ class Assembler {
       depth: depth?.slots ?? null,
       checks: setup?.inCode ?? null,
       poll,
-      pollInGates: sliced || deadline === "shared-flag",
+      pollInGates: sliced,
       trapGlobal,
       armed,
     });
@@ -502,25 +497,6 @@ class Assembler {
     const name = this.#export(DEPTH_GLOBAL_EXPORT, 3, index);
     const trapFunction = hasCode ? this.#trapFunction(TrapReason.CallDepth, trapGlobal) : null;
     return { name, slots: { depthGlobal: index, trapGlobal, trapFunction } };
-  }
-
-  /** Appends and exports the flag's shared memory, and the trap function of checks in code. */
-  #addSharedFlag(trapGlobal: number, checksInCode: boolean): DeadlineSetup {
-    const memory = this.#counts.memory + this.#info.memories.length;
-    const out = this.#append(Section.Memory);
-    out.u8(0x03); // shared, with maximum
-    out.u8(0x01);
-    out.u8(0x01);
-    this.#export(DEADLINE_MEMORY_EXPORT, 2, memory);
-    const poll: DeadlinePollSlots = { mode: "shared-flag", memory, trapGlobal };
-    const inCode = checksInCode
-      ? { ...poll, trapFunction: this.#trapFunction(TrapReason.Deadline, trapGlobal) }
-      : null;
-    return {
-      poll,
-      inCode,
-      meta: { mode: "shared-flag", memory: DEADLINE_MEMORY_EXPORT, pacing: null },
-    };
   }
 
   /**
@@ -598,7 +574,7 @@ class Assembler {
     const bulkGates = this.#bulkGates(scan, {
       fuel,
       poll: passes.pollInGates ? poll : null,
-      countdown: checks?.mode === "clock" ? checks : null,
+      countdown: checks,
     });
     const waitFunctions = poll === null ? [] : scan.waits.map((wait) => {
       const memory64 = addressTypes?.memory64[wait.memory] === true;
@@ -610,7 +586,6 @@ class Assembler {
         trapGlobal: passes.trapGlobal,
         fuelGlobal: fuel?.fuelGlobal ?? -1,
         depthGlobal: depth?.depthGlobal ?? -1,
-        flagMemory: poll?.mode === "shared-flag" ? poll.memory : -1,
         ...passes.armed,
       });
     }

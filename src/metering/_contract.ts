@@ -25,7 +25,7 @@ export const TrapReason = {
   Fuel: 1,
   /** The call depth limit was exceeded. */
   CallDepth: 2,
-  /** The deadline passed (or the host raised the interrupt flag). */
+  /** The deadline passed, or the host asked the call to stop. */
   Deadline: 3,
 } as const;
 

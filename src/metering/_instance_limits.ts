@@ -1,7 +1,7 @@
 /**
  * The host side of an instrumented instance: sets the budgets before each
- * call, reads what was consumed and which limit stopped it, raises the
- * interrupt flag. Kept apart from the rewriter so that a plugin's worker
+ * call, reads what was consumed and which limit stopped it, and answers
+ * the clock hook (stopping a call when asked). Kept apart from the rewriter so that a plugin's worker
  * loads only this.
  *
  * @module
@@ -74,7 +74,6 @@ export class InstanceLimits {
   readonly #depth: WebAssembly.Global | null;
   readonly #ticks: WebAssembly.Global | null;
   readonly #interval: WebAssembly.Global | null;
-  readonly #flag: Int32Array | null;
   readonly #start: (() => void) | null;
   /** The module's prepare and fuel-left functions (see `_prepare.ts`), when it has them. */
   readonly #prepare: ((fuel: number, depth: number) => void) | null;
@@ -109,12 +108,9 @@ export class InstanceLimits {
     this.#ticks = pacing?.by === "checks" ? global(pacing.ticksGlobal) : null;
     this.#reserve = pacing?.by === "fuel" ? global(pacing.reserveGlobal) : null;
     this.#interval = global(pacing?.intervalGlobal);
-    this.#flag = deadline?.mode === "shared-flag"
-      ? new Int32Array((exports[deadline.memory] as WebAssembly.Memory).buffer, 0, 1)
-      : null;
     this.#stopRequested = options.stopRequested ?? null;
     this.#deadlineAt = options.deadlineAt ?? null;
-    if (deadline?.mode === "clock") {
+    if (deadline !== null) {
       const table = exports[deadline.table] as WebAssembly.Table;
       table.set(0, createDeadlineHook(() => this.#checkClock()));
     }
@@ -148,11 +144,6 @@ export class InstanceLimits {
     let deadline = this.#deadline;
     if (Number.isNaN(deadline)) deadline = this.#deadline = this.#deadlineAt?.(now) ?? Infinity;
     return now >= deadline || this.#stopRequested?.() === true;
-  }
-
-  /** The shared buffer holding the interrupt flag (`"shared-flag"` mode), else `null`. */
-  get interruptBuffer(): SharedArrayBuffer | null {
-    return this.#flag === null ? null : this.#flag.buffer as SharedArrayBuffer;
   }
 
   /**
@@ -213,13 +204,11 @@ export class InstanceLimits {
       }
     }
     if (this.#depth !== null) this.#depth.value = budget.maxCallDepth ?? 1000;
-    if (this.#flag !== null) Atomics.store(this.#flag, 0, 0);
     if (this.#ticks !== null) this.#ticks.value = this.#interval!.value;
   }
 
   /** Makes the running (or next) call stop at its next deadline check. */
   interrupt(): void {
-    if (this.#flag !== null) Atomics.store(this.#flag, 0, 1);
     this.#deadline = -Infinity;
     if (this.#ticks !== null) this.#ticks.value = 1;
     if (this.#reserve !== null) {

@@ -15,22 +15,13 @@ export interface InstrumentMetadata {
   /** Export name of the remaining-depth `i32` global, or `null` without the depth pass. */
   readonly depthGlobal: string | null;
   /** The deadline mode and its exports, or `null` without the deadline pass. */
-  readonly deadline:
-    | null
-    | {
-      readonly mode: "shared-flag";
-      /** Export name of the one-page shared memory whose `i32` at byte 0 is the interrupt flag. */
-      readonly memory: string;
-      /** How often the flag is read. */
-      readonly pacing: DeadlinePacing;
-    }
-    | {
-      readonly mode: "clock";
-      /** Export name of the table whose slot 0 must hold the `[] -> [i32]` hook. */
-      readonly table: string;
-      /** How often the hook is called. */
-      readonly pacing: DeadlinePacing;
-    };
+  readonly deadline: null | {
+    readonly mode: "clock";
+    /** Export name of the table whose slot 0 must hold the `[] -> [i32]` hook. */
+    readonly table: string;
+    /** How often the hook is called. */
+    readonly pacing: DeadlinePacing;
+  };
   /**
    * Export name of the module's start function when it had one: instrumented
    * modules do not run it on instantiation, so the host can set budgets first
@@ -70,7 +61,7 @@ export interface MemoryStateExport {
 }
 
 /**
- * How often deadline checks consult the flag or the hook: `null` at every
+ * How often deadline checks call the hook: `null` at every
  * check; `"checks"` once every `interval` checks (an `i32` countdown);
  * `"fuel"` once per slice of at most `interval` fuel units, the rest of the
  * budget waiting in the reserve (`i64` globals).

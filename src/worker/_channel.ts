@@ -668,9 +668,9 @@ export class WorkerChannel extends ChannelEnd {
   }
 
   /**
-   * True when the host wants the running call stopped. The interrupt flag
-   * says it too, but the flag is reset as a call begins: a stop the host
-   * asked for just before must be raised again.
+   * True when the host wants the running call stopped: the clock hook of
+   * the guest's instrumentation asks it, and so does each call as it begins
+   * (a stop the host asked for just before must not be lost).
    */
   get stopRequested(): boolean {
     return (Atomics.load(this.counters, SIGNALS) & STOP) !== 0;

@@ -50,7 +50,7 @@ import {
 } from "./_protocol.ts";
 import type { WireMessage, WireValue } from "./_wire.ts";
 
-/** How long a guest may take to stop after its interrupt flag is raised. */
+/** How long a guest may take to stop after the host asked it to. */
 const GRACE_MS = 100;
 
 /**

@@ -1,5 +1,6 @@
 // Runs one export of an instrumented module in a worker, so that the test's
-// main thread can raise the shared interrupt flag while it runs, and reports
+// main thread can ask it to stop (a shared flag the clock hook reads, as a
+// plugin's worker reads its channel's stop signal) while it runs, and reports
 // how the call ended and the fuel it consumed.
 import { InstanceLimits, type InstrumentResult } from "../../src/instrument/instrument.ts";
 
@@ -20,9 +21,12 @@ const scope = self as unknown as WorkerScope;
 scope.onmessage = (event) => {
   const { result, name, args, fuel } = event.data;
   const instance = new WebAssembly.Instance(new WebAssembly.Module(result.bytes));
-  const limits = new InstanceLimits(instance, result);
+  const flag = new Int32Array(new SharedArrayBuffer(4));
+  const limits = new InstanceLimits(instance, result, {
+    stopRequested: () => Atomics.load(flag, 0) !== 0,
+  });
   limits.prepare({ fuel });
-  scope.postMessage({ type: "ready", buffer: limits.interruptBuffer });
+  scope.postMessage({ type: "ready", buffer: flag.buffer });
   let error: string | null = null;
   let value: unknown = undefined;
   try {

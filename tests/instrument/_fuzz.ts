@@ -108,10 +108,10 @@ export function instrumenterCorpus(next: () => number): Uint8Array[] {
 
 const OPTIONS: InstrumentOptions[] = [
   { fuel: true, callDepth: true, deadline: "clock" },
-  { fuel: true, callDepth: true, deadline: "shared-flag", validate: false },
+  { fuel: true, callDepth: true, deadline: "clock", validate: false },
   { fuel: true },
   { callDepth: true, deadline: "clock" },
-  { deadline: "shared-flag", validate: false },
+  { deadline: "clock", validate: false },
 ];
 
 /**

@@ -1,7 +1,7 @@
 /**
- * Runs an export of a module instrumented in `"shared-flag"` mode in a
- * worker and raises its interrupt flag after a delay, as a plugin's host does
- * at the deadline.
+ * Runs an export of a module instrumented with a deadline in a worker and
+ * asks it to stop after a delay (a shared flag its clock hook reads), as a
+ * plugin's host does at the deadline.
  *
  * @module
  */

@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { instrument, type InstrumentOptions, TrapReason } from "../../src/instrument/instrument.ts";
+import {
+  InstanceLimits,
+  instrument,
+  type InstrumentOptions,
+  TrapReason,
+} from "../../src/instrument/instrument.ts";
 import { countOps, load, LOOP_HELPER } from "./_host.ts";
 import { wat } from "./_wat.ts";
 import { FIB_FUNC } from "../fixtures/fib.ts";
@@ -48,38 +53,51 @@ Deno.test("deadline pass in clock mode stops a call on the host thread", async (
   });
 });
 
-Deno.test("deadline pass in shared-flag mode reads the interrupt flag", async (t) => {
-  const plugin = load(PROGRAM, { deadline: "shared-flag" });
+Deno.test("the clock hook asks its host whether to stop the call", async (t) => {
+  const result = instrument(wat(PROGRAM), { deadline: "clock" });
+  const instance = new WebAssembly.Instance(new WebAssembly.Module(result.bytes));
+  let stop = false;
+  const limits = new InstanceLimits(instance, result, { stopRequested: () => stop });
+  const spin = instance.exports.spin as () => void;
 
-  await t.step("the flag lives in an appended shared memory", () => {
-    assert.ok(plugin.limits.interruptBuffer instanceof SharedArrayBuffer);
-    assert.equal(plugin.result.deadline?.mode, "shared-flag");
-    // The module's own memory is still memory 0.
-    plugin.call("store", [0, 42]);
-    const own = plugin.instance.exports.memory as WebAssembly.Memory;
-    assert.equal(new Int32Array(own.buffer)[0], 42);
-    assert.equal(new Int32Array(plugin.limits.interruptBuffer!)[0], 0);
+  await t.step("a stop asked for ends the call at the next check", () => {
+    limits.prepare({ deadline: Infinity });
+    stop = true;
+    assert.throws(spin, WebAssembly.RuntimeError);
+    assert.equal(limits.trapReason, TrapReason.Deadline);
   });
 
-  await t.step("a raised flag stops the next check", () => {
-    plugin.limits.prepare({});
-    plugin.limits.interrupt();
-    assert.throws(
-      () => (plugin.instance.exports.spin as () => void)(),
-      WebAssembly.RuntimeError,
-    );
-    assert.equal(plugin.limits.trapReason, TrapReason.Deadline);
+  await t.step("without one, the call runs on", () => {
+    stop = false;
+    limits.prepare({ deadline: Infinity });
+    assert.equal((instance.exports.fib as (n: number) => number)(20), 6765);
+    assert.equal(limits.trapReason, TrapReason.None);
   });
 
-  await t.step("prepare() lowers the flag again", () => {
-    assert.equal(plugin.call("fib", [10]), 55);
+  await t.step("a deadline left unread is asked for once, at the first check", () => {
+    const asked: number[] = [];
+    const other = new WebAssembly.Instance(new WebAssembly.Module(result.bytes));
+    const lazy = new InstanceLimits(other, result, {
+      deadlineAt: (now) => {
+        asked.push(now);
+        return now + 20;
+      },
+    });
+    // A worker arms its calls without reading the clock: a NaN deadline and time.
+    lazy.prepareCall(0, 1000, NaN, NaN);
+    const started = performance.now();
+    assert.throws(other.exports.spin as () => void, WebAssembly.RuntimeError);
+    assert.equal(lazy.trapReason, TrapReason.Deadline);
+    assert.equal(asked.length, 1);
+    assert.ok(asked[0]! >= started);
+    assert.ok(performance.now() - asked[0]! >= 20);
   });
 });
 
-Deno.test("deadline pass in shared-flag mode stops a guest running in a worker", async (t) => {
+Deno.test("deadline pass stops a guest running in a worker when its host asks", async (t) => {
   const variants: [string, InstrumentOptions][] = [
-    ["checks in code", { deadline: "shared-flag" }],
-    ["checks riding on fuel", { fuel: true, callDepth: true, deadline: "shared-flag" }],
+    ["checks in code", { deadline: "clock" }],
+    ["checks riding on fuel", { fuel: true, callDepth: true, deadline: "clock" }],
   ];
   for (const [name, options] of variants) {
     await t.step(name, async () => {
@@ -129,11 +147,12 @@ const SHAPES = `(module
 
 Deno.test("deadline pass without fuel checks loops and calls that can run long", async (t) => {
   await t.step("calls of small non-recursive functions go unchecked", () => {
-    const { bytes } = instrument(wat(SHAPES), { deadline: "shared-flag" });
-    const atomicLoad = (0xfe << 24 | 0x10) >>> 0;
-    assert.equal(countOps(bytes, 0, atomicLoad), 0);
-    assert.equal(countOps(bytes, 1, atomicLoad), 1); // the loop header
-    assert.equal(countOps(bytes, 2, atomicLoad), 1); // the recursive tail call
+    const { bytes } = instrument(wat(SHAPES), { deadline: "clock" });
+    // Each check counts the clock countdown down with an i32.sub.
+    const sub = 0x6b;
+    assert.equal(countOps(bytes, 0, sub), 0);
+    assert.equal(countOps(bytes, 1, sub), 2); // its own, and the loop header's check
+    assert.equal(countOps(bytes, 2, sub), 1); // the recursive tail call
   });
 
   await t.step("endless tail recursion stops", () => {
@@ -146,17 +165,17 @@ Deno.test("deadline pass without fuel checks loops and calls that can run long",
   });
 
   await t.step("an exponential tree of non-recursive calls stops", () => {
-    for (const mode of ["clock", "shared-flag"] as const) {
-      const plugin = load(exponentialChain(40), { deadline: mode });
+    for (const stop of ["deadline", "interrupt"] as const) {
+      const plugin = load(exponentialChain(40), { deadline: "clock" });
       const started = performance.now();
-      if (mode === "shared-flag") {
+      if (stop === "interrupt") {
         plugin.limits.prepare({});
         plugin.limits.interrupt();
         assert.throws(() => (plugin.instance.exports.f0 as (n: number) => number)(0));
       } else {
         assert.throws(() => plugin.call("f0", [0], { deadline: performance.now() + 50 }));
       }
-      assert.equal(plugin.limits.trapReason, TrapReason.Deadline, mode);
+      assert.equal(plugin.limits.trapReason, TrapReason.Deadline, stop);
       assert.ok(performance.now() - started < 2000);
     }
   });

@@ -67,8 +67,8 @@ Deno.test("instrument() refuses to take a module past the engine's limits", asyn
       );
       return true;
     });
-    // The shared-flag deadline adds no type to a module without code.
-    assert.ok(WebAssembly.validate(instrument(bytes, { deadline: "shared-flag" }).bytes));
+    // Fuel and depth add no type to a module without code.
+    assert.ok(WebAssembly.validate(instrument(bytes, { fuel: true, callDepth: true }).bytes));
   });
   await t.step("locals past 50 000 in a function", () => {
     const body = (locals: number): number[] => {
@@ -117,46 +117,44 @@ Deno.test("instrument() keeps every index and non-code section intact", () => {
     (func (export "ref") (result funcref) (ref.func $b))
     (start $s) (func $s (global.set $g (i32.const 7))))`;
   const bytes = wat(source, { debugNames: true });
-  for (const deadline of ["clock", "shared-flag"] as const) {
-    const result = instrument(bytes, { ...ALL, deadline });
-    const before = parseModule(bytes);
-    const after = parseModule(result.bytes);
-    assert.deepEqual(
-      after.exports.slice(0, before.exports.length),
-      before.exports.map((e) => ({
-        ...e,
-        offset: after.exports[before.exports.indexOf(e)]!.offset,
-      })),
-    );
-    // The name section and the instrumenter's own branch hints aside (see below).
-    const custom = (info: typeof before, from: Uint8Array): Uint8Array[] =>
-      info.customSections.filter((s) => s.name !== "metadata.code.branch_hint" && s.name !== "name")
-        .map((s) => from.subarray(s.start, s.end));
-    assert.deepEqual(custom(after, result.bytes), custom(before, bytes));
-    // Every function keeps its name, and the variant of a split function takes it too.
-    const named = functionNames(result.bytes);
-    const original = functionNames(bytes);
-    assert.ok(original.size > 0);
-    for (const [f, name] of original) {
-      assert.equal(named.get(f), name);
-      if (f === 0) continue; // the imported function
-      const variant = variantOf(result.bytes, f - 1);
-      if (variant !== null) assert.equal(named.get(variant), name);
-    }
-    assert.ok(named.size > original.size, "some function has a variant");
-    const memory = new WebAssembly.Memory({ initial: 1 });
-    const imports = { env: { mem: memory, g: 1, f: () => 10 } };
-    const instance = new WebAssembly.Instance(new WebAssembly.Module(result.bytes), imports);
-    const limits = new InstanceLimits(instance, result);
-    limits.prepare({ fuel: 1000n, maxCallDepth: 10 });
-    limits.runStart();
-    const exports = instance.exports as Record<string, (x?: number) => unknown>;
-    assert.equal(exports.a!(), 17);
-    assert.equal(exports.b!(3), 20);
-    assert.equal(typeof exports.ref!(), "function");
-    assert.equal(new Int32Array(memory.buffer)[1], 3, "memory 0 is still the imported one");
-    assert.equal(limits.trapReason, TrapReason.None);
+  const result = instrument(bytes, ALL);
+  const before = parseModule(bytes);
+  const after = parseModule(result.bytes);
+  assert.deepEqual(
+    after.exports.slice(0, before.exports.length),
+    before.exports.map((e) => ({
+      ...e,
+      offset: after.exports[before.exports.indexOf(e)]!.offset,
+    })),
+  );
+  // The name section and the instrumenter's own branch hints aside (see below).
+  const custom = (info: typeof before, from: Uint8Array): Uint8Array[] =>
+    info.customSections.filter((s) => s.name !== "metadata.code.branch_hint" && s.name !== "name")
+      .map((s) => from.subarray(s.start, s.end));
+  assert.deepEqual(custom(after, result.bytes), custom(before, bytes));
+  // Every function keeps its name, and the variant of a split function takes it too.
+  const named = functionNames(result.bytes);
+  const original = functionNames(bytes);
+  assert.ok(original.size > 0);
+  for (const [f, name] of original) {
+    assert.equal(named.get(f), name);
+    if (f === 0) continue; // the imported function
+    const variant = variantOf(result.bytes, f - 1);
+    if (variant !== null) assert.equal(named.get(variant), name);
   }
+  assert.ok(named.size > original.size, "some function has a variant");
+  const memory = new WebAssembly.Memory({ initial: 1 });
+  const imports = { env: { mem: memory, g: 1, f: () => 10 } };
+  const instance = new WebAssembly.Instance(new WebAssembly.Module(result.bytes), imports);
+  const limits = new InstanceLimits(instance, result);
+  limits.prepare({ fuel: 1000n, maxCallDepth: 10 });
+  limits.runStart();
+  const exports = instance.exports as Record<string, (x?: number) => unknown>;
+  assert.equal(exports.a!(), 17);
+  assert.equal(exports.b!(3), 20);
+  assert.equal(typeof exports.ref!(), "function");
+  assert.equal(new Int32Array(memory.buffer)[1], 3, "memory 0 is still the imported one");
+  assert.equal(limits.trapReason, TrapReason.None);
 });
 
 Deno.test("instrument() drops code metadata, whose offsets no longer hold", () => {
@@ -206,7 +204,7 @@ Deno.test("instrument() hints that the passes' slow paths are unlikely", () => {
       { fuel: true },
       { callDepth: true },
       { deadline: "clock" },
-      { deadline: "shared-flag", callDepth: true },
+      { deadline: "clock", callDepth: true },
     ] as const
   ) {
     const result = instrument(bytes, options).bytes;

@@ -25,11 +25,6 @@ const MODES: [string, InstrumentOptions][] = [
   ["fuel", { fuel: true }],
   ["fuel and depth", { fuel: true, callDepth: true }],
   ["fuel, depth and clock deadline", ALL],
-  ["fuel, depth and shared-flag deadline", {
-    fuel: true,
-    callDepth: true,
-    deadline: "shared-flag",
-  }],
 ];
 const BUDGET = 1n << 40n;
 const GLOBAL_GET = 0x23;

@@ -128,7 +128,7 @@ Deno.test("enforceTotals() works after instrumentation, ignoring the instrumente
     (func (export "grow") (param i32) (result i32)
       (loop $l (br_if $l (i32.eqz (i32.const 1))))
       (memory.grow $b (local.get 0))))`);
-  const instrumented = instrument(source, { fuel: true, deadline: "shared-flag" });
+  const instrumented = instrument(source, { fuel: true, deadline: "clock" });
   const { bytes, memoryBytesExport } = enforceTotals(instrumented.bytes, limits, { memories: 2 });
   assert.equal(memoryBytesExport, MEMORY_BYTES_EXPORT);
   const { instance } = await WebAssembly.instantiate(bytes as Uint8Array<ArrayBuffer>);
@@ -139,7 +139,7 @@ Deno.test("enforceTotals() works after instrumentation, ignoring the instrumente
   assert.equal(grow(1), 0);
   assert.equal((instance.exports[MEMORY_BYTES_EXPORT] as () => bigint)(), BigInt(2 * PAGE));
   const used = 1000n - instanceLimits.fuelRemaining;
-  const plain = instrument(source, { fuel: true, deadline: "shared-flag" });
+  const plain = instrument(source, { fuel: true, deadline: "clock" });
   const plainInstance = (await WebAssembly.instantiate(plain.bytes)).instance;
   const plainLimits = new InstanceLimits(plainInstance, plain);
   plainLimits.prepare({ fuel: 1000, maxCallDepth: 100, deadline: Infinity, now: 0 });

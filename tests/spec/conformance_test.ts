@@ -41,14 +41,8 @@ Deno.test({
       assert.equal(plain.passed, SPEC_COMMANDS_PASSED);
     });
 
-    // The other ways the passes combine: deadline checks riding on sliced fuel
-    // read from a shared flag, and deadline checks placed in code.
+    // The other way the passes combine: deadline checks placed in code.
     const others: [string, InstrumentOptions][] = [
-      ["fuel, call depth and a shared-flag deadline", {
-        fuel: { initial: 1n << 60n },
-        callDepth: { max: 1000 },
-        deadline: "shared-flag",
-      }],
       ["call depth and a clock deadline without fuel", {
         callDepth: { max: 1000 },
         deadline: "clock",
