@@ -13,8 +13,19 @@ import type { InstrumentMetadata } from "./_metadata.ts";
 /** Largest budget the prepare function takes exactly (as an `f64`). */
 const MAX_EXACT = 2 ** 53;
 
-/** Largest fuel slice the clock hook grows the interval to. */
-const MAX_SLICE = 1n << 40n;
+/**
+ * Largest fuel slice the clock hook grows the interval to: 2^20 units, about
+ * 0.3-1 ms of a tight loop. Units are not time: a guest can warm the pacing
+ * with fast code and then run code that is slow per unit (a `throw` caught in
+ * a loop), and the next hook call comes only after a whole slice of it. With
+ * slices of up to 2^40 units, a 50 ms timeout ended after 587 ms inline (and
+ * a worker was terminated after its grace); with this bound, after 65-69 ms.
+ * Smaller bounds cost call-heavy code more (2^16: recursive fib 1.40x
+ * instrumented against 1.18x unbounded; 2^20: 1.28x).
+ */
+const MAX_SLICE = 1n << 20n;
+/** Largest number of checks between hook calls without fuel, for the same reason. */
+const MAX_CHECKS = 1 << 15;
 
 /** `(module (import "h" "f" (func (result i32))) (export "f" (func 0)))` */
 // deno-fmt-ignore
@@ -137,7 +148,7 @@ export class InstanceLimits {
         if (elapsed < 0.5 && current < MAX_SLICE) interval.value = current * 2n;
         else if (elapsed > 2 && current > 1n) interval.value = current >> 1n;
       } else {
-        if (elapsed < 0.5 && current < 0x4000000) interval.value = current * 2;
+        if (elapsed < 0.5 && current < MAX_CHECKS) interval.value = current * 2;
         else if (elapsed > 2 && current > 1) interval.value = current >> 1;
       }
     }

@@ -112,3 +112,37 @@ testEachIsolation("Hostile: unbounded recursion ends in a CallDepthExceededError
     });
   }
 });
+
+/**
+ * Fuel units are not time: a guest warms the deadline check's pacing with a
+ * fast loop, then throws and catches in a loop, which costs far more time per
+ * unit. With unbounded pacing, a 50 ms timeout ended after 587 ms inline.
+ */
+const PACING_WAT = `(module
+  (tag $e)
+  (func (export "warm") (param $n i32)
+    (loop $l (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1))))))
+  (func (export "throw_forever")
+    (loop $l (block $h (try_table (catch_all $h) (throw $e))) (br $l))))`;
+
+testEachIsolation("Hostile: a guest cannot stretch the time between deadline checks", {
+  permissions: "none",
+}, async (t, { loadPlugin }) => {
+  for (const fuelMetering of [true, false]) {
+    await t.step(fuelMetering ? "with fuel" : "without fuel", async () => {
+      await using loaded = await loadPlugin(PACING_WAT, {
+        resourceLimits: fuelMetering ? { maxFuel: null } : {},
+      }, { execution: { fuelMetering } });
+      const { plugin } = loaded;
+      for (let i = 0; i < 5; i++) await plugin.callVoid("warm", [100_000_000]);
+      const started = performance.now();
+      await assertRejectsWith(
+        () => plugin.callVoid("throw_forever", [], { timeoutMs: 50 }),
+        TimeoutError,
+      );
+      // 64-69 ms measured here; a loaded machine stretches it, the old pacing ten times over.
+      const elapsed = performance.now() - started;
+      assert.ok(elapsed < 300, `stopped after ${elapsed.toFixed(0)} ms`);
+    });
+  }
+});
