@@ -1,8 +1,8 @@
 /**
  * The host side of an instrumented instance: sets the budgets before each
  * call, reads what was consumed and which limit stopped it, and answers
- * the clock hook (stopping a call when asked). Kept apart from the rewriter so that a plugin's worker
- * loads only this.
+ * the clock hook (stopping a call when asked). Kept apart from the rewriter
+ * so that a plugin's worker loads only this.
  *
  * @module
  */

@@ -456,19 +456,22 @@ abstract class ChannelEnd {
    * is a failure.
    */
   #spin(counter: number, polls: number, backoff: SpinBackoff, lateMayCount = false): boolean {
+    this.waits.judgeLateAnswer(false);
+    const polled = this.#pollsUntilMoved(counter, polls);
+    if (polled === -1 || (polled >= SPIN_POLLS && !lateMayCount)) backoff.failed();
+    else if (polled < SPIN_POLLS) backoff.succeeded();
+    else this.waits.lateAnswer = true;
+    return polled !== -1;
+  }
+
+  /** How many polls it took the counter to move, up to `polls`; -1 if it did not. */
+  #pollsUntilMoved(counter: number, polls: number): number {
     const counters = this.counters;
     const seen = this.seen;
-    this.waits.judgeLateAnswer(false);
     for (let i = 0; i < polls; i++) {
-      if (Atomics.load(counters, counter) !== seen) {
-        if (i < SPIN_POLLS) backoff.succeeded();
-        else if (lateMayCount) this.waits.lateAnswer = true;
-        else backoff.failed();
-        return true;
-      }
+      if (Atomics.load(counters, counter) !== seen) return i;
     }
-    backoff.failed();
-    return false;
+    return -1;
   }
 
   /**
@@ -482,12 +485,7 @@ abstract class ChannelEnd {
 
   /** Spins up to `polls` times for the counter to move, whatever the spins' back-off says. */
   protected spinFor(counter: number, polls: number): boolean {
-    const counters = this.counters;
-    const seen = this.seen;
-    for (let i = 0; i < polls; i++) {
-      if (Atomics.load(counters, counter) !== seen) return true;
-    }
-    return false;
+    return this.#pollsUntilMoved(counter, polls) !== -1;
   }
 
   protected take(counter: number, views = false): WireMessage {
