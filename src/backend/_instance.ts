@@ -167,10 +167,11 @@ export class PluginInstance implements PluginBackend {
     const instrumentation = this.#spec.instrumentation;
     if (instrumentation === null) return;
     const { stopRequested } = this.#bindings;
-    this.#limits = new InstanceLimits(instance, instrumentation, {
+    const limits = this.#limits = new InstanceLimits(instance, instrumentation, {
       ...(stopRequested === undefined ? {} : { stopRequested }),
       deadlineAt: (now) => this.#currentDeadline(now),
     });
+    this.#slot.hostCallEnded = () => limits.hostCallEnded();
   }
 
   /**

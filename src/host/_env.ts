@@ -51,6 +51,11 @@ export interface ErrorSlot {
    * call's function has returned, ends the call with a `GuestError`.
    */
   guestError?: string | undefined;
+  /**
+   * Called as each host function returns, so that the instance can check the
+   * call's deadline: host code runs outside fuel.
+   */
+  hostCallEnded?: (() => void) | undefined;
 }
 
 type Imported = (...args: number[]) => unknown;
@@ -468,6 +473,7 @@ export function guardHostFunction(
     const generation = slot.generation;
     try {
       const result = fn(...args);
+      slot.hostCallEnded?.();
       return result instanceof Promise ? result.catch((err) => fail(err, generation)) : result;
     } catch (err) {
       return fail(err, generation);

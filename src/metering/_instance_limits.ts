@@ -26,6 +26,14 @@ const MAX_EXACT = 2 ** 53;
 const MAX_SLICE = 1n << 20n;
 /** Largest number of checks between hook calls without fuel, for the same reason. */
 const MAX_CHECKS = 1 << 15;
+/**
+ * Most host function returns between two reads of the clock. Host functions
+ * run outside fuel: a guest calling a 10 µs host function in a loop ended a
+ * 50 ms inline timeout after 5.5 s, since the hook comes once per slice of
+ * units, not of time. The clock is read every few returns instead, fewer
+ * while they come fast.
+ */
+const MAX_HOST_CALLS_PER_READ = 64;
 
 /** `(module (import "h" "f" (func (result i32))) (export "f" (func 0)))` */
 // deno-fmt-ignore
@@ -94,6 +102,11 @@ export class InstanceLimits {
   #deadline = Infinity;
   #lastCheck = 0;
   readonly #stopRequested: (() => boolean) | null;
+  /** Whether the module checks a deadline, so that {@linkcode interrupt} stops it. */
+  readonly #checksDeadline: boolean;
+  #hostCallsLeft = 1;
+  #hostCallsPerRead = 1;
+  #lastHostRead = 0;
   readonly #deadlineAt: ((now: number) => number) | null;
 
   /**
@@ -121,6 +134,7 @@ export class InstanceLimits {
     this.#interval = global(pacing?.intervalGlobal);
     this.#stopRequested = options.stopRequested ?? null;
     this.#deadlineAt = options.deadlineAt ?? null;
+    this.#checksDeadline = deadline !== null;
     if (deadline !== null) {
       const table = exports[deadline.table] as WebAssembly.Table;
       table.set(0, createDeadlineHook(() => this.#checkClock()));
@@ -152,9 +166,33 @@ export class InstanceLimits {
         else if (elapsed > 2 && current > 1) interval.value = current >> 1;
       }
     }
+    return this.#mustStop(now);
+  }
+
+  /** Whether the running call must stop: its deadline passed, or its host asked. */
+  #mustStop(now: number): boolean {
     let deadline = this.#deadline;
     if (Number.isNaN(deadline)) deadline = this.#deadline = this.#deadlineAt?.(now) ?? Infinity;
     return now >= deadline || this.#stopRequested?.() === true;
+  }
+
+  /**
+   * Counts a host function's return. Every few returns (see
+   * {@linkcode MAX_HOST_CALLS_PER_READ}) it reads the clock, and if the call
+   * must stop, makes its next check trap: host code runs outside fuel, so
+   * the units between two hook calls say nothing of the time it took.
+   */
+  hostCallEnded(): void {
+    if (--this.#hostCallsLeft > 0 || !this.#checksDeadline) return;
+    const now = performance.now();
+    // About every half millisecond: fewer returns per read while they come slowly.
+    const elapsed = now - this.#lastHostRead;
+    this.#lastHostRead = now;
+    let perRead = this.#hostCallsPerRead;
+    if (elapsed > 1 && perRead > 1) perRead >>= 1;
+    else if (elapsed < 0.25 && perRead < MAX_HOST_CALLS_PER_READ) perRead <<= 1;
+    this.#hostCallsLeft = this.#hostCallsPerRead = perRead;
+    if (this.#mustStop(now)) this.interrupt();
   }
 
   /**

@@ -4,7 +4,7 @@
  * within its limit, and the same plugin answers the next call.
  */
 import assert from "node:assert/strict";
-import { CallDepthExceededError, FuelExhaustedError, TimeoutError } from "../../mod.ts";
+import { CallDepthExceededError, Capability, FuelExhaustedError, TimeoutError } from "../../mod.ts";
 import { assertRejectsWith, testEachIsolation } from "../_helpers.ts";
 import { within } from "./_within.ts";
 
@@ -145,4 +145,38 @@ testEachIsolation("Hostile: a guest cannot stretch the time between deadline che
       assert.ok(elapsed < 300, `stopped after ${elapsed.toFixed(0)} ms`);
     });
   }
+});
+
+testEachIsolation("Hostile: a guest cannot hide its time in host functions", {
+  permissions: "none",
+}, async (_t, { createRuntime }) => {
+  await using runtime = createRuntime();
+  // Host code runs outside fuel: each call of this one takes 10 µs for a few units.
+  const linker = runtime.createLinker().funcWrap("env", "busy", () => {
+    const end = performance.now() + 0.01;
+    while (performance.now() < end) {
+      // busy
+    }
+  });
+  const plugin = await runtime.createPluginWithLinker(
+    await runtime.compileWat(
+      "busy",
+      `(module
+        (import "env" "busy" (func $busy))
+        (func (export "warm") (param $n i32)
+          (loop $l (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1))))))
+        (func (export "call_forever") (loop $l (call $busy) (br $l))))`,
+    ),
+    { capabilities: [Capability.CallHostFunction], resourceLimits: { maxFuel: null } },
+    linker,
+  );
+  for (let i = 0; i < 5; i++) await plugin.callVoid("warm", [100_000_000]);
+  const started = performance.now();
+  await assertRejectsWith(
+    () => plugin.callVoid("call_forever", [], { timeoutMs: 50 }),
+    TimeoutError,
+  );
+  // 51-54 ms measured here; inline, it used to take 5.5 s.
+  const elapsed = performance.now() - started;
+  assert.ok(elapsed < 300, `stopped after ${elapsed.toFixed(0)} ms`);
 });
