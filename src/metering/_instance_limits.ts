@@ -20,8 +20,10 @@ const MAX_EXACT = 2 ** 53;
  * a loop), and the next hook call comes only after a whole slice of it. With
  * slices of up to 2^40 units, a 50 ms timeout ended after 587 ms inline (and
  * a worker was terminated after its grace); with this bound, after 65-69 ms.
- * Smaller bounds cost call-heavy code more (2^16: recursive fib 1.40x
- * instrumented against 1.18x unbounded; 2^20: 1.28x).
+ * Its cost on call-heavy code is not settled: interleaved in one process
+ * with the unbounded pacing, recursive fib(30) was 1-2 % slower, but the
+ * instrumentation bench reads fib 1.27-1.46x against 1.17-1.18x unbounded
+ * (2^22 read 1.20-1.29x there, and let the guest above run 337 ms).
  */
 const MAX_SLICE = 1n << 20n;
 /** Largest number of checks between hook calls without fuel, for the same reason. */
