@@ -4,7 +4,13 @@
  * within its limit, and the same plugin answers the next call.
  */
 import assert from "node:assert/strict";
-import { CallDepthExceededError, Capability, FuelExhaustedError, TimeoutError } from "../../mod.ts";
+import {
+  CallDepthExceededError,
+  Capability,
+  FuelExhaustedError,
+  TimeoutError,
+  type WasmPlugin,
+} from "../../mod.ts";
 import { assertRejectsWith, testEachIsolation } from "../_helpers.ts";
 import { within } from "./_within.ts";
 
@@ -118,12 +124,27 @@ testEachIsolation("Hostile: unbounded recursion ends in a CallDepthExceededError
  * fast loop, then throws and catches in a loop, which costs far more time per
  * unit. With unbounded pacing, a 50 ms timeout ended after 587 ms inline.
  */
+const WARM_FUNC = `(func (export "warm") (param $n i32)
+    (loop $l (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1))))))`;
+
 const PACING_WAT = `(module
   (tag $e)
-  (func (export "warm") (param $n i32)
-    (loop $l (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1))))))
+  ${WARM_FUNC}
   (func (export "throw_forever")
     (loop $l (block $h (try_table (catch_all $h) (throw $e))) (br $l))))`;
+
+/**
+ * Warms the deadline check's pacing with fast calls of `warm`, then expects
+ * `fn`, endless, to end in a `TimeoutError` soon after its 50 ms.
+ */
+async function assertStopsSoonAfterWarming(plugin: WasmPlugin, fn: string): Promise<void> {
+  for (let i = 0; i < 5; i++) await plugin.callVoid("warm", [100_000_000]);
+  const started = performance.now();
+  await assertRejectsWith(() => plugin.callVoid(fn, [], { timeoutMs: 50 }), TimeoutError);
+  // 51-69 ms measured here; a loaded machine stretches it, the old pacing ten times over.
+  const elapsed = performance.now() - started;
+  assert.ok(elapsed < 300, `stopped after ${elapsed.toFixed(0)} ms`);
+}
 
 testEachIsolation("Hostile: a guest cannot stretch the time between deadline checks", {
   permissions: "none",
@@ -133,16 +154,7 @@ testEachIsolation("Hostile: a guest cannot stretch the time between deadline che
       await using loaded = await loadPlugin(PACING_WAT, {
         resourceLimits: fuelMetering ? { maxFuel: null } : {},
       }, { execution: { fuelMetering } });
-      const { plugin } = loaded;
-      for (let i = 0; i < 5; i++) await plugin.callVoid("warm", [100_000_000]);
-      const started = performance.now();
-      await assertRejectsWith(
-        () => plugin.callVoid("throw_forever", [], { timeoutMs: 50 }),
-        TimeoutError,
-      );
-      // 64-69 ms measured here; a loaded machine stretches it, the old pacing ten times over.
-      const elapsed = performance.now() - started;
-      assert.ok(elapsed < 300, `stopped after ${elapsed.toFixed(0)} ms`);
+      await assertStopsSoonAfterWarming(loaded.plugin, "throw_forever");
     });
   }
 });
@@ -163,20 +175,12 @@ testEachIsolation("Hostile: a guest cannot hide its time in host functions", {
       "busy",
       `(module
         (import "env" "busy" (func $busy))
-        (func (export "warm") (param $n i32)
-          (loop $l (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1))))))
+        ${WARM_FUNC}
         (func (export "call_forever") (loop $l (call $busy) (br $l))))`,
     ),
     { capabilities: [Capability.CallHostFunction], resourceLimits: { maxFuel: null } },
     linker,
   );
-  for (let i = 0; i < 5; i++) await plugin.callVoid("warm", [100_000_000]);
-  const started = performance.now();
-  await assertRejectsWith(
-    () => plugin.callVoid("call_forever", [], { timeoutMs: 50 }),
-    TimeoutError,
-  );
-  // 51-54 ms measured here; inline, it used to take 5.5 s.
-  const elapsed = performance.now() - started;
-  assert.ok(elapsed < 300, `stopped after ${elapsed.toFixed(0)} ms`);
+  // Inline, it used to take 5.5 s.
+  await assertStopsSoonAfterWarming(plugin, "call_forever");
 });
