@@ -15,15 +15,20 @@ const MAX_EXACT = 2 ** 53;
 
 /**
  * Largest fuel slice the clock hook grows the interval to: 2^20 units, about
- * 0.3-1 ms of a tight loop. Units are not time: a guest can warm the pacing
+ * 0.1-1 ms of a tight loop (0.1 ms of recursive fib). Units are not time: a guest can warm the pacing
  * with fast code and then run code that is slow per unit (a `throw` caught in
  * a loop), and the next hook call comes only after a whole slice of it. With
  * slices of up to 2^40 units, a 50 ms timeout ended after 587 ms inline (and
  * a worker was terminated after its grace); with this bound, after 65-69 ms.
- * Its cost on call-heavy code is not settled: interleaved in one process
- * with the unbounded pacing, recursive fib(30) was 1-2 % slower, but the
- * instrumentation bench reads fib 1.27-1.46x against 1.17-1.18x unbounded
- * (2^22 read 1.20-1.29x there, and let the guest above run 337 ms).
+ * The bound costs call-heavy code nothing measurable by itself: a recursive
+ * fib(30) ran as fast with hook calls every 2^20 units as with none, in
+ * turn in one process (2.21 against 2.19 ms). The instrumentation bench
+ * read fib 1.15-1.19x with unbounded slices against 1.27-1.39x with this
+ * one because there, after warming up, an unbounded slice never ran out:
+ * any run of the slow path (even with no hook installed, even once, after
+ * V8 optimized the function) leaves V8's code for fib 5-12 % slower from
+ * then on, with byte-identical machine code. A plugin whose calls last
+ * longer than one slice pays that whatever the bound.
  */
 const MAX_SLICE = 1n << 20n;
 /** Largest number of checks between hook calls without fuel, for the same reason. */
