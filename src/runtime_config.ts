@@ -142,10 +142,12 @@ export interface RuntimeConfig {
   /**
    * How long a worker plugin may go without a call or memory access before
    * its worker is parked, in milliseconds: its memory and mutable globals
-   * are handed to the host and the worker is terminated, so a script that
-   * never closes its plugins can still exit. The next call starts a new
-   * worker that carries on from that state (the module's start function
-   * does not run again). `Infinity` never parks.
+   * are handed to the host and the worker is let go (kept idle for the
+   * runtime's next plugin start for 2 s at most, then terminated), so a
+   * script that never closes its plugins can still exit. The next call
+   * starts a new instance, in a kept worker or a new one, that carries on
+   * from that state (the module's start function does not run again).
+   * `Infinity` never parks.
    *
    * A plugin whose state is more than its memory and globals is never
    * parked, and only `close()` ends its worker: a module that imports a

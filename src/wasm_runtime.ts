@@ -36,7 +36,7 @@ import { createInlineBackend } from "./backend/mod.ts";
 import { planImports, type PlannedImports } from "./backend/mod.ts";
 import type { HostEnvironment } from "./host/mod.ts";
 import { type BackendParts, describeInstance, type PluginHostSide } from "./backend/mod.ts";
-import { createWorkerBackend } from "./worker/mod.ts";
+import { createWorkerBackend, WorkerPool } from "./worker/mod.ts";
 import { permissionsOfWorker, resolveWorkerPermissions } from "./worker/mod.ts";
 import { Linker } from "./linker.ts";
 import { LruCache } from "./compile/mod.ts";
@@ -115,6 +115,8 @@ export class WasmRuntime implements AsyncDisposable {
   readonly #idleTimeoutMs: number;
   /** Options for wasmplug's own tests (see `_internal_options.ts`). */
   readonly #internal: InternalOptions;
+  /** Idle workers of stopped and parked plugins, kept for the next plugins to start. */
+  readonly #workerPool: WorkerPool;
   readonly #tools = new Map<string, ToolFunction>();
   readonly #plugins = new Set<WasmPlugin>();
   /** Plugins being created, each with what `close()` aborts their start function with. */
@@ -155,6 +157,7 @@ export class WasmRuntime implements AsyncDisposable {
     }
     this.#idleTimeoutMs = idleTimeoutMs;
     this.#internal = internalOptionsOf(config);
+    this.#workerPool = new WorkerPool(this.#internal.workerPool);
     const cache = config.cache ?? true;
     if (typeof cache === "boolean") {
       this.#cache = new LruCache(cache ? DEFAULT_CACHE_ENTRIES : 0);
@@ -435,6 +438,7 @@ export class WasmRuntime implements AsyncDisposable {
       ...creations.map(([, creation]) => creation),
       ...[...this.#plugins].map((plugin) => plugin.stop()),
     ]);
+    this.#workerPool.close();
     this.#cache.clear();
   }
 
@@ -630,6 +634,7 @@ export class WasmRuntime implements AsyncDisposable {
           preopens: settings.wasi?.preopens,
         }, parts.spec.pluginName),
         internal: this.#internal,
+        pool: this.#workerPool,
       });
     if (this.#closed) {
       await backend.close();

@@ -186,6 +186,15 @@ export class PluginInstance implements PluginBackend {
   }
 
   /**
+   * True when the guest can suspend on a host function's promise (JSPI): a
+   * call it left suspended, or a host promise it waited on, may still settle
+   * after the call ended, so its thread is not clean for another instance.
+   */
+  get suspends(): boolean {
+    return this.#async;
+  }
+
+  /**
    * Runs the module's start function, deferred by the instrumenter, under
    * `budget` (the plugin's own limits).
    *

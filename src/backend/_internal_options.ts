@@ -13,8 +13,12 @@ import type { RuntimeConfig } from "../runtime_config.ts";
 /** The key of the internal options in a runtime config. */
 export const internalOptions: unique symbol = Symbol("wasmplug.internalOptions");
 
-/** What happened to a plugin's worker. */
-export type WorkerEvent = "spawned" | "parked";
+/**
+ * What happened to a plugin's worker: an instance was set up in it
+ * (`"spawned"`, also for a kept worker), it was a kept worker (`"reused"`,
+ * before its `"spawned"`), or its instance was parked.
+ */
+export type WorkerEvent = "spawned" | "parked" | "reused";
 
 /** What a runtime config may hold under {@linkcode internalOptions}. */
 export interface InternalOptions {
@@ -31,6 +35,11 @@ export interface InternalOptions {
   readonly workerBootTimeoutMs?: number;
   /** Told each time one of the runtime's plugin workers is spawned or parked, with its script. */
   readonly onWorkerEvent?: (event: WorkerEvent, script: URL) => void;
+  /**
+   * How many idle workers the runtime keeps for its next plugins, and for
+   * how long (see `_worker_pool.ts`); `maxIdle: 0` keeps none.
+   */
+  readonly workerPool?: { readonly maxIdle?: number; readonly idleMs?: number };
 }
 
 /**

@@ -35,6 +35,12 @@ export const ToWorker = {
   Park: 9,
   /** export (as for `Call`), fuel (number | null), timeoutMs, shape (see `packBytesShape`), input */
   Bytes: 15,
+  /**
+   * drop the instance and wait for the next setup: the worker answers with
+   * whether it is clean (nothing of the instance can still run), and stops
+   * serving its channels
+   */
+  Retire: 16,
 } as const;
 
 /**
@@ -101,7 +107,8 @@ export const ToHost = {
   /**
    * bytes (read memory), nothing (write memory), or for `Park`: `null`, the
    * number of memories, each memory's bytes, each global's value; or why
-   * the state cannot be handed over (a string)
+   * the state cannot be handed over (a string); for `Retire`: 1 when the
+   * worker is clean, 0 when not
    */
   Done: 14,
 } as const;

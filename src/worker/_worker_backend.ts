@@ -49,6 +49,7 @@ import {
   type WorkerSetup,
 } from "./_protocol.ts";
 import type { WireMessage, WireValue } from "./_wire.ts";
+import { workerKey, type WorkerPool } from "./_worker_pool.ts";
 
 /** How long a guest may take to stop after the host asked it to. */
 const GRACE_MS = 100;
@@ -73,6 +74,12 @@ export interface WorkerBackendOptions extends BackendParts {
   readonly permissions: Deno.PermissionOptionsObject | null;
   /** The runtime's internal options: the worker script, its boot timeout, an event hook. */
   readonly internal: InternalOptions;
+  /**
+   * Where the plugin's worker goes when the plugin stops or parks and the
+   * worker is clean, and where a start takes one from; none: every start
+   * makes a worker, every stop ends it.
+   */
+  readonly pool?: WorkerPool;
 }
 
 /** Largest delay `setTimeout` takes as is (a larger one fires at once). */
@@ -105,6 +112,8 @@ const LANES = 4;
 
 interface LiveWorker {
   readonly worker: Worker;
+  /** What it was started with (see `workerKey`), for the pool. */
+  readonly key: string;
   /** The channels, which requests take in turn. */
   readonly channels: readonly HostChannel[];
   /** The index of the channel the next request goes to. */
@@ -184,6 +193,7 @@ class WorkerBackend implements PluginBackend {
   readonly #host: PluginHostSide;
   readonly #permissions: Deno.PermissionOptionsObject | null;
   readonly #internal: InternalOptions;
+  readonly #pool: WorkerPool | undefined;
   /** What the worker's built-in host functions call (on this thread). */
   readonly #services: HostServices;
   #live: LiveWorker | undefined;
@@ -221,12 +231,13 @@ class WorkerBackend implements PluginBackend {
   /** The channel's turn while calls posted ahead wait for theirs, and no call runs. */
   #aheadTurn: Disposable | undefined;
 
-  constructor({ spec, host, permissions, internal }: WorkerBackendOptions) {
+  constructor({ spec, host, permissions, internal, pool }: WorkerBackendOptions) {
     this.#spec = spec;
     this.#exports = exportIndex(spec.module);
     this.#host = host;
     this.#permissions = permissions;
     this.#internal = internal;
+    this.#pool = pool;
     this.#services = createHostServices(host.env);
     const state = spec.instrumentation?.state ?? null;
     this.#parkable = Number.isFinite(spec.idleTimeoutMs) && state !== null &&
@@ -242,14 +253,17 @@ class WorkerBackend implements PluginBackend {
   }
 
   /**
-   * Starts a worker, waits until its instance exists, and runs the start
-   * function, or has the instance take over the parked state.
+   * Starts a worker (or takes a kept one from the pool), waits until its
+   * instance exists, and runs the start function, or has the instance take
+   * over the parked state.
    */
   async spawn(): Promise<LiveWorker> {
     const restore = this.#parked;
     const spec = restore === null ? this.#spec : { ...this.#spec, restore };
     const script = workerScriptOf(this.#internal);
-    const worker = newWorker(script, {
+    const key = workerKey(script, this.#permissions);
+    const kept = this.#pool?.take(key);
+    const worker = kept ?? newWorker(script, {
       pluginName: spec.pluginName,
       permissions: this.#permissions,
     });
@@ -271,6 +285,7 @@ class WorkerBackend implements PluginBackend {
     }
     const live: LiveWorker = {
       worker,
+      key,
       channels,
       next: 0,
       waits,
@@ -301,6 +316,7 @@ class WorkerBackend implements PluginBackend {
     }
     this.#live = live;
     this.#parked = null;
+    if (kept !== undefined) this.#internal.onWorkerEvent?.("reused", script);
     this.#internal.onWorkerEvent?.("spawned", script);
     // Inside an exchange, its end arms the timer.
     if (!this.#queue.busy) this.#armIdleTimer();
@@ -321,6 +337,24 @@ class WorkerBackend implements PluginBackend {
     live.worker.terminate();
     for (const channel of live.channels) channel.close();
     if (this.#live === live) this.#live = undefined;
+  }
+
+  /**
+   * Lets go of an idle worker: hands it to the pool when the worker drops
+   * its instance and says nothing of it can still run (no guest that can
+   * suspend on a host promise), ends it otherwise. The next exchange starts
+   * a fresh instance either way. Only for a worker no exchange uses.
+   */
+  async #release(live: LiveWorker): Promise<void> {
+    if (this.#live === live) this.#live = undefined;
+    if (this.#pool === undefined || live.crashed !== undefined) return this.#discard(live);
+    const reply = await this.#postTo(live, ToWorker.Retire, []).receive();
+    if (reply?.op !== ToHost.Done || reply.values[0] !== 1 || live.crashed !== undefined) {
+      return this.#discard(live);
+    }
+    for (const channel of live.channels) channel.close();
+    live.worker.onerror = null;
+    this.#pool.give(live.key, live.worker);
   }
 
   /**
@@ -401,7 +435,7 @@ class WorkerBackend implements PluginBackend {
       memories: rest.slice(0, count) as Uint8Array[],
       globals: rest.slice(count) as (number | bigint)[],
     };
-    this.#discard(live);
+    await this.#release(live);
     this.#internal.onWorkerEvent?.("parked", workerScriptOf(this.#internal));
   }
 
@@ -945,8 +979,14 @@ class WorkerBackend implements PluginBackend {
     this.#closed = true;
     clearTimeout(this.#idleTimer);
     this.#parked = null;
-    if (this.#live !== undefined) this.#discard(this.#live);
-    return Promise.resolve();
+    const live = this.#live;
+    if (live === undefined) return Promise.resolve();
+    // A worker no exchange uses can serve another plugin; one in use is ended.
+    if (this.#queue.busy || this.#callInFlight || this.#ahead.length > 0) {
+      this.#discard(live);
+      return Promise.resolve();
+    }
+    return this.#release(live);
   }
 }
 

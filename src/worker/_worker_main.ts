@@ -170,15 +170,17 @@ function handle(
       instance.memory.write(offset, bytes);
       return [ToHost.Done, []];
     }
+    case ToWorker.Retire:
+      return [ToHost.Done, [instance.suspends ? 0 : 1]];
     default:
       throw new Error(`Unexpected message ${op} from the host`);
   }
 }
 
 /**
- * Serves the host's requests until it closes the channels: each request on
- * the channel after the last one's, in turn (the host may post one ahead
- * while this worker runs the one before).
+ * Serves the host's requests until it closes the channels or retires the
+ * instance: each request on the channel after the last one's, in turn (the
+ * host may post one ahead while this worker runs the one before).
  */
 async function serve(
   channels: readonly WorkerChannel[],
@@ -212,6 +214,7 @@ async function serve(
       // Too large for the channel: the host still needs an answer.
       channel.postFailure(...failure(instance, err));
     }
+    if (message.op === ToWorker.Retire) return;
   }
 }
 
@@ -224,21 +227,25 @@ async function watchInterrupts(
   flag: Int32Array,
   lane: Lane,
   instance: PluginInstance,
+  served: { done: boolean },
 ): Promise<void> {
   while (true) {
     const waited = Atomics.waitAsync(flag, 0, 0);
     if (waited.async) await waited.value;
+    if (served.done) return;
     Atomics.store(flag, 0, 0);
     // The host asks for the stop on the call's channel before it raises the flag.
     if (lane.channel.stopRequested) instance.cancel(new TimeoutError(undefined, { timeoutMs: 0 }));
   }
 }
 
-installWorkerStackTraces();
-
-self.onmessage = async (event: MessageEvent<WorkerSetup>) => {
-  self.onmessage = null;
-  const { spec, channels: buffers } = event.data;
+/**
+ * Serves one plugin: makes its instance from `setup`, tells the host it is
+ * ready, and serves it until the host closes its channels or retires it
+ * (then the worker may serve another plugin with the same permissions: see
+ * `_worker_pool.ts`). Nothing of the instance is kept afterwards.
+ */
+async function servePlugin({ spec, channels: buffers }: WorkerSetup): Promise<void> {
   const waits = new ChannelWaits();
   const channels = buffers.map((each) => new WorkerChannel(each, waits));
   const lane: Lane = { channel: channels[0]! };
@@ -267,11 +274,27 @@ self.onmessage = async (event: MessageEvent<WorkerSetup>) => {
       timeOrigin: performance.timeOrigin,
     } satisfies WorkerReady,
   );
-  void watchInterrupts(new Int32Array(interrupt), lane, instance);
+  const flag = new Int32Array(interrupt);
+  const served = { done: false };
+  const watching = watchInterrupts(flag, lane, instance, served);
   await serve(
     channels,
     lane,
     instance,
     WebAssembly.Module.exports(spec.module).map(({ name }) => name),
   );
+  // End the interrupt watch too, so that nothing holds the instance any more.
+  served.done = true;
+  Atomics.store(flag, 0, 1);
+  Atomics.notify(flag, 0);
+  await watching;
+}
+
+installWorkerStackTraces();
+
+/** Setups are served one after the other: a retired worker may get the next one early. */
+let turn: Promise<void> = Promise.resolve();
+
+self.onmessage = (event: MessageEvent<WorkerSetup>) => {
+  turn = turn.then(() => servePlugin(event.data));
 };

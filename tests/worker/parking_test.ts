@@ -33,8 +33,8 @@ const COUNTER_WAT = `(module
   (func (export "busy") (param $n i32)
     (loop $l (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))))`;
 
-/** How many workers the runtimes of these tests spawned and parked. */
-const workerEvents = { spawned: 0, parked: 0 };
+/** How many workers the runtimes of these tests spawned, parked and took from their pool. */
+const workerEvents = { spawned: 0, parked: 0, reused: 0 };
 
 /** A worker runtime that counts its workers in {@linkcode workerEvents}, running `workerUrl` if given. */
 function countingRuntime(config: RuntimeConfig, workerUrl?: URL): WasmRuntime {
@@ -75,9 +75,12 @@ Deno.test("An idle worker plugin is parked and carries on from its state", {
     assert.equal(await plugin.callI32("increment", []), 2);
     const parked = workerEvents.parked;
     const spawned = workerEvents.spawned;
+    const reused = workerEvents.reused;
     assert.ok(await parkedSince(parked), "the worker was not parked");
     assert.equal(await plugin.callI32("increment", []), 3);
-    assert.equal(workerEvents.spawned, spawned + 1, "no new worker served the call");
+    assert.equal(workerEvents.spawned, spawned + 1, "no new instance served the call");
+    // The parked instance's worker was kept idle, and the new instance started in it.
+    assert.equal(workerEvents.reused, reused + 1, "the parked worker was not kept");
     assert.equal(await plugin.callI64("starts", []), 1n, "the start function ran again");
   });
 

@@ -1,0 +1,177 @@
+/**
+ * A runtime keeps the idle worker of a plugin that stopped or parked, and
+ * the next plugin with the same Deno permissions starts in it instead of a
+ * new thread (`new Worker()` holds the host's thread while it starts). Only
+ * a clean worker is kept: one whose guest cannot suspend on host promises;
+ * one with other permissions is never shared; kept workers end after a
+ * short idle time, and with the runtime.
+ */
+import assert from "node:assert/strict";
+import { Capability, type WasmRuntime } from "../../mod.ts";
+import { type InternalOptions, withInternalOptions } from "../../src/backend/_internal_options.ts";
+import { WorkerPool } from "../../src/worker/_worker_pool.ts";
+import { workerRuntime } from "../_helpers.ts";
+import { runToExit } from "../hostile/_threads.ts";
+import { FIXTURES, READ_WORKERS } from "./_worker_helpers.ts";
+
+/** `bump()` adds one to a global and returns it; `seen()` reads memory at 0. */
+const COUNTER_WAT = `(module
+  (memory (export "memory") 1)
+  (global $count (mut i32) (i32.const 0))
+  (func (export "bump") (result i32)
+    (global.set $count (i32.add (global.get $count) (i32.const 1)))
+    (global.get $count))
+  (func (export "seen") (result i32) (i32.load (i32.const 0)))
+  (func (export "mark") (i32.store (i32.const 0) (i32.const 99))))`;
+
+/** A plugin that naps through the host's timer: its guest can suspend. */
+const NAPPER_WAT = `(module
+  (import "env" "host_sleep_ms" (func $sleep (param i32)))
+  (func (export "nap") (param $ms i32) (result i32) (call $sleep (local.get $ms)) (i32.const 7)))`;
+
+/** A worker runtime that counts its workers: new threads and kept ones taken again. */
+function countingRuntime(internal: InternalOptions = {}): {
+  runtime: WasmRuntime;
+  counts: { spawned: number; reused: number };
+} {
+  const counts = { spawned: 0, reused: 0 };
+  const runtime = workerRuntime(withInternalOptions({}, {
+    ...internal,
+    onWorkerEvent: (event) => {
+      if (event === "spawned") counts.spawned++;
+      if (event === "reused") counts.reused++;
+    },
+  }));
+  return { runtime, counts };
+}
+
+Deno.test("A stopped plugin's worker serves the next plugin with the same permissions", {
+  permissions: { read: READ_WORKERS },
+}, async (t) => {
+  await t.step("the next plugin starts in it, with nothing of the one before", async () => {
+    const { runtime, counts } = countingRuntime();
+    await using _runtime = runtime;
+    const first = await runtime.createPluginFromWat(COUNTER_WAT);
+    assert.equal(await first.callI32("bump"), 1);
+    await first.callVoid("mark");
+    await first.stop();
+    const second = await runtime.createPluginFromWat(COUNTER_WAT);
+    assert.equal(counts.reused, 1, "the second plugin did not start in the first one's worker");
+    assert.equal(await second.callI32("bump"), 1, "the global carried over");
+    assert.equal(await second.callI32("seen"), 0, "the memory carried over");
+    await second.stop();
+  });
+
+  await t.step("a plugin with other permissions gets a worker of its own", async () => {
+    const { runtime, counts } = countingRuntime();
+    await using _runtime = runtime;
+    const reader = { capabilities: [Capability.FileSystem], allowedPaths: { read: [FIXTURES] } };
+    await (await runtime.createPluginFromWat(COUNTER_WAT, reader)).stop();
+    const plain = await runtime.createPluginFromWat(COUNTER_WAT);
+    assert.equal(counts.reused, 0, "a worker with read permission served a plugin without");
+    assert.equal(await plain.callI32("bump"), 1);
+    const again = await runtime.createPluginFromWat(COUNTER_WAT, reader);
+    assert.equal(counts.reused, 1, "the reader's kept worker did not serve the next reader");
+    assert.equal(await again.callI32("bump"), 1);
+  });
+
+  await t.step("a guest that can suspend on the host leaves its worker to end", async () => {
+    const { runtime, counts } = countingRuntime();
+    await using _runtime = runtime;
+    const napper = await runtime.createPluginFromWat(NAPPER_WAT, {
+      capabilities: [Capability.Timer],
+    });
+    assert.equal(await napper.callI32("nap", [1]), 7);
+    await napper.stop();
+    await (await runtime.createPluginFromWat(COUNTER_WAT)).stop();
+    assert.equal(counts.reused, 0, "the worker of a guest that can suspend was kept");
+  });
+
+  await t.step("a worker whose call had to be stopped serves the next plugin", async () => {
+    const { runtime, counts } = countingRuntime();
+    await using _runtime = runtime;
+    const looper = await runtime.createPluginFromWat(
+      `(module (func (export "spin") (loop $l (br $l))))`,
+    );
+    const spin = looper.callVoid("spin");
+    const stopped = assert.rejects(spin);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await looper.stop({ abort: true });
+    await stopped;
+    const next = await runtime.createPluginFromWat(COUNTER_WAT);
+    assert.equal(counts.reused, 1, "the worker the loop was stopped in was not kept");
+    assert.equal(await next.callI32("bump"), 1);
+  });
+
+  await t.step("with maxIdle 0, every plugin starts a worker", async () => {
+    const { runtime, counts } = countingRuntime({ workerPool: { maxIdle: 0 } });
+    await using _runtime = runtime;
+    await (await runtime.createPluginFromWat(COUNTER_WAT)).stop();
+    await (await runtime.createPluginFromWat(COUNTER_WAT)).stop();
+    assert.deepEqual(counts, { spawned: 2, reused: 0 });
+  });
+});
+
+Deno.test("Kept workers end with their runtime, and by themselves after their idle time", {
+  permissions: { run: [Deno.execPath()], read: true },
+}, async (t) => {
+  const mod = new URL("../../mod.ts", import.meta.url).href;
+  const internal = new URL("../../src/backend/_internal_options.ts", import.meta.url).href;
+  const script = (idleMs: number, close: boolean) => `
+    import { WasmRuntime } from ${JSON.stringify(mod)};
+    import { withInternalOptions } from ${JSON.stringify(internal)};
+    const runtime = new WasmRuntime(withInternalOptions(
+      { execution: { isolation: "worker" }, idleTimeoutMs: Infinity },
+      { workerPool: { idleMs: ${idleMs} } },
+    ));
+    const plugin = await runtime.createPluginFromWat('(module (func (export "f") (result i32) i32.const 7))');
+    const value = await plugin.callI32("f");
+    await plugin.stop();
+    ${close ? "await runtime.close();" : ""}
+    console.log(value);`;
+
+  await t.step("close() ends them at once", async () => {
+    // Kept for a minute otherwise: the process would outlive runToExit's 15 s.
+    assert.equal(await runToExit(script(60_000, true)), "7");
+  });
+
+  await t.step("left alone, they end after their idle time", async () => {
+    const start = performance.now();
+    assert.equal(await runToExit(script(300, false)), "7");
+    assert.ok(performance.now() - start < 10_000);
+  });
+});
+
+Deno.test("WorkerPool keeps at most maxIdle workers, by key, most recent first", async () => {
+  const source = "self.onmessage = (e) => self.postMessage(e.data);";
+  const url = URL.createObjectURL(new Blob([source], { type: "application/javascript" }));
+  const started: Worker[] = [];
+  const start = () => {
+    const worker = new Worker(url, { type: "module" });
+    started.push(worker);
+    return worker;
+  };
+  const pool = new WorkerPool({ maxIdle: 2, idleMs: 60_000 });
+  try {
+    const [a, b, c] = [start(), start(), start()];
+    pool.give("x", a);
+    pool.give("y", b);
+    pool.give("x", c); // full: the oldest (a) is ended
+    assert.equal(pool.size, 2);
+    assert.equal(pool.take("z"), undefined);
+    assert.equal(pool.take("x"), c);
+    assert.equal(pool.take("x"), undefined, "a was kept past maxIdle");
+    assert.equal(pool.take("y"), b);
+    // A kept worker still answers.
+    const echoed = new Promise((resolve) => (c.onmessage = (event) => resolve(event.data)));
+    c.postMessage("hi");
+    assert.equal(await echoed, "hi");
+    pool.close();
+    pool.give("x", c);
+    assert.equal(pool.size, 0, "a closed pool kept a worker");
+  } finally {
+    pool.close();
+    for (const worker of started) worker.terminate();
+    URL.revokeObjectURL(url);
+  }
+});
