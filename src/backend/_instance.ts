@@ -93,6 +93,8 @@ export class PluginInstance implements PluginBackend {
   #exports: WebAssembly.Exports = {};
   /** True when the module imports an async host function, so exports are JSPI-wrapped. */
   #async = false;
+  /** How many promises of async host functions have not settled yet (see {@linkcode settled}). */
+  #hostPromisesPending = 0;
   #cancellation: Cancellation | undefined;
   /**
    * Why the running call was cancelled: from then on every host function
@@ -186,12 +188,13 @@ export class PluginInstance implements PluginBackend {
   }
 
   /**
-   * True when the guest can suspend on a host function's promise (JSPI): a
-   * call it left suspended, or a host promise it waited on, may still settle
-   * after the call ended, so its thread is not clean for another instance.
+   * True when no promise of an async host function the guest called is
+   * still pending: then nothing of the instance can run once its call
+   * ended, and its thread is clean for another instance. A call cancelled
+   * while its guest waited (a timeout, a stop) can leave one behind.
    */
-  get suspends(): boolean {
-    return this.#async;
+  get settled(): boolean {
+    return this.#hostPromisesPending === 0;
   }
 
   /**
@@ -398,8 +401,12 @@ export class PluginInstance implements PluginBackend {
     const cancellable = (...args: unknown[]): unknown => {
       if (this.#cancelled !== undefined) return Promise.reject(this.#cancelled.reason);
       const result = fn(...args);
+      if (!(result instanceof Promise)) return result;
+      this.#hostPromisesPending++;
+      const settle = () => void this.#hostPromisesPending--;
+      result.then(settle, settle);
       const cancellation = this.#cancellation;
-      if (!(result instanceof Promise) || cancellation === undefined) return result;
+      if (cancellation === undefined) return result;
       return Promise.race([result, cancellation.promise]);
     };
     return suspending(cancellable);

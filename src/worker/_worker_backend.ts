@@ -341,8 +341,8 @@ class WorkerBackend implements PluginBackend {
 
   /**
    * Lets go of an idle worker: hands it to the pool when the worker drops
-   * its instance and says nothing of it can still run (no guest that can
-   * suspend on a host promise), ends it otherwise. The next exchange starts
+   * its instance and says nothing of it can still run (no promise of an
+   * async host function is pending), ends it otherwise. The next exchange starts
    * a fresh instance either way. Only for a worker no exchange uses.
    */
   async #release(live: LiveWorker): Promise<void> {

@@ -171,7 +171,7 @@ function handle(
       return [ToHost.Done, []];
     }
     case ToWorker.Retire:
-      return [ToHost.Done, [instance.suspends ? 0 : 1]];
+      return [ToHost.Done, [instance.settled ? 1 : 0]];
     default:
       throw new Error(`Unexpected message ${op} from the host`);
   }

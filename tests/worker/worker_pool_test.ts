@@ -2,17 +2,21 @@
  * A runtime keeps the idle worker of a plugin that stopped or parked, and
  * the next plugin with the same Deno permissions starts in it instead of a
  * new thread (`new Worker()` holds the host's thread while it starts). Only
- * a clean worker is kept: one whose guest cannot suspend on host promises;
+ * a clean worker is kept: none of its guest's host promises is pending;
  * one with other permissions is never shared; kept workers end after a
  * short idle time, and with the runtime.
  */
 import assert from "node:assert/strict";
-import { Capability, type WasmRuntime } from "../../mod.ts";
+import { Capability, TimeoutError, type WasmRuntime } from "../../mod.ts";
 import { type InternalOptions, withInternalOptions } from "../../src/backend/_internal_options.ts";
 import { WorkerPool } from "../../src/worker/_worker_pool.ts";
-import { workerRuntime } from "../_helpers.ts";
+import { assertRejectsWith, putString, workerRuntime } from "../_helpers.ts";
+import { hostFunctionsWat } from "../fixtures/wat.ts";
 import { runToExit } from "../hostile/_threads.ts";
 import { FIXTURES, READ_WORKERS } from "./_worker_helpers.ts";
+
+/** The worker entry whose `fetch` misbehaves on request (see the fixture). */
+const FAULTY_WORKER = new URL("./fixtures/faulty_worker.ts", import.meta.url);
 
 /** `bump()` adds one to a global and returns it; `seen()` reads memory at 0. */
 const COUNTER_WAT = `(module
@@ -46,7 +50,7 @@ function countingRuntime(internal: InternalOptions = {}): {
 }
 
 Deno.test("A stopped plugin's worker serves the next plugin with the same permissions", {
-  permissions: { read: READ_WORKERS },
+  permissions: { read: READ_WORKERS, net: ["127.0.0.1"] },
 }, async (t) => {
   await t.step("the next plugin starts in it, with nothing of the one before", async () => {
     const { runtime, counts } = countingRuntime();
@@ -75,7 +79,7 @@ Deno.test("A stopped plugin's worker serves the next plugin with the same permis
     assert.equal(await again.callI32("bump"), 1);
   });
 
-  await t.step("a guest that can suspend on the host leaves its worker to end", async () => {
+  await t.step("a guest whose host promises all settled leaves its worker clean", async () => {
     const { runtime, counts } = countingRuntime();
     await using _runtime = runtime;
     const napper = await runtime.createPluginFromWat(NAPPER_WAT, {
@@ -84,7 +88,31 @@ Deno.test("A stopped plugin's worker serves the next plugin with the same permis
     assert.equal(await napper.callI32("nap", [1]), 7);
     await napper.stop();
     await (await runtime.createPluginFromWat(COUNTER_WAT)).stop();
-    assert.equal(counts.reused, 0, "the worker of a guest that can suspend was kept");
+    assert.equal(counts.reused, 1, "the worker of a guest whose nap ended was not kept");
+  });
+
+  await t.step("a host promise still pending after its call ends the worker", async () => {
+    const { runtime, counts } = countingRuntime({ workerUrl: FAULTY_WORKER });
+    await using _runtime = runtime;
+    const fetcher = () =>
+      runtime.createPluginFromWat(hostFunctionsWat("host_http_fetch"), {
+        capabilities: [Capability.NetworkAccess],
+        allowedHosts: ["127.0.0.1:1"],
+      });
+    const plugin = await fetcher();
+    const [ptr, len] = await putString(
+      plugin,
+      0,
+      JSON.stringify({ url: "http://127.0.0.1:1/hang" }),
+    );
+    // The call ends at its timeout; the fetch it waited on never does.
+    await assertRejectsWith(
+      () => plugin.callI32("host_http_fetch", [ptr, len, 1024, 1024], { timeoutMs: 50 }),
+      TimeoutError,
+    );
+    await plugin.stop();
+    await (await fetcher()).stop();
+    assert.equal(counts.reused, 0, "a worker with a fetch still pending was kept");
   });
 
   await t.step("a worker whose call had to be stopped serves the next plugin", async () => {
