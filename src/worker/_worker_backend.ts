@@ -348,7 +348,8 @@ class WorkerBackend implements PluginBackend {
   async #release(live: LiveWorker): Promise<void> {
     if (this.#live === live) this.#live = undefined;
     if (this.#pool === undefined || live.crashed !== undefined) return this.#discard(live);
-    const reply = await this.#postTo(live, ToWorker.Retire, []).receive();
+    // An idle worker answers at once; one that does not within the grace is not kept.
+    const reply = await this.#postTo(live, ToWorker.Retire, []).receive(GRACE_MS);
     if (reply?.op !== ToHost.Done || reply.values[0] !== 1 || live.crashed !== undefined) {
       return this.#discard(live);
     }
