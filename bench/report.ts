@@ -63,7 +63,9 @@ const DESCRIPTIONS: Record<string, string> = {
   inlineHostCall: "host (linker) function called from an inline guest",
   workerHostCall: "host (linker) function called from a worker guest",
   bareSpawnAndInstantiate: "spawn a bare Worker and instantiate the module by hand",
-  createWorkerPlugin: "create (and stop) a worker plugin, module compiled",
+  createWorkerPlugin: "create (and stop) a worker plugin, module compiled, in a new worker",
+  createWorkerPluginKept:
+    "the same in the worker the plugin before left (kept by the runtime, see _Starting a worker_)",
   wasmplugInlineCall:
     'wasmplug inline `callI32("count")` (100-iteration loop), default instrumentation',
   wasmplugInlineCallUnmetered: "the same, unmetered (no fuel, deadline or depth checks)",
@@ -74,7 +76,9 @@ const DESCRIPTIONS: Record<string, string> = {
   extismWorkerCall: 'Extism `runInWorker` `call("count")`',
   wasmplugCreateInline: "wasmplug: create (and stop) an inline plugin, module compiled",
   extismCreateInProcess: "Extism: create (and close) an in-process plugin, module compiled",
-  wasmplugCreateWorker: "wasmplug: create (and stop) a worker plugin, module compiled",
+  wasmplugCreateWorker:
+    "wasmplug: create (and stop) a worker plugin, module compiled, in a new worker",
+  wasmplugCreateWorkerKept: "wasmplug: the same in the worker the plugin before left",
   extismCreateWorker: "Extism: create (and close) a `runInWorker` plugin, module compiled",
   fibPlain: "recursive `fib(30)` in WAT, plain",
   fibInstrumented: "the same, instrumented (fuel, depth, clock deadline: plugins)",

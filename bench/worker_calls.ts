@@ -23,6 +23,7 @@
 
 import { Capability, WasmRuntime } from "../mod.ts";
 import { artifactOf } from "../src/compile/_artifact.ts";
+import { withInternalOptions } from "../src/backend/_internal_options.ts";
 import { startBusyCores } from "./_load.ts";
 import { type Figure, interleavePhases, median } from "./_measure.ts";
 import { bareCaller } from "./_bare_caller.ts";
@@ -117,7 +118,12 @@ export async function benchWorkerCalls(options: { rounds?: number } = {}): Promi
     idleTimeoutMs: Infinity,
   });
   await using inline = new WasmRuntime({ execution: { isolation: "inline" } });
+  /** Keeps no idle worker: each plugin it creates starts a thread, as a bare spawn does. */
+  await using fresh = new WasmRuntime(
+    withInternalOptions({ execution: { isolation: "worker" } }, { workerPool: { maxIdle: 0 } }),
+  );
   const compiled = await runtime.compileWat("calls", CALLS_WAT);
+  const compiledFresh = await fresh.compileWat("calls", CALLS_WAT);
   const bareModule = await WebAssembly.compile(
     artifactOf(compiled).bytes as Uint8Array<ArrayBuffer>,
   );
@@ -244,6 +250,12 @@ export async function benchWorkerCalls(options: { rounds?: number } = {}): Promi
             createWorkerPlugin: {
               iterations: 5,
               run: async (n) => {
+                for (let i = 0; i < n; i++) await (await fresh.createPlugin(compiledFresh)).stop();
+              },
+            },
+            createWorkerPluginKept: {
+              iterations: 5,
+              run: async (n) => {
                 for (let i = 0; i < n; i++) await (await runtime.createPlugin(compiled)).stop();
               },
             },
@@ -307,6 +319,10 @@ export async function benchWorkerCalls(options: { rounds?: number } = {}): Promi
         workerHostCallVsInline: ratio("workerHostCall", "inlineHostCall"),
         workerCallWorkVsInline: ratio("workerCallWork", "inlineCallWork"),
         createWorkerPluginVsBareSpawn: ratio("createWorkerPlugin", "bareSpawnAndInstantiate"),
+        createKeptWorkerPluginVsBareSpawn: ratio(
+          "createWorkerPluginKept",
+          "bareSpawnAndInstantiate",
+        ),
       },
       rssPerIdleWorkerPluginBytes,
       busyCores,

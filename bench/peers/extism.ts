@@ -29,6 +29,7 @@
 import createExtismPlugin from "npm:@extism/extism@2.0.0-rc13";
 import { WasmRuntime } from "../../mod.ts";
 import { artifactOf } from "../../src/compile/_artifact.ts";
+import { withInternalOptions } from "../../src/backend/_internal_options.ts";
 import { type Figure, interleave, median } from "../_measure.ts";
 
 /** The pinned Extism version (keep in step with the import above). */
@@ -155,10 +156,15 @@ export async function benchExtism(
     resourceLimits: { maxCallDepth: Infinity },
   });
   await using worker = new WasmRuntime({ execution: { isolation: "worker" } });
+  /** Keeps no idle worker: each plugin it creates starts a thread, as Extism's do. */
+  await using fresh = new WasmRuntime(
+    withInternalOptions({ execution: { isolation: "worker" } }, { workerPool: { maxIdle: 0 } }),
+  );
 
   const compiled = await inline.compileWat("count", COUNT_WAT);
   const compiledUnmetered = await unmetered.compileWat("count", COUNT_WAT);
   const compiledWorker = await worker.compileWat("count", COUNT_WAT);
+  const compiledFresh = await fresh.compileWat("count", COUNT_WAT);
   // Extism gets the same (uninstrumented) bytes, as a ready WebAssembly.Module.
   const module = await WebAssembly.compile(artifactOf(compiled).bytes as Uint8Array<ArrayBuffer>);
 
@@ -239,6 +245,12 @@ export async function benchExtism(
         wasmplugCreateWorker: {
           iterations: 5,
           run: async (n) => {
+            for (let i = 0; i < n; i++) await (await fresh.createPlugin(compiledFresh)).stop();
+          },
+        },
+        wasmplugCreateWorkerKept: {
+          iterations: 5,
+          run: async (n) => {
             for (let i = 0; i < n; i++) await (await worker.createPlugin(compiledWorker)).stop();
           },
         },
@@ -270,6 +282,7 @@ export async function benchExtism(
         workerCallVsExtism: ratio("wasmplugWorkerCall", "extismWorkerCall"),
         createInlineVsExtism: ratio("wasmplugCreateInline", "extismCreateInProcess"),
         createWorkerVsExtism: ratio("wasmplugCreateWorker", "extismCreateWorker"),
+        createKeptWorkerVsExtism: ratio("wasmplugCreateWorkerKept", "extismCreateWorker"),
         timeoutWorkerVsExtism: timeouts.wasmplugWorker.medianTimeToErrorMs /
           timeouts.extismWorker.medianTimeToErrorMs,
       },
