@@ -24,7 +24,6 @@
  */
 
 import { WasmRuntime } from "../mod.ts";
-import { withInternalOptions } from "../src/backend/_internal_options.ts";
 import { medianOf } from "./_measure.ts";
 
 const ADD_WAT =
@@ -62,7 +61,7 @@ const config = {
 } as const;
 await using runtime = new WasmRuntime(config);
 /** A runtime that starts a new worker for every plugin. */
-await using fresh = new WasmRuntime(withInternalOptions(config, { workerPool: { maxIdle: 0 } }));
+await using fresh = new WasmRuntime({ ...config, workerPool: { maxIdle: 0 } });
 const add = await runtime.compileWat("add", ADD_WAT);
 const addFresh = await fresh.compileWat("add", ADD_WAT);
 const spin = await runtime.compileWat("spin", SPIN_WAT);

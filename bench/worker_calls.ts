@@ -23,7 +23,6 @@
 
 import { Capability, WasmRuntime } from "../mod.ts";
 import { artifactOf } from "../src/compile/_artifact.ts";
-import { withInternalOptions } from "../src/backend/_internal_options.ts";
 import { startBusyCores } from "./_load.ts";
 import { type Figure, interleavePhases, median } from "./_measure.ts";
 import { bareCaller } from "./_bare_caller.ts";
@@ -120,7 +119,7 @@ export async function benchWorkerCalls(options: { rounds?: number } = {}): Promi
   await using inline = new WasmRuntime({ execution: { isolation: "inline" } });
   /** Keeps no idle worker: each plugin it creates starts a thread, as a bare spawn does. */
   await using fresh = new WasmRuntime(
-    withInternalOptions({ execution: { isolation: "worker" } }, { workerPool: { maxIdle: 0 } }),
+    { execution: { isolation: "worker" }, workerPool: { maxIdle: 0 } },
   );
   const compiled = await runtime.compileWat("calls", CALLS_WAT);
   const compiledFresh = await fresh.compileWat("calls", CALLS_WAT);

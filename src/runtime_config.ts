@@ -160,4 +160,23 @@ export interface RuntimeConfig {
    * @default {2000}
    */
   idleTimeoutMs?: number;
+  /**
+   * How many idle workers the runtime keeps, and for how long: a worker
+   * plugin that stops or parks leaves its worker (when nothing of its guest
+   * can still run), and the next plugin with the same Deno permissions
+   * starts in it instead of a new thread, whose start holds the host's
+   * thread (about 20 ms, hundreds with busy plugins). `maxIdle` counts
+   * every permission set together; each kept worker ends after `idleMs`
+   * without a plugin, and all end with `close()`. `{ maxIdle: 0 }` keeps
+   * none.
+   *
+   * @example Keep up to 16 workers for 10 s, for a host that restarts many plugins at once
+   * ```ts
+   * import { WasmRuntime } from "@wasmplug/wasmplug";
+   * await using runtime = new WasmRuntime({ workerPool: { maxIdle: 16, idleMs: 10_000 } });
+   * ```
+   *
+   * @default {{ maxIdle: 4, idleMs: 2000 }}
+   */
+  workerPool?: { readonly maxIdle?: number; readonly idleMs?: number };
 }

@@ -36,7 +36,7 @@ import { createInlineBackend } from "./backend/mod.ts";
 import { planImports, type PlannedImports } from "./backend/mod.ts";
 import type { HostEnvironment } from "./host/mod.ts";
 import { type BackendParts, describeInstance, type PluginHostSide } from "./backend/mod.ts";
-import { createWorkerBackend, WorkerPool } from "./worker/mod.ts";
+import { createWorkerBackend, WorkerPool, type WorkerPoolOptions } from "./worker/mod.ts";
 import { permissionsOfWorker, resolveWorkerPermissions } from "./worker/mod.ts";
 import { Linker } from "./linker.ts";
 import { LruCache } from "./compile/mod.ts";
@@ -157,7 +157,7 @@ export class WasmRuntime implements AsyncDisposable {
     }
     this.#idleTimeoutMs = idleTimeoutMs;
     this.#internal = internalOptionsOf(config);
-    this.#workerPool = new WorkerPool(this.#internal.workerPool);
+    this.#workerPool = new WorkerPool(resolveWorkerPool(config.workerPool));
     const cache = config.cache ?? true;
     if (typeof cache === "boolean") {
       this.#cache = new LruCache(cache ? DEFAULT_CACHE_ENTRIES : 0);
@@ -687,7 +687,43 @@ interface PluginIdentity {
 }
 
 /** The keys of a `RuntimeConfig`. */
-const RUNTIME_CONFIG_KEYS = ["execution", "resourceLimits", "cache", "idleTimeoutMs"];
+const RUNTIME_CONFIG_KEYS = ["execution", "resourceLimits", "cache", "idleTimeoutMs", "workerPool"];
+
+/** The checked `workerPool` of a runtime config. */
+function resolveWorkerPool(pool: RuntimeConfig["workerPool"]): WorkerPoolOptions {
+  if (pool === undefined) return {};
+  if (typeof pool !== "object" || pool === null) {
+    throw new TypeError(
+      `Cannot use 'workerPool': expected an object { maxIdle?, idleMs? }, received ${
+        describeValue(pool)
+      }`,
+    );
+  }
+  assertKnownKeys("'workerPool'", pool, ["maxIdle", "idleMs"]);
+  const { maxIdle, idleMs } = pool;
+  checkPoolNumber("maxIdle", maxIdle, Number.isInteger(maxIdle) && maxIdle! >= 0, "an integer ≥ 0");
+  checkPoolNumber(
+    "idleMs",
+    idleMs,
+    idleMs! >= 0 && idleMs! <= MAX_IDLE_MS,
+    `a number of milliseconds from 0 to ${MAX_IDLE_MS}`,
+  );
+  return { maxIdle, idleMs };
+}
+
+/** Throws a `TypeError` for a `workerPool` field that is not a number, a `RangeError` for one out of range. */
+function checkPoolNumber(name: string, value: unknown, valid: boolean, what: string): void {
+  if (value === undefined || (typeof value === "number" && valid)) return;
+  if (typeof value !== "number") {
+    throw new TypeError(
+      `Cannot use 'workerPool.${name}': expected a number, received ${describeValue(value)}`,
+    );
+  }
+  throw new RangeError(`Cannot use 'workerPool.${name}' = ${value}: it must be ${what}`);
+}
+
+/** The longest time a worker is kept idle: the largest delay a timer takes. */
+const MAX_IDLE_MS = 2 ** 31 - 1;
 
 function resolveExecution(execution: RuntimeConfig["execution"]): ResolvedExecution {
   if (typeof execution === "object" && execution !== null) {

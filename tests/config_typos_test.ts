@@ -17,7 +17,7 @@ Deno.test("Unknown keys in options objects are TypeErrors naming them", async (t
       {
         name: "TypeError",
         message:
-          "Cannot use the runtime config: unknown key 'resourceLimit' (did you mean 'resourceLimits'?); expected one of execution, resourceLimits, cache, idleTimeoutMs",
+          "Cannot use the runtime config: unknown key 'resourceLimit' (did you mean 'resourceLimits'?); expected one of execution, resourceLimits, cache, idleTimeoutMs, workerPool",
       },
     );
     assert.throws(

@@ -29,7 +29,6 @@
 import createExtismPlugin from "npm:@extism/extism@2.0.0-rc13";
 import { WasmRuntime } from "../../mod.ts";
 import { artifactOf } from "../../src/compile/_artifact.ts";
-import { withInternalOptions } from "../../src/backend/_internal_options.ts";
 import { type Figure, interleave, median } from "../_measure.ts";
 
 /** The pinned Extism version (keep in step with the import above). */
@@ -158,7 +157,7 @@ export async function benchExtism(
   await using worker = new WasmRuntime({ execution: { isolation: "worker" } });
   /** Keeps no idle worker: each plugin it creates starts a thread, as Extism's do. */
   await using fresh = new WasmRuntime(
-    withInternalOptions({ execution: { isolation: "worker" } }, { workerPool: { maxIdle: 0 } }),
+    { execution: { isolation: "worker" }, workerPool: { maxIdle: 0 } },
   );
 
   const compiled = await inline.compileWat("count", COUNT_WAT);

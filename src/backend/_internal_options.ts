@@ -35,11 +35,6 @@ export interface InternalOptions {
   readonly workerBootTimeoutMs?: number;
   /** Told each time one of the runtime's plugin workers is spawned or parked, with its script. */
   readonly onWorkerEvent?: (event: WorkerEvent, script: URL) => void;
-  /**
-   * How many idle workers the runtime keeps for its next plugins, and for
-   * how long (see `_worker_pool.ts`); `maxIdle: 0` keeps none.
-   */
-  readonly workerPool?: { readonly maxIdle?: number; readonly idleMs?: number };
 }
 
 /**

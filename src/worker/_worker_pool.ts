@@ -17,14 +17,14 @@ export interface WorkerPoolOptions {
    *
    * @default {4}
    */
-  readonly maxIdle?: number;
+  readonly maxIdle?: number | undefined;
   /**
    * How long an idle worker is kept before it is terminated, in
    * milliseconds.
    *
    * @default {2000}
    */
-  readonly idleMs?: number;
+  readonly idleMs?: number | undefined;
 }
 
 interface IdleWorker {

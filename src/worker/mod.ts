@@ -11,4 +11,4 @@
 
 export { permissionsOfWorker, resolveWorkerPermissions } from "./_permission_mode.ts";
 export { createWorkerBackend } from "./_worker_backend.ts";
-export { WorkerPool } from "./_worker_pool.ts";
+export { WorkerPool, type WorkerPoolOptions } from "./_worker_pool.ts";

@@ -7,7 +7,7 @@
  * short idle time, and with the runtime.
  */
 import assert from "node:assert/strict";
-import { Capability, TimeoutError, type WasmRuntime } from "../../mod.ts";
+import { Capability, type RuntimeConfig, TimeoutError, WasmRuntime } from "../../mod.ts";
 import { type InternalOptions, withInternalOptions } from "../../src/backend/_internal_options.ts";
 import { WorkerPool } from "../../src/worker/_worker_pool.ts";
 import { assertRejectsWith, putString, workerRuntime } from "../_helpers.ts";
@@ -34,12 +34,12 @@ const NAPPER_WAT = `(module
   (func (export "nap") (param $ms i32) (result i32) (call $sleep (local.get $ms)) (i32.const 7)))`;
 
 /** A worker runtime that counts its workers: new threads and kept ones taken again. */
-function countingRuntime(internal: InternalOptions = {}): {
+function countingRuntime(config: RuntimeConfig = {}, internal: InternalOptions = {}): {
   runtime: WasmRuntime;
   counts: { spawned: number; reused: number };
 } {
   const counts = { spawned: 0, reused: 0 };
-  const runtime = workerRuntime(withInternalOptions({}, {
+  const runtime = workerRuntime(withInternalOptions(config, {
     ...internal,
     onWorkerEvent: (event) => {
       if (event === "spawned") counts.spawned++;
@@ -92,7 +92,7 @@ Deno.test("A stopped plugin's worker serves the next plugin with the same permis
   });
 
   await t.step("a host promise still pending after its call ends the worker", async () => {
-    const { runtime, counts } = countingRuntime({ workerUrl: FAULTY_WORKER });
+    const { runtime, counts } = countingRuntime({}, { workerUrl: FAULTY_WORKER });
     await using _runtime = runtime;
     const fetcher = () =>
       runtime.createPluginFromWat(hostFunctionsWat("host_http_fetch"), {
@@ -144,14 +144,13 @@ Deno.test("Kept workers end with their runtime, and by themselves after their id
   permissions: { run: [Deno.execPath()], read: true },
 }, async (t) => {
   const mod = new URL("../../mod.ts", import.meta.url).href;
-  const internal = new URL("../../src/backend/_internal_options.ts", import.meta.url).href;
   const script = (idleMs: number, close: boolean) => `
     import { WasmRuntime } from ${JSON.stringify(mod)};
-    import { withInternalOptions } from ${JSON.stringify(internal)};
-    const runtime = new WasmRuntime(withInternalOptions(
-      { execution: { isolation: "worker" }, idleTimeoutMs: Infinity },
-      { workerPool: { idleMs: ${idleMs} } },
-    ));
+    const runtime = new WasmRuntime({
+      execution: { isolation: "worker" },
+      idleTimeoutMs: Infinity,
+      workerPool: { idleMs: ${idleMs} },
+    });
     const plugin = await runtime.createPluginFromWat('(module (func (export "f") (result i32) i32.const 7))');
     const value = await plugin.callI32("f");
     await plugin.stop();
@@ -202,4 +201,33 @@ Deno.test("WorkerPool keeps at most maxIdle workers, by key, most recent first",
     for (const worker of started) worker.terminate();
     URL.revokeObjectURL(url);
   }
+});
+
+Deno.test("workerPool is checked like the rest of the runtime config", () => {
+  const cases: [unknown, ErrorConstructor, RegExp][] = [
+    [
+      "four",
+      TypeError,
+      /'workerPool': expected an object \{ maxIdle\?, idleMs\? \}, received string/,
+    ],
+    [{ maxIdle: -1 }, RangeError, /'workerPool\.maxIdle' = -1: it must be an integer ≥ 0/],
+    [{ maxIdle: 1.5 }, RangeError, /'workerPool\.maxIdle' = 1\.5/],
+    [{ maxIdle: "4" }, TypeError, /'workerPool\.maxIdle': expected a number, received string "4"/],
+    [
+      { idleMs: NaN },
+      RangeError,
+      /'workerPool\.idleMs' = NaN: it must be a number of milliseconds/,
+    ],
+    [{ idleMs: Infinity }, RangeError, /'workerPool\.idleMs' = Infinity/],
+    [{ maxIdel: 4 }, TypeError, /maxIdel/],
+  ];
+  for (const [workerPool, type, message] of cases) {
+    assert.throws(
+      () => new WasmRuntime({ workerPool } as RuntimeConfig),
+      (err: unknown) => err instanceof type && message.test((err as Error).message),
+      `workerPool ${JSON.stringify(workerPool)}`,
+    );
+  }
+  // Within range: accepted.
+  new WasmRuntime({ workerPool: { maxIdle: 0, idleMs: 0 } });
 });
