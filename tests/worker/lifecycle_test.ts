@@ -10,28 +10,38 @@ Deno.test(
     permissions: { run: [DENO] },
     ignore: !RUN_SLOW,
   },
-  async () => {
-    // In a process of its own: it exits only if no worker is left (a live worker keeps a
-    // process alive, and Deno's test sanitizers do not see workers).
-    const { code, stdout, stderr } = await new Deno.Command(DENO, {
-      args: [
-        "run",
-        "--no-check",
-        "--unstable-worker-options",
-        `--allow-read=${WORKER_SOURCES}`,
-        "tests/worker/fixtures/create_and_stop.ts",
-        String(COUNT),
-      ],
-      cwd: new URL("../..", import.meta.url),
-      stdin: "null",
-      signal: AbortSignal.timeout(60_000),
-    }).output();
-    assert.equal(code, 0, textOf(stderr));
-    const { count, before, after, plugins } = JSON.parse(textOf(stdout));
-    assert.equal(count, COUNT);
-    assert.equal(plugins, 0);
-    // An idle worker costs several MB: leaking even a tenth of them would show.
-    const growth = (after - before) / 2 ** 20;
-    assert.ok(growth < 100, `RSS grew by ${growth.toFixed(1)} MiB`);
+  async (t) => {
+    const modes: [mode: string, what: string][] = [
+      ["fresh", "each in a new worker"],
+      ["kept", "each in the worker the one before left"],
+    ];
+    for (const [mode, what] of modes) {
+      await t.step(what, async () => {
+        // In a process of its own: it exits only if no worker is left (a live worker keeps a
+        // process alive, and Deno's test sanitizers do not see workers).
+        const { code, stdout, stderr } = await new Deno.Command(DENO, {
+          args: [
+            "run",
+            "--no-check",
+            "--unstable-worker-options",
+            `--allow-read=${WORKER_SOURCES}`,
+            "tests/worker/fixtures/create_and_stop.ts",
+            String(COUNT),
+            mode,
+          ],
+          cwd: new URL("../..", import.meta.url),
+          stdin: "null",
+          signal: AbortSignal.timeout(60_000),
+        }).output();
+        assert.equal(code, 0, textOf(stderr));
+        const { count, before, after, plugins } = JSON.parse(textOf(stdout));
+        assert.equal(count, COUNT);
+        assert.equal(plugins, 0);
+        // An idle worker costs several MB: leaking even a tenth of them would show, and so
+        // would an instance a kept worker held on to.
+        const growth = (after - before) / 2 ** 20;
+        assert.ok(growth < 100, `RSS grew by ${growth.toFixed(1)} MiB`);
+      });
+    }
   },
 );
