@@ -7,7 +7,7 @@
 
 import type { RuntimeConfig, WasmPlugin } from "../../mod.ts";
 import { withInternalOptions } from "../../src/backend/_internal_options.ts";
-import { putString, textOf, WORKER_SOURCES } from "../_helpers.ts";
+import { DENO, putString, textOf, WORKER_SOURCES } from "../_helpers.ts";
 
 /** The folder of the faulty worker entry (which the host must be able to read). */
 export const FIXTURES: string = new URL("./fixtures/", import.meta.url).pathname;
@@ -35,4 +35,28 @@ export async function httpFetch(plugin: WasmPlugin, url: string): Promise<string
   const length = await plugin.callI32("host_http_fetch", [ptr, len, OUT, OUT_CAP]);
   const response = JSON.parse(textOf(await plugin.readMemory(OUT, length)));
   return response.body;
+}
+
+/**
+ * Runs `fixtures/<script>` with `args` in a Deno process of its own (worker
+ * options on, the worker sources readable), killed after `timeoutMs`.
+ */
+export function runFixture(
+  script: string,
+  args: readonly string[],
+  timeoutMs: number,
+): Promise<Deno.CommandOutput> {
+  return new Deno.Command(DENO, {
+    args: [
+      "run",
+      "--no-check",
+      "--unstable-worker-options",
+      `--allow-read=${WORKER_SOURCES}`,
+      `tests/worker/fixtures/${script}`,
+      ...args,
+    ],
+    cwd: new URL("../..", import.meta.url),
+    stdin: "null",
+    signal: AbortSignal.timeout(timeoutMs),
+  }).output();
 }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { DENO, RUN_SLOW, SLOW, textOf, WORKER_SOURCES } from "../_helpers.ts";
+import { DENO, RUN_SLOW, SLOW, textOf } from "../_helpers.ts";
+import { runFixture } from "./_worker_helpers.ts";
 
 /** How many plugins the loop creates and stops. */
 const COUNT = 500;
@@ -19,20 +20,11 @@ Deno.test(
       await t.step(what, async () => {
         // In a process of its own: it exits only if no worker is left (a live worker keeps a
         // process alive, and Deno's test sanitizers do not see workers).
-        const { code, stdout, stderr } = await new Deno.Command(DENO, {
-          args: [
-            "run",
-            "--no-check",
-            "--unstable-worker-options",
-            `--allow-read=${WORKER_SOURCES}`,
-            "tests/worker/fixtures/create_and_stop.ts",
-            String(COUNT),
-            mode,
-          ],
-          cwd: new URL("../..", import.meta.url),
-          stdin: "null",
-          signal: AbortSignal.timeout(60_000),
-        }).output();
+        const { code, stdout, stderr } = await runFixture(
+          "create_and_stop.ts",
+          [String(COUNT), mode],
+          60_000,
+        );
         assert.equal(code, 0, textOf(stderr));
         const { count, before, after, plugins } = JSON.parse(textOf(stdout));
         assert.equal(count, COUNT);

@@ -3,8 +3,8 @@ import type { RuntimeConfig, WasmPlugin, WasmRuntime } from "../../mod.ts";
 import { withInternalOptions } from "../../src/backend/_internal_options.ts";
 import { instrument } from "../../src/instrument/instrument.ts";
 import { watToBinary } from "../../src/compile/_wat.ts";
-import { bytesOf, delay, DENO, textOf, WORKER_SOURCES, workerRuntime } from "../_helpers.ts";
-import { READ_WORKERS } from "./_worker_helpers.ts";
+import { bytesOf, delay, DENO, textOf, workerRuntime } from "../_helpers.ts";
+import { READ_WORKERS, runFixture } from "./_worker_helpers.ts";
 
 /** The idle timeout of these tests' runtimes. */
 const IDLE_MS = 50;
@@ -226,19 +226,7 @@ Deno.test("A script that never closes its worker plugin exits once the worker is
   const idleMs = 200;
   const start = performance.now();
   // Killed after 20 s: without parking, the idle worker keeps the script alive forever.
-  const { code, stdout, stderr } = await new Deno.Command(DENO, {
-    args: [
-      "run",
-      "--no-check",
-      "--unstable-worker-options",
-      `--allow-read=${WORKER_SOURCES}`,
-      "tests/worker/fixtures/never_closed.ts",
-      String(idleMs),
-    ],
-    cwd: new URL("../..", import.meta.url),
-    stdin: "null",
-    signal: AbortSignal.timeout(20_000),
-  }).output();
+  const { code, stdout, stderr } = await runFixture("never_closed.ts", [String(idleMs)], 20_000);
   assert.equal(code, 0, textOf(stderr));
   assert.equal(textOf(stdout), "1 2");
   const elapsed = performance.now() - start;
