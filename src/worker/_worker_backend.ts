@@ -114,6 +114,8 @@ interface LiveWorker {
   readonly worker: Worker;
   /** What it was started with (see `workerKey`), for the pool. */
   readonly key: string;
+  /** The name it was started with: its first plugin's (a worker cannot be renamed). */
+  readonly name: string;
   /** The channels, which requests take in turn. */
   readonly channels: readonly HostChannel[];
   /** The index of the channel the next request goes to. */
@@ -262,8 +264,8 @@ class WorkerBackend implements PluginBackend {
     const spec = restore === null ? this.#spec : { ...this.#spec, restore };
     const script = workerScriptOf(this.#internal);
     const key = workerKey(script, this.#permissions);
-    const kept = this.#pool?.take(key);
-    const worker = kept ?? newWorker(script, {
+    const kept = this.#pool?.take(key, spec.pluginName);
+    const worker = kept?.worker ?? newWorker(script, {
       pluginName: spec.pluginName,
       permissions: this.#permissions,
     });
@@ -286,6 +288,7 @@ class WorkerBackend implements PluginBackend {
     const live: LiveWorker = {
       worker,
       key,
+      name: kept?.name ?? spec.pluginName,
       channels,
       next: 0,
       waits,
@@ -355,7 +358,7 @@ class WorkerBackend implements PluginBackend {
     }
     for (const channel of live.channels) channel.close();
     live.worker.onerror = null;
-    this.#pool.give(live.key, live.worker);
+    this.#pool.give(live.key, live.worker, live.name);
   }
 
   /**

@@ -29,8 +29,16 @@ export interface WorkerPoolOptions {
 
 interface IdleWorker {
   readonly worker: Worker;
+  /** The name it was started with (its first plugin's: a worker cannot be renamed). */
+  readonly name: string;
   readonly key: string;
   readonly timer: ReturnType<typeof setTimeout>;
+}
+
+/** A kept worker, and the name it was started with. */
+export interface KeptWorker {
+  readonly worker: Worker;
+  readonly name: string;
 }
 
 /**
@@ -40,9 +48,9 @@ interface IdleWorker {
  * @example
  * ```ts ignore
  * const pool = new WorkerPool({ maxIdle: 2, idleMs: 1000 });
- * const worker = pool.take(key) ?? new Worker(script, options);
+ * const worker = pool.take(key, "my-plugin")?.worker ?? new Worker(script, { name: "my-plugin" });
  * // ... the plugin stops cleanly:
- * pool.give(key, worker);
+ * pool.give(key, worker, "my-plugin");
  * pool.close(); // terminates what it keeps
  * ```
  */
@@ -64,25 +72,35 @@ export class WorkerPool {
     return this.#idle.length;
   }
 
-  /** Takes the most recently kept worker of `key`, if there is one. */
-  take(key: string): Worker | undefined {
+  /**
+   * Takes a kept worker of `key`, if there is one: the most recent one
+   * started with `name`, so that a restarted plugin runs in a worker named
+   * for it (Deno names a worker in its own messages), else the most recent.
+   */
+  take(key: string, name?: string): KeptWorker | undefined {
+    let found: IdleWorker | undefined;
     for (let i = this.#idle.length - 1; i >= 0; i--) {
       const idle = this.#idle[i]!;
       if (idle.key !== key) continue;
-      this.#idle.splice(i, 1);
-      clearTimeout(idle.timer);
-      idle.worker.onerror = null;
-      return idle.worker;
+      found ??= idle;
+      if (idle.name === name) {
+        found = idle;
+        break;
+      }
     }
-    return undefined;
+    if (found === undefined) return undefined;
+    this.#idle.splice(this.#idle.indexOf(found), 1);
+    clearTimeout(found.timer);
+    found.worker.onerror = null;
+    return { worker: found.worker, name: found.name };
   }
 
   /**
-   * Keeps `worker`, which waits for its next setup, for the next start of
-   * `key`; terminates it instead when the pool is closed, or makes room by
+   * Keeps `worker` (started with `name`), which waits for its next setup,
+   * for the next start of `key`; terminates it instead when the pool is closed, or makes room by
    * terminating the oldest kept worker when it is full.
    */
-  give(key: string, worker: Worker): void {
+  give(key: string, worker: Worker, name = ""): void {
     if (this.#closed || this.#maxIdle <= 0) {
       worker.terminate();
       return;
@@ -91,7 +109,7 @@ export class WorkerPool {
     const timer = setTimeout(() => this.#end(idle), this.#idleMs);
     // Kept workers must not keep the process alive longer than this timer does.
     Deno.unrefTimer(timer);
-    const idle: IdleWorker = { worker, key, timer };
+    const idle: IdleWorker = { worker, name, key, timer };
     // A kept worker that fails has nothing to report to: it just goes.
     worker.onerror = (event) => {
       event.preventDefault();

@@ -186,9 +186,9 @@ Deno.test("WorkerPool keeps at most maxIdle workers, by key, most recent first",
     pool.give("x", c); // full: the oldest (a) is ended
     assert.equal(pool.size, 2);
     assert.equal(pool.take("z"), undefined);
-    assert.equal(pool.take("x"), c);
+    assert.equal(pool.take("x")?.worker, c);
     assert.equal(pool.take("x"), undefined, "a was kept past maxIdle");
-    assert.equal(pool.take("y"), b);
+    assert.equal(pool.take("y")?.worker, b);
     // A kept worker still answers.
     const echoed = new Promise((resolve) => (c.onmessage = (event) => resolve(event.data)));
     c.postMessage("hi");
@@ -199,6 +199,26 @@ Deno.test("WorkerPool keeps at most maxIdle workers, by key, most recent first",
   } finally {
     pool.close();
     for (const worker of started) worker.terminate();
+    URL.revokeObjectURL(url);
+  }
+});
+
+Deno.test("WorkerPool gives a plugin a worker started with its name when it has one", () => {
+  const source = "self.onmessage = () => {};";
+  const url = URL.createObjectURL(new Blob([source], { type: "application/javascript" }));
+  const [a, b] = ["a", "b"].map((name) => new Worker(url, { type: "module", name }));
+  const pool = new WorkerPool({ maxIdle: 4, idleMs: 60_000 });
+  try {
+    pool.give("x", a!, "a");
+    pool.give("x", b!, "b");
+    // The most recent would be b: a restarted plugin "a" gets a's worker, named for it.
+    assert.deepEqual(pool.take("x", "a"), { worker: a, name: "a" });
+    // Without a match, the most recent of the key.
+    assert.deepEqual(pool.take("x", "c"), { worker: b, name: "b" });
+  } finally {
+    pool.close();
+    a!.terminate();
+    b!.terminate();
     URL.revokeObjectURL(url);
   }
 });
