@@ -85,98 +85,89 @@ const input = new Uint8Array(16).fill(7);
 let sink = 0;
 
 type Plugins = typeof mine;
-const paths: Record<string, { iterations: number; run: (p: Plugins, n: number) => Promise<void> }> =
-  {
-    "inline callI32 add": {
-      iterations: 20_000,
-      run: async (p, n) => {
-        for (let i = 0; i < n; i++) sink += await p.inline.callI32("add", [i, 1]);
-      },
-    },
-    "inline callI32 count(100)": {
-      iterations: 10_000,
-      run: async (p, n) => {
-        for (let i = 0; i < n; i++) sink += await p.inline.callI32("count", [100]);
-      },
-    },
-    "inline callI32 fib(20)": {
-      iterations: 50,
-      run: async (p, n) => {
-        for (let i = 0; i < n; i++) sink += await p.inline.callI32("fib", [20]);
-      },
-    },
-    "inline callBytes 16 B": {
-      iterations: 5_000,
-      run: async (p, n) => {
-        for (let i = 0; i < n; i++) sink += (await p.inline.callBytes("echo", input)).length;
-      },
-    },
-    "worker callI32 add": {
-      iterations: 2_000,
-      run: async (p, n) => {
-        for (let i = 0; i < n; i++) sink += await p.worker.callI32("add", [i, 1]);
-      },
-    },
-    // A guest of about 20 µs: longer than a short spin, so it shows what a wait costs.
-    "worker callI32 fib(20)": {
-      iterations: 1_000,
-      run: async (p, n) => {
-        for (let i = 0; i < n; i++) sink += await p.worker.callI32("fib", [20]);
-      },
-    },
-    // A call that traps: its error is made and sent across, and the host makes its own.
-    "worker callI32 trap": {
-      iterations: 1_000,
-      run: async (p, n) => {
-        for (let i = 0; i < n; i++) {
-          try {
-            await p.worker.callI32("trap");
-          } catch {
-            sink++;
-          }
-        }
-      },
-    },
-    "worker callI32 add, 2 plugins with a caller each, per call": {
-      iterations: 4_000,
-      run: async (p, n) => {
-        await Promise.all(
-          [p.worker, p.other].map(async (plugin) => {
-            for (let i = 0; i < n / 2; i++) sink += await plugin.callI32("add", [i, 1]);
-          }),
-        );
-      },
-    },
-    "worker callI32 add, 4 callers at once, per call": {
-      iterations: 4_000,
-      run: async (p, n) => {
-        await Promise.all(
-          Array.from({ length: 4 }, async () => {
-            for (let i = 0; i < n / 4; i++) sink += await p.worker.callI32("add", [i, 1]);
-          }),
-        );
-      },
-    },
-    [CROWD_PATH]: {
-      iterations: 10_000,
-      run: async (p, n) => {
-        const perCaller = Math.ceil(n / (CROWD.plugins * CROWD.callers));
-        await Promise.all(
-          p.crowd.flatMap((plugin) =>
-            Array.from({ length: CROWD.callers }, async () => {
-              for (let i = 0; i < perCaller; i++) sink += await plugin.callI32("add", [i, 1]);
-            })
-          ),
-        );
-      },
-    },
-    "worker callBytes 16 B": {
-      iterations: 1_000,
-      run: async (p, n) => {
-        for (let i = 0; i < n; i++) sink += (await p.worker.callBytes("echo", input)).length;
-      },
+type Path = { iterations: number; run: (p: Plugins, n: number) => Promise<void> };
+
+/** A path of `iterations` awaited `callI32(fn, argsOf(i))` calls of one plugin, one after another. */
+function callsOf(
+  plugin: "inline" | "worker",
+  iterations: number,
+  fn: string,
+  argsOf: (i: number) => number[],
+): Path {
+  return {
+    iterations,
+    run: async (p, n) => {
+      for (let i = 0; i < n; i++) sink += await p[plugin].callI32(fn, argsOf(i));
     },
   };
+}
+
+const paths: Record<string, Path> = {
+  "inline callI32 add": callsOf("inline", 20_000, "add", (i) => [i, 1]),
+  "inline callI32 count(100)": callsOf("inline", 10_000, "count", () => [100]),
+  "inline callI32 fib(20)": callsOf("inline", 50, "fib", () => [20]),
+  "inline callBytes 16 B": {
+    iterations: 5_000,
+    run: async (p, n) => {
+      for (let i = 0; i < n; i++) sink += (await p.inline.callBytes("echo", input)).length;
+    },
+  },
+  "worker callI32 add": callsOf("worker", 2_000, "add", (i) => [i, 1]),
+  // A guest of about 20 µs: longer than a short spin, so it shows what a wait costs.
+  "worker callI32 fib(20)": callsOf("worker", 1_000, "fib", () => [20]),
+  // A call that traps: its error is made and sent across, and the host makes its own.
+  "worker callI32 trap": {
+    iterations: 1_000,
+    run: async (p, n) => {
+      for (let i = 0; i < n; i++) {
+        try {
+          await p.worker.callI32("trap");
+        } catch {
+          sink++;
+        }
+      }
+    },
+  },
+  "worker callI32 add, 2 plugins with a caller each, per call": {
+    iterations: 4_000,
+    run: async (p, n) => {
+      await Promise.all(
+        [p.worker, p.other].map(async (plugin) => {
+          for (let i = 0; i < n / 2; i++) sink += await plugin.callI32("add", [i, 1]);
+        }),
+      );
+    },
+  },
+  "worker callI32 add, 4 callers at once, per call": {
+    iterations: 4_000,
+    run: async (p, n) => {
+      await Promise.all(
+        Array.from({ length: 4 }, async () => {
+          for (let i = 0; i < n / 4; i++) sink += await p.worker.callI32("add", [i, 1]);
+        }),
+      );
+    },
+  },
+  [CROWD_PATH]: {
+    iterations: 10_000,
+    run: async (p, n) => {
+      const perCaller = Math.ceil(n / (CROWD.plugins * CROWD.callers));
+      await Promise.all(
+        p.crowd.flatMap((plugin) =>
+          Array.from({ length: CROWD.callers }, async () => {
+            for (let i = 0; i < perCaller; i++) sink += await plugin.callI32("add", [i, 1]);
+          })
+        ),
+      );
+    },
+  },
+  "worker callBytes 16 B": {
+    iterations: 1_000,
+    run: async (p, n) => {
+      for (let i = 0; i < n; i++) sink += (await p.worker.callBytes("echo", input)).length;
+    },
+  },
+};
 
 // One phase per call path: within it the two checkouts alternate which runs first, so
 // each follows the other as often as it follows another path. (With every variant in

@@ -112,8 +112,6 @@ const LANES = 4;
 
 interface LiveWorker {
   readonly worker: Worker;
-  /** What it was started with (see `workerKey`), for the pool. */
-  readonly key: string;
   /** The name it was started with: its first plugin's (a worker cannot be renamed). */
   readonly name: string;
   /** The channels, which requests take in turn. */
@@ -196,6 +194,8 @@ class WorkerBackend implements PluginBackend {
   readonly #permissions: Deno.PermissionOptionsObject | null;
   readonly #internal: InternalOptions;
   readonly #pool: WorkerPool | undefined;
+  /** What this plugin's workers run and may do, which a kept worker must match (see `workerKey`). */
+  readonly #workerKey: string;
   /** What the worker's built-in host functions call (on this thread). */
   readonly #services: HostServices;
   #live: LiveWorker | undefined;
@@ -240,6 +240,7 @@ class WorkerBackend implements PluginBackend {
     this.#permissions = permissions;
     this.#internal = internal;
     this.#pool = pool;
+    this.#workerKey = workerKey(workerScriptOf(internal), permissions);
     this.#services = createHostServices(host.env);
     const state = spec.instrumentation?.state ?? null;
     this.#parkable = Number.isFinite(spec.idleTimeoutMs) && state !== null &&
@@ -263,8 +264,7 @@ class WorkerBackend implements PluginBackend {
     const restore = this.#parked;
     const spec = restore === null ? this.#spec : { ...this.#spec, restore };
     const script = workerScriptOf(this.#internal);
-    const key = workerKey(script, this.#permissions);
-    const kept = this.#pool?.take(key, spec.pluginName);
+    const kept = this.#pool?.take(this.#workerKey, spec.pluginName);
     const worker = kept?.worker ?? newWorker(script, {
       pluginName: spec.pluginName,
       permissions: this.#permissions,
@@ -287,7 +287,6 @@ class WorkerBackend implements PluginBackend {
     }
     const live: LiveWorker = {
       worker,
-      key,
       name: kept?.name ?? spec.pluginName,
       channels,
       next: 0,
@@ -357,8 +356,7 @@ class WorkerBackend implements PluginBackend {
       return this.#discard(live);
     }
     for (const channel of live.channels) channel.close();
-    live.worker.onerror = null;
-    this.#pool.give(live.key, live.worker, live.name);
+    this.#pool.give(this.#workerKey, live.worker, live.name);
   }
 
   /**
@@ -985,8 +983,9 @@ class WorkerBackend implements PluginBackend {
     this.#parked = null;
     const live = this.#live;
     if (live === undefined) return Promise.resolve();
-    // A worker no exchange uses can serve another plugin; one in use is ended.
-    if (this.#queue.busy || this.#callInFlight || this.#ahead.length > 0) {
+    // A worker no exchange uses (a call, calls posted ahead, a memory access) can serve
+    // another plugin; one in use is ended.
+    if (this.#queue.busy) {
       this.#discard(live);
       return Promise.resolve();
     }
