@@ -38,7 +38,7 @@ import {
   startBudgetOf,
 } from "../backend/mod.ts";
 import { bundledWorkerUrl } from "./_worker_bundle.ts";
-import { ChannelWaits, createLaneBuffers, HostChannel } from "./_channel.ts";
+import { type ChannelBuffers, ChannelWaits, createLaneBuffers, HostChannel } from "./_channel.ts";
 import { decodeError, encodeError } from "./_error_codec.ts";
 import {
   exportIndex,
@@ -264,27 +264,35 @@ class WorkerBackend implements PluginBackend {
     const restore = this.#parked;
     const spec = restore === null ? this.#spec : { ...this.#spec, restore };
     const script = workerScriptOf(this.#internal);
-    const kept = this.#pool?.take(this.#workerKey, spec.pluginName);
-    const worker = kept?.worker ?? newWorker(script, {
-      pluginName: spec.pluginName,
-      permissions: this.#permissions,
-    });
-    const buffers = createLaneBuffers(LANES);
-    const waits = new ChannelWaits();
-    const channels = buffers.map((each) => new HostChannel(each, waits));
-    const setup: WorkerSetup = { spec, channels: buffers };
+    const bootTimeoutMs = this.#internal.workerBootTimeoutMs ?? BOOT_TIMEOUT_MS;
+    let kept = this.#pool?.take(this.#workerKey, spec.pluginName);
+    let worker: Worker;
+    let buffers: ChannelBuffers[];
     let ready: WorkerReady;
-    try {
-      const bootTimeoutMs = this.#internal.workerBootTimeoutMs ?? BOOT_TIMEOUT_MS;
-      ready = await startup(worker, setup, { bootTimeoutMs });
-    } catch (err) {
-      worker.terminate();
-      throw err;
+    while (true) {
+      worker = kept?.worker ?? newWorker(script, {
+        pluginName: spec.pluginName,
+        permissions: this.#permissions,
+      });
+      // Fresh channels for each try: a worker that died may have touched its own.
+      buffers = createLaneBuffers(LANES);
+      try {
+        ready = await startup(worker, { spec, channels: buffers }, { bootTimeoutMs });
+        break;
+      } catch (err) {
+        worker.terminate();
+        // A kept worker that dies before it is ready (what its last plugin
+        // left running failed) is not this plugin's failure: a new one serves it.
+        if (kept === undefined) throw err;
+        kept = undefined;
+      }
     }
     if (!ready.ok) {
       worker.terminate();
       throw decodeError(ready.error);
     }
+    const waits = new ChannelWaits();
+    const channels = buffers.map((each) => new HostChannel(each, waits));
     const live: LiveWorker = {
       worker,
       name: kept?.name ?? spec.pluginName,

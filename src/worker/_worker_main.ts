@@ -82,6 +82,11 @@ function linkerProxy(lane: Lane, index: number): HostCallable {
 
 type Reply = [op: number, values: WireValue[]];
 
+/** Settles after the timers due now have run. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
 /** The reply to a call: its results, then the fuel it used and the memory's size. */
 function callResult(instance: PluginInstance, result: unknown): Reply {
   const fuel = instance.lastFuelUsed;
@@ -171,7 +176,10 @@ function handle(
       return [ToHost.Done, []];
     }
     case ToWorker.Retire:
-      return [ToHost.Done, [instance.settled ? 1 : 0]];
+      // One turn of the event loop first: a timer already due (work a host
+      // function left behind) runs before the worker calls itself clean, so
+      // one that fails ends this worker here, not in its next plugin's.
+      return nextTurn().then(() => [ToHost.Done, [instance.settled ? 1 : 0]]);
     default:
       throw new Error(`Unexpected message ${op} from the host`);
   }

@@ -115,6 +115,31 @@ Deno.test("A stopped plugin's worker serves the next plugin with the same permis
     assert.equal(counts.reused, 0, "a worker with a fetch still pending was kept");
   });
 
+  await t.step(
+    "a kept worker that dies as it is handed a plugin is replaced by a new one",
+    async () => {
+      const { runtime, counts } = countingRuntime({}, { workerUrl: FAULTY_WORKER });
+      await using _runtime = runtime;
+      const network = { capabilities: [Capability.NetworkAccess], allowedHosts: ["127.0.0.1:1"] };
+      const plugin = await runtime.createPluginFromWat(
+        hostFunctionsWat("host_http_fetch"),
+        network,
+      );
+      const [ptr, len] = await putString(
+        plugin,
+        0,
+        JSON.stringify({ url: "http://127.0.0.1:1/crash-next" }),
+      );
+      await plugin.callI32("host_http_fetch", [ptr, len, 1024, 1024]);
+      await plugin.stop();
+      // The kept worker takes the next setup and dies of it: the plugin starts all the same.
+      const next = await runtime.createPluginFromWat(COUNTER_WAT, network);
+      assert.deepEqual(counts, { spawned: 2, reused: 0 });
+      assert.equal(await next.callI32("bump"), 1);
+      await next.stop();
+    },
+  );
+
   await t.step("a worker whose call had to be stopped serves the next plugin", async () => {
     const { runtime, counts } = countingRuntime();
     await using _runtime = runtime;
