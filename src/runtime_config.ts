@@ -168,7 +168,11 @@ export interface RuntimeConfig {
    * thread (about 20 ms, hundreds with busy plugins). `maxIdle` counts
    * every permission set together; each kept worker ends after `idleMs`
    * without a plugin, and all end with `close()`. `{ maxIdle: 0 }` keeps
-   * none.
+   * none. A worker whose plugins' linear memories add up to more than
+   * `maxServedBytes` (64 MiB by default) is ended instead: a stopped
+   * plugin's memory is freed only when its worker collects its garbage,
+   * so a kept worker could otherwise hold the memories of many plugins
+   * that no longer exist.
    *
    * @example Keep up to 16 workers for 10 s, for a host that restarts many plugins at once
    * ```ts
@@ -176,7 +180,11 @@ export interface RuntimeConfig {
    * await using runtime = new WasmRuntime({ workerPool: { maxIdle: 16, idleMs: 10_000 } });
    * ```
    *
-   * @default {{ maxIdle: 4, idleMs: 2000 }}
+   * @default {{ maxIdle: 4, idleMs: 2000, maxServedBytes: 67108864 }}
    */
-  workerPool?: { readonly maxIdle?: number; readonly idleMs?: number };
+  workerPool?: {
+    readonly maxIdle?: number;
+    readonly idleMs?: number;
+    readonly maxServedBytes?: number;
+  };
 }

@@ -694,13 +694,13 @@ function resolveWorkerPool(pool: RuntimeConfig["workerPool"]): WorkerPoolOptions
   if (pool === undefined) return {};
   if (typeof pool !== "object" || pool === null) {
     throw new TypeError(
-      `Cannot use 'workerPool': expected an object { maxIdle?, idleMs? }, received ${
+      `Cannot use 'workerPool': expected an object { maxIdle?, idleMs?, maxServedBytes? }, received ${
         describeValue(pool)
       }`,
     );
   }
-  assertKnownKeys("'workerPool'", pool, ["maxIdle", "idleMs"]);
-  const { maxIdle, idleMs } = pool;
+  assertKnownKeys("'workerPool'", pool, ["maxIdle", "idleMs", "maxServedBytes"]);
+  const { maxIdle, idleMs, maxServedBytes } = pool;
   checkPoolNumber("maxIdle", maxIdle, Number.isInteger(maxIdle) && maxIdle! >= 0, "an integer ≥ 0");
   checkPoolNumber(
     "idleMs",
@@ -708,7 +708,13 @@ function resolveWorkerPool(pool: RuntimeConfig["workerPool"]): WorkerPoolOptions
     idleMs! >= 0 && idleMs! <= MAX_IDLE_MS,
     `a number of milliseconds from 0 to ${MAX_IDLE_MS}`,
   );
-  return { maxIdle, idleMs };
+  checkPoolNumber(
+    "maxServedBytes",
+    maxServedBytes,
+    Number.isSafeInteger(maxServedBytes) && maxServedBytes! >= 0,
+    "an integer ≥ 0",
+  );
+  return { maxIdle, idleMs, maxServedBytes };
 }
 
 /** Throws a `TypeError` for a `workerPool` field that is not a number, a `RangeError` for one out of range. */

@@ -114,6 +114,8 @@ interface LiveWorker {
   readonly worker: Worker;
   /** The name it was started with: its first plugin's (a worker cannot be renamed). */
   readonly name: string;
+  /** The linear memory of the plugins it served before this one, added up (see `WorkerPool`). */
+  readonly servedBytes: number;
   /** The channels, which requests take in turn. */
   readonly channels: readonly HostChannel[];
   /** The index of the channel the next request goes to. */
@@ -296,6 +298,7 @@ class WorkerBackend implements PluginBackend {
     const live: LiveWorker = {
       worker,
       name: kept?.name ?? spec.pluginName,
+      servedBytes: kept?.servedBytes ?? 0,
       channels,
       next: 0,
       waits,
@@ -364,7 +367,11 @@ class WorkerBackend implements PluginBackend {
       return this.#discard(live);
     }
     for (const channel of live.channels) channel.close();
-    this.#pool.give(this.#workerKey, live.worker, live.name);
+    this.#pool.give(this.#workerKey, {
+      worker: live.worker,
+      name: live.name,
+      servedBytes: live.servedBytes + this.#memoryBytes,
+    });
   }
 
   /**

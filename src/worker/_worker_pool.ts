@@ -25,20 +25,36 @@ export interface WorkerPoolOptions {
    * @default {2000}
    */
   readonly idleMs?: number | undefined;
+  /**
+   * How many bytes of linear memory the plugins a worker served may add up
+   * to before it is ended instead of kept. A stopped plugin's memory is
+   * freed only when its worker collects its garbage, which a worker with
+   * little JavaScript work does rarely, so a worker kept without this bound
+   * could hold the memories of many plugins that no longer exist.
+   *
+   * @default {67108864}
+   */
+  readonly maxServedBytes?: number | undefined;
 }
+
+/** The default of {@linkcode WorkerPoolOptions.maxServedBytes}: 64 MiB. */
+export const DEFAULT_MAX_SERVED_BYTES = 64 * 1024 * 1024;
 
 interface IdleWorker {
   readonly worker: Worker;
   /** The name it was started with (its first plugin's: a worker cannot be renamed). */
   readonly name: string;
   readonly key: string;
+  readonly servedBytes: number;
   readonly timer: ReturnType<typeof setTimeout>;
 }
 
-/** A kept worker, and the name it was started with. */
+/** A kept worker, the name it was started with, and the memory its plugins had. */
 export interface KeptWorker {
   readonly worker: Worker;
   readonly name: string;
+  /** The bytes of linear memory of every plugin it served, added up. */
+  readonly servedBytes: number;
 }
 
 /**
@@ -49,22 +65,27 @@ export interface KeptWorker {
  * ```ts ignore
  * const pool = new WorkerPool({ maxIdle: 2, idleMs: 1000 });
  * const worker = pool.take(key, "my-plugin")?.worker ?? new Worker(script, { name: "my-plugin" });
- * // ... the plugin stops cleanly:
- * pool.give(key, worker, "my-plugin");
+ * // ... the plugin, whose memory had 65536 bytes, stops cleanly:
+ * pool.give(key, { worker, name: "my-plugin", servedBytes: 65536 });
  * pool.close(); // terminates what it keeps
  * ```
  */
 export class WorkerPool {
   readonly #maxIdle: number;
   readonly #idleMs: number;
+  readonly #maxServedBytes: number;
   /** Oldest first. */
   readonly #idle: IdleWorker[] = [];
   #closed = false;
 
   /** Creates an empty pool. */
-  constructor({ maxIdle = 4, idleMs = 2000 }: WorkerPoolOptions = {}) {
+  constructor(
+    { maxIdle = 4, idleMs = 2000, maxServedBytes = DEFAULT_MAX_SERVED_BYTES }: WorkerPoolOptions =
+      {},
+  ) {
     this.#maxIdle = maxIdle;
     this.#idleMs = idleMs;
+    this.#maxServedBytes = maxServedBytes;
   }
 
   /** How many workers it keeps now. */
@@ -92,16 +113,17 @@ export class WorkerPool {
     this.#idle.splice(this.#idle.indexOf(found), 1);
     clearTimeout(found.timer);
     found.worker.onerror = null;
-    return { worker: found.worker, name: found.name };
+    return { worker: found.worker, name: found.name, servedBytes: found.servedBytes };
   }
 
   /**
-   * Keeps `worker` (started with `name`), which waits for its next setup,
-   * for the next start of `key`; terminates it instead when the pool is closed, or makes room by
+   * Keeps a worker, which waits for its next setup, for the next start of
+   * `key`; terminates it instead when the pool is closed or the memories of
+   * the plugins it served exceed `maxServedBytes`, and makes room by
    * terminating the oldest kept worker when it is full.
    */
-  give(key: string, worker: Worker, name = ""): void {
-    if (this.#closed || this.#maxIdle <= 0) {
+  give(key: string, { worker, name, servedBytes }: KeptWorker): void {
+    if (this.#closed || this.#maxIdle <= 0 || servedBytes > this.#maxServedBytes) {
       worker.terminate();
       return;
     }
@@ -109,7 +131,7 @@ export class WorkerPool {
     const timer = setTimeout(() => this.#end(idle), this.#idleMs);
     // Kept workers must not keep the process alive longer than this timer does.
     Deno.unrefTimer(timer);
-    const idle: IdleWorker = { worker, name, key, timer };
+    const idle: IdleWorker = { worker, name, key, servedBytes, timer };
     // A kept worker that fails has nothing to report to: it just goes.
     worker.onerror = (event) => {
       event.preventDefault();

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { Capability, type RuntimeConfig, TimeoutError, WasmRuntime } from "../../mod.ts";
 import { type InternalOptions, withInternalOptions } from "../../src/backend/_internal_options.ts";
-import { WorkerPool } from "../../src/worker/_worker_pool.ts";
+import { type KeptWorker, WorkerPool } from "../../src/worker/_worker_pool.ts";
 import { assertRejectsWith, putString, workerRuntime } from "../_helpers.ts";
 import { hostFunctionsWat } from "../fixtures/wat.ts";
 import { runToExit } from "../hostile/_threads.ts";
@@ -163,6 +163,21 @@ Deno.test("A stopped plugin's worker serves the next plugin with the same permis
     await (await runtime.createPluginFromWat(COUNTER_WAT)).stop();
     assert.deepEqual(counts, { spawned: 2, reused: 0 });
   });
+
+  await t.step("a worker whose plugins' memories add up past maxServedBytes is ended", async () => {
+    const page = 65_536;
+    const { runtime, counts } = countingRuntime({ workerPool: { maxServedBytes: 3 * page } });
+    await using _runtime = runtime;
+    const grower = `(module (memory (export "memory") 1)
+      (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))`;
+    await (await runtime.createPluginFromWat(grower)).stop(); // 1 page served
+    const second = await runtime.createPluginFromWat(grower);
+    assert.equal(counts.reused, 1);
+    assert.equal(await second.callI32("grow", [2]), 1);
+    await second.stop(); // 1 + 3 pages served: over the bound
+    await (await runtime.createPluginFromWat(grower)).stop();
+    assert.deepEqual(counts, { spawned: 3, reused: 1 }, "the worker was kept past its bound");
+  });
 });
 
 Deno.test("Kept workers end with their runtime, and by themselves after their idle time", {
@@ -194,6 +209,11 @@ Deno.test("Kept workers end with their runtime, and by themselves after their id
   });
 });
 
+/** A worker as the pool keeps it. */
+function kept(worker: Worker, name = "", servedBytes = 0): KeptWorker {
+  return { worker, name, servedBytes };
+}
+
 Deno.test("WorkerPool keeps at most maxIdle workers, by key, most recent first", async () => {
   const source = "self.onmessage = (e) => self.postMessage(e.data);";
   const url = URL.createObjectURL(new Blob([source], { type: "application/javascript" }));
@@ -206,9 +226,9 @@ Deno.test("WorkerPool keeps at most maxIdle workers, by key, most recent first",
   const pool = new WorkerPool({ maxIdle: 2, idleMs: 60_000 });
   try {
     const [a, b, c] = [start(), start(), start()];
-    pool.give("x", a);
-    pool.give("y", b);
-    pool.give("x", c); // full: the oldest (a) is ended
+    pool.give("x", kept(a));
+    pool.give("y", kept(b));
+    pool.give("x", kept(c)); // full: the oldest (a) is ended
     assert.equal(pool.size, 2);
     assert.equal(pool.take("z"), undefined);
     assert.equal(pool.take("x")?.worker, c);
@@ -219,7 +239,7 @@ Deno.test("WorkerPool keeps at most maxIdle workers, by key, most recent first",
     c.postMessage("hi");
     assert.equal(await echoed, "hi");
     pool.close();
-    pool.give("x", c);
+    pool.give("x", kept(c));
     assert.equal(pool.size, 0, "a closed pool kept a worker");
   } finally {
     pool.close();
@@ -234,12 +254,12 @@ Deno.test("WorkerPool gives a plugin a worker started with its name when it has 
   const [a, b] = ["a", "b"].map((name) => new Worker(url, { type: "module", name }));
   const pool = new WorkerPool({ maxIdle: 4, idleMs: 60_000 });
   try {
-    pool.give("x", a!, "a");
-    pool.give("x", b!, "b");
+    pool.give("x", kept(a!, "a", 10));
+    pool.give("x", kept(b!, "b", 20));
     // The most recent would be b: a restarted plugin "a" gets a's worker, named for it.
-    assert.deepEqual(pool.take("x", "a"), { worker: a, name: "a" });
+    assert.deepEqual(pool.take("x", "a"), kept(a!, "a", 10));
     // Without a match, the most recent of the key.
-    assert.deepEqual(pool.take("x", "c"), { worker: b, name: "b" });
+    assert.deepEqual(pool.take("x", "c"), kept(b!, "b", 20));
   } finally {
     pool.close();
     a!.terminate();
@@ -253,7 +273,7 @@ Deno.test("workerPool is checked like the rest of the runtime config", () => {
     [
       "four",
       TypeError,
-      /'workerPool': expected an object \{ maxIdle\?, idleMs\? \}, received string/,
+      /'workerPool': expected an object \{ maxIdle\?, idleMs\?, maxServedBytes\? \}, received string/,
     ],
     [{ maxIdle: -1 }, RangeError, /'workerPool\.maxIdle' = -1: it must be an integer ≥ 0/],
     [{ maxIdle: 1.5 }, RangeError, /'workerPool\.maxIdle' = 1\.5/],
@@ -264,6 +284,12 @@ Deno.test("workerPool is checked like the rest of the runtime config", () => {
       /'workerPool\.idleMs' = NaN: it must be a number of milliseconds/,
     ],
     [{ idleMs: Infinity }, RangeError, /'workerPool\.idleMs' = Infinity/],
+    [
+      { maxServedBytes: -1 },
+      RangeError,
+      /'workerPool\.maxServedBytes' = -1: it must be an integer/,
+    ],
+    [{ maxServedBytes: null }, TypeError, /'workerPool\.maxServedBytes': expected a number/],
     [{ maxIdel: 4 }, TypeError, /maxIdel/],
   ];
   for (const [workerPool, type, message] of cases) {
