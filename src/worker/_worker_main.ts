@@ -82,6 +82,21 @@ function linkerProxy(lane: Lane, index: number): HostCallable {
 
 type Reply = [op: number, values: WireValue[]];
 
+/**
+ * Drops the instance for good: closes what its guest opened (a kept
+ * worker outlives it, and a file opened through WASI stays open until
+ * closed), and answers whether it is clean (see `PluginInstance.settled`).
+ */
+async function retire(instance: PluginInstance): Promise<Reply> {
+  // One turn of the event loop first: a timer already due (work a host
+  // function left behind) runs before the worker calls itself clean, so
+  // one that fails ends this worker here, not in its next plugin's.
+  await nextTurn();
+  const clean = instance.settled;
+  await instance.close();
+  return [ToHost.Done, [clean ? 1 : 0]];
+}
+
 /** Settles after the timers due now have run. */
 function nextTurn(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
@@ -176,10 +191,7 @@ function handle(
       return [ToHost.Done, []];
     }
     case ToWorker.Retire:
-      // One turn of the event loop first: a timer already due (work a host
-      // function left behind) runs before the worker calls itself clean, so
-      // one that fails ends this worker here, not in its next plugin's.
-      return nextTurn().then(() => [ToHost.Done, [instance.settled ? 1 : 0]]);
+      return retire(instance);
     default:
       throw new Error(`Unexpected message ${op} from the host`);
   }

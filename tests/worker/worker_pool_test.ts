@@ -33,6 +33,27 @@ const NAPPER_WAT = `(module
   (import "env" "host_sleep_ms" (func $sleep (param i32)))
   (func (export "nap") (param $ms i32) (result i32) (call $sleep (local.get $ms)) (i32.const 7)))`;
 
+/** `open()` opens `faulty_worker.ts` of the preopen (fd 3) for reading, leaves it open, and returns the errno. */
+const OPENER_WAT = `(module
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "faulty_worker.ts")
+  (func (export "open") (result i32)
+    (call $open (i32.const 3) (i32.const 0) (i32.const 100) (i32.const 16) (i32.const 0)
+      (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 16))))`;
+
+/**
+ * How many of this process's file descriptors are open on `path`, as `ls`
+ * lists `/proc/<pid>/fd` (Deno asks for every permission to read it itself).
+ */
+async function openDescriptorsOf(path: string): Promise<number> {
+  const { stdout } = await new Deno.Command("ls", { args: ["-l", `/proc/${Deno.pid}/fd`] })
+    .output();
+  const lines = new TextDecoder().decode(stdout).split("\n");
+  return lines.filter((line) => line.endsWith(` -> ${path}`)).length;
+}
+
 /** A worker runtime that counts its workers: new threads and kept ones taken again. */
 function countingRuntime(config: RuntimeConfig = {}, internal: InternalOptions = {}): {
   runtime: WasmRuntime;
@@ -50,7 +71,7 @@ function countingRuntime(config: RuntimeConfig = {}, internal: InternalOptions =
 }
 
 Deno.test("A stopped plugin's worker serves the next plugin with the same permissions", {
-  permissions: { read: READ_WORKERS, net: ["127.0.0.1"] },
+  permissions: { read: READ_WORKERS, run: ["ls"], net: ["127.0.0.1"] },
 }, async (t) => {
   await t.step("the next plugin starts in it, with nothing of the one before", async () => {
     const { runtime, counts } = countingRuntime();
@@ -154,6 +175,23 @@ Deno.test("A stopped plugin's worker serves the next plugin with the same permis
     const next = await runtime.createPluginFromWat(COUNTER_WAT);
     assert.equal(counts.reused, 1, "the worker the loop was stopped in was not kept");
     assert.equal(await next.callI32("bump"), 1);
+  });
+
+  await t.step("files its guest opened through WASI are closed when a worker is kept", async () => {
+    const { runtime, counts } = countingRuntime();
+    await using _runtime = runtime;
+    const opener = {
+      capabilities: [Capability.Wasi, Capability.FileSystem],
+      wasi: { preopens: { "/fixtures": FIXTURES } },
+    };
+    const file = `${FIXTURES}faulty_worker.ts`;
+    const plugin = await runtime.createPluginFromWat(OPENER_WAT, opener);
+    for (let i = 0; i < 3; i++) assert.equal(await plugin.callI32("open"), 0);
+    assert.equal(await openDescriptorsOf(file), 3);
+    await plugin.stop();
+    assert.equal(await openDescriptorsOf(file), 0, "the kept worker holds the guest's files open");
+    await (await runtime.createPluginFromWat(OPENER_WAT, opener)).stop();
+    assert.equal(counts.reused, 1);
   });
 
   await t.step("with maxIdle 0, every plugin starts a worker", async () => {
