@@ -49,7 +49,7 @@ import {
   type WorkerSetup,
 } from "./_protocol.ts";
 import type { WireMessage, WireValue } from "./_wire.ts";
-import { workerKey, type WorkerPool } from "./_worker_pool.ts";
+import { type KeptWorker, workerKey, type WorkerPool } from "./_worker_pool.ts";
 
 /** How long a guest may take to stop after the host asked it to. */
 const GRACE_MS = 100;
@@ -126,6 +126,15 @@ interface LiveWorker {
   readonly clockOffset: number;
   readonly interrupt: Int32Array;
   crashed: WorkerCrashedError | undefined;
+}
+
+/** A worker that answered its setup (see `WorkerBackend.#boot`). */
+interface Booted {
+  readonly worker: Worker;
+  /** What the pool gave, when the worker is a kept one. */
+  readonly kept: KeptWorker | undefined;
+  readonly buffers: readonly ChannelBuffers[];
+  readonly ready: WorkerReady;
 }
 
 /** A call posted to a worker ahead of its turn (see `WorkerBackend.invokeAhead`). */
@@ -266,29 +275,7 @@ class WorkerBackend implements PluginBackend {
     const restore = this.#parked;
     const spec = restore === null ? this.#spec : { ...this.#spec, restore };
     const script = workerScriptOf(this.#internal);
-    const bootTimeoutMs = this.#internal.workerBootTimeoutMs ?? BOOT_TIMEOUT_MS;
-    let kept = this.#pool?.take(this.#workerKey, spec.pluginName);
-    let worker: Worker;
-    let buffers: ChannelBuffers[];
-    let ready: WorkerReady;
-    while (true) {
-      worker = kept?.worker ?? newWorker(script, {
-        pluginName: spec.pluginName,
-        permissions: this.#permissions,
-      });
-      // Fresh channels for each try: a worker that died may have touched its own.
-      buffers = createLaneBuffers(LANES);
-      try {
-        ready = await startup(worker, { spec, channels: buffers }, { bootTimeoutMs });
-        break;
-      } catch (err) {
-        worker.terminate();
-        // A kept worker that dies before it is ready (what its last plugin
-        // left running failed) is not this plugin's failure: a new one serves it.
-        if (kept === undefined) throw err;
-        kept = undefined;
-      }
-    }
+    const { worker, kept, buffers, ready } = await this.#boot(spec, script);
     if (!ready.ok) {
       worker.terminate();
       throw decodeError(ready.error);
@@ -334,6 +321,33 @@ class WorkerBackend implements PluginBackend {
     // Inside an exchange, its end arms the timer.
     if (!this.#queue.busy) this.#armIdleTimer();
     return live;
+  }
+
+  /**
+   * A worker that answered the setup of `spec`: a kept one when the pool
+   * has one and it lives through the setup, else a new one.
+   */
+  async #boot(spec: InstanceSpec, script: URL): Promise<Booted> {
+    const bootTimeoutMs = this.#internal.workerBootTimeoutMs ?? BOOT_TIMEOUT_MS;
+    let kept = this.#pool?.take(this.#workerKey, spec.pluginName);
+    while (true) {
+      const worker = kept?.worker ?? newWorker(script, {
+        pluginName: spec.pluginName,
+        permissions: this.#permissions,
+      });
+      // Fresh channels for each try: a worker that died may have touched its own.
+      const buffers = createLaneBuffers(LANES);
+      try {
+        const ready = await startup(worker, { spec, channels: buffers }, { bootTimeoutMs });
+        return { worker, kept, buffers, ready };
+      } catch (err) {
+        worker.terminate();
+        // A kept worker that dies before it is ready (what its last plugin
+        // left running failed) is not this plugin's failure: a new one serves it.
+        if (kept === undefined) throw err;
+        kept = undefined;
+      }
+    }
   }
 
   /** The current worker, or a new one when there is none (parked) or it crashed. */
