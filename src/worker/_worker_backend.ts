@@ -49,6 +49,7 @@ import {
   type WorkerSetup,
 } from "./_protocol.ts";
 import type { WireMessage, WireValue } from "./_wire.ts";
+import { ignoreWorker, onWorkerFailure } from "./_worker_failure.ts";
 import { type KeptWorker, workerKey, type WorkerPool } from "./_worker_pool.ts";
 
 /** How long a guest may take to stop after the host asked it to. */
@@ -293,11 +294,12 @@ class WorkerBackend implements PluginBackend {
       interrupt: new Int32Array(ready.interrupt, 0, 1),
       crashed: undefined,
     };
-    worker.onerror = (event) => {
-      event.preventDefault();
-      live.crashed = new WorkerCrashedError(`The plugin's worker crashed: ${event.message}`);
+    onWorkerFailure(worker, (description, cause) => {
+      live.crashed = new WorkerCrashedError(`The plugin's worker crashed: ${description}`, {
+        cause,
+      });
       for (const channel of channels) channel.close();
-    };
+    });
     this.#memoryBytes = ready.memoryBytes;
     if (ready.hasStart) {
       const budget = startBudgetOf(spec, this.#host);
@@ -1084,21 +1086,20 @@ function startup(
 ): Promise<WorkerReady> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
-      worker.onmessage = null;
+      ignoreWorker(worker);
       reject(
         new WorkerCrashedError(`The plugin's worker did not start within ${bootTimeoutMs} ms`),
       );
     }, Math.min(bootTimeoutMs, MAX_TIMER_MS));
-    worker.onmessage = (event: MessageEvent<WorkerReady>) => {
+    onWorkerFailure(worker, (description, cause) => {
       clearTimeout(timer);
-      worker.onmessage = null;
-      resolve(event.data);
-    };
-    worker.onerror = (event) => {
+      reject(
+        new WorkerCrashedError(`The plugin's worker failed to start: ${description}`, { cause }),
+      );
+    }, (ready) => {
       clearTimeout(timer);
-      event.preventDefault();
-      reject(new WorkerCrashedError(`The plugin's worker failed to start: ${event.message}`));
-    };
+      resolve(ready as WorkerReady);
+    });
     worker.postMessage(setup);
   });
 }

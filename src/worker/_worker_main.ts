@@ -16,6 +16,7 @@ import { PluginInstance, START_NOT_READ } from "../backend/mod.ts";
 import { ChannelClosed, ChannelWaits, WorkerChannel } from "./_channel.ts";
 import { decodeError, encodeError } from "./_error_codec.ts";
 import { installWorkerStackTraces } from "./_stack_trace.ts";
+import type { WorkerFailure } from "./_worker_failure.ts";
 import {
   exportName,
   ToHost,
@@ -266,6 +267,7 @@ async function watchInterrupts(
  * `_worker_pool.ts`). Nothing of the instance is kept afterwards.
  */
 async function servePlugin({ spec, channels: buffers }: WorkerSetup): Promise<void> {
+  serving = spec.pluginName;
   const waits = new ChannelWaits();
   const channels = buffers.map((each) => new WorkerChannel(each, waits));
   const lane: Lane = { channel: channels[0]! };
@@ -308,9 +310,39 @@ async function servePlugin({ spec, channels: buffers }: WorkerSetup): Promise<vo
   Atomics.store(flag, 0, 1);
   Atomics.notify(flag, 0);
   await watching;
+  serving = "";
 }
 
 installWorkerStackTraces();
+
+/**
+ * Makes the worker report its own uncaught exceptions and unhandled
+ * rejections to the host (a {@linkcode WorkerFailure}), then close: the
+ * host learns which plugin it served, and Deno prints nothing of it.
+ */
+function reportWorkerFailures(plugin: () => string): void {
+  const report = (reason: unknown): void => {
+    const failure: WorkerFailure = {
+      failure: String(reason),
+      stack: reason instanceof Error ? reason.stack : undefined,
+      plugin: plugin(),
+    };
+    self.postMessage(failure);
+    self.close();
+  };
+  self.addEventListener("error", (event) => {
+    event.preventDefault();
+    report(event.error ?? event.message);
+  });
+  self.addEventListener("unhandledrejection", (event) => {
+    event.preventDefault();
+    report(event.reason);
+  });
+}
+
+/** The plugin served now, which a failure report names (`""` between plugins). */
+let serving = "";
+reportWorkerFailures(() => serving);
 
 /** Setups are served one after the other: a retired worker may get the next one early. */
 let turn: Promise<void> = Promise.resolve();

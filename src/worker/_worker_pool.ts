@@ -10,6 +10,8 @@
  * @module
  */
 
+import { ignoreWorker, onWorkerFailure } from "./_worker_failure.ts";
+
 /** How a runtime keeps idle workers. */
 export interface WorkerPoolOptions {
   /**
@@ -112,7 +114,7 @@ export class WorkerPool {
     if (found === undefined) return undefined;
     this.#idle.splice(this.#idle.indexOf(found), 1);
     clearTimeout(found.timer);
-    found.worker.onerror = null;
+    ignoreWorker(found.worker);
     return { worker: found.worker, name: found.name, servedBytes: found.servedBytes };
   }
 
@@ -133,11 +135,7 @@ export class WorkerPool {
     Deno.unrefTimer(timer);
     const idle: IdleWorker = { worker, name, key, servedBytes, timer };
     // A kept worker that fails has nothing to report to: it just goes.
-    worker.onerror = (event) => {
-      event.preventDefault();
-      this.#end(idle);
-    };
-    worker.onmessage = null;
+    onWorkerFailure(worker, () => this.#end(idle));
     this.#idle.push(idle);
   }
 
@@ -151,7 +149,7 @@ export class WorkerPool {
     const at = this.#idle.indexOf(idle);
     if (at >= 0) this.#idle.splice(at, 1);
     clearTimeout(idle.timer);
-    idle.worker.onerror = null;
+    ignoreWorker(idle.worker);
     idle.worker.terminate();
   }
 }

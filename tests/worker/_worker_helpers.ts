@@ -39,19 +39,20 @@ export async function httpFetch(plugin: WasmPlugin, url: string): Promise<string
 
 /**
  * Runs `fixtures/<script>` with `args` in a Deno process of its own (worker
- * options on, the worker sources readable), killed after `timeoutMs`.
+ * options on, the worker sources and `read` readable), killed after `timeoutMs`.
  */
 export function runFixture(
   script: string,
   args: readonly string[],
   timeoutMs: number,
+  read: readonly string[] = [],
 ): Promise<Deno.CommandOutput> {
   return new Deno.Command(DENO, {
     args: [
       "run",
       "--no-check",
       "--unstable-worker-options",
-      `--allow-read=${WORKER_SOURCES}`,
+      `--allow-read=${[WORKER_SOURCES, ...read].join(",")}`,
       `tests/worker/fixtures/${script}`,
       ...args,
     ],

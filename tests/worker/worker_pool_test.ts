@@ -13,7 +13,7 @@ import { type KeptWorker, WorkerPool } from "../../src/worker/_worker_pool.ts";
 import { assertRejectsWith, putString, workerRuntime } from "../_helpers.ts";
 import { hostFunctionsWat } from "../fixtures/wat.ts";
 import { runToExit } from "../hostile/_threads.ts";
-import { FIXTURES, READ_WORKERS } from "./_worker_helpers.ts";
+import { FIXTURES, READ_WORKERS, runFixture } from "./_worker_helpers.ts";
 
 /** The worker entry whose `fetch` misbehaves on request (see the fixture). */
 const FAULTY_WORKER = new URL("./fixtures/faulty_worker.ts", import.meta.url);
@@ -251,6 +251,20 @@ Deno.test("Kept workers end with their runtime, and by themselves after their id
 function kept(worker: Worker, name = "", servedBytes = 0): KeptWorker {
   return { worker, name, servedBytes };
 }
+
+Deno.test("A worker that fails reports the plugin it served, and Deno prints nothing of it", async () => {
+  // In a process of its own, whose stderr is the test's to read.
+  const soakSources = new URL("../soak/", import.meta.url).pathname;
+  const { code, stdout, stderr } = await runFixture("crash_report.ts", [], 30_000, [soakSources]);
+  const printed = new TextDecoder().decode(stderr);
+  assert.equal(code, 0, printed);
+  const failure = JSON.parse(new TextDecoder().decode(stdout));
+  assert.equal(failure.kind, "worker_crashed");
+  // The worker was started for alpha, and Deno would have named it so.
+  assert.match(failure.message, /crashed on purpose \(while it served plugin "beta"\)/);
+  assert.match(failure.cause, /_faulty_worker\.ts/, "the worker's stack is not the cause");
+  assert.doesNotMatch(printed, /Uncaught/);
+});
 
 Deno.test("WorkerPool keeps at most maxIdle workers, by key, most recent first", async () => {
   const source = "self.onmessage = (e) => self.postMessage(e.data);";
