@@ -168,8 +168,8 @@ export interface RuntimeConfig {
    * thread (about 20 ms, hundreds with busy plugins). `maxIdle` counts
    * every permission set together; each kept worker ends after `idleMs`
    * without a plugin, and all end with `close()`. `{ maxIdle: 0 }` keeps
-   * none. A worker whose plugins' linear memories add up to more than
-   * `maxServedBytes` (64 MiB by default) is ended instead: a stopped
+   * none. A worker whose plugins' linear memories and channel buffers add
+   * up to more than `maxServedBytes` (64 MiB by default) is ended instead: a stopped
    * plugin's memory is freed only when its worker collects its garbage,
    * so a kept worker could otherwise hold the memories of many plugins
    * that no longer exist.

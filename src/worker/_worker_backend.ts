@@ -117,6 +117,8 @@ interface LiveWorker {
   readonly name: string;
   /** The linear memory of the plugins it served before this one, added up (see `WorkerPool`). */
   readonly servedBytes: number;
+  /** The bulk buffer its channels share, which grows with the largest message. */
+  readonly bulk: SharedArrayBuffer;
   /** The channels, which requests take in turn. */
   readonly channels: readonly HostChannel[];
   /** The index of the channel the next request goes to. */
@@ -287,6 +289,7 @@ class WorkerBackend implements PluginBackend {
       worker,
       name: kept?.name ?? spec.pluginName,
       servedBytes: kept?.servedBytes ?? 0,
+      bulk: buffers[0]!.bulk,
       channels,
       next: 0,
       waits,
@@ -386,7 +389,8 @@ class WorkerBackend implements PluginBackend {
     this.#pool.give(this.#workerKey, {
       worker: live.worker,
       name: live.name,
-      servedBytes: live.servedBytes + this.#memoryBytes,
+      // Its memory and its channels' buffers are garbage in the worker until it collects them.
+      servedBytes: live.servedBytes + this.#memoryBytes + live.bulk.byteLength,
     });
   }
 

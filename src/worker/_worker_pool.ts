@@ -28,8 +28,9 @@ export interface WorkerPoolOptions {
    */
   readonly idleMs?: number | undefined;
   /**
-   * How many bytes of linear memory the plugins a worker served may add up
-   * to before it is ended instead of kept. A stopped plugin's memory is
+   * How many bytes of linear memory and channel buffers the plugins a
+   * worker served may add up to before it is ended instead of kept. A
+   * stopped plugin's memory (and the buffer its large messages grew) is
    * freed only when its worker collects its garbage, which a worker with
    * little JavaScript work does rarely, so a worker kept without this bound
    * could hold the memories of many plugins that no longer exist.
@@ -55,7 +56,7 @@ interface IdleWorker {
 export interface KeptWorker {
   readonly worker: Worker;
   readonly name: string;
-  /** The bytes of linear memory of every plugin it served, added up. */
+  /** The bytes of linear memory and channel buffers of every plugin it served, added up. */
   readonly servedBytes: number;
 }
 
