@@ -266,8 +266,15 @@ async function watchInterrupts(
  * (then the worker may serve another plugin with the same permissions: see
  * `_worker_pool.ts`). Nothing of the instance is kept afterwards.
  */
-async function servePlugin({ spec, channels: buffers }: WorkerSetup): Promise<void> {
-  serving = spec.pluginName;
+async function servePlugin(setup: WorkerSetup): Promise<void> {
+  serving = setup.spec.pluginName;
+  await serveInstance(setup);
+  // Not when it throws: the failure it reports names the plugin.
+  serving = "";
+}
+
+/** Makes the instance of `setup`, tells the host it is ready, and serves it (see {@linkcode servePlugin}). */
+async function serveInstance({ spec, channels: buffers }: WorkerSetup): Promise<void> {
   const waits = new ChannelWaits();
   const channels = buffers.map((each) => new WorkerChannel(each, waits));
   const lane: Lane = { channel: channels[0]! };
@@ -310,7 +317,6 @@ async function servePlugin({ spec, channels: buffers }: WorkerSetup): Promise<vo
   Atomics.store(flag, 0, 1);
   Atomics.notify(flag, 0);
   await watching;
-  serving = "";
 }
 
 installWorkerStackTraces();
