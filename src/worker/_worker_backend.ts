@@ -37,19 +37,18 @@ import {
   type PluginHostSide,
   startBudgetOf,
 } from "../backend/mod.ts";
-import { bundledWorkerUrl } from "./_worker_bundle.ts";
 import { type ChannelBuffers, ChannelWaits, createLaneBuffers, HostChannel } from "./_channel.ts";
 import { decodeError, encodeError } from "./_error_codec.ts";
-import {
-  exportIndex,
-  packBytesShape,
-  ToHost,
-  ToWorker,
-  type WorkerReady,
-  type WorkerSetup,
-} from "./_protocol.ts";
+import { exportIndex, packBytesShape, ToHost, ToWorker, type WorkerReady } from "./_protocol.ts";
 import type { WireMessage, WireValue } from "./_wire.ts";
-import { ignoreWorker, onWorkerFailure } from "./_worker_failure.ts";
+import { onWorkerFailure } from "./_worker_failure.ts";
+import {
+  BOOT_TIMEOUT_MS,
+  clockOffsetOf,
+  newWorker,
+  startup,
+  workerScriptOf,
+} from "./_worker_start.ts";
 import { type KeptWorker, workerKey, type WorkerPool } from "./_worker_pool.ts";
 
 /** How long a guest may take to stop after the host asked it to. */
@@ -85,17 +84,6 @@ export interface WorkerBackendOptions extends BackendParts {
 
 /** Largest delay `setTimeout` takes as is (a larger one fires at once). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
-
-/** How long a worker may take to load and report ready, unless the internal options say. */
-const BOOT_TIMEOUT_MS = 30_000;
-
-/**
- * The script a plugin's worker runs: the bundled entry (`_worker_bundle.ts`),
- * which loads nothing more, unless the runtime's internal options name another.
- */
-export function workerScriptOf(internal: InternalOptions): URL {
-  return internal.workerUrl ?? bundledWorkerUrl();
-}
 
 /** Spawns the plugin's worker, instantiates the module in it and runs its start function. */
 export async function createWorkerBackend(options: WorkerBackendOptions): Promise<PluginBackend> {
@@ -1048,87 +1036,6 @@ function checkCrossing(name: string, args: readonly unknown[]): void {
       }: only numbers, bigints, strings and null cross to the plugin's worker`,
     );
   }
-}
-
-/**
- * Creates the worker of a plugin with the Deno permissions of its
- * capabilities. Without them (`null`), no `deno` option at all: without
- * `--unstable-worker-options`, Deno ends the process when it sees one.
- */
-function newWorker(
-  script: URL,
-  { pluginName, permissions }: {
-    pluginName: string;
-    permissions: Deno.PermissionOptionsObject | null;
-  },
-): Worker {
-  try {
-    return new Worker(script, {
-      type: "module",
-      name: `wasmplug:${pluginName}`,
-      ...(permissions === null ? {} : { deno: { permissions } }),
-    } as WorkerOptions);
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotCapable) || permissions === null) throw err;
-    const granted = Object.entries(permissions)
-      .filter(([, value]) => value !== false)
-      .map(([name, value]) => `${name}: ${Array.isArray(value) ? value.join(", ") : value}`);
-    throw new InstantiationError(
-      `Cannot start the worker of plugin "${pluginName}": its capabilities grant Deno permissions the host does not have (${
-        granted.join("; ")
-      }), and a worker cannot have more than its host`,
-      { cause: err },
-    );
-  }
-}
-
-/** Posts the setup and waits for the worker's answer (or its death), at most `bootTimeoutMs`. */
-function startup(
-  worker: Worker,
-  setup: WorkerSetup,
-  { bootTimeoutMs }: { bootTimeoutMs: number },
-): Promise<WorkerReady> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      ignoreWorker(worker);
-      reject(
-        new WorkerCrashedError(`The plugin's worker did not start within ${bootTimeoutMs} ms`),
-      );
-    }, Math.min(bootTimeoutMs, MAX_TIMER_MS));
-    onWorkerFailure(worker, (description, cause) => {
-      clearTimeout(timer);
-      reject(
-        new WorkerCrashedError(`The plugin's worker failed to start: ${description}`, { cause }),
-      );
-    }, (ready) => {
-      clearTimeout(timer);
-      resolve(ready as WorkerReady);
-    });
-    worker.postMessage(setup);
-  });
-}
-
-/**
- * What to add to a time on the worker's clock for the host's: the
- * difference of the two clocks' origins, which is exact, unless it is not
- * within a second below what the ready message's own time gives (that one
- * is late by the message's way: about 0.4 ms on an idle machine, more on a
- * busy one). The origins come from the wall clock: one above that bound
- * means it stepped forward between the two starts, one far below it that
- * it stepped back; the message's bound is used then.
- *
- * @example
- * ```ts ignore
- * // A worker whose clock started 5 ms after the host's, and whose ready message took 0.4 ms:
- * const now = performance.now() - 5 - 0.4;
- * const ready = { ok: true, now, timeOrigin: performance.timeOrigin + 5 } as const;
- * clockOffsetOf({ ...ready, memoryBytes: 0, interrupt: new SharedArrayBuffer(4), hasStart: false }); // 5
- * ```
- */
-export function clockOffsetOf(ready: WorkerReady & { ok: true }): number {
-  const byMessage = performance.now() - ready.now;
-  const byOrigin = ready.timeOrigin - performance.timeOrigin;
-  return byOrigin <= byMessage && byOrigin > byMessage - 1000 ? byOrigin : byMessage;
 }
 
 /** A host function's result as it crosses the channel (the engine converts it further). */

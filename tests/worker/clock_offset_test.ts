@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { clockOffsetOf } from "../../src/worker/_worker_backend.ts";
+import { clockOffsetOf } from "../../src/worker/_worker_start.ts";
 import type { WorkerReady } from "../../src/worker/_protocol.ts";
 
 /** A ready message the worker posted `lateMs` ago, from a clock whose origin is `originMs` after the host's. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { WORKER_SOURCE } from "../../src/worker/_worker_bundle.generated.ts";
-import { workerScriptOf } from "../../src/worker/_worker_backend.ts";
+import { workerScriptOf } from "../../src/worker/_worker_start.ts";
 import { DENO, runDeno } from "../_helpers.ts";
 
 Deno.test("The bundled worker entry is up to date with its sources", {
