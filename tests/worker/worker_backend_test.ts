@@ -237,6 +237,19 @@ Deno.test("A worker that crashes fails the call in flight with WorkerCrashedErro
       { kind: "worker_crashed" },
     );
     assert.match(error.message, /The plugin's worker crashed: .*crashed on purpose/);
+    // The worker reports it itself: the plugin it served, and its stack as the cause.
+    assert.match(error.message, /while it served plugin "stuck"/);
+    assert.match((error.cause as Error).stack!, /faulty_worker\.ts/);
+  });
+
+  await t.step("an unhandled rejection in the worker ends it the same way", async () => {
+    const error = await assertRejectsWith(
+      () => httpFetch(plugin, "http://127.0.0.1:1/reject"),
+      WorkerCrashedError,
+      { kind: "worker_crashed" },
+    );
+    assert.match(error.message, /The plugin's worker crashed: Uncaught .*rejected on purpose/);
+    assert.equal(await plugin.callI32("entered"), 0, "the next call did not get a new worker");
   });
 
   await t.step("the next call runs in a new worker", async () => {
