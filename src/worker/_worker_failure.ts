@@ -10,7 +10,14 @@
  * @module
  */
 
-/** What a worker posts when it fails and closes. */
+/**
+ * What a worker posts when it fails and closes.
+ *
+ * @example
+ * ```ts ignore
+ * const failure: WorkerFailure = { failure: "Error: boom", stack: undefined, plugin: "beta" };
+ * ```
+ */
 export interface WorkerFailure {
   /** The uncaught exception or rejection reason, as `String()` gives it. */
   readonly failure: string;
@@ -47,7 +54,15 @@ export function onWorkerFailure(
   };
 }
 
-/** Lets go of a worker's messages and errors (see {@linkcode onWorkerFailure}). */
+/**
+ * Lets go of a worker's messages and errors (see {@linkcode onWorkerFailure}).
+ *
+ * @example
+ * ```ts ignore
+ * ignoreWorker(worker);
+ * worker.terminate();
+ * ```
+ */
 export function ignoreWorker(worker: Worker): void {
   worker.onmessage = null;
   worker.onerror = null;
