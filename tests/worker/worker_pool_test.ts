@@ -11,7 +11,7 @@ import { Capability, type RuntimeConfig, TimeoutError, WasmRuntime } from "../..
 import { type InternalOptions, withInternalOptions } from "../../src/backend/_internal_options.ts";
 import { type KeptWorker, WorkerPool } from "../../src/worker/_worker_pool.ts";
 import { assertRejectsWith, putString, workerRuntime } from "../_helpers.ts";
-import { hostFunctionsWat } from "../fixtures/wat.ts";
+import { BYTES_WAT, hostFunctionsWat } from "../fixtures/wat.ts";
 import { runToExit } from "../hostile/_threads.ts";
 import { FIXTURES, READ_WORKERS, runFixture } from "./_worker_helpers.ts";
 
@@ -215,6 +215,26 @@ Deno.test("A stopped plugin's worker serves the next plugin with the same permis
     await second.stop(); // 1 + 3 pages served: over the bound
     await (await runtime.createPluginFromWat(grower)).stop();
     assert.deepEqual(counts, { spawned: 3, reused: 1 }, "the worker was kept past its bound");
+  });
+
+  await t.step("the buffer a large message grew counts toward maxServedBytes", async () => {
+    // 2 MiB of memory; the channel's buffer starts small and grows with the largest message.
+    const wide = BYTES_WAT.replace('(memory (export "memory") 1)', '(memory (export "memory") 32)');
+    const keptAfter = async (input: Uint8Array): Promise<boolean> => {
+      const { runtime, counts } = countingRuntime({ workerPool: { maxServedBytes: 3 * 2 ** 20 } });
+      await using _runtime = runtime;
+      const plugin = await runtime.createPluginFromWat(wide);
+      assert.deepEqual(await plugin.callBytes("echo", input), input);
+      await plugin.stop();
+      await (await runtime.createPluginFromWat(wide)).stop();
+      return counts.reused === 1;
+    };
+    assert.equal(await keptAfter(new Uint8Array(16)), true, "a 2 MiB plugin was not kept");
+    assert.equal(
+      await keptAfter(new Uint8Array(2 ** 20).fill(7)),
+      false,
+      "the 1 MiB message's buffer was not counted",
+    );
   });
 });
 
