@@ -48,7 +48,9 @@ function rows(report: SoakReport): [string, string][] {
       "Workers",
       `${integer.format(workers.spawned)} spawned, ${
         integer.format(workers.terminated)
-      } terminated, ${workers.live} live at the end, at most ${workers.peak} at once`,
+      } terminated, ${workers.live} live at the end, at most ${workers.peak} at once; ${
+        integer.format(workers.reused)
+      } plugin starts took a kept worker`,
     ],
     ["Timers", `${integer.format(timers.created)} created, ${timers.live} live at the end`],
     ["Listeners", `at most ${listeners.peak} on one EventTarget (bound ${listeners.bound})`],

@@ -174,8 +174,12 @@ export interface SoakReport {
     readonly bound: number;
     readonly samples: number;
   };
-  /** Plugin workers over the whole run, with `live` counted after everything was closed. */
-  readonly workers: WorkerCounts;
+  /**
+   * Plugin workers over the whole run, with `live` counted after everything
+   * was closed, and how many plugin starts took a worker a stopped or
+   * parked plugin left (`reused`: no new thread).
+   */
+  readonly workers: WorkerCounts & { readonly reused: number };
   /** Host timers, with `live` counted after everything was closed. */
   readonly timers: TimerCounts;
   /** The most listeners one EventTarget had at once, and the bound. */
@@ -304,6 +308,8 @@ class Soak {
   #pluginsAtEnd = 0;
   #closed = false;
   #events = 0;
+  /** Plugin starts that took a kept worker. */
+  #reusedWorkers = 0;
   #executedEvents = 0;
   #subscriptionRead = 0;
 
@@ -331,7 +337,12 @@ class Soak {
         maxExecutionTimeMs: PLUGIN_TIMEOUT_MS,
         maxFuel: null,
       },
-    }, { workerUrl: new URL("./_faulty_worker.ts", import.meta.url) }));
+    }, {
+      workerUrl: new URL("./_faulty_worker.ts", import.meta.url),
+      onWorkerEvent: (event) => {
+        if (event === "reused") this.#reusedWorkers++;
+      },
+    }));
     runtime.registerTool(TOOL_NAME, async (args) => {
       await new Promise((resolve) => setTimeout(resolve, 0));
       const { a, b } = args as { a: number; b: number };
@@ -603,7 +614,7 @@ class Soak {
       collateral: tally.collateral,
       unexpected: { count: tally.unexpected, examples: tally.examples },
       rss,
-      workers,
+      workers: { ...workers, reused: this.#reusedWorkers },
       timers,
       listeners: { peak: listenerPeak, bound: settings.listenerBound },
       manager,
