@@ -29,7 +29,7 @@ import {
 import type { PluginManifest } from "./plugin_manifest.ts";
 import { parseManifest } from "./compile/mod.ts";
 import { describeValue } from "./common/mod.ts";
-import { assertKnownKeys } from "./common/mod.ts";
+import { assertKnownKeys, MAX_TIMER_MS } from "./common/mod.ts";
 import { type InternalOptions, internalOptionsOf } from "./backend/mod.ts";
 import type { ToolFunction } from "./host/tool_function.ts";
 import { createInlineBackend } from "./backend/mod.ts";
@@ -729,7 +729,7 @@ function checkPoolNumber(name: string, value: unknown, valid: boolean, what: str
 }
 
 /** The longest time a worker is kept idle: the largest delay a timer takes. */
-const MAX_IDLE_MS = 2 ** 31 - 1;
+const MAX_IDLE_MS = MAX_TIMER_MS;
 
 function resolveExecution(execution: RuntimeConfig["execution"]): ResolvedExecution {
   if (typeof execution === "object" && execution !== null) {

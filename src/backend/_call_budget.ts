@@ -9,7 +9,7 @@
  */
 
 import type { CallOptions } from "../call_options.ts";
-import { assertKnownKeys, describeValue } from "../common/mod.ts";
+import { assertKnownKeys, describeValue, MAX_TIMER_MS } from "../common/mod.ts";
 import { TimeoutError } from "../errors.ts";
 
 /** Per-call budgets, already resolved from the plugin's limits and the call options. */
@@ -94,9 +94,6 @@ export function resolveCallBudget(
       : AbortSignal.any([signal, pluginSignal]),
   };
 }
-
-/** Largest delay `setTimeout` takes as is (a larger one fires at once). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** What a {@linkcode CallWatch} watches, and whom it tells. */
 export interface CallWatchOptions {

@@ -4,7 +4,8 @@
  *
  * Small helpers every folder shares: describing a value in an error
  * message, checking an options object for unknown keys, the FIFO turn
- * calls wait for, and copying a few bytes without a view.
+ * calls wait for, copying a few bytes without a view, and the longest
+ * delay a timer takes.
  *
  * @module
  */
@@ -14,3 +15,4 @@ export type { CallQueueOptions } from "./_call_queue.ts";
 export { copyBytes } from "./_copy_bytes.ts";
 export { describeValue } from "./_format.ts";
 export { assertKnownKeys } from "./_known_keys.ts";
+export { MAX_TIMER_MS } from "./_timers.ts";

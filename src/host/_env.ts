@@ -6,6 +6,7 @@
  */
 
 import { Capability } from "../capability.ts";
+import { MAX_TIMER_MS } from "../common/mod.ts";
 import { CapabilityDeniedError, HostFunctionError, WasmError } from "../errors.ts";
 import {
   assertPayloadSize,
@@ -284,7 +285,7 @@ const BUILTINS: Record<string, BuiltinSpec> = {
   host_sleep_ms: {
     capability: Capability.Timer,
     async: true,
-    make: (ctx) => (ms) => sleep(Math.max(0, Math.min(ms, 2 ** 31 - 1)), ctx.slot.signal),
+    make: (ctx) => (ms) => sleep(Math.max(0, Math.min(ms, MAX_TIMER_MS)), ctx.slot.signal),
   },
   host_random_bytes: {
     capability: Capability.Random,

@@ -31,6 +31,7 @@
  * @module
  */
 
+import { MAX_TIMER_MS } from "../common/mod.ts";
 import {
   readMessage,
   type WireBuffer,
@@ -221,9 +222,6 @@ export class ChannelWaits {
     else this.followers.failed();
   }
 }
-
-/** Largest delay `setTimeout` takes as is (a larger one fires at once). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Size of a channel's data buffer: a longer message goes through the bulk buffer. */
 const DATA_BYTES = 64 * 1024;

@@ -27,7 +27,7 @@ import type {
 } from "../backend/mod.ts";
 import { assertNotInHostCallOf, runInHostCall } from "../host/mod.ts";
 import { InstantiationError, TypeMismatchError, WorkerCrashedError } from "../errors.ts";
-import { CallQueue, describeValue } from "../common/mod.ts";
+import { CallQueue, describeValue, MAX_TIMER_MS } from "../common/mod.ts";
 import { CallWatch, type InternalOptions } from "../backend/mod.ts";
 import { createHostServices, type HostServices, type ServiceName } from "../host/mod.ts";
 import type { ParkedState } from "../backend/mod.ts";
@@ -81,9 +81,6 @@ export interface WorkerBackendOptions extends BackendParts {
    */
   readonly pool?: WorkerPool;
 }
-
-/** Largest delay `setTimeout` takes as is (a larger one fires at once). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Spawns the plugin's worker, instantiates the module in it and runs its start function. */
 export async function createWorkerBackend(options: WorkerBackendOptions): Promise<PluginBackend> {
@@ -196,6 +193,8 @@ class WorkerBackend implements PluginBackend {
   readonly #permissions: Deno.PermissionOptionsObject | null;
   readonly #internal: InternalOptions;
   readonly #pool: WorkerPool | undefined;
+  /** The script this plugin's workers run (see `workerScriptOf`). */
+  readonly #script: URL;
   /** What this plugin's workers run and may do, which a kept worker must match (see `workerKey`). */
   readonly #workerKey: string;
   /** What the worker's built-in host functions call (on this thread). */
@@ -242,7 +241,8 @@ class WorkerBackend implements PluginBackend {
     this.#permissions = permissions;
     this.#internal = internal;
     this.#pool = pool;
-    this.#workerKey = workerKey(workerScriptOf(internal), permissions);
+    this.#script = workerScriptOf(internal);
+    this.#workerKey = workerKey(this.#script, permissions);
     this.#services = createHostServices(host.env);
     const state = spec.instrumentation?.state ?? null;
     this.#parkable = Number.isFinite(spec.idleTimeoutMs) && state !== null &&
@@ -265,7 +265,7 @@ class WorkerBackend implements PluginBackend {
   async spawn(): Promise<LiveWorker> {
     const restore = this.#parked;
     const spec = restore === null ? this.#spec : { ...this.#spec, restore };
-    const script = workerScriptOf(this.#internal);
+    const script = this.#script;
     const { worker, kept, buffers, ready } = await this.#boot(spec, script);
     if (!ready.ok) {
       worker.terminate();
@@ -461,7 +461,7 @@ class WorkerBackend implements PluginBackend {
       globals: rest.slice(count) as (number | bigint)[],
     };
     await this.#release(live);
-    this.#internal.onWorkerEvent?.("parked", workerScriptOf(this.#internal));
+    this.#internal.onWorkerEvent?.("parked", this.#script);
   }
 
   invoke(

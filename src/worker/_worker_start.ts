@@ -8,13 +8,11 @@
  */
 
 import { InstantiationError, WorkerCrashedError } from "../errors.ts";
+import { MAX_TIMER_MS } from "../common/mod.ts";
 import type { InternalOptions } from "../backend/mod.ts";
 import { bundledWorkerUrl } from "./_worker_bundle.ts";
 import type { WorkerReady, WorkerSetup } from "./_protocol.ts";
 import { ignoreWorker, onWorkerFailure } from "./_worker_failure.ts";
-
-/** Largest delay `setTimeout` takes as is (a larger one fires at once). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** How long a worker may take to load and report ready, unless the internal options say. */
 export const BOOT_TIMEOUT_MS = 30_000;
