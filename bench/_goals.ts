@@ -6,7 +6,13 @@
  */
 
 /** The result groups of `bench/results.json` that have ratios. */
-export type GroupName = "callOverhead" | "workerCalls" | "instrumentation" | "peers" | "otel";
+export type GroupName =
+  | "callOverhead"
+  | "workerCalls"
+  | "instrumentation"
+  | "thirdParty"
+  | "peers"
+  | "otel";
 
 /** A bound on one ratio of one group. */
 export interface Goal {

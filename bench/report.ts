@@ -21,6 +21,7 @@ interface Results {
   rounds?: Record<string, number>;
   workerCalls: Group & { rssPerIdleWorkerPluginBytes: number; busyCores?: number };
   instrumentation?: Group;
+  thirdParty?: Group & { fuel: Record<string, number> };
   otel?: Group;
   peers: Group & {
     extismVersion: string;
@@ -86,6 +87,15 @@ const DESCRIPTIONS: Record<string, string> = {
   qsortInstrumented: "the same, instrumented (clock deadline)",
   loopPlain: "loop without calls (FNV-1a over 2 MB), plain",
   loopInstrumented: "the same, instrumented (clock deadline)",
+  brotliPlain: "brotli-wasm 3.0.1 (Rust): compress 200 KB at quality 9 and decompress it, plain",
+  brotliInstrumented: "the same, instrumented as plugins are",
+  tiktokenPlain: "@dqbd/tiktoken 1.0.22 (Rust): encode 27 KB of text, plain",
+  tiktokenInstrumented: "the same, instrumented as plugins are",
+  sqlitePlain:
+    "sql.js 1.17.0 (SQLite, C): 3 000 inserts and a recursive query over 30 000 rows, plain",
+  sqliteInstrumented: "the same, instrumented as plugins are",
+  quickjsPlain: "quickjs-emscripten 0.32.0 (QuickJS, C): a loop and `fib(20)` in JavaScript, plain",
+  quickjsInstrumented: "the same, instrumented as plugins are",
   callI32OtelNoProvider:
     'inline `plugin.callI32("add")`, unmetered, OpenTelemetry API loaded, no provider',
   callI32OtelOff: "the same with the OpenTelemetry check switched off",
@@ -165,6 +175,17 @@ export function renderReport(results: Results): string {
       "**Instrumentation overhead** (one export call on a `WebAssembly.Instance`, plain bytes beside instrumented bytes)",
       "",
       table(results.instrumentation),
+      "",
+    ]),
+    ...(results.thirdParty === undefined ? [] : [
+      "**Instrumentation overhead on third-party code** (packages from npm run by their own glue code, on plain and on instrumented bytes; one process per sample, medians over processes)",
+      "",
+      table(results.thirdParty),
+      `- fuel per run, the same in every process: ${
+        Object.entries(results.thirdParty.fuel).map(([name, units]) =>
+          `${name} ${units.toLocaleString("en-US")}`
+        ).join(", ")
+      }`,
       "",
     ]),
     ...(results.otel === undefined ? [] : [

@@ -6,8 +6,8 @@
  *
  * - `--rounds N`: interleaved rounds of every group (after one warm-up round).
  *   Default: each group's own (30 for inline calls, 21 for worker calls and
- *   instrumentation, 15 for Extism).
- * - `--only callOverhead,workerCalls,instrumentation,peers,otel`: measure only these
+ *   instrumentation, 7 for third-party code, 15 for Extism).
+ * - `--only callOverhead,workerCalls,instrumentation,thirdParty,peers,otel`: measure only these
  *   groups; the others keep their figures from the last `results.json`.
  *
  * Needs `--allow-run` (busy cores, `_load.ts`), read, and write to `bench/`
@@ -23,6 +23,7 @@ import { benchInstrumentation } from "./instrumentation.ts";
 import { benchWorkerCalls } from "./worker_calls.ts";
 import { benchExtism } from "./peers/extism.ts";
 import { benchOtel } from "./otel.ts";
+import { benchThirdParty } from "./third_party.ts";
 import { evaluateGoals, formatTarget, type GroupName } from "./_goals.ts";
 import { updateReadme } from "./report.ts";
 
@@ -35,6 +36,7 @@ const GROUPS: readonly GroupName[] = [
   "callOverhead",
   "workerCalls",
   "instrumentation",
+  "thirdParty",
   "otel",
   "peers",
 ];
@@ -42,6 +44,7 @@ const DEFAULT_ROUNDS: Record<GroupName, number> = {
   callOverhead: 30,
   workerCalls: 21,
   instrumentation: 21,
+  thirdParty: 7,
   peers: 15,
   otel: 30,
 };
@@ -116,6 +119,12 @@ if (selected("instrumentation")) {
   table("Instrumentation overhead", instrumentation.figures, instrumentation.ratios);
   groups.instrumentation = instrumentation;
   rounds.instrumentation = roundsOf("instrumentation");
+}
+if (selected("thirdParty")) {
+  const thirdParty = await benchThirdParty({ rounds: roundsOf("thirdParty") });
+  table("Instrumentation overhead on third-party code", thirdParty.figures, thirdParty.ratios);
+  groups.thirdParty = thirdParty;
+  rounds.thirdParty = roundsOf("thirdParty");
 }
 if (selected("otel")) {
   const otel = await benchOtel({ rounds: roundsOf("otel") });
