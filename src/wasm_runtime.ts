@@ -230,7 +230,8 @@ export class WasmRuntime implements AsyncDisposable {
    *
    * @param name A name for messages and metrics.
    * @param text The WAT source.
-   * @throws {CompilationError} With wabt's message, line and column.
+   * @throws {CompilationError} With wabt's message, line and column; also where the text
+   * nests deeper than 128 levels, more than wabt (the WAT compiler) can parse.
    */
   async compileWat(name: string, text: string): Promise<CompiledModule> {
     this.#assertOpen("compile a module");

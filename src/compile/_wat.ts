@@ -1,10 +1,18 @@
 /**
  * WAT to binary through `npm:wabt`, loaded only when WAT is first used.
  *
+ * wabt is C++ compiled to wasm, one instance shared by every compile. Text
+ * that would overflow its stack is refused first (`_wat_nesting.ts`); if it
+ * fails some other way than with a parse or validation error (a trap, an
+ * abort), its memory may be corrupt, so that instance is dropped and the
+ * next compile starts a fresh one. What it prints goes into the error, never
+ * to the console.
+ *
  * @module
  */
 
 import { CompilationError } from "../errors.ts";
+import { findDeepNesting, MAX_WAT_NESTING } from "./_wat_nesting.ts";
 
 /** The part of wabt's API that is used here. */
 interface WabtModule {
@@ -18,12 +26,23 @@ interface Wabt {
   parseWat(filename: string, text: string, features: Record<string, boolean>): WabtModule;
 }
 
-let wabtPromise: Promise<Wabt> | undefined;
+/** What wabt's runtime prints (it prints only when it aborts), kept for the error. */
+interface WabtOutput {
+  printed: string[];
+}
 
-function loadWabt(): Promise<Wabt> {
-  wabtPromise ??= import("wabt").then((mod) => {
-    const init = (mod as unknown as { default: () => Promise<Wabt> }).default;
-    return init();
+type WabtFactory = (
+  options: { print(text: string): void; printErr(text: string): void },
+) => Promise<Wabt>;
+
+let wabtPromise: Promise<{ wabt: Wabt; output: WabtOutput }> | undefined;
+
+function loadWabt(): Promise<{ wabt: Wabt; output: WabtOutput }> {
+  wabtPromise ??= import("wabt").then(async (mod) => {
+    const init = (mod as unknown as { default: WabtFactory }).default;
+    const output: WabtOutput = { printed: [] };
+    const keep = (text: string) => void output.printed.push(text);
+    return { wabt: await init({ print: keep, printErr: keep }), output };
   });
   return wabtPromise;
 }
@@ -61,16 +80,42 @@ export const VALIDATE_FEATURES: Readonly<Record<string, boolean>> = {
   gc: false,
 };
 
+/** Options of {@linkcode watToBinary}. */
+export interface WatOptions {
+  /** The deepest nesting handed to wabt. @default {MAX_WAT_NESTING} */
+  maxNesting?: number;
+}
+
 /**
  * Compiles WebAssembly text to a binary module.
  *
+ * @example
+ * ```ts ignore
+ * const bytes = await watToBinary("empty", "(module)");
+ * ```
+ *
  * @param name A file name for error messages.
  * @param text The WAT source.
+ * @param options The nesting bound (its own tests lift it, to reach a failing wabt).
  * @returns The binary module.
  * @throws {CompilationError} With wabt's message and the line and column of the first error.
  */
-export async function watToBinary(name: string, text: string): Promise<Uint8Array> {
-  const wabt = await loadWabt();
+export async function watToBinary(
+  name: string,
+  text: string,
+  options: WatOptions = {},
+): Promise<Uint8Array> {
+  const { maxNesting = MAX_WAT_NESTING } = options;
+  const deep = findDeepNesting(text, maxNesting);
+  if (deep !== null) {
+    throw new CompilationError(
+      `Cannot compile WAT "${name}" at line ${deep.line}, column ${deep.column}: it nests ` +
+        `deeper than ${maxNesting} levels, more than the WAT compiler (wabt) can parse`,
+      deep,
+    );
+  }
+  const loading = loadWabt();
+  const { wabt, output } = await loading;
   let module: WabtModule | undefined;
   try {
     module = wabt.parseWat(`${name}.wat`, text, WAT_FEATURES);
@@ -78,10 +123,31 @@ export async function watToBinary(name: string, text: string): Promise<Uint8Arra
     module.validate(VALIDATE_FEATURES);
     return module.toBinary({}).buffer.slice();
   } catch (err) {
+    if (!isReportedError(err)) {
+      // A trap or an abort inside wabt: its memory cannot be trusted any more.
+      module = undefined;
+      if (wabtPromise === loading) wabtPromise = undefined;
+      const printed = output.printed.splice(0).join(" ").trim();
+      throw new CompilationError(
+        `Cannot compile WAT "${name}": the WAT compiler (wabt) failed: ${describe(err)}` +
+          (printed === "" ? "" : ` (${printed})`),
+        { cause: err },
+      );
+    }
     throw watError(name, err);
   } finally {
     module?.destroy();
   }
+}
+
+/** Whether wabt threw one of its own errors (parse, names, validation), not a trap or an abort. */
+function isReportedError(err: unknown): boolean {
+  return err instanceof Error && !(err instanceof WebAssembly.RuntimeError) &&
+    !(err instanceof RangeError) && !err.message.startsWith("Aborted(");
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 function watError(name: string, err: unknown): CompilationError {

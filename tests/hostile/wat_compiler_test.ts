@@ -1,0 +1,87 @@
+import assert from "node:assert/strict";
+import { findDeepNesting, MAX_WAT_NESTING } from "../../src/compile/_wat_nesting.ts";
+
+const DENO = Deno.execPath();
+
+/** Runs `fixtures/wat_compiler.ts` on `texts` in a process of its own, killed after 60 s. */
+async function compileEach(...texts: string[]): Promise<Record<string, unknown>[]> {
+  const output = await new Deno.Command(DENO, {
+    args: ["run", "--no-check", "tests/hostile/fixtures/wat_compiler.ts", ...texts],
+    cwd: new URL("../..", import.meta.url),
+    stdin: "null",
+    signal: AbortSignal.timeout(60_000),
+  }).output();
+  assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+  assert.equal(new TextDecoder().decode(output.stderr), "", "nothing reaches the console");
+  return new TextDecoder().decode(output.stdout).trim().split("\n").map((line) => JSON.parse(line));
+}
+
+Deno.test(
+  "WAT nested deeper than the WAT compiler can parse is a CompilationError, and the next compile works",
+  {
+    permissions: { run: [DENO], read: true },
+  },
+  async () => {
+    // wabt's parser overflows its 64 KiB stack past about 150 levels: before the check,
+    // 1000 folded blocks trapped inside it and left it corrupt, and 300 flat ones hung.
+    const results = await compileEach("foldedBlocks", "ok", "flatBlocks", "deepExpression", "ok");
+    assert.deepEqual(results, [
+      {
+        name: "foldedBlocks",
+        error: {
+          kind: "compilation",
+          message:
+            `Cannot compile WAT "foldedBlocks" at line 1, column 897: it nests deeper than ` +
+            `${MAX_WAT_NESTING} levels, more than the WAT compiler (wabt) can parse`,
+          line: 1,
+          column: 897,
+        },
+      },
+      { name: "ok", result: 7 },
+      {
+        name: "flatBlocks",
+        error: {
+          kind: "compilation",
+          message:
+            `Cannot compile WAT "flatBlocks" at line ${MAX_WAT_NESTING}, column 1: it nests ` +
+            `deeper than ${MAX_WAT_NESTING} levels, more than the WAT compiler (wabt) can parse`,
+          line: MAX_WAT_NESTING,
+          column: 1,
+        },
+      },
+      {
+        name: "deepExpression",
+        error: {
+          kind: "compilation",
+          message: `Cannot compile WAT "deepExpression" at line 2, column 2885: it nests deeper ` +
+            `than ${MAX_WAT_NESTING} levels, more than the WAT compiler (wabt) can parse`,
+          line: 2,
+          column: 2885,
+        },
+      },
+      { name: "ok", result: 7 },
+    ]);
+  },
+);
+
+Deno.test("WAT nested as deeply as allowed compiles", {
+  permissions: { run: [DENO], read: true },
+}, async () => {
+  assert.deepEqual(await compileEach("atTheLimit"), [{ name: "atTheLimit", result: null }]);
+});
+
+Deno.test("findDeepNesting counts parentheses and flat blocks, not comments or strings", () => {
+  assert.equal(findDeepNesting("(module (func (block)))", 3), null);
+  assert.deepEqual(findDeepNesting("(module (func (block)))", 2), { line: 1, column: 15 });
+  // A flat block nests like a folded one; `end` and `delegate` close it.
+  const flat = "(module (func\n  block\n    loop\n    end\n  end\n  try\n  delegate 0))";
+  assert.equal(findDeepNesting(flat, 4), null);
+  assert.deepEqual(findDeepNesting(flat, 3), { line: 3, column: 5 });
+  // A folded form's head is one level, not two.
+  assert.equal(findDeepNesting("(block (loop (if (then))))", 4), null);
+  // Labels, comments and strings do not nest.
+  assert.equal(
+    findDeepNesting('(func $block $loop ;; ((((\n (; (( (; (( ;) ;) "((\\"((")', 1),
+    null,
+  );
+});
