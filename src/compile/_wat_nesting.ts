@@ -12,7 +12,8 @@
  * A level is an open parenthesis (folded instructions, fields, any
  * S-expression) or an open flat `block`, `loop`, `if`, `try` or
  * `try_table`, which `end` (or `delegate`) closes. Comments and strings do
- * not count.
+ * not count, except the strings of a `(module quote "…")`, whose text wabt
+ * parses as the module's: it is checked as if it stood there.
  *
  * @module
  */
@@ -78,8 +79,17 @@ export function findDeepNesting(text: string, max: number): NestingPosition | nu
     } else if (isKeywordChar(code) || code === 0x24 /* $ */) {
       const start = i;
       while (i < text.length && (isKeywordChar(text.charCodeAt(i)) || isIdChar(text, i))) i++;
-      if (code !== 0x24 && !afterParen) {
-        const word = text.slice(start, i);
+      const word = text.slice(start, i);
+      if (afterParen && word === "module") {
+        // `(module quote "…")`: wabt parses the strings' text as the module's fields.
+        const quoted = quotedText(text, i);
+        if (quoted !== null) {
+          if (findDeepNesting(quoted.text, max - parens - flat) !== null) {
+            return positionOf(text, quoted.start);
+          }
+          i = quoted.end;
+        }
+      } else if (code !== 0x24 && !afterParen) {
         if (FLAT_OPENERS.has(word)) {
           flat++;
           if (parens + flat > max) return positionOf(text, start);
@@ -102,6 +112,66 @@ function isIdChar(text: string, i: number): boolean {
   const code = text.charCodeAt(i);
   return code > 0x20 && code < 0x7f && code !== 0x28 && code !== 0x29 && code !== 0x22 &&
     code !== 0x3b;
+}
+
+/** The `quote` strings after `(module` (ending at `from`), decoded, or `null` when there are none. */
+function quotedText(
+  text: string,
+  from: number,
+): { text: string; start: number; end: number } | null {
+  let i = skipSpace(text, from);
+  if (text.charCodeAt(i) === 0x24 /* $ */) {
+    while (i < text.length && isIdChar(text, i)) i++;
+    i = skipSpace(text, i);
+  }
+  if (!text.startsWith("quote", i) || isKeywordChar(text.charCodeAt(i + 5))) return null;
+  i = skipSpace(text, i + 5);
+  const start = i;
+  let decoded = "";
+  while (text.charCodeAt(i) === 0x22 /* " */) {
+    const end = skipString(text, i);
+    decoded += decodeString(text.slice(i + 1, end - 1));
+    i = skipSpace(text, end);
+  }
+  return { text: decoded, start, end: i };
+}
+
+/** Skips whitespace and comments from `i`. */
+function skipSpace(text: string, i: number): number {
+  while (i < text.length) {
+    const code = text.charCodeAt(i);
+    if (code === 0x20 || code === 0x09 || code === 0x0a || code === 0x0d) i++;
+    else if (code === 0x28 && text.charCodeAt(i + 1) === 0x3b) i = skipBlockComment(text, i);
+    else if (code === 0x3b && text.charCodeAt(i + 1) === 0x3b) {
+      const end = text.indexOf("\n", i);
+      i = end === -1 ? text.length : end + 1;
+    } else break;
+  }
+  return i;
+}
+
+const ESCAPES: Record<string, string> = {
+  t: "\t",
+  n: "\n",
+  r: "\r",
+  '"': '"',
+  "'": "'",
+  "\\": "\\",
+};
+
+/** A WAT string's content with its escapes decoded (`\hh` bytes as Latin-1 characters). */
+function decodeString(body: string): string {
+  return body.replace(
+    /\\(u\{[0-9a-fA-F_]+\}|[0-9a-fA-F]{2}|.)/g,
+    (_, escape: string) => {
+      if (escape.startsWith("u{")) {
+        const code = Number.parseInt(escape.slice(2, -1).replaceAll("_", ""), 16);
+        return code <= 0x10ffff ? String.fromCodePoint(code) : "";
+      }
+      if (escape.length === 2) return String.fromCharCode(Number.parseInt(escape, 16));
+      return ESCAPES[escape] ?? escape;
+    },
+  );
 }
 
 /** The index after the block comment opening at `start` (they nest). */

@@ -24,7 +24,14 @@ Deno.test(
   async () => {
     // wabt's parser overflows its 64 KiB stack past about 150 levels: before the check,
     // 1000 folded blocks trapped inside it and left it corrupt, and 300 flat ones hung.
-    const results = await compileEach("foldedBlocks", "ok", "flatBlocks", "deepExpression", "ok");
+    const results = await compileEach(
+      "foldedBlocks",
+      "ok",
+      "flatBlocks",
+      "deepExpression",
+      "quotedFlatBlocks",
+      "ok",
+    );
     assert.deepEqual(results, [
       {
         name: "foldedBlocks",
@@ -59,6 +66,16 @@ Deno.test(
           column: 2885,
         },
       },
+      {
+        name: "quotedFlatBlocks",
+        error: {
+          kind: "compilation",
+          message: `Cannot compile WAT "quotedFlatBlocks" at line 1, column 15: it nests deeper ` +
+            `than ${MAX_WAT_NESTING} levels, more than the WAT compiler (wabt) can parse`,
+          line: 1,
+          column: 15,
+        },
+      },
       { name: "ok", result: 7 },
     ]);
   },
@@ -79,6 +96,12 @@ Deno.test("findDeepNesting counts parentheses and flat blocks, not comments or s
   assert.deepEqual(findDeepNesting(flat, 3), { line: 3, column: 5 });
   // A folded form's head is one level, not two.
   assert.equal(findDeepNesting("(block (loop (if (then))))", 4), null);
+  // The strings of a quoted module nest as its text would, escapes decoded; others do not.
+  assert.deepEqual(findDeepNesting('(module quote "(func" "(block \\28)))")', 3), {
+    line: 1,
+    column: 15,
+  });
+  assert.equal(findDeepNesting('(module quote "(data \\"((((\\")")', 2), null);
   // Labels, comments and strings do not nest.
   assert.equal(
     findDeepNesting('(func $block $loop ;; ((((\n (; (( (; (( ;) ;) "((\\"((")', 1),
