@@ -16,6 +16,13 @@ async function compileEach(...texts: string[]): Promise<Record<string, unknown>[
   return new TextDecoder().decode(output.stdout).trim().split("\n").map((line) => JSON.parse(line));
 }
 
+/** What the fixture prints for a text refused at `line` and `column` for its nesting. */
+function tooDeep(name: string, line: number, column: number): Record<string, unknown> {
+  const message = `Cannot compile WAT "${name}" at line ${line}, column ${column}: it nests ` +
+    `deeper than ${MAX_WAT_NESTING} levels, more than the WAT compiler (wabt) can parse`;
+  return { name, error: { kind: "compilation", message, line, column } };
+}
+
 Deno.test(
   "WAT nested deeper than the WAT compiler can parse is a CompilationError, and the next compile works",
   {
@@ -33,49 +40,11 @@ Deno.test(
       "ok",
     );
     assert.deepEqual(results, [
-      {
-        name: "foldedBlocks",
-        error: {
-          kind: "compilation",
-          message:
-            `Cannot compile WAT "foldedBlocks" at line 1, column 897: it nests deeper than ` +
-            `${MAX_WAT_NESTING} levels, more than the WAT compiler (wabt) can parse`,
-          line: 1,
-          column: 897,
-        },
-      },
+      tooDeep("foldedBlocks", 1, 897),
       { name: "ok", result: 7 },
-      {
-        name: "flatBlocks",
-        error: {
-          kind: "compilation",
-          message:
-            `Cannot compile WAT "flatBlocks" at line ${MAX_WAT_NESTING}, column 1: it nests ` +
-            `deeper than ${MAX_WAT_NESTING} levels, more than the WAT compiler (wabt) can parse`,
-          line: MAX_WAT_NESTING,
-          column: 1,
-        },
-      },
-      {
-        name: "deepExpression",
-        error: {
-          kind: "compilation",
-          message: `Cannot compile WAT "deepExpression" at line 2, column 2885: it nests deeper ` +
-            `than ${MAX_WAT_NESTING} levels, more than the WAT compiler (wabt) can parse`,
-          line: 2,
-          column: 2885,
-        },
-      },
-      {
-        name: "quotedFlatBlocks",
-        error: {
-          kind: "compilation",
-          message: `Cannot compile WAT "quotedFlatBlocks" at line 1, column 15: it nests deeper ` +
-            `than ${MAX_WAT_NESTING} levels, more than the WAT compiler (wabt) can parse`,
-          line: 1,
-          column: 15,
-        },
-      },
+      tooDeep("flatBlocks", MAX_WAT_NESTING, 1),
+      tooDeep("deepExpression", 2, 2885),
+      tooDeep("quotedFlatBlocks", 1, 15),
       { name: "ok", result: 7 },
     ]);
   },
