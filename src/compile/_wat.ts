@@ -114,8 +114,15 @@ export async function watToBinary(
       deep,
     );
   }
-  const loading = loadWabt();
-  const { wabt, output } = await loading;
+  // The instance to use now: a compile that waited for it while another compile broke it
+  // (both waited for the same one) takes the fresh one instead. No await after this check.
+  let loading: ReturnType<typeof loadWabt>;
+  let loaded: Awaited<ReturnType<typeof loadWabt>>;
+  do {
+    loading = loadWabt();
+    loaded = await loading;
+  } while (wabtPromise !== loading);
+  const { wabt, output } = loaded;
   let module: WabtModule | undefined;
   try {
     module = wabt.parseWat(`${name}.wat`, text, WAT_FEATURES);

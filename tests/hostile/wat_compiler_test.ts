@@ -4,7 +4,7 @@ import { findDeepNesting, MAX_WAT_NESTING } from "../../src/compile/_wat_nesting
 const DENO = Deno.execPath();
 
 /** Runs `fixtures/wat_compiler.ts` on `texts` in a process of its own, killed after 60 s. */
-async function compileEach(...texts: string[]): Promise<Record<string, unknown>[]> {
+async function compileEach(...texts: string[]): Promise<unknown[]> {
   const output = await new Deno.Command(DENO, {
     args: ["run", "--no-check", "tests/hostile/fixtures/wat_compiler.ts", ...texts],
     cwd: new URL("../..", import.meta.url),
@@ -49,6 +49,16 @@ Deno.test(
     ]);
   },
 );
+
+Deno.test("A compile that waited for the WAT compiler while another broke it gets a fresh one", {
+  permissions: { run: [DENO], read: true },
+}, async () => {
+  const [outcomes] = await compileEach("--concurrent-with-a-crash");
+  assert.deepEqual(outcomes, [
+    'Cannot compile WAT "crash": the WAT compiler (wabt) failed: memory access out of bounds',
+    34,
+  ]);
+});
 
 Deno.test("WAT nested as deeply as allowed compiles", {
   permissions: { run: [DENO], read: true },
