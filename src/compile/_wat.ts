@@ -123,6 +123,7 @@ export async function watToBinary(
     loaded = await loading;
   } while (wabtPromise !== loading);
   const { wabt, output } = loaded;
+  output.printed.length = 0;
   let module: WabtModule | undefined;
   try {
     module = wabt.parseWat(`${name}.wat`, text, WAT_FEATURES);
@@ -158,7 +159,7 @@ function describe(err: unknown): string {
 }
 
 function watError(name: string, err: unknown): CompilationError {
-  const raw = err instanceof Error ? err.message : String(err);
+  const raw = describe(err);
   const position = /:(\d+):(\d+): error: (.*)/.exec(raw);
   if (position === null) {
     return new CompilationError(`Cannot compile WAT "${name}": ${raw.trim()}`, { cause: err });
