@@ -56,31 +56,29 @@ export function findDeepNesting(text: string, max: number): NestingPosition | nu
   let afterParen = false;
   let i = 0;
   while (i < text.length) {
+    const next = skipSpace(text, i);
+    if (next !== i) {
+      // Whitespace and comments keep `(` … `block` a folded head.
+      i = next;
+      continue;
+    }
     const code = text.charCodeAt(i);
     if (code === 0x28 /* ( */) {
-      if (text.charCodeAt(i + 1) === 0x3b /* ; */) {
-        i = skipBlockComment(text, i);
-        continue;
-      }
       parens++;
       if (parens + flat > max) return positionOf(text, i);
       afterParen = true;
       i++;
-    } else if (code === 0x29 /* ) */) {
+      continue;
+    }
+    if (code === 0x29 /* ) */) {
       if (parens > 0) parens--;
-      afterParen = false;
       i++;
-    } else if (code === 0x3b /* ; */ && text.charCodeAt(i + 1) === 0x3b) {
-      const end = text.indexOf("\n", i);
-      i = end === -1 ? text.length : end + 1;
     } else if (code === 0x22 /* " */) {
       i = skipString(text, i);
-      afterParen = false;
-    } else if (isKeywordChar(code) || code === 0x24 /* $ */) {
+    } else if (isIdChar(text, i)) {
       const start = i;
-      while (i < text.length && (isKeywordChar(text.charCodeAt(i)) || isIdChar(text, i))) i++;
-      const word = text.slice(start, i);
-      if (afterParen && word === "module") {
+      while (i < text.length && isIdChar(text, i)) i++;
+      if (afterParen && text.startsWith("module", start) && i - start === 6) {
         // `(module quote "…")`: wabt parses the strings' text as the module's fields.
         const quoted = quotedText(text, i);
         if (quoted !== null) {
@@ -89,7 +87,8 @@ export function findDeepNesting(text: string, max: number): NestingPosition | nu
           }
           i = quoted.end;
         }
-      } else if (code !== 0x24 && !afterParen) {
+      } else if (!afterParen && isKeywordChar(code)) {
+        const word = text.slice(start, i);
         if (FLAT_OPENERS.has(word)) {
           flat++;
           if (parens + flat > max) return positionOf(text, start);
@@ -97,12 +96,10 @@ export function findDeepNesting(text: string, max: number): NestingPosition | nu
           flat--;
         }
       }
-      afterParen = false;
     } else {
-      // Whitespace keeps `(` … `block` a folded head; anything else ends it.
-      if (code !== 0x20 && code !== 0x09 && code !== 0x0a && code !== 0x0d) afterParen = false;
       i++;
     }
+    afterParen = false;
   }
   return null;
 }
