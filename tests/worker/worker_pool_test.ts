@@ -11,7 +11,7 @@ import { Capability, type RuntimeConfig, TimeoutError, WasmRuntime } from "../..
 import { type InternalOptions, withInternalOptions } from "../../src/backend/_internal_options.ts";
 import { type KeptWorker, WorkerPool } from "../../src/worker/_worker_pool.ts";
 import { assertRejectsWith, putString, workerRuntime } from "../_helpers.ts";
-import { BYTES_WAT, hostFunctionsWat } from "../fixtures/wat.ts";
+import { BYTES_WAT, hostFunctionsWat, pathOpenWat } from "../fixtures/wat.ts";
 import { runToExit } from "../hostile/_threads.ts";
 import { FIXTURES, READ_WORKERS, runFixture } from "./_worker_helpers.ts";
 
@@ -34,14 +34,12 @@ const NAPPER_WAT = `(module
   (func (export "nap") (param $ms i32) (result i32) (call $sleep (local.get $ms)) (i32.const 7)))`;
 
 /** `open()` opens `faulty_worker.ts` of the preopen (fd 3) for reading, leaves it open, and returns the errno. */
-const OPENER_WAT = `(module
-  (import "wasi_snapshot_preview1" "path_open"
-    (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 100) "faulty_worker.ts")
-  (func (export "open") (result i32)
-    (call $open (i32.const 3) (i32.const 0) (i32.const 100) (i32.const 16) (i32.const 0)
-      (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 16))))`;
+const OPENER_WAT = pathOpenWat({
+  exportName: "open",
+  path: "faulty_worker.ts",
+  oflags: 0,
+  rights: 2,
+});
 
 /**
  * How many of this process's file descriptors are open on `path`, as `ls`
