@@ -21,6 +21,12 @@
  * - When an `if` has an `else`, the smaller of its two arms' first records is
  *   moved into the record before the `if`, and each arm's charge keeps only its
  *   excess over it, so the cheaper arm usually charges nothing.
+ * - A loop's header record is paid for by the records that enter it, when
+ *   each is sure to run into it: the record before the loop, and the records
+ *   that end with a `br` back to it (no conditional branch, table or catch
+ *   clause targets the loop, and no `br` back is in the header's own record).
+ *   The header then charges nothing, so a loop that tests at the top charges
+ *   once an iteration instead of twice.
  *
  * A charge therefore never pays for an instruction that a call returning
  * normally would not run, and the fuel consumed is exact for such a call.
@@ -84,6 +90,12 @@ const TARGETED = 1;
 const HAS_ELSE = 2;
 const THEN_LIVE = 4;
 const ARM_LIVE = 8;
+/**
+ * A loop's header cannot be paid for by its way in and its back edges (see
+ * {@linkcode BodyScanner}): something branches to it conditionally or from
+ * a table, a catch clause does, or a back edge is in the header's own record.
+ */
+const HEADER_KEPT = 16;
 
 const OP_TRY_TABLE = 0x1f;
 const OP_BR_TABLE = 0x0e;
@@ -305,6 +317,16 @@ export class BodyScanner {
   /** First record of each `if`'s then arm and else arm. */
   #thenRecord = new Int32Array(64);
   #elseRecord = new Int32Array(64);
+  /** Each loop's header record. */
+  #headerRecord = new Int32Array(64);
+  /** Per frame, how many back edges were noted when it began. */
+  #backEdgesBefore = new Int32Array(64);
+  /**
+   * The records that end with a `br` back to an open loop, with that loop's
+   * frame index in the same position of {@linkcode #backEdgeLoops}.
+   */
+  readonly #backEdges: number[] = [];
+  readonly #backEdgeLoops: number[] = [];
   #cur = DEAD;
   #run = 0;
   #bodyFlags = 0;
@@ -332,6 +354,7 @@ export class BodyScanner {
     const bytes = reader.bytes;
     const nesting = this.#nesting;
     nesting.reset();
+    this.#backEdges.length = this.#backEdgeLoops.length = 0;
     this.#open(0, DEAD);
     this.#cur = this.#newRecord(reader.pos);
     this.#bodyFlags = 0;
@@ -401,10 +424,11 @@ export class BodyScanner {
       case Ctl.Loop: {
         this.#bodyFlags |= BodyFlags.Loop;
         nesting.step(reader, ctl);
-        this.#open(nesting.depth - 1, this.#cur);
+        const d = nesting.depth - 1;
+        this.#open(d, this.#cur);
         if (live) {
           if (this.#options.loops) out.push(Event.Loop, reader.pos, 0, this.#run);
-          this.#cur = this.#newRecord(reader.pos);
+          this.#cur = this.#headerRecord[d] = this.#newRecord(reader.pos);
         }
         return false;
       }
@@ -550,6 +574,8 @@ export class BodyScanner {
     this.#flags[d] = 0;
     this.#thenRecord[d] = DEAD;
     this.#elseRecord[d] = DEAD;
+    this.#headerRecord[d] = DEAD;
+    this.#backEdgesBefore[d] = this.#backEdges.length;
   }
 
   /** Closes frame `d` at its `end`, which ends at `pos`. */
@@ -575,6 +601,8 @@ export class BodyScanner {
       }
     } else if (kind === Frame.Try) {
       reachable ||= (flags & ARM_LIVE) !== 0;
+    } else if (kind === Frame.Loop) {
+      this.#payHeader(d, parent, (flags & HEADER_KEPT) === 0);
     }
     const minTarget = this.#minTarget[d]!;
     if (minTarget < this.#minTarget[d - 1]!) this.#minTarget[d - 1] = minTarget;
@@ -583,12 +611,58 @@ export class BodyScanner {
     else this.#cur = this.#newRecord(pos);
   }
 
-  /** Notes a branch from the innermost frame to frame `t` (by index). */
-  #target(t: number): void {
+  /**
+   * Notes a branch from the innermost frame to frame `t` (by index);
+   * `backEdge`: an unconditional `br`, whose record the loop it targets may
+   * charge for its header (see {@linkcode #payHeader}).
+   */
+  #target(t: number, backEdge = false): void {
     const top = this.#nesting.depth - 1;
     if (t < 0) t = 0;
     if (t < this.#minTarget[top]!) this.#minTarget[top] = t;
-    this.#flags[t]! |= TARGETED;
+    let flags = this.#flags[t]! | TARGETED;
+    if (this.#nesting.kindAt(t) === Frame.Loop) {
+      if (backEdge && this.#cur !== this.#headerRecord[t]) {
+        this.#backEdges.push(this.#cur);
+        this.#backEdgeLoops.push(t);
+      } else {
+        flags |= HEADER_KEPT;
+      }
+    }
+    this.#flags[t] = flags;
+  }
+
+  /**
+   * At the `end` of loop `d`, entered from record `parent`: moves the cost
+   * of its header record into the records that enter the header, when each
+   * of them is sure to run into it (`hoist`): the record before the loop,
+   * which falls into it, and the records that end with a `br` back to it.
+   * The header then charges nothing, so an iteration that runs through a
+   * back edge charges once instead of twice, and the fuel consumed is the
+   * same. Forgets the loop's back edges either way.
+   */
+  #payHeader(d: number, parent: number, hoist: boolean): void {
+    const edges = this.#backEdges;
+    const loops = this.#backEdgeLoops;
+    const header = this.#headerRecord[d]!;
+    const cost = this.#out.cost;
+    hoist &&= parent !== DEAD && header !== DEAD;
+    const units = hoist ? cost[header]! : 0;
+    if (hoist) {
+      cost[parent]! += units;
+      cost[header] = 0;
+    }
+    // The back edges noted since the loop began: its own, and those to loops around it, kept.
+    let kept = this.#backEdgesBefore[d]!;
+    for (let i = kept; i < edges.length; i++) {
+      if (loops[i] === d) {
+        cost[edges[i]!]! += units;
+      } else {
+        edges[kept] = edges[i]!;
+        loops[kept++] = loops[i]!;
+      }
+    }
+    edges.length = loops.length = kept;
   }
 
   /** Frame index of relative label `label` from the innermost frame. */
@@ -612,7 +686,7 @@ export class BodyScanner {
     switch (reader.op) {
       case OP_BR: {
         const t = this.#frameOf(lebAt(bytes, reader.start + 1));
-        this.#target(t);
+        this.#target(t, true);
         return t <= 0;
       }
       case OP_BR_TABLE: {
@@ -656,7 +730,7 @@ export class BodyScanner {
       let t = d - 1 - label;
       if (t < 0) t = 0;
       if (t < this.#minTarget[d]!) this.#minTarget[d] = t;
-      this.#flags[t]! |= TARGETED;
+      this.#flags[t]! |= TARGETED | HEADER_KEPT;
     }
   }
 
@@ -672,5 +746,7 @@ export class BodyScanner {
     this.#flags = grow(this.#flags, (n) => new Uint8Array(n));
     this.#thenRecord = grow(this.#thenRecord, (n) => new Int32Array(n));
     this.#elseRecord = grow(this.#elseRecord, (n) => new Int32Array(n));
+    this.#headerRecord = grow(this.#headerRecord, (n) => new Int32Array(n));
+    this.#backEdgesBefore = grow(this.#backEdgesBefore, (n) => new Int32Array(n));
   }
 }

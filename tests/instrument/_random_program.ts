@@ -6,7 +6,8 @@
  * first must consume.
  *
  * Programs are structured code over `i32` locals: arithmetic, nested blocks
- * (some with results), loops bounded by counters, `if` with and without
+ * (some with results), loops bounded by counters (tested at the bottom, or
+ * at the top with branches back from anywhere inside), `if` with and without
  * `else`, `br`/`br_if`/`br_table` to enclosing blocks, `return`, dead code
  * after jumps, and direct, indirect and tail calls to functions of higher index
  * (so recursion is bounded), plus self-recursion bounded by a depth parameter.
@@ -135,8 +136,7 @@ class Generator {
         this.#op(`local.set ${this.#local()}`);
         return;
       }
-      case 4:
-      case 5: {
+      case 4: {
         if (this.#loops >= 3) return this.statement(depth);
         const counter = `$c${this.#loops++}`;
         this.#op(`i32.const ${1 + this.#int(4)}`);
@@ -149,6 +149,33 @@ class Generator {
         this.#op(`i32.sub`);
         this.#op(`local.tee ${counter}`);
         this.#op(`br_if 0`);
+        this.#labels.pop();
+        this.#marker("end");
+        this.#loops--;
+        return;
+      }
+      case 5: {
+        // A loop that tests its counter at the top, which any branch may target: an iteration
+        // ends with an unconditional branch back (or, sometimes, leaves at the end).
+        if (this.#loops >= 3) return this.statement(depth);
+        const counter = `$c${this.#loops++}`;
+        this.#op(`i32.const ${1 + this.#int(4)}`);
+        this.#op(`local.set ${counter}`);
+        this.#marker("block");
+        this.#labels.push({ result: false, target: true });
+        this.#marker("loop");
+        this.#labels.push({ result: false, target: true });
+        this.#op(`local.get ${counter}`);
+        this.#op(`i32.eqz`);
+        this.#op(`br_if 1`);
+        this.#op(`local.get ${counter}`);
+        this.#op(`i32.const 1`);
+        this.#op(`i32.sub`);
+        this.#op(`local.set ${counter}`);
+        this.statements(depth + 1);
+        if (this.#int(3) !== 0) this.#op(`br 0`);
+        this.#labels.pop();
+        this.#marker("end");
         this.#labels.pop();
         this.#marker("end");
         this.#loops--;

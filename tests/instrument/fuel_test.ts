@@ -32,7 +32,14 @@ const PROGRAM = `(module
     local.get 0 if nop end
     local.get 0 i32.const 1 i32.add)
   ${FIB_FUNC}
-  (func (export "spin") (loop br 0)))`;
+  (func (export "spin") (loop br 0))
+  (func (export "count_up") (param $n i32) (result i32) (local $i i32)
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next)))
+    (local.get $i)))`;
 
 const BUDGET = 1_000_000n;
 const I64_SUB = 0x7d;
@@ -55,6 +62,9 @@ Deno.test("fuel pass charges one unit per executed instruction", async (t) => {
     assert.equal(consumed("sum", [1]), 10n);
     assert.equal(consumed("sum", [10]), 91n);
     assert.equal(consumed("sum", [1000]), 9001n);
+    // A loop that tests at the top: 4 for the test, 5 for the body, and the last test.
+    assert.equal(consumed("count_up", [0]), 5n);
+    assert.equal(consumed("count_up", [10]), 95n);
   });
 
   await t.step("each arm of an if costs what it contains", () => {
@@ -74,7 +84,7 @@ Deno.test("fuel pass charges one unit per executed instruction", async (t) => {
 
 Deno.test("fuel pass takes few charges", async (t) => {
   const { bytes } = instrument(wat(PROGRAM), { fuel: true });
-  // Defined functions: nop, empty, call_nop, sum, choose, early, after_if, fib, spin.
+  // Defined functions: nop, empty, call_nop, sum, choose, early, after_if, fib, spin, count_up.
   const charges = (index: number): number => countOps(bytes, index, I64_SUB);
 
   await t.step("a function that does nothing charges nothing", () => {
@@ -96,6 +106,12 @@ Deno.test("fuel pass takes few charges", async (t) => {
 
   await t.step("a branch out of a construct keeps its continuation separate", () => {
     assert.equal(charges(5), 3); // entry, after br_if, after the block
+  });
+
+  await t.step("a loop's header is paid for by the way in and the br back to it", () => {
+    // Entry (with the first test and local.get after the loop), then the body with the
+    // next test: once an iteration. A loop entered by br_if (sum) charges at its header.
+    assert.equal(charges(9), 2);
   });
 });
 
@@ -167,6 +183,10 @@ Deno.test("fuel pass stops a call that runs out, distinguishably", async (t) => 
     assert.throws(() => plugin.call("sum", [10], { fuel: 90n }), WebAssembly.RuntimeError);
     assert.equal(plugin.limits.trapReason, TrapReason.Fuel);
     assert.equal(plugin.call("sum", [10], { fuel: 91n }), 55);
+    assert.equal(plugin.limits.fuelRemaining, 0n);
+    // The header's charge, taken with the body before it, still only pays for code that runs.
+    assert.throws(() => plugin.call("count_up", [10], { fuel: 94n }), WebAssembly.RuntimeError);
+    assert.equal(plugin.call("count_up", [10], { fuel: 95n }), 10);
     assert.equal(plugin.limits.fuelRemaining, 0n);
   });
 
