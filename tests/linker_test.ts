@@ -192,7 +192,9 @@ testEachIsolation("WasmRuntime reports imports it cannot provide", {
   const cases: [string, string, string, string][] = [
     ["an unknown env function", '(import "env" "missing" (func))', "env", "missing"],
     ["an unknown module", '(import "vendor" "hook" (func (param i32)))', "vendor", "hook"],
-    ["a memory import", '(import "env" "memory" (memory 1))', "env", "memory"],
+    ["a shared memory import", '(import "env" "memory" (memory 1 2 shared))', "env", "memory"],
+    ["a 64-bit memory import", '(import "env" "memory" (memory i64 1))', "env", "memory"],
+    ["a table import", '(import "env" "table" (table 1 funcref))', "env", "table"],
     ["a global import", '(import "env" "base" (global i32))', "env", "base"],
   ];
   for (const [what, decl, module, importName] of cases) {

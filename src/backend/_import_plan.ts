@@ -1,7 +1,10 @@
 /**
  * Decides, before anything is instantiated, who provides each import of a
- * module: the application's linker or a built-in host function. Anything
- * else is an {@linkcode ImportNotFoundError} at load time.
+ * module: the application's linker, a built-in host function, WASI, or (for
+ * an imported memory) the runtime, which gives each instance a new memory of
+ * the import's limits as clamped to `maxMemoryPages`. Anything else (a
+ * table or global import, a shared or 64-bit memory) is an
+ * {@linkcode ImportNotFoundError} at load time.
  *
  * @module
  */
@@ -9,7 +12,7 @@
 import { ImportNotFoundError } from "../errors.ts";
 import { type HostCallable, isBuiltin } from "../host/mod.ts";
 import type { ImportPlan } from "./_instance_spec.ts";
-import type { ImportEntry, TypeEntry } from "../instrument/mod.ts";
+import type { ImportEntry, Limits, TypeEntry } from "../instrument/mod.ts";
 import { checkedLinkerFunction } from "./_host_result.ts";
 import { timedHostFunction } from "../host/mod.ts";
 import type { Linker } from "../linker.ts";
@@ -17,6 +20,11 @@ import { PREVIEW1_FUNCTIONS } from "../wasi/mod.ts";
 
 function isWasiFunction(name: string): boolean {
   return (PREVIEW1_FUNCTIONS as readonly string[]).includes(name);
+}
+
+/** A memory the runtime can make for an import: 32-bit, unshared, of 64 KiB pages. */
+function isPlainMemory(limits: Limits): boolean {
+  return limits.address === "i32" && !limits.shared && limits.pageSizeLog2 === null;
 }
 
 /** The plan, and the linker functions its `index` fields point at. */
@@ -51,6 +59,8 @@ export function planImports(
       plan.push({ module, name, kind: "builtin", index: -1 });
     } else if (module === "wasi_snapshot_preview1" && kind === "function" && isWasiFunction(name)) {
       plan.push({ module, name, kind: "wasi", index: -1 });
+    } else if (kind === "memory" && isPlainMemory(entry.limits)) {
+      plan.push({ module, name, kind: "memory", index: -1 });
     } else {
       throw new ImportNotFoundError(undefined, { module, importName: name });
     }

@@ -121,6 +121,8 @@ export class PluginInstance implements PluginBackend {
   /** How many changes the WASI descriptor table had once set up. */
   #wasiChanges = 0;
   #rawMemory: WebAssembly.Memory | undefined;
+  /** The first memory this instance was given for a memory import (see `_import_plan.ts`). */
+  #importedMemory: WebAssembly.Memory | undefined;
   /** The module's sum of all its memories' bytes, when it has several (see `_totals.ts`). */
   #memoryTotal: (() => bigint) | null = null;
 
@@ -152,17 +154,18 @@ export class PluginInstance implements PluginBackend {
   }
 
   async #instantiate(): Promise<void> {
-    const imports = this.#buildImports();
     let instance: WebAssembly.Instance;
     try {
-      instance = await WebAssembly.instantiate(this.#spec.module, imports);
+      // Inside: a memory made for an import can fail to allocate.
+      instance = await WebAssembly.instantiate(this.#spec.module, this.#buildImports());
     } catch (err) {
       const cause = this.#slot.error ?? classifyCallError(err, this.#spec.maxCallDepth);
       this.#slot.error = undefined;
       throw new InstantiationError(`Cannot instantiate the module: ${cause.message}`, { cause });
     }
     this.#exports = instance.exports;
-    this.#rawMemory = findExportedMemory(instance.exports);
+    // A module that imports its memory need not export it: the host then uses the one it gave.
+    this.#rawMemory = findExportedMemory(instance.exports) ?? this.#importedMemory;
     const total = instance.exports[MEMORY_BYTES_EXPORT];
     this.#memoryTotal = typeof total === "function" ? total as () => bigint : null;
     this.memory.attach(this.#rawMemory);
@@ -245,17 +248,35 @@ export class PluginInstance implements PluginBackend {
     // Only a guest suspended in an async host function can be cancelled mid-call.
     const cancellable = hasJspi &&
       this.#spec.imports.some((plan) => plan.kind === "builtin" && isAsyncBuiltin(plan.name));
+    this.#importedMemory = undefined;
     for (const plan of this.#spec.imports) {
       const value = plan.kind === "linker"
         ? this.#linkerFunction(plan.module, plan.name, this.#bindings.linkerFunction(plan.index))
         : plan.kind === "wasi"
         ? this.#wasiFunction(plan.name)
+        : plan.kind === "memory"
+        ? this.#newMemory(plan.module, plan.name)
         : this.#builtin(plan.name);
       (imports[plan.module] ??= {})[plan.name] = (cancellable && typeof value === "function"
         ? this.#refusedOnceCancelled(value as Callable)
         : value) as WebAssembly.ImportValue;
     }
     return imports;
+  }
+
+  /** A new memory for the import `module.name`, of its limits as clamped. */
+  #newMemory(module: string, name: string): WebAssembly.Memory {
+    const type = this.#spec.memoryImports.find((m) => m.module === module && m.name === name);
+    if (type === undefined) {
+      throw new TypeError(`No limits for the memory import "${module}"."${name}"`);
+    }
+    const memory = new WebAssembly.Memory(
+      type.maximum === undefined
+        ? { initial: type.initial }
+        : { initial: type.initial, maximum: type.maximum },
+    );
+    this.#importedMemory ??= memory;
+    return memory;
   }
 
   /** `fn`, except that it throws the cancellation's reason once the call is cancelled. */

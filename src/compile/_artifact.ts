@@ -53,6 +53,16 @@ export interface PreparedModule {
   readonly bytes: Uint8Array;
   /** What the instrumenter added, or `null` when no pass was applied. */
   readonly instrumentation: InstrumentMetadata | null;
+  /** The memories the module imports, as clamped: each instance is given new ones of these. */
+  readonly memoryImports: readonly MemoryImportType[];
+}
+
+/** A memory import's module, name and limits (in 64 KiB pages), which a new memory must match. */
+export interface MemoryImportType {
+  readonly module: string;
+  readonly name: string;
+  readonly initial: number;
+  readonly maximum: number | undefined;
 }
 
 /** Which instrumentation passes a prepared module gets. */
@@ -338,7 +348,29 @@ async function compilePrepared(
   await artifact.validated;
   await pacer.pause();
   const module = await compileOrThrow(bytes);
-  return { module, bytes, instrumentation };
+  return { module, bytes, instrumentation, memoryImports: memoryImportsOf(info, clamped) };
+}
+
+/**
+ * The memory imports of the clamped module, read back from its bytes (their
+ * maximums are the clamped ones); the runtime provides only 32-bit, unshared
+ * memories of 64 KiB pages (see `_import_plan.ts`).
+ */
+function memoryImportsOf(info: ModuleInfo, clamped: ClampResult): MemoryImportType[] {
+  if (!info.imports.some((entry) => entry.kind === "memory")) return [];
+  const imports = clamped.changed ? parseModule(clamped.bytes).imports : info.imports;
+  const found: MemoryImportType[] = [];
+  for (const entry of imports) {
+    if (entry.kind !== "memory" || entry.limits.address !== "i32") continue;
+    const { min, max } = entry.limits;
+    found.push({
+      module: entry.module,
+      name: entry.name,
+      initial: Number(min),
+      maximum: max === null ? undefined : Number(max),
+    });
+  }
+  return found;
 }
 
 /** Throws the error of the first memory or table, or sum of them, that cannot fit. */

@@ -11,7 +11,12 @@
  */
 
 export { artifactOf, buildArtifact, createCompiledModule, prepareModule } from "./_artifact.ts";
-export type { Instrumentation, ModuleArtifact, PreparedModule } from "./_artifact.ts";
+export type {
+  Instrumentation,
+  MemoryImportType,
+  ModuleArtifact,
+  PreparedModule,
+} from "./_artifact.ts";
 export { resolveLimits } from "./_limit_overrides.ts";
 export { LruCache } from "./_lru_cache.ts";
 export { parseManifest } from "./_plugin_manifest.ts";

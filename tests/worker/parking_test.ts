@@ -175,6 +175,14 @@ const UNCAPTURABLE: readonly [string, string, RegExp][] = [
         (global.get $count)))`,
     /global 0 is a mutable externref/,
   ],
+  [
+    "an imported memory (the runtime's, made anew for each instance)",
+    `(module (import "env" "memory" (memory 1))
+      (func (export "increment") (result i32)
+        (i32.store (i32.const 0) (i32.add (i32.load (i32.const 0)) (i32.const 1)))
+        (i32.load (i32.const 0))))`,
+    /imports a memory/,
+  ],
 ];
 
 Deno.test("A worker plugin whose state cannot be handed over is never parked", {

@@ -1,0 +1,103 @@
+/**
+ * Modules that import their linear memory (`wasm-ld --import-memory`,
+ * emscripten's `IMPORTED_MEMORY`, AssemblyScript's `--importMemory`): the
+ * runtime gives each instance a new memory of the import's limits, its
+ * maximum clamped to `maxMemoryPages`, so such a plugin works like one that
+ * defines its memory: the bytes ABI, `readMemory`/`writeMemory`, growth up
+ * to the limit and the memory metric, in both isolations. Imports it cannot
+ * make (shared or 64-bit memories, tables, globals) stay
+ * `ImportNotFoundError`s (`linker_test.ts`).
+ */
+import assert from "node:assert/strict";
+import { Capability, OutOfMemoryError } from "../mod.ts";
+import { assertRejectsWith, testEachIsolation } from "./_helpers.ts";
+
+/** `alloc` and `sum(ptr, len)` over bytes of the imported memory, which it may also export. */
+function importingWat(memory: string, exported = false): string {
+  return `(module
+  (import "env" "memory" (memory ${memory}))
+  ${exported ? '(export "memory" (memory 0))' : ""}
+  (global $next (mut i32) (i32.const 1024))
+  (func (export "alloc") (param $n i32) (result i32)
+    (global.get $next) (global.set $next (i32.add (global.get $next) (local.get $n))))
+  (func (export "sum") (param $ptr i32) (param $len i32) (result i32) (local $s i32)
+    (block $done (loop $next
+      (br_if $done (i32.eqz (local.get $len)))
+      (local.set $s (i32.add (local.get $s) (i32.load8_u (local.get $ptr))))
+      (local.set $ptr (i32.add (local.get $ptr) (i32.const 1)))
+      (local.set $len (i32.sub (local.get $len) (i32.const 1)))
+      (br $next)))
+    (local.get $s))
+  (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0)))
+  (func (export "pages") (result i32) (memory.size)))`;
+}
+
+const PAGE = 65536;
+
+testEachIsolation("A module that imports its memory is given one by the runtime", {
+  permissions: "none",
+}, async (t, { createRuntime }) => {
+  await using runtime = createRuntime({ resourceLimits: { maxMemoryPages: 4 } });
+
+  await t.step("the bytes ABI and readMemory/writeMemory use it, exported or not", async () => {
+    for (const exported of [false, true]) {
+      await using plugin = await runtime.createPluginFromWat(importingWat("1", exported));
+      assert.equal(await plugin.callWithBytes("sum", new Uint8Array([1, 2, 3, 250])), 256);
+      await plugin.writeMemory(8, new Uint8Array([7, 8]));
+      assert.deepEqual(await plugin.readMemory(8, 2), new Uint8Array([7, 8]));
+      assert.equal((await plugin.metrics()).currentMemoryBytes, PAGE);
+    }
+  });
+
+  await t.step("it grows up to maxMemoryPages, whatever the import declares", async () => {
+    for (const declared of ["1", "1 100"]) {
+      await using plugin = await runtime.createPluginFromWat(importingWat(declared));
+      assert.equal(await plugin.callI32("grow", [3]), 1);
+      assert.equal(await plugin.callI32("grow", [1]), -1);
+      assert.equal(await plugin.callI32("pages"), 4);
+      assert.equal((await plugin.metrics()).currentMemoryBytes, 4 * PAGE);
+    }
+  });
+
+  await t.step("each plugin has its own, and a module's declared maximum holds", async () => {
+    await using a = await runtime.createPluginFromWat(importingWat("1 2"));
+    await using b = await runtime.createPluginFromWat(importingWat("1 2"));
+    await a.writeMemory(0, new Uint8Array([42]));
+    assert.deepEqual(await b.readMemory(0, 1), new Uint8Array([0]));
+    assert.equal(await a.callI32("grow", [2]), -1);
+    assert.equal(await a.callI32("grow", [1]), 1);
+  });
+
+  await t.step("an import larger than maxMemoryPages is an OutOfMemoryError", async () => {
+    const compiled = await runtime.compileWat("big", importingWat("5"));
+    await assertRejectsWith(() => runtime.createPlugin(compiled), OutOfMemoryError, {
+      kind: "out_of_memory",
+    });
+    assert.equal(runtime.pluginCount, 0);
+  });
+});
+
+testEachIsolation("A WASI command that imports its memory gets a new one for each run", {
+  permissions: "none",
+}, async (_t, { createRuntime }) => {
+  await using runtime = createRuntime();
+  await using plugin = await runtime.createPluginFromWat(
+    `(module
+      (import "wasi_snapshot_preview1" "fd_write"
+        (func $write (param i32 i32 i32 i32) (result i32)))
+      (import "env" "memory" (memory 1))
+      (data (i32.const 16) "run")
+      (func (export "_start")
+        ;; Count the runs in memory: a fresh memory each run prints "run1".
+        (i32.store8 (i32.const 19) (i32.add (i32.load8_u (i32.const 19)) (i32.const 49)))
+        (i32.store (i32.const 0) (i32.const 16))
+        (i32.store (i32.const 4) (i32.const 4))
+        (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))`,
+    { capabilities: [Capability.Wasi] },
+  );
+  for (let run = 0; run < 2; run++) {
+    const { exitCode, stdout } = await plugin.run();
+    assert.equal(exitCode, 0);
+    assert.equal(new TextDecoder().decode(stdout), "run1");
+  }
+});
