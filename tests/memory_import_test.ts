@@ -33,11 +33,21 @@ function importingWat(memory: string, exported = false): string {
 }
 
 const PAGE = 65536;
+/** A C plugin that clang and wasm-ld built to import its memory (see its `sum.c`). */
+const C_PLUGIN = new URL("./fixtures/imported_memory/sum.wasm", import.meta.url);
 
 testEachIsolation("A module that imports its memory is given one by the runtime", {
-  permissions: "none",
+  permissions: { read: [C_PLUGIN] },
 }, async (t, { createRuntime }) => {
   await using runtime = createRuntime({ resourceLimits: { maxMemoryPages: 4 } });
+
+  await t.step("a C plugin linked with wasm-ld --import-memory", async () => {
+    const compiled = await runtime.compile("sum", await Deno.readFile(C_PLUGIN));
+    assert.deepEqual(compiled.memories.map(({ imported }) => imported), [true]);
+    await using plugin = await runtime.createPlugin(compiled);
+    assert.equal(await plugin.callWithBytes("sum", new Uint8Array([1, 2, 3, 250])), 256);
+    assert.equal(await plugin.callWithBytes("sum", new Uint8Array(1000).fill(1)), 1000);
+  });
 
   await t.step("the bytes ABI and readMemory/writeMemory use it, exported or not", async () => {
     for (const exported of [false, true]) {
