@@ -82,7 +82,8 @@ async function withQuickJs(
   const compiled = await runtime.compile("quickjs", await Deno.readFile(WASM));
   await using plugin = await runtime.createPluginWithLinker(compiled, {
     capabilities: [Capability.Wasi, Capability.CallHostFunction, Capability.Random],
-    resourceLimits: { maxExecutionTimeMs: 2_000 },
+    // Long enough that the default fuel budget, not the clock, stops a runaway script.
+    resourceLimits: { maxExecutionTimeMs: 20_000 },
   }, quickjsLinker());
   assert.equal(await plugin.callI32("qjs_init"), 0);
   await fn(new QuickJsPlugin(plugin));
