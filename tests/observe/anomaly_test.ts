@@ -117,7 +117,9 @@ for (const isolation of ISOLATIONS) {
       await using setup = await setUp(runtimeConfig);
       await setup.set(1_000);
       await setup.work(100);
-      assert.deepEqual(setup.anomalies, []);
+      // Steady work, steady fuel. (Not steady durations on a loaded machine: five slow calls in
+      // eight, a worker waiting for a core behind the parallel suite, are a duration anomaly.)
+      assert.deepEqual(setup.anomalies.filter((a) => a.detail.metric !== "duration"), []);
       await setup.set(20_000);
       const at = await setup.work(20, "fuel");
       assert.ok(at >= 0 && at < 20, `first fuel anomaly after ${at} calls`);
