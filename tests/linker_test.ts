@@ -194,7 +194,7 @@ testEachIsolation("WasmRuntime reports imports it cannot provide", {
     ["an unknown module", '(import "vendor" "hook" (func (param i32)))', "vendor", "hook"],
     ["a shared memory import", '(import "env" "memory" (memory 1 2 shared))', "env", "memory"],
     ["a 64-bit memory import", '(import "env" "memory" (memory i64 1))', "env", "memory"],
-    ["a table import", '(import "env" "table" (table 1 funcref))', "env", "table"],
+    ["a 64-bit table import", '(import "env" "table" (table i64 1 funcref))', "env", "table"],
     ["a global import", '(import "env" "base" (global i32))', "env", "base"],
   ];
   for (const [what, decl, module, importName] of cases) {

@@ -1,15 +1,17 @@
 /**
  * Modules that import their linear memory (`wasm-ld --import-memory`,
- * emscripten's `IMPORTED_MEMORY`, AssemblyScript's `--importMemory`): the
- * runtime gives each instance a new memory of the import's limits, its
- * maximum clamped to `maxMemoryPages`, so such a plugin works like one that
- * defines its memory: the bytes ABI, `readMemory`/`writeMemory`, growth up
- * to the limit and the memory metric, in both isolations. Imports it cannot
- * make (shared or 64-bit memories, tables, globals) stay
- * `ImportNotFoundError`s (`linker_test.ts`).
+ * emscripten's `IMPORTED_MEMORY`, AssemblyScript's `--importMemory`) or their
+ * table (`--import-table`): the runtime gives each instance a new one of the
+ * import's limits, its maximum clamped to `maxMemoryPages` or
+ * `maxTableElements`, so such a plugin works like one that defines them: the
+ * bytes ABI, `readMemory`/`writeMemory`, element segments and
+ * `call_indirect`, growth up to the limit and the memory metric, in both
+ * isolations. Imports it cannot make (shared or 64-bit memories, 64-bit
+ * tables, tables of typed references, globals) stay `ImportNotFoundError`s
+ * (`linker_test.ts`).
  */
 import assert from "node:assert/strict";
-import { Capability, OutOfMemoryError } from "../mod.ts";
+import { Capability, OutOfMemoryError, ResourceLimitError, TrapError } from "../mod.ts";
 import { assertRejectsWith, testEachIsolation } from "./_helpers.ts";
 
 /** `alloc` and `sum(ptr, len)` over bytes of the imported memory, which it may also export. */
@@ -110,4 +112,46 @@ testEachIsolation("A WASI command that imports its memory gets a new one for eac
     assert.equal(exitCode, 0);
     assert.equal(new TextDecoder().decode(stdout), "run1");
   }
+});
+
+/** `call(i)` calls the i-th function of an imported table that an element segment fills. */
+const TABLE_WAT = (declared: string) =>
+  `(module
+  (import "env" "table" (table ${declared} funcref))
+  (type $answer (func (result i32)))
+  (func $one (result i32) i32.const 1)
+  (func $two (result i32) i32.const 2)
+  (elem (i32.const 0) func $one $two)
+  (func (export "call") (param i32) (result i32) (call_indirect (type $answer) (local.get 0)))
+  (func (export "grow") (param i32) (result i32) (table.grow (ref.null func) (local.get 0)))
+  (func (export "size") (result i32) (table.size)))`;
+
+testEachIsolation("A module that imports its table is given one by the runtime", {
+  permissions: "none",
+}, async (t, { createRuntime }) => {
+  await using runtime = createRuntime({ resourceLimits: { maxTableElements: 8 } });
+
+  await t.step("element segments fill it, and calls go through it", async () => {
+    await using plugin = await runtime.createPluginFromWat(TABLE_WAT("2"));
+    assert.equal(await plugin.callI32("call", [0]), 1);
+    assert.equal(await plugin.callI32("call", [1]), 2);
+    await assertRejectsWith(() => plugin.callI32("call", [2]), TrapError, { kind: "trap" });
+  });
+
+  await t.step("it grows up to maxTableElements, whatever the import declares", async () => {
+    for (const declared of ["2", "2 100"]) {
+      await using plugin = await runtime.createPluginFromWat(TABLE_WAT(declared));
+      assert.equal(await plugin.callI32("grow", [6]), 2);
+      assert.equal(await plugin.callI32("grow", [1]), -1);
+      assert.equal(await plugin.callI32("size"), 8);
+    }
+  });
+
+  await t.step("an import larger than maxTableElements is a ResourceLimitError", async () => {
+    await assertRejectsWith(
+      () => runtime.createPluginFromWat(TABLE_WAT("9")),
+      ResourceLimitError,
+      { kind: "resource_limit", limit: "maxTableElements" },
+    );
+  });
 });

@@ -1,9 +1,10 @@
 /**
  * Decides, before anything is instantiated, who provides each import of a
  * module: the application's linker, a built-in host function, WASI, or (for
- * an imported memory) the runtime, which gives each instance a new memory of
- * the import's limits as clamped to `maxMemoryPages`. Anything else (a
- * table or global import, a shared or 64-bit memory) is an
+ * an imported memory or table) the runtime, which gives each instance a new
+ * one of the import's limits as clamped to `maxMemoryPages` or
+ * `maxTableElements`. Anything else (a global import, a shared or 64-bit
+ * memory, a 64-bit table or one of typed references) is an
  * {@linkcode ImportNotFoundError} at load time.
  *
  * @module
@@ -12,7 +13,7 @@
 import { ImportNotFoundError } from "../errors.ts";
 import { type HostCallable, isBuiltin } from "../host/mod.ts";
 import type { ImportPlan } from "./_instance_spec.ts";
-import type { ImportEntry, Limits, TypeEntry } from "../instrument/mod.ts";
+import type { ImportEntry, Limits, TableType, TypeEntry } from "../instrument/mod.ts";
 import { checkedLinkerFunction } from "./_host_result.ts";
 import { timedHostFunction } from "../host/mod.ts";
 import type { Linker } from "../linker.ts";
@@ -25,6 +26,12 @@ function isWasiFunction(name: string): boolean {
 /** A memory the runtime can make for an import: 32-bit, unshared, of 64 KiB pages. */
 function isPlainMemory(limits: Limits): boolean {
   return limits.address === "i32" && !limits.shared && limits.pageSizeLog2 === null;
+}
+
+/** A table the runtime can make for an import: 32-bit, of `funcref` or `externref`. */
+function isPlainTable(type: TableType): boolean {
+  return type.limits.address === "i32" &&
+    (type.refType === "funcref" || type.refType === "externref");
 }
 
 /** The plan, and the linker functions its `index` fields point at. */
@@ -61,6 +68,8 @@ export function planImports(
       plan.push({ module, name, kind: "wasi", index: -1 });
     } else if (kind === "memory" && isPlainMemory(entry.limits)) {
       plan.push({ module, name, kind: "memory", index: -1 });
+    } else if (kind === "table" && isPlainTable(entry.type)) {
+      plan.push({ module, name, kind: "table", index: -1 });
     } else {
       throw new ImportNotFoundError(undefined, { module, importName: name });
     }

@@ -254,8 +254,8 @@ export class PluginInstance implements PluginBackend {
         ? this.#linkerFunction(plan.module, plan.name, this.#bindings.linkerFunction(plan.index))
         : plan.kind === "wasi"
         ? this.#wasiFunction(plan.name)
-        : plan.kind === "memory"
-        ? this.#newMemory(plan.module, plan.name)
+        : plan.kind === "memory" || plan.kind === "table"
+        ? this.#newStorage(plan.module, plan.name)
         : this.#builtin(plan.name);
       (imports[plan.module] ??= {})[plan.name] = (cancellable && typeof value === "function"
         ? this.#refusedOnceCancelled(value as Callable)
@@ -264,17 +264,17 @@ export class PluginInstance implements PluginBackend {
     return imports;
   }
 
-  /** A new memory for the import `module.name`, of its limits as clamped. */
-  #newMemory(module: string, name: string): WebAssembly.Memory {
-    const type = this.#spec.memoryImports.find((m) => m.module === module && m.name === name);
-    if (type === undefined) {
-      throw new TypeError(`No limits for the memory import "${module}"."${name}"`);
+  /** A new memory or table for the import `module.name`, of its limits as clamped. */
+  #newStorage(module: string, name: string): WebAssembly.Memory | WebAssembly.Table {
+    const type = this.#spec.storageImports.find((s) => s.module === module && s.name === name);
+    if (type === undefined) throw new TypeError(`No limits for the import "${module}"."${name}"`);
+    const { initial, maximum } = type;
+    const limits = maximum === undefined ? { initial } : { initial, maximum };
+    if (type.kind === "table") {
+      // Deno's types know "anyfunc" only; V8 takes "externref" too.
+      return new WebAssembly.Table({ ...limits, element: type.element as "anyfunc" });
     }
-    const memory = new WebAssembly.Memory(
-      type.maximum === undefined
-        ? { initial: type.initial }
-        : { initial: type.initial, maximum: type.maximum },
-    );
+    const memory = new WebAssembly.Memory(limits);
     this.#importedMemory ??= memory;
     return memory;
   }

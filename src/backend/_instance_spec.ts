@@ -13,7 +13,7 @@
  * @module
  */
 
-import type { MemoryImportType, PreparedModule } from "../compile/mod.ts";
+import type { PreparedModule, StorageImport } from "../compile/mod.ts";
 import type { CallBudget } from "./_call_budget.ts";
 import type { HostCallable } from "../host/mod.ts";
 import type { HostEnvironment, HostServices } from "../host/mod.ts";
@@ -26,9 +26,9 @@ export interface ImportPlan {
   readonly name: string;
   /**
    * A function of the application's linker, a built-in host function of
-   * `env`, WASI, or a memory the runtime makes for each instance.
+   * `env`, WASI, or a memory or table the runtime makes for each instance.
    */
-  readonly kind: "linker" | "builtin" | "wasi" | "memory";
+  readonly kind: "linker" | "builtin" | "wasi" | "memory" | "table";
   /** Index among the linker functions (`kind: "linker"`). */
   readonly index: number;
 }
@@ -63,8 +63,8 @@ export interface InstanceSpec {
   readonly module: WebAssembly.Module;
   /** What the instrumenter added to the module, or `null` when no pass was applied. */
   readonly instrumentation: InstrumentMetadata | null;
-  /** The memories the module imports, which each instance is given new (see `ImportPlan`). */
-  readonly memoryImports: readonly MemoryImportType[];
+  /** The memories and tables the module imports, which each instance is given new. */
+  readonly storageImports: readonly StorageImport[];
   /** Who provides each import of the module, in the module's order. */
   readonly imports: readonly ImportPlan[];
   /** The plugin's name: in messages, the worker's name, and WASI's `argv[0]`. */
@@ -155,7 +155,7 @@ export function describeInstance(description: InstanceDescription): InstanceSpec
   return {
     module: prepared.module,
     instrumentation: prepared.instrumentation,
-    memoryImports: prepared.memoryImports,
+    storageImports: prepared.storageImports,
     imports: description.imports,
     pluginName: description.pluginName,
     capabilities: [...description.capabilities],

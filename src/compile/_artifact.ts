@@ -53,16 +53,25 @@ export interface PreparedModule {
   readonly bytes: Uint8Array;
   /** What the instrumenter added, or `null` when no pass was applied. */
   readonly instrumentation: InstrumentMetadata | null;
-  /** The memories the module imports, as clamped: each instance is given new ones of these. */
-  readonly memoryImports: readonly MemoryImportType[];
+  /**
+   * The memories and tables the module imports, as clamped: each instance is
+   * given new ones of these.
+   */
+  readonly storageImports: readonly StorageImport[];
 }
 
-/** A memory import's module, name and limits (in 64 KiB pages), which a new memory must match. */
-export interface MemoryImportType {
+/**
+ * A memory or table import's module, name and limits (in 64 KiB pages or
+ * elements), which a new memory or table must match.
+ */
+export interface StorageImport {
+  readonly kind: "memory" | "table";
   readonly module: string;
   readonly name: string;
   readonly initial: number;
   readonly maximum: number | undefined;
+  /** A table's elements, as `WebAssembly.Table` names them. */
+  readonly element?: "anyfunc" | "externref";
 }
 
 /** Which instrumentation passes a prepared module gets. */
@@ -348,26 +357,37 @@ async function compilePrepared(
   await artifact.validated;
   await pacer.pause();
   const module = await compileOrThrow(bytes);
-  return { module, bytes, instrumentation, memoryImports: memoryImportsOf(info, clamped) };
+  return { module, bytes, instrumentation, storageImports: storageImportsOf(info, clamped) };
 }
 
+/** The `WebAssembly.Table` element of each table type the runtime can make. */
+const TABLE_ELEMENTS: Readonly<Record<string, "anyfunc" | "externref">> = {
+  funcref: "anyfunc",
+  externref: "externref",
+};
+
 /**
- * The memory imports of the clamped module, read back from its bytes (their
- * maximums are the clamped ones); the runtime provides only 32-bit, unshared
- * memories of 64 KiB pages (see `_import_plan.ts`).
+ * The memory and table imports of the clamped module, read back from its
+ * bytes (their maximums are the clamped ones); the runtime provides only
+ * 32-bit ones, and tables of `funcref` or `externref` (see `_import_plan.ts`).
  */
-function memoryImportsOf(info: ModuleInfo, clamped: ClampResult): MemoryImportType[] {
-  if (!info.imports.some((entry) => entry.kind === "memory")) return [];
+function storageImportsOf(info: ModuleInfo, clamped: ClampResult): StorageImport[] {
+  if (!info.imports.some((entry) => entry.kind === "memory" || entry.kind === "table")) return [];
   const imports = clamped.changed ? parseModule(clamped.bytes).imports : info.imports;
-  const found: MemoryImportType[] = [];
+  const found: StorageImport[] = [];
   for (const entry of imports) {
-    if (entry.kind !== "memory" || entry.limits.address !== "i32") continue;
-    const { min, max } = entry.limits;
+    if (entry.kind !== "memory" && entry.kind !== "table") continue;
+    const limits = entry.kind === "memory" ? entry.limits : entry.type.limits;
+    if (limits.address !== "i32") continue;
+    const element = entry.kind === "table" ? TABLE_ELEMENTS[entry.type.refType] : undefined;
+    if (entry.kind === "table" && element === undefined) continue;
     found.push({
+      kind: entry.kind,
       module: entry.module,
       name: entry.name,
-      initial: Number(min),
-      maximum: max === null ? undefined : Number(max),
+      initial: Number(limits.min),
+      maximum: limits.max === null ? undefined : Number(limits.max),
+      ...(element === undefined ? {} : { element }),
     });
   }
   return found;

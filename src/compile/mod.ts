@@ -13,9 +13,9 @@
 export { artifactOf, buildArtifact, createCompiledModule, prepareModule } from "./_artifact.ts";
 export type {
   Instrumentation,
-  MemoryImportType,
   ModuleArtifact,
   PreparedModule,
+  StorageImport,
 } from "./_artifact.ts";
 export { resolveLimits } from "./_limit_overrides.ts";
 export { LruCache } from "./_lru_cache.ts";

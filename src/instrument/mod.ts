@@ -27,6 +27,7 @@ export type {
   ImportEntry,
   Limits,
   ModuleInfo,
+  TableType,
   TypeEntry,
 } from "./_module.ts";
 export { enforceTotals } from "./_totals.ts";

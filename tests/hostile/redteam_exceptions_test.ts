@@ -316,7 +316,7 @@ redteamTest(
     for (
       const [what, decl] of [
         ["tag", `(tag (param i32))`],
-        ["table", `(table 1 funcref)`],
+        ["64-bit table", `(table i64 1 funcref)`],
         ["global", `(global (mut i32))`],
         // A plain memory import is made by the runtime (memory_import_test.ts); these are not.
         ["shared memory", `(memory 1 1 shared)`],
