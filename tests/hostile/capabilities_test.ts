@@ -122,7 +122,7 @@ testEachIsolation("Hostile: a plugin importing something unknown fails to load",
       "Deno",
       "readFile",
     ],
-    // A plain memory import is made by the runtime (memory_import_test.ts): a shared one is not.
+    // A plain memory import is made by the runtime (memory_table_imports_test.ts): a shared one is not.
     ["a shared host memory", `(import "env" "memory" (memory 1 1 shared))`, "env", "memory"],
     ["a 64-bit host table", `(import "env" "table" (table i64 1 funcref))`, "env", "table"],
     ["a host global", `(import "env" "secret" (global i32))`, "env", "secret"],

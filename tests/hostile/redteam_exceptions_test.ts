@@ -318,7 +318,7 @@ redteamTest(
         ["tag", `(tag (param i32))`],
         ["64-bit table", `(table i64 1 funcref)`],
         ["global", `(global (mut i32))`],
-        // A plain memory import is made by the runtime (memory_import_test.ts); these are not.
+        // A plain memory import is made by the runtime (memory_table_imports_test.ts); these are not.
         ["shared memory", `(memory 1 1 shared)`],
         ["64-bit memory", `(memory i64 1)`],
       ]

@@ -36,7 +36,9 @@ function importingWat(memory: string, exported = false): string {
 
 const PAGE = 65536;
 /** A C plugin that clang and wasm-ld built to import its memory (see its `sum.c`). */
-const C_PLUGIN = new URL("./fixtures/imported_memory/sum.wasm", import.meta.url);
+const C_PLUGIN = new URL("./fixtures/imported/sum.wasm", import.meta.url);
+/** A C plugin that imports its memory and its table of function pointers (see `apply.c`). */
+const C_TABLE_PLUGIN = new URL("./fixtures/imported/apply.wasm", import.meta.url);
 
 testEachIsolation("A module that imports its memory is given one by the runtime", {
   permissions: { read: [C_PLUGIN] },
@@ -127,9 +129,17 @@ const TABLE_WAT = (declared: string) =>
   (func (export "size") (result i32) (table.size)))`;
 
 testEachIsolation("A module that imports its table is given one by the runtime", {
-  permissions: "none",
+  permissions: { read: [C_TABLE_PLUGIN] },
 }, async (t, { createRuntime }) => {
   await using runtime = createRuntime({ resourceLimits: { maxTableElements: 8 } });
+
+  await t.step("a C plugin linked with wasm-ld --import-memory --import-table", async () => {
+    await using plugin = await runtime.createPlugin(
+      await runtime.compile("apply", await Deno.readFile(C_TABLE_PLUGIN)),
+    );
+    assert.equal(await plugin.callI32("apply", [0, 7]), 14);
+    assert.equal(await plugin.callI32("apply", [1, 7]), 49);
+  });
 
   await t.step("element segments fill it, and calls go through it", async () => {
     await using plugin = await runtime.createPluginFromWat(TABLE_WAT("2"));
