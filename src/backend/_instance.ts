@@ -32,7 +32,8 @@ import {
   type LogBudget,
   reportDroppedLogs,
 } from "../host/mod.ts";
-import type { InstanceBindings, InstanceSpec, ParkedState } from "./_instance_spec.ts";
+import type { ImportPlan, InstanceBindings, InstanceSpec, ParkedState } from "./_instance_spec.ts";
+import type { StorageImport } from "../compile/mod.ts";
 import { findExportedMemory, GuestMemory } from "../host/mod.ts";
 import { hasJspi, promising, suspending } from "./_jspi.ts";
 import { classifyCallError } from "./_trap.ts";
@@ -249,13 +250,15 @@ export class PluginInstance implements PluginBackend {
     const cancellable = hasJspi &&
       this.#spec.imports.some((plan) => plan.kind === "builtin" && isAsyncBuiltin(plan.name));
     this.#importedMemory = undefined;
+    // The spec lists the memory and table imports in the module's order, as the plan does.
+    let storage = 0;
     for (const plan of this.#spec.imports) {
       const value = plan.kind === "linker"
         ? this.#linkerFunction(plan.module, plan.name, this.#bindings.linkerFunction(plan.index))
         : plan.kind === "wasi"
         ? this.#wasiFunction(plan.name)
         : plan.kind === "memory" || plan.kind === "table"
-        ? this.#newStorage(plan.module, plan.name)
+        ? this.#newStorage(plan, this.#spec.storageImports[storage++])
         : this.#builtin(plan.name);
       (imports[plan.module] ??= {})[plan.name] = (cancellable && typeof value === "function"
         ? this.#refusedOnceCancelled(value as Callable)
@@ -264,10 +267,14 @@ export class PluginInstance implements PluginBackend {
     return imports;
   }
 
-  /** A new memory or table for the import `module.name`, of its limits as clamped. */
-  #newStorage(module: string, name: string): WebAssembly.Memory | WebAssembly.Table {
-    const type = this.#spec.storageImports.find((s) => s.module === module && s.name === name);
-    if (type === undefined) throw new TypeError(`No limits for the import "${module}"."${name}"`);
+  /** A new memory or table for the import `plan`, of the limits `type` says (as clamped). */
+  #newStorage(
+    plan: ImportPlan,
+    type: StorageImport | undefined,
+  ): WebAssembly.Memory | WebAssembly.Table {
+    if (type?.kind !== plan.kind || type.module !== plan.module || type.name !== plan.name) {
+      throw new TypeError(`No limits for the import "${plan.module}"."${plan.name}"`);
+    }
     const { initial, maximum } = type;
     const limits = maximum === undefined ? { initial } : { initial, maximum };
     if (type.kind === "table") {

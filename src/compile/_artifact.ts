@@ -54,8 +54,8 @@ export interface PreparedModule {
   /** What the instrumenter added, or `null` when no pass was applied. */
   readonly instrumentation: InstrumentMetadata | null;
   /**
-   * The memories and tables the module imports, as clamped: each instance is
-   * given new ones of these.
+   * Every memory and table the module imports, in the module's order, as
+   * clamped: each instance is given new ones of those its plan accepts.
    */
   readonly storageImports: readonly StorageImport[];
 }
@@ -70,7 +70,7 @@ export interface StorageImport {
   readonly name: string;
   readonly initial: number;
   readonly maximum: number | undefined;
-  /** A table's elements, as `WebAssembly.Table` names them. */
+  /** A table's elements, as `WebAssembly.Table` names them (none for other reference types). */
   readonly element?: "anyfunc" | "externref";
 }
 
@@ -368,8 +368,8 @@ const TABLE_ELEMENTS: Readonly<Record<string, "anyfunc" | "externref">> = {
 
 /**
  * The memory and table imports of the clamped module, read back from its
- * bytes (their maximums are the clamped ones); the runtime provides only
- * 32-bit ones, and tables of `funcref` or `externref` (see `_import_plan.ts`).
+ * bytes (their maximums are the clamped ones), all of them in order: which
+ * the runtime makes is `_import_plan.ts`'s decision alone.
  */
 function storageImportsOf(info: ModuleInfo, clamped: ClampResult): StorageImport[] {
   if (!info.imports.some((entry) => entry.kind === "memory" || entry.kind === "table")) return [];
@@ -378,9 +378,7 @@ function storageImportsOf(info: ModuleInfo, clamped: ClampResult): StorageImport
   for (const entry of imports) {
     if (entry.kind !== "memory" && entry.kind !== "table") continue;
     const limits = entry.kind === "memory" ? entry.limits : entry.type.limits;
-    if (limits.address !== "i32") continue;
     const element = entry.kind === "table" ? TABLE_ELEMENTS[entry.type.refType] : undefined;
-    if (entry.kind === "table" && element === undefined) continue;
     found.push({
       kind: entry.kind,
       module: entry.module,
