@@ -319,14 +319,15 @@ export class BodyScanner {
   #elseRecord = new Int32Array(64);
   /** Each loop's header record. */
   #headerRecord = new Int32Array(64);
-  /** Per frame, how many back edges were noted when it began. */
-  #backEdgesBefore = new Int32Array(64);
   /**
-   * The records that end with a `br` back to an open loop, with that loop's
-   * frame index in the same position of {@linkcode #backEdgeLoops}.
+   * The records that end with a `br` back to a loop, in one list per open
+   * loop (so a loop's `end` visits only its own): each frame's latest in
+   * {@linkcode #lastBackEdge}, each one's previous at the same position of
+   * {@linkcode #previousBackEdge}, -1 ending a list.
    */
   readonly #backEdges: number[] = [];
-  readonly #backEdgeLoops: number[] = [];
+  readonly #previousBackEdge: number[] = [];
+  #lastBackEdge = new Int32Array(64);
   #cur = DEAD;
   #run = 0;
   #bodyFlags = 0;
@@ -354,7 +355,7 @@ export class BodyScanner {
     const bytes = reader.bytes;
     const nesting = this.#nesting;
     nesting.reset();
-    this.#backEdges.length = this.#backEdgeLoops.length = 0;
+    this.#backEdges.length = this.#previousBackEdge.length = 0;
     this.#open(0, DEAD);
     this.#cur = this.#newRecord(reader.pos);
     this.#bodyFlags = 0;
@@ -575,7 +576,7 @@ export class BodyScanner {
     this.#thenRecord[d] = DEAD;
     this.#elseRecord[d] = DEAD;
     this.#headerRecord[d] = DEAD;
-    this.#backEdgesBefore[d] = this.#backEdges.length;
+    this.#lastBackEdge[d] = -1;
   }
 
   /** Closes frame `d` at its `end`, which ends at `pos`. */
@@ -623,8 +624,8 @@ export class BodyScanner {
     let flags = this.#flags[t]! | TARGETED;
     if (this.#nesting.kindAt(t) === Frame.Loop) {
       if (backEdge && this.#cur !== this.#headerRecord[t]) {
-        this.#backEdges.push(this.#cur);
-        this.#backEdgeLoops.push(t);
+        this.#previousBackEdge.push(this.#lastBackEdge[t]!);
+        this.#lastBackEdge[t] = this.#backEdges.push(this.#cur) - 1;
       } else {
         flags |= HEADER_KEPT;
       }
@@ -639,30 +640,18 @@ export class BodyScanner {
    * which falls into it, and the records that end with a `br` back to it.
    * The header then charges nothing, so an iteration that runs through a
    * back edge charges once instead of twice, and the fuel consumed is the
-   * same. Forgets the loop's back edges either way.
+   * same.
    */
   #payHeader(d: number, parent: number, hoist: boolean): void {
-    const edges = this.#backEdges;
-    const loops = this.#backEdgeLoops;
     const header = this.#headerRecord[d]!;
+    if (!hoist || parent === DEAD || header === DEAD) return;
     const cost = this.#out.cost;
-    hoist &&= parent !== DEAD && header !== DEAD;
-    const units = hoist ? cost[header]! : 0;
-    if (hoist) {
-      cost[parent]! += units;
-      cost[header] = 0;
-    }
-    // The back edges noted since the loop began: its own, and those to loops around it, kept.
-    let kept = this.#backEdgesBefore[d]!;
-    for (let i = kept; i < edges.length; i++) {
-      if (loops[i] === d) {
-        cost[edges[i]!]! += units;
-      } else {
-        edges[kept] = edges[i]!;
-        loops[kept++] = loops[i]!;
-      }
-    }
-    edges.length = loops.length = kept;
+    const units = cost[header]!;
+    cost[parent]! += units;
+    cost[header] = 0;
+    const edges = this.#backEdges;
+    const previous = this.#previousBackEdge;
+    for (let e = this.#lastBackEdge[d]!; e !== -1; e = previous[e]!) cost[edges[e]!]! += units;
   }
 
   /** Frame index of relative label `label` from the innermost frame. */
@@ -747,6 +736,6 @@ export class BodyScanner {
     this.#thenRecord = grow(this.#thenRecord, (n) => new Int32Array(n));
     this.#elseRecord = grow(this.#elseRecord, (n) => new Int32Array(n));
     this.#headerRecord = grow(this.#headerRecord, (n) => new Int32Array(n));
-    this.#backEdgesBefore = grow(this.#backEdgesBefore, (n) => new Int32Array(n));
+    this.#lastBackEdge = grow(this.#lastBackEdge, (n) => new Int32Array(n));
   }
 }
