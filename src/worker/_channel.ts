@@ -26,7 +26,9 @@
  * {@linkcode Doorbell}, which every worker rings after answering a sleeping
  * host. One host wake-up then serves every channel that answered meanwhile
  * (a crowd of busy plugins costs one wake-up per batch, not one per call),
- * and a side only calls `Atomics.notify` when the other one sleeps.
+ * and a side only calls `Atomics.notify` when the other one sleeps. In a
+ * crowd the host wakes the workers it posted to once its current batch of
+ * work is done (see `Doorbell.wakeLater`).
  *
  * @module
  */
@@ -320,6 +322,31 @@ class Doorbell {
   count(change: 1 | -1): void {
     const crowded = (this.#inFlight += change) >= CROWD_AT ? 1 : 0;
     if (crowded !== this.#crowded) Atomics.store(this.#word, CROWDED, this.#crowded = crowded);
+  }
+
+  /** Whether the requests in flight make a crowd (see {@linkcode CROWD_AT}). */
+  get crowded(): boolean {
+    return this.#crowded === 1;
+  }
+
+  /** The channels whose sleeping workers {@linkcode wakeLater} wakes, in the order posted to. */
+  readonly #wakes: Int32Array[] = [];
+  readonly #wakeAll = (): void => {
+    const wakes = this.#wakes;
+    for (let i = 0; i < wakes.length; i++) Atomics.notify(wakes[i]!, TO_WORKER);
+    wakes.length = 0;
+  };
+
+  /**
+   * Wakes the worker sleeping on `counters` once the host's current batch
+   * of work is done (a microtask later), not at once: for a crowd. A worker
+   * woken at once takes a core from the host while it still posts to the
+   * others (on 2 cores, the one it runs on), and one posted to twice in the
+   * batch is woken once. Measured on 50 plugins × 4 callers, 2 cores:
+   * 0.78–0.89x the time a call, 0.43 against 0.53 worker sleeps a call.
+   */
+  wakeLater(counters: Int32Array): void {
+    if (this.#wakes.push(counters) === 1) queueMicrotask(this.#wakeAll);
   }
 
   /** Has `channel` woken (see `HostChannel.wake`) when its worker rings. */
@@ -775,7 +802,7 @@ export class HostChannel extends ChannelEnd {
 
   /** Whether the requests in flight make a crowd (see {@linkcode CROWD_AT}). */
   #crowded(): boolean {
-    return this.#doorbell.inFlight >= CROWD_AT;
+    return this.#doorbell.crowded;
   }
 
   /**
@@ -806,7 +833,8 @@ export class HostChannel extends ChannelEnd {
     // Only then: a write per call to a line of its own measured 15 % slower quiet calls.
     if (ahead) this.#started[0] = NaN;
     if (this.send(TO_WORKER, op, values, ahead ? POSTED : FIRM)) {
-      Atomics.notify(this.counters, TO_WORKER);
+      if (this.#doorbell.crowded) this.#doorbell.wakeLater(this.counters);
+      else Atomics.notify(this.counters, TO_WORKER);
     }
     this.#countWaiting();
     if (outputLength > 0) this.data.spare = new Uint8Array(outputLength);

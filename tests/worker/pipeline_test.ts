@@ -324,3 +324,55 @@ Deno.test("stop() from a listener between two calls refuses the calls posted beh
   // Refused at once, not after a deadline or a grace period.
   assert.ok(performance.now() - started < 5_000);
 });
+
+Deno.test(
+  "A crowd of plugins, more busy workers than four a core, answers every call in each caller's order",
+  {
+    permissions: { read: READ_WORKERS },
+  },
+  async () => {
+    // Above the crowd's mark (four busy workers a core), where the host wakes the workers it
+    // posted to once its batch of work is done: a wake-up lost there would hang a caller.
+    const plugins = Math.min(48, 4 * navigator.hardwareConcurrency + 4);
+    const callers = 3;
+    const calls = 60;
+    const runtime = workerRuntime({ resourceLimits: { maxInstances: plugins + 1 } });
+    try {
+      const compiled = await runtime.compileWat("count", `(module ${COUNT_FUNCTION})`);
+      const crowd = await Promise.all(
+        Array.from({ length: plugins }, () => runtime.createPlugin(compiled)),
+      );
+      const caller = async (plugin: WasmPlugin, offset: number): Promise<number[]> => {
+        const results: number[] = [];
+        for (let i = 0; i < calls; i++) {
+          results.push(await plugin.callI32("count", [offset + i + 1]));
+        }
+        return results;
+      };
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const stalled = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error("a caller of the crowd stalled")), 60_000);
+      });
+      try {
+        const answered = await Promise.race([
+          Promise.all(
+            crowd.flatMap((plugin) =>
+              Array.from({ length: callers }, (_, c) => caller(plugin, 1000 * c))
+            ),
+          ),
+          stalled,
+        ]);
+        const expected = Array.from(
+          { length: callers },
+          (_, c) => Array.from({ length: calls }, (_, i) => 1000 * c + i + 1),
+        );
+        assert.deepEqual(answered, crowd.flatMap(() => expected));
+      } finally {
+        clearTimeout(timer);
+      }
+      for (const plugin of crowd) assert.equal((await plugin.metrics()).callCount, callers * calls);
+    } finally {
+      await runtime.close();
+    }
+  },
+);
