@@ -110,6 +110,14 @@ const CORES = Math.max(1, navigator.hardwareConcurrency ?? 1);
  */
 const CROWD_AT = CORES * 4;
 
+/**
+ * The most turns of the microtask queue the host waits for its batch of
+ * posts to a crowd to end before it wakes their workers (see
+ * `Doorbell.wakeLater`): a host whose microtasks keep posting must not keep
+ * the first worker asleep for long.
+ */
+const MAX_WAKE_PASSES = 32;
+
 /** Thrown in the worker when the host ended the channel: the worker must return to its event loop. */
 export class ChannelClosed extends Error {
   constructor() {
@@ -331,19 +339,35 @@ class Doorbell {
 
   /** The channels whose sleeping workers {@linkcode wakeLater} wakes, in the order posted to. */
   readonly #wakes: Int32Array[] = [];
+  /** How many wakes the last pass of {@linkcode #wakeAll} found, and its passes so far. */
+  #wakesSeen = 0;
+  #passes = 0;
   readonly #wakeAll = (): void => {
     const wakes = this.#wakes;
+    // The batch is done once a turn of the microtasks posts to no further worker.
+    if (wakes.length > this.#wakesSeen && this.#passes < MAX_WAKE_PASSES) {
+      this.#wakesSeen = wakes.length;
+      this.#passes++;
+      queueMicrotask(this.#wakeAll);
+      return;
+    }
+    this.#wakesSeen = this.#passes = 0;
     for (let i = 0; i < wakes.length; i++) Atomics.notify(wakes[i]!, TO_WORKER);
     wakes.length = 0;
   };
 
   /**
    * Wakes the worker sleeping on `counters` once the host's current batch
-   * of work is done (a microtask later), not at once: for a crowd. A worker
-   * woken at once takes a core from the host while it still posts to the
-   * others (on 2 cores, the one it runs on), and one posted to twice in the
-   * batch is woken once. Measured on 50 plugins × 4 callers, 2 cores:
-   * 0.78–0.89x the time a call, 0.43 against 0.53 worker sleeps a call.
+   * of work is done, not at once: for a crowd. The batch is done when a turn
+   * of the microtask queue posts to no further worker (the answers taken
+   * have let their callers make their next calls), or after
+   * {@linkcode MAX_WAKE_PASSES} turns. A worker woken at once takes a core
+   * from the host while it still posts to the others (on 2 cores, the one
+   * that worker runs on), and would find one request where it finds
+   * several now. Measured on 50 plugins × 4 callers, 2 cores, 21
+   * interleaved rounds: 0.78–0.82x the time a call with one turn, and
+   * 0.74–0.87x that again with up to 32; 0.30 worker sleeps a call, against
+   * 0.50–0.53 with wakes at once.
    */
   wakeLater(counters: Int32Array): void {
     if (this.#wakes.push(counters) === 1) queueMicrotask(this.#wakeAll);
