@@ -338,7 +338,7 @@ class Doorbell {
   }
 
   /** The channels whose sleeping workers {@linkcode wakeLater} wakes, in the order posted to. */
-  readonly #wakes: Int32Array[] = [];
+  readonly #wakes: HostChannel[] = [];
   /** How many wakes the last pass of {@linkcode #wakeAll} found, and its passes so far. */
   #wakesSeen = 0;
   #passes = 0;
@@ -352,12 +352,12 @@ class Doorbell {
       return;
     }
     this.#wakesSeen = this.#passes = 0;
-    for (let i = 0; i < wakes.length; i++) Atomics.notify(wakes[i]!, TO_WORKER);
+    for (let i = 0; i < wakes.length; i++) wakes[i]!.wakeWorker();
     wakes.length = 0;
   };
 
   /**
-   * Wakes the worker sleeping on `counters` once the host's current batch
+   * Wakes the worker of `channel` (see `HostChannel.wakeWorker`) once the host's current batch
    * of work is done, not at once: for a crowd. The batch is done when a turn
    * of the microtask queue posts to no further worker (the answers taken
    * have let their callers make their next calls), or after
@@ -369,8 +369,8 @@ class Doorbell {
    * 0.74–0.87x that again with up to 32; 0.30 worker sleeps a call, against
    * 0.50–0.53 with wakes at once.
    */
-  wakeLater(counters: Int32Array): void {
-    if (this.#wakes.push(counters) === 1) queueMicrotask(this.#wakeAll);
+  wakeLater(channel: HostChannel): void {
+    if (this.#wakes.push(channel) === 1) queueMicrotask(this.#wakeAll);
   }
 
   /** Has `channel` woken (see `HostChannel.wake`) when its worker rings. */
@@ -824,9 +824,22 @@ export class HostChannel extends ChannelEnd {
     return message;
   }
 
-  /** Whether the requests in flight make a crowd (see {@linkcode CROWD_AT}). */
+  /**
+   * Whether to wait for the worker without spinning: the requests in flight
+   * make a crowd (see {@linkcode CROWD_AT}), or the worker is not woken yet
+   * (the crowd may have thinned since the request was posted).
+   */
   #crowded(): boolean {
-    return this.#doorbell.crowded;
+    return this.#doorbell.crowded || this.#wakePending;
+  }
+
+  /** Whether the worker sleeps on a request posted in a crowd, to be woken with the host's batch. */
+  #wakePending = false;
+
+  /** Wakes the worker sleeping on the request posted last (see `Doorbell.wakeLater`). */
+  wakeWorker(): void {
+    this.#wakePending = false;
+    Atomics.notify(this.counters, TO_WORKER);
   }
 
   /**
@@ -857,8 +870,12 @@ export class HostChannel extends ChannelEnd {
     // Only then: a write per call to a line of its own measured 15 % slower quiet calls.
     if (ahead) this.#started[0] = NaN;
     if (this.send(TO_WORKER, op, values, ahead ? POSTED : FIRM)) {
-      if (this.#doorbell.crowded) this.#doorbell.wakeLater(this.counters);
-      else Atomics.notify(this.counters, TO_WORKER);
+      if (this.#doorbell.crowded) {
+        this.#wakePending = true;
+        this.#doorbell.wakeLater(this);
+      } else {
+        Atomics.notify(this.counters, TO_WORKER);
+      }
     }
     this.#countWaiting();
     if (outputLength > 0) this.data.spare = new Uint8Array(outputLength);
