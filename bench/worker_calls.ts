@@ -64,6 +64,23 @@ const BARE_WORKER = new URL("./_bare_worker.ts", import.meta.url);
  */
 const WARMUP = 1_000;
 /**
+ * Crowd calls made once, untimed, before the rounds: the crowd's figure is
+ * a steady state, and 50 workers each warm their own code (a worker's JIT
+ * sees a fiftieth of the calls). In a run on this machine, rounds of 10 000
+ * calls read 23-41 µs a call in the first five rounds and 6-12 µs after
+ * 500 000 calls, at the same 0.29 worker sleeps a call: the cost of each
+ * call fell, not their wake-ups.
+ */
+const CROWD_WARMUP_CALLS = 200_000;
+/**
+ * Calls a round of a crowd figure times, after {@linkcode CROWD_WARMUP}
+ * untimed ones: the first calls of a round, while the crowd forms, and its
+ * last, while it thins, are not its steady state.
+ */
+const CROWD_ITERATIONS = 20_000;
+/** Untimed calls before each timed run of a crowd figure (20 a caller). */
+const CROWD_WARMUP = 4_000;
+/**
  * Iterations of `count` in the working-call figures: about 15-20 µs of guest
  * code here, longer than a short spin of the channel.
  */
@@ -157,6 +174,8 @@ export async function benchWorkerCalls(options: { rounds?: number } = {}): Promi
     const call = bareCaller(worker);
     return Array.from({ length: CROWD_CALLERS }, () => call);
   });
+  let sink = await crowdRun(crowdPluginCallers, CROWD_WARMUP_CALLS);
+  sink += await crowdRun(crowdBareCallers, CROWD_WARMUP_CALLS);
   const small = new Uint8Array(16).fill(7);
   const large = new Uint8Array(1 << 20).fill(7);
   for (const input of [small, large]) {
@@ -165,7 +184,6 @@ export async function benchWorkerCalls(options: { rounds?: number } = {}): Promi
       throw new Error(`echo returned ${output.length} bytes, not ${input.length}`);
     }
   }
-  let sink = 0;
   let busyCores = 0;
   const serial = (call: (value: number) => Promise<number>) => async (n: number) => {
     for (let i = 0; i < n; i++) sink += await call(i);
@@ -279,13 +297,15 @@ export async function benchWorkerCalls(options: { rounds?: number } = {}): Promi
         {
           variants: {
             crowdCallI32: {
-              iterations: 10_000,
+              iterations: CROWD_ITERATIONS,
+              warmup: CROWD_WARMUP,
               run: async (n) => {
                 sink += await crowdRun(crowdPluginCallers, n);
               },
             },
             crowdPostMessageRoundTrip: {
-              iterations: 10_000,
+              iterations: CROWD_ITERATIONS,
+              warmup: CROWD_WARMUP,
               run: async (n) => {
                 sink += await crowdRun(crowdBareCallers, n);
               },
