@@ -234,6 +234,29 @@ export async function putString(
   return [ptr, bytes.length];
 }
 
+/**
+ * The fastest of `runs` timings of each job, in milliseconds, with the jobs
+ * run in turn (a, b, a, b, …): for tests that compare sizes, since a load
+ * that comes or goes while they run then slows every size alike. A job
+ * returns its own timing, so that it can leave its setup out.
+ *
+ * @example
+ * ```ts ignore
+ * const [small, large] = await fastestInTurn(3, [() => timed(1), () => timed(4)]);
+ * assert.ok(large / small < 11);
+ * ```
+ */
+export async function fastestInTurn<const Jobs extends readonly (() => number | Promise<number>)[]>(
+  runs: number,
+  jobs: Jobs,
+): Promise<{ -readonly [K in keyof Jobs]: number }> {
+  const best = jobs.map(() => Infinity);
+  for (let run = 0; run < runs; run++) {
+    for (let i = 0; i < jobs.length; i++) best[i] = Math.min(best[i]!, await jobs[i]!());
+  }
+  return best as { -readonly [K in keyof Jobs]: number };
+}
+
 /** Resolves after `ms` milliseconds. */
 export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

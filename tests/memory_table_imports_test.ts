@@ -11,8 +11,14 @@
  * (`linker_test.ts`).
  */
 import assert from "node:assert/strict";
-import { Capability, OutOfMemoryError, ResourceLimitError, TrapError } from "../mod.ts";
-import { assertRejectsWith, testEachIsolation } from "./_helpers.ts";
+import {
+  Capability,
+  type CompiledModule,
+  OutOfMemoryError,
+  ResourceLimitError,
+  TrapError,
+} from "../mod.ts";
+import { assertRejectsWith, fastestInTurn, testEachIsolation } from "./_helpers.ts";
 
 /** `alloc` and `sum(ptr, len)` over bytes of the imported memory, which it may also export. */
 function importingWat(memory: string, exported = false): string {
@@ -170,25 +176,28 @@ testEachIsolation("Hostile: many imported memories are made in time linear in th
   permissions: "none",
   slow: true,
 }, async (_t, { createRuntime }) => {
-  /** Creates (and stops) a plugin importing `count` empty memories; the fastest of two, in ms. */
-  async function createTime(count: number): Promise<number> {
+  /** A module importing `count` empty memories. */
+  const importing = (count: number): string => {
     const imports = Array.from(
       { length: count },
       (_, i) => `(import "env" "m${i}" (memory 0 0))`,
     ).join(" ");
-    await using runtime = createRuntime();
-    const compiled = await runtime.compileWat("many", `(module ${imports})`);
-    let best = Infinity;
-    for (let run = 0; run < 2; run++) {
-      const start = performance.now();
-      await (await runtime.createPlugin(compiled)).stop();
-      best = Math.min(best, performance.now() - start);
-    }
-    return best;
-  }
-  await createTime(1_000); // warms up the code paths
-  const few = await createTime(20_000);
-  const many = await createTime(100_000);
+    return `(module ${imports})`;
+  };
+  await using runtime = createRuntime();
+  /** How long creating (and stopping) a plugin of `compiled` takes, in ms. */
+  const createTime = async (compiled: CompiledModule): Promise<number> => {
+    const start = performance.now();
+    await (await runtime.createPlugin(compiled)).stop();
+    return performance.now() - start;
+  };
+  await createTime(await runtime.compileWat("warm", importing(1_000))); // warms up the code paths
+  const fewModule = await runtime.compileWat("few", importing(20_000));
+  const manyModule = await runtime.compileWat("many", importing(100_000));
+  const [few, many] = await fastestInTurn(2, [
+    () => createTime(fewModule),
+    () => createTime(manyModule),
+  ]);
   // Linear gives about 5 (4.4 measured). A lookup per import over all of them, as first
   // written, read 20 000 in 1.3 s and 100 000 in 58.5 s inline (45x): a minute of host thread.
   assert.ok(many / few < 12, `20 000: ${few.toFixed(0)} ms, 100 000: ${many.toFixed(0)} ms`);

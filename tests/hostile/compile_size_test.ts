@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { ByteWriter } from "../../src/instrument/_bytes.ts";
 import { artifactOf } from "../../src/compile/_artifact.ts";
-import { testEachIsolation } from "../_helpers.ts";
+import { fastestInTurn, testEachIsolation } from "../_helpers.ts";
 
 /**
  * About `scale` MB: 10 000 function imports, 20 000 tables, 10 000 table
@@ -73,23 +73,10 @@ testEachIsolation("Hostile: compiling a crafted module takes time linear in its 
     return elapsed;
   }
 
-  /**
-   * The fastest of a few compiles of each size, run in turn (1 MB, 4 MB, 1 MB, …), since other
-   * processes share the machine: a load that comes or goes meanwhile slows both sizes alike
-   * (measured one size after the other, a load that began between them read 11.2x once).
-   */
-  async function bestTimes(runs: number): Promise<{ oneMb: number; fourMb: number }> {
-    let oneMb = Infinity;
-    let fourMb = Infinity;
-    for (let i = 0; i < runs; i++) {
-      oneMb = Math.min(oneMb, await compileTime(1));
-      fourMb = Math.min(fourMb, await compileTime(4));
-    }
-    return { oneMb, fourMb };
-  }
-
   await compileTime(1); // warms up the code paths
-  const { oneMb, fourMb } = await bestTimes(3);
+  // Each size's fastest of three, in turn (1 MB, 4 MB, 1 MB, …): measured one size after the
+  // other, a load that began between them read 11.2x once.
+  const [oneMb, fourMb] = await fastestInTurn(3, [() => compileTime(1), () => compileTime(4)]);
 
   await t.step("a 1 MB module compiles well within 3 s", () => {
     assert.ok(oneMb < 3_000, `took ${oneMb.toFixed(0)} ms`);
