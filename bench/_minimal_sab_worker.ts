@@ -15,6 +15,7 @@ import {
   REQUEST,
   RESULT,
   SPIN_POLLS,
+  SpinSkip,
   VALUE,
   WORKER_SLEEPS,
 } from "./_floor_workers.ts";
@@ -27,10 +28,14 @@ self.onmessage = (
   const add = instance.exports.add as (a: number, b: number) => number;
   self.postMessage("ready");
   let seen = 0;
+  const skip = new SpinSkip();
   while (true) {
     let arrived = false;
-    for (let i = 0; i < SPIN_POLLS && !arrived; i++) {
-      arrived = Atomics.load(block, REQUEST) !== seen;
+    if (skip.spins()) {
+      for (let i = 0; i < SPIN_POLLS && !arrived; i++) {
+        arrived = Atomics.load(block, REQUEST) !== seen;
+      }
+      skip.spun(arrived);
     }
     if (!arrived) {
       Atomics.store(block, WORKER_SLEEPS, 1);

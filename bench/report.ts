@@ -49,7 +49,7 @@ const DESCRIPTIONS: Record<string, string> = {
   ownedCopy16:
     "a new 16-byte `Uint8Array` filled from another (the caller's own copy a bytes call returns)",
   minimalSabRoundTrip:
-    "quiet floor: the least a shared-memory round trip costs here (bare worker, one 64-byte block, spin then sleep)",
+    "quiet floor: the least a shared-memory round trip costs here (bare worker, one 64-byte block, adaptive spin then sleep)",
   bareChannelRoundTrip: "quiet floor: wasmplug's channel alone, a worker that answers at once",
   busyPostMessageRoundTrip: "busy: postMessage round trip to the bare worker",
   busyMinimalSabRoundTrip: "busy floor: the least a shared-memory round trip costs",
