@@ -365,8 +365,9 @@ class Doorbell {
   };
 
   /**
-   * Wakes the worker of `channel` (see `HostChannel.wakeWorker`) once the host's current batch
-   * of work is done, not at once: for a crowd. The batch is done when a turn
+   * Wakes the worker of `channel` (see `HostChannel.wakeWorker`) once the
+   * host's current batch of work is done, not at once: for a crowd. A
+   * channel is handed over once until then. The batch is done when a turn
    * of the microtask queue posts to no further worker (the answers taken
    * have let their callers make their next calls), or after
    * {@linkcode MAX_WAKE_PASSES} turns. A worker woken at once takes a core
@@ -879,8 +880,9 @@ export class HostChannel extends ChannelEnd {
     if (ahead) this.#started[0] = NaN;
     if (this.send(TO_WORKER, op, values, ahead ? POSTED : FIRM)) {
       if (this.#doorbell.crowded) {
+        // Once per batch: a channel posted to again before the wake is woken once.
+        if (!this.#wakePending) this.#doorbell.wakeLater(this);
         this.#wakePending = true;
-        this.#doorbell.wakeLater(this);
       } else {
         Atomics.notify(this.counters, TO_WORKER);
       }
