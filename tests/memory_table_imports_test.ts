@@ -19,6 +19,7 @@ import {
   TrapError,
 } from "../mod.ts";
 import { assertRejectsWith, fastestInTurn, testEachIsolation } from "./_helpers.ts";
+import { SUM_FUNC_WAT } from "./fixtures/wat.ts";
 
 /** `alloc` and `sum(ptr, len)` over bytes of the imported memory, which it may also export. */
 function importingWat(memory: string, exported = false): string {
@@ -28,14 +29,7 @@ function importingWat(memory: string, exported = false): string {
   (global $next (mut i32) (i32.const 1024))
   (func (export "alloc") (param $n i32) (result i32)
     (global.get $next) (global.set $next (i32.add (global.get $next) (local.get $n))))
-  (func (export "sum") (param $ptr i32) (param $len i32) (result i32) (local $s i32)
-    (block $done (loop $next
-      (br_if $done (i32.eqz (local.get $len)))
-      (local.set $s (i32.add (local.get $s) (i32.load8_u (local.get $ptr))))
-      (local.set $ptr (i32.add (local.get $ptr) (i32.const 1)))
-      (local.set $len (i32.sub (local.get $len) (i32.const 1)))
-      (br $next)))
-    (local.get $s))
+  ${SUM_FUNC_WAT}
   (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0)))
   (func (export "pages") (result i32) (memory.size)))`;
 }

@@ -72,6 +72,14 @@ class Generator {
     this.#counting.push(TICK, text);
   }
 
+  /** A loop counter of the next nesting level, set to 1–4 iterations (the caller counts the level down). */
+  #newCounter(): string {
+    const counter = `$c${this.#loops++}`;
+    this.#op(`i32.const ${1 + this.#int(4)}`);
+    this.#op(`local.set ${counter}`);
+    return counter;
+  }
+
   /** Emits a free structural instruction. */
   #marker(text: string): void {
     this.#plain.push(text);
@@ -138,9 +146,7 @@ class Generator {
       }
       case 4: {
         if (this.#loops >= 3) return this.statement(depth);
-        const counter = `$c${this.#loops++}`;
-        this.#op(`i32.const ${1 + this.#int(4)}`);
-        this.#op(`local.set ${counter}`);
+        const counter = this.#newCounter();
         this.#marker("loop");
         this.#labels.push({ result: false, target: false });
         this.statements(depth + 1);
@@ -158,9 +164,7 @@ class Generator {
         // A loop that tests its counter at the top, which any branch may target: an iteration
         // ends with an unconditional branch back (or, sometimes, leaves at the end).
         if (this.#loops >= 3) return this.statement(depth);
-        const counter = `$c${this.#loops++}`;
-        this.#op(`i32.const ${1 + this.#int(4)}`);
-        this.#op(`local.set ${counter}`);
+        const counter = this.#newCounter();
         this.#marker("block");
         this.#labels.push({ result: false, target: true });
         this.#marker("loop");
