@@ -3,6 +3,7 @@ import {
   Capability,
   CapabilityDeniedError,
   HostFunctionError,
+  InstantiationError,
   MemoryOutOfBoundsError,
   type PluginMessage,
   TimeoutError,
@@ -124,6 +125,50 @@ testEachIsolation("Built-in host functions are gated by capabilities", {
       },
     );
   });
+});
+
+testEachIsolation("An import of a built-in or WASI function with another type is refused", {
+  permissions: "none",
+}, async (t, { createRuntime }) => {
+  await using runtime = createRuntime();
+  // Before, each loaded and failed at its call with an engine's message (a BigInt where an
+  // i32 was declared), or read arguments that were never passed as 0.
+  const cases: [string, string, string][] = [
+    ["env", "host_now_ms", "(result i32)"],
+    ["env", "host_log", "(param i32)"],
+    ["env", "host_log", "(param i64 i64 i64)"],
+    ["env", "host_random_bytes", "(param i32 i32) (result i64)"],
+    ["env", "host_call_tool", "(param i32 i32 i32 i32 i32 i32) (result i32 i32)"],
+    ["wasi_snapshot_preview1", "fd_write", "(param i32 i32 i32 i64) (result i32)"],
+    ["wasi_snapshot_preview1", "proc_exit", "(param i32) (result i32)"],
+  ];
+  const expected: Record<string, string> = {
+    host_now_ms: "(func (result i64))",
+    host_log: "(func (param i32 i32 i32))",
+    host_random_bytes: "(func (param i32 i32) (result i32))",
+    host_call_tool: "(func (param i32 i32 i32 i32 i32 i32) (result i32))",
+    fd_write: "(func (param i32 i32 i32 i32) (result i32))",
+    proc_exit: "(func (param i32))",
+  };
+  for (const [module, name, type] of cases) {
+    await t.step(`"${module}"."${name}" declared ${type}`, async () => {
+      await assertRejectsWith(
+        () =>
+          runtime.createPluginFromWat(
+            `(module (import "${module}" "${name}" (func ${type})) (memory (export "memory") 1))`,
+            { capabilities: Object.values(Capability) },
+          ),
+        InstantiationError,
+        {
+          kind: "instantiation",
+          message:
+            `Cannot link the import "${module}"."${name}": it is declared (func ${type}), but the host function is ${
+              expected[name]
+            }`,
+        },
+      );
+    });
+  }
 });
 
 testEachIsolation("env.host_log writes to the plugin's logger category", {

@@ -10,14 +10,14 @@
  * @module
  */
 
-import { ImportNotFoundError } from "../errors.ts";
-import { type HostCallable, isBuiltin } from "../host/mod.ts";
+import { ImportNotFoundError, InstantiationError } from "../errors.ts";
+import { builtinType, type HostCallable, isBuiltin } from "../host/mod.ts";
 import type { ImportPlan } from "./_instance_spec.ts";
 import type { ImportEntry, Limits, TableType, TypeEntry } from "../instrument/mod.ts";
 import { checkedLinkerFunction } from "./_host_result.ts";
 import { timedHostFunction } from "../host/mod.ts";
 import type { Linker } from "../linker.ts";
-import { PREVIEW1_FUNCTIONS } from "../wasi/mod.ts";
+import { PREVIEW1_FUNCTIONS, wasiType } from "../wasi/mod.ts";
 
 function isWasiFunction(name: string): boolean {
   return (PREVIEW1_FUNCTIONS as readonly string[]).includes(name);
@@ -26,6 +26,39 @@ function isWasiFunction(name: string): boolean {
 /** A memory the runtime can make for an import: 32-bit, unshared, of 64 KiB pages. */
 function isPlainMemory(limits: Limits): boolean {
   return limits.address === "i32" && !limits.shared && limits.pageSizeLog2 === null;
+}
+
+/**
+ * Refuses an import of a host function the runtime provides (a built-in, a
+ * WASI function) declared with another type than it has: the engine would
+ * convert its arguments and results as declared, and the call fail later
+ * with an engine's message (a BigInt where an i32 is declared), or read
+ * arguments that were never passed.
+ *
+ * @throws {InstantiationError} Naming both types.
+ */
+function checkImportType(
+  module: string,
+  name: string,
+  declared: TypeEntry | undefined,
+  expected: { readonly params: readonly string[]; readonly results: readonly string[] } | undefined,
+): void {
+  if (expected === undefined || declared?.kind !== "func") return;
+  const same = (a: readonly string[], b: readonly string[]): boolean =>
+    a.length === b.length && a.every((type, i) => type === b[i]);
+  if (same(declared.params, expected.params) && same(declared.results, expected.results)) return;
+  throw new InstantiationError(
+    `Cannot link the import "${module}"."${name}": it is declared ${
+      funcTypeText(declared.params, declared.results)
+    }, but the host function is ${funcTypeText(expected.params, expected.results)}`,
+  );
+}
+
+/** A function type as WAT writes it, e.g. `(func (param i32 i32) (result i32))`. */
+function funcTypeText(params: readonly string[], results: readonly string[]): string {
+  const param = params.length === 0 ? "" : ` (param ${params.join(" ")})`;
+  const result = results.length === 0 ? "" : ` (result ${results.join(" ")})`;
+  return `(func${param}${result})`;
 }
 
 /** A table the runtime can make for an import: 32-bit, of `funcref` or `externref`. */
@@ -63,8 +96,10 @@ export function planImports(
       const checked = checkedLinkerFunction(linked as HostCallable, type);
       linkerFunctions.push(timedHostFunction(`${module}.${name}`, checked));
     } else if (module === "env" && kind === "function" && isBuiltin(name)) {
+      checkImportType(module, name, type, builtinType(name));
       plan.push({ module, name, kind: "builtin", index: -1 });
     } else if (module === "wasi_snapshot_preview1" && kind === "function" && isWasiFunction(name)) {
+      checkImportType(module, name, type, wasiType(name));
       plan.push({ module, name, kind: "wasi", index: -1 });
     } else if (kind === "memory" && isPlainMemory(entry.limits)) {
       plan.push({ module, name, kind: "memory", index: -1 });

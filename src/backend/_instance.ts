@@ -177,7 +177,8 @@ export class PluginInstance implements PluginBackend {
       ...(stopRequested === undefined ? {} : { stopRequested }),
       deadlineAt: (now) => this.#currentDeadline(now),
     });
-    this.#slot.hostCallEnded = () => limits.hostCallEnded();
+    this.#slot.hostCallEnded = () => limits.hostCallEnded(this.memory.takeTouched());
+    this.#slot.checkpoint = () => this.#checkDeadline();
   }
 
   /**
@@ -226,6 +227,8 @@ export class PluginInstance implements PluginBackend {
   /** Arms the instrumentation for one top-level call. */
   #begin(budget: CallBudget, startMs: number): void {
     this.#slot.guestError = undefined;
+    // What the host moved before the call (a bytes call's input) is not its host functions'.
+    this.memory.takeTouched();
     this.#budget = budget;
     const limits = this.#limits;
     this.#deadline = startMs + budget.timeoutMs;
@@ -314,7 +317,7 @@ export class PluginInstance implements PluginBackend {
       ...(stdin === undefined ? {} : { stdin }),
       fileSystem: capabilities.has(Capability.FileSystem),
       random: capabilities.has(Capability.Random),
-      checkpoint: () => this.#checkWasiDeadline(),
+      checkpoint: () => this.#checkDeadline(),
     });
     this.#wasiChanges = wasiStates.get(this.#wasi)!.fds.changes;
     const fn = this.#wasi.imports(() => this.#rawMemory)[name];
@@ -323,11 +326,12 @@ export class PluginInstance implements PluginBackend {
   }
 
   /**
-   * Ends a WASI system call (a sleep, a large write) once the call's
-   * deadline passed or its host asked it to stop: WASI checks between slices
-   * of its work, since the instrumentation's checks do not run meanwhile.
+   * Ends a WASI system call (a sleep, a large write) or a host function's
+   * long work (`host_random_bytes`) once the call's deadline passed or its
+   * host asked it to stop: they check between slices of their work, since
+   * the instrumentation's checks do not run meanwhile.
    */
-  #checkWasiDeadline(): void {
+  #checkDeadline(): void {
     const deadline = this.#currentDeadline();
     if (performance.now() < deadline && this.#bindings.stopRequested?.() !== true) return;
     throw new TimeoutError(undefined, { timeoutMs: this.#budget?.timeoutMs ?? 0 });
@@ -663,7 +667,12 @@ export class PluginInstance implements PluginBackend {
   #failure(err: unknown): unknown {
     const recorded = this.#slot.error;
     this.#slot.error = undefined;
-    if (recorded !== undefined) return this.#reportedAs(recorded);
+    if (recorded !== undefined) {
+      // A guest that caught a host function's error and ran on until its deadline ends with
+      // the TimeoutError, as in a worker, whose host raises it whatever the guest did.
+      const limit = this.#limitThatStopped(err);
+      return this.#reportedAs(limit instanceof TimeoutError ? limit : recorded);
+    }
     return this.#reportedAs(this.#classify(err));
   }
 
@@ -743,11 +752,14 @@ export class PluginInstance implements PluginBackend {
       return "its WASI descriptors changed";
     }
     const exports = this.#exports;
+    const globals = state.globals.map((name) => (exports[name] as WebAssembly.Global).value);
+    // A JS number does not keep a NaN's payload bits: restored, the global would differ.
+    if (globals.some((value) => Number.isNaN(value))) return "a float global holds a NaN";
     return {
       memories: state.memories.map(({ name }) =>
         new Uint8Array((exports[name] as WebAssembly.Memory).buffer).slice()
       ),
-      globals: state.globals.map((name) => (exports[name] as WebAssembly.Global).value),
+      globals,
     };
   }
 

@@ -53,10 +53,16 @@ export interface ErrorSlot {
    */
   guestError?: string | undefined;
   /**
-   * Called as each host function returns, so that the instance can check the
-   * call's deadline: host code runs outside fuel.
+   * Called as each host function returns or throws, so that the instance can
+   * check the call's deadline: host code runs outside fuel.
    */
   hostCallEnded?: (() => void) | undefined;
+  /**
+   * Throws once the running call's deadline passed or its host asked it to
+   * stop: a host function doing long work checks between slices of it (as
+   * WASI's do), since the instrumentation's checks do not run meanwhile.
+   */
+  checkpoint?: (() => void) | undefined;
 }
 
 type Imported = (...args: number[]) => unknown;
@@ -176,6 +182,9 @@ async function answerWithRetry(
   return ctx.memory.writeResult(ptr, cap, data);
 }
 
+/** The bytes `host_random_bytes` fills between two checks of the call's deadline. */
+const RANDOM_SLICE = 1024 * 1024;
+
 const BUILTINS: Record<string, BuiltinSpec> = {
   host_log: {
     capability: undefined,
@@ -292,7 +301,9 @@ const BUILTINS: Record<string, BuiltinSpec> = {
     async: false,
     make: (ctx) => (ptr, len) => {
       const view = ctx.memory.view(unsigned(ptr), unsigned(len));
+      // getRandomValues fills at most 64 KiB at a time; the deadline is checked every MiB.
       for (let at = 0; at < view.length; at += 65_536) {
+        if (at % RANDOM_SLICE === 0 && at > 0) ctx.slot.checkpoint?.();
         crypto.getRandomValues(view.subarray(at, Math.min(view.length, at + 65_536)));
       }
       return 0;
@@ -428,6 +439,39 @@ export function builtinCapability(name: string): string | null | undefined {
   return BUILTINS[name]!.capability ?? null;
 }
 
+/**
+ * Each built-in's wasm type, as `docs/ABI.md` gives it: parameter types,
+ * `->`, result types (`i` an i32, `I` an i64).
+ */
+const BUILTIN_TYPES: Readonly<Record<string, string>> = {
+  host_log: "iii->",
+  host_set_error: "ii->",
+  host_get_config: "iiii->i",
+  host_set_config: "iiii->i",
+  host_storage_get: "iiii->i",
+  host_storage_set: "iiii->i",
+  host_send_message: "iiii->i",
+  host_call_tool: "iiiiii->i",
+  host_http_fetch: "iiii->i",
+  host_now_ms: "->I",
+  host_sleep_ms: "i->",
+  host_random_bytes: "ii->i",
+};
+
+/**
+ * The wasm type of built-in `name` (see `docs/ABI.md`), for the check of a
+ * module's import of it; `undefined` when `name` is no built-in.
+ */
+export function builtinType(
+  name: string,
+): { readonly params: readonly string[]; readonly results: readonly string[] } | undefined {
+  const type = Object.hasOwn(BUILTIN_TYPES, name) ? BUILTIN_TYPES[name]! : undefined;
+  if (type === undefined) return undefined;
+  const [params, results] = type.split("->") as [string, string];
+  const valueType = (letter: string): string => letter === "I" ? "i64" : "i32";
+  return { params: [...params].map(valueType), results: [...results].map(valueType) };
+}
+
 /** True when the built-in may wait on a promise and so needs JSPI. */
 export function isAsyncBuiltin(name: string): boolean {
   return BUILTINS[name]?.async === true;
@@ -477,6 +521,8 @@ export function guardHostFunction(
       slot.hostCallEnded?.();
       return result instanceof Promise ? result.catch((err) => fail(err, generation)) : result;
     } catch (err) {
+      // A throw took its time too, and a guest that catches it may call again at once.
+      slot.hostCallEnded?.();
       return fail(err, generation);
     }
   };

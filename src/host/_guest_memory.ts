@@ -38,6 +38,19 @@ export class GuestMemory {
    * its end looks at the memory again.
    */
   #all: Uint8Array | null = null;
+  /**
+   * Bytes accessed since the last {@linkcode takeTouched}: the host functions
+   * of an instrumented instance are paced by the guest memory they move
+   * (see `InstanceLimits.hostCallEnded`).
+   */
+  #touched = 0;
+
+  /** The bytes accessed since the last call of this, which starts the count again. */
+  takeTouched(): number {
+    const touched = this.#touched;
+    this.#touched = 0;
+    return touched;
+  }
 
   /** Attaches the instance's memory (after instantiation). */
   attach(memory: WebAssembly.Memory | undefined): void {
@@ -69,6 +82,7 @@ export class GuestMemory {
         { offset, size: length },
       );
     }
+    this.#touched += length;
     return new Uint8Array(buffer, offset, length);
   }
 
@@ -97,9 +111,10 @@ export class GuestMemory {
       all !== null && Number.isSafeInteger(offset) && Number.isSafeInteger(length) &&
       offset >= 0 && length >= 0 && offset + length <= all.length
     ) {
+      this.#touched += length;
       return all;
     }
-    this.view(offset, length); // Throws why, unless the memory grew since the last look.
+    this.view(offset, length); // Throws why (or counts), unless the memory grew since the last look.
     return this.#all = new Uint8Array(this.#memory!.buffer);
   }
 

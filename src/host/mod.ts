@@ -12,6 +12,7 @@
 
 export {
   builtinCapability,
+  builtinType,
   createBuiltin,
   createLogBudget,
   guardHostFunction,

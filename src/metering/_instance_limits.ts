@@ -38,9 +38,20 @@ const MAX_CHECKS = 1 << 15;
  * run outside fuel: a guest calling a 10 µs host function in a loop ended a
  * 50 ms inline timeout after 5.5 s, since the hook comes once per slice of
  * units, not of time. The clock is read every few returns instead, fewer
- * while they come fast.
+ * while they come fast. A guest can warm this up with cheap host calls and
+ * then make slow ones: a call may overrun its deadline by this many of
+ * them (with 64, a 0.3 ms host function that throws, caught by the guest,
+ * overran a 100 ms timeout by 19 ms; a read every 16 costs a host call
+ * ≈ 5 ns, with a clock read at ≈ 80 ns).
  */
-const MAX_HOST_CALLS_PER_READ = 64;
+const MAX_HOST_CALLS_PER_READ = 16;
+/**
+ * Bytes of guest memory a host function reads or writes that count as one
+ * more return (see {@linkcode InstanceLimits.hostCallEnded}): a host function
+ * that moves a MiB (≈ 0.1-1 ms of copying or decoding) makes the next
+ * return read the clock, however fast the returns before came.
+ */
+const HOST_BYTES_PER_CALL = 16 * 1024;
 
 /** `(module (import "h" "f" (func (result i32))) (export "f" (func 0)))` */
 // deno-fmt-ignore
@@ -184,13 +195,17 @@ export class InstanceLimits {
   }
 
   /**
-   * Counts a host function's return. Every few returns (see
+   * Counts a host function's return (or throw). Every few returns (see
    * {@linkcode MAX_HOST_CALLS_PER_READ}) it reads the clock, and if the call
    * must stop, makes its next check trap: host code runs outside fuel, so
    * the units between two hook calls say nothing of the time it took.
+   *
+   * @param bytes The guest memory the host function read and wrote: each
+   * {@linkcode HOST_BYTES_PER_CALL} of it counts as one more return.
    */
-  hostCallEnded(): void {
-    if (--this.#hostCallsLeft > 0 || !this.#checksDeadline) return;
+  hostCallEnded(bytes = 0): void {
+    this.#hostCallsLeft -= bytes < HOST_BYTES_PER_CALL ? 1 : 1 + bytes / HOST_BYTES_PER_CALL;
+    if (this.#hostCallsLeft > 0 || !this.#checksDeadline) return;
     const now = performance.now();
     // About every half millisecond: fewer returns per read while they come slowly.
     const elapsed = now - this.#lastHostRead;

@@ -150,6 +150,22 @@ export const SIGNATURES: Readonly<Record<string, string>> = {
 };
 
 /**
+ * The wasm type of the supported WASI function `name` (see
+ * {@linkcode SIGNATURES}; each returns an errno, but `proc_exit` nothing),
+ * for the check of a module's import of it; `undefined` for the others.
+ */
+export function wasiType(
+  name: string,
+): { readonly params: readonly string[]; readonly results: readonly string[] } | undefined {
+  const signature = Object.hasOwn(SIGNATURES, name) ? SIGNATURES[name]! : undefined;
+  if (signature === undefined) return undefined;
+  return {
+    params: [...signature].map((letter) => letter === "u" ? "i32" : "i64"),
+    results: name === "proc_exit" ? [] : ["i32"],
+  };
+}
+
+/**
  * Every function of `wasi_snapshot_preview1`. Those without a
  * {@linkcode SIGNATURES} entry return `ENOSYS`.
  */

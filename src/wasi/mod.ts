@@ -8,5 +8,5 @@
  * @module
  */
 
-export { PREVIEW1_FUNCTIONS } from "./_abi.ts";
+export { PREVIEW1_FUNCTIONS, wasiType } from "./_abi.ts";
 export { wasiStates } from "./_state.ts";

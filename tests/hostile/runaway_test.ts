@@ -137,8 +137,12 @@ const PACING_WAT = `(module
  * Warms the deadline check's pacing with fast calls of `warm`, then expects
  * `fn`, endless, to end in a `TimeoutError` soon after its 50 ms.
  */
-async function assertStopsSoonAfterWarming(plugin: WasmPlugin, fn: string): Promise<void> {
-  for (let i = 0; i < 5; i++) await plugin.callVoid("warm", [100_000_000]);
+async function assertStopsSoonAfterWarming(
+  plugin: WasmPlugin,
+  fn: string,
+  warm: () => Promise<unknown> = () => plugin.callVoid("warm", [100_000_000]),
+): Promise<void> {
+  for (let i = 0; i < 5; i++) await warm();
   const started = performance.now();
   await assertRejectsWith(() => plugin.callVoid(fn, [], { timeoutMs: 50 }), TimeoutError);
   // 51-69 ms measured here; a loaded machine stretches it, the old pacing ten times over.
@@ -183,4 +187,71 @@ testEachIsolation("Hostile: a guest cannot hide its time in host functions", {
   );
   // Inline, it used to take 5.5 s.
   await assertStopsSoonAfterWarming(plugin, "call_forever");
+});
+
+testEachIsolation("Hostile: a guest cannot hide its time in host functions that throw", {
+  permissions: "none",
+}, async (_t, { createRuntime }) => {
+  await using runtime = createRuntime();
+  // 0.3 ms a call, outside fuel, then a throw the guest catches: unread by the clock, the
+  // calls of one fuel slice (2^20 units) took 40 s inline.
+  const linker = runtime.createLinker().funcWrap("env", "check", (input: number) => {
+    const end = performance.now() + 0.3;
+    while (performance.now() < end) {
+      // busy
+    }
+    if (input < 0) throw new RangeError("bad input");
+    return 0;
+  });
+  const plugin = await runtime.createPluginWithLinker(
+    await runtime.compileWat(
+      "check",
+      `(module
+        (import "env" "check" (func $check (param i32) (result i32)))
+        ${WARM_FUNC}
+        (func (export "check_fast") (param $n i32)
+          (loop $l
+            (drop (call $check (i32.const 0)))
+            (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1))))))
+        (func (export "catch_forever")
+          (loop $l
+            (block $caught (try_table (catch_all $caught) (drop (call $check (i32.const -1)))))
+            (br $l))))`,
+    ),
+    { capabilities: [Capability.CallHostFunction], resourceLimits: { maxFuel: null } },
+    linker,
+  );
+  // Warmed with fuel-heavy loops (a fuel slice of 2^20 units) and quick host calls alike.
+  let round = 0;
+  await assertStopsSoonAfterWarming(
+    plugin,
+    "catch_forever",
+    () =>
+      round++ % 2 === 0
+        ? plugin.callVoid("warm", [100_000_000])
+        : plugin.callVoid("check_fast", [64]),
+  );
+});
+
+testEachIsolation("Hostile: a built-in host function's large work ends at the deadline", {
+  permissions: "none",
+}, async (_t, { loadPlugin }) => {
+  // host_random_bytes over 64 MiB in a loop: 64 calls between clock reads took 466 ms past a
+  // 100 ms timeout inline; now the bytes a host function moves count, and it checks the
+  // deadline every MiB.
+  await using loaded = await loadPlugin(
+    `(module
+      (import "env" "host_random_bytes" (func $random (param i32 i32) (result i32)))
+      (memory (export "memory") 1024)
+      ${WARM_FUNC}
+      (func (export "small") (param $n i32)
+        (loop $l
+          (drop (call $random (i32.const 0) (i32.const 16)))
+          (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1))))))
+      (func (export "fill_forever")
+        (loop $l (drop (call $random (i32.const 0) (i32.const 0x4000000))) (br $l))))`,
+    { capabilities: [Capability.Random], resourceLimits: { maxFuel: null, maxMemoryPages: 1024 } },
+  );
+  const { plugin } = loaded;
+  await assertStopsSoonAfterWarming(plugin, "fill_forever", () => plugin.callVoid("small", [64]));
 });

@@ -205,6 +205,29 @@ Deno.test("A worker plugin whose state cannot be handed over is never parked", {
   }
 });
 
+Deno.test("A worker plugin whose float global holds a NaN keeps it, bit for bit", {
+  permissions: { read: READ_WORKERS },
+}, async () => {
+  // A JS number does not keep a NaN's payload: parked and restored, the globals read
+  // 7fc00000 and 7ff8000000000000. Such a plugin is kept while the NaN is there.
+  const wat = `(module
+    (global $f (mut f32) (f32.const 0))
+    (global $d (mut f64) (f64.const 0))
+    (func (export "set")
+      (global.set $f (f32.reinterpret_i32 (i32.const 0x7fa00001)))
+      (global.set $d (f64.reinterpret_i64 (i64.const 0x7ff4000000000001))))
+    (func (export "f_bits") (result i32) (i32.reinterpret_f32 (global.get $f)))
+    (func (export "d_bits") (result i64) (i64.reinterpret_f64 (global.get $d))))`;
+  await using runtime = countingRuntime({ idleTimeoutMs: IDLE_MS });
+  const plugin = await runtime.createPluginFromWat(wat);
+  await plugin.callVoid("set", []);
+  const parked = workerEvents.parked;
+  await delay(IDLE_MS * 4);
+  assert.equal(await plugin.callI32("f_bits", []), 0x7fa00001);
+  assert.equal(await plugin.callI64("d_bits", []), 0x7ff4000000000001n);
+  assert.equal(workerEvents.parked, parked);
+});
+
 Deno.test("instrument() with exportState exports memories and mutable globals", async () => {
   const bytes = await watToBinary("counter", COUNTER_WAT);
   const { bytes: out, state } = instrument(bytes, { exportState: true });
