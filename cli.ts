@@ -621,13 +621,18 @@ async function compileFile(runtime: WasmRuntime, file: string): Promise<Compiled
   return await runtime.compile(name, await Deno.readFile(file));
 }
 
-function positiveInteger(args: ParsedArgs, name: string): number | undefined {
+function positiveInteger(
+  args: ParsedArgs,
+  name: string,
+  max = Number.MAX_SAFE_INTEGER,
+): number | undefined {
   const raw = option(args, name);
   if (raw === undefined) return undefined;
   const value = Number(raw);
   if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < 1) {
     throw new UsageError(`--${name} must be a positive integer, received "${raw}"`);
   }
+  if (value > max) throw new UsageError(`--${name} must be at most ${max}, received "${raw}"`);
   return value;
 }
 
@@ -702,7 +707,8 @@ function limitsOf(args: ParsedArgs): Partial<ResourceLimits> {
   const limits: { -readonly [K in keyof ResourceLimits]?: ResourceLimits[K] } = {};
   const fuel = positiveInteger(args, "max-fuel");
   const timeout = positiveInteger(args, "timeout");
-  const pages = positiveInteger(args, "max-memory-pages");
+  // A 32-bit memory has at most 65 536 pages (4 GiB).
+  const pages = positiveInteger(args, "max-memory-pages", 65_536);
   const depth = positiveInteger(args, "max-call-depth");
   if (fuel !== undefined) limits.maxFuel = fuel;
   if (timeout !== undefined) limits.maxExecutionTimeMs = timeout;
@@ -747,6 +753,11 @@ function parseArgument(raw: string, type: string | undefined): unknown {
     throw new UsageError(`argument "${raw}" is not a number`);
   }
   return value;
+}
+
+/** A result as `call` prints it: as `String()` does, but with the sign of -0 kept. */
+function formatResult(result: unknown): string {
+  return Object.is(result, -0) ? "-0" : String(result);
 }
 
 function bigintReplacer(_key: string, value: unknown): unknown {
@@ -910,7 +921,7 @@ async function call(args: ParsedArgs, io: CliIo): Promise<number> {
       io.stdout(JSON.stringify({ results, ...(metrics ? { metrics } : {}) }, bigintReplacer, 2));
       return 0;
     }
-    io.stdout(results.map((result) => String(result)).join(" "));
+    io.stdout(results.map(formatResult).join(" "));
     if (metrics) printMetrics(metrics, io.stdout);
     return 0;
   }

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { describeValue } from "./common/mod.ts";
 import type { EventSubscription } from "./event_subscription.ts";
 import type { PluginEvent } from "./plugin_event.ts";
 
@@ -35,6 +36,13 @@ export class EventQueue {
    * @param onEnd Called once when the subscription ends.
    */
   constructor(bufferSize: number, onEnd: () => void) {
+    if (typeof bufferSize !== "number") {
+      throw new TypeError(
+        `Cannot subscribe with 'bufferSize': expected a number, received ${
+          describeValue(bufferSize)
+        }`,
+      );
+    }
     if (!Number.isInteger(bufferSize) || bufferSize < 1) {
       throw new RangeError(
         `Cannot subscribe with 'bufferSize' = ${bufferSize}: it must be a positive integer`,

@@ -10,11 +10,11 @@ import type { CompiledModule } from "./compile/compiled_module.ts";
 import { PluginNotFoundError } from "./errors.ts";
 import { EventQueue } from "./_event_queue.ts";
 import type { EventSubscription } from "./event_subscription.ts";
-import { describeValue } from "./common/mod.ts";
+import { assertOptions, describeValue } from "./common/mod.ts";
 import type { PluginMessage } from "./host/plugin_message.ts";
 import type { WasmPluginConfig } from "./plugin_config.ts";
 import { PluginEvent, type PluginEventDetails, type PluginEventType } from "./plugin_event.ts";
-import type { StopOptions, WasmPlugin } from "./wasm_plugin.ts";
+import { checkStopOptions, type StopOptions, type WasmPlugin } from "./wasm_plugin.ts";
 import type { WasmRuntime } from "./wasm_runtime.ts";
 import type { Linker } from "./linker.ts";
 import type { RunOptions, RunResult } from "./command_run.ts";
@@ -121,6 +121,8 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
   #unloadedFailures = 0;
   #unloadedTimeMs = 0;
   #closed = false;
+  /** The plugins being created for loads in flight (see {@linkcode close}). */
+  readonly #loading = new Set<Promise<WasmPlugin>>();
   /** `null` when anomaly detection is off. */
   readonly #anomaly: AnomalySettings | null;
   readonly #servers = new Set<DashboardServer>();
@@ -239,6 +241,7 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
     options: LoadOptions | undefined,
   ): Promise<PluginHandle> {
     if (this.#closed) throw new TypeError("Cannot load a plugin: the manager is closed");
+    if (options !== undefined) assertOptions("the load options", options, ["linker"]);
     let id = config?.id;
     if (id !== undefined && this.#plugins.has(id)) {
       throw new TypeError(`Cannot load plugin "${id}": a plugin with that id is already loaded`);
@@ -255,9 +258,21 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
       },
     };
     const linker = options?.linker;
-    const plugin = linker === undefined
-      ? await this.runtime.createPlugin(compiled, managedConfig)
-      : await this.runtime.createPluginWithLinker(compiled, managedConfig, linker);
+    const creating = linker === undefined
+      ? this.runtime.createPlugin(compiled, managedConfig)
+      : this.runtime.createPluginWithLinker(compiled, managedConfig, linker);
+    // close() waits for the loads in flight, and stops what they made.
+    this.#loading.add(creating);
+    let plugin: WasmPlugin;
+    try {
+      plugin = await creating;
+    } finally {
+      this.#loading.delete(creating);
+    }
+    if (this.#closed) {
+      await plugin.stop();
+      throw new TypeError(`Cannot load plugin "${pluginId}": the manager was closed meanwhile`);
+    }
     if (this.#plugins.has(pluginId)) {
       // Another load with the same id finished first while this one was instantiating.
       await plugin.stop();
@@ -337,15 +352,14 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
 
   /** Runs `use` on the plugin behind `handle`; an unknown handle rejects, it never throws. */
   #with<T>(handle: PluginHandle, use: (plugin: WasmPlugin) => Promise<T>): Promise<T> {
-    // The hot path of every managed call: one map lookup, no try/catch.
-    const entry = typeof handle?.id === "string" ? this.#plugins.get(handle.id) : undefined;
-    if (entry !== undefined) return use(entry.plugin);
+    let entry: Entry;
     try {
-      this.get(handle);
+      // A handle's `id` may be a getter that throws: that rejects too.
+      entry = this.#entry(handle);
     } catch (err) {
       return Promise.reject(err);
     }
-    return use(this.get(handle));
+    return use(entry.plugin);
   }
 
   /**
@@ -362,6 +376,24 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
    */
   async initialize(handle: PluginHandle): Promise<void> {
     const plugin = this.get(handle);
+    // Calls made while one initializes wait for it, and only it emits "initialized": a
+    // plugin that is ready already emits nothing.
+    const running = this.#initializing.get(plugin);
+    if (running !== undefined) return await running;
+    if (plugin.state === "ready") return;
+    const initializing = this.#initialize(plugin);
+    this.#initializing.set(plugin, initializing);
+    try {
+      await initializing;
+    } finally {
+      this.#initializing.delete(plugin);
+    }
+  }
+
+  /** The initializations running, by plugin (see {@linkcode initialize}). */
+  readonly #initializing = new Map<WasmPlugin, Promise<void>>();
+
+  async #initialize(plugin: WasmPlugin): Promise<void> {
     try {
       await plugin.initialize();
     } catch (error) {
@@ -554,6 +586,8 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
    */
   async unload(handle: PluginHandle, options: StopOptions = {}): Promise<void> {
     const entry = this.#entry(handle);
+    // Checked before the plugin leaves the manager: bad options leave it loaded.
+    checkStopOptions(options, `Cannot unload plugin "${entry.plugin.id}"`);
     const { plugin, recorder, onAnomaly } = entry;
     this.#plugins.delete(plugin.id);
     this.#unloading.add(entry);
@@ -585,6 +619,7 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
    * ```
    */
   async unloadAll(options: StopOptions = {}): Promise<void> {
+    checkStopOptions(options, "Cannot unload the plugins");
     const results = await Promise.allSettled(
       [...this.#plugins.values()].map(({ handle }) => this.unload(handle, options)),
     );
@@ -700,6 +735,7 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
    * ```
    */
   subscribe(options: SubscribeOptions = {}): EventSubscription {
+    assertOptions("the subscribe options", options, ["bufferSize"]);
     const subscription = new EventQueue(options.bufferSize ?? 1024, () => {
       this.#subscriptions.delete(subscription);
       this.#syncForwarding();
@@ -839,6 +875,8 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
     this.#closed = true;
     try {
       await Promise.allSettled([...this.#servers].map((server) => server.close()));
+      // A load in flight stops the plugin it made, and rejects (see #add).
+      await Promise.allSettled([...this.#loading]);
       await this.unloadAll();
     } finally {
       for (const subscription of [...this.#subscriptions]) subscription.end();

@@ -30,7 +30,7 @@ import type { PluginState } from "./plugin_state.ts";
 import type { ResourceLimits } from "./resource_limits.ts";
 import type { Isolation } from "./runtime_config.ts";
 import { checkArguments, type Signature } from "./compile/mod.ts";
-import { CallQueue, describeValue } from "./common/mod.ts";
+import { assertKnownKeys, assertOptions, CallQueue, describeValue } from "./common/mod.ts";
 import { CountedEventTarget } from "./_listener_count.ts";
 import { postWaitingAhead, retractWaitingAhead, WaitingCall } from "./_waiting_call.ts";
 import { PluginEvent, type PluginEventDetails, type PluginEventType } from "./plugin_event.ts";
@@ -53,6 +53,29 @@ export interface StopOptions {
    */
   abort?: boolean;
 }
+
+/**
+ * Checks the options of `stop()` (and of the manager's `unload()`, before it
+ * lets go of the plugin): an object whose only key is a boolean `abort`.
+ *
+ * @param subject What refuses them, for the message (e.g. `Cannot stop plugin "p"`).
+ * @throws {TypeError} If they are not an object, have another key, or `abort` is no boolean.
+ */
+export function checkStopOptions(options: unknown, subject: string): void {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(
+      `${subject}: expected options { abort? }, received ${describeValue(options)}`,
+    );
+  }
+  assertKnownKeys("the stop options", options, ["abort"]);
+  const { abort } = options as StopOptions;
+  if (abort !== undefined && typeof abort !== "boolean") {
+    throw new TypeError(`${subject}: 'abort' must be a boolean, received ${describeValue(abort)}`);
+  }
+}
+
+/** The keys of `RunOptions`: the call options and `stdin`. */
+const RUN_OPTION_KEYS = ["stdin", "signal", "timeoutMs", "fuel"];
 
 /** Everything a plugin is made of; built by the runtime. */
 export interface PluginInit {
@@ -588,6 +611,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * @throws {WasmError} If the command traps or hits a limit.
    */
   async run(options: RunOptions = {}): Promise<RunResult> {
+    assertOptions("the run options", options, RUN_OPTION_KEYS);
     const { stdin = new Uint8Array(), ...callOptions } = options;
     if (!(stdin instanceof Uint8Array)) {
       throw new TypeError(
@@ -693,9 +717,25 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     this.#assertUsable("pause");
     if (this.#state === "paused") return;
     // The pause takes its turn after the running call and the callers already waiting, and
-    // holds it until resume(): callers still waiting then stay in line.
-    const taken = this.#queue.take();
-    const turn = taken instanceof Promise ? await taken : taken;
+    // holds it until resume(): callers still waiting then stay in line. A pause already
+    // waiting for its turn pauses the plugin for this caller too (a second turn in line
+    // would pause it again after resume()).
+    if (this.#pausing === undefined) {
+      const taken = this.#queue.take();
+      if (!(taken instanceof Promise)) return this.#holdPause(taken);
+      this.#pausing = taken.then((turn) => {
+        this.#pausing = undefined;
+        this.#holdPause(turn);
+      });
+    }
+    await this.#pausing;
+  }
+
+  /** The pause waiting for its turn, if one waits (see {@linkcode pause}). */
+  #pausing: Promise<void> | undefined;
+
+  /** Pauses the plugin with the turn a pause took, unless it stopped meanwhile. */
+  #holdPause(turn: Disposable): void {
     try {
       this.#assertUsable("pause");
     } catch (err) {
@@ -743,14 +783,10 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * ```
    */
   stop(options: StopOptions = {}): Promise<void> {
-    if (typeof options !== "object" || options === null) {
-      return Promise.reject(
-        new TypeError(
-          `Cannot stop plugin "${this.name}": expected options { abort? }, received ${
-            describeValue(options)
-          }`,
-        ),
-      );
+    try {
+      checkStopOptions(options, `Cannot stop plugin "${this.name}"`);
+    } catch (err) {
+      return Promise.reject(err);
     }
     const busy = this.#state === "running" || this.#state === "initializing";
     if (options.abort === true && busy && !this.#abort.signal.aborted) {

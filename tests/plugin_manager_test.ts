@@ -200,6 +200,11 @@ testEachIsolation("PluginManager rejects handles it does not know", {
     ["a handle without an id", {} as PluginHandle, "object"],
     ["null", null as unknown as PluginHandle, "null"],
   ];
+  const throwingId = {
+    get id(): string {
+      throw new Error("no id here");
+    },
+  };
   const uses: [string, (h: PluginHandle) => Promise<unknown>][] = [
     ["initialize", (h) => manager.initialize(h)],
     ["callI32", (h) => manager.callI32(h, "add", [1, 2])],
@@ -223,6 +228,12 @@ testEachIsolation("PluginManager rejects handles it does not know", {
       assertThrowsWith(() => manager.get(badHandle), PluginNotFoundError, { id });
     });
   }
+
+  await t.step("a handle whose id getter throws: every method rejects with its error", async () => {
+    for (const [, use] of uses) {
+      await assertRejectsWith(() => use(throwingId), Error, { message: "no id here" });
+    }
+  });
 });
 
 testEachIsolation(
@@ -279,6 +290,29 @@ testEachIsolation(
       assert.ok(stats.totalExecutionTimeMs >= 0);
     });
 
+    await t.step("bad unload or load options are a TypeError; the plugin stays", async () => {
+      await assertRejectsWith(() => manager.unload(a, { abrt: true } as never), TypeError, {
+        message:
+          "Cannot use the stop options: unknown key 'abrt' (did you mean 'abort'?); expected one of abort",
+      });
+      await assertRejectsWith(() => manager.unload(a, { abort: "yes" } as never), TypeError, {
+        message: `Cannot unload plugin "${a.id}": 'abort' must be a boolean, received string "yes"`,
+      });
+      await assertRejectsWith(() => manager.unloadAll(null as never), TypeError, {
+        message: "Cannot unload the plugins: expected options { abort? }, received null",
+      });
+      assert.deepEqual(manager.listPlugins(), [a, b]);
+      await assertRejectsWith(
+        () => manager.loadWat(CALLS_WAT, {}, { linkr: runtime.createLinker() } as never),
+        TypeError,
+        {
+          message:
+            "Cannot use the load options: unknown key 'linkr' (did you mean 'linker'?); expected one of linker",
+        },
+      );
+      assert.deepEqual(manager.listPlugins(), [a, b]);
+    });
+
     await t.step("unload() and unloadAll()", async () => {
       await manager.unload(a);
       assert.deepEqual(manager.listPlugins(), [b]);
@@ -322,6 +356,16 @@ testEachIsolation("PluginManager dispatches an event for each step", {
     ]);
     const executed = events.at(-1) as PluginEvent<"executed">;
     assert.equal(executed.detail.function, "add");
+    events.length = 0;
+    await Promise.all([manager.initialize(handle), manager.initialize(handle)]);
+    assert.deepEqual(summary(events), [], "a ready plugin initializes once: no event");
+    events.length = 0;
+    const second = await manager.loadWat(CALLS_WAT, { id: "q" });
+    await Promise.all([manager.initialize(second), manager.initialize(second)]);
+    assert.deepEqual(summary(events).filter((e) => e.startsWith("initialized")), [
+      "initialized q",
+    ]);
+    await manager.unload(second);
     assert.equal(executed.detail.success, true);
     assert.ok(executed.detail.durationMs >= 0);
     assert.ok(executed instanceof PluginEvent);
@@ -391,6 +435,21 @@ testEachIsolation("PluginManager dispatches an event for each step", {
       message: "Cannot load a plugin: the manager is closed",
     });
   });
+
+  await t.step(
+    "a load in flight as close() begins rejects, and its plugin is stopped",
+    async () => {
+      const other = new PluginManager(runtime);
+      const compiled = await runtime.compileWat("late", CALLS_WAT);
+      const loading = other.loadCompiled(compiled, { id: "late" });
+      await other.close();
+      await assertRejectsWith(() => loading, TypeError, {
+        message: 'Cannot load plugin "late": the manager was closed meanwhile',
+      });
+      assert.deepEqual(other.listPlugins(), []);
+      assert.equal(other.stats().activePlugins, 0);
+    },
+  );
 });
 
 testEachIsolation("PluginManager.subscribe() streams events through a bounded buffer", {
@@ -452,6 +511,20 @@ testEachIsolation("PluginManager.subscribe() streams events through a bounded bu
   await t.step("a buffer size below 1 is a RangeError", () => {
     assertThrowsWith(() => manager.subscribe({ bufferSize: 0 }), RangeError, {
       message: "Cannot subscribe with 'bufferSize' = 0: it must be a positive integer",
+    });
+  });
+
+  await t.step("options that are not { bufferSize } are a TypeError", () => {
+    assertThrowsWith(() => manager.subscribe({ bufferSize: "5" as never }), TypeError, {
+      message: `Cannot subscribe with 'bufferSize': expected a number, received string "5"`,
+    });
+    assertThrowsWith(() => manager.subscribe({ buffersize: 5 } as never), TypeError, {
+      message:
+        "Cannot use the subscribe options: unknown key 'buffersize' (did you mean 'bufferSize'?); expected one of bufferSize",
+    });
+    assertThrowsWith(() => manager.subscribe(null as never), TypeError, {
+      message:
+        "Cannot use the subscribe options: expected an object { bufferSize? }, received null",
     });
   });
 });

@@ -736,6 +736,21 @@ testEachIsolation("WasmPlugin runs overlapping calls one at a time", {
     assert.equal(other.plugin.state, "stopped");
   });
 
+  await t.step("two pause()s behind a running call: one resume() lets calls in", async () => {
+    await using other = await loadPlugin(hostFunctionsWat("host_sleep_ms"), {
+      capabilities: [Capability.Timer],
+    });
+    const running = other.plugin.callVoid("host_sleep_ms", [20]);
+    const pauses = [other.plugin.pause(), other.plugin.pause()];
+    await running;
+    await Promise.all(pauses);
+    assert.equal(other.plugin.state, "paused");
+    other.plugin.resume();
+    await delay(0);
+    assert.equal(other.plugin.state, "created");
+    await other.plugin.callVoid("host_sleep_ms", [0]);
+  });
+
   await t.step("stop() waits for the running call; queued calls are refused", async () => {
     const callD = await prepare("d", 400);
     const running = callD();

@@ -62,7 +62,14 @@ export function resolveCallBudget(
       `Cannot call with 'signal' = ${describeValue(signal)}: expected an AbortSignal`,
     );
   }
-  if (timeoutMs !== undefined && !(typeof timeoutMs === "number" && timeoutMs > 0)) {
+  for (const [name, value] of [["timeoutMs", timeoutMs], ["fuel", fuel]] as const) {
+    if (value !== undefined && typeof value !== "number") {
+      throw new TypeError(
+        `Cannot call with '${name}': expected a number, received ${describeValue(value)}`,
+      );
+    }
+  }
+  if (timeoutMs !== undefined && !(timeoutMs > 0)) {
     throw new RangeError(
       `Cannot call with 'timeoutMs' = ${timeoutMs}: it must be a positive number`,
     );

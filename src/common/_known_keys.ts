@@ -6,6 +6,8 @@
  * @module
  */
 
+import { describeValue } from "./_format.ts";
+
 /**
  * Throws a `TypeError` for the first own string key of `object` that is not
  * in `known`. Symbol keys are not looked at: a runtime config keeps its
@@ -30,6 +32,28 @@ export function assertKnownKeys(
       }; expected one of ${known.join(", ")}`,
     );
   }
+}
+
+/**
+ * Throws a `TypeError` unless `options` is an object with only `known` keys
+ * (see {@linkcode assertKnownKeys}).
+ *
+ * @param what What the object is, for the message (e.g. `"the stop options"`).
+ * @throws {TypeError} If `options` is not an object, or has an unknown key.
+ */
+export function assertOptions(
+  what: string,
+  options: unknown,
+  known: readonly string[],
+): asserts options is object {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(
+      `Cannot use ${what}: expected an object { ${
+        known.map((key) => `${key}?`).join(", ")
+      } }, received ${describeValue(options)}`,
+    );
+  }
+  assertKnownKeys(what, options, known);
 }
 
 /** The known key closest to `key`, if it is close enough to be a typo of it. */

@@ -72,6 +72,22 @@ Deno.test("resolveCallBudget() narrows the plugin's budget with the call's optio
       message: "Cannot call with 'fuel' = 1.5: it must be a positive integer",
     });
   });
+
+  await t.step("a budget that is not a number is a TypeError naming what it is", () => {
+    const wrong: [string, unknown, string][] = [
+      ["timeoutMs", 5n, "bigint 5n"],
+      ["timeoutMs", "5", 'string "5"'],
+      ["timeoutMs", Symbol("s"), "symbol"],
+      ["fuel", Object.create(null), "object"],
+      ["fuel", null, "null"],
+    ];
+    for (const [name, value, described] of wrong) {
+      assert.throws(() => resolveCallBudget({ [name]: value } as never, PLUGIN), {
+        name: "TypeError",
+        message: `Cannot call with '${name}': expected a number, received ${described}`,
+      });
+    }
+  });
 });
 
 /** A budget with a signal the test aborts. */

@@ -16,6 +16,7 @@ Deno.test({
         ["f64, with a leading dot", [NUMBERS, "sub_f64", "-1.5", "-.25"], "-1.25"],
         ["f64 exponent", [NUMBERS, "sub_f64", "-1e300", "1e300"], "-2e+300"],
         ["f64 infinity", [NUMBERS, "sub_f64", "-Infinity", "1"], "-Infinity"],
+        ["f64 negative zero, with its sign", [NUMBERS, "sub_f64", "-0", "0"], "-0"],
         // Beyond 2^53: exact only if parsed as a bigint, not through a double.
         ["i64, exactly", [NUMBERS, "sub_i64", "-9007199254740993", "2"], "-9007199254740995"],
         [

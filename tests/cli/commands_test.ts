@@ -188,6 +188,11 @@ cliTest("call", {
     code: 2,
     stderr: /--timeout must be a positive integer, received "1e3"/,
   },
+  "more memory pages than a 32-bit memory has is bad usage": {
+    args: ["call", "examples/wat/math.wat", "add", "1", "2", "--max-memory-pages", "70000"],
+    code: 2,
+    stderr: /--max-memory-pages must be at most 65536, received "70000"/,
+  },
 });
 
 cliTest("run", {

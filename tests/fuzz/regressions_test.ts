@@ -158,6 +158,11 @@ testEachIsolation("Arguments outside their TypeScript type are TypeErrors with o
     ],
     ["a number as bytes-call name", () => plugin.callBytes(7 as never, bytesOf("")), /export/],
     ["null stop options", () => plugin.stop(null as never), /expected options/],
+    ["a typo in the stop options", () => plugin.stop({ abrt: true } as never), /'abrt'.*'abort'/],
+    ["a stop abort that is no boolean", () => plugin.stop({ abort: "yes" } as never), /boolean/],
+    ["null run options", () => plugin.run(null as never), /run options: expected an object/],
+    ["a typo in the run options", () => plugin.run({ stdn: 1 } as never), /'stdn'.*'stdin'/],
+    ["a bigint timeout", () => plugin.call("add", [1, 2], { timeoutMs: 5n as never }), /bigint 5n/],
   ];
   for (const [what, run, message] of cases) {
     await t.step(`${what}: a rejected TypeError`, async () => {
