@@ -69,7 +69,7 @@ export interface ResourceLimits {
   /**
    * Bytes the host may hold for one plugin on its behalf: the keys and values
    * of its `host_storage_set` records and of the config entries it wrote with
-   * `host_set_config` (UTF-8 lengths), plus 64 bytes of bookkeeping per
+   * `host_set_config` (UTF-8 lengths), plus 256 bytes of bookkeeping per
    * record. A write beyond it fails the call with a `ResourceLimitError`
    * (`limit: "maxStorageBytes"`) and leaves the stored state as it was;
    * replacing a key gives back the old record's size first.

@@ -355,15 +355,45 @@ testEachIsolation("env.host_call_tool calls registered host tools with JSON", {
     assert.equal(await callTool(plugin, "missing", "{}"), -1);
   });
 
-  await t.step("a buffer too small: the length, nothing written, the tool run once", async () => {
+  await t.step("a buffer too small: the length, and nothing written", async () => {
     calls.length = 0;
     await plugin.writeMemory(OUT, new Uint8Array(8));
     const length = await callTool(plugin, "add", '{"a":1,"b":2}', 4);
     assert.equal(length, '{"sum":3}'.length);
     assert.deepEqual(await plugin.readMemory(OUT, 8), new Uint8Array(8));
+    // A later call asks the tool again: its answer may have changed meanwhile.
     assert.equal(await callTool(plugin, "add", '{"a":1,"b":2}', length), length);
     assert.deepEqual(await output(length), { sum: 3 });
-    assert.equal(calls.length, 1);
+    assert.equal(calls.length, 2);
+  });
+
+  await t.step("the retry with a bigger buffer, in the same call, runs the tool once", async () => {
+    await using retrying = await loadPlugin(
+      `(module
+        (import "env" "host_call_tool"
+          (func $tool (param i32 i32 i32 i32 i32 i32) (result i32)))
+        (memory (export "memory") 1)
+        (func (export "ask") (param $name i32) (param $name_len i32) (param $args i32)
+          (param $args_len i32) (result i32)
+          (drop (call $tool (local.get $name) (local.get $name_len) (local.get $args)
+            (local.get $args_len) (i32.const ${OUT}) (i32.const 0)))
+          (call $tool (local.get $name) (local.get $name_len) (local.get $args)
+            (local.get $args_len) (i32.const ${OUT}) (i32.const 512))))`,
+      { capabilities: [Capability.CallTool] },
+    );
+    let runs = 0;
+    retrying.runtime.registerTool("count", () => ({ runs: ++runs }));
+    const [namePtr, nameLen] = await putString(retrying.plugin, KEY, "count");
+    const [argsPtr, argsLen] = await putString(retrying.plugin, VALUE, "{}");
+    const ask = () => retrying.plugin.callI32("ask", [namePtr, nameLen, argsPtr, argsLen]);
+    const first = await ask();
+    assert.deepEqual(JSON.parse(textOf(await retrying.plugin.readMemory(OUT, first))), {
+      runs: 1,
+    });
+    const second = await ask();
+    assert.deepEqual(JSON.parse(textOf(await retrying.plugin.readMemory(OUT, second))), {
+      runs: 2,
+    });
   });
 
   await t.step("a retry with other arguments runs the tool again", async () => {
@@ -405,6 +435,30 @@ testEachIsolation("env.host_call_tool calls registered host tools with JSON", {
     );
     // The tool fails while this call sleeps.
     await timed.plugin.callVoid("host_sleep_ms", [80]);
+  });
+
+  await t.step("a tool that answers after its call timed out writes nothing", async () => {
+    await using timed = await loadHostPlugin(loadPlugin, {
+      capabilities: [Capability.CallTool, Capability.Timer],
+    });
+    timed.runtime.registerTool("slow", async () => {
+      await delay(40);
+      return "late";
+    });
+    const [namePtr, nameLen] = await putString(timed.plugin, KEY, "slow");
+    const [argsPtr, argsLen] = await putString(timed.plugin, VALUE, "{}");
+    await assertRejectsWith(
+      () =>
+        timed.plugin.callI32("host_call_tool", [namePtr, nameLen, argsPtr, argsLen, OUT, 64], {
+          timeoutMs: 10,
+        }),
+      TimeoutError,
+    );
+    const marker = bytesOf("untouched");
+    await timed.plugin.writeMemory(OUT, marker);
+    // The tool answers while this call sleeps: inline, its answer was written then.
+    await timed.plugin.callVoid("host_sleep_ms", [80]);
+    assert.deepEqual(await timed.plugin.readMemory(OUT, marker.length), marker);
   });
 
   await t.step("arguments that are not JSON are a HostFunctionError", async () => {

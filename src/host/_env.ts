@@ -79,7 +79,7 @@ interface BuiltinSpec {
 
 interface BuiltinContext extends BuiltinSite {
   /** The last computed result per function, for a retry with a bigger buffer. */
-  readonly retry: Map<string, { key: string; data: Uint8Array }>;
+  readonly retry: Map<string, { key: string; data: Uint8Array; generation: number }>;
 }
 
 /** `host_log`'s token bucket: what a plugin may still log, and what it lost since the last report. */
@@ -173,12 +173,20 @@ async function answerWithRetry(
   out: [ptr: number, cap: number],
   compute: () => Promise<Uint8Array | undefined>,
 ): Promise<number> {
+  // A retry is one of the same call (a later call asks again: the answer may have changed).
+  const generation = ctx.slot.generation;
   const cached = ctx.retry.get(fn);
   ctx.retry.delete(fn);
-  const data = cached?.key === key ? cached.data : await compute();
+  const data = cached?.key === key && cached.generation === generation
+    ? cached.data
+    : await compute();
+  // A call cancelled meanwhile has ended, and another may run: nothing is written for it.
+  if (ctx.slot.generation !== generation) {
+    throw ctx.slot.signal?.reason ?? new TypeError(`The call that ran "${fn}" has ended`);
+  }
   if (data === undefined) return -1;
   const [ptr, cap] = [unsigned(out[0]), unsigned(out[1])];
-  if (data.length > cap) ctx.retry.set(fn, { key, data });
+  if (data.length > cap) ctx.retry.set(fn, { key, data, generation });
   return ctx.memory.writeResult(ptr, cap, data);
 }
 

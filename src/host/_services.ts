@@ -51,8 +51,13 @@ export const MAX_MESSAGE_BYTES = 64 * 1024;
  */
 export const MAX_HOST_CALL_BYTES = 16 * 1024 * 1024;
 
-/** What each stored record (storage or guest-written config) costs beyond its key and value. */
-export const STORAGE_RECORD_OVERHEAD = 64;
+/**
+ * What each stored record (storage or guest-written config) costs beyond its
+ * key and value: about what it takes of the host's heap (its map entries, a
+ * buffer of its own for the value). With 64, a full 16 MiB quota of empty
+ * records took 66 MiB of heap.
+ */
+export const STORAGE_RECORD_OVERHEAD = 256;
 
 /** The stateful operations of the built-in host functions. */
 export interface HostServices {
@@ -101,11 +106,21 @@ export function decodeLogRecord(bytes: Uint8Array): string {
   return `${kept}… (${bytes.length - MAX_LOG_RECORD_BYTES} more bytes dropped)`;
 }
 
-/** {@linkcode decodeLogRecord} again on the host side, whatever a worker sends. */
+/**
+ * The most UTF-8 bytes {@linkcode decodeLogRecord} makes of a record: each
+ * of the guest's bytes that is not valid UTF-8 becomes U+FFFD (3 bytes).
+ */
+const MAX_DECODED_RECORD_BYTES = MAX_LOG_RECORD_BYTES * 3 + LOG_NOTE_ROOM;
+
+/**
+ * {@linkcode decodeLogRecord} again on the host side, whatever a worker
+ * sends: a record the guest's side cut already (its note counts the guest's
+ * bytes) passes as it is.
+ */
 function boundLogRecord(text: string): string {
-  if (text.length <= (MAX_LOG_RECORD_BYTES + LOG_NOTE_ROOM) / 3) return text;
+  if (text.length <= MAX_DECODED_RECORD_BYTES / 3) return text;
   const bytes = encoder.encode(text);
-  return bytes.length <= MAX_LOG_RECORD_BYTES + LOG_NOTE_ROOM ? text : decodeLogRecord(bytes);
+  return bytes.length <= MAX_DECODED_RECORD_BYTES ? text : decodeLogRecord(bytes);
 }
 
 /** A key short enough for an error message. */

@@ -34,6 +34,7 @@
  */
 
 import { MAX_TIMER_MS } from "../common/mod.ts";
+import { ResourceLimitError } from "../errors.ts";
 import {
   readMessage,
   type WireBuffer,
@@ -243,6 +244,12 @@ export class ChannelWaits {
 
 /** Size of a channel's data buffer: a longer message goes through the bulk buffer. */
 const DATA_BYTES = 64 * 1024;
+/**
+ * The name a too long message's `ResourceLimitError` gives its limit: the
+ * bulk buffer's maximum size, the most a worker plugin's call can carry
+ * either way (see `docs/ABI.md`).
+ */
+const MAX_MESSAGE_LIMIT = "MAX_WORKER_MESSAGE_BYTES";
 /** Initial and maximum sizes of the bulk buffer. */
 const BULK_INITIAL_BYTES = 64 * 1024;
 const BULK_MAX_BYTES = 1024 * 1024 * 1024 + 64 * 1024;
@@ -470,7 +477,8 @@ abstract class ChannelEnd {
       } catch (err) {
         // Too long for the bulk buffer too: it stays free for the next message.
         Atomics.store(this.bulkHolder, 0, BULK_FREE);
-        throw err;
+        if (!(err instanceof RangeError)) throw err;
+        throw new ResourceLimitError(err.message, { limit: MAX_MESSAGE_LIMIT, cause: err });
       }
       writeMessage(this.data, IN_BULK, []);
     }

@@ -62,6 +62,11 @@ testEachIsolation("host_log keeps the first 16 KiB of a record", {
   // A record within the bound is as it was.
   await loaded.plugin.callVoid("host_log", [1, 0, MAX_LOG_RECORD_BYTES]);
   assert.equal(entries[1], "a".repeat(MAX_LOG_RECORD_BYTES));
+  // Bytes that are no UTF-8 count as the guest's bytes: each one kept is a U+FFFD (the host's
+  // second look cut them again to 5 461, and its note counted 32 800 bytes dropped).
+  await loaded.plugin.writeMemory(0, new Uint8Array(size).fill(0xff));
+  await loaded.plugin.callVoid("host_log", [1, 0, size]);
+  assert.equal(entries[2], "\ufffd".repeat(MAX_LOG_RECORD_BYTES) + note);
 });
 
 testEachIsolation("host_send_message refuses a payload over 64 KiB", {

@@ -13,6 +13,7 @@ import {
   UNLIMITED_LIMITS,
 } from "../../mod.ts";
 import { resolveLimits } from "../../src/compile/_limit_overrides.ts";
+import { STORAGE_RECORD_OVERHEAD as RECORD } from "../../src/host/_services.ts";
 import { assertRejectsWith, putString, testEachIsolation } from "../_helpers.ts";
 import { within } from "./_within.ts";
 
@@ -83,7 +84,7 @@ testEachIsolation("host_storage_set beyond maxStorageBytes fails the call", {
         { limit: "maxStorageBytes" },
       );
     });
-    // 1 MiB records: 15 fit in the default 16 MiB (each costs 4 + 1 MiB + 64 bytes).
+    // 1 MiB records: 15 fit in the default 16 MiB (each costs 4 + 1 MiB + RECORD bytes).
     await assertRejectsWith(
       () => loaded.plugin.callI32("flood", [64, MiB]),
       ResourceLimitError,
@@ -100,29 +101,32 @@ testEachIsolation("host_storage_set beyond maxStorageBytes fails the call", {
     async () => {
       await using loaded = await kit.loadPlugin(STORAGE_WAT, {
         capabilities: CAPABILITIES,
-        resourceLimits: { maxStorageBytes: 1024 },
+        resourceLimits: { maxStorageBytes: 1000 + RECORD },
       }, RUNTIME);
       const { plugin } = loaded;
       const [a, aLen] = await putString(plugin, 0, "a");
       const [b, bLen] = await putString(plugin, 8, "b");
-      // 1 + 900 + 64 = 965 bytes of 1024.
+      // 1 + 900 + RECORD bytes of 1000 + RECORD.
       assert.equal(await plugin.callI32("set", [a, aLen, VALUE, 900]), 0);
       const error = await assertRejectsWith(
         () => plugin.callI32("set", [b, bLen, VALUE, 100]),
         ResourceLimitError,
         { limit: "maxStorageBytes" },
       );
-      assert.match(
+      assert.equal(
         error.message,
-        /Cannot store storage key "b": the plugin's storage and config would hold 1130 bytes, above the limit maxStorageBytes = 1024/,
+        `Cannot store storage key "b": the plugin's storage and config would hold ${
+          1002 + 2 * RECORD
+        } bytes, above the limit maxStorageBytes = ${1000 + RECORD}`,
       );
       assert.equal(await plugin.callI32("get", [b, bLen, VALUE, 0]), -1);
-      // Replacing "a" accounts its old 965 bytes first, however often.
+      // Replacing "a" accounts its old record first, however often.
       for (let i = 0; i < 10; i++) {
-        assert.equal(await plugin.callI32("set", [a, aLen, VALUE, 950]), 0);
+        assert.equal(await plugin.callI32("set", [a, aLen, VALUE, 990]), 0);
       }
       assert.equal(await plugin.callI32("set", [a, aLen, VALUE, 10]), 0);
-      assert.equal(await plugin.callI32("set", [b, bLen, VALUE, 800]), 0);
+      // 11 + RECORD, then 1 + (988 - RECORD) + RECORD: 1000 + RECORD exactly.
+      assert.equal(await plugin.callI32("set", [b, bLen, VALUE, 988 - RECORD]), 0);
       assert.equal(await plugin.callI32("get", [a, aLen, VALUE, 0]), 10);
     },
   );
@@ -130,19 +134,20 @@ testEachIsolation("host_storage_set beyond maxStorageBytes fails the call", {
   await t.step("config the guest writes counts too, config the host gave does not", async () => {
     await using loaded = await kit.loadPlugin(STORAGE_WAT, {
       capabilities: CAPABILITIES,
-      resourceLimits: { maxStorageBytes: 1100 },
+      resourceLimits: { maxStorageBytes: 1000 + 2 * RECORD },
       config: { given: "x".repeat(4096) },
     }, RUNTIME);
     const { plugin } = loaded;
     const [key, keyLen] = await putString(plugin, 0, "given");
-    // 5 + 900 + 64 = 969 bytes of 1100: the host's 4 KiB value it replaces was never counted.
+    // 5 + 900 + RECORD bytes: the host's 4 KiB value it replaces was never counted.
     assert.equal(await plugin.callI32("config", [key, keyLen, VALUE, 900]), 0);
     await assertRejectsWith(
-      () => plugin.callI32("config", [key, keyLen, VALUE, 1100]),
+      () => plugin.callI32("config", [key, keyLen, VALUE, 1000 + RECORD]),
       ResourceLimitError,
       { limit: "maxStorageBytes" },
     );
-    // Storage and config share the budget: 969 + 5 + 100 + 64 is too much, 969 + 79 is not.
+    // Storage and config share the budget: 905 + 5 + 100 + 2 RECORD is too much, 920 + 2 RECORD
+    // is not.
     await assertRejectsWith(
       () => plugin.callI32("set", [key, keyLen, VALUE, 100]),
       ResourceLimitError,
@@ -151,10 +156,10 @@ testEachIsolation("host_storage_set beyond maxStorageBytes fails the call", {
     assert.equal(await plugin.callI32("set", [key, keyLen, VALUE, 10]), 0);
   });
 
-  await t.step("many tiny records cost 64 bytes each", async () => {
+  await t.step("many tiny records cost RECORD bytes each", async () => {
     await using loaded = await kit.loadPlugin(STORAGE_WAT, {
       capabilities: CAPABILITIES,
-      resourceLimits: { maxStorageBytes: 68 * 100 },
+      resourceLimits: { maxStorageBytes: (4 + RECORD) * 100 },
     }, RUNTIME);
     // 100 records of 4-byte keys and empty values fit, the 101st does not.
     await assertRejectsWith(

@@ -4,6 +4,7 @@
  */
 
 import assert from "node:assert/strict";
+import { ResourceLimitError } from "../../mod.ts";
 import {
   CHANNEL_HEADER_BYTES,
   type ChannelBuffers,
@@ -178,11 +179,13 @@ Deno.test("a message too long for its channel goes both ways through the bulk bu
   assert.ok(echo.buffers.bulk.byteLength >= 3 << 20);
 });
 
-Deno.test("a message too long for the bulk buffer is a RangeError, and the next one goes through", async () => {
+Deno.test("a message too long for the bulk buffer is a ResourceLimitError, and the next one goes through", async () => {
   await using echo = await echoWorker({ bulkBytes: 256 * 1024 });
   assert.throws(
     () => echo.channel.post(1, [0, new Uint8Array(300 * 1024)]),
-    (err: unknown) => err instanceof RangeError && /limit is 262144/.test(err.message),
+    (err: unknown) =>
+      err instanceof ResourceLimitError && err.limit === "MAX_WORKER_MESSAGE_BYTES" &&
+      /limit is 262144/.test(err.message) && err.cause instanceof RangeError,
   );
   const bytes = new Uint8Array(200 * 1024).fill(7);
   echo.channel.post(1, [0, bytes]);
