@@ -255,6 +255,30 @@ testEachIsolation("WasmPlugin turns traps into typed errors and stays usable", {
   });
 });
 
+testEachIsolation("Memory accesses made before stop() or the runtime's close() finish", {
+  permissions: "none",
+}, async (t, { loadPlugin, createRuntime }) => {
+  // A worker plugin's were ended with the worker: "The plugin's worker stopped answering".
+  await t.step("stop()", async () => {
+    await using loaded = await loadPlugin(growableWat());
+    const { plugin } = loaded;
+    const written = plugin.writeMemory(100, bytesOf("hi"));
+    const read = plugin.readMemory(100, 2);
+    await plugin.stop();
+    await written;
+    assert.equal(textOf(await read), "hi");
+  });
+
+  await t.step("the runtime's close()", async () => {
+    const runtime = createRuntime();
+    const plugin = await runtime.createPluginFromWat(growableWat());
+    await plugin.writeMemory(100, bytesOf("ok"));
+    const read = plugin.readMemory(100, 2);
+    await runtime.close();
+    assert.equal(textOf(await read), "ok");
+  });
+});
+
 testEachIsolation("WasmPlugin.readMemory() and writeMemory() are bounds-checked", {
   permissions: "none",
 }, async (t, { loadPlugin }) => {

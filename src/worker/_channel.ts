@@ -975,6 +975,15 @@ export class HostChannel extends ChannelEnd {
   }
 
   /**
+   * Has the sleeping `receive()`, if one sleeps, give up by `until`
+   * (`performance.now()` time) at the latest: a call stopped while it waits
+   * has only its grace left, not its deadline.
+   */
+  wakeBy(until: number): void {
+    if (this.#wake !== undefined && until < this.#sleepUntil) this.#wakeAt(until);
+  }
+
+  /**
    * Has the sleeping `receive()` woken at `until`. A timer that fires no
    * later than that is kept (it re-arms itself for what is left when it
    * fires early), so a stream of calls with the same timeout costs one timer

@@ -55,6 +55,15 @@ import { type KeptWorker, workerKey, type WorkerPool } from "./_worker_pool.ts";
 const GRACE_MS = 100;
 
 /**
+ * The most memory a worker plugin may have to be parked (see `#park`):
+ * parking copies every page of it out of the worker and into the next one
+ * (a sparse memory becomes dense, on the host too), so a plugin with more
+ * gains nothing from it. A 1 GiB memory took 2.1 GB of RSS parked, and its
+ * copy held the host's event loop for 3.1 s. A worker is about 7 MB.
+ */
+const MAX_PARKED_MEMORY_BYTES = 64 * 1024 * 1024;
+
+/**
  * Fuel of a call whose answer, late to the host's spin, came late because
  * the guest worked (some 5-10 µs of guest code), not because the worker
  * waited for a core: spinning for the next answer pays then.
@@ -345,9 +354,13 @@ class WorkerBackend implements PluginBackend {
 
   /** The current worker, or a new one when there is none (parked) or it crashed. */
   #worker(): LiveWorker | Promise<LiveWorker> {
-    if (this.#closed) throw new WorkerCrashedError("The plugin's worker is closed");
     const live = this.#live;
+    // While closing, the memory accesses made before close() still reach the worker, a parked
+    // one respawned for them (see #closeInTurn); once closed, there is none.
     if (live !== undefined && live.crashed === undefined) return live;
+    if (this.#closed && this.#parked === null) {
+      throw new WorkerCrashedError("The plugin's worker is closed");
+    }
     if (live !== undefined) this.#discard(live);
     return this.spawn();
   }
@@ -443,6 +456,8 @@ class WorkerBackend implements PluginBackend {
   async #park(): Promise<void> {
     const live = this.#live;
     if (this.#closed || live === undefined || live.crashed !== undefined) return;
+    // Its memory would move through the host twice, all of it dense: kept instead.
+    if (this.#memoryBytes > MAX_PARKED_MEMORY_BYTES) return;
     using turn = this.#queue.tryTake();
     if (turn === undefined) return;
     const reply = await this.#postTo(live, ToWorker.Park, []).receive();
@@ -847,6 +862,9 @@ class WorkerBackend implements PluginBackend {
       timer: false,
       onStop: (reason) => {
         stopping = { reason, graceEnd: performance.now() + GRACE_MS };
+        // An abort comes while the wait for the answer sleeps until the deadline: the
+        // worker has its grace from now, not until then.
+        channel.wakeBy(stopping.graceEnd);
         // Calls posted ahead are taken back first, so the stop cannot reach one of them;
         // one the worker took means this call ended: its answer is there.
         if (live !== this.#live || this.#retractFrom(0)) this.#interrupt(live, channel);
@@ -1003,16 +1021,29 @@ class WorkerBackend implements PluginBackend {
   close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#idleTimer);
-    this.#parked = null;
-    const live = this.#live;
-    if (live === undefined) return Promise.resolve();
-    // A worker no exchange uses (a call, calls posted ahead, a memory access) can serve
-    // another plugin; one in use is ended.
     if (this.#queue.busy) {
-      this.#discard(live);
+      // Memory accesses made before close() finish first, as inline: they run no guest code.
+      if (!this.#callInFlight) return this.#closeInTurn();
+      // A call that still holds the turn (one stop({ abort: true }) ended) ends with its worker.
+      this.#parked = null;
+      if (this.#live !== undefined) this.#discard(this.#live);
       return Promise.resolve();
     }
-    return this.#release(live);
+    return this.#closeNow();
+  }
+
+  /** {@linkcode close} once the memory accesses in line have had their turn. */
+  async #closeInTurn(): Promise<void> {
+    const taken = this.#queue.take();
+    using _turn = taken instanceof Promise ? await taken : taken;
+    await this.#closeNow();
+  }
+
+  /** Lets go of the worker, which no exchange uses: another plugin may take it (see #release). */
+  #closeNow(): Promise<void> {
+    this.#parked = null;
+    const live = this.#live;
+    return live === undefined ? Promise.resolve() : this.#release(live);
   }
 }
 

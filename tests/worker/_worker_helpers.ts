@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { RuntimeConfig, WasmPlugin } from "../../mod.ts";
+import type { CallOptions, RuntimeConfig, WasmPlugin } from "../../mod.ts";
 import { withInternalOptions } from "../../src/backend/_internal_options.ts";
 import { DENO, putString, textOf, WORKER_SOURCES } from "../_helpers.ts";
 
@@ -30,9 +30,13 @@ const OUT_CAP = 16_384;
  * GETs `url` through `env.host_http_fetch` of a plugin made from
  * `hostFunctionsWat("host_http_fetch")`, and returns the response's body.
  */
-export async function httpFetch(plugin: WasmPlugin, url: string): Promise<string> {
+export async function httpFetch(
+  plugin: WasmPlugin,
+  url: string,
+  options?: CallOptions,
+): Promise<string> {
   const [ptr, len] = await putString(plugin, 0, JSON.stringify({ url }));
-  const length = await plugin.callI32("host_http_fetch", [ptr, len, OUT, OUT_CAP]);
+  const length = await plugin.callI32("host_http_fetch", [ptr, len, OUT, OUT_CAP], options);
   const response = JSON.parse(textOf(await plugin.readMemory(OUT, length)));
   return response.body;
 }

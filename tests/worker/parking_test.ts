@@ -228,6 +228,35 @@ Deno.test("A worker plugin whose float global holds a NaN keeps it, bit for bit"
   assert.equal(workerEvents.parked, parked);
 });
 
+Deno.test("A worker plugin with more than 64 MiB of memory is not parked", {
+  permissions: { read: READ_WORKERS },
+}, async () => {
+  // Parking copies every page out of the worker and into the next: a 1 GiB memory held the
+  // host's event loop for 3.1 s. A worker is about 7 MB.
+  const wat = `(module
+    (memory (export "memory") 1)
+    (global $count (mut i32) (i32.const 0))
+    (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0)))
+    (func (export "increment") (result i32)
+      (global.set $count (i32.add (global.get $count) (i32.const 1)))
+      (global.get $count)))`;
+  await using runtime = countingRuntime({
+    idleTimeoutMs: IDLE_MS,
+    resourceLimits: { maxMemoryPages: 2048 },
+  });
+  const plugin = await runtime.createPluginFromWat(wat);
+  assert.equal(await plugin.callI32("grow", [1024]), 1);
+  const parked = workerEvents.parked;
+  await delay(IDLE_MS * 4);
+  assert.equal(await plugin.callI32("increment", []), 1);
+  assert.equal(workerEvents.parked, parked, "65 MiB: kept");
+  // At 64 MiB it is parked as any other.
+  await using small = await runtime.createPluginFromWat(wat);
+  assert.equal(await small.callI32("grow", [1023]), 1);
+  assert.ok(await parkedSince(workerEvents.parked));
+  assert.equal(await small.callI32("increment", []), 1);
+});
+
 Deno.test("instrument() with exportState exports memories and mutable globals", async () => {
   const bytes = await watToBinary("counter", COUNTER_WAT);
   const { bytes: out, state } = instrument(bytes, { exportState: true });

@@ -223,6 +223,30 @@ Deno.test("A worker that does not stop within the grace period is replaced", {
   assert.equal((await plugin.metrics()).failureCount, 1);
 });
 
+Deno.test("A worker that does not stop within the grace of an abort is replaced then", {
+  permissions: { read: READ_WORKERS, net: ["127.0.0.1"] },
+}, async () => {
+  // The deadline is far: the abort's grace, not the deadline, ends the wait for the answer.
+  await using runtime = workerRuntime({
+    ...faultyWorkers(),
+    resourceLimits: { maxExecutionTimeMs: 8_000, maxFuel: null },
+  });
+  const { create } = await stuckPlugins(runtime);
+  await using plugin = await create(() => {}, { network: true });
+  const controller = new AbortController();
+  const reason = new Error("aborted by the test");
+  setTimeout(() => controller.abort(reason), 50);
+  const start = performance.now();
+  await assert.rejects(
+    () => httpFetch(plugin, "http://127.0.0.1:1/stuck", { signal: controller.signal }),
+    (err: unknown) => err === reason,
+  );
+  // 170 ms measured here (the abort, then 100 ms of grace); it took the whole 8 s before.
+  const elapsed = performance.now() - start;
+  assert.ok(elapsed < 3000, `rejected after ${elapsed.toFixed(0)} ms`);
+  assert.equal(await plugin.callI32("entered"), 0);
+});
+
 Deno.test("A worker that crashes fails the call in flight with WorkerCrashedError", {
   permissions: { read: READ_WORKERS, net: ["127.0.0.1"] },
 }, async (t) => {
