@@ -416,13 +416,14 @@ testEachIsolation("env.host_call_tool calls registered host tools with JSON", {
     assert.equal((error.cause as Error).message, "tool exploded");
   });
 
-  await t.step("a tool that fails after its call timed out fails no later call", async () => {
-    await using timed = await loadHostPlugin(loadPlugin, {
+  /** A plugin whose call of `tool` (settling 40 ms later) timed out after 10 ms. */
+  const timedOutTool = async (tool: () => Promise<unknown>): Promise<LoadedPlugin> => {
+    const timed = await loadHostPlugin(loadPlugin, {
       capabilities: [Capability.CallTool, Capability.Timer],
     });
     timed.runtime.registerTool("late", async () => {
       await delay(40);
-      throw new Error("too late");
+      return await tool();
     });
     const [namePtr, nameLen] = await putString(timed.plugin, KEY, "late");
     const [argsPtr, argsLen] = await putString(timed.plugin, VALUE, "{}");
@@ -433,27 +434,17 @@ testEachIsolation("env.host_call_tool calls registered host tools with JSON", {
         }),
       TimeoutError,
     );
+    return timed;
+  };
+
+  await t.step("a tool that fails after its call timed out fails no later call", async () => {
+    await using timed = await timedOutTool(() => Promise.reject(new Error("too late")));
     // The tool fails while this call sleeps.
     await timed.plugin.callVoid("host_sleep_ms", [80]);
   });
 
   await t.step("a tool that answers after its call timed out writes nothing", async () => {
-    await using timed = await loadHostPlugin(loadPlugin, {
-      capabilities: [Capability.CallTool, Capability.Timer],
-    });
-    timed.runtime.registerTool("slow", async () => {
-      await delay(40);
-      return "late";
-    });
-    const [namePtr, nameLen] = await putString(timed.plugin, KEY, "slow");
-    const [argsPtr, argsLen] = await putString(timed.plugin, VALUE, "{}");
-    await assertRejectsWith(
-      () =>
-        timed.plugin.callI32("host_call_tool", [namePtr, nameLen, argsPtr, argsLen, OUT, 64], {
-          timeoutMs: 10,
-        }),
-      TimeoutError,
-    );
+    await using timed = await timedOutTool(() => Promise.resolve("late"));
     const marker = bytesOf("untouched");
     await timed.plugin.writeMemory(OUT, marker);
     // The tool answers while this call sleeps: inline, its answer was written then.
