@@ -47,7 +47,7 @@ import { resolveLimits } from "./compile/mod.ts";
 import type { Isolation, RuntimeConfig } from "./runtime_config.ts";
 import { sha256Hex } from "./compile/mod.ts";
 import { createWasmPlugin, type WasmPlugin } from "./wasm_plugin.ts";
-import { watToBinary } from "./compile/mod.ts";
+import { WAT_CACHE_VERSION, watToBinary } from "./compile/mod.ts";
 import { readCachedBinary, writeCachedBinary } from "./compile/mod.ts";
 
 const logger = getLogger(["wasmplug", "runtime"]);
@@ -245,7 +245,7 @@ export class WasmRuntime implements AsyncDisposable {
     let bytes: Uint8Array | undefined;
     let key: string | undefined;
     if (this.#cacheDir !== undefined) {
-      key = await sha256Hex(text);
+      key = await sha256Hex(`${WAT_CACHE_VERSION}\n${text}`);
       bytes = await readCachedBinary(this.#cacheDir, key);
     }
     if (bytes === undefined) {

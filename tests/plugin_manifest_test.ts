@@ -42,7 +42,16 @@ Deno.test("parseManifest() checks every field", async (t) => {
     ["exports that are not strings", { name: "a", exports: [1] }, /'exports' must be an array/],
     ["an unknown capability", { name: "a", capabilities: ["root"] }, /unknown capability "root"/],
     ["limits that are not an object", { name: "a", limits: 3 }, /'limits' must be an object/],
+    // The name becomes a logger category: a newline in it wrote a forged line into the log.
+    ["a name with a line break", { name: "calc\n12:00 ERR forged" }, /printable text/],
+    ["a name with a control character", { name: "a\u001b[31m" }, /printable text/],
+    ["a name with a line separator", { name: "a\u2028b" }, /printable text/],
+    ["a name with a lone surrogate", { name: "a\ud800" }, /printable text/],
+    ["a name of 129 characters", { name: "n".repeat(129) }, /at most 128 characters/],
   ];
+  await t.step("a name of 128 printable characters, Unicode too, is fine", () => {
+    assert.equal(parseManifest({ name: "é".repeat(128) }).name, "é".repeat(128));
+  });
   for (const [what, value, message] of bad) {
     await t.step(`${what} is a TypeError`, () => {
       assert.throws(() => parseManifest(value), (err: unknown) => {

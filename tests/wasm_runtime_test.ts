@@ -18,6 +18,7 @@ import {
 import { answerBinary, HEADER } from "./fixtures/binary.ts";
 import { CALLS_WAT } from "./fixtures/wat.ts";
 import { workerOptionsOfProcess } from "../src/worker/_worker_options.ts";
+import { WAT_CACHE_VERSION } from "../src/compile/_wat.ts";
 
 const ANSWER_WAT = '(module (func (export "answer") (result i32) i32.const 42))';
 
@@ -183,6 +184,17 @@ Deno.test("WasmRuntime.compileWat() compiles WebAssembly text", {
     assert.ok(compiled.compileTimeMs >= 0);
   });
 
+  await t.step("string literals are UTF-8, names and data alike", async () => {
+    // Given to wabt as a string, each character became its low byte ("é" was 0xe9).
+    const compiled = await runtime.compileWat(
+      "utf8",
+      `(module (memory (export "mémoire") 1) (data (i32.const 0) "é·\u{2028}"))`,
+    );
+    assert.deepEqual(compiled.exports, [{ name: "mémoire", kind: "memory" }]);
+    await using plugin = await runtime.createPlugin(compiled);
+    assert.deepEqual(await plugin.readMemory(0, 7), new TextEncoder().encode("é·\u2028"));
+  });
+
   await t.step("a syntax error is a CompilationError with line and column", async () => {
     const error = await assertRejectsWith(
       () =>
@@ -259,11 +271,14 @@ Deno.test("WasmRuntime cache.dir keeps WAT binaries across runtimes", {
   const dir = await Deno.makeTempDir({ prefix: "wasmplug-cache-" });
   try {
     const otherWat = '(module (func (export "other") (result i32) i32.const 7))';
-    await t.step("the first runtime writes <sha-256 of the text>.wasm", async () => {
+    /** The file name of a text's binary: the SHA-256 of the compiler's version and the text. */
+    const keyOf = (text: string) =>
+      sha256Hex(new TextEncoder().encode(`${WAT_CACHE_VERSION}\n${text}`));
+    await t.step("the first runtime writes <sha-256 of the version and text>.wasm", async () => {
       await using runtime = inlineRuntime({ cache: { dir } });
       const compiled = await runtime.compileWat("answer", ANSWER_WAT);
       await runtime.compileWat("other", otherWat);
-      const textKey = await sha256Hex(new TextEncoder().encode(ANSWER_WAT));
+      const textKey = await keyOf(ANSWER_WAT);
       const stored = await Deno.readFile(`${dir}/${textKey}.wasm`);
       assert.equal(await sha256Hex(stored), compiled.hash);
     });
@@ -272,7 +287,7 @@ Deno.test("WasmRuntime cache.dir keeps WAT binaries across runtimes", {
       // Put the other module's binary under the first text's key: if the second
       // runtime compiled the text itself, it would export "answer".
       const [answerKey, otherKey] = await Promise.all(
-        [ANSWER_WAT, otherWat].map((text) => sha256Hex(new TextEncoder().encode(text))),
+        [ANSWER_WAT, otherWat].map(keyOf),
       );
       await Deno.copyFile(`${dir}/${otherKey}.wasm`, `${dir}/${answerKey}.wasm`);
       await using runtime = inlineRuntime({ cache: { dir } });

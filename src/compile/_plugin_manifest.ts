@@ -25,6 +25,12 @@ const MANIFEST_KEYS = new Set([
   "limits",
 ]);
 
+/** The longest plugin name a manifest may give. */
+const MAX_NAME_LENGTH = 128;
+/** Control characters (C0, DEL, C1) and the line and paragraph separators. */
+// deno-lint-ignore no-control-regex
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+
 /**
  * Checks that a value is a well-formed manifest.
  *
@@ -53,6 +59,16 @@ export function parseManifest(value: unknown, source = "the manifest"): PluginMa
   }
   if (typeof record.name !== "string" || record.name === "") {
     fail("'name' must be a non-empty string");
+  }
+  // The name becomes the plugin's logger category and its label in metrics: a module's own
+  // manifest must not write lines of its own into the host's log.
+  const name = record.name as string;
+  if (name.length > MAX_NAME_LENGTH || !name.isWellFormed() || UNPRINTABLE.test(name)) {
+    fail(
+      `'name' must be at most ${MAX_NAME_LENGTH} characters of printable text, received ${
+        JSON.stringify(name.length > 64 ? `${name.slice(0, 64)}…` : name)
+      }`,
+    );
   }
   for (const key of ["version", "description"]) {
     if (record[key] !== undefined && typeof record[key] !== "string") {

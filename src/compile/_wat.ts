@@ -22,8 +22,25 @@ interface WabtModule {
   destroy(): void;
 }
 
+/**
+ * What the on-disk cache of WAT binaries keys by beside the text (see
+ * `RuntimeConfig.cache.dir`): binaries compiled before the text went to wabt
+ * as UTF-8 had the wrong bytes for non-ASCII string literals.
+ */
+export const WAT_CACHE_VERSION = "wasmplug-wat-2";
+
+/**
+ * The text as wabt must get it: UTF-8 bytes in a buffer of their own (wabt
+ * copies a view's whole buffer, and writes a string's characters as their
+ * low bytes, so "é" in a string literal became 0xe9, not 0xc3 0xa9).
+ */
+function utf8Source(text: string): Uint8Array {
+  const bytes = new TextEncoder().encode(text);
+  return bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
+}
+
 interface Wabt {
-  parseWat(filename: string, text: string, features: Record<string, boolean>): WabtModule;
+  parseWat(filename: string, text: Uint8Array, features: Record<string, boolean>): WabtModule;
 }
 
 /** What wabt's runtime prints (it prints only when it aborts), kept for the error. */
@@ -126,7 +143,7 @@ export async function watToBinary(
   output.printed.length = 0;
   let module: WabtModule | undefined;
   try {
-    module = wabt.parseWat(`${name}.wat`, text, WAT_FEATURES);
+    module = wabt.parseWat(`${name}.wat`, utf8Source(text), WAT_FEATURES);
     module.resolveNames();
     module.validate(VALIDATE_FEATURES);
     return module.toBinary({}).buffer.slice();

@@ -86,7 +86,10 @@ export function eventStream(
     close(): void {
       if (ended) return;
       end();
-      controller.close();
+      // A client that stopped reading would hold its backlog, and the server's shutdown, for
+      // good: its stream ends at once, unsent events dropped. The others end cleanly.
+      if ((controller.desiredSize ?? 1) <= 0) controller.error(new Error("The dashboard closed"));
+      else controller.close();
     },
   };
 }

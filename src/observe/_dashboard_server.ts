@@ -32,6 +32,23 @@ const EVENT_BUFFER_SIZE = 256;
 const DEFAULT_HEARTBEAT_MS = 15_000;
 /** Open `/events` streams at most: each one serializes every event while it lasts. */
 const MAX_EVENT_STREAMS = 32;
+/**
+ * How long `close()` waits for the server's connections to end: past it, it
+ * resolves, and a connection still open (a client that stopped reading)
+ * no longer keeps the process alive.
+ */
+const CLOSE_WAIT_MS = 1000;
+
+/** Whether `promise` settles within `ms` (its timer is cleared when it does). */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms));
+  try {
+    return await Promise.race([promise.then(() => true, () => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** What the server needs from a manager. */
 export interface DashboardSource {
@@ -84,7 +101,14 @@ export function startDashboardServer(
     closing ??= (async () => {
       signal?.removeEventListener("abort", onAbort);
       for (const stream of [...routes.streams]) stream.close();
-      await server.shutdown();
+      // Deno's shutdown waits for every response to be sent: a client that stopped reading
+      // would hold it (and the manager's close()) for as long as it stays connected.
+      if (!await settlesWithin(server.shutdown(), CLOSE_WAIT_MS)) {
+        server.unref();
+        logger.warn(
+          "A dashboard client that does not read is still connected; the server ends when it goes",
+        );
+      }
       internals.onClose?.();
     })();
     return closing;

@@ -71,10 +71,16 @@ export interface ServeOptions {
 export interface DashboardServer extends AsyncDisposable {
   /** Where the dashboard is, e.g. `http://127.0.0.1:8787/`. */
   readonly url: URL;
-  /** Settles once the server has stopped (after `close()` or the signal). */
+  /**
+   * Settles once the server has stopped (after `close()` or the signal) and
+   * its last connection has ended.
+   */
   readonly finished: Promise<void>;
   /**
-   * Ends every event stream and stops the server. Idempotent.
+   * Ends every event stream and stops the server. Idempotent. It waits at
+   * most a second for the connections to end: a client that stopped reading
+   * its event stream stays connected until it goes, without keeping the
+   * process alive, and `finished` settles then.
    *
    * @example
    * ```ts ignore

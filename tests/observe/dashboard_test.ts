@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import {
+  Capability,
   type DashboardServer,
   PluginEvent,
   PluginManager,
@@ -14,7 +15,7 @@ import {
   TrapError,
   type WasmRuntime,
 } from "../../mod.ts";
-import { inlineRuntime, RUN_SLOW, SLOW } from "../_helpers.ts";
+import { delay, inlineRuntime, RUN_SLOW, SLOW } from "../_helpers.ts";
 import { eventStream, serializeEvent } from "../../src/observe/_dashboard_events.ts";
 import { startDashboardServer } from "../../src/observe/_dashboard_server.ts";
 import { Chromium, findChromium } from "../../scripts/_chromium.ts";
@@ -37,6 +38,14 @@ const WORK_WAT = `(module
     (local.get $acc)))`;
 
 const XSS_NAME = "<img src=x onerror=alert(1)>";
+
+/** `spam` sends a 60 000-byte message: each is an event of about 1 KiB on `/events`. */
+const SPAM_WAT = `(module
+  (import "env" "host_send_message" (func $send (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 2)
+  (data (i32.const 0) "peer")
+  (func (export "spam") (result i32)
+    (call $send (i32.const 0) (i32.const 4) (i32.const 16) (i32.const 60000))))`;
 
 /** One Server-Sent Events frame. */
 interface Frame {
@@ -420,6 +429,42 @@ Deno.test("The server stops on close(), on its signal, and when the manager clos
       assert.equal(await frames.next(), undefined, "the stream ended");
       await server.finished;
       await refused(server);
+    },
+  );
+
+  await t.step(
+    "close() ends within a second while a client no longer reads its events",
+    async () => {
+      await using env = managerWithPlugins();
+      const handle = await env.manager.loadWat(SPAM_WAT, {
+        capabilities: [Capability.SendMessage],
+      });
+      const server = env.manager.serve({ port: 0 });
+      const client = await Deno.connect({ hostname: "127.0.0.1", port: Number(server.url.port) });
+      try {
+        await client.write(
+          new TextEncoder().encode("GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
+        );
+        await delay(100);
+        // About 1 KiB of SSE an event, sent as they come: the socket's buffers fill, as the
+        // client reads nothing.
+        for (let i = 0; i < 3000; i++) {
+          await env.manager.callI32(handle, "spam");
+          if (i % 100 === 0) await delay(1);
+        }
+        await delay(300);
+        // Deno's shutdown waited for the client to go (the manager's close() too).
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const closed = await Promise.race([
+          server.close().then(() => true),
+          new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), 5000)),
+        ]);
+        clearTimeout(timer);
+        assert.ok(closed, "close() still waits after 5 s");
+      } finally {
+        client.close();
+      }
+      await server.finished;
     },
   );
 
