@@ -132,9 +132,13 @@ function ioAtOffset(
   const guest = state.guest();
   const spans = guest.iovecs(call.iovs, call.iovsLen);
   guest.check(call.resultPtr, 4);
-  const { file } = descriptor(state, call.fd, needs);
+  const { file, flags } = descriptor(state, call.fd, needs);
   const io = needs === "readable" ? readSpans : writeSpans;
-  const moved = atOffset(file, call.offset, () => io(file, guest, spans, state.checkpoint));
+  // Linux (and wasmtime) ignore a pwrite's offset on a file opened to append: it appends.
+  const offset = needs === "writable" && (flags & FdFlags.APPEND) !== 0
+    ? BigInt(file.statSync().size)
+    : call.offset;
+  const moved = atOffset(file, offset, () => io(file, guest, spans, state.checkpoint));
   guest.setU32(call.resultPtr, moved);
   return Errno.SUCCESS;
 }

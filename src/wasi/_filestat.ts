@@ -40,7 +40,10 @@ export function writeFilestat(guest: Guest, ptr: number, info: Deno.FileInfo | u
   guest.setU64(ptr + 32, info.size);
   guest.setU64(ptr + 40, nanoseconds(info.atime));
   guest.setU64(ptr + 48, nanoseconds(info.mtime));
-  guest.setU64(ptr + 56, nanoseconds(info.birthtime ?? info.mtime));
+  // The status-change time: never before the last write (Deno gives it in whole seconds).
+  const ctim = nanoseconds(info.ctime ?? info.mtime);
+  const mtim = nanoseconds(info.mtime);
+  guest.setU64(ptr + 56, ctim > mtim ? ctim : mtim);
 }
 
 /** What `fd_filestat_set_times` and `path_filestat_set_times` set: `fstflags` and its two times. */

@@ -66,6 +66,8 @@ export interface Resolved {
   readonly host: string;
   /** What is there (`lstat`, or `stat` when a symlink was followed), `undefined` if nothing. */
   readonly info: Deno.FileInfo | undefined;
+  /** The path ended in `/`: it names a directory, or nothing that can be made a file. */
+  readonly directoryOnly?: boolean;
 }
 
 /** The canonical components of `real` below `preopen`, or `ENOTCAPABLE` if it is outside. */
@@ -210,5 +212,5 @@ export function resolvePath(
     info = Deno.statSync(hostPath(preopen, rel));
   }
   if (trailingSlash && info !== undefined && !info.isDirectory) fail(Errno.NOTDIR);
-  return { preopen, rel, host: hostPath(preopen, rel), info };
+  return { preopen, rel, host: hostPath(preopen, rel), info, directoryOnly: trailingSlash };
 }

@@ -162,6 +162,8 @@ function checkOpen(target: Resolved, oflags: number, rightsBase: bigint): void {
   if (info?.isSymlink) fail(Errno.LOOP); // not followed: the guest asked for O_NOFOLLOW
   if (info !== undefined && mode.create && mode.exclusive) fail(Errno.EXIST);
   if (info === undefined && !mode.create) fail(Errno.NOENT);
+  // "name/" with O_CREAT names a directory: no file of that name is made (Linux: EISDIR).
+  if (info === undefined && target.directoryOnly === true) fail(Errno.ISDIR);
   if (oflags & OFlags.DIRECTORY && info !== undefined && !info.isDirectory) fail(Errno.NOTDIR);
   if (info !== undefined) assertOpenable(info);
   if (mode.directory) {

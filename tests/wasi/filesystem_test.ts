@@ -185,6 +185,26 @@ Deno.test(
       assert.equal(Deno.readTextFileSync(`${s.root}/sandbox/hello.txt`), "Hello");
     });
 
+    await t.step("pwrite on a file opened to append appends, as on Linux", () => {
+      const [, fd] = s.open("log.txt", {
+        oflags: O_CREAT,
+        rights: FD_READ | FD_WRITE,
+        fdflags: 1, // APPEND
+      });
+      assert.equal(s.write(fd, "hello"), E.SUCCESS);
+      const n = scratch.alloc(4);
+      // It overwrote the start ("Pello") before.
+      assert.equal(call("fd_pwrite", fd, scratch.iovecs(scratch.put("P")), 1, 0n, n), E.SUCCESS);
+      assert.equal(call("fd_close", fd), E.SUCCESS);
+      assert.equal(Deno.readTextFileSync(`${s.root}/sandbox/log.txt`), "helloP");
+    });
+
+    await t.step("O_CREAT of a name ending in / makes no file: EISDIR, as on Linux", () => {
+      // It made a regular file "newf" before.
+      assert.equal(s.open("newf/", { oflags: O_CREAT, rights: FD_WRITE })[0], E.ISDIR);
+      assert.throws(() => Deno.statSync(`${s.root}/sandbox/newf`), Deno.errors.NotFound);
+    });
+
     await t.step("missing files, directories as files, files as directories", () => {
       assert.equal(s.open("missing.txt")[0], E.NOENT);
       assert.equal(s.open("hello.txt", { oflags: O_DIRECTORY })[0], E.NOTDIR);
