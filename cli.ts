@@ -267,7 +267,7 @@ const RUN: CommandSpec = {
   name: "run",
   arguments: "<file> [args…] [-- args…]",
   summary:
-    "Run a WASI command: stdin, stdout and stderr pass through, and its exit code is the CLI's",
+    "Run a WASI command: stdin, stdout and stderr pass through (at most 1 MiB of output each), and its exit code is the CLI's",
   notes: [
     "Grants the command wasi, random and timer; --dir also grants filesystem, limited to the " +
     "given directories: its worker may read them (and write the :rw ones), nothing else. " +
@@ -1002,7 +1002,11 @@ async function run(args: ParsedArgs, io: CliIo): Promise<number> {
   const result = await command.run({ stdin });
   io.writeStdout(result.stdout);
   io.writeStderr(result.stderr);
-  return result.exitCode;
+  if (result.outputTruncated) {
+    io.stderr("warning: the command's output was cut: a run keeps at most 1 MiB of each stream");
+  }
+  // A process exit code is a byte: 256 would read as a success.
+  return result.exitCode > 255 ? 255 : result.exitCode;
 }
 
 // ---------------------------------------------------------------------------

@@ -212,6 +212,15 @@ cliTest("run", {
     stdout:
       /^lines: 0\nargs: a b\ngreeting: Hello from the preopened \/data directory!\nprobe \/data\/\.\.\/secret\.txt: denied/,
   },
+  "an exit code above 255 is 255, not the 0 a byte would make of 256": {
+    args: ["run", "tests/cli/fixtures/exit_256.wat"],
+    code: 255,
+  },
+  "output cut at 1 MiB is said so on stderr": {
+    args: ["run", "tests/cli/fixtures/two_mib_output.wat"],
+    code: 0,
+    stderr: /^warning: the command's output was cut: a run keeps at most 1 MiB of each stream/,
+  },
   "without --dir the command cannot read its data": {
     args: ["run", "examples/c_wasi/c_wasi.wasm"],
     code: 1,
