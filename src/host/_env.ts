@@ -71,6 +71,11 @@ type Imported = (...args: number[]) => unknown;
 export type HostCallable = (...args: unknown[]) => unknown;
 
 interface BuiltinSpec {
+  /**
+   * Its wasm type, as `docs/ABI.md` gives it: parameter types, `->`, result
+   * types (`i` an i32, `I` an i64); imports of it must declare it.
+   */
+  readonly type: string;
   readonly capability: string | undefined;
   /** True when the function may wait for a promise (needs JSPI). */
   readonly async: boolean;
@@ -195,6 +200,7 @@ const RANDOM_SLICE = 1024 * 1024;
 
 const BUILTINS: Record<string, BuiltinSpec> = {
   host_log: {
+    type: "iii->",
     capability: undefined,
     async: false,
     make: (ctx) => (level, ptr, len) => {
@@ -204,6 +210,7 @@ const BUILTINS: Record<string, BuiltinSpec> = {
     },
   },
   host_set_error: {
+    type: "ii->",
     capability: undefined,
     async: false,
     make: (ctx) => (ptr, len) => {
@@ -212,6 +219,7 @@ const BUILTINS: Record<string, BuiltinSpec> = {
     },
   },
   host_get_config: {
+    type: "iiii->i",
     capability: Capability.ReadConfig,
     async: false,
     make: (ctx) => (keyPtr, keyLen, outPtr, outCap) => {
@@ -221,6 +229,7 @@ const BUILTINS: Record<string, BuiltinSpec> = {
     },
   },
   host_set_config: {
+    type: "iiii->i",
     capability: Capability.WriteConfig,
     async: false,
     make: (ctx) => (keyPtr, keyLen, valPtr, valLen) => {
@@ -230,6 +239,7 @@ const BUILTINS: Record<string, BuiltinSpec> = {
     },
   },
   host_storage_get: {
+    type: "iiii->i",
     capability: Capability.ReadState,
     async: false,
     make: (ctx) => (keyPtr, keyLen, outPtr, outCap) => {
@@ -239,6 +249,7 @@ const BUILTINS: Record<string, BuiltinSpec> = {
     },
   },
   host_storage_set: {
+    type: "iiii->i",
     capability: Capability.WriteState,
     async: false,
     make: (ctx) => (keyPtr, keyLen, valPtr, valLen) => {
@@ -248,6 +259,7 @@ const BUILTINS: Record<string, BuiltinSpec> = {
     },
   },
   host_send_message: {
+    type: "iiii->i",
     capability: Capability.SendMessage,
     async: false,
     make: (ctx) => (toPtr, toLen, msgPtr, msgLen) => {
@@ -261,6 +273,7 @@ const BUILTINS: Record<string, BuiltinSpec> = {
     },
   },
   host_call_tool: {
+    type: "iiiiii->i",
     capability: Capability.CallTool,
     async: true,
     make: (ctx) => (namePtr, nameLen, argsPtr, argsLen, outPtr, outCap) => {
@@ -281,6 +294,7 @@ const BUILTINS: Record<string, BuiltinSpec> = {
     },
   },
   host_http_fetch: {
+    type: "iiii->i",
     capability: Capability.NetworkAccess,
     async: true,
     make: (ctx) => (reqPtr, reqLen, outPtr, outCap) => {
@@ -295,16 +309,19 @@ const BUILTINS: Record<string, BuiltinSpec> = {
     },
   },
   host_now_ms: {
+    type: "->I",
     capability: Capability.Timer,
     async: false,
     make: () => () => BigInt(Date.now()),
   },
   host_sleep_ms: {
+    type: "i->",
     capability: Capability.Timer,
     async: true,
     make: (ctx) => (ms) => sleep(Math.max(0, Math.min(ms, MAX_TIMER_MS)), ctx.slot.signal),
   },
   host_random_bytes: {
+    type: "ii->i",
     capability: Capability.Random,
     async: false,
     make: (ctx) => (ptr, len) => {
@@ -448,34 +465,14 @@ export function builtinCapability(name: string): string | null | undefined {
 }
 
 /**
- * Each built-in's wasm type, as `docs/ABI.md` gives it: parameter types,
- * `->`, result types (`i` an i32, `I` an i64).
- */
-const BUILTIN_TYPES: Readonly<Record<string, string>> = {
-  host_log: "iii->",
-  host_set_error: "ii->",
-  host_get_config: "iiii->i",
-  host_set_config: "iiii->i",
-  host_storage_get: "iiii->i",
-  host_storage_set: "iiii->i",
-  host_send_message: "iiii->i",
-  host_call_tool: "iiiiii->i",
-  host_http_fetch: "iiii->i",
-  host_now_ms: "->I",
-  host_sleep_ms: "i->",
-  host_random_bytes: "ii->i",
-};
-
-/**
  * The wasm type of built-in `name` (see `docs/ABI.md`), for the check of a
  * module's import of it; `undefined` when `name` is no built-in.
  */
 export function builtinType(
   name: string,
 ): { readonly params: readonly string[]; readonly results: readonly string[] } | undefined {
-  const type = Object.hasOwn(BUILTIN_TYPES, name) ? BUILTIN_TYPES[name]! : undefined;
-  if (type === undefined) return undefined;
-  const [params, results] = type.split("->") as [string, string];
+  if (!Object.hasOwn(BUILTINS, name)) return undefined;
+  const [params, results] = BUILTINS[name]!.type.split("->") as [string, string];
   const valueType = (letter: string): string => letter === "I" ? "i64" : "i32";
   return { params: [...params].map(valueType), results: [...results].map(valueType) };
 }
