@@ -295,6 +295,16 @@ Deno.test("WasmRuntime cache.dir keeps WAT binaries across runtimes", {
       assert.deepEqual(compiled.exports.map((e) => e.name), ["other"]);
     });
 
+    await t.step("an entry that is not a valid module is compiled again and replaced", async () => {
+      const key = await keyOf(otherWat);
+      const valid = await Deno.readFile(`${dir}/${key}.wasm`);
+      await Deno.writeFile(`${dir}/${key}.wasm`, valid.subarray(0, valid.length - 3));
+      await using runtime = inlineRuntime({ cache: { dir } });
+      const compiled = await runtime.compileWat("other", otherWat);
+      assert.deepEqual(compiled.exports.map((e) => e.name), ["other"]);
+      assert.deepEqual(await Deno.readFile(`${dir}/${key}.wasm`), valid);
+    });
+
     await t.step("a cache dir that cannot be written does not fail compilation", async () => {
       await using runtime = inlineRuntime({ cache: { dir: `${dir}/not-a-dir.wasm/sub` } });
       await Deno.writeFile(`${dir}/not-a-dir.wasm`, new Uint8Array());

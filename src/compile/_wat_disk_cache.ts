@@ -9,10 +9,18 @@ import { getLogger } from "@logtape/logtape";
 
 const logger = getLogger(["wasmplug", "cache"]);
 
-/** Reads the cached binary for `key`, or `undefined` (a miss or an unreadable cache). */
+/**
+ * Reads the cached binary for `key`, or `undefined`: a miss, an unreadable
+ * cache, or an entry that is not a valid module (cut short by a full disk,
+ * say), which the caller then compiles again and overwrites.
+ */
 export async function readCachedBinary(dir: string, key: string): Promise<Uint8Array | undefined> {
+  const path = `${dir}/${key}.wasm`;
   try {
-    return await Deno.readFile(`${dir}/${key}.wasm`);
+    const bytes = await Deno.readFile(path);
+    if (WebAssembly.validate(bytes)) return bytes;
+    logger.warn("Ignoring the module cache entry {path}: it is not a valid module", { path });
+    return undefined;
   } catch (err) {
     if (!(err instanceof Deno.errors.NotFound)) {
       logger.warn("Cannot read the module cache at {dir}: {error}", { dir, error: String(err) });

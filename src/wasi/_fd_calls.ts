@@ -97,12 +97,18 @@ function describe(entry: Descriptor): [number, bigint, bigint] {
     case "stderr":
       return [Filetype.CHARACTER_DEVICE, STDOUT_RIGHTS, 0n];
     case "directory": {
-      // A directory the host does not let the plugin write reports no right to change files.
+      // A directory the host does not let the plugin write reports no right to change its
+      // entries. Its inheriting rights stay whole: wasi-libc masks the rights an `open()`
+      // asks for with them, so `O_RDWR` would quietly open a file read-only there and fail
+      // at the first write; asked for, write rights make `path_open` fail with EACCES at
+      // once (wasmtime fails such an open too).
       const writable = Deno.permissions.querySync({ name: "write", path: entry.preopen.host })
         .state === "granted";
-      return writable
-        ? [Filetype.DIRECTORY, DIRECTORY_RIGHTS, Rights.ALL]
-        : [Filetype.DIRECTORY, DIRECTORY_RIGHTS & ~WRITE_RIGHTS, Rights.ALL & ~WRITE_RIGHTS];
+      return [
+        Filetype.DIRECTORY,
+        writable ? DIRECTORY_RIGHTS : DIRECTORY_RIGHTS & ~WRITE_RIGHTS,
+        Rights.ALL,
+      ];
     }
     case "file": {
       let rights = FILE_RIGHTS;

@@ -45,15 +45,60 @@ export function newWorker(
     } as WorkerOptions);
   } catch (err) {
     if (!(err instanceof Deno.errors.NotCapable) || permissions === null) throw err;
-    const granted = Object.entries(permissions)
-      .filter(([, value]) => value !== false)
-      .map(([name, value]) => `${name}: ${Array.isArray(value) ? value.join(", ") : value}`);
+    const missing = permissionsMissing(permissions);
+    // If the host's permissions cannot say which (they changed meanwhile), all of them.
+    const named = missing.length > 0 ? missing : describePermissions(permissions);
     throw new InstantiationError(
       `Cannot start the worker of plugin "${pluginName}": its capabilities grant Deno permissions the host does not have (${
-        granted.join("; ")
+        named.join("; ")
       }), and a worker cannot have more than its host`,
       { cause: err },
     );
+  }
+}
+
+/** The field of a permission descriptor that names one item of a permission's list. */
+const ITEM_FIELDS: Readonly<Record<string, string>> = {
+  read: "path",
+  write: "path",
+  ffi: "path",
+  net: "host",
+  import: "host",
+  env: "variable",
+  run: "command",
+  sys: "kind",
+};
+
+/** Each granted permission as `name: items` (or `name: true`). */
+function describePermissions(permissions: Deno.PermissionOptionsObject): string[] {
+  return Object.entries(permissions)
+    .filter(([, value]) => value !== false && value !== undefined)
+    .map(([name, value]) => `${name}: ${Array.isArray(value) ? value.join(", ") : value}`);
+}
+
+/** Which of `permissions` the host lacks, each as `name: items` (or `name: true`). */
+function permissionsMissing(permissions: Deno.PermissionOptionsObject): string[] {
+  const missing: string[] = [];
+  for (const [name, value] of Object.entries(permissions)) {
+    if (value === false || value === undefined || value === "inherit") continue;
+    const field = ITEM_FIELDS[name];
+    if (Array.isArray(value) && field !== undefined) {
+      const lacking = value.filter((item) => !hostHas({ name, [field]: String(item) }));
+      if (lacking.length > 0) missing.push(`${name}: ${lacking.join(", ")}`);
+    } else if (!hostHas({ name })) {
+      missing.push(`${name}: ${value}`);
+    }
+  }
+  return missing;
+}
+
+/** Whether the host holds the permission `descriptor` names (false if Deno cannot say). */
+function hostHas(descriptor: Record<string, string>): boolean {
+  try {
+    return Deno.permissions.querySync(descriptor as unknown as Deno.PermissionDescriptor)
+      .state === "granted";
+  } catch {
+    return false;
   }
 }
 

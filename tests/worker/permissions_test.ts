@@ -169,6 +169,27 @@ Deno.test("A plugin cannot be granted Deno permissions its host lacks", {
   assert.equal(runtime.pluginCount, 0);
 });
 
+Deno.test("The start error names only the permissions the host lacks", {
+  permissions: { net: ["127.0.0.1"], read: [...READ_WORKERS, FIXTURES] },
+}, async () => {
+  await using runtime = workerRuntime();
+  const error = await assertRejectsWith(
+    () =>
+      runtime.createPluginFromWat(FETCH_WAT, {
+        name: "writer",
+        capabilities: [Capability.FileSystem, Capability.NetworkAccess],
+        allowedHosts: ["127.0.0.1", "example.com"],
+        allowedPaths: { read: [FIXTURES], write: [FIXTURES] },
+      }),
+    InstantiationError,
+  );
+  assert.match(
+    error.message,
+    /the host does not have \(net: example\.com; write: [^;)]*fixtures\/?\)/,
+  );
+  assert.doesNotMatch(error.message, /read:|127\.0\.0\.1/);
+});
+
 /** Every Deno permission name. */
 const PERMISSION_NAMES = ["read", "write", "net", "env", "run", "ffi", "sys", "import"] as const;
 
