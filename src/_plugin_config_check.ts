@@ -91,17 +91,66 @@ function checkWasi(wasi: unknown): void {
   if (preopens !== undefined) checkStringRecord("wasi.preopens", preopens, { emptyValues: false });
 }
 
+/** `value`'s own enumerable properties, each read once, in an object with no prototype. */
+function own(value: object): Record<string, unknown> {
+  return Object.assign(Object.create(null), value);
+}
+
+/** `value` copied when it is an array (holes become `undefined`), else as it is. */
+function copyArray(value: unknown): unknown {
+  return Array.isArray(value) ? Array.from(value) : value;
+}
+
+/** `value` copied with {@linkcode own} when it is a record, else as it is. */
+function copyRecord(value: unknown): unknown {
+  return isRecord(value) ? own(value) : value;
+}
+
 /**
- * Returns `config` when every field has its documented shape.
+ * A snapshot of a config: its own fields and those of its nested objects,
+ * each read once, in objects without a prototype. So what is checked is
+ * what is used: no getter is read twice, no field comes from a (polluted)
+ * `Object.prototype`, and a `Proxy` or class instance becomes plain data a
+ * worker can be sent.
+ */
+function snapshot(config: Record<string, unknown>): Record<string, unknown> {
+  const copy = own(config);
+  copyFields(copy, { resourceLimits: copyRecord, config: copyRecord });
+  copyFields(copy, { capabilities: copyArray, allowedHosts: copyArray });
+  if (isRecord(copy.allowedPaths)) {
+    copy.allowedPaths = copyFields(own(copy.allowedPaths), { read: copyArray, write: copyArray });
+  }
+  if (isRecord(copy.wasi)) {
+    const copiers = { args: copyArray, env: copyRecord, preopens: copyRecord };
+    copy.wasi = copyFields(own(copy.wasi), copiers);
+  }
+  return copy;
+}
+
+/** Replaces each field of `record` named in `copiers` (those it has) with its copy. */
+function copyFields(
+  record: Record<string, unknown>,
+  copiers: Record<string, (value: unknown) => unknown>,
+): Record<string, unknown> {
+  for (const [key, copier] of Object.entries(copiers)) {
+    if (key in record) record[key] = copier(record[key]);
+  }
+  return record;
+}
+
+/**
+ * Returns a snapshot of `config` (see {@linkcode snapshot}) when every field
+ * has its documented shape.
  *
  * @throws {TypeError} Naming the first field that does not.
  */
-export function checkPluginConfig(config: WasmPluginConfig): WasmPluginConfig {
-  if (!isRecord(config)) {
+export function checkPluginConfig(given: WasmPluginConfig): WasmPluginConfig {
+  if (!isRecord(given)) {
     throw new TypeError(
-      `Cannot create a plugin: expected a config object, received ${describeValue(config)}`,
+      `Cannot create a plugin: expected a config object, received ${describeValue(given)}`,
     );
   }
+  const config = snapshot(given) as WasmPluginConfig;
   assertKnownKeys("the plugin config", config, PLUGIN_CONFIG_KEYS);
   for (const key of ["name", "id"] as const) {
     if (config[key] !== undefined) checkString(key, config[key], { nul: false });

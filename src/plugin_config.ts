@@ -55,7 +55,11 @@ export interface WasmPluginConfig {
   config?: Record<string, string>;
   /** With `Capability.NetworkAccess`: the hosts the plugin may reach. */
   allowedHosts?: string[];
-  /** With `Capability.FileSystem`: the paths the plugin may read and write. */
+  /**
+   * With `Capability.FileSystem`: the paths the plugin may read and write.
+   * WASI may change only what lies in `write` (or below it), in both
+   * isolations; an inline plugin could otherwise change whatever the host may.
+   */
   allowedPaths?: { read?: string[]; write?: string[] };
   /** WASI arguments, environment and preopened directories. */
   wasi?: { args?: string[]; env?: Record<string, string>; preopens?: Record<string, string> };

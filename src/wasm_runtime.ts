@@ -17,7 +17,7 @@ import {
 } from "./compile/mod.ts";
 import type { PluginBackend } from "./backend/mod.ts";
 import type { CacheStats } from "./cache_stats.ts";
-import type { Capability } from "./capability.ts";
+import { Capability } from "./capability.ts";
 import { parseCapabilities } from "./_capability_grants.ts";
 import type { CompiledModule } from "./compile/compiled_module.ts";
 import {
@@ -610,6 +610,9 @@ export class WasmRuntime implements AsyncDisposable {
       allowedHosts: env.allowedHosts,
       limits,
       wasi: settings.wasi,
+      writablePaths: identity.capabilities.has(Capability.FileSystem)
+        ? settings.allowedPaths?.write ?? []
+        : [],
       idleTimeoutMs: this.#idleTimeoutMs,
     });
     const { linkerFunctions } = plan.imports;

@@ -68,6 +68,7 @@ async function counter(): Promise<{ spec: InstanceSpec; bindings: InstanceBindin
     allowedHosts: ["example.com"],
     limits: DEFAULT_LIMITS,
     wasi: { args: ["--verbose"], env: { MODE: "test" } },
+    writablePaths: [],
     idleTimeoutMs: 2000,
   });
   const services = createHostServices({

@@ -4,6 +4,7 @@ import {
   Capability,
   InvalidFunctionError,
   MemoryOutOfBoundsError,
+  OutOfMemoryError,
   PluginStateError,
   TrapError,
   TypeMismatchError,
@@ -512,6 +513,25 @@ testEachIsolation(
       assert.deepEqual(await other.plugin.callBytes("reverse", bytesOf("ab")), bytesOf("ba"));
       assert.equal(await other.plugin.callI32("freed"), 2);
     });
+
+    await t.step(
+      "an allocator answering 0 is an OutOfMemoryError; nothing is written",
+      async () => {
+        await using other = await loadPlugin(`(module
+        (memory (export "memory") 1)
+        (data (i32.const 0) "keep")
+        (func (export "alloc") (param i32) (result i32) i32.const 0)
+        (func (export "sum") (param i32 i32) (result i32) i32.const 7)
+        (func (export "head") (result i32) i32.const 0 i32.load))`);
+        await assertRejectsWith(
+          () => other.plugin.callWithBytes("sum", bytesOf("overwrite")),
+          OutOfMemoryError,
+          { message: 'The plugin\'s alloc(9) answered 0 (out of memory) for the input of "sum"' },
+        );
+        assert.deepEqual(await other.plugin.readMemory(0, 4), bytesOf("keep"));
+        assert.equal(await other.plugin.callWithBytes("sum", new Uint8Array()), 7);
+      },
+    );
 
     await t.step("a plugin without an allocator is an InvalidFunctionError", async () => {
       await using other = await loadPlugin(NO_ALLOCATOR_WAT);

@@ -18,6 +18,7 @@ import {
   FuelExhaustedError,
   GuestError,
   InstantiationError,
+  OutOfMemoryError,
   TimeoutError,
   TrapError,
   type WasmError,
@@ -38,7 +39,7 @@ import { findExportedMemory, GuestMemory } from "../host/mod.ts";
 import { hasJspi, promising, suspending } from "./_jspi.ts";
 import { classifyCallError } from "./_trap.ts";
 import { WasiExit } from "../wasi/wasi_exit.ts";
-import { WasiPreview1 } from "../wasi/wasi_preview1.ts";
+import { type WasiOptions, WasiPreview1 } from "../wasi/wasi_preview1.ts";
 import { wasiStates } from "../wasi/mod.ts";
 
 /**
@@ -160,6 +161,7 @@ export class PluginInstance implements PluginBackend {
       // Inside: a memory made for an import can fail to allocate.
       instance = await WebAssembly.instantiate(this.#spec.module, this.#buildImports());
     } catch (err) {
+      if (err instanceof InstantiationError) throw err;
       const cause = this.#slot.error ?? classifyCallError(err, this.#spec.maxCallDepth);
       this.#slot.error = undefined;
       throw new InstantiationError(`Cannot instantiate the module: ${cause.message}`, { cause });
@@ -297,6 +299,25 @@ export class PluginInstance implements PluginBackend {
     };
   }
 
+  /**
+   * The plugin's WASI instance.
+   *
+   * @throws {InstantiationError} If a preopen cannot be opened (not a
+   *   directory, or one Deno does not let the host read).
+   */
+  #newWasi(options: WasiOptions): WasiPreview1 {
+    try {
+      return new WasiPreview1(options);
+    } catch (err) {
+      throw new InstantiationError(
+        `Cannot give plugin "${this.#spec.pluginName}" its WASI preopens: ${
+          err instanceof Error ? err.message : String(err)
+        }`,
+        { cause: err },
+      );
+    }
+  }
+
   /** A WASI function, denied without `Capability.Wasi`. */
   #wasiFunction(name: string): unknown {
     const { wasi, pluginName } = this.#spec;
@@ -310,12 +331,13 @@ export class PluginInstance implements PluginBackend {
         );
       });
     }
-    this.#wasi ??= new WasiPreview1({
+    this.#wasi ??= this.#newWasi({
       args: [pluginName, ...(wasi?.args ?? [])],
       env: wasi?.env ?? {},
       preopens: wasi?.preopens ?? {},
       ...(stdin === undefined ? {} : { stdin }),
       fileSystem: capabilities.has(Capability.FileSystem),
+      writable: this.#spec.writablePaths,
       random: capabilities.has(Capability.Random),
       checkpoint: () => this.#checkDeadline(),
     });
@@ -547,7 +569,9 @@ export class PluginInstance implements PluginBackend {
    */
   #exchange(call: BytesCall, { fn, alloc, free }: BytesExports): number | Uint8Array {
     const { input } = call;
-    const inPtr = input.length === 0 ? 0 : (this.#step(alloc, input.length) as number) >>> 0;
+    const inPtr = input.length === 0
+      ? 0
+      : allocated(call, (this.#step(alloc, input.length) as number) >>> 0);
     this.memory.write(inPtr, input);
     const raw = this.#step(fn, inPtr, input.length);
     if (!call.packedOutput) {
@@ -573,7 +597,9 @@ export class PluginInstance implements PluginBackend {
     { fn, alloc, free }: BytesExports,
   ): Promise<number | Uint8Array> {
     const { input } = call;
-    const inPtr = input.length === 0 ? 0 : (await this.#step(alloc, input.length) as number) >>> 0;
+    const inPtr = input.length === 0
+      ? 0
+      : allocated(call, (await this.#step(alloc, input.length) as number) >>> 0);
     this.memory.write(inPtr, input);
     const raw = await this.#step(fn, inPtr, input.length);
     // A host function that settled during the awaits may have failed the call.
@@ -814,6 +840,20 @@ interface BytesExports {
   readonly fn: Callable;
   readonly alloc: Callable;
   readonly free: Callable | undefined;
+}
+
+/**
+ * The pointer the guest's allocator answered for a bytes call's (non-empty)
+ * input, checked: 0 is its "out of memory", and writing there would
+ * overwrite the guest's own data.
+ *
+ * @throws {OutOfMemoryError} If the allocator answered 0.
+ */
+function allocated(call: BytesCall, ptr: number): number {
+  if (ptr !== 0) return ptr;
+  throw new OutOfMemoryError(
+    `The plugin's ${call.alloc}(${call.input.length}) answered 0 (out of memory) for the input of "${call.fn}"`,
+  );
 }
 
 /** The output pointer and length a bytes-ABI function packs into its i64 result. */

@@ -19,6 +19,7 @@ import type { HostCallable } from "../host/mod.ts";
 import type { HostEnvironment, HostServices } from "../host/mod.ts";
 import type { InstrumentMetadata } from "../metering/mod.ts";
 import type { ResourceLimits } from "../resource_limits.ts";
+import { absolutePaths } from "../wasi/mod.ts";
 
 /** How one import of the module is provided. */
 export interface ImportPlan {
@@ -77,6 +78,12 @@ export interface InstanceSpec {
   readonly maxCallDepth: number;
   /** WASI arguments, environment and preopens, for a module that imports WASI. */
   readonly wasi: WasiSettings | undefined;
+  /**
+   * The absolute paths WASI may change (`allowedPaths.write` with
+   * `Capability.FileSystem`, else none): in a worker Deno's permissions say
+   * the same, inline they are the only bound besides the host's own.
+   */
+  readonly writablePaths: readonly string[];
   /** Budgets of the module's start function: the plugin's own limits. */
   readonly startBudget: StartBudget;
   /**
@@ -145,6 +152,8 @@ export interface InstanceDescription {
   readonly limits: Readonly<ResourceLimits>;
   /** The plugin config's WASI settings. */
   readonly wasi: WasiSettings | undefined;
+  /** The paths WASI may change, as configured (see {@linkcode InstanceSpec.writablePaths}). */
+  readonly writablePaths: readonly string[];
   /** The runtime's `idleTimeoutMs`. */
   readonly idleTimeoutMs: number;
 }
@@ -159,12 +168,24 @@ export function describeInstance(description: InstanceDescription): InstanceSpec
     imports: description.imports,
     pluginName: description.pluginName,
     capabilities: [...description.capabilities],
-    allowedHosts: description.allowedHosts,
+    allowedHosts: [...description.allowedHosts],
     maxCallDepth: limits.maxCallDepth,
-    wasi: description.wasi,
+    wasi: plainWasi(description.wasi),
+    writablePaths: absolutePaths(description.writablePaths),
     startBudget: { fuel: limits.maxFuel, timeoutMs: limits.maxExecutionTimeMs },
     idleTimeoutMs: description.idleTimeoutMs,
     restore: null,
+  };
+}
+
+/** A plain copy of WASI settings, which can be cloned whatever objects the config used. */
+function plainWasi(wasi: WasiSettings | undefined): WasiSettings | undefined {
+  if (wasi === undefined) return undefined;
+  const { args, env, preopens } = wasi;
+  return {
+    ...(args === undefined ? {} : { args: [...args] }),
+    ...(env === undefined ? {} : { env: { ...env } }),
+    ...(preopens === undefined ? {} : { preopens: { ...preopens } }),
   };
 }
 

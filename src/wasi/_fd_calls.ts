@@ -25,7 +25,7 @@ import type { Descriptor, DirectoryDescriptor, FdTable, FileDescriptor } from ".
 import { atOffset, readSpans, readStdin, writeOutput, writeSpans } from "./_file_io.ts";
 import { filetypeOf, setFileTimes, setTimesAt, writeFilestat } from "./_filestat.ts";
 import { encode } from "./_guest.ts";
-import { confirmNamed, permit, resolvePath } from "./_path.ts";
+import { confirmNamed, permitWrite, resolvePath } from "./_path.ts";
 import type { SystemCall, WasiState } from "./_state.ts";
 
 const SEEK_MODES: Readonly<Record<number, Deno.SeekMode>> = {
@@ -89,7 +89,7 @@ function descriptor<N extends keyof Needs>(state: WasiState, fd: number, needs: 
 }
 
 /** `fdstat` fields of a descriptor: filetype, rights base, rights inheriting. */
-function describe(entry: Descriptor): [number, bigint, bigint] {
+function describe(state: WasiState, entry: Descriptor): [number, bigint, bigint] {
   switch (entry.kind) {
     case "stdin":
       return [Filetype.CHARACTER_DEVICE, STDIN_RIGHTS, 0n];
@@ -102,8 +102,9 @@ function describe(entry: Descriptor): [number, bigint, bigint] {
       // asks for with them, so `O_RDWR` would quietly open a file read-only there and fail
       // at the first write; asked for, write rights make `path_open` fail with EACCES at
       // once (wasmtime fails such an open too).
-      const writable = Deno.permissions.querySync({ name: "write", path: entry.preopen.host })
-        .state === "granted";
+      const writable = state.writable.allows(entry.preopen.host) &&
+        Deno.permissions.querySync({ name: "write", path: entry.preopen.host }).state ===
+          "granted";
       return [
         Filetype.DIRECTORY,
         writable ? DIRECTORY_RIGHTS : DIRECTORY_RIGHTS & ~WRITE_RIGHTS,
@@ -260,7 +261,7 @@ export const FD_CALLS: Readonly<Record<string, SystemCall>> = {
     const guest = state.guest();
     guest.check(ptr, Size.FDSTAT);
     const entry = descriptor(state, fd, "any");
-    const [filetype, base, inheriting] = describe(entry);
+    const [filetype, base, inheriting] = describe(state, entry);
     guest.bytes(ptr, Size.FDSTAT).fill(0);
     guest.setU8(ptr, filetype);
     guest.setU16(ptr + 2, entry.flags);
@@ -303,11 +304,11 @@ export const FD_CALLS: Readonly<Record<string, SystemCall>> = {
     const entry = descriptor(state, fd, "any");
     if (entry.kind === "file") {
       // A read-only preopen's files keep their times too.
-      permit("write", entry.host);
+      permitWrite(state, entry.host);
       setFileTimes(entry.file, { atim, mtim, flags });
     } else if (entry.kind === "directory") {
       const self = resolvePath(entry, ".", true);
-      permit("write", self.host);
+      permitWrite(state, self.host);
       setTimesAt(self, { atim, mtim, flags });
     } else {
       fail(Errno.BADF);

@@ -47,13 +47,15 @@
  * Every Deno file system call is preceded by a permission query
  * ({@linkcode permit}): unless Deno says `"granted"`, the call fails with
  * `EACCES` and Deno is never asked, so no permission prompt can come from a
- * plugin. A preopen without write permission is read-only.
+ * plugin. A preopen without write permission, or outside the program's
+ * write grant ({@linkcode permitWrite}), is read-only.
  *
  * @module
  */
 
 import { Errno, fail } from "./_errno.ts";
 import { type DirectoryDescriptor, hostPath, type Preopen } from "./_fd_table.ts";
+import type { WasiState } from "./_state.ts";
 
 const SEPARATOR = Deno.build.os === "windows" ? "\\" : "/";
 
@@ -81,6 +83,15 @@ function below(preopen: Preopen, real: string): string[] {
 /** Fails with `EACCES` unless Deno already grants `name` access to `path` (no prompt). */
 export function permit(name: "read" | "write", path: string): void {
   if (Deno.permissions.querySync({ name, path }).state !== "granted") fail(Errno.ACCES);
+}
+
+/**
+ * Fails with `EACCES` unless the program may change `path`: its grant
+ * (`allowedPaths.write`) covers it and Deno already grants writing it.
+ */
+export function permitWrite(state: WasiState, path: string): void {
+  if (!state.writable.allows(path)) fail(Errno.ACCES);
+  permit("write", path);
 }
 
 /** Whether two stats describe the same file (device and inode). */

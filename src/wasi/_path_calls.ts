@@ -19,7 +19,7 @@ import {
   assertMovable,
   confirmNamed,
   confirmOpened,
-  permit,
+  permitWrite,
   type Resolved,
   resolvePath,
 } from "./_path.ts";
@@ -103,7 +103,7 @@ function pathCall<E extends Expect, Rest extends unknown[]>(call: PathCall<E, Re
     call.check?.(target, ...rest);
     const writes = typeof call.writes === "boolean" ? call.writes : call.writes(target, ...rest);
     if (writes) {
-      for (const { host } of paths) permit("write", host);
+      for (const { host } of paths) permitWrite(state, host);
     }
     call.act(state, target, ...rest);
     return Errno.SUCCESS;

@@ -7,6 +7,7 @@
 import type { FdTable } from "./_fd_table.ts";
 import type { Guest } from "./_guest.ts";
 import type { CapturedOutput } from "./_output.ts";
+import type { WriteGrant } from "./_write_grant.ts";
 
 /** The state of one WASI instance. */
 export interface WasiState {
@@ -22,6 +23,8 @@ export interface WasiState {
   stdinOffset: number;
   readonly stdout: CapturedOutput;
   readonly stderr: CapturedOutput;
+  /** The paths the program may change (as far as Deno allows too). */
+  readonly writable: WriteGrant;
   /** Whether `random_get` is granted. */
   readonly random: boolean;
   /**

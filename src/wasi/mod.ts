@@ -10,3 +10,4 @@
 
 export { PREVIEW1_FUNCTIONS, wasiType } from "./_abi.ts";
 export { wasiStates } from "./_state.ts";
+export { absolutePaths } from "./_write_grant.ts";

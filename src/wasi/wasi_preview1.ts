@@ -17,6 +17,7 @@ import { PATH_CALLS } from "./_path_calls.ts";
 import { PROCESS_CALLS } from "./_process_calls.ts";
 import { type SystemCall, type WasiState, wasiStates } from "./_state.ts";
 import { WasiExit } from "./wasi_exit.ts";
+import { WriteGrant } from "./_write_grant.ts";
 import { findExportedMemory } from "../host/mod.ts";
 
 /**
@@ -62,6 +63,16 @@ export interface WasiOptions {
    * @default {false}
    */
   fileSystem?: boolean;
+  /**
+   * The paths the program may change (create, write, truncate, remove,
+   * rename, set times), with everything below them; relative ones are
+   * resolved against the current directory when the instance is created.
+   * Elsewhere in the preopens it gets `EACCES`, as where Deno does not grant
+   * writing. `null`: wherever Deno lets the process write.
+   *
+   * @default {null}
+   */
+  writable?: readonly string[] | null;
   /**
    * Whether `Capability.Random` is granted. Without it `random_get` throws
    * `CapabilityDeniedError`, which ends the call.
@@ -213,8 +224,9 @@ function unsupported(): number {
  * can move a symlink into another's path; `path_open` opens only regular
  * files and directories (`ENOTSUP`: a FIFO would block the thread). Before
  * each file system call Deno's permission is queried, and anything but
- * `"granted"` fails with `EACCES`: a preopen without write permission is
- * read-only, and no permission prompt can come from the program. Long
+ * `"granted"` fails with `EACCES`: a preopen without write permission (or
+ * outside the `writable` option) is read-only, and no permission prompt can
+ * come from the program. Long
  * calls (sleeps, large reads and writes, listings) call the `checkpoint`
  * option between slices of their work.
  *
@@ -259,6 +271,7 @@ export class WasiPreview1 implements Disposable {
       preopens = {},
       stdin = new Uint8Array(),
       fileSystem = false,
+      writable = null,
       random = false,
       maxOutputBytes = DEFAULT_MAX_OUTPUT_BYTES,
       maxOpenFiles = DEFAULT_MAX_OPEN_FILES,
@@ -279,6 +292,7 @@ export class WasiPreview1 implements Disposable {
       stdinOffset: 0,
       stdout: new CapturedOutput(maxOutputBytes),
       stderr: new CapturedOutput(maxOutputBytes),
+      writable: new WriteGrant(writable),
       random,
       sleep,
       checkpoint,
@@ -521,6 +535,14 @@ function openDescriptors(
 
 /** Resolves a preopen's host directory. */
 function openPreopen(guestPath: string, host: string): Preopen {
+  // Asked first, so that a directory the host may not read is an error, never a prompt.
+  if (Deno.permissions.querySync({ name: "read", path: host }).state !== "granted") {
+    throw new TypeError(
+      `Cannot preopen ${JSON.stringify(guestPath)}: Deno does not grant reading ${
+        JSON.stringify(host)
+      }`,
+    );
+  }
   let real: string;
   try {
     real = Deno.realPathSync(host);

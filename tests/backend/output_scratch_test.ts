@@ -46,6 +46,7 @@ async function spreadInstance(): Promise<PluginInstance & AsyncDisposable> {
     allowedHosts: [],
     limits: DEFAULT_LIMITS,
     wasi: {},
+    writablePaths: [],
     idleTimeoutMs: Infinity,
   });
   const services = createHostServices({

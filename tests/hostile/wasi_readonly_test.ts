@@ -66,6 +66,9 @@ export const READONLY_WAT = `(module
     (if (local.get $err) (then (return (i32.add (i32.const 1000) (local.get $err)))))
     (call $open_file (i32.const 200) (i32.const 8) (i32.const 0)
       (i64.and (i64.const 0x200066) (i64.load (i32.const 616)))))
+  (data (i32.const 700) "sub/new.txt")
+  (func (export "create_in_sub") (result i32)
+    (call $open_file (i32.const 700) (i32.const 11) (i32.const 1) (i64.const 64)))
   (func (export "read") (result i32)
     (call $open_file (i32.const 200) (i32.const 8) (i32.const 0) (i64.const 2))))`;
 
@@ -83,21 +86,27 @@ const CHANGES = [
   "libc_open_rdwr",
 ];
 
-const dir = await Deno.makeTempDir({ prefix: "wasmplug_wasi_ro_" });
-await Deno.writeTextFile(`${dir}/file.txt`, "keep me\n");
-await Deno.mkdir(`${dir}/sub`);
 const OLD = new Date("2001-01-01T00:00:00Z");
-await Deno.utime(`${dir}/file.txt`, OLD, OLD);
-await Deno.utime(dir, OLD, OLD);
-globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
 
-/** Asserts the preopen is as the test laid it out. */
-function unchanged(): void {
-  assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["file.txt", "sub"]);
-  assert.equal(Deno.readTextFileSync(`${dir}/file.txt`), "keep me\n");
-  assert.equal(Deno.statSync(`${dir}/file.txt`).mtime?.getTime(), OLD.getTime());
-  assert.equal(Deno.statSync(dir).mtime?.getTime(), OLD.getTime());
+/** A preopen laid out for the tests (`file.txt`, `sub/`), and a check that it still is. */
+async function layOut(): Promise<{ dir: string; unchanged: () => void }> {
+  const dir = await Deno.makeTempDir({ prefix: "wasmplug_wasi_ro_" });
+  await Deno.writeTextFile(`${dir}/file.txt`, "keep me\n");
+  await Deno.mkdir(`${dir}/sub`);
+  await Deno.utime(`${dir}/file.txt`, OLD, OLD);
+  await Deno.utime(dir, OLD, OLD);
+  globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+  const unchanged = (): void => {
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["file.txt", "sub"]);
+    assert.equal(Deno.readTextFileSync(`${dir}/file.txt`), "keep me\n");
+    assert.equal(Deno.statSync(`${dir}/file.txt`).mtime?.getTime(), OLD.getTime());
+    assert.equal(Deno.statSync(dir).mtime?.getTime(), OLD.getTime());
+  };
+  return { dir, unchanged };
 }
+
+const { dir, unchanged } = await layOut();
+const granted = await layOut();
 
 testEachIsolation("Hostile WASI: a read-only preopen refuses every change with EACCES", {
   permissions: { read: [dir] },
@@ -133,6 +142,37 @@ testEachIsolation("Hostile WASI: a read-only preopen refuses every change with E
     assert.equal(await plugin.callI32("read"), 0);
   });
 });
+
+testEachIsolation(
+  "Hostile WASI: a preopen outside allowedPaths.write is read-only, whatever the host may",
+  {
+    permissions: { read: [granted.dir], write: [granted.dir] },
+  },
+  async (t, { loadPlugin }) => {
+    const config = {
+      capabilities: [Capability.Wasi, Capability.FileSystem],
+      wasi: { preopens: { "/data": granted.dir } },
+    };
+    await t.step("without allowedPaths.write, every change fails with EACCES", async () => {
+      await using loaded = await loadPlugin(READONLY_WAT, config);
+      for (const change of CHANGES) {
+        assert.equal(await loaded.plugin.callI32(change), EACCES, change);
+        granted.unchanged();
+      }
+    });
+    await t.step("allowedPaths.write opens what lies below its paths, and only that", async () => {
+      await using loaded = await loadPlugin(READONLY_WAT, {
+        ...config,
+        allowedPaths: { write: [`${granted.dir}/sub`] },
+      });
+      assert.equal(await loaded.plugin.callI32("create"), EACCES);
+      assert.equal(await loaded.plugin.callI32("create_in_sub"), 0);
+      assert.ok(Deno.statSync(`${granted.dir}/sub/new.txt`).isFile);
+      Deno.removeSync(`${granted.dir}/sub/new.txt`);
+      granted.unchanged();
+    });
+  },
+);
 
 Deno.test(`${SLOW}Hostile WASI: a read-only preopen never makes Deno prompt on a terminal`, {
   ignore: !RUN_SLOW,
