@@ -11,7 +11,9 @@
  * one per distinct instruction (sub-opcode and memory argument). It waits in
  * slices of at most {@linkcode WAIT_SLICE_NS} with the very same instruction,
  * so that unaligned, out-of-bounds and unshared-memory waits trap as before,
- * and checks the deadline (the clock hook) between slices. Its
+ * and checks the deadline (the clock hook) after each slice that timed out,
+ * including the last: a guest looping over short waits sleeps through no
+ * deadline either. Its
  * result is the instruction's: 1 when the value differs at the start, 2 once
  * slices have waited out the guest's own timeout, 0 when a slice is
  * notified. A later slice that finds the value changed (a notifier that
@@ -80,8 +82,10 @@ export function emitWaitBody(
   out.u8(0x03); // loop
   out.u8(0x40);
   emitWaitSlice(out, wait);
-  emitTimeoutLeft(out);
+  // After every slice, the last one too: a loop of short waits would
+  // otherwise sleep between clock reads, which fuel does not pace.
   emitDeadlinePoll(out, poll);
+  emitTimeoutLeft(out);
   out.u8(0x41); // later = 1
   out.u8(0x01);
   out.u8(0x21);

@@ -882,6 +882,17 @@ class Assembler {
       body.hints!.length = 0;
     };
     body.hints = [];
+    /** Checks the rewritten body of defined function `i` against the engine's size limit. */
+    const sized = (i: number, subject = `function ${imported + i}`): void => {
+      const code = info.code[i]!;
+      const count = code.end - code.bodyStart;
+      checkAddition("functionSize", {
+        count,
+        added: body.length - count,
+        action: INSTRUMENT_FAILURE,
+        subject,
+      });
+    };
     for (let i = 0; i < info.code.length; i++) {
       const code = info.code[i]!;
       body.length = 0;
@@ -889,6 +900,7 @@ class Assembler {
         emitWrapperBody(body, i, paramCount(i), plan, roles, internal);
       } else {
         rewriteBody(bytes, code.bodyStart, code.end, i, paramCount(i), plan, scan, roles, body);
+        sized(i);
       }
       hinted(imported + i);
       out.u32(body.length);
@@ -916,6 +928,7 @@ class Assembler {
           imported,
           body,
         );
+        sized(i, `function ${imported + i} (its variant for internal calls)`);
         hinted(internal.internal[i]!);
         out.u32(body.length);
         out.copy(body.buf, 0, body.length);

@@ -28,7 +28,13 @@ const WAIT_WAT = `(module
     (memory.atomic.wait64 (i32.const 8) (i64.const 0) (call $timeout (local.get $ms))))
   (func (export "differ") (result i32)
     (memory.atomic.wait32 (i32.const 0) (i32.const 1) (i64.const -1)))
-  (func (export "ok") (result i32) i32.const 1))`;
+  (func (export "ok") (result i32) i32.const 1)
+  ;; Waits \`ms\` milliseconds again and again: sleeps that cost no fuel.
+  (func (export "wait_loop") (param $ms i32) (result i32)
+    (loop $again
+      (drop (memory.atomic.wait32 (i32.const 0) (i32.const 0) (call $timeout (local.get $ms))))
+      (br $again))
+    i32.const 0))`;
 
 const LIMIT_MS = 100;
 
@@ -87,6 +93,29 @@ testEachIsolation("Hostile: an atomic wait without timeout ends at the deadline"
     const after = await settleThreads(before);
     assert.ok(after <= before, `${after} threads after, ${before} before`);
   });
+});
+
+testEachIsolation("Hostile: a loop of short atomic waits ends at the deadline", {
+  permissions: "none",
+}, async (_t, { loadPlugin }) => {
+  for (const fuelMetering of [true, false]) {
+    await using loaded = await loadPlugin(
+      WAIT_WAT,
+      {
+        resourceLimits: {
+          maxExecutionTimeMs: LIMIT_MS,
+          ...(fuelMetering ? {} : { maxFuel: null }),
+        },
+      },
+      { execution: { fuelMetering } },
+    );
+    for (const ms of [1, 5]) {
+      // Before the fix, seconds to a minute: the waits slept between clock reads.
+      await within(() =>
+        assertRejectsWith(() => loaded.plugin.callI32("wait_loop", [ms]), TimeoutError)
+      );
+    }
+  }
 });
 
 Deno.test("Hostile: a process whose worker plugin waits forever exits after close()", {

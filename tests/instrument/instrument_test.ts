@@ -93,6 +93,28 @@ Deno.test("instrument() refuses to take a module past the engine's limits", asyn
     // A module already past the limit is the engine's to refuse.
     assert.throws(() => instrument(module(50_000), ALL), WebAssembly.CompileError);
   });
+  await t.step("a body the passes grow past 7 654 321 bytes", () => {
+    // 300 000 nested `(if (i32.const 1) …)`: 1.5 MB the engine takes; each block gets its checks.
+    const depth = 300_000;
+    const inner = new Uint8Array(1 + 4 * depth + depth + 1);
+    for (let i = 0; i < depth; i++) inner.set([0x41, 0x01, 0x04, 0x40], 1 + 4 * i);
+    inner.fill(0x0b, 1 + 4 * depth);
+    const bytes = assemble(
+      [SectionId.Type, [0x01, 0x60, 0x00, 0x00]],
+      [SectionId.Function, [0x01, 0x00]],
+      [SectionId.Code, [0x01, ...leb(inner.length), ...inner]],
+    );
+    assert.ok(WebAssembly.validate(bytes));
+    assert.throws(() => instrument(bytes, ALL), (error: unknown) => {
+      assert.ok(error instanceof EngineLimitError);
+      assert.equal(error.limit, "functionSize");
+      assert.match(
+        error.message,
+        /^Cannot instrument the module: function 0 .*has 1500002 bytes of code and needs \d+ more, above the engine's limit of 7654321$/,
+      );
+      return true;
+    });
+  });
 });
 
 Deno.test("instrument() reads the module from its description when given one", () => {
