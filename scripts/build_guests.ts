@@ -6,7 +6,8 @@
  * - `guest/rust/example/greet.wasm` with a rustc that has the
  *   `wasm32-unknown-unknown` standard library (Debian's rustc 1.63 is enough);
  * - `guest/assemblyscript/example/greet.wasm` with the pinned
- *   `npm:assemblyscript` compiler (from the npm registry once, then Deno's cache).
+ *   `npm:assemblyscript` compiler (from the npm registry once, then Deno's cache);
+ * - and each SDK's edge-case plugin in `tests/guest/fixtures/` beside them.
  *
  * Each toolchain is checked first; whatever is missing is named with the
  * command that installs it, and the script fails after building the rest.
@@ -68,23 +69,17 @@ async function report(file: string): Promise<void> {
   console.log(`built ${file} (${size} bytes)`);
 }
 
+/** The edge-case plugins of each SDK, which `tests/guest/sdk_edges_test.ts` runs. */
+const FIXTURES = "../tests/guest/fixtures/";
+
 async function buildC(): Promise<void> {
   const clang = await run("clang", ["--version"], { quiet: true });
   const lld = await run("wasm-ld", ["--version"], { quiet: true });
   check(clang.found && lld.found, "clang and lld", "apt-get install clang lld");
   const flags = ["-O2", "-Wall", "-Wextra", "-Werror", "-Wl,--strip-all", "-I", "c"];
-  const plain = path("c/example/greet.wasm");
-  const built = await run("clang", [
-    "--target=wasm32",
-    "-nostdlib",
-    "-Wl,--no-entry",
-    ...flags,
-    "-o",
-    plain,
-    "c/example/greet.c",
-  ]);
-  if (!built.success) throw new Error("clang failed on guest/c/example/greet.c");
-  await report(plain);
+  const plain = ["--target=wasm32", "-nostdlib", "-Wl,--no-entry", ...flags];
+  await compileC(plain, "c/example/greet.c", "c/example/greet.wasm");
+  await compileC(plain, `${FIXTURES}edges.c`, `${FIXTURES}edges_c.wasm`);
 
   const builtins = await run("clang", ["--target=wasm32-wasi", "-print-libgcc-file-name"], {
     quiet: true,
@@ -96,18 +91,16 @@ async function buildC(): Promise<void> {
     "wasi-libc and clang's wasm32 builtins (for greet_wasi.wasm)",
     "apt-get install wasi-libc libclang-rt-14-dev-wasm32",
   );
-  const wasi = path("c/example/greet_wasi.wasm");
-  const withLibc = await run("clang", [
-    "--target=wasm32-wasi",
-    "--sysroot=/usr",
-    "-mexec-model=reactor",
-    ...flags,
-    "-o",
-    wasi,
-    "c/example/greet.c",
-  ]);
-  if (!withLibc.success) throw new Error("clang failed on guest/c/example/greet.c with wasi-libc");
-  await report(wasi);
+  const withLibc = ["--target=wasm32-wasi", "--sysroot=/usr", "-mexec-model=reactor", ...flags];
+  await compileC(withLibc, "c/example/greet.c", "c/example/greet_wasi.wasm");
+  await compileC(withLibc, `${FIXTURES}edges.c`, `${FIXTURES}edges_c_wasi.wasm`);
+}
+
+/** Compiles one C source (a path relative to `guest/`) with `flags`. */
+async function compileC(flags: readonly string[], source: string, out: string): Promise<void> {
+  const built = await run("clang", [...flags, "-o", path(out), source]);
+  if (!built.success) throw new Error(`clang ${flags[0]} failed on ${source}`);
+  await report(path(out));
 }
 
 /** The first rustc (`$RUSTC`, `rustc`, Debian's) whose sysroot has the wasm32 standard library. */
@@ -131,55 +124,73 @@ async function buildRust(): Promise<void> {
     "a rustc with the wasm32-unknown-unknown standard library",
     "apt-get install rustc libstd-rust-dev-wasm32 (or: rustup target add wasm32-unknown-unknown)",
   );
-  const out = path("rust/example/greet.wasm");
-  const built = await run(rustc!, [
-    "--target",
-    "wasm32-unknown-unknown",
-    "--crate-type",
-    "cdylib",
-    "--edition",
-    "2021",
-    "-C",
-    "opt-level=s",
-    "-C",
-    "strip=symbols",
-    "-C",
-    "panic=abort",
-    "-o",
-    out,
-    "rust/example/greet.rs",
-  ]);
-  if (!built.success) throw new Error(`${rustc} failed on guest/rust/example/greet.rs`);
-  await report(out);
+  for (
+    const [source, out] of [
+      ["rust/example/greet.rs", "rust/example/greet.wasm"],
+      [`${FIXTURES}edges.rs`, `${FIXTURES}edges_rust.wasm`],
+    ]
+  ) {
+    const built = await run(rustc!, [
+      "--target",
+      "wasm32-unknown-unknown",
+      "--crate-type",
+      "cdylib",
+      "--edition",
+      "2021",
+      "-C",
+      "opt-level=s",
+      "-C",
+      "strip=symbols",
+      "-C",
+      "panic=abort",
+      "-o",
+      path(out!),
+      source!,
+    ]);
+    if (!built.success) throw new Error(`${rustc} failed on ${source}`);
+    await report(path(out!));
+  }
 }
 
 async function buildAssemblyScript(): Promise<void> {
-  const out = path("assemblyscript/example/greet.wasm");
-  // Its own Deno, outside the repository's config and lock file; run from the
-  // SDK's folder, where `wasmplug/abortHandler` names the SDK's abort.
-  const built = await run(Deno.execPath(), [
-    "run",
-    "--no-config",
-    "--no-lock",
-    "--allow-env",
-    "--allow-read=.",
-    "--allow-write=example",
-    ASSEMBLYSCRIPT,
-    "example/greet.ts",
-    "-o",
-    "example/greet.wasm",
-    "--runtime",
-    "incremental",
-    "-O3",
-    "--use",
-    "abort=wasmplug/abortHandler",
-  ], { cwd: path("assemblyscript"), env: { NO_COLOR: "1" } });
-  check(
-    built.success,
-    `the AssemblyScript compiler ${ASSEMBLYSCRIPT} (or it failed: see above)`,
-    "reach the npm registry once; Deno caches the package for later builds",
-  );
-  await report(out);
+  // Its own Deno, outside the repository's config and lock file. Run from the
+  // SDK's folder, where `wasmplug/abortHandler` names the SDK's abort; the
+  // fixture, from the repository's root, names it by its path.
+  const builds = [
+    { cwd: path("assemblyscript"), source: "example/greet.ts", out: "example/greet.wasm" },
+    {
+      cwd: path(".."),
+      source: "tests/guest/fixtures/edges.ts",
+      out: "tests/guest/fixtures/edges_as.wasm",
+      sdk: "guest/assemblyscript/",
+    },
+  ];
+  for (const { cwd, source, out, sdk = "" } of builds) {
+    const built = await run(Deno.execPath(), [
+      "run",
+      "--no-config",
+      "--no-lock",
+      "--allow-env",
+      "--allow-read=.",
+      // The folder: asc makes sure it exists (and without the permission, exits 0 having written nothing).
+      `--allow-write=${out.slice(0, out.lastIndexOf("/"))}`,
+      ASSEMBLYSCRIPT,
+      source,
+      "-o",
+      out,
+      "--runtime",
+      "incremental",
+      "-O3",
+      "--use",
+      `abort=${sdk}wasmplug/abortHandler`,
+    ], { cwd, env: { NO_COLOR: "1" } });
+    check(
+      built.success,
+      `the AssemblyScript compiler ${ASSEMBLYSCRIPT} (or it failed: see above)`,
+      "reach the npm registry once; Deno caches the package for later builds",
+    );
+    await report(`${cwd.replace(/\/$/, "")}/${out}`);
+  }
 }
 
 const BUILDERS: Record<Language, () => Promise<void>> = {

@@ -20,8 +20,9 @@
 //     asc plugin.ts -o plugin.wasm --runtime incremental -O3 --use abort=wasmplug/abortHandler
 //
 // `--use abort=…` routes AssemblyScript's aborts (a failed `assert`, a
-// `throw`) to `abortHandler`, which logs the message and traps: the host
-// provides no `env.abort`. The guest ABI is docs/ABI.md.
+// `throw`) to `abortHandler`, which logs the message and traps (the caller's
+// `TrapError` carries the message): the host provides no `env.abort`. The
+// guest ABI is docs/ABI.md.
 
 import {
   host_call_tool,
@@ -64,9 +65,71 @@ export function input(): Uint8Array {
   return data;
 }
 
-/** The running call's input, decoded as UTF-8 (JSON text for `callJson`). */
+/**
+ * The running call's input, decoded as UTF-8 (JSON text for `callJson`);
+ * each ill-formed sequence becomes U+FFFD, as in the C and Rust SDKs.
+ */
 export function inputString(): string {
-  return String.UTF8.decodeUnsafe(inputPtr, inputLen);
+  return decodeUtf8(inputPtr, inputLen);
+}
+
+/**
+ * `len` bytes at `ptr` decoded as UTF-8 the way `TextDecoder` and Rust's
+ * `String::from_utf8_lossy` do: each ill-formed sequence (its longest valid
+ * prefix) becomes one U+FFFD. (`String.UTF8.decode` stops at the first one.)
+ */
+export function decodeUtf8(ptr: usize, len: usize): string {
+  // At most one UTF-16 unit per byte: a 4-byte sequence makes 2.
+  const units = new Uint16Array(<i32> len);
+  let n = 0;
+  let i: usize = 0;
+  while (i < len) {
+    const first = <u32> load<u8>(ptr + i++);
+    if (first < 0x80) {
+      units[n++] = <u16> first;
+      continue;
+    }
+    let need = 0;
+    let point: u32 = 0;
+    let lower: u32 = 0x80;
+    let upper: u32 = 0xbf;
+    if (first >= 0xc2 && first <= 0xdf) {
+      need = 1;
+      point = first & 0x1f;
+    } else if (first >= 0xe0 && first <= 0xef) {
+      need = 2;
+      point = first & 0x0f;
+      if (first === 0xe0) lower = 0xa0;
+      if (first === 0xed) upper = 0x9f;
+    } else if (first >= 0xf0 && first <= 0xf4) {
+      need = 3;
+      point = first & 0x07;
+      if (first === 0xf0) lower = 0x90;
+      if (first === 0xf4) upper = 0x8f;
+    }
+    let complete = need > 0;
+    for (let k = 0; k < need; k++) {
+      const next = i < len ? <u32> load<u8>(ptr + i) : 0;
+      if (i >= len || next < lower || next > upper) {
+        complete = false;
+        break; // the byte that broke the sequence starts the next one
+      }
+      point = (point << 6) | (next & 0x3f);
+      lower = 0x80;
+      upper = 0xbf;
+      i++;
+    }
+    if (!complete) {
+      units[n++] = 0xfffd;
+    } else if (point >= 0x10000) {
+      point -= 0x10000;
+      units[n++] = <u16> (0xd800 + (point >> 10));
+      units[n++] = <u16> (0xdc00 + (point & 0x3ff));
+    } else {
+      units[n++] = <u16> point;
+    }
+  }
+  return String.UTF16.decodeUnsafe(units.dataStart, <usize> n << 1);
 }
 
 /** Sets the running call's output to a copy of `data` (replacing an earlier one). */
@@ -131,6 +194,7 @@ export class Result {
  * `(out_ptr << 32) | out_len`; the host copies it out and frees it.
  */
 export function run(ptr: usize, len: usize, fn: (input: Uint8Array) => Result): u64 {
+  aborting = false;
   discardOutput();
   inputPtr = ptr;
   inputLen = len;
@@ -155,8 +219,9 @@ let aborting = false;
 
 /**
  * AssemblyScript's abort (a failed `assert`, a `throw`), routed here with
- * `--use abort=wasmplug/abortHandler`: logs the message at level error and
- * traps, so the call fails with a `TrapError`.
+ * `--use abort=wasmplug/abortHandler`: logs the message at level error,
+ * reports it, and traps, so the call fails with a `TrapError` whose message
+ * includes it.
  */
 export function abortHandler(
   message: string | null,
@@ -164,10 +229,14 @@ export function abortHandler(
   line: u32,
   column: u32,
 ): void {
+  // An abort while logging one (out of memory, say) only traps.
   if (!aborting) {
     aborting = true;
     const where = fileName === null ? "" : ` at ${fileName}:${line}:${column}`;
-    log(3, `abort: ${message === null ? "" : message}${where}`);
+    const text = `abort: ${message === null ? "" : message}${where}`;
+    log(3, text);
+    setError(text);
+    aborting = false;
   }
   unreachable();
 }
@@ -249,7 +318,7 @@ function answer(
 
 function text(bytes: Uint8Array | null): string | null {
   if (bytes === null) return null;
-  return String.UTF8.decodeUnsafe(bytes.dataStart, <usize> bytes.byteLength);
+  return decodeUtf8(bytes.dataStart, <usize> bytes.byteLength);
 }
 
 /** A value of the plugin config's `config` map (Capability: ReadConfig). */

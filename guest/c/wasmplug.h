@@ -109,21 +109,27 @@ void wasmplug_free(void *ptr);
 
 /* The running call's input (not NUL-terminated); never NULL. */
 const uint8_t *wasmplug_input(size_t *len);
-/* Sets the running call's output to a copy of `len` bytes (replacing an earlier one). */
+/*
+ * Sets the running call's output to a copy of `len` bytes (replacing an
+ * earlier one). Without memory for the copy, the call fails with a
+ * GuestError ("out of memory …") unless a later output replaces this one.
+ */
 void wasmplug_output(const void *data, size_t len);
 /* Sets the output to a NUL-terminated string. */
 void wasmplug_output_str(const char *s);
 /* Sets the output to a formatted message and returns 1: `return wasmplug_fail("bad %s", what);`. */
-int wasmplug_fail(const char *fmt, ...);
+int wasmplug_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /*
  * snprintf: writes at most `cap` bytes (NUL included) and returns the length
- * of the whole text. Without libc it knows %s %.*s %d %i %u %x %c %%.
+ * of the whole text. Without libc it knows %s %.*s %d %i %u %x %c %%, the
+ * numbers with l, ll or z too; checked like printf's formats by the compiler.
  */
-int wasmplug_format(char *buf, size_t cap, const char *fmt, ...);
+int wasmplug_format(char *buf, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 int wasmplug_vformat(char *buf, size_t cap, const char *fmt, va_list ap);
 /* Logs a formatted record (wasmplug_format's conversions). */
-void wasmplug_log(int level, const char *fmt, ...);
+void wasmplug_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /*
  * The getters answer a NUL-terminated buffer of wasmplug_alloc (free it with
@@ -151,10 +157,10 @@ uint64_t wasmplug__run(int (*fn)(void), const uint8_t *ptr, size_t len);
  */
 #define WASMPLUG_EXPORT(name)                                                                  \
   int name(void);                                                                              \
-  uint64_t wasmplug__export_##name(const uint8_t *ptr, size_t len);                            \
-  __attribute__((export_name(#name))) uint64_t wasmplug__export_##name(const uint8_t *ptr,     \
-                                                                       size_t len) {           \
-    return wasmplug__run(name, ptr, len);                                                      \
+  uint64_t wasmplug__export_##name(const uint8_t *wasmplug__ptr, size_t wasmplug__len);        \
+  __attribute__((export_name(#name))) uint64_t wasmplug__export_##name(                        \
+      const uint8_t *wasmplug__ptr, size_t wasmplug__len) {                                    \
+    return wasmplug__run(name, wasmplug__ptr, wasmplug__len);                                  \
   }
 
 #ifndef WASMPLUG_NO_IMPLEMENTATION
@@ -340,8 +346,9 @@ static void wasmplug__put(wasmplug__sink *sink, char c) {
   sink->len++;
 }
 
-static void wasmplug__put_unsigned(wasmplug__sink *sink, unsigned value, unsigned base) {
-  char digits[10];
+static void wasmplug__put_unsigned(wasmplug__sink *sink, unsigned long long value,
+                                   unsigned base) {
+  char digits[20];
   int n = 0;
   do {
     unsigned digit = value % base;
@@ -364,6 +371,15 @@ int wasmplug_vformat(char *buf, size_t cap, const char *fmt, va_list ap) {
       precision = va_arg(ap, int);
       fmt += 2;
     }
+    /* Length modifiers: none (int), l or z (long, size_t: 32 bits on wasm32), ll (64 bits). */
+    int longness = 0;
+    if (*fmt == 'l' || *fmt == 'z') {
+      longness = 1;
+      if (*fmt++ == 'l' && *fmt == 'l') {
+        longness = 2;
+        fmt++;
+      }
+    }
     switch (*fmt) {
       case 's': {
         const char *s = va_arg(ap, const char *);
@@ -375,17 +391,22 @@ int wasmplug_vformat(char *buf, size_t cap, const char *fmt, va_list ap) {
       }
       case 'd':
       case 'i': {
-        int value = va_arg(ap, int);
+        long long value = longness == 2   ? va_arg(ap, long long)
+                          : longness == 1 ? (long long)va_arg(ap, long)
+                                          : (long long)va_arg(ap, int);
         if (value < 0) wasmplug__put(&sink, '-');
-        wasmplug__put_unsigned(&sink, value < 0 ? 0u - (unsigned)value : (unsigned)value, 10);
+        wasmplug__put_unsigned(
+            &sink, value < 0 ? 0ull - (unsigned long long)value : (unsigned long long)value, 10);
         break;
       }
       case 'u':
-        wasmplug__put_unsigned(&sink, va_arg(ap, unsigned), 10);
+      case 'x': {
+        unsigned long long value = longness == 2   ? va_arg(ap, unsigned long long)
+                                   : longness == 1 ? (unsigned long long)va_arg(ap, unsigned long)
+                                                   : (unsigned long long)va_arg(ap, unsigned);
+        wasmplug__put_unsigned(&sink, value, *fmt == 'u' ? 10 : 16);
         break;
-      case 'x':
-        wasmplug__put_unsigned(&sink, va_arg(ap, unsigned), 16);
-        break;
+      }
       case 'c':
         wasmplug__put(&sink, (char)va_arg(ap, int));
         break;
@@ -446,6 +467,8 @@ static const uint8_t *wasmplug__input;
 static size_t wasmplug__input_len;
 static uint8_t *wasmplug__output;
 static size_t wasmplug__output_len;
+/* The length of an output there was no memory to copy: the call then fails. */
+static size_t wasmplug__output_lost;
 
 const uint8_t *wasmplug_input(size_t *len) {
   static const uint8_t empty[1] = {0};
@@ -458,12 +481,14 @@ static void wasmplug__set_output(uint8_t *data, size_t len) {
   if (wasmplug__output != data) wasmplug_free(wasmplug__output);
   wasmplug__output = data;
   wasmplug__output_len = data == NULL ? 0 : len;
+  wasmplug__output_lost = 0;
 }
 
 void wasmplug_output(const void *data, size_t len) {
   uint8_t *copy = len == 0 ? NULL : (uint8_t *)wasmplug_alloc(len);
   if (copy != NULL) memcpy(copy, data, len);
   wasmplug__set_output(copy, len);
+  if (len > 0 && copy == NULL) wasmplug__output_lost = len;
 }
 
 void wasmplug_output_str(const char *s) { wasmplug_output(s, wasmplug__strlen(s)); }
@@ -485,12 +510,20 @@ uint64_t wasmplug__run(int (*fn)(void), const uint8_t *ptr, size_t len) {
   int status = fn();
   uint8_t *out = wasmplug__output;
   size_t out_len = wasmplug__output_len;
+  size_t lost = wasmplug__output_lost;
   wasmplug__output = NULL;
   wasmplug__output_len = 0;
+  wasmplug__output_lost = 0;
   wasmplug__input = NULL;
   wasmplug__input_len = 0;
-  if (status == 0) return ((uint64_t)(uintptr_t)out << 32) | (uint64_t)out_len;
-  if (out_len > 0) {
+  if (status == 0 && lost == 0) return ((uint64_t)(uintptr_t)out << 32) | (uint64_t)out_len;
+  if (status == 0) {
+    /* The output set last did not fit in memory: an empty one would pass for it. */
+    char message[80];
+    int n = wasmplug_format(message, sizeof message, "out of memory for the %u-byte output",
+                            (unsigned)lost);
+    host_set_error((const uint8_t *)message, n < (int)sizeof message ? (size_t)n : 0);
+  } else if (out_len > 0) {
     host_set_error(out, out_len);
   } else {
     char message[64];

@@ -16,7 +16,9 @@
 //! }
 //! ```
 //!
-//! An `Err(message)` fails the call with a `GuestError` carrying the message.
+//! An `Err(message)` fails the call with a `GuestError` carrying the message;
+//! a panic is logged and fails it with a `TrapError` whose message includes
+//! the panic's.
 //! Build with `rustc --target wasm32-unknown-unknown --crate-type cdylib
 //! -C panic=abort` (rustc 1.63 or later); the crate's `alloc`/`dealloc`
 //! exports come from this module. The guest ABI is docs/ABI.md.
@@ -102,7 +104,9 @@ pub fn input() -> Vec<u8> {
     unsafe { std::slice::from_raw_parts(ptr, len) }.to_vec()
 }
 
-/// Sets the running call's output to a copy of `data` (replacing an earlier one).
+/// Sets the running call's output to a copy of `data` (replacing an earlier
+/// one). Without memory for the copy, the call fails with a `GuestError`
+/// ("out of memory …"): an empty output would pass for the real one.
 pub fn output(data: &[u8]) {
     discard_output();
     if data.is_empty() {
@@ -110,12 +114,39 @@ pub fn output(data: &[u8]) {
     }
     let ptr = alloc(data.len());
     if ptr.is_null() {
+        set_error(&format!("out of memory for the {}-byte output", data.len()));
         return;
     }
     unsafe {
         std::ptr::copy_nonoverlapping(data.as_ptr(), ptr, data.len());
         OUTPUT = (ptr, data.len());
     }
+}
+
+/// Makes `data` the running call's output without copying it: the host frees
+/// it with `dealloc(ptr, len)`, whose layout (`len` bytes, alignment 1) is
+/// that of a boxed byte slice.
+fn take_output(data: Vec<u8>) {
+    discard_output();
+    if data.is_empty() {
+        return;
+    }
+    let len = data.len();
+    let ptr = Box::into_raw(data.into_boxed_slice()) as *mut u8;
+    unsafe { OUTPUT = (ptr, len) };
+}
+
+/// Reports a panic's message as the call's error (and logs it), so the
+/// caller learns more than "unreachable" when the plugin then aborts.
+fn report_panics() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let message = format!("panic: {}", info);
+            error(&message);
+            set_error(&message);
+        }));
+    });
 }
 
 fn discard_output() {
@@ -134,6 +165,7 @@ pub fn set_error(message: &str) {
 /// Runs a plugin function for the bytes ABI; [`plugin_fn!`] calls it.
 #[doc(hidden)]
 pub fn run(ptr: *const u8, len: usize, f: fn(&[u8]) -> Result<Vec<u8>, String>) -> u64 {
+    report_panics();
     discard_output();
     unsafe { INPUT = (ptr, len) };
     let data: &[u8] = if ptr.is_null() || len == 0 {
@@ -144,7 +176,7 @@ pub fn run(ptr: *const u8, len: usize, f: fn(&[u8]) -> Result<Vec<u8>, String>) 
     let result = f(data);
     unsafe { INPUT = (std::ptr::null(), 0) };
     match result {
-        Ok(out) => output(&out),
+        Ok(out) => take_output(out),
         Err(message) => {
             discard_output();
             set_error(&message);

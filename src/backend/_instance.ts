@@ -699,7 +699,22 @@ export class PluginInstance implements PluginBackend {
       const limit = this.#limitThatStopped(err);
       return this.#reportedAs(limit instanceof TimeoutError ? limit : recorded);
     }
-    return this.#reportedAs(this.#classify(err));
+    return this.#reportedAs(this.#withGuestMessage(this.#classify(err)));
+  }
+
+  /**
+   * A trap after the guest reported a failure (`host_set_error`: an SDK's
+   * panic hook or abort handler reports its message, then traps), with that
+   * message in its own.
+   */
+  #withGuestMessage(error: unknown): unknown {
+    const message = this.#slot.guestError;
+    this.#slot.guestError = undefined;
+    if (message === undefined || !(error instanceof TrapError)) return error;
+    return new TrapError(`Plugin trapped: ${error.trap} (the plugin reported: ${message})`, {
+      trap: error.trap,
+      cause: error.cause,
+    });
   }
 
   /** Remembers an error a call ends with, so that no later call can end with it again. */

@@ -1,0 +1,131 @@
+/**
+ * The guest SDKs at their edges, through small plugins of their own
+ * (`tests/guest/fixtures/edges.*`, built by `deno task build:guests`), in
+ * both isolations: an output there is no memory for fails the call instead
+ * of passing for an empty one, export names cannot clash with the SDK's, the
+ * C formatter knows every length modifier, panics and aborts say what
+ * happened, and text is decoded as the host decodes it.
+ */
+import assert from "node:assert/strict";
+import {
+  GuestError,
+  type PluginLogEntry,
+  TrapError,
+  type WasmPlugin,
+  type WasmRuntime,
+} from "../../mod.ts";
+import { assertRejectsWith, bytesOf, testEachIsolation, textOf } from "../_helpers.ts";
+
+const FIXTURES = new URL("./fixtures/", import.meta.url);
+const READ_FIXTURES = { permissions: { read: [FIXTURES.pathname] } };
+
+/** Loads a fixture with at most `maxMemoryPages` pages, collecting its logs in `logs`. */
+async function loadFixture(
+  runtime: WasmRuntime,
+  file: string,
+  { maxMemoryPages, logs = [] }: { maxMemoryPages: number; logs?: PluginLogEntry[] },
+): Promise<WasmPlugin> {
+  const compiled = await runtime.compile(file, await Deno.readFile(new URL(file, FIXTURES)));
+  const plugin = await runtime.createPlugin(compiled, {
+    resourceLimits: { maxMemoryPages },
+    onLog: (entry) => void logs.push(entry),
+  });
+  await plugin.initialize();
+  return plugin;
+}
+
+for (const file of ["edges_c.wasm", "edges_c_wasi.wasm"]) {
+  const sdk = file === "edges_c.wasm" ? "C" : "C with wasi-libc";
+  testEachIsolation(`${sdk} SDK at its edges`, READ_FIXTURES, async (t, { createRuntime }) => {
+    await using runtime = createRuntime();
+    await using plugin = await loadFixture(runtime, file, { maxMemoryPages: 16 });
+
+    await t.step("functions may be named len and ptr", async () => {
+      assert.equal(textOf(await plugin.callBytes("len", bytesOf("hello"))), "5");
+      assert.equal(textOf(await plugin.callBytes("ptr", new Uint8Array())), "ptr");
+    });
+
+    await t.step("an output there is no memory to copy fails the call", async () => {
+      assert.equal((await plugin.callBytes("big", bytesOf("300000"))).length, 300_000);
+      // Its buffer and its copy take 1.2 MB of the 1 MiB. (Built with wasi-libc, clang may
+      // make do with one buffer: then the whole output comes back.) Never an empty output.
+      const outcome = await plugin.callBytes("big", bytesOf("600000")).then(
+        (output) => output.length,
+        (error: unknown) => error instanceof GuestError ? error.message : error,
+      );
+      if (file === "edges_c.wasm" || outcome !== 600_000) {
+        assert.equal(outcome, "out of memory for the 600000-byte output");
+      }
+      assert.equal(textOf(await plugin.callBytes("big", bytesOf("5"))), "AAAAA");
+    });
+
+    await t.step("the formatter knows l, ll and z", async () => {
+      assert.equal(
+        textOf(await plugin.callBytes("formats", new Uint8Array())),
+        "3 -4 5 -6000000000 18446744073709551615 abcdef0123 -7 ff -2147483648 4294967295",
+      );
+    });
+  });
+}
+
+testEachIsolation("Rust SDK at its edges", READ_FIXTURES, async (t, { createRuntime }) => {
+  await using runtime = createRuntime();
+  const logs: PluginLogEntry[] = [];
+  // Rust's own stack takes the first 16 pages.
+  await using plugin = await loadFixture(runtime, "edges_rust.wasm", { maxMemoryPages: 32, logs });
+
+  await t.step("the output is the function's vector, not a copy of it", async () => {
+    // A copy would need twice the memory: it did not fit, and the output came back empty.
+    assert.equal((await plugin.callBytes("big", bytesOf("600000"))).length, 600_000);
+  });
+
+  await t.step("a panic is logged and its message is in the TrapError", async () => {
+    const error = await assertRejectsWith(
+      () => plugin.callBytes("panics", bytesOf("abc")),
+      TrapError,
+      { trap: "unreachable" },
+    );
+    assert.match(error.message, /^Plugin trapped: unreachable \(the plugin reported: panic: /);
+    assert.match(error.message, /boom after 3 bytes/);
+    assert.ok(logs.some((entry) => entry.level === "error" && /boom after 3/.test(entry.message)));
+    assert.equal(textOf(await plugin.callBytes("big", bytesOf("3"))), "AAA");
+  });
+});
+
+testEachIsolation(
+  "AssemblyScript SDK at its edges",
+  READ_FIXTURES,
+  async (t, { createRuntime }) => {
+    await using runtime = createRuntime();
+    const logs: PluginLogEntry[] = [];
+    await using plugin = await loadFixture(runtime, "edges_as.wasm", { maxMemoryPages: 16, logs });
+
+    await t.step("input text is decoded as TextDecoder decodes it", async () => {
+      const inputs = [
+        [0x41, 0xff, 0x42], // a byte that starts nothing
+        [0xe0, 0x80, 0x41], // a sequence cut short
+        [0xf0, 0x9f, 0x98], // cut by the end
+        [0xed, 0xa0, 0x80], // a surrogate
+        [0xc0, 0xaf], // overlong
+        [0xf4, 0x90, 0x80, 0x80], // past U+10FFFF
+        [0xf0, 0x9f, 0x98, 0x80, 0xc3, 0xa9], // valid: 😀é
+      ];
+      for (const input of inputs) {
+        const bytes = new Uint8Array(input);
+        const expected = new TextEncoder().encode(new TextDecoder().decode(bytes));
+        assert.deepEqual(await plugin.callBytes("echo_text", bytes), expected, `${input}`);
+      }
+    });
+
+    await t.step("every abort is logged and in its TrapError, not only the first", async () => {
+      for (let i = 0; i < 3; i++) {
+        const error = await assertRejectsWith(
+          () => plugin.callBytes("throws", new Uint8Array()),
+          TrapError,
+        );
+        assert.match(error.message, /\(the plugin reported: abort: boom at /);
+      }
+      assert.equal(logs.filter((entry) => /^abort: boom/.test(entry.message)).length, 3);
+    });
+  },
+);
