@@ -10,6 +10,7 @@
 import { describeValue } from "./common/mod.ts";
 import type { WasmPluginConfig } from "./plugin_config.ts";
 import { assertKnownKeys } from "./common/mod.ts";
+import { DEFAULT_LIMITS } from "./resource_limits.ts";
 
 /** The keys of a `WasmPluginConfig`. */
 const PLUGIN_CONFIG_KEYS = [
@@ -68,9 +69,14 @@ function checkStringRecord(
   }
 }
 
+/** The keys of `wasi`, `allowedPaths` and `resourceLimits`. */
+const WASI_KEYS = ["args", "env", "preopens"];
+const ACCESS_KEYS = ["read", "write"];
+const LIMIT_KEYS = Object.keys(DEFAULT_LIMITS);
+
 function checkWasi(wasi: unknown): void {
   if (!isRecord(wasi)) fail("wasi", "an object", wasi);
-  assertKnownKeys("'wasi'", wasi, ["args", "env", "preopens"]);
+  assertKnownKeys("'wasi'", wasi, WASI_KEYS);
   const { args, env, preopens } = wasi;
   if (args !== undefined) {
     if (!Array.isArray(args)) fail("wasi.args", "an array of strings", args);
@@ -91,9 +97,33 @@ function checkWasi(wasi: unknown): void {
   if (preopens !== undefined) checkStringRecord("wasi.preopens", preopens, { emptyValues: false });
 }
 
-/** `value`'s own enumerable properties, each read once, in an object with no prototype. */
-function own(value: object): Record<string, unknown> {
-  return Object.assign(Object.create(null), value);
+/**
+ * `value`'s fields, each read once, in an object with no prototype: its own
+ * enumerable ones (unknown ones included, for the typo check), and those of
+ * `known` that a prototype of its own class provides (a getter or method of
+ * a config class). What only `Object.prototype` provides is not a field: a
+ * polluted prototype grants nothing.
+ */
+function own(value: object, known: readonly string[] = []): Record<string, unknown> {
+  const copy: Record<string, unknown> = Object.assign(Object.create(null), value);
+  for (const key of known) {
+    if (!(key in copy) && providedByClass(value, key)) {
+      copy[key] = (value as Record<string, unknown>)[key];
+    }
+  }
+  return copy;
+}
+
+/** Whether a prototype of `value` below `Object.prototype` has `key`. */
+function providedByClass(value: object, key: string): boolean {
+  for (
+    let prototype = Object.getPrototypeOf(value);
+    prototype !== null && prototype !== Object.prototype;
+    prototype = Object.getPrototypeOf(prototype)
+  ) {
+    if (Object.hasOwn(prototype, key)) return true;
+  }
+  return false;
 }
 
 /** `value` copied when it is an array (holes become `undefined`), else as it is. */
@@ -102,28 +132,37 @@ function copyArray(value: unknown): unknown {
 }
 
 /** `value` copied with {@linkcode own} when it is a record, else as it is. */
-function copyRecord(value: unknown): unknown {
-  return isRecord(value) ? own(value) : value;
+function copyRecord(value: unknown, known?: readonly string[]): unknown {
+  return isRecord(value) ? own(value, known) : value;
 }
 
 /**
- * A snapshot of a config: its own fields and those of its nested objects,
- * each read once, in objects without a prototype. So what is checked is
- * what is used: no getter is read twice, no field comes from a (polluted)
- * `Object.prototype`, and a `Proxy` or class instance becomes plain data a
- * worker can be sent.
+ * A snapshot of a config: its fields and those of its nested objects, each
+ * read once, in objects without a prototype (see {@linkcode own}). So what
+ * is checked is what is used: no getter is read twice, no field comes from a
+ * (polluted) `Object.prototype`, and a `Proxy` or class instance becomes
+ * plain data a worker can be sent.
  */
 function snapshot(config: Record<string, unknown>): Record<string, unknown> {
-  const copy = own(config);
-  copyFields(copy, { resourceLimits: copyRecord, config: copyRecord });
-  copyFields(copy, { capabilities: copyArray, allowedHosts: copyArray });
-  if (isRecord(copy.allowedPaths)) {
-    copy.allowedPaths = copyFields(own(copy.allowedPaths), { read: copyArray, write: copyArray });
-  }
-  if (isRecord(copy.wasi)) {
-    const copiers = { args: copyArray, env: copyRecord, preopens: copyRecord };
-    copy.wasi = copyFields(own(copy.wasi), copiers);
-  }
+  const copy = own(config, PLUGIN_CONFIG_KEYS);
+  copyFields(copy, {
+    resourceLimits: (value) => copyRecord(value, LIMIT_KEYS),
+    config: copyRecord,
+    capabilities: copyArray,
+    allowedHosts: copyArray,
+    allowedPaths: (value) =>
+      isRecord(value)
+        ? copyFields(own(value, ACCESS_KEYS), { read: copyArray, write: copyArray })
+        : value,
+    wasi: (value) =>
+      isRecord(value)
+        ? copyFields(own(value, WASI_KEYS), {
+          args: copyArray,
+          env: copyRecord,
+          preopens: copyRecord,
+        })
+        : value,
+  });
   return copy;
 }
 
@@ -169,7 +208,7 @@ export function checkPluginConfig(given: WasmPluginConfig): WasmPluginConfig {
   if (config.allowedPaths !== undefined) {
     const paths: unknown = config.allowedPaths;
     if (!isRecord(paths)) fail("allowedPaths", "an object { read?, write? }", paths);
-    assertKnownKeys("'allowedPaths'", paths, ["read", "write"]);
+    assertKnownKeys("'allowedPaths'", paths, ACCESS_KEYS);
     for (const access of ["read", "write"] as const) {
       if (paths[access] !== undefined) checkStrings(`allowedPaths.${access}`, paths[access]);
     }

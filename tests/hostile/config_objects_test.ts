@@ -59,6 +59,19 @@ testEachIsolation("A getter in a config is read once: what was checked is what i
   await assertRejectsWith(() => greetingLength(loaded.plugin), CapabilityDeniedError);
 });
 
+testEachIsolation("A config class's getters and methods are its fields", {
+  permissions: "none",
+}, async (_t, { loadPlugin }) => {
+  class GreeterConfig {
+    config = { greeting: "hello" };
+    get capabilities(): Capability[] {
+      return [Capability.ReadConfig];
+    }
+  }
+  await using loaded = await loadPlugin(CONFIG_WAT, new GreeterConfig());
+  assert.equal(await greetingLength(loaded.plugin), 5);
+});
+
 testEachIsolation("A polluted Object.prototype grants a plugin nothing", {
   permissions: "none",
 }, async (_t, { loadPlugin }) => {
