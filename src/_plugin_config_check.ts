@@ -9,7 +9,7 @@
 
 import { describeValue } from "./common/mod.ts";
 import type { WasmPluginConfig } from "./plugin_config.ts";
-import { assertKnownKeys } from "./common/mod.ts";
+import { assertKnownKeys, optionFields } from "./common/mod.ts";
 import { DEFAULT_LIMITS } from "./resource_limits.ts";
 
 /** The keys of a `WasmPluginConfig`. */
@@ -97,54 +97,25 @@ function checkWasi(wasi: unknown): void {
   if (preopens !== undefined) checkStringRecord("wasi.preopens", preopens, { emptyValues: false });
 }
 
-/**
- * `value`'s fields, each read once, in an object with no prototype: its own
- * enumerable ones (unknown ones included, for the typo check), and those of
- * `known` that a prototype of its own class provides (a getter or method of
- * a config class). What only `Object.prototype` provides is not a field: a
- * polluted prototype grants nothing.
- */
-function own(value: object, known: readonly string[] = []): Record<string, unknown> {
-  const copy: Record<string, unknown> = Object.assign(Object.create(null), value);
-  for (const key of known) {
-    if (!(key in copy) && providedByClass(value, key)) {
-      copy[key] = (value as Record<string, unknown>)[key];
-    }
-  }
-  return copy;
-}
-
-/** Whether a prototype of `value` below `Object.prototype` has `key`. */
-function providedByClass(value: object, key: string): boolean {
-  for (
-    let prototype = Object.getPrototypeOf(value);
-    prototype !== null && prototype !== Object.prototype;
-    prototype = Object.getPrototypeOf(prototype)
-  ) {
-    if (Object.hasOwn(prototype, key)) return true;
-  }
-  return false;
-}
-
 /** `value` copied when it is an array (holes become `undefined`), else as it is. */
 function copyArray(value: unknown): unknown {
   return Array.isArray(value) ? Array.from(value) : value;
 }
 
 /** `value` copied with {@linkcode own} when it is a record, else as it is. */
-function copyRecord(value: unknown, known?: readonly string[]): unknown {
-  return isRecord(value) ? own(value, known) : value;
+function copyRecord(value: unknown, known: readonly string[] = []): unknown {
+  return isRecord(value) ? optionFields(value, known) : value;
 }
 
 /**
  * A snapshot of a config: its fields and those of its nested objects, each
- * read once, in objects without a prototype (see {@linkcode own}). So what
+ * read once, in objects without a prototype (see `optionFields`). So what
  * is checked is what is used: no getter is read twice, no field comes from a
  * (polluted) `Object.prototype`, and a `Proxy` or class instance becomes
  * plain data a worker can be sent.
  */
 function snapshot(config: Record<string, unknown>): Record<string, unknown> {
-  const copy = own(config, PLUGIN_CONFIG_KEYS);
+  const copy = optionFields(config, PLUGIN_CONFIG_KEYS);
   copyFields(copy, {
     resourceLimits: (value) => copyRecord(value, LIMIT_KEYS),
     config: copyRecord,
@@ -152,11 +123,11 @@ function snapshot(config: Record<string, unknown>): Record<string, unknown> {
     allowedHosts: copyArray,
     allowedPaths: (value) =>
       isRecord(value)
-        ? copyFields(own(value, ACCESS_KEYS), { read: copyArray, write: copyArray })
+        ? copyFields(optionFields(value, ACCESS_KEYS), { read: copyArray, write: copyArray })
         : value,
     wasi: (value) =>
       isRecord(value)
-        ? copyFields(own(value, WASI_KEYS), {
+        ? copyFields(optionFields(value, WASI_KEYS), {
           args: copyArray,
           env: copyRecord,
           preopens: copyRecord,

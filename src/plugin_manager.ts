@@ -10,7 +10,8 @@ import type { CompiledModule } from "./compile/compiled_module.ts";
 import { PluginNotFoundError } from "./errors.ts";
 import { EventQueue } from "./_event_queue.ts";
 import type { EventSubscription } from "./event_subscription.ts";
-import { assertOptions, describeValue } from "./common/mod.ts";
+import { describeValue, readOptions } from "./common/mod.ts";
+import { checkPluginConfig } from "./_plugin_config_check.ts";
 import type { PluginMessage } from "./host/plugin_message.ts";
 import type { WasmPluginConfig } from "./plugin_config.ts";
 import { PluginEvent, type PluginEventDetails, type PluginEventType } from "./plugin_event.ts";
@@ -241,23 +242,26 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
     options: LoadOptions | undefined,
   ): Promise<PluginHandle> {
     if (this.#closed) throw new TypeError("Cannot load a plugin: the manager is closed");
-    if (options !== undefined) assertOptions("the load options", options, ["linker"]);
-    let id = config?.id;
+    const linker = options === undefined
+      ? undefined
+      : readOptions("the load options", options, ["linker"]).linker as Linker | undefined;
+    // The config as the runtime will read it (checked there): never a field of Object.prototype.
+    const settings = config === undefined ? undefined : checkPluginConfig(config);
+    let id = settings?.id;
     if (id !== undefined && this.#plugins.has(id)) {
       throw new TypeError(`Cannot load plugin "${id}": a plugin with that id is already loaded`);
     }
     while (id === undefined || this.#plugins.has(id)) id = `plugin-${this.#nextId++}`;
-    const userOnMessage = config?.onMessage;
+    const userOnMessage = settings?.onMessage;
     const pluginId = id;
     const managedConfig = {
-      ...config,
+      ...settings,
       id: pluginId,
       onMessage: (message: PluginMessage) => {
         this.#emit("message", pluginId, message);
         userOnMessage?.(message);
       },
     };
-    const linker = options?.linker;
     const creating = linker === undefined
       ? this.runtime.createPlugin(compiled, managedConfig)
       : this.runtime.createPluginWithLinker(compiled, managedConfig, linker);
@@ -735,8 +739,10 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
    * ```
    */
   subscribe(options: SubscribeOptions = {}): EventSubscription {
-    assertOptions("the subscribe options", options, ["bufferSize"]);
-    const subscription = new EventQueue(options.bufferSize ?? 1024, () => {
+    const { bufferSize = 1024 } = readOptions("the subscribe options", options, [
+      "bufferSize",
+    ]) as SubscribeOptions;
+    const subscription = new EventQueue(bufferSize, () => {
       this.#subscriptions.delete(subscription);
       this.#syncForwarding();
     });

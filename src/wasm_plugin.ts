@@ -30,7 +30,13 @@ import type { PluginState } from "./plugin_state.ts";
 import type { ResourceLimits } from "./resource_limits.ts";
 import type { Isolation } from "./runtime_config.ts";
 import { checkArguments, type Signature } from "./compile/mod.ts";
-import { assertKnownKeys, assertOptions, CallQueue, describeValue } from "./common/mod.ts";
+import {
+  assertKnownKeys,
+  CallQueue,
+  describeValue,
+  optionField,
+  readOptions,
+} from "./common/mod.ts";
 import { CountedEventTarget } from "./_listener_count.ts";
 import { postWaitingAhead, retractWaitingAhead, WaitingCall } from "./_waiting_call.ts";
 import { PluginEvent, type PluginEventDetails, type PluginEventType } from "./plugin_event.ts";
@@ -57,21 +63,23 @@ export interface StopOptions {
 /**
  * Checks the options of `stop()` (and of the manager's `unload()`, before it
  * lets go of the plugin): an object whose only key is a boolean `abort`.
+ * Returns whether they ask to abort.
  *
  * @param subject What refuses them, for the message (e.g. `Cannot stop plugin "p"`).
  * @throws {TypeError} If they are not an object, have another key, or `abort` is no boolean.
  */
-export function checkStopOptions(options: unknown, subject: string): void {
+export function checkStopOptions(options: unknown, subject: string): boolean {
   if (typeof options !== "object" || options === null) {
     throw new TypeError(
       `${subject}: expected options { abort? }, received ${describeValue(options)}`,
     );
   }
   assertKnownKeys("the stop options", options, ["abort"]);
-  const { abort } = options as StopOptions;
+  const abort = optionField(options, "abort") as StopOptions["abort"];
   if (abort !== undefined && typeof abort !== "boolean") {
     throw new TypeError(`${subject}: 'abort' must be a boolean, received ${describeValue(abort)}`);
   }
+  return abort === true;
 }
 
 /** The keys of `RunOptions`: the call options and `stdin`. */
@@ -611,8 +619,11 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * @throws {WasmError} If the command traps or hits a limit.
    */
   async run(options: RunOptions = {}): Promise<RunResult> {
-    assertOptions("the run options", options, RUN_OPTION_KEYS);
-    const { stdin = new Uint8Array(), ...callOptions } = options;
+    const { stdin = new Uint8Array(), ...callOptions } = readOptions(
+      "the run options",
+      options,
+      RUN_OPTION_KEYS,
+    ) as RunOptions;
     if (!(stdin instanceof Uint8Array)) {
       throw new TypeError(
         `Cannot run the command: 'stdin' must be a Uint8Array, received ${describeValue(stdin)}`,
@@ -783,13 +794,14 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * ```
    */
   stop(options: StopOptions = {}): Promise<void> {
+    let abort: boolean;
     try {
-      checkStopOptions(options, `Cannot stop plugin "${this.name}"`);
+      abort = checkStopOptions(options, `Cannot stop plugin "${this.name}"`);
     } catch (err) {
       return Promise.reject(err);
     }
     const busy = this.#state === "running" || this.#state === "initializing";
-    if (options.abort === true && busy && !this.#abort.signal.aborted) {
+    if (abort && busy && !this.#abort.signal.aborted) {
       this.#abort.abort(
         new PluginStateError(
           `The call to plugin "${this.name}" was aborted: the plugin is being stopped`,

@@ -29,7 +29,7 @@ import {
 import type { PluginManifest } from "./plugin_manifest.ts";
 import { parseManifest } from "./compile/mod.ts";
 import { describeValue } from "./common/mod.ts";
-import { assertKnownKeys, MAX_TIMER_MS } from "./common/mod.ts";
+import { assertKnownKeys, MAX_TIMER_MS, optionFields } from "./common/mod.ts";
 import { type InternalOptions, internalOptionsOf } from "./backend/mod.ts";
 import type { ToolFunction } from "./host/tool_function.ts";
 import { createInlineBackend } from "./backend/mod.ts";
@@ -131,13 +131,14 @@ export class WasmRuntime implements AsyncDisposable {
    * @throws {TypeError} If a setting has the wrong type.
    * @throws {RangeError} If a limit or cache size is out of range.
    */
-  constructor(config: RuntimeConfig = {}) {
-    if (typeof config !== "object" || config === null) {
+  constructor(given: RuntimeConfig = {}) {
+    if (typeof given !== "object" || given === null) {
       throw new TypeError(
-        `Cannot create a runtime: expected a config object, received ${describeValue(config)}`,
+        `Cannot create a runtime: expected a config object, received ${describeValue(given)}`,
       );
     }
-    assertKnownKeys("the runtime config", config, RUNTIME_CONFIG_KEYS);
+    assertKnownKeys("the runtime config", given, RUNTIME_CONFIG_KEYS);
+    const config = optionFields(given, RUNTIME_CONFIG_KEYS) as RuntimeConfig;
     this.execution = resolveExecution(config.execution);
     assertFuelMetered(this.execution, config.resourceLimits, "the runtime config's resourceLimits");
     this.limits = resolveLimits(
@@ -156,26 +157,29 @@ export class WasmRuntime implements AsyncDisposable {
       );
     }
     this.#idleTimeoutMs = idleTimeoutMs;
-    this.#internal = internalOptionsOf(config);
+    this.#internal = internalOptionsOf(given);
     this.#workerPool = new WorkerPool(resolveWorkerPool(config.workerPool));
     const cache = config.cache ?? true;
     if (typeof cache === "boolean") {
       this.#cache = new LruCache(cache ? DEFAULT_CACHE_ENTRIES : 0);
     } else if (typeof cache === "object" && cache !== null) {
-      assertKnownKeys("'cache'", cache, ["maxEntries", "dir"]);
-      const maxEntries = cache.maxEntries ?? DEFAULT_CACHE_ENTRIES;
+      assertKnownKeys("'cache'", cache, CACHE_KEYS);
+      const { maxEntries = DEFAULT_CACHE_ENTRIES, dir } = optionFields(cache, CACHE_KEYS) as {
+        maxEntries?: number;
+        dir?: string;
+      };
       if (!Number.isInteger(maxEntries) || maxEntries < 0) {
         throw new RangeError(
           `Cannot use 'cache.maxEntries' = ${maxEntries}: it must be a non-negative integer`,
         );
       }
-      if (cache.dir !== undefined && typeof cache.dir !== "string") {
+      if (dir !== undefined && typeof dir !== "string") {
         throw new TypeError(
-          `Cannot use 'cache.dir': expected a string, received ${describeValue(cache.dir)}`,
+          `Cannot use 'cache.dir': expected a string, received ${describeValue(dir)}`,
         );
       }
       this.#cache = new LruCache(maxEntries);
-      this.#cacheDir = cache.dir;
+      this.#cacheDir = dir;
     } else {
       throw new TypeError(
         `Cannot use 'cache': expected a boolean or an object, received ${describeValue(cache)}`,
@@ -690,8 +694,11 @@ interface PluginIdentity {
   readonly capabilities: ReadonlySet<Capability>;
 }
 
-/** The keys of a `RuntimeConfig`. */
+/** The keys of a `RuntimeConfig`, and of its `cache`, `workerPool` and `execution`. */
 const RUNTIME_CONFIG_KEYS = ["execution", "resourceLimits", "cache", "idleTimeoutMs", "workerPool"];
+const CACHE_KEYS = ["maxEntries", "dir"];
+const WORKER_POOL_KEYS = ["maxIdle", "idleMs", "maxServedBytes"];
+const EXECUTION_KEYS = ["fuelMetering", "epochInterruption", "isolation", "workerPermissions"];
 
 /** The checked `workerPool` of a runtime config. */
 function resolveWorkerPool(pool: RuntimeConfig["workerPool"]): WorkerPoolOptions {
@@ -703,8 +710,12 @@ function resolveWorkerPool(pool: RuntimeConfig["workerPool"]): WorkerPoolOptions
       }`,
     );
   }
-  assertKnownKeys("'workerPool'", pool, ["maxIdle", "idleMs", "maxServedBytes"]);
-  const { maxIdle, idleMs, maxServedBytes } = pool;
+  assertKnownKeys("'workerPool'", pool, WORKER_POOL_KEYS);
+  const { maxIdle, idleMs, maxServedBytes } = optionFields(pool, WORKER_POOL_KEYS) as {
+    maxIdle?: number;
+    idleMs?: number;
+    maxServedBytes?: number;
+  };
   checkPoolNumber("maxIdle", maxIdle, Number.isInteger(maxIdle) && maxIdle! >= 0, "an integer ≥ 0");
   checkPoolNumber(
     "idleMs",
@@ -735,16 +746,19 @@ function checkPoolNumber(name: string, value: unknown, valid: boolean, what: str
 /** The longest time a worker is kept idle: the largest delay a timer takes. */
 const MAX_IDLE_MS = MAX_TIMER_MS;
 
-function resolveExecution(execution: RuntimeConfig["execution"]): ResolvedExecution {
-  if (typeof execution === "object" && execution !== null) {
-    assertKnownKeys("'execution'", execution, [
-      "fuelMetering",
-      "epochInterruption",
-      "isolation",
-      "workerPermissions",
-    ]);
+function resolveExecution(given: RuntimeConfig["execution"]): ResolvedExecution {
+  if (given !== undefined && (typeof given !== "object" || given === null)) {
+    throw new TypeError(
+      `Cannot use 'execution': expected an object { ${
+        EXECUTION_KEYS.map((key) => `${key}?`).join(", ")
+      } }, received ${describeValue(given)}`,
+    );
   }
-  const { fuelMetering = true, epochInterruption = true, isolation = "worker" } = execution ?? {};
+  if (given !== undefined) assertKnownKeys("'execution'", given, EXECUTION_KEYS);
+  const execution = optionFields(given ?? {}, EXECUTION_KEYS) as NonNullable<
+    RuntimeConfig["execution"]
+  >;
+  const { fuelMetering = true, epochInterruption = true, isolation = "worker" } = execution;
   for (
     const [key, value] of [["fuelMetering", fuelMetering], [
       "epochInterruption",
@@ -758,7 +772,7 @@ function resolveExecution(execution: RuntimeConfig["execution"]): ResolvedExecut
     }
   }
   checkIsolation(isolation, "execution.isolation");
-  const workerPermissions = resolveWorkerPermissions(execution?.workerPermissions);
+  const workerPermissions = resolveWorkerPermissions(execution.workerPermissions);
   return Object.freeze({ fuelMetering, epochInterruption, isolation, workerPermissions });
 }
 

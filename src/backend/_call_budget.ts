@@ -9,7 +9,7 @@
  */
 
 import type { CallOptions } from "../call_options.ts";
-import { assertKnownKeys, describeValue, MAX_TIMER_MS } from "../common/mod.ts";
+import { assertKnownKeys, describeValue, MAX_TIMER_MS, optionField } from "../common/mod.ts";
 import { TimeoutError } from "../errors.ts";
 
 /** Per-call budgets, already resolved from the plugin's limits and the call options. */
@@ -56,7 +56,10 @@ export function resolveCallBudget(
     );
   }
   assertKnownKeys("the call options", options, CALL_OPTION_KEYS);
-  const { signal, timeoutMs, fuel } = options;
+  // Read as fields of their own (or their class's): never from a polluted Object.prototype.
+  const signal = optionField(options, "signal") as CallOptions["signal"];
+  const timeoutMs = optionField(options, "timeoutMs") as CallOptions["timeoutMs"];
+  const fuel = optionField(options, "fuel") as CallOptions["fuel"];
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new TypeError(
       `Cannot call with 'signal' = ${describeValue(signal)}: expected an AbortSignal`,

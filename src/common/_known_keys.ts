@@ -56,6 +56,62 @@ export function assertOptions(
   assertKnownKeys(what, options, known);
 }
 
+/**
+ * Reads an options object once: its own enumerable fields (unknown ones
+ * included, for a typo check), and those of `known` that are its own but
+ * not enumerable or that its class provides (a getter or method of an
+ * options class), each read once, into an object with no prototype. What
+ * only `Object.prototype` provides is not a field: a polluted prototype
+ * sets no option.
+ *
+ * @param value The options object.
+ * @param known Every key it may have.
+ */
+export function optionFields(value: object, known: readonly string[]): Record<string, unknown> {
+  const fields: Record<string, unknown> = Object.assign(Object.create(null), value);
+  for (const key of known) {
+    if (!(key in fields) && isField(value, key)) {
+      fields[key] = (value as Record<string, unknown>)[key];
+    }
+  }
+  return fields;
+}
+
+/**
+ * One field of an options object, as {@linkcode optionFields} reads it:
+ * `undefined` unless the object or its class has it.
+ */
+export function optionField(value: object, key: string): unknown {
+  return isField(value, key) ? (value as Record<string, unknown>)[key] : undefined;
+}
+
+/** Whether `value` or a prototype of it below `Object.prototype` has `key`. */
+function isField(value: object, key: string): boolean {
+  for (
+    let at: object | null = value;
+    at !== null && at !== Object.prototype;
+    at = Object.getPrototypeOf(at)
+  ) {
+    if (Object.hasOwn(at, key)) return true;
+  }
+  return false;
+}
+
+/**
+ * {@linkcode assertOptions}, then the options' fields (see
+ * {@linkcode optionFields}).
+ *
+ * @throws {TypeError} If `options` is not an object, or has an unknown key.
+ */
+export function readOptions(
+  what: string,
+  options: unknown,
+  known: readonly string[],
+): Record<string, unknown> {
+  assertOptions(what, options, known);
+  return optionFields(options, known);
+}
+
 /** The known key closest to `key`, if it is close enough to be a typo of it. */
 function nearestKey(key: string, known: readonly string[]): string | undefined {
   const lower = key.toLowerCase();

@@ -6,7 +6,7 @@
  */
 
 import { describeValue } from "../common/mod.ts";
-import { assertKnownKeys } from "../common/mod.ts";
+import { assertKnownKeys, optionFields } from "../common/mod.ts";
 import type { ResourceLimits } from "../resource_limits.ts";
 
 const LIMIT_NAMES = [
@@ -45,12 +45,13 @@ export function resolveLimits(
     );
   }
   assertKnownKeys("resource limits", overrides, LIMIT_NAMES);
+  const fields = optionFields(overrides, LIMIT_NAMES);
   const merged: Record<string, number | null> = { ...base };
   for (const name of LIMIT_NAMES) {
-    const value = overrides[name];
+    const value = fields[name];
     if (value === undefined) continue;
     validateLimit(name, value);
-    merged[name] = value;
+    merged[name] = value as number | null;
   }
   return Object.freeze(merged as unknown as ResourceLimits);
 }

@@ -24,7 +24,7 @@
  * @module
  */
 
-import { assertKnownKeys } from "../common/mod.ts";
+import { assertKnownKeys, optionFields } from "../common/mod.ts";
 import { describeValue } from "../common/mod.ts";
 import type {
   AnomalyDetail,
@@ -353,7 +353,7 @@ export function resolveAnomalySettings(
     );
   }
   assertKnownKeys("the manager options", options, MANAGER_OPTION_KEYS);
-  const { anomaly = true } = options;
+  const { anomaly = true } = optionFields(options, MANAGER_OPTION_KEYS) as PluginManagerOptions;
   if (anomaly === false) return null;
   if (anomaly === true) return resolveAnomaly({});
   if (typeof anomaly !== "object" || anomaly === null) {
@@ -369,7 +369,7 @@ export function resolveAnomalySettings(
 function resolveAnomaly(options: AnomalyOptions): AnomalySettings {
   assertKnownKeys("'anomaly'", options, ANOMALY_OPTION_KEYS);
   const { threshold = DEFAULT_THRESHOLD, warmupCalls = DEFAULT_WARMUP_CALLS, actions = {} } =
-    options;
+    optionFields(options, ANOMALY_OPTION_KEYS) as AnomalyOptions;
   if (typeof threshold !== "number" || !(threshold > 0) || threshold === Infinity) {
     throw new RangeError(
       `Cannot create a manager as 'anomaly.threshold' must be a positive number: current value is ${
@@ -386,7 +386,9 @@ function resolveAnomaly(options: AnomalyOptions): AnomalySettings {
     );
   }
   assertKnownKeys("'anomaly.actions'", actions, ACTION_KEYS);
-  const { pauseAfter, unloadAfter } = actions;
+  const { pauseAfter, unloadAfter } = optionFields(actions, ACTION_KEYS) as NonNullable<
+    AnomalyOptions["actions"]
+  >;
   if (pauseAfter !== undefined) checkCount("anomaly.actions.pauseAfter", pauseAfter);
   if (unloadAfter !== undefined) checkCount("anomaly.actions.unloadAfter", unloadAfter);
   return Object.freeze({

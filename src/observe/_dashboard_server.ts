@@ -7,7 +7,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { describeValue } from "../common/mod.ts";
-import { assertKnownKeys } from "../common/mod.ts";
+import { assertKnownKeys, optionFields } from "../common/mod.ts";
 import type { EventSubscription } from "../event_subscription.ts";
 import type { PluginHandle, PluginInfo, SubscribeOptions } from "../plugin_manager_types.ts";
 import { dashboardPage } from "./_dashboard_page.ts";
@@ -237,7 +237,10 @@ function checkOptions(
     );
   }
   assertKnownKeys("the serve options", options, SERVE_OPTION_KEYS);
-  const { port = DEFAULT_DASHBOARD_PORT, hostname = "127.0.0.1", signal } = options;
+  const { port = DEFAULT_DASHBOARD_PORT, hostname = "127.0.0.1", signal } = optionFields(
+    options,
+    SERVE_OPTION_KEYS,
+  ) as ServeOptions;
   if (typeof port !== "number") {
     throw new TypeError(
       `Cannot serve the dashboard as 'port' must be a number: current value is ${

@@ -21,7 +21,13 @@ import {
 } from "./_abi.ts";
 import { listDirectory, writeDirents } from "./_directory_listing.ts";
 import { Errno, fail } from "./_errno.ts";
-import type { Descriptor, DirectoryDescriptor, FdTable, FileDescriptor } from "./_fd_table.ts";
+import {
+  type Descriptor,
+  type DirectoryDescriptor,
+  type FdTable,
+  type FileDescriptor,
+  hostPath,
+} from "./_fd_table.ts";
 import { atOffset, readSpans, readStdin, writeOutput, writeSpans } from "./_file_io.ts";
 import { filetypeOf, setFileTimes, setTimesAt, writeFilestat } from "./_filestat.ts";
 import { encode } from "./_guest.ts";
@@ -102,9 +108,9 @@ function describe(state: WasiState, entry: Descriptor): [number, bigint, bigint]
       // asks for with them, so `O_RDWR` would quietly open a file read-only there and fail
       // at the first write; asked for, write rights make `path_open` fail with EACCES at
       // once (wasmtime fails such an open too).
-      const writable = state.writable.allows(entry.preopen.host) &&
-        Deno.permissions.querySync({ name: "write", path: entry.preopen.host }).state ===
-          "granted";
+      const host = hostPath(entry.preopen, entry.rel);
+      const writable = state.writable.allows({ ...entry, host }) &&
+        Deno.permissions.querySync({ name: "write", path: host }).state === "granted";
       return [
         Filetype.DIRECTORY,
         writable ? DIRECTORY_RIGHTS : DIRECTORY_RIGHTS & ~WRITE_RIGHTS,
@@ -304,11 +310,11 @@ export const FD_CALLS: Readonly<Record<string, SystemCall>> = {
     const entry = descriptor(state, fd, "any");
     if (entry.kind === "file") {
       // A read-only preopen's files keep their times too.
-      permitWrite(state, entry.host);
+      permitWrite(state, entry);
       setFileTimes(entry.file, { atim, mtim, flags });
     } else if (entry.kind === "directory") {
       const self = resolvePath(entry, ".", true);
-      permitWrite(state, self.host);
+      permitWrite(state, self);
       setTimesAt(self, { atim, mtim, flags });
     } else {
       fail(Errno.BADF);

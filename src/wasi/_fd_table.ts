@@ -30,6 +30,9 @@ export interface FileDescriptor {
   readonly file: Deno.FsFile;
   /** The host path it was opened by, for Deno permission queries. */
   readonly host: string;
+  /** The preopen it was opened in, and its canonical components there. */
+  readonly preopen: Preopen;
+  readonly rel: readonly string[];
   /** Whether the guest asked for `fd_read` / `fd_write`. */
   readonly readable: boolean;
   readonly writable: boolean;

@@ -56,6 +56,7 @@
 import { Errno, fail } from "./_errno.ts";
 import { type DirectoryDescriptor, hostPath, type Preopen } from "./_fd_table.ts";
 import type { WasiState } from "./_state.ts";
+import type { Place } from "./_write_grant.ts";
 
 const SEPARATOR = Deno.build.os === "windows" ? "\\" : "/";
 
@@ -86,12 +87,12 @@ export function permit(name: "read" | "write", path: string): void {
 }
 
 /**
- * Fails with `EACCES` unless the program may change `path`: its grant
+ * Fails with `EACCES` unless the program may change `place`: its grant
  * (`allowedPaths.write`) covers it and Deno already grants writing it.
  */
-export function permitWrite(state: WasiState, path: string): void {
-  if (!state.writable.allows(path)) fail(Errno.ACCES);
-  permit("write", path);
+export function permitWrite(state: WasiState, place: Place): void {
+  if (!state.writable.allows(place)) fail(Errno.ACCES);
+  permit("write", place.host);
 }
 
 /** Whether two stats describe the same file (device and inode). */

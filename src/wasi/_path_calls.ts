@@ -103,7 +103,7 @@ function pathCall<E extends Expect, Rest extends unknown[]>(call: PathCall<E, Re
     call.check?.(target, ...rest);
     const writes = typeof call.writes === "boolean" ? call.writes : call.writes(target, ...rest);
     if (writes) {
-      for (const { host } of paths) permitWrite(state, host);
+      for (const place of paths) permitWrite(state, place);
     }
     call.act(state, target, ...rest);
     return Errno.SUCCESS;
@@ -191,6 +191,8 @@ function openFile(fds: FdTable, target: Resolved, mode: OpenMode, fdflags: numbe
       kind: "file",
       file,
       host: target.host,
+      preopen: target.preopen,
+      rel: target.rel,
       readable: mode.readable,
       writable: mode.writable,
       flags: fdflags,

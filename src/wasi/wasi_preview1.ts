@@ -19,6 +19,7 @@ import { type SystemCall, type WasiState, wasiStates } from "./_state.ts";
 import { WasiExit } from "./wasi_exit.ts";
 import { WriteGrant } from "./_write_grant.ts";
 import { findExportedMemory } from "../host/mod.ts";
+import { optionFields } from "../common/mod.ts";
 
 /**
  * Options of {@linkcode WasiPreview1}.
@@ -127,6 +128,21 @@ export interface WasiOptions {
  * ```
  */
 export type WasiFunction = (...args: (number | bigint)[]) => number;
+
+/** The keys of {@linkcode WasiOptions}. */
+const WASI_OPTION_KEYS = [
+  "args",
+  "env",
+  "preopens",
+  "stdin",
+  "fileSystem",
+  "writable",
+  "random",
+  "maxOutputBytes",
+  "maxOpenFiles",
+  "sleep",
+  "checkpoint",
+];
 
 const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024;
 const DEFAULT_MAX_OPEN_FILES = 1024;
@@ -276,11 +292,12 @@ export class WasiPreview1 implements Disposable {
       maxOutputBytes = DEFAULT_MAX_OUTPUT_BYTES,
       maxOpenFiles = DEFAULT_MAX_OPEN_FILES,
       checkpoint = neverStop,
-    } = options;
+      sleep: customSleep,
+    } = optionFields(options, WASI_OPTION_KEYS) as WasiOptions;
     assertWasiOptions({ args, env, maxOutputBytes, maxOpenFiles });
-    const sleep = options.sleep === undefined ? slicedSleep(checkpoint) : (ms: number) => {
+    const sleep = customSleep === undefined ? slicedSleep(checkpoint) : (ms: number) => {
       checkpoint();
-      options.sleep!(ms);
+      customSleep(ms);
       checkpoint();
     };
     this.#state = {

@@ -8,13 +8,23 @@ import assert from "node:assert/strict";
 import {
   Capability,
   CapabilityDeniedError,
+  DEFAULT_LIMITS,
   InstantiationError,
+  PluginManager,
   type WasmPlugin,
+  WasmRuntime,
 } from "../../mod.ts";
 import { assertRejectsWith, putString, testEachIsolation } from "../_helpers.ts";
 import { hostFunctionsWat } from "../fixtures/wat.ts";
 
 const CONFIG_WAT = hostFunctionsWat("host_get_config");
+
+/** `count(n)` loops `n` times and answers `n`. */
+const LOOP_WAT = `(module (func (export "count") (param $n i32) (result i32) (local $i i32)
+  (loop $l
+    (local.set $i (i32.add (local.get $i) (i32.const 1)))
+    (br_if $l (i32.lt_u (local.get $i) (local.get $n))))
+  (local.get $i)))`;
 
 /** `host_get_config("greeting")` through the plugin: the value's length, or -1. */
 async function greetingLength(plugin: WasmPlugin): Promise<number> {
@@ -70,6 +80,12 @@ testEachIsolation("A config class's getters and methods are its fields", {
   }
   await using loaded = await loadPlugin(CONFIG_WAT, new GreeterConfig());
   assert.equal(await greetingLength(loaded.plugin), 5);
+  // A field defined as not enumerable is a field all the same: its limits apply.
+  const hidden = Object.defineProperty({}, "resourceLimits", {
+    value: Object.defineProperty({}, "maxCallDepth", { value: 7 }),
+  });
+  await using limited = await loadPlugin(CONFIG_WAT, hidden);
+  assert.equal(limited.plugin.limits.maxCallDepth, 7);
 });
 
 testEachIsolation("A polluted Object.prototype grants a plugin nothing", {
@@ -114,4 +130,53 @@ testEachIsolation("A preopen the host may not read is an InstantiationError, nev
       ? /Cannot give plugin "reader" its WASI preopens: Cannot preopen "\/data": Deno does not grant reading/
       : /the host does not have \(read: /,
   );
+});
+
+Deno.test("A polluted Object.prototype sets no runtime, call, run or manager option", {
+  permissions: "none",
+}, async () => {
+  const prototype = Object.prototype as Record<string, unknown>;
+  const polluted: Record<string, unknown> = {
+    isolation: "inline",
+    fuelMetering: false,
+    epochInterruption: false,
+    workerPermissions: "inherit",
+    maxFuel: 1000,
+    maxExecutionTimeMs: 5,
+    timeoutMs: 1,
+    fuel: 10,
+    abort: true,
+    id: "victim",
+    bufferSize: 1,
+    onMessage: () => {
+      throw new Error("a polluted onMessage ran");
+    },
+  };
+  Object.assign(prototype, polluted);
+  try {
+    const defaults = new WasmRuntime();
+    assert.deepEqual(
+      { ...defaults.execution, maxFuel: defaults.limits.maxFuel },
+      {
+        isolation: "worker",
+        fuelMetering: true,
+        epochInterruption: true,
+        workerPermissions: "narrow",
+        maxFuel: DEFAULT_LIMITS.maxFuel,
+      },
+    );
+    await defaults.close();
+
+    await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+    await using manager = new PluginManager(runtime);
+    const handle = await manager.loadWat(LOOP_WAT, {});
+    assert.equal(handle.id, "plugin-1");
+    // With the prototype's fuel (10) or timeout (1 ms), these would fail.
+    assert.equal(await manager.callI32(handle, "count", [100_000], {}), 100_000);
+    const plugin = manager.get(handle);
+    assert.equal(await plugin.callI32("count", [100_000], {}), 100_000);
+    await plugin.stop({});
+  } finally {
+    for (const key of Object.keys(polluted)) delete prototype[key];
+  }
 });

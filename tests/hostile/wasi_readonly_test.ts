@@ -69,6 +69,12 @@ export const READONLY_WAT = `(module
   (data (i32.const 700) "sub/new.txt")
   (func (export "create_in_sub") (result i32)
     (call $open_file (i32.const 700) (i32.const 11) (i32.const 1) (i64.const 64)))
+  ;; The base rights of the directory "sub", opened as a descriptor of its own.
+  (func (export "sub_rights") (result i64)
+    (drop (call $open (i32.const 3) (i32.const 0) (i32.const 400) (i32.const 3) (i32.const 2)
+      (i64.const 0x6000) (i64.const -1) (i32.const 0) (i32.const 16)))
+    (drop (call $fdstat (i32.load (i32.const 16)) (i32.const 600)))
+    (i64.load (i32.const 608)))
   (func (export "read") (result i32)
     (call $open_file (i32.const 200) (i32.const 8) (i32.const 0) (i64.const 2))))`;
 
@@ -107,6 +113,10 @@ async function layOut(): Promise<{ dir: string; unchanged: () => void }> {
 
 const { dir, unchanged } = await layOut();
 const granted = await layOut();
+/** A tree whose `sub/up` leads back to its (read-only) root. */
+const linked = await layOut();
+// Here: Deno.symlinkSync needs unscoped permissions, which the tests do not get.
+Deno.symlinkSync(linked.dir, `${linked.dir}/sub/up`);
 
 testEachIsolation("Hostile WASI: a read-only preopen refuses every change with EACCES", {
   permissions: { read: [dir] },
@@ -146,7 +156,7 @@ testEachIsolation("Hostile WASI: a read-only preopen refuses every change with E
 testEachIsolation(
   "Hostile WASI: a preopen outside allowedPaths.write is read-only, whatever the host may",
   {
-    permissions: { read: [granted.dir], write: [granted.dir] },
+    permissions: { read: [granted.dir, linked.dir], write: [granted.dir, linked.dir] },
   },
   async (t, { loadPlugin }) => {
     const config = {
@@ -170,7 +180,28 @@ testEachIsolation(
       assert.ok(Deno.statSync(`${granted.dir}/sub/new.txt`).isFile);
       Deno.removeSync(`${granted.dir}/sub/new.txt`);
       granted.unchanged();
+      // A descriptor of the writable directory says so; the read-only preopen does not.
+      const PATH_CREATE_FILE = 1n << 10n;
+      assert.equal(
+        (await loaded.plugin.callI64("sub_rights")) & PATH_CREATE_FILE,
+        PATH_CREATE_FILE,
+      );
     });
+    await t.step(
+      "a symlink inside allowedPaths.write does not carry writes out of it",
+      async () => {
+        // The preopen is named inside the grant, but leads to the (read-only) root of the tree.
+        await using loaded = await loadPlugin(READONLY_WAT, {
+          ...config,
+          wasi: { preopens: { "/data": `${linked.dir}/sub/up` } },
+          allowedPaths: { write: [`${linked.dir}/sub`] },
+        });
+        for (const change of ["create", "truncate", "unlink", "mkdir", "set_dir_times"]) {
+          assert.equal(await loaded.plugin.callI32(change), EACCES, change);
+        }
+        linked.unchanged();
+      },
+    );
   },
 );
 
