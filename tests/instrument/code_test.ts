@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { BinaryFormatError } from "../../src/instrument/_bytes.ts";
 import { decodeBody, encodeBody } from "../../src/instrument/_code.ts";
 import { parseModule } from "../../src/instrument/_module.ts";
-import { InstanceLimits, instrument } from "../../src/instrument/instrument.ts";
+import { EngineLimitError, InstanceLimits, instrument } from "../../src/instrument/instrument.ts";
 import { HEADER, leb, ONE_VOID_FUNCTION, sleb } from "./_wasm.ts";
 import { RUN_SLOW, SLOW } from "../_helpers.ts";
 
@@ -154,7 +154,12 @@ Deno.test(`${SLOW}instrument() handles extreme modules without deep host recursi
         let best = Infinity;
         for (let run = 0; run < 2; run++) {
           const start = performance.now();
-          instrument(bytes, { ...options, validate: false });
+          try {
+            instrument(bytes, { ...options, validate: false });
+          } catch (err) {
+            // 256 000 loops make a body past the engine's limit, found once it is rewritten.
+            if (!(err instanceof EngineLimitError && err.limit === "functionSize")) throw err;
+          }
           best = Math.min(best, performance.now() - start);
         }
         return best;
