@@ -20,7 +20,15 @@
  * ```
  */
 export interface CallOptions {
-  /** Aborts the call: it rejects with the signal's reason. */
+  /**
+   * Aborts the call: it rejects with the signal's reason. A worker plugin's
+   * call ends within milliseconds wherever its guest is. An inline plugin's
+   * guest code holds the host's thread, so nothing on it can abort the call
+   * until the guest waits on the host (an async host function or tool, a
+   * sleep): a signal aborted while the guest computes takes effect then, or
+   * the call ends at its deadline. Use worker isolation where a call must be
+   * stoppable from outside at any moment.
+   */
   signal?: AbortSignal;
   /**
    * Wall-clock budget of this call, in milliseconds: at most the plugin's
