@@ -70,7 +70,7 @@ function checkStringRecord(
 }
 
 /** The keys of `wasi`, `allowedPaths` and `resourceLimits`. */
-const WASI_KEYS = ["args", "env", "preopens"];
+const WASI_KEYS = ["args", "env", "preopens", "maxOpenFiles"];
 const ACCESS_KEYS = ["read", "write"];
 const LIMIT_KEYS = Object.keys(DEFAULT_LIMITS);
 
@@ -95,7 +95,18 @@ function checkWasi(wasi: unknown): void {
     }
   }
   if (preopens !== undefined) checkStringRecord("wasi.preopens", preopens, { emptyValues: false });
+  const { maxOpenFiles } = wasi;
+  if (
+    maxOpenFiles !== undefined &&
+    !(Number.isInteger(maxOpenFiles) && (maxOpenFiles as number) >= 3 &&
+      (maxOpenFiles as number) <= MAX_OPEN_FILES)
+  ) {
+    fail("wasi.maxOpenFiles", `an integer from 3 to ${MAX_OPEN_FILES}`, maxOpenFiles);
+  }
 }
+
+/** The most descriptors a plugin's WASI may have open at once. */
+const MAX_OPEN_FILES = 4096;
 
 /** `value` copied when it is an array (holes become `undefined`), else as it is. */
 function copyArray(value: unknown): unknown {

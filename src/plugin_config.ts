@@ -61,8 +61,18 @@ export interface WasmPluginConfig {
    * isolations; an inline plugin could otherwise change whatever the host may.
    */
   allowedPaths?: { read?: string[]; write?: string[] };
-  /** WASI arguments, environment and preopened directories. */
-  wasi?: { args?: string[]; env?: Record<string, string>; preopens?: Record<string, string> };
+  /**
+   * WASI arguments, environment and preopened directories, and how many
+   * descriptors the program may have open at once (stdio and preopens
+   * included; default 256, at most 4096): its host files also count in a
+   * budget all plugins of the process share (see README, WASI commands).
+   */
+  wasi?: {
+    args?: string[];
+    env?: Record<string, string>;
+    preopens?: Record<string, string>;
+    maxOpenFiles?: number;
+  };
   /**
    * The plugin's manifest, when it does not embed one (a `wasmplug.manifest`
    * custom section); it is checked against this config at load.

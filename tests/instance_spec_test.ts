@@ -98,7 +98,7 @@ async function instantiate(
 
 /**
  * Fails unless `value` is made only of what crosses to a worker unchanged:
- * primitives, arrays, plain objects, byte arrays and compiled modules (no
+ * primitives, arrays, plain objects, byte arrays, shared buffers and compiled modules (no
  * functions, signals, sets or class instances, which a clone would drop or
  * change).
  */
@@ -111,6 +111,8 @@ function assertPlainData(value: unknown, path: string): void {
     return;
   }
   if (value instanceof Uint8Array || value instanceof WebAssembly.Module) return;
+  // Shared, not copied: the process-wide count of guests' open files.
+  if (value instanceof SharedArrayBuffer) return;
   if (Array.isArray(value)) {
     value.forEach((item, i) => assertPlainData(item, `${path}[${i}]`));
     return;

@@ -40,7 +40,7 @@ import { hasJspi, promising, suspending } from "./_jspi.ts";
 import { classifyCallError } from "./_trap.ts";
 import { WasiExit } from "../wasi/wasi_exit.ts";
 import { type WasiOptions, WasiPreview1 } from "../wasi/wasi_preview1.ts";
-import { wasiStates } from "../wasi/mod.ts";
+import { FileCount, wasiStates } from "../wasi/mod.ts";
 
 /**
  * The `startMs` of a call whose caller did not read the clock: the instance
@@ -307,7 +307,9 @@ export class PluginInstance implements PluginBackend {
    */
   #newWasi(options: WasiOptions): WasiPreview1 {
     try {
-      return new WasiPreview1(options);
+      const wasi = new WasiPreview1(options);
+      wasiStates.get(wasi)!.fds.countFilesIn(new FileCount(this.#spec.files.cell));
+      return wasi;
     } catch (err) {
       throw new InstantiationError(
         `Cannot give plugin "${this.#spec.pluginName}" its WASI preopens: ${
@@ -337,6 +339,7 @@ export class PluginInstance implements PluginBackend {
       preopens: wasi?.preopens ?? {},
       ...(stdin === undefined ? {} : { stdin }),
       fileSystem: capabilities.has(Capability.FileSystem),
+      ...(wasi?.maxOpenFiles === undefined ? {} : { maxOpenFiles: wasi.maxOpenFiles }),
       writable: this.#spec.writablePaths,
       random: capabilities.has(Capability.Random),
       checkpoint: () => this.#checkDeadline(),

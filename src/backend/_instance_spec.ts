@@ -19,7 +19,7 @@ import type { HostCallable } from "../host/mod.ts";
 import type { HostEnvironment, HostServices } from "../host/mod.ts";
 import type { InstrumentMetadata } from "../metering/mod.ts";
 import type { ResourceLimits } from "../resource_limits.ts";
-import { absolutePaths } from "../wasi/mod.ts";
+import { absolutePaths, fileBudgetBuffer, newFileCell } from "../wasi/mod.ts";
 
 /** How one import of the module is provided. */
 export interface ImportPlan {
@@ -39,6 +39,7 @@ export interface WasiSettings {
   readonly args?: readonly string[] | undefined;
   readonly env?: Readonly<Record<string, string>> | undefined;
   readonly preopens?: Readonly<Record<string, string>> | undefined;
+  readonly maxOpenFiles?: number | undefined;
 }
 
 /**
@@ -84,6 +85,12 @@ export interface InstanceSpec {
    * the same, inline they are the only bound besides the host's own.
    */
   readonly writablePaths: readonly string[];
+  /**
+   * The process-wide count of the host files guests hold (`_file_budget.ts`),
+   * which a worker adopts, and this plugin's own count in it, which the host
+   * gives back when it ends a worker that could not close its files.
+   */
+  readonly files: { readonly budget: SharedArrayBuffer; readonly cell: SharedArrayBuffer };
   /** Budgets of the module's start function: the plugin's own limits. */
   readonly startBudget: StartBudget;
   /**
@@ -172,6 +179,7 @@ export function describeInstance(description: InstanceDescription): InstanceSpec
     maxCallDepth: limits.maxCallDepth,
     wasi: plainWasi(description.wasi),
     writablePaths: absolutePaths(description.writablePaths),
+    files: { budget: fileBudgetBuffer(), cell: newFileCell() },
     startBudget: { fuel: limits.maxFuel, timeoutMs: limits.maxExecutionTimeMs },
     idleTimeoutMs: description.idleTimeoutMs,
     restore: null,
@@ -181,8 +189,9 @@ export function describeInstance(description: InstanceDescription): InstanceSpec
 /** A plain copy of WASI settings, which can be cloned whatever objects the config used. */
 function plainWasi(wasi: WasiSettings | undefined): WasiSettings | undefined {
   if (wasi === undefined) return undefined;
-  const { args, env, preopens } = wasi;
+  const { args, env, preopens, maxOpenFiles } = wasi;
   return {
+    ...(maxOpenFiles === undefined ? {} : { maxOpenFiles }),
     ...(args === undefined ? {} : { args: [...args] }),
     ...(env === undefined ? {} : { env: { ...env } }),
     ...(preopens === undefined ? {} : { preopens: { ...preopens } }),

@@ -33,6 +33,7 @@ export const Errno = {
   LOOP: 32,
   MFILE: 33,
   NAMETOOLONG: 37,
+  NFILE: 41,
   NOENT: 44,
   NOSYS: 52,
   NOTDIR: 54,

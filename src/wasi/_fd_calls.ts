@@ -355,6 +355,7 @@ export const FD_CALLS: Readonly<Record<string, SystemCall>> = {
     if (cookie === 0n || dir.listing === undefined) {
       dir.listing = listDirectory(dir, state.checkpoint);
     }
+    state.fds.keepListing(dir);
     const used = writeDirents(guest, { ptr: buf, len: bufLen }, { listing: dir.listing, cookie });
     guest.setU32(bufUsedPtr, used);
     return Errno.SUCCESS;

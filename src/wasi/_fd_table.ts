@@ -6,6 +6,7 @@
  */
 
 import { Errno, fail } from "./_errno.ts";
+import { FileCount } from "./_file_budget.ts";
 
 /** A host directory the guest may use, under the name it sees. */
 export interface Preopen {
@@ -69,6 +70,12 @@ export function hostPath(preopen: Preopen, rel: readonly string[]): string {
   return `${preopen.host === "/" ? "" : preopen.host}/${rel.join("/")}`;
 }
 
+/**
+ * How many directory listings an instance keeps at once (`fd_readdir` pages
+ * through one taken when it starts): enough for a walk 16 directories deep.
+ */
+export const MAX_KEPT_LISTINGS = 16;
+
 /** Maps descriptor numbers to descriptors, and owns the host files. */
 export class FdTable {
   readonly #fds = new Map<number, Descriptor>();
@@ -76,9 +83,31 @@ export class FdTable {
   /** How many times descriptors were added, closed, moved or given new flags. */
   changes = 0;
 
-  /** Allows at most `max` open descriptors. */
-  constructor(max: number) {
+  /** The directories whose listings are kept, the one listed last at the end. */
+  readonly #listed: DirectoryDescriptor[] = [];
+
+  #files: FileCount;
+
+  /**
+   * Allows at most `max` open descriptors; host files count in `files` too
+   * (the process-wide budget).
+   */
+  constructor(max: number, files: FileCount = new FileCount(null)) {
     this.#max = max;
+    this.#files = files;
+  }
+
+  /**
+   * Keeps `dir`'s listing, dropping the oldest other one past
+   * {@linkcode MAX_KEPT_LISTINGS}: a guest that lists a directory through
+   * a thousand descriptors holds a few copies of it on the host, not a
+   * thousand. A dropped listing is taken again if its paging goes on.
+   */
+  keepListing(dir: DirectoryDescriptor): void {
+    const at = this.#listed.indexOf(dir);
+    if (at >= 0) this.#listed.splice(at, 1);
+    this.#listed.push(dir);
+    if (this.#listed.length > MAX_KEPT_LISTINGS) delete this.#listed.shift()!.listing;
   }
 
   /** The descriptor `fd`, or `EBADF`. */
@@ -101,9 +130,14 @@ export class FdTable {
     return entry;
   }
 
-  /** Adds `entry` under the lowest free number and returns it; `EMFILE` when full. */
+  /**
+   * Adds `entry` under the lowest free number and returns it: `EMFILE` when
+   * the table is full, `ENFILE` when a host file would take guests past the
+   * process-wide budget (`_file_budget.ts`).
+   */
   add(entry: Descriptor): number {
     if (this.#fds.size >= this.#max) fail(Errno.MFILE);
+    if (entry.kind === "file" && !this.#files.take()) fail(Errno.NFILE);
     let fd = 0;
     while (this.#fds.has(fd)) fd++;
     this.#fds.set(fd, entry);
@@ -116,7 +150,26 @@ export class FdTable {
     const entry = this.get(fd);
     this.#fds.delete(fd);
     this.changes++;
-    if (entry.kind === "file") entry.file.close();
+    if (entry.kind === "file") this.#closeFile(entry);
+    const listed = this.#listed.indexOf(entry as DirectoryDescriptor);
+    if (listed >= 0) this.#listed.splice(listed, 1);
+  }
+
+  /**
+   * Counts the host files from now on in `files` (a plugin's own cell as well
+   * as the budget); before any is open.
+   */
+  countFilesIn(files: FileCount): void {
+    for (const entry of this.#fds.values()) {
+      if (entry.kind === "file") throw new Error("Cannot change the file count of open files");
+    }
+    this.#files = files;
+  }
+
+  /** Closes a host file and gives it back to the budget. */
+  #closeFile(entry: FileDescriptor): void {
+    this.#files.release();
+    entry.file.close();
   }
 
   /** Moves `from` to `to`, closing what `to` was. */
@@ -133,8 +186,9 @@ export class FdTable {
   /** Closes every host file; the table is empty afterwards. */
   closeAll(): void {
     for (const entry of this.#fds.values()) {
-      if (entry.kind === "file") entry.file.close();
+      if (entry.kind === "file") this.#closeFile(entry);
     }
     this.#fds.clear();
+    this.#listed.length = 0;
   }
 }

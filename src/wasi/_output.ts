@@ -5,10 +5,18 @@
  * @module
  */
 
-/** Collects what the guest writes, up to `limit` bytes; the rest is dropped. */
+/** The first buffer a stream that writes gets; it doubles as needed, up to the limit. */
+const FIRST_BUFFER_BYTES = 4096;
+
+/**
+ * Collects what the guest writes, up to `limit` bytes; the rest is dropped.
+ * The bytes go into one buffer that doubles as it fills, so the host holds
+ * about what was kept however the guest cuts its writes (a chunk per write
+ * cost hundreds of bytes a byte written one at a time).
+ */
 export class CapturedOutput {
   readonly #limit: number;
-  #chunks: Uint8Array[] = [];
+  #buffer = new Uint8Array(0);
   #length = 0;
   #truncated = false;
 
@@ -26,23 +34,22 @@ export class CapturedOutput {
   write(data: Uint8Array): void {
     const room = this.#limit - this.#length;
     if (data.length > room) this.#truncated = true;
-    const kept = data.subarray(0, Math.max(0, room));
-    if (kept.length === 0) return;
-    this.#chunks.push(kept.slice());
-    this.#length += kept.length;
+    const kept = Math.min(data.length, Math.max(0, room));
+    if (kept === 0) return;
+    const needed = this.#length + kept;
+    if (needed > this.#buffer.length) {
+      let size = Math.max(FIRST_BUFFER_BYTES, this.#buffer.length * 2);
+      while (size < needed) size *= 2;
+      const grown = new Uint8Array(Math.min(size, this.#limit));
+      grown.set(this.#buffer.subarray(0, this.#length));
+      this.#buffer = grown;
+    }
+    this.#buffer.set(data.subarray(0, kept), this.#length);
+    this.#length = needed;
   }
 
-  /** Everything kept so far, as one array. */
+  /** Everything kept so far, as a new array. */
   bytes(): Uint8Array {
-    if (this.#chunks.length !== 1) {
-      const all = new Uint8Array(this.#length);
-      let at = 0;
-      for (const chunk of this.#chunks) {
-        all.set(chunk, at);
-        at += chunk.length;
-      }
-      this.#chunks = [all];
-    }
-    return this.#chunks[0]!.slice();
+    return this.#buffer.slice(0, this.#length);
   }
 }

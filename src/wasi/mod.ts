@@ -11,3 +11,12 @@
 export { PREVIEW1_FUNCTIONS, wasiType } from "./_abi.ts";
 export { wasiStates } from "./_state.ts";
 export { absolutePaths } from "./_write_grant.ts";
+export {
+  adoptFileBudget,
+  fileBudgetBuffer,
+  FileCount,
+  guestFiles,
+  MAX_GUEST_FILES,
+  newFileCell,
+  returnFiles,
+} from "./_file_budget.ts";

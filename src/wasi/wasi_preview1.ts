@@ -90,8 +90,12 @@ export interface WasiOptions {
   maxOutputBytes?: number;
   /**
    * How many descriptors may be open at once, stdio and preopens included.
+   * Host files also count in a budget every WASI instance of the process
+   * shares (half its limit of open files, at most 4096): past it,
+   * `path_open` answers `ENFILE`, so guests cannot leave the host without
+   * file descriptors.
    *
-   * @default {1024}
+   * @default {256}
    */
   maxOpenFiles?: number;
   /**
@@ -145,7 +149,7 @@ const WASI_OPTION_KEYS = [
 ];
 
 const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024;
-const DEFAULT_MAX_OPEN_FILES = 1024;
+const DEFAULT_MAX_OPEN_FILES = 256;
 
 /** The longest a sleep blocks the thread without calling the checkpoint. */
 const SLEEP_SLICE_MS = 10;

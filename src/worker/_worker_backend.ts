@@ -42,6 +42,7 @@ import { decodeError, encodeError } from "./_error_codec.ts";
 import { exportIndex, packBytesShape, ToHost, ToWorker, type WorkerReady } from "./_protocol.ts";
 import type { WireMessage, WireValue } from "./_wire.ts";
 import { onWorkerFailure } from "./_worker_failure.ts";
+import { returnFiles } from "../wasi/mod.ts";
 import {
   BOOT_TIMEOUT_MS,
   clockOffsetOf,
@@ -278,6 +279,7 @@ class WorkerBackend implements PluginBackend {
     const { worker, kept, buffers, ready } = await this.#boot(spec, script);
     if (!ready.ok) {
       worker.terminate();
+      returnFiles(spec.files.cell);
       throw decodeError(ready.error);
     }
     const waits = new ChannelWaits();
@@ -344,6 +346,7 @@ class WorkerBackend implements PluginBackend {
         return { worker, kept, buffers, ready };
       } catch (err) {
         worker.terminate();
+        returnFiles(spec.files.cell);
         // A kept worker that dies before it is ready (what its last plugin
         // left running failed) is not this plugin's failure: a new one serves it.
         if (kept === undefined) throw err;
@@ -368,6 +371,8 @@ class WorkerBackend implements PluginBackend {
   /** Ends a worker; the next exchange starts a fresh one. */
   #discard(live: LiveWorker): void {
     live.worker.terminate();
+    // Files its instance held open are closed with it, uncounted there.
+    returnFiles(this.#spec.files.cell);
     for (const channel of live.channels) channel.close();
     if (this.#live === live) this.#live = undefined;
   }

@@ -10,6 +10,7 @@
 
 import type { CallBudget } from "../backend/mod.ts";
 import { TimeoutError } from "../errors.ts";
+import { adoptFileBudget } from "../wasi/mod.ts";
 import type { HostCallable } from "../host/mod.ts";
 import type { HostServices, ServiceName } from "../host/mod.ts";
 import { PluginInstance, START_NOT_READ } from "../backend/mod.ts";
@@ -279,6 +280,8 @@ async function serveInstance({ spec, channels: buffers }: WorkerSetup): Promise<
   const channels = buffers.map((each) => new WorkerChannel(each, waits));
   const lane: Lane = { channel: channels[0]! };
   let instance: PluginInstance;
+  // Guests' host files count in the host's process-wide budget, whichever thread opens them.
+  adoptFileBudget(spec.files.budget);
   try {
     // The host runs the start function as a call (`Start`), so it can serve and interrupt it.
     instance = await PluginInstance.create(spec, {

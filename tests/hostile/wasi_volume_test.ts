@@ -1,0 +1,136 @@
+/**
+ * Hostile WASI guests that would make the host hold a lot for them, each
+ * within its own limits: many host files (the process could run out of file
+ * descriptors, and Deno 2.9 ends the process when it then starts a worker),
+ * output written a byte at a time, and directory listings through many
+ * descriptors. Each is bounded: a process-wide budget of guests' host files
+ * (`ENFILE` past it), one growable buffer per captured stream, and at most
+ * 16 kept listings per instance.
+ */
+import assert from "node:assert/strict";
+import { Capability } from "../../mod.ts";
+import { FdTable, MAX_KEPT_LISTINGS } from "../../src/wasi/_fd_table.ts";
+import { guestFiles } from "../../src/wasi/_file_budget.ts";
+import { loadPlugin, testEachIsolation } from "../_helpers.ts";
+
+const ENFILE = 41;
+const EMFILE = 33;
+
+/** `open_many(n)` opens `f.txt` in the preopen up to `n` times, keeping each open: (count, errno). */
+const OPEN_MANY_WAT = `(module
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "f.txt")
+  (func (export "open_many") (param $n i32) (result i32 i32) (local $count i32) (local $errno i32)
+    (block $done
+      (loop $again
+        (br_if $done (i32.ge_u (local.get $count) (local.get $n)))
+        (local.set $errno (call $open (i32.const 3) (i32.const 0) (i32.const 100) (i32.const 5)
+          (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 16)))
+        (br_if $done (local.get $errno))
+        (local.set $count (i32.add (local.get $count) (i32.const 1)))
+        (br $again)))
+    (local.get $count) (local.get $errno)))`;
+
+const dir = await Deno.makeTempDir({ prefix: "wasmplug_wasi_volume_" });
+await Deno.writeTextFile(`${dir}/f.txt`, "x");
+globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+
+testEachIsolation("Hostile WASI: guests together cannot take the host's file descriptors", {
+  // Reading the process's limit lets the budget be half of it.
+  permissions: { read: [dir, "/proc/self/limits"] },
+}, async (t, { createRuntime }) => {
+  await using runtime = createRuntime({ resourceLimits: { maxInstances: 4 } });
+  const compiled = await runtime.compileWat("open_many", OPEN_MANY_WAT);
+  const config = {
+    capabilities: [Capability.Wasi, Capability.FileSystem],
+    wasi: { preopens: { "/data": dir }, maxOpenFiles: 4096 },
+  };
+  const { budget, held: before } = guestFiles();
+  assert.ok(budget > 0 && budget <= 4096, `budget ${budget}`);
+  const first = await runtime.createPlugin(compiled, config);
+  const second = await runtime.createPlugin(compiled, config);
+
+  await t.step("past the budget, path_open answers ENFILE", async () => {
+    const [opened, errno] = await first.call("open_many", [4093]) as number[];
+    const [more, refused] = await second.call("open_many", [4093]) as number[];
+    assert.equal(opened! + more!, budget - before, `${opened} + ${more}`);
+    assert.equal(errno === ENFILE ? errno : refused, ENFILE);
+    assert.equal(guestFiles().held, budget);
+    // The host itself still opens files.
+    Deno.openSync(`${dir}/f.txt`).close();
+  });
+
+  await t.step("a stopped plugin's files go back to the budget", async () => {
+    await first.stop();
+    await second.stop();
+    assert.equal(guestFiles().held, before);
+  });
+});
+
+testEachIsolation("Hostile WASI: a plugin's maxOpenFiles bounds its descriptors", {
+  permissions: { read: [dir] },
+}, async (_t, { loadPlugin }) => {
+  await using loaded = await loadPlugin(OPEN_MANY_WAT, {
+    capabilities: [Capability.Wasi, Capability.FileSystem],
+    wasi: { preopens: { "/data": dir }, maxOpenFiles: 10 },
+  });
+  // stdio and the preopen take 4 of the 10.
+  assert.deepEqual(await loaded.plugin.call("open_many", [100]), [6, EMFILE]);
+});
+
+Deno.test("A plugin's wasi.maxOpenFiles is an integer from 3 to 4096", {
+  permissions: "none",
+}, async () => {
+  for (const maxOpenFiles of [2, 4097, 1.5, "8"]) {
+    await assert.rejects(
+      () => loadPlugin("(module)", { wasi: { maxOpenFiles: maxOpenFiles as number } }),
+      /Cannot use 'wasi.maxOpenFiles': expected an integer from 3 to 4096/,
+    );
+  }
+});
+
+/** `spam(rounds)`: `fd_write`s 65 536 one-byte iovecs to stdout, `rounds` times. */
+const SPAM_WAT = `(module
+  (import "wasi_snapshot_preview1" "fd_write"
+    (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 9)
+  (func (export "spam") (param $rounds i32) (local $i i32)
+    (loop $fill
+      (i32.store (i32.add (i32.const 1024) (i32.shl (local.get $i) (i32.const 3))) (i32.const 0))
+      (i32.store (i32.add (i32.const 1028) (i32.shl (local.get $i) (i32.const 3))) (i32.const 1))
+      (br_if $fill (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1)))
+        (i32.const 65536))))
+    (loop $again
+      (drop (call $write (i32.const 1) (i32.const 1024) (i32.const 65536) (i32.const 16)))
+      (br_if $again (local.tee $rounds (i32.sub (local.get $rounds) (i32.const 1)))))))`;
+
+Deno.test("Hostile WASI: output written a byte at a time costs the host about its bytes", {
+  permissions: "none",
+}, async () => {
+  await using loaded = await loadPlugin(SPAM_WAT, { capabilities: [Capability.Wasi] });
+  const used = (): number => Deno.memoryUsage().heapUsed + Deno.memoryUsage().external;
+  const before = used();
+  // 1 MiB of output, kept in full: a chunk a write cost about 500 times as much.
+  await loaded.plugin.callVoid("spam", [16]);
+  const grown = used() - before;
+  assert.ok(grown < 64 * 1024 * 1024, `the host grew by ${(grown / 2 ** 20).toFixed(0)} MiB`);
+});
+
+Deno.test("A WASI instance keeps the listings of its last 16 directories only", () => {
+  const fds = new FdTable(1024);
+  const preopen = { guestPath: "/d", host: "/d", real: "/d" };
+  const dirs = Array.from({ length: 40 }, () => {
+    const dir = { kind: "directory" as const, preopen, rel: [], isPreopen: false, flags: 0 };
+    fds.add(dir);
+    return dir;
+  });
+  for (const dir of dirs) {
+    Object.assign(dir, { listing: [] });
+    fds.keepListing(dir);
+  }
+  const kept = dirs.filter((dir) => "listing" in dir);
+  assert.equal(kept.length, MAX_KEPT_LISTINGS);
+  assert.deepEqual(kept, dirs.slice(-MAX_KEPT_LISTINGS));
+});
