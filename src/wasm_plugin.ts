@@ -569,6 +569,12 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
   /**
    * {@linkcode callBytes} with JSON-encoded UTF-8 on both sides.
    *
+   * The output is parsed on the host's thread once the call has ended, so
+   * outside its deadline: about 0.1 s per MiB, more for deep nesting, and up
+   * to 25 times its size in host memory. A plugin can return as much as its
+   * memory holds: bound that with `maxMemoryPages`, or take untrusted output
+   * with `callBytes` and check its length before you parse it.
+   *
    * @example
    * ```ts ignore
    * const reply = await plugin.callJson("handle", { question: "size?" });
