@@ -22,6 +22,12 @@ export async function createInlineBackend({ spec, host }: BackendParts): Promise
     linkerFunction: (index) => linkerFunctions[index]!,
     services: createHostServices(host.env),
   });
-  instance.start(startBudgetOf(spec, host), performance.now());
+  try {
+    instance.start(startBudgetOf(spec, host), performance.now());
+  } catch (err) {
+    // What the start function opened (WASI files) is closed, and given back to the budget.
+    await instance.close();
+    throw err;
+  }
   return instance;
 }

@@ -49,18 +49,20 @@ export function listDirectory(dir: DirectoryDescriptor, checkpoint: () => void):
 
 /**
  * Writes the `dirent` records of `listing`, from the entry `cookie` on, into
- * `buf`, and returns how many bytes were used. The last record may be cut
- * short: that tells the guest its buffer was too small.
+ * `buf`; returns how many bytes were used and the index after the last
+ * entry written. The last record may be cut short: that tells the guest its
+ * buffer was too small.
  */
 export function writeDirents(
   guest: Guest,
   buf: Span,
   page: { readonly listing: readonly DirectoryEntry[]; readonly cookie: bigint },
-): number {
+): { used: number; next: number } {
   const { listing, cookie } = page;
   const out = guest.bytes(buf.ptr, buf.len);
   let used = 0;
-  for (let i = Number(cookie); i < listing.length && used < buf.len; i++) {
+  let i = Number(cookie);
+  for (; i < listing.length && used < buf.len; i++) {
     const entry = listing[i]!;
     const record = new Uint8Array(Size.DIRENT + entry.name.length);
     const view = new DataView(record.buffer);
@@ -73,5 +75,34 @@ export function writeDirents(
     out.set(kept, used);
     used += kept.length;
   }
-  return used;
+  return { used, next: i };
+}
+
+/**
+ * Where paging resumes in `listing`, a listing taken again (its directory
+ * may have changed since `page` was written): after the entry `cookie`
+ * pointed past in the old listing, found by name, so no entry is skipped
+ * or repeated. `cookie` itself when the page does not name that entry (a
+ * cookie from an older page: as good as an index can be).
+ */
+export function resumeAt(
+  listing: readonly DirectoryEntry[],
+  page: DirectoryDescriptor["page"],
+  cookie: bigint,
+): bigint {
+  const name = page?.names[Number(cookie) - 1 - page.first];
+  if (name === undefined) return cookie;
+  const anchor = decodeName(name);
+  // `.` and `..` come first, the rest sorted as `listDirectory` sorts them.
+  if (anchor === ".") return 1n;
+  if (anchor === "..") return 2n;
+  let at = 2;
+  while (at < listing.length && decodeName(listing[at]!.name) <= anchor) at++;
+  return BigInt(at);
+}
+
+const nameDecoder = new TextDecoder();
+
+function decodeName(name: Uint8Array): string {
+  return nameDecoder.decode(name);
 }

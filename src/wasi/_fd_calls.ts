@@ -19,7 +19,7 @@ import {
   Whence,
   WRITE_RIGHTS,
 } from "./_abi.ts";
-import { listDirectory, writeDirents } from "./_directory_listing.ts";
+import { listDirectory, resumeAt, writeDirents } from "./_directory_listing.ts";
 import { Errno, fail } from "./_errno.ts";
 import {
   type Descriptor,
@@ -352,11 +352,17 @@ export const FD_CALLS: Readonly<Record<string, SystemCall>> = {
     guest.check(buf, bufLen);
     guest.check(bufUsedPtr, 4);
     const dir = descriptor(state, fd, "directory");
+    let at = cookie;
     if (cookie === 0n || dir.listing === undefined) {
       dir.listing = listDirectory(dir, state.checkpoint);
+      // Taken again while paging (the listing was dropped): on from where it was, by name.
+      if (cookie !== 0n) at = resumeAt(dir.listing, dir.page, cookie);
     }
     state.fds.keepListing(dir);
-    const used = writeDirents(guest, { ptr: buf, len: bufLen }, { listing: dir.listing, cookie });
+    const listing = dir.listing;
+    const { used, next } = writeDirents(guest, { ptr: buf, len: bufLen }, { listing, cookie: at });
+    const first = Math.max(0, Math.min(Number(at), listing.length) - 1);
+    dir.page = { first, names: listing.slice(first, next).map((entry) => entry.name) };
     guest.setU32(bufUsedPtr, used);
     return Errno.SUCCESS;
   },

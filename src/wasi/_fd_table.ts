@@ -52,6 +52,12 @@ export interface DirectoryDescriptor {
   flags: number;
   /** The listing `fd_readdir` pages through, taken when it starts at cookie 0. */
   listing?: DirectoryEntry[];
+  /**
+   * The names of the entries the last `fd_readdir` wrote, and of the one
+   * before them, from `listing[first]` on: where to resume by name if the
+   * listing is dropped and taken again meanwhile.
+   */
+  page?: { readonly first: number; readonly names: readonly Uint8Array[] };
 }
 
 /** One entry of a directory listing. */

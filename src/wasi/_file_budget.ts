@@ -15,8 +15,15 @@
  * @module
  */
 
-/** Files guests may hold at most, process-wide, when the process's own limit is not known. */
+/** Files guests may hold at most, process-wide. */
 export const MAX_GUEST_FILES = 4096;
+
+/**
+ * The budget when the process's limit of open files cannot be read (Deno
+ * 2.9 lets only a process with every permission read `/proc/self/limits`):
+ * half the 1024 many systems set.
+ */
+export const UNKNOWN_LIMIT_GUEST_FILES = 512;
 
 const HELD = 0;
 const BUDGET = 1;
@@ -91,13 +98,14 @@ export class FileCount {
 /**
  * Half the process's limit of open files when Linux says it and Deno lets
  * this thread read it (asked first: never a prompt), at most
- * {@linkcode MAX_GUEST_FILES}; that number otherwise.
+ * {@linkcode MAX_GUEST_FILES}; {@linkcode UNKNOWN_LIMIT_GUEST_FILES}
+ * otherwise.
  */
 function guestFileBudget(): number {
   const path = "/proc/self/limits";
   try {
     if (Deno.permissions.querySync({ name: "read", path }).state !== "granted") {
-      return MAX_GUEST_FILES;
+      return UNKNOWN_LIMIT_GUEST_FILES;
     }
     const line = Deno.readTextFileSync(path).split("\n").find((row) =>
       row.startsWith("Max open files")
@@ -105,8 +113,8 @@ function guestFileBudget(): number {
     const soft = Number(line?.slice("Max open files".length).trim().split(/\s+/)[0]);
     return Number.isSafeInteger(soft) && soft > 0
       ? Math.min(MAX_GUEST_FILES, Math.floor(soft / 2))
-      : MAX_GUEST_FILES;
+      : UNKNOWN_LIMIT_GUEST_FILES;
   } catch {
-    return MAX_GUEST_FILES;
+    return UNKNOWN_LIMIT_GUEST_FILES;
   }
 }

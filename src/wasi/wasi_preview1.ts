@@ -91,7 +91,8 @@ export interface WasiOptions {
   /**
    * How many descriptors may be open at once, stdio and preopens included.
    * Host files also count in a budget every WASI instance of the process
-   * shares (half its limit of open files, at most 4096): past it,
+   * shares (half its limit of open files, at most 4096; 512 when Deno cannot
+   * read that limit): past it,
    * `path_open` answers `ENFILE`, so guests cannot leave the host without
    * file descriptors.
    *
