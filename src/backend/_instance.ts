@@ -764,10 +764,9 @@ export class PluginInstance implements PluginBackend {
           cause: err,
         });
       case TrapReason.Deadline:
-        return new TimeoutError(undefined, {
-          timeoutMs: budget?.timeoutMs ?? Infinity,
-          cause: err,
-        });
+        // No cause: the deadline is the reason, and in a worker the host's own timer often
+        // ends the call before the guest's check traps, with no engine error to carry.
+        return new TimeoutError(undefined, { timeoutMs: budget?.timeoutMs ?? Infinity });
       default:
         return undefined;
     }
