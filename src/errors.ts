@@ -505,16 +505,19 @@ export class HostFunctionError extends WasmError {
   /**
    * Creates the error.
    *
-   * @param message A more specific message; by default one naming the function and the cause's message.
+   * @param message A more specific message; by default one naming the function and the cause
+   *   (an error's message, or whatever else the host function threw, as a string).
    * @param options The host function's module and name, and the host's exception as `cause`.
    */
   constructor(
     message: string | undefined,
     options: ErrorOptions & { module: string; functionName: string },
   ) {
-    const reason = options.cause instanceof Error ? `: ${options.cause.message}` : "";
     super(
-      message ?? `Host function "${options.module}"."${options.functionName}" failed${reason}`,
+      message ??
+        `Host function "${options.module}"."${options.functionName}" failed${
+          reasonOf(options.cause)
+        }`,
       options,
     );
     this.name = "HostFunctionError";
@@ -640,5 +643,20 @@ export class GuestError extends WasmError {
     );
     this.name = "GuestError";
     this.functionName = options.functionName;
+  }
+}
+
+/**
+ * `: <what went wrong>` for a host function's exception: an error's message,
+ * or any other thrown value as a string (a host function may throw
+ * anything), or its type when it cannot be made one; nothing when there is none.
+ */
+function reasonOf(cause: unknown): string {
+  if (cause === undefined) return "";
+  if (cause instanceof Error) return `: ${cause.message}`;
+  try {
+    return `: ${String(cause)}`;
+  } catch {
+    return `: a thrown ${typeof cause}`;
   }
 }

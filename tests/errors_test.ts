@@ -258,13 +258,24 @@ Deno.test("WasmError constructors take a message, then their fields and a cause"
     assert.equal(new GuestError(undefined, { functionName: "greet" }).message, expected);
   });
 
-  await t.step("HostFunctionError does not invent a reason for a non-Error cause", () => {
+  await t.step("HostFunctionError names a non-Error cause by its string", () => {
+    // A host function may throw anything; a worker plugin's error says it the same way.
     const error = new HostFunctionError(undefined, {
       module: "env",
       functionName: "f",
       cause: "text",
     });
-    assert.equal(error.message, 'Host function "env"."f" failed');
+    assert.equal(error.message, 'Host function "env"."f" failed: text');
     assert.equal(error.cause, "text");
+    const unprintable = { toString: () => Symbol() };
+    assert.equal(
+      new HostFunctionError(undefined, { module: "env", functionName: "f", cause: unprintable })
+        .message,
+      'Host function "env"."f" failed: a thrown object',
+    );
+    assert.equal(
+      new HostFunctionError(undefined, { module: "env", functionName: "f" }).message,
+      'Host function "env"."f" failed',
+    );
   });
 });

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   CallDepthExceededError,
   Capability,
+  HostFunctionError,
   InvalidFunctionError,
   MemoryOutOfBoundsError,
   OutOfMemoryError,
@@ -9,6 +10,7 @@ import {
   TimeoutError,
   TrapError,
   TypeMismatchError,
+  WasiExit,
   type WasmPlugin,
 } from "../mod.ts";
 import {
@@ -903,4 +905,47 @@ testEachIsolation("A TimeoutError is the same whichever side saw the deadline fi
     );
     assert.equal(error.cause, undefined);
   }
+});
+
+testEachIsolation("Errors whose cause is not a WasmError read the same in both isolations", {
+  permissions: "none",
+}, async (t, { createRuntime }) => {
+  await using runtime = createRuntime();
+
+  await t.step(
+    "proc_exit outside run(): a TrapError caused by the WasiExit and its code",
+    async () => {
+      await using plugin = await runtime.createPluginFromWat(
+        `(module
+        (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+        (memory (export "memory") 1)
+        (func (export "quit") (call $exit (i32.const 7))))`,
+        { capabilities: [Capability.Wasi] },
+      );
+      const error = await assertRejectsWith(() => plugin.callVoid("quit"), TrapError);
+      assert.ok(error.cause instanceof WasiExit, `cause: ${error.cause}`);
+      assert.equal(error.cause.code, 7);
+    },
+  );
+
+  await t.step("a tool that throws a string: the message says it, the cause is it", async () => {
+    runtime.registerTool("shout", () => {
+      // deno-lint-ignore no-throw-literal
+      throw "a string";
+    });
+    await using plugin = await runtime.createPluginFromWat(
+      `(module
+        (import "env" "host_call_tool" (func $tool (param i32 i32 i32 i32 i32 i32) (result i32)))
+        (memory (export "memory") 1)
+        (data (i32.const 0) "shout{}")
+        (func (export "go") (result i32)
+          (call $tool (i32.const 0) (i32.const 5) (i32.const 5) (i32.const 2) (i32.const 64)
+            (i32.const 64))))`,
+      { capabilities: [Capability.CallTool] },
+    );
+    const error = await assertRejectsWith(() => plugin.callI32("go"), HostFunctionError, {
+      message: 'Host function "env"."host_call_tool" failed: a string',
+    });
+    assert.equal(error.cause, "a string");
+  });
 });

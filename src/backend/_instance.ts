@@ -797,7 +797,7 @@ export class PluginInstance implements PluginBackend {
     const exports = this.#exports;
     const globals = state.globals.map((name) => (exports[name] as WebAssembly.Global).value);
     // A JS number does not keep a NaN's payload bits: restored, the global would differ.
-    if (globals.some((value) => Number.isNaN(value))) return "a float global holds a NaN";
+    if (globals.some((value) => Number.isNaN(value))) return NAN_GLOBAL;
     return {
       memories: state.memories.map(({ name }) =>
         new Uint8Array((exports[name] as WebAssembly.Memory).buffer).slice()
@@ -851,6 +851,13 @@ export class PluginInstance implements PluginBackend {
     return Promise.resolve();
   }
 }
+
+/**
+ * Why {@linkcode PluginInstance.captureState} refused while a float global
+ * holds a NaN: the only refusal that passes (once the global changes), so
+ * the host tries again at the next idle time.
+ */
+export const NAN_GLOBAL = "a float global holds a NaN";
 
 /** The exports a bytes call uses. */
 interface BytesExports {

@@ -22,7 +22,7 @@ export type { CallBudget, CallWatchOptions, PluginBudget } from "./_call_budget.
 export { planImports } from "./_import_plan.ts";
 export type { PlannedImports } from "./_import_plan.ts";
 export { createInlineBackend } from "./_inline_backend.ts";
-export { PluginInstance, START_NOT_READ } from "./_instance.ts";
+export { NAN_GLOBAL, PluginInstance, START_NOT_READ } from "./_instance.ts";
 export { describeInstance, startBudgetOf } from "./_instance_spec.ts";
 export type { BackendParts, InstanceSpec, ParkedState, PluginHostSide } from "./_instance_spec.ts";
 export { internalOptionsOf } from "./_internal_options.ts";

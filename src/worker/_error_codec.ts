@@ -33,6 +33,7 @@ import {
   type WasmErrorKind,
   WorkerCrashedError,
 } from "../errors.ts";
+import { WasiExit } from "../wasi/wasi_exit.ts";
 
 /** The class of each kind: its instances have that `kind`. */
 type ErrorClasses = {
@@ -130,8 +131,21 @@ function flattenShallow(err: unknown): FlatError {
   if (err instanceof WasmError) {
     return { kind: err.kind, name: err.name, message: err.message, fields: fieldsOf(err) };
   }
-  const error = err instanceof Error ? err : new Error(String(err));
+  // `proc_exit` outside `run()` (the cause of a TrapError): its exit code travels too.
+  if (err instanceof WasiExit) {
+    return { kind: "error", name: err.name, message: err.message, fields: { code: err.code } };
+  }
+  const error = err instanceof Error ? err : new Error(safeString(err));
   return { kind: "error", name: error.name, message: error.message };
+}
+
+/** Any thrown value as a string; one whose conversion throws becomes a description of its type. */
+function safeString(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return `a thrown ${typeof value}`;
+  }
 }
 
 /**
@@ -198,6 +212,9 @@ function build(flat: FlatError, options: ErrorOptions): Error {
   if (Object.hasOwn(ERROR_CLASSES, flat.kind)) {
     const ErrorClass = ERROR_CLASSES[flat.kind as WasmErrorKind] as WasmErrorConstructor;
     return new ErrorClass(flat.message, { ...flat.fields, ...options });
+  }
+  if (flat.name === "WasiExit" && typeof flat.fields?.code === "number") {
+    return new WasiExit(flat.fields.code);
   }
   return plainError(flat.name, flat.message, options);
 }

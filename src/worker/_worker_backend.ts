@@ -28,7 +28,7 @@ import type {
 import { assertNotInHostCallOf, runInHostCall } from "../host/mod.ts";
 import { InstantiationError, TypeMismatchError, WorkerCrashedError } from "../errors.ts";
 import { CallQueue, describeValue, MAX_TIMER_MS } from "../common/mod.ts";
-import { CallWatch, type InternalOptions } from "../backend/mod.ts";
+import { CallWatch, type InternalOptions, NAN_GLOBAL } from "../backend/mod.ts";
 import { createHostServices, type HostServices, type ServiceName } from "../host/mod.ts";
 import type { ParkedState } from "../backend/mod.ts";
 import {
@@ -473,7 +473,8 @@ class WorkerBackend implements PluginBackend {
     }
     const [refusal, count, ...rest] = reply.values as [string | null, number, ...unknown[]];
     if (reply.op !== ToHost.Done || refusal !== null) {
-      this.#parkable = false;
+      // A NaN in a float global passes: the next idle time tries again. The rest stays.
+      if (refusal !== NAN_GLOBAL) this.#parkable = false;
       return;
     }
     this.#parked = {

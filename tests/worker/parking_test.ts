@@ -216,6 +216,7 @@ Deno.test("A worker plugin whose float global holds a NaN keeps it, bit for bit"
     (func (export "set")
       (global.set $f (f32.reinterpret_i32 (i32.const 0x7fa00001)))
       (global.set $d (f64.reinterpret_i64 (i64.const 0x7ff4000000000001))))
+    (func (export "clear") (global.set $f (f32.const 1)) (global.set $d (f64.const 2)))
     (func (export "f_bits") (result i32) (i32.reinterpret_f32 (global.get $f)))
     (func (export "d_bits") (result i64) (i64.reinterpret_f64 (global.get $d))))`;
   await using runtime = countingRuntime({ idleTimeoutMs: IDLE_MS });
@@ -226,6 +227,10 @@ Deno.test("A worker plugin whose float global holds a NaN keeps it, bit for bit"
   assert.equal(await plugin.callI32("f_bits", []), 0x7fa00001);
   assert.equal(await plugin.callI64("d_bits", []), 0x7ff4000000000001n);
   assert.equal(workerEvents.parked, parked);
+  // Only while: without the NaN it is parked again, as any other.
+  await plugin.callVoid("clear", []);
+  assert.ok(await parkedSince(parked));
+  assert.equal(await plugin.callI64("d_bits", []), 0x4000000000000000n);
 });
 
 Deno.test("A worker plugin with more than 64 MiB of memory is not parked", {
