@@ -69,10 +69,17 @@ interface PathCall<E extends Expect, Rest extends unknown[]> {
   readonly act: (state: WasiState, target: Target<E>, ...rest: Rest) => void;
 }
 
+/** The longest path a guest may pass, in bytes: Linux's `PATH_MAX`. */
+const MAX_PATH_BYTES = 4096;
+
 /** The guest path `(ptr, len)` resolved against the directory `fd`. */
 function resolveAt(state: WasiState, fd: number, path: Span, follow: boolean): Resolved {
   const dir = state.fds.directory(fd);
-  return resolvePath(dir, state.guest().text(path.ptr, path.len), follow);
+  const guest = state.guest();
+  guest.check(path.ptr, path.len);
+  // Longer, no host call could take it; the guest pays for copying and splitting it, not the host.
+  if (path.len > MAX_PATH_BYTES) fail(Errno.NAMETOOLONG);
+  return resolvePath(dir, guest.text(path.ptr, path.len), follow);
 }
 
 /** Fails unless what `target` names is what `expect` asks for. */

@@ -124,9 +124,10 @@ function subscription(state: WasiState, guest: Guest, ptr: number): Subscription
  * error), not when the clock fires.
  */
 function fire(state: WasiState, subscriptions: readonly Subscription[]): Subscription[] {
-  const clocks = subscriptions.filter((s) => s.type === EventType.CLOCK && s.error === 0);
-  const fired = subscriptions.filter((s) => !clocks.includes(s) || s.dueInNs <= 0n);
+  const isClock = (s: Subscription): boolean => s.type === EventType.CLOCK && s.error === 0;
+  const fired = subscriptions.filter((s) => !isClock(s) || s.dueInNs <= 0n);
   if (fired.length > 0) return fired;
+  const clocks = subscriptions.filter(isClock);
   const first = clocks.reduce((a, b) => (b.dueInNs < a.dueInNs ? b : a));
   state.sleep(Number(first.dueInNs) / 1e6);
   return clocks.filter((s) => s.dueInNs <= first.dueInNs);
@@ -144,6 +145,9 @@ function writeEvents(guest: Guest, output: number, fired: readonly Subscription[
     guest.setU16(at + 24, s.flags);
   });
 }
+
+/** How many `poll_oneoff` subscriptions are read between checks of the call's deadline. */
+const SUBSCRIPTIONS_PER_CHECKPOINT = 1024;
 
 /** The system calls on the process and its environment, by their WASI names. */
 export const PROCESS_CALLS: Readonly<Record<string, SystemCall>> = {
@@ -210,6 +214,8 @@ export const PROCESS_CALLS: Readonly<Record<string, SystemCall>> = {
     guest.check(neventsPtr, 4);
     const subscriptions: Subscription[] = [];
     for (let i = 0; i < count; i++) {
+      // A guest may pass hundreds of thousands: the call's deadline holds between slices.
+      if (i % SUBSCRIPTIONS_PER_CHECKPOINT === SUBSCRIPTIONS_PER_CHECKPOINT - 1) state.checkpoint();
       subscriptions.push(subscription(state, guest, input + i * Size.SUBSCRIPTION));
     }
     const fired = fire(state, subscriptions);

@@ -112,9 +112,11 @@ export interface WasiOptions {
   /**
    * Says whether the running call may go on: it throws (e.g. a timeout
    * error once the call's deadline passed) to end it, and the exception
-   * propagates out of the guest's call. Every system call that may take long
-   * calls it between slices of its work: at least every 10 ms of a sleep,
-   * every mebibyte read or written, every few hundred directory entries. A
+   * propagates out of the guest's call. Every system call calls it as it
+   * begins (a loop of cheap calls adds up), and those that may take long
+   * between slices of their work too: at least every 10 ms of a sleep, every
+   * mebibyte read or written, every few hundred directory entries or poll
+   * subscriptions. A
    * runner with deadlines must pass one, or a guest can hold the thread as
    * long as it likes (a `poll_oneoff` of years, writes of gigabytes).
    *
@@ -206,6 +208,9 @@ const SYSTEM_CALLS: Readonly<Record<string, SystemCall>> = {
 function bind(signature: string, call: SystemCall, state: WasiState): WasiFunction {
   return (...raw) => {
     try {
+      // Every system call first asks whether the call may go on: host work runs outside fuel,
+      // so a loop of calls that each do a little would otherwise never see the deadline.
+      state.checkpoint();
       return call(state, ...convert(signature, raw));
     } catch (err) {
       const errno = errnoOf(err);
