@@ -82,6 +82,12 @@ export function checkStopOptions(options: unknown, subject: string): boolean {
   return abort === true;
 }
 
+/**
+ * How far along its line a plugin looks for calls to post ahead, or to take
+ * back: those posted are always the first few (a worker's lanes but one).
+ */
+const AHEAD_SCAN = 16;
+
 /** The keys of `RunOptions`: the call options and `stdin`. */
 const RUN_OPTION_KEYS = ["stdin", "signal", "timeoutMs", "fuel"];
 
@@ -846,7 +852,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     }
     if (this.#stopping === undefined) {
       // Calls posted ahead are taken back: the calls waiting are refused, as ever.
-      retractWaitingAhead(this.#queue.waitingTags());
+      retractWaitingAhead(this.#queue.waitingTags(AHEAD_SCAN));
       this.#stopping = this.#stop();
     }
     return this.#stopping;
@@ -1110,7 +1116,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    */
   #postAhead(): void {
     if (this.#state !== "running" || this.#stopping !== undefined) return;
-    const line = this.#queue.waitingTags();
+    const line = this.#queue.waitingTags(AHEAD_SCAN);
     if (line.length > 0) postWaitingAhead(line);
   }
 
