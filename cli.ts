@@ -290,6 +290,12 @@ const RUN: CommandSpec = {
       multiple: true,
       description: "Set an environment variable of the guest (repeatable)",
     },
+    {
+      name: "max-open-files",
+      value: "<n>",
+      description:
+        "Descriptors the command may have open at once, stdio and --dirs included (default 256, at most 4096)",
+    },
     ...LIMIT_OPTIONS,
     ISOLATION_OPTION,
     WORKER_PERMISSIONS_OPTION,
@@ -974,13 +980,7 @@ async function run(args: ParsedArgs, io: CliIo): Promise<number> {
   const capabilities: Capability[] = [Capability.Wasi, Capability.Random, Capability.Timer];
   if (dirs.length > 0) capabilities.push(Capability.FileSystem);
   const execution = executionOf(args);
-  const readOnly = dirs.find((dir) => !dir.writable);
-  if (execution.isolation === "inline" && readOnly !== undefined) {
-    throw new UsageError(
-      `--dir ${readOnly.host} is read-only, which only worker isolation enforces (an inline ` +
-        "plugin has the CLI's own Deno permissions): add :rw, or use worker isolation",
-    );
-  }
+  const maxOpenFiles = positiveInteger(args, "max-open-files", 4096);
   await using runtime = openRuntime(execution);
   const compiled = await compileFile(runtime, file);
   await using command = await runtime.createPlugin(compiled, {
@@ -991,8 +991,10 @@ async function run(args: ParsedArgs, io: CliIo): Promise<number> {
       args: guestArgs,
       env,
       preopens: Object.fromEntries(dirs.map((dir) => [dir.guest, dir.host])),
+      ...(maxOpenFiles === undefined ? {} : { maxOpenFiles }),
     },
-    // In worker isolation, exactly these become the worker's Deno permissions.
+    // In worker isolation, exactly these become the worker's Deno permissions; in both,
+    // WASI changes nothing outside the :rw ones.
     allowedPaths: {
       read: dirs.map((dir) => dir.host),
       write: dirs.filter((dir) => dir.writable).map((dir) => dir.host),

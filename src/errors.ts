@@ -516,7 +516,7 @@ export class HostFunctionError extends WasmError {
     super(
       message ??
         `Host function "${options.module}"."${options.functionName}" failed${
-          reasonOf(options.cause)
+          "cause" in options ? reasonOf(options.cause) : ""
         }`,
       options,
     );
@@ -649,14 +649,15 @@ export class GuestError extends WasmError {
 /**
  * `: <what went wrong>` for a host function's exception: an error's message,
  * or any other thrown value as a string (a host function may throw
- * anything), or its type when it cannot be made one; nothing when there is none.
+ * anything, `undefined` too), or its type when it cannot be made one;
+ * nothing when it says nothing.
  */
 function reasonOf(cause: unknown): string {
-  if (cause === undefined) return "";
-  if (cause instanceof Error) return `: ${cause.message}`;
+  let text: string;
   try {
-    return `: ${String(cause)}`;
+    text = cause instanceof Error ? cause.message : String(cause);
   } catch {
-    return `: a thrown ${typeof cause}`;
+    text = `a thrown ${typeof cause}`;
   }
+  return text === "" ? "" : `: ${text}`;
 }

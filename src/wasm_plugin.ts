@@ -21,7 +21,7 @@ import {
   TypeMismatchError,
   type WasmError,
 } from "./errors.ts";
-import { assertNotInHostCallOf, isInHostCallOf } from "./host/mod.ts";
+import { assertNotInHostCallOf } from "./host/mod.ts";
 import { MetricsRecorder } from "./observe/mod.ts";
 import type { PluginManifest } from "./plugin_manifest.ts";
 import type { RunOptions, RunResult } from "./command_run.ts";
@@ -680,34 +680,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     this.#assertUsable("read the memory of");
     checkNumber("read memory", "offset", offset);
     checkNumber("read memory", "length", length);
-    const waiting = this.#memoryTurn("read the memory of");
-    using _turn = waiting === undefined ? undefined : await waiting;
     return await this.#backend.readMemory(offset, length);
-  }
-
-  /**
-   * The turn a memory access takes while a call or initializer runs, so it
-   * sees the memory before or after that call, never in its middle (a guest
-   * suspended in an async host function), in both isolations. From inside
-   * one of the plugin's own host functions, none (that would wait for
-   * itself): the backend serves it then (inline) or refuses it (worker).
-   */
-  #memoryTurn(action: string): undefined | Promise<Disposable> {
-    // Idle: no turn, and no await either, so the access happens before what the caller does
-    // next (a stop() right after it).
-    const busy = this.#state === "running" || this.#state === "initializing";
-    if (!busy || isInHostCallOf(this.#hostScope)) return undefined;
-    return (async () => {
-      const taken = this.#queue.take();
-      const turn = taken instanceof Promise ? await taken : taken;
-      try {
-        this.#assertUsable(action);
-      } catch (err) {
-        turn[Symbol.dispose]();
-        throw err;
-      }
-      return turn;
-    })();
   }
 
   /**
@@ -732,8 +705,6 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
         `Cannot write memory: expected a Uint8Array, received ${describeValue(data)}`,
       );
     }
-    const waiting = this.#memoryTurn("write the memory of");
-    using _turn = waiting === undefined ? undefined : await waiting;
     await this.#backend.writeMemory(offset, data);
   }
 

@@ -849,45 +849,6 @@ testEachIsolation("Calls made while a plugin initializes wait for it", {
   });
 });
 
-/**
- * `work()` writes 115 at 0, waits for the tool "wait" (an async host
- * function), then writes 42 at 0 and 0 at 4, and answers 7.
- */
-const SUSPENDING_WAT = `(module
-  (import "env" "host_call_tool"
-    (func $tool (param i32 i32 i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 100) "wait")
-  (data (i32.const 200) "{}")
-  (func (export "work") (result i32)
-    (i32.store8 (i32.const 0) (i32.const 115))
-    (drop (call $tool (i32.const 100) (i32.const 4) (i32.const 200) (i32.const 2)
-      (i32.const 300) (i32.const 64)))
-    (i32.store8 (i32.const 0) (i32.const 42))
-    (i32.store8 (i32.const 4) (i32.const 0))
-    (i32.const 7)))`;
-
-testEachIsolation("Memory accesses wait for a call suspended in an async host function", {
-  permissions: "none",
-}, async (_t, { createRuntime }) => {
-  await using runtime = createRuntime();
-  runtime.registerTool("wait", () => new Promise((resolve) => setTimeout(() => resolve(1), 50)));
-  await using plugin = await runtime.createPluginFromWat(SUSPENDING_WAT, {
-    capabilities: [Capability.CallTool],
-  });
-  const call = plugin.callI32("work");
-  await new Promise((resolve) => setTimeout(resolve, 10)); // the guest waits for its tool
-  const [result, read] = await Promise.all([
-    call,
-    plugin.readMemory(0, 1),
-    plugin.writeMemory(4, new Uint8Array([9])),
-  ]);
-  assert.equal(result, 7);
-  // Read and written after the call, not in its middle (the read saw 115, the write was undone).
-  assert.deepEqual(read, new Uint8Array([42]));
-  assert.deepEqual(await plugin.readMemory(4, 1), new Uint8Array([9]));
-});
-
 testEachIsolation("A TimeoutError is the same whichever side saw the deadline first", {
   permissions: "none",
 }, async (_t, { loadPlugin }) => {

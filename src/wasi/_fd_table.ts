@@ -53,11 +53,18 @@ export interface DirectoryDescriptor {
   /** The listing `fd_readdir` pages through, taken when it starts at cookie 0. */
   listing?: DirectoryEntry[];
   /**
-   * The names of the entries the last `fd_readdir` wrote, and of the one
-   * before them, from `listing[first]` on: where to resume by name if the
-   * listing is dropped and taken again meanwhile.
+   * The last `fd_readdir`: the names of the entries it wrote, and of the one
+   * before them, from `listing[first]` on (where to resume by name if the
+   * listing is dropped and taken again meanwhile), and the cookie it was
+   * given with the index it began at (a retry of the same page begins there
+   * too, whatever numbering the cookie came from).
    */
-  page?: { readonly first: number; readonly names: readonly Uint8Array[] };
+  page?: {
+    readonly first: number;
+    readonly names: readonly Uint8Array[];
+    readonly cookie: bigint;
+    readonly at: bigint;
+  };
 }
 
 /** One entry of a directory listing. */
@@ -93,6 +100,8 @@ export class FdTable {
   readonly #listed: DirectoryDescriptor[] = [];
 
   #files: FileCount;
+  /** Rooms taken by {@linkcode reserveFile} and not used yet. */
+  #reserved = 0;
 
   /**
    * Allows at most `max` open descriptors; host files count in `files` too
@@ -142,8 +151,12 @@ export class FdTable {
    * process-wide budget (`_file_budget.ts`).
    */
   add(entry: Descriptor): number {
-    if (this.#fds.size >= this.#max) fail(Errno.MFILE);
-    if (entry.kind === "file" && !this.#files.take()) fail(Errno.NFILE);
+    if (entry.kind === "file" && this.#reserved > 0) {
+      this.#reserved--; // its room was taken by reserveFile()
+    } else {
+      if (this.#fds.size + this.#reserved >= this.#max) fail(Errno.MFILE);
+      if (entry.kind === "file" && !this.#files.take()) fail(Errno.NFILE);
+    }
     let fd = 0;
     while (this.#fds.has(fd)) fd++;
     this.#fds.set(fd, entry);
@@ -159,6 +172,25 @@ export class FdTable {
     if (entry.kind === "file") this.#closeFile(entry);
     const listed = this.#listed.indexOf(entry as DirectoryDescriptor);
     if (listed >= 0) this.#listed.splice(listed, 1);
+  }
+
+  /**
+   * Takes the room of a host file before it is opened (`EMFILE`, `ENFILE`
+   * as {@linkcode add} would fail), so that an open refused for want of
+   * room creates or truncates nothing: the next {@linkcode add} of a file
+   * uses it, or {@linkcode unreserveFile} gives it back.
+   */
+  reserveFile(): void {
+    if (this.#fds.size + this.#reserved >= this.#max) fail(Errno.MFILE);
+    if (!this.#files.take()) fail(Errno.NFILE);
+    this.#reserved++;
+  }
+
+  /** Gives back the room {@linkcode reserveFile} took, for a file that was not opened. */
+  unreserveFile(): void {
+    if (this.#reserved === 0) return;
+    this.#reserved--;
+    this.#files.release();
   }
 
   /**

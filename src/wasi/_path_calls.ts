@@ -181,12 +181,20 @@ function checkOpen(target: Resolved, oflags: number, rightsBase: bigint): void {
 
 /** Opens the file `target` names as `mode` says, checked to be that file, and adds it to `fds`. */
 function openFile(fds: FdTable, target: Resolved, mode: OpenMode, fdflags: number): number {
-  const file = Deno.openSync(target.host, {
-    read: mode.readable,
-    write: mode.write,
-    create: mode.create,
-    createNew: mode.create && mode.exclusive,
-  });
+  // Room first: an open refused for want of it must not have created or truncated the file.
+  fds.reserveFile();
+  let file: Deno.FsFile;
+  try {
+    file = Deno.openSync(target.host, {
+      read: mode.readable,
+      write: mode.write,
+      create: mode.create,
+      createNew: mode.create && mode.exclusive,
+    });
+  } catch (err) {
+    fds.unreserveFile();
+    throw err;
+  }
   try {
     // The file opened must be the one the confined path names, before
     // anything is done to it or through it (see `_path.ts`).
@@ -205,6 +213,7 @@ function openFile(fds: FdTable, target: Resolved, mode: OpenMode, fdflags: numbe
       flags: fdflags,
     });
   } catch (err) {
+    fds.unreserveFile();
     file.close();
     throw err;
   }

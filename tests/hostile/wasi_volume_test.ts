@@ -170,7 +170,7 @@ Deno.test("fd_readdir resumes a listing taken again by name, whatever changed", 
   const listing = (...names: string[]) => [".", "..", ...names].map(entry);
   const old = listing("a", "b", "c", "d");
   // The last page wrote \`a\` and \`b\` (from cookie 2): its names start one entry before.
-  const page = { first: 1, names: old.slice(1, 4).map((each) => each.name) };
+  const page = { first: 1, names: old.slice(1, 4).map((each) => each.name), cookie: 2n, at: 2n };
   // The guest removed what it read; another file came before where it was.
   assert.equal(resumeAt(listing("0", "c", "d"), page, 4n), 3n); // on at "c"
   assert.equal(resumeAt(listing("c", "d"), page, 4n), 2n);
@@ -179,3 +179,116 @@ Deno.test("fd_readdir resumes a listing taken again by name, whatever changed", 
   // A cookie the page does not cover is kept as an index.
   assert.equal(resumeAt(listing("c", "d"), page, 6n), 6n);
 });
+
+/**
+ * `open(pathLen, oflags)` opens the path at 2048 (rights: read and write)
+ * and answers the errno, keeping what it opened; `opendir(pathLen)` opens
+ * it as a directory and answers its fd; `readdir(fd, cookie, len)` reads
+ * entries into 4096 and answers the bytes used.
+ */
+const FILES_WAT = `(module
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_readdir"
+    (func $readdir (param i32 i32 i32 i64 i32) (result i32)))
+  (memory (export "memory") 2)
+  (func (export "open") (param $len i32) (param $oflags i32) (result i32)
+    (call $open (i32.const 3) (i32.const 0) (i32.const 2048) (local.get $len)
+      (local.get $oflags) (i64.const 66) (i64.const 0) (i32.const 0) (i32.const 16)))
+  (func (export "opendir") (param $len i32) (result i32)
+    (drop (call $open (i32.const 3) (i32.const 0) (i32.const 2048) (local.get $len)
+      (i32.const 2) (i64.const 0x6000) (i64.const -1) (i32.const 0) (i32.const 16)))
+    (i32.load (i32.const 16)))
+  (func (export "readdir") (param $fd i32) (param $cookie i64) (param $len i32) (result i32)
+    (drop (call $readdir (local.get $fd) (i32.const 4096) (local.get $len) (local.get $cookie)
+      (i32.const 20)))
+    (i32.load (i32.const 20))))`;
+
+testEachIsolation("Hostile WASI: an open refused for want of room truncates and creates nothing", {
+  permissions: { read: [dir], write: [dir] },
+}, async (_t, { loadPlugin }) => {
+  await Deno.writeTextFile(`${dir}/victim.txt`, "precious\n");
+  await using loaded = await loadPlugin(FILES_WAT, {
+    capabilities: [Capability.Wasi, Capability.FileSystem],
+    wasi: { preopens: { "/data": dir }, maxOpenFiles: 5 },
+    allowedPaths: { write: [dir] },
+  });
+  const { plugin } = loaded;
+  const open = async (path: string, oflags: number): Promise<number> => {
+    const bytes = new TextEncoder().encode(path);
+    await plugin.writeMemory(2048, bytes);
+    return await plugin.callI32("open", [bytes.length, oflags]);
+  };
+  assert.equal(await open("f.txt", 0), 0); // stdio, the preopen and this: 5 of 5
+  const O_CREAT = 1, O_TRUNC = 8;
+  assert.equal(await open("victim.txt", O_TRUNC), EMFILE);
+  assert.equal(await Deno.readTextFile(`${dir}/victim.txt`), "precious\n");
+  assert.equal(await open("new.txt", O_CREAT), EMFILE);
+  await assert.rejects(() => Deno.stat(`${dir}/new.txt`), Deno.errors.NotFound);
+});
+
+testEachIsolation(
+  "Hostile WASI: a page read again after its listing was taken again repeats nothing",
+  {
+    permissions: { read: [dir], write: [dir] },
+  },
+  async (_t, { loadPlugin }) => {
+    const tree = await Deno.makeTempDir({ dir, prefix: "tree_" });
+    await Deno.mkdir(`${tree}/d`);
+    for (const name of ["b", `c_${"x".repeat(40)}`, "e"]) {
+      await Deno.writeTextFile(
+        `${tree}/d/${name}`,
+        "",
+      );
+    }
+    for (let i = 0; i < MAX_KEPT_LISTINGS + 1; i++) await Deno.mkdir(`${tree}/o${i}`);
+    await using loaded = await loadPlugin(FILES_WAT, {
+      capabilities: [Capability.Wasi, Capability.FileSystem],
+      wasi: { preopens: { "/data": tree } },
+    });
+    const { plugin } = loaded;
+    const opendir = async (path: string): Promise<number> => {
+      const bytes = new TextEncoder().encode(path);
+      await plugin.writeMemory(2048, bytes);
+      return await plugin.callI32("opendir", [bytes.length]);
+    };
+    /** Reads one page: the names of the whole entries in it, and the cookie after the last. */
+    const page = async (fd: number, cookie: bigint, len: number) => {
+      // An i64 cookie goes in as a bigint.
+      const used = await plugin.callI32("readdir", [fd, cookie, len] as unknown as number[]);
+      const bytes = await plugin.readMemory(4096, used);
+      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      const names: string[] = [];
+      let next = cookie;
+      for (let at = 0; at + 24 <= used;) {
+        const length = view.getUint32(at + 16, true);
+        if (at + 24 + length > used) break; // cut short: the buffer was too small
+        names.push(new TextDecoder().decode(bytes.subarray(at + 24, at + 24 + length)));
+        next = view.getBigUint64(at, true);
+        at += 24 + length;
+      }
+      return { names, next };
+    };
+    const d = await opendir("d");
+    const seen: string[] = [];
+    let cookie = 0n;
+    for (let i = 0; i < 3; i++) { // ".", "..", "b", one a page
+      const { names, next } = await page(d, cookie, 30);
+      seen.push(...names);
+      cookie = next;
+    }
+    // The walk goes down into 17 other directories, which drops this one's listing…
+    for (let i = 0; i < MAX_KEPT_LISTINGS + 1; i++) await page(await opendir(`o${i}`), 0n, 64);
+    // …and new entries come before where it was. The next entry does not fit 30 bytes:
+    await Deno.writeTextFile(`${tree}/d/a1`, "");
+    const cut = await page(d, cookie, 30);
+    assert.deepEqual(cut.names, []);
+    // so the guest reads the same page again, with room (as wasi-libc does).
+    for (let i = 0; i < 3; i++) {
+      const { names, next } = await page(d, cookie, 4096);
+      seen.push(...names);
+      cookie = next;
+    }
+    assert.deepEqual(seen, [".", "..", "b", `c_${"x".repeat(40)}`, "e"]);
+  },
+);
