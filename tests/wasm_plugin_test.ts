@@ -29,6 +29,7 @@ import {
   hostFunctionsWat,
   LIFECYCLE_WAT,
   NO_ALLOCATOR_WAT,
+  toolCallWat,
   TRAPS_WAT,
 } from "./fixtures/wat.ts";
 import { twoMemoriesBinary } from "./fixtures/binary.ts";
@@ -894,17 +895,10 @@ testEachIsolation("Errors whose cause is not a WasmError read the same in both i
       // deno-lint-ignore no-throw-literal
       throw "a string";
     });
-    await using plugin = await runtime.createPluginFromWat(
-      `(module
-        (import "env" "host_call_tool" (func $tool (param i32 i32 i32 i32 i32 i32) (result i32)))
-        (memory (export "memory") 1)
-        (data (i32.const 0) "shout{}")
-        (func (export "go") (result i32)
-          (call $tool (i32.const 0) (i32.const 5) (i32.const 5) (i32.const 2) (i32.const 64)
-            (i32.const 64))))`,
-      { capabilities: [Capability.CallTool] },
-    );
-    const error = await assertRejectsWith(() => plugin.callI32("go"), HostFunctionError, {
+    await using plugin = await runtime.createPluginFromWat(toolCallWat("shout"), {
+      capabilities: [Capability.CallTool],
+    });
+    const error = await assertRejectsWith(() => plugin.callI32("call"), HostFunctionError, {
       message: 'Host function "env"."host_call_tool" failed: a string',
     });
     assert.equal(error.cause, "a string");

@@ -10,6 +10,7 @@ import {
 } from "../../mod.ts";
 import { assertRejectsWith, putString, workerRuntime } from "../_helpers.ts";
 import { faultyWorkers, httpFetch, READ_WORKERS } from "./_worker_helpers.ts";
+import { toolCallWat } from "../fixtures/wat.ts";
 import { withInternalOptions } from "../../src/backend/_internal_options.ts";
 
 /**
@@ -155,16 +156,9 @@ Deno.test("A worker plugin waiting on a host call that never ends times out", {
 
   await t.step("an async tool that never settles", async () => {
     runtime.registerTool("never", () => new Promise(() => {}));
-    await using plugin = await runtime.createPluginFromWat(
-      `(module
-        (import "env" "host_call_tool" (func $tool (param i32 i32 i32 i32 i32 i32) (result i32)))
-        (memory (export "memory") 1)
-        (data (i32.const 0) "never{}")
-        (func (export "call") (result i32)
-          (call $tool (i32.const 0) (i32.const 5) (i32.const 5) (i32.const 2) (i32.const 64) (i32.const 64)))
-        (func (export "ok") (result i32) (i32.const 7)))`,
-      { capabilities: [Capability.CallTool] },
-    );
+    await using plugin = await runtime.createPluginFromWat(toolCallWat("never"), {
+      capabilities: [Capability.CallTool],
+    });
     const elapsed = await timeOut(() => plugin.callI32("call"), 100);
     assert.ok(elapsed < 5000, `timed out after ${elapsed} ms`);
     assert.equal(await plugin.callI32("ok"), 7);
