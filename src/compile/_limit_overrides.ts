@@ -66,7 +66,7 @@ function validateLimit(name: keyof ResourceLimits, value: unknown): void {
       }`,
     );
   }
-  const ceiling = CEILINGS[name];
+  const ceiling = Object.hasOwn(CEILINGS, name) ? CEILINGS[name] : undefined;
   const integral = Number.isInteger(value) || (value === Infinity && ceiling === undefined);
   if (!integral || value < 1) {
     throw new RangeError(

@@ -38,11 +38,16 @@ export function newWorker(
   },
 ): Worker {
   try {
-    return new Worker(script, {
+    // Without a prototype: Deno reads `deno` (and more) from these options, and a polluted
+    // `Object.prototype` must not give the worker permissions.
+    const options = Object.assign(Object.create(null), {
       type: "module",
       name: `wasmplug:${pluginName}`,
-      ...(permissions === null ? {} : { deno: { permissions } }),
-    } as WorkerOptions);
+      ...(permissions === null
+        ? {}
+        : { deno: Object.assign(Object.create(null), { permissions }) }),
+    });
+    return new Worker(script, options as WorkerOptions);
   } catch (err) {
     if (!(err instanceof Deno.errors.NotCapable) || permissions === null) throw err;
     const missing = permissionsMissing(permissions);

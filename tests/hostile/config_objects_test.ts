@@ -180,3 +180,22 @@ Deno.test("A polluted Object.prototype sets no runtime, call, run or manager opt
     for (const key of Object.keys(polluted)) delete prototype[key];
   }
 });
+
+Deno.test("A polluted Object.prototype changes no resource limit's checks", {
+  permissions: "none",
+}, () => {
+  const prototype = Object.prototype as Record<string, unknown>;
+  prototype.maxFuel = null;
+  prototype.maxExecutionTimeMs = 10;
+  try {
+    const runtime = new WasmRuntime({
+      execution: { isolation: "inline" },
+      resourceLimits: { maxFuel: 10_000_000, maxExecutionTimeMs: 5000 },
+    });
+    assert.equal(runtime.limits.maxFuel, 10_000_000);
+    assert.equal(runtime.limits.maxExecutionTimeMs, 5000);
+  } finally {
+    delete prototype.maxFuel;
+    delete prototype.maxExecutionTimeMs;
+  }
+});
