@@ -981,6 +981,13 @@ async function run(args: ParsedArgs, io: CliIo): Promise<number> {
   if (dirs.length > 0) capabilities.push(Capability.FileSystem);
   const execution = executionOf(args);
   const maxOpenFiles = positiveInteger(args, "max-open-files", 4096);
+  if (maxOpenFiles !== undefined && maxOpenFiles < 3 + dirs.length) {
+    throw new UsageError(
+      `--max-open-files must leave room for stdio and the ${dirs.length} --dir: at least ${
+        3 + dirs.length
+      }, received ${maxOpenFiles}`,
+    );
+  }
   await using runtime = openRuntime(execution);
   const compiled = await compileFile(runtime, file);
   await using command = await runtime.createPlugin(compiled, {

@@ -96,12 +96,18 @@ function checkWasi(wasi: unknown): void {
   }
   if (preopens !== undefined) checkStringRecord("wasi.preopens", preopens, { emptyValues: false });
   const { maxOpenFiles } = wasi;
+  // stdio and the preopens take their descriptors first.
+  const least = 3 + (isRecord(preopens) ? Object.keys(preopens).length : 0);
   if (
     maxOpenFiles !== undefined &&
-    !(Number.isInteger(maxOpenFiles) && (maxOpenFiles as number) >= 3 &&
+    !(Number.isInteger(maxOpenFiles) && (maxOpenFiles as number) >= least &&
       (maxOpenFiles as number) <= MAX_OPEN_FILES)
   ) {
-    fail("wasi.maxOpenFiles", `an integer from 3 to ${MAX_OPEN_FILES}`, maxOpenFiles);
+    fail(
+      "wasi.maxOpenFiles",
+      `an integer from ${least} (stdio and the preopens) to ${MAX_OPEN_FILES}`,
+      maxOpenFiles,
+    );
   }
 }
 

@@ -11,6 +11,8 @@
  * @module
  */
 
+import { thrownText } from "./common/mod.ts";
+
 /**
  * The `kind` of every {@linkcode WasmError} subclass.
  *
@@ -653,11 +655,6 @@ export class GuestError extends WasmError {
  * nothing when it says nothing.
  */
 function reasonOf(cause: unknown): string {
-  let text: string;
-  try {
-    text = cause instanceof Error ? cause.message : String(cause);
-  } catch {
-    text = `a thrown ${typeof cause}`;
-  }
+  const text = thrownText(cause);
   return text === "" ? "" : `: ${text}`;
 }

@@ -890,6 +890,60 @@ testEachIsolation("Errors whose cause is not a WasmError read the same in both i
     },
   );
 
+  await t.step(
+    "values whose every read throws: a HostFunctionError, and the plugin goes on",
+    async () => {
+      const hostile: [string, () => unknown, string][] = [
+        ["a Proxy whose prototype trap throws", () =>
+          new Proxy({}, {
+            getPrototypeOf() {
+              throw new Error("trap");
+            },
+          }), "a thrown object"],
+        [
+          "an error whose message getter throws",
+          () =>
+            Object.defineProperty(new Error(), "message", {
+              get() {
+                throw new Error("getter");
+              },
+            }),
+          "a thrown object",
+        ],
+        [
+          "an error whose message is a symbol",
+          () => Object.assign(new Error(), { message: Symbol("s") }),
+          "Symbol(s)",
+        ],
+      ];
+      for (const [what, make, reason] of hostile) {
+        let value: unknown;
+        const linker = runtime.createLinker().funcWrap("env", "fail", () => {
+          throw value = make();
+        });
+        await using plugin = await runtime.createPluginWithLinker(
+          await runtime.compileWat(
+            "fails",
+            `(module (import "env" "fail" (func $fail))
+            (func (export "go") (call $fail)) (func (export "ok") (result i32) (i32.const 7)))`,
+          ),
+          { capabilities: [Capability.CallHostFunction] },
+          linker,
+        );
+        await assertRejectsWith(
+          () => plugin.callVoid("go"),
+          HostFunctionError,
+          {
+            message: `Host function "env"."fail" failed: ${reason}`,
+          },
+        );
+        assert.ok(value !== undefined, what);
+        // Answered at once: a worker whose host call got no answer waited out the timeout.
+        assert.equal(await plugin.callI32("ok", [], { timeoutMs: 2000 }), 7, what);
+      }
+    },
+  );
+
   await t.step("a tool that throws a string: the message says it, the cause is it", async () => {
     runtime.registerTool("shout", () => {
       // deno-lint-ignore no-throw-literal

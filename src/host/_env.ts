@@ -502,6 +502,15 @@ export function createBuiltin(name: string, site: BuiltinSite): HostCallable {
   });
 }
 
+/** Whether `value` is a `WasmError`; false for a `Proxy` whose prototype trap throws. */
+function isWasmError(value: unknown): value is WasmError {
+  try {
+    return value instanceof WasmError;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Wraps a host function so that whatever it throws (or its promise rejects
  * with) reaches the caller as a {@linkcode WasmError}, recorded in `slot`.
@@ -513,7 +522,7 @@ export function guardHostFunction(
   fn: HostCallable,
 ): HostCallable {
   const fail = (err: unknown, generation: number): never => {
-    const error = err instanceof WasmError
+    const error = isWasmError(err)
       ? err
       : new HostFunctionError(undefined, { module, functionName: name, cause: err });
     if (slot.generation === generation) slot.error ??= error;

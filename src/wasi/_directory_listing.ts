@@ -49,18 +49,19 @@ export function listDirectory(dir: DirectoryDescriptor, checkpoint: () => void):
 
 /**
  * Writes the `dirent` records of `listing`, from the entry `cookie` on, into
- * `buf`; returns how many bytes were used and the index after the last
- * entry written. The last record may be cut short: that tells the guest its
- * buffer was too small.
+ * `buf`; returns how many bytes were used, the index after the last entry
+ * written and how many were written whole. The last record may be cut
+ * short: that tells the guest its buffer was too small.
  */
 export function writeDirents(
   guest: Guest,
   buf: Span,
   page: { readonly listing: readonly DirectoryEntry[]; readonly cookie: bigint },
-): { used: number; next: number } {
+): { used: number; next: number; whole: number } {
   const { listing, cookie } = page;
   const out = guest.bytes(buf.ptr, buf.len);
   let used = 0;
+  let whole = 0;
   let i = Number(cookie);
   for (; i < listing.length && used < buf.len; i++) {
     const entry = listing[i]!;
@@ -74,8 +75,9 @@ export function writeDirents(
     const kept = record.subarray(0, buf.len - used);
     out.set(kept, used);
     used += kept.length;
+    if (kept.length === record.length) whole++;
   }
-  return { used, next: i };
+  return { used, next: i, whole };
 }
 
 /**

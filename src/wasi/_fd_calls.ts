@@ -357,16 +357,20 @@ export const FD_CALLS: Readonly<Record<string, SystemCall>> = {
       dir.listing = listDirectory(dir, state.checkpoint);
       // Taken again while paging (the listing was dropped): on from where it was, by name.
       if (cookie !== 0n) at = resumeAt(dir.listing, dir.page, cookie);
-    } else if (dir.page !== undefined && cookie === dir.page.cookie) {
-      // The same page again (its last entry did not fit, and the buffer grew): where it began.
+    } else if (dir.page?.whole === 0 && cookie === dir.page.cookie) {
+      // The same page again: it held no whole entry, so the guest, its buffer grown, asks
+      // with the same cookie, whatever numbering that came from. It begins where that did.
       at = dir.page.at;
     }
     state.fds.keepListing(dir);
     const listing = dir.listing;
-    const { used, next } = writeDirents(guest, { ptr: buf, len: bufLen }, { listing, cookie: at });
+    const { used, next, whole } = writeDirents(guest, { ptr: buf, len: bufLen }, {
+      listing,
+      cookie: at,
+    });
     const first = Math.max(0, Math.min(Number(at), listing.length) - 1);
     const names = listing.slice(first, next).map((entry) => entry.name);
-    dir.page = { first, names, cookie, at };
+    dir.page = { first, names, cookie, at, whole };
     guest.setU32(bufUsedPtr, used);
     return Errno.SUCCESS;
   },

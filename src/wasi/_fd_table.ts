@@ -64,6 +64,8 @@ export interface DirectoryDescriptor {
     readonly names: readonly Uint8Array[];
     readonly cookie: bigint;
     readonly at: bigint;
+    /** How many entries it wrote whole. */
+    readonly whole: number;
   };
 }
 

@@ -33,6 +33,7 @@ import {
   type WasmErrorKind,
   WorkerCrashedError,
 } from "../errors.ts";
+import { thrownText } from "../common/mod.ts";
 import { WasiExit } from "../wasi/wasi_exit.ts";
 
 /** The class of each kind: its instances have that `kind`. */
@@ -126,8 +127,16 @@ function fieldsOf(err: WasmError): Record<string, Field> {
   return fields;
 }
 
-/** The error itself, without its stack or cause. */
+/** The error itself, without its stack or cause; any value, even one whose every read throws. */
 function flattenShallow(err: unknown): FlatError {
+  try {
+    return flattenReadable(err);
+  } catch {
+    return { kind: "error", name: "Error", message: thrownText(err) };
+  }
+}
+
+function flattenReadable(err: unknown): FlatError {
   if (err instanceof WasmError) {
     return { kind: err.kind, name: err.name, message: err.message, fields: fieldsOf(err) };
   }
@@ -135,17 +144,8 @@ function flattenShallow(err: unknown): FlatError {
   if (err instanceof WasiExit) {
     return { kind: "error", name: err.name, message: err.message, fields: { code: err.code } };
   }
-  const error = err instanceof Error ? err : new Error(safeString(err));
-  return { kind: "error", name: error.name, message: error.message };
-}
-
-/** Any thrown value as a string; one whose conversion throws becomes a description of its type. */
-function safeString(value: unknown): string {
-  try {
-    return String(value);
-  } catch {
-    return `a thrown ${typeof value}`;
-  }
+  const name = err instanceof Error ? String(err.name) : "Error";
+  return { kind: "error", name, message: thrownText(err) };
 }
 
 /**

@@ -934,6 +934,7 @@ class WorkerBackend implements PluginBackend {
   /** Answers the guest's host call with an error (kept here, so the host gets it back as is). */
   #throwToGuest(channel: HostChannel, err: unknown): void {
     const ref = this.#hostErrors.push(err) - 1;
+    // Whatever it is (encodeError reads any value), the guest gets an answer.
     channel.post(ToWorker.Throw, [encodeError(err, ref)]);
   }
 

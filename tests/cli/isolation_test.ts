@@ -178,5 +178,11 @@ Deno.test({
     const tooMany = await cli([...runWithReport(`${data.path}:/data`), "--max-open-files", "5000"]);
     assert.equal(tooMany.code, 2, shown(tooMany));
     assert.match(tooMany.stderr, /^error: --max-open-files must be at most 4096/);
+    const tooFew = await cli([...runWithReport(`${data.path}:/data`), "--max-open-files", "3"]);
+    assert.equal(tooFew.code, 2, shown(tooFew));
+    assert.match(
+      tooFew.stderr,
+      /^error: --max-open-files must leave room for stdio and the 1 --dir/,
+    );
   },
 });

@@ -8,7 +8,7 @@
  * 16 kept listings per instance.
  */
 import assert from "node:assert/strict";
-import { Capability } from "../../mod.ts";
+import { Capability, type WasmPlugin } from "../../mod.ts";
 import { resumeAt } from "../../src/wasi/_directory_listing.ts";
 import { FdTable, MAX_KEPT_LISTINGS } from "../../src/wasi/_fd_table.ts";
 import { guestFiles } from "../../src/wasi/_file_budget.ts";
@@ -81,15 +81,22 @@ testEachIsolation("Hostile WASI: a plugin's maxOpenFiles bounds its descriptors"
   assert.deepEqual(await loaded.plugin.call("open_many", [100]), [6, EMFILE]);
 });
 
-Deno.test("A plugin's wasi.maxOpenFiles is an integer from 3 to 4096", {
+Deno.test("A plugin's wasi.maxOpenFiles leaves room for stdio and its preopens, up to 4096", {
   permissions: "none",
 }, async () => {
   for (const maxOpenFiles of [2, 4097, 1.5, "8"]) {
     await assert.rejects(
       () => loadPlugin("(module)", { wasi: { maxOpenFiles: maxOpenFiles as number } }),
-      /Cannot use 'wasi.maxOpenFiles': expected an integer from 3 to 4096/,
+      /Cannot use 'wasi.maxOpenFiles': expected an integer from 3 \(stdio and the preopens\) to 4096/,
     );
   }
+  await assert.rejects(
+    () =>
+      loadPlugin("(module)", {
+        wasi: { preopens: { "/a": "/a", "/b": "/b" }, maxOpenFiles: 4 },
+      }),
+    /expected an integer from 5 \(stdio and the preopens\) to 4096, received number 4/,
+  );
 });
 
 /** `spam(rounds)`: `fd_write`s 65 536 one-byte iovecs to stdout, `rounds` times. */
@@ -170,7 +177,13 @@ Deno.test("fd_readdir resumes a listing taken again by name, whatever changed", 
   const listing = (...names: string[]) => [".", "..", ...names].map(entry);
   const old = listing("a", "b", "c", "d");
   // The last page wrote \`a\` and \`b\` (from cookie 2): its names start one entry before.
-  const page = { first: 1, names: old.slice(1, 4).map((each) => each.name), cookie: 2n, at: 2n };
+  const page = {
+    first: 1,
+    names: old.slice(1, 4).map((each) => each.name),
+    cookie: 2n,
+    at: 2n,
+    whole: 2,
+  };
   // The guest removed what it read; another file came before where it was.
   assert.equal(resumeAt(listing("0", "c", "d"), page, 4n), 3n); // on at "c"
   assert.equal(resumeAt(listing("c", "d"), page, 4n), 2n);
@@ -247,28 +260,7 @@ testEachIsolation(
       wasi: { preopens: { "/data": tree } },
     });
     const { plugin } = loaded;
-    const opendir = async (path: string): Promise<number> => {
-      const bytes = new TextEncoder().encode(path);
-      await plugin.writeMemory(2048, bytes);
-      return await plugin.callI32("opendir", [bytes.length]);
-    };
-    /** Reads one page: the names of the whole entries in it, and the cookie after the last. */
-    const page = async (fd: number, cookie: bigint, len: number) => {
-      // An i64 cookie goes in as a bigint.
-      const used = await plugin.callI32("readdir", [fd, cookie, len] as unknown as number[]);
-      const bytes = await plugin.readMemory(4096, used);
-      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      const names: string[] = [];
-      let next = cookie;
-      for (let at = 0; at + 24 <= used;) {
-        const length = view.getUint32(at + 16, true);
-        if (at + 24 + length > used) break; // cut short: the buffer was too small
-        names.push(new TextDecoder().decode(bytes.subarray(at + 24, at + 24 + length)));
-        next = view.getBigUint64(at, true);
-        at += 24 + length;
-      }
-      return { names, next };
-    };
+    const { opendir, page } = directoryReader(plugin);
     const d = await opendir("d");
     const seen: string[] = [];
     let cookie = 0n;
@@ -292,3 +284,67 @@ testEachIsolation(
     assert.deepEqual(seen, [".", "..", "b", `c_${"x".repeat(40)}`, "e"]);
   },
 );
+
+testEachIsolation("Hostile WASI: a walk that deletes as it reads, its listing taken again, ends", {
+  permissions: { read: [dir], write: [dir] },
+}, async (_t, { loadPlugin }) => {
+  const tree = await Deno.makeTempDir({ dir, prefix: "walk_" });
+  await Deno.mkdir(`${tree}/d`);
+  for (const name of ["a", "b", "c", "d", "e", "f"]) {
+    await Deno.writeTextFile(`${tree}/d/${name}`, "");
+  }
+  for (let i = 0; i < MAX_KEPT_LISTINGS + 1; i++) await Deno.mkdir(`${tree}/o${i}`);
+  await using loaded = await loadPlugin(FILES_WAT, {
+    capabilities: [Capability.Wasi, Capability.FileSystem],
+    wasi: { preopens: { "/data": tree } },
+  });
+  const reader = directoryReader(loaded.plugin);
+  const d = await reader.opendir("d");
+  const seen: string[] = [];
+  let cookie = 0n;
+  for (let i = 0; i < 4; i++) { // ".", "..", "a", "b": one a page
+    const page = await reader.page(d, cookie, 30);
+    seen.push(...page.names);
+    cookie = page.next;
+  }
+  await Deno.remove(`${tree}/d/a`);
+  await Deno.remove(`${tree}/d/b`);
+  for (let i = 0; i < MAX_KEPT_LISTINGS + 1; i++) {
+    await reader.page(await reader.opendir(`o${i}`), 0n, 64);
+  }
+  // Two whole entries a page from here on; it used to go round "c", "d" for ever.
+  for (let i = 0; i < 10; i++) {
+    const page = await reader.page(d, cookie, 60);
+    if (page.names.length === 0) break;
+    seen.push(...page.names);
+    cookie = page.next;
+  }
+  assert.deepEqual(seen, [".", "..", "a", "b", "c", "d", "e", "f"]);
+});
+
+/** Opens directories and reads pages of their entries through a plugin of `FILES_WAT`. */
+function directoryReader(plugin: WasmPlugin) {
+  const opendir = async (path: string): Promise<number> => {
+    const bytes = new TextEncoder().encode(path);
+    await plugin.writeMemory(2048, bytes);
+    return await plugin.callI32("opendir", [bytes.length]);
+  };
+  /** Reads one page: the names of the whole entries in it, and the cookie after the last. */
+  const page = async (fd: number, cookie: bigint, len: number) => {
+    // An i64 cookie goes in as a bigint.
+    const used = await plugin.callI32("readdir", [fd, cookie, len] as unknown as number[]);
+    const bytes = await plugin.readMemory(4096, used);
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const names: string[] = [];
+    let next = cookie;
+    for (let at = 0; at + 24 <= used;) {
+      const length = view.getUint32(at + 16, true);
+      if (at + 24 + length > used) break; // cut short: the buffer was too small
+      names.push(new TextDecoder().decode(bytes.subarray(at + 24, at + 24 + length)));
+      next = view.getBigUint64(at, true);
+      at += 24 + length;
+    }
+    return { names, next };
+  };
+  return { opendir, page };
+}
