@@ -944,6 +944,30 @@ testEachIsolation("Errors whose cause is not a WasmError read the same in both i
     },
   );
 
+  await t.step(
+    "a thrown message of a megabyte is cut at 16 Ki characters, with a note",
+    async () => {
+      const huge = "x".repeat(1_000_000);
+      const linker = runtime.createLinker().funcWrap("env", "fail", () => {
+        throw new Error(huge);
+      });
+      await using plugin = await runtime.createPluginWithLinker(
+        await runtime.compileWat(
+          "fails",
+          `(module (import "env" "fail" (func $fail))
+        (func (export "go") (call $fail)))`,
+        ),
+        { capabilities: [Capability.CallHostFunction] },
+        linker,
+      );
+      await assertRejectsWith(() => plugin.callVoid("go"), HostFunctionError, {
+        message: `Host function "env"."fail" failed: ${"x".repeat(16 * 1024)}… (${
+          1_000_000 - 16 * 1024
+        } more characters)`,
+      });
+    },
+  );
+
   await t.step("a tool that throws a string: the message says it, the cause is it", async () => {
     runtime.registerTool("shout", () => {
       // deno-lint-ignore no-throw-literal

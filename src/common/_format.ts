@@ -15,7 +15,8 @@ export function describeValue(value: unknown): string {
  * its string form when the message is not a string), any other value's
  * string form, or `a thrown <type>` when reading or converting it throws (a
  * host function may throw a `Proxy` whose traps throw, an error whose
- * `message` getter throws, a symbol). The same on both sides of a worker.
+ * `message` getter throws, a symbol), its first 16 Ki characters at most.
+ * The same on both sides of a worker.
  *
  * @example
  * ```ts ignore
@@ -24,10 +25,19 @@ export function describeValue(value: unknown): string {
  * ```
  */
 export function thrownText(value: unknown): string {
+  let text: string;
   try {
-    const text = value instanceof Error ? value.message : value;
-    return typeof text === "string" ? text : String(text);
+    const message = value instanceof Error ? value.message : value;
+    text = typeof message === "string" ? message : String(message);
   } catch {
     return `a thrown ${typeof value}`;
   }
+  // An error message is read by people and copied into logs, events and spans: bounded. (The
+  // slack lets a text cut once, with its note, pass again unchanged: a worker cuts, the host
+  // reads the cut text.)
+  if (text.length <= MAX_THROWN_TEXT + 64) return text;
+  return `${text.slice(0, MAX_THROWN_TEXT)}… (${text.length - MAX_THROWN_TEXT} more characters)`;
 }
+
+/** How much of a thrown value's text {@linkcode thrownText} keeps. */
+export const MAX_THROWN_TEXT = 16 * 1024;
