@@ -11,7 +11,7 @@
  * @module
  */
 
-import { thrownText } from "./common/mod.ts";
+import { shownName, thrownText } from "./common/mod.ts";
 
 /**
  * The `kind` of every {@linkcode WasmError} subclass.
@@ -197,7 +197,9 @@ export class ImportNotFoundError extends WasmError {
   ) {
     super(
       message ??
-        `Import not found: "${options.module}"."${options.importName}" is not provided by the linker or the host`,
+        `Import not found: ${shownName(options.module)}.${
+          shownName(options.importName)
+        } is not provided by the linker or the host`,
       options,
     );
     this.name = "ImportNotFoundError";

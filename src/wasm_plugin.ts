@@ -36,6 +36,7 @@ import {
   describeValue,
   optionField,
   readOptions,
+  thrownText,
 } from "./common/mod.ts";
 import { CountedEventTarget } from "./_listener_count.ts";
 import { postWaitingAhead, retractWaitingAhead, WaitingCall } from "./_waiting_call.ts";
@@ -309,7 +310,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
         function: fn,
         durationMs,
         success,
-        ...(success ? {} : { error: error instanceof Error ? error.message : String(error) }),
+        ...(success ? {} : { error: thrownText(error) }),
       });
     }
     if (!success && this.wants("error")) this.#emit("error", { error, function: fn });

@@ -29,7 +29,7 @@ import {
 import type { PluginManifest } from "./plugin_manifest.ts";
 import { parseManifest } from "./compile/mod.ts";
 import { describeValue } from "./common/mod.ts";
-import { assertKnownKeys, MAX_TIMER_MS, optionFields } from "./common/mod.ts";
+import { assertKnownKeys, MAX_TIMER_MS, optionFields, shownName } from "./common/mod.ts";
 import { type InternalOptions, internalOptionsOf } from "./backend/mod.ts";
 import type { ToolFunction } from "./host/tool_function.ts";
 import { createInlineBackend } from "./backend/mod.ts";
@@ -809,7 +809,7 @@ function checkManifest(
   for (const name of manifest.exports ?? []) {
     if (!artifact.signatures.has(name)) {
       throw new InvalidFunctionError(
-        `The manifest of ${what} promises the export "${name}", which the module lacks`,
+        `The manifest of ${what} promises the export ${shownName(name)}, which the module lacks`,
         { functionName: name },
       );
     }

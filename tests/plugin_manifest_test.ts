@@ -37,7 +37,7 @@ Deno.test("parseManifest() checks every field", async (t) => {
   const bad: [string, unknown, RegExp][] = [
     ["not an object", [], /expected a JSON object/],
     ["no name", { version: "1" }, /'name' must be a non-empty string/],
-    ["an unknown field", { name: "a", color: "red" }, /unknown field 'color'/],
+    ["an unknown field", { name: "a", color: "red" }, /unknown field "color"/],
     ["a version that is not a string", { name: "a", version: 1 }, /'version' must be a string/],
     ["exports that are not strings", { name: "a", exports: [1] }, /'exports' must be an array/],
     ["an unknown capability", { name: "a", capabilities: ["root"] }, /unknown capability "root"/],

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { PluginEvent, PluginManager, TrapError, type WasmPlugin } from "../mod.ts";
+import {
+  Capability,
+  GuestError,
+  PluginEvent,
+  PluginManager,
+  TrapError,
+  type WasmPlugin,
+} from "../mod.ts";
 import { inlineRuntime, PLUGIN_EVENT_TYPES, testEachIsolation } from "./_helpers.ts";
 import { CALLS_WAT } from "./fixtures/wat.ts";
 
@@ -208,4 +215,31 @@ Deno.test("PluginManager takes its plugins' call events only while someone liste
     assert.equal(pluginDispatched.count, 1);
     assert.equal(manager.stats().totalCalls, 8, "its calls still count");
   });
+});
+
+testEachIsolation("An executed event carries at most 16 Ki characters of the error", {
+  permissions: "none",
+}, async (_t, { createRuntime }) => {
+  await using runtime = createRuntime();
+  // A WasmError a host function throws reaches the caller as it is; events show it bounded.
+  const linker = runtime.createLinker().funcWrap("env", "fail", () => {
+    throw new GuestError("x".repeat(1_000_000), { functionName: "go" });
+  });
+  await using plugin = await runtime.createPluginWithLinker(
+    await runtime.compileWat(
+      "fails",
+      `(module (import "env" "fail" (func $fail))
+      (func (export "go") (call $fail)))`,
+    ),
+    { capabilities: [Capability.CallHostFunction] },
+    linker,
+  );
+  const errors: string[] = [];
+  plugin.addEventListener("executed", (event) => {
+    const { error } = (event as CustomEvent<{ error?: string }>).detail;
+    if (error !== undefined) errors.push(error);
+  });
+  await assert.rejects(() => plugin.callVoid("go"), GuestError);
+  assert.equal(errors.length, 1);
+  assert.equal(errors[0], `${"x".repeat(16 * 1024)}… (${1_000_000 - 16 * 1024} more characters)`);
 });

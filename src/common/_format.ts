@@ -41,3 +41,17 @@ export function thrownText(value: unknown): string {
 
 /** How much of a thrown value's text {@linkcode thrownText} keeps. */
 export const MAX_THROWN_TEXT = 16 * 1024;
+
+/**
+ * A name a guest chose (an import, an export, a manifest field), as error
+ * messages show it: quoted and escaped as JSON, so a control character
+ * cannot forge a log line, and cut at 64 characters.
+ *
+ * @example
+ * ```ts ignore
+ * shownName("env"); // "\"env\""
+ * ```
+ */
+export function shownName(name: string): string {
+  return JSON.stringify(name.length > 64 ? `${name.slice(0, 64)}…` : name);
+}

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { shownName } from "../common/mod.ts";
 import type {
   CompiledModule,
   ModuleCustomSection,
@@ -328,7 +329,9 @@ async function compilePrepared(
   const reserved = info.exports.find((entry) => entry.name.startsWith(RESERVED_EXPORT_PREFIX));
   if (reserved !== undefined) {
     throw new CompilationError(
-      `Cannot prepare the module: its export "${reserved.name}" uses the reserved prefix "${RESERVED_EXPORT_PREFIX}"`,
+      `Cannot prepare the module: its export ${
+        shownName(reserved.name)
+      } uses the reserved prefix "${RESERVED_EXPORT_PREFIX}"`,
     );
   }
   const pacer = new Pacer();

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { shownName } from "../common/mod.ts";
 import { Capability } from "../capability.ts";
 import { CompilationError } from "../errors.ts";
 import { resolveLimits } from "./_limit_overrides.ts";
@@ -55,7 +56,7 @@ export function parseManifest(value: unknown, source = "the manifest"): PluginMa
   }
   const record = value as Record<string, unknown>;
   for (const key of Object.keys(record)) {
-    if (!MANIFEST_KEYS.has(key)) fail(`unknown field '${key}'`);
+    if (!MANIFEST_KEYS.has(key)) fail(`unknown field ${shownName(key)}`);
   }
   if (typeof record.name !== "string" || record.name === "") {
     fail("'name' must be a non-empty string");
@@ -86,7 +87,11 @@ export function parseManifest(value: unknown, source = "the manifest"): PluginMa
   strings("exports");
   for (const capability of (record.capabilities ?? []) as string[]) {
     if (!KNOWN_CAPABILITIES.has(capability)) {
-      fail(`unknown capability ${JSON.stringify(capability)}`);
+      fail(
+        `unknown capability ${
+          typeof capability === "string" ? shownName(capability) : JSON.stringify(capability)
+        }`,
+      );
     }
   }
   if (record.limits !== undefined) {

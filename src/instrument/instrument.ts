@@ -274,7 +274,9 @@ export function instrument(bytes: Uint8Array, options: InstrumentOptions = {}): 
   for (const entry of info.exports) {
     if (entry.name.startsWith(RESERVED_EXPORT_PREFIX)) {
       throw new TypeError(
-        `Cannot instrument the module: its export "${entry.name}" uses the reserved prefix "${RESERVED_EXPORT_PREFIX}"`,
+        `Cannot instrument the module: its export ${
+          JSON.stringify(entry.name.length > 64 ? `${entry.name.slice(0, 64)}…` : entry.name)
+        } uses the reserved prefix "${RESERVED_EXPORT_PREFIX}"`,
       );
     }
   }

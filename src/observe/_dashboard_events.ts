@@ -7,6 +7,7 @@
  * @module
  */
 
+import { thrownText } from "../common/mod.ts";
 import type { EventSubscription } from "../event_subscription.ts";
 import type { PluginEvent } from "../plugin_event.ts";
 
@@ -116,7 +117,7 @@ function jsonSafe(_key: string, value: unknown): unknown {
     return {
       name: value.name,
       ...(typeof kind === "string" ? { kind } : {}),
-      message: value.message,
+      message: thrownText(value),
     };
   }
   if (value instanceof Uint8Array) {

@@ -14,6 +14,7 @@
  * @module
  */
 
+import { thrownText } from "../common/mod.ts";
 import {
   type Attributes,
   type Counter,
@@ -227,7 +228,8 @@ function traceCall(
   const attributes: Attributes = {
     "wasmplug.plugin.id": identity.id,
     "wasmplug.plugin.name": identity.name,
-    "wasmplug.function": call.fn,
+    // The host chose it, among names the guest chose: bounded as they are in messages.
+    "wasmplug.function": call.fn.length > 256 ? `${call.fn.slice(0, 256)}…` : call.fn,
     "wasmplug.isolation": identity.isolation,
   };
   if (identity.fuelMetered) attributes["wasmplug.fuel_consumed"] = call.fuel;
@@ -261,5 +263,5 @@ export function errorType(error: unknown): string {
 }
 
 function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  return thrownText(error);
 }

@@ -138,7 +138,7 @@ function flattenShallow(err: unknown): FlatError {
 
 function flattenReadable(err: unknown): FlatError {
   if (err instanceof WasmError) {
-    return { kind: err.kind, name: err.name, message: err.message, fields: fieldsOf(err) };
+    return { kind: err.kind, name: err.name, message: thrownText(err), fields: fieldsOf(err) };
   }
   // `proc_exit` outside `run()` (the cause of a TrapError): its exit code travels too.
   if (err instanceof WasiExit) {

@@ -9,6 +9,7 @@ import {
   Capability,
   CapabilityDeniedError,
   DEFAULT_LIMITS,
+  ImportNotFoundError,
   InstantiationError,
   PluginManager,
   type WasmPlugin,
@@ -198,4 +199,27 @@ Deno.test("A polluted Object.prototype changes no resource limit's checks", {
     delete prototype.maxFuel;
     delete prototype.maxExecutionTimeMs;
   }
+});
+
+testEachIsolation("A guest's names are shown escaped and cut in error messages", {
+  permissions: "none",
+}, async (_t, { loadPlugin }) => {
+  const forged = "x\n2026-01-01 [ERR] forged\u001b[2J" + "y".repeat(1_000_000);
+  const error = await assertRejectsWith(
+    // The same name in WAT's own escapes.
+    () =>
+      loadPlugin(
+        `(module (import "env" "x\\n2026-01-01 [ERR] forged\\1b[2J${
+          "y".repeat(1_000_000)
+        }" (func)))`,
+      ),
+    ImportNotFoundError,
+  );
+  assert.ok(error.message.length < 300, `${error.message.length} characters`);
+  assert.ok(!error.message.includes("\n") && !error.message.includes("\u001b"), error.message);
+  assert.match(
+    error.message,
+    /^Import not found: "env"\."x\\n2026-01-01 \[ERR\] forged\\u001b\[2Jy+…" is not/,
+  );
+  assert.equal(error.importName, forged);
 });
