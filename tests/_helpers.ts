@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
 import {
+  Capability,
   type Isolation,
   type PluginEventType,
   type RuntimeConfig,
@@ -301,4 +302,26 @@ export async function capturePluginLogs(): Promise<CapturedLogs> {
     ],
   });
   return { records, [Symbol.asyncDispose]: () => reset() };
+}
+
+/**
+ * A plugin whose `go()` calls the linker function `env.fail`, which throws
+ * what `thrown()` returns, and whose `ok()` answers 7.
+ */
+export async function pluginThatThrows(
+  runtime: WasmRuntime,
+  thrown: () => unknown,
+): Promise<WasmPlugin> {
+  const linker = runtime.createLinker().funcWrap("env", "fail", () => {
+    throw thrown();
+  });
+  return await runtime.createPluginWithLinker(
+    await runtime.compileWat(
+      "fails",
+      `(module (import "env" "fail" (func $fail))
+        (func (export "go") (call $fail)) (func (export "ok") (result i32) (i32.const 7)))`,
+    ),
+    { capabilities: [Capability.CallHostFunction] },
+    linker,
+  );
 }

@@ -1,13 +1,11 @@
 import assert from "node:assert/strict";
+import { GuestError, PluginEvent, PluginManager, TrapError, type WasmPlugin } from "../mod.ts";
 import {
-  Capability,
-  GuestError,
-  PluginEvent,
-  PluginManager,
-  TrapError,
-  type WasmPlugin,
-} from "../mod.ts";
-import { inlineRuntime, PLUGIN_EVENT_TYPES, testEachIsolation } from "./_helpers.ts";
+  inlineRuntime,
+  PLUGIN_EVENT_TYPES,
+  pluginThatThrows,
+  testEachIsolation,
+} from "./_helpers.ts";
 import { CALLS_WAT } from "./fixtures/wat.ts";
 
 const ADD_WAT =
@@ -222,17 +220,9 @@ testEachIsolation("An executed event carries at most 16 Ki characters of the err
 }, async (_t, { createRuntime }) => {
   await using runtime = createRuntime();
   // A WasmError a host function throws reaches the caller as it is; events show it bounded.
-  const linker = runtime.createLinker().funcWrap("env", "fail", () => {
-    throw new GuestError("x".repeat(1_000_000), { functionName: "go" });
-  });
-  await using plugin = await runtime.createPluginWithLinker(
-    await runtime.compileWat(
-      "fails",
-      `(module (import "env" "fail" (func $fail))
-      (func (export "go") (call $fail)))`,
-    ),
-    { capabilities: [Capability.CallHostFunction] },
-    linker,
+  await using plugin = await pluginThatThrows(
+    runtime,
+    () => new GuestError("x".repeat(1_000_000), { functionName: "go" }),
   );
   const errors: string[] = [];
   plugin.addEventListener("executed", (event) => {

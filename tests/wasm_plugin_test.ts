@@ -18,6 +18,7 @@ import {
   assertThrowsWith,
   bytesOf,
   delay,
+  pluginThatThrows,
   putString,
   testEachIsolation,
   textOf,
@@ -918,18 +919,7 @@ testEachIsolation("Errors whose cause is not a WasmError read the same in both i
       ];
       for (const [what, make, reason] of hostile) {
         let value: unknown;
-        const linker = runtime.createLinker().funcWrap("env", "fail", () => {
-          throw value = make();
-        });
-        await using plugin = await runtime.createPluginWithLinker(
-          await runtime.compileWat(
-            "fails",
-            `(module (import "env" "fail" (func $fail))
-            (func (export "go") (call $fail)) (func (export "ok") (result i32) (i32.const 7)))`,
-          ),
-          { capabilities: [Capability.CallHostFunction] },
-          linker,
-        );
+        await using plugin = await pluginThatThrows(runtime, () => value = make());
         await assertRejectsWith(
           () => plugin.callVoid("go"),
           HostFunctionError,
@@ -948,18 +938,7 @@ testEachIsolation("Errors whose cause is not a WasmError read the same in both i
     "a thrown message of a megabyte is cut at 16 Ki characters, with a note",
     async () => {
       const huge = "x".repeat(1_000_000);
-      const linker = runtime.createLinker().funcWrap("env", "fail", () => {
-        throw new Error(huge);
-      });
-      await using plugin = await runtime.createPluginWithLinker(
-        await runtime.compileWat(
-          "fails",
-          `(module (import "env" "fail" (func $fail))
-        (func (export "go") (call $fail)))`,
-        ),
-        { capabilities: [Capability.CallHostFunction] },
-        linker,
-      );
+      await using plugin = await pluginThatThrows(runtime, () => new Error(huge));
       await assertRejectsWith(() => plugin.callVoid("go"), HostFunctionError, {
         message: `Host function "env"."fail" failed: ${"x".repeat(16 * 1024)}… (${
           1_000_000 - 16 * 1024
