@@ -270,7 +270,8 @@ const RUN: CommandSpec = {
     "Run a WASI command: stdin, stdout and stderr pass through (at most 1 MiB of output each), and its exit code is the CLI's",
   notes: [
     "Grants the command wasi, random and timer; --dir also grants filesystem, limited to the " +
-    "given directories: its worker may read them (and write the :rw ones), nothing else. " +
+    "given directories: the command may read them and write only the :rw ones, in either " +
+    "isolation (in a worker, these are also its only Deno permissions). " +
     "Arguments for the guest that start with a dash go after --.",
     "Deno permissions: read the file; --allow-read of each --dir (and --allow-write of each " +
     ":rw one). In worker isolation, a --dir needs Deno's --unstable-worker-options (or a " +

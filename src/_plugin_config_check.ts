@@ -98,6 +98,13 @@ function checkWasi(wasi: unknown): void {
   const { maxOpenFiles } = wasi;
   // stdio and the preopens take their descriptors first.
   const least = 3 + (isRecord(preopens) ? Object.keys(preopens).length : 0);
+  if (maxOpenFiles === undefined && least > DEFAULT_MAX_OPEN_FILES) {
+    fail(
+      "wasi.preopens",
+      `at most ${DEFAULT_MAX_OPEN_FILES - 3} preopens (raise wasi.maxOpenFiles for more)`,
+      least - 3,
+    );
+  }
   if (
     maxOpenFiles !== undefined &&
     !(Number.isInteger(maxOpenFiles) && (maxOpenFiles as number) >= least &&
@@ -111,8 +118,9 @@ function checkWasi(wasi: unknown): void {
   }
 }
 
-/** The most descriptors a plugin's WASI may have open at once. */
+/** The most descriptors a plugin's WASI may have open at once, and how many by default. */
 const MAX_OPEN_FILES = 4096;
+const DEFAULT_MAX_OPEN_FILES = 256;
 
 /** `value` copied when it is an array (holes become `undefined`), else as it is. */
 function copyArray(value: unknown): unknown {

@@ -664,7 +664,9 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
 
   /**
    * Copies bytes out of the plugin's memory (the export named `memory`, else
-   * its only exported memory).
+   * its only exported memory). Inline it acts at once, also while a call is
+   * suspended in an async host function; in a worker it waits for the call
+   * in flight.
    *
    * @example
    * ```ts
@@ -676,6 +678,8 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    *
    * @throws {MemoryOutOfBoundsError} If the range is outside memory, or there is no memory.
    * @throws {TypeError} If the offset or length is not a number.
+   * @throws {PluginStateError} If the plugin is stopped, or (worker isolation) when called from
+   *   one of the plugin's own host functions.
    */
   async readMemory(offset: number, length: number): Promise<Uint8Array> {
     this.#assertUsable("read the memory of");
@@ -685,7 +689,9 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
   }
 
   /**
-   * Copies bytes into the plugin's memory.
+   * Copies bytes into the plugin's memory. Inline it acts at once, also while a call is
+   * suspended in an async host function; in a worker it waits for the call
+   * in flight.
    *
    * @example
    * ```ts
@@ -697,6 +703,8 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    *
    * @throws {MemoryOutOfBoundsError} If the range is outside memory, or there is no memory.
    * @throws {TypeError} If the offset is not a number or `data` is not a `Uint8Array`.
+   * @throws {PluginStateError} If the plugin is stopped, or (worker isolation) when called from
+   *   one of the plugin's own host functions.
    */
   async writeMemory(offset: number, data: Uint8Array): Promise<void> {
     this.#assertUsable("write the memory of");

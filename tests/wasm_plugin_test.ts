@@ -947,6 +947,19 @@ testEachIsolation("Errors whose cause is not a WasmError read the same in both i
     },
   );
 
+  await t.step("a thrown text near the cut reads the same in both isolations", async () => {
+    for (const length of [16_420, 16_448, 16_449]) {
+      const text = "y".repeat(length - 1) + "😀";
+      await using plugin = await pluginThatThrows(runtime, () => new Error(text));
+      const error = await assertRejectsWith(() => plugin.callVoid("go"), HostFunctionError);
+      const expected = length + 1 <= 16 * 1024 + 64
+        ? text
+        : `${"y".repeat(16 * 1024)}… (${length + 1 - 16 * 1024} more characters)`;
+      assert.equal(error.message, `Host function "env"."fail" failed: ${expected}`, `${length}`);
+      assert.ok(error.message.isWellFormed());
+    }
+  });
+
   await t.step("a tool that throws a string: the message says it, the cause is it", async () => {
     runtime.registerTool("shout", () => {
       // deno-lint-ignore no-throw-literal

@@ -36,7 +36,23 @@ export function thrownText(value: unknown): string {
   // slack lets a text cut once, with its note, pass again unchanged: a worker cuts, the host
   // reads the cut text.)
   if (text.length <= MAX_THROWN_TEXT + 64) return text;
-  return `${text.slice(0, MAX_THROWN_TEXT)}… (${text.length - MAX_THROWN_TEXT} more characters)`;
+  const kept = cutText(text, MAX_THROWN_TEXT);
+  return `${kept}… (${text.length - kept.length} more characters)`;
+}
+
+/**
+ * The first `length` UTF-16 units of `text`, one fewer when the last would
+ * be the first half of a surrogate pair, so no character is cut in two.
+ *
+ * @example
+ * ```ts ignore
+ * cutText("ab😀", 3); // "ab"
+ * ```
+ */
+export function cutText(text: string, length: number): string {
+  if (text.length <= length) return text;
+  const last = text.charCodeAt(length - 1);
+  return text.slice(0, last >= 0xd800 && last <= 0xdbff ? length - 1 : length);
 }
 
 /** How much of a thrown value's text {@linkcode thrownText} keeps. */
@@ -53,5 +69,10 @@ export const MAX_THROWN_TEXT = 16 * 1024;
  * ```
  */
 export function shownName(name: string): string {
-  return JSON.stringify(name.length > 64 ? `${name.slice(0, 64)}…` : name);
+  const quoted = JSON.stringify(name.length > 64 ? `${cutText(name, 64)}…` : name);
+  // JSON leaves these as they are; a log viewer may break a line or turn the text around there.
+  return quoted.replace(
+    /[\u0085\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
+    (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
 }

@@ -43,6 +43,7 @@
  * @module
  */
 
+import { shownName } from "../common/mod.ts";
 import { ByteReader } from "./_bytes.ts";
 import { type AppendedSections, appendEntry, CodeReader, CodeWriter } from "./_code.ts";
 import { checkAddition, checkAppended, EngineLimitError } from "./_engine_limits.ts";
@@ -275,7 +276,7 @@ export function instrument(bytes: Uint8Array, options: InstrumentOptions = {}): 
     if (entry.name.startsWith(RESERVED_EXPORT_PREFIX)) {
       throw new TypeError(
         `Cannot instrument the module: its export ${
-          JSON.stringify(entry.name.length > 64 ? `${entry.name.slice(0, 64)}…` : entry.name)
+          shownName(entry.name)
         } uses the reserved prefix "${RESERVED_EXPORT_PREFIX}"`,
       );
     }

@@ -14,7 +14,7 @@
  * @module
  */
 
-import { thrownText } from "../common/mod.ts";
+import { cutText, thrownText } from "../common/mod.ts";
 import {
   type Attributes,
   type Counter,
@@ -229,7 +229,7 @@ function traceCall(
     "wasmplug.plugin.id": identity.id,
     "wasmplug.plugin.name": identity.name,
     // The host chose it, among names the guest chose: bounded as they are in messages.
-    "wasmplug.function": call.fn.length > 256 ? `${call.fn.slice(0, 256)}…` : call.fn,
+    "wasmplug.function": call.fn.length > 256 ? `${cutText(call.fn, 256)}…` : call.fn,
     "wasmplug.isolation": identity.isolation,
   };
   if (identity.fuelMetered) attributes["wasmplug.fuel_consumed"] = call.fuel;

@@ -252,9 +252,10 @@ function unsupported(): number {
  * each file system call Deno's permission is queried, and anything but
  * `"granted"` fails with `EACCES`: a preopen without write permission (or
  * outside the `writable` option) is read-only, and no permission prompt can
- * come from the program. Long
- * calls (sleeps, large reads and writes, listings) call the `checkpoint`
- * option between slices of their work.
+ * come from the program. Every system call calls the `checkpoint` option
+ * as it begins, and long ones (sleeps, large reads and writes, listings,
+ * large polls) between slices of their work too; a path over 4096 bytes is
+ * `ENAMETOOLONG` before it is read.
  *
  * @example Run a WASI command and read what it printed
  * ```ts
@@ -287,8 +288,9 @@ export class WasiPreview1 implements Disposable {
    * @param options Arguments, environment, stdin, preopens and what is granted.
    * @throws {TypeError} If an argument or variable contains a NUL byte, a
    *   variable's name contains `=`, or a preopen is not a directory.
-   * @throws {RangeError} If `maxOutputBytes` or `maxOpenFiles` is not a
-   *   non-negative integer.
+   * @throws {RangeError} If `maxOutputBytes` is not a non-negative integer,
+   *   or `maxOpenFiles` is not an integer that leaves room for stdio and the
+   *   preopens (at least 3 + their number).
    */
   constructor(options: WasiOptions = {}) {
     const {
@@ -305,6 +307,12 @@ export class WasiPreview1 implements Disposable {
       sleep: customSleep,
     } = optionFields(options, WASI_OPTION_KEYS) as WasiOptions;
     assertWasiOptions({ args, env, maxOutputBytes, maxOpenFiles });
+    const least = 3 + (fileSystem ? Object.keys(preopens).length : 0);
+    if (maxOpenFiles < least) {
+      throw new RangeError(
+        `Cannot create WASI as 'maxOpenFiles' must leave room for stdio and the preopens: at least ${least}, current value is ${maxOpenFiles}`,
+      );
+    }
     const sleep = customSleep === undefined ? slicedSleep(checkpoint) : (ms: number) => {
       checkpoint();
       customSleep(ms);

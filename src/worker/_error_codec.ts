@@ -138,7 +138,9 @@ function flattenShallow(err: unknown): FlatError {
 
 function flattenReadable(err: unknown): FlatError {
   if (err instanceof WasmError) {
-    return { kind: err.kind, name: err.name, message: thrownText(err), fields: fieldsOf(err) };
+    // Whole: a WasmError made on either side is bounded where it is made (a host function's
+    // text in its HostFunctionError, a guest's message); cut again here, it would differ.
+    return { kind: err.kind, name: err.name, message: err.message, fields: fieldsOf(err) };
   }
   // `proc_exit` outside `run()` (the cause of a TrapError): its exit code travels too.
   if (err instanceof WasiExit) {

@@ -15,7 +15,8 @@ import {
   type WasmPlugin,
   WasmRuntime,
 } from "../../mod.ts";
-import { assertRejectsWith, putString, testEachIsolation } from "../_helpers.ts";
+import { assertRejectsWith, loadPlugin, putString, testEachIsolation } from "../_helpers.ts";
+import { shownName } from "../../src/common/mod.ts";
 import { hostFunctionsWat } from "../fixtures/wat.ts";
 
 const CONFIG_WAT = hostFunctionsWat("host_get_config");
@@ -222,4 +223,20 @@ testEachIsolation("A guest's names are shown escaped and cut in error messages",
     /^Import not found: "env"\."x\\n2026-01-01 \[ERR\] forged\\u001b\[2Jy+…" is not/,
   );
   assert.equal(error.importName, forged);
+});
+
+Deno.test("Names are cut between characters, and line and direction marks are escaped", () => {
+  assert.equal(shownName("b\u2028c\u202ed"), '"b\\u2028c\\u202ed"');
+  assert.equal(shownName("a".repeat(63) + "😀"), `"${"a".repeat(63)}…"`);
+  assert.ok(shownName("a".repeat(63) + "😀").isWellFormed());
+});
+
+Deno.test("More preopens than the default maxOpenFiles leaves room for is a TypeError", {
+  permissions: "none",
+}, async () => {
+  const preopens = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`/p${i}`, `/p${i}`]));
+  await assert.rejects(
+    () => loadPlugin("(module)", { wasi: { preopens } }),
+    /Cannot use 'wasi.preopens': expected at most 253 preopens \(raise wasi.maxOpenFiles for more\), received number 300/,
+  );
 });

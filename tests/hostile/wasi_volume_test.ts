@@ -8,7 +8,7 @@
  * 16 kept listings per instance.
  */
 import assert from "node:assert/strict";
-import { Capability, type WasmPlugin } from "../../mod.ts";
+import { Capability, WasiPreview1, type WasmPlugin } from "../../mod.ts";
 import { resumeAt } from "../../src/wasi/_directory_listing.ts";
 import { FdTable, MAX_KEPT_LISTINGS } from "../../src/wasi/_fd_table.ts";
 import { guestFiles } from "../../src/wasi/_file_budget.ts";
@@ -348,3 +348,12 @@ function directoryReader(plugin: WasmPlugin) {
   };
   return { opendir, page };
 }
+
+Deno.test("WasiPreview1's maxOpenFiles leaves room for stdio and the preopens", () => {
+  assert.throws(
+    () =>
+      new WasiPreview1({ preopens: { "/a": "/a", "/b": "/b" }, fileSystem: true, maxOpenFiles: 4 }),
+    RangeError,
+    "at least 5, current value is 4",
+  );
+});
