@@ -9,6 +9,7 @@
  * @module
  */
 
+import { denoGrants } from "../host/mod.ts";
 import {
   DIRECTORY_RIGHTS,
   FdFlags,
@@ -110,7 +111,7 @@ function describe(state: WasiState, entry: Descriptor): [number, bigint, bigint]
       // once (wasmtime fails such an open too).
       const host = hostPath(entry.preopen, entry.rel);
       const writable = state.writable.allows({ ...entry, host }) &&
-        Deno.permissions.querySync({ name: "write", path: host }).state === "granted";
+        denoGrants({ name: "write", path: host });
       return [
         Filetype.DIRECTORY,
         writable ? DIRECTORY_RIGHTS : DIRECTORY_RIGHTS & ~WRITE_RIGHTS,

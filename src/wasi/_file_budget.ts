@@ -15,6 +15,8 @@
  * @module
  */
 
+import { denoGrants } from "../host/mod.ts";
+
 /** Files guests may hold at most, process-wide. */
 export const MAX_GUEST_FILES = 4096;
 
@@ -103,10 +105,8 @@ export class FileCount {
  */
 function guestFileBudget(): number {
   const path = "/proc/self/limits";
+  if (!denoGrants({ name: "read", path })) return UNKNOWN_LIMIT_GUEST_FILES;
   try {
-    if (Deno.permissions.querySync({ name: "read", path }).state !== "granted") {
-      return UNKNOWN_LIMIT_GUEST_FILES;
-    }
     const line = Deno.readTextFileSync(path).split("\n").find((row) =>
       row.startsWith("Max open files")
     );

@@ -14,6 +14,7 @@
 
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import type { Preopen } from "./_fd_table.ts";
+import { denoGrants } from "../host/mod.ts";
 
 /** A place in a preopen: its canonical components below the preopen's root, and its host path. */
 export interface Place {
@@ -68,7 +69,7 @@ function below(root: string, path: string): boolean {
 function canonicalPath(path: string): string {
   const missing: string[] = [];
   for (let at = path;;) {
-    if (Deno.permissions.querySync({ name: "read", path: at }).state !== "granted") return path;
+    if (!denoGrants({ name: "read", path: at })) return path;
     try {
       return join(Deno.realPathSync(at), ...missing.reverse());
     } catch {

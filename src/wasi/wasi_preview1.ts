@@ -18,7 +18,7 @@ import { PROCESS_CALLS } from "./_process_calls.ts";
 import { type SystemCall, type WasiState, wasiStates } from "./_state.ts";
 import { WasiExit } from "./wasi_exit.ts";
 import { WriteGrant } from "./_write_grant.ts";
-import { findExportedMemory } from "../host/mod.ts";
+import { denoGrants, findExportedMemory } from "../host/mod.ts";
 import { optionFields } from "../common/mod.ts";
 
 /**
@@ -571,7 +571,7 @@ function openDescriptors(
 /** Resolves a preopen's host directory. */
 function openPreopen(guestPath: string, host: string): Preopen {
   // Asked first, so that a directory the host may not read is an error, never a prompt.
-  if (Deno.permissions.querySync({ name: "read", path: host }).state !== "granted") {
+  if (!denoGrants({ name: "read", path: host })) {
     throw new TypeError(
       `Cannot preopen ${JSON.stringify(guestPath)}: Deno does not grant reading ${
         JSON.stringify(host)

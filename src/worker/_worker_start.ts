@@ -11,6 +11,7 @@ import { InstantiationError, WorkerCrashedError } from "../errors.ts";
 import { MAX_TIMER_MS } from "../common/mod.ts";
 import type { InternalOptions } from "../backend/mod.ts";
 import { bundledWorkerUrl } from "./_worker_bundle.ts";
+import { denoGrants } from "../host/mod.ts";
 import type { WorkerReady, WorkerSetup } from "./_protocol.ts";
 import { ignoreWorker, onWorkerFailure } from "./_worker_failure.ts";
 
@@ -88,23 +89,15 @@ function permissionsMissing(permissions: Deno.PermissionOptionsObject): string[]
     if (value === false || value === undefined || value === "inherit") continue;
     const field = ITEM_FIELDS[name];
     if (Array.isArray(value) && field !== undefined) {
-      const lacking = value.filter((item) => !hostHas({ name, [field]: String(item) }));
+      const lacking = value.filter((item) =>
+        !denoGrants({ name, [field]: String(item) } as unknown as Deno.PermissionDescriptor)
+      );
       if (lacking.length > 0) missing.push(`${name}: ${lacking.join(", ")}`);
-    } else if (!hostHas({ name })) {
+    } else if (!denoGrants({ name } as Deno.PermissionDescriptor)) {
       missing.push(`${name}: ${value}`);
     }
   }
   return missing;
-}
-
-/** Whether the host holds the permission `descriptor` names (false if Deno cannot say). */
-function hostHas(descriptor: Record<string, string>): boolean {
-  try {
-    return Deno.permissions.querySync(descriptor as unknown as Deno.PermissionDescriptor)
-      .state === "granted";
-  } catch {
-    return false;
-  }
 }
 
 /** Posts the setup and waits for the worker's answer (or its death), at most `bootTimeoutMs`. */
