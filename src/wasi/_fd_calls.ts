@@ -9,7 +9,6 @@
  * @module
  */
 
-import { denoGrants } from "../host/mod.ts";
 import {
   DIRECTORY_RIGHTS,
   FdFlags,
@@ -32,7 +31,7 @@ import {
 import { atOffset, readSpans, readStdin, writeOutput, writeSpans } from "./_file_io.ts";
 import { filetypeOf, setFileTimes, setTimesAt, writeFilestat } from "./_filestat.ts";
 import { encode } from "./_guest.ts";
-import { confirmNamed, permitWrite, resolvePath } from "./_path.ts";
+import { confirmNamed, mayWrite, permitWrite, resolvePath } from "./_path.ts";
 import type { SystemCall, WasiState } from "./_state.ts";
 
 const SEEK_MODES: Readonly<Record<number, Deno.SeekMode>> = {
@@ -109,9 +108,7 @@ function describe(state: WasiState, entry: Descriptor): [number, bigint, bigint]
       // asks for with them, so `O_RDWR` would quietly open a file read-only there and fail
       // at the first write; asked for, write rights make `path_open` fail with EACCES at
       // once (wasmtime fails such an open too).
-      const host = hostPath(entry.preopen, entry.rel);
-      const writable = state.writable.allows({ ...entry, host }) &&
-        denoGrants({ name: "write", path: host });
+      const writable = mayWrite(state, { ...entry, host: hostPath(entry.preopen, entry.rel) });
       return [
         Filetype.DIRECTORY,
         writable ? DIRECTORY_RIGHTS : DIRECTORY_RIGHTS & ~WRITE_RIGHTS,

@@ -57,6 +57,7 @@ import { Errno, fail } from "./_errno.ts";
 import { type DirectoryDescriptor, hostPath, type Preopen } from "./_fd_table.ts";
 import type { WasiState } from "./_state.ts";
 import type { Place } from "./_write_grant.ts";
+import { denoGrants } from "../host/mod.ts";
 
 const SEPARATOR = Deno.build.os === "windows" ? "\\" : "/";
 
@@ -83,16 +84,20 @@ function below(preopen: Preopen, real: string): string[] {
 
 /** Fails with `EACCES` unless Deno already grants `name` access to `path` (no prompt). */
 export function permit(name: "read" | "write", path: string): void {
-  if (Deno.permissions.querySync({ name, path }).state !== "granted") fail(Errno.ACCES);
+  if (!denoGrants({ name, path })) fail(Errno.ACCES);
 }
 
 /**
- * Fails with `EACCES` unless the program may change `place`: its grant
- * (`allowedPaths.write`) covers it and Deno already grants writing it.
+ * Whether the program may change `place`: its grant (`allowedPaths.write`)
+ * covers it and Deno already grants writing it.
  */
+export function mayWrite(state: WasiState, place: Place): boolean {
+  return state.writable.allows(place) && denoGrants({ name: "write", path: place.host });
+}
+
+/** Fails with `EACCES` unless the program may change `place` ({@linkcode mayWrite}). */
 export function permitWrite(state: WasiState, place: Place): void {
-  if (!state.writable.allows(place)) fail(Errno.ACCES);
-  permit("write", place.host);
+  if (!mayWrite(state, place)) fail(Errno.ACCES);
 }
 
 /** Whether two stats describe the same file (device and inode). */
