@@ -11,6 +11,7 @@ import { describeValue } from "./common/mod.ts";
 import type { WasmPluginConfig } from "./plugin_config.ts";
 import { assertKnownKeys, optionFields } from "./common/mod.ts";
 import { DEFAULT_LIMITS } from "./resource_limits.ts";
+import { DEFAULT_MAX_OPEN_FILES, MAX_OPEN_FILES } from "./wasi/mod.ts";
 
 /** The keys of a `WasmPluginConfig`. */
 const PLUGIN_CONFIG_KEYS = [
@@ -118,16 +119,12 @@ function checkWasi(wasi: unknown): void {
   }
 }
 
-/** The most descriptors a plugin's WASI may have open at once, and how many by default. */
-const MAX_OPEN_FILES = 4096;
-const DEFAULT_MAX_OPEN_FILES = 256;
-
 /** `value` copied when it is an array (holes become `undefined`), else as it is. */
 function copyArray(value: unknown): unknown {
   return Array.isArray(value) ? Array.from(value) : value;
 }
 
-/** `value` copied with {@linkcode own} when it is a record, else as it is. */
+/** `value` copied with `optionFields` when it is a record, else as it is. */
 function copyRecord(value: unknown, known: readonly string[] = []): unknown {
   return isRecord(value) ? optionFields(value, known) : value;
 }

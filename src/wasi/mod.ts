@@ -11,6 +11,7 @@
 export { PREVIEW1_FUNCTIONS, wasiType } from "./_abi.ts";
 export { wasiStates } from "./_state.ts";
 export { absolutePaths } from "./_write_grant.ts";
+export { DEFAULT_MAX_OPEN_FILES, MAX_OPEN_FILES } from "./_open_files.ts";
 export {
   adoptFileBudget,
   fileBudgetBuffer,

@@ -18,6 +18,7 @@ import { PROCESS_CALLS } from "./_process_calls.ts";
 import { type SystemCall, type WasiState, wasiStates } from "./_state.ts";
 import { WasiExit } from "./wasi_exit.ts";
 import { WriteGrant } from "./_write_grant.ts";
+import { DEFAULT_MAX_OPEN_FILES } from "./_open_files.ts";
 import { denoGrants, findExportedMemory } from "../host/mod.ts";
 import { optionFields } from "../common/mod.ts";
 
@@ -152,7 +153,6 @@ const WASI_OPTION_KEYS = [
 ];
 
 const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024;
-const DEFAULT_MAX_OPEN_FILES = 256;
 
 /** The longest a sleep blocks the thread without calling the checkpoint. */
 const SLEEP_SLICE_MS = 10;
