@@ -52,7 +52,8 @@
  * caller; the others that have loops load it on entry), but write every new
  * value through to the global as well: whatever stops the call (a trap of
  * the guest's own included), the global holds what the charges taken so far
- * covered. The `if` of every slow path is marked unlikely in a branch hint
+ * covered. Variants that cannot trap by themselves store it only where it is
+ * read (see `_internal_calls.ts`). The `if` of every slow path is marked unlikely in a branch hint
  * section (see `CodeWriter.unlikelyIf`), which V8 lays out of the way.
  *
  * @module
@@ -134,8 +135,9 @@ export function emitCachedFuelCharge(
 
 /**
  * Writes `local = fuel - cost`, storing the new value in global `fuelGlobal`
- * too (a trap anywhere leaves the global exact), where `fuel` is the global
- * or, when `cached`, the local itself (which holds a copy of the global).
+ * too unless `writeThrough` is false (then the caller stores it before
+ * anything reads the global: see `_internal_calls.ts`), where `fuel` is the
+ * global or, when `cached`, the local itself (which holds a copy of the global).
  *
  * @returns The position of the cost immediate.
  */
@@ -145,6 +147,7 @@ export function emitFuelSubtract(
   local: number,
   cost: number,
   cached: boolean,
+  writeThrough = true,
 ): number {
   if (cached) {
     out.u8(0x20); // local.get fuel
@@ -158,10 +161,15 @@ export function emitFuelSubtract(
   if (cost <= 0x7fffffff) out.s32(cost);
   else out.s64(BigInt(cost)); // folded entry costs can exceed 32 bits
   out.u8(0x7d); // i64.sub
-  out.u8(0x22); // local.tee
-  out.u32(local);
-  out.u8(0x24); // global.set fuel
-  out.u32(fuelGlobal);
+  if (writeThrough) {
+    out.u8(0x22); // local.tee
+    out.u32(local);
+    out.u8(0x24); // global.set fuel
+    out.u32(fuelGlobal);
+  } else {
+    out.u8(0x21); // local.set
+    out.u32(local);
+  }
   return at;
 }
 

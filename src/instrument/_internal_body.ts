@@ -12,10 +12,13 @@
  * - the body is wrapped in a block of the function's results, so that every
  *   branch to the function's label leaves the block, after which the fuel is
  *   pushed as the last result; each `return` pushes it first;
- * - charges take from the fuel parameter and write through to the global;
- *   calls to other variants pass the fuel and the depth and take the fuel
- *   back, calls to anything else store the depth (when the callee can reach
- *   counted code) and reload the fuel from the global afterwards.
+ * - charges take from the fuel parameter, and write through to the global
+ *   when the plan says so (`InternalCallPlan.writeThrough`); calls to other
+ *   variants pass the fuel and the depth and take the fuel back (stored in
+ *   the global too by a body that writes through, unless the callee returns
+ *   with it stored); slow paths, depth traps and calls of a variant that
+ *   writes through store the fuel first; calls to anything else store the fuel and the depth (when the callee can
+ *   reach counted code) and reload the fuel from the global afterwards.
  *
  * @module
  */
@@ -25,7 +28,7 @@ import { type DepthSlots, emitDepthEntry } from "./_call_depth.ts";
 import { emitCachedFuelCharge, emitFuelSubtract, emitOverdrawn, type FuelSlots } from "./_fuel.ts";
 import { DepthRole } from "./_call_graph.ts";
 import { BodyFlags, Event, type ScanResult } from "./_scan.ts";
-import { emitTrap, emitTrapIf, TrapReason } from "./_trap.ts";
+import { emitTrap, emitTrapBy, emitTrapIf, TrapReason } from "./_trap.ts";
 import { type BodyPlan, type CallRoles, emitGateCall, emitWaitCall } from "./_rewrite.ts";
 import type { InternalCallPlan } from "./_internal_calls.ts";
 
@@ -88,7 +91,12 @@ export function emitWrapperBody(
   }
   out.u8(0x10); // call the variant
   out.u32(internal.internal[f]!);
-  out.u8(0x1a); // drop the fuel, which the global holds too
+  if (internal.fresh[f] === 1) {
+    out.u8(0x1a); // drop the fuel, which the global holds too
+  } else {
+    out.u8(0x24); // global.set fuel
+    out.u32(fuel.fuelGlobal);
+  }
   out.u8(0x0b); // end
 }
 
@@ -132,6 +140,7 @@ export function rewriteInternalBody(
     // Functions with loops trap inline (cold code for V8), others call the trap function.
     depthSlots: depth === null ? null : withLoop ? inlineTraps(depth) : depth,
     role: depth === null || roles === null ? DepthRole.None : roles.depthRole[f]!,
+    writeThrough: internal.writeThrough[f] === 1,
   };
   const fuelLocal = paramCount;
   const { pos, kind, arg, rec } = scan;
@@ -169,10 +178,12 @@ export function rewriteInternalBody(
         out.u32(fuelLocal);
         break;
       case Event.Bulk:
+        emitFuelStore(body);
         emitGateCall(out, plan, arg[e]!); // the gate charges the global
         emitGlobalToLocal(out, fuel.fuelGlobal, fuelLocal);
         break;
       case Event.Wait:
+        emitFuelStore(body);
         copied = emitWaitCall(out, plan, scan, arg[e]!);
         break;
     }
@@ -202,26 +213,25 @@ interface VariantBody {
   readonly depthSlots: DepthSlots | null;
   /** The function's `DepthRole`. */
   readonly role: number;
+  /** Whether charges write through to the fuel global (see `InternalCallPlan.writeThrough`). */
+  readonly writeThrough: boolean;
+}
+
+/** Stores the fuel parameter in the global, unless charges write it through. */
+function emitFuelStore(body: VariantBody): void {
+  if (body.writeThrough) return;
+  emitLocalToGlobal(body.out, body.fuelLocal, body.plan.fuel!.fuelGlobal);
 }
 
 /** Writes the charge of `record`, less the entry cost its callers pay, checking the depth too when planned. */
 function emitVariantCharge(body: VariantBody, record: number): void {
-  const { out, plan, internal, f } = body;
+  const { plan, internal, f } = body;
   let units = internal.cost[record]!;
   if (record === internal.entryRecord[f]!) units -= internal.entryCost[f]!;
   if (internal.depthAtCharge[record] === 1) {
-    const { fuelLocal, depthLocal } = body;
-    emitChargeAndDepthCheck(
-      out,
-      plan.fuel!,
-      fuelLocal,
-      units,
-      depthLocal,
-      body.depthSlots!,
-      plan.chargeSlowPath,
-    );
+    emitChargeAndDepthCheck(body, units, plan.chargeSlowPath);
   } else if (units > 0) {
-    emitCharge(out, plan.fuel!, body.fuelLocal, units, plan.fuelSlowPath);
+    emitCharge(body, units, plan.fuelSlowPath);
   }
 }
 
@@ -238,10 +248,18 @@ function emitCall(body: VariantBody, target: number, record: number): boolean {
   if (variant >= 0) {
     const checked = internal.depthAtCharge[record] === 1;
     emitVariantCall(body, callee, variant, false, checked);
-    out.u8(0x21); // local.set fuel: the callee's fuel left
-    out.u32(body.fuelLocal);
+    if (body.writeThrough && internal.fresh[callee] === 0) {
+      out.u8(0x22); // local.tee fuel: the callee's fuel left, which its global may not hold
+      out.u32(body.fuelLocal);
+      out.u8(0x24); // global.set fuel
+      out.u32(body.plan.fuel!.fuelGlobal);
+    } else {
+      out.u8(0x21); // local.set fuel: the callee's fuel left
+      out.u32(body.fuelLocal);
+    }
     return true;
   }
+  emitFuelStore(body);
   const known = target >= 0 && callee >= 0 && roles !== null && callee < roles.depthRole.length;
   if (
     depth !== null && body.role !== DepthRole.None &&
@@ -260,19 +278,16 @@ function emitTailCall(body: VariantBody, target: number, record: number): void {
 }
 
 /**
- * Writes a charge of `units` against the fuel parameter, written through to
- * the global, whose slow path is one call (of `slowPath`, `[] -> [fuel]`).
+ * Writes a charge of `units` against the fuel parameter (written through to
+ * the global when the body does), whose slow path is one call (of
+ * `slowPath`, `[] -> [fuel]`).
  */
-function emitCharge(
-  out: CodeWriter,
-  slots: FuelSlots,
-  local: number,
-  units: number,
-  slowPath: number,
-): void {
-  emitFuelSubtract(out, slots.fuelGlobal, local, units, true);
+function emitCharge(body: VariantBody, units: number, slowPath: number): void {
+  const { out, fuelLocal: local } = body;
+  emitFuelSubtract(out, body.plan.fuel!.fuelGlobal, local, units, true, body.writeThrough);
   emitOverdrawn(out, local);
   out.unlikelyIf();
+  emitFuelStore(body);
   out.u8(0x10); // call the slow path
   out.u32(slowPath);
   out.u8(0x21); // local.set fuel
@@ -343,40 +358,39 @@ export function emitChargeSlowPathBody(
  * allows one more counted frame, with one branch for both, whose slow path
  * is one call.
  */
-function emitChargeAndDepthCheck(
-  out: CodeWriter,
-  slots: FuelSlots,
-  fuelLocal: number,
-  units: number,
-  depthLocal: number,
-  depth: NonNullable<BodyPlan["depth"]>,
-  slowPath: number,
-): void {
+function emitChargeAndDepthCheck(body: VariantBody, units: number, slowPath: number): void {
+  const { out, fuelLocal, depthLocal } = body;
   if (units <= 0) {
-    emitDepthLeft(out, depthLocal);
-    emitTrapIf(out, TrapReason.CallDepth, depth);
+    emitDepthTrap(body);
     return;
   }
-  emitFuelSubtract(out, slots.fuelGlobal, fuelLocal, units, true);
-  out.u8(0x20); // local.get fuel
-  out.u32(fuelLocal);
-  out.u8(0x20); // local.get depth
-  out.u32(depthLocal);
-  out.u8(0x41); // i32.const 1
-  out.u8(0x01);
-  out.u8(0x6b); // i32.sub: negative when no depth is left
-  out.u8(0xac); // i64.extend_i32_s
-  out.u8(0x84); // i64.or: negative when either is
-  out.u8(0x42); // i64.const 0
-  out.u8(0x00);
-  out.u8(0x53); // i64.lt_s
+  emitFuelSubtract(out, body.plan.fuel!.fuelGlobal, fuelLocal, units, true, body.writeThrough);
+  emitOverdrawn(out, fuelLocal); // fuel < 0
+  emitDepthLeft(out, depthLocal); // depth < 1
+  out.u8(0x72); // i32.or: either (two compares measured faster than one of both or'ed)
   out.unlikelyIf();
+  emitFuelStore(body);
   out.u8(0x20); // local.get depth
   out.u32(depthLocal);
   out.u8(0x10); // call the slow path
   out.u32(slowPath);
   out.u8(0x21); // local.set fuel
   out.u32(fuelLocal);
+  out.u8(0x0b); // end
+}
+
+/** Writes a trap when the depth allows no counted callee, the fuel stored first. */
+function emitDepthTrap(body: VariantBody): void {
+  const { out } = body;
+  const slots = body.depthSlots!;
+  emitDepthLeft(out, body.depthLocal);
+  if (body.writeThrough) {
+    emitTrapIf(out, TrapReason.CallDepth, slots);
+    return;
+  }
+  out.unlikelyIf();
+  emitFuelStore(body);
+  emitTrapBy(out, TrapReason.CallDepth, slots);
   out.u8(0x0b); // end
 }
 
@@ -408,12 +422,12 @@ function emitVariantCall(
   // is replaced), one less when the callee is counted.
   let delta = tail && role === DepthRole.Count ? 1 : 0;
   if (depth !== null && calleeRole === DepthRole.Count) {
-    if (delta === 0 && !checked) {
-      emitDepthLeft(out, depthLocal);
-      emitTrapIf(out, TrapReason.CallDepth, depth);
-    }
+    if (delta === 0 && !checked) emitDepthTrap(body);
     delta--;
   }
+  // A callee that may trap before it charges anything (its entry record is
+  // this body's to pay) expects the global to hold the fuel from its start.
+  if (body.internal.writeThrough[callee] === 1) emitFuelStore(body);
   out.u8(0x20); // local.get fuel
   out.u32(fuelLocal);
   if (depth !== null) {

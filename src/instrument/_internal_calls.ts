@@ -10,12 +10,29 @@
  * name), becomes a small wrapper that does what the body's entry used to do
  * (the depth check and the charge of the entry record, against the globals)
  * and calls `f'`. Eligible callers call `f'` directly, so that the fuel of a
- * call chain stays in registers: a body keeps it in its fuel parameter,
- * charges write every new value through to the global as well (whatever
- * stops the call, a trap of the guest's own included, the global holds what
- * the charges taken so far covered), and a call to anything else (an import,
- * `call_indirect`, `call_ref`, a function that is not eligible, a bulk
- * instruction's gate) reloads the parameter from the global afterwards.
+ * call chain stays in registers: a body keeps it in its fuel parameter and
+ * stores it in the global before anything that reads the global or may stop
+ * the call, so that the global holds what the charges taken so far covered
+ * whenever it is read:
+ *
+ * - a body with an instruction that may trap by itself (`BodyFlags.MayTrap`:
+ *   a memory access, a division, `unreachable`, an indirect call...) writes
+ *   every charge through, and the fuel a call of a variant that does not
+ *   returns too;
+ * - any body stores it before the call of a slow path, a depth trap, a call
+ *   of a variant that writes through (which may trap before it charges: its
+ *   entry record is its caller's to pay) and a call of anything else (an
+ *   import, a function that is not eligible, a bulk instruction's gate), and
+ *   reloads it from the global after the last;
+ * - a wrapper stores the fuel its variant returns.
+ *
+ * A body without such instructions (recursive arithmetic, like `fib`) thus
+ * touches no global on its way. The one stop it does not cover is the
+ * engine's own stack overflow, which may come at any call: the fuel counted
+ * then misses the charges of such bodies since the global was last stored,
+ * at most one slice of fuel (`MAX_SLICE`, `src/metering/_instance_limits.ts`).
+ * So only with slices (a deadline) do such bodies skip the writes; without,
+ * every body writes through.
  *
  * The caller also does the callee's entry work: the charge of the record a
  * direct call is in also pays for the callee's entry record (the code sure
@@ -72,6 +89,17 @@ export interface InternalCallPlan {
    * early without anything else happening first).
    */
   readonly depthAtCharge: Uint8Array;
+  /**
+   * Per defined function, 1 when its variant writes every charge through to
+   * the fuel global (its body may trap by itself), else 0.
+   */
+  readonly writeThrough: Uint8Array;
+  /**
+   * Per defined function, 1 when its variant returns with the fuel global
+   * equal to the fuel it returns (it writes through and makes no tail call),
+   * so that its caller need not store it.
+   */
+  readonly fresh: Uint8Array;
   /** Number of variants, appended in the order of their functions. */
   readonly count: number;
 }
@@ -84,6 +112,11 @@ export interface PlanContext {
   readonly firstIndex: number;
   /** Whether the depth pass is on. */
   readonly depth: boolean;
+  /**
+   * Whether the fuel comes in slices (a deadline is checked), which bounds
+   * what a body that does not write its charges through may leave uncounted.
+   */
+  readonly sliced: boolean;
   /** The depth role of each defined function (see `_call_graph.ts`), with the depth pass on. */
   readonly depthRole: Uint8Array | null;
   /** Appends a type section entry (or finds an equal one appended); returns its index. */
@@ -131,8 +164,30 @@ export function planInternalCalls(
     entryCost,
     depth,
     depthAtCharge,
+    ...globalWrites(scan, n, context.sliced),
     count,
   };
+}
+
+/** Which variants write their charges through, and which return with the global up to date. */
+function globalWrites(
+  scan: ScanResult,
+  n: number,
+  sliced: boolean,
+): Pick<InternalCallPlan, "writeThrough" | "fresh"> {
+  const writeThrough = new Uint8Array(n);
+  const fresh = new Uint8Array(n);
+  const { kind, eventStart } = scan;
+  for (let f = 0; f < n; f++) {
+    // Without slices, an engine's stack overflow could leave the whole budget uncounted.
+    if (sliced && (scan.flags[f]! & BodyFlags.MayTrap) === 0) continue;
+    writeThrough[f] = 1;
+    fresh[f] = 1;
+    for (let e = eventStart[f]!; e < eventStart[f + 1]!; e++) {
+      if (kind[e] === Event.TailCall) fresh[f] = 0;
+    }
+  }
+  return { writeThrough, fresh };
 }
 
 /** Per defined function, 1 when it is eligible for a variant (see the module doc); `added` new parameters. */

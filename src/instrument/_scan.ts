@@ -78,6 +78,12 @@ export const BodyFlags = {
   Loop: 1,
   /** The body handles exceptions (`try` or `try_table`). */
   Try: 2,
+  /**
+   * The body has an instruction that may trap or throw by itself: any but the
+   * ones without effects (see `EFFECT_FREE`), `global.set`, control and a
+   * direct `call` (whose callee answers for its own traps).
+   */
+  MayTrap: 4,
 } as const;
 
 /** Marks unreachable code where a record index would be. */
@@ -102,6 +108,9 @@ const OP_BR_TABLE = 0x0e;
 const OP_BR = 0x0c;
 const OP_RETURN = 0x0f;
 const OP_UNREACHABLE = 0x00;
+const OP_THROW = 0x08;
+const OP_THROW_REF = 0x0a;
+const OP_GLOBAL_SET = 0x24;
 const OP_CALL = 0x10;
 const OP_RETURN_CALL = 0x12;
 const OP_REF_FUNC = 0xd2;
@@ -368,8 +377,10 @@ export class BodyScanner {
       if (ctl === Ctl.None) {
         if (this.#cur !== DEAD) out.cost[this.#cur]!++;
         const op = reader.op;
-        if (op >= 0x100 || EFFECT_FREE[op] === 0) this.#pure = false;
-        else if (op >= OP_LOCAL_GET && op <= OP_LOCAL_TEE && moved > 0) {
+        if (op >= 0x100 || EFFECT_FREE[op] === 0) {
+          this.#pure = false;
+          if (op !== OP_GLOBAL_SET) this.#bodyFlags |= BodyFlags.MayTrap;
+        } else if (op >= OP_LOCAL_GET && op <= OP_LOCAL_TEE && moved > 0) {
           const local = lebAt(bytes, reader.start + 1) - params;
           if (local >= 0 && local < moved) out.push(Event.Local, reader.start, local, this.#run);
         }
@@ -384,6 +395,7 @@ export class BodyScanner {
         continue;
       }
       if (ctl === Ctl.Call) {
+        if (reader.op !== OP_CALL) this.#bodyFlags |= BodyFlags.MayTrap; // call_indirect, call_ref
         if (this.#cur !== DEAD) {
           out.cost[this.#cur]!++;
           const callee = reader.op === OP_CALL ? lebAt(bytes, reader.start + 1) : -1;
@@ -476,6 +488,9 @@ export class BodyScanner {
         return false;
       }
       case Ctl.Jump: {
+        if (reader.op === OP_UNREACHABLE || (reader.op >= OP_THROW && reader.op <= OP_THROW_REF)) {
+          this.#bodyFlags |= BodyFlags.MayTrap;
+        }
         if (reader.op === OP_RETURN && this.#options.returns === true) {
           out.push(Event.Return, reader.start, 0, this.#run);
         }
@@ -486,6 +501,7 @@ export class BodyScanner {
         return false;
       }
       case Ctl.TailCall: {
+        if (reader.op !== OP_RETURN_CALL) this.#bodyFlags |= BodyFlags.MayTrap;
         const callee = reader.op === OP_RETURN_CALL ? lebAt(reader.bytes, reader.start + 1) : -1;
         if (!live) {
           if (this.#options.returns === true) {

@@ -37,13 +37,18 @@ export interface TrapSlots {
  */
 export function emitTrapIf(out: CodeWriter, reason: number, slots: TrapSlots): void {
   out.unlikelyIf();
+  emitTrapBy(out, reason, slots);
+  out.u8(0x0b); // end
+}
+
+/** Writes a trap for `reason`: a call of the slots' trap function, or the trap inline. */
+export function emitTrapBy(out: CodeWriter, reason: number, slots: TrapSlots): void {
   if (slots.trapFunction !== undefined && slots.trapFunction !== null) {
     out.u8(0x10); // call
     out.u32(slots.trapFunction);
   } else {
     emitTrap(out, reason, slots.trapGlobal);
   }
-  out.u8(0x0b); // end
 }
 
 /** Writes, inline, code that records `reason` in global `trapGlobal` and traps. */

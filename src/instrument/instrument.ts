@@ -609,7 +609,9 @@ class Assembler {
         ...analyzeCalls(this.#bytes, this.#info, scan),
       };
     }
-    const internal = fuel === null || !hasCode ? null : this.#appendVariants(scan, depth !== null);
+    const internal = fuel === null || !hasCode
+      ? null
+      : this.#appendVariants(scan, depth !== null, fuel.refill !== null);
     return {
       fuel,
       depth,
@@ -623,12 +625,13 @@ class Assembler {
   }
 
   /** Last of the appended functions: the variants of the internal calling convention. */
-  #appendVariants(scan: ScanResult, depth: boolean): InternalCallPlan | null {
+  #appendVariants(scan: ScanResult, depth: boolean, sliced: boolean): InternalCallPlan | null {
     const info = this.#info;
     const internal = planInternalCalls(this.#bytes, info, scan, {
       imported: this.#counts.function,
       firstIndex: this.#counts.function + info.functions.length + this.#bodies.length,
       depth,
+      sliced,
       depthRole: this.#roles?.depthRole ?? null,
       type: (entry) => this.#typeOnce(entry),
       typesAppended: this.#added.get(Section.Type)?.count ?? 0,

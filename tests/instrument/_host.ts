@@ -64,15 +64,16 @@ export function countOps(bytes: Uint8Array, index: number, op: number): number {
 
 /**
  * The index of the variant that the body of defined function `index` wraps
- * (it ends with `call variant`, `drop`, `end`, and the variant returns one
+ * (it ends with `call variant`, `drop` or `global.set` of the fuel, `end`, and the variant returns one
  * more value, the fuel), or `null` when it is not a wrapper.
  */
 export function variantOf(bytes: Uint8Array, index: number): number | null {
   const info = parseModule(bytes);
   const code = info.code[index]!;
   const { instructions } = decodeBody(bytes, code.bodyStart, code.end);
-  const [call, drop] = instructions.slice(-3);
-  if (call?.op !== 0x10 || drop?.op !== 0x1a) return null;
+  // The call of the variant, then a drop of the fuel or its store in the global.
+  const [call, last] = instructions.slice(-3);
+  if (call?.op !== 0x10 || (last?.op !== 0x1a && last?.op !== 0x24)) return null;
   let callee = 0;
   for (let at = call.start + 1, shift = 0; at < call.end; at++, shift += 7) {
     callee += (bytes[at]! & 0x7f) * 2 ** shift;

@@ -376,3 +376,88 @@ Deno.test("variants take their function's name in stack traces", () => {
   assert.match(frames[0]!, /at inner /);
   assert.ok(frames.slice(1).every((line) => /at outer /.test(line)), stack);
 });
+
+Deno.test("bodies that cannot trap skip the fuel global, and a stop still finds it exact", async (t) => {
+  // With a deadline (fuel in slices), bodies without an instruction that may
+  // trap keep the fuel in registers alone; without one, every body writes
+  // each charge through. Both must leave the same fuel at every stop.
+  const source = `(module
+    (import "host" "fail" (func $fail (param i32) (result i32)))
+    (func $fib (param i32) (result i32)
+      local.get 0 i32.const 2 i32.lt_u
+      if (result i32) local.get 0
+      else
+        local.get 0 i32.const 1 i32.sub call $fib
+        local.get 0 i32.const 2 i32.sub call $fib
+        i32.add
+      end)
+    (func $spin (param i32) (result i32) (local i32)
+      (loop $l
+        (local.set 1 (i32.add (local.get 1) (i32.const 1)))
+        (br_if $l (i32.lt_u (local.get 1) (local.get 0))))
+      local.get 1)
+    (global $last (mut i32) (i32.const 0))
+    (func $down (param i32) (result i32)
+      (if (result i32) (i32.eqz (local.get 0))
+        (then (i32.const 0))
+        (else
+          (global.set $last (local.get 0))
+          (i32.add (call $down (i32.sub (local.get 0) (i32.const 1))) (i32.const 1)))))
+    (func $divide (param i32) (result i32) (i32.div_u (i32.const 1) (local.get 0)))
+    (func $spin_then_divide (param i32) (result i32)
+      (drop (call $spin (local.get 0)))
+      (call $divide (i32.const 0)))
+    (func (export "fib") (param i32) (result i32) (call $fib (local.get 0)))
+    (func (export "down") (param i32) (result i32) (call $down (local.get 0)))
+    (func (export "divide_after_spin") (param i32) (result i32)
+      (i32.div_u (call $spin (local.get 0)) (i32.const 0)))
+    (func (export "callee_divides") (param i32) (result i32)
+      (call $spin_then_divide (local.get 0)))
+    (func (export "import_throws") (param i32) (result i32)
+      (call $fail (call $spin (local.get 0))))
+    (func (export "tail_divides") (param i32) (result i32)
+      (drop (call $spin (local.get 0)))
+      (return_call $divide (i32.const 0))))`;
+  const imports = {
+    host: {
+      fail: (): never => {
+        throw new Error("host says no");
+      },
+    },
+  };
+  const cases: [string, string, number, { fuel: bigint; maxCallDepth: number }][] = [
+    ["a depth that runs out in recursion", "fib", 25, { fuel: BUDGET, maxCallDepth: 12 }],
+    ["a depth that runs out after an effect", "down", 100, { fuel: BUDGET, maxCallDepth: 12 }],
+    ["fuel that runs out in recursion", "fib", 25, { fuel: 5_000n, maxCallDepth: 100 }],
+    ["fuel that runs out over slices", "fib", 30, { fuel: 3_000_000n, maxCallDepth: 100 }],
+    ["fuel that runs out in a loop", "callee_divides", 5000, { fuel: 3_000n, maxCallDepth: 100 }],
+    ["a trap just after a callee returns", "divide_after_spin", 5000, {
+      fuel: BUDGET,
+      maxCallDepth: 100,
+    }],
+    ["a trap at a callee's entry", "callee_divides", 5000, { fuel: BUDGET, maxCallDepth: 100 }],
+    ["a host function that throws", "import_throws", 5000, { fuel: BUDGET, maxCallDepth: 100 }],
+    ["a trap after a tail call", "tail_divides", 5000, { fuel: BUDGET, maxCallDepth: 100 }],
+  ];
+  const writing = load(source, { fuel: true, callDepth: true }, imports);
+  const sliced = load(source, ALL, imports);
+  for (const [what, fn, arg, budget] of cases) {
+    await t.step(what, () => {
+      const stops = [writing, sliced].map((p) => {
+        assert.throws(() => p.call(fn, [arg], budget));
+        return { reason: p.limits.trapReason, used: budget.fuel - p.limits.fuelRemaining };
+      });
+      assert.deepEqual(stops[1], stops[0]);
+      assert.ok(stops[0]!.used > 100n, `${stops[0]!.used}`);
+    });
+  }
+
+  await t.step("a call that returns leaves the same fuel", () => {
+    const used = [writing, sliced].map((p) => {
+      assert.equal(p.call("fib", [20], { fuel: BUDGET, maxCallDepth: 100 }), 6765);
+      return BUDGET - p.limits.fuelRemaining;
+    });
+    // fib's own instructions (see above), and the export's two (local.get, call).
+    assert.deepEqual(used, Array(2).fill(10_946n * 5n + 10_945n * 13n + 2n));
+  });
+});
