@@ -176,7 +176,12 @@ function flatten(err: unknown, depth: number): FlatError {
  * formats it, which costs tens of microseconds, on both sides).
  */
 export function encodeError(err: unknown, ref?: number): string {
-  if (ref !== undefined) return JSON.stringify({ ...flattenShallow(err), ref }, replaceNumbers);
+  if (ref !== undefined) {
+    // The host gets its own object back (`ref`): the worker's stand-in needs no more than the
+    // bounded text, however long the message of an error a host function made.
+    const flat = flattenShallow(err);
+    return JSON.stringify({ ...flat, message: thrownText(flat.message), ref }, replaceNumbers);
+  }
   return JSON.stringify(flatten(err, 0), replaceNumbers);
 }
 

@@ -412,8 +412,9 @@ class WorkerBackend implements PluginBackend {
     ahead = false,
   ): HostChannel {
     const channel = live.channels[live.next]!;
-    live.next = (live.next + 1) % live.channels.length;
+    // First: a request too large to send throws before anything is sent, and the turn stays.
     channel.postRequest(op, values, outputLength, ahead);
+    live.next = (live.next + 1) % live.channels.length;
     return channel;
   }
 
@@ -935,7 +936,12 @@ class WorkerBackend implements PluginBackend {
   #throwToGuest(channel: HostChannel, err: unknown): void {
     const ref = this.#hostErrors.push(err) - 1;
     // Whatever it is (encodeError reads any value), the guest gets an answer.
-    channel.post(ToWorker.Throw, [encodeError(err, ref)]);
+    try {
+      channel.post(ToWorker.Throw, [encodeError(err, ref)]);
+    } catch (tooLarge) {
+      // Its text does not fit the channel: the guest gets a stand-in, the host its own error (`ref`).
+      channel.post(ToWorker.Throw, [encodeError(tooLarge, ref)]);
+    }
   }
 
   #returnToGuest(channel: HostChannel, value: unknown): void {

@@ -212,6 +212,17 @@ Deno.test("Errors cross the worker boundary as the same classes", {
     assert.equal(back.message, 'Host function "env"."charge" failed: over quota');
   });
 
+  await t.step("an error of the host travels with its text bounded, and comes back whole", () => {
+    // A host function's own WasmError may say anything: 1 GiB of text did not fit the channel.
+    const thrown = new TrapError("€".repeat(1_000_000), { trap: "unreachable" });
+    const text = encodeError(thrown, 0);
+    assert.ok(text.length < 20_000 * 3, `${text.length} characters`);
+    const inWorker = decodeError(text) as TrapError;
+    assert.ok(inWorker instanceof TrapError);
+    assert.match(inWorker.message, /^€+… \(\d+ more characters\)$/);
+    assert.equal(roundTrip(inWorker, (ref) => [thrown][ref]), thrown);
+  });
+
   await t.step("an error of the host travels without its stack or causes", () => {
     // Reading a stack formats it (tens of microseconds): a guest that catches what a host
     // function throws, in a loop, paid that on both sides for every throw.

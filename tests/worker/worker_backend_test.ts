@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   Capability,
   type CompiledModule,
+  ResourceLimitError,
   type RuntimeConfig,
   TimeoutError,
   type WasmPlugin,
@@ -414,6 +415,31 @@ Deno.test("A worker plugin takes 64 MiB through callWithBytes()", {
   for (const word of words) expected = (expected + word) | 0;
   assert.equal(await plugin.callWithBytes("sum", input), expected);
   assert.ok((await plugin.metrics()).currentMemoryBytes > input.length);
+});
+
+Deno.test("A request too large for the worker fails alone: later calls and state are intact", {
+  permissions: { read: READ_WORKERS },
+}, async () => {
+  await using runtime = workerRuntime({ resourceLimits: { maxExecutionTimeMs: 5_000 } });
+  await using plugin = await runtime.createPluginFromWat(`(module
+    (memory (export "memory") 1)
+    (global $count (mut i32) (i32.const 0))
+    (func (export "alloc") (param i32) (result i32) (i32.const 0))
+    (func (export "dealloc") (param i32 i32))
+    (func (export "echo") (param i32 i32) (result i64) (i64.const 0))
+    (func (export "inc") (result i32)
+      (global.set $count (i32.add (global.get $count) (i32.const 1)))
+      (global.get $count)))`);
+  await plugin.writeMemory(100, new Uint8Array([42]));
+  assert.equal(await plugin.callI32("inc"), 1);
+  // Past the channel's 1 GiB: refused before anything is sent (the bytes are never touched).
+  const huge = new Uint8Array(1100 * 1024 * 1024);
+  await assertRejectsWith(() => plugin.writeMemory(0, huge), ResourceLimitError);
+  await assertRejectsWith(() => plugin.callBytes("echo", huge), ResourceLimitError);
+  // The worker waits on the channel the refused requests would have taken: they did not take it.
+  assert.equal(await plugin.callI32("inc"), 2);
+  assert.deepEqual(await plugin.readMemory(100, 1), new Uint8Array([42]));
+  assert.equal(await plugin.callI32("inc"), 3);
 });
 
 Deno.test("Host calls carry more than the channel's initial 64 KiB", {
