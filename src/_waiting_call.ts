@@ -38,6 +38,12 @@ export class WaitingCall {
     this.#post = post;
   }
 
+  /** Marks the call as never to be posted (it left the line), unless it was. */
+  withdraw(): void {
+    this.#settled = true;
+    this.ahead = undefined;
+  }
+
   /** Posts the call unless it was; returns whether the calls behind it may be posted. */
   tryPost(): boolean {
     if (this.#settled) return true;

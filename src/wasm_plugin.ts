@@ -34,6 +34,7 @@ import {
   assertKnownKeys,
   CallQueue,
   describeValue,
+  type LeaveOptions,
   optionField,
   readOptions,
   thrownText,
@@ -901,7 +902,11 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * wait for itself), and any call to a plugin that is paused, stopping,
    * stopped or failed.
    */
-  #waitTurn(name: string, waiting?: WaitingCall): Disposable | Promise<Disposable> {
+  #waitTurn(
+    name: string,
+    waiting?: WaitingCall,
+    leave?: LeaveOptions,
+  ): Disposable | Promise<Disposable> {
     if (this.#state === "running" || this.#state === "initializing") {
       assertNotInHostCallOf(
         this.#hostScope,
@@ -911,7 +916,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     } else if (!CALLABLE_STATES.has(this.#state) || this.#stopping !== undefined) {
       this.#refuse(name);
     }
-    const taken = this.#queue.take(waiting);
+    const taken = this.#queue.take(waiting, leave);
     if (waiting !== undefined && taken instanceof Promise) this.#postAhead();
     return taken;
   }
@@ -1011,15 +1016,31 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     expected: readonly string[] | null,
   ): unknown {
     const start = performance.now();
-    let converted: unknown[];
-    let budget: CallBudget;
+    let prepared: PreparedCall<unknown[]>;
     try {
-      converted = this.#checkedArguments(name, args, expected);
-      budget = resolveCallBudget(options, this.#budget);
+      prepared = this.#prepareCall(name, args, options, expected);
     } catch (err) {
       this.#finish(name, start, err);
       throw err;
     }
+    return this.#runPrepared(name, prepared, start);
+  }
+
+  /** Checks a call's arguments and options, and converts the arguments. */
+  #prepareCall(
+    name: string,
+    args: readonly unknown[],
+    options: CallOptions | undefined,
+    expected: readonly string[] | null,
+  ): PreparedCall<unknown[]> {
+    const converted = this.#checkedArguments(name, args, expected);
+    const budget = resolveCallBudget(options, this.#budget);
+    return { request: converted, budget, signal: callSignal(options) };
+  }
+
+  /** {@linkcode #runCall} once the call is prepared. */
+  #runPrepared(name: string, prepared: PreparedCall<unknown[]>, start: number): unknown {
+    const { request: converted, budget } = prepared;
     this.#restState = this.#state;
     this.#state = "running";
     if (this.#statesListened) this.#emit("state_changed", { from: this.#restState, to: "running" });
@@ -1070,23 +1091,61 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     expected: readonly string[] | null,
   ): Promise<unknown> {
     if (this.#stopping !== undefined) this.#assertUsable(`call "${name}" on`);
-    const waiting = this.#backend.invokeAhead === undefined ? undefined : new WaitingCall(() => {
+    // Checked and converted as it is made, like an idle plugin's call: its caller may change
+    // the arguments while it waits. One that fails fails at its turn, as it would have.
+    const made = performance.now();
+    const prepared = attempt(() => this.#prepareCall(name, args, options, expected));
+    const invokeAhead = this.#backend.invokeAhead?.bind(this.#backend);
+    const waiting = invokeAhead === undefined ? undefined : new WaitingCall(() => {
+      if (!("request" in prepared) || prepared.budget.signal?.aborted) return null;
       try {
-        const converted = this.#checkedArguments(name, args, expected);
-        return this.#backend.invokeAhead!(
-          name,
-          converted,
-          resolveCallBudget(options, this.#budget),
-        );
+        return invokeAhead(name, prepared.request, prepared.budget);
       } catch {
         return null; // it fails the same way at its turn
       }
     });
-    const turn = await this.#waitTurn(name, waiting);
+    const turn = await this.#waitInLine(name, made, waiting, prepared);
     const ahead = waiting?.ahead;
     this.#hold(name, turn, ahead !== undefined, ahead);
     if (ahead !== undefined) return await this.#runPosted(name, ahead);
-    return await this.#runCall(name, args, options, expected);
+    if (!("request" in prepared)) return this.#failAtTurn(name, prepared.error);
+    return await this.#runPrepared(name, prepared, performance.now());
+  }
+
+  /**
+   * {@linkcode #waitTurn} for a call: its own signal takes it out of the
+   * line (and takes back what was posted ahead of it, unless its worker
+   * began it), rejecting with the reason, recorded as the call's end.
+   */
+  async #waitInLine(
+    name: string,
+    made: number,
+    waiting: WaitingCall | undefined,
+    prepared: PreparedCall<unknown> | { error: unknown },
+  ): Promise<Disposable> {
+    const signal = "signal" in prepared ? prepared.signal : undefined;
+    let left = false;
+    const leave = signal === undefined ? undefined : {
+      signal,
+      mayLeave: (): boolean => {
+        const ahead = waiting?.ahead;
+        if (ahead !== undefined && !ahead.retract()) return false;
+        waiting?.withdraw();
+        return left = true;
+      },
+    };
+    try {
+      return await this.#waitTurn(name, waiting, leave);
+    } catch (err) {
+      if (left) this.#recordLeft(name, made, err);
+      throw err;
+    }
+  }
+
+  /** Ends a call whose checks failed, at its turn (see {@linkcode #runCall}). */
+  #failAtTurn(name: string, error: unknown): never {
+    this.#finish(name, performance.now(), error);
+    throw error;
   }
 
   /**
@@ -1130,8 +1189,20 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     if (ran && this.#statesListened) {
       this.#emit("state_changed", { from: "running", to: this.#restState });
     }
-    if (this.#callsListened) this.#emitCall(name, end - start, error);
-    if (this.#metrics.detector !== null) this.#detectAnomalies(name, end - start, error);
+    this.#report(name, end - start, error);
+  }
+
+  /** Records a call that left the line before its turn (its signal aborted): it ran nothing. */
+  #recordLeft(name: string, made: number, error: unknown): void {
+    const end = performance.now();
+    this.#metrics.record(name, made, end, error, this.#backend.memoryBytes(), 0);
+    this.#report(name, end - made, error);
+  }
+
+  /** Tells the listeners and the anomaly detector how a call ended. */
+  #report(name: string, durationMs: number, error: unknown): void {
+    if (this.#callsListened) this.#emitCall(name, durationMs, error);
+    if (this.#metrics.detector !== null) this.#detectAnomalies(name, durationMs, error);
   }
 
   /**
@@ -1164,24 +1235,38 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     options: CallOptions | undefined,
     packedOutput: boolean,
   ): Promise<number | Uint8Array> {
-    const waiting = this.#backend.invokeBytesAhead === undefined
-      ? undefined
-      : new WaitingCall(() => {
-        try {
-          const budget = resolveCallBudget(options, this.#budget);
-          return this.#backend.invokeBytesAhead!(
-            this.#bytesCallOf(fn, input, packedOutput),
-            budget,
-          );
-        } catch {
-          return null; // it fails the same way at its turn
-        }
-      });
-    const turn = await this.#waitTurn(fn, waiting);
+    // Prepared now, its input copied: its caller may change it while the call waits.
+    const made = performance.now();
+    const prepared = attempt(() =>
+      this.#prepareBytesCall(fn, input.slice(), options, packedOutput)
+    );
+    const invokeAhead = this.#backend.invokeBytesAhead?.bind(this.#backend);
+    const waiting = invokeAhead === undefined ? undefined : new WaitingCall(() => {
+      if (!("request" in prepared) || prepared.budget.signal?.aborted) return null;
+      try {
+        return invokeAhead(prepared.request, prepared.budget);
+      } catch {
+        return null; // it fails the same way at its turn
+      }
+    });
+    const turn = await this.#waitInLine(fn, made, waiting, prepared);
     const ahead = waiting?.ahead;
     this.#hold(fn, turn, true, ahead);
     if (ahead !== undefined) return await (this.#runPosted(fn, ahead) as number | Uint8Array);
-    return await this.#runBytesCall(fn, input, options, packedOutput);
+    if (!("request" in prepared)) return this.#failAtTurn(fn, prepared.error);
+    return await this.#runPreparedBytes(fn, prepared, performance.now());
+  }
+
+  /** Checks a bytes call's export and options. */
+  #prepareBytesCall(
+    fn: string,
+    input: Uint8Array,
+    options: CallOptions | undefined,
+    packedOutput: boolean,
+  ): PreparedCall<BytesCall> {
+    const budget = resolveCallBudget(options, this.#budget);
+    const call = this.#bytesCallOf(fn, input, packedOutput);
+    return { request: call, budget, signal: callSignal(options) };
   }
 
   /** The part of {@linkcode #bytesCall} that runs once the plugin is taken. */
@@ -1192,11 +1277,25 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     packedOutput: boolean,
   ): number | Uint8Array | Promise<number | Uint8Array> {
     const start = performance.now();
+    let prepared: PreparedCall<BytesCall>;
+    try {
+      prepared = this.#prepareBytesCall(fn, input, options, packedOutput);
+    } catch (err) {
+      this.#finish(fn, start, err);
+      throw err;
+    }
+    return this.#runPreparedBytes(fn, prepared, start);
+  }
+
+  /** {@linkcode #runBytesCall} once the call is prepared. */
+  #runPreparedBytes(
+    fn: string,
+    prepared: PreparedCall<BytesCall>,
+    start: number,
+  ): number | Uint8Array | Promise<number | Uint8Array> {
     let result: number | Uint8Array | Promise<number | Uint8Array>;
     try {
-      const budget = resolveCallBudget(options, this.#budget);
-      const call = this.#bytesCallOf(fn, input, packedOutput);
-      result = this.#backend.invokeBytes(call, budget, start);
+      result = this.#backend.invokeBytes(prepared.request, prepared.budget, start);
     } catch (err) {
       this.#finish(fn, start, err);
       throw err;
@@ -1270,6 +1369,28 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
  * the backend's `MemoryOutOfBoundsError`, but other values cannot even cross
  * to a worker.
  */
+/** A call checked before its turn: what the backend runs, its budget, and the caller's own signal. */
+interface PreparedCall<Request> {
+  readonly request: Request;
+  readonly budget: CallBudget;
+  /** The call's own signal, not joined to the plugin's: it may take the call out of the line. */
+  readonly signal: AbortSignal | undefined;
+}
+
+/** The signal of call options `resolveCallBudget` accepted. */
+function callSignal(options: CallOptions | undefined): AbortSignal | undefined {
+  return options === undefined ? undefined : optionField(options, "signal") as AbortSignal;
+}
+
+/** What `prepare` returns, or what it threw. */
+function attempt<T>(prepare: () => T): T | { error: unknown } {
+  try {
+    return prepare();
+  } catch (error) {
+    return { error };
+  }
+}
+
 function checkExportName(name: unknown): void {
   if (typeof name !== "string") {
     throw new TypeError(

@@ -9,6 +9,7 @@ import {
   Linker,
   ResourceLimitError,
   TrapError,
+  TypeMismatchError,
 } from "../mod.ts";
 import { assertRejectsWith, assertThrowsWith, testEachIsolation } from "./_helpers.ts";
 
@@ -182,6 +183,68 @@ testEachIsolation("Linker functions that throw fail the call with HostFunctionEr
     const metrics = await plugin.metrics();
     assert.equal(metrics.failureCount, 4);
     assert.equal(metrics.successCount, 0);
+  });
+});
+
+testEachIsolation("What a linker function returns is what its import declares", {
+  permissions: "none",
+}, async (t, { createRuntime, isolation }) => {
+  await using runtime = createRuntime();
+  let value: unknown;
+  const linker = runtime.createLinker()
+    .funcWrap("env", "done", () => value)
+    .funcWrap("env", "ref", () => value)
+    .funcWrap("env", "pair", () => value);
+  await using plugin = await runtime.createPluginWithLinker(
+    await runtime.compileWat(
+      "returns",
+      `(module
+        (import "env" "done" (func $done))
+        (import "env" "ref" (func $ref (result externref)))
+        (import "env" "pair" (func $pair (result i32 i32)))
+        (func (export "done") (call $done))
+        (func (export "ref") (result externref) (call $ref))
+        (func (export "id") (param externref) (result externref) (local.get 0))
+        (func (export "pair") (result i32) (call $pair) (i32.sub)))`,
+    ),
+    GRANTED,
+    linker,
+  );
+
+  await t.step("no results: whatever it returns is dropped, not converted or sent", async () => {
+    for (const ignored of [Symbol("s"), { valueOf: () => assert.fail("read") }, "x".repeat(1e6)]) {
+      value = ignored;
+      await plugin.callVoid("done");
+    }
+  });
+
+  await t.step("several results: the values it checked are the values the guest gets", async () => {
+    let reads = 0;
+    const values = [7, 0];
+    Object.defineProperty(values, 0, { get: () => reads++ === 0 ? 7 : "seven" });
+    value = values;
+    assert.equal(await plugin.callI32("pair"), 7);
+    assert.equal(reads, 1);
+  });
+
+  await t.step("an externref crosses as itself, or is refused in a worker", async () => {
+    const exact = [42, -1.5, "text", null, 2n ** 63n - 1n];
+    for (const ref of exact) {
+      value = ref;
+      assert.deepEqual(await plugin.call("ref", []), [ref]);
+      assert.deepEqual(await plugin.call("id", [ref]), [ref]);
+    }
+    const objects = [{ token: 1 }, 2n ** 100n, Symbol("s")];
+    for (const ref of objects) {
+      value = ref;
+      if (isolation === "inline") {
+        assert.deepEqual(await plugin.call("ref", []), [ref]);
+        assert.deepEqual(await plugin.call("id", [ref]), [ref]);
+      } else {
+        await assertRejectsWith(() => plugin.call("ref", []), HostFunctionError);
+        await assertRejectsWith(() => plugin.call("id", [ref]), TypeMismatchError);
+      }
+    }
   });
 });
 

@@ -43,7 +43,8 @@ function mismatch(type: string, value: unknown): string | null {
 }
 
 function checkResult(results: readonly string[], value: unknown): unknown {
-  if (results.length === 0) return value;
+  // Nothing to return: whatever it gave is dropped here, not converted or sent anywhere.
+  if (results.length === 0) return undefined;
   if (results.length === 1) {
     const expected = mismatch(results[0]!, value);
     if (expected !== null) {
@@ -62,15 +63,19 @@ function checkResult(results: readonly string[], value: unknown): unknown {
       }), which need an array of ${results.length} values`,
     );
   }
+  // A copy, each value read once: what was checked is what the guest gets.
+  const values = Array.from(value);
   results.forEach((type, i) => {
-    const expected = mismatch(type, value[i]);
+    const expected = mismatch(type, values[i]);
     if (expected !== null) {
       throw new TypeError(
-        `It returned ${describeValue(value[i])} for result ${i} (${type}), which needs ${expected}`,
+        `It returned ${
+          describeValue(values[i])
+        } for result ${i} (${type}), which needs ${expected}`,
       );
     }
   });
-  return value;
+  return values;
 }
 
 /** True for a promise or any other object with a `then` method. */

@@ -17,6 +17,17 @@ const COMPACT_AFTER = 1024;
 /** The turn {@linkcode CallQueue.wakeAll} gives: it holds nothing, and releasing it does nothing. */
 const NO_TURN: Disposable = Object.freeze({ [Symbol.dispose](): void {} });
 
+/** How a caller may leave the line before its turn (see {@linkcode CallQueue.take}). */
+export interface LeaveOptions {
+  /** Aborting it takes the caller out of the line: its promise rejects with the reason. */
+  readonly signal: AbortSignal;
+  /**
+   * Asked when the signal aborts: `false` keeps the caller in line (it
+   * began already, elsewhere); by default it leaves.
+   */
+  readonly mayLeave?: () => boolean;
+}
+
 /** What {@linkcode CallQueue} is made with. */
 export interface CallQueueOptions {
   /**
@@ -54,6 +65,10 @@ export class CallQueue {
    * away once they are half the array.
    */
   #waiting: (((turn: Disposable) => void) | undefined)[] = [];
+  /** The position `#waiting[0]` has in the line since it began, for callers that leave. */
+  #base = 0;
+  /** How many slots of the line callers who left emptied. */
+  #left = 0;
   /** What the callers waiting said of themselves (see {@linkcode take}), in the same order. */
   #tags: unknown[] = [];
   #head = 0;
@@ -72,7 +87,7 @@ export class CallQueue {
 
   /** How many callers wait for the turn. */
   get waiting(): number {
-    return this.#waiting.length - this.#head;
+    return this.#waiting.length - this.#head - this.#left;
   }
 
   /** The turn if it is free, else `undefined` (and nothing waits). */
@@ -85,20 +100,44 @@ export class CallQueue {
   /**
    * The turn itself if it is free, else a promise of it, kept after the
    * callers already waiting. `tag`: what the caller says of itself while it
-   * waits (see {@linkcode waitingTags}).
+   * waits (see {@linkcode waitingTags}); `leave`: a signal that takes the
+   * caller out of the line, its promise rejected with the reason.
    */
-  take(tag?: unknown): Disposable | Promise<Disposable> {
+  take(tag?: unknown, leave?: LeaveOptions): Disposable | Promise<Disposable> {
     if (!this.#held) {
       this.#held = true;
       return this.#turn;
     }
+    if (leave === undefined) {
+      this.#tags.push(tag);
+      return new Promise((resolve) => this.#waiting.push(resolve));
+    }
+    const { signal, mayLeave } = leave;
+    if (signal.aborted && mayLeave?.() !== false) return Promise.reject(signal.reason);
     this.#tags.push(tag);
-    return new Promise((resolve) => this.#waiting.push(resolve));
+    const position = this.#base + this.#waiting.length;
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void => {
+        const at = position - this.#base;
+        // Woken already, or asked to stay.
+        if (at < this.#head || this.#waiting[at] !== wake || mayLeave?.() === false) return;
+        this.#waiting[at] = this.#tags[at] = undefined;
+        this.#left++;
+        this.#dropLeftAtHead();
+        reject(signal.reason);
+      };
+      const wake = (turn: Disposable): void => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(turn);
+      };
+      this.#waiting.push(wake);
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
   }
 
   /**
    * The tags of the callers waiting, first first (`undefined` for those
-   * that gave none): a plugin looks along its line for calls it can start
+   * that gave none, and where a caller left): a plugin looks along its line for calls it can start
    * early. `count`: only the first so many (what is returned is a copy).
    */
   waitingTags(count = Infinity): readonly unknown[] {
@@ -114,11 +153,12 @@ export class CallQueue {
   wakeAll(): void {
     const waiting = this.#waiting.slice(this.#head);
     this.#reset();
-    for (const wake of waiting) wake!(NO_TURN);
+    for (const wake of waiting) wake?.(NO_TURN);
   }
 
   #release(): void {
     if (!this.#held) return;
+    this.#dropLeftAtHead();
     const head = this.#head;
     if (head < this.#waiting.length) {
       const next = this.#waiting[head]!;
@@ -127,10 +167,14 @@ export class CallQueue {
       this.#head = head + 1;
       if (this.#head === this.#waiting.length) {
         this.#reset();
-      } else if (this.#head >= COMPACT_AFTER && this.#head * 2 >= this.#waiting.length) {
-        this.#waiting = this.#waiting.slice(this.#head);
-        this.#tags = this.#tags.slice(this.#head);
-        this.#head = 0;
+      } else {
+        this.#dropLeftAtHead();
+        if (this.#head >= COMPACT_AFTER && this.#head * 2 >= this.#waiting.length) {
+          this.#waiting = this.#waiting.slice(this.#head);
+          this.#tags = this.#tags.slice(this.#head);
+          this.#base += this.#head;
+          this.#head = 0;
+        }
       }
       return next(this.#turn);
     }
@@ -138,10 +182,24 @@ export class CallQueue {
     this.#onFree?.();
   }
 
+  /** Moves the head past the slots of callers who left; empties the line when only they were left. */
+  #dropLeftAtHead(): void {
+    const waiting = this.#waiting;
+    let head = this.#head;
+    while (head < waiting.length && waiting[head] === undefined) {
+      head++;
+      this.#left--;
+    }
+    this.#head = head;
+    if (head === waiting.length && head > 0) this.#reset();
+  }
+
   /** Empties the line. */
   #reset(): void {
+    this.#base += this.#waiting.length;
     this.#waiting = [];
     this.#tags = [];
     this.#head = 0;
+    this.#left = 0;
   }
 }

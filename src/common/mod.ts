@@ -11,7 +11,7 @@
  */
 
 export { CallQueue } from "./_call_queue.ts";
-export type { CallQueueOptions } from "./_call_queue.ts";
+export type { CallQueueOptions, LeaveOptions } from "./_call_queue.ts";
 export { copyBytes } from "./_copy_bytes.ts";
 export { cutText, describeValue, shownName, thrownText } from "./_format.ts";
 export { assertKnownKeys, optionField, optionFields, readOptions } from "./_known_keys.ts";

@@ -19,7 +19,7 @@ const U64_MAX = 2n ** 64n - 1n;
 
 /**
  * Validates and converts `args` for a call of `name`; returns the values to
- * pass to the export (i64 numbers become bigints).
+ * pass to the export (i64 numbers become bigints), in a new array.
  *
  * @throws {TypeMismatchError} Naming the first argument that does not fit.
  */
@@ -41,7 +41,9 @@ export function checkArguments(
       }, received ${args.length}`,
     );
   }
-  let converted: unknown[] | undefined;
+  // A copy, each value read once: what was checked is what runs, whatever the caller's array
+  // does later (a getter, or a change while the call waits for its turn).
+  const converted: unknown[] = new Array(params.length);
   for (let i = 0; i < params.length; i++) {
     const type = params[i]!;
     const value = args[i];
@@ -53,12 +55,9 @@ export function checkArguments(
         }`,
       );
     }
-    if (result !== value) {
-      converted ??= args.slice();
-      converted[i] = result;
-    }
+    converted[i] = result;
   }
-  return converted ?? (args as unknown[]);
+  return converted;
 }
 
 const INVALID = Symbol("invalid");

@@ -1069,30 +1069,43 @@ function checkCrossing(name: string, args: readonly unknown[]): void {
   for (const arg of args) {
     const type = typeof arg;
     if (
-      arg === null || type === "undefined" || type === "number" || type === "bigint" ||
-      type === "string"
+      arg === null || type === "undefined" || type === "number" || type === "string" ||
+      (type === "bigint" && fitsWire(arg as bigint))
     ) {
       continue;
     }
     throw new TypeMismatchError(
       `Cannot call "${name}" in worker isolation with ${
         describeValue(arg)
-      }: only numbers, bigints, strings and null cross to the plugin's worker`,
+      }: only numbers, bigints of 64 bits, strings and null cross to the plugin's worker`,
     );
   }
+}
+
+/** Whether a bigint crosses the channel as itself, or as the same 64 bits (an i64). */
+function fitsWire(value: bigint): boolean {
+  return value >= -(2n ** 63n) && value < 2n ** 64n;
 }
 
 /** A host function's result as it crosses the channel (the engine converts it further). */
 function wireValue(value: unknown): WireValue {
   switch (typeof value) {
     case "number":
-    case "bigint":
     case "string":
     case "undefined":
       return value;
+    case "bigint":
+      if (fitsWire(value)) return value;
+      break;
     case "boolean":
       return Number(value);
     default:
-      return value === null || value instanceof Uint8Array ? value : Number(value);
+      if (value === null || value instanceof Uint8Array) return value;
   }
+  // Checked results of numeric types never get here: a reference the worker cannot hold.
+  throw new TypeError(
+    `It returned ${
+      describeValue(value)
+    }, which cannot cross to the plugin's worker: only numbers, bigints of 64 bits, strings and null do`,
+  );
 }
