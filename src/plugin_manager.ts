@@ -15,7 +15,7 @@ import { checkPluginConfig } from "./_plugin_config_check.ts";
 import type { PluginMessage } from "./host/plugin_message.ts";
 import type { WasmPluginConfig } from "./plugin_config.ts";
 import { PluginEvent, type PluginEventDetails, type PluginEventType } from "./plugin_event.ts";
-import { checkStopOptions, type StopOptions, type WasmPlugin } from "./wasm_plugin.ts";
+import { checkStopOptions, type StopOptions, stopRefusal, type WasmPlugin } from "./wasm_plugin.ts";
 import type { WasmRuntime } from "./wasm_runtime.ts";
 import type { Linker } from "./linker.ts";
 import type { RunOptions, RunResult } from "./command_run.ts";
@@ -591,8 +591,11 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
   async unload(handle: PluginHandle, options: StopOptions = {}): Promise<void> {
     const entry = this.#entry(handle);
     // Checked before the plugin leaves the manager: bad options leave it loaded.
-    checkStopOptions(options, `Cannot unload plugin "${entry.plugin.id}"`);
+    const abort = checkStopOptions(options, `Cannot unload plugin "${entry.plugin.id}"`);
     const { plugin, recorder, onAnomaly } = entry;
+    // So is a stop it would refuse (from its own host function: it would wait for itself).
+    const refused = stopRefusal(plugin, abort);
+    if (refused !== undefined) throw refused;
     this.#plugins.delete(plugin.id);
     this.#unloading.add(entry);
     try {

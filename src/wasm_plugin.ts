@@ -127,6 +127,16 @@ const utf8 = new TextEncoder();
 const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
 
 let construct: (init: PluginInit) => WasmPlugin;
+let refusal: (plugin: WasmPlugin, abort: boolean) => PluginStateError | undefined;
+
+/**
+ * Why `plugin.stop({ abort })` would be refused, if it would: made from the
+ * running call's own host function without `abort` (it would wait for
+ * itself). For its manager, which checks before it lets the plugin go.
+ */
+export function stopRefusal(plugin: WasmPlugin, abort: boolean): PluginStateError | undefined {
+  return refusal(plugin, abort);
+}
 
 /**
  * A plugin instance. Create one with `runtime.createPlugin()` (or
@@ -194,6 +204,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
 
   static {
     construct = (init) => new WasmPlugin(init);
+    refusal = (plugin, abort) => plugin.#stopRefusal(abort);
   }
 
   private constructor(init: PluginInit) {
@@ -606,17 +617,19 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
         }`,
       );
     }
-    const output = await this.callBytes(fn, utf8.encode(text), options);
-    try {
-      return JSON.parse(utf8Decoder.decode(output));
-    } catch (cause) {
-      throw new TypeMismatchError(
-        `"${fn}" returned ${output.length} bytes that are not UTF-8 JSON`,
-        {
-          cause,
-        },
-      );
-    }
+    return this.#promisedBytesCall(fn, utf8.encode(text), options, true, (output) => {
+      const bytes = output as Uint8Array;
+      try {
+        return JSON.parse(utf8Decoder.decode(bytes));
+      } catch (cause) {
+        throw new TypeMismatchError(
+          `"${fn}" returned ${bytes.length} bytes that are not UTF-8 JSON`,
+          {
+            cause,
+          },
+        );
+      }
+    });
   }
 
   /**
@@ -822,6 +835,8 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     } catch (err) {
       return Promise.reject(err);
     }
+    const refused = this.#stopRefusal(abort);
+    if (refused !== undefined) return Promise.reject(refused);
     const busy = this.#state === "running" || this.#state === "initializing";
     if (abort && busy && !this.#abort.signal.aborted) {
       this.#abort.abort(
@@ -837,6 +852,22 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
       this.#stopping = this.#stop();
     }
     return this.#stopping;
+  }
+
+  /** See {@linkcode stopRefusal}. */
+  #stopRefusal(abort: boolean): PluginStateError | undefined {
+    const busy = this.#state === "running" || this.#state === "initializing";
+    if (!busy || abort || this.#abort.signal.aborted) return undefined;
+    try {
+      assertNotInHostCallOf(
+        this.#hostScope,
+        `Cannot stop plugin "${this.name}" without { abort: true }`,
+        "its running call",
+      );
+    } catch (err) {
+      return err as PluginStateError;
+    }
+    return undefined;
   }
 
   async #stop(): Promise<void> {
@@ -1000,9 +1031,10 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     input: Uint8Array,
     options: CallOptions | undefined,
     packedOutput: boolean,
+    decode?: Decode,
   ): Promise<unknown> {
     try {
-      return promised(this.#bytesCall(fn, input, options, packedOutput));
+      return promised(this.#bytesCall(fn, input, options, packedOutput, decode));
     } catch (err) {
       return Promise.reject(err);
     }
@@ -1059,10 +1091,23 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * its promise settles (meanwhile the calls waiting behind it are posted
    * ahead, see {@linkcode #postAhead}).
    */
-  #finishCall<T>(name: string, start: number, result: T | Promise<T>): T | Promise<T> {
+  #finishCall(name: string, start: number, result: unknown, decode?: Decode): unknown {
     if (result instanceof Promise) {
       this.#postAhead();
-      return this.#finishWhenSettled(name, start, result);
+      return this.#finishWhenSettled(
+        name,
+        start,
+        decode === undefined ? result : result.then(decode),
+      );
+    }
+    if (decode !== undefined) {
+      // Part of the call: output it cannot decode fails it, in its metrics and events too.
+      try {
+        result = decode(result as Uint8Array);
+      } catch (err) {
+        this.#finish(name, start, err);
+        throw err;
+      }
     }
     this.#finish(name, start, undefined);
     return result;
@@ -1160,7 +1205,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
   }
 
   /** Runs a call posted ahead, now that its turn came and the plugin is marked running. */
-  #runPosted(name: string, ahead: AheadCall): unknown {
+  #runPosted(name: string, ahead: AheadCall, decode?: Decode): unknown {
     // Its turn frees a channel: the next calls in line may be posted now.
     this.#postAhead();
     const start = performance.now();
@@ -1171,7 +1216,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
       this.#finish(name, start, err);
       throw err;
     }
-    return this.#finishCall(name, start, result);
+    return this.#finishCall(name, start, result, decode);
   }
 
   #finish(
@@ -1215,7 +1260,8 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     input: Uint8Array,
     options: CallOptions | undefined,
     packedOutput: boolean,
-  ): number | Uint8Array | Promise<number | Uint8Array> {
+    decode?: Decode,
+  ): unknown {
     checkExportName(fn);
     if (!(input instanceof Uint8Array)) {
       throw new TypeMismatchError(
@@ -1223,10 +1269,12 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
       );
     }
     // Idle: take the plugin at once, as #call does, without a turn of the event loop.
-    if (!this.#takeIfIdle()) return this.#acquireThenBytesCall(fn, input, options, packedOutput);
+    if (!this.#takeIfIdle()) {
+      return this.#acquireThenBytesCall(fn, input, options, packedOutput, decode);
+    }
     this.#restState = this.#state;
     this.#setState("running");
-    return this.#runBytesCall(fn, input, options, packedOutput);
+    return this.#runBytesCall(fn, input, options, packedOutput, decode);
   }
 
   async #acquireThenBytesCall(
@@ -1234,7 +1282,8 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     input: Uint8Array,
     options: CallOptions | undefined,
     packedOutput: boolean,
-  ): Promise<number | Uint8Array> {
+    decode: Decode | undefined,
+  ): Promise<unknown> {
     // Prepared now, its input copied: its caller may change it while the call waits.
     const made = performance.now();
     const prepared = attempt(() =>
@@ -1252,9 +1301,9 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     const turn = await this.#waitInLine(fn, made, waiting, prepared);
     const ahead = waiting?.ahead;
     this.#hold(fn, turn, true, ahead);
-    if (ahead !== undefined) return await (this.#runPosted(fn, ahead) as number | Uint8Array);
+    if (ahead !== undefined) return await this.#runPosted(fn, ahead, decode);
     if (!("request" in prepared)) return this.#failAtTurn(fn, prepared.error);
-    return await this.#runPreparedBytes(fn, prepared, performance.now());
+    return await this.#runPreparedBytes(fn, prepared, performance.now(), decode);
   }
 
   /** Checks a bytes call's export and options. */
@@ -1275,7 +1324,8 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     input: Uint8Array,
     options: CallOptions | undefined,
     packedOutput: boolean,
-  ): number | Uint8Array | Promise<number | Uint8Array> {
+    decode: Decode | undefined,
+  ): unknown {
     const start = performance.now();
     let prepared: PreparedCall<BytesCall>;
     try {
@@ -1284,7 +1334,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
       this.#finish(fn, start, err);
       throw err;
     }
-    return this.#runPreparedBytes(fn, prepared, start);
+    return this.#runPreparedBytes(fn, prepared, start, decode);
   }
 
   /** {@linkcode #runBytesCall} once the call is prepared. */
@@ -1292,7 +1342,8 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     fn: string,
     prepared: PreparedCall<BytesCall>,
     start: number,
-  ): number | Uint8Array | Promise<number | Uint8Array> {
+    decode: Decode | undefined,
+  ): unknown {
     let result: number | Uint8Array | Promise<number | Uint8Array>;
     try {
       result = this.#backend.invokeBytes(prepared.request, prepared.budget, start);
@@ -1300,7 +1351,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
       this.#finish(fn, start, err);
       throw err;
     }
-    return this.#finishCall(fn, start, result);
+    return this.#finishCall(fn, start, result, decode);
   }
 
   /** Records a call once its backend's promise settles (metrics, state, the next waiting call). */
@@ -1376,6 +1427,9 @@ interface PreparedCall<Request> {
   /** The call's own signal, not joined to the plugin's: it may take the call out of the line. */
   readonly signal: AbortSignal | undefined;
 }
+
+/** Turns a bytes call's output into what its caller gets (`callJson` parses it). */
+type Decode = (output: unknown) => unknown;
 
 /** The signal of call options `resolveCallBudget` accepted. */
 function callSignal(options: CallOptions | undefined): AbortSignal | undefined {

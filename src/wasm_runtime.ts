@@ -46,7 +46,7 @@ import { DEFAULT_LIMITS, type ResourceLimits } from "./resource_limits.ts";
 import { resolveLimits } from "./compile/mod.ts";
 import type { Isolation, RuntimeConfig } from "./runtime_config.ts";
 import { sha256Hex } from "./compile/mod.ts";
-import { createWasmPlugin, type WasmPlugin } from "./wasm_plugin.ts";
+import { createWasmPlugin, stopRefusal, type WasmPlugin } from "./wasm_plugin.ts";
 import { WAT_CACHE_VERSION, watToBinary } from "./compile/mod.ts";
 import { readCachedBinary, writeCachedBinary } from "./compile/mod.ts";
 
@@ -441,7 +441,10 @@ export class WasmRuntime implements AsyncDisposable {
     }
     await Promise.allSettled([
       ...creations.map(([, creation]) => creation),
-      ...[...this.#plugins].map((plugin) => plugin.stop()),
+      // One whose own host function closes the runtime cannot wait for its call: it ends it.
+      ...[...this.#plugins].map((plugin) =>
+        plugin.stop({ abort: stopRefusal(plugin, false) !== undefined })
+      ),
     ]);
     this.#workerPool.close();
     this.#cache.clear();

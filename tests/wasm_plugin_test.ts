@@ -6,6 +6,7 @@ import {
   InvalidFunctionError,
   MemoryOutOfBoundsError,
   OutOfMemoryError,
+  type PluginEvent,
   PluginStateError,
   TimeoutError,
   TrapError,
@@ -450,7 +451,11 @@ testEachIsolation(
       );
     });
 
-    await t.step("output that is not JSON is a TypeMismatchError", async () => {
+    await t.step("output that is not JSON is a TypeMismatchError, and a failed call", async () => {
+      const executed: boolean[] = [];
+      const onExecuted = (event: PluginEvent<"executed">) => executed.push(event.detail.success);
+      plugin.addEventListener("executed", onExecuted);
+      const before = await plugin.metrics();
       const error = await assertRejectsWith(
         () => plugin.callJson("garbage", {}),
         TypeMismatchError,
@@ -458,7 +463,12 @@ testEachIsolation(
           message: '"garbage" returned 4 bytes that are not UTF-8 JSON',
         },
       );
+      plugin.removeEventListener("executed", onExecuted);
       assert.ok(error.cause instanceof Error);
+      const after = await plugin.metrics();
+      assert.equal(after.failureCount - before.failureCount, 1);
+      assert.equal(after.successCount, before.successCount);
+      assert.deepEqual(executed, [false]);
     });
 
     await t.step("a value JSON cannot encode is a TypeMismatchError", async () => {

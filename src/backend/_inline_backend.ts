@@ -6,7 +6,7 @@
  */
 
 import type { PluginBackend } from "./_backend.ts";
-import { createHostServices } from "../host/mod.ts";
+import { createHostServices, runInHostCall } from "../host/mod.ts";
 import { PluginInstance } from "./_instance.ts";
 import { type BackendParts, startBudgetOf } from "./_instance_spec.ts";
 
@@ -19,7 +19,11 @@ import { type BackendParts, startBudgetOf } from "./_instance_spec.ts";
 export async function createInlineBackend({ spec, host }: BackendParts): Promise<PluginBackend> {
   const { linkerFunctions } = host;
   const instance = await PluginInstance.create(spec, {
-    linkerFunction: (index) => linkerFunctions[index]!,
+    // Run as the plugin's host calls, as a worker's are: a call back into the plugin is refused.
+    linkerFunction: (index) => {
+      const fn = linkerFunctions[index]!;
+      return (...args) => runInHostCall(host.env, fn, ...args);
+    },
     services: createHostServices(host.env),
   });
   try {

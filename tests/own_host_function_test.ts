@@ -1,0 +1,107 @@
+/**
+ * What a plugin's own host functions (its tools, its linker functions) may
+ * do to it while its call waits for them, in both isolations: nothing that
+ * would wait for that call. A call back into the plugin, a `stop()` or an
+ * unload is refused at once; `stop({ abort: true })` and closing the
+ * runtime end the call instead.
+ */
+
+import assert from "node:assert/strict";
+import { Capability, PluginManager, PluginStateError, type WasmPlugin } from "../mod.ts";
+import { testEachIsolation } from "./_helpers.ts";
+import { toolCallWat } from "./fixtures/wat.ts";
+import { READ_WORKERS } from "./worker/_worker_helpers.ts";
+
+/** `call()` calls the tool `inner` (an async host function, suspending the guest in both isolations). */
+const TOOL_WAT = toolCallWat("inner");
+const PERMISSIONS = { permissions: { read: READ_WORKERS } };
+
+testEachIsolation(
+  "A plugin's own tool may not wait for the plugin's call",
+  PERMISSIONS,
+  async (t, kit) => {
+    await using runtime = kit.createRuntime({ resourceLimits: { maxExecutionTimeMs: 10_000 } });
+    await using manager = new PluginManager(runtime);
+    let inner: () => Promise<unknown> = () => Promise.resolve(0);
+    runtime.registerTool("inner", () => inner());
+    const handle = await manager.loadWat(TOOL_WAT, { capabilities: [Capability.CallTool] });
+    const plugin = manager.get(handle) as WasmPlugin;
+
+    /** Runs `call()` with `inner` as the tool; returns what the tool saw and the call's result. */
+    async function fromTool(action: () => Promise<unknown>): Promise<unknown> {
+      let seen: unknown = "nothing";
+      inner = async () => {
+        const started = performance.now();
+        await action().then(() => seen = "done", (err) => seen = err);
+        // At once: not after the call's deadline.
+        assert.ok(performance.now() - started < 1_000);
+        return 0;
+      };
+      // The tool's answer (0) took one byte.
+      assert.equal(await plugin.callI32("call"), 1);
+      return seen;
+    }
+
+    await t.step("stop() is refused at once: it would wait for itself", async () => {
+      const seen = await fromTool(() => plugin.stop());
+      assert.ok(seen instanceof PluginStateError, String(seen));
+      assert.match(seen.message, /without \{ abort: true \} from one of its own host functions/);
+      assert.equal(await plugin.callI32("ok"), 7);
+    });
+
+    await t.step("so is unloading it, which leaves it loaded", async () => {
+      const seen = await fromTool(() => manager.unload(handle));
+      assert.ok(seen instanceof PluginStateError, String(seen));
+      assert.deepEqual(manager.listPlugins().map((h) => h.id), [handle.id]);
+      assert.equal(manager.stats().activePlugins, 1);
+      assert.equal(await plugin.callI32("ok"), 7);
+    });
+
+    await t.step("and so is a call to it", async () => {
+      const seen = await fromTool(() => plugin.callI32("ok"));
+      assert.ok(seen instanceof PluginStateError, String(seen));
+    });
+
+    await t.step("closing the runtime ends the call, and then closes", async () => {
+      let closed: Promise<void> | undefined;
+      inner = () => closed = runtime.close();
+      await assert.rejects(plugin.callI32("call"), PluginStateError);
+      await closed;
+      assert.equal(plugin.state, "stopped");
+      assert.equal(runtime.pluginCount, 0);
+    });
+  },
+);
+
+testEachIsolation(
+  "A plugin's own linker function may not call the plugin",
+  PERMISSIONS,
+  async (t, kit) => {
+    await using runtime = kit.createRuntime();
+    let plugin: WasmPlugin | undefined;
+    let refused: unknown;
+    const linker = runtime.createLinker().funcWrap("env", "again", () => {
+      // Not awaited (an inline linker function returns at once): the refusal comes as a rejection.
+      plugin!.callI32("ok").then(() => refused = "it ran", (err) => refused = err);
+      return 1;
+    });
+    plugin = await runtime.createPluginWithLinker(
+      await runtime.compileWat(
+        "again",
+        `(module
+        (import "env" "again" (func $again (result i32)))
+        (func (export "run") (result i32) (call $again))
+        (func (export "ok") (result i32) (i32.const 7)))`,
+      ),
+      { capabilities: [Capability.CallHostFunction] },
+      linker,
+    );
+
+    await t.step("it is refused, not queued behind the call", async () => {
+      assert.equal(await plugin!.callI32("run"), 1);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.ok(refused instanceof PluginStateError, String(refused));
+      assert.equal((await plugin!.metrics()).callCount, 1);
+    });
+  },
+);
