@@ -40,6 +40,7 @@ import denoJson from "./deno.json" with { type: "json" };
 import {
   Capability,
   type CompiledModule,
+  type DashboardServer,
   DEFAULT_LIMITS,
   type ExecutionConfig,
   type Isolation,
@@ -88,9 +89,31 @@ function writeAll(file: { writeSync(p: Uint8Array): number }, bytes: Uint8Array)
   for (let at = 0; at < bytes.length;) at += file.writeSync(bytes.subarray(at));
 }
 
+/** The most standard input a command reads: it is read whole before the guest starts. */
+const MAX_STDIN_BYTES = 64 * 1024 * 1024;
+
 async function readDenoStdin(): Promise<Uint8Array> {
   if (Deno.stdin.isTerminal()) return new Uint8Array();
-  return new Uint8Array(await new Response(Deno.stdin.readable).arrayBuffer());
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  for await (const chunk of Deno.stdin.readable) {
+    length += chunk.length;
+    if (length > MAX_STDIN_BYTES) {
+      throw new Error(
+        `standard input holds more than ${
+          MAX_STDIN_BYTES / 1024 / 1024
+        } MiB: it is read whole before the guest starts`,
+      );
+    }
+    chunks.push(chunk);
+  }
+  const bytes = new Uint8Array(length);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.length;
+  }
+  return bytes;
 }
 
 const CONSOLE_IO: CliIo = {
@@ -601,7 +624,8 @@ function report(
     : err instanceof Error
     ? err.message
     : String(err);
-  io.stderr(`error: ${message}`);
+  // A guest's text may be part of it (a trap's, a host_set_error message).
+  io.stderr(`error: ${printable(message, true)}`);
   const hint = err instanceof Error ? HINTS.get(err) : undefined;
   if (hint !== undefined) io.stderr(`hint: ${hint}`);
   if (debug && err instanceof Error) io.stderr(err.stack ?? "");
@@ -749,6 +773,8 @@ function argumentsFor(
 
 function parseArgument(raw: string, type: string | undefined): unknown {
   if (type === "i64") {
+    // BigInt("") and BigInt(" ") are 0n.
+    if (raw.trim() === "") throw new UsageError(`argument "${raw}" is not an integer`);
     try {
       return BigInt(raw);
     } catch {
@@ -827,13 +853,15 @@ async function inspect(args: ParsedArgs, io: CliIo): Promise<number> {
   io.stdout(`imports (${report.imports.length}):`);
   for (const item of report.imports) {
     const needs = item.capability === undefined ? "" : `  [${item.capability}]`;
-    io.stdout(`  ${item.module}.${item.name}: ${signature(item)}${needs}`);
+    io.stdout(
+      `  ${printable(item.module ?? "")}.${printable(item.name)}: ${signature(item)}${needs}`,
+    );
   }
   io.stdout(`exports (${report.exports.length}):`);
-  for (const item of report.exports) io.stdout(`  ${item.name}: ${signature(item)}`);
+  for (const item of report.exports) io.stdout(`  ${printable(item.name)}: ${signature(item)}`);
   for (const memory of report.memories) {
     const names = memory.exportNames.length > 0
-      ? ` exported as ${memory.exportNames.join(", ")}`
+      ? ` exported as ${memory.exportNames.map((name) => printable(name)).join(", ")}`
       : "";
     const imported = memory.imported ? " (imported)" : "";
     io.stdout(`memory ${memory.index}${imported}: ${memory.limits} pages${names}`);
@@ -843,11 +871,30 @@ async function inspect(args: ParsedArgs, io: CliIo): Promise<number> {
     io.stdout(`table ${table.index}${imported}: ${table.refType}, ${table.limits}`);
   }
   for (const section of report.customSections) {
-    io.stdout(`custom section "${section.name}": ${section.sizeBytes} bytes`);
+    io.stdout(`custom section "${printable(section.name)}": ${section.sizeBytes} bytes`);
   }
-  if (report.manifest !== null) io.stdout(`manifest: ${JSON.stringify(report.manifest)}`);
+  if (report.manifest !== null) {
+    io.stdout(`manifest: ${printable(JSON.stringify(report.manifest))}`);
+  }
   io.stdout(`capabilities needed: ${report.capabilitiesNeeded.join(", ") || "none"}`);
   return 0;
+}
+
+/**
+ * A name or text the module chose, as a terminal may show it: control
+ * characters (which could move the cursor, erase lines and print others in
+ * their place), line breaks and bidirectional overrides escaped as `\uXXXX`.
+ * `keepLines` keeps line feeds and tabs (for error messages).
+ */
+function printable(text: string, keepLines = false): string {
+  return text.replace(
+    // deno-lint-ignore no-control-regex -- the control characters are what it escapes
+    /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
+    (char) =>
+      keepLines && (char === "\n" || char === "\t")
+        ? char
+        : `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
 }
 
 function signature(item: Pick<ModuleItem, "kind" | "params" | "results">): string {
@@ -1027,7 +1074,8 @@ async function bench(args: ParsedArgs, io: CliIo): Promise<number> {
   if (file === undefined || fn === undefined) {
     throw new UsageError("bench needs a file and a function name");
   }
-  const iterations = positiveInteger(args, "iterations") ?? 10_000;
+  // Each iteration keeps a sample of 8 bytes: at most 100 million (800 MB).
+  const iterations = positiveInteger(args, "iterations", 100_000_000) ?? 10_000;
   const execution = executionOf(args);
   const isolation = execution.isolation;
   await using runtime = openRuntime(execution);
@@ -1114,6 +1162,16 @@ if (import.meta.main) {
 // ---------------------------------------------------------------------------
 // serve
 
+/** `serve()` whose refusal of its options (a `TypeError` or `RangeError`) is a usage error. */
+function serveOrUsage(serve: () => DashboardServer): DashboardServer {
+  try {
+    return serve();
+  } catch (err) {
+    if (err instanceof TypeError || err instanceof RangeError) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
 async function serve(args: ParsedArgs, io: CliIo): Promise<number> {
   const files = args.positionals;
   if (files.length === 0) throw new UsageError("serve needs at least one file");
@@ -1123,6 +1181,7 @@ async function serve(args: ParsedArgs, io: CliIo): Promise<number> {
     throw new UsageError(`--port must be an integer from 0 to 65535, received "${rawPort}"`);
   }
   const hostname = option(args, "hostname") ?? "127.0.0.1";
+  if (hostname.trim() === "") throw new UsageError(`--hostname must name a host, received ""`);
   const capabilities = capabilitiesOf(args);
   const resourceLimits = limitsOf(args);
 
@@ -1138,7 +1197,7 @@ async function serve(args: ParsedArgs, io: CliIo): Promise<number> {
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
   for (const signal of signals) Deno.addSignalListener(signal, onSignal);
   try {
-    await using server = manager.serve({ port, hostname, signal: stop.signal });
+    await using server = serveOrUsage(() => manager.serve({ port, hostname, signal: stop.signal }));
     io.stdout(`Serving the dashboard of ${files.length} plugin(s) at ${server.url}`);
     await server.finished;
   } finally {

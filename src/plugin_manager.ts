@@ -122,6 +122,7 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
   #unloadedFailures = 0;
   #unloadedTimeMs = 0;
   #closed = false;
+  #closing: Promise<void> | undefined;
   /** The plugins being created for loads in flight (see {@linkcode close}). */
   readonly #loading = new Set<Promise<WasmPlugin>>();
   /** `null` when anomaly detection is off. */
@@ -879,14 +880,25 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
    * await manager.close();
    * ```
    */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    // Called again, it answers when the first close is done.
+    return this.#closing ??= this.#close();
+  }
+
+  async #close(): Promise<void> {
     this.#closed = true;
     try {
       await Promise.allSettled([...this.#servers].map((server) => server.close()));
       // A load in flight stops the plugin it made, and rejects (see #add).
       await Promise.allSettled([...this.#loading]);
-      await this.unloadAll();
+      // A plugin whose own host function closes the manager cannot wait for its call: it ends it.
+      const results = await Promise.allSettled(
+        [...this.#plugins.values()].map(({ handle, plugin }) =>
+          this.unload(handle, { abort: stopRefusal(plugin, false) !== undefined })
+        ),
+      );
+      const failure = results.find((result) => result.status === "rejected");
+      if (failure !== undefined) throw (failure as PromiseRejectedResult).reason;
     } finally {
       for (const subscription of [...this.#subscriptions]) subscription.end();
     }

@@ -105,3 +105,28 @@ testEachIsolation(
     });
   },
 );
+
+testEachIsolation(
+  "A plugin's own tool may close its manager: that ends the call",
+  PERMISSIONS,
+  async (t, kit) => {
+    await using runtime = kit.createRuntime({ resourceLimits: { maxExecutionTimeMs: 10_000 } });
+    const manager = new PluginManager(runtime);
+    let closed: Promise<void> | undefined;
+    runtime.registerTool("inner", () => closed = manager.close());
+    const handle = await manager.loadWat(TOOL_WAT, { capabilities: [Capability.CallTool] });
+    const plugin = manager.get(handle) as WasmPlugin;
+
+    await t.step("the call ends, and the manager closes", async () => {
+      await assert.rejects(plugin.callI32("call"), PluginStateError);
+      await closed;
+      assert.equal(plugin.state, "stopped");
+      assert.deepEqual(manager.listPlugins(), []);
+    });
+
+    await t.step("closing it again answers once it is closed", async () => {
+      await manager.close();
+      assert.equal(manager.stats().totalUnloaded, 1);
+    });
+  },
+);

@@ -20,7 +20,7 @@ import {
   testEachIsolation,
 } from "./_helpers.ts";
 import { answerBinary } from "./fixtures/binary.ts";
-import { BYTES_WAT, CALLS_WAT, hostFunctionsWat } from "./fixtures/wat.ts";
+import { BYTES_WAT, CALLS_WAT, hostFunctionsWat, toolCallWat } from "./fixtures/wat.ts";
 
 const INIT_TRAPS_WAT = '(module (func (export "init") unreachable))';
 
@@ -52,6 +52,32 @@ Deno.test("new PluginManager() wraps a runtime", { permissions: "none" }, async 
       message: "Cannot create a manager: expected a WasmRuntime, received object",
     });
   });
+});
+
+Deno.test("PluginManager.close() called twice answers once every plugin is unloaded", {
+  permissions: "none",
+}, async () => {
+  await using runtime = inlineRuntime();
+  const manager = new PluginManager(runtime);
+  let release = (): void => {};
+  runtime.registerTool("holdx", () => new Promise((resolve) => release = () => resolve(0)));
+  const handle = await manager.loadWat(toolCallWat("holdx"), {
+    capabilities: [Capability.CallTool],
+  });
+  const running = manager.callI32(handle, "call");
+  const first = manager.close();
+  const second = manager.close();
+  let secondDone = false;
+  second.then(() => secondDone = true);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  // The plugin's call still runs: neither close is done.
+  assert.equal(secondDone, false);
+  release();
+  await running;
+  await second;
+  assert.deepEqual(manager.listPlugins(), []);
+  assert.equal(runtime.pluginCount, 0);
+  await first;
 });
 
 testEachIsolation("PluginManager loads plugins from WAT, bytes, compiled modules and files", {

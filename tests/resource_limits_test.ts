@@ -104,6 +104,9 @@ const RANGE_ERRORS: readonly [Overrides, RegExp][] = [
   [{ maxFuel: 0 }, /'maxFuel'.*current value is 0/],
   [{ maxFuel: 2 ** 60 }, /'maxFuel'.*at most 9007199254740991 or null/],
   [{ maxCallDepth: -Infinity }, /'maxCallDepth'.*current value is -Infinity/],
+  // The guest counts its depth in an i32: a larger finite limit would wrap around.
+  [{ maxCallDepth: 2 ** 32 + 1 }, /'maxCallDepth'.*at most 2147483647 or Infinity/],
+  [{ maxCallDepth: 2 ** 31 }, /'maxCallDepth'.*at most 2147483647 or Infinity/],
 ];
 
 const TYPE_ERRORS: readonly [unknown, RegExp][] = [

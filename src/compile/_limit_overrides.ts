@@ -26,6 +26,14 @@ const CEILINGS: Partial<Record<keyof ResourceLimits, number>> = {
 };
 
 /**
+ * Upper bounds of finite values of limits that may also be `Infinity` (off):
+ * the guest counts its call depth in an `i32`.
+ */
+const FINITE_CEILINGS: Partial<Record<keyof ResourceLimits, number>> = {
+  maxCallDepth: 0x7fff_ffff,
+};
+
+/**
  * Overlays partial limits on a base, validating every given value.
  *
  * @param base Complete limits to start from.
@@ -76,6 +84,12 @@ function validateLimit(name: keyof ResourceLimits, value: unknown): void {
   if (ceiling !== undefined && value > ceiling) {
     throw new RangeError(
       `Cannot use '${name}' as a resource limit: it must be at most ${ceiling}, current value is ${value}`,
+    );
+  }
+  const finiteCeiling = Object.hasOwn(FINITE_CEILINGS, name) ? FINITE_CEILINGS[name] : undefined;
+  if (finiteCeiling !== undefined && value > finiteCeiling && value !== Infinity) {
+    throw new RangeError(
+      `Cannot use '${name}' as a resource limit: it must be at most ${finiteCeiling} or Infinity, current value is ${value}`,
     );
   }
   if (name === "maxFuel" && value > Number.MAX_SAFE_INTEGER) {

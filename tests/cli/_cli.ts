@@ -77,8 +77,8 @@ export async function denoCli(
     stderr: "piped",
   }).spawn();
   const writer = child.stdin.getWriter();
-  await writer.write(bytesOfInput(options.stdin));
-  await writer.close();
+  // The CLI may exit before it reads all of it (a refusal): the pipe breaks then.
+  await writer.write(bytesOfInput(options.stdin)).then(() => writer.close()).catch(() => {});
   const { code, stdout, stderr } = await child.output();
   return { code, stdout: textOf(stdout), stdoutBytes: stdout, stderr: textOf(stderr) };
 }

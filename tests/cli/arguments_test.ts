@@ -78,6 +78,9 @@ Deno.test({
           [NUMBERS, "sub_i64", "-1.5", "1"],
           /argument "-1.5" is not an integer/,
         ],
+        // BigInt("") is 0n: an empty argument must not become 0.
+        ["an empty i64", [NUMBERS, "sub_i64", "", "1"], /argument "" is not an integer/],
+        ["a blank i64", [NUMBERS, "sub_i64", " ", "1"], /argument " " is not an integer/],
         [
           "an option that looks like a number but is not one",
           [NUMBERS, "sub_i32", "-x", "1"],

@@ -39,6 +39,23 @@ cliTest("inspect", {
       /secure: 275 bytes, sha256 [0-9a-f]{64}\n[\s\S]*env\.host_get_config: func \(i32, i32, i32, i32\) -> \(i32\) {2}\[read_config\][\s\S]*memory 0: min 1, max none pages exported as memory\ncapabilities needed: read_config, write_state, network\n$/,
     noStderr: true,
   },
+  "names the module chose are printed escaped: none can erase or forge a line": {
+    args: ["inspect", "tests/cli/fixtures/escapes.wat"],
+    code: 0,
+    stdout: new RegExp(
+      [
+        String
+          .raw`  env\\u001b\[2K\\u000d\.host_log\\u202e: func \(i32, i32, i32\) -> \(\)  \[call_host_function\]`,
+        String.raw`  env\.host_get_config: func \(i32, i32, i32, i32\) -> \(i32\)  \[read_config\]`,
+        String.raw`exports \(1\):`,
+        String.raw`  run\\u000acapabilities needed: none: func \(\) -> \(\)`,
+        String
+          .raw`custom section "\\u001b\[1A\\u001b\[2Kcapabilities needed: none\\u001b\[8m": 0 bytes`,
+        String.raw`capabilities needed: call_host_function, read_config\n$`,
+      ].join("\n"),
+    ),
+    noStderr: true,
+  },
   "imported, shared and 64-bit memories, imported tables and custom sections": {
     args: ["inspect", "tests/cli/fixtures/layout.wat"],
     code: 0,
@@ -272,5 +289,10 @@ cliTest("bench", {
     args: ["bench", "examples/wat/math.wat", "add", "--iterations", "0"],
     code: 2,
     stderr: /--iterations must be a positive integer/,
+  },
+  "--iterations has a bound: each keeps a sample": {
+    args: ["bench", "examples/wat/math.wat", "add", "--iterations", "9007199254740991"],
+    code: 2,
+    stderr: /--iterations must be at most 100000000, received "9007199254740991"/,
   },
 });

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { cli, shown } from "./_cli.ts";
+import { cli, denoCli, shown } from "./_cli.ts";
+import { DENO } from "../_helpers.ts";
 
 const BYTES = "tests/cli/fixtures/bytes.wat";
 const RUST = "examples/rust_plugin/my_plugin.wasm";
@@ -144,5 +145,25 @@ Deno.test({
       assert.equal(output.code, 1, shown(output));
       assert.match(output.stderr, /^error: .*tests\/cli\/nope\.bin/);
     });
+  },
+});
+
+Deno.test({
+  name: "wasmplug reads at most 64 MiB of standard input",
+  permissions: { read: true, run: [DENO] },
+  async fn() {
+    // Read whole before the guest starts: more is refused, not held (`yes | wasmplug run` grew for ever).
+    const stdin = new Uint8Array(64 * 1024 * 1024 + 1).fill(0x79);
+    const output = await denoCli(["--allow-read"], [
+      "call",
+      BYTES,
+      "echo",
+      "--input-file",
+      "-",
+      "--isolation",
+      "inline",
+    ], { stdin });
+    assert.equal(output.code, 1, shown(output));
+    assert.match(output.stderr, /standard input holds more than 64 MiB/);
   },
 });

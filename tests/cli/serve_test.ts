@@ -61,4 +61,7 @@ Deno.test("wasmplug serve: bad usage exits 2", async () => {
   const port = await cli(["serve", "examples/wat/math.wat", "--port", "70000"]);
   assert.equal(port.code, 2);
   assert.match(port.stderr, /--port must be an integer from 0 to 65535, received "70000"/);
+  const hostname = await cli(["serve", "examples/wat/math.wat", "--hostname", ""]);
+  assert.equal(hostname.code, 2);
+  assert.match(hostname.stderr, /--hostname must name a host, received ""/);
 });
