@@ -15,7 +15,13 @@ import { checkPluginConfig } from "./_plugin_config_check.ts";
 import type { PluginMessage } from "./host/plugin_message.ts";
 import type { WasmPluginConfig } from "./plugin_config.ts";
 import { PluginEvent, type PluginEventDetails, type PluginEventType } from "./plugin_event.ts";
-import { checkStopOptions, type StopOptions, stopRefusal, type WasmPlugin } from "./wasm_plugin.ts";
+import {
+  checkStopOptions,
+  type StopOptions,
+  stopRefusal,
+  type WasmPlugin,
+  watchStop,
+} from "./wasm_plugin.ts";
 import type { WasmRuntime } from "./wasm_runtime.ts";
 import type { Linker } from "./linker.ts";
 import type { RunOptions, RunResult } from "./command_run.ts";
@@ -237,6 +243,22 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
     return this.#add(compiled, config, options);
   }
 
+  /**
+   * Whether a plugin has `id`, loaded or still unloading: the events of one
+   * that is unloading still carry it, and would be taken for the new one's.
+   */
+  #idTaken(id: string): boolean {
+    if (this.#plugins.has(id)) return true;
+    for (const entry of this.#unloading) if (entry.plugin.id === id) return true;
+    return false;
+  }
+
+  #assertIdFree(id: string): void {
+    if (!this.#idTaken(id)) return;
+    const why = this.#plugins.has(id) ? "already loaded" : "still unloading";
+    throw new TypeError(`Cannot load plugin "${id}": a plugin with that id is ${why}`);
+  }
+
   async #add(
     compiled: CompiledModule,
     config: WasmPluginConfig | undefined,
@@ -249,10 +271,8 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
     // The config as the runtime will read it (checked there): never a field of Object.prototype.
     const settings = config === undefined ? undefined : checkPluginConfig(config);
     let id = settings?.id;
-    if (id !== undefined && this.#plugins.has(id)) {
-      throw new TypeError(`Cannot load plugin "${id}": a plugin with that id is already loaded`);
-    }
-    while (id === undefined || this.#plugins.has(id)) id = `plugin-${this.#nextId++}`;
+    if (id !== undefined) this.#assertIdFree(id);
+    while (id === undefined || this.#idTaken(id)) id = `plugin-${this.#nextId++}`;
     const userOnMessage = settings?.onMessage;
     const pluginId = id;
     const managedConfig = {
@@ -278,19 +298,25 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
       await plugin.stop();
       throw new TypeError(`Cannot load plugin "${pluginId}": the manager was closed meanwhile`);
     }
-    if (this.#plugins.has(pluginId)) {
+    if (this.#idTaken(pluginId)) {
       // Another load with the same id finished first while this one was instantiating.
+      const why = this.#plugins.has(pluginId) ? "already loaded" : "still unloading";
       await plugin.stop();
-      throw new TypeError(
-        `Cannot load plugin "${pluginId}": a plugin with that id is already loaded`,
-      );
+      throw new TypeError(`Cannot load plugin "${pluginId}": a plugin with that id is ${why}`);
     }
     const handle: PluginHandle = Object.freeze({ id: pluginId });
     const recorder = metricsRecorderOf(plugin)!;
     const onAnomaly = this.#anomaly === null ? null : this.#watchAnomalies(plugin, recorder);
     if (onAnomaly !== null) plugin.addEventListener("anomaly", onAnomaly);
     tapEvents(plugin, this.#reEmit, this.#forwarded);
-    this.#plugins.set(pluginId, { plugin, handle, recorder, onAnomaly });
+    const entry = { plugin, handle, recorder, onAnomaly };
+    this.#plugins.set(pluginId, entry);
+    // Stopped behind the manager's back (runtime.close(), its own stop()): it leaves the manager.
+    watchStop(plugin, () => {
+      if (this.#plugins.get(pluginId) !== entry) return;
+      this.#plugins.delete(pluginId);
+      this.#forget(entry);
+    });
     this.#totalLoaded++;
     this.#emit("loaded", pluginId, { name: plugin.name });
     return handle;
@@ -603,14 +629,21 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
       await plugin.stop(options);
     } finally {
       this.#unloading.delete(entry);
-      tapEvents(plugin, null);
-      if (onAnomaly !== null) plugin.removeEventListener("anomaly", onAnomaly);
-      this.#unloadedCalls += recorder.callCount;
-      this.#unloadedFailures += recorder.failureCount;
-      this.#unloadedTimeMs += recorder.totalExecutionTimeMs;
-      this.#totalUnloaded++;
-      this.#emit("unloaded", plugin.id, { name: plugin.name });
+      this.#forget(entry);
     }
+  }
+
+  /** Lets go of a plugin that left the manager: its events, its counts kept, `unloaded`. */
+  #forget(entry: Entry): void {
+    const { plugin, recorder, onAnomaly } = entry;
+    watchStop(plugin, null);
+    tapEvents(plugin, null);
+    if (onAnomaly !== null) plugin.removeEventListener("anomaly", onAnomaly);
+    this.#unloadedCalls += recorder.callCount;
+    this.#unloadedFailures += recorder.failureCount;
+    this.#unloadedTimeMs += recorder.totalExecutionTimeMs;
+    this.#totalUnloaded++;
+    this.#emit("unloaded", plugin.id, { name: plugin.name });
   }
 
   /**

@@ -129,6 +129,18 @@ const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
 let construct: (init: PluginInit) => WasmPlugin;
 let refusal: (plugin: WasmPlugin, abort: boolean) => PluginStateError | undefined;
 
+const stopWatchers = new WeakMap<WasmPlugin, () => void>();
+
+/**
+ * Calls `onStopped` once `plugin` has stopped, whoever stopped it (its
+ * manager learns of a stop made behind its back: `runtime.close()`, or the
+ * plugin's own `stop()`); `null` to stop watching.
+ */
+export function watchStop(plugin: WasmPlugin, onStopped: (() => void) | null): void {
+  if (onStopped === null) stopWatchers.delete(plugin);
+  else stopWatchers.set(plugin, onStopped);
+}
+
 /**
  * Why `plugin.stop({ abort })` would be refused, if it would: made from the
  * running call's own host function without `abort` (it would wait for
@@ -884,6 +896,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
       await this.#backend.close();
     } finally {
       this.#onClose();
+      stopWatchers.get(this)?.();
     }
   }
 

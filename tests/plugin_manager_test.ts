@@ -59,8 +59,12 @@ Deno.test("PluginManager.close() called twice answers once every plugin is unloa
 }, async () => {
   await using runtime = inlineRuntime();
   const manager = new PluginManager(runtime);
-  let release = (): void => {};
-  runtime.registerTool("holdx", () => new Promise((resolve) => release = () => resolve(0)));
+  const gate = Promise.withResolvers<void>();
+  const release = (): void => gate.resolve();
+  runtime.registerTool("holdx", async () => {
+    await gate.promise;
+    return 0;
+  });
   const handle = await manager.loadWat(toolCallWat("holdx"), {
     capabilities: [Capability.CallTool],
   });
@@ -78,6 +82,36 @@ Deno.test("PluginManager.close() called twice answers once every plugin is unloa
   assert.deepEqual(manager.listPlugins(), []);
   assert.equal(runtime.pluginCount, 0);
   await first;
+});
+
+Deno.test("PluginManager lets go of a plugin stopped behind its back", {
+  permissions: "none",
+}, async (t) => {
+  await t.step("by the plugin's own stop()", async () => {
+    await using runtime = inlineRuntime();
+    await using manager = new PluginManager(runtime);
+    const unloaded: string[] = [];
+    manager.addEventListener("unloaded", (event) => void unloaded.push(event.pluginId));
+    const handle = await manager.loadWat(CALLS_WAT, { id: "a" });
+    await manager.get(handle).stop();
+    assert.deepEqual(manager.listPlugins(), []);
+    assert.deepEqual(unloaded, ["a"]);
+    assert.equal(manager.stats().activePlugins, 0);
+    assert.equal(manager.stats().totalUnloaded, 1);
+    // Its id is free again.
+    assert.equal((await manager.loadWat(CALLS_WAT, { id: "a" })).id, "a");
+  });
+
+  await t.step("by runtime.close()", async () => {
+    const runtime = inlineRuntime();
+    await using manager = new PluginManager(runtime);
+    await manager.loadWat(CALLS_WAT);
+    await manager.loadWat(CALLS_WAT);
+    await runtime.close();
+    assert.deepEqual(manager.listPlugins(), []);
+    assert.equal(manager.stats().activePlugins, 0);
+    assert.equal(manager.stats().totalUnloaded, 2);
+  });
 });
 
 testEachIsolation("PluginManager loads plugins from WAT, bytes, compiled modules and files", {
@@ -138,6 +172,31 @@ testEachIsolation("PluginManager loads plugins from WAT, bytes, compiled modules
     ]);
     assert.deepEqual(results.map((r) => r.status).sort(), ["fulfilled", "rejected"]);
     assert.equal(runtime.pluginCount, before + 1);
+  });
+
+  await t.step("an id whose plugin is still unloading is taken too", async () => {
+    const unloading = new PluginManager(runtime);
+    const gate = Promise.withResolvers<void>();
+    const release = (): void => gate.resolve();
+    runtime.registerTool("holdx", async () => {
+      await gate.promise;
+      return 0;
+    });
+    const held = await unloading.loadWat(toolCallWat("holdx"), {
+      id: "x",
+      capabilities: [Capability.CallTool],
+    });
+    const running = unloading.callI32(held, "call");
+    const unloaded = unloading.unload(held);
+    // Its events still carry "x": a new "x" would be taken for it, and then for gone.
+    await assertRejectsWith(() => unloading.loadWat(CALLS_WAT, { id: "x" }), TypeError, {
+      message: 'Cannot load plugin "x": a plugin with that id is still unloading',
+    });
+    release();
+    await running;
+    await unloaded;
+    assert.equal((await unloading.loadWat(CALLS_WAT, { id: "x" })).id, "x");
+    await unloading.close();
   });
 
   await t.step("generated ids skip ids that are taken", async () => {
