@@ -35,7 +35,7 @@ import {
 } from "../instrument/mod.ts";
 import { decodeManifestSection, MANIFEST_SECTION } from "./_plugin_manifest.ts";
 import type { PluginManifest } from "../plugin_manifest.ts";
-import { assertNoGcHeap } from "./_module_features.ts";
+import { assertBoundedExceptions, assertNoGcHeap } from "./_module_features.ts";
 import {
   type CustomSection,
   describeExports,
@@ -184,6 +184,7 @@ export async function buildArtifact(
   }
   await pacer.pause();
   assertNoGcHeap(bytes, info);
+  assertBoundedExceptions(info);
   const validated = verdict.then((refused) => {
     if (refused !== null) throw compilationError(refused.error);
   });

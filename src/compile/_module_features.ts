@@ -1,6 +1,7 @@
 /**
  * Module features wasmplug refuses to load because no limit could bound
- * them: today, the WebAssembly GC heap.
+ * them: the WebAssembly GC heap, and exceptions larger or more numerous
+ * than a small bound.
  *
  * `maxMemoryPages` bounds linear memory, but objects a module allocates on the
  * GC heap live in V8's own heap, which nothing bounds per plugin: one global
@@ -20,10 +21,16 @@
  * - `ref.i31` makes an unboxed small integer: no allocation.
  * - `any.convert_extern`/`extern.convert_any` convert a reference the module
  *   already holds; the only `externref`s a guest gets come from the host.
- * - Exceptions (`throw`) allocate a package of the tag's parameters (at most
- *   1000 values); a guest keeps one only in an `exnref` global or table
- *   slot, so what it can hold is bounded by the module's globals and
- *   `maxTableElements`.
+ * - Exceptions (`throw`) allocate a package of the tag's parameters on V8's
+ *   heap, which a guest may keep in an `exnref` (a local, a global, a table
+ *   slot) or pass in another exception. So what one can hold is bounded
+ *   here (see {@linkcode assertBoundedExceptions}): a tag's payload is at
+ *   most {@linkcode MAX_TAG_PAYLOAD_BYTES} and holds no exception reference
+ *   (exceptions would chain without end: 64 KiB packages chained in one
+ *   call ended the host process), and a module declares at most
+ *   {@linkcode MAX_EXCEPTION_GLOBALS} globals of an exception type. What is
+ *   left is small: a few hundred bytes a package, in locals the wasm stack
+ *   bounds, globals and table slots (`maxTableElements`).
  * - `ref.func` makes at most one reference per function.
  * - JS string builtins (`wasm:js-string`) need a compile option wasmplug does
  *   not pass; without it those imports are ordinary imports that only a
@@ -164,6 +171,72 @@ export function assertNoGcHeap(bytes: Uint8Array, info?: ModuleInfo): void {
     `Cannot compile module: type ${found.index} is a GC ${found.form} type, and wasmplug refuses WebAssembly GC types because no limit bounds the GC heap (maxMemoryPages bounds linear memory only)`,
     { offset: found.offset },
   );
+}
+
+/** The most bytes of values a tag may carry (C++ and Rust exceptions carry one pointer). */
+export const MAX_TAG_PAYLOAD_BYTES = 64;
+
+/** The most globals of an exception reference type a module may declare. */
+export const MAX_EXCEPTION_GLOBALS = 1024;
+
+/** Bytes a value of `type` takes in an exception's payload (a reference: a pointer). */
+function payloadBytes(type: string): number {
+  switch (type) {
+    case "i32":
+    case "f32":
+      return 4;
+    case "v128":
+      return 16;
+    default:
+      return 8;
+  }
+}
+
+/** Whether `type` is a reference to an exception (`exnref`, `(ref exn)`, `(ref null exn)`). */
+function isExceptionReference(type: string): boolean {
+  return type === "exnref" || type === "(ref exn)" || type === "(ref null exn)";
+}
+
+/**
+ * Refuses a module whose exceptions could hold more of V8's heap than their
+ * limits allow (see the module doc): a tag that carries an exception
+ * reference or more than {@linkcode MAX_TAG_PAYLOAD_BYTES} bytes of values,
+ * or more than {@linkcode MAX_EXCEPTION_GLOBALS} globals of an exception type.
+ *
+ * @throws {CompilationError} Naming the tag or the globals.
+ */
+export function assertBoundedExceptions(info: ModuleInfo): void {
+  const tagTypes = [
+    ...info.imports.flatMap((entry) => entry.kind === "tag" ? [entry.typeIndex] : []),
+    ...info.tags,
+  ];
+  tagTypes.forEach((typeIndex, tag) => {
+    const type = info.types[typeIndex];
+    if (type === undefined || type.kind !== "func") return;
+    if (type.params.some(isExceptionReference)) {
+      throw new CompilationError(
+        `Cannot compile module: tag ${tag} carries an exception reference, and wasmplug refuses those because exceptions could then hold one another on V8's heap without a limit`,
+      );
+    }
+    const bytes = type.params.reduce((sum, param) => sum + payloadBytes(param), 0);
+    if (bytes > MAX_TAG_PAYLOAD_BYTES) {
+      throw new CompilationError(
+        `Cannot compile module: tag ${tag} carries ${bytes} bytes of values, and wasmplug allows at most ${MAX_TAG_PAYLOAD_BYTES}, since every exception thrown lives on V8's heap, outside maxMemoryPages`,
+      );
+    }
+  });
+  let exceptionGlobals = 0;
+  for (const global of info.globals) {
+    if (isExceptionReference(global.type.valueType)) exceptionGlobals++;
+  }
+  for (const entry of info.imports) {
+    if (entry.kind === "global" && isExceptionReference(entry.type.valueType)) exceptionGlobals++;
+  }
+  if (exceptionGlobals > MAX_EXCEPTION_GLOBALS) {
+    throw new CompilationError(
+      `Cannot compile module: it declares ${exceptionGlobals} globals of an exception type, and wasmplug allows at most ${MAX_EXCEPTION_GLOBALS}, since each may hold an exception on V8's heap`,
+    );
+  }
 }
 
 function hasAggregateType({ types }: ModuleInfo): boolean {

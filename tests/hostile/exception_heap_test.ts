@@ -1,0 +1,81 @@
+/**
+ * Hostile guests that hold V8's heap through exceptions: every thrown
+ * exception is a package of its tag's values on the JavaScript heap, outside
+ * `maxMemoryPages`. A tag of 999 `v128`s made 64 KiB packages, and a tag
+ * carrying an `exnref` chained them: one call with the default limits ended
+ * the host process ("Fatal JavaScript out of memory", exit code 133), in
+ * both isolations. wasmplug refuses such tags, and more than a thousand
+ * globals of an exception type, at compile time; exceptions of the size
+ * C++ and Rust throw still work.
+ */
+import assert from "node:assert/strict";
+import { CompilationError, TrapError } from "../../mod.ts";
+import {
+  MAX_EXCEPTION_GLOBALS,
+  MAX_TAG_PAYLOAD_BYTES,
+} from "../../src/compile/_module_features.ts";
+import { assertRejectsWith, testEachIsolation } from "../_helpers.ts";
+import { READ_WORKERS } from "../worker/_worker_helpers.ts";
+
+/** A module whose tag carries `params`, with a global that may keep an exception. */
+function chainWat(params: string): string {
+  return `(module
+    (tag $link (param ${params}))
+    (global $last (mut exnref) (ref.null exn))
+    (func (export "run") (result i32) (i32.const 1)))`;
+}
+
+testEachIsolation("A module whose exceptions could hold V8's heap fails to compile", {
+  permissions: { read: READ_WORKERS },
+}, async (t, kit) => {
+  await using runtime = kit.createRuntime();
+
+  const refused: [string, string, RegExp][] = [
+    [
+      "a tag of 999 v128 values (64 KiB a package)",
+      chainWat(Array(999).fill("v128").join(" ")),
+      new RegExp(
+        `carries 15984 bytes of values, and wasmplug allows at most ${MAX_TAG_PAYLOAD_BYTES}`,
+      ),
+    ],
+    [
+      "a tag that carries an exception, so that they chain",
+      chainWat("exnref i32"),
+      /carries an exception reference/,
+    ],
+    [
+      `more than ${MAX_EXCEPTION_GLOBALS} globals that may each hold one`,
+      `(module ${
+        Array.from(
+          { length: MAX_EXCEPTION_GLOBALS + 1 },
+          (_, i) => `(global $g${i} (mut exnref) (ref.null exn))`,
+        ).join(" ")
+      })`,
+      new RegExp(`declares ${MAX_EXCEPTION_GLOBALS + 1} globals of an exception type`),
+    ],
+  ];
+  for (const [name, wat, message] of refused) {
+    await t.step(name, async () => {
+      const error = await assertRejectsWith(() => runtime.compileWat(name, wat), CompilationError);
+      assert.match(error.message, message);
+      assert.equal(runtime.pluginCount, 0);
+    });
+  }
+
+  await t.step(
+    "a C++ or Rust sized exception (one pointer) still throws and is caught",
+    async () => {
+      await using plugin = await runtime.createPluginFromWat(`(module
+      (tag $cpp (param i32))
+      (global $kept (mut exnref) (ref.null exn))
+      (func (export "catch") (param $x i32) (result i32)
+        (block $caught (result i32 exnref)
+          (try_table (catch_ref $cpp $caught) (throw $cpp (local.get $x)))
+          (unreachable))
+        (global.set $kept))
+      (func (export "rethrow") (throw_ref (global.get $kept))))`);
+      assert.equal(await plugin.callI32("catch", [41]), 41);
+      await assertRejectsWith(() => plugin.callVoid("rethrow"), TrapError);
+    },
+  );
+});
