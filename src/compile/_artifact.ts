@@ -35,7 +35,11 @@ import {
 } from "../instrument/mod.ts";
 import { decodeManifestSection, MANIFEST_SECTION } from "./_plugin_manifest.ts";
 import type { PluginManifest } from "../plugin_manifest.ts";
-import { assertBoundedExceptions, assertNoGcHeap } from "./_module_features.ts";
+import {
+  assertBoundedExceptions,
+  assertFewMemoriesAndTables,
+  assertNoGcHeap,
+} from "./_module_features.ts";
 import {
   type CustomSection,
   describeExports,
@@ -185,6 +189,7 @@ export async function buildArtifact(
   await pacer.pause();
   assertNoGcHeap(bytes, info);
   assertBoundedExceptions(info);
+  assertFewMemoriesAndTables(info);
   const validated = verdict.then((refused) => {
     if (refused !== null) throw compilationError(refused.error);
   });
