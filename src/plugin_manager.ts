@@ -619,7 +619,7 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
     const entry = this.#entry(handle);
     // Checked before the plugin leaves the manager: bad options leave it loaded.
     const abort = checkStopOptions(options, `Cannot unload plugin "${entry.plugin.id}"`);
-    const { plugin, recorder, onAnomaly } = entry;
+    const { plugin } = entry;
     // So is a stop it would refuse (from its own host function: it would wait for itself).
     const refused = stopRefusal(plugin, abort);
     if (refused !== undefined) throw refused;

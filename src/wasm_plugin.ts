@@ -629,7 +629,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
         }`,
       );
     }
-    return this.#promisedBytesCall(fn, utf8.encode(text), options, true, (output) => {
+    return await this.#promisedBytesCall(fn, utf8.encode(text), options, true, (output) => {
       const bytes = output as Uint8Array;
       try {
         return JSON.parse(utf8Decoder.decode(bytes));

@@ -78,14 +78,14 @@ testEachIsolation(
   PERMISSIONS,
   async (t, kit) => {
     await using runtime = kit.createRuntime();
-    let plugin: WasmPlugin | undefined;
+    const own: { plugin?: WasmPlugin } = {};
     let refused: unknown;
     const linker = runtime.createLinker().funcWrap("env", "again", () => {
       // Not awaited (an inline linker function returns at once): the refusal comes as a rejection.
-      plugin!.callI32("ok").then(() => refused = "it ran", (err) => refused = err);
+      own.plugin!.callI32("ok").then(() => refused = "it ran", (err) => refused = err);
       return 1;
     });
-    plugin = await runtime.createPluginWithLinker(
+    const plugin = own.plugin = await runtime.createPluginWithLinker(
       await runtime.compileWat(
         "again",
         `(module
@@ -98,10 +98,10 @@ testEachIsolation(
     );
 
     await t.step("it is refused, not queued behind the call", async () => {
-      assert.equal(await plugin!.callI32("run"), 1);
+      assert.equal(await plugin.callI32("run"), 1);
       await new Promise((resolve) => setTimeout(resolve, 10));
       assert.ok(refused instanceof PluginStateError, String(refused));
-      assert.equal((await plugin!.metrics()).callCount, 1);
+      assert.equal((await plugin.metrics()).callCount, 1);
     });
   },
 );
@@ -127,6 +127,36 @@ testEachIsolation(
     await t.step("closing it again answers once it is closed", async () => {
       await manager.close();
       assert.equal(manager.stats().totalUnloaded, 1);
+    });
+  },
+);
+
+testEachIsolation(
+  "A linker function that stops its plugin with abort ends the call with the reason",
+  PERMISSIONS,
+  async (t, kit) => {
+    await using runtime = kit.createRuntime();
+    const compiled = await runtime.compileWat(
+      "abort_self",
+      `(module
+      (import "env" "cb" (func $cb (param i32) (result i32)))
+      (func (export "run") (param i32) (result i32) (call $cb (local.get 0))))`,
+    );
+    await t.step("every time: never the guest's result, never a result of nothing", async () => {
+      // In a worker the host once answered the guest's host call twice (the result, then the
+      // stop), and then read its own second answer as the call's: it resolved with undefined.
+      for (let i = 0; i < 40; i++) {
+        const own: { plugin?: WasmPlugin } = {};
+        const linker = runtime.createLinker().funcWrap("env", "cb", (x: number) => {
+          void own.plugin!.stop({ abort: true });
+          return x + 1;
+        });
+        const plugin = own.plugin = await runtime.createPluginWithLinker(compiled, {
+          capabilities: [Capability.CallHostFunction],
+        }, linker);
+        await assert.rejects(plugin.callI32("run", [41]), PluginStateError);
+        assert.equal(plugin.state, "stopped");
+      }
     });
   },
 );

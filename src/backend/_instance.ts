@@ -505,6 +505,9 @@ export class PluginInstance implements PluginBackend {
       this.#end();
     }
     if (this.#slot.error !== undefined) throw this.#failure(undefined);
+    // Aborted by one of its host functions (stop({ abort: true })): it ends with the reason,
+    // whatever the guest returned, as a worker's call does.
+    budget.signal?.throwIfAborted();
     this.#checkGuestError(name);
     return result;
   }
@@ -545,13 +548,16 @@ export class PluginInstance implements PluginBackend {
         number | Uint8Array
       >;
     }
+    let output: number | Uint8Array;
     try {
-      return this.#exchange(call, exports);
+      output = this.#exchange(call, exports);
     } catch (err) {
       throw this.#failure(err);
     } finally {
       this.#end();
     }
+    budget.signal?.throwIfAborted(); // as in invoke()
+    return output;
   }
 
   /** One export call of an exchange; a host function's error ends it even if the guest caught it. */

@@ -906,9 +906,11 @@ class WorkerBackend implements PluginBackend {
           continue;
         }
         if (message.op === ToHost.LinkerCall || message.op === ToHost.ServiceCall) {
-          pending = stopping === undefined ? this.#serveHostCall(channel, message) : undefined;
-          // A call being stopped runs no more host functions.
+          // A call being stopped runs no more host functions. (Decided before serving it: one
+          // that stops the call itself has answered the guest already, and one answer is all
+          // the channel takes.)
           if (stopping !== undefined) this.#throwToGuest(channel, stopping.reason);
+          else pending = this.#serveHostCall(channel, message);
           continue;
         }
         // Whatever the guest made of the interrupt (it may have caught the cancellation and
