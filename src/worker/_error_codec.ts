@@ -169,6 +169,18 @@ function flatten(err: unknown, depth: number): FlatError {
   return flat;
 }
 
+/** Finds the value the host threw by its `ref`, if it has it. */
+export type ResolveRef = (ref: number) => { readonly value: unknown } | undefined;
+
+/** `fields` with every string cut as `thrownText` cuts a message. */
+function boundedFields(fields: Readonly<Record<string, Field>>): Record<string, Field> {
+  const bounded: Record<string, Field> = {};
+  for (const [key, value] of Object.entries(fields)) {
+    bounded[key] = typeof value === "string" ? thrownText(value) : value;
+  }
+  return bounded;
+}
+
 /**
  * Flattens an error to JSON text. `ref` marks an error the host threw, which
  * the host later resolves back to its own object: it travels without its
@@ -179,8 +191,16 @@ export function encodeError(err: unknown, ref?: number): string {
   if (ref !== undefined) {
     // The host gets its own object back (`ref`): the worker's stand-in needs no more than the
     // bounded text, however long the message of an error a host function made.
+    // So are its name and fields (a WasmError's `limit`, say): every string is bounded.
     const flat = flattenShallow(err);
-    return JSON.stringify({ ...flat, message: thrownText(flat.message), ref }, replaceNumbers);
+    const bounded: FlatError = {
+      ...flat,
+      ...(flat.name === undefined ? {} : { name: thrownText(flat.name) }),
+      message: thrownText(flat.message),
+      ...(flat.fields === undefined ? {} : { fields: boundedFields(flat.fields) }),
+      ref,
+    };
+    return JSON.stringify(bounded, replaceNumbers);
   }
   return JSON.stringify(flatten(err, 0), replaceNumbers);
 }
@@ -226,10 +246,11 @@ function build(flat: FlatError, options: ErrorOptions): Error {
   return plainError(flat.name, flat.message, options);
 }
 
-function revive(flat: FlatError, resolve: ((ref: number) => unknown) | undefined): unknown {
+function revive(flat: FlatError, resolve: ResolveRef | undefined): unknown {
   if (flat.ref !== undefined && resolve !== undefined) {
+    // Whatever it was, `undefined` too.
     const original = resolve(flat.ref);
-    if (original !== undefined) return original;
+    if (original !== undefined) return original.value;
   }
   const options: ErrorOptions = flat.cause === undefined
     ? {}
@@ -275,6 +296,6 @@ function appendStack(error: Error, stack: string): void {
  * Revives an error flattened by {@linkcode encodeError}, with its chain of
  * causes. `resolve` turns a host reference back into the host's own object.
  */
-export function decodeError(text: string, resolve?: (ref: number) => unknown): unknown {
+export function decodeError(text: string, resolve?: ResolveRef): unknown {
   return revive(JSON.parse(text, reviveNumbers) as FlatError, resolve);
 }

@@ -847,7 +847,8 @@ class WorkerBackend implements PluginBackend {
   }
 
   #decode(text: string): unknown {
-    return decodeError(text, (ref) => this.#hostErrors[ref]);
+    const errors = this.#hostErrors;
+    return decodeError(text, (ref) => ref < errors.length ? { value: errors[ref] } : undefined);
   }
 
   /**

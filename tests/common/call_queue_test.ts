@@ -164,3 +164,65 @@ Deno.test("CallQueue keeps a long line in order and hands it down in linear time
     );
   });
 });
+
+Deno.test("CallQueue lets a caller whose signal aborts leave the line", async (t) => {
+  await t.step("it rejects with the reason at once; the others keep their order", async () => {
+    const queue = new CallQueue();
+    const held = queue.take() as Disposable;
+    const controller = new AbortController();
+    const order: string[] = [];
+    const first = (queue.take() as Promise<Disposable>).then((turn) => {
+      order.push("first");
+      turn[Symbol.dispose]();
+    });
+    const leaving = queue.take(undefined, { signal: controller.signal }).then(
+      () => order.push("ran"),
+      (reason) => order.push(`left: ${reason}`),
+    );
+    const last = (queue.take() as Promise<Disposable>).then((turn) => {
+      order.push("last");
+      turn[Symbol.dispose]();
+    });
+    assert.equal(queue.waiting, 3);
+    controller.abort("no");
+    await leaving;
+    assert.equal(queue.waiting, 2);
+    held[Symbol.dispose]();
+    await Promise.all([first, last]);
+    assert.deepEqual(order, ["left: no", "first", "last"]);
+    assert.equal(queue.busy, false);
+  });
+
+  await t.step("one that may not leave (it began elsewhere) stays in line", async () => {
+    const queue = new CallQueue();
+    const held = queue.take() as Disposable;
+    const controller = new AbortController();
+    const staying = queue.take(undefined, { signal: controller.signal, mayLeave: () => false });
+    controller.abort("no");
+    held[Symbol.dispose]();
+    (await staying)[Symbol.dispose]();
+    assert.equal(queue.busy, false);
+  });
+
+  await t.step("callers sharing one signal add one listener to it, not one each", async () => {
+    // An EventTarget pays for every listener it holds on each add: 32 000 callers took 8 s.
+    const queue = new CallQueue();
+    const held = queue.take() as Disposable;
+    const controller = new AbortController();
+    let added = 0;
+    let removed = 0;
+    const signal = controller.signal;
+    const add = signal.addEventListener.bind(signal);
+    const remove = signal.removeEventListener.bind(signal);
+    signal.addEventListener = (...args: Parameters<typeof add>) => (added++, add(...args));
+    signal.removeEventListener = (
+      ...args: Parameters<typeof remove>
+    ) => (removed++, remove(...args));
+    const waiters = Array.from({ length: 1000 }, () => queue.take(undefined, { signal }));
+    assert.equal(added, 1);
+    held[Symbol.dispose]();
+    for (const waiter of waiters) (await waiter)[Symbol.dispose]();
+    // The last turn given takes the listener off.
+    assert.equal(removed, 1);
+  });
+});

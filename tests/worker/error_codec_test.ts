@@ -3,6 +3,7 @@ import {
   CallDepthExceededError,
   GuestError,
   HostFunctionError,
+  ResourceLimitError,
   TimeoutError,
   TrapError,
   WasmError,
@@ -10,10 +11,15 @@ import {
   WorkerCrashedError,
 } from "../../src/errors.ts";
 import * as errors from "../../src/errors.ts";
-import { decodeError, encodeError, ERROR_CLASSES } from "../../src/worker/_error_codec.ts";
+import {
+  decodeError,
+  encodeError,
+  ERROR_CLASSES,
+  type ResolveRef,
+} from "../../src/worker/_error_codec.ts";
 
 /** Sends an error to the other side and back, as the worker channel does. */
-function roundTrip(err: unknown, resolve?: (ref: number) => unknown): unknown {
+function roundTrip(err: unknown, resolve?: ResolveRef): unknown {
   return decodeError(encodeError(err), resolve);
 }
 
@@ -207,7 +213,7 @@ Deno.test("Errors cross the worker boundary as the same classes", {
       functionName: "charge",
       cause: inWorker,
     });
-    const back = roundTrip(wrapped, (ref) => [thrown][ref]) as HostFunctionError;
+    const back = roundTrip(wrapped, (ref) => ({ value: [thrown][ref] })) as HostFunctionError;
     assert.equal(back.cause, thrown);
     assert.equal(back.message, 'Host function "env"."charge" failed: over quota');
   });
@@ -220,7 +226,21 @@ Deno.test("Errors cross the worker boundary as the same classes", {
     const inWorker = decodeError(text) as TrapError;
     assert.ok(inWorker instanceof TrapError);
     assert.match(inWorker.message, /^€+… \(\d+ more characters\)$/);
-    assert.equal(roundTrip(inWorker, (ref) => [thrown][ref]), thrown);
+    assert.equal(roundTrip(inWorker, (ref) => ({ value: [thrown][ref] })), thrown);
+  });
+
+  await t.step("every text of a host's error is bounded: its name and fields too", () => {
+    const thrown = new ResourceLimitError("short", { limit: "L".repeat(1_000_000) });
+    thrown.name = "N".repeat(1_000_000);
+    const text = encodeError(thrown, 0);
+    assert.ok(text.length < 60_000, `${text.length} characters`);
+    assert.equal(roundTrip(decodeError(text), (ref) => ({ value: [thrown][ref] })), thrown);
+  });
+
+  await t.step("a host that threw undefined gets undefined back, not a stand-in", () => {
+    const inWorker = decodeError(encodeError(undefined, 0));
+    assert.ok(inWorker instanceof Error);
+    assert.equal(roundTrip(inWorker, (ref) => ({ value: [undefined][ref] })), undefined);
   });
 
   await t.step("an error of the host travels without its stack or causes", () => {
