@@ -178,6 +178,10 @@ export class WasmRuntime implements AsyncDisposable {
           `Cannot use 'cache.dir': expected a string, received ${describeValue(dir)}`,
         );
       }
+      // "" would put the cache's files at the root of the file system.
+      if (dir !== undefined && dir.trim() === "") {
+        throw new TypeError(`Cannot use 'cache.dir' = ${JSON.stringify(dir)}: it names no folder`);
+      }
       this.#cache = new LruCache(maxEntries);
       this.#cacheDir = dir;
     } else {

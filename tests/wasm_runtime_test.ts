@@ -73,6 +73,13 @@ Deno.test("new WasmRuntime() resolves and validates its config", {
     ["a negative cache size", { cache: { maxEntries: -1 } }, RangeError, /'cache\.maxEntries'/],
     ["a fractional cache size", { cache: { maxEntries: 1.5 } }, RangeError, /non-negative/],
     ["a non-string cache dir", { cache: { dir: 5 } }, TypeError, /'cache\.dir': expected a string/],
+    // The cache's files would go to the root of the file system.
+    [
+      "an empty cache dir",
+      { cache: { dir: "" } },
+      TypeError,
+      /'cache\.dir' = "": it names no folder/,
+    ],
     ["a limit out of range", { resourceLimits: { maxCallDepth: 0 } }, RangeError, /maxCallDepth/],
   ];
   for (const [what, config, type, message] of bad) {
