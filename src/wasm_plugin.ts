@@ -1151,18 +1151,14 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     if (this.#stopping !== undefined) this.#assertUsable(`call "${name}" on`);
     // Checked and converted as it is made, like an idle plugin's call: its caller may change
     // the arguments while it waits. One that fails fails at its turn, as it would have.
-    const made = performance.now();
     const prepared = attempt(() => this.#prepareCall(name, args, options, expected));
-    const invokeAhead = this.#backend.invokeAhead?.bind(this.#backend);
-    const waiting = invokeAhead === undefined ? undefined : new WaitingCall(() => {
-      if (!("request" in prepared) || prepared.budget.signal?.aborted) return null;
-      try {
-        return invokeAhead(name, prepared.request, prepared.budget);
-      } catch {
-        return null; // it fails the same way at its turn
-      }
-    });
-    const turn = await this.#waitInLine(name, made, waiting, prepared);
+    const waiting = this.#backend.invokeAhead === undefined
+      ? undefined
+      : new WaitingCall(() => this.#postCallAhead(name, prepared));
+    const signal = "signal" in prepared ? prepared.signal : undefined;
+    const turn = signal === undefined
+      ? await this.#waitTurn(name, waiting)
+      : await this.#waitInLine(name, waiting, signal);
     const ahead = waiting?.ahead;
     this.#hold(name, turn, ahead !== undefined, ahead);
     if (ahead !== undefined) return await this.#runPosted(name, ahead);
@@ -1177,13 +1173,12 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    */
   async #waitInLine(
     name: string,
-    made: number,
     waiting: WaitingCall | undefined,
-    prepared: PreparedCall<unknown> | { error: unknown },
+    signal: AbortSignal,
   ): Promise<Disposable> {
-    const signal = "signal" in prepared ? prepared.signal : undefined;
+    const made = performance.now();
     let left = false;
-    const leave = signal === undefined ? undefined : {
+    const leave = {
       signal,
       mayLeave: (): boolean => {
         const ahead = waiting?.ahead;
@@ -1197,6 +1192,31 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     } catch (err) {
       if (left) this.#recordLeft(name, made, err);
       throw err;
+    }
+  }
+
+  /** Posts a prepared call ahead of its turn (see `_waiting_call.ts`): `null` when it cannot run. */
+  #postCallAhead(
+    name: string,
+    prepared: PreparedCall<unknown[]> | { error: unknown },
+  ): AheadCall | null | undefined {
+    if (!("request" in prepared) || prepared.budget.signal?.aborted) return null;
+    try {
+      return this.#backend.invokeAhead!(name, prepared.request, prepared.budget);
+    } catch {
+      return null; // it fails the same way at its turn
+    }
+  }
+
+  /** {@linkcode #postCallAhead} for a bytes call. */
+  #postBytesAhead(
+    prepared: PreparedCall<BytesCall> | { error: unknown },
+  ): AheadCall | null | undefined {
+    if (!("request" in prepared) || prepared.budget.signal?.aborted) return null;
+    try {
+      return this.#backend.invokeBytesAhead!(prepared.request, prepared.budget);
+    } catch {
+      return null; // it fails the same way at its turn
     }
   }
 
@@ -1298,20 +1318,16 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     decode: Decode | undefined,
   ): Promise<unknown> {
     // Prepared now, its input copied: its caller may change it while the call waits.
-    const made = performance.now();
     const prepared = attempt(() =>
       this.#prepareBytesCall(fn, input.slice(), options, packedOutput)
     );
-    const invokeAhead = this.#backend.invokeBytesAhead?.bind(this.#backend);
-    const waiting = invokeAhead === undefined ? undefined : new WaitingCall(() => {
-      if (!("request" in prepared) || prepared.budget.signal?.aborted) return null;
-      try {
-        return invokeAhead(prepared.request, prepared.budget);
-      } catch {
-        return null; // it fails the same way at its turn
-      }
-    });
-    const turn = await this.#waitInLine(fn, made, waiting, prepared);
+    const waiting = this.#backend.invokeBytesAhead === undefined
+      ? undefined
+      : new WaitingCall(() => this.#postBytesAhead(prepared));
+    const signal = "signal" in prepared ? prepared.signal : undefined;
+    const turn = signal === undefined
+      ? await this.#waitTurn(fn, waiting)
+      : await this.#waitInLine(fn, waiting, signal);
     const ahead = waiting?.ahead;
     this.#hold(fn, turn, true, ahead);
     if (ahead !== undefined) return await this.#runPosted(fn, ahead, decode);
