@@ -39,6 +39,7 @@ import { configure, defaultTextFormatter, type LogRecord } from "@logtape/logtap
 import denoJson from "./deno.json" with { type: "json" };
 import {
   Capability,
+  CompilationError,
   type CompiledModule,
   type DashboardServer,
   DEFAULT_LIMITS,
@@ -624,8 +625,15 @@ function report(
     : err instanceof Error
     ? err.message
     : String(err);
-  // A guest's text may be part of it (a trap's, a host_set_error message).
-  io.stderr(`error: ${printable(message, true)}`);
+  // A guest's text may be part of it (a trap's, a host_set_error message): escaped, on one line,
+  // so that it cannot print lines of its own. A compile error keeps its lines, indented.
+  io.stderr(
+    `error: ${
+      err instanceof CompilationError
+        ? printable(message, true).replaceAll("\n", "\n  ")
+        : printable(message)
+    }`,
+  );
   const hint = err instanceof Error ? HINTS.get(err) : undefined;
   if (hint !== undefined) io.stderr(`hint: ${hint}`);
   if (debug && err instanceof Error) io.stderr(err.stack ?? "");
@@ -1145,7 +1153,9 @@ function progressBar(total: number): { update(done: number): void; done(): void 
 
 /** Log records go to stderr: stdout holds results and a plugin's output alone. */
 function stderrSink(record: LogRecord): void {
-  writeAll(Deno.stderr, new TextEncoder().encode(defaultTextFormatter(record)));
+  // A guest's log text is in it: what a terminal would act on is escaped (one line a record).
+  const line = printable(defaultTextFormatter(record).replace(/\n$/, ""));
+  writeAll(Deno.stderr, new TextEncoder().encode(`${line}\n`));
 }
 
 if (import.meta.main) {

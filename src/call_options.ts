@@ -27,7 +27,10 @@ export interface CallOptions {
    * until the guest waits on the host (an async host function or tool, a
    * sleep): a signal aborted while the guest computes takes effect then, or
    * the call ends at its deadline. Use worker isolation where a call must be
-   * stoppable from outside at any moment.
+   * stoppable from outside at any moment. A call still waiting for its turn
+   * (behind the plugin's running call) leaves the line at once and runs
+   * nothing, unless its worker had already begun it ahead of its turn: then,
+   * as for a running call, a call that finished answers as it ended.
    */
   signal?: AbortSignal;
   /**

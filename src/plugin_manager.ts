@@ -116,7 +116,8 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
 
   readonly #plugins = new Map<string, Entry>();
   /** Plugins unloaded and not yet stopped: their last events and calls still count. */
-  readonly #unloading = new Set<Entry>();
+  /** Plugins being unloaded, each with its unload (which `close()` waits for too). */
+  readonly #unloading = new Map<Entry, Promise<void>>();
   readonly #subscriptions = new Set<EventQueue>();
   /** The per-call events the manager takes from its plugins: those someone listens for. */
   #forwarded: ReadonlySet<ForwardedType> = NOT_FORWARDED;
@@ -249,7 +250,7 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
    */
   #idTaken(id: string): boolean {
     if (this.#plugins.has(id)) return true;
-    for (const entry of this.#unloading) if (entry.plugin.id === id) return true;
+    for (const entry of this.#unloading.keys()) if (entry.plugin.id === id) return true;
     return false;
   }
 
@@ -624,13 +625,12 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
     const refused = stopRefusal(plugin, abort);
     if (refused !== undefined) throw refused;
     this.#plugins.delete(plugin.id);
-    this.#unloading.add(entry);
-    try {
-      await plugin.stop(options);
-    } finally {
+    const unloaded = plugin.stop(options).finally(() => {
       this.#unloading.delete(entry);
       this.#forget(entry);
-    }
+    });
+    this.#unloading.set(entry, unloaded);
+    await unloaded;
   }
 
   /** Lets go of a plugin that left the manager: its events, its counts kept, `unloaded`. */
@@ -724,7 +724,7 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
     let totalCalls = this.#unloadedCalls;
     let failedCalls = this.#unloadedFailures;
     let totalExecutionTimeMs = this.#unloadedTimeMs;
-    for (const { recorder } of [...this.#plugins.values(), ...this.#unloading]) {
+    for (const { recorder } of [...this.#plugins.values(), ...this.#unloading.keys()]) {
       totalCalls += recorder.callCount;
       failedCalls += recorder.failureCount;
       totalExecutionTimeMs += recorder.totalExecutionTimeMs;
@@ -837,7 +837,7 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
       wanted.length === this.#forwarded.size && wanted.every((type) => this.#forwarded.has(type))
     ) return;
     this.#forwarded = new Set(wanted);
-    for (const { plugin } of [...this.#plugins.values(), ...this.#unloading]) {
+    for (const { plugin } of [...this.#plugins.values(), ...this.#unloading.keys()]) {
       tapEvents(plugin, this.#reEmit, this.#forwarded);
     }
   }
@@ -930,6 +930,8 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
           this.unload(handle, { abort: stopRefusal(plugin, false) !== undefined })
         ),
       );
+      // And so do the unloads begun before the close: their plugins' events come first.
+      await Promise.allSettled([...this.#unloading.values()]);
       const failure = results.find((result) => result.status === "rejected");
       if (failure !== undefined) throw (failure as PromiseRejectedResult).reason;
     } finally {

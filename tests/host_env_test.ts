@@ -570,7 +570,7 @@ testEachIsolation("env.host_http_fetch reaches only allowedHosts", {
       CapabilityDeniedError,
       { capability: "network" },
     );
-    assert.match(error.message, new RegExp(`127\\.0\\.0\\.1:${elsewhere.addr.port} \\(not in`));
+    assert.match(error.message, new RegExp(`127\\.0\\.0\\.1:${elsewhere.addr.port}" \\(not in`));
     assert.equal(elsewhereHits, 0);
   });
 

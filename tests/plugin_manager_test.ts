@@ -84,6 +84,38 @@ Deno.test("PluginManager.close() called twice answers once every plugin is unloa
   await first;
 });
 
+testEachIsolation("PluginManager.close() waits for the unloads begun before it", {
+  permissions: "none",
+}, async (_t, { createRuntime }) => {
+  await using runtime = createRuntime();
+  const gate = Promise.withResolvers<void>();
+  runtime.registerTool("holdx", async () => {
+    await gate.promise;
+    return 0;
+  });
+  const manager = new PluginManager(runtime);
+  const seen: string[] = [];
+  const subscription = manager.subscribe();
+  const reading = (async () => {
+    for await (const event of subscription) seen.push(event.type);
+    seen.push("end");
+  })();
+  const handle = await manager.loadWat(toolCallWat("holdx"), {
+    capabilities: [Capability.CallTool],
+  });
+  const running = manager.callI32(handle, "call");
+  const unloading = manager.unload(handle);
+  let closed = false;
+  const closing = manager.close().then(() => closed = true);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  // The plugin's call still runs: its unload, and so the close, are not done.
+  assert.equal(closed, false);
+  gate.resolve();
+  await Promise.all([running, unloading, closing, reading]);
+  assert.equal(seen.at(-2), "unloaded");
+  assert.equal(seen.at(-1), "end");
+});
+
 Deno.test("PluginManager lets go of a plugin stopped behind its back", {
   permissions: "none",
 }, async (t) => {

@@ -29,6 +29,7 @@ import {
   createLogBudget,
   type ErrorSlot,
   guardHostFunction,
+  HOST_ERROR_RECORDED,
   isAsyncBuiltin,
   type LogBudget,
   reportDroppedLogs,
@@ -733,6 +734,13 @@ export class PluginInstance implements PluginBackend {
   }
 
   #classify(err: unknown): unknown {
+    if (err === HOST_ERROR_RECORDED) {
+      // What a failed host function threw at the guest, kept and thrown again in another call.
+      return new TrapError(undefined, {
+        trap: "The plugin rethrew a host function's error of an earlier call",
+        cause: err,
+      });
+    }
     if (typeof err === "object" && err !== null && this.#reported.has(err)) {
       // A guest kept an exception from an earlier call (catch_all_ref) and threw it again.
       return new TrapError(undefined, {

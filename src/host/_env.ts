@@ -6,7 +6,7 @@
  */
 
 import { Capability } from "../capability.ts";
-import { MAX_TIMER_MS } from "../common/mod.ts";
+import { MAX_TIMER_MS, shownName } from "../common/mod.ts";
 import { CapabilityDeniedError, HostFunctionError, WasmError } from "../errors.ts";
 import {
   assertPayloadSize,
@@ -376,7 +376,9 @@ function assertAllowedHost(allowedHosts: readonly string[], url: URL): void {
   }
   if (!allowedHosts.includes(url.host) && !allowedHosts.includes(url.hostname)) {
     throw new CapabilityDeniedError(
-      `Capability denied: Fetching ${url.origin} (not in allowedHosts) needs the "${Capability.NetworkAccess}" capability`,
+      `Capability denied: Fetching ${
+        shownName(url.origin)
+      } (not in allowedHosts) needs the "${Capability.NetworkAccess}" capability`,
       { capability: Capability.NetworkAccess },
     );
   }
@@ -395,7 +397,13 @@ async function fetchForPlugin(
   if (typeof request?.url !== "string") {
     throw new TypeError('The request must be a JSON object with a string "url"');
   }
-  let url = new URL(request.url);
+  let url: URL;
+  try {
+    url = new URL(request.url);
+  } catch {
+    // The engine's message quotes the whole input, which the guest chose.
+    throw new TypeError(`The request's "url" ${shownName(request.url)} is not a URL`);
+  }
   let method = request.method ?? "GET";
   // An empty body is no body: a guest that serialises "none" as "" may still GET or HEAD.
   let body = request.body === "" ? undefined : request.body;
@@ -512,6 +520,15 @@ function isWasmError(value: unknown): value is WasmError {
 }
 
 /**
+ * What a guest sees thrown by a host function that failed (see
+ * {@linkcode guardHostFunction}): one object for all, its call's error
+ * recorded in the slot.
+ */
+export const HOST_ERROR_RECORDED: Error = Object.freeze(
+  new Error("A host function failed: the call ends with its error"),
+);
+
+/**
  * Wraps a host function so that whatever it throws (or its promise rejects
  * with) reaches the caller as a {@linkcode WasmError}, recorded in `slot`.
  */
@@ -525,8 +542,12 @@ export function guardHostFunction(
     const error = isWasmError(err)
       ? err
       : new HostFunctionError(undefined, { module, functionName: name, cause: err });
-    if (slot.generation === generation) slot.error ??= error;
-    throw error;
+    if (slot.generation !== generation) throw error;
+    slot.error ??= error;
+    // The call ends with the error recorded, whatever the guest does: the guest itself gets a
+    // stand-in that holds nothing, so that one that catches and keeps what it catches (in an
+    // exnref table, say) keeps none of the host's errors, whose text may quote its own input.
+    throw HOST_ERROR_RECORDED;
   };
   return (...args) => {
     const generation = slot.generation;

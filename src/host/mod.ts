@@ -16,6 +16,7 @@ export {
   createBuiltin,
   createLogBudget,
   guardHostFunction,
+  HOST_ERROR_RECORDED,
   isAsyncBuiltin,
   isBuiltin,
   reportDroppedLogs,

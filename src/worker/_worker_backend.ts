@@ -737,11 +737,8 @@ class WorkerBackend implements PluginBackend {
       if (
         reply !== undefined && reply.op !== ToHost.LinkerCall && reply.op !== ToHost.ServiceCall
       ) {
-        // An abort while it waited ends it with the reason, however it ended.
-        if (budget.signal?.aborted) {
-          this.#readUsage(reply);
-          throw budget.signal.reason;
-        }
+        // Done already. (A call whose signal aborted while it waited left the line then, unless
+        // its worker had begun it: then, like a running call's, the abort came too late.)
         return this.#settle(reply);
       }
       // The worker may have begun it before its turn came: the deadline counts from then.

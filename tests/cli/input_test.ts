@@ -167,3 +167,32 @@ Deno.test({
     assert.match(output.stderr, /standard input holds more than 64 MiB/);
   },
 });
+
+Deno.test({
+  name: "wasmplug prints a guest's error text and log records on one line each, escaped",
+  permissions: { read: true, run: [DENO] },
+  async fn(t) {
+    const FORGING = "tests/cli/fixtures/forging.wat";
+    await t.step("an error the guest reported", async () => {
+      const output = await cli(["call", FORGING, "fail", "--isolation", "inline"]);
+      assert.equal(output.code, 1, shown(output));
+      assert.equal(
+        output.stderr,
+        "error: trap: Plugin trapped: unreachable (the plugin reported: " +
+          "boom\\u000a\\u001b[2K\\u000dhint: all good)\n",
+      );
+    });
+    await t.step("a record the guest logged", async () => {
+      const output = await denoCli(["--allow-read"], [
+        "call",
+        FORGING,
+        "log",
+        "--isolation",
+        "inline",
+      ]);
+      assert.equal(output.code, 0, shown(output));
+      assert.match(output.stderr, /FORGED\\u202eLOG\\r\\n"\n$/);
+      assert.equal(output.stderr.split("\n").length, 2, shown(output));
+    });
+  },
+});

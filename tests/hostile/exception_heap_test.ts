@@ -9,7 +9,7 @@
  * C++ and Rust throw still work.
  */
 import assert from "node:assert/strict";
-import { CompilationError, TrapError } from "../../mod.ts";
+import { Capability, CompilationError, HostFunctionError, TrapError } from "../../mod.ts";
 import {
   MAX_EXCEPTION_GLOBALS,
   MAX_TAG_PAYLOAD_BYTES,
@@ -78,4 +78,56 @@ testEachIsolation("A module whose exceptions could hold V8's heap fails to compi
       await assertRejectsWith(() => plugin.callVoid("rethrow"), TrapError);
     },
   );
+});
+
+testEachIsolation("A guest that keeps the host's errors it catches keeps none of them", {
+  permissions: { read: READ_WORKERS },
+}, async (t, kit) => {
+  // A host error may quote what the guest passed (a 15 MB URL in a refusal): kept by the
+  // thousand in an exnref table, such errors ended the host process.
+  await using runtime = kit.createRuntime();
+  const big = "x".repeat(100_000);
+  const thrown: Error[] = [];
+  const linker = runtime.createLinker().funcWrap("env", "fail", () => {
+    const error = new Error(big);
+    thrown.push(error);
+    throw error;
+  });
+  await using plugin = await runtime.createPluginWithLinker(
+    await runtime.compileWat(
+      "hoard",
+      `(module
+        (import "env" "fail" (func $fail))
+        (table $kept 2 exnref)
+        (func (export "keep") (param $i i32)
+          (table.set $kept (local.get $i)
+            (block $caught (result exnref)
+              (try_table (catch_all_ref $caught) (call $fail))
+              (unreachable))))
+        (func (export "rethrow") (param $i i32) (throw_ref (table.get $kept (local.get $i)))))`,
+    ),
+    { capabilities: [Capability.CallHostFunction] },
+    linker,
+  );
+
+  await t.step("each call still fails with its own host error", async () => {
+    for (const i of [0, 1]) {
+      const error = await assertRejectsWith(() => plugin.callVoid("keep", [i]), HostFunctionError);
+      if (kit.isolation === "inline") assert.equal(error.cause, thrown[i]);
+    }
+  });
+
+  await t.step("what the guest kept is one stand-in, which holds nothing of theirs", async () => {
+    const kept = await Promise.all(
+      [0, 1].map((i) =>
+        assertRejectsWith(() => plugin.callVoid("rethrow", [i]), TrapError, {
+          trap: "The plugin rethrew a host function's error of an earlier call",
+        })
+      ),
+    );
+    // One object where the guest runs (a worker's comes to the host as a copy of it).
+    if (kit.isolation === "inline") assert.equal(kept[0]!.cause, kept[1]!.cause);
+    else assert.deepEqual(kept[0]!.cause, kept[1]!.cause);
+    assert.ok(!String((kept[0]!.cause as Error).message).includes(big.slice(0, 100)));
+  });
 });
