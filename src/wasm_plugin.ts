@@ -1065,7 +1065,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     try {
       prepared = this.#prepareCall(name, args, options, expected);
     } catch (err) {
-      this.#finish(name, start, err);
+      this.#finish(name, start, err, 0); // nothing ran
       throw err;
     }
     return this.#runPrepared(name, prepared, start);
@@ -1086,6 +1086,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
   /** {@linkcode #runCall} once the call is prepared. */
   #runPrepared(name: string, prepared: PreparedCall<unknown[]>, start: number): unknown {
     const { request: converted, budget } = prepared;
+    if (budget.signal?.aborted) return this.#failAborted(name, start, budget.signal);
     this.#restState = this.#state;
     this.#state = "running";
     if (this.#statesListened) this.#emit("state_changed", { from: this.#restState, to: "running" });
@@ -1220,9 +1221,18 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     }
   }
 
+  /**
+   * Ends a call whose signal aborted before it began: it runs nothing and the
+   * plugin is never marked running for it, whether it was idle or waited.
+   */
+  #failAborted(name: string, start: number, signal: AbortSignal): never {
+    this.#finish(name, start, signal.reason, 0);
+    throw signal.reason;
+  }
+
   /** Ends a call whose checks failed, at its turn (see {@linkcode #runCall}). */
   #failAtTurn(name: string, error: unknown): never {
-    this.#finish(name, performance.now(), error);
+    this.#finish(name, performance.now(), error, 0); // nothing ran
     throw error;
   }
 
@@ -1360,7 +1370,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     try {
       prepared = this.#prepareBytesCall(fn, input, options, packedOutput);
     } catch (err) {
-      this.#finish(fn, start, err);
+      this.#finish(fn, start, err, 0); // nothing ran
       throw err;
     }
     return this.#runPreparedBytes(fn, prepared, start, decode);
@@ -1373,6 +1383,9 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     start: number,
     decode: Decode | undefined,
   ): unknown {
+    if (prepared.budget.signal?.aborted) {
+      return this.#failAborted(fn, start, prepared.budget.signal);
+    }
     let result: number | Uint8Array | Promise<number | Uint8Array>;
     try {
       result = this.#backend.invokeBytes(prepared.request, prepared.budget, start);

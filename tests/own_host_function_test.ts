@@ -160,3 +160,39 @@ testEachIsolation(
     });
   },
 );
+
+testEachIsolation(
+  "A tool that aborts its own call: the guest gets the reason, not the tool's answer",
+  PERMISSIONS,
+  async (t, kit) => {
+    await using runtime = kit.createRuntime();
+    let abort = (): void => {};
+    runtime.registerTool("inner", () => {
+      abort();
+      return 0;
+    });
+    // `call()` counts in `after` the calls that went on past the tool.
+    await using plugin = await runtime.createPluginFromWat(
+      `(module
+      (import "env" "host_call_tool" (func $tool (param i32 i32 i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (global $after (mut i32) (i32.const 0))
+      (data (i32.const 0) "inner{}")
+      (func (export "call") (result i32)
+        (drop (call $tool (i32.const 0) (i32.const 5) (i32.const 5) (i32.const 2) (i32.const 64)
+          (i32.const 64)))
+        (global.set $after (i32.add (global.get $after) (i32.const 1)))
+        (global.get $after))
+      (func (export "after") (result i32) (global.get $after)))`,
+      { capabilities: [Capability.CallTool] },
+    );
+    await t.step("every time (in a worker, the answer once raced the abort)", async () => {
+      for (let i = 0; i < 40; i++) {
+        const controller = new AbortController();
+        abort = () => controller.abort(new Error("enough"));
+        await assert.rejects(plugin.callI32("call", [], { signal: controller.signal }), /enough/);
+      }
+      assert.equal(await plugin.callI32("after"), 0);
+    });
+  },
+);

@@ -984,3 +984,28 @@ testEachIsolation("Errors whose cause is not a WasmError read the same in both i
     assert.equal(error.cause, "a string");
   });
 });
+
+testEachIsolation("A call refused before it runs counts no fuel", {
+  permissions: "none",
+}, async (t, { loadPlugin }) => {
+  await using loaded = await loadPlugin(
+    `(module
+      (func (export "work") (param i32) (result i32) (i32.add (local.get 0) (i32.const 1))))`,
+  );
+  const { plugin } = loaded;
+  await t.step("bad arguments, options or exports after a call that used fuel", async () => {
+    const refusals: [string, () => Promise<unknown>][] = [
+      ["too many arguments", () => plugin.callI32("work", [1, 2])],
+      ["an argument of the wrong type", () => plugin.callI32("work", ["1"])],
+      ["a result of another type", () => plugin.callF64("work", [1])],
+      ["an unknown export", () => plugin.callI32("nope", [])],
+      ["a fuel budget above the plugin's", () => plugin.callI32("work", [1], { fuel: 1e15 })],
+    ];
+    for (const [what, refused] of refusals) {
+      await plugin.callI32("work", [1]);
+      const before = (await plugin.metrics()).fuelConsumed;
+      await assert.rejects(refused(), undefined, what);
+      assert.equal((await plugin.metrics()).fuelConsumed, before, what);
+    }
+  });
+});

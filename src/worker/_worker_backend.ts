@@ -492,6 +492,7 @@ class WorkerBackend implements PluginBackend {
     budget: CallBudget,
     startMs: number,
   ): unknown {
+    this.#lastFuelUsed = 0; // a call refused before it is sent ran nothing
     const values = this.#callValues(name, args, budget);
     const results = this.#request(ToWorker.Call, values, budget, startMs);
     return results instanceof Promise ? results.then(rawResult) : rawResult(results);
@@ -527,6 +528,7 @@ class WorkerBackend implements PluginBackend {
     budget: CallBudget,
     startMs: number,
   ): number | Uint8Array | Promise<number | Uint8Array> {
+    this.#lastFuelUsed = 0; // as in invoke()
     // The whole exchange is one request: one round trip, one budget.
     const results = this.#request(
       ToWorker.Bytes,
@@ -907,8 +909,14 @@ class WorkerBackend implements PluginBackend {
           // A call being stopped runs no more host functions. (Decided before serving it: one
           // that stops the call itself has answered the guest already, and one answer is all
           // the channel takes.)
-          if (stopping !== undefined) this.#throwToGuest(channel, stopping.reason);
-          else pending = this.#serveHostCall(channel, message);
+          if (stopping !== undefined) {
+            this.#throwToGuest(channel, stopping.reason);
+          } else {
+            // Pending from before it runs: a stop it raises itself answers the guest with the
+            // reason, and its own answer is dropped (one answer is all the channel takes).
+            pending = { answered: false };
+            this.#serveHostCall(channel, message, pending);
+          }
           continue;
         }
         // Whatever the guest made of the interrupt (it may have caught the cancellation and
@@ -955,10 +963,10 @@ class WorkerBackend implements PluginBackend {
   }
 
   /**
-   * Runs a linker function or a host service for the guest and answers it;
-   * returns what to cancel when the answer is a promise still pending.
+   * Runs a linker function or a host service for the guest and answers it
+   * once, unless `call` was answered already (its call stopped meanwhile).
    */
-  #serveHostCall(channel: HostChannel, message: WireMessage): PendingHostCall | undefined {
+  #serveHostCall(channel: HostChannel, message: WireMessage, call: PendingHostCall): void {
     let value: unknown;
     try {
       if (message.op === ToHost.LinkerCall) {
@@ -973,27 +981,30 @@ class WorkerBackend implements PluginBackend {
         value = service.apply(this.#services, args);
       }
     } catch (err) {
+      // (Stopped by the host function itself, the call answered the guest with the reason.)
+      if (call.answered) return;
+      call.answered = true;
       this.#throwToGuest(channel, err);
-      return undefined;
+      return;
     }
     if (!(value instanceof Promise)) {
+      if (call.answered) return;
+      call.answered = true;
       this.#returnToGuest(channel, value);
-      return undefined;
+      return;
     }
-    const pending: PendingHostCall = { answered: false };
     value.then(
       (result) => {
-        if (pending.answered) return;
-        pending.answered = true;
+        if (call.answered) return;
+        call.answered = true;
         this.#returnToGuest(channel, result);
       },
       (err) => {
-        if (pending.answered) return;
-        pending.answered = true;
+        if (call.answered) return;
+        call.answered = true;
         this.#throwToGuest(channel, err);
       },
     );
-    return pending;
   }
 
   /** A memory access: it waits for the channel's turn, since it may overlap a call. */

@@ -175,10 +175,11 @@ Deno.test("CallQueue lets a caller whose signal aborts leave the line", async (t
       order.push("first");
       turn[Symbol.dispose]();
     });
-    const leaving = queue.take(undefined, { signal: controller.signal }).then(
-      () => order.push("ran"),
-      (reason) => order.push(`left: ${reason}`),
-    );
+    const leaving = (queue.take(undefined, { signal: controller.signal }) as Promise<Disposable>)
+      .then(
+        () => order.push("ran"),
+        (reason: unknown) => order.push(`left: ${reason}`),
+      );
     const last = (queue.take() as Promise<Disposable>).then((turn) => {
       order.push("last");
       turn[Symbol.dispose]();
