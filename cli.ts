@@ -636,7 +636,7 @@ function report(
   );
   const hint = err instanceof Error ? HINTS.get(err) : undefined;
   if (hint !== undefined) io.stderr(`hint: ${hint}`);
-  if (debug && err instanceof Error) io.stderr(err.stack ?? "");
+  if (debug && err instanceof Error) io.stderr(printable(err.stack ?? "", true));
   return 1;
 }
 
@@ -854,7 +854,8 @@ async function inspect(args: ParsedArgs, io: CliIo): Promise<number> {
     ],
   };
   if (flag(args, "json")) {
-    io.stdout(JSON.stringify(report, bigintReplacer, 2));
+    // JSON escapes C0 controls but not C1 ones or bidi overrides: those too, still JSON.
+    io.stdout(printable(JSON.stringify(report, bigintReplacer, 2), true));
     return 0;
   }
   io.stdout(`${report.name}: ${report.sizeBytes} bytes, sha256 ${report.sha256}`);

@@ -930,7 +930,11 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
           this.unload(handle, { abort: stopRefusal(plugin, false) !== undefined })
         ),
       );
-      // And so do the unloads begun before the close: their plugins' events come first.
+      // And so do the unloads begun before the close: their plugins' events come first. One
+      // whose own host function closes the manager cannot wait for its call either: it ends it.
+      for (const { plugin } of this.#unloading.keys()) {
+        if (stopRefusal(plugin, false) !== undefined) plugin.stop({ abort: true }).catch(() => {});
+      }
       await Promise.allSettled([...this.#unloading.values()]);
       const failure = results.find((result) => result.status === "rejected");
       if (failure !== undefined) throw (failure as PromiseRejectedResult).reason;

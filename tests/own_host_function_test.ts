@@ -196,3 +196,57 @@ testEachIsolation(
     });
   },
 );
+
+testEachIsolation(
+  "A host function that stops its plugin with abort and then throws: the reason wins",
+  PERMISSIONS,
+  async (t, kit) => {
+    await using runtime = kit.createRuntime();
+    const own: { plugin?: WasmPlugin } = {};
+    const linker = runtime.createLinker().funcWrap("env", "cb", () => {
+      void own.plugin!.stop({ abort: true });
+      throw new Error("after the stop");
+    });
+    own.plugin = await runtime.createPluginWithLinker(
+      await runtime.compileWat(
+        "stop_then_throw",
+        `(module (import "env" "cb" (func $cb)) (func (export "run") (call $cb)))`,
+      ),
+      { capabilities: [Capability.CallHostFunction] },
+      linker,
+    );
+    await t.step("the call ends with the stop's reason, in both isolations", async () => {
+      await assert.rejects(own.plugin!.callVoid("run"), PluginStateError);
+    });
+  },
+);
+
+testEachIsolation(
+  "closing the manager from a tool of a plugin it is unloading ends that call",
+  PERMISSIONS,
+  async (t, kit) => {
+    await using runtime = kit.createRuntime({ resourceLimits: { maxExecutionTimeMs: 10_000 } });
+    const manager = new PluginManager(runtime);
+    const started = Promise.withResolvers<void>();
+    let closed: Promise<void> | undefined;
+    runtime.registerTool("inner", async () => {
+      started.resolve();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      closed = manager.close();
+      await closed;
+      return 0;
+    });
+    const handle = await manager.loadWat(TOOL_WAT, { capabilities: [Capability.CallTool] });
+    await t.step("the unload and the close end at once, the call with the stop", async () => {
+      const begun = performance.now();
+      const call = manager.callI32(handle, "call");
+      await started.promise;
+      const unloading = manager.unload(handle);
+      await assert.rejects(call, PluginStateError);
+      await unloading;
+      await closed;
+      assert.ok(performance.now() - begun < 5_000, "not at the call's deadline");
+      assert.deepEqual(manager.listPlugins(), []);
+    });
+  },
+);

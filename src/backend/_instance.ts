@@ -30,6 +30,7 @@ import {
   type ErrorSlot,
   guardHostFunction,
   HOST_ERROR_RECORDED,
+  type HostCallable,
   isAsyncBuiltin,
   type LogBudget,
   reportDroppedLogs,
@@ -348,7 +349,15 @@ export class PluginInstance implements PluginBackend {
     this.#wasiChanges = wasiStates.get(this.#wasi)!.fds.changes;
     const fn = this.#wasi.imports(() => this.#rawMemory)[name];
     if (fn === undefined) throw new RangeError(`No WASI function "${name}"`);
-    return fn;
+    // What a WASI function throws (a deadline, a refused capability) ends the call as a host
+    // function's error does, whatever the guest makes of it; proc_exit passes as it is.
+    return guardHostFunction(
+      "wasi_snapshot_preview1",
+      name,
+      this.#slot,
+      fn as HostCallable,
+      (err) => err instanceof WasiExit,
+    );
   }
 
   /**
@@ -501,11 +510,11 @@ export class PluginInstance implements PluginBackend {
     try {
       result = fn(...args);
     } catch (err) {
-      throw this.#failure(err);
+      throw this.#abortedOr(budget, this.#failure(err));
     } finally {
       this.#end();
     }
-    if (this.#slot.error !== undefined) throw this.#failure(undefined);
+    if (this.#slot.error !== undefined) throw this.#abortedOr(budget, this.#failure(undefined));
     // Aborted by one of its host functions (stop({ abort: true })): it ends with the reason,
     // whatever the guest returned, as a worker's call does.
     budget.signal?.throwIfAborted();
@@ -553,7 +562,7 @@ export class PluginInstance implements PluginBackend {
     try {
       output = this.#exchange(call, exports);
     } catch (err) {
-      throw this.#failure(err);
+      throw this.#abortedOr(budget, this.#failure(err));
     } finally {
       this.#end();
     }
@@ -698,6 +707,14 @@ export class PluginInstance implements PluginBackend {
     }
     if (this.#slot.error !== undefined) throw this.#failure(undefined);
     return result;
+  }
+
+  /**
+   * A call aborted meanwhile (by one of its own host functions: stop({ abort: true })) ends
+   * with the reason, whatever else stopped it, as an async call and a worker's do.
+   */
+  #abortedOr(budget: CallBudget, failure: unknown): unknown {
+    return budget.signal?.aborted ? this.#reportedAs(budget.signal.reason) : failure;
   }
 
   #failure(err: unknown): unknown {

@@ -530,15 +530,20 @@ export const HOST_ERROR_RECORDED: Error = Object.freeze(
 
 /**
  * Wraps a host function so that whatever it throws (or its promise rejects
- * with) reaches the caller as a {@linkcode WasmError}, recorded in `slot`.
+ * with) reaches the caller as a {@linkcode WasmError}, recorded in `slot`
+ * (the guest gets {@linkcode HOST_ERROR_RECORDED}), except what `passThrough`
+ * lets through as it is.
  */
 export function guardHostFunction(
   module: string,
   name: string,
   slot: ErrorSlot,
   fn: HostCallable,
+  passThrough?: (err: unknown) => boolean,
 ): HostCallable {
   const fail = (err: unknown, generation: number): never => {
+    // What is not an error but the way out of the guest (WASI's proc_exit).
+    if (passThrough?.(err) === true) throw err;
     const error = isWasmError(err)
       ? err
       : new HostFunctionError(undefined, { module, functionName: name, cause: err });

@@ -9,7 +9,13 @@
  * C++ and Rust throw still work.
  */
 import assert from "node:assert/strict";
-import { Capability, CompilationError, HostFunctionError, TrapError } from "../../mod.ts";
+import {
+  Capability,
+  CapabilityDeniedError,
+  CompilationError,
+  HostFunctionError,
+  TrapError,
+} from "../../mod.ts";
 import {
   MAX_EXCEPTION_GLOBALS,
   MAX_TAG_PAYLOAD_BYTES,
@@ -129,5 +135,42 @@ testEachIsolation("A guest that keeps the host's errors it catches keeps none of
     if (kit.isolation === "inline") assert.equal(kept[0]!.cause, kept[1]!.cause);
     else assert.deepEqual(kept[0]!.cause, kept[1]!.cause);
     assert.ok(!String((kept[0]!.cause as Error).message).includes(big.slice(0, 100)));
+  });
+});
+
+testEachIsolation("A guest that catches a WASI function's error cannot swallow it", {
+  permissions: { read: READ_WORKERS },
+}, async (t, kit) => {
+  await using runtime = kit.createRuntime();
+  // Without Capability.Random, random_get throws a CapabilityDeniedError at the guest.
+  await using plugin = await runtime.createPluginFromWat(
+    `(module
+      (import "wasi_snapshot_preview1" "random_get" (func $random (param i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (global $kept (mut exnref) (ref.null exn))
+      (func (export "caught") (result i32)
+        (block $h (try_table (catch_all $h) (drop (call $random (i32.const 0) (i32.const 8)))))
+        (i32.const 7))
+      (func (export "keep") (result i32)
+        (block $h (result exnref)
+          (try_table (catch_all_ref $h) (drop (call $random (i32.const 0) (i32.const 8))))
+          (return (i32.const -1)))
+        (global.set $kept)
+        (i32.const 8))
+      (func (export "rethrow") (result i32) (throw_ref (global.get $kept))))`,
+    { capabilities: [Capability.Wasi] },
+  );
+
+  await t.step("caught, the call still ends with the refusal", async () => {
+    await assertRejectsWith(() => plugin.callI32("caught"), CapabilityDeniedError, {
+      capability: "random",
+    });
+    await assertRejectsWith(() => plugin.callI32("keep"), CapabilityDeniedError);
+  });
+
+  await t.step("kept and thrown in a later call, it is a TrapError, not a refusal", async () => {
+    await assertRejectsWith(() => plugin.callI32("rethrow"), TrapError, {
+      trap: "The plugin rethrew a host function's error of an earlier call",
+    });
   });
 });
