@@ -325,3 +325,22 @@ export async function pluginThatThrows(
     linker,
   );
 }
+
+/** A tool that answers only when told to: calls made meanwhile wait in line behind its call. */
+export interface HeldTool {
+  /** Lets the tool's calls (made or to come) answer. */
+  release(): void;
+}
+
+/**
+ * Registers tool `name` on `runtime`, answering 0 once released: a plugin
+ * call that reaches it stays running until then (in both isolations).
+ */
+export function holdingTool(runtime: WasmRuntime, name: string): HeldTool {
+  const gate = Promise.withResolvers<void>();
+  runtime.registerTool(name, async () => {
+    await gate.promise;
+    return 0;
+  });
+  return { release: () => gate.resolve() };
+}

@@ -6,9 +6,10 @@
  */
 
 import assert from "node:assert/strict";
-import { Capability, type WasmPlugin } from "../mod.ts";
+import { Capability, type WasmPlugin, type WasmRuntime } from "../mod.ts";
 import { testEachIsolation } from "./_helpers.ts";
 import { READ_WORKERS } from "./worker/_worker_helpers.ts";
+import { BUMP_ECHO_FUNCS } from "./fixtures/wat.ts";
 
 /**
  * `hold()` calls the tool `holdx`, which the test answers when it likes, so
@@ -27,14 +28,7 @@ const LINE_WAT = `(module
   (func (export "add") (param $x i32) (result i32)
     (global.set $total (i32.add (global.get $total) (local.get $x)))
     (global.get $total))
-  (func (export "alloc") (param $n i32) (result i32) (local $at i32)
-    (local.set $at (global.get $next))
-    (global.set $next (i32.add (global.get $next) (local.get $n)))
-    (local.get $at))
-  (func (export "echo") (param $ptr i32) (param $len i32) (result i64)
-    (i64.or
-      (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32))
-      (i64.extend_i32_u (local.get $len)))))`;
+  ${BUMP_ECHO_FUNCS})`;
 
 /** A plugin of `LINE_WAT` and the way to let its running `hold()` return. */
 interface Line {
@@ -44,16 +38,16 @@ interface Line {
   release(): void;
 }
 
-async function withLine(
-  createPlugin: (wat: string, tools: Capability[]) => Promise<WasmPlugin>,
-  registerTool: (name: string, fn: () => Promise<unknown>) => void,
-): Promise<Line> {
+/** A plugin of `LINE_WAT` in `runtime` (which it registers the tool `holdx` on). */
+async function withLine(runtime: WasmRuntime): Promise<Line> {
   let gate = Promise.withResolvers<void>();
-  registerTool("holdx", async () => {
+  runtime.registerTool("holdx", async () => {
     await gate.promise;
     return 1;
   });
-  const plugin = await createPlugin(LINE_WAT, [Capability.CallTool]);
+  const plugin = await runtime.createPluginFromWat(LINE_WAT, {
+    capabilities: [Capability.CallTool],
+  });
   return {
     plugin,
     hold: () => {
@@ -71,10 +65,7 @@ testEachIsolation(
   PERMISSIONS,
   async (t, kit) => {
     await using runtime = kit.createRuntime({ resourceLimits: { maxExecutionTimeMs: 20_000 } });
-    const line = await withLine(
-      (wat, capabilities) => runtime.createPluginFromWat(wat, { capabilities }),
-      (name, fn) => runtime.registerTool(name, fn),
-    );
+    const line = await withLine(runtime);
 
     await t.step("it rejects with the reason while the call ahead still runs", async () => {
       const held = line.hold();
@@ -120,10 +111,7 @@ testEachIsolation(
   PERMISSIONS,
   async (t, kit) => {
     await using runtime = kit.createRuntime({ resourceLimits: { maxExecutionTimeMs: 20_000 } });
-    const line = await withLine(
-      (wat, capabilities) => runtime.createPluginFromWat(wat, { capabilities }),
-      (name, fn) => runtime.registerTool(name, fn),
-    );
+    const line = await withLine(runtime);
 
     await t.step("arguments are read as the call is made", async () => {
       const held = line.hold();

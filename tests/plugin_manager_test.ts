@@ -14,6 +14,7 @@ import {
   assertRejectsWith,
   assertThrowsWith,
   bytesOf,
+  holdingTool,
   inlineRuntime,
   PLUGIN_EVENT_TYPES,
   putString,
@@ -59,12 +60,7 @@ Deno.test("PluginManager.close() called twice answers once every plugin is unloa
 }, async () => {
   await using runtime = inlineRuntime();
   const manager = new PluginManager(runtime);
-  const gate = Promise.withResolvers<void>();
-  const release = (): void => gate.resolve();
-  runtime.registerTool("holdx", async () => {
-    await gate.promise;
-    return 0;
-  });
+  const { release } = holdingTool(runtime, "holdx");
   const handle = await manager.loadWat(toolCallWat("holdx"), {
     capabilities: [Capability.CallTool],
   });
@@ -88,11 +84,7 @@ testEachIsolation("PluginManager.close() waits for the unloads begun before it",
   permissions: "none",
 }, async (_t, { createRuntime }) => {
   await using runtime = createRuntime();
-  const gate = Promise.withResolvers<void>();
-  runtime.registerTool("holdx", async () => {
-    await gate.promise;
-    return 0;
-  });
+  const { release } = holdingTool(runtime, "holdx");
   const manager = new PluginManager(runtime);
   const seen: string[] = [];
   const subscription = manager.subscribe();
@@ -110,7 +102,7 @@ testEachIsolation("PluginManager.close() waits for the unloads begun before it",
   await new Promise((resolve) => setTimeout(resolve, 20));
   // The plugin's call still runs: its unload, and so the close, are not done.
   assert.equal(closed, false);
-  gate.resolve();
+  release();
   await Promise.all([running, unloading, closing, reading]);
   assert.equal(seen.at(-2), "unloaded");
   assert.equal(seen.at(-1), "end");
@@ -208,12 +200,7 @@ testEachIsolation("PluginManager loads plugins from WAT, bytes, compiled modules
 
   await t.step("an id whose plugin is still unloading is taken too", async () => {
     const unloading = new PluginManager(runtime);
-    const gate = Promise.withResolvers<void>();
-    const release = (): void => gate.resolve();
-    runtime.registerTool("holdx", async () => {
-      await gate.promise;
-      return 0;
-    });
+    const { release } = holdingTool(runtime, "holdx");
     const held = await unloading.loadWat(toolCallWat("holdx"), {
       id: "x",
       capabilities: [Capability.CallTool],

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { Capability, PluginStateError, TimeoutError, type WasmPlugin } from "../../mod.ts";
 import { assertRejectsWith, workerRuntime } from "../_helpers.ts";
 import { READ_WORKERS } from "./_worker_helpers.ts";
-import { COUNT_FUNCTION } from "../fixtures/wat.ts";
+import { BUMP_ECHO_FUNCS, COUNT_FUNCTION } from "../fixtures/wat.ts";
 
 /**
  * `count(n)` loops n times; `noted(x)` tells the host `x` and returns 2x;
@@ -25,14 +25,7 @@ const LINE_WAT = `(module
     (call $note (local.get $x))
     (i32.mul (local.get $x) (i32.const 2)))
   (func (export "forever") (loop $again (br $again)))
-  (func (export "alloc") (param $n i32) (result i32) (local $at i32)
-    (local.set $at (global.get $next))
-    (global.set $next (i32.add (global.get $next) (local.get $n)))
-    (local.get $at))
-  (func (export "echo") (param $ptr i32) (param $len i32) (result i64)
-    (i64.or
-      (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32))
-      (i64.extend_i32_u (local.get $len)))))`;
+  ${BUMP_ECHO_FUNCS})`;
 
 /** Long enough that the calls made after it wait behind it. */
 const SLOW = 20_000_000;
