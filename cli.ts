@@ -636,7 +636,7 @@ function report(
   );
   const hint = err instanceof Error ? HINTS.get(err) : undefined;
   if (hint !== undefined) io.stderr(`hint: ${hint}`);
-  if (debug && err instanceof Error) io.stderr(printable(err.stack ?? "", true));
+  if (debug && err instanceof Error) io.stderr(printableStack(err));
   return 1;
 }
 
@@ -748,7 +748,8 @@ function limitsOf(args: ParsedArgs): Partial<ResourceLimits> {
   const timeout = positiveInteger(args, "timeout");
   // A 32-bit memory has at most 65 536 pages (4 GiB).
   const pages = positiveInteger(args, "max-memory-pages", 65_536);
-  const depth = positiveInteger(args, "max-call-depth");
+  // The guest counts its depth in an i32.
+  const depth = positiveInteger(args, "max-call-depth", 0x7fff_ffff);
   if (fuel !== undefined) limits.maxFuel = fuel;
   if (timeout !== undefined) limits.maxExecutionTimeMs = timeout;
   if (pages !== undefined) limits.maxMemoryPages = pages;
@@ -904,6 +905,17 @@ function printable(text: string, keepLines = false): string {
         ? char
         : `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`,
   );
+}
+
+/**
+ * An error's stack as `--debug` prints it: its first line (name and message,
+ * which may hold a guest's text) escaped whole, its frames on their lines.
+ */
+function printableStack(err: Error): string {
+  const stack = String(err.stack ?? "");
+  const head = `${err.name}: ${err.message}`;
+  if (!stack.startsWith(head)) return printable(stack, true);
+  return printable(head) + printable(stack.slice(head.length), true);
 }
 
 function signature(item: Pick<ModuleItem, "kind" | "params" | "results">): string {

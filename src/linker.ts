@@ -21,7 +21,9 @@ export type HostFunction = (...args: never[]) => unknown;
  * A set of host functions to link into plugins, like wasmtime's `Linker`.
  * Calling a linker function needs `Capability.CallHostFunction`; an exception
  * thrown by the function reaches the caller as a `HostFunctionError` whose
- * `cause` is that exception.
+ * `cause` is that exception (a `WasmError` reaches it as it is). The guest
+ * itself gets a stand-in that holds nothing of it, and the call ends with
+ * the error whatever the guest does.
  *
  * @example Log from a plugin (the guide's module linking)
  * ```ts

@@ -166,7 +166,7 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
    * const handle = await manager.load(await Deno.readFile("my_plugin.wasm"), { name: "mine" });
    * ```
    *
-   * @throws {TypeError} If `config.id` is already loaded.
+   * @throws {TypeError} If `config.id` is already loaded, or still unloading.
    */
   async load(
     source: Uint8Array | ArrayBuffer | CompiledModule,
@@ -615,6 +615,8 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
    * ```
    *
    * @throws {PluginNotFoundError} If the handle is unknown or already unloaded.
+   * @throws {PluginStateError} If called from one of the plugin's own host functions without
+   *   `{ abort: true }` (it would wait for itself); the plugin stays loaded.
    */
   async unload(handle: PluginHandle, options: StopOptions = {}): Promise<void> {
     const entry = this.#entry(handle);
@@ -920,21 +922,19 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
 
   async #close(): Promise<void> {
     this.#closed = true;
+    // At once, before anything is awaited (a synchronous host function returns meanwhile): a
+    // plugin whose own host function closes the manager cannot wait for its call: it ends it.
+    for (const { plugin } of [...this.#plugins.values(), ...this.#unloading.keys()]) {
+      if (stopRefusal(plugin, false) !== undefined) plugin.stop({ abort: true }).catch(() => {});
+    }
     try {
       await Promise.allSettled([...this.#servers].map((server) => server.close()));
       // A load in flight stops the plugin it made, and rejects (see #add).
       await Promise.allSettled([...this.#loading]);
-      // A plugin whose own host function closes the manager cannot wait for its call: it ends it.
       const results = await Promise.allSettled(
-        [...this.#plugins.values()].map(({ handle, plugin }) =>
-          this.unload(handle, { abort: stopRefusal(plugin, false) !== undefined })
-        ),
+        [...this.#plugins.values()].map(({ handle }) => this.unload(handle)),
       );
-      // And so do the unloads begun before the close: their plugins' events come first. One
-      // whose own host function closes the manager cannot wait for its call either: it ends it.
-      for (const { plugin } of this.#unloading.keys()) {
-        if (stopRefusal(plugin, false) !== undefined) plugin.stop({ abort: true }).catch(() => {});
-      }
+      // And so do the unloads begun before the close: their plugins' events come first.
       await Promise.allSettled([...this.#unloading.values()]);
       const failure = results.find((result) => result.status === "rejected");
       if (failure !== undefined) throw (failure as PromiseRejectedResult).reason;

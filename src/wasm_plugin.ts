@@ -675,11 +675,25 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
         { functionName: "_start" },
       );
     }
-    this.#hold("_start", await this.#waitTurn("_start"), true);
+    // As any call: its input copied and its budget checked as it is made, its signal taking it
+    // out of the line, and a refusal counting no fuel and no running state.
+    const prepared = attempt((): PreparedCall<Uint8Array> => ({
+      request: stdin.slice(),
+      budget: resolveCallBudget(callOptions, this.#budget),
+      signal: callSignal(callOptions),
+    }));
+    const signal = "signal" in prepared ? prepared.signal : undefined;
+    const turn = signal === undefined
+      ? await this.#waitTurn("_start")
+      : await this.#waitInLine("_start", undefined, signal);
+    const ready = "request" in prepared && !prepared.budget.signal?.aborted;
+    this.#hold("_start", turn, ready);
+    if (!("request" in prepared)) return this.#failAtTurn("_start", prepared.error);
+    const { request: input, budget } = prepared;
+    if (!ready) return this.#failAborted("_start", performance.now(), budget.signal!);
     const startMs = performance.now();
     try {
-      const budget = resolveCallBudget(callOptions, this.#budget);
-      const result = await this.#backend.runCommand(stdin, budget, startMs);
+      const result = await this.#backend.runCommand(input, budget, startMs);
       this.#finish("_start", startMs, undefined);
       return result;
     } catch (err) {
@@ -829,7 +843,10 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
   }
 
   /**
-   * Waits for the running call, then releases the instance. Idempotent.
+   * Waits for the running call, then releases the instance. Idempotent. From
+   * one of the plugin's own host functions it cannot wait for the call it is
+   * part of: without `{ abort: true }` it is refused with a
+   * `PluginStateError`; with it, it ends that call.
    *
    * @example
    * ```ts
@@ -839,6 +856,9 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * await plugin.stop();
    * console.log(plugin.state); // stopped
    * ```
+   *
+   * @throws {PluginStateError} (as a rejection) If called from one of the plugin's own host
+   *   functions without `{ abort: true }`.
    */
   stop(options: StopOptions = {}): Promise<void> {
     let abort: boolean;
@@ -1087,9 +1107,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
   #runPrepared(name: string, prepared: PreparedCall<unknown[]>, start: number): unknown {
     const { request: converted, budget } = prepared;
     if (budget.signal?.aborted) return this.#failAborted(name, start, budget.signal);
-    this.#restState = this.#state;
-    this.#state = "running";
-    if (this.#statesListened) this.#emit("state_changed", { from: this.#restState, to: "running" });
+    this.#markRunning();
     let result: unknown;
     try {
       result = this.#backend.invoke(name, converted, budget, start);
@@ -1221,6 +1239,13 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     }
   }
 
+  /** Marks the plugin running for a call that passed its checks (once it holds the turn). */
+  #markRunning(): void {
+    this.#restState = this.#state;
+    this.#state = "running";
+    if (this.#statesListened) this.#emit("state_changed", { from: this.#restState, to: "running" });
+  }
+
   /**
    * Ends a call whose signal aborted before it began: it runs nothing and the
    * plugin is never marked running for it, whether it was idle or waited.
@@ -1315,8 +1340,6 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     if (!this.#takeIfIdle()) {
       return this.#acquireThenBytesCall(fn, input, options, packedOutput, decode);
     }
-    this.#restState = this.#state;
-    this.#setState("running");
     return this.#runBytesCall(fn, input, options, packedOutput, decode);
   }
 
@@ -1339,7 +1362,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
       ? await this.#waitTurn(fn, waiting)
       : await this.#waitInLine(fn, waiting, signal);
     const ahead = waiting?.ahead;
-    this.#hold(fn, turn, true, ahead);
+    this.#hold(fn, turn, ahead !== undefined, ahead);
     if (ahead !== undefined) return await this.#runPosted(fn, ahead, decode);
     if (!("request" in prepared)) return this.#failAtTurn(fn, prepared.error);
     return await this.#runPreparedBytes(fn, prepared, performance.now(), decode);
@@ -1386,6 +1409,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     if (prepared.budget.signal?.aborted) {
       return this.#failAborted(fn, start, prepared.budget.signal);
     }
+    this.#markRunning();
     let result: number | Uint8Array | Promise<number | Uint8Array>;
     try {
       result = this.#backend.invokeBytes(prepared.request, prepared.budget, start);

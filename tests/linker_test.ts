@@ -228,7 +228,8 @@ testEachIsolation("What a linker function returns is what its import declares", 
   });
 
   await t.step("an externref crosses as itself, or is refused in a worker", async () => {
-    const exact = [42, -1.5, "text", null, 2n ** 63n - 1n];
+    // Signed or unsigned 64 bits: an i64's range either way.
+    const exact = [42, -1.5, "text", null, 2n ** 63n - 1n, -(2n ** 63n), 2n ** 63n, 2n ** 64n - 1n];
     for (const ref of exact) {
       value = ref;
       assert.deepEqual(await plugin.call("ref", []), [ref]);

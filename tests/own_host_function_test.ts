@@ -250,3 +250,44 @@ testEachIsolation(
     });
   },
 );
+
+testEachIsolation(
+  "A linker function that aborts its own call: the guest runs no further",
+  PERMISSIONS,
+  async (t, kit) => {
+    await using runtime = kit.createRuntime();
+    let abort = (): void => {};
+    let calls = 0;
+    const linker = runtime.createLinker().funcWrap("env", "cb", () => {
+      calls++;
+      abort();
+      return 1;
+    });
+    // `run()` calls `cb` twice, and counts in `after` the calls that went on past the first.
+    await using plugin = await runtime.createPluginWithLinker(
+      await runtime.compileWat(
+        "self_abort",
+        `(module
+        (import "env" "cb" (func $cb (result i32)))
+        (global $after (mut i32) (i32.const 0))
+        (func (export "run") (result i32)
+          (drop (call $cb))
+          (global.set $after (i32.add (global.get $after) (i32.const 1)))
+          (call $cb))
+        (func (export "after") (result i32) (global.get $after)))`,
+      ),
+      { capabilities: [Capability.CallHostFunction] },
+      linker,
+    );
+    await t.step("it ends with the reason; no host function runs after the abort", async () => {
+      for (let i = 0; i < 20; i++) {
+        const controller = new AbortController();
+        abort = () => controller.abort(new Error("enough"));
+        await assert.rejects(plugin.callI32("run", [], { signal: controller.signal }), /enough/);
+      }
+      abort = () => {};
+      assert.equal(await plugin.callI32("after"), 0);
+      assert.equal(calls, 20);
+    });
+  },
+);

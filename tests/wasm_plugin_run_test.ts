@@ -3,8 +3,11 @@ import {
   Capability,
   CapabilityDeniedError,
   InvalidFunctionError,
+  type PluginEvent,
   TimeoutError,
   TrapError,
+  type WasmPlugin,
+  type WasmRuntime,
 } from "../mod.ts";
 import { assertRejectsWith, testEachIsolation } from "./_helpers.ts";
 
@@ -105,3 +108,82 @@ testEachIsolation("WasmPlugin.run() needs a command and enforces limits", {
     await assertRejectsWith(() => loaded.plugin.callVoid("quit"), TrapError);
   });
 });
+
+testEachIsolation("WasmPlugin.run() waits in line as any call does", {
+  permissions: "none",
+}, async (t, kit) => {
+  await using runtime = kit.createRuntime({ resourceLimits: { maxExecutionTimeMs: 20_000 } });
+  const held = holdingTools(runtime);
+  // `_start` echoes up to 64 bytes of stdin; `hold()` waits on the tool `holdx`.
+  await using plugin = await runtime.createPluginFromWat(
+    `(module
+      (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+      (import "env" "host_call_tool" (func $tool (param i32 i32 i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 0) "holdx{}")
+      (func (export "_start")
+        (i32.store (i32.const 16) (i32.const 1024))
+        (i32.store (i32.const 20) (i32.const 64))
+        (drop (call $read (i32.const 0) (i32.const 16) (i32.const 1) (i32.const 32)))
+        (i32.store (i32.const 20) (i32.load (i32.const 32)))
+        (drop (call $write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 32))))
+      (func (export "hold") (result i32)
+        (call $tool (i32.const 0) (i32.const 5) (i32.const 5) (i32.const 2) (i32.const 64)
+          (i32.const 64))))`,
+    { capabilities: [Capability.Wasi, Capability.CallTool] },
+  );
+
+  await t.step("its stdin is copied as it is made", async () => {
+    const release = held.hold(plugin);
+    const stdin = new TextEncoder().encode("hello");
+    const running = plugin.run({ stdin });
+    stdin.fill(0x21);
+    await release();
+    assert.equal(decoder.decode((await running).stdout), "hello");
+  });
+
+  await t.step("its signal takes it out of the line at once", async () => {
+    const release = held.hold(plugin);
+    const controller = new AbortController();
+    const waiting = plugin.run({ signal: controller.signal });
+    controller.abort("not now");
+    await assert.rejects(waiting, (err) => err === "not now");
+    await release();
+  });
+
+  await t.step("refused, it counts no fuel and never runs", async () => {
+    await plugin.run();
+    const before = await plugin.metrics();
+    const states: string[] = [];
+    const onState = (event: PluginEvent<"state_changed">) => void states.push(event.detail.to);
+    plugin.addEventListener("state_changed", onState);
+    await assert.rejects(plugin.run({ fuel: 1e15 }), RangeError);
+    await assert.rejects(plugin.run({ signal: AbortSignal.abort("no") }), (err) => err === "no");
+    plugin.removeEventListener("state_changed", onState);
+    assert.equal((await plugin.metrics()).fuelConsumed, before.fuelConsumed);
+    assert.deepEqual(states, []);
+  });
+});
+
+/**
+ * The tool `holdx` on `runtime`: `hold(plugin)` starts the plugin's `hold()`
+ * call, which runs until the function it returns is called (that awaits it).
+ */
+function holdingTools(runtime: WasmRuntime): { hold(plugin: WasmPlugin): () => Promise<number> } {
+  let gate = Promise.withResolvers<void>();
+  runtime.registerTool("holdx", async () => {
+    await gate.promise;
+    return 0;
+  });
+  return {
+    hold(plugin) {
+      const opened = gate = Promise.withResolvers();
+      const running = plugin.callI32("hold");
+      return () => {
+        opened.resolve();
+        return running;
+      };
+    },
+  };
+}

@@ -1000,12 +1000,22 @@ testEachIsolation("A call refused before it runs counts no fuel", {
       ["a result of another type", () => plugin.callF64("work", [1])],
       ["an unknown export", () => plugin.callI32("nope", [])],
       ["a fuel budget above the plugin's", () => plugin.callI32("work", [1], { fuel: 1e15 })],
+      ["a bytes call of an unknown export", () => plugin.callBytes("nope", new Uint8Array(1))],
+      [
+        "a bytes call aborted already",
+        () => plugin.callBytes("work", new Uint8Array(1), { signal: AbortSignal.abort() }),
+      ],
     ];
+    const states: string[] = [];
+    plugin.addEventListener("state_changed", (event) => void states.push(event.detail.to));
     for (const [what, refused] of refusals) {
       await plugin.callI32("work", [1]);
       const before = (await plugin.metrics()).fuelConsumed;
+      states.length = 0;
       await assert.rejects(refused(), Error, what);
       assert.equal((await plugin.metrics()).fuelConsumed, before, what);
+      // Never marked running for it either.
+      assert.deepEqual(states, [], what);
     }
   });
 });

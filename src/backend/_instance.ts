@@ -183,6 +183,8 @@ export class PluginInstance implements PluginBackend {
     });
     this.#slot.hostCallEnded = () => limits.hostCallEnded(this.memory.takeTouched());
     this.#slot.checkpoint = () => this.#checkDeadline();
+    // A call aborted by one of its own host functions: its guest stops at its next check.
+    this.#slot.interrupt = () => limits.interrupt();
   }
 
   /**
@@ -234,6 +236,7 @@ export class PluginInstance implements PluginBackend {
     // What the host moved before the call (a bytes call's input) is not its host functions'.
     this.memory.takeTouched();
     this.#budget = budget;
+    this.#slot.callSignal = budget.signal;
     const limits = this.#limits;
     this.#deadline = startMs + budget.timeoutMs;
     if (limits === null) return;
@@ -244,6 +247,7 @@ export class PluginInstance implements PluginBackend {
 
   /** Reads what the call consumed. */
   #end(): void {
+    this.#slot.callSignal = undefined;
     reportDroppedLogs(this.#logBudget, this.#bindings.services);
     const limits = this.#limits;
     if (limits === null || !this.#spec.instrumentation?.fuelGlobal) return;

@@ -47,6 +47,13 @@ export interface ErrorSlot {
    */
   signal?: AbortSignal | undefined;
   /**
+   * The running call's own abort signal: once it aborted (by one of the
+   * call's own host functions, say), no further host function runs for it.
+   */
+  callSignal?: AbortSignal | undefined;
+  /** Makes the running call's guest stop at its next deadline check (it was aborted). */
+  interrupt?: (() => void) | undefined;
+  /**
    * What the running call's guest reported with `host_set_error` (the last
    * message wins); the instance clears it as each call begins and, once the
    * call's function has returned, ends the call with a `GuestError`.
@@ -519,6 +526,10 @@ function isWasmError(value: unknown): value is WasmError {
   }
 }
 
+function isAborted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
+}
+
 /**
  * What a guest sees thrown by a host function that failed (see
  * {@linkcode guardHostFunction}): one object for all, its call's error
@@ -556,9 +567,23 @@ export function guardHostFunction(
   };
   return (...args) => {
     const generation = slot.generation;
+    // An aborted call runs no more host functions, and one that aborted it (stop({ abort: true })
+    // from a linker function) does not answer: the guest gets the reason (as the stand-in).
+    const signal = slot.callSignal;
+    if (isAborted(signal)) {
+      slot.interrupt?.();
+      return fail(signal!.reason, generation);
+    }
     try {
       const result = fn(...args);
       slot.hostCallEnded?.();
+      // (Read again: the host function may have aborted it.)
+      if (isAborted(signal)) {
+        if (result instanceof Promise) result.catch(() => {}); // nobody waits for it now
+        // A guest that catches the stand-in and runs on stops at its next check.
+        slot.interrupt?.();
+        return fail(signal!.reason, generation);
+      }
       return result instanceof Promise ? result.catch((err) => fail(err, generation)) : result;
     } catch (err) {
       // A throw took its time too, and a guest that catches it may call again at once.

@@ -29,6 +29,8 @@ const TAG_UNDEFINED = 3;
 const TAG_STRING = 4;
 const TAG_BYTES = 5;
 const TAG_INT32 = 6;
+/** A bigint in [2^63, 2^64): the same 64 bits as an i64, read back unsigned (an externref's value). */
+const TAG_BIGUINT = 7;
 
 /** Whether `value` travels as a 4-byte integer (-0 does not: it would come back as 0). */
 function isInt32(value: number): boolean {
@@ -221,7 +223,7 @@ export function writeMessage(
         at += 9;
       }
     } else if (typeof value === "bigint") {
-      view.setUint8(at, TAG_BIGINT);
+      view.setUint8(at, value >= 0x8000_0000_0000_0000n ? TAG_BIGUINT : TAG_BIGINT);
       view.setBigInt64(at + 1, BigInt.asIntN(64, value), true);
       at += 9;
     } else if (value === null || value === undefined) {
@@ -273,6 +275,10 @@ export function readMessage(wire: WireBuffer, views = false): WireMessage {
         break;
       case TAG_BIGINT:
         values[i] = view.getBigInt64(at + 1, true);
+        at += 9;
+        break;
+      case TAG_BIGUINT:
+        values[i] = view.getBigUint64(at + 1, true);
         at += 9;
         break;
       case TAG_NULL:

@@ -182,6 +182,13 @@ Deno.test({
           "boom\\u000a\\u001b[2K\\u000dhint: all good)\n",
       );
     });
+    await t.step("with --debug, the stack's first line too", async () => {
+      const output = await cli(["call", FORGING, "fail", "--isolation", "inline", "--debug"]);
+      assert.equal(output.code, 1, shown(output));
+      assert.doesNotMatch(output.stderr, /^hint: all good/m);
+      assert.match(output.stderr, /\nTrapError: Plugin trapped: unreachable .*hint: all good\)\n/);
+    });
+
     await t.step("a record the guest logged", async () => {
       const output = await denoCli(["--allow-read"], [
         "call",
