@@ -291,3 +291,39 @@ testEachIsolation(
     });
   },
 );
+
+testEachIsolation(
+  "A guest that catches its own call's abort stops at its next check",
+  PERMISSIONS,
+  async (t, kit) => {
+    // Fuel off: only the abort's interrupt can end the loop before the 10 s deadline.
+    await using runtime = kit.createRuntime({
+      execution: { fuelMetering: false },
+      resourceLimits: { maxFuel: null, maxExecutionTimeMs: 10_000 },
+    });
+    let abort = (): void => {};
+    const linker = runtime.createLinker().funcWrap("env", "cb", () => {
+      abort();
+      throw new Error("and then a throw");
+    });
+    await using plugin = await runtime.createPluginWithLinker(
+      await runtime.compileWat(
+        "catch_and_loop",
+        `(module
+        (import "env" "cb" (func $cb))
+        (func (export "run")
+          (block $caught (try_table (catch_all $caught) (call $cb)))
+          (loop $forever (br $forever))))`,
+      ),
+      { capabilities: [Capability.CallHostFunction] },
+      linker,
+    );
+    await t.step("whether the host function returned or threw", async () => {
+      const controller = new AbortController();
+      abort = () => controller.abort(new Error("enough"));
+      const begun = performance.now();
+      await assert.rejects(plugin.callVoid("run", [], { signal: controller.signal }), /enough/);
+      assert.ok(performance.now() - begun < 5_000, `${performance.now() - begun} ms`);
+    });
+  },
+);

@@ -220,6 +220,8 @@ export class PluginInstance implements PluginBackend {
       this.#slot.error = undefined;
       this.#slot.generation++;
       this.#begin(budget, startMs);
+      // Aborted already (the runtime closed while the instance was made): nothing runs.
+      budget.signal?.throwIfAborted();
       this.#limits!.runStart();
       if (this.#slot.error !== undefined) throw this.#slot.error;
     } catch (err) {
@@ -402,6 +404,8 @@ export class PluginInstance implements PluginBackend {
     const command = new PluginInstance({ ...this.#spec, restore: null }, this.#bindings, stdin);
     await command.#instantiate();
     try {
+      // Aborted while the instance was made: it ends with the reason, as any call (nothing ran).
+      budget.signal?.throwIfAborted();
       let exitCode = 0;
       try {
         command.start(budget, startMs);

@@ -588,6 +588,8 @@ export function guardHostFunction(
     } catch (err) {
       // A throw took its time too, and a guest that catches it may call again at once.
       slot.hostCallEnded?.();
+      // Aborted by itself before it threw: the guest stops at its next check, as for a return.
+      if (isAborted(signal)) slot.interrupt?.();
       return fail(err, generation);
     }
   };

@@ -221,6 +221,26 @@ redteamTest("Red team: close() while a start function loops", {
   assert.equal(runtime.pluginCount, 0);
 });
 
+redteamTest("Red team: close() before a start function begins: it never runs", {}, async (
+  _t,
+  { createRuntime },
+) => {
+  // Inline, the instance is made (awaited) before its start function runs on the host thread:
+  // a close() in between used to let the start function run its whole loop first.
+  const runtime = createRuntime({ resourceLimits: { maxExecutionTimeMs: 5_000, maxFuel: null } });
+  const compiled = await runtime.compileWat(
+    "loop",
+    `(module (func $s (loop $l (br $l))) (start $s))`,
+  );
+  const t0 = performance.now();
+  const created = outcome(runtime.createPlugin(compiled), t0);
+  await runtime.close();
+  const c = await created;
+  assert.ok(!c.ok && c.error instanceof WasmError, describe(c));
+  assert.ok(c.ms < 2_500, describe(c));
+  assert.equal(runtime.pluginCount, 0);
+});
+
 redteamTest(
   "Red team: close() while a benign plugin is being created",
   {},
