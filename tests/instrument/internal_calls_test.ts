@@ -19,6 +19,7 @@ import type { FuncType } from "../../src/instrument/_module.ts";
 import { load, variantOf } from "./_host.ts";
 import { random, randomProgram } from "./_random_program.ts";
 import { wat } from "./_wat.ts";
+import { FIB_FUNC } from "../fixtures/fib.ts";
 
 const ALL: InstrumentOptions = { fuel: true, callDepth: true, deadline: "clock" };
 const MODES: [string, InstrumentOptions][] = [
@@ -35,15 +36,7 @@ function typeOf(bytes: Uint8Array, index: number): FuncType {
   return info.types[info.functions[index]!] as FuncType;
 }
 
-const FIB = `(module
-  (func $fib (export "fib") (param i32) (result i32)
-    local.get 0 i32.const 2 i32.lt_u
-    if (result i32) local.get 0
-    else
-      local.get 0 i32.const 1 i32.sub call $fib
-      local.get 0 i32.const 2 i32.sub call $fib
-      i32.add
-    end))`;
+const FIB = `(module ${FIB_FUNC})`;
 
 Deno.test("a function splits into a wrapper and a variant taking the fuel and the depth", async (t) => {
   await t.step("the variant adds the fuel (and the depth) to the signature", () => {
@@ -383,14 +376,7 @@ Deno.test("bodies that cannot trap skip the fuel global, and a stop still finds 
   // each charge through. Both must leave the same fuel at every stop.
   const source = `(module
     (import "host" "fail" (func $fail (param i32) (result i32)))
-    (func $fib (param i32) (result i32)
-      local.get 0 i32.const 2 i32.lt_u
-      if (result i32) local.get 0
-      else
-        local.get 0 i32.const 1 i32.sub call $fib
-        local.get 0 i32.const 2 i32.sub call $fib
-        i32.add
-      end)
+    ${FIB_FUNC}
     (func $spin (param i32) (result i32) (local i32)
       (loop $l
         (local.set 1 (i32.add (local.get 1) (i32.const 1)))
@@ -407,7 +393,6 @@ Deno.test("bodies that cannot trap skip the fuel global, and a stop still finds 
     (func $spin_then_divide (param i32) (result i32)
       (drop (call $spin (local.get 0)))
       (call $divide (i32.const 0)))
-    (func (export "fib") (param i32) (result i32) (call $fib (local.get 0)))
     (func (export "down") (param i32) (result i32) (call $down (local.get 0)))
     (func (export "divide_after_spin") (param i32) (result i32)
       (i32.div_u (call $spin (local.get 0)) (i32.const 0)))
@@ -457,7 +442,7 @@ Deno.test("bodies that cannot trap skip the fuel global, and a stop still finds 
       assert.equal(p.call("fib", [20], { fuel: BUDGET, maxCallDepth: 100 }), 6765);
       return BUDGET - p.limits.fuelRemaining;
     });
-    // fib's own instructions (see above), and the export's two (local.get, call).
-    assert.deepEqual(used, Array(2).fill(10_946n * 5n + 10_945n * 13n + 2n));
+    // fib's own instructions (see above).
+    assert.deepEqual(used, Array(2).fill(10_946n * 5n + 10_945n * 13n));
   });
 });
