@@ -1081,14 +1081,17 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     expected: readonly string[] | null,
   ): unknown {
     const start = performance.now();
-    let prepared: PreparedCall<unknown[]>;
+    // Checked here without a PreparedCall: the idle path is every inline call's.
+    let converted: unknown[];
+    let budget: CallBudget;
     try {
-      prepared = this.#prepareCall(name, args, options, expected);
+      converted = this.#checkedArguments(name, args, expected);
+      budget = resolveCallBudget(options, this.#budget);
     } catch (err) {
       this.#finish(name, start, err, 0); // nothing ran
       throw err;
     }
-    return this.#runPrepared(name, prepared, start);
+    return this.#invokeChecked(name, converted, budget, start);
   }
 
   /** Checks a call's arguments and options, and converts the arguments. */
@@ -1105,7 +1108,11 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
 
   /** {@linkcode #runCall} once the call is prepared. */
   #runPrepared(name: string, prepared: PreparedCall<unknown[]>, start: number): unknown {
-    const { request: converted, budget } = prepared;
+    return this.#invokeChecked(name, prepared.request, prepared.budget, start);
+  }
+
+  /** Runs a call whose arguments and budget passed their checks, now that it holds the turn. */
+  #invokeChecked(name: string, converted: unknown[], budget: CallBudget, start: number): unknown {
     if (budget.signal?.aborted) return this.#failAborted(name, start, budget.signal);
     this.#markRunning();
     let result: unknown;
