@@ -971,6 +971,8 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     waiting?: WaitingCall,
     leave?: LeaveOptions,
   ): Disposable | Promise<Disposable> {
+    // A plugin being stopped takes no more calls, whatever kind they are.
+    if (this.#stopping !== undefined) this.#assertUsable(`call "${name}" on`);
     if (this.#state === "running" || this.#state === "initializing") {
       assertNotInHostCallOf(
         this.#hostScope,

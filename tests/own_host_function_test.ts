@@ -327,3 +327,44 @@ testEachIsolation(
     });
   },
 );
+
+testEachIsolation(
+  "After its own call's abort, a guest that catches it runs no further (fuel on)",
+  PERMISSIONS,
+  async (t, kit) => {
+    // With fuel, a worker's guest checks the host's stop only between fuel slices (64 Ki units):
+    // a guest that caught the abort ran on for one, after a few earlier host calls.
+    await using runtime = kit.createRuntime({ resourceLimits: { maxFuel: 1e9 } });
+    let abort = (): void => {};
+    const linker = runtime.createLinker()
+      .funcWrap("env", "before", () => 0)
+      .funcWrap("env", "cb", () => {
+        abort();
+        throw new Error("and then a throw");
+      });
+    for (const earlier of [0, 1, 2, 3, 4, 5]) {
+      await t.step(`after ${earlier} other host calls`, async () => {
+        await using plugin = await runtime.createPluginWithLinker(
+          await runtime.compileWat(
+            "catch_and_count",
+            `(module
+            (import "env" "before" (func $before (result i32)))
+            (import "env" "cb" (func $cb))
+            (global $spins (mut i32) (i32.const 0))
+            (func (export "run")
+              ${"(drop (call $before))".repeat(earlier)}
+              (block $caught (try_table (catch_all $caught) (call $cb)) (return))
+              (loop $l (global.set $spins (i32.add (global.get $spins) (i32.const 1))) (br $l)))
+            (func (export "spins") (result i32) (global.get $spins)))`,
+          ),
+          { capabilities: [Capability.CallHostFunction] },
+          linker,
+        );
+        const controller = new AbortController();
+        abort = () => controller.abort(new Error("enough"));
+        await assert.rejects(plugin.callVoid("run", [], { signal: controller.signal }), /enough/);
+        assert.equal(await plugin.callI32("spins"), 0);
+      });
+    }
+  },
+);

@@ -4,6 +4,7 @@ import {
   CapabilityDeniedError,
   InvalidFunctionError,
   type PluginEvent,
+  PluginStateError,
   TimeoutError,
   TrapError,
   type WasmPlugin,
@@ -163,6 +164,22 @@ testEachIsolation("WasmPlugin.run() waits in line as any call does", {
     plugin.removeEventListener("state_changed", onState);
     assert.equal((await plugin.metrics()).fuelConsumed, before.fuelConsumed);
     assert.deepEqual(states, []);
+  });
+
+  await t.step("while the plugin stops, it is refused at once, and not counted", async () => {
+    const release = held.hold(plugin);
+    const before = (await plugin.metrics()).callCount;
+    const stopped = plugin.stop();
+    for (const signal of [undefined, AbortSignal.abort("no")]) {
+      await assertRejectsWith(
+        () => plugin.run(signal === undefined ? {} : { signal }),
+        PluginStateError,
+        { state: "stopping" },
+      );
+    }
+    await release();
+    await stopped;
+    assert.equal((await plugin.metrics()).callCount, before + 1);
   });
 });
 

@@ -185,6 +185,7 @@ export class PluginInstance implements PluginBackend {
     this.#slot.checkpoint = () => this.#checkDeadline();
     // A call aborted by one of its own host functions: its guest stops at its next check.
     this.#slot.interrupt = () => limits.interrupt();
+    this.#slot.stopRequested = stopRequested;
   }
 
   /**

@@ -53,6 +53,8 @@ export interface ErrorSlot {
   callSignal?: AbortSignal | undefined;
   /** Makes the running call's guest stop at its next deadline check (it was aborted). */
   interrupt?: (() => void) | undefined;
+  /** Whether the host asked the running call to stop (a worker's; see `InstanceBindings`). */
+  stopRequested?: (() => boolean) | undefined;
   /**
    * What the running call's guest reported with `host_set_error` (the last
    * message wins); the instance clears it as each call begins and, once the
@@ -588,8 +590,9 @@ export function guardHostFunction(
     } catch (err) {
       // A throw took its time too, and a guest that catches it may call again at once.
       slot.hostCallEnded?.();
-      // Aborted by itself before it threw: the guest stops at its next check, as for a return.
-      if (isAborted(signal)) slot.interrupt?.();
+      // Aborted by itself before it threw (or, in a worker, answered with its call's stop): the
+      // guest stops at its next check, as for a return.
+      if (isAborted(signal) || slot.stopRequested?.() === true) slot.interrupt?.();
       return fail(err, generation);
     }
   };
