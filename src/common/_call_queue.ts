@@ -14,6 +14,9 @@
 /** How many released slots the line keeps at its front, at least, before it is compacted. */
 const COMPACT_AFTER = 1024;
 
+/** The tag of a caller who left the line (its slot stays until the head passes it). */
+const LEFT: unique symbol = Symbol("left the line");
+
 /** The turn {@linkcode CallQueue.wakeAll} gives: it holds nothing, and releasing it does nothing. */
 const NO_TURN: Disposable = Object.freeze({ [Symbol.dispose](): void {} });
 
@@ -175,7 +178,8 @@ export class CallQueue {
       const at = position - this.#base;
       // Woken already, or asked to stay.
       if (at < this.#head || this.#waiting[at] !== wake || mayLeave?.() === false) continue;
-      this.#waiting[at] = this.#tags[at] = undefined;
+      this.#waiting[at] = undefined;
+      this.#tags[at] = LEFT;
       this.#left++;
       reject(signal.reason);
     }
@@ -184,12 +188,20 @@ export class CallQueue {
 
   /**
    * The tags of the callers waiting, first first (`undefined` for those
-   * that gave none, and where a caller left): a plugin looks along its line for calls it can start
-   * early. `count`: only the first so many (what is returned is a copy).
+   * that gave none; callers who left are not in it): a plugin looks along
+   * its line for calls it can start early. `count`: only the first so many (what is returned is a copy).
    */
   waitingTags(count = Infinity): readonly unknown[] {
     const head = this.#head;
-    return this.#tags.slice(head, count === Infinity ? undefined : head + count);
+    if (this.#left === 0) {
+      return this.#tags.slice(head, count === Infinity ? undefined : head + count);
+    }
+    // Without the callers who left: those behind them are next in line.
+    const tags: unknown[] = [];
+    for (let i = head; i < this.#tags.length && tags.length < count; i++) {
+      if (this.#tags[i] !== LEFT) tags.push(this.#tags[i]);
+    }
+    return tags;
   }
 
   /**

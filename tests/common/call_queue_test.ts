@@ -227,3 +227,21 @@ Deno.test("CallQueue lets a caller whose signal aborts leave the line", async (t
     assert.equal(removed, 1);
   });
 });
+
+Deno.test("CallQueue.waitingTags() leaves out the callers who left", async () => {
+  const queue = new CallQueue();
+  const held = queue.take() as Disposable;
+  const controller = new AbortController();
+  const first = queue.take("first") as Promise<Disposable>;
+  const leaving = queue.take("leaving", { signal: controller.signal }) as Promise<Disposable>;
+  const last = queue.take("last") as Promise<Disposable>;
+  leaving.catch(() => {});
+  controller.abort();
+  // Those behind a caller who left are next in line: a plugin may post them ahead.
+  assert.deepEqual(queue.waitingTags(), ["first", "last"]);
+  assert.deepEqual(queue.waitingTags(1), ["first"]);
+  held[Symbol.dispose]();
+  (await first)[Symbol.dispose]();
+  (await last)[Symbol.dispose]();
+  assert.equal(queue.busy, false);
+});
