@@ -1182,7 +1182,10 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     const prepared = attempt(() => this.#prepareCall(name, args, options, expected));
     const waiting = this.#backend.invokeAhead === undefined
       ? undefined
-      : new WaitingCall(() => this.#postCallAhead(name, prepared));
+      : new WaitingCall(() =>
+        this.#postPrepared(prepared, (args, budget) =>
+          this.#backend.invokeAhead!(name, args, budget))
+      );
     const signal = "signal" in prepared ? prepared.signal : undefined;
     const turn = signal === undefined
       ? await this.#waitTurn(name, waiting)
@@ -1223,26 +1226,18 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     }
   }
 
-  /** Posts a prepared call ahead of its turn (see `_waiting_call.ts`): `null` when it cannot run. */
-  #postCallAhead(
-    name: string,
-    prepared: PreparedCall<unknown[]> | { error: unknown },
+  /**
+   * Posts a prepared call ahead of its turn with `post` (see
+   * `_waiting_call.ts`): `null` when it cannot run (it failed its checks or
+   * its signal aborted), `undefined` when the backend cannot take it now.
+   */
+  #postPrepared<Request>(
+    prepared: PreparedCall<Request> | { error: unknown },
+    post: (request: Request, budget: CallBudget) => AheadCall | undefined,
   ): AheadCall | null | undefined {
     if (!("request" in prepared) || prepared.budget.signal?.aborted) return null;
     try {
-      return this.#backend.invokeAhead!(name, prepared.request, prepared.budget);
-    } catch {
-      return null; // it fails the same way at its turn
-    }
-  }
-
-  /** {@linkcode #postCallAhead} for a bytes call. */
-  #postBytesAhead(
-    prepared: PreparedCall<BytesCall> | { error: unknown },
-  ): AheadCall | null | undefined {
-    if (!("request" in prepared) || prepared.budget.signal?.aborted) return null;
-    try {
-      return this.#backend.invokeBytesAhead!(prepared.request, prepared.budget);
+      return post(prepared.request, prepared.budget);
     } catch {
       return null; // it fails the same way at its turn
     }
@@ -1365,7 +1360,10 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     );
     const waiting = this.#backend.invokeBytesAhead === undefined
       ? undefined
-      : new WaitingCall(() => this.#postBytesAhead(prepared));
+      : new WaitingCall(() =>
+        this.#postPrepared(prepared, (call, budget) =>
+          this.#backend.invokeBytesAhead!(call, budget))
+      );
     const signal = "signal" in prepared ? prepared.signal : undefined;
     const turn = signal === undefined
       ? await this.#waitTurn(fn, waiting)
