@@ -682,24 +682,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
       budget: resolveCallBudget(callOptions, this.#budget),
       signal: callSignal(callOptions),
     }));
-    const signal = "signal" in prepared ? prepared.signal : undefined;
-    const turn = signal === undefined
-      ? await this.#waitTurn("_start")
-      : await this.#waitInLine("_start", undefined, signal);
-    const ready = "request" in prepared && !prepared.budget.signal?.aborted;
-    this.#hold("_start", turn, ready);
-    if (!("request" in prepared)) return this.#failAtTurn("_start", prepared.error);
-    const { request: input, budget } = prepared;
-    if (!ready) return this.#failAborted("_start", performance.now(), budget.signal!);
-    const startMs = performance.now();
-    try {
-      const result = await this.#backend.runCommand(input, budget, startMs);
-      this.#finish("_start", startMs, undefined);
-      return result;
-    } catch (err) {
-      this.#finish("_start", startMs, err);
-      throw err;
-    }
+    return await this.#acquireThen("_start", prepared, COMMAND) as RunResult;
   }
 
   /**
@@ -1038,7 +1021,10 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     options: CallOptions | undefined,
     expected: readonly string[] | null,
   ): unknown {
-    if (!this.#takeIfIdle()) return this.#acquireThenCall(name, args, options, expected);
+    if (!this.#takeIfIdle()) {
+      const prepared = attempt(() => this.#prepareCall(name, args, options, expected));
+      return this.#acquireThen(name, prepared, TYPED);
+    }
     return this.#runCall(name, args, options, expected);
   }
 
@@ -1093,7 +1079,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
       this.#finish(name, start, err, 0); // nothing ran
       throw err;
     }
-    return this.#invokeChecked(name, converted, budget, start);
+    return this.#invokePrepared(name, TYPED, converted, budget, start);
   }
 
   /** Checks a call's arguments and options, and converts the arguments. */
@@ -1108,23 +1094,32 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     return { request: converted, budget, signal: callSignal(options) };
   }
 
-  /** {@linkcode #runCall} once the call is prepared. */
-  #runPrepared(name: string, prepared: PreparedCall<unknown[]>, start: number): unknown {
-    return this.#invokeChecked(name, prepared.request, prepared.budget, start);
-  }
-
-  /** Runs a call whose arguments and budget passed their checks, now that it holds the turn. */
-  #invokeChecked(name: string, converted: unknown[], budget: CallBudget, start: number): unknown {
+  /**
+   * Runs a call that passed its checks, now that it holds the turn: unless
+   * its signal aborted, marks the plugin running and has the backend run it
+   * the way its kind of call runs (`route`).
+   */
+  #invokePrepared<Request>(
+    name: string,
+    route: CallRoute<Request>,
+    request: Request,
+    budget: CallBudget,
+    start: number,
+    decode?: Decode,
+  ): unknown {
     if (budget.signal?.aborted) return this.#failAborted(name, start, budget.signal);
     this.#markRunning();
     let result: unknown;
     try {
-      result = this.#backend.invoke(name, converted, budget, start);
+      // The typed call's site stays monomorphic: it is every inline call's path.
+      result = route === TYPED
+        ? this.#backend.invoke(name, request as unknown[], budget, start)
+        : route.run(this.#backend, name, request, budget, start);
     } catch (err) {
       this.#finish(name, start, err);
       throw err;
     }
-    return this.#finishCall(name, start, result);
+    return this.#finishCall(name, start, result, decode);
   }
 
   /**
@@ -1170,31 +1165,33 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     return checkArguments(name, signature, args);
   }
 
-  async #acquireThenCall(
+  /**
+   * The path of a call made while the plugin is not idle (any kind of call,
+   * `route`): it was prepared as it was made, since its caller may change
+   * the arguments while it waits (one that failed its checks fails at its
+   * turn, as it would have); it waits its turn, posted ahead when the
+   * backend can, and its own signal may take it out of the line.
+   */
+  async #acquireThen<Request>(
     name: string,
-    args: readonly unknown[],
-    options: CallOptions | undefined,
-    expected: readonly string[] | null,
+    prepared: PreparedCall<Request> | { error: unknown },
+    route: CallRoute<Request>,
+    decode?: Decode,
   ): Promise<unknown> {
-    if (this.#stopping !== undefined) this.#assertUsable(`call "${name}" on`);
-    // Checked and converted as it is made, like an idle plugin's call: its caller may change
-    // the arguments while it waits. One that fails fails at its turn, as it would have.
-    const prepared = attempt(() => this.#prepareCall(name, args, options, expected));
-    const waiting = this.#backend.invokeAhead === undefined
+    const post = route.ahead(this.#backend);
+    const waiting = post === undefined
       ? undefined
-      : new WaitingCall(() =>
-        this.#postPrepared(prepared, (args, budget) =>
-          this.#backend.invokeAhead!(name, args, budget))
-      );
+      : new WaitingCall(() => this.#postPrepared(name, prepared, post));
     const signal = "signal" in prepared ? prepared.signal : undefined;
     const turn = signal === undefined
       ? await this.#waitTurn(name, waiting)
       : await this.#waitInLine(name, waiting, signal);
     const ahead = waiting?.ahead;
     this.#hold(name, turn, ahead !== undefined, ahead);
-    if (ahead !== undefined) return await this.#runPosted(name, ahead);
+    if (ahead !== undefined) return await this.#runPosted(name, ahead, decode);
     if (!("request" in prepared)) return this.#failAtTurn(name, prepared.error);
-    return await this.#runPrepared(name, prepared, performance.now());
+    const { request, budget } = prepared;
+    return await this.#invokePrepared(name, route, request, budget, performance.now(), decode);
   }
 
   /**
@@ -1232,12 +1229,13 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * its signal aborted), `undefined` when the backend cannot take it now.
    */
   #postPrepared<Request>(
+    name: string,
     prepared: PreparedCall<Request> | { error: unknown },
-    post: (request: Request, budget: CallBudget) => AheadCall | undefined,
+    post: PostAhead<Request>,
   ): AheadCall | null | undefined {
     if (!("request" in prepared) || prepared.budget.signal?.aborted) return null;
     try {
-      return post(prepared.request, prepared.budget);
+      return post(name, prepared.request, prepared.budget);
     } catch {
       return null; // it fails the same way at its turn
     }
@@ -1342,37 +1340,13 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     }
     // Idle: take the plugin at once, as #call does, without a turn of the event loop.
     if (!this.#takeIfIdle()) {
-      return this.#acquireThenBytesCall(fn, input, options, packedOutput, decode);
+      // Prepared now, its input copied: its caller may change it while the call waits.
+      const prepared = attempt(() =>
+        this.#prepareBytesCall(fn, input.slice(), options, packedOutput)
+      );
+      return this.#acquireThen(fn, prepared, BYTES, decode);
     }
     return this.#runBytesCall(fn, input, options, packedOutput, decode);
-  }
-
-  async #acquireThenBytesCall(
-    fn: string,
-    input: Uint8Array,
-    options: CallOptions | undefined,
-    packedOutput: boolean,
-    decode: Decode | undefined,
-  ): Promise<unknown> {
-    // Prepared now, its input copied: its caller may change it while the call waits.
-    const prepared = attempt(() =>
-      this.#prepareBytesCall(fn, input.slice(), options, packedOutput)
-    );
-    const waiting = this.#backend.invokeBytesAhead === undefined
-      ? undefined
-      : new WaitingCall(() =>
-        this.#postPrepared(prepared, (call, budget) =>
-          this.#backend.invokeBytesAhead!(call, budget))
-      );
-    const signal = "signal" in prepared ? prepared.signal : undefined;
-    const turn = signal === undefined
-      ? await this.#waitTurn(fn, waiting)
-      : await this.#waitInLine(fn, waiting, signal);
-    const ahead = waiting?.ahead;
-    this.#hold(fn, turn, ahead !== undefined, ahead);
-    if (ahead !== undefined) return await this.#runPosted(fn, ahead, decode);
-    if (!("request" in prepared)) return this.#failAtTurn(fn, prepared.error);
-    return await this.#runPreparedBytes(fn, prepared, performance.now(), decode);
   }
 
   /** Checks a bytes call's export and options. */
@@ -1403,28 +1377,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
       this.#finish(fn, start, err, 0); // nothing ran
       throw err;
     }
-    return this.#runPreparedBytes(fn, prepared, start, decode);
-  }
-
-  /** {@linkcode #runBytesCall} once the call is prepared. */
-  #runPreparedBytes(
-    fn: string,
-    prepared: PreparedCall<BytesCall>,
-    start: number,
-    decode: Decode | undefined,
-  ): unknown {
-    if (prepared.budget.signal?.aborted) {
-      return this.#failAborted(fn, start, prepared.budget.signal);
-    }
-    this.#markRunning();
-    let result: number | Uint8Array | Promise<number | Uint8Array>;
-    try {
-      result = this.#backend.invokeBytes(prepared.request, prepared.budget, start);
-    } catch (err) {
-      this.#finish(fn, start, err);
-      throw err;
-    }
-    return this.#finishCall(fn, start, result, decode);
+    return this.#invokePrepared(fn, BYTES, prepared.request, prepared.budget, start, decode);
   }
 
   /** Records a call once its backend's promise settles (metrics, state, the next waiting call). */
@@ -1503,6 +1456,51 @@ interface PreparedCall<Request> {
 
 /** Turns a bytes call's output into what its caller gets (`callJson` parses it). */
 type Decode = (output: unknown) => unknown;
+
+/** Posts a prepared call ahead of its turn (see `_waiting_call.ts`). */
+type PostAhead<Request> = (
+  name: string,
+  request: Request,
+  budget: CallBudget,
+) => AheadCall | undefined;
+
+/** How the backend runs one kind of call: a typed call, a bytes call or a WASI command. */
+interface CallRoute<Request> {
+  /** Runs the call; a promise when the backend answers later. */
+  run(
+    backend: PluginBackend,
+    name: string,
+    request: Request,
+    budget: CallBudget,
+    start: number,
+  ): unknown;
+  /** How `backend` posts such calls ahead, or `undefined` when it does not. */
+  ahead(backend: PluginBackend): PostAhead<Request> | undefined;
+}
+
+/** A typed call (`callI32`, `call`, …): its arguments checked and converted. */
+const TYPED: CallRoute<unknown[]> = {
+  run: (backend, name, args, budget, start) => backend.invoke(name, args, budget, start),
+  ahead: (backend) =>
+    backend.invokeAhead === undefined
+      ? undefined
+      : (name, args, budget) => backend.invokeAhead!(name, args, budget),
+};
+
+/** A bytes-ABI call (`callBytes`, `callWithBytes`, `callJson`): one request where the instance is. */
+const BYTES: CallRoute<BytesCall> = {
+  run: (backend, _name, call, budget, start) => backend.invokeBytes(call, budget, start),
+  ahead: (backend) =>
+    backend.invokeBytesAhead === undefined
+      ? undefined
+      : (_name, call, budget) => backend.invokeBytesAhead!(call, budget),
+};
+
+/** A WASI command (`run()`): `_start` in a fresh instance, with its stdin; never posted ahead. */
+const COMMAND: CallRoute<Uint8Array> = {
+  run: (backend, _name, stdin, budget, start) => backend.runCommand(stdin, budget, start),
+  ahead: () => undefined,
+};
 
 /** The signal of call options `resolveCallBudget` accepted. */
 function callSignal(options: CallOptions | undefined): AbortSignal | undefined {

@@ -155,8 +155,14 @@ Deno.test("CallQueue keeps a long line in order and hands it down in linear time
 
   await t.step("100 000 waiters take about 8 times as long as 12 500", async () => {
     await drain(1000); // warms the code up
-    const few = (await drain(12_500)).ms;
-    const many = (await drain(100_000)).ms;
+    // The fastest of three runs each: a busy machine or a collection stretches single runs.
+    const fastest = async (n: number) => {
+      let ms = Infinity;
+      for (let run = 0; run < 3; run++) ms = Math.min(ms, (await drain(n)).ms);
+      return ms;
+    };
+    const few = await fastest(12_500);
+    const many = await fastest(100_000);
     // Shifting the array, as first written, made it quadratic: 9 ms, then 6 s (660 times).
     assert.ok(
       many / Math.max(few, 1) < 60,
