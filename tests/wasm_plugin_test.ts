@@ -234,6 +234,19 @@ testEachIsolation("WasmPlugin turns traps into typed errors and stays usable", {
     });
   }
 
+  await t.step("an uncaught guest exception is a TrapError that keeps nothing of it", async () => {
+    // Its payload is the guest's (and a worker cannot carry it): the same error in both isolations.
+    await using thrower = await loadPlugin(
+      '(module (tag $t (param i32)) (func (export "boom") (result i32) i32.const 7 throw $t))',
+    );
+    const error = await assertRejectsWith(() => thrower.plugin.callI32("boom"), TrapError, {
+      trap: "uncaught wasm exception",
+      message: "Plugin trapped: uncaught wasm exception",
+      cause: undefined,
+    });
+    assert.ok(!("cause" in error));
+  });
+
   await t.step("recursion past maxCallDepth is a CallDepthExceededError", async () => {
     await using deep = await loadPlugin(TRAPS_WAT, { resourceLimits: { maxCallDepth: 50 } });
     await assertRejectsWith(() => deep.plugin.callI32("recurse", [0]), CallDepthExceededError, {

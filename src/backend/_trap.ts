@@ -28,7 +28,8 @@ export function classifyCallError(err: unknown, maxCallDepth: number): WasmError
     });
   }
   if (WasmException !== undefined && err instanceof WasmException) {
-    return new TrapError(undefined, { trap: "uncaught wasm exception", cause: err });
+    // Not its cause: the exception holds the guest's values (and a worker cannot carry it).
+    return new TrapError(undefined, { trap: "uncaught wasm exception" });
   }
   const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
   return new TrapError(undefined, { trap: message, cause: err });
