@@ -571,7 +571,8 @@ export class WasmRuntime implements AsyncDisposable {
       limits = Object.freeze({ ...limits, maxFuel: null });
     }
     const isolation = settings.isolation ?? this.execution.isolation;
-    const imports = planImports(artifact.info.imports, artifact.info.types, linker);
+    const { imports: entries, types } = artifact.info;
+    const imports = planImports(entries, types, linker, isolation === "worker");
     return { artifact, settings, manifest, limits, isolation, imports };
   }
 

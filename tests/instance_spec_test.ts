@@ -52,6 +52,7 @@ async function counter(): Promise<{ spec: InstanceSpec; bindings: InstanceBindin
     artifact.info.imports,
     artifact.info.types,
     linker,
+    true,
   );
   const prepared = await prepareModule(artifact, DEFAULT_LIMITS, {
     fuel: true,

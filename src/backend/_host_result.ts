@@ -19,11 +19,17 @@ const I64_END = 2n ** 64n;
 /**
  * Why `value` cannot be a wasm value of `type`, or `null` when it can.
  * i32 takes an integer in [-2^31, 2^32) (signed or unsigned) or a boolean,
- * i64 a bigint in [-2^63, 2^64), f32/f64 any number; reference and vector
- * types are left to the engine.
+ * i64 a bigint in [-2^63, 2^64), f32/f64 any number; an `externref` that
+ * `crosses` to a worker what its channel carries as itself (see
+ * {@linkcode crossesAsItself}); other reference and vector types are left to
+ * the engine (and the channel).
  */
-function mismatch(type: string, value: unknown): string | null {
+function mismatch(type: string, value: unknown, crosses: boolean): string | null {
   switch (type) {
+    case "externref":
+      return !crosses || crossesAsItself(value)
+        ? null
+        : "a number, a bigint of 64 bits, a well-formed string, null or undefined: what crosses to the plugin's worker";
     case "i32":
       if (typeof value === "boolean") return null;
       return typeof value === "number" && Number.isInteger(value) && value >= I32_MIN &&
@@ -42,11 +48,41 @@ function mismatch(type: string, value: unknown): string | null {
   }
 }
 
-function checkResult(results: readonly string[], value: unknown): unknown {
+/**
+ * Whether a worker's channel carries `value` as itself: a number, a bigint
+ * of 64 bits (signed or unsigned), a well-formed string (the channel speaks
+ * UTF-8: a lone surrogate would become U+FFFD), `null` or `undefined`.
+ */
+export function crossesAsItself(value: unknown): boolean {
+  switch (typeof value) {
+    case "number":
+    case "undefined":
+      return true;
+    case "string":
+      return value.isWellFormed();
+    case "bigint":
+      return value >= I64_MIN && value < I64_END;
+    default:
+      return value === null;
+  }
+}
+
+/** The arrays of results {@linkcode checkResult} made for a multi-value import. */
+const manyResults = new WeakSet<readonly unknown[]>();
+
+/**
+ * Whether `value` is the results of a multi-value linker function, as its
+ * check returned them (a single `externref` result may be an array too).
+ */
+export function isManyResults(value: unknown): boolean {
+  return Array.isArray(value) && manyResults.has(value);
+}
+
+function checkResult(results: readonly string[], value: unknown, crosses: boolean): unknown {
   // Nothing to return: whatever it gave is dropped here, not converted or sent anywhere.
   if (results.length === 0) return undefined;
   if (results.length === 1) {
-    const expected = mismatch(results[0]!, value);
+    const expected = mismatch(results[0]!, value, crosses);
     if (expected !== null) {
       throw new TypeError(
         `It returned ${describeValue(value)} for its ${results[0]} result, which needs ${expected}`,
@@ -66,7 +102,7 @@ function checkResult(results: readonly string[], value: unknown): unknown {
   // A copy, each value read once: what was checked is what the guest gets.
   const values = Array.from(value);
   results.forEach((type, i) => {
-    const expected = mismatch(type, values[i]);
+    const expected = mismatch(type, values[i], crosses);
     if (expected !== null) {
       throw new TypeError(
         `It returned ${
@@ -75,6 +111,7 @@ function checkResult(results: readonly string[], value: unknown): unknown {
       );
     }
   });
+  manyResults.add(values);
   return values;
 }
 
@@ -86,14 +123,22 @@ export function isThenable(value: unknown): value is PromiseLike<unknown> {
 
 /**
  * Wraps a linker function so that its result (or the value its promise
- * resolves to) is checked against `type`; a mismatch is a `TypeError`, which
- * the caller's host-function guard turns into a `HostFunctionError`.
+ * resolves to) is checked against `type`, and against what crosses to a
+ * worker when the plugin's guest runs in one (`crosses`); a mismatch is a
+ * `TypeError`, which the caller's host-function guard turns into a
+ * `HostFunctionError`.
  */
-export function checkedLinkerFunction(fn: HostCallable, type: FuncType): HostCallable {
+export function checkedLinkerFunction(
+  fn: HostCallable,
+  type: FuncType,
+  crosses: boolean,
+): HostCallable {
   const { results } = type;
   return (...args) => {
     const value = fn(...args);
-    if (isThenable(value)) return Promise.resolve(value).then((v) => checkResult(results, v));
-    return checkResult(results, value);
+    if (isThenable(value)) {
+      return Promise.resolve(value).then((v) => checkResult(results, v, crosses));
+    }
+    return checkResult(results, value, crosses);
   };
 }

@@ -12,6 +12,7 @@
 
 import { ImportNotFoundError, InstantiationError } from "../errors.ts";
 import { builtinType, type HostCallable, isBuiltin } from "../host/mod.ts";
+import { shownName } from "../common/mod.ts";
 import type { ImportPlan } from "./_instance_spec.ts";
 import type { ImportEntry, Limits, TableType, TypeEntry } from "../instrument/mod.ts";
 import { checkedLinkerFunction } from "./_host_result.ts";
@@ -76,7 +77,8 @@ export interface PlannedImports {
 /**
  * Plans how every import is provided. Linker functions are wrapped so that
  * their results are checked against the import's type (`types` is the
- * module's type section).
+ * module's type section), and against what crosses to a worker when the
+ * plugin runs in one (`crossesToWorker`).
  *
  * @throws {ImportNotFoundError} For an import nobody provides.
  */
@@ -84,6 +86,7 @@ export function planImports(
   imports: readonly ImportEntry[],
   types: readonly TypeEntry[],
   linker: Linker | undefined,
+  crossesToWorker: boolean,
 ): PlannedImports {
   const plan: ImportPlan[] = [];
   const linkerFunctions: HostCallable[] = [];
@@ -93,7 +96,7 @@ export function planImports(
     const type = kind === "function" ? types[entry.typeIndex] : undefined;
     if (linked !== undefined && type?.kind === "func") {
       plan.push({ module, name, kind: "linker", index: linkerFunctions.length });
-      const checked = checkedLinkerFunction(linked as HostCallable, type);
+      const checked = checkedLinkerFunction(linked as HostCallable, type, crossesToWorker);
       linkerFunctions.push(timedHostFunction(`${module}.${name}`, checked));
     } else if (module === "env" && kind === "function" && isBuiltin(name)) {
       checkImportType(module, name, type, builtinType(name));
@@ -106,8 +109,39 @@ export function planImports(
     } else if (kind === "table" && isPlainTable(entry.type)) {
       plan.push({ module, name, kind: "table", index: -1 });
     } else {
-      throw new ImportNotFoundError(undefined, { module, importName: name });
+      throw new ImportNotFoundError(unprovidedReason(entry), { module, importName: name });
     }
   }
   return { plan, linkerFunctions };
+}
+
+/**
+ * Why nobody provides an import a linker cannot provide either (a linker
+ * defines functions only), or `undefined` for the default message.
+ */
+function unprovidedReason(entry: ImportEntry): string | undefined {
+  const named = `Import not found: ${shownName(entry.module)}.${shownName(entry.name)}`;
+  switch (entry.kind) {
+    case "memory": {
+      const { address, shared, pageSizeLog2 } = entry.limits;
+      const what = shared
+        ? "a shared memory"
+        : address !== "i32"
+        ? "a 64-bit memory"
+        : `a memory of ${2 ** (pageSizeLog2 ?? 16)}-byte pages`;
+      return `${named} is ${what}, which cannot be imported: the runtime gives each instance a ` +
+        "new unshared 32-bit memory of 64 KiB pages for an imported one, and a linker defines " +
+        "functions only";
+    }
+    case "table":
+      return `${named} is a ${
+        entry.type.limits.address === "i32" ? "" : "64-bit "
+      }table of ${entry.type.refType}, which cannot be imported: the runtime makes 32-bit tables ` +
+        "of funcref or externref for imported ones, and a linker defines functions only";
+    case "global":
+    case "tag":
+      return `${named} is a ${entry.kind}, which cannot be imported: a linker defines functions only`;
+    default:
+      return undefined;
+  }
 }

@@ -20,6 +20,7 @@ export type { AheadCall, BytesCall, CommandResult, PluginBackend } from "./_back
 export { CallWatch, resolveCallBudget } from "./_call_budget.ts";
 export type { CallBudget, CallWatchOptions, PluginBudget } from "./_call_budget.ts";
 export { planImports } from "./_import_plan.ts";
+export { crossesAsItself, isManyResults } from "./_host_result.ts";
 export type { PlannedImports } from "./_import_plan.ts";
 export { createInlineBackend } from "./_inline_backend.ts";
 export { NAN_GLOBAL, PluginInstance, START_NOT_READ } from "./_instance.ts";

@@ -28,7 +28,13 @@ import type {
 import { assertNotInHostCallOf, runInHostCall } from "../host/mod.ts";
 import { InstantiationError, TypeMismatchError, WorkerCrashedError } from "../errors.ts";
 import { CallQueue, describeValue, MAX_TIMER_MS } from "../common/mod.ts";
-import { CallWatch, type InternalOptions, NAN_GLOBAL } from "../backend/mod.ts";
+import {
+  CallWatch,
+  crossesAsItself,
+  type InternalOptions,
+  isManyResults,
+  NAN_GLOBAL,
+} from "../backend/mod.ts";
 import { createHostServices, type HostServices, type ServiceName } from "../host/mod.ts";
 import type { ParkedState } from "../backend/mod.ts";
 import {
@@ -954,8 +960,9 @@ class WorkerBackend implements PluginBackend {
 
   #returnToGuest(channel: HostChannel, value: unknown): void {
     try {
-      if (Array.isArray(value)) channel.post(ToWorker.ReturnMany, value.map(wireValue));
-      else channel.post(ToWorker.Return, [wireValue(value)]);
+      if (isManyResults(value)) {
+        channel.post(ToWorker.ReturnMany, (value as unknown[]).map(wireValue));
+      } else channel.post(ToWorker.Return, [wireValue(value)]);
     } catch (err) {
       // Too large for the channel: the guest still needs an answer.
       this.#throwToGuest(channel, err);
@@ -1078,17 +1085,11 @@ class WorkerBackend implements PluginBackend {
  */
 function checkCrossing(name: string, args: readonly unknown[]): void {
   for (const arg of args) {
-    const type = typeof arg;
-    if (
-      arg === null || type === "undefined" || type === "number" || type === "string" ||
-      (type === "bigint" && fitsWire(arg as bigint))
-    ) {
-      continue;
-    }
+    if (crossesAsItself(arg)) continue;
     throw new TypeMismatchError(
       `Cannot call "${name}" in worker isolation with ${
         describeValue(arg)
-      }: only numbers, bigints of 64 bits, strings and null cross to the plugin's worker`,
+      }: only numbers, bigints of 64 bits, well-formed strings and null cross to the plugin's worker`,
     );
   }
 }

@@ -33,7 +33,7 @@ const BUDGET: CallBudget = { fuel: null, timeoutMs: 30_000, signal: undefined };
 async function spreadInstance(): Promise<PluginInstance & AsyncDisposable> {
   await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
   const artifact = artifactOf(await runtime.compileWat("spread", SPREAD_WAT));
-  const { plan } = planImports(artifact.info.imports, artifact.info.types, new Linker());
+  const { plan } = planImports(artifact.info.imports, artifact.info.types, new Linker(), false);
   const spec = describeInstance({
     prepared: await prepareModule(artifact, DEFAULT_LIMITS, {
       fuel: false,

@@ -88,6 +88,8 @@ testEachIsolation(
       ["an object", { a: 1 }],
       ["an array larger than a channel message", new Array(100_000).fill(1)],
       ["a symbol", Symbol("ref")],
+      // The channel speaks UTF-8: it arrived as U+FFFD.
+      ["a string with a lone surrogate", "a\ud800"],
     ];
     for (const [what, value] of values) {
       await t.step(
