@@ -90,6 +90,20 @@ Deno.test("A manifest embedded in a wasmplug.manifest section", async (t) => {
     assert.equal(runtime.pluginCount, 0);
   });
 
+  await t.step("an unknown limit's key is quoted, escaped and cut in the message", async () => {
+    // The guest's key: it wrote raw lines into the message, a megabyte of them, after a second
+    // of looking for the key it might have meant.
+    const key = `\n2026-01-01 [ERR] forged\u001b[2K${"q".repeat(1_000_000)}`;
+    const manifest = JSON.stringify({ name: "a", limits: { [key]: 1 } });
+    const error = await assertRejectsWith(
+      () => runtime.compileWat("forged", withManifest(manifest)),
+      CompilationError,
+    );
+    assert.ok(error.message.length < 1000, `${error.message.length} characters`);
+    assert.doesNotMatch(error.message, /[\n\u001b]/);
+    assert.match(error.message, /unknown key "\\n2026-01-01 \[ERR\] forged\\u001b\[2Kqqq/);
+  });
+
   await t.step("a malformed section fails compilation", async () => {
     const error = await assertRejectsWith(
       () => runtime.compileWat("broken", withManifest("{not json")),

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { describeValue } from "./_format.ts";
+import { describeValue, shownName } from "./_format.ts";
 
 /**
  * Throws a `TypeError` for the first own string key of `object` that is not
@@ -25,9 +25,12 @@ export function assertKnownKeys(
 ): void {
   for (const key of Object.keys(object)) {
     if (known.includes(key)) continue;
-    const nearest = nearestKey(key, known);
+    // A key may come from a guest (an embedded manifest's limits): one no typo makes is shown
+    // quoted, escaped and cut, and the search for the key it meant is skipped.
+    const plain = key.length <= MAX_TYPO_LENGTH && /^[\w$.-]+$/.test(key);
+    const nearest = plain ? nearestKey(key, known) : undefined;
     throw new TypeError(
-      `Cannot use ${what}: unknown key '${key}'${
+      `Cannot use ${what}: unknown key ${plain ? `'${key}'` : shownName(key)}${
         nearest === undefined ? "" : ` (did you mean '${nearest}'?)`
       }; expected one of ${known.join(", ")}`,
     );
@@ -111,6 +114,13 @@ export function readOptions(
   assertOptions(what, options, known);
   return optionFields(options, known);
 }
+
+/**
+ * The longest key that may be a typo of a known one: a longer one is never
+ * within the distance {@linkcode nearestKey} accepts of a known key (each is
+ * shorter than 40 characters).
+ */
+const MAX_TYPO_LENGTH = 64;
 
 /** The known key closest to `key`, if it is close enough to be a typo of it. */
 function nearestKey(key: string, known: readonly string[]): string | undefined {
