@@ -111,6 +111,8 @@ export class WasmRuntime implements AsyncDisposable {
   readonly execution: ResolvedExecution;
 
   readonly #cache: LruCache<string, ModuleArtifact>;
+  /** Artifacts being built, by hash: compiles of the same bytes that overlap share one. */
+  readonly #building = new Map<string, Promise<ModuleArtifact>>();
   readonly #cacheDir: string | undefined;
   readonly #idleTimeoutMs: number;
   /** Options for wasmplug's own tests (see `_internal_options.ts`). */
@@ -265,21 +267,32 @@ export class WasmRuntime implements AsyncDisposable {
 
   async #compileBinary(name: string, bytes: Uint8Array, start: number): Promise<CompiledModule> {
     const hash = await sha256Hex(bytes);
-    let artifact = this.#cache.get(hash);
-    if (artifact === undefined) {
-      const passes = this.#passes(this.limits, this.execution.isolation);
-      artifact = await buildArtifact(bytes, hash, {
-        // Prepared for the runtime's own limits now, so the common case instantiates at once.
-        alongside: (artifact) => prepareModule(artifact, this.limits, passes),
-      });
-      this.#cache.set(hash, artifact);
-    }
+    const artifact = this.#cache.get(hash) ?? await this.#build(bytes, hash);
     const compiled = createCompiledModule(artifact, {
       name,
       compileTimeMs: performance.now() - start,
     });
     logger.debug("Compiled {name} ({sizeBytes} bytes) in {compileTimeMs} ms", { ...compiled });
     return compiled;
+  }
+
+  /**
+   * Builds the artifact of bytes the cache does not hold, once for the
+   * compiles of the same bytes that overlap (each would pay it in full).
+   */
+  #build(bytes: Uint8Array, hash: string): Promise<ModuleArtifact> {
+    let building = this.#building.get(hash);
+    if (building === undefined) {
+      const passes = this.#passes(this.limits, this.execution.isolation);
+      building = buildArtifact(bytes, hash, {
+        // Prepared for the runtime's own limits now, so the common case instantiates at once.
+        alongside: (artifact) => prepareModule(artifact, this.limits, passes),
+      });
+      this.#building.set(hash, building);
+      building.then((artifact) => this.#cache.set(hash, artifact), () => {})
+        .finally(() => this.#building.delete(hash));
+    }
+    return building;
   }
 
   /**

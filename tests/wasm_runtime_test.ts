@@ -3,6 +3,7 @@ import {
   CompilationError,
   type CompiledModule,
   Linker,
+  OutOfMemoryError,
   PluginStateError,
   type RuntimeConfig,
   type ToolFunction,
@@ -19,6 +20,7 @@ import { answerBinary, HEADER } from "./fixtures/binary.ts";
 import { CALLS_WAT } from "./fixtures/wat.ts";
 import { workerOptionsOfProcess } from "../src/worker/_worker_options.ts";
 import { WAT_CACHE_VERSION } from "../src/compile/_wat.ts";
+import { artifactOf } from "../src/compile/_artifact.ts";
 
 const ANSWER_WAT = '(module (func (export "answer") (result i32) i32.const 42))';
 
@@ -261,6 +263,25 @@ testEachIsolation("WasmRuntime caches compiled modules by content", {
     assert.equal(runtime.cacheStats().hits, 2);
     await runtime.compileWat("m2", module(2));
     assert.equal(runtime.cacheStats().misses, 4);
+  });
+
+  await t.step("compiles of the same bytes that overlap build it once", async () => {
+    // Each built its own (and the cache kept the last): four times the time and memory.
+    await using runtime = createRuntime();
+    const bytes = answerBinary();
+    const compiled = await Promise.all([1, 2, 3, 4].map((n) => runtime.compile(`c${n}`, bytes)));
+    assert.equal(new Set(compiled.map(artifactOf)).size, 1);
+    assert.equal(runtime.cacheStats().entries, 1);
+  });
+
+  await t.step("a preparation that failed for good fails again at once", async () => {
+    // Every load of it paid for the whole preparation again (up to seconds for a large module).
+    await using runtime = createRuntime();
+    const compiled = await runtime.compileWat("big", "(module (memory 8))");
+    const load = () => runtime.createPlugin(compiled, { resourceLimits: { maxMemoryPages: 4 } });
+    const first = await assertRejectsWith(load, OutOfMemoryError);
+    assert.equal(await assertRejectsWith(load, OutOfMemoryError), first);
+    assert.equal(runtime.pluginCount, 0);
   });
 
   await t.step("a module evicted from the cache still makes plugins", async () => {

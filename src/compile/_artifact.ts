@@ -19,7 +19,7 @@ import "./compiled_module.ts";
 import { compiledModuleAccess, type CompiledModuleInit } from "./_compiled_module_access.ts";
 import { Capability } from "../capability.ts";
 import { builtinCapability } from "../host/mod.ts";
-import { CompilationError, OutOfMemoryError, ResourceLimitError } from "../errors.ts";
+import { CompilationError, OutOfMemoryError, ResourceLimitError, WasmError } from "../errors.ts";
 import type { ResourceLimits } from "../resource_limits.ts";
 import type { Signature } from "./_signature.ts";
 import { BinaryFormatError } from "../instrument/mod.ts";
@@ -320,10 +320,17 @@ export function prepareModule(
   if (prepared === undefined) {
     prepared = compilePrepared(artifact, limits, passes);
     artifact.prepared.set(key, prepared);
-    prepared.catch(() => artifact.prepared.delete(key));
+    // A typed failure is the module's and these limits' for good: kept, so that a host retrying
+    // the load does not pay for the whole preparation again. Anything else may pass next time.
+    prepared.catch((err) => {
+      if (!(err instanceof WasmError)) artifact.prepared.delete(key);
+    });
   }
   return prepared;
 }
+
+/** From this size a module is validated before it is instrumented, not alongside. */
+const VERDICT_FIRST_BYTES = 256 * 1024;
 
 async function compilePrepared(
   artifact: ModuleArtifact,
@@ -348,6 +355,9 @@ async function compilePrepared(
   let described: ModuleInfo | undefined = clamped.info;
   let instrumentation: InstrumentMetadata | null = null;
   if (passes.fuel || passes.callDepth || passes.deadline !== false) {
+    // A large module waits for the engine's verdict first: instrumenting one the engine refuses
+    // would cost its caller up to seconds for nothing.
+    if (artifact.bytes.length > VERDICT_FIRST_BYTES) await artifact.validated;
     await pacer.pause();
     ({ bytes, ...instrumentation } = instrumentOrThrow(bytes, described, passes));
     described = undefined;
