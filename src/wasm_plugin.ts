@@ -208,6 +208,15 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
   readonly #queue = new CallQueue();
   /** The turn held by the running call or by a pause, for `#release()`. */
   #turn: Disposable | undefined;
+  /**
+   * Whether {@linkcode #turn} is held by a call that threw before its own
+   * handling could hand it on: only the caller's stack running out midway
+   * does that (a listener that calls again from `executed`, deep recursion
+   * in a host function). Without it every later call waited for ever. The
+   * call only marks it (a call to anything may overflow the stack again);
+   * the next caller frees it ({@linkcode #freeStranded}).
+   */
+  #stranded = false;
   #stopping: Promise<void> | undefined;
   /** Whether `state_changed` events are listened to (two per call). */
   #statesListened = false;
@@ -935,6 +944,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * turn before: the fast path of every call, with no promise.
    */
   #takeIfIdle(): boolean {
+    if (this.#stranded) this.#freeStranded();
     if (!CALLABLE_STATES.has(this.#state) || this.#stopping !== undefined) return false;
     const turn = this.#queue.tryTake();
     if (turn === undefined) return false;
@@ -954,6 +964,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     waiting?: WaitingCall,
     leave?: LeaveOptions,
   ): Disposable | Promise<Disposable> {
+    if (this.#stranded) this.#freeStranded();
     // A plugin being stopped takes no more calls, whatever kind they are.
     if (this.#stopping !== undefined) this.#assertUsable(`call "${name}" on`);
     if (this.#state === "running" || this.#state === "initializing") {
@@ -996,9 +1007,10 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
 
   /** Hands the turn the running call or the pause held to the next caller in line. */
   #release(): void {
-    const turn = this.#turn;
+    // Kept until handed on: a caller whose stack runs out in between releases it again
+    // (see #abandonIfHeld). The next holder takes it in a later turn of the event loop.
+    this.#turn?.[Symbol.dispose]();
     this.#turn = undefined;
-    turn?.[Symbol.dispose]();
   }
 
   /** Throws why `name` cannot run: the plugin is paused, stopping, stopped or failed. */
@@ -1025,7 +1037,21 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
       const prepared = attempt(() => this.#prepareCall(name, args, options, expected));
       return this.#acquireThen(name, prepared, TYPED);
     }
-    return this.#runCall(name, args, options, expected);
+    const turn = this.#turn;
+    try {
+      return this.#runCall(name, args, options, expected);
+    } catch (err) {
+      // No call here: see #stranded.
+      if (this.#turn === turn) this.#stranded = true;
+      throw err;
+    }
+  }
+
+  /** Frees the turn a call left stranded (see {@linkcode #stranded}). */
+  #freeStranded(): void {
+    if (this.#state === "running") this.#state = this.#restState;
+    this.#release(); // at the edge of the stack too, maybe: marked until it is done
+    this.#stranded = false;
   }
 
   /**
@@ -1346,7 +1372,14 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
       );
       return this.#acquireThen(fn, prepared, BYTES, decode);
     }
-    return this.#runBytesCall(fn, input, options, packedOutput, decode);
+    const turn = this.#turn;
+    try {
+      return this.#runBytesCall(fn, input, options, packedOutput, decode);
+    } catch (err) {
+      // No call here: see #stranded.
+      if (this.#turn === turn) this.#stranded = true;
+      throw err;
+    }
   }
 
   /** Checks a bytes call's export and options. */

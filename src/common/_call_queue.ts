@@ -82,6 +82,13 @@ export class CallQueue {
   #base = 0;
   /** How many slots of the line callers who left emptied. */
   #left = 0;
+  /**
+   * The caller a release handed the turn to and had not woken yet: set
+   * until it is, so that when the releasing caller's stack runs out midway
+   * (a call made at its edge), the release it tries again wakes the same
+   * caller instead of losing it.
+   */
+  #unwoken: ((turn: Disposable) => void) | undefined;
   /** The callers waiting with each signal (see {@linkcode take}'s `leave`). */
   readonly #leavers = new Map<AbortSignal, { leavers: Set<Leaver>; onAbort: () => void }>();
   /** What the callers waiting said of themselves (see {@linkcode take}), in the same order. */
@@ -213,14 +220,25 @@ export class CallQueue {
     const waiting = this.#waiting.slice(this.#head);
     this.#reset();
     for (const wake of waiting) wake?.(NO_TURN);
+    // Handed the turn already: it holds it.
+    const unwoken = this.#unwoken;
+    this.#unwoken = undefined;
+    unwoken?.(this.#turn);
   }
 
   #release(): void {
     if (!this.#held) return;
+    const unwoken = this.#unwoken;
+    if (unwoken !== undefined) {
+      unwoken(this.#turn); // waking twice is harmless: a promise settles once
+      this.#unwoken = undefined;
+      return;
+    }
     this.#dropLeftAtHead();
     const head = this.#head;
     if (head < this.#waiting.length) {
       const next = this.#waiting[head]!;
+      this.#unwoken = next;
       this.#waiting[head] = undefined;
       this.#tags[head] = undefined;
       this.#head = head + 1;
@@ -235,7 +253,9 @@ export class CallQueue {
           this.#head = 0;
         }
       }
-      return next(this.#turn);
+      next(this.#turn);
+      this.#unwoken = undefined;
+      return;
     }
     this.#held = false;
     this.#onFree?.();
