@@ -126,6 +126,9 @@ export const INTERVAL_GLOBAL_EXPORT = "__wasmplug_interval";
 export const START_EXPORT = "__wasmplug_start";
 /** Prefix of the export names of defined memories (`exportState`), followed by the memory index. */
 export const MEMORY_STATE_EXPORT_PREFIX = "__wasmplug_memory_";
+/** The most memories and mutable globals `exportState` exports; a module with more is not kept. */
+const MAX_STATE_EXPORTS = 10_000;
+
 /** Prefix of the export names of mutable globals (`exportState`), followed by the global index. */
 export const GLOBAL_STATE_EXPORT_PREFIX = "__wasmplug_global_";
 
@@ -676,6 +679,13 @@ class Assembler {
         return incomplete(`its global ${i} is a mutable ${global.type.valueType}`);
       }
       mutable.push(i);
+    }
+    // Each is an export (the engine takes a million at most) and a value to copy at each park:
+    // so many are not kept (the plugin is never parked) rather than fail the load or cost seconds.
+    if (mutable.length + info.memories.length > MAX_STATE_EXPORTS) {
+      return incomplete(
+        `it has ${mutable.length} mutable globals and ${info.memories.length} memories, more than ${MAX_STATE_EXPORTS} to keep`,
+      );
     }
     const memories = info.memories.map((limits, i): MemoryStateExport => ({
       name: this.#export(`${MEMORY_STATE_EXPORT_PREFIX}${i}`, 2, i),
