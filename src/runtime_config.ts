@@ -104,6 +104,16 @@ export interface CacheOptions {
    */
   maxEntries?: number;
   /**
+   * How many bytes of modules the cache holds at most: each module's own
+   * bytes and those of the instrumented modules prepared from it (the
+   * engine's compiled code for them takes several times that again). The
+   * least recently used go first; a module heavier than the whole bound is
+   * not kept. `Infinity` bounds the cache by `maxEntries` alone.
+   *
+   * @default {268435456 (256 MiB)}
+   */
+  maxBytes?: number;
+  /**
    * A directory where the binaries produced from WAT are kept across runs, so
    * `compileWat` skips the WAT compiler for text it has seen. Needs read and
    * write permission for that directory.

@@ -53,6 +53,16 @@ import { readCachedBinary, writeCachedBinary } from "./compile/mod.ts";
 const logger = getLogger(["wasmplug", "runtime"]);
 
 const DEFAULT_CACHE_ENTRIES = 128;
+/** The most bytes of modules and their prepared forms the cache holds by default. */
+const DEFAULT_CACHE_BYTES = 256 * 1024 * 1024;
+
+/** The compiled-module cache: by count, and by the bytes the artifacts hold. */
+function artifactCache(maxEntries: number, maxBytes: number): LruCache<string, ModuleArtifact> {
+  return new LruCache(maxEntries, {
+    maxWeight: maxBytes,
+    weigh: (artifact) => artifact.held.bytes,
+  });
+}
 /** How long a worker plugin may idle before it is parked (see `RuntimeConfig.idleTimeoutMs`). */
 const DEFAULT_IDLE_TIMEOUT_MS = 2000;
 
@@ -163,16 +173,28 @@ export class WasmRuntime implements AsyncDisposable {
     this.#workerPool = new WorkerPool(resolveWorkerPool(config.workerPool));
     const cache = config.cache ?? true;
     if (typeof cache === "boolean") {
-      this.#cache = new LruCache(cache ? DEFAULT_CACHE_ENTRIES : 0);
+      this.#cache = artifactCache(cache ? DEFAULT_CACHE_ENTRIES : 0, DEFAULT_CACHE_BYTES);
     } else if (typeof cache === "object" && cache !== null) {
       assertKnownKeys("'cache'", cache, CACHE_KEYS);
-      const { maxEntries = DEFAULT_CACHE_ENTRIES, dir } = optionFields(cache, CACHE_KEYS) as {
+      const {
+        maxEntries = DEFAULT_CACHE_ENTRIES,
+        maxBytes = DEFAULT_CACHE_BYTES,
+        dir,
+      } = optionFields(cache, CACHE_KEYS) as {
         maxEntries?: number;
+        maxBytes?: number;
         dir?: string;
       };
       if (!Number.isInteger(maxEntries) || maxEntries < 0) {
         throw new RangeError(
           `Cannot use 'cache.maxEntries' = ${maxEntries}: it must be a non-negative integer`,
+        );
+      }
+      if (typeof maxBytes !== "number" || !(maxBytes >= 0)) {
+        throw new RangeError(
+          `Cannot use 'cache.maxBytes' = ${
+            describeValue(maxBytes)
+          }: it must be a non-negative number of bytes or Infinity`,
         );
       }
       if (dir !== undefined && typeof dir !== "string") {
@@ -184,7 +206,7 @@ export class WasmRuntime implements AsyncDisposable {
       if (dir !== undefined && dir.trim() === "") {
         throw new TypeError(`Cannot use 'cache.dir' = ${JSON.stringify(dir)}: it names no folder`);
       }
-      this.#cache = new LruCache(maxEntries);
+      this.#cache = artifactCache(maxEntries, maxBytes);
       this.#cacheDir = dir;
     } else {
       throw new TypeError(
@@ -717,7 +739,7 @@ interface PluginIdentity {
 
 /** The keys of a `RuntimeConfig`, and of its `cache`, `workerPool` and `execution`. */
 const RUNTIME_CONFIG_KEYS = ["execution", "resourceLimits", "cache", "idleTimeoutMs", "workerPool"];
-const CACHE_KEYS = ["maxEntries", "dir"];
+const CACHE_KEYS = ["maxEntries", "maxBytes", "dir"];
 const WORKER_POOL_KEYS = ["maxIdle", "idleMs", "maxServedBytes"];
 const EXECUTION_KEYS = ["fuelMetering", "epochInterruption", "isolation", "workerPermissions"];
 

@@ -74,6 +74,8 @@ Deno.test("new WasmRuntime() resolves and validates its config", {
     ["a cache of the wrong type", { cache: "yes" }, TypeError, /'cache': expected a boolean/],
     ["a negative cache size", { cache: { maxEntries: -1 } }, RangeError, /'cache\.maxEntries'/],
     ["a fractional cache size", { cache: { maxEntries: 1.5 } }, RangeError, /non-negative/],
+    ["a negative cache weight", { cache: { maxBytes: -1 } }, RangeError, /'cache\.maxBytes'/],
+    ["a cache weight not a number", { cache: { maxBytes: "1 GB" as never } }, RangeError, /bytes/],
     ["a non-string cache dir", { cache: { dir: 5 } }, TypeError, /'cache\.dir': expected a string/],
     // The cache's files would go to the root of the file system.
     [
@@ -263,6 +265,28 @@ testEachIsolation("WasmRuntime caches compiled modules by content", {
     assert.equal(runtime.cacheStats().hits, 2);
     await runtime.compileWat("m2", module(2));
     assert.equal(runtime.cacheStats().misses, 4);
+  });
+
+  await t.step("maxBytes bounds the bytes the cached modules hold", async () => {
+    // By count alone, 128 modules of a megabyte each kept some 15 GB in the engine.
+    const module = (n: number): string =>
+      `(module (func (export "f${n}") (result i32) i32.const 1))`;
+    const weight = async (): Promise<number> => {
+      await using probe = createRuntime();
+      return artifactOf(await probe.compileWat("probe", module(0))).held.bytes;
+    };
+    const one = await weight();
+    await using runtime = createRuntime({ cache: { maxBytes: one * 1.5 } });
+    await runtime.compileWat("m1", module(1));
+    await runtime.compileWat("m2", module(2));
+    assert.equal(runtime.cacheStats().entries, 1);
+    await runtime.compileWat("m2", module(2));
+    assert.equal(runtime.cacheStats().hits, 1);
+    await runtime.compileWat("m1", module(1));
+    assert.equal(runtime.cacheStats().misses, 3);
+    await using none = createRuntime({ cache: { maxBytes: 0 } });
+    await none.compileWat("m1", module(1));
+    assert.equal(none.cacheStats().entries, 0);
   });
 
   await t.step("compiles of the same bytes that overlap build it once", async () => {

@@ -112,6 +112,8 @@ export interface ModuleArtifact {
   readonly customSections: readonly ModuleCustomSection[];
   /** Prepared modules by limits key. */
   readonly prepared: Map<string, Promise<PreparedModule>>;
+  /** The bytes it holds: the module's, and those of each module prepared from it. */
+  readonly held: { bytes: number };
   /**
    * Settles once the engine has validated `bytes`, rejecting with the
    * {@linkcode CompilationError} when it refused them. Prepared modules are
@@ -261,6 +263,7 @@ function describeArtifact(
       sizeBytes: section.end - section.contentStart,
     }))),
     prepared: new Map(),
+    held: { bytes: bytes.length },
     validated,
   };
 }
@@ -376,6 +379,7 @@ async function compilePrepared(
   await artifact.validated;
   await pacer.pause();
   const module = await compileOrThrow(bytes);
+  artifact.held.bytes += bytes.length;
   return { module, bytes, instrumentation, storageImports: storageImportsOf(info, clamped) };
 }
 

@@ -10,6 +10,8 @@ import type { CacheStats } from "../cache_stats.ts";
 export class LruCache<K, V> {
   readonly #map = new Map<K, V>();
   readonly #maxEntries: number;
+  readonly #maxWeight: number;
+  readonly #weigh: (value: V) => number;
   #hits = 0;
   #misses = 0;
 
@@ -17,9 +19,20 @@ export class LruCache<K, V> {
    * Creates an empty cache.
    *
    * @param maxEntries How many entries to keep; 0 keeps none.
+   * @param weight How much the entries may weigh together (`maxWeight`),
+   * as `weigh` tells, asked on every `set`: an entry may grow while it is
+   * held.
    */
-  constructor(maxEntries: number) {
+  constructor(
+    maxEntries: number,
+    { maxWeight = Infinity, weigh = () => 0 }: {
+      maxWeight?: number;
+      weigh?: (value: V) => number;
+    } = {},
+  ) {
     this.#maxEntries = maxEntries;
+    this.#maxWeight = maxWeight;
+    this.#weigh = weigh;
   }
 
   /** Returns the entry and marks it most recently used, counting a hit or a miss. */
@@ -42,6 +55,15 @@ export class LruCache<K, V> {
     this.#map.set(key, value);
     while (this.#map.size > this.#maxEntries) {
       const oldest = this.#map.keys().next().value as K;
+      this.#map.delete(oldest);
+    }
+    if (this.#maxWeight === Infinity) return;
+    let weight = 0;
+    for (const held of this.#map.values()) weight += this.#weigh(held);
+    // The newest goes last: one heavier than the whole bound is not kept either.
+    for (const [oldest, held] of this.#map) {
+      if (weight <= this.#maxWeight) break;
+      weight -= this.#weigh(held);
       this.#map.delete(oldest);
     }
   }
