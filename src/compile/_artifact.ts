@@ -28,9 +28,9 @@ import { clampLimits, type ClampResult } from "../instrument/mod.ts";
 import { enforceTotals, type TotalsOptions } from "../instrument/mod.ts";
 import {
   type DeadlineMode,
-  instrument,
   type InstrumentMetadata,
   type InstrumentResult,
+  instrumentSteps,
   RESERVED_EXPORT_PREFIX,
 } from "../instrument/mod.ts";
 import { decodeManifestSection, MANIFEST_SECTION } from "./_plugin_manifest.ts";
@@ -362,7 +362,7 @@ async function compilePrepared(
     // would cost its caller up to seconds for nothing.
     if (artifact.bytes.length > VERDICT_FIRST_BYTES) await artifact.validated;
     await pacer.pause();
-    ({ bytes, ...instrumentation } = instrumentOrThrow(bytes, described, passes));
+    ({ bytes, ...instrumentation } = await instrumentOrThrow(bytes, described, passes, pacer));
     described = undefined;
   }
   // After instrumenting, so the instrumenter's code and budgets stay as they are; its own
@@ -444,13 +444,14 @@ function throwIfTooLarge({ violations, totals }: ClampResult): void {
   );
 }
 
-function instrumentOrThrow(
+async function instrumentOrThrow(
   bytes: Uint8Array,
   info: ModuleInfo,
   passes: Instrumentation,
-): InstrumentResult {
+  pacer: Pacer,
+): Promise<InstrumentResult> {
   try {
-    return instrument(bytes, {
+    const steps = instrumentSteps(bytes, {
       fuel: passes.fuel,
       callDepth: passes.callDepth,
       deadline: passes.deadline,
@@ -458,6 +459,12 @@ function instrumentOrThrow(
       validate: false,
       info,
     });
+    // In steps, with the event loop's turns between them: a megabyte of small functions held
+    // the thread for a second in one stretch.
+    for (let step = steps.next();; step = steps.next()) {
+      if (step.done) return step.value;
+      await pacer.pause();
+    }
   } catch (err) {
     if (err instanceof BinaryFormatError) {
       throw new CompilationError(`Cannot instrument the module: ${err.message}`, {

@@ -247,6 +247,34 @@ const SECTION_RANK: readonly number[] = [0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 12, 13, 
  * @throws {RangeError} When an option is out of range.
  */
 export function instrument(bytes: Uint8Array, options: InstrumentOptions = {}): InstrumentResult {
+  const steps = instrumentSteps(bytes, options);
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+  }
+}
+
+/**
+ * {@linkcode instrument} in steps: the generator yields between runs of
+ * bodies (about a thousand at a time), so that a caller may give the event
+ * loop its turns while a large module is instrumented, and returns the
+ * result. It throws what `instrument` throws.
+ *
+ * @example
+ * ```ts ignore
+ * const steps = instrumentSteps(bytes, { fuel: true });
+ * let step = steps.next();
+ * while (!step.done) {
+ *   await new Promise((resolve) => setTimeout(resolve, 0));
+ *   step = steps.next();
+ * }
+ * const { bytes: instrumented } = step.value;
+ * ```
+ */
+export function* instrumentSteps(
+  bytes: Uint8Array,
+  options: InstrumentOptions = {},
+): Generator<void, InstrumentResult, void> {
   const {
     fuel = false,
     callDepth = false,
@@ -295,7 +323,7 @@ export function instrument(bytes: Uint8Array, options: InstrumentOptions = {}): 
       state: null,
     };
   }
-  const result = new Assembler(bytes, info).run(
+  const result = yield* new Assembler(bytes, info).run(
     fuel === false ? null : initialFuel,
     depthOn ? maxDepth : -1,
     deadline,
@@ -423,12 +451,12 @@ class Assembler {
     return this.#info.types.length + before;
   }
 
-  run(
+  *run(
     fuel: bigint | null,
     maxDepth: number,
     deadline: DeadlineMode | false,
     exportState: boolean,
-  ): InstrumentResult {
+  ): Generator<void, InstrumentResult, void> {
     const info = this.#info;
     // Before anything is appended: the indices are those of the original module.
     const state = exportState ? this.#exportState() : null;
@@ -441,7 +469,7 @@ class Assembler {
     // Pass 1 over code, before anything is appended: what it finds decides what is.
     const checksInCode = deadline !== false && !sliced && hasCode;
     const addressTypes = fuel !== null || deadline !== false ? this.#addressTypes() : null;
-    const scan = this.#scanForPasses(
+    const scan = yield* this.#scanForPasses(
       fuel !== null,
       maxDepth >= 0,
       deadline,
@@ -485,7 +513,7 @@ class Assembler {
     checkAppended(info, { sections: this.#added, action: INSTRUMENT_FAILURE });
     const stateChange = this.#scan?.stateChange ?? null;
     return {
-      bytes: this.#assemble(plan),
+      bytes: yield* this.#assemble(plan),
       trapGlobal: TRAP_GLOBAL_EXPORT,
       fuelGlobal,
       depthGlobal: depth?.name ?? null,
@@ -697,17 +725,17 @@ class Assembler {
   }
 
   /** Pass 1 over code, recording what the passes need (`checksInCode`: deadline checks not riding on fuel). */
-  #scanForPasses(
+  *#scanForPasses(
     fuel: boolean,
     depth: boolean,
     deadline: DeadlineMode | false,
     checksInCode: boolean,
     addressTypes: AddressTypes | null,
-  ): ScanResult {
+  ): Generator<void, ScanResult, void> {
     const countdown = checksInCode && deadline === "clock";
     // Each body gets a fuel local, a depth local and a clock countdown local, as the passes need.
     const addedLocals = (fuel ? 1 : 0) + (depth ? 1 : 0) + (countdown ? 1 : 0);
-    return this.#scanCode({
+    return yield* this.#scanCode({
       fuel,
       loops: checksInCode,
       exits: fuel || countdown,
@@ -720,12 +748,13 @@ class Assembler {
 
   #scan: ScanResult | undefined;
   /** Decodes every body once, recording where code goes in; checks `addedLocals` fit in each. */
-  #scanCode(options: ScanOptions, addedLocals: number): ScanResult {
+  *#scanCode(options: ScanOptions, addedLocals: number): Generator<void, ScanResult, void> {
     const scan = new ScanResult();
     this.#scan = scan;
     const scanner = new BodyScanner(options, scan);
     const { code, functions, types } = this.#info;
     for (let i = 0; i < code.length; i++) {
+      if ((i & STEP_BODIES) === STEP_BODIES) yield;
       const body = code[i]!;
       const reader = new CodeReader(this.#bytes, body.bodyStart, body.end);
       const locals = reader.readLocals();
@@ -765,7 +794,7 @@ class Assembler {
     return gates;
   }
 
-  #assemble(plan: BodyPlan): Uint8Array<ArrayBuffer> {
+  *#assemble(plan: BodyPlan): Generator<void, Uint8Array<ArrayBuffer>, void> {
     const bytes = this.#bytes;
     const out = new CodeWriter(bytes.length + (bytes.length >>> 1) + 256);
     out.copy(bytes, 0, 8);
@@ -811,7 +840,7 @@ class Assembler {
       if (section.id === Section.Start && this.#startDeferred) continue;
       if (section.id === Section.Code) {
         const hints: [number, number[]][] = [];
-        const payload = this.#codePayload(section, plan, hints);
+        const payload = yield* this.#codePayload(section, plan, hints);
         // Code metadata goes before the code section.
         if (hints.length > 0) this.#writeBranchHints(out, hints);
         this.#writeSection(out, section.id, payload);
@@ -873,11 +902,11 @@ class Assembler {
   #roles: CallRoles | null = null;
 
   /** Writes the code section's payload; adds the branch hints of each body to `hints`. */
-  #codePayload(
+  *#codePayload(
     section: SectionInfo,
     plan: BodyPlan,
     hints: [number, number[]][],
-  ): CodeWriter {
+  ): Generator<void, CodeWriter, void> {
     const info = this.#info;
     const bytes = this.#bytes;
     const scan = this.#scan!;
@@ -910,6 +939,7 @@ class Assembler {
       });
     };
     for (let i = 0; i < info.code.length; i++) {
+      if ((i & STEP_BODIES) === STEP_BODIES) yield;
       const code = info.code[i]!;
       body.length = 0;
       if (internal !== null && internal.internal[i]! >= 0) {
@@ -928,6 +958,7 @@ class Assembler {
     }
     if (internal !== null) {
       for (let i = 0; i < info.code.length; i++) {
+        if ((i & STEP_BODIES) === STEP_BODIES) yield;
         if (internal.internal[i]! < 0) continue;
         const code = info.code[i]!;
         body.length = 0;
@@ -985,6 +1016,9 @@ interface Passes {
   /** The pacing globals the host's prepare function sets. */
   readonly armed: ArmedGlobals;
 }
+
+/** One less than how many bodies a step of {@linkcode instrumentSteps} handles (a power of 2). */
+const STEP_BODIES = 1023;
 
 /** How an {@linkcode EngineLimitError} of the instrumenter starts. */
 const INSTRUMENT_FAILURE = "Cannot instrument the module";

@@ -32,5 +32,5 @@ export type {
 } from "./_module.ts";
 export { enforceTotals } from "./_totals.ts";
 export type { TotalsOptions } from "./_totals.ts";
-export { instrument, RESERVED_EXPORT_PREFIX } from "./instrument.ts";
+export { instrument, instrumentSteps, RESERVED_EXPORT_PREFIX } from "./instrument.ts";
 export type { DeadlineMode, InstrumentMetadata, InstrumentResult } from "./instrument.ts";
