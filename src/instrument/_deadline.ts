@@ -73,6 +73,51 @@ export function emitDeadlinePoll(out: CodeWriter, slots: DeadlinePollSlots): voi
   emitHookCall(out, slots);
 }
 
+/**
+ * Throws between two of the throw gate's checks. A throw costs the engine's
+ * search for its handler (about 80 ns caught at once, 0.1 µs more for each
+ * handler it passes, in every frame it unwinds), which fuel does not count;
+ * a check costs about 100 ns. So a call may overrun its deadline by this
+ * many throws.
+ */
+export const THROWS_PER_CHECK = 8;
+
+/**
+ * Writes the body of the throw gate (`[] -> []`, see `emitThrowGateCall` in
+ * `_rewrite.ts`): it counts throws down in global `countdown` and makes the
+ * hook's check every {@linkcode THROWS_PER_CHECK} of them.
+ *
+ * @param out Where to write.
+ * @param slots The hook's indices.
+ * @param countdown Index of the `i32` countdown global (starting at {@linkcode THROWS_PER_CHECK}).
+ */
+export function emitThrowGateBody(
+  out: CodeWriter,
+  slots: DeadlinePollSlots,
+  countdown: number,
+): void {
+  out.u8(0x00); // no locals
+  out.u8(0x23); // countdown -= 1
+  out.u32(countdown);
+  out.u8(0x41);
+  out.s32(1);
+  out.u8(0x6b); // i32.sub
+  out.u8(0x24);
+  out.u32(countdown);
+  out.u8(0x23);
+  out.u32(countdown);
+  out.u8(0x45); // i32.eqz
+  out.u8(0x04); // if it ran out
+  out.u8(0x40);
+  out.u8(0x41); // countdown = THROWS_PER_CHECK
+  out.s32(THROWS_PER_CHECK);
+  out.u8(0x24);
+  out.u32(countdown);
+  emitHookCall(out, slots);
+  out.u8(0x0b); // end if
+  out.u8(0x0b); // end
+}
+
 /** Writes `block (br_if 0 (ref.is_null (table.get 0))) (call the hook) (trap if it returned 1) end`. */
 function emitHookCall(
   out: CodeWriter,

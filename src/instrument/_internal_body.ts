@@ -29,7 +29,13 @@ import { emitCachedFuelCharge, emitFuelSubtract, emitOverdrawn, type FuelSlots }
 import { DepthRole } from "./_call_graph.ts";
 import { BodyFlags, Event, type ScanResult } from "./_scan.ts";
 import { emitTrap, emitTrapBy, emitTrapIf, TrapReason } from "./_trap.ts";
-import { type BodyPlan, type CallRoles, emitGateCall, emitWaitCall } from "./_rewrite.ts";
+import {
+  type BodyPlan,
+  type CallRoles,
+  emitGateCall,
+  emitThrowGateCall,
+  emitWaitCall,
+} from "./_rewrite.ts";
 import type { InternalCallPlan } from "./_internal_calls.ts";
 
 /**
@@ -185,6 +191,10 @@ export function rewriteInternalBody(
       case Event.Wait:
         emitFuelStore(body);
         copied = emitWaitCall(out, plan, scan, arg[e]!);
+        break;
+      case Event.Throw:
+        emitFuelStore(body);
+        emitThrowGateCall(out, plan); // it does not change the fuel
         break;
     }
   }

@@ -41,6 +41,8 @@ export interface BodyPlan {
   readonly bulkGates: readonly number[];
   /** The function replacing each of the scan's distinct atomic waits (see `_atomic_wait.ts`). */
   readonly waitFunctions: readonly number[];
+  /** The `[] -> []` function that checks the deadline before each throw, or -1. */
+  readonly throwGate: number;
   /** The internal calling convention's variants, or `null` (see `_internal_calls.ts`). */
   readonly internal: InternalCallPlan | null;
   /** The `[i32] -> [i64]` slow path of variants' charges that also check the depth, or -1. */
@@ -249,9 +251,24 @@ export function rewriteBody(
       case Event.Wait:
         copied = emitWaitCall(out, plan, scan, arg[e]!);
         break;
+      case Event.Throw:
+        // As a gate: the global holds what was charged, should the deadline stop the call.
+        if (flush !== null) put(out, flush);
+        emitThrowGateCall(out, plan);
+        break;
     }
   }
   out.copy(bytes, copied, end);
+}
+
+/**
+ * Writes the call of the throw gate before a throw: the engine's search for
+ * a handler takes time fuel does not count (about 0.1 µs per handler it
+ * passes, in every frame it unwinds), so each throw reads the clock first.
+ */
+export function emitThrowGateCall(out: CodeWriter, plan: BodyPlan): void {
+  out.u8(0x10); // call the gate
+  out.u32(plan.throwGate);
 }
 
 /** Writes the call of the gate of bulk instructions of kind `kind`, before one. */

@@ -70,6 +70,13 @@ export const Event = {
    * is the local's position among the declared locals.
    */
   Local: 9,
+  /**
+   * A `throw`, `rethrow` or `throw_ref` (recorded with
+   * {@linkcode ScanOptions.waits}): its cost in time is the engine's search
+   * for a handler, through every frame it unwinds, which fuel does not
+   * measure, so it is paced by the clock.
+   */
+  Throw: 10,
 } as const;
 
 /** Per-function facts of a scan. */
@@ -162,7 +169,7 @@ export interface ScanOptions {
   readonly exits: boolean;
   /** Record bulk instructions, knowing which memories and tables are 64-bit; `null` not to. */
   readonly bulk: AddressTypes | null;
-  /** Record atomic waits. */
+  /** Record atomic waits and throws: what the deadline paces by the clock of its own. */
   readonly waits: boolean;
   /**
    * Record every `return` and every tail call, unreachable ones included
@@ -230,6 +237,8 @@ export class ScanResult {
   readonly waitSites: { readonly wait: number; readonly end: number }[] = [];
   /** Bit `1 << kind` for each {@linkcode BulkKind} recorded. */
   bulkKinds = 0;
+  /** Whether a throw was recorded (see {@linkcode Event.Throw}). */
+  throws = false;
   readonly #waitKeys = new Map<string, number>();
 
   /** Notes a wait instruction whose memory argument is `bytes[memarg, end)`; returns its site. */
@@ -496,6 +505,10 @@ export class BodyScanner {
         }
         if (!live) return false;
         out.cost[this.#cur]!++;
+        if (reader.op >= OP_THROW && reader.op <= OP_THROW_REF && this.#options.waits) {
+          out.throws = true;
+          out.push(Event.Throw, reader.start, 0, this.#run);
+        }
         if (this.#jumpTargets(reader)) this.#exit(reader);
         this.#cur = DEAD;
         return false;

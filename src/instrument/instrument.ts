@@ -76,7 +76,9 @@ import {
   DEADLINE_HOOKS_EXPORT,
   type DeadlinePollSlots,
   emitDeadlinePoll,
+  emitThrowGateBody,
   emitTickBody,
+  THROWS_PER_CHECK,
 } from "./_deadline.ts";
 import { emitTrapBody, TrapReason } from "./_trap.ts";
 import {
@@ -615,6 +617,13 @@ class Assembler {
       const type = waitFunctionType(wait, memory64);
       return this.#appendBody(96, (out) => emitWaitBody(out, wait, poll), type);
     });
+    // Each throw reads the clock (see `emitThrowGateCall`): one that is slow (many handlers to
+    // pass) made a fuel slice last seconds, and the deadline with it.
+    let throwGate = -1;
+    if (poll !== null && scan.throws) {
+      const countdown = this.#global(0x7f, THROWS_PER_CHECK);
+      throwGate = this.#appendBody(48, (out) => emitThrowGateBody(out, poll, countdown));
+    }
     if (hasCode) {
       this.#appendHostFunctions({
         trapGlobal: passes.trapGlobal,
@@ -649,6 +658,7 @@ class Assembler {
       deadline: checks,
       bulkGates,
       waitFunctions,
+      throwGate,
       internal,
       chargeSlowPath,
       fuelSlowPath,

@@ -128,11 +128,24 @@ const WARM_FUNC = `(func (export "warm") (param $n i32)
     (loop $l (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1))))))
   (func (export "spin") (loop $l (br $l)))`;
 
+/** A throw from inside 60 handlers of another tag: the engine passes each, for no fuel. */
+const NESTED_THROW = Array.from({ length: 60 }).reduce<string>(
+  (inner, _, i) => `(block $b${i} (try_table (catch $other $b${i}) ${inner}))`,
+  "(throw $e)",
+);
+
 const PACING_WAT = `(module
   (tag $e)
+  (tag $other)
   ${WARM_FUNC}
+  (global $count (mut i32) (i32.const 0))
+  (func (export "bump") (result i32)
+    (global.set $count (i32.add (global.get $count) (i32.const 1)))
+    (global.get $count))
   (func (export "throw_forever")
-    (loop $l (block $h (try_table (catch_all $h) (throw $e))) (br $l))))`;
+    (loop $l (block $h (try_table (catch_all $h) (throw $e))) (br $l)))
+  (func (export "throw_through_handlers")
+    (loop $l (block $h (try_table (catch_all $h) ${NESTED_THROW})) (br $l))))`;
 
 /**
  * Warms the deadline check's pacing with fast calls of `warm`, then expects
@@ -171,6 +184,12 @@ testEachIsolation("Hostile: a guest cannot stretch the time between deadline che
         resourceLimits: fuelMetering ? { maxFuel: null } : {},
       }, { execution: { fuelMetering } });
       await assertStopsSoonAfterWarming(loaded.plugin, "throw_forever");
+      // A slice of fuel took 2.2 s of such throws: a 50 ms timeout ended after 2.5 s inline
+      // (the host's thread held all along), and a worker was terminated after its grace,
+      // its plugin's state lost with it.
+      const before = await loaded.plugin.callI32("bump");
+      await assertStopsSoonAfterWarming(loaded.plugin, "throw_through_handlers");
+      assert.equal(await loaded.plugin.callI32("bump"), before + 1, "the state was lost");
     });
   }
 });
