@@ -247,8 +247,11 @@ export class CallQueue {
       } else {
         this.#dropLeftAtHead();
         if (this.#head >= COMPACT_AFTER && this.#head * 2 >= this.#waiting.length) {
-          this.#waiting = this.#waiting.slice(this.#head);
-          this.#tags = this.#tags.slice(this.#head);
+          // Both copies first: the fields change together, with no call between them.
+          const waiting = this.#waiting.slice(this.#head);
+          const tags = this.#tags.slice(this.#head);
+          this.#waiting = waiting;
+          this.#tags = tags;
           this.#base += this.#head;
           this.#head = 0;
         }
@@ -257,8 +260,9 @@ export class CallQueue {
       this.#unwoken = undefined;
       return;
     }
-    this.#held = false;
+    // Freed last: a release cut off before it is tried again as a whole.
     this.#onFree?.();
+    this.#held = false;
   }
 
   /** Moves the head past the slots of callers who left; empties the line when only they were left. */

@@ -231,6 +231,15 @@ class WorkerBackend implements PluginBackend {
    * it; when it is free again, the idle timer is armed.
    */
   readonly #queue = new CallQueue({ onFree: () => this.#armIdleTimer() });
+  /**
+   * The worker of a request whose caller's stack ran out between posting it
+   * and reading the answer (a call made at the edge of deep recursion): its
+   * channel is out of step, so the next request ends it (`#recover`). Only
+   * marked where it happened, since any call there may overflow again.
+   */
+  #cutOff: LiveWorker | undefined;
+  /** Gives back the channel's turn a release cut off the same way left held (see `#recover`). */
+  #stranded: (() => void) | undefined;
   /** What host functions threw during the current exchange; the worker refers to them by index. */
   #hostErrors: unknown[] = [];
   /** Whether idle workers are parked: the state can be handed over and a timeout is set. */
@@ -621,6 +630,7 @@ class WorkerBackend implements PluginBackend {
     startMs: number,
     outputLength = 0,
   ): unknown[] | Promise<unknown[]> {
+    if (this.#cutOff !== undefined || this.#stranded !== undefined) this.#recover();
     const live = this.#live;
     if (this.#queue.busy || live === undefined || live.crashed !== undefined || this.#closed) {
       return this.#requestLater(op, values, budget, startMs, outputLength);
@@ -630,19 +640,64 @@ class WorkerBackend implements PluginBackend {
     budget.signal?.throwIfAborted();
     const turn = this.#queue.tryTake()!;
     let handedOn = false;
+    let unanswered: LiveWorker | undefined;
     try {
       if (this.#hostErrors.length > 0) this.#hostErrors = [];
       const channel = this.#postTo(live, op, values, outputLength);
+      unanswered = live;
       const reply = channel.poll();
+      unanswered = undefined;
       if (
         reply === undefined || reply.op === ToHost.LinkerCall || reply.op === ToHost.ServiceCall
       ) {
+        const concluding = this.#conclude(live, channel, budget, startMs, reply, turn);
         handedOn = true;
-        return this.#conclude(live, channel, budget, startMs, reply, turn);
+        return concluding;
       }
       return this.#settle(reply);
+    } catch (err) {
+      // No call here (see #cutOff).
+      if (unanswered !== undefined) this.#cutOff = unanswered;
+      throw err;
     } finally {
-      if (!handedOn) turn[Symbol.dispose]();
+      if (!handedOn) this.#handBack(turn);
+    }
+  }
+
+  /**
+   * Gives the channel's turn back; if that is cut off (the caller's stack
+   * ran out), the next request gives it back (see {@linkcode #recover}):
+   * every later call would wait for ever.
+   */
+  #handBack(turn: Disposable): void {
+    try {
+      turn[Symbol.dispose]();
+    } catch (err) {
+      this.#stranded = () => turn[Symbol.dispose](); // no call here: the stack may be out
+      throw err;
+    }
+  }
+
+  /**
+   * Repairs what a request cut off by its caller's stack running out left
+   * (see {@linkcode #cutOff}): a worker whose answer went unread is ended
+   * (its channel is out of step; the next exchange starts a fresh one, as
+   * after a crash), and a turn not given back is given back. Both are
+   * marked with no call, as the stack may have had no room left.
+   */
+  #recover(): void {
+    const live = this.#cutOff;
+    if (live !== undefined) {
+      live.crashed ??= new WorkerCrashedError(
+        "The plugin's worker was ended: a call's caller ran out of stack before it read the answer",
+      );
+      if (this.#live === live) this.#discard(live);
+      this.#cutOff = undefined;
+    }
+    const release = this.#stranded;
+    if (release !== undefined) {
+      release(); // tried again as a whole (see CallQueue)
+      this.#stranded = undefined;
     }
   }
 
@@ -659,7 +714,13 @@ class WorkerBackend implements PluginBackend {
     try {
       return this.#settle(await this.#converse(live, channel, budget, startMs, first));
     } finally {
-      this.#handOn(turn);
+      // Before its first await this runs on the caller's stack, which may run out (see #cutOff).
+      try {
+        this.#handOn(turn);
+      } catch (err) {
+        this.#stranded = () => this.#handOn(turn);
+        throw err;
+      }
     }
   }
 
