@@ -100,7 +100,7 @@ Deno.test("A manifest embedded in a wasmplug.manifest section", async (t) => {
       CompilationError,
     );
     assert.ok(error.message.length < 1000, `${error.message.length} characters`);
-    assert.doesNotMatch(error.message, /[\n\u001b]/);
+    assert.ok(!error.message.includes("\n") && !error.message.includes("\u001b"), error.message);
     assert.match(error.message, /unknown key "\\n2026-01-01 \[ERR\] forged\\u001b\[2Kqqq/);
   });
 

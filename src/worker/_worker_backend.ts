@@ -719,6 +719,8 @@ class WorkerBackend implements PluginBackend {
         this.#handOn(turn);
       } catch (err) {
         this.#stranded = () => this.#handOn(turn);
+        // The stack ran out: that error is the call's now, whatever it had.
+        // deno-lint-ignore no-unsafe-finally
         throw err;
       }
     }
