@@ -87,22 +87,34 @@ export interface CliIo {
 }
 
 function writeAll(file: { writeSync(p: Uint8Array): number }, bytes: Uint8Array): void {
-  for (let at = 0; at < bytes.length;) at += file.writeSync(bytes.subarray(at));
+  try {
+    for (let at = 0; at < bytes.length;) at += file.writeSync(bytes.subarray(at));
+  } catch (err) {
+    // Whoever read it went away (`| head`): the rest is not wanted, and the exit code stays.
+    if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
+  }
 }
 
-/** The most standard input a command reads: it is read whole before the guest starts. */
-const MAX_STDIN_BYTES = 64 * 1024 * 1024;
+/** The most standard input or input file a command reads: it is read whole before the guest starts. */
+const MAX_INPUT_BYTES = 64 * 1024 * 1024;
+/** The largest module file a command reads (V8 compiles modules of up to 1 GiB). */
+const MAX_MODULE_BYTES = 256 * 1024 * 1024;
 
-async function readDenoStdin(): Promise<Uint8Array> {
-  if (Deno.stdin.isTerminal()) return new Uint8Array();
+/** Reads `stream` whole, refusing more than `max` bytes (`what` names it in the refusal). */
+async function readBounded(
+  stream: ReadableStream<Uint8Array>,
+  max: number,
+  what: string,
+): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   let length = 0;
-  for await (const chunk of Deno.stdin.readable) {
+  for await (const chunk of stream) {
     length += chunk.length;
-    if (length > MAX_STDIN_BYTES) {
+    if (length > max) {
+      await stream.cancel().catch(() => {});
       throw new Error(
-        `standard input holds more than ${
-          MAX_STDIN_BYTES / 1024 / 1024
+        `${what} holds more than ${
+          max / 1024 / 1024
         } MiB: it is read whole before the guest starts`,
       );
     }
@@ -115,6 +127,30 @@ async function readDenoStdin(): Promise<Uint8Array> {
     at += chunk.length;
   }
   return bytes;
+}
+
+async function readDenoStdin(): Promise<Uint8Array> {
+  if (Deno.stdin.isTerminal()) return new Uint8Array();
+  return await readBounded(Deno.stdin.readable, MAX_INPUT_BYTES, "standard input");
+}
+
+/**
+ * Reads a file given on the command line, at most `max` bytes of it (a
+ * pipe such as `<(yes)` or `/dev/zero` has no end: it was read until the
+ * process ran out of memory).
+ */
+async function readFileArgument(path: string, max: number): Promise<Uint8Array> {
+  const file = await Deno.open(path);
+  try {
+    if ((await file.stat()).isDirectory) throw new Error(`${path} is a folder, not a file`);
+    return await readBounded(file.readable, max, path);
+  } finally {
+    try {
+      file.close();
+    } catch {
+      // closed by its stream already
+    }
+  }
 }
 
 const CONSOLE_IO: CliIo = {
@@ -655,9 +691,11 @@ function help(args: ParsedArgs, io: CliIo): Promise<number> {
 // Shared by the commands.
 
 async function compileFile(runtime: WasmRuntime, file: string): Promise<CompiledModule> {
-  const name = file.split(/[\\/]/).pop()!.replace(/\.(wasm|wat)$/, "");
-  if (file.endsWith(".wat")) return await runtime.compileWat(name, await Deno.readTextFile(file));
-  return await runtime.compile(name, await Deno.readFile(file));
+  const name = file.split(Deno.build.os === "windows" ? /[\\/]/ : "/").pop()!
+    .replace(/\.(wasm|wat)$/, "");
+  const bytes = await readFileArgument(file, MAX_MODULE_BYTES);
+  if (file.endsWith(".wat")) return await runtime.compileWat(name, new TextDecoder().decode(bytes));
+  return await runtime.compile(name, bytes);
 }
 
 function positiveInteger(
@@ -941,7 +979,9 @@ async function inputOf(args: ParsedArgs, io: CliIo): Promise<CallInput | undefin
   }
   if (text !== undefined) return { bytes: new TextEncoder().encode(text), source: "--input" };
   if (path === undefined) return undefined;
-  const bytes = path === "-" ? await (io.readStdin ?? readDenoStdin)() : await Deno.readFile(path);
+  const bytes = path === "-"
+    ? await (io.readStdin ?? readDenoStdin)()
+    : await readFileArgument(path, MAX_INPUT_BYTES);
   return { bytes, source: path === "-" ? "stdin" : path };
 }
 
@@ -1001,7 +1041,8 @@ async function call(args: ParsedArgs, io: CliIo): Promise<number> {
     return 0;
   }
   if (json) {
-    io.stdout(JSON.stringify(await plugin.callJson(fn, value), null, 2));
+    // The plugin's text: JSON escapes C0 controls but not C1 ones or bidi overrides.
+    io.stdout(printable(JSON.stringify(await plugin.callJson(fn, value), null, 2), true));
   } else {
     io.writeStdout(await plugin.callBytes(fn, input.bytes));
   }
@@ -1037,6 +1078,27 @@ function parseDir(spec: string): Preopen {
 }
 
 /**
+ * Refuses `--dir`s that name one guest path twice (the last one won, the
+ * first kept its permissions), and those this process may not read, or
+ * write when `:rw`: inline, the command started and its writes failed
+ * with the guest's exit code; in a worker, the load failed.
+ */
+function checkDirs(dirs: readonly Preopen[]): void {
+  const guests = new Set<string>();
+  for (const { host, guest, writable } of dirs) {
+    if (guests.has(guest)) throw new UsageError(`--dir names the guest path "${guest}" twice`);
+    guests.add(guest);
+    for (const name of writable ? ["read", "write"] as const : ["read"] as const) {
+      if (Deno.permissions.querySync({ name, path: host }).state !== "granted") {
+        throw new UsageError(
+          `--dir ${host}${writable ? ":rw" : ""} needs --allow-${name}=${host} for deno`,
+        );
+      }
+    }
+  }
+}
+
+/**
  * Runs a WASI command: stdin passes through, its stdout and stderr are
  * written out, and its exit code becomes the CLI's.
  */
@@ -1044,6 +1106,7 @@ async function run(args: ParsedArgs, io: CliIo): Promise<number> {
   const [file, ...guestArgs] = args.positionals;
   if (file === undefined) throw new UsageError("run needs a file");
   const dirs = list(args, "dir").map(parseDir);
+  checkDirs(dirs);
   const env = keyValues(list(args, "env"), "--env");
   const resourceLimits = limitsOf(args);
   const capabilities: Capability[] = [Capability.Wasi, Capability.Random, Capability.Timer];

@@ -203,3 +203,65 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "wasmplug reads at most 64 MiB of an input file, and a module file is read the same way",
+  permissions: { read: true },
+  ignore: Deno.build.os === "windows",
+  async fn(t) {
+    await t.step("a file that never ends is refused, not read until memory runs out", async () => {
+      // `--input-file <(yes)` grew to gigabytes: only stdin was bounded.
+      const output = await cli(["call", BYTES, "echo", "--input-file", "/dev/zero"]);
+      assert.equal(output.code, 1, shown(output));
+      assert.match(output.stderr, /^error: \/dev\/zero holds more than 64 MiB/);
+    });
+    await t.step("a folder is a one-line error", async () => {
+      const output = await cli(["call", BYTES, "echo", "--input-file", "tests"]);
+      assert.equal(output.code, 1, shown(output));
+      assert.match(output.stderr, /^error: tests is a folder, not a file\n/);
+    });
+  },
+});
+
+Deno.test({
+  name: "wasmplug call --json escapes the plugin's C1 controls and bidi overrides",
+  permissions: { read: true },
+  async fn() {
+    // JSON escapes C0 controls only: these reached the terminal raw (U+009B is its CSI).
+    const output = await cli(["call", BYTES, "echo", "--json", "--input", '"a\\u009bb\\u202ec"']);
+    assert.equal(output.code, 0, shown(output));
+    assert.equal(output.stdout, '"a\\u009bb\\u202ec"\n');
+  },
+});
+
+Deno.test({
+  name: "wasmplug run refuses --dir the process may not use, or a guest path twice",
+  permissions: { read: true, run: [DENO] },
+  async fn(t) {
+    const WASI = "examples/c_wasi/c_wasi.wasm";
+    for (const isolation of ["inline", "worker"]) {
+      await t.step(`:rw without --allow-write, ${isolation}: bad usage`, async () => {
+        // Inline the command started and its writes failed with the guest's own exit code.
+        const output = await denoCli(["--allow-read", "--unstable-worker-options"], [
+          "run",
+          WASI,
+          "--dir",
+          "tests/cli/fixtures:/data:rw",
+          "--isolation",
+          isolation,
+        ]);
+        assert.equal(output.code, 2, shown(output));
+        assert.match(
+          output.stderr,
+          /^error: --dir tests\/cli\/fixtures:rw needs --allow-write=tests\/cli\/fixtures/,
+        );
+      });
+    }
+    await t.step("one guest path twice: bad usage", async () => {
+      // The last won; the first kept its permissions.
+      const output = await cli(["run", WASI, "--dir", "tests:/d", "--dir", "examples:/d"]);
+      assert.equal(output.code, 2, shown(output));
+      assert.match(output.stderr, /^error: --dir names the guest path "\/d" twice/);
+    });
+  },
+});
