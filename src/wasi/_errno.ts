@@ -91,6 +91,40 @@ export function errnoOf(err: unknown): number | undefined {
     if (err instanceof Deno.errors.FilesystemLoop) return Errno.LOOP;
     if (err instanceof Deno.errors.BadResource) return Errno.BADF;
     if (err instanceof Deno.errors.NotSupported) return Errno.NOTSUP;
+    // Some the runtime gives neither a code nor a class (EFBIG: a write past the largest file),
+    // only the OS's number in the message: a file system error all the same, not the host's.
+    const os = /\(os error (\d+)\)$/.exec(err.message);
+    if (os !== null) return BY_LINUX_NUMBER.get(Number(os[1])) ?? Errno.IO;
   }
   return undefined;
 }
+
+/** Linux's errno numbers (as `(os error N)` names them) to WASI errno, where they differ in name. */
+const BY_LINUX_NUMBER: ReadonlyMap<number, number> = Deno.build.os === "linux"
+  ? new Map(
+    ([
+      [1, "PERM"],
+      [2, "NOENT"],
+      [5, "IO"],
+      [9, "BADF"],
+      [12, "NOMEM"],
+      [13, "ACCES"],
+      [17, "EXIST"],
+      [18, "XDEV"],
+      [20, "NOTDIR"],
+      [21, "ISDIR"],
+      [22, "INVAL"],
+      [24, "MFILE"],
+      [26, "TXTBSY"],
+      [27, "FBIG"],
+      [28, "NOSPC"],
+      [30, "ROFS"],
+      [31, "MLINK"],
+      [36, "NAMETOOLONG"],
+      [39, "NOTEMPTY"],
+      [40, "LOOP"],
+      [75, "OVERFLOW"],
+      [122, "DQUOT"],
+    ] as const).map(([number, name]) => [number, BY_CODE.get(`E${name}`)!]),
+  )
+  : new Map();
