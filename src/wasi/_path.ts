@@ -72,6 +72,12 @@ export interface Resolved {
   readonly info: Deno.FileInfo | undefined;
   /** The path ended in `/`: it names a directory, or nothing that can be made a file. */
   readonly directoryOnly?: boolean;
+  /**
+   * The last component is a symlink followed only because the path ended in
+   * `/`: a call on the entry itself (unlink, rmdir, rename) fails with
+   * `ENOTDIR` there, as on Linux, instead of acting on the link's target.
+   */
+  readonly slashedLink?: boolean;
 }
 
 /** The canonical components of `real` below `preopen`, or `ENOTCAPABLE` if it is outside. */
@@ -224,10 +230,12 @@ export function resolvePath(
   }
   let rel = [...parent, last];
   let info = lstat(hostPath(preopen, rel));
+  const slashedLink = info?.isSymlink === true && trailingSlash && !follow;
   if (info?.isSymlink && (follow || trailingSlash)) {
     rel = below(preopen, Deno.realPathSync(hostPath(preopen, rel)));
     info = Deno.statSync(hostPath(preopen, rel));
   }
   if (trailingSlash && info !== undefined && !info.isDirectory) fail(Errno.NOTDIR);
-  return { preopen, rel, host: hostPath(preopen, rel), info, directoryOnly: trailingSlash };
+  const host = hostPath(preopen, rel);
+  return { preopen, rel, host, info, directoryOnly: trailingSlash, slashedLink };
 }

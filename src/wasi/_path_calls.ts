@@ -278,7 +278,8 @@ export const PATH_CALLS: Readonly<Record<string, SystemCall>> = {
   path_unlink_file: pathCall<"existing", []>({
     lookup: false,
     expect: "existing",
-    check({ info }): void {
+    check({ info, slashedLink }): void {
+      if (slashedLink) fail(Errno.NOTDIR);
       if (info.isDirectory) fail(Errno.ISDIR);
     },
     writes: true,
@@ -288,8 +289,9 @@ export const PATH_CALLS: Readonly<Record<string, SystemCall>> = {
   path_remove_directory: pathCall<"existing", []>({
     lookup: false,
     expect: "existing",
-    check({ info, rel }): void {
-      if (!info.isDirectory) fail(Errno.NOTDIR);
+    check({ info, rel, slashedLink }): void {
+      // `rmdir("link/")` removed the directory the link names.
+      if (slashedLink || !info.isDirectory) fail(Errno.NOTDIR);
       if (rel.length === 0) fail(Errno.BUSY);
     },
     writes: true,
@@ -302,6 +304,10 @@ export const PATH_CALLS: Readonly<Record<string, SystemCall>> = {
     second: true,
     check(from, to): void {
       if (from.rel.length === 0 || to.rel.length === 0) fail(Errno.BUSY);
+      // A trailing `/` names a directory: `rename("link/", …)` moved the link's target, and
+      // `rename("file", "new/")` made a file.
+      if (from.slashedLink || to.slashedLink) fail(Errno.NOTDIR);
+      if ((from.directoryOnly || to.directoryOnly) && !from.info.isDirectory) fail(Errno.NOTDIR);
     },
     writes: true,
     act(state, from, to): void {

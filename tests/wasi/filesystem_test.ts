@@ -263,6 +263,27 @@ Deno.test("WasiPreview1 creates, lists, renames and removes entries", TEMP_DIRS,
     assert.equal(s.onPath("path_remove_directory", "."), E.BUSY, "the preopen itself");
   });
 
+  await t.step("a trailing / on a symlink names a directory, not the entry: ENOTDIR", () => {
+    // rmdir("link/") removed the directory the link names, rename("link/", …) moved it, and
+    // rename("file", "new/") made a file: Linux refuses all three.
+    Deno.mkdirSync(`${s.root}/sandbox/empty`);
+    Deno.symlinkSync("empty", `${s.root}/sandbox/to-empty`);
+    assert.equal(s.onPath("path_remove_directory", "to-empty/"), E.NOTDIR);
+    assert.equal(s.onPath("path_unlink_file", "to-empty/"), E.NOTDIR);
+    const rename = (from: string, to: string) =>
+      call("path_rename", PREOPEN, ...scratch.put(from), PREOPEN, ...scratch.put(to));
+    assert.equal(rename("to-empty/", "moved"), E.NOTDIR);
+    assert.equal(rename("sub/inner.txt", "new/"), E.NOTDIR);
+    assert.ok(Deno.statSync(`${s.root}/sandbox/empty`).isDirectory);
+    assert.ok(Deno.lstatSync(`${s.root}/sandbox/to-empty`).isSymlink);
+    assert.ok(Deno.statSync(`${s.root}/sandbox/sub/inner.txt`).isFile);
+    assert.throws(() => Deno.lstatSync(`${s.root}/sandbox/new`), Deno.errors.NotFound);
+    // Without the slash, the link itself goes; a directory may move to a name with one.
+    assert.equal(s.onPath("path_unlink_file", "to-empty"), E.SUCCESS);
+    assert.equal(rename("empty", "emptied/"), E.SUCCESS);
+    assert.equal(s.onPath("path_remove_directory", "emptied"), E.SUCCESS);
+  });
+
   await t.step("fd_readdir pages through entries with cookies", () => {
     const [, dir] = s.open(".", { oflags: O_DIRECTORY });
     const names: string[] = [];
