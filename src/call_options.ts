@@ -24,9 +24,10 @@ export interface CallOptions {
    * Aborts the call: it rejects with the signal's reason. A worker plugin's
    * call ends within milliseconds wherever its guest is. An inline plugin's
    * guest code holds the host's thread, so nothing on it can abort the call
-   * until the guest waits on the host (an async host function or tool, a
-   * sleep): a signal aborted while the guest computes takes effect then, or
-   * the call ends at its deadline. Use worker isolation where a call must be
+   * until the guest waits on the host (an async host function or tool,
+   * `host_sleep_ms`; not a WASI sleep, which holds the thread): a signal
+   * aborted while the guest computes takes effect then, or the call ends at
+   * its deadline. Use worker isolation where a call must be
    * stoppable from outside at any moment. A call still waiting for its turn
    * (behind the plugin's running call) leaves the line at once and runs
    * nothing, unless its worker had already begun it ahead of its turn: then,
