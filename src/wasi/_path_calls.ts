@@ -174,7 +174,8 @@ function checkOpen(target: Resolved, oflags: number, rightsBase: bigint): void {
   if (oflags & OFlags.DIRECTORY && info !== undefined && !info.isDirectory) fail(Errno.NOTDIR);
   if (info !== undefined) assertOpenable(info);
   if (mode.directory) {
-    if (info === undefined) fail(Errno.NOENT);
+    // O_CREAT|O_DIRECTORY makes nothing: Linux says EINVAL.
+    if (info === undefined) fail(mode.create ? Errno.INVAL : Errno.NOENT);
     if (mode.writable || mode.truncate) fail(Errno.ISDIR);
   }
 }

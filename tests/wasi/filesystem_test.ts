@@ -278,6 +278,8 @@ Deno.test("WasiPreview1 creates, lists, renames and removes entries", TEMP_DIRS,
     assert.ok(Deno.lstatSync(`${s.root}/sandbox/to-empty`).isSymlink);
     assert.ok(Deno.statSync(`${s.root}/sandbox/sub/inner.txt`).isFile);
     assert.throws(() => Deno.lstatSync(`${s.root}/sandbox/new`), Deno.errors.NotFound);
+    // O_CREAT|O_DIRECTORY creates nothing (it said ENOENT).
+    assert.equal(s.open("nothing-yet", { oflags: O_CREAT | O_DIRECTORY })[0], E.INVAL);
     // Without the slash, the link itself goes; a directory may move to a name with one.
     assert.equal(s.onPath("path_unlink_file", "to-empty"), E.SUCCESS);
     assert.equal(rename("empty", "emptied/"), E.SUCCESS);
