@@ -265,3 +265,29 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "wasmplug run keeps the guest's exit code when its reader goes away (`| head`)",
+  permissions: { read: true, run: [DENO] },
+  async fn() {
+    const child = new Deno.Command(DENO, {
+      args: ["run", "--allow-read", "cli.ts", "run", "tests/cli/fixtures/two_mib_output.wat"],
+      cwd: new URL("../../", import.meta.url),
+      env: { NO_COLOR: "1" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    // One chunk, then the pipe closes, as `head -c 1` closes it.
+    const reader = child.stdout.getReader();
+    await reader.read();
+    await reader.cancel();
+    const [status, stderr] = await Promise.all([
+      child.status,
+      new Response(child.stderr).text(),
+    ]);
+    // It was 1, "error: Broken pipe (os error 32)", hiding the guest's 0.
+    assert.equal(status.code, 0, stderr);
+    assert.doesNotMatch(stderr, /Broken pipe/);
+  },
+});
