@@ -110,6 +110,10 @@ export function emitWrapperBody(
  * Writes the variant of defined function `f`, whose body is
  * `bytes[start, end)` (locals included), to `out` without its size prefix;
  * `imported` is the number of imported functions.
+ *
+ * Kept whole, as `rewriteBody` is: one loop with one switch over the scan's
+ * events, the instrumenter's innermost loop, which reads best side by side
+ * with the events' list in `_scan.ts`.
  */
 export function rewriteInternalBody(
   bytes: Uint8Array,

@@ -911,7 +911,12 @@ class Assembler {
   /** What the call graph decided, when a pass needs it. */
   #roles: CallRoles | null = null;
 
-  /** Writes the code section's payload; adds the branch hints of each body to `hints`. */
+  /**
+   * Writes the code section's payload; adds the branch hints of each body to
+   * `hints`. Kept whole: the two loops over the bodies (wrappers or rewritten
+   * bodies at their indices, then the variants after the appended functions)
+   * share the writers and the size check, and their order is the index space.
+   */
   *#codePayload(
     section: SectionInfo,
     plan: BodyPlan,

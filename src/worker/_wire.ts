@@ -161,7 +161,8 @@ const encoded: Uint8Array[] = [];
  * Writes `op` and `values` at the buffer's message start (growing it when
  * needed) and returns the offset of the message's end; with `orNot`, writes
  * nothing and returns -1 if the message does not fit in the buffer's
- * maximum size.
+ * maximum size. Kept whole: every call's message goes through its one loop
+ * and switch over the value tags, on the hot path of a worker call.
  *
  * @throws {RangeError} If the message does not fit in the buffer's maximum size.
  */
