@@ -209,6 +209,12 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
   /** The turn held by the running call or by a pause, for `#release()`. */
   #turn: Disposable | undefined;
   /**
+   * How many times the turn was taken (by a call, an initializer or a
+   * pause): the queue hands out one and the same turn object, so this is
+   * what tells one holder from the next.
+   */
+  #holds = 0;
+  /**
    * Whether {@linkcode #turn} is held by a call that threw before its own
    * handling could hand it on: only the caller's stack running out midway
    * does that (a listener that calls again from `executed`, deep recursion
@@ -807,6 +813,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
       throw err;
     }
     this.#turn = turn;
+    this.#holds++;
     this.#setState("paused");
   }
 
@@ -949,6 +956,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     const turn = this.#queue.tryTake();
     if (turn === undefined) return false;
     this.#turn = turn;
+    this.#holds++;
     return true;
   }
 
@@ -999,6 +1007,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
       this.#refuse(name);
     }
     this.#turn = turn;
+    this.#holds++;
     if (take) {
       this.#restState = this.#state;
       this.#setState("running");
@@ -1037,12 +1046,12 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
       const prepared = attempt(() => this.#prepareCall(name, args, options, expected));
       return this.#acquireThen(name, prepared, TYPED);
     }
-    const turn = this.#turn;
+    const holds = this.#holds;
     try {
       return this.#runCall(name, args, options, expected);
     } catch (err) {
-      // No call here: see #stranded.
-      if (this.#turn === turn) this.#stranded = true;
+      // No call here: see #stranded. Still held, and by this call: nobody took it since.
+      if (this.#turn !== undefined && this.#holds === holds) this.#stranded = true;
       throw err;
     }
   }
@@ -1372,12 +1381,12 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
       );
       return this.#acquireThen(fn, prepared, BYTES, decode);
     }
-    const turn = this.#turn;
+    const holds = this.#holds;
     try {
       return this.#runBytesCall(fn, input, options, packedOutput, decode);
     } catch (err) {
       // No call here: see #stranded.
-      if (this.#turn === turn) this.#stranded = true;
+      if (this.#turn !== undefined && this.#holds === holds) this.#stranded = true;
       throw err;
     }
   }
