@@ -1032,3 +1032,33 @@ testEachIsolation("A call refused before it runs counts no fuel", {
     }
   });
 });
+
+testEachIsolation("A bytes call that fails in a host function gives its input back", {
+  permissions: "none",
+}, async (_t, { createRuntime }) => {
+  await using runtime = createRuntime();
+  const linker = runtime.createLinker().funcWrap("env", "boom", () => {
+    throw new Error("the host is down");
+  });
+  // An allocator of one buffer: taken by alloc, given back by dealloc, else out of memory.
+  const plugin = await runtime.createPluginWithLinker(
+    await runtime.compileWat(
+      "one-buffer",
+      `(module
+        (import "env" "boom" (func $boom))
+        (memory (export "memory") 1)
+        (global $taken (mut i32) (i32.const 0))
+        (func (export "alloc") (param i32) (result i32)
+          (if (result i32) (global.get $taken) (then (i32.const 0))
+            (else (global.set $taken (i32.const 1)) (i32.const 1024))))
+        (func (export "dealloc") (param i32 i32) (global.set $taken (i32.const 0)))
+        (func (export "fail") (param i32 i32) (result i64) (call $boom) (i64.const 0)))`,
+    ),
+    { capabilities: [Capability.CallHostFunction] },
+    linker,
+  );
+  // The buffer of the first failed call stayed taken: the second was out of memory.
+  for (let i = 0; i < 3; i++) {
+    await assertRejectsWith(() => plugin.callBytes("fail", bytesOf("input")), HostFunctionError);
+  }
+});

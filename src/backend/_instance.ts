@@ -601,7 +601,13 @@ export class PluginInstance implements PluginBackend {
       ? 0
       : allocated(call, (this.#step(alloc, input.length) as number) >>> 0);
     this.memory.write(inPtr, input);
-    const raw = this.#step(fn, inPtr, input.length);
+    let raw: unknown;
+    try {
+      raw = this.#step(fn, inPtr, input.length);
+    } catch (err) {
+      this.#freeInputAfterHostError(call, free, inPtr, input.length);
+      throw err;
+    }
     if (!call.packedOutput) {
       this.#release(call, free, inPtr, input.length);
       this.#checkGuestError(call.fn);
@@ -671,6 +677,34 @@ export class PluginInstance implements PluginBackend {
   }
 
   /** Frees a buffer of a bytes call with the module's `dealloc(ptr, len)` or `free(ptr)`, if any. */
+  /**
+   * Frees a bytes call's input after `fn` failed in a host function: the
+   * guest stopped at a call of the host, between its own steps, so its
+   * allocator is as `fn` left it, and the buffer would stay taken for good
+   * (a few dozen failed calls of 512 KiB, and every later call was out of
+   * memory). A trap or a limit may stop the guest anywhere, its allocator
+   * included: then nothing runs. What the guest allocated itself stays
+   * allocated (no destructor runs on a failure).
+   */
+  #freeInputAfterHostError(
+    call: BytesCall,
+    free: Callable | undefined,
+    ptr: number,
+    length: number,
+  ): void {
+    const recorded = this.#slot.error;
+    if (recorded === undefined || free === undefined) return;
+    this.#slot.error = undefined;
+    this.#limits?.unwind();
+    try {
+      this.#release(call, free, ptr, length);
+    } catch {
+      // The call fails with the host function's error, not this one.
+    } finally {
+      this.#slot.error = recorded;
+    }
+  }
+
   #release(call: BytesCall, free: Callable | undefined, ptr: number, length: number): unknown {
     if (free === undefined || (length === 0 && ptr === 0)) return undefined;
     return call.free === "dealloc"
@@ -703,6 +737,7 @@ export class PluginInstance implements PluginBackend {
       // A cancelled call ends with its reason, even if the guest caught it and returned.
       if (this.#cancelled !== undefined) throw this.#cancelled.reason;
     } catch (err) {
+      if (this.#cancelled !== undefined) this.#limits?.unwind();
       const failure = this.#cancelled === undefined ? this.#failure(err) : this.#cancelled.reason;
       // An aborted call rejects with the signal's reason, whatever the guest made of it.
       throw this.#reportedAs(budget.signal?.aborted ? budget.signal.reason : failure);
@@ -727,6 +762,8 @@ export class PluginInstance implements PluginBackend {
   }
 
   #failure(err: unknown): unknown {
+    // The guest was unwound without its epilogues (see InstanceLimits.unwind).
+    this.#limits?.unwind();
     const recorded = this.#slot.error;
     this.#slot.error = undefined;
     if (recorded !== undefined) {

@@ -102,6 +102,7 @@ export type {
   MemoryStateExport,
   StateExports,
 } from "../metering/mod.ts";
+import { STACK_POINTER_EXPORT } from "../metering/mod.ts";
 
 export { EngineLimitError, TrapReason };
 export { DEADLINE_HOOKS_EXPORT };
@@ -511,6 +512,7 @@ class Assembler {
       armed,
     });
     const startFunction = this.#deferStart();
+    if (this.#stackPointer >= 0) this.#export(STACK_POINTER_EXPORT, 3, this.#stackPointer);
     // Before the work of assembling it: the additions must keep the module within the engine's limits.
     checkAppended(info, { sections: this.#added, action: INSTRUMENT_FAILURE });
     const stateChange = this.#scan?.stateChange ?? null;
@@ -763,11 +765,14 @@ class Assembler {
     this.#scan = scan;
     const scanner = new BodyScanner(options, scan);
     const { code, functions, types } = this.#info;
+    const lowered = new Set<number>();
     for (let i = 0; i < code.length; i++) {
       if ((i & STEP_BODIES) === STEP_BODIES) yield;
       const body = code[i]!;
       const reader = new CodeReader(this.#bytes, body.bodyStart, body.end);
       const locals = reader.readLocals();
+      const stack = loweredGlobal(this.#bytes, reader.pos, body.end);
+      if (stack >= 0) lowered.add(stack);
       // parseModule checked that every function's type index names a function type.
       const params = (types[functions[i]!] as FuncType).params.length;
       if (addedLocals > 0) {
@@ -780,7 +785,21 @@ class Assembler {
       }
       scanner.scan(reader, params);
     }
+    this.#stackPointer = this.#stackPointerOf(lowered);
     return scan;
+  }
+
+  /** The guest's stack pointer (see `STACK_POINTER_EXPORT`), or -1. */
+  #stackPointer = -1;
+
+  /** The one defined mutable `i32` global that prologues lower, or -1 (none, or several). */
+  #stackPointerOf(lowered: ReadonlySet<number>): number {
+    if (lowered.size !== 1) return -1;
+    const [index] = lowered as Set<number>;
+    const global = this.#info.globals[index! - this.#counts.global];
+    return global !== undefined && global.type.mutable && global.type.valueType === "i32"
+      ? index!
+      : -1;
   }
 
   #addressTypes(): AddressTypes {
@@ -1030,6 +1049,27 @@ interface Passes {
   readonly trapGlobal: number;
   /** The pacing globals the host's prepare function sets. */
   readonly armed: ArmedGlobals;
+}
+
+/**
+ * The global a body starts by lowering (`global.get g`, `i32.const n`,
+ * `i32.sub`: a prologue taking a stack frame), or -1.
+ */
+function loweredGlobal(bytes: Uint8Array, at: number, end: number): number {
+  if (bytes[at] !== 0x23) return -1;
+  let pos = at + 1;
+  let index = 0;
+  for (let shift = 0; pos < end && shift < 35; shift += 7) {
+    const byte = bytes[pos++]!;
+    index += (byte & 0x7f) * 2 ** shift;
+    if ((byte & 0x80) === 0) {
+      if (bytes[pos] !== 0x41) return -1;
+      pos++;
+      while (pos < end && (bytes[pos]! & 0x80) !== 0) pos++; // the constant's LEB128
+      return bytes[pos + 1] === 0x6b ? index : -1;
+    }
+  }
+  return -1;
 }
 
 /** One less than how many bodies a step of {@linkcode instrumentSteps} handles (a power of 2). */

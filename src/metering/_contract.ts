@@ -17,6 +17,15 @@ export const FUEL_LEFT_EXPORT = "__wasmplug_fuel_left";
  */
 export const MEMORY_BYTES_EXPORT = "__wasmplug_total_memory_bytes";
 
+/**
+ * Export name of the guest's stack pointer (an `i32` global), when the
+ * instrumenter found one: the global that function prologues lower
+ * (`global.get`, `i32.const`, `i32.sub`), as LLVM's and AssemblyScript's do.
+ * A call that fails unwinds the guest without its epilogues, so the host
+ * puts it back (see `InstanceLimits.unwind`).
+ */
+export const STACK_POINTER_EXPORT = "__wasmplug_stack_pointer";
+
 /** Values of the trap-reason global after a call. */
 export const TrapReason = {
   /** No limit tripped; a trap, if any, is the guest's own. */

@@ -7,7 +7,12 @@
  * @module
  */
 
-import { FUEL_LEFT_EXPORT, PREPARE_EXPORT, type TrapReason } from "./_contract.ts";
+import {
+  FUEL_LEFT_EXPORT,
+  PREPARE_EXPORT,
+  STACK_POINTER_EXPORT,
+  type TrapReason,
+} from "./_contract.ts";
 import type { InstrumentMetadata } from "./_metadata.ts";
 
 /** Largest budget the prepare function takes exactly (as an `f64`). */
@@ -126,6 +131,10 @@ export class InstanceLimits {
   #hostCallsPerRead = 1;
   #lastHostRead = 0;
   readonly #deadlineAt: ((now: number) => number) | null;
+  /** The guest's stack pointer, when the instrumenter found one (see `STACK_POINTER_EXPORT`). */
+  readonly #stack: WebAssembly.Global | null;
+  /** Its value as calls begin (read before the first), where a failed call leaves it. */
+  #stackBase: number | undefined;
 
   /**
    * Binds to an instance; in `"clock"` mode also installs the deadline hook.
@@ -157,6 +166,8 @@ export class InstanceLimits {
       const table = exports[deadline.table] as WebAssembly.Table;
       table.set(0, createDeadlineHook(() => this.#checkClock()));
     }
+    const stack = exports[STACK_POINTER_EXPORT];
+    this.#stack = stack instanceof WebAssembly.Global ? stack : null;
     const start = metadata.startFunction === null ? undefined : exports[metadata.startFunction];
     this.#start = typeof start === "function" ? start as () => void : null;
     const prepare = exports[PREPARE_EXPORT];
@@ -223,6 +234,7 @@ export class InstanceLimits {
    * dirty.
    */
   prepare(budget: CallBudget = {}): void {
+    if (this.#stack !== null && this.#stackBase === undefined) this.#stackBase = this.#stack.value;
     this.#deadline = budget.deadline ?? Infinity;
     this.#lastCheck = budget.now ?? performance.now();
     const fuel = budget.fuel ?? 0;
@@ -250,6 +262,7 @@ export class InstanceLimits {
    * @param now The current `performance.now()`, or `NaN` when not read.
    */
   prepareCall(fuel: number, maxCallDepth: number, deadline: number, now: number): void {
+    if (this.#stack !== null && this.#stackBase === undefined) this.#stackBase = this.#stack.value;
     if (this.#prepare === null || !(Number.isInteger(fuel) && Math.abs(fuel) <= MAX_EXACT)) {
       this.prepare({ fuel: BigInt(fuel), maxCallDepth, deadline, now });
       return;
@@ -276,6 +289,18 @@ export class InstanceLimits {
     }
     if (this.#depth !== null) this.#depth.value = budget.maxCallDepth ?? 1000;
     if (this.#ticks !== null) this.#ticks.value = this.#interval!.value;
+  }
+
+  /**
+   * Puts the guest's stack pointer back where calls begin, after a call
+   * that failed: a trap, a host function's error or a limit unwinds the
+   * guest without its epilogues, so each failed call kept its frames'
+   * space (about 100 bytes), and some 500 failures later a C or
+   * AssemblyScript plugin failed every call. A call begins with an empty
+   * stack (nothing re-enters a guest), so its pointer is the same each time.
+   */
+  unwind(): void {
+    if (this.#stack !== null && this.#stackBase !== undefined) this.#stack.value = this.#stackBase;
   }
 
   /** Makes the running (or next) call stop at its next deadline check. */

@@ -11,7 +11,13 @@
  * @module
  */
 
-export { FUEL_LEFT_EXPORT, MEMORY_BYTES_EXPORT, PREPARE_EXPORT, TrapReason } from "./_contract.ts";
+export {
+  FUEL_LEFT_EXPORT,
+  MEMORY_BYTES_EXPORT,
+  PREPARE_EXPORT,
+  STACK_POINTER_EXPORT,
+  TrapReason,
+} from "./_contract.ts";
 export { createDeadlineHook, InstanceLimits } from "./_instance_limits.ts";
 export type { CallBudget, InstanceLimitsOptions } from "./_instance_limits.ts";
 export type {

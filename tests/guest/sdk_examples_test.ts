@@ -184,3 +184,28 @@ for (const example of EXAMPLES) {
     },
   );
 }
+
+for (const example of EXAMPLES) {
+  testEachIsolation(
+    `${example.sdk} SDK: a thousand failed calls leave the plugin usable`,
+    READ_GUEST,
+    async (_t, { createRuntime }) => {
+      await using runtime = createRuntime();
+      // Each failure unwinds the guest from inside the tool's call, without its epilogues:
+      // the C and AssemblyScript guests' stack pointers kept the frames' space, and after
+      // some 500 failures every call failed (out of bounds, or call depth).
+      let failing = true;
+      runtime.registerTool("decorate", (args) => {
+        if (failing) throw new Error("the tool is down");
+        return decorate(args);
+      });
+      await using plugin = await loadExample(runtime, example);
+      for (let i = 0; i < 1000; i++) {
+        await assertRejectsWith(() => plugin.callJson("greet", { name: "Ada" }), Error);
+      }
+      failing = false;
+      const reply = await plugin.callJson("greet", { name: "Ada" }) as { message: string };
+      assert.equal(reply.message, "*Hello, Ada!*");
+    },
+  );
+}
