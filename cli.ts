@@ -1086,8 +1086,9 @@ function parseDir(spec: string): Preopen {
 function checkDirs(dirs: readonly Preopen[]): void {
   const guests = new Set<string>();
   for (const { host, guest, writable } of dirs) {
-    if (guests.has(guest)) throw new UsageError(`--dir names the guest path "${guest}" twice`);
-    guests.add(guest);
+    const path = guest.replace(/(?<=.)\/+$/, ""); // "/data/" is "/data"
+    if (guests.has(path)) throw new UsageError(`--dir names the guest path "${path}" twice`);
+    guests.add(path);
     for (const name of writable ? ["read", "write"] as const : ["read"] as const) {
       if (Deno.permissions.querySync({ name, path: host }).state !== "granted") {
         throw new UsageError(

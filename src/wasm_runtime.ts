@@ -311,7 +311,8 @@ export class WasmRuntime implements AsyncDisposable {
         alongside: (artifact) => prepareModule(artifact, this.limits, passes),
       });
       this.#building.set(hash, building);
-      building.then((artifact) => this.#cache.set(hash, artifact), () => {})
+      // A runtime closed meanwhile keeps nothing (close() emptied the cache).
+      building.then((artifact) => this.#closed || this.#cache.set(hash, artifact), () => {})
         .finally(() => this.#building.delete(hash));
     }
     return building;

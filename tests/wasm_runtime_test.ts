@@ -287,6 +287,22 @@ testEachIsolation("WasmRuntime caches compiled modules by content", {
     await using none = createRuntime({ cache: { maxBytes: 0 } });
     await none.compileWat("m1", module(1));
     assert.equal(none.cacheStats().entries, 0);
+    // A module grows as plugins with other limits prepare it again: weighed again when used.
+    await using growing = createRuntime({ cache: { maxBytes: one * 1.5 } });
+    const compiled = await growing.compileWat("m1", module(1));
+    const limits = [2, 3, 4].map((maxMemoryPages) => ({ resourceLimits: { maxMemoryPages } }));
+    for (const config of limits) await (await growing.createPlugin(compiled, config)).stop();
+    assert.equal(growing.cacheStats().entries, 1);
+    await growing.compileWat("m1", module(1));
+    assert.equal(growing.cacheStats().entries, 0);
+  });
+
+  await t.step("a compile that ends after close() leaves the cache empty", async () => {
+    const runtime = createRuntime();
+    const compiling = runtime.compileWat("late", `(module (func (export "late")))`);
+    await runtime.close();
+    await compiling.catch(() => {});
+    assert.equal(runtime.cacheStats().entries, 0);
   });
 
   await t.step("compiles of the same bytes that overlap build it once", async () => {

@@ -45,6 +45,8 @@ export class LruCache<K, V> {
     this.#hits++;
     this.#map.delete(key);
     this.#map.set(key, value);
+    // It may have grown since it was weighed (a module prepared for more limits).
+    this.#evictOverWeight();
     return value;
   }
 
@@ -57,6 +59,11 @@ export class LruCache<K, V> {
       const oldest = this.#map.keys().next().value as K;
       this.#map.delete(oldest);
     }
+    this.#evictOverWeight();
+  }
+
+  /** Evicts the least recently used entries while the entries weigh more than the bound. */
+  #evictOverWeight(): void {
     if (this.#maxWeight === Infinity) return;
     let weight = 0;
     for (const held of this.#map.values()) weight += this.#weigh(held);
