@@ -44,6 +44,35 @@ function fail(key: string, expected: string, value: unknown): never {
   );
 }
 
+/**
+ * An `allowedHosts` entry as the fetch gate compares it and a worker's
+ * `--allow-net` list takes it: its host lower-cased (a Unicode name in
+ * punycode), and its port when it names one, the default ones too (Deno's
+ * `127.0.0.1:80` is port 80 alone). Anything else (a URL, a path, a bare
+ * IPv6 address, `*`) is a `TypeError`: a worker refused it with Deno's
+ * untyped `URIError`, and inline it matched nothing.
+ */
+function normalizedHost(entry: string, i: number): string {
+  const bad = (): never =>
+    fail(
+      `allowedHosts[${i}]`,
+      'a host with an optional port, e.g. "api.example.com", "127.0.0.1:8080" or "[::1]"',
+      entry,
+    );
+  if (/[/@?#\s]/.test(entry)) bad();
+  let url: URL;
+  try {
+    url = new URL(`http://${entry}`);
+  } catch {
+    return bad();
+  }
+  if (!/^(\[[0-9a-f:.]+\]|[a-z0-9_.-]+)$/.test(url.hostname)) bad();
+  const port = /:(\d+)$/.exec(entry)?.[1];
+  if (port === undefined) return url.hostname;
+  if (Number(port) === 0) bad();
+  return `${url.hostname}:${Number(port)}`;
+}
+
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
@@ -197,7 +226,12 @@ export function checkPluginConfig(given: WasmPluginConfig): WasmPluginConfig {
       "Cannot use 'resourceLimits.maxInstances' in a plugin config: it limits a runtime's plugins, so it belongs in the runtime's config",
     );
   }
-  if (config.allowedHosts !== undefined) checkStrings("allowedHosts", config.allowedHosts);
+  if (config.allowedHosts !== undefined) {
+    checkStrings("allowedHosts", config.allowedHosts);
+    (config as { allowedHosts: string[] }).allowedHosts = config.allowedHosts.map((entry, i) =>
+      normalizedHost(entry, i)
+    );
+  }
   if (config.allowedPaths !== undefined) {
     const paths: unknown = config.allowedPaths;
     if (!isRecord(paths)) fail("allowedPaths", "an object { read?, write? }", paths);

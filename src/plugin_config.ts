@@ -53,7 +53,15 @@ export interface WasmPluginConfig {
   resourceLimits?: Partial<ResourceLimits>;
   /** The values `host_get_config` reads. */
   config?: Record<string, string>;
-  /** With `Capability.NetworkAccess`: the hosts the plugin may reach. */
+  /**
+   * With `Capability.NetworkAccess`: the hosts the plugin may reach, each a
+   * host name or IP address (`[::1]` for IPv6) with an optional port, as
+   * Deno's `--allow-net` takes them: `api.example.com` (any port),
+   * `127.0.0.1:8080` (that port alone, `:80` and `:443` too). Case and
+   * Unicode names are normalized; anything else (a URL, a path, `*`) is a
+   * `TypeError`. A redirect to another origin drops the request's
+   * `Authorization`, `Cookie` and `Proxy-Authorization` headers.
+   */
   allowedHosts?: string[];
   /**
    * With `Capability.FileSystem`: the paths the plugin may read and write.

@@ -476,9 +476,13 @@ testEachIsolation("env.host_http_fetch reaches only allowedHosts", {
   permissions: { net: ["127.0.0.1"] },
 }, async (t, { loadPlugin }) => {
   let elsewhereHits = 0;
+  let elsewhereHeaders: Headers | undefined;
   await using elsewhere = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    () => new Response(`elsewhere ${++elsewhereHits}`),
+    (request) => {
+      elsewhereHeaders = request.headers;
+      return new Response(`elsewhere ${++elsewhereHits}`);
+    },
   );
   await using server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
@@ -487,6 +491,10 @@ testEachIsolation("env.host_http_fetch reaches only allowedHosts", {
       if (pathname === "/hop") return Response.redirect(new URL("/echo", request.url), 303);
       if (pathname === "/away") {
         return Response.redirect(`http://127.0.0.1:${elsewhere.addr.port}/`, 307);
+      }
+      if (pathname === "/cookies") {
+        const headers = new Headers([["set-cookie", "a=1"], ["set-cookie", "b=2"]]);
+        return new Response("two", { headers });
       }
       return new Response(`${request.method} ${pathname} ${await request.text()}`, {
         status: 201,
@@ -573,6 +581,53 @@ testEachIsolation("env.host_http_fetch reaches only allowedHosts", {
     assert.match(error.message, new RegExp(`127\\.0\\.0\\.1:${elsewhere.addr.port}" \\(not in`));
     assert.equal(elsewhereHits, 0);
   });
+
+  await t.step(
+    "as fetch() follows: credentials stay with their origin, HEAD stays HEAD",
+    async () => {
+      const otherHost = `127.0.0.1:${elsewhere.addr.port}`;
+      await using loaded = await loadHostPlugin(loadPlugin, {
+        capabilities: [Capability.NetworkAccess],
+        allowedHosts: [host, otherHost],
+      });
+      // Another allowed origin got the plugin's token for this one.
+      const headers = { authorization: "Bearer s3cret", cookie: "sid=1", "x-kept": "yes" };
+      await ask(loaded.plugin, "host_http_fetch", request("/away", { headers }));
+      assert.equal(elsewhereHeaders?.get("authorization"), null);
+      assert.equal(elsewhereHeaders?.get("cookie"), null);
+      assert.equal(elsewhereHeaders?.get("x-kept"), "yes");
+      // A HEAD sent on after a 303 was a GET, and brought a body.
+      const head = await ask(loaded.plugin, "host_http_fetch", request("/hop", { method: "HEAD" }));
+      assert.equal(JSON.parse(head.text!).body, "");
+      // Two Set-Cookie headers came back as the last one.
+      const cookies = await ask(loaded.plugin, "host_http_fetch", request("/cookies"));
+      assert.equal(JSON.parse(cookies.text!).headers["set-cookie"], "a=1, b=2");
+    },
+  );
+
+  await t.step(
+    "entries match as the worker's --allow-net reads them; others are refused",
+    async () => {
+      // An entry in capitals, or naming its port, matched nothing inline, and a worker refused an
+      // entry Deno cannot read with an untyped URIError.
+      await using loaded = await loadHostPlugin(loadPlugin, {
+        capabilities: [Capability.NetworkAccess],
+        allowedHosts: [`127.0.0.1:${server.addr.port}`.toUpperCase()],
+      });
+      const { text } = await ask(loaded.plugin, "host_http_fetch", request("/echo"));
+      assert.equal(JSON.parse(text!).body, "GET /echo ");
+      for (const entry of ["::1", "http://127.0.0.1", "*", "a@127.0.0.1", "", "127.0.0.1:0"]) {
+        await assertRejectsWith(
+          () =>
+            loadHostPlugin(loadPlugin, {
+              capabilities: [Capability.NetworkAccess],
+              allowedHosts: [entry],
+            }),
+          TypeError,
+        );
+      }
+    },
+  );
 
   await t.step("a request without a url is a HostFunctionError", async () => {
     await using loaded = await loadHostPlugin(loadPlugin, {

@@ -251,6 +251,8 @@ export class PluginInstance implements PluginBackend {
   /** Reads what the call consumed. */
   #end(): void {
     this.#slot.callSignal = undefined;
+    // Answers kept for a retry belong to the call that asked (see ErrorSlot.answers).
+    if (this.#slot.answers !== undefined && this.#slot.answers.size > 0) this.#slot.answers.clear();
     reportDroppedLogs(this.#logBudget, this.#bindings.services);
     const limits = this.#limits;
     if (limits === null || !this.#spec.instrumentation?.fuelGlobal) return;

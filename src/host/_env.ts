@@ -67,6 +67,13 @@ export interface ErrorSlot {
    */
   hostCallEnded?: (() => void) | undefined;
   /**
+   * The answers of host functions a guest asked for with too small a
+   * buffer, kept for its retry within the same call (see `answerWithRetry`);
+   * the instance empties it as each call ends, so that nothing is held
+   * past its call (a fetch's answer can reach 100 MB).
+   */
+  answers?: Map<string, { key: string; data: Uint8Array; generation: number }>;
+  /**
    * Throws once the running call's deadline passed or its host asked it to
    * stop: a host function doing long work checks between slices of it (as
    * WASI's do), since the instrumentation's checks do not run meanwhile.
@@ -383,7 +390,9 @@ function assertAllowedHost(allowedHosts: readonly string[], url: URL): void {
       { capability: Capability.NetworkAccess },
     );
   }
-  if (!allowedHosts.includes(url.host) && !allowedHosts.includes(url.hostname)) {
+  // Entries are normalized (see the plugin config's check): a host, or a host and its port.
+  const port = effectivePort(url);
+  if (!allowedHosts.includes(url.hostname) && !allowedHosts.includes(`${url.hostname}:${port}`)) {
     throw new CapabilityDeniedError(
       `Capability denied: Fetching ${
         shownName(url.origin)
@@ -414,18 +423,20 @@ async function fetchForPlugin(
     throw new TypeError(`The request's "url" ${shownName(request.url)} is not a URL`);
   }
   let method = request.method ?? "GET";
+  let headers: Record<string, string> = request.headers ?? {};
   // An empty body is no body: a guest that serialises "none" as "" may still GET or HEAD.
   let body = request.body === "" ? undefined : request.body;
   for (let redirects = 0;; redirects++) {
     assertAllowedHost(allowedHosts, url);
     // Where Deno would ask the operator (a terminal, no --allow-net), refuse instead.
     assertDenoPermission(
-      { name: "net", host: url.host },
+      // With its port, the default one too: a worker allowed "127.0.0.1:80" has that port alone.
+      { name: "net", host: `${url.hostname}:${effectivePort(url)}` },
       `Fetching ${url.origin} (the process or worker has no Deno net permission for it)`,
     );
     const response = await fetch(url, {
       method,
-      headers: request.headers ?? {},
+      headers,
       redirect: "manual",
       ...(body === undefined ? {} : { body }),
       ...(signal === undefined ? {} : { signal }),
@@ -433,19 +444,43 @@ async function fetchForPlugin(
     const location = response.headers.get("location");
     if (REDIRECTS.has(response.status) && location !== null && redirects < MAX_REDIRECTS) {
       await response.body?.cancel();
-      url = new URL(location, url);
-      if (response.status === 303 || (response.status <= 302 && method === "POST")) {
+      const next = new URL(location, url);
+      // As fetch() does: credentials stay with their origin, and a 303 keeps a HEAD a HEAD.
+      if (next.origin !== url.origin) headers = withoutCredentials(headers);
+      url = next;
+      if (
+        (response.status === 303 && method !== "HEAD") ||
+        (response.status <= 302 && method === "POST")
+      ) {
         method = "GET";
         body = undefined;
       }
       continue;
     }
-    return {
-      status: response.status,
-      headers: Object.fromEntries(response.headers),
-      body: await readBoundedText(response),
-    };
+    const answered = Object.fromEntries(response.headers);
+    // One entry per Set-Cookie in the Headers: the record kept the last alone.
+    const cookies = response.headers.getSetCookie();
+    if (cookies.length > 1) answered["set-cookie"] = cookies.join(", ");
+    return { status: response.status, headers: answered, body: await readBoundedText(response) };
   }
+}
+
+/** The port an http: or https: URL reaches, the default one too. */
+function effectivePort(url: URL): string {
+  return url.port !== "" ? url.port : url.protocol === "https:" ? "443" : "80";
+}
+
+/** The request headers that carry credentials, which a redirect to another origin drops. */
+const CREDENTIAL_HEADERS: ReadonlySet<string> = new Set([
+  "authorization",
+  "cookie",
+  "proxy-authorization",
+]);
+
+function withoutCredentials(headers: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(headers).filter(([name]) => !CREDENTIAL_HEADERS.has(name.toLowerCase())),
+  );
 }
 
 /** The body of a response, failing past {@linkcode MAX_HOST_CALL_BYTES} bytes. */
@@ -506,7 +541,7 @@ export function isAsyncBuiltin(name: string): boolean {
 export function createBuiltin(name: string, site: BuiltinSite): HostCallable {
   const spec = BUILTINS[name];
   if (spec === undefined) throw new RangeError(`Unknown built-in host function "${name}"`);
-  const fn = spec.make({ ...site, retry: new Map() });
+  const fn = spec.make({ ...site, retry: site.slot.answers ??= new Map() });
   const denied = spec.capability !== undefined && !site.capabilities.has(spec.capability);
   return guardHostFunction("env", name, site.slot, (...args) => {
     if (denied) {
