@@ -1062,3 +1062,32 @@ testEachIsolation("A bytes call that fails in a host function gives its input ba
     await assertRejectsWith(() => plugin.callBytes("fail", bytesOf("input")), HostFunctionError);
   }
 });
+
+testEachIsolation("A failed call puts the stack pointer back where the call found it", {
+  permissions: "none",
+}, async (_t, { loadPlugin }) => {
+  // $sp is lowered as a prologue lowers a stack pointer; a trap skips the epilogue that raises
+  // it again. (A guest's counter lowered the same way is taken for one: it goes back only as
+  // far as the failed call found it, not further.)
+  // Unmetered too: its budgets are set from the host, not by the prepare function.
+  for (const resourceLimits of [{}, { maxFuel: null }]) {
+    await using loaded = await loadPlugin(
+      `(module
+        (global $sp (mut i32) (i32.const 4096))
+        (func (export "frame") (result i32)
+          (global.set $sp (i32.sub (global.get $sp) (i32.const 16)))
+          (global.get $sp))
+        (func (export "trap_in_frame")
+          (global.set $sp (i32.sub (global.get $sp) (i32.const 16)))
+          unreachable)
+        (func (export "sp") (result i32) (global.get $sp)))`,
+      { resourceLimits },
+    );
+    const { plugin } = loaded;
+    assert.equal(await plugin.callI32("frame"), 4080, "a call that returns keeps what it did");
+    for (let i = 0; i < 3; i++) {
+      await assertRejectsWith(() => plugin.callVoid("trap_in_frame"), TrapError);
+    }
+    assert.equal(await plugin.callI32("sp"), 4080);
+  }
+});

@@ -46,6 +46,10 @@ export interface PrepareSlots {
   readonly ticksGlobal: number;
   /** Index of the `i32` global the countdown starts from, or -1. */
   readonly ticksIntervalGlobal: number;
+  /** Index of the guest's stack pointer, or -1 (see `STACK_POINTER_EXPORT`). */
+  readonly stackGlobal?: number;
+  /** Index of the `i32` global that keeps the stack pointer as the call began, or -1. */
+  readonly stackBaseGlobal?: number;
 }
 
 /**
@@ -108,6 +112,12 @@ export function emitPrepareBody(out: CodeWriter, slots: PrepareSlots): void {
     out.u32(slots.ticksIntervalGlobal);
     out.u8(0x24);
     out.u32(slots.ticksGlobal);
+  }
+  if ((slots.stackGlobal ?? -1) >= 0) {
+    out.u8(0x23); // stack base = stack pointer, where a failed call puts it back
+    out.u32(slots.stackGlobal!);
+    out.u8(0x24);
+    out.u32(slots.stackBaseGlobal!);
   }
   out.u8(0x0b); // end
 }

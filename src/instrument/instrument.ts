@@ -102,7 +102,7 @@ export type {
   MemoryStateExport,
   StateExports,
 } from "../metering/mod.ts";
-import { STACK_POINTER_EXPORT } from "../metering/mod.ts";
+import { STACK_BASE_EXPORT, STACK_POINTER_EXPORT } from "../metering/mod.ts";
 
 export { EngineLimitError, TrapReason };
 export { DEADLINE_HOOKS_EXPORT };
@@ -512,7 +512,6 @@ class Assembler {
       armed,
     });
     const startFunction = this.#deferStart();
-    if (this.#stackPointer >= 0) this.#export(STACK_POINTER_EXPORT, 3, this.#stackPointer);
     // Before the work of assembling it: the additions must keep the module within the engine's limits.
     checkAppended(info, { sections: this.#added, action: INSTRUMENT_FAILURE });
     const stateChange = this.#scan?.stateChange ?? null;
@@ -627,11 +626,21 @@ class Assembler {
       throwGate = this.#appendBody(48, (out) => emitThrowGateBody(out, poll, countdown));
     }
     if (hasCode) {
+      // The stack pointer as each call begins, kept by the prepare function (see
+      // STACK_POINTER_EXPORT): what a failed call's pointer goes back to.
+      const stackGlobal = this.#stackPointer;
+      const stackBaseGlobal = stackGlobal < 0 ? -1 : this.#global(0x7f, 0);
+      if (stackGlobal >= 0) {
+        this.#export(STACK_POINTER_EXPORT, 3, stackGlobal);
+        this.#export(STACK_BASE_EXPORT, 3, stackBaseGlobal);
+      }
       this.#appendHostFunctions({
         trapGlobal: passes.trapGlobal,
         fuelGlobal: fuel?.fuelGlobal ?? -1,
         depthGlobal: depth?.depthGlobal ?? -1,
         ...passes.armed,
+        stackGlobal,
+        stackBaseGlobal,
       });
     }
     // The slow paths of the variants' charges (see `_internal_body.ts`).

@@ -25,6 +25,8 @@ export const MEMORY_BYTES_EXPORT = "__wasmplug_total_memory_bytes";
  * puts it back (see `InstanceLimits.unwind`).
  */
 export const STACK_POINTER_EXPORT = "__wasmplug_stack_pointer";
+/** Export name of the `i32` global the prepare function keeps the stack pointer in, as a call begins. */
+export const STACK_BASE_EXPORT = "__wasmplug_stack_base";
 
 /** Values of the trap-reason global after a call. */
 export const TrapReason = {

@@ -10,6 +10,7 @@
 import {
   FUEL_LEFT_EXPORT,
   PREPARE_EXPORT,
+  STACK_BASE_EXPORT,
   STACK_POINTER_EXPORT,
   type TrapReason,
 } from "./_contract.ts";
@@ -131,10 +132,14 @@ export class InstanceLimits {
   #hostCallsPerRead = 1;
   #lastHostRead = 0;
   readonly #deadlineAt: ((now: number) => number) | null;
-  /** The guest's stack pointer, when the instrumenter found one (see `STACK_POINTER_EXPORT`). */
-  readonly #stack: WebAssembly.Global | null;
-  /** Its value as calls begin (read before the first), where a failed call leaves it. */
-  #stackBase: number | undefined;
+  /**
+   * The guest's stack pointer, when the instrumenter found one (see
+   * `STACK_POINTER_EXPORT`), and the global the prepare function keeps its
+   * value in as each call begins.
+   */
+  readonly #stack:
+    | { readonly pointer: WebAssembly.Global; readonly base: WebAssembly.Global }
+    | null;
 
   /**
    * Binds to an instance; in `"clock"` mode also installs the deadline hook.
@@ -167,7 +172,10 @@ export class InstanceLimits {
       table.set(0, createDeadlineHook(() => this.#checkClock()));
     }
     const stack = exports[STACK_POINTER_EXPORT];
-    this.#stack = stack instanceof WebAssembly.Global ? stack : null;
+    const base = exports[STACK_BASE_EXPORT];
+    this.#stack = stack instanceof WebAssembly.Global && base instanceof WebAssembly.Global
+      ? { pointer: stack, base }
+      : null;
     const start = metadata.startFunction === null ? undefined : exports[metadata.startFunction];
     this.#start = typeof start === "function" ? start as () => void : null;
     const prepare = exports[PREPARE_EXPORT];
@@ -234,7 +242,6 @@ export class InstanceLimits {
    * dirty.
    */
   prepare(budget: CallBudget = {}): void {
-    if (this.#stack !== null && this.#stackBase === undefined) this.#stackBase = this.#stack.value;
     this.#deadline = budget.deadline ?? Infinity;
     this.#lastCheck = budget.now ?? performance.now();
     const fuel = budget.fuel ?? 0;
@@ -262,7 +269,6 @@ export class InstanceLimits {
    * @param now The current `performance.now()`, or `NaN` when not read.
    */
   prepareCall(fuel: number, maxCallDepth: number, deadline: number, now: number): void {
-    if (this.#stack !== null && this.#stackBase === undefined) this.#stackBase = this.#stack.value;
     if (this.#prepare === null || !(Number.isInteger(fuel) && Math.abs(fuel) <= MAX_EXACT)) {
       this.prepare({ fuel: BigInt(fuel), maxCallDepth, deadline, now });
       return;
@@ -275,6 +281,8 @@ export class InstanceLimits {
 
   /** Sets each global of the budgets by itself (a module without the prepare function, or a wide budget). */
   #setGlobals(budget: CallBudget): void {
+    // What the prepare function does too (see unwind).
+    if (this.#stack !== null) this.#stack.base.value = this.#stack.pointer.value;
     if (this.#trap !== null) this.#trap.value = 0;
     if (this.#fuel !== null) {
       const total = BigInt(budget.fuel ?? 0);
@@ -296,11 +304,14 @@ export class InstanceLimits {
    * that failed: a trap, a host function's error or a limit unwinds the
    * guest without its epilogues, so each failed call kept its frames'
    * space (about 100 bytes), and some 500 failures later a C or
-   * AssemblyScript plugin failed every call. A call begins with an empty
-   * stack (nothing re-enters a guest), so its pointer is the same each time.
+   * AssemblyScript plugin failed every call. It goes back to where it was
+   * as the call began (kept by the prepare function).
    */
   unwind(): void {
-    if (this.#stack !== null && this.#stackBase !== undefined) this.#stack.value = this.#stackBase;
+    if (this.#stack === null) return;
+    const base = this.#stack.base.value as number;
+    // 0 before any call was prepared (a failed start function): nothing to go back to.
+    if (base !== 0) this.#stack.pointer.value = base;
   }
 
   /** Makes the running (or next) call stop at its next deadline check. */

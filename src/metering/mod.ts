@@ -15,6 +15,7 @@ export {
   FUEL_LEFT_EXPORT,
   MEMORY_BYTES_EXPORT,
   PREPARE_EXPORT,
+  STACK_BASE_EXPORT,
   STACK_POINTER_EXPORT,
   TrapReason,
 } from "./_contract.ts";
