@@ -59,7 +59,10 @@ function normalizedHost(entry: string, i: number): string {
       'a host with an optional port, e.g. "api.example.com", "127.0.0.1:8080" or "[::1]"',
       entry,
     );
-  if (/[/@?#\s]/.test(entry)) bad();
+  if (/[/\\@?#\s]/.test(entry)) bad();
+  // After the host (an IPv6 one in brackets), only `:` and a port's digits.
+  const afterHost = entry.replace(/^\[[^\]]*\]/, "").replace(/^[^:]*/, "");
+  if (afterHost !== "" && !/^:\d+$/.test(afterHost)) bad();
   let url: URL;
   try {
     url = new URL(`http://${entry}`);

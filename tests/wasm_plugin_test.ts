@@ -1035,33 +1035,76 @@ testEachIsolation("A call refused before it runs counts no fuel", {
 
 testEachIsolation("A bytes call that fails in a host function gives its input back", {
   permissions: "none",
-}, async (_t, { createRuntime }) => {
+}, async (t, { createRuntime }) => {
   await using runtime = createRuntime();
   const linker = runtime.createLinker().funcWrap("env", "boom", () => {
     throw new Error("the host is down");
   });
   // An allocator of one buffer: taken by alloc, given back by dealloc, else out of memory.
-  const plugin = await runtime.createPluginWithLinker(
-    await runtime.compileWat(
-      "one-buffer",
-      `(module
-        (import "env" "boom" (func $boom))
-        (memory (export "memory") 1)
-        (global $taken (mut i32) (i32.const 0))
-        (func (export "alloc") (param i32) (result i32)
-          (if (result i32) (global.get $taken) (then (i32.const 0))
-            (else (global.set $taken (i32.const 1)) (i32.const 1024))))
-        (func (export "dealloc") (param i32 i32) (global.set $taken (i32.const 0)))
-        (func (export "fail") (param i32 i32) (result i64) (call $boom) (i64.const 0)))`,
-    ),
-    { capabilities: [Capability.CallHostFunction] },
-    linker,
-  );
-  // The buffer of the first failed call stayed taken: the second was out of memory.
-  for (let i = 0; i < 3; i++) {
-    await assertRejectsWith(() => plugin.callBytes("fail", bytesOf("input")), HostFunctionError);
+  // With an async host function imported, the call takes the JSPI path: it was not freed there.
+  for (const asyncImport of ["", '(import "env" "host_sleep_ms" (func (param i32)))']) {
+    await t.step(
+      asyncImport === "" ? "a plain module" : "a module with an async host function",
+      async () => {
+        const plugin = await runtime.createPluginWithLinker(
+          await runtime.compileWat(
+            "one-buffer",
+            `(module
+            (import "env" "boom" (func $boom))
+            ${asyncImport}
+            (memory (export "memory") 1)
+            (global $taken (mut i32) (i32.const 0))
+            (func (export "alloc") (param i32) (result i32)
+              (if (result i32) (global.get $taken) (then (i32.const 0))
+                (else (global.set $taken (i32.const 1)) (i32.const 1024))))
+            (func (export "dealloc") (param i32 i32) (global.set $taken (i32.const 0)))
+            (func (export "fail") (param i32 i32) (result i64) (call $boom) (i64.const 0)))`,
+          ),
+          { capabilities: [Capability.CallHostFunction, Capability.Timer] },
+          linker,
+        );
+        // The buffer of the first failed call stayed taken: the second was out of memory.
+        for (let i = 0; i < 3; i++) {
+          await assertRejectsWith(
+            () => plugin.callBytes("fail", bytesOf("input")),
+            HostFunctionError,
+          );
+        }
+      },
+    );
   }
 });
+
+testEachIsolation(
+  "A global only ever lowered is no stack pointer: a failed call keeps its change",
+  {
+    permissions: "none",
+  },
+  async (_t, { createRuntime }) => {
+    // A bump allocator growing down: its top went back after a failed call while the node it had
+    // given out stayed linked, and the next node overwrote it.
+    await using runtime = createRuntime();
+    const linker = runtime.createLinker().funcWrap("env", "boom", () => {
+      throw new Error("no");
+    });
+    const plugin = await runtime.createPluginWithLinker(
+      await runtime.compileWat(
+        "bump-down",
+        `(module
+        (import "env" "boom" (func $boom))
+        (global $top (mut i32) (i32.const 65536))
+        (func (export "take_then_fail")
+          (global.set $top (i32.sub (global.get $top) (i32.const 8)))
+          (call $boom))
+        (func (export "top") (result i32) (global.get $top)))`,
+      ),
+      { capabilities: [Capability.CallHostFunction] },
+      linker,
+    );
+    await assertRejectsWith(() => plugin.callVoid("take_then_fail"), HostFunctionError);
+    assert.equal(await plugin.callI32("top"), 65528);
+  },
+);
 
 testEachIsolation("A failed call puts the stack pointer back where the call found it", {
   permissions: "none",
@@ -1080,6 +1123,10 @@ testEachIsolation("A failed call puts the stack pointer back where the call foun
         (func (export "trap_in_frame")
           (global.set $sp (i32.sub (global.get $sp) (i32.const 16)))
           unreachable)
+        ;; An epilogue gives the frame back: what tells a stack pointer from a global only lowered.
+        (func (export "balanced") (local $frame i32)
+          (global.set $sp (local.tee $frame (i32.sub (global.get $sp) (i32.const 16))))
+          (global.set $sp (i32.add (local.get $frame) (i32.const 16))))
         (func (export "sp") (result i32) (global.get $sp)))`,
       { resourceLimits },
     );
@@ -1091,3 +1138,30 @@ testEachIsolation("A failed call puts the stack pointer back where the call foun
     assert.equal(await plugin.callI32("sp"), 4080);
   }
 });
+
+testEachIsolation(
+  "A host function that runs past the deadline and then fails ends in a TimeoutError",
+  {
+    permissions: "none",
+  },
+  async (_t, { createRuntime }) => {
+    // Inline it was the host function's error, in a worker the TimeoutError.
+    await using runtime = createRuntime();
+    const linker = runtime.createLinker().funcWrap("env", "slow_then_fail", () => {
+      const end = performance.now() + 150;
+      while (performance.now() < end) {
+        // busy past the call's 100 ms
+      }
+      throw new Error("gave up");
+    });
+    const plugin = await runtime.createPluginWithLinker(
+      await runtime.compileWat(
+        "slow",
+        '(module (import "env" "slow_then_fail" (func $f)) (func (export "go") (call $f)))',
+      ),
+      { capabilities: [Capability.CallHostFunction] },
+      linker,
+    );
+    await assertRejectsWith(() => plugin.callVoid("go", [], { timeoutMs: 100 }), TimeoutError);
+  },
+);

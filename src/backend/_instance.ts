@@ -637,7 +637,13 @@ export class PluginInstance implements PluginBackend {
       ? 0
       : allocated(call, (await this.#step(alloc, input.length) as number) >>> 0);
     this.memory.write(inPtr, input);
-    const raw = await this.#step(fn, inPtr, input.length);
+    let raw: unknown;
+    try {
+      raw = await this.#step(fn, inPtr, input.length);
+    } catch (err) {
+      await this.#freeInputAfterHostError(call, free, inPtr, input.length);
+      throw err;
+    }
     // A host function that settled during the awaits may have failed the call.
     if (this.#slot.error !== undefined) throw this.#slot.error;
     if (!call.packedOutput) {
@@ -693,18 +699,30 @@ export class PluginInstance implements PluginBackend {
     free: Callable | undefined,
     ptr: number,
     length: number,
-  ): void {
+  ): unknown {
     const recorded = this.#slot.error;
-    if (recorded === undefined || free === undefined) return;
+    if (recorded === undefined || free === undefined) return undefined;
+    // A call that must stop (its deadline passed, it was aborted) would stop the free midway,
+    // and an allocator cut off there is worse than a buffer left taken.
+    if (this.#limits?.mustStop() === true || this.#slot.callSignal?.aborted) return undefined;
     this.#slot.error = undefined;
     this.#limits?.unwind();
+    const restore = (): void => {
+      this.#slot.error = recorded;
+    };
+    let freed: unknown;
     try {
-      this.#release(call, free, ptr, length);
+      freed = this.#release(call, free, ptr, length);
     } catch {
       // The call fails with the host function's error, not this one.
-    } finally {
-      this.#slot.error = recorded;
+      restore();
+      return undefined;
     }
+    if (!(freed instanceof Promise)) {
+      restore();
+      return undefined;
+    }
+    return freed.then(restore, restore);
   }
 
   #release(call: BytesCall, free: Callable | undefined, ptr: number, length: number): unknown {
@@ -770,9 +788,16 @@ export class PluginInstance implements PluginBackend {
     this.#slot.error = undefined;
     if (recorded !== undefined) {
       // A guest that caught a host function's error and ran on until its deadline ends with
-      // the TimeoutError, as in a worker, whose host raises it whatever the guest did.
+      // the TimeoutError, as in a worker, whose host raises it whatever the guest did; so does
+      // a call whose host function ran past the deadline before it failed.
       const limit = this.#limitThatStopped(err);
-      return this.#reportedAs(limit instanceof TimeoutError ? limit : recorded);
+      if (limit instanceof TimeoutError) return this.#reportedAs(limit);
+      if (performance.now() >= this.#currentDeadline()) {
+        return this.#reportedAs(
+          new TimeoutError(undefined, { timeoutMs: this.#budget?.timeoutMs ?? Infinity }),
+        );
+      }
+      return this.#reportedAs(recorded);
     }
     return this.#reportedAs(this.#withGuestMessage(this.#classify(err)));
   }

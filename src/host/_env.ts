@@ -423,7 +423,14 @@ async function fetchForPlugin(
     throw new TypeError(`The request's "url" ${shownName(request.url)} is not a URL`);
   }
   let method = request.method ?? "GET";
-  let headers: Record<string, string> = request.headers ?? {};
+  // Read once into Headers, whichever form fetch() takes (a record or pairs), so that the
+  // credentials a redirect to another origin drops are found in any of them.
+  let headers: Headers;
+  try {
+    headers = new Headers(request.headers ?? {});
+  } catch (cause) {
+    throw new TypeError('The request\'s "headers" are not headers fetch() takes', { cause });
+  }
   // An empty body is no body: a guest that serialises "none" as "" may still GET or HEAD.
   let body = request.body === "" ? undefined : request.body;
   for (let redirects = 0;; redirects++) {
@@ -477,10 +484,10 @@ const CREDENTIAL_HEADERS: ReadonlySet<string> = new Set([
   "proxy-authorization",
 ]);
 
-function withoutCredentials(headers: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(
-    Object.entries(headers).filter(([name]) => !CREDENTIAL_HEADERS.has(name.toLowerCase())),
-  );
+function withoutCredentials(headers: Headers): Headers {
+  const kept = new Headers(headers);
+  for (const name of CREDENTIAL_HEADERS) kept.delete(name);
+  return kept;
 }
 
 /** The body of a response, failing past {@linkcode MAX_HOST_CALL_BYTES} bytes. */

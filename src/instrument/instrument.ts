@@ -775,6 +775,7 @@ class Assembler {
     const scanner = new BodyScanner(options, scan);
     const { code, functions, types } = this.#info;
     const lowered = new Set<number>();
+    const raised = new Set<number>();
     for (let i = 0; i < code.length; i++) {
       if ((i & STEP_BODIES) === STEP_BODIES) yield;
       const body = code[i]!;
@@ -782,6 +783,7 @@ class Assembler {
       const locals = reader.readLocals();
       const stack = loweredGlobal(this.#bytes, reader.pos, body.end);
       if (stack >= 0) lowered.add(stack);
+      noteRaisedGlobals(this.#bytes, reader.pos, body.end, raised);
       // parseModule checked that every function's type index names a function type.
       const params = (types[functions[i]!] as FuncType).params.length;
       if (addedLocals > 0) {
@@ -794,14 +796,17 @@ class Assembler {
       }
       scanner.scan(reader, params);
     }
-    this.#stackPointer = this.#stackPointerOf(lowered);
+    this.#stackPointer = this.#stackPointerOf(new Set([...lowered].filter((g) => raised.has(g))));
     return scan;
   }
 
   /** The guest's stack pointer (see `STACK_POINTER_EXPORT`), or -1. */
   #stackPointer = -1;
 
-  /** The one defined mutable `i32` global that prologues lower, or -1 (none, or several). */
+  /**
+   * The one defined mutable `i32` global that prologues lower and epilogues
+   * raise again, or -1 (none, or several).
+   */
   #stackPointerOf(lowered: ReadonlySet<number>): number {
     if (lowered.size !== 1) return -1;
     const [index] = lowered as Set<number>;
@@ -1060,25 +1065,56 @@ interface Passes {
   readonly armed: ArmedGlobals;
 }
 
-/**
- * The global a body starts by lowering (`global.get g`, `i32.const n`,
- * `i32.sub`: a prologue taking a stack frame), or -1.
- */
-function loweredGlobal(bytes: Uint8Array, at: number, end: number): number {
-  if (bytes[at] !== 0x23) return -1;
+/** How far from a prologue's `global.get` its `i32.sub` and `global.set` may be, in bytes. */
+const PROLOGUE_REACH = 32;
+/** How far before an epilogue's `global.set` its `i32.add` may be, in bytes. */
+const EPILOGUE_REACH = 12;
+
+/** The index a `global.get`/`global.set` at `at` names (its LEB128 after the opcode), and its end. */
+function globalIndexAt(bytes: Uint8Array, at: number, end: number): [number, number] {
   let pos = at + 1;
   let index = 0;
   for (let shift = 0; pos < end && shift < 35; shift += 7) {
     const byte = bytes[pos++]!;
     index += (byte & 0x7f) * 2 ** shift;
-    if ((byte & 0x80) === 0) {
-      if (bytes[pos] !== 0x41) return -1;
-      pos++;
-      while (pos < end && (bytes[pos]! & 0x80) !== 0) pos++; // the constant's LEB128
-      return bytes[pos + 1] === 0x6b ? index : -1;
-    }
+    if ((byte & 0x80) === 0) return [index, pos];
+  }
+  return [-1, pos];
+}
+
+/**
+ * The global a body starts by lowering, as a prologue taking a stack frame
+ * does (`global.get g` first, then an `i32.sub` and a `global.set g` soon
+ * after: LLVM's, optimized or not, and AssemblyScript's), or -1. Read from
+ * the bytes, not decoded: a guess that {@linkcode noteRaisedGlobals} checks.
+ */
+function loweredGlobal(bytes: Uint8Array, at: number, end: number): number {
+  if (bytes[at] !== 0x23) return -1;
+  const [index, after] = globalIndexAt(bytes, at, end);
+  const sub = bytes.subarray(after, Math.min(end, after + PROLOGUE_REACH)).indexOf(0x6b);
+  if (index < 0 || sub < 0) return -1;
+  const from = after + sub + 1;
+  for (let pos = from; pos < Math.min(end, from + PROLOGUE_REACH); pos++) {
+    if (bytes[pos] === 0x24 && globalIndexAt(bytes, pos, end)[0] === index) return index;
   }
   return -1;
+}
+
+/**
+ * Notes in `raised` the globals a body sets from an `i32.add` just before,
+ * as an epilogue giving a stack frame back does: a global only ever lowered
+ * (a bump allocator growing down, a counter) is no stack pointer.
+ */
+function noteRaisedGlobals(bytes: Uint8Array, at: number, end: number, raised: Set<number>): void {
+  // A view of the body: an indexOf from `at` over the whole module would be quadratic.
+  const body = bytes.subarray(at, end);
+  for (let pos = body.indexOf(0x24); pos >= 0; pos = body.indexOf(0x24, pos + 1)) {
+    for (let back = pos - 1; back >= 0 && back >= pos - EPILOGUE_REACH; back--) {
+      if (body[back] !== 0x6a) continue;
+      raised.add(globalIndexAt(body, pos, body.length)[0]);
+      break;
+    }
+  }
 }
 
 /** One less than how many bodies a step of {@linkcode instrumentSteps} handles (a power of 2). */

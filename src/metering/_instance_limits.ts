@@ -206,6 +206,14 @@ export class InstanceLimits {
     return this.#mustStop(now);
   }
 
+  /**
+   * Whether the running call must stop now: its deadline passed, it was
+   * interrupted, or its host asked.
+   */
+  mustStop(): boolean {
+    return this.#mustStop(performance.now());
+  }
+
   /** Whether the running call must stop: its deadline passed, or its host asked. */
   #mustStop(now: number): boolean {
     let deadline = this.#deadline;
