@@ -988,6 +988,14 @@ class WorkerBackend implements PluginBackend {
           }
           continue;
         }
+        // A host function that ran past the deadline (holding this thread, so no timer could
+        // fire) and then failed ends the call in a TimeoutError, as inline.
+        if (
+          stopping === undefined && message.op === ToHost.Failure &&
+          this.#hostErrors.length > 0 && performance.now() >= watch.deadline
+        ) {
+          watch.expire();
+        }
         // Whatever the guest made of the interrupt (it may have caught the cancellation and
         // returned), the call ends with the reason it was raised.
         if (stopping !== undefined) {
