@@ -70,6 +70,8 @@ function normalizedHost(entry: string, i: number): string {
     return bad();
   }
   if (!/^(\[[0-9a-f:.]+\]|[a-z0-9_.-]+)$/.test(url.hostname)) bad();
+  // An empty label (".", "a..b", ".a"): Deno refuses it in a worker's --allow-net.
+  if (/^\.|\.\./.test(url.hostname)) bad();
   const port = /:(\d+)$/.exec(entry)?.[1];
   if (port === undefined) return url.hostname;
   if (Number(port) === 0) bad();

@@ -623,7 +623,9 @@ testEachIsolation("env.host_http_fetch reaches only allowedHosts", {
       assert.equal(JSON.parse(text!).body, "GET /echo ");
       // A port cut short or followed by more allowed every port (the URL parser dropped it).
       const entries = ["::1", "http://127.0.0.1", "*", "a@127.0.0.1", "", "127.0.0.1:0"];
-      for (const entry of [...entries, "127.0.0.1:", "127.0.0.1:1\\x", "127.0.0.1:1:2"]) {
+      for (
+        const entry of [...entries, "127.0.0.1:", "127.0.0.1:1\\x", "127.0.0.1:1:2", ".", "a..b"]
+      ) {
         await assertRejectsWith(
           () =>
             loadHostPlugin(loadPlugin, {

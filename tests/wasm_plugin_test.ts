@@ -1057,16 +1057,29 @@ testEachIsolation("A bytes call that fails in a host function gives its input ba
             (func (export "alloc") (param i32) (result i32)
               (if (result i32) (global.get $taken) (then (i32.const 0))
                 (else (global.set $taken (i32.const 1)) (i32.const 1024))))
-            (func (export "dealloc") (param i32 i32) (global.set $taken (i32.const 0)))
-            (func (export "fail") (param i32 i32) (result i64) (call $boom) (i64.const 0)))`,
+            (func $walk (param i32) ;; recurses, as a free merging chunks may
+              (if (local.get 0) (then (call $walk (i32.sub (local.get 0) (i32.const 1))))))
+            (func (export "dealloc") (param i32 i32)
+              (call $walk (i32.const 4))
+              (global.set $taken (i32.const 0)))
+            (func $deep (param i32)
+              (if (local.get 0)
+                (then (call $deep (i32.sub (local.get 0) (i32.const 1))))
+                (else (call $boom))))
+            ;; Fails as deep as its input is long: the depth its frames took is free again.
+            (func (export "fail") (param i32 i32) (result i64) (call $deep (local.get 1)) (i64.const 0)))`,
           ),
-          { capabilities: [Capability.CallHostFunction, Capability.Timer] },
+          {
+            capabilities: [Capability.CallHostFunction, Capability.Timer],
+            resourceLimits: { maxCallDepth: 20 },
+          },
           linker,
         );
-        // The buffer of the first failed call stayed taken: the second was out of memory.
-        for (let i = 0; i < 3; i++) {
+        // The buffer of the first failed call stayed taken: the second was out of memory. After
+        // a failure 17 calls deep, the free ran out of depth.
+        for (const input of ["input", "x".repeat(17), "input"]) {
           await assertRejectsWith(
-            () => plugin.callBytes("fail", bytesOf("input")),
+            () => plugin.callBytes("fail", bytesOf(input)),
             HostFunctionError,
           );
         }
@@ -1096,6 +1109,8 @@ testEachIsolation(
         (func (export "take_then_fail")
           (global.set $top (i32.sub (global.get $top) (i32.const 8)))
           (call $boom))
+        ;; Raised by another function (a free): still no frame of the body that lowered it.
+        (func (export "give_back") (global.set $top (i32.add (global.get $top) (i32.const 8))))
         (func (export "top") (result i32) (global.get $top)))`,
       ),
       { capabilities: [Capability.CallHostFunction] },

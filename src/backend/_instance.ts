@@ -74,6 +74,13 @@ interface Cancellation {
 const MAX_SCRATCH_BYTES = 1024 * 1024;
 
 /** A live instance; it is also the inline isolation's {@linkcode PluginBackend}. */
+/**
+ * The fuel a failed bytes call must have left for its input to be freed
+ * (`#freeInputAfterHostError`): a free cut off by the fuel running out may
+ * leave the guest's allocator locked, worse than a buffer left taken.
+ */
+const FREE_FUEL = 65_536;
+
 export class PluginInstance implements PluginBackend {
   readonly #spec: InstanceSpec;
   readonly #bindings: InstanceBindings;
@@ -705,6 +712,11 @@ export class PluginInstance implements PluginBackend {
     // A call that must stop (its deadline passed, it was aborted) would stop the free midway,
     // and an allocator cut off there is worse than a buffer left taken.
     if (this.#limits?.mustStop() === true || this.#slot.callSignal?.aborted) return undefined;
+    // Nor with little fuel left: a free cut off by it may leave the allocator locked.
+    const limits = this.#limits;
+    if (limits !== null && this.#spec.instrumentation?.fuelGlobal && limits.fuelLeft < FREE_FUEL) {
+      return undefined;
+    }
     this.#slot.error = undefined;
     this.#limits?.unwind();
     const restore = (): void => {

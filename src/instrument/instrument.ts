@@ -774,16 +774,15 @@ class Assembler {
     this.#scan = scan;
     const scanner = new BodyScanner(options, scan);
     const { code, functions, types } = this.#info;
-    const lowered = new Set<number>();
-    const raised = new Set<number>();
+    const framed = new Set<number>();
     for (let i = 0; i < code.length; i++) {
       if ((i & STEP_BODIES) === STEP_BODIES) yield;
       const body = code[i]!;
       const reader = new CodeReader(this.#bytes, body.bodyStart, body.end);
       const locals = reader.readLocals();
+      // A frame: the body lowers the global first and raises it again itself.
       const stack = loweredGlobal(this.#bytes, reader.pos, body.end);
-      if (stack >= 0) lowered.add(stack);
-      noteRaisedGlobals(this.#bytes, reader.pos, body.end, raised);
+      if (stack >= 0 && raisesGlobal(this.#bytes, reader.pos, body.end, stack)) framed.add(stack);
       // parseModule checked that every function's type index names a function type.
       const params = (types[functions[i]!] as FuncType).params.length;
       if (addedLocals > 0) {
@@ -796,7 +795,7 @@ class Assembler {
       }
       scanner.scan(reader, params);
     }
-    this.#stackPointer = this.#stackPointerOf(new Set([...lowered].filter((g) => raised.has(g))));
+    this.#stackPointer = this.#stackPointerOf(framed);
     return scan;
   }
 
@@ -804,8 +803,8 @@ class Assembler {
   #stackPointer = -1;
 
   /**
-   * The one defined mutable `i32` global that prologues lower and epilogues
-   * raise again, or -1 (none, or several).
+   * The one defined mutable `i32` global that function bodies lower first
+   * and raise again themselves (a stack frame), or -1 (none, or several).
    */
   #stackPointerOf(lowered: ReadonlySet<number>): number {
     if (lowered.size !== 1) return -1;
@@ -1086,7 +1085,7 @@ function globalIndexAt(bytes: Uint8Array, at: number, end: number): [number, num
  * The global a body starts by lowering, as a prologue taking a stack frame
  * does (`global.get g` first, then an `i32.sub` and a `global.set g` soon
  * after: LLVM's, optimized or not, and AssemblyScript's), or -1. Read from
- * the bytes, not decoded: a guess that {@linkcode noteRaisedGlobals} checks.
+ * the bytes, not decoded: a guess that {@linkcode raisesGlobal} checks.
  */
 function loweredGlobal(bytes: Uint8Array, at: number, end: number): number {
   if (bytes[at] !== 0x23) return -1;
@@ -1101,20 +1100,21 @@ function loweredGlobal(bytes: Uint8Array, at: number, end: number): number {
 }
 
 /**
- * Notes in `raised` the globals a body sets from an `i32.add` just before,
- * as an epilogue giving a stack frame back does: a global only ever lowered
- * (a bump allocator growing down, a counter) is no stack pointer.
+ * Whether a body raises global `index` again: sets it from an `i32.add`
+ * just before, as an epilogue giving its frame back does. Only the body
+ * that lowered it counts: a global another function raises (a bump
+ * allocator's free), or one a stray byte seems to set, is no frame's.
  */
-function noteRaisedGlobals(bytes: Uint8Array, at: number, end: number, raised: Set<number>): void {
+function raisesGlobal(bytes: Uint8Array, at: number, end: number, index: number): boolean {
   // A view of the body: an indexOf from `at` over the whole module would be quadratic.
   const body = bytes.subarray(at, end);
   for (let pos = body.indexOf(0x24); pos >= 0; pos = body.indexOf(0x24, pos + 1)) {
+    if (globalIndexAt(body, pos, body.length)[0] !== index) continue;
     for (let back = pos - 1; back >= 0 && back >= pos - EPILOGUE_REACH; back--) {
-      if (body[back] !== 0x6a) continue;
-      raised.add(globalIndexAt(body, pos, body.length)[0]);
-      break;
+      if (body[back] === 0x6a) return true;
     }
   }
+  return false;
 }
 
 /** One less than how many bodies a step of {@linkcode instrumentSteps} handles (a power of 2). */

@@ -115,6 +115,8 @@ export class InstanceLimits {
   readonly #fuel: WebAssembly.Global | null;
   readonly #reserve: WebAssembly.Global | null;
   readonly #depth: WebAssembly.Global | null;
+  /** The running call's depth limit, which {@linkcode unwind} gives back. */
+  #maxCallDepth = 1000;
   readonly #ticks: WebAssembly.Global | null;
   readonly #interval: WebAssembly.Global | null;
   readonly #start: (() => void) | null;
@@ -250,6 +252,7 @@ export class InstanceLimits {
    * dirty.
    */
   prepare(budget: CallBudget = {}): void {
+    this.#maxCallDepth = budget.maxCallDepth ?? 1000;
     this.#deadline = budget.deadline ?? Infinity;
     this.#lastCheck = budget.now ?? performance.now();
     const fuel = budget.fuel ?? 0;
@@ -277,6 +280,7 @@ export class InstanceLimits {
    * @param now The current `performance.now()`, or `NaN` when not read.
    */
   prepareCall(fuel: number, maxCallDepth: number, deadline: number, now: number): void {
+    this.#maxCallDepth = maxCallDepth;
     if (this.#prepare === null || !(Number.isInteger(fuel) && Math.abs(fuel) <= MAX_EXACT)) {
       this.prepare({ fuel: BigInt(fuel), maxCallDepth, deadline, now });
       return;
@@ -316,6 +320,8 @@ export class InstanceLimits {
    * as the call began (kept by the prepare function).
    */
   unwind(): void {
+    // The frames are gone: the depth they took is free again (no epilogue gave it back).
+    if (this.#depth !== null) this.#depth.value = this.#maxCallDepth;
     if (this.#stack === null) return;
     const base = this.#stack.base.value as number;
     // 0 before any call was prepared (a failed start function): nothing to go back to.
