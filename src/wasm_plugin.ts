@@ -673,30 +673,32 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * @throws {WasmError} If the command traps or hits a limit.
    */
   async run(options: RunOptions = {}): Promise<RunResult> {
-    const { stdin = new Uint8Array(), ...callOptions } = readOptions(
-      "the run options",
-      options,
-      RUN_OPTION_KEYS,
-    ) as RunOptions;
-    if (!(stdin instanceof Uint8Array)) {
-      throw new TypeError(
-        `Cannot run the command: 'stdin' must be a Uint8Array, received ${describeValue(stdin)}`,
-      );
-    }
-    const start = this.#signatures.get("_start");
-    if (start === undefined) {
-      throw new InvalidFunctionError(
-        `Cannot run plugin "${this.name}": it exports no "_start", so it is not a WASI command`,
-        { functionName: "_start" },
-      );
-    }
-    // As any call: its input copied and its budget checked as it is made, its signal taking it
-    // out of the line, and a refusal counting no fuel and no running state.
-    const prepared = attempt((): PreparedCall<Uint8Array> => ({
-      request: stdin.slice(),
-      budget: resolveCallBudget(callOptions, this.#budget),
-      signal: callSignal(callOptions),
-    }));
+    // As any call: its options, input and export checked and its input copied as it is made
+    // (a failure is the call's, counted), its signal taking it out of the line, and a refusal
+    // counting no fuel and no running state.
+    const prepared = attempt((): PreparedCall<Uint8Array> => {
+      const { stdin = new Uint8Array(), ...callOptions } = readOptions(
+        "the run options",
+        options,
+        RUN_OPTION_KEYS,
+      ) as RunOptions;
+      if (!(stdin instanceof Uint8Array)) {
+        throw new TypeError(
+          `Cannot run the command: 'stdin' must be a Uint8Array, received ${describeValue(stdin)}`,
+        );
+      }
+      if (!this.#signatures.has("_start")) {
+        throw new InvalidFunctionError(
+          `Cannot run plugin "${this.name}": it exports no "_start", so it is not a WASI command`,
+          { functionName: "_start" },
+        );
+      }
+      return {
+        request: stdin.slice(),
+        budget: resolveCallBudget(callOptions, this.#budget),
+        signal: callSignal(callOptions),
+      };
+    });
     return await this.#acquireThen("_start", prepared, COMMAND) as RunResult;
   }
 
@@ -785,6 +787,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    */
   async pause(): Promise<void> {
     this.#assertUsable("pause");
+    if (this.#stranded) this.#freeStranded();
     if (this.#state === "paused") return;
     // The pause takes its turn after the running call and the callers already waiting, and
     // holds it until resume(): callers still waiting then stay in line. A pause already
@@ -868,6 +871,8 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     }
     const refused = this.#stopRefusal(abort);
     if (refused !== undefined) return Promise.reject(refused);
+    // A turn a call left stranded (see #stranded) would be waited for ever.
+    if (this.#stranded) this.#freeStranded();
     const busy = this.#state === "running" || this.#state === "initializing";
     if (abort && busy && !this.#abort.signal.aborted) {
       this.#abort.abort(
@@ -1058,7 +1063,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
 
   /** Frees the turn a call left stranded (see {@linkcode #stranded}). */
   #freeStranded(): void {
-    if (this.#state === "running") this.#state = this.#restState;
+    if (this.#state === "running") this.#setState(this.#restState);
     this.#release(); // at the edge of the stack too, maybe: marked until it is done
     this.#stranded = false;
   }
@@ -1367,17 +1372,11 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     packedOutput: boolean,
     decode?: Decode,
   ): unknown {
-    checkExportName(fn);
-    if (!(input instanceof Uint8Array)) {
-      throw new TypeMismatchError(
-        `Cannot call "${fn}": expected a Uint8Array, received ${describeValue(input)}`,
-      );
-    }
     // Idle: take the plugin at once, as #call does, without a turn of the event loop.
     if (!this.#takeIfIdle()) {
       // Prepared now, its input copied: its caller may change it while the call waits.
       const prepared = attempt(() =>
-        this.#prepareBytesCall(fn, input.slice(), options, packedOutput)
+        this.#prepareBytesCall(fn, input, options, packedOutput, true)
       );
       return this.#acquireThen(fn, prepared, BYTES, decode);
     }
@@ -1391,15 +1390,25 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     }
   }
 
-  /** Checks a bytes call's export and options. */
+  /**
+   * Checks a bytes call's export, input and options (a failure is the call's,
+   * counted as a typed call's is); `copy` copies the input.
+   */
   #prepareBytesCall(
     fn: string,
     input: Uint8Array,
     options: CallOptions | undefined,
     packedOutput: boolean,
+    copy = false,
   ): PreparedCall<BytesCall> {
+    checkExportName(fn);
+    if (!(input instanceof Uint8Array)) {
+      throw new TypeMismatchError(
+        `Cannot call "${fn}": expected a Uint8Array, received ${describeValue(input)}`,
+      );
+    }
     const budget = resolveCallBudget(options, this.#budget);
-    const call = this.#bytesCallOf(fn, input, packedOutput);
+    const call = this.#bytesCallOf(fn, copy ? input.slice() : input, packedOutput);
     return { request: call, budget, signal: callSignal(options) };
   }
 

@@ -65,6 +65,9 @@ testEachIsolation("A call at the edge of its caller's stack never keeps the plug
       const made = await within(atStackEdge(slack, () => plugin.callI32("id", [1])), 5000);
       if (made === 1) succeeded++;
       await within(atStackEdge(slack, () => plugin.callBytes("id", new Uint8Array())), 5000);
+      // A pause waited for ever for the turn left stranded (and so did stop() and close()).
+      assert.notEqual(await within(plugin.pause(), 5000), "hung", `pause after slack ${slack}`);
+      plugin.resume();
       // Every later call waited for ever: the turn stayed with the call that overflowed.
       const next = await within(plugin.callI32("id", [slack]), 5000);
       assert.equal(next, slack, `slack ${slack}`);

@@ -1180,3 +1180,26 @@ testEachIsolation(
     await assertRejectsWith(() => plugin.callVoid("go", [], { timeoutMs: 100 }), TimeoutError);
   },
 );
+
+testEachIsolation("A bad bytes call or run() counts as a failed call, as a bad typed call does", {
+  permissions: "none",
+}, async (_t, { loadPlugin }) => {
+  // A typed call with a bad argument was counted; a bytes call with a bad input, and run() of
+  // a module that is no command, were not.
+  await using loaded = await loadPlugin(
+    '(module (memory (export "memory") 1) (func (export "alloc") (param i32) (result i32) i32.const 0))',
+  );
+  const { plugin } = loaded;
+  let events = 0;
+  plugin.addEventListener("executed", () => events++);
+  await assertRejectsWith(() => plugin.callBytes("alloc", "text" as never), TypeMismatchError);
+  await assertRejectsWith(() => plugin.callBytes(42 as never, new Uint8Array()), TypeError);
+  await assertRejectsWith(() => plugin.run(), InvalidFunctionError);
+  await assertRejectsWith(() => plugin.run({ stdin: "text" as never }), TypeError);
+  const { callCount, failureCount } = await plugin.metrics();
+  assert.deepEqual({ callCount, failureCount, events }, {
+    callCount: 4,
+    failureCount: 4,
+    events: 4,
+  });
+});

@@ -70,7 +70,14 @@ export function timedHostFunction<A extends unknown[], R>(
     if (startMs < 0) return fn(...args);
     // A worker's linker calls run in the plugin's host-call scope; inline ones in none.
     const owner = currentHostCallOwner();
-    const value = fn(...args);
+    let value: R;
+    try {
+      value = fn(...args);
+    } catch (err) {
+      // A slow host function that failed is the one to see in the call's span.
+      hostCallEnded(owner, label, startMs);
+      throw err;
+    }
     if (value instanceof Promise) {
       return value.finally(() => hostCallEnded(owner, label, startMs)) as R;
     }

@@ -78,9 +78,11 @@ for (const isolation of ISOLATIONS) {
     await withTelemetry(async (captured) => {
       await using runtime = isolatedRuntime(isolation);
       const linker = runtime.createLinker();
+      let failing = false;
       linker.funcWrap("env", "slow", () => {
         const until = performance.now() + 5;
         while (performance.now() < until) { /* a host function that takes 5 ms */ }
+        if (failing) throw new Error("slow and failing");
         return 7;
       });
       await using plugin = await runtime.createPluginWithLinker(
@@ -126,6 +128,16 @@ for (const isolation of ISOLATIONS) {
         // A fast call has no such event.
         await plugin.callI32("add", [1, 1]);
         assert.deepEqual(captured.spans().at(-1)!.events, []);
+        // Nor had a slow one that failed: the one most worth seeing.
+        failing = true;
+        await assert.rejects(plugin.callI32("waits"));
+        failing = false;
+        const failed = captured.spans().at(-1)!;
+        assert.equal(failed.attributes["error.type"], "host_function");
+        assert.equal(
+          failed.events.filter((event) => event.name === "wasmplug.host_call").length,
+          1,
+        );
       });
 
       await t.step("the four instruments carry the plugin's id and name", async () => {
@@ -133,7 +145,7 @@ for (const isolation of ISOLATIONS) {
         const attributes = { "wasmplug.plugin.id": "traced-1", "wasmplug.plugin.name": "traced" };
         const calls = metric(all, "wasmplug.calls");
         assert.equal(calls.dataPointType, DataPointType.SUM);
-        assert.deepEqual(calls.dataPoints.map((p) => [p.attributes, p.value]), [[attributes, 4]]);
+        assert.deepEqual(calls.dataPoints.map((p) => [p.attributes, p.value]), [[attributes, 5]]);
 
         const duration = metric(all, "wasmplug.call.duration");
         assert.equal(duration.descriptor.unit, "s");
@@ -141,7 +153,7 @@ for (const isolation of ISOLATIONS) {
         const [point] = duration.dataPoints;
         assert.deepEqual(point!.attributes, attributes);
         const histogram = point!.value as { count: number; sum: number };
-        assert.equal(histogram.count, 4);
+        assert.equal(histogram.count, 5);
         const metricsNow = await plugin.metrics();
         assert.ok(
           Math.abs(histogram.sum - metricsNow.totalExecutionTimeNs / 1e9) < 1e-5,
@@ -150,7 +162,7 @@ for (const isolation of ISOLATIONS) {
 
         const fuel = metric(all, "wasmplug.fuel");
         const fuelPoint = fuel.dataPoints[0]!.value as { count: number; sum: number };
-        assert.equal(fuelPoint.count, 4);
+        assert.equal(fuelPoint.count, 5);
         assert.equal(fuelPoint.sum, metricsNow.fuelConsumed);
 
         const memory = metric(all, "wasmplug.memory");
