@@ -205,8 +205,13 @@ export function createHostServices(env: HostEnvironment): HostServices {
       );
       signal?.throwIfAborted();
       const startMs = hostCallStarted();
-      const result = await runInHostCall(env, tool, JSON.parse(argsJson));
-      if (startMs >= 0) hostCallEnded(env, `tool ${name}`, startMs);
+      let result: unknown;
+      try {
+        result = await runInHostCall(env, tool, JSON.parse(argsJson));
+      } finally {
+        // A slow tool that failed is as much an event of its call's span as one that answered.
+        if (startMs >= 0) hostCallEnded(env, `tool ${name}`, startMs);
+      }
       const json = JSON.stringify(result ?? null);
       // A function or a symbol has no JSON: say so, instead of answering "no such tool".
       if (json === undefined) {

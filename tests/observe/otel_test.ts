@@ -173,6 +173,34 @@ for (const isolation of ISOLATIONS) {
           65_536,
         ]]);
       });
+
+      await t.step("a slow tool is an event of the span, whether it answers or fails", async () => {
+        let failing = false;
+        runtime.registerTool("slow_tool", async () => {
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          if (failing) throw new Error("slow and failing");
+          return 1;
+        });
+        await using tooled = await runtime.createPluginFromWat(
+          `(module
+            (import "env" "host_call_tool" (func $tool (param i32 i32 i32 i32 i32 i32) (result i32)))
+            (memory (export "memory") 1)
+            (data (i32.const 0) "slow_tool")
+            (data (i32.const 16) "{}")
+            (func (export "go") (result i32)
+              (call $tool (i32.const 0) (i32.const 9) (i32.const 16) (i32.const 2) (i32.const 64)
+                (i32.const 64))))`,
+          { capabilities: [Capability.CallTool] },
+        );
+        for (const fails of [false, true]) {
+          failing = fails;
+          await tooled.callI32("go").catch(() => {});
+          const span = captured.spans().at(-1)!;
+          const events = span.events.map((event) => event.attributes?.["wasmplug.host_function"]);
+          // A failing one had none.
+          assert.deepEqual(events, ["tool slow_tool"], `failing: ${fails}`);
+        }
+      });
     });
   });
 }
