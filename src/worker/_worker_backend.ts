@@ -1165,11 +1165,6 @@ function checkCrossing(name: string, args: readonly unknown[]): void {
   }
 }
 
-/** Whether a bigint crosses the channel as itself, or as the same 64 bits (an i64). */
-function fitsWire(value: bigint): boolean {
-  return value >= -(2n ** 63n) && value < 2n ** 64n;
-}
-
 /** A host function's result as it crosses the channel (the engine converts it further). */
 function wireValue(value: unknown): WireValue {
   switch (typeof value) {
@@ -1178,7 +1173,7 @@ function wireValue(value: unknown): WireValue {
     case "undefined":
       return value;
     case "bigint":
-      if (fitsWire(value)) return value;
+      if (crossesAsItself(value)) return value; // 64 bits, signed or unsigned
       break;
     case "boolean":
       return Number(value);
