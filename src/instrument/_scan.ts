@@ -117,7 +117,14 @@ const OP_RETURN = 0x0f;
 const OP_UNREACHABLE = 0x00;
 const OP_THROW = 0x08;
 const OP_THROW_REF = 0x0a;
+const OP_GLOBAL_GET = 0x23;
 const OP_GLOBAL_SET = 0x24;
+const OP_I32_ADD = 0x6a;
+const OP_I32_SUB = 0x6b;
+/** Instructions a prologue's `i32.sub` and `global.set` may each come after the step before. */
+const PROLOGUE_REACH = 8;
+/** Instructions an epilogue's `global.set` may come after its `i32.add`. */
+const EPILOGUE_REACH = 4;
 const OP_CALL = 0x10;
 const OP_RETURN_CALL = 0x12;
 const OP_REF_FUNC = 0xd2;
@@ -225,6 +232,13 @@ export class ScanResult {
   readonly flags: number[] = [];
   /** Function indices that `ref.func` instructions in code take. */
   readonly refFuncs: number[] = [];
+  /**
+   * The globals some body uses as a stack frame: it starts with `global.get g`,
+   * lowers it (`i32.sub`, then `global.set g`) and raises it again itself
+   * (`i32.add`, then `global.set g`), as LLVM's and AssemblyScript's
+   * prologues and epilogues do, optimized or not.
+   */
+  readonly frameGlobals: Set<number> = new Set();
   /**
    * The first instruction found that changes state a worker cannot hand
    * over when it parks (a table's contents, a segment's dropped flag), or
@@ -380,12 +394,41 @@ export class BodyScanner {
     const exits = this.#options.exits;
     const moved = this.#options.movedLocals ?? 0;
     let size = 0;
+    // A stack frame (see ScanResult.frameGlobals): which global, how far along, and when the
+    // last step was (in instructions).
+    let frameGlobal = -1;
+    let frameStep = 0;
+    let frameAt = 0;
     while (true) {
       const ctl = reader.next();
       size++;
       if (ctl === Ctl.None) {
         if (this.#cur !== DEAD) out.cost[this.#cur]!++;
         const op = reader.op;
+        if (size === 1 && op === OP_GLOBAL_GET) {
+          frameGlobal = lebAt(bytes, reader.start + 1);
+          frameStep = 1;
+          frameAt = size;
+        } else if (frameStep !== 0) {
+          const step = frameStep;
+          if (step === 1 && op === OP_I32_SUB) {
+            frameStep = 2;
+          } else if (
+            (step === 2 || step === 4) && op === OP_GLOBAL_SET &&
+            lebAt(bytes, reader.start + 1) === frameGlobal
+          ) {
+            frameStep = step + 1;
+            if (frameStep === 5) {
+              out.frameGlobals.add(frameGlobal);
+              frameStep = 0;
+            }
+          } else if (op === OP_I32_ADD && step >= 3) {
+            frameStep = 4;
+          }
+          if (frameStep !== step || (op === OP_I32_ADD && step >= 3)) frameAt = size;
+          else if (step < 3 && size - frameAt > PROLOGUE_REACH) frameStep = 0;
+          else if (step === 4 && size - frameAt > EPILOGUE_REACH) frameStep = 3;
+        }
         if (op >= 0x100 || EFFECT_FREE[op] === 0) {
           this.#pure = false;
           if (op !== OP_GLOBAL_SET) this.#bodyFlags |= BodyFlags.MayTrap;

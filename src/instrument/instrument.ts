@@ -774,15 +774,11 @@ class Assembler {
     this.#scan = scan;
     const scanner = new BodyScanner(options, scan);
     const { code, functions, types } = this.#info;
-    const framed = new Set<number>();
     for (let i = 0; i < code.length; i++) {
       if ((i & STEP_BODIES) === STEP_BODIES) yield;
       const body = code[i]!;
       const reader = new CodeReader(this.#bytes, body.bodyStart, body.end);
       const locals = reader.readLocals();
-      // A frame: the body lowers the global first and raises it again itself.
-      const stack = loweredGlobal(this.#bytes, reader.pos, body.end);
-      if (stack >= 0 && raisesGlobal(this.#bytes, reader.pos, body.end, stack)) framed.add(stack);
       // parseModule checked that every function's type index names a function type.
       const params = (types[functions[i]!] as FuncType).params.length;
       if (addedLocals > 0) {
@@ -795,7 +791,7 @@ class Assembler {
       }
       scanner.scan(reader, params);
     }
-    this.#stackPointer = this.#stackPointerOf(framed);
+    this.#stackPointer = this.#stackPointerOf(scan.frameGlobals);
     return scan;
   }
 
@@ -803,8 +799,8 @@ class Assembler {
   #stackPointer = -1;
 
   /**
-   * The one defined mutable `i32` global that function bodies lower first
-   * and raise again themselves (a stack frame), or -1 (none, or several).
+   * The one defined mutable `i32` global that bodies use as a stack frame
+   * (`ScanResult.frameGlobals`), or -1 (none, or several).
    */
   #stackPointerOf(lowered: ReadonlySet<number>): number {
     if (lowered.size !== 1) return -1;
@@ -1062,59 +1058,6 @@ interface Passes {
   readonly trapGlobal: number;
   /** The pacing globals the host's prepare function sets. */
   readonly armed: ArmedGlobals;
-}
-
-/** How far from a prologue's `global.get` its `i32.sub` and `global.set` may be, in bytes. */
-const PROLOGUE_REACH = 32;
-/** How far before an epilogue's `global.set` its `i32.add` may be, in bytes. */
-const EPILOGUE_REACH = 12;
-
-/** The index a `global.get`/`global.set` at `at` names (its LEB128 after the opcode), and its end. */
-function globalIndexAt(bytes: Uint8Array, at: number, end: number): [number, number] {
-  let pos = at + 1;
-  let index = 0;
-  for (let shift = 0; pos < end && shift < 35; shift += 7) {
-    const byte = bytes[pos++]!;
-    index += (byte & 0x7f) * 2 ** shift;
-    if ((byte & 0x80) === 0) return [index, pos];
-  }
-  return [-1, pos];
-}
-
-/**
- * The global a body starts by lowering, as a prologue taking a stack frame
- * does (`global.get g` first, then an `i32.sub` and a `global.set g` soon
- * after: LLVM's, optimized or not, and AssemblyScript's), or -1. Read from
- * the bytes, not decoded: a guess that {@linkcode raisesGlobal} checks.
- */
-function loweredGlobal(bytes: Uint8Array, at: number, end: number): number {
-  if (bytes[at] !== 0x23) return -1;
-  const [index, after] = globalIndexAt(bytes, at, end);
-  const sub = bytes.subarray(after, Math.min(end, after + PROLOGUE_REACH)).indexOf(0x6b);
-  if (index < 0 || sub < 0) return -1;
-  const from = after + sub + 1;
-  for (let pos = from; pos < Math.min(end, from + PROLOGUE_REACH); pos++) {
-    if (bytes[pos] === 0x24 && globalIndexAt(bytes, pos, end)[0] === index) return index;
-  }
-  return -1;
-}
-
-/**
- * Whether a body raises global `index` again: sets it from an `i32.add`
- * just before, as an epilogue giving its frame back does. Only the body
- * that lowered it counts: a global another function raises (a bump
- * allocator's free), or one a stray byte seems to set, is no frame's.
- */
-function raisesGlobal(bytes: Uint8Array, at: number, end: number, index: number): boolean {
-  // A view of the body: an indexOf from `at` over the whole module would be quadratic.
-  const body = bytes.subarray(at, end);
-  for (let pos = body.indexOf(0x24); pos >= 0; pos = body.indexOf(0x24, pos + 1)) {
-    if (globalIndexAt(body, pos, body.length)[0] !== index) continue;
-    for (let back = pos - 1; back >= 0 && back >= pos - EPILOGUE_REACH; back--) {
-      if (body[back] === 0x6a) return true;
-    }
-  }
-  return false;
 }
 
 /** One less than how many bodies a step of {@linkcode instrumentSteps} handles (a power of 2). */
