@@ -118,7 +118,9 @@ function describe(state: WasiState, entry: Descriptor): [number, bigint, bigint]
     case "file": {
       let rights = FILE_RIGHTS;
       if (!entry.readable) rights &= ~Rights.FD_READ;
-      if (!entry.writable) rights &= ~(Rights.FD_WRITE | Rights.FD_ALLOCATE);
+      if (!entry.writable) {
+        rights &= ~(Rights.FD_WRITE | Rights.FD_ALLOCATE | Rights.FD_FILESTAT_SET_SIZE);
+      }
       return [filetypeOf(entry.file.statSync()), rights, 0n];
     }
   }
@@ -149,7 +151,12 @@ function ioAtOffset(
   const offset = needs === "writable" && (flags & FdFlags.APPEND) !== 0
     ? BigInt(file.statSync().size)
     : call.offset;
-  const moved = atOffset(file, offset, () => io(file, guest, spans, state.checkpoint));
+  const moved = atOffset(
+    file,
+    offset,
+    () => io(file, guest, spans, state.checkpoint),
+    () => needs === "readable" ? 0 : fail(Errno.FBIG),
+  );
   guest.setU32(call.resultPtr, moved);
   return Errno.SUCCESS;
 }

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { Errno, fail } from "./_errno.ts";
 import type { Guest, Span } from "./_guest.ts";
 import type { CapturedOutput } from "./_output.ts";
 import type { WasiState } from "./_state.ts";
@@ -70,10 +71,30 @@ export function writeSpans(
   });
 }
 
-/** Runs `io` at `offset` and puts the file position back (`fd_pread`, `fd_pwrite`). */
-export function atOffset(file: Deno.FsFile, offset: bigint, io: () => number): number {
+/** The largest offset a file may have: a larger `off_t` is negative (`EINVAL`). */
+const MAX_OFFSET = (1n << 63n) - 1n;
+
+/**
+ * Runs `io` at `offset` and puts the file position back (`fd_pread`,
+ * `fd_pwrite`). An offset past the largest file the file system holds (it
+ * refuses the seek) is Linux's answer there: the end of the file for a read
+ * (`past` returns 0), `EFBIG` for a write.
+ */
+export function atOffset(
+  file: Deno.FsFile,
+  offset: bigint,
+  io: () => number,
+  past: () => number,
+): number {
+  if (offset > MAX_OFFSET) fail(Errno.INVAL);
   const saved = file.seekSync(0, Deno.SeekMode.Current);
-  file.seekSync(offset, Deno.SeekMode.Start);
+  try {
+    file.seekSync(offset, Deno.SeekMode.Start);
+  } catch (err) {
+    if ((err as { code?: unknown } | null)?.code !== "EINVAL") throw err;
+    file.seekSync(saved, Deno.SeekMode.Start);
+    return past();
+  }
   try {
     return io();
   } finally {

@@ -78,6 +78,12 @@ export interface Resolved {
    * `ENOTDIR` there, as on Linux, instead of acting on the link's target.
    */
   readonly slashedLink?: boolean;
+  /**
+   * The path's last component is `.` or `..` (a trailing `/` aside): Linux
+   * refuses to remove or rename such a name (`rmdir("sub/.")` is `EINVAL`),
+   * where the resolved `rel` alone would name `sub` itself.
+   */
+  readonly dotted?: "." | "..";
 }
 
 /** The canonical components of `real` below `preopen`, or `ENOTCAPABLE` if it is outside. */
@@ -209,6 +215,8 @@ export function resolvePath(
   // grants (or not) as a whole.
   permit("read", preopen.host);
   const trailingSlash = path.endsWith("/");
+  const named = path.split("/").filter((component) => component !== "").at(-1);
+  const dotted = named === "." || named === ".." ? named : undefined;
   const components = [...dir.rel];
   for (const component of path.split("/")) {
     if (component === "" || component === ".") continue;
@@ -226,7 +234,7 @@ export function resolvePath(
   const parent = below(preopen, Deno.realPathSync(hostPath(preopen, components)));
   if (last === undefined) {
     const host = hostPath(preopen, parent);
-    return { preopen, rel: parent, host, info: Deno.statSync(host) };
+    return { preopen, rel: parent, host, info: Deno.statSync(host), ...(dotted && { dotted }) };
   }
   let rel = [...parent, last];
   let info = lstat(hostPath(preopen, rel));
@@ -237,5 +245,13 @@ export function resolvePath(
   }
   if (trailingSlash && info !== undefined && !info.isDirectory) fail(Errno.NOTDIR);
   const host = hostPath(preopen, rel);
-  return { preopen, rel, host, info, directoryOnly: trailingSlash, slashedLink };
+  return {
+    preopen,
+    rel,
+    host,
+    info,
+    directoryOnly: trailingSlash,
+    slashedLink,
+    ...(dotted && { dotted }),
+  };
 }

@@ -290,9 +290,13 @@ export const PATH_CALLS: Readonly<Record<string, SystemCall>> = {
   path_remove_directory: pathCall<"existing", []>({
     lookup: false,
     expect: "existing",
-    check({ info, rel, slashedLink }): void {
+    check({ info, rel, slashedLink, dotted }): void {
       // `rmdir("link/")` removed the directory the link names.
       if (slashedLink || !info.isDirectory) fail(Errno.NOTDIR);
+      // As Linux: `rmdir("sub/.")` is EINVAL, `rmdir("sub/..")` ENOTEMPTY (not a removal of
+      // what they resolve to), the root EBUSY.
+      if (dotted === ".") fail(Errno.INVAL);
+      if (dotted === "..") fail(Errno.NOTEMPTY);
       if (rel.length === 0) fail(Errno.BUSY);
     },
     writes: true,
@@ -304,7 +308,9 @@ export const PATH_CALLS: Readonly<Record<string, SystemCall>> = {
     expect: "existing",
     second: true,
     check(from, to): void {
+      // `rename("sub/.", …)` would move `sub` itself: Linux refuses a `.` or `..` name (EBUSY).
       if (from.rel.length === 0 || to.rel.length === 0) fail(Errno.BUSY);
+      if (from.dotted !== undefined || to.dotted !== undefined) fail(Errno.BUSY);
       // A trailing `/` names a directory: `rename("link/", …)` moved the link's target, and
       // `rename("file", "new/")` made a file.
       if (from.slashedLink || to.slashedLink) fail(Errno.NOTDIR);

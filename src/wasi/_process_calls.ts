@@ -113,6 +113,12 @@ function subscription(state: WasiState, guest: Guest, ptr: number): Subscription
     const left = state.stdin.length - state.stdinOffset;
     return { ...ready, nbytes: BigInt(left), flags: left === 0 ? HANGUP : 0 };
   }
+  if (type === EventType.FD_READ && entry.kind === "file") {
+    // As wasmtime: the bytes between the file's position and its end.
+    const { file } = entry;
+    const left = file.statSync().size - file.seekSync(0, Deno.SeekMode.Current);
+    return { ...ready, nbytes: BigInt(Math.max(left, 0)) };
+  }
   return ready;
 }
 

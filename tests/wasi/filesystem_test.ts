@@ -150,6 +150,28 @@ Deno.test(
       assert.equal(call("fd_close", fd), E.BADF);
     });
 
+    await t.step("a read-only file: no right to resize, and poll counts what is left", () => {
+      const [, fd] = s.open("hello.txt");
+      const stat = scratch.alloc(24);
+      assert.equal(call("fd_fdstat_get", fd, stat), E.SUCCESS);
+      const FD_FILESTAT_SET_SIZE = 1n << 22n;
+      assert.equal(scratch.u64(stat + 8) & (FD_WRITE | FD_FILESTAT_SET_SIZE), 0n);
+      assert.equal(call("fd_filestat_set_size", fd, 0n), E.BADF);
+      assert.equal(s.read(fd, 5), "hello");
+      // One FD_READ subscription on the file: 10 of its 15 bytes are left to read.
+      const sub = scratch.alloc(48);
+      scratch.view.setBigUint64(sub, 9n, true);
+      scratch.view.setUint8(sub + 8, 1);
+      scratch.view.setUint32(sub + 16, fd, true);
+      const event = scratch.alloc(32);
+      const nevents = scratch.alloc(4);
+      assert.equal(call("poll_oneoff", sub, event, 1, nevents), E.SUCCESS);
+      assert.equal(scratch.u32(nevents), 1);
+      assert.equal(scratch.u16(event + 8), E.SUCCESS);
+      assert.equal(scratch.u64(event + 16), 10n, "bytes ready");
+      assert.equal(call("fd_close", fd), E.SUCCESS);
+    });
+
     await t.step("create, write, append, truncate and read back", () => {
       const [errno, fd] = s.open("new.txt", {
         oflags: O_CREAT | O_EXCL,
@@ -183,6 +205,34 @@ Deno.test(
       assert.equal(call("fd_filestat_set_size", fd, 5n), E.SUCCESS);
       assert.equal(call("fd_close", fd), E.SUCCESS);
       assert.equal(Deno.readTextFileSync(`${s.root}/sandbox/hello.txt`), "Hello");
+    });
+
+    await t.step("pread and pwrite past the largest file: end of file, EFBIG, as on Linux", () => {
+      // Where the file system refuses to seek (ext4 past 16 TiB), the call failed with EINVAL;
+      // tmpfs seeks that far, and Linux's own answers come through.
+      const [, fd] = s.open("hello.txt", { rights: FD_READ | FD_WRITE });
+      const buf = scratch.alloc(4);
+      const n = scratch.alloc(4);
+      const far = 1n << 62n;
+      using probe = Deno.openSync(`${s.root}/sandbox/hello.txt`);
+      const refusesSeek = (() => {
+        try {
+          probe.seekSync(far, Deno.SeekMode.Start);
+          return false;
+        } catch {
+          return true;
+        }
+      })();
+      const one = scratch.iovecs(scratch.put("x"));
+      if (refusesSeek) {
+        assert.equal(call("fd_pread", fd, scratch.iovecs([buf, 4]), 1, far, n), E.SUCCESS);
+        assert.equal(scratch.u32(n), 0);
+        assert.equal(call("fd_pwrite", fd, one, 1, far, n), 22, "EFBIG");
+      }
+      assert.equal(call("fd_pwrite", fd, one, 1, 1n << 63n, n), E.INVAL, "a negative off_t");
+      assert.equal(s.read(fd, 5), "Hello", "still at 0");
+      assert.equal(call("fd_close", fd), E.SUCCESS);
+      assert.equal(Deno.statSync(`${s.root}/sandbox/hello.txt`).size, 5);
     });
 
     await t.step("pwrite on a file opened to append appends, as on Linux", () => {
@@ -260,7 +310,22 @@ Deno.test("WasiPreview1 creates, lists, renames and removes entries", TEMP_DIRS,
     assert.equal(s.onPath("path_unlink_file", "made/moved.txt"), E.SUCCESS);
     assert.equal(s.onPath("path_unlink_file", "made/moved.txt"), E.NOENT);
     assert.equal(s.onPath("path_remove_directory", "made"), E.SUCCESS);
-    assert.equal(s.onPath("path_remove_directory", "."), E.BUSY, "the preopen itself");
+  });
+
+  await t.step("a last component . or .. is never removed or renamed, as on Linux", () => {
+    // rmdir("keep/.") removed keep, and rename("keep/.", …) moved it: the names resolve there.
+    Deno.mkdirSync(`${s.root}/sandbox/keep/inner`, { recursive: true });
+    assert.equal(s.onPath("path_remove_directory", "."), E.INVAL, "the preopen itself");
+    assert.equal(s.onPath("path_remove_directory", "keep/inner/."), E.INVAL);
+    assert.equal(s.onPath("path_remove_directory", "keep/inner/./"), E.INVAL);
+    assert.equal(s.onPath("path_remove_directory", "keep/inner/.."), E.NOTEMPTY);
+    const rename = (from: string, to: string) =>
+      call("path_rename", PREOPEN, ...scratch.put(from), PREOPEN, ...scratch.put(to));
+    assert.equal(rename("keep/inner/.", "moved"), E.BUSY);
+    assert.equal(rename("keep/inner", "keep/.."), E.BUSY);
+    assert.ok(Deno.statSync(`${s.root}/sandbox/keep/inner`).isDirectory);
+    assert.equal(s.onPath("path_remove_directory", "keep/inner"), E.SUCCESS);
+    assert.equal(s.onPath("path_remove_directory", "keep"), E.SUCCESS);
   });
 
   await t.step("a trailing / on a symlink names a directory, not the entry: ENOTDIR", () => {
