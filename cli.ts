@@ -521,8 +521,8 @@ function wrap(text: string, width: number): string[] {
 // ---------------------------------------------------------------------------
 // Parsing the command line.
 
-/** A negative number is an argument, not an option: `-3`, `-1.5`, `-.5`, `-Infinity`. */
-const NEGATIVE_NUMBER = /^-(?:\d|\.\d|Infinity$)/;
+/** A negative number is an argument, not an option: `-3`, `-1.5`, `-.5`, `-Infinity`, `-inf`, `-nan`. */
+const NEGATIVE_NUMBER = /^-(?:\d|\.\d|(?:inf|infinity|nan)$)/i;
 
 function looksLikeOption(arg: string): boolean {
   return arg.startsWith("-") && arg !== "-" && !NEGATIVE_NUMBER.test(arg);
@@ -828,20 +828,39 @@ function parseArgument(raw: string, type: string | undefined): unknown {
       throw new UsageError(`argument "${raw}" is not an integer`);
     }
   }
+  if ((type === "f32" || type === "f64") && NON_FINITE.test(raw)) {
+    // What C's printf writes and strtod reads: `nan`, `inf`, `-infinity`, any case.
+    const [, sign, word] = NON_FINITE.exec(raw)!;
+    if (word!.toLowerCase() === "nan") return NaN;
+    return sign === "-" ? -Infinity : Infinity;
+  }
   const value = Number(raw);
   if (raw.trim() === "" || Number.isNaN(value)) {
     throw new UsageError(`argument "${raw}" is not a number`);
   }
+  if (type === "i32" && !Number.isInteger(value)) {
+    throw new UsageError(`argument "${raw}" is not an integer`);
+  }
   return value;
 }
+
+/** A float argument that `Number()` does not read: NaN and infinities as C writes them. */
+const NON_FINITE = /^([+-]?)(nan|inf|infinity)$/i;
 
 /** A result as `call` prints it: as `String()` does, but with the sign of -0 kept. */
 function formatResult(result: unknown): string {
   return Object.is(result, -0) ? "-0" : String(result);
 }
 
+/**
+ * Keeps in JSON what it has no number for: a bigint (exact, as a string) and
+ * NaN or an infinity (as `"NaN"`, `"Infinity"`, `"-Infinity"`: `null` said
+ * nothing of which).
+ */
 function bigintReplacer(_key: string, value: unknown): unknown {
-  return typeof value === "bigint" ? value.toString() : value;
+  if (typeof value === "bigint") return value.toString();
+  if (typeof value === "number" && !Number.isFinite(value)) return String(value);
+  return value;
 }
 
 // ---------------------------------------------------------------------------

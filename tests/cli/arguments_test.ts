@@ -17,6 +17,11 @@ Deno.test({
         ["f64 exponent", [NUMBERS, "sub_f64", "-1e300", "1e300"], "-2e+300"],
         ["f64 infinity", [NUMBERS, "sub_f64", "-Infinity", "1"], "-Infinity"],
         ["f64 negative zero, with its sign", [NUMBERS, "sub_f64", "-0", "0"], "-0"],
+        // As C's printf writes them (they were "not a number", and -nan an unknown option).
+        ["f64 nan, any case", [NUMBERS, "sub_f64", "nan", "1"], "NaN"],
+        ["f64 -nan", [NUMBERS, "sub_f64", "-nan", "1"], "NaN"],
+        ["f32 -inf", [NUMBERS, "sub_f32", "-inf", "1"], "-Infinity"],
+        ["f32 INFINITY", [NUMBERS, "sub_f32", "INFINITY", "1"], "Infinity"],
         // Beyond 2^53: exact only if parsed as a bigint, not through a double.
         ["i64, exactly", [NUMBERS, "sub_i64", "-9007199254740993", "2"], "-9007199254740995"],
         [
@@ -49,6 +54,22 @@ Deno.test({
       assert.deepEqual(JSON.parse(output.stdout), { results: [-0.5, "-9007199254740993"] });
     });
 
+    await t.step("--json names NaN and the infinities (JSON has no number for them)", async () => {
+      for (const [args, result] of [[["-inf", "1"], "-Infinity"], [["nan", "1"], "NaN"]]) {
+        const output = await cli([
+          "call",
+          NUMBERS,
+          "sub_f64",
+          ...args!,
+          "--json",
+          "--isolation",
+          "inline",
+        ]);
+        assert.equal(output.code, 0, shown(output));
+        assert.deepEqual(JSON.parse(output.stdout), { results: [result] }, "it said null");
+      }
+    });
+
     await t.step("after --, everything is an argument", async () => {
       const output = await cli([
         "call",
@@ -73,6 +94,13 @@ Deno.test({
     for (
       const [what, args, error] of [
         ["a word", ["examples/wat/math.wat", "add", "1", "two"], /argument "two" is not a number/],
+        // It failed as a call (exit 1) with the runtime's type mismatch.
+        [
+          "a fraction for an i32",
+          [NUMBERS, "sub_i32", "1.5", "1"],
+          /argument "1.5" is not an integer/,
+        ],
+        ["nan for an i32", [NUMBERS, "sub_i32", "nan", "1"], /argument "nan" is not a number/],
         [
           "a fraction for an i64",
           [NUMBERS, "sub_i64", "-1.5", "1"],
