@@ -46,9 +46,18 @@ export function alloc(size: usize): usize {
   return heap.alloc(size);
 }
 
-/** Frees what `alloc` returned (`dealloc` of the bytes ABI); re-export it. */
+/**
+ * Frees what `alloc` returned (`dealloc` of the bytes ABI); re-export it.
+ * The output of {@link run} is the function's own buffer, which the host
+ * frees here too: that lets it go (the garbage collector takes it).
+ */
 export function dealloc(ptr: usize, _size: usize): void {
-  if (ptr !== 0) heap.free(ptr);
+  if (ptr === 0) return;
+  if (ptr === handedPtr) {
+    releaseHanded();
+    return;
+  }
+  heap.free(ptr);
 }
 
 // ---- Input and output --------------------------------------------------------
@@ -57,6 +66,29 @@ let inputPtr: usize = 0;
 let inputLen: usize = 0;
 let outputPtr: usize = 0;
 let outputLen: usize = 0;
+/**
+ * The buffer a function's `Result` handed over as the output, kept alive
+ * until the host has copied it out and frees it: no copy, so an output
+ * that fits in memory once is never lost for want of room for a second.
+ */
+let handed: ArrayBuffer | null = null;
+let handedPtr: usize = 0;
+
+function releaseHanded(): void {
+  handed = null;
+  handedPtr = 0;
+}
+
+/**
+ * Bytes of input copies and outputs made garbage since the last full
+ * collection. AssemblyScript's incremental collector lags behind large
+ * buffers: before it had freed the last calls' ones, the allocator asked for
+ * more memory than the plugin may have, and trapped (an echo of 600 KB failed
+ * from its fourth call with 2 MiB of memory). Past this many bytes, `run`
+ * collects in full first, which costs little next to copying them.
+ */
+let garbageBytes: usize = 0;
+const COLLECT_AFTER_BYTES: usize = 256 * 1024;
 
 /** The running call's input. */
 export function input(): Uint8Array {
@@ -151,6 +183,16 @@ function setOutput(ptr: usize, len: usize): void {
   memory.copy(outputPtr, ptr, len);
 }
 
+/** Makes `data` itself the output (see {@link handed}); an empty one is no output. */
+function handOver(data: Uint8Array): void {
+  discardOutput();
+  if (data.byteLength === 0) return;
+  handed = data.buffer;
+  handedPtr = data.dataStart;
+  outputPtr = handedPtr;
+  outputLen = <usize> data.byteLength;
+}
+
 function discardOutput(): void {
   if (outputPtr !== 0) heap.free(outputPtr);
   outputPtr = 0;
@@ -196,6 +238,12 @@ export class Result {
 export function run(ptr: usize, len: usize, fn: (input: Uint8Array) => Result): u64 {
   aborting = false;
   discardOutput();
+  releaseHanded();
+  if (garbageBytes >= COLLECT_AFTER_BYTES) {
+    garbageBytes = 0;
+    __collect();
+  }
+  garbageBytes += len;
   inputPtr = ptr;
   inputLen = len;
   const result = fn(input());
@@ -207,8 +255,9 @@ export function run(ptr: usize, len: usize, fn: (input: Uint8Array) => Result): 
     setError(error);
   } else {
     const data = result.data;
-    if (data !== null) output(data);
+    if (data !== null) handOver(data);
   }
+  garbageBytes += outputLen;
   const packed = (<u64> outputPtr << 32) | <u64> outputLen;
   outputPtr = 0;
   outputLen = 0;

@@ -126,6 +126,14 @@ testEachIsolation(
       }
     });
 
+    await t.step("the output is the function's buffer, not a copy of it", async () => {
+      // A copy needed twice the memory: it did not fit, and the allocator trapped bare.
+      for (let i = 0; i < 5; i++) {
+        assert.equal((await plugin.callBytes("big", bytesOf("600000"))).length, 600_000);
+      }
+      assert.equal(textOf(await plugin.callBytes("big", bytesOf("3"))), "AAA");
+    });
+
     await t.step("every abort is logged and in its TrapError, not only the first", async () => {
       for (let i = 0; i < 3; i++) {
         const error = await assertRejectsWith(
