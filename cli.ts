@@ -956,7 +956,7 @@ async function inspect(args: ParsedArgs, io: CliIo): Promise<number> {
 function printable(text: string, keepLines = false): string {
   return text.replace(
     // deno-lint-ignore no-control-regex -- the control characters are what it escapes
-    /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
+    /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g,
     (char) =>
       keepLines && (char === "\n" || char === "\t")
         ? char

@@ -812,6 +812,7 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
    * @returns The running server: its `url`, `close()` and `finished`.
    * @throws {TypeError} If the manager is closed, or on an unknown or mistyped option.
    * @throws {RangeError} If `port` is not an integer from 0 to 65535.
+   * @throws {unknown} The reason of `signal` if it is already aborted (as `fetch` does).
    */
   serve(options?: ServeOptions): DashboardServer {
     if (this.#closed) throw new TypeError("Cannot serve the dashboard: the manager is closed");

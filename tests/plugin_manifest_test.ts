@@ -45,6 +45,10 @@ Deno.test("parseManifest() checks every field", async (t) => {
     // The name becomes a logger category: a newline in it wrote a forged line into the log.
     ["a name with a line break", { name: "calc\n12:00 ERR forged" }, /printable text/],
     ["a name with a control character", { name: "a\u001b[31m" }, /printable text/],
+    // It went into log categories as it was, and turned the rest of their lines around.
+    ["a name with a bidi override", { name: "calc\u202e gnissecorp" }, /printable text/],
+    ["a name with a bidi isolate", { name: "calc\u2066x" }, /printable text/],
+    ["a name with a right-to-left mark", { name: "calc\u200fx" }, /printable text/],
     ["a name with a line separator", { name: "a\u2028b" }, /printable text/],
     ["a name with a lone surrogate", { name: "a\ud800" }, /printable text/],
     ["a name of 129 characters", { name: "n".repeat(129) }, /at most 128 characters/],

@@ -71,6 +71,7 @@ let outputLen: usize = 0;
  * until the host has copied it out and frees it: no copy, so an output
  * that fits in memory once is never lost for want of room for a second.
  */
+// deno-lint-ignore no-unused-vars -- only written: holding the buffer keeps it from the collector
 let handed: ArrayBuffer | null = null;
 let handedPtr: usize = 0;
 

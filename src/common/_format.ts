@@ -72,7 +72,7 @@ export function shownName(name: string): string {
   const quoted = JSON.stringify(name.length > 64 ? `${cutText(name, 64)}…` : name);
   // JSON leaves these as they are; a log viewer may break a line or turn the text around there.
   return quoted.replace(
-    /[\u0085\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
+    /[\u0085\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g,
     (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`,
   );
 }

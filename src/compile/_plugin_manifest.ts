@@ -28,9 +28,13 @@ const MANIFEST_KEYS = new Set([
 
 /** The longest plugin name a manifest may give. */
 const MAX_NAME_LENGTH = 128;
-/** Control characters (C0, DEL, C1) and the line and paragraph separators. */
+/**
+ * Control characters (C0, DEL, C1), the line and paragraph separators, and
+ * the bidirectional marks, embeddings, overrides and isolates (a log viewer
+ * turns the rest of the line around at those).
+ */
 // deno-lint-ignore no-control-regex
-const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/;
 
 /**
  * Checks that a value is a well-formed manifest.

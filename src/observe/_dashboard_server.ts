@@ -74,6 +74,7 @@ export interface DashboardInternals {
  *
  * @throws {TypeError} On an unknown option or an option of the wrong type.
  * @throws {RangeError} If `port` is not an integer from 0 to 65535.
+ * @throws {unknown} The reason of `signal` if it is already aborted.
  */
 export function startDashboardServer(
   source: DashboardSource,
@@ -82,19 +83,18 @@ export function startDashboardServer(
 ): DashboardServer {
   const { port, hostname, signal } = checkOptions(options);
   signal?.throwIfAborted();
-  const routes: Routes = {
-    source,
-    internals,
-    streams: new Set(),
-    loopback: isLoopback(hostname),
-  };
+  const routes: Routes = { source, internals, streams: new Set(), loopback: true };
+  const server = listen(port, hostname, (request) => route(routes, request));
+  // From the address bound, not the name asked for: `127.1`, `0:0:0:0:0:0:0:1` or a name
+  // from /etc/hosts listen on loopback too (and were left without the Host check). Set before
+  // any request is read: requests reach `route` only after this function returns.
+  routes.loopback = isLoopback(server.addr.hostname);
   if (!routes.loopback) {
     logger.warn(
       "The dashboard listens on {hostname}, beyond this machine; it has no authentication",
       { hostname },
     );
   }
-  const server = listen(port, hostname, (request) => route(routes, request));
 
   let closing: Promise<void> | undefined;
   function close(): Promise<void> {
@@ -135,7 +135,7 @@ interface Routes {
   /** The `/events` streams open now. */
   readonly streams: Set<EventStream>;
   /** Whether the server listens on a loopback address (and answers only requests for one). */
-  readonly loopback: boolean;
+  loopback: boolean;
 }
 
 /** Starts `Deno.serve`; an address in use fails with a message that says which. */
@@ -280,10 +280,23 @@ function hostOf(request: Request): string {
   }
 }
 
+/**
+ * Whether `hostname` (a name, an address, bracketed or not) is a loopback
+ * one, in any spelling a URL reads the same (`127.1`, `0:0:0:0:0:0:0:1`,
+ * `::ffff:127.0.0.1`).
+ */
 function isLoopback(hostname: string): boolean {
-  const name = hostname.toLowerCase().replace(/^\[(.*)\]$/, "$1").replace(/\.$/, "");
+  const bare = hostname.replace(/^\[(.*)\]$/, "$1");
+  let name: string;
+  try {
+    name = new URL(`http://${formatHost(bare)}/`).hostname;
+  } catch {
+    return false;
+  }
+  name = name.replace(/^\[(.*)\]$/, "$1").replace(/\.$/, "");
   return name === "localhost" || name.endsWith(".localhost") || name === "::1" ||
-    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name);
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name) ||
+    /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(name);
 }
 
 function formatHost(hostname: string): string {

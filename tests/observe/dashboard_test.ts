@@ -369,6 +369,19 @@ Deno.test("On a loopback address the server refuses requests for another host (D
   );
   assert.equal(await rawStatus(server, `localhost:${server.url.port}`), "HTTP/1.1 200 OK");
   assert.equal(await rawStatus(server, `127.0.0.1:${server.url.port}`), "HTTP/1.1 200 OK");
+  assert.equal(await rawStatus(server, `[::ffff:127.0.0.1]:${server.url.port}`), "HTTP/1.1 200 OK");
+});
+
+Deno.test("A loopback address spelled otherwise keeps the DNS rebinding check", async () => {
+  // `127.1` binds 127.0.0.1, but the check was decided from the name asked for: it was off.
+  await using env = managerWithPlugins();
+  await using server = env.manager.serve({ port: 0, hostname: "127.1" });
+  assert.equal(server.url.hostname, "127.0.0.1");
+  assert.equal(
+    await rawStatus(server, `evil.example:${server.url.port}`),
+    "HTTP/1.1 403 Forbidden",
+  );
+  assert.equal(await rawStatus(server, `127.0.0.1:${server.url.port}`), "HTTP/1.1 200 OK");
 });
 
 Deno.test("manager.serve() rejects bad options with a typed error", async (t) => {
