@@ -130,8 +130,8 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
   #unloadedTimeMs = 0;
   #closed = false;
   #closing: Promise<void> | undefined;
-  /** The plugins being created for loads in flight (see {@linkcode close}). */
-  readonly #loading = new Set<Promise<WasmPlugin>>();
+  /** The loads in flight, until they have registered or stopped their plugin (see {@linkcode close}). */
+  readonly #loading = new Set<Promise<void>>();
   /** `null` when anomaly detection is off. */
   readonly #anomaly: AnomalySettings | null;
   readonly #servers = new Set<DashboardServer>();
@@ -287,14 +287,21 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
     const creating = linker === undefined
       ? this.runtime.createPlugin(compiled, managedConfig)
       : this.runtime.createPluginWithLinker(compiled, managedConfig, linker);
-    // close() waits for the loads in flight, and stops what they made.
-    this.#loading.add(creating);
-    let plugin: WasmPlugin;
+    // close() waits for the loads in flight, until they have stopped what they made (a
+    // worker's plugin stops after its creation: close() answered first, with its instance
+    // still counted against maxInstances).
+    const loaded = Promise.withResolvers<void>();
+    this.#loading.add(loaded.promise);
     try {
-      plugin = await creating;
+      return await this.#register(pluginId, await creating);
     } finally {
-      this.#loading.delete(creating);
+      this.#loading.delete(loaded.promise);
+      loaded.resolve();
     }
+  }
+
+  /** Makes the plugin a load created the manager's, unless the manager closed or its id was taken. */
+  async #register(pluginId: string, plugin: WasmPlugin): Promise<PluginHandle> {
     if (this.#closed) {
       await plugin.stop();
       throw new TypeError(`Cannot load plugin "${pluginId}": the manager was closed meanwhile`);
@@ -929,7 +936,6 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
       if (stopRefusal(plugin, false) !== undefined) plugin.stop({ abort: true }).catch(() => {});
     }
     try {
-      await Promise.allSettled([...this.#servers].map((server) => server.close()));
       // A load in flight stops the plugin it made, and rejects (see #add).
       await Promise.allSettled([...this.#loading]);
       const results = await Promise.allSettled(
@@ -941,6 +947,8 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
       if (failure !== undefined) throw (failure as PromiseRejectedResult).reason;
     } finally {
       for (const subscription of [...this.#subscriptions]) subscription.end();
+      // Last: their `/events` clients get the unloads' events before the end.
+      await Promise.allSettled([...this.#servers].map((server) => server.close()));
     }
   }
 

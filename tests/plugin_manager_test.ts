@@ -108,6 +108,22 @@ testEachIsolation("PluginManager.close() waits for the unloads begun before it",
   assert.equal(seen.at(-1), "end");
 });
 
+testEachIsolation("PluginManager.close() answers after a load in flight stopped its plugin", {
+  permissions: "none",
+}, async (_t, { createRuntime }) => {
+  // In a worker the plugin was stopped after close() answered: still counted, the next
+  // plugin was refused by maxInstances.
+  await using runtime = createRuntime({ resourceLimits: { maxInstances: 1 } });
+  const manager = new PluginManager(runtime);
+  const compiled = await runtime.compileWat("adder", "(module)");
+  const loading = manager.loadCompiled(compiled, { id: "late" });
+  const refused = assert.rejects(loading, TypeError);
+  await manager.close();
+  await using next = await runtime.createPluginFromWat("(module)");
+  assert.equal(next.state, "created");
+  await refused;
+});
+
 Deno.test("PluginManager lets go of a plugin stopped behind its back", {
   permissions: "none",
 }, async (t) => {

@@ -43,11 +43,12 @@ export function eventStream(
   let ended = false;
   let reportedDropped = 0;
   let controller!: ReadableStreamDefaultController<Uint8Array>;
-  function end(): void {
+  /** Stops everything; `discard` drops what the subscription still buffers. */
+  function end(discard: boolean): void {
     if (ended) return;
     ended = true;
     clearInterval(heartbeat);
-    void subscription.return();
+    if (discard) void subscription.return();
     options.onEnd();
   }
   const body = new ReadableStream<Uint8Array>({
@@ -65,7 +66,7 @@ export function eventStream(
       const result = await subscription.next();
       if (ended) return;
       if (result.done) {
-        end();
+        end(false);
         controller.close();
         return;
       }
@@ -79,18 +80,23 @@ export function eventStream(
       controller.enqueue(encoder.encode(text));
     },
     cancel(): void {
-      end();
+      end(true);
     },
   });
   return {
     body,
     close(): void {
       if (ended) return;
-      end();
       // A client that stopped reading would hold its backlog, and the server's shutdown, for
-      // good: its stream ends at once, unsent events dropped. The others end cleanly.
-      if ((controller.desiredSize ?? 1) <= 0) controller.error(new Error("The dashboard closed"));
-      else controller.close();
+      // good: its stream ends at once, unsent events dropped. The others get the events
+      // already buffered (a closing manager's last unloads), then the end.
+      if ((controller.desiredSize ?? 1) <= 0) {
+        end(true);
+        controller.error(new Error("The dashboard closed"));
+      } else {
+        clearInterval(heartbeat);
+        subscription.end();
+      }
     },
   };
 }
