@@ -350,7 +350,7 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
   #actOnAnomalies(plugin: WasmPlugin, detector: AnomalyDetector): void {
     const { pauseAfter, unloadAfter } = this.#anomaly!;
     const failed = (action: string) => (err: unknown): void => {
-      this.#emit("error", plugin.id, { error: err, function: action });
+      if (this.#holds(plugin)) this.#emit("error", plugin.id, { error: err, function: action });
     };
     if (detector.count >= unloadAfter) {
       if (this.#plugins.get(plugin.id)?.plugin !== plugin) return;
@@ -436,10 +436,20 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
     try {
       await plugin.initialize();
     } catch (error) {
-      this.#emit("error", plugin.id, { error, function: "initialize" });
+      if (this.#holds(plugin)) this.#emit("error", plugin.id, { error, function: "initialize" });
       throw error;
     }
-    this.#emit("initialized", plugin.id, { name: plugin.name });
+    if (this.#holds(plugin)) this.#emit("initialized", plugin.id, { name: plugin.name });
+  }
+
+  /**
+   * Whether `plugin` is still the manager's (loaded, or unloading): no event
+   * of a plugin follows its `unloaded` (a reloaded id names another plugin).
+   */
+  #holds(plugin: WasmPlugin): boolean {
+    if (this.#plugins.get(plugin.id)?.plugin === plugin) return true;
+    for (const entry of this.#unloading.keys()) if (entry.plugin === plugin) return true;
+    return false;
   }
 
   /**

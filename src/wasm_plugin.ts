@@ -418,10 +418,17 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     this.#setState("ready");
   }
 
-  /** False when the plugin is ready already; throws unless it is `created`. */
+  /**
+   * False when the plugin is ready already; throws unless it is `created`.
+   * While a call or another initialization runs, the state it goes back to
+   * decides: `initialize()` waits in line behind it (in a worker a call
+   * started before `initialize()` could still be running: it was refused).
+   */
   #needsInitializing(): boolean {
-    if (this.#state === "ready") return false;
-    if (this.#state !== "created") {
+    const busy = this.#state === "running" || this.#state === "initializing";
+    const state = busy ? this.#restState : this.#state;
+    if (state === "ready") return false;
+    if (state !== "created") {
       throw new PluginStateError(
         `Cannot initialize plugin "${this.name}": the plugin is ${this.#state}`,
         { state: this.#state },
@@ -793,11 +800,17 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     // holds it until resume(): callers still waiting then stay in line. A pause already
     // waiting for its turn pauses the plugin for this caller too (a second turn in line
     // would pause it again after resume()).
+    // A pause after a resume() that cancelled the waiting one wants the plugin paused again.
+    this.#pauseCancelled = false;
     if (this.#pausing === undefined) {
       const taken = this.#queue.take();
       if (!(taken instanceof Promise)) return this.#holdPause(taken);
       this.#pausing = taken.then((turn) => {
         this.#pausing = undefined;
+        if (this.#pauseCancelled) {
+          turn[Symbol.dispose]();
+          return;
+        }
         this.#holdPause(turn);
       });
     }
@@ -806,6 +819,8 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
 
   /** The pause waiting for its turn, if one waits (see {@linkcode pause}). */
   #pausing: Promise<void> | undefined;
+  /** {@linkcode resume} came before the waiting pause had its turn: it lets the turn go. */
+  #pauseCancelled = false;
 
   /** Pauses the plugin with the turn a pause took, unless it stopped meanwhile. */
   #holdPause(turn: Disposable): void {
@@ -821,7 +836,8 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
   }
 
   /**
-   * Accepts calls again after {@linkcode pause}.
+   * Accepts calls again after {@linkcode pause}. A pause still waiting for
+   * the running call is cancelled: it resolves without pausing the plugin.
    *
    * @example
    * ```ts
@@ -834,6 +850,12 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * ```
    */
   resume(): void {
+    if (this.#state !== "paused" && this.#pausing !== undefined) {
+      // A pause still waiting behind a call: it will not pause the plugin (in a worker, where
+      // the call was still running, resume() threw and the plugin then paused for good).
+      this.#pauseCancelled = true;
+      return;
+    }
     if (this.#state !== "paused") {
       throw new PluginStateError(
         `Cannot resume plugin "${this.name}": the plugin is ${this.#state}`,

@@ -6,6 +6,7 @@ import {
   type PluginHandle,
   PluginManager,
   PluginNotFoundError,
+  PluginStateError,
   TrapError,
   WasmPluginManager,
   type WasmRuntime,
@@ -106,6 +107,28 @@ testEachIsolation("PluginManager.close() waits for the unloads begun before it",
   await Promise.all([running, unloading, closing, reading]);
   assert.equal(seen.at(-2), "unloaded");
   assert.equal(seen.at(-1), "end");
+});
+
+testEachIsolation("PluginManager emits no event of a plugin after its unloaded event", {
+  permissions: "none",
+}, async (_t, { createRuntime }) => {
+  // An initialize() that failed as the plugin stopped behind the manager's back emitted its
+  // error after "unloaded" (inline): with the id reloaded, it looked like the new plugin's.
+  await using runtime = createRuntime();
+  await using manager = new PluginManager(runtime, { anomaly: false });
+  const log: string[] = [];
+  for (const type of ["loaded", "unloaded", "error", "initialized"] as const) {
+    manager.addEventListener(type, (event) => void log.push(event.type));
+  }
+  const compiled = await runtime.compileWat("m", '(module (func (export "init")))');
+  const handle = await manager.loadCompiled(compiled, { id: "a" });
+  const stopping = manager.get(handle).stop();
+  const refused = assert.rejects(manager.initialize(handle), PluginStateError);
+  await stopping;
+  await manager.loadCompiled(compiled, { id: "a" });
+  await refused;
+  const unloaded = log.indexOf("unloaded");
+  assert.deepEqual(log.slice(unloaded), ["unloaded", "loaded"], log.join());
 });
 
 testEachIsolation("PluginManager.close() answers after a load in flight stopped its plugin", {

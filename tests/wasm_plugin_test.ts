@@ -808,6 +808,46 @@ testEachIsolation("WasmPlugin runs overlapping calls one at a time", {
     assert.equal(other.plugin.state, "stopped");
   });
 
+  await t.step("resume() while a pause() waits behind a running call cancels it", async () => {
+    // resume() threw (the plugin was running), and the pause then held the plugin for good.
+    await using other = await loadPlugin(hostFunctionsWat("host_sleep_ms"), {
+      capabilities: [Capability.Timer],
+    });
+    const running = other.plugin.callVoid("host_sleep_ms", [20]);
+    const paused = other.plugin.pause();
+    other.plugin.resume();
+    await Promise.all([running, paused]);
+    assert.equal(other.plugin.state, "created");
+    await other.plugin.callVoid("host_sleep_ms", [0]);
+    // A pause() after that resume() pauses again.
+    const again = other.plugin.callVoid("host_sleep_ms", [20]);
+    const pausedAgain = other.plugin.pause();
+    other.plugin.resume();
+    const third = other.plugin.pause();
+    await Promise.all([again, pausedAgain, third]);
+    assert.equal(other.plugin.state, "paused");
+    other.plugin.resume();
+  });
+
+  await t.step("initialize() behind a running call waits its turn", async () => {
+    // It was refused with a PluginStateError: the plugin was "running", not "created".
+    await using other = await loadPlugin(
+      `(module
+        (import "env" "host_sleep_ms" (func $sleep (param i32)))
+        (global $g (mut i32) (i32.const 0))
+        (func (export "init") (global.set $g (i32.const 42)))
+        (func (export "get") (result i32) (call $sleep (i32.const 20)) (global.get $g)))`,
+      { capabilities: [Capability.Timer] },
+    );
+    const running = other.plugin.callI32("get");
+    const initialized = other.plugin.initialize();
+    const second = other.plugin.initialize();
+    assert.equal(await running, 0);
+    await Promise.all([initialized, second]);
+    assert.equal(other.plugin.state, "ready");
+    assert.equal(await other.plugin.callI32("get"), 42);
+  });
+
   await t.step("two pause()s behind a running call: one resume() lets calls in", async () => {
     await using other = await loadPlugin(hostFunctionsWat("host_sleep_ms"), {
       capabilities: [Capability.Timer],
