@@ -23,7 +23,7 @@ import { CompilationError, OutOfMemoryError, ResourceLimitError, WasmError } fro
 import type { ResourceLimits } from "../resource_limits.ts";
 import type { Signature } from "./_signature.ts";
 import { BinaryFormatError } from "../instrument/mod.ts";
-import { EngineLimitError } from "../instrument/mod.ts";
+import { EngineLimitError, UnboundedThrowError } from "../instrument/mod.ts";
 import { clampLimits, type ClampResult } from "../instrument/mod.ts";
 import { enforceTotals, type TotalsOptions } from "../instrument/mod.ts";
 import {
@@ -472,7 +472,10 @@ async function instrumentOrThrow(
         offset: err.offset,
       });
     }
-    if (err instanceof TypeError || err instanceof EngineLimitError) {
+    if (
+      err instanceof TypeError || err instanceof EngineLimitError ||
+      err instanceof UnboundedThrowError
+    ) {
       throw new CompilationError(err.message, { cause: err });
     }
     throw err;

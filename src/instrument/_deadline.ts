@@ -75,12 +75,43 @@ export function emitDeadlinePoll(out: CodeWriter, slots: DeadlinePollSlots): voi
 
 /**
  * Throws between two of the throw gate's checks. A throw costs the engine's
- * search for its handler (about 80 ns caught at once, 0.1 µs more for each
- * handler it passes, in every frame it unwinds), which fuel does not count;
- * a check costs about 100 ns. So a call may overrun its deadline by this
- * many throws.
+ * search for its handler (about 36 ns for each frame it unwinds, 65 ns more
+ * for each `try_table` in scope there and 9 ns for each catch clause: see
+ * `HANDLER_WEIGHT` in `_scan.ts`), which fuel does not count; a check costs
+ * about 100 ns. So a call may overrun its deadline by this many throws.
  */
 export const THROWS_PER_CHECK = 8;
+
+/**
+ * From this weight of handlers in scope in a frame (`ScanResult.handlerWeight`)
+ * on, every throw checks the deadline: eight throws through 1 000 frames of
+ * it would take 5 ms.
+ */
+export const CHECK_EVERY_THROW_WEIGHT = 64;
+
+/**
+ * The most weight of handlers in scope in one frame that a module with a
+ * deadline may have (64 nested `try_table`s of one clause, or one of 505
+ * clauses): one throw through 1 000 such frames (the default `maxCallDepth`)
+ * takes about 5 ms, and the deadline cannot stop a throw midway. A
+ * `try_table` with 60 000 clauses that do not match made one throw take 1.4 s.
+ */
+export const MAX_HANDLER_WEIGHT = 512;
+
+/** A module's exception handlers would make one throw too slow to keep its deadline. */
+export class UnboundedThrowError extends RangeError {
+  /**
+   * Creates the error.
+   *
+   * @param weight The module's largest weight of handlers in scope in one frame.
+   */
+  constructor(weight: number) {
+    super(
+      `Cannot compile module: a throw would pass handlers of weight ${weight} in one frame (each try_table counts 7 and each catch clause 1), and wasmplug allows at most ${MAX_HANDLER_WEIGHT}: the engine's search for a handler is not metered, so one throw through many such frames would outlast any deadline`,
+    );
+    this.name = "UnboundedThrowError";
+  }
+}
 
 /**
  * Writes the body of the throw gate (`[] -> []`, see `emitThrowGateCall` in
@@ -89,12 +120,14 @@ export const THROWS_PER_CHECK = 8;
  *
  * @param out Where to write.
  * @param slots The hook's indices.
- * @param countdown Index of the `i32` countdown global (starting at {@linkcode THROWS_PER_CHECK}).
+ * @param countdown Index of the `i32` countdown global (starting at `perCheck`).
+ * @param perCheck Throws between two checks.
  */
 export function emitThrowGateBody(
   out: CodeWriter,
   slots: DeadlinePollSlots,
   countdown: number,
+  perCheck: number = THROWS_PER_CHECK,
 ): void {
   out.u8(0x00); // no locals
   out.u8(0x23); // countdown -= 1
@@ -109,8 +142,8 @@ export function emitThrowGateBody(
   out.u8(0x45); // i32.eqz
   out.u8(0x04); // if it ran out
   out.u8(0x40);
-  out.u8(0x41); // countdown = THROWS_PER_CHECK
-  out.s32(THROWS_PER_CHECK);
+  out.u8(0x41); // countdown = perCheck
+  out.s32(perCheck);
   out.u8(0x24);
   out.u32(countdown);
   emitHookCall(out, slots);

@@ -111,6 +111,13 @@ const ARM_LIVE = 8;
 const HEADER_KEPT = 16;
 
 const OP_TRY_TABLE = 0x1f;
+
+/**
+ * What a throw costs to pass a handler, in units of one catch clause (about
+ * 9 ns in V8 13): each frame costs about 36 ns, each `try_table` (or legacy
+ * `try`) in scope 65 ns more, and each of its catch clauses 9 ns.
+ */
+export const HANDLER_WEIGHT = { try: 7, clause: 1 } as const;
 const OP_BR_TABLE = 0x0e;
 const OP_BR = 0x0c;
 const OP_RETURN = 0x0f;
@@ -253,6 +260,12 @@ export class ScanResult {
   bulkKinds = 0;
   /** Whether a throw was recorded (see {@linkcode Event.Throw}). */
   throws = false;
+  /**
+   * The most a throw costs to pass one frame of the code, in
+   * {@linkcode HANDLER_WEIGHT} units: the largest weight of handlers in
+   * scope anywhere in a body.
+   */
+  handlerWeight = 0;
   readonly #waitKeys = new Map<string, number>();
 
   /** Notes a wait instruction whose memory argument is `bytes[memarg, end)`; returns its site. */
@@ -360,6 +373,9 @@ export class BodyScanner {
   readonly #backEdges: number[] = [];
   readonly #previousBackEdge: number[] = [];
   #lastBackEdge = new Int32Array(64);
+  /** Per open frame: the weight of the handlers in scope in it, and the most inside it. */
+  #handlers = new Int32Array(64);
+  #handlersPeak = new Int32Array(64);
   #cur = DEAD;
   #run = 0;
   #bodyFlags = 0;
@@ -483,7 +499,11 @@ export class BodyScanner {
         nesting.step(reader, ctl);
         const d = nesting.depth - 1;
         this.#open(d, cur);
-        if (reader.op === OP_TRY_TABLE && live) this.#catchTargets(reader, d);
+        if (reader.op === OP_TRY_TABLE) {
+          this.#addHandlers(d, HANDLER_WEIGHT.try + this.#catchClauses(reader, d, live));
+        } else if (ctl === Ctl.Try) {
+          this.#addHandlers(d, HANDLER_WEIGHT.try);
+        }
         return false;
       }
       case Ctl.Loop: {
@@ -517,6 +537,8 @@ export class BodyScanner {
       case Ctl.Catch: {
         nesting.step(reader, ctl);
         const d = nesting.depth - 1;
+        // Seen after the try's body, whose frames a throw from it passes with this one too.
+        this.#addHandlers(d, HANDLER_WEIGHT.clause);
         if (live) this.#flags[d]! |= ARM_LIVE;
         this.#cur = this.#parent[d] === DEAD ? DEAD : this.#newRecord(reader.pos);
         return false;
@@ -525,6 +547,9 @@ export class BodyScanner {
       case Ctl.Delegate: {
         if (nesting.step(reader, ctl)) {
           if (live && this.#options.exits) out.push(Event.Exit, reader.start, 0, this.#run);
+          if (this.#handlersPeak[0]! > out.handlerWeight) {
+            out.handlerWeight = this.#handlersPeak[0]!;
+          }
           return true;
         }
         this.#close(nesting.depth, reader.pos);
@@ -642,6 +667,7 @@ export class BodyScanner {
 
   #open(d: number, parent: number): void {
     if (d >= this.#parent.length) this.#grow();
+    this.#handlers[d] = this.#handlersPeak[d] = d === 0 ? 0 : this.#handlers[d - 1]!;
     this.#parent[d] = parent;
     this.#minTarget[d] = NO_TARGET;
     this.#flags[d] = 0;
@@ -651,8 +677,17 @@ export class BodyScanner {
     this.#lastBackEdge[d] = -1;
   }
 
+  /** Adds `weight` to the handlers in scope in frame `d` (and in what it holds). */
+  #addHandlers(d: number, weight: number): void {
+    this.#handlers[d]! += weight;
+    this.#handlersPeak[d]! += weight;
+  }
+
   /** Closes frame `d` at its `end`, which ends at `pos`. */
   #close(d: number, pos: number): void {
+    if (this.#handlersPeak[d]! > this.#handlersPeak[d - 1]!) {
+      this.#handlersPeak[d - 1] = this.#handlersPeak[d]!;
+    }
     const cost = this.#out.cost;
     const parent = this.#parent[d]!;
     const flags = this.#flags[d]!;
@@ -772,8 +807,11 @@ export class BodyScanner {
     }
   }
 
-  /** Notes the labels of a `try_table`'s catch clauses, relative to outside it. */
-  #catchTargets(reader: CodeReader, d: number): void {
+  /**
+   * Returns the number of a `try_table`'s catch clauses; notes their labels,
+   * relative to outside it, when it is `live`.
+   */
+  #catchClauses(reader: CodeReader, d: number, live: boolean): number {
     const bytes = reader.bytes;
     let at = reader.start + 1;
     // Block type: 0x40, a one-byte value type, a reference type with a heap type, or an s33.
@@ -783,6 +821,7 @@ export class BodyScanner {
     else at++;
     const count = lebAt(bytes, at);
     at = lebEnd;
+    if (!live) return count;
     for (let i = 0; i < count; i++) {
       const kind = bytes[at++]!;
       if (kind < 2) at = (lebAt(bytes, at), lebEnd); // tag index
@@ -793,6 +832,7 @@ export class BodyScanner {
       if (t < this.#minTarget[d]!) this.#minTarget[d] = t;
       this.#flags[t]! |= TARGETED | HEADER_KEPT;
     }
+    return count;
   }
 
   #grow(): void {
@@ -809,5 +849,7 @@ export class BodyScanner {
     this.#elseRecord = grow(this.#elseRecord, (n) => new Int32Array(n));
     this.#headerRecord = grow(this.#headerRecord, (n) => new Int32Array(n));
     this.#lastBackEdge = grow(this.#lastBackEdge, (n) => new Int32Array(n));
+    this.#handlers = grow(this.#handlers, (n) => new Int32Array(n));
+    this.#handlersPeak = grow(this.#handlersPeak, (n) => new Int32Array(n));
   }
 }

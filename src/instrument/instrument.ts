@@ -73,12 +73,15 @@ import {
 } from "./_internal_body.ts";
 import { emitRefillBody } from "./_fuel.ts";
 import {
+  CHECK_EVERY_THROW_WEIGHT,
   DEADLINE_HOOKS_EXPORT,
   type DeadlinePollSlots,
   emitDeadlinePoll,
   emitThrowGateBody,
   emitTickBody,
+  MAX_HANDLER_WEIGHT,
   THROWS_PER_CHECK,
+  UnboundedThrowError,
 } from "./_deadline.ts";
 import { emitTrapBody, TrapReason } from "./_trap.ts";
 import {
@@ -247,6 +250,8 @@ const SECTION_RANK: readonly number[] = [0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 12, 13, 
  * @throws {WebAssembly.CompileError} When the module is well-formed but invalid.
  * @throws {TypeError} When the module exports a name starting with `__wasmplug_`.
  * @throws {EngineLimitError} When what the passes add would take the module past an engine limit.
+ * @throws {UnboundedThrowError} When, with a deadline, a throw could pass more handlers in one
+ *   frame than the deadline can bound.
  * @throws {RangeError} When an option is out of range.
  */
 export function instrument(bytes: Uint8Array, options: InstrumentOptions = {}): InstrumentResult {
@@ -621,9 +626,16 @@ class Assembler {
     // Each throw reads the clock (see `emitThrowGateCall`): one that is slow (many handlers to
     // pass) made a fuel slice last seconds, and the deadline with it.
     let throwGate = -1;
+    if (poll !== null && scan.handlerWeight > MAX_HANDLER_WEIGHT) {
+      throw new UnboundedThrowError(scan.handlerWeight);
+    }
     if (poll !== null && scan.throws) {
-      const countdown = this.#global(0x7f, THROWS_PER_CHECK);
-      throwGate = this.#appendBody(48, (out) => emitThrowGateBody(out, poll, countdown));
+      const perCheck = scan.handlerWeight >= CHECK_EVERY_THROW_WEIGHT ? 1 : THROWS_PER_CHECK;
+      const countdown = this.#global(0x7f, perCheck);
+      throwGate = this.#appendBody(
+        48,
+        (out) => emitThrowGateBody(out, poll, countdown, perCheck),
+      );
     }
     if (hasCode) {
       // The stack pointer as each call begins, kept by the prepare function (see

@@ -10,6 +10,7 @@
  */
 
 export { BinaryFormatError } from "./_bytes.ts";
+export { UnboundedThrowError } from "./_deadline.ts";
 export { EngineLimitError } from "./_engine_limits.ts";
 export { clampLimits } from "./_limits.ts";
 export type { ClampResult } from "./_limits.ts";

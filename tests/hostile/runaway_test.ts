@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import {
   CallDepthExceededError,
   Capability,
+  CompilationError,
   FuelExhaustedError,
   TimeoutError,
   type WasmPlugin,
@@ -192,6 +193,43 @@ testEachIsolation("Hostile: a guest cannot stretch the time between deadline che
       assert.equal(await loaded.plugin.callI32("bump"), before + 1, "the state was lost");
     });
   }
+});
+
+/**
+ * A throw from 990 frames deep, each inside a `try_table` of `clauses` catch
+ * clauses of another tag: the engine passes every clause of every frame.
+ */
+function throwThroughClauses(clauses: number): string {
+  const catches = Array.from({ length: clauses }, () => "(catch $other $h)").join(" ");
+  return `(module
+  (tag $e)
+  (tag $other)
+  ${WARM_FUNC}
+  (func $down (param i32)
+    (if (i32.eqz (local.get 0)) (then (throw $e)))
+    (block $h (try_table ${catches} (call $down (i32.sub (local.get 0) (i32.const 1))))))
+  (func (export "throw_deep")
+    (loop $l (block $c (try_table (catch $e $c) (call $down (i32.const 990)))) (br $l))))`;
+}
+
+testEachIsolation("Hostile: a guest cannot make one throw outlast its deadline", {
+  permissions: "none",
+}, async (t, { createRuntime, loadPlugin }) => {
+  await t.step("a try_table of 600 catch clauses does not compile", async () => {
+    // With 60 000 clauses one throw took 1.4 s: no deadline check can run inside it.
+    await using runtime = createRuntime();
+    const error = await assertRejectsWith(
+      () => runtime.createPluginFromWat(throwThroughClauses(600)),
+      CompilationError,
+    );
+    assert.match(error.message, /handlers of weight 607 in one frame/);
+  });
+  await t.step("the most a module may have: each throw checks the deadline", async () => {
+    await using loaded = await loadPlugin(throwThroughClauses(500), {
+      resourceLimits: { maxFuel: null },
+    });
+    await assertStopsSoonAfterWarming(loaded.plugin, "throw_deep");
+  });
 });
 
 testEachIsolation("Hostile: a guest cannot hide its time in host functions", {

@@ -5,6 +5,7 @@ import {
   type InstrumentOptions,
   TrapReason,
 } from "../../src/instrument/instrument.ts";
+import { UnboundedThrowError } from "../../src/instrument/_deadline.ts";
 import { countOps, load, LOOP_HELPER } from "./_host.ts";
 import { wat } from "./_wat.ts";
 import { FIB_FUNC } from "../fixtures/fib.ts";
@@ -178,5 +179,47 @@ Deno.test("deadline pass without fuel checks loops and calls that can run long",
       assert.equal(plugin.limits.trapReason, TrapReason.Deadline, stop);
       assert.ok(performance.now() - started < 2000);
     }
+  });
+});
+
+Deno.test("with a deadline, the handlers a throw passes in one frame are bounded", async (t) => {
+  // The engine's search for a handler is not metered: 60 000 catch clauses in scope made one
+  // throw through 990 frames take 1.4 s, with no check possible inside it.
+  const nested = (depth: number, clauses: number) => {
+    const catches = Array.from({ length: clauses }, () => "(catch $other 0)").join(" ");
+    let body = "(throw $e)";
+    for (let i = 0; i < depth; i++) body = `(block (try_table ${catches} ${body}))`;
+    return wat(`(module (tag $e) (tag $other) (func (export "f") ${body}))`);
+  };
+  const legacy = (catches: number) => {
+    const arms = Array.from({ length: catches }, () => "(catch $other)").join(" ");
+    return wat(`(module (tag $e) (tag $other)
+      (func (export "f") (try (do (throw $e)) ${arms})))`);
+  };
+  const refused = (bytes: Uint8Array, weight: number) =>
+    assert.throws(
+      () => instrument(bytes, { deadline: "clock" }),
+      (err: Error) =>
+        err instanceof UnboundedThrowError && err.message.includes(`weight ${weight} `),
+    );
+  await t.step("each try_table counts 7, each catch clause 1: 512 at most", () => {
+    instrument(nested(64, 1), { deadline: "clock" });
+    refused(nested(65, 1), 520);
+    instrument(nested(1, 505), { deadline: "clock" });
+    refused(nested(1, 506), 513);
+  });
+  await t.step("a legacy try's catches count too", () => {
+    instrument(legacy(505), { deadline: "clock" });
+    refused(legacy(506), 513);
+  });
+  await t.step("try_tables one after another do not add up", () => {
+    const catches = Array.from({ length: 400 }, () => "(catch $other 0)").join(" ");
+    const one = `(block (try_table ${catches} (throw $e)))`;
+    instrument(wat(`(module (tag $e) (tag $other) (func ${one} ${one} ${one}))`), {
+      deadline: "clock",
+    });
+  });
+  await t.step("without a deadline nothing needs bounding", () => {
+    instrument(nested(1, 2000), { fuel: true });
   });
 });
