@@ -33,6 +33,7 @@ import {
   type BodyPlan,
   type CallRoles,
   emitGateCall,
+  emitSplitCall,
   emitThrowGateCall,
   emitWaitCall,
 } from "./_rewrite.ts";
@@ -195,6 +196,10 @@ export function rewriteInternalBody(
       case Event.Wait:
         emitFuelStore(body);
         copied = emitWaitCall(out, plan, scan, arg[e]!);
+        break;
+      case Event.Split:
+        // Just after its gate, which left the global as the fuel local is.
+        copied = emitSplitCall(out, plan, scan, arg[e]!);
         break;
       case Event.Throw:
         emitFuelStore(body);

@@ -41,6 +41,8 @@ export interface BodyPlan {
   readonly bulkGates: readonly number[];
   /** The function replacing each of the scan's distinct atomic waits (see `_atomic_wait.ts`). */
   readonly waitFunctions: readonly number[];
+  /** The function replacing each of the scan's distinct split instructions (see `_bulk_split.ts`). */
+  readonly splitFunctions: readonly number[];
   /** The `[] -> []` function that checks the deadline before each throw, or -1. */
   readonly throwGate: number;
   /** The internal calling convention's variants, or `null` (see `_internal_calls.ts`). */
@@ -253,6 +255,9 @@ export function rewriteBody(
       case Event.Wait:
         copied = emitWaitCall(out, plan, scan, arg[e]!);
         break;
+      case Event.Split:
+        copied = emitSplitCall(out, plan, scan, arg[e]!);
+        break;
       case Event.Throw:
         // As a gate: the global holds what was charged, should the deadline stop the call.
         if (flush !== null) put(out, flush);
@@ -277,6 +282,23 @@ export function emitThrowGateCall(out: CodeWriter, plan: BodyPlan): void {
 export function emitGateCall(out: CodeWriter, plan: BodyPlan, kind: number): void {
   out.u8(0x10); // call gate
   out.u32(plan.bulkGates[kind]!);
+}
+
+/**
+ * Writes the call replacing the `memory.fill` or `memory.copy` at the scan's
+ * split site `site` (see `_bulk_split.ts`); returns where the instruction ends
+ * in the input, which the call replaces.
+ */
+export function emitSplitCall(
+  out: CodeWriter,
+  plan: BodyPlan,
+  scan: ScanResult,
+  site: number,
+): number {
+  const { split, end } = scan.splitSites[site]!;
+  out.u8(0x10); // call the instruction's replacement instead of it
+  out.u32(plan.splitFunctions[split]!);
+  return end;
 }
 
 /**

@@ -40,6 +40,7 @@ import { Frame, Nesting } from "./_code.ts";
 import { Ctl } from "./_opcodes.ts";
 import { BulkKind } from "./_bulk.ts";
 import type { WaitInstruction } from "./_atomic_wait.ts";
+import { type SplitInstruction, SplitOp } from "./_bulk_split.ts";
 
 /** Kinds of scan events. */
 export const Event = {
@@ -77,6 +78,13 @@ export const Event = {
    * measure, so it is paced by the clock.
    */
   Throw: 10,
+  /**
+   * A `memory.fill` or `memory.copy` that a function of its own replaces, to
+   * do it in steps with the deadline checked between (recorded with
+   * {@linkcode ScanOptions.waits}, just after its {@linkcode Event.Bulk});
+   * `arg` indexes {@linkcode ScanResult.splitSites}.
+   */
+  Split: 11,
 } as const;
 
 /** Per-function facts of a scan. */
@@ -258,6 +266,11 @@ export class ScanResult {
   readonly waitSites: { readonly wait: number; readonly end: number }[] = [];
   /** Bit `1 << kind` for each {@linkcode BulkKind} recorded. */
   bulkKinds = 0;
+  /** Distinct `memory.fill` and `memory.copy` instructions of the code that are split. */
+  readonly splits: SplitInstruction[] = [];
+  /** Per split event: the index of its instruction in {@linkcode ScanResult.splits}, and where it ends. */
+  readonly splitSites: { readonly split: number; readonly end: number }[] = [];
+  readonly #splitKeys = new Map<string, number>();
   /** Whether a throw was recorded (see {@linkcode Event.Throw}). */
   throws = false;
   /**
@@ -267,6 +280,19 @@ export class ScanResult {
    */
   handlerWeight = 0;
   readonly #waitKeys = new Map<string, number>();
+
+  /** Notes a split instruction that ends at `end`; returns its site. */
+  addSplit(instruction: SplitInstruction, end: number): number {
+    const key = `${instruction.op}:${instruction.dst}:${instruction.src}`;
+    let split = this.#splitKeys.get(key);
+    if (split === undefined) {
+      split = this.splits.length;
+      this.splits.push(instruction);
+      this.#splitKeys.set(key, split);
+    }
+    this.splitSites.push({ split, end });
+    return this.splitSites.length - 1;
+  }
 
   /** Notes a wait instruction whose memory argument is `bytes[memarg, end)`; returns its site. */
   addWait(bytes: Uint8Array, memarg: number, end: number, op: number): number {
@@ -606,20 +632,26 @@ export class BodyScanner {
     const sub = lebAt(bytes, reader.start + 1);
     const { memory64, table64 } = this.#options.bulk!;
     let kind: number;
+    let split: SplitInstruction | null = null;
     switch (sub) {
       case 8: // memory.init data memory: an i32 length
         kind = BulkKind.Memory32;
         break;
-      case 10: { // memory.copy dst src: 64-bit when both are
-        const dst = memory64[lebAt(bytes, lebEnd)] === true;
-        kind = dst && memory64[lebAt(bytes, lebEnd)] === true
-          ? BulkKind.Memory64
-          : BulkKind.Memory32;
+      case SplitOp.Copy: { // memory.copy dst src: 64-bit when both are
+        const dst = lebAt(bytes, lebEnd);
+        const src = lebAt(bytes, lebEnd);
+        const [dst64, src64] = [memory64[dst] === true, memory64[src] === true];
+        kind = dst64 && src64 ? BulkKind.Memory64 : BulkKind.Memory32;
+        split = { op: sub, dst, src, dst64, src64 };
         break;
       }
-      case 11: // memory.fill memory
-        kind = memory64[lebAt(bytes, lebEnd)] === true ? BulkKind.Memory64 : BulkKind.Memory32;
+      case SplitOp.Fill: { // memory.fill memory
+        const memory = lebAt(bytes, lebEnd);
+        const is64 = memory64[memory] === true;
+        kind = is64 ? BulkKind.Memory64 : BulkKind.Memory32;
+        split = { op: sub, dst: memory, src: memory, dst64: is64, src64: is64 };
         break;
+      }
       case 12: // table.init elem table: an i32 length
         kind = BulkKind.Table32;
         break;
@@ -636,6 +668,9 @@ export class BodyScanner {
     }
     this.#out.bulkKinds |= 1 << kind;
     this.#out.push(Event.Bulk, reader.start, kind, this.#run);
+    if (split !== null && this.#options.waits) {
+      this.#out.push(Event.Split, reader.start, this.#out.addSplit(split, reader.pos), this.#run);
+    }
   }
 
   /** Records an atomic wait, if the instruction just read is one. */

@@ -60,6 +60,7 @@ import { type BodyPlan, type CallRoles, rewriteBody } from "./_rewrite.ts";
 import { type AddressTypes, BodyScanner, type ScanOptions, ScanResult } from "./_scan.ts";
 import { BULK_KINDS, type BulkGateSlots, bulkGateType, emitBulkGateBody } from "./_bulk.ts";
 import { emitWaitBody, waitFunctionType } from "./_atomic_wait.ts";
+import { emitSplitBody, emitSplitDispatchBody, splitFunctionType } from "./_bulk_split.ts";
 import { analyzeCalls } from "./_call_graph.ts";
 import { type InternalCallPlan, planInternalCalls } from "./_internal_calls.ts";
 import { withVariantNames } from "./_names.ts";
@@ -623,6 +624,13 @@ class Assembler {
       const type = waitFunctionType(wait, memory64);
       return this.#appendBody(96, (out) => emitWaitBody(out, wait, poll), type);
     });
+    // Each split instruction calls a small function (which the engine inlines) that does the
+    // instruction when it is short, and calls the one that does it in steps when it is not.
+    const splitFunctions = poll === null ? [] : scan.splits.map((split) => {
+      const type = splitFunctionType(split);
+      const steps = this.#appendBody(160, (out) => emitSplitBody(out, split, poll), type);
+      return this.#appendBody(24, (out) => emitSplitDispatchBody(out, split, steps), type);
+    });
     // Each throw reads the clock (see `emitThrowGateCall`): one that is slow (many handlers to
     // pass) made a fuel slice last seconds, and the deadline with it.
     let throwGate = -1;
@@ -681,6 +689,7 @@ class Assembler {
       deadline: checks,
       bulkGates,
       waitFunctions,
+      splitFunctions,
       throwGate,
       internal,
       chargeSlowPath,

@@ -82,3 +82,26 @@ testEachIsolation("Hostile: bulk instructions pay fuel for their length", {
     assert.equal(await cost("table_fill", 5000), 4 + 5000);
   });
 });
+
+/** `fill()` fills 512 MiB of fresh memory in one instruction; `bump()` counts its calls. */
+const ONE_FILL_WAT = `(module
+  (memory 8192 8192)
+  (global $calls (mut i32) (i32.const 0))
+  (func (export "fill") (memory.fill (i32.const 0) (i32.const 1) (i32.const 536870912)))
+  (func (export "bump") (result i32)
+    (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
+    (global.get $calls)))`;
+
+testEachIsolation("Hostile: one fill of 512 MiB ends at its deadline, not after it", {
+  permissions: "none",
+}, async (_t, { loadPlugin }) => {
+  // Checked only before it, one instruction ran whole: inline the call succeeded after 0.4-6 s
+  // (fresh pages cost most), and a worker was terminated, its plugin's state lost.
+  await using loaded = await loadPlugin(ONE_FILL_WAT, {
+    resourceLimits: { maxMemoryPages: 8192, maxExecutionTimeMs: 50 },
+  });
+  const { plugin } = loaded;
+  assert.equal(await plugin.callI32("bump"), 1);
+  await within(() => assertRejectsWith(() => plugin.callVoid("fill"), TimeoutError));
+  assert.equal(await plugin.callI32("bump"), 2, "the plugin's state was kept");
+});

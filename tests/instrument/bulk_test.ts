@@ -145,3 +145,126 @@ Deno.test("bulk instructions stop at the deadline", async (t) => {
     assert.ok(elapsed < DEADLINE_MS + MARGIN_MS, `stopped after ${elapsed.toFixed(0)} ms`);
   });
 });
+
+/** Fills and copies in two memories, one 64-bit: 5 MiB each, room for steps of 1 MiB. */
+const SPLITS = `(module
+  (memory $a (export "a") 80) (memory $b (export "b") i64 80)
+  (func (export "fill") (param i32 i32 i32) (memory.fill $a (local.get 0) (local.get 1) (local.get 2)))
+  (func (export "fill64") (param i64 i32 i64)
+    (memory.fill $b (local.get 0) (local.get 1) (local.get 2)))
+  (func (export "copy") (param i32 i32 i32) (memory.copy $a $a (local.get 0) (local.get 1) (local.get 2)))
+  (func (export "copy64") (param i64 i64 i64)
+    (memory.copy $b $b (local.get 0) (local.get 1) (local.get 2)))
+  (func (export "copy_ab") (param i32 i64 i32)
+    (memory.copy $a $b (local.get 0) (local.get 1) (local.get 2)))
+  (func (export "copy_ba") (param i64 i32 i32)
+    (memory.copy $b $a (local.get 0) (local.get 1) (local.get 2)))
+  )`;
+
+Deno.test("with a deadline, fills and copies over 1 MiB go in steps and end as one", () => {
+  // Split into steps of 1 MiB with a check between: they must leave every byte as the
+  // instruction does, overlapping copies (both ways) and traps out of bounds included.
+  const MiB = 1 << 20;
+  const plain = new WebAssembly.Instance(new WebAssembly.Module(wat(SPLITS)), {});
+  const split = load(SPLITS, { fuel: true, callDepth: true, deadline: "clock" });
+  const size = 80 * 65536;
+  let seed = 12345;
+  const random = (n: number) => {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    return seed % n;
+  };
+  const lengths = [0, 1, MiB - 1, MiB, MiB + 1, 2 * MiB, 2 * MiB + 5, 3.5 * MiB, size];
+  const both = (name: string, args: (number | bigint)[]) => {
+    const outcome = (run: () => unknown) => {
+      try {
+        run();
+        return "ok";
+      } catch (err) {
+        return (err as Error).name;
+      }
+    };
+    const expected = outcome(() => (plain.exports[name] as (...a: unknown[]) => unknown)(...args));
+    const got = outcome(() => split.call(name, args, { fuel: 1n << 50n, deadline: Infinity }));
+    assert.equal(got, expected, `${name}(${args.join(", ")})`);
+    for (const memory of ["a", "b"]) {
+      const want = wordsOf(plain, memory);
+      const have = wordsOf(split.instance, memory);
+      const differs = want.findIndex((word, i) => word !== have[i]);
+      assert.equal(differs, -1, `memory ${memory} after ${name}(${args.join(", ")})`);
+    }
+  };
+  const bytesOf = (instance: WebAssembly.Instance, name: string) =>
+    new Uint8Array((instance.exports[name] as WebAssembly.Memory).buffer);
+  const wordsOf = (instance: WebAssembly.Instance, name: string) =>
+    new Int32Array((instance.exports[name] as WebAssembly.Memory).buffer);
+  // Bytes that differ from their neighbours', so that a step in the wrong order shows.
+  for (const name of ["a", "b"]) {
+    for (const instance of [plain, split.instance]) {
+      bytesOf(instance, name).forEach((_, i, bytes) => bytes[i] = (i * 7) ^ (i >>> 9));
+    }
+  }
+  const overlapping: [number, number, number][] = [
+    [100, 0, 2.5 * MiB],
+    [0, 100, 2.5 * MiB],
+    [MiB + 3, 0, 3 * MiB],
+  ];
+  for (const [d, s, n] of overlapping) {
+    both("copy", [d, s, n]);
+    both("copy", [s, d, n]);
+    both("copy64", [BigInt(d), BigInt(s), BigInt(n)]);
+  }
+  const at = (n: number) => random(size - Math.min(n, size) + 1);
+  for (let round = 0; round < 60; round++) {
+    const n = lengths[random(lengths.length)]!;
+    const wide = BigInt(n);
+    switch (round % 6) {
+      case 0:
+        both("fill", [at(n), random(256), n]);
+        break;
+      case 1:
+        both("fill64", [BigInt(at(n)), random(256), wide]);
+        break;
+      case 2: {
+        // Overlapping both ways: source a little above or below the destination.
+        const d = at(n);
+        both("copy", [d, Math.max(0, Math.min(size - n, d + random(2 * MiB) - MiB)), n]);
+        break;
+      }
+      case 3: {
+        const d = at(n);
+        const s = Math.max(0, Math.min(size - n, d + random(2 * MiB) - MiB));
+        both("copy64", [BigInt(d), BigInt(s), wide]);
+        break;
+      }
+      case 4:
+        both("copy_ab", [at(n), BigInt(at(n)), n]);
+        break;
+      case 5:
+        both("copy_ba", [BigInt(at(n)), at(n), n]);
+        break;
+    }
+  }
+  // Out of bounds by one byte, long enough to be split: a trap, and nothing written.
+  both("fill", [size - 2 * MiB + 1, 9, 2 * MiB]);
+  both("copy", [0, size - 2 * MiB + 1, 2 * MiB]);
+  both("copy64", [BigInt(size - 2 * MiB + 1), 0n, BigInt(2 * MiB)]);
+  both("fill64", [1n << 62n, 9, BigInt(2 * MiB)]);
+  both("copy_ab", [0, -1n, 2 * MiB]);
+});
+
+Deno.test("with a deadline, one fill of 256 MiB stops at the deadline", () => {
+  // Checked only before it, the fill ran whole: 1 GiB held a 50 ms call for 0.4-6 s.
+  const plugin = load(
+    `(module (memory 4096)
+      (func (export "fill") (memory.fill (i32.const 0) (i32.const 1) (i32.const 268435456))))`,
+    { fuel: true, deadline: "clock" },
+  );
+  const start = performance.now();
+  assert.throws(
+    () => plugin.call("fill", [], { fuel: 1n << 60n, deadline: start + 20 }),
+    WebAssembly.RuntimeError,
+  );
+  assert.equal(plugin.limits.trapReason, TrapReason.Deadline);
+  const elapsed = performance.now() - start;
+  assert.ok(elapsed < 20 + MARGIN_MS, `stopped after ${elapsed.toFixed(0)} ms`);
+});
