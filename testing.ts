@@ -63,7 +63,8 @@ export interface WithPluginOptions {
 
 /**
  * Loads a plugin from WAT text or wasm bytes, runs `fn` with it, and always
- * stops the plugin and closes its runtime, whatever `fn` does.
+ * stops the plugin and closes its runtime, whatever `fn` does: when `fn`
+ * throws, a call it left running is ended rather than waited for.
  *
  * @example
  * ```ts
@@ -103,7 +104,14 @@ export async function withPlugin<T>(
   await using plugin = linker === undefined
     ? await runtime.createPlugin(compiled, pluginConfig)
     : await runtime.createPluginWithLinker(compiled, pluginConfig, linker);
-  return await fn(plugin, runtime);
+  try {
+    return await fn(plugin, runtime);
+  } catch (err) {
+    // The test failed: a call it left running is ended, not waited for (it waited for the
+    // call's whole time limit, 30 s by default, before the failure was reported).
+    await plugin.stop({ abort: true }).catch(() => {});
+    throw err;
+  }
 }
 
 /**

@@ -26,6 +26,26 @@ Deno.test("withPlugin() always stops the plugin and closes the runtime", async (
     );
     assert.equal(seen?.plugin.state, "stopped");
   });
+  await t.step("after the body throws with a call still running: at once", async () => {
+    // It waited for the call's time limit (30 s by default) before the failure came out.
+    const started = performance.now();
+    let running: Promise<unknown> | undefined;
+    await assert.rejects(
+      withPlugin(
+        `(module (import "env" "host_sleep_ms" (func $sleep (param i32)))
+          (func (export "nap") (call $sleep (i32.const 10000))))`,
+        { capabilities: ["timer"] },
+        (plugin) => {
+          running = plugin.callVoid("nap").catch((err) => err);
+          throw new Error("test body failed");
+        },
+        { runtime: { execution: { isolation: "worker" } } },
+      ),
+      /test body failed/,
+    );
+    assert.ok(performance.now() - started < 5000, "withPlugin() waited for the call");
+    assert.equal((await running as Error).name, "PluginStateError");
+  });
 });
 
 Deno.test("assertTrapKind() passes only for the expected kind", async (t) => {

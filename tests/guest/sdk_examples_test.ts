@@ -15,7 +15,7 @@ import {
   type WasmPluginConfig,
   type WasmRuntime,
 } from "../../mod.ts";
-import { assertRejectsWith, testEachIsolation } from "../_helpers.ts";
+import { assertRejectsWith, bytesOf, testEachIsolation, textOf } from "../_helpers.ts";
 
 const GUEST = new URL("../../guest/", import.meta.url);
 
@@ -97,6 +97,17 @@ for (const example of EXAMPLES) {
         await using plugin = await loadExample(runtime, example);
         assert.deepEqual(await plugin.callJson("greet", { name: "Eve" }), {
           message: "*Hello, Eve!*",
+          count: 1,
+        });
+      });
+
+      await t.step("an ill-formed name is read with U+FFFD, as the host reads text", async () => {
+        // The AssemblyScript example decoded with String.UTF8.decode: it stopped at the 0xFF
+        // and answered missing "name".
+        await using plugin = await loadExample(runtime, example);
+        const input = new Uint8Array([...bytesOf('{"name":"A'), 0xff, ...bytesOf('B"}')]);
+        assert.deepEqual(JSON.parse(textOf(await plugin.callBytes("greet", input))), {
+          message: "*Hello, A\uFFFDB!*",
           count: 1,
         });
       });

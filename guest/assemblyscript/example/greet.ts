@@ -10,7 +10,16 @@
 // Capabilities: ReadConfig, ReadState, WriteState, CallTool.
 // Build: `deno task build:guests`.
 
-import { callTool, configGet, info, Result, run, storageGet, storageSet } from "../wasmplug";
+import {
+  callTool,
+  configGet,
+  info,
+  inputString,
+  Result,
+  run,
+  storageGet,
+  storageSet,
+} from "../wasmplug";
 export { alloc, dealloc } from "../wasmplug";
 
 /**
@@ -48,8 +57,10 @@ function parseCount(bytes: Uint8Array | null): i32 {
   return n;
 }
 
-function greetImpl(input: Uint8Array): Result {
-  const name = findName(String.UTF8.decode(input.buffer));
+function greetImpl(_input: Uint8Array): Result {
+  // Ill-formed UTF-8 becomes U+FFFD, as in the C and Rust examples (String.UTF8.decode stops
+  // at the first bad byte: "A\xFFB" lost its name).
+  const name = findName(inputString());
   if (name.length === 0) return Result.err('missing "name"');
   const configured = configGet("greeting");
   const greeting = configured === null ? "Hello" : configured;
