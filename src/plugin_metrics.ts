@@ -21,7 +21,13 @@
  * ```
  */
 export interface PluginMetrics {
-  /** Calls made, successful or not. */
+  /**
+   * Calls made, successful or not (an aborted or timed-out call included).
+   * A call the plugin refuses for its state, with a `PluginStateError`
+   * before it runs (the plugin is paused, stopping or stopped, or a stop
+   * ended the queue it waited in), is not one of its calls: it counts
+   * nowhere and has no `executed` event.
+   */
   readonly callCount: number;
   /** Calls that returned a result. */
   readonly successCount: number;
