@@ -1,21 +1,22 @@
 /**
- * Large `memory.fill` and `memory.copy` instructions in steps, with the
- * deadline checked between them.
+ * Large `memory.fill`, `memory.copy`, `table.fill` and `table.copy`
+ * instructions in steps, with the deadline checked between them.
  *
  * The bulk gate (`_bulk.ts`) charges an instruction's fuel and checks the
  * deadline before it, but one instruction runs as long as its length asks:
  * a single fill of 1 GiB held an inline call for 0.4–0.6 s past a 50 ms
  * deadline (6 s on fresh memory, whose pages the system then maps), and a
- * worker's guest was terminated. So with a deadline, each `memory.fill` and
- * `memory.copy` becomes a call of an appended function of the same operands
- * that:
+ * worker's guest was terminated; a `table.fill` of 10 million elements took
+ * 0.1 s. So with a deadline, each of these instructions becomes a call of an
+ * appended function of the same operands that:
  *
- * - runs the instruction whole when its length is at most
- *   {@linkcode SPLIT_BYTES}, or when it is out of bounds (so it traps before
- *   it writes anything, as the instruction does);
- * - else does it {@linkcode SPLIT_BYTES} at a time, checking the deadline
- *   after each step; a copy goes from the end when its destination is above
- *   its source, so overlapping ranges move as one copy moves them.
+ * - runs the instruction whole when its length is at most one step
+ *   ({@linkcode SPLIT_BYTES} or {@linkcode SPLIT_ELEMENTS}), or when it is
+ *   out of bounds (so it traps before it writes anything, as the
+ *   instruction does);
+ * - else does it one step at a time, checking the deadline after each; a
+ *   copy goes from the end when its destination is above its source, so
+ *   overlapping ranges move as one copy moves them.
  *
  * What the bytes end up as is the instruction's, unless the deadline stops
  * the call midway (then part of a fill or a copy is done, as part of a loop
@@ -27,30 +28,48 @@
 import type { CodeWriter } from "./_code.ts";
 import { type DeadlinePollSlots, emitDeadlinePoll } from "./_deadline.ts";
 
-/** Bytes a split instruction moves between two deadline checks: 1 MiB. */
+/** Bytes a split memory instruction moves between two deadline checks: 1 MiB. */
 export const SPLIT_BYTES = 1 << 20;
 
-/** Sub-opcodes (after `0xFC`) of the instructions that are split. */
-export const SplitOp = { Copy: 10, Fill: 11 } as const;
+/** Elements a split table instruction sets between two deadline checks. */
+export const SPLIT_ELEMENTS = 1 << 14;
 
-/** One distinct `memory.fill` or `memory.copy` of a module (by its memories). */
+/** Sub-opcodes (after `0xFC`) of the instructions that are split. */
+export const SplitOp = { Copy: 10, Fill: 11, TableCopy: 14, TableFill: 17 } as const;
+
+/** One distinct split instruction of a module (by its memories or tables). */
 export interface SplitInstruction {
-  /** {@linkcode SplitOp.Fill} or {@linkcode SplitOp.Copy}. */
+  /** A {@linkcode SplitOp}. */
   readonly op: number;
-  /** The memory written. */
+  /** The memory or table written. */
   readonly dst: number;
-  /** The memory read (a copy's source; the memory written, for a fill). */
+  /** The one read (a copy's source; the one written, for a fill). */
   readonly src: number;
-  /** Whether the memory written has 64-bit addresses. */
+  /** Whether the one written has 64-bit addresses. */
   readonly dst64: boolean;
-  /** Whether the memory read has 64-bit addresses. */
+  /** Whether the one read has 64-bit addresses. */
   readonly src64: boolean;
+  /** A fill's value type, as encoded (`i32` for memory, the table's reference type). */
+  readonly value: Uint8Array | null;
+}
+
+function isFill(split: SplitInstruction): boolean {
+  return split.op === SplitOp.Fill || split.op === SplitOp.TableFill;
+}
+
+function isTable(split: SplitInstruction): boolean {
+  return split.op === SplitOp.TableCopy || split.op === SplitOp.TableFill;
+}
+
+/** Units of one step. */
+function stepOf(split: SplitInstruction): number {
+  return isTable(split) ? SPLIT_ELEMENTS : SPLIT_BYTES;
 }
 
 const I32 = 0x7f;
 const I64 = 0x7e;
 
-/** The type of the length: 64-bit only when every memory involved is. */
+/** The type of the length: 64-bit only when every memory or table involved is. */
 function lengthIs64(split: SplitInstruction): boolean {
   return split.dst64 && split.src64;
 }
@@ -60,12 +79,12 @@ function lengthIs64(split: SplitInstruction): boolean {
  * operands, no results (`[d, value, n]` for a fill, `[d, s, n]` for a copy).
  */
 export function splitFunctionType(split: SplitInstruction): Uint8Array {
-  const second = split.op === SplitOp.Fill ? I32 : split.src64 ? I64 : I32;
+  const second = isFill(split) ? split.value! : [split.src64 ? I64 : I32];
   return new Uint8Array([
     0x60,
     0x03,
     split.dst64 ? I64 : I32,
-    second,
+    ...second,
     lengthIs64(split) ? I64 : I32,
     0x00,
   ]);
@@ -77,8 +96,8 @@ const [dstParam, secondParam, lengthParam, dst, src, left] = [0, 1, 2, 3, 4, 5];
 /**
  * Writes the body (locals included, size excluded) of the function replacing
  * `split` at its sites: the instruction itself when its length is at most
- * {@linkcode SPLIT_BYTES}, else a call of `steps` (small enough for the
- * engine to inline: the many short copies of compiled code pay no call).
+ * one step, else a call of `steps` (small enough for the engine to inline:
+ * the many short copies of compiled code pay no call).
  *
  * @param out Where to write.
  * @param split The instruction.
@@ -92,11 +111,11 @@ export function emitSplitDispatchBody(
   out.u8(0x00); // no locals
   getLocal(out, lengthParam);
   if (lengthIs64(split)) {
-    emitSplitBytes(out);
+    emitStepLength(out, split);
     out.u8(0x58); // i64.le_u
   } else {
-    out.u8(0x41); // i32.const SPLIT_BYTES
-    out.s32(SPLIT_BYTES);
+    out.u8(0x41); // i32.const step
+    out.s32(stepOf(split));
     out.u8(0x4d); // i32.le_u
   }
   out.u8(0x04); // if
@@ -124,7 +143,7 @@ export function emitSplitBody(
   split: SplitInstruction,
   poll: DeadlinePollSlots,
 ): void {
-  const copy = split.op === SplitOp.Copy;
+  const copy = !isFill(split);
   out.u8(1); // locals: i64 dst, src, left
   out.u8(3);
   out.u8(I64);
@@ -138,12 +157,12 @@ export function emitSplitBody(
   setLocal(out, left);
   // Short, or out of bounds: the instruction whole (it traps before writing, as it would).
   getLocal(out, left);
-  emitSplitBytes(out);
+  emitStepLength(out, split);
   out.u8(0x58); // i64.le_u
-  emitOutOfBounds(out, split.dst, split.dst64, dst);
+  emitOutOfBounds(out, split, split.dst, split.dst64, dst);
   out.u8(0x72); // i32.or
   if (copy) {
-    emitOutOfBounds(out, split.src, split.src64, src);
+    emitOutOfBounds(out, split, split.src, split.src64, src);
     out.u8(0x72); // i32.or
   }
   out.u8(0x04); // if
@@ -173,44 +192,43 @@ export function emitSplitBody(
 
 /** Writes the steps from the start, then the rest (at most one step). */
 function emitForward(out: CodeWriter, split: SplitInstruction, poll: DeadlinePollSlots): void {
-  const copy = split.op === SplitOp.Copy;
   out.u8(0x03); // loop
   out.u8(0x40);
-  emitStep(out, split, { at: "start", length: "step" });
-  for (const local of copy ? [dst, src] : [dst]) {
+  emitPart(out, split, { at: "start", length: "step" });
+  for (const local of isFill(split) ? [dst] : [dst, src]) {
     getLocal(out, local);
-    emitSplitBytes(out);
+    emitStepLength(out, split);
     out.u8(0x7c); // i64.add
     setLocal(out, local);
   }
-  emitLeftMinusStep(out);
+  emitLeftMinusStep(out, split);
   emitDeadlinePoll(out, poll);
-  emitMoreThanStep(out);
+  emitMoreThanStep(out, split);
   out.u8(0x0d); // br_if 0: the loop
   out.u8(0x00);
   out.u8(0x0b); // end loop
-  emitStep(out, split, { at: "start", length: "left" });
+  emitPart(out, split, { at: "start", length: "left" });
 }
 
 /** Writes the steps from the end, then the rest (at most one step) at the start. */
 function emitBackward(out: CodeWriter, split: SplitInstruction, poll: DeadlinePollSlots): void {
   out.u8(0x03); // loop
   out.u8(0x40);
-  emitLeftMinusStep(out);
-  emitStep(out, split, { at: "left", length: "step" });
+  emitLeftMinusStep(out, split);
+  emitPart(out, split, { at: "left", length: "step" });
   emitDeadlinePoll(out, poll);
-  emitMoreThanStep(out);
+  emitMoreThanStep(out, split);
   out.u8(0x0d); // br_if 0: the loop
   out.u8(0x00);
   out.u8(0x0b); // end loop
-  emitStep(out, split, { at: "start", length: "left" });
+  emitPart(out, split, { at: "start", length: "left" });
 }
 
 /**
  * Writes one instruction over part of the range: at its start or `left`
- * bytes into it, of one step's length or of the bytes left.
+ * units into it, of one step's length or of the units left.
  */
-function emitStep(
+function emitPart(
   out: CodeWriter,
   split: SplitInstruction,
   part: { readonly at: "start" | "left"; readonly length: "step" | "left" },
@@ -224,49 +242,63 @@ function emitStep(
     if (!is64) out.u8(0xa7); // i32.wrap_i64
   };
   address(dst, split.dst64);
-  if (split.op === SplitOp.Fill) getLocal(out, secondParam);
+  if (isFill(split)) getLocal(out, secondParam);
   else address(src, split.src64);
-  if (part.length === "step") emitSplitBytes(out);
+  if (part.length === "step") emitStepLength(out, split);
   else getLocal(out, left);
   if (!lengthIs64(split)) out.u8(0xa7); // i32.wrap_i64
   emitInstruction(out, split);
 }
 
-/** Writes `left -= SPLIT_BYTES`. */
-function emitLeftMinusStep(out: CodeWriter): void {
+/** Writes `left -= step`. */
+function emitLeftMinusStep(out: CodeWriter, split: SplitInstruction): void {
   getLocal(out, left);
-  emitSplitBytes(out);
+  emitStepLength(out, split);
   out.u8(0x7d); // i64.sub
   setLocal(out, left);
 }
 
-/** Writes `left > SPLIT_BYTES` (unsigned). */
-function emitMoreThanStep(out: CodeWriter): void {
+/** Writes `left > step` (unsigned). */
+function emitMoreThanStep(out: CodeWriter, split: SplitInstruction): void {
   getLocal(out, left);
-  emitSplitBytes(out);
+  emitStepLength(out, split);
   out.u8(0x56); // i64.gt_u
 }
 
 /**
- * Writes whether `left` bytes at the address in local `local` go past the
- * end of `memory`: `left > size || address > size - left` (unsigned).
+ * Writes whether `left` units at the address in local `local` go past the
+ * end of memory or table `index`: `left > size || address > size - left`
+ * (unsigned).
  */
-function emitOutOfBounds(out: CodeWriter, memory: number, is64: boolean, local: number): void {
+function emitOutOfBounds(
+  out: CodeWriter,
+  split: SplitInstruction,
+  index: number,
+  is64: boolean,
+  local: number,
+): void {
   getLocal(out, left);
-  emitMemoryBytes(out, memory, is64);
+  emitSize(out, split, index, is64);
   out.u8(0x56); // i64.gt_u
   getLocal(out, local);
-  emitMemoryBytes(out, memory, is64);
+  emitSize(out, split, index, is64);
   getLocal(out, left);
   out.u8(0x7d); // i64.sub
   out.u8(0x56); // i64.gt_u
   out.u8(0x72); // i32.or
 }
 
-/** Writes the size of `memory` in bytes, as an i64. */
-function emitMemoryBytes(out: CodeWriter, memory: number, is64: boolean): void {
+/** Writes the size of memory or table `index` in its units (bytes, elements), as an i64. */
+function emitSize(out: CodeWriter, split: SplitInstruction, index: number, is64: boolean): void {
+  if (isTable(split)) {
+    out.u8(0xfc); // table.size
+    out.u32(16);
+    out.u32(index);
+    if (!is64) out.u8(0xad); // i64.extend_i32_u
+    return;
+  }
   out.u8(0x3f); // memory.size
-  out.u32(memory);
+  out.u32(index);
   if (!is64) out.u8(0xad); // i64.extend_i32_u
   out.u8(0x42); // i64.const 16
   out.u8(16);
@@ -278,7 +310,7 @@ function emitInstruction(out: CodeWriter, split: SplitInstruction): void {
   out.u8(0xfc);
   out.u32(split.op);
   out.u32(split.dst);
-  if (split.op === SplitOp.Copy) out.u32(split.src);
+  if (!isFill(split)) out.u32(split.src);
 }
 
 /** Writes parameter `param` as an i64 (zero-extended when 32-bit). */
@@ -287,9 +319,10 @@ function emitWidened(out: CodeWriter, param: number, is64: boolean): void {
   if (!is64) out.u8(0xad); // i64.extend_i32_u
 }
 
-function emitSplitBytes(out: CodeWriter): void {
-  out.u8(0x42); // i64.const SPLIT_BYTES
-  out.s64(BigInt(SPLIT_BYTES));
+/** Writes one step's length as an i64 constant. */
+function emitStepLength(out: CodeWriter, split: SplitInstruction): void {
+  out.u8(0x42); // i64.const step
+  out.s64(BigInt(stepOf(split)));
 }
 
 function getLocal(out: CodeWriter, local: number): void {

@@ -205,13 +205,18 @@ export interface ScanOptions {
   readonly movedLocals?: number;
 }
 
-/** Which memories and tables have 64-bit addresses, by index. */
+/** Which memories and tables have 64-bit addresses, by index, and the tables' element types. */
 export interface AddressTypes {
   /** Per memory, whether it is a 64-bit memory. */
   readonly memory64: readonly boolean[];
   /** Per table, whether it is a 64-bit table. */
   readonly table64: readonly boolean[];
+  /** Per table, its reference type as encoded (what `table.fill` takes). */
+  readonly tableTypes: readonly Uint8Array[];
 }
+
+/** The encoding of `i32`, a memory fill's value type. */
+const I32_TYPE = new Uint8Array([0x7f]);
 
 /**
  * The events of every scanned body, in growable typed arrays shared by all
@@ -642,27 +647,35 @@ export class BodyScanner {
         const src = lebAt(bytes, lebEnd);
         const [dst64, src64] = [memory64[dst] === true, memory64[src] === true];
         kind = dst64 && src64 ? BulkKind.Memory64 : BulkKind.Memory32;
-        split = { op: sub, dst, src, dst64, src64 };
+        split = { op: sub, dst, src, dst64, src64, value: null };
         break;
       }
       case SplitOp.Fill: { // memory.fill memory
         const memory = lebAt(bytes, lebEnd);
         const is64 = memory64[memory] === true;
         kind = is64 ? BulkKind.Memory64 : BulkKind.Memory32;
-        split = { op: sub, dst: memory, src: memory, dst64: is64, src64: is64 };
+        split = { op: sub, dst: memory, src: memory, dst64: is64, src64: is64, value: I32_TYPE };
         break;
       }
       case 12: // table.init elem table: an i32 length
         kind = BulkKind.Table32;
         break;
-      case 14: { // table.copy dst src
-        const dst = table64[lebAt(bytes, lebEnd)] === true;
-        kind = dst && table64[lebAt(bytes, lebEnd)] === true ? BulkKind.Table64 : BulkKind.Table32;
+      case SplitOp.TableCopy: { // table.copy dst src
+        const dst = lebAt(bytes, lebEnd);
+        const src = lebAt(bytes, lebEnd);
+        const [dst64, src64] = [table64[dst] === true, table64[src] === true];
+        kind = dst64 && src64 ? BulkKind.Table64 : BulkKind.Table32;
+        split = { op: sub, dst, src, dst64, src64, value: null };
         break;
       }
-      case 17: // table.fill table
-        kind = table64[lebAt(bytes, lebEnd)] === true ? BulkKind.Table64 : BulkKind.Table32;
+      case SplitOp.TableFill: { // table.fill table
+        const table = lebAt(bytes, lebEnd);
+        const is64 = table64[table] === true;
+        kind = is64 ? BulkKind.Table64 : BulkKind.Table32;
+        const value = this.#options.bulk!.tableTypes[table]!;
+        split = { op: sub, dst: table, src: table, dst64: is64, src64: is64, value };
         break;
+      }
       default:
         return;
     }

@@ -45,6 +45,7 @@
 
 import { shownName } from "../common/mod.ts";
 import { ByteReader } from "./_bytes.ts";
+import { readRefType } from "./_value_type.ts";
 import { type AppendedSections, appendEntry, CodeReader, CodeWriter } from "./_code.ts";
 import { checkAddition, checkAppended, EngineLimitError } from "./_engine_limits.ts";
 import {
@@ -833,9 +834,19 @@ class Assembler {
   }
 
   #addressTypes(): AddressTypes {
+    const info = this.#info;
+    const tableTypes = [
+      ...info.imports.flatMap((entry) => entry.kind === "table" ? [entry.type] : []),
+      ...info.tables.map((table) => table.type),
+    ].map(({ refTypeStart }) => {
+      const reader = new ByteReader(this.#bytes, { start: refTypeStart });
+      readRefType(reader);
+      return this.#bytes.slice(refTypeStart, reader.pos);
+    });
     return {
-      memory64: listMemories(this.#info).map((memory) => memory.limits.address === "i64"),
-      table64: listTables(this.#info).map((table) => table.limits.address === "i64"),
+      memory64: listMemories(info).map((memory) => memory.limits.address === "i64"),
+      table64: listTables(info).map((table) => table.limits.address === "i64"),
+      tableTypes,
     };
   }
 

@@ -105,3 +105,15 @@ testEachIsolation("Hostile: one fill of 512 MiB ends at its deadline, not after 
   await within(() => assertRejectsWith(() => plugin.callVoid("fill"), TimeoutError));
   assert.equal(await plugin.callI32("bump"), 2, "the plugin's state was kept");
 });
+
+testEachIsolation("Hostile: one table.fill of 10 million elements ends at its deadline", {
+  permissions: "none",
+}, async (_t, { loadPlugin }) => {
+  // Checked only before it, it ran whole: 0.1 s past a 20 ms deadline, and the call succeeded.
+  await using loaded = await loadPlugin(
+    `(module (table 10000000 10000000 externref)
+      (func (export "fill") (table.fill (i32.const 0) (ref.null extern) (i32.const 10000000))))`,
+    { resourceLimits: { maxTableElements: 10_000_000, maxExecutionTimeMs: 20 } },
+  );
+  await within(() => assertRejectsWith(() => loaded.plugin.callVoid("fill"), TimeoutError));
+});

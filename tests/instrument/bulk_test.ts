@@ -268,3 +268,75 @@ Deno.test("with a deadline, one fill of 256 MiB stops at the deadline", () => {
   const elapsed = performance.now() - start;
   assert.ok(elapsed < 20 + MARGIN_MS, `stopped after ${elapsed.toFixed(0)} ms`);
 });
+
+/** Fills and copies in three tables, one 64-bit: 80 000 elements each, room for steps. */
+const TABLE_SPLITS = `(module
+  (table $t (export "t") 80000 externref) (table $u i64 80000 externref) (table $f 80000 funcref)
+  (elem declare func $x)
+  (func $x)
+  (func (export "fill") (param i32 externref i32)
+    (table.fill $t (local.get 0) (local.get 1) (local.get 2)))
+  (func (export "fill64") (param i64 externref i64)
+    (table.fill $u (local.get 0) (local.get 1) (local.get 2)))
+  (func (export "fill_funcs") (param i32 i32) (table.fill $f (local.get 0) (ref.func $x) (local.get 1)))
+  (func (export "copy") (param i32 i32 i32) (table.copy $t $t (local.get 0) (local.get 1) (local.get 2)))
+  (func (export "copy64") (param i64 i64 i64)
+    (table.copy $u $u (local.get 0) (local.get 1) (local.get 2)))
+  (func (export "copy_tu") (param i32 i64 i32)
+    (table.copy $t $u (local.get 0) (local.get 1) (local.get 2)))
+  (func (export "get64") (param i64) (result externref) (table.get $u (local.get 0)))
+  (func (export "funcs") (result i32) (local $i i32) (local $n i32)
+    (loop $l
+      (local.set $n (i32.add (local.get $n) (i32.eqz (ref.is_null (table.get $f (local.get $i))))))
+      (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (i32.const 80000))))
+    (local.get $n)))`;
+
+Deno.test("with a deadline, table fills and copies over 16 384 elements go in steps too", () => {
+  const plain = new WebAssembly.Instance(new WebAssembly.Module(wat(TABLE_SPLITS)), {});
+  const split = load(TABLE_SPLITS, { fuel: true, callDepth: true, deadline: "clock" });
+  const size = 80_000;
+  const STEP = 16_384;
+  const run = (instance: WebAssembly.Instance, name: string, args: unknown[]) =>
+    (instance.exports[name] as (...a: unknown[]) => unknown)(...args);
+  const contents = (instance: WebAssembly.Instance) => {
+    const t = instance.exports.t as WebAssembly.Table;
+    const get64 = instance.exports.get64 as (at: bigint) => unknown;
+    const values: unknown[] = [];
+    for (let i = 0; i < size; i++) values.push(t.get(i), get64(BigInt(i)));
+    values.push(run(instance, "funcs", []));
+    return values;
+  };
+  const both = (name: string, args: unknown[]) => {
+    const outcome = (go: () => unknown) => {
+      try {
+        go();
+        return "ok";
+      } catch (err) {
+        return (err as Error).name;
+      }
+    };
+    const expected = outcome(() => run(plain, name, args));
+    const got = outcome(() => split.call(name, args, { fuel: 1n << 50n, deadline: Infinity }));
+    assert.equal(got, expected, `${name}(${args.join(", ")})`);
+    const want = contents(plain);
+    const have = contents(split.instance);
+    const differs = want.findIndex((value, i) => !Object.is(value, have[i]));
+    assert.equal(differs, -1, `contents after ${name}(${args.join(", ")})`);
+  };
+  // Distinct values, so that a step in the wrong order shows.
+  for (let i = 0; i < size; i += 1000) {
+    both("fill", [i, i, 1000]);
+    both("fill64", [BigInt(i), -i, 1000n]);
+  }
+  for (const [d, s, n] of [[100, 0, 2.5 * STEP], [0, 100, 2.5 * STEP], [STEP + 3, 0, 3 * STEP]]) {
+    both("copy", [d, s, n]);
+    both("copy64", [BigInt(d!), BigInt(s!), BigInt(n!)]);
+  }
+  both("copy_tu", [5, 7n, 4 * STEP + 1]);
+  both("fill", [3, "x", size - 3]);
+  both("fill_funcs", [10, 3 * STEP]);
+  // Out of bounds by one element, long enough to be split: a trap, and nothing written.
+  both("fill", [size - 2 * STEP + 1, "y", 2 * STEP]);
+  both("copy", [0, size - 2 * STEP + 1, 2 * STEP]);
+  both("fill64", [1n << 40n, "z", BigInt(2 * STEP)]);
+});
