@@ -407,6 +407,8 @@ export class BodyScanner {
   /** Per open frame: the weight of the handlers in scope in it, and the most inside it. */
   #handlers = new Int32Array(64);
   #handlersPeak = new Int32Array(64);
+  /** Per legacy `try`, once its first `catch` is read: the most in scope in its body. */
+  #tryBodyPeak = new Int32Array(64);
   #cur = DEAD;
   #run = 0;
   #bodyFlags = 0;
@@ -568,8 +570,7 @@ export class BodyScanner {
       case Ctl.Catch: {
         nesting.step(reader, ctl);
         const d = nesting.depth - 1;
-        // Seen after the try's body, whose frames a throw from it passes with this one too.
-        this.#addHandlers(d, HANDLER_WEIGHT.clause);
+        this.#legacyCatch(d);
         if (live) this.#flags[d]! |= ARM_LIVE;
         this.#cur = this.#parent[d] === DEAD ? DEAD : this.#newRecord(reader.pos);
         return false;
@@ -723,6 +724,21 @@ export class BodyScanner {
     this.#elseRecord[d] = DEAD;
     this.#headerRecord[d] = DEAD;
     this.#lastBackEdge[d] = -1;
+  }
+
+  /**
+   * Notes a legacy `catch` or `catch_all` of the `try` of frame `d`: a
+   * clause in scope in the try's body (read before it), but not in the
+   * handlers' bodies, where only what is outside the `try` is.
+   */
+  #legacyCatch(d: number): void {
+    const outside = this.#handlers[d - 1]!;
+    if (this.#handlers[d] !== outside) {
+      this.#tryBodyPeak[d] = this.#handlersPeak[d]!;
+      this.#handlers[d] = outside;
+    }
+    const body = this.#tryBodyPeak[d]! += HANDLER_WEIGHT.clause;
+    if (body > this.#handlersPeak[d]!) this.#handlersPeak[d] = body;
   }
 
   /** Adds `weight` to the handlers in scope in frame `d` (and in what it holds). */
@@ -899,5 +915,6 @@ export class BodyScanner {
     this.#lastBackEdge = grow(this.#lastBackEdge, (n) => new Int32Array(n));
     this.#handlers = grow(this.#handlers, (n) => new Int32Array(n));
     this.#handlersPeak = grow(this.#handlersPeak, (n) => new Int32Array(n));
+    this.#tryBodyPeak = grow(this.#tryBodyPeak, (n) => new Int32Array(n));
   }
 }

@@ -212,6 +212,16 @@ Deno.test("with a deadline, the handlers a throw passes in one frame are bounded
     instrument(legacy(505), { deadline: "clock" });
     refused(legacy(506), 513);
   });
+  await t.step("a legacy catch's body is outside its own try", () => {
+    // 65 tries, each in the catch_all of the one before: 8 in scope anywhere, not 520.
+    let body = "(nop)";
+    for (let i = 0; i < 65; i++) body = `(try (do (throw $e)) (catch_all ${body}))`;
+    instrument(wat(`(module (tag $e) (func (export "f") ${body}))`), { deadline: "clock" });
+    // Nested in the bodies instead, they are all in scope.
+    body = "(throw $e)";
+    for (let i = 0; i < 65; i++) body = `(try (do ${body}) (catch_all))`;
+    refused(wat(`(module (tag $e) (func (export "f") ${body}))`), 520);
+  });
   await t.step("try_tables one after another do not add up", () => {
     const catches = Array.from({ length: 400 }, () => "(catch $other 0)").join(" ");
     const one = `(block (try_table ${catches} (throw $e)))`;
