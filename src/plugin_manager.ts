@@ -17,6 +17,7 @@ import type { WasmPluginConfig } from "./plugin_config.ts";
 import { PluginEvent, type PluginEventDetails, type PluginEventType } from "./plugin_event.ts";
 import {
   checkStopOptions,
+  initializeOnce,
   type StopOptions,
   stopRefusal,
   type WasmPlugin,
@@ -52,6 +53,12 @@ interface Entry {
   /** The manager's `anomaly` listener on the plugin, `null` when detection is off. */
   readonly onAnomaly: ((event: Event) => void) | null;
 }
+
+/**
+ * Messages a plugin's start function may send before its load is done that
+ * become `message` events once it is (`onMessage` gets every one).
+ */
+const MAX_EARLY_MESSAGES = 1024;
 
 /** The plugin events the manager re-emits as its own while someone listens for them. */
 const FORWARDED_TYPES = ["state_changed", "executed", "error"] as const;
@@ -276,11 +283,20 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
     while (id === undefined || this.#idTaken(id)) id = `plugin-${this.#nextId++}`;
     const userOnMessage = settings?.onMessage;
     const pluginId = id;
+    // A message sent before the plugin is the manager's (by its start function) is its event
+    // only once "loaded" is; a load that fails drops them (they came before "loaded", or under
+    // the id of another plugin that had it).
+    let registered: WasmPlugin | undefined;
+    const early: PluginMessage[] = [];
     const managedConfig = {
       ...settings,
       id: pluginId,
       onMessage: (message: PluginMessage) => {
-        this.#emit("message", pluginId, message);
+        if (registered === undefined) {
+          if (early.length < MAX_EARLY_MESSAGES) early.push(message);
+        } else if (this.#holds(registered)) {
+          this.#emit("message", pluginId, message);
+        }
         userOnMessage?.(message);
       },
     };
@@ -293,7 +309,11 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
     const loaded = Promise.withResolvers<void>();
     this.#loading.add(loaded.promise);
     try {
-      return await this.#register(pluginId, await creating);
+      const plugin = await creating;
+      const handle = await this.#register(pluginId, plugin);
+      registered = plugin;
+      for (const message of early.splice(0)) this.#emit("message", pluginId, message);
+      return handle;
     } finally {
       this.#loading.delete(loaded.promise);
       loaded.resolve();
@@ -433,13 +453,15 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
   readonly #initializing = new Map<WasmPlugin, Promise<void>>();
 
   async #initialize(plugin: WasmPlugin): Promise<void> {
+    let ran: boolean;
     try {
-      await plugin.initialize();
+      ran = await initializeOnce(plugin);
     } catch (error) {
       if (this.#holds(plugin)) this.#emit("error", plugin.id, { error, function: "initialize" });
       throw error;
     }
-    if (this.#holds(plugin)) this.#emit("initialized", plugin.id, { name: plugin.name });
+    // Ready already (while a call ran, the state said "running"): nothing to tell.
+    if (ran && this.#holds(plugin)) this.#emit("initialized", plugin.id, { name: plugin.name });
   }
 
   /**

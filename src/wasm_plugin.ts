@@ -128,6 +128,7 @@ const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
 
 let construct: (init: PluginInit) => WasmPlugin;
 let refusal: (plugin: WasmPlugin, abort: boolean) => PluginStateError | undefined;
+let initializeRan: (plugin: WasmPlugin) => Promise<boolean>;
 
 const stopWatchers = new WeakMap<WasmPlugin, () => void>();
 
@@ -148,6 +149,15 @@ export function watchStop(plugin: WasmPlugin, onStopped: (() => void) | null): v
  */
 export function stopRefusal(plugin: WasmPlugin, abort: boolean): PluginStateError | undefined {
   return refusal(plugin, abort);
+}
+
+/**
+ * `plugin.initialize()`, resolving to whether this call ran the
+ * initializers (not when the plugin was ready already, or became ready by
+ * another call's): for its manager, which emits `initialized` once.
+ */
+export function initializeOnce(plugin: WasmPlugin): Promise<boolean> {
+  return initializeRan(plugin);
 }
 
 /**
@@ -232,6 +242,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
   static {
     construct = (init) => new WasmPlugin(init);
     refusal = (plugin, abort) => plugin.#stopRefusal(abort);
+    initializeRan = (plugin) => plugin.#initialize();
   }
 
   private constructor(init: PluginInit) {
@@ -387,11 +398,17 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * @throws {WasmError} Whatever an initializer failed with.
    */
   async initialize(): Promise<void> {
-    if (!this.#needsInitializing()) return;
+    await this.#initialize();
+  }
+
+  /** {@linkcode initialize}; resolves to whether this call ran the initializers. */
+  async #initialize(): Promise<boolean> {
+    if (!this.#needsInitializing()) return false;
+    this.#assertWaitable("initialize");
     const taken = this.#queue.take();
     // Taken at once when idle; else a call handed the turn before runs first.
     using _turn = taken instanceof Promise ? await taken : taken;
-    if (!this.#needsInitializing()) return;
+    if (!this.#needsInitializing()) return false;
     this.#setState("initializing");
     try {
       for (const initializer of ["_initialize", "init"]) {
@@ -416,6 +433,17 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     }
     this.#restState = "ready";
     this.#setState("ready");
+    return true;
+  }
+
+  /**
+   * Refuses to wait for the plugin's turn from one of its own host functions
+   * (the call it is part of holds the turn: each would wait for the other
+   * until the call's time limit).
+   */
+  #assertWaitable(action: string): void {
+    if (this.#state !== "running" && this.#state !== "initializing") return;
+    assertNotInHostCallOf(this.#hostScope, `Cannot ${action} plugin "${this.name}"`, "the plugin");
   }
 
   /**
@@ -423,8 +451,11 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * While a call or another initialization runs, the state it goes back to
    * decides: `initialize()` waits in line behind it (in a worker a call
    * started before `initialize()` could still be running: it was refused).
+   * A stopping plugin refuses: an `initialize()` that waited behind a call
+   * must not run the initializers once `stop()` was asked for.
    */
   #needsInitializing(): boolean {
+    if (this.#stopping !== undefined) this.#assertUsable("initialize");
     const busy = this.#state === "running" || this.#state === "initializing";
     const state = busy ? this.#restState : this.#state;
     if (state === "ready") return false;
@@ -796,6 +827,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     this.#assertUsable("pause");
     if (this.#stranded) this.#freeStranded();
     if (this.#state === "paused") return;
+    this.#assertWaitable("pause");
     // The pause takes its turn after the running call and the callers already waiting, and
     // holds it until resume(): callers still waiting then stay in line. A pause already
     // waiting for its turn pauses the plugin for this caller too (a second turn in line
@@ -850,7 +882,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * ```
    */
   resume(): void {
-    if (this.#state !== "paused" && this.#pausing !== undefined) {
+    if (this.#state !== "paused" && this.#pausing !== undefined && this.#stopping === undefined) {
       // A pause still waiting behind a call: it will not pause the plugin (in a worker, where
       // the call was still running, resume() threw and the plugin then paused for good).
       this.#pauseCancelled = true;

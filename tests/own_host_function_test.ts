@@ -62,6 +62,16 @@ testEachIsolation(
       assert.ok(seen instanceof PluginStateError, String(seen));
     });
 
+    await t.step("and initialize() and pause(), which wait for the call too", async () => {
+      // Each waited behind the call, which waited for the tool: until the call's time limit.
+      for (const action of [() => plugin.initialize(), () => plugin.pause()]) {
+        const seen = await fromTool(action);
+        assert.ok(seen instanceof PluginStateError, String(seen));
+        assert.match(seen.message, /from one of its own host functions/);
+      }
+      assert.equal(plugin.state, "created");
+    });
+
     await t.step("closing the runtime ends the call, and then closes", async () => {
       let closed: Promise<void> | undefined;
       inner = () => closed = runtime.close();

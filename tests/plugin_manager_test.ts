@@ -131,6 +131,54 @@ testEachIsolation("PluginManager emits no event of a plugin after its unloaded e
   assert.deepEqual(log.slice(unloaded), ["unloaded", "loaded"], log.join());
 });
 
+testEachIsolation("PluginManager.initialize() of a ready plugin during a call emits nothing", {
+  permissions: "none",
+}, async (_t, { createRuntime }) => {
+  // While the call ran the state said "running", and a second "initialized" came out.
+  await using runtime = createRuntime();
+  await using manager = new PluginManager(runtime);
+  const initialized: string[] = [];
+  manager.addEventListener("initialized", (event) => void initialized.push(event.pluginId));
+  const handle = await manager.loadWat(
+    `(module (import "env" "host_sleep_ms" (func $sleep (param i32)))
+      (func (export "init")) (func (export "nap") (call $sleep (i32.const 20))))`,
+    { id: "p", capabilities: [Capability.Timer] },
+  );
+  await manager.initialize(handle);
+  const running = manager.callVoid(handle, "nap");
+  await manager.initialize(handle);
+  await running;
+  assert.deepEqual(initialized, ["p"]);
+});
+
+testEachIsolation("PluginManager emits a start function's messages after loaded, or not at all", {
+  permissions: "none",
+}, async (_t, { createRuntime }) => {
+  // They came before "loaded"; a load refused for its id sent them under the other plugin's;
+  // a load that close() stopped sent them for a plugin never loaded.
+  await using runtime = createRuntime();
+  const manager = new PluginManager(runtime);
+  const log: string[] = [];
+  for (const type of ["loaded", "unloaded", "message"] as const) {
+    manager.addEventListener(type, (event) => void log.push(`${type}:${event.pluginId}`));
+  }
+  const wat =
+    `(module (import "env" "host_send_message" (func $m (param i32 i32 i32 i32) (result i32)))
+    (memory (export "memory") 1) (data (i32.const 0) "tohi")
+    (func $s (drop (call $m (i32.const 0) (i32.const 2) (i32.const 2) (i32.const 2)))) (start $s))`;
+  const config = { id: "a", capabilities: [Capability.SendMessage] };
+  const loads = await Promise.allSettled([
+    manager.loadWat(wat, config),
+    manager.loadWat(wat, config),
+  ]);
+  assert.deepEqual(loads.map((load) => load.status).sort(), ["fulfilled", "rejected"]);
+  const late = manager.loadWat(wat, { ...config, id: "b" });
+  const refused = assert.rejects(late, TypeError);
+  await manager.close();
+  await refused;
+  assert.deepEqual(log, ["loaded:a", "message:a", "unloaded:a"]);
+});
+
 testEachIsolation("PluginManager.close() answers after a load in flight stopped its plugin", {
   permissions: "none",
 }, async (_t, { createRuntime }) => {

@@ -848,6 +848,48 @@ testEachIsolation("WasmPlugin runs overlapping calls one at a time", {
     assert.equal(await other.plugin.callI32("get"), 42);
   });
 
+  await t.step(
+    "an initialize() waiting behind a call is refused once stop() is asked",
+    async () => {
+      // It ran the guest's initializer on the stopping plugin, and stop() waited for it.
+      await using other = await loadPlugin(
+        `(module
+        (import "env" "host_sleep_ms" (func $sleep (param i32)))
+        (func (export "init"))
+        (func (export "nap") (call $sleep (i32.const 20))))`,
+        { capabilities: [Capability.Timer] },
+      );
+      const states: string[] = [];
+      other.plugin.addEventListener("state_changed", (event) => {
+        states.push((event as PluginEvent<"state_changed">).detail.to);
+      });
+      const running = other.plugin.callVoid("nap");
+      const initialized = other.plugin.initialize();
+      const stopped = other.plugin.stop();
+      await running;
+      await assertRejectsWith(() => initialized, PluginStateError, { state: "stopping" });
+      await stopped;
+      assert.deepEqual(states, ["running", "created", "stopped"]);
+    },
+  );
+
+  await t.step(
+    "resume() while a stop waits is refused, and so is the waiting pause()",
+    async () => {
+      // resume() "cancelled" the pause of a stopping plugin, and the pause() resolved.
+      await using other = await loadPlugin(hostFunctionsWat("host_sleep_ms"), {
+        capabilities: [Capability.Timer],
+      });
+      const running = other.plugin.callVoid("host_sleep_ms", [20]);
+      const paused = other.plugin.pause();
+      const stopped = other.plugin.stop();
+      assert.throws(() => other.plugin.resume(), PluginStateError);
+      await running;
+      await assertRejectsWith(() => paused, PluginStateError, { state: "stopping" });
+      await stopped;
+    },
+  );
+
   await t.step("two pause()s behind a running call: one resume() lets calls in", async () => {
     await using other = await loadPlugin(hostFunctionsWat("host_sleep_ms"), {
       capabilities: [Capability.Timer],
