@@ -202,12 +202,7 @@ function emitForward(out: CodeWriter, split: SplitInstruction, poll: DeadlinePol
     setLocal(out, local);
   }
   emitLeftMinusStep(out, split);
-  emitDeadlinePoll(out, poll);
-  emitMoreThanStep(out, split);
-  out.u8(0x0d); // br_if 0: the loop
-  out.u8(0x00);
-  out.u8(0x0b); // end loop
-  emitPart(out, split, { at: "start", length: "left" });
+  emitLoopEnd(out, split, poll);
 }
 
 /** Writes the steps from the end, then the rest (at most one step) at the start. */
@@ -216,6 +211,14 @@ function emitBackward(out: CodeWriter, split: SplitInstruction, poll: DeadlinePo
   out.u8(0x40);
   emitLeftMinusStep(out, split);
   emitPart(out, split, { at: "left", length: "step" });
+  emitLoopEnd(out, split, poll);
+}
+
+/**
+ * Writes the end of a loop of steps: the deadline check, another step while
+ * more than one is left, then the rest (at most one step) at the start.
+ */
+function emitLoopEnd(out: CodeWriter, split: SplitInstruction, poll: DeadlinePollSlots): void {
   emitDeadlinePoll(out, poll);
   emitMoreThanStep(out, split);
   out.u8(0x0d); // br_if 0: the loop

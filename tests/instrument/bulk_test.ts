@@ -146,6 +146,16 @@ Deno.test("bulk instructions stop at the deadline", async (t) => {
   });
 });
 
+/** "ok", or the name of what `run` threw. */
+function outcomeOf(run: () => unknown): string {
+  try {
+    run();
+    return "ok";
+  } catch (err) {
+    return (err as Error).name;
+  }
+}
+
 /** Fills and copies in two memories, one 64-bit: 5 MiB each, room for steps of 1 MiB. */
 const SPLITS = `(module
   (memory $a (export "a") 80) (memory $b (export "b") i64 80)
@@ -175,16 +185,10 @@ Deno.test("with a deadline, fills and copies over 1 MiB go in steps and end as o
   };
   const lengths = [0, 1, MiB - 1, MiB, MiB + 1, 2 * MiB, 2 * MiB + 5, 3.5 * MiB, size];
   const both = (name: string, args: (number | bigint)[]) => {
-    const outcome = (run: () => unknown) => {
-      try {
-        run();
-        return "ok";
-      } catch (err) {
-        return (err as Error).name;
-      }
-    };
-    const expected = outcome(() => (plain.exports[name] as (...a: unknown[]) => unknown)(...args));
-    const got = outcome(() => split.call(name, args, { fuel: 1n << 50n, deadline: Infinity }));
+    const expected = outcomeOf(() =>
+      (plain.exports[name] as (...a: unknown[]) => unknown)(...args)
+    );
+    const got = outcomeOf(() => split.call(name, args, { fuel: 1n << 50n, deadline: Infinity }));
     assert.equal(got, expected, `${name}(${args.join(", ")})`);
     for (const memory of ["a", "b"]) {
       const want = wordsOf(plain, memory);
@@ -307,16 +311,8 @@ Deno.test("with a deadline, table fills and copies over 16 384 elements go in st
     return values;
   };
   const both = (name: string, args: unknown[]) => {
-    const outcome = (go: () => unknown) => {
-      try {
-        go();
-        return "ok";
-      } catch (err) {
-        return (err as Error).name;
-      }
-    };
-    const expected = outcome(() => run(plain, name, args));
-    const got = outcome(() => split.call(name, args, { fuel: 1n << 50n, deadline: Infinity }));
+    const expected = outcomeOf(() => run(plain, name, args));
+    const got = outcomeOf(() => split.call(name, args, { fuel: 1n << 50n, deadline: Infinity }));
     assert.equal(got, expected, `${name}(${args.join(", ")})`);
     const want = contents(plain);
     const have = contents(split.instance);
