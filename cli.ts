@@ -822,11 +822,17 @@ function parseArgument(raw: string, type: string | undefined): unknown {
   if (type === "i64") {
     // BigInt("") and BigInt(" ") are 0n.
     if (raw.trim() === "") throw new UsageError(`argument "${raw}" is not an integer`);
+    let value: bigint;
     try {
-      return BigInt(raw);
+      value = BigInt(raw);
     } catch {
       throw new UsageError(`argument "${raw}" is not an integer`);
     }
+    // As the runtime takes an i64: signed or unsigned (it failed as a call, exit 1).
+    if (value < -(1n << 63n) || value >= 1n << 64n) {
+      throw new UsageError(`argument "${raw}" is out of range for an i64 (-2^63 to 2^64-1)`);
+    }
+    return value;
   }
   if ((type === "f32" || type === "f64") && NON_FINITE.test(raw)) {
     // What C's printf writes and strtod reads: `nan`, `inf`, `-infinity`, any case.
@@ -841,6 +847,9 @@ function parseArgument(raw: string, type: string | undefined): unknown {
   if (type === "i32" && !Number.isInteger(value)) {
     throw new UsageError(`argument "${raw}" is not an integer`);
   }
+  if (type === "i32" && (value < -(2 ** 31) || value > 2 ** 32 - 1)) {
+    throw new UsageError(`argument "${raw}" is out of range for an i32 (-2^31 to 2^32-1)`);
+  }
   return value;
 }
 
@@ -853,13 +862,15 @@ function formatResult(result: unknown): string {
 }
 
 /**
- * Keeps in JSON what it has no number for: a bigint (exact, as a string) and
+ * Keeps in JSON what it has no number for: a bigint (exact, as a string),
  * NaN or an infinity (as `"NaN"`, `"Infinity"`, `"-Infinity"`: `null` said
- * nothing of which).
+ * nothing of which) and -0 (`"-0"`: JSON.stringify writes 0).
  */
 function bigintReplacer(_key: string, value: unknown): unknown {
   if (typeof value === "bigint") return value.toString();
-  if (typeof value === "number" && !Number.isFinite(value)) return String(value);
+  if (typeof value === "number" && (!Number.isFinite(value) || Object.is(value, -0))) {
+    return formatResult(value);
+  }
   return value;
 }
 

@@ -43,6 +43,8 @@ import {
 
 /** Allocates `size` bytes for the host (`alloc` of the bytes ABI); re-export it. */
 export function alloc(size: usize): usize {
+  // The host allocates a call's input before the call: the garbage of the last ones first.
+  collectIfDue();
   return heap.alloc(size);
 }
 
@@ -85,11 +87,18 @@ function releaseHanded(): void {
  * collection. AssemblyScript's incremental collector lags behind large
  * buffers: before it had freed the last calls' ones, the allocator asked for
  * more memory than the plugin may have, and trapped (an echo of 600 KB failed
- * from its fourth call with 2 MiB of memory). Past this many bytes, `run`
- * collects in full first, which costs little next to copying them.
+ * from its fourth call with 2 MiB of memory). Past this many bytes, the next
+ * allocation for the host (`alloc`, a call's input) or `run` collects in full
+ * first, which costs little next to copying them.
  */
 let garbageBytes: usize = 0;
 const COLLECT_AFTER_BYTES: usize = 256 * 1024;
+
+function collectIfDue(): void {
+  if (garbageBytes < COLLECT_AFTER_BYTES) return;
+  garbageBytes = 0;
+  __collect();
+}
 
 /** The running call's input. */
 export function input(): Uint8Array {
@@ -240,10 +249,7 @@ export function run(ptr: usize, len: usize, fn: (input: Uint8Array) => Result): 
   aborting = false;
   discardOutput();
   releaseHanded();
-  if (garbageBytes >= COLLECT_AFTER_BYTES) {
-    garbageBytes = 0;
-    __collect();
-  }
+  collectIfDue();
   garbageBytes += len;
   inputPtr = ptr;
   inputLen = len;

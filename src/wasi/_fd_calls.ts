@@ -28,7 +28,14 @@ import {
   type FileDescriptor,
   hostPath,
 } from "./_fd_table.ts";
-import { atOffset, readSpans, readStdin, writeOutput, writeSpans } from "./_file_io.ts";
+import {
+  atOffset,
+  MAX_OFFSET,
+  readSpans,
+  readStdin,
+  writeOutput,
+  writeSpans,
+} from "./_file_io.ts";
 import { filetypeOf, setFileTimes, setTimesAt, writeFilestat } from "./_filestat.ts";
 import { encode } from "./_guest.ts";
 import { confirmNamed, mayWrite, permitWrite, resolvePath } from "./_path.ts";
@@ -147,6 +154,9 @@ function ioAtOffset(
   guest.check(call.resultPtr, 4);
   const { file, flags } = descriptor(state, call.fd, needs);
   const io = needs === "readable" ? readSpans : writeSpans;
+  const length = spans.reduce((sum, span) => sum + span.len, 0);
+  // As Linux: the range must fit an off_t, whatever the file (EINVAL), even to append.
+  if (call.offset > MAX_OFFSET - BigInt(length)) fail(Errno.INVAL);
   // Linux (and wasmtime) ignore a pwrite's offset on a file opened to append: it appends.
   const offset = needs === "writable" && (flags & FdFlags.APPEND) !== 0
     ? BigInt(file.statSync().size)
@@ -155,7 +165,8 @@ function ioAtOffset(
     file,
     offset,
     () => io(file, guest, spans, state.checkpoint),
-    () => needs === "readable" ? 0 : fail(Errno.FBIG),
+    // Past the largest file: nothing to read, and no room to write (but for nothing).
+    () => needs === "readable" || length === 0 ? 0 : fail(Errno.FBIG),
   );
   guest.setU32(call.resultPtr, moved);
   return Errno.SUCCESS;

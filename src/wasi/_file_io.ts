@@ -72,7 +72,7 @@ export function writeSpans(
 }
 
 /** The largest offset a file may have: a larger `off_t` is negative (`EINVAL`). */
-const MAX_OFFSET = (1n << 63n) - 1n;
+export const MAX_OFFSET = (1n << 63n) - 1n;
 
 /**
  * Runs `io` at `offset` and puts the file position back (`fd_pread`,

@@ -238,19 +238,25 @@ export function resolvePath(
   }
   let rel = [...parent, last];
   let info = lstat(hostPath(preopen, rel));
-  const slashedLink = info?.isSymlink === true && trailingSlash && !follow;
-  if (info?.isSymlink && (follow || trailingSlash)) {
+  // A last `.` names the directory before it, which must be there (`unlink("file/.")`
+  // deleted the file, `mkdir("new/.")` made `new`): Linux walks into it, a symlink too.
+  const throughDot = dotted === ".";
+  if (throughDot && info === undefined) fail(Errno.NOENT);
+  const slashedLink = info?.isSymlink === true && trailingSlash && !follow && !throughDot;
+  if (info?.isSymlink && (follow || trailingSlash || throughDot)) {
     rel = below(preopen, Deno.realPathSync(hostPath(preopen, rel)));
     info = Deno.statSync(hostPath(preopen, rel));
   }
-  if (trailingSlash && info !== undefined && !info.isDirectory) fail(Errno.NOTDIR);
+  if ((trailingSlash || throughDot) && info !== undefined && !info.isDirectory) {
+    fail(Errno.NOTDIR);
+  }
   const host = hostPath(preopen, rel);
   return {
     preopen,
     rel,
     host,
     info,
-    directoryOnly: trailingSlash,
+    directoryOnly: trailingSlash || throughDot,
     slashedLink,
     ...(dotted && { dotted }),
   };

@@ -279,9 +279,10 @@ export const PATH_CALLS: Readonly<Record<string, SystemCall>> = {
   path_unlink_file: pathCall<"existing", []>({
     lookup: false,
     expect: "existing",
-    check({ info, slashedLink }): void {
+    check({ info, slashedLink, dotted }): void {
       if (slashedLink) fail(Errno.NOTDIR);
-      if (info.isDirectory) fail(Errno.ISDIR);
+      // `unlink("dir/.")` (a directory by then) is EISDIR on Linux, a link to one too.
+      if (info.isDirectory || dotted !== undefined) fail(Errno.ISDIR);
     },
     writes: true,
     act: (_state, { host }) => Deno.removeSync(host),

@@ -54,21 +54,25 @@ Deno.test({
       assert.deepEqual(JSON.parse(output.stdout), { results: [-0.5, "-9007199254740993"] });
     });
 
-    await t.step("--json names NaN and the infinities (JSON has no number for them)", async () => {
-      for (const [args, result] of [[["-inf", "1"], "-Infinity"], [["nan", "1"], "NaN"]]) {
-        const output = await cli([
-          "call",
-          NUMBERS,
-          "sub_f64",
-          ...args!,
-          "--json",
-          "--isolation",
-          "inline",
-        ]);
-        assert.equal(output.code, 0, shown(output));
-        assert.deepEqual(JSON.parse(output.stdout), { results: [result] }, "it said null");
-      }
-    });
+    await t.step(
+      "--json names NaN, the infinities and -0 (JSON has no number for them)",
+      async () => {
+        const cases = [[["-inf", "1"], "-Infinity"], [["nan", "1"], "NaN"], [["-0", "0"], "-0"]];
+        for (const [args, result] of cases) {
+          const output = await cli([
+            "call",
+            NUMBERS,
+            "sub_f64",
+            ...args!,
+            "--json",
+            "--isolation",
+            "inline",
+          ]);
+          assert.equal(output.code, 0, shown(output));
+          assert.deepEqual(JSON.parse(output.stdout), { results: [result] }, "it said null");
+        }
+      },
+    );
 
     await t.step("after --, everything is an argument", async () => {
       const output = await cli([
@@ -101,6 +105,21 @@ Deno.test({
           /argument "1.5" is not an integer/,
         ],
         ["nan for an i32", [NUMBERS, "sub_i32", "nan", "1"], /argument "nan" is not a number/],
+        [
+          "2^32 for an i32",
+          [NUMBERS, "sub_i32", "4294967296", "1"],
+          /argument "4294967296" is out of range for an i32/,
+        ],
+        [
+          "2^53 + 1 for an i32",
+          [NUMBERS, "sub_i32", "9007199254740993", "1"],
+          /argument "9007199254740993" is out of range for an i32/,
+        ],
+        [
+          "2^64 for an i64",
+          [NUMBERS, "sub_i64", "18446744073709551616", "1"],
+          /argument "18446744073709551616" is out of range for an i64/,
+        ],
         [
           "a fraction for an i64",
           [NUMBERS, "sub_i64", "-1.5", "1"],

@@ -134,6 +134,16 @@ testEachIsolation(
       assert.equal(textOf(await plugin.callBytes("big", bytesOf("3"))), "AAA");
     });
 
+    await t.step("echoes of 300 KB in 1 MiB, one after another", async () => {
+      // The host allocates each input before the call collects: from the second call, the
+      // allocator found no room next to the last call's garbage, and trapped bare.
+      await using fresh = await loadFixture(runtime, "edges_as.wasm", { maxMemoryPages: 16 });
+      const input = new Uint8Array(300_000).fill(7);
+      for (let i = 0; i < 5; i++) {
+        assert.deepEqual(await fresh.callBytes("echo", input), input);
+      }
+    });
+
     await t.step("every abort is logged and in its TrapError, not only the first", async () => {
       for (let i = 0; i < 3; i++) {
         const error = await assertRejectsWith(

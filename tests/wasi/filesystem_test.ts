@@ -228,8 +228,15 @@ Deno.test(
         assert.equal(call("fd_pread", fd, scratch.iovecs([buf, 4]), 1, far, n), E.SUCCESS);
         assert.equal(scratch.u32(n), 0);
         assert.equal(call("fd_pwrite", fd, one, 1, far, n), 22, "EFBIG");
+        // Nothing to write fits anywhere (it was EFBIG).
+        assert.equal(call("fd_pwrite", fd, scratch.iovecs([buf, 0]), 1, far, n), E.SUCCESS);
+        assert.equal(scratch.u32(n), 0);
       }
       assert.equal(call("fd_pwrite", fd, one, 1, 1n << 63n, n), E.INVAL, "a negative off_t");
+      // A range past the largest off_t is EINVAL whatever the file system (it read 0, wrote EFBIG).
+      const last = (1n << 63n) - 1n;
+      assert.equal(call("fd_pread", fd, scratch.iovecs([buf, 4]), 1, last, n), E.INVAL);
+      assert.equal(call("fd_pwrite", fd, one, 1, last, n), E.INVAL);
       assert.equal(s.read(fd, 5), "Hello", "still at 0");
       assert.equal(call("fd_close", fd), E.SUCCESS);
       assert.equal(Deno.statSync(`${s.root}/sandbox/hello.txt`).size, 5);
@@ -324,6 +331,22 @@ Deno.test("WasiPreview1 creates, lists, renames and removes entries", TEMP_DIRS,
     assert.equal(rename("keep/inner/.", "moved"), E.BUSY);
     assert.equal(rename("keep/inner", "keep/.."), E.BUSY);
     assert.ok(Deno.statSync(`${s.root}/sandbox/keep/inner`).isDirectory);
+    // A last . names the directory before it: never a file, never one to make.
+    // unlink("file/.") deleted the file, O_TRUNC emptied it, mkdir("new/.") made new.
+    Deno.writeTextFileSync(`${s.root}/sandbox/keep/file`, "kept");
+    assert.equal(s.onPath("path_unlink_file", "keep/file/."), E.NOTDIR);
+    assert.equal(s.onPath("path_unlink_file", "keep/inner/."), E.ISDIR);
+    assert.equal(s.open("keep/file/.", { oflags: O_TRUNC, rights: FD_WRITE })[0], E.NOTDIR);
+    assert.equal(s.open("keep/new/.", { oflags: O_CREAT, rights: FD_WRITE })[0], E.NOENT);
+    assert.equal(s.onPath("path_create_directory", "keep/new/."), E.NOENT);
+    assert.equal(s.onPath("path_create_directory", "keep/file/."), E.NOTDIR);
+    assert.equal(rename("keep/file", "keep/new/."), E.NOENT);
+    assert.equal(Deno.readTextFileSync(`${s.root}/sandbox/keep/file`), "kept");
+    assert.deepEqual([...Deno.readDirSync(`${s.root}/sandbox/keep`)].map((e) => e.name).sort(), [
+      "file",
+      "inner",
+    ]);
+    assert.equal(s.onPath("path_unlink_file", "keep/file"), E.SUCCESS);
     assert.equal(s.onPath("path_remove_directory", "keep/inner"), E.SUCCESS);
     assert.equal(s.onPath("path_remove_directory", "keep"), E.SUCCESS);
   });
