@@ -28,14 +28,7 @@ import {
   type FileDescriptor,
   hostPath,
 } from "./_fd_table.ts";
-import {
-  atOffset,
-  MAX_OFFSET,
-  readSpans,
-  readStdin,
-  writeOutput,
-  writeSpans,
-} from "./_file_io.ts";
+import { atOffset, MAX_OFFSET, readSpans, readStdin, writeOutput, writeSpans } from "./_file_io.ts";
 import { filetypeOf, setFileTimes, setTimesAt, writeFilestat } from "./_filestat.ts";
 import { encode } from "./_guest.ts";
 import { confirmNamed, mayWrite, permitWrite, resolvePath } from "./_path.ts";
