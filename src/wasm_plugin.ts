@@ -18,6 +18,7 @@ import type { Capability } from "./capability.ts";
 import {
   InvalidFunctionError,
   PluginStateError,
+  TimeoutError,
   TypeMismatchError,
   type WasmError,
 } from "./errors.ts";
@@ -199,6 +200,8 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
   readonly manifest: PluginManifest | null;
 
   readonly #backend: PluginBackend;
+  /** The backend's `deadlineFromStart`: whether a result after the call's timeout is late. */
+  readonly #lateAfterTimeout: boolean;
   readonly #hostScope: object;
   readonly #logStats: { readonly droppedRecords: number };
   readonly #signatures: ReadonlyMap<string, Signature>;
@@ -253,6 +256,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     this.limits = init.limits;
     this.manifest = init.manifest;
     this.#backend = init.backend;
+    this.#lateAfterTimeout = init.backend.deadlineFromStart;
     this.#hostScope = init.hostScope;
     this.#logStats = init.logStats;
     this.#signatures = init.signatures;
@@ -1213,21 +1217,37 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
       this.#finish(name, start, err);
       throw err;
     }
-    return this.#finishCall(name, start, result, decode);
+    return this.#finishCall(
+      name,
+      start,
+      result,
+      decode,
+      this.#lateAfterTimeout ? budget.timeoutMs : Infinity,
+    );
   }
 
   /**
    * A started call's result as its caller gets it: recorded now, or when
    * its promise settles (meanwhile the calls waiting behind it are posted
-   * ahead, see {@linkcode #postAhead}).
+   * ahead, see {@linkcode #postAhead}). One that ended after `timeoutMs`
+   * fails with a `TimeoutError`, whatever it returned, as in a worker, whose
+   * host's timer says so: inline, one instruction (a `table.grow` of millions
+   * of elements) could run past the deadline with no check after it.
    */
-  #finishCall(name: string, start: number, result: unknown, decode?: Decode): unknown {
+  #finishCall(
+    name: string,
+    start: number,
+    result: unknown,
+    decode?: Decode,
+    timeoutMs = Infinity,
+  ): unknown {
     if (result instanceof Promise) {
       this.#postAhead();
       return this.#finishWhenSettled(
         name,
         start,
         decode === undefined ? result : result.then(decode),
+        timeoutMs,
       );
     }
     if (decode !== undefined) {
@@ -1239,7 +1259,8 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
         throw err;
       }
     }
-    this.#finish(name, start, undefined);
+    const late = this.#finish(name, start, undefined, this.#backend.lastFuelUsed, timeoutMs);
+    if (late !== undefined) throw late;
     return result;
   }
 
@@ -1383,13 +1404,22 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     return this.#finishCall(name, start, result, decode);
   }
 
+  /**
+   * Records a call that ended (metrics, state, events, the next caller's
+   * turn); returns the error it ended with, which is a `TimeoutError` for a
+   * success that came after `timeoutMs`.
+   */
   #finish(
     name: string,
     start: number,
     error: unknown,
     fuelUsed: number = this.#backend.lastFuelUsed,
-  ): void {
+    timeoutMs = Infinity,
+  ): unknown {
     const end = performance.now();
+    if (error === undefined && end - start > timeoutMs) {
+      error = new TimeoutError(undefined, { timeoutMs });
+    }
     this.#metrics.record(name, start, end, error, this.#backend.memoryBytes(), fuelUsed);
     const ran = this.#state === "running";
     if (ran) this.#state = this.#restState;
@@ -1399,6 +1429,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
       this.#emit("state_changed", { from: "running", to: this.#restState });
     }
     this.#report(name, end - start, error);
+    return error;
   }
 
   /** Records a call that left the line before its turn (its signal aborted): it ran nothing. */
@@ -1486,10 +1517,16 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
   }
 
   /** Records a call once its backend's promise settles (metrics, state, the next waiting call). */
-  #finishWhenSettled<T>(name: string, start: number, result: Promise<T>): Promise<T> {
+  #finishWhenSettled<T>(
+    name: string,
+    start: number,
+    result: Promise<T>,
+    timeoutMs: number,
+  ): Promise<T> {
     return result.then(
       (value) => {
-        this.#finish(name, start, undefined);
+        const late = this.#finish(name, start, undefined, this.#backend.lastFuelUsed, timeoutMs);
+        if (late !== undefined) throw late;
         return value;
       },
       (err) => {

@@ -164,6 +164,9 @@ export class PluginInstance implements PluginBackend {
     return this.#lastFuelUsed;
   }
 
+  /** See {@linkcode PluginBackend.deadlineFromStart}. */
+  readonly deadlineFromStart = true;
+
   async #instantiate(): Promise<void> {
     let instance: WebAssembly.Instance;
     try {

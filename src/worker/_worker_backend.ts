@@ -278,6 +278,9 @@ class WorkerBackend implements PluginBackend {
     return this.#lastFuelUsed;
   }
 
+  /** The host's timer starts when the worker is ready (after a respawn): see `#converse`. */
+  readonly deadlineFromStart = false;
+
   memoryBytes(): number {
     return this.#memoryBytes;
   }

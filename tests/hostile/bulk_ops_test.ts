@@ -117,3 +117,16 @@ testEachIsolation("Hostile: one table.fill of 10 million elements ends at its de
   );
   await within(() => assertRejectsWith(() => loaded.plugin.callVoid("fill"), TimeoutError));
 });
+
+testEachIsolation("Hostile: a call that ends after its deadline is a TimeoutError in both", {
+  permissions: "none",
+}, async (_t, { loadPlugin }) => {
+  // One table.grow of 10 million elements runs 0.1 s, past a 20 ms deadline, with no check
+  // after it: inline the call succeeded, a worker's host said TimeoutError.
+  await using loaded = await loadPlugin(
+    `(module (table 1 10000000 externref)
+      (func (export "grow") (result i32) (table.grow (ref.null extern) (i32.const 9999999))))`,
+    { resourceLimits: { maxTableElements: 10_000_000, maxExecutionTimeMs: 20 } },
+  );
+  await within(() => assertRejectsWith(() => loaded.plugin.callI32("grow"), TimeoutError));
+});
