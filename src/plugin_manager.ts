@@ -16,6 +16,7 @@ import type { PluginMessage } from "./host/plugin_message.ts";
 import type { WasmPluginConfig } from "./plugin_config.ts";
 import { PluginEvent, type PluginEventDetails, type PluginEventType } from "./plugin_event.ts";
 import {
+  assertWaitableFor,
   checkStopOptions,
   initializeOnce,
   type StopOptions,
@@ -438,7 +439,11 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
     // Calls made while one initializes wait for it, and only it emits "initialized": a
     // plugin that is ready already emits nothing.
     const running = this.#initializing.get(plugin);
-    if (running !== undefined) return await running;
+    if (running !== undefined) {
+      // From the plugin's own host function, the initialization waits for this very call.
+      assertWaitableFor(plugin, "initialize");
+      return await running;
+    }
     if (plugin.state === "ready") return;
     const initializing = this.#initialize(plugin);
     this.#initializing.set(plugin, initializing);

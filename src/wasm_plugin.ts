@@ -130,6 +130,7 @@ const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
 let construct: (init: PluginInit) => WasmPlugin;
 let refusal: (plugin: WasmPlugin, abort: boolean) => PluginStateError | undefined;
 let initializeRan: (plugin: WasmPlugin) => Promise<boolean>;
+let waitable: (plugin: WasmPlugin, action: string) => void;
 
 const stopWatchers = new WeakMap<WasmPlugin, () => void>();
 
@@ -159,6 +160,16 @@ export function stopRefusal(plugin: WasmPlugin, abort: boolean): PluginStateErro
  */
 export function initializeOnce(plugin: WasmPlugin): Promise<boolean> {
   return initializeRan(plugin);
+}
+
+/**
+ * Throws a `PluginStateError` when called from one of `plugin`'s own host
+ * functions while it runs: waiting for the plugin there would wait for the
+ * call that waits for the host function (for its manager, before it joins
+ * an initialization in progress).
+ */
+export function assertWaitableFor(plugin: WasmPlugin, action: string): void {
+  waitable(plugin, action);
 }
 
 /**
@@ -202,6 +213,8 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
   readonly #backend: PluginBackend;
   /** The backend's `deadlineFromStart`: whether a result after the call's timeout is late. */
   readonly #lateAfterTimeout: boolean;
+  /** The running call's signal (see {@linkcode #timesOut}). */
+  #runningSignal: AbortSignal | undefined;
   readonly #hostScope: object;
   readonly #logStats: { readonly droppedRecords: number };
   readonly #signatures: ReadonlyMap<string, Signature>;
@@ -246,6 +259,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     construct = (init) => new WasmPlugin(init);
     refusal = (plugin, abort) => plugin.#stopRefusal(abort);
     initializeRan = (plugin) => plugin.#initialize();
+    waitable = (plugin, action) => plugin.#assertWaitable(action);
   }
 
   private constructor(init: PluginInit) {
@@ -418,13 +432,14 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
       for (const initializer of ["_initialize", "init"]) {
         const signature = this.#signatures.get(initializer);
         if (signature === undefined || signature.params.length > 0) continue;
-        const result = this.#backend.invoke(
-          initializer,
-          [],
-          this.#budget.budget,
-          performance.now(),
-        );
+        const start = performance.now();
+        const budget = this.#budget.budget;
+        const result = this.#backend.invoke(initializer, [], budget, start);
         if (result instanceof Promise) await result;
+        // Ended after its deadline: failed, as in a worker (see #finish).
+        if (this.#lateAfterTimeout && performance.now() - start > budget.timeoutMs) {
+          throw new TimeoutError(undefined, { timeoutMs: budget.timeoutMs });
+        }
       }
     } catch (err) {
       // Calls that waited for the initialization fail with the state as the turn passes
@@ -1207,6 +1222,8 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
   ): unknown {
     if (budget.signal?.aborted) return this.#failAborted(name, start, budget.signal);
     this.#markRunning();
+    this.#runningSignal = budget.signal;
+    const timeoutMs = this.#lateAfterTimeout ? budget.timeoutMs : Infinity;
     let result: unknown;
     try {
       // The typed call's site stays monomorphic: it is every inline call's path.
@@ -1214,16 +1231,9 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
         ? this.#backend.invoke(name, request as unknown[], budget, start)
         : route.run(this.#backend, name, request, budget, start);
     } catch (err) {
-      this.#finish(name, start, err);
-      throw err;
+      throw this.#finish(name, start, err, this.#backend.lastFuelUsed, timeoutMs);
     }
-    return this.#finishCall(
-      name,
-      start,
-      result,
-      decode,
-      this.#lateAfterTimeout ? budget.timeoutMs : Infinity,
-    );
+    return this.#finishCall(name, start, result, decode, timeoutMs);
   }
 
   /**
@@ -1243,25 +1253,32 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
   ): unknown {
     if (result instanceof Promise) {
       this.#postAhead();
-      return this.#finishWhenSettled(
-        name,
-        start,
-        decode === undefined ? result : result.then(decode),
-        timeoutMs,
-      );
+      return this.#finishWhenSettled(name, start, result, timeoutMs, decode);
     }
-    if (decode !== undefined) {
-      // Part of the call: output it cannot decode fails it, in its metrics and events too.
-      try {
-        result = decode(result as Uint8Array);
-      } catch (err) {
-        this.#finish(name, start, err);
-        throw err;
-      }
-    }
+    if (decode !== undefined) return this.#decoded(name, start, result, decode, timeoutMs);
     const late = this.#finish(name, start, undefined, this.#backend.lastFuelUsed, timeoutMs);
     if (late !== undefined) throw late;
     return result;
+  }
+
+  /**
+   * The output of a finished bytes call, decoded (`callJson`): output it
+   * cannot decode fails the call, in its metrics and events too; the time
+   * decoding takes is the host's, not the call's (lateness is decided first).
+   */
+  #decoded(name: string, start: number, output: unknown, decode: Decode, timeoutMs: number) {
+    if (performance.now() - start > timeoutMs) {
+      throw this.#finish(name, start, undefined, this.#backend.lastFuelUsed, timeoutMs);
+    }
+    let decoded: unknown;
+    try {
+      decoded = decode(output as Uint8Array);
+    } catch (err) {
+      this.#finish(name, start, err);
+      throw err;
+    }
+    this.#finish(name, start, undefined);
+    return decoded;
   }
 
   /** Checks a call's export, results and arguments, and returns the arguments converted. */
@@ -1406,8 +1423,11 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
 
   /**
    * Records a call that ended (metrics, state, events, the next caller's
-   * turn); returns the error it ended with, which is a `TimeoutError` for a
-   * success that came after `timeoutMs`.
+   * turn); returns the error it ended with: a call that ended after
+   * `timeoutMs`, whatever it returned or failed with, ends with a
+   * `TimeoutError` (the failure as its cause), as in a worker, whose host's
+   * timer stops it there; not one the plugin's stop or its caller's signal
+   * ended.
    */
   #finish(
     name: string,
@@ -1417,8 +1437,11 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     timeoutMs = Infinity,
   ): unknown {
     const end = performance.now();
-    if (error === undefined && end - start > timeoutMs) {
-      error = new TimeoutError(undefined, { timeoutMs });
+    if (end - start > timeoutMs && this.#timesOut(error)) {
+      error = new TimeoutError(undefined, {
+        timeoutMs,
+        ...(error !== undefined && { cause: error }),
+      });
     }
     this.#metrics.record(name, start, end, error, this.#backend.memoryBytes(), fuelUsed);
     const ran = this.#state === "running";
@@ -1430,6 +1453,16 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     }
     this.#report(name, end - start, error);
     return error;
+  }
+
+  /**
+   * Whether a call that ended (with `error`, or `undefined`) after its
+   * timeout ends with a `TimeoutError` instead: not when its own signal or
+   * the plugin's stop ended it, or it timed out already.
+   */
+  #timesOut(error: unknown): boolean {
+    if (error instanceof TimeoutError || error instanceof PluginStateError) return false;
+    return !this.#abort.signal.aborted && this.#runningSignal?.aborted !== true;
   }
 
   /** Records a call that left the line before its turn (its signal aborted): it ran nothing. */
@@ -1517,21 +1550,22 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
   }
 
   /** Records a call once its backend's promise settles (metrics, state, the next waiting call). */
-  #finishWhenSettled<T>(
+  #finishWhenSettled(
     name: string,
     start: number,
-    result: Promise<T>,
+    result: Promise<unknown>,
     timeoutMs: number,
-  ): Promise<T> {
+    decode?: Decode,
+  ): Promise<unknown> {
     return result.then(
       (value) => {
+        if (decode !== undefined) return this.#decoded(name, start, value, decode, timeoutMs);
         const late = this.#finish(name, start, undefined, this.#backend.lastFuelUsed, timeoutMs);
         if (late !== undefined) throw late;
         return value;
       },
       (err) => {
-        this.#finish(name, start, err);
-        throw err;
+        throw this.#finish(name, start, err, this.#backend.lastFuelUsed, timeoutMs);
       },
     );
   }

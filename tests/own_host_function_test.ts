@@ -378,3 +378,38 @@ testEachIsolation(
     }
   },
 );
+
+testEachIsolation(
+  "A plugin's own tool may not wait for the initialization it is part of",
+  PERMISSIONS,
+  async (t, kit) => {
+    // The manager's initialize() joined the one in progress, which waited for the tool: in a
+    // worker until the deadline, and the plugin ended in "error".
+    const wat = `(module
+      (import "env" "host_call_tool" (func $tool (param i32 i32 i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 0) "inner{}")
+      (func (export "init") (drop (call $tool
+        (i32.const 0) (i32.const 5) (i32.const 5) (i32.const 2) (i32.const 64) (i32.const 64)))))`;
+    for (const via of ["plugin", "manager"] as const) {
+      await t.step(`${via}.initialize() is refused at once`, async () => {
+        await using runtime = kit.createRuntime({ resourceLimits: { maxExecutionTimeMs: 5_000 } });
+        await using manager = new PluginManager(runtime);
+        let seen: unknown = "nothing";
+        let action: () => Promise<unknown> = () => Promise.resolve();
+        runtime.registerTool("inner", async () => {
+          await action().then(() => seen = "done", (err) => seen = err);
+          return 0;
+        });
+        const handle = await manager.loadWat(wat, { capabilities: [Capability.CallTool] });
+        const plugin = manager.get(handle);
+        action = via === "plugin" ? () => plugin.initialize() : () => manager.initialize(handle);
+        const started = performance.now();
+        await manager.initialize(handle);
+        assert.ok(performance.now() - started < 2_000, "it waited for the deadline");
+        assert.ok(seen instanceof PluginStateError, String(seen));
+        assert.equal(plugin.state, "ready");
+      });
+    }
+  },
+);

@@ -235,6 +235,11 @@ export class PluginInstance implements PluginBackend {
       budget.signal?.throwIfAborted();
       this.#limits!.runStart();
       if (this.#slot.error !== undefined) throw this.#slot.error;
+      // Ended after its deadline (one long instruction with no check after it): failed, as
+      // a worker's host reports it.
+      if (performance.now() - startMs > budget.timeoutMs) {
+        throw new TimeoutError(undefined, { timeoutMs: budget.timeoutMs });
+      }
     } catch (err) {
       const cause = this.#failure(err) as WasmError;
       throw new InstantiationError(`The start function failed: ${cause.message}`, { cause });

@@ -6,7 +6,7 @@
  * in both.
  */
 import assert from "node:assert/strict";
-import { FuelExhaustedError, TimeoutError } from "../../mod.ts";
+import { FuelExhaustedError, InstantiationError, TimeoutError } from "../../mod.ts";
 import { assertRejectsWith, testEachIsolation } from "../_helpers.ts";
 import { within } from "./_within.ts";
 
@@ -129,4 +129,73 @@ testEachIsolation("Hostile: a call that ends after its deadline is a TimeoutErro
     { resourceLimits: { maxTableElements: 10_000_000, maxExecutionTimeMs: 20 } },
   );
   await within(() => assertRejectsWith(() => loaded.plugin.callI32("grow"), TimeoutError));
+});
+
+/** Each export runs one 10-million-element `table.grow` (0.1 s), then fails its own way. */
+const LATE_FAILURES_WAT = `(module
+  (import "env" "host_set_error" (func $err (param i32 i32)))
+  (memory (export "memory") 1) (table 1 10000000 externref)
+  (data (i32.const 100) "boom")
+  (func $grow (drop (table.grow (ref.null extern) (i32.const 9999999))))
+  (func (export "init") (call $grow))
+  (func (export "trap") (call $grow) unreachable)
+  (func (export "guest_error") (call $grow) (call $err (i32.const 100) (i32.const 4))))`;
+
+testEachIsolation(
+  "Hostile: a call or initializer that fails after its deadline is a TimeoutError",
+  {
+    permissions: "none",
+  },
+  async (t, { loadPlugin }) => {
+    // Inline they ended with their own error (or, for init, succeeded): a worker's host said
+    // TimeoutError.
+    const limits = { maxTableElements: 10_000_000, maxExecutionTimeMs: 20 };
+    for (const call of ["trap", "guest_error", "init"] as const) {
+      await t.step(call, async () => {
+        await using loaded = await loadPlugin(LATE_FAILURES_WAT, { resourceLimits: limits });
+        const { plugin } = loaded;
+        const run = call === "init" ? () => plugin.initialize() : () => plugin.callVoid(call);
+        await within(() => assertRejectsWith(run, TimeoutError));
+      });
+    }
+  },
+);
+
+testEachIsolation("Hostile: a start function that ends after its deadline fails the load", {
+  permissions: "none",
+}, async (_t, { createRuntime }) => {
+  await using runtime = createRuntime();
+  const error = await within(() =>
+    assertRejectsWith(
+      () =>
+        runtime.createPluginFromWat(
+          `(module (table 1 10000000 externref)
+            (func $s (drop (table.grow (ref.null extern) (i32.const 9999999)))) (start $s))`,
+          { resourceLimits: { maxTableElements: 10_000_000, maxExecutionTimeMs: 20 } },
+        ),
+      InstantiationError,
+    )
+  );
+  assert.ok(error.cause instanceof TimeoutError, String(error.cause));
+});
+
+testEachIsolation("Hostile: callJson's parsing on the host is not its call's time", {
+  permissions: "none",
+}, async (_t, { loadPlugin }) => {
+  // 8 MB of JSON take the host longer to parse than the call's 50 ms; the call itself (a copy
+  // out) takes a few: inline the parse was counted, and the call said TimeoutError.
+  const size = 8_000_000;
+  await using loaded = await loadPlugin(
+    `(module (memory (export "memory") 200)
+      (func (export "alloc") (param i32) (result i32) (i32.const 16))
+      (func (export "get") (param i32 i32) (result i64)
+        (i64.or (i64.shl (i64.const 65536) (i64.const 32)) (i64.const ${size}))))`,
+    { resourceLimits: { maxExecutionTimeMs: 50 } },
+  );
+  const item = '{"a":[1,2]},';
+  const json = `[${item.repeat(Math.floor((size - 10) / item.length)).slice(0, -1)}]`;
+  await loaded.plugin.writeMemory(65536, new TextEncoder().encode(json.padEnd(size, " ")));
+  const items = await loaded.plugin.callJson("get", 1) as unknown[];
+  assert.equal(items.length, Math.floor((size - 10) / item.length));
+  assert.equal((await loaded.plugin.metrics()).failureCount, 0);
 });
