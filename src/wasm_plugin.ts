@@ -428,16 +428,18 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     using _turn = taken instanceof Promise ? await taken : taken;
     if (!this.#needsInitializing()) return false;
     this.#setState("initializing");
+    const budget = this.#budget.budget;
+    this.#runningSignal = undefined;
+    let start = NaN;
     try {
       for (const initializer of ["_initialize", "init"]) {
         const signature = this.#signatures.get(initializer);
         if (signature === undefined || signature.params.length > 0) continue;
-        const start = performance.now();
-        const budget = this.#budget.budget;
+        start = performance.now();
         const result = this.#backend.invoke(initializer, [], budget, start);
         if (result instanceof Promise) await result;
         // Ended after its deadline: failed, as in a worker (see #finish).
-        if (this.#lateAfterTimeout && performance.now() - start > budget.timeoutMs) {
+        if (this.#initializerLate(start, budget.timeoutMs, undefined)) {
           throw new TimeoutError(undefined, { timeoutMs: budget.timeoutMs });
         }
       }
@@ -448,11 +450,20 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
       if (this.#stopping !== undefined && this.#abort.signal.aborted) {
         throw this.#abort.signal.reason;
       }
+      if (this.#initializerLate(start, budget.timeoutMs, err)) {
+        throw new TimeoutError(undefined, { timeoutMs: budget.timeoutMs, cause: err });
+      }
       throw err;
     }
     this.#restState = "ready";
     this.#setState("ready");
     return true;
+  }
+
+  /** Whether an initializer started at `start` ended late (inline: see {@linkcode #finish}). */
+  #initializerLate(start: number, timeoutMs: number, error: unknown): boolean {
+    return this.#lateAfterTimeout && performance.now() - start > timeoutMs &&
+      this.#timesOut(error);
   }
 
   /**
@@ -1267,17 +1278,20 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * decoding takes is the host's, not the call's (lateness is decided first).
    */
   #decoded(name: string, start: number, output: unknown, decode: Decode, timeoutMs: number) {
-    if (performance.now() - start > timeoutMs) {
-      throw this.#finish(name, start, undefined, this.#backend.lastFuelUsed, timeoutMs);
+    const end = performance.now();
+    const fuel = this.#backend.lastFuelUsed;
+    if (end - start > timeoutMs) {
+      const late = this.#finish(name, start, undefined, fuel, timeoutMs, end);
+      if (late !== undefined) throw late;
     }
     let decoded: unknown;
     try {
       decoded = decode(output as Uint8Array);
     } catch (err) {
-      this.#finish(name, start, err);
+      this.#finish(name, start, err, fuel, Infinity, end);
       throw err;
     }
-    this.#finish(name, start, undefined);
+    this.#finish(name, start, undefined, fuel, Infinity, end);
     return decoded;
   }
 
@@ -1435,8 +1449,8 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     error: unknown,
     fuelUsed: number = this.#backend.lastFuelUsed,
     timeoutMs = Infinity,
+    end: number = performance.now(),
   ): unknown {
-    const end = performance.now();
     if (end - start > timeoutMs && this.#timesOut(error)) {
       error = new TimeoutError(undefined, {
         timeoutMs,
@@ -1462,6 +1476,8 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    */
   #timesOut(error: unknown): boolean {
     if (error instanceof TimeoutError || error instanceof PluginStateError) return false;
+    // Timed out already, inside (a command's start function: an InstantiationError).
+    if ((error as { cause?: unknown } | null)?.cause instanceof TimeoutError) return false;
     return !this.#abort.signal.aborted && this.#runningSignal?.aborted !== true;
   }
 

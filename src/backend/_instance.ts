@@ -241,7 +241,11 @@ export class PluginInstance implements PluginBackend {
         throw new TimeoutError(undefined, { timeoutMs: budget.timeoutMs });
       }
     } catch (err) {
-      const cause = this.#failure(err) as WasmError;
+      let cause = this.#failure(err) as WasmError;
+      if (!(cause instanceof TimeoutError) && performance.now() - startMs > budget.timeoutMs) {
+        // Failed after its deadline: as a worker's host reports it.
+        cause = new TimeoutError(undefined, { timeoutMs: budget.timeoutMs, cause });
+      }
       throw new InstantiationError(`The start function failed: ${cause.message}`, { cause });
     } finally {
       this.#end();
@@ -427,6 +431,11 @@ export class PluginInstance implements PluginBackend {
       let exitCode = 0;
       try {
         command.start(budget, startMs);
+      } catch (err) {
+        // Out of time in the start function: the run timed out (its one deadline), as a
+        // worker's host says.
+        if (err instanceof InstantiationError && err.cause instanceof TimeoutError) throw err.cause;
+        throw err;
       } finally {
         this.#lastFuelUsed = command.lastFuelUsed;
       }

@@ -166,14 +166,15 @@ function openMode(target: Resolved, oflags: number, rightsBase: bigint): OpenMod
 function checkOpen(target: Resolved, oflags: number, rightsBase: bigint): void {
   const { info } = target;
   const mode = openMode(target, oflags, rightsBase);
+  // O_CREAT|O_DIRECTORY makes nothing, whatever is there: Linux (since 6.4) says EINVAL.
+  if (mode.create && (oflags & OFlags.DIRECTORY) !== 0) fail(Errno.INVAL);
   if (info?.isSymlink) fail(Errno.LOOP); // not followed: the guest asked for O_NOFOLLOW
-  // O_CREAT on a directory opens nothing, as on Linux (it opened the directory):
-  // EISDIR, EEXIST with O_EXCL unless the name ends in / or ., EINVAL with O_DIRECTORY.
-  if (info?.isDirectory && mode.create && target.directoryOnly === true) fail(Errno.ISDIR);
+  // O_CREAT on a directory opens nothing, as on Linux (it opened the directory): EISDIR, and
+  // EEXIST with O_EXCL unless the name ends in `/`.
+  const slashed = target.directoryOnly === true && target.dotted !== ".";
+  if (info?.isDirectory && mode.create && slashed) fail(Errno.ISDIR);
   if (info !== undefined && mode.create && mode.exclusive) fail(Errno.EXIST);
-  if (info?.isDirectory && mode.create) {
-    fail(oflags & OFlags.DIRECTORY ? Errno.INVAL : Errno.ISDIR);
-  }
+  if (info?.isDirectory && mode.create) fail(Errno.ISDIR);
   if (info === undefined && !mode.create) fail(Errno.NOENT);
   // "name/" with O_CREAT names a directory: no file of that name is made (Linux: EISDIR).
   if (info === undefined && target.directoryOnly === true) fail(Errno.ISDIR);

@@ -163,20 +163,49 @@ testEachIsolation(
 
 testEachIsolation("Hostile: a start function that ends after its deadline fails the load", {
   permissions: "none",
-}, async (_t, { createRuntime }) => {
+}, async (t, { createRuntime, loadPlugin }) => {
   await using runtime = createRuntime();
-  const error = await within(() =>
-    assertRejectsWith(
-      () =>
-        runtime.createPluginFromWat(
-          `(module (table 1 10000000 externref)
-            (func $s (drop (table.grow (ref.null extern) (i32.const 9999999)))) (start $s))`,
-          { resourceLimits: { maxTableElements: 10_000_000, maxExecutionTimeMs: 20 } },
-        ),
-      InstantiationError,
-    )
-  );
-  assert.ok(error.cause instanceof TimeoutError, String(error.cause));
+  const limits = { maxTableElements: 10_000_000, maxExecutionTimeMs: 20 };
+  for (const end of ["", "unreachable"]) {
+    await t.step(end === "" ? "returning" : "trapping", async () => {
+      const error = await within(() =>
+        assertRejectsWith(
+          () =>
+            runtime.createPluginFromWat(
+              `(module (table 1 10000000 externref)
+                (func $s (drop (table.grow (ref.null extern) (i32.const 9999999))) ${end})
+                (start $s))`,
+              { resourceLimits: limits },
+            ),
+          InstantiationError,
+        )
+      );
+      assert.ok(error.cause instanceof TimeoutError, String(error.cause));
+    });
+  }
+  await t.step("an init that traps late", async () => {
+    // It ended with its own trap inline, a TimeoutError in a worker.
+    await using loaded = await loadPlugin(
+      `(module (table 1 10000000 externref)
+        (func (export "init") (drop (table.grow (ref.null extern) (i32.const 9999999))) unreachable))`,
+      { resourceLimits: limits },
+    );
+    await within(() => assertRejectsWith(() => loaded.plugin.initialize(), TimeoutError));
+    assert.equal(loaded.plugin.state, "error");
+  });
+  await t.step("a command whose start function ends late: one TimeoutError", async () => {
+    // Inline it came wrapped twice: TimeoutError(InstantiationError(TimeoutError)).
+    await using loaded = await loadPlugin(
+      `(module (memory (export "memory") 1) (table 1 10000000 externref)
+        (func $s (drop (table.grow (ref.null extern) (i32.const 9999999)))) (start $s)
+        (func (export "_start")))`,
+      { resourceLimits: { ...limits, maxExecutionTimeMs: 5_000 } },
+    );
+    const error = await within(() =>
+      assertRejectsWith(() => loaded.plugin.run({ timeoutMs: 20 }), TimeoutError)
+    );
+    assert.ok(!(error.cause instanceof InstantiationError), String(error.cause));
+  });
 });
 
 testEachIsolation("Hostile: callJson's parsing on the host is not its call's time", {

@@ -346,7 +346,9 @@ Deno.test("WasiPreview1 creates, lists, renames and removes entries", TEMP_DIRS,
     assert.equal(s.open("keep/inner/.", { oflags: O_CREAT })[0], E.ISDIR);
     assert.equal(s.open("keep/inner/", { oflags: O_CREAT | O_EXCL })[0], E.ISDIR);
     assert.equal(s.open("keep/inner", { oflags: O_CREAT | O_EXCL })[0], E.EXIST);
+    assert.equal(s.open("keep/inner/.", { oflags: O_CREAT | O_EXCL })[0], E.EXIST);
     assert.equal(s.open("keep/inner", { oflags: O_CREAT | O_DIRECTORY })[0], E.INVAL);
+    assert.equal(s.open("keep/file", { oflags: O_CREAT | O_DIRECTORY })[0], E.INVAL);
     assert.equal(s.open("keep/inner/.", { oflags: O_DIRECTORY })[0], E.SUCCESS);
     assert.equal(Deno.readTextFileSync(`${s.root}/sandbox/keep/file`), "kept");
     assert.deepEqual([...Deno.readDirSync(`${s.root}/sandbox/keep`)].map((e) => e.name).sort(), [
