@@ -1277,7 +1277,13 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * cannot decode fails the call, in its metrics and events too; the time
    * decoding takes is the host's, not the call's (lateness is decided first).
    */
-  #decoded(name: string, start: number, output: unknown, decode: Decode, timeoutMs: number) {
+  #decoded(
+    name: string,
+    start: number,
+    output: unknown,
+    decode: Decode,
+    timeoutMs: number,
+  ): unknown {
     const end = performance.now();
     const fuel = this.#backend.lastFuelUsed;
     if (end - start > timeoutMs) {
