@@ -211,15 +211,15 @@ testEachIsolation("Hostile: a start function that ends after its deadline fails 
 testEachIsolation("Hostile: callJson's parsing on the host is not its call's time", {
   permissions: "none",
 }, async (_t, { loadPlugin }) => {
-  // 8 MB of JSON take the host longer to parse than the call's 50 ms; the call itself (a copy
-  // out) takes a few: inline the parse was counted, and the call said TimeoutError.
-  const size = 8_000_000;
+  // 24 MB of JSON take the host longer to parse (≈ 0.5 s) than the call's 150 ms; the call itself
+  // (a copy out) takes a few: inline the parse was counted, and the call said TimeoutError.
+  const size = 24_000_000;
   await using loaded = await loadPlugin(
-    `(module (memory (export "memory") 200)
+    `(module (memory (export "memory") 400)
       (func (export "alloc") (param i32) (result i32) (i32.const 16))
       (func (export "get") (param i32 i32) (result i64)
         (i64.or (i64.shl (i64.const 65536) (i64.const 32)) (i64.const ${size}))))`,
-    { resourceLimits: { maxExecutionTimeMs: 50 } },
+    { resourceLimits: { maxMemoryPages: 400, maxExecutionTimeMs: 150 } },
   );
   const item = '{"a":[1,2]},';
   const json = `[${item.repeat(Math.floor((size - 10) / item.length)).slice(0, -1)}]`;
