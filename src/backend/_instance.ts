@@ -193,6 +193,7 @@ export class PluginInstance implements PluginBackend {
     });
     this.#slot.hostCallEnded = () => limits.hostCallEnded(this.memory.takeTouched());
     this.#slot.checkpoint = () => this.#checkDeadline();
+    this.#slot.deadlinePassed = () => performance.now() >= this.#currentDeadline();
     // A call aborted by one of its own host functions: its guest stops at its next check.
     this.#slot.interrupt = () => limits.interrupt();
     this.#slot.stopRequested = stopRequested;
@@ -255,6 +256,7 @@ export class PluginInstance implements PluginBackend {
   /** Arms the instrumentation for one top-level call. */
   #begin(budget: CallBudget, startMs: number): void {
     this.#slot.guestError = undefined;
+    this.#slot.abortedLate = false;
     // What the host moved before the call (a bytes call's input) is not its host functions'.
     this.memory.takeTouched();
     this.#budget = budget;
@@ -789,7 +791,7 @@ export class PluginInstance implements PluginBackend {
       if (this.#cancelled !== undefined) this.#limits?.unwind();
       const failure = this.#cancelled === undefined ? this.#failure(err) : this.#cancelled.reason;
       // An aborted call rejects with the signal's reason, whatever the guest made of it.
-      throw this.#reportedAs(budget.signal?.aborted ? budget.signal.reason : failure);
+      throw this.#abortedOr(budget, failure);
     } finally {
       this.#end();
       watch[Symbol.dispose]();
@@ -807,7 +809,12 @@ export class PluginInstance implements PluginBackend {
    * with the reason, whatever else stopped it, as an async call and a worker's do.
    */
   #abortedOr(budget: CallBudget, failure: unknown): unknown {
-    return budget.signal?.aborted ? this.#reportedAs(budget.signal.reason) : failure;
+    if (!budget.signal?.aborted) return failure;
+    // Aborted by its own host function after its deadline: the deadline came first.
+    if (this.#slot.abortedLate === true) {
+      return this.#reportedAs(new TimeoutError(undefined, { timeoutMs: budget.timeoutMs }));
+    }
+    return this.#reportedAs(budget.signal.reason);
   }
 
   #failure(err: unknown): unknown {
