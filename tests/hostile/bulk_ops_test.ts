@@ -254,12 +254,12 @@ testEachIsolation(
         async () => {
           await using runtime = createRuntime();
           const controller = new AbortController();
-          const own: { plugin?: WasmPlugin } = {};
+          let plugin: WasmPlugin | undefined;
           const linker = new Linker().funcWrap("env", "act", () => {
             if (how === "signal") controller.abort(new Error("caller aborted"));
-            else void own.plugin!.stop({ abort: true }).catch(() => {});
+            else void plugin!.stop({ abort: true }).catch(() => {});
           });
-          const plugin = own.plugin = await runtime.createPluginWithLinker(
+          plugin = await runtime.createPluginWithLinker(
             await runtime.compileWat("late", wat),
             {
               capabilities: [Capability.CallHostFunction],
@@ -269,7 +269,7 @@ testEachIsolation(
           );
           await within(() =>
             assertRejectsWith(
-              () => plugin.callVoid("run", [], { signal: controller.signal }),
+              () => plugin!.callVoid("run", [], { signal: controller.signal }),
               TimeoutError,
             )
           );
