@@ -193,7 +193,6 @@ export class PluginInstance implements PluginBackend {
     });
     this.#slot.hostCallEnded = () => limits.hostCallEnded(this.memory.takeTouched());
     this.#slot.checkpoint = () => this.#checkDeadline();
-    this.#slot.deadlinePassed = () => performance.now() >= this.#currentDeadline();
     // A call aborted by one of its own host functions: its guest stops at its next check.
     this.#slot.interrupt = () => limits.interrupt();
     this.#slot.stopRequested = stopRequested;
@@ -256,7 +255,6 @@ export class PluginInstance implements PluginBackend {
   /** Arms the instrumentation for one top-level call. */
   #begin(budget: CallBudget, startMs: number): void {
     this.#slot.guestError = undefined;
-    this.#slot.abortedLate = false;
     // What the host moved before the call (a bytes call's input) is not its host functions'.
     this.memory.takeTouched();
     this.#budget = budget;
@@ -791,7 +789,7 @@ export class PluginInstance implements PluginBackend {
       if (this.#cancelled !== undefined) this.#limits?.unwind();
       const failure = this.#cancelled === undefined ? this.#failure(err) : this.#cancelled.reason;
       // An aborted call rejects with the signal's reason, whatever the guest made of it.
-      throw this.#abortedOr(budget, failure);
+      throw this.#reportedAs(budget.signal?.aborted ? budget.signal.reason : failure);
     } finally {
       this.#end();
       watch[Symbol.dispose]();
@@ -809,12 +807,7 @@ export class PluginInstance implements PluginBackend {
    * with the reason, whatever else stopped it, as an async call and a worker's do.
    */
   #abortedOr(budget: CallBudget, failure: unknown): unknown {
-    if (!budget.signal?.aborted) return failure;
-    // Aborted by its own host function after its deadline: the deadline came first.
-    if (this.#slot.abortedLate === true) {
-      return this.#reportedAs(new TimeoutError(undefined, { timeoutMs: budget.timeoutMs }));
-    }
-    return this.#reportedAs(budget.signal.reason);
+    return budget.signal?.aborted ? this.#reportedAs(budget.signal.reason) : failure;
   }
 
   #failure(err: unknown): unknown {

@@ -79,14 +79,6 @@ export interface ErrorSlot {
    * WASI's do), since the instrumentation's checks do not run meanwhile.
    */
   checkpoint?: (() => void) | undefined;
-  /** Whether the running call's deadline passed (a clock read). */
-  deadlinePassed?: (() => boolean) | undefined;
-  /**
-   * Set when one of the call's own host functions aborted it after its
-   * deadline passed: the call ends with its `TimeoutError`, not the abort's
-   * reason, as in a worker, whose host's timer came first.
-   */
-  abortedLate?: boolean;
 }
 
 type Imported = (...args: number[]) => unknown;
@@ -632,7 +624,6 @@ export function guardHostFunction(
       // (Read again: the host function may have aborted it.)
       if (isAborted(signal)) {
         if (result instanceof Promise) result.catch(() => {}); // nobody waits for it now
-        if (slot.deadlinePassed?.() === true) slot.abortedLate = true;
         // A guest that catches the stand-in and runs on stops at its next check.
         slot.interrupt?.();
         return fail(signal!.reason, generation);
