@@ -433,9 +433,10 @@ export class PluginInstance implements PluginBackend {
         command.start(budget, startMs);
       } catch (err) {
         // Out of time in the start function: the run timed out (its one deadline), as a
-        // worker's host says.
+        // worker's host says; aborted there (by its own host function): the reason, as from
+        // `_start`.
         if (err instanceof InstantiationError && err.cause instanceof TimeoutError) throw err.cause;
-        throw err;
+        throw this.#abortedOr(budget, err);
       } finally {
         this.#lastFuelUsed = command.lastFuelUsed;
       }

@@ -6,7 +6,13 @@
  * in both.
  */
 import assert from "node:assert/strict";
-import { FuelExhaustedError, InstantiationError, TimeoutError } from "../../mod.ts";
+import {
+  Capability,
+  FuelExhaustedError,
+  InstantiationError,
+  Linker,
+  TimeoutError,
+} from "../../mod.ts";
 import { assertRejectsWith, testEachIsolation } from "../_helpers.ts";
 import { within } from "./_within.ts";
 
@@ -228,3 +234,35 @@ testEachIsolation("Hostile: callJson's parsing on the host is not its call's tim
   assert.equal(items.length, Math.floor((size - 10) / item.length));
   assert.equal((await loaded.plugin.metrics()).failureCount, 0);
 });
+
+testEachIsolation(
+  "Hostile: run() whose start function its own host function aborts ends with the reason",
+  {
+    permissions: "none",
+  },
+  async (_t, { createRuntime }) => {
+    // Inline it was an InstantiationError wrapping a HostFunctionError of the reason; a worker,
+    // and an abort from `_start`, end with the reason itself.
+    await using runtime = createRuntime();
+    const controller = new AbortController();
+    const reason = new Error("caller aborted");
+    // Armed for the run only: the plugin's own instance runs the start function as it loads.
+    let armed = false;
+    const linker = new Linker().funcWrap("env", "act", () => {
+      if (armed) controller.abort(reason);
+    });
+    await using plugin = await runtime.createPluginWithLinker(
+      await runtime.compileWat(
+        "command",
+        `(module (import "env" "act" (func $act)) (memory (export "memory") 1)
+        (func $s (call $act)) (start $s) (func (export "_start")))`,
+      ),
+      { capabilities: [Capability.CallHostFunction, Capability.Wasi] },
+      linker,
+    );
+    armed = true;
+    await within(() =>
+      assert.rejects(plugin.run({ signal: controller.signal }), (err) => err === reason)
+    );
+  },
+);
