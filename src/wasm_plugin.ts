@@ -1266,10 +1266,21 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
       this.#postAhead();
       return this.#finishWhenSettled(name, start, result, timeoutMs, decode);
     }
-    if (decode !== undefined) return this.#decoded(name, start, result, decode, timeoutMs);
+    return this.#returned(name, start, result, timeoutMs, decode);
+  }
+
+  /** Records a call that returned `value` (late: see {@linkcode #finish}); returns its result. */
+  #returned(
+    name: string,
+    start: number,
+    value: unknown,
+    timeoutMs: number,
+    decode: Decode | undefined,
+  ): unknown {
+    if (decode !== undefined) return this.#decoded(name, start, value, decode, timeoutMs);
     const late = this.#finish(name, start, undefined, this.#backend.lastFuelUsed, timeoutMs);
     if (late !== undefined) throw late;
-    return result;
+    return value;
   }
 
   /**
@@ -1482,8 +1493,6 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    */
   #timesOut(error: unknown): boolean {
     if (error instanceof TimeoutError || error instanceof PluginStateError) return false;
-    // Timed out already, inside (a command's start function: an InstantiationError).
-    if ((error as { cause?: unknown } | null)?.cause instanceof TimeoutError) return false;
     return !this.#abort.signal.aborted && this.#runningSignal?.aborted !== true;
   }
 
@@ -1580,12 +1589,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     decode?: Decode,
   ): Promise<unknown> {
     return result.then(
-      (value) => {
-        if (decode !== undefined) return this.#decoded(name, start, value, decode, timeoutMs);
-        const late = this.#finish(name, start, undefined, this.#backend.lastFuelUsed, timeoutMs);
-        if (late !== undefined) throw late;
-        return value;
-      },
+      (value) => this.#returned(name, start, value, timeoutMs, decode),
       (err) => {
         throw this.#finish(name, start, err, this.#backend.lastFuelUsed, timeoutMs);
       },
