@@ -215,10 +215,11 @@ export function resolvePath(
   // grants (or not) as a whole.
   permit("read", preopen.host);
   const trailingSlash = path.endsWith("/");
-  const named = path.split("/").filter((component) => component !== "").at(-1);
-  const dotted = named === "." || named === ".." ? named : undefined;
   const components = [...dir.rel];
+  /** The path's last non-empty component. */
+  let named = "";
   for (const component of path.split("/")) {
+    if (component !== "") named = component;
     if (component === "" || component === ".") continue;
     if (component !== "..") {
       components.push(component);
@@ -228,6 +229,7 @@ export function resolvePath(
       fail(Errno.NOTCAPABLE);
     }
   }
+  const dotted = named === "." || named === ".." ? named : undefined;
   const last = components.pop();
   // The parent's real path also re-checks the root itself, in case the
   // preopened directory was replaced by a symlink after start.

@@ -40,6 +40,8 @@ interface Sandbox extends AsyncDisposable {
   ): [number, number];
   /** Calls a `(fd, path_ptr, path_len)` function. */
   onPath(name: string, path: string, dir?: number): number;
+  /** `path_rename` from `from` to `to`, both in the preopen; returns errno. */
+  rename(from: string, to: string): number;
   /** Writes `data` to `fd`; returns errno. */
   write(fd: number, data: string): number;
   /** Reads up to `len` bytes from `fd`. */
@@ -81,6 +83,9 @@ async function sandbox(): Promise<Sandbox> {
     },
     onPath(name, path, dir = PREOPEN) {
       return call(name, dir, ...scratch.put(path));
+    },
+    rename(from, to) {
+      return call("path_rename", PREOPEN, ...scratch.put(from), PREOPEN, ...scratch.put(to));
     },
     write(fd, data) {
       return call("fd_write", fd, scratch.iovecs(scratch.put(data)), 1, scratch.alloc(4));
@@ -320,16 +325,14 @@ Deno.test("WasiPreview1 creates, lists, renames and removes entries", TEMP_DIRS,
   });
 
   await t.step("a last component . or .. is never removed or renamed, as on Linux", () => {
-    // rmdir("keep/.") removed keep, and rename("keep/.", …) moved it: the names resolve there.
+    // rmdir("keep/.") removed keep, and s.rename("keep/.", …) moved it: the names resolve there.
     Deno.mkdirSync(`${s.root}/sandbox/keep/inner`, { recursive: true });
     assert.equal(s.onPath("path_remove_directory", "."), E.INVAL, "the preopen itself");
     assert.equal(s.onPath("path_remove_directory", "keep/inner/."), E.INVAL);
     assert.equal(s.onPath("path_remove_directory", "keep/inner/./"), E.INVAL);
     assert.equal(s.onPath("path_remove_directory", "keep/inner/.."), E.NOTEMPTY);
-    const rename = (from: string, to: string) =>
-      call("path_rename", PREOPEN, ...scratch.put(from), PREOPEN, ...scratch.put(to));
-    assert.equal(rename("keep/inner/.", "moved"), E.BUSY);
-    assert.equal(rename("keep/inner", "keep/.."), E.BUSY);
+    assert.equal(s.rename("keep/inner/.", "moved"), E.BUSY);
+    assert.equal(s.rename("keep/inner", "keep/.."), E.BUSY);
     assert.ok(Deno.statSync(`${s.root}/sandbox/keep/inner`).isDirectory);
     // A last . names the directory before it: never a file, never one to make.
     // unlink("file/.") deleted the file, O_TRUNC emptied it, mkdir("new/.") made new.
@@ -340,7 +343,7 @@ Deno.test("WasiPreview1 creates, lists, renames and removes entries", TEMP_DIRS,
     assert.equal(s.open("keep/new/.", { oflags: O_CREAT, rights: FD_WRITE })[0], E.NOENT);
     assert.equal(s.onPath("path_create_directory", "keep/new/."), E.NOENT);
     assert.equal(s.onPath("path_create_directory", "keep/file/."), E.NOTDIR);
-    assert.equal(rename("keep/file", "keep/new/."), E.NOENT);
+    assert.equal(s.rename("keep/file", "keep/new/."), E.NOENT);
     // O_CREAT on a directory opens nothing (it opened the directory).
     assert.equal(s.open("keep/inner", { oflags: O_CREAT })[0], E.ISDIR);
     assert.equal(s.open("keep/inner/.", { oflags: O_CREAT })[0], E.ISDIR);
@@ -361,16 +364,14 @@ Deno.test("WasiPreview1 creates, lists, renames and removes entries", TEMP_DIRS,
   });
 
   await t.step("a trailing / on a symlink names a directory, not the entry: ENOTDIR", () => {
-    // rmdir("link/") removed the directory the link names, rename("link/", …) moved it, and
-    // rename("file", "new/") made a file: Linux refuses all three.
+    // rmdir("link/") removed the directory the link names, s.rename("link/", …) moved it, and
+    // s.rename("file", "new/") made a file: Linux refuses all three.
     Deno.mkdirSync(`${s.root}/sandbox/empty`);
     Deno.symlinkSync("empty", `${s.root}/sandbox/to-empty`);
     assert.equal(s.onPath("path_remove_directory", "to-empty/"), E.NOTDIR);
     assert.equal(s.onPath("path_unlink_file", "to-empty/"), E.NOTDIR);
-    const rename = (from: string, to: string) =>
-      call("path_rename", PREOPEN, ...scratch.put(from), PREOPEN, ...scratch.put(to));
-    assert.equal(rename("to-empty/", "moved"), E.NOTDIR);
-    assert.equal(rename("sub/inner.txt", "new/"), E.NOTDIR);
+    assert.equal(s.rename("to-empty/", "moved"), E.NOTDIR);
+    assert.equal(s.rename("sub/inner.txt", "new/"), E.NOTDIR);
     assert.ok(Deno.statSync(`${s.root}/sandbox/empty`).isDirectory);
     assert.ok(Deno.lstatSync(`${s.root}/sandbox/to-empty`).isSymlink);
     assert.ok(Deno.statSync(`${s.root}/sandbox/sub/inner.txt`).isFile);
@@ -379,7 +380,7 @@ Deno.test("WasiPreview1 creates, lists, renames and removes entries", TEMP_DIRS,
     assert.equal(s.open("nothing-yet", { oflags: O_CREAT | O_DIRECTORY })[0], E.INVAL);
     // Without the slash, the link itself goes; a directory may move to a name with one.
     assert.equal(s.onPath("path_unlink_file", "to-empty"), E.SUCCESS);
-    assert.equal(rename("empty", "emptied/"), E.SUCCESS);
+    assert.equal(s.rename("empty", "emptied/"), E.SUCCESS);
     assert.equal(s.onPath("path_remove_directory", "emptied"), E.SUCCESS);
   });
 
