@@ -772,9 +772,9 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
 
   /**
    * Copies bytes out of the plugin's memory (the export named `memory`, else
-   * its only exported memory). Inline it acts at once, also while a call is
-   * suspended in an async host function; in a worker it waits for the call
-   * in flight.
+   * its only exported memory). It acts at once, also while the plugin's
+   * guest waits on a host function (which may so read what its caller
+   * points it to); in a worker whose guest runs, it waits for that call.
    *
    * @example
    * ```ts
@@ -787,7 +787,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * @throws {MemoryOutOfBoundsError} If the range is outside memory, or there is no memory.
    * @throws {TypeError} If the offset or length is not a number.
    * @throws {PluginStateError} If the plugin is stopped, or (worker isolation) when called from
-   *   one of the plugin's own host functions.
+   *   one of the plugin's own host functions after it answered its guest.
    */
   async readMemory(offset: number, length: number): Promise<Uint8Array> {
     this.#assertUsable("read the memory of");
@@ -797,9 +797,9 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
   }
 
   /**
-   * Copies bytes into the plugin's memory. Inline it acts at once, also while a call is
-   * suspended in an async host function; in a worker it waits for the call
-   * in flight.
+   * Copies bytes into the plugin's memory. It acts at once, also while the
+   * plugin's guest waits on a host function (which may so write its answer
+   * where its caller asked); in a worker whose guest runs, it waits for that call.
    *
    * @example
    * ```ts
@@ -812,7 +812,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * @throws {MemoryOutOfBoundsError} If the range is outside memory, or there is no memory.
    * @throws {TypeError} If the offset is not a number or `data` is not a `Uint8Array`.
    * @throws {PluginStateError} If the plugin is stopped, or (worker isolation) when called from
-   *   one of the plugin's own host functions.
+   *   one of the plugin's own host functions after it answered its guest.
    */
   async writeMemory(offset: number, data: Uint8Array): Promise<void> {
     this.#assertUsable("write the memory of");

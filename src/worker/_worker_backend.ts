@@ -155,9 +155,22 @@ interface Flight {
   retracted: boolean;
 }
 
-/** A host function that returned a promise the guest is waiting on. */
+/** A host function (or service) the guest is waiting on. */
 interface PendingHostCall {
+  /** Whether the guest has its answer (or it is held, see {@linkcode held}), or the call ended. */
   answered: boolean;
+  /** The call's channel, on which the worker waits for the answer. */
+  readonly channel: HostChannel;
+  /**
+   * Settles the memory access posted to the waiting worker (see
+   * `WorkerBackend.#accessDuringHostCall`) with its reply, or `undefined`
+   * when the call ended first; set while one is in flight.
+   */
+  access: ((reply: WireMessage | undefined) => void) | undefined;
+  /** Accesses made while one is in flight, to post after it, first first. */
+  readonly waiting: (() => void)[];
+  /** The guest's answer, held back while an access is in flight (one message at a time). */
+  held: (() => void) | undefined;
 }
 
 /** Why a running call is being stopped, and until when the guest may take to stop. */
@@ -242,6 +255,10 @@ class WorkerBackend implements PluginBackend {
   #stranded: (() => void) | undefined;
   /** What host functions threw during the current exchange; the worker refers to them by index. */
   #hostErrors: unknown[] = [];
+  /** The host call the running call's guest waits on, if any. */
+  #hostCall: PendingHostCall | undefined;
+  /** Memory accesses waiting for the channel's turn. */
+  #accessesQueued = 0;
   /** Whether idle workers are parked: the state can be handed over and a timeout is set. */
   #parkable: boolean;
   /** The state of the parked instance, until a worker takes it over. */
@@ -950,7 +967,8 @@ class WorkerBackend implements PluginBackend {
         // A guest waiting on a host function cannot see the flag: answer it with the reason.
         if (pending !== undefined && !pending.answered) {
           pending.answered = true;
-          this.#throwToGuest(channel, reason);
+          const guest = pending;
+          this.#answerGuest(guest, () => this.#throwToGuest(channel, reason));
         }
       },
     });
@@ -959,6 +977,14 @@ class WorkerBackend implements PluginBackend {
         const until = stopping === undefined ? watch.deadline : stopping.graceEnd;
         const message = first ?? await channel.receive(Math.max(0, until - performance.now()));
         first = undefined;
+        if (pending?.access !== undefined && message !== undefined) {
+          // The reply to a memory access made while the guest waits (see #accessDuringHostCall).
+          const settle = pending.access;
+          pending.access = undefined;
+          settle(message);
+          this.#nextAccess(pending);
+          continue;
+        }
         if (message === undefined) {
           if (live.crashed !== undefined) {
             this.#discard(live);
@@ -986,7 +1012,13 @@ class WorkerBackend implements PluginBackend {
           } else {
             // Pending from before it runs: a stop it raises itself answers the guest with the
             // reason, and its own answer is dropped (one answer is all the channel takes).
-            pending = { answered: false };
+            pending = this.#hostCall = {
+              answered: false,
+              channel,
+              access: undefined,
+              waiting: [],
+              held: undefined,
+            };
             this.#serveHostCall(channel, message, pending);
           }
           continue;
@@ -1011,7 +1043,22 @@ class WorkerBackend implements PluginBackend {
       }
     } finally {
       watch[Symbol.dispose]();
+      if (pending !== undefined) {
+        // No access waits for a worker that is done with the call (or dead).
+        pending.answered = true;
+        pending.held = undefined;
+        pending.access?.(undefined);
+        pending.access = undefined;
+        this.#nextAccess(pending);
+        if (this.#hostCall === pending) this.#hostCall = undefined;
+      }
     }
+  }
+
+  /** Sends the guest its answer to `call`, or holds it while a memory access is in flight. */
+  #answerGuest(call: PendingHostCall, send: () => void): void {
+    if (call.access === undefined) send();
+    else call.held = send;
   }
 
   #interrupt(live: LiveWorker, channel: HostChannel): void {
@@ -1065,33 +1112,53 @@ class WorkerBackend implements PluginBackend {
       // (Stopped by the host function itself, the call answered the guest with the reason.)
       if (call.answered) return;
       call.answered = true;
-      this.#throwToGuest(channel, err);
+      this.#answerGuest(call, () => this.#throwToGuest(channel, err));
       return;
     }
     if (!(value instanceof Promise)) {
       if (call.answered) return;
       call.answered = true;
-      this.#returnToGuest(channel, value);
+      this.#answerGuest(call, () => this.#returnToGuest(channel, value));
       return;
     }
     value.then(
       (result) => {
         if (call.answered) return;
         call.answered = true;
-        this.#returnToGuest(channel, result);
+        this.#answerGuest(call, () => this.#returnToGuest(channel, result));
       },
       (err) => {
         if (call.answered) return;
         call.answered = true;
-        this.#throwToGuest(channel, err);
+        this.#answerGuest(call, () => this.#throwToGuest(channel, err));
       },
     );
   }
 
-  /** A memory access: it waits for the channel's turn, since it may overlap a call. */
-  async #memoryRequest(op: number, values: WireValue[]): Promise<WireMessage> {
-    const taken = this.#queue.take();
-    using _turn = taken instanceof Promise ? await taken : taken;
+  /**
+   * A memory access. While the running call's guest waits on a host
+   * function, its worker serves it at once, as inline: a host function may
+   * read the memory of the guest that called it (or a tool that of another
+   * plugin waiting on its own tool) before it answers. Otherwise it waits
+   * for the channel's turn, since it may overlap a call.
+   */
+  async #memoryRequest(op: number, values: WireValue[], action: string): Promise<WireMessage> {
+    const call = this.#hostCall;
+    // Not ahead of accesses made before it, still waiting for their turn.
+    if (call !== undefined && !call.answered && this.#accessesQueued === 0) {
+      const reply = await this.#accessDuringHostCall(call, op, values);
+      if (reply !== undefined) return this.#accessReply(reply);
+    }
+    this.#assertNotReentrant(action);
+    this.#accessesQueued++;
+    let taken;
+    try {
+      taken = this.#queue.take();
+      if (taken instanceof Promise) taken = await taken;
+    } finally {
+      this.#accessesQueued--;
+    }
+    using _turn = taken;
     const ready = this.#ready();
     const live = ready instanceof Promise ? await ready : ready;
     const reply = await this.#postTo(live, op, values).receive();
@@ -1099,19 +1166,68 @@ class WorkerBackend implements PluginBackend {
       this.#discard(live);
       throw live.crashed ?? new WorkerCrashedError("The plugin's worker stopped answering");
     }
+    return this.#accessReply(reply);
+  }
+
+  #accessReply(reply: WireMessage): WireMessage {
     if (reply.op === ToHost.Failure) throw this.#decode(reply.values[0] as string);
     return reply;
   }
 
+  /**
+   * Posts a memory access to the worker waiting on `call` once the ones
+   * before it during that call are answered; resolves with the reply, or
+   * `undefined` if the guest has its answer by then (or the call ended).
+   */
+  #accessDuringHostCall(
+    call: PendingHostCall,
+    op: number,
+    values: WireValue[],
+  ): Promise<WireMessage | undefined> {
+    const { promise, resolve, reject } = Promise.withResolvers<WireMessage | undefined>();
+    const post = (): void => {
+      if (call.answered) return resolve(undefined);
+      try {
+        call.channel.post(op, values);
+      } catch (err) {
+        // Too large for the channel: the worker got nothing, the next access may go.
+        reject(err);
+        return this.#nextAccess(call);
+      }
+      call.access = resolve;
+    };
+    if (call.access === undefined) post();
+    else call.waiting.push(post);
+    return promise;
+  }
+
+  /**
+   * After an access during `call` was answered: posts the next one waiting,
+   * or else sends the guest's answer if it was held back for it.
+   */
+  #nextAccess(call: PendingHostCall): void {
+    while (call.access === undefined) {
+      const post = call.waiting.shift();
+      if (post === undefined) break;
+      post();
+    }
+    if (call.access !== undefined) return;
+    const held = call.held;
+    call.held = undefined;
+    held?.();
+  }
+
   async readMemory(offset: number, length: number): Promise<Uint8Array> {
-    this.#assertNotReentrant("read the memory of");
-    const reply = await this.#memoryRequest(ToWorker.ReadMemory, [offset, length]);
+    const reply = await this.#memoryRequest(
+      ToWorker.ReadMemory,
+      [offset, length],
+      "read the memory of",
+    );
     return reply.values[0] as Uint8Array;
   }
 
   async writeMemory(offset: number, data: Uint8Array): Promise<void> {
-    this.#assertNotReentrant("write the memory of");
-    await this.#memoryRequest(ToWorker.WriteMemory, [offset, data]);
+    await this.#memoryRequest(ToWorker.WriteMemory, [offset, data], "write the memory of");
   }
 
   /**

@@ -45,18 +45,70 @@ function answer(message: WireMessage): unknown {
 /**
  * The channel of the request being served: the host posts requests to its
  * channels in turn (see `_worker_backend.ts`), and a request's host calls go
- * over the channel it came on.
+ * over the channel it came on. `instance`: the plugin's, once made.
  */
 interface Lane {
   channel: WorkerChannel;
+  instance?: PluginInstance;
+}
+
+/**
+ * Waits for the host's answer to a host call, serving the memory accesses
+ * the host makes meanwhile (a host function may read its guest's memory
+ * before it answers: see `WorkerBackend.readMemory`).
+ */
+function receiveAnswer(lane: Lane): WireMessage {
+  const channel = lane.channel;
+  while (true) {
+    const message = channel.receive();
+    if (!serveMemoryAccess(lane, message)) return message;
+  }
+}
+
+/** {@linkcode receiveAnswer} for a suspended guest: the thread stays free meanwhile. */
+async function receiveAnswerAsync(lane: Lane): Promise<WireMessage> {
+  const channel = lane.channel;
+  while (true) {
+    const message = await channel.receiveAsync();
+    if (!serveMemoryAccess(lane, message)) return message;
+  }
+}
+
+/** Answers `message` if it is a memory access made during a host call; returns whether it was. */
+function serveMemoryAccess(lane: Lane, message: WireMessage): boolean {
+  if (message.op !== ToWorker.ReadMemory && message.op !== ToWorker.WriteMemory) return false;
+  const instance = lane.instance!;
+  let reply: Reply;
+  try {
+    reply = accessMemory(instance, message);
+  } catch (err) {
+    reply = failure(instance, err);
+  }
+  try {
+    lane.channel.post(reply[0], reply[1]);
+  } catch (err) {
+    // Too large for the channel: the host still needs an answer.
+    lane.channel.post(...failure(instance, err));
+  }
+  return true;
+}
+
+/** Reads or writes the instance's memory for the host (`ReadMemory`, `WriteMemory`). */
+function accessMemory(instance: PluginInstance, { op, values }: WireMessage): Reply {
+  if (op === ToWorker.ReadMemory) {
+    const [offset, length] = values as [number, number];
+    return [ToHost.Done, [instance.memory.view(offset, length)]];
+  }
+  const [offset, bytes] = values as [number, Uint8Array];
+  instance.memory.write(offset, bytes);
+  return [ToHost.Done, []];
 }
 
 /** Host services reached over the channel; the guest waits for each answer. */
 function proxyServices(lane: Lane): HostServices {
   const call = (name: ServiceName, ...args: WireValue[]): unknown => {
-    const channel = lane.channel;
-    channel.post(ToHost.ServiceCall, [name, ...args]);
-    return answer(channel.receive());
+    lane.channel.post(ToHost.ServiceCall, [name, ...args]);
+    return answer(receiveAnswer(lane));
   };
   return {
     log: (level, text) => void call("log", level, text),
@@ -67,18 +119,16 @@ function proxyServices(lane: Lane): HostServices {
     storageSet: (key, value) => void call("storageSet", key, value),
     sendMessage: (to, data) => void call("sendMessage", to, data),
     async callTool(name, argsJson): Promise<string | undefined> {
-      const channel = lane.channel;
-      channel.post(ToHost.ServiceCall, ["callTool", name, argsJson]);
-      return (answer(await channel.receiveAsync()) ?? undefined) as string | undefined;
+      lane.channel.post(ToHost.ServiceCall, ["callTool", name, argsJson]);
+      return (answer(await receiveAnswerAsync(lane)) ?? undefined) as string | undefined;
     },
   };
 }
 
 function linkerProxy(lane: Lane, index: number): HostCallable {
   return (...args) => {
-    const channel = lane.channel;
-    channel.post(ToHost.LinkerCall, [index, ...(args as WireValue[])]);
-    return answer(channel.receive());
+    lane.channel.post(ToHost.LinkerCall, [index, ...(args as WireValue[])]);
+    return answer(receiveAnswer(lane));
   };
 }
 
@@ -178,19 +228,13 @@ function handle(
           instance.memoryBytes(),
         ]]);
     }
-    case ToWorker.ReadMemory: {
-      const [offset, length] = values as [number, number];
-      return [ToHost.Done, [instance.memory.view(offset, length)]];
-    }
+    case ToWorker.ReadMemory:
+    case ToWorker.WriteMemory:
+      return accessMemory(instance, { op, values });
     case ToWorker.Park: {
       const state = instance.captureState();
       if (typeof state === "string") return [ToHost.Done, [state]];
       return [ToHost.Done, [null, state.memories.length, ...state.memories, ...state.globals]];
-    }
-    case ToWorker.WriteMemory: {
-      const [offset, bytes] = values as [number, Uint8Array];
-      instance.memory.write(offset, bytes);
-      return [ToHost.Done, []];
     }
     case ToWorker.Retire:
       return retire(instance);
@@ -291,6 +335,7 @@ async function serveInstance({ spec, channels: buffers }: WorkerSetup): Promise<
     });
     // The channel copies each bytes call's output on at once.
     instance.reuseOutputBuffer();
+    lane.instance = instance;
   } catch (err) {
     self.postMessage({ ok: false, error: encodeError(err) } satisfies WorkerReady);
     return;

@@ -1,0 +1,151 @@
+/**
+ * `readMemory` and `writeMemory` while a plugin's guest waits on a host
+ * function: they act at once in both isolations (a worker waiting for the
+ * host's answer serves them), so a host function can take pointers into
+ * its caller's memory, and two plugins whose tools read each other's
+ * memory both answer.
+ */
+import assert from "node:assert/strict";
+import { Capability, MemoryOutOfBoundsError, TimeoutError, type WasmPlugin } from "../mod.ts";
+import { assertRejectsWith, bytesOf, delay, testEachIsolation, textOf } from "./_helpers.ts";
+import { within } from "./hostile/_within.ts";
+
+const PAGE = 65_536;
+
+/** A guest whose `ask` calls the tool named `tool` with `{}`, and `hook` its linker function. */
+function callerWat(tool: string): string {
+  return `(module
+    (import "env" "host_call_tool" (func $tool (param i32 i32 i32 i32 i32 i32) (result i32)))
+    (import "env" "hook" (func $hook))
+    (memory (export "memory") 17)
+    (data (i32.const 0) "${tool}")
+    (data (i32.const 16) "{}")
+    (func (export "ask") (result i32)
+      (call $tool (i32.const 0) (i32.const ${tool.length}) (i32.const 16) (i32.const 2)
+        (i32.const 256) (i32.const 64)))
+    (func (export "hook_then_load") (param i32) (result i32)
+      (call $hook)
+      (i32.load8_u (local.get 0))))`;
+}
+
+const CAPABILITIES = [Capability.CallTool, Capability.CallHostFunction];
+
+testEachIsolation(
+  "Memory access while the guest waits on a host function",
+  { permissions: "none" },
+  async (t, kit) => {
+    await using runtime = kit.createRuntime({ resourceLimits: { maxExecutionTimeMs: 5_000 } });
+    let hook: (self: WasmPlugin) => unknown = () => {};
+    const plugins: { a?: WasmPlugin; b?: WasmPlugin } = {};
+    const linker = (self: () => WasmPlugin) =>
+      runtime.createLinker().funcWrap("env", "hook", () => void hook(self()));
+    const load = async (tool: string, key: "a" | "b"): Promise<WasmPlugin> => {
+      const compiled = await runtime.compileWat(`caller_${key}`, callerWat(tool));
+      return plugins[key] = await runtime.createPluginWithLinker(
+        compiled,
+        { name: `caller_${key}`, capabilities: CAPABILITIES },
+        linker(() => plugins[key]!),
+      );
+    };
+    await using a = await load("peek_a", "a");
+    await using b = await load("peek_b", "b");
+    let peekA: () => unknown = () => 0;
+    let peekB: () => unknown = () => 0;
+    runtime.registerTool("peek_a", () => peekA());
+    runtime.registerTool("peek_b", () => peekB());
+
+    await t.step("a tool reads its caller's memory by pointer and writes an answer", async () => {
+      await a.writeMemory(1000, bytesOf("hello"));
+      peekA = async () => {
+        const text = textOf(await a.readMemory(1000, 5));
+        await a.writeMemory(2000, bytesOf(text.toUpperCase()));
+        return text.length;
+      };
+      assert.equal(textOf(await a.readMemory(256, await within(() => a.callI32("ask")))), "5");
+      assert.equal(textOf(await a.readMemory(2000, 5)), "HELLO");
+    });
+
+    await t.step("accesses made together keep their order", async () => {
+      peekA = async () => {
+        const steps = await Promise.all([
+          a.writeMemory(3000, new Uint8Array([1])),
+          a.readMemory(3000, 1),
+          a.writeMemory(3000, new Uint8Array([2])),
+          a.readMemory(3000, 1),
+        ]);
+        return [steps[1]![0], steps[3]![0]];
+      };
+      const length = await within(() => a.callI32("ask"));
+      assert.equal(textOf(await a.readMemory(256, length)), "[1,2]");
+    });
+
+    await t.step("a megabyte each way", async () => {
+      const bytes = new Uint8Array(16 * PAGE);
+      for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 2654435761) >>> 24;
+      let back: Uint8Array | undefined;
+      peekA = async () => {
+        await a.writeMemory(PAGE, bytes);
+        back = await a.readMemory(PAGE, bytes.length);
+        return 0;
+      };
+      await within(() => a.callI32("ask"));
+      assert.deepEqual(back, bytes);
+    });
+
+    await t.step("an access outside memory fails alone: the call goes on", async () => {
+      peekA = async () => {
+        await assertRejectsWith(() => a.readMemory(17 * PAGE - 1, 2), MemoryOutOfBoundsError, {
+          offset: 17 * PAGE - 1,
+          size: 2,
+        });
+        return (await a.readMemory(16, 2)).length;
+      };
+      const length = await within(() => a.callI32("ask"));
+      assert.equal(textOf(await a.readMemory(256, length)), "2");
+    });
+
+    await t.step("a linker function's write lands before its guest goes on", async () => {
+      hook = (self) => void self.writeMemory(4000, new Uint8Array([77]));
+      assert.equal(await within(() => a.callI32("hook_then_load", [4000])), 77);
+      hook = () => {};
+    });
+
+    await t.step("two plugins whose tools read each other's memory both answer", async () => {
+      // Each tool reads the other plugin's memory once both guests wait on their tools.
+      await a.writeMemory(5000, bytesOf("A"));
+      await b.writeMemory(5000, bytesOf("B"));
+      const bothIn = Promise.withResolvers<void>();
+      let entered = 0;
+      const enter = (): Promise<void> => {
+        if (++entered === 2) bothIn.resolve();
+        return bothIn.promise;
+      };
+      peekA = async () => (await enter(), textOf(await b.readMemory(5000, 1)));
+      peekB = async () => (await enter(), textOf(await a.readMemory(5000, 1)));
+      const [lengthA, lengthB] = await within(() =>
+        Promise.all([a.callI32("ask"), b.callI32("ask")])
+      );
+      assert.equal(textOf(await a.readMemory(256, lengthA)), '"B"');
+      assert.equal(textOf(await b.readMemory(256, lengthB)), '"A"');
+    });
+
+    await t.step(
+      "a call that times out while its tool reads memory still ends on time",
+      async () => {
+        let ended = false;
+        peekA = async () => {
+          // (A timer's turn between reads: inline, reads alone would starve the deadline's timer.)
+          while (!ended) await a.readMemory(0, PAGE).catch(() => ended = true).then(() => delay(1));
+          return 0;
+        };
+        await within(() =>
+          assertRejectsWith(() => a.callI32("ask", [], { timeoutMs: 100 }), TimeoutError, {
+            timeoutMs: 100,
+          }).finally(() => ended = true)
+        );
+        peekA = () => 0;
+        assert.equal(await a.callI32("ask"), 1);
+      },
+    );
+  },
+);
