@@ -918,7 +918,12 @@ async function inspect(args: ParsedArgs, io: CliIo): Promise<number> {
     manifest: compiled.manifest,
     capabilitiesNeeded: [
       ...new Set(
-        compiled.imports.flatMap((item) => item.capability ?? []),
+        compiled.imports.flatMap((item) =>
+          // WASI's random_get needs `random` too (see the README's WASI commands).
+          item.capability === Capability.Wasi && item.name === "random_get"
+            ? [Capability.Wasi, Capability.Random]
+            : item.capability ?? []
+        ),
       ),
     ],
   };
@@ -1171,14 +1176,28 @@ async function run(args: ParsedArgs, io: CliIo): Promise<number> {
     },
   }).catch(hintWorkerPermissions);
   const stdin = await (io.readStdin ?? readDenoStdin)();
-  const result = await command.run({ stdin });
-  io.writeStdout(result.stdout);
-  io.writeStderr(result.stderr);
-  if (result.outputTruncated) {
-    io.stderr("warning: the command's output was cut: a run keeps at most 1 MiB of each stream");
-  }
+  const result = await command.run({ stdin }).catch((err) => {
+    // What the command wrote before it failed comes first, then the error.
+    if (err instanceof WasmError && err.output !== undefined) writeOutput(io, err.output, true);
+    throw err;
+  });
+  writeOutput(io, result, result.outputTruncated);
   // A process exit code is a byte: 256 would read as a success.
   return result.exitCode > 255 ? 255 : result.exitCode;
+}
+
+/**
+ * Writes a command's streams, and a warning if they were cut; `more`: a
+ * line follows on stderr (the warning, an error), so it starts a line of its own.
+ */
+function writeOutput(io: CliIo, output: NonNullable<WasmError["output"]>, more: boolean): void {
+  io.writeStdout(output.stdout);
+  io.writeStderr(output.stderr);
+  const last = output.stderr.at(-1);
+  if (more && last !== undefined && last !== 0x0a) io.writeStderr(new Uint8Array([0x0a]));
+  if (output.outputTruncated) {
+    io.stderr("warning: the command's output was cut: a run keeps at most 1 MiB of each stream");
+  }
 }
 
 // ---------------------------------------------------------------------------

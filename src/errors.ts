@@ -67,6 +67,17 @@ export type WasmErrorKind =
 export abstract class WasmError extends Error {
   /** Discriminates the subclass, e.g. `"trap"` or `"timeout"`. */
   abstract readonly kind: WasmErrorKind;
+  /**
+   * What a WASI command wrote before it failed with this error (a trap, a
+   * timeout, a denied capability), when the error ends a `plugin.run()` that
+   * started: the streams as `run()` would have returned them. Not
+   * enumerable, so a logged error does not print a megabyte of output.
+   */
+  declare readonly output?: {
+    readonly stdout: Uint8Array;
+    readonly stderr: Uint8Array;
+    readonly outputTruncated: boolean;
+  };
 }
 
 /**

@@ -12,6 +12,7 @@ import {
   type PluginBackend,
   type PluginBudget,
   resolveCallBudget,
+  withCommandOutput,
 } from "./backend/mod.ts";
 import type { CallOptions } from "./call_options.ts";
 import type { Capability } from "./capability.ts";
@@ -20,7 +21,7 @@ import {
   PluginStateError,
   TimeoutError,
   TypeMismatchError,
-  type WasmError,
+  WasmError,
 } from "./errors.ts";
 import { assertNotInHostCallOf } from "./host/mod.ts";
 import { MetricsRecorder } from "./observe/mod.ts";
@@ -1279,7 +1280,11 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
   ): unknown {
     if (decode !== undefined) return this.#decoded(name, start, value, decode, timeoutMs);
     const late = this.#finish(name, start, undefined, this.#backend.lastFuelUsed, timeoutMs);
-    if (late !== undefined) throw late;
+    if (late !== undefined) {
+      if (!isRunResult(value)) throw late;
+      const { stdout, stderr, outputTruncated } = value;
+      throw withCommandOutput(late, { stdout, stderr, outputTruncated });
+    }
     return value;
   }
 
@@ -1469,10 +1474,14 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     end: number = performance.now(),
   ): unknown {
     if (end - start > timeoutMs && this.#timesOut(error)) {
-      error = new TimeoutError(undefined, {
+      const late = new TimeoutError(undefined, {
         timeoutMs,
         ...(error !== undefined && { cause: error }),
       });
+      // A command's output stays with the error that ends its run.
+      error = error instanceof WasmError && error.output !== undefined
+        ? withCommandOutput(late, error.output)
+        : late;
     }
     this.#metrics.record(name, start, end, error, this.#backend.memoryBytes(), fuelUsed);
     const ran = this.#state === "running";
@@ -1678,6 +1687,11 @@ interface CallRoute<Request> {
   ): unknown;
   /** How `backend` posts such calls ahead, or `undefined` when it does not. */
   ahead(backend: PluginBackend): PostAhead<Request> | undefined;
+}
+
+/** Whether `value` is what `run()` returns (the result of a late command, see `#returned`). */
+function isRunResult(value: unknown): value is RunResult {
+  return typeof value === "object" && value !== null && "stdout" in value && "exitCode" in value;
 }
 
 /** A typed call (`callI32`, `call`, …): its arguments checked and converted. */

@@ -413,3 +413,42 @@ testEachIsolation(
     }
   },
 );
+
+testEachIsolation(
+  "An abort that comes after the guest's call ended does not undo the call",
+  PERMISSIONS,
+  async (t, kit) => {
+    await using runtime = kit.createRuntime();
+    let controller = new AbortController();
+    // The hook aborts the call from a microtask: after it returned, while the guest ends its call.
+    const linker = runtime.createLinker().funcWrap("env", "hook", () => {
+      const aborting = controller;
+      queueMicrotask(() => aborting.abort(new Error("too late")));
+    });
+    await using plugin = await runtime.createPluginWithLinker(
+      await runtime.compileWat(
+        "bump",
+        `(module (import "env" "hook" (func $hook)) (global $n (mut i32) (i32.const 0))
+          (func (export "bump") (result i32)
+            (call $hook)
+            (global.set $n (i32.add (global.get $n) (i32.const 1)))
+            (global.get $n))
+          (func (export "count") (result i32) (global.get $n)))`,
+      ),
+      { capabilities: [Capability.CallHostFunction] },
+      linker,
+    );
+    await t.step("a call that says it was aborted did not run to its end", async () => {
+      let answered = 0;
+      for (let i = 0; i < 30; i++) {
+        controller = new AbortController();
+        await plugin.callI32("bump", [], { signal: controller.signal }).then(
+          () => answered++,
+          (err) => assert.match(String(err), /too late/),
+        );
+        // A caller that retries an aborted call must not apply it twice.
+        assert.equal(await plugin.callI32("count"), answered);
+      }
+    });
+  },
+);

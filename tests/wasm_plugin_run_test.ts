@@ -102,6 +102,47 @@ testEachIsolation("WasmPlugin.run() needs a command and enforces limits", {
     await assertRejectsWith(() => loaded.plugin.run({ timeoutMs: 100 }), TimeoutError);
   });
 
+  // Writes "out" to stdout and "err" to stderr, then traps, loops or asks for randomness.
+  const writeThen = (then: string) =>
+    `(module
+      (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "random_get" (func $random (param i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 0) "\\10\\00\\00\\00\\03\\00\\00\\00")
+      (data (i32.const 16) "out")
+      (data (i32.const 32) "\\30\\00\\00\\00\\03\\00\\00\\00")
+      (data (i32.const 48) "err")
+      (func (export "_start")
+        (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 64)))
+        (drop (call $write (i32.const 2) (i32.const 32) (i32.const 1) (i32.const 64)))
+        ${then}))`;
+
+  await t.step("a command that fails brings what it wrote on its error", async () => {
+    const failures = [
+      { then: "unreachable", error: TrapError, options: {} },
+      { then: "(loop $l (br $l))", error: TimeoutError, options: { timeoutMs: 100 } },
+      {
+        then: "(drop (call $random (i32.const 0) (i32.const 4)))",
+        error: CapabilityDeniedError,
+        options: {},
+      },
+    ];
+    for (const { then, error, options } of failures) {
+      await using loaded = await kit.loadPlugin(writeThen(then), {
+        capabilities: [Capability.Wasi],
+        resourceLimits: { maxFuel: null },
+      });
+      const failure = await assertRejectsWith(() => loaded.plugin.run(options), error);
+      assert.deepEqual(failure.output, {
+        stdout: new TextEncoder().encode("out"),
+        stderr: new TextEncoder().encode("err"),
+        outputTruncated: false,
+      });
+      // Not enumerable: a logged error does not print the output.
+      assert.ok(!Object.keys(failure).includes("output"));
+    }
+  });
+
   await t.step("proc_exit outside run() is a trap, and the plugin stays usable", async () => {
     await using loaded = await kit.loadPlugin(loop, { capabilities: [Capability.Wasi] });
     const error = await assertRejectsWith(() => loaded.plugin.callVoid("quit"), TrapError);

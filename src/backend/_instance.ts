@@ -10,6 +10,7 @@
 
 import type { BytesCall, CommandResult, PluginBackend } from "./_backend.ts";
 import { type CallBudget, CallWatch } from "./_call_budget.ts";
+import { type CommandOutput, withCommandOutput } from "./_command_output.ts";
 import { isThenable } from "./_host_result.ts";
 import { Capability } from "../capability.ts";
 import {
@@ -455,17 +456,24 @@ export class PluginInstance implements PluginBackend {
       } finally {
         this.#lastFuelUsed += command.lastFuelUsed;
       }
-      const wasi = command.#wasi;
-      return {
-        exitCode,
-        stdout: wasi?.stdout ?? new Uint8Array(),
-        stderr: wasi?.stderr ?? new Uint8Array(),
-        outputTruncated: wasi?.outputTruncated ?? false,
-      };
+      return { exitCode, ...command.#commandOutput() };
+    } catch (err) {
+      // What the command wrote before it failed goes with the error.
+      throw withCommandOutput(err, command.#commandOutput());
     } finally {
       command.#wasi?.close();
       await command.close();
     }
+  }
+
+  /** What this command instance wrote to its standard streams. */
+  #commandOutput(): CommandOutput {
+    const wasi = this.#wasi;
+    return {
+      stdout: wasi?.stdout ?? new Uint8Array(),
+      stderr: wasi?.stderr ?? new Uint8Array(),
+      outputTruncated: wasi?.outputTruncated ?? false,
+    };
   }
 
   #linkerFunction(module: string, name: string, fn: Callable): Callable {

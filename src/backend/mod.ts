@@ -18,6 +18,8 @@
 
 export type { AheadCall, BytesCall, CommandResult, PluginBackend } from "./_backend.ts";
 export { CallWatch, resolveCallBudget } from "./_call_budget.ts";
+export { commandOutputOf, withCommandOutput } from "./_command_output.ts";
+export type { CommandOutput } from "./_command_output.ts";
 export type { CallBudget, CallWatchOptions, PluginBudget } from "./_call_budget.ts";
 export { planImports } from "./_import_plan.ts";
 export { crossesAsItself, isManyResults } from "./_host_result.ts";

@@ -97,11 +97,15 @@ function descriptor<N extends keyof Needs>(state: WasiState, fd: number, needs: 
 /** `fdstat` fields of a descriptor: filetype, rights base, rights inheriting. */
 function describe(state: WasiState, entry: Descriptor): [number, bigint, bigint] {
   switch (entry.kind) {
+    // The standard streams are the run's buffers, never a terminal: wasi-libc's isatty() is
+    // false for them (a character device without seek rights is a terminal to it), so an
+    // interpreter reads a script from stdin instead of prompting, and no program colors its
+    // output for a screen (wasmtime and wazero say the same of stdio that is not a tty).
     case "stdin":
-      return [Filetype.CHARACTER_DEVICE, STDIN_RIGHTS, 0n];
+      return [Filetype.UNKNOWN, STDIN_RIGHTS, 0n];
     case "stdout":
     case "stderr":
-      return [Filetype.CHARACTER_DEVICE, STDOUT_RIGHTS, 0n];
+      return [Filetype.UNKNOWN, STDOUT_RIGHTS, 0n];
     case "directory": {
       // A directory the host does not let the plugin write reports no right to change its
       // entries. Its inheriting rights stay whole: wasi-libc masks the rights an `open()`

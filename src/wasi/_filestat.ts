@@ -26,13 +26,13 @@ function nanoseconds(date: Date | null): bigint {
   return date === null ? 0n : BigInt(date.getTime()) * 1_000_000n;
 }
 
-/** Writes a `filestat` (64 bytes) at `ptr`; `info` undefined means a character device (stdio). */
+/**
+ * Writes a `filestat` (64 bytes) at `ptr`; `info` undefined means a standard
+ * stream, a buffer of unknown type (see `describe` in `_fd_calls.ts`).
+ */
 export function writeFilestat(guest: Guest, ptr: number, info: Deno.FileInfo | undefined): void {
   guest.bytes(ptr, Size.FILESTAT).fill(0);
-  if (info === undefined) {
-    guest.setU8(ptr + 16, Filetype.CHARACTER_DEVICE);
-    return;
-  }
+  if (info === undefined) return;
   guest.setU64(ptr, info.dev ?? 0);
   guest.setU64(ptr + 8, info.ino ?? 0);
   guest.setU8(ptr + 16, filetypeOf(info));

@@ -34,6 +34,7 @@ import {
   type InternalOptions,
   isManyResults,
   NAN_GLOBAL,
+  withCommandOutput,
 } from "../backend/mod.ts";
 import { createHostServices, type HostServices, type ServiceName } from "../host/mod.ts";
 import type { ParkedState } from "../backend/mod.ts";
@@ -177,6 +178,10 @@ interface PendingHostCall {
 interface Stopping {
   readonly reason: unknown;
   readonly graceEnd: number;
+  /** Whether the deadline stopped the call (else an abort did). */
+  readonly expired: boolean;
+  /** Whether the reason was thrown to the guest, waiting on a host function. */
+  thrown: boolean;
 }
 
 /** A call's results as the backend contract returns them: none, one value, or an array. */
@@ -919,8 +924,18 @@ class WorkerBackend implements PluginBackend {
    */
   #settle(reply: WireMessage): unknown[] {
     const values = this.#readUsage(reply);
-    if (reply.op === ToHost.Failure) throw this.#decode(values[0] as string);
-    return values;
+    if (reply.op !== ToHost.Failure) return values;
+    throw this.#withOutputOf(values, this.#decode(values[0] as string));
+  }
+
+  /**
+   * `error`, with the output of the failed command whose reply's `values`
+   * (after the usage) carry it: error, stdout, stderr, truncated (see `_worker_main.ts`).
+   */
+  #withOutputOf(values: unknown[], error: unknown): unknown {
+    if (values.length !== 4) return error;
+    const [, stdout, stderr, truncated] = values as [string, Uint8Array, Uint8Array, number];
+    return withCommandOutput(error, { stdout, stderr, outputTruncated: truncated === 1 });
   }
 
   /** Takes the fuel used and the memory size off the end of a `Result` or `Failure` reply. */
@@ -952,12 +967,19 @@ class WorkerBackend implements PluginBackend {
   ): Promise<WireMessage> {
     let stopping: Stopping | undefined;
     let pending: PendingHostCall | undefined;
+    /** Set as the deadline stops the call (`watch.expire()`), so the stop knows it. */
+    let expiring = false;
     // The wait for the worker's answer times out at the deadline: no timer needed.
     const watch = new CallWatch(budget, {
       deadline: startMs + budget.timeoutMs,
       timer: false,
       onStop: (reason) => {
-        stopping = { reason, graceEnd: performance.now() + GRACE_MS };
+        stopping = {
+          reason,
+          graceEnd: performance.now() + GRACE_MS,
+          expired: expiring,
+          thrown: false,
+        };
         // An abort comes while the wait for the answer sleeps until the deadline: the
         // worker has its grace from now, not until then.
         channel.wakeBy(stopping.graceEnd);
@@ -967,6 +989,7 @@ class WorkerBackend implements PluginBackend {
         // A guest waiting on a host function cannot see the flag: answer it with the reason.
         if (pending !== undefined && !pending.answered) {
           pending.answered = true;
+          stopping.thrown = true;
           const guest = pending;
           this.#answerGuest(guest, () => this.#throwToGuest(channel, reason));
         }
@@ -995,6 +1018,7 @@ class WorkerBackend implements PluginBackend {
             throw stopping?.reason ?? new WorkerCrashedError("The plugin's worker is closed");
           }
           if (stopping === undefined) {
+            expiring = true;
             watch.expire();
           } else if (performance.now() >= stopping.graceEnd) {
             // The guest did not stop (a long instruction, a stuck host call): kill the worker.
@@ -1008,6 +1032,7 @@ class WorkerBackend implements PluginBackend {
           // that stops the call itself has answered the guest already, and one answer is all
           // the channel takes.)
           if (stopping !== undefined) {
+            stopping.thrown = true;
             this.#throwToGuest(channel, stopping.reason);
           } else {
             // Pending from before it runs: a stop it raises itself answers the guest with the
@@ -1029,15 +1054,23 @@ class WorkerBackend implements PluginBackend {
           stopping === undefined && message.op === ToHost.Failure &&
           this.#hostErrors.length > 0 && performance.now() >= watch.deadline
         ) {
+          expiring = true;
           watch.expire();
         }
-        // Whatever the guest made of the interrupt (it may have caught the cancellation and
-        // returned), the call ends with the reason it was raised.
-        if (stopping !== undefined) {
-          if (message.op === ToHost.Failure || message.op === ToHost.Result) {
-            this.#readUsage(message);
-            throw stopping.reason;
-          }
+        if (
+          stopping !== undefined &&
+          (message.op === ToHost.Failure ||
+            message.op === ToHost.Result && (stopping.expired || stopping.thrown))
+        ) {
+          // A stopped call ends with the stop's reason, whatever the guest made of it. But a
+          // guest that returned without an exception from the stop (the instance ends a call
+          // it cancelled with the reason, see `PluginInstance`) ran to its end before an abort
+          // reached it: the call answers as it ended, as inline, so that a caller told
+          // "aborted" may retry it. (Past the deadline, the plugin makes it a TimeoutError.)
+          const values = this.#readUsage(message);
+          throw message.op === ToHost.Failure
+            ? this.#withOutputOf(values, stopping.reason)
+            : stopping.reason;
         }
         return message;
       }

@@ -13,7 +13,7 @@ import { TimeoutError } from "../errors.ts";
 import { adoptFileBudget } from "../wasi/mod.ts";
 import type { HostCallable } from "../host/mod.ts";
 import type { HostServices, ServiceName } from "../host/mod.ts";
-import { PluginInstance, START_NOT_READ } from "../backend/mod.ts";
+import { commandOutputOf, PluginInstance, START_NOT_READ } from "../backend/mod.ts";
 import { ChannelClosed, ChannelWaits, WorkerChannel } from "./_channel.ts";
 import { decodeError, encodeError } from "./_error_codec.ts";
 import { installWorkerStackTraces } from "./_stack_trace.ts";
@@ -226,7 +226,19 @@ function handle(
           outputTruncated ? 1 : 0,
           instance.lastFuelUsed,
           instance.memoryBytes(),
-        ]]);
+        ]], (err) => {
+          // What the command wrote before it failed follows its error (see `WorkerBackend`).
+          const output = commandOutputOf(err);
+          if (output === undefined) throw err;
+          const [op, [error, ...usage]] = failure(instance, err);
+          return [op, [
+            error!,
+            output.stdout,
+            output.stderr,
+            output.outputTruncated ? 1 : 0,
+            ...usage,
+          ]];
+        });
     }
     case ToWorker.ReadMemory:
     case ToWorker.WriteMemory:

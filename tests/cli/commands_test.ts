@@ -56,6 +56,12 @@ cliTest("inspect", {
     ),
     noStderr: true,
   },
+  "WASI's random_get needs random as well as wasi": {
+    args: ["inspect", "tests/cli/fixtures/write_then_trap.wat"],
+    code: 0,
+    stdout: /\ncapabilities needed: wasi, random\n$/,
+    noStderr: true,
+  },
   "imported, shared and 64-bit memories, imported tables and custom sections": {
     args: ["inspect", "tests/cli/fixtures/layout.wat"],
     code: 0,
@@ -237,6 +243,12 @@ cliTest("run", {
     args: ["run", "tests/cli/fixtures/two_mib_output.wat"],
     code: 0,
     stderr: /^warning: the command's output was cut: a run keeps at most 1 MiB of each stream/,
+  },
+  "a command that fails prints what it wrote, then the error on a line of its own": {
+    args: ["run", "tests/cli/fixtures/write_then_trap.wat"],
+    code: 1,
+    stdout: /^out$/,
+    stderr: /^err\nerror: trap: /,
   },
   "without --dir the command cannot read its data": {
     args: ["run", "examples/c_wasi/c_wasi.wasm"],
