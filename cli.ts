@@ -23,7 +23,7 @@
  * Exit codes:
  * - 0: success; for `run`, the guest's own exit code instead;
  * - 1: plugin error: `error: <kind>: <message>` on stderr, with the stack
- *   trace only under `--debug`;
+ *   trace only under `--debug`; or a file it cannot read (`error: <message>`);
  * - 2: bad usage: a one-line error and the command's usage on stderr.
  *
  * @example Run the CLI from code
@@ -233,8 +233,8 @@ const WORKER_PERMISSIONS_OPTION: OptionSpec = {
 const LIMIT_OPTIONS: readonly OptionSpec[] = [
   {
     name: "max-fuel",
-    value: "<n>",
-    description: "Instruction budget of the call",
+    value: "<n|none>",
+    description: "Instruction budget of the call; none: no budget (fuel is still counted)",
     default: String(DEFAULT_LIMITS.maxFuel),
   },
   {
@@ -254,6 +254,12 @@ const LIMIT_OPTIONS: readonly OptionSpec[] = [
     value: "<n>",
     description: "Nesting depth of wasm calls",
     default: String(DEFAULT_LIMITS.maxCallDepth),
+  },
+  {
+    name: "max-table-elements",
+    value: "<n>",
+    description: "Elements the plugin's tables may hold in total (large C++ programs need more)",
+    default: String(DEFAULT_LIMITS.maxTableElements),
   },
 ];
 
@@ -434,8 +440,8 @@ const HELP: CommandSpec = {
 /** Every command, in the order the usage lists them. */
 const COMMANDS: readonly CommandSpec[] = [INSPECT, CALL, RUN, BENCH, SERVE, HELP];
 
-const EXIT_CODES = "Exit codes: 0 success (run: the guest's exit code), 1 plugin error, " +
-  "2 bad usage.";
+const EXIT_CODES = "Exit codes: 0 success (run: the guest's exit code), 1 plugin error (or a " +
+  "file it cannot read), 2 bad usage.";
 
 /** The usage of the whole CLI. */
 function usage(): string {
@@ -694,8 +700,28 @@ async function compileFile(runtime: WasmRuntime, file: string): Promise<Compiled
   const name = file.split(Deno.build.os === "windows" ? /[\\/]/ : "/").pop()!
     .replace(/\.(wasm|wat)$/, "");
   const bytes = await readFileArgument(file, MAX_MODULE_BYTES);
-  if (file.endsWith(".wat")) return await runtime.compileWat(name, new TextDecoder().decode(bytes));
-  return await runtime.compile(name, bytes);
+  if (file.endsWith(".wat") || looksLikeWat(bytes)) {
+    return await runtime.compileWat(name, new TextDecoder().decode(bytes));
+  }
+  try {
+    return await runtime.compile(name, bytes);
+  } catch (err) {
+    // Which file it was, as a WAT error says (a serve or a load may name several).
+    if (!(err instanceof CompilationError)) throw err;
+    throw new CompilationError(`${file}: ${err.message}`, {
+      ...(err.offset === undefined ? {} : { offset: err.offset }),
+      cause: err,
+    });
+  }
+}
+
+/** Whether `bytes` are WAT text rather than a binary (which starts with "\0asm"): a `(` or `;` first. */
+function looksLikeWat(bytes: Uint8Array): boolean {
+  for (const byte of bytes) {
+    if (byte === 0x20 || byte === 0x09 || byte === 0x0a || byte === 0x0d) continue;
+    return byte === 0x28 || byte === 0x3b;
+  }
+  return false;
 }
 
 function positiveInteger(
@@ -782,16 +808,19 @@ function capabilitiesOf(args: ParsedArgs): Capability[] {
 
 function limitsOf(args: ParsedArgs): Partial<ResourceLimits> {
   const limits: { -readonly [K in keyof ResourceLimits]?: ResourceLimits[K] } = {};
-  const fuel = positiveInteger(args, "max-fuel");
+  const fuel = option(args, "max-fuel") === "none" ? null : positiveInteger(args, "max-fuel");
   const timeout = positiveInteger(args, "timeout");
   // A 32-bit memory has at most 65 536 pages (4 GiB).
   const pages = positiveInteger(args, "max-memory-pages", 65_536);
   // The guest counts its depth in an i32.
   const depth = positiveInteger(args, "max-call-depth", 0x7fff_ffff);
+  // A table's size is an i32 (a 64-bit table's beyond what V8 makes).
+  const elements = positiveInteger(args, "max-table-elements", 0xffff_ffff);
   if (fuel !== undefined) limits.maxFuel = fuel;
   if (timeout !== undefined) limits.maxExecutionTimeMs = timeout;
   if (pages !== undefined) limits.maxMemoryPages = pages;
   if (depth !== undefined) limits.maxCallDepth = depth;
+  if (elements !== undefined) limits.maxTableElements = elements;
   return limits;
 }
 

@@ -1483,6 +1483,9 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
         ? withCommandOutput(late, error.output)
         : late;
     }
+    // A worker started for the call (it was parked) does not count in its time.
+    const readyAt = this.#backend.readyAt;
+    if (readyAt > start) start = readyAt;
     this.#metrics.record(name, start, end, error, this.#backend.memoryBytes(), fuelUsed);
     const ran = this.#state === "running";
     if (ran) this.#state = this.#restState;

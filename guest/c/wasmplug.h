@@ -122,8 +122,10 @@ int wasmplug_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /*
  * snprintf: writes at most `cap` bytes (NUL included) and returns the length
- * of the whole text. Without libc it knows %s %.*s %d %i %u %x %c %%, the
- * numbers with l, ll or z too; checked like printf's formats by the compiler.
+ * of the whole text. Without libc it knows printf's conversions (d i u o x X
+ * c s p f F e E g G %, %a printed as %e, %n writing nothing) with their
+ * flags, width, precision and length modifiers; a long double prints as
+ * "(long double)". Checked like printf's formats by the compiler.
  */
 int wasmplug_format(char *buf, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -359,16 +361,191 @@ static void wasmplug__put(wasmplug__sink *sink, char c) {
   sink->len++;
 }
 
-static void wasmplug__put_unsigned(wasmplug__sink *sink, unsigned long long value,
-                                   unsigned base) {
-  char digits[20];
+/* A conversion's flags, width and precision (-1: none), as printf reads them. */
+typedef struct {
+  int left, plus, space, alt, zero;
+  int width, precision;
+} wasmplug__spec;
+
+/* Writes `n` copies of `c`. */
+static void wasmplug__pad(wasmplug__sink *sink, char c, int n) {
+  for (; n > 0; n--) wasmplug__put(sink, c);
+}
+
+/*
+ * Writes a converted field: `prefix` (a sign, "0x"), zeros up to `zeros`
+ * digits, then `body`, padded to the width as the flags say.
+ */
+static void wasmplug__field(wasmplug__sink *sink, const wasmplug__spec *spec, const char *prefix,
+                            const char *body, int body_len, int zeros) {
+  int prefix_len = 0;
+  while (prefix[prefix_len] != '\0') prefix_len++;
+  int fill = zeros > body_len ? zeros - body_len : 0;
+  int pad = spec->width - prefix_len - fill - body_len;
+  if (!spec->left && !spec->zero) wasmplug__pad(sink, ' ', pad);
+  for (int i = 0; i < prefix_len; i++) wasmplug__put(sink, prefix[i]);
+  if (!spec->left && spec->zero) wasmplug__pad(sink, '0', pad);
+  wasmplug__pad(sink, '0', fill);
+  for (int i = 0; i < body_len; i++) wasmplug__put(sink, body[i]);
+  if (spec->left) wasmplug__pad(sink, ' ', pad);
+}
+
+/* The digits of `value` in `base`, most significant first, in `digits`; returns how many. */
+static int wasmplug__digits(char *digits, unsigned long long value, unsigned base, int upper) {
+  char reversed[24];
   int n = 0;
   do {
-    unsigned digit = value % base;
-    digits[n++] = (char)(digit < 10 ? '0' + digit : 'a' + digit - 10);
+    unsigned digit = (unsigned)(value % base);
+    reversed[n++] = (char)(digit < 10 ? '0' + digit : (upper ? 'A' : 'a') + digit - 10);
     value /= base;
   } while (value != 0);
-  while (n > 0) wasmplug__put(sink, digits[--n]);
+  for (int i = 0; i < n; i++) digits[i] = reversed[n - 1 - i];
+  return n;
+}
+
+/* An integer conversion (d i u o x X p): `negative` with `value` its magnitude. */
+static void wasmplug__integer(wasmplug__sink *sink, wasmplug__spec spec, char conv,
+                              int negative, unsigned long long value) {
+  unsigned base = conv == 'o' ? 8 : conv == 'x' || conv == 'X' || conv == 'p' ? 16 : 10;
+  char digits[24];
+  int n = wasmplug__digits(digits, value, base, conv == 'X');
+  if (spec.precision >= 0) {
+    spec.zero = 0;
+    if (spec.precision == 0 && value == 0) n = 0; /* "%.0d" of 0 prints nothing */
+  }
+  const char *prefix = negative          ? "-"
+                       : spec.plus       ? "+"
+                       : spec.space      ? " "
+                       : conv == 'p'     ? "0x"
+                       : !spec.alt       ? ""
+                       : value == 0      ? ""
+                       : conv == 'x'     ? "0x"
+                       : conv == 'X'     ? "0X"
+                                         : "";
+  if (conv != 'd' && conv != 'i' && conv != 'p' && (spec.plus || spec.space)) prefix = "";
+  int zeros = spec.precision;
+  if (spec.alt && conv == 'o' && zeros <= n) zeros = n + 1; /* octal's leading 0 */
+  wasmplug__field(sink, &spec, prefix, digits, n, zeros);
+}
+
+/* Powers of ten as doubles, exactly, up to 1e22. */
+static double wasmplug__pow10(int n) {
+  double p = 1;
+  while (n-- > 0) p *= 10;
+  return p;
+}
+
+/*
+ * Writes `value` (>= 0, finite) with `precision` digits after the point
+ * (at most 17) into `out` (at least 360 bytes), rounded as printf does (half
+ * to even); returns its length. Exact below 2^64: the fraction's digits come
+ * from a 60-bit fixed-point copy of it, whatever bits it has below counted.
+ */
+static int wasmplug__fixed(char *out, double value, int precision, int point) {
+  if (precision > 17) precision = 17;
+  int n = 0;
+  if (value < 18446744073709551616.0) {
+    unsigned long long whole = (unsigned long long)value;
+    double scaled = (value - (double)whole) * 1152921504606846976.0; /* exact: times 2^60 */
+    unsigned long long fraction = (unsigned long long)scaled;
+    int sticky = scaled != (double)fraction;
+    const unsigned long long one = 1ull << 60;
+    char digits[18];
+    for (int i = 0; i < precision; i++) {
+      fraction *= 10;
+      digits[i] = (char)('0' + (fraction >> 60));
+      fraction &= one - 1;
+    }
+    /* Round on what is left: above half, or half with a last digit that is odd. */
+    int last_odd = precision > 0 ? (digits[precision - 1] - '0') & 1 : (int)(whole & 1);
+    if (fraction > one / 2 || (fraction == one / 2 && (sticky || last_odd))) {
+      int i = precision - 1;
+      while (i >= 0 && digits[i] == '9') digits[i--] = '0';
+      if (i >= 0) digits[i]++;
+      else whole++; /* 2^64 - 1 rounded up wraps only for values that print as e */
+    }
+    n = wasmplug__digits(out, whole, 10, 0);
+    if (precision > 0 || point) out[n++] = '.';
+    for (int i = 0; i < precision; i++) out[n++] = digits[i];
+    return n;
+  }
+  /* A large integer part: its digits one division at a time (not exact past 2^53). */
+  char reversed[340];
+  int k = 0;
+  do {
+    double q = __builtin_floor(value / 10);
+    int digit = (int)(value - q * 10);
+    reversed[k++] = (char)('0' + (digit < 0 ? 0 : digit > 9 ? 9 : digit));
+    value = q;
+  } while (value >= 1 && k < 339);
+  for (int i = 0; i < k; i++) out[n++] = reversed[k - 1 - i];
+  if (precision > 0 || point) out[n++] = '.';
+  for (int i = 0; i < precision; i++) out[n++] = '0';
+  return n;
+}
+
+/* A floating-point conversion (f F e E g G a A; a prints as e). */
+static void wasmplug__float(wasmplug__sink *sink, wasmplug__spec spec, char conv, double value) {
+  int upper = conv == 'F' || conv == 'E' || conv == 'G' || conv == 'A';
+  int negative = value < 0 || (value == 0 && 1 / value < 0);
+  if (negative) value = -value;
+  const char *prefix = negative ? "-" : spec.plus ? "+" : spec.space ? " " : "";
+  if (value != value || value > 1.7976931348623157e308) {
+    spec.zero = 0;
+    const char *text = value != value ? (upper ? "NAN" : "nan") : (upper ? "INF" : "inf");
+    wasmplug__field(sink, &spec, prefix, text, 3, 0);
+    return;
+  }
+  char lower = (char)(conv | 0x20);
+  int precision = spec.precision < 0 ? 6 : spec.precision;
+  if (lower == 'g' && precision == 0) precision = 1;
+  /* The decimal exponent of the value rounded to `digits` significant digits. */
+  int exponent = 0;
+  double mantissa = value;
+  if (lower != 'f' && value != 0) {
+    while (mantissa >= 10) mantissa /= 10, exponent++;
+    while (mantissa < 1) mantissa *= 10, exponent--;
+    int digits = lower == 'g' ? precision : precision + 1;
+    double rounding = 0.5 / wasmplug__pow10(digits - 1 > 17 ? 17 : digits - 1);
+    if (mantissa + rounding >= 10) mantissa /= 10, exponent++;
+  }
+  int use_e = lower == 'e' || lower == 'a' ||
+              (lower == 'g' && (exponent < -4 || exponent >= precision));
+  char body[400];
+  int n;
+  if (use_e) {
+    int p = lower == 'g' ? precision - 1 : precision;
+    n = wasmplug__fixed(body, mantissa, p, spec.alt);
+    if (n > 1 && body[0] == '1' && body[1] == '0') {
+      /* Rounding made it 10.0…: one digit more to the exponent. */
+      n = wasmplug__fixed(body, mantissa / 10, p, spec.alt);
+      exponent++;
+    }
+  } else {
+    int p = lower == 'g' ? precision - 1 - exponent : precision;
+    n = wasmplug__fixed(body, value, p < 0 ? 0 : p, spec.alt);
+  }
+  if (lower == 'g' && !spec.alt) {
+    /* %g drops trailing zeros, and the point if nothing follows it. */
+    int point = -1;
+    for (int i = 0; i < n; i++) {
+      if (body[i] == '.') point = i;
+    }
+    if (point >= 0) {
+      while (n > point + 1 && body[n - 1] == '0') n--;
+      if (n == point + 1) n--;
+    }
+  }
+  if (use_e) {
+    body[n++] = upper ? 'E' : 'e';
+    body[n++] = exponent < 0 ? '-' : '+';
+    char digits[8];
+    int k = wasmplug__digits(digits, (unsigned long long)(exponent < 0 ? -exponent : exponent),
+                             10, 0);
+    if (k < 2) body[n++] = '0';
+    for (int i = 0; i < k; i++) body[n++] = digits[i];
+  }
+  wasmplug__field(sink, &spec, prefix, body, n, 0);
 }
 
 int wasmplug_vformat(char *buf, size_t cap, const char *fmt, va_list ap) {
@@ -378,28 +555,63 @@ int wasmplug_vformat(char *buf, size_t cap, const char *fmt, va_list ap) {
       wasmplug__put(&sink, *fmt);
       continue;
     }
-    fmt++;
-    int precision = -1;
-    if (fmt[0] == '.' && fmt[1] == '*') {
-      precision = va_arg(ap, int);
-      fmt += 2;
+    const char *start = fmt++;
+    wasmplug__spec spec = {0, 0, 0, 0, 0, 0, -1};
+    for (;; fmt++) {
+      if (*fmt == '-') spec.left = 1;
+      else if (*fmt == '+') spec.plus = 1;
+      else if (*fmt == ' ') spec.space = 1;
+      else if (*fmt == '#') spec.alt = 1;
+      else if (*fmt == '0') spec.zero = 1;
+      else break;
     }
-    /* Length modifiers: none (int), l or z (long, size_t: 32 bits on wasm32), ll (64 bits). */
-    int longness = 0;
-    if (*fmt == 'l' || *fmt == 'z') {
-      longness = 1;
-      if (*fmt++ == 'l' && *fmt == 'l') {
-        longness = 2;
+    if (*fmt == '*') {
+      spec.width = va_arg(ap, int);
+      if (spec.width < 0) spec.left = 1, spec.width = -spec.width;
+      fmt++;
+    } else {
+      while (*fmt >= '0' && *fmt <= '9') spec.width = spec.width * 10 + (*fmt++ - '0');
+    }
+    if (*fmt == '.') {
+      fmt++;
+      spec.precision = 0;
+      if (*fmt == '*') {
+        spec.precision = va_arg(ap, int);
+        if (spec.precision < 0) spec.precision = -1;
         fmt++;
+      } else {
+        while (*fmt >= '0' && *fmt <= '9') spec.precision = spec.precision * 10 + (*fmt++ - '0');
       }
     }
-    switch (*fmt) {
+    if (spec.left) spec.zero = 0;
+    /* Length modifiers: hh h (promoted to int), l z t (32 bits on wasm32), ll j (64), L. */
+    int longness = 0;
+    if (*fmt == 'h') {
+      fmt += fmt[1] == 'h' ? 2 : 1;
+    } else if (*fmt == 'l' && fmt[1] == 'l') {
+      longness = 2, fmt += 2;
+    } else if (*fmt == 'j') {
+      longness = 2, fmt++;
+    } else if (*fmt == 'l' || *fmt == 'z' || *fmt == 't') {
+      longness = 1, fmt++;
+    } else if (*fmt == 'L') {
+      longness = 3, fmt++;
+    }
+    char conv = *fmt;
+    switch (conv) {
       case 's': {
         const char *s = va_arg(ap, const char *);
         if (s == NULL) s = "(null)";
-        for (int i = 0; s[i] != '\0' && (precision < 0 || i < precision); i++) {
-          wasmplug__put(&sink, s[i]);
-        }
+        int n = 0;
+        while (s[n] != '\0' && (spec.precision < 0 || n < spec.precision)) n++;
+        spec.zero = 0;
+        wasmplug__field(&sink, &spec, "", s, n, 0);
+        break;
+      }
+      case 'c': {
+        char c = (char)va_arg(ap, int);
+        spec.zero = 0;
+        wasmplug__field(&sink, &spec, "", &c, 1, 0);
         break;
       }
       case 'd':
@@ -407,32 +619,50 @@ int wasmplug_vformat(char *buf, size_t cap, const char *fmt, va_list ap) {
         long long value = longness == 2   ? va_arg(ap, long long)
                           : longness == 1 ? (long long)va_arg(ap, long)
                                           : (long long)va_arg(ap, int);
-        if (value < 0) wasmplug__put(&sink, '-');
-        wasmplug__put_unsigned(
-            &sink, value < 0 ? 0ull - (unsigned long long)value : (unsigned long long)value, 10);
+        unsigned long long magnitude =
+            value < 0 ? 0ull - (unsigned long long)value : (unsigned long long)value;
+        wasmplug__integer(&sink, spec, conv, value < 0, magnitude);
         break;
       }
       case 'u':
-      case 'x': {
+      case 'o':
+      case 'x':
+      case 'X': {
         unsigned long long value = longness == 2   ? va_arg(ap, unsigned long long)
                                    : longness == 1 ? (unsigned long long)va_arg(ap, unsigned long)
                                                    : (unsigned long long)va_arg(ap, unsigned);
-        wasmplug__put_unsigned(&sink, value, *fmt == 'u' ? 10 : 16);
+        wasmplug__integer(&sink, spec, conv, 0, value);
         break;
       }
-      case 'c':
-        wasmplug__put(&sink, (char)va_arg(ap, int));
+      case 'p':
+        wasmplug__integer(&sink, spec, 'p', 0, (unsigned long long)(uintptr_t)va_arg(ap, void *));
+        break;
+      case 'f':
+      case 'F':
+      case 'e':
+      case 'E':
+      case 'g':
+      case 'G':
+      case 'a':
+      case 'A':
+        if (longness == 3) {
+          /* A long double is taken off the arguments but not converted (that needs libc). */
+          (void)va_arg(ap, long double);
+          wasmplug__field(&sink, &spec, "", "(long double)", 13, 0);
+        } else {
+          wasmplug__float(&sink, spec, conv, va_arg(ap, double));
+        }
+        break;
+      case 'n': /* writes nothing here: its pointer is taken off the arguments */
+        (void)va_arg(ap, void *);
         break;
       case '%':
         wasmplug__put(&sink, '%');
         break;
-      case '\0': /* a lone '%' at the end */
-        wasmplug__put(&sink, '%');
-        fmt--;
-        break;
-      default: /* not a conversion this formatter knows: kept as it is */
-        wasmplug__put(&sink, '%');
-        wasmplug__put(&sink, *fmt);
+      default: /* not a conversion: the text kept as it is ('\0': a lone '%' at the end) */
+        for (const char *c = start; c < fmt; c++) wasmplug__put(&sink, *c);
+        if (conv == '\0') fmt--;
+        else wasmplug__put(&sink, conv);
         break;
     }
   }

@@ -78,6 +78,14 @@ export interface PluginBackend {
    */
   readonly deadlineFromStart: boolean;
   /**
+   * When the instance this backend's calls run on became ready
+   * (`performance.now()`): a worker may be started during a call (it was
+   * parked, or replaced after a crash), and the time before it is neither
+   * the call's deadline's nor its duration's. `0` for an instance that is
+   * always there (inline).
+   */
+  readonly readyAt: number;
+  /**
    * Runs the module as a WASI command in a fresh instance: `_start` with
    * `stdin`, returning the exit code and the captured output.
    */

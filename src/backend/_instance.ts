@@ -90,7 +90,10 @@ export class PluginInstance implements PluginBackend {
   /** What a WASI command reads from standard input: set only on a run's own instance. */
   readonly #stdin: Uint8Array | undefined;
   readonly #slot: ErrorSlot = { error: undefined, generation: 0, guestError: undefined };
-  readonly #logBudget: LogBudget = createLogBudget();
+  /** The bytes call whose input's `alloc` trapped, until {@linkcode #failure} reports it. */
+  #allocTrapped: BytesCall | undefined;
+  /** The `host_log` budget: a run's command instance shares its plugin's (see `runCommand`). */
+  #logBudget: LogBudget = createLogBudget();
   /** The memory the host reads and writes. */
   readonly memory: GuestMemory = new GuestMemory();
   /**
@@ -167,6 +170,8 @@ export class PluginInstance implements PluginBackend {
 
   /** See {@linkcode PluginBackend.deadlineFromStart}. */
   readonly deadlineFromStart = true;
+  /** See {@linkcode PluginBackend.readyAt}: an instance is there from the start. */
+  readonly readyAt = 0;
 
   async #instantiate(): Promise<void> {
     let instance: WebAssembly.Instance;
@@ -256,6 +261,7 @@ export class PluginInstance implements PluginBackend {
   /** Arms the instrumentation for one top-level call. */
   #begin(budget: CallBudget, startMs: number): void {
     this.#slot.guestError = undefined;
+    this.#allocTrapped = undefined;
     // What the host moved before the call (a bytes call's input) is not its host functions'.
     this.memory.takeTouched();
     this.#budget = budget;
@@ -425,6 +431,8 @@ export class PluginInstance implements PluginBackend {
     // The command's start function and `_start` share the call's one budget.
     // A fresh instance, even of a restored plugin: a command starts from the module's own state.
     const command = new PluginInstance({ ...this.#spec, restore: null }, this.#bindings, stdin);
+    // Its logs count in the plugin's budget: a run is no fresh burst of records.
+    command.#logBudget = this.#logBudget;
     await command.#instantiate();
     try {
       // Aborted while the instance was made: it ends with the reason, as any call (nothing ran).
@@ -632,9 +640,16 @@ export class PluginInstance implements PluginBackend {
    */
   #exchange(call: BytesCall, { fn, alloc, free }: BytesExports): number | Uint8Array {
     const { input } = call;
-    const inPtr = input.length === 0
-      ? 0
-      : allocated(call, (this.#step(alloc, input.length) as number) >>> 0);
+    let inPtr = 0;
+    if (input.length > 0) {
+      try {
+        inPtr = this.#step(alloc, input.length) as number;
+      } catch (err) {
+        this.#allocTrapped = call;
+        throw err;
+      }
+      inPtr = allocated(call, inPtr >>> 0);
+    }
     this.memory.write(inPtr, input);
     let raw: unknown;
     try {
@@ -666,9 +681,16 @@ export class PluginInstance implements PluginBackend {
     { fn, alloc, free }: BytesExports,
   ): Promise<number | Uint8Array> {
     const { input } = call;
-    const inPtr = input.length === 0
-      ? 0
-      : allocated(call, (await this.#step(alloc, input.length) as number) >>> 0);
+    let inPtr = 0;
+    if (input.length > 0) {
+      try {
+        inPtr = await this.#step(alloc, input.length) as number;
+      } catch (err) {
+        this.#allocTrapped = call;
+        throw err;
+      }
+      inPtr = allocated(call, inPtr >>> 0);
+    }
     this.memory.write(inPtr, input);
     let raw: unknown;
     try {
@@ -822,6 +844,8 @@ export class PluginInstance implements PluginBackend {
   #failure(err: unknown): unknown {
     // The guest was unwound without its epilogues (see InstanceLimits.unwind).
     this.#limits?.unwind();
+    const allocating = this.#allocTrapped;
+    this.#allocTrapped = undefined;
     const recorded = this.#slot.error;
     this.#slot.error = undefined;
     if (recorded !== undefined) {
@@ -837,7 +861,17 @@ export class PluginInstance implements PluginBackend {
       }
       return this.#reportedAs(recorded);
     }
-    return this.#reportedAs(this.#withGuestMessage(this.#classify(err)));
+    const failure = this.#withGuestMessage(this.#classify(err));
+    if (allocating === undefined || !(failure instanceof TrapError)) {
+      return this.#reportedAs(failure);
+    }
+    // An allocator with no failure path (AssemblyScript's) traps where it would answer 0.
+    return this.#reportedAs(
+      new OutOfMemoryError(
+        `The plugin's ${allocating.alloc}(${allocating.input.length}) trapped for the input of "${allocating.fn}" (out of memory, or its allocator failed): ${failure.message}`,
+        { cause: failure },
+      ),
+    );
   }
 
   /**
@@ -940,11 +974,13 @@ export class PluginInstance implements PluginBackend {
     const globals = state.globals.map((name) => (exports[name] as WebAssembly.Global).value);
     // A JS number does not keep a NaN's payload bits: restored, the global would differ.
     if (globals.some((value) => Number.isNaN(value))) return NAN_GLOBAL;
+    const { tokens, refilledAt } = this.#logBudget;
     return {
       memories: state.memories.map(({ name }) =>
         new Uint8Array((exports[name] as WebAssembly.Memory).buffer).slice()
       ),
       globals,
+      logBudget: { tokens, at: performance.timeOrigin + refilledAt },
     };
   }
 
@@ -968,6 +1004,11 @@ export class PluginInstance implements PluginBackend {
     state.globals.forEach((name, i) => {
       (exports[name] as WebAssembly.Global).value = parked.globals[i];
     });
+    if (parked.logBudget !== undefined) {
+      // What was left then, refilled for the time since (on this thread's clock).
+      this.#logBudget.tokens = parked.logBudget.tokens;
+      this.#logBudget.refilledAt = parked.logBudget.at - performance.timeOrigin;
+    }
   }
 
   /** Bytes of all the plugin's memories (summed by the module when it has several). */

@@ -50,6 +50,11 @@ export interface WasiSettings {
 export interface ParkedState {
   readonly memories: readonly Uint8Array[];
   readonly globals: readonly (number | bigint)[];
+  /**
+   * The `host_log` budget: records left, and when (`performance.timeOrigin +
+   * performance.now()`, comparable across threads): a park must not refill it.
+   */
+  readonly logBudget?: { readonly tokens: number; readonly at: number };
 }
 
 /** The budgets of a module's start function, without the abort signal (which cannot be cloned). */

@@ -18,7 +18,7 @@ export const internalOptions: unique symbol = Symbol("wasmplug.internalOptions")
  * (`"spawned"`, also for a kept worker), it was a kept worker (`"reused"`,
  * before its `"spawned"`), or its instance was parked.
  */
-export type WorkerEvent = "spawned" | "parked" | "reused";
+export type WorkerEvent = "spawned" | "parked" | "reused" | "kept";
 
 /** What a runtime config may hold under {@linkcode internalOptions}. */
 export interface InternalOptions {
@@ -33,7 +33,10 @@ export interface InternalOptions {
    * @default {30_000}
    */
   readonly workerBootTimeoutMs?: number;
-  /** Told each time one of the runtime's plugin workers is spawned or parked, with its script. */
+  /**
+   * Told each time one of the runtime's plugin workers is spawned, parked,
+   * reused from the pool or kept (its state could not be parked), with its script.
+   */
   readonly onWorkerEvent?: (event: WorkerEvent, script: URL) => void;
 }
 

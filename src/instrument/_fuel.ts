@@ -10,11 +10,14 @@
  * branch, plus the code after every construct inside it that cannot branch
  * out, plus the part both arms of an `if`/`else` share. So a call that returns
  * normally consumes exactly one unit per instruction it executed, whatever the
- * shape of its code; a loop pays for its body on every iteration; and a call
+ * shape of its code, unless an exception it caught left a function early (see
+ * below); a loop pays for its body on every iteration; and a call
  * runs out of fuel at the first charge its budget cannot cover, which may be
  * a little before the instruction that would have overdrawn it. A call that
  * traps, or that an exception leaves early, has paid for what its charges
- * covered. Code no branch can reach is not metered. A callee meters itself,
+ * covered; so has a function an exception leaves early (a call or throw with
+ * code after it in the same record, caught in this function or further up):
+ * that code was paid for and did not run, at most one record per frame left. Code no branch can reach is not metered. A callee meters itself,
  * except that the record a direct call is in also pays for the callee's
  * entry record, which is sure to run once the call is made (with the fuel
  * pass on, see `_internal_calls.ts`; a callee entered from the host, through

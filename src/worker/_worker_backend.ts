@@ -156,6 +156,20 @@ interface Flight {
   retracted: boolean;
 }
 
+/** The longest wait between two tries to park a worker whose state cannot be parked yet. */
+const MAX_PARK_BACKOFF_MS = 60_000;
+
+/** `promise`, or a rejection with `signal`'s reason as soon as it aborts. */
+function unlessAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
 /** A host function (or service) the guest is waiting on. */
 interface PendingHostCall {
   /** Whether the guest has its answer (or it is held, see {@linkcode held}), or the call ended. */
@@ -269,6 +283,8 @@ class WorkerBackend implements PluginBackend {
   /** The state of the parked instance, until a worker takes it over. */
   #parked: ParkedState | null = null;
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
+  /** How much longer than `idleTimeoutMs` to wait after a refused park (a NaN in a global). */
+  #parkBackoffMs = 0;
   /** When the last exchange ended (`performance.now()`). */
   #lastUse = 0;
   /**
@@ -302,6 +318,8 @@ class WorkerBackend implements PluginBackend {
 
   /** The host's timer starts when the worker is ready (after a respawn): see `#converse`. */
   readonly deadlineFromStart = false;
+  /** See {@linkcode PluginBackend.readyAt}. */
+  readyAt = 0;
 
   memoryBytes(): number {
     return this.#memoryBytes;
@@ -359,6 +377,7 @@ class WorkerBackend implements PluginBackend {
       }
     }
     this.#live = live;
+    this.readyAt = performance.now();
     this.#parked = null;
     if (kept !== undefined) this.#internal.onWorkerEvent?.("reused", script);
     this.#internal.onWorkerEvent?.("spawned", script);
@@ -477,7 +496,12 @@ class WorkerBackend implements PluginBackend {
     this.#lastUse = performance.now();
     if (this.#idleTimer !== undefined) return;
     if (!this.#parkable || this.#closed || this.#live === undefined) return;
-    this.#startIdleTimer(Math.min(this.#spec.idleTimeoutMs, MAX_TIMER_MS));
+    this.#startIdleTimer(this.#idleTimeout());
+  }
+
+  /** How long the worker stays idle before it is parked (see {@linkcode #parkBackoffMs}). */
+  #idleTimeout(): number {
+    return Math.min(this.#spec.idleTimeoutMs + this.#parkBackoffMs, MAX_TIMER_MS);
   }
 
   #startIdleTimer(delay: number): void {
@@ -485,7 +509,7 @@ class WorkerBackend implements PluginBackend {
       this.#idleTimer = undefined;
       if (this.#queue.busy) return; // the exchange in progress re-arms it when it ends
       const idleFor = performance.now() - this.#lastUse;
-      const timeout = Math.min(this.#spec.idleTimeoutMs, MAX_TIMER_MS);
+      const timeout = this.#idleTimeout();
       if (idleFor < timeout) this.#startIdleTimer(timeout - idleFor);
       else void this.#park();
     }, delay);
@@ -512,15 +536,27 @@ class WorkerBackend implements PluginBackend {
       if (this.#live === live) this.#discard(live);
       return;
     }
-    const [refusal, count, ...rest] = reply.values as [string | null, number, ...unknown[]];
+    const [refusal, count, tokens, at, ...rest] = reply.values as [
+      string | null,
+      number,
+      number,
+      number,
+      ...unknown[],
+    ];
     if (reply.op !== ToHost.Done || refusal !== null) {
-      // A NaN in a float global passes: the next idle time tries again. The rest stays.
+      // A NaN in a float global passes: a later idle time tries again, each later than the
+      // last (every try wakes the worker). The rest stays.
       if (refusal !== NAN_GLOBAL) this.#parkable = false;
+      const backoff = Math.max(2 * this.#parkBackoffMs, this.#spec.idleTimeoutMs);
+      this.#parkBackoffMs = Math.min(backoff, MAX_PARK_BACKOFF_MS);
+      this.#internal.onWorkerEvent?.("kept", this.#script);
       return;
     }
+    this.#parkBackoffMs = 0;
     this.#parked = {
       memories: rest.slice(0, count) as Uint8Array[],
       globals: rest.slice(count) as (number | bigint)[],
+      logBudget: { tokens, at },
     };
     await this.#release(live);
     this.#internal.onWorkerEvent?.("parked", this.#script);
@@ -764,9 +800,17 @@ class WorkerBackend implements PluginBackend {
     const taken = this.#queue.take();
     const turn = taken instanceof Promise ? await taken : taken;
     this.#callInFlight = true;
+    let starting: Promise<LiveWorker> | undefined;
     try {
       const ready = this.#ready();
-      const live = ready instanceof Promise ? await ready : ready;
+      if (ready instanceof Promise) starting = ready;
+      // An abort does not wait for the worker to start (tens of milliseconds): the call
+      // leaves at once, and the turn is handed on once the worker is ready.
+      const live = starting === undefined ? ready as LiveWorker : await unlessAborted(
+        starting,
+        budget.signal,
+      );
+      starting = undefined;
       // The deadline is the guest's: a call that waited for the channel, or for a worker
       // respawned for it (parked, or replaced after a crash), starts the clock when it is ready.
       if (taken instanceof Promise || ready instanceof Promise) startMs = performance.now();
@@ -774,7 +818,11 @@ class WorkerBackend implements PluginBackend {
       const channel = this.#postTo(live, op, values, outputLength);
       return this.#settle(await this.#converse(live, channel, budget, startMs));
     } finally {
-      this.#handOn(turn);
+      if (starting === undefined) this.#handOn(turn);
+      else {
+        const handOn = (): void => this.#handOn(turn);
+        starting.then(handOn, handOn);
+      }
     }
   }
 

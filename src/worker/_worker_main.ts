@@ -246,7 +246,15 @@ function handle(
     case ToWorker.Park: {
       const state = instance.captureState();
       if (typeof state === "string") return [ToHost.Done, [state]];
-      return [ToHost.Done, [null, state.memories.length, ...state.memories, ...state.globals]];
+      const { tokens, at } = state.logBudget!;
+      return [ToHost.Done, [
+        null,
+        state.memories.length,
+        tokens,
+        at,
+        ...state.memories,
+        ...state.globals,
+      ]];
     }
     case ToWorker.Retire:
       return retire(instance);

@@ -104,7 +104,12 @@ cliTest("inspect", {
   "a file that is not wasm is a compilation error": {
     args: ["inspect", "tests/fixtures/garbage.wasm"],
     code: 1,
-    stderr: /^error: compilation: Cannot compile module: .*\n$/,
+    stderr: /^error: compilation: tests\/fixtures\/garbage\.wasm: Cannot compile module: .*\n$/,
+  },
+  "WAT text is compiled as WAT whatever the file is called": {
+    args: ["call", "tests/cli/fixtures/big_table.wat.txt", "size", "--max-table-elements", "20000"],
+    code: 0,
+    stdout: /^20000\n$/,
   },
   "a missing file is an error, not a crash": {
     args: ["inspect", "tests/fixtures/nope.wasm"],
@@ -206,6 +211,16 @@ cliTest("call", {
     code: 2,
     stderr: /--max-fuel must be a positive integer/,
   },
+  "--max-table-elements raises the tables' limit": {
+    args: ["call", "tests/cli/fixtures/big_table.wat", "size", "--max-table-elements", "20000"],
+    code: 0,
+    stdout: /^20000\n$/,
+  },
+  "without it, a table above the default limit is refused": {
+    args: ["call", "tests/cli/fixtures/big_table.wat", "size"],
+    code: 1,
+    stderr: /^error: resource_limit: .*maxTableElements = 10000/,
+  },
   "a limit that is not a whole number is bad usage": {
     args: ["call", "examples/wat/math.wat", "add", "1", "2", "--timeout", "1e3"],
     code: 2,
@@ -266,6 +281,17 @@ cliTest("run", {
     ],
     code: 1,
     stderr: /^error: fuel_exhausted: /,
+  },
+  "--max-fuel none sets no fuel budget": {
+    args: [
+      "run",
+      "examples/c_wasi/c_wasi.wasm",
+      "--dir",
+      "examples/c_wasi/data:/data",
+      "--max-fuel",
+      "none",
+    ],
+    code: 3,
   },
   "a module that is not a command is a plugin error": {
     args: ["run", "examples/wat/math.wat"],

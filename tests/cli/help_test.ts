@@ -24,10 +24,11 @@ Deno.test("wasmplug <command> --help prints that command's usage with every defa
     assert.match(output.stdout, /^Usage: wasmplug call <file> <function> \[args…\] \[options\]\n/);
     for (
       const [option, value] of [
-        ["--max-fuel <n>", DEFAULT_LIMITS.maxFuel],
+        ["--max-fuel <n|none>", DEFAULT_LIMITS.maxFuel],
         ["--timeout <ms>", DEFAULT_LIMITS.maxExecutionTimeMs],
         ["--max-memory-pages <n>", DEFAULT_LIMITS.maxMemoryPages],
         ["--max-call-depth <n>", DEFAULT_LIMITS.maxCallDepth],
+        ["--max-table-elements <n>", DEFAULT_LIMITS.maxTableElements],
         ["--isolation <worker|inline>", "worker"],
         ["--cap <name>", "none"],
       ] as const

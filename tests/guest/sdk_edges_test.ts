@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import {
   GuestError,
+  OutOfMemoryError,
   type PluginLogEntry,
   TrapError,
   type WasmPlugin,
@@ -72,6 +73,19 @@ for (const file of ["edges_c.wasm", "edges_c_wasi.wasm"]) {
       assert.equal(
         textOf(await plugin.callBytes("formats", new Uint8Array())),
         "3 -4 5 -6000000000 18446744073709551615 abcdef0123 -7 ff -2147483648 4294967295",
+      );
+    });
+
+    await t.step("the formatter writes what printf writes: flags, widths, floats", async () => {
+      // The same text from the SDK's own formatter and from wasi-libc's vsnprintf; a
+      // conversion it did not know once kept its argument, and every later one was off.
+      assert.equal(
+        textOf(await plugin.callBytes("printf_like", new Uint8Array())),
+        "[   42][42   ][00042][+42][ 42][007][    -007][0ff     ][0xff][010][FF][-3][65535]" +
+          "[-9][-10][   ab][ab   ][ab][   9][9   ][xyz][q][  r][%][0x1234][3.141593][2.67]" +
+          "[    -1.500][0.2       ][+2][3.][1.234568e+04][1.23E-04][100000][1e+06][0.0001]" +
+          "[1e-05][1E-10][0.667][1.50000][inf][-INF][-0.000000][0.1][1000000000000000.250]" +
+          "[1.23457e+08]",
       );
     });
   });
@@ -143,6 +157,22 @@ testEachIsolation(
         assert.deepEqual(await fresh.callBytes("echo", input), input);
       }
     });
+
+    await t.step(
+      "an input there is no room for is an OutOfMemoryError, as in C and Rust",
+      async () => {
+        // The allocator has no failure path: it traps where C's and Rust's answer 0.
+        await using fresh = await loadFixture(runtime, "edges_as.wasm", { maxMemoryPages: 16 });
+        const error = await assertRejectsWith(
+          () => fresh.callBytes("echo", new Uint8Array(3 << 20)),
+          OutOfMemoryError,
+          { kind: "out_of_memory" },
+        );
+        assert.match(error.message, /alloc\(3145728\) trapped for the input of "echo"/);
+        assert.ok(error.cause instanceof TrapError);
+        assert.deepEqual(await fresh.callBytes("echo", bytesOf("ok")), bytesOf("ok"));
+      },
+    );
 
     await t.step("every abort is logged and in its TrapError, not only the first", async () => {
       for (let i = 0; i < 3; i++) {

@@ -13,7 +13,7 @@ import {
   type PluginLogEntry,
 } from "../../mod.ts";
 import { LOG_BURST } from "../../src/host/_env.ts";
-import { assertRejectsWith, testEachIsolation } from "../_helpers.ts";
+import { assertRejectsWith, delay, testEachIsolation } from "../_helpers.ts";
 import { HOST_FUNCTIONS, type HostFunctionName, hostFunctionsWat } from "../fixtures/wat.ts";
 
 const OK = `(func (export "ok") (result i32) i32.const 1)`;
@@ -196,4 +196,44 @@ testEachIsolation("Hostile: a host_log flood finishes without blocking the host"
     assert.equal((await plugin.metrics()).droppedLogRecords, dropped);
     assert.equal(entries.at(-1)?.message, "spam");
   });
+});
+
+testEachIsolation("Hostile: host_log's budget is the plugin's, across parks and runs", {
+  permissions: "none",
+}, async (t, kit) => {
+  // In a worker, an idle plugin is parked after 20 ms and its next call starts a new worker.
+  await using runtime = kit.createRuntime({ idleTimeoutMs: 20 });
+  const entries: PluginLogEntry[] = [];
+  const plugin = await runtime.createPluginFromWat(
+    `(module
+      (import "env" "host_log" (func $log (param i32 i32 i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 0) "spam")
+      (func $flood (export "flood") (param $n i32)
+        (loop $l
+          (call $log (i32.const 1) (i32.const 0) (i32.const 4))
+          (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1))))))
+      (func (export "_start") (call $flood (i32.const 2000))))`,
+    { capabilities: [Capability.Wasi], onLog: (entry) => void entries.push(entry) },
+  );
+  const spam = (): number => entries.filter((entry) => entry.message === "spam").length;
+  await plugin.callVoid("flood", [2_000]); // the burst is spent
+
+  for (
+    const [name, flood] of [
+      ["a park", () => plugin.callVoid("flood", [2_000])],
+      ["a run", () => plugin.run()],
+    ] as const
+  ) {
+    await t.step(`${name} does not give the burst back`, async () => {
+      const before = spam();
+      const since = performance.now();
+      await delay(150);
+      await flood();
+      // About one record a millisecond since, no more.
+      const elapsed = performance.now() - since;
+      const admitted = spam() - before;
+      assert.ok(admitted <= elapsed + 20, `${admitted} records admitted in ${elapsed} ms`);
+    });
+  }
 });

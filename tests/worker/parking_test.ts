@@ -34,7 +34,7 @@ const COUNTER_WAT = `(module
     (loop $l (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))))`;
 
 /** How many workers the runtimes of these tests spawned, parked and took from their pool. */
-const workerEvents = { spawned: 0, parked: 0, reused: 0 };
+const workerEvents = { spawned: 0, parked: 0, reused: 0, kept: 0 };
 
 /** A worker runtime that counts its workers in {@linkcode workerEvents}, running `workerUrl` if given. */
 function countingRuntime(config: RuntimeConfig, workerUrl?: URL): WasmRuntime {
@@ -111,6 +111,39 @@ Deno.test("An idle worker plugin is parked and carries on from its state", {
       assert.equal(await plugin.callI32("increment", []), expected);
       assert.ok(await parkedSince(parked));
     }
+  });
+
+  await t.step("restarting the worker is not the call's time", async () => {
+    // No kept worker: the call waits for a new one (tens of milliseconds), which the
+    // call's duration does not count (it would look like an anomaly to the detector).
+    await using runtime = countingRuntime({ idleTimeoutMs: IDLE_MS, workerPool: { maxIdle: 0 } });
+    const plugin = await runtime.createPluginFromWat(COUNTER_WAT);
+    assert.equal(await plugin.callI32("increment", []), 1);
+    assert.ok(await parkedSince(workerEvents.parked));
+    const before = (await plugin.metrics()).totalExecutionTimeNs;
+    const started = performance.now();
+    assert.equal(await plugin.callI32("increment", []), 2);
+    const wallMs = performance.now() - started;
+    const countedMs = ((await plugin.metrics()).totalExecutionTimeNs - before) / 1e6;
+    assert.ok(wallMs - countedMs >= 5, `counted ${countedMs} ms of a ${wallMs} ms call`);
+  });
+
+  await t.step("a call aborted while its worker starts leaves at once", async () => {
+    await using runtime = countingRuntime({ idleTimeoutMs: IDLE_MS, workerPool: { maxIdle: 0 } });
+    const plugin = await runtime.createPluginFromWat(COUNTER_WAT);
+    assert.equal(await plugin.callI32("increment", []), 1);
+    assert.ok(await parkedSince(workerEvents.parked));
+    const controller = new AbortController();
+    const call = plugin.callI32("increment", [], { signal: controller.signal });
+    // After the new Worker() (which holds this thread), while the worker sets up.
+    await delay(0);
+    const aborted = performance.now();
+    controller.abort(new Error("no more"));
+    await assert.rejects(call, /no more/);
+    const tookMs = performance.now() - aborted;
+    assert.ok(tookMs < 5, `the abort took ${tookMs} ms`);
+    // The plugin carries on from its state: the aborted call did not run.
+    assert.equal(await plugin.callI32("increment", []), 2);
   });
 
   await t.step("a plugin never called is parked too", async () => {
@@ -238,6 +271,11 @@ Deno.test("A worker plugin whose float global holds a NaN keeps it, bit for bit"
   assert.equal(await plugin.callI32("f_bits", []), 0x7fa00001);
   assert.equal(await plugin.callI64("d_bits", []), 0x7ff4000000000001n);
   assert.equal(workerEvents.parked, parked);
+  // Each try wakes the worker, so they come ever later: not one per idle timeout.
+  const kept = workerEvents.kept;
+  await delay(IDLE_MS * 20);
+  const tries = workerEvents.kept - kept;
+  assert.ok(tries >= 1 && tries <= 6, `${tries} tries to park in ${IDLE_MS * 20} ms`);
   // Only while: without the NaN it is parked again, as any other.
   await plugin.callVoid("clear", []);
   assert.ok(await parkedSince(parked));
