@@ -64,7 +64,10 @@ export interface WithPluginOptions {
 /**
  * Loads a plugin from WAT text or wasm bytes, runs `fn` with it, and always
  * stops the plugin and closes its runtime, whatever `fn` does: when `fn`
- * throws, a call it left running is ended rather than waited for.
+ * throws, a call it left running is ended rather than waited for. (It runs
+ * inline unless `runtime.execution.isolation` says otherwise: a runaway loop there holds the
+ * test's thread until the plugin's `maxExecutionTimeMs`, which its limits
+ * may lower.)
  *
  * @example
  * ```ts
