@@ -847,16 +847,23 @@ function argumentsFor(
   return raw.map((text, i) => parseArgument(text, params[i]));
 }
 
+/**
+ * An integer argument as `BigInt()` reads it (decimal, `0x`, `0o`, `0b`), the
+ * same for i32 and i64: `1e3` is not one.
+ */
+function integerArgument(raw: string): bigint {
+  // BigInt("") and BigInt(" ") are 0n.
+  if (raw.trim() === "") throw new UsageError(`argument "${raw}" is not an integer`);
+  try {
+    return BigInt(raw);
+  } catch {
+    throw new UsageError(`argument "${raw}" is not an integer`);
+  }
+}
+
 function parseArgument(raw: string, type: string | undefined): unknown {
   if (type === "i64") {
-    // BigInt("") and BigInt(" ") are 0n.
-    if (raw.trim() === "") throw new UsageError(`argument "${raw}" is not an integer`);
-    let value: bigint;
-    try {
-      value = BigInt(raw);
-    } catch {
-      throw new UsageError(`argument "${raw}" is not an integer`);
-    }
+    const value = integerArgument(raw);
     // As the runtime takes an i64: signed or unsigned (it failed as a call, exit 1).
     if (value < -(1n << 63n) || value >= 1n << 64n) {
       throw new UsageError(`argument "${raw}" is out of range for an i64 (-2^63 to 2^64-1)`);
@@ -873,13 +880,12 @@ function parseArgument(raw: string, type: string | undefined): unknown {
   if (raw.trim() === "" || Number.isNaN(value)) {
     throw new UsageError(`argument "${raw}" is not a number`);
   }
-  if (type === "i32" && !Number.isInteger(value)) {
-    throw new UsageError(`argument "${raw}" is not an integer`);
-  }
-  if (type === "i32" && (value < -(2 ** 31) || value > 2 ** 32 - 1)) {
+  if (type !== "i32") return value;
+  const integer = integerArgument(raw);
+  if (integer < -(1n << 31n) || integer >= 1n << 32n) {
     throw new UsageError(`argument "${raw}" is out of range for an i32 (-2^31 to 2^32-1)`);
   }
-  return value;
+  return Number(integer);
 }
 
 /** A float argument that `Number()` does not read: NaN and infinities as C writes them. */

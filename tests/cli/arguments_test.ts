@@ -12,6 +12,7 @@ Deno.test({
       const [what, args, expected] of [
         ["the README's i32 example", ["examples/wat/math.wat", "sub", "-3", "4"], "-7"],
         ["both negative", [NUMBERS, "sub_i32", "-3", "-4"], "1"],
+        ["hexadecimal, as for an i64", [NUMBERS, "sub_i32", "0x10", "0b1"], "15"],
         ["f32", [NUMBERS, "sub_f32", "-1.5", "0.25"], "-1.75"],
         ["f64, with a leading dot", [NUMBERS, "sub_f64", "-1.5", "-.25"], "-1.25"],
         ["f64 exponent", [NUMBERS, "sub_f64", "-1e300", "1e300"], "-2e+300"],
@@ -119,6 +120,12 @@ Deno.test({
           "2^64 for an i64",
           [NUMBERS, "sub_i64", "18446744073709551616", "1"],
           /argument "18446744073709551616" is out of range for an i64/,
+        ],
+        // As for an i64: what BigInt() reads is an integer, an exponent is not.
+        [
+          "an exponent for an i32",
+          [NUMBERS, "sub_i32", "1e3", "1"],
+          /argument "1e3" is not an integer/,
         ],
         [
           "a fraction for an i64",
