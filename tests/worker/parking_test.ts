@@ -131,19 +131,30 @@ Deno.test("An idle worker plugin is parked and carries on from its state", {
   await t.step("a call aborted while its worker starts leaves at once", async () => {
     await using runtime = countingRuntime({ idleTimeoutMs: IDLE_MS, workerPool: { maxIdle: 0 } });
     const plugin = await runtime.createPluginFromWat(COUNTER_WAT);
-    assert.equal(await plugin.callI32("increment", []), 1);
-    assert.ok(await parkedSince(workerEvents.parked));
-    const controller = new AbortController();
-    const call = plugin.callI32("increment", [], { signal: controller.signal });
-    // After the new Worker() (which holds this thread), while the worker sets up.
-    await delay(0);
-    const aborted = performance.now();
-    controller.abort(new Error("no more"));
-    await assert.rejects(call, /no more/);
-    const tookMs = performance.now() - aborted;
-    assert.ok(tookMs < 5, `the abort took ${tookMs} ms`);
+    let count = await plugin.callI32("increment", []);
+    let aborts = 0;
+    // Until an abort lands while the worker starts (a loaded machine may start it first).
+    for (let attempt = 0; attempt < 5 && aborts === 0; attempt++) {
+      assert.ok(await parkedSince(workerEvents.parked));
+      const controller = new AbortController();
+      const call = plugin.callI32("increment", [], { signal: controller.signal });
+      // After the new Worker() (which holds this thread), while the worker sets up.
+      await delay(0);
+      const aborted = performance.now();
+      controller.abort(new Error("no more"));
+      const outcome = await call.then((value) => value, (err: Error) => err);
+      if (typeof outcome === "number") {
+        count = outcome; // it had run already
+        continue;
+      }
+      assert.match(outcome.message, /no more/);
+      const tookMs = performance.now() - aborted;
+      assert.ok(tookMs < 5, `the abort took ${tookMs} ms`);
+      aborts++;
+    }
+    assert.equal(aborts, 1, "no abort landed while the worker started");
     // The plugin carries on from its state: the aborted call did not run.
-    assert.equal(await plugin.callI32("increment", []), 2);
+    assert.equal(await plugin.callI32("increment", []), count + 1);
   });
 
   await t.step("a plugin never called is parked too", async () => {
