@@ -124,8 +124,12 @@ int wasmplug_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * snprintf: writes at most `cap` bytes (NUL included) and returns the length
  * of the whole text. Without libc it knows printf's conversions (d i u o x X
  * c s p f F e E g G %, %a printed as %e, %n writing nothing) with their
- * flags, width, precision and length modifiers; a long double prints as
- * "(long double)". Checked like printf's formats by the compiler.
+ * flags, width, precision and length modifiers, and writes what musl's
+ * printf writes, with these limits: a precision above 17 counts as 17, a
+ * width or precision above 1 MiB as 1 MiB; %f, %e and %g are exact from
+ * 2^-7 to 2^64, and right to about 15 significant digits outside; a long
+ * double prints as "(long double)"; %ls reads a char string. Checked like
+ * printf's formats by the compiler.
  */
 int wasmplug_format(char *buf, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -361,6 +365,14 @@ static void wasmplug__put(wasmplug__sink *sink, char c) {
   sink->len++;
 }
 
+/* The widest field and the longest precision the formatter writes (1 MiB). */
+#define WASMPLUG__MAX_FIELD (1 << 20)
+
+/* `field` with one more decimal digit `c`, no more than just past WASMPLUG__MAX_FIELD. */
+static int wasmplug__field_digit(int field, char c) {
+  return field > WASMPLUG__MAX_FIELD ? field : field * 10 + (c - '0');
+}
+
 /* A conversion's flags, width and precision (-1: none), as printf reads them. */
 typedef struct {
   int left, plus, space, alt, zero;
@@ -413,18 +425,16 @@ static void wasmplug__integer(wasmplug__sink *sink, wasmplug__spec spec, char co
     spec.zero = 0;
     if (spec.precision == 0 && value == 0) n = 0; /* "%.0d" of 0 prints nothing */
   }
-  const char *prefix = negative          ? "-"
-                       : spec.plus       ? "+"
-                       : spec.space      ? " "
-                       : conv == 'p'     ? "0x"
-                       : !spec.alt       ? ""
-                       : value == 0      ? ""
-                       : conv == 'x'     ? "0x"
-                       : conv == 'X'     ? "0X"
-                                         : "";
-  if (conv != 'd' && conv != 'i' && conv != 'p' && (spec.plus || spec.space)) prefix = "";
+  /* A sign for d and i only; "0x" for p, and for x/X with # unless the value is 0. */
+  const char *prefix = "";
+  if (conv == 'd' || conv == 'i') {
+    prefix = negative ? "-" : spec.plus ? "+" : spec.space ? " " : "";
+  } else if (conv == 'p' || (spec.alt && value != 0 && (conv == 'x' || conv == 'X'))) {
+    prefix = conv == 'X' ? "0X" : "0x";
+  }
   int zeros = spec.precision;
-  if (spec.alt && conv == 'o' && zeros <= n) zeros = n + 1; /* octal's leading 0 */
+  /* # makes octal start with a 0: one more digit unless it starts with one already. */
+  if (spec.alt && conv == 'o' && (n == 0 || digits[0] != '0') && zeros <= n) zeros = n + 1;
   wasmplug__field(sink, &spec, prefix, digits, n, zeros);
 }
 
@@ -433,6 +443,57 @@ static double wasmplug__pow10(int n) {
   double p = 1;
   while (n-- > 0) p *= 10;
   return p;
+}
+
+/*
+ * The first `count` (1 to 18) significant digits of `value` (from 2^-7 to
+ * below 2^64), rounded half to even, in `digits`, and the decimal exponent of
+ * the first in `*exponent`. Exact: the integer part and a 60-bit copy of the
+ * fraction hold every bit of such a value.
+ */
+static void wasmplug__significant(double value, int count, char *digits, int *exponent) {
+  unsigned long long whole = (unsigned long long)value;
+  double scaled = (value - (double)whole) * 1152921504606846976.0; /* exact: times 2^60 */
+  unsigned long long fraction = (unsigned long long)scaled;
+  int rest = scaled != (double)fraction;
+  const unsigned long long one = 1ull << 60;
+  char all[24];
+  int n = 0;
+  if (whole > 0) {
+    n = wasmplug__digits(all, whole, 10, 0);
+    *exponent = n - 1;
+  } else {
+    /* Below 1: the fraction's leading zeros make the exponent. */
+    *exponent = 0;
+    do {
+      fraction *= 10;
+      all[0] = (char)('0' + (fraction >> 60));
+      fraction &= one - 1;
+      --*exponent;
+    } while (all[0] == '0');
+    n = 1;
+  }
+  while (n < count + 1) {
+    fraction *= 10;
+    all[n++] = (char)('0' + (fraction >> 60));
+    fraction &= one - 1;
+  }
+  /* Half to even: up past half, or at half after an odd digit. */
+  rest = rest || fraction != 0;
+  for (int i = count + 1; i < n; i++) rest = rest || all[i] != '0';
+  int next = all[count] - '0';
+  int up = next > 5 || (next == 5 && (rest || ((all[count - 1] - '0') & 1)));
+  for (int i = 0; i < count; i++) digits[i] = all[i];
+  if (!up) return;
+  int i = count - 1;
+  while (i >= 0 && digits[i] == '9') digits[i--] = '0';
+  if (i >= 0) {
+    digits[i]++;
+  } else {
+    /* 9.99… rounded up: 1.00…, one more to the exponent. */
+    digits[0] = '1';
+    ++*exponent;
+  }
 }
 
 /*
@@ -469,16 +530,14 @@ static int wasmplug__fixed(char *out, double value, int precision, int point) {
     for (int i = 0; i < precision; i++) out[n++] = digits[i];
     return n;
   }
-  /* A large integer part: its digits one division at a time (not exact past 2^53). */
-  char reversed[340];
-  int k = 0;
-  do {
-    double q = __builtin_floor(value / 10);
-    int digit = (int)(value - q * 10);
-    reversed[k++] = (char)('0' + (digit < 0 ? 0 : digit > 9 ? 9 : digit));
-    value = q;
-  } while (value >= 1 && k < 339);
-  for (int i = 0; i < k; i++) out[n++] = reversed[k - 1 - i];
+  /* 2^64 and above: 17 significant digits of a scaled copy (right to about 15), then zeros. */
+  int shift = 0;
+  while (value >= 10) value /= 10, shift++;
+  char digits[24];
+  int exponent;
+  wasmplug__significant(value, 17, digits, &exponent);
+  exponent += shift;
+  for (int i = 0; i <= exponent; i++) out[n++] = i < 17 ? digits[i] : '0';
   if (precision > 0 || point) out[n++] = '.';
   for (int i = 0; i < precision; i++) out[n++] = '0';
   return n;
@@ -487,7 +546,8 @@ static int wasmplug__fixed(char *out, double value, int precision, int point) {
 /* A floating-point conversion (f F e E g G a A; a prints as e). */
 static void wasmplug__float(wasmplug__sink *sink, wasmplug__spec spec, char conv, double value) {
   int upper = conv == 'F' || conv == 'E' || conv == 'G' || conv == 'A';
-  int negative = value < 0 || (value == 0 && 1 / value < 0);
+  /* The sign bit: -0 and a negative NaN print their minus sign too. */
+  int negative = __builtin_signbit(value) != 0;
   if (negative) value = -value;
   const char *prefix = negative ? "-" : spec.plus ? "+" : spec.space ? " " : "";
   if (value != value || value > 1.7976931348623157e308) {
@@ -499,14 +559,20 @@ static void wasmplug__float(wasmplug__sink *sink, wasmplug__spec spec, char conv
   char lower = (char)(conv | 0x20);
   int precision = spec.precision < 0 ? 6 : spec.precision;
   if (lower == 'g' && precision == 0) precision = 1;
-  /* The decimal exponent of the value rounded to `digits` significant digits. */
+  if (precision > 17) precision = 17;
+  /* %e's and %g's significant digits, and the decimal exponent of the first. */
+  int count = lower == 'g' ? precision : precision + 1;
+  char significant[24];
   int exponent = 0;
+  int exact = lower != 'f' && value >= 0.0078125 && value < 18446744073709551616.0;
   double mantissa = value;
-  if (lower != 'f' && value != 0) {
+  if (exact) {
+    wasmplug__significant(value, count, significant, &exponent);
+  } else if (lower != 'f' && value != 0) {
+    /* Beyond the exact range: a scaled copy, right to about 15 significant digits. */
     while (mantissa >= 10) mantissa /= 10, exponent++;
     while (mantissa < 1) mantissa *= 10, exponent--;
-    int digits = lower == 'g' ? precision : precision + 1;
-    double rounding = 0.5 / wasmplug__pow10(digits - 1 > 17 ? 17 : digits - 1);
+    double rounding = 0.5 / wasmplug__pow10(count - 1);
     if (mantissa + rounding >= 10) mantissa /= 10, exponent++;
   }
   int use_e = lower == 'e' || lower == 'a' ||
@@ -515,11 +581,18 @@ static void wasmplug__float(wasmplug__sink *sink, wasmplug__spec spec, char conv
   int n;
   if (use_e) {
     int p = lower == 'g' ? precision - 1 : precision;
-    n = wasmplug__fixed(body, mantissa, p, spec.alt);
-    if (n > 1 && body[0] == '1' && body[1] == '0') {
-      /* Rounding made it 10.0…: one digit more to the exponent. */
-      n = wasmplug__fixed(body, mantissa / 10, p, spec.alt);
-      exponent++;
+    if (exact) {
+      n = 0;
+      body[n++] = significant[0];
+      if (p > 0 || spec.alt) body[n++] = '.';
+      for (int i = 1; i <= p; i++) body[n++] = significant[i];
+    } else {
+      n = wasmplug__fixed(body, mantissa, p, spec.alt);
+      if (n > 1 && body[0] == '1' && body[1] == '0') {
+        /* Rounding made it 10.0…: one digit more to the exponent. */
+        n = wasmplug__fixed(body, mantissa / 10, p, spec.alt);
+        exponent++;
+      }
     }
   } else {
     int p = lower == 'g' ? precision - 1 - exponent : precision;
@@ -565,13 +638,16 @@ int wasmplug_vformat(char *buf, size_t cap, const char *fmt, va_list ap) {
       else if (*fmt == '0') spec.zero = 1;
       else break;
     }
+    /* Widths and precisions are kept below WASMPLUG__MAX_FIELD (past it printf fails). */
     if (*fmt == '*') {
-      spec.width = va_arg(ap, int);
-      if (spec.width < 0) spec.left = 1, spec.width = -spec.width;
+      int width = va_arg(ap, int);
+      if (width < 0) spec.left = 1;
+      spec.width = width == (-2147483647 - 1) ? WASMPLUG__MAX_FIELD : width < 0 ? -width : width;
       fmt++;
     } else {
-      while (*fmt >= '0' && *fmt <= '9') spec.width = spec.width * 10 + (*fmt++ - '0');
+      while (*fmt >= '0' && *fmt <= '9') spec.width = wasmplug__field_digit(spec.width, *fmt++);
     }
+    if (spec.width > WASMPLUG__MAX_FIELD) spec.width = WASMPLUG__MAX_FIELD;
     if (*fmt == '.') {
       fmt++;
       spec.precision = 0;
@@ -580,13 +656,18 @@ int wasmplug_vformat(char *buf, size_t cap, const char *fmt, va_list ap) {
         if (spec.precision < 0) spec.precision = -1;
         fmt++;
       } else {
-        while (*fmt >= '0' && *fmt <= '9') spec.precision = spec.precision * 10 + (*fmt++ - '0');
+        while (*fmt >= '0' && *fmt <= '9') {
+          spec.precision = wasmplug__field_digit(spec.precision, *fmt++);
+        }
       }
+      if (spec.precision > WASMPLUG__MAX_FIELD) spec.precision = WASMPLUG__MAX_FIELD;
     }
     if (spec.left) spec.zero = 0;
-    /* Length modifiers: hh h (promoted to int), l z t (32 bits on wasm32), ll j (64), L. */
+    /* Length modifiers: hh h (an int, cut to char or short), l z t (32 bits on wasm32), ll j
+       (64), L. */
     int longness = 0;
     if (*fmt == 'h') {
+      longness = fmt[1] == 'h' ? -2 : -1;
       fmt += fmt[1] == 'h' ? 2 : 1;
     } else if (*fmt == 'l' && fmt[1] == 'l') {
       longness = 2, fmt += 2;
@@ -619,6 +700,8 @@ int wasmplug_vformat(char *buf, size_t cap, const char *fmt, va_list ap) {
         long long value = longness == 2   ? va_arg(ap, long long)
                           : longness == 1 ? (long long)va_arg(ap, long)
                                           : (long long)va_arg(ap, int);
+        if (longness == -1) value = (short)value;
+        if (longness == -2) value = (signed char)value;
         unsigned long long magnitude =
             value < 0 ? 0ull - (unsigned long long)value : (unsigned long long)value;
         wasmplug__integer(&sink, spec, conv, value < 0, magnitude);
@@ -631,6 +714,8 @@ int wasmplug_vformat(char *buf, size_t cap, const char *fmt, va_list ap) {
         unsigned long long value = longness == 2   ? va_arg(ap, unsigned long long)
                                    : longness == 1 ? (unsigned long long)va_arg(ap, unsigned long)
                                                    : (unsigned long long)va_arg(ap, unsigned);
+        if (longness == -1) value = (unsigned short)value;
+        if (longness == -2) value = (unsigned char)value;
         wasmplug__integer(&sink, spec, conv, 0, value);
         break;
       }

@@ -87,6 +87,13 @@ for (const file of ["edges_c.wasm", "edges_c_wasi.wasm"]) {
           "[1e-05][1E-10][0.667][1.50000][inf][-INF][-0.000000][0.1][1000000000000000.250]" +
           "[1.23457e+08]",
       );
+      // What a review found wrong at first: %hh and %h did not cut, # lost 0x with +, an octal
+      // 0 came out as 00, and %e and %g rounded a scaled copy.
+      assert.equal(
+        textOf(await plugin.callBytes("printf_edges", new Uint8Array())),
+        "[80][-128][1][0xff][0][0][6.615738e+05][1.70e+02][9.9e+00][3e-01][1e+06][0.9]" +
+          "[9.999999][-0.000000][5.300754e+04]",
+      );
     });
   });
 }
