@@ -445,6 +445,30 @@ static double wasmplug__pow10(int n) {
   return p;
 }
 
+/* A value below 2^64: its integer part, its fraction in 60-bit fixed point, and whether bits were
+   below those 60 (only for values under 2^-7, whose fraction has more). */
+typedef struct {
+  unsigned long long whole, fraction;
+  int rest;
+} wasmplug__parts;
+
+static wasmplug__parts wasmplug__split(double value) {
+  wasmplug__parts parts;
+  parts.whole = (unsigned long long)value;
+  double scaled = (value - (double)parts.whole) * 1152921504606846976.0; /* exact: times 2^60 */
+  parts.fraction = (unsigned long long)scaled;
+  parts.rest = scaled != (double)parts.fraction;
+  return parts;
+}
+
+/* The fraction's next decimal digit, taken off it. */
+static char wasmplug__next_digit(wasmplug__parts *parts) {
+  parts->fraction *= 10;
+  char digit = (char)('0' + (parts->fraction >> 60));
+  parts->fraction &= (1ull << 60) - 1;
+  return digit;
+}
+
 /*
  * The first `count` (1 to 18) significant digits of `value` (from 2^-7 to
  * below 2^64), rounded half to even, in `digits`, and the decimal exponent of
@@ -452,34 +476,24 @@ static double wasmplug__pow10(int n) {
  * fraction hold every bit of such a value.
  */
 static void wasmplug__significant(double value, int count, char *digits, int *exponent) {
-  unsigned long long whole = (unsigned long long)value;
-  double scaled = (value - (double)whole) * 1152921504606846976.0; /* exact: times 2^60 */
-  unsigned long long fraction = (unsigned long long)scaled;
-  int rest = scaled != (double)fraction;
-  const unsigned long long one = 1ull << 60;
+  wasmplug__parts parts = wasmplug__split(value);
   char all[24];
   int n = 0;
-  if (whole > 0) {
-    n = wasmplug__digits(all, whole, 10, 0);
+  if (parts.whole > 0) {
+    n = wasmplug__digits(all, parts.whole, 10, 0);
     *exponent = n - 1;
   } else {
     /* Below 1: the fraction's leading zeros make the exponent. */
     *exponent = 0;
     do {
-      fraction *= 10;
-      all[0] = (char)('0' + (fraction >> 60));
-      fraction &= one - 1;
+      all[0] = wasmplug__next_digit(&parts);
       --*exponent;
     } while (all[0] == '0');
     n = 1;
   }
-  while (n < count + 1) {
-    fraction *= 10;
-    all[n++] = (char)('0' + (fraction >> 60));
-    fraction &= one - 1;
-  }
+  while (n < count + 1) all[n++] = wasmplug__next_digit(&parts);
   /* Half to even: up past half, or at half after an odd digit. */
-  rest = rest || fraction != 0;
+  int rest = parts.rest || parts.fraction != 0;
   for (int i = count + 1; i < n; i++) rest = rest || all[i] != '0';
   int next = all[count] - '0';
   int up = next > 5 || (next == 5 && (rest || ((all[count - 1] - '0') & 1)));
@@ -506,17 +520,12 @@ static int wasmplug__fixed(char *out, double value, int precision, int point) {
   if (precision > 17) precision = 17;
   int n = 0;
   if (value < 18446744073709551616.0) {
-    unsigned long long whole = (unsigned long long)value;
-    double scaled = (value - (double)whole) * 1152921504606846976.0; /* exact: times 2^60 */
-    unsigned long long fraction = (unsigned long long)scaled;
-    int sticky = scaled != (double)fraction;
-    const unsigned long long one = 1ull << 60;
+    wasmplug__parts parts = wasmplug__split(value);
+    unsigned long long whole = parts.whole;
     char digits[18];
-    for (int i = 0; i < precision; i++) {
-      fraction *= 10;
-      digits[i] = (char)('0' + (fraction >> 60));
-      fraction &= one - 1;
-    }
+    for (int i = 0; i < precision; i++) digits[i] = wasmplug__next_digit(&parts);
+    const unsigned long long fraction = parts.fraction, one = 1ull << 60;
+    const int sticky = parts.rest;
     /* Round on what is left: above half, or half with a last digit that is odd. */
     int last_odd = precision > 0 ? (digits[precision - 1] - '0') & 1 : (int)(whole & 1);
     if (fraction > one / 2 || (fraction == one / 2 && (sticky || last_odd))) {
