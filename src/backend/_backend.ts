@@ -81,8 +81,9 @@ export interface PluginBackend {
    * When the instance this backend's calls run on became ready
    * (`performance.now()`): a worker may be started during a call (it was
    * parked, or replaced after a crash), and the time before it is neither
-   * the call's deadline's nor its duration's. `0` for an instance that is
-   * always there (inline).
+   * the call's deadline's nor its duration's (a call aborted while it
+   * started ran nothing: it sets it as it leaves). `0` for an instance that
+   * is always there (inline).
    */
   readonly readyAt: number;
   /**

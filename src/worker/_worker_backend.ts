@@ -158,6 +158,8 @@ interface Flight {
 
 /** The longest wait between two tries to park a worker whose state cannot be parked yet. */
 const MAX_PARK_BACKOFF_MS = 60_000;
+/** The first back-off after a refused park, for a zero `idleTimeoutMs`. */
+const MIN_PARK_BACKOFF_MS = 10;
 
 /** `promise`, or a rejection with `signal`'s reason as soon as it aborts. */
 function unlessAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
@@ -318,7 +320,7 @@ class WorkerBackend implements PluginBackend {
 
   /** The host's timer starts when the worker is ready (after a respawn): see `#converse`. */
   readonly deadlineFromStart = false;
-  /** See {@linkcode PluginBackend.readyAt}. */
+  /** See {@linkcode PluginBackend.readyAt}: also set as a call aborted while its worker started leaves. */
   readyAt = 0;
 
   memoryBytes(): number {
@@ -375,6 +377,12 @@ class WorkerBackend implements PluginBackend {
         const message = err instanceof Error ? err.message : String(err);
         throw new InstantiationError(`The start function failed: ${message}`, { cause: err });
       }
+    }
+    if (this.#closed && this.#parked === null) {
+      // close() came while this worker started, for a call that left (aborted) meanwhile: no
+      // exchange will use it, and a live worker keeps the process alive.
+      this.#discard(live);
+      throw new WorkerCrashedError("The plugin's worker is closed");
     }
     this.#live = live;
     this.readyAt = performance.now();
@@ -547,7 +555,11 @@ class WorkerBackend implements PluginBackend {
       // A NaN in a float global passes: a later idle time tries again, each later than the
       // last (every try wakes the worker). The rest stays.
       if (refusal !== NAN_GLOBAL) this.#parkable = false;
-      const backoff = Math.max(2 * this.#parkBackoffMs, this.#spec.idleTimeoutMs);
+      const backoff = Math.max(
+        2 * this.#parkBackoffMs,
+        this.#spec.idleTimeoutMs,
+        MIN_PARK_BACKOFF_MS,
+      );
       this.#parkBackoffMs = Math.min(backoff, MAX_PARK_BACKOFF_MS);
       this.#internal.onWorkerEvent?.("kept", this.#script);
       return;
@@ -806,10 +818,19 @@ class WorkerBackend implements PluginBackend {
       if (ready instanceof Promise) starting = ready;
       // An abort does not wait for the worker to start (tens of milliseconds): the call
       // leaves at once, and the turn is handed on once the worker is ready.
-      const live = starting === undefined ? ready as LiveWorker : await unlessAborted(
-        starting,
-        budget.signal,
-      );
+      let live: LiveWorker;
+      try {
+        live = starting === undefined ? ready as LiveWorker : await unlessAborted(
+          starting,
+          budget.signal,
+        );
+      } catch (err) {
+        // Aborted while the worker started: the call ran nothing, its time starts and ends now.
+        if (starting !== undefined && budget.signal?.aborted === true) {
+          this.readyAt = performance.now();
+        }
+        throw err;
+      }
       starting = undefined;
       // The deadline is the guest's: a call that waited for the channel, or for a worker
       // respawned for it (parked, or replaced after a crash), starts the clock when it is ready.

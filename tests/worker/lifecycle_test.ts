@@ -37,3 +37,18 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "A process whose call was aborted while its worker started exits once its plugin ends",
+  { permissions: { run: [DENO] } },
+  async (t) => {
+    // The worker started for the aborted call came up after stop() or close(): nobody ended it.
+    for (const how of ["stop", "abort", "close"]) {
+      await t.step(how, async () => {
+        const { code, stdout, stderr } = await runFixture("abort_while_starting.ts", [how], 30_000);
+        assert.equal(code, 0, textOf(stderr));
+        assert.equal(textOf(stdout).trim(), "done");
+      });
+    }
+  },
+);

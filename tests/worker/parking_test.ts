@@ -155,6 +155,9 @@ Deno.test("An idle worker plugin is parked and carries on from its state", {
     assert.equal(aborts, 1, "no abort landed while the worker started");
     // The plugin carries on from its state: the aborted call did not run.
     assert.equal(await plugin.callI32("increment", []), count + 1);
+    // Nor does it count the start it left: no call took more than a few milliseconds.
+    const slowestMs = (await plugin.metrics()).maxExecutionTimeNs / 1e6;
+    assert.ok(slowestMs < 5, `a call counted ${slowestMs} ms`);
   });
 
   await t.step("a plugin never called is parked too", async () => {
@@ -287,6 +290,16 @@ Deno.test("A worker plugin whose float global holds a NaN keeps it, bit for bit"
   await delay(IDLE_MS * 20);
   const tries = workerEvents.kept - kept;
   assert.ok(tries >= 1 && tries <= 6, `${tries} tries to park in ${IDLE_MS * 20} ms`);
+  // So they do with no idle timeout at all.
+  {
+    await using eager = countingRuntime({ idleTimeoutMs: 0 });
+    const nan = await eager.createPluginFromWat(wat);
+    await nan.callVoid("set", []);
+    const before = workerEvents.kept;
+    await delay(500);
+    const eagerTries = workerEvents.kept - before;
+    assert.ok(eagerTries <= 8, `${eagerTries} tries to park in 500 ms with no idle timeout`);
+  }
   // Only while: without the NaN it is parked again, as any other.
   await plugin.callVoid("clear", []);
   assert.ok(await parkedSince(parked));
