@@ -787,8 +787,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    *
    * @throws {MemoryOutOfBoundsError} If the range is outside memory, or there is no memory.
    * @throws {TypeError} If the offset or length is not a number.
-   * @throws {PluginStateError} If the plugin is stopped, or (worker isolation) when called from
-   *   one of the plugin's own host functions after it answered its guest.
+   * @throws {PluginStateError} If the plugin is stopped.
    */
   async readMemory(offset: number, length: number): Promise<Uint8Array> {
     this.#assertUsable("read the memory of");
@@ -812,8 +811,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    *
    * @throws {MemoryOutOfBoundsError} If the range is outside memory, or there is no memory.
    * @throws {TypeError} If the offset is not a number or `data` is not a `Uint8Array`.
-   * @throws {PluginStateError} If the plugin is stopped, or (worker isolation) when called from
-   *   one of the plugin's own host functions after it answered its guest.
+   * @throws {PluginStateError} If the plugin is stopped.
    */
   async writeMemory(offset: number, data: Uint8Array): Promise<void> {
     this.#assertUsable("write the memory of");

@@ -25,7 +25,11 @@ function callerWat(tool: string): string {
         (i32.const 256) (i32.const 64)))
     (func (export "hook_then_load") (param i32) (result i32)
       (call $hook)
-      (i32.load8_u (local.get 0))))`;
+      (i32.load8_u (local.get 0)))
+    (func (export "spin_then_ask") (param $n i32) (result i32)
+      (loop $spin (br_if $spin (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))
+      (call $tool (i32.const 0) (i32.const ${tool.length}) (i32.const 16) (i32.const 2)
+        (i32.const 256) (i32.const 64))))`;
 }
 
 const CAPABILITIES = [Capability.CallTool, Capability.CallHostFunction];
@@ -104,10 +108,59 @@ testEachIsolation(
       assert.equal(textOf(await a.readMemory(256, length)), "2");
     });
 
-    await t.step("a linker function's write lands before its guest goes on", async () => {
-      hook = (self) => void self.writeMemory(4000, new Uint8Array([77]));
-      assert.equal(await within(() => a.callI32("hook_then_load", [4000])), 77);
+    await t.step("a linker function's writes land before its guest goes on", async () => {
+      // Not awaited, one after the other: all of them, in order, before the answer.
+      const written: Promise<void>[] = [];
+      hook = (self) => {
+        for (const [i, byte] of [77, 78, 79].entries()) {
+          written.push(self.writeMemory(4000 + i, new Uint8Array([byte])));
+        }
+      };
+      assert.equal(await within(() => a.callI32("hook_then_load", [4002])), 79);
+      await Promise.all(written);
+      assert.deepEqual(await a.readMemory(4000, 3), new Uint8Array([77, 78, 79]));
       hook = () => {};
+    });
+
+    await t.step("an access waiting for the call does not hold up its tool's", async () => {
+      peekA = async () => (await a.readMemory(16, 2)).length;
+      const call = a.callI32("spin_then_ask", [3_000_000]);
+      await delay(1);
+      // Made while the guest runs: it waits for the call; the tool's read does not wait for it.
+      const outside = a.readMemory(0, 4);
+      assert.equal(textOf(await a.readMemory(256, await within(() => call))), "2");
+      assert.equal(textOf(await outside), "peek");
+    });
+
+    await t.step("a tool's access after its call ended lands: no call waits for it", async () => {
+      let late: Promise<void> | undefined;
+      peekA = () => {
+        late = delay(20).then(() => a.writeMemory(6000, new Uint8Array([5])));
+        return 0;
+      };
+      await within(() => a.callI32("ask"));
+      await late;
+      assert.deepEqual(await a.readMemory(6000, 1), new Uint8Array([5]));
+    });
+
+    await t.step("accesses a tool made before its call was aborted all land", async () => {
+      const controller = new AbortController();
+      let settled: PromiseSettledResult<void>[] = [];
+      peekA = async () => {
+        const writes = Array.from(
+          { length: 20 },
+          (_, i) => a.writeMemory(10_000 + i * PAGE / 4, new Uint8Array(PAGE / 4).fill(i)),
+        );
+        controller.abort(new Error("enough"));
+        settled = await Promise.allSettled(writes);
+        return 0;
+      };
+      await within(() =>
+        assert.rejects(a.callI32("ask", [], { signal: controller.signal }), /enough/)
+      );
+      await delay(10);
+      assert.deepEqual(settled.map((each) => each.status), Array(20).fill("fulfilled"));
+      assert.deepEqual(await a.readMemory(10_000 + 19 * PAGE / 4, 2), new Uint8Array([19, 19]));
     });
 
     await t.step("two plugins whose tools read each other's memory both answer", async () => {

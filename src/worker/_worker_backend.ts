@@ -25,7 +25,7 @@ import type {
   CommandResult,
   PluginBackend,
 } from "../backend/mod.ts";
-import { assertNotInHostCallOf, runInHostCall } from "../host/mod.ts";
+import { runInHostCall } from "../host/mod.ts";
 import { InstantiationError, TypeMismatchError, WorkerCrashedError } from "../errors.ts";
 import { CallQueue, describeValue, MAX_TIMER_MS } from "../common/mod.ts";
 import {
@@ -176,6 +176,8 @@ function unlessAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined):
 interface PendingHostCall {
   /** Whether the guest has its answer (or it is held, see {@linkcode held}), or the call ended. */
   answered: boolean;
+  /** Whether the call's exchange ended: no access reaches its worker any more. */
+  ended: boolean;
   /** The call's channel, on which the worker waits for the answer. */
   readonly channel: HostChannel;
   /**
@@ -278,8 +280,6 @@ class WorkerBackend implements PluginBackend {
   #hostErrors: unknown[] = [];
   /** The host call the running call's guest waits on, if any. */
   #hostCall: PendingHostCall | undefined;
-  /** Memory accesses waiting for the channel's turn. */
-  #accessesQueued = 0;
   /** Whether idle workers are parked: the state can be handed over and a timeout is set. */
   #parkable: boolean;
   /** The state of the parked instance, until a worker takes it over. */
@@ -1108,6 +1108,7 @@ class WorkerBackend implements PluginBackend {
             // reason, and its own answer is dropped (one answer is all the channel takes).
             pending = this.#hostCall = {
               answered: false,
+              ended: false,
               channel,
               access: undefined,
               waiting: [],
@@ -1148,6 +1149,7 @@ class WorkerBackend implements PluginBackend {
       if (pending !== undefined) {
         // No access waits for a worker that is done with the call (or dead).
         pending.answered = true;
+        pending.ended = true;
         pending.held = undefined;
         pending.access?.(undefined);
         pending.access = undefined;
@@ -1238,29 +1240,23 @@ class WorkerBackend implements PluginBackend {
   }
 
   /**
-   * A memory access. While the running call's guest waits on a host
-   * function, its worker serves it at once, as inline: a host function may
-   * read the memory of the guest that called it (or a tool that of another
-   * plugin waiting on its own tool) before it answers. Otherwise it waits
-   * for the channel's turn, since it may overlap a call.
+   * A memory access. Made while the running call's guest waits on a host
+   * function, the waiting worker serves it before the guest gets its
+   * answer, as inline acts at once: a host function may read the memory of
+   * the guest that called it (or a tool that of another plugin waiting on
+   * its own tool) before it answers. Otherwise it waits for the channel's
+   * turn, since it may overlap a call: it never waits for a host function
+   * (one made from a host function that answered waits for the rest of the
+   * call, which does not wait for it).
    */
-  async #memoryRequest(op: number, values: WireValue[], action: string): Promise<WireMessage> {
+  async #memoryRequest(op: number, values: WireValue[]): Promise<WireMessage> {
     const call = this.#hostCall;
-    // Not ahead of accesses made before it, still waiting for their turn.
-    if (call !== undefined && !call.answered && this.#accessesQueued === 0) {
+    if (call !== undefined && !call.answered) {
       const reply = await this.#accessDuringHostCall(call, op, values);
       if (reply !== undefined) return this.#accessReply(reply);
     }
-    this.#assertNotReentrant(action);
-    this.#accessesQueued++;
-    let taken;
-    try {
-      taken = this.#queue.take();
-      if (taken instanceof Promise) taken = await taken;
-    } finally {
-      this.#accessesQueued--;
-    }
-    using _turn = taken;
+    const taken = this.#queue.take();
+    using _turn = taken instanceof Promise ? await taken : taken;
     const ready = this.#ready();
     const live = ready instanceof Promise ? await ready : ready;
     const reply = await this.#postTo(live, op, values).receive();
@@ -1278,8 +1274,9 @@ class WorkerBackend implements PluginBackend {
 
   /**
    * Posts a memory access to the worker waiting on `call` once the ones
-   * before it during that call are answered; resolves with the reply, or
-   * `undefined` if the guest has its answer by then (or the call ended).
+   * before it during that call are answered (the guest's answer waits for
+   * them all); resolves with the reply, or `undefined` if the call ended
+   * first (its worker stopped answering).
    */
   #accessDuringHostCall(
     call: PendingHostCall,
@@ -1288,7 +1285,7 @@ class WorkerBackend implements PluginBackend {
   ): Promise<WireMessage | undefined> {
     const { promise, resolve, reject } = Promise.withResolvers<WireMessage | undefined>();
     const post = (): void => {
-      if (call.answered) return resolve(undefined);
+      if (call.ended) return resolve(undefined);
       try {
         call.channel.post(op, values);
       } catch (err) {
@@ -1320,25 +1317,12 @@ class WorkerBackend implements PluginBackend {
   }
 
   async readMemory(offset: number, length: number): Promise<Uint8Array> {
-    const reply = await this.#memoryRequest(
-      ToWorker.ReadMemory,
-      [offset, length],
-      "read the memory of",
-    );
+    const reply = await this.#memoryRequest(ToWorker.ReadMemory, [offset, length]);
     return reply.values[0] as Uint8Array;
   }
 
   async writeMemory(offset: number, data: Uint8Array): Promise<void> {
-    await this.#memoryRequest(ToWorker.WriteMemory, [offset, data], "write the memory of");
-  }
-
-  /**
-   * The worker cannot serve memory while its guest waits for a host call:
-   * from inside that host call, a memory request would wait for itself.
-   */
-  #assertNotReentrant(action: string): void {
-    const message = `Cannot ${action} plugin "${this.#spec.pluginName}"`;
-    assertNotInHostCallOf(this.#host.env, message, "its worker");
+    await this.#memoryRequest(ToWorker.WriteMemory, [offset, data]);
   }
 
   close(): Promise<void> {
