@@ -11,6 +11,8 @@ import { assertRejectsWith, bytesOf, delay, testEachIsolation, textOf } from "./
 import { within } from "./hostile/_within.ts";
 
 const PAGE = 65_536;
+/** Iterations of `spin_then_ask`'s loop: tens of milliseconds, time to make an access meanwhile. */
+const SPIN = 40_000_000;
 
 /** A guest whose `ask` calls the tool named `tool` with `{}`, and `hook` its linker function. */
 function callerWat(tool: string): string {
@@ -38,7 +40,10 @@ testEachIsolation(
   "Memory access while the guest waits on a host function",
   { permissions: "none" },
   async (t, kit) => {
-    await using runtime = kit.createRuntime({ resourceLimits: { maxExecutionTimeMs: 5_000 } });
+    // No fuel budget: `spin_then_ask` spins for tens of milliseconds before it asks its tool.
+    await using runtime = kit.createRuntime({
+      resourceLimits: { maxExecutionTimeMs: 5_000, maxFuel: null },
+    });
     let hook: (self: WasmPlugin) => unknown = () => {};
     const plugins: { a?: WasmPlugin; b?: WasmPlugin } = {};
     const linker = (self: () => WasmPlugin) =>
@@ -124,13 +129,31 @@ testEachIsolation(
 
     await t.step("an access waiting for the call does not hold up its tool's", async () => {
       peekA = async () => (await a.readMemory(16, 2)).length;
-      const call = a.callI32("spin_then_ask", [3_000_000]);
+      const call = a.callI32("spin_then_ask", [SPIN]);
       await delay(1);
       // Made while the guest runs: it waits for the call; the tool's read does not wait for it.
       const outside = a.readMemory(0, 4);
       assert.equal(textOf(await a.readMemory(256, await within(() => call))), "2");
       assert.equal(textOf(await outside), "peek");
     });
+
+    await t.step(
+      "an access waiting for the call is served when its tool waits for it",
+      async () => {
+        // Made while the guest runs, it waited for the call; the guest's tool then waited for it.
+        const outside: { write?: Promise<void> } = {};
+        peekA = async () => {
+          while (outside.write === undefined) await delay(1);
+          await outside.write;
+          // The write made before the tool's read is in memory by then.
+          return (await a.readMemory(7000, 1))[0];
+        };
+        const call = a.callI32("spin_then_ask", [SPIN]);
+        await delay(1);
+        outside.write = a.writeMemory(7000, new Uint8Array([9]));
+        assert.equal(textOf(await a.readMemory(256, await within(() => call))), "9");
+      },
+    );
 
     await t.step("a tool's access after its call ended lands: no call waits for it", async () => {
       let late: Promise<void> | undefined;

@@ -172,6 +172,16 @@ function unlessAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined):
   });
 }
 
+/** A memory access waiting for the channel's turn (see `WorkerBackend.#memoryRequest`). */
+interface QueuedAccess {
+  readonly op: number;
+  readonly values: WireValue[];
+  /** Its reply, once a host call took it over (`undefined`: that call ended first). */
+  served: Promise<WireMessage | undefined> | undefined;
+  /** Stops its wait for the turn: a host call took it over. */
+  wake: () => void;
+}
+
 /** A host function (or service) the guest is waiting on. */
 interface PendingHostCall {
   /** Whether the guest has its answer (or it is held, see {@linkcode held}), or the call ended. */
@@ -280,6 +290,8 @@ class WorkerBackend implements PluginBackend {
   #hostErrors: unknown[] = [];
   /** The host call the running call's guest waits on, if any. */
   #hostCall: PendingHostCall | undefined;
+  /** Memory accesses waiting for the channel's turn, first first (see `#memoryRequest`). */
+  readonly #queuedAccesses: QueuedAccess[] = [];
   /** Whether idle workers are parked: the state can be handed over and a timeout is set. */
   #parkable: boolean;
   /** The state of the parked instance, until a worker takes it over. */
@@ -1114,6 +1126,7 @@ class WorkerBackend implements PluginBackend {
               waiting: [],
               held: undefined,
             };
+            this.#takeOverQueuedAccesses(pending);
             this.#serveHostCall(channel, message, pending);
           }
           continue;
@@ -1256,7 +1269,45 @@ class WorkerBackend implements PluginBackend {
       if (reply !== undefined) return this.#accessReply(reply);
     }
     const taken = this.#queue.take();
-    using _turn = taken instanceof Promise ? await taken : taken;
+    if (!(taken instanceof Promise)) {
+      using _turn = taken;
+      return await this.#accessInTurn(op, values);
+    }
+    // Waiting for the turn: a host call that begins meanwhile serves it first (its host
+    // function may wait for it, and the call for the host function).
+    const access: QueuedAccess = { op, values, served: undefined, wake: () => {} };
+    const moved = new Promise<undefined>((resolve) => access.wake = () => resolve(undefined));
+    this.#queuedAccesses.push(access);
+    let turn: Disposable | undefined;
+    try {
+      turn = await Promise.race([taken, moved]);
+    } finally {
+      const at = this.#queuedAccesses.indexOf(access);
+      if (at !== -1) this.#queuedAccesses.splice(at, 1);
+    }
+    if (access.served !== undefined) {
+      let reply: WireMessage | undefined;
+      try {
+        reply = await access.served;
+      } catch (err) {
+        void taken.then((late) => late[Symbol.dispose]());
+        throw err;
+      }
+      if (reply !== undefined) {
+        // Served during the host call: the turn it waited for is not needed.
+        if (turn === undefined) void taken.then((late) => late[Symbol.dispose]());
+        else turn[Symbol.dispose]();
+        return this.#accessReply(reply);
+      }
+      // The call ended before its worker served it: in turn after all.
+      turn ??= await taken;
+    }
+    using _turn = turn!;
+    return await this.#accessInTurn(op, values);
+  }
+
+  /** A memory access that holds the channel's turn: one exchange with the worker. */
+  async #accessInTurn(op: number, values: WireValue[]): Promise<WireMessage> {
     const ready = this.#ready();
     const live = ready instanceof Promise ? await ready : ready;
     const reply = await this.#postTo(live, op, values).receive();
@@ -1265,6 +1316,18 @@ class WorkerBackend implements PluginBackend {
       throw live.crashed ?? new WorkerCrashedError("The plugin's worker stopped answering");
     }
     return this.#accessReply(reply);
+  }
+
+  /**
+   * Hands the memory accesses waiting for the channel's turn, in order, to
+   * the host call `call` that begins: its worker serves them before the
+   * host function's own, and the call does not wait for them.
+   */
+  #takeOverQueuedAccesses(call: PendingHostCall): void {
+    for (const access of this.#queuedAccesses.splice(0)) {
+      access.served = this.#accessDuringHostCall(call, access.op, access.values);
+      access.wake();
+    }
   }
 
   #accessReply(reply: WireMessage): WireMessage {
