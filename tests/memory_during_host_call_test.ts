@@ -88,17 +88,33 @@ testEachIsolation(
       assert.equal(textOf(await a.readMemory(256, length)), "[1,2]");
     });
 
-    await t.step("a megabyte each way", async () => {
-      const bytes = new Uint8Array(16 * PAGE);
+    await t.step("a megabyte each way, up to memory's last byte", async () => {
+      const bytes = new Uint8Array(16 * PAGE + 1);
       for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 2654435761) >>> 24;
       let back: Uint8Array | undefined;
       peekA = async () => {
-        await a.writeMemory(PAGE, bytes);
-        back = await a.readMemory(PAGE, bytes.length);
+        await a.writeMemory(PAGE - 1, bytes);
+        back = await a.readMemory(PAGE - 1, bytes.length);
         return 0;
       };
       await within(() => a.callI32("ask"));
       assert.deepEqual(back, bytes);
+    });
+
+    await t.step("a long write outside memory fails at once, not after it is carried", async () => {
+      let tookMs = Infinity;
+      peekA = async () => {
+        const start = performance.now();
+        await assertRejectsWith(
+          () => a.writeMemory(PAGE, new Uint8Array(256 << 20)),
+          MemoryOutOfBoundsError,
+          { offset: PAGE, size: 256 << 20 },
+        );
+        tookMs = performance.now() - start;
+        return 0;
+      };
+      await within(() => a.callI32("ask"));
+      assert.ok(tookMs < 100, `the refused write took ${tookMs} ms`);
     });
 
     await t.step("an access outside memory fails alone: the call goes on", async () => {

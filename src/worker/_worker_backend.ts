@@ -26,7 +26,12 @@ import type {
   PluginBackend,
 } from "../backend/mod.ts";
 import { runInHostCall } from "../host/mod.ts";
-import { InstantiationError, TypeMismatchError, WorkerCrashedError } from "../errors.ts";
+import {
+  InstantiationError,
+  MemoryOutOfBoundsError,
+  TypeMismatchError,
+  WorkerCrashedError,
+} from "../errors.ts";
 import { CallQueue, describeValue, MAX_TIMER_MS } from "../common/mod.ts";
 import {
   CallWatch,
@@ -155,6 +160,12 @@ interface Flight {
   /** Taken back before the worker began it: it is posted again when it runs. */
   retracted: boolean;
 }
+
+/**
+ * The longest write a host call's worker is sent without first checking that
+ * it ends in memory (see `WorkerBackend.#accessDuringHostCall`).
+ */
+const UNPROBED_WRITE_BYTES = 1 << 20;
 
 /** The longest wait between two tries to park a worker whose state cannot be parked yet. */
 const MAX_PARK_BACKOFF_MS = 60_000;
@@ -1347,8 +1358,7 @@ class WorkerBackend implements PluginBackend {
     values: WireValue[],
   ): Promise<WireMessage | undefined> {
     const { promise, resolve, reject } = Promise.withResolvers<WireMessage | undefined>();
-    const post = (): void => {
-      if (call.ended) return resolve(undefined);
+    const send = (): void => {
       try {
         call.channel.post(op, values);
       } catch (err) {
@@ -1357,6 +1367,20 @@ class WorkerBackend implements PluginBackend {
         return this.#nextAccess(call);
       }
       call.access = resolve;
+    };
+    const post = (): void => {
+      if (call.ended) return resolve(undefined);
+      const bytes = op === ToWorker.WriteMemory ? values[1] as Uint8Array : undefined;
+      if (bytes === undefined || bytes.length <= UNPROBED_WRITE_BYTES) return send();
+      // A long write is carried only once its end is known to be in memory: carrying one
+      // that is not (a gigabyte) took the call's time for nothing.
+      const offset = values[0] as number;
+      call.channel.post(ToWorker.ReadMemory, [offset + bytes.length, 0]);
+      call.access = (probe) => {
+        if (probe === undefined) return resolve(undefined);
+        if (probe.op !== ToHost.Failure) return send();
+        reject(new MemoryOutOfBoundsError(undefined, { offset, size: bytes.length }));
+      };
     };
     if (call.access === undefined) post();
     else call.waiting.push(post);
