@@ -90,7 +90,7 @@ export class PluginInstance implements PluginBackend {
   /** What a WASI command reads from standard input: set only on a run's own instance. */
   readonly #stdin: Uint8Array | undefined;
   readonly #slot: ErrorSlot = { error: undefined, generation: 0, guestError: undefined };
-  /** The bytes call whose input's `alloc` trapped, until {@linkcode #failure} reports it. */
+  /** The bytes call whose input's `alloc` runs, or trapped until {@linkcode #failure} reports it. */
   #allocTrapped: BytesCall | undefined;
   /** The `host_log` budget: a run's command instance shares its plugin's (see `runCommand`). */
   #logBudget: LogBudget = createLogBudget();
@@ -642,12 +642,10 @@ export class PluginInstance implements PluginBackend {
     const { input } = call;
     let inPtr = 0;
     if (input.length > 0) {
-      try {
-        inPtr = this.#step(alloc, input.length) as number;
-      } catch (err) {
-        this.#allocTrapped = call;
-        throw err;
-      }
+      // Set while `alloc` runs: a trap there is read as out of memory (see #failure).
+      this.#allocTrapped = call;
+      inPtr = this.#step(alloc, input.length) as number;
+      this.#allocTrapped = undefined;
       inPtr = allocated(call, inPtr >>> 0);
     }
     this.memory.write(inPtr, input);
@@ -683,12 +681,9 @@ export class PluginInstance implements PluginBackend {
     const { input } = call;
     let inPtr = 0;
     if (input.length > 0) {
-      try {
-        inPtr = await this.#step(alloc, input.length) as number;
-      } catch (err) {
-        this.#allocTrapped = call;
-        throw err;
-      }
+      this.#allocTrapped = call;
+      inPtr = await this.#step(alloc, input.length) as number;
+      this.#allocTrapped = undefined;
       inPtr = allocated(call, inPtr >>> 0);
     }
     this.memory.write(inPtr, input);
