@@ -5,8 +5,10 @@ import {
   InvalidFunctionError,
   type PluginEvent,
   PluginStateError,
+  type RunOptions,
   TimeoutError,
   TrapError,
+  type WasmError,
   type WasmPlugin,
   type WasmRuntime,
 } from "../mod.ts";
@@ -118,7 +120,12 @@ testEachIsolation("WasmPlugin.run() needs a command and enforces limits", {
         ${then}))`;
 
   await t.step("a command that fails brings what it wrote on its error", async () => {
-    const failures = [
+    const failures: {
+      then: string;
+      // deno-lint-ignore no-explicit-any
+      error: abstract new (...args: any[]) => WasmError;
+      options: RunOptions;
+    }[] = [
       { then: "unreachable", error: TrapError, options: {} },
       { then: "(loop $l (br $l))", error: TimeoutError, options: { timeoutMs: 100 } },
       {
