@@ -23,7 +23,7 @@ export {
 } from "./_env.ts";
 export type { ErrorSlot, HostCallable, LogBudget } from "./_env.ts";
 export { findExportedMemory, GuestMemory } from "./_guest_memory.ts";
-export { assertNotInHostCallOf, runInHostCall } from "./_host_call_scope.ts";
+export { assertNotInHostCallOf, isInHostCallOf, runInHostCall } from "./_host_call_scope.ts";
 export { denoGrants } from "./_deno_permission.ts";
 export { setTracingCheck, takeHostCalls, timedHostFunction } from "./_host_call_timing.ts";
 export type { PendingHostCall } from "./_host_call_timing.ts";

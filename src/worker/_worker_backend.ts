@@ -25,7 +25,7 @@ import type {
   CommandResult,
   PluginBackend,
 } from "../backend/mod.ts";
-import { runInHostCall } from "../host/mod.ts";
+import { isInHostCallOf, runInHostCall } from "../host/mod.ts";
 import {
   InstantiationError,
   MemoryOutOfBoundsError,
@@ -199,6 +199,11 @@ interface PendingHostCall {
   answered: boolean;
   /** Whether the call's exchange ended: no access reaches its worker any more. */
   ended: boolean;
+  /**
+   * Whether it is a start function's (of a worker started for an exchange that holds the
+   * turn): only its own host functions' accesses go to its worker.
+   */
+  readonly start: boolean;
   /** The call's channel, on which the worker waits for the answer. */
   readonly channel: HostChannel;
   /**
@@ -299,6 +304,8 @@ class WorkerBackend implements PluginBackend {
   #stranded: (() => void) | undefined;
   /** What host functions threw during the current exchange; the worker refers to them by index. */
   #hostErrors: unknown[] = [];
+  /** Whether the exchange a worker starts for left meanwhile (aborted): see `spawn`. */
+  #startAbandoned = false;
   /** The host call the running call's guest waits on, if any. */
   #hostCall: PendingHostCall | undefined;
   /** Memory accesses waiting for the channel's turn, first first (see `#memoryRequest`). */
@@ -356,6 +363,7 @@ class WorkerBackend implements PluginBackend {
    * over the parked state.
    */
   async spawn(): Promise<LiveWorker> {
+    this.#startAbandoned = false;
     const restore = this.#parked;
     const spec = restore === null ? this.#spec : { ...this.#spec, restore };
     const script = this.#script;
@@ -391,7 +399,9 @@ class WorkerBackend implements PluginBackend {
       this.#hostErrors = [];
       const channel = this.#postTo(live, ToWorker.Start, [budget.fuel, budget.timeoutMs]);
       try {
-        this.#settle(await this.#converse(live, channel, budget, performance.now()));
+        this.#settle(
+          await this.#converse(live, channel, budget, performance.now(), undefined, true),
+        );
       } catch (err) {
         this.#discard(live);
         // Stopped by the host (deadline, abort, a stuck worker): report it as
@@ -401,7 +411,7 @@ class WorkerBackend implements PluginBackend {
         throw new InstantiationError(`The start function failed: ${message}`, { cause: err });
       }
     }
-    if (this.#closed && this.#parked === null) {
+    if (this.#closed && this.#startAbandoned) {
       // close() came while this worker started, for a call that left (aborted) meanwhile: no
       // exchange will use it, and a live worker keeps the process alive.
       this.#discard(live);
@@ -851,6 +861,7 @@ class WorkerBackend implements PluginBackend {
         // Aborted while the worker started: the call ran nothing, its time starts and ends now.
         if (starting !== undefined && budget.signal?.aborted === true) {
           this.readyAt = performance.now();
+          this.#startAbandoned = true;
         }
         throw err;
       }
@@ -1056,6 +1067,7 @@ class WorkerBackend implements PluginBackend {
     budget: CallBudget,
     startMs: number,
     first?: WireMessage,
+    start = false,
   ): Promise<WireMessage> {
     let stopping: Stopping | undefined;
     let pending: PendingHostCall | undefined;
@@ -1132,12 +1144,14 @@ class WorkerBackend implements PluginBackend {
             pending = this.#hostCall = {
               answered: false,
               ended: false,
+              start,
               channel,
               access: undefined,
               waiting: [],
               held: undefined,
             };
-            this.#takeOverQueuedAccesses(pending);
+            // Not a start function's: the accesses waiting then wait for what started the worker.
+            if (!start) this.#takeOverQueuedAccesses(pending);
             this.#serveHostCall(channel, message, pending);
           }
           continue;
@@ -1275,7 +1289,7 @@ class WorkerBackend implements PluginBackend {
    */
   async #memoryRequest(op: number, values: WireValue[]): Promise<WireMessage> {
     const call = this.#hostCall;
-    if (call !== undefined && !call.answered) {
+    if (call !== undefined && !call.answered && (!call.start || isInHostCallOf(this.#host.env))) {
       const reply = await this.#accessDuringHostCall(call, op, values);
       if (reply !== undefined) return this.#accessReply(reply);
     }

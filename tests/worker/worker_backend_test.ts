@@ -498,3 +498,45 @@ Deno.test("A worker that never reports ready fails createPlugin after the boot t
   );
   assert.equal(await plugin.callI32("one"), 1);
 });
+
+Deno.test("After a crash, memory accesses keep their order and outlast a stop", {
+  permissions: { read: READ_WORKERS, net: ["127.0.0.1"] },
+}, async (t) => {
+  await using runtime = workerRuntime(faultyWorkers());
+  // The start function calls a host function: the new worker's start has a host call too.
+  const compiled = await runtime.compileWat(
+    "start_hook",
+    `(module
+      (import "env" "hook" (func $hook))
+      (import "env" "host_http_fetch" (func $fetch (param i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (func $start (call $hook))
+      (start $start)
+      (func (export "host_http_fetch") (param i32 i32 i32 i32) (result i32)
+        (call $fetch (local.get 0) (local.get 1) (local.get 2) (local.get 3))))`,
+  );
+  const plugin = await runtime.createPluginWithLinker(compiled, {
+    capabilities: [Capability.CallHostFunction, Capability.NetworkAccess],
+    allowedHosts: ["127.0.0.1:1"],
+  }, runtime.createLinker().funcWrap("env", "hook", () => {}));
+  const crash = () =>
+    assertRejectsWith(() => httpFetch(plugin, "http://127.0.0.1:1/crash"), WorkerCrashedError);
+
+  await t.step("a read made after a write sees it, in the worker started for them", async () => {
+    await crash();
+    // The start function's host call once served the read first, ahead of the write.
+    const written = plugin.writeMemory(2000, new Uint8Array([5]));
+    const read = plugin.readMemory(2000, 1);
+    await written;
+    assert.deepEqual(await read, new Uint8Array([5]));
+  });
+
+  await t.step("a read made before stop() is served, not refused as closed", async () => {
+    await crash();
+    const read = plugin.readMemory(2000, 1);
+    const stopped = plugin.stop();
+    // The new worker's instance starts afresh: what the crash lost is lost.
+    assert.deepEqual(await read, new Uint8Array([0]));
+    await stopped;
+  });
+});
