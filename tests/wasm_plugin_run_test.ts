@@ -150,6 +150,31 @@ testEachIsolation("WasmPlugin.run() needs a command and enforces limits", {
     }
   });
 
+  await t.step("an abort's reason carries no output: other calls may share it", async () => {
+    // `_start` writes, then waits on a tool that never answers; one reason aborts two runs.
+    await using runtime = kit.createRuntime();
+    runtime.registerTool("never", () => new Promise(() => {}));
+    const waitingCommand = writeThen(`(drop (call $tool (i32.const 100) (i32.const 5)
+      (i32.const 105) (i32.const 2) (i32.const 200) (i32.const 16)))`)
+      .replace(
+        '(memory (export "memory") 1)',
+        `(import "env" "host_call_tool" (func $tool (param i32 i32 i32 i32 i32 i32) (result i32)))
+        (memory (export "memory") 1) (data (i32.const 100) "never{}")`,
+      );
+    const controller = new AbortController();
+    const reason = new TimeoutError(undefined, { timeoutMs: 1 });
+    const runs = [];
+    for (let i = 0; i < 2; i++) {
+      const plugin = await runtime.createPluginFromWat(waitingCommand, {
+        capabilities: [Capability.Wasi, Capability.CallTool],
+      });
+      runs.push(assert.rejects(plugin.run({ signal: controller.signal }), (err) => err === reason));
+    }
+    setTimeout(() => controller.abort(reason), 50);
+    await Promise.all(runs);
+    assert.equal(reason.output, undefined);
+  });
+
   await t.step("proc_exit outside run() is a trap, and the plugin stays usable", async () => {
     await using loaded = await kit.loadPlugin(loop, { capabilities: [Capability.Wasi] });
     const error = await assertRejectsWith(() => loaded.plugin.callVoid("quit"), TrapError);

@@ -466,7 +466,9 @@ export class PluginInstance implements PluginBackend {
       }
       return { exitCode, ...command.#commandOutput() };
     } catch (err) {
-      // What the command wrote before it failed goes with the error.
+      // What the command wrote before it failed goes with the error made for this run, not
+      // with an abort's or a stop's reason, which other calls may share.
+      if (budget.signal?.aborted === true && err === budget.signal.reason) throw err;
       throw withCommandOutput(err, command.#commandOutput());
     } finally {
       command.#wasi?.close();

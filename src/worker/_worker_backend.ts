@@ -1176,7 +1176,9 @@ class WorkerBackend implements PluginBackend {
           // reached it: the call answers as it ended, as inline, so that a caller told
           // "aborted" may retry it. (Past the deadline, the plugin makes it a TimeoutError.)
           const values = this.#readUsage(message);
-          throw message.op === ToHost.Failure
+          // A command's output goes with the timeout made for this call, not with an abort's or
+          // a stop's reason, which other calls may share.
+          throw message.op === ToHost.Failure && stopping.expired
             ? this.#withOutputOf(values, stopping.reason)
             : stopping.reason;
         }
