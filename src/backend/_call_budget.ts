@@ -110,11 +110,11 @@ export interface CallWatchOptions {
   /** The `performance.now()` value past which the call must end (`Infinity`: never). */
   readonly deadline: number;
   /**
-   * Stops the call, with the signal's reason or a `TimeoutError`; called
-   * once at most, synchronously from the constructor when the signal is
-   * already aborted.
+   * Stops the call, with the signal's reason or a `TimeoutError` (`expired`:
+   * the deadline's); called once at most, synchronously from the constructor
+   * when the signal is already aborted.
    */
-  readonly onStop: (reason: unknown) => void;
+  readonly onStop: (reason: unknown, expired: boolean) => void;
   /**
    * Whether the watch sets a timer for the deadline. A caller that waits
    * with a timeout of its own (the worker backend, on its channel) passes
@@ -148,10 +148,10 @@ export class CallWatch implements Disposable {
   readonly deadline: number;
   readonly #timeoutMs: number;
   readonly #signal: AbortSignal | undefined;
-  readonly #onStop: (reason: unknown) => void;
+  readonly #onStop: (reason: unknown, expired: boolean) => void;
   #stopped = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
-  readonly #onAbort = (): void => this.#stop(this.#signal!.reason);
+  readonly #onAbort = (): void => this.#stop(this.#signal!.reason, false);
 
   constructor(budget: CallBudget, options: CallWatchOptions) {
     this.deadline = options.deadline;
@@ -160,7 +160,7 @@ export class CallWatch implements Disposable {
     this.#onStop = options.onStop;
     const signal = budget.signal;
     if (signal?.aborted) {
-      this.#stop(signal.reason);
+      this.#stop(signal.reason, false);
       return;
     }
     signal?.addEventListener("abort", this.#onAbort, { once: true });
@@ -174,7 +174,7 @@ export class CallWatch implements Disposable {
 
   /** Stops the call with a `TimeoutError`, unless it is stopped already: its deadline passed. */
   expire(): void {
-    this.#stop(new TimeoutError(undefined, { timeoutMs: this.#timeoutMs }));
+    this.#stop(new TimeoutError(undefined, { timeoutMs: this.#timeoutMs }), true);
   }
 
   /** Clears the timer and removes the abort listener: the call ended. */
@@ -194,10 +194,10 @@ export class CallWatch implements Disposable {
     }, Math.min(left, MAX_TIMER_MS));
   }
 
-  #stop(reason: unknown): void {
+  #stop(reason: unknown, expired: boolean): void {
     if (this.#stopped) return;
     this.#stopped = true;
     this[Symbol.dispose]();
-    this.#onStop(reason);
+    this.#onStop(reason, expired);
   }
 }

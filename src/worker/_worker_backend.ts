@@ -1071,19 +1071,12 @@ class WorkerBackend implements PluginBackend {
   ): Promise<WireMessage> {
     let stopping: Stopping | undefined;
     let pending: PendingHostCall | undefined;
-    /** Set as the deadline stops the call (`watch.expire()`), so the stop knows it. */
-    let expiring = false;
     // The wait for the worker's answer times out at the deadline: no timer needed.
     const watch = new CallWatch(budget, {
       deadline: startMs + budget.timeoutMs,
       timer: false,
-      onStop: (reason) => {
-        stopping = {
-          reason,
-          graceEnd: performance.now() + GRACE_MS,
-          expired: expiring,
-          thrown: false,
-        };
+      onStop: (reason, expired) => {
+        stopping = { reason, graceEnd: performance.now() + GRACE_MS, expired, thrown: false };
         // An abort comes while the wait for the answer sleeps until the deadline: the
         // worker has its grace from now, not until then.
         channel.wakeBy(stopping.graceEnd);
@@ -1094,8 +1087,7 @@ class WorkerBackend implements PluginBackend {
         if (pending !== undefined && !pending.answered) {
           pending.answered = true;
           stopping.thrown = true;
-          const guest = pending;
-          this.#answerGuest(guest, () => this.#throwToGuest(channel, reason));
+          this.#answerGuest(pending, () => this.#throwToGuest(channel, reason));
         }
       },
     });
@@ -1122,7 +1114,6 @@ class WorkerBackend implements PluginBackend {
             throw stopping?.reason ?? new WorkerCrashedError("The plugin's worker is closed");
           }
           if (stopping === undefined) {
-            expiring = true;
             watch.expire();
           } else if (performance.now() >= stopping.graceEnd) {
             // The guest did not stop (a long instruction, a stuck host call): kill the worker.
@@ -1162,7 +1153,6 @@ class WorkerBackend implements PluginBackend {
           stopping === undefined && message.op === ToHost.Failure &&
           this.#hostErrors.length > 0 && performance.now() >= watch.deadline
         ) {
-          expiring = true;
           watch.expire();
         }
         if (
