@@ -132,6 +132,12 @@ Deno.test("An idle worker plugin is parked and carries on from its state", {
     await using runtime = countingRuntime({ idleTimeoutMs: IDLE_MS, workerPool: { maxIdle: 0 } });
     const plugin = await runtime.createPluginFromWat(COUNTER_WAT);
     let count = await plugin.callI32("increment", []);
+    // What a start costs on this machine now: leaving "at once" is well under it.
+    assert.ok(await parkedSince(workerEvents.parked));
+    const restarted = performance.now();
+    count = await plugin.callI32("increment", []);
+    const startMs = performance.now() - restarted;
+    const quickMs = Math.max(5, startMs / 2);
     let aborts = 0;
     // Until an abort lands while the worker starts (a loaded machine may start it first).
     for (let attempt = 0; attempt < 5 && aborts === 0; attempt++) {
@@ -149,7 +155,7 @@ Deno.test("An idle worker plugin is parked and carries on from its state", {
       }
       assert.match(outcome.message, /no more/);
       const tookMs = performance.now() - aborted;
-      assert.ok(tookMs < 5, `the abort took ${tookMs} ms`);
+      assert.ok(tookMs < quickMs, `the abort took ${tookMs} ms (a start: ${startMs} ms)`);
       aborts++;
     }
     assert.equal(aborts, 1, "no abort landed while the worker started");
@@ -157,7 +163,7 @@ Deno.test("An idle worker plugin is parked and carries on from its state", {
     assert.equal(await plugin.callI32("increment", []), count + 1);
     // Nor does it count the start it left: no call took more than a few milliseconds.
     const slowestMs = (await plugin.metrics()).maxExecutionTimeNs / 1e6;
-    assert.ok(slowestMs < 5, `a call counted ${slowestMs} ms`);
+    assert.ok(slowestMs < quickMs, `a call counted ${slowestMs} ms (a start: ${startMs} ms)`);
   });
 
   await t.step("a plugin never called is parked too", async () => {
