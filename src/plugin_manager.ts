@@ -126,6 +126,8 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
   /** Plugins unloaded and not yet stopped: their last events and calls still count. */
   /** Plugins being unloaded, each with its unload (which `close()` waits for too). */
   readonly #unloading = new Map<Entry, Promise<void>>();
+  /** Ids of the loads in flight: neither another load nor a generated id may take them. */
+  readonly #loadingIds = new Set<string>();
   readonly #subscriptions = new Set<EventQueue>();
   /** The per-call events the manager takes from its plugins: those someone listens for. */
   #forwarded: ReadonlySet<ForwardedType> = NOT_FORWARDED;
@@ -181,9 +183,10 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
     config?: WasmPluginConfig,
     options?: LoadOptions,
   ): Promise<PluginHandle> {
-    const compiled = source instanceof Uint8Array || source instanceof ArrayBuffer
-      ? await this.runtime.compile(config?.name ?? "plugin", source)
-      : source;
+    // Bytes of any kind go to compile(), which names the ones it takes.
+    const compiled = isBytesLike(source)
+      ? await this.runtime.compile(config?.name ?? "plugin", source as Uint8Array)
+      : source as CompiledModule;
     return await this.#add(compiled, config, options);
   }
 
@@ -262,9 +265,18 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
     return false;
   }
 
+  /** {@linkcode #idTaken}, or reserved by a load in flight. */
+  #idBusy(id: string): boolean {
+    return this.#loadingIds.has(id) || this.#idTaken(id);
+  }
+
   #assertIdFree(id: string): void {
-    if (!this.#idTaken(id)) return;
-    const why = this.#plugins.has(id) ? "already loaded" : "still unloading";
+    if (!this.#idBusy(id)) return;
+    const why = this.#plugins.has(id)
+      ? "already loaded"
+      : this.#loadingIds.has(id)
+      ? "being loaded"
+      : "still unloading";
     throw new TypeError(`Cannot load plugin "${id}": a plugin with that id is ${why}`);
   }
 
@@ -281,7 +293,7 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
     const settings = config === undefined ? undefined : checkPluginConfig(config);
     let id = settings?.id;
     if (id !== undefined) this.#assertIdFree(id);
-    while (id === undefined || this.#idTaken(id)) id = `plugin-${this.#nextId++}`;
+    while (id === undefined || this.#idBusy(id)) id = `plugin-${this.#nextId++}`;
     const userOnMessage = settings?.onMessage;
     const pluginId = id;
     // A message sent before the plugin is the manager's (by its start function) is its event
@@ -309,6 +321,7 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
     // still counted against maxInstances).
     const loaded = Promise.withResolvers<void>();
     this.#loading.add(loaded.promise);
+    this.#loadingIds.add(pluginId);
     try {
       const plugin = await creating;
       const handle = await this.#register(pluginId, plugin);
@@ -317,6 +330,7 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
       return handle;
     } finally {
       this.#loading.delete(loaded.promise);
+      this.#loadingIds.delete(pluginId);
       loaded.resolve();
     }
   }
@@ -646,7 +660,9 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
 
   /**
    * Stops a plugin and forgets it: after its running call, or ending that call
-   * with `{ abort: true }`.
+   * with `{ abort: true }`. Called again while the plugin is still unloading
+   * (its call still running), it waits for that unload, and with
+   * `{ abort: true }` ends the call.
    *
    * @example
    * ```ts
@@ -663,6 +679,11 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
    *   `{ abort: true }` (it would wait for itself); the plugin stays loaded.
    */
   async unload(handle: PluginHandle, options: StopOptions = {}): Promise<void> {
+    const leaving = this.#unloadingEntry(handle);
+    if (leaving !== undefined) {
+      const abort = checkStopOptions(options, `Cannot unload plugin "${leaving.plugin.id}"`);
+      return await this.#joinUnload(leaving, abort);
+    }
     const entry = this.#entry(handle);
     // Checked before the plugin leaves the manager: bad options leave it loaded.
     const abort = checkStopOptions(options, `Cannot unload plugin "${entry.plugin.id}"`);
@@ -679,6 +700,30 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
     await unloaded;
   }
 
+  /** The entry of the plugin behind `handle` if it is unloading (and not loaded). */
+  #unloadingEntry(handle: PluginHandle): Entry | undefined {
+    if (typeof handle !== "object" || handle === null) return undefined;
+    let id: unknown;
+    try {
+      id = handle.id;
+    } catch {
+      return undefined; // #entry() reports it
+    }
+    if (typeof id !== "string" || this.#plugins.has(id)) return undefined;
+    for (const entry of this.#unloading.keys()) if (entry.plugin.id === id) return entry;
+    return undefined;
+  }
+
+  /**
+   * Waits for an unload begun already; with `abort`, it ends the call it
+   * waits for (an unload or a close that waited for a call that never ends
+   * can so be escalated).
+   */
+  #joinUnload(entry: Entry, abort: boolean): Promise<void> {
+    if (abort) entry.plugin.stop({ abort: true }).catch(() => {}); // reported by the unload
+    return this.#unloading.get(entry) ?? Promise.resolve();
+  }
+
   /** Lets go of a plugin that left the manager: its events, its counts kept, `unloaded`. */
   #forget(entry: Entry): void {
     const { plugin, recorder, onAnomaly } = entry;
@@ -693,7 +738,8 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
   }
 
   /**
-   * Unloads every plugin.
+   * Unloads every plugin, and waits for those unloading already (with
+   * `{ abort: true }`, ending their calls too).
    *
    * @example
    * ```ts
@@ -706,10 +752,13 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
    * ```
    */
   async unloadAll(options: StopOptions = {}): Promise<void> {
-    checkStopOptions(options, "Cannot unload the plugins");
-    const results = await Promise.allSettled(
-      [...this.#plugins.values()].map(({ handle }) => this.unload(handle, options)),
-    );
+    const abort = checkStopOptions(options, "Cannot unload the plugins");
+    // Those unloading already first: the unloads begun here join them.
+    const unloading = [...this.#unloading.keys()].map((entry) => this.#joinUnload(entry, abort));
+    const results = await Promise.allSettled([
+      ...[...this.#plugins.values()].map(({ handle }) => this.unload(handle, options)),
+      ...unloading,
+    ]);
     const failure = results.find((result) => result.status === "rejected");
     if (failure !== undefined) throw (failure as PromiseRejectedResult).reason;
   }
@@ -950,7 +999,9 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
   }
 
   /**
-   * Unloads every plugin and ends every subscription. Idempotent.
+   * Unloads every plugin and ends every subscription. Idempotent. It waits for
+   * the plugins' running calls; with `{ abort: true }` it ends them, also when
+   * an earlier close is still waiting for them.
    *
    * @example
    * ```ts
@@ -960,7 +1011,21 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
    * await manager.close();
    * ```
    */
-  close(): Promise<void> {
+  close(options: StopOptions = {}): Promise<void> {
+    let abort: boolean;
+    try {
+      abort = checkStopOptions(options, "Cannot close the manager");
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (abort) {
+      // Every call ends: those of the plugins unloading (an earlier close's too), and those
+      // of the loaded ones, which leave the manager now.
+      for (const entry of [...this.#unloading.keys()]) void this.#joinUnload(entry, true);
+      for (const { handle } of [...this.#plugins.values()]) {
+        this.unload(handle, { abort: true }).catch(() => {}); // with abort, never refused
+      }
+    }
     // Called again, it answers when the first close is done.
     return this.#closing ??= this.#close();
   }
@@ -1030,4 +1095,10 @@ async function readModuleFile(path: string | URL): Promise<Uint8Array> {
     return new Uint8Array(await response.arrayBuffer());
   }
   return await Deno.readFile(path);
+}
+
+/** Whether `source` is bytes rather than a compiled module: a buffer or a view of one. */
+function isBytesLike(source: unknown): boolean {
+  return ArrayBuffer.isView(source) || source instanceof ArrayBuffer ||
+    (typeof SharedArrayBuffer === "function" && source instanceof SharedArrayBuffer);
 }

@@ -306,7 +306,8 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * ```
    */
   get state(): PluginState {
-    return this.#state;
+    // A call that stranded its turn runs nothing: the plugin is what it was before it.
+    return this.#stranded && this.#state === "running" ? this.#restState : this.#state;
   }
 
   #setState(to: PluginState): void {
@@ -840,7 +841,10 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
   }
 
   /**
-   * Stops accepting calls until {@linkcode resume}; waits for the running call.
+   * Stops accepting calls until {@linkcode resume}; waits for the running call
+   * and the callers that were waiting already. Calls made meanwhile are
+   * refused with a `PluginStateError` once the plugin is paused, as later
+   * ones are at once.
    *
    * @example
    * ```ts
@@ -858,9 +862,10 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     if (this.#state === "paused") return;
     this.#assertWaitable("pause");
     // The pause takes its turn after the running call and the callers already waiting, and
-    // holds it until resume(): callers still waiting then stay in line. A pause already
-    // waiting for its turn pauses the plugin for this caller too (a second turn in line
-    // would pause it again after resume()).
+    // holds it until resume(): the callers behind it are then refused, as calls to a paused
+    // plugin are (they waited with no deadline for a resume() that may never come). A pause
+    // already waiting for its turn pauses the plugin for this caller too (a second turn in
+    // line would pause it again after resume()).
     // A pause after a resume() that cancelled the waiting one wants the plugin paused again.
     this.#pauseCancelled = false;
     if (this.#pausing === undefined) {
@@ -894,6 +899,8 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     this.#turn = turn;
     this.#holds++;
     this.#setState("paused");
+    // Woken without the turn, they find the plugin paused (see #hold).
+    this.#queue.wakeAll();
   }
 
   /**

@@ -46,7 +46,13 @@ import { DEFAULT_LIMITS, type ResourceLimits } from "./resource_limits.ts";
 import { resolveLimits } from "./compile/mod.ts";
 import type { Isolation, RuntimeConfig } from "./runtime_config.ts";
 import { sha256Hex } from "./compile/mod.ts";
-import { createWasmPlugin, stopRefusal, type WasmPlugin } from "./wasm_plugin.ts";
+import {
+  checkStopOptions,
+  createWasmPlugin,
+  type StopOptions,
+  stopRefusal,
+  type WasmPlugin,
+} from "./wasm_plugin.ts";
 import { WAT_CACHE_VERSION, watToBinary } from "./compile/mod.ts";
 import { readCachedBinary, writeCachedBinary } from "./compile/mod.ts";
 
@@ -460,7 +466,9 @@ export class WasmRuntime implements AsyncDisposable {
   }
 
   /**
-   * Stops every plugin and releases the cache. Idempotent.
+   * Stops every plugin and releases the cache. Idempotent. It waits for the
+   * plugins' running calls; with `{ abort: true }` it ends them, also when
+   * an earlier close is still waiting for them.
    *
    * @example
    * ```ts
@@ -469,7 +477,8 @@ export class WasmRuntime implements AsyncDisposable {
    * await runtime.close();
    * ```
    */
-  async close(): Promise<void> {
+  async close(options: StopOptions = {}): Promise<void> {
+    const abort = checkStopOptions(options, "Cannot close the runtime");
     this.#closed = true;
     const creations = [...this.#creations];
     for (const [controller] of creations) {
@@ -483,7 +492,7 @@ export class WasmRuntime implements AsyncDisposable {
       ...creations.map(([, creation]) => creation),
       // One whose own host function closes the runtime cannot wait for its call: it ends it.
       ...[...this.#plugins].map((plugin) =>
-        plugin.stop({ abort: stopRefusal(plugin, false) !== undefined })
+        plugin.stop({ abort: abort || stopRefusal(plugin, false) !== undefined })
       ),
     ]);
     this.#workerPool.close();

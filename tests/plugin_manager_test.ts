@@ -51,7 +51,7 @@ Deno.test("new PluginManager() wraps a runtime", { permissions: "none" }, async 
   });
   await t.step("something other than a runtime is a TypeError", () => {
     assertThrowsWith(() => new PluginManager({} as WasmRuntime), TypeError, {
-      message: "Cannot create a manager: expected a WasmRuntime, received object",
+      message: "Cannot create a manager: expected a WasmRuntime, received an object",
     });
   });
 });
@@ -388,7 +388,7 @@ testEachIsolation("PluginManager rejects handles it does not know", {
   const misuses: [string, PluginHandle, string][] = [
     ["an unloaded handle", handle, "gone"],
     ["a made-up handle", { id: "nobody" }, "nobody"],
-    ["a handle without an id", {} as PluginHandle, "object"],
+    ["a handle without an id", {} as PluginHandle, "an object"],
     ["null", null as unknown as PluginHandle, "null"],
   ];
   const throwingId = {

@@ -229,7 +229,7 @@ Deno.test("WasmRuntime.compileWat() compiles WebAssembly text", {
     await assertRejectsWith(
       () => runtime.compileWat("bytes", new Uint8Array(HEADER) as unknown as string),
       TypeError,
-      { message: 'Cannot compile "bytes": expected WAT text, received object' },
+      { message: 'Cannot compile "bytes": expected WAT text, received a Uint8Array' },
     );
   });
 });
@@ -479,7 +479,7 @@ testEachIsolation("WasmRuntime.createPluginWithLinker() links host functions", {
     await assertRejectsWith(
       () => runtime.createPluginWithLinker(compiled, {}, {} as Linker),
       TypeError,
-      { message: "Cannot link a plugin: expected a Linker, received object" },
+      { message: "Cannot link a plugin: expected a Linker, received an object" },
     );
   });
 });

@@ -27,7 +27,7 @@ export async function createInlineBackend({ spec, host }: BackendParts): Promise
     services: createHostServices(host.env),
   });
   try {
-    instance.start(startBudgetOf(spec, host), performance.now());
+    await instance.start(startBudgetOf(spec, host), performance.now());
   } catch (err) {
     // What the start function opened (WASI files) is closed, and given back to the budget.
     await instance.close();

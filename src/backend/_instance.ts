@@ -229,10 +229,16 @@ export class PluginInstance implements PluginBackend {
    * Runs the module's start function, deferred by the instrumenter, under
    * `budget` (the plugin's own limits).
    *
+   * A module that imports an async host function (`host_call_tool`,
+   * `host_sleep_ms`, …) runs it as it runs its exports, suspendable: its
+   * start function may wait for a tool as any call may, and is cancelled
+   * the same way. The promise is returned only then.
+   *
    * @throws {InstantiationError} If it fails, with the typed error as the cause.
    */
-  start(budget: CallBudget, startMs: number): void {
+  start(budget: CallBudget, startMs: number): void | Promise<void> {
     if (!this.hasStart) return;
+    if (this.#async) return this.#startSuspendable(budget, startMs);
     try {
       this.#slot.error = undefined;
       this.#slot.generation++;
@@ -241,21 +247,50 @@ export class PluginInstance implements PluginBackend {
       budget.signal?.throwIfAborted();
       this.#limits!.runStart();
       if (this.#slot.error !== undefined) throw this.#slot.error;
-      // Ended after its deadline (one long instruction with no check after it): failed, as
-      // a worker's host reports it.
-      if (performance.now() - startMs > budget.timeoutMs) {
-        throw new TimeoutError(undefined, { timeoutMs: budget.timeoutMs });
-      }
+      this.#assertStartedInTime(budget, startMs);
     } catch (err) {
-      let cause = this.#failure(err) as WasmError;
-      if (!(cause instanceof TimeoutError) && performance.now() - startMs > budget.timeoutMs) {
-        // Failed after its deadline: as a worker's host reports it.
-        cause = new TimeoutError(undefined, { timeoutMs: budget.timeoutMs, cause });
-      }
-      throw new InstantiationError(`The start function failed: ${cause.message}`, { cause });
+      throw this.#startFailure(this.#failure(err), budget, startMs);
     } finally {
       this.#end();
     }
+  }
+
+  /** {@linkcode start} of a module whose async host functions suspend it (JSPI). */
+  async #startSuspendable(budget: CallBudget, startMs: number): Promise<void> {
+    const run = this.#function(this.#spec.instrumentation!.startFunction!)!;
+    try {
+      // Aborted already: nothing runs (the reason is taken as the synchronous start takes it).
+      if (budget.signal?.aborted) throw this.#failure(budget.signal.reason);
+      this.#slot.error = undefined;
+      this.#slot.generation++;
+      this.#cancelled = undefined;
+      this.#begin(budget, startMs);
+      // It reports its failures as typed errors (and ends the instrumentation's call).
+      await this.#runCancellable(budget, () => run());
+      this.#assertStartedInTime(budget, startMs);
+    } catch (err) {
+      throw this.#startFailure(err, budget, startMs);
+    }
+  }
+
+  /**
+   * A start function that ended after its deadline (one long instruction with
+   * no check after it) failed, as a worker's host reports it.
+   */
+  #assertStartedInTime(budget: CallBudget, startMs: number): void {
+    if (performance.now() - startMs > budget.timeoutMs) {
+      throw new TimeoutError(undefined, { timeoutMs: budget.timeoutMs });
+    }
+  }
+
+  /** The error a start function that failed with `failure` (typed already) makes. */
+  #startFailure(failure: unknown, budget: CallBudget, startMs: number): InstantiationError {
+    let cause = failure as WasmError;
+    if (!(cause instanceof TimeoutError) && performance.now() - startMs > budget.timeoutMs) {
+      // Failed after its deadline: as a worker's host reports it.
+      cause = new TimeoutError(undefined, { timeoutMs: budget.timeoutMs, cause });
+    }
+    return new InstantiationError(`The start function failed: ${cause.message}`, { cause });
   }
 
   /** Arms the instrumentation for one top-level call. */

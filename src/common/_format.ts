@@ -1,13 +1,29 @@
 /** Small formatting helpers for error messages. @module */
 
-/** Renders a value for an error message: `string "x"`, `undefined`, `object`. */
+/**
+ * Renders a value for an error message: `string "x"`, `undefined`,
+ * `an object`, `a Uint8Array` (an object by its class).
+ */
 export function describeValue(value: unknown): string {
   if (value === null) return "null";
   if (typeof value === "string") return `string ${JSON.stringify(value)}`;
   if (typeof value === "bigint") return `bigint ${value}n`;
   if (typeof value === "number" || typeof value === "boolean") return `${typeof value} ${value}`;
-  if (Array.isArray(value)) return "an array";
-  return typeof value;
+  if (value === undefined) return "undefined";
+  if (typeof value === "function") return "a function";
+  if (typeof value === "symbol") return "a symbol";
+  let kind: string | undefined;
+  try {
+    if (Array.isArray(value)) return "an array";
+    // Typed arrays, buffers, maps, class instances: their class says what was passed.
+    const name = (Object.getPrototypeOf(value) as { constructor?: { name?: unknown } } | null)
+      ?.constructor?.name;
+    if (typeof name === "string" && /^[A-Za-z_$][\w$]{0,63}$/.test(name)) kind = name;
+  } catch {
+    // A revoked proxy, or one whose traps throw: an object all the same.
+  }
+  if (kind === undefined || kind === "Object") return "an object";
+  return `${/^[AEIO]/.test(kind) ? "an" : "a"} ${kind}`; // "a Uint8Array"
 }
 
 /**

@@ -37,6 +37,7 @@ import { decodeManifestSection, MANIFEST_SECTION } from "./_plugin_manifest.ts";
 import type { PluginManifest } from "../plugin_manifest.ts";
 import {
   assertBoundedExceptions,
+  assertFewDeclaredLocals,
   assertFewMemoriesAndTables,
   assertNoGcHeap,
 } from "./_module_features.ts";
@@ -174,6 +175,8 @@ export async function buildArtifact(
   options: BuildOptions = {},
 ): Promise<ModuleArtifact> {
   const pacer = new Pacer();
+  // Before the engine validates it: that would hold this thread for seconds.
+  assertFewDeclaredLocals(bytes);
   const verdict = engineVerdict(bytes);
   let info: ModuleInfo;
   try {

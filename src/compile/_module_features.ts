@@ -45,6 +45,7 @@ import { CompilationError } from "../errors.ts";
 import type { ModuleInfo } from "../instrument/mod.ts";
 
 const TYPE_SECTION = 1;
+const CODE_SECTION = 10;
 const REC = 0x4e;
 const SUB = 0x50;
 const SUB_FINAL = 0x4f;
@@ -200,6 +201,78 @@ export function assertFewMemoriesAndTables(info: ModuleInfo): void {
       );
     }
   }
+}
+
+/** Declared locals every module may have, whatever its size (see {@linkcode maxDeclaredLocals}). */
+export const FREE_DECLARED_LOCALS = 1 << 20;
+
+/**
+ * The most locals a module of `byteLength` bytes may declare in all its
+ * functions together: {@linkcode FREE_DECLARED_LOCALS}, and one more per 4
+ * bytes. The engine validates a module in time that grows with its declared
+ * locals, not its bytes (about a nanosecond each): one declaration of 50 000
+ * locals takes 4 bytes, and a 1 MB module of such functions held the host's
+ * thread for seconds. Real modules declare one local per 80-1 000 bytes
+ * (esbuild, pyodide, biome, sql.js, QuickJS).
+ */
+export function maxDeclaredLocals(byteLength: number): number {
+  return FREE_DECLARED_LOCALS + Math.floor(byteLength / 4);
+}
+
+/**
+ * Refuses a module whose functions declare more locals than
+ * {@linkcode maxDeclaredLocals} allows, reading only the section headers and
+ * the locals of each body, before the engine reads it. Bytes too malformed
+ * to tell pass: the module's parser rejects those.
+ *
+ * @example
+ * ```ts ignore
+ * assertFewDeclaredLocals(bytes); // before WebAssembly.validate(bytes)
+ * ```
+ *
+ * @throws {CompilationError} Naming the count and the bound.
+ */
+export function assertFewDeclaredLocals(bytes: Uint8Array): void {
+  const limit = maxDeclaredLocals(bytes.length);
+  let declared: number;
+  try {
+    declared = countDeclaredLocals(bytes, limit);
+  } catch (err) {
+    if (err instanceof Malformed) return;
+    throw err;
+  }
+  if (declared > limit) {
+    throw new CompilationError(
+      `Cannot compile module: its functions declare more than ${limit} locals, the most wasmplug allows a module of ${bytes.length} bytes (the engine's validation time grows with them)`,
+    );
+  }
+}
+
+/** Declared locals of every body, counted until they pass `limit`. */
+function countDeclaredLocals(bytes: Uint8Array, limit: number): number {
+  const cursor = new Cursor(bytes, 8, bytes.length);
+  while (cursor.pos < cursor.end) {
+    const id = cursor.u8();
+    const size = cursor.leb();
+    const end = cursor.pos + size;
+    if (end > bytes.length) throw new Malformed();
+    if (id !== CODE_SECTION) {
+      cursor.pos = end;
+      continue;
+    }
+    const code = new Cursor(bytes, cursor.pos, end);
+    let declared = 0;
+    for (let bodies = code.leb(); bodies > 0 && declared <= limit; bodies--) {
+      const bodyEnd = code.leb() + code.pos;
+      for (let groups = code.leb(); groups > 0; groups--) {
+        declared += code.leb();
+        skipValueType(code);
+      }
+      code.pos = bodyEnd;
+    }
+    return declared;
+  }
+  return 0;
 }
 
 /** The most bytes of values a tag may carry (C++ and Rust exceptions carry one pointer). */

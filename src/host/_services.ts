@@ -9,6 +9,7 @@
 
 import { getLogger, type Logger } from "@logtape/logtape";
 import { Capability } from "../capability.ts";
+import { describeValue } from "../common/mod.ts";
 import { CapabilityDeniedError, ResourceLimitError } from "../errors.ts";
 import type { PluginLogEntry } from "./plugin_log_entry.ts";
 import { runInHostCall } from "./_host_call_scope.ts";
@@ -215,7 +216,9 @@ export function createHostServices(env: HostEnvironment): HostServices {
       const json = JSON.stringify(result ?? null);
       // A function or a symbol has no JSON: say so, instead of answering "no such tool".
       if (json === undefined) {
-        throw new TypeError(`Tool "${name}" returned a ${typeof result}, which has no JSON form`);
+        throw new TypeError(
+          `Tool "${name}" returned ${describeValue(result)}, which has no JSON form`,
+        );
       }
       return json;
     },

@@ -96,11 +96,18 @@ export class CodeReader {
     this.fail("Integer representation too long", start);
   }
 
-  /** Skips a value type (one byte, or a reference type with a heap type). */
-  skipValueType(): void {
+  /** Skips a value type (one byte, or a reference type with a heap type); returns its first byte. */
+  skipValueType(): number {
     const byte = this.u8();
     if (byte === 0x63 || byte === 0x64) this.skipLeb(5);
+    return byte;
   }
+
+  /**
+   * Bytes the declared locals of the body last read by {@linkcode readLocals}
+   * take (see {@linkcode localBytes}): what the engine zeroes on every entry.
+   */
+  localBytes = 0;
 
   /**
    * Reads the locals vector at the start of the body.
@@ -110,10 +117,13 @@ export class CodeReader {
   readLocals(): number {
     const groups = this.u32();
     let count = 0;
+    let bytes = 0;
     for (let i = 0; i < groups; i++) {
-      count += this.u32();
-      this.skipValueType();
+      const run = this.u32();
+      count += run;
+      bytes += run * valueBytes(this.skipValueType());
     }
+    this.localBytes = bytes;
     return count;
   }
 
@@ -548,4 +558,9 @@ export function appendEntry(added: AppendedSections, section: number): CodeWrite
   }
   entry.count++;
   return entry.out;
+}
+
+/** Bytes of a value of the type with code `code`: 4, 8 or 16 (a reference: 8). */
+function valueBytes(code: number): number {
+  return code === 0x7f || code === 0x7d ? 4 : code === 0x7b ? 16 : 8;
 }

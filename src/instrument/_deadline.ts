@@ -267,17 +267,45 @@ export function emitTicksFlush(
 }
 
 /**
+ * Fuel units of a function entry's zeroing (see `frameUnits` in `_fuel.ts`)
+ * that count as one check without fuel: a check stands for a loop iteration
+ * or a call, some tens of units.
+ */
+export const FRAME_UNITS_PER_CHECK = 16;
+
+/**
+ * How many checks a function entry that pays `units` for its locals counts
+ * for without fuel.
+ *
+ * @example
+ * ```ts ignore
+ * frameChecks(12_234); // 765
+ * ```
+ */
+export function frameChecks(units: number): number {
+  return Math.ceil(units / FRAME_UNITS_PER_CHECK);
+}
+
+/**
  * Writes one deadline check.
  *
  * @param out Where to write.
  * @param slots The countdown's indices.
  * @param temp Index of an `i32` scratch local.
+ * @param weight How many checks it counts for: more for code that runs long
+ * by itself (a function entry that zeroes many locals), so that the hook's
+ * pacing follows the work done.
  */
-export function emitDeadlineCheck(out: CodeWriter, slots: DeadlineSlots, temp: number): void {
+export function emitDeadlineCheck(
+  out: CodeWriter,
+  slots: DeadlineSlots,
+  temp: number,
+  weight = 1,
+): void {
   out.u8(0x23); // global.get ticks
   out.u32(slots.ticksGlobal);
-  out.u8(0x41); // i32.const 1
-  out.u8(0x01);
+  out.u8(0x41); // i32.const weight
+  out.s32(weight);
   out.u8(0x6b); // i32.sub
   out.u8(0x22); // local.tee temp
   out.u32(temp);

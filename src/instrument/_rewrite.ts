@@ -24,6 +24,7 @@ import {
   emitDeadlineCheck,
   emitTicksFlush,
   emitTicksLoad,
+  frameChecks,
 } from "./_deadline.ts";
 import { DepthRole } from "./_call_graph.ts";
 import { BodyFlags, Event, type ScanResult } from "./_scan.ts";
@@ -194,6 +195,13 @@ export function rewriteBody(
   if (role === DepthRole.Count) put(out, withLoop ? s.depthEntryInline : s.depthEntry);
   else if (role === DepthRole.Keep) put(out, s.depthKeep);
   const tailStore = role === DepthRole.Count ? s.depthTailStore : s.depthStore;
+  // Without fuel, an entry that zeroes many locals counts down the clock as the work it is.
+  const frame = scan.frame[f]!;
+  if (frame > 0 && plan.fuel === null && deadline !== null) {
+    // The clock's scratch local: after the depth's, if any (see snippets()).
+    const clockTemp = paramCount + declared + (plan.depth === null ? 0 : 1);
+    emitDeadlineCheck(out, deadline, clockTemp, frameChecks(frame));
+  }
   if (cached) put(out, load);
 
   let copied = codeStart;

@@ -248,6 +248,8 @@ export class ScanResult {
   readonly eventStart: number[] = [0];
   /** Number of instructions of each scanned body. */
   readonly size: number[] = [];
+  /** Units each scanned body's entry pays for its declared locals (see `frameUnits`). */
+  readonly frame: number[] = [];
   /** {@linkcode BodyFlags} of each scanned body. */
   readonly flags: number[] = [];
   /** Function indices that `ref.func` instructions in code take. */
@@ -429,9 +431,10 @@ export class BodyScanner {
    *
    * @param reader At the body's first instruction.
    * @param params The function's number of parameters (for {@linkcode ScanOptions.movedLocals}).
+   * @param frame Units its entry pays for its declared locals, with its entry record.
    * @throws {BinaryFormatError} When the body is malformed.
    */
-  scan(reader: CodeReader, params = 0): void {
+  scan(reader: CodeReader, params = 0, frame = 0): void {
     const out = this.#out;
     const bytes = reader.bytes;
     const nesting = this.#nesting;
@@ -439,6 +442,8 @@ export class BodyScanner {
     this.#backEdges.length = this.#previousBackEdge.length = 0;
     this.#open(0, DEAD);
     this.#cur = this.#newRecord(reader.pos);
+    out.cost[this.#cur]! += frame;
+    out.frame.push(frame);
     this.#bodyFlags = 0;
     const exits = this.#options.exits;
     const moved = this.#options.movedLocals ?? 0;

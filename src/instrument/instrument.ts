@@ -73,7 +73,7 @@ import {
   FUEL_SLOW_PATH_TYPE,
   rewriteInternalBody,
 } from "./_internal_body.ts";
-import { emitRefillBody } from "./_fuel.ts";
+import { emitRefillBody, frameUnits } from "./_fuel.ts";
 import {
   CHECK_EVERY_THROW_WEIGHT,
   DEADLINE_HOOKS_EXPORT,
@@ -811,7 +811,7 @@ class Assembler {
           subject: `function ${this.#counts.function + i}`,
         });
       }
-      scanner.scan(reader, params);
+      scanner.scan(reader, params, frameUnits(reader.localBytes));
     }
     this.#stackPointer = this.#stackPointerOf(scan.frameGlobals);
     return scan;

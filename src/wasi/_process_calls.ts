@@ -72,7 +72,9 @@ function now(state: WasiState, id: number): bigint {
     case ClockId.REALTIME:
       return BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e3)) * 1_000n;
     case ClockId.MONOTONIC:
-      return BigInt(Math.round(performance.now() * 1e6));
+      // From the epoch, not from this thread's start: a worker plugin parked and restored in a
+      // new worker carries on from its memory, with deadlines it computed on the old clock.
+      return BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e3)) * 1_000n;
     case ClockId.PROCESS_CPUTIME:
     case ClockId.THREAD_CPUTIME:
       // No CPU-time clock in Deno: the time since the instance was created.

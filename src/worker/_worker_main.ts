@@ -213,8 +213,9 @@ function handle(
     }
     case ToWorker.Start: {
       const [fuel, timeoutMs] = values as [number | null, number];
-      instance.start({ fuel, timeoutMs, signal: undefined }, performance.now());
-      return [ToHost.Result, [instance.lastFuelUsed, instance.memoryBytes()]];
+      const started = instance.start({ fuel, timeoutMs, signal: undefined }, performance.now());
+      const usage = (): Reply => [ToHost.Result, [instance.lastFuelUsed, instance.memoryBytes()]];
+      return started instanceof Promise ? started.then(usage) : usage();
     }
     case ToWorker.Run: {
       const [stdin, fuel, timeoutMs] = values as [Uint8Array, number | null, number];

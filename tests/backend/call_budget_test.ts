@@ -77,8 +77,9 @@ Deno.test("resolveCallBudget() narrows the plugin's budget with the call's optio
     const wrong: [string, unknown, string][] = [
       ["timeoutMs", 5n, "bigint 5n"],
       ["timeoutMs", "5", 'string "5"'],
-      ["timeoutMs", Symbol("s"), "symbol"],
-      ["fuel", Object.create(null), "object"],
+      ["timeoutMs", Symbol("s"), "a symbol"],
+      ["fuel", Object.create(null), "an object"],
+      ["fuel", new Uint8Array(1), "a Uint8Array"],
       ["fuel", null, "null"],
     ];
     for (const [name, value, described] of wrong) {

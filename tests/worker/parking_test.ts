@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { RuntimeConfig, WasmPlugin, WasmRuntime } from "../../mod.ts";
+import { Capability, type RuntimeConfig, type WasmPlugin, type WasmRuntime } from "../../mod.ts";
 import { withInternalOptions } from "../../src/backend/_internal_options.ts";
 import { instrument } from "../../src/instrument/instrument.ts";
 import { watToBinary } from "../../src/compile/_wat.ts";
@@ -126,6 +126,29 @@ Deno.test("An idle worker plugin is parked and carries on from its state", {
     const wallMs = performance.now() - started;
     const countedMs = ((await plugin.metrics()).totalExecutionTimeNs - before) / 1e6;
     assert.ok(wallMs - countedMs >= 5, `counted ${countedMs} ms of a ${wallMs} ms call`);
+  });
+
+  await t.step("the guest's monotonic clock goes on from where it was", async () => {
+    // It started again from zero in each new worker: a restored guest read it going back by
+    // the old worker's lifetime, and slept until deadlines it had computed on the old clock.
+    await using runtime = countingRuntime({ idleTimeoutMs: IDLE_MS, workerPool: { maxIdle: 0 } });
+    const plugin = await runtime.createPluginFromWat(
+      `(module
+        (import "wasi_snapshot_preview1" "clock_time_get"
+          (func $clock (param i32 i64 i32) (result i32)))
+        (memory (export "memory") 1)
+        (func (export "monotonic") (result i64)
+          (drop (call $clock (i32.const 1) (i64.const 1) (i32.const 0)))
+          (i64.load (i32.const 0))))`,
+      { capabilities: [Capability.Wasi] },
+    );
+    // The first worker lives a while before it is parked.
+    await delay(300);
+    const before = await plugin.callI64("monotonic");
+    const parked = workerEvents.parked;
+    assert.ok(await parkedSince(parked));
+    const after = await plugin.callI64("monotonic");
+    assert.ok(after > before, `${after} after ${before}`);
   });
 
   await t.step("a call aborted while its worker starts leaves at once", async () => {

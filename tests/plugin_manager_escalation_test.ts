@@ -1,0 +1,206 @@
+import assert from "node:assert/strict";
+import {
+  Capability,
+  InstantiationError,
+  PluginManager,
+  PluginStateError,
+  UNLIMITED_LIMITS,
+} from "../mod.ts";
+import { assertRejectsWith, holdingTool, testEachIsolation } from "./_helpers.ts";
+import { CALLS_WAT, toolCallWat } from "./fixtures/wat.ts";
+
+const PERMISSIONS: Deno.PermissionOptions = { read: true };
+
+/** Whether `promise` settles within `ms`. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms));
+  const settled = promise.then(() => true, () => true);
+  try {
+    return await Promise.race([settled, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+testEachIsolation(
+  "An unload or a close waiting for a call that never ends can be escalated with { abort: true }",
+  { permissions: PERMISSIONS },
+  async (t, { createRuntime }) => {
+    // Before: the second unload was a PluginNotFoundError, unloadAll({ abort: true }) and
+    // close() found nothing to abort, and the first unload waited for ever.
+    await using runtime = createRuntime({ resourceLimits: UNLIMITED_LIMITS });
+    holdingTool(runtime, "never"); // never released
+    const load = (manager: PluginManager) =>
+      manager.loadWat(toolCallWat("never"), { capabilities: [Capability.CallTool] });
+
+    await t.step("unload(h, { abort: true }) ends the call an unload(h) waits for", async () => {
+      await using manager = new PluginManager(runtime);
+      const handle = await load(manager);
+      const running = manager.callI32(handle, "call").catch((err) => err);
+      const unloading = manager.unload(handle);
+      assert.equal(await settlesWithin(unloading, 50), false);
+      await manager.unload(handle, { abort: true });
+      await unloading;
+      const error = await running;
+      assert.ok(error instanceof PluginStateError);
+      assert.equal(error.state, "stopping");
+      assert.equal(manager.stats().totalUnloaded, 1);
+    });
+
+    await t.step("unloadAll({ abort: true }) ends the unloads begun before it", async () => {
+      await using manager = new PluginManager(runtime);
+      const handle = await load(manager);
+      const running = manager.callI32(handle, "call").catch((err) => err);
+      const unloading = manager.unload(handle);
+      await manager.unloadAll({ abort: true });
+      assert.equal(await settlesWithin(unloading, 1000), true);
+      assert.ok(await running instanceof PluginStateError);
+    });
+
+    await t.step("close({ abort: true }) ends what an earlier close() waits for", async () => {
+      const manager = new PluginManager(runtime);
+      const handle = await load(manager);
+      const running = manager.callI32(handle, "call").catch((err) => err);
+      const closing = manager.close();
+      assert.equal(await settlesWithin(closing, 50), false);
+      await manager.close({ abort: true });
+      await closing;
+      assert.ok(await running instanceof PluginStateError);
+      assert.deepEqual(manager.listPlugins(), []);
+    });
+
+    await t.step("bad options are a TypeError, as a rejection", async () => {
+      const manager = new PluginManager(runtime);
+      await assertRejectsWith(() => manager.close({ abort: 1 } as never), TypeError);
+      await manager.close();
+    });
+  },
+);
+
+testEachIsolation(
+  "runtime.close({ abort: true }) ends the running calls",
+  { permissions: PERMISSIONS },
+  async (_t, { createRuntime }) => {
+    const runtime = createRuntime({ resourceLimits: UNLIMITED_LIMITS });
+    holdingTool(runtime, "never");
+    const plugin = await runtime.createPluginFromWat(toolCallWat("never"), {
+      capabilities: [Capability.CallTool],
+    });
+    const running = plugin.callI32("call").catch((err) => err);
+    const closing = runtime.close();
+    assert.equal(await settlesWithin(closing, 50), false);
+    await runtime.close({ abort: true });
+    await closing;
+    assert.ok(await running instanceof PluginStateError);
+    assert.equal(plugin.state, "stopped");
+  },
+);
+
+testEachIsolation(
+  "A load's id is taken from its start: a generated id never collides with one in flight",
+  { permissions: PERMISSIONS },
+  async (t, { createRuntime }) => {
+    await using runtime = createRuntime();
+    await t.step("an explicit id and a generated one, loaded together", async () => {
+      // The generated one was "plugin-1" too, and failed with a TypeError about an id it never asked for.
+      await using manager = new PluginManager(runtime);
+      const compiled = await runtime.compileWat("calls", CALLS_WAT);
+      const [named, unnamed] = await Promise.all([
+        manager.loadCompiled(compiled, { id: "plugin-1" }),
+        manager.loadCompiled(compiled),
+      ]);
+      assert.equal(named.id, "plugin-1");
+      assert.notEqual(unnamed.id, "plugin-1");
+    });
+    await t.step("a second load of an id in flight is refused at once", async () => {
+      await using manager = new PluginManager(runtime);
+      const compiled = await runtime.compileWat("calls", CALLS_WAT);
+      const first = manager.loadCompiled(compiled, { id: "twin" });
+      await assertRejectsWith(() => manager.loadCompiled(compiled, { id: "twin" }), TypeError, {
+        message: 'Cannot load plugin "twin": a plugin with that id is being loaded',
+      });
+      assert.equal((await first).id, "twin");
+    });
+  },
+);
+
+testEachIsolation(
+  "Calls made while a pause() waits for the running call are refused once it pauses",
+  { permissions: PERMISSIONS },
+  async (_t, { createRuntime }) => {
+    // They waited in line behind the pause with no deadline, until a resume() that the
+    // manager's anomaly action never makes.
+    await using runtime = createRuntime();
+    const { release } = holdingTool(runtime, "holdp");
+    await using plugin = await runtime.createPluginFromWat(toolCallWat("holdp"), {
+      capabilities: [Capability.CallTool],
+    });
+    const running = plugin.callI32("call");
+    const ahead = plugin.callI32("ok"); // waiting before the pause: runs before it
+    const paused = plugin.pause();
+    const behind = plugin.callI32("ok");
+    release();
+    assert.equal(await running, 1); // the answer's length
+    assert.equal(await ahead, 7);
+    await paused;
+    assert.equal(plugin.state, "paused");
+    await assertRejectsWith(() => behind, PluginStateError, { state: "paused" });
+    plugin.resume();
+    assert.equal(await plugin.callI32("ok"), 7);
+  },
+);
+
+testEachIsolation(
+  "A start function may call an async host function, as any export may",
+  { permissions: PERMISSIONS },
+  async (t, { createRuntime }) => {
+    // It failed as "Plugin trapped: SuspendError: trying to suspend without WebAssembly.promising".
+    await using runtime = createRuntime();
+    runtime.registerTool("seven", () => 7);
+    const wat = `(module
+      (import "env" "host_call_tool" (func $tool (param i32 i32 i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 0) "seven{}")
+      (global $answer (mut i32) (i32.const -1))
+      (func $start (global.set $answer
+        (call $tool (i32.const 0) (i32.const 5) (i32.const 5) (i32.const 2) (i32.const 64)
+          (i32.const 64))))
+      (start $start)
+      (func (export "answer") (result i32) (global.get $answer))
+      (func (export "reply") (result i32) (i32.load8_u (i32.const 64))))`;
+    await t.step("it waits for the tool's answer", async () => {
+      await using plugin = await runtime.createPluginFromWat(wat, {
+        capabilities: [Capability.CallTool],
+      });
+      assert.equal(await plugin.callI32("answer"), 1); // the answer's length
+      assert.equal(await plugin.callI32("reply"), "7".charCodeAt(0));
+    });
+    await t.step("and its deadline ends a tool that never answers", async () => {
+      holdingTool(runtime, "stall");
+      const stalling = wat.replace('"seven{}"', '"stall{}"');
+      const error = await assertRejectsWith(
+        () =>
+          runtime.createPluginFromWat(stalling, {
+            capabilities: [Capability.CallTool],
+            resourceLimits: { maxExecutionTimeMs: 100 },
+          }),
+        InstantiationError,
+      );
+      assert.equal((error.cause as Error).name, "TimeoutError");
+    });
+  },
+);
+
+testEachIsolation(
+  "manager.load() of bytes it cannot take names what it received",
+  { permissions: PERMISSIONS },
+  async (_t, { createRuntime }) => {
+    await using runtime = createRuntime();
+    await using manager = new PluginManager(runtime);
+    await assertRejectsWith(() => manager.load(new Int8Array(8) as never), TypeError, {
+      message:
+        'Cannot compile "plugin": expected a Uint8Array or an ArrayBuffer, received an Int8Array',
+    });
+  },
+);
