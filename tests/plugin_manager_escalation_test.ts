@@ -176,6 +176,16 @@ testEachIsolation(
       assert.equal(await plugin.callI32("answer"), 1); // the answer's length
       assert.equal(await plugin.callI32("reply"), "7".charCodeAt(0));
     });
+    await t.step("so may a command's, before its _start", async () => {
+      const command = wat.replace(
+        '(func (export "answer")',
+        '(func (export "_start") (if (i32.ne (global.get $answer) (i32.const 1)) (then unreachable)))\n      (func (export "answer")',
+      );
+      await using plugin = await runtime.createPluginFromWat(command, {
+        capabilities: [Capability.CallTool, Capability.Wasi],
+      });
+      assert.equal((await plugin.run()).exitCode, 0);
+    });
     await t.step("and its deadline ends a tool that never answers", async () => {
       holdingTool(runtime, "stall");
       const stalling = wat.replace('"seven{}"', '"stall{}"');

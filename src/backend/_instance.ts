@@ -474,7 +474,7 @@ export class PluginInstance implements PluginBackend {
       budget.signal?.throwIfAborted();
       let exitCode = 0;
       try {
-        command.start(budget, startMs);
+        await command.start(budget, startMs);
       } catch (err) {
         // Out of time in the start function: the run timed out (its one deadline), as a
         // worker's host says; aborted there (by its own host function): the reason, as from
