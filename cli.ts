@@ -676,10 +676,29 @@ function report(
         : printable(message)
     }`,
   );
-  const hint = err instanceof Error ? HINTS.get(err) : undefined;
+  const hint = (err instanceof Error ? HINTS.get(err) : undefined) ?? limitHint(err, command);
   if (hint !== undefined) io.stderr(`hint: ${hint}`);
   if (debug && err instanceof Error) io.stderr(printableStack(err));
   return 1;
+}
+
+/** The flag that raises the limit `err` hit, if `command` takes the limit flags. */
+function limitHint(err: unknown, command: CommandSpec | undefined): string | undefined {
+  if (!(err instanceof WasmError) || command?.options.includes(LIMIT_OPTIONS[0]!) !== true) {
+    return undefined;
+  }
+  const flag = err.kind === "fuel_exhausted"
+    ? "--max-fuel <n|none>"
+    : err.kind === "timeout"
+    ? "--timeout <ms>"
+    : err.kind === "call_depth_exceeded"
+    ? "--max-call-depth <n>"
+    : err.kind === "resource_limit" && "limit" in err && err.limit === "maxTableElements"
+    ? "--max-table-elements <n>"
+    : err.kind === "out_of_memory" && err.message.includes("maxMemoryPages")
+    ? "--max-memory-pages <n>"
+    : undefined;
+  return flag === undefined ? undefined : `a larger limit may be given with ${flag}`;
 }
 
 function help(args: ParsedArgs, io: CliIo): Promise<number> {

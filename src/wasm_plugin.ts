@@ -44,6 +44,7 @@ import {
 import { CountedEventTarget } from "./_listener_count.ts";
 import { postWaitingAhead, retractWaitingAhead, WaitingCall } from "./_waiting_call.ts";
 import { PluginEvent, type PluginEventDetails, type PluginEventType } from "./plugin_event.ts";
+import { parseJsonOutput } from "./_json_output.ts";
 
 /**
  * Options of `plugin.stop()` and `manager.unload()`.
@@ -126,7 +127,6 @@ const F64: readonly string[] = ["f64"];
 const CALLABLE_STATES: ReadonlySet<PluginState> = new Set(["created", "ready"]);
 
 const utf8 = new TextEncoder();
-const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
 
 let construct: (init: PluginInit) => WasmPlugin;
 let refusal: (plugin: WasmPlugin, abort: boolean) => PluginStateError | undefined;
@@ -686,10 +686,12 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * {@linkcode callBytes} with JSON-encoded UTF-8 on both sides.
    *
    * The output is parsed on the host's thread once the call has ended, so
-   * outside its deadline: about 0.1 s per MiB, more for deep nesting, and up
-   * to 25 times its size in host memory. A plugin can return as much as its
-   * memory holds: bound that with `maxMemoryPages`, or take untrusted output
-   * with `callBytes` and check its length before you parse it.
+   * outside its deadline: about 20 ms per MB, more for deep nesting. An
+   * output whose parse would take more host memory than 16 times what
+   * `maxMemoryPages` lets the plugin hold (at least 64 MiB; an array or
+   * object takes some 60 bytes, so a deeply nested one up to 29 times its
+   * size) is refused with a `ResourceLimitError` before it is parsed; take
+   * such output with `callBytes`.
    *
    * @example
    * ```ts ignore
@@ -697,6 +699,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * ```
    *
    * @throws {TypeMismatchError} If `value` cannot be serialized or the output is not UTF-8 JSON.
+   * @throws {ResourceLimitError} If the output's parse would take more heap than that.
    */
   async callJson(fn: string, value: unknown, options?: CallOptions): Promise<unknown> {
     let text: string | undefined;
@@ -714,19 +717,13 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
         }`,
       );
     }
-    return await this.#promisedBytesCall(fn, utf8.encode(text), options, true, (output) => {
-      const bytes = output as Uint8Array;
-      try {
-        return JSON.parse(utf8Decoder.decode(bytes));
-      } catch (cause) {
-        throw new TypeMismatchError(
-          `"${fn}" returned ${bytes.length} bytes that are not UTF-8 JSON`,
-          {
-            cause,
-          },
-        );
-      }
-    });
+    return await this.#promisedBytesCall(
+      fn,
+      utf8.encode(text),
+      options,
+      true,
+      (output) => parseJsonOutput(fn, output as Uint8Array, this.limits.maxMemoryPages),
+    );
   }
 
   /**
@@ -1492,6 +1489,9 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     const readyAt = this.#backend.readyAt;
     if (readyAt > start) start = readyAt;
     this.#metrics.record(name, start, end, error, this.#backend.memoryBytes(), fuelUsed);
+    // A command's instance is gone: its memory counts for the peak only.
+    const commandBytes = this.#backend.takeCommandMemoryBytes();
+    if (commandBytes > 0) this.#metrics.observePeak(commandBytes);
     const ran = this.#state === "running";
     if (ran) this.#state = this.#restState;
     // The next caller's turn before the events: a listener's call queues behind it.

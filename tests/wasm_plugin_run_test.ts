@@ -277,3 +277,22 @@ function holdingTools(runtime: WasmRuntime): { hold(plugin: WasmPlugin): () => P
     },
   };
 }
+
+testEachIsolation("A run's memory counts in the plugin's peak, not in its current size", {
+  permissions: "none",
+}, async (_t, { loadPlugin }) => {
+  // The command runs in an instance of its own: its 200 MiB showed nowhere in the metrics.
+  await using loaded = await loadPlugin(
+    `(module
+      (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+      (memory (export "memory") 1)
+      (func (export "_start") (drop (memory.grow (i32.const 31)))))`,
+    { capabilities: [Capability.Wasi] },
+  );
+  const { plugin } = loaded;
+  const before = await plugin.metrics();
+  assert.equal((await plugin.run()).exitCode, 0);
+  const after = await plugin.metrics();
+  assert.equal(after.peakMemoryBytes, 32 * 65536);
+  assert.equal(after.currentMemoryBytes, before.currentMemoryBytes);
+});

@@ -93,6 +93,12 @@ export interface PluginBackend {
   runCommand(stdin: Uint8Array, budget: CallBudget, startMs: number): Promise<CommandResult>;
   /** Size of the host-accessible memory in bytes, 0 without one. */
   memoryBytes(): number;
+  /**
+   * The memory size the instance of the last successful `runCommand` had when
+   * it ended, once: 0 afterwards, and without one. (A command runs in an
+   * instance of its own, which `memoryBytes` does not see.)
+   */
+  takeCommandMemoryBytes(): number;
   /** Copies `length` bytes out of memory at `offset`. */
   readMemory(offset: number, length: number): Uint8Array | Promise<Uint8Array>;
   /** Copies `data` into memory at `offset`. */

@@ -499,6 +499,7 @@ export class PluginInstance implements PluginBackend {
       } finally {
         this.#lastFuelUsed += command.lastFuelUsed;
       }
+      this.#commandMemoryBytes = command.memoryBytes();
       return { exitCode, ...command.#commandOutput() };
     } catch (err) {
       // What the command wrote before it failed goes with the error made for this run, not
@@ -509,6 +510,14 @@ export class PluginInstance implements PluginBackend {
       command.#wasi?.close();
       await command.close();
     }
+  }
+
+  #commandMemoryBytes = 0;
+
+  takeCommandMemoryBytes(): number {
+    const bytes = this.#commandMemoryBytes;
+    this.#commandMemoryBytes = 0;
+    return bytes;
   }
 
   /** What this command instance wrote to its standard streams. */

@@ -75,6 +75,11 @@ export class MetricsRecorder {
     if (memoryBytes > this.peakMemoryBytes) this.peakMemoryBytes = memoryBytes;
   }
 
+  /** Records a memory size seen elsewhere (a command's own instance): the peak only. */
+  observePeak(memoryBytes: number): void {
+    if (memoryBytes > this.peakMemoryBytes) this.peakMemoryBytes = memoryBytes;
+  }
+
   /** A frozen snapshot; `droppedLogRecords` is counted by the host services. */
   snapshot(droppedLogRecords = 0): PluginMetrics {
     const totalNs = Math.round(this.totalExecutionTimeMs * 1e6);

@@ -555,9 +555,12 @@ abstract class ChannelEnd {
   }
 
   protected take(counter: number, views = false): WireMessage {
-    this.seen = Atomics.load(this.counters, counter);
+    const counted = Atomics.load(this.counters, counter);
     const message = readMessage(this.data, views);
-    return message.op === IN_BULK ? this.takeFromBulk(views) : message;
+    const taken = message.op === IN_BULK ? this.takeFromBulk(views) : message;
+    // Seen once read whole: a reader whose stack runs out midway leaves it to be read again.
+    this.seen = counted;
+    return taken;
   }
 
   /** Makes the bulk buffer this side's, to write a message there. */
@@ -940,7 +943,7 @@ export class HostChannel extends ChannelEnd {
   receive(timeoutMs: number = Infinity): Promise<WireMessage | undefined> {
     if (this.arrived(TO_HOST, this.#crowded())) return Promise.resolve(this.#takeAnswer());
     if (this.#closed || !(timeoutMs > 0)) return Promise.resolve(undefined);
-    return new Promise((resolve) => {
+    const received = new Promise<WireMessage | undefined>((resolve) => {
       this.#wake = resolve;
       Atomics.store(this.flags, HOST_SLEEPING, 1);
       // The worker may have answered before it could see the flag.
@@ -951,6 +954,10 @@ export class HostChannel extends ChannelEnd {
       // channel serves every wait instead (see #wakeAt).
       if (timeoutMs !== Infinity) this.#wakeAt(performance.now() + timeoutMs);
     });
+    // Rejected only when the caller's stack ran out in here: the caller, at the same edge,
+    // may run out again before it awaits it, which must not end the process.
+    received.catch(() => {});
+    return received;
   }
 
   /**

@@ -710,13 +710,22 @@ class WorkerBackend implements PluginBackend {
 
   async runCommand(stdin: Uint8Array, budget: CallBudget, startMs: number): Promise<CommandResult> {
     const values = [stdin, budget.fuel, budget.timeoutMs];
-    const [exitCode, stdout, stderr, truncated] = await this.#request(
+    const [exitCode, stdout, stderr, truncated, commandMemoryBytes] = await this.#request(
       ToWorker.Run,
       values,
       budget,
       startMs,
-    ) as [number, Uint8Array, Uint8Array, number];
+    ) as [number, Uint8Array, Uint8Array, number, number];
+    this.#commandMemoryBytes = commandMemoryBytes;
     return { exitCode, stdout, stderr, outputTruncated: truncated === 1 };
+  }
+
+  #commandMemoryBytes = 0;
+
+  takeCommandMemoryBytes(): number {
+    const bytes = this.#commandMemoryBytes;
+    this.#commandMemoryBytes = 0;
+    return bytes;
   }
 
   /**

@@ -225,6 +225,7 @@ function handle(
           stdout,
           stderr,
           outputTruncated ? 1 : 0,
+          instance.takeCommandMemoryBytes(),
           instance.lastFuelUsed,
           instance.memoryBytes(),
         ]], (err) => {

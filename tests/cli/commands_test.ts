@@ -176,7 +176,8 @@ cliTest("call", {
       "1000000000000",
     ],
     code: 1,
-    stderr: /^error: timeout: Plugin execution timed out after 100 ms\n$/,
+    stderr:
+      /^error: timeout: Plugin execution timed out after 100 ms\nhint: a larger limit may be given with --timeout <ms>\n$/,
   },
   "--max-memory-pages below the module's minimum refuses it": {
     args: [
@@ -219,7 +220,20 @@ cliTest("call", {
   "without it, a table above the default limit is refused": {
     args: ["call", "tests/cli/fixtures/big_table.wat", "size"],
     code: 1,
-    stderr: /^error: resource_limit: .*maxTableElements = 10000/,
+    stderr:
+      /^error: resource_limit: .*maxTableElements = 10000\nhint: a larger limit may be given with --max-table-elements <n>\n$/,
+  },
+  "a call out of fuel names the flag that raises the budget": {
+    args: [
+      "call",
+      "tests/fixtures/spin.wat",
+      "spin",
+      "--max-fuel",
+      "1",
+    ],
+    code: 1,
+    stderr:
+      /^error: fuel_exhausted: .*\nhint: a larger limit may be given with --max-fuel <n\|none>\n$/,
   },
   "a limit that is not a whole number is bad usage": {
     args: ["call", "examples/wat/math.wat", "add", "1", "2", "--timeout", "1e3"],

@@ -1,0 +1,102 @@
+/**
+ * The parse of a `callJson` output, bounded in the host memory it may take.
+ *
+ * `JSON.parse` runs on the host's thread after the call, and what it makes
+ * can be many times the text: 56-62 bytes of heap for each array or object
+ * (`[[[…]]]` takes 29 times its size, 461 MiB for a 16 MiB output, and ten
+ * plugins returning one at once ended the host process out of memory), a few
+ * for each number. So an output is parsed only if a scan of its structure
+ * estimates it within a budget: {@linkcode JSON_HEAP_PER_MEMORY_BYTE} times
+ * the memory the plugin may hold (`maxMemoryPages`), at least
+ * {@linkcode MIN_JSON_HEAP_BYTES}; an output too small to exceed it whatever
+ * its shape is not scanned.
+ *
+ * @module
+ */
+
+import { ResourceLimitError, TypeMismatchError } from "./errors.ts";
+
+/** Heap a parse may take per byte of memory the plugin may hold: 16. */
+export const JSON_HEAP_PER_MEMORY_BYTE = 16;
+/** Heap a parse may take whatever the plugin's memory limit: 64 MiB. */
+export const MIN_JSON_HEAP_BYTES = 64 * 1024 * 1024;
+
+/** Estimated heap of one array or object, and of one more element or member, in bytes. */
+const CONTAINER_BYTES = 56;
+const ELEMENT_BYTES = 8;
+/** The most heap any JSON text takes per byte (an array or object every two bytes). */
+const WORST_BYTES_PER_BYTE = CONTAINER_BYTES / 2 + 1;
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPEN_ARRAY = 0x5b;
+const OPEN_OBJECT = 0x7b;
+const COMMA = 0x2c;
+
+const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Parses the output `bytes` of the call of `fn` as UTF-8 JSON, for a plugin
+ * whose memories may hold `maxMemoryPages` pages.
+ *
+ * @example
+ * ```ts ignore
+ * parseJsonOutput("handle", new TextEncoder().encode('{"ok":true}'), 256); // { ok: true }
+ * ```
+ *
+ * @throws {ResourceLimitError} If it would take more heap than the budget
+ *   (`limit: "maxMemoryPages"`, which sets it).
+ * @throws {TypeMismatchError} If it is not UTF-8 JSON.
+ */
+export function parseJsonOutput(fn: string, bytes: Uint8Array, maxMemoryPages: number): unknown {
+  const budget = Math.max(MIN_JSON_HEAP_BYTES, JSON_HEAP_PER_MEMORY_BYTE * maxMemoryPages * 65536);
+  const estimate = bytes.length * WORST_BYTES_PER_BYTE <= budget ? 0 : estimateHeap(bytes, budget);
+  if (estimate > budget) {
+    throw new ResourceLimitError(
+      `"${fn}" returned ${bytes.length} bytes of JSON whose parse would take more than ${
+        Math.round(budget / 1024 / 1024)
+      } MiB of host memory (so many arrays and objects), ${JSON_HEAP_PER_MEMORY_BYTE} times what maxMemoryPages lets the plugin hold; take it with callBytes`,
+      { limit: "maxMemoryPages" },
+    );
+  }
+  try {
+    return JSON.parse(utf8Decoder.decode(bytes));
+  } catch (cause) {
+    throw new TypeMismatchError(`"${fn}" returned ${bytes.length} bytes that are not UTF-8 JSON`, {
+      cause,
+    });
+  }
+}
+
+/**
+ * The heap a parse of `bytes` would take, estimated from its arrays, objects
+ * and separators outside strings; it stops counting once past the bound.
+ */
+function estimateHeap(bytes: Uint8Array, budget: number): number {
+  let containers = 0;
+  let separators = 0;
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const byte = bytes[i]!;
+    if (inString) {
+      if (byte === BACKSLASH) i++;
+      else if (byte === QUOTE) inString = false;
+    } else if (byte === QUOTE) {
+      inString = true;
+    } else if (byte === OPEN_ARRAY || byte === OPEN_OBJECT) {
+      // Checked every so often: the scan ends as soon as the answer is known.
+      if (
+        (++containers & 0xffff) === 0 && estimate(bytes.length, containers, separators) > budget
+      ) {
+        break;
+      }
+    } else if (byte === COMMA) {
+      separators++;
+    }
+  }
+  return estimate(bytes.length, containers, separators);
+}
+
+function estimate(length: number, containers: number, separators: number): number {
+  return length + containers * CONTAINER_BYTES + separators * ELEMENT_BYTES;
+}

@@ -1,0 +1,61 @@
+/**
+ * Hostile `callJson` output: JSON whose parse takes many times its size in
+ * host memory. Ten plugins returning 16 MiB of `[[[…]]]` at once ended the
+ * host process out of memory (461 MiB of heap each).
+ */
+import assert from "node:assert/strict";
+import { ResourceLimitError } from "../../mod.ts";
+import { assertRejectsWith, testEachIsolation } from "../_helpers.ts";
+import { within } from "./_within.ts";
+
+const OUT = 65536;
+
+const JSON_WAT = `(module
+  (memory (export "memory") 130)
+  (func (export "alloc") (param i32) (result i32) (i32.const 16))
+  ;; 8 MiB: 4 Mi "[" then 4 Mi "]": 4 Mi nested arrays.
+  (func (export "nested") (param i32 i32) (result i64)
+    (memory.fill (i32.const ${OUT}) (i32.const 0x5b) (i32.const 4194304))
+    (memory.fill (i32.const ${OUT + 4194304}) (i32.const 0x5d) (i32.const 4194304))
+    (i64.or (i64.shl (i64.const ${OUT}) (i64.const 32)) (i64.const 8388608)))
+  ;; "[1,1,…,1]" with $n ones: 2n + 1 bytes, one array.
+  (func (export "ones") (param i32 i32) (result i64) (local $i i32) (local $n i32)
+    (local.set $n (i32.const 2097152))
+    (i32.store8 (i32.const ${OUT}) (i32.const 0x5b))
+    (loop $l
+      (i32.store16 (i32.add (i32.const ${OUT + 1}) (i32.shl (local.get $i) (i32.const 1)))
+        (i32.const 0x2c31))
+      (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $n))))
+    (i32.store8 (i32.add (i32.const ${OUT}) (i32.shl (local.get $n) (i32.const 1))) (i32.const 0x5d))
+    (i64.or (i64.shl (i64.const ${OUT}) (i64.const 32))
+      (i64.extend_i32_u (i32.add (i32.shl (local.get $n) (i32.const 1)) (i32.const 1))))))`;
+
+testEachIsolation(
+  "Hostile: callJson refuses output whose parse would take more heap than 16 times the plugin's memory limit",
+  { permissions: "none" },
+  async (t, { loadPlugin }) => {
+    await using loaded = await loadPlugin(JSON_WAT, { resourceLimits: { maxMemoryPages: 130 } });
+    const { plugin } = loaded;
+    await t.step("8 MiB of nested arrays is refused, before it is parsed", async () => {
+      const before = Deno.memoryUsage().heapUsed;
+      const error = await within(() =>
+        assertRejectsWith(() => plugin.callJson("nested", null), ResourceLimitError, {
+          limit: "maxMemoryPages",
+        })
+      );
+      assert.match(error.message, /"nested" returned 8388608 bytes of JSON/);
+      // The parse would have taken some 240 MiB; its budget is 16 × 130 pages = 130 MiB.
+      assert.ok(Deno.memoryUsage().heapUsed - before < 100 * 1024 * 1024);
+    });
+    await t.step("4 MiB of numbers in one array is parsed", async () => {
+      const ones = await plugin.callJson("ones", null) as number[];
+      assert.equal(ones.length, 2_097_152);
+      assert.equal(ones[2_097_151], 1);
+    });
+    await t.step("the refusal counts as the call's failure", async () => {
+      const { failureCount } = await plugin.metrics();
+      await assertRejectsWith(() => plugin.callJson("nested", null), ResourceLimitError);
+      assert.equal((await plugin.metrics()).failureCount, failureCount + 1);
+    });
+  },
+);
