@@ -7,7 +7,7 @@
 import type { CallOptions } from "./call_options.ts";
 import type { Capability } from "./capability.ts";
 import type { CompiledModule } from "./compile/compiled_module.ts";
-import { PluginNotFoundError } from "./errors.ts";
+import { PluginNotFoundError, PluginStateError } from "./errors.ts";
 import { EventQueue } from "./_event_queue.ts";
 import type { EventSubscription } from "./event_subscription.ts";
 import { describeValue, readOptions } from "./common/mod.ts";
@@ -24,7 +24,7 @@ import {
   type WasmPlugin,
   watchStop,
 } from "./wasm_plugin.ts";
-import type { WasmRuntime } from "./wasm_runtime.ts";
+import { createPluginUntil, type WasmRuntime } from "./wasm_runtime.ts";
 import type { Linker } from "./linker.ts";
 import type { RunOptions, RunResult } from "./command_run.ts";
 import { AnomalyDetector, type AnomalySettings, resolveAnomalySettings } from "./observe/mod.ts";
@@ -126,6 +126,8 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
   /** Plugins unloaded and not yet stopped: their last events and calls still count. */
   /** Plugins being unloaded, each with its unload (which `close()` waits for too). */
   readonly #unloading = new Map<Entry, Promise<void>>();
+  /** Aborted by {@linkcode close}: it ends the start functions of the loads in flight. */
+  readonly #loadsEnd = new AbortController();
   /** Ids of the loads in flight: neither another load nor a generated id may take them. */
   readonly #loadingIds = new Set<string>();
   readonly #subscriptions = new Set<EventQueue>();
@@ -313,9 +315,14 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
         userOnMessage?.(message);
       },
     };
-    const creating = linker === undefined
-      ? this.runtime.createPlugin(compiled, managedConfig)
-      : this.runtime.createPluginWithLinker(compiled, managedConfig, linker);
+    // Its start function ends when the manager closes (a close from its own tool waited for it).
+    const creating = createPluginUntil(
+      this.runtime,
+      compiled,
+      managedConfig,
+      linker,
+      this.#loadsEnd.signal,
+    );
     // close() waits for the loads in flight, until they have stopped what they made (a
     // worker's plugin stops after its creation: close() answered first, with its instance
     // still counted against maxInstances).
@@ -682,6 +689,9 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
     const leaving = this.#unloadingEntry(handle);
     if (leaving !== undefined) {
       const abort = checkStopOptions(options, `Cannot unload plugin "${leaving.plugin.id}"`);
+      // From its own host function it would wait for itself, as a first unload would.
+      const refused = stopRefusal(leaving.plugin, abort);
+      if (refused !== undefined) throw refused;
       return await this.#joinUnload(leaving, abort);
     }
     const entry = this.#entry(handle);
@@ -739,7 +749,8 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
 
   /**
    * Unloads every plugin, and waits for those unloading already (with
-   * `{ abort: true }`, ending their calls too).
+   * `{ abort: true }`, ending their calls too). A load still in flight is
+   * not waited for: its plugin is loaded when it ends (`close()` ends it).
    *
    * @example
    * ```ts
@@ -753,8 +764,12 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
    */
   async unloadAll(options: StopOptions = {}): Promise<void> {
     const abort = checkStopOptions(options, "Cannot unload the plugins");
-    // Those unloading already first: the unloads begun here join them.
-    const unloading = [...this.#unloading.keys()].map((entry) => this.#joinUnload(entry, abort));
+    // Those unloading already first: the unloads begun here join them (refused from a host
+    // function of one of them, as its own unload is).
+    const unloading = [...this.#unloading.keys()].map((entry) => {
+      const refused = stopRefusal(entry.plugin, abort);
+      return refused === undefined ? this.#joinUnload(entry, abort) : Promise.reject(refused);
+    });
     const results = await Promise.allSettled([
       ...[...this.#plugins.values()].map(({ handle }) => this.unload(handle, options)),
       ...unloading,
@@ -1001,7 +1016,8 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
   /**
    * Unloads every plugin and ends every subscription. Idempotent. It waits for
    * the plugins' running calls; with `{ abort: true }` it ends them, also when
-   * an earlier close is still waiting for them.
+   * an earlier close is still waiting for them. Loads in flight fail: their
+   * start functions are ended, as `runtime.close()` ends them.
    *
    * @example
    * ```ts
@@ -1026,17 +1042,30 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
         this.unload(handle, { abort: true }).catch(() => {}); // with abort, never refused
       }
     }
-    // Called again, it answers when the first close is done.
+    // Called again, it answers when the first close is done; called from a host function of a
+    // plugin it waits for, it ends that plugin's call (as the first close does).
+    if (this.#closing !== undefined) this.#endOwnCalls();
     return this.#closing ??= this.#close();
+  }
+
+  /** Ends the call of every plugin whose own host function runs this: it cannot wait for it. */
+  #endOwnCalls(): void {
+    for (const { plugin } of [...this.#plugins.values(), ...this.#unloading.keys()]) {
+      if (stopRefusal(plugin, false) !== undefined) plugin.stop({ abort: true }).catch(() => {});
+    }
   }
 
   async #close(): Promise<void> {
     this.#closed = true;
     // At once, before anything is awaited (a synchronous host function returns meanwhile): a
     // plugin whose own host function closes the manager cannot wait for its call: it ends it.
-    for (const { plugin } of [...this.#plugins.values(), ...this.#unloading.keys()]) {
-      if (stopRefusal(plugin, false) !== undefined) plugin.stop({ abort: true }).catch(() => {});
-    }
+    this.#endOwnCalls();
+    // The loads in flight end their start functions (one may be waiting for this close).
+    this.#loadsEnd.abort(
+      new PluginStateError("Cannot load a plugin: the manager was closed while it started", {
+        state: "closed",
+      }),
+    );
     try {
       // A load in flight stops the plugin it made, and rejects (see #add).
       await Promise.allSettled([...this.#loading]);

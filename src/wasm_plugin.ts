@@ -36,6 +36,7 @@ import {
   assertKnownKeys,
   CallQueue,
   describeValue,
+  isEmptyTurn,
   type LeaveOptions,
   optionField,
   readOptions,
@@ -427,8 +428,9 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     this.#assertWaitable("initialize");
     const taken = this.#queue.take();
     // Taken at once when idle; else a call handed the turn before runs first.
-    using _turn = taken instanceof Promise ? await taken : taken;
+    using turn = taken instanceof Promise ? await taken : taken;
     if (!this.#needsInitializing()) return false;
+    if (isEmptyTurn(turn)) throw pausedWhileWaiting("initialize", this.name);
     this.#setState("initializing");
     const budget = this.#budget.budget;
     this.#runningSignal = undefined;
@@ -895,9 +897,10 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     }
     this.#turn = turn;
     this.#holds++;
-    this.#setState("paused");
-    // Woken without the turn, they find the plugin paused (see #hold).
+    // Woken without the turn, they are refused (see #hold), even if a `state_changed` listener
+    // resumes the plugin at once.
     this.#queue.wakeAll();
+    this.#setState("paused");
   }
 
   /**
@@ -1088,6 +1091,10 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * admits, so nothing changes the state in between.
    */
   #hold(name: string, turn: Disposable, take: boolean, ahead?: AheadCall): void {
+    // Woken by a pause without the turn (by a stop, the state says so below).
+    if (isEmptyTurn(turn) && this.#stopping === undefined && CALLABLE_STATES.has(this.#state)) {
+      throw pausedWhileWaiting(`call "${name}" on`, this.name);
+    }
     // A call posted ahead is refused only if it can be taken back: one its worker began runs,
     // unless the plugin stopped already (stop() found it idle between two calls: its worker
     // is ended, and the call's result with it).
@@ -1738,6 +1745,14 @@ function attempt<T>(prepare: () => T): T | { error: unknown } {
   } catch (error) {
     return { error };
   }
+}
+
+/** The refusal of a caller a pause woke without the turn, when the plugin was resumed since. */
+function pausedWhileWaiting(action: string, plugin: string): PluginStateError {
+  return new PluginStateError(
+    `Cannot ${action} plugin "${plugin}": the plugin was paused while the caller waited`,
+    { state: "paused" },
+  );
 }
 
 function checkExportName(name: unknown): void {

@@ -58,6 +58,24 @@ import { readCachedBinary, writeCachedBinary } from "./compile/mod.ts";
 
 const logger = getLogger(["wasmplug", "runtime"]);
 
+/**
+ * {@linkcode WasmRuntime.createPlugin} (with a linker when one is given)
+ * whose start function `until` ends as the runtime's `close()` ends it: a
+ * manager's loads, which its own `close()` ends. Set by the class.
+ *
+ * @example
+ * ```ts ignore
+ * const plugin = await createPluginUntil(runtime, compiled, config, undefined, signal);
+ * ```
+ */
+export let createPluginUntil: (
+  runtime: WasmRuntime,
+  compiled: CompiledModule,
+  config: WasmPluginConfig | undefined,
+  linker: Linker | undefined,
+  until: AbortSignal,
+) => Promise<WasmPlugin>;
+
 const DEFAULT_CACHE_ENTRIES = 128;
 /** The most bytes of modules and their prepared forms the cache holds by default. */
 const DEFAULT_CACHE_BYTES = 256 * 1024 * 1024;
@@ -369,12 +387,28 @@ export class WasmRuntime implements AsyncDisposable {
     config: WasmPluginConfig | undefined,
     linker: Linker,
   ): Promise<WasmPlugin> {
+    return this.#createLinked(compiled, config, linker, undefined);
+  }
+
+  #createLinked(
+    compiled: CompiledModule,
+    config: WasmPluginConfig | undefined,
+    linker: Linker,
+    until: AbortSignal | undefined,
+  ): Promise<WasmPlugin> {
     if (!(linker instanceof Linker)) {
       return Promise.reject(
         new TypeError(`Cannot link a plugin: expected a Linker, received ${describeValue(linker)}`),
       );
     }
-    return this.#createPlugin(compiled, config, linker);
+    return this.#createPlugin(compiled, config, linker, until);
+  }
+
+  static {
+    createPluginUntil = (runtime, compiled, config, linker, until) =>
+      linker === undefined
+        ? runtime.#createPlugin(compiled, config, undefined, until)
+        : runtime.#createLinked(compiled, config, linker, until);
   }
 
   /**
@@ -545,16 +579,22 @@ export class WasmRuntime implements AsyncDisposable {
     compiled: CompiledModule,
     config: WasmPluginConfig | undefined,
     linker: Linker | undefined,
+    until?: AbortSignal,
   ): Promise<WasmPlugin> {
     this.#assertOpen("create a plugin");
-    // close() ends a start function still running, and waits for the creation to settle.
+    // close() ends a start function still running, and waits for the creation to settle; so
+    // does `until` (a manager's close).
     const controller = new AbortController();
+    const end = (): void => controller.abort(until!.reason);
+    if (until?.aborted) end();
+    else until?.addEventListener("abort", end, { once: true });
     const creation = this.#create(compiled, config, linker, controller.signal);
     this.#creations.set(controller, creation);
     try {
       return await creation;
     } finally {
       this.#creations.delete(controller);
+      until?.removeEventListener("abort", end);
     }
   }
 

@@ -214,3 +214,111 @@ testEachIsolation(
     });
   },
 );
+
+testEachIsolation(
+  "A plugin's own tool cannot wait for an unload of its plugin begun before: it is refused at once",
+  { permissions: PERMISSIONS },
+  async (t, { createRuntime }) => {
+    // It joined the unload, which waited for the call, which waited for the tool: until the
+    // call's deadline (for ever without one).
+    await using runtime = createRuntime({ resourceLimits: UNLIMITED_LIMITS });
+    for (const action of ["unload", "unloadAll"] as const) {
+      await t.step(action, async () => {
+        await using manager = new PluginManager(runtime);
+        const entered = Promise.withResolvers<void>();
+        const unloading = Promise.withResolvers<void>();
+        let refusal: unknown;
+        runtime.registerTool("joinx", async () => {
+          entered.resolve();
+          await unloading.promise;
+          try {
+            await (action === "unload" ? manager.unload(handle) : manager.unloadAll());
+          } catch (err) {
+            refusal = err;
+          }
+          return 0;
+        });
+        const handle = await manager.loadWat(toolCallWat("joinx"), {
+          capabilities: [Capability.CallTool],
+        });
+        const running = manager.callI32(handle, "call");
+        await entered.promise;
+        const first = manager.unload(handle);
+        unloading.resolve();
+        assert.equal(await running, 1);
+        await first;
+        assert.ok(refusal instanceof PluginStateError, String(refusal));
+      });
+    }
+  },
+);
+
+testEachIsolation(
+  "manager.close() ends the start functions of the loads in flight",
+  { permissions: PERMISSIONS },
+  async (t, { createRuntime }) => {
+    // A close from a start function's own tool waited for that start, and close({ abort: true })
+    // for a start waiting on a tool that never answers.
+    await using runtime = createRuntime({ resourceLimits: UNLIMITED_LIMITS });
+    const startingWat = (tool: string) =>
+      `(module
+        (import "env" "host_call_tool" (func $tool (param i32 i32 i32 i32 i32 i32) (result i32)))
+        (memory (export "memory") 1)
+        (data (i32.const 0) "${tool}{}")
+        (func $start (drop (call $tool (i32.const 0) (i32.const 5) (i32.const 5) (i32.const 2)
+          (i32.const 64) (i32.const 64))))
+        (start $start))`;
+    await t.step("a close from the start function's own tool", async () => {
+      const manager = new PluginManager(runtime);
+      let closing: Promise<void> | undefined;
+      runtime.registerTool("shuts", () => {
+        closing = manager.close();
+        return 0;
+      });
+      await assertRejectsWith(
+        () => manager.loadWat(startingWat("shuts"), { capabilities: [Capability.CallTool] }),
+        InstantiationError,
+      );
+      assert.equal(await settlesWithin(closing!, 1000), true);
+    });
+    await t.step("a close while a start waits on a tool that never answers", async () => {
+      const manager = new PluginManager(runtime);
+      holdingTool(runtime, "stuck");
+      const loading = manager.loadWat(startingWat("stuck"), {
+        capabilities: [Capability.CallTool],
+      }).catch((err) => err);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(await settlesWithin(manager.close(), 1000), true);
+      assert.ok(await loading instanceof InstantiationError);
+    });
+  },
+);
+
+testEachIsolation(
+  "A state_changed listener that resumes the plugin as it pauses lets no caller in without the turn",
+  { permissions: PERMISSIONS },
+  async (_t, { createRuntime }) => {
+    // The first caller in line got the turn, the others ran (or were refused as "running")
+    // with a turn that held nothing.
+    await using runtime = createRuntime();
+    const { release } = holdingTool(runtime, "holdr");
+    await using plugin = await runtime.createPluginFromWat(toolCallWat("holdr"), {
+      capabilities: [Capability.CallTool],
+    });
+    plugin.addEventListener("state_changed", (event) => {
+      if ((event as CustomEvent<{ to: string }>).detail.to === "paused") plugin.resume();
+    });
+    const running = plugin.callI32("call");
+    const paused = plugin.pause();
+    const behind = [1, 2, 3].map(() => plugin.callI32("ok").catch((err) => err));
+    release();
+    assert.equal(await running, 1);
+    await paused;
+    for (const outcome of await Promise.all(behind)) {
+      assert.ok(outcome instanceof PluginStateError, String(outcome));
+      assert.equal(outcome.state, "paused");
+    }
+    assert.equal(plugin.state, "created");
+    assert.equal(await plugin.callI32("ok"), 7);
+  },
+);

@@ -1022,6 +1022,7 @@ export class PluginInstance implements PluginBackend {
       ),
       globals,
       logBudget: { tokens, at: performance.timeOrigin + refilledAt },
+      ...(wasi !== undefined && { wasiCreatedAt: wasi.createdAt }),
     };
   }
 
@@ -1049,6 +1050,10 @@ export class PluginInstance implements PluginBackend {
       // What was left then, refilled for the time since (on this thread's clock).
       this.#logBudget.tokens = parked.logBudget.tokens;
       this.#logBudget.refilledAt = parked.logBudget.at - performance.timeOrigin;
+    }
+    const wasi = this.#wasi === undefined ? undefined : wasiStates.get(this.#wasi);
+    if (wasi !== undefined && parked.wasiCreatedAt !== undefined) {
+      wasi.createdAt = parked.wasiCreatedAt;
     }
   }
 

@@ -55,6 +55,8 @@ export interface ParkedState {
    * performance.now()`, comparable across threads): a park must not refill it.
    */
   readonly logBudget?: { readonly tokens: number; readonly at: number };
+  /** When its WASI instance was created (as `logBudget.at`): the CPU-time clocks go on from it. */
+  readonly wasiCreatedAt?: number;
 }
 
 /** The budgets of a module's start function, without the abort signal (which cannot be cloned). */

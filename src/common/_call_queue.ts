@@ -20,6 +20,20 @@ const LEFT: unique symbol = Symbol("left the line");
 /** The turn {@linkcode CallQueue.wakeAll} gives: it holds nothing, and releasing it does nothing. */
 const NO_TURN: Disposable = Object.freeze({ [Symbol.dispose](): void {} });
 
+/**
+ * Whether `turn` is the one {@linkcode CallQueue.wakeAll} gives, which holds
+ * nothing: its holder must not act as if it had the queue's turn.
+ *
+ * @example
+ * ```ts ignore
+ * const turn = await queue.take();
+ * if (isEmptyTurn(turn)) throw new Error("woken without the turn");
+ * ```
+ */
+export function isEmptyTurn(turn: Disposable): boolean {
+  return turn === NO_TURN;
+}
+
 /** How a caller may leave the line before its turn (see {@linkcode CallQueue.take}). */
 export interface LeaveOptions {
   /** Aborting it takes the caller out of the line: its promise rejects with the reason. */

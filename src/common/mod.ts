@@ -10,7 +10,7 @@
  * @module
  */
 
-export { CallQueue } from "./_call_queue.ts";
+export { CallQueue, isEmptyTurn } from "./_call_queue.ts";
 export type { CallQueueOptions, LeaveOptions } from "./_call_queue.ts";
 export { copyBytes } from "./_copy_bytes.ts";
 export { cutText, describeValue, shownName, thrownText } from "./_format.ts";

@@ -78,7 +78,9 @@ function now(state: WasiState, id: number): bigint {
     case ClockId.PROCESS_CPUTIME:
     case ClockId.THREAD_CPUTIME:
       // No CPU-time clock in Deno: the time since the instance was created.
-      return BigInt(Math.round((performance.now() - state.createdAt) * 1e6));
+      return BigInt(
+        Math.round((performance.timeOrigin + performance.now() - state.createdAt) * 1e6),
+      );
     default:
       return fail(Errno.INVAL);
   }

@@ -39,8 +39,12 @@ export interface WasiState {
    * work: every wait, every mebibyte moved, every few hundred entries.
    */
   readonly checkpoint: () => void;
-  /** `performance.now()` when the instance was created, the zero of the CPU-time clocks. */
-  readonly createdAt: number;
+  /**
+   * When the instance was created (`performance.timeOrigin +
+   * performance.now()`, comparable across threads), the zero of the CPU-time
+   * clocks; a restored instance takes over the parked one's.
+   */
+  createdAt: number;
   /** Set by `proc_exit`. */
   exitCode: number | undefined;
 }

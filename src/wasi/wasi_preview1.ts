@@ -331,7 +331,7 @@ export class WasiPreview1 implements Disposable {
       random,
       sleep,
       checkpoint,
-      createdAt: performance.now(),
+      createdAt: performance.timeOrigin + performance.now(),
       exitCode: undefined,
     };
     wasiStates.set(this, this.#state);

@@ -577,8 +577,9 @@ class WorkerBackend implements PluginBackend {
       if (this.#live === live) this.#discard(live);
       return;
     }
-    const [refusal, count, tokens, at, ...rest] = reply.values as [
+    const [refusal, count, tokens, at, wasiCreatedAt, ...rest] = reply.values as [
       string | null,
+      number,
       number,
       number,
       number,
@@ -602,6 +603,7 @@ class WorkerBackend implements PluginBackend {
       memories: rest.slice(0, count) as Uint8Array[],
       globals: rest.slice(count) as (number | bigint)[],
       logBudget: { tokens, at },
+      ...(wasiCreatedAt >= 0 && { wasiCreatedAt }),
     };
     await this.#release(live);
     this.#internal.onWorkerEvent?.("parked", this.#script);

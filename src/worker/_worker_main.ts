@@ -254,6 +254,7 @@ function handle(
         state.memories.length,
         tokens,
         at,
+        state.wasiCreatedAt ?? -1, // none without WASI
         ...state.memories,
         ...state.globals,
       ]];
