@@ -34,6 +34,7 @@ import {
   RESERVED_EXPORT_PREFIX,
 } from "../instrument/mod.ts";
 import { decodeManifestSection, MANIFEST_SECTION } from "./_plugin_manifest.ts";
+import { withPrintableNames } from "./_guest_names.ts";
 import type { PluginManifest } from "../plugin_manifest.ts";
 import {
   assertBoundedExceptions,
@@ -195,6 +196,12 @@ export async function buildArtifact(
   assertNoGcHeap(bytes, info);
   assertBoundedExceptions(info);
   assertFewMemoriesAndTables(info);
+  // Names the engine prints in stack frames: escaped and cut when a guest chose unprintable ones.
+  const printable = withPrintableNames(bytes, info);
+  if (printable !== null) {
+    bytes = printable;
+    info = parseModule(bytes);
+  }
   const validated = verdict.then((refused) => {
     if (refused !== null) throw compilationError(refused.error);
   });

@@ -13,6 +13,7 @@ import {
   HostFunctionError,
   type PluginLogEntry,
   type PluginMessage,
+  TrapError,
   type WasmPlugin,
 } from "../../mod.ts";
 import { assertRejectsWith, bytesOf, testEachIsolation, textOf } from "../_helpers.ts";
@@ -236,3 +237,43 @@ testEachIsolation("Hostile: JSON that is not JSON, through host_call_tool and ho
     assert.equal(textOf(await plugin.readMemory(out, length)), deep);
   });
 });
+
+/** A module whose function 0, exported as "f", traps, and whose `name` section names it `name`. */
+function namedTrapModule(name: Uint8Array): Uint8Array {
+  const leb = (value: number): number[] => {
+    const out: number[] = [];
+    do {
+      const byte = value & 0x7f;
+      value >>>= 7;
+      out.push(value === 0 ? byte : byte | 0x80);
+    } while (value !== 0);
+    return out;
+  };
+  const vec = (bytes: number[]): number[] => [...leb(bytes.length), ...bytes];
+  const sections = [
+    [1, ...vec([1, 0x60, 0, 0])],
+    [3, ...vec([1, 0])],
+    [7, ...vec([1, ...vec([...bytesOf("f")]), 0, 0])],
+    [10, ...vec([1, ...vec([0, 0x00, 0x0b])])], // unreachable
+    [0, ...vec([...vec([...bytesOf("name")]), 1, ...vec([1, 0, ...vec([...name])])])],
+  ];
+  return new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, ...sections.flat()]);
+}
+
+testEachIsolation(
+  "Hostile: function names in a trap's stack are escaped and cut",
+  { permissions: "none" },
+  async (_t, { createRuntime }) => {
+    // Inline, the engine's RuntimeError (the TrapError's cause) printed them as they were: a line
+    // break forged host frames, and a 1 MiB name made a stack of a million characters.
+    await using runtime = createRuntime();
+    const forged = "\n    at host_secret_check (file:///etc/passwd:1:1)\n";
+    const bytes = namedTrapModule(bytesOf(forged + "x".repeat(1 << 20)));
+    await using plugin = await runtime.createPlugin(await runtime.compile("named", bytes));
+    const error = await assertRejectsWith(() => plugin.callVoid("f"), TrapError);
+    const stack = String((error.cause as Error).stack);
+    assert.ok(stack.length < 4096, `a stack of ${stack.length} characters`);
+    assert.doesNotMatch(stack, /\n\s*at host_secret_check/);
+    assert.equal(await plugin.callVoid("f").catch((err) => err.name), "TrapError");
+  },
+);
