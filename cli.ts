@@ -687,6 +687,9 @@ function limitHint(err: unknown, command: CommandSpec | undefined): string | und
   if (!(err instanceof WasmError) || command?.options.includes(LIMIT_OPTIONS[0]!) !== true) {
     return undefined;
   }
+  // A limit the start function hit is the cause of the load's error.
+  if (err.kind === "instantiation" && err.cause instanceof WasmError) err = err.cause;
+  if (!(err instanceof WasmError)) return undefined;
   const flag = err.kind === "fuel_exhausted"
     ? "--max-fuel <n|none>"
     : err.kind === "timeout"
@@ -695,6 +698,8 @@ function limitHint(err: unknown, command: CommandSpec | undefined): string | und
     ? "--max-call-depth <n>"
     : err.kind === "resource_limit" && "limit" in err && err.limit === "maxTableElements"
     ? "--max-table-elements <n>"
+    : err.kind === "resource_limit" && "limit" in err && err.limit === "maxMemoryPages"
+    ? "--max-memory-pages <n>"
     : err.kind === "out_of_memory" && err.message.includes("maxMemoryPages")
     ? "--max-memory-pages <n>"
     : undefined;

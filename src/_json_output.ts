@@ -8,12 +8,16 @@
  * for each number. So an output is parsed only if a scan of its structure
  * estimates it within a budget: {@linkcode JSON_HEAP_PER_MEMORY_BYTE} times
  * the memory the plugin may hold (`maxMemoryPages`), at least
- * {@linkcode MIN_JSON_HEAP_BYTES}; an output too small to exceed it whatever
- * its shape is not scanned.
+ * {@linkcode MIN_JSON_HEAP_BYTES}, and at most an eighth of the heap the
+ * engine lets the process have (two plugins with 4 096 pages each, whose
+ * 80 MiB outputs were each within 16 times their memory, ended the host out
+ * of memory together); an output too small to exceed it whatever its shape is
+ * not scanned.
  *
  * @module
  */
 
+import { getHeapStatistics } from "node:v8";
 import { ResourceLimitError, TypeMismatchError } from "./errors.ts";
 
 /** Heap a parse may take per byte of memory the plugin may hold: 16. */
@@ -21,17 +25,27 @@ export const JSON_HEAP_PER_MEMORY_BYTE = 16;
 /** Heap a parse may take whatever the plugin's memory limit: 64 MiB. */
 export const MIN_JSON_HEAP_BYTES = 64 * 1024 * 1024;
 
-/** Estimated heap of one array or object, and of one more element or member, in bytes. */
+/**
+ * Estimated heap of one array or object, of one more element or member, and
+ * of a member's key (a key no other object has costs the engine a hidden
+ * class of its own: objects with unique keys took 2.5 times an estimate
+ * without it), in bytes.
+ */
 const CONTAINER_BYTES = 56;
 const ELEMENT_BYTES = 8;
-/** The most heap any JSON text takes per byte (an array or object every two bytes). */
-const WORST_BYTES_PER_BYTE = CONTAINER_BYTES / 2 + 1;
+const KEY_BYTES = 64;
+/** The most any JSON text is estimated per byte (`{"":{"":…`: an object and a key every 4 bytes). */
+const WORST_BYTES_PER_BYTE = (CONTAINER_BYTES + KEY_BYTES) / 4 + 1;
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const OPEN_ARRAY = 0x5b;
 const OPEN_OBJECT = 0x7b;
 const COMMA = 0x2c;
+const COLON = 0x3a;
+
+/** An eighth of the engine's heap limit for this process. */
+const HEAP_SHARE = Math.floor(v8HeapLimit() / 8);
 
 const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
 
@@ -49,13 +63,16 @@ const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
  * @throws {TypeMismatchError} If it is not UTF-8 JSON.
  */
 export function parseJsonOutput(fn: string, bytes: Uint8Array, maxMemoryPages: number): unknown {
-  const budget = Math.max(MIN_JSON_HEAP_BYTES, JSON_HEAP_PER_MEMORY_BYTE * maxMemoryPages * 65536);
+  const budget = Math.max(
+    MIN_JSON_HEAP_BYTES,
+    Math.min(JSON_HEAP_PER_MEMORY_BYTE * maxMemoryPages * 65536, HEAP_SHARE),
+  );
   const estimate = bytes.length * WORST_BYTES_PER_BYTE <= budget ? 0 : estimateHeap(bytes, budget);
   if (estimate > budget) {
     throw new ResourceLimitError(
       `"${fn}" returned ${bytes.length} bytes of JSON whose parse would take more than ${
         Math.round(budget / 1024 / 1024)
-      } MiB of host memory (so many arrays and objects), ${JSON_HEAP_PER_MEMORY_BYTE} times what maxMemoryPages lets the plugin hold; take it with callBytes`,
+      } MiB of host memory (so many arrays and objects: ${JSON_HEAP_PER_MEMORY_BYTE} times what maxMemoryPages lets the plugin hold, at most an eighth of the host's heap); take it with callBytes`,
       { limit: "maxMemoryPages" },
     );
   }
@@ -75,6 +92,7 @@ export function parseJsonOutput(fn: string, bytes: Uint8Array, maxMemoryPages: n
 function estimateHeap(bytes: Uint8Array, budget: number): number {
   let containers = 0;
   let separators = 0;
+  let keys = 0;
   let inString = false;
   for (let i = 0; i < bytes.length; i++) {
     const byte = bytes[i]!;
@@ -86,17 +104,30 @@ function estimateHeap(bytes: Uint8Array, budget: number): number {
     } else if (byte === OPEN_ARRAY || byte === OPEN_OBJECT) {
       // Checked every so often: the scan ends as soon as the answer is known.
       if (
-        (++containers & 0xffff) === 0 && estimate(bytes.length, containers, separators) > budget
+        (++containers & 0xffff) === 0 &&
+        estimate(bytes.length, containers, separators, keys) > budget
       ) {
         break;
       }
     } else if (byte === COMMA) {
       separators++;
+    } else if (byte === COLON) {
+      keys++;
     }
   }
-  return estimate(bytes.length, containers, separators);
+  return estimate(bytes.length, containers, separators, keys);
 }
 
-function estimate(length: number, containers: number, separators: number): number {
-  return length + containers * CONTAINER_BYTES + separators * ELEMENT_BYTES;
+function estimate(length: number, containers: number, separators: number, keys: number): number {
+  return length + containers * CONTAINER_BYTES + separators * ELEMENT_BYTES + keys * KEY_BYTES;
+}
+
+/** The engine's heap limit, or 4 GiB where it cannot be read. */
+function v8HeapLimit(): number {
+  try {
+    const limit = getHeapStatistics().heap_size_limit;
+    return typeof limit === "number" && limit > 0 ? limit : 4 * 1024 ** 3;
+  } catch {
+    return 4 * 1024 ** 3;
+  }
 }

@@ -690,7 +690,8 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * The output is parsed on the host's thread once the call has ended, so
    * outside its deadline: about 20 ms per MB, more for deep nesting. An
    * output whose parse would take more host memory than 16 times what
-   * `maxMemoryPages` lets the plugin hold (at least 64 MiB; an array or
+   * `maxMemoryPages` lets the plugin hold (at least 64 MiB, at most an
+   * eighth of the engine's heap limit; an array or
    * object takes some 60 bytes, so a deeply nested one up to 29 times its
    * size) is refused with a `ResourceLimitError` before it is parsed; take
    * such output with `callBytes`.

@@ -295,4 +295,13 @@ testEachIsolation("A run's memory counts in the plugin's peak, not in its curren
   const after = await plugin.metrics();
   assert.equal(after.peakMemoryBytes, 32 * 65536);
   assert.equal(after.currentMemoryBytes, before.currentMemoryBytes);
+  // So does a run that fails after it grew.
+  await using failing = await loadPlugin(
+    `(module
+      (memory (export "memory") 1)
+      (func (export "_start") (drop (memory.grow (i32.const 40))) unreachable))`,
+    { capabilities: [Capability.Wasi] },
+  );
+  await assertRejectsWith(() => failing.plugin.run(), TrapError);
+  assert.equal((await failing.plugin.metrics()).peakMemoryBytes, 41 * 65536);
 });

@@ -94,8 +94,8 @@ export interface PluginBackend {
   /** Size of the host-accessible memory in bytes, 0 without one. */
   memoryBytes(): number;
   /**
-   * The memory size the instance of the last successful `runCommand` had when
-   * it ended, once: 0 afterwards, and without one. (A command runs in an
+   * The memory size the instance of the last `runCommand` had when it ended
+   * (failed or not), once: 0 afterwards, and without one. (A command runs in an
    * instance of its own, which `memoryBytes` does not see.)
    */
   takeCommandMemoryBytes(): number;

@@ -499,7 +499,6 @@ export class PluginInstance implements PluginBackend {
       } finally {
         this.#lastFuelUsed += command.lastFuelUsed;
       }
-      this.#commandMemoryBytes = command.memoryBytes();
       return { exitCode, ...command.#commandOutput() };
     } catch (err) {
       // What the command wrote before it failed goes with the error made for this run, not
@@ -507,6 +506,8 @@ export class PluginInstance implements PluginBackend {
       if (budget.signal?.aborted === true && err === budget.signal.reason) throw err;
       throw withCommandOutput(err, command.#commandOutput());
     } finally {
+      // Its memory counts in the plugin's peak, however it ended.
+      this.#commandMemoryBytes = command.memoryBytes();
       command.#wasi?.close();
       await command.close();
     }

@@ -22,8 +22,8 @@ export const MAX_GUEST_NAME_BYTES = 256;
 const MODULE_NAME = 0;
 const FUNCTION_NAMES = 1;
 /** What a log line or a terminal would take for something else than text. */
-const UNPRINTABLE =
-  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ufffd]/g;
+// deno-lint-ignore no-control-regex -- control characters are what it finds
+const NONTEXT = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ufffd]/g;
 
 const decoder = new TextDecoder(); // invalid UTF-8 becomes U+FFFD, escaped in turn
 const encoder = new TextEncoder();
@@ -140,10 +140,10 @@ function isPrintable(name: Uint8Array): boolean {
 /** `name` escaped and cut, or `null` when it is printable as it is. */
 function printable(name: Uint8Array): Uint8Array | null {
   const text = decoder.decode(name);
-  UNPRINTABLE.lastIndex = 0;
-  if (name.length <= MAX_GUEST_NAME_BYTES && !UNPRINTABLE.test(text)) return null;
+  NONTEXT.lastIndex = 0;
+  if (name.length <= MAX_GUEST_NAME_BYTES && !NONTEXT.test(text)) return null;
   const escaped = text.replace(
-    UNPRINTABLE,
+    NONTEXT,
     (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`,
   );
   let shown = encoder.encode(escaped);

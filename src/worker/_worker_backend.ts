@@ -1044,11 +1044,19 @@ class WorkerBackend implements PluginBackend {
 
   /**
    * `error`, with the output of the failed command whose reply's `values`
-   * (after the usage) carry it: error, stdout, stderr, truncated (see `_worker_main.ts`).
+   * (after the usage) carry it: error, stdout, stderr, truncated, and the
+   * command instance's memory size (see `_worker_main.ts`).
    */
   #withOutputOf(values: unknown[], error: unknown): unknown {
-    if (values.length !== 4) return error;
-    const [, stdout, stderr, truncated] = values as [string, Uint8Array, Uint8Array, number];
+    if (values.length !== 5) return error;
+    const [, stdout, stderr, truncated, memoryBytes] = values as [
+      string,
+      Uint8Array,
+      Uint8Array,
+      number,
+      number,
+    ];
+    this.#commandMemoryBytes = memoryBytes;
     return withCommandOutput(error, { stdout, stderr, outputTruncated: truncated === 1 });
   }
 

@@ -238,6 +238,7 @@ function handle(
             output.stdout,
             output.stderr,
             output.outputTruncated ? 1 : 0,
+            instance.takeCommandMemoryBytes(),
             ...usage,
           ]];
         });

@@ -223,6 +223,12 @@ cliTest("call", {
     stderr:
       /^error: resource_limit: .*maxTableElements = 10000\nhint: a larger limit may be given with --max-table-elements <n>\n$/,
   },
+  "a start function out of fuel names the flag too": {
+    args: ["call", "tests/cli/fixtures/start_spin.wat", "f", "--max-fuel", "1000"],
+    code: 1,
+    stderr:
+      /^error: instantiation: .*\nhint: a larger limit may be given with --max-fuel <n\|none>\n$/,
+  },
   "a call out of fuel names the flag that raises the budget": {
     args: [
       "call",

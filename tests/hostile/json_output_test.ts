@@ -30,6 +30,15 @@ const JSON_WAT = `(module
     (i64.or (i64.shl (i64.const ${OUT}) (i64.const 32))
       (i64.extend_i32_u (i32.add (i32.shl (local.get $n) (i32.const 1)) (i32.const 1))))))`;
 
+/** 24 MiB: 12 Mi "[" then 12 Mi "]" (the engine would take some 700 MiB to parse it). */
+const NESTED_24_MIB_WAT = `(module
+  (memory (export "memory") 400)
+  (func (export "alloc") (param i32) (result i32) (i32.const 16))
+  (func (export "nested") (param i32 i32) (result i64)
+    (memory.fill (i32.const ${OUT}) (i32.const 0x5b) (i32.const 12582912))
+    (memory.fill (i32.const ${OUT + 12582912}) (i32.const 0x5d) (i32.const 12582912))
+    (i64.or (i64.shl (i64.const ${OUT}) (i64.const 32)) (i64.const 25165824))))`;
+
 testEachIsolation(
   "Hostile: callJson refuses output whose parse would take more heap than 16 times the plugin's memory limit",
   { permissions: "none" },
@@ -52,6 +61,19 @@ testEachIsolation(
       assert.equal(ones.length, 2_097_152);
       assert.equal(ones[2_097_151], 1);
     });
+    await t.step(
+      "a large memory limit does not lift the bound past a share of the heap",
+      async () => {
+        // With 4 096 pages the budget was 16 × 256 MiB: two plugins' 80 MiB of nested arrays,
+        // each within it, ended the host out of memory together.
+        await using large = await loadPlugin(NESTED_24_MIB_WAT, {
+          resourceLimits: { maxMemoryPages: 4096 },
+        });
+        await within(() =>
+          assertRejectsWith(() => large.plugin.callJson("nested", null), ResourceLimitError)
+        );
+      },
+    );
     await t.step("the refusal counts as the call's failure", async () => {
       const { failureCount } = await plugin.metrics();
       await assertRejectsWith(() => plugin.callJson("nested", null), ResourceLimitError);
