@@ -28,14 +28,18 @@ export const MIN_JSON_HEAP_BYTES = 64 * 1024 * 1024;
 /**
  * Estimated heap of one array or object, of one more element or member, and
  * of a member's key (a key no other object has costs the engine a hidden
- * class of its own: objects with unique keys took 2.5 times an estimate
- * without it), in bytes.
+ * class of its own, some 130 bytes; one that objects share, about 8: objects
+ * with unique keys take up to twice the estimate, within the heap share), in
+ * bytes.
  */
 const CONTAINER_BYTES = 56;
 const ELEMENT_BYTES = 8;
-const KEY_BYTES = 64;
-/** The most any JSON text is estimated per byte (`{"":{"":…`: an object and a key every 4 bytes). */
-const WORST_BYTES_PER_BYTE = (CONTAINER_BYTES + KEY_BYTES) / 4 + 1;
+const KEY_BYTES = 24;
+/**
+ * The most any JSON text is estimated per byte: an array every 2 bytes
+ * (`[[[…`), or an object and a key every 4 (`{"":{"":…`).
+ */
+const WORST_BYTES_PER_BYTE = Math.max(CONTAINER_BYTES / 2, (CONTAINER_BYTES + KEY_BYTES) / 4) + 1;
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -58,22 +62,27 @@ const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
  * parseJsonOutput("handle", new TextEncoder().encode('{"ok":true}'), 256); // { ok: true }
  * ```
  *
- * @throws {ResourceLimitError} If it would take more heap than the budget
- *   (`limit: "maxMemoryPages"`, which sets it).
+ * @throws {ResourceLimitError} If it would take more heap than the budget:
+ *   `limit` is `"maxMemoryPages"` when that limit set it, else
+ *   `"MAX_JSON_HEAP_SHARE"` (an eighth of the engine's heap limit).
  * @throws {TypeMismatchError} If it is not UTF-8 JSON.
  */
 export function parseJsonOutput(fn: string, bytes: Uint8Array, maxMemoryPages: number): unknown {
-  const budget = Math.max(
-    MIN_JSON_HEAP_BYTES,
-    Math.min(JSON_HEAP_PER_MEMORY_BYTE * maxMemoryPages * 65536, HEAP_SHARE),
-  );
+  const byMemory = JSON_HEAP_PER_MEMORY_BYTE * maxMemoryPages * 65536;
+  const budget = Math.max(MIN_JSON_HEAP_BYTES, Math.min(byMemory, HEAP_SHARE));
   const estimate = bytes.length * WORST_BYTES_PER_BYTE <= budget ? 0 : estimateHeap(bytes, budget);
   if (estimate > budget) {
+    // Raising maxMemoryPages helps only while the memory limit is what set the budget.
+    const share = byMemory > HEAP_SHARE;
     throw new ResourceLimitError(
       `"${fn}" returned ${bytes.length} bytes of JSON whose parse would take more than ${
         Math.round(budget / 1024 / 1024)
-      } MiB of host memory (so many arrays and objects: ${JSON_HEAP_PER_MEMORY_BYTE} times what maxMemoryPages lets the plugin hold, at most an eighth of the host's heap); take it with callBytes`,
-      { limit: "maxMemoryPages" },
+      } MiB of host memory (so many arrays and objects; ${
+        share
+          ? "an eighth of the engine's heap limit"
+          : `${JSON_HEAP_PER_MEMORY_BYTE} times what maxMemoryPages lets the plugin hold`
+      }); take it with callBytes`,
+      { limit: share ? "MAX_JSON_HEAP_SHARE" : "maxMemoryPages" },
     );
   }
   try {

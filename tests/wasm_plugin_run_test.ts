@@ -12,7 +12,12 @@ import {
   type WasmPlugin,
   type WasmRuntime,
 } from "../mod.ts";
-import { assertRejectsWith, testEachIsolation } from "./_helpers.ts";
+import {
+  allowingWorkers,
+  assertRejectsWith,
+  testEachIsolation,
+  workerRuntime,
+} from "./_helpers.ts";
 
 const C_WASI = new URL("../examples/c_wasi/c_wasi.wasm", import.meta.url);
 const DATA = new URL("../examples/c_wasi/data", import.meta.url).pathname;
@@ -304,4 +309,23 @@ testEachIsolation("A run's memory counts in the plugin's peak, not in its curren
   );
   await assertRejectsWith(() => failing.plugin.run(), TrapError);
   assert.equal((await failing.plugin.metrics()).peakMemoryBytes, 41 * 65536);
+});
+
+Deno.test({
+  name: "A run its signal aborts in a worker still counts its memory in the peak",
+  permissions: allowingWorkers({}),
+}, async () => {
+  // The worker sent it with the failure, and the abort's path dropped it.
+  await using runtime = workerRuntime();
+  await using plugin = await runtime.createPluginFromWat(
+    `(module
+      (memory (export "memory") 1)
+      (func (export "_start") (drop (memory.grow (i32.const 40))) (loop $l (br $l))))`,
+    { capabilities: [Capability.Wasi], resourceLimits: { maxFuel: null } },
+  );
+  const reason = new Error("enough");
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(reason), 100);
+  assert.equal(await plugin.run({ signal: controller.signal }).catch((err) => err), reason);
+  assert.equal((await plugin.metrics()).peakMemoryBytes, 41 * 65536);
 });

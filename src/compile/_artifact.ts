@@ -34,7 +34,7 @@ import {
   RESERVED_EXPORT_PREFIX,
 } from "../instrument/mod.ts";
 import { decodeManifestSection, MANIFEST_SECTION } from "./_plugin_manifest.ts";
-import { withPrintableNames } from "./_guest_names.ts";
+import { hideUnprintableNames } from "./_guest_names.ts";
 import type { PluginManifest } from "../plugin_manifest.ts";
 import {
   assertBoundedExceptions,
@@ -178,6 +178,8 @@ export async function buildArtifact(
   const pacer = new Pacer();
   // Before the engine validates it: that would hold this thread for seconds.
   assertFewDeclaredLocals(bytes);
+  // Names the engine prints in errors and stack frames: hidden when a guest chose unprintable ones.
+  bytes = hideUnprintableNames(bytes);
   const verdict = engineVerdict(bytes);
   let info: ModuleInfo;
   try {
@@ -196,12 +198,6 @@ export async function buildArtifact(
   assertNoGcHeap(bytes, info);
   assertBoundedExceptions(info);
   assertFewMemoriesAndTables(info);
-  // Names the engine prints in stack frames: escaped and cut when a guest chose unprintable ones.
-  const printable = withPrintableNames(bytes, info);
-  if (printable !== null) {
-    bytes = printable;
-    info = parseModule(bytes);
-  }
   const validated = verdict.then((refused) => {
     if (refused !== null) throw compilationError(refused.error);
   });

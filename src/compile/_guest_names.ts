@@ -1,216 +1,172 @@
 /**
- * The names of a module's `name` section, made printable before the engine
- * sees them. The engine prints a function's name in every stack frame of a
- * trap's `RuntimeError` (which an inline plugin's `TrapError` keeps as its
- * cause, and Deno prints with uncaught errors): a name with a line break
- * forged host frames (`\n    at host_check (file:///etc/passwd:1:1)`), and a
- * 4 MiB name made a 40-million-character stack. So the module and function
- * names that hold a control, line-breaking or direction-changing character,
- * invalid UTF-8, or more than {@linkcode MAX_GUEST_NAME_BYTES} bytes are
- * rewritten: escaped as `\uXXXX` and cut. Other names, and the other
- * subsections (local names and the like, which stacks do not show), stay.
+ * A module's `name` sections, hidden from the engine when a guest put
+ * unprintable names in them. The engine prints a function's name in every
+ * stack frame of a trap's `RuntimeError` (which an inline plugin's
+ * `TrapError` keeps as its cause) and in its compile errors: a name with a
+ * line break forged host frames (`\n    at host_check (file:///etc/passwd:1:1)`),
+ * and a 4 MiB name made a 40-million-character stack. The engine reads these
+ * sections leniently (the names before a malformed byte still count), so
+ * rewriting them is not enough; a section is instead renamed `NAME` (the same
+ * length: nothing moves) unless it reads whole and every module and function
+ * name in it is at most {@linkcode MAX_GUEST_NAME_BYTES} bytes of UTF-8 without
+ * control, line-breaking or direction-changing characters. The engine ignores
+ * a section of another name, so its frames then show function indices. The
+ * check reads the section once and allocates nothing.
  *
  * @module
  */
 
-import { cutText } from "../common/mod.ts";
-import type { CustomSection, ModuleInfo } from "../instrument/mod.ts";
-
-/** The most bytes of a module or function name the engine is given. */
+/** The most bytes of a module or function name the engine is shown. */
 export const MAX_GUEST_NAME_BYTES = 256;
 
+const CUSTOM_SECTION = 0;
 const MODULE_NAME = 0;
 const FUNCTION_NAMES = 1;
-/** What a log line or a terminal would take for something else than text. */
-// deno-lint-ignore no-control-regex -- control characters are what it finds
-const NONTEXT = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ufffd]/g;
-
-const decoder = new TextDecoder(); // invalid UTF-8 becomes U+FFFD, escaped in turn
-const encoder = new TextEncoder();
+/** `name` and what a hidden section is called instead (the same length). */
+const NAME = [0x6e, 0x61, 0x6d, 0x65];
+const HIDDEN = [0x4e, 0x41, 0x4d, 0x45]; // "NAME"
 
 /**
- * `bytes` with the names of its `name` sections made printable, or `null`
- * when every name is printable already (the usual case), or a section cannot
- * be read (the engine ignores what it cannot read there, and so do stacks).
+ * `bytes`, or a copy with every `name` section whose names a guest could
+ * forge text with renamed `NAME` (see the module doc).
  *
  * @example
  * ```ts ignore
- * const printable = withPrintableNames(bytes, parseModule(bytes)) ?? bytes;
+ * bytes = hideUnprintableNames(bytes); // before the engine reads them
  * ```
  */
-export function withPrintableNames(bytes: Uint8Array, info: ModuleInfo): Uint8Array | null {
-  const rewritten = new Map<CustomSection, Uint8Array>();
-  for (const section of info.customSections) {
-    if (section.name !== "name") continue;
-    const named = printableNameSection(bytes, section);
-    if (named !== null) rewritten.set(section, named);
-  }
-  if (rewritten.size === 0) return null;
-  const out = new Parts();
-  let at = 0;
-  for (const [section, named] of rewritten) {
-    out.add(bytes.subarray(at, section.start));
-    out.add(named);
-    at = section.end;
-  }
-  out.add(bytes.subarray(at));
-  return out.join();
-}
-
-/** The whole section (id and size included) with printable names, or `null` to keep it. */
-function printableNameSection(bytes: Uint8Array, section: CustomSection): Uint8Array | null {
-  const reader = new Reader(bytes, section.contentStart, section.end);
-  const out = new Parts();
-  out.add(bytes.subarray(section.payloadStart, section.contentStart));
-  let changed = false;
+export function hideUnprintableNames(bytes: Uint8Array): Uint8Array {
+  let out = bytes;
+  let pos = 8;
   try {
-    while (reader.pos < section.end) {
-      const subsection = reader.pos;
-      const id = reader.u8();
-      const size = reader.u32();
-      const end = reader.pos + size;
-      if (end > section.end) return null;
-      const names = id === MODULE_NAME || id === FUNCTION_NAMES
-        ? printableNames(new Reader(bytes, reader.pos, end), id)
-        : null;
-      if (names === null) {
-        out.add(bytes.subarray(subsection, end));
-      } else {
-        changed = true;
-        out.add(new Uint8Array([id, ...leb(names.length)]));
-        out.add(names);
+    while (pos < bytes.length) {
+      const id = bytes[pos++]!;
+      const size = leb(bytes, pos, bytes.length);
+      const next = lebEnd;
+      const end = next + size;
+      if (end > bytes.length) break; // the parser reports it
+      if (id === CUSTOM_SECTION && isNameSection(bytes, next, end)) {
+        const content = next + 5; // the name "name": its length (4) and bytes
+        if (!printableNames(bytes, content, end)) {
+          if (out === bytes) out = bytes.slice();
+          out.set(HIDDEN, next + 1);
+        }
       }
-      reader.pos = end;
+      pos = end;
     }
   } catch (err) {
-    if (err instanceof Unreadable) return null;
-    throw err;
+    if (!(err instanceof Unreadable)) throw err;
   }
-  if (!changed) return null;
-  const whole = new Parts();
-  whole.add(new Uint8Array([0, ...leb(out.length)]));
-  whole.add(out.join());
-  return whole.join();
-}
-
-/** A module name (`MODULE_NAME`) or a function name map, rewritten, or `null` if all are printable. */
-function printableNames(reader: Reader, id: number): Uint8Array | null {
-  if (allPrintable(new Reader(reader.bytes, reader.pos, reader.end), id)) return null;
-  const out = new Parts();
-  let changed = false;
-  const addName = (name: Uint8Array): void => {
-    const shown = printable(name);
-    if (shown !== null) changed = true;
-    out.add(new Uint8Array(leb((shown ?? name).length)));
-    out.add(shown ?? name);
-  };
-  if (id === MODULE_NAME) {
-    addName(reader.name());
-  } else {
-    const count = reader.u32();
-    out.add(new Uint8Array(leb(count)));
-    for (let i = 0; i < count; i++) {
-      out.add(new Uint8Array(leb(reader.u32())));
-      addName(reader.name());
-    }
-  }
-  return changed ? out.join() : null;
-}
-
-/** Whether every name of the subsection is printable as it is: the usual case, read with no copy. */
-function allPrintable(reader: Reader, id: number): boolean {
-  if (id === MODULE_NAME) return isPrintable(reader.name());
-  for (let count = reader.u32(); count > 0; count--) {
-    reader.u32();
-    if (!isPrintable(reader.name())) return false;
-  }
-  return true;
-}
-
-/** Whether `name` needs no rewriting: short, and ASCII without controls (or text without them). */
-function isPrintable(name: Uint8Array): boolean {
-  if (name.length > MAX_GUEST_NAME_BYTES) return false;
-  for (const byte of name) {
-    if (byte < 0x20 || byte === 0x7f) return false;
-    if (byte >= 0x80) return printable(name) === null;
-  }
-  return true;
-}
-
-/** `name` escaped and cut, or `null` when it is printable as it is. */
-function printable(name: Uint8Array): Uint8Array | null {
-  const text = decoder.decode(name);
-  NONTEXT.lastIndex = 0;
-  if (name.length <= MAX_GUEST_NAME_BYTES && !NONTEXT.test(text)) return null;
-  const escaped = text.replace(
-    NONTEXT,
-    (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`,
-  );
-  let shown = encoder.encode(escaped);
-  // Cut by characters until it fits (each is at most 4 bytes).
-  for (let keep = MAX_GUEST_NAME_BYTES - 1; shown.length > MAX_GUEST_NAME_BYTES; keep -= 4) {
-    shown = encoder.encode(`${cutText(escaped, keep)}…`);
-  }
-  return shown;
-}
-
-/** Unsigned LEB128 of `value`. */
-function leb(value: number): number[] {
-  const out: number[] = [];
-  do {
-    const byte = value & 0x7f;
-    value >>>= 7;
-    out.push(value === 0 ? byte : byte | 0x80);
-  } while (value !== 0);
   return out;
 }
 
-/** Bytes written in pieces, joined once. */
-class Parts {
-  readonly #parts: Uint8Array[] = [];
-  length = 0;
+/** Whether the custom section whose contents are `[start, end)` is called `name`. */
+function isNameSection(bytes: Uint8Array, start: number, end: number): boolean {
+  if (end - start < 5 || bytes[start] !== 4) return false;
+  for (let i = 0; i < 4; i++) if (bytes[start + 1 + i] !== NAME[i]) return false;
+  return true;
+}
 
-  add(part: Uint8Array): void {
-    this.#parts.push(part);
-    this.length += part.length;
-  }
-
-  join(): Uint8Array {
-    const out = new Uint8Array(this.length);
-    let offset = 0;
-    for (const part of this.#parts) {
-      out.set(part, offset);
-      offset += part.length;
+/** Whether the subsections in `[pos, end)` read whole, with printable module and function names. */
+function printableNames(bytes: Uint8Array, pos: number, end: number): boolean {
+  try {
+    while (pos < end) {
+      const id = bytes[pos++]!;
+      const size = leb(bytes, pos, end);
+      const stop = lebEnd + size;
+      const start = lebEnd;
+      if (stop > end) return false;
+      if (id === MODULE_NAME) {
+        if (printableName(bytes, start, stop) !== stop) return false;
+      } else if (id === FUNCTION_NAMES) {
+        let count = leb(bytes, start, stop);
+        let at = lebEnd;
+        for (; count > 0; count--) {
+          leb(bytes, at, stop); // the function's index
+          at = lebEnd;
+          const after = printableName(bytes, at, stop);
+          if (after < 0) return false;
+          at = after;
+        }
+        if (at !== stop) return false;
+      }
+      pos = stop;
     }
-    return out;
+    return true;
+  } catch (err) {
+    if (err instanceof Unreadable) return false;
+    throw err;
   }
 }
 
-/** Thrown by the reader on bytes it cannot read: the section is then left as it is. */
+/** Reads a name at `pos`; returns where it ends, or -1 if it is too long or not printable. */
+function printableName(bytes: Uint8Array, pos: number, end: number): number {
+  const length = leb(bytes, pos, end);
+  const start = lebEnd;
+  const stop = start + length;
+  if (length > MAX_GUEST_NAME_BYTES || stop > end) return -1;
+  return printableUtf8(bytes, start, stop) ? stop : -1;
+}
+
+/**
+ * Whether `[start, end)` is UTF-8 with no C0 or C1 control, DEL, ALM (U+061C),
+ * LRM/RLM, line or paragraph separator, bidirectional embedding, override or
+ * isolate (U+2028-202E, U+2066-2069), nor U+FFFD.
+ */
+function printableUtf8(bytes: Uint8Array, start: number, end: number): boolean {
+  for (let i = start; i < end;) {
+    const b = bytes[i]!;
+    if (b < 0x80) {
+      if (b < 0x20 || b === 0x7f) return false;
+      i++;
+      continue;
+    }
+    const length = b >= 0xc2 && b <= 0xdf
+      ? 2
+      : b >= 0xe0 && b <= 0xef
+      ? 3
+      : b >= 0xf0 && b <= 0xf4
+      ? 4
+      : 0;
+    if (length === 0) return false;
+    let code = b & (0xff >> (length + 1));
+    const min = length === 2 ? 0x80 : length === 3 ? 0x800 : 0x10000;
+    if (i + length > end) return false;
+    for (let k = 1; k < length; k++) {
+      const c = bytes[i + k]!;
+      if ((c & 0xc0) !== 0x80) return false;
+      code = (code << 6) | (c & 0x3f);
+    }
+    if (code < min || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) return false;
+    if (
+      code <= 0x9f || code === 0x61c || code === 0x200e || code === 0x200f ||
+      (code >= 0x2028 && code <= 0x202e) || (code >= 0x2066 && code <= 0x2069) ||
+      code === 0xfffd
+    ) {
+      return false;
+    }
+    i += length;
+  }
+  return true;
+}
+
+/** Thrown on bytes that cannot be read. */
 class Unreadable extends Error {}
 
-class Reader {
-  constructor(readonly bytes: Uint8Array, public pos: number, readonly end: number) {}
+/** Where the last {@linkcode leb} read ended (no pair allocated per name). */
+let lebEnd = 0;
 
-  u8(): number {
-    if (this.pos >= this.end) throw new Unreadable();
-    return this.bytes[this.pos++]!;
-  }
-
-  u32(): number {
-    let result = 0;
-    for (let shift = 0; shift < 35; shift += 7) {
-      const byte = this.u8();
-      result += (byte & 0x7f) * 2 ** shift;
-      if ((byte & 0x80) === 0) return result;
+/** An unsigned LEB128 at `pos` (before `end`); where it ends goes to {@linkcode lebEnd}. */
+function leb(bytes: Uint8Array, pos: number, end: number): number {
+  let result = 0;
+  for (let shift = 0; shift < 35; shift += 7) {
+    if (pos >= end) throw new Unreadable();
+    const byte = bytes[pos++]!;
+    result += (byte & 0x7f) * 2 ** shift;
+    if ((byte & 0x80) === 0) {
+      lebEnd = pos;
+      return result;
     }
-    throw new Unreadable();
   }
-
-  name(): Uint8Array {
-    const length = this.u32();
-    if (this.pos + length > this.end) throw new Unreadable();
-    this.pos += length;
-    return this.bytes.subarray(this.pos - length, this.pos);
-  }
+  throw new Unreadable();
 }

@@ -943,21 +943,25 @@ export class HostChannel extends ChannelEnd {
   receive(timeoutMs: number = Infinity): Promise<WireMessage | undefined> {
     if (this.arrived(TO_HOST, this.#crowded())) return Promise.resolve(this.#takeAnswer());
     if (this.#closed || !(timeoutMs > 0)) return Promise.resolve(undefined);
-    const received = new Promise<WireMessage | undefined>((resolve) => {
-      this.#wake = resolve;
+    // No executor: a promise that could reject only when the caller's stack ran out would
+    // end the process if that caller, at the same edge, ran out again before awaiting it.
+    // Here the stack running out throws, and leaves nothing waiting.
+    const { promise, resolve } = Promise.withResolvers<WireMessage | undefined>();
+    this.#wake = resolve;
+    try {
       Atomics.store(this.flags, HOST_SLEEPING, 1);
       // The worker may have answered before it could see the flag.
-      if (this.wakeIfAnswered()) return;
+      if (this.wakeIfAnswered()) return promise;
       this.#doorbell.add(this);
       // No timeout is passed to waitAsync: each would queue a timer task in the
       // engine that outlives the wait (for the whole timeout). One timer per
       // channel serves every wait instead (see #wakeAt).
       if (timeoutMs !== Infinity) this.#wakeAt(performance.now() + timeoutMs);
-    });
-    // Rejected only when the caller's stack ran out in here: the caller, at the same edge,
-    // may run out again before it awaits it, which must not end the process.
-    received.catch(() => {});
-    return received;
+    } catch (err) {
+      this.#wake = undefined;
+      throw err;
+    }
+    return promise;
   }
 
   /**

@@ -1049,15 +1049,14 @@ class WorkerBackend implements PluginBackend {
    */
   #withOutputOf(values: unknown[], error: unknown): unknown {
     if (values.length !== 5) return error;
-    const [, stdout, stderr, truncated, memoryBytes] = values as [
-      string,
-      Uint8Array,
-      Uint8Array,
-      number,
-      number,
-    ];
-    this.#commandMemoryBytes = memoryBytes;
+    this.#noteCommandMemory(values);
+    const [, stdout, stderr, truncated] = values as [string, Uint8Array, Uint8Array, number];
     return withCommandOutput(error, { stdout, stderr, outputTruncated: truncated === 1 });
+  }
+
+  /** Keeps the memory size of the failed command whose reply's `values` carry it (see above). */
+  #noteCommandMemory(values: unknown[]): void {
+    if (values.length === 5) this.#commandMemoryBytes = values[4] as number;
   }
 
   /** Takes the fuel used and the memory size off the end of a `Result` or `Failure` reply. */
@@ -1185,11 +1184,12 @@ class WorkerBackend implements PluginBackend {
           // reached it: the call answers as it ended, as inline, so that a caller told
           // "aborted" may retry it. (Past the deadline, the plugin makes it a TimeoutError.)
           const values = this.#readUsage(message);
-          // A command's output goes with the timeout made for this call, not with an abort's or
-          // a stop's reason, which other calls may share.
-          throw message.op === ToHost.Failure && stopping.expired
-            ? this.#withOutputOf(values, stopping.reason)
-            : stopping.reason;
+          if (message.op !== ToHost.Failure) throw stopping.reason;
+          // A command's memory counts in the peak whatever ended it; its output goes only with
+          // the timeout made for this call, not with an abort's or a stop's reason, which other
+          // calls may share.
+          this.#noteCommandMemory(values);
+          throw stopping.expired ? this.#withOutputOf(values, stopping.reason) : stopping.reason;
         }
         return message;
       }

@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import {
   Capability,
+  CompilationError,
   HostFunctionError,
   type PluginLogEntry,
   type PluginMessage,
@@ -238,8 +239,16 @@ testEachIsolation("Hostile: JSON that is not JSON, through host_call_tool and ho
   });
 });
 
-/** A module whose function 0, exported as "f", traps, and whose `name` section names it `name`. */
-function namedTrapModule(name: Uint8Array): Uint8Array {
+/**
+ * A module whose function 0, exported as "f", runs `body` (an `unreachable`
+ * by default), and whose `name` section names it `name`, followed by `tail`
+ * (more bytes of the section: a malformed section the engine still reads).
+ */
+function namedModule(
+  name: Uint8Array,
+  { body = [0x00], tail = [], count = 1 }: { body?: number[]; tail?: number[]; count?: number } =
+    {},
+): Uint8Array {
   const leb = (value: number): number[] => {
     const out: number[] = [];
     do {
@@ -250,30 +259,63 @@ function namedTrapModule(name: Uint8Array): Uint8Array {
     return out;
   };
   const vec = (bytes: number[]): number[] => [...leb(bytes.length), ...bytes];
+  const functionNames = [1, ...vec([...leb(count), 0, ...vec([...name])])];
   const sections = [
     [1, ...vec([1, 0x60, 0, 0])],
     [3, ...vec([1, 0])],
     [7, ...vec([1, ...vec([...bytesOf("f")]), 0, 0])],
-    [10, ...vec([1, ...vec([0, 0x00, 0x0b])])], // unreachable
-    [0, ...vec([...vec([...bytesOf("name")]), 1, ...vec([1, 0, ...vec([...name])])])],
+    [10, ...vec([1, ...vec([0, ...body, 0x0b])])],
+    [0, ...vec([...vec([...bytesOf("name")]), ...functionNames, ...tail])],
   ];
   return new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, ...sections.flat()]);
 }
 
+const FORGED = "\n    at host_secret_check (file:///etc/passwd:1:1)\n";
+
 testEachIsolation(
-  "Hostile: function names in a trap's stack are escaped and cut",
+  "Hostile: a guest's function names cannot forge a trap's stack frames",
   { permissions: "none" },
-  async (_t, { createRuntime }) => {
+  async (t, { createRuntime }) => {
     // Inline, the engine's RuntimeError (the TrapError's cause) printed them as they were: a line
-    // break forged host frames, and a 1 MiB name made a stack of a million characters.
+    // break forged host frames, and a 1 MiB name made a stack of a million characters. A first
+    // fix rewrote well-formed sections only; the engine reads malformed ones leniently.
     await using runtime = createRuntime();
-    const forged = "\n    at host_secret_check (file:///etc/passwd:1:1)\n";
-    const bytes = namedTrapModule(bytesOf(forged + "x".repeat(1 << 20)));
-    await using plugin = await runtime.createPlugin(await runtime.compile("named", bytes));
-    const error = await assertRejectsWith(() => plugin.callVoid("f"), TrapError);
-    const stack = String((error.cause as Error).stack);
-    assert.ok(stack.length < 4096, `a stack of ${stack.length} characters`);
-    assert.doesNotMatch(stack, /\n\s*at host_secret_check/);
-    assert.equal(await plugin.callVoid("f").catch((err) => err.name), "TrapError");
+    const name = bytesOf(FORGED + "x".repeat(1 << 20));
+    const variants = {
+      "a well-formed section": namedModule(name),
+      "a malformed subsection after the names": namedModule(name, { tail: [2, 0x7f] }),
+      "a count of names larger than the entries": namedModule(name, { count: 2 }),
+      "a name of 300 printable bytes": namedModule(bytesOf("y".repeat(300))),
+    };
+    for (const [what, bytes] of Object.entries(variants)) {
+      await t.step(what, async () => {
+        await using plugin = await runtime.createPlugin(await runtime.compile("named", bytes));
+        const error = await assertRejectsWith(() => plugin.callVoid("f"), TrapError);
+        const stack = String((error.cause as Error).stack);
+        assert.ok(stack.length < 4096, `a stack of ${stack.length} characters`);
+        assert.doesNotMatch(stack, /\n\s*at host_secret_check/);
+        assert.doesNotMatch(stack, /y{300}/);
+      });
+    }
+    await t.step("nor a compile error's message", async () => {
+      // The engine names the function that fails to validate.
+      const bytes = namedModule(bytesOf(FORGED), { body: [0x6a] }); // i32.add on an empty stack
+      const error = await assertRejectsWith(
+        () => runtime.compile("invalid", bytes),
+        CompilationError,
+      );
+      assert.doesNotMatch(error.message, /host_secret_check/);
+    });
+    await t.step("printable names stay: frames name their functions", async () => {
+      const bytes = namedModule(bytesOf("visible_name"));
+      await using plugin = await runtime.createPlugin(await runtime.compile("visible", bytes));
+      const error = await assertRejectsWith(() => plugin.callVoid("f"), TrapError);
+      if (isEngineError(error)) assert.match(String((error.cause as Error).stack), /visible_name/);
+    });
   },
 );
+
+/** Whether the trap's cause is the engine's own error (inline), whose stack names frames. */
+function isEngineError(error: TrapError): boolean {
+  return error.cause instanceof WebAssembly.RuntimeError;
+}

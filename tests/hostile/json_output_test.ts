@@ -70,7 +70,9 @@ testEachIsolation(
           resourceLimits: { maxMemoryPages: 4096 },
         });
         await within(() =>
-          assertRejectsWith(() => large.plugin.callJson("nested", null), ResourceLimitError)
+          assertRejectsWith(() => large.plugin.callJson("nested", null), ResourceLimitError, {
+            limit: "MAX_JSON_HEAP_SHARE",
+          })
         );
       },
     );
