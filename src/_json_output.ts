@@ -4,15 +4,15 @@
  * `JSON.parse` runs on the host's thread after the call, and what it makes
  * can be many times the text: 56-62 bytes of heap for each array or object
  * (`[[[…]]]` takes 29 times its size, 461 MiB for a 16 MiB output, and ten
- * plugins returning one at once ended the host process out of memory), a few
- * for each number. So an output is parsed only if a scan of its structure
- * estimates it within a budget: {@linkcode JSON_HEAP_PER_MEMORY_BYTE} times
- * the memory the plugin may hold (`maxMemoryPages`), at least
- * {@linkcode MIN_JSON_HEAP_BYTES}, and at most an eighth of the heap the
- * engine lets the process have (two plugins with 4 096 pages each, whose
- * 80 MiB outputs were each within 16 times their memory, ended the host out
- * of memory together); an output too small to exceed it whatever its shape is
- * not scanned.
+ * plugins returning one at once ended the host process out of memory), and
+ * up to 24 for a number or a short string (`-0` is a boxed number). So an
+ * output is parsed only if a scan of its structure estimates it within a
+ * budget: {@linkcode JSON_HEAP_PER_MEMORY_BYTE} times the memory the plugin
+ * may hold (`maxMemoryPages`), at least {@linkcode MIN_JSON_HEAP_BYTES}, and
+ * at most an eighth of the heap the engine lets the process have (two plugins
+ * with 4 096 pages each, whose 80 MiB outputs were each within 16 times their
+ * memory, ended the host out of memory together), and nests at most
+ * {@linkcode MAX_JSON_DEPTH} deep; outputs of up to 64 KiB are not scanned.
  *
  * @module
  */
@@ -33,18 +33,24 @@ export const MIN_JSON_HEAP_BYTES = 64 * 1024 * 1024;
  * bytes.
  */
 const CONTAINER_BYTES = 56;
-const ELEMENT_BYTES = 8;
+/** An element: its slot, and a boxed number or a string (`-0`, `1.5`, `"ab"` take 24). */
+const ELEMENT_BYTES = 24;
 const KEY_BYTES = 24;
+/** Outputs up to this size are parsed without a scan: whatever their shape, they take little. */
+const UNSCANNED_BYTES = 64 * 1024;
 /**
- * The most any JSON text is estimated per byte: an array every 2 bytes
- * (`[[[…`), or an object and a key every 4 (`{"":{"":…`).
+ * The deepest nesting parsed: the engine keeps the nesting of a parse off the
+ * heap (9 MB of `[[[…]]]` took 576 MB of memory for 224 MiB of heap), and no
+ * real JSON nests this deep.
  */
-const WORST_BYTES_PER_BYTE = Math.max(CONTAINER_BYTES / 2, (CONTAINER_BYTES + KEY_BYTES) / 4) + 1;
+export const MAX_JSON_DEPTH = 10_000;
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const OPEN_ARRAY = 0x5b;
 const OPEN_OBJECT = 0x7b;
+const CLOSE_ARRAY = 0x5d;
+const CLOSE_OBJECT = 0x7d;
 const COMMA = 0x2c;
 const COLON = 0x3a;
 
@@ -70,7 +76,13 @@ const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
 export function parseJsonOutput(fn: string, bytes: Uint8Array, maxMemoryPages: number): unknown {
   const byMemory = JSON_HEAP_PER_MEMORY_BYTE * maxMemoryPages * 65536;
   const budget = Math.max(MIN_JSON_HEAP_BYTES, Math.min(byMemory, HEAP_SHARE));
-  const estimate = bytes.length * WORST_BYTES_PER_BYTE <= budget ? 0 : estimateHeap(bytes, budget);
+  const estimate = bytes.length <= UNSCANNED_BYTES ? 0 : estimateHeap(bytes, budget);
+  if (estimate === DEEP) {
+    throw new ResourceLimitError(
+      `"${fn}" returned JSON nested more than ${MAX_JSON_DEPTH} deep; take it with callBytes`,
+      { limit: "MAX_JSON_DEPTH" },
+    );
+  }
   if (estimate > budget) {
     // Raising maxMemoryPages helps only while the memory limit is what set the budget.
     const share = byMemory > HEAP_SHARE;
@@ -94,14 +106,20 @@ export function parseJsonOutput(fn: string, bytes: Uint8Array, maxMemoryPages: n
   }
 }
 
+/** What {@linkcode estimateHeap} answers for text nested deeper than {@linkcode MAX_JSON_DEPTH}. */
+const DEEP = Infinity;
+
 /**
- * The heap a parse of `bytes` would take, estimated from its arrays, objects
- * and separators outside strings; it stops counting once past the bound.
+ * The heap a parse of `bytes` would take, estimated from its arrays, objects,
+ * separators and keys outside strings (an array or object that never closes
+ * counts whole); it stops counting once past the bound, and answers
+ * {@linkcode DEEP} for text nested too deep.
  */
 function estimateHeap(bytes: Uint8Array, budget: number): number {
   let containers = 0;
   let separators = 0;
   let keys = 0;
+  let depth = 0;
   let inString = false;
   for (let i = 0; i < bytes.length; i++) {
     const byte = bytes[i]!;
@@ -111,6 +129,7 @@ function estimateHeap(bytes: Uint8Array, budget: number): number {
     } else if (byte === QUOTE) {
       inString = true;
     } else if (byte === OPEN_ARRAY || byte === OPEN_OBJECT) {
+      if (++depth > MAX_JSON_DEPTH) return DEEP;
       // Checked every so often: the scan ends as soon as the answer is known.
       if (
         (++containers & 0xffff) === 0 &&
@@ -118,6 +137,8 @@ function estimateHeap(bytes: Uint8Array, budget: number): number {
       ) {
         break;
       }
+    } else if (byte === CLOSE_ARRAY || byte === CLOSE_OBJECT) {
+      depth--;
     } else if (byte === COMMA) {
       separators++;
     } else if (byte === COLON) {

@@ -34,7 +34,7 @@ import {
   RESERVED_EXPORT_PREFIX,
 } from "../instrument/mod.ts";
 import { decodeManifestSection, MANIFEST_SECTION } from "./_plugin_manifest.ts";
-import { hideUnprintableNames } from "./_guest_names.ts";
+import { hideUnprintableNames, visibleText } from "./_guest_names.ts";
 import type { PluginManifest } from "../plugin_manifest.ts";
 import {
   assertBoundedExceptions,
@@ -553,7 +553,8 @@ async function compileOrThrow(bytes: Uint8Array): Promise<WebAssembly.Module> {
 function compilationError(err: unknown, offset?: number): CompilationError {
   const message = err instanceof Error ? err.message : String(err);
   const at = /@\+(\d+)/.exec(message);
-  const detail = message.replace(/^WebAssembly\.compile\(\): /, "");
+  // The engine quotes the guest's names (exports, functions): shown escaped.
+  const detail = visibleText(message.replace(/^WebAssembly\.compile\(\): /, ""));
   return new CompilationError(`Cannot compile module: ${detail}`, {
     cause: err,
     ...(at !== null ? { offset: Number(at[1]) } : offset !== undefined ? { offset } : {}),

@@ -16,8 +16,11 @@
  * @module
  */
 
-/** The most bytes of a module or function name the engine is shown. */
-export const MAX_GUEST_NAME_BYTES = 256;
+/**
+ * The most bytes of a module or function name the engine is shown: Rust's
+ * mangled names reach 1 200 bytes (biome), and V8 prints ten frames.
+ */
+export const MAX_GUEST_NAME_BYTES = 2048;
 
 const CUSTOM_SECTION = 0;
 const MODULE_NAME = 0;
@@ -45,12 +48,10 @@ export function hideUnprintableNames(bytes: Uint8Array): Uint8Array {
       const next = lebEnd;
       const end = next + size;
       if (end > bytes.length) break; // the parser reports it
-      if (id === CUSTOM_SECTION && isNameSection(bytes, next, end)) {
-        const content = next + 5; // the name "name": its length (4) and bytes
-        if (!printableNames(bytes, content, end)) {
-          if (out === bytes) out = bytes.slice();
-          out.set(HIDDEN, next + 1);
-        }
+      const content = id === CUSTOM_SECTION ? nameSectionContent(bytes, next, end) : -1;
+      if (content >= 0 && !printableNames(bytes, content, end)) {
+        if (out === bytes) out = bytes.slice();
+        out.set(HIDDEN, content - 4);
       }
       pos = end;
     }
@@ -60,11 +61,16 @@ export function hideUnprintableNames(bytes: Uint8Array): Uint8Array {
   return out;
 }
 
-/** Whether the custom section whose contents are `[start, end)` is called `name`. */
-function isNameSection(bytes: Uint8Array, start: number, end: number): boolean {
-  if (end - start < 5 || bytes[start] !== 4) return false;
-  for (let i = 0; i < 4; i++) if (bytes[start + 1 + i] !== NAME[i]) return false;
-  return true;
+/**
+ * Where the contents of the custom section in `[start, end)` begin if it is
+ * called `name` (its length read as the engine reads it, in any LEB128 form),
+ * else -1.
+ */
+function nameSectionContent(bytes: Uint8Array, start: number, end: number): number {
+  if (leb(bytes, start, end) !== 4 || lebEnd + 4 > end) return -1;
+  const at = lebEnd;
+  for (let i = 0; i < 4; i++) if (bytes[at + i] !== NAME[i]) return -1;
+  return at + 4;
 }
 
 /** Whether the subsections in `[pos, end)` read whole, with printable module and function names. */
@@ -138,16 +144,53 @@ function printableUtf8(bytes: Uint8Array, start: number, end: number): boolean {
       code = (code << 6) | (c & 0x3f);
     }
     if (code < min || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) return false;
-    if (
-      code <= 0x9f || code === 0x61c || code === 0x200e || code === 0x200f ||
-      (code >= 0x2028 && code <= 0x202e) || (code >= 0x2066 && code <= 0x2069) ||
-      code === 0xfffd
-    ) {
-      return false;
-    }
+    if (isHiddenCode(code)) return false;
     i += length;
   }
   return true;
+}
+
+/**
+ * Whether a code point (beyond ASCII) is one a reader does not see as what it
+ * is: C1 controls, soft hyphen, ALM, invisible and zero-width characters,
+ * marks changing direction, line and paragraph separators, invisible
+ * operators, variation selectors, BOM, interlinear annotations, U+FFFD and
+ * tags.
+ */
+function isHiddenCode(code: number): boolean {
+  return code <= 0x9f || code === 0xad || code === 0x61c || code === 0x180e ||
+    (code >= 0x200b && code <= 0x200f) || (code >= 0x2028 && code <= 0x202e) ||
+    (code >= 0x2060 && code <= 0x206f) || (code >= 0xfe00 && code <= 0xfe0f) ||
+    code === 0xfeff || (code >= 0xfff9 && code <= 0xfffd) ||
+    (code >= 0xe0000 && code <= 0xe007f);
+}
+
+/**
+ * `text` with every character a reader would not see as what it is (ASCII
+ * controls, and those of {@linkcode isHiddenCode}) escaped as `\uXXXX`: for
+ * engine messages that quote a guest's names.
+ *
+ * @example
+ * ```ts ignore
+ * visibleText("a\nb"); // "a\\u000ab"
+ * ```
+ */
+export function visibleText(text: string): string {
+  let out = "";
+  for (const char of text) {
+    const code = char.codePointAt(0)!;
+    out += code < 0x20 || code === 0x7f || (code >= 0x80 && isHiddenCode(code))
+      ? escapeCode(code)
+      : char;
+  }
+  return out;
+}
+
+function escapeCode(code: number): string {
+  const hex = (unit: number) => `\\u${unit.toString(16).padStart(4, "0")}`;
+  if (code <= 0xffff) return hex(code);
+  const high = 0xd800 + ((code - 0x10000) >> 10);
+  return hex(high) + hex(0xdc00 + ((code - 0x10000) & 0x3ff));
 }
 
 /** Thrown on bytes that cannot be read. */

@@ -246,8 +246,15 @@ testEachIsolation("Hostile: JSON that is not JSON, through host_call_tool and ho
  */
 function namedModule(
   name: Uint8Array,
-  { body = [0x00], tail = [], count = 1 }: { body?: number[]; tail?: number[]; count?: number } =
-    {},
+  { body = [0x00], tail = [], count = 1, sectionName = [4], exportName = bytesOf("f") }: {
+    body?: number[];
+    tail?: number[];
+    count?: number;
+    /** How the length of the section's name ("name", 4) is written. */
+    sectionName?: number[];
+    /** The export's name: two exports of another name than "f" make a module the engine refuses. */
+    exportName?: Uint8Array;
+  } = {},
 ): Uint8Array {
   const leb = (value: number): number[] => {
     const out: number[] = [];
@@ -263,9 +270,11 @@ function namedModule(
   const sections = [
     [1, ...vec([1, 0x60, 0, 0])],
     [3, ...vec([1, 0])],
-    [7, ...vec([1, ...vec([...bytesOf("f")]), 0, 0])],
+    exportName.length === 1 && exportName[0] === 0x66
+      ? [7, ...vec([1, ...vec([...exportName]), 0, 0])]
+      : [7, ...vec([2, ...vec([...exportName]), 0, 0, ...vec([...exportName]), 0, 0])],
     [10, ...vec([1, ...vec([0, ...body, 0x0b])])],
-    [0, ...vec([...vec([...bytesOf("name")]), ...functionNames, ...tail])],
+    [0, ...vec([...sectionName, ...bytesOf("name"), ...functionNames, ...tail])],
   ];
   return new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, ...sections.flat()]);
 }
@@ -285,7 +294,10 @@ testEachIsolation(
       "a well-formed section": namedModule(name),
       "a malformed subsection after the names": namedModule(name, { tail: [2, 0x7f] }),
       "a count of names larger than the entries": namedModule(name, { count: 2 }),
-      "a name of 300 printable bytes": namedModule(bytesOf("y".repeat(300))),
+      "a name of 3 000 printable bytes": namedModule(bytesOf("y".repeat(3000))),
+      "a section name whose length is written long": namedModule(name, {
+        sectionName: [0x84, 0x00],
+      }),
     };
     for (const [what, bytes] of Object.entries(variants)) {
       await t.step(what, async () => {
@@ -294,7 +306,7 @@ testEachIsolation(
         const stack = String((error.cause as Error).stack);
         assert.ok(stack.length < 4096, `a stack of ${stack.length} characters`);
         assert.doesNotMatch(stack, /\n\s*at host_secret_check/);
-        assert.doesNotMatch(stack, /y{300}/);
+        assert.doesNotMatch(stack, /y{3000}/);
       });
     }
     await t.step("nor a compile error's message", async () => {
@@ -305,6 +317,15 @@ testEachIsolation(
         CompilationError,
       );
       assert.doesNotMatch(error.message, /host_secret_check/);
+    });
+    await t.step("nor the engine's compile error quoting export names", async () => {
+      const bytes = namedModule(bytesOf("f"), { exportName: bytesOf(FORGED) }); // exported twice
+      const error = await assertRejectsWith(
+        () => runtime.compile("twice", bytes),
+        CompilationError,
+      );
+      assert.match(error.message, /Duplicate export/);
+      assert.doesNotMatch(error.message, /\n/);
     });
     await t.step("printable names stay: frames name their functions", async () => {
       const bytes = namedModule(bytesOf("visible_name"));

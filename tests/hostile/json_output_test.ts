@@ -10,6 +10,22 @@ import { within } from "./_within.ts";
 
 const OUT = 65536;
 
+/**
+ * `"lists"` answers `[[], [], …, []]` with `n` empty arrays after the first
+ * (4n + 4 bytes): wide, not deep.
+ */
+function listsFunction(n: number): string {
+  return `(func (export "lists") (param i32 i32) (result i64) (local $i i32)
+    (i32.store8 (i32.const ${OUT}) (i32.const 0x5b))
+    (loop $l
+      (i32.store (i32.add (i32.const ${OUT + 1}) (i32.shl (local.get $i) (i32.const 2)))
+        (i32.const 0x202c5d5b))
+      (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (i32.const ${n}))))
+    (i32.store16 (i32.const ${OUT + 1 + 4 * n}) (i32.const 0x5d5b))
+    (i32.store8 (i32.const ${OUT + 3 + 4 * n}) (i32.const 0x5d))
+    (i64.or (i64.shl (i64.const ${OUT}) (i64.const 32)) (i64.const ${4 * n + 4})))`;
+}
+
 const JSON_WAT = `(module
   (memory (export "memory") 130)
   (func (export "alloc") (param i32) (result i32) (i32.const 16))
@@ -18,6 +34,8 @@ const JSON_WAT = `(module
     (memory.fill (i32.const ${OUT}) (i32.const 0x5b) (i32.const 4194304))
     (memory.fill (i32.const ${OUT + 4194304}) (i32.const 0x5d) (i32.const 4194304))
     (i64.or (i64.shl (i64.const ${OUT}) (i64.const 32)) (i64.const 8388608)))
+  ;; 8 MiB of 2 Mi empty arrays in one.
+  ${listsFunction(2 * 1024 * 1024)}
   ;; "[1,1,…,1]" with $n ones: 2n + 1 bytes, one array.
   (func (export "ones") (param i32 i32) (result i64) (local $i i32) (local $n i32)
     (local.set $n (i32.const 2097152))
@@ -30,14 +48,11 @@ const JSON_WAT = `(module
     (i64.or (i64.shl (i64.const ${OUT}) (i64.const 32))
       (i64.extend_i32_u (i32.add (i32.shl (local.get $n) (i32.const 1)) (i32.const 1))))))`;
 
-/** 24 MiB: 12 Mi "[" then 12 Mi "]" (the engine would take some 700 MiB to parse it). */
-const NESTED_24_MIB_WAT = `(module
-  (memory (export "memory") 400)
+/** 32 MiB of 8 Mi empty arrays in one (the engine would take some 700 MiB to parse it). */
+const LISTS_32_MIB_WAT = `(module
+  (memory (export "memory") 600)
   (func (export "alloc") (param i32) (result i32) (i32.const 16))
-  (func (export "nested") (param i32 i32) (result i64)
-    (memory.fill (i32.const ${OUT}) (i32.const 0x5b) (i32.const 12582912))
-    (memory.fill (i32.const ${OUT + 12582912}) (i32.const 0x5d) (i32.const 12582912))
-    (i64.or (i64.shl (i64.const ${OUT}) (i64.const 32)) (i64.const 25165824))))`;
+  ${listsFunction(8 * 1024 * 1024)})`;
 
 testEachIsolation(
   "Hostile: callJson refuses output whose parse would take more heap than 16 times the plugin's memory limit",
@@ -45,17 +60,27 @@ testEachIsolation(
   async (t, { loadPlugin }) => {
     await using loaded = await loadPlugin(JSON_WAT, { resourceLimits: { maxMemoryPages: 130 } });
     const { plugin } = loaded;
-    await t.step("8 MiB of nested arrays is refused, before it is parsed", async () => {
+    await t.step("8 MiB of 2 Mi arrays is refused, before it is parsed", async () => {
       const before = Deno.memoryUsage().heapUsed;
       const error = await within(() =>
-        assertRejectsWith(() => plugin.callJson("nested", null), ResourceLimitError, {
+        assertRejectsWith(() => plugin.callJson("lists", null), ResourceLimitError, {
           limit: "maxMemoryPages",
         })
       );
-      assert.match(error.message, /"nested" returned 8388608 bytes of JSON/);
-      // The parse would have taken some 240 MiB; its budget is 16 × 130 pages = 130 MiB.
+      assert.match(error.message, /"lists" returned 8388612 bytes of JSON/);
+      // The parse would have taken some 160 MiB; its budget is 16 × 130 pages = 130 MiB.
       assert.ok(Deno.memoryUsage().heapUsed - before < 100 * 1024 * 1024);
     });
+    await t.step(
+      "8 MiB of arrays nested 4 Mi deep is refused: the engine nests off the heap",
+      async () => {
+        await within(() =>
+          assertRejectsWith(() => plugin.callJson("nested", null), ResourceLimitError, {
+            limit: "MAX_JSON_DEPTH",
+          })
+        );
+      },
+    );
     await t.step("4 MiB of numbers in one array is parsed", async () => {
       const ones = await plugin.callJson("ones", null) as number[];
       assert.equal(ones.length, 2_097_152);
@@ -66,11 +91,11 @@ testEachIsolation(
       async () => {
         // With 4 096 pages the budget was 16 × 256 MiB: two plugins' 80 MiB of nested arrays,
         // each within it, ended the host out of memory together.
-        await using large = await loadPlugin(NESTED_24_MIB_WAT, {
-          resourceLimits: { maxMemoryPages: 4096 },
+        await using large = await loadPlugin(LISTS_32_MIB_WAT, {
+          resourceLimits: { maxMemoryPages: 4096, maxFuel: null },
         });
         await within(() =>
-          assertRejectsWith(() => large.plugin.callJson("nested", null), ResourceLimitError, {
+          assertRejectsWith(() => large.plugin.callJson("lists", null), ResourceLimitError, {
             limit: "MAX_JSON_HEAP_SHARE",
           })
         );
