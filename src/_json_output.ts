@@ -36,6 +36,12 @@ const CONTAINER_BYTES = 56;
 /** An element: its slot, and a boxed number or a string (`-0`, `1.5`, `"ab"` take 24). */
 const ELEMENT_BYTES = 24;
 const KEY_BYTES = 24;
+/**
+ * An object with a key that is an array index (`"9"`, `"4294967294"`): the
+ * engine gives it a store of its own (chains of `{"99":{"99":…}}` took 28
+ * times their size, 2.3 times an estimate without it).
+ */
+const INDEXED_OBJECT_BYTES = 200;
 /** Outputs up to this size are parsed without a scan: whatever their shape, they take little. */
 const UNSCANNED_BYTES = 64 * 1024;
 /**
@@ -121,15 +127,30 @@ function estimateHeap(bytes: Uint8Array, budget: number): number {
   let keys = 0;
   let depth = 0;
   let inString = false;
+  // Whether the last string was digits only (a key that is an array index), and which open
+  // objects, by depth, have such a key already.
+  let digits = false;
+  let indexKey = false;
+  let indexedObjects = 0;
+  const indexed = new Uint8Array(MAX_JSON_DEPTH + 1);
   for (let i = 0; i < bytes.length; i++) {
     const byte = bytes[i]!;
     if (inString) {
-      if (byte === BACKSLASH) i++;
-      else if (byte === QUOTE) inString = false;
+      if (byte === BACKSLASH) {
+        i++;
+        digits = false;
+      } else if (byte === QUOTE) {
+        inString = false;
+        indexKey = digits;
+      } else if (byte < 0x30 || byte > 0x39) {
+        digits = false;
+      }
     } else if (byte === QUOTE) {
       inString = true;
+      digits = bytes[i + 1] !== QUOTE; // "" is no index
     } else if (byte === OPEN_ARRAY || byte === OPEN_OBJECT) {
       if (++depth > MAX_JSON_DEPTH) return DEEP;
+      indexed[depth] = 0;
       // Checked every so often: the scan ends as soon as the answer is known.
       if (
         (++containers & 0xffff) === 0 &&
@@ -143,9 +164,14 @@ function estimateHeap(bytes: Uint8Array, budget: number): number {
       separators++;
     } else if (byte === COLON) {
       keys++;
+      if (indexKey && indexed[depth] === 0) {
+        indexed[depth] = 1;
+        indexedObjects++;
+      }
     }
   }
-  return estimate(bytes.length, containers, separators, keys);
+  return estimate(bytes.length, containers, separators, keys) +
+    indexedObjects * INDEXED_OBJECT_BYTES;
 }
 
 function estimate(length: number, containers: number, separators: number, keys: number): number {

@@ -86,9 +86,10 @@ export const MAX_THROWN_TEXT = 16 * 1024;
  */
 export function shownName(name: string): string {
   const quoted = JSON.stringify(name.length > 64 ? `${cutText(name, 64)}…` : name);
-  // JSON leaves these as they are; a log viewer may break a line or turn the text around there.
+  // JSON leaves these as they are: C1 controls (a terminal may take U+009B for CSI), and what
+  // a log viewer may break a line at, turn the text around at, or not show.
   return quoted.replace(
-    /[\u0085\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g,
+    /[\u0080-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufe00-\ufe0f\ufeff\ufff9-\ufffb]/g,
     (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`,
   );
 }

@@ -552,11 +552,15 @@ async function compileOrThrow(bytes: Uint8Array): Promise<WebAssembly.Module> {
 /** The engine's compile error; `offset` is the failure's position when the engine gives none. */
 function compilationError(err: unknown, offset?: number): CompilationError {
   const message = err instanceof Error ? err.message : String(err);
-  const at = /@\+(\d+)/.exec(message);
-  // The engine quotes the guest's names (exports, functions): shown escaped.
+  // The engine's offset ends its message (a name it quotes may hold another "@+").
+  const at = /@\+(\d+)$/.exec(message);
+  // The engine quotes the guest's names (exports, functions): shown escaped, in the cause too
+  // (an uncaught error prints its causes).
   const detail = visibleText(message.replace(/^WebAssembly\.compile\(\): /, ""));
   return new CompilationError(`Cannot compile module: ${detail}`, {
-    cause: err,
+    cause: err instanceof WebAssembly.CompileError
+      ? new WebAssembly.CompileError(visibleText(message))
+      : err,
     ...(at !== null ? { offset: Number(at[1]) } : offset !== undefined ? { offset } : {}),
   });
 }

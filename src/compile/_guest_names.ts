@@ -158,11 +158,13 @@ function printableUtf8(bytes: Uint8Array, start: number, end: number): boolean {
  * tags.
  */
 function isHiddenCode(code: number): boolean {
-  return code <= 0x9f || code === 0xad || code === 0x61c || code === 0x180e ||
-    (code >= 0x200b && code <= 0x200f) || (code >= 0x2028 && code <= 0x202e) ||
-    (code >= 0x2060 && code <= 0x206f) || (code >= 0xfe00 && code <= 0xfe0f) ||
-    code === 0xfeff || (code >= 0xfff9 && code <= 0xfffd) ||
-    (code >= 0xe0000 && code <= 0xe007f);
+  return code <= 0x9f || code === 0xad || code === 0x34f || code === 0x61c ||
+    code === 0x115f || code === 0x1160 || code === 0x17b4 || code === 0x17b5 ||
+    (code >= 0x180b && code <= 0x180e) || (code >= 0x200b && code <= 0x200f) ||
+    (code >= 0x2028 && code <= 0x202e) || (code >= 0x2060 && code <= 0x206f) ||
+    code === 0x3164 || (code >= 0xfe00 && code <= 0xfe0f) || code === 0xfeff ||
+    code === 0xffa0 || (code >= 0xfff9 && code <= 0xfffd) ||
+    (code >= 0x1d173 && code <= 0x1d17a) || (code >= 0xe0000 && code <= 0xe01ef);
 }
 
 /**

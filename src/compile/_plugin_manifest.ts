@@ -5,6 +5,7 @@
  * @module
  */
 
+import { visibleText } from "./_guest_names.ts";
 import { shownName } from "../common/mod.ts";
 import { Capability } from "../capability.ts";
 import { CompilationError } from "../errors.ts";
@@ -135,9 +136,11 @@ export function decodeManifestSection(content: Uint8Array): PluginManifest {
       `the module's "${MANIFEST_SECTION}" section`,
     );
   } catch (cause) {
+    // The parser's message quotes the guest's text: escaped, as its cause's.
+    const message = visibleText(String((cause as Error)?.message));
     throw new CompilationError(
-      `Cannot read the module's "${MANIFEST_SECTION}" section: ${(cause as Error).message}`,
-      { cause },
+      `Cannot read the module's "${MANIFEST_SECTION}" section: ${message}`,
+      { cause: new Error(message) },
     );
   }
 }

@@ -326,6 +326,16 @@ testEachIsolation(
       );
       assert.match(error.message, /Duplicate export/);
       assert.doesNotMatch(error.message, /\n/);
+      // Its cause too: an uncaught error prints its causes.
+      assert.doesNotMatch(String((error.cause as Error).message), /\n/);
+    });
+    await t.step("nor choose the offset the error reports", async () => {
+      const bytes = namedModule(bytesOf("f"), { exportName: bytesOf("x@+1") });
+      const error = await assertRejectsWith(
+        () => runtime.compile("twice", bytes),
+        CompilationError,
+      );
+      assert.ok(error.offset !== undefined && error.offset > 8, `offset ${error.offset}`);
     });
     await t.step("printable names stay: frames name their functions", async () => {
       const bytes = namedModule(bytesOf("visible_name"));

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { ResourceLimitError } from "../../mod.ts";
+import { parseJsonOutput } from "../../src/_json_output.ts";
 import { assertRejectsWith, testEachIsolation } from "../_helpers.ts";
 import { within } from "./_within.ts";
 
@@ -108,3 +109,19 @@ testEachIsolation(
     });
   },
 );
+
+Deno.test("callJson's estimate counts an object with array-index keys as the store it gets", () => {
+  // 8 MiB of {"99":0}: estimated at 97 MB and parsed within a 130 MiB budget, it took
+  // twice that (V8 gives such an object an elements store of its own).
+  const item = '{"99":0},';
+  const text = `[${item.repeat(Math.floor((8 << 20) / item.length)).slice(0, -1)}]`;
+  assert.throws(() => parseJsonOutput("indexed", new TextEncoder().encode(text), 130), {
+    name: "ResourceLimitError",
+  });
+  // The same objects with a key that is no index parse.
+  const named = text.replaceAll('"99"', '"ab"');
+  assert.equal(
+    (parseJsonOutput("named", new TextEncoder().encode(named), 130) as unknown[]).length > 0,
+    true,
+  );
+});
