@@ -58,6 +58,8 @@ const OPEN_OBJECT = 0x7b;
 const CLOSE_ARRAY = 0x5d;
 const CLOSE_OBJECT = 0x7d;
 const COMMA = 0x2c;
+const LETTER_U = 0x75;
+const DIGIT_ZERO = 0x30;
 const COLON = 0x3a;
 
 /** An eighth of the engine's heap limit for this process. */
@@ -137,8 +139,9 @@ function estimateHeap(bytes: Uint8Array, budget: number): number {
     const byte = bytes[i]!;
     if (inString) {
       if (byte === BACKSLASH) {
-        i++;
-        digits = false;
+        // An escape may stand for a digit (`"9\u0039"` is the index 99): it leaves the key
+        // counted as one, which overcharges only keys made of escapes.
+        i += bytes[i + 1] === LETTER_U ? 5 : 1;
       } else if (byte === QUOTE) {
         inString = false;
         indexKey = digits;
@@ -147,7 +150,9 @@ function estimateHeap(bytes: Uint8Array, budget: number): number {
       }
     } else if (byte === QUOTE) {
       inString = true;
-      digits = bytes[i + 1] !== QUOTE; // "" is no index
+      // "" is no index, nor a number with a leading zero ("01").
+      const first = bytes[i + 1];
+      digits = first !== QUOTE && !(first === DIGIT_ZERO && bytes[i + 2] !== QUOTE);
     } else if (byte === OPEN_ARRAY || byte === OPEN_OBJECT) {
       if (++depth > MAX_JSON_DEPTH) return DEEP;
       indexed[depth] = 0;

@@ -140,7 +140,8 @@ export function decodeManifestSection(content: Uint8Array): PluginManifest {
     const message = visibleText(String((cause as Error)?.message));
     throw new CompilationError(
       `Cannot read the module's "${MANIFEST_SECTION}" section: ${message}`,
-      { cause: new Error(message) },
+      // A parser's SyntaxError stays one; the manifest check's own errors escape their text.
+      { cause: cause instanceof SyntaxError ? new SyntaxError(message) : cause },
     );
   }
 }

@@ -118,7 +118,16 @@ Deno.test("callJson's estimate counts an object with array-index keys as the sto
   assert.throws(() => parseJsonOutput("indexed", new TextEncoder().encode(text), 130), {
     name: "ResourceLimitError",
   });
-  // The same objects with a key that is no index parse.
+  // Nor does an escape hide one ("9\u0039" is 99).
+  const escaped = text.replaceAll('"99"', '"9\\u0039"');
+  assert.throws(() => parseJsonOutput("escaped", new TextEncoder().encode(escaped), 130), {
+    name: "ResourceLimitError",
+  });
+  // The same objects with a key that is no index parse ("01" is none).
+  const leading = text.replaceAll('"99"', '"01"');
+  assert.ok(
+    (parseJsonOutput("leading", new TextEncoder().encode(leading), 130) as unknown[]).length,
+  );
   const named = text.replaceAll('"99"', '"ab"');
   assert.equal(
     (parseJsonOutput("named", new TextEncoder().encode(named), 130) as unknown[]).length > 0,
