@@ -1497,9 +1497,8 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     const readyAt = this.#backend.readyAt;
     if (readyAt > start) start = readyAt;
     this.#metrics.record(name, start, end, error, this.#backend.memoryBytes(), fuelUsed);
-    // A command's instance is gone: its memory counts for the peak only.
-    const commandBytes = this.#backend.takeCommandMemoryBytes();
-    if (commandBytes > 0) this.#metrics.observePeak(commandBytes);
+    // A command's instance is gone: its memory counts for the peak only (run() is "_start").
+    if (name === "_start") this.#metrics.observePeak(this.#backend.takeCommandMemoryBytes());
     const ran = this.#state === "running";
     if (ran) this.#state = this.#restState;
     // The next caller's turn before the events: a listener's call queues behind it.

@@ -5,11 +5,28 @@ import {
   PluginManager,
   PluginStateError,
   UNLIMITED_LIMITS,
+  type WasmPlugin,
+  type WasmRuntime,
 } from "../mod.ts";
 import { assertRejectsWith, holdingTool, testEachIsolation } from "./_helpers.ts";
 import { CALLS_WAT, toolCallWat } from "./fixtures/wat.ts";
 
 const PERMISSIONS: Deno.PermissionOptions = { read: true };
+
+/**
+ * A plugin whose export "call" waits on tool `name`, which answers once
+ * released ("ok" answers 7 at once).
+ */
+async function pluginWithHeldTool(
+  runtime: WasmRuntime,
+  name: string,
+): Promise<{ plugin: WasmPlugin; release: () => void }> {
+  const { release } = holdingTool(runtime, name);
+  const plugin = await runtime.createPluginFromWat(toolCallWat(name), {
+    capabilities: [Capability.CallTool],
+  });
+  return { plugin, release };
+}
 
 /** Whether `promise` settles within `ms`. */
 async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
@@ -132,10 +149,8 @@ testEachIsolation(
     // They waited in line behind the pause with no deadline, until a resume() that the
     // manager's anomaly action never makes.
     await using runtime = createRuntime();
-    const { release } = holdingTool(runtime, "holdp");
-    await using plugin = await runtime.createPluginFromWat(toolCallWat("holdp"), {
-      capabilities: [Capability.CallTool],
-    });
+    const { plugin, release } = await pluginWithHeldTool(runtime, "holdp");
+    await using _plugin = plugin;
     const running = plugin.callI32("call");
     const ahead = plugin.callI32("ok"); // waiting before the pause: runs before it
     const paused = plugin.pause();
@@ -301,10 +316,8 @@ testEachIsolation(
     // The first caller in line got the turn, the others ran (or were refused as "running")
     // with a turn that held nothing.
     await using runtime = createRuntime();
-    const { release } = holdingTool(runtime, "holdr");
-    await using plugin = await runtime.createPluginFromWat(toolCallWat("holdr"), {
-      capabilities: [Capability.CallTool],
-    });
+    const { plugin, release } = await pluginWithHeldTool(runtime, "holdr");
+    await using _plugin = plugin;
     plugin.addEventListener("state_changed", (event) => {
       if ((event as CustomEvent<{ to: string }>).detail.to === "paused") plugin.resume();
     });

@@ -16,6 +16,8 @@
  * @module
  */
 
+import { Cursor, Malformed } from "./_cursor.ts";
+
 /**
  * The most bytes of a module or function name the engine is shown: Rust's
  * mangled names reach 1 200 bytes (biome), and V8 prints ten frames.
@@ -40,23 +42,22 @@ const HIDDEN = [0x4e, 0x41, 0x4d, 0x45]; // "NAME"
  */
 export function hideUnprintableNames(bytes: Uint8Array): Uint8Array {
   let out = bytes;
-  let pos = 8;
+  const cursor = new Cursor(bytes, 8, bytes.length);
   try {
-    while (pos < bytes.length) {
-      const id = bytes[pos++]!;
-      const size = leb(bytes, pos, bytes.length);
-      const next = lebEnd;
-      const end = next + size;
+    while (cursor.pos < cursor.end) {
+      const id = cursor.u8();
+      const size = cursor.leb();
+      const end = cursor.pos + size;
       if (end > bytes.length) break; // the parser reports it
-      const content = id === CUSTOM_SECTION ? nameSectionContent(bytes, next, end) : -1;
-      if (content >= 0 && !printableNames(bytes, content, end)) {
+      const content = id === CUSTOM_SECTION ? nameSectionContent(bytes, cursor.pos, end) : -1;
+      if (content >= 0 && !printableNames(new Cursor(bytes, content, end))) {
         if (out === bytes) out = bytes.slice();
         out.set(HIDDEN, content - 4);
       }
-      pos = end;
+      cursor.pos = end;
     }
   } catch (err) {
-    if (!(err instanceof Unreadable)) throw err;
+    if (!(err instanceof Malformed)) throw err;
   }
   return out;
 }
@@ -67,51 +68,47 @@ export function hideUnprintableNames(bytes: Uint8Array): Uint8Array {
  * else -1.
  */
 function nameSectionContent(bytes: Uint8Array, start: number, end: number): number {
-  if (leb(bytes, start, end) !== 4 || lebEnd + 4 > end) return -1;
-  const at = lebEnd;
-  for (let i = 0; i < 4; i++) if (bytes[at + i] !== NAME[i]) return -1;
-  return at + 4;
+  const cursor = new Cursor(bytes, start, end);
+  if (cursor.leb() !== 4 || cursor.pos + 4 > end) return -1;
+  for (let i = 0; i < 4; i++) if (bytes[cursor.pos + i] !== NAME[i]) return -1;
+  return cursor.pos + 4;
 }
 
-/** Whether the subsections in `[pos, end)` read whole, with printable module and function names. */
-function printableNames(bytes: Uint8Array, pos: number, end: number): boolean {
+/** Whether the subsections at `cursor` read whole, with printable module and function names. */
+function printableNames(cursor: Cursor): boolean {
   try {
-    while (pos < end) {
-      const id = bytes[pos++]!;
-      const size = leb(bytes, pos, end);
-      const stop = lebEnd + size;
-      const start = lebEnd;
-      if (stop > end) return false;
+    while (cursor.pos < cursor.end) {
+      const id = cursor.u8();
+      const stop = cursor.leb() + cursor.pos;
+      if (stop > cursor.end) return false;
+      const subsection = new Cursor(cursor.bytes, cursor.pos, stop);
       if (id === MODULE_NAME) {
-        if (printableName(bytes, start, stop) !== stop) return false;
+        if (!printableName(subsection)) return false;
       } else if (id === FUNCTION_NAMES) {
-        let count = leb(bytes, start, stop);
-        let at = lebEnd;
-        for (; count > 0; count--) {
-          leb(bytes, at, stop); // the function's index
-          at = lebEnd;
-          const after = printableName(bytes, at, stop);
-          if (after < 0) return false;
-          at = after;
+        for (let count = subsection.leb(); count > 0; count--) {
+          subsection.leb(); // the function's index
+          if (!printableName(subsection)) return false;
         }
-        if (at !== stop) return false;
+      } else {
+        subsection.pos = stop;
       }
-      pos = stop;
+      if (subsection.pos !== stop) return false;
+      cursor.pos = stop;
     }
     return true;
   } catch (err) {
-    if (err instanceof Unreadable) return false;
+    if (err instanceof Malformed) return false;
     throw err;
   }
 }
 
-/** Reads a name at `pos`; returns where it ends, or -1 if it is too long or not printable. */
-function printableName(bytes: Uint8Array, pos: number, end: number): number {
-  const length = leb(bytes, pos, end);
-  const start = lebEnd;
-  const stop = start + length;
-  if (length > MAX_GUEST_NAME_BYTES || stop > end) return -1;
-  return printableUtf8(bytes, start, stop) ? stop : -1;
+/** Reads a name at `cursor`; whether it is short and printable. */
+function printableName(cursor: Cursor): boolean {
+  const length = cursor.leb();
+  const start = cursor.pos;
+  cursor.pos += length;
+  if (length > MAX_GUEST_NAME_BYTES || cursor.pos > cursor.end) return false;
+  return printableUtf8(cursor.bytes, start, cursor.pos);
 }
 
 /**
@@ -193,25 +190,4 @@ function escapeCode(code: number): string {
   if (code <= 0xffff) return hex(code);
   const high = 0xd800 + ((code - 0x10000) >> 10);
   return hex(high) + hex(0xdc00 + ((code - 0x10000) & 0x3ff));
-}
-
-/** Thrown on bytes that cannot be read. */
-class Unreadable extends Error {}
-
-/** Where the last {@linkcode leb} read ended (no pair allocated per name). */
-let lebEnd = 0;
-
-/** An unsigned LEB128 at `pos` (before `end`); where it ends goes to {@linkcode lebEnd}. */
-function leb(bytes: Uint8Array, pos: number, end: number): number {
-  let result = 0;
-  for (let shift = 0; shift < 35; shift += 7) {
-    if (pos >= end) throw new Unreadable();
-    const byte = bytes[pos++]!;
-    result += (byte & 0x7f) * 2 ** shift;
-    if ((byte & 0x80) === 0) {
-      lebEnd = pos;
-      return result;
-    }
-  }
-  throw new Unreadable();
 }

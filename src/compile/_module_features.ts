@@ -42,6 +42,7 @@
  */
 
 import { CompilationError } from "../errors.ts";
+import { Cursor, Malformed } from "./_cursor.ts";
 import type { ModuleInfo } from "../instrument/mod.ts";
 
 const TYPE_SECTION = 1;
@@ -69,33 +70,6 @@ export interface GcTypeDefinition {
   readonly form: string;
   /** Byte offset of its form code in the module. */
   readonly offset: number;
-}
-
-/** Thrown by the scanner on bytes it cannot read; the caller's parser reports those. */
-class Malformed extends Error {}
-
-/** A minimal cursor: only what reading the type section needs. */
-class Cursor {
-  pos: number;
-  constructor(readonly bytes: Uint8Array, pos: number, readonly end: number) {
-    this.pos = pos;
-  }
-
-  u8(): number {
-    if (this.pos >= this.end) throw new Malformed();
-    return this.bytes[this.pos++]!;
-  }
-
-  /** Unsigned LEB128 (also skips a signed one: only the length matters). */
-  leb(): number {
-    let result = 0;
-    for (let shift = 0; shift < 35; shift += 7) {
-      const byte = this.u8();
-      result += (byte & 0x7f) * 2 ** shift;
-      if ((byte & 0x80) === 0) return result;
-    }
-    throw new Malformed();
-  }
 }
 
 /**

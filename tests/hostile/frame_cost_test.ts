@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { CompilationError, FuelExhaustedError, TimeoutError, WasmRuntime } from "../../mod.ts";
 import { assertRejectsWith, testEachIsolation } from "../_helpers.ts";
+import { assemble, leb } from "../instrument/_wasm.ts";
 
 /**
  * `warm` runs a fast loop for about `ms` (the fuel slices and the clock's
@@ -82,21 +83,14 @@ Deno.test("A module declaring millions of locals is refused before the engine re
   // the host's thread for seconds (a 1 MB module: 2.5-10 s).
   const functions = 100_000;
   const body = [6, 1, 0xd0, 0x86, 0x03, 0x7f, 0x01, 0x0b]; // size 6: 50 000 i32, nop, end
-  const sections = [
-    [0x01, 0x04, 0x01, 0x60, 0x00, 0x00], // type: () -> ()
-    [
-      0x03,
-      ...leb(leb(functions).length + functions),
-      ...leb(functions),
-      ...Array(functions).fill(0),
-    ],
-    [0x0a, ...leb(leb(functions).length + functions * body.length), ...leb(functions)],
-  ];
-  const bytes = new Uint8Array([
-    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
-    ...sections.flat(),
-    ...Array.from({ length: functions }, () => body).flat(),
-  ]);
+  const code = new Uint8Array(leb(functions).length + functions * body.length);
+  code.set(leb(functions));
+  for (let at = leb(functions).length; at < code.length; at += body.length) code.set(body, at);
+  const bytes = assemble(
+    [1, [1, 0x60, 0, 0]], // type: () -> ()
+    [3, [...leb(functions), ...new Array(functions).fill(0)]],
+    [10, code],
+  );
   await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
   const started = performance.now();
   const error = await assertRejectsWith(() => runtime.compile("locals", bytes), CompilationError);
@@ -104,14 +98,3 @@ Deno.test("A module declaring millions of locals is refused before the engine re
   const tookMs = performance.now() - started;
   assert.ok(tookMs < 500, `refused after ${tookMs.toFixed(0)} ms`);
 });
-
-/** Unsigned LEB128 of `value`. */
-function leb(value: number): number[] {
-  const out: number[] = [];
-  do {
-    const byte = value & 0x7f;
-    value >>>= 7;
-    out.push(value === 0 ? byte : byte | 0x80);
-  } while (value !== 0);
-  return out;
-}

@@ -19,6 +19,7 @@ import {
 } from "../../mod.ts";
 import { assertRejectsWith, bytesOf, testEachIsolation, textOf } from "../_helpers.ts";
 import { HOST_FUNCTIONS, type HostFunctionName, hostFunctionsWat } from "../fixtures/wat.ts";
+import { HEADER, leb } from "../instrument/_wasm.ts";
 
 /** "hi", a stray byte, an overlong NUL, an encoded surrogate, "!": nothing valid after "hi". */
 const INVALID = new Uint8Array([0x68, 0x69, 0xff, 0xc0, 0x80, 0xed, 0xa0, 0x80, 0x21]);
@@ -256,15 +257,6 @@ function namedModule(
     exportName?: Uint8Array;
   } = {},
 ): Uint8Array {
-  const leb = (value: number): number[] => {
-    const out: number[] = [];
-    do {
-      const byte = value & 0x7f;
-      value >>>= 7;
-      out.push(value === 0 ? byte : byte | 0x80);
-    } while (value !== 0);
-    return out;
-  };
   const vec = (bytes: number[]): number[] => [...leb(bytes.length), ...bytes];
   const functionNames = [1, ...vec([...leb(count), 0, ...vec([...name])])];
   const sections = [
@@ -276,7 +268,7 @@ function namedModule(
     [10, ...vec([1, ...vec([0, ...body, 0x0b])])],
     [0, ...vec([...sectionName, ...bytesOf("name"), ...functionNames, ...tail])],
   ];
-  return new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, ...sections.flat()]);
+  return new Uint8Array([...HEADER, ...sections.flat()]);
 }
 
 const FORGED = "\n    at host_secret_check (file:///etc/passwd:1:1)\n";
