@@ -329,3 +329,47 @@ Deno.test({
   assert.equal(await plugin.run({ signal: controller.signal }).catch((err) => err), reason);
   assert.equal((await plugin.metrics()).peakMemoryBytes, 41 * 65536);
 });
+
+testEachIsolation(
+  "A run a host function held past its deadline times out with its output and memory",
+  {
+    permissions: "none",
+  },
+  async (_t, kit) => {
+    // A linker function that holds the host thread past the deadline (no timer can fire) and
+    // then returns: the guest writes and returns at once. A worker's run succeeded or timed out
+    // by a race, and a late result lost the output and the memory that inline keeps.
+    await using runtime = kit.createRuntime();
+    const compiled = await runtime.compileWat(
+      "late",
+      `(module
+      (import "wasi_snapshot_preview1" "fd_write"
+        (func $write (param i32 i32 i32 i32) (result i32)))
+      (import "env" "hold" (func $hold))
+      (memory (export "memory") 1)
+      (data (i32.const 16) "late\\n")
+      (func (export "_start")
+        (drop (memory.grow (i32.const 40)))
+        (i32.store (i32.const 0) (i32.const 16))
+        (i32.store (i32.const 4) (i32.const 5))
+        (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+        (call $hold)))`,
+    );
+    const holdMs = 150;
+    const linker = runtime.createLinker().funcWrap("env", "hold", () => {
+      const end = performance.now() + holdMs;
+      while (performance.now() < end);
+    });
+    await using plugin = await runtime.createPluginWithLinker(compiled, {
+      capabilities: [Capability.Wasi, Capability.CallHostFunction],
+      resourceLimits: { maxExecutionTimeMs: 100 },
+    }, linker);
+    for (let round = 0; round < 3; round++) {
+      const err = await assertRejectsWith(() => plugin.run(), TimeoutError);
+      assert.equal(decoder.decode(err.output?.stdout), "late\n");
+    }
+    const metrics = await plugin.metrics();
+    assert.equal(metrics.peakMemoryBytes, 41 * 65536);
+    assert.equal(metrics.failureCount, 3);
+  },
+);

@@ -258,6 +258,15 @@ function fitsAhead(values: readonly WireValue[]): boolean {
   return bytes <= MAX_AHEAD_BYTES;
 }
 
+/**
+ * Whether a reply's `values` (after the usage) are a command's: its error or
+ * exit code, stdout, stderr, truncated, memory size. No typed call's results
+ * hold bytes.
+ */
+function isCommandReply(values: unknown[]): boolean {
+  return values.length === 5 && values[1] instanceof Uint8Array;
+}
+
 function rawResult(results: unknown[]): unknown {
   if (results.length === 0) return undefined;
   return results.length === 1 ? results[0] : results;
@@ -1043,20 +1052,20 @@ class WorkerBackend implements PluginBackend {
   }
 
   /**
-   * `error`, with the output of the failed command whose reply's `values`
-   * (after the usage) carry it: error, stdout, stderr, truncated, and the
-   * command instance's memory size (see `_worker_main.ts`).
+   * `error`, with the output of the command whose reply's `values` (after
+   * the usage) carry it: its error or exit code, stdout, stderr, truncated,
+   * and the command instance's memory size (see `_worker_main.ts`).
    */
   #withOutputOf(values: unknown[], error: unknown): unknown {
-    if (values.length !== 5) return error;
+    if (!isCommandReply(values)) return error;
     this.#noteCommandMemory(values);
     const [, stdout, stderr, truncated] = values as [string, Uint8Array, Uint8Array, number];
     return withCommandOutput(error, { stdout, stderr, outputTruncated: truncated === 1 });
   }
 
-  /** Keeps the memory size of the failed command whose reply's `values` carry it (see above). */
+  /** Keeps the memory size of the command whose reply's `values` carry it (see above). */
   #noteCommandMemory(values: unknown[]): void {
-    if (values.length === 5) this.#commandMemoryBytes = values[4] as number;
+    if (isCommandReply(values)) this.#commandMemoryBytes = values[4] as number;
   }
 
   /** Takes the fuel used and the memory size off the end of a `Result` or `Failure` reply. */
@@ -1162,6 +1171,10 @@ class WorkerBackend implements PluginBackend {
             // Not a start function's: the accesses waiting then wait for what started the worker.
             if (!start) this.#takeOverQueuedAccesses(pending);
             this.#serveHostCall(channel, message, pending);
+            // One that held this thread past the deadline (no timer could fire) answered a
+            // guest that runs on after it: the call is late whatever it does next, as inline,
+            // not only if its answer loses the race with the check below.
+            if (pending.answered && performance.now() >= watch.deadline) watch.expire();
           }
           continue;
         }
@@ -1184,10 +1197,9 @@ class WorkerBackend implements PluginBackend {
           // reached it: the call answers as it ended, as inline, so that a caller told
           // "aborted" may retry it. (Past the deadline, the plugin makes it a TimeoutError.)
           const values = this.#readUsage(message);
-          if (message.op !== ToHost.Failure) throw stopping.reason;
-          // A command's memory counts in the peak whatever ended it; its output goes only with
-          // the timeout made for this call, not with an abort's or a stop's reason, which other
-          // calls may share.
+          // A command's memory counts in the peak whatever ended it; its output (a late
+          // result's too, as inline) goes only with the timeout made for this call, not with an
+          // abort's or a stop's reason, which other calls may share.
           this.#noteCommandMemory(values);
           throw stopping.expired ? this.#withOutputOf(values, stopping.reason) : stopping.reason;
         }
