@@ -996,14 +996,14 @@ async function inspect(args: ParsedArgs, io: CliIo): Promise<number> {
   for (const item of report.imports) {
     const needs = item.capability === undefined ? "" : `  [${item.capability}]`;
     io.stdout(
-      `  ${printable(item.module ?? "")}.${printable(item.name)}: ${signature(item)}${needs}`,
+      `  ${shownName(item.module ?? "")}.${shownName(item.name)}: ${signature(item)}${needs}`,
     );
   }
   io.stdout(`exports (${report.exports.length}):`);
-  for (const item of report.exports) io.stdout(`  ${printable(item.name)}: ${signature(item)}`);
+  for (const item of report.exports) io.stdout(`  ${shownName(item.name)}: ${signature(item)}`);
   for (const memory of report.memories) {
     const names = memory.exportNames.length > 0
-      ? ` exported as ${memory.exportNames.map((name) => printable(name)).join(", ")}`
+      ? ` exported as ${memory.exportNames.map((name) => shownName(name)).join(", ")}`
       : "";
     const imported = memory.imported ? " (imported)" : "";
     io.stdout(`memory ${memory.index}${imported}: ${memory.limits} pages${names}`);
@@ -1013,7 +1013,7 @@ async function inspect(args: ParsedArgs, io: CliIo): Promise<number> {
     io.stdout(`table ${table.index}${imported}: ${table.refType}, ${table.limits}`);
   }
   for (const section of report.customSections) {
-    io.stdout(`custom section "${printable(section.name)}": ${section.sizeBytes} bytes`);
+    io.stdout(`custom section "${shownName(section.name)}": ${section.sizeBytes} bytes`);
   }
   if (report.manifest !== null) {
     io.stdout(`manifest: ${printable(JSON.stringify(report.manifest))}`);
@@ -1025,18 +1025,35 @@ async function inspect(args: ParsedArgs, io: CliIo): Promise<number> {
 /**
  * A name or text the module chose, as a terminal may show it: control
  * characters (which could move the cursor, erase lines and print others in
- * their place), line breaks and bidirectional overrides escaped as `\uXXXX`.
- * `keepLines` keeps line feeds and tabs (for error messages).
+ * their place), line breaks, marks changing direction and characters a
+ * reader does not see (zero-width, invisible fillers, tags, variation
+ * selectors: the set the library escapes in its messages) escaped as
+ * `\uXXXX`. `keepLines` keeps line feeds and tabs (for error messages).
  */
 function printable(text: string, keepLines = false): string {
-  return text.replace(
-    // deno-lint-ignore no-control-regex -- the control characters are what it escapes
-    /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g,
-    (char) =>
-      keepLines && (char === "\n" || char === "\t")
-        ? char
-        : `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`,
-  );
+  return text.replace(HIDDEN, (char) => {
+    if (keepLines && (char === "\n" || char === "\t")) return char;
+    let escaped = "";
+    for (let i = 0; i < char.length; i++) {
+      escaped += `\\u${char.charCodeAt(i).toString(16).padStart(4, "0")}`;
+    }
+    return escaped;
+  });
+}
+
+/** What {@linkcode printable} escapes (lone surrogates too: a terminal cannot show them). */
+const HIDDEN =
+  // deno-lint-ignore no-control-regex -- the control characters are what it escapes
+  /[\u0000-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffd\u{1d173}-\u{1d17a}\u{e0000}-\u{e01ef}\ud800-\udfff]/gu;
+
+/** The longest name `inspect` prints whole; a longer one is cut and says how long it is. */
+const MAX_SHOWN_NAME = 256;
+
+/** A name the module chose, {@linkcode printable} and cut at {@linkcode MAX_SHOWN_NAME}. */
+function shownName(name: string): string {
+  if (name.length <= MAX_SHOWN_NAME) return printable(name);
+  const cut = name.slice(0, MAX_SHOWN_NAME).replace(/[\ud800-\udbff]$/, "");
+  return `${printable(cut)}… (${name.length} characters)`;
 }
 
 /**

@@ -169,7 +169,8 @@ export class InvalidFunctionError extends WasmError {
    */
   constructor(message: string | undefined, options: ErrorOptions & { functionName: string }) {
     super(
-      message ?? `Function not found: "${options.functionName}" is not an exported function`,
+      message ??
+        `Function not found: ${shownName(options.functionName)} is not an exported function`,
       options,
     );
     this.name = "InvalidFunctionError";

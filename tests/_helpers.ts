@@ -221,7 +221,7 @@ export function bytesOf(text: string): Uint8Array {
 
 /** Decodes UTF-8. */
 export function textOf(bytes: Uint8Array): string {
-  return new TextDecoder().decode(bytes);
+  return new TextDecoder("utf-8", { ignoreBOM: true }).decode(bytes);
 }
 
 /** Writes `text` into the plugin's memory at `ptr`; returns `[ptr, byteLength]`. */

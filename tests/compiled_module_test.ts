@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import {
   Capability,
   CompiledModule,
+  ImportNotFoundError,
   PluginManager,
   type PluginManifest,
   WasmRuntime,
@@ -208,4 +209,34 @@ Deno.test("Only the CompiledModule a runtime returned makes plugins; copies desc
     await using second = await other.createPlugin(compiled);
     assert.equal(await second.callI32("answer"), 42);
   });
+});
+
+Deno.test("A name's leading U+FEFF is part of the name", {
+  permissions: "none",
+}, async () => {
+  // Decoded as a byte order mark and dropped, "\ufeffrun" was listed as "run" (twice, next to
+  // the real one) and could not be called, and "env"."\ufeffhost_log" passed for host_log.
+  await using runtime = inlineRuntime();
+  const compiled = await runtime.compileWat(
+    "marked",
+    `(module
+      (import "env" "\\ef\\bb\\bfhost_log" (func (param i32 i32 i32)))
+      (func (export "\\ef\\bb\\bfrun") (result i32) (i32.const 1))
+      (func (export "run") (result i32) (i32.const 2)))`,
+  );
+  assert.deepEqual(compiled.exports.map((item) => item.name), ["\ufeffrun", "run"]);
+  assert.equal(compiled.imports[0]?.name, "\ufeffhost_log");
+  assert.equal(compiled.imports[0]?.capability, Capability.CallHostFunction);
+  await assertRejectsWith(() => runtime.createPlugin(compiled), ImportNotFoundError, {
+    importName: "\ufeffhost_log",
+  });
+  const callable = await runtime.compileWat(
+    "callable",
+    `(module
+      (func (export "\\ef\\bb\\bfrun") (result i32) (i32.const 1))
+      (func (export "run") (result i32) (i32.const 2)))`,
+  );
+  await using plugin = await runtime.createPlugin(callable);
+  assert.equal(await plugin.callI32("\ufeffrun"), 1);
+  assert.equal(await plugin.callI32("run"), 2);
 });

@@ -210,6 +210,30 @@ testEachIsolation("env.host_log writes to the plugin's logger category", {
   });
 });
 
+testEachIsolation("A leading U+FEFF is part of a guest's text, not a mark to drop", {
+  permissions: "none",
+}, async (t, { loadPlugin }) => {
+  // Decoders drop a leading byte order mark by default: "\ufeffkey" read the value of "key",
+  // and a log record lost its first character.
+  await using logs = await capturePluginLogs();
+  await using loaded = await loadHostPlugin(loadPlugin, {
+    capabilities: [Capability.ReadConfig],
+    config: { key: "plain", "\ufeffkey": "marked" },
+  });
+  const { plugin } = loaded;
+
+  await t.step("a config key", async () => {
+    assert.equal((await ask(plugin, "host_get_config", "\ufeffkey")).text, "marked");
+    assert.equal((await ask(plugin, "host_get_config", "key")).text, "plain");
+  });
+
+  await t.step("a log record", async () => {
+    const [ptr, len] = await putString(plugin, KEY, "\ufeffhello");
+    await plugin.callVoid("host_log", [1, ptr, len]);
+    assert.equal(logs.records.at(-1)?.properties.message, "\ufeffhello");
+  });
+});
+
 testEachIsolation("env.host_get_config and host_set_config read and write the config map", {
   permissions: "none",
 }, async (t, { loadPlugin }) => {

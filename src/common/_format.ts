@@ -77,7 +77,8 @@ export const MAX_THROWN_TEXT = 16 * 1024;
 /**
  * A name a guest chose (an import, an export, a manifest field), as error
  * messages show it: quoted and escaped as JSON, so a control character
- * cannot forge a log line, and cut at 64 characters.
+ * cannot forge a log line, what JSON leaves escaped too (see
+ * {@linkcode visibleText}), and cut at 64 characters.
  *
  * @example
  * ```ts ignore
@@ -85,11 +86,50 @@ export const MAX_THROWN_TEXT = 16 * 1024;
  * ```
  */
 export function shownName(name: string): string {
-  const quoted = JSON.stringify(name.length > 64 ? `${cutText(name, 64)}…` : name);
-  // JSON leaves these as they are: C1 controls (a terminal may take U+009B for CSI), and what
-  // a log viewer may break a line at, turn the text around at, or not show.
-  return quoted.replace(
-    /[\u0080-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufe00-\ufe0f\ufeff\ufff9-\ufffb]/g,
-    (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`,
-  );
+  return visibleText(JSON.stringify(name.length > 64 ? `${cutText(name, 64)}…` : name));
+}
+
+/**
+ * Whether a code point (beyond ASCII) is one a reader does not see as what it
+ * is: C1 controls, soft hyphen, ALM, invisible and zero-width characters,
+ * marks changing direction, line and paragraph separators, invisible
+ * operators, variation selectors, BOM, interlinear annotations, U+FFFD and
+ * tags.
+ */
+export function isHiddenCode(code: number): boolean {
+  return code <= 0x9f || code === 0xad || code === 0x34f || code === 0x61c ||
+    code === 0x115f || code === 0x1160 || code === 0x17b4 || code === 0x17b5 ||
+    (code >= 0x180b && code <= 0x180e) || (code >= 0x200b && code <= 0x200f) ||
+    (code >= 0x2028 && code <= 0x202e) || (code >= 0x2060 && code <= 0x206f) ||
+    code === 0x3164 || (code >= 0xfe00 && code <= 0xfe0f) || code === 0xfeff ||
+    code === 0xffa0 || (code >= 0xfff9 && code <= 0xfffd) ||
+    (code >= 0x1d173 && code <= 0x1d17a) || (code >= 0xe0000 && code <= 0xe01ef);
+}
+
+/**
+ * `text` with every character a reader would not see as what it is (ASCII
+ * controls, and those of {@linkcode isHiddenCode}) escaped as `\uXXXX`: for
+ * engine messages that quote a guest's names.
+ *
+ * @example
+ * ```ts ignore
+ * visibleText("a\nb"); // "a\\u000ab"
+ * ```
+ */
+export function visibleText(text: string): string {
+  let out = "";
+  for (const char of text) {
+    const code = char.codePointAt(0)!;
+    out += code < 0x20 || code === 0x7f || (code >= 0x80 && isHiddenCode(code))
+      ? escapeCode(code)
+      : char;
+  }
+  return out;
+}
+
+function escapeCode(code: number): string {
+  const hex = (unit: number) => `\\u${unit.toString(16).padStart(4, "0")}`;
+  if (code <= 0xffff) return hex(code);
+  const high = 0xd800 + ((code - 0x10000) >> 10);
+  return hex(high) + hex(0xdc00 + ((code - 0x10000) & 0x3ff));
 }

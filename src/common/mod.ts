@@ -13,6 +13,13 @@
 export { CallQueue, isEmptyTurn } from "./_call_queue.ts";
 export type { CallQueueOptions, LeaveOptions } from "./_call_queue.ts";
 export { copyBytes } from "./_copy_bytes.ts";
-export { cutText, describeValue, shownName, thrownText } from "./_format.ts";
+export {
+  cutText,
+  describeValue,
+  isHiddenCode,
+  shownName,
+  thrownText,
+  visibleText,
+} from "./_format.ts";
 export { assertKnownKeys, optionField, optionFields, readOptions } from "./_known_keys.ts";
 export { MAX_TIMER_MS } from "./_timers.ts";

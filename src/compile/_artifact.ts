@@ -6,7 +6,7 @@
  * @module
  */
 
-import { shownName } from "../common/mod.ts";
+import { shownName, visibleText } from "../common/mod.ts";
 import type {
   CompiledModule,
   ModuleCustomSection,
@@ -34,7 +34,7 @@ import {
   RESERVED_EXPORT_PREFIX,
 } from "../instrument/mod.ts";
 import { decodeManifestSection, MANIFEST_SECTION } from "./_plugin_manifest.ts";
-import { hideUnprintableNames, visibleText } from "./_guest_names.ts";
+import { hideUnprintableNames } from "./_guest_names.ts";
 import type { PluginManifest } from "../plugin_manifest.ts";
 import {
   assertBoundedExceptions,

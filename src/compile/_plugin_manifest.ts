@@ -5,8 +5,7 @@
  * @module
  */
 
-import { visibleText } from "./_guest_names.ts";
-import { shownName } from "../common/mod.ts";
+import { shownName, visibleText } from "../common/mod.ts";
 import { Capability } from "../capability.ts";
 import { CompilationError } from "../errors.ts";
 import { resolveLimits } from "./_limit_overrides.ts";

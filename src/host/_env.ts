@@ -160,7 +160,8 @@ function admitLog(ctx: BuiltinContext): boolean {
 }
 
 const encoder = new TextEncoder();
-const lenientDecoder = new TextDecoder();
+// A leading U+FEFF is the text's, not a byte order mark to drop ("\ufeffname" is not "name").
+const lenientDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /**
  * Bytes of a `host_set_error` message the caller gets (as many as a log

@@ -80,7 +80,8 @@ export type ServiceName = keyof HostServices;
 const LOG_LEVELS = ["debug", "info", "warning", "error"] as const;
 
 const encoder = new TextEncoder();
-const lenientDecoder = new TextDecoder();
+// A leading U+FEFF is the text's, not a byte order mark to drop ("\ufeffname" is not "name").
+const lenientDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /** UTF-8 length of a string, without encoding it. */
 function utf8Length(text: string): number {

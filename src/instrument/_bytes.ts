@@ -26,7 +26,8 @@ export class BinaryFormatError extends Error {
   }
 }
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+// A leading U+FEFF is the text's, not a byte order mark to drop ("\ufeffname" is not "name").
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const utf8Encoder = new TextEncoder();
 /** Names up to this many bytes are decoded without `TextDecoder` when they are ASCII. */
 const SHORT_NAME = 32;

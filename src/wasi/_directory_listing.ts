@@ -103,7 +103,8 @@ export function resumeAt(
   return BigInt(at);
 }
 
-const nameDecoder = new TextDecoder();
+// A leading U+FEFF is the text's, not a byte order mark to drop ("\ufeffname" is not "name").
+const nameDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 function decodeName(name: Uint8Array): string {
   return nameDecoder.decode(name);

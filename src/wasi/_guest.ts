@@ -17,7 +17,8 @@ const MAX_IOVECS = 65_536;
 /** The most bytes one call's iovecs may add up to: the result is a u32. */
 const MAX_IO_BYTES = 0xffff_ffff;
 
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+// A leading U+FEFF is the text's, not a byte order mark to drop ("\ufeffname" is not "name").
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const utf8 = new TextEncoder();
 
 /** A guest buffer: `len` bytes at `ptr`. */

@@ -38,7 +38,8 @@ function isInt32(value: number): boolean {
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
+// A leading U+FEFF is the text's, not a byte order mark to drop ("\ufeffname" is not "name").
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /** Encoded short strings (function and service names repeat on every call). */
 const encodedNames = new Map<string, Uint8Array>();

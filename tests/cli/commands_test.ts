@@ -56,6 +56,22 @@ cliTest("inspect", {
     ),
     noStderr: true,
   },
+  "names with characters a reader does not see are escaped, and long ones cut": {
+    args: ["inspect", "tests/cli/fixtures/hidden_names.wat"],
+    code: 0,
+    stdout: new RegExp(
+      [
+        String.raw`exports \(6\):`,
+        String.raw`  a\\u200bb: func \(\) -> \(\)`,
+        String.raw`  \\ufeffbom: func \(\) -> \(\)`,
+        String.raw`  \\u3164filler: func \(\) -> \(\)`,
+        String.raw`  tag\\udb40\\udc41: func \(\) -> \(\)`,
+        String.raw`  vs\\ufe0f: func \(\) -> \(\)`,
+        String.raw`  x{256}… \(1000 characters\): func \(\) -> \(\)`,
+      ].join("\n"),
+    ),
+    noStderr: true,
+  },
   "WASI's random_get needs random as well as wasi": {
     args: ["inspect", "tests/cli/fixtures/write_then_trap.wat"],
     code: 0,

@@ -229,6 +229,8 @@ Deno.test("Names are cut between characters, and line and direction marks are es
   assert.equal(shownName("b\u2028c\u202ed"), '"b\\u2028c\\u202ed"');
   assert.equal(shownName("a".repeat(63) + "😀"), `"${"a".repeat(63)}…"`);
   assert.ok(shownName("a".repeat(63) + "😀").isWellFormed());
+  // The set compile errors escape: fillers and tags printed raw in names (they hide text).
+  assert.equal(shownName("\u3164x\u{e0041}"), '"\\u3164x\\udb40\\udc41"');
 });
 
 Deno.test("More preopens than the default maxOpenFiles leaves room for is a TypeError", {

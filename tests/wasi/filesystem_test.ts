@@ -286,6 +286,16 @@ Deno.test(
       assert.equal(call("fd_close", dir), E.SUCCESS);
     });
 
+    await t.step("a path's leading U+FEFF is part of its name", () => {
+      // Dropped as a byte order mark, "\ufeffhello.txt" opened hello.txt.
+      assert.equal(s.open("\ufeffhello.txt")[0], E.NOENT);
+      const [created, fd] = s.open("\ufeffmarked.txt", { oflags: O_CREAT, rights: FD_WRITE });
+      assert.equal(created, E.SUCCESS);
+      assert.equal(call("fd_close", fd), E.SUCCESS);
+      assert.ok(Deno.statSync(`${s.root}/sandbox/\ufeffmarked.txt`).isFile);
+      assert.equal(s.onPath("path_unlink_file", "\ufeffmarked.txt"), E.SUCCESS);
+    });
+
     await t.step("path_filestat_get follows symlinks only when asked", () => {
       const stat = scratch.alloc(64);
       const [ptr, len] = scratch.put("link-inside");
