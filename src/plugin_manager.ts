@@ -179,6 +179,8 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
    * ```
    *
    * @throws {TypeError} If `config.id` is already loaded, or still unloading.
+   * @throws {PluginStateError} If the manager is closed, or closes before the plugin is
+   * loaded (`state` `"closed"`; its start function, if running, is ended).
    */
   async load(
     source: Uint8Array | ArrayBuffer | CompiledModule,
@@ -287,7 +289,11 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
     config: WasmPluginConfig | undefined,
     options: LoadOptions | undefined,
   ): Promise<PluginHandle> {
-    if (this.#closed) throw new TypeError("Cannot load a plugin: the manager is closed");
+    if (this.#closed) {
+      throw new PluginStateError("Cannot load a plugin: the manager is closed", {
+        state: "closed",
+      });
+    }
     const linker = options === undefined
       ? undefined
       : readOptions("the load options", options, ["linker"]).linker as Linker | undefined;
@@ -346,7 +352,12 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
   async #register(pluginId: string, plugin: WasmPlugin): Promise<PluginHandle> {
     if (this.#closed) {
       await plugin.stop();
-      throw new TypeError(`Cannot load plugin "${pluginId}": the manager was closed meanwhile`);
+      throw new PluginStateError(
+        `Cannot load plugin "${pluginId}": the manager was closed meanwhile`,
+        {
+          state: "closed",
+        },
+      );
     }
     if (this.#idTaken(pluginId)) {
       // Another load with the same id finished first while this one was instantiating.
@@ -918,12 +929,17 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
    *
    * @param options Port, hostname and signal.
    * @returns The running server: its `url`, `close()` and `finished`.
-   * @throws {TypeError} If the manager is closed, or on an unknown or mistyped option.
+   * @throws {PluginStateError} If the manager is closed (`state` `"closed"`).
+   * @throws {TypeError} On an unknown or mistyped option.
    * @throws {RangeError} If `port` is not an integer from 0 to 65535.
    * @throws {unknown} The reason of `signal` if it is already aborted (as `fetch` does).
    */
   serve(options?: ServeOptions): DashboardServer {
-    if (this.#closed) throw new TypeError("Cannot serve the dashboard: the manager is closed");
+    if (this.#closed) {
+      throw new PluginStateError("Cannot serve the dashboard: the manager is closed", {
+        state: "closed",
+      });
+    }
     const server: DashboardServer = startDashboardServer(this, options, {
       durations: (handle) => latencyHistogramOf(this.get(handle)),
       onClose: () => this.#servers.delete(server),

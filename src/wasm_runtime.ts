@@ -22,6 +22,7 @@ import { parseCapabilities } from "./_capability_grants.ts";
 import type { CompiledModule } from "./compile/compiled_module.ts";
 import {
   CapabilityDeniedError,
+  InstantiationError,
   InvalidFunctionError,
   PluginStateError,
   ResourceLimitError,
@@ -360,6 +361,8 @@ export class WasmRuntime implements AsyncDisposable {
    * @throws {OutOfMemoryError} If a declared memory is larger than `maxMemoryPages`.
    * @throws {ImportNotFoundError} If an import is not provided.
    * @throws {InstantiationError} If the start function traps or a segment does not fit.
+   * @throws {PluginStateError} If the runtime is closed, or closes before the plugin is created
+   * (`state` `"closed"`; its start function, if running, is ended).
    */
   createPlugin(compiled: CompiledModule, config?: WasmPluginConfig): Promise<WasmPlugin> {
     return this.#createPlugin(compiled, config, undefined);
@@ -592,6 +595,12 @@ export class WasmRuntime implements AsyncDisposable {
     this.#creations.set(controller, creation);
     try {
       return await creation;
+    } catch (err) {
+      // A close that ended the start function ended the creation: its reason, as when the
+      // close came before the start, not a start function that failed.
+      const { aborted, reason } = controller.signal;
+      if (aborted && err instanceof InstantiationError && err.cause === reason) throw reason;
+      throw err;
     } finally {
       this.#creations.delete(controller);
       until?.removeEventListener("abort", end);

@@ -290,9 +290,15 @@ testEachIsolation(
         closing = manager.close();
         return 0;
       });
+      // The close's own error, not a start function that failed (as a load the close finds
+      // before its start function runs).
       await assertRejectsWith(
         () => manager.loadWat(startingWat("shuts"), { capabilities: [Capability.CallTool] }),
-        InstantiationError,
+        PluginStateError,
+        {
+          state: "closed",
+          message: "Cannot load a plugin: the manager was closed while it started",
+        },
       );
       assert.equal(await settlesWithin(closing!, 1000), true);
     });
@@ -304,7 +310,19 @@ testEachIsolation(
       }).catch((err) => err);
       await new Promise((resolve) => setTimeout(resolve, 50));
       assert.equal(await settlesWithin(manager.close(), 1000), true);
-      assert.ok(await loading instanceof InstantiationError);
+      const error = await loading;
+      assert.ok(error instanceof PluginStateError && error.state === "closed", String(error));
+    });
+    await t.step("and runtime.close() those of the creations in flight", async () => {
+      const local = createRuntime({ resourceLimits: UNLIMITED_LIMITS });
+      holdingTool(local, "stuck");
+      const creating = local.createPluginFromWat(startingWat("stuck"), {
+        capabilities: [Capability.CallTool],
+      }).catch((err) => err);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(await settlesWithin(local.close(), 1000), true);
+      const error = await creating;
+      assert.ok(error instanceof PluginStateError && error.state === "closed", String(error));
     });
   },
 );

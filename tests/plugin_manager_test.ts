@@ -173,7 +173,7 @@ testEachIsolation("PluginManager emits a start function's messages after loaded,
   ]);
   assert.deepEqual(loads.map((load) => load.status).sort(), ["fulfilled", "rejected"]);
   const late = manager.loadWat(wat, { ...config, id: "b" });
-  const refused = assert.rejects(late, TypeError);
+  const refused = assert.rejects(late, PluginStateError);
   await manager.close();
   await refused;
   assert.deepEqual(log, ["loaded:a", "message:a", "unloaded:a"]);
@@ -188,7 +188,7 @@ testEachIsolation("PluginManager.close() answers after a load in flight stopped 
   const manager = new PluginManager(runtime);
   const compiled = await runtime.compileWat("adder", "(module)");
   const loading = manager.loadCompiled(compiled, { id: "late" });
-  const refused = assert.rejects(loading, TypeError);
+  const refused = assert.rejects(loading, PluginStateError);
   await manager.close();
   await using next = await runtime.createPluginFromWat("(module)");
   assert.equal(next.state, "created");
@@ -622,7 +622,8 @@ testEachIsolation("PluginManager dispatches an event for each step", {
       ["unloaded bad", "unloaded p", "unloaded sender"],
     );
     await manager.close();
-    await assertRejectsWith(() => manager.loadWat(CALLS_WAT), TypeError, {
+    await assertRejectsWith(() => manager.loadWat(CALLS_WAT), PluginStateError, {
+      state: "closed",
       message: "Cannot load a plugin: the manager is closed",
     });
   });
@@ -634,7 +635,8 @@ testEachIsolation("PluginManager dispatches an event for each step", {
       const compiled = await runtime.compileWat("late", CALLS_WAT);
       const loading = other.loadCompiled(compiled, { id: "late" });
       await other.close();
-      await assertRejectsWith(() => loading, TypeError, {
+      await assertRejectsWith(() => loading, PluginStateError, {
+        state: "closed",
         message: 'Cannot load plugin "late": the manager was closed meanwhile',
       });
       assert.deepEqual(other.listPlugins(), []);

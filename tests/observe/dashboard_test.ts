@@ -12,6 +12,7 @@ import {
   PluginEvent,
   PluginManager,
   type PluginManagerOptions,
+  PluginStateError,
   TrapError,
   type WasmRuntime,
 } from "../../mod.ts";
@@ -425,7 +426,7 @@ Deno.test("manager.serve() rejects bad options with a typed error", async (t) =>
   await t.step("a closed manager does not serve", async () => {
     const closed = new PluginManager(env.runtime);
     await closed.close();
-    assert.throws(() => closed.serve({ port: 0 }), TypeError);
+    assert.throws(() => closed.serve({ port: 0 }), PluginStateError);
   });
 });
 
