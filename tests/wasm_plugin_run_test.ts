@@ -86,6 +86,27 @@ testEachIsolation("WasmPlugin.run() runs a WASI command", {
   });
 });
 
+testEachIsolation("A preopen named through a symlink is readable", {
+  permissions: { read: true, write: true },
+}, async (_t, kit) => {
+  // A worker was granted the path as named only, and the WASI layer reads it resolved (macOS's
+  // /tmp is a symlink): "Capabilities insufficient" in a worker, the file inline.
+  const linked = await Deno.makeTempDir({ prefix: "wasmplug_linked_" });
+  try {
+    await Deno.symlink(DATA, `${linked}/data`);
+    await using runtime = kit.createRuntime();
+    const compiled = await runtime.compile("c_wasi", await Deno.readFile(C_WASI));
+    await using plugin = await runtime.createPlugin(compiled, {
+      capabilities: [Capability.Wasi, Capability.FileSystem],
+      wasi: { preopens: { "/data": `${linked}/data` } },
+    });
+    const { stdout } = await plugin.run();
+    assert.match(decoder.decode(stdout), /greeting: Hello from the preopened \/data directory!/);
+  } finally {
+    await Deno.remove(linked, { recursive: true });
+  }
+});
+
 testEachIsolation("WasmPlugin.run() needs a command and enforces limits", {
   permissions: "none",
 }, async (t, kit) => {

@@ -16,6 +16,7 @@
  */
 
 import { Capability } from "../capability.ts";
+import { denoGrants } from "../host/mod.ts";
 
 /** The parts of a plugin config that decide its worker's permissions. */
 export interface PermissionSource {
@@ -31,6 +32,26 @@ function listOrNone(items: readonly string[]): string[] | false {
   return items.length === 0 ? false : [...new Set(items)];
 }
 
+/**
+ * `paths` and the real path of each that is a symlink or lies below one: a
+ * preopen at `/tmp/data` (a symlink on macOS) is read as `/private/tmp/data`
+ * once the WASI layer resolves it, and Deno checks that path. What the host
+ * may not read, or what does not exist, is kept as named only (asked first:
+ * never a prompt).
+ */
+function withRealPaths(paths: readonly string[]): string[] {
+  const all = [...paths];
+  for (const path of paths) {
+    if (!denoGrants({ name: "read", path })) continue;
+    try {
+      all.push(Deno.realPathSync(path));
+    } catch {
+      // Missing: nothing to resolve (the plugin's creation says so if it is a preopen).
+    }
+  }
+  return all;
+}
+
 /** Builds the worker's permission set. */
 export function workerPermissions(source: PermissionSource): Deno.PermissionOptionsObject {
   const network = source.capabilities.has(Capability.NetworkAccess);
@@ -41,10 +62,12 @@ export function workerPermissions(source: PermissionSource): Deno.PermissionOpti
     ffi: false,
     import: false,
     net: network ? listOrNone(source.allowedHosts ?? []) : false,
-    read: files ? listOrNone([...(source.allowedPaths?.read ?? []), ...preopened]) : false,
+    read: files
+      ? listOrNone(withRealPaths([...(source.allowedPaths?.read ?? []), ...preopened]))
+      : false,
     run: false,
     sys: false,
     // Preopens are readable; writing needs the path in allowedPaths.write too.
-    write: files ? listOrNone([...(source.allowedPaths?.write ?? [])]) : false,
+    write: files ? listOrNone(withRealPaths(source.allowedPaths?.write ?? [])) : false,
   };
 }
