@@ -213,8 +213,6 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
   readonly manifest: PluginManifest | null;
 
   readonly #backend: PluginBackend;
-  /** The backend's `deadlineFromStart`: whether a result after the call's timeout is late. */
-  readonly #lateAfterTimeout: boolean;
   /** The running call's signal (see {@linkcode #timesOut}). */
   #runningSignal: AbortSignal | undefined;
   readonly #hostScope: object;
@@ -272,7 +270,6 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     this.limits = init.limits;
     this.manifest = init.manifest;
     this.#backend = init.backend;
-    this.#lateAfterTimeout = init.backend.deadlineFromStart;
     this.#hostScope = init.hostScope;
     this.#logStats = init.logStats;
     this.#signatures = init.signatures;
@@ -442,7 +439,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
         start = performance.now();
         const result = this.#backend.invoke(initializer, [], budget, start);
         if (result instanceof Promise) await result;
-        // Ended after its deadline: failed, as in a worker (see #finish).
+        // Ended after its deadline: failed (see #finish).
         if (this.#initializerLate(start, budget.timeoutMs, undefined)) {
           throw new TimeoutError(undefined, { timeoutMs: budget.timeoutMs });
         }
@@ -464,10 +461,18 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     return true;
   }
 
-  /** Whether an initializer started at `start` ended late (inline: see {@linkcode #finish}). */
+  /** Whether an initializer started at `start` ended late (see {@linkcode #finish}). */
   #initializerLate(start: number, timeoutMs: number, error: unknown): boolean {
-    return this.#lateAfterTimeout && performance.now() - start > timeoutMs &&
-      this.#timesOut(error);
+    return performance.now() - this.#ranSince(start) > timeoutMs && this.#timesOut(error);
+  }
+
+  /**
+   * When a call begun at `start` began running: later if its worker was
+   * started for it (it was parked), which does not count in its time.
+   */
+  #ranSince(start: number): number {
+    const readyAt = this.#backend.readyAt;
+    return readyAt > start ? readyAt : start;
   }
 
   /**
@@ -1245,7 +1250,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     if (budget.signal?.aborted) return this.#failAborted(name, start, budget.signal);
     this.#markRunning();
     this.#runningSignal = budget.signal;
-    const timeoutMs = this.#lateAfterTimeout ? budget.timeoutMs : Infinity;
+    const timeoutMs = budget.timeoutMs;
     let result: unknown;
     try {
       // The typed call's site stays monomorphic: it is every inline call's path.
@@ -1366,7 +1371,10 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
       : await this.#waitInLine(name, waiting, signal);
     const ahead = waiting?.ahead;
     this.#hold(name, turn, ahead !== undefined, ahead);
-    if (ahead !== undefined) return await this.#runPosted(name, ahead, decode);
+    if (ahead !== undefined) {
+      const timeoutMs = "request" in prepared ? prepared.budget.timeoutMs : Infinity;
+      return await this.#runPosted(name, ahead, timeoutMs, decode);
+    }
     if (!("request" in prepared)) return this.#failAtTurn(name, prepared.error);
     const { request, budget } = prepared;
     return await this.#invokePrepared(name, route, request, budget, performance.now(), decode);
@@ -1453,7 +1461,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
   }
 
   /** Runs a call posted ahead, now that its turn came and the plugin is marked running. */
-  #runPosted(name: string, ahead: AheadCall, decode?: Decode): unknown {
+  #runPosted(name: string, ahead: AheadCall, timeoutMs: number, decode?: Decode): unknown {
     // Its turn frees a channel: the next calls in line may be posted now.
     this.#postAhead();
     const start = performance.now();
@@ -1461,10 +1469,9 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     try {
       result = ahead.run(start);
     } catch (err) {
-      this.#finish(name, start, err);
-      throw err;
+      throw this.#finish(name, start, err, this.#backend.lastFuelUsed, timeoutMs);
     }
-    return this.#finishCall(name, start, result, decode);
+    return this.#finishCall(name, start, result, decode, timeoutMs);
   }
 
   /**
@@ -1483,6 +1490,8 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     timeoutMs = Infinity,
     end: number = performance.now(),
   ): unknown {
+    // A worker started for the call (it was parked) does not count in its time.
+    start = this.#ranSince(start);
     if (end - start > timeoutMs && this.#timesOut(error)) {
       const late = new TimeoutError(undefined, {
         timeoutMs,
@@ -1493,9 +1502,6 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
         ? withCommandOutput(late, error.output)
         : late;
     }
-    // A worker started for the call (it was parked) does not count in its time.
-    const readyAt = this.#backend.readyAt;
-    if (readyAt > start) start = readyAt;
     this.#metrics.record(name, start, end, error, this.#backend.memoryBytes(), fuelUsed);
     // A command's instance is gone: its memory counts for the peak only (run() is "_start").
     if (name === "_start") this.#metrics.observePeak(this.#backend.takeCommandMemoryBytes());
