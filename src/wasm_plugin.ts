@@ -1037,14 +1037,21 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
   }
 
   #assertUsable(action: string): void {
-    if (this.#state === "stopped" || this.#state === "error" || this.#stopping !== undefined) {
-      const state = this.#stopping !== undefined && this.#state !== "stopped"
-        ? "stopping"
-        : this.#state;
-      throw new PluginStateError(`Cannot ${action} plugin "${this.name}": the plugin is ${state}`, {
-        state,
-      });
+    const error = this.#unusable(action);
+    if (error !== undefined) throw error;
+  }
+
+  /** Why the plugin cannot `action` when it is stopping, stopped or failed; else `undefined`. */
+  #unusable(action: string): PluginStateError | undefined {
+    if (this.#state !== "stopped" && this.#state !== "error" && this.#stopping === undefined) {
+      return undefined;
     }
+    const state = this.#stopping !== undefined && this.#state !== "stopped"
+      ? "stopping"
+      : this.#state;
+    return new PluginStateError(`Cannot ${action} plugin "${this.name}": the plugin is ${state}`, {
+      state,
+    });
   }
 
   /**
@@ -1129,8 +1136,12 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
 
   /** Throws why `name` cannot run: the plugin is paused, stopping, stopped or failed. */
   #refuse(name: string): never {
-    this.#assertUsable(`call "${name}" on`);
-    throw new PluginStateError(
+    throw this.#refusal(name);
+  }
+
+  /** Why `name` cannot run (see {@linkcode #refuse}). */
+  #refusal(name: string): PluginStateError {
+    return this.#unusable(`call "${name}" on`) ?? new PluginStateError(
       `Cannot call "${name}" on plugin "${this.name}": the plugin is ${this.#state}`,
       { state: this.#state },
     );
@@ -1248,6 +1259,11 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     decode?: Decode,
   ): unknown {
     if (budget.signal?.aborted) return this.#failAborted(name, start, budget.signal);
+    // Its turn held, its arguments or options were read: a getter may have stopped or paused
+    // the plugin meanwhile (the backend is closed then).
+    if (this.#stopping !== undefined || !CALLABLE_STATES.has(this.#state)) {
+      return this.#failAtTurn(name, this.#refusal(name));
+    }
     this.#markRunning();
     this.#runningSignal = budget.signal;
     const timeoutMs = budget.timeoutMs;

@@ -1285,3 +1285,70 @@ testEachIsolation("A bad bytes call or run() counts as a failed call, as a bad t
     events: 4,
   });
 });
+
+testEachIsolation(
+  "A getter of a call's arguments that stops or pauses the plugin refuses the call",
+  {
+    permissions: "none",
+  },
+  async (t, { loadPlugin }) => {
+    // The call held the turn and had not yet marked the plugin running: stop() closed the backend
+    // under it (a TypeError inline, WorkerCrashedError in a worker), and a pause let it run.
+    const wat = `(module (memory (export "memory") 1)
+    (func (export "alloc") (param i32) (result i32) (i32.const 64))
+    (func (export "id") (param i32) (result i32) (local.get 0))
+    (func (export "len") (param i32 i32) (result i32) (local.get 1)))`;
+    const reading = (read: () => void): number[] => {
+      const args = [0];
+      Object.defineProperty(args, 0, { get: () => (read(), 5) });
+      return args;
+    };
+
+    await t.step("pause(): the call holds its turn and runs; the pause follows it", async () => {
+      await using loaded = await loadPlugin(wat);
+      const { plugin } = loaded;
+      let pausing: Promise<void> | undefined;
+      assert.equal(await plugin.callI32("id", reading(() => pausing = plugin.pause())), 5);
+      await pausing;
+      assert.equal(plugin.state, "paused");
+      await plugin.resume();
+      assert.equal(await plugin.callI32("id", [3]), 3);
+    });
+
+    await t.step("stop(), from the arguments or the options", async () => {
+      for (const where of ["arguments", "options"] as const) {
+        await using loaded = await loadPlugin(wat);
+        const { plugin } = loaded;
+        let stopping: Promise<void> | undefined;
+        const stop = () => stopping = plugin.stop();
+        const options = {
+          get timeoutMs() {
+            if (where === "options") stop();
+            return 1000;
+          },
+        };
+        const args = where === "arguments" ? reading(stop) : [5];
+        await assertRejectsWith(() => plugin.callI32("id", args, options), PluginStateError);
+        await stopping;
+        assert.equal(plugin.state, "stopped");
+      }
+    });
+
+    await t.step("stop() from a bytes call's options", async () => {
+      await using loaded = await loadPlugin(wat);
+      const { plugin } = loaded;
+      let stopping: Promise<void> | undefined;
+      const options = {
+        get timeoutMs() {
+          stopping = plugin.stop();
+          return 1000;
+        },
+      };
+      await assertRejectsWith(
+        () => plugin.callWithBytes("len", new Uint8Array(3), options),
+        PluginStateError,
+      );
+      await stopping;
+    });
+  },
+);
