@@ -5,6 +5,7 @@
  */
 
 import { Capability } from "./capability.ts";
+import { describeValue, shownName } from "./common/mod.ts";
 
 const ALL_CAPABILITIES: ReadonlySet<string> = new Set(Object.values(Capability));
 
@@ -20,14 +21,18 @@ export function parseCapabilities(
 ): ReadonlySet<Capability> {
   if (capabilities === undefined) return new Set();
   if (!Array.isArray(capabilities)) {
-    throw new TypeError("Cannot grant capabilities: expected an array of capability names");
+    throw new TypeError(
+      `Cannot grant capabilities: expected an array of capability names, received ${
+        describeValue(capabilities)
+      }`,
+    );
   }
   for (const capability of capabilities) {
     if (!ALL_CAPABILITIES.has(capability)) {
       throw new TypeError(
-        `Cannot grant capability ${JSON.stringify(capability)}: expected one of ${
-          [...ALL_CAPABILITIES].join(", ")
-        }`,
+        `Cannot grant capability ${
+          typeof capability === "string" ? shownName(capability) : describeValue(capability)
+        }: expected one of ${[...ALL_CAPABILITIES].join(", ")}`,
       );
     }
   }

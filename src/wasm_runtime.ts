@@ -627,7 +627,7 @@ export class WasmRuntime implements AsyncDisposable {
       const identity: PluginIdentity = {
         id: settings.id ?? crypto.randomUUID(),
         name: settings.name ?? manifest?.name ?? compiled.name,
-        capabilities: parseCapabilities(settings.capabilities),
+        capabilities: plan.capabilities,
       };
       const parts = this.#backendParts(plan, { prepared, identity, signal });
       const backend = await this.#startBackend(plan, parts);
@@ -650,6 +650,8 @@ export class WasmRuntime implements AsyncDisposable {
   ): PluginPlan {
     const artifact = artifactOf(compiled);
     const settings = checkPluginConfig(config ?? {});
+    // Checked before the manifest's needs are held against them.
+    const capabilities = parseCapabilities(settings.capabilities);
     const manifest = settings.manifest === undefined
       ? artifact.manifest
       : parseManifest(settings.manifest, "the config's manifest");
@@ -659,7 +661,7 @@ export class WasmRuntime implements AsyncDisposable {
       "the plugin config's resourceLimits",
     );
     let limits = resolveLimits(this.limits, settings.resourceLimits);
-    if (manifest !== null) limits = checkManifest(manifest, artifact, settings, limits);
+    if (manifest !== null) limits = checkManifest(manifest, artifact, capabilities, limits);
     // A manifest may ask for a fuel budget; with metering off there is none to narrow.
     if (!this.execution.fuelMetering && limits.maxFuel !== null) {
       limits = Object.freeze({ ...limits, maxFuel: null });
@@ -667,7 +669,7 @@ export class WasmRuntime implements AsyncDisposable {
     const isolation = settings.isolation ?? this.execution.isolation;
     const { imports: entries, types } = artifact.info;
     const imports = planImports(entries, types, linker, isolation === "worker");
-    return { artifact, settings, manifest, limits, isolation, imports };
+    return { artifact, settings, manifest, limits, isolation, imports, capabilities };
   }
 
   /** Counts a plugin being created against `maxInstances`; the caller releases it. */
@@ -787,6 +789,8 @@ interface PluginPlan {
   readonly limits: Readonly<ResourceLimits>;
   readonly isolation: Isolation;
   readonly imports: PlannedImports;
+  /** The capabilities the config grants, checked. */
+  readonly capabilities: ReadonlySet<Capability>;
 }
 
 /** Who a new plugin is. */
@@ -904,7 +908,7 @@ function assertFuelMetered(
 function checkManifest(
   manifest: PluginManifest,
   artifact: ModuleArtifact,
-  settings: WasmPluginConfig,
+  granted: ReadonlySet<Capability>,
   limits: Readonly<ResourceLimits>,
 ): Readonly<ResourceLimits> {
   const what = `plugin "${manifest.name}"`;
@@ -916,7 +920,6 @@ function checkManifest(
       );
     }
   }
-  const granted = new Set(settings.capabilities ?? []);
   for (const capability of manifest.capabilities ?? []) {
     if (!granted.has(capability)) {
       throw new CapabilityDeniedError(

@@ -49,9 +49,40 @@ Deno.test("parseCapabilities() checks a config's capability list", {
     assertThrowsWith(
       () => parseCapabilities("timer" as unknown as Capability[]),
       TypeError,
-      { message: "Cannot grant capabilities: expected an array of capability names" },
+      {
+        message:
+          'Cannot grant capabilities: expected an array of capability names, received string "timer"',
+      },
     );
   });
+  await t.step("a value that is not a name is a TypeError naming it", () => {
+    const error = assertThrowsWith(
+      () => parseCapabilities([1n] as unknown as Capability[]),
+      TypeError,
+    );
+    assert.match(error.message, /^Cannot grant capability bigint 1n: expected one of /);
+  });
+});
+
+testEachIsolation("A bad capability is a TypeError even when the module's manifest needs one", {
+  permissions: "none",
+}, async (_t, { createRuntime }) => {
+  // The manifest's needs were held against the raw list first: a CapabilityDeniedError blaming
+  // the plugin (for "ReadConfig", or "read_config" given as a string), or the engine's own
+  // TypeError for a number.
+  await using runtime = createRuntime();
+  const manifest = JSON.stringify(JSON.stringify({ name: "needs", capabilities: ["read_config"] }));
+  const compiled = await runtime.compileWat(
+    "needs",
+    `(module (@custom "wasmplug.manifest" ${manifest}))`,
+  );
+  for (const capabilities of [["ReadConfig"], "read_config", 5]) {
+    const error = await assertRejectsWith(
+      () => runtime.createPlugin(compiled, { capabilities: capabilities as Capability[] }),
+      TypeError,
+    );
+    assert.match(error.message, /^Cannot grant capabilit/);
+  }
 });
 
 testEachIsolation("WasmPlugin.capabilities reflects what the config granted", {
