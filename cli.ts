@@ -658,7 +658,8 @@ function report(
   { io, debug, command }: { io: CliIo; debug: boolean; command: CommandSpec | undefined },
 ): number {
   if (err instanceof UsageError) {
-    io.stderr(`error: ${err.message}`);
+    // It may quote a file's name or bytes, or an argument: escaped as any text not ours.
+    io.stderr(`error: ${printable(err.message)}`);
     io.stderr(command === undefined || command === HELP ? usage() : shortUsage(command));
     return 2;
   }
@@ -725,7 +726,7 @@ async function compileFile(runtime: WasmRuntime, file: string): Promise<Compiled
     .replace(/\.(wasm|wat)$/, "");
   const bytes = await readFileArgument(file, MAX_MODULE_BYTES);
   if (file.endsWith(".wat") || looksLikeWat(bytes)) {
-    return await runtime.compileWat(name, new TextDecoder().decode(bytes));
+    return await runtime.compileWat(name, watText(name, bytes));
   }
   try {
     return await runtime.compile(name, bytes);
@@ -740,8 +741,25 @@ async function compileFile(runtime: WasmRuntime, file: string): Promise<Compiled
 }
 
 /** Whether `bytes` are WAT text rather than a binary (which starts with "\0asm"): a `(` or `;` first. */
+/**
+ * A WAT file's text (a leading byte order mark dropped). Bytes that are not
+ * UTF-8 are refused: decoded leniently, each became U+FFFD, and a string's
+ * bytes changed without a word (wat2wasm keeps them).
+ */
+function watText(name: string, bytes: Uint8Array): string {
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new CompilationError(
+      `Cannot compile WAT "${name}": it is not UTF-8 text (write bytes in strings as \\hh escapes)`,
+    );
+  }
+}
+
 function looksLikeWat(bytes: Uint8Array): boolean {
-  for (const byte of bytes) {
+  // A byte order mark may come first.
+  const start = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+  for (const byte of bytes.subarray(start)) {
     if (byte === 0x20 || byte === 0x09 || byte === 0x0a || byte === 0x0d) continue;
     return byte === 0x28 || byte === 0x3b;
   }

@@ -225,6 +225,27 @@ Deno.test("WasmRuntime.compileWat() compiles WebAssembly text", {
     assert.match(error.message, /type mismatch/);
   });
 
+  await t.step("the position is wabt's, whatever the name says", async () => {
+    // wabt's messages begin with the file name it was given (the name): one holding
+    // ":1:1: error: " chose the line and column, one holding a line break escaped nothing.
+    for (const name of ["x:1:1: error: all good", "a\nb"]) {
+      const error = await assertRejectsWith(
+        () => runtime.compileWat(name, '(module\n  (func (export "f") (result i32)\n    nop))'),
+        CompilationError,
+        { line: 3, column: 5 },
+      );
+      assert.ok(error.message.startsWith(`Cannot compile WAT ${JSON.stringify(name)} at line 3`));
+    }
+  });
+
+  await t.step("text with a lone surrogate is a CompilationError, not U+FFFD", async () => {
+    const error = await assertRejectsWith(
+      () => runtime.compileWat("lone", '(module (memory 1) (data (i32.const 0) "\ud800"))'),
+      CompilationError,
+    );
+    assert.match(error.message, /lone surrogate/);
+  });
+
   await t.step("text that is not a string is a TypeError", async () => {
     await assertRejectsWith(
       () => runtime.compileWat("bytes", new Uint8Array(HEADER) as unknown as string),

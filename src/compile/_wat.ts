@@ -11,6 +11,7 @@
  * @module
  */
 
+import { shownName } from "../common/mod.ts";
 import { CompilationError } from "../errors.ts";
 import { findDeepNesting, MAX_WAT_NESTING } from "./_wat_nesting.ts";
 
@@ -63,6 +64,9 @@ function loadWabt(): Promise<{ wabt: Wabt; output: WabtOutput }> {
   });
   return wabtPromise;
 }
+
+/** The file name wabt is told (see {@linkcode watError}). */
+const WABT_FILE_NAME = "module.wat";
 
 /** Every proposal wabt knows, so WAT may use any feature V8 accepts. */
 export const WAT_FEATURES: Readonly<Record<string, boolean>> = {
@@ -123,10 +127,20 @@ export async function watToBinary(
   options: WatOptions = {},
 ): Promise<Uint8Array> {
   const { maxNesting = MAX_WAT_NESTING } = options;
+  if (!text.isWellFormed()) {
+    // Encoded, a lone surrogate became U+FFFD: a string's bytes changed without a word.
+    throw new CompilationError(
+      `Cannot compile WAT ${
+        shownName(name)
+      }: the text holds a lone surrogate, which is not Unicode (write bytes in strings as \\hh escapes)`,
+    );
+  }
   const deep = findDeepNesting(text, maxNesting);
   if (deep !== null) {
     throw new CompilationError(
-      `Cannot compile WAT "${name}" at line ${deep.line}, column ${deep.column}: it nests ` +
+      `Cannot compile WAT ${
+        shownName(name)
+      } at line ${deep.line}, column ${deep.column}: it nests ` +
         `deeper than ${maxNesting} levels, more than the WAT compiler (wabt) can parse`,
       deep,
     );
@@ -143,7 +157,8 @@ export async function watToBinary(
   output.printed.length = 0;
   let module: WabtModule | undefined;
   try {
-    module = wabt.parseWat(`${name}.wat`, utf8Source(text), WAT_FEATURES);
+    // Not `name`: wabt's messages begin with it, and the position is read from them.
+    module = wabt.parseWat(WABT_FILE_NAME, utf8Source(text), WAT_FEATURES);
     module.resolveNames();
     module.validate(VALIDATE_FEATURES);
     return module.toBinary({}).buffer.slice();
@@ -154,7 +169,7 @@ export async function watToBinary(
       if (wabtPromise === loading) wabtPromise = undefined;
       const printed = output.printed.splice(0).join(" ").trim();
       throw new CompilationError(
-        `Cannot compile WAT "${name}": the WAT compiler (wabt) failed: ${describe(err)}` +
+        `Cannot compile WAT ${shownName(name)}: the WAT compiler (wabt) failed: ${describe(err)}` +
           (printed === "" ? "" : ` (${printed})`),
         { cause: err },
       );
@@ -177,14 +192,16 @@ function describe(err: unknown): string {
 
 function watError(name: string, err: unknown): CompilationError {
   const raw = describe(err);
-  const position = /:(\d+):(\d+): error: (.*)/.exec(raw);
+  const position = /(?:^|\n)module\.wat:(\d+):(\d+): error: (.*)/.exec(raw);
   if (position === null) {
-    return new CompilationError(`Cannot compile WAT "${name}": ${raw.trim()}`, { cause: err });
+    return new CompilationError(`Cannot compile WAT ${shownName(name)}: ${raw.trim()}`, {
+      cause: err,
+    });
   }
   const line = Number(position[1]);
   const column = Number(position[2]);
   return new CompilationError(
-    `Cannot compile WAT "${name}" at line ${line}, column ${column}: ${position[3]}`,
+    `Cannot compile WAT ${shownName(name)} at line ${line}, column ${column}: ${position[3]}`,
     { cause: err, line, column },
   );
 }

@@ -137,6 +137,11 @@ cliTest("inspect", {
     code: 2,
     stderr: /^error: inspect takes one file, received "examples\/wat\/secure\.wat" too\n/,
   },
+  "a WAT file that is not UTF-8 is refused, not changed": {
+    args: ["inspect", "tests/cli/fixtures/not_utf8.wat"],
+    code: 1,
+    stderr: /^error: compilation: Cannot compile WAT "not_utf8": it is not UTF-8 text/,
+  },
 });
 
 cliTest("call", {

@@ -105,6 +105,13 @@ Deno.test({
       });
       assert.equal(stdin.code, 2, shown(stdin));
       assert.match(stdin.stderr, /^error: stdin is not valid JSON: it is not UTF-8\n/);
+      // The engine's message quotes the text: its control characters reached the terminal raw.
+      const quoted = await cli(["call", "missing.wasm", "f", "--json", "--input-file", "-"], {
+        stdin: '{"a": \u001b[2J\u001b[31mPWNED}',
+      });
+      assert.equal(quoted.code, 2, shown(quoted));
+      assert.ok(!quoted.stderr.includes("\u001b"), quoted.stderr);
+      assert.match(quoted.stderr, /\\u001b\[2J/);
     });
 
     await t.step("output that is not JSON is a plugin error", async () => {
