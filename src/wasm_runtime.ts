@@ -303,7 +303,8 @@ export class WasmRuntime implements AsyncDisposable {
     let key: string | undefined;
     if (this.#cacheDir !== undefined) {
       key = await sha256Hex(`${WAT_CACHE_VERSION}\n${text}`);
-      bytes = await readCachedBinary(this.#cacheDir, key);
+      // A module compiled from text is smaller than the text (headers aside).
+      bytes = await readCachedBinary(this.#cacheDir, key, 2 * text.length + 4096);
     }
     if (bytes === undefined) {
       bytes = await watToBinary(name, text);

@@ -344,3 +344,15 @@ export function holdingTool(runtime: WasmRuntime, name: string): HeldTool {
   });
   return { release: () => gate.resolve() };
 }
+
+/** Whether `promise` settles within `ms`. */
+export async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms));
+  const settled = promise.then(() => true, () => true);
+  try {
+    return await Promise.race([settled, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

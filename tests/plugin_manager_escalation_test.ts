@@ -8,7 +8,7 @@ import {
   type WasmPlugin,
   type WasmRuntime,
 } from "../mod.ts";
-import { assertRejectsWith, holdingTool, testEachIsolation } from "./_helpers.ts";
+import { assertRejectsWith, holdingTool, settlesWithin, testEachIsolation } from "./_helpers.ts";
 import { CALLS_WAT, toolCallWat } from "./fixtures/wat.ts";
 
 const PERMISSIONS: Deno.PermissionOptions = { read: true };
@@ -26,18 +26,6 @@ async function pluginWithHeldTool(
     capabilities: [Capability.CallTool],
   });
   return { plugin, release };
-}
-
-/** Whether `promise` settles within `ms`. */
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms));
-  const settled = promise.then(() => true, () => true);
-  try {
-    return await Promise.race([settled, late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 testEachIsolation(

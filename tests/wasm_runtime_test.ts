@@ -14,6 +14,7 @@ import {
   assertRejectsWith,
   assertThrowsWith,
   inlineRuntime,
+  settlesWithin,
   testEachIsolation,
 } from "./_helpers.ts";
 import { answerBinary, HEADER } from "./fixtures/binary.ts";
@@ -355,7 +356,7 @@ testEachIsolation("WasmRuntime caches compiled modules by content", {
 });
 
 Deno.test("WasmRuntime cache.dir keeps WAT binaries across runtimes", {
-  permissions: { read: true, write: true },
+  permissions: { read: true, write: true, run: ["mkfifo"] },
 }, async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "wasmplug-cache-" });
   try {
@@ -393,6 +394,33 @@ Deno.test("WasmRuntime cache.dir keeps WAT binaries across runtimes", {
       assert.deepEqual(compiled.exports.map((e) => e.name), ["other"]);
       assert.deepEqual(await Deno.readFile(`${dir}/${key}.wasm`), valid);
     });
+
+    await t.step(
+      "an entry that is no file, or larger than its text allows, is not read",
+      async () => {
+        // Read whole, a FIFO blocked the compile for ever (and a link to /dev/zero would fill
+        // the heap).
+        const key = await keyOf(otherWat);
+        const valid = await Deno.readFile(`${dir}/${key}.wasm`);
+        await Deno.remove(`${dir}/${key}.wasm`);
+        const made = await new Deno.Command("mkfifo", { args: [`${dir}/${key}.wasm`] }).output();
+        assert.ok(made.success);
+        await using runtime = inlineRuntime({ cache: { dir } });
+        const compiling = runtime.compileWat("other", otherWat);
+        assert.equal(await settlesWithin(compiling, 5000), true, "the compile hung on the FIFO");
+        assert.deepEqual((await compiling).exports.map((e) => e.name), ["other"]);
+        // Replaced by the fresh binary (a rename over the FIFO).
+        assert.deepEqual(await Deno.readFile(`${dir}/${key}.wasm`), valid);
+        // A valid module with a custom section far larger than the text could compile to.
+        const padded = new Uint8Array([...valid, 0, 0x80, 0x80, 0x04, 0x01, 0x78]);
+        const huge = new Uint8Array(padded.length + 65536 - 2);
+        huge.set(padded);
+        assert.ok(WebAssembly.validate(huge));
+        await Deno.writeFile(`${dir}/${key}.wasm`, huge);
+        const again = await runtime.compileWat("other", otherWat);
+        assert.equal(again.hash, await sha256Hex(valid));
+      },
+    );
 
     await t.step("a cache dir that cannot be written does not fail compilation", async () => {
       await using runtime = inlineRuntime({ cache: { dir: `${dir}/not-a-dir.wasm/sub` } });

@@ -12,13 +12,26 @@ const logger = getLogger(["wasmplug", "cache"]);
 /**
  * Reads the cached binary for `key`, or `undefined`: a miss, an unreadable
  * cache, or an entry that is not a valid module (cut short by a full disk,
- * say), which the caller then compiles again and overwrites.
+ * say), which the caller then compiles again and overwrites. An entry that
+ * is not a regular file (a FIFO would block the read for ever, a link to
+ * `/dev/zero` never end it) or is larger than `maxBytes` is not read.
+ *
+ * @param maxBytes The most bytes the module may have (its text bounds it).
  */
-export async function readCachedBinary(dir: string, key: string): Promise<Uint8Array | undefined> {
+export async function readCachedBinary(
+  dir: string,
+  key: string,
+  maxBytes: number,
+): Promise<Uint8Array | undefined> {
   const path = `${dir}/${key}.wasm`;
   try {
+    const entry = await Deno.lstat(path);
+    if (!entry.isFile || entry.size > maxBytes) {
+      logger.warn("Ignoring the module cache entry {path}: it is not a file of a module", { path });
+      return undefined;
+    }
     const bytes = await Deno.readFile(path);
-    if (WebAssembly.validate(bytes)) return bytes;
+    if (bytes.length <= maxBytes && WebAssembly.validate(bytes)) return bytes;
     logger.warn("Ignoring the module cache entry {path}: it is not a valid module", { path });
     return undefined;
   } catch (err) {
