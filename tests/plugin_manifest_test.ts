@@ -52,6 +52,15 @@ Deno.test("parseManifest() checks every field", async (t) => {
     ["a name with a line separator", { name: "a\u2028b" }, /printable text/],
     ["a name with a lone surrogate", { name: "a\ud800" }, /printable text/],
     ["a name of 129 characters", { name: "n".repeat(129) }, /at most 128 characters/],
+    // One plugin could pass for another in logs, metrics and the dashboard.
+    ["a name of spaces only", { name: "   " }, /printable text/],
+    ["a name with a zero-width space", { name: "calc\u200b" }, /printable text/],
+    ["a name with a soft hyphen", { name: "ca\u00adlc" }, /printable text/],
+    ["a name with a BOM", { name: "ca\ufefflc" }, /printable text/],
+    ["a name of a Hangul filler", { name: "\u3164" }, /printable text/],
+    ["a name with a tag character", { name: "calc\u{e0041}" }, /printable text/],
+    // A plugin cannot limit how many plugins its runtime holds (a config's is refused too).
+    ["limits with maxInstances", { name: "a", limits: { maxInstances: 1 } }, /maxInstances/],
   ];
   await t.step("a name of 128 printable characters, Unicode too, is fine", () => {
     assert.equal(parseManifest({ name: "é".repeat(128) }).name, "é".repeat(128));

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { shownName, visibleText } from "../common/mod.ts";
+import { isHiddenCode, shownName, visibleText } from "../common/mod.ts";
 import { Capability } from "../capability.ts";
 import { CompilationError } from "../errors.ts";
 import { resolveLimits } from "./_limit_overrides.ts";
@@ -29,12 +29,19 @@ const MANIFEST_KEYS = new Set([
 /** The longest plugin name a manifest may give. */
 const MAX_NAME_LENGTH = 128;
 /**
- * Control characters (C0, DEL, C1), the line and paragraph separators, and
- * the bidirectional marks, embeddings, overrides and isolates (a log viewer
- * turns the rest of the line around at those).
+ * Whether a plugin name reads as what it is: some visible text, without
+ * control characters, line breaks, marks changing direction (a log viewer
+ * turns the rest of the line around at those) or characters a reader does
+ * not see (zero-width, fillers, tags: one plugin could pass for another).
  */
-// deno-lint-ignore no-control-regex
-const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/;
+function isPrintableName(name: string): boolean {
+  if (!name.isWellFormed() || name.trim() === "") return false;
+  for (const char of name) {
+    const code = char.codePointAt(0)!;
+    if (code < 0x20 || code === 0x7f || (code >= 0x80 && isHiddenCode(code))) return false;
+  }
+  return true;
+}
 
 /**
  * Checks that a value is a well-formed manifest.
@@ -68,10 +75,10 @@ export function parseManifest(value: unknown, source = "the manifest"): PluginMa
   // The name becomes the plugin's logger category and its label in metrics: a module's own
   // manifest must not write lines of its own into the host's log.
   const name = record.name as string;
-  if (name.length > MAX_NAME_LENGTH || !name.isWellFormed() || UNPRINTABLE.test(name)) {
+  if (name.length > MAX_NAME_LENGTH || !isPrintableName(name)) {
     fail(
       `'name' must be at most ${MAX_NAME_LENGTH} characters of printable text, received ${
-        JSON.stringify(name.length > 64 ? `${name.slice(0, 64)}…` : name)
+        shownName(name)
       }`,
     );
   }
@@ -105,7 +112,10 @@ export function parseManifest(value: unknown, source = "the manifest"): PluginMa
       fail("'limits' must be an object");
     }
     // An embedded manifest is the guest's: its limits are checked here, where a bad one
-    // fails the compilation, not at load.
+    // fails the compilation, not at load. One plugin cannot limit how many a runtime holds.
+    if (Object.hasOwn(record.limits as object, "maxInstances")) {
+      fail("'limits.maxInstances' limits a runtime's plugins: a plugin's manifest cannot set it");
+    }
     try {
       resolveLimits(DEFAULT_LIMITS, record.limits as Partial<ResourceLimits>);
     } catch (error) {
