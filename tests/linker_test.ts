@@ -366,3 +366,53 @@ testEachIsolation("A start function that fails makes an InstantiationError", {
     assert.ok(error.cause instanceof CapabilityDeniedError);
   });
 });
+
+testEachIsolation("Function references to and from linker functions are checked", {
+  permissions: "none",
+}, async (t, { createRuntime, isolation }) => {
+  await using runtime = createRuntime();
+  const wat = `(module
+    (import "env" "keep" (func $keep (param funcref)))
+    (import "env" "give" (func $give (result funcref)))
+    (func $f)
+    (elem declare func $f)
+    (func (export "keepNull") (call $keep (ref.null func)))
+    (func (export "keepF") (call $keep (ref.func $f)))
+    (func (export "give") (result i32) (ref.is_null (call $give))))`;
+  let kept: unknown = "unset";
+  let given: unknown = null;
+  const linker = runtime.createLinker()
+    .funcWrap("env", "keep", (ref: unknown) => void (kept = ref))
+    .funcWrap("env", "give", () => given);
+  await using plugin = await runtime.createPluginWithLinker(
+    await runtime.compileWat("refs", wat),
+    GRANTED,
+    linker,
+  );
+
+  await t.step("null crosses both ways", async () => {
+    await plugin.callVoid("keepNull");
+    assert.equal(kept, null);
+    assert.equal(await plugin.callI32("give"), 1);
+  });
+
+  await t.step("a guest function reaches an inline host; not a worker's", async () => {
+    // A worker's host got a Uint8Array of the function's arity instead.
+    if (isolation === "inline") {
+      await plugin.callVoid("keepF");
+      assert.equal(typeof kept, "function");
+    } else {
+      const error = await assertRejectsWith(() => plugin.callVoid("keepF"), HostFunctionError);
+      assert.match(error.message, /cannot cross to the host from the plugin's worker/);
+    }
+  });
+
+  await t.step("a result that is no function reference fails the host function", async () => {
+    // Inline the engine's TypeError, unnamed: a TypeMismatchError.
+    given = { not: "a function" };
+    const error = await assertRejectsWith(() => plugin.callI32("give"), HostFunctionError);
+    assert.match(error.message, /"env"\."give".*funcref result/);
+    given = null;
+    assert.equal(await plugin.callI32("give"), 1);
+  });
+});

@@ -21,8 +21,9 @@ const I64_END = 2n ** 64n;
  * i32 takes an integer in [-2^31, 2^32) (signed or unsigned) or a boolean,
  * i64 a bigint in [-2^63, 2^64), f32/f64 any number; an `externref` that
  * `crosses` to a worker what its channel carries as itself (see
- * {@linkcode crossesAsItself}); other reference and vector types are left to
- * the engine (and the channel).
+ * {@linkcode crossesAsItself}); a `funcref` null or (inline) a function;
+ * other reference and vector types are left to the engine (and the
+ * channel).
  */
 function mismatch(type: string, value: unknown, crosses: boolean): string | null {
   switch (type) {
@@ -43,6 +44,14 @@ function mismatch(type: string, value: unknown, crosses: boolean): string | null
     case "f32":
     case "f64":
       return typeof value === "number" ? null : "a number";
+    case "funcref":
+      // Inline the engine takes a function the module exported (and refuses others itself).
+      if (value === null) return null;
+      return crosses
+        ? "null: a function reference cannot cross to the plugin's worker"
+        : typeof value === "function"
+        ? null
+        : "null or a function a module exported";
     default:
       return null;
   }

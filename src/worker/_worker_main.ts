@@ -13,7 +13,13 @@ import { TimeoutError } from "../errors.ts";
 import { adoptFileBudget } from "../wasi/mod.ts";
 import type { HostCallable } from "../host/mod.ts";
 import type { HostServices, ServiceName } from "../host/mod.ts";
-import { commandOutputOf, PluginInstance, START_NOT_READ } from "../backend/mod.ts";
+import {
+  commandOutputOf,
+  crossesAsItself,
+  PluginInstance,
+  START_NOT_READ,
+} from "../backend/mod.ts";
+import { describeValue } from "../common/mod.ts";
 import { ChannelClosed, ChannelWaits, WorkerChannel } from "./_channel.ts";
 import { decodeError, encodeError } from "./_error_codec.ts";
 import { installWorkerStackTraces } from "./_stack_trace.ts";
@@ -127,6 +133,16 @@ function proxyServices(lane: Lane): HostServices {
 
 function linkerProxy(lane: Lane, index: number): HostCallable {
   return (...args) => {
+    // A function reference (a funcref parameter) would reach the host as bytes of its arity.
+    for (const arg of args) {
+      if (!crossesAsItself(arg)) {
+        throw new TypeError(
+          `It was passed ${
+            describeValue(arg)
+          }, which cannot cross to the host from the plugin's worker: only numbers, bigints of 64 bits, strings and null do`,
+        );
+      }
+    }
     lane.channel.post(ToHost.LinkerCall, [index, ...(args as WireValue[])]);
     return answer(receiveAnswer(lane));
   };
