@@ -12,7 +12,15 @@
  * at most an eighth of the heap the engine lets the process have (two plugins
  * with 4 096 pages each, whose 80 MiB outputs were each within 16 times their
  * memory, ended the host out of memory together), and nests at most
- * {@linkcode MAX_JSON_DEPTH} deep; outputs of up to 64 KiB are not scanned.
+ * {@linkcode MAX_JSON_DEPTH} deep; outputs shorter than that depth are not
+ * scanned. The decoded text counts too (twice its length in UTF-16 when a
+ * character is beyond Latin-1).
+ *
+ * The bound is on memory, not time: a parse takes 7-20 ms per MB of common
+ * JSON here, and up to 120-180 ms per MB of objects whose keys differ (the
+ * engine makes each distinct key a hidden class, `{"k0":0},{"k1":0},…`), on
+ * the host's thread. A host that calls untrusted plugins often with a large
+ * `maxMemoryPages` should take such output with `callBytes`.
  *
  * @module
  */
@@ -42,8 +50,6 @@ const KEY_BYTES = 24;
  * times their size, 2.3 times an estimate without it).
  */
 const INDEXED_OBJECT_BYTES = 200;
-/** Outputs up to this size are parsed without a scan: whatever their shape, they take little. */
-const UNSCANNED_BYTES = 64 * 1024;
 /**
  * The deepest nesting parsed: the engine keeps the nesting of a parse off the
  * heap (9 MB of `[[[…]]]` took 576 MB of memory for 224 MiB of heap), and no
@@ -84,7 +90,8 @@ const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
 export function parseJsonOutput(fn: string, bytes: Uint8Array, maxMemoryPages: number): unknown {
   const byMemory = JSON_HEAP_PER_MEMORY_BYTE * maxMemoryPages * 65536;
   const budget = Math.max(MIN_JSON_HEAP_BYTES, Math.min(byMemory, HEAP_SHARE));
-  const estimate = bytes.length <= UNSCANNED_BYTES ? 0 : estimateHeap(bytes, budget);
+  // Shorter, it cannot nest too deep, and takes little whatever its shape.
+  const estimate = bytes.length <= MAX_JSON_DEPTH ? 0 : estimateHeap(bytes, budget);
   if (estimate === DEEP) {
     throw new ResourceLimitError(
       `"${fn}" returned JSON nested more than ${MAX_JSON_DEPTH} deep; take it with callBytes`,
@@ -92,14 +99,18 @@ export function parseJsonOutput(fn: string, bytes: Uint8Array, maxMemoryPages: n
     );
   }
   if (estimate > budget) {
-    // Raising maxMemoryPages helps only while the memory limit is what set the budget.
+    // Raising maxMemoryPages helps only while the memory limit (or the floor below it) is
+    // what set the budget.
     const share = byMemory > HEAP_SHARE;
+    const floor = `${MIN_JSON_HEAP_BYTES / 1024 / 1024} MiB`;
     throw new ResourceLimitError(
       `"${fn}" returned ${bytes.length} bytes of JSON whose parse would take more than ${
         Math.round(budget / 1024 / 1024)
       } MiB of host memory (so many arrays and objects; ${
         share
           ? "an eighth of the engine's heap limit"
+          : byMemory < MIN_JSON_HEAP_BYTES
+          ? `${floor}, the least any plugin's JSON may take, more than ${JSON_HEAP_PER_MEMORY_BYTE} times what maxMemoryPages lets the plugin hold`
           : `${JSON_HEAP_PER_MEMORY_BYTE} times what maxMemoryPages lets the plugin hold`
       }); take it with callBytes`,
       { limit: share ? "MAX_JSON_HEAP_SHARE" : "maxMemoryPages" },
@@ -135,9 +146,13 @@ function estimateHeap(bytes: Uint8Array, budget: number): number {
   let indexKey = false;
   let indexedObjects = 0;
   const indexed = new Uint8Array(MAX_JSON_DEPTH + 1);
+  // Whether a character is beyond Latin-1 (a lead byte from 0xc4): the decoded text is then
+  // two bytes a character.
+  let wide = false;
   for (let i = 0; i < bytes.length; i++) {
     const byte = bytes[i]!;
     if (inString) {
+      if (byte >= 0xc4) wide = true;
       if (byte === BACKSLASH) {
         // An escape may stand for a digit (`"9\u0039"` is the index 99): it leaves the key
         // counted as one, which overcharges only keys made of escapes.
@@ -176,11 +191,16 @@ function estimateHeap(bytes: Uint8Array, budget: number): number {
     }
   }
   return estimate(bytes.length, containers, separators, keys) +
-    indexedObjects * INDEXED_OBJECT_BYTES;
+    indexedObjects * INDEXED_OBJECT_BYTES + (wide ? bytes.length : 0);
 }
 
+/**
+ * The heap of a parse: the decoded text (held while it runs, at least a byte
+ * a character), the strings made of it, and its structure.
+ */
 function estimate(length: number, containers: number, separators: number, keys: number): number {
-  return length + containers * CONTAINER_BYTES + separators * ELEMENT_BYTES + keys * KEY_BYTES;
+  return 2 * length + containers * CONTAINER_BYTES + separators * ELEMENT_BYTES +
+    keys * KEY_BYTES;
 }
 
 /** The engine's heap limit, or 4 GiB where it cannot be read. */

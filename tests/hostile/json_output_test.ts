@@ -134,3 +134,26 @@ Deno.test("callJson's estimate counts an object with array-index keys as the sto
     true,
   );
 });
+
+Deno.test("callJson's bounds hold for short outputs, the decoded text, and say what set them", () => {
+  const encode = (text: string) => new TextEncoder().encode(text);
+  // 20 002 bytes nested 10 001 deep: under 64 KiB it was parsed without a scan.
+  assert.throws(
+    () => parseJsonOutput("deep", encode("[".repeat(10_001) + "]".repeat(10_001)), 16),
+    (err: unknown) => err instanceof ResourceLimitError && err.limit === "MAX_JSON_DEPTH",
+  );
+  assert.equal(
+    (parseJsonOutput("ok", encode("[".repeat(10_000) + "]".repeat(10_000)), 16) as unknown[])
+      .length,
+    1,
+  );
+  // 40 MiB of one string beyond Latin-1: its decoded text alone takes 80 MiB of UTF-16, more
+  // than the 64 MiB floor of a 16-page plugin (it was estimated at 40 MiB and parsed).
+  const wide = encode(`"${"€".repeat(14 * 1024 * 1024)}"`);
+  assert.throws(() => parseJsonOutput("wide", wide, 16), (err: unknown) => {
+    assert.ok(err instanceof ResourceLimitError && err.limit === "maxMemoryPages");
+    // The floor set the budget, not 16 × 16 pages (16 MiB): the message says so.
+    assert.match(err.message, /64 MiB, the least any plugin's JSON may take/);
+    return true;
+  });
+});
