@@ -391,6 +391,18 @@ testEachIsolation("env.host_call_tool calls registered host tools with JSON", {
     assert.equal(calls.length, 2);
   });
 
+  await t.step("an output buffer outside memory fails before the tool runs", async () => {
+    // The tool ran (its side effects happened) for a call certain to fail.
+    calls.length = 0;
+    const [namePtr, nameLen] = await putString(plugin, KEY, "add");
+    const [argsPtr, argsLen] = await putString(plugin, VALUE, '{"a":1,"b":2}');
+    await assertRejectsWith(
+      () => plugin.callI32("host_call_tool", [namePtr, nameLen, argsPtr, argsLen, 65_530, 64]),
+      MemoryOutOfBoundsError,
+    );
+    assert.deepEqual(calls, []);
+  });
+
   await t.step("the retry with a bigger buffer, in the same call, runs the tool once", async () => {
     await using retrying = await loadPlugin(
       `(module

@@ -195,6 +195,10 @@ async function answerWithRetry(
   out: [ptr: number, cap: number],
   compute: () => Promise<Uint8Array | undefined>,
 ): Promise<number> {
+  // The output buffer is checked before anything runs: a tool (or a request) whose answer
+  // could not be written has no side effects. Memory only grows meanwhile.
+  const [ptr, cap] = [unsigned(out[0]), unsigned(out[1])];
+  ctx.memory.view(ptr, cap);
   // A retry is one of the same call (a later call asks again: the answer may have changed).
   const generation = ctx.slot.generation;
   const cached = ctx.retry.get(fn);
@@ -207,7 +211,6 @@ async function answerWithRetry(
     throw ctx.slot.signal?.reason ?? new TypeError(`The call that ran "${fn}" has ended`);
   }
   if (data === undefined) return -1;
-  const [ptr, cap] = [unsigned(out[0]), unsigned(out[1])];
   if (data.length > cap) ctx.retry.set(fn, { key, data, generation });
   return ctx.memory.writeResult(ptr, cap, data);
 }
