@@ -231,6 +231,12 @@ export class WasmRuntime implements AsyncDisposable {
       if (dir !== undefined && dir.trim() === "") {
         throw new TypeError(`Cannot use 'cache.dir' = ${JSON.stringify(dir)}: it names no folder`);
       }
+      // No file system takes it: every compile would only log a warning.
+      if (dir?.includes("\0")) {
+        throw new TypeError(
+          `Cannot use 'cache.dir' = ${shownName(dir)}: a path cannot hold a NUL character`,
+        );
+      }
       this.#cache = artifactCache(maxEntries, maxBytes);
       this.#cacheDir = dir;
     } else {

@@ -85,6 +85,12 @@ Deno.test("new WasmRuntime() resolves and validates its config", {
       TypeError,
       /'cache\.dir' = "": it names no folder/,
     ],
+    [
+      "a cache dir with a NUL",
+      { cache: { dir: "a\0b" } },
+      TypeError,
+      /'cache\.dir' = "a\\u0000b": a path cannot hold a NUL character/,
+    ],
     ["a limit out of range", { resourceLimits: { maxCallDepth: 0 } }, RangeError, /maxCallDepth/],
   ];
   for (const [what, config, type, message] of bad) {
