@@ -219,7 +219,12 @@ export function checkPluginConfig(given: WasmPluginConfig): WasmPluginConfig {
   const config = snapshot(given) as WasmPluginConfig;
   assertKnownKeys("the plugin config", config, PLUGIN_CONFIG_KEYS);
   for (const key of ["name", "id"] as const) {
-    if (config[key] !== undefined) checkString(key, config[key], { nul: false });
+    const value = config[key];
+    if (value === undefined) continue;
+    checkString(key, value, { nul: false });
+    // Encoded (a metric's label, a log category, a worker's message) a lone surrogate becomes
+    // U+FFFD: "t\ud800" and "t\udc00" were two plugins with one label set.
+    if (!value.isWellFormed()) fail(key, "a string without lone surrogates", value);
   }
   if (config.config !== undefined) checkStringRecord("config", config.config);
   if (config.isolation !== undefined) checkIsolation(config.isolation, "isolation");

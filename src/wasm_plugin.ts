@@ -445,6 +445,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
         }
       }
     } catch (err) {
+      this.#observeMemory();
       // Calls that waited for the initialization fail with the state as the turn passes
       // down the line (and a pending stop() goes on).
       this.#setState("error");
@@ -456,9 +457,20 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
       }
       throw err;
     }
+    // What the initializers grew shows in the metrics now, not after the next call.
+    this.#observeMemory();
     this.#restState = "ready";
     this.#setState("ready");
     return true;
+  }
+
+  /** Notes the memory size outside a call (after the initializers). */
+  #observeMemory(): void {
+    try {
+      this.#metrics.observeMemory(this.#backend.memoryBytes());
+    } catch {
+      // A backend closed by a stop has no memory to show.
+    }
   }
 
   /** Whether an initializer started at `start` ended late (see {@linkcode #finish}). */
@@ -1507,7 +1519,9 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     timeoutMs = Infinity,
     end: number = performance.now(),
   ): unknown {
-    // A worker started for the call (it was parked) does not count in its time.
+    // A worker started for the call (it was parked) does not count in its time, and its code
+    // runs cold: the call says nothing of the plugin's usual duration.
+    const cold = this.#backend.readyAt > start;
     start = this.#ranSince(start);
     if (end - start > timeoutMs && this.#timesOut(error)) {
       const late = new TimeoutError(undefined, {
@@ -1529,7 +1543,9 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     if (ran && this.#statesListened) {
       this.#emit("state_changed", { from: "running", to: this.#restState });
     }
-    this.#report(name, end - start, error);
+    // One that ran no guest code (refused, aborted before it began) tells the detector
+    // nothing of the plugin: its caller failed it.
+    this.#report(name, end - start, error, ran ? (cold ? NaN : end - start) : undefined);
     return error;
   }
 
@@ -1547,13 +1563,19 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
   #recordLeft(name: string, made: number, error: unknown): void {
     const end = performance.now();
     this.#metrics.record(name, made, end, error, this.#backend.memoryBytes(), 0);
-    this.#report(name, end - made, error);
+    this.#report(name, end - made, error, undefined);
   }
 
-  /** Tells the listeners and the anomaly detector how a call ended. */
-  #report(name: string, durationMs: number, error: unknown): void {
+  /**
+   * Tells the listeners how a call ended, and the anomaly detector if it ran
+   * guest code (`detected`: its duration, `NaN` when its worker was started
+   * for it; `undefined` when it ran none).
+   */
+  #report(name: string, durationMs: number, error: unknown, detected: number | undefined): void {
     if (this.#callsListened) this.#emitCall(name, durationMs, error);
-    if (this.#metrics.detector !== null) this.#detectAnomalies(name, durationMs, error);
+    if (this.#metrics.detector !== null && detected !== undefined) {
+      this.#detectAnomalies(name, detected, error);
+    }
   }
 
   /**

@@ -1352,3 +1352,19 @@ testEachIsolation(
     });
   },
 );
+
+testEachIsolation("What initialize() grew shows in the metrics at once", {
+  permissions: "none",
+}, async (_t, { loadPlugin }) => {
+  // A reactor's heap set up by _initialize showed only after the next call.
+  await using loaded = await loadPlugin(
+    `(module (memory (export "memory") 1)
+      (func (export "_initialize") (drop (memory.grow (i32.const 15))))
+      (func (export "noop")))`,
+  );
+  const { plugin } = loaded;
+  await plugin.initialize();
+  const metrics = await plugin.metrics();
+  assert.equal(metrics.currentMemoryBytes, 16 * 65536);
+  assert.equal(metrics.peakMemoryBytes, 16 * 65536);
+});

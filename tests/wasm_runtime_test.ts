@@ -485,6 +485,8 @@ testEachIsolation("WasmRuntime.createPlugin() instantiates compiled modules", {
     ["a non-object config", "math", /expected a config object, received string "math"/],
     ["an empty name", { name: "" }, /'name': expected a non-empty string, received string ""/],
     ["a name with NUL", { name: "a\0b" }, /'name': expected a string without NUL/],
+    // Encoded, "t\ud800" and "t\udc00" were one label set in /metrics (and one log category).
+    ["an id with a lone surrogate", { id: "t\ud800" }, /'id': expected a string without lone/],
     ["a numeric id", { id: 7 }, /'id': expected a non-empty string, received number 7/],
     [
       "a config map with a number",

@@ -165,7 +165,10 @@ export function createHostServices(env: HostEnvironment): HostServices {
       // From a worker, this is a number the worker sent: count only what makes sense.
       if (!Number.isSafeInteger(count) || count <= 0) return;
       env.logStats.droppedRecords += count;
-      this.log(2, `${count} log records dropped: over the rate limit`);
+      // The host's notice, told from a guest's record of the same text by `droppedRecords`.
+      const message = `${count} log records dropped: over the rate limit`;
+      logger.warning("{message}", { message, pluginId: env.pluginId, droppedRecords: count });
+      env.onLog?.({ pluginId: env.pluginId, level: "warning", message, droppedRecords: count });
     },
     getConfig(key): string | undefined {
       require(Capability.ReadConfig, 'Calling "env"."host_get_config"');

@@ -21,4 +21,9 @@ export interface PluginLogEntry {
   readonly level: "debug" | "info" | "warning" | "error";
   /** The text, decoded as UTF-8 (invalid sequences become U+FFFD). */
   readonly message: string;
+  /**
+   * Set only on the host's own notice that records were dropped over the
+   * rate limit: how many (a guest's record with the same text has none).
+   */
+  readonly droppedRecords?: number;
 }

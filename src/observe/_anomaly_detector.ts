@@ -275,6 +275,8 @@ export class AnomalyDetector {
    * Learns one call (positional arguments: it runs after every call);
    * returns the anomalies it completes, or `null` (the usual case).
    *
+   * @param durationMs `NaN` when the call's duration says nothing of the
+   *   plugin (its worker was started for it: its code ran cold).
    * @param fuel Fuel used, 0 when not metered.
    * @param memoryBytes The linear-memory size after the call.
    */
@@ -289,7 +291,9 @@ export class AnomalyDetector {
     let found: AnomalyDetail[] | null = null;
     if (ok) {
       const baselines = this.#baselinesOf(fn);
-      found = add(found, "duration", baselines.duration.observe(durationMs, settings), fn);
+      if (!Number.isNaN(durationMs)) {
+        found = add(found, "duration", baselines.duration.observe(durationMs, settings), fn);
+      }
       if (fuel > 0) found = add(found, "fuel", baselines.fuel.observe(fuel, settings), fn);
     }
     const grown = Math.max(0, memoryBytes - this.#lastMemoryBytes);

@@ -34,8 +34,9 @@ const DEFAULT_HEARTBEAT_MS = 15_000;
 const MAX_EVENT_STREAMS = 32;
 /**
  * How long `close()` waits for the server's connections to end: past it, it
- * resolves, and a connection still open (a client that stopped reading)
- * no longer keeps the process alive.
+ * resolves, and a connection still open (a client that stopped reading) no
+ * longer keeps the process alive, unless a write to it is pending (a full
+ * socket buffer), which Deno keeps until the client reads or goes.
  */
 const CLOSE_WAIT_MS = 1000;
 
@@ -169,6 +170,11 @@ async function route(routes: Routes, request: Request): Promise<Response> {
   if (routes.loopback && !isLoopback(hostOf(request))) {
     return text(403, "Forbidden: this dashboard answers only requests for a loopback host\n");
   }
+  // Its own page reads it from the same origin; another site's page (which could open event
+  // streams and keep the host serializing for them) is refused, as the browser says it is.
+  if (fromOtherSite(request)) {
+    return text(403, "Forbidden: this dashboard answers only its own page and direct requests\n");
+  }
   if (request.method !== "GET" && request.method !== "HEAD") {
     return text(405, "Method not allowed\n", { allow: "GET, HEAD" });
   }
@@ -268,6 +274,24 @@ function checkOptions(
     );
   }
   return { port, hostname, signal };
+}
+
+/**
+ * Whether a browser says another site's page made `request`: `Sec-Fetch-Site`
+ * `cross-site` or `same-site`, or an `Origin` whose host is not the one the
+ * request was addressed to. Requests without these (curl, a Prometheus
+ * scraper) are direct.
+ */
+function fromOtherSite(request: Request): boolean {
+  const site = request.headers.get("sec-fetch-site");
+  if (site === "cross-site" || site === "same-site") return true;
+  const origin = request.headers.get("origin");
+  if (origin === null) return false;
+  try {
+    return new URL(origin).host !== (request.headers.get("host") ?? "");
+  } catch {
+    return true; // "null" (a sandboxed frame, a file) is no origin of this server
+  }
 }
 
 /** The host name a request was addressed to, from its `Host` header. */

@@ -7,7 +7,11 @@
 
 /**
  * What departed from a plugin's learned baseline:
- * - `"duration"`: a call's wall-clock time (per exported function);
+ * - `"duration"`: a call's wall-clock time (per exported function); in
+ *   worker isolation as the host sees it, so waits for the host's thread
+ *   (busy with other plugins' host calls or the application's work) count
+ *   too: act on a duration anomaly with that in mind. A call whose worker
+ *   was started for it (parked) is not learned: its code runs cold;
  * - `"fuel"`: the fuel a call consumed (per exported function);
  * - `"memory"`: linear memory grew in calls where it usually does not;
  * - `"error_rate"`: calls fail more often than they used to.
@@ -85,6 +89,8 @@ export interface AnomalyActions {
  * fuel need 5 of the last 8 calls above the threshold (and, for duration, at
  * least 4 times and 0.25 ms slower than usual), so scheduler noise does not
  * count; memory and error rate compare the recent calls with the usual rate.
+ * A call that ran no guest code (refused, aborted before it began, with
+ * arguments that do not fit) is its caller's doing and is not learned.
  *
  * @example A stricter detector that pauses a misbehaving plugin
  * ```ts

@@ -79,8 +79,10 @@ export interface DashboardServer extends AsyncDisposable {
   /**
    * Ends every event stream and stops the server. Idempotent. It waits at
    * most a second for the connections to end: a client that stopped reading
-   * its event stream stays connected until it goes, without keeping the
-   * process alive, and `finished` settles then.
+   * its event stream stays connected until it goes, and `finished` settles
+   * then. While the server still writes to it (its socket's buffer full),
+   * that write keeps the process alive: Deno can neither finish nor drop it
+   * (measured with Deno 2.9.6 and no wasmplug code).
    *
    * @example
    * ```ts ignore

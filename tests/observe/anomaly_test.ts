@@ -50,11 +50,20 @@ interface Setup extends AsyncDisposable {
   set(n: number, options?: { leak?: boolean; fail?: boolean }): Promise<void>;
 }
 
-async function setUp(
+/** {@linkcode setUp} in worker isolation. */
+function setUpWorker(
   runtimeConfig: RuntimeConfig,
   options?: PluginManagerOptions,
 ): Promise<Setup> {
-  const runtime = isolatedRuntime("inline", runtimeConfig);
+  return setUp(runtimeConfig, options, "worker");
+}
+
+async function setUp(
+  runtimeConfig: RuntimeConfig,
+  options?: PluginManagerOptions,
+  isolation: "inline" | "worker" = "inline",
+): Promise<Setup> {
+  const runtime = isolatedRuntime(isolation, runtimeConfig);
   const manager = new PluginManager(runtime, options);
   const anomalies: PluginEvent<"anomaly">[] = [];
   manager.addEventListener("anomaly", (event) => anomalies.push(event));
@@ -198,6 +207,51 @@ Deno.test("PluginManager acts on repeated anomalies", async (t) => {
     assert.equal(await unloaded, "worker-wat");
     assert.deepEqual(setup.manager.listPlugins(), []);
   });
+});
+
+Deno.test("Calls that ran no guest code tell the detector nothing", async (t) => {
+  // A caller's already-aborted signal, a missing export or a wrong argument count failed the
+  // call before the plugin ran: 3 in 8 such calls made an error_rate anomaly, and a healthy
+  // plugin shared by other callers was paused.
+  const aborted = AbortSignal.abort(new Error("the client went"));
+  const callerFaults: [string, (setup: Setup) => Promise<unknown>][] = [
+    ["an aborted signal", (s) => s.manager.callI32(s.handle, "work", [], { signal: aborted })],
+    ["a missing export", (s) => s.manager.callI32(s.handle, "nope")],
+    ["a wrong argument count", (s) => s.manager.callI32(s.handle, "work", [1])],
+  ];
+  for (const [fault, call] of callerFaults) {
+    await t.step(fault, async () => {
+      await using setup = await setUp({}, { anomaly: { actions: { pauseAfter: 1 } } });
+      await setup.work(40);
+      for (let i = 0; i < 240; i++) {
+        if (i % 8 < 3) await assert.rejects(call(setup));
+        else await setup.manager.callI32(setup.handle, "work");
+      }
+      assert.deepEqual(setup.anomalies, [], describe(setup.anomalies));
+      assert.notEqual(setup.manager.get(setup.handle).state, "paused");
+    });
+  }
+});
+
+Deno.test("The first call into a worker started for it tells the detector no duration", {
+  permissions: { read: [WORKER_SOURCES] },
+}, async () => {
+  // Its code runs cold (0.4-6 ms against 0.03-0.1 ms): a plugin called in bursts further
+  // apart than the idle timeout got duration anomalies for every burst, and was paused.
+  await using setup = await setUpWorker({ idleTimeoutMs: 20 }, {
+    anomaly: { actions: { pauseAfter: 1 } },
+  });
+  await setup.work(100);
+  for (let burst = 0; burst < 12; burst++) {
+    await new Promise((resolve) => setTimeout(resolve, 80)); // parked meanwhile
+    await setup.work(1);
+  }
+  assert.deepEqual(
+    setup.anomalies.filter((a) => a.detail.metric === "duration"),
+    [],
+    describe(setup.anomalies),
+  );
+  assert.notEqual(setup.manager.get(setup.handle).state, "paused");
 });
 
 Deno.test("PluginManager with { anomaly: false } reports nothing", async () => {

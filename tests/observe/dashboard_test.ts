@@ -376,6 +376,22 @@ Deno.test("On a loopback address the server refuses requests for another host (D
   assert.equal(await rawStatus(server, `[::ffff:127.0.0.1]:${server.url.port}`), "HTTP/1.1 200 OK");
 });
 
+Deno.test("The server refuses what a browser says another site's page asked", async () => {
+  // Any web page could open the event streams (up to the cap) and keep the host serializing.
+  await using env = managerWithPlugins();
+  await using server = env.manager.serve({ port: 0 });
+  const status = async (headers: HeadersInit) => {
+    const response = await fetch(new URL("/metrics", server.url), { headers });
+    await response.body?.cancel();
+    return response.status;
+  };
+  assert.equal(await status({ "sec-fetch-site": "cross-site" }), 403);
+  assert.equal(await status({ origin: "https://evil.example" }), 403);
+  assert.equal(await status({ origin: "null" }), 403);
+  assert.equal(await status({ "sec-fetch-site": "same-origin", origin: server.url.origin }), 200);
+  assert.equal(await status({}), 200, "a scraper sends neither");
+});
+
 Deno.test("A loopback address spelled otherwise keeps the DNS rebinding check", async () => {
   // `127.1` binds 127.0.0.1, but the check was decided from the name asked for: it was off.
   await using env = managerWithPlugins();
