@@ -213,6 +213,8 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
   readonly manifest: PluginManifest | null;
 
   readonly #backend: PluginBackend;
+  /** The backend's `deadlineFromStart`: whether a result after the call's timeout is late. */
+  readonly #lateAfterTimeout: boolean;
   /** The running call's signal (see {@linkcode #timesOut}). */
   #runningSignal: AbortSignal | undefined;
   readonly #hostScope: object;
@@ -270,6 +272,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     this.limits = init.limits;
     this.manifest = init.manifest;
     this.#backend = init.backend;
+    this.#lateAfterTimeout = init.backend.deadlineFromStart;
     this.#hostScope = init.hostScope;
     this.#logStats = init.logStats;
     this.#signatures = init.signatures;
@@ -439,7 +442,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
         start = performance.now();
         const result = this.#backend.invoke(initializer, [], budget, start);
         if (result instanceof Promise) await result;
-        // Ended after its deadline: failed (see #finish).
+        // Ended after its deadline: failed, as in a worker (see #finish).
         if (this.#initializerLate(start, budget.timeoutMs, undefined)) {
           throw new TimeoutError(undefined, { timeoutMs: budget.timeoutMs });
         }
@@ -473,9 +476,10 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     }
   }
 
-  /** Whether an initializer started at `start` ended late (see {@linkcode #finish}). */
+  /** Whether an initializer started at `start` ended late (inline: see {@linkcode #finish}). */
   #initializerLate(start: number, timeoutMs: number, error: unknown): boolean {
-    return performance.now() - this.#ranSince(start) > timeoutMs && this.#timesOut(error);
+    return this.#lateAfterTimeout && performance.now() - start > timeoutMs &&
+      this.#timesOut(error);
   }
 
   /**
@@ -1279,7 +1283,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     }
     this.#markRunning();
     this.#runningSignal = budget.signal;
-    const timeoutMs = budget.timeoutMs;
+    const timeoutMs = this.#lateAfterTimeout ? budget.timeoutMs : Infinity;
     let result: unknown;
     try {
       // The typed call's site stays monomorphic: it is every inline call's path.
@@ -1346,9 +1350,10 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
   ): unknown {
     const end = performance.now();
     const fuel = this.#backend.lastFuelUsed;
-    if (end - start > timeoutMs) {
-      const late = this.#finish(name, start, undefined, fuel, timeoutMs, end);
-      if (late !== undefined) throw late;
+    // Late: recorded as the TimeoutError #finish makes (one record: a call that #finish does not
+    // make late, its signal aborted, is decoded and recorded below).
+    if (end - this.#ranSince(start) > timeoutMs && this.#timesOut(undefined)) {
+      throw this.#finish(name, start, undefined, fuel, timeoutMs, end);
     }
     let decoded: unknown;
     try {
@@ -1400,10 +1405,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
       : await this.#waitInLine(name, waiting, signal);
     const ahead = waiting?.ahead;
     this.#hold(name, turn, ahead !== undefined, ahead);
-    if (ahead !== undefined) {
-      const timeoutMs = "request" in prepared ? prepared.budget.timeoutMs : Infinity;
-      return await this.#runPosted(name, ahead, timeoutMs, decode);
-    }
+    if (ahead !== undefined) return await this.#runPosted(name, ahead, decode);
     if (!("request" in prepared)) return this.#failAtTurn(name, prepared.error);
     const { request, budget } = prepared;
     return await this.#invokePrepared(name, route, request, budget, performance.now(), decode);
@@ -1490,7 +1492,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
   }
 
   /** Runs a call posted ahead, now that its turn came and the plugin is marked running. */
-  #runPosted(name: string, ahead: AheadCall, timeoutMs: number, decode?: Decode): unknown {
+  #runPosted(name: string, ahead: AheadCall, decode?: Decode): unknown {
     // Its turn frees a channel: the next calls in line may be posted now.
     this.#postAhead();
     const start = performance.now();
@@ -1498,9 +1500,10 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     try {
       result = ahead.run(start);
     } catch (err) {
-      throw this.#finish(name, start, err, this.#backend.lastFuelUsed, timeoutMs);
+      this.#finish(name, start, err);
+      throw err;
     }
-    return this.#finishCall(name, start, result, decode, timeoutMs);
+    return this.#finishCall(name, start, result, decode);
   }
 
   /**

@@ -72,6 +72,12 @@ export interface PluginBackend {
   /** Fuel used by the last `invoke`, `invokeBytes` or `runCommand`, 0 when fuel is not metered. */
   readonly lastFuelUsed: number;
   /**
+   * Whether a call's deadline counts from the `startMs` it was given, so that
+   * a call whose result came after it is late (inline). A worker's host
+   * counts from when its worker is ready, and its timer says so itself.
+   */
+  readonly deadlineFromStart: boolean;
+  /**
    * When the instance this backend's calls run on became ready
    * (`performance.now()`): a worker may be started during a call (it was
    * parked, or replaced after a crash), and the time before it is neither

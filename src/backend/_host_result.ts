@@ -53,7 +53,11 @@ function mismatch(type: string, value: unknown, crosses: boolean): string | null
         ? null
         : "null or a function a module exported";
     default:
-      return null;
+      // Any other reference (a typed function reference, a GC one) is the engine's inline,
+      // and only null crosses to a worker.
+      return !crosses || value === null || !(type.endsWith("ref") || type.startsWith("(ref"))
+        ? null
+        : "null: a reference cannot cross to the plugin's worker";
   }
 }
 

@@ -168,6 +168,8 @@ export class PluginInstance implements PluginBackend {
     return this.#lastFuelUsed;
   }
 
+  /** See {@linkcode PluginBackend.deadlineFromStart}. */
+  readonly deadlineFromStart = true;
   /** See {@linkcode PluginBackend.readyAt}: an instance is there from the start. */
   readonly readyAt = 0;
 

@@ -35,19 +35,23 @@ function listOrNone(items: readonly string[]): string[] | false {
 /**
  * `paths` and the real path of each that is a symlink or lies below one: a
  * preopen at `/tmp/data` (a symlink on macOS) is read as `/private/tmp/data`
- * once the WASI layer resolves it, and Deno checks that path. What the host
- * may not read, or what does not exist, is kept as named only (asked first:
- * never a prompt).
+ * once the WASI layer resolves it, and Deno checks that path. A real path is
+ * added only where the host holds the same permission (`name`) for it: a
+ * worker cannot be granted what its host lacks (a link out of the host's
+ * grant stays a path the guest is refused, as inline). What does not exist
+ * is kept as named (asked first: never a prompt).
  */
-function withRealPaths(paths: readonly string[]): string[] {
+function withRealPaths(paths: readonly string[], name: "read" | "write"): string[] {
   const all = [...paths];
   for (const path of paths) {
     if (!denoGrants({ name: "read", path })) continue;
+    let real: string;
     try {
-      all.push(Deno.realPathSync(path));
+      real = Deno.realPathSync(path);
     } catch {
-      // Missing: nothing to resolve (the plugin's creation says so if it is a preopen).
+      continue; // missing: nothing to resolve (the plugin's creation says so if it is a preopen)
     }
+    if (real !== path && denoGrants({ name, path: real })) all.push(real);
   }
   return all;
 }
@@ -63,11 +67,11 @@ export function workerPermissions(source: PermissionSource): Deno.PermissionOpti
     import: false,
     net: network ? listOrNone(source.allowedHosts ?? []) : false,
     read: files
-      ? listOrNone(withRealPaths([...(source.allowedPaths?.read ?? []), ...preopened]))
+      ? listOrNone(withRealPaths([...(source.allowedPaths?.read ?? []), ...preopened], "read"))
       : false,
     run: false,
     sys: false,
     // Preopens are readable; writing needs the path in allowedPaths.write too.
-    write: files ? listOrNone(withRealPaths(source.allowedPaths?.write ?? [])) : false,
+    write: files ? listOrNone(withRealPaths(source.allowedPaths?.write ?? [], "write")) : false,
   };
 }

@@ -357,6 +357,8 @@ class WorkerBackend implements PluginBackend {
     return this.#lastFuelUsed;
   }
 
+  /** The host's timer starts when the worker is ready (after a respawn): see `#converse`. */
+  readonly deadlineFromStart = false;
   /** See {@linkcode PluginBackend.readyAt}: also set as a call aborted while its worker started leaves. */
   readyAt = 0;
 
@@ -1169,6 +1171,10 @@ class WorkerBackend implements PluginBackend {
             // Not a start function's: the accesses waiting then wait for what started the worker.
             if (!start) this.#takeOverQueuedAccesses(pending);
             this.#serveHostCall(channel, message, pending);
+            // One that held this thread past the deadline (no timer could fire) answered a
+            // guest that runs on after it: the call is late whatever it does next, as inline,
+            // not only if its answer loses the race with the check below.
+            if (pending.answered && performance.now() >= watch.deadline) watch.expire();
           }
           continue;
         }

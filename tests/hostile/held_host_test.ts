@@ -6,7 +6,13 @@
  */
 import assert from "node:assert/strict";
 import { TimeoutError } from "../../mod.ts";
-import { allowingWorkers, assertRejectsWith, delay, loadPlugin } from "../_helpers.ts";
+import {
+  allowingWorkers,
+  assertRejectsWith,
+  delay,
+  loadPlugin,
+  workerRuntime,
+} from "../_helpers.ts";
 
 /** `count(n)` counts to `n` in memory, so what a stopped call did is left to read. */
 const COUNTER_WAT = `(module
@@ -99,4 +105,30 @@ Deno.test("Hostile: a worker plugin's deadline holds while the host's thread is 
       plugin.callBytes("count_bytes", new Uint8Array(16), { timeoutMs: TIMEOUT_MS })
     );
   });
+});
+
+Deno.test({
+  name: "A worker call its guest ends in time succeeds while the host thread is busy",
+  permissions: allowingWorkers({}),
+}, async () => {
+  // Its answer, read after the deadline because the host ran 60 ms of other work, was a
+  // TimeoutError (62-69 of 100 calls with a 50 ms deadline): the deadline is the guest's.
+  await using runtime = workerRuntime();
+  await using plugin = await runtime.createPluginFromWat(
+    `(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))`,
+  );
+  assert.equal(await plugin.callI32("add", [1, 2]), 3);
+  const busy = setInterval(() => {
+    const until = performance.now() + 60;
+    while (performance.now() < until);
+  }, 35);
+  try {
+    for (let i = 0; i < 20; i++) {
+      assert.equal(await plugin.callI32("add", [i, 1], { timeoutMs: 50 }), i + 1);
+      await new Promise((resolve) => setTimeout(resolve, i % 7));
+    }
+  } finally {
+    clearInterval(busy);
+  }
+  assert.equal((await plugin.metrics()).failureCount, 0);
 });

@@ -249,3 +249,29 @@ Deno.test("A worker is granted no Deno permission its plugin's capabilities do n
     }
   });
 });
+
+/** A sandbox holding a link to a folder beside it (made before the test narrows permissions). */
+const linked = Deno.makeTempDirSync({ prefix: "wasmplug_linked_" });
+Deno.mkdirSync(`${linked}/sandbox/data`, { recursive: true });
+Deno.mkdirSync(`${linked}/outside`);
+Deno.symlinkSync(`${linked}/outside`, `${linked}/sandbox/link`);
+Deno.symlinkSync(`${linked}/sandbox/data`, `${linked}/data-link`);
+globalThis.addEventListener("unload", () => Deno.removeSync(linked, { recursive: true }));
+
+Deno.test("A worker gets the real path of a linked preopen only where its host holds it", {
+  permissions: { read: [`${linked}/sandbox`, `${linked}/data-link`], write: [`${linked}/sandbox`] },
+}, () => {
+  // A preopen named through a link is read resolved (macOS's /tmp is a link): its real path is
+  // granted too, but one the host lacks was asked for, and the plugin could not be created.
+  const permissions = workerPermissions({
+    capabilities: new Set([Capability.FileSystem]),
+    allowedPaths: { write: [`${linked}/sandbox/link`] },
+    preopens: { "/out": `${linked}/sandbox/link`, "/data": `${linked}/data-link` },
+  });
+  assert.deepEqual(permissions.read, [
+    `${linked}/sandbox/link`,
+    `${linked}/data-link`,
+    `${linked}/sandbox/data`,
+  ]);
+  assert.deepEqual(permissions.write, [`${linked}/sandbox/link`]);
+});
