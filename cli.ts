@@ -725,8 +725,10 @@ async function compileFile(runtime: WasmRuntime, file: string): Promise<Compiled
   const name = file.split(Deno.build.os === "windows" ? /[\\/]/ : "/").pop()!
     .replace(/\.(wasm|wat)$/, "");
   const bytes = await readFileArgument(file, MAX_MODULE_BYTES);
-  if (file.endsWith(".wat") || looksLikeWat(bytes)) {
-    return await runtime.compileWat(name, watText(name, bytes));
+  // A binary module is one whatever its name; text goes as bytes, as wat2wasm reads it.
+  const binary = bytes[0] === 0 && bytes[1] === 0x61 && bytes[2] === 0x73 && bytes[3] === 0x6d;
+  if (!binary && (file.endsWith(".wat") || looksLikeWat(bytes))) {
+    return await runtime.compileWat(name, bytes);
   }
   try {
     return await runtime.compile(name, bytes);
@@ -741,21 +743,6 @@ async function compileFile(runtime: WasmRuntime, file: string): Promise<Compiled
 }
 
 /** Whether `bytes` are WAT text rather than a binary (which starts with "\0asm"): a `(` or `;` first. */
-/**
- * A WAT file's text (a leading byte order mark dropped). Bytes that are not
- * UTF-8 are refused: decoded leniently, each became U+FFFD, and a string's
- * bytes changed without a word (wat2wasm keeps them).
- */
-function watText(name: string, bytes: Uint8Array): string {
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    throw new CompilationError(
-      `Cannot compile WAT "${name}": it is not UTF-8 text (write bytes in strings as \\hh escapes)`,
-    );
-  }
-}
-
 function looksLikeWat(bytes: Uint8Array): boolean {
   // A byte order mark may come first.
   const start = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
@@ -1009,7 +996,7 @@ async function inspect(args: ParsedArgs, io: CliIo): Promise<number> {
     io.stdout(printable(JSON.stringify(report, bigintReplacer, 2), true));
     return 0;
   }
-  io.stdout(`${report.name}: ${report.sizeBytes} bytes, sha256 ${report.sha256}`);
+  io.stdout(`${shownName(report.name)}: ${report.sizeBytes} bytes, sha256 ${report.sha256}`);
   io.stdout(`imports (${report.imports.length}):`);
   for (const item of report.imports) {
     const needs = item.capability === undefined ? "" : `  [${item.capability}]`;
@@ -1062,7 +1049,7 @@ function printable(text: string, keepLines = false): string {
 /** What {@linkcode printable} escapes (lone surrogates too: a terminal cannot show them). */
 const HIDDEN =
   // deno-lint-ignore no-control-regex -- the control characters are what it escapes
-  /[\u0000-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffd\u{1d173}-\u{1d17a}\u{e0000}-\u{e01ef}\ud800-\udfff]/gu;
+  /[\u0000-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffd\u{13430}-\u{1343f}\u{1bca0}-\u{1bca3}\u{1d173}-\u{1d17a}\u{e0000}-\u{e0fff}\ud800-\udfff]/gu;
 
 /** The longest name `inspect` prints whole; a longer one is cut and says how long it is. */
 const MAX_SHOWN_NAME = 256;

@@ -97,7 +97,7 @@ export class CompilationError extends WasmError {
   readonly offset: number | undefined;
   /** 1-based line of the failure in WAT source, when known. */
   readonly line: number | undefined;
-  /** 1-based column of the failure in WAT source, when known. */
+  /** 1-based column of the failure in WAT source (in bytes of its UTF-8), when known. */
   readonly column: number | undefined;
 
   /**

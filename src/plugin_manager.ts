@@ -233,7 +233,10 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
     const name = config?.name ?? String(path).split(/[\\/]/).pop()!.replace(/\.(wasm|wat)$/, "");
     const named = { ...config, name };
     if (String(path).endsWith(".wat")) {
-      return await this.loadWat(new TextDecoder().decode(bytes), named, options);
+      // Its bytes as they are (as wat2wasm reads them): decoded, any that were not UTF-8
+      // became U+FFFD, in strings too.
+      const compiled = await this.runtime.compileWat(name, bytes);
+      return await this.#add(compiled, named, options);
     }
     return await this.load(bytes, named, options);
   }

@@ -54,7 +54,7 @@ import {
   stopRefusal,
   type WasmPlugin,
 } from "./wasm_plugin.ts";
-import { WAT_CACHE_VERSION, watToBinary } from "./compile/mod.ts";
+import { WAT_CACHE_VERSION, watSource, watToBinary } from "./compile/mod.ts";
 import { readCachedBinary, writeCachedBinary } from "./compile/mod.ts";
 
 const logger = getLogger(["wasmplug", "runtime"]);
@@ -292,28 +292,37 @@ export class WasmRuntime implements AsyncDisposable {
    * ```
    *
    * @param name A name for messages and metrics.
-   * @param text The WAT source.
-   * @throws {CompilationError} With wabt's message, line and column; also where the text
-   * nests deeper than 128 levels, more than wabt (the WAT compiler) can parse.
+   * @param text The WAT source: text, or the bytes of a `.wat` file, taken as `wat2wasm`
+   * reads them (bytes that are not UTF-8 may stand in comments, and in strings stand for
+   * themselves). A leading byte order mark is dropped.
+   * @throws {CompilationError} With wabt's message, line and column (the column counts
+   * bytes of UTF-8); also where the text nests deeper than 128 levels, more than wabt (the
+   * WAT compiler) can parse, or holds a lone surrogate.
    */
-  async compileWat(name: string, text: string): Promise<CompiledModule> {
+  async compileWat(name: string, text: string | Uint8Array): Promise<CompiledModule> {
     this.#assertOpen("compile a module");
     assertName(name);
-    if (typeof text !== "string") {
+    if (typeof text !== "string" && !(text instanceof Uint8Array)) {
       throw new TypeError(
         `Cannot compile "${name}": expected WAT text, received ${describeValue(text)}`,
       );
     }
     const start = performance.now();
+    // Checked before the cache is asked: a lone surrogate would hash as U+FFFD.
+    const source = watSource(name, text);
     let bytes: Uint8Array | undefined;
     let key: string | undefined;
     if (this.#cacheDir !== undefined) {
-      key = await sha256Hex(`${WAT_CACHE_VERSION}\n${text}`);
-      // A module compiled from text is smaller than the text (headers aside).
-      bytes = await readCachedBinary(this.#cacheDir, key, 2 * text.length + 4096);
+      const version = new TextEncoder().encode(`${WAT_CACHE_VERSION}\n`);
+      const keyed = new Uint8Array(version.length + source.length);
+      keyed.set(version);
+      keyed.set(source, version.length);
+      key = await sha256Hex(keyed);
+      // A module compiled from text is smaller than its UTF-8 (headers aside).
+      bytes = await readCachedBinary(this.#cacheDir, key, 2 * source.length + 4096);
     }
     if (bytes === undefined) {
-      bytes = await watToBinary(name, text);
+      bytes = await watToBinary(name, source);
       if (this.#cacheDir !== undefined) await writeCachedBinary(this.#cacheDir, key!, bytes);
     }
     return await this.#compileBinary(name, bytes, start);

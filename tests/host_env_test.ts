@@ -217,10 +217,10 @@ testEachIsolation("A leading U+FEFF is part of a guest's text, not a mark to dro
   // and a log record lost its first character.
   await using logs = await capturePluginLogs();
   await using loaded = await loadHostPlugin(loadPlugin, {
-    capabilities: [Capability.ReadConfig],
+    capabilities: [Capability.ReadConfig, Capability.CallTool],
     config: { key: "plain", "\ufeffkey": "marked" },
   });
-  const { plugin } = loaded;
+  const { plugin, runtime } = loaded;
 
   await t.step("a config key", async () => {
     assert.equal((await ask(plugin, "host_get_config", "\ufeffkey")).text, "marked");
@@ -231,6 +231,15 @@ testEachIsolation("A leading U+FEFF is part of a guest's text, not a mark to dro
     const [ptr, len] = await putString(plugin, KEY, "\ufeffhello");
     await plugin.callVoid("host_log", [1, ptr, len]);
     assert.equal(logs.records.at(-1)?.properties.message, "\ufeffhello");
+  });
+
+  await t.step("a tool's JSON arguments may start with one, as callJson's output may", async () => {
+    // Kept, JSON.parse refused it: a HostFunctionError for what RFC 8259 lets a parser ignore.
+    const seen: unknown[] = [];
+    runtime.registerTool("echo_args", (args) => (seen.push(args), args));
+    const length = await callTool(plugin, "echo_args", '\ufeff{"a":1}');
+    assert.deepEqual(seen, [{ a: 1 }]);
+    assert.deepEqual(JSON.parse(textOf(await plugin.readMemory(OUT, length))), { a: 1 });
   });
 });
 

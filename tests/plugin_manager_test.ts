@@ -226,7 +226,7 @@ Deno.test("PluginManager lets go of a plugin stopped behind its back", {
 });
 
 testEachIsolation("PluginManager loads plugins from WAT, bytes, compiled modules and files", {
-  permissions: { read: ["examples"] },
+  permissions: { read: ["examples", "tests/cli/fixtures"] },
 }, async (t, { createRuntime }) => {
   await using runtime = createRuntime();
   await using manager = new PluginManager(runtime);
@@ -260,6 +260,10 @@ testEachIsolation("PluginManager loads plugins from WAT, bytes, compiled modules
     const url = new URL("../examples/wat/greet.wat", import.meta.url);
     const greet = await manager.loadFile(url, { name: "greeter" });
     assert.equal(manager.get(greet).name, "greeter");
+    // Its bytes as wat2wasm reads them: decoded as UTF-8 first, a string's byte 0xff was
+    // U+FFFD (EF BF BD).
+    const raw = await manager.loadFile("tests/cli/fixtures/not_utf8.wat");
+    assert.equal(await manager.callI32(raw, "b0"), 255);
   });
 
   await t.step("a file that does not exist rejects with Deno's NotFound", async () => {

@@ -59,11 +59,22 @@ Deno.test("parseManifest() checks every field", async (t) => {
     ["a name with a BOM", { name: "ca\ufefflc" }, /printable text/],
     ["a name of a Hangul filler", { name: "\u3164" }, /printable text/],
     ["a name with a tag character", { name: "calc\u{e0041}" }, /printable text/],
+    ["a name with a joiner after ASCII", { name: "calc\u200d" }, /printable text/],
+    ["a name with a Mongolian selector", { name: "calc\u180f" }, /printable text/],
+    ["a name with a shorthand format control", { name: "calc\u{1bca0}" }, /printable text/],
+    ["a name with an ignorable tag-block code", { name: "calc\u{e01f0}" }, /printable text/],
+    ["a name of a blank Braille pattern", { name: "\u2800" }, /printable text/],
     // A plugin cannot limit how many plugins its runtime holds (a config's is refused too).
     ["limits with maxInstances", { name: "a", limits: { maxInstances: 1 } }, /maxInstances/],
   ];
   await t.step("a name of 128 printable characters, Unicode too, is fine", () => {
     assert.equal(parseManifest({ name: "é".repeat(128) }).name, "é".repeat(128));
+  });
+  await t.step("joiners, selectors and tags that spell a name are fine", () => {
+    // Emoji sequences, Persian's zero-width non-joiner, an Indic conjunct, a keycap, a flag.
+    for (const name of ["👨‍👩‍👧", "🏳️‍🌈", "می‌خواهم", "ශ්‍රී ලංකා", "plugin 1️⃣", "🏴󠁧󠁢󠁥󠁮󠁧󠁿 weather"]) {
+      assert.equal(parseManifest({ name }).name, name);
+    }
   });
   for (const [what, value, message] of bad) {
     await t.step(`${what} is a TypeError`, () => {

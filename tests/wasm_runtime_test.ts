@@ -253,12 +253,36 @@ Deno.test("WasmRuntime.compileWat() compiles WebAssembly text", {
     assert.match(error.message, /lone surrogate/);
   });
 
-  await t.step("text that is not a string is a TypeError", async () => {
+  await t.step("text that is neither a string nor bytes is a TypeError", async () => {
     await assertRejectsWith(
-      () => runtime.compileWat("bytes", new Uint8Array(HEADER) as unknown as string),
+      () => runtime.compileWat("list", [40, 41] as unknown as string),
       TypeError,
-      { message: 'Cannot compile "bytes": expected WAT text, received a Uint8Array' },
+      { message: 'Cannot compile "list": expected WAT text, received an array' },
     );
+  });
+
+  await t.step("bytes are read as wat2wasm reads them, a leading BOM dropped", async () => {
+    // Decoded as UTF-8 first, a Latin-1 comment's byte and a string's raw bytes became
+    // U+FFFD (EF BF BD); and a string with a BOM failed at line 1, column 1.
+    const source = new Uint8Array([
+      0xef,
+      0xbb,
+      0xbf,
+      ...new TextEncoder().encode(";; caf"),
+      0xe9,
+      0x0a,
+      ...new TextEncoder().encode('(module (memory (export "memory") 1) (data (i32.const 0) "'),
+      0xff,
+      0xfe,
+      ...new TextEncoder().encode('"))'),
+    ]);
+    for (const text of [source, `\ufeff(module (memory (export "memory") 1))`]) {
+      const compiled = await runtime.compileWat("raw", text);
+      await using plugin = await runtime.createPlugin(compiled);
+      if (text === source) {
+        assert.deepEqual(await plugin.readMemory(0, 2), new Uint8Array([255, 254]));
+      }
+    }
   });
 });
 
@@ -425,6 +449,40 @@ Deno.test("WasmRuntime cache.dir keeps WAT binaries across runtimes", {
         await Deno.writeFile(`${dir}/${key}.wasm`, huge);
         const again = await runtime.compileWat("other", otherWat);
         assert.equal(again.hash, await sha256Hex(valid));
+      },
+    );
+
+    await t.step(
+      "text with a lone surrogate is refused, though its U+FFFD twin is cached",
+      async () => {
+        // Both hash alike (the key is the UTF-8): the cached twin was returned.
+        await using runtime = inlineRuntime({ cache: { dir } });
+        await runtime.compileWat("twin", '(module (memory 1) (data (i32.const 0) "\ufffd"))');
+        await assertRejectsWith(
+          () => runtime.compileWat("lone", '(module (memory 1) (data (i32.const 0) "\ud800"))'),
+          CompilationError,
+        );
+      },
+    );
+
+    await t.step(
+      "a module larger than its text's length is a hit (its UTF-8 bounds it)",
+      async () => {
+        // 6 000 "語" in a string: 6 000 characters of text, 18 000 bytes of module.
+        const wide = `(module (memory 1) (data (i32.const 0) "${"語".repeat(6000)}"))`;
+        await using runtime = inlineRuntime({ cache: { dir } });
+        const first = await runtime.compileWat("wide", wide);
+        const key = await keyOf(wide);
+        // Another module under its key: a hit returns it.
+        await Deno.copyFile(`${dir}/${await keyOf(otherWat)}.wasm`, `${dir}/${key}.wasm`);
+        await using again = inlineRuntime({ cache: { dir } });
+        const hit = await again.compileWat("wide", wide);
+        assert.notEqual(hit.hash, first.hash);
+        // So does a link to one (a cache built with links, or read-only).
+        await Deno.remove(`${dir}/${key}.wasm`);
+        await Deno.symlink(`${dir}/${await keyOf(otherWat)}.wasm`, `${dir}/${key}.wasm`);
+        await using linked = inlineRuntime({ cache: { dir } });
+        assert.equal((await linked.compileWat("wide", wide)).hash, hit.hash);
       },
     );
 

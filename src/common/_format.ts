@@ -91,19 +91,21 @@ export function shownName(name: string): string {
 
 /**
  * Whether a code point (beyond ASCII) is one a reader does not see as what it
- * is: C1 controls, soft hyphen, ALM, invisible and zero-width characters,
- * marks changing direction, line and paragraph separators, invisible
- * operators, variation selectors, BOM, interlinear annotations, U+FFFD and
- * tags.
+ * is: C1 controls, marks changing direction, line and paragraph separators,
+ * U+FFFD, and Unicode's default-ignorable code points (soft hyphen, ALM,
+ * zero-width characters and joiners, fillers, invisible operators, variation
+ * selectors, BOM, tags, format controls); also the Egyptian hieroglyph format
+ * controls and the interlinear annotations.
  */
 export function isHiddenCode(code: number): boolean {
   return code <= 0x9f || code === 0xad || code === 0x34f || code === 0x61c ||
     code === 0x115f || code === 0x1160 || code === 0x17b4 || code === 0x17b5 ||
-    (code >= 0x180b && code <= 0x180e) || (code >= 0x200b && code <= 0x200f) ||
+    (code >= 0x180b && code <= 0x180f) || (code >= 0x200b && code <= 0x200f) ||
     (code >= 0x2028 && code <= 0x202e) || (code >= 0x2060 && code <= 0x206f) ||
     code === 0x3164 || (code >= 0xfe00 && code <= 0xfe0f) || code === 0xfeff ||
-    code === 0xffa0 || (code >= 0xfff9 && code <= 0xfffd) ||
-    (code >= 0x1d173 && code <= 0x1d17a) || (code >= 0xe0000 && code <= 0xe01ef);
+    code === 0xffa0 || (code >= 0xfff0 && code <= 0xfffd) ||
+    (code >= 0x13430 && code <= 0x1343f) || (code >= 0x1bca0 && code <= 0x1bca3) ||
+    (code >= 0x1d173 && code <= 0x1d17a) || (code >= 0xe0000 && code <= 0xe0fff);
 }
 
 /**
@@ -132,4 +134,19 @@ function escapeCode(code: number): string {
   if (code <= 0xffff) return hex(code);
   const high = 0xd800 + ((code - 0x10000) >> 10);
   return hex(high) + hex(0xdc00 + ((code - 0x10000) & 0x3ff));
+}
+
+/**
+ * JSON text without a leading byte order mark, which a parser may ignore
+ * (RFC 8259) and `JSON.parse` refuses: a guest's tool arguments and requests
+ * are read as `callJson` reads its output (a decoder keeping the mark, since
+ * in other text it is the text's).
+ *
+ * @example
+ * ```ts ignore
+ * JSON.parse(withoutBom("\ufeff[1]")); // [1]
+ * ```
+ */
+export function withoutBom(json: string): string {
+  return json.charCodeAt(0) === 0xfeff ? json.slice(1) : json;
 }

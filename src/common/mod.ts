@@ -20,6 +20,7 @@ export {
   shownName,
   thrownText,
   visibleText,
+  withoutBom,
 } from "./_format.ts";
 export { assertKnownKeys, optionField, optionFields, readOptions } from "./_known_keys.ts";
 export { MAX_TIMER_MS } from "./_timers.ts";

@@ -29,18 +29,43 @@ const MANIFEST_KEYS = new Set([
 /** The longest plugin name a manifest may give. */
 const MAX_NAME_LENGTH = 128;
 /**
- * Whether a plugin name reads as what it is: some visible text, without
- * control characters, line breaks, marks changing direction (a log viewer
- * turns the rest of the line around at those) or characters a reader does
- * not see (zero-width, fillers, tags: one plugin could pass for another).
+ * Whether a plugin name reads as what it is: some visible text (not only
+ * spaces, fillers or a blank Braille pattern), without control characters,
+ * line breaks, marks changing direction or characters a reader does not see
+ * (one plugin could pass for another). Joiners, variation selectors and tags
+ * are part of a spelling after a character beyond ASCII (an emoji sequence
+ * "👨‍👩‍👧", Persian's zero-width non-joiner, an Indic conjunct), and only there.
  */
 function isPrintableName(name: string): boolean {
-  if (!name.isWellFormed() || name.trim() === "") return false;
-  for (const char of name) {
-    const code = char.codePointAt(0)!;
-    if (code < 0x20 || code === 0x7f || (code >= 0x80 && isHiddenCode(code))) return false;
+  if (!name.isWellFormed()) return false;
+  const codes = Array.from(name, (char) => char.codePointAt(0)!);
+  let visible = false;
+  let joinable = false;
+  for (let i = 0; i < codes.length; i++) {
+    const code = codes[i]!;
+    if (code < 0x20 || code === 0x7f) return false;
+    if (code >= 0x80 && isHiddenCode(code)) {
+      if (!(joinable && isJoiner(code)) && !isKeycapSelector(codes, i)) return false;
+      continue;
+    }
+    joinable = code >= 0x80;
+    if (code !== 0x2800 && String.fromCodePoint(code).trim() !== "") visible = true;
   }
-  return true;
+  return visible;
+}
+
+/** Whether `codes[i]` is the emoji selector of a keycap ("1️⃣": a digit, `#` or `*`, U+FE0F, U+20E3). */
+function isKeycapSelector(codes: readonly number[], i: number): boolean {
+  const before = codes[i - 1];
+  return codes[i] === 0xfe0f && codes[i + 1] === 0x20e3 && before !== undefined &&
+    (before >= 0x30 && before <= 0x39 || before === 0x23 || before === 0x2a);
+}
+
+/** Zero-width (non-)joiners, variation selectors and tags: hidden, but part of a spelling. */
+function isJoiner(code: number): boolean {
+  return code === 0x200c || code === 0x200d || (code >= 0x180b && code <= 0x180f) ||
+    (code >= 0xfe00 && code <= 0xfe0f) || (code >= 0xe0020 && code <= 0xe007f) ||
+    (code >= 0xe0100 && code <= 0xe01ef);
 }
 
 /**

@@ -31,14 +31,39 @@ interface WabtModule {
 export const WAT_CACHE_VERSION = "wasmplug-wat-2";
 
 /**
- * The text as wabt must get it: UTF-8 bytes in a buffer of their own (wabt
+ * WAT source as wabt must get it: bytes in a buffer of their own (wabt
  * copies a view's whole buffer, and writes a string's characters as their
- * low bytes, so "é" in a string literal became 0xe9, not 0xc3 0xa9).
+ * low bytes, so "é" in a string literal became 0xe9, not 0xc3 0xa9), without
+ * a leading byte order mark. Text is encoded as UTF-8; bytes (a `.wat`
+ * file's) are taken as they are, as `wat2wasm` reads them: a byte that is
+ * not UTF-8 in a comment is no error, and in a string it is that byte.
+ *
+ * @example
+ * ```ts ignore
+ * watSource("m", "\ufeff(module)"); // the bytes of "(module)"
+ * ```
+ *
+ * @throws {CompilationError} If the text holds a lone surrogate (encoded, it
+ *   would become U+FFFD: a string's bytes would change without a word).
  */
-function utf8Source(text: string): Uint8Array {
-  const bytes = new TextEncoder().encode(text);
+export function watSource(name: string, text: string | Uint8Array): Uint8Array {
+  if (typeof text !== "string") {
+    const bom = text[0] === 0xef && text[1] === 0xbb && text[2] === 0xbf;
+    return text.slice(bom ? 3 : 0);
+  }
+  if (!text.isWellFormed()) {
+    throw new CompilationError(
+      `Cannot compile WAT ${
+        shownName(name)
+      }: the text holds a lone surrogate, which is not Unicode (write bytes in strings as \\hh escapes)`,
+    );
+  }
+  const bytes = new TextEncoder().encode(text.startsWith("\ufeff") ? text.slice(1) : text);
   return bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
 }
+
+/** Reads bytes a character each, for the nesting scan: only ASCII matters to it. */
+const byteReader = new TextDecoder("latin1");
 
 interface Wabt {
   parseWat(filename: string, text: Uint8Array, features: Record<string, boolean>): WabtModule;
@@ -116,26 +141,20 @@ export interface WatOptions {
  * ```
  *
  * @param name A file name for error messages.
- * @param text The WAT source.
+ * @param text The WAT source: text, or bytes as {@linkcode watSource} made them.
  * @param options The nesting bound (its own tests lift it, to reach a failing wabt).
  * @returns The binary module.
  * @throws {CompilationError} With wabt's message and the line and column of the first error.
  */
 export async function watToBinary(
   name: string,
-  text: string,
+  text: string | Uint8Array,
   options: WatOptions = {},
 ): Promise<Uint8Array> {
   const { maxNesting = MAX_WAT_NESTING } = options;
-  if (!text.isWellFormed()) {
-    // Encoded, a lone surrogate became U+FFFD: a string's bytes changed without a word.
-    throw new CompilationError(
-      `Cannot compile WAT ${
-        shownName(name)
-      }: the text holds a lone surrogate, which is not Unicode (write bytes in strings as \\hh escapes)`,
-    );
-  }
-  const deep = findDeepNesting(text, maxNesting);
+  const source = typeof text === "string" ? watSource(name, text) : text;
+  // Positions count bytes, as wabt's do.
+  const deep = findDeepNesting(byteReader.decode(source), maxNesting);
   if (deep !== null) {
     throw new CompilationError(
       `Cannot compile WAT ${
@@ -158,7 +177,7 @@ export async function watToBinary(
   let module: WabtModule | undefined;
   try {
     // Not `name`: wabt's messages begin with it, and the position is read from them.
-    module = wabt.parseWat(WABT_FILE_NAME, utf8Source(text), WAT_FEATURES);
+    module = wabt.parseWat(WABT_FILE_NAME, source, WAT_FEATURES);
     module.resolveNames();
     module.validate(VALIDATE_FEATURES);
     return module.toBinary({}).buffer.slice();

@@ -9,12 +9,17 @@ import { getLogger } from "@logtape/logtape";
 
 const logger = getLogger(["wasmplug", "cache"]);
 
+/** How long a read of a cache entry may take (a few MB from a local disk: milliseconds). */
+const CACHE_READ_MS = 2000;
+
 /**
  * Reads the cached binary for `key`, or `undefined`: a miss, an unreadable
  * cache, or an entry that is not a valid module (cut short by a full disk,
  * say), which the caller then compiles again and overwrites. An entry that
  * is not a regular file (a FIFO would block the read for ever, a link to
- * `/dev/zero` never end it) or is larger than `maxBytes` is not read.
+ * `/dev/zero` never end it) or is larger than `maxBytes` is not read, and a
+ * read is given up after {@linkcode CACHE_READ_MS} (an entry swapped for a
+ * FIFO after the check).
  *
  * @param maxBytes The most bytes the module may have (its text bounds it).
  */
@@ -25,12 +30,12 @@ export async function readCachedBinary(
 ): Promise<Uint8Array | undefined> {
   const path = `${dir}/${key}.wasm`;
   try {
-    const entry = await Deno.lstat(path);
+    const entry = await Deno.stat(path);
     if (!entry.isFile || entry.size > maxBytes) {
       logger.warn("Ignoring the module cache entry {path}: it is not a file of a module", { path });
       return undefined;
     }
-    const bytes = await Deno.readFile(path);
+    const bytes = await Deno.readFile(path, { signal: AbortSignal.timeout(CACHE_READ_MS) });
     if (bytes.length <= maxBytes && WebAssembly.validate(bytes)) return bytes;
     logger.warn("Ignoring the module cache entry {path}: it is not a valid module", { path });
     return undefined;

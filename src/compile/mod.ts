@@ -23,5 +23,5 @@ export { parseManifest } from "./_plugin_manifest.ts";
 export { sha256Hex } from "./_sha256.ts";
 export { checkArguments } from "./_signature.ts";
 export type { Signature } from "./_signature.ts";
-export { WAT_CACHE_VERSION, watToBinary } from "./_wat.ts";
+export { WAT_CACHE_VERSION, watSource, watToBinary } from "./_wat.ts";
 export { readCachedBinary, writeCachedBinary } from "./_wat_disk_cache.ts";

@@ -6,7 +6,7 @@
  */
 
 import { Capability } from "../capability.ts";
-import { MAX_TIMER_MS, shownName } from "../common/mod.ts";
+import { MAX_TIMER_MS, shownName, withoutBom } from "../common/mod.ts";
 import { CapabilityDeniedError, HostFunctionError, WasmError } from "../errors.ts";
 import {
   assertPayloadSize,
@@ -322,7 +322,7 @@ const BUILTINS: Record<string, BuiltinSpec> = {
       assertPayloadSize("The fetch request", size, MAX_HOST_CALL_BYTES, "MAX_HOST_CALL_BYTES");
       const requestText = ctx.memory.readString(unsigned(reqPtr), unsigned(reqLen));
       return answerWithRetry(ctx, "host_http_fetch", requestText, [outPtr, outCap], async () => {
-        const request = JSON.parse(requestText);
+        const request = JSON.parse(withoutBom(requestText));
         const response = await fetchForPlugin(ctx.allowedHosts, request, ctx.slot.signal);
         return encoder.encode(JSON.stringify(response));
       });
@@ -513,7 +513,8 @@ async function readBoundedText(response: Response): Promise<string> {
     body.set(chunk, at);
     at += chunk.length;
   }
-  return new TextDecoder().decode(body);
+  // A leading U+FEFF is the body's: the guest gets its text as it came.
+  return lenientDecoder.decode(body);
 }
 
 /** True when `env.<name>` is one of the built-in host functions. */

@@ -9,7 +9,7 @@
 
 import { getLogger, type Logger } from "@logtape/logtape";
 import { Capability } from "../capability.ts";
-import { describeValue } from "../common/mod.ts";
+import { describeValue, withoutBom } from "../common/mod.ts";
 import { CapabilityDeniedError, ResourceLimitError } from "../errors.ts";
 import type { PluginLogEntry } from "./plugin_log_entry.ts";
 import { runInHostCall } from "./_host_call_scope.ts";
@@ -212,7 +212,7 @@ export function createHostServices(env: HostEnvironment): HostServices {
       const startMs = hostCallStarted();
       let result: unknown;
       try {
-        result = await runInHostCall(env, tool, JSON.parse(argsJson));
+        result = await runInHostCall(env, tool, JSON.parse(withoutBom(argsJson)));
       } finally {
         // A slow tool that failed is as much an event of its call's span as one that answered.
         if (startMs >= 0) hostCallEnded(env, `tool ${name}`, startMs);

@@ -128,7 +128,10 @@ function jsonSafe(_key: string, value: unknown): unknown {
   }
   if (value instanceof Uint8Array) {
     const preview = value.subarray(0, MAX_PREVIEW_BYTES);
-    return { byteLength: value.byteLength, text: new TextDecoder().decode(preview) };
+    return {
+      byteLength: value.byteLength,
+      text: new TextDecoder("utf-8", { ignoreBOM: true }).decode(preview),
+    };
   }
   return value;
 }

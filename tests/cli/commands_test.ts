@@ -137,14 +137,21 @@ cliTest("inspect", {
     code: 2,
     stderr: /^error: inspect takes one file, received "examples\/wat\/secure\.wat" too\n/,
   },
-  "a WAT file that is not UTF-8 is refused, not changed": {
-    args: ["inspect", "tests/cli/fixtures/not_utf8.wat"],
-    code: 1,
-    stderr: /^error: compilation: Cannot compile WAT "not_utf8": it is not UTF-8 text/,
-  },
 });
 
 cliTest("call", {
+  "a WAT file's bytes that are not UTF-8 stand for themselves, as in wat2wasm": {
+    args: ["call", "tests/cli/fixtures/not_utf8.wat", "b0", "--isolation", "inline"],
+    code: 0,
+    stdout: /^255\n$/,
+    noStderr: true,
+  },
+  "a binary module named .wat is a binary module": {
+    args: ["call", "tests/cli/fixtures/binary_named.wat", "f", "--isolation", "inline"],
+    code: 0,
+    stdout: /^7\n$/,
+    noStderr: true,
+  },
   "prints the result": {
     args: ["call", "examples/wat/math.wat", "add", "10", "5"],
     code: 0,
@@ -374,4 +381,20 @@ cliTest("bench", {
     code: 2,
     stderr: /--iterations must be at most 100000000, received "9007199254740991"/,
   },
+});
+
+Deno.test("wasmplug inspect escapes the module's name, taken from its file's", {
+  permissions: { read: true, write: true },
+}, async () => {
+  // The first line printed it raw: a file name could clear the screen or turn the line around.
+  const dir = await Deno.makeTempDir({ prefix: "wasmplug_named_" });
+  try {
+    const file = `${dir}/na\u202eme\u001b[2J.wat`;
+    await Deno.writeTextFile(file, "(module)");
+    const output = await cli(["inspect", file]);
+    assert.equal(output.code, 0, shown(output));
+    assert.match(output.stdout, /^na\\u202eme\\u001b\[2J: 8 bytes/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
