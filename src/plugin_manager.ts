@@ -232,7 +232,9 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
     const bytes = await readModuleFile(path);
     const name = config?.name ?? String(path).split(/[\\/]/).pop()!.replace(/\.(wasm|wat)$/, "");
     const named = { ...config, name };
-    if (String(path).endsWith(".wat")) {
+    // A binary module is one whatever its name (as the CLI reads it).
+    const binary = bytes[0] === 0 && bytes[1] === 0x61 && bytes[2] === 0x73 && bytes[3] === 0x6d;
+    if (!binary && String(path).endsWith(".wat")) {
       // Its bytes as they are (as wat2wasm reads them): decoded, any that were not UTF-8
       // became U+FFFD, in strings too.
       const compiled = await this.runtime.compileWat(name, bytes);

@@ -264,6 +264,11 @@ testEachIsolation("PluginManager loads plugins from WAT, bytes, compiled modules
     // U+FFFD (EF BF BD).
     const raw = await manager.loadFile("tests/cli/fixtures/not_utf8.wat");
     assert.equal(await manager.callI32(raw, "b0"), 255);
+    // A binary module is one whatever its name, as the CLI reads it.
+    const binary = await manager.loadFile("tests/cli/fixtures/binary_named.wat");
+    assert.equal(await manager.callI32(binary, "f"), 7);
+    await manager.unload(raw);
+    await manager.unload(binary);
   });
 
   await t.step("a file that does not exist rejects with Deno's NotFound", async () => {

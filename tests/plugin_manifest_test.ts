@@ -60,6 +60,14 @@ Deno.test("parseManifest() checks every field", async (t) => {
     ["a name of a Hangul filler", { name: "\u3164" }, /printable text/],
     ["a name with a tag character", { name: "calc\u{e0041}" }, /printable text/],
     ["a name with a joiner after ASCII", { name: "calc\u200d" }, /printable text/],
+    // Hidden characters only where they spell something: look-alikes of "café", "日本".
+    ["a joiner ending a Latin name", { name: "café\u200d" }, /printable text/],
+    ["tags after a letter", { name: "café\u{e0061}\u{e0064}\u{e007f}" }, /printable text/],
+    ["a joiner between Han letters", { name: "日\u200d本" }, /printable text/],
+    ["joiners in a row", { name: "é\u200d\u200d\u200d" }, /printable text/],
+    ["a selector after a Latin letter", { name: "calé\ufe00" }, /printable text/],
+    ["five marks on one letter", { name: "a\u0301\u0301\u0301\u0301\u0301" }, /printable/],
+    ["a combining mark alone", { name: "\u0301" }, /printable text/],
     ["a name with a Mongolian selector", { name: "calc\u180f" }, /printable text/],
     ["a name with a shorthand format control", { name: "calc\u{1bca0}" }, /printable text/],
     ["a name with an ignorable tag-block code", { name: "calc\u{e01f0}" }, /printable text/],
@@ -72,7 +80,22 @@ Deno.test("parseManifest() checks every field", async (t) => {
   });
   await t.step("joiners, selectors and tags that spell a name are fine", () => {
     // Emoji sequences, Persian's zero-width non-joiner, an Indic conjunct, a keycap, a flag.
-    for (const name of ["👨‍👩‍👧", "🏳️‍🌈", "می‌خواهم", "ශ්‍රී ලංකා", "plugin 1️⃣", "🏴󠁧󠁢󠁥󠁮󠁧󠁿 weather"]) {
+    for (
+      const name of [
+        "👨‍👩‍👧",
+        "🏳️‍🌈",
+        "👩‍💻 dev",
+        "می‌خواهم",
+        "ශ්‍රී ලංකා",
+        "क्‍ष",
+        "ന്‍",
+        "plugin 1️⃣",
+        "🏴󠁧󠁢󠁥󠁮󠁧󠁿 weather",
+        "葛\u{e0100}飾",
+        "ᠮᠣᠩᠭᠣᠯ\u180b",
+        "tiếng Việt",
+      ]
+    ) {
       assert.equal(parseManifest({ name }).name, name);
     }
   });

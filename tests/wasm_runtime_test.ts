@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import {
   CompilationError,
   type CompiledModule,
@@ -259,6 +260,29 @@ Deno.test("WasmRuntime.compileWat() compiles WebAssembly text", {
       TypeError,
       { message: 'Cannot compile "list": expected WAT text, received an array' },
     );
+  });
+
+  await t.step("bytes are copied whole, whatever buffer they view", async () => {
+    // A Node Buffer's slice is a view into an 8 KiB pool: wabt read the pool's stale bytes
+    // after the text, and the caller could change the text during the compile.
+    const text = '(module (func (export "f") (result i32) i32.const 7))';
+    const pooled = Buffer.from(`\ufeff${text}`);
+    const compiling = runtime.compileWat("pooled", pooled);
+    pooled.fill(0x20);
+    const compiled = await compiling;
+    await using plugin = await runtime.createPlugin(compiled);
+    assert.equal(await plugin.callI32("f"), 7);
+  });
+
+  await t.step("UTF-16 bytes say so; wabt's quoted tokens are escaped", async () => {
+    const utf16 = new Uint8Array([0xff, 0xfe, 0x28, 0, 0x29, 0]);
+    const error = await assertRejectsWith(() => runtime.compileWat("u16", utf16), CompilationError);
+    assert.match(error.message, /UTF-16 text/);
+    const forged = await assertRejectsWith(
+      () => runtime.compileWat("t", '(module $"evil\u001b[31m\u202e")'),
+      CompilationError,
+    );
+    assert.ok(!/[\u001b\u202e]/.test(forged.message), forged.message);
   });
 
   await t.step("bytes are read as wat2wasm reads them, a leading BOM dropped", async () => {

@@ -30,42 +30,113 @@ const MANIFEST_KEYS = new Set([
 const MAX_NAME_LENGTH = 128;
 /**
  * Whether a plugin name reads as what it is: some visible text (not only
- * spaces, fillers or a blank Braille pattern), without control characters,
- * line breaks, marks changing direction or characters a reader does not see
- * (one plugin could pass for another). Joiners, variation selectors and tags
- * are part of a spelling after a character beyond ASCII (an emoji sequence
- * "👨‍👩‍👧", Persian's zero-width non-joiner, an Indic conjunct), and only there.
+ * spaces, marks, fillers or a blank Braille pattern), without control
+ * characters, line breaks, marks changing direction, characters a reader
+ * does not see (one plugin could pass for another) or more than
+ * {@linkcode MAX_STACKED_MARKS} combining marks on one character. The hidden
+ * characters that are part of a spelling pass where they spell something
+ * (see {@linkcode spells}): the joiners of emoji sequences and of scripts
+ * that join ("👨‍👩‍👧", Persian, Indic conjuncts), emoji and keycap selectors,
+ * ideographic and Mongolian variation selectors, a flag's tags.
  */
 function isPrintableName(name: string): boolean {
   if (!name.isWellFormed()) return false;
   const codes = Array.from(name, (char) => char.codePointAt(0)!);
   let visible = false;
-  let joinable = false;
+  let marks = 0;
   for (let i = 0; i < codes.length; i++) {
     const code = codes[i]!;
     if (code < 0x20 || code === 0x7f) return false;
     if (code >= 0x80 && isHiddenCode(code)) {
-      if (!(joinable && isJoiner(code)) && !isKeycapSelector(codes, i)) return false;
+      if (!spells(codes, i)) return false;
       continue;
     }
-    joinable = code >= 0x80;
-    if (code !== 0x2800 && String.fromCodePoint(code).trim() !== "") visible = true;
+    const char = String.fromCodePoint(code);
+    marks = MARK.test(char) ? marks + 1 : 0;
+    if (marks > MAX_STACKED_MARKS) return false;
+    if (marks === 0 && code !== 0x2800 && char.trim() !== "") visible = true;
   }
   return visible;
 }
 
-/** Whether `codes[i]` is the emoji selector of a keycap ("1️⃣": a digit, `#` or `*`, U+FE0F, U+20E3). */
-function isKeycapSelector(codes: readonly number[], i: number): boolean {
-  const before = codes[i - 1];
-  return codes[i] === 0xfe0f && codes[i + 1] === 0x20e3 && before !== undefined &&
-    (before >= 0x30 && before <= 0x39 || before === 0x23 || before === 0x2a);
+/** Combining marks one character of a name may carry (Vietnamese and Indic use up to 3). */
+const MAX_STACKED_MARKS = 4;
+const MARK = /^\p{M}$/u;
+const PICTOGRAPHIC = /^\p{Extended_Pictographic}$/u;
+/** Scripts in which the zero-width (non-)joiner changes how letters join. */
+const JOINING = new RegExp(
+  `^[${
+    [
+      "Arabic",
+      "Syriac",
+      "Nko",
+      "Mongolian",
+      "Devanagari",
+      "Bengali",
+      "Gurmukhi",
+      "Gujarati",
+      "Oriya",
+      "Tamil",
+      "Telugu",
+      "Kannada",
+      "Malayalam",
+      "Sinhala",
+      "Tibetan",
+      "Myanmar",
+      "Khmer",
+    ].map((script) => `\\p{Script=${script}}`).join("")
+  }]$`,
+  "u",
+);
+const HAN = /^\p{Script=Han}$/u;
+const MONGOLIAN = /^\p{Script=Mongolian}$/u;
+
+/** Whether the code point at `at` is one of `test`'s (`false` past either end). */
+function is(codes: readonly number[], at: number, test: RegExp): boolean {
+  const code = codes[at];
+  return code !== undefined && test.test(String.fromCodePoint(code));
 }
 
-/** Zero-width (non-)joiners, variation selectors and tags: hidden, but part of a spelling. */
-function isJoiner(code: number): boolean {
-  return code === 0x200c || code === 0x200d || (code >= 0x180b && code <= 0x180f) ||
-    (code >= 0xfe00 && code <= 0xfe0f) || (code >= 0xe0020 && code <= 0xe007f) ||
-    (code >= 0xe0100 && code <= 0xe01ef);
+/**
+ * Whether the hidden character at `i` is part of the name's spelling: a
+ * zero-width joiner between pictographs (after a skin tone or an emoji
+ * selector too) or after a letter of a joining script (before another, or
+ * ending a word), a non-joiner between
+ * such letters, an emoji selector after a pictograph (or in a keycap, "1️⃣"),
+ * a variation selector after a Han or Mongolian letter, or the tags of a flag
+ * ("🏴" and tags up to a cancel tag).
+ */
+function spells(codes: readonly number[], i: number): boolean {
+  const code = codes[i]!;
+  const before = codes[i - 1];
+  if (code === 0x200d) {
+    const afterEmoji = is(codes, i - 1, PICTOGRAPHIC) || before === 0xfe0f ||
+      (before !== undefined && before >= 0x1f3fb && before <= 0x1f3ff);
+    // A joining script's joiner may end a word (Malayalam's chillu, "ന്‍").
+    return (afterEmoji && is(codes, i + 1, PICTOGRAPHIC)) ||
+      (is(codes, i - 1, JOINING) &&
+        (is(codes, i + 1, JOINING) || codes[i + 1] === undefined || codes[i + 1] === 0x20));
+  }
+  if (code === 0x200c) return is(codes, i - 1, JOINING) && is(codes, i + 1, JOINING);
+  if (code === 0xfe0f || code === 0xfe0e) {
+    const keycap = codes[i + 1] === 0x20e3 && before !== undefined &&
+      ((before >= 0x30 && before <= 0x39) || before === 0x23 || before === 0x2a);
+    return keycap || is(codes, i - 1, PICTOGRAPHIC);
+  }
+  if ((code >= 0xfe00 && code <= 0xfe0d) || (code >= 0xe0100 && code <= 0xe01ef)) {
+    return is(codes, i - 1, HAN);
+  }
+  if (code >= 0x180b && code <= 0x180f) return is(codes, i - 1, MONGOLIAN);
+  if (code >= 0xe0020 && code <= 0xe007f) {
+    // Back to the flag over the tags before; a cancel tag ends the run, a tag must not.
+    let at = i - 1;
+    while (at >= 0 && codes[at]! >= 0xe0020 && codes[at]! <= 0xe007e) at--;
+    const flagged = codes[at] === 0x1f3f4 && at < i - (code === 0xe007f ? 1 : 0);
+    const next = codes[i + 1];
+    return flagged &&
+      (code === 0xe007f || (next !== undefined && next >= 0xe0020 && next <= 0xe007f));
+  }
+  return false;
 }
 
 /**

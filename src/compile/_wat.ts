@@ -11,7 +11,7 @@
  * @module
  */
 
-import { shownName } from "../common/mod.ts";
+import { shownName, visibleText } from "../common/mod.ts";
 import { CompilationError } from "../errors.ts";
 import { findDeepNesting, MAX_WAT_NESTING } from "./_wat_nesting.ts";
 
@@ -48,8 +48,22 @@ export const WAT_CACHE_VERSION = "wasmplug-wat-2";
  */
 export function watSource(name: string, text: string | Uint8Array): Uint8Array {
   if (typeof text !== "string") {
+    if (text.length > MAX_WAT_BYTES) {
+      throw new CompilationError(
+        `Cannot compile WAT ${shownName(name)}: ${text.length} bytes, more than ${MAX_WAT_BYTES}`,
+      );
+    }
+    if ((text[0] === 0xff && text[1] === 0xfe) || (text[0] === 0xfe && text[1] === 0xff)) {
+      throw new CompilationError(
+        `Cannot compile WAT ${
+          shownName(name)
+        }: it is UTF-16 text (its byte order mark says so); save it as UTF-8`,
+      );
+    }
     const bom = text[0] === 0xef && text[1] === 0xbb && text[2] === 0xbf;
-    return text.slice(bom ? 3 : 0);
+    // A copy in a buffer of its own (a Node Buffer's slice is a view into its pool), which
+    // the caller cannot change during the compile.
+    return new Uint8Array(text.subarray(bom ? 3 : 0));
   }
   if (!text.isWellFormed()) {
     throw new CompilationError(
@@ -59,8 +73,18 @@ export function watSource(name: string, text: string | Uint8Array): Uint8Array {
     );
   }
   const bytes = new TextEncoder().encode(text.startsWith("\ufeff") ? text.slice(1) : text);
+  if (bytes.length > MAX_WAT_BYTES) {
+    throw new CompilationError(
+      `Cannot compile WAT ${
+        shownName(name)
+      }: ${bytes.length} bytes of UTF-8, more than ${MAX_WAT_BYTES}`,
+    );
+  }
   return bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
 }
+
+/** The most bytes of WAT compiled: 256 MiB (the nesting scan reads them as one string). */
+export const MAX_WAT_BYTES = 256 * 1024 * 1024;
 
 /** Reads bytes a character each, for the nesting scan: only ASCII matters to it. */
 const byteReader = new TextDecoder("latin1");
@@ -213,14 +237,19 @@ function watError(name: string, err: unknown): CompilationError {
   const raw = describe(err);
   const position = /(?:^|\n)module\.wat:(\d+):(\d+): error: (.*)/.exec(raw);
   if (position === null) {
-    return new CompilationError(`Cannot compile WAT ${shownName(name)}: ${raw.trim()}`, {
-      cause: err,
-    });
+    return new CompilationError(
+      `Cannot compile WAT ${shownName(name)}: ${visibleText(raw.trim())}`,
+      {
+        cause: err,
+      },
+    );
   }
   const line = Number(position[1]);
   const column = Number(position[2]);
   return new CompilationError(
-    `Cannot compile WAT ${shownName(name)} at line ${line}, column ${column}: ${position[3]}`,
+    `Cannot compile WAT ${shownName(name)} at line ${line}, column ${column}: ${
+      visibleText(position[3]!)
+    }`,
     { cause: err, line, column },
   );
 }

@@ -31,12 +31,14 @@ export async function readCachedBinary(
   const path = `${dir}/${key}.wasm`;
   try {
     const entry = await Deno.stat(path);
-    if (!entry.isFile || entry.size > maxBytes) {
+    const bytes = entry.isFile && entry.size <= maxBytes
+      ? await readAtMost(path, maxBytes)
+      : undefined;
+    if (bytes === undefined) {
       logger.warn("Ignoring the module cache entry {path}: it is not a file of a module", { path });
       return undefined;
     }
-    const bytes = await Deno.readFile(path, { signal: AbortSignal.timeout(CACHE_READ_MS) });
-    if (bytes.length <= maxBytes && WebAssembly.validate(bytes)) return bytes;
+    if (WebAssembly.validate(bytes)) return bytes;
     logger.warn("Ignoring the module cache entry {path}: it is not a valid module", { path });
     return undefined;
   } catch (err) {
@@ -45,6 +47,47 @@ export async function readCachedBinary(
     }
     return undefined;
   }
+}
+
+/**
+ * The bytes of the file at `path` if there are at most `maxBytes` of them
+ * (read through one handle: a file that says it is empty, `/proc/self/pagemap`,
+ * may have no end), else `undefined`; a read that takes longer than
+ * {@linkcode CACHE_READ_MS} is given up (`undefined`).
+ */
+async function readAtMost(
+  path: string,
+  maxBytes: number,
+): Promise<Uint8Array<ArrayBuffer> | undefined> {
+  const deadline = performance.now() + CACHE_READ_MS;
+  const opening = Deno.open(path);
+  const file = await Promise.race([opening, timeLeft(deadline)]);
+  if (file === undefined) {
+    // A FIFO swapped in after the check: its open waits for a writer. Closed if one comes.
+    opening.then((late) => late.close(), () => {});
+    return undefined;
+  }
+  try {
+    const buffer = new Uint8Array(maxBytes + 1);
+    let length = 0;
+    while (length <= maxBytes) {
+      const read = await Promise.race([file.read(buffer.subarray(length)), timeLeft(deadline)]);
+      if (read === undefined || performance.now() > deadline) return undefined;
+      if (read === null) return buffer.slice(0, length);
+      length += read;
+    }
+    return undefined; // longer than it may be
+  } finally {
+    file.close();
+  }
+}
+
+/** Resolves to `undefined` at `deadline` (a timer that keeps no process alive). */
+function timeLeft(deadline: number): Promise<undefined> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(undefined), Math.max(0, deadline - performance.now()));
+    Deno.unrefTimer(timer);
+  });
 }
 
 /** Stores a binary under `key`; a failure only logs a warning. */

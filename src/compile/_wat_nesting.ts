@@ -54,6 +54,11 @@ export function findDeepNesting(text: string, max: number): NestingPosition | nu
   let flat = 0;
   /** Whether the last token was `(`: the keyword after it is a folded form's head. */
   let afterParen = false;
+  /**
+   * The parenthesis level of the annotation `(@…)` being read, or -1: its words are no
+   * instructions (wabt skips them), though its parentheses nest.
+   */
+  let annotation = -1;
   let i = 0;
   while (i < text.length) {
     const next = skipSpace(text, i);
@@ -66,11 +71,13 @@ export function findDeepNesting(text: string, max: number): NestingPosition | nu
     if (code === 0x28 /* ( */) {
       parens++;
       if (parens + flat > max) return positionOf(text, i);
+      if (annotation === -1 && text.charCodeAt(i + 1) === 0x40 /* @ */) annotation = parens;
       afterParen = true;
       i++;
       continue;
     }
     if (code === 0x29 /* ) */) {
+      if (parens === annotation) annotation = -1;
       if (parens > 0) parens--;
       i++;
     } else if (code === 0x22 /* " */) {
@@ -87,7 +94,7 @@ export function findDeepNesting(text: string, max: number): NestingPosition | nu
           }
           i = quoted.end;
         }
-      } else if (!afterParen && isKeywordChar(code)) {
+      } else if (!afterParen && annotation === -1 && isKeywordChar(code)) {
         const word = text.slice(start, i);
         if (FLAT_OPENERS.has(word)) {
           flat++;
@@ -140,8 +147,9 @@ function skipSpace(text: string, i: number): number {
     if (code === 0x20 || code === 0x09 || code === 0x0a || code === 0x0d) i++;
     else if (code === 0x28 && text.charCodeAt(i + 1) === 0x3b) i = skipBlockComment(text, i);
     else if (code === 0x3b && text.charCodeAt(i + 1) === 0x3b) {
-      const end = text.indexOf("\n", i);
-      i = end === -1 ? text.length : end + 1;
+      // A line comment ends at LF, CR or CRLF (the spec's newline; wabt 1.0.39 reads so).
+      i += 2;
+      while (i < text.length && text.charCodeAt(i) !== 0x0a && text.charCodeAt(i) !== 0x0d) i++;
     } else break;
   }
   return i;

@@ -86,4 +86,10 @@ Deno.test("findDeepNesting counts parentheses and flat blocks, not comments or s
     findDeepNesting('(func $block $loop ;; ((((\n (; (( (; (( ;) ;) "((\\"((")', 1),
     null,
   );
+  // An annotation's words are no instructions: its `end` closed a flat block, and 300
+  // `block (@x end)` (which wabt reads as 300 open blocks, and hangs on) passed as 1 deep.
+  assert.notEqual(findDeepNesting("(func " + "block (@x end) ".repeat(300) + ")", 128), null);
+  // A line comment ends at CR too: the blocks after a `;;` ended by a bare CR were not counted.
+  assert.notEqual(findDeepNesting("(func ;; note\r" + "block ".repeat(300) + ")", 128), null);
+  assert.equal(findDeepNesting("(func ;; note\r block end)", 3), null);
 });
