@@ -282,7 +282,7 @@ Deno.test("WasmRuntime.compileWat() compiles WebAssembly text", {
       () => runtime.compileWat("t", '(module $"evil\u001b[31m\u202e")'),
       CompilationError,
     );
-    assert.ok(!/[\u001b\u202e]/.test(forged.message), forged.message);
+    assert.ok(!forged.message.includes("\u001b") && !forged.message.includes("\u202e"));
   });
 
   await t.step("bytes are read as wat2wasm reads them, a leading BOM dropped", async () => {
