@@ -442,7 +442,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
         start = performance.now();
         const result = this.#backend.invoke(initializer, [], budget, start);
         if (result instanceof Promise) await result;
-        // Ended after its deadline: failed, as in a worker (see #finish).
+        // Ended after its deadline: failed (inline, see #finish).
         if (this.#initializerLate(start, budget.timeoutMs, undefined)) {
           throw new TimeoutError(undefined, { timeoutMs: budget.timeoutMs });
         }
@@ -1299,10 +1299,11 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
   /**
    * A started call's result as its caller gets it: recorded now, or when
    * its promise settles (meanwhile the calls waiting behind it are posted
-   * ahead, see {@linkcode #postAhead}). One that ended after `timeoutMs`
-   * fails with a `TimeoutError`, whatever it returned, as in a worker, whose
-   * host's timer says so: inline, one instruction (a `table.grow` of millions
-   * of elements) could run past the deadline with no check after it.
+   * ahead, see {@linkcode #postAhead}). Inline, one that ended after
+   * `timeoutMs` fails with a `TimeoutError`, whatever it returned: one
+   * instruction (a `table.grow` of millions of elements) could run past the
+   * deadline with no check after it. (A worker's host decides as it waits for
+   * the answer, see `WorkerBackend`.)
    */
   #finishCall(
     name: string,
@@ -1379,7 +1380,9 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     }
     if (expected === null) checkResultsLeave(name, signature);
     else if (!sameTypes(signature.results, expected)) throw mismatch(name, signature, expected);
-    return checkArguments(name, signature, args);
+    const converted = checkArguments(name, signature, args);
+    this.#backend.checkArguments?.(name, converted);
+    return converted;
   }
 
   /**
@@ -1509,10 +1512,10 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
   /**
    * Records a call that ended (metrics, state, events, the next caller's
    * turn); returns the error it ended with: a call that ended after
-   * `timeoutMs`, whatever it returned or failed with, ends with a
-   * `TimeoutError` (the failure as its cause), as in a worker, whose host's
-   * timer stops it there; not one the plugin's stop or its caller's signal
-   * ended.
+   * `timeoutMs` (inline: a worker's is `Infinity`, its host decides as it
+   * waits), whatever it returned or failed with, ends with a `TimeoutError`
+   * (the failure as its cause); not one the plugin's stop or its caller's
+   * signal ended.
    */
   #finish(
     name: string,
@@ -1546,9 +1549,15 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     if (ran && this.#statesListened) {
       this.#emit("state_changed", { from: "running", to: this.#restState });
     }
-    // One that ran no guest code (refused, aborted before it began) tells the detector
-    // nothing of the plugin: its caller failed it.
-    this.#report(name, end - start, error, ran ? (cold ? NaN : end - start) : undefined);
+    // One that ran no guest code (refused, aborted before it began), or that its caller's own
+    // signal ended, tells the detector nothing of the plugin: its caller failed it.
+    const byCaller = error !== undefined && this.#runningSignal?.aborted === true;
+    this.#report(
+      name,
+      end - start,
+      error,
+      !ran || byCaller ? undefined : cold ? NaN : end - start,
+    );
     return error;
   }
 

@@ -964,4 +964,13 @@ function assertName(name: unknown): void {
       `Cannot compile a module: expected a string name, received ${describeValue(name)}`,
     );
   }
+  // It names the plugins made of it by default: as a config's name, no lone surrogate (two
+  // names would become one label set in /metrics).
+  if (!name.isWellFormed()) {
+    throw new TypeError(
+      `Cannot compile a module: expected a name without lone surrogates, received ${
+        shownName(name)
+      }`,
+    );
+  }
 }

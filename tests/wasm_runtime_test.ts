@@ -254,6 +254,11 @@ Deno.test("WasmRuntime.compileWat() compiles WebAssembly text", {
     assert.match(error.message, /lone surrogate/);
   });
 
+  await t.step("a name with a lone surrogate is a TypeError", async () => {
+    // It names the module's plugins by default: "t\ud800" and "t\udc00" shared /metrics labels.
+    await assertRejectsWith(() => runtime.compileWat("t\ud800", "(module)"), TypeError);
+  });
+
   await t.step("text that is neither a string nor bytes is a TypeError", async () => {
     await assertRejectsWith(
       () => runtime.compileWat("list", [40, 41] as unknown as string),

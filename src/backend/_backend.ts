@@ -69,6 +69,12 @@ export interface PluginBackend {
   invokeAhead?(name: string, args: readonly unknown[], budget: CallBudget): AheadCall | undefined;
   /** {@linkcode invokeAhead} for a bytes-ABI call (see `invokeBytes`). */
   invokeBytesAhead?(call: BytesCall, budget: CallBudget): AheadCall | undefined;
+  /**
+   * Refuses arguments the backend cannot carry to its instance (a worker's
+   * channel), before the call runs: a `TypeMismatchError` then is its
+   * caller's, like any other argument check.
+   */
+  checkArguments?(name: string, args: readonly unknown[]): void;
   /** Fuel used by the last `invoke`, `invokeBytes` or `runCommand`, 0 when fuel is not metered. */
   readonly lastFuelUsed: number;
   /**

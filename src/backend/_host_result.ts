@@ -53,12 +53,28 @@ function mismatch(type: string, value: unknown, crosses: boolean): string | null
         ? null
         : "null or a function a module exported";
     default:
-      // Any other reference (a typed function reference, a GC one) is the engine's inline,
-      // and only null crosses to a worker.
-      return !crosses || value === null || !(type.endsWith("ref") || type.startsWith("(ref"))
-        ? null
-        : "null: a reference cannot cross to the plugin's worker";
+      return crosses ? crossingReference(type, value) : null;
   }
+}
+
+/**
+ * For a worker: why `value` cannot cross as a result of the reference type
+ * `type` (an external one carries what the channel carries, as `externref`;
+ * of any other, only null), or `null` when it can or `type` is no reference
+ * (the engine's then, as inline, where every reference is).
+ */
+function crossingReference(type: string, value: unknown): string | null {
+  if (!type.endsWith("ref") && !type.startsWith("(ref")) return null;
+  if (type.includes("extern")) {
+    return crossesAsItself(value)
+      ? null
+      : "a number, a bigint of 64 bits, a well-formed string or null: what crosses to the plugin's worker";
+  }
+  const nullable = type.endsWith("ref") || type.startsWith("(ref null");
+  if (value === null && nullable) return null;
+  return nullable
+    ? "null: a reference cannot cross to the plugin's worker"
+    : "a reference, which cannot cross to the plugin's worker (this import can return nothing there)";
 }
 
 /**

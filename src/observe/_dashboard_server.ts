@@ -280,10 +280,17 @@ function checkOptions(
  * Whether a browser says another site's page made `request`: `Sec-Fetch-Site`
  * `cross-site` or `same-site`, or an `Origin` whose host is not the one the
  * request was addressed to. Requests without these (curl, a Prometheus
- * scraper) are direct.
+ * scraper) are direct, and so is a person following a link to the dashboard
+ * (a navigation: the page that linked cannot read what it gets).
  */
 function fromOtherSite(request: Request): boolean {
-  const site = request.headers.get("sec-fetch-site");
+  const { headers } = request;
+  if (
+    headers.get("sec-fetch-mode") === "navigate" && headers.get("sec-fetch-dest") === "document"
+  ) {
+    return false;
+  }
+  const site = headers.get("sec-fetch-site");
   if (site === "cross-site" || site === "same-site") return true;
   const origin = request.headers.get("origin");
   if (origin === null) return false;

@@ -11,7 +11,8 @@
  *   worker isolation as the host sees it, so waits for the host's thread
  *   (busy with other plugins' host calls or the application's work) count
  *   too: act on a duration anomaly with that in mind. A call whose worker
- *   was started for it (parked) is not learned: its code runs cold;
+ *   was started for it (parked) is not learned: its code runs cold (so a
+ *   plugin called less often than `idleTimeoutMs` has no duration baseline);
  * - `"fuel"`: the fuel a call consumed (per exported function);
  * - `"memory"`: linear memory grew in calls where it usually does not;
  * - `"error_rate"`: calls fail more often than they used to.
@@ -90,7 +91,8 @@ export interface AnomalyActions {
  * least 4 times and 0.25 ms slower than usual), so scheduler noise does not
  * count; memory and error rate compare the recent calls with the usual rate.
  * A call that ran no guest code (refused, aborted before it began, with
- * arguments that do not fit) is its caller's doing and is not learned.
+ * arguments that do not fit) or that its caller's signal ended is its
+ * caller's doing and is not learned.
  *
  * @example A stricter detector that pauses a misbehaving plugin
  * ```ts

@@ -644,9 +644,13 @@ class WorkerBackend implements PluginBackend {
     };
   }
 
-  /** A `Call` request's values: the arguments, the export, the budget. */
-  #callValues(name: string, args: readonly unknown[], budget: CallBudget): WireValue[] {
+  /** See {@linkcode PluginBackend.checkArguments}: what the channel carries as itself. */
+  checkArguments(name: string, args: readonly unknown[]): void {
     checkCrossing(name, args);
+  }
+
+  /** A `Call` request's values (checked, see `checkArguments`): the arguments, the export, the budget. */
+  #callValues(name: string, args: readonly unknown[], budget: CallBudget): WireValue[] {
     return [
       ...(args as WireValue[]),
       this.#exports.get(name) ?? name,
@@ -1118,9 +1122,17 @@ class WorkerBackend implements PluginBackend {
         }
       },
     });
+    /**
+     * Until when the guest may still answer a host call the host served after the deadline
+     * without holding it past the deadline itself (it was busy with other work): the wait
+     * was the host's, not the guest's.
+     */
+    let lateServedUntil = -Infinity;
     try {
       while (true) {
-        const until = stopping === undefined ? watch.deadline : stopping.graceEnd;
+        const until = stopping === undefined
+          ? Math.max(watch.deadline, lateServedUntil)
+          : stopping.graceEnd;
         const message = first ?? await channel.receive(Math.max(0, until - performance.now()));
         first = undefined;
         if (pending?.access !== undefined && message !== undefined) {
@@ -1141,6 +1153,7 @@ class WorkerBackend implements PluginBackend {
             throw stopping?.reason ?? new WorkerCrashedError("The plugin's worker is closed");
           }
           if (stopping === undefined) {
+            if (performance.now() < lateServedUntil) continue;
             watch.expire();
           } else if (performance.now() >= stopping.graceEnd) {
             // The guest did not stop (a long instruction, a stuck host call): kill the worker.
@@ -1170,11 +1183,16 @@ class WorkerBackend implements PluginBackend {
             };
             // Not a start function's: the accesses waiting then wait for what started the worker.
             if (!start) this.#takeOverQueuedAccesses(pending);
+            const servedAt = performance.now();
             this.#serveHostCall(channel, message, pending);
-            // One that held this thread past the deadline (no timer could fire) answered a
-            // guest that runs on after it: the call is late whatever it does next, as inline,
-            // not only if its answer loses the race with the check below.
-            if (pending.answered && performance.now() >= watch.deadline) watch.expire();
+            const now = performance.now();
+            if (pending.answered && now >= watch.deadline) {
+              // One that held this thread past the deadline (no timer could fire) answered a
+              // guest that runs on after it: the call is late whatever it does next, as inline.
+              // One served late, but quickly, gets a grace for its guest's answer.
+              if (servedAt < watch.deadline) watch.expire();
+              else lateServedUntil = now + GRACE_MS;
+            }
           }
           continue;
         }

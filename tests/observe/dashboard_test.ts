@@ -389,6 +389,17 @@ Deno.test("The server refuses what a browser says another site's page asked", as
   assert.equal(await status({ origin: "https://evil.example" }), 403);
   assert.equal(await status({ origin: "null" }), 403);
   assert.equal(await status({ "sec-fetch-site": "same-origin", origin: server.url.origin }), 200);
+  // A person following a link from another page: that page cannot read what it gets.
+  const navigation = { "sec-fetch-mode": "navigate", "sec-fetch-dest": "document" };
+  assert.equal(await status({ ...navigation, "sec-fetch-site": "cross-site" }), 200);
+  assert.equal(
+    await status({
+      "sec-fetch-mode": "navigate",
+      "sec-fetch-dest": "iframe",
+      "sec-fetch-site": "cross-site",
+    }),
+    403,
+  );
   assert.equal(await status({}), 200, "a scraper sends neither");
 });
 
