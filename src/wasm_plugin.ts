@@ -125,7 +125,10 @@ const I64: readonly string[] = ["i64"];
 const F32: readonly string[] = ["f32"];
 const F64: readonly string[] = ["f64"];
 
-const CALLABLE_STATES: ReadonlySet<PluginState> = new Set(["created", "ready"]);
+/** Whether a plugin in `state` takes calls ("created" or "ready"; compared, not looked up). */
+function isCallable(state: PluginState): boolean {
+  return state === "ready" || state === "created";
+}
 
 const utf8 = new TextEncoder();
 
@@ -1077,7 +1080,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    */
   #takeIfIdle(): boolean {
     if (this.#stranded) this.#freeStranded();
-    if (!CALLABLE_STATES.has(this.#state) || this.#stopping !== undefined) return false;
+    if (!isCallable(this.#state) || this.#stopping !== undefined) return false;
     const turn = this.#queue.tryTake();
     if (turn === undefined) return false;
     this.#turn = turn;
@@ -1106,7 +1109,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
         `Cannot call "${name}" on plugin "${this.name}"`,
         "the plugin",
       );
-    } else if (!CALLABLE_STATES.has(this.#state) || this.#stopping !== undefined) {
+    } else if (!isCallable(this.#state) || this.#stopping !== undefined) {
       this.#refuse(name);
     }
     const taken = this.#queue.take(waiting, leave);
@@ -1122,14 +1125,14 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    */
   #hold(name: string, turn: Disposable, take: boolean, ahead?: AheadCall): void {
     // Woken by a pause without the turn (by a stop, the state says so below).
-    if (isEmptyTurn(turn) && this.#stopping === undefined && CALLABLE_STATES.has(this.#state)) {
+    if (isEmptyTurn(turn) && this.#stopping === undefined && isCallable(this.#state)) {
       throw pausedWhileWaiting(`call "${name}" on`, this.name);
     }
     // A call posted ahead is refused only if it can be taken back: one its worker began runs,
     // unless the plugin stopped already (stop() found it idle between two calls: its worker
     // is ended, and the call's result with it).
     if (
-      (!CALLABLE_STATES.has(this.#state) || this.#stopping !== undefined) &&
+      (!isCallable(this.#state) || this.#stopping !== undefined) &&
       (ahead === undefined || this.#state === "stopped" || ahead.retract())
     ) {
       turn[Symbol.dispose]();
@@ -1278,7 +1281,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     if (budget.signal?.aborted) return this.#failAborted(name, start, budget.signal);
     // Its turn held, its arguments or options were read: a getter may have stopped or paused
     // the plugin meanwhile (the backend is closed then).
-    if (this.#stopping !== undefined || !CALLABLE_STATES.has(this.#state)) {
+    if (this.#stopping !== undefined || !isCallable(this.#state)) {
       return this.#failAtTurn(name, this.#refusal(name));
     }
     this.#markRunning();
@@ -1527,8 +1530,9 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
   ): unknown {
     // A worker started for the call (it was parked) does not count in its time, and its code
     // runs cold: the call says nothing of the plugin's usual duration.
-    const cold = this.#backend.readyAt > start;
-    start = this.#ranSince(start);
+    const readyAt = this.#backend.readyAt;
+    const cold = readyAt > start;
+    if (cold) start = readyAt;
     if (end - start > timeoutMs && this.#timesOut(error)) {
       const late = new TimeoutError(undefined, {
         timeoutMs,
