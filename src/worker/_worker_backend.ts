@@ -1189,9 +1189,13 @@ class WorkerBackend implements PluginBackend {
             if (pending.answered && now >= watch.deadline) {
               // One that held this thread past the deadline (no timer could fire) answered a
               // guest that runs on after it: the call is late whatever it does next, as inline.
-              // One served late, but quickly, gets a grace for its guest's answer.
+              // One the host served late (busy) gives the guest a grace from when it began: its
+              // own time counts, as inline (one that held the thread past it is late too).
               if (servedAt < watch.deadline) watch.expire();
-              else lateServedUntil = now + GRACE_MS;
+              else {
+                lateServedUntil = servedAt + GRACE_MS;
+                if (now >= lateServedUntil) watch.expire();
+              }
             }
           }
           continue;

@@ -11,6 +11,7 @@ import {
   assertRejectsWith,
   delay,
   loadPlugin,
+  testEachIsolation,
   workerRuntime,
 } from "../_helpers.ts";
 
@@ -142,3 +143,32 @@ Deno.test({
   }
   assert.equal((await plugin.metrics()).failureCount, 0);
 });
+
+testEachIsolation(
+  "A host function served after the deadline that holds the thread itself is late",
+  {
+    permissions: "none",
+  },
+  async (_t, { createRuntime }) => {
+    // A worker gave the guest a grace from when the host function ended: one that ran 300 ms
+    // (the host having been busy past the 50 ms deadline before it served it) was a success.
+    await using runtime = createRuntime();
+    const busy = (ms: number) => {
+      const end = performance.now() + ms;
+      while (performance.now() < end);
+    };
+    const linker = runtime.createLinker().funcWrap("env", "hold", () => busy(150));
+    const compiled = await runtime.compileWat(
+      "holding",
+      `(module (import "env" "hold" (func $hold)) (func (export "call") call $hold))`,
+    );
+    await using plugin = await runtime.createPluginWithLinker(compiled, {
+      capabilities: [Capability.CallHostFunction],
+    }, linker);
+    for (let round = 0; round < 3; round++) {
+      const calling = plugin.callVoid("call", [], { timeoutMs: 50 });
+      busy(70); // busy past the deadline before a worker's host call is served
+      await assertRejectsWith(() => calling, TimeoutError);
+    }
+  },
+);
