@@ -557,7 +557,7 @@ export class HostFunctionError extends WasmError {
 export class PluginStateError extends WasmError {
   /** Always `"plugin_state"`. */
   readonly kind: "plugin_state" = "plugin_state";
-  /** The plugin's state at the time. */
+  /** The plugin's state at the time, or `"closed"` for a closed runtime or manager. */
   readonly state: string;
 
   /**

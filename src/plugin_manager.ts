@@ -232,9 +232,10 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
     const bytes = await readModuleFile(path);
     const name = config?.name ?? String(path).split(/[\\/]/).pop()!.replace(/\.(wasm|wat)$/, "");
     const named = { ...config, name };
-    // A binary module is one whatever its name (as the CLI reads it).
+    // A binary module is one whatever its name, text starting as WAT does is WAT (as the CLI
+    // reads them).
     const binary = bytes[0] === 0 && bytes[1] === 0x61 && bytes[2] === 0x73 && bytes[3] === 0x6d;
-    if (!binary && String(path).endsWith(".wat")) {
+    if (!binary && (String(path).endsWith(".wat") || looksLikeWat(bytes))) {
       // Its bytes as they are (as wat2wasm reads them): decoded, any that were not UTF-8
       // became U+FFFD, in strings too.
       const compiled = await this.runtime.compileWat(name, bytes);
@@ -1151,4 +1152,18 @@ async function readModuleFile(path: string | URL): Promise<Uint8Array> {
 function isBytesLike(source: unknown): boolean {
   return ArrayBuffer.isView(source) || source instanceof ArrayBuffer ||
     (typeof SharedArrayBuffer === "function" && source instanceof SharedArrayBuffer);
+}
+
+/**
+ * Whether `bytes` start as WAT text does: `(` or a `;` comment, after
+ * whitespace and an optional byte order mark.
+ */
+function looksLikeWat(bytes: Uint8Array): boolean {
+  const start = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+  for (let i = start; i < bytes.length; i++) {
+    const byte = bytes[i]!;
+    if (byte === 0x20 || byte === 0x09 || byte === 0x0a || byte === 0x0d) continue;
+    return byte === 0x28 || byte === 0x3b;
+  }
+  return false;
 }

@@ -50,7 +50,7 @@ export interface PluginMetrics {
   readonly fuelConsumed: number;
   /** Largest linear-memory size seen, in bytes. */
   readonly peakMemoryBytes: number;
-  /** Linear-memory size after the last call, in bytes. */
+  /** Linear-memory size after the last call (or the initializers, or creation), in bytes. */
   readonly currentMemoryBytes: number;
   /** When the last call ended, or `null` before the first call. */
   readonly lastExecution: Date | null;

@@ -418,7 +418,8 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * console.log(plugin.state); // ready
    * ```
    *
-   * @throws {PluginStateError} Unless the plugin is `created`.
+   * @throws {PluginStateError} If the plugin is stopping, stopped or failed, or paused while
+   * it waited. (An initialized plugin resolves at once: the initializers run once.)
    * @throws {WasmError} Whatever an initializer failed with.
    */
   async initialize(): Promise<void> {
@@ -718,8 +719,9 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * `maxMemoryPages` lets the plugin hold (at least 64 MiB, at most an
    * eighth of the engine's heap limit; an array or
    * object takes some 60 bytes, so a deeply nested one up to 29 times its
-   * size) is refused with a `ResourceLimitError` before it is parsed; take
-   * such output with `callBytes`.
+   * size), or nested more than 10 000 deep, is refused with a
+   * `ResourceLimitError` before it is parsed; take such output with
+   * `callBytes`. The output may start with a byte order mark.
    *
    * @example
    * ```ts ignore

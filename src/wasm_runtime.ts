@@ -262,6 +262,7 @@ export class WasmRuntime implements AsyncDisposable {
    * @param name A name for messages and metrics.
    * @param bytes The binary module.
    * @throws {CompilationError} If the bytes are not a valid module, with the byte offset.
+   * @throws {PluginStateError} If the runtime is closed (`state` `"closed"`).
    */
   async compile(name: string, bytes: Uint8Array | ArrayBuffer): Promise<CompiledModule> {
     this.#assertOpen("compile a module");
@@ -297,7 +298,10 @@ export class WasmRuntime implements AsyncDisposable {
    * themselves). A leading byte order mark is dropped.
    * @throws {CompilationError} With wabt's message, line and column (the column counts
    * bytes of UTF-8); also where the text nests deeper than 128 levels, more than wabt (the
-   * WAT compiler) can parse, or holds a lone surrogate.
+   * WAT compiler) can parse, holds a lone surrogate, is UTF-16 (its byte order mark says so)
+   * or is over 256 MiB.
+   * @throws {TypeError} If the name holds a lone surrogate.
+   * @throws {PluginStateError} If the runtime is closed (`state` `"closed"`).
    */
   async compileWat(name: string, text: string | Uint8Array): Promise<CompiledModule> {
     this.#assertOpen("compile a module");

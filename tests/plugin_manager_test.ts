@@ -267,8 +267,10 @@ testEachIsolation("PluginManager loads plugins from WAT, bytes, compiled modules
     // A binary module is one whatever its name, as the CLI reads it.
     const binary = await manager.loadFile("tests/cli/fixtures/binary_named.wat");
     assert.equal(await manager.callI32(binary, "f"), 7);
-    await manager.unload(raw);
-    await manager.unload(binary);
+    // And text that starts as WAT does is WAT whatever its name.
+    const text = await manager.loadFile("tests/cli/fixtures/text_named.wasm");
+    assert.equal(await manager.callI32(text, "f"), 9);
+    await Promise.all([raw, binary, text].map((handle) => manager.unload(handle)));
   });
 
   await t.step("a file that does not exist rejects with Deno's NotFound", async () => {

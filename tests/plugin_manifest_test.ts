@@ -77,6 +77,8 @@ Deno.test("parseManifest() checks every field", async (t) => {
   ];
   await t.step("a name of 128 printable characters, Unicode too, is fine", () => {
     assert.equal(parseManifest({ name: "é".repeat(128) }).name, "é".repeat(128));
+    // Characters, not UTF-16 units: 100 emoji are 200 units.
+    assert.equal(parseManifest({ name: "😀".repeat(100) }).name, "😀".repeat(100));
   });
   await t.step("joiners, selectors and tags that spell a name are fine", () => {
     // Emoji sequences, Persian's zero-width non-joiner, an Indic conjunct, a keycap, a flag.

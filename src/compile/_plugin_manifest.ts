@@ -171,7 +171,11 @@ export function parseManifest(value: unknown, source = "the manifest"): PluginMa
   // The name becomes the plugin's logger category and its label in metrics: a module's own
   // manifest must not write lines of its own into the host's log.
   const name = record.name as string;
-  if (name.length > MAX_NAME_LENGTH || !isPrintableName(name)) {
+  // Characters are code points: an emoji is one, not two UTF-16 units.
+  if (
+    name.length > 4 * MAX_NAME_LENGTH || [...name].length > MAX_NAME_LENGTH ||
+    !isPrintableName(name)
+  ) {
     fail(
       `'name' must be at most ${MAX_NAME_LENGTH} characters of printable text, received ${
         shownName(name)
