@@ -1413,7 +1413,11 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
       : await this.#waitInLine(name, waiting, signal);
     const ahead = waiting?.ahead;
     this.#hold(name, turn, ahead !== undefined, ahead);
-    if (ahead !== undefined) return await this.#runPosted(name, ahead, decode);
+    if (ahead !== undefined) {
+      // Its own signal, as #invokePrepared sets it (the last call's said how that ended).
+      this.#runningSignal = "signal" in prepared ? prepared.signal : undefined;
+      return await this.#runPosted(name, ahead, decode);
+    }
     if (!("request" in prepared)) return this.#failAtTurn(name, prepared.error);
     const { request, budget } = prepared;
     return await this.#invokePrepared(name, route, request, budget, performance.now(), decode);

@@ -69,6 +69,7 @@ Deno.test("parseManifest() checks every field", async (t) => {
     ["five marks on one letter", { name: "a\u0301\u0301\u0301\u0301\u0301" }, /printable/],
     ["a combining mark alone", { name: "\u0301" }, /printable text/],
     ["a name with a Mongolian selector", { name: "calc\u180f" }, /printable text/],
+    ["Mongolian selectors in a row", { name: "\u1820\u180b\u180b" }, /printable text/],
     ["a name with a shorthand format control", { name: "calc\u{1bca0}" }, /printable text/],
     ["a name with an ignorable tag-block code", { name: "calc\u{e01f0}" }, /printable text/],
     ["a name of a blank Braille pattern", { name: "\u2800" }, /printable text/],
@@ -96,6 +97,8 @@ Deno.test("parseManifest() checks every field", async (t) => {
         "葛\u{e0100}飾",
         "ᠮᠣᠩᠭᠣᠯ\u180b",
         "tiếng Việt",
+        "کتابِ‌من",
+        "കാര്‍-plugin",
       ]
     ) {
       assert.equal(parseManifest({ name }).name, name);

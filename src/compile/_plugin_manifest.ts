@@ -64,32 +64,48 @@ const MAX_STACKED_MARKS = 4;
 const MARK = /^\p{M}$/u;
 const PICTOGRAPHIC = /^\p{Extended_Pictographic}$/u;
 /** Scripts in which the zero-width (non-)joiner changes how letters join. */
-const JOINING = new RegExp(
-  `^[${
-    [
-      "Arabic",
-      "Syriac",
-      "Nko",
-      "Mongolian",
-      "Devanagari",
-      "Bengali",
-      "Gurmukhi",
-      "Gujarati",
-      "Oriya",
-      "Tamil",
-      "Telugu",
-      "Kannada",
-      "Malayalam",
-      "Sinhala",
-      "Tibetan",
-      "Myanmar",
-      "Khmer",
-    ].map((script) => `\\p{Script=${script}}`).join("")
-  }]$`,
-  "u",
-);
+const JOINING_SCRIPTS = [
+  "Arabic",
+  "Syriac",
+  "Nko",
+  "Mongolian",
+  "Devanagari",
+  "Bengali",
+  "Gurmukhi",
+  "Gujarati",
+  "Oriya",
+  "Tamil",
+  "Telugu",
+  "Kannada",
+  "Malayalam",
+  "Sinhala",
+  "Tibetan",
+  "Myanmar",
+  "Khmer",
+].map((script) => `\\p{Script=${script}}`).join("");
+/** A letter of a joining script. */
+const JOINING_LETTER = new RegExp(`^(?=\\p{L})[${JOINING_SCRIPTS}]$`, "u");
+/** A mark of a joining script (a virama). */
+const JOINING_MARK = new RegExp(`^(?=\\p{M})[${JOINING_SCRIPTS}]$`, "u");
+/** What may follow a word-ending joiner: a space, punctuation (`-`, `.`, `_`) or a digit. */
+const WORD_END = /^[\s\p{P}\p{N}]$/u;
+
+/**
+ * Whether the joiner at `i` stands in a word of a joining script: after one
+ * of its letters or marks (a virama), before another or at the word's end.
+ */
+function inJoiningWord(codes: readonly number[], i: number): boolean {
+  // Marks of no script of their own (a kasra) sit on the letter before them.
+  let base = i - 1;
+  while (is(codes, base, MARK) && !is(codes, base, JOINING_MARK)) base--;
+  const after = is(codes, base, JOINING_LETTER) || is(codes, base, JOINING_MARK);
+  const next = codes[i + 1];
+  return after &&
+    (next === undefined || is(codes, i + 1, JOINING_LETTER) || is(codes, i + 1, JOINING_MARK) ||
+      is(codes, i + 1, WORD_END));
+}
 const HAN = /^\p{Script=Han}$/u;
-const MONGOLIAN = /^\p{Script=Mongolian}$/u;
+const MONGOLIAN_LETTER = /^(?=\p{L})\p{Script=Mongolian}$/u;
 
 /** Whether the code point at `at` is one of `test`'s (`false` past either end). */
 function is(codes: readonly number[], at: number, test: RegExp): boolean {
@@ -100,11 +116,12 @@ function is(codes: readonly number[], at: number, test: RegExp): boolean {
 /**
  * Whether the hidden character at `i` is part of the name's spelling: a
  * zero-width joiner between pictographs (after a skin tone or an emoji
- * selector too) or after a letter of a joining script (before another, or
- * ending a word), a non-joiner between
- * such letters, an emoji selector after a pictograph (or in a keycap, "1️⃣"),
- * a variation selector after a Han or Mongolian letter, or the tags of a flag
- * ("🏴" and tags up to a cancel tag).
+ * selector too), a joiner or non-joiner in a word of a joining script (after
+ * a letter or a mark, before another or at the word's end: Persian
+ * "کتابِ‌من", Malayalam's chillu "ന്‍", Indic conjuncts), an emoji
+ * selector after a pictograph (or in a keycap, "1️⃣"), a variation selector
+ * after a Han or Mongolian letter, or the tags of a flag ("🏴" and tags up to
+ * a cancel tag).
  */
 function spells(codes: readonly number[], i: number): boolean {
   const code = codes[i]!;
@@ -112,12 +129,9 @@ function spells(codes: readonly number[], i: number): boolean {
   if (code === 0x200d) {
     const afterEmoji = is(codes, i - 1, PICTOGRAPHIC) || before === 0xfe0f ||
       (before !== undefined && before >= 0x1f3fb && before <= 0x1f3ff);
-    // A joining script's joiner may end a word (Malayalam's chillu, "ന്‍").
-    return (afterEmoji && is(codes, i + 1, PICTOGRAPHIC)) ||
-      (is(codes, i - 1, JOINING) &&
-        (is(codes, i + 1, JOINING) || codes[i + 1] === undefined || codes[i + 1] === 0x20));
+    if (afterEmoji) return is(codes, i + 1, PICTOGRAPHIC);
   }
-  if (code === 0x200c) return is(codes, i - 1, JOINING) && is(codes, i + 1, JOINING);
+  if (code === 0x200d || code === 0x200c) return inJoiningWord(codes, i);
   if (code === 0xfe0f || code === 0xfe0e) {
     const keycap = codes[i + 1] === 0x20e3 && before !== undefined &&
       ((before >= 0x30 && before <= 0x39) || before === 0x23 || before === 0x2a);
@@ -126,7 +140,7 @@ function spells(codes: readonly number[], i: number): boolean {
   if ((code >= 0xfe00 && code <= 0xfe0d) || (code >= 0xe0100 && code <= 0xe01ef)) {
     return is(codes, i - 1, HAN);
   }
-  if (code >= 0x180b && code <= 0x180f) return is(codes, i - 1, MONGOLIAN);
+  if (code >= 0x180b && code <= 0x180f) return is(codes, i - 1, MONGOLIAN_LETTER);
   if (code >= 0xe0020 && code <= 0xe007f) {
     // Back to the flag over the tags before; a cancel tag ends the run, a tag must not.
     let at = i - 1;

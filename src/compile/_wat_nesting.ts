@@ -54,11 +54,6 @@ export function findDeepNesting(text: string, max: number): NestingPosition | nu
   let flat = 0;
   /** Whether the last token was `(`: the keyword after it is a folded form's head. */
   let afterParen = false;
-  /**
-   * The parenthesis level of the annotation `(@…)` being read, or -1: its words are no
-   * instructions (wabt skips them), though its parentheses nest.
-   */
-  let annotation = -1;
   let i = 0;
   while (i < text.length) {
     const next = skipSpace(text, i);
@@ -71,13 +66,11 @@ export function findDeepNesting(text: string, max: number): NestingPosition | nu
     if (code === 0x28 /* ( */) {
       parens++;
       if (parens + flat > max) return positionOf(text, i);
-      if (annotation === -1 && text.charCodeAt(i + 1) === 0x40 /* @ */) annotation = parens;
       afterParen = true;
       i++;
       continue;
     }
     if (code === 0x29 /* ) */) {
-      if (parens === annotation) annotation = -1;
       if (parens > 0) parens--;
       i++;
     } else if (code === 0x22 /* " */) {
@@ -94,7 +87,7 @@ export function findDeepNesting(text: string, max: number): NestingPosition | nu
           }
           i = quoted.end;
         }
-      } else if (!afterParen && annotation === -1 && isKeywordChar(code)) {
+      } else if (!afterParen && isKeywordChar(code)) {
         const word = text.slice(start, i);
         if (FLAT_OPENERS.has(word)) {
           flat++;
@@ -140,12 +133,17 @@ function quotedText(
   return { text: decoded, start, end: i };
 }
 
-/** Skips whitespace and comments from `i`. */
+/**
+ * Skips whitespace, comments and annotations from `i`: wabt drops an
+ * annotation `(@…)` before its parser sees a token, so its words are no
+ * instructions and it does not part `(module` from `quote`.
+ */
 function skipSpace(text: string, i: number): number {
   while (i < text.length) {
     const code = text.charCodeAt(i);
     if (code === 0x20 || code === 0x09 || code === 0x0a || code === 0x0d) i++;
     else if (code === 0x28 && text.charCodeAt(i + 1) === 0x3b) i = skipBlockComment(text, i);
+    else if (code === 0x28 && text.charCodeAt(i + 1) === 0x40) i = skipAnnotation(text, i);
     else if (code === 0x3b && text.charCodeAt(i + 1) === 0x3b) {
       // A line comment ends at LF, CR or CRLF (the spec's newline; wabt 1.0.39 reads so).
       i += 2;
@@ -177,6 +175,28 @@ function decodeString(body: string): string {
       return ESCAPES[escape] ?? escape;
     },
   );
+}
+
+/** The index after the annotation opening at `start`: its parentheses balanced, strings and comments skipped. */
+function skipAnnotation(text: string, start: number): number {
+  let depth = 0;
+  let i = start;
+  while (i < text.length) {
+    const code = text.charCodeAt(i);
+    if (code === 0x22 /* " */) {
+      i = skipString(text, i);
+    } else if (code === 0x28 && text.charCodeAt(i + 1) === 0x3b) {
+      i = skipBlockComment(text, i);
+    } else if (code === 0x3b && text.charCodeAt(i + 1) === 0x3b) {
+      i += 2;
+      while (i < text.length && text.charCodeAt(i) !== 0x0a && text.charCodeAt(i) !== 0x0d) i++;
+    } else {
+      if (code === 0x28) depth++;
+      else if (code === 0x29 && --depth === 0) return i + 1;
+      i++;
+    }
+  }
+  return i;
 }
 
 /** The index after the block comment opening at `start` (they nest). */

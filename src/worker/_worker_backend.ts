@@ -1191,22 +1191,15 @@ class WorkerBackend implements PluginBackend {
               // guest that runs on after it: the call is late whatever it does next, as inline.
               // One the host served late (busy) gives the guest a grace from when it began: its
               // own time counts, as inline (one that held the thread past it is late too).
+              // The grace is the first late host call's: later ones do not renew it.
               if (servedAt < watch.deadline) watch.expire();
               else {
-                lateServedUntil = servedAt + GRACE_MS;
+                if (lateServedUntil === -Infinity) lateServedUntil = servedAt + GRACE_MS;
                 if (now >= lateServedUntil) watch.expire();
               }
             }
           }
           continue;
-        }
-        // A host function that ran past the deadline (holding this thread, so no timer could
-        // fire) and then failed ends the call in a TimeoutError, as inline.
-        if (
-          stopping === undefined && message.op === ToHost.Failure &&
-          this.#hostErrors.length > 0 && performance.now() >= watch.deadline
-        ) {
-          watch.expire();
         }
         if (
           stopping !== undefined &&

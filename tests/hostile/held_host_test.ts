@@ -5,7 +5,7 @@
  * ends in a `TimeoutError`, even though the host's timer cannot fire.
  */
 import assert from "node:assert/strict";
-import { Capability, TimeoutError } from "../../mod.ts";
+import { Capability, HostFunctionError, TimeoutError } from "../../mod.ts";
 import {
   allowingWorkers,
   assertRejectsWith,
@@ -172,3 +172,60 @@ testEachIsolation(
     }
   },
 );
+
+Deno.test({
+  name: "A worker guest served late gets one grace, not one per host call",
+  permissions: allowingWorkers({}),
+}, async () => {
+  // Each host call the busy host served late renewed the 100 ms grace: a guest calling one
+  // every few milliseconds ran a whole second timeout past its deadline (2.2 s for 1 s).
+  await using runtime = workerRuntime({ resourceLimits: { maxFuel: null } });
+  const compiled = await runtime.compileWat(
+    "chain",
+    `(module (import "env" "nop" (func $nop))
+      (func (export "run") (local $i i32)
+        (call $nop)
+        (loop $more
+          (local.set $i (i32.const 200000))
+          (loop $spin (br_if $spin (local.tee $i (i32.sub (local.get $i) (i32.const 1)))))
+          (call $nop)
+          (br $more))))`,
+  );
+  const linker = runtime.createLinker().funcWrap("env", "nop", () => {});
+  await using plugin = await runtime.createPluginWithLinker(compiled, {
+    capabilities: [Capability.CallHostFunction],
+  }, linker);
+  const start = performance.now();
+  const running = plugin.callVoid("run", [], { timeoutMs: 600 });
+  const until = performance.now() + 700; // busy past the deadline before the first host call
+  while (performance.now() < until);
+  await assertRejectsWith(() => running, TimeoutError);
+  // One grace (100 ms) after the host came back, not the guest's own 600 ms more.
+  const elapsed = performance.now() - start;
+  assert.ok(elapsed < 700 + 400, `ended after ${elapsed} ms`);
+});
+
+Deno.test({
+  name: "A worker host function's error the busy host reads late is its error, not a timeout",
+  permissions: allowingWorkers({}),
+}, async () => {
+  // The host served it after the deadline (busy), it threw at once: a TimeoutError, while
+  // the same host function returning was a success.
+  await using runtime = workerRuntime();
+  const compiled = await runtime.compileWat(
+    "failing",
+    `(module (import "env" "bad" (func $bad)) (func (export "call") call $bad))`,
+  );
+  const linker = runtime.createLinker().funcWrap("env", "bad", () => {
+    throw new Error("bad input");
+  });
+  await using plugin = await runtime.createPluginWithLinker(compiled, {
+    capabilities: [Capability.CallHostFunction],
+  }, linker);
+  for (let round = 0; round < 3; round++) {
+    const calling = plugin.callVoid("call", [], { timeoutMs: 50 });
+    const until = performance.now() + 120;
+    while (performance.now() < until);
+    await assertRejectsWith(() => calling, HostFunctionError);
+  }
+});

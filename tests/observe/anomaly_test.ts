@@ -25,6 +25,7 @@ const WORKER_WAT = `
       local.get 1 global.set $leak
       local.get 2 global.set $fail)
     (func (export "keep") (param externref))
+    (func (export "quick") (result i32) (i32.const 1))
     (func (export "spin") (result i32) (loop $l (br $l)) (i32.const 0))
     (func (export "work") (result i32) (local $i i32) (local $acc i32)
       global.get $fail
@@ -254,6 +255,36 @@ Deno.test("Calls that ran no guest code tell the detector nothing", async (t) =>
       });
     }
   }
+});
+
+Deno.test("A worker call posted ahead is judged by its own signal", {
+  permissions: { read: [WORKER_SOURCES] },
+}, async () => {
+  // It was judged by the signal of the call before it: a quick call whose signal aborted
+  // after it ended made the failures of the calls queued behind it the caller's (unseen).
+  const runtime = isolatedRuntime("worker");
+  await using manager = new PluginManager(runtime, { anomaly: { warmupCalls: 10 } });
+  const anomalies: string[] = [];
+  manager.addEventListener("anomaly", (event) => anomalies.push(event.detail.metric));
+  const handle = await manager.loadWat(
+    `(module
+      (func (export "quick") (result i32) (i32.const 1))
+      (func (export "work") (param $n i32) (param $trap i32) (result i32) (local $i i32)
+        (loop $l (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1)))
+          (local.get $n))))
+        (if (local.get $trap) (then unreachable))
+        (local.get $i)))`,
+    { resourceLimits: { maxFuel: null } },
+  );
+  const n = 30_000_000; // some 10-40 ms
+  for (let i = 0; i < 30; i++) await manager.callI32(handle, "work", [n, 0]);
+  for (let i = 0; i < 30 && !anomalies.includes("error_rate"); i++) {
+    const quick = manager.callI32(handle, "quick", [], { signal: AbortSignal.timeout(3) });
+    const failing = manager.callI32(handle, "work", [n, 1]); // posted ahead: traps
+    await Promise.allSettled([quick, failing]);
+  }
+  assert.ok(anomalies.includes("error_rate"), JSON.stringify(anomalies));
+  await runtime.close();
 });
 
 Deno.test("The first call into a worker started for it tells the detector no duration", {
