@@ -218,11 +218,12 @@ export function emitCachedClockCheck(
   out: CodeWriter,
   slots: DeadlineSlots,
   local: number,
+  weight = 1,
 ): void {
   out.u8(0x20); // local.get ticks
   out.u32(local);
-  out.u8(0x41); // i32.const 1
-  out.u8(0x01);
+  out.u8(0x41); // i32.const weight
+  out.s32(weight);
   out.u8(0x6b); // i32.sub
   out.u8(0x22); // local.tee ticks
   out.u32(local);
@@ -284,6 +285,20 @@ export const FRAME_UNITS_PER_CHECK = 16;
  */
 export function frameChecks(units: number): number {
   return Math.ceil(units / FRAME_UNITS_PER_CHECK);
+}
+
+/**
+ * How many checks a loop iteration whose first block costs `units` counts
+ * for: one up to {@linkcode FRAME_UNITS_PER_CHECK} units, as a check stands
+ * for a short iteration, more for a long one.
+ *
+ * @example
+ * ```ts ignore
+ * loopChecks(10_002); // 626
+ * ```
+ */
+export function loopChecks(units: number): number {
+  return units <= FRAME_UNITS_PER_CHECK ? 1 : Math.ceil(units / FRAME_UNITS_PER_CHECK);
 }
 
 /**

@@ -24,7 +24,9 @@ import {
   emitDeadlineCheck,
   emitTicksFlush,
   emitTicksLoad,
+  FRAME_UNITS_PER_CHECK,
   frameChecks,
+  loopChecks,
 } from "./_deadline.ts";
 import { DepthRole } from "./_call_graph.ts";
 import { BodyFlags, Event, type ScanResult } from "./_scan.ts";
@@ -195,12 +197,14 @@ export function rewriteBody(
   if (role === DepthRole.Count) put(out, withLoop ? s.depthEntryInline : s.depthEntry);
   else if (role === DepthRole.Keep) put(out, s.depthKeep);
   const tailStore = role === DepthRole.Count ? s.depthTailStore : s.depthStore;
+  // The clock's scratch local (or cached countdown): after the fuel's and the depth's, if any
+  // (see snippets()).
+  const clockLocal = paramCount + declared + (plan.fuel === null ? 0 : 1) +
+    (plan.depth === null ? 0 : 1);
   // Without fuel, an entry that zeroes many locals counts down the clock as the work it is.
   const frame = scan.frame[f]!;
   if (frame > 0 && plan.fuel === null && deadline !== null) {
-    // The clock's scratch local: after the depth's, if any (see snippets()).
-    const clockTemp = paramCount + declared + (plan.depth === null ? 0 : 1);
-    emitDeadlineCheck(out, deadline, clockTemp, frameChecks(frame));
+    emitDeadlineCheck(out, deadline, clockLocal, frameChecks(frame));
   }
   if (cached) put(out, load);
 
@@ -252,7 +256,16 @@ export function rewriteBody(
         if (cached) put(out, load);
         break;
       case Event.Loop:
-        if (deadline !== null) put(out, check);
+        if (deadline === null) break;
+        // Without fuel, an iteration whose first block runs long counts as several checks (a
+        // body of 10 000 divisions ran 32 768 iterations, 24 s, between two clock reads).
+        if (plan.fuel === null && cost[arg[e]!]! > FRAME_UNITS_PER_CHECK) {
+          const weight = loopChecks(cost[arg[e]!]!);
+          if (cached) emitCachedClockCheck(out, deadline, clockLocal, weight);
+          else emitDeadlineCheck(out, deadline, clockLocal, weight);
+        } else {
+          put(out, check);
+        }
         break;
       case Event.Bulk:
         // The gate charges the fuel global or counts the countdown global down.

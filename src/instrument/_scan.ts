@@ -550,7 +550,8 @@ export class BodyScanner {
         const d = nesting.depth - 1;
         this.#open(d, this.#cur);
         if (live) {
-          if (this.#options.loops) out.push(Event.Loop, reader.pos, 0, this.#run);
+          // Its argument is the header's record, made next: what the first block costs.
+          if (this.#options.loops) out.push(Event.Loop, reader.pos, out.records, this.#run);
           this.#cur = this.#headerRecord[d] = this.#newRecord(reader.pos);
         }
         return false;

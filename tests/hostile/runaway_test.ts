@@ -11,6 +11,7 @@ import {
   FuelExhaustedError,
   TimeoutError,
   type WasmPlugin,
+  WasmRuntime,
 } from "../../mod.ts";
 import { assertRejectsWith, testEachIsolation } from "../_helpers.ts";
 import { within } from "./_within.ts";
@@ -323,4 +324,37 @@ testEachIsolation("Hostile: a built-in host function's large work ends at the de
   );
   const { plugin } = loaded;
   await assertStopsSoonAfterWarming(plugin, "fill_forever", () => plugin.callVoid("small", [64]));
+});
+
+Deno.test("Without fuel, a loop whose body runs long reads the clock as often as its work needs", {
+  permissions: "none",
+}, async () => {
+  // A fast loop first let the check interval grow to 32 768 iterations between clock reads;
+  // a loop of 10 000 divisions an iteration then ran 3 s past a 50 ms deadline.
+  await using runtime = new WasmRuntime({
+    execution: { isolation: "inline", fuelMetering: false },
+  });
+  const body = "(local.set $x (i64.add (i64.div_u (local.get $x) (local.get $d)) (i64.const 7)))"
+    .repeat(10_000);
+  await using plugin = await runtime.createPluginFromWat(
+    `(module
+      (func (export "warm") (param $n i32) (local $i i32)
+        (loop $l (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1)))
+          (local.get $n)))))
+      (func (export "slow") (param $n i32) (result i32) (local $i i32) (local $x i64) (local $d i64)
+        (local.set $d (i64.const 3)) (local.set $x (i64.const 123456789123))
+        (loop $l ${body}
+          (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1)))
+            (local.get $n))))
+        (i32.wrap_i64 (local.get $x))))`,
+    { resourceLimits: { maxFuel: null, maxExecutionTimeMs: 60_000 } },
+  );
+  await plugin.callVoid("warm", [200_000_000]);
+  const start = performance.now();
+  await assertRejectsWith(
+    () => plugin.callI32("slow", [1_000_000], { timeoutMs: 50 }),
+    TimeoutError,
+  );
+  const elapsed = performance.now() - start;
+  assert.ok(elapsed < 1000, `ended after ${elapsed} ms`);
 });
