@@ -46,10 +46,8 @@ function mismatch(type: string, value: unknown, crosses: boolean): string | null
       return typeof value === "number" ? null : "a number";
     case "funcref":
       // Inline the engine takes a function the module exported (and refuses others itself).
-      if (value === null) return null;
-      return crosses
-        ? "null: a function reference cannot cross to the plugin's worker"
-        : typeof value === "function"
+      if (crosses) return crossingReference(type, value);
+      return value === null || typeof value === "function"
         ? null
         : "null or a function a module exported";
     default:

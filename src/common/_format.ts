@@ -137,10 +137,10 @@ function escapeCode(code: number): string {
 }
 
 /**
- * JSON text without a leading byte order mark, which a parser may ignore
- * (RFC 8259) and `JSON.parse` refuses: a guest's tool arguments and requests
- * are read as `callJson` reads its output (a decoder keeping the mark, since
- * in other text it is the text's).
+ * Text without a leading byte order mark: JSON, which a parser may ignore it
+ * in (RFC 8259) and `JSON.parse` refuses (a guest's tool arguments and
+ * requests are read as `callJson` reads its output; the decoders keep the
+ * mark, since in other text it is the text's), and WAT source.
  *
  * @example
  * ```ts ignore

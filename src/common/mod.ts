@@ -13,6 +13,7 @@
 export { CallQueue, isEmptyTurn } from "./_call_queue.ts";
 export type { CallQueueOptions, LeaveOptions } from "./_call_queue.ts";
 export { copyBytes } from "./_copy_bytes.ts";
+export { lenientUtf8, strictUtf8 } from "./_guest_text.ts";
 export {
   cutText,
   describeValue,

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { shownName, visibleText } from "../common/mod.ts";
+import { shownName, visibleText, withoutBom } from "../common/mod.ts";
 import { CompilationError } from "../errors.ts";
 import { findDeepNesting, MAX_WAT_NESTING } from "./_wat_nesting.ts";
 
@@ -72,7 +72,7 @@ export function watSource(name: string, text: string | Uint8Array): Uint8Array {
       }: the text holds a lone surrogate, which is not Unicode (write bytes in strings as \\hh escapes)`,
     );
   }
-  const bytes = new TextEncoder().encode(text.startsWith("\ufeff") ? text.slice(1) : text);
+  const bytes = new TextEncoder().encode(withoutBom(text));
   if (bytes.length > MAX_WAT_BYTES) {
     throw new CompilationError(
       `Cannot compile WAT ${

@@ -59,9 +59,9 @@ async function readAtMost(
   path: string,
   maxBytes: number,
 ): Promise<Uint8Array<ArrayBuffer> | undefined> {
-  const deadline = performance.now() + CACHE_READ_MS;
+  const late = timeLeft(performance.now() + CACHE_READ_MS);
   const opening = Deno.open(path);
-  const file = await Promise.race([opening, timeLeft(deadline)]);
+  const file = await Promise.race([opening, late]);
   if (file === undefined) {
     // A FIFO swapped in after the check: its open waits for a writer. Closed if one comes.
     opening.then((late) => late.close(), () => {});
@@ -71,8 +71,8 @@ async function readAtMost(
     const buffer = new Uint8Array(maxBytes + 1);
     let length = 0;
     while (length <= maxBytes) {
-      const read = await Promise.race([file.read(buffer.subarray(length)), timeLeft(deadline)]);
-      if (read === undefined || performance.now() > deadline) return undefined;
+      const read = await Promise.race([file.read(buffer.subarray(length)), late]);
+      if (read === undefined) return undefined;
       if (read === null) return buffer.slice(0, length);
       length += read;
     }

@@ -144,11 +144,8 @@ function skipSpace(text: string, i: number): number {
     if (code === 0x20 || code === 0x09 || code === 0x0a || code === 0x0d) i++;
     else if (code === 0x28 && text.charCodeAt(i + 1) === 0x3b) i = skipBlockComment(text, i);
     else if (code === 0x28 && text.charCodeAt(i + 1) === 0x40) i = skipAnnotation(text, i);
-    else if (code === 0x3b && text.charCodeAt(i + 1) === 0x3b) {
-      // A line comment ends at LF, CR or CRLF (the spec's newline; wabt 1.0.39 reads so).
-      i += 2;
-      while (i < text.length && text.charCodeAt(i) !== 0x0a && text.charCodeAt(i) !== 0x0d) i++;
-    } else break;
+    else if (code === 0x3b && text.charCodeAt(i + 1) === 0x3b) i = skipLineComment(text, i);
+    else break;
   }
   return i;
 }
@@ -188,14 +185,23 @@ function skipAnnotation(text: string, start: number): number {
     } else if (code === 0x28 && text.charCodeAt(i + 1) === 0x3b) {
       i = skipBlockComment(text, i);
     } else if (code === 0x3b && text.charCodeAt(i + 1) === 0x3b) {
-      i += 2;
-      while (i < text.length && text.charCodeAt(i) !== 0x0a && text.charCodeAt(i) !== 0x0d) i++;
+      i = skipLineComment(text, i);
     } else {
       if (code === 0x28) depth++;
       else if (code === 0x29 && --depth === 0) return i + 1;
       i++;
     }
   }
+  return i;
+}
+
+/**
+ * The index of the newline ending the line comment at `start`: LF, CR or
+ * CRLF (the spec's newline; wabt 1.0.39 reads so), or the text's end.
+ */
+function skipLineComment(text: string, start: number): number {
+  let i = start + 2;
+  while (i < text.length && text.charCodeAt(i) !== 0x0a && text.charCodeAt(i) !== 0x0d) i++;
   return i;
 }
 

@@ -6,7 +6,7 @@
  */
 
 import { Capability } from "../capability.ts";
-import { MAX_TIMER_MS, shownName, withoutBom } from "../common/mod.ts";
+import { lenientUtf8, MAX_TIMER_MS, shownName, withoutBom } from "../common/mod.ts";
 import { CapabilityDeniedError, HostFunctionError, WasmError } from "../errors.ts";
 import {
   assertPayloadSize,
@@ -160,8 +160,6 @@ function admitLog(ctx: BuiltinContext): boolean {
 }
 
 const encoder = new TextEncoder();
-// A leading U+FEFF is the text's, not a byte order mark to drop ("\ufeffname" is not "name").
-const lenientDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /**
  * Bytes of a `host_set_error` message the caller gets (as many as a log
@@ -175,8 +173,8 @@ export const MAX_GUEST_ERROR_BYTES = 16 * 1024;
  * decoded as UTF-8, and a note of how many more were dropped.
  */
 function decodeGuestError(bytes: Uint8Array): string {
-  if (bytes.length <= MAX_GUEST_ERROR_BYTES) return lenientDecoder.decode(bytes);
-  const kept = lenientDecoder.decode(bytes.subarray(0, MAX_GUEST_ERROR_BYTES));
+  if (bytes.length <= MAX_GUEST_ERROR_BYTES) return lenientUtf8.decode(bytes);
+  const kept = lenientUtf8.decode(bytes.subarray(0, MAX_GUEST_ERROR_BYTES));
   return `${kept}… (${bytes.length - MAX_GUEST_ERROR_BYTES} more bytes dropped)`;
 }
 
@@ -514,7 +512,7 @@ async function readBoundedText(response: Response): Promise<string> {
     at += chunk.length;
   }
   // A leading U+FEFF is the body's: the guest gets its text as it came.
-  return lenientDecoder.decode(body);
+  return lenientUtf8.decode(body);
 }
 
 /** True when `env.<name>` is one of the built-in host functions. */

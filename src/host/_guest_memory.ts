@@ -4,11 +4,8 @@
  * @module
  */
 
-import { copyBytes } from "../common/mod.ts";
+import { copyBytes, lenientUtf8 } from "../common/mod.ts";
 import { MemoryOutOfBoundsError } from "../errors.ts";
-
-// A leading U+FEFF is the text's, not a byte order mark to drop ("\ufeffname" is not "name").
-const lenientUtf8 = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /**
  * Picks the memory that the host reads and writes: the export named

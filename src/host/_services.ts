@@ -9,7 +9,7 @@
 
 import { getLogger, type Logger } from "@logtape/logtape";
 import { Capability } from "../capability.ts";
-import { describeValue, withoutBom } from "../common/mod.ts";
+import { describeValue, lenientUtf8, withoutBom } from "../common/mod.ts";
 import { CapabilityDeniedError, ResourceLimitError } from "../errors.ts";
 import type { PluginLogEntry } from "./plugin_log_entry.ts";
 import { runInHostCall } from "./_host_call_scope.ts";
@@ -80,8 +80,6 @@ export type ServiceName = keyof HostServices;
 const LOG_LEVELS = ["debug", "info", "warning", "error"] as const;
 
 const encoder = new TextEncoder();
-// A leading U+FEFF is the text's, not a byte order mark to drop ("\ufeffname" is not "name").
-const lenientDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /** UTF-8 length of a string, without encoding it. */
 function utf8Length(text: string): number {
@@ -103,8 +101,8 @@ const LOG_NOTE_ROOM = 64;
  * many more were dropped.
  */
 export function decodeLogRecord(bytes: Uint8Array): string {
-  if (bytes.length <= MAX_LOG_RECORD_BYTES) return lenientDecoder.decode(bytes);
-  const kept = lenientDecoder.decode(bytes.subarray(0, MAX_LOG_RECORD_BYTES));
+  if (bytes.length <= MAX_LOG_RECORD_BYTES) return lenientUtf8.decode(bytes);
+  const kept = lenientUtf8.decode(bytes.subarray(0, MAX_LOG_RECORD_BYTES));
   return `${kept}… (${bytes.length - MAX_LOG_RECORD_BYTES} more bytes dropped)`;
 }
 

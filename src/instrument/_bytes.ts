@@ -8,6 +8,8 @@
  * @module
  */
 
+import { strictUtf8 } from "../common/mod.ts";
+
 /** A decoding failure at a known byte offset of a WebAssembly binary. */
 export class BinaryFormatError extends Error {
   /** Absolute offset, in bytes from the start of the module, of the failure. */
@@ -26,8 +28,6 @@ export class BinaryFormatError extends Error {
   }
 }
 
-// A leading U+FEFF is the text's, not a byte order mark to drop ("\ufeffname" is not "name").
-const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const utf8Encoder = new TextEncoder();
 /** Names up to this many bytes are decoded without `TextDecoder` when they are ASCII. */
 const SHORT_NAME = 32;
@@ -224,7 +224,7 @@ export class ByteReader {
     }
     const raw = this.take(len);
     try {
-      return utf8.decode(raw);
+      return strictUtf8.decode(raw);
     } catch {
       return this.fail("Malformed UTF-8 encoding", start);
     }

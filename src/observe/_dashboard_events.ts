@@ -7,7 +7,7 @@
  * @module
  */
 
-import { thrownText } from "../common/mod.ts";
+import { lenientUtf8, thrownText } from "../common/mod.ts";
 import type { EventSubscription } from "../event_subscription.ts";
 import type { PluginEvent } from "../plugin_event.ts";
 
@@ -130,7 +130,7 @@ function jsonSafe(_key: string, value: unknown): unknown {
     const preview = value.subarray(0, MAX_PREVIEW_BYTES);
     return {
       byteLength: value.byteLength,
-      text: new TextDecoder("utf-8", { ignoreBOM: true }).decode(preview),
+      text: lenientUtf8.decode(preview),
     };
   }
   return value;

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { lenientUtf8 } from "../common/mod.ts";
 import { Filetype, Size } from "./_abi.ts";
 import { type DirectoryDescriptor, type DirectoryEntry, hostPath } from "./_fd_table.ts";
 import { filetypeOf } from "./_filestat.ts";
@@ -103,9 +104,6 @@ export function resumeAt(
   return BigInt(at);
 }
 
-// A leading U+FEFF is the text's, not a byte order mark to drop ("\ufeffname" is not "name").
-const nameDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
-
 function decodeName(name: Uint8Array): string {
-  return nameDecoder.decode(name);
+  return lenientUtf8.decode(name);
 }

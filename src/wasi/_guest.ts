@@ -6,6 +6,7 @@
  * @module
  */
 
+import { strictUtf8 } from "../common/mod.ts";
 import { Errno, fail } from "./_errno.ts";
 
 /**
@@ -17,8 +18,6 @@ const MAX_IOVECS = 65_536;
 /** The most bytes one call's iovecs may add up to: the result is a u32. */
 const MAX_IO_BYTES = 0xffff_ffff;
 
-// A leading U+FEFF is the text's, not a byte order mark to drop ("\ufeffname" is not "name").
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const utf8 = new TextEncoder();
 
 /** A guest buffer: `len` bytes at `ptr`. */

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { copyBytes } from "../common/mod.ts";
+import { copyBytes, lenientUtf8 } from "../common/mod.ts";
 
 /** A value that crosses the channel. */
 export type WireValue = number | bigint | string | Uint8Array | null | undefined;
@@ -38,8 +38,6 @@ function isInt32(value: number): boolean {
 }
 
 const encoder = new TextEncoder();
-// A leading U+FEFF is the text's, not a byte order mark to drop ("\ufeffname" is not "name").
-const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /** Encoded short strings (function and service names repeat on every call). */
 const encodedNames = new Map<string, Uint8Array>();
@@ -143,7 +141,7 @@ function decodeString(bytes: Uint8Array, at: number, length: number): string {
     if (i === length) return text;
   }
   // slice() copies into an ordinary (unshared) buffer, which TextDecoder accepts.
-  return decoder.decode(bytes.slice(at, at + length));
+  return lenientUtf8.decode(bytes.slice(at, at + length));
 }
 
 /**
