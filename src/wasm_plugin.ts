@@ -407,7 +407,9 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * Runs the module's initializers: `_initialize` (WASI reactors) when
    * exported, then `init` when exported. The plugin is `ready` afterwards, or
    * in `error` state if an initializer failed. Calls made meanwhile wait for
-   * it, then run (or fail with a `PluginStateError` if it failed).
+   * it, then run (or fail with a `PluginStateError` if it failed). A worker
+   * plugin's instance replaced after a crash or a call that would not stop
+   * runs them again before it serves.
    *
    * @example
    * ```ts
@@ -439,10 +441,12 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
     const budget = this.#budget.budget;
     this.#runningSignal = undefined;
     let start = NaN;
+    const ran: string[] = [];
     try {
       for (const initializer of ["_initialize", "init"]) {
         const signature = this.#signatures.get(initializer);
         if (signature === undefined || signature.params.length > 0) continue;
+        ran.push(initializer);
         start = performance.now();
         const result = this.#backend.invoke(initializer, [], budget, start);
         if (result instanceof Promise) await result;
@@ -464,6 +468,7 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
       }
       throw err;
     }
+    this.#backend.keepInitialized?.(ran);
     // What the initializers grew shows in the metrics now, not after the next call.
     this.#observeMemory();
     this.#restState = "ready";

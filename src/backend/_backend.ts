@@ -75,6 +75,14 @@ export interface PluginBackend {
    * caller's, like any other argument check.
    */
   checkArguments?(name: string, args: readonly unknown[]): void;
+  /**
+   * Tells a backend that may replace its instance (a worker ended after a
+   * crash or a call that would not stop) which initializers the plugin ran:
+   * a fresh instance runs them again after its start function, so the
+   * plugin stays initialized. (An instance taking parked state over does
+   * not: its state comes back whole.)
+   */
+  keepInitialized?(initializers: readonly string[]): void;
   /** Fuel used by the last `invoke`, `invokeBytes` or `runCommand`, 0 when fuel is not metered. */
   readonly lastFuelUsed: number;
   /**

@@ -328,6 +328,8 @@ class WorkerBackend implements PluginBackend {
   #parkBackoffMs = 0;
   /** When the last exchange ended (`performance.now()`). */
   #lastUse = 0;
+  /** The initializers a fresh instance runs after its start function: see `keepInitialized`. */
+  #initializers: readonly string[] = [];
   /**
    * Whether a call holds the channel's turn: it runs, or calls posted ahead
    * of their turn wait to (see {@linkcode invokeAhead}).
@@ -403,22 +405,27 @@ class WorkerBackend implements PluginBackend {
       for (const channel of channels) channel.close();
     });
     this.#memoryBytes = ready.memoryBytes;
-    if (ready.hasStart) {
-      const budget = startBudgetOf(spec, this.#host);
-      this.#hostErrors = [];
-      const channel = this.#postTo(live, ToWorker.Start, [budget.fuel, budget.timeoutMs]);
-      try {
-        this.#settle(
-          await this.#converse(live, channel, budget, performance.now(), undefined, true),
-        );
-      } catch (err) {
-        this.#discard(live);
-        // Stopped by the host (deadline, abort, a stuck worker): report it as
-        // inline does, as a failed instantiation caused by that stop.
-        if (err instanceof InstantiationError) throw err;
-        const message = err instanceof Error ? err.message : String(err);
-        throw new InstantiationError(`The start function failed: ${message}`, { cause: err });
+    // A parked instance's state comes back whole; a fresh one replacing a lost instance
+    // runs the initializers the plugin ran (see keepInitialized).
+    const initializers = restore === null ? this.#initializers : [];
+    let step = "The start function";
+    try {
+      if (ready.hasStart) {
+        const budget = startBudgetOf(spec, this.#host);
+        await this.#startStep(live, ToWorker.Start, [budget.fuel, budget.timeoutMs], budget);
       }
+      for (const name of initializers) {
+        step = `Running the initializer "${name}" again`;
+        const budget = startBudgetOf(spec, this.#host);
+        await this.#startStep(live, ToWorker.Call, this.#callValues(name, [], budget), budget);
+      }
+    } catch (err) {
+      this.#discard(live);
+      // Stopped by the host (deadline, abort, a stuck worker): report it as
+      // inline does, as a failed instantiation caused by that stop.
+      if (err instanceof InstantiationError) throw err;
+      const message = err instanceof Error ? err.message : String(err);
+      throw new InstantiationError(`${step} failed: ${message}`, { cause: err });
     }
     if (this.#closed && this.#startAbandoned) {
       // close() came while this worker started, for a call that left (aborted) meanwhile: no
@@ -434,6 +441,25 @@ class WorkerBackend implements PluginBackend {
     // Inside an exchange, its end arms the timer.
     if (!this.#queue.busy) this.#armIdleTimer();
     return live;
+  }
+
+  /**
+   * Runs one export of a worker's start (its start function, an initializer
+   * run again) to its end, under the start's budget.
+   */
+  async #startStep(
+    live: LiveWorker,
+    op: number,
+    values: WireValue[],
+    budget: CallBudget,
+  ): Promise<void> {
+    this.#hostErrors = [];
+    const channel = this.#postTo(live, op, values);
+    this.#settle(await this.#converse(live, channel, budget, performance.now(), undefined, true));
+  }
+
+  keepInitialized(initializers: readonly string[]): void {
+    this.#initializers = [...initializers];
   }
 
   /**

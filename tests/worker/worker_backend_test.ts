@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   Capability,
   type CompiledModule,
+  InstantiationError,
   ResourceLimitError,
   type RuntimeConfig,
   TimeoutError,
@@ -243,6 +244,68 @@ Deno.test("A worker that does not stop within the grace of an abort is replaced 
   const elapsed = performance.now() - start;
   assert.ok(elapsed < 3000, `rejected after ${elapsed.toFixed(0)} ms`);
   assert.equal(await plugin.callI32("entered"), 0);
+});
+
+/**
+ * A WASI-style reactor: `_initialize` and `init` count their runs, `env.wait`
+ * lets a test fail the second `init`; `fetch` reaches the faulty worker.
+ */
+const REACTOR_WAT = `(module
+  (import "env" "wait" (func $wait))
+  (import "env" "host_http_fetch" (func $fetch (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (global $reactor (mut i32) (i32.const 0))
+  (global $inits (mut i32) (i32.const 0))
+  (func (export "_initialize") (global.set $reactor (i32.add (global.get $reactor) (i32.const 1))))
+  (func (export "init") (call $wait) (global.set $inits (i32.add (global.get $inits) (i32.const 1))))
+  (func (export "host_http_fetch") (param i32 i32 i32 i32) (result i32)
+    (call $fetch (local.get 0) (local.get 1) (local.get 2) (local.get 3)))
+  (func (export "initialized") (result i32)
+    (i32.add (i32.mul (global.get $reactor) (i32.const 10)) (global.get $inits))))`;
+
+Deno.test("A worker replaced after a crash runs the plugin's initializers again", {
+  permissions: { read: READ_WORKERS, net: ["127.0.0.1"] },
+}, async (t) => {
+  await using runtime = workerRuntime(faultyWorkers());
+  const compiled = await runtime.compileWat("reactor", REACTOR_WAT);
+  const create = (wait: () => void) =>
+    runtime.createPluginWithLinker(compiled, {
+      capabilities: [Capability.CallHostFunction, Capability.NetworkAccess],
+      allowedHosts: ["127.0.0.1:1"],
+    }, runtime.createLinker().funcWrap("env", "wait", wait));
+  const crash = (plugin: WasmPlugin) =>
+    assertRejectsWith(() => httpFetch(plugin, "http://127.0.0.1:1/crash"), WorkerCrashedError);
+
+  await t.step("an initialized plugin stays initialized, each initializer run once", async () => {
+    await using plugin = await create(() => {});
+    await plugin.initialize();
+    assert.equal(await plugin.callI32("initialized"), 11);
+    await crash(plugin);
+    // A fresh instance: its globals start over, then `_initialize` and `init` run once each.
+    assert.equal(await plugin.callI32("initialized"), 11);
+    assert.equal(plugin.state, "ready");
+  });
+
+  await t.step("one never initialized stays so", async () => {
+    await using plugin = await create(() => {});
+    await crash(plugin);
+    assert.equal(await plugin.callI32("initialized"), 0);
+  });
+
+  await t.step("an initializer failing in the fresh instance fails the call", async () => {
+    let inits = 0;
+    await using plugin = await create(() => {
+      if (++inits > 1) throw new Error("no second init");
+    });
+    await plugin.initialize();
+    await crash(plugin);
+    const error = await assertRejectsWith(
+      () => plugin.callI32("initialized"),
+      InstantiationError,
+      { kind: "instantiation" },
+    );
+    assert.match(error.message, /Running the initializer "init" again failed: .*no second init/);
+  });
 });
 
 Deno.test("A worker that crashes fails the call in flight with WorkerCrashedError", {
