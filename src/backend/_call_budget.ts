@@ -144,8 +144,7 @@ export interface CallWatchOptions {
  * ```
  */
 export class CallWatch implements Disposable {
-  /** The `performance.now()` value past which the call must end. */
-  readonly deadline: number;
+  #deadline: number;
   readonly #timeoutMs: number;
   readonly #signal: AbortSignal | undefined;
   readonly #onStop: (reason: unknown, expired: boolean) => void;
@@ -153,8 +152,11 @@ export class CallWatch implements Disposable {
   #timer: ReturnType<typeof setTimeout> | undefined;
   readonly #onAbort = (): void => this.#stop(this.#signal!.reason, false);
 
+  /** Whether the deadline's timer is off while someone else keeps it (see {@linkcode hold}). */
+  #held = false;
+
   constructor(budget: CallBudget, options: CallWatchOptions) {
-    this.deadline = options.deadline;
+    this.#deadline = options.deadline;
     this.#timeoutMs = budget.timeoutMs;
     this.#signal = budget.signal;
     this.#onStop = options.onStop;
@@ -164,7 +166,45 @@ export class CallWatch implements Disposable {
       return;
     }
     signal?.addEventListener("abort", this.#onAbort, { once: true });
-    if (options.timer !== false && Number.isFinite(this.deadline)) this.#arm();
+    if (options.timer !== false && Number.isFinite(this.#deadline)) this.#arm();
+  }
+
+  /** The `performance.now()` value past which the call must end. */
+  get deadline(): number {
+    return this.#deadline;
+  }
+
+  /**
+   * Moves the deadline to `deadline` if that is later (never earlier), its
+   * timer with it: time the call spent waiting for someone else (a busy
+   * host) was not its own.
+   */
+  extendTo(deadline: number): void {
+    if (this.#stopped || !(deadline > this.#deadline)) return;
+    this.#deadline = deadline;
+    if (this.#timer === undefined) return;
+    clearTimeout(this.#timer);
+    this.#arm();
+  }
+
+  /**
+   * Turns the deadline's timer off until the returned handle is disposed:
+   * meanwhile another party keeps the deadline (a worker's host, while it
+   * serves a host call), and the call must not end before it answers. A
+   * deadline that passed meanwhile ends the call as the timer comes back.
+   */
+  hold(): Disposable {
+    if (this.#timer === undefined || this.#held) return { [Symbol.dispose]() {} };
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#held = true;
+    return {
+      [Symbol.dispose]: () => {
+        if (!this.#held) return;
+        this.#held = false;
+        if (!this.#stopped) this.#arm();
+      },
+    };
   }
 
   /** Whether the call was stopped (aborted, or past its deadline). */
@@ -181,12 +221,13 @@ export class CallWatch implements Disposable {
   [Symbol.dispose](): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#held = false;
     this.#signal?.removeEventListener("abort", this.#onAbort);
   }
 
   /** Sets the deadline's timer; a deadline beyond the longest timer is reached in steps. */
   #arm(): void {
-    const left = Math.max(0, this.deadline - performance.now());
+    const left = Math.max(0, this.#deadline - performance.now());
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       if (left > MAX_TIMER_MS) this.#arm();

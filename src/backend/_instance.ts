@@ -129,6 +129,8 @@ export class PluginInstance implements PluginBackend {
    * {@linkcode START_NOT_READ} (see {@linkcode #currentDeadline}).
    */
   #deadline = Infinity;
+  /** The deadline's timer of the running call that may suspend (see `#runCancellable`). */
+  #watch: CallWatch | undefined;
   #fuelBudget = 0;
   #lastFuelUsed = 0;
   /** The WASI host of a module that imports `wasi_snapshot_preview1`. */
@@ -440,6 +442,41 @@ export class PluginInstance implements PluginBackend {
     const deadline = this.#currentDeadline();
     if (performance.now() < deadline && this.#bindings.stopRequested?.() !== true) return;
     throw new TimeoutError(undefined, { timeoutMs: this.#budget?.timeoutMs ?? 0 });
+  }
+
+  /**
+   * Gives the running call until `ms` from now, if its deadline is sooner:
+   * a worker's host served one of its host calls after the deadline (its
+   * thread was busy), and the wait was the host's. A deadline not read yet
+   * counts from its first read, later still; an interrupted call stays so.
+   *
+   * @example
+   * ```ts ignore
+   * instance.extendDeadline(100); // the host's grace for a host call it served late
+   * ```
+   */
+  extendDeadline(ms: number): void {
+    if (!(ms > 0)) return;
+    const until = performance.now() + ms;
+    if (this.#deadline < until) this.#deadline = until;
+    this.#limits?.extendDeadline(until);
+    this.#watch?.extendTo(until);
+  }
+
+  /**
+   * Turns the running call's deadline timer off while its worker's host
+   * serves a host call the guest awaits (a tool): the host keeps the
+   * deadline meanwhile, on its own clock, and answers a call that must stop
+   * with the reason. The timer comes back when the handle is disposed.
+   *
+   * @example
+   * ```ts ignore
+   * using _held = instance.holdDeadline();
+   * const answer = await hostAnswer();
+   * ```
+   */
+  holdDeadline(): Disposable | undefined {
+    return this.#watch?.hold();
   }
 
   /**
@@ -852,7 +889,10 @@ export class PluginInstance implements PluginBackend {
     promise.catch(() => {});
     this.#cancellation = { promise, reject };
     this.#slot.signal = controller.signal;
-    const watch = new CallWatch(budget, { deadline: this.#currentDeadline(), onStop: reject });
+    const watch = this.#watch = new CallWatch(budget, {
+      deadline: this.#currentDeadline(),
+      onStop: reject,
+    });
     let result: unknown;
     try {
       result = await body();
@@ -866,6 +906,7 @@ export class PluginInstance implements PluginBackend {
     } finally {
       this.#end();
       watch[Symbol.dispose]();
+      this.#watch = undefined;
       this.#cancellation = undefined;
       this.#slot.signal = undefined;
       // What the cancelled host functions still do belongs to no call.

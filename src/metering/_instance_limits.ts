@@ -328,6 +328,15 @@ export class InstanceLimits {
     if (base !== 0) this.#stack.pointer.value = base;
   }
 
+  /**
+   * Moves the running call's deadline to `until` if it is sooner: time its
+   * host took to answer was not its own (see `PluginInstance.extendDeadline`).
+   * A deadline not read yet, and an interrupted call, stay as they are.
+   */
+  extendDeadline(until: number): void {
+    if (Number.isFinite(this.#deadline) && this.#deadline < until) this.#deadline = until;
+  }
+
   /** Makes the running (or next) call stop at its next deadline check. */
   interrupt(): void {
     this.#deadline = -Infinity;

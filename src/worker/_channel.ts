@@ -284,9 +284,10 @@ export interface ChannelBuffers {
   /** The host's {@linkcode Doorbell}, shared by every channel of the process. */
   readonly doorbell: SharedArrayBuffer;
   /**
-   * One float: when the worker took a request that was waiting for it (see
-   * `WorkerChannel.receiveRequest`), on the worker's clock; written on a
-   * line of its own, and only then.
+   * Two floats, on the worker's clock: when the worker took a request that
+   * was waiting for it (see `WorkerChannel.receiveRequest`), written only
+   * then; and when it sent its last host call (see
+   * `WorkerChannel.postHostCall`). On a line of their own.
    */
   readonly started: SharedArrayBuffer;
 }
@@ -597,6 +598,16 @@ export class WorkerChannel extends ChannelEnd {
   postFailure(op: number, values: readonly WireValue[]): void {
     this.post(op, values);
     this.waits.answeredFailure = true;
+  }
+
+  /**
+   * {@linkcode post} for a host call the guest waits for: notes when it was
+   * sent, so that the host can tell whether it served the call late (see
+   * `HostChannel.hostCallSentAt`).
+   */
+  postHostCall(op: number, values: readonly WireValue[]): void {
+    this.#started[1] = performance.now();
+    this.post(op, values);
   }
 
   /** Sends a message to the host, and rings its doorbell when it sleeps. */
@@ -921,6 +932,15 @@ export class HostChannel extends ChannelEnd {
    */
   startedAt(): number {
     return Atomics.load(this.flags, CLAIM) === CLAIMED ? this.#started[0]! : NaN;
+  }
+
+  /**
+   * When the worker sent the host call just received (see
+   * `WorkerChannel.postHostCall`), on the worker's clock. (The message
+   * itself was read after it: the write is visible.)
+   */
+  hostCallSentAt(): number {
+    return this.#started[1]!;
   }
 
   /** Asks the worker to stop the running call (see `WorkerChannel.stopRequested`). */

@@ -41,6 +41,13 @@ export const ToWorker = {
    * serving its channels
    */
   Retire: 16,
+  /**
+   * A flag on `Return`, `ReturnMany` or `Throw`: the host served the host
+   * call after the call's deadline (its thread was busy with other work), and
+   * the answer's last value is how many milliseconds from now the guest has
+   * to end (the wait was the host's): its deadline moves there if sooner.
+   */
+  LateServed: 0x40,
 } as const;
 
 /**

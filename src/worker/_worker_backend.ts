@@ -216,6 +216,12 @@ interface PendingHostCall {
   readonly waiting: (() => void)[];
   /** The guest's answer, held back while an access is in flight (one message at a time). */
   held: (() => void) | undefined;
+  /**
+   * Until when (the host's clock) the guest may still end, when the host
+   * served the call after the deadline (see `#converse`); else `-Infinity`.
+   * The answer tells the guest, whose own clock counted the wait.
+   */
+  graceUntil: number;
 }
 
 /** Why a running call is being stopped, and until when the guest may take to stop. */
@@ -228,7 +234,6 @@ interface Stopping {
   thrown: boolean;
 }
 
-/** A call's results as the backend contract returns them: none, one value, or an array. */
 /**
  * The largest output whose buffer is made before the answer comes (see
  * `#outputSteady`). The length comes from the plugin, and a call may then
@@ -1206,23 +1211,29 @@ class WorkerBackend implements PluginBackend {
               access: undefined,
               waiting: [],
               held: undefined,
+              graceUntil: -Infinity,
             };
             // Not a start function's: the accesses waiting then wait for what started the worker.
             if (!start) this.#takeOverQueuedAccesses(pending);
             const servedAt = performance.now();
+            if (
+              servedAt >= watch.deadline &&
+              channel.hostCallSentAt() + live.clockOffset < watch.deadline
+            ) {
+              // Sent in time, served late (the host was busy): the guest has a grace from when
+              // it began, to end in (sync or async, the host function's own time counts, as
+              // inline). The grace is the first late host call's: later ones do not renew it.
+              // (One sent late is late: the guest would have stopped at its next check.)
+              if (lateServedUntil === -Infinity) lateServedUntil = servedAt + GRACE_MS;
+              pending.graceUntil = lateServedUntil;
+            }
             this.#serveHostCall(channel, message, pending);
             const now = performance.now();
-            if (pending.answered && now >= watch.deadline) {
-              // One that held this thread past the deadline (no timer could fire) answered a
-              // guest that runs on after it: the call is late whatever it does next, as inline.
-              // One the host served late (busy) gives the guest a grace from when it began: its
-              // own time counts, as inline (one that held the thread past it is late too).
-              // The grace is the first late host call's: later ones do not renew it.
-              if (servedAt < watch.deadline) watch.expire();
-              else {
-                if (lateServedUntil === -Infinity) lateServedUntil = servedAt + GRACE_MS;
-                if (now >= lateServedUntil) watch.expire();
-              }
+            // One that held this thread past the deadline (no timer could fire) answered a
+            // guest that runs on after it: the call is late whatever it does next, as inline
+            // (one served late, once it held the thread past its grace).
+            if (pending.answered && now >= Math.max(watch.deadline, pending.graceUntil)) {
+              watch.expire();
             }
           }
           continue;
@@ -1273,26 +1284,29 @@ class WorkerBackend implements PluginBackend {
     Atomics.notify(live.interrupt, 0);
   }
 
-  /** Answers the guest's host call with an error (kept here, so the host gets it back as is). */
-  #throwToGuest(channel: HostChannel, err: unknown): void {
+  /**
+   * Answers the guest's host call with an error (kept here, so the host gets
+   * it back as is); `graceUntil`: see {@linkcode PendingHostCall.graceUntil}.
+   */
+  #throwToGuest(channel: HostChannel, err: unknown, graceUntil = -Infinity): void {
     const ref = this.#hostErrors.push(err) - 1;
     // Whatever it is (encodeError reads any value), the guest gets an answer.
     try {
-      channel.post(ToWorker.Throw, [encodeError(err, ref)]);
+      postAnswer(channel, ToWorker.Throw, [encodeError(err, ref)], graceUntil);
     } catch (tooLarge) {
       // Its text does not fit the channel: the guest gets a stand-in, the host its own error (`ref`).
-      channel.post(ToWorker.Throw, [encodeError(tooLarge, ref)]);
+      postAnswer(channel, ToWorker.Throw, [encodeError(tooLarge, ref)], graceUntil);
     }
   }
 
-  #returnToGuest(channel: HostChannel, value: unknown): void {
+  #returnToGuest(channel: HostChannel, value: unknown, graceUntil: number): void {
     try {
       if (isManyResults(value)) {
-        channel.post(ToWorker.ReturnMany, (value as unknown[]).map(wireValue));
-      } else channel.post(ToWorker.Return, [wireValue(value)]);
+        postAnswer(channel, ToWorker.ReturnMany, (value as unknown[]).map(wireValue), graceUntil);
+      } else postAnswer(channel, ToWorker.Return, [wireValue(value)], graceUntil);
     } catch (err) {
       // Too large for the channel: the guest still needs an answer.
-      this.#throwToGuest(channel, err);
+      this.#throwToGuest(channel, err, graceUntil);
     }
   }
 
@@ -1318,25 +1332,25 @@ class WorkerBackend implements PluginBackend {
       // (Stopped by the host function itself, the call answered the guest with the reason.)
       if (call.answered) return;
       call.answered = true;
-      this.#answerGuest(call, () => this.#throwToGuest(channel, err));
+      this.#answerGuest(call, () => this.#throwToGuest(channel, err, call.graceUntil));
       return;
     }
     if (!(value instanceof Promise)) {
       if (call.answered) return;
       call.answered = true;
-      this.#answerGuest(call, () => this.#returnToGuest(channel, value));
+      this.#answerGuest(call, () => this.#returnToGuest(channel, value, call.graceUntil));
       return;
     }
     value.then(
       (result) => {
         if (call.answered) return;
         call.answered = true;
-        this.#answerGuest(call, () => this.#returnToGuest(channel, result));
+        this.#answerGuest(call, () => this.#returnToGuest(channel, result, call.graceUntil));
       },
       (err) => {
         if (call.answered) return;
         call.answered = true;
-        this.#answerGuest(call, () => this.#throwToGuest(channel, err));
+        this.#answerGuest(call, () => this.#throwToGuest(channel, err, call.graceUntil));
       },
     );
   }
@@ -1556,4 +1570,19 @@ function wireValue(value: unknown): WireValue {
       describeValue(value)
     }, which cannot cross to the plugin's worker: only numbers, bigints of 64 bits, strings and null do`,
   );
+}
+
+/**
+ * Posts the answer to a guest's host call; one served late carries how long
+ * the guest still has (see `ToWorker.LateServed`).
+ */
+function postAnswer(
+  channel: HostChannel,
+  op: number,
+  values: WireValue[],
+  graceUntil: number,
+): void {
+  const left = graceUntil - performance.now();
+  if (left > 0) channel.post(op | ToWorker.LateServed, [...values, left]);
+  else channel.post(op, values);
 }

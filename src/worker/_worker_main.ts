@@ -34,17 +34,24 @@ import {
 } from "./_protocol.ts";
 import type { WireMessage, WireValue } from "./_wire.ts";
 
-/** Turns the host's answer to a linker or service call into a value or an exception. */
-function answer(message: WireMessage): unknown {
-  switch (message.op) {
+/**
+ * Turns the host's answer to a linker or service call into a value or an
+ * exception. One the host served late moves the call's deadline first.
+ */
+function answer(lane: Lane, { op, values }: WireMessage): unknown {
+  if ((op & ToWorker.LateServed) !== 0) {
+    op &= ~ToWorker.LateServed;
+    lane.instance?.extendDeadline(values.pop() as number);
+  }
+  switch (op) {
     case ToWorker.Return:
-      return message.values[0];
+      return values[0];
     case ToWorker.ReturnMany:
-      return message.values;
+      return values;
     case ToWorker.Throw:
-      throw decodeError(message.values[0] as string);
+      throw decodeError(values[0] as string);
     default:
-      throw new Error(`Unexpected message ${message.op} while waiting for a host function`);
+      throw new Error(`Unexpected message ${op} while waiting for a host function`);
   }
 }
 
@@ -113,8 +120,8 @@ function accessMemory(instance: PluginInstance, { op, values }: WireMessage): Re
 /** Host services reached over the channel; the guest waits for each answer. */
 function proxyServices(lane: Lane): HostServices {
   const call = (name: ServiceName, ...args: WireValue[]): unknown => {
-    lane.channel.post(ToHost.ServiceCall, [name, ...args]);
-    return answer(receiveAnswer(lane));
+    lane.channel.postHostCall(ToHost.ServiceCall, [name, ...args]);
+    return answer(lane, receiveAnswer(lane));
   };
   return {
     log: (level, text) => void call("log", level, text),
@@ -125,8 +132,10 @@ function proxyServices(lane: Lane): HostServices {
     storageSet: (key, value) => void call("storageSet", key, value),
     sendMessage: (to, data) => void call("sendMessage", to, data),
     async callTool(name, argsJson): Promise<string | undefined> {
-      lane.channel.post(ToHost.ServiceCall, ["callTool", name, argsJson]);
-      return (answer(await receiveAnswerAsync(lane)) ?? undefined) as string | undefined;
+      lane.channel.postHostCall(ToHost.ServiceCall, ["callTool", name, argsJson]);
+      // The host keeps the deadline while it serves the tool (its own clock, its grace).
+      using _hostKeepsDeadline = lane.instance?.holdDeadline();
+      return (answer(lane, await receiveAnswerAsync(lane)) ?? undefined) as string | undefined;
     },
   };
 }
@@ -143,8 +152,8 @@ function linkerProxy(lane: Lane, index: number): HostCallable {
         );
       }
     }
-    lane.channel.post(ToHost.LinkerCall, [index, ...(args as WireValue[])]);
-    return answer(receiveAnswer(lane));
+    lane.channel.postHostCall(ToHost.LinkerCall, [index, ...(args as WireValue[])]);
+    return answer(lane, receiveAnswer(lane));
   };
 }
 

@@ -229,3 +229,92 @@ Deno.test({
     await assertRejectsWith(() => calling, HostFunctionError);
   }
 });
+
+Deno.test({
+  name: "A worker guest's own clock does not count the busy host's wait for a late-served call",
+  permissions: allowingWorkers({}),
+}, async (t) => {
+  // The host gave the guest a grace for a host call it served late, but the worker's own
+  // clock (read before the call), its async wait's timer (a tool) or the host's rule for a
+  // host function answering with a promise ended the call at its deadline: 16 of 16 timed out.
+  await using runtime = workerRuntime({ resourceLimits: { maxFuel: null } });
+  runtime.registerTool("later", () => "{}");
+  runtime.registerTool("never", () => new Promise(() => {}));
+  const compiled = await runtime.compileWat(
+    "clocked",
+    `(module
+      (import "env" "host" (func $host))
+      (import "env" "host_call_tool" (func $tool (param i32 i32 i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 0) "later{}never")
+      ;; A few milliseconds of work before the host call (the worker reads its clock, and the
+      ;; host is busy by then: it takes a host call that comes at once before it is) and after
+      ;; (the worker reads its clock again).
+      (func $work (local $i i32)
+        (local.set $i (i32.const 5000000))
+        (loop $spin (br_if $spin (local.tee $i (i32.sub (local.get $i) (i32.const 1))))))
+      (func (export "host") (call $work) (call $host) (call $work))
+      (func (export "tool") (param $at i32) (result i32)
+        (call $work)
+        (call $tool (local.get $at) (i32.const 5) (i32.const 5) (i32.const 2) (i32.const 64)
+          (i32.const 64))
+        (call $work)))`,
+  );
+  let answer: () => unknown = () => {};
+  const linker = runtime.createLinker().funcWrap("env", "host", () => answer());
+  await using plugin = await runtime.createPluginWithLinker(compiled, {
+    capabilities: [Capability.CallHostFunction, Capability.CallTool],
+  }, linker);
+
+  // The guest sends its host call after a few milliseconds; the deadline leaves its worker
+  // room for that on a loaded machine (a call sent after the deadline gets no grace).
+  const timeoutMs = 150;
+  /** Runs `call` with the host busy past the deadline right after sending it. */
+  async function servedLate<T>(call: () => Promise<T>): Promise<T> {
+    const calling = call();
+    const until = performance.now() + 300;
+    while (performance.now() < until);
+    return await calling;
+  }
+
+  await t.step("a sync host function", async () => {
+    answer = () => {};
+    for (let round = 0; round < 3; round++) {
+      await servedLate(() => plugin.callVoid("host", [], { timeoutMs }));
+    }
+  });
+
+  await t.step("one that answers with a promise, or rejects", async () => {
+    answer = () => Promise.resolve();
+    for (let round = 0; round < 3; round++) {
+      await servedLate(() => plugin.callVoid("host", [], { timeoutMs }));
+    }
+    answer = () => Promise.reject(new Error("bad input"));
+    await assertRejectsWith(
+      () => servedLate(() => plugin.callVoid("host", [], { timeoutMs })),
+      HostFunctionError,
+    );
+  });
+
+  await t.step("a tool", async () => {
+    for (let round = 0; round < 3; round++) {
+      assert.equal(await servedLate(() => plugin.callI32("tool", [0], { timeoutMs })), 4);
+    }
+  });
+
+  await t.step("one that does not answer in the grace times out", async () => {
+    answer = () => delay(800);
+    const start = performance.now();
+    await assertRejectsWith(
+      () => servedLate(() => plugin.callVoid("host", [], { timeoutMs })),
+      TimeoutError,
+    );
+    await assertRejectsWith(
+      () => servedLate(() => plugin.callI32("tool", [7], { timeoutMs })),
+      TimeoutError,
+    );
+    // Each about 300 ms busy + 100 ms grace, not the 800 ms wait or for ever.
+    const elapsed = performance.now() - start;
+    assert.ok(elapsed < 2 * (300 + 100) + 700, `ended after ${elapsed} ms`);
+  });
+});
