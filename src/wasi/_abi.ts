@@ -19,8 +19,14 @@ export const Filetype = {
 /** `fdflags`. */
 export const FdFlags = { APPEND: 1, DSYNC: 2, NONBLOCK: 4, RSYNC: 8, SYNC: 16 } as const;
 
+/** Every bit of {@linkcode FdFlags}: others are `EINVAL`. */
+export const ALL_FDFLAGS = 0x1f;
+
 /** `oflags`. */
 export const OFlags = { CREAT: 1, DIRECTORY: 2, EXCL: 4, TRUNC: 8 } as const;
+
+/** Every bit of {@linkcode OFlags}: others are `EINVAL`. */
+export const ALL_OFLAGS = 0xf;
 
 /** `lookupflags.symlink_follow`. */
 export const LOOKUP_SYMLINK_FOLLOW = 1;

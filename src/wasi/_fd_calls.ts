@@ -10,6 +10,7 @@
  */
 
 import {
+  ALL_FDFLAGS,
   DIRECTORY_RIGHTS,
   FdFlags,
   FILE_RIGHTS,
@@ -291,7 +292,8 @@ export const FD_CALLS: Readonly<Record<string, SystemCall>> = {
 
   fd_fdstat_set_flags(state, fd: number, flags: number): number {
     const entry = descriptor(state, fd, "any");
-    if (flags > 0x1f) fail(Errno.INVAL);
+    // Bits past the flags (a negative i32 too) are no flags.
+    if ((flags & ~ALL_FDFLAGS) !== 0) fail(Errno.INVAL);
     entry.flags = flags;
     state.fds.changes++;
     return Errno.SUCCESS;

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { LOOKUP_SYMLINK_FOLLOW, OFlags, Rights, Size } from "./_abi.ts";
+import { ALL_FDFLAGS, ALL_OFLAGS, LOOKUP_SYMLINK_FOLLOW, OFlags, Rights, Size } from "./_abi.ts";
 import { Errno, fail } from "./_errno.ts";
 import type { FdTable } from "./_fd_table.ts";
 import { setTimesAt, writeFilestat } from "./_filestat.ts";
@@ -54,6 +54,11 @@ type Target<E extends Expect> = E extends "existing" ? Resolved & { readonly inf
 interface PathCall<E extends Expect, Rest extends unknown[]> {
   /** Whether `lookupflags` come before the path; without them a symlink at the end is never followed. */
   readonly lookup: boolean;
+  /**
+   * Whether the call follows a symlink at the end when its `lookupflags` ask
+   * (default: it does); `path_open` with `O_CREAT|O_EXCL` never does.
+   */
+  readonly follows?: (...rest: Rest) => boolean;
   readonly expect: E;
   /**
    * Whether a second path (`fd, path, path_len`, never followed, anything
@@ -97,7 +102,8 @@ function pathCall<E extends Expect, Rest extends unknown[]>(call: PathCall<E, Re
     const path = { ptr: args.shift() as number, len: args.shift() as number };
     const guest = state.guest();
     for (const span of call.results?.(...args as Rest) ?? []) guest.check(span.ptr, span.len);
-    const follow = (flags & LOOKUP_SYMLINK_FOLLOW) !== 0;
+    const follow = (flags & LOOKUP_SYMLINK_FOLLOW) !== 0 &&
+      call.follows?.(...args as Rest) !== false;
     const target = expectAt(resolveAt(state, fd, path, follow), call.expect);
     const paths: Resolved[] = [target];
     if (call.second) {
@@ -163,11 +169,21 @@ function openMode(target: Resolved, oflags: number, rightsBase: bigint): OpenMod
 }
 
 /** `path_open`'s checks of what is at the path against what it was asked to do. */
-function checkOpen(target: Resolved, oflags: number, rightsBase: bigint): void {
+function checkOpen(
+  target: Resolved,
+  oflags: number,
+  rightsBase: bigint,
+  _rightsInheriting: bigint,
+  fdflags: number,
+): void {
+  // Bits past the flags (a negative i32 too) ask for nothing wasmplug knows: EINVAL, as wasmtime.
+  if ((oflags & ~ALL_OFLAGS) !== 0 || (fdflags & ~ALL_FDFLAGS) !== 0) fail(Errno.INVAL);
   const { info } = target;
   const mode = openMode(target, oflags, rightsBase);
   // O_CREAT|O_DIRECTORY makes nothing, whatever is there: Linux (since 6.4) says EINVAL.
   if (mode.create && (oflags & OFlags.DIRECTORY) !== 0) fail(Errno.INVAL);
+  // O_CREAT|O_EXCL on a symlink, dangling or not, is EEXIST (POSIX; it is never followed).
+  if (info?.isSymlink && mode.create && mode.exclusive) fail(Errno.EXIST);
   if (info?.isSymlink) fail(Errno.LOOP); // not followed: the guest asked for O_NOFOLLOW
   // O_CREAT on a directory opens nothing, as on Linux (it opened the directory): EISDIR, and
   // EEXIST with O_EXCL unless the name ends in `/`.
@@ -233,6 +249,7 @@ export const PATH_CALLS: Readonly<Record<string, SystemCall>> = {
     lookup: true,
     expect: "any",
     results: (_oflags, _rightsBase, _rightsInheriting, _fdflags, fdPtr) => [{ ptr: fdPtr, len: 4 }],
+    follows: (oflags) => (oflags & (OFlags.CREAT | OFlags.EXCL)) !== (OFlags.CREAT | OFlags.EXCL),
     check: checkOpen,
     writes(target, oflags, rightsBase): boolean {
       const mode = openMode(target, oflags, rightsBase);

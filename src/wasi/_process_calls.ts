@@ -159,6 +159,14 @@ function writeEvents(guest: Guest, output: number, fired: readonly Subscription[
 /** How many `poll_oneoff` subscriptions are read between checks of the call's deadline. */
 const SUBSCRIPTIONS_PER_CHECKPOINT = 1024;
 
+/**
+ * The most subscriptions one `poll_oneoff` takes; more are `EINVAL`, as
+ * Linux's `poll` refuses more descriptors than the process may open. Each
+ * costs the host about 150 bytes while the call runs: a guest that passed
+ * millions (its memory full of them) held gigabytes of the host's heap.
+ */
+export const MAX_SUBSCRIPTIONS = 65_536;
+
 /** The system calls on the process and its environment, by their WASI names. */
 export const PROCESS_CALLS: Readonly<Record<string, SystemCall>> = {
   args_get(state, argv: number, buf: number): number {
@@ -217,7 +225,8 @@ export const PROCESS_CALLS: Readonly<Record<string, SystemCall>> = {
   },
 
   poll_oneoff(state, input: number, output: number, count: number, neventsPtr: number): number {
-    if (count === 0) fail(Errno.INVAL);
+    // A count is unsigned: a negative i32 is one past the largest.
+    if (count === 0 || count >>> 0 > MAX_SUBSCRIPTIONS) fail(Errno.INVAL);
     const guest = state.guest();
     guest.check(input, count * Size.SUBSCRIPTION);
     guest.check(output, count * Size.EVENT);

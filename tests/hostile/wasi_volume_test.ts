@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { Capability, WasiPreview1, type WasmPlugin } from "../../mod.ts";
 import { resumeAt } from "../../src/wasi/_directory_listing.ts";
-import { FdTable, MAX_KEPT_LISTINGS } from "../../src/wasi/_fd_table.ts";
+import { FdTable, MAX_KEPT_ENTRIES, MAX_KEPT_LISTINGS } from "../../src/wasi/_fd_table.ts";
 import { guestFiles } from "../../src/wasi/_file_budget.ts";
 import { loadPlugin, testEachIsolation } from "../_helpers.ts";
 
@@ -141,6 +141,34 @@ Deno.test("A WASI instance keeps the listings of its last 16 directories only", 
   const kept = dirs.filter((dir) => "listing" in dir);
   assert.equal(kept.length, MAX_KEPT_LISTINGS);
   assert.deepEqual(kept, dirs.slice(-MAX_KEPT_LISTINGS));
+});
+
+Deno.test("A WASI instance keeps a bounded number of listed entries, the last listing whole", () => {
+  // Sixteen descriptors of one directory of 100 000 entries held 400 MB of the host's heap
+  // (and a 300 MB heap ended the process after twelve).
+  const fds = new FdTable(1024);
+  const preopen = { guestPath: "/d", host: "/d", real: "/d" };
+  const entry = { name: new Uint8Array(8), ino: 0n, type: 3 };
+  const dirs = Array.from({ length: 4 }, () => {
+    const dir = { kind: "directory" as const, preopen, rel: [], isPreopen: false, flags: 0 };
+    fds.add(dir);
+    return dir;
+  });
+  const third = Math.ceil(MAX_KEPT_ENTRIES / 3);
+  for (const dir of dirs) {
+    Object.assign(dir, { listing: new Array(third).fill(entry) });
+    fds.keepListing(dir);
+  }
+  // The last three fit together; the first went.
+  assert.deepEqual(dirs.map((dir) => "listing" in dir), [false, true, true, true]);
+  // One listing larger than the whole budget is kept (its paging needs it), beside others
+  // within it.
+  const huge = { kind: "directory" as const, preopen, rel: [], isPreopen: false, flags: 0 };
+  fds.add(huge);
+  Object.assign(huge, { listing: new Array(MAX_KEPT_ENTRIES + 1).fill(entry) });
+  fds.keepListing(huge);
+  const kept = [...dirs, huge].map((dir) => "listing" in dir);
+  assert.deepEqual(kept, [false, false, true, true, true]);
 });
 
 /** A start function that opens `f.txt` 100 times, then traps. */

@@ -261,6 +261,34 @@ Deno.test(
       assert.equal(Deno.readTextFileSync(`${s.root}/sandbox/log.txt`), "helloP");
     });
 
+    await t.step("O_CREAT|O_EXCL on a symlink, even a dangling one: EEXIST, as POSIX says", () => {
+      // Followed, the dangling link was ENOENT; not followed, ELOOP: lock files failed.
+      Deno.symlinkSync("missing-target", `${s.root}/sandbox/lock`);
+      try {
+        for (const lookup of [FOLLOW, 0]) {
+          const exclusive = { oflags: O_CREAT | O_EXCL, rights: FD_WRITE, lookup };
+          assert.equal(s.open("lock", exclusive)[0], E.EXIST);
+          assert.equal(s.open("link-inside", exclusive)[0], E.EXIST);
+        }
+        assert.throws(() => Deno.lstatSync(`${s.root}/sandbox/missing-target`));
+      } finally {
+        Deno.removeSync(`${s.root}/sandbox/lock`);
+      }
+    });
+
+    await t.step("flags wasmplug does not know are EINVAL, not kept", () => {
+      // path_open kept any fdflags (fd_fdstat_get then said 0xffff), and a negative i32
+      // passed fd_fdstat_set_flags's check.
+      assert.equal(s.open("hello.txt", { fdflags: 0x20 })[0], E.INVAL);
+      assert.equal(s.open("hello.txt", { fdflags: 0xffff })[0], E.INVAL);
+      assert.equal(s.open("hello.txt", { oflags: 0x10 })[0], E.INVAL);
+      const [errno, fd] = s.open("hello.txt");
+      assert.equal(errno, E.SUCCESS);
+      assert.equal(call("fd_fdstat_set_flags", fd, -1), E.INVAL);
+      assert.equal(call("fd_fdstat_set_flags", fd, 0x20), E.INVAL);
+      assert.equal(call("fd_close", fd), E.SUCCESS);
+    });
+
     await t.step("O_CREAT of a name ending in / makes no file: EISDIR, as on Linux", () => {
       // It made a regular file "newf" before.
       assert.equal(s.open("newf/", { oflags: O_CREAT, rights: FD_WRITE })[0], E.ISDIR);
