@@ -461,13 +461,16 @@ testEachIsolation("env.host_call_tool calls registered host tools with JSON", {
     assert.equal((error.cause as Error).message, "tool exploded");
   });
 
-  /** A plugin whose call of `tool` (settling 40 ms later) timed out after 10 ms. */
+  /**
+   * A plugin whose call of `tool` (settling 250 ms later: past the 100 ms a worker's guest
+   * is given when its busy host served the tool late) timed out after 10 ms.
+   */
   const timedOutTool = async (tool: () => Promise<unknown>): Promise<LoadedPlugin> => {
     const timed = await loadHostPlugin(loadPlugin, {
       capabilities: [Capability.CallTool, Capability.Timer],
     });
     timed.runtime.registerTool("late", async () => {
-      await delay(40);
+      await delay(250);
       return await tool();
     });
     const [namePtr, nameLen] = await putString(timed.plugin, KEY, "late");
@@ -485,7 +488,7 @@ testEachIsolation("env.host_call_tool calls registered host tools with JSON", {
   await t.step("a tool that fails after its call timed out fails no later call", async () => {
     await using timed = await timedOutTool(() => Promise.reject(new Error("too late")));
     // The tool fails while this call sleeps.
-    await timed.plugin.callVoid("host_sleep_ms", [80]);
+    await timed.plugin.callVoid("host_sleep_ms", [300]);
   });
 
   await t.step("a tool that answers after its call timed out writes nothing", async () => {
@@ -493,7 +496,7 @@ testEachIsolation("env.host_call_tool calls registered host tools with JSON", {
     const marker = bytesOf("untouched");
     await timed.plugin.writeMemory(OUT, marker);
     // The tool answers while this call sleeps: inline, its answer was written then.
-    await timed.plugin.callVoid("host_sleep_ms", [80]);
+    await timed.plugin.callVoid("host_sleep_ms", [300]);
     assert.deepEqual(await timed.plugin.readMemory(OUT, marker.length), marker);
   });
 
