@@ -9,6 +9,7 @@ import type { Capability } from "./capability.ts";
 import type { CompiledModule } from "./compile/compiled_module.ts";
 import { PluginNotFoundError, PluginStateError } from "./errors.ts";
 import { EventQueue } from "./_event_queue.ts";
+import { moduleFileName, namedAsWat, readModuleFile } from "./_module_file.ts";
 import type { EventSubscription } from "./event_subscription.ts";
 import { describeValue, readOptions } from "./common/mod.ts";
 import { checkPluginConfig } from "./_plugin_config_check.ts";
@@ -216,26 +217,40 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
   }
 
   /**
-   * Loads a `.wasm` (or `.wat`) file from a path or URL, read with the
-   * caller's permissions.
+   * Loads a `.wasm` (or `.wat`) file from a path or URL (`file:`, `http:`,
+   * `https:`), read with the caller's permissions: a regular file or a
+   * response body of at most 256 MiB. The plugin is named after the file
+   * unless its config names it. Closing the manager ends a read in flight.
    *
    * @example
    * ```ts ignore
    * const handle = await manager.loadFile(new URL("./plugins/math.wasm", import.meta.url));
    * ```
+   *
+   * @throws {TypeError} If `path` is neither a string nor a URL, names no file to name the
+   * plugin after, is not a regular file, or the server answered an error; as {@linkcode load}.
+   * @throws {CompilationError} If the file is over 256 MiB, or not a valid module.
+   * @throws {PluginStateError} If the manager is closed, or closes while it reads the file or
+   * loads the plugin (`state` `"closed"`).
    */
   async loadFile(
     path: string | URL,
     config?: WasmPluginConfig,
     options?: LoadOptions,
   ): Promise<PluginHandle> {
-    const bytes = await readModuleFile(path);
-    const name = config?.name ?? String(path).split(/[\\/]/).pop()!.replace(/\.(wasm|wat)$/, "");
+    if (typeof path !== "string" && !(path instanceof URL)) {
+      throw new TypeError(
+        `Cannot load a plugin file: its path is ${describeValue(path)}, not a string or a URL`,
+      );
+    }
+    this.#assertLoadable();
+    const name = config?.name ?? moduleFileName(path);
+    const bytes = await readModuleFile(path, this.#loadsEnd.signal);
     const named = { ...config, name };
     // A binary module is one whatever its name, text starting as WAT does is WAT (as the CLI
     // reads them).
     const binary = bytes[0] === 0 && bytes[1] === 0x61 && bytes[2] === 0x73 && bytes[3] === 0x6d;
-    if (!binary && (String(path).endsWith(".wat") || looksLikeWat(bytes))) {
+    if (!binary && (namedAsWat(path) || looksLikeWat(bytes))) {
       // Its bytes as they are (as wat2wasm reads them): decoded, any that were not UTF-8
       // became U+FFFD, in strings too.
       const compiled = await this.runtime.compileWat(name, bytes);
@@ -290,16 +305,21 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
     throw new TypeError(`Cannot load plugin "${id}": a plugin with that id is ${why}`);
   }
 
-  async #add(
-    compiled: CompiledModule,
-    config: WasmPluginConfig | undefined,
-    options: LoadOptions | undefined,
-  ): Promise<PluginHandle> {
+  /** Throws the `PluginStateError` of a closed manager. */
+  #assertLoadable(): void {
     if (this.#closed) {
       throw new PluginStateError("Cannot load a plugin: the manager is closed", {
         state: "closed",
       });
     }
+  }
+
+  async #add(
+    compiled: CompiledModule,
+    config: WasmPluginConfig | undefined,
+    options: LoadOptions | undefined,
+  ): Promise<PluginHandle> {
+    this.#assertLoadable();
     const linker = options === undefined
       ? undefined
       : readOptions("the load options", options, ["linker"]).linker as Linker | undefined;
@@ -500,7 +520,10 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
     try {
       ran = await initializeOnce(plugin);
     } catch (error) {
-      if (this.#holds(plugin)) this.#emit("error", plugin.id, { error, function: "initialize" });
+      // A refusal (the plugin is paused, stopping or stopped) is no failure, as a call's.
+      if (this.#holds(plugin) && !(error instanceof PluginStateError)) {
+        this.#emit("error", plugin.id, { error, function: "initialize" });
+      }
       throw error;
     }
     // Ready already (while a call ran, the state said "running"): nothing to tell.
@@ -1135,18 +1158,6 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
 export const WasmPluginManager: typeof PluginManager = PluginManager;
 /** The MoFA name of {@linkcode PluginManager}, as a type. */
 export type WasmPluginManager = PluginManager;
-
-async function readModuleFile(path: string | URL): Promise<Uint8Array> {
-  if (path instanceof URL && (path.protocol === "http:" || path.protocol === "https:")) {
-    const response = await fetch(path);
-    if (!response.ok) {
-      await response.body?.cancel();
-      throw new TypeError(`Cannot load ${path}: the server answered ${response.status}`);
-    }
-    return new Uint8Array(await response.arrayBuffer());
-  }
-  return await Deno.readFile(path);
-}
 
 /** Whether `source` is bytes rather than a compiled module: a buffer or a view of one. */
 function isBytesLike(source: unknown): boolean {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   Capability,
+  CompilationError,
   ImportNotFoundError,
   PluginEvent,
   type PluginHandle,
@@ -15,6 +16,7 @@ import {
   assertRejectsWith,
   assertThrowsWith,
   bytesOf,
+  delay,
   holdingTool,
   inlineRuntime,
   PLUGIN_EVENT_TYPES,
@@ -22,6 +24,7 @@ import {
   testEachIsolation,
 } from "./_helpers.ts";
 import { answerBinary } from "./fixtures/binary.ts";
+import { MAX_MODULE_FILE_BYTES, readModuleFile } from "../src/_module_file.ts";
 import { BYTES_WAT, CALLS_WAT, hostFunctionsWat, toolCallWat } from "./fixtures/wat.ts";
 
 const INIT_TRAPS_WAT = '(module (func (export "init") unreachable))';
@@ -349,6 +352,94 @@ testEachIsolation("PluginManager.loadFile() fetches http URLs", {
       message: `Cannot load ${base}/missing.wasm: the server answered 404`,
     });
   });
+
+  await t.step("named after the URL's path, decoded, without query or fragment", async () => {
+    // It was named "greet.wat?v=2" (the raw URL's text after its last slash).
+    const handle = await manager.loadFile(new URL(`${base}/greet.wat?v=2#top`));
+    assert.equal(manager.get(handle).name, "greet");
+    // A URL naming no file leaves no name: said before anything is fetched.
+    await assertRejectsWith(() => manager.loadFile(new URL(`${base}/`)), TypeError, {
+      message: `Cannot name a plugin after ${base}/: give it a name in its config`,
+    });
+  });
+});
+
+Deno.test("PluginManager.loadFile() reads bounded, and a close ends the read", {
+  permissions: { net: ["127.0.0.1"], read: true, write: true, run: ["mkfifo"] },
+}, async (t) => {
+  let stalled = 0;
+  const MiB = new Uint8Array(2 ** 20);
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    (request) => {
+      const path = new URL(request.url).pathname;
+      if (path === "/declared.wasm") return new Response(new Uint8Array(3 * 2 ** 20));
+      if (path === "/streamed.wasm") {
+        // No length said: read until it passes the bound.
+        let sent = 0;
+        return new Response(
+          new ReadableStream({
+            pull(controller) {
+              if (sent++ < 3) controller.enqueue(MiB);
+              else controller.close();
+            },
+          }),
+        );
+      }
+      // Headers, then a body that never comes.
+      stalled++;
+      return new Response(new ReadableStream({ start() {} }));
+    },
+  );
+  await using runtime = inlineRuntime();
+  const base = `http://127.0.0.1:${server.addr.port}`;
+
+  await t.step(
+    "a body past the bound (256 MiB) is a CompilationError, read no further",
+    async () => {
+      // A 300 MB body was read whole (+950 MB of RSS) before its first bytes were checked.
+      const signal = new AbortController().signal;
+      await assertRejectsWith(
+        () => readModuleFile(new URL(`${base}/declared.wasm`), signal, 2 ** 20),
+        CompilationError,
+        {
+          message: `Cannot load ${base}/declared.wasm: ${3 * 2 ** 20} bytes, more than ${2 ** 20}`,
+        },
+      );
+      const streamed = await assertRejectsWith(
+        () => readModuleFile(new URL(`${base}/streamed.wasm`), signal, 2 ** 20),
+        CompilationError,
+      );
+      assert.match(streamed.message, /streamed\.wasm: at least \d+ bytes, more than 1048576$/);
+      assert.equal(MAX_MODULE_FILE_BYTES, 2 ** 28);
+    },
+  );
+
+  await t.step("a close ends a read that stalls", async () => {
+    // The load waited for ever, after close() had resolved.
+    const manager = new PluginManager(runtime);
+    const loading = manager.loadFile(new URL(`${base}/stalls.wasm`));
+    while (stalled === 0) await delay(5);
+    await manager.close();
+    await assertRejectsWith(() => loading, PluginStateError, { state: "closed" });
+  });
+
+  await t.step("only a regular file is read", async () => {
+    // A FIFO's open blocked for ever (and /dev/zero would have filled the host's memory).
+    const dir = await Deno.makeTempDir();
+    try {
+      const fifo = `${dir}/plugin.wasm`;
+      await new Deno.Command("mkfifo", { args: [fifo] }).output();
+      await using manager = new PluginManager(runtime);
+      await assertRejectsWith(() => manager.loadFile(fifo), TypeError, {
+        message: `Cannot load ${fifo}: it is not a regular file`,
+      });
+      await assertRejectsWith(() => manager.loadFile("/dev/zero"), TypeError);
+      await assertRejectsWith(() => manager.loadFile(5 as unknown as string), TypeError);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
 });
 
 testEachIsolation(
@@ -601,6 +692,17 @@ testEachIsolation("PluginManager dispatches an event for each step", {
     assert.equal(error.detail.function, "initialize");
     assert.ok(error.detail.error instanceof TrapError);
     assert.equal((await manager.getInfo(handle)).state, "error");
+  });
+
+  await t.step("a refused initialize() is no error event, as a refused call", async () => {
+    // It was: `error` with function "initialize" for a paused plugin, and after `stopped`.
+    const handle = await manager.loadWat(CALLS_WAT, { id: "paused" });
+    await manager.get(handle).pause();
+    events.length = 0;
+    await assertRejectsWith(() => manager.callI32(handle, "add", [1, 2]), PluginStateError);
+    await assertRejectsWith(() => manager.initialize(handle), PluginStateError);
+    assert.deepEqual(summary(events), []);
+    await manager.unload(handle);
   });
 
   await t.step("a message sent by a plugin", async () => {
