@@ -35,7 +35,11 @@ export interface PluginEventDetails {
   unloaded: { readonly name: string };
   /** A call or lifecycle step failed. */
   error: { readonly error: unknown; readonly function?: string };
-  /** A plugin sent a message with `host_send_message`. */
+  /**
+   * A plugin sent a message with `host_send_message`. Those its start
+   * function sends while a manager loads it come once the load is done, the
+   * first 1 024 of them (the config's `onMessage` gets every one).
+   */
   message: PluginMessage;
   /** A plugin's calls departed from its learned baseline (see `AnomalyOptions`). */
   anomaly: AnomalyDetail;

@@ -179,7 +179,7 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
    * const handle = await manager.load(await Deno.readFile("my_plugin.wasm"), { name: "mine" });
    * ```
    *
-   * @throws {TypeError} If `config.id` is already loaded, or still unloading.
+   * @throws {TypeError} If `config.id` is already loaded, being loaded, or still unloading.
    * @throws {PluginStateError} If the manager is closed, or closes before the plugin is
    * loaded (`state` `"closed"`; its start function, if running, is ended).
    */
@@ -908,7 +908,11 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
   }
 
   /**
-   * The manager's events as an async iterator with a bounded buffer.
+   * The manager's events as an async iterator with a bounded buffer. The
+   * manager holds a subscription, and gives it every event, until it ends:
+   * the manager closes, or its reader leaves the loop (`break`, `return()`)
+   * or reads it to the end; one never read on is held until the manager
+   * closes.
    *
    * @example
    * ```ts
@@ -924,6 +928,9 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
    * await reading;
    * console.log(seen); // [ "loaded", "state_changed", "unloaded" ]
    * ```
+   *
+   * @throws {TypeError} If the options are not an object, or name an unknown option.
+   * @throws {RangeError} If `bufferSize` is not a positive integer.
    */
   subscribe(options: SubscribeOptions = {}): EventSubscription {
     const { bufferSize = 1024 } = readOptions("the subscribe options", options, [
