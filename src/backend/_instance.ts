@@ -464,6 +464,14 @@ export class PluginInstance implements PluginBackend {
   }
 
   /**
+   * When the instrumentation last read the clock, no later than now (see
+   * `InstanceLimits.lastClockRead`); `NaN` for an uninstrumented module.
+   */
+  get lastClockRead(): number {
+    return this.#limits?.lastClockRead ?? NaN;
+  }
+
+  /**
    * Turns the running call's deadline timer off while its worker's host
    * serves a host call the guest awaits (a tool): the host keeps the
    * deadline meanwhile, on its own clock, and answers a call that must stop

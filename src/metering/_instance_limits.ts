@@ -329,6 +329,17 @@ export class InstanceLimits {
   }
 
   /**
+   * When the instrumentation last read the clock (`performance.now()`): at a
+   * deadline check or after host calls, maybe in an earlier call; `NaN` or
+   * `0` when it never did.
+   */
+  get lastClockRead(): number {
+    const check = this.#lastCheck;
+    const hostRead = this.#lastHostRead;
+    return check > hostRead ? check : hostRead;
+  }
+
+  /**
    * Moves the running call's deadline to `until` if it is sooner: time its
    * host took to answer was not its own (see `PluginInstance.extendDeadline`).
    * A deadline not read yet, and an interrupted call, stay as they are.

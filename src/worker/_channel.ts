@@ -286,8 +286,8 @@ export interface ChannelBuffers {
   /**
    * Two floats, on the worker's clock: when the worker took a request that
    * was waiting for it (see `WorkerChannel.receiveRequest`), written only
-   * then; and when it sent its last host call (see
-   * `WorkerChannel.postHostCall`). On a line of their own.
+   * then; and when its guest last read the clock before its last host call
+   * (see `WorkerChannel.postHostCall`). On a line of their own.
    */
   readonly started: SharedArrayBuffer;
 }
@@ -601,12 +601,15 @@ export class WorkerChannel extends ChannelEnd {
   }
 
   /**
-   * {@linkcode post} for a host call the guest waits for: notes when it was
-   * sent, so that the host can tell whether it served the call late (see
-   * `HostChannel.hostCallSentAt`).
+   * {@linkcode post} for a host call the guest waits for, with `clockRead`:
+   * when the guest's instrumentation last read the clock (no later than the
+   * call was sent: the guest, its deadline past then, would have stopped),
+   * so that the host can tell a call sent late from one it served late (see
+   * `HostChannel.hostCallSentAt`). Not a clock read of its own: one per host
+   * call cost 5-15 % of a host call's round trip.
    */
-  postHostCall(op: number, values: readonly WireValue[]): void {
-    this.#started[1] = performance.now();
+  postHostCall(op: number, values: readonly WireValue[], clockRead: number): void {
+    this.#started[1] = clockRead;
     this.post(op, values);
   }
 
@@ -935,9 +938,9 @@ export class HostChannel extends ChannelEnd {
   }
 
   /**
-   * When the worker sent the host call just received (see
-   * `WorkerChannel.postHostCall`), on the worker's clock. (The message
-   * itself was read after it: the write is visible.)
+   * No later than when the worker sent the host call just received (see
+   * `WorkerChannel.postHostCall`), on the worker's clock; `NaN` when not
+   * known. (The message itself was read after it: the write is visible.)
    */
   hostCallSentAt(): number {
     return this.#started[1]!;

@@ -1218,12 +1218,13 @@ class WorkerBackend implements PluginBackend {
             const servedAt = performance.now();
             if (
               servedAt >= watch.deadline &&
-              channel.hostCallSentAt() + live.clockOffset < watch.deadline
+              !(channel.hostCallSentAt() + live.clockOffset >= watch.deadline)
             ) {
               // Sent in time, served late (the host was busy): the guest has a grace from when
               // it began, to end in (sync or async, the host function's own time counts, as
               // inline). The grace is the first late host call's: later ones do not renew it.
-              // (One sent late is late: the guest would have stopped at its next check.)
+              // (One its guest sent after its clock said the deadline had passed is late: it
+              // would have stopped at its next check.)
               if (lateServedUntil === -Infinity) lateServedUntil = servedAt + GRACE_MS;
               pending.graceUntil = lateServedUntil;
             }

@@ -117,10 +117,15 @@ function accessMemory(instance: PluginInstance, { op, values }: WireMessage): Re
   return [ToHost.Done, []];
 }
 
+/** When the lane's guest last read its clock (see `WorkerChannel.postHostCall`). */
+function clockRead(lane: Lane): number {
+  return lane.instance?.lastClockRead ?? NaN;
+}
+
 /** Host services reached over the channel; the guest waits for each answer. */
 function proxyServices(lane: Lane): HostServices {
   const call = (name: ServiceName, ...args: WireValue[]): unknown => {
-    lane.channel.postHostCall(ToHost.ServiceCall, [name, ...args]);
+    lane.channel.postHostCall(ToHost.ServiceCall, [name, ...args], clockRead(lane));
     return answer(lane, receiveAnswer(lane));
   };
   return {
@@ -132,7 +137,7 @@ function proxyServices(lane: Lane): HostServices {
     storageSet: (key, value) => void call("storageSet", key, value),
     sendMessage: (to, data) => void call("sendMessage", to, data),
     async callTool(name, argsJson): Promise<string | undefined> {
-      lane.channel.postHostCall(ToHost.ServiceCall, ["callTool", name, argsJson]);
+      lane.channel.postHostCall(ToHost.ServiceCall, ["callTool", name, argsJson], clockRead(lane));
       // The host keeps the deadline while it serves the tool (its own clock, its grace).
       using _hostKeepsDeadline = lane.instance?.holdDeadline();
       return (answer(lane, await receiveAnswerAsync(lane)) ?? undefined) as string | undefined;
@@ -152,7 +157,11 @@ function linkerProxy(lane: Lane, index: number): HostCallable {
         );
       }
     }
-    lane.channel.postHostCall(ToHost.LinkerCall, [index, ...(args as WireValue[])]);
+    lane.channel.postHostCall(
+      ToHost.LinkerCall,
+      [index, ...(args as WireValue[])],
+      clockRead(lane),
+    );
     return answer(lane, receiveAnswer(lane));
   };
 }
