@@ -288,6 +288,30 @@ export function frameChecks(units: number): number {
 }
 
 /**
+ * Instructions of a body past which, without fuel, its entry counts down the
+ * clock for its length too (see {@linkcode entryChecks}): a body of fewer
+ * runs about as long as the check its caller made, or has checks of its own.
+ */
+export const LONG_BODY = 4 * FRAME_UNITS_PER_CHECK;
+
+/**
+ * How many checks a function entry counts for without fuel: its locals'
+ * zeroing (`frame` units, see {@linkcode frameChecks}) and, for a body of
+ * more than {@linkcode LONG_BODY} instructions, its length (`size`), which a
+ * call may run through without a check (straight-line code has none). A
+ * body's loops count again for each iteration.
+ *
+ * @example
+ * ```ts ignore
+ * entryChecks(0, 10_004); // 626
+ * entryChecks(0, 20); // 0
+ * ```
+ */
+export function entryChecks(frame: number, size: number): number {
+  return (frame > 0 ? frameChecks(frame) : 0) + (size > LONG_BODY ? frameChecks(size) : 0);
+}
+
+/**
  * How many checks a loop iteration whose first block costs `units` counts
  * for: one up to {@linkcode FRAME_UNITS_PER_CHECK} units, as a check stands
  * for a short iteration, more for a long one.

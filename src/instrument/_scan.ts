@@ -219,6 +219,18 @@ export interface AddressTypes {
 const I32_TYPE = new Uint8Array([0x7f]);
 
 /**
+ * Fuel units one record may take before the code after it is charged by a
+ * record of its own: a basic block of two million loads that missed every
+ * cache was charged once, before it ran, and ran 0.3-0.5 s past a 50 ms
+ * deadline (its check came with its charge). Charged in parts, the fuel's
+ * slow path (which reads the clock once a slice of fuel is used, see
+ * `MAX_SLICE` in `_instance_limits.ts`) comes within the block. A run that
+ * completes is charged the same; one that traps in such a block is charged
+ * only the parts it began.
+ */
+export const MAX_RECORD_UNITS = 1 << 16;
+
+/**
  * The events of every scanned body, in growable typed arrays shared by all
  * bodies of a module, plus what the call graph needs per function.
  */
@@ -497,6 +509,12 @@ export class BodyScanner {
           if (this.#options.bulk !== null && this.#cur !== DEAD) this.#noteBulk(reader);
         } else if (op >>> 24 === ATOMIC_PREFIX && this.#options.waits && this.#cur !== DEAD) {
           this.#noteWait(reader);
+        }
+        // A long run of straight-line code is charged in parts (see MAX_RECORD_UNITS).
+        if (
+          this.#cur !== DEAD && out.cost[this.#cur]! >= MAX_RECORD_UNITS && this.#options.fuel
+        ) {
+          this.#cur = this.#newRecord(reader.pos);
         }
         continue;
       }

@@ -20,25 +20,27 @@ import type { InstrumentMetadata } from "./_metadata.ts";
 const MAX_EXACT = 2 ** 53;
 
 /**
- * Largest fuel slice the clock hook grows the interval to: 2^20 units, about
- * 0.1-1 ms of a tight loop (0.1 ms of recursive fib). Units are not time: a guest can warm the pacing
+ * Largest fuel slice the clock hook grows the interval to: 2^18 units, some
+ * 25-250 µs of a tight loop. Units are not time: a guest can warm the pacing
  * with fast code and then run code that is slow per unit (a `throw` caught in
- * a loop), and the next hook call comes only after a whole slice of it. With
- * slices of up to 2^40 units, a 50 ms timeout ended after 587 ms inline (and
- * a worker was terminated after its grace); with this bound, after 65-69 ms.
- * The bound costs call-heavy code nothing measurable by itself: a recursive
- * fib(30) ran as fast with hook calls every 2^20 units as with none, in
- * turn in one process (2.21 against 2.19 ms). The instrumentation bench
- * read fib 1.15-1.19x with unbounded slices against 1.27-1.39x with this
- * one because there, after warming up, an unbounded slice never ran out:
- * any run of the slow path (even with no hook installed, even once, after
- * V8 optimized the function) leaves V8's code for fib 5-12 % slower from
- * then on, with byte-identical machine code. A plugin whose calls last
- * longer than one slice pays that whatever the bound.
+ * a loop; loads that miss every cache, 100-150 ns each), and the next hook
+ * call comes only after a whole slice of it. With slices of up to 2^40
+ * units, a 50 ms timeout ended after 587 ms inline; with 2^20, a chase of
+ * pointers through 4 MiB of memory ended it after 130-160 ms, and a worker
+ * so held was terminated after its grace (its memory lost); with 2^18, it
+ * ends within 5 ms of it (256 pages) or 20-30 ms (4096 pages). A hook call
+ * costs some 0.1-0.2 µs: with 2^16, fib and qsort ran 2-5 % slower (the
+ * instrumentation bench); with 2^18, as with 2^20. (Any run of the slow path leaves
+ * V8's code for a call-heavy function like fib 5-12 % slower from then on,
+ * with byte-identical machine code: a plugin whose calls last longer than
+ * one slice pays that, whatever the bound.)
  */
-const MAX_SLICE = 1n << 20n;
-/** Largest number of checks between hook calls without fuel, for the same reason. */
-const MAX_CHECKS = 1 << 15;
+const MAX_SLICE = 1n << 18n;
+/**
+ * Largest number of checks between hook calls without fuel, for the same
+ * reason: a check stands for a loop iteration or a call, some tens of units.
+ */
+const MAX_CHECKS = 1 << 13;
 /**
  * Most host function returns between two reads of the clock. Host functions
  * run outside fuel: a guest calling a 10 µs host function in a loop ended a

@@ -13,7 +13,12 @@ import {
   type WasmPlugin,
   WasmRuntime,
 } from "../../mod.ts";
-import { assertRejectsWith, testEachIsolation } from "../_helpers.ts";
+import {
+  allowingWorkers,
+  assertRejectsWith,
+  testEachIsolation,
+  workerRuntime,
+} from "../_helpers.ts";
 import { within } from "./_within.ts";
 
 const LOOP_WAT = `(module
@@ -346,15 +351,94 @@ Deno.test("Without fuel, a loop whose body runs long reads the clock as often as
         (loop $l ${body}
           (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1)))
             (local.get $n))))
+        (i32.wrap_i64 (local.get $x)))
+      ;;  The same work in a function called in the loop: its call is the loop's one check.
+      (func $heavy (param $x i64) (param $d i64) (result i64)
+        ${body} (local.get $x))
+      (func (export "slowCalls") (param $n i32) (result i32) (local $i i32) (local $x i64)
+        (local.set $x (i64.const 123456789123))
+        (loop $l (local.set $x (call $heavy (local.get $x) (i64.const 3)))
+          (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1)))
+            (local.get $n))))
         (i32.wrap_i64 (local.get $x))))`,
     { resourceLimits: { maxFuel: null, maxExecutionTimeMs: 60_000 } },
   );
-  await plugin.callVoid("warm", [200_000_000]);
-  const start = performance.now();
-  await assertRejectsWith(
-    () => plugin.callI32("slow", [1_000_000], { timeoutMs: 50 }),
-    TimeoutError,
+  for (const slow of ["slow", "slowCalls"]) {
+    await plugin.callVoid("warm", [200_000_000]);
+    const start = performance.now();
+    await assertRejectsWith(
+      () => plugin.callI32(slow, [1_000_000], { timeoutMs: 50 }),
+      TimeoutError,
+    );
+    const elapsed = performance.now() - start;
+    assert.ok(elapsed < 1000, `${slow} ended after ${elapsed} ms`);
+  }
+});
+
+testEachIsolation("A call stops near its deadline in code slow per fuel unit", {
+  permissions: "none",
+}, async (_t, { createRuntime }) => {
+  // A fast loop grew the fuel slice between clock reads to 2^20 units; a chase of pointers
+  // through 64 MiB (a cache miss a load) then ran a slice in 70-150 ms: a 50 ms call ended
+  // after 120 ms inline, and a worker's after 155 ms, terminated after its grace (5 of 6
+  // rounds) and its memory lost.
+  const pages = 1024;
+  const stride = 64;
+  const nodes = pages * 65_536 / stride;
+  // A cycle through every node in a scrambled order (Sattolo's), each node the next's address.
+  const order = Uint32Array.from({ length: nodes }, (_, i) => i);
+  let seed = 12_345;
+  for (let i = nodes - 1; i > 0; i--) {
+    seed = (seed * 1_103_515_245 + 12_345) >>> 0;
+    const j = Math.floor(seed / 2 ** 32 * i);
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  const memory = new DataView(new ArrayBuffer(pages * 65_536));
+  for (let i = 0; i < nodes; i++) {
+    memory.setUint32(order[i]! * stride, order[(i + 1) % nodes]! * stride, true);
+  }
+  await using runtime = createRuntime({
+    resourceLimits: { maxMemoryPages: pages, maxExecutionTimeMs: 10_000, maxFuel: null },
+  });
+  await using plugin = await runtime.createPluginFromWat(
+    `(module (memory (export "memory") ${pages})
+    (global $calls (mut i32) (i32.const 0))
+    (func (export "calls") (result i32) (global.get $calls))
+    (func (export "run") (param $warm i32) (result i32) (local $p i32) (local $i i32)
+      (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
+      (loop $fast (br_if $fast (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1)))
+        (local.get $warm))))
+      (loop $chase local.get $p ${"i32.load ".repeat(64)} local.set $p br $chase)
+      (local.get $p)))`,
   );
-  const elapsed = performance.now() - start;
-  assert.ok(elapsed < 1000, `ended after ${elapsed} ms`);
+  await plugin.writeMemory(0, new Uint8Array(memory.buffer));
+  const elapsed: number[] = [];
+  for (let round = 1; round <= 3; round++) {
+    const start = performance.now();
+    await assertRejectsWith(
+      () => plugin.callI32("run", [2_000_000], { timeoutMs: 50 }),
+      TimeoutError,
+    );
+    elapsed.push(performance.now() - start);
+    // The same instance: not replaced, its state kept.
+    assert.equal(await plugin.callI32("calls"), round);
+  }
+  // The median of three (51-57 ms here; 120-135 ms before): a loaded machine may slow one.
+  const median = elapsed.sort((a, b) => a - b)[1]!;
+  assert.ok(median < 100, `ended after ${elapsed.map(Math.round).join(", ")} ms`);
+});
+
+Deno.test("Fuel charges a long straight-line block in parts, its deadline checked within", {
+  permissions: "none",
+}, async () => {
+  // A block of millions of instructions was charged once before it ran: its check came with
+  // its charge, and a block of two million loads ran 0.3-0.5 s past a 50 ms deadline. Charged
+  // in parts, one that runs out of fuel midway has run its first part (its store shows).
+  await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+  await using plugin = await runtime.createPluginFromWat(`(module (memory (export "memory") 1)
+    (func (export "run")
+      (i32.store (i32.const 0) (i32.const 1))
+      ${"(drop (i32.load (i32.const 0)))".repeat(100_000)}))`);
+  await assertRejectsWith(() => plugin.callVoid("run", [], { fuel: 150_000 }), FuelExhaustedError);
+  assert.deepEqual([...await plugin.readMemory(0, 1)], [1]);
 });
