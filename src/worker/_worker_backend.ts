@@ -1216,16 +1216,18 @@ class WorkerBackend implements PluginBackend {
             // Not a start function's: the accesses waiting then wait for what started the worker.
             if (!start) this.#takeOverQueuedAccesses(pending);
             const servedAt = performance.now();
-            if (
-              servedAt >= watch.deadline &&
-              !(channel.hostCallSentAt() + live.clockOffset >= watch.deadline)
-            ) {
+            if (servedAt >= watch.deadline) {
               // Sent in time, served late (the host was busy): the guest has a grace from when
               // it began, to end in (sync or async, the host function's own time counts, as
-              // inline). The grace is the first late host call's: later ones do not renew it.
-              // (One its guest sent after its clock said the deadline had passed is late: it
-              // would have stopped at its next check.)
-              if (lateServedUntil === -Infinity) lateServedUntil = servedAt + GRACE_MS;
+              // inline). The grace is the first late host call's: later ones do not renew it,
+              // and go on in it. (One its guest sent after its clock said the deadline had
+              // passed, with no grace yet, is late: it would have stopped at its next check.)
+              if (
+                lateServedUntil === -Infinity &&
+                !(channel.hostCallSentAt() + live.clockOffset >= watch.deadline)
+              ) {
+                lateServedUntil = servedAt + GRACE_MS;
+              }
               pending.graceUntil = lateServedUntil;
             }
             this.#serveHostCall(channel, message, pending);

@@ -259,6 +259,7 @@ Deno.test({
         (local.set $i (i32.const 20000000))
         (loop $spin (br_if $spin (local.tee $i (i32.sub (local.get $i) (i32.const 1))))))
       (func (export "host") (call $work) (call $host) (call $work))
+      (func (export "twice") (call $work) (call $host) (call $host) (call $work))
       (func (export "tool") (param $at i32) (result i32)
         (call $work)
         (call $tool (local.get $at) (i32.const 5) (i32.const 5) (i32.const 2) (i32.const 64)
@@ -305,6 +306,12 @@ Deno.test({
   await t.step("a sync host function", async () => {
     answer = () => {};
     await servedLate(() => plugin.callVoid("host", [], { timeoutMs }), succeeds());
+  });
+
+  await t.step("later host calls in the grace", async () => {
+    // The second, sent after the deadline, ended the call: the grace went with the first.
+    answer = () => {};
+    await servedLate(() => plugin.callVoid("twice", [], { timeoutMs }), succeeds());
   });
 
   await t.step("one that answers with a promise, or rejects", async () => {
