@@ -93,10 +93,15 @@ export const MAX_KEPT_LISTINGS = 16;
 
 /**
  * How many entries the listings an instance keeps may hold together, the
- * one listed last aside (about 250 bytes of the host's heap each): sixteen
- * descriptors of one directory of 100 000 entries held 400 MB.
+ * two listed last aside (about 250 bytes of the host's heap each): sixteen
+ * descriptors of one directory of 100 000 entries held 400 MB. (The two: a
+ * walk pages a directory and its subdirectory in turn; with one, a walk of a
+ * directory larger than this listed it again for every subdirectory.)
  */
 export const MAX_KEPT_ENTRIES = 131_072;
+
+/** The listings listed last that {@linkcode MAX_KEPT_ENTRIES} does not count. */
+const UNCOUNTED_LISTINGS = 2;
 
 /** Maps descriptor numbers to descriptors, and owns the host files. */
 export class FdTable {
@@ -123,24 +128,27 @@ export class FdTable {
 
   /**
    * Keeps `dir`'s listing, dropping the oldest others past
-   * {@linkcode MAX_KEPT_LISTINGS}, or while all of them hold more than
-   * {@linkcode MAX_KEPT_ENTRIES}: a guest that lists a directory through
-   * a thousand descriptors holds a few copies of it on the host, not a
-   * thousand. A dropped listing is taken again if its paging goes on.
+   * {@linkcode MAX_KEPT_LISTINGS}, or while those before the two listed
+   * last hold more than {@linkcode MAX_KEPT_ENTRIES}: a guest that lists a
+   * directory through a thousand descriptors holds a few copies of it on
+   * the host, not a thousand. A dropped listing is taken again if its
+   * paging goes on.
    */
   keepListing(dir: DirectoryDescriptor): void {
     const listed = this.#listed;
     const at = listed.indexOf(dir);
     if (at >= 0) listed.splice(at, 1);
     listed.push(dir);
-    let entries = 0;
-    for (const each of listed) entries += each.listing?.length ?? 0;
+    let counted = 0;
+    for (let i = 0; i < listed.length - UNCOUNTED_LISTINGS; i++) {
+      counted += listed[i]!.listing?.length ?? 0;
+    }
     while (
       listed.length > MAX_KEPT_LISTINGS ||
-      listed.length > 1 && entries - dir.listing!.length > MAX_KEPT_ENTRIES
+      listed.length > UNCOUNTED_LISTINGS && counted > MAX_KEPT_ENTRIES
     ) {
       const oldest = listed.shift()!;
-      entries -= oldest.listing?.length ?? 0;
+      counted -= oldest.listing?.length ?? 0;
       delete oldest.listing;
     }
   }
