@@ -821,6 +821,8 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * @throws {MemoryOutOfBoundsError} If the range is outside memory, or there is no memory.
    * @throws {TypeError} If the offset or length is not a number.
    * @throws {PluginStateError} If the plugin is stopped.
+   * @throws {InstantiationError} In a worker replaced after a crash, if its fresh instance
+   * fails to start (its start function, or the initializers run again).
    */
   async readMemory(offset: number, length: number): Promise<Uint8Array> {
     this.#assertUsable("read the memory of");
@@ -845,6 +847,8 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
    * @throws {MemoryOutOfBoundsError} If the range is outside memory, or there is no memory.
    * @throws {TypeError} If the offset is not a number or `data` is not a `Uint8Array`.
    * @throws {PluginStateError} If the plugin is stopped.
+   * @throws {InstantiationError} In a worker replaced after a crash, if its fresh instance
+   * fails to start (its start function, or the initializers run again).
    */
   async writeMemory(offset: number, data: Uint8Array): Promise<void> {
     this.#assertUsable("write the memory of");

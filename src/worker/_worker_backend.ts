@@ -29,6 +29,7 @@ import { isInHostCallOf, runInHostCall } from "../host/mod.ts";
 import {
   InstantiationError,
   MemoryOutOfBoundsError,
+  PluginStateError,
   TypeMismatchError,
   WorkerCrashedError,
 } from "../errors.ts";
@@ -335,6 +336,8 @@ class WorkerBackend implements PluginBackend {
   #lastUse = 0;
   /** The initializers a fresh instance runs after its start function: see `keepInitialized`. */
   #initializers: readonly string[] = [];
+  /** How many steps of a worker's start run (see {@linkcode #startStep}). */
+  #startSteps = 0;
   /**
    * Whether a call holds the channel's turn: it runs, or calls posted ahead
    * of their turn wait to (see {@linkcode invokeAhead}).
@@ -426,6 +429,8 @@ class WorkerBackend implements PluginBackend {
       }
     } catch (err) {
       this.#discard(live);
+      // The fuel of a start that failed is not the fuel of the call that needed it.
+      this.#lastFuelUsed = 0;
       // Stopped by the host (deadline, abort, a stuck worker): report it as
       // inline does, as a failed instantiation caused by that stop.
       if (err instanceof InstantiationError) throw err;
@@ -460,7 +465,12 @@ class WorkerBackend implements PluginBackend {
   ): Promise<void> {
     this.#hostErrors = [];
     const channel = this.#postTo(live, op, values);
-    this.#settle(await this.#converse(live, channel, budget, performance.now(), undefined, true));
+    this.#startSteps++;
+    try {
+      this.#settle(await this.#converse(live, channel, budget, performance.now(), undefined, true));
+    } finally {
+      this.#startSteps--;
+    }
   }
 
   keepInitialized(initializers: readonly string[]): void {
@@ -897,6 +907,14 @@ class WorkerBackend implements PluginBackend {
   ): Promise<unknown[]> {
     this.#lastFuelUsed = 0;
     budget.signal?.throwIfAborted();
+    // A host function of a worker's start (its start function, the initializers run again
+    // for a memory access) cannot wait for the channel's turn: the start waits for it.
+    if (this.#startSteps > 0 && isInHostCallOf(this.#host.env)) {
+      throw new PluginStateError(
+        "Cannot call the plugin from one of its own host functions while its worker starts (its start function or initializers run): the start is waiting for that host function to return",
+        { state: "running" },
+      );
+    }
     const taken = this.#queue.take();
     const turn = taken instanceof Promise ? await taken : taken;
     this.#callInFlight = true;

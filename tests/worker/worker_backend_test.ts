@@ -3,6 +3,7 @@ import {
   Capability,
   type CompiledModule,
   InstantiationError,
+  PluginStateError,
   ResourceLimitError,
   type RuntimeConfig,
   TimeoutError,
@@ -290,6 +291,31 @@ Deno.test("A worker replaced after a crash runs the plugin's initializers again"
     await using plugin = await create(() => {});
     await crash(plugin);
     assert.equal(await plugin.callI32("initialized"), 0);
+  });
+
+  await t.step("a memory access that starts it refuses the initializers' calls back", async () => {
+    // An `init` whose host function called the plugin deadlocked a restart made for a memory
+    // access: the call waited for the access's turn, the access for `init` (2 s, its limit).
+    const refused: unknown[] = [];
+    // deno-lint-ignore prefer-const
+    let plugin: WasmPlugin;
+    const wait = async () => {
+      await plugin.callI32("initialized").catch((err) => refused.push(err));
+    };
+    plugin = await runtime.createPluginWithLinker(compiled, {
+      capabilities: [Capability.CallHostFunction, Capability.NetworkAccess],
+      allowedHosts: ["127.0.0.1:1"],
+      resourceLimits: { maxExecutionTimeMs: 2_000 },
+    }, runtime.createLinker().funcWrap("env", "wait", wait));
+    await using _plugin = plugin;
+    await plugin.initialize();
+    await crash(plugin);
+    const start = performance.now();
+    await plugin.readMemory(0, 1);
+    assert.ok(performance.now() - start < 1_000, "the restart waited for its own init");
+    assert.equal(refused.length, 2);
+    for (const err of refused) assert.ok(err instanceof PluginStateError, String(err));
+    assert.equal(await plugin.callI32("initialized"), 11);
   });
 
   await t.step("an initializer failing in the fresh instance fails the call", async () => {
