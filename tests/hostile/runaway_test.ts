@@ -13,12 +13,7 @@ import {
   type WasmPlugin,
   WasmRuntime,
 } from "../../mod.ts";
-import {
-  allowingWorkers,
-  assertRejectsWith,
-  testEachIsolation,
-  workerRuntime,
-} from "../_helpers.ts";
+import { assertRejectsWith, testEachIsolation } from "../_helpers.ts";
 import { within } from "./_within.ts";
 
 const LOOP_WAT = `(module
