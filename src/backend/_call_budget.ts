@@ -194,7 +194,7 @@ export class CallWatch implements Disposable {
    * deadline that passed meanwhile ends the call as the timer comes back.
    */
   hold(): Disposable {
-    if (this.#timer === undefined || this.#held) return { [Symbol.dispose]() {} };
+    if (this.#timer === undefined || this.#held) return { [Symbol.dispose](): void {} };
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#held = true;
