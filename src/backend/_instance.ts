@@ -464,10 +464,23 @@ export class PluginInstance implements PluginBackend {
   }
 
   /**
-   * When the instrumentation last read the clock, no later than now (see
-   * `InstanceLimits.lastClockRead`); `NaN` for an uninstrumented module.
+   * Before a host call the guest waits for (in a worker): reads the running
+   * call's deadline if it was not read yet, so that it counts from no later
+   * than now, not from a read after the answer (a guest whose first act was
+   * a host call the busy host answered late ran a whole timeout more), and
+   * returns when the clock was last read (see `InstanceLimits.lastClockRead`).
+   *
+   * @example
+   * ```ts ignore
+   * channel.postHostCall(op, values, instance.beforeHostCall());
+   * ```
    */
-  get lastClockRead(): number {
+  beforeHostCall(): number {
+    if (Number.isNaN(this.#deadline)) {
+      const now = performance.now();
+      this.#currentDeadline(now);
+      return now;
+    }
     return this.#limits?.lastClockRead ?? NaN;
   }
 

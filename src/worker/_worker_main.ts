@@ -117,9 +117,9 @@ function accessMemory(instance: PluginInstance, { op, values }: WireMessage): Re
   return [ToHost.Done, []];
 }
 
-/** When the lane's guest last read its clock (see `WorkerChannel.postHostCall`). */
+/** When the lane's guest last read its clock (see `PluginInstance.beforeHostCall`). */
 function clockRead(lane: Lane): number {
-  return lane.instance?.lastClockRead ?? NaN;
+  return lane.instance?.beforeHostCall() ?? NaN;
 }
 
 /** Host services reached over the channel; the guest waits for each answer. */

@@ -340,3 +340,55 @@ Deno.test({
     await servedLate(() => plugin.callI32("tool", [7], { timeoutMs }), timedOut, 1);
   });
 });
+
+Deno.test({
+  name: "A worker guest whose first act is a host call has the grace, not a new timeout",
+  permissions: allowingWorkers({}),
+}, async () => {
+  // Its deadline, not read before the host call, was read after the late answer as now plus
+  // the whole timeout: held up again, the host could not stop it for 1 s more, not 100 ms.
+  await using runtime = workerRuntime({ resourceLimits: { maxFuel: null } });
+  const compiled = await runtime.compileWat(
+    "hostfirst",
+    `(module (import "env" "host" (func $host))
+      (memory (export "memory") 1)
+      (func $count (loop $more
+        (i32.store (i32.const 0) (i32.add (i32.load (i32.const 0)) (i32.const 1)))
+        (br $more)))
+      (func (export "count") (call $count))
+      (func (export "hostFirst") (call $host) (call $count)))`,
+  );
+  let holdAfter = 0;
+  const hold = (ms: number) => {
+    const end = performance.now() + ms;
+    while (performance.now() < end);
+  };
+  let servedAt = NaN;
+  const linker = runtime.createLinker().funcWrap("env", "host", () => {
+    servedAt = performance.now();
+    // The host is held up again right after it answers.
+    if (holdAfter > 0) queueMicrotask(() => hold(holdAfter));
+  });
+  await using plugin = await runtime.createPluginWithLinker(compiled, {
+    capabilities: [Capability.CallHostFunction],
+  }, linker);
+  // How far the guest counts in a millisecond (counting for 200 ms, the host idle).
+  await assertRejectsWith(() => plugin.callVoid("count", [], { timeoutMs: 200 }), TimeoutError);
+  const perMs = new DataView((await plugin.readMemory(0, 4)).buffer).getUint32(0, true) / 200;
+  for (let tries = 0; tries < 5; tries++) {
+    await plugin.writeMemory(0, new Uint8Array(4));
+    servedAt = NaN;
+    holdAfter = 1_500;
+    const start = performance.now();
+    const calling = plugin.callVoid("hostFirst", [], { timeoutMs: 1_000 });
+    hold(1_100); // busy past the deadline: the host call is served late
+    await assertRejectsWith(() => calling, TimeoutError);
+    holdAfter = 0;
+    if (!(servedAt - start >= 1_000)) continue; // served before the host was busy: not this case
+    const ranMs = new DataView((await plugin.readMemory(0, 4)).buffer).getUint32(0, true) / perMs;
+    // About the grace (100 ms); a whole timeout (1 s) before.
+    assert.ok(ranMs < 500, `the guest ran ${ranMs.toFixed(0)} ms after the answer`);
+    return;
+  }
+  assert.fail("the host served the host call before it was busy, every time");
+});
