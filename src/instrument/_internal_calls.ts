@@ -206,8 +206,12 @@ function findEligible(
   for (let f = 0; f < n; f++) {
     const type = info.types[info.functions[f]!] as FuncType;
     const encoding = encodings[info.functions[f]!];
+    const first = eventStart[f]!;
+    const entryUnits = first < eventStart[f + 1]! && kind[first] === Event.Charge
+      ? scan.cost[arg[first]!]!
+      : 0;
     let ok = encoding !== null && encoding !== undefined &&
-      (scan.flags[f]! & BodyFlags.Try) === 0 &&
+      (scan.flags[f]! & BodyFlags.Try) === 0 && entryUnits <= MAX_FOLDED_ENTRY_UNITS &&
       type.params.length + added <= ENGINE_LIMITS.params &&
       type.results.length + 1 <= ENGINE_LIMITS.results;
     for (let e = eventStart[f]!; ok && e < eventStart[f + 1]!; e++) {
@@ -300,6 +304,15 @@ function foldEntryCosts(
   }
   return { cost, entryRecord, entryCost };
 }
+
+/**
+ * The longest entry record a variant's callers charge for it (see
+ * {@linkcode foldEntryCosts}): a caller's record that called a function
+ * with a long first run thirty times was charged once for all of them, and
+ * ran 0.4 s past a 50 ms deadline. Call-heavy code, which variants are for,
+ * has short entries.
+ */
+const MAX_FOLDED_ENTRY_UNITS = 4096;
 
 /** Per record, 1 when its charge can check the depth for the calls of counted variants in it. */
 function depthChecksAtCharge(

@@ -789,7 +789,9 @@ export class BodyScanner {
         const thenRecord = this.#thenRecord[d]!;
         const elseRecord = this.#elseRecord[d]!;
         if (parent !== DEAD && thenRecord !== DEAD && elseRecord !== DEAD) {
-          const shared = Math.min(cost[thenRecord]!, cost[elseRecord]!);
+          // Not past MAX_RECORD_UNITS: the parent's charge would cover both arms' long runs.
+          const room = Math.max(0, MAX_RECORD_UNITS - cost[parent]!);
+          const shared = Math.min(cost[thenRecord]!, cost[elseRecord]!, room);
           cost[parent]! += shared;
           cost[thenRecord]! -= shared;
           cost[elseRecord]! -= shared;
@@ -842,10 +844,16 @@ export class BodyScanner {
     if (!hoist || parent === DEAD || header === DEAD) return;
     const cost = this.#out.cost;
     const units = cost[header]!;
-    cost[parent]! += units;
-    cost[header] = 0;
     const edges = this.#backEdges;
     const previous = this.#previousBackEdge;
+    // Kept in the header where it would make a record longer than MAX_RECORD_UNITS: one charge
+    // would pay for many long runs (thirty loops of 2^16 loads in a row, 0.5 s past a deadline).
+    if (cost[parent]! + units > MAX_RECORD_UNITS) return;
+    for (let e = this.#lastBackEdge[d]!; e !== -1; e = previous[e]!) {
+      if (cost[edges[e]!]! + units > MAX_RECORD_UNITS) return;
+    }
+    cost[parent]! += units;
+    cost[header] = 0;
     for (let e = this.#lastBackEdge[d]!; e !== -1; e = previous[e]!) cost[edges[e]!]! += units;
   }
 

@@ -437,3 +437,34 @@ Deno.test("Fuel charges a long straight-line block in parts, its deadline checke
   await assertRejectsWith(() => plugin.callVoid("run", [], { fuel: 150_000 }), FuelExhaustedError);
   assert.deepEqual([...await plugin.readMemory(0, 1)], [1]);
 });
+
+Deno.test("Fuel charges no run of code for long runs after it", {
+  permissions: "none",
+}, async (t) => {
+  // Costs the instrumenter moves ahead (a loop's first run, a called function's first run;
+  // what both arms of an `if` share is capped the same way) made one charge pay for many
+  // long runs: thirty loops of
+  // 2^16 loads in a row ran 0.5 s past a 50 ms deadline, thirty calls of such a function
+  // 0.4 s. Now a charge that would pass 2^16 units leaves them where they are: a call of
+  // three runs of 30 000 units with fuel for 80 000 ran the store before them (charged with
+  // two at most); charged with all three, it ran out before it.
+  await using runtime = new WasmRuntime({ execution: { isolation: "inline" } });
+  const long = "(drop (i32.load (i32.const 0)))".repeat(30_000);
+  const three = (run: string) => `(i32.store (i32.const 0) (i32.const 1)) ${run.repeat(3)}`;
+  const cases = {
+    "loops": three(`(loop ${long})`),
+    "calls": three("(call $long)"),
+  };
+  for (const [name, body] of Object.entries(cases)) {
+    await t.step(name, async () => {
+      await using plugin = await runtime.createPluginFromWat(`(module (memory (export "memory") 1)
+        (func $long ${long})
+        (func (export "run") ${body}))`);
+      await assertRejectsWith(
+        () => plugin.callVoid("run", [], { fuel: 80_000 }),
+        FuelExhaustedError,
+      );
+      assert.deepEqual([...await plugin.readMemory(0, 1)], [1]);
+    });
+  }
+});
