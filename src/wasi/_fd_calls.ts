@@ -369,7 +369,13 @@ export const FD_CALLS: Readonly<Record<string, SystemCall>> = {
     const dir = descriptor(state, fd, "directory");
     let at = cookie;
     if (cookie === 0n || dir.listing === undefined) {
-      dir.listing = listDirectory(dir, state.checkpoint);
+      const { entries, key } = listDirectory(
+        dir,
+        state.checkpoint,
+        (kept) => state.fds.keptListing(kept),
+      );
+      dir.listing = entries;
+      dir.listingKey = key;
       // Taken again while paging (the listing was dropped): on from where it was, by name.
       if (cookie !== 0n) at = resumeAt(dir.listing, dir.page, cookie);
     } else if (dir.page?.whole === 0 && cookie === dir.page.cookie) {

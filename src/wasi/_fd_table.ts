@@ -51,7 +51,9 @@ export interface DirectoryDescriptor {
   readonly isPreopen: boolean;
   flags: number;
   /** The listing `fd_readdir` pages through, taken when it starts at cookie 0. */
-  listing?: DirectoryEntry[];
+  listing?: readonly DirectoryEntry[];
+  /** What state of the directory {@linkcode listing} is of (see `listDirectory`). */
+  listingKey?: string;
   /**
    * The last `fd_readdir`: the names of the entries it wrote, and of the one
    * before them, from `listing[first]` on (where to resume by name if the
@@ -91,18 +93,6 @@ export function hostPath(preopen: Preopen, rel: readonly string[]): string {
  */
 export const MAX_KEPT_LISTINGS = 16;
 
-/**
- * How many entries the listings an instance keeps may hold together, the
- * two listed last aside (about 250 bytes of the host's heap each): sixteen
- * descriptors of one directory of 100 000 entries held 400 MB. (The two: a
- * walk pages a directory and its subdirectory in turn; with one, a walk of a
- * directory larger than this listed it again for every subdirectory.)
- */
-export const MAX_KEPT_ENTRIES = 131_072;
-
-/** The listings listed last that {@linkcode MAX_KEPT_ENTRIES} does not count. */
-const UNCOUNTED_LISTINGS = 2;
-
 /** Maps descriptor numbers to descriptors, and owns the host files. */
 export class FdTable {
   readonly #fds = new Map<number, Descriptor>();
@@ -127,11 +117,11 @@ export class FdTable {
   }
 
   /**
-   * Keeps `dir`'s listing, dropping the oldest others past
-   * {@linkcode MAX_KEPT_LISTINGS}, or while those before the two listed
-   * last hold more than {@linkcode MAX_KEPT_ENTRIES}: a guest that lists a
-   * directory through a thousand descriptors holds a few copies of it on
-   * the host, not a thousand. A dropped listing is taken again if its
+   * Keeps `dir`'s listing, dropping the oldest other one past
+   * {@linkcode MAX_KEPT_LISTINGS}: a guest that lists directories through
+   * a thousand descriptors holds a few listings on the host, not a
+   * thousand (and descriptors of one directory share one, see
+   * {@linkcode keptListing}). A dropped listing is taken again if its
    * paging goes on.
    */
   keepListing(dir: DirectoryDescriptor): void {
@@ -139,18 +129,17 @@ export class FdTable {
     const at = listed.indexOf(dir);
     if (at >= 0) listed.splice(at, 1);
     listed.push(dir);
-    let counted = 0;
-    for (let i = 0; i < listed.length - UNCOUNTED_LISTINGS; i++) {
-      counted += listed[i]!.listing?.length ?? 0;
-    }
-    while (
-      listed.length > MAX_KEPT_LISTINGS ||
-      listed.length > UNCOUNTED_LISTINGS && counted > MAX_KEPT_ENTRIES
-    ) {
+    if (listed.length > MAX_KEPT_LISTINGS) {
       const oldest = listed.shift()!;
-      counted -= oldest.listing?.length ?? 0;
       delete oldest.listing;
+      delete oldest.listingKey;
     }
+  }
+
+  /** A kept listing of the directory state `key` (see `listDirectory`), to share. */
+  keptListing(key: string): readonly DirectoryEntry[] | undefined {
+    for (const dir of this.#listed) if (dir.listingKey === key) return dir.listing;
+    return undefined;
   }
 
   /** The descriptor `fd`, or `EBADF`. */
