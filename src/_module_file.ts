@@ -15,9 +15,11 @@ import { CompilationError } from "./errors.ts";
 export const MAX_MODULE_FILE_BYTES = 256 * 1024 * 1024;
 
 /**
- * Reads the module at `path`: an `http:` or `https:` URL is fetched, a path
- * or `file:` URL read, with the caller's permissions. Only a regular file is
- * read (a FIFO or a device would block, or never end), and at most
+ * Reads the module at `path`: an `http:` or `https:` URL (a `URL`, or text
+ * that starts so) is fetched, a path or `file:` URL read, with the caller's
+ * permissions. Only a regular file is read (a FIFO or a device would block,
+ * or never end; one swapped in between the check and the open still
+ * blocks the open: a folder the application owns holds its plugins), and at most
  * `maxBytes` ({@linkcode MAX_MODULE_FILE_BYTES}); `signal` ends the read.
  *
  * @example
@@ -26,6 +28,7 @@ export const MAX_MODULE_FILE_BYTES = 256 * 1024 * 1024;
  * ```
  *
  * @throws {CompilationError} If the file or body is larger than the bound.
+ * @throws {Deno.errors.NotFound} If there is no such file.
  * @throws {TypeError} If it is not a regular file, the server answered an
  * error, or the URL's scheme is neither `file:`, `http:` nor `https:`.
  */
@@ -35,6 +38,7 @@ export async function readModuleFile(
   maxBytes: number = MAX_MODULE_FILE_BYTES,
 ): Promise<Uint8Array> {
   signal.throwIfAborted();
+  path = asUrl(path);
   if (path instanceof URL && (path.protocol === "http:" || path.protocol === "https:")) {
     const response = await fetch(path, { signal });
     if (!response.ok) {
@@ -55,7 +59,8 @@ export async function readModuleFile(
   if (!info.isFile) throw new TypeError(`Cannot load ${path}: it is not a regular file`);
   if (info.size > maxBytes) throw tooLarge(path, info.size, maxBytes);
   const file = await Deno.open(path);
-  // The stream closes the file when it ends, fails or is cancelled.
+  // The stream closes the file when it ends, fails or is cancelled (a close that came while it
+  // was opened too).
   return await readAtMost(file.readable, { path, signal, maxBytes });
 }
 
@@ -71,6 +76,7 @@ export async function readModuleFile(
  * @throws {TypeError} If that leaves no name: pass one in the config.
  */
 export function moduleFileName(path: string | URL): string {
+  path = asUrl(path);
   const text = path instanceof URL ? decodedPath(path) : path;
   const name = text.split(/[\\/]/).pop()!.replace(/\.(wasm|wat)$/, "");
   if (name === "") {
@@ -79,8 +85,14 @@ export function moduleFileName(path: string | URL): string {
   return name;
 }
 
+/** `path` as a URL when it is one written as text (`https://…`, `file:…`), else as it is. */
+function asUrl(path: string | URL): string | URL {
+  return typeof path === "string" && /^(https?|file):/i.test(path) ? new URL(path) : path;
+}
+
 /** Whether the module at `path` is named as WAT (`.wat`). */
 export function namedAsWat(path: string | URL): boolean {
+  path = asUrl(path);
   return (path instanceof URL ? path.pathname : path).endsWith(".wat");
 }
 
@@ -109,16 +121,18 @@ async function readAtMost(
   let length = 0;
   try {
     while (true) {
+      signal.throwIfAborted();
       const { done, value } = await reader.read();
       signal.throwIfAborted();
       if (done) break;
       length += value.length;
-      if (length > maxBytes) {
-        await reader.cancel();
-        throw tooLarge(path, length, maxBytes, "at least ");
-      }
+      if (length > maxBytes) throw tooLarge(path, length, maxBytes, "at least ");
       chunks.push(value);
     }
+  } catch (err) {
+    // Whatever ended the read (an abort before it began too) closes what it read from.
+    await reader.cancel().catch(() => {});
+    throw err;
   } finally {
     signal.removeEventListener("abort", cancel);
   }

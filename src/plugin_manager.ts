@@ -218,7 +218,8 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
 
   /**
    * Loads a `.wasm` (or `.wat`) file from a path or URL (`file:`, `http:`,
-   * `https:`), read with the caller's permissions: a regular file or a
+   * `https:`; a `URL`, or text that starts so), read with the caller's
+   * permissions: a regular file or a
    * response body of at most 256 MiB. The plugin is named after the file
    * unless its config names it. Closing the manager ends a read in flight.
    *
@@ -229,6 +230,7 @@ export class PluginManager extends CountedEventTarget<PluginEventDetails>
    *
    * @throws {TypeError} If `path` is neither a string nor a URL, names no file to name the
    * plugin after, is not a regular file, or the server answered an error; as {@linkcode load}.
+   * @throws {Deno.errors.NotFound} If there is no such file (and Deno's other file errors).
    * @throws {CompilationError} If the file is over 256 MiB, or not a valid module.
    * @throws {PluginStateError} If the manager is closed, or closes while it reads the file or
    * loads the plugin (`state` `"closed"`).

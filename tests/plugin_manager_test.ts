@@ -365,7 +365,7 @@ testEachIsolation("PluginManager.loadFile() fetches http URLs", {
 });
 
 Deno.test("PluginManager.loadFile() reads bounded, and a close ends the read", {
-  permissions: { net: ["127.0.0.1"], read: true, write: true, run: ["mkfifo"] },
+  permissions: { net: ["127.0.0.1"], read: true, write: true, run: ["mkfifo", "ls"] },
 }, async (t) => {
   let stalled = 0;
   const MiB = new Uint8Array(2 ** 20);
@@ -422,6 +422,31 @@ Deno.test("PluginManager.loadFile() reads bounded, and a close ends the read", {
     while (stalled === 0) await delay(5);
     await manager.close();
     await assertRejectsWith(() => loading, PluginStateError, { state: "closed" });
+  });
+
+  await t.step("a close while the file is opened leaves it closed", async () => {
+    // 200 loads closed a microtask after they began kept 200 descriptors of the file open.
+    // Deno lets only a process with every permission read /proc/self/fd: `ls` reads it.
+    const openOnFile = async () => {
+      const listing = await new Deno.Command("ls", { args: ["-l", `/proc/${Deno.pid}/fd`] })
+        .output();
+      return new TextDecoder().decode(listing.stdout).split("\n")
+        .filter((line) => line.endsWith("math.wat")).length;
+    };
+    for (let round = 0; round < 20; round++) {
+      const manager = new PluginManager(runtime);
+      const loading = manager.loadFile("examples/wat/math.wat");
+      await Promise.resolve();
+      await manager.close();
+      await loading.catch(() => {});
+    }
+    assert.equal(await openOnFile(), 0);
+  });
+
+  await t.step("a URL written as text is fetched", async () => {
+    // It was read as a path: NotFound.
+    await using manager = new PluginManager(runtime);
+    await assertRejectsWith(() => manager.loadFile(`${base}/declared.wasm`), CompilationError);
   });
 
   await t.step("only a regular file is read", async () => {
