@@ -51,6 +51,11 @@ export interface CallAnalysis {
   readonly depthRole: Uint8Array;
   /** Whether a call to each defined function needs no deadline check before it. */
   readonly bounded: Uint8Array;
+  /**
+   * The static work bound of each bounded function (its instructions and its
+   * callees'), which a call to it counts down the clock for without fuel.
+   */
+  readonly work: Float64Array;
 }
 
 const SECTION_ELEMENT = 9;
@@ -164,7 +169,7 @@ function decideRoles(scan: ScanResult, offsets: Int32Array, targets: Int32Array)
     work[f] = sum;
     bounded[f] = isBounded && sum <= BOUNDED_WORK ? 1 : 0;
   }
-  return { depthRole, bounded };
+  return { depthRole, bounded, work };
 }
 
 /** Value types that cannot hold a reference. */

@@ -26,6 +26,8 @@ import {
   emitTicksLoad,
   entryChecks,
   FRAME_UNITS_PER_CHECK,
+  frameChecks,
+  LONG_BODY,
   loopChecks,
 } from "./_deadline.ts";
 import { DepthRole } from "./_call_graph.ts";
@@ -64,6 +66,8 @@ export interface CallRoles {
   readonly depthRole: Uint8Array;
   /** Whether calls to each defined function need no deadline check. */
   readonly bounded: Uint8Array;
+  /** The static work of each bounded function (see `CallAnalysis.work`). */
+  readonly work: Float64Array;
 }
 
 const I32 = 0x7f;
@@ -244,6 +248,15 @@ export function rewriteBody(
         ) {
           put(out, check);
           checkedRun = run[e]!;
+        } else if (
+          deadline !== null && plan.fuel === null && known && roles.bounded[callee] === 1 &&
+          roles.work[callee]! > FRAME_UNITS_PER_CHECK
+        ) {
+          // Without fuel, a call of a bounded function counts down the clock for its work: a
+          // loop of calls of ones doing a thousand loads counted one check an iteration.
+          const weight = frameChecks(roles.work[callee]!);
+          if (cached) emitCachedClockCheck(out, deadline, clockLocal, weight);
+          else emitDeadlineCheck(out, deadline, clockLocal, weight);
         }
         if (role !== DepthRole.None && !(known && roles.depthRole[callee] === DepthRole.None)) {
           put(out, kind[e] === Event.Call ? s.depthStore : tailStore);
@@ -257,6 +270,15 @@ export function rewriteBody(
       case Event.Resume:
         if (cached) put(out, load);
         break;
+      case Event.Pace: {
+        // Without fuel, a long record counts down the clock for its length (a loop whose
+        // first block was short counted one check an iteration, however long the rest).
+        const units = cost[arg[e]!]!;
+        if (deadline === null || units <= LONG_BODY) break;
+        if (cached) emitCachedClockCheck(out, deadline, clockLocal, frameChecks(units));
+        else emitDeadlineCheck(out, deadline, clockLocal, frameChecks(units));
+        break;
+      }
       case Event.Loop:
         if (deadline === null) break;
         // Without fuel, an iteration whose first block runs long counts as several checks (a

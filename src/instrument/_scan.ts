@@ -85,6 +85,12 @@ export const Event = {
    * `arg` indexes {@linkcode ScanResult.splitSites}.
    */
   Split: 11,
+  /**
+   * Without fuel, where a record begins (recorded with
+   * {@linkcode ScanOptions.loops}); `arg` is the record: a long one counts
+   * down the clock for its length, as a charge would charge it.
+   */
+  Pace: 12,
 } as const;
 
 /** Per-function facts of a scan. */
@@ -512,7 +518,8 @@ export class BodyScanner {
         }
         // A long run of straight-line code is charged in parts (see MAX_RECORD_UNITS).
         if (
-          this.#cur !== DEAD && out.cost[this.#cur]! >= MAX_RECORD_UNITS && this.#options.fuel
+          this.#cur !== DEAD && out.cost[this.#cur]! >= MAX_RECORD_UNITS &&
+          (this.#options.fuel || this.#options.loops)
         ) {
           this.#cur = this.#newRecord(reader.pos);
         }
@@ -735,6 +742,7 @@ export class BodyScanner {
     this.#pure = true;
     const record = this.#out.record();
     if (this.#options.fuel) this.#out.push(Event.Charge, pos, record, this.#run);
+    else if (this.#options.loops) this.#out.push(Event.Pace, pos, record, this.#run);
     return record;
   }
 
