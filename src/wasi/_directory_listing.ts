@@ -7,7 +7,12 @@
 
 import { lenientUtf8 } from "../common/mod.ts";
 import { Filetype, Size } from "./_abi.ts";
-import { type DirectoryDescriptor, type DirectoryEntry, hostPath } from "./_fd_table.ts";
+import {
+  type DirectoryDescriptor,
+  type DirectoryEntry,
+  hostPath,
+  Listing,
+} from "./_fd_table.ts";
 import { filetypeOf } from "./_filestat.ts";
 import { encode, type Guest, type Span } from "./_guest.ts";
 import { confirmNamed, resolvePath } from "./_path.ts";
@@ -17,20 +22,10 @@ const LIST_SLICE = 256;
 
 /**
  * The entries of a directory for `fd_readdir`, `.` and `..` first, the rest
- * sorted by name, and the key that tells this state of the directory (see
- * {@linkcode listingKey}). `kept` answers a listing of the same key already
- * taken, which is then shared: sixteen descriptors of one directory of
- * 100 000 entries held sixteen copies of it, 400 MB of the host's heap.
+ * sorted by name, packed (see {@linkcode Listing}).
  */
-export function listDirectory(
-  dir: DirectoryDescriptor,
-  checkpoint: () => void,
-  kept: (key: string) => readonly DirectoryEntry[] | undefined = () => undefined,
-): { readonly entries: readonly DirectoryEntry[]; readonly key: string } {
+export function listDirectory(dir: DirectoryDescriptor, checkpoint: () => void): Listing {
   const self = resolvePath(dir, ".", true);
-  const key = listingKey(self.host, self.info);
-  const shared = kept(key);
-  if (shared !== undefined) return { entries: shared, key };
   // At a preopen's root, `..` is the root itself, as in a chroot.
   const parentRel = self.rel.length > 0 ? self.rel.slice(0, -1) : self.rel;
   const parent = Deno.statSync(hostPath(self.preopen, parentRel));
@@ -58,16 +53,7 @@ export function listDirectory(
     entries.push({ name: encode(name), ino: BigInt(info.ino ?? 0), type: filetypeOf(info) });
   }
   confirmNamed(self);
-  return { entries, key };
-}
-
-/**
- * What tells one state of the directory at `host`: its path, its inode and
- * when it last changed (an entry added, removed or renamed changes its
- * modification time). Listings of one key hold the same entries.
- */
-function listingKey(host: string, info: Deno.FileInfo | undefined): string {
-  return [host, info?.dev, info?.ino, info?.mtime?.getTime(), info?.ctime?.getTime()].join("\0");
+  return new Listing(entries);
 }
 
 /**
@@ -79,7 +65,7 @@ function listingKey(host: string, info: Deno.FileInfo | undefined): string {
 export function writeDirents(
   guest: Guest,
   buf: Span,
-  page: { readonly listing: readonly DirectoryEntry[]; readonly cookie: bigint },
+  page: { readonly listing: Listing; readonly cookie: bigint },
 ): { used: number; next: number; whole: number } {
   const { listing, cookie } = page;
   const out = guest.bytes(buf.ptr, buf.len);
@@ -87,14 +73,14 @@ export function writeDirents(
   let whole = 0;
   let i = Number(cookie);
   for (; i < listing.length && used < buf.len; i++) {
-    const entry = listing[i]!;
-    const record = new Uint8Array(Size.DIRENT + entry.name.length);
+    const name = listing.name(i);
+    const record = new Uint8Array(Size.DIRENT + name.length);
     const view = new DataView(record.buffer);
     view.setBigUint64(0, BigInt(i + 1), true);
-    view.setBigUint64(8, entry.ino, true);
-    view.setUint32(16, entry.name.length, true);
-    view.setUint8(20, entry.type);
-    record.set(entry.name, Size.DIRENT);
+    view.setBigUint64(8, listing.ino(i), true);
+    view.setUint32(16, name.length, true);
+    view.setUint8(20, listing.type(i));
+    record.set(name, Size.DIRENT);
     const kept = record.subarray(0, buf.len - used);
     out.set(kept, used);
     used += kept.length;
@@ -111,7 +97,7 @@ export function writeDirents(
  * cookie from an older page: as good as an index can be).
  */
 export function resumeAt(
-  listing: readonly DirectoryEntry[],
+  listing: Listing,
   page: DirectoryDescriptor["page"],
   cookie: bigint,
 ): bigint {
@@ -122,7 +108,7 @@ export function resumeAt(
   if (anchor === ".") return 1n;
   if (anchor === "..") return 2n;
   let at = 2;
-  while (at < listing.length && decodeName(listing[at]!.name) <= anchor) at++;
+  while (at < listing.length && decodeName(listing.name(at)) <= anchor) at++;
   return BigInt(at);
 }
 

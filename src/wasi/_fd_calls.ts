@@ -369,13 +369,7 @@ export const FD_CALLS: Readonly<Record<string, SystemCall>> = {
     const dir = descriptor(state, fd, "directory");
     let at = cookie;
     if (cookie === 0n || dir.listing === undefined) {
-      const { entries, key } = listDirectory(
-        dir,
-        state.checkpoint,
-        (kept) => state.fds.keptListing(kept),
-      );
-      dir.listing = entries;
-      dir.listingKey = key;
+      dir.listing = listDirectory(dir, state.checkpoint);
       // Taken again while paging (the listing was dropped): on from where it was, by name.
       if (cookie !== 0n) at = resumeAt(dir.listing, dir.page, cookie);
     } else if (dir.page?.whole === 0 && cookie === dir.page.cookie) {
@@ -390,7 +384,10 @@ export const FD_CALLS: Readonly<Record<string, SystemCall>> = {
       cookie: at,
     });
     const first = Math.max(0, Math.min(Number(at), listing.length) - 1);
-    const names = listing.slice(first, next).map((entry) => entry.name);
+    // Copies: a page outlives its listing when that is dropped.
+    const names = Array.from({ length: Math.max(0, next - first) }, (_, k) => {
+      return listing.name(first + k).slice();
+    });
     dir.page = { first, names, cookie, at, whole };
     guest.setU32(bufUsedPtr, used);
     return Errno.SUCCESS;
