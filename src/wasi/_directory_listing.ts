@@ -7,12 +7,7 @@
 
 import { lenientUtf8 } from "../common/mod.ts";
 import { Filetype, Size } from "./_abi.ts";
-import {
-  type DirectoryDescriptor,
-  type DirectoryEntry,
-  hostPath,
-  Listing,
-} from "./_fd_table.ts";
+import { type DirectoryDescriptor, type DirectoryEntry, hostPath, Listing } from "./_fd_table.ts";
 import { filetypeOf } from "./_filestat.ts";
 import { encode, type Guest, type Span } from "./_guest.ts";
 import { confirmNamed, resolvePath } from "./_path.ts";
