@@ -1009,6 +1009,14 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
         ),
       );
     }
+    // A worker started again for a memory access, running its initializers, ends as a call.
+    if (abort) {
+      this.#backend.abortStart?.(
+        new PluginStateError(`Plugin "${this.name}" was stopped while its worker started`, {
+          state: "stopping",
+        }),
+      );
+    }
     if (this.#stopping === undefined) {
       // Calls posted ahead are taken back: the calls waiting are refused, as ever.
       retractWaitingAhead(this.#queue.waitingTags(AHEAD_SCAN));
@@ -1019,8 +1027,16 @@ export class WasmPlugin extends CountedEventTarget<PluginEventDetails> implement
 
   /** See {@linkcode stopRefusal}. */
   #stopRefusal(abort: boolean): PluginStateError | undefined {
-    const busy = this.#state === "running" || this.#state === "initializing";
+    // A worker's start in progress (its initializers run again) waits for its host functions.
+    const starting = this.#backend.inStartHostCall?.() === true;
+    const busy = this.#state === "running" || this.#state === "initializing" || starting;
     if (!busy || abort || this.#abort.signal.aborted) return undefined;
+    if (starting) {
+      return new PluginStateError(
+        `Cannot stop plugin "${this.name}" without { abort: true } from one of its own host functions: its worker's start is waiting for that host function to return`,
+        { state: "running" },
+      );
+    }
     try {
       assertNotInHostCallOf(
         this.#hostScope,

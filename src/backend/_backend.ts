@@ -83,6 +83,19 @@ export interface PluginBackend {
    * not: its state comes back whole.)
    */
   keepInitialized?(initializers: readonly string[]): void;
+  /**
+   * Whether the code running now runs in a host function of the instance's
+   * start (a worker started again runs its start function and initializers
+   * while the plugin is `ready`): that start waits for it, so it can
+   * neither call the plugin nor wait for it to stop.
+   */
+  inStartHostCall?(): boolean;
+  /**
+   * Ends the instance's start in progress, if any (a worker started again
+   * for a memory access runs its initializers while the plugin is `ready`),
+   * with `reason`, as an abort ends a call: `stop({ abort: true })`.
+   */
+  abortStart?(reason: unknown): void;
   /** Fuel used by the last `invoke`, `invokeBytes` or `runCommand`, 0 when fuel is not metered. */
   readonly lastFuelUsed: number;
   /**

@@ -336,8 +336,10 @@ class WorkerBackend implements PluginBackend {
   #lastUse = 0;
   /** The initializers a fresh instance runs after its start function: see `keepInitialized`. */
   #initializers: readonly string[] = [];
-  /** How many steps of a worker's start run (see {@linkcode #startStep}). */
-  #startSteps = 0;
+  /** The host-call scope of the worker's start step running (see {@linkcode inStartHostCall}). */
+  #startScope: object | undefined;
+  /** Ends the worker's start in progress (see {@linkcode abortStart}). */
+  #startAbort = new AbortController();
   /**
    * Whether a call holds the channel's turn: it runs, or calls posted ahead
    * of their turn wait to (see {@linkcode invokeAhead}).
@@ -465,12 +467,41 @@ class WorkerBackend implements PluginBackend {
   ): Promise<void> {
     this.#hostErrors = [];
     const channel = this.#postTo(live, op, values);
-    this.#startSteps++;
+    // A scope of its own: what runs in its host functions is told apart from code that only
+    // inherited an earlier host call's context (see inStartHostCall).
+    const scope = this.#startScope = {};
+    // Ended by a stop of the plugin that aborts (see abortStart), as a call by its signal.
+    const ending = this.#startAbort.signal;
+    const signal = budget.signal === undefined ? ending : AbortSignal.any([budget.signal, ending]);
     try {
-      this.#settle(await this.#converse(live, channel, budget, performance.now(), undefined, true));
+      const reply = await this.#converse(
+        live,
+        channel,
+        { ...budget, signal },
+        performance.now(),
+        undefined,
+        true,
+      );
+      this.#settle(reply);
     } finally {
-      this.#startSteps--;
+      if (this.#startScope === scope) this.#startScope = undefined;
     }
+  }
+
+  /**
+   * Whether the code running now runs in a host function of a worker's start
+   * (its start function, or the initializers run again after a restart
+   * made for a memory access): that start waits for it, so it can neither
+   * call the plugin nor stop it and wait.
+   */
+  inStartHostCall(): boolean {
+    return this.#startScope !== undefined && isInHostCallOf(this.#startScope);
+  }
+
+  abortStart(reason: unknown): void {
+    if (this.#startScope === undefined) return;
+    this.#startAbort.abort(reason);
+    this.#startAbort = new AbortController();
   }
 
   keepInitialized(initializers: readonly string[]): void {
@@ -909,7 +940,7 @@ class WorkerBackend implements PluginBackend {
     budget.signal?.throwIfAborted();
     // A host function of a worker's start (its start function, the initializers run again
     // for a memory access) cannot wait for the channel's turn: the start waits for it.
-    if (this.#startSteps > 0 && isInHostCallOf(this.#host.env)) {
+    if (this.inStartHostCall()) {
       throw new PluginStateError(
         "Cannot call the plugin from one of its own host functions while its worker starts (its start function or initializers run): the start is waiting for that host function to return",
         { state: "running" },
@@ -1342,7 +1373,10 @@ class WorkerBackend implements PluginBackend {
         const [index, ...args] = message.values as [number, ...unknown[]];
         const fn = this.#host.linkerFunctions[index];
         if (fn === undefined) throw new RangeError(`No linker function ${index}`);
-        value = runInHostCall(this.#host.env, fn, ...args);
+        const scope = call.start ? this.#startScope : undefined;
+        value = scope === undefined
+          ? runInHostCall(this.#host.env, fn, ...args)
+          : runInHostCall(this.#host.env, () => runInHostCall(scope, fn, ...args));
       } else {
         const [name, ...args] = message.values as [ServiceName, ...unknown[]];
         const service = this.#services[name] as (...a: unknown[]) => unknown;

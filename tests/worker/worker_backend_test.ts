@@ -11,7 +11,7 @@ import {
   type WasmRuntime,
   WorkerCrashedError,
 } from "../../mod.ts";
-import { assertRejectsWith, putString, workerRuntime } from "../_helpers.ts";
+import { assertRejectsWith, delay, putString, workerRuntime } from "../_helpers.ts";
 import { faultyWorkers, httpFetch, READ_WORKERS } from "./_worker_helpers.ts";
 import { toolCallWat } from "../fixtures/wat.ts";
 import { withInternalOptions } from "../../src/backend/_internal_options.ts";
@@ -317,6 +317,45 @@ Deno.test("A worker replaced after a crash runs the plugin's initializers again"
     for (const err of refused) assert.ok(err instanceof PluginStateError, String(err));
     assert.equal(await plugin.callI32("initialized"), 11);
   });
+
+  await t.step(
+    "its initializers cannot stop it and wait; a stop that aborts ends them",
+    async () => {
+      // A stop() from `init` re-run for a memory access waited for the access, which waited for
+      // `init`: until the start's limit (30 s by default); so did a stop({ abort: true }) from
+      // outside while `init` waited on its host function.
+      let phase = "first";
+      let refused: unknown;
+      let release = () => {};
+      // deno-lint-ignore prefer-const
+      let plugin: WasmPlugin;
+      const wait = async () => {
+        if (phase === "stop") await plugin.stop().catch((err) => refused = err);
+        if (phase === "hold") await new Promise<void>((resolve) => release = resolve);
+      };
+      plugin = await runtime.createPluginWithLinker(compiled, {
+        capabilities: [Capability.CallHostFunction, Capability.NetworkAccess],
+        allowedHosts: ["127.0.0.1:1"],
+      }, runtime.createLinker().funcWrap("env", "wait", wait));
+      await using _plugin = plugin;
+      await plugin.initialize();
+      await crash(plugin);
+      phase = "stop";
+      const start = performance.now();
+      await plugin.readMemory(0, 1);
+      assert.ok(refused instanceof PluginStateError, String(refused));
+      assert.equal(plugin.state, "ready");
+      await crash(plugin);
+      phase = "hold";
+      const reading = plugin.readMemory(0, 1);
+      await delay(100);
+      await plugin.stop({ abort: true });
+      await assertRejectsWith(() => reading, InstantiationError);
+      release();
+      assert.ok(performance.now() - start < 5_000, "a stop waited for the initializer");
+      assert.equal(plugin.state, "stopped");
+    },
+  );
 
   await t.step("an initializer failing in the fresh instance fails the call", async () => {
     let inits = 0;
