@@ -62,7 +62,7 @@
 
 import { ByteReader } from "./_bytes.ts";
 import { type FuncType, type ModuleInfo, SectionId } from "./_module.ts";
-import { BodyFlags, Event, type ScanResult } from "./_scan.ts";
+import { BodyFlags, Event, MAX_RECORD_UNITS, type ScanResult } from "./_scan.ts";
 import { ENGINE_LIMITS } from "./_engine_limits.ts";
 import { DepthRole } from "./_call_graph.ts";
 
@@ -141,7 +141,17 @@ export function planInternalCalls(
   if (encodings === null) return null;
   const n = info.code.length;
   const { imported, depth } = context;
-  const eligible = findEligible(info, scan, encodings, imported, depth ? 2 : 1);
+  // Callees whose entries would make a caller's record pay past MAX_RECORD_UNITS are no
+  // variants (two thousand calls of a 4 000-unit entry in one record were charged at once,
+  // then ran 1.6 s past a deadline): found, excluded, and looked for again.
+  const excluded = new Set<number>();
+  let eligible = findEligible(info, scan, encodings, imported, depth ? 2 : 1, excluded);
+  for (let round = 0; round < 64; round++) {
+    const over = calleesOverRecord(scan, eligible, imported);
+    if (over.length === 0) break;
+    for (const f of over) excluded.add(f);
+    eligible = findEligible(info, scan, encodings, imported, depth ? 2 : 1, excluded);
+  }
   let count = 0;
   for (let f = 0; f < n; f++) count += eligible[f]!;
   if (count === 0 || context.firstIndex + count > ENGINE_LIMITS.functions) return null;
@@ -197,6 +207,7 @@ function findEligible(
   encodings: readonly (FuncTypeEncoding | null)[],
   imported: number,
   added: number,
+  excluded: ReadonlySet<number> = new Set(),
 ): Uint8Array {
   const n = info.code.length;
   const { kind, arg, eventStart } = scan;
@@ -212,6 +223,7 @@ function findEligible(
       : 0;
     let ok = encoding !== null && encoding !== undefined &&
       (scan.flags[f]! & BodyFlags.Try) === 0 && entryUnits <= MAX_FOLDED_ENTRY_UNITS &&
+      !excluded.has(f) &&
       type.params.length + added <= ENGINE_LIMITS.params &&
       type.results.length + 1 <= ENGINE_LIMITS.results;
     for (let e = eventStart[f]!; ok && e < eventStart[f + 1]!; e++) {
@@ -313,6 +325,28 @@ function foldEntryCosts(
  * has short entries.
  */
 const MAX_FOLDED_ENTRY_UNITS = 4096;
+
+/**
+ * The eligible callees of the records whose own cost and their eligible
+ * callees' entries add up to more than {@linkcode MAX_RECORD_UNITS} (see
+ * {@linkcode foldEntryCosts}); none when every record stays within it.
+ */
+function calleesOverRecord(scan: ScanResult, eligible: Uint8Array, imported: number): number[] {
+  const { cost, entryCost } = foldEntryCosts(scan, eligible, imported);
+  const over: number[] = [];
+  const n = eligible.length;
+  const { kind, arg, rec, eventStart } = scan;
+  for (let f = 0; f < n; f++) {
+    if (eligible[f] === 0) continue;
+    for (let e = eventStart[f]!; e < eventStart[f + 1]!; e++) {
+      if ((kind[e] !== Event.Call && kind[e] !== Event.TailCall) || rec[e] === -1) continue;
+      const callee = arg[e]! - imported;
+      if (callee < 0 || callee >= n || eligible[callee] === 0 || entryCost[callee] === 0) continue;
+      if (cost[rec[e]!]! > MAX_RECORD_UNITS) over.push(callee);
+    }
+  }
+  return over;
+}
 
 /** Per record, 1 when its charge can check the depth for the calls of counted variants in it. */
 function depthChecksAtCharge(

@@ -250,7 +250,7 @@ export function rewriteBody(
           checkedRun = run[e]!;
         } else if (
           deadline !== null && plan.fuel === null && known && roles.bounded[callee] === 1 &&
-          roles.work[callee]! > FRAME_UNITS_PER_CHECK
+          roles.work[callee]! > 4
         ) {
           // Without fuel, a call of a bounded function counts down the clock for its work: a
           // loop of calls of ones doing a thousand loads counted one check an iteration.
@@ -279,18 +279,22 @@ export function rewriteBody(
         else emitDeadlineCheck(out, deadline, clockLocal, frameChecks(units));
         break;
       }
-      case Event.Loop:
+      case Event.Loop: {
         if (deadline === null) break;
-        // Without fuel, an iteration whose first block runs long counts as several checks (a
-        // body of 10 000 divisions ran 32 768 iterations, 24 s, between two clock reads).
-        if (plan.fuel === null && cost[arg[e]!]! > FRAME_UNITS_PER_CHECK) {
-          const weight = loopChecks(cost[arg[e]!]!);
+        // Without fuel, an iteration whose body runs long counts as several checks (a body of
+        // 10 000 divisions ran 32 768 iterations, 24 s, between two clock reads): its whole
+        // body's length, not just its first block's (a body cut into short pieces, each under
+        // a long block's length, counted one check an iteration: 18 s past a deadline).
+        const length = Math.max(cost[arg[e]!]!, scan.loopSize.get(e) ?? 0);
+        if (plan.fuel === null && length > FRAME_UNITS_PER_CHECK) {
+          const weight = loopChecks(length);
           if (cached) emitCachedClockCheck(out, deadline, clockLocal, weight);
           else emitDeadlineCheck(out, deadline, clockLocal, weight);
         } else {
           put(out, check);
         }
         break;
+      }
       case Event.Bulk:
         // The gate charges the fuel global or counts the countdown global down.
         if (flush !== null) put(out, flush);

@@ -266,6 +266,12 @@ export class ScanResult {
   readonly eventStart: number[] = [0];
   /** Number of instructions of each scanned body. */
   readonly size: number[] = [];
+  /**
+   * The instructions of each loop's body (nested loops' too), by the index of
+   * its {@linkcode Event.Loop}: without fuel, what an iteration counts down
+   * the clock for.
+   */
+  readonly loopSize: Map<number, number> = new Map();
   /** Units each scanned body's entry pays for its declared locals (see `frameUnits`). */
   readonly frame: number[] = [];
   /** {@linkcode BodyFlags} of each scanned body. */
@@ -431,6 +437,11 @@ export class BodyScanner {
   #tryBodyPeak = new Int32Array(64);
   #cur = DEAD;
   #run = 0;
+  /** Instructions read so far in the body being scanned. */
+  #read = 0;
+  /** Per open loop frame: its {@linkcode Event.Loop}'s index (-1: none), and {@linkcode #read} then. */
+  readonly #loopEvent: number[] = [];
+  readonly #loopRead: number[] = [];
   #bodyFlags = 0;
   /** Whether only instructions without effects ran since the current record started. */
   #pure = false;
@@ -474,6 +485,7 @@ export class BodyScanner {
     while (true) {
       const ctl = reader.next();
       size++;
+      this.#read = size;
       if (ctl === Ctl.None) {
         if (this.#cur !== DEAD) out.cost[this.#cur]!++;
         const op = reader.op;
@@ -574,9 +586,14 @@ export class BodyScanner {
         nesting.step(reader, ctl);
         const d = nesting.depth - 1;
         this.#open(d, this.#cur);
+        this.#loopEvent[d] = -1;
         if (live) {
           // Its argument is the header's record, made next: what the first block costs.
-          if (this.#options.loops) out.push(Event.Loop, reader.pos, out.records, this.#run);
+          if (this.#options.loops) {
+            this.#loopEvent[d] = out.events;
+            this.#loopRead[d] = this.#read;
+            out.push(Event.Loop, reader.pos, out.records, this.#run);
+          }
           this.#cur = this.#headerRecord[d] = this.#newRecord(reader.pos);
         }
         return false;
@@ -809,6 +826,8 @@ export class BodyScanner {
       reachable ||= (flags & ARM_LIVE) !== 0;
     } else if (kind === Frame.Loop) {
       this.#payHeader(d, parent, (flags & HEADER_KEPT) === 0);
+      const event = this.#loopEvent[d] ?? -1;
+      if (event >= 0) this.#out.loopSize.set(event, this.#read - this.#loopRead[d]!);
     }
     const minTarget = this.#minTarget[d]!;
     if (minTarget < this.#minTarget[d - 1]!) this.#minTarget[d - 1] = minTarget;

@@ -384,8 +384,10 @@ export const FD_CALLS: Readonly<Record<string, SystemCall>> = {
       cookie: at,
     });
     const first = Math.max(0, Math.min(Number(at), listing.length) - 1);
-    // Copies: a page outlives its listing when that is dropped.
-    const names = Array.from({ length: Math.max(0, next - first) }, (_, k) => {
+    // Copies: a page outlives its listing when that is dropped. (A cookie past the listing's
+    // end, any u64, writes nothing: `next` is the cookie then, not an index in the listing.)
+    const end = Math.min(next, listing.length);
+    const names = Array.from({ length: Math.max(0, end - first) }, (_, k) => {
       return listing.name(first + k).slice();
     });
     dir.page = { first, names, cookie, at, whole };

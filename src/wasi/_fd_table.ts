@@ -119,6 +119,7 @@ export class Listing {
 
   /** The name of entry `i`, a view into the listing (copy it to keep it without the listing). */
   name(i: number): Uint8Array {
+    if (!(i >= 0 && i < this.length)) return new Uint8Array(0);
     return this.#names.subarray(i === 0 ? 0 : this.#ends[i - 1]!, this.#ends[i]!);
   }
 

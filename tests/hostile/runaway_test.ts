@@ -376,8 +376,10 @@ testEachIsolation("A call stops near its deadline in code slow per unit of work"
   // A fast loop grew the fuel slice between clock reads to 2^20 units; a chase of pointers
   // through 64 MiB (a cache miss a load) then ran a slice in 70-150 ms: a 50 ms call ended
   // after 120 ms inline, and a worker's after 155 ms, terminated after its grace (5 of 6
-  // rounds) and its memory lost. Without fuel, a loop tested at its top, or calling a short
-  // function that chases, counted one check an iteration: seconds past the deadline.
+  // rounds) and its memory lost; a run of 500 calls of a function whose first run was 4 000
+  // loads was charged once (0.2-1.6 s). Without fuel, a loop tested at its top, calling a
+  // short function that chases, or cut into short pieces counted one check an iteration:
+  // seconds past the deadline.
   const pages = 1024;
   const stride = 64;
   const nodes = pages * 65_536 / stride;
@@ -414,10 +416,27 @@ testEachIsolation("A call stops near its deadline in code slow per unit of work"
     (func (export "runCalls") (param $warm i32) (result i32) (local $p i32)
       (call $warm (local.get $warm))
       (loop $more (local.set $p (call $chase (local.get $p))) (br $more))
+      (local.get $p))
+    ;; A body cut into short pieces, each under what counts as a long block.
+    (func (export "runPieces") (param $warm i32) (result i32) (local $p i32)
+      (call $warm (local.get $warm))
+      (loop $more
+        ${
+    `(block $piece (br_if $piece (i32.eqz (i32.const 1))) local.get $p ${
+      "i32.load ".repeat(40)
+    } local.set $p)`.repeat(50)
+  }
+        (br $more))
+      (local.get $p))
+    ;; Many calls of a function whose first run is long, in one run of the caller.
+    (func $chase4000 (param $p i32) (result i32) local.get $p ${"i32.load ".repeat(4_000)})
+    (func (export "runFolded") (param $warm i32) (result i32) (local $p i32)
+      (call $warm (local.get $warm))
+      (loop $more local.get $p ${"call $chase4000 ".repeat(500)} local.set $p (br $more))
       (local.get $p)))`;
   const cases = [
-    { fuelMetering: true, exports: ["run"] },
-    { fuelMetering: false, exports: ["run", "runTop", "runCalls"] },
+    { fuelMetering: true, exports: ["run", "runFolded"] },
+    { fuelMetering: false, exports: ["run", "runTop", "runCalls", "runPieces"] },
   ];
   for (const { fuelMetering, exports } of cases) {
     await t.step(fuelMetering ? "with fuel" : "without fuel", async () => {
