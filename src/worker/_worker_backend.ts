@@ -340,6 +340,8 @@ class WorkerBackend implements PluginBackend {
   #startScope: object | undefined;
   /** Ends the worker's start in progress (see {@linkcode abortStart}). */
   #startAbort = new AbortController();
+  /** How many starts of a worker are in progress (see {@linkcode spawn}). */
+  #spawning = 0;
   /**
    * Whether a call holds the channel's turn: it runs, or calls posted ahead
    * of their turn wait to (see {@linkcode invokeAhead}).
@@ -384,6 +386,18 @@ class WorkerBackend implements PluginBackend {
    * over the parked state.
    */
   async spawn(): Promise<LiveWorker> {
+    this.#spawning++;
+    try {
+      return await this.#spawnOnce();
+    } finally {
+      // A stop that aborted this start ends it (see abortStart); the next start is new.
+      if (--this.#spawning === 0 && this.#startAbort.signal.aborted) {
+        this.#startAbort = new AbortController();
+      }
+    }
+  }
+
+  async #spawnOnce(): Promise<LiveWorker> {
     this.#startAbandoned = false;
     const restore = this.#parked;
     const spec = restore === null ? this.#spec : { ...this.#spec, restore };
@@ -499,9 +513,9 @@ class WorkerBackend implements PluginBackend {
   }
 
   abortStart(reason: unknown): void {
-    if (this.#startScope === undefined) return;
-    this.#startAbort.abort(reason);
-    this.#startAbort = new AbortController();
+    // From the worker's spawn on, not only while a step runs: a stop while the worker boots,
+    // or between two steps, waited for the whole start.
+    if (this.#spawning > 0) this.#startAbort.abort(reason);
   }
 
   keepInitialized(initializers: readonly string[]): void {

@@ -428,6 +428,16 @@ testEachIsolation("A call stops near its deadline in code slow per unit of work"
   }
         (br $more))
       (local.get $p))
+    ;; Calls the caller cannot know (call_indirect) of a short function that chases.
+    (type $step (func (param i32) (result i32)))
+    (table 1 funcref)
+    (elem (i32.const 0) $chase60)
+    (func $chase60 (type $step) local.get 0 ${"i32.load ".repeat(60)})
+    (func (export "runIndirect") (param $warm i32) (result i32) (local $p i32)
+      (call $warm (local.get $warm))
+      (loop $more (local.set $p (call_indirect (type $step) (local.get $p) (i32.const 0)))
+        (br $more))
+      (local.get $p))
     ;; Many calls of a function whose first run is long, in one run of the caller.
     (func $chase4000 (param $p i32) (result i32) local.get $p ${"i32.load ".repeat(4_000)})
     (func (export "runFolded") (param $warm i32) (result i32) (local $p i32)
@@ -436,7 +446,7 @@ testEachIsolation("A call stops near its deadline in code slow per unit of work"
       (local.get $p)))`;
   const cases = [
     { fuelMetering: true, exports: ["run", "runFolded"] },
-    { fuelMetering: false, exports: ["run", "runTop", "runCalls", "runPieces"] },
+    { fuelMetering: false, exports: ["run", "runTop", "runCalls", "runPieces", "runIndirect"] },
   ];
   for (const { fuelMetering, exports } of cases) {
     await t.step(fuelMetering ? "with fuel" : "without fuel", async () => {

@@ -11,7 +11,7 @@ import {
   type WasmRuntime,
   WorkerCrashedError,
 } from "../../mod.ts";
-import { assertRejectsWith, delay, putString, workerRuntime } from "../_helpers.ts";
+import { assertRejectsWith, putString, workerRuntime } from "../_helpers.ts";
 import { faultyWorkers, httpFetch, READ_WORKERS } from "./_worker_helpers.ts";
 import { toolCallWat } from "../fixtures/wat.ts";
 import { withInternalOptions } from "../../src/backend/_internal_options.ts";
@@ -347,8 +347,8 @@ Deno.test("A worker replaced after a crash runs the plugin's initializers again"
       assert.equal(plugin.state, "ready");
       await crash(plugin);
       phase = "hold";
+      // Right as the read starts the worker, before `init` runs: it waited for `init` then.
       const reading = plugin.readMemory(0, 1);
-      await delay(100);
       await plugin.stop({ abort: true });
       await assertRejectsWith(() => reading, InstantiationError);
       release();
