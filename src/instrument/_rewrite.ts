@@ -214,6 +214,11 @@ export function rewriteBody(
   }
   if (cached) put(out, load);
 
+  /** Without fuel, a deadline check that counts for `weight` checks (see `emitDeadlineCheck`). */
+  const weightedCheck = (weight: number): void => {
+    if (cached) emitCachedClockCheck(out, deadline!, clockLocal, weight);
+    else emitDeadlineCheck(out, deadline!, clockLocal, weight);
+  };
   let copied = codeStart;
   const { pos, kind, arg, run, cost } = scan;
   const imported = roles?.imported ?? 0;
@@ -254,9 +259,7 @@ export function rewriteBody(
         ) {
           // Without fuel, a call of a bounded function counts down the clock for its work: a
           // loop of calls of ones doing a thousand loads counted one check an iteration.
-          const weight = frameChecks(roles.work[callee]!);
-          if (cached) emitCachedClockCheck(out, deadline, clockLocal, weight);
-          else emitDeadlineCheck(out, deadline, clockLocal, weight);
+          weightedCheck(frameChecks(roles.work[callee]!));
         }
         if (role !== DepthRole.None && !(known && roles.depthRole[callee] === DepthRole.None)) {
           put(out, kind[e] === Event.Call ? s.depthStore : tailStore);
@@ -275,8 +278,7 @@ export function rewriteBody(
         // first block was short counted one check an iteration, however long the rest).
         const units = cost[arg[e]!]!;
         if (deadline === null || units <= LONG_BODY) break;
-        if (cached) emitCachedClockCheck(out, deadline, clockLocal, frameChecks(units));
-        else emitDeadlineCheck(out, deadline, clockLocal, frameChecks(units));
+        weightedCheck(frameChecks(units));
         break;
       }
       case Event.Loop: {
@@ -287,9 +289,7 @@ export function rewriteBody(
         // a long block's length, counted one check an iteration: 18 s past a deadline).
         const length = Math.max(cost[arg[e]!]!, scan.loopSize.get(e) ?? 0);
         if (plan.fuel === null && length > FRAME_UNITS_PER_CHECK) {
-          const weight = loopChecks(length);
-          if (cached) emitCachedClockCheck(out, deadline, clockLocal, weight);
-          else emitDeadlineCheck(out, deadline, clockLocal, weight);
+          weightedCheck(loopChecks(length));
         } else {
           put(out, check);
         }

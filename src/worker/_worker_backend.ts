@@ -1651,7 +1651,8 @@ function postAnswer(
   values: WireValue[],
   graceUntil: number,
 ): void {
-  const left = graceUntil - performance.now();
+  // Most answers carry none: no clock read for them.
+  const left = graceUntil === -Infinity ? 0 : graceUntil - performance.now();
   if (left > 0) channel.post(op | ToWorker.LateServed, [...values, left]);
   else channel.post(op, values);
 }
